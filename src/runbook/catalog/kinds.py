@@ -1,0 +1,63 @@
+"""The registry of document kinds: each is a JSON Schema shipped in the package and a model builder.
+
+Adding a kind is one `register(Kind(...))` call and one schema file; the loader, validator,
+`runbook schema` and `runbook list` pick it up without changes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Callable
+
+from jsonschema import Draft202012Validator
+
+from runbook.catalog import models
+
+API_VERSION = "runbook/v1"
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    schema_file: str
+    build: Callable[[dict], object]
+    summary: str
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> None:
+    KINDS[kind.name] = kind
+
+
+def kind_named(name: str) -> Kind | None:
+    """Look a kind up by its exact name or case-insensitively (`runbook schema playbook`)."""
+    if name in KINDS:
+        return KINDS[name]
+    lowered = {k.lower(): v for k, v in KINDS.items()}
+    return lowered.get(name.lower())
+
+
+@cache
+def schema(name: str) -> dict:
+    text = resources.files("runbook.catalog").joinpath("schemas", KINDS[name].schema_file).read_text("utf-8")
+    return json.loads(text)
+
+
+@cache
+def validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(schema(name))
+
+
+register(Kind("Playbook", "playbook.schema.json", models.build_playbook,
+              "symptoms, severity, escalation, degradations and steps for one fault"))
+register(Kind("SeverityPolicy", "severitypolicy.schema.json", models.build_severity_policy,
+              "severity levels, business tiers and response targets"))
+register(Kind("EscalationPolicy", "escalationpolicy.schema.json", models.build_escalation_policy,
+              "who is notified, in what order, after how long without an acknowledgement"))
+register(Kind("Roster", "roster.schema.json", models.build_roster,
+              "people, contact handles and on-call rotations"))

@@ -1,0 +1,158 @@
+"""Read document files into a Catalog: YAML with positions -> kind -> schema -> model -> lint.
+
+Loading never stops at the first problem: every file is read, every document checked, and
+all problems are collected on the Catalog. Documents that pass their schema get a model;
+the linter then checks them against each other.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runbook.catalog import kinds
+from runbook.catalog.problems import ERROR, WARNING, Problem, format_path
+from runbook.catalog.validate import describe, did_you_mean, schema_problems
+from runbook.catalog.yamlsource import SourceDocument, SourceError, parse, read_text
+
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class Document:
+    """A document that passed its schema: its kind, id, model and where it came from."""
+
+    kind: str
+    id: str
+    model: object
+    source: SourceDocument
+    text: str = field(repr=False, default="")
+
+    @property
+    def file(self) -> str:
+        return self.source.file
+
+    @property
+    def data(self) -> dict:
+        return self.source.value
+
+    def problem(self, path, message, severity=ERROR, code="lint", at_key=False) -> Problem:
+        path = tuple(path)
+        if at_key:
+            line, col = self.source.locate_key(path)
+        else:
+            line, col, _ = self.source.locate(path)
+        return Problem(self.file, line, col, format_path(path), message, severity, code)
+
+
+@dataclass
+class Catalog:
+    documents: list[Document]
+    problems: list[Problem]
+    files: list[str]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == WARNING]
+
+    def of_kind(self, kind: str) -> list[Document]:
+        return [d for d in self.documents if d.kind == kind]
+
+    def models(self, kind: str) -> dict:
+        """Models of one kind by id; on duplicate ids the first one wins (lint reports the rest)."""
+        out = {}
+        for doc in self.documents:
+            if doc.kind == kind and doc.id not in out:
+                out[doc.id] = doc.model
+        return out
+
+    def find(self, doc_id: str, kind: str | None = None) -> Document | None:
+        for doc in self.documents:
+            if doc.id == doc_id and (kind is None or doc.kind == kind):
+                return doc
+        return None
+
+    def ids(self, kind: str | None = None) -> list[str]:
+        return [d.id for d in self.documents if kind is None or d.kind == kind]
+
+
+def discover(paths) -> tuple[list[str], list[Problem]]:
+    """YAML files under each path (a file is taken as is), in a stable order."""
+    files, problems = [], []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                str(p) for p in path.rglob("*")
+                if p.suffix in SUFFIXES and p.is_file() and not any(part.startswith(".") for part in p.parts[len(path.parts):])
+            )
+            files.extend(found)
+        elif path.is_file():
+            files.append(str(path))
+        else:
+            problems.append(Problem(str(path), 1, 1, "", "no such file or directory", code="file"))
+    seen = set()
+    unique = [f for f in files if not (os.path.realpath(f) in seen or seen.add(os.path.realpath(f)))]
+    return unique, problems
+
+
+def load_catalog(paths) -> Catalog:
+    """Load every document under `paths`; never raises for problems in the documents."""
+    from runbook.catalog.lint import lint
+
+    files, problems = discover(paths)
+    documents: list[Document] = []
+    for file in files:
+        docs, file_problems = load_file(file)
+        documents.extend(docs)
+        problems.extend(file_problems)
+    problems.extend(lint(documents))
+    problems.sort(key=lambda p: (p.file, p.line, p.column, p.message))
+    return Catalog(documents, problems, files)
+
+
+def load_file(file: str) -> tuple[list[Document], list[Problem]]:
+    try:
+        text = read_text(file)
+        sources = parse(text, file)
+    except SourceError as exc:
+        return [], [exc.problem]
+    if not sources:
+        return [], [Problem(file, 1, 1, "", "file holds no document, expected a mapping with "
+                            f"apiVersion: {kinds.API_VERSION} and a kind ({', '.join(kinds.KINDS)})",
+                            code="empty")]
+    documents, problems = [], []
+    for source in sources:
+        doc, doc_problems = load_document(source, text)
+        problems.extend(doc_problems)
+        if doc is not None:
+            documents.append(doc)
+    return documents, problems
+
+
+def load_document(source: SourceDocument, text: str = "") -> tuple[Document | None, list[Problem]]:
+    value = source.value
+    if not isinstance(value, dict):
+        return None, [Problem(source.file, source.line, source.column, "",
+                              f"expected a mapping with apiVersion and kind, got {describe(value)}",
+                              code="schema")]
+    kind_name = value.get("kind")
+    if kind_name not in kinds.KINDS:
+        line, col, raw = source.locate(("kind",)) if "kind" in value else (source.line, source.column, None)
+        known = ", ".join(kinds.KINDS)
+        if "kind" not in value:
+            message = f"missing required field 'kind', expected one of: {known}"
+        else:
+            message = (f"{describe(kind_name, raw)} is not a document kind, expected one of: {known}"
+                       f"{did_you_mean(kind_name, kinds.KINDS)}")
+        return None, [Problem(source.file, line, col, "kind" if "kind" in value else "", message)]
+    problems = schema_problems(source, kind_name)
+    if problems:
+        return None, problems
+    model = kinds.KINDS[kind_name].build(value)
+    return Document(kind_name, value["id"], model, source, text), []

@@ -1,0 +1,385 @@
+"""Typed, immutable views of validated documents.
+
+Models are built only from documents that passed their JSON Schema, so constructors can
+trust shapes; cross-document meaning (do references resolve?) is the linter's job.
+Durations are stored in seconds. `path` fields point back into the source document so the
+linter can report positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from runbook.catalog.durations import parse_duration
+
+MAIN_TRACK = "main"
+END = "end"
+
+
+def _seconds(value):
+    return None if value is None else parse_duration(value)
+
+
+@dataclass(frozen=True)
+class Option:
+    label: str
+    next: str | None = None
+    degradation: str | None = None
+    summary: str = ""
+    mitigates: bool = False
+
+
+@dataclass(frozen=True)
+class Approval:
+    by: str
+    prompt: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    kind: str
+    title: str
+    track: str
+    index: int
+    path: tuple
+    instructions: str = ""
+    role: str | None = None
+    timebox: int | None = None
+    next: str | None = None
+    mitigates: bool = False
+    approval: Approval | None = None
+    destructive: bool = False
+    question: str | None = None
+    options: tuple[Option, ...] = ()
+    degradation: str | None = None
+    run: tuple[str, ...] | None = None
+    uses: str | None = None
+    params: dict = field(default_factory=dict)
+    timeout: int | None = None
+    every: int | None = None
+    on_fail: str | None = None
+    on_timeout: str | None = None
+    channel: str | None = None
+    audience: str | None = None
+    template: str | None = None
+
+    @property
+    def automated(self) -> bool:
+        return self.run is not None or self.uses is not None
+
+
+@dataclass(frozen=True)
+class Track:
+    id: str
+    title: str
+    role: str | None
+    steps: tuple[Step, ...]
+    path: tuple
+
+
+@dataclass(frozen=True)
+class LabelMatcher:
+    name: str
+    equals: tuple[str, ...] = ()
+    regex: str | None = None
+
+
+@dataclass(frozen=True)
+class Symptom:
+    id: str
+    summary: str
+    description: str = ""
+    keywords: tuple[str, ...] = ()
+    labels: tuple[LabelMatcher, ...] = ()
+    false_positives: tuple[str, ...] = ()
+    severity_rises: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Degradation:
+    name: str
+    summary: str
+    set: dict
+    restore: dict | None = None
+    impact: str = ""
+
+
+@dataclass(frozen=True)
+class Reminder:
+    id: str
+    every: int
+    message: str
+    role: str | None = None
+    start: str = "opened"
+    until: str = "resolved"
+
+
+@dataclass(frozen=True)
+class Role:
+    id: str
+    title: str
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class Playbook:
+    id: str
+    title: str
+    service: str
+    severity: str
+    escalation: str
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    roles: dict = field(default_factory=dict)
+    symptoms: tuple[Symptom, ...] = ()
+    degradations: dict = field(default_factory=dict)
+    reminders: tuple[Reminder, ...] = ()
+    tracks: tuple[Track, ...] = ()
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return tuple(step for track in self.tracks for step in track.steps)
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+
+def _step(raw, track: str, index: int, path: tuple) -> Step:
+    number = f"{index + 1}"
+    default_id = f"step-{number}" if track == MAIN_TRACK else f"{track}-{number}"
+    if isinstance(raw, str):
+        return Step(id=default_id, kind="check", title=raw, track=track, index=index, path=path)
+    kind = raw.get("kind", "check")
+    approval = raw.get("approval")
+    return Step(
+        id=raw.get("id", default_id),
+        kind=kind,
+        title=raw.get("title") or raw.get("question") or default_id,
+        track=track,
+        index=index,
+        path=path,
+        instructions=raw.get("instructions", ""),
+        role=raw.get("role"),
+        timebox=_seconds(raw.get("timebox")),
+        next=raw.get("next"),
+        mitigates=raw.get("mitigates", False),
+        approval=Approval(approval["by"], approval.get("prompt", "")) if approval else None,
+        destructive=raw.get("destructive", False),
+        question=raw.get("question"),
+        options=tuple(Option(o["label"], o.get("next"), o.get("degradation"), o.get("summary", ""),
+                             o.get("mitigates", False)) for o in raw.get("options", ())),
+        degradation=raw.get("degradation"),
+        run=tuple(raw["run"]) if "run" in raw else None,
+        uses=raw.get("uses"),
+        params=dict(raw.get("with", {})),
+        timeout=_seconds(raw.get("timeout")),
+        every=_seconds(raw.get("every")),
+        on_fail=raw.get("on_fail"),
+        on_timeout=raw.get("on_timeout"),
+        channel=raw.get("channel"),
+        audience=raw.get("audience"),
+        template=raw.get("template"),
+    )
+
+
+def _track(track_id: str, raw_steps: list, path: tuple, title: str, role: str | None) -> Track:
+    steps = tuple(_step(raw, track_id, i, path + (i,)) for i, raw in enumerate(raw_steps))
+    return Track(track_id, title, role, steps, path)
+
+
+def _labels(raw: dict) -> tuple[LabelMatcher, ...]:
+    out = []
+    for name, value in raw.items():
+        if isinstance(value, dict):
+            out.append(LabelMatcher(name, regex=value["regex"]))
+        elif isinstance(value, list):
+            out.append(LabelMatcher(name, equals=tuple(value)))
+        else:
+            out.append(LabelMatcher(name, equals=(value,)))
+    return tuple(out)
+
+
+def build_playbook(data: dict) -> Playbook:
+    tracks = [_track(MAIN_TRACK, data["steps"], ("steps",), "Main", None)]
+    for track_id, raw in data.get("tracks", {}).items():
+        tracks.append(_track(track_id, raw["steps"], ("tracks", track_id, "steps"),
+                             raw.get("title", track_id), raw.get("role")))
+    return Playbook(
+        id=data["id"],
+        title=data["title"],
+        service=data["service"],
+        severity=data["severity"],
+        escalation=data["escalation"],
+        description=data.get("description", ""),
+        tags=tuple(data.get("tags", ())),
+        roles={rid: Role(rid, r["title"], r.get("summary", "")) for rid, r in data.get("roles", {}).items()},
+        symptoms=tuple(
+            Symptom(
+                id=s["id"],
+                summary=s["summary"],
+                description=s.get("description", ""),
+                keywords=tuple(s.get("keywords", ())),
+                labels=_labels(s.get("match", {}).get("labels", {})),
+                false_positives=tuple(s.get("false_positives", ())),
+                severity_rises=tuple((parse_duration(r["after"]), r["to"]) for r in s.get("severity_rises", ())),
+            )
+            for s in data.get("symptoms", ())
+        ),
+        degradations={
+            name: Degradation(name, d["summary"], dict(d["set"]),
+                              dict(d["restore"]) if "restore" in d else None, d.get("impact", ""))
+            for name, d in data.get("degradations", {}).items()
+        },
+        reminders=tuple(
+            Reminder(r["id"], parse_duration(r["every"]), r["message"], r.get("role"),
+                     r.get("from", "opened"), r.get("until", "resolved"))
+            for r in data.get("reminders", ())
+        ),
+        tracks=tuple(tracks),
+    )
+
+
+@dataclass(frozen=True)
+class Tier:
+    id: str
+    title: str
+    availability: str | None = None
+    services: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SeverityLevel:
+    id: str
+    title: str
+    targets: dict
+    meaning: str = ""
+    tier: str | None = None
+    pages: bool = True
+
+
+@dataclass(frozen=True)
+class SeverityPolicy:
+    id: str
+    levels: tuple[SeverityLevel, ...]
+    tiers: tuple[Tier, ...] = ()
+    title: str = ""
+    description: str = ""
+
+
+def build_severity_policy(data: dict) -> SeverityPolicy:
+    return SeverityPolicy(
+        id=data["id"],
+        title=data.get("title", data["id"]),
+        description=data.get("description", ""),
+        tiers=tuple(Tier(t["id"], t["title"], t.get("availability"), tuple(t.get("services", ())),
+                         t.get("description", "")) for t in data.get("tiers", ())),
+        levels=tuple(
+            SeverityLevel(
+                id=lv["id"],
+                title=lv["title"],
+                targets={name: parse_duration(value) for name, value in lv["targets"].items()},
+                meaning=lv.get("meaning", ""),
+                tier=lv.get("tier"),
+                pages=lv.get("pages", True),
+            )
+            for lv in data["levels"]
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # "rotation" or "person"
+    id: str
+
+
+@dataclass(frozen=True)
+class EscalationLevel:
+    notify: tuple[Target, ...]
+    escalate_after: int
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class EscalationPolicy:
+    id: str
+    levels: tuple[EscalationLevel, ...]
+    repeat: int = 0
+    title: str = ""
+    description: str = ""
+
+
+def build_escalation_policy(data: dict) -> EscalationPolicy:
+    return EscalationPolicy(
+        id=data["id"],
+        title=data.get("title", data["id"]),
+        description=data.get("description", ""),
+        repeat=data.get("repeat", 0),
+        levels=tuple(
+            EscalationLevel(
+                notify=tuple(Target(*next(iter(t.items()))) for t in lv["notify"]),
+                escalate_after=parse_duration(lv["escalate_after"]),
+                title=lv.get("title", f"Level {i + 1}"),
+            )
+            for i, lv in enumerate(data["levels"])
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    name: str
+    email: str = ""
+    phone: str = ""
+    chat: str = ""
+    pager: str = ""
+
+
+@dataclass(frozen=True)
+class Rotation:
+    id: str
+    members: tuple[str, ...]
+    shift: int
+    start: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Override:
+    rotation: str
+    person: str
+    start: str
+    until: str
+
+
+@dataclass(frozen=True)
+class Roster:
+    id: str
+    timezone: str
+    people: tuple[Person, ...]
+    rotations: tuple[Rotation, ...] = ()
+    overrides: tuple[Override, ...] = ()
+    title: str = ""
+
+    def person(self, person_id: str) -> Person | None:
+        return next((p for p in self.people if p.id == person_id), None)
+
+
+def build_roster(data: dict) -> Roster:
+    return Roster(
+        id=data["id"],
+        title=data.get("title", data["id"]),
+        timezone=data["timezone"],
+        people=tuple(Person(p["id"], p["name"], p.get("email", ""), p.get("phone", ""), p.get("chat", ""),
+                            p.get("pager", "")) for p in data["people"]),
+        rotations=tuple(Rotation(r["id"], tuple(r["members"]), parse_duration(r["shift"]), r["start"],
+                                 r.get("title", r["id"])) for r in data.get("rotations", ())),
+        overrides=tuple(Override(o["rotation"], o["person"], o["from"], o["until"])
+                        for o in data.get("overrides", ())),
+    )

@@ -1,0 +1,209 @@
+"""A readable overview of one document, as lines of text (what `runbook show` prints)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from runbook.catalog.durations import format_duration
+from runbook.catalog.flow import default_next
+from runbook.catalog.loader import Catalog, Document
+from runbook.catalog.models import END, EscalationPolicy, Playbook, Roster, SeverityPolicy, Step, Track
+from runbook.catalog.oncall import find_person, find_rotation, on_call
+
+
+def outline(doc: Document, catalog: Catalog, now: datetime) -> list[str]:
+    model = doc.model
+    if isinstance(model, Playbook):
+        return _playbook(model, catalog, now)
+    if isinstance(model, SeverityPolicy):
+        return _severity(model)
+    if isinstance(model, EscalationPolicy):
+        return [f"{model.title}  (EscalationPolicy {model.id})", ""] + _ladder(model, catalog, now)
+    if isinstance(model, Roster):
+        return _roster(model, now)
+    return [f"{doc.kind} {doc.id}"]
+
+
+def _indented(text: str, prefix: str) -> list[str]:
+    return [prefix + line for line in text.strip().splitlines()]
+
+
+def _section(title: str) -> list[str]:
+    return ["", title]
+
+
+def _targets(level) -> str:
+    return ", ".join(f"{name} within {format_duration(s)}" for name, s in level.targets.items())
+
+
+def _playbook(pb: Playbook, catalog: Catalog, now: datetime) -> list[str]:
+    lines = [f"{pb.title}", f"  playbook {pb.id} · service {pb.service}"
+             + (f" · tags {', '.join(pb.tags)}" if pb.tags else "")]
+    if pb.description:
+        lines += [""] + [f"  {line}" for line in pb.description.strip().splitlines()]
+
+    level = next((lv for sp in catalog.models("SeverityPolicy").values() for lv in sp.levels if lv.id == pb.severity), None)
+    lines += _section("Severity")
+    if level:
+        pages = "pages on-call" if level.pages else "does not page"
+        lines.append(f"  {level.id} {level.title} ({pages}): {_targets(level)}")
+        if level.meaning:
+            lines += _indented(level.meaning, "    ")
+    else:
+        lines.append(f"  {pb.severity} (not defined in any SeverityPolicy)")
+
+    lines += _section(f"Escalation ({pb.escalation})")
+    policy = catalog.models("EscalationPolicy").get(pb.escalation)
+    lines += _ladder(policy, catalog, now) if policy else ["  (escalation policy not found)"]
+
+    lines += _section("Symptoms")
+    for symptom in pb.symptoms:
+        lines.append(f"  - {symptom.id}: {symptom.summary}")
+        if symptom.labels:
+            shown = ", ".join(f"{m.name}={m.regex and '~' + m.regex or '|'.join(m.equals)}" for m in symptom.labels)
+            lines.append(f"      alert labels: {shown}")
+        for after, to in symptom.severity_rises:
+            lines.append(f"      rises to {to} after {format_duration(after)}")
+        for fp in symptom.false_positives:
+            lines.append(f"      false positive: {fp}")
+
+    if pb.degradations:
+        lines += _section("Degradations")
+        for name, d in pb.degradations.items():
+            flags = ", ".join(f"{flag}={_flag(v)}" for flag, v in d.set.items())
+            lines.append(f"  - {name}: {d.summary}  [{flags}]")
+            if d.impact:
+                lines += _indented(f"impact: {d.impact}", "      ")
+    if pb.roles:
+        lines += _section("Roles")
+        lines += [f"  - {r.id}: {r.title}" + (f" — {r.summary}" if r.summary else "") for r in pb.roles.values()]
+    if pb.reminders:
+        lines += _section("Reminders")
+        for r in pb.reminders:
+            who = f" ({r.role})" if r.role else ""
+            lines.append(f"  - every {format_duration(r.every)}{who}: {r.message}  [from {r.start} until {r.until}]")
+    for track in pb.tracks:
+        title = "Steps" if track.id == "main" else f"Track {track.id}: {track.title}"
+        if track.role:
+            title += f" (role {track.role})"
+        lines += _section(title)
+        lines += _steps(track)
+    return lines
+
+
+def _flag(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _step_line(step: Step, number: int) -> str:
+    kind = step.kind
+    if step.degradation:
+        kind += f" {step.degradation}"
+    extras = []
+    if step.role:
+        extras.append(f"role {step.role}")
+    if step.timebox:
+        extras.append(f"timebox {format_duration(step.timebox)}")
+    if step.approval:
+        extras.append(f"needs approval by {step.approval.by}")
+    if step.run is not None:
+        extras.append("runs " + " ".join(step.run))
+    if step.uses:
+        extras.append(f"uses {step.uses}")
+    if step.kind == "wait":
+        extras.append(f"poll every {format_duration(step.every or 30)} for up to {format_duration(step.timeout or 0)}")
+    if step.mitigates:
+        extras.append("MITIGATES")
+    tail = f"  ({'; '.join(extras)})" if extras else ""
+    return f"  {number:>2}. [{kind}] {step.title}  #{step.id}{tail}"
+
+
+def _steps(track: Track) -> list[str]:
+    lines = []
+    for number, step in enumerate(track.steps, 1):
+        lines.append(_step_line(step, number))
+        if step.kind in ("decision", "choose"):
+            if step.question and step.question != step.title:
+                lines.append(f"        ? {step.question}")
+            for i, option in enumerate(step.options):
+                branch = "└─" if i == len(step.options) - 1 else "├─"
+                target = option.next or (f"apply {option.degradation}, then {default_next(track, step)}"
+                                         if option.degradation else default_next(track, step))
+                mark = "  MITIGATES" if option.mitigates else ""
+                lines.append(f"        {branch} {option.label} → {target}{mark}")
+        else:
+            following = default_next(track, step)
+            natural = track.steps[step.index + 1].id if step.index + 1 < len(track.steps) else END
+            if following != natural:
+                lines.append(f"        → {following}")
+        if step.on_fail:
+            lines.append(f"        on failure → {step.on_fail}")
+        if step.on_timeout:
+            lines.append(f"        on timeout → {step.on_timeout}")
+    return lines
+
+
+def _ladder(policy: EscalationPolicy, catalog: Catalog, now: datetime) -> list[str]:
+    rosters = list(catalog.models("Roster").values())
+    lines, elapsed = [], 0
+    for i, level in enumerate(policy.levels, 1):
+        names = []
+        for target in level.notify:
+            if target.kind == "rotation":
+                found = find_rotation(rosters, target.id)
+                person = _on_call(found, now)
+                names.append(f"rotation {target.id} (now: {person.name if person else 'nobody'})")
+            else:
+                person = find_person(rosters, target.id)
+                names.append(f"{person.name if person else target.id}")
+        lines.append(f"  L{i} at +{format_duration(elapsed)}: {', '.join(names)}; "
+                     f"next level after {format_duration(level.escalate_after)} without an ack")
+        elapsed += level.escalate_after
+    if policy.repeat:
+        lines.append(f"  then the ladder repeats {policy.repeat} more time(s)")
+    return lines
+
+
+def _severity(policy: SeverityPolicy) -> list[str]:
+    lines = [f"{policy.title}  (SeverityPolicy {policy.id})"]
+    if policy.tiers:
+        lines += _section("Business tiers")
+        for tier in policy.tiers:
+            avail = f" {tier.availability}" if tier.availability else ""
+            services = f" — {', '.join(tier.services)}" if tier.services else ""
+            lines.append(f"  - {tier.id}: {tier.title}{avail}{services}")
+    lines += _section("Levels")
+    for level in policy.levels:
+        tier = f" [{level.tier}]" if level.tier else ""
+        pages = "" if level.pages else " (no page)"
+        lines.append(f"  - {level.id} {level.title}{tier}{pages}: {_targets(level)}")
+        if level.meaning:
+            lines += _indented(level.meaning, "      ")
+    return lines
+
+
+def _roster(roster: Roster, now: datetime) -> list[str]:
+    lines = [f"{roster.title}  (Roster {roster.id}, time zone {roster.timezone})"]
+    lines += _section("People")
+    for person in roster.people:
+        contact = ", ".join(x for x in (person.email, person.chat, person.phone) if x)
+        lines.append(f"  - {person.id}: {person.name}" + (f" ({contact})" if contact else ""))
+    if roster.rotations:
+        lines += _section("Rotations")
+        for rotation in roster.rotations:
+            current = _on_call((roster, rotation), now)
+            lines.append(f"  - {rotation.id}: {', '.join(rotation.members)}; shifts of "
+                         f"{format_duration(rotation.shift)} from {rotation.start}; on call now: "
+                         f"{current.name if current else 'nobody'}")
+    return lines
+
+
+def _on_call(found, now):
+    if not found:
+        return None
+    try:
+        return on_call(found[0], found[1], now)
+    except ValueError:
+        return None

@@ -1,0 +1,35 @@
+"""One exception root for everything a user can be told about.
+
+Every error that reaches a user is a `RunbookError` subclass with a message written for
+a person; the CLI prints it and exits with the class's `exit_code`, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class RunbookError(Exception):
+    """Root of every error runbook reports to a user."""
+
+    exit_code = 1
+
+
+class UsageError(RunbookError):
+    """The command was called wrongly (unknown kind, missing catalog, bad option)."""
+
+    exit_code = 2
+
+
+class DocumentError(RunbookError):
+    """One or more documents are invalid; carries every problem found, not just the first."""
+
+    exit_code = 1
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("\n".join(p.format() for p in self.problems))
+
+
+class NotFoundError(RunbookError):
+    """A document, incident or other named thing does not exist."""
+
+    exit_code = 3
