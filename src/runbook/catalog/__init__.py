@@ -3,7 +3,7 @@
 Pure: no database, no clock, no plugins.
 """
 
-from runbook.catalog.loader import Catalog, Document, load_catalog
+from runbook.catalog.loader import Catalog, Document, load, load_catalog
 from runbook.catalog.problems import ERROR, WARNING, Problem
 
-__all__ = ["Catalog", "Document", "ERROR", "Problem", "WARNING", "load_catalog"]
+__all__ = ["Catalog", "Document", "ERROR", "Problem", "WARNING", "load", "load_catalog"]

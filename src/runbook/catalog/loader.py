@@ -116,6 +116,17 @@ def load_catalog(paths) -> Catalog:
     return Catalog(documents, problems, files)
 
 
+def load(paths, strict: bool = False) -> Catalog:
+    """Load a catalog for use: raises DocumentError listing every error (and warnings if strict)."""
+    from runbook.errors import DocumentError
+
+    catalog = load_catalog(paths)
+    failing = catalog.problems if strict else catalog.errors
+    if failing:
+        raise DocumentError(failing)
+    return catalog
+
+
 def load_file(file: str) -> tuple[list[Document], list[Problem]]:
     try:
         text = read_text(file)
