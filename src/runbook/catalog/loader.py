@@ -164,6 +164,6 @@ def load_document(source: SourceDocument, text: str = "") -> tuple[Document | No
         return None, [Problem(source.file, line, col, "kind" if "kind" in value else "", message)]
     problems = schema_problems(source, kind_name)
     if problems:
-        return None, problems
+        return None, problems + source.notes
     model = kinds.KINDS[kind_name].build(value)
-    return Document(kind_name, value["id"], model, source, text), []
+    return Document(kind_name, value["id"], model, source, text), list(source.notes)

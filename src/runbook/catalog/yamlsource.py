@@ -10,6 +10,7 @@ and column for error messages.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 import yaml
@@ -59,6 +60,7 @@ class SourceDocument:
     line: int
     column: int
     positions: dict = field(repr=False, default_factory=dict)
+    notes: list = field(default_factory=list)
 
     def locate(self, path) -> tuple[int, int, str | None]:
         """Line, column and raw text of the value at `path`; the nearest known ancestor if absent."""
@@ -136,7 +138,7 @@ def _line_col(data: bytes, offset: int) -> tuple[int, int]:
 def parse(text: str, path: str) -> list[SourceDocument]:
     """Parse every document in `text`. Raises SourceError on the first YAML problem."""
     try:
-        return _Builder(path).run(yaml.parse(text, Loader=_Loader))
+        return _Builder(path, text).run(yaml.parse(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = exc.problem or "invalid YAML"
@@ -166,9 +168,15 @@ _NO_KEY = object()
 _MERGE = object()
 
 
+_HIDDEN_COMMENT = re.compile(r"[ \t]+#\w")
+
+
 class _Builder:
-    def __init__(self, path: str):
+    def __init__(self, path: str, text: str = ""):
         self.path = path
+        self.text = text
+        self.lines: list[str] | None = None
+        self.notes: list[Problem] = []
         self.positions: dict = {}
         self.anchors: dict = {}
         self.nodes = 0
@@ -185,6 +193,8 @@ class _Builder:
             kind = type(event)
             if kind is yaml.ScalarEvent:
                 value, raw = self.scalar(event)
+                if not event.style and isinstance(value, str):
+                    self.check_hidden_comment(event)
                 self.add(stack, value, event.start_mark, raw, 1)
                 if event.anchor:
                     self.anchors[event.anchor] = (value, 1)
@@ -221,9 +231,24 @@ class _Builder:
             elif kind is yaml.DocumentEndEvent:
                 if root is not None:
                     docs.append(SourceDocument(self.path, len(docs), root, root_mark.line + 1,
-                                               root_mark.column + 1, self.positions))
-                    self.positions = {}
+                                               root_mark.column + 1, self.positions, self.notes))
+                self.positions, self.notes = {}, []
         return docs
+
+    def check_hidden_comment(self, event):
+        """Warn when ' #word' after plain text was probably meant as part of it (#incidents)."""
+        if self.lines is None:
+            self.lines = self.text.splitlines()
+        mark = event.end_mark
+        if mark.line >= len(self.lines):
+            return
+        rest = self.lines[mark.line][mark.column:]
+        if _HIDDEN_COMMENT.match(rest):
+            hash_col = mark.column + rest.index("#") + 1
+            self.notes.append(Problem(
+                self.path, mark.line + 1, hash_col, "",
+                f"'{rest.strip()}' is a YAML comment, not part of the value '{event.value}'; "
+                "quote the whole value if it belongs to it", severity="warning", code="yaml-comment"))
 
     def add(self, stack, value, mark, raw, weight, count=1):
         """Attach a finished value to the open container; `weight` is its expanded size."""
