@@ -254,8 +254,8 @@ class _Builder:
         """Attach a finished value to the open container; `weight` is its expanded size."""
         self.nodes += count
         if self.nodes > MAX_NODES:
-            self.fail(mark, f"document expands to more than {MAX_NODES:,} values "
-                      "(an alias expansion bomb?)", code="limit")
+            self.fail(mark, f"document has more than {MAX_NODES:,} values, counting what "
+                      "aliases expand to (an alias expansion bomb?)", code="limit")
         if not stack:
             return
         frame = stack[-1]
