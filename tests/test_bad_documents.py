@@ -3,7 +3,8 @@
 Each `# expect: LINE:COL TEXT` comment at the top of a file names one problem: the reported
 line and column, and text the message must contain. The file must produce exactly those
 problems (several expects may describe the same problem), so a new spurious error fails too.
-Files are loaded beside _context/, a small valid catalog the bad documents refer to.
+Files are loaded after _context/, a small valid catalog the bad documents refer to, so a
+duplicate id is blamed on the bad file.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def test_corpus_is_large_enough():
 def test_bad_document_reports_line_and_message(path: Path):
     expected = expectations(path)
     assert expected, f"{path.name} has no '# expect: LINE:COL TEXT' comment"
-    catalog = load_catalog([str(path), str(HERE / "_context")])
+    catalog = load_catalog([str(HERE / "_context"), str(path)])
     context_problems = [p for p in catalog.problems if "_context" in p.file]
     assert context_problems == []
     found = [p for p in catalog.problems if p.file == str(path)]

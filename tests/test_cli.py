@@ -154,9 +154,9 @@ def test_overview_without_command(run):
 
 def test_installed_command_never_shows_a_traceback(repo_root, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_bytes(b"\xff\xfe garbage")
+    bad.write_bytes(b"title: \xff garbage")
     proc = subprocess.run([sys.executable, "-m", "runbook", "validate", str(bad)], cwd=repo_root,
                           capture_output=True, text=True)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr + proc.stdout
-    assert f"{bad}:1:1: byte 0xff is not valid UTF-8" in proc.stdout
+    assert f"{bad}:1:8: byte 0xff is not valid UTF-8" in proc.stdout

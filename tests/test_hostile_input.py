@@ -118,3 +118,16 @@ def test_unsupported_tags_are_refused(tmp_path):
 def test_unreadable_path_is_a_problem_not_an_exception(tmp_path):
     problem = only_problem(load_file(str(tmp_path / "missing.yaml")))
     assert problem.message.startswith("cannot read file")
+
+
+@pytest.mark.parametrize("bom, name", [(b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"), (b"\xff\xfe\x00\x00", "UTF-32")])
+def test_wide_encodings_are_named(tmp_path, bom, name):
+    codec = {"UTF-16": "utf-16-le" if bom == b"\xff\xfe" else "utf-16-be", "UTF-32": "utf-32-le"}[name]
+    problem = only_problem(load(tmp_path, bom + "apiVersion: runbook/v1\n".encode(codec)))
+    assert problem.message == f"file is encoded as {name}, expected UTF-8; save it as UTF-8"
+    assert (problem.line, problem.column) == (1, 1)
+
+
+def test_bad_byte_column_counts_characters(tmp_path):
+    problem = only_problem(load(tmp_path, "title: café ".encode() + b"\xff\n"))
+    assert (problem.line, problem.column) == (1, 13)

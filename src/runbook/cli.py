@@ -130,7 +130,8 @@ def validate(settings: Settings, paths, fmt, strict):
         raise UsageError(f"no such file or directory: {', '.join(missing)}")
     if paths:
         context = [p for p in settings.catalogs or DEFAULT_CATALOG if Path(p).exists()]
-        catalog = load_catalog(list(paths) + context)
+        # The catalog loads first so a duplicate id is blamed on the file being validated.
+        catalog = load_catalog(context + list(paths))
         wanted = {os.path.realpath(f) for f in _files_under(paths)}
         problems = [p for p in catalog.problems if os.path.realpath(p.file) in wanted]
         files = [f for f in catalog.files if os.path.realpath(f) in wanted]

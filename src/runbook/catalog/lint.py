@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections import defaultdict
 from datetime import datetime
 
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import can_finish, reachable, successors
 from runbook.catalog.loader import Document
-from runbook.catalog.models import END, EscalationPolicy, Playbook, Roster, SeverityPolicy
+from runbook.catalog.models import END, MAIN_TRACK, EscalationPolicy, Playbook, Roster, SeverityPolicy, Step
 from runbook.catalog.problems import WARNING, Problem
 from runbook.catalog.validate import did_you_mean
 
@@ -38,6 +37,17 @@ class _Index:
             elif isinstance(model, Roster):
                 self.rotations.update(r.id for r in model.rotations)
                 self.people.update(p.id for p in model.people)
+
+
+def _unique_within(doc, what: str, items):
+    """Duplicate ids inside one document, each pointing back at the first use."""
+    first: dict[str, int] = {}
+    for path, item_id in items:
+        if item_id in first:
+            yield doc.problem(path, f"duplicate {what} id '{item_id}', already used on line {first[item_id]}",
+                              code="duplicate")
+        else:
+            first[item_id] = doc.source.locate(path)[0]
 
 
 def _unresolved(doc, path, what, value, candidates, plural) -> Problem:
@@ -74,22 +84,24 @@ def _unique_ids(documents):
                                        f"{other.file}:{line}; ids must be unique per kind", code="duplicate")
         else:
             first[key] = doc
-    seen_levels: dict[str, Document] = {}
-    seen_rotations: dict[str, Document] = {}
+    seen_levels: dict[str, tuple] = {}
+    seen_rotations: dict[str, tuple] = {}
     for doc in documents:
         if isinstance(doc.model, SeverityPolicy):
             for i, level in enumerate(doc.model.levels):
                 if level.id in seen_levels:
+                    other, where = seen_levels[level.id]
                     yield doc.problem(("levels", i, "id"), f"severity level '{level.id}' is already defined "
-                                                          f"in {seen_levels[level.id].file}; level ids must be "
+                                                          f"at {other.file}:{where}; level ids must be "
                                                           "unique across all severity policies", code="duplicate")
-                seen_levels.setdefault(level.id, doc)
+                seen_levels.setdefault(level.id, (doc, doc.source.locate(("levels", i, "id"))[0]))
         if isinstance(doc.model, Roster):
             for i, rotation in enumerate(doc.model.rotations):
                 if rotation.id in seen_rotations:
-                    yield doc.problem(("rotations", i, "id"), f"rotation '{rotation.id}' is already defined in "
-                                                              f"{seen_rotations[rotation.id].file}", code="duplicate")
-                seen_rotations.setdefault(rotation.id, doc)
+                    other, where = seen_rotations[rotation.id]
+                    yield doc.problem(("rotations", i, "id"), f"rotation '{rotation.id}' is already defined at "
+                                                              f"{other.file}:{where}", code="duplicate")
+                seen_rotations.setdefault(rotation.id, (doc, doc.source.locate(("rotations", i, "id"))[0]))
 
 
 def _playbook(doc: Document, pb: Playbook, index: _Index):
@@ -120,11 +132,7 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
                 except re.error as exc:
                     yield doc.problem(("symptoms", i, "match", "labels", matcher.name, "regex"),
                                       f"invalid regular expression: {exc}", code="regex")
-    seen_symptoms = set()
-    for i, symptom in enumerate(pb.symptoms):
-        if symptom.id in seen_symptoms:
-            yield doc.problem(("symptoms", i, "id"), f"duplicate symptom id '{symptom.id}'", code="duplicate")
-        seen_symptoms.add(symptom.id)
+    yield from _unique_within(doc, "symptom", [(("symptoms", i, "id"), s.id) for i, s in enumerate(pb.symptoms)])
 
     for name, degradation in pb.degradations.items():
         if degradation.restore is not None:
@@ -140,27 +148,28 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
                                       "could never be restored; add it to restore: or drop restore: "
                                       "to restore the values seen before applying", at_key=True)
 
-    seen_reminders = set()
+    yield from _unique_within(doc, "reminder", [(("reminders", i, "id"), r.id) for i, r in enumerate(pb.reminders)])
     for i, reminder in enumerate(pb.reminders):
-        if reminder.id in seen_reminders:
-            yield doc.problem(("reminders", i, "id"), f"duplicate reminder id '{reminder.id}'", code="duplicate")
-        seen_reminders.add(reminder.id)
         if reminder.every <= 0:
             yield doc.problem(("reminders", i, "every"), "must be longer than 0s")
         if (p := role_ref(("reminders", i, "role"), reminder.role)):
             yield p
 
-    step_ids: dict[str, tuple] = {}
+    step_ids: dict[str, Step] = {}
     applied, restored = {}, set()
     for t, track in enumerate(pb.tracks):
+        if t and track.id == MAIN_TRACK:
+            yield doc.problem(track.path[:2], f"track id '{MAIN_TRACK}' is reserved for the top-level steps:, "
+                                              "choose another track id", at_key=True)
+            continue
         if t and (p := role_ref(("tracks", track.id, "role"), track.role)):
             yield p
         ids_in_track = {s.id for s in track.steps}
+        dangling = False
         for step in track.steps:
             if step.id in step_ids:
-                yield doc.problem(step.path + ("id",), f"duplicate step id '{step.id}', steps ids must be "
-                                                       "unique in a playbook", code="duplicate")
-            step_ids.setdefault(step.id, step.path)
+                yield _duplicate_step(doc, step, step_ids[step.id])
+            step_ids.setdefault(step.id, step)
             if step.id == END:
                 yield doc.problem(step.path + ("id",), "'end' is reserved (next: end finishes a track), "
                                                        "choose another step id")
@@ -171,12 +180,16 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
             yield from _step_fields(doc, step, degradations, applied, restored)
             for target, path, via in successors(track, step):
                 if target != END and target not in ids_in_track:
+                    dangling = True
                     elsewhere = " (it is in another track; tracks cannot jump into each other)" \
                         if target in {s.id for s in pb.steps} else ""
                     yield doc.problem(path, f"step '{target}' does not exist in this track{elsewhere}, "
-                                            f"expected a step id or 'end'{did_you_mean(target, ids_in_track)}",
+                                            f"expected a step id or 'end'"
+                                            f"{did_you_mean(target, ids_in_track | {END})}",
                                       code="reference")
-        yield from _track_flow(doc, track)
+        # With a dangling reference the flow is unknown; "never reached" would only echo the typo.
+        if not dangling:
+            yield from _track_flow(doc, track)
 
     for name, path in applied.items():
         if name not in restored:
@@ -187,6 +200,19 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
         yield doc.problem(("steps",), "no step has mitigates: true, so time-to-mitigate is only "
                                       "recorded when a responder marks it by hand", severity=WARNING,
                           code="mitigates")
+
+
+def _duplicate_step(doc, step: Step, first: Step) -> Problem:
+    line, _, _ = doc.source.locate(first.path)
+    explicit = isinstance(doc.source.locate_value(step.path), dict) and "id" in doc.source.locate_value(step.path)
+    where = f"step {first.index + 1} of {'the main steps' if first.track == MAIN_TRACK else 'track ' + first.track}"
+    if explicit:
+        return doc.problem(step.path + ("id",), f"duplicate step id '{step.id}', already used by {where} "
+                                                f"(line {line}); step ids must be unique in a playbook",
+                           code="duplicate")
+    return doc.problem(step.path, f"this step has no id, so it gets the default id '{step.id}', which "
+                                  f"{where} (line {line}) already uses; give one of them another id",
+                       code="duplicate")
 
 
 def _step_fields(doc, step, degradations, applied, restored):
@@ -213,7 +239,7 @@ def _step_fields(doc, step, degradations, applied, restored):
         if step.kind == "decision" and option.degradation:
             yield doc.problem(opath + ("degradation",), "a decision option cannot apply a degradation; "
                                                         "use kind: choose for a mitigation menu", at_key=True)
-        if option.next and option.degradation:
+        if step.kind == "choose" and option.next and option.degradation:
             yield doc.problem(opath, f"option '{option.label}' has both next and degradation, expected one")
         if option.degradation:
             if option.degradation not in degradations:
@@ -244,8 +270,14 @@ def _step_fields(doc, step, degradations, applied, restored):
                                                          "parameter must be a whole argument, "
                                                          f"like \"{{{name}}}\"", code="argv")
                 elif name not in step.params:
-                    yield doc.problem(path + ("run", i), f"parameter {{{name}}} has no value under with:",
-                                      code="argv")
+                    yield doc.problem(path + ("run", i), f"parameter {{{name}}} has no value under with:"
+                                                         f"{did_you_mean(name, step.params)}", code="argv")
+        used = {name for arg in step.run for name in re.findall(r"\{([A-Za-z0-9_.-]+)\}", arg)}
+        for name in step.params:
+            if name not in used:
+                yield doc.problem(path + ("with", name), f"parameter '{name}' is not used by any argument of run:"
+                                                         f"{did_you_mean(name, used)}", severity=WARNING,
+                                  code="argv", at_key=True)
     if step.destructive and step.approval is None:
         yield doc.problem(path + ("destructive",), "destructive step has no approval gate; add "
                                                    "approval: {by: ROLE}", severity=WARNING,
@@ -264,9 +296,12 @@ def _track_flow(doc, track):
     stuck = [s for s in track.steps if s.id in live and s.id not in finishing]
     if stuck:
         names = " → ".join(s.id for s in stuck[:6]) + (" …" if len(stuck) > 6 else "")
+        if any(s.options for s in stuck):
+            advice = "give one option a next step outside the loop or 'end'"
+        else:
+            advice = "give one of these steps a next step outside the loop or 'end'"
         yield doc.problem(stuck[0].path, f"steps {names} loop with no way out: no path from them "
-                                         "reaches the end of the track; give one option a next step "
-                                         "outside the loop or 'end'", code="loop")
+                                         f"reaches the end of the track; {advice}", code="loop")
 
 
 def _severity(doc: Document, policy: SeverityPolicy):
@@ -283,11 +318,7 @@ def _severity(doc: Document, policy: SeverityPolicy):
                 yield doc.problem(("levels", i, "targets", b), f"{b} target ({format_duration(sb)}) is shorter "
                                                                f"than the {a} target ({format_duration(sa)})",
                                   severity=WARNING, code="targets")
-    seen = set()
-    for i, tier in enumerate(policy.tiers):
-        if tier.id in seen:
-            yield doc.problem(("tiers", i, "id"), f"duplicate tier id '{tier.id}'", code="duplicate")
-        seen.add(tier.id)
+    yield from _unique_within(doc, "tier", [(("tiers", i, "id"), t.id) for i, t in enumerate(policy.tiers)])
 
 
 def _escalation(doc: Document, policy: EscalationPolicy, index: _Index):
@@ -317,11 +348,8 @@ def _roster(doc: Document, roster: Roster):
         zones = zoneinfo.available_timezones()
         yield doc.problem(("timezone",), f"'{roster.timezone}' is not an IANA time zone, expected a name "
                                          f"like Europe/Berlin or UTC{did_you_mean(roster.timezone, zones)}")
-    people = defaultdict(list)
-    for i, person in enumerate(roster.people):
-        people[person.id].append(i)
-        if len(people[person.id]) > 1:
-            yield doc.problem(("people", i, "id"), f"duplicate person id '{person.id}'", code="duplicate")
+    people = {p.id for p in roster.people}
+    yield from _unique_within(doc, "person", [(("people", i, "id"), p.id) for i, p in enumerate(roster.people)])
     rotations = {r.id for r in roster.rotations}
     for i, rotation in enumerate(roster.rotations):
         if rotation.shift <= 0:
@@ -345,4 +373,5 @@ def _roster(doc: Document, roster: Roster):
                 yield doc.problem(base + (name,), f"'{value}' is not a valid date and time, expected one "
                                                   "like 2026-01-05T09:00")
         if start and until and until <= start:
-            yield doc.problem(base + ("until",), "override ends before it starts")
+            yield doc.problem(base + ("until",), f"override must end after it starts (from {override.start}, "
+                                                 f"until {override.until})")

@@ -80,6 +80,16 @@ class SourceDocument:
                 break
         return line, col, raw
 
+    def locate_value(self, path):
+        """The value at `path`, or None when the path does not exist."""
+        node = self.value
+        for part in path:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return node
+
     def locate_key(self, path) -> tuple[int, int]:
         """Line and column of the key that ends `path` (falls back to the value's position)."""
         if not path:
@@ -115,7 +125,15 @@ def read_text(path: str) -> str:
     return decode(data, path)
 
 
+_WIDE_BOMS = ((b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe\x00\x00", "UTF-32"),
+              (b"\xfe\xff", "UTF-16"), (b"\xff\xfe", "UTF-16"))
+
+
 def decode(data: bytes, path: str) -> str:
+    for bom, name in _WIDE_BOMS:
+        if data.startswith(bom):
+            raise SourceError(Problem(path, 1, 1, "", f"file is encoded as {name}, expected UTF-8; "
+                                      "save it as UTF-8", code="file"))
     nul = data.find(b"\x00")
     if nul >= 0:
         line, col = _line_col(data, nul)
@@ -130,9 +148,10 @@ def decode(data: bytes, path: str) -> str:
 
 
 def _line_col(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column of a byte offset, the column counted in characters like YAML's."""
     line = data.count(b"\n", 0, offset) + 1
-    col = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
-    return line, col
+    start = data.rfind(b"\n", 0, offset) + 1
+    return line, len(data[start:offset].decode("utf-8", "replace")) + 1
 
 
 def parse(text: str, path: str) -> list[SourceDocument]:
@@ -140,14 +159,49 @@ def parse(text: str, path: str) -> list[SourceDocument]:
     try:
         return _Builder(path, text).run(yaml.parse(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = exc.problem or "invalid YAML"
-        if exc.context:
-            message = f"{message} ({exc.context})"
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        line, col, message = explain_yaml_error(exc, text)
         raise SourceError(Problem(path, line, col, "", f"invalid YAML: {message}", code="yaml")) from None
     except yaml.YAMLError as exc:  # reader errors carry no mark
         raise SourceError(Problem(path, 1, 1, "", f"invalid YAML: {exc}", code="yaml")) from None
+
+
+def explain_yaml_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str]:
+    """Line, column and a plain-words message for libyaml's most common complaints.
+
+    libyaml reports where it gave up; a person needs where the mistake is (the opening quote
+    that never closes, the line that is indented wrongly) and what to do about it.
+    """
+    problem, context = exc.problem or "", exc.context or ""
+    mark, cmark = exc.problem_mark, exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    lines = text.splitlines()
+    source = lines[line - 1] if 0 < line <= len(lines) else ""
+    if "quoted scalar" in context and cmark:
+        return cmark.line + 1, cmark.column + 1, "this quoted text is never closed, expected a matching closing quote"
+    if context.startswith("while parsing a flow") and cmark and problem.startswith("did not find expected"):
+        opener, closer = ("[", "]") if "sequence" in context else ("{", "}")
+        return (cmark.line + 1, cmark.column + 1,
+                f"this '{opener}' is never closed, expected '{closer}' (and ',' between items)")
+    if problem.startswith("mapping values are not allowed"):
+        first_colon = source.find(": ")
+        indent = len(source) - len(source.lstrip())
+        if 0 <= first_colon < col - 1:
+            key, value = source[:first_colon].strip().lstrip("- "), source[first_colon + 2:].strip()
+            return (line, first_colon + 3, f"the value '{value}' contains ': ', which YAML reads as a new key; "
+                    f"quote the whole value: {key}: \"{value}\"")
+        return (line, indent + 1, "this line is indented more than the line above it, so YAML reads it as part "
+                "of the value above; indent it like its siblings")
+    if problem.startswith(("did not find expected '-' indicator", "did not find expected key")) and cmark:
+        indent = len(source) - len(source.lstrip())
+        return (line, indent + 1, f"this line is indented to column {indent + 1}, which lines up with nothing "
+                f"above it (the block starting at line {cmark.line + 1}, column {cmark.column + 1}); indent it "
+                "like its siblings")
+    if "tab character" in problem or ("cannot start any token" in problem and "\\t" in problem):
+        return line, col, "a tab character is used for indentation, expected spaces (YAML indents with spaces only)"
+    message = problem or "not valid YAML"
+    if context:
+        message = f"{message} ({context})"
+    return line, col, message
 
 
 class _Frame:
@@ -165,6 +219,11 @@ class _Frame:
 
 
 _NO_KEY = object()
+_COLLECTION_TAGS = frozenset((None, "!", _TAG + "map", _TAG + "seq"))
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len(_TAG):] if tag.startswith(_TAG) else tag
 _MERGE = object()
 
 
@@ -204,6 +263,9 @@ class _Builder:
                 if len(stack) >= MAX_DEPTH:
                     self.fail(event.start_mark, f"nesting is deeper than {MAX_DEPTH} levels; "
                               "runbook documents are never that deep", code="limit")
+                if event.tag not in _COLLECTION_TAGS:
+                    self.fail(event.start_mark, f"tag {_short_tag(event.tag)} is not supported; use plain YAML "
+                              "mappings and lists")
                 value = {} if kind is yaml.MappingStartEvent else []
                 pos = {} if kind is yaml.MappingStartEvent else []
                 self.positions[id(value)] = pos
@@ -312,7 +374,7 @@ class _Builder:
         if tag is None or tag == "!":
             tag = _RESOLVER.resolve(ScalarNode, event.value, event.implicit)
         if not tag.startswith(_TAG):
-            self.fail(event.start_mark, f"tag {tag} is not supported; use plain YAML values")
+            self.fail(event.start_mark, f"tag {_short_tag(tag)} is not supported; use plain YAML values")
         short = tag[len(_TAG):]
         text = event.value
         if short == "str" or short == "timestamp":
