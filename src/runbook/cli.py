@@ -21,6 +21,8 @@ from runbook.catalog.matching import rank
 from runbook.catalog.outline import outline
 from runbook.catalog.validate import did_you_mean
 from runbook.errors import NotFoundError, RunbookError, UsageError
+from runbook.plugins import PluginHost
+from runbook.settings import Settings
 
 DEFAULT_CATALOG = ("playbooks", "drills")
 CATALOG_HELP = (f"Directory or file of documents; repeatable. Default: ./{DEFAULT_CATALOG[0]} and "
@@ -28,7 +30,24 @@ CATALOG_HELP = (f"Directory or file of documents; repeatable. Default: ./{DEFAUL
 
 
 class RunbookGroup(click.Group):
-    """Prints RunbookErrors as one plain line and exits with the error's code."""
+    """Prints RunbookErrors as one plain line and exits with the error's code; adds plugin commands."""
+
+    def _plugin_commands(self, ctx) -> dict:
+        if getattr(self, "_from_plugins", None) is None:
+            plugins_dir = ctx.params.get("plugins_dir") if ctx else None
+            collector = click.Group()
+            try:
+                PluginHost(Settings.from_environment(plugins_dir=plugins_dir)).register_commands(collector)
+            except RunbookError:
+                pass
+            self._from_plugins = {n: c for n, c in collector.commands.items() if n not in self.commands}
+        return self._from_plugins
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self._plugin_commands(ctx)))
+
+    def get_command(self, ctx, name):
+        return super().get_command(ctx, name) or self._plugin_commands(ctx).get(name)
 
     def invoke(self, ctx):
         try:
@@ -38,9 +57,21 @@ class RunbookGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
-class Settings:
-    def __init__(self, catalogs: tuple[str, ...]):
+class Context:
+    """What every command needs: where the catalog is, and the plugins (loaded on first use)."""
+
+    def __init__(self, catalogs: tuple[str, ...], plugins_dir: str | None = None):
         self.catalogs = catalogs
+        self.plugins_dir = plugins_dir
+        self._host = None
+
+    def settings(self, **overrides) -> Settings:
+        return Settings.from_environment(plugins_dir=self.plugins_dir, **overrides)
+
+    def host(self, **overrides) -> PluginHost:
+        if self._host is None or overrides:
+            self._host = PluginHost(self.settings(**overrides))
+        return self._host
 
     def catalog_paths(self) -> list[str]:
         if self.catalogs:
@@ -71,9 +102,11 @@ def _plural(count: int, word: str) -> str:
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--catalog", "catalogs", multiple=True, envvar="RUNBOOK_CATALOG", metavar="PATH",
               type=click.Path(), help=CATALOG_HELP)
+@click.option("--plugins-dir", metavar="DIR", envvar="RUNBOOK_PLUGINS_DIR", type=click.Path(file_okay=False),
+              help="Load *.py plugins from DIR (default ./plugins). Env: RUNBOOK_PLUGINS_DIR.")
 @click.version_option(__version__, prog_name="runbook")
 @click.pass_context
-def cli(ctx, catalogs):
+def cli(ctx, catalogs, plugins_dir):
     """Incident-response runbooks in the terminal: walk a responder through the right playbook,
     with escalation timers and one-key degradation switches.
 
@@ -84,18 +117,18 @@ def cli(ctx, catalogs):
       runbook show video-call-degraded
       runbook validate --strict       check every document (CI-friendly)
     """
-    ctx.obj = Settings(catalogs)
+    ctx.obj = Context(catalogs, plugins_dir)
     if ctx.invoked_subcommand is None:
         _overview(ctx.obj)
 
 
-def _overview(settings: Settings) -> None:
-    catalog = settings.load(warn=False)
+def _overview(ctx: Context) -> None:
+    catalog = ctx.load(warn=False)
     counts = {}
     for doc in catalog.documents:
         counts[doc.kind] = counts.get(doc.kind, 0) + 1
     summary = ", ".join(_plural(n, k) for k, n in counts.items()) or "no documents"
-    click.echo(f"runbook {__version__} · catalog {', '.join(settings.catalog_paths())}: {summary}")
+    click.echo(f"runbook {__version__} · catalog {', '.join(ctx.catalog_paths())}: {summary}")
     if catalog.errors:
         click.secho(f"{_plural(len(catalog.errors), 'error')} in the catalog; run `runbook validate`",
                     fg="red")
@@ -118,7 +151,7 @@ def _overview(settings: Settings) -> None:
               help="text: one FILE:LINE:COL line per problem; json: a report for scripts.")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
 @click.pass_obj
-def validate(settings: Settings, paths, fmt, strict):
+def validate(ctx: Context, paths, fmt, strict):
     """Check documents against their schema and each other; report every problem at once.
 
     PATHS are files or directories (default: the catalog). Documents in PATHS may refer to
@@ -129,7 +162,7 @@ def validate(settings: Settings, paths, fmt, strict):
     if missing:
         raise UsageError(f"no such file or directory: {', '.join(missing)}")
     if paths:
-        context = [p for p in settings.catalogs or DEFAULT_CATALOG if Path(p).exists()]
+        context = [p for p in ctx.catalogs or DEFAULT_CATALOG if Path(p).exists()]
         # The catalog loads first so a duplicate id is blamed on the file being validated.
         catalog = load_catalog(context + list(paths))
         wanted = {os.path.realpath(f) for f in _files_under(paths)}
@@ -137,7 +170,7 @@ def validate(settings: Settings, paths, fmt, strict):
         files = [f for f in catalog.files if os.path.realpath(f) in wanted]
         documents = [d for d in catalog.documents if os.path.realpath(d.file) in wanted]
     else:
-        catalog = load_catalog(settings.catalog_paths())
+        catalog = load_catalog(ctx.catalog_paths())
         problems, files, documents = catalog.problems, catalog.files, catalog.documents
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity != "error"]
@@ -165,7 +198,7 @@ def _files_under(paths):
 @click.option("--kind", help="Only documents of this kind (Playbook, SeverityPolicy, EscalationPolicy, Roster...).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_obj
-def list_documents(settings: Settings, kind, as_json):
+def list_documents(ctx: Context, kind, as_json):
     """List the documents in the catalog."""
     kind_name = None
     if kind:
@@ -174,7 +207,7 @@ def list_documents(settings: Settings, kind, as_json):
             raise UsageError(f"unknown kind '{kind}', expected one of: {', '.join(kinds.KINDS)}"
                              f"{did_you_mean(kind, kinds.KINDS)}")
         kind_name = found.name
-    catalog = settings.load()
+    catalog = ctx.load()
     docs = [d for d in catalog.documents if kind_name is None or d.kind == kind_name]
     rows = [{"kind": d.kind, "id": d.id, "title": getattr(d.model, "title", "") or d.id,
              "file": d.file, "line": d.source.line} for d in docs]
@@ -195,10 +228,10 @@ def list_documents(settings: Settings, kind, as_json):
 @click.option("--kind", help="Pick the kind when several documents share the id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the document as JSON.")
 @click.pass_obj
-def show(settings: Settings, doc_id, kind, as_json):
+def show(ctx: Context, doc_id, kind, as_json):
     """Show a readable overview of a document: for a playbook its symptoms, severity and targets,
     escalation ladder with delays, degradations and steps as an outline with branches."""
-    catalog = settings.load()
+    catalog = ctx.load()
     kind_name = kinds.kind_named(kind).name if kind and kinds.kind_named(kind) else kind
     doc = catalog.find(doc_id, kind_name)
     if doc is None:
@@ -218,7 +251,7 @@ def show(settings: Settings, doc_id, kind, as_json):
 @click.option("--limit", default=5, show_default=True, type=click.IntRange(min=1), help="Show at most N playbooks.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_obj
-def match(settings: Settings, text, labels, limit, as_json):
+def match(ctx: Context, text, labels, limit, as_json):
     """Rank playbooks for what you see: free TEXT and/or alert labels, with the reason for each match.
 
     \b
@@ -234,7 +267,7 @@ def match(settings: Settings, text, labels, limit, as_json):
         parsed[key] = value
     if not text.strip() and not parsed:
         raise UsageError("nothing to match: give TEXT (what you see) and/or --label KEY=VALUE")
-    catalog = settings.load()
+    catalog = ctx.load()
     matches = rank(list(catalog.models("Playbook").values()), text, parsed, limit)
     if as_json:
         _dump([m.to_dict() for m in matches])
@@ -251,7 +284,7 @@ def match(settings: Settings, text, labels, limit, as_json):
 @cli.command(short_help="Print the JSON Schema of a document kind.")
 @click.argument("kind", required=False)
 @click.pass_obj
-def schema(settings: Settings, kind):
+def schema(ctx: Context, kind):
     """Print the JSON Schema of a document KIND (without KIND: list the kinds).
 
     Save it and point your editor at it with a modeline on the first line of a document:
@@ -266,6 +299,11 @@ def schema(settings: Settings, kind):
         raise UsageError(f"unknown kind '{kind}', expected one of: {', '.join(kinds.KINDS)}"
                          f"{did_you_mean(kind, kinds.KINDS)}")
     _dump(kinds.schema(found.name))
+
+
+from runbook import cli_plugins  # noqa: E402  (adds the flags and plugins commands)
+
+cli_plugins.attach(cli)
 
 
 def main() -> None:

@@ -33,3 +33,14 @@ class NotFoundError(RunbookError):
     """A document, incident or other named thing does not exist."""
 
     exit_code = 3
+
+
+class PluginError(RunbookError):
+    """No plugin could do what was asked; carries each plugin's failure."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, failures=()):
+        self.failures = list(failures)
+        details = "".join(f"\n  {f.format()}" for f in self.failures)
+        super().__init__(message + details)

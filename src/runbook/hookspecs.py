@@ -1,0 +1,52 @@
+"""Every plugin hook, in one place. Hooks are called with keyword arguments only.
+
+Plugins implement them with `@hookimpl` from this module. Built-in behaviour lives in
+`runbook.default_plugins` and is registered exactly like third-party plugins.
+"""
+
+from __future__ import annotations
+
+from pluggy import HookimplMarker, HookspecMarker
+
+hookspec = HookspecMarker("runbook")
+hookimpl = HookimplMarker("runbook")
+
+
+@hookspec(firstresult=True)
+def set_flag(settings, name, value, drill):
+    """Set flag `name` to `value`; return a FlagChange with the previous state. First result wins."""
+
+
+@hookspec(firstresult=True)
+def get_flag(settings, name, drill):
+    """Return the FlagState of flag `name` (exists=False when unknown). First result wins."""
+
+
+@hookspec(firstresult=True)
+def restore_flag(settings, name, previous, drill):
+    """Put flag `name` back to the FlagState `previous` (remove it if it did not exist); return a FlagChange."""
+
+
+@hookspec
+def register_actions(register):
+    """Declare the actions this plugin runs: register(name, summary)."""
+
+
+@hookspec(firstresult=True)
+def run_action(settings, request):
+    """Run an ActionRequest (a command or a named action); return an ActionResult, or None if not yours."""
+
+
+@hookspec
+def notify(settings, notice):
+    """Deliver an EscalationNotice to people; return a NotifyResult. Every plugin is called."""
+
+
+@hookspec
+def event_appended(settings, event):
+    """Observe every event appended to an incident's log. Every plugin is called; results are ignored."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add click commands to the `runbook` command group."""

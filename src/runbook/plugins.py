@@ -1,0 +1,260 @@
+"""The one plugin manager: built-ins, entry points, a plugins directory, and isolation.
+
+Every hook call goes through `PluginHost.call`, which calls each implementation itself (in
+pluggy's order) so that one plugin raising, hanging past its timeout or returning the wrong
+type becomes a `HookFailure` record instead of taking the caller down.
+
+Environment:
+  RUNBOOK_PLUGINS_DIR      directory of *.py plugins (default ./plugins)
+  RUNBOOK_LOAD_PLUGINS     comma-separated allowlist of plugin names (entry points and files);
+                           set but empty loads none. Built-ins always load.
+  RUNBOOK_TRACE_PLUGINS    print every hook call, its plugin, result and time to stderr
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pluggy
+
+from runbook import hookspecs
+from runbook.errors import PluginError
+from runbook.pluginapi import ActionRequest, ActionResult, FlagChange, FlagState, HookFailure, NotifyResult
+from runbook.settings import Settings
+
+DEFAULT_PLUGINS = (
+    "runbook.default_plugins.flag_file",
+    "runbook.default_plugins.shell_action",
+    "runbook.default_plugins.terminal_notifier",
+)
+ENTRY_POINT_GROUP = "runbook"
+FLAG_TIMEOUT = 10.0
+OBSERVER_TIMEOUT = 5.0
+# What each hook must return (None always means "not mine").
+_RETURNS = {"set_flag": FlagChange, "restore_flag": FlagChange, "get_flag": FlagState,
+            "run_action": ActionResult, "notify": NotifyResult}
+
+
+@dataclass
+class LoadedPlugin:
+    name: str
+    source: str  # "built-in", "entry point", "plugins dir"
+    location: str
+    hooks: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "source": self.source, "location": self.location, "hooks": self.hooks,
+                "actions": self.actions, "error": self.error}
+
+
+@dataclass
+class HookCall:
+    """What a hook call produced: (plugin, result) pairs in call order, and the failures."""
+
+    hook: str
+    results: list[tuple[str, object]] = field(default_factory=list)
+    failures: list[HookFailure] = field(default_factory=list)
+
+    @property
+    def first(self):
+        return self.results[0][1] if self.results else None
+
+
+def allowlist() -> set[str] | None:
+    raw = os.environ.get("RUNBOOK_LOAD_PLUGINS")
+    if raw is None:
+        return None
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+class PluginHost:
+    def __init__(self, settings: Settings | None = None, entry_points: bool = True):
+        self.settings = settings or Settings.from_environment()
+        self.pm = pluggy.PluginManager("runbook")
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: list[LoadedPlugin] = []
+        self.trace = bool(os.environ.get("RUNBOOK_TRACE_PLUGINS"))
+        self._actions: dict[str, tuple[str, str]] = {}
+        allowed = allowlist()
+        for module_name in DEFAULT_PLUGINS:
+            self._register(importlib.import_module(module_name), module_name.rsplit(".", 1)[1],
+                           "built-in", module_name)
+        if entry_points:
+            self._load_entry_points(allowed)
+        if self.settings.plugins_dir:
+            self._load_directory(Path(self.settings.plugins_dir), allowed)
+        self._collect_actions()
+
+    # loading -------------------------------------------------------------------------------
+
+    def _register(self, module, name: str, source: str, location: str) -> None:
+        if self.pm.has_plugin(name):
+            self.plugins.append(LoadedPlugin(name, source, location, error=f"a plugin named {name} is already loaded"))
+            return
+        try:
+            self.pm.register(module, name=name)
+        except Exception as exc:  # pluggy validates hook names and signatures
+            self.plugins.append(LoadedPlugin(name, source, location, error=f"cannot register: {exc}"))
+            return
+        hooks = sorted(caller.name for caller in self.pm.get_hookcallers(module) or [])
+        self.plugins.append(LoadedPlugin(name, source, location, hooks))
+
+    def _load_entry_points(self, allowed) -> None:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if allowed is not None and ep.name not in allowed:
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:
+                self.plugins.append(LoadedPlugin(ep.name, "entry point", ep.value, error=f"cannot load: {exc}"))
+                continue
+            self._register(module, ep.name, "entry point", ep.value)
+
+    def _load_directory(self, directory: Path, allowed) -> None:
+        if not directory.is_dir():
+            return
+        for path in sorted(directory.glob("*.py")):
+            name = path.stem
+            if name.startswith("_") or (allowed is not None and name not in allowed):
+                continue
+            module_name = f"runbook_plugins_dir.{name}"
+            try:
+                spec = importlib.util.spec_from_file_location(module_name, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[module_name] = module
+                spec.loader.exec_module(module)
+            except BaseException as exc:  # a plugin file may even call sys.exit() at import
+                sys.modules.pop(module_name, None)
+                self.plugins.append(LoadedPlugin(name, "plugins dir", str(path),
+                                                 error=f"cannot load: {type(exc).__name__}: {exc}"))
+                continue
+            self._register(module, name, "plugins dir", str(path))
+
+    def _collect_actions(self) -> None:
+        for plugin in self.plugins:
+            if plugin.error or "register_actions" not in plugin.hooks:
+                continue
+            found: list[tuple[str, str]] = []
+            module = self.pm.get_plugin(plugin.name)
+            failure = self._invoke(plugin.name, module.register_actions, "register_actions",
+                                   {"register": lambda name, summary="": found.append((name, summary))},
+                                   OBSERVER_TIMEOUT)[1]
+            if failure:
+                plugin.error = failure.message
+                continue
+            for name, summary in found:
+                self._actions.setdefault(name, (plugin.name, summary))
+                plugin.actions.append(name)
+
+    # calling -------------------------------------------------------------------------------
+
+    def _invoke(self, plugin: str, function, hook: str, kwargs: dict, timeout: float):
+        """Call one implementation in a worker thread; (result, failure or None)."""
+        box: dict = {}
+
+        def target():
+            try:
+                box["result"] = function(**kwargs)
+            except BaseException as exc:  # SystemExit and KeyboardInterrupt from a plugin included
+                box["error"] = exc
+
+        start = time.monotonic()
+        worker = threading.Thread(target=target, name=f"runbook-plugin-{plugin}-{hook}", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        elapsed = time.monotonic() - start
+        if worker.is_alive():
+            failure = HookFailure(plugin, hook, f"did not return within {timeout:g}s", "timeout")
+            self._trace(hook, plugin, failure.message, elapsed)
+            return None, failure
+        if "error" in box:
+            exc = box["error"]
+            failure = HookFailure(plugin, hook, f"{type(exc).__name__}: {exc}")
+            self._trace(hook, plugin, failure.message, elapsed)
+            return None, failure
+        result = box.get("result")
+        expected = _RETURNS.get(hook)
+        if result is not None and expected and not isinstance(result, expected):
+            failure = HookFailure(plugin, hook, f"returned {type(result).__name__}, expected {expected.__name__}")
+            self._trace(hook, plugin, failure.message, elapsed)
+            return None, failure
+        self._trace(hook, plugin, result, elapsed)
+        return result, None
+
+    def _trace(self, hook, plugin, outcome, elapsed) -> None:
+        if self.trace:
+            sys.stderr.write(f"runbook plugin trace: {hook} -> {plugin}: {outcome!r} ({elapsed * 1000:.1f} ms)\n")
+
+    def call(self, hook: str, timeout: float, firstresult: bool = False, **kwargs) -> HookCall:
+        """Call every implementation of `hook` in pluggy's order, isolating each one."""
+        caller = getattr(self.pm.hook, hook)
+        outcome = HookCall(hook)
+        for impl in reversed(caller.get_hookimpls()):
+            if impl.hookwrapper or impl.wrapper:
+                continue
+            args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
+            result, failure = self._invoke(impl.plugin_name, impl.function, hook, args, timeout)
+            if failure:
+                outcome.failures.append(failure)
+            elif result is not None:
+                outcome.results.append((impl.plugin_name, result))
+                if firstresult:
+                    break
+        return outcome
+
+    # the hooks, as the engine and CLI use them ---------------------------------------------
+
+    def set_flag(self, name: str, value, drill: bool = False) -> tuple[FlagChange, list[HookFailure]]:
+        call = self.call("set_flag", FLAG_TIMEOUT, True, settings=self.settings, name=name, value=value, drill=drill)
+        return self._required(call, f"could not set flag {name}")
+
+    def get_flag(self, name: str, drill: bool = False) -> tuple[FlagState, list[HookFailure]]:
+        call = self.call("get_flag", FLAG_TIMEOUT, True, settings=self.settings, name=name, drill=drill)
+        return self._required(call, f"could not read flag {name}")
+
+    def restore_flag(self, name: str, previous: FlagState | None, drill: bool = False):
+        call = self.call("restore_flag", FLAG_TIMEOUT, True, settings=self.settings, name=name,
+                         previous=previous, drill=drill)
+        return self._required(call, f"could not restore flag {name}")
+
+    def run_action(self, request: ActionRequest) -> tuple[ActionResult, list[HookFailure]]:
+        """Never raises: a missing handler or a failing plugin is a failed ActionResult."""
+        if request.action is not None and request.action not in self._actions:
+            known = ", ".join(sorted(self._actions)) or "none"
+            return ActionResult(False, f"no plugin provides action '{request.action}' (loaded actions: {known})"), []
+        call = self.call("run_action", request.timeout + 5.0, True, settings=self.settings, request=request)
+        if call.first is not None:
+            return call.first, call.failures
+        what = " ".join(request.argv) if request.argv else request.action
+        reason = "; ".join(f.format() for f in call.failures) or "no plugin handled it"
+        return ActionResult(False, f"could not run {what}: {reason}"), call.failures
+
+    def notify(self, notice) -> tuple[list[NotifyResult], list[HookFailure]]:
+        call = self.call("notify", self.settings.notify_timeout, settings=self.settings, notice=notice)
+        return [result for _, result in call.results], call.failures
+
+    def event_appended(self, event) -> list[HookFailure]:
+        return self.call("event_appended", OBSERVER_TIMEOUT, settings=self.settings, event=event).failures
+
+    def register_commands(self, cli) -> list[HookFailure]:
+        return self.call("register_commands", OBSERVER_TIMEOUT, cli=cli).failures
+
+    def actions(self) -> dict[str, tuple[str, str]]:
+        """Action name -> (plugin, summary) for every action a loaded plugin declared."""
+        return dict(self._actions)
+
+    @staticmethod
+    def _required(call: HookCall, message: str):
+        if call.first is None:
+            raise PluginError(message, call.failures)
+        return call.first, call.failures

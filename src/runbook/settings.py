@@ -1,0 +1,42 @@
+"""Where things live: one small object built from options and environment, passed to plugins."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_FLAGS_FILE = "flags.json"
+DEFAULT_PLUGINS_DIR = "plugins"
+
+
+def sandbox_path(flags_file: str) -> str:
+    """The drill sandbox beside a flag file: flags.json -> flags.sandbox.json."""
+    path = Path(flags_file)
+    return str(path.with_name(f"{path.stem}.sandbox{path.suffix or '.json'}"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    flags_file: str = DEFAULT_FLAGS_FILE
+    sandbox_flags_file: str | None = None
+    plugins_dir: str | None = DEFAULT_PLUGINS_DIR
+    action_timeout: float = 60.0
+    notify_timeout: float = 10.0
+
+    @property
+    def sandbox_file(self) -> str:
+        return self.sandbox_flags_file or sandbox_path(self.flags_file)
+
+    def flag_file(self, drill: bool) -> str:
+        return self.sandbox_file if drill else self.flags_file
+
+    @classmethod
+    def from_environment(cls, **overrides) -> "Settings":
+        values = {
+            "flags_file": os.environ.get("RUNBOOK_FLAGS") or DEFAULT_FLAGS_FILE,
+            "sandbox_flags_file": os.environ.get("RUNBOOK_SANDBOX_FLAGS") or None,
+            "plugins_dir": os.environ.get("RUNBOOK_PLUGINS_DIR") or DEFAULT_PLUGINS_DIR,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
