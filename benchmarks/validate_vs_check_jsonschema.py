@@ -66,7 +66,8 @@ def main() -> None:
         files = sorted(str(p) for p in playbooks.glob("*.yaml"))
         size = sum(Path(f).stat().st_size for f in files)
         print(f"{len(files)} playbooks, {size / 1e6:.1f} MB of YAML; median of {args.repeat} runs each")
-        ours, our_runs = timed([str(BIN / "runbook"), "--catalog", str(context), "validate", "--strict",
+        ours, our_runs = timed([str(BIN / "runbook"), "--catalog", str(context), "--plugins-dir",
+                                str(ROOT / "plugins"), "validate", "--strict",
                                 str(playbooks)], args.repeat)
         theirs, their_runs = timed([str(BIN / "check-jsonschema"), "--schemafile", str(SCHEMA), *files],
                                    args.repeat)

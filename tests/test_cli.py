@@ -160,3 +160,13 @@ def test_installed_command_never_shows_a_traceback(repo_root, tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr + proc.stdout
     assert f"{bad}:1:8: byte 0xff is not valid UTF-8" in proc.stdout
+
+
+def test_validate_warns_about_actions_no_plugin_provides(repo_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./plugins here, so http-check is not loaded
+    result = CliRunner().invoke(cli, ["--catalog", str(repo_root / "playbooks"), "validate", "--strict"])
+    assert result.exit_code == 1
+    assert "warning: steps[7].uses: no loaded plugin provides action 'http-check'" in result.output
+    with_plugins = CliRunner().invoke(cli, ["--catalog", str(repo_root / "playbooks"), "--plugins-dir",
+                                            str(repo_root / "plugins"), "validate", "--strict"])
+    assert with_plugins.exit_code == 0

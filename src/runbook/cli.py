@@ -21,7 +21,7 @@ from runbook.catalog.matching import rank
 from runbook.catalog.outline import outline
 from runbook.catalog.validate import did_you_mean
 from runbook.errors import NotFoundError, RunbookError, UsageError
-from runbook.plugins import PluginHost
+from runbook.plugins import PluginHost, unknown_actions
 from runbook.settings import Settings
 
 DEFAULT_CATALOG = ("playbooks", "drills")
@@ -161,6 +161,7 @@ def validate(ctx: Context, paths, fmt, strict):
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
         raise UsageError(f"no such file or directory: {', '.join(missing)}")
+    wanted: set[str] = set()
     if paths:
         context = [p for p in ctx.catalogs or DEFAULT_CATALOG if Path(p).exists()]
         # The catalog loads first so a duplicate id is blamed on the file being validated.
@@ -172,6 +173,8 @@ def validate(ctx: Context, paths, fmt, strict):
     else:
         catalog = load_catalog(ctx.catalog_paths())
         problems, files, documents = catalog.problems, catalog.files, catalog.documents
+    problems = problems + [p for p in unknown_actions(catalog, ctx.host())
+                           if not paths or os.path.realpath(p.file) in wanted]
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity != "error"]
     failed = bool(errors) or (strict and bool(warnings))

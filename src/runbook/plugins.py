@@ -37,6 +37,7 @@ DEFAULT_PLUGINS = (
 )
 ENTRY_POINT_GROUP = "runbook"
 FLAG_TIMEOUT = 10.0
+ACTION_GRACE = 5.0  # extra time a plugin gets beyond the action's own timeout
 OBSERVER_TIMEOUT = 5.0
 # What each hook must return (None always means "not mine").
 _RETURNS = {"set_flag": FlagChange, "restore_flag": FlagChange, "get_flag": FlagState,
@@ -232,7 +233,7 @@ class PluginHost:
         if request.action is not None and request.action not in self._actions:
             known = ", ".join(sorted(self._actions)) or "none"
             return ActionResult(False, f"no plugin provides action '{request.action}' (loaded actions: {known})"), []
-        call = self.call("run_action", request.timeout + 5.0, True, settings=self.settings, request=request)
+        call = self.call("run_action", request.timeout + ACTION_GRACE, True, settings=self.settings, request=request)
         if call.first is not None:
             return call.first, call.failures
         what = " ".join(request.argv) if request.argv else request.action
@@ -258,3 +259,20 @@ class PluginHost:
         if call.first is None:
             raise PluginError(message, call.failures)
         return call.first, call.failures
+
+
+def unknown_actions(catalog, host: PluginHost) -> list:
+    """Warnings for `uses:` names in playbooks that no loaded plugin provides."""
+    from runbook.catalog.problems import WARNING
+    from runbook.catalog.validate import did_you_mean
+
+    known = host.actions()
+    problems = []
+    for doc in catalog.of_kind("Playbook"):
+        for step in doc.model.steps:
+            if step.uses and step.uses not in known:
+                listed = ", ".join(sorted(known)) or "none"
+                problems.append(doc.problem(step.path + ("uses",), f"no loaded plugin provides action "
+                                            f"'{step.uses}' (loaded actions: {listed}){did_you_mean(step.uses, known)}; "
+                                            "see `runbook plugins`", severity=WARNING, code="action"))
+    return problems

@@ -1,0 +1,4 @@
+"""A plugin file that is not valid Python."""
+
+def broken(:
+    pass

@@ -1,0 +1,178 @@
+"""The plugin host: loading from built-ins, a directory and entry points; isolation of failures;
+and one test per hook (a meta-test fails when a hook has none)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from runbook import hookspecs
+from runbook.cli import cli
+from runbook.errors import PluginError
+from runbook.pluginapi import ActionRequest, EscalationNotice, FlagState, Recipient
+from runbook.plugins import PluginHost
+from runbook.settings import Settings
+
+HERE = Path(__file__).parent
+MISBEHAVING = HERE / "plugins" / "misbehaving"
+OBSERVERS = HERE / "plugins" / "observers"
+NOTICE = EscalationNotice("inc-1", "Video degraded", "SEV2", 1, (Recipient("ana", "Ana", via="rotation rtc-primary"),))
+
+
+def host(tmp_path, plugins_dir=None, **settings):
+    return PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=str(plugins_dir) if plugins_dir
+                               else None, **settings), entry_points=False)
+
+
+def by_name(h):
+    return {p.name: p for p in h.plugins}
+
+
+def test_meta_every_hook_has_its_own_test():
+    hooks = {name for name, value in vars(hookspecs).items()
+             if callable(value) and hasattr(value, "runbook_spec")}
+    tests = set()
+    for module in HERE.glob("test_*.py"):
+        tree = ast.parse(module.read_text())
+        tests |= {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    missing = sorted(h for h in hooks if not any(t.startswith(f"test_hook_{h}") for t in tests))
+    assert hooks and missing == [], f"hooks without a test_hook_<name> test: {missing}"
+
+
+def test_builtins_load_as_ordinary_plugins(tmp_path):
+    plugins = by_name(host(tmp_path))
+    assert plugins["flag_file"].hooks == ["get_flag", "restore_flag", "set_flag"]
+    assert plugins["shell_action"].hooks == ["run_action"]
+    assert plugins["terminal_notifier"].hooks == ["notify"]
+    assert all(p.source == "built-in" for p in plugins.values())
+
+
+def test_directory_plugins_load_and_broken_files_are_reported_not_raised(tmp_path):
+    plugins = by_name(host(tmp_path, MISBEHAVING))
+    assert plugins["raising"].hooks == ["event_appended", "notify", "set_flag"]
+    assert plugins["exits_on_import"].error == "cannot load: SystemExit: 3"
+    assert plugins["syntax_error"].error.startswith("cannot load: SyntaxError")
+    assert "_private_helper" not in by_name(host(tmp_path, OBSERVERS))
+
+
+def test_allowlist_limits_loaded_plugins(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNBOOK_LOAD_PLUGINS", "wrong_type")
+    names = set(by_name(host(tmp_path, MISBEHAVING)))
+    assert names == {"flag_file", "shell_action", "terminal_notifier", "wrong_type"}
+    monkeypatch.setenv("RUNBOOK_LOAD_PLUGINS", "")
+    assert set(by_name(host(tmp_path, MISBEHAVING))) == {"flag_file", "shell_action", "terminal_notifier"}
+
+
+def test_entry_point_plugin_loads(tmp_path, monkeypatch):
+    (tmp_path / "ep_demo_plugin.py").write_text(
+        "from runbook.pluginapi import hookimpl\n"
+        "@hookimpl\ndef register_actions(register):\n    register('ep-demo', 'from an entry point')\n")
+    dist = tmp_path / "ep_demo_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-demo-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[runbook]\nep_demo = ep_demo_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    h = PluginHost(Settings(flags_file=str(tmp_path / "f.json"), plugins_dir=None))
+    plugin = by_name(h)["ep_demo"]
+    assert (plugin.source, plugin.location, plugin.actions) == ("entry point", "ep_demo_plugin", ["ep-demo"])
+    sys.modules.pop("ep_demo_plugin", None)
+
+
+def test_trace_prints_every_hook_call(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RUNBOOK_TRACE_PLUGINS", "1")
+    host(tmp_path).get_flag("x")
+    assert "runbook plugin trace: get_flag -> flag_file: FlagState(exists=False" in capsys.readouterr().err
+
+
+def test_hook_set_flag_raising_plugin_becomes_a_failure_and_the_next_backend_answers(tmp_path):
+    change, failures = host(tmp_path, MISBEHAVING).set_flag("rtc.video.enabled", False)
+    assert change.current == FlagState(True, False, "off", True)
+    assert [f.format() for f in failures] == [
+        "plugin raising failed in set_flag: RuntimeError: flag service is down"]
+
+
+def test_hook_get_flag_wrong_type_is_a_failure(tmp_path):
+    state, failures = host(tmp_path, MISBEHAVING).get_flag("rtc.video.enabled")
+    assert state == FlagState(exists=False)
+    assert failures[0].message == "returned str, expected FlagState"
+
+
+def test_hook_restore_flag_puts_back_the_previous_state(tmp_path):
+    h = host(tmp_path)
+    h.set_flag("rtc.video.enabled", True)
+    change, _ = h.set_flag("rtc.video.enabled", False)
+    restored, _ = h.restore_flag("rtc.video.enabled", change.previous)
+    assert restored.current.value is True
+    with pytest.raises(PluginError, match="nothing to restore"):
+        h.restore_flag("never.touched", None)
+
+
+def test_hook_register_actions_names_what_plugins_provide(tmp_path, repo_root):
+    actions = host(tmp_path, repo_root / "plugins").actions()
+    assert actions["http-check"][0] == "http_check"
+
+
+def test_hook_run_action_hanging_plugin_times_out(tmp_path, monkeypatch):
+    monkeypatch.setattr("runbook.plugins.ACTION_GRACE", 0.0)
+    result, failures = host(tmp_path, MISBEHAVING).run_action(ActionRequest(action="hang", timeout=0.2))
+    assert result.ok is False
+    assert failures[0].kind == "timeout"
+    assert "plugin hanging failed in run_action: did not return within 0.2s" in result.summary
+
+
+def test_hook_run_action_unknown_action_is_explained(tmp_path):
+    result, _ = host(tmp_path).run_action(ActionRequest(action="nope"))
+    assert (result.ok, result.summary) == (False, "no plugin provides action 'nope' (loaded actions: none)")
+
+
+def test_hook_notify_collects_results_and_isolates_failures(tmp_path):
+    results, failures = host(tmp_path, MISBEHAVING, notify_timeout=0.2).notify(NOTICE)
+    assert [r.channel for r in results] == ["terminal"]
+    assert results[0].detail == "level 1 paged: Ana (rotation rtc-primary)"
+    assert {(f.plugin, f.kind) for f in failures} == {("raising", "error"), ("hanging", "timeout")}
+
+
+def test_hook_notify_terminal_bell_rings_only_on_a_terminal(tmp_path, monkeypatch):
+    class Tty:
+        written = ""
+
+        def isatty(self):
+            return True
+
+        def write(self, text):
+            Tty.written += text
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stderr", Tty())
+    host(tmp_path).notify(NOTICE)
+    assert Tty.written == "\a"
+
+
+def test_hook_event_appended_reaches_every_observer_and_failures_are_data(tmp_path):
+    h = host(tmp_path, OBSERVERS)
+    failures = h.event_appended({"type": "opened"})
+    assert failures == []
+    assert sys.modules["runbook_plugins_dir.recorder"].SEEN[-1] == {"type": "opened"}
+    assert host(tmp_path, MISBEHAVING).event_appended({"type": "x"})[0].message == "ValueError: observer broke"
+
+
+def test_hook_register_commands_adds_plugin_commands(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["--plugins-dir", str(OBSERVERS), "hello", "world"])
+    assert (result.exit_code, result.output) == (0, "hello, world\n")
+    listing = CliRunner().invoke(cli, ["--plugins-dir", str(OBSERVERS), "--help"]).output
+    assert "hello" in listing
+
+
+def test_plugins_command_lists_hooks_and_failures(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["--plugins-dir", str(MISBEHAVING), "plugins", "--json"])
+    rows = {r["name"]: r for r in __import__("json").loads(result.output)}
+    assert rows["hanging"]["actions"] == ["hang"]
+    assert rows["syntax_error"]["error"].startswith("cannot load: SyntaxError")

@@ -1,0 +1,66 @@
+"""The built-in shell action: argv lists, whole-argument parameters, timeouts, captured output."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from runbook.default_plugins.shell_action import ArgumentError, substitute
+from runbook.pluginapi import ActionRequest
+from runbook.plugins import PluginHost
+from runbook.settings import Settings
+
+PY = sys.executable
+
+
+@pytest.fixture
+def host(tmp_path):
+    return PluginHost(Settings(flags_file=str(tmp_path / "f.json"), plugins_dir=None), entry_points=False)
+
+
+def test_parameters_stay_one_argument_and_never_reach_a_shell(host, tmp_path):
+    marker = tmp_path / "pwned"
+    hostile = f"eu-west-1; touch {marker} $(touch {marker})"
+    result, _ = host.run_action(ActionRequest(
+        argv=(PY, "-c", "import sys, json; print(json.dumps(sys.argv[1:]))", "{region}", "--flag"),
+        params={"region": hostile}))
+    assert result.ok and result.exit_code == 0
+    assert result.output.strip() == f'["{hostile}", "--flag"]'.replace("$(", "$(")
+    assert not marker.exists()
+
+
+def test_embedded_parameter_is_refused():
+    with pytest.raises(ArgumentError, match="a parameter must be a whole argument"):
+        substitute(["--region={region}"], {"region": "x"})
+    assert substitute(["{n}", "{b}"], {"n": 3, "b": True}) == ["3", "true"]
+
+
+def test_exit_status_is_the_outcome(host):
+    result, _ = host.run_action(ActionRequest(argv=(PY, "-c", "import sys; print('boom'); sys.exit(3)")))
+    assert (result.ok, result.exit_code, result.output) == (False, 3, "boom\n")
+    assert result.summary.startswith("failed with exit status 3: ")
+
+
+def test_timeout_kills_the_command_and_its_children(host):
+    code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); print('started', flush=True); time.sleep(60)"
+    result, _ = host.run_action(ActionRequest(argv=(PY, "-c", code), timeout=0.5))
+    assert result.ok is False and result.exit_code is None
+    assert result.summary.startswith("timed out after 0.5s")
+    assert result.output == "started\n"
+
+
+def test_missing_command_is_a_failed_result(host):
+    result, _ = host.run_action(ActionRequest(argv=("no-such-command-runbook",)))
+    assert (result.ok, result.summary) == (False, "command not found: no-such-command-runbook")
+
+
+def test_output_is_truncated_to_the_tail(host):
+    result, _ = host.run_action(ActionRequest(argv=(PY, "-c", "print('x' * 100000 + 'END')")))
+    assert result.ok and result.output.startswith("[... ") and result.output.endswith("END\n")
+    assert len(result.output) < 17 * 1024
+
+
+def test_missing_parameter_is_reported_without_running(host):
+    result, _ = host.run_action(ActionRequest(argv=("echo", "{node}")))
+    assert (result.ok, result.summary) == (False, "not run: parameter {node} has no value")
