@@ -16,7 +16,9 @@ import click
 
 from runbook import __version__
 from runbook.catalog import kinds
-from runbook.catalog.loader import Catalog, load_catalog
+from runbook.catalog.loader import Catalog, load, load_catalog
+from runbook.engine import Engine, SystemClock
+from runbook.store import Store
 from runbook.catalog.matching import rank
 from runbook.catalog.outline import outline
 from runbook.catalog.validate import did_you_mean
@@ -60,10 +62,22 @@ class RunbookGroup(click.Group):
 class Context:
     """What every command needs: where the catalog is, and the plugins (loaded on first use)."""
 
-    def __init__(self, catalogs: tuple[str, ...], plugins_dir: str | None = None):
+    def __init__(self, catalogs: tuple[str, ...], plugins_dir: str | None = None, db: str | None = None):
         self.catalogs = catalogs
         self.plugins_dir = plugins_dir
+        self.db = db
         self._host = None
+        self._store = None
+
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.db)
+            click.get_current_context().call_on_close(self._store.close)
+        return self._store
+
+    def engine(self, catalog: bool = False) -> Engine:
+        """The engine on the incident database; `catalog` loads the playbooks (needed to open)."""
+        return Engine(self.store(), SystemClock(), self.host(), load(self.catalog_paths()) if catalog else None)
 
     def settings(self, **overrides) -> Settings:
         return Settings.from_environment(plugins_dir=self.plugins_dir, **overrides)
@@ -102,11 +116,13 @@ def _plural(count: int, word: str) -> str:
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--catalog", "catalogs", multiple=True, envvar="RUNBOOK_CATALOG", metavar="PATH",
               type=click.Path(), help=CATALOG_HELP)
+@click.option("--db", metavar="FILE", envvar="RUNBOOK_DB", type=click.Path(dir_okay=False),
+              help="Incident database. Env: RUNBOOK_DB. Default: ~/.local/share/runbook/runbook.db.")
 @click.option("--plugins-dir", metavar="DIR", envvar="RUNBOOK_PLUGINS_DIR", type=click.Path(file_okay=False),
               help="Load *.py plugins from DIR (default ./plugins). Env: RUNBOOK_PLUGINS_DIR.")
 @click.version_option(__version__, prog_name="runbook")
 @click.pass_context
-def cli(ctx, catalogs, plugins_dir):
+def cli(ctx, catalogs, db, plugins_dir):
     """Incident-response runbooks in the terminal: walk a responder through the right playbook,
     with escalation timers and one-key degradation switches.
 
@@ -117,7 +133,7 @@ def cli(ctx, catalogs, plugins_dir):
       runbook show video-call-degraded
       runbook validate --strict       check every document (CI-friendly)
     """
-    ctx.obj = Context(catalogs, plugins_dir)
+    ctx.obj = Context(catalogs, plugins_dir, db)
     if ctx.invoked_subcommand is None:
         _overview(ctx.obj)
 
@@ -304,9 +320,10 @@ def schema(ctx: Context, kind):
     _dump(kinds.schema(found.name))
 
 
-from runbook import cli_plugins  # noqa: E402  (adds the flags and plugins commands)
+from runbook import cli_incident, cli_plugins  # noqa: E402  (they add their commands to the group)
 
 cli_plugins.attach(cli)
+cli_incident.attach(cli)
 
 
 def main() -> None:

@@ -1,0 +1,332 @@
+"""`runbook incident ...`: the headless incident commands, on the same engine as the TUI."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from datetime import datetime, timezone
+
+import click
+
+from runbook.catalog.durations import format_duration
+from runbook.engine import timers
+from runbook.engine.metrics import describe, export_json, export_markdown, metrics, verify
+from runbook.errors import UsageError
+
+
+def default_actor() -> str:
+    try:
+        return os.environ.get("RUNBOOK_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "responder"
+
+
+def _as(function):
+    return click.option("--as", "actor", metavar="NAME", default=default_actor, show_default="$RUNBOOK_USER or login",
+                        help="Who is doing this (recorded as the event's actor).")(function)
+
+
+def _json_opt(function):
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(function)
+
+
+def _print_events(events, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in events], indent=2, ensure_ascii=False))
+        return
+    for event in events:
+        click.echo(f"{event.at:%H:%M:%S}  {event.actor:<10} {describe(event)}")
+
+
+def _in(seconds: float) -> str:
+    return f"in {format_duration(round(seconds))}" if seconds >= 0 else f"{format_duration(round(-seconds))} ago"
+
+
+def summary(state, now: datetime) -> list[str]:
+    pb = state.playbook
+    lines = [f"{state.id}  {state.title}" + ("  [DRILL]" if state.drill else ""),
+             f"  {state.severity} · {state.status} · playbook {pb.id} · opened {state.opened_at:%Y-%m-%d %H:%M:%S} UTC "
+             f"by {state.opened_by} ({format_duration(round((now - state.opened_at).total_seconds()))} ago)"]
+    if state.acknowledged_by:
+        lines.append(f"  acknowledged by {state.acknowledged_by} at {state.acknowledged_at:%H:%M:%S}")
+    for name, (deadline, met) in timers.deadlines(state).items():
+        status = f"met at {met:%H:%M:%S}" if met else ("BREACHED" if deadline <= now else _in((deadline - now).total_seconds()))
+        lines.append(f"  {name} target {deadline:%H:%M:%S}: {status}")
+    nxt = timers.next_escalation(state)
+    if nxt:
+        lines.append(f"  next escalation: level {nxt.data['level']} {_in((nxt.at - now).total_seconds())}")
+    elif state.escalation.highest:
+        lines.append(f"  escalation stopped at level {state.escalation.highest}")
+    lines.append("  current steps:")
+    for track, step_id in state.current.items():
+        if step_id is None:
+            lines.append(f"    [{track}] finished")
+            continue
+        step, run = pb.step(step_id), state.steps[step_id]
+        extra = f" — {run.status}" if run.status != "active" else ""
+        gate = f" (needs approval by {step.approval.by})" if step.approval and not run.approved else ""
+        lines.append(f"    [{track}] {step.id}: {step.title} ({step.kind}){extra}{gate}")
+        for i, option in enumerate(step.options, 1):
+            lines.append(f"        {i}. {option.label}")
+    applied = [n for n, d in state.degradations.items() if d.applied]
+    if applied:
+        lines.append(f"  degradations applied: {', '.join(applied)}")
+    lines.append("  recent:")
+    lines += [f"    {e.at:%H:%M:%S} {e.actor:<10} {describe(e)}" for e in state.events[-8:]]
+    return lines
+
+
+def attach(cli) -> None:
+    @cli.group(short_help="Drive an incident from the command line (open, ack, steps, resolve...).")
+    def incident():
+        """Drive an incident without the TUI: for scripts, chat-ops and a second responder.
+
+        \b
+        A walk through a playbook:
+          ID=$(runbook incident open video-call-degraded)
+          runbook incident ack $ID
+          runbook incident step $ID --done
+          runbook incident choose $ID "One region"
+          runbook incident note $ID "eu-west SFU pool saturated"
+          runbook incident resolve $ID
+          runbook incident export $ID --format md > postmortem.md
+
+        IDs may be shortened to a unique prefix. Exit status: 0 done, 2 usage, 3 no such
+        incident, 4 a plugin failed, 5 the command does not fit the incident's state, 6 the
+        incident kept changing under the command.
+        """
+
+    @incident.command("open")
+    @click.argument("playbook")
+    @click.option("--symptom", help="Which of the playbook's symptoms was seen (default: the first).")
+    @click.option("--severity", help="Severity level (default: the playbook's).")
+    @click.option("--drill", is_flag=True, help="A rehearsal: marked DRILL, flags go to the sandbox file.")
+    @_as
+    @_json_opt
+    @click.pass_obj
+    def open_(ctx, playbook, symptom, severity, drill, actor, as_json):
+        """Open an incident on PLAYBOOK; prints its id (and pages escalation level 1)."""
+        engine = ctx.engine(catalog=True)
+        state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill)
+        engine.tick(state.id)
+        if as_json:
+            click.echo(json.dumps({"id": state.id, "playbook": state.playbook.id, "severity": state.severity}))
+        else:
+            click.echo(state.id)
+
+    @incident.command("list")
+    @click.option("--all", "show_all", is_flag=True, help="Include resolved incidents.")
+    @click.option("--drills/--no-drills", default=None, help="Only drills, or no drills (default: both).")
+    @_json_opt
+    @click.pass_obj
+    def list_(ctx, show_all, drills, as_json):
+        """List incidents, newest first (open ones unless --all)."""
+        rows = ctx.engine().list(open_only=not show_all, drills=drills)
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        if not rows:
+            click.echo("no open incidents" if not show_all else "no incidents")
+            return
+        for r in rows:
+            drill = " DRILL" if r["drill"] else ""
+            click.echo(f"{r['id']}  {r['severity']:<5} {r['status']:<12} {r['opened_at'][:19]}  {r['title']}{drill}")
+
+    @incident.command("show")
+    @click.argument("incident_id", metavar="ID")
+    @_json_opt
+    @click.pass_obj
+    def show(ctx, incident_id, as_json):
+        """Show an incident: status, targets, escalation, current steps, recent timeline."""
+        engine = ctx.engine()
+        state = engine.state(engine.resolve_id(incident_id))
+        if as_json:
+            data = export_json(state)
+            data["current"] = state.current
+            click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+            return
+        for line in summary(state, engine.clock.now()):
+            click.echo(line)
+
+    def simple(name, method, help_text, *extra):
+        @incident.command(name, help=help_text)
+        @click.argument("incident_id", metavar="ID")
+        @_as
+        @_json_opt
+        @click.pass_obj
+        def command(ctx, incident_id, actor, as_json):
+            engine = ctx.engine()
+            iid = engine.resolve_id(incident_id)
+            events = getattr(engine, method)(iid, actor)
+            _print_events(events, as_json)
+        return command
+
+    simple("ack", "acknowledge", "Acknowledge the incident (stops escalation).")
+    simple("mitigate", "mitigate", "Mark the incident mitigated (users no longer hurt).")
+    simple("escalate", "escalate_now", "Notify the next escalation level now.")
+
+    @incident.command("step")
+    @click.argument("incident_id", metavar="ID")
+    @click.argument("step", required=False)
+    @click.option("--done", "action", flag_value="done", help="The step is done (degrade/restore steps flip flags).")
+    @click.option("--skip", "reason", metavar="REASON", help="Skip the step, saying why.")
+    @click.option("--fail", "action", flag_value="fail", help="The step failed (goes to on_fail if the step has one).")
+    @click.option("--run", "action", flag_value="run", help="Run the step's automation (run: or uses:).")
+    @click.option("--outcome", default="", help="What was found, recorded with --done.")
+    @_as
+    @_json_opt
+    @click.pass_obj
+    def step(ctx, incident_id, step, action, reason, outcome, actor, as_json):
+        """Complete, skip, fail or run STEP (default: the current step of the main track)."""
+        if reason is not None:
+            if action:
+                raise UsageError("give one of --done, --skip REASON, --fail, --run")
+            action = "skip"
+        if not action:
+            raise UsageError("say what happened to the step: --done, --skip REASON, --fail or --run")
+        engine = ctx.engine()
+        iid = engine.resolve_id(incident_id)
+        if action == "done":
+            events = engine.complete(iid, actor, step, outcome=outcome)
+        elif action == "skip":
+            events = engine.skip(iid, actor, step, reason)
+        elif action == "fail":
+            events = engine.fail(iid, actor, step, outcome)
+        else:
+            events = engine.run(iid, actor, step)
+        _print_events(events or engine.state(iid).events[-3:], as_json)
+
+    @incident.command("approve")
+    @click.argument("incident_id", metavar="ID")
+    @click.argument("step", required=False)
+    @_as
+    @_json_opt
+    @click.pass_obj
+    def approve(ctx, incident_id, step, actor, as_json):
+        """Approve STEP's gate (default: the current step), recording who approved."""
+        engine = ctx.engine()
+        _print_events(engine.approve(engine.resolve_id(incident_id), actor, step), as_json)
+
+    @incident.command("choose")
+    @click.argument("incident_id", metavar="ID")
+    @click.argument("option")
+    @click.option("--step", help="The decision step (default: the current step).")
+    @_as
+    @_json_opt
+    @click.pass_obj
+    def choose(ctx, incident_id, option, step, actor, as_json):
+        """Answer a decision: OPTION is its number or (the start of) its label."""
+        engine = ctx.engine()
+        iid = engine.resolve_id(incident_id)
+        _print_events(engine.choose(iid, actor, option, step) or engine.state(iid).events[-4:], as_json)
+
+    for verb, method in (("degrade", "degrade"), ("restore", "restore")):
+        def make(verb=verb, method=method):
+            @incident.command(verb, help=f"{verb.title()} the named degradation (flips its flags through the flag backend).")
+            @click.argument("incident_id", metavar="ID")
+            @click.argument("name")
+            @_as
+            @_json_opt
+            @click.pass_obj
+            def command(ctx, incident_id, name, actor, as_json):
+                engine = ctx.engine()
+                iid = engine.resolve_id(incident_id)
+                events = getattr(engine, method)(iid, actor, name)
+                _print_events(events, as_json)
+                failed = [e for e in events if e.type == "degradation_failed"]
+                if failed:
+                    raise click.exceptions.Exit(4)
+        make()
+
+    @incident.command("severity")
+    @click.argument("incident_id", metavar="ID")
+    @click.argument("level")
+    @click.option("--reason", default="", help="Why the severity changes.")
+    @_as
+    @_json_opt
+    @click.pass_obj
+    def severity(ctx, incident_id, level, reason, actor, as_json):
+        """Change the severity to LEVEL (e.g. SEV1); response targets follow."""
+        engine = ctx.engine()
+        _print_events(engine.severity(engine.resolve_id(incident_id), actor, level, reason), as_json)
+
+    @incident.command("note")
+    @click.argument("incident_id", metavar="ID")
+    @click.argument("text")
+    @_as
+    @_json_opt
+    @click.pass_obj
+    def note(ctx, incident_id, text, actor, as_json):
+        """Add a note to the timeline."""
+        engine = ctx.engine()
+        _print_events(engine.note(engine.resolve_id(incident_id), actor, text), as_json)
+
+    @incident.command("resolve")
+    @click.argument("incident_id", metavar="ID")
+    @click.option("--keep-degradations", is_flag=True, help="Leave applied degradations in place.")
+    @_as
+    @_json_opt
+    @click.pass_obj
+    def resolve(ctx, incident_id, keep_degradations, actor, as_json):
+        """Resolve the incident; restores applied degradations unless --keep-degradations."""
+        engine = ctx.engine()
+        _print_events(engine.resolve(engine.resolve_id(incident_id), actor, keep_degradations), as_json)
+
+    @incident.command("tick")
+    @click.argument("incident_id", metavar="ID")
+    @_json_opt
+    @click.pass_obj
+    def tick(ctx, incident_id, as_json):
+        """Fire every timer that is due (escalations, reminders, target breaches, polls), in order."""
+        engine = ctx.engine()
+        _print_events(engine.tick(engine.resolve_id(incident_id)), as_json)
+
+    @incident.command("resume")
+    @click.argument("incident_id", metavar="ID")
+    @click.pass_obj
+    def resume_(ctx, incident_id):
+        """Settle what a crash left half-done (flag changes, actions, notices), fire due timers, show it."""
+        engine = ctx.engine()
+        iid = engine.resolve_id(incident_id)
+        _print_events(engine.reconcile(iid, force=True) + engine.tick(iid), False)
+        for line in summary(engine.state(iid), engine.clock.now()):
+            click.echo(line)
+
+    @incident.command("export")
+    @click.argument("incident_id", metavar="ID")
+    @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+    @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to a file.")
+    @click.pass_obj
+    def export(ctx, incident_id, fmt, output):
+        """Export a postmortem skeleton (md) or the whole log with metrics (json)."""
+        engine = ctx.engine()
+        state = engine.state(engine.resolve_id(incident_id))
+        text = export_markdown(state) if fmt == "md" else json.dumps(export_json(state), indent=2, ensure_ascii=False)
+        if output:
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(text + ("\n" if not text.endswith("\n") else ""))
+            click.echo(f"wrote {output}")
+        else:
+            click.echo(text)
+
+    @incident.command("verify")
+    @click.argument("incident_id", metavar="ID")
+    @click.pass_obj
+    def verify_(ctx, incident_id):
+        """Check the incident's hash chain; exit 1 and name the first broken link if it was tampered with."""
+        engine = ctx.engine()
+        iid = engine.resolve_id(incident_id)
+        ok, message = verify(engine.store.events(iid))
+        click.echo(f"{iid}: {message}")
+        if not ok:
+            raise click.exceptions.Exit(1)
+
+    @incident.command("metrics")
+    @click.argument("incident_id", metavar="ID")
+    @click.pass_obj
+    def metrics_(ctx, incident_id):
+        """Print TTA, TTM, TTR, per-step durations and the highest escalation level as JSON."""
+        engine = ctx.engine()
+        state = engine.state(engine.resolve_id(incident_id))
+        click.echo(json.dumps(metrics(state, datetime.now(timezone.utc)).to_dict(), indent=2))

@@ -1,0 +1,54 @@
+"""The documents an incident was opened with, frozen: editing YAML mid-incident changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from runbook.catalog import kinds
+from runbook.catalog.loader import Catalog, Document
+from runbook.catalog.models import EscalationPolicy, Playbook, Roster, SeverityLevel
+
+
+def take(catalog: Catalog, playbook: Document) -> dict:
+    """The snapshot stored at open: the playbook's text and hash plus every document it depends on."""
+    model: Playbook = playbook.model
+    documents = [{"kind": "Playbook", "data": playbook.data}]
+    documents += [{"kind": d.kind, "data": d.data} for d in catalog.of_kind("SeverityPolicy")]
+    escalation = catalog.find(model.escalation, "EscalationPolicy")
+    if escalation:
+        documents.append({"kind": "EscalationPolicy", "data": escalation.data})
+    documents += [{"kind": d.kind, "data": d.data} for d in catalog.of_kind("Roster")]
+    text = playbook.text or ""
+    return {"playbook": model.id, "hash": hashlib.sha256(text.encode("utf-8")).hexdigest(), "text": text,
+            "documents": documents}
+
+
+@dataclass
+class Snapshot:
+    playbook: Playbook
+    levels: list[SeverityLevel]
+    escalation: EscalationPolicy | None
+    rosters: list[Roster]
+    hash: str = ""
+    text: str = field(default="", repr=False)
+
+    @classmethod
+    def load(cls, stored: dict) -> "Snapshot":
+        models: dict[str, list] = {}
+        for doc in stored["documents"]:
+            models.setdefault(doc["kind"], []).append(kinds.KINDS[doc["kind"]].build(doc["data"]))
+        levels = [lv for policy in models.get("SeverityPolicy", []) for lv in policy.levels]
+        escalation = (models.get("EscalationPolicy") or [None])[0]
+        return cls(models["Playbook"][0], levels, escalation, models.get("Roster", []), stored.get("hash", ""),
+                   stored.get("text", ""))
+
+    def level(self, severity: str) -> SeverityLevel | None:
+        return next((lv for lv in self.levels if lv.id == severity), None)
+
+    def rank(self, severity: str) -> int:
+        """0 is the most severe level; unknown levels rank last."""
+        for index, level in enumerate(self.levels):
+            if level.id == severity:
+                return index
+        return len(self.levels)

@@ -1,0 +1,139 @@
+"""Timers are derived from the log, never kept in memory: restart and they are exactly where they were.
+
+Every function here is pure: given the incident state (and a moment), it says what is due
+when. The engine's `tick` fires what is due, earliest first; the TUI shows the same due times
+as countdowns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from runbook.catalog.models import EscalationLevel
+from runbook.catalog.oncall import find_person, find_rotation, on_call
+from runbook.engine.state import ACTIVE, IncidentState
+from runbook.pluginapi import Recipient
+
+TARGETS = ("acknowledge", "mitigate", "resolve")
+DEFAULT_POLL = 30
+
+
+@dataclass(frozen=True, order=True)
+class Timer:
+    at: datetime
+    order: int  # ties fire in a stable order: escalations, then deadlines, rises, waits, reminders
+    kind: str = field(compare=False)
+    data: dict = field(compare=False, default_factory=dict)
+
+
+def _delta(seconds) -> timedelta:
+    return timedelta(seconds=seconds)
+
+
+def pages(state: IncidentState) -> bool:
+    level = state.snapshot.level(state.severity)
+    return level is None or level.pages
+
+
+def next_escalation(state: IncidentState) -> Timer | None:
+    """The next escalation level to notify, if nobody has acknowledged and the ladder is not exhausted."""
+    policy = state.snapshot.escalation
+    if policy is None or not policy.levels or state.acknowledged_at or state.resolved or not pages(state):
+        return None
+    esc = state.escalation
+    if esc.count == 0:
+        return Timer(state.opened_at, 0, "escalation", {"level": 1, "round": 0})
+    index, rnd = esc.level - 1, esc.round
+    after = policy.levels[index].escalate_after
+    index += 1
+    if index >= len(policy.levels):
+        index, rnd = 0, rnd + 1
+        if rnd > policy.repeat:
+            return None
+    return Timer(esc.last_due + _delta(after), 0, "escalation", {"level": index + 1, "round": rnd})
+
+
+def recipients(state: IncidentState, level: EscalationLevel, at: datetime) -> list[Recipient]:
+    """Who a level reaches at `at`: rotations resolved against the roster, people as named."""
+    out = []
+    for target in level.notify:
+        if target.kind == "rotation":
+            found = find_rotation(state.snapshot.rosters, target.id)
+            try:
+                person = on_call(found[0], found[1], at) if found else None
+            except ValueError:
+                person = None
+            via = f"rotation {target.id}"
+        else:
+            person, via = find_person(state.snapshot.rosters, target.id), "person"
+        if person:
+            out.append(Recipient(person.id, person.name, person.email, person.phone, person.chat, person.pager, via))
+        else:
+            out.append(Recipient(target.id, f"nobody on {target.id}", via=via))
+    return out
+
+
+def deadlines(state: IncidentState) -> dict[str, tuple[datetime, datetime | None]]:
+    """target -> (deadline, when it was met or None), for the current severity's response targets."""
+    level = state.snapshot.level(state.severity)
+    if level is None or state.opened_at is None:
+        return {}
+    met = {"acknowledge": state.acknowledged_at, "mitigate": state.mitigated_at or state.resolved_at,
+           "resolve": state.resolved_at}
+    return {name: (state.opened_at + _delta(level.targets[name]), met[name])
+            for name in TARGETS if name in level.targets}
+
+
+def _reminder_window(state: IncidentState, reminder):
+    starts = {"opened": state.opened_at, "acknowledged": state.acknowledged_at, "mitigated": state.mitigated_at}
+    stops = {"acknowledged": state.acknowledged_at, "mitigated": state.mitigated_at or state.resolved_at,
+             "resolved": state.resolved_at}
+    return starts.get(reminder.start), stops.get(reminder.until) or state.resolved_at
+
+
+def pending(state: IncidentState) -> list[Timer]:
+    """Every timer that will fire unless something happens first, earliest first."""
+    if state.opened_at is None:
+        return []
+    timers = []
+    esc = next_escalation(state)
+    if esc:
+        timers.append(esc)
+    if not state.resolved:
+        for name, (deadline, met) in deadlines(state).items():
+            if met is None and name not in state.breaches:
+                timers.append(Timer(deadline, 1, "breach", {"target": name, "deadline": deadline}))
+        symptom = next((s for s in state.playbook.symptoms if s.id == state.symptom), None)
+        if symptom and state.mitigated_at is None:
+            for index, (after, to) in enumerate(symptom.severity_rises):
+                if index not in state.rises and state.snapshot.rank(to) < state.snapshot.rank(state.severity):
+                    timers.append(Timer(state.opened_at + _delta(after), 2, "rise",
+                                        {"rise": index, "to": to, "after": after}))
+        for track, step_id in state.current.items():
+            if step_id is None:
+                continue
+            step, run = state.playbook.step(step_id), state.steps[step_id]
+            if step.kind != "wait" or not step.automated or run.status != ACTIVE or step.id in state.actions_pending:
+                continue
+            every, timeout = step.every or DEFAULT_POLL, step.timeout or 0
+            next_poll = run.started_at + _delta(every * (run.polls + 1))
+            ends = run.started_at + _delta(timeout)
+            if next_poll < ends:
+                timers.append(Timer(next_poll, 3, "poll", {"step": step.id, "poll": run.polls + 1}))
+            else:
+                timers.append(Timer(ends, 3, "wait_timeout", {"step": step.id}))
+    for reminder in state.playbook.reminders:
+        start, stop = _reminder_window(state, reminder)
+        if start is None:
+            continue
+        n = state.reminders.get(reminder.id, 0) + 1
+        at = start + _delta(reminder.every * n)
+        if stop is None or at < stop:
+            timers.append(Timer(at, 4, "reminder", {"reminder": reminder.id, "n": n, "message": reminder.message,
+                                                    "role": reminder.role}))
+    return sorted(timers)
+
+
+def due(state: IncidentState, now: datetime) -> list[Timer]:
+    return [t for t in pending(state) if t.at <= now]

@@ -1,0 +1,254 @@
+"""The only module that speaks SQL (through sqlite-utils): incidents as append-only event logs.
+
+Durability: every connection uses WAL with synchronous=FULL, so an event whose append
+returned survives kill -9 and power loss; a busy timeout lets several processes share the
+file. Appends take the write lock up front (BEGIN IMMEDIATE) and check the expected sequence
+number, so two writers never interleave or duplicate events: the loser gets a
+`ConflictError`, re-reads and retries. Events carry a SHA-256 hash chained to the previous
+event of the same incident. The `incidents` table is a small projection kept in the same
+transaction for fast listing; the `snapshots` table keeps the documents an incident was
+opened with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from runbook.errors import RunbookError
+
+BUSY_TIMEOUT_MS = 30_000
+GENESIS = "0" * 64
+
+
+class StoreError(RunbookError):
+    exit_code = 1
+
+
+class ConflictError(RunbookError):
+    """Another writer appended first; re-read the incident and try again."""
+
+    exit_code = 6
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    incident: str
+    seq: int
+    ts: str
+    actor: str
+    type: str
+    data: dict
+    prev_hash: str
+    hash: str
+
+
+def event_hash(incident: str, seq: int, ts: str, actor: str, type_: str, data: dict, prev_hash: str) -> str:
+    body = json.dumps([incident, seq, ts, actor, type_, data, prev_hash], sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def default_path() -> str:
+    if os.environ.get("RUNBOOK_DB"):
+        return os.environ["RUNBOOK_DB"]
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "runbook", "runbook.db")
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db["events"].create({"incident": str, "seq": int, "ts": str, "actor": str, "type": str, "data": str,
+                         "prev_hash": str, "hash": str}, pk=("incident", "seq"), not_null={"ts", "type", "hash"})
+    db["incidents"].create({"id": str, "playbook": str, "title": str, "service": str, "severity": str,
+                            "status": str, "drill": int, "opened_at": str, "acknowledged_at": str,
+                            "mitigated_at": str, "resolved_at": str, "last_seq": int, "updated_at": str},
+                           pk="id")
+    db["incidents"].create_index(["status", "opened_at"])
+    db["incidents"].create_index(["playbook", "opened_at"])
+    db["snapshots"].create({"incident": str, "playbook": str, "hash": str, "text": str, "documents": str},
+                           pk="incident")
+
+
+MIGRATIONS = ((1, "events, incidents projection, snapshots", _migration_1),)
+
+# Which event types move which projection columns.
+_PROJECTION = {"acknowledged": "acknowledged_at", "mitigated": "mitigated_at", "resolved": "resolved_at"}
+_STATUS = {"acknowledged": "acknowledged", "mitigated": "mitigated", "resolved": "resolved"}
+_RANK = {"open": 0, "acknowledged": 1, "mitigated": 2, "resolved": 3}
+
+
+class Store:
+    def __init__(self, path: str | None = None):
+        self.path = path or default_path()
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        old_umask = os.umask(0o077)  # the database, its WAL and shared memory are owner-only
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the incident database: {exc}") from None
+        finally:
+            os.umask(old_umask)
+        if self.path != ":memory:" and mode.lower() != "wal":
+            raise StoreError(f"{self.path}: the database could not switch to WAL mode (got {mode})")
+        self.db = sqlite_utils.Database(conn)
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def pragmas(self) -> dict:
+        return {name: self.db.execute(f"PRAGMA {name}").fetchone()[0]
+                for name in ("journal_mode", "synchronous", "busy_timeout")}
+
+    def _migrate(self) -> None:
+        with self._write():
+            if "migrations" not in self.db.table_names():
+                self.db["migrations"].create({"id": int, "name": str}, pk="id")
+            done = {row["id"] for row in self.db["migrations"].rows}
+            for number, name, apply in MIGRATIONS:
+                if number not in done:
+                    apply(self.db)
+                    self.db.execute("INSERT INTO migrations (id, name) VALUES (?, ?)", [number, name])
+
+    class _Tx:
+        def __init__(self, conn):
+            self.conn = conn
+
+        def __enter__(self):
+            self.conn.execute("BEGIN IMMEDIATE")
+
+        def __exit__(self, exc_type, exc, tb):
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def _write(self):
+        return Store._Tx(self.db.conn)
+
+    # writing ------------------------------------------------------------------------------
+
+    def create_incident(self, incident: str, snapshot: dict, row: dict, first_events: list[dict]) -> list[StoredEvent]:
+        """Create an incident with its snapshot and first events, atomically."""
+        with self._write():
+            if self.db.execute("SELECT 1 FROM incidents WHERE id = ?", [incident]).fetchone():
+                raise ConflictError(f"incident {incident} already exists")
+            self.db.execute("INSERT INTO snapshots (incident, playbook, hash, text, documents) VALUES (?, ?, ?, ?, ?)",
+                            [incident, snapshot["playbook"], snapshot["hash"], snapshot["text"],
+                             json.dumps(snapshot["documents"], ensure_ascii=False)])
+            self.db.execute(
+                "INSERT INTO incidents (id, playbook, title, service, severity, status, drill, opened_at, last_seq, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, 0, ?)",
+                [incident, row["playbook"], row["title"], row["service"], row["severity"], int(row["drill"]),
+                 first_events[0]["ts"], first_events[0]["ts"]])
+            return self._append(incident, 0, GENESIS, first_events)
+
+    def append(self, incident: str, expected_seq: int, events: list[dict]) -> list[StoredEvent]:
+        """Append `events` (dicts with ts, actor, type, data) after `expected_seq`, in one transaction."""
+        with self._write():
+            row = self.db.execute("SELECT seq, hash FROM events WHERE incident = ? ORDER BY seq DESC LIMIT 1",
+                                  [incident]).fetchone()
+            if row is None:
+                raise StoreError(f"incident {incident} does not exist")
+            if row[0] != expected_seq:
+                raise ConflictError(f"incident {incident} changed: expected event {expected_seq}, found {row[0]}")
+            return self._append(incident, expected_seq, row[1], events)
+
+    def _append(self, incident: str, seq: int, prev: str, events: list[dict]) -> list[StoredEvent]:
+        stored = []
+        updates: dict = {}
+        for event in events:
+            seq += 1
+            digest = event_hash(incident, seq, event["ts"], event["actor"], event["type"], event["data"], prev)
+            stored.append(StoredEvent(incident, seq, event["ts"], event["actor"], event["type"], event["data"],
+                                      prev, digest))
+            prev = digest
+            column = _PROJECTION.get(event["type"])
+            if column:
+                updates.setdefault(column, event["ts"])
+                updates["status"] = _STATUS[event["type"]]
+            if event["type"] == "severity_changed":
+                updates["severity"] = event["data"]["to"]
+        self.db.conn.executemany(
+            "INSERT INTO events (incident, seq, ts, actor, type, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(e.incident, e.seq, e.ts, e.actor, e.type, json.dumps(e.data, ensure_ascii=False, sort_keys=True),
+              e.prev_hash, e.hash) for e in stored])
+        sets = ["last_seq = ?", "updated_at = ?"]
+        values = [seq, events[-1]["ts"]]
+        for column in ("acknowledged_at", "mitigated_at", "resolved_at"):
+            if column in updates:
+                sets.append(f"{column} = COALESCE({column}, ?)")
+                values.append(updates[column])
+        if "status" in updates:
+            # status only moves forward: a late "acknowledged" never reopens a mitigated incident
+            rank = "CASE status " + " ".join(f"WHEN '{name}' THEN {n}" for name, n in _RANK.items()) + " END"
+            sets.append(f"status = CASE WHEN ({rank}) < ? THEN ? ELSE status END")
+            values += [_RANK[updates["status"]], updates["status"]]
+        if "severity" in updates:
+            sets.append("severity = ?")
+            values.append(updates["severity"])
+        self.db.execute(f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?", values + [incident])
+        return stored
+
+    # reading ------------------------------------------------------------------------------
+
+    def events(self, incident: str, after: int = 0) -> list[StoredEvent]:
+        rows = self.db.execute("SELECT incident, seq, ts, actor, type, data, prev_hash, hash FROM events "
+                               "WHERE incident = ? AND seq > ? ORDER BY seq", [incident, after]).fetchall()
+        return [StoredEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in rows]
+
+    def last_seq(self, incident: str) -> int:
+        row = self.db.execute("SELECT last_seq FROM incidents WHERE id = ?", [incident]).fetchone()
+        return row[0] if row else -1
+
+    def snapshot(self, incident: str) -> dict | None:
+        row = self.db.execute("SELECT playbook, hash, text, documents FROM snapshots WHERE incident = ?",
+                              [incident]).fetchone()
+        if row is None:
+            return None
+        return {"playbook": row[0], "hash": row[1], "text": row[2], "documents": json.loads(row[3])}
+
+    def incident(self, incident: str) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM incidents WHERE id = ?", [incident]))
+        return rows[0] if rows else None
+
+    def incidents(self, status: str | None = None, open_only: bool = False, drills: bool | None = None,
+                  playbook: str | None = None, since: str | None = None, limit: int | None = None) -> list[dict]:
+        where, params = [], []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if open_only:
+            where.append("status != 'resolved'")
+        if drills is not None:
+            where.append("drill = ?")
+            params.append(int(drills))
+        if playbook:
+            where.append("playbook = ?")
+            params.append(playbook)
+        if since:
+            where.append("opened_at >= ?")
+            params.append(since)
+        sql = "SELECT * FROM incidents" + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql += " ORDER BY opened_at DESC, id"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return list(self.db.query(sql, params))
+
+    def find_ids(self, prefix: str) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM incidents WHERE id LIKE ? ORDER BY id",
+                                              [prefix.replace("%", "") + "%"]).fetchall()]
