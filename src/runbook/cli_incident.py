@@ -195,7 +195,7 @@ def attach(cli) -> None:
             events = engine.fail(iid, actor, step, outcome)
         else:
             events = engine.run(iid, actor, step)
-        _print_events(events or engine.state(iid).events[-3:], as_json)
+        _print_events(events, as_json)
 
     @incident.command("approve")
     @click.argument("incident_id", metavar="ID")
@@ -219,7 +219,7 @@ def attach(cli) -> None:
         """Answer a decision: OPTION is its number or (the start of) its label."""
         engine = ctx.engine()
         iid = engine.resolve_id(incident_id)
-        _print_events(engine.choose(iid, actor, option, step) or engine.state(iid).events[-4:], as_json)
+        _print_events(engine.choose(iid, actor, option, step), as_json)
 
     for verb, method in (("degrade", "degrade"), ("restore", "restore")):
         def make(verb=verb, method=method):

@@ -226,10 +226,8 @@ class Engine:
         if step.kind in ("degrade", "restore") and not outcome:
             self._approved(state, step)
             if step.kind == "degrade":
-                self.degrade(incident, actor, step.degradation, step=step.id)
-            else:
-                self.restore(incident, actor, step.degradation, step=step.id)
-            return []
+                return self.degrade(incident, actor, step.degradation, step=step.id)
+            return self.restore(incident, actor, step.degradation, step=step.id)
 
         def build(state):
             self._live(state)
@@ -273,8 +271,7 @@ class Engine:
         chosen = step.options[index]
         if chosen.degradation:
             self._approved(state, step)
-            self.degrade(incident, actor, chosen.degradation, step=step.id, option=index)
-            return []
+            return self.degrade(incident, actor, chosen.degradation, step=step.id, option=index)
 
         def build(state):
             self._live(state)
@@ -327,9 +324,10 @@ class Engine:
         state = self.state(incident)
         self._live(state)
         kept = [name for name, deg in state.degradations.items() if deg.applied]
+        restored: list[Event] = []
         if not keep_degradations:
             for name in kept:
-                self.restore(incident, actor, name)
+                restored += self.restore(incident, actor, name)
             state = self.state(incident)
             still = [name for name, deg in state.degradations.items() if deg.applied]
             if still:
@@ -340,7 +338,7 @@ class Engine:
         def build(state):
             self._live(state)
             return [("resolved", {"kept_degradations": kept})]
-        return self._command(incident, actor, build)
+        return restored + self._command(incident, actor, build)
 
     def escalate_now(self, incident: str, actor: str) -> list[Event]:
         state = self.state(incident)
@@ -527,6 +525,7 @@ class Engine:
         if timer.kind == "rise":
             return self._command(state.id, SYSTEM, lambda s: [] if data["rise"] in s.rises else [
                 ("severity_changed", {"from": s.severity, "to": data["to"], "rise": data["rise"],
+                                      "due_at": iso(timer.at),
                                       "reason": f"symptom persisted for {data['after'] // 60} minutes"})])
         if timer.kind == "reminder":
             return self._command(state.id, SYSTEM, lambda s: [] if s.reminders.get(data["reminder"], 0) >= data["n"]

@@ -96,6 +96,7 @@ class IncidentState:
     status: str = "open"
     opened_at: datetime | None = None
     opened_by: str = ""
+    paging_since: datetime | None = None  # when the severity first became one that pages
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     mitigated_at: datetime | None = None
@@ -152,6 +153,12 @@ def _finish_run(state: IncidentState, step_id: str, at: datetime, outcome: str) 
             return
 
 
+def _start_paging(state: IncidentState, at: datetime) -> None:
+    level = state.snapshot.level(state.severity)
+    if state.paging_since is None and (level is None or level.pages):
+        state.paging_since = at
+
+
 def apply(state: IncidentState, event: Event) -> None:
     data, at = event.data, event.at
     kind = event.type
@@ -160,6 +167,7 @@ def apply(state: IncidentState, event: Event) -> None:
         state.title, state.service = data["title"], data.get("service", "")
         state.severity, state.symptom, state.drill = data["severity"], data.get("symptom"), data.get("drill", False)
         state.opened_at, state.opened_by = at, event.actor
+        _start_paging(state, at)
     elif kind == "step_started" and step:
         step.status, step.attempt, step.started_at, step.finished_at, step.reason = ACTIVE, data["attempt"], at, None, ""
         step.polls, step.last_poll = 0, ""
@@ -211,6 +219,7 @@ def apply(state: IncidentState, event: Event) -> None:
         state.resolved_at, state.status = at, "resolved"
     elif kind == "severity_changed":
         state.severity = data["to"]
+        _start_paging(state, parse(data["due_at"]) if "due_at" in data else at)
         if "rise" in data:
             state.rises.add(data["rise"])
     elif kind == "note_added":

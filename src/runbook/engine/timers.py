@@ -43,7 +43,7 @@ def next_escalation(state: IncidentState) -> Timer | None:
         return None
     esc = state.escalation
     if esc.count == 0:
-        return Timer(state.opened_at, 0, "escalation", {"level": 1, "round": 0})
+        return Timer(state.paging_since or state.opened_at, 0, "escalation", {"level": 1, "round": 0})
     index, rnd = esc.level - 1, esc.round
     after = policy.levels[index].escalate_after
     index += 1

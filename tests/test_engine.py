@@ -1,0 +1,284 @@
+"""The incident engine on a virtual clock: flow through steps, decisions, loops, approvals, waits,
+degradations through the real flag file, escalation timers, deadlines and restart."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from runbook.catalog import load
+from runbook.engine import CommandError, Engine, VirtualClock
+from runbook.engine import timers
+from runbook.engine.metrics import export_json, export_markdown, metrics, verify
+from runbook.plugins import PluginHost
+from runbook.settings import Settings
+from runbook.store import Store
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def world(tmp_path):
+    text = (HERE / "engine_catalog" / "drill-pb.yaml").read_text()
+    health = tmp_path / "health"
+    health.write_text("down")
+    catalog_dir = tmp_path / "catalog"
+    catalog_dir.mkdir()
+    (catalog_dir / "policies.yaml").write_text((HERE / "engine_catalog" / "policies.yaml").read_text())
+    (catalog_dir / "pb.yaml").write_text(text.replace("PYTHON", sys.executable).replace("HEALTH", str(health)))
+
+    class World:
+        clock = VirtualClock()
+        flags = tmp_path / "flags.json"
+        db = str(tmp_path / "db.sqlite")
+        catalog = load([str(catalog_dir)])
+        health_file = health
+        stores = []
+
+        def engine(self):
+            store = Store(self.db)
+            self.stores.append(store)
+            host = PluginHost(Settings(flags_file=str(self.flags), plugins_dir=None), entry_points=False)
+            return Engine(store, self.clock, host, self.catalog)
+
+    w = World()
+    yield w
+    for store in w.stores:
+        store.close()
+
+
+def types(events):
+    return [e.type for e in events]
+
+
+def test_open_starts_every_track_and_pages_level_one(world):
+    engine = world.engine()
+    state = engine.open("calls-down", "ana")
+    assert state.current == {"main": "look", "comms": "comms-1"}
+    fired = engine.tick(state.id)
+    assert types(fired) == ["escalated", "notified"]
+    assert fired[0].data["recipients"] == [{"id": "ana", "name": "Ana", "via": "rotation primary"}]
+    assert fired[1].data["results"][0]["channel"] == "terminal"
+
+
+def test_escalation_ladder_repeats_then_stops_and_late_tick_fires_in_order(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    engine.tick(iid)
+    world.clock.advance(minutes=60)  # one late tick: level 2, then round 2 levels 1 and 2, in order
+    fired = [e for e in engine.tick(iid) if e.type == "escalated"]
+    assert [(e.data["level"], e.data["round"], e.data["due_at"][11:16]) for e in fired] == [
+        (2, 0, "09:05"), (1, 1, "09:15"), (2, 1, "09:20")]
+    assert timers.next_escalation(engine.state(iid)) is None
+    assert engine.state(iid).escalation.highest == 2
+
+
+def test_acknowledgement_stops_escalation(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    engine.tick(iid)
+    world.clock.advance(minutes=3)
+    engine.acknowledge(iid, "ana")
+    world.clock.advance(minutes=30)
+    assert "escalated" not in types(engine.tick(iid))
+    with pytest.raises(CommandError, match="already acknowledged by ana"):
+        engine.acknowledge(iid, "ben")
+
+
+def test_timers_survive_a_restart_exactly(world):
+    first = world.engine()
+    iid = first.open("calls-down", "ana").id
+    first.tick(iid)
+    before = [(t.at, t.kind, t.data.get("level")) for t in timers.pending(first.state(iid))]
+    world.clock.advance(minutes=2)
+    restarted = world.engine()  # a new process: nothing in memory
+    after = [(t.at, t.kind, t.data.get("level")) for t in timers.pending(restarted.state(iid))]
+    assert after == before
+    world.clock.advance(minutes=4)
+    assert [e.data["level"] for e in restarted.tick(iid) if e.type == "escalated"] == [2]
+
+
+def test_paging_starts_when_severity_rises_to_a_level_that_pages(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana", severity="SEV4").id
+    world.clock.advance(minutes=15)
+    assert "escalated" not in types(engine.tick(iid))
+    world.clock.advance(minutes=10)  # the symptom persisted 20m: SEV1, which pages
+    fired = engine.tick(iid)
+    assert [(e.type, e.data.get("to") or e.data.get("target")) for e in fired][:3] == [
+        ("severity_changed", "SEV1"), ("target_breached", "acknowledge"), ("escalated", None)]
+    assert fired[2].data["due_at"].startswith("2026-01-05T09:20")
+
+
+def test_deadlines_reminders_and_severity_rise_fire_on_time(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    engine.tick(iid)
+    engine.acknowledge(iid, "ana")
+    world.clock.advance(minutes=21)
+    fired = engine.tick(iid)
+    assert [(e.type, e.data.get("to") or e.data.get("n")) for e in fired if e.type != "notified"] == [
+        ("reminder_fired", 1), ("severity_changed", "SEV1")]
+    state = engine.state(iid)
+    assert state.severity == "SEV1"
+    # SEV1 targets now apply: mitigate within 30m of opening
+    world.clock.advance(minutes=10)
+    fired = engine.tick(iid)
+    assert ("target_breached", "mitigate") in [(e.type, e.data.get("target")) for e in fired]
+    assert ("reminder_fired", 2) in [(e.type, e.data.get("n")) for e in fired]
+
+
+def test_walk_with_wait_poll_timeout_loop_approval_degrade_and_resolve(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    engine.acknowledge(iid, "ana")
+    engine.complete(iid, "ana")  # look
+    assert engine.state(iid).current["main"] == "healthy"
+    world.clock.advance(seconds=30)
+    polled = engine.tick(iid)
+    assert [e.data["ok"] for e in polled if e.type == "check_polled"] == [False]
+    world.clock.advance(minutes=2)  # the rest of the polls fail, then the wait times out
+    fired = engine.tick(iid)
+    assert types(fired)[-2:] == ["step_failed", "step_started"]
+    assert engine.state(iid).current["main"] == "decide"
+    engine.choose(iid, "ana", "check again")  # going back: a new attempt of an earlier step
+    state = engine.state(iid)
+    assert (state.current["main"], state.steps["look"].attempt) == ("look", 2)
+    engine.complete(iid, "ana")
+    world.health_file.write_text("ok")
+    world.clock.advance(seconds=30)
+    assert types(engine.tick(iid))[-3:] == ["check_polled", "step_completed", "step_started"]
+    engine.choose(iid, "ana", "1")
+    with pytest.raises(CommandError, match="needs approval by commander first"):
+        engine.complete(iid, "ana")
+    engine.approve(iid, "chief", "drain")
+    engine.complete(iid, "ana")
+    state = engine.state(iid)
+    assert state.degradations["audio-only"].applied and state.mitigated_at is not None
+    flags = json.loads(world.flags.read_text())
+    assert flags["flags"]["rtc.video.enabled"]["defaultVariant"] == "off"
+    engine.complete(iid, "ana")  # fix
+    engine.complete(iid, "ana")  # back: restore
+    assert not engine.state(iid).degradations["audio-only"].applied
+    assert "rtc.video.enabled" not in json.loads(world.flags.read_text())["flags"]
+    engine.complete(iid, "comms", "comms-1")
+    engine.complete(iid, "comms", "comms-2")
+    state = engine.state(iid)
+    assert state.current == {"main": None, "comms": None}
+    engine.resolve(iid, "ana")
+    assert engine.state(iid).status == "resolved"
+    with pytest.raises(CommandError, match="is resolved"):
+        engine.acknowledge(iid, "ana")
+    ok, _ = verify(engine.store.events(iid))
+    assert ok
+
+
+def test_resolve_restores_what_is_still_applied_unless_kept(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    engine.degrade(iid, "ana", "audio-only")
+    assert json.loads(world.flags.read_text())["flags"]["rtc.video.enabled"]["defaultVariant"] == "off"
+    engine.resolve(iid, "ana")
+    assert json.loads(world.flags.read_text())["flags"] == {}
+    other = engine.open("calls-down", "ana").id
+    engine.degrade(other, "ana", "audio-only")
+    engine.resolve(other, "ana", keep_degradations=True)
+    assert engine.state(other).events[-1].data == {"kept_degradations": ["audio-only"]}
+    assert "rtc.video.enabled" in json.loads(world.flags.read_text())["flags"]
+
+
+def test_drill_flags_go_to_the_sandbox(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana", drill=True).id
+    assert iid.startswith("DRL-")
+    engine.degrade(iid, "ana", "audio-only")
+    assert not world.flags.exists()
+    assert json.loads(world.flags.with_name("flags.sandbox.json").read_text())["flags"]["rtc.video.enabled"]
+
+
+def test_commands_that_do_not_fit_say_why(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    with pytest.raises(CommandError, match="step 'fix' is not current; the current step of that track is 'look'"):
+        engine.complete(iid, "ana", "fix")
+    with pytest.raises(CommandError, match="is a check step, not a decision"):
+        engine.choose(iid, "ana", "1")
+    with pytest.raises(CommandError, match="has no degradation 'audio'; did you mean 'audio-only'"):
+        engine.degrade(iid, "ana", "audio")
+    with pytest.raises(CommandError, match="skipping a step needs a reason"):
+        engine.skip(iid, "ana", None, " ")
+    with pytest.raises(CommandError, match="unknown severity 'SEV9'"):
+        engine.severity(iid, "ana", "SEV9")
+
+
+def test_playbook_is_snapshotted_at_open(world, tmp_path):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    world.catalog = load([str(HERE / "engine_catalog")])  # the YAML changes under a running incident
+    assert engine.state(iid).playbook.step("look").title == "Look at the dashboards"
+    assert world.engine().state(iid).snapshot.hash == engine.state(iid).snapshot.hash
+
+
+def test_metrics_and_postmortem_match_the_events(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    engine.tick(iid)
+    world.clock.advance(minutes=7)
+    engine.tick(iid)
+    engine.acknowledge(iid, "ben")
+    world.clock.advance(minutes=3)
+    engine.note(iid, "ben", "SFU pool in eu-west is saturated")
+    engine.complete(iid, "ben")
+    world.clock.advance(minutes=20)
+    engine.mitigate(iid, "ben")
+    world.clock.advance(minutes=30)
+    engine.resolve(iid, "ben")
+    m = metrics(engine.state(iid))
+    assert (m.tta, m.ttm, m.ttr, m.highest_level) == (420, 1800, 3600, 2)
+    assert m.targets["acknowledge"] == {"target": 600, "actual": 420, "breached": False}
+    assert m.steps[0] == {"step": "look", "track": "main", "attempt": 1, "seconds": 600, "outcome": "done"}
+    md = export_markdown(engine.state(iid))
+    assert "| Time to acknowledge (TTA) | 7m | 10m | met |" in md
+    assert "| Highest escalation level | 2 | | |" in md
+    assert "- 09:10:00 ben: SFU pool in eu-west is saturated" in md
+    assert "| 2026-01-05 09:07:00 | +7m | ben | acknowledged |" in md
+    assert "## Causes" in md and "## Action items" in md
+    data = export_json(engine.state(iid))
+    assert [e["seq"] for e in data["events"]] == list(range(1, len(data["events"]) + 1))
+
+
+def test_verify_names_the_first_broken_link(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    engine.note(iid, "ana", "first")
+    engine.note(iid, "ana", "second")
+    engine.store.db.execute("UPDATE events SET data = ? WHERE incident = ? AND seq = 4",
+                            [json.dumps({"text": "edited"}), iid])
+    ok, message = verify(engine.store.events(iid))
+    assert not ok
+    assert message.startswith("event 4 (note_added at ") and "was altered" in message
+
+
+def test_reconcile_settles_an_interrupted_flag_change(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    state = engine.state(iid)
+    # a crash right after the intent was recorded and the flag was set, before the result:
+    engine._command(iid, "ana", lambda s: [("degradation_started", {
+        "degradation": "audio-only", "op": "apply", "step": None, "option": None,
+        "flags": {"rtc.video.enabled": {"old": {"exists": False, "value": None, "variant": None, "enabled": True},
+                                        "new": False}}})])
+    engine.plugins.set_flag("rtc.video.enabled", False)
+    with pytest.raises(CommandError, match="already being changed"):
+        engine.degrade(iid, "ben", "audio-only")
+    assert engine.reconcile(iid) == []  # not stale yet: another process may still be working on it
+    world.clock.advance(minutes=2)
+    settled = world.engine().reconcile(iid)
+    assert types(settled) == ["flag_changed", "degradation_applied"]
+    assert settled[0].data["reconciled"] is True
+    assert engine.state(iid).degradations["audio-only"].applied
+    assert state.id == iid

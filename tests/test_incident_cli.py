@@ -1,0 +1,65 @@
+"""The headless incident CLI drives an incident from open to resolved, as a second responder would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.fixture
+def rb(repo_root, tmp_path):
+    env = {**os.environ, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
+           "RUNBOOK_USER": "ana"}
+    env.pop("RUNBOOK_CATALOG", None)
+
+    def run(*args, expect=0, stream="stdout"):
+        proc = subprocess.run([sys.executable, "-m", "runbook", *args], cwd=repo_root, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == expect, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr
+        return getattr(proc, stream)
+    return run
+
+
+def test_open_to_resolved_with_the_cli_alone(rb, tmp_path):
+    iid = rb("incident", "open", "video-call-degraded").strip()
+    assert iid.startswith("INC-")
+    assert "acknowledged" in rb("incident", "ack", iid[:7])
+    for _ in range(3):
+        rb("incident", "step", iid, "--done")
+    out = rb("incident", "choose", iid, "Several")
+    assert "where: chose 'Several regions or global' → cap-bitrate" in out
+    out = rb("incident", "step", iid, "--done", "--as", "ben")
+    assert "flag rtc.video.max-bitrate-kbps" in out
+    assert json.loads((tmp_path / "flags.json").read_text())["flags"]["rtc.video.max-bitrate-kbps"]["defaultVariant"] == "300"
+    rb("incident", "step", iid, "--done")  # verify-bitrate: mitigates
+    rb("incident", "note", iid, "bitrate cap holds; SFU eu-west recovering", "--as", "ben")
+    rb("incident", "step", iid, "open-channel", "--skip", "channel already open")
+    rb("incident", "severity", iid, "SEV1", "--reason", "two regions")
+    out = rb("incident", "resolve", iid)
+    assert "degradation low-bitrate restored" in out
+    assert "1500" in (tmp_path / "flags.json").read_text()
+    shown = json.loads(rb("incident", "show", iid, "--json"))
+    assert shown["status"] == "resolved" and shown["severity"] == "SEV1"
+    assert shown["metrics"]["ttm"] is not None
+    md = rb("incident", "export", iid, "--format", "md")
+    assert md.startswith("# Postmortem: Video calls degraded")
+    assert "ben: bitrate cap holds; SFU eu-west recovering" in md
+    assert "low-bitrate" in md
+    assert f"{iid}: " in rb("incident", "verify", iid) and "hash chain intact" in rb("incident", "verify", iid)
+    assert iid not in rb("incident", "list")
+    assert iid in rb("incident", "list", "--all")
+
+
+def test_errors_have_distinct_exit_codes(rb):
+    assert "no incident 'INC-NOPE'" in rb("incident", "ack", "INC-NOPE", expect=3, stream="stderr")
+    iid = rb("incident", "open", "gifts-feature-failing").strip()
+    rb("incident", "ack", iid)
+    assert "already acknowledged by ana" in rb("incident", "ack", iid, expect=5, stream="stderr")
+    assert "say what happened to the step" in rb("incident", "step", iid, expect=2, stream="stderr")
+    assert "no playbook 'gift-feature-failing'; did you mean 'gifts-feature-failing'?" in rb(
+        "incident", "open", "gift-feature-failing", expect=3, stream="stderr")
