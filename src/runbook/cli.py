@@ -77,7 +77,7 @@ class Context:
 
     def engine(self, catalog: bool = False) -> Engine:
         """The engine on the incident database; `catalog` loads the playbooks (needed to open)."""
-        return Engine(self.store(), SystemClock(), self.host(), load(self.catalog_paths()) if catalog else None)
+        return Engine(self.store(), SystemClock(), self.host(), load_catalog(self.catalog_paths()) if catalog else None)
 
     def settings(self, **overrides) -> Settings:
         return Settings.from_environment(plugins_dir=self.plugins_dir, **overrides)
@@ -135,7 +135,18 @@ def cli(ctx, catalogs, db, plugins_dir):
     """
     ctx.obj = Context(catalogs, plugins_dir, db)
     if ctx.invoked_subcommand is None:
-        _overview(ctx.obj)
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            _run_tui(ctx.obj)
+        else:
+            _overview(ctx.obj)
+
+
+def _run_tui(ctx: Context, incident: str | None = None, engine: Engine | None = None, actor: str | None = None):
+    from runbook.cli_incident import default_actor
+    from runbook.tui.app import build_app  # textual loads only when the TUI runs
+
+    engine = engine or ctx.engine(catalog=True)
+    build_app(engine, engine.catalog, actor or default_actor(), incident).run()
 
 
 def _overview(ctx: Context) -> None:
@@ -318,6 +329,40 @@ def schema(ctx: Context, kind):
         raise UsageError(f"unknown kind '{kind}', expected one of: {', '.join(kinds.KINDS)}"
                          f"{did_you_mean(kind, kinds.KINDS)}")
     _dump(kinds.schema(found.name))
+
+
+@cli.command("open", short_help="Open an incident on a playbook, straight into the TUI.")
+@click.argument("playbook")
+@click.option("--symptom", help="Which of the playbook's symptoms was seen (default: the first).")
+@click.option("--severity", help="Severity level (default: the playbook's).")
+@click.option("--drill", is_flag=True, help="A rehearsal: marked DRILL, flags go to the sandbox file.")
+@click.option("--as", "actor", metavar="NAME", help="Who you are (default: $RUNBOOK_USER or your login).")
+@click.pass_obj
+def open_incident(ctx: Context, playbook, symptom, severity, drill, actor):
+    """Open an incident on PLAYBOOK and walk it in the TUI (pages escalation level 1)."""
+    from runbook.cli_incident import default_actor
+
+    engine = ctx.engine(catalog=True)
+    actor = actor or default_actor()
+    state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill)
+    _run_tui(ctx, state.id, engine, actor)
+
+
+@cli.command(short_help="Reopen an incident in the TUI (default: the latest open one).")
+@click.argument("incident_id", metavar="[ID]", required=False)
+@click.option("--as", "actor", metavar="NAME", help="Who you are (default: $RUNBOOK_USER or your login).")
+@click.pass_obj
+def resume(ctx: Context, incident_id, actor):
+    """Reopen incident ID in the TUI after settling anything a crash left half-done."""
+    engine = ctx.engine(catalog=True)
+    if incident_id is None:
+        rows = engine.list(open_only=True)
+        if not rows:
+            raise NotFoundError("no open incident to resume (see `runbook incident list --all`)")
+        incident_id = rows[0]["id"]
+    incident_id = engine.resolve_id(incident_id)
+    engine.reconcile(incident_id, force=True)
+    _run_tui(ctx, incident_id, engine, actor)
 
 
 from runbook import cli_incident, cli_plugins  # noqa: E402  (they add their commands to the group)

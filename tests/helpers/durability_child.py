@@ -2,7 +2,8 @@
 
     durability_child.py work '<json>'    one worker: issue commands until killed
     durability_child.py zygote           import runbook once, then fork one worker per JSON line on stdin
-    durability_child.py notes '<json>'   concurrent writer: "ready", wait for "go" on stdin, N notes, "finished"
+    durability_child.py notes '<json>'   concurrent writer: "ready", wait for "go" on stdin, N notes,
+                                         "finished <conflicts retried>"
 
 Every line goes to stdout with a single flushed write (shorter than PIPE_BUF, so lines from a
 worker and its zygote never interleave inside a line). A worker prints "pid <pid>" first, then
@@ -105,7 +106,19 @@ def work(args: dict) -> None:
 
 def notes(args: dict) -> None:
     Engine, SystemClock, PluginHost, Settings, Store = _runbook()
-    engine = Engine(Store(args["db"]), SystemClock(), None, None)
+    from runbook.store import ConflictError
+    store = Store(args["db"])
+    conflicts = [0]
+    real_append = store.append
+
+    def append(*a, **kw):  # count the optimistic-concurrency retries the engine makes
+        try:
+            return real_append(*a, **kw)
+        except ConflictError:
+            conflicts[0] += 1
+            raise
+    store.append = append
+    engine = Engine(store, SystemClock(), None, None)
     incident, who = args["incident"], args["writer"]
     engine.state(incident)  # warm: the first command must not pay for the snapshot load
     emit("ready")
@@ -115,7 +128,7 @@ def notes(args: dict) -> None:
         text = f"{who}-{k}"
         events = engine.note(incident, who, text)
         emit(f"done {events[-1].seq} note:{text}")
-    emit("finished")
+    emit(f"finished {conflicts[0]}")
 
 
 def zygote() -> None:

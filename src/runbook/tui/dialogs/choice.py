@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, OptionList
+from textual.widgets.option_list import Option
+
+
+class ChoiceDialog(ModalScreen[int | None]):
+    """Pick one of several labelled choices, by number key or arrows and Enter; returns the index."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")] + [
+        Binding(str(n), f"pick({n - 1})", show=False) for n in range(1, 10)]
+
+    def __init__(self, title: str, choices: list[str]):
+        super().__init__()
+        self.title_text, self.choices = title, choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield OptionList(*[Option(f"{i}. {label}", id=str(i - 1)) for i, label in enumerate(self.choices, 1)],
+                             id="choices")
+            yield Label("[b]1-9[/b] or [b]Enter[/b] pick   [b]Esc[/b] cancel", classes="dialog-keys")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(int(event.option.id))
+
+    def action_pick(self, index: int) -> None:
+        if index < len(self.choices):
+            self.dismiss(index)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """Asks before anything with a side effect outside the program (a flag flip, a shell action)."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Yes", priority=True), Binding("n", "answer(False)", "No", priority=True),
+                Binding("escape", "answer(False)", "Cancel", priority=True)]
+
+    def __init__(self, question: str, detail: str = ""):
+        super().__init__()
+        self.question, self.detail = question, detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="dialog-title")
+            if self.detail:
+                yield Static(self.detail, classes="dialog-detail")
+            yield Label("[b]y[/b] yes   [b]n[/b] no", classes="dialog-keys")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)

@@ -1,0 +1,192 @@
+"""The TUI's only door to the engine: one lock, and plain view models built under it.
+
+Engine calls (which may wait on plugins) run in worker threads; the UI thread only ever
+receives finished, immutable views to render, so it never blocks and never reads a state
+that another thread is advancing.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from runbook.engine import timers
+from runbook.engine.metrics import describe
+from runbook.engine.state import IncidentState
+
+TIMELINE_ROWS = 200
+
+
+@dataclass(frozen=True)
+class StepRow:
+    id: str
+    title: str
+    kind: str
+    status: str
+    attempt: int
+    current: bool
+
+
+@dataclass(frozen=True)
+class TrackView:
+    id: str
+    title: str
+    role: str | None
+    steps: tuple[StepRow, ...]
+    current: str | None
+
+
+@dataclass(frozen=True)
+class CurrentStep:
+    track: str
+    id: str
+    title: str
+    kind: str
+    instructions: str
+    question: str
+    options: tuple[str, ...]
+    timebox_left: float | None
+    approval_by: str | None
+    approved_by: str | None
+    automated: bool
+    command: str
+    degradation: str | None
+    status: str
+    role: str | None
+    template: str | None
+    last_poll: str
+
+
+@dataclass(frozen=True)
+class LadderRow:
+    level: int
+    who: str
+    after: int
+    notified: bool
+
+
+@dataclass(frozen=True)
+class FlagView:
+    name: str
+    summary: str
+    applied: bool
+    pending: bool
+    flags: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Line:
+    seq: int
+    at: datetime
+    rel: float
+    actor: str
+    type: str
+    text: str
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    id: str
+    title: str
+    playbook: str
+    severity: str
+    severities: tuple[str, ...]
+    status: str
+    drill: bool
+    now: datetime
+    opened_at: datetime
+    acknowledged_by: str | None
+    targets: tuple[tuple[str, float, bool, bool], ...]  # name, seconds left (negative: late), met, breached
+    next_escalation: tuple[int, float] | None  # level, seconds until
+    tracks: tuple[TrackView, ...]
+    current: tuple[CurrentStep, ...]
+    ladder: tuple[LadderRow, ...]
+    flags: tuple[FlagView, ...]
+    timeline: tuple[Line, ...]
+    events: int
+    last_seq: int
+    degradations: tuple[str, ...] = field(default=())
+
+
+def _command(step) -> str:
+    if step.run is not None:
+        return " ".join(step.run)
+    if step.uses:
+        return f"{step.uses} {step.params}" if step.params else step.uses
+    return ""
+
+
+def build_view(state: IncidentState, now: datetime) -> IncidentView:
+    pb = state.playbook
+    targets = []
+    for name, (deadline, met) in timers.deadlines(state).items():
+        targets.append((name, (deadline - now).total_seconds(), met is not None, name in state.breaches or
+                        (met is not None and met > deadline)))
+    nxt = timers.next_escalation(state)
+    tracks, current = [], []
+    for track in pb.tracks:
+        rows = tuple(StepRow(s.id, s.title, s.kind, state.steps[s.id].status, state.steps[s.id].attempt,
+                             state.current.get(track.id) == s.id) for s in track.steps)
+        tracks.append(TrackView(track.id, track.title, track.role, rows, state.current.get(track.id)))
+        step_id = state.current.get(track.id)
+        if step_id:
+            step, run = pb.step(step_id), state.steps[step_id]
+            left = None
+            if step.timebox and run.started_at:
+                left = step.timebox - (now - run.started_at).total_seconds()
+            current.append(CurrentStep(
+                track.id, step.id, step.title, step.kind, step.instructions, step.question or "",
+                tuple(o.label for o in step.options), left, step.approval.by if step.approval else None,
+                run.approved_by if run.approved else None, step.automated, _command(step), step.degradation,
+                run.status, step.role or track.role, step.template, run.last_poll))
+    ladder = []
+    policy = state.snapshot.escalation
+    if policy:
+        for index, level in enumerate(policy.levels, 1):
+            people = timers.recipients(state, level, now)
+            ladder.append(LadderRow(index, ", ".join(p.name for p in people), level.escalate_after,
+                                    index <= state.escalation.highest))
+    flags = []
+    for name, spec in pb.degradations.items():
+        deg = state.degradations[name]
+        flags.append(FlagView(name, spec.summary, deg.applied, deg.pending is not None,
+                              tuple((flag, _show(value)) for flag, value in spec.set.items())))
+    opened = state.opened_at
+    lines = tuple(Line(e.seq, e.at, (e.at - opened).total_seconds(), e.actor, e.type, describe(e))
+                  for e in state.events[-TIMELINE_ROWS:])
+    return IncidentView(
+        state.id, state.title, pb.id, state.severity, tuple(lv.id for lv in state.snapshot.levels), state.status,
+        state.drill, now, opened, state.acknowledged_by, tuple(targets),
+        (nxt.data["level"], (nxt.at - now).total_seconds()) if nxt else None, tuple(tracks), tuple(current),
+        tuple(ladder), tuple(flags), lines, len(state.events), state.last_seq, tuple(pb.degradations))
+
+
+def _show(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class EngineGateway:
+    """Serialises engine use across worker threads and hands out views."""
+
+    def __init__(self, engine, catalog=None):
+        self.engine = engine
+        self.catalog = catalog
+        self.lock = threading.Lock()
+
+    def view(self, incident: str, tick: bool = True) -> IncidentView:
+        with self.lock:
+            if tick:
+                self.engine.tick(incident)
+            state = self.engine.state(incident)
+            return build_view(state, self.engine.clock.now())
+
+    def call(self, method: str, *args, **kwargs):
+        with self.lock:
+            return getattr(self.engine, method)(*args, **kwargs)
+
+    def incidents(self) -> list[dict]:
+        with self.lock:
+            return self.engine.list(open_only=True)

@@ -1,0 +1,1 @@
+"""Screens: home (incidents, catalog, drills), incident, help."""

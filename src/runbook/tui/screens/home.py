@@ -1,0 +1,115 @@
+"""Home: open incidents, the playbook catalog with a symptom filter, drills."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Label, Static
+
+from runbook.catalog.matching import rank
+from runbook.errors import RunbookError
+from runbook.tui.dialogs.confirm import ConfirmDialog
+
+
+class HomeScreen(Screen):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter"),
+        Binding("tab", "switch", "Switch list", show=False),
+        Binding("r", "reload", "Refresh"),
+        Binding("question_mark", "app.help", "Help"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="home-title")
+        with Horizontal(id="home-body"):
+            with Vertical(id="incidents-pane"):
+                yield Label("Open incidents — Enter to resume", classes="pane-title")
+                yield DataTable(id="incidents", cursor_type="row", zebra_stripes=True)
+                yield Label("Drills", classes="pane-title")
+                yield Static("No drills are due.", id="drills")
+            with Vertical(id="catalog-pane"):
+                yield Label("Playbooks — Enter to open an incident", classes="pane-title")
+                yield Input(placeholder="What do you see? e.g. video freezing in one region", id="filter")
+                yield DataTable(id="playbooks", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#incidents", DataTable).add_columns("id", "sev", "status", "title")
+        self.query_one("#playbooks", DataTable).add_columns("playbook", "sev", "title")
+        title = self.query_one("#home-title", Static)
+        catalog = self.app.catalog
+        count = len(catalog.of_kind("Playbook")) if catalog else 0
+        title.update(f"[b]runbook[/b] — {count} playbooks · responder: [b]{self.app.actor}[/b]"
+                     + ("   [b red]catalog has errors: run runbook validate[/b red]" if catalog and catalog.errors else ""))
+        self.fill_playbooks("")
+        self.action_reload()
+        self.query_one("#playbooks", DataTable).focus()
+        if self.app.live:
+            self.set_interval(2.0, self.action_reload)
+
+    def fill_playbooks(self, text: str) -> None:
+        table = self.query_one("#playbooks", DataTable)
+        table.clear()
+        catalog = self.app.catalog
+        if catalog is None:
+            return
+        playbooks = catalog.models("Playbook")
+        if text.strip():
+            ids = [m.playbook for m in rank(list(playbooks.values()), text)]
+        else:
+            ids = sorted(playbooks)
+        for pid in ids:
+            pb = playbooks[pid]
+            table.add_row(pid, pb.severity, pb.title, key=pid)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.fill_playbooks(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#playbooks", DataTable).focus()
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_switch(self) -> None:
+        incidents, playbooks = self.query_one("#incidents", DataTable), self.query_one("#playbooks", DataTable)
+        (playbooks if incidents.has_focus else incidents).focus()
+
+    @work(thread=True, exclusive=True, group="home-refresh", exit_on_error=False)
+    def action_reload(self) -> None:
+        rows = self.app.gateway.incidents()
+        self.app.call_from_thread(self.show_incidents, rows)
+
+    def show_incidents(self, rows: list[dict]) -> None:
+        table = self.query_one("#incidents", DataTable)
+        table.clear()
+        for row in rows:
+            drill = " DRILL" if row["drill"] else ""
+            table.add_row(row["id"], row["severity"], row["status"] + drill, row["title"], key=row["id"])
+        if not rows:
+            table.add_row("—", "", "", "no open incidents", key="")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        key = event.row_key.value
+        if not key:
+            return
+        if event.data_table.id == "incidents":
+            self.app.open_incident(key)
+        else:
+            pb = self.app.catalog.models("Playbook")[key]
+            self.app.push_screen(ConfirmDialog(f"Open an incident on “{pb.title}”?",
+                                               f"Severity {pb.severity}; escalation {pb.escalation} starts paging now."),
+                                 lambda yes: yes and self.start(key))
+
+    @work(thread=True, exit_on_error=False)
+    def start(self, playbook: str) -> None:
+        try:
+            incident = self.app.gateway.call("open", playbook, self.app.actor).id
+        except RunbookError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self.app.open_incident, incident)

@@ -1,0 +1,258 @@
+"""The incident screen: what to do next, who gets paged when, what is degraded, what happened."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from runbook.errors import RunbookError
+from runbook.tui.dialogs.choice import ChoiceDialog
+from runbook.tui.dialogs.confirm import ConfirmDialog
+from runbook.tui.dialogs.prompt import TextPrompt
+from runbook.tui.gateway import CurrentStep, IncidentView
+from runbook.tui.widgets.current import CurrentStepPanel
+from runbook.tui.widgets.panels import FlagsPanel, IncidentHeader, LadderPanel, StepList, Timeline
+
+# Events that must not go unnoticed when they arrive (from a timer or another responder).
+LOUD = {"reminder_fired": "warning", "escalated": "warning", "target_breached": "error", "plugin_error": "error",
+        "degradation_failed": "error", "severity_changed": "warning"}
+
+ACTIONS = [  # key, action, footer label, palette help
+    ("a", "ack", "Ack", "Acknowledge the incident (stops escalation)"),
+    ("d", "done", "Done", "Complete the current step (degrade/restore steps flip flags)"),
+    ("s", "skip", "Skip", "Skip the current step, saying why"),
+    ("f", "fail", "Fail", "Mark the current step failed"),
+    ("c", "choose", "Choose", "Choose an option of the current decision"),
+    ("u", "run", "Run", "Run the current step's automation"),
+    ("p", "approve", "Approve", "Approve the current step's gate"),
+    ("g", "degrade", "Degrade", "Apply a degradation"),
+    ("r", "restore", "Restore", "Restore a degradation"),
+    ("v", "severity", "Severity", "Change the severity"),
+    ("n", "note", "Note", "Add a note to the timeline"),
+    ("e", "escalate", "Escalate", "Notify the next escalation level now"),
+    ("m", "mitigate", "Mitigated", "Mark the incident mitigated"),
+    ("x", "resolve", "Resolve", "Resolve the incident"),
+]
+
+
+class IncidentScreen(Screen):
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [Binding(key, action, label) for key, action, label, _ in ACTIONS] + [
+        Binding("tab", "next_track", "Next track", show=False),
+        Binding("escape", "home", "Home"),
+        Binding("question_mark", "app.help", "Help"),
+    ]
+
+    def __init__(self, incident: str):
+        super().__init__()
+        self.incident = incident
+        self.view: IncidentView | None = None
+        self.track: str | None = None
+        self.seen_seq: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield IncidentHeader(id="incident-header")
+        with Horizontal(id="incident-body"):
+            yield StepList(id="steps")
+            with Vertical(id="center"):
+                yield CurrentStepPanel(id="current")
+                yield Timeline(id="timeline")
+            with Vertical(id="side"):
+                yield LadderPanel(id="ladder")
+                yield FlagsPanel(id="flags")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_view()
+        if self.app.live:
+            self.set_interval(1.0, self.refresh_view)
+
+    # rendering ----------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="incident-refresh", exit_on_error=False)
+    def refresh_view(self) -> None:
+        try:
+            view = self.app.gateway.view(self.incident, tick=self.app.live)
+        except RunbookError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self.show, view)
+
+    def show(self, view: IncidentView) -> None:
+        self.announce(view)
+        self.view = view
+        tracks_with_steps = [c.track for c in view.current]
+        if self.track not in tracks_with_steps:
+            self.track = tracks_with_steps[0] if tracks_with_steps else None
+        narrow = self.has_class("-narrow")
+        self.query_one(IncidentHeader).show(view, narrow)
+        self.query_one(StepList).show(view, self.selected.id if self.selected else None)
+        self.query_one(CurrentStepPanel).show(view, self.selected)
+        timeline = self.query_one(Timeline)
+        timeline.show(view, max(3, timeline.size.height - 1) if timeline.size.height else 8)
+        self.query_one(LadderPanel).show(view)
+        self.query_one(FlagsPanel).show(view)
+
+    def announce(self, view: IncidentView) -> None:
+        """Notifications for what arrived since the last render: reminders, pages, breaches, others' notes."""
+        if self.seen_seq is None:
+            self.seen_seq = view.last_seq
+            return
+        for line in view.timeline:
+            if line.seq <= self.seen_seq:
+                continue
+            severity = LOUD.get(line.type)
+            if line.type == "note_added" and line.actor != self.app.actor:
+                severity = "information"
+            if severity:
+                self.app.notify(line.text, title=line.type.replace("_", " "), severity=severity,
+                                timeout=30 if severity != "information" else 10)
+                if severity != "information":
+                    self.app.bell()
+        self.seen_seq = view.last_seq
+
+    @property
+    def selected(self) -> CurrentStep | None:
+        if not self.view:
+            return None
+        return next((c for c in self.view.current if c.track == self.track), None)
+
+    # commands -----------------------------------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, group="incident-command")
+    def send(self, method: str, *args, **kwargs) -> None:
+        try:
+            self.app.gateway.call(method, self.incident, self.app.actor, *args, **kwargs)
+        except RunbookError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), title="not done", severity="error", timeout=10)
+        self.app.call_from_thread(self.refresh_view)
+
+    def confirm(self, question: str, detail: str, then) -> None:
+        self.app.push_screen(ConfirmDialog(question, detail), lambda yes: then() if yes else None)
+
+    def _need_step(self) -> CurrentStep | None:
+        step = self.selected
+        if step is None:
+            self.app.notify("No current step: every track is finished.", severity="warning")
+        return step
+
+    def action_ack(self) -> None:
+        self.send("acknowledge")
+
+    def action_done(self) -> None:
+        step = self._need_step()
+        if step is None:
+            return
+        if step.kind in ("decision", "choose"):
+            self.action_choose()
+        elif step.kind in ("degrade", "restore"):
+            verb = "Apply" if step.kind == "degrade" else "Restore"
+            flags = next((f for f in self.view.flags if f.name == step.degradation), None)
+            detail = "\n".join(f"{name} → {value}" for name, value in flags.flags) if flags else ""
+            self.confirm(f"{verb} degradation “{step.degradation}”? This flips flags in production"
+                         + (" (drill: sandbox file)" if self.view.drill else "") + ".", detail,
+                         lambda: self.send("complete", step.id))
+        else:
+            self.send("complete", step.id)
+
+    def action_skip(self) -> None:
+        step = self._need_step()
+        if step:
+            self.app.push_screen(TextPrompt(f"Skip “{step.title}” — why?", "reason"),
+                                 lambda reason: reason and self.send("skip", step.id, reason))
+
+    def action_fail(self) -> None:
+        step = self._need_step()
+        if step:
+            self.app.push_screen(TextPrompt(f"“{step.title}” failed — what happened?", "what went wrong"),
+                                 lambda reason: reason and self.send("fail", step.id, reason))
+
+    def action_choose(self) -> None:
+        step = self._need_step()
+        if step is None:
+            return
+        if not step.options:
+            self.app.notify(f"“{step.title}” is not a decision.", severity="warning")
+            return
+        self.app.push_screen(ChoiceDialog(step.question or step.title, list(step.options)),
+                             lambda index: index is not None and self._chosen(step, index))
+
+    def _chosen(self, step: CurrentStep, index: int) -> None:
+        if step.kind == "choose":
+            self.confirm(f"Go with “{step.options[index]}”?", "A mitigation option may flip flags.",
+                         lambda: self.send("choose", str(index + 1), step.id))
+        else:
+            self.send("choose", str(index + 1), step.id)
+
+    def action_run(self) -> None:
+        step = self._need_step()
+        if step is None:
+            return
+        if not step.automated:
+            self.app.notify(f"“{step.title}” has nothing to run; press d when done.", severity="warning")
+            return
+        self.confirm(f"Run “{step.title}”?", f"$ {step.command}", lambda: self.send("run", step.id))
+
+    def action_approve(self) -> None:
+        step = self._need_step()
+        if step is None:
+            return
+        if not step.approval_by:
+            self.app.notify(f"“{step.title}” has no approval gate.", severity="warning")
+            return
+        self.confirm(f"Approve “{step.title}” as {step.approval_by}?", f"Recorded as approved by {self.app.actor}.",
+                     lambda: self.send("approve", step.id))
+
+    def action_degrade(self) -> None:
+        names = [f.name for f in self.view.flags if not f.applied] if self.view else []
+        if not names:
+            self.app.notify("No degradation left to apply.", severity="warning")
+            return
+        self.app.push_screen(ChoiceDialog("Apply which degradation?", [
+            f"{f.name}: {f.summary}" for f in self.view.flags if not f.applied]),
+            lambda i: i is not None and self.confirm(f"Apply “{names[i]}”? This flips flags.", "",
+                                                      lambda: self.send("degrade", names[i])))
+
+    def action_restore(self) -> None:
+        names = [f.name for f in self.view.flags if f.applied] if self.view else []
+        if not names:
+            self.app.notify("No degradation is applied.", severity="warning")
+            return
+        self.app.push_screen(ChoiceDialog("Restore which degradation?", names),
+                             lambda i: i is not None and self.confirm(f"Restore “{names[i]}”? This flips flags.", "",
+                                                                      lambda: self.send("restore", names[i])))
+
+    def action_severity(self) -> None:
+        levels = [lv for lv in self.view.severities if lv != self.view.severity] if self.view else []
+        if levels:
+            self.app.push_screen(ChoiceDialog(f"Severity is {self.view.severity}; change to", levels),
+                                 lambda i: i is not None and self.send("severity", levels[i]))
+
+    def action_note(self) -> None:
+        self.app.push_screen(TextPrompt("Add a note to the timeline", "what you found or did"),
+                             lambda text: text and self.send("note", text))
+
+    def action_escalate(self) -> None:
+        self.confirm("Page the next escalation level now?", "", lambda: self.send("escalate_now"))
+
+    def action_mitigate(self) -> None:
+        self.send("mitigate")
+
+    def action_resolve(self) -> None:
+        applied = [f.name for f in self.view.flags if f.applied] if self.view else []
+        detail = f"Restores: {', '.join(applied)}" if applied else "No degradation is applied."
+        self.confirm("Resolve the incident?", detail, lambda: self.send("resolve"))
+
+    def action_next_track(self) -> None:
+        if not self.view or not self.view.current:
+            return
+        tracks = [c.track for c in self.view.current]
+        self.track = tracks[(tracks.index(self.track) + 1) % len(tracks)] if self.track in tracks else tracks[0]
+        self.show(self.view)
+
+    def action_home(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,1 @@
+"""Widgets of the incident screen; each renders one part of an IncidentView."""

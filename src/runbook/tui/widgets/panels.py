@@ -1,0 +1,134 @@
+"""Static panels that render parts of an IncidentView as Rich text (cheap to redraw every second)."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from runbook.catalog.durations import format_duration
+from runbook.tui.gateway import IncidentView
+
+MARKS = {"done": "✓", "skipped": "↷", "failed": "✗", "active": "▶", "pending": "·"}
+STYLES = {"done": "green", "skipped": "yellow", "failed": "bold red", "active": "bold reverse", "pending": "dim"}
+
+
+def clock(seconds: float) -> str:
+    seconds = int(seconds)
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{sign}{hours}:{minutes:02d}:{secs:02d}" if hours else f"{sign}{minutes:02d}:{secs:02d}"
+
+
+def countdown(name: str, left: float, met: bool, breached: bool) -> Text:
+    label = {"acknowledge": "ack", "mitigate": "mitigate", "resolve": "resolve"}.get(name, name)
+    if met:
+        return Text(f"{label} ✓" + (" late" if breached else ""), style="dim" if not breached else "red")
+    if left <= 0:
+        return Text(f"{label} LATE {clock(-left)}", style="bold white on red")
+    style = "bold yellow" if left <= 300 else "green"
+    return Text(f"{label} {clock(left)}", style=style)
+
+
+class IncidentHeader(Static):
+    def show(self, view: IncidentView, narrow: bool) -> None:
+        top = Text()
+        if view.drill:
+            top.append(" DRILL ", style="bold black on magenta")
+            top.append(" ")
+        top.append(f" {view.severity} ", style=f"bold {'white on red' if view.severity in ('SEV1',) else 'black on yellow'}")
+        top.append(f" {view.id} ", style="bold")
+        top.append(view.title)
+        top.append(f"   {view.status.upper()}", style="bold cyan" if view.status != "resolved" else "bold green")
+        top.append(f"   elapsed {clock((view.now - view.opened_at).total_seconds())}")
+        second = Text()
+        for i, (name, left, met, breached) in enumerate(view.targets):
+            if i:
+                second.append("  ")
+            second.append_text(countdown(name, left, met, breached))
+        if view.next_escalation:
+            level, left = view.next_escalation
+            second.append(f"   page L{level} in {clock(left)}", style="bold yellow" if left < 120 else "")
+        elif view.acknowledged_by:
+            second.append(f"   ack: {view.acknowledged_by}", style="green")
+        else:
+            second.append("   not acknowledged", style="bold red")
+        if narrow:
+            applied = [f.name for f in view.flags if f.applied]
+            if applied:
+                second.append(f"   degraded: {', '.join(applied)}", style="bold magenta")
+        self.update(Text("\n").join([top, second]))
+
+
+class StepList(Static):
+    def show(self, view: IncidentView, selected: str | None) -> None:
+        out = Text()
+        for t, track in enumerate(view.tracks):
+            if t:
+                out.append("\n")
+            title = "Steps" if track.id == "main" else f"{track.title}" + (f" ({track.role})" if track.role else "")
+            out.append(f"{title}\n", style="bold underline")
+            for row in track.steps:
+                mark = MARKS.get(row.status, "·")
+                style = STYLES.get(row.status, "")
+                pointer = "»" if row.current and row.id == selected else " "
+                attempt = f" ×{row.attempt}" if row.attempt > 1 else ""
+                out.append(f"{pointer}{mark} ", style=style)
+                out.append(f"{row.title}{attempt}\n", style=style if row.current else ("dim" if row.status == "pending" else ""))
+            if track.current is None:
+                out.append("  (track finished)\n", style="dim")
+        self.update(out)
+
+
+class LadderPanel(Static):
+    def show(self, view: IncidentView) -> None:
+        table = Table.grid(padding=(0, 1))
+        table.add_column(no_wrap=True)
+        table.add_column()
+        for row in view.ladder:
+            mark = "✓" if row.notified else " "
+            table.add_row(Text(f"{mark} L{row.level}", style="bold" if row.notified else "dim"),
+                          Text(f"{row.who} · {format_duration(row.after)}"))
+        ack = Text(f"acknowledged by {view.acknowledged_by}", style="green") if view.acknowledged_by else \
+            Text("nobody has acknowledged", style="bold red")
+        self.update(_stack(Text("Escalation", style="bold underline"), table, ack))
+
+
+class FlagsPanel(Static):
+    def show(self, view: IncidentView) -> None:
+        parts = [Text("Degradations", style="bold underline")]
+        if not view.flags:
+            parts.append(Text("none in this playbook", style="dim"))
+        for flag in view.flags:
+            state = "APPLYING…" if flag.pending else ("APPLIED" if flag.applied else "off")
+            line = Text(f"{'●' if flag.applied else '○'} {flag.name} ", style="bold magenta" if flag.applied else "")
+            line.append(state, style="bold magenta" if flag.applied else "dim")
+            parts.append(line)
+            for name, value in flag.flags:
+                parts.append(Text(f"    {name} → {value}", style="dim"))
+        self.update(_stack(*parts))
+
+
+class Timeline(Static):
+    def show(self, view: IncidentView, rows: int) -> None:
+        out = Text()
+        lines = view.timeline[-rows:] if rows > 0 else view.timeline
+        for line in lines:
+            out.append(f"{line.at:%H:%M:%S} ", style="dim")
+            out.append(f"+{clock(line.rel)} ", style="dim")
+            style = {"note_added": "bold", "escalated": "yellow", "target_breached": "bold red",
+                     "reminder_fired": "bold cyan", "plugin_error": "red", "degradation_failed": "bold red",
+                     "flag_changed": "magenta"}.get(line.type, "")
+            out.append(f"{line.actor}: ", style="cyan" if line.type == "note_added" else "dim")
+            out.append(line.text + "\n", style=style)
+        hidden = view.events - len(lines)
+        header = Text(f"Timeline ({view.events} events" + (f", last {len(lines)} shown" if hidden > 0 else "") + ")\n",
+                      style="bold underline")
+        self.update(header + out)
+
+
+def _stack(*parts) -> Group:
+    return Group(*parts)
