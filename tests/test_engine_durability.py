@@ -58,8 +58,9 @@ class Lines:
         self._thread.start()
 
     def _pump(self, stream) -> None:
-        for line in stream:
-            self._queue.put(line.rstrip("\n"))
+        with stream:
+            for line in stream:
+                self._queue.put(line.rstrip("\n"))
         self._queue.put(None)
 
     def next(self, what: str, timeout: float = LINE_TIMEOUT) -> str | None:
@@ -303,6 +304,8 @@ def test_four_processes_append_concurrently_without_loss_or_duplicates(tmp_path)
         for proc in procs:
             proc.stdin.write("go\n")
             proc.stdin.flush()
+        for proc in procs:
+            proc.stdin.close()
         acknowledged: dict[str, list[tuple[int, str]]] = {}
         conflicts = 0
         for i, (reader, proc, err) in enumerate(zip(readers, procs, errs)):
@@ -319,6 +322,8 @@ def test_four_processes_append_concurrently_without_loss_or_duplicates(tmp_path)
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            if not proc.stdin.closed:
+                proc.stdin.close()
 
     with Store(str(db)) as store:
         events = _check_log(store, INCIDENT)
