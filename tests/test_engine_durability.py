@@ -343,3 +343,58 @@ def test_four_processes_append_concurrently_without_loss_or_duplicates(tmp_path)
         assert len(state.notes) == writers * per_writer and state.last_seq == len(events)
     switches = sum(1 for a, b in zip(notes, notes[1:]) if a.actor != b.actor)
     print(f"\n{len(events)} events; the writers took turns {switches} times; {conflicts} conflicts retried")
+
+
+# Races and crashes between the phases of a degradation (found by this harness, now fixed).
+
+def _two_engines(tmp_path):
+    def engine(catalog=None):
+        return Engine(Store(str(tmp_path / "db.sqlite")), VirtualClock(), _host(tmp_path / "flags.json"), catalog)
+    first = engine(load([str(PLAYBOOKS)]))
+    first.open("video-call-degraded", "ana", incident=INCIDENT)
+    return first, engine(), engine
+
+
+def test_degrade_that_lost_a_race_is_refused(tmp_path):
+    a, b, engine = _two_engines(tmp_path)
+    real, raced = b.plugins.get_flag, []
+
+    def get_flag(name, *args, **kwargs):  # B has checked "not applied" and is planning when A degrades
+        if not raced:
+            raced.append(a.degrade(INCIDENT, "ana", "audio-only"))
+        return real(name, *args, **kwargs)
+    b.plugins.get_flag = get_flag
+    try:
+        b.degrade(INCIDENT, "bob", "audio-only")
+    except Exception:
+        pass  # refused: what the engine's contract promises
+    events = engine().state(INCIDENT).events
+    assert sum(e.type == "degradation_applied" for e in events) == 1, "the degradation was recorded twice"
+    engine().restore(INCIDENT, "carol", "audio-only")
+    state = engine().state(INCIDENT)
+    _check_flags_agree(state, tmp_path / "flags.json")
+
+
+def test_reconcile_of_a_half_applied_degradation_tells_the_truth(tmp_path):
+    a, _, engine = _two_engines(tmp_path)
+    real, calls = a.plugins.set_flag, []
+
+    class Killed(Exception):
+        pass
+
+    def set_flag(name, *args, **kwargs):  # the process dies between the two flag writes of audio-only
+        calls.append(name)
+        if len(calls) == 2:
+            raise Killed(name)
+        return real(name, *args, **kwargs)
+    a.plugins.set_flag = set_flag
+    with pytest.raises(Killed):
+        a.degrade(INCIDENT, "ana", "audio-only")
+    after = engine()
+    settled = after.reconcile(INCIDENT, force=True)
+    state = after.state(INCIDENT)
+    _check_flags_agree(state, tmp_path / "flags.json")  # holds: the state does count one flag as changed
+    failed = [e for e in settled if e.type == "degradation_failed"]
+    assert failed and state.degradations["audio-only"].flags  # half applied...
+    assert "nothing half-done remains" not in failed[0].data["reason"]  # ...and the reason says so
+    assert "rtc.video.enabled is degraded" in failed[0].data["reason"]

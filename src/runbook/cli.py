@@ -145,8 +145,10 @@ def _run_tui(ctx: Context, incident: str | None = None, engine: Engine | None = 
     from runbook.cli_incident import default_actor
     from runbook.tui.app import build_app  # textual loads only when the TUI runs
 
-    engine = engine or ctx.engine(catalog=True)
-    build_app(engine, engine.catalog, actor or default_actor(), incident).run()
+    engine = engine or ctx.engine()
+    paths = ctx.catalog_paths()
+    catalog = engine.catalog or (lambda: load_catalog(paths))
+    build_app(engine, catalog, actor or default_actor(), incident).run()
 
 
 def _overview(ctx: Context) -> None:
@@ -354,7 +356,7 @@ def open_incident(ctx: Context, playbook, symptom, severity, drill, actor):
 @click.pass_obj
 def resume(ctx: Context, incident_id, actor):
     """Reopen incident ID in the TUI after settling anything a crash left half-done."""
-    engine = ctx.engine(catalog=True)
+    engine = ctx.engine()
     if incident_id is None:
         rows = engine.list(open_only=True)
         if not rows:

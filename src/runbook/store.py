@@ -75,7 +75,13 @@ def _migration_1(db: sqlite_utils.Database) -> None:
                            pk="incident")
 
 
-MIGRATIONS = ((1, "events, incidents projection, snapshots", _migration_1),)
+def _migration_2(db: sqlite_utils.Database) -> None:
+    # "newest first" listings sort on opened_at; without this index they scan and sort every row
+    db["incidents"].create_index(["opened_at"], index_name="idx_incidents_opened_at")
+
+
+MIGRATIONS = ((1, "events, incidents projection, snapshots", _migration_1),
+              (2, "index incidents by opening time", _migration_2))
 
 # Which event types move which projection columns.
 _PROJECTION = {"acknowledged": "acknowledged_at", "mitigated": "mitigated_at", "resolved": "resolved_at"}

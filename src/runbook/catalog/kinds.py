@@ -12,8 +12,6 @@ from functools import cache
 from importlib import resources
 from typing import Callable
 
-from jsonschema import Draft202012Validator
-
 from runbook.catalog import models
 
 API_VERSION = "runbook/v1"
@@ -49,7 +47,9 @@ def schema(name: str) -> dict:
 
 
 @cache
-def validator(name: str) -> Draft202012Validator:
+def validator(name: str):
+    from jsonschema import Draft202012Validator  # imported on first validation: it is slow to import
+
     return Draft202012Validator(schema(name))
 
 

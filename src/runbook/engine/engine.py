@@ -413,9 +413,18 @@ class Engine:
                 else applied["old"])} for flag, applied in deg.flags.items()}
 
         def intent(state):
+            # Re-checked on the state the intent is appended to: another responder may have
+            # applied or restored it while this one was reading the flags.
             self._live(state)
-            if state.degradations[name].pending:
+            current = state.degradations[name]
+            if current.pending:
                 raise CommandError(f"degradation '{name}' is already being changed")
+            if op == "apply" and current.applied:
+                raise CommandError(f"degradation '{name}' was just applied by someone else")
+            if op == "restore" and not current.applied:
+                raise CommandError(f"degradation '{name}' was just restored by someone else")
+            if op == "restore" and set(current.flags) != set(plan):
+                raise CommandError(f"degradation '{name}' changed while restoring; try again")
             return [("degradation_started", {"degradation": name, "op": op, "flags": plan, "step": step_id,
                                               "option": option})]
         events = self._command(incident, actor, intent)
@@ -612,7 +621,15 @@ class Engine:
             if not s.degradations[name].pending:
                 return []
             out = list(results)
-            if unknown:
+            changed = [r[1]["flag"] for r in results]
+            if unknown and changed:
+                verb = "degraded" if intent["op"] == "apply" else "restored"
+                undo = f"restore {name}" if intent["op"] == "apply" else f"restore {name} again"
+                out.append(("degradation_failed", {"degradation": name, "op": intent["op"], "reconciled": True,
+                                                   "reason": f"interrupted half-way: {', '.join(changed)} "
+                                                             f"{'is' if len(changed) == 1 else 'are'} {verb}, "
+                                                             f"{', '.join(unknown)} not; {undo} to finish"}))
+            elif unknown:
                 out.append(("degradation_failed", {"degradation": name, "op": intent["op"], "reconciled": True,
                                                    "reason": f"interrupted before {', '.join(unknown)} changed; "
                                                              "nothing half-done remains, try again"}))

@@ -17,13 +17,31 @@ class RunbookApp(App):
 
     def __init__(self, gateway: EngineGateway, catalog, actor: str, incident: str | None = None, live: bool = True):
         super().__init__()
-        self.gateway, self.catalog, self.actor = gateway, catalog, actor
+        self.gateway, self.actor = gateway, actor
         self.start_incident, self.live = incident, live
+        # the catalog may be a loader, called on first use off the UI thread (the incident
+        # screen runs from the snapshot and never needs it)
+        self._catalog, self._catalog_loader = (None, catalog) if callable(catalog) else (catalog, None)
+
+    @property
+    def catalog(self):
+        if self._catalog is None and self._catalog_loader is not None:
+            self._catalog = self.gateway.set_catalog(self._catalog_loader())
+        return self._catalog
 
     def on_mount(self) -> None:
-        self.push_screen(HomeScreen())
+        # Straight into an incident when asked: the home screen is built only when wanted.
         if self.start_incident:
             self.open_incident(self.start_incident)
+        else:
+            self.push_screen(HomeScreen())
+
+    def go_home(self) -> None:
+        if any(isinstance(screen, HomeScreen) for screen in self.screen_stack):
+            while not isinstance(self.screen, HomeScreen):
+                self.pop_screen()
+        else:
+            self.switch_screen(HomeScreen())
 
     def open_incident(self, incident: str) -> None:
         self.push_screen(IncidentScreen(incident))

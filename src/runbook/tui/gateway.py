@@ -176,6 +176,11 @@ class EngineGateway:
         self.catalog = catalog
         self.lock = threading.Lock()
 
+    def set_catalog(self, catalog):
+        with self.lock:
+            self.engine.catalog = self.catalog = catalog
+        return catalog
+
     def view(self, incident: str, tick: bool = True) -> IncidentView:
         with self.lock:
             if tick:

@@ -40,21 +40,29 @@ class HomeScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#incidents", DataTable).add_columns("id", "sev", "status", "title")
         self.query_one("#playbooks", DataTable).add_columns("playbook", "sev", "title")
-        title = self.query_one("#home-title", Static)
-        catalog = self.app.catalog
-        count = len(catalog.of_kind("Playbook")) if catalog else 0
-        title.update(f"[b]runbook[/b] — {count} playbooks · responder: [b]{self.app.actor}[/b]"
-                     + ("   [b red]catalog has errors: run runbook validate[/b red]" if catalog and catalog.errors else ""))
-        self.fill_playbooks("")
+        self.query_one("#home-title", Static).update(f"[b]runbook[/b] · responder: [b]{self.app.actor}[/b]")
+        self.load_catalog()
         self.action_reload()
         self.query_one("#playbooks", DataTable).focus()
         if self.app.live:
             self.set_interval(2.0, self.action_reload)
 
+    @work(thread=True, exit_on_error=False, group="home-catalog")
+    def load_catalog(self) -> None:
+        catalog = self.app.catalog
+        self.app.call_from_thread(self.show_catalog, catalog)
+
+    def show_catalog(self, catalog) -> None:
+        count = len(catalog.of_kind("Playbook")) if catalog else 0
+        self.query_one("#home-title", Static).update(
+            f"[b]runbook[/b] — {count} playbooks · responder: [b]{self.app.actor}[/b]"
+            + ("   [b red]catalog has errors: run runbook validate[/b red]" if catalog and catalog.errors else ""))
+        self.fill_playbooks(self.query_one("#filter", Input).value)
+
     def fill_playbooks(self, text: str) -> None:
         table = self.query_one("#playbooks", DataTable)
         table.clear()
-        catalog = self.app.catalog
+        catalog = self.app._catalog
         if catalog is None:
             return
         playbooks = catalog.models("Playbook")

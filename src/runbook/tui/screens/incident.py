@@ -50,6 +50,7 @@ class IncidentScreen(Screen):
     def __init__(self, incident: str):
         super().__init__()
         self.incident = incident
+        self.gates_announced: set[str] = set()
         self.view: IncidentView | None = None
         self.track: str | None = None
         self.seen_seq: int | None = None
@@ -98,7 +99,13 @@ class IncidentScreen(Screen):
         self.query_one(FlagsPanel).show(view)
 
     def announce(self, view: IncidentView) -> None:
-        """Notifications for what arrived since the last render: reminders, pages, breaches, others' notes."""
+        """Notifications for what arrived since the last render: reminders, pages, breaches, others' notes,
+        and approval gates the flow has reached."""
+        for step in view.current:
+            if step.approval_by and not step.approved_by and step.id not in self.gates_announced:
+                self.gates_announced.add(step.id)
+                self.app.notify(f"“{step.title}” needs approval by {step.approval_by}: press p to approve.",
+                                title="approval needed", severity="warning", timeout=30)
         if self.seen_seq is None:
             self.seen_seq = view.last_seq
             return
@@ -255,4 +262,4 @@ class IncidentScreen(Screen):
         self.show(self.view)
 
     def action_home(self) -> None:
-        self.app.pop_screen()
+        self.app.go_home()

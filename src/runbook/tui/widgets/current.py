@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from rich.measure import Measurement
+from rich.segment import Segment
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Markdown, Static
+from textual.widgets import Static
 
 from runbook.tui.gateway import CurrentStep, IncidentView
 from runbook.tui.widgets.panels import clock
@@ -36,19 +39,49 @@ class CurrentStepPanel(VerticalScroll):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._shown_step = None
+        self._last = None
+        self._key = None
+        self._title_lines = -1
+        self._shortcuts = None
+        self._rendered: dict = {}
+
+    def on_mount(self) -> None:
+        if _renderer["markdown"] is None:
+            self.load_markdown()
+
+    @work(thread=True, exit_on_error=False, group="markdown")
+    def load_markdown(self) -> None:
+        from rich.markdown import Markdown  # loaded off the UI thread so the first screen is not delayed
+
+        _renderer["markdown"] = Markdown
+        self.app.call_from_thread(self._rerender)
+
+    def _rerender(self) -> None:
+        self._shown_step = None
+        self._rendered.clear()
+        self._key = None
+        if self._last:
+            self.show(*self._last)
 
     def compose(self) -> ComposeResult:
         yield Static(id="current-title")
-        yield Markdown(id="current-instructions")
+        yield Static(id="current-instructions")
         yield Static(id="current-keys")
 
     def show(self, view: IncidentView, step: CurrentStep | None) -> None:
+        self._last = (view, step)
+        key = (step, view.status, view.acknowledged_by, self._shown_step is None)
+        if key == self._key:
+            return
+        self._key = key
         title = self.query_one("#current-title", Static)
         keys = self.query_one("#current-keys", Static)
-        markdown = self.query_one("#current-instructions", Markdown)
+        markdown = self.query_one("#current-instructions", Static)
         if step is None:
             done = "resolved" if view.status == "resolved" else "every track is finished"
             title.update(Text(f"Nothing to do: {done}.", style="bold green"))
+            self._title_lines = -1
+            self._shortcuts = None
             keys.update(Text("x resolve · n note · escape home", style="dim") if view.status != "resolved" else "")
             if self._shown_step is not None:
                 markdown.update("")
@@ -77,9 +110,44 @@ class CurrentStepPanel(VerticalScroll):
         if step.approval_by:
             gate = f"approved by {step.approved_by}" if step.approved_by else f"needs approval by {step.approval_by} (p)"
             head.append(f"\n{gate}", style="green" if step.approved_by else "bold yellow")
-        title.update(head)
+        lines = head.plain.count("\n")
+        title.update(head, layout=lines != self._title_lines)  # same height: repaint only
+        self._title_lines = lines
         key = (step.id, step.track)
         if self._shown_step != key:
-            markdown.update(step.instructions or "")
+            if key not in self._rendered:
+                self._rendered[key] = _markdown(step.instructions) if step.instructions else ""
+            markdown.update(self._rendered[key])
             self._shown_step = key
-        keys.update(Text("  ·  ".join(f"{k} {label}" for k, label in keys_for(step, view)), style="bold"))
+        shortcuts = "  ·  ".join(f"{k} {label}" for k, label in keys_for(step, view))
+        if shortcuts != self._shortcuts:
+            keys.update(Text(shortcuts, style="bold"))
+            self._shortcuts = shortcuts
+
+
+_renderer: dict = {"markdown": None}
+
+
+class RenderedOnce:
+    """Wraps a costly renderable (Markdown with tables) so it renders once per width, not per frame."""
+
+    def __init__(self, renderable):
+        self.renderable = renderable
+        self.lines: dict[int, list] = {}
+
+    def __rich_console__(self, console, options):
+        width = options.max_width
+        if width not in self.lines:
+            self.lines[width] = console.render_lines(self.renderable, options, pad=False)
+        for line in self.lines[width]:
+            yield from line
+            yield Segment.line()
+
+    def __rich_measure__(self, console, options):
+        return Measurement(options.max_width, options.max_width)
+
+
+def _markdown(text: str):
+    """Instructions as Markdown once the (slow to import) renderer is loaded, plain text until then."""
+    markdown = _renderer["markdown"]
+    return Text(text) if markdown is None else RenderedOnce(markdown(text))

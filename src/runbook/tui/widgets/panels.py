@@ -33,8 +33,29 @@ def countdown(name: str, left: float, met: bool, breached: bool) -> Text:
     return Text(f"{label} {clock(left)}", style=style)
 
 
-class IncidentHeader(Static):
+class ViewPanel(Static):
+    """A panel redrawn only when what it shows changed; fixed-size panels skip the layout pass."""
+
+    FIXED_SIZE = True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._key = None
+
+    def changed(self, key) -> bool:
+        if key == self._key:
+            return False
+        self._key = key
+        return True
+
+    def put(self, renderable) -> None:
+        self.update(renderable, layout=not self.FIXED_SIZE)
+
+
+class IncidentHeader(ViewPanel):
     def show(self, view: IncidentView, narrow: bool) -> None:
+        if not self.changed((view.last_seq, int(view.now.timestamp()), narrow, view.status)):
+            return
         top = Text()
         if view.drill:
             top.append(" DRILL ", style="bold black on magenta")
@@ -60,11 +81,13 @@ class IncidentHeader(Static):
             applied = [f.name for f in view.flags if f.applied]
             if applied:
                 second.append(f"   degraded: {', '.join(applied)}", style="bold magenta")
-        self.update(Text("\n").join([top, second]))
+        self.put(Text("\n").join([top, second]))
 
 
-class StepList(Static):
+class StepList(ViewPanel):
     def show(self, view: IncidentView, selected: str | None) -> None:
+        if not self.changed((view.tracks, selected)):
+            return
         out = Text()
         for t, track in enumerate(view.tracks):
             if t:
@@ -80,11 +103,15 @@ class StepList(Static):
                 out.append(f"{row.title}{attempt}\n", style=style if row.current else ("dim" if row.status == "pending" else ""))
             if track.current is None:
                 out.append("  (track finished)\n", style="dim")
-        self.update(out)
+        self.put(out)
 
 
-class LadderPanel(Static):
+class LadderPanel(ViewPanel):
+    FIXED_SIZE = False
+
     def show(self, view: IncidentView) -> None:
+        if not self.changed((view.ladder, view.acknowledged_by)):
+            return
         table = Table.grid(padding=(0, 1))
         table.add_column(no_wrap=True)
         table.add_column()
@@ -94,11 +121,15 @@ class LadderPanel(Static):
                           Text(f"{row.who} · {format_duration(row.after)}"))
         ack = Text(f"acknowledged by {view.acknowledged_by}", style="green") if view.acknowledged_by else \
             Text("nobody has acknowledged", style="bold red")
-        self.update(_stack(Text("Escalation", style="bold underline"), table, ack))
+        self.put(_stack(Text("Escalation", style="bold underline"), table, ack))
 
 
-class FlagsPanel(Static):
+class FlagsPanel(ViewPanel):
+    FIXED_SIZE = False
+
     def show(self, view: IncidentView) -> None:
+        if not self.changed(view.flags):
+            return
         parts = [Text("Degradations", style="bold underline")]
         if not view.flags:
             parts.append(Text("none in this playbook", style="dim"))
@@ -109,11 +140,13 @@ class FlagsPanel(Static):
             parts.append(line)
             for name, value in flag.flags:
                 parts.append(Text(f"    {name} → {value}", style="dim"))
-        self.update(_stack(*parts))
+        self.put(_stack(*parts))
 
 
-class Timeline(Static):
+class Timeline(ViewPanel):
     def show(self, view: IncidentView, rows: int) -> None:
+        if not self.changed((view.last_seq, rows)):
+            return
         out = Text()
         lines = view.timeline[-rows:] if rows > 0 else view.timeline
         for line in lines:
@@ -127,7 +160,7 @@ class Timeline(Static):
         hidden = view.events - len(lines)
         header = Text(f"Timeline ({view.events} events" + (f", last {len(lines)} shown" if hidden > 0 else "") + ")\n",
                       style="bold underline")
-        self.update(header + out)
+        self.put(header + out)
 
 
 def _stack(*parts) -> Group:

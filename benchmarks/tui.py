@@ -1,0 +1,179 @@
+"""TUI responsiveness, against the floor of this stack in the same run.
+
+    .venv/bin/python benchmarks/tui.py [--runs 5]
+
+1. Time to the first rendered incident screen: a fresh process that opens runbook's TUI on an
+   incident (headless) and exits once the incident screen has drawn its first view, against a
+   fresh process running a minimal Textual app that exits after its first frame.
+2. Keypress-to-update latency on an incident whose log has 10,000 events: keys that only
+   re-render (tab), and a key that goes through the engine (m: mark mitigated, then the
+   refresh), measured until the screen shows the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MINIMAL = """
+from textual.app import App
+from textual.widgets import Static, Footer
+class Minimal(App):
+    def compose(self):
+        yield Static("hello")
+        yield Footer()
+    def on_mount(self):
+        self.call_after_refresh(self.exit)
+Minimal().run(headless=True)
+"""
+
+RUNBOOK = """
+import sys
+from runbook.catalog import load_catalog
+from runbook.engine import Engine, SystemClock
+from runbook.plugins import PluginHost
+from runbook.settings import Settings
+from runbook.store import Store
+from runbook.tui.app import build_app
+from runbook.tui.screens.incident import IncidentScreen
+
+db, flags, incident = sys.argv[1:4]
+engine = Engine(Store(db), SystemClock(), PluginHost(Settings(flags_file=flags, plugins_dir=None)))
+app = build_app(engine, lambda: load_catalog([{root!r} + "/playbooks"]), "bench", incident, live=False)
+original = IncidentScreen.show
+def show(self, view):
+    original(self, view)
+    self.app.call_after_refresh(self.app.exit)
+IncidentScreen.show = show
+app.run(headless=True)
+""".replace("{root!r}", repr(str(ROOT)))
+
+
+def timed_process(code: str, *args: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def make_incident(directory: Path, events: int):
+    from runbook.catalog import load
+    from runbook.engine import Engine, VirtualClock
+    from runbook.engine.clock import iso
+    from runbook.plugins import PluginHost
+    from runbook.settings import Settings
+    from runbook.store import Store
+
+    store = Store(str(directory / "db.sqlite"))
+    clock = VirtualClock()
+    host = PluginHost(Settings(flags_file=str(directory / "flags.json"), plugins_dir=None), entry_points=False)
+    engine = Engine(store, clock, host, load([str(ROOT / "playbooks")]))
+    incident = engine.open("video-call-degraded", "bench", incident="INC-BENCH").id
+    seq = store.last_seq(incident)
+    batch = 1000
+    while seq < events:
+        count = min(batch, events - seq)
+        store.append(incident, seq, [{"ts": iso(clock.now()), "actor": "bench", "type": "note_added",
+                                      "data": {"text": f"note {seq + i}"}} for i in range(count)])
+        seq += count
+    return engine, incident
+
+
+class Minimal:
+    """The floor: a Textual app whose key updates one Static, measured the same way."""
+
+    @staticmethod
+    def build():
+        from textual.app import App
+        from textual.widgets import Footer, Static
+
+        class MinimalApp(App):
+            BINDINGS = [("tab", "flip", "Flip")]
+
+            def compose(self):
+                yield Static("x", id="s")
+                yield Footer()
+
+            def action_flip(self):
+                self.query_one("#s").update(str(time.time()))
+        return MinimalApp()
+
+
+async def press_costs(app, key: str, presses: int, ready=None):
+    """(wall, cpu) seconds per keypress, until Textual reports the app idle and the screen redrawn.
+
+    Pilot's idle detection adds fixed waits to the wall time; the CPU time is the work the
+    keypress really caused (what a responder waits for on an idle machine).
+    """
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(5):
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+        wall, cpu = [], []
+        for _ in range(presses):
+            w, c = time.perf_counter(), time.process_time()
+            await pilot.press(key)
+            await pilot.pause()
+            wall.append(time.perf_counter() - w)
+            cpu.append(time.process_time() - c)
+        engine_key = None
+        if ready is not None:
+            w, c = time.perf_counter(), time.process_time()
+            await pilot.press("m")
+            while not ready(app):
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+            engine_key = (time.perf_counter() - w, time.process_time() - c)
+    return wall, cpu, engine_key
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--events", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        engine, incident = make_incident(directory, 100)
+        db, flags = str(directory / "db.sqlite"), str(directory / "flags.json")
+        minimal, ours = [], []
+        for _ in range(args.runs):  # interleaved so both see the same machine load
+            minimal.append(timed_process(MINIMAL))
+            ours.append(timed_process(RUNBOOK, db, flags, incident))
+        m, o = statistics.median(minimal), statistics.median(ours)
+        print(f"first screen, fresh process (median of {args.runs}):")
+        print(f"  minimal Textual app : {m * 1000:7.0f} ms")
+        print(f"  runbook incident    : {o * 1000:7.0f} ms")
+        print(f"  ratio               : {o / m:.2f}  (goal <= 1.5)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        engine, incident = make_incident(Path(tmp), args.events)
+        engine.state(incident)
+        print(f"\nincident with {len(engine.state(incident).events):,} events (built and folded in "
+              f"{time.perf_counter() - start:.1f} s)")
+        from runbook.tui.app import build_app
+
+        floor_wall, floor_cpu, _ = asyncio.run(press_costs(Minimal.build(), "tab", 30))
+        app = build_app(engine, None, "bench", incident, live=False)
+        wall, cpu, engine_key = asyncio.run(press_costs(
+            app, "tab", 30, ready=lambda a: a.screen.view is not None and a.screen.view.status == "mitigated"))
+        med = statistics.median
+        print(f"  minimal app, key → redraw: wall {med(floor_wall) * 1000:.0f} ms (Pilot's idle wait), "
+              f"cpu {med(floor_cpu) * 1000:.1f} ms")
+        print(f"  runbook, tab → redraw:     wall {med(wall) * 1000:.0f} ms, cpu {med(cpu) * 1000:.1f} ms "
+              f"(max {max(cpu) * 1000:.1f}); work beyond the floor {(med(cpu) - med(floor_cpu)) * 1000:.1f} ms "
+              "(goal < 50 ms)")
+        print(f"  runbook, m → engine command → screen updated: wall {engine_key[0] * 1000:.0f} ms, "
+              f"cpu {engine_key[1] * 1000:.1f} ms (goal < 50 ms)")
+
+
+if __name__ == "__main__":
+    main()
