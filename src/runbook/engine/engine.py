@@ -13,13 +13,14 @@ an intent left without a result by a crash, by asking the flag backend what is t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import secrets
 from datetime import datetime, timedelta
 
 from runbook.catalog.flow import default_next
-from runbook.catalog.loader import Catalog
 from runbook.catalog.models import END, Step
-from runbook.catalog.validate import did_you_mean
+from runbook.catalog.suggest import did_you_mean
 from runbook.engine import timers
 from runbook.engine.clock import SystemClock, iso
 from runbook.engine.snapshot import Snapshot, take
@@ -27,6 +28,9 @@ from runbook.engine.state import ACTIVE, FAILED, Event, IncidentState, apply, fo
 from runbook.errors import NotFoundError, RunbookError
 from runbook.pluginapi import ActionRequest, EscalationNotice, FlagState
 from runbook.store import ConflictError, Store
+
+if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
+    from runbook.catalog.loader import Catalog
 
 SYSTEM = "runbook"
 RETRIES = 20

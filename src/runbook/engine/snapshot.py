@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import hashlib
 from dataclasses import dataclass, field
 
 from runbook.catalog import kinds
-from runbook.catalog.loader import Catalog, Document
 from runbook.catalog.models import EscalationPolicy, Playbook, Roster, SeverityLevel
+
+if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
+    from runbook.catalog.loader import Catalog, Document
 
 
 def take(catalog: Catalog, playbook: Document) -> dict:

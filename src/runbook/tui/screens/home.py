@@ -7,11 +7,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.widgets import DataTable, Input, Label, Static
 
 from runbook.catalog.matching import rank
 from runbook.errors import RunbookError
 from runbook.tui.dialogs.confirm import ConfirmDialog
+from runbook.tui.widgets.keybar import KeyBar
 
 
 class HomeScreen(Screen):
@@ -35,11 +36,17 @@ class HomeScreen(Screen):
                 yield Label("Playbooks — Enter to open an incident", classes="pane-title")
                 yield Input(placeholder="What do you see? e.g. video freezing in one region", id="filter")
                 yield DataTable(id="playbooks", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeyBar([("enter", "Open/Resume"), ("/", "Filter"), ("tab", "Switch list"), ("r", "Refresh"),
+                      ("?", "Help"), ("q", "Quit"), ("^p", "Palette")])
 
     def on_mount(self) -> None:
-        self.query_one("#incidents", DataTable).add_columns("id", "sev", "status", "title")
-        self.query_one("#playbooks", DataTable).add_columns("playbook", "sev", "title")
+        # fixed widths: the tables look the same whichever worker fills them first
+        incidents = self.query_one("#incidents", DataTable)
+        for label, width in (("id", 10), ("sev", 4), ("status", 12), ("title", 40)):
+            incidents.add_column(label, width=width)
+        playbooks = self.query_one("#playbooks", DataTable)
+        for label, width in (("playbook", 26), ("sev", 4), ("title", 40)):
+            playbooks.add_column(label, width=width)
         self.query_one("#home-title", Static).update(f"[b]runbook[/b] · responder: [b]{self.app.actor}[/b]")
         self.load_catalog()
         self.action_reload()

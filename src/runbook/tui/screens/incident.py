@@ -7,7 +7,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from runbook.errors import RunbookError
 from runbook.tui.dialogs.choice import ChoiceDialog
@@ -15,6 +14,7 @@ from runbook.tui.dialogs.confirm import ConfirmDialog
 from runbook.tui.dialogs.prompt import TextPrompt
 from runbook.tui.gateway import CurrentStep, IncidentView
 from runbook.tui.widgets.current import CurrentStepPanel
+from runbook.tui.widgets.keybar import KeyBar
 from runbook.tui.widgets.panels import FlagsPanel, IncidentHeader, LadderPanel, StepList, Timeline
 
 # Events that must not go unnoticed when they arrive (from a timer or another responder).
@@ -65,7 +65,8 @@ class IncidentScreen(Screen):
             with Vertical(id="side"):
                 yield LadderPanel(id="ladder")
                 yield FlagsPanel(id="flags")
-        yield Footer()
+        yield KeyBar([(key, label) for key, _, label, _ in ACTIONS]
+                     + [("tab", "Track"), ("esc", "Home"), ("?", "Help"), ("^p", "Palette")])
 
     def on_mount(self) -> None:
         self.refresh_view()
