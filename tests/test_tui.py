@@ -198,3 +198,20 @@ def test_snapshot_home_screen(make, snap_compare, size):
     app, engine = make(open_incident=False)
     engine.open("calls-failing-one-region", "ana", incident="INC-TEST02")
     assert snap_compare(app, terminal_size=size, run_before=_ready)
+
+
+def test_no_color_still_shows_state_with_symbols(make, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app, engine = make()
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await press(pilot, "d")
+            steps = str(app.screen.query_one("#steps").render())
+            header = str(app.screen.query_one("#incident-header").render())
+            return app.no_color, steps, header
+    no_color, steps, header = asyncio.run(scenario())
+    assert no_color is True
+    assert "✓ Measure how bad" in steps and "»▶ Check SFU" in steps
+    assert "not acknowledged" in header and "SEV2" in header

@@ -70,13 +70,13 @@ class IncidentHeader(ViewPanel):
             if i:
                 second.append("  ")
             second.append_text(countdown(name, left, met, breached))
-        if view.next_escalation:
-            level, left = view.next_escalation
-            second.append(f"   page L{level} in {clock(left)}", style="bold yellow" if left < 120 else "")
-        elif view.acknowledged_by:
+        if view.acknowledged_by:
             second.append(f"   ack: {view.acknowledged_by}", style="green")
         else:
             second.append("   not acknowledged", style="bold red")
+        if view.next_escalation:
+            level, left = view.next_escalation
+            second.append(f" · page L{level} in {clock(left)}", style="bold yellow" if left < 120 else "")
         if narrow:
             applied = [f.name for f in view.flags if f.applied]
             if applied:
