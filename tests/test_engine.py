@@ -282,3 +282,86 @@ def test_reconcile_settles_an_interrupted_flag_change(world):
     assert settled[0].data["reconciled"] is True
     assert engine.state(iid).degradations["audio-only"].applied
     assert state.id == iid
+
+
+def test_late_tick_says_each_reminder_once_and_polls_once(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    engine.acknowledge(iid, "ana")
+    engine.complete(iid, "ana")  # look -> healthy (a wait polled every 30s for 2m)
+    world.clock.advance(minutes=1, seconds=45)  # three polls and no reminder fell due meanwhile
+    fired = engine.tick(iid)
+    assert [(e.type, e.data.get("poll")) for e in fired if e.type == "check_polled"] == [("check_polled", 3)]
+    engine.skip(iid, "ana", None, "checked by hand")
+    world.clock.advance(minutes=50)  # reminders every 15m: three missed
+    reminders = [e for e in engine.tick(iid) if e.type == "reminder_fired"]
+    assert [(e.data["n"], e.data["missed"]) for e in reminders] == [(3, 2)]
+
+
+def test_running_a_wait_by_hand_is_one_more_poll(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    engine.complete(iid, "ana")
+    events = engine.run(iid, "ana")
+    assert [e.type for e in events] == ["check_polled"]
+    assert engine.state(iid).steps["healthy"].status == "active"
+    world.health_file.write_text("ok")
+    assert [e.type for e in engine.run(iid, "ana")][:2] == ["check_polled", "step_completed"]
+
+
+def test_a_poll_that_returns_after_resolve_changes_nothing(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    engine.complete(iid, "ana")
+    world.health_file.write_text("ok")
+    state = engine.state(iid)
+    world.engine().resolve(iid, "bob")  # resolved by someone else while the check runs
+    events = engine._poll(state, "healthy")
+    assert [e.type for e in events] == ["check_polled"]
+    assert engine.state(iid).resolved_at is not None and engine.state(iid).mitigated_at is None
+
+
+def test_reminders_stop_at_resolve_even_without_a_tick(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    engine.acknowledge(iid, "ana")
+    world.clock.advance(minutes=12)
+    engine.resolve(iid, "ana")
+    world.clock.advance(minutes=40)
+    assert "reminder_fired" not in types(engine.tick(iid))
+
+
+def test_degrade_steps_always_flip_and_complete_when_already_in_that_state(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    for _ in range(2):
+        engine.complete(iid, "ana")
+    world.clock.advance(minutes=3)
+    engine.tick(iid)  # the wait times out -> decide
+    engine.choose(iid, "ana", "One region")
+    engine.approve(iid, "chief")
+    engine.degrade(iid, "ana", "audio-only")  # applied outside the step, e.g. with g in the TUI
+    events = engine.complete(iid, "ana", outcome="ignored for flips")
+    assert [e.type for e in events][:2] == ["step_completed", "mitigated"]
+    assert events[0].data["outcome"] == "ignored for flips"
+    engine.complete(iid, "ana")  # fix
+    engine.restore(iid, "ana", "audio-only")
+    done = engine.complete(iid, "ana")  # back: nothing left to restore
+    assert done[0].data["outcome"] == "audio-only was not applied; nothing to restore"
+
+
+def test_approval_is_given_when_the_flow_reaches_the_gate(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    with pytest.raises(CommandError, match="is not current yet"):
+        engine.approve(iid, "chief", "drain")
+
+
+def test_retrying_a_failed_step_is_a_new_attempt(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    engine.fail(iid, "ana", None, "dashboards down")
+    world.clock.advance(minutes=2)
+    engine.complete(iid, "ana", outcome="found it on the backup dashboards")
+    runs = [(r["attempt"], r["outcome"]) for r in metrics(engine.state(iid)).steps if r["step"] == "look"]
+    assert runs == [(1, "failed"), (2, "done")]

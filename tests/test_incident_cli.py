@@ -63,3 +63,9 @@ def test_errors_have_distinct_exit_codes(rb):
     assert "say what happened to the step" in rb("incident", "step", iid, expect=2, stream="stderr")
     assert "no playbook 'gift-feature-failing'; did you mean 'gifts-feature-failing'?" in rb(
         "incident", "open", "gift-feature-failing", expect=3, stream="stderr")
+
+
+def test_step_flags_are_exclusive(rb):
+    iid = rb("incident", "open", "gifts-feature-failing").strip()
+    err = rb("incident", "step", iid, "--done", "--fail", expect=2, stream="stderr")
+    assert "give only one of --done, --skip REASON, --fail, --run (got done, fail)" in err

@@ -169,22 +169,23 @@ def attach(cli) -> None:
     @incident.command("step")
     @click.argument("incident_id", metavar="ID")
     @click.argument("step", required=False)
-    @click.option("--done", "action", flag_value="done", help="The step is done (degrade/restore steps flip flags).")
+    @click.option("--done", is_flag=True, help="The step is done (degrade/restore steps flip flags).")
     @click.option("--skip", "reason", metavar="REASON", help="Skip the step, saying why.")
-    @click.option("--fail", "action", flag_value="fail", help="The step failed (goes to on_fail if the step has one).")
-    @click.option("--run", "action", flag_value="run", help="Run the step's automation (run: or uses:).")
-    @click.option("--outcome", default="", help="What was found, recorded with --done.")
+    @click.option("--fail", is_flag=True, help="The step failed (goes to on_fail if the step has one).")
+    @click.option("--run", is_flag=True, help="Run the step's automation (run: or uses:).")
+    @click.option("--outcome", default="", help="What was found (with --done) or what went wrong (with --fail).")
     @_as
     @_json_opt
     @click.pass_obj
-    def step(ctx, incident_id, step, action, reason, outcome, actor, as_json):
+    def step(ctx, incident_id, step, done, reason, fail, run, outcome, actor, as_json):
         """Complete, skip, fail or run STEP (default: the current step of the main track)."""
-        if reason is not None:
-            if action:
-                raise UsageError("give one of --done, --skip REASON, --fail, --run")
-            action = "skip"
-        if not action:
+        chosen = [name for name, on in (("done", done), ("skip", reason is not None), ("fail", fail), ("run", run))
+                  if on]
+        if len(chosen) > 1:
+            raise UsageError(f"give only one of --done, --skip REASON, --fail, --run (got {', '.join(chosen)})")
+        if not chosen:
             raise UsageError("say what happened to the step: --done, --skip REASON, --fail or --run")
+        action = chosen[0]
         engine = ctx.engine()
         iid = engine.resolve_id(incident_id)
         if action == "done":

@@ -25,7 +25,7 @@ from runbook.engine import timers
 from runbook.engine.clock import SystemClock, iso
 from runbook.engine.snapshot import Snapshot, take
 from runbook.engine.state import ACTIVE, FAILED, Event, IncidentState, apply, fold
-from runbook.errors import NotFoundError, RunbookError
+from runbook.errors import NotFoundError, PluginError, RunbookError
 from runbook.pluginapi import ActionRequest, EscalationNotice, FlagState
 from runbook.store import ConflictError, Store
 
@@ -227,20 +227,33 @@ class Engine:
         if step.kind in ("decision", "choose"):
             options = ", ".join(f"{i}. {o.label}" for i, o in enumerate(step.options, 1))
             raise CommandError(f"step '{step.id}' is a {step.kind}; choose an option: {options}")
-        if step.kind in ("degrade", "restore") and not outcome:
+        if step.kind in ("degrade", "restore"):
             self._approved(state, step)
-            if step.kind == "degrade":
-                return self.degrade(incident, actor, step.degradation, step=step.id)
-            return self.restore(incident, actor, step.degradation, step=step.id)
+            deg = state.degradations[step.degradation]
+            already = deg.applied if step.kind == "degrade" else not deg.applied
+            if not already:
+                flip = self.degrade if step.kind == "degrade" else self.restore
+                return flip(incident, actor, step.degradation, step=step.id)
+            outcome = outcome or (f"{step.degradation} was already applied" if step.kind == "degrade"
+                                  else f"{step.degradation} was not applied; nothing to restore")
 
         def build(state):
             self._live(state)
             current = self._current(state, step.id)
             self._approved(state, current)
-            events = [("step_completed", {"step": step.id, "track": step.track, "outcome": outcome})]
+            events = self._retry(state, step)
+            events.append(("step_completed", {"step": step.id, "track": step.track, "outcome": outcome}))
             events += self._mitigation(state, step.mitigates, step.id)
             return events + self._advance(state, step, self._next(state, step))
         return self._command(incident, actor, build)
+
+    @staticmethod
+    def _retry(state: IncidentState, step: Step) -> list[tuple[str, dict]]:
+        """Working on a failed step again is a new attempt, so its time is measured on its own."""
+        run = state.steps[step.id]
+        if run.status != FAILED:
+            return []
+        return [("step_started", {"step": step.id, "track": step.track, "attempt": run.attempt + 1, "retry": True})]
 
     def skip(self, incident: str, actor: str, step_id: str | None, reason: str) -> list[Event]:
         if not reason.strip():
@@ -294,6 +307,8 @@ class Engine:
             step = self._step(state, step_id)
             if not step.approval:
                 raise CommandError(f"step '{step.id}' has no approval gate")
+            if state.current.get(step.track) != step.id:
+                raise CommandError(f"step '{step.id}' is not current yet; approve it when the flow reaches it")
             if state.steps[step.id].approved:
                 raise CommandError(f"step '{step.id}' was already approved by {state.steps[step.id].approved_by}")
             return [("approval_granted", {"step": step.id, "role": step.approval.by})]
@@ -335,8 +350,9 @@ class Engine:
             state = self.state(incident)
             still = [name for name, deg in state.degradations.items() if deg.applied]
             if still:
-                raise CommandError(f"could not restore {', '.join(still)}; fix the flag backend and resolve "
-                                   "again, or resolve --keep-degradations")
+                reasons = [e.data["reason"] for e in restored if e.type == "degradation_failed"]
+                raise PluginError(f"not resolved: could not restore {', '.join(still)}: {'; '.join(reasons)}. "
+                                  "Fix the flag backend and resolve again, or resolve --keep-degradations")
             kept = []
 
         def build(state):
@@ -362,10 +378,13 @@ class Engine:
         state = self.state(incident)
         policy = state.snapshot.escalation
         people = timers.recipients(state, policy.levels[level - 1], due_at)
-        events = self._command(incident, actor, lambda s: [("escalated", {
-            "level": level, "round": rnd, "due_at": iso(due_at), "reason": reason,
-            "recipients": [{"id": r.id, "name": r.name, "via": r.via} for r in people]})])
-        return events + self._notify(incident, level, rnd, people)
+        def build(s):
+            if reason == "timer" and (s.acknowledged_at or s.resolved or s.escalation.count >= state.escalation.count + 1):
+                return []  # acknowledged (or paged by someone else) since the timer was read
+            return [("escalated", {"level": level, "round": rnd, "due_at": iso(due_at), "reason": reason,
+                                   "recipients": [{"id": r.id, "name": r.name, "via": r.via} for r in people]})]
+        events = self._command(incident, actor, build)
+        return events + self._notify(incident, level, rnd, people) if events else events
 
     def _notify(self, incident: str, level: int, rnd: int, people) -> list[Event]:
         state = self.state(incident)
@@ -487,16 +506,24 @@ class Engine:
         self._approved(state, step)
         if self.plugins is None:
             raise CommandError("no plugins loaded: cannot run actions")
-        events = self._command(incident, actor, lambda s: [("action_started", {
-            "step": step.id, "argv": list(step.run) if step.run else None, "action": step.uses,
-            "params": step.params})])
+        if step.kind == "wait":
+            return self._poll(state, step.id)  # checking a wait by hand is one more poll
+
+        def intent(s):
+            self._live(s)
+            if step.id in s.actions_pending:
+                raise CommandError(f"step '{step.id}' is already running (started by {s.actions_pending[step.id].actor})")
+            return [("action_started", {"step": step.id, "argv": list(step.run) if step.run else None,
+                                        "action": step.uses, "params": step.params})]
+        events = self._command(incident, actor, intent)
         result, failures = self.plugins.run_action(self._request(state, step))
 
         def build(state):
             out = [("plugin_error", f.to_dict()) for f in failures]
             out.append(("action_finished", {"step": step.id, **result.to_dict()}))
-            if state.current.get(step.track) != step.id:
-                return out  # someone moved on while it ran: record the outcome only
+            if state.resolved or state.current.get(step.track) != step.id:
+                return out  # resolved or moved on while it ran: record the outcome only
+            out = self._retry(state, step) + out
             if result.ok:
                 out.append(("step_completed", {"step": step.id, "track": step.track, "outcome": result.summary}))
                 out += self._mitigation(state, step.mitigates, step.id)
@@ -541,10 +568,19 @@ class Engine:
                                       "due_at": iso(timer.at),
                                       "reason": f"symptom persisted for {data['after'] // 60} minutes"})])
         if timer.kind == "reminder":
-            return self._command(state.id, SYSTEM, lambda s: [] if s.reminders.get(data["reminder"], 0) >= data["n"]
-                                 else [("reminder_fired", data)])
+            # after a long gap only the latest occurrence is worth saying: one reminder, with the count missed
+            latest = max(data["n"], int((self.clock.now() - data["start"]).total_seconds() // data["every"]))
+            fired = {"reminder": data["reminder"], "n": latest, "message": data["message"], "role": data["role"],
+                     "missed": latest - data["n"]}
+            return self._command(state.id, SYSTEM, lambda s: [] if s.reminders.get(data["reminder"], 0) >= latest
+                                 else [("reminder_fired", fired)])
         if timer.kind == "poll":
-            return self._poll(state, data["step"])
+            # likewise one check now stands for every poll that fell due while nobody was ticking
+            elapsed = (min(self.clock.now(), data["ends"]) - data["start"]).total_seconds()
+            latest = max(data["poll"], int(elapsed // data["every"]))
+            if data["start"] + timedelta(seconds=latest * data["every"]) >= data["ends"]:
+                latest -= 1
+            return self._poll(state, data["step"], max(latest, data["poll"]))
         if timer.kind == "wait_timeout":
             step = state.playbook.step(data["step"])
 
@@ -557,7 +593,7 @@ class Engine:
             return self._command(state.id, SYSTEM, build)
         raise AssertionError(timer.kind)
 
-    def _poll(self, state: IncidentState, step_id: str) -> list[Event]:
+    def _poll(self, state: IncidentState, step_id: str, number: int | None = None) -> list[Event]:
         step = state.playbook.step(step_id)
         result, failures = (self.plugins.run_action(self._request(state, step)) if self.plugins is not None
                             else (None, []))
@@ -569,8 +605,8 @@ class Engine:
                 return []
             out = [("plugin_error", f.to_dict()) for f in failures]
             out.append(("check_polled", {"step": step.id, "ok": ok, "summary": summary,
-                                         "poll": s.steps[step.id].polls + 1}))
-            if ok:
+                                         "poll": number or s.steps[step.id].polls + 1}))
+            if ok and not s.resolved:
                 out.append(("step_completed", {"step": step.id, "track": step.track, "outcome": summary}))
                 out += self._mitigation(s, step.mitigates, step.id)
                 out += self._advance(s, step, self._next(s, step))

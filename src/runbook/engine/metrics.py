@@ -105,7 +105,8 @@ def describe(event) -> str:
     if t == "note_added":
         return f"note: {d['text']}"
     if t == "reminder_fired":
-        return f"reminder: {d['message']}"
+        missed = f" ({d['missed']} missed)" if d.get("missed") else ""
+        return f"reminder: {d['message']}{missed}"
     if t == "target_breached":
         return f"{d['target']} target breached"
     if t == "action_started":

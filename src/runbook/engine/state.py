@@ -185,7 +185,7 @@ def apply(state: IncidentState, event: Event) -> None:
     elif kind == "approval_granted" and step:
         step.approved_by, step.approved_attempt = event.actor, step.attempt
     elif kind == "check_polled" and step:
-        step.polls += 1
+        step.polls = max(step.polls + 1, data.get("poll", 0))
         step.last_poll = data.get("summary", "")
     elif kind == "action_started":
         state.actions_pending[data["step"]] = event

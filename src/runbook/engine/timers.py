@@ -120,18 +120,19 @@ def pending(state: IncidentState) -> list[Timer]:
             next_poll = run.started_at + _delta(every * (run.polls + 1))
             ends = run.started_at + _delta(timeout)
             if next_poll < ends:
-                timers.append(Timer(next_poll, 3, "poll", {"step": step.id, "poll": run.polls + 1}))
+                timers.append(Timer(next_poll, 3, "poll", {"step": step.id, "poll": run.polls + 1,
+                                                           "start": run.started_at, "every": every, "ends": ends}))
             else:
                 timers.append(Timer(ends, 3, "wait_timeout", {"step": step.id}))
     for reminder in state.playbook.reminders:
         start, stop = _reminder_window(state, reminder)
-        if start is None:
+        if start is None or state.resolved:
             continue
         n = state.reminders.get(reminder.id, 0) + 1
         at = start + _delta(reminder.every * n)
         if stop is None or at < stop:
             timers.append(Timer(at, 4, "reminder", {"reminder": reminder.id, "n": n, "message": reminder.message,
-                                                    "role": reminder.role}))
+                                                    "role": reminder.role, "start": start, "every": reminder.every}))
     return sorted(timers)
 
 

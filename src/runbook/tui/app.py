@@ -43,6 +43,9 @@ class RunbookApp(App):
         else:
             self.switch_screen(HomeScreen())
 
+    def on_unmount(self) -> None:
+        self.gateway.close()
+
     def open_incident(self, incident: str) -> None:
         self.push_screen(IncidentScreen(incident))
 

@@ -169,28 +169,58 @@ def _show(value) -> str:
 
 
 class EngineGateway:
-    """Serialises engine use across worker threads and hands out views."""
+    """The TUI's engines, one per kind of work, so that slow work never blocks the screen.
+
+    Views, timers (which may poll a check or page someone) and commands (which may flip flags
+    or run an action) each get their own Engine on their own database connection, and their
+    own lock. They share the clock and plugins. Engines on separate connections are as safe
+    together as responders in separate processes: the store's sequence check arbitrates.
+    """
 
     def __init__(self, engine, catalog=None):
         self.engine = engine
         self.catalog = catalog
         self.lock = threading.Lock()
+        self._ticker, self._tick_lock = self._sibling(engine), threading.Lock()
+        self._commander, self._command_lock = self._sibling(engine), threading.Lock()
+
+    @staticmethod
+    def _sibling(engine):
+        from runbook.engine import Engine
+        from runbook.store import Store
+
+        if engine.store.path == ":memory:":
+            return engine
+        return Engine(Store(engine.store.path), engine.clock, engine.plugins, engine.catalog)
+
+    def close(self) -> None:
+        for sibling in (self._ticker, self._commander):
+            if sibling is not self.engine:
+                sibling.store.close()
 
     def set_catalog(self, catalog):
-        with self.lock:
-            self.engine.catalog = self.catalog = catalog
+        with self.lock, self._command_lock:
+            self.engine.catalog = self._commander.catalog = self.catalog = catalog
         return catalog
 
-    def view(self, incident: str, tick: bool = True) -> IncidentView:
+    def view(self, incident: str) -> IncidentView:
         with self.lock:
-            if tick:
-                self.engine.tick(incident)
             state = self.engine.state(incident)
             return build_view(state, self.engine.clock.now())
 
+    def tick(self, incident: str) -> bool:
+        """Fire what is due; skipped (False) while a previous tick is still busy with a slow plugin."""
+        if not self._tick_lock.acquire(blocking=False):
+            return False
+        try:
+            self._ticker.tick(incident)
+            return True
+        finally:
+            self._tick_lock.release()
+
     def call(self, method: str, *args, **kwargs):
-        with self.lock:
-            return getattr(self.engine, method)(*args, **kwargs)
+        with self._command_lock:
+            return getattr(self._commander, method)(*args, **kwargs)
 
     def incidents(self) -> list[dict]:
         with self.lock:

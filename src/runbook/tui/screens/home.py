@@ -101,12 +101,18 @@ class HomeScreen(Screen):
 
     def show_incidents(self, rows: list[dict]) -> None:
         table = self.query_one("#incidents", DataTable)
+        selected = None
+        if table.row_count:
+            selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         table.clear()
         for row in rows:
             drill = " DRILL" if row["drill"] else ""
             table.add_row(row["id"], row["severity"], row["status"] + drill, row["title"], key=row["id"])
         if not rows:
             table.add_row("—", "", "", "no open incidents", key="")
+        keys = [row["id"] for row in rows]
+        if selected in keys:  # a refresh must not move the cursor to another incident
+            table.move_cursor(row=keys.index(selected))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         key = event.row_key.value

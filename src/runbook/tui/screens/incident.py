@@ -71,14 +71,31 @@ class IncidentScreen(Screen):
     def on_mount(self) -> None:
         self.refresh_view()
         if self.app.live:
-            self.set_interval(1.0, self.refresh_view)
+            self.tick()
+            self.set_interval(1.0, self.tick_and_refresh)
 
     # rendering ----------------------------------------------------------------------------
+
+    def on_screen_resume(self) -> None:
+        self.refresh_view()
+
+    def tick_and_refresh(self) -> None:
+        self.tick()
+        self.refresh_view()
+
+    @work(thread=True, group="incident-tick", exit_on_error=False)
+    def tick(self) -> None:
+        """Fire due timers on the ticker's own connection; a slow poll or page never holds up the screen."""
+        try:
+            if self.app.gateway.tick(self.incident):
+                self.app.call_from_thread(self.refresh_view)
+        except RunbookError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
 
     @work(thread=True, exclusive=True, group="incident-refresh", exit_on_error=False)
     def refresh_view(self) -> None:
         try:
-            view = self.app.gateway.view(self.incident, tick=self.app.live)
+            view = self.app.gateway.view(self.incident)
         except RunbookError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")
             return

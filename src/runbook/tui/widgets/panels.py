@@ -77,11 +77,17 @@ class IncidentHeader(ViewPanel):
         if view.next_escalation:
             level, left = view.next_escalation
             second.append(f" · page L{level} in {clock(left)}", style="bold yellow" if left < 120 else "")
-        if narrow:
+        lines = [top, second]
+        if narrow:  # the side panel is hidden: who is paged and what is degraded go here
+            third = Text()
+            for row in view.ladder:
+                third.append(f"{'✓' if row.notified else '·'}L{row.level} {row.who}  ",
+                             style="bold" if row.notified else "dim")
             applied = [f.name for f in view.flags if f.applied]
             if applied:
-                second.append(f"   degraded: {', '.join(applied)}", style="bold magenta")
-        self.put(Text("\n").join([top, second]))
+                third.append(f"degraded: {', '.join(applied)}", style="bold magenta")
+            lines.append(third)
+        self.put(Text("\n").join(lines))
 
 
 class StepList(ViewPanel):
