@@ -112,7 +112,8 @@ def test_list_json_names_every_document(run):
     rows = json.loads(run("list", "--json").output)
     kinds = {row["kind"] for row in rows}
     assert kinds >= {"Playbook", "SeverityPolicy", "EscalationPolicy", "Roster"}
-    assert all(row["file"].startswith("playbooks/") and row["line"] >= 1 for row in rows)
+    assert all(row["file"].startswith(("playbooks/", "drills/")) and row["line"] >= 1 for row in rows)
+    assert "Drill" in kinds
 
 
 def test_show_playbook_outline(run):

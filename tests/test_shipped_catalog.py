@@ -7,16 +7,24 @@ from runbook.catalog.models import Playbook
 
 
 def test_shipped_catalog_has_no_errors_or_warnings(repo_root):
-    catalog = load_catalog([str(repo_root / "playbooks")])
+    catalog = load_catalog([str(repo_root / "playbooks"), str(repo_root / "drills")])
     assert [p.format() for p in catalog.problems] == []
 
 
 def test_every_shipped_file_carries_the_schema_modeline(repo_root):
-    catalog = load_catalog([str(repo_root / "playbooks")])
+    catalog = load_catalog([str(repo_root / "playbooks"), str(repo_root / "drills")])
     for doc in catalog.documents:
         first = doc.text.splitlines()[0]
         assert first == f"# yaml-language-server: $schema=../src/runbook/catalog/schemas/{doc.kind.lower()}.schema.json"
         assert (repo_root / "playbooks" / first.split("=", 1)[1]).resolve().is_file()
+
+
+def test_shipped_drills_cover_the_three_rehearsals(repo_root):
+    drills = load_catalog([str(repo_root / "playbooks"), str(repo_root / "drills")]).models("Drill")
+    assert {"weekly-audio-fallback", "surprise-ack", "escalation-stress"} <= set(drills)
+    assert drills["weekly-audio-fallback"].schedule.cron == "0 14 * * WED"
+    assert drills["weekly-audio-fallback"].responders.choices == {"where": 2}
+    assert all(d.mode == "tabletop" for d in drills.values())
 
 
 def test_library_covers_the_core_faults(repo_root):

@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Callable
 
-from runbook.catalog import models
+from runbook.catalog import drill, models
 
 API_VERSION = "runbook/v1"
 
@@ -61,3 +61,5 @@ register(Kind("EscalationPolicy", "escalationpolicy.schema.json", models.build_e
               "who is notified, in what order, after how long without an acknowledgement"))
 register(Kind("Roster", "roster.schema.json", models.build_roster,
               "people, contact handles and on-call rotations"))
+register(Kind("Drill", "drill.schema.json", drill.build_drill,
+              "a rehearsal of a playbook: injects, schedule, mode, targets, simulated responders"))

@@ -10,6 +10,7 @@ import re
 import zoneinfo
 from datetime import datetime
 
+from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import can_finish, reachable, successors
 from runbook.catalog.loader import Document
@@ -70,6 +71,8 @@ def lint(documents: list[Document]) -> list[Problem]:
             problems += _escalation(doc, model, index)
         elif isinstance(model, Roster):
             problems += _roster(doc, model)
+        elif isinstance(model, Drill):
+            problems += _drill(doc, model, index, documents)
     return problems
 
 
@@ -375,3 +378,70 @@ def _roster(doc: Document, roster: Roster):
         if start and until and until <= start:
             yield doc.problem(base + ("until",), f"override must end after it starts (from {override.start}, "
                                                  f"until {override.until})")
+
+
+def _drill(doc: Document, drill: Drill, index: _Index, documents):
+    playbooks = {d.id: d.model for d in documents if isinstance(d.model, Playbook)}
+    pb = playbooks.get(drill.playbook)
+    if pb is None:
+        yield _unresolved(doc, ("playbook",), "playbook", drill.playbook, playbooks, "playbooks")
+    if drill.severity is not None and drill.severity not in index.severities:
+        yield _unresolved(doc, ("severity",), "severity", drill.severity, index.severities, "severities")
+    if pb is not None:
+        symptoms = {s.id for s in pb.symptoms}
+        if drill.symptom is not None and drill.symptom not in symptoms:
+            yield _unresolved(doc, ("symptom",), f"symptom of {pb.id}", drill.symptom, symptoms, "symptoms")
+        steps = {s.id: s for s in pb.steps}
+        for name in drill.responders.steps:
+            if name != "default" and name not in steps:
+                yield _unresolved(doc, ("responders", "steps", name), "step", name, list(steps) + ["default"],
+                                  "steps (or default)")
+        for name, option in drill.responders.choices.items():
+            step = steps.get(name)
+            if step is None or step.kind not in ("decision", "choose"):
+                decisions = [s.id for s in steps.values() if s.kind in ("decision", "choose")]
+                yield _unresolved(doc, ("responders", "choices", name), "decision step", name, decisions,
+                                  "decision steps")
+            elif option > len(step.options):
+                yield doc.problem(("responders", "choices", name), f"step '{name}' has {len(step.options)} "
+                                                                   f"options, not {option}")
+    for i, level in enumerate(drill.responders.levels):
+        latency = level.ack
+        names = {"mean": latency.mean, "min": latency.low, "max": latency.high, "median": latency.median,
+                 "p90": latency.p90}
+        for need in latency.needs():
+            if names[need] is None:
+                yield doc.problem(("responders", "levels", i, "ack"), f"a {latency.distribution} latency needs "
+                                                                      f"{need}: DURATION")
+        if latency.distribution == "lognormal" and latency.median and latency.p90 and latency.p90 <= latency.median:
+            yield doc.problem(("responders", "levels", i, "ack", "p90"), "p90 must be longer than the median")
+        if latency.distribution == "uniform" and latency.low is not None and latency.high is not None \
+                and latency.high < latency.low:
+            yield doc.problem(("responders", "levels", i, "ack", "max"), "max must not be shorter than min")
+    for name, latency in drill.responders.steps.items():
+        values = {"mean": latency.mean, "min": latency.low, "max": latency.high, "median": latency.median,
+                  "p90": latency.p90}
+        for need in latency.needs():
+            if values[need] is None:
+                yield doc.problem(("responders", "steps", name), f"a {latency.distribution} duration needs "
+                                                                  f"{need}: DURATION")
+    if drill.schedule is not None:
+        try:
+            zone = zoneinfo.ZoneInfo(drill.schedule.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            zone = None
+            yield doc.problem(("schedule", "timezone"), f"'{drill.schedule.timezone}' is not an IANA time zone, "
+                                                        "expected a name like Europe/Berlin"
+                                                        f"{did_you_mean(drill.schedule.timezone, zoneinfo.available_timezones())}")
+        if zone is not None:
+            from cronsim import CronSim, CronSimError
+
+            try:
+                CronSim(drill.schedule.cron, datetime(2026, 1, 1, tzinfo=zone))
+            except CronSimError as exc:
+                yield doc.problem(("schedule", "cron"), f"'{drill.schedule.cron}' is not a cron expression ({exc}), "
+                                                        "expected five fields like '0 14 * * WED'")
+    people = index.people
+    for i, person in enumerate(drill.participants):
+        if person not in people:
+            yield _unresolved(doc, ("participants", i), "person", person, people, "people")

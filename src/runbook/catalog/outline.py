@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import default_next
 from runbook.catalog.loader import Catalog, Document
@@ -21,7 +22,46 @@ def outline(doc: Document, catalog: Catalog, now: datetime) -> list[str]:
         return [f"{model.title}  (EscalationPolicy {model.id})", ""] + _ladder(model, catalog, now)
     if isinstance(model, Roster):
         return _roster(model, now)
+    if isinstance(model, Drill):
+        return _drill(model)
     return [f"{doc.kind} {doc.id}"]
+
+
+def _drill(drill: Drill) -> list[str]:
+    lines = [f"{drill.title}", f"  drill {drill.id} · playbook {drill.playbook}"
+             + (f" · symptom {drill.symptom}" if drill.symptom else "") + f" · mode {drill.mode}"]
+    if drill.description:
+        lines += [""] + _indented(drill.description, "  ")
+    if drill.schedule:
+        window = f", may start up to {format_duration(drill.schedule.window)} late" if drill.schedule.window else ""
+        lines += _section("Schedule") + [f"  {drill.schedule.cron} ({drill.schedule.timezone}){window}"]
+    if drill.targets:
+        lines += _section("Targets") + ["  " + ", ".join(f"{name} within {format_duration(s)}"
+                                                        for name, s in drill.targets.items())]
+    if drill.injects:
+        lines += _section("Injects")
+        lines += [f"  +{format_duration(i.at)}  {i.message}" for i in drill.injects]
+    if drill.participants:
+        lines += _section("Participants") + [f"  {', '.join(drill.participants)}"]
+    profile = drill.responders
+    if profile.levels:
+        lines += _section("Simulated responders")
+        for n, level in enumerate(profile.levels, 1):
+            lines.append(f"  L{n}: answers {level.answer:.0%} of pages; acknowledges after {_latency(level.ack)}")
+        for step, latency in profile.steps.items():
+            lines.append(f"  step {step}: {_latency(latency)}")
+    return lines
+
+
+def _latency(latency) -> str:
+    d = latency.distribution
+    if d == "fixed":
+        return f"{format_duration(latency.mean or 0)}"
+    if d == "exponential":
+        return f"exponential, mean {format_duration(latency.mean or 0)}"
+    if d == "uniform":
+        return f"uniform {format_duration(latency.low or 0)}–{format_duration(latency.high or 0)}"
+    return f"lognormal, median {format_duration(latency.median or 0)}, p90 {format_duration(latency.p90 or 0)}"
 
 
 def _indented(text: str, prefix: str) -> list[str]:

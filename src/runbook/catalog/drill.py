@@ -1,0 +1,101 @@
+"""The Drill kind: a rehearsal of a playbook, for people (injects, schedule) and for simulation
+(responder profiles). Registered in kinds.py like every other kind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from runbook.catalog.durations import parse_duration
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A duration distribution, in seconds."""
+
+    distribution: str
+    mean: float | None = None
+    low: float | None = None
+    high: float | None = None
+    median: float | None = None
+    p90: float | None = None
+
+    def needs(self) -> tuple[str, ...]:
+        return {"fixed": ("mean",), "exponential": ("mean",), "uniform": ("min", "max"),
+                "lognormal": ("median", "p90")}[self.distribution]
+
+
+@dataclass(frozen=True)
+class LevelProfile:
+    answer: float
+    ack: Latency
+
+
+@dataclass(frozen=True)
+class Responders:
+    levels: tuple[LevelProfile, ...] = ()
+    steps: dict = field(default_factory=dict)  # step id or "default" -> Latency
+    choices: dict = field(default_factory=dict)  # decision step id -> 1-based option
+
+
+@dataclass(frozen=True)
+class Inject:
+    at: int
+    message: str
+    signal: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    cron: str
+    timezone: str
+    window: int | None = None
+
+
+@dataclass(frozen=True)
+class Drill:
+    id: str
+    title: str
+    playbook: str
+    symptom: str | None = None
+    severity: str | None = None
+    mode: str = "tabletop"
+    description: str = ""
+    schedule: Schedule | None = None
+    injects: tuple[Inject, ...] = ()
+    participants: tuple[str, ...] = ()
+    targets: dict = field(default_factory=dict)
+    responders: Responders = field(default_factory=Responders)
+
+
+def _seconds(value):
+    return None if value is None else float(parse_duration(value))
+
+
+def _latency(raw: dict) -> Latency:
+    return Latency(raw["distribution"], _seconds(raw.get("mean")), _seconds(raw.get("min")),
+                   _seconds(raw.get("max")), _seconds(raw.get("median")), _seconds(raw.get("p90")))
+
+
+def build_drill(data: dict) -> Drill:
+    raw = data.get("responders", {})
+    schedule = data.get("schedule")
+    return Drill(
+        id=data["id"],
+        title=data["title"],
+        playbook=data["playbook"],
+        symptom=data.get("symptom"),
+        severity=data.get("severity"),
+        mode=data.get("mode", "tabletop"),
+        description=data.get("description", ""),
+        schedule=Schedule(schedule["cron"], schedule["timezone"], parse_duration(schedule["window"])
+                          if "window" in schedule else None) if schedule else None,
+        injects=tuple(Inject(parse_duration(i["at"]), i["message"], dict(i.get("signal", {})))
+                      for i in data.get("injects", ())),
+        participants=tuple(data.get("participants", ())),
+        targets={name: parse_duration(value) for name, value in data.get("targets", {}).items()},
+        responders=Responders(
+            levels=tuple(LevelProfile(lv["answer"], _latency(lv["ack"])) for lv in raw.get("levels", ())),
+            steps={name: _latency(value) for name, value in raw.get("steps", {}).items()},
+            choices=dict(raw.get("choices", {})),
+        ),
+    )
