@@ -367,10 +367,11 @@ def resume(ctx: Context, incident_id, actor):
     _run_tui(ctx, incident_id, engine, actor)
 
 
-from runbook import cli_incident, cli_plugins  # noqa: E402  (they add their commands to the group)
+from runbook import cli_drills, cli_incident, cli_plugins  # noqa: E402  (they add their commands to the group)
 
 cli_plugins.attach(cli)
 cli_incident.attach(cli)
+cli_drills.attach(cli)
 
 
 def main() -> None:

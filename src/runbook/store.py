@@ -80,8 +80,15 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db["incidents"].create_index(["opened_at"], index_name="idx_incidents_opened_at")
 
 
+def _migration_3(db: sqlite_utils.Database) -> None:
+    db["simulations"].create({"id": int, "drill": str, "playbook": str, "runs": int, "seed": int,
+                              "created_at": str, "summary": str}, pk="id")
+    db["simulations"].create_index(["drill", "created_at"])
+
+
 MIGRATIONS = ((1, "events, incidents projection, snapshots", _migration_1),
-              (2, "index incidents by opening time", _migration_2))
+              (2, "index incidents by opening time", _migration_2),
+              (3, "summaries of simulated drill runs", _migration_3))
 
 # Which event types move which projection columns.
 _PROJECTION = {"acknowledged": "acknowledged_at", "mitigated": "mitigated_at", "resolved": "resolved_at"}
@@ -258,3 +265,87 @@ class Store:
     def find_ids(self, prefix: str) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM incidents WHERE id LIKE ? ORDER BY id",
                                               [prefix.replace("%", "") + "%"]).fetchall()]
+
+    def record_simulation(self, drill: str, playbook: str, runs: int, seed: int, created_at: str,
+                          summary: dict) -> int:
+        with self._write():
+            cursor = self.db.execute("INSERT INTO simulations (drill, playbook, runs, seed, created_at, summary) "
+                                     "VALUES (?, ?, ?, ?, ?, ?)",
+                                     [drill, playbook, runs, seed, created_at, json.dumps(summary)])
+            return cursor.lastrowid
+
+    def simulations(self, drill: str | None = None) -> list[dict]:
+        sql = "SELECT id, drill, playbook, runs, seed, created_at, summary FROM simulations"
+        params = []
+        if drill:
+            sql += " WHERE drill = ?"
+            params.append(drill)
+        rows = self.db.execute(sql + " ORDER BY created_at, id", params).fetchall()
+        return [{"id": r[0], "drill": r[1], "playbook": r[2], "runs": r[3], "seed": r[4], "created_at": r[5],
+                 "summary": json.loads(r[6])} for r in rows]
+
+
+class MemoryStore:
+    """The Store's interface without a database, for simulations: thousands of throw-away incidents
+    on a virtual clock, driven through the real engine, where only a summary is kept."""
+
+    path = ":memory:"
+
+    def __init__(self):
+        self._events: dict[str, list[StoredEvent]] = {}
+        self._snapshots: dict[str, dict] = {}
+        self._rows: dict[str, dict] = {}
+
+    def close(self) -> None:
+        pass
+
+    def forget(self, incident: str) -> None:
+        for table in (self._events, self._snapshots, self._rows):
+            table.pop(incident, None)
+
+    def create_incident(self, incident, snapshot, row, first_events):
+        if incident in self._rows:
+            raise ConflictError(f"incident {incident} already exists")
+        self._snapshots[incident] = snapshot
+        self._rows[incident] = {"id": incident, **row, "status": "open", "opened_at": first_events[0]["ts"]}
+        self._events[incident] = []
+        return self._append(incident, first_events)
+
+    def append(self, incident, expected_seq, events):
+        log = self._events.get(incident)
+        if log is None:
+            raise StoreError(f"incident {incident} does not exist")
+        if len(log) != expected_seq:
+            raise ConflictError(f"incident {incident} changed: expected event {expected_seq}, found {len(log)}")
+        return self._append(incident, events)
+
+    def _append(self, incident, events):
+        log = self._events[incident]
+        prev = log[-1].hash if log else GENESIS
+        out = []
+        for event in events:
+            seq = len(log) + 1
+            digest = event_hash(incident, seq, event["ts"], event["actor"], event["type"], event["data"], prev)
+            stored = StoredEvent(incident, seq, event["ts"], event["actor"], event["type"], event["data"], prev, digest)
+            log.append(stored)
+            out.append(stored)
+            prev = digest
+        return out
+
+    def events(self, incident, after=0):
+        return list(self._events.get(incident, ())[after:])
+
+    def last_seq(self, incident):
+        return len(self._events[incident]) if incident in self._events else -1
+
+    def snapshot(self, incident):
+        return self._snapshots.get(incident)
+
+    def incident(self, incident):
+        return self._rows.get(incident)
+
+    def incidents(self, **_filters):
+        return list(self._rows.values())
+
+    def find_ids(self, prefix):
+        return sorted(i for i in self._rows if i.startswith(prefix))

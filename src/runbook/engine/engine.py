@@ -119,14 +119,22 @@ class Engine:
     # opening ------------------------------------------------------------------------------
 
     def open(self, playbook: str, actor: str, symptom: str | None = None, severity: str | None = None,
-             drill: bool = False, incident: str | None = None) -> IncidentState:
+             drill: bool = False, incident: str | None = None, rehearse: str | None = None,
+             live: bool = False) -> IncidentState:
+        """Open an incident on `playbook`; `rehearse` names a Drill whose injects and targets apply."""
         if self.catalog is None:
             raise CommandError("opening an incident needs the playbook catalog")
         doc = self.catalog.find(playbook, "Playbook")
         if doc is None:
             raise NotFoundError(f"no playbook '{playbook}'{did_you_mean(playbook, self.catalog.ids('Playbook'))} "
                                 "(see `runbook list --kind Playbook`)")
-        stored = take(self.catalog, doc)
+        drill_doc = None
+        if rehearse is not None:
+            drill_doc = self.catalog.find(rehearse, "Drill")
+            if drill_doc is None:
+                raise NotFoundError(f"no drill '{rehearse}'{did_you_mean(rehearse, self.catalog.ids('Drill'))}")
+            drill = True
+        stored = take(self.catalog, doc, drill_doc)
         snapshot = Snapshot.load(stored)
         pb = snapshot.playbook
         if symptom is not None and symptom not in {s.id for s in pb.symptoms}:
@@ -143,7 +151,8 @@ class Engine:
         now = iso(self.clock.now())
         first = [{"ts": now, "actor": actor, "type": "opened", "data": {
             "playbook": pb.id, "title": pb.title, "service": pb.service, "severity": severity,
-            "symptom": symptom, "drill": drill, "snapshot": stored["hash"]}}]
+            "symptom": symptom, "drill": drill, "snapshot": stored["hash"], "rehearsal": rehearse,
+            "live": bool(live and drill)}}]
         for track in pb.tracks:
             if track.steps:
                 first.append({"ts": now, "actor": SYSTEM, "type": "step_started",
@@ -428,7 +437,7 @@ class Engine:
         if op == "apply":
             plan = {}
             for flag, value in spec.set.items():
-                current, _ = self.plugins.get_flag(flag, drill=state.drill)
+                current, _ = self.plugins.get_flag(flag, drill=state.sandboxed)
                 plan[flag] = {"old": current.to_dict(), "new": value}
         else:
             plan = {flag: {"old": None, "new": None, "restore_to": (
@@ -455,10 +464,10 @@ class Engine:
         for flag, entry in plan.items():
             try:
                 if op == "apply":
-                    change, failures = self.plugins.set_flag(flag, entry["new"], drill=state.drill)
+                    change, failures = self.plugins.set_flag(flag, entry["new"], drill=state.sandboxed)
                 else:
                     previous = FlagState.from_dict(entry["restore_to"])
-                    change, failures = self.plugins.restore_flag(flag, previous, drill=state.drill)
+                    change, failures = self.plugins.restore_flag(flag, previous, drill=state.sandboxed)
                 results.append(("flag_changed", {"degradation": name, "flag": flag, "op": op,
                                                  "old": change.previous.to_dict(), "new": change.current.value,
                                                  "location": change.location}))
@@ -539,7 +548,7 @@ class Engine:
         timeout = step.timeout if step.kind != "wait" else min(step.every or timers.DEFAULT_POLL, 60)
         return ActionRequest(argv=tuple(step.run) if step.run else None, action=step.uses, params=dict(step.params),
                              timeout=float(timeout or self.plugins.settings.action_timeout),
-                             incident=state.id, step=step.id, drill=state.drill)
+                             incident=state.id, step=step.id, drill=state.sandboxed)
 
     # time ---------------------------------------------------------------------------------
 
@@ -574,6 +583,10 @@ class Engine:
                      "missed": latest - data["n"]}
             return self._command(state.id, SYSTEM, lambda s: [] if s.reminders.get(data["reminder"], 0) >= latest
                                  else [("reminder_fired", fired)])
+        if timer.kind == "inject":
+            return self._command(state.id, SYSTEM, lambda s: [] if s.injects >= data["n"] else [
+                ("drill_inject", {"n": data["n"], "message": data["message"], "signal": data["signal"],
+                                  "due_at": iso(timer.at)})])
         if timer.kind == "poll":
             # likewise one check now stands for every poll that fell due while nobody was ticking
             elapsed = (min(self.clock.now(), data["ends"]) - data["start"]).total_seconds()
@@ -643,7 +656,7 @@ class Engine:
     def _reconcile_flags(self, state: IncidentState, name: str, intent: dict) -> list[Event]:
         results, unknown = [], []
         for flag, entry in intent["flags"].items():
-            current, _ = self.plugins.get_flag(flag, drill=state.drill)
+            current, _ = self.plugins.get_flag(flag, drill=state.sandboxed)
             if intent["op"] == "apply":
                 done = current.exists and current.value == entry["new"] and type(current.value) is type(entry["new"])
                 old = entry["old"]

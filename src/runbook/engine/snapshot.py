@@ -14,10 +14,13 @@ if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
     from runbook.catalog.loader import Catalog, Document
 
 
-def take(catalog: Catalog, playbook: Document) -> dict:
-    """The snapshot stored at open: the playbook's text and hash plus every document it depends on."""
+def take(catalog: Catalog, playbook: Document, drill: Document | None = None) -> dict:
+    """The snapshot stored at open: the playbook's text and hash plus every document it depends on
+    (and the drill being rehearsed, whose injects and targets then apply)."""
     model: Playbook = playbook.model
     documents = [{"kind": "Playbook", "data": playbook.data}]
+    if drill is not None:
+        documents.append({"kind": "Drill", "data": drill.data})
     documents += [{"kind": d.kind, "data": d.data} for d in catalog.of_kind("SeverityPolicy")]
     escalation = catalog.find(model.escalation, "EscalationPolicy")
     if escalation:
@@ -35,6 +38,7 @@ class Snapshot:
     escalation: EscalationPolicy | None
     rosters: list[Roster]
     hash: str = ""
+    drill: object = None
     text: str = field(default="", repr=False)
 
     @classmethod
@@ -44,8 +48,8 @@ class Snapshot:
             models.setdefault(doc["kind"], []).append(kinds.KINDS[doc["kind"]].build(doc["data"]))
         levels = [lv for policy in models.get("SeverityPolicy", []) for lv in policy.levels]
         escalation = (models.get("EscalationPolicy") or [None])[0]
-        return cls(models["Playbook"][0], levels, escalation, models.get("Roster", []), stored.get("hash", ""),
-                   stored.get("text", ""))
+        return cls(models["Playbook"][0], levels, escalation, models.get("Roster", []), hash=stored.get("hash", ""),
+                   text=stored.get("text", ""), drill=(models.get("Drill") or [None])[0])
 
     def level(self, severity: str) -> SeverityLevel | None:
         return next((lv for lv in self.levels if lv.id == severity), None)

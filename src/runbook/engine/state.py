@@ -93,6 +93,7 @@ class IncidentState:
     severity: str = ""
     symptom: str | None = None
     drill: bool = False
+    live: bool = False  # a drill declared live flips real flags, not the sandbox
     status: str = "open"
     opened_at: datetime | None = None
     opened_by: str = ""
@@ -109,6 +110,7 @@ class IncidentState:
     reminders: dict[str, int] = field(default_factory=dict)
     breaches: dict[str, datetime] = field(default_factory=dict)
     rises: set = field(default_factory=set)
+    injects: int = 0
     actions_pending: dict[str, Event] = field(default_factory=dict)
     notes: list[Event] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -118,6 +120,11 @@ class IncidentState:
     @property
     def playbook(self):
         return self.snapshot.playbook
+
+    @property
+    def sandboxed(self) -> bool:
+        """Whether flag changes go to the sandbox file: drills, unless declared live."""
+        return self.drill and not self.live
 
     @property
     def resolved(self) -> bool:
@@ -166,6 +173,7 @@ def apply(state: IncidentState, event: Event) -> None:
     if kind == "opened":
         state.title, state.service = data["title"], data.get("service", "")
         state.severity, state.symptom, state.drill = data["severity"], data.get("symptom"), data.get("drill", False)
+        state.live = data.get("live", False)
         state.opened_at, state.opened_by = at, event.actor
         _start_paging(state, at)
     elif kind == "step_started" and step:
@@ -235,6 +243,8 @@ def apply(state: IncidentState, event: Event) -> None:
                                        if not (e.data["level"] == data["level"] and e.data["round"] == data["round"])]
     elif kind == "reminder_fired":
         state.reminders[data["reminder"]] = data["n"]
+    elif kind == "drill_inject":
+        state.injects = max(state.injects, data["n"])
     elif kind == "target_breached":
         state.breaches[data["target"]] = at
     state.events.append(event)

@@ -75,14 +75,16 @@ def recipients(state: IncidentState, level: EscalationLevel, at: datetime) -> li
 
 
 def deadlines(state: IncidentState) -> dict[str, tuple[datetime, datetime | None]]:
-    """target -> (deadline, when it was met or None), for the current severity's response targets."""
+    """target -> (deadline, when it was met or None): a rehearsal's own targets, else the current
+    severity's response targets."""
     level = state.snapshot.level(state.severity)
-    if level is None or state.opened_at is None:
+    drill = state.snapshot.drill
+    targets = drill.targets if drill is not None and drill.targets else (level.targets if level else None)
+    if not targets or state.opened_at is None:
         return {}
     met = {"acknowledge": state.acknowledged_at, "mitigate": state.mitigated_at or state.resolved_at,
            "resolve": state.resolved_at}
-    return {name: (state.opened_at + _delta(level.targets[name]), met[name])
-            for name in TARGETS if name in level.targets}
+    return {name: (state.opened_at + _delta(targets[name]), met[name]) for name in TARGETS if name in targets}
 
 
 def _reminder_window(state: IncidentState, reminder):
@@ -124,6 +126,11 @@ def pending(state: IncidentState) -> list[Timer]:
                                                            "start": run.started_at, "every": every, "ends": ends}))
             else:
                 timers.append(Timer(ends, 3, "wait_timeout", {"step": step.id}))
+    drill = state.snapshot.drill
+    if drill is not None and not state.resolved and state.injects < len(drill.injects):
+        inject = drill.injects[state.injects]
+        timers.append(Timer(state.opened_at + _delta(inject.at), 1, "inject",
+                            {"n": state.injects + 1, "message": inject.message, "signal": inject.signal}))
     for reminder in state.playbook.reminders:
         start, stop = _reminder_window(state, reminder)
         if start is None or state.resolved:

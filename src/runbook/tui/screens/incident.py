@@ -18,7 +18,7 @@ from runbook.tui.widgets.keybar import KeyBar
 from runbook.tui.widgets.panels import FlagsPanel, IncidentHeader, LadderPanel, StepList, Timeline
 
 # Events that must not go unnoticed when they arrive (from a timer or another responder).
-LOUD = {"reminder_fired": "warning", "escalated": "warning", "target_breached": "error", "plugin_error": "error",
+LOUD = {"drill_inject": "warning", "reminder_fired": "warning", "escalated": "warning", "target_breached": "error", "plugin_error": "error",
         "degradation_failed": "error", "severity_changed": "warning"}
 
 ACTIONS = [  # key, action, footer label, palette help

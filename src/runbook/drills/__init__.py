@@ -1,0 +1,1 @@
+"""Drills: rehearsals of playbooks. Simulated responders drive the real engine on a virtual clock."""

@@ -1,0 +1,184 @@
+"""Simulated drills: responders drawn from a Drill's profiles drive the real engine on a virtual clock.
+
+Each run opens an incident in a `MemoryStore`, lets the escalation timers page level after
+level, has the paged levels answer (or not) after sampled latencies, walks the main track
+with sampled step durations, and resolves. Only the metrics of each run are kept; the summary
+(n, median, p90, max of TTA/TTM/TTR, the probability of breaching each target, and which level
+answered) is what gets stored. The same seed gives the same summary.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from runbook.catalog.drill import Drill, Latency
+from runbook.engine import Engine, VirtualClock
+from runbook.engine import timers
+from runbook.engine.metrics import metrics
+from runbook.errors import RunbookError
+from runbook.pluginapi import ActionResult, FlagChange, FlagState, NotifyResult
+from runbook.settings import Settings
+from runbook.store import MemoryStore
+
+START = datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc)
+Z90 = 1.2815515655446004  # the standard normal's 90th percentile
+DEFAULT_STEP = Latency("exponential", mean=120.0)
+MAX_STEPS = 500
+
+
+def sample(latency: Latency, rng: random.Random) -> float:
+    """Seconds drawn from a latency distribution."""
+    d = latency.distribution
+    if d == "fixed":
+        return latency.mean
+    if d == "exponential":
+        return rng.expovariate(1.0 / latency.mean)
+    if d == "uniform":
+        return rng.uniform(latency.low, latency.high)
+    mu = math.log(latency.median)
+    sigma = (math.log(latency.p90) - mu) / Z90
+    return rng.lognormvariate(mu, sigma)
+
+
+class SimulatedPlugins:
+    """Stands in for the plugin host: flags in a dict, pages and actions that always go through."""
+
+    def __init__(self):
+        self.settings = Settings(plugins_dir=None)
+        self.flags: dict[str, object] = {}
+
+    def get_flag(self, name, drill=False):
+        return (FlagState(True, self.flags[name]) if name in self.flags else FlagState(False)), []
+
+    def set_flag(self, name, value, drill=False):
+        previous, _ = self.get_flag(name)
+        self.flags[name] = value
+        return FlagChange(name, previous, FlagState(True, value), "simulation"), []
+
+    def restore_flag(self, name, previous, drill=False):
+        replaced, _ = self.get_flag(name)
+        if previous is None or not previous.exists:
+            self.flags.pop(name, None)
+        else:
+            self.flags[name] = previous.value
+        return FlagChange(name, replaced, self.get_flag(name)[0], "simulation"), []
+
+    def notify(self, notice):
+        return [NotifyResult("simulation", True)], []
+
+    def run_action(self, request):
+        return ActionResult(True, "simulated"), []
+
+    def event_appended(self, event):
+        return []
+
+
+@dataclass
+class RunResult:
+    tta: float | None
+    ttm: float | None
+    ttr: float | None
+    answered_by: int | None
+    breaches: dict = field(default_factory=dict)
+
+
+def simulate_run(engine: Engine, drill: Drill, rng: random.Random, start: datetime) -> RunResult:
+    clock: VirtualClock = engine.clock
+    clock.set(start)
+    state = engine.open(drill.playbook, "simulation", symptom=drill.symptom, severity=drill.severity, drill=True)
+    iid = state.id
+    profiles = drill.responders.levels
+    answers: list[tuple[datetime, int]] = []
+    answered_by = None
+    for _ in range(1000):
+        nxt = timers.next_escalation(engine.state(iid))
+        first_answer = min(answers) if answers else None
+        if first_answer and (nxt is None or first_answer[0] <= nxt.at):
+            clock.set(first_answer[0])
+            engine.tick(iid)
+            engine.acknowledge(iid, f"level-{first_answer[1]}")
+            answered_by = first_answer[1]
+            break
+        if nxt is None:
+            break  # the ladder is exhausted and nobody answered
+        clock.set(max(nxt.at, clock.now()))
+        engine.tick(iid)
+        level = nxt.data["level"]
+        profile = profiles[min(level, len(profiles)) - 1] if profiles else None
+        if profile is not None and rng.random() < profile.answer:
+            answers.append((nxt.at + timedelta(seconds=sample(profile.ack, rng)), level))
+    if answered_by is not None:
+        _walk(engine, iid, drill, rng)
+    state = engine.state(iid)
+    m = metrics(state, clock.now())
+    targets = dict(drill.targets) or {name: info["target"] for name, info in m.targets.items()}
+    actual = {"acknowledge": m.tta, "mitigate": m.ttm if m.ttm is not None else m.ttr, "resolve": m.ttr}
+    breaches = {name: actual[name] is None or actual[name] > limit for name, limit in targets.items()}
+    engine.store.forget(iid)
+    engine._states.pop(iid, None)
+    return RunResult(m.tta, m.ttm, m.ttr, answered_by, breaches)
+
+
+def _walk(engine: Engine, iid: str, drill: Drill, rng: random.Random) -> None:
+    """Walk the main track to its end with sampled step durations, then resolve."""
+    profile = drill.responders
+    clock = engine.clock
+    for _ in range(MAX_STEPS):
+        state = engine.state(iid)
+        step_id = state.current.get("main")
+        if step_id is None:
+            break
+        step = state.playbook.step(step_id)
+        latency = profile.steps.get(step.id) or profile.steps.get("default") or DEFAULT_STEP
+        clock.advance(sample(latency, rng))
+        engine.tick(iid)
+        state = engine.state(iid)
+        if state.current.get("main") != step_id:
+            continue  # a timer moved it on (a wait that held, or timed out)
+        if step.approval and not state.steps[step.id].approved:
+            engine.approve(iid, step.approval.by, step.id)
+        if step.kind in ("decision", "choose"):
+            engine.choose(iid, "simulation", str(profile.choices.get(step.id, 1)), step.id)
+        else:
+            engine.complete(iid, "simulation", step.id)
+    engine.resolve(iid, "simulation")
+
+
+def _stats(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0, "median": None, "p90": None, "max": None, "mean": None}
+    ordered = sorted(values)
+    p90 = ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)]
+    return {"n": len(values), "median": statistics.median(ordered), "p90": p90, "max": ordered[-1],
+            "mean": statistics.fmean(ordered)}
+
+
+def simulate(catalog, drill: Drill, runs: int, seed: int, progress=None) -> dict:
+    """Run `runs` simulated drills; the summary a report shows and the store keeps."""
+    if not drill.responders.levels:
+        raise RunbookError(f"drill {drill.id} has no responders.levels to simulate; add responder profiles")
+    rng = random.Random(seed)
+    engine = Engine(MemoryStore(), VirtualClock(START), SimulatedPlugins(), catalog)
+    results = []
+    for n in range(runs):
+        results.append(simulate_run(engine, drill, rng, START + timedelta(days=n)))
+        if progress:
+            progress(1)
+    levels: dict[str, int] = {}
+    for r in results:
+        key = f"L{r.answered_by}" if r.answered_by else "nobody"
+        levels[key] = levels.get(key, 0) + 1
+    target_names = sorted({name for r in results for name in r.breaches})
+    return {
+        "drill": drill.id, "playbook": drill.playbook, "runs": runs, "seed": seed,
+        "tta": _stats([r.tta for r in results if r.tta is not None]),
+        "ttm": _stats([r.ttm for r in results if r.ttm is not None]),
+        "ttr": _stats([r.ttr for r in results if r.ttr is not None]),
+        "breach_probability": {name: sum(r.breaches.get(name, False) for r in results) / runs
+                               for name in target_names},
+        "answered_by": {k: v / runs for k, v in sorted(levels.items())},
+    }

@@ -1,0 +1,163 @@
+"""Drills: injects on time, simulated responders against numbers with a known answer, determinism,
+stored summaries, and a drill in the TUI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from runbook.catalog import load
+from runbook.cli import cli
+from runbook.drills.simulate import simulate
+from runbook.engine import Engine, VirtualClock
+from runbook.plugins import PluginHost
+from runbook.settings import Settings
+from runbook.store import Store
+
+HERE = Path(__file__).parent
+
+PLAYBOOK = """\
+apiVersion: runbook/v1
+kind: Playbook
+id: tiny
+title: Tiny
+service: rtc
+severity: SEV2
+escalation: ladder
+symptoms: [{id: s, summary: Something}]
+steps:
+  - {id: fix, title: Fix it, mitigates: true}
+"""
+
+DRILL = """\
+apiVersion: runbook/v1
+kind: Drill
+id: known
+title: A drill with a known answer
+playbook: tiny
+targets: {{acknowledge: 5m}}
+injects:
+  - {{at: 1m, message: "Grafana: error rate 40%"}}
+  - {{at: 3m, message: "Support: customers complain"}}
+responders:
+  levels:
+    - answer: {p1}
+      ack: {{distribution: exponential, mean: 2m}}
+    - answer: {p2}
+      ack: {{distribution: fixed, mean: 1m}}
+  steps:
+    default: {{distribution: fixed, mean: 4m}}
+"""
+
+
+def catalog(tmp_path, p1=1.0, p2=0.0):
+    (tmp_path / "policies.yaml").write_text((HERE / "engine_catalog" / "policies.yaml").read_text())
+    (tmp_path / "tiny.yaml").write_text(PLAYBOOK)
+    (tmp_path / "drill.yaml").write_text(DRILL.format(p1=p1, p2=p2))
+    return load([str(tmp_path)])
+
+
+def test_simulated_acknowledgement_matches_the_exponential_formula(tmp_path):
+    cat = catalog(tmp_path)
+    summary = simulate(cat, cat.models("Drill")["known"], runs=2000, seed=11)
+    assert summary["answered_by"] == {"L1": 1.0}
+    assert abs(summary["tta"]["mean"] - 120) < 9  # mean of the exponential; 4 standard errors
+    expected_miss = math.exp(-300 / 120)  # P(latency > 5m target) = 0.082
+    assert abs(summary["breach_probability"]["acknowledge"] - expected_miss) < 0.025
+    assert summary["tta"]["median"] == pytest.approx(120 * math.log(2), rel=0.1)
+    # one 4-minute step after the acknowledgement, then resolved
+    assert summary["ttr"]["mean"] == pytest.approx(summary["tta"]["mean"] + 240, abs=0.01)
+
+
+def test_when_level_one_never_answers_level_two_does_after_the_delay(tmp_path):
+    cat = catalog(tmp_path, p1=0.0, p2=1.0)
+    summary = simulate(cat, cat.models("Drill")["known"], runs=50, seed=1)
+    assert summary["answered_by"] == {"L2": 1.0}
+    assert summary["tta"]["median"] == summary["tta"]["max"] == 360  # paged at 5m, answers 1m later
+    assert summary["breach_probability"]["acknowledge"] == 1.0
+
+
+def test_nobody_answering_counts_as_a_miss(tmp_path):
+    cat = catalog(tmp_path, p1=0.0, p2=0.0)
+    summary = simulate(cat, cat.models("Drill")["known"], runs=20, seed=1)
+    assert summary["answered_by"] == {"nobody": 1.0}
+    assert summary["tta"]["n"] == 0 and summary["breach_probability"]["acknowledge"] == 1.0
+
+
+def test_same_seed_same_summary(tmp_path):
+    cat = catalog(tmp_path, p1=0.6, p2=0.8)
+    drill = cat.models("Drill")["known"]
+    assert simulate(cat, drill, 100, seed=5) == simulate(cat, drill, 100, seed=5)
+    assert simulate(cat, drill, 100, seed=5) != simulate(cat, drill, 100, seed=6)
+
+
+def test_cli_stores_the_summary_not_the_events(tmp_path, monkeypatch, repo_root):
+    monkeypatch.chdir(repo_root)
+    db = tmp_path / "db.sqlite"
+    result = CliRunner().invoke(cli, ["--db", str(db), "drill", "run", "surprise-ack", "--auto", "--runs", "40",
+                                      "--seed", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["runs"] == 40 and set(summary["answered_by"]) <= {"L1", "L2", "L3", "nobody"}
+    with Store(str(db)) as store:
+        assert [row["summary"]["tta"] for row in store.simulations("surprise-ack")] == [summary["tta"]]
+        assert store.incidents() == []  # simulated incidents are never written
+    history = CliRunner().invoke(cli, ["--db", str(db), "drill", "history"])
+    assert "surprise-ack: 40 runs, seed 2" in history.output
+
+
+def test_unknown_drill_suggests(repo_root, monkeypatch, tmp_path):
+    monkeypatch.chdir(repo_root)
+    result = CliRunner().invoke(cli, ["--db", str(tmp_path / "db"), "drill", "run", "surprise-ak", "--auto"])
+    assert result.exit_code == 3 and "did you mean 'surprise-ack'?" in result.output
+
+
+def make_engine(tmp_path, cat):
+    host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
+    return Engine(Store(str(tmp_path / "db.sqlite")), VirtualClock(), host, cat)
+
+
+def test_injects_fire_on_time_and_drill_targets_apply(tmp_path):
+    engine = make_engine(tmp_path, catalog(tmp_path))
+    state = engine.open("tiny", "ana", drill=True, rehearse="known")
+    assert state.drill and state.sandboxed
+    engine.clock.advance(seconds=59)
+    assert "drill_inject" not in [e.type for e in engine.tick(state.id)]
+    engine.clock.advance(seconds=150)
+    injects = [e for e in engine.tick(state.id) if e.type == "drill_inject"]
+    assert [(e.data["n"], e.data["message"]) for e in injects] == [(1, "Grafana: error rate 40%"),
+                                                                  (2, "Support: customers complain")]
+    from runbook.engine.timers import deadlines
+    deadline, _ = deadlines(engine.state(state.id))["acknowledge"]
+    assert (deadline - engine.state(state.id).opened_at).total_seconds() == 300  # the drill's own target
+    engine.store.close()
+
+
+def test_a_drill_in_the_tui_shows_the_banner_and_its_injects(tmp_path):
+    from runbook.tui.app import build_app
+
+    engine = make_engine(tmp_path, catalog(tmp_path))
+    iid = engine.open("tiny", "ana", drill=True, rehearse="known").id
+    app = build_app(engine, engine.catalog, "ana", iid, live=False)
+
+    async def scenario():
+        async with app.run_test(size=(100, 30)) as pilot:
+            for _ in range(3):
+                await pilot.pause()
+                await app.workers.wait_for_complete()
+            engine.clock.advance(minutes=2)
+            app.screen.tick()
+            for _ in range(5):
+                await pilot.pause()
+                await app.workers.wait_for_complete()
+            header = str(app.screen.query_one("#incident-header").render())
+            return header, [n.message for n in app._notifications]
+    header, notes = asyncio.run(scenario())
+    assert "DRILL" in header
+    assert "inject: Grafana: error rate 40%" in notes
+    engine.store.close()
