@@ -9,6 +9,7 @@ linter can report positions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from runbook.catalog.durations import parse_duration
 
@@ -137,15 +138,19 @@ class Playbook:
     reminders: tuple[Reminder, ...] = ()
     tracks: tuple[Track, ...] = ()
 
-    @property
+    @cached_property
     def steps(self) -> tuple[Step, ...]:
         return tuple(step for track in self.tracks for step in track.steps)
 
-    def step(self, step_id: str) -> Step:
+    @cached_property
+    def _steps_by_id(self) -> dict[str, Step]:
+        by_id: dict[str, Step] = {}
         for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
+            by_id.setdefault(step.id, step)
+        return by_id
+
+    def step(self, step_id: str) -> Step:
+        return self._steps_by_id[step_id]
 
 
 def _step(raw, track: str, index: int, path: tuple) -> Step:

@@ -50,6 +50,9 @@ class Engine:
         self.plugins = plugins
         self.catalog = catalog
         self._states: dict[str, IncidentState] = {}
+        # Snapshots taken and loaded per (catalog, playbook, drill): simulations open thousands of
+        # incidents on one playbook, and a loaded Snapshot is immutable.
+        self._taken: dict[tuple, tuple] = {}  # values keep the keyed objects alive, so ids stay unique
 
     # reading ------------------------------------------------------------------------------
 
@@ -73,7 +76,8 @@ class Engine:
             if stored is None:
                 full = self.resolve_id(incident)  # a unique prefix, or NotFoundError with suggestions
                 return self.state(full)
-            cached = fold(incident, self.store.events(incident), Snapshot.load(stored))
+            loaded = next((entry[4] for entry in self._taken.values() if entry[3] is stored), None)
+            cached = fold(incident, self.store.events(incident), loaded or Snapshot.load(stored))
             self._states[incident] = cached
             return cached
         for stored_event in self.store.events(incident, after=cached.last_seq):
@@ -134,8 +138,11 @@ class Engine:
             if drill_doc is None:
                 raise NotFoundError(f"no drill '{rehearse}'{did_you_mean(rehearse, self.catalog.ids('Drill'))}")
             drill = True
-        stored = take(self.catalog, doc, drill_doc)
-        snapshot = Snapshot.load(stored)
+        key = (id(self.catalog), id(doc), id(drill_doc))
+        if key not in self._taken:
+            stored = take(self.catalog, doc, drill_doc)
+            self._taken[key] = (self.catalog, doc, drill_doc, stored, Snapshot.load(stored))
+        stored, snapshot = self._taken[key][3:]
         pb = snapshot.playbook
         if symptom is not None and symptom not in {s.id for s in pb.symptoms}:
             raise CommandError(f"playbook {pb.id} has no symptom '{symptom}'"
