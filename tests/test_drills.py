@@ -161,3 +161,52 @@ def test_a_drill_in_the_tui_shows_the_banner_and_its_injects(tmp_path):
     assert "DRILL" in header
     assert "inject: Grafana: error rate 40%" in notes
     engine.store.close()
+
+
+def test_report_figures_match_hand_computed_fixtures(tmp_path):
+    from runbook.drills.report import build
+
+    engine = make_engine(tmp_path, catalog(tmp_path))
+    clock = engine.clock
+    # three real incidents on SEV2 (ack 10m, mitigate 1h, resolve 4h), acknowledged after 2, 4 and 12 minutes
+    for ack_after, fix_after in ((120, 600), (240, 1200), (720, 5400)):
+        iid = engine.open("tiny", "ana").id
+        clock.advance(seconds=ack_after)
+        engine.acknowledge(iid, "ana")
+        clock.advance(seconds=fix_after)
+        engine.complete(iid, "ana")  # the fix step mitigates
+        engine.resolve(iid, "ana")
+        clock.advance(hours=1)
+    drill = engine.open("tiny", "ana", drill=True, rehearse="known").id  # kept apart by default
+    clock.advance(seconds=30)
+    engine.acknowledge(drill, "ana")
+    report = build(engine)
+    assert report.incidents == 3
+    tta = report.metrics["TTA"]
+    assert (tta["n"], tta["median"], tta["p90"], tta["max"], tta["target"], tta["breaches"]) == (3, 240, 720, 720, 600, 1)
+    ttm = report.metrics["TTM"]
+    assert (ttm["median"], ttm["max"], ttm["breaches"]) == (1440, 6120, 1)  # 720 + 5400 > 1h
+    assert report.steps["fix"] == {"n": 3, "median": 1440, "p90": 6120, "max": 6120}
+    assert [row["flagged"] for row in report.trend] == [[], [], ["TTA +20% of target", "TTM +70% of target"]]
+    with_drills = build(engine, include_drills=True)
+    assert with_drills.incidents == 4
+    only_drill = build(engine, drill="known")
+    assert only_drill.incidents == 1 and only_drill.metrics["TTA"]["median"] == 30
+    engine.store.close()
+
+
+def test_report_cli_formats(tmp_path, repo_root, monkeypatch):
+    monkeypatch.chdir(repo_root)
+    db = str(tmp_path / "db.sqlite")
+    runner = CliRunner()
+    iid = runner.invoke(cli, ["--db", db, "incident", "open", "gifts-feature-failing", "--as", "ana"]).output.strip()
+    runner.invoke(cli, ["--db", db, "incident", "ack", iid, "--as", "ana"])
+    table = runner.invoke(cli, ["--db", db, "report"]).output
+    assert "Response times over 1 incident(s)" in table and "TTA" in table
+    csv_out = runner.invoke(cli, ["--db", db, "report", "--format", "csv"]).output.splitlines()
+    assert csv_out[0].startswith("incident,opened_at,playbook") and csv_out[1].startswith(iid)
+    md = runner.invoke(cli, ["--db", db, "report", "--format", "md"]).output
+    assert md.startswith("# Response times: 1 incident(s)") and "| metric | n | median |" in md
+    data = json.loads(runner.invoke(cli, ["--db", db, "report", "--format", "json", "--playbook", "nope"]).output)
+    assert data["incidents"] == 0
+    assert runner.invoke(cli, ["--db", db, "report", "--since", "yesterday"]).exit_code == 2

@@ -29,7 +29,77 @@ def _table(summary: dict) -> list[str]:
     return lines
 
 
+def _report_lines(report, fmt: str) -> list[str]:
+    sep = " | " if fmt == "md" else "  "
+    out = []
+
+    def table(header, rows):
+        if fmt == "md":
+            out.append("| " + " | ".join(header) + " |")
+            out.append("|" + "---|" * len(header))
+            out.extend("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
+        else:
+            widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
+            out.append(sep.join(str(h).ljust(w) for h, w in zip(header, widths)))
+            out.extend(sep.join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows)
+        out.append("")
+
+    title = f"{report.incidents} incident(s)"
+    out += [f"# Response times: {title}" if fmt == "md" else f"Response times over {title}", ""]
+    table(["metric", "n", "median", "p90", "max", "target", "breaches"],
+          [[label, m["n"], _fmt(m["median"]), _fmt(m["p90"]), _fmt(m["max"]), _fmt(m["target"]), m["breaches"]]
+           for label, m in report.metrics.items()])
+    if report.steps:
+        out.append("## Steps" if fmt == "md" else "Steps")
+        table(["step", "n", "median", "p90", "max"],
+              [[step, s["n"], _fmt(s["median"]), _fmt(s["p90"]), _fmt(s["max"])] for step, s in report.steps.items()])
+    if report.trend:
+        out.append("## Trend" if fmt == "md" else "Trend (oldest first; more than 10% over target is flagged)")
+        table(["opened", "incident", "TTA", "TTM", "TTR", "flagged"],
+              [[r["opened_at"][:16].replace("T", " "), r["incident"] + (" (drill)" if r["drill"] else ""),
+                _fmt(r["tta"]), _fmt(r["ttm"]), _fmt(r["ttr"]), "; ".join(r["flagged"]) or "—"]
+               for r in report.trend])
+    return out
+
+
 def attach(cli) -> None:
+    @cli.command(short_help="Response times: TTA/TTM/TTR and steps against targets, with trends.")
+    @click.option("--playbook", help="Only incidents on this playbook.")
+    @click.option("--drill", "drill_id", help="Only runs of this drill (implies drills).")
+    @click.option("--since", metavar="DATE", help="Only incidents opened on or after DATE (2026-11-01).")
+    @click.option("--include-drills", is_flag=True, help="Count drill incidents with real ones (kept apart by default).")
+    @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "md"]), default="table",
+                  show_default=True, help="csv gives one row per incident.")
+    @click.pass_obj
+    def report(ctx, playbook, drill_id, since, include_drills, fmt):
+        """Per metric (TTA, TTM, TTR from open) and per step: n, median, p90, max, target and
+        breaches; then the trend run by run, flagging anything more than 10% over its target.
+        Drill incidents are left out unless --include-drills or --drill; simulated runs are
+        summarised by `runbook drill history`."""
+        from runbook.drills.report import build
+
+        if since:
+            try:
+                datetime.fromisoformat(since)
+            except ValueError:
+                raise UsageError(f"--since {since!r} is not a date, expected e.g. 2026-11-01") from None
+        result = build(ctx.engine(), playbook, drill_id, since, include_drills)
+        if fmt == "json":
+            click.echo(json.dumps(result.to_dict(), indent=2))
+        elif fmt == "csv":
+            import csv
+
+            writer = csv.writer(sys.stdout)
+            writer.writerow(["incident", "opened_at", "playbook", "drill", "severity", "tta", "tta_target", "ttm",
+                             "ttm_target", "ttr", "ttr_target", "flagged"])
+            for r in result.trend:
+                writer.writerow([r["incident"], r["opened_at"], r["playbook"], r["drill"], r["severity"],
+                                 r["tta"], r["tta_target"], r["ttm"], r["ttm_target"], r["ttr"], r["ttr_target"],
+                                 "; ".join(r["flagged"])])
+        else:
+            for line in _report_lines(result, fmt):
+                click.echo(line)
+
     @cli.group(short_help="Rehearse playbooks: game days in the TUI, or simulated responders.")
     def drill():
         """Rehearse a playbook with a Drill document (see drills/).

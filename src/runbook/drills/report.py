@@ -1,0 +1,82 @@
+"""Response-time reports over incidents and drill runs: per metric and per step n, median, p90,
+max, target and breaches, and the trend run by run with deviations beyond 10% of target flagged.
+
+Drills are kept apart from real incidents unless asked for.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+from runbook.engine.metrics import metrics
+
+METRICS = (("tta", "acknowledge", "TTA"), ("ttm", "mitigate", "TTM"), ("ttr", "resolve", "TTR"))
+DEVIATION = 0.10
+
+
+def summarize(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0, "median": None, "p90": None, "max": None}
+    ordered = sorted(values)
+    return {"n": len(ordered), "median": statistics.median(ordered),
+            "p90": ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)], "max": ordered[-1]}
+
+
+@dataclass
+class Report:
+    incidents: int
+    metrics: dict = field(default_factory=dict)   # TTA/TTM/TTR -> summary + target + breaches
+    steps: dict = field(default_factory=dict)     # step id -> summary
+    trend: list = field(default_factory=list)     # one row per incident, oldest first
+
+    def to_dict(self) -> dict:
+        return {"incidents": self.incidents, "metrics": self.metrics, "steps": self.steps, "trend": self.trend}
+
+
+def build(engine, playbook: str | None = None, drill: str | None = None, since: str | None = None,
+          include_drills: bool = False) -> Report:
+    rows = engine.list(playbook=playbook, since=since, drills=None if include_drills or drill else False)
+    states = []
+    for row in sorted(rows, key=lambda r: r["opened_at"]):
+        state = engine.state(row["id"])
+        rehearsal = state.events[0].data.get("rehearsal") if state.events else None
+        if drill is not None and rehearsal != drill:
+            continue
+        states.append(state)
+    report = Report(len(states))
+    values = {key: [] for key, _, _ in METRICS}
+    targets = {key: [] for key, _, _ in METRICS}
+    breaches = {key: 0 for key, _, _ in METRICS}
+    steps: dict[str, list[float]] = {}
+    for state in states:
+        m = metrics(state, engine.clock.now())
+        row = {"incident": state.id, "opened_at": state.opened_at.isoformat(), "playbook": state.playbook.id,
+               "drill": state.drill, "severity": state.severity, "flagged": []}
+        for key, target_name, label in METRICS:
+            actual = getattr(m, key)
+            target = m.targets.get(target_name, {}).get("target")
+            row[key] = actual
+            row[f"{key}_target"] = target
+            if actual is not None:
+                values[key].append(actual)
+            if target is not None:
+                targets[key].append(target)
+                if m.targets[target_name]["breached"]:
+                    breaches[key] += 1
+                if actual is not None and target and (actual - target) / target > DEVIATION:
+                    row["flagged"].append(f"{label} {actual / target - 1:+.0%} of target")
+                elif actual is None and m.targets[target_name]["breached"]:
+                    row["flagged"].append(f"{label} target passed, not reached")
+        report.trend.append(row)
+        for run in m.steps:
+            if run["seconds"] is not None:  # finished attempts only
+                steps.setdefault(run["step"], []).append(run["seconds"])
+    for key, _, label in METRICS:
+        summary = summarize(values[key])
+        summary["target"] = statistics.median(targets[key]) if targets[key] else None
+        summary["breaches"] = breaches[key]
+        report.metrics[label] = summary
+    report.steps = {step: summarize(durations) for step, durations in steps.items()}
+    return report
