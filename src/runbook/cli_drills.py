@@ -165,6 +165,36 @@ def attach(cli) -> None:
 
         _run_tui(ctx, state.id, engine, actor)
 
+    @drill.command("schedule")
+    @click.option("--once", is_flag=True, help="One pass over the schedules, then exit (for cron or systemd timers).")
+    @click.option("--interval", default=30, show_default=True, type=click.IntRange(min=1),
+                  help="Seconds between passes when running continuously.")
+    @click.option("--as", "actor", metavar="NAME", default="scheduler", show_default=True,
+                  help="Actor recorded on the incidents it opens.")
+    @click.pass_obj
+    def schedule(ctx, once, interval, actor):
+        """Fire due drills by their cron schedule and time zone. Human drills (with participants)
+        open a DRILL incident and page through the notify hook; automated drills run a simulation
+        and store its summary. After downtime only the most recent missed run fires, and only
+        within the drill's window; a drill whose previous run is still open is skipped; several
+        schedulers on one database never fire the same run twice."""
+        import time
+
+        from runbook.drills.scheduler import run_once
+
+        engine = ctx.engine(catalog=True)
+        while True:
+            for decision in run_once(engine, engine.catalog, actor):
+                when = decision.scheduled.strftime("%Y-%m-%d %H:%M %Z") if decision.scheduled else ""
+                click.echo(f"{decision.drill} ({when}): {decision.action}" + (f" — {decision.detail}"
+                                                                            if decision.detail else ""))
+            if once:
+                return
+            try:
+                time.sleep(interval)
+            except KeyboardInterrupt:
+                return
+
     @drill.command("history")
     @click.argument("drill_id", metavar="[DRILL]", required=False)
     @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")

@@ -86,9 +86,15 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     db["simulations"].create_index(["drill", "created_at"])
 
 
+def _migration_4(db: sqlite_utils.Database) -> None:
+    db["drill_schedule"].create({"drill": str, "last_scheduled": str, "last_outcome": str, "incident": str,
+                                 "updated_at": str}, pk="drill")
+
+
 MIGRATIONS = ((1, "events, incidents projection, snapshots", _migration_1),
               (2, "index incidents by opening time", _migration_2),
-              (3, "summaries of simulated drill runs", _migration_3))
+              (3, "summaries of simulated drill runs", _migration_3),
+              (4, "drill schedule: the last occurrence each drill fired or skipped", _migration_4))
 
 # Which event types move which projection columns.
 _PROJECTION = {"acknowledged": "acknowledged_at", "mitigated": "mitigated_at", "resolved": "resolved_at"}
@@ -273,6 +279,28 @@ class Store:
                                      "VALUES (?, ?, ?, ?, ?, ?)",
                                      [drill, playbook, runs, seed, created_at, json.dumps(summary)])
             return cursor.lastrowid
+
+    def schedule_state(self, drill: str) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM drill_schedule WHERE drill = ?", [drill]))
+        return rows[0] if rows else None
+
+    def claim_occurrence(self, drill: str, scheduled: str, outcome: str, now: str) -> bool:
+        """Record that `drill`'s occurrence at `scheduled` is handled; False when another scheduler
+        already claimed it (or a later one). The write lock makes the check and the claim one step."""
+        with self._write():
+            row = self.db.execute("SELECT last_scheduled FROM drill_schedule WHERE drill = ?", [drill]).fetchone()
+            if row is not None and row[0] is not None and row[0] >= scheduled:
+                return False
+            self.db.execute("INSERT INTO drill_schedule (drill, last_scheduled, last_outcome, updated_at) "
+                            "VALUES (?, ?, ?, ?) ON CONFLICT(drill) DO UPDATE SET last_scheduled = excluded.last_scheduled, "
+                            "last_outcome = excluded.last_outcome, updated_at = excluded.updated_at",
+                            [drill, scheduled, outcome, now])
+            return True
+
+    def set_schedule_outcome(self, drill: str, outcome: str, incident: str | None, now: str) -> None:
+        with self._write():
+            self.db.execute("UPDATE drill_schedule SET last_outcome = ?, incident = COALESCE(?, incident), "
+                            "updated_at = ? WHERE drill = ?", [outcome, incident, now, drill])
 
     def simulations(self, drill: str | None = None) -> list[dict]:
         sql = "SELECT id, drill, playbook, runs, seed, created_at, summary FROM simulations"
