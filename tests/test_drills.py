@@ -4,6 +4,7 @@ stored summaries, and a drill in the TUI."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import math
 from pathlib import Path
@@ -210,3 +211,50 @@ def test_report_cli_formats(tmp_path, repo_root, monkeypatch):
     data = json.loads(runner.invoke(cli, ["--db", db, "report", "--format", "json", "--playbook", "nope"]).output)
     assert data["incidents"] == 0
     assert runner.invoke(cli, ["--db", db, "report", "--since", "yesterday"]).exit_code == 2
+
+
+def text_of(widget) -> str:
+    from rich.console import Console
+
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(widget.content)
+    return console.export_text()
+
+
+def test_a_drill_ends_in_a_debrief_that_saves_action_items(tmp_path):
+    from runbook.engine.metrics import export_markdown
+    from runbook.tui.app import build_app
+    from runbook.tui.screens.debrief import DebriefScreen
+
+    engine = make_engine(tmp_path, catalog(tmp_path))
+    iid = engine.open("tiny", "ana", drill=True, rehearse="known").id
+    engine.clock.advance(minutes=7)
+    engine.acknowledge(iid, "ana")  # 7m against the drill's 5m target
+    app = build_app(engine, engine.catalog, "ana", iid, live=False)
+
+    async def settle(pilot):
+        for _ in range(5):
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+
+    async def scenario():
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot)
+            await pilot.press("d")       # the fix step (mitigates)
+            await settle(pilot)
+            await pilot.press("x", "y")  # resolve -> debrief
+            await settle(pilot)
+            assert isinstance(app.screen, DebriefScreen)
+            body = text_of(app.screen.query_one("#debrief-body"))
+            await pilot.press("i")
+            await pilot.press(*"page the secondary sooner")
+            await pilot.press("enter")
+            await settle(pilot)
+            return body, text_of(app.screen.query_one("#debrief-body"))
+    before, after = asyncio.run(scenario())
+    assert "Time to acknowledge" in before and "BREACHED" in before
+    assert "page the secondary sooner" in after
+    state = engine.state(iid)
+    assert [a.data["text"] for a in state.action_items] == ["page the secondary sooner"]
+    assert "| page the secondary sooner | ana | |" in export_markdown(state)
+    engine.store.close()

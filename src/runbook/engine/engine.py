@@ -347,6 +347,12 @@ class Engine:
             raise CommandError("a note needs text")
         return self._command(incident, actor, lambda state: [("note_added", {"text": text})])
 
+    def add_action_item(self, incident: str, actor: str, text: str, owner: str = "") -> list[Event]:
+        """An action item from the debrief or postmortem; allowed after resolve, like notes."""
+        if not text.strip():
+            raise CommandError("an action item needs text")
+        return self._command(incident, actor, lambda state: [("action_item_added", {"text": text, "owner": owner})])
+
     def mitigate(self, incident: str, actor: str) -> list[Event]:
         def build(state):
             self._live(state)

@@ -117,6 +117,8 @@ def describe(event) -> str:
         return f"poll {d['poll']} of {d['step']}: {'ok' if d['ok'] else 'not yet'} — {d['summary']}"
     if t == "plugin_error":
         return f"plugin {d['plugin']} failed in {d['hook']}: {d['message']}"
+    if t == "action_item_added":
+        return f"action item: {d['text']}" + (f" (owner {d['owner']})" if d.get("owner") else "")
     if t == "drill_inject":
         return f"inject: {d.get('message', '')}"
     return t.replace("_", " ")
@@ -166,7 +168,9 @@ def export_markdown(state: IncidentState) -> str:
     for e in state.events:
         lines.append(f"| {e.at:%Y-%m-%d %H:%M:%S} | {_rel(e.at, opened)} | {e.actor} | {describe(e).replace('|', '/')} |")
     lines += ["", "## Causes", "", "_Root cause and contributing factors._", "",
-              "## Action items", "", "| action | owner | due |", "|---|---|---|", "| | | |", ""]
+              "## Action items", "", "| action | owner | due |", "|---|---|---|"]
+    lines += [f"| {a.data['text'].replace('|', '/')} | {a.data.get('owner') or a.actor} | |" for a in state.action_items]
+    lines += ["| | | |", ""]
     return "\n".join(lines)
 
 

@@ -113,6 +113,7 @@ class IncidentState:
     injects: int = 0
     actions_pending: dict[str, Event] = field(default_factory=dict)
     notes: list[Event] = field(default_factory=list)
+    action_items: list[Event] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     last_seq: int = 0
     last_hash: str = ""
@@ -232,6 +233,8 @@ def apply(state: IncidentState, event: Event) -> None:
             state.rises.add(data["rise"])
     elif kind == "note_added":
         state.notes.append(event)
+    elif kind == "action_item_added":
+        state.action_items.append(event)
     elif kind == "escalated":
         esc = state.escalation
         esc.count += 1

@@ -208,6 +208,23 @@ class EngineGateway:
             state = self.engine.state(incident)
             return build_view(state, self.engine.clock.now())
 
+    def debrief(self, incident: str) -> dict:
+        """What the debrief shows: times against targets, steps, notes and action items."""
+        from runbook.engine.metrics import metrics
+
+        with self.lock:
+            state = self.engine.state(incident)
+            m = metrics(state, self.engine.clock.now())
+            times = []
+            for key, name, label in (("tta", "acknowledge", "Time to acknowledge"), ("ttm", "mitigate",
+                                     "Time to mitigate"), ("ttr", "resolve", "Time to resolve")):
+                target = m.targets.get(name)
+                times.append((label, getattr(m, key), target["target"] if target else None,
+                              bool(target and target["breached"])))
+            return {"id": state.id, "title": state.title, "drill": state.drill, "times": times, "steps": m.steps,
+                    "notes": [(f"{n.at:%H:%M:%S}", n.actor, n.data["text"]) for n in state.notes],
+                    "items": [(a.data["text"], a.data.get("owner") or a.actor) for a in state.action_items]}
+
     def tick(self, incident: str) -> bool:
         """Fire what is due; skipped (False) while a previous tick is still busy with a slow plugin."""
         if not self._tick_lock.acquire(blocking=False):

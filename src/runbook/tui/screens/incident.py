@@ -36,6 +36,7 @@ ACTIONS = [  # key, action, footer label, palette help
     ("e", "escalate", "Escalate", "Notify the next escalation level now"),
     ("m", "mitigate", "Mitigated", "Mark the incident mitigated"),
     ("x", "resolve", "Resolve", "Resolve the incident"),
+    ("b", "debrief", "Debrief", "Times against targets, notes and action items"),
 ]
 
 
@@ -149,11 +150,15 @@ class IncidentScreen(Screen):
     # commands -----------------------------------------------------------------------------
 
     @work(thread=True, exit_on_error=False, group="incident-command")
-    def send(self, method: str, *args, **kwargs) -> None:
+    def send(self, method: str, *args, after=None, **kwargs) -> None:
+        """Run an engine command off the UI thread; `after` runs on the UI thread when it succeeded."""
         try:
             self.app.gateway.call(method, self.incident, self.app.actor, *args, **kwargs)
         except RunbookError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), title="not done", severity="error", timeout=10)
+        else:
+            if after is not None:
+                self.app.call_from_thread(after)
         self.app.call_from_thread(self.refresh_view)
 
     def confirm(self, question: str, detail: str, then) -> None:
@@ -270,7 +275,16 @@ class IncidentScreen(Screen):
     def action_resolve(self) -> None:
         applied = [f.name for f in self.view.flags if f.applied] if self.view else []
         detail = f"Restores: {', '.join(applied)}" if applied else "No degradation is applied."
-        self.confirm("Resolve the incident?", detail, lambda: self.send("resolve"))
+        self.confirm("Resolve the incident?", detail, self._resolve)
+
+    def _resolve(self) -> None:
+        drill = bool(self.view and self.view.drill)
+        self.send("resolve", after=self.action_debrief if drill else None)  # a drill ends in its debrief
+
+    def action_debrief(self) -> None:
+        from runbook.tui.screens.debrief import DebriefScreen
+
+        self.app.push_screen(DebriefScreen(self.incident))
 
     def action_next_track(self) -> None:
         if not self.view or not self.view.current:
