@@ -258,3 +258,41 @@ def test_a_drill_ends_in_a_debrief_that_saves_action_items(tmp_path):
     assert [a.data["text"] for a in state.action_items] == ["page the secondary sooner"]
     assert "| page the secondary sooner | ana | |" in export_markdown(state)
     engine.store.close()
+
+
+def test_report_screen_charts_tta_and_ttm(tmp_path):
+    from runbook.tui.app import build_app
+    from runbook.tui.screens.report import ReportScreen
+
+    cat = catalog(tmp_path)
+    (tmp_path / "more.yaml").write_text((tmp_path / "drill.yaml").read_text().replace("id: known", "id: weekly")
+                                        .replace("targets:", "schedule: {cron: \"0 14 * * WED\", timezone: "
+                                                             "Europe/Berlin}\ntargets:"))
+    cat = load([str(tmp_path)])
+    engine = make_engine(tmp_path, cat)
+    for ack in (120, 300, 900):
+        iid = engine.open("tiny", "ana").id
+        engine.clock.advance(seconds=ack)
+        engine.acknowledge(iid, "ana")
+        engine.complete(iid, "ana")
+        engine.resolve(iid, "ana")
+    app = build_app(engine, cat, "ana", None, live=False)
+
+    async def scenario():
+        async with app.run_test(size=(110, 40)) as pilot:
+            for _ in range(5):
+                await pilot.pause()
+                await app.workers.wait_for_complete()
+            drills = text_of(app.screen.query_one("#drills"))
+            await pilot.press("R")
+            for _ in range(5):
+                await pilot.pause()
+                await app.workers.wait_for_complete()
+            assert isinstance(app.screen, ReportScreen)
+            return drills, text_of(app.screen.query_one("#report-body"))
+    drills, body = asyncio.run(scenario())
+    assert "weekly next Wed" in drills and "never run" in drills
+    assert "Response times — 3 real incidents" in body
+    assert "TTA" in body and "minutes" in body  # the chart's legend and axis
+    assert "15m" in body  # the slowest acknowledgement, in the table
+    engine.store.close()

@@ -47,6 +47,14 @@ def latest_occurrence(drill: Drill, after: datetime | None, now: datetime) -> da
     return latest
 
 
+def next_occurrence(drill: Drill, now: datetime) -> datetime | None:
+    """When the drill runs next, in its own time zone."""
+    try:
+        return next(iter(CronSim(drill.schedule.cron, now.astimezone(ZoneInfo(drill.schedule.timezone)))))
+    except StopIteration:
+        return None
+
+
 def decide(drill: Drill, last: datetime | None, running: bool, now: datetime) -> Decision:
     occurrence = latest_occurrence(drill, last, now)
     if occurrence is None:

@@ -225,6 +225,34 @@ class EngineGateway:
                     "notes": [(f"{n.at:%H:%M:%S}", n.actor, n.data["text"]) for n in state.notes],
                     "items": [(a.data["text"], a.data.get("owner") or a.actor) for a in state.action_items]}
 
+    def report(self, include_drills: bool = False) -> dict:
+        from runbook.drills.report import build
+
+        with self.lock:
+            return build(self.engine, include_drills=include_drills).to_dict()
+
+    def drills(self) -> list[tuple[str, str, str, str]]:
+        """Scheduled drills for the home screen: id, title, next run (local time), last outcome."""
+        from datetime import datetime
+
+        from runbook.drills.scheduler import next_occurrence
+
+        catalog = self.catalog
+        if catalog is None:
+            return []
+        out = []
+        with self.lock:
+            now = self.engine.clock.now()
+            for drill in catalog.models("Drill").values():
+                if drill.schedule is None:
+                    continue
+                upcoming = next_occurrence(drill, now)
+                state = self.engine.store.schedule_state(drill.id)
+                last = f"{state['last_outcome']} {datetime.fromisoformat(state['last_scheduled']):%a %H:%M}" \
+                    if state and state["last_scheduled"] else "never run"
+                out.append((drill.id, drill.title, f"{upcoming:%a %d %b %H:%M %Z}" if upcoming else "—", last))
+        return sorted(out, key=lambda row: row[2])
+
     def tick(self, incident: str) -> bool:
         """Fire what is due; skipped (False) while a previous tick is still busy with a slow plugin."""
         if not self._tick_lock.acquire(blocking=False):

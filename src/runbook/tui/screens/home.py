@@ -20,6 +20,7 @@ class HomeScreen(Screen):
         Binding("slash", "filter", "Filter"),
         Binding("tab", "switch", "Switch list", show=False),
         Binding("r", "reload", "Refresh"),
+        Binding("R", "report", "Report"),
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -37,7 +38,7 @@ class HomeScreen(Screen):
                 yield Input(placeholder="What do you see? e.g. video freezing in one region", id="filter")
                 yield DataTable(id="playbooks", cursor_type="row", zebra_stripes=True)
         yield KeyBar([("enter", "Open/Resume"), ("/", "Filter"), ("tab", "Switch list"), ("r", "Refresh"),
-                      ("?", "Help"), ("q", "Quit"), ("^p", "Palette")])
+                      ("R", "Report"), ("?", "Help"), ("q", "Quit"), ("^p", "Palette")])
 
     def on_mount(self) -> None:
         # fixed widths: the tables look the same whichever worker fills them first
@@ -58,6 +59,19 @@ class HomeScreen(Screen):
     def load_catalog(self) -> None:
         catalog = self.app.catalog
         self.app.call_from_thread(self.show_catalog, catalog)
+        self.app.call_from_thread(self.show_drills, self.app.gateway.drills())
+
+    def action_report(self) -> None:
+        from runbook.tui.screens.report import ReportScreen
+
+        self.app.push_screen(ReportScreen())
+
+    def show_drills(self, rows) -> None:
+        if not rows:
+            self.query_one("#drills", Static).update("No drills are scheduled.")
+            return
+        lines = [f"[b]{drill}[/b] next {upcoming} · last {last}" for drill, _, upcoming, last in rows[:3]]
+        self.query_one("#drills", Static).update("\n".join(lines))
 
     def show_catalog(self, catalog) -> None:
         count = len(catalog.of_kind("Playbook")) if catalog else 0
