@@ -296,3 +296,9 @@ def test_report_screen_charts_tta_and_ttm(tmp_path):
     assert "TTA" in body and "minutes" in body  # the chart's legend and axis
     assert "15m" in body  # the slowest acknowledgement, in the table
     engine.store.close()
+
+
+def test_results_do_not_depend_on_the_number_of_processes(tmp_path):
+    cat = catalog(tmp_path, p1=0.6, p2=0.8)
+    drill = cat.models("Drill")["known"]
+    assert simulate(cat, drill, 60, seed=9, processes=1) == simulate(cat, drill, 60, seed=9, processes=2)

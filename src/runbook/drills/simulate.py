@@ -157,17 +157,44 @@ def _stats(values: list[float]) -> dict:
             "mean": statistics.fmean(ordered)}
 
 
-def simulate(catalog, drill: Drill, runs: int, seed: int, progress=None) -> dict:
-    """Run `runs` simulated drills; the summary a report shows and the store keeps."""
-    if not drill.responders.levels:
-        raise RunbookError(f"drill {drill.id} has no responders.levels to simulate; add responder profiles")
-    rng = random.Random(seed)
+def _run_range(catalog, drill: Drill, seed: int, first: int, count: int, progress=None) -> list[RunResult]:
+    """Runs first..first+count-1; run n draws from its own generator seeded by (seed, n), so the
+    results do not depend on how runs are split between processes."""
     engine = Engine(MemoryStore(), VirtualClock(START), SimulatedPlugins(), catalog)
     results = []
-    for n in range(runs):
+    for n in range(first, first + count):
+        rng = random.Random(f"{seed}:{n}")
         results.append(simulate_run(engine, drill, rng, START + timedelta(days=n)))
         if progress:
             progress(1)
+    return results
+
+
+def _worker(args):
+    catalog, drill, seed, first, count = args
+    return _run_range(catalog, drill, seed, first, count)
+
+
+def simulate(catalog, drill: Drill, runs: int, seed: int, progress=None, processes: int | None = None) -> dict:
+    """Run `runs` simulated drills (on every core for large counts); the summary a report shows
+    and the store keeps. The same seed gives the same summary whatever the number of processes."""
+    if not drill.responders.levels:
+        raise RunbookError(f"drill {drill.id} has no responders.levels to simulate; add responder profiles")
+    import multiprocessing
+    import os
+
+    processes = processes or (min(os.cpu_count() or 1, 8) if runs >= 2000 else 1)
+    if processes > 1 and "fork" in multiprocessing.get_all_start_methods():
+        chunk = math.ceil(runs / processes)
+        jobs = [(catalog, drill, seed, start, min(chunk, runs - start)) for start in range(0, runs, chunk)]
+        with multiprocessing.get_context("fork").Pool(len(jobs)) as pool:
+            results = []
+            for part in pool.imap(_worker, jobs):
+                results += part
+                if progress:
+                    progress(len(part))
+    else:
+        results = _run_range(catalog, drill, seed, 0, runs, progress)
     levels: dict[str, int] = {}
     for r in results:
         key = f"L{r.answered_by}" if r.answered_by else "nobody"
