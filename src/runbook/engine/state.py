@@ -117,6 +117,7 @@ class IncidentState:
     events: list[Event] = field(default_factory=list)
     last_seq: int = 0
     last_hash: str = ""
+    derived: dict = field(default_factory=dict, repr=False, compare=False)  # caches keyed by last_seq
 
     @property
     def playbook(self):

@@ -95,7 +95,20 @@ def _reminder_window(state: IncidentState, reminder):
 
 
 def pending(state: IncidentState) -> list[Timer]:
-    """Every timer that will fire unless something happens first, earliest first."""
+    """Every timer that will fire unless something happens first, earliest first.
+
+    A pure function of the log, so it is computed once per event appended (timers do not
+    depend on the current time; `due` compares them with it).
+    """
+    cached = state.derived.get("pending")
+    if cached is not None and cached[0] == state.last_seq:
+        return cached[1]
+    timers = _pending(state)
+    state.derived["pending"] = (state.last_seq, timers)
+    return timers
+
+
+def _pending(state: IncidentState) -> list[Timer]:
     if state.opened_at is None:
         return []
     timers = []
