@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import timedelta
+
 from pathlib import Path
 
 import pytest

@@ -15,7 +15,6 @@ from click.testing import CliRunner
 
 from runbook import flagd
 from runbook.cli import cli
-from runbook.errors import PluginError
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
 

@@ -16,7 +16,7 @@ import click
 
 from runbook import __version__
 from runbook.catalog import kinds
-from runbook.catalog.loader import Catalog, load, load_catalog
+from runbook.catalog.loader import Catalog, load_catalog
 from runbook.engine import Engine, SystemClock
 from runbook.store import Store
 from runbook.catalog.matching import rank

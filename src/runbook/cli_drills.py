@@ -8,12 +8,8 @@ from datetime import datetime, timezone
 
 import click
 
-from runbook.catalog.durations import format_duration
+from runbook.catalog.durations import format_seconds
 from runbook.errors import NotFoundError, UsageError
-
-
-def _fmt(seconds) -> str:
-    return "—" if seconds is None else format_duration(round(seconds))
 
 
 def _table(summary: dict) -> list[str]:
@@ -21,7 +17,7 @@ def _table(summary: dict) -> list[str]:
              "", f"{'metric':<8}{'n':>8}{'median':>10}{'p90':>10}{'max':>10}"]
     for key, label in (("tta", "TTA"), ("ttm", "TTM"), ("ttr", "TTR")):
         s = summary[key]
-        lines.append(f"{label:<8}{s['n']:>8,}{_fmt(s['median']):>10}{_fmt(s['p90']):>10}{_fmt(s['max']):>10}")
+        lines.append(f"{label:<8}{s['n']:>8,}{format_seconds(s['median']):>10}{format_seconds(s['p90']):>10}{format_seconds(s['max']):>10}")
     lines += ["", "probability of missing each target:"]
     lines += [f"  {name:<12} {p:6.1%}" for name, p in summary["breach_probability"].items()]
     lines += ["", "who acknowledged:"]
@@ -47,17 +43,17 @@ def _report_lines(report, fmt: str) -> list[str]:
     title = f"{report.incidents} incident(s)"
     out += [f"# Response times: {title}" if fmt == "md" else f"Response times over {title}", ""]
     table(["metric", "n", "median", "p90", "max", "target", "breaches"],
-          [[label, m["n"], _fmt(m["median"]), _fmt(m["p90"]), _fmt(m["max"]), _fmt(m["target"]), m["breaches"]]
+          [[label, m["n"], format_seconds(m["median"]), format_seconds(m["p90"]), format_seconds(m["max"]), format_seconds(m["target"]), m["breaches"]]
            for label, m in report.metrics.items()])
     if report.steps:
         out.append("## Steps" if fmt == "md" else "Steps")
         table(["step", "n", "median", "p90", "max"],
-              [[step, s["n"], _fmt(s["median"]), _fmt(s["p90"]), _fmt(s["max"])] for step, s in report.steps.items()])
+              [[step, s["n"], format_seconds(s["median"]), format_seconds(s["p90"]), format_seconds(s["max"])] for step, s in report.steps.items()])
     if report.trend:
         out.append("## Trend" if fmt == "md" else "Trend (oldest first; more than 10% over target is flagged)")
         table(["opened", "incident", "TTA", "TTM", "TTR", "flagged"],
               [[r["opened_at"][:16].replace("T", " "), r["incident"] + (" (drill)" if r["drill"] else ""),
-                _fmt(r["tta"]), _fmt(r["ttm"]), _fmt(r["ttr"]), "; ".join(r["flagged"]) or "—"]
+                format_seconds(r["tta"]), format_seconds(r["ttm"]), format_seconds(r["ttr"]), "; ".join(r["flagged"]) or "—"]
                for r in report.trend])
     return out
 
@@ -213,4 +209,4 @@ def attach(cli) -> None:
             ack = s["breach_probability"].get("acknowledge")
             miss = f", ack target missed {ack:.1%}" if ack is not None else ""
             click.echo(f"#{row['id']} {row['created_at'][:19]} {row['drill']}: {row['runs']:,} runs, seed {row['seed']}, "
-                       f"TTA median {_fmt(s['tta']['median'])} p90 {_fmt(s['tta']['p90'])}{miss}")
+                       f"TTA median {format_seconds(s['tta']['median'])} p90 {format_seconds(s['tta']['p90'])}{miss}")

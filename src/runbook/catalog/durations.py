@@ -26,3 +26,8 @@ def format_duration(seconds: float) -> str:
             count, remaining = divmod(remaining, unit)
             parts.append(f"{count}{suffix}")
     return sign + ("".join(parts) or "0s")
+
+
+def format_seconds(seconds: float | None) -> str:
+    """A measured time for tables: rounded to the second, '—' when there is none."""
+    return "—" if seconds is None else format_duration(round(seconds))

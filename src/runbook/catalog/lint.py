@@ -52,7 +52,7 @@ def _unique_within(doc, what: str, items):
 
 
 def _unresolved(doc, path, what, value, candidates, plural) -> Problem:
-    listed = ", ".join(sorted(candidates)) if candidates else f"none are defined"
+    listed = ", ".join(sorted(candidates)) if candidates else "none are defined"
     return doc.problem(path, f"{what} '{value}' does not exist, known {plural}: {listed}"
                              f"{did_you_mean(value, candidates)}", code="reference")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from runbook.catalog.drill import Drill, Latency
+from runbook.drills.report import summarize
 from runbook.engine import Engine, VirtualClock
 from runbook.engine import timers
 from runbook.engine.metrics import metrics
@@ -149,12 +150,9 @@ def _walk(engine: Engine, iid: str, drill: Drill, rng: random.Random) -> None:
 
 
 def _stats(values: list[float]) -> dict:
-    if not values:
-        return {"n": 0, "median": None, "p90": None, "max": None, "mean": None}
-    ordered = sorted(values)
-    p90 = ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)]
-    return {"n": len(values), "median": statistics.median(ordered), "p90": p90, "max": ordered[-1],
-            "mean": statistics.fmean(ordered)}
+    summary = summarize(values)
+    summary["mean"] = statistics.fmean(values) if values else None
+    return summary
 
 
 def _run_range(catalog, drill: Drill, seed: int, first: int, count: int, progress=None) -> list[RunResult]:

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from runbook.catalog.durations import format_duration
+from runbook.catalog.durations import format_duration, format_seconds
 from runbook.engine.state import IncidentState
 from runbook.engine.timers import deadlines
 from runbook.store import GENESIS, StoredEvent, event_hash
@@ -60,10 +60,6 @@ def verify(events: list[StoredEvent]) -> tuple[bool, str]:
             return False, f"event {event.seq} ({event.type} at {event.ts}) was altered: its content does not match its hash"
         prev = event.hash
     return True, f"{len(events)} events, hash chain intact (last {prev[:12]})"
-
-
-def _fmt(seconds: float | None) -> str:
-    return "—" if seconds is None else format_duration(round(seconds))
 
 
 def describe(event) -> str:
@@ -148,11 +144,11 @@ def export_markdown(state: IncidentState) -> str:
     for key, (label, value) in names.items():
         target = m.targets.get(key)
         verdict = "" if target is None else ("**breached**" if target["breached"] else "met" if value is not None else "")
-        lines.append(f"| {label} | {_fmt(value)} | {_fmt(target['target']) if target else '—'} | {verdict} |")
+        lines.append(f"| {label} | {format_seconds(value)} | {format_seconds(target['target']) if target else '—'} | {verdict} |")
     lines.append(f"| Highest escalation level | {m.highest_level or '—'} | | |")
     lines += ["", "### Steps", "", "| step | track | attempt | duration | outcome |", "|---|---|---|---|---|"]
     for run in m.steps:
-        lines.append(f"| {run['step']} | {run['track']} | {run['attempt']} | {_fmt(run['seconds'])} | "
+        lines.append(f"| {run['step']} | {run['track']} | {run['attempt']} | {format_seconds(run['seconds'])} | "
                      f"{run['outcome'] or 'in progress'} |")
     lines += ["", "## Degradations", ""]
     flips = [e for e in state.events if e.type == "flag_changed"]

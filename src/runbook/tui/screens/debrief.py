@@ -12,14 +12,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
-from runbook.catalog.durations import format_duration
+from runbook.catalog.durations import format_seconds
 from runbook.errors import RunbookError
 from runbook.tui.dialogs.prompt import TextPrompt
 from runbook.tui.widgets.keybar import KeyBar
-
-
-def _fmt(seconds) -> str:
-    return "—" if seconds is None else format_duration(round(seconds))
 
 
 class DebriefScreen(Screen):
@@ -56,12 +52,12 @@ class DebriefScreen(Screen):
         for label, actual, target, breached in data["times"]:
             verdict = Text("BREACHED", style="bold red") if breached else Text("met" if actual is not None else "",
                                                                                  style="green")
-            times.add_row(label, _fmt(actual), _fmt(target), verdict)
+            times.add_row(label, format_seconds(actual), format_seconds(target), verdict)
         steps = Table(title="Steps", title_justify="left")
         for column in ("step", "attempt", "time", "outcome"):
             steps.add_column(column)
         for run in data["steps"]:
-            steps.add_row(run["step"], str(run["attempt"]), _fmt(run["seconds"]), run["outcome"] or "in progress")
+            steps.add_row(run["step"], str(run["attempt"]), format_seconds(run["seconds"]), run["outcome"] or "in progress")
         notes = Text("Notes\n", style="bold underline")
         for at, actor, text in data["notes"] or [("", "", "none")]:
             notes.append(f"  {at} {actor} {text}\n")

@@ -12,12 +12,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
-from runbook.catalog.durations import format_duration
+from runbook.catalog.durations import format_seconds
 from runbook.tui.widgets.keybar import KeyBar
-
-
-def _fmt(seconds) -> str:
-    return "—" if seconds is None else format_duration(round(seconds))
 
 
 def chart(trend: list[dict], width: int, height: int) -> Text:
@@ -63,7 +59,7 @@ class ReportScreen(Screen):
         for column in ("metric", "n", "median", "p90", "max", "target", "breaches"):
             table.add_column(column)
         for label, m in data["metrics"].items():
-            table.add_row(label, str(m["n"]), _fmt(m["median"]), _fmt(m["p90"]), _fmt(m["max"]), _fmt(m["target"]),
+            table.add_row(label, str(m["n"]), format_seconds(m["median"]), format_seconds(m["p90"]), format_seconds(m["max"]), format_seconds(m["target"]),
                           Text(str(m["breaches"]), style="bold red" if m["breaches"] else ""))
         parts = [title, Text(""), table, Text("")]
         if data["trend"]:
