@@ -61,3 +61,22 @@ def test_library_uses_the_whole_language(repo_root):
     back += [(pb, s) for pb in playbooks for s in pb.steps
              if s.on_fail and s.on_fail in [x.id for x in pb.steps[: pb.steps.index(s)]]]
     assert back
+
+
+def test_schema_cache_skips_only_texts_that_passed(tmp_path, repo_root, monkeypatch):
+    from runbook.catalog import schema_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = load_catalog([str(repo_root / "playbooks")])
+    assert first.problems == [] and (tmp_path / "cache" / "runbook" / "schema-passed.json").exists()
+    calls = []
+    monkeypatch.setattr("runbook.catalog.loader.schema_problems", lambda *a: calls.append(a) or [])
+    second = load_catalog([str(repo_root / "playbooks")])
+    assert calls == [] and [d.id for d in second.documents] == [d.id for d in first.documents]
+    load_catalog([str(repo_root / "playbooks")], trust_cache=False)
+    assert len(calls) == len(first.documents)  # `runbook validate` always checks everything
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("apiVersion: runbook/v1\nkind: Roster\nid: r2\n")
+    assert load_catalog([str(broken)]).errors and schema_cache.key(broken.read_text()) not in schema_cache.SchemaCache()

@@ -194,13 +194,13 @@ def validate(ctx: Context, paths, fmt, strict):
     if paths:
         context = [p for p in ctx.catalogs or DEFAULT_CATALOG if Path(p).exists()]
         # The catalog loads first so a duplicate id is blamed on the file being validated.
-        catalog = load_catalog(context + list(paths))
+        catalog = load_catalog(context + list(paths), trust_cache=False)
         wanted = {os.path.realpath(f) for f in _files_under(paths)}
         problems = [p for p in catalog.problems if os.path.realpath(p.file) in wanted]
         files = [f for f in catalog.files if os.path.realpath(f) in wanted]
         documents = [d for d in catalog.documents if os.path.realpath(d.file) in wanted]
     else:
-        catalog = load_catalog(ctx.catalog_paths())
+        catalog = load_catalog(ctx.catalog_paths(), trust_cache=False)
         problems, files, documents = catalog.problems, catalog.files, catalog.documents
     problems = problems + [p for p in unknown_actions(catalog, ctx.host())
                            if not paths or os.path.realpath(p.file) in wanted]

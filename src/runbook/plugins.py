@@ -14,7 +14,6 @@ Environment:
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -111,6 +110,8 @@ class PluginHost:
         self.plugins.append(LoadedPlugin(name, source, location, hooks))
 
     def _load_entry_points(self, allowed) -> None:
+        import importlib.metadata  # only when plugins are really loaded: it scans every installed package
+
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             if allowed is not None and ep.name not in allowed:
                 continue

@@ -101,16 +101,23 @@ def discover(paths) -> tuple[list[str], list[Problem]]:
     return unique, problems
 
 
-def load_catalog(paths) -> Catalog:
-    """Load every document under `paths`; never raises for problems in the documents."""
+def load_catalog(paths, trust_cache: bool = True) -> Catalog:
+    """Load every document under `paths`; never raises for problems in the documents.
+
+    With `trust_cache`, a file whose exact text passed its schema before skips the schema check
+    (see schema_cache); lint always runs.
+    """
     from runbook.catalog.lint import lint
+    from runbook.catalog.schema_cache import SchemaCache
 
     files, problems = discover(paths)
     documents: list[Document] = []
+    cache = SchemaCache()
     for file in files:
-        docs, file_problems = load_file(file)
+        docs, file_problems = load_file(file, cache, trust_cache)
         documents.extend(docs)
         problems.extend(file_problems)
+    cache.save()
     problems.extend(lint(documents))
     problems.sort(key=lambda p: (p.file, p.line, p.column, p.message))
     return Catalog(documents, problems, files)
@@ -127,26 +134,34 @@ def load(paths, strict: bool = False) -> Catalog:
     return catalog
 
 
-def load_file(file: str) -> tuple[list[Document], list[Problem]]:
+def load_file(file: str, cache=None, trust_cache: bool = False) -> tuple[list[Document], list[Problem]]:
     try:
         text = read_text(file)
         sources = parse(text, file)
     except SourceError as exc:
         return [], [exc.problem]
+    text_key = None
+    if cache is not None:
+        from runbook.catalog.schema_cache import key
+
+        text_key = key(text)
+        trusted = trust_cache and text_key in cache
     if not sources:
         return [], [Problem(file, 1, 1, "", "file holds no document, expected a mapping with "
                             f"apiVersion: {kinds.API_VERSION} and a kind ({', '.join(kinds.KINDS)})",
                             code="empty")]
     documents, problems = [], []
     for source in sources:
-        doc, doc_problems = load_document(source, text)
+        doc, doc_problems = load_document(source, text, check_schema=not (cache is not None and trusted))
         problems.extend(doc_problems)
         if doc is not None:
             documents.append(doc)
+    if cache is not None and not any(p.code not in ("yaml-comment",) and p.severity == ERROR for p in problems):
+        cache.remember(text_key)
     return documents, problems
 
 
-def load_document(source: SourceDocument, text: str = "") -> tuple[Document | None, list[Problem]]:
+def load_document(source: SourceDocument, text: str = "", check_schema: bool = True) -> tuple[Document | None, list[Problem]]:
     value = source.value
     if not isinstance(value, dict):
         return None, [Problem(source.file, source.line, source.column, "",
@@ -162,7 +177,7 @@ def load_document(source: SourceDocument, text: str = "") -> tuple[Document | No
             message = (f"{describe(kind_name, raw)} is not a document kind, expected one of: {known}"
                        f"{did_you_mean(kind_name, kinds.KINDS)}")
         return None, [Problem(source.file, line, col, "kind" if "kind" in value else "", message)]
-    problems = schema_problems(source, kind_name)
+    problems = schema_problems(source, kind_name) if check_schema else []
     if problems:
         return None, problems + source.notes
     model = kinds.KINDS[kind_name].build(value)

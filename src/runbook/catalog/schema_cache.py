@@ -1,0 +1,75 @@
+"""Remembers which document texts passed their JSON Schema, so everyday commands skip jsonschema.
+
+Importing jsonschema and validating costs a few hundred milliseconds on every start; a text
+that passed once passes again as long as it and the schemas are unchanged. Entries are keyed
+by the SHA-256 of the file's text and of all shipped schemas, and only passing texts are
+remembered. `runbook validate` always validates in full (and refreshes the cache). The cache
+lives in $XDG_CACHE_HOME/runbook (or ~/.cache/runbook); RUNBOOK_SCHEMA_CACHE=0 turns it off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+LIMIT = 5000
+
+
+def _path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "runbook" / "schema-passed.json"
+
+
+def enabled() -> bool:
+    return os.environ.get("RUNBOOK_SCHEMA_CACHE", "1") != "0"
+
+
+@cache
+def _schemas_digest() -> str:
+    digest = hashlib.sha256()
+    for entry in sorted(resources.files("runbook.catalog").joinpath("schemas").iterdir(), key=lambda e: e.name):
+        digest.update(entry.name.encode())
+        digest.update(entry.read_bytes())
+    return digest.hexdigest()
+
+
+def key(text: str) -> str:
+    return hashlib.sha256((_schemas_digest() + "\0" + text).encode("utf-8")).hexdigest()
+
+
+class SchemaCache:
+    def __init__(self):
+        self.passed: set[str] = set()
+        self.added: set[str] = set()
+        if enabled():
+            try:
+                self.passed = set(json.loads(_path().read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError):
+                self.passed = set()
+
+    def __contains__(self, text_key: str) -> bool:
+        return text_key in self.passed
+
+    def remember(self, text_key: str) -> None:
+        if text_key not in self.passed:
+            self.added.add(text_key)
+
+    def save(self) -> None:
+        """Write new entries atomically; a cache that cannot be written is simply not used."""
+        if not self.added or not enabled():
+            return
+        entries = list(self.passed | self.added)[-LIMIT:]
+        path = _path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".schema-passed.")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(entries, handle)
+            os.replace(tmp, path)
+        except OSError:
+            return
