@@ -128,10 +128,13 @@ def cli(ctx, catalogs, db, plugins_dir):
 
     \b
     Start here:
-      runbook                         overview of the catalog
-      runbook match "video freezing"  which playbook fits what you see
-      runbook show video-call-degraded
-      runbook validate --strict       check every document (CI-friendly)
+      runbook                           the TUI: open incidents, playbooks, drills
+      runbook match "video freezing"    which playbook fits what you see
+      runbook open video-call-degraded  open an incident and walk it in the TUI
+      runbook incident --help           the same from scripts and chat-ops
+      runbook drill run surprise-ack --auto --runs 1000
+      runbook report                    response times against targets
+      runbook validate --strict         check every document (CI-friendly)
     """
     ctx.obj = Context(catalogs, plugins_dir, db)
     if ctx.invoked_subcommand is None:
