@@ -302,3 +302,27 @@ def test_results_do_not_depend_on_the_number_of_processes(tmp_path):
     cat = catalog(tmp_path, p1=0.6, p2=0.8)
     drill = cat.models("Drill")["known"]
     assert simulate(cat, drill, 60, seed=9, processes=1) == simulate(cat, drill, 60, seed=9, processes=2)
+
+
+def test_a_resolved_incident_reports_the_same_later(tmp_path):
+    from runbook.drills.report import build
+
+    engine = make_engine(tmp_path, catalog(tmp_path))
+    iid = engine.open("tiny", "ana").id
+    engine.clock.advance(seconds=30)
+    engine.resolve(iid, "ana")  # never acknowledged, resolved within every target
+    now = build(engine).metrics["TTA"]["breaches"]
+    engine.clock.advance(hours=5)
+    assert build(engine).metrics["TTA"]["breaches"] == now == 0
+    engine.store.close()
+
+
+def test_simulating_a_severity_that_never_pages_is_refused(tmp_path):
+    from runbook.errors import UsageError
+
+    cat = catalog(tmp_path)
+    (tmp_path / "quiet.yaml").write_text(DRILL.format(p1=1.0, p2=1.0).replace("id: known", "id: quiet")
+                                         .replace("playbook: tiny", "playbook: tiny\nseverity: SEV4"))
+    cat = load([str(tmp_path)])
+    with pytest.raises(UsageError, match="SEV4 does not page anyone"):
+        simulate(cat, cat.models("Drill")["quiet"], 10, seed=1)

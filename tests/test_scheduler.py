@@ -3,11 +3,11 @@ missed run after downtime and only within the window, concurrency forbid, and tw
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from runbook.catalog import load
+from runbook.catalog import load, load_catalog
 from runbook.drills.scheduler import latest_occurrence, run_once
 from runbook.engine import Engine, VirtualClock
 from runbook.plugins import PluginHost
@@ -117,3 +117,39 @@ def test_automated_drills_simulate_and_store_a_summary(tmp_path):
     decisions = [d for d in run_once(e, catalog) if d.drill == "nightly-sim"]
     assert [d.action for d in decisions] == ["fire"] and decisions[0].detail.startswith("simulated 200 runs")
     assert e.store.simulations("nightly-sim")[0]["summary"]["answered_by"] == {"L1": 1.0}
+
+
+def test_every_occurrence_of_the_repeated_hour_fires_when_clocks_go_back(tmp_path):
+    catalog, clock, engine = world(tmp_path, cron="*/30 * * * *")
+    e = engine()
+    seen = []
+    # Berlin goes from CEST to CET at 03:00 on 2026-10-25: 02:00 and 02:30 happen twice
+    for minutes in range(0, 150, 30):
+        clock.set(datetime(2026, 10, 24, 23, 1, tzinfo=timezone.utc).replace(minute=1) + timedelta(minutes=minutes))
+        seen += [(d.action, d.scheduled.isoformat()) for d in run_once(e, catalog) if d.drill == "daily-human"]
+        for row in e.list(open_only=True):
+            e.resolve(row["id"], "ana")
+    assert seen == [("fire", "2026-10-25T01:00:00+02:00"), ("fire", "2026-10-25T01:30:00+02:00"),
+                    ("fire", "2026-10-25T02:00:00+02:00"), ("fire", "2026-10-25T02:30:00+02:00"),
+                    ("fire", "2026-10-25T02:00:00+01:00")]
+
+
+def test_a_broken_drill_does_not_stop_the_others(tmp_path):
+    catalog, clock, engine = world(tmp_path)
+    (tmp_path / "bad.yaml").write_text("""\
+apiVersion: runbook/v1
+kind: Drill
+id: bad
+title: A drill whose symptom does not exist
+playbook: tiny
+symptom: nope
+participants: [ana]
+schedule: {cron: "0 10 * * *", timezone: Europe/Berlin}
+""")
+    catalog = load_catalog([str(tmp_path)])  # lint reports the bad symptom; the scheduler still sees the drill
+    e = engine()
+    e.catalog = catalog
+    clock.set(datetime(2026, 3, 23, 9, 1, tzinfo=timezone.utc))
+    decisions = {d.drill: d for d in run_once(e, catalog)}
+    assert decisions["bad"].action == "failed" and "no symptom 'nope'" in decisions["bad"].detail
+    assert decisions["daily-human"].action == "fire"

@@ -14,10 +14,11 @@ from runbook.errors import NotFoundError, UsageError
 
 def _table(summary: dict) -> list[str]:
     lines = [f"{summary['drill']} on {summary['playbook']}: {summary['runs']:,} simulated runs, seed {summary['seed']}",
-             "", f"{'metric':<8}{'n':>8}{'median':>10}{'p90':>10}{'max':>10}"]
+             "", f"{'metric':<8}{'n':>8}  {'median':>10}  {'p90':>10}  {'max':>12}"]
     for key, label in (("tta", "TTA"), ("ttm", "TTM"), ("ttr", "TTR")):
         s = summary[key]
-        lines.append(f"{label:<8}{s['n']:>8,}{format_seconds(s['median']):>10}{format_seconds(s['p90']):>10}{format_seconds(s['max']):>10}")
+        lines.append(f"{label:<8}{s['n']:>8,}  {format_seconds(s['median']):>10}  {format_seconds(s['p90']):>10}  "
+                     f"{format_seconds(s['max']):>12}")
     lines += ["", "probability of missing each target:"]
     lines += [f"  {name:<12} {p:6.1%}" for name, p in summary["breach_probability"].items()]
     lines += ["", "who acknowledged:"]
@@ -76,9 +77,11 @@ def attach(cli) -> None:
 
         if since:
             try:
-                datetime.fromisoformat(since)
+                moment = datetime.fromisoformat(since)
             except ValueError:
                 raise UsageError(f"--since {since!r} is not a date, expected e.g. 2026-11-01") from None
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+            since = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as the store keeps times
         result = build(ctx.engine(), playbook, drill_id, since, include_drills)
         if fmt == "json":
             click.echo(json.dumps(result.to_dict(), indent=2))
@@ -178,8 +181,11 @@ def attach(cli) -> None:
 
         from runbook.drills.scheduler import run_once
 
-        engine = ctx.engine(catalog=True)
+        from runbook.catalog.loader import load_catalog
+
+        engine = ctx.engine()
         while True:
+            engine.catalog = load_catalog(ctx.catalog_paths())  # each pass sees edited schedules
             for decision in run_once(engine, engine.catalog, actor):
                 when = decision.scheduled.strftime("%Y-%m-%d %H:%M %Z") if decision.scheduled else ""
                 click.echo(f"{decision.drill} ({when}): {decision.action}" + (f" — {decision.detail}"

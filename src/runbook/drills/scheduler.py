@@ -13,13 +13,14 @@ incident, which pages through the notify hook and waits on the home screen; auto
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
 
 from runbook.catalog.drill import Drill
 from runbook.engine.clock import iso
+from runbook.errors import RunbookError
 
 DEFAULT_WINDOW = 3600
 LOOKBACK = timedelta(days=8)
@@ -37,7 +38,8 @@ class Decision:
 def latest_occurrence(drill: Drill, after: datetime | None, now: datetime) -> datetime | None:
     """The most recent occurrence in (after, now], in the drill's time zone (DST-correct via cronsim)."""
     zone = ZoneInfo(drill.schedule.timezone)
-    start = max(after, now - LOOKBACK) if after else now - LOOKBACK
+    lookback = max(LOOKBACK, timedelta(seconds=drill.schedule.window or 0))
+    start = max(after, now - lookback) if after else now - lookback
     latest = None
     for moment in CronSim(drill.schedule.cron, start.astimezone(zone)):
         if moment > now:
@@ -59,7 +61,7 @@ def decide(drill: Drill, last: datetime | None, running: bool, now: datetime) ->
     occurrence = latest_occurrence(drill, last, now)
     if occurrence is None:
         return Decision(drill.id, None, "none")
-    window = drill.schedule.window or DEFAULT_WINDOW
+    window = drill.schedule.window if drill.schedule.window is not None else DEFAULT_WINDOW
     if (now - occurrence).total_seconds() > window:
         return Decision(drill.id, occurrence, "skip-late",
                         f"missed by {int((now - occurrence).total_seconds() // 60)} min, window "
@@ -84,10 +86,16 @@ def run_once(engine, catalog, actor: str = "scheduler") -> list[Decision]:
         decision = decide(drill, last, running, now)
         if decision.action == "none":
             continue
-        if not store.claim_occurrence(drill.id, decision.scheduled.isoformat(), decision.action, iso(now)):
+        # claimed in UTC: occurrences compare in real time, across offsets, DST and zone changes
+        claimed = decision.scheduled.astimezone(timezone.utc).isoformat()
+        if not store.claim_occurrence(drill.id, claimed, decision.action, iso(now)):
             continue  # another scheduler handled this occurrence
         if decision.action == "fire":
-            decision = _fire(engine, catalog, drill, decision, actor, iso(now))
+            try:
+                decision = _fire(engine, catalog, drill, decision, actor, iso(now))
+            except RunbookError as exc:  # one broken drill must not stop the others
+                store.set_schedule_outcome(drill.id, "failed", None, iso(now))
+                decision = Decision(drill.id, decision.scheduled, "failed", str(exc))
         decisions.append(decision)
     return decisions
 

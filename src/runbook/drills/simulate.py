@@ -20,7 +20,7 @@ from runbook.drills.report import summarize
 from runbook.engine import Engine, VirtualClock
 from runbook.engine import timers
 from runbook.engine.metrics import metrics
-from runbook.errors import RunbookError
+from runbook.errors import UsageError
 from runbook.pluginapi import ActionResult, FlagChange, FlagState, NotifyResult
 from runbook.settings import Settings
 from runbook.store import MemoryStore
@@ -177,7 +177,14 @@ def simulate(catalog, drill: Drill, runs: int, seed: int, progress=None, process
     """Run `runs` simulated drills (on every core for large counts); the summary a report shows
     and the store keeps. The same seed gives the same summary whatever the number of processes."""
     if not drill.responders.levels:
-        raise RunbookError(f"drill {drill.id} has no responders.levels to simulate; add responder profiles")
+        raise UsageError(f"drill {drill.id} has no responders.levels to simulate; add responder profiles")
+    playbook = catalog.models("Playbook").get(drill.playbook)
+    severity = drill.severity or (playbook.severity if playbook else None)
+    level = next((lv for sp in catalog.models("SeverityPolicy").values() for lv in sp.levels if lv.id == severity),
+                 None)
+    if level is not None and not level.pages:
+        raise UsageError(f"{severity} does not page anyone, so there is no answer to simulate; give the drill "
+                         "a paging severity (severity: SEV2)")
     import multiprocessing
     import os
 

@@ -31,6 +31,10 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def metrics(state: IncidentState, now: datetime | None = None) -> Metrics:
+    """Metrics as of `now` (for targets not yet reached); a resolved incident is measured as of
+    its resolution, so its figures never change afterwards."""
+    if now is not None and state.resolved_at is not None:
+        now = min(now, state.resolved_at)
     opened = state.opened_at
     out = Metrics(_seconds(opened, state.acknowledged_at), _seconds(opened, state.mitigated_at),
                   _seconds(opened, state.resolved_at), state.escalation.highest)

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from runbook.catalog.durations import format_seconds
+from runbook.errors import RunbookError
 from runbook.tui.widgets.keybar import KeyBar
 
 
@@ -49,7 +50,11 @@ class ReportScreen(Screen):
 
     @work(thread=True, exclusive=True, group="report", exit_on_error=False)
     def load(self) -> None:
-        data = self.app.gateway.report(self.include_drills)
+        try:
+            data = self.app.gateway.report(self.include_drills)
+        except RunbookError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
         self.app.call_from_thread(self.show, data)
 
     def show(self, data: dict) -> None:
