@@ -365,3 +365,13 @@ def test_retrying_a_failed_step_is_a_new_attempt(world):
     engine.complete(iid, "ana", outcome="found it on the backup dashboards")
     runs = [(r["attempt"], r["outcome"]) for r in metrics(engine.state(iid)).steps if r["step"] == "look"]
     assert runs == [(1, "failed"), (2, "done")]
+
+
+def test_every_connection_is_durable_and_the_database_is_owner_only(tmp_path):
+    import os
+
+    path = tmp_path / "db.sqlite"
+    with Store(str(path)) as first, Store(str(path)) as second:
+        for store in (first, second):
+            assert store.pragmas() == {"journal_mode": "wal", "synchronous": 2, "busy_timeout": 30000}
+        assert oct(os.stat(path).st_mode & 0o777) == "0o600"

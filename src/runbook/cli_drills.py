@@ -9,13 +9,14 @@ from datetime import datetime, timezone
 import click
 
 from runbook.catalog.durations import format_seconds
+from runbook.engine.metrics import MEASURES
 from runbook.errors import NotFoundError, UsageError
 
 
 def _table(summary: dict) -> list[str]:
     lines = [f"{summary['drill']} on {summary['playbook']}: {summary['runs']:,} simulated runs, seed {summary['seed']}",
              "", f"{'metric':<8}{'n':>8}  {'median':>10}  {'p90':>10}  {'max':>12}"]
-    for key, label in (("tta", "TTA"), ("ttm", "TTM"), ("ttr", "TTR")):
+    for key, _, label in MEASURES:
         s = summary[key]
         lines.append(f"{label:<8}{s['n']:>8,}  {format_seconds(s['median']):>10}  {format_seconds(s['p90']):>10}  "
                      f"{format_seconds(s['max']):>12}")

@@ -23,6 +23,11 @@ class Latency:
         return {"fixed": ("mean",), "exponential": ("mean",), "uniform": ("min", "max"),
                 "lognormal": ("median", "p90")}[self.distribution]
 
+    def missing(self) -> list[str]:
+        """The parameters this distribution needs that were not given (document names)."""
+        given = {"mean": self.mean, "min": self.low, "max": self.high, "median": self.median, "p90": self.p90}
+        return [name for name in self.needs() if given[name] is None]
+
 
 @dataclass(frozen=True)
 class LevelProfile:

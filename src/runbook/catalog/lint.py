@@ -407,24 +407,18 @@ def _drill(doc: Document, drill: Drill, index: _Index, documents):
                                                                    f"options, not {option}")
     for i, level in enumerate(drill.responders.levels):
         latency = level.ack
-        names = {"mean": latency.mean, "min": latency.low, "max": latency.high, "median": latency.median,
-                 "p90": latency.p90}
-        for need in latency.needs():
-            if names[need] is None:
-                yield doc.problem(("responders", "levels", i, "ack"), f"a {latency.distribution} latency needs "
-                                                                      f"{need}: DURATION")
+        for need in latency.missing():
+            yield doc.problem(("responders", "levels", i, "ack"), f"a {latency.distribution} latency needs "
+                                                                  f"{need}: DURATION")
         if latency.distribution == "lognormal" and latency.median and latency.p90 and latency.p90 <= latency.median:
             yield doc.problem(("responders", "levels", i, "ack", "p90"), "p90 must be longer than the median")
         if latency.distribution == "uniform" and latency.low is not None and latency.high is not None \
                 and latency.high < latency.low:
             yield doc.problem(("responders", "levels", i, "ack", "max"), "max must not be shorter than min")
     for name, latency in drill.responders.steps.items():
-        values = {"mean": latency.mean, "min": latency.low, "max": latency.high, "median": latency.median,
-                  "p90": latency.p90}
-        for need in latency.needs():
-            if values[need] is None:
-                yield doc.problem(("responders", "steps", name), f"a {latency.distribution} duration needs "
-                                                                  f"{need}: DURATION")
+        for need in latency.missing():
+            yield doc.problem(("responders", "steps", name), f"a {latency.distribution} duration needs "
+                                                              f"{need}: DURATION")
     if drill.schedule is not None:
         try:
             zone = zoneinfo.ZoneInfo(drill.schedule.timezone)

@@ -77,6 +77,11 @@ class Catalog:
                 return doc
         return None
 
+    def severity_level(self, level_id: str | None):
+        """The SeverityLevel with this id in any severity policy, or None."""
+        return next((level for policy in self.models("SeverityPolicy").values() for level in policy.levels
+                     if level.id == level_id), None)
+
     def ids(self, kind: str | None = None) -> list[str]:
         return [d.id for d in self.documents if kind is None or d.kind == kind]
 

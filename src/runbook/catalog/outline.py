@@ -82,7 +82,7 @@ def _playbook(pb: Playbook, catalog: Catalog, now: datetime) -> list[str]:
     if pb.description:
         lines += [""] + [f"  {line}" for line in pb.description.strip().splitlines()]
 
-    level = next((lv for sp in catalog.models("SeverityPolicy").values() for lv in sp.levels if lv.id == pb.severity), None)
+    level = catalog.severity_level(pb.severity)
     lines += _section("Severity")
     if level:
         pages = "pages on-call" if level.pages else "does not page"

@@ -10,9 +10,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from runbook.engine.metrics import metrics
-
-METRICS = (("tta", "acknowledge", "TTA"), ("ttm", "mitigate", "TTM"), ("ttr", "resolve", "TTR"))
+from runbook.engine.metrics import MEASURES, metrics
 DEVIATION = 0.10
 
 
@@ -46,15 +44,15 @@ def build(engine, playbook: str | None = None, drill: str | None = None, since: 
             continue
         states.append(state)
     report = Report(len(states))
-    values = {key: [] for key, _, _ in METRICS}
-    targets = {key: [] for key, _, _ in METRICS}
-    breaches = {key: 0 for key, _, _ in METRICS}
+    values = {key: [] for key, _, _ in MEASURES}
+    targets = {key: [] for key, _, _ in MEASURES}
+    breaches = {key: 0 for key, _, _ in MEASURES}
     steps: dict[str, list[float]] = {}
     for state in states:
         m = metrics(state, engine.clock.now())
         row = {"incident": state.id, "opened_at": state.opened_at.isoformat(), "playbook": state.playbook.id,
                "drill": state.drill, "severity": state.severity, "flagged": []}
-        for key, target_name, label in METRICS:
+        for key, target_name, label in MEASURES:
             actual = getattr(m, key)
             target = m.targets.get(target_name, {}).get("target")
             row[key] = actual
@@ -73,7 +71,7 @@ def build(engine, playbook: str | None = None, drill: str | None = None, since: 
         for run in m.steps:
             if run["seconds"] is not None:  # finished attempts only
                 steps.setdefault(run["step"], []).append(run["seconds"])
-    for key, _, label in METRICS:
+    for key, _, label in MEASURES:
         summary = summarize(values[key])
         summary["target"] = statistics.median(targets[key]) if targets[key] else None
         summary["breaches"] = breaches[key]

@@ -117,7 +117,7 @@ def simulate_run(engine: Engine, drill: Drill, rng: random.Random, start: dateti
     state = engine.state(iid)
     m = metrics(state, clock.now())
     targets = dict(drill.targets) or {name: info["target"] for name, info in m.targets.items()}
-    actual = {"acknowledge": m.tta, "mitigate": m.ttm if m.ttm is not None else m.ttr, "resolve": m.ttr}
+    actual = m.reached()
     breaches = {name: actual[name] is None or actual[name] > limit for name, limit in targets.items()}
     engine.store.forget(iid)
     engine._states.pop(iid, None)
@@ -180,8 +180,7 @@ def simulate(catalog, drill: Drill, runs: int, seed: int, progress=None, process
         raise UsageError(f"drill {drill.id} has no responders.levels to simulate; add responder profiles")
     playbook = catalog.models("Playbook").get(drill.playbook)
     severity = drill.severity or (playbook.severity if playbook else None)
-    level = next((lv for sp in catalog.models("SeverityPolicy").values() for lv in sp.levels if lv.id == severity),
-                 None)
+    level = catalog.severity_level(severity)
     if level is not None and not level.pages:
         raise UsageError(f"{severity} does not page anyone, so there is no answer to simulate; give the drill "
                          "a paging severity (severity: SEV2)")

@@ -13,6 +13,10 @@ from runbook.engine.timers import deadlines
 from runbook.store import GENESIS, StoredEvent, event_hash
 
 
+# (attribute on Metrics, the target it is measured against, short label)
+MEASURES = (("tta", "acknowledge", "TTA"), ("ttm", "mitigate", "TTM"), ("ttr", "resolve", "TTR"))
+
+
 @dataclass
 class Metrics:
     tta: float | None
@@ -24,6 +28,11 @@ class Metrics:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def reached(self) -> dict[str, float | None]:
+        """Seconds from open until each target was reached; resolving counts as mitigating."""
+        return {"acknowledge": self.tta, "mitigate": self.ttm if self.ttm is not None else self.ttr,
+                "resolve": self.ttr}
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -38,7 +47,7 @@ def metrics(state: IncidentState, now: datetime | None = None) -> Metrics:
     opened = state.opened_at
     out = Metrics(_seconds(opened, state.acknowledged_at), _seconds(opened, state.mitigated_at),
                   _seconds(opened, state.resolved_at), state.escalation.highest)
-    actual = {"acknowledge": out.tta, "mitigate": out.ttm if out.ttm is not None else out.ttr, "resolve": out.ttr}
+    actual = out.reached()
     for name, (deadline, met) in deadlines(state).items():
         target = (deadline - opened).total_seconds()
         reached = actual[name]
@@ -143,9 +152,8 @@ def export_markdown(state: IncidentState) -> str:
              f"- Acknowledged by: {state.acknowledged_by or '—'}",
              "", "## Summary", "", "_What happened, who was affected, for how long._", "",
              "## Metrics", "", "| metric | actual | target | |", "|---|---|---|---|"]
-    names = {"acknowledge": ("Time to acknowledge (TTA)", m.tta), "mitigate": ("Time to mitigate (TTM)", m.ttm),
-             "resolve": ("Time to resolve (TTR)", m.ttr)}
-    for key, (label, value) in names.items():
+    for attr, key, short in MEASURES:
+        label, value = f"Time to {key} ({short})", getattr(m, attr)
         target = m.targets.get(key)
         verdict = "" if target is None else ("**breached**" if target["breached"] else "met" if value is not None else "")
         lines.append(f"| {label} | {format_seconds(value)} | {format_seconds(target['target']) if target else '—'} | {verdict} |")

@@ -116,7 +116,6 @@ class IncidentState:
     action_items: list[Event] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     last_seq: int = 0
-    last_hash: str = ""
     derived: dict = field(default_factory=dict, repr=False, compare=False)  # caches keyed by last_seq
 
     @property
@@ -252,4 +251,4 @@ def apply(state: IncidentState, event: Event) -> None:
     elif kind == "target_breached":
         state.breaches[data["target"]] = at
     state.events.append(event)
-    state.last_seq, state.last_hash = event.seq, event.hash
+    state.last_seq = event.seq

@@ -210,16 +210,15 @@ class EngineGateway:
 
     def debrief(self, incident: str) -> dict:
         """What the debrief shows: times against targets, steps, notes and action items."""
-        from runbook.engine.metrics import metrics
+        from runbook.engine.metrics import MEASURES, metrics
 
         with self.lock:
             state = self.engine.state(incident)
             m = metrics(state, self.engine.clock.now())
             times = []
-            for key, name, label in (("tta", "acknowledge", "Time to acknowledge"), ("ttm", "mitigate",
-                                     "Time to mitigate"), ("ttr", "resolve", "Time to resolve")):
+            for key, name, _ in MEASURES:
                 target = m.targets.get(name)
-                times.append((label, getattr(m, key), target["target"] if target else None,
+                times.append((f"Time to {name}", getattr(m, key), target["target"] if target else None,
                               bool(target and target["breached"])))
             return {"id": state.id, "title": state.title, "drill": state.drill, "times": times, "steps": m.steps,
                     "notes": [(f"{n.at:%H:%M:%S}", n.actor, n.data["text"]) for n in state.notes],
