@@ -125,7 +125,7 @@ def bench_appends(tmp: Path, catalog, ops: int) -> list[dict]:
 
 def build_long_incident(path: Path, catalog, total: int) -> str:
     store = Store(str(path))
-    store.db.execute("PRAGMA synchronous = OFF")  # building only; timings use a fresh connection
+    store.conn.execute("PRAGMA synchronous = OFF")  # building only; timings use a fresh connection
     incident = Engine(store, SystemClock(), None, catalog).open(PLAYBOOK, "ana").id
     seq = store.last_seq(incident)
     start = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -181,7 +181,7 @@ def bench_fold(tmp: Path, catalog, total: int) -> list[tuple[str, float, int]]:
 def bench_listing(tmp: Path, count: int) -> tuple[float, list[tuple[str, float, int]], dict]:
     path = tmp / "list.sqlite"
     store = Store(str(path))
-    store.db.execute("PRAGMA synchronous = OFF")  # building only
+    store.conn.execute("PRAGMA synchronous = OFF")  # building only
     snapshot = {"playbook": PLAYBOOK, "hash": "0" * 64, "text": "", "documents": []}
     start = datetime(2025, 1, 1, tzinfo=timezone.utc)
     began = time.perf_counter()
@@ -212,7 +212,7 @@ def bench_listing(tmp: Path, count: int) -> tuple[float, list[tuple[str, float, 
     plans = {}
     for label, sql in (("limit=50", "SELECT * FROM incidents ORDER BY opened_at DESC, id LIMIT 50"),
                        ("open_only", "SELECT * FROM incidents WHERE status != 'resolved' ORDER BY opened_at DESC, id")):
-        plans[label] = "; ".join(row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall())
+        plans[label] = "; ".join(row[3] for row in store.conn.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall())
     store.close()
     return build, out, plans
 

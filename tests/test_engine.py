@@ -256,7 +256,7 @@ def test_verify_names_the_first_broken_link(world):
     iid = engine.open("calls-down", "ana").id
     engine.note(iid, "ana", "first")
     engine.note(iid, "ana", "second")
-    engine.store.db.execute("UPDATE events SET data = ? WHERE incident = ? AND seq = 4",
+    engine.store.conn.execute("UPDATE events SET data = ? WHERE incident = ? AND seq = 4",
                             [json.dumps({"text": "edited"}), iid])
     ok, message = verify(engine.store.events(iid))
     assert not ok

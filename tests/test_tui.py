@@ -179,6 +179,48 @@ def test_event_from_another_process_appears_within_a_second(make, repo_root, tmp
     assert "note: second responder here" in notifications
 
 
+def test_quitting_waits_for_a_tick_in_flight_and_refuses_later_work(make):
+    """Quitting while a tick is appending must neither close its connection under it (that
+    crashes the process) nor lose the event; engine work after that is refused, not attempted."""
+    import threading
+
+    from runbook.tui.gateway import EngineGateway, GatewayClosed
+
+    _, engine = make()
+    gateway = EngineGateway(engine, engine.catalog)
+    ticker = gateway._ticker
+    release, inside = threading.Event(), threading.Event()
+    real_tick = ticker.tick
+
+    def slow_tick(incident):
+        inside.set()
+        assert release.wait(10)
+        real_tick(incident)
+        ticker.note(incident, "ana", "written while quitting")
+
+    ticker.tick = slow_tick
+    ticking = threading.Thread(target=gateway.tick, args=("INC-TEST01",))
+    ticking.start()
+    assert inside.wait(10)
+    closing = threading.Thread(target=gateway.close)
+    closing.start()
+    for _ in range(1000):  # bounded: until close() holds the view lock and waits for the tick
+        if gateway.lock.locked():
+            break
+        threading.Event().wait(0.01)
+    assert gateway.lock.locked() and not gateway.closed
+    release.set()
+    ticking.join(10)
+    closing.join(10)
+    assert gateway.closed
+    assert engine.state("INC-TEST01").notes[-1].data["text"] == "written while quitting"
+    assert gateway.tick("INC-TEST01") is False
+    with pytest.raises(GatewayClosed):
+        gateway.call("note", "INC-TEST01", "ana", "too late")
+    with pytest.raises(GatewayClosed):
+        gateway.view("INC-TEST01")
+
+
 def _snapshot_app(make, open_incident):
     app, _ = make(open_incident=open_incident)
     return app

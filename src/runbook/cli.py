@@ -14,17 +14,27 @@ from pathlib import Path
 
 import click
 
+from typing import TYPE_CHECKING
+
 from runbook import __version__
 from runbook.catalog import kinds
-from runbook.catalog.loader import Catalog, load_catalog
+from runbook.catalog.suggest import did_you_mean
 from runbook.engine import Engine, SystemClock
 from runbook.store import Store
-from runbook.catalog.matching import rank
-from runbook.catalog.outline import outline
-from runbook.catalog.validate import did_you_mean
 from runbook.errors import NotFoundError, RunbookError, UsageError
 from runbook.plugins import PluginHost, unknown_actions
 from runbook.settings import Settings
+
+if TYPE_CHECKING:
+    from runbook.catalog.loader import Catalog
+
+
+def load_catalog(paths, **options) -> Catalog:
+    """The catalog loader, imported on first use: resuming an incident runs from its snapshot
+    and never reads YAML, so the TUI and headless commands start without PyYAML and the schemas."""
+    from runbook.catalog.loader import load_catalog as load
+
+    return load(paths, **options)
 
 DEFAULT_CATALOG = ("playbooks", "drills")
 CATALOG_HELP = (f"Directory or file of documents; repeatable. Default: ./{DEFAULT_CATALOG[0]} and "
@@ -275,6 +285,8 @@ def show(ctx: Context, doc_id, kind, as_json):
     if as_json:
         _dump({"kind": doc.kind, "id": doc.id, "file": doc.file, "document": doc.data})
         return
+    from runbook.catalog.outline import outline
+
     for line in outline(doc, catalog, datetime.now(timezone.utc)):
         click.echo(line)
 
@@ -303,6 +315,8 @@ def match(ctx: Context, text, labels, limit, as_json):
     if not text.strip() and not parsed:
         raise UsageError("nothing to match: give TEXT (what you see) and/or --label KEY=VALUE")
     catalog = ctx.load()
+    from runbook.catalog.matching import rank
+
     matches = rank(list(catalog.models("Playbook").values()), text, parsed, limit)
     if as_json:
         _dump([m.to_dict() for m in matches])

@@ -1,4 +1,8 @@
-"""The only module that speaks SQL (through sqlite-utils): incidents as append-only event logs.
+"""The only module that speaks SQL: incidents as append-only event logs.
+
+sqlite-utils creates and migrates the schema; reads and appends go straight through the
+sqlite3 connection, so a command on an up-to-date database never imports sqlite-utils (its
+import and plugin scan would be a third of the start-up of a short command).
 
 Durability: every connection uses WAL with synchronous=FULL, so an event whose append
 returned survives kill -9 and power loss; a busy timeout lets several processes share the
@@ -18,10 +22,12 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from runbook.errors import RunbookError
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
 GENESIS = "0" * 64
@@ -120,11 +126,26 @@ class Store:
             os.umask(old_umask)
         if self.path != ":memory:" and mode.lower() != "wal":
             raise StoreError(f"{self.path}: the database could not switch to WAL mode (got {mode})")
-        self.db = sqlite_utils.Database(conn)
+        self.conn = conn
+        self._db = None
         self._migrate()
 
+    @property
+    def db(self) -> "sqlite_utils.Database":
+        """The connection wrapped by sqlite-utils (imported on first use), for schema changes."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
+
     def close(self) -> None:
-        self.db.conn.close()
+        self.conn.close()
+
+    def _query(self, sql: str, params=()) -> list[dict]:
+        cursor = self.conn.execute(sql, params)
+        names = [c[0] for c in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def __enter__(self):
         return self
@@ -133,10 +154,16 @@ class Store:
         self.close()
 
     def pragmas(self) -> dict:
-        return {name: self.db.execute(f"PRAGMA {name}").fetchone()[0]
+        return {name: self.conn.execute(f"PRAGMA {name}").fetchone()[0]
                 for name in ("journal_mode", "synchronous", "busy_timeout")}
 
     def _migrate(self) -> None:
+        try:
+            done = {row[0] for row in self.conn.execute("SELECT id FROM migrations")}
+        except sqlite3.OperationalError:  # a new database
+            done = set()
+        if done >= {number for number, _, _ in MIGRATIONS}:
+            return
         with self._write():
             if "migrations" not in self.db.table_names():
                 self.db["migrations"].create({"id": int, "name": str}, pk="id")
@@ -157,19 +184,19 @@ class Store:
             self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
     def _write(self):
-        return Store._Tx(self.db.conn)
+        return Store._Tx(self.conn)
 
     # writing ------------------------------------------------------------------------------
 
     def create_incident(self, incident: str, snapshot: dict, row: dict, first_events: list[dict]) -> list[StoredEvent]:
         """Create an incident with its snapshot and first events, atomically."""
         with self._write():
-            if self.db.execute("SELECT 1 FROM incidents WHERE id = ?", [incident]).fetchone():
+            if self.conn.execute("SELECT 1 FROM incidents WHERE id = ?", [incident]).fetchone():
                 raise ConflictError(f"incident {incident} already exists")
-            self.db.execute("INSERT INTO snapshots (incident, playbook, hash, text, documents) VALUES (?, ?, ?, ?, ?)",
+            self.conn.execute("INSERT INTO snapshots (incident, playbook, hash, text, documents) VALUES (?, ?, ?, ?, ?)",
                             [incident, snapshot["playbook"], snapshot["hash"], snapshot["text"],
                              json.dumps(snapshot["documents"], ensure_ascii=False)])
-            self.db.execute(
+            self.conn.execute(
                 "INSERT INTO incidents (id, playbook, title, service, severity, status, drill, opened_at, last_seq, "
                 "updated_at) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, 0, ?)",
                 [incident, row["playbook"], row["title"], row["service"], row["severity"], int(row["drill"]),
@@ -179,7 +206,7 @@ class Store:
     def append(self, incident: str, expected_seq: int, events: list[dict]) -> list[StoredEvent]:
         """Append `events` (dicts with ts, actor, type, data) after `expected_seq`, in one transaction."""
         with self._write():
-            row = self.db.execute("SELECT seq, hash FROM events WHERE incident = ? ORDER BY seq DESC LIMIT 1",
+            row = self.conn.execute("SELECT seq, hash FROM events WHERE incident = ? ORDER BY seq DESC LIMIT 1",
                                   [incident]).fetchone()
             if row is None:
                 raise StoreError(f"incident {incident} does not exist")
@@ -202,7 +229,7 @@ class Store:
                 updates["status"] = _STATUS[event["type"]]
             if event["type"] == "severity_changed":
                 updates["severity"] = event["data"]["to"]
-        self.db.conn.executemany(
+        self.conn.executemany(
             "INSERT INTO events (incident, seq, ts, actor, type, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(e.incident, e.seq, e.ts, e.actor, e.type, json.dumps(e.data, ensure_ascii=False, sort_keys=True),
               e.prev_hash, e.hash) for e in stored])
@@ -220,29 +247,29 @@ class Store:
         if "severity" in updates:
             sets.append("severity = ?")
             values.append(updates["severity"])
-        self.db.execute(f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?", values + [incident])
+        self.conn.execute(f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?", values + [incident])
         return stored
 
     # reading ------------------------------------------------------------------------------
 
     def events(self, incident: str, after: int = 0) -> list[StoredEvent]:
-        rows = self.db.execute("SELECT incident, seq, ts, actor, type, data, prev_hash, hash FROM events "
+        rows = self.conn.execute("SELECT incident, seq, ts, actor, type, data, prev_hash, hash FROM events "
                                "WHERE incident = ? AND seq > ? ORDER BY seq", [incident, after]).fetchall()
         return [StoredEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in rows]
 
     def last_seq(self, incident: str) -> int:
-        row = self.db.execute("SELECT last_seq FROM incidents WHERE id = ?", [incident]).fetchone()
+        row = self.conn.execute("SELECT last_seq FROM incidents WHERE id = ?", [incident]).fetchone()
         return row[0] if row else -1
 
     def snapshot(self, incident: str) -> dict | None:
-        row = self.db.execute("SELECT playbook, hash, text, documents FROM snapshots WHERE incident = ?",
+        row = self.conn.execute("SELECT playbook, hash, text, documents FROM snapshots WHERE incident = ?",
                               [incident]).fetchone()
         if row is None:
             return None
         return {"playbook": row[0], "hash": row[1], "text": row[2], "documents": json.loads(row[3])}
 
     def incident(self, incident: str) -> dict | None:
-        rows = list(self.db.query("SELECT * FROM incidents WHERE id = ?", [incident]))
+        rows = self._query("SELECT * FROM incidents WHERE id = ?", [incident])
         return rows[0] if rows else None
 
     def incidents(self, status: str | None = None, open_only: bool = False, drills: bool | None = None,
@@ -266,32 +293,32 @@ class Store:
         sql += " ORDER BY opened_at DESC, id"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return list(self.db.query(sql, params))
+        return self._query(sql, params)
 
     def find_ids(self, prefix: str) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT id FROM incidents WHERE id LIKE ? ORDER BY id",
+        return [r[0] for r in self.conn.execute("SELECT id FROM incidents WHERE id LIKE ? ORDER BY id",
                                               [prefix.replace("%", "") + "%"]).fetchall()]
 
     def record_simulation(self, drill: str, playbook: str, runs: int, seed: int, created_at: str,
                           summary: dict) -> int:
         with self._write():
-            cursor = self.db.execute("INSERT INTO simulations (drill, playbook, runs, seed, created_at, summary) "
+            cursor = self.conn.execute("INSERT INTO simulations (drill, playbook, runs, seed, created_at, summary) "
                                      "VALUES (?, ?, ?, ?, ?, ?)",
                                      [drill, playbook, runs, seed, created_at, json.dumps(summary)])
             return cursor.lastrowid
 
     def schedule_state(self, drill: str) -> dict | None:
-        rows = list(self.db.query("SELECT * FROM drill_schedule WHERE drill = ?", [drill]))
+        rows = self._query("SELECT * FROM drill_schedule WHERE drill = ?", [drill])
         return rows[0] if rows else None
 
     def claim_occurrence(self, drill: str, scheduled: str, outcome: str, now: str) -> bool:
         """Record that `drill`'s occurrence at `scheduled` is handled; False when another scheduler
         already claimed it (or a later one). The write lock makes the check and the claim one step."""
         with self._write():
-            row = self.db.execute("SELECT last_scheduled FROM drill_schedule WHERE drill = ?", [drill]).fetchone()
+            row = self.conn.execute("SELECT last_scheduled FROM drill_schedule WHERE drill = ?", [drill]).fetchone()
             if row is not None and row[0] is not None and row[0] >= scheduled:
                 return False
-            self.db.execute("INSERT INTO drill_schedule (drill, last_scheduled, last_outcome, updated_at) "
+            self.conn.execute("INSERT INTO drill_schedule (drill, last_scheduled, last_outcome, updated_at) "
                             "VALUES (?, ?, ?, ?) ON CONFLICT(drill) DO UPDATE SET last_scheduled = excluded.last_scheduled, "
                             "last_outcome = excluded.last_outcome, updated_at = excluded.updated_at",
                             [drill, scheduled, outcome, now])
@@ -299,7 +326,7 @@ class Store:
 
     def set_schedule_outcome(self, drill: str, outcome: str, incident: str | None, now: str) -> None:
         with self._write():
-            self.db.execute("UPDATE drill_schedule SET last_outcome = ?, incident = COALESCE(?, incident), "
+            self.conn.execute("UPDATE drill_schedule SET last_outcome = ?, incident = COALESCE(?, incident), "
                             "updated_at = ? WHERE drill = ?", [outcome, incident, now, drill])
 
     def simulations(self, drill: str | None = None) -> list[dict]:
@@ -308,7 +335,7 @@ class Store:
         if drill:
             sql += " WHERE drill = ?"
             params.append(drill)
-        rows = self.db.execute(sql + " ORDER BY created_at, id", params).fetchall()
+        rows = self.conn.execute(sql + " ORDER BY created_at, id", params).fetchall()
         return [{"id": r[0], "drill": r[1], "playbook": r[2], "runs": r[3], "seed": r[4], "created_at": r[5],
                  "summary": json.loads(r[6])} for r in rows]
 

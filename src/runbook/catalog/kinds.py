@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Callable
 
 from runbook.catalog import drill, models
@@ -42,6 +41,8 @@ def kind_named(name: str) -> Kind | None:
 
 @cache
 def schema(name: str) -> dict:
+    from importlib import resources  # on first use: commands that never read a schema skip its import
+
     text = resources.files("runbook.catalog").joinpath("schemas", KINDS[name].schema_file).read_text("utf-8")
     return json.loads(text)
 

@@ -184,10 +184,11 @@ def simulate(catalog, drill: Drill, runs: int, seed: int, progress=None, process
     if level is not None and not level.pages:
         raise UsageError(f"{severity} does not page anyone, so there is no answer to simulate; give the drill "
                          "a paging severity (severity: SEV2)")
-    import multiprocessing
     import os
 
     processes = processes or (min(os.cpu_count() or 1, 8) if runs >= 2000 else 1)
+    if processes > 1:
+        import multiprocessing  # only for big runs: its import is a tenth of a short run's start-up
     if processes > 1 and "fork" in multiprocessing.get_all_start_methods():
         chunk = math.ceil(runs / processes)
         jobs = [(catalog, drill, seed, start, min(chunk, runs - start)) for start in range(0, runs, chunk)]

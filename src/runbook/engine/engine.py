@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import secrets
 from datetime import datetime, timedelta
 
 from runbook.catalog.flow import default_next
@@ -154,6 +153,8 @@ class Engine:
                                f"{', '.join(lv.id for lv in snapshot.levels)}")
         if symptom is None and pb.symptoms:
             symptom = pb.symptoms[0].id
+        import secrets
+
         incident = incident or f"{'DRL' if drill else 'INC'}-{secrets.token_hex(3).upper()}"
         now = iso(self.clock.now())
         first = [{"ts": now, "actor": actor, "type": "opened", "data": {

@@ -8,12 +8,18 @@ that another thread is advancing.
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from runbook.engine import timers
 from runbook.engine.metrics import describe
 from runbook.engine.state import IncidentState
+from runbook.errors import RunbookError
+
+
+class GatewayClosed(RunbookError):
+    """The TUI is shutting down: engine work that arrives after `close` is refused."""
 
 TIMELINE_ROWS = 200
 
@@ -183,6 +189,7 @@ class EngineGateway:
         self.lock = threading.Lock()
         self._ticker, self._tick_lock = self._sibling(engine), threading.Lock()
         self._commander, self._command_lock = self._sibling(engine), threading.Lock()
+        self.closed = False
 
     @staticmethod
     def _sibling(engine):
@@ -194,17 +201,34 @@ class EngineGateway:
         return Engine(Store(engine.store.path), engine.clock, engine.plugins, engine.catalog)
 
     def close(self) -> None:
-        for sibling in (self._ticker, self._commander):
-            if sibling is not self.engine:
-                sibling.store.close()
+        """Wait for engine work in flight (a tick may be appending an escalation), then close the
+        connections and refuse what comes later: a connection closed under a running statement
+        crashes the process, and an event half-way through its append must land."""
+        with self.lock, self._tick_lock, self._command_lock:
+            self.closed = True
+            for sibling in (self._ticker, self._commander):
+                if sibling is not self.engine:
+                    sibling.store.close()
+
+    @contextmanager
+    def _open(self, *locks):
+        for lock in locks:
+            lock.acquire()
+        try:
+            if self.closed:
+                raise GatewayClosed("runbook is closing")
+            yield
+        finally:
+            for lock in reversed(locks):
+                lock.release()
 
     def set_catalog(self, catalog):
-        with self.lock, self._command_lock:
+        with self._open(self.lock, self._command_lock):
             self.engine.catalog = self._commander.catalog = self.catalog = catalog
         return catalog
 
     def view(self, incident: str) -> IncidentView:
-        with self.lock:
+        with self._open(self.lock):
             state = self.engine.state(incident)
             return build_view(state, self.engine.clock.now())
 
@@ -212,7 +236,7 @@ class EngineGateway:
         """What the debrief shows: times against targets, steps, notes and action items."""
         from runbook.engine.metrics import MEASURES, metrics
 
-        with self.lock:
+        with self._open(self.lock):
             state = self.engine.state(incident)
             m = metrics(state, self.engine.clock.now())
             times = []
@@ -227,7 +251,7 @@ class EngineGateway:
     def report(self, include_drills: bool = False) -> dict:
         from runbook.drills.report import build
 
-        with self.lock:
+        with self._open(self.lock):
             return build(self.engine, include_drills=include_drills).to_dict()
 
     def drills(self) -> list[tuple[str, str, str, str]]:
@@ -240,7 +264,7 @@ class EngineGateway:
         if catalog is None:
             return []
         out = []
-        with self.lock:
+        with self._open(self.lock):
             now = self.engine.clock.now()
             for drill in catalog.models("Drill").values():
                 if drill.schedule is None:
@@ -257,15 +281,17 @@ class EngineGateway:
         if not self._tick_lock.acquire(blocking=False):
             return False
         try:
+            if self.closed:
+                return False
             self._ticker.tick(incident)
             return True
         finally:
             self._tick_lock.release()
 
     def call(self, method: str, *args, **kwargs):
-        with self._command_lock:
+        with self._open(self._command_lock):
             return getattr(self._commander, method)(*args, **kwargs)
 
     def incidents(self) -> list[dict]:
-        with self.lock:
+        with self._open(self.lock):
             return self.engine.list(open_only=True)

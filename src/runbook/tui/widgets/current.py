@@ -44,14 +44,14 @@ class CurrentStepPanel(VerticalScroll):
         self._title_lines = -1
         self._shortcuts = None
         self._rendered: dict = {}
-
-    def on_mount(self) -> None:
-        if _renderer["markdown"] is None:
-            self.load_markdown()
+        self._loading = False
 
     @work(thread=True, exit_on_error=False, group="markdown")
     def load_markdown(self) -> None:
-        from rich.markdown import Markdown  # loaded off the UI thread so the first screen is not delayed
+        # Started once the first view is on screen, off the UI thread: importing the Markdown
+        # renderer takes longer than drawing the whole screen, and on two cores it would slow
+        # the first frame even from a thread. Until it loads, instructions show as plain text.
+        from rich.markdown import Markdown
 
         _renderer["markdown"] = Markdown
         self.app.call_from_thread(self._rerender)
@@ -70,6 +70,9 @@ class CurrentStepPanel(VerticalScroll):
 
     def show(self, view: IncidentView, step: CurrentStep | None) -> None:
         self._last = (view, step)
+        if _renderer["markdown"] is None and not self._loading:
+            self._loading = True
+            self.call_after_refresh(self.load_markdown)
         key = (step, view.status, view.acknowledged_by, self._shown_step is None)
         if key == self._key:
             return
