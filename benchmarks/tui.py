@@ -43,6 +43,8 @@ Minimal().run(headless=True)
 
 RUNBOOK = """
 import sys
+import gc
+gc.disable()  # what `runbook resume` does before it loads the TUI (the patching below loads it early)
 from runbook.tui.app import RunbookApp
 from runbook.tui.screens.incident import IncidentScreen
 
@@ -60,7 +62,7 @@ def first_frame(app):
 IncidentScreen.show = show
 run = RunbookApp.run
 RunbookApp.run = lambda self: run(self, headless=True)
-from runbook.cli import main
+from runbook.__main__ import main
 sys.argv = ["runbook", "--db", db, "resume", incident, "--as", "bench"]
 main()
 """

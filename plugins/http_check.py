@@ -14,8 +14,6 @@ body must contain), method (default GET).
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 
 from runbook.pluginapi import ActionResult, hookimpl
 
@@ -38,6 +36,9 @@ def run_action(settings, request):
     expected = params.get("expect_status", 200)
     expected = {int(s) for s in expected} if isinstance(expected, list) else {int(expected)}
     method = str(params.get("method", "GET")).upper()
+    import urllib.error  # here, not at the top: every runbook command imports its plugins
+    import urllib.request
+
     start = time.monotonic()
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=request.timeout) as response:

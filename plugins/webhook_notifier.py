@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import urllib.error
-import urllib.request
 from urllib.parse import urlsplit
 
 from runbook.pluginapi import NotifyResult, hookimpl
@@ -83,6 +81,9 @@ def notify(settings, notice):
     else:
         return NotifyResult("webhook", False, f"RUNBOOK_WEBHOOK_FORMAT={fmt!r} is not json or pagerduty")
     channel = f"webhook:{fmt}"
+    import urllib.error  # here, not at the top: every runbook command imports its plugins
+    import urllib.request
+
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json", **headers})
     try:

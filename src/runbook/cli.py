@@ -155,7 +155,11 @@ def cli(ctx, catalogs, db, plugins_dir):
 
 
 def _run_tui(ctx: Context, incident: str | None = None, engine: Engine | None = None, actor: str | None = None):
+    import gc
+
     from runbook.cli_incident import default_actor
+
+    gc.disable()  # until the first frame: see runbook/__main__.py; the app turns it back on
     from runbook.tui.app import build_app  # textual loads only when the TUI runs
 
     engine = engine or ctx.engine()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+
 from textual.app import App, SystemCommand
 
 from runbook.tui.gateway import EngineGateway
-from runbook.tui.screens.help import HelpScreen
-from runbook.tui.screens.home import HomeScreen
 from runbook.tui.screens.incident import ACTIONS, IncidentScreen
 
 
@@ -29,14 +29,26 @@ class RunbookApp(App):
             self._catalog = self.gateway.set_catalog(self._catalog_loader())
         return self._catalog
 
+    def started(self) -> None:
+        """The first screen is drawn: resume garbage collection if the command paused it for
+        start-up, leaving what start-up built out of later collections."""
+        if not gc.isenabled():
+            gc.freeze()
+            gc.enable()
+
     def on_mount(self) -> None:
+        self.set_timer(2, self.started)  # at the latest; screens call it after their first frame
         # Straight into an incident when asked: the home screen is built only when wanted.
         if self.start_incident:
             self.open_incident(self.start_incident)
         else:
+            from runbook.tui.screens.home import HomeScreen  # built (and imported) when wanted
+
             self.push_screen(HomeScreen())
 
     def go_home(self) -> None:
+        from runbook.tui.screens.home import HomeScreen
+
         if any(isinstance(screen, HomeScreen) for screen in self.screen_stack):
             while not isinstance(self.screen, HomeScreen):
                 self.pop_screen()
@@ -50,6 +62,8 @@ class RunbookApp(App):
         self.push_screen(IncidentScreen(incident))
 
     def action_help(self) -> None:
+        from runbook.tui.screens.help import HelpScreen
+
         self.push_screen(HelpScreen())
 
     def get_system_commands(self, screen):

@@ -277,14 +277,14 @@ class EngineGateway:
         return sorted(out, key=lambda row: row[2])
 
     def tick(self, incident: str) -> bool:
-        """Fire what is due; skipped (False) while a previous tick is still busy with a slow plugin."""
+        """Fire what is due; True when something fired (the view changed). Skipped (False) while
+        a previous tick is still busy with a slow plugin."""
         if not self._tick_lock.acquire(blocking=False):
             return False
         try:
             if self.closed:
                 return False
-            self._ticker.tick(incident)
-            return True
+            return bool(self._ticker.tick(incident))
         finally:
             self._tick_lock.release()
 

@@ -1,1 +1,12 @@
-"""Modal dialogs; each returns its answer with dismiss()."""
+"""Modal dialogs: confirm, choose, type a line. Each is imported when first shown, so the
+incident screen does not load their widgets (inputs, option lists) before its first frame."""
+
+_WHERE = {"ChoiceDialog": "choice", "ConfirmDialog": "confirm", "TextPrompt": "prompt"}
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        from importlib import import_module
+
+        return getattr(import_module(f"runbook.tui.dialogs.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'runbook.tui.dialogs' has no attribute {name!r}")

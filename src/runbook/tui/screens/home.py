@@ -79,6 +79,7 @@ class HomeScreen(Screen):
             f"[b]runbook[/b] — {count} playbooks · responder: [b]{self.app.actor}[/b]"
             + ("   [b red]catalog has errors: run runbook validate[/b red]" if catalog and catalog.errors else ""))
         self.fill_playbooks(self.query_one("#filter", Input).value)
+        self.app.call_after_refresh(self.app.started)
 
     def fill_playbooks(self, text: str) -> None:
         table = self.query_one("#playbooks", DataTable)

@@ -9,9 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 
 from runbook.errors import RunbookError
-from runbook.tui.dialogs.choice import ChoiceDialog
-from runbook.tui.dialogs.confirm import ConfirmDialog
-from runbook.tui.dialogs.prompt import TextPrompt
+from runbook.tui import dialogs
 from runbook.tui.gateway import CurrentStep, IncidentView
 from runbook.tui.widgets.current import CurrentStepPanel
 from runbook.tui.widgets.keybar import KeyBar
@@ -78,7 +76,8 @@ class IncidentScreen(Screen):
     # rendering ----------------------------------------------------------------------------
 
     def on_screen_resume(self) -> None:
-        self.refresh_view()
+        if self.view is not None:  # back from a dialog or another screen (the first view is on its way)
+            self.refresh_view()
 
     def tick_and_refresh(self) -> None:
         self.tick()
@@ -103,6 +102,8 @@ class IncidentScreen(Screen):
         self.app.call_from_thread(self.show, view)
 
     def show(self, view: IncidentView) -> None:
+        if self.view is None:
+            self.app.call_after_refresh(self.app.started)
         self.announce(view)
         self.view = view
         tracks_with_steps = [c.track for c in view.current]
@@ -162,7 +163,7 @@ class IncidentScreen(Screen):
         self.app.call_from_thread(self.refresh_view)
 
     def confirm(self, question: str, detail: str, then) -> None:
-        self.app.push_screen(ConfirmDialog(question, detail), lambda yes: then() if yes else None)
+        self.app.push_screen(dialogs.ConfirmDialog(question, detail), lambda yes: then() if yes else None)
 
     def _need_step(self) -> CurrentStep | None:
         step = self.selected
@@ -192,13 +193,13 @@ class IncidentScreen(Screen):
     def action_skip(self) -> None:
         step = self._need_step()
         if step:
-            self.app.push_screen(TextPrompt(f"Skip “{step.title}” — why?", "reason"),
+            self.app.push_screen(dialogs.TextPrompt(f"Skip “{step.title}” — why?", "reason"),
                                  lambda reason: reason and self.send("skip", step.id, reason))
 
     def action_fail(self) -> None:
         step = self._need_step()
         if step:
-            self.app.push_screen(TextPrompt(f"“{step.title}” failed — what happened?", "what went wrong"),
+            self.app.push_screen(dialogs.TextPrompt(f"“{step.title}” failed — what happened?", "what went wrong"),
                                  lambda reason: reason and self.send("fail", step.id, reason))
 
     def action_choose(self) -> None:
@@ -208,7 +209,7 @@ class IncidentScreen(Screen):
         if not step.options:
             self.app.notify(f"“{step.title}” is not a decision.", severity="warning")
             return
-        self.app.push_screen(ChoiceDialog(step.question or step.title, list(step.options)),
+        self.app.push_screen(dialogs.ChoiceDialog(step.question or step.title, list(step.options)),
                              lambda index: index is not None and self._chosen(step, index))
 
     def _chosen(self, step: CurrentStep, index: int) -> None:
@@ -242,7 +243,7 @@ class IncidentScreen(Screen):
         if not names:
             self.app.notify("No degradation left to apply.", severity="warning")
             return
-        self.app.push_screen(ChoiceDialog("Apply which degradation?", [
+        self.app.push_screen(dialogs.ChoiceDialog("Apply which degradation?", [
             f"{f.name}: {f.summary}" for f in self.view.flags if not f.applied]),
             lambda i: i is not None and self.confirm(f"Apply “{names[i]}”? This flips flags.", "",
                                                       lambda: self.send("degrade", names[i])))
@@ -252,18 +253,18 @@ class IncidentScreen(Screen):
         if not names:
             self.app.notify("No degradation is applied.", severity="warning")
             return
-        self.app.push_screen(ChoiceDialog("Restore which degradation?", names),
+        self.app.push_screen(dialogs.ChoiceDialog("Restore which degradation?", names),
                              lambda i: i is not None and self.confirm(f"Restore “{names[i]}”? This flips flags.", "",
                                                                       lambda: self.send("restore", names[i])))
 
     def action_severity(self) -> None:
         levels = [lv for lv in self.view.severities if lv != self.view.severity] if self.view else []
         if levels:
-            self.app.push_screen(ChoiceDialog(f"Severity is {self.view.severity}; change to", levels),
+            self.app.push_screen(dialogs.ChoiceDialog(f"Severity is {self.view.severity}; change to", levels),
                                  lambda i: i is not None and self.send("severity", levels[i]))
 
     def action_note(self) -> None:
-        self.app.push_screen(TextPrompt("Add a note to the timeline", "what you found or did"),
+        self.app.push_screen(dialogs.TextPrompt("Add a note to the timeline", "what you found or did"),
                              lambda text: text and self.send("note", text))
 
     def action_escalate(self) -> None:
