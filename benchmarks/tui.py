@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +78,7 @@ def timed_process(code: str, *args: str, env: dict | None = None) -> float:
     return float(proc.stdout.split()[-1]) - start
 
 
-def make_incident(directory: Path, events: int):
+def make_incident(directory: Path, events: int, opened=None):
     from runbook.catalog import load
     from runbook.engine import Engine, VirtualClock
     from runbook.engine.clock import iso
@@ -86,7 +87,7 @@ def make_incident(directory: Path, events: int):
     from runbook.store import Store
 
     store = Store(str(directory / "db.sqlite"))
-    clock = VirtualClock()
+    clock = VirtualClock(opened) if opened else VirtualClock()
     host = PluginHost(Settings(flags_file=str(directory / "flags.json"), plugins_dir=None), entry_points=False)
     engine = Engine(store, clock, host, load([str(ROOT / "playbooks")]))
     incident = engine.open("video-call-degraded", "bench", incident="INC-BENCH").id
@@ -155,7 +156,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        engine, incident = make_incident(directory, 100)
+        # opened a minute ago, as when a responder reopens the incident they are working on
+        engine, incident = make_incident(directory, 100, datetime.now(timezone.utc) - timedelta(minutes=1))
         db, flags = str(directory / "db.sqlite"), str(directory / "flags.json")
         # Python's default: compiled modules are cached as bytecode, as a pip install leaves them
         # (some sandboxes set PYTHONDONTWRITEBYTECODE, which would recompile runbook on every start

@@ -82,6 +82,41 @@ def test_entry_point_plugin_loads(tmp_path, monkeypatch):
     sys.modules.pop("ep_demo_plugin", None)
 
 
+def _install(site, module, name, action):
+    (site / f"{module}.py").write_text(
+        "from runbook.pluginapi import hookimpl\n"
+        "class Plugin:\n    @staticmethod\n    @hookimpl\n"
+        f"    def register_actions(register):\n        register('{action}', 'from an entry point')\n")
+    dist = site / f"{module}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[runbook]\n{name} = {module}:Plugin\n")
+
+
+def test_remembered_entry_points_follow_installs_and_removals(tmp_path, monkeypatch):
+    """The list of entry points is cached, but installing or removing a package is seen at once."""
+    import shutil
+
+    from runbook.plugins import ENTRY_POINT_GROUP, installed_entry_points
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    _install(site, "first_plugin", "first", "first-action")
+    from runbook.settings import cache_dir
+
+    assert ("first", "first_plugin:Plugin") in installed_entry_points(ENTRY_POINT_GROUP)
+    assert "first_plugin:Plugin" in (cache_dir() / "entry-points.json").read_text()
+    _install(site, "second_plugin", "second", "second-action")
+    h = PluginHost(Settings(flags_file=str(tmp_path / "f.json"), plugins_dir=None))
+    assert by_name(h)["second"].actions == ["second-action"]
+    shutil.rmtree(site / "first_plugin-1.0.dist-info")
+    names = {name for name, _ in installed_entry_points(ENTRY_POINT_GROUP)}
+    assert "first" not in names and "second" in names
+    for module in ("first_plugin", "second_plugin"):
+        sys.modules.pop(module, None)
+
+
 def test_trace_prints_every_hook_call(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RUNBOOK_TRACE_PLUGINS", "1")
     host(tmp_path).get_flag("x")

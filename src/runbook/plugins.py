@@ -77,6 +77,57 @@ def allowlist() -> set[str] | None:
     return {name.strip() for name in raw.split(",") if name.strip()}
 
 
+def installed_entry_points(group: str) -> list[tuple[str, str]]:
+    """(name, "module:attr") of the installed packages' entry points in `group`.
+
+    Finding them means importing importlib.metadata and reading the metadata of every installed
+    package: about a twentieth of a short command's run. The answer is kept in the cache
+    directory with the modification times of the directories on Python's path, which change
+    whenever a package is installed, upgraded or removed there; then it is asked again.
+    RUNBOOK_PLUGIN_CACHE=0 turns the cache off.
+    """
+    import json
+
+    from runbook.settings import cache_dir
+
+    stamp = []
+    for entry in sys.path:
+        try:
+            stamp.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            stamp.append([entry, None])
+    use_cache = os.environ.get("RUNBOOK_PLUGIN_CACHE", "1") != "0"
+    path = cache_dir() / "entry-points.json"
+    if use_cache:
+        try:
+            kept = json.loads(path.read_text(encoding="utf-8"))
+            if kept["stamp"] == stamp and group in kept["groups"]:
+                return [tuple(point) for point in kept["groups"][group]]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    import importlib.metadata
+
+    points = [(ep.name, ep.value) for ep in importlib.metadata.entry_points(group=group)]
+    if use_cache:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            temporary.write_text(json.dumps({"stamp": stamp, "groups": {group: points}}), encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError:
+            pass  # a read-only home only costs the scan next time
+    return points
+
+
+def _load_entry_point(value: str):
+    """What importlib.metadata's EntryPoint.load does: import "module" or "module:attr.attr"."""
+    module_name, _, attrs = value.split("[", 1)[0].strip().partition(":")
+    target = importlib.import_module(module_name.strip())
+    for attr in filter(None, attrs.strip().split(".")):
+        target = getattr(target, attr)
+    return target
+
+
 class PluginHost:
     def __init__(self, settings: Settings | None = None, entry_points: bool = True):
         self.settings = settings or Settings.from_environment()
@@ -110,17 +161,15 @@ class PluginHost:
         self.plugins.append(LoadedPlugin(name, source, location, hooks))
 
     def _load_entry_points(self, allowed) -> None:
-        import importlib.metadata  # only when plugins are really loaded: it scans every installed package
-
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if allowed is not None and ep.name not in allowed:
+        for name, value in installed_entry_points(ENTRY_POINT_GROUP):
+            if allowed is not None and name not in allowed:
                 continue
             try:
-                module = ep.load()
+                module = _load_entry_point(value)
             except Exception as exc:
-                self.plugins.append(LoadedPlugin(ep.name, "entry point", ep.value, error=f"cannot load: {exc}"))
+                self.plugins.append(LoadedPlugin(name, "entry point", value, error=f"cannot load: {exc}"))
                 continue
-            self._register(module, ep.name, "entry point", ep.value)
+            self._register(module, name, "entry point", value)
 
     def _load_directory(self, directory: Path, allowed) -> None:
         if not directory.is_dir():

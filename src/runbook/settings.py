@@ -10,6 +10,12 @@ DEFAULT_FLAGS_FILE = "flags.json"
 DEFAULT_PLUGINS_DIR = "plugins"
 
 
+def cache_dir() -> Path:
+    """Where runbook keeps what it can recompute: $XDG_CACHE_HOME/runbook or ~/.cache/runbook."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "runbook"
+
+
 def sandbox_path(flags_file: str) -> str:
     """The drill sandbox beside a flag file: flags.json -> flags.sandbox.json."""
     path = Path(flags_file)

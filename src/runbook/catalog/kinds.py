@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Callable
 
-from runbook.catalog import drill, models
+from runbook.catalog import models
 
 API_VERSION = "runbook/v1"
 
@@ -62,5 +62,11 @@ register(Kind("EscalationPolicy", "escalationpolicy.schema.json", models.build_e
               "who is notified, in what order, after how long without an acknowledgement"))
 register(Kind("Roster", "roster.schema.json", models.build_roster,
               "people, contact handles and on-call rotations"))
-register(Kind("Drill", "drill.schema.json", drill.build_drill,
+def _build_drill(data: dict):
+    from runbook.catalog.drill import build_drill  # only catalogs and drill incidents have drills
+
+    return build_drill(data)
+
+
+register(Kind("Drill", "drill.schema.json", _build_drill,
               "a rehearsal of a playbook: injects, schedule, mode, targets, simulated responders"))

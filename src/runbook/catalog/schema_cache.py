@@ -21,8 +21,9 @@ LIMIT = 5000
 
 
 def _path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "runbook" / "schema-passed.json"
+    from runbook.settings import cache_dir
+
+    return cache_dir() / "schema-passed.json"
 
 
 def enabled() -> bool:

@@ -6,6 +6,7 @@ import gc
 
 from textual.app import App, SystemCommand
 
+from runbook.errors import RunbookError
 from runbook.tui.gateway import EngineGateway
 from runbook.tui.screens.incident import ACTIONS, IncidentScreen
 
@@ -40,7 +41,13 @@ class RunbookApp(App):
         self.set_timer(2, self.started)  # at the latest; screens call it after their first frame
         # Straight into an incident when asked: the home screen is built only when wanted.
         if self.start_incident:
-            self.open_incident(self.start_incident)
+            # The command that started us has just read the incident (to settle a crash), so
+            # its view is cheap now and the first frame can show it instead of an empty screen.
+            try:
+                first = self.gateway.view(self.start_incident)
+            except RunbookError:
+                first = None
+            self.push_screen(IncidentScreen(self.start_incident, first))
         else:
             from runbook.tui.screens.home import HomeScreen  # built (and imported) when wanted
 

@@ -46,9 +46,11 @@ class IncidentScreen(Screen):
         Binding("question_mark", "app.help", "Help"),
     ]
 
-    def __init__(self, incident: str):
+    def __init__(self, incident: str, view: IncidentView | None = None):
         super().__init__()
         self.incident = incident
+        self._first_view = view  # when the caller has it already, the first frame shows it
+        self._suspended = False
         self.gates_announced: set[str] = set()
         self.view: IncidentView | None = None
         self.track: str | None = None
@@ -68,15 +70,23 @@ class IncidentScreen(Screen):
                      + [("tab", "Track"), ("esc", "Home"), ("?", "Help"), ("^p", "Palette")])
 
     def on_mount(self) -> None:
-        self.refresh_view()
+        if self._first_view is not None:
+            self.show(self._first_view)
+            self._first_view = None
+        else:
+            self.refresh_view()
         if self.app.live:
             self.tick()
             self.set_interval(1.0, self.tick_and_refresh)
 
     # rendering ----------------------------------------------------------------------------
 
+    def on_screen_suspend(self) -> None:
+        self._suspended = True
+
     def on_screen_resume(self) -> None:
-        if self.view is not None:  # back from a dialog or another screen (the first view is on its way)
+        if self._suspended:  # back from a dialog or another screen (not the first time it shows)
+            self._suspended = False
             self.refresh_view()
 
     def tick_and_refresh(self) -> None:
@@ -109,6 +119,15 @@ class IncidentScreen(Screen):
         tracks_with_steps = [c.track for c in view.current]
         if self.track not in tracks_with_steps:
             self.track = tracks_with_steps[0] if tracks_with_steps else None
+        self.draw(view)
+
+    def on_resize(self) -> None:
+        # the first view may be drawn before the screen knows its size (and breakpoint class);
+        # a resized terminal changes the header's folding and the timeline's length too
+        if self.view is not None:
+            self.draw(self.view)
+
+    def draw(self, view: IncidentView) -> None:
         narrow = self.has_class("-narrow")
         self.query_one(IncidentHeader).show(view, narrow)
         self.query_one(StepList).show(view, self.selected.id if self.selected else None)
