@@ -26,19 +26,34 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-MINIMAL = """
+# Both children time the same two moments. "first frame": the first frame Textual hands to its
+# terminal driver (App._display) that shows the app's content (for runbook, the incident screen
+# with its view). "settled": the first call_after_refresh callback queued when the content is
+# set, which runs only after Textual's start-up resize passes have laid out and drawn it again.
+FIRST_FRAME = """
+import time
 from textual.app import App
+display = App._display
+def first_frame(self, screen, renderable):
+    display(self, screen, renderable)
+    if renderable is not None and not getattr(self, "framed", False) and shows_content(screen):
+        self.framed = True
+        print("frame", time.time(), flush=True)
+App._display = first_frame
+def settled(app):
+    print("settled", time.time(), flush=True)
+    app.exit()
+"""
+
+MINIMAL = FIRST_FRAME + """
 from textual.widgets import Static, Footer
 class Minimal(App):
     def compose(self):
         yield Static("hello")
         yield Footer()
     def on_mount(self):
-        self.call_after_refresh(self.first_frame)
-    def first_frame(self):
-        import time
-        print(time.time(), flush=True)
-        self.exit()
+        self.call_after_refresh(settled, self)
+shows_content = lambda screen: True
 Minimal().run(headless=True)
 """
 
@@ -46,21 +61,18 @@ RUNBOOK = """
 import sys
 import gc
 gc.disable()  # what `runbook resume` does before it loads the TUI (the patching below loads it early)
+""" + FIRST_FRAME + """
 from runbook.tui.app import RunbookApp
 from runbook.tui.screens.incident import IncidentScreen
-
-db, flags, incident = sys.argv[1:4]
+shows_content = lambda screen: isinstance(screen, IncidentScreen) and screen.view is not None
 original = IncidentScreen.show
 def show(self, view):
+    if not getattr(self, "queued", False):  # queued before the screen's own callbacks
+        self.queued = True
+        self.app.call_after_refresh(settled, self.app)
     original(self, view)
-    if not getattr(self.app, "timed", False):
-        self.app.timed = True
-        self.app.call_after_refresh(first_frame, self.app)
-def first_frame(app):
-    import time
-    print(time.time(), flush=True)
-    app.exit()
 IncidentScreen.show = show
+db, flags, incident = sys.argv[1:4]
 run = RunbookApp.run
 RunbookApp.run = lambda self: run(self, headless=True)
 from runbook.__main__ import main
@@ -69,13 +81,14 @@ main()
 """
 
 
-def timed_process(code: str, *args: str, env: dict | None = None) -> float:
-    """Seconds from launching the process to its first rendered frame (the child prints the moment)."""
+def timed_process(code: str, *args: str, env: dict | None = None) -> tuple[float, float]:
+    """Seconds from launching the process to its first frame and to the settled screen."""
     start = time.time()
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, env=env)
-    if proc.returncode != 0:
+    moments = dict(line.split() for line in proc.stdout.splitlines() if line.startswith(("frame ", "settled ")))
+    if proc.returncode != 0 or len(moments) != 2:
         sys.exit(f"the timed process failed ({proc.returncode}): {proc.stdout[-1500:]}{proc.stderr[-1500:]}")
-    return float(proc.stdout.split()[-1]) - start
+    return float(moments["frame"]) - start, float(moments["settled"]) - start
 
 
 def make_incident(directory: Path, events: int, opened=None):
@@ -169,11 +182,16 @@ def main() -> None:
         for _ in range(args.runs):  # interleaved so both see the same machine load
             minimal.append(timed_process(MINIMAL, env=env))
             ours.append(timed_process(RUNBOOK, db, flags, incident, env=env))
-        m, o = statistics.median(minimal), statistics.median(ours)
-        print(f"first screen, fresh process (median of {args.runs}):")
-        print(f"  minimal Textual app : {m * 1000:7.0f} ms")
-        print(f"  runbook incident    : {o * 1000:7.0f} ms")
-        print(f"  ratio               : {o / m:.2f}  (goal <= 1.5)")
+        med = statistics.median
+        print(f"first screen, fresh process (median of {args.runs}):      first frame   settled")
+        m_frame, m_settled = med(m[0] for m in minimal), med(m[1] for m in minimal)
+        o_frame, o_settled = med(o[0] for o in ours), med(o[1] for o in ours)
+        print(f"  minimal Textual app                        {m_frame * 1000:7.0f} ms {m_settled * 1000:7.0f} ms")
+        print(f"  runbook resume (incident screen)           {o_frame * 1000:7.0f} ms {o_settled * 1000:7.0f} ms")
+        ratios = [o[0] / m[0] for m, o in zip(minimal, ours)]
+        print(f"  ratio                                      {o_frame / m_frame:7.2f}    {o_settled / m_settled:7.2f}"
+              f"   (goal <= 1.5 on the first frame; per-pair first-frame ratios "
+              f"{min(ratios):.2f}-{max(ratios):.2f})")
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

@@ -37,9 +37,9 @@ class RunbookApp(App):
             gc.freeze()
             gc.enable()
 
-    def on_mount(self) -> None:
-        self.set_timer(2, self.started)  # at the latest; screens call it after their first frame
-        # Straight into an incident when asked: the home screen is built only when wanted.
+    def get_default_screen(self):
+        """The first screen: the incident when asked for one, else home. Built as the base of the
+        stack (not pushed over an empty default screen, which would be laid out and drawn too)."""
         if self.start_incident:
             # The command that started us has just read the incident (to settle a crash), so
             # its view is cheap now and the first frame can show it instead of an empty screen.
@@ -47,11 +47,13 @@ class RunbookApp(App):
                 first = self.gateway.view(self.start_incident)
             except RunbookError:
                 first = None
-            self.push_screen(IncidentScreen(self.start_incident, first))
-        else:
-            from runbook.tui.screens.home import HomeScreen  # built (and imported) when wanted
+            return IncidentScreen(self.start_incident, first)
+        from runbook.tui.screens.home import HomeScreen  # built (and imported) when wanted
 
-            self.push_screen(HomeScreen())
+        return HomeScreen()
+
+    def on_mount(self) -> None:
+        self.set_timer(2, self.started)  # at the latest; screens call it after their first frame
 
     def go_home(self) -> None:
         from runbook.tui.screens.home import HomeScreen
