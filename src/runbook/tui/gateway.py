@@ -218,6 +218,19 @@ class EngineGateway:
             for lock in reversed(locks):
                 lock.release()
 
+    def warm(self, incident: str) -> None:
+        """Read the incident on the ticker's and the commander's connections too, ahead of need:
+        each engine folds the log once, and on a long incident that fold is what the first
+        command key would otherwise wait for."""
+        with self._open(self._command_lock):
+            self._commander.state(incident)
+        if self._tick_lock.acquire(blocking=False):  # a tick in progress is warming it already
+            try:
+                if not self.closed:
+                    self._ticker.state(incident)
+            finally:
+                self._tick_lock.release()
+
     def set_catalog(self, catalog):
         with self._open(self.lock, self._command_lock):
             self.engine.catalog = self._commander.catalog = self.catalog = catalog

@@ -102,6 +102,14 @@ class IncidentScreen(Screen):
         except RunbookError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")
 
+    @work(thread=True, group="incident-warm", exit_on_error=False)
+    def warm(self) -> None:
+        """Once the first view is on screen: get the command and timer engines ready."""
+        try:
+            self.app.gateway.warm(self.incident)
+        except RunbookError:
+            pass  # the next command or tick reports it
+
     @work(thread=True, exclusive=True, group="incident-refresh", exit_on_error=False)
     def refresh_view(self) -> None:
         try:
@@ -114,6 +122,7 @@ class IncidentScreen(Screen):
     def show(self, view: IncidentView) -> None:
         if self.view is None:
             self.app.call_after_refresh(self.app.started)
+            self.app.call_after_refresh(self.warm)
         self.announce(view)
         self.view = view
         tracks_with_steps = [c.track for c in view.current]
