@@ -179,6 +179,21 @@ def test_event_from_another_process_appears_within_a_second(make, repo_root, tmp
     assert "note: second responder here" in notifications
 
 
+def test_escape_from_the_incident_it_started_on_goes_home_and_back(make):
+    app, engine = make()
+
+    async def scenario():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            assert isinstance(app.screen, IncidentScreen) and app.screen.view is not None
+            await press(pilot, "escape")
+            assert isinstance(app.screen, HomeScreen)
+            await press(pilot, "tab", "enter")  # the open incidents list, then resume the first
+            return app.screen
+    screen = asyncio.run(scenario())
+    assert isinstance(screen, IncidentScreen) and screen.incident == "INC-TEST01"
+
+
 def test_quitting_waits_for_a_tick_in_flight_and_refuses_later_work(make):
     """Quitting while a tick is appending must neither close its connection under it (that
     crashes the process) nor lose the event; engine work after that is refused, not attempted."""

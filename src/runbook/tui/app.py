@@ -37,9 +37,9 @@ class RunbookApp(App):
             gc.freeze()
             gc.enable()
 
-    def get_default_screen(self):
-        """The first screen: the incident when asked for one, else home. Built as the base of the
-        stack (not pushed over an empty default screen, which would be laid out and drawn too)."""
+    def on_mount(self) -> None:
+        self.set_timer(2, self.started)  # at the latest; screens call it after their first frame
+        # Straight into an incident when asked: the home screen is built only when wanted.
         if self.start_incident:
             # The command that started us has just read the incident (to settle a crash), so
             # its view is cheap now and the first frame can show it instead of an empty screen.
@@ -47,13 +47,11 @@ class RunbookApp(App):
                 first = self.gateway.view(self.start_incident)
             except RunbookError:
                 first = None
-            return IncidentScreen(self.start_incident, first)
-        from runbook.tui.screens.home import HomeScreen  # built (and imported) when wanted
+            self.push_screen(IncidentScreen(self.start_incident, first))
+        else:
+            from runbook.tui.screens.home import HomeScreen  # built (and imported) when wanted
 
-        return HomeScreen()
-
-    def on_mount(self) -> None:
-        self.set_timer(2, self.started)  # at the latest; screens call it after their first frame
+            self.push_screen(HomeScreen())
 
     def go_home(self) -> None:
         from runbook.tui.screens.home import HomeScreen
