@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 
 from runbook.hookspecs import hookimpl
@@ -23,7 +24,11 @@ class FlagState:
     enabled: bool = True
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # spelled out: asdict's deep walk is most of the cost of recording a flag flip
+        value = self.value
+        if isinstance(value, (dict, list)):
+            value = json.loads(json.dumps(value))  # a copy, as asdict made: the event must not share it
+        return {"exists": self.exists, "value": value, "variant": self.variant, "enabled": self.enabled}
 
     @classmethod
     def from_dict(cls, data: dict) -> "FlagState":

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 def iso(moment: datetime) -> str:
     """UTC ISO-8601 with microseconds and a Z, sortable as text."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"  # [:-6]: "+00:00"
 
 
 def parse(text: str) -> datetime:

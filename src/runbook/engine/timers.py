@@ -88,10 +88,15 @@ def deadlines(state: IncidentState) -> dict[str, tuple[datetime, datetime | None
 
 
 def _reminder_window(state: IncidentState, reminder):
-    starts = {"opened": state.opened_at, "acknowledged": state.acknowledged_at, "mitigated": state.mitigated_at}
-    stops = {"acknowledged": state.acknowledged_at, "mitigated": state.mitigated_at or state.resolved_at,
-             "resolved": state.resolved_at}
-    return starts.get(reminder.start), stops.get(reminder.until) or state.resolved_at
+    # plain comparisons, not lookup tables: this runs for every reminder after every event
+    start = reminder.start
+    begins = (state.opened_at if start == "opened" else state.acknowledged_at if start == "acknowledged"
+              else state.mitigated_at if start == "mitigated" else None)
+    until = reminder.until
+    stops = (state.acknowledged_at if until == "acknowledged" else
+             (state.mitigated_at or state.resolved_at) if until == "mitigated" else
+             state.resolved_at if until == "resolved" else None)
+    return begins, stops or state.resolved_at
 
 
 def pending(state: IncidentState) -> list[Timer]:
