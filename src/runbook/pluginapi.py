@@ -1,12 +1,15 @@
 """The values that cross the plugin boundary. Plugin authors import from here.
 
     from runbook.pluginapi import hookimpl, ActionResult
+
+Each is an immutable record (a NamedTuple: built with positional or keyword arguments, read
+by attribute, compared by value; `_replace` makes a changed copy).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 from runbook.hookspecs import hookimpl
 
@@ -14,8 +17,7 @@ __all__ = ["ActionRequest", "ActionResult", "EscalationNotice", "FlagChange", "F
            "NotifyResult", "Recipient", "hookimpl"]
 
 
-@dataclass(frozen=True)
-class FlagState:
+class FlagState(NamedTuple):
     """What a flag holds: whether it exists, its current value, and the variant that gives it."""
 
     exists: bool
@@ -24,7 +26,7 @@ class FlagState:
     enabled: bool = True
 
     def to_dict(self) -> dict:
-        # spelled out: asdict's deep walk is most of the cost of recording a flag flip
+        # spelled out, copying only what could be shared: this runs for every flag flip recorded
         value = self.value
         if isinstance(value, (dict, list)):
             value = json.loads(json.dumps(value))  # a copy, as asdict made: the event must not share it
@@ -35,8 +37,7 @@ class FlagState:
         return cls(bool(data.get("exists")), data.get("value"), data.get("variant"), data.get("enabled", True))
 
 
-@dataclass(frozen=True)
-class FlagChange:
+class FlagChange(NamedTuple):
     name: str
     previous: FlagState
     current: FlagState
@@ -49,21 +50,19 @@ class FlagChange:
                 "backend": self.backend, "location": self.location, "notes": list(self.notes)}
 
 
-@dataclass(frozen=True)
-class ActionRequest:
+class ActionRequest(NamedTuple):
     """An automated step: `argv` for a command (run:), or `action` + `params` for a plugin action (uses:)."""
 
     argv: tuple[str, ...] | None = None
     action: str | None = None
-    params: dict = field(default_factory=dict)
+    params: dict = {}  # shared when empty: read-only, like every field here
     timeout: float = 60.0
     incident: str | None = None
     step: str | None = None
     drill: bool = False
 
 
-@dataclass(frozen=True)
-class ActionResult:
+class ActionResult(NamedTuple):
     ok: bool
     summary: str
     exit_code: int | None = None
@@ -72,11 +71,10 @@ class ActionResult:
     handler: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self._asdict()
 
 
-@dataclass(frozen=True)
-class Recipient:
+class Recipient(NamedTuple):
     id: str
     name: str
     email: str = ""
@@ -86,8 +84,7 @@ class Recipient:
     via: str = ""  # "rotation rtc-primary" or "person"
 
 
-@dataclass(frozen=True)
-class EscalationNotice:
+class EscalationNotice(NamedTuple):
     """One escalation level being notified for one incident."""
 
     incident: str
@@ -102,21 +99,19 @@ class EscalationNotice:
     dedup_key: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**self._asdict(), "recipients": [r._asdict() for r in self.recipients]}
 
 
-@dataclass(frozen=True)
-class NotifyResult:
+class NotifyResult(NamedTuple):
     channel: str
     delivered: bool
     detail: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self._asdict()
 
 
-@dataclass(frozen=True)
-class HookFailure:
+class HookFailure(NamedTuple):
     """A plugin that raised, hung past its timeout or returned nonsense, as data rather than a crash."""
 
     plugin: str
@@ -128,4 +123,4 @@ class HookFailure:
         return f"plugin {self.plugin} failed in {self.hook}: {self.message}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self._asdict()
