@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 DEFAULT_FLAGS_FILE = "flags.json"
@@ -22,8 +22,7 @@ def sandbox_path(flags_file: str) -> str:
     return str(path.with_name(f"{path.stem}.sandbox{path.suffix or '.json'}"))
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     flags_file: str = DEFAULT_FLAGS_FILE
     sandbox_flags_file: str | None = None
     plugins_dir: str | None = DEFAULT_PLUGINS_DIR

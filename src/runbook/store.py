@@ -20,9 +20,8 @@ import hashlib
 import json
 import os
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from runbook.errors import RunbookError
 
@@ -43,8 +42,7 @@ class ConflictError(RunbookError):
     exit_code = 6
 
 
-@dataclass(frozen=True)
-class StoredEvent:
+class StoredEvent(NamedTuple):
     incident: str
     seq: int
     ts: str

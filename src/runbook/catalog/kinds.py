@@ -7,17 +7,15 @@ Adding a kind is one `register(Kind(...))` call and one schema file; the loader,
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import cache
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from runbook.catalog import models
 
 API_VERSION = "runbook/v1"
 
 
-@dataclass(frozen=True)
-class Kind:
+class Kind(NamedTuple):
     name: str
     schema_file: str
     build: Callable[[dict], object]

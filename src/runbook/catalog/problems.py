@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 ERROR = "error"
 WARNING = "warning"
 
 
-@dataclass(frozen=True, order=True)
-class Problem:
+class Problem(NamedTuple):
     file: str
     line: int
     column: int
@@ -25,7 +24,7 @@ class Problem:
         return f"{where}{label}{path} {self.message}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self._asdict()
 
 
 def format_path(parts) -> str:

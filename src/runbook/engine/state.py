@@ -8,6 +8,7 @@ playbook's flow: the engine records each step transition as an event when it dec
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from datetime import datetime
 
 from runbook.engine.clock import parse
@@ -17,8 +18,7 @@ from runbook.store import StoredEvent
 PENDING, ACTIVE, DONE, SKIPPED, FAILED = "pending", "active", "done", "skipped", "failed"
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     seq: int
     at: datetime
     actor: str
