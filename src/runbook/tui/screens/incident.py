@@ -76,7 +76,9 @@ class IncidentScreen(Screen):
         else:
             self.refresh_view()
         if self.app.live:
-            self.tick()
+            # the first tick (which reads the whole log on the ticker's connection) waits for the
+            # first frame rather than compete with it; anything due fires a moment later
+            self.call_after_refresh(self.tick)
             self.set_interval(1.0, self.tick_and_refresh)
 
     # rendering ----------------------------------------------------------------------------
