@@ -82,9 +82,10 @@ def installed_entry_points(group: str) -> list[tuple[str, str]]:
 
     Finding them means importing importlib.metadata and reading the metadata of every installed
     package: about a twentieth of a short command's run. The answer is kept in the cache
-    directory with the modification times of the directories on Python's path, which change
-    whenever a package is installed, upgraded or removed there; then it is asked again.
-    RUNBOOK_PLUGIN_CACHE=0 turns the cache off.
+    directory together with the packages' metadata directories (*.dist-info, *.egg-info) found
+    on Python's path and their modification times, which change whenever a package is
+    installed, upgraded or removed; then it is asked again. RUNBOOK_PLUGIN_CACHE=0 turns the
+    cache off.
     """
     import json
 
@@ -93,26 +94,32 @@ def installed_entry_points(group: str) -> list[tuple[str, str]]:
     stamp = []
     for entry in sys.path:
         try:
-            stamp.append([entry, os.stat(entry or ".").st_mtime_ns])
+            with os.scandir(entry or ".") as found:
+                stamp.append([entry, sorted([item.name, item.stat().st_mtime_ns] for item in found
+                                            if item.name.endswith((".dist-info", ".egg-info")))])
         except OSError:
             stamp.append([entry, None])
     use_cache = os.environ.get("RUNBOOK_PLUGIN_CACHE", "1") != "0"
     path = cache_dir() / "entry-points.json"
+    kept: list = []
     if use_cache:
         try:
-            kept = json.loads(path.read_text(encoding="utf-8"))
-            if kept["stamp"] == stamp and group in kept["groups"]:
-                return [tuple(point) for point in kept["groups"][group]]
+            kept = json.loads(path.read_text(encoding="utf-8"))["paths"]
+            for known in kept:
+                if known["stamp"] == stamp:
+                    return [tuple(point) for point in known["groups"][group]]
         except (OSError, ValueError, KeyError, TypeError):
-            pass
+            kept = []
     import importlib.metadata
 
     points = [(ep.name, ep.value) for ep in importlib.metadata.entry_points(group=group)]
     if use_cache:
+        # one entry per Python path seen lately (`runbook` and `python -m runbook` differ in theirs)
+        kept = [{"stamp": stamp, "groups": {group: points}}] + [k for k in kept if k.get("stamp") != stamp][:7]
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            temporary.write_text(json.dumps({"stamp": stamp, "groups": {group: points}}), encoding="utf-8")
+            temporary.write_text(json.dumps({"paths": kept}), encoding="utf-8")
             os.replace(temporary, path)
         except OSError:
             pass  # a read-only home only costs the scan next time
