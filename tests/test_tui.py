@@ -137,9 +137,22 @@ def test_home_opens_a_playbook_from_the_symptom_filter(make):
             assert isinstance(app.screen, ConfirmDialog)
             await press(pilot, "y")
             assert isinstance(app.screen, IncidentScreen)
-            return app.screen.incident
-    incident = asyncio.run(scenario())
-    assert engine.state(incident).playbook.id == "login-outage"
+            return app.screen.incident, _screen_text(app)
+    incident, screen = asyncio.run(scenario())
+    state = engine.state(incident)
+    assert state.playbook.id == "login-outage"
+    # the whole step list is on screen, not only its title (its height follows its content)
+    shown = [step.title[:20] for step in state.playbook.tracks[0].steps if step.title[:20] in screen]
+    assert len(shown) == len(state.playbook.tracks[0].steps), shown
+
+
+def _screen_text(app) -> str:
+    """What the screen shows, as text (from Textual's SVG screenshot)."""
+    import html
+    import re
+
+    svg = app.export_screenshot()
+    return html.unescape(" ".join(re.findall(r">([^<>]*)</text>", svg))).replace("\xa0", " ")
 
 
 def test_errors_are_shown_not_raised(make):

@@ -91,6 +91,8 @@ class IncidentHeader(ViewPanel):
 
 
 class StepList(ViewPanel):
+    FIXED_SIZE = False  # as tall as its steps: a new list must be laid out, not painted into the old height
+
     def show(self, view: IncidentView, selected: str | None) -> None:
         if not self.changed((view.tracks, selected)):
             return
