@@ -4,6 +4,7 @@ and one test per hook (a meta-test fails when a hook has none)."""
 from __future__ import annotations
 
 import ast
+import os
 import sys
 from pathlib import Path
 
@@ -113,6 +114,14 @@ def test_remembered_entry_points_follow_installs_and_removals(tmp_path, monkeypa
     shutil.rmtree(site / "first_plugin-1.0.dist-info")
     names = {name for name, _ in installed_entry_points(ENTRY_POINT_GROUP)}
     assert "first" not in names and "second" in names
+    # an entry_points.txt rewritten in place (setuptools' develop installs do that)
+    points = site / "second_plugin-1.0.dist-info" / "entry_points.txt"
+    points.write_text(points.read_text() + "third = second_plugin:Plugin\n")
+    os.utime(points, ns=(points.stat().st_atime_ns, points.stat().st_mtime_ns + 1_000_000))
+    assert "third" in {name for name, _ in installed_entry_points(ENTRY_POINT_GROUP)}
+    # path entries that are not text (a plugin may append a Path) never break the lookup
+    monkeypatch.setattr(sys, "path", [site, *sys.path])
+    assert "second" in {name for name, _ in installed_entry_points(ENTRY_POINT_GROUP)}
     for module in ("first_plugin", "second_plugin"):
         sys.modules.pop(module, None)
 

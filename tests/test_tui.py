@@ -184,7 +184,9 @@ def test_event_from_another_process_appears_within_a_second(make, repo_root, tmp
             while loop.time() < deadline:  # bounded wait for the screen's own 1-second refresh
                 view = app.screen.view
                 if view and any(line.text == "note: second responder here" for line in view.timeline):
-                    return loop.time() - (deadline - 3.0), [n.message for n in app._notifications]
+                    seen = loop.time() - (deadline - 3.0)
+                    await pilot.pause()  # notify() posts a message: let the app handle it
+                    return seen, [n.message for n in app._notifications]
                 await pilot.pause(0.05)
             return None, []
     seen_after, notifications = asyncio.run(scenario())
@@ -207,9 +209,11 @@ def test_escape_from_the_incident_it_started_on_goes_home_and_back(make):
     assert isinstance(screen, IncidentScreen) and screen.incident == "INC-TEST01"
 
 
-def test_quitting_waits_for_a_tick_in_flight_and_refuses_later_work(make):
-    """Quitting while a tick is appending must neither close its connection under it (that
-    crashes the process) nor lose the event; engine work after that is refused, not attempted."""
+def test_quitting_never_closes_a_connection_under_a_tick_and_the_tick_still_lands(make):
+    """Quitting while a tick is appending must not block the screen, must not close the tick's
+    connection under it (that crashes the process) and must not lose its event; the command
+    waits for it after the screen is gone, and engine work after that is refused."""
+    import sqlite3
     import threading
 
     from runbook.tui.gateway import EngineGateway, GatewayClosed
@@ -230,18 +234,21 @@ def test_quitting_waits_for_a_tick_in_flight_and_refuses_later_work(make):
     ticking = threading.Thread(target=gateway.tick, args=("INC-TEST01",))
     ticking.start()
     assert inside.wait(10)
-    closing = threading.Thread(target=gateway.close)
-    closing.start()
-    for _ in range(1000):  # bounded: until close() holds the view lock and waits for the tick
-        if gateway.lock.locked():
-            break
-        threading.Event().wait(0.01)
-    assert gateway.lock.locked() and not gateway.closed
+    gateway.close()  # returns at once: the screen is not held up
+    assert gateway.closed
+    ticker.store.conn.execute("SELECT 1")  # still open for the tick that is using it
+    told = threading.Event()
+    waiting = threading.Thread(target=gateway.wait_idle, args=(told.set,))
+    waiting.start()
+    assert told.wait(10)  # the user is told why the command has not returned yet...
+    assert waiting.is_alive()  # ...and it still waits: the tick holds its lock until released
     release.set()
     ticking.join(10)
-    closing.join(10)
-    assert gateway.closed
+    waiting.join(10)
+    assert not waiting.is_alive()
     assert engine.state("INC-TEST01").notes[-1].data["text"] == "written while quitting"
+    with pytest.raises(sqlite3.ProgrammingError):  # closed by the tick when it finished
+        ticker.store.conn.execute("SELECT 1")
     assert gateway.tick("INC-TEST01") is False
     with pytest.raises(GatewayClosed):
         gateway.call("note", "INC-TEST01", "ana", "too late")

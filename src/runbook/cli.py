@@ -165,7 +165,11 @@ def _run_tui(ctx: Context, incident: str | None = None, engine: Engine | None = 
     engine = engine or ctx.engine()
     paths = ctx.catalog_paths()
     catalog = engine.catalog or (lambda: load_catalog(paths))
-    build_app(engine, catalog, actor or default_actor(), incident).run()
+    app = build_app(engine, catalog, actor or default_actor(), incident)
+    app.run()
+    # the screen is gone; a check or a step's command may still be finishing its event
+    app.gateway.wait_idle(lambda: click.echo("runbook: waiting for a running check or command to finish "
+                                             "and record its result…", err=True))
 
 
 def _overview(ctx: Context) -> None:

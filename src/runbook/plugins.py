@@ -82,27 +82,20 @@ def installed_entry_points(group: str) -> list[tuple[str, str]]:
 
     Finding them means importing importlib.metadata and reading the metadata of every installed
     package: about a twentieth of a short command's run. The answer is kept in the cache
-    directory together with the packages' metadata directories (*.dist-info, *.egg-info) found
-    on Python's path and their modification times, which change whenever a package is
-    installed, upgraded or removed; then it is asked again. RUNBOOK_PLUGIN_CACHE=0 turns the
-    cache off.
+    directory with a stamp of what it was read from (each path entry's metadata directories and
+    their entry_points.txt, an archive's own time), which any install, upgrade, removal or
+    rewrite changes; then it is asked again. RUNBOOK_PLUGIN_CACHE=0 turns the cache off, and a
+    cache that cannot be read or written only costs the scan.
     """
-    import json
+    if os.environ.get("RUNBOOK_PLUGIN_CACHE", "1") == "0":
+        return _scan_entry_points(group)
+    try:
+        import json
 
-    from runbook.settings import cache_dir
+        from runbook.settings import cache_dir
 
-    stamp = []
-    for entry in sys.path:
-        try:
-            with os.scandir(entry or ".") as found:
-                stamp.append([entry, sorted([item.name, item.stat().st_mtime_ns] for item in found
-                                            if item.name.endswith((".dist-info", ".egg-info")))])
-        except OSError:
-            stamp.append([entry, None])
-    use_cache = os.environ.get("RUNBOOK_PLUGIN_CACHE", "1") != "0"
-    path = cache_dir() / "entry-points.json"
-    kept: list = []
-    if use_cache:
+        stamp = _path_stamp()
+        path = cache_dir() / "entry-points.json"
         try:
             kept = json.loads(path.read_text(encoding="utf-8"))["paths"]
             for known in kept:
@@ -110,20 +103,65 @@ def installed_entry_points(group: str) -> list[tuple[str, str]]:
                     return [tuple(point) for point in known["groups"][group]]
         except (OSError, ValueError, KeyError, TypeError):
             kept = []
-    import importlib.metadata
-
-    points = [(ep.name, ep.value) for ep in importlib.metadata.entry_points(group=group)]
-    if use_cache:
+        points = _scan_entry_points(group)
         # one entry per Python path seen lately (`runbook` and `python -m runbook` differ in theirs)
         kept = [{"stamp": stamp, "groups": {group: points}}] + [k for k in kept if k.get("stamp") != stamp][:7]
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            temporary.write_text(json.dumps({"paths": kept}), encoding="utf-8")
-            os.replace(temporary, path)
-        except OSError:
-            pass  # a read-only home only costs the scan next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({"paths": kept}), encoding="utf-8")
+        os.replace(temporary, path)
+        return points
+    except Exception:  # the cache is an optimisation: it must never stop a command
+        return _scan_entry_points(group)
+
+
+def _text_path() -> list[str]:
+    """sys.path as text: plugins may append Path or bytes entries, which importlib.metadata
+    cannot read."""
+    return [entry if isinstance(entry, str) else os.fsdecode(entry) if isinstance(entry, bytes) else str(entry)
+            for entry in sys.path]
+
+
+def _scan_entry_points(group: str) -> list[tuple[str, str]]:
+    """What importlib.metadata.entry_points(group=...) answers, over sys.path as text: the first
+    distribution of each name wins, as there."""
+    import importlib.metadata
+
+    seen, points = set(), []
+    for dist in importlib.metadata.distributions(path=_text_path()):
+        name = getattr(dist, "_normalized_name", None) or (dist.metadata["Name"] or "").lower()
+        if name in seen:
+            continue
+        seen.add(name)
+        points += [(ep.name, ep.value) for ep in dist.entry_points.select(group=group)]
     return points
+
+
+def _path_stamp() -> list:
+    """What the installed metadata on sys.path looks like, cheaply: for a directory, its
+    *.dist-info, *.egg-info and *.egg entries with their times and their entry_points.txt's
+    (setuptools rewrites that file in place); for an archive, its own time."""
+    stamp = []
+    for entry in _text_path():
+        try:
+            if not os.path.isdir(entry or "."):
+                stamp.append([entry, os.stat(entry).st_mtime_ns])
+                continue
+            found = []
+            with os.scandir(entry or ".") as items:
+                for item in items:
+                    if item.name.endswith((".dist-info", ".egg-info", ".egg")):
+                        points = os.path.join(item.path, "EGG-INFO" if item.name.endswith(".egg") else "",
+                                              "entry_points.txt")
+                        try:
+                            points_time = os.stat(points).st_mtime_ns
+                        except OSError:
+                            points_time = None
+                        found.append([item.name, item.stat().st_mtime_ns, points_time])
+            stamp.append([entry, sorted(found)])
+        except OSError:
+            stamp.append([entry, None])
+    return stamp
 
 
 def _load_entry_point(value: str):

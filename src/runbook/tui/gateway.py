@@ -197,14 +197,37 @@ class EngineGateway:
         return Engine(Store(engine.store.path), engine.clock, engine.plugins, engine.catalog)
 
     def close(self) -> None:
-        """Wait for engine work in flight (a tick may be appending an escalation), then close the
-        connections and refuse what comes later: a connection closed under a running statement
-        crashes the process, and an event half-way through its append must land."""
-        with self.lock, self._tick_lock, self._command_lock:
-            self.closed = True
-            for sibling in (self._ticker, self._commander):
-                if sibling is not self.engine:
-                    sibling.store.close()
+        """Refuse engine work from now on, without waiting (the screen is being torn down).
+
+        A connection is closed here only if nothing is using it; one in use (a tick appending
+        an escalation, a command running a step's action) is closed by that work when it ends,
+        because closing a connection under a running statement crashes the process and the
+        event half-way through its append must land. `wait_idle` waits for that work."""
+        self.closed = True
+        for lock in (self._tick_lock, self._command_lock):
+            if lock.acquire(blocking=False):
+                try:
+                    self._close_sibling(lock)
+                finally:
+                    lock.release()
+
+    def wait_idle(self, notice=None) -> None:
+        """Block until engine work still in flight has finished (once the screen is gone);
+        `notice()` is called first if that takes more than half a second."""
+        for lock in (self.lock, self._tick_lock, self._command_lock):
+            if not lock.acquire(timeout=0.5):
+                if notice is not None:
+                    notice()
+                    notice = None
+                lock.acquire()
+            lock.release()
+
+    def _close_sibling(self, lock) -> None:
+        """Close the connection `lock` guards (caller holds it), unless it is the main engine's,
+        which belongs to whoever created the engine."""
+        sibling = {self._tick_lock: self._ticker, self._command_lock: self._commander}.get(lock)
+        if sibling is not None and sibling is not self.engine:
+            sibling.store.close()
 
     @contextmanager
     def _open(self, *locks):
@@ -216,6 +239,8 @@ class EngineGateway:
             yield
         finally:
             for lock in reversed(locks):
+                if self.closed:  # closed while this work ran: its connection is done with now
+                    self._close_sibling(lock)
                 lock.release()
 
     def warm(self, incident: str) -> None:
@@ -229,6 +254,8 @@ class EngineGateway:
                 if not self.closed:
                     self._ticker.state(incident)
             finally:
+                if self.closed:
+                    self._close_sibling(self._tick_lock)
                 self._tick_lock.release()
 
     def set_catalog(self, catalog):
@@ -295,6 +322,8 @@ class EngineGateway:
                 return False
             return bool(self._ticker.tick(incident))
         finally:
+            if self.closed:
+                self._close_sibling(self._tick_lock)
             self._tick_lock.release()
 
     def call(self, method: str, *args, **kwargs):
