@@ -27,7 +27,7 @@ import pluggy
 from runbook import hookspecs
 from runbook.errors import PluginError
 from runbook.pluginapi import ActionRequest, ActionResult, FlagChange, FlagState, HookFailure, NotifyResult
-from runbook.settings import Settings
+from runbook.settings import Settings, read_cache, write_cache
 
 DEFAULT_PLUGINS = (
     "runbook.default_plugins.flag_file",
@@ -35,6 +35,7 @@ DEFAULT_PLUGINS = (
     "runbook.default_plugins.terminal_notifier",
 )
 ENTRY_POINT_GROUP = "runbook"
+ENTRY_POINTS_CACHE = "entry-points.json"
 FLAG_TIMEOUT = 10.0
 ACTION_GRACE = 5.0  # extra time a plugin gets beyond the action's own timeout
 OBSERVER_TIMEOUT = 5.0
@@ -90,26 +91,17 @@ def installed_entry_points(group: str) -> list[tuple[str, str]]:
     if os.environ.get("RUNBOOK_PLUGIN_CACHE", "1") == "0":
         return _scan_entry_points(group)
     try:
-        import json
-
-        from runbook.settings import cache_dir
-
         stamp = _path_stamp()
-        path = cache_dir() / "entry-points.json"
-        try:
-            kept = json.loads(path.read_text(encoding="utf-8"))["paths"]
-            for known in kept:
-                if known["stamp"] == stamp:
-                    return [tuple(point) for point in known["groups"][group]]
-        except (OSError, ValueError, KeyError, TypeError):
-            kept = []
+        kept = read_cache(ENTRY_POINTS_CACHE)
+        kept = [k for k in kept.get("paths", []) if isinstance(k, dict) and "stamp" in k and "groups" in k] \
+            if isinstance(kept, dict) else []
+        for known in kept:
+            if known["stamp"] == stamp and group in known["groups"]:
+                return [tuple(point) for point in known["groups"][group]]
         points = _scan_entry_points(group)
         # one entry per Python path seen lately (`runbook` and `python -m runbook` differ in theirs)
         kept = [{"stamp": stamp, "groups": {group: points}}] + [k for k in kept if k.get("stamp") != stamp][:7]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps({"paths": kept}), encoding="utf-8")
-        os.replace(temporary, path)
+        write_cache(ENTRY_POINTS_CACHE, {"paths": kept})
         return points
     except Exception:  # the cache is an optimisation: it must never stop a command
         return _scan_entry_points(group)
@@ -141,27 +133,27 @@ def _path_stamp() -> list:
     """What the installed metadata on sys.path looks like, cheaply: for a directory, its
     *.dist-info, *.egg-info and *.egg entries with their times and their entry_points.txt's
     (setuptools rewrites that file in place); for an archive, its own time."""
-    stamp = []
-    for entry in _text_path():
-        try:
-            if not os.path.isdir(entry or "."):
-                stamp.append([entry, os.stat(entry).st_mtime_ns])
-                continue
-            found = []
-            with os.scandir(entry or ".") as items:
-                for item in items:
-                    if item.name.endswith((".dist-info", ".egg-info", ".egg")):
-                        points = os.path.join(item.path, "EGG-INFO" if item.name.endswith(".egg") else "",
-                                              "entry_points.txt")
-                        try:
-                            points_time = os.stat(points).st_mtime_ns
-                        except OSError:
-                            points_time = None
-                        found.append([item.name, item.stat().st_mtime_ns, points_time])
-            stamp.append([entry, sorted(found)])
-        except OSError:
-            stamp.append([entry, None])
-    return stamp
+    return [[entry, _entry_stamp(entry)] for entry in _text_path()]
+
+
+def _entry_stamp(entry: str):
+    if not os.path.isdir(entry or "."):
+        return _mtime(entry)
+    try:
+        with os.scandir(entry or ".") as items:
+            return sorted([item.name, _mtime(item.path),
+                           _mtime(os.path.join(item.path, "EGG-INFO" if item.name.endswith(".egg") else "",
+                                               "entry_points.txt"))]
+                          for item in items if item.name.endswith((".dist-info", ".egg-info", ".egg")))
+    except OSError:
+        return None
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
 
 
 def _load_entry_point(value: str):

@@ -16,6 +16,37 @@ def cache_dir() -> Path:
     return Path(base) / "runbook"
 
 
+def read_cache(name: str):
+    """The JSON kept in the cache file `name`, or None when there is none or it is unreadable."""
+    import json
+
+    try:
+        return json.loads((cache_dir() / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_cache(name: str, data) -> None:
+    """Replace the cache file `name` with `data` as JSON, atomically; a cache that cannot be
+    written is simply not used."""
+    import json
+    import tempfile
+
+    path = cache_dir() / name
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(data, handle)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        return
+
+
 def sandbox_path(flags_file: str) -> str:
     """The drill sandbox beside a flag file: flags.json -> flags.sandbox.json."""
     path = Path(flags_file)

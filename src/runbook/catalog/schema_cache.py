@@ -10,20 +10,14 @@ lives in $XDG_CACHE_HOME/runbook (or ~/.cache/runbook); RUNBOOK_SCHEMA_CACHE=0 t
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import tempfile
 from functools import cache
 from importlib import resources
-from pathlib import Path
+
+from runbook.settings import read_cache, write_cache
 
 LIMIT = 5000
-
-
-def _path() -> Path:
-    from runbook.settings import cache_dir
-
-    return cache_dir() / "schema-passed.json"
+FILE = "schema-passed.json"
 
 
 def enabled() -> bool:
@@ -49,8 +43,8 @@ class SchemaCache:
         self.added: set[str] = set()
         if enabled():
             try:
-                self.passed = set(json.loads(_path().read_text(encoding="utf-8")))
-            except (OSError, ValueError, TypeError):
+                self.passed = set(read_cache(FILE) or ())
+            except TypeError:  # not a list of keys
                 self.passed = set()
 
     def __contains__(self, text_key: str) -> bool:
@@ -64,13 +58,4 @@ class SchemaCache:
         """Write new entries atomically; a cache that cannot be written is simply not used."""
         if not self.added or not enabled():
             return
-        entries = list(self.passed | self.added)[-LIMIT:]
-        path = _path()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".schema-passed.")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(entries, handle)
-            os.replace(tmp, path)
-        except OSError:
-            return
+        write_cache(FILE, list(self.passed | self.added)[-LIMIT:])
