@@ -11,10 +11,9 @@ import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-
-from typing import TYPE_CHECKING
 
 from runbook import __version__
 from runbook.catalog import kinds

@@ -60,6 +60,8 @@ register(Kind("EscalationPolicy", "escalationpolicy.schema.json", models.build_e
               "who is notified, in what order, after how long without an acknowledgement"))
 register(Kind("Roster", "roster.schema.json", models.build_roster,
               "people, contact handles and on-call rotations"))
+
+
 def _build_drill(data: dict):
     from runbook.catalog.drill import build_drill  # only catalogs and drill incidents have drills
 

@@ -173,6 +173,14 @@ def _worker(args):
     return _run_range(catalog, drill, seed, first, count)
 
 
+def _fork_context():
+    """multiprocessing's fork context, or None where processes cannot fork. Imported only for
+    big runs: the import is a tenth of a short run's start-up."""
+    import multiprocessing
+
+    return multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+
+
 def simulate(catalog, drill: Drill, runs: int, seed: int, progress=None, processes: int | None = None) -> dict:
     """Run `runs` simulated drills (on every core for large counts); the summary a report shows
     and the store keeps. The same seed gives the same summary whatever the number of processes."""
@@ -187,12 +195,11 @@ def simulate(catalog, drill: Drill, runs: int, seed: int, progress=None, process
     import os
 
     processes = processes or (min(os.cpu_count() or 1, 8) if runs >= 2000 else 1)
-    if processes > 1:
-        import multiprocessing  # only for big runs: its import is a tenth of a short run's start-up
-    if processes > 1 and "fork" in multiprocessing.get_all_start_methods():
+    forking = _fork_context() if processes > 1 else None
+    if forking is not None:
         chunk = math.ceil(runs / processes)
         jobs = [(catalog, drill, seed, start, min(chunk, runs - start)) for start in range(0, runs, chunk)]
-        with multiprocessing.get_context("fork").Pool(len(jobs)) as pool:
+        with forking.Pool(len(jobs)) as pool:
             results = []
             for part in pool.imap(_worker, jobs):
                 results += part

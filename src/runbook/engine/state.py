@@ -8,8 +8,8 @@ playbook's flow: the engine records each step transition as an event when it dec
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
 from datetime import datetime
+from typing import NamedTuple
 
 from runbook.engine.clock import parse
 from runbook.engine.snapshot import Snapshot

@@ -47,7 +47,7 @@ class RunbookApp(App):
                 first = self.gateway.view(self.start_incident)
             except RunbookError:
                 first = None
-            self.push_screen(IncidentScreen(self.start_incident, first))
+            self.open_incident(self.start_incident, first)
         else:
             from runbook.tui.screens.home import HomeScreen  # built (and imported) when wanted
 
@@ -65,8 +65,8 @@ class RunbookApp(App):
     def on_unmount(self) -> None:
         self.gateway.close()
 
-    def open_incident(self, incident: str) -> None:
-        self.push_screen(IncidentScreen(incident))
+    def open_incident(self, incident: str, view=None) -> None:
+        self.push_screen(IncidentScreen(incident, view))
 
     def action_help(self) -> None:
         from runbook.tui.screens.help import HelpScreen

@@ -8,7 +8,7 @@ that another thread is advancing.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import NamedTuple
 from datetime import datetime
 
@@ -20,6 +20,10 @@ from runbook.errors import RunbookError
 
 class GatewayClosed(RunbookError):
     """The TUI is shutting down: engine work that arrives after `close` is refused."""
+
+
+class _Busy(Exception):
+    """The lock of work that is skipped rather than waited for (a tick) is taken."""
 
 TIMELINE_ROWS = 200
 
@@ -230,15 +234,20 @@ class EngineGateway:
             sibling.store.close()
 
     @contextmanager
-    def _open(self, *locks):
-        for lock in locks:
-            lock.acquire()
+    def _open(self, *locks, wait: bool = True):
+        """Hold `locks` for one piece of engine work: GatewayClosed once closed, _Busy when
+        `wait` is false and one is taken; a connection closed meanwhile is closed on the way out."""
+        taken = []
         try:
+            for lock in locks:
+                if not lock.acquire(blocking=wait):
+                    raise _Busy
+                taken.append(lock)
             if self.closed:
                 raise GatewayClosed("runbook is closing")
             yield
         finally:
-            for lock in reversed(locks):
+            for lock in reversed(taken):
                 if self.closed:  # closed while this work ran: its connection is done with now
                     self._close_sibling(lock)
                 lock.release()
@@ -249,14 +258,8 @@ class EngineGateway:
         command key would otherwise wait for."""
         with self._open(self._command_lock):
             self._commander.state(incident)
-        if self._tick_lock.acquire(blocking=False):  # a tick in progress is warming it already
-            try:
-                if not self.closed:
-                    self._ticker.state(incident)
-            finally:
-                if self.closed:
-                    self._close_sibling(self._tick_lock)
-                self._tick_lock.release()
+        with suppress(_Busy), self._open(self._tick_lock, wait=False):  # a busy tick is warming it
+            self._ticker.state(incident)
 
     def set_catalog(self, catalog):
         with self._open(self.lock, self._command_lock):
@@ -315,16 +318,11 @@ class EngineGateway:
     def tick(self, incident: str) -> bool:
         """Fire what is due; True when something fired (the view changed). Skipped (False) while
         a previous tick is still busy with a slow plugin."""
-        if not self._tick_lock.acquire(blocking=False):
-            return False
         try:
-            if self.closed:
-                return False
-            return bool(self._ticker.tick(incident))
-        finally:
-            if self.closed:
-                self._close_sibling(self._tick_lock)
-            self._tick_lock.release()
+            with self._open(self._tick_lock, wait=False):
+                return bool(self._ticker.tick(incident))
+        except (_Busy, GatewayClosed):
+            return False
 
     def call(self, method: str, *args, **kwargs):
         with self._open(self._command_lock):
