@@ -37,6 +37,16 @@ class RunbookApp(App):
             gc.freeze()
             gc.enable()
 
+    def deliver(self, fetch, then) -> None:
+        """From a worker thread: call `fetch()` (engine work) and hand its result to `then` on the
+        UI thread; a RunbookError is shown as a notification instead."""
+        try:
+            result = fetch()
+        except RunbookError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.call_from_thread(then, result)
+
     def on_mount(self) -> None:
         self.set_timer(2, self.started)  # at the latest; screens call it after their first frame
         # Straight into an incident when asked: the home screen is built only when wanted.

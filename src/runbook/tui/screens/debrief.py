@@ -36,12 +36,7 @@ class DebriefScreen(Screen):
 
     @work(thread=True, exclusive=True, group="debrief", exit_on_error=False)
     def load(self) -> None:
-        try:
-            data = self.app.gateway.debrief(self.incident)
-        except RunbookError as exc:
-            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
-            return
-        self.app.call_from_thread(self.show, data)
+        self.app.deliver(lambda: self.app.gateway.debrief(self.incident), self.show)
 
     def show(self, data: dict) -> None:
         title = Text(f"Debrief — {data['title']} ({data['id']})" + ("  DRILL" if data["drill"] else ""),

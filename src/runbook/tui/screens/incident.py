@@ -114,12 +114,7 @@ class IncidentScreen(Screen):
 
     @work(thread=True, exclusive=True, group="incident-refresh", exit_on_error=False)
     def refresh_view(self) -> None:
-        try:
-            view = self.app.gateway.view(self.incident)
-        except RunbookError as exc:
-            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
-            return
-        self.app.call_from_thread(self.show, view)
+        self.app.deliver(lambda: self.app.gateway.view(self.incident), self.show)
 
     def show(self, view: IncidentView) -> None:
         if self.view is None:

@@ -13,7 +13,6 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from runbook.catalog.durations import format_seconds
-from runbook.errors import RunbookError
 from runbook.tui.widgets.keybar import KeyBar
 
 
@@ -50,12 +49,7 @@ class ReportScreen(Screen):
 
     @work(thread=True, exclusive=True, group="report", exit_on_error=False)
     def load(self) -> None:
-        try:
-            data = self.app.gateway.report(self.include_drills)
-        except RunbookError as exc:
-            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
-            return
-        self.app.call_from_thread(self.show, data)
+        self.app.deliver(lambda: self.app.gateway.report(self.include_drills), self.show)
 
     def show(self, data: dict) -> None:
         which = "incidents and drills" if self.include_drills else "real incidents (d adds drills)"
