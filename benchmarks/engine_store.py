@@ -33,7 +33,7 @@ from runbook.engine import Engine, SystemClock
 from runbook.engine.clock import iso
 from runbook.engine.metrics import verify
 from runbook.engine.snapshot import Snapshot
-from runbook.engine.state import fold
+from runbook.engine.events import fold
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
 from runbook.store import Store

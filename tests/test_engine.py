@@ -13,6 +13,7 @@ import pytest
 from runbook.catalog import load
 from runbook.engine import CommandError, Engine, VirtualClock
 from runbook.engine import timers
+from runbook.engine.events import DegradationStarted
 from runbook.engine.metrics import export_json, export_markdown, metrics, verify
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
@@ -268,10 +269,9 @@ def test_reconcile_settles_an_interrupted_flag_change(world):
     iid = engine.open("calls-down", "ana").id
     state = engine.state(iid)
     # a crash right after the intent was recorded and the flag was set, before the result:
-    engine._command(iid, "ana", lambda s: [("degradation_started", {
-        "degradation": "audio-only", "op": "apply", "step": None, "option": None,
-        "flags": {"rtc.video.enabled": {"old": {"exists": False, "value": None, "variant": None, "enabled": True},
-                                        "new": False}}})])
+    engine._command(iid, "ana", lambda s: [DegradationStarted(
+        "audio-only", "apply", {"rtc.video.enabled": {"old": {"exists": False, "value": None, "variant": None,
+                                                              "enabled": True}, "new": False}})])
     engine.plugins.set_flag("rtc.video.enabled", False)
     with pytest.raises(CommandError, match="already being changed"):
         engine.degrade(iid, "ben", "audio-only")
@@ -316,7 +316,7 @@ def test_a_poll_that_returns_after_resolve_changes_nothing(world):
     world.health_file.write_text("ok")
     state = engine.state(iid)
     world.engine().resolve(iid, "bob")  # resolved by someone else while the check runs
-    events = engine._poll(state, "healthy")
+    events = engine.effects.poll(state, "healthy")
     assert [e.type for e in events] == ["check_polled"]
     assert engine.state(iid).resolved_at is not None and engine.state(iid).mitigated_at is None
 

@@ -100,9 +100,10 @@ MIGRATIONS = ((1, "events, incidents projection, snapshots", _migration_1),
               (3, "summaries of simulated drill runs", _migration_3),
               (4, "drill schedule: the last occurrence each drill fired or skipped", _migration_4))
 
-# Which event types move which projection columns.
-_PROJECTION = {"acknowledged": "acknowledged_at", "mitigated": "mitigated_at", "resolved": "resolved_at"}
-_STATUS = {"acknowledged": "acknowledged", "mitigated": "mitigated", "resolved": "resolved"}
+# How the incidents summary takes each column an event's projection sets: the first time wins
+# for the *_at columns, status only moves forward, the rest take the latest value.
+_FIRST = ("acknowledged_at", "mitigated_at", "resolved_at")
+_LATEST = ("severity",)
 _RANK = {"open": 0, "acknowledged": 1, "mitigated": 2, "resolved": 3}
 
 
@@ -202,7 +203,8 @@ class Store:
             return self._append(incident, 0, GENESIS, first_events)
 
     def append(self, incident: str, expected_seq: int, events: list[dict]) -> list[StoredEvent]:
-        """Append `events` (dicts with ts, actor, type, data) after `expected_seq`, in one transaction."""
+        """Append `events` (dicts with ts, actor, type, data, and optionally the summary columns the
+        event sets) after `expected_seq`, in one transaction."""
         with self._write():
             row = self.conn.execute("SELECT seq, hash FROM events WHERE incident = ? ORDER BY seq DESC LIMIT 1",
                                   [incident]).fetchone()
@@ -221,19 +223,22 @@ class Store:
             stored.append(StoredEvent(incident, seq, event["ts"], event["actor"], event["type"], event["data"],
                                       prev, digest))
             prev = digest
-            column = _PROJECTION.get(event["type"])
-            if column:
-                updates.setdefault(column, event["ts"])
-                updates["status"] = _STATUS[event["type"]]
-            if event["type"] == "severity_changed":
-                updates["severity"] = event["data"]["to"]
+            for column, value in (event.get("summary") or {}).items():
+                if column in _FIRST:
+                    updates.setdefault(column, value)
+                elif column == "status":
+                    updates[column] = max(updates.get(column, "open"), value, key=_RANK.__getitem__)
+                elif column in _LATEST:
+                    updates[column] = value
+                else:
+                    raise StoreError(f"an event's summary sets unknown column '{column}'")
         self.conn.executemany(
             "INSERT INTO events (incident, seq, ts, actor, type, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(e.incident, e.seq, e.ts, e.actor, e.type, json.dumps(e.data, ensure_ascii=False, sort_keys=True),
               e.prev_hash, e.hash) for e in stored])
         sets = ["last_seq = ?", "updated_at = ?"]
         values = [seq, events[-1]["ts"]]
-        for column in ("acknowledged_at", "mitigated_at", "resolved_at"):
+        for column in _FIRST:
             if column in updates:
                 sets.append(f"{column} = COALESCE({column}, ?)")
                 values.append(updates[column])
@@ -242,9 +247,10 @@ class Store:
             rank = "CASE status " + " ".join(f"WHEN '{name}' THEN {n}" for name, n in _RANK.items()) + " END"
             sets.append(f"status = CASE WHEN ({rank}) < ? THEN ? ELSE status END")
             values += [_RANK[updates["status"]], updates["status"]]
-        if "severity" in updates:
-            sets.append("severity = ?")
-            values.append(updates["severity"])
+        for column in _LATEST:
+            if column in updates:
+                sets.append(f"{column} = ?")
+                values.append(updates[column])
         self.conn.execute(f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?", values + [incident])
         return stored
 

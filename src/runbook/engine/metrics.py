@@ -3,7 +3,6 @@ export, and verification of the hash chain."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -76,61 +75,8 @@ def verify(events: list[StoredEvent]) -> tuple[bool, str]:
 
 
 def describe(event) -> str:
-    """One timeline line for an event."""
-    d, t = event.data, event.type
-    if t == "opened":
-        return f"opened {d['playbook']} as {d['severity']}" + (" (DRILL)" if d.get("drill") else "")
-    if t == "step_started":
-        return f"step {d['step']} started" + (f" (attempt {d['attempt']})" if d["attempt"] > 1 else "")
-    if t == "step_completed":
-        return f"step {d['step']} done" + (f": {d['outcome']}" if d.get("outcome") else "")
-    if t == "step_skipped":
-        return f"step {d['step']} skipped: {d['reason']}"
-    if t == "step_failed":
-        return f"step {d['step']} failed: {d['reason']}"
-    if t == "decision_made":
-        return f"{d['step']}: chose '{d['label']}' → {d['next']}"
-    if t == "track_finished":
-        return f"track {d['track']} finished"
-    if t == "approval_granted":
-        return f"step {d['step']} approved (as {d['role']})"
-    if t == "escalated":
-        names = ", ".join(r["name"] for r in d["recipients"])
-        return f"escalation level {d['level']}" + (f" (round {d['round'] + 1})" if d["round"] else "") + f": {names}"
-    if t == "notified":
-        sent = ", ".join(f"{r['channel']}{'' if r['delivered'] else ' FAILED'}" for r in d["results"]) or "no channel"
-        return f"level {d['level']} notified via {sent}"
-    if t == "degradation_started":
-        return f"{'applying' if d['op'] == 'apply' else 'restoring'} degradation {d['degradation']}"
-    if t == "flag_changed":
-        old = d["old"]["value"] if isinstance(d.get("old"), dict) and d["old"].get("exists") else "(absent)"
-        return f"flag {d['flag']}: {json.dumps(old)} → {json.dumps(d['new'])}"
-    if t in ("degradation_applied", "degradation_restored"):
-        return f"degradation {d['degradation']} {'applied' if t.endswith('applied') else 'restored'}"
-    if t == "degradation_failed":
-        return f"degradation {d['degradation']} FAILED: {d['reason']}"
-    if t == "severity_changed":
-        return f"severity {d['from']} → {d['to']}" + (f" ({d['reason']})" if d.get("reason") else "")
-    if t == "note_added":
-        return f"note: {d['text']}"
-    if t == "reminder_fired":
-        missed = f" ({d['missed']} missed)" if d.get("missed") else ""
-        return f"reminder: {d['message']}{missed}"
-    if t == "target_breached":
-        return f"{d['target']} target breached"
-    if t == "action_started":
-        return f"running {' '.join(d['argv']) if d.get('argv') else d.get('action')}"
-    if t == "action_finished":
-        return f"action {'ok' if d['ok'] else 'FAILED'}: {d['summary']}"
-    if t == "check_polled":
-        return f"poll {d['poll']} of {d['step']}: {'ok' if d['ok'] else 'not yet'} — {d['summary']}"
-    if t == "plugin_error":
-        return f"plugin {d['plugin']} failed in {d['hook']}: {d['message']}"
-    if t == "action_item_added":
-        return f"action item: {d['text']}" + (f" (owner {d['owner']})" if d.get("owner") else "")
-    if t == "drill_inject":
-        return f"inject: {d.get('message', '')}"
-    return t.replace("_", " ")
+    """One timeline line for an event (each record says its own)."""
+    return event.record.describe()
 
 
 def export_json(state: IncidentState) -> dict:

@@ -1,38 +1,23 @@
 """An incident's state is a pure fold of its events; nothing else is authoritative.
 
-`fold(events, snapshot)` builds an `IncidentState`; `apply(state, event)` advances it by one
-event, so readers can catch up incrementally. The fold never looks at the clock or the
-playbook's flow: the engine records each step transition as an event when it decides it.
+The state's shape lives here; how each event type moves it is declared with the event's record
+in `engine/events.py` (`fold`, `apply`), so readers can catch up incrementally. The fold never
+looks at the clock or the playbook's flow: the engine records each step transition as an event
+when it decides it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING
 
-from runbook.engine.clock import parse
 from runbook.engine.snapshot import Snapshot
-from runbook.store import StoredEvent
+
+if TYPE_CHECKING:
+    from runbook.engine.events import Event
 
 PENDING, ACTIVE, DONE, SKIPPED, FAILED = "pending", "active", "done", "skipped", "failed"
-
-
-class Event(NamedTuple):
-    seq: int
-    at: datetime
-    actor: str
-    type: str
-    data: dict
-    hash: str = ""
-
-    @classmethod
-    def from_stored(cls, stored: StoredEvent) -> "Event":
-        return cls(stored.seq, parse(stored.ts), stored.actor, stored.type, stored.data, stored.hash)
-
-    def to_dict(self) -> dict:
-        return {"seq": self.seq, "at": self.at.isoformat(), "actor": self.actor, "type": self.type,
-                "data": self.data, "hash": self.hash}
 
 
 @dataclass
@@ -145,110 +130,3 @@ def new_state(incident: str, snapshot: Snapshot) -> IncidentState:
     for name in snapshot.playbook.degradations:
         state.degradations[name] = DegradationState(name)
     return state
-
-
-def fold(incident: str, events, snapshot: Snapshot) -> IncidentState:
-    state = new_state(incident, snapshot)
-    for event in events:
-        apply(state, event if isinstance(event, Event) else Event.from_stored(event))
-    return state
-
-
-def _finish_run(state: IncidentState, step_id: str, at: datetime, outcome: str) -> None:
-    for run in reversed(state.runs):
-        if run.step == step_id and run.finished_at is None:
-            run.finished_at, run.outcome = at, outcome
-            return
-
-
-def _start_paging(state: IncidentState, at: datetime) -> None:
-    level = state.snapshot.level(state.severity)
-    if state.paging_since is None and (level is None or level.pages):
-        state.paging_since = at
-
-
-def apply(state: IncidentState, event: Event) -> None:
-    data, at = event.data, event.at
-    kind = event.type
-    step = state.steps.get(data.get("step", "")) if "step" in data else None
-    if kind == "opened":
-        state.title, state.service = data["title"], data.get("service", "")
-        state.severity, state.symptom, state.drill = data["severity"], data.get("symptom"), data.get("drill", False)
-        state.live = data.get("live", False)
-        state.opened_at, state.opened_by = at, event.actor
-        _start_paging(state, at)
-    elif kind == "step_started" and step:
-        step.status, step.attempt, step.started_at, step.finished_at, step.reason = ACTIVE, data["attempt"], at, None, ""
-        step.polls, step.last_poll = 0, ""
-        state.current[step.track] = step.id
-        state.runs.append(StepRun(step.id, step.track, step.attempt, at))
-    elif kind in ("step_completed", "step_skipped", "step_failed") and step:
-        step.status = {"step_completed": DONE, "step_skipped": SKIPPED, "step_failed": FAILED}[kind]
-        step.finished_at, step.reason = at, data.get("reason", data.get("outcome", ""))
-        _finish_run(state, step.id, at, step.status)
-    elif kind == "track_finished":
-        state.current[data["track"]] = None
-    elif kind == "decision_made" and step:
-        step.status, step.finished_at, step.reason = DONE, at, data["label"]
-        _finish_run(state, step.id, at, f"chose {data['label']}")
-    elif kind == "approval_granted" and step:
-        step.approved_by, step.approved_attempt = event.actor, step.attempt
-    elif kind == "check_polled" and step:
-        step.polls = max(step.polls + 1, data.get("poll", 0))
-        step.last_poll = data.get("summary", "")
-    elif kind == "action_started":
-        state.actions_pending[data["step"]] = event
-    elif kind == "action_finished":
-        state.actions_pending.pop(data["step"], None)
-    elif kind == "degradation_started":
-        deg = state.degradations.setdefault(data["degradation"], DegradationState(data["degradation"]))
-        deg.pending, deg.pending_seq, deg.pending_at = data, event.seq, at
-    elif kind == "flag_changed":
-        deg = state.degradations.setdefault(data["degradation"], DegradationState(data["degradation"]))
-        if data["op"] == "apply":
-            deg.flags[data["flag"]] = {"old": data["old"], "new": data["new"]}
-        else:
-            deg.flags.pop(data["flag"], None)
-    elif kind in ("degradation_applied", "degradation_restored", "degradation_failed"):
-        deg = state.degradations.setdefault(data["degradation"], DegradationState(data["degradation"]))
-        deg.pending, deg.pending_at = None, None
-        if kind == "degradation_applied":
-            deg.applied = True
-        elif kind == "degradation_restored":
-            deg.applied = False
-        else:
-            deg.applied = bool(deg.flags)
-    elif kind == "acknowledged":
-        state.acknowledged_at, state.acknowledged_by = at, event.actor
-        state.status = "acknowledged" if state.status == "open" else state.status
-    elif kind == "mitigated":
-        state.mitigated_at = state.mitigated_at or at
-        state.status = "mitigated" if state.status in ("open", "acknowledged") else state.status
-    elif kind == "resolved":
-        state.resolved_at, state.status = at, "resolved"
-    elif kind == "severity_changed":
-        state.severity = data["to"]
-        _start_paging(state, parse(data["due_at"]) if "due_at" in data else at)
-        if "rise" in data:
-            state.rises.add(data["rise"])
-    elif kind == "note_added":
-        state.notes.append(event)
-    elif kind == "action_item_added":
-        state.action_items.append(event)
-    elif kind == "escalated":
-        esc = state.escalation
-        esc.count += 1
-        esc.level, esc.round, esc.last_due = data["level"], data["round"], parse(data["due_at"])
-        esc.highest = max(esc.highest, data["level"])
-        esc.unnotified.append(event)
-    elif kind == "notified":
-        state.escalation.unnotified = [e for e in state.escalation.unnotified
-                                       if not (e.data["level"] == data["level"] and e.data["round"] == data["round"])]
-    elif kind == "reminder_fired":
-        state.reminders[data["reminder"]] = data["n"]
-    elif kind == "drill_inject":
-        state.injects = max(state.injects, data["n"])
-    elif kind == "target_breached":
-        state.breaches[data["target"]] = at
-    state.events.append(event)
-    state.last_seq = event.seq

@@ -90,6 +90,8 @@ class Line(NamedTuple):
     actor: str
     type: str
     text: str
+    loud: str | None  # "warning" / "error": announced with a notification and the bell
+    tone: str  # the style family of the line: "", note, warning, error, flag, reminder
 
 
 class IncidentView(NamedTuple):
@@ -159,7 +161,8 @@ def build_view(state: IncidentState, now: datetime) -> IncidentView:
         flags.append(FlagView(name, spec.summary, deg.applied, deg.pending is not None,
                               tuple((flag, _show(value)) for flag, value in spec.set.items())))
     opened = state.opened_at
-    lines = tuple(Line(e.seq, e.at, (e.at - opened).total_seconds(), e.actor, e.type, describe(e))
+    lines = tuple(Line(e.seq, e.at, (e.at - opened).total_seconds(), e.actor, e.type, describe(e),
+                       e.record.loud, e.record.tone)
                   for e in state.events[-TIMELINE_ROWS:])
     return IncidentView(
         state.id, state.title, pb.id, state.severity, tuple(lv.id for lv in state.snapshot.levels), state.status,

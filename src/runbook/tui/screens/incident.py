@@ -15,10 +15,6 @@ from runbook.tui.widgets.current import CurrentStepPanel
 from runbook.tui.widgets.keybar import KeyBar
 from runbook.tui.widgets.panels import FlagsPanel, IncidentHeader, LadderPanel, StepList, Timeline
 
-# Events that must not go unnoticed when they arrive (from a timer or another responder).
-LOUD = {"drill_inject": "warning", "reminder_fired": "warning", "escalated": "warning", "target_breached": "error", "plugin_error": "error",
-        "degradation_failed": "error", "severity_changed": "warning"}
-
 ACTIONS = [  # key, action, footer label, palette help
     ("a", "ack", "Ack", "Acknowledge the incident (stops escalation)"),
     ("d", "done", "Done", "Complete the current step (degrade/restore steps flip flags)"),
@@ -157,8 +153,8 @@ class IncidentScreen(Screen):
         for line in view.timeline:
             if line.seq <= self.seen_seq:
                 continue
-            severity = LOUD.get(line.type)
-            if line.type == "note_added" and line.actor != self.app.actor:
+            severity = line.loud  # each event type says how loudly it arrives (engine/events.py)
+            if line.tone == "note" and line.actor != self.app.actor:
                 severity = "information"
             if severity:
                 self.app.notify(line.text, title=line.type.replace("_", " "), severity=severity,

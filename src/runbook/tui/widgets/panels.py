@@ -33,6 +33,9 @@ def countdown(name: str, left: float, met: bool, breached: bool) -> Text:
     return Text(f"{label} {clock(left)}", style=style)
 
 
+# How each tone an event record declares (engine/events.py) looks in the timeline.
+TONES = {"note": "bold", "warning": "yellow", "error": "bold red", "reminder": "bold cyan", "flag": "magenta"}
+
 class ViewPanel(Static):
     """A panel redrawn only when what it shows changed; fixed-size panels skip the layout pass."""
 
@@ -160,10 +163,8 @@ class Timeline(ViewPanel):
         for line in lines:
             out.append(f"{line.at:%H:%M:%S} ", style="dim")
             out.append(f"+{clock(line.rel)} ", style="dim")
-            style = {"note_added": "bold", "escalated": "yellow", "target_breached": "bold red",
-                     "reminder_fired": "bold cyan", "plugin_error": "red", "degradation_failed": "bold red",
-                     "flag_changed": "magenta"}.get(line.type, "")
-            out.append(f"{line.actor}: ", style="cyan" if line.type == "note_added" else "dim")
+            style = TONES.get(line.tone, "")
+            out.append(f"{line.actor}: ", style="cyan" if line.tone == "note" else "dim")
             out.append(line.text + "\n", style=style)
         hidden = view.events - len(lines)
         header = Text(f"Timeline ({view.events} events" + (f", last {len(lines)} shown" if hidden > 0 else "") + ")\n",

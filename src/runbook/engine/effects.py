@@ -1,0 +1,259 @@
+"""Side effects outside runbook, in two phases: flag changes, automated actions, pages, reconcile.
+
+Each records its intent first, then calls the plugin, then records the result, so a crash in
+between leaves an intent without a result that `reconcile` settles on resume by asking the
+flag backend what is true now (or by marking the action's outcome unknown, or by sending the
+page that was never sent). The engine's commands call these; nothing else does.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from runbook.catalog.models import Step
+from runbook.engine import timers
+from runbook.engine.clock import iso
+from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, DegradationApplied, DegradationFailed,
+                                   DegradationRestored, DegradationStarted, Escalated, Event, FlagChanged, Notified,
+                                   PluginErrorRecorded)
+from runbook.engine.state import ACTIVE, IncidentState
+from runbook.engine.transition import Chosen, Done, Failed, finish
+from runbook.errors import CommandError, RunbookError
+from runbook.pluginapi import ActionRequest, EscalationNotice, FlagState
+
+if TYPE_CHECKING:
+    from runbook.engine.engine import Engine
+
+SYSTEM = "runbook"
+STALE_INTENT = timedelta(seconds=60)
+
+
+def plugin_errors(failures) -> list[PluginErrorRecorded]:
+    return [PluginErrorRecorded(**f.to_dict()) for f in failures]
+
+
+class Effects:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @property
+    def plugins(self):
+        return self.engine.plugins
+
+    def _command(self, incident, actor, build):
+        return self.engine._command(incident, actor, build)
+
+    # degradations -------------------------------------------------------------------------
+
+    def flip(self, incident: str, actor: str, name: str, op: str, step_id: str | None,
+             option: int | None) -> list[Event]:
+        state = self.engine.state(incident)
+        self.engine.require_live(state)
+        pb = state.playbook
+        if name not in pb.degradations:
+            from runbook.catalog.suggest import did_you_mean
+
+            raise CommandError(f"playbook {pb.id} has no degradation '{name}'{did_you_mean(name, pb.degradations)}; "
+                               f"degradations: {', '.join(pb.degradations) or 'none'}")
+        deg, spec = state.degradations[name], pb.degradations[name]
+        if deg.pending:
+            raise CommandError(f"degradation '{name}' is already being changed (event {deg.pending_seq}); "
+                               "wait for it or run `runbook incident resume`")
+        if op == "apply" and deg.applied:
+            raise CommandError(f"degradation '{name}' is already applied")
+        if op == "restore" and not deg.applied:
+            raise CommandError(f"degradation '{name}' is not applied")
+        if self.plugins is None:
+            raise CommandError("no flag backend: the engine was started without plugins")
+        if op == "apply":
+            plan = {}
+            for flag, value in spec.set.items():
+                current, _ = self.plugins.get_flag(flag, drill=state.sandboxed)
+                plan[flag] = {"old": current.to_dict(), "new": value}
+        else:
+            plan = {flag: {"old": None, "new": None, "restore_to": (
+                FlagState(True, spec.restore[flag]).to_dict() if spec.restore and flag in spec.restore
+                else applied["old"])} for flag, applied in deg.flags.items()}
+
+        def intent(state):
+            # Re-checked on the state the intent is appended to: another responder may have
+            # applied or restored it while this one was reading the flags.
+            self.engine.require_live(state)
+            current = state.degradations[name]
+            if current.pending:
+                raise CommandError(f"degradation '{name}' is already being changed")
+            if op == "apply" and current.applied:
+                raise CommandError(f"degradation '{name}' was just applied by someone else")
+            if op == "restore" and not current.applied:
+                raise CommandError(f"degradation '{name}' was just restored by someone else")
+            if op == "restore" and set(current.flags) != set(plan):
+                raise CommandError(f"degradation '{name}' changed while restoring; try again")
+            return [DegradationStarted(name, op, plan, step_id, option)]
+        events = self._command(incident, actor, intent)
+        results, errors = [], []
+        for flag, entry in plan.items():
+            try:
+                if op == "apply":
+                    change, failures = self.plugins.set_flag(flag, entry["new"], drill=state.sandboxed)
+                else:
+                    previous = FlagState.from_dict(entry["restore_to"])
+                    change, failures = self.plugins.restore_flag(flag, previous, drill=state.sandboxed)
+                results.append(FlagChanged(name, flag, op, change.previous.to_dict(), change.current.value,
+                                           location=change.location))
+                errors += plugin_errors(failures)
+            except RunbookError as exc:
+                failures = getattr(exc, "failures", [])
+                errors += plugin_errors(failures) or [PluginErrorRecorded("?", f"{op}_flag", str(exc))]
+        return events + self._finish_flip(incident, actor, name, op, step_id, option, results, errors)
+
+    def _finish_flip(self, incident, actor, name, op, step_id, option, results, errors) -> list[Event]:
+        def build(state):
+            out = list(results) + list(errors)
+            if errors:
+                out.append(DegradationFailed(name, op, "; ".join(e.message for e in errors)))
+                return out
+            out.append((DegradationApplied if op == "apply" else DegradationRestored)(name, step_id))
+            if step_id:
+                step = state.playbook.step(step_id)
+                if state.current.get(step.track) == step_id:
+                    out += finish(state, step, Chosen(option) if option is not None else Done(op))
+            return out
+        return self._command(incident, actor, build)
+
+    # automation ---------------------------------------------------------------------------
+
+    def run(self, incident: str, actor: str, step: Step) -> list[Event]:
+        """Run a step's automation (run: or uses:) and record the outcome."""
+        state = self.engine.state(incident)
+
+        def intent(s):
+            self.engine.require_live(s)
+            if step.id in s.actions_pending:
+                raise CommandError(f"step '{step.id}' is already running (started by {s.actions_pending[step.id].actor})")
+            return [ActionStarted(step.id, list(step.run) if step.run else None, step.uses, dict(step.params))]
+        events = self._command(incident, actor, intent)
+        result, failures = self.plugins.run_action(self.request(state, step))
+
+        def build(state):
+            out = plugin_errors(failures) + [ActionFinished(step.id, **result.to_dict())]
+            if state.resolved or state.current.get(step.track) != step.id:
+                return out  # resolved or moved on while it ran: record the outcome only
+            return out + finish(state, step, Done(result.summary) if result.ok else Failed(result.summary))
+        return events + self._command(incident, actor, build)
+
+    def request(self, state: IncidentState, step: Step) -> ActionRequest:
+        timeout = step.timeout if step.kind != "wait" else min(step.every or timers.DEFAULT_POLL, 60)
+        return ActionRequest(argv=tuple(step.run) if step.run else None, action=step.uses, params=dict(step.params),
+                             timeout=float(timeout or self.plugins.settings.action_timeout),
+                             incident=state.id, step=step.id, drill=state.sandboxed)
+
+    def poll(self, state: IncidentState, step_id: str, number: int | None = None) -> list[Event]:
+        step = state.playbook.step(step_id)
+        result, failures = (self.plugins.run_action(self.request(state, step)) if self.plugins is not None
+                            else (None, []))
+        ok = bool(result and result.ok)
+        summary = result.summary if result else "no plugins loaded"
+
+        def build(s):
+            if s.current.get(step.track) != step.id or s.steps[step.id].status != ACTIVE:
+                return []
+            out = plugin_errors(failures)
+            out.append(CheckPolled(step.id, ok, summary, number or s.steps[step.id].polls + 1))
+            if ok and not s.resolved:
+                out += finish(s, step, Done(summary))
+            return out
+        return self._command(state.id, SYSTEM, build)
+
+    def wait_timed_out(self, state: IncidentState, step_id: str) -> list[Event]:
+        step = state.playbook.step(step_id)
+
+        def build(s):
+            if s.current.get(step.track) != step.id or s.steps[step.id].status != ACTIVE:
+                return []
+            return finish(s, step, Failed(f"condition did not hold within {step.timeout}s", timeout=True))
+        return self._command(state.id, SYSTEM, build)
+
+    # pages --------------------------------------------------------------------------------
+
+    def escalate(self, incident: str, actor: str, level: int, rnd: int, due_at: datetime, reason: str):
+        state = self.engine.state(incident)
+        policy = state.snapshot.escalation
+        people = timers.recipients(state, policy.levels[level - 1], due_at)
+
+        def build(s):
+            if reason == "timer" and (s.acknowledged_at or s.resolved or s.escalation.count >= state.escalation.count + 1):
+                return []  # acknowledged (or paged by someone else) since the timer was read
+            return [Escalated(level, rnd, iso(due_at), reason,
+                              [{"id": r.id, "name": r.name, "via": r.via} for r in people])]
+        events = self._command(incident, actor, build)
+        return events + self.notify(incident, level, rnd, people) if events else events
+
+    def notify(self, incident: str, level: int, rnd: int, people) -> list[Event]:
+        state = self.engine.state(incident)
+        results, failures = [], []
+        if self.plugins is not None:
+            notice = EscalationNotice(state.id, state.title, state.severity, level, tuple(people),
+                                      summary=f"{state.title} — escalation level {level}",
+                                      playbook=state.playbook.id, service=state.service, drill=state.drill,
+                                      dedup_key=f"runbook-{state.id}")
+            results, failures = self.plugins.notify(notice)
+        return self._command(incident, SYSTEM, lambda s: [Notified(level, rnd, [r.to_dict() for r in results],
+                                                                   [f.to_dict() for f in failures])])
+
+    # crash recovery -----------------------------------------------------------------------
+
+    def reconcile(self, incident: str, force: bool = False) -> list[Event]:
+        state = self.engine.state(incident)
+        now = self.engine.clock.now()
+        out: list[Event] = []
+        for name, deg in list(state.degradations.items()):
+            if deg.pending and (force or now - deg.pending_at >= STALE_INTENT):
+                out += self._reconcile_flags(state, name, deg.pending)
+        for step_id, intent in list(state.actions_pending.items()):
+            if force or now - intent.at >= STALE_INTENT:
+                out += self._command(state.id, SYSTEM, lambda s, sid=step_id: [] if sid not in s.actions_pending else [
+                    ActionFinished(sid, False, "interrupted: the outcome was never recorded; check by hand and "
+                                   "complete or retry the step", handler="reconcile")])
+        for event in list(self.engine.state(incident).escalation.unnotified):
+            if force or now - event.at >= STALE_INTENT:
+                level = event.record.level
+                people = timers.recipients(state, state.snapshot.escalation.levels[level - 1], event.at)
+                out += self.notify(incident, level, event.record.round, people)
+        return out
+
+    def _reconcile_flags(self, state: IncidentState, name: str, intent: dict) -> list[Event]:
+        results, unknown = [], []
+        for flag, entry in intent["flags"].items():
+            current, _ = self.plugins.get_flag(flag, drill=state.sandboxed)
+            if intent["op"] == "apply":
+                done = current.exists and current.value == entry["new"] and type(current.value) is type(entry["new"])
+                old = entry["old"]
+            else:
+                target = FlagState.from_dict(entry["restore_to"])
+                done = current.exists == target.exists and current.value == target.value
+                old = None
+            if done:
+                results.append(FlagChanged(name, flag, intent["op"], old, current.value, reconciled=True))
+            else:
+                unknown.append(flag)
+
+        def build(s):
+            if not s.degradations[name].pending:
+                return []
+            out = list(results)
+            changed = [r.flag for r in results]
+            op = intent["op"]
+            if unknown and changed:
+                verb = "degraded" if op == "apply" else "restored"
+                undo = f"restore {name}" if op == "apply" else f"restore {name} again"
+                out.append(DegradationFailed(name, op, f"interrupted half-way: {', '.join(changed)} "
+                                                       f"{'is' if len(changed) == 1 else 'are'} {verb}, "
+                                                       f"{', '.join(unknown)} not; {undo} to finish", reconciled=True))
+            elif unknown:
+                out.append(DegradationFailed(name, op, f"interrupted before {', '.join(unknown)} changed; "
+                                                       "nothing half-done remains, try again", reconciled=True))
+            else:
+                out.append((DegradationApplied if op == "apply" else DegradationRestored)(name, reconciled=True))
+            return out
+        return self._command(state.id, SYSTEM, build)

@@ -1,0 +1,33 @@
+"""The incident's vocabulary: one frozen record per event type, registered once.
+
+Each record declares its payload fields, and with them everything the rest of runbook needs to
+know about that type: how it folds into the incident state (`fold`), its timeline line
+(`describe`), how loudly the screen announces it (`loud`: "warning", "error" or None), the
+style family of its timeline line (`tone`), and what the store's incident summary takes from it
+(`project`). The engine appends records, never bare (type, dict) pairs, and a log is read back
+into records, so a misspelt type or key fails loudly instead of being ignored.
+
+To add an event type: write a `@record("type_name")` class in the module of its family below,
+with its fields, `fold` and `describe` (plus `loud`, `tone` or `project` when they apply), import
+it here, then append it from a command.
+"""
+
+from runbook.engine.events.base import (RECORDS, Event, EventFormatError, EventRecord, apply, decode, fold,
+                                        record)
+from runbook.engine.events.incident import (Acknowledged, ActionItemAdded, Mitigated, NoteAdded, Opened,
+                                            PluginErrorRecorded, Resolved, SeverityChanged, TargetBreached)
+from runbook.engine.events.steps import (ApprovalGranted, CheckPolled, DecisionMade, StepCompleted, StepFailed,
+                                         StepSkipped, StepStarted, TrackFinished)
+from runbook.engine.events.automation import ActionFinished, ActionStarted, shown_argv
+from runbook.engine.events.degradations import (DegradationApplied, DegradationFailed, DegradationRestored,
+                                                DegradationStarted, FlagChanged)
+from runbook.engine.events.escalation import DrillInject, Escalated, Notified, ReminderFired
+
+__all__ = [
+    "Acknowledged", "ActionFinished", "ActionItemAdded", "ActionStarted", "ApprovalGranted", "CheckPolled",
+    "DecisionMade", "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted",
+    "DrillInject", "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "Mitigated",
+    "NoteAdded", "Notified", "Opened", "PluginErrorRecorded", "RECORDS", "ReminderFired", "Resolved",
+    "SeverityChanged", "StepCompleted", "StepFailed", "StepSkipped", "StepStarted", "TargetBreached",
+    "TrackFinished", "apply", "decode", "fold", "record", "shown_argv",
+]

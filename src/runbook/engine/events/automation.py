@@ -1,0 +1,43 @@
+"""Automated actions: started (the intent) and finished (the outcome)."""
+
+from __future__ import annotations
+
+from dataclasses import field
+
+from runbook.engine.events.base import EventRecord, record
+from runbook.engine.state import FAILED
+
+
+@record("action_started")
+class ActionStarted(EventRecord):
+    step: str
+    argv: list | None = None
+    action: str | None = None
+    params: dict = field(default_factory=dict)
+
+    def fold(self, state, event):
+        state.actions_pending[self.step] = event
+
+    def describe(self):
+        return f"running {shown_argv(self.argv) if self.argv else self.action}"
+
+
+@record("action_finished")
+class ActionFinished(EventRecord):
+    step: str
+    ok: bool
+    summary: str
+    exit_code: int | None = None
+    output: str = ""
+    duration: float = 0.0
+    handler: str = ""
+
+    def fold(self, state, event):
+        state.actions_pending.pop(self.step, None)
+
+    def describe(self):
+        return f"action {'ok' if self.ok else 'FAILED'}: {self.summary}"
+
+
+def shown_argv(argv) -> str:
+    return " ".join(argv)

@@ -1,0 +1,90 @@
+"""Degradations in two phases: started (the intent), each flag changed, then the result."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from runbook.engine.events.base import EventRecord, degradation, record
+from runbook.engine.state import FAILED
+
+
+@record("degradation_started")
+class DegradationStarted(EventRecord):
+    degradation: str
+    op: str  # "apply" or "restore"
+    flags: dict  # flag -> {"old": FlagState dict, "new": value} (restore: + "restore_to")
+    step: str | None = None
+    option: int | None = None  # 0-based option of the decision that chose it
+
+    def fold(self, state, event):
+        deg = degradation(state, self.degradation)
+        deg.pending, deg.pending_seq, deg.pending_at = self.to_data(), event.seq, event.at
+
+    def describe(self):
+        return f"{'applying' if self.op == 'apply' else 'restoring'} degradation {self.degradation}"
+
+
+@record("flag_changed", tone="flag")
+class FlagChanged(EventRecord):
+    degradation: str
+    flag: str
+    op: str
+    old: dict | None
+    new: Any
+    location: str = ""
+    reconciled: bool = False  # settled after a crash by reading the flag backend
+
+    def fold(self, state, event):
+        deg = degradation(state, self.degradation)
+        if self.op == "apply":
+            deg.flags[self.flag] = {"old": self.old, "new": self.new}
+        else:
+            deg.flags.pop(self.flag, None)
+
+    def describe(self):
+        old = self.old["value"] if isinstance(self.old, dict) and self.old.get("exists") else "(absent)"
+        return f"flag {self.flag}: {json.dumps(old)} → {json.dumps(self.new)}"
+
+
+@record("degradation_applied")
+class DegradationApplied(EventRecord):
+    degradation: str
+    step: str | None = None
+    reconciled: bool = False
+
+    def fold(self, state, event):
+        deg = degradation(state, self.degradation)
+        deg.pending, deg.pending_at, deg.applied = None, None, True
+
+    def describe(self):
+        return f"degradation {self.degradation} applied"
+
+
+@record("degradation_restored")
+class DegradationRestored(EventRecord):
+    degradation: str
+    step: str | None = None
+    reconciled: bool = False
+
+    def fold(self, state, event):
+        deg = degradation(state, self.degradation)
+        deg.pending, deg.pending_at, deg.applied = None, None, False
+
+    def describe(self):
+        return f"degradation {self.degradation} restored"
+
+
+@record("degradation_failed", loud="error", tone="error")
+class DegradationFailed(EventRecord):
+    degradation: str
+    op: str
+    reason: str
+    reconciled: bool = False
+
+    def fold(self, state, event):
+        deg = degradation(state, self.degradation)
+        deg.pending, deg.pending_at, deg.applied = None, None, bool(deg.flags)
+
+    def describe(self):
+        return f"degradation {self.degradation} FAILED: {self.reason}"

@@ -1,0 +1,143 @@
+"""The incident's life: opened, acknowledged, mitigated, resolved, severity, notes, breaches."""
+
+from __future__ import annotations
+
+from dataclasses import field
+
+from runbook.engine.clock import parse
+from runbook.engine.events.base import EventRecord, start_paging, record
+
+
+@record("opened")
+class Opened(EventRecord):
+    playbook: str
+    title: str
+    severity: str
+    service: str = ""
+    symptom: str | None = None
+    drill: bool = False
+    snapshot: str = ""
+    rehearsal: str | None = None
+    live: bool = False
+
+    def fold(self, state, event):
+        state.title, state.service, state.severity = self.title, self.service, self.severity
+        state.symptom, state.drill, state.live = self.symptom, self.drill, self.live
+        state.opened_at, state.opened_by = event.at, event.actor
+        start_paging(state, event.at)
+
+    def describe(self):
+        return f"opened {self.playbook} as {self.severity}" + (" (DRILL)" if self.drill else "")
+
+
+@record("acknowledged")
+class Acknowledged(EventRecord):
+    def fold(self, state, event):
+        state.acknowledged_at, state.acknowledged_by = event.at, event.actor
+        state.status = "acknowledged" if state.status == "open" else state.status
+
+    def describe(self):
+        return "acknowledged"
+
+    def project(self, ts):
+        return {"acknowledged_at": ts, "status": "acknowledged"}
+
+
+@record("mitigated")
+class Mitigated(EventRecord):
+    step: str | None = None
+
+    def fold(self, state, event):
+        state.mitigated_at = state.mitigated_at or event.at
+        state.status = "mitigated" if state.status in ("open", "acknowledged") else state.status
+
+    def describe(self):
+        return "mitigated" + (f" (step {self.step})" if self.step else "")
+
+    def project(self, ts):
+        return {"mitigated_at": ts, "status": "mitigated"}
+
+
+@record("resolved")
+class Resolved(EventRecord):
+    kept_degradations: list = field(default_factory=list)
+
+    def fold(self, state, event):
+        state.resolved_at, state.status = event.at, "resolved"
+
+    def describe(self):
+        kept = f" (kept degraded: {', '.join(self.kept_degradations)})" if self.kept_degradations else ""
+        return "resolved" + kept
+
+    def project(self, ts):
+        return {"resolved_at": ts, "status": "resolved"}
+
+
+@record("severity_changed", loud="warning", keys={"previous": "from"})
+class SeverityChanged(EventRecord):
+    previous: str
+    to: str
+    reason: str = ""
+    rise: str | None = None  # the symptom's severity rise that fired it
+    due_at: str | None = None  # when that rise fell due
+
+    def fold(self, state, event):
+        state.severity = self.to
+        start_paging(state, parse(self.due_at) if self.due_at else event.at)
+        if self.rise is not None:
+            state.rises.add(self.rise)
+
+    def describe(self):
+        return f"severity {self.previous} → {self.to}" + (f" ({self.reason})" if self.reason else "")
+
+    def project(self, ts):
+        return {"severity": self.to}
+
+
+@record("note_added", tone="note")
+class NoteAdded(EventRecord):
+    text: str
+
+    def fold(self, state, event):
+        state.notes.append(event)
+
+    def describe(self):
+        return f"note: {self.text}"
+
+
+@record("action_item_added")
+class ActionItemAdded(EventRecord):
+    text: str
+    owner: str = ""
+
+    def fold(self, state, event):
+        state.action_items.append(event)
+
+    def describe(self):
+        return f"action item: {self.text}" + (f" (owner {self.owner})" if self.owner else "")
+
+
+@record("target_breached", loud="error", tone="error")
+class TargetBreached(EventRecord):
+    target: str
+    deadline: str
+
+    def fold(self, state, event):
+        state.breaches[self.target] = event.at
+
+    def describe(self):
+        return f"{self.target} target breached"
+
+
+@record("plugin_error", loud="error", tone="error")
+class PluginErrorRecorded(EventRecord):
+    plugin: str
+    hook: str
+    message: str
+    kind: str = "error"
+
+    def fold(self, state, event):
+        pass  # a record for people; it changes nothing the engine decides on
+
+    def describe(self):
+        return f"plugin {self.plugin} failed in {self.hook}: {self.message}"

@@ -1,0 +1,66 @@
+"""The one step transition: how finishing a step moves the incident on.
+
+Every command that finishes a step (done, skipped, failed, an option chosen; by hand, by an
+automation, by a poll, by a timeout, by a degradation) asks `finish` for its events, so the
+order is the same everywhere: a new attempt when the step had failed, the step's outcome, the
+incident mitigated when the step or option says so, then the next step or the end of its track.
+Pure: it reads the state and the playbook and returns records; it appends nothing.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from runbook.catalog.flow import default_next
+from runbook.catalog.models import END, Step
+from runbook.engine.events import (DecisionMade, EventRecord, Mitigated, StepCompleted, StepFailed, StepSkipped,
+                                   StepStarted, TrackFinished)
+from runbook.engine.state import FAILED, IncidentState
+
+
+class Done(NamedTuple):
+    outcome: str = ""
+
+
+class Skipped(NamedTuple):
+    reason: str
+
+
+class Failed(NamedTuple):
+    reason: str
+    timeout: bool = False  # a wait that timed out goes to on_timeout, not on_fail
+
+
+class Chosen(NamedTuple):
+    index: int  # 0-based option
+
+
+def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | Chosen) -> list[EventRecord]:
+    track = next(t for t in state.playbook.tracks if t.id == step.track)
+    out: list[EventRecord] = []
+    run = state.steps[step.id]
+    if run.status == FAILED and not isinstance(result, Skipped):
+        # working on a failed step again is a new attempt, so its time is measured on its own
+        out.append(StepStarted(step.id, step.track, run.attempt + 1, retry=True))
+    mitigates = False
+    if isinstance(result, Done):
+        out.append(StepCompleted(step.id, step.track, result.outcome))
+        mitigates, target = step.mitigates, default_next(track, step)
+    elif isinstance(result, Chosen):
+        chosen = step.options[result.index]
+        target = chosen.next or default_next(track, step)
+        out.append(DecisionMade(step.id, step.track, result.index + 1, chosen.label, target))
+        mitigates = chosen.mitigates or step.mitigates
+    elif isinstance(result, Skipped):
+        out.append(StepSkipped(step.id, step.track, result.reason))
+        target = default_next(track, step)
+    else:
+        out.append(StepFailed(step.id, step.track, result.reason, timeout=result.timeout))
+        target = step.on_timeout if result.timeout else step.on_fail  # none: the step stays current
+    if mitigates and state.mitigated_at is None:
+        out.append(Mitigated(step.id))
+    if target == END:
+        out.append(TrackFinished(step.track))
+    elif target:
+        out.append(StepStarted(target, step.track, state.steps[target].attempt + 1))
+    return out
