@@ -273,7 +273,7 @@ def test_reconcile_settles_an_interrupted_flag_change(world):
         "audio-only", "apply", {"rtc.video.enabled": {"old": {"exists": False, "value": None, "variant": None,
                                                               "enabled": True}, "new": False}})])
     engine.plugins.set_flag("rtc.video.enabled", False)
-    with pytest.raises(CommandError, match="already being changed"):
+    with pytest.raises(CommandError, match="is being applied by ana"):
         engine.degrade(iid, "ben", "audio-only")
     assert engine.reconcile(iid) == []  # not stale yet: another process may still be working on it
     world.clock.advance(minutes=2)

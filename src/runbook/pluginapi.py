@@ -59,6 +59,7 @@ class ActionRequest(NamedTuple):
     incident: str | None = None
     step: str | None = None
     drill: bool = False
+    pidfile: str | None = None  # a runner that starts a process group writes "<pgid> <start time>" here
 
 
 class ActionResult(NamedTuple):
@@ -123,3 +124,23 @@ class HookFailure(NamedTuple):
 
     def to_dict(self) -> dict:
         return self._asdict()
+
+
+def process_start(pid: int) -> str | None:
+    """The kernel's start time of `pid` (clock ticks since boot), or None when it is not running
+    or cannot be read (no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2:].split()
+    return fields[19].decode() if len(fields) > 19 else None
+
+
+def record_process_group(request: ActionRequest, pgid: int) -> None:
+    """For runners that start a process group: write it where the engine can find it, so an
+    action orphaned by a crash is killed before the step is settled or retried."""
+    if request.pidfile:
+        with open(request.pidfile, "w", encoding="ascii") as handle:
+            handle.write(f"{pgid} {process_start(pgid)}")

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 
-from runbook.pluginapi import ActionResult, hookimpl
+from runbook.pluginapi import ActionResult, hookimpl, record_process_group
 
 MAX_OUTPUT = 16 * 1024
 _PARAM = re.compile(r"\{([A-Za-z0-9_.-]+)\}")
@@ -66,6 +66,10 @@ def run_action(settings, request):
         return ActionResult(False, f"command not found: {argv[0]}", handler="shell")
     except OSError as exc:
         return ActionResult(False, f"cannot run {argv[0]}: {exc.strerror or exc}", handler="shell")
+    try:
+        record_process_group(request, proc.pid)
+    except OSError:
+        pass  # the action still runs; only its clean-up after a crash is lost
     try:
         out, _ = proc.communicate(timeout=request.timeout)
     except subprocess.TimeoutExpired:

@@ -8,12 +8,15 @@ page that was never sent). The engine's commands call these; nothing else does.
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from runbook.catalog.models import Step
+from runbook.engine import owner as owners
 from runbook.engine import timers
-from runbook.engine.clock import iso
+from runbook.engine.clock import iso, parse
 from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, DegradationApplied, DegradationFailed,
                                    DegradationRestored, DegradationStarted, Escalated, Event, FlagChanged, Notified,
                                    PluginErrorRecorded)
@@ -26,7 +29,9 @@ if TYPE_CHECKING:
     from runbook.engine.engine import Engine
 
 SYSTEM = "runbook"
-STALE_INTENT = timedelta(seconds=60)
+STALE_INTENT = timedelta(seconds=60)  # an intent recorded without an owner (by 0.1) counts as abandoned after this
+FLAG_LEASE = 15.0  # seconds per flag an owner on another host is trusted to finish a change in
+ACTION_LEASE_GRACE = 30.0
 
 
 def plugin_errors(failures) -> list[PluginErrorRecorded]:
@@ -48,8 +53,16 @@ class Effects:
 
     def flip(self, incident: str, actor: str, name: str, op: str, step_id: str | None,
              option: int | None) -> list[Event]:
+        owner = owners.claim()
+        try:
+            return self._flip(incident, actor, name, op, step_id, option, owner)
+        finally:
+            owners.release(owner)
+
+    def _flip(self, incident, actor, name, op, step_id, option, owner) -> list[Event]:
         state = self.engine.state(incident)
-        self.engine.require_live(state)
+        if not (op == "restore" and state.resolved):  # leftovers on a resolved incident can still be restored
+            self.engine.require_live(state)
         pb = state.playbook
         if name not in pb.degradations:
             from runbook.catalog.suggest import did_you_mean
@@ -58,17 +71,19 @@ class Effects:
                                f"degradations: {', '.join(pb.degradations) or 'none'}")
         deg, spec = state.degradations[name], pb.degradations[name]
         if deg.pending:
-            raise CommandError(f"degradation '{name}' is already being changed (event {deg.pending_seq}); "
-                               "wait for it or run `runbook incident resume`")
+            raise CommandError(in_flight(deg))
         if op == "apply" and deg.applied:
             raise CommandError(f"degradation '{name}' is already applied")
-        if op == "restore" and not deg.applied:
+        if op == "restore" and not deg.touched:
             raise CommandError(f"degradation '{name}' is not applied")
         if self.plugins is None:
             raise CommandError("no flag backend: the engine was started without plugins")
         if op == "apply":
             plan = {}
             for flag, value in spec.set.items():
+                if flag in deg.flags:  # left changed by an apply that failed half-way: its old value still holds
+                    plan[flag] = {"old": deg.flags[flag]["old"], "new": value}
+                    continue
                 current, _ = self.plugins.get_flag(flag, drill=state.sandboxed)
                 plan[flag] = {"old": current.to_dict(), "new": value}
         else:
@@ -79,17 +94,19 @@ class Effects:
         def intent(state):
             # Re-checked on the state the intent is appended to: another responder may have
             # applied or restored it while this one was reading the flags.
-            self.engine.require_live(state)
+            if not (op == "restore" and state.resolved):
+                self.engine.require_live(state)
             current = state.degradations[name]
             if current.pending:
-                raise CommandError(f"degradation '{name}' is already being changed")
+                raise CommandError(in_flight(current))
             if op == "apply" and current.applied:
                 raise CommandError(f"degradation '{name}' was just applied by someone else")
-            if op == "restore" and not current.applied:
+            if op == "restore" and not current.touched:
                 raise CommandError(f"degradation '{name}' was just restored by someone else")
             if op == "restore" and set(current.flags) != set(plan):
                 raise CommandError(f"degradation '{name}' changed while restoring; try again")
-            return [DegradationStarted(name, op, plan, step_id, option)]
+            lease = self.engine.clock.now() + timedelta(seconds=FLAG_LEASE * max(len(plan), 1))
+            return [DegradationStarted(name, op, plan, step_id, option, owner, iso(lease))]
         events = self._command(incident, actor, intent)
         results, errors = [], []
         for flag, entry in plan.items():
@@ -114,7 +131,7 @@ class Effects:
                 out.append(DegradationFailed(name, op, "; ".join(e.message for e in errors)))
                 return out
             out.append((DegradationApplied if op == "apply" else DegradationRestored)(name, step_id))
-            if step_id:
+            if step_id and not state.resolved:
                 step = state.playbook.step(step_id)
                 if state.current.get(step.track) == step_id:
                     out += finish(state, step, Chosen(option) if option is not None else Done(op))
@@ -125,15 +142,28 @@ class Effects:
 
     def run(self, incident: str, actor: str, step: Step) -> list[Event]:
         """Run a step's automation (run: or uses:) and record the outcome."""
+        owner = owners.claim()
+        try:
+            return self._run(incident, actor, step, owner)
+        finally:
+            owners.release(owner)
+
+    def _run(self, incident: str, actor: str, step: Step, owner: dict) -> list[Event]:
         state = self.engine.state(incident)
+        request = self.request(state, step)._replace(pidfile=action_pidfile(owner))
 
         def intent(s):
             self.engine.require_live(s)
             if step.id in s.actions_pending:
                 raise CommandError(f"step '{step.id}' is already running (started by {s.actions_pending[step.id].actor})")
-            return [ActionStarted(step.id, list(step.run) if step.run else None, step.uses, dict(step.params))]
+            lease = self.engine.clock.now() + timedelta(seconds=request.timeout + ACTION_LEASE_GRACE)
+            return [ActionStarted(step.id, list(step.run) if step.run else None, step.uses, dict(step.params),
+                                  owner, iso(lease), request.pidfile)]
         events = self._command(incident, actor, intent)
-        result, failures = self.plugins.run_action(self.request(state, step))
+        try:
+            result, failures = self.plugins.run_action(request)
+        finally:
+            _remove(request.pidfile)
 
         def build(state):
             out = plugin_errors(failures) + [ActionFinished(step.id, **result.to_dict())]
@@ -203,18 +233,23 @@ class Effects:
 
     # crash recovery -----------------------------------------------------------------------
 
-    def reconcile(self, incident: str, force: bool = False) -> list[Event]:
+    def reconcile(self, incident: str, force: bool = False, flags_only: bool = False) -> list[Event]:
         state = self.engine.state(incident)
         now = self.engine.clock.now()
         out: list[Event] = []
         for name, deg in list(state.degradations.items()):
-            if deg.pending and (force or now - deg.pending_at >= STALE_INTENT):
+            if deg.pending and abandoned(deg.pending, deg.pending_at, now, force):
                 out += self._reconcile_flags(state, name, deg.pending)
+        if flags_only:
+            return out
         for step_id, intent in list(state.actions_pending.items()):
-            if force or now - intent.at >= STALE_INTENT:
-                out += self._command(state.id, SYSTEM, lambda s, sid=step_id: [] if sid not in s.actions_pending else [
-                    ActionFinished(sid, False, "interrupted: the outcome was never recorded; check by hand and "
-                                   "complete or retry the step", handler="reconcile")])
+            if abandoned(intent.data, intent.at, now, force):
+                killed = kill_orphan(intent.record.pidfile)
+                summary = ("interrupted: the outcome was never recorded" +
+                           (f"; its orphaned process group {killed} was killed" if killed else "") +
+                           "; check by hand and complete or retry the step")
+                out += self._command(state.id, SYSTEM, lambda s, sid=step_id, text=summary: [] if sid not in
+                                     s.actions_pending else [ActionFinished(sid, False, text, handler="reconcile")])
         for event in list(self.engine.state(incident).escalation.unnotified):
             if force or now - event.at >= STALE_INTENT:
                 level = event.record.level
@@ -257,3 +292,59 @@ class Effects:
                 out.append((DegradationApplied if op == "apply" else DegradationRestored)(name, reconciled=True))
             return out
         return self._command(state.id, SYSTEM, build)
+
+
+def abandoned(intent: dict, at: datetime, now: datetime, force: bool) -> bool:
+    """Whether an intent may be settled: its owner is gone. Intents recorded without an owner
+    (by runbook 0.1) count as abandoned after a minute, or at once when forced."""
+    lease = intent.get("lease_until")
+    state = owners.status(intent.get("owner"), parse(lease) if lease else None, now)
+    if state == owners.UNKNOWN:
+        return force or now - at >= STALE_INTENT
+    return state == owners.GONE
+
+
+def in_flight(deg) -> str:
+    verb = "applied" if deg.pending.get("op") == "apply" else "restored"
+    since = f" since {deg.pending_at:%H:%M:%S}" if deg.pending_at else ""
+    return (f"degradation '{deg.name}' is being {verb} by {deg.pending_by or 'someone'} "
+            f"({owners.describe(deg.pending.get('owner'))}){since}; wait for it to finish, "
+            "or run `runbook incident resume` if that process is gone")
+
+
+def action_pidfile(owner: dict) -> str:
+    """Where an action's runner writes the process group it started: a private runtime directory."""
+    import tempfile
+
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    folder = os.path.join(base, f"runbook-{os.getuid()}" if hasattr(os, "getuid") else "runbook", "actions")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return os.path.join(folder, f"{owner['token']}.pid")
+
+
+def _remove(path: str | None) -> None:
+    if path:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def kill_orphan(pidfile: str | None) -> int | None:
+    """Kill the process group an abandoned action left running; its id, or None if none is left."""
+    if not pidfile:
+        return None
+    try:
+        with open(pidfile, encoding="ascii") as handle:
+            pgid_text, start = handle.read().split()
+        pgid = int(pgid_text)
+    except (OSError, ValueError):
+        return None
+    _remove(pidfile)
+    if owners.process_start(pgid) != start:
+        return None  # the group's leader has ended (or its pid now belongs to someone else)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return None
+    return pgid

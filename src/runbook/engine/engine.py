@@ -14,6 +14,7 @@ in `engine/effects.py`.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
 from runbook.engine import timers
 from runbook.engine.clock import SystemClock, iso, parse
-from runbook.engine.effects import SYSTEM, Effects, plugin_errors
+from runbook.engine.effects import SYSTEM, Effects, in_flight, plugin_errors
 from runbook.engine.events import (Acknowledged, ActionItemAdded, ApprovalGranted, DrillInject, Event, EventRecord,
                                    Mitigated, NoteAdded, Opened, ReminderFired, Resolved, SeverityChanged,
                                    StepStarted, TargetBreached, apply, fold)
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
     from runbook.catalog.loader import Catalog
 
 RETRIES = 20
+RESOLVE_WAIT = 10.0  # seconds `resolve` waits for a flag change in flight before refusing
 
 __all__ = ["CommandError", "Engine", "SYSTEM"]
 
@@ -46,6 +48,7 @@ class Engine:
         self.plugins = plugins
         self.catalog = catalog
         self.effects = Effects(self)
+        self.resolve_wait = RESOLVE_WAIT
         self._states: dict[str, IncidentState] = {}
         # Snapshots taken and loaded per (catalog, playbook, drill): simulations open thousands of
         # incidents on one playbook, and a loaded Snapshot is immutable.
@@ -321,25 +324,47 @@ class Engine:
         return self._command(incident, actor, build)
 
     def resolve(self, incident: str, actor: str, keep_degradations: bool = False) -> list[Event]:
+        """Resolve, restoring every degradation fully or partly applied (unless kept). Never while a
+        flag change is in flight: waits up to `resolve_wait` seconds for its owner to finish it
+        (settling it first when its owner is gone), then refuses, naming it."""
+        self.require_live(self.state(incident))
+        settled = self._settle_flag_changes(incident)
         state = self.state(incident)
-        self.require_live(state)
-        kept = [name for name, deg in state.degradations.items() if deg.applied]
         restored: list[Event] = []
         if not keep_degradations:
-            for name in kept:
+            for name in [name for name, deg in state.degradations.items() if deg.touched]:
                 restored += self.restore(incident, actor, name)
             state = self.state(incident)
-            still = [name for name, deg in state.degradations.items() if deg.applied]
+            still = [name for name, deg in state.degradations.items() if deg.touched]
             if still:
                 reasons = [e.record.reason for e in restored if e.type == "degradation_failed"]
                 raise PluginError(f"not resolved: could not restore {', '.join(still)}: {'; '.join(reasons)}. "
                                   "Fix the flag backend and resolve again, or resolve --keep-degradations")
-            kept = []
 
         def build(state):
+            # checked on the very state the event is appended to: no change may start in between
             self.require_live(state)
+            busy = [deg for deg in state.degradations.values() if deg.pending]
+            if busy:
+                raise CommandError(f"not resolved: {in_flight(busy[0])}")
+            kept = [name for name, deg in state.degradations.items() if deg.touched]
+            if kept and not keep_degradations:
+                raise CommandError(f"not resolved: {', '.join(kept)} was applied meanwhile; resolve again")
             return [Resolved(kept)]
-        return restored + self._command(incident, actor, build)
+        return settled + restored + self._command(incident, actor, build)
+
+    def _settle_flag_changes(self, incident: str) -> list[Event]:
+        """Wait for flag changes in flight to finish; settle those whose owner is gone."""
+        deadline = time.monotonic() + self.resolve_wait
+        settled: list[Event] = []
+        while True:
+            settled += self.effects.reconcile(incident, flags_only=True)
+            busy = [deg for deg in self.state(incident).degradations.values() if deg.pending]
+            if not busy:
+                return settled
+            if time.monotonic() >= deadline:
+                raise CommandError(f"not resolved: {in_flight(busy[0])}")
+            time.sleep(0.05)
 
     def escalate_now(self, incident: str, actor: str) -> list[Event]:
         state = self.state(incident)

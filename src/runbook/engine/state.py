@@ -57,6 +57,12 @@ class DegradationState:
     pending: dict | None = None  # the intent event's data while a change is in flight
     pending_seq: int = 0
     pending_at: datetime | None = None
+    pending_by: str = ""
+
+    @property
+    def touched(self) -> bool:
+        """Applied fully, or partly (some of its flags changed and not restored)."""
+        return self.applied or bool(self.flags)
 
 
 @dataclass

@@ -14,6 +14,9 @@ class ActionStarted(EventRecord):
     argv: list | None = None
     action: str | None = None
     params: dict = field(default_factory=dict)
+    owner: dict | None = None  # the process running it (engine/owner.py)
+    lease_until: str | None = None
+    pidfile: str | None = None  # where the action's process group is written, to kill it if orphaned
 
     def fold(self, state, event):
         state.actions_pending[self.step] = event

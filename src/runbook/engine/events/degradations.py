@@ -16,10 +16,12 @@ class DegradationStarted(EventRecord):
     flags: dict  # flag -> {"old": FlagState dict, "new": value} (restore: + "restore_to")
     step: str | None = None
     option: int | None = None  # 0-based option of the decision that chose it
+    owner: dict | None = None  # the process carrying it out (engine/owner.py)
+    lease_until: str | None = None  # after this, an owner on another host counts as gone
 
     def fold(self, state, event):
         deg = degradation(state, self.degradation)
-        deg.pending, deg.pending_seq, deg.pending_at = self.to_data(), event.seq, event.at
+        deg.pending, deg.pending_seq, deg.pending_at, deg.pending_by = self.to_data(), event.seq, event.at, event.actor
 
     def describe(self):
         return f"{'applying' if self.op == 'apply' else 'restoring'} degradation {self.degradation}"
