@@ -27,7 +27,7 @@ START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def make(tmp_path, repo_root):
+def make(tmp_path, repo_root, fixture_catalog):
     stores = []
 
     def factory(open_incident=True, clock=None, live=False, playbook="video-call-degraded"):
@@ -35,7 +35,7 @@ def make(tmp_path, repo_root):
         stores.append(store)
         host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=str(repo_root / "plugins")),
                           entry_points=False)
-        engine = Engine(store, clock or VirtualClock(START), host, load([str(repo_root / "playbooks")]))
+        engine = Engine(store, clock or VirtualClock(START), host, load([str(fixture_catalog / "playbooks")]))
         incident = None
         if open_incident:
             incident = engine.open(playbook, "ana", incident="INC-TEST01").id
@@ -168,9 +168,10 @@ def test_errors_are_shown_not_raised(make):
     assert any("already acknowledged by ana" in m for m in messages)
 
 
-def test_event_from_another_process_appears_within_a_second(make, repo_root, tmp_path):
+def test_event_from_another_process_appears_within_a_second(make, repo_root, fixture_catalog, tmp_path):
     app, engine = make(clock=SystemClock(), live=True)
-    env = {**os.environ, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json")}
+    env = {**os.environ, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
+           "RUNBOOK_CATALOG": str(fixture_catalog / "playbooks")}
 
     async def scenario():
         async with app.run_test(size=(120, 40)) as pilot:
