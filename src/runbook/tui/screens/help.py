@@ -9,6 +9,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from runbook.tui.dialogs.confirm import ConfirmDialog
 from runbook.tui.keys import help_rows, key_for
 
 NOTES = ("Anything that changes something outside runbook (flags, commands, pages) asks first: {yes} / {no}. "
@@ -61,7 +62,5 @@ class HelpScreen(ModalScreen[None]):
             for name, title, rows in self.sections():
                 yield Static(f"[b]{title}[/b]", classes="help-title")
                 yield Static(key_table(rows, columns), id=f"help-{name}", classes="help-keys")
-            from runbook.tui.dialogs.confirm import ConfirmDialog
-
-            yield Static(NOTES.format(yes=key_for(ConfirmDialog, "answer(True)"), no=key_for(ConfirmDialog, "answer(False)")),
-                         classes="help-notes")
+            yield Static(NOTES.format(yes=key_for(ConfirmDialog, "answer(True)"),
+                                      no=key_for(ConfirmDialog, "answer(False)")), classes="help-notes")
