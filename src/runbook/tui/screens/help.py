@@ -16,8 +16,6 @@ NOTES = ("Anything that changes something outside runbook (flags, commands, page
          "Everything is saved the moment you see it; closing the terminal loses nothing: "
          "reopen with [b]runbook resume[/b].")
 
-WIDE = 110  # columns from which the keys are listed two to a line
-
 
 def screen_types() -> list[type]:
     """The screens with keys, in the order the help lists them."""
@@ -29,17 +27,15 @@ def screen_types() -> list[type]:
     return [IncidentScreen, HomeScreen, DebriefScreen, ReportScreen]
 
 
-def key_table(rows: list[tuple[str, str]], columns: int):
-    """Keys in one or more columns, read left to right in the order they are declared."""
+def key_table(rows: list[tuple[str, str]]):
+    """One key per line (a phrase per line reads better than two columns that wrap)."""
     from rich.table import Table
 
     table = Table.grid(padding=(0, 1), expand=True)
-    for _ in range(columns):
-        table.add_column(style="bold", no_wrap=True, min_width=7)  # the same in every section
-        table.add_column(ratio=1)
-    for i in range(0, len(rows), columns):
-        line = rows[i:i + columns]
-        table.add_row(*(cell for row in line + [("", "")] * (columns - len(line)) for cell in row))
+    table.add_column(style="bold", no_wrap=True, min_width=7)  # the same in every section
+    table.add_column(ratio=1)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -57,10 +53,9 @@ class HelpScreen(ModalScreen[None]):
             (type(self.app).__name__, "Everywhere", help_rows(type(self.app)))]
 
     def compose(self) -> ComposeResult:
-        columns = 2 if self.app.size.width >= WIDE else 1  # a phrase per line rather than wrapped in two
         with VerticalScroll(classes="dialog help"):
             for name, title, rows in self.sections():
                 yield Static(f"[b]{title}[/b]", classes="help-title")
-                yield Static(key_table(rows, columns), id=f"help-{name}", classes="help-keys")
+                yield Static(key_table(rows), id=f"help-{name}", classes="help-keys")
             yield Static(NOTES.format(yes=key_for(ConfirmDialog, "answer(True)"),
                                       no=key_for(ConfirmDialog, "answer(False)")), classes="help-notes")
