@@ -27,7 +27,7 @@ START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def make(tmp_path, repo_root):
+def make(tmp_path, repo_root, fixture_catalog):
     stores = []
 
     def factory(open_incident=True, clock=None, live=False, playbook="video-call-degraded"):
@@ -35,7 +35,7 @@ def make(tmp_path, repo_root):
         stores.append(store)
         host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=str(repo_root / "plugins")),
                           entry_points=False)
-        engine = Engine(store, clock or VirtualClock(START), host, load([str(repo_root / "playbooks")]))
+        engine = Engine(store, clock or VirtualClock(START), host, load([str(fixture_catalog / "playbooks")]))
         incident = None
         if open_incident:
             incident = engine.open(playbook, "ana", incident="INC-TEST01").id
@@ -168,9 +168,10 @@ def test_errors_are_shown_not_raised(make):
     assert any("already acknowledged by ana" in m for m in messages)
 
 
-def test_event_from_another_process_appears_within_a_second(make, repo_root, tmp_path):
+def test_event_from_another_process_appears_within_a_second(make, repo_root, fixture_catalog, tmp_path):
     app, engine = make(clock=SystemClock(), live=True)
-    env = {**os.environ, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json")}
+    env = {**os.environ, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
+           "RUNBOOK_CATALOG": str(fixture_catalog / "playbooks")}
 
     async def scenario():
         async with app.run_test(size=(120, 40)) as pilot:
@@ -292,3 +293,150 @@ def test_no_color_still_shows_state_with_symbols(make, monkeypatch):
     assert no_color is True
     assert "✓ Measure how bad" in steps and "»▶ Check SFU" in steps
     assert "not acknowledged" in header and "SEV2" in header
+
+
+# keys are declared once, in the screens' bindings --------------------------------------------
+
+def _screens_with_keys() -> list[type]:
+    """Every full screen the TUI has (found in tui/screens/, so a new one is covered too)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from textual.screen import ModalScreen, Screen
+
+    import runbook.tui.screens as package
+
+    found = []
+    for module in pkgutil.iter_modules(package.__path__):
+        members = inspect.getmembers(importlib.import_module(f"{package.__name__}.{module.name}"), inspect.isclass)
+        found += [cls for _, cls in members if issubclass(cls, Screen) and not issubclass(cls, ModalScreen)
+                  and cls.__module__.startswith(package.__name__)]
+    return sorted(set(found), key=lambda cls: cls.__name__)
+
+
+def _help_sections(app) -> dict[str, list[str]]:
+    """The help screen's key tables as lines of text, by screen name."""
+    import io
+
+    from rich.console import Console
+
+    sections = {}
+    for static in app.screen.query(".help-keys"):
+        console = Console(width=200, file=io.StringIO(), record=True, color_system=None)
+        console.print(static.content)
+        sections[static.id.removeprefix("help-")] = console.export_text().splitlines()
+    return sections
+
+
+def _row_keys(line: str, explanation: str) -> list[str]:
+    """The keys of a help line that explains this (none when it explains something else)."""
+    keys, found, _ = line.partition(explanation)
+    return keys.replace(" / ", " ").split() if found else []
+
+
+def _bound(screen_type: type) -> list:
+    return [binding for binding in screen_type.BINDINGS if binding.description]
+
+
+def test_help_footer_and_palette_show_every_binding_of_every_screen(make):
+    from runbook.tui.keys import explain, key_display
+    from runbook.tui.screens.debrief import DebriefScreen
+    from runbook.tui.screens.help import HelpScreen
+    from runbook.tui.screens.report import ReportScreen
+    from runbook.tui.widgets.keybar import KeyBar
+
+    app, engine = make()
+    screens = _screens_with_keys()
+    assert {cls.__name__ for cls in screens} >= {"IncidentScreen", "HomeScreen", "DebriefScreen", "ReportScreen"}
+
+    async def scenario():
+        seen = {}
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            # every screen, reached by its keys: footer text and palette commands on each
+            for keys, screen_type in (((), IncidentScreen), (("b",), DebriefScreen), (("escape", "escape"), HomeScreen),
+                                      (("R",), ReportScreen)):
+                await press(pilot, *keys)
+                assert type(app.screen) is screen_type
+                palette = {command.title: command.help for command in app.get_system_commands(app.screen)}
+                seen[screen_type] = (app.screen.query_one(KeyBar).content.plain, palette)
+            await press(pilot, "question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            return seen, _help_sections(app)
+    seen, help_sections = asyncio.run(scenario())
+
+    assert set(help_sections) == {cls.__name__ for cls in screens} | {"RunbookApp"}
+    for screen_type in screens:
+        lines = help_sections[screen_type.__name__]
+        for binding in _bound(screen_type):
+            for key in key_display(binding, every=True).split(" / "):
+                assert any(key in _row_keys(line, explain(binding)) for line in lines), \
+                    f"{screen_type.__name__}: {key} ({binding.description}) missing from help:\n" + "\n".join(lines)
+    assert any("^p" in _row_keys(line, "Command palette") for line in help_sections["RunbookApp"])
+
+    for screen_type, (footer, palette) in seen.items():
+        shown = [f"{key_display(b)} {b.description}" for b in _bound(screen_type) if b.show] + ["^p Palette"]
+        assert " ".join(footer.split()) == " ".join(shown), screen_type.__name__  # the same keys, in order
+        for binding in _bound(screen_type):
+            assert binding.description in palette, f"{screen_type.__name__}: {binding.description} not in the palette"
+            assert f"({key_display(binding, every=True)})" in palette[binding.description]
+    assert "q Back" not in seen[DebriefScreen][0]  # a second key for the same action: help only
+
+
+def test_help_lists_b_R_and_r_where_they_apply(make):
+    app, engine = make()
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await press(pilot, "question_mark")
+            return _help_sections(app)
+    sections = asyncio.run(scenario())
+
+    def explains(screen: str, key: str) -> str:
+        return " ".join(line for line in sections[screen] if line.split()[:1] == [key])
+
+    assert "Debrief" in explains("IncidentScreen", "b")
+    assert "Restore" in explains("IncidentScreen", "r")
+    assert "report" in explains("HomeScreen", "R")
+    assert "Refresh" in explains("HomeScreen", "r")
+    assert explains("HomeScreen", "b") == "" and explains("IncidentScreen", "R") == ""
+
+
+def test_a_palette_command_runs_its_binding(make):
+    app, engine = make()
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await press(pilot, "ctrl+p")
+            await pilot.press(*"Ack")
+            await settle(pilot)
+            await press(pilot, "enter")
+            return type(app.screen)
+    assert asyncio.run(scenario()) is IncidentScreen
+    assert engine.state("INC-TEST01").acknowledged_by == "ana"
+
+
+def test_readme_key_tables_match_the_bindings(repo_root):
+    """The key tables under "The terminal UI" list exactly the keys each screen binds."""
+    import re
+
+    from runbook.tui.app import RunbookApp
+    from runbook.tui.keys import key_display
+
+    section = (repo_root / "README.md").read_text().split("## The terminal UI", 1)[1].split("\n## ", 1)[0]
+    documented: dict[str, set[str]] = {}
+    screen = None
+    for line in section.splitlines():
+        if match := re.match(r"On the (\w+) screen:", line):
+            screen = documented.setdefault(match[1], set())
+        elif line.startswith("| `") and screen is not None:
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            for cell in cells[0::2]:
+                screen |= {key.replace("ctrl+", "^") for key in re.findall(r"`([^`]+)`", cell)}
+    palette = {key_display(b) for b in RunbookApp.BINDINGS}
+    for name, screen_type in (("incident", IncidentScreen), ("home", HomeScreen)):
+        bound = {key for b in _bound(screen_type) for key in key_display(b, every=True).split(" / ")} | palette
+        assert documented.get(name) == bound, f"README's {name} keys differ from {screen_type.__name__}.BINDINGS"

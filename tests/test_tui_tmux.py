@@ -18,11 +18,14 @@ def tmux(*args, check=True):
 
 
 @pytest.fixture
-def terminal(tmp_path, repo_root):
+def terminal(tmp_path, repo_root, fixture_catalog):
     assert shutil.which("tmux"), "tmux is required for this test; ./scripts/setup installs it"
     name = f"runbook-{uuid.uuid4().hex[:8]}"
+    catalog = os.pathsep.join(str(fixture_catalog / kind) for kind in ("playbooks", "drills"))
     env = {"RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana", "TERM": "xterm-256color"}
+           "RUNBOOK_CATALOG": catalog, "RUNBOOK_USER": "ana", "TERM": "xterm-256color"}
+    if "PYTHONPATH" in os.environ:  # a tmux server started earlier has its own environment
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     exports = " ".join(f"{k}={v}" for k, v in env.items())
 
     class Terminal:

@@ -5,16 +5,21 @@ from __future__ import annotations
 import gc
 
 from textual.app import App, SystemCommand
+from textual.binding import Binding
 
 from runbook.errors import RunbookError
 from runbook.tui.gateway import EngineGateway
-from runbook.tui.screens.incident import ACTIONS, IncidentScreen
+from runbook.tui.keys import palette_commands
+from runbook.tui.screens.incident import IncidentScreen
 
 
 class RunbookApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "runbook"
     ENABLE_COMMAND_PALETTE = True
+    # the palette's key, on every screen; each screen declares its own keys (see tui/keys.py)
+    BINDINGS = [Binding("ctrl+p", "command_palette", "Palette", priority=True,
+                        tooltip="Command palette: every action of this screen, by name")]
 
     def __init__(self, gateway: EngineGateway, catalog, actor: str, incident: str | None = None, live: bool = True):
         super().__init__()
@@ -81,13 +86,14 @@ class RunbookApp(App):
     def action_help(self) -> None:
         from runbook.tui.screens.help import HelpScreen
 
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(type(self.screen)))
 
     def get_system_commands(self, screen):
-        yield from super().get_system_commands(screen)
-        if isinstance(screen, IncidentScreen):
-            for _, action, label, help_text in ACTIONS:
-                yield SystemCommand(label, help_text, getattr(screen, f"action_{action}"))
+        """The screen's bindings, by name, then Textual's own commands that are not one of them."""
+        ours = [SystemCommand(*command) for command in palette_commands(screen)]
+        yield from ours
+        titles = {command.title for command in ours}
+        yield from (command for command in super().get_system_commands(screen) if command.title not in titles)
 
 
 def build_app(engine, catalog, actor: str, incident: str | None = None, live: bool = True) -> RunbookApp:

@@ -15,12 +15,18 @@ from textual.widgets import Static
 from runbook.catalog.durations import format_seconds
 from runbook.errors import RunbookError
 from runbook.tui.dialogs.prompt import TextPrompt
+from runbook.tui.keys import key_for
 from runbook.tui.widgets.keybar import KeyBar
 
 
 class DebriefScreen(Screen):
-    BINDINGS = [Binding("i", "add_item", "Action item"), Binding("n", "add_note", "Note"),
-                Binding("escape", "close", "Back"), Binding("q", "close", "Back", show=False)]
+    HELP_TITLE = "Debrief"
+    BINDINGS = [
+        Binding("i", "add_item", "Add action item", tooltip="Add an action item (saved to the incident's log)"),
+        Binding("n", "add_note", "Note", tooltip="Add a note to the timeline"),
+        Binding("escape,q", "close", "Back", tooltip="Back to the incident"),
+        Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
+    ]
 
     def __init__(self, incident: str):
         super().__init__()
@@ -29,7 +35,7 @@ class DebriefScreen(Screen):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="debrief"):
             yield Static(id="debrief-body")
-        yield KeyBar([("i", "Add action item"), ("n", "Note"), ("esc", "Back")])
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.load()
@@ -56,7 +62,7 @@ class DebriefScreen(Screen):
         notes = Text("Notes\n", style="bold underline")
         for at, actor, text in data["notes"] or [("", "", "none")]:
             notes.append(f"  {at} {actor} {text}\n")
-        items = Text("Action items (i to add)\n", style="bold underline")
+        items = Text(f"Action items ({key_for(type(self), 'add_item')} to add)\n", style="bold underline")
         for text, owner in data["items"] or [("none yet", "")]:
             items.append(f"  • {text}" + (f"  ({owner})" if owner else "") + "\n")
         from rich.console import Group

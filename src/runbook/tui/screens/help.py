@@ -1,3 +1,6 @@
+"""Help: every key of every screen, read from the screens' bindings (the screen it was opened
+from first), and what a responder should know about safety."""
+
 from __future__ import annotations
 
 from textual.app import ComposeResult
@@ -6,31 +9,53 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-HELP = """\
-[b]Incident keys[/b]
-  a  acknowledge (stops escalation)      d  step done / apply the step's degradation
-  s  skip the step (asks why)            f  step failed (goes to its on_fail step)
-  c  choose an option of a decision      u  run the step's automation
-  p  approve the step's gate             tab  next track (side-by-side roles)
-  g  apply a degradation                 r  restore a degradation
-  v  change severity                     n  add a note
-  e  escalate to the next level now      m  mark mitigated
-  x  resolve (restores degradations)     escape  back to the home screen
-  ctrl+p  command palette                ?  this help
+from runbook.tui.dialogs.confirm import ConfirmDialog
+from runbook.tui.keys import help_rows, key_for
 
-Anything that changes something outside runbook (flags, commands, pages) asks first: y / n.
-Everything is saved the moment you see it; closing the terminal loses nothing:
-reopen with [b]runbook resume[/b].
+NOTES = ("Anything that changes something outside runbook (flags, commands, pages) asks first: {yes} / {no}. "
+         "Everything is saved the moment you see it; closing the terminal loses nothing: "
+         "reopen with [b]runbook resume[/b].")
 
-[b]Home keys[/b]
-  enter  open the selected playbook / resume the selected incident
-  /  filter playbooks by what you see    tab  switch between lists    q  quit
-"""
+
+def screen_types() -> list[type]:
+    """The screens with keys, in the order the help lists them."""
+    from runbook.tui.screens.debrief import DebriefScreen
+    from runbook.tui.screens.home import HomeScreen
+    from runbook.tui.screens.incident import IncidentScreen
+    from runbook.tui.screens.report import ReportScreen
+
+    return [IncidentScreen, HomeScreen, DebriefScreen, ReportScreen]
+
+
+def key_table(rows: list[tuple[str, str]]):
+    """One key per line (a phrase per line reads better than two columns that wrap)."""
+    from rich.table import Table
+
+    table = Table.grid(padding=(0, 1), expand=True)
+    table.add_column(style="bold", no_wrap=True, min_width=7)  # the same in every section
+    table.add_column(ratio=1)
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss(None)", "Close")]
 
+    def __init__(self, opened_from: type | None = None):
+        super().__init__()
+        self.opened_from = opened_from
+
+    def sections(self) -> list[tuple[str, str, list[tuple[str, str]]]]:
+        """(id, title, rows) for each screen, the one help was opened from first, then the app's own keys."""
+        screens = sorted(screen_types(), key=lambda screen: screen is not self.opened_from)
+        return [(screen.__name__, f"{screen.HELP_TITLE} keys", help_rows(screen)) for screen in screens] + [
+            (type(self.app).__name__, "Everywhere", help_rows(type(self.app)))]
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog help"):
-            yield Static(HELP)
+            for name, title, rows in self.sections():
+                yield Static(f"[b]{title}[/b]", classes="help-title")
+                yield Static(key_table(rows), id=f"help-{name}", classes="help-keys")
+            yield Static(NOTES.format(yes=key_for(ConfirmDialog, "answer(True)"),
+                                      no=key_for(ConfirmDialog, "answer(False)")), classes="help-notes")

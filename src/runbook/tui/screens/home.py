@@ -16,13 +16,17 @@ from runbook.tui.widgets.keybar import KeyBar
 
 
 class HomeScreen(Screen):
+    HELP_TITLE = "Home"
     BINDINGS = [
-        Binding("slash", "filter", "Filter"),
-        Binding("tab", "switch", "Switch list", show=False),
-        Binding("r", "reload", "Refresh"),
-        Binding("R", "report", "Report"),
-        Binding("question_mark", "app.help", "Help"),
-        Binding("q", "app.quit", "Quit"),
+        # the tables' own Enter gets there first; this one is for the palette and the footer
+        Binding("enter", "open", "Open/Resume", key_display="enter",
+                tooltip="Open the selected playbook, or resume the selected incident"),
+        Binding("slash", "filter", "Filter", tooltip="Filter playbooks by what you see"),
+        Binding("tab", "switch", "Switch list", tooltip="Switch between open incidents and playbooks"),
+        Binding("r", "reload", "Refresh", tooltip="Refresh the open incidents"),
+        Binding("R", "report", "Report", tooltip="Response-time report with a chart"),
+        Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
+        Binding("q", "app.quit", "Quit", tooltip="Quit runbook (open incidents keep running)"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -37,8 +41,7 @@ class HomeScreen(Screen):
                 yield Label("Playbooks — Enter to open an incident", classes="pane-title")
                 yield Input(placeholder="What do you see? e.g. video freezing in one region", id="filter")
                 yield DataTable(id="playbooks", cursor_type="row", zebra_stripes=True)
-        yield KeyBar([("enter", "Open/Resume"), ("/", "Filter"), ("tab", "Switch list"), ("r", "Refresh"),
-                      ("R", "Report"), ("?", "Help"), ("q", "Quit"), ("^p", "Palette")])
+        yield KeyBar()
 
     def on_mount(self) -> None:
         # fixed widths: the tables look the same whichever worker fills them first
@@ -101,6 +104,12 @@ class HomeScreen(Screen):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.query_one("#playbooks", DataTable).focus()
+
+    def action_open(self) -> None:
+        focused = self.focused
+        table = focused if isinstance(focused, DataTable) else self.query_one("#playbooks", DataTable)
+        if table.row_count:
+            table.action_select_cursor()
 
     def action_filter(self) -> None:
         self.query_one("#filter", Input).focus()

@@ -11,35 +11,35 @@ from textual.screen import Screen
 from runbook.errors import RunbookError
 from runbook.tui import dialogs
 from runbook.tui.gateway import CurrentStep, IncidentView
+from runbook.tui.keys import key_for
 from runbook.tui.widgets.current import CurrentStepPanel
 from runbook.tui.widgets.keybar import KeyBar
 from runbook.tui.widgets.panels import FlagsPanel, IncidentHeader, LadderPanel, StepList, Timeline
 
-ACTIONS = [  # key, action, footer label, palette help
-    ("a", "ack", "Ack", "Acknowledge the incident (stops escalation)"),
-    ("d", "done", "Done", "Complete the current step (degrade/restore steps flip flags)"),
-    ("s", "skip", "Skip", "Skip the current step, saying why"),
-    ("f", "fail", "Fail", "Mark the current step failed"),
-    ("c", "choose", "Choose", "Choose an option of the current decision"),
-    ("u", "run", "Run", "Run the current step's automation"),
-    ("p", "approve", "Approve", "Approve the current step's gate"),
-    ("g", "degrade", "Degrade", "Apply a degradation"),
-    ("r", "restore", "Restore", "Restore a degradation"),
-    ("v", "severity", "Severity", "Change the severity"),
-    ("n", "note", "Note", "Add a note to the timeline"),
-    ("e", "escalate", "Escalate", "Notify the next escalation level now"),
-    ("m", "mitigate", "Mitigated", "Mark the incident mitigated"),
-    ("x", "resolve", "Resolve", "Resolve the incident"),
-    ("b", "debrief", "Debrief", "Times against targets, notes and action items"),
-]
-
 
 class IncidentScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
-    BINDINGS = [Binding(key, action, label) for key, action, label, _ in ACTIONS] + [
-        Binding("tab", "next_track", "Next track", show=False),
-        Binding("escape", "home", "Home"),
-        Binding("question_mark", "app.help", "Help"),
+    HELP_TITLE = "Incident"
+    # The only place these keys are declared: the footer, help, palette and step hints read them.
+    BINDINGS = [
+        Binding("a", "ack", "Ack", tooltip="Acknowledge the incident (stops escalation)"),
+        Binding("d", "done", "Done", tooltip="Step done (a degrade/restore step flips its flags)"),
+        Binding("s", "skip", "Skip", tooltip="Skip the current step, saying why"),
+        Binding("f", "fail", "Fail", tooltip="Mark the current step failed (goes to its on_fail step)"),
+        Binding("c", "choose", "Choose", tooltip="Choose an option of the current decision"),
+        Binding("u", "run", "Run", tooltip="Run the current step's automation"),
+        Binding("p", "approve", "Approve", tooltip="Approve the current step's gate"),
+        Binding("g", "degrade", "Degrade", tooltip="Apply a degradation (flips its flags)"),
+        Binding("r", "restore", "Restore", tooltip="Restore an applied degradation"),
+        Binding("v", "severity", "Severity", tooltip="Change the severity"),
+        Binding("n", "note", "Note", tooltip="Add a note to the timeline"),
+        Binding("e", "escalate", "Escalate", tooltip="Page the next escalation level now"),
+        Binding("m", "mitigate", "Mitigated", tooltip="Mark the incident mitigated"),
+        Binding("x", "resolve", "Resolve", tooltip="Resolve the incident (restores degradations)"),
+        Binding("b", "debrief", "Debrief", tooltip="Debrief: times against targets, notes and action items"),
+        Binding("tab", "next_track", "Track", tooltip="Next track (roles side by side)"),
+        Binding("escape", "home", "Home", tooltip="Back to the home screen (the incident keeps running)"),
+        Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
     ]
 
     def __init__(self, incident: str, view: IncidentView | None = None):
@@ -62,8 +62,7 @@ class IncidentScreen(Screen):
             with Vertical(id="side"):
                 yield LadderPanel(id="ladder")
                 yield FlagsPanel(id="flags")
-        yield KeyBar([(key, label) for key, _, label, _ in ACTIONS]
-                     + [("tab", "Track"), ("esc", "Home"), ("?", "Help"), ("^p", "Palette")])
+        yield KeyBar()
 
     def on_mount(self) -> None:
         if self._first_view is not None:
@@ -145,7 +144,8 @@ class IncidentScreen(Screen):
         for step in view.current:
             if step.approval_by and not step.approved_by and step.id not in self.gates_announced:
                 self.gates_announced.add(step.id)
-                self.app.notify(f"“{step.title}” needs approval by {step.approval_by}: press p to approve.",
+                self.app.notify(f"“{step.title}” needs approval by {step.approval_by}: "
+                                f"press {key_for(type(self), 'approve')} to approve.",
                                 title="approval needed", severity="warning", timeout=30)
         if self.seen_seq is None:
             self.seen_seq = view.last_seq
@@ -245,7 +245,8 @@ class IncidentScreen(Screen):
         if step is None:
             return
         if not step.automated:
-            self.app.notify(f"“{step.title}” has nothing to run; press d when done.", severity="warning")
+            self.app.notify(f"“{step.title}” has nothing to run; press {key_for(type(self), 'done')} when done.",
+                            severity="warning")
             return
         self.confirm(f"Run “{step.title}”?", f"$ {step.command}", lambda: self.send("run", step.id))
 

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from runbook.catalog.durations import format_seconds
+from runbook.tui.keys import key_for
 from runbook.tui.widgets.keybar import KeyBar
 
 
@@ -33,7 +34,12 @@ def chart(trend: list[dict], width: int, height: int) -> Text:
 
 
 class ReportScreen(Screen):
-    BINDINGS = [Binding("d", "toggle_drills", "Drills on/off"), Binding("escape,q", "close", "Back")]
+    HELP_TITLE = "Report"
+    BINDINGS = [
+        Binding("d", "toggle_drills", "Include drills on/off", tooltip="Include drills in the report, or leave them out"),
+        Binding("escape,q", "close", "Back", tooltip="Back to the home screen"),
+        Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
+    ]
 
     def __init__(self):
         super().__init__()
@@ -42,7 +48,7 @@ class ReportScreen(Screen):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="report"):
             yield Static(id="report-body")
-        yield KeyBar([("d", "Include drills on/off"), ("esc", "Back")])
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.load()
@@ -52,7 +58,8 @@ class ReportScreen(Screen):
         self.app.deliver(lambda: self.app.gateway.report(self.include_drills), self.show)
 
     def show(self, data: dict) -> None:
-        which = "incidents and drills" if self.include_drills else "real incidents (d adds drills)"
+        which = ("incidents and drills" if self.include_drills
+                 else f"real incidents ({key_for(type(self), 'toggle_drills')} adds drills)")
         title = Text(f"Response times — {data['incidents']} {which}", style="bold")
         table = Table(expand=False)
         for column in ("metric", "n", "median", "p90", "max", "target", "breaches"):

@@ -11,28 +11,30 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from runbook.tui.gateway import CurrentStep, IncidentView
+from runbook.tui.keys import key_for
 from runbook.tui.widgets.panels import clock
 
 
-def keys_for(step: CurrentStep, view: IncidentView) -> list[tuple[str, str]]:
-    """The actions that apply to this step, with their keys (the footer shows all of them)."""
-    keys = []
+def actions_for(step: CurrentStep, view: IncidentView) -> list[tuple[str, str]]:
+    """The actions that apply to this step as (action, what it does here); the keys come from the
+    screen's bindings, and the footer shows all of them."""
+    actions = []
     if not view.acknowledged_by:
-        keys.append(("a", "acknowledge"))
+        actions.append(("ack", "acknowledge"))
     if step.approval_by and not step.approved_by:
-        keys.append(("p", f"approve (as {step.approval_by})"))
+        actions.append(("approve", f"approve (as {step.approval_by})"))
     if step.kind in ("decision", "choose"):
-        keys.append(("c", "choose an option"))
+        actions.append(("choose", "choose an option"))
     elif step.kind == "degrade":
-        keys.append(("d", f"apply {step.degradation}"))
+        actions.append(("done", f"apply {step.degradation}"))
     elif step.kind == "restore":
-        keys.append(("d", f"restore {step.degradation}"))
+        actions.append(("done", f"restore {step.degradation}"))
     else:
         if step.automated:
-            keys.append(("u", "run it"))
-        keys.append(("d", "done"))
-    keys += [("s", "skip"), ("f", "failed")]
-    return keys
+            actions.append(("run", "run it"))
+        actions.append(("done", "done"))
+    actions += [("skip", "skip"), ("fail", "failed")]
+    return actions
 
 
 class CurrentStepPanel(VerticalScroll):
@@ -63,6 +65,12 @@ class CurrentStepPanel(VerticalScroll):
         if self._last:
             self.show(*self._last)
 
+    def key(self, action: str) -> str:
+        return key_for(type(self.screen), action)
+
+    def hints(self, actions: list[tuple[str, str]], separator: str) -> str:
+        return separator.join(f"{self.key(action)} {label}" for action, label in actions)
+
     def compose(self) -> ComposeResult:
         yield Static(id="current-title")
         yield Static(id="current-instructions")
@@ -85,7 +93,8 @@ class CurrentStepPanel(VerticalScroll):
             title.update(Text(f"Nothing to do: {done}.", style="bold green"))
             self._title_lines = -1
             self._shortcuts = None
-            keys.update(Text("x resolve · n note · escape home", style="dim") if view.status != "resolved" else "")
+            hints = self.hints([("resolve", "resolve"), ("note", "note"), ("home", "home")], " · ")
+            keys.update(Text(hints, style="dim") if view.status != "resolved" else "")
             if self._shown_step is not None:
                 markdown.update("")
                 self._shown_step = None
@@ -96,7 +105,7 @@ class CurrentStepPanel(VerticalScroll):
         if step.role:
             head.append(f"   role: {step.role}", style="cyan")
         if step.status == "failed":
-            head.append("   FAILED — retry (d), skip (s) or go on", style="bold red")
+            head.append(f"   FAILED — retry ({self.key('done')}), skip ({self.key('skip')}) or go on", style="bold red")
         if step.timebox_left is not None:
             style = "bold white on red" if step.timebox_left <= 0 else ("bold yellow" if step.timebox_left < 60 else "")
             head.append(f"   timebox {clock(step.timebox_left)}", style=style)
@@ -111,7 +120,8 @@ class CurrentStepPanel(VerticalScroll):
         if step.template:
             head.append(f"\nmessage: {step.template}", style="italic")
         if step.approval_by:
-            gate = f"approved by {step.approved_by}" if step.approved_by else f"needs approval by {step.approval_by} (p)"
+            gate = (f"approved by {step.approved_by}" if step.approved_by
+                    else f"needs approval by {step.approval_by} ({self.key('approve')})")
             head.append(f"\n{gate}", style="green" if step.approved_by else "bold yellow")
         lines = head.plain.count("\n")
         title.update(head, layout=lines != self._title_lines)  # same height: repaint only
@@ -122,7 +132,7 @@ class CurrentStepPanel(VerticalScroll):
                 self._rendered[key] = _markdown(step.instructions) if step.instructions else ""
             markdown.update(self._rendered[key])
             self._shown_step = key
-        shortcuts = "  ·  ".join(f"{k} {label}" for k, label in keys_for(step, view))
+        shortcuts = self.hints(actions_for(step, view), "  ·  ")
         if shortcuts != self._shortcuts:
             keys.update(Text(shortcuts, style="bold"))
             self._shortcuts = shortcuts

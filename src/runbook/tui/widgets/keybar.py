@@ -1,9 +1,12 @@
-"""A one-line footer of keys: one widget instead of one per binding, so screens open fast."""
+"""A one-line footer of keys: one widget instead of one per binding, so screens open fast.
+It shows what its screen's bindings (and the app's) say, in their order."""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import Static
+
+from runbook.tui.keys import GENERAL_ACTIONS, footer_bindings, key_display
 
 
 class KeyBar(Static):
@@ -17,13 +20,9 @@ class KeyBar(Static):
     }
     """
 
-    def __init__(self, keys: list[tuple[str, str]], **kwargs):
-        super().__init__(**kwargs)
-        self.keys = keys
-
     def on_mount(self) -> None:
         text = Text()
-        for key, label in self.keys:
-            text.append(f" {key} ", style="bold")
-            text.append(f"{label} ", style="dim" if key in ("^p", "?") else "")
+        for binding in footer_bindings(type(self.screen), type(self.app)):
+            text.append(f" {key_display(binding)} ", style="bold")
+            text.append(f"{binding.description} ", style="dim" if binding.action in GENERAL_ACTIONS else "")
         self.update(text)
