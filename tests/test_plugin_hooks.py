@@ -98,7 +98,8 @@ def test_remembered_entry_points_follow_installs_and_removals(tmp_path, monkeypa
     """The list of entry points is cached, but installing or removing a package is seen at once."""
     import shutil
 
-    from runbook.plugins import ENTRY_POINT_GROUP, installed_entry_points
+    from runbook.entry_points import installed_entry_points
+    from runbook.plugins import ENTRY_POINT_GROUP
 
     site = tmp_path / "site"
     site.mkdir()
