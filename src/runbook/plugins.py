@@ -2,13 +2,16 @@
 
 Every hook call goes through `PluginHost.call`, which calls each implementation itself (in
 pluggy's order) so that one plugin raising, hanging past its timeout or returning the wrong
-type becomes a `HookFailure` record instead of taking the caller down.
+type becomes a `HookFailure` record instead of taking the caller down. Hook wrappers do not fit
+that and are refused at load. Event observers run off the command path (`observe`, see
+runbook.observers); their failures are handed back for the engine to record.
 
 Environment:
   RUNBOOK_PLUGINS_DIR      directory of *.py plugins (default ./plugins)
   RUNBOOK_LOAD_PLUGINS     comma-separated allowlist of plugin names (entry points and files);
                            set but empty loads none. Built-ins always load.
   RUNBOOK_TRACE_PLUGINS    print every hook call, its plugin, result and time to stderr
+  RUNBOOK_OBSERVER_GRACE   seconds an exiting command waits for event observers (default 0.02)
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import pluggy
 from runbook import hookspecs
 from runbook.entry_points import installed_entry_points, load_entry_point
 from runbook.errors import PluginError
+from runbook.observers import Observers
 from runbook.pluginapi import ActionRequest, ActionResult, FlagChange, FlagState, HookFailure, NotifyResult
 from runbook.settings import Settings
 
@@ -95,6 +99,8 @@ class PluginHost:
         if self.settings.plugins_dir:
             self._load_directory(Path(self.settings.plugins_dir), allowed)
         self._collect_actions()
+        self._observers = Observers(self.pm.hook.event_appended.get_hookimpls(), self.settings, OBSERVER_TIMEOUT,
+                                    self._trace if self.trace else None)
 
     # loading -------------------------------------------------------------------------------
 
@@ -107,8 +113,18 @@ class PluginHost:
         except Exception as exc:  # pluggy validates hook names and signatures
             self.plugins.append(LoadedPlugin(name, source, location, error=f"cannot register: {exc}"))
             return
-        hooks = sorted(caller.name for caller in self.pm.get_hookcallers(module) or [])
-        self.plugins.append(LoadedPlugin(name, source, location, hooks))
+        callers = self.pm.get_hookcallers(module) or []
+        wrappers = sorted(caller.name for caller in callers for impl in caller.get_hookimpls()
+                          if impl.plugin is module and (impl.wrapper or impl.hookwrapper))
+        if wrappers:
+            # Each implementation is called on its own so that one plugin cannot take another
+            # down; a wrapper, which runs around the others in one call, has no place in that.
+            self.pm.unregister(module)
+            self.plugins.append(LoadedPlugin(name, source, location, error=(
+                f"cannot register: hook wrappers are not supported (wrapper=True or hookwrapper=True on "
+                f"{', '.join(wrappers)}); implement {'it' if len(wrappers) == 1 else 'them'} with a plain @hookimpl")))
+            return
+        self.plugins.append(LoadedPlugin(name, source, location, sorted(caller.name for caller in callers)))
 
     def _load_entry_points(self, allowed) -> None:
         for name, value in installed_entry_points(ENTRY_POINT_GROUP):
@@ -196,13 +212,13 @@ class PluginHost:
         if self.trace:
             sys.stderr.write(f"runbook plugin trace: {hook} -> {plugin}: {outcome!r} ({elapsed * 1000:.1f} ms)\n")
 
-    def call(self, hook: str, timeout: float, firstresult: bool = False, **kwargs) -> HookCall:
-        """Call every implementation of `hook` in pluggy's order, isolating each one."""
+    def call(self, hook: str, timeout: float, **kwargs) -> HookCall:
+        """Call every implementation of `hook` in pluggy's order, isolating each one; a hook
+        declared `firstresult` stops at the first answer that is not None."""
         caller = getattr(self.pm.hook, hook)
+        firstresult = caller.spec.opts.get("firstresult", False)
         outcome = HookCall(hook)
-        for impl in reversed(caller.get_hookimpls()):
-            if impl.hookwrapper or impl.wrapper:
-                continue
+        for impl in reversed(caller.get_hookimpls()):  # wrappers are refused at load (_register)
             args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
             result, failure = self._invoke(impl.plugin_name, impl.function, hook, args, timeout)
             if failure:
@@ -216,15 +232,15 @@ class PluginHost:
     # the hooks, as the engine and CLI use them ---------------------------------------------
 
     def set_flag(self, name: str, value, drill: bool = False) -> tuple[FlagChange, list[HookFailure]]:
-        call = self.call("set_flag", FLAG_TIMEOUT, True, settings=self.settings, name=name, value=value, drill=drill)
+        call = self.call("set_flag", FLAG_TIMEOUT, settings=self.settings, name=name, value=value, drill=drill)
         return self._required(call, f"could not set flag {name}")
 
     def get_flag(self, name: str, drill: bool = False) -> tuple[FlagState, list[HookFailure]]:
-        call = self.call("get_flag", FLAG_TIMEOUT, True, settings=self.settings, name=name, drill=drill)
+        call = self.call("get_flag", FLAG_TIMEOUT, settings=self.settings, name=name, drill=drill)
         return self._required(call, f"could not read flag {name}")
 
     def restore_flag(self, name: str, previous: FlagState | None, drill: bool = False):
-        call = self.call("restore_flag", FLAG_TIMEOUT, True, settings=self.settings, name=name,
+        call = self.call("restore_flag", FLAG_TIMEOUT, settings=self.settings, name=name,
                          previous=previous, drill=drill)
         return self._required(call, f"could not restore flag {name}")
 
@@ -233,7 +249,7 @@ class PluginHost:
         if request.action is not None and request.action not in self._actions:
             known = ", ".join(sorted(self._actions)) or "none"
             return ActionResult(False, f"no plugin provides action '{request.action}' (loaded actions: {known})"), []
-        call = self.call("run_action", request.timeout + ACTION_GRACE, True, settings=self.settings, request=request)
+        call = self.call("run_action", request.timeout + ACTION_GRACE, settings=self.settings, request=request)
         if call.first is not None:
             return call.first, call.failures
         what = " ".join(request.argv) if request.argv else request.action
@@ -244,8 +260,20 @@ class PluginHost:
         call = self.call("notify", self.settings.notify_timeout, settings=self.settings, notice=notice)
         return [result for _, result in call.results], call.failures
 
-    def event_appended(self, event) -> list[HookFailure]:
-        return self.call("event_appended", OBSERVER_TIMEOUT, settings=self.settings, event=event).failures
+    def observe(self, incident: str, event) -> None:
+        """Hand an event just appended to `incident` to every event_appended observer; returns at
+        once (they run on their own threads, see runbook.observers)."""
+        self._observers.observe(incident, event)
+
+    def take_observer_failures(self) -> list[tuple[str, HookFailure]]:
+        """(incident, failure) for each observer that raised or overran its timeout since the last
+        call, for the caller to record; never waits."""
+        return self._observers.take_failures()
+
+    def drain(self, grace: float | None = None) -> list[tuple[str, HookFailure]]:
+        """At exit: wait at most `grace` seconds (default: settings.observer_grace) for observers
+        still working, then (incident, failure) for what failed or did not finish."""
+        return self._observers.drain(self.settings.observer_grace if grace is None else grace)
 
     def register_commands(self, cli) -> list[HookFailure]:
         return self.call("register_commands", OBSERVER_TIMEOUT, cli=cli).failures

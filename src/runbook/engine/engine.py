@@ -97,8 +97,7 @@ class Engine:
             apply(state, event)
         if self.plugins is not None:
             for event in appended:
-                for failure in self.plugins.event_appended(event):
-                    self._record_plugin_error(state, failure)
+                self.plugins.observe(state.id, event)
         return appended
 
     def _command(self, incident: str, actor: str, build) -> list[Event]:
@@ -109,15 +108,28 @@ class Engine:
             if not events:
                 return []
             try:
-                return self._append(state, actor, events)
+                appended = self._append(state, actor, events)
             except ConflictError:
                 continue
+            if self.plugins is not None:
+                self._record_observer_failures(self.plugins.take_observer_failures())
+            return appended
         raise ConflictError(f"incident {incident} kept changing under this command; try again")
 
-    def _record_plugin_error(self, state: IncidentState, failure) -> None:
-        if failure.hook == "event_appended":
-            return  # an observer failing must not cause an endless chain of events
-        self._command(state.id, SYSTEM, lambda s: [("plugin_error", failure.to_dict())])
+    def _record_observer_failures(self, failures) -> None:
+        """Observers run on the plugin host's threads, which never write; what they failed is
+        appended here, as plugin_error events of the incident each was observing."""
+        by_incident: dict[str, list] = {}
+        for incident, failure in failures:
+            by_incident.setdefault(incident, []).append(("plugin_error", failure.to_dict()))
+        for incident, events in by_incident.items():
+            self._command(incident, SYSTEM, lambda s, events=events: events)
+
+    def close(self, grace: float | None = None) -> None:
+        """Before exit: give event observers still working up to `grace` seconds (default: the
+        plugin settings'), then record what failed or did not finish. The store stays open."""
+        if self.plugins is not None:
+            self._record_observer_failures(self.plugins.drain(grace))
 
     # opening ------------------------------------------------------------------------------
 
@@ -170,7 +182,8 @@ class Engine:
         state = self.state(incident)
         if self.plugins is not None:
             for event in state.events:
-                self.plugins.event_appended(event)
+                self.plugins.observe(incident, event)
+            self._record_observer_failures(self.plugins.take_observer_failures())
         return state
 
     # checks -------------------------------------------------------------------------------
