@@ -31,14 +31,22 @@ def host(tmp_path, plugins_dir) -> PluginHost:
 
 
 @pytest.fixture
-def slow(tmp_path):
-    """A host with a hung observer and a quick one; the hung one is let go at the end."""
-    h = host(tmp_path, SLOW)
-    hung, tally = (sys.modules[f"runbook_plugins_dir.{name}"] for name in ("hung", "tally"))
-    hung.STARTED.clear(), hung.RELEASE.clear(), tally.CAUGHT_UP.clear()
-    tally.SEEN.clear()
-    yield h, hung, tally
-    hung.RELEASE.set()
+def slow(tmp_path, monkeypatch):
+    """make(only=None): a host with a hung observer and a quick one (or only those named), and
+    their modules; hung observers are let go at the end."""
+    made = []
+
+    def make(only: str | None = None):
+        monkeypatch.delenv("RUNBOOK_LOAD_PLUGINS", raising=False)
+        if only is not None:
+            monkeypatch.setenv("RUNBOOK_LOAD_PLUGINS", only)
+        h = host(tmp_path, SLOW)
+        hung, tally = (sys.modules.get(f"runbook_plugins_dir.{name}") for name in ("hung", "tally"))
+        made.append(hung)
+        return h, hung, tally
+    yield make
+    for hung in made:
+        hung.RELEASE.set()
 
 
 def messages(failures) -> list[tuple[str, str, str, str]]:
@@ -46,7 +54,7 @@ def messages(failures) -> list[tuple[str, str, str, str]]:
 
 
 def test_a_hung_observer_delays_neither_the_caller_nor_the_other_observers(slow):
-    h, hung, tally = slow
+    h, hung, tally = slow()
     for seq in (1, 2):
         h.observe("INC-1", event(seq))
     h.observe("INC-1", event(3, "caught_up"))
@@ -56,7 +64,7 @@ def test_a_hung_observer_delays_neither_the_caller_nor_the_other_observers(slow)
 
 
 def test_drain_records_what_a_hung_observer_did_not_finish_or_start(slow):
-    h, hung, _ = slow
+    h, hung, _ = slow(only="hung")
     h.observe("INC-1", event(1, "opened"))
     assert hung.STARTED.wait(10)
     h.observe("INC-2", event(7))
@@ -69,7 +77,7 @@ def test_drain_records_what_a_hung_observer_did_not_finish_or_start(slow):
 
 
 def test_an_observer_past_its_timeout_is_reported_once_while_the_session_goes_on(slow, monkeypatch):
-    h, hung, _ = slow
+    h, hung, _ = slow(only="hung")
     monkeypatch.setattr(h._observers, "timeout", 0.0)
     h.observe("INC-1", event(4))
     assert hung.STARTED.wait(10)
