@@ -41,6 +41,7 @@ class Observers:
         self._trace = trace
         self._lock = threading.Condition()
         self._failures: list[tuple[str, HookFailure]] = []
+        self._last_queued = 0.0
         self._settings = settings
         self._observers = [_Observer(impl.plugin_name, impl.function, impl.argnames) for impl in reversed(impls)]
 
@@ -49,6 +50,7 @@ class Observers:
         if not self._observers:
             return
         with self._lock:
+            self._last_queued = time.monotonic()
             for observer in self._observers:
                 observer.waiting.append((incident, event))
                 if observer.thread is None:
@@ -72,13 +74,14 @@ class Observers:
         return taken
 
     def drain(self, grace: float) -> list[tuple[str, HookFailure]]:
-        """Wait at most `grace` seconds for the queued deliveries, then return what failed plus a
-        record for each delivery still running or never started (those are dropped: the
-        process is about to exit and its daemon workers with it)."""
+        """Give the observers until `grace` seconds after the last event was queued (so at most
+        `grace` from now), then return what failed plus a record for each delivery still
+        running or never started (those are dropped: the process is about to exit, and its
+        daemon workers with it)."""
         if not self._observers:
             return []
-        deadline = time.monotonic() + grace
         with self._lock:
+            deadline = self._last_queued + grace
             while any(o.current is not None or o.waiting for o in self._observers):
                 left = deadline - time.monotonic()
                 if left <= 0:

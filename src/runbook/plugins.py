@@ -11,7 +11,7 @@ Environment:
   RUNBOOK_LOAD_PLUGINS     comma-separated allowlist of plugin names (entry points and files);
                            set but empty loads none. Built-ins always load.
   RUNBOOK_TRACE_PLUGINS    print every hook call, its plugin, result and time to stderr
-  RUNBOOK_OBSERVER_GRACE   seconds an exiting command waits for event observers (default 0.02)
+  RUNBOOK_OBSERVER_GRACE   seconds an exiting command gives event observers (default 0.01)
 """
 
 from __future__ import annotations

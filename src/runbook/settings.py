@@ -12,7 +12,7 @@ DEFAULT_FLAGS_FILE = "flags.json"
 DEFAULT_PLUGINS_DIR = "plugins"
 # How long an exiting command waits for event observers still working: short, because a
 # command must not feel a hung observer, and the wait is paid by every command.
-DEFAULT_OBSERVER_GRACE = 0.02
+DEFAULT_OBSERVER_GRACE = 0.01
 
 
 def cache_dir() -> Path:
