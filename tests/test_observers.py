@@ -148,3 +148,13 @@ def test_a_hung_observer_leaves_a_record_when_the_command_exits(rb):
     assert ("runbook", "hung", "timeout", "did not finish observing event 1 (opened) before exit") in records
     assert ("runbook", "hung", "timeout", f"did not finish observing event {noted} (note_added) before exit") \
         in records
+
+
+def test_the_exit_grace_comes_from_the_environment_and_nonsense_is_refused(monkeypatch):
+    from runbook.errors import UsageError
+
+    monkeypatch.setenv("RUNBOOK_OBSERVER_GRACE", "0.5")
+    assert Settings.from_environment().observer_grace == 0.5
+    monkeypatch.setenv("RUNBOOK_OBSERVER_GRACE", "soon")
+    with pytest.raises(UsageError, match="RUNBOOK_OBSERVER_GRACE='soon' is not a number of seconds"):
+        Settings.from_environment()
