@@ -253,8 +253,8 @@ def test_hook_event_appended_reaches_every_observer_and_failures_are_data(tmp_pa
     broken = host(tmp_path, MISBEHAVING)
     broken.observe("INC-1", opened)
     [(incident, failure)] = broken.drain(grace=30)
-    assert (incident, failure.format()) == (
-        "INC-1", "plugin raising failed in event_appended: ValueError: observer broke, while observing event 1 (opened)")
+    assert (incident, failure.format()) == ("INC-1", "plugin raising failed in event_appended: "
+                                            "ValueError: observer broke, while observing event 1 (opened)")
 
 
 def test_hook_register_commands_adds_plugin_commands(tmp_path, monkeypatch):
