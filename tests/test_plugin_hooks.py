@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 
 from runbook import hookspecs
 from runbook.cli import cli
+from runbook.engine.events import Event, decode
 from runbook.errors import PluginError
 from runbook.pluginapi import ActionRequest, EscalationNotice, FlagState, Recipient
 from runbook.plugins import PluginHost
@@ -21,6 +23,7 @@ from runbook.settings import Settings
 HERE = Path(__file__).parent
 MISBEHAVING = HERE / "plugins" / "misbehaving"
 OBSERVERS = HERE / "plugins" / "observers"
+WRAPPERS = HERE / "plugins" / "wrappers"
 NOTICE = EscalationNotice("inc-1", "Video degraded", "SEV2", 1, (Recipient("ana", "Ana", via="rotation rtc-primary"),))
 
 
@@ -58,6 +61,48 @@ def test_directory_plugins_load_and_broken_files_are_reported_not_raised(tmp_pat
     assert plugins["exits_on_import"].error == "cannot load: SystemExit: 3"
     assert plugins["syntax_error"].error.startswith("cannot load: SyntaxError")
     assert "_private_helper" not in by_name(host(tmp_path, OBSERVERS))
+
+
+def test_hook_wrappers_are_refused_at_load_with_the_plugin_and_hooks_named(tmp_path):
+    h = host(tmp_path, WRAPPERS)
+    assert by_name(h)["wrapping"].error == ("cannot register: hook wrappers are not supported (wrapper=True or "
+                                            "hookwrapper=True on notify, set_flag); implement them with a plain "
+                                            "@hookimpl")
+    assert not h.pm.has_plugin("wrapping")
+    change, failures = h.set_flag("rtc.video.enabled", False)
+    assert (change.backend, failures) == ("plain", [])
+
+
+def test_firstresult_comes_from_the_hookspec(tmp_path):
+    from pluggy import HookspecMarker
+
+    class Specs:
+        @HookspecMarker("runbook")(firstresult=True)
+        def pick(self, x):
+            """first answer wins"""
+
+        @HookspecMarker("runbook")
+        def gather(self, x):
+            """every answer"""
+
+    class One:
+        @hookspecs.hookimpl
+        def pick(self, x):
+            return "one"
+
+        @hookspecs.hookimpl
+        def gather(self, x):
+            return "one"
+
+    class Two(One):
+        pass
+
+    h = host(tmp_path)
+    h.pm.add_hookspecs(Specs)
+    h.pm.register(One(), name="one")
+    h.pm.register(Two(), name="two")
+    assert [plugin for plugin, _ in h.call("pick", 1.0, x=1).results] == ["two"]
+    assert [plugin for plugin, _ in h.call("gather", 1.0, x=1).results] == ["two", "one"]
 
 
 def test_allowlist_limits_loaded_plugins(tmp_path, monkeypatch):
@@ -98,7 +143,8 @@ def test_remembered_entry_points_follow_installs_and_removals(tmp_path, monkeypa
     """The list of entry points is cached, but installing or removing a package is seen at once."""
     import shutil
 
-    from runbook.plugins import ENTRY_POINT_GROUP, installed_entry_points
+    from runbook.entry_points import installed_entry_points
+    from runbook.plugins import ENTRY_POINT_GROUP
 
     site = tmp_path / "site"
     site.mkdir()
@@ -199,11 +245,17 @@ def test_hook_notify_terminal_bell_rings_only_on_a_terminal(tmp_path, monkeypatc
 
 
 def test_hook_event_appended_reaches_every_observer_and_failures_are_data(tmp_path):
+    data = {"playbook": "p", "title": "P", "severity": "SEV2"}
+    opened = Event(1, datetime(2026, 11, 30, tzinfo=timezone.utc), "ana", decode("opened", data), data)
     h = host(tmp_path, OBSERVERS)
-    failures = h.event_appended({"type": "opened"})
-    assert failures == []
-    assert sys.modules["runbook_plugins_dir.recorder"].SEEN[-1] == {"type": "opened"}
-    assert host(tmp_path, MISBEHAVING).event_appended({"type": "x"})[0].message == "ValueError: observer broke"
+    h.observe("INC-1", opened)
+    assert h.drain(grace=30) == []
+    assert sys.modules["runbook_plugins_dir.recorder"].SEEN[-1] == opened
+    broken = host(tmp_path, MISBEHAVING)
+    broken.observe("INC-1", opened)
+    [(incident, failure)] = broken.drain(grace=30)
+    assert (incident, failure.format()) == ("INC-1", "plugin raising failed in event_appended: "
+                                            "ValueError: observer broke, while observing event 1 (opened)")
 
 
 def test_hook_register_commands_adds_plugin_commands(tmp_path, monkeypatch):

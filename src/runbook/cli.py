@@ -85,8 +85,12 @@ class Context:
         return self._store
 
     def engine(self, catalog: bool = False) -> Engine:
-        """The engine on the incident database; `catalog` loads the playbooks (needed to open)."""
-        return Engine(self.store(), SystemClock(), self.host(), load_catalog(self.catalog_paths()) if catalog else None)
+        """The engine on the incident database; `catalog` loads the playbooks (needed to open).
+        It is closed (observers' failures recorded) before the store, when the command ends."""
+        engine = Engine(self.store(), SystemClock(), self.host(),
+                        load_catalog(self.catalog_paths()) if catalog else None)
+        click.get_current_context().call_on_close(engine.close)
+        return engine
 
     def settings(self, **overrides) -> Settings:
         return Settings.from_environment(plugins_dir=self.plugins_dir, **overrides)

@@ -2,13 +2,16 @@
 
 Every hook call goes through `PluginHost.call`, which calls each implementation itself (in
 pluggy's order) so that one plugin raising, hanging past its timeout or returning the wrong
-type becomes a `HookFailure` record instead of taking the caller down.
+type becomes a `HookFailure` record instead of taking the caller down. Hook wrappers do not fit
+that and are refused at load. Event observers run off the command path (`observe`, see
+runbook.observers); their failures are handed back for the engine to record.
 
 Environment:
   RUNBOOK_PLUGINS_DIR      directory of *.py plugins (default ./plugins)
   RUNBOOK_LOAD_PLUGINS     comma-separated allowlist of plugin names (entry points and files);
                            set but empty loads none. Built-ins always load.
   RUNBOOK_TRACE_PLUGINS    print every hook call, its plugin, result and time to stderr
+  RUNBOOK_OBSERVER_GRACE   seconds an exiting command gives event observers (default 0.01)
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from pathlib import Path
 import pluggy
 
 from runbook import hookspecs
+from runbook.entry_points import installed_entry_points, load_entry_point
 from runbook.errors import PluginError
+from runbook.observers import Observers
 from runbook.pluginapi import ActionRequest, ActionResult, FlagChange, FlagState, HookFailure, NotifyResult
-from runbook.settings import Settings, read_cache, write_cache
+from runbook.settings import Settings
 
 DEFAULT_PLUGINS = (
     "runbook.default_plugins.flag_file",
@@ -35,7 +40,6 @@ DEFAULT_PLUGINS = (
     "runbook.default_plugins.terminal_notifier",
 )
 ENTRY_POINT_GROUP = "runbook"
-ENTRY_POINTS_CACHE = "entry-points.json"
 FLAG_TIMEOUT = 10.0
 ACTION_GRACE = 5.0  # extra time a plugin gets beyond the action's own timeout
 OBSERVER_TIMEOUT = 5.0
@@ -78,93 +82,6 @@ def allowlist() -> set[str] | None:
     return {name.strip() for name in raw.split(",") if name.strip()}
 
 
-def installed_entry_points(group: str) -> list[tuple[str, str]]:
-    """(name, "module:attr") of the installed packages' entry points in `group`.
-
-    Finding them means importing importlib.metadata and reading the metadata of every installed
-    package: about a twentieth of a short command's run. The answer is kept in the cache
-    directory with a stamp of what it was read from (each path entry's metadata directories and
-    their entry_points.txt, an archive's own time), which any install, upgrade, removal or
-    rewrite changes; then it is asked again. RUNBOOK_PLUGIN_CACHE=0 turns the cache off, and a
-    cache that cannot be read or written only costs the scan.
-    """
-    if os.environ.get("RUNBOOK_PLUGIN_CACHE", "1") == "0":
-        return _scan_entry_points(group)
-    try:
-        stamp = _path_stamp()
-        kept = read_cache(ENTRY_POINTS_CACHE)
-        kept = [k for k in kept.get("paths", []) if isinstance(k, dict) and "stamp" in k and "groups" in k] \
-            if isinstance(kept, dict) else []
-        for known in kept:
-            if known["stamp"] == stamp and group in known["groups"]:
-                return [tuple(point) for point in known["groups"][group]]
-        points = _scan_entry_points(group)
-        # one entry per Python path seen lately (`runbook` and `python -m runbook` differ in theirs)
-        kept = [{"stamp": stamp, "groups": {group: points}}] + [k for k in kept if k.get("stamp") != stamp][:7]
-        write_cache(ENTRY_POINTS_CACHE, {"paths": kept})
-        return points
-    except Exception:  # the cache is an optimisation: it must never stop a command
-        return _scan_entry_points(group)
-
-
-def _text_path() -> list[str]:
-    """sys.path as text: plugins may append Path or bytes entries, which importlib.metadata
-    cannot read."""
-    return [entry if isinstance(entry, str) else os.fsdecode(entry) if isinstance(entry, bytes) else str(entry)
-            for entry in sys.path]
-
-
-def _scan_entry_points(group: str) -> list[tuple[str, str]]:
-    """What importlib.metadata.entry_points(group=...) answers, over sys.path as text: the first
-    distribution of each name wins, as there."""
-    import importlib.metadata
-
-    seen, points = set(), []
-    for dist in importlib.metadata.distributions(path=_text_path()):
-        name = getattr(dist, "_normalized_name", None) or (dist.metadata["Name"] or "").lower()
-        if name in seen:
-            continue
-        seen.add(name)
-        points += [(ep.name, ep.value) for ep in dist.entry_points.select(group=group)]
-    return points
-
-
-def _path_stamp() -> list:
-    """What the installed metadata on sys.path looks like, cheaply: for a directory, its
-    *.dist-info, *.egg-info and *.egg entries with their times and their entry_points.txt's
-    (setuptools rewrites that file in place); for an archive, its own time."""
-    return [[entry, _entry_stamp(entry)] for entry in _text_path()]
-
-
-def _entry_stamp(entry: str):
-    if not os.path.isdir(entry or "."):
-        return _mtime(entry)
-    try:
-        with os.scandir(entry or ".") as items:
-            return sorted([item.name, _mtime(item.path),
-                           _mtime(os.path.join(item.path, "EGG-INFO" if item.name.endswith(".egg") else "",
-                                               "entry_points.txt"))]
-                          for item in items if item.name.endswith((".dist-info", ".egg-info", ".egg")))
-    except OSError:
-        return None
-
-
-def _mtime(path: str) -> int | None:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
-
-
-def _load_entry_point(value: str):
-    """What importlib.metadata's EntryPoint.load does: import "module" or "module:attr.attr"."""
-    module_name, _, attrs = value.split("[", 1)[0].strip().partition(":")
-    target = importlib.import_module(module_name.strip())
-    for attr in filter(None, attrs.strip().split(".")):
-        target = getattr(target, attr)
-    return target
-
-
 class PluginHost:
     def __init__(self, settings: Settings | None = None, entry_points: bool = True):
         self.settings = settings or Settings.from_environment()
@@ -182,6 +99,8 @@ class PluginHost:
         if self.settings.plugins_dir:
             self._load_directory(Path(self.settings.plugins_dir), allowed)
         self._collect_actions()
+        self._observers = Observers(self.pm.hook.event_appended.get_hookimpls(), self.settings, OBSERVER_TIMEOUT,
+                                    self._trace if self.trace else None)
 
     # loading -------------------------------------------------------------------------------
 
@@ -194,15 +113,25 @@ class PluginHost:
         except Exception as exc:  # pluggy validates hook names and signatures
             self.plugins.append(LoadedPlugin(name, source, location, error=f"cannot register: {exc}"))
             return
-        hooks = sorted(caller.name for caller in self.pm.get_hookcallers(module) or [])
-        self.plugins.append(LoadedPlugin(name, source, location, hooks))
+        callers = self.pm.get_hookcallers(module) or []
+        wrappers = sorted(caller.name for caller in callers for impl in caller.get_hookimpls()
+                          if impl.plugin is module and (impl.wrapper or impl.hookwrapper))
+        if wrappers:
+            # Each implementation is called on its own so that one plugin cannot take another
+            # down; a wrapper, which runs around the others in one call, has no place in that.
+            self.pm.unregister(module)
+            self.plugins.append(LoadedPlugin(name, source, location, error=(
+                f"cannot register: hook wrappers are not supported (wrapper=True or hookwrapper=True on "
+                f"{', '.join(wrappers)}); implement {'it' if len(wrappers) == 1 else 'them'} with a plain @hookimpl")))
+            return
+        self.plugins.append(LoadedPlugin(name, source, location, sorted(caller.name for caller in callers)))
 
     def _load_entry_points(self, allowed) -> None:
         for name, value in installed_entry_points(ENTRY_POINT_GROUP):
             if allowed is not None and name not in allowed:
                 continue
             try:
-                module = _load_entry_point(value)
+                module = load_entry_point(value)
             except Exception as exc:
                 self.plugins.append(LoadedPlugin(name, "entry point", value, error=f"cannot load: {exc}"))
                 continue
@@ -283,13 +212,13 @@ class PluginHost:
         if self.trace:
             sys.stderr.write(f"runbook plugin trace: {hook} -> {plugin}: {outcome!r} ({elapsed * 1000:.1f} ms)\n")
 
-    def call(self, hook: str, timeout: float, firstresult: bool = False, **kwargs) -> HookCall:
-        """Call every implementation of `hook` in pluggy's order, isolating each one."""
+    def call(self, hook: str, timeout: float, **kwargs) -> HookCall:
+        """Call every implementation of `hook` in pluggy's order, isolating each one; a hook
+        declared `firstresult` stops at the first answer that is not None."""
         caller = getattr(self.pm.hook, hook)
+        firstresult = caller.spec.opts.get("firstresult", False)
         outcome = HookCall(hook)
-        for impl in reversed(caller.get_hookimpls()):
-            if impl.hookwrapper or impl.wrapper:
-                continue
+        for impl in reversed(caller.get_hookimpls()):  # wrappers are refused at load (_register)
             args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
             result, failure = self._invoke(impl.plugin_name, impl.function, hook, args, timeout)
             if failure:
@@ -303,15 +232,15 @@ class PluginHost:
     # the hooks, as the engine and CLI use them ---------------------------------------------
 
     def set_flag(self, name: str, value, drill: bool = False) -> tuple[FlagChange, list[HookFailure]]:
-        call = self.call("set_flag", FLAG_TIMEOUT, True, settings=self.settings, name=name, value=value, drill=drill)
+        call = self.call("set_flag", FLAG_TIMEOUT, settings=self.settings, name=name, value=value, drill=drill)
         return self._required(call, f"could not set flag {name}")
 
     def get_flag(self, name: str, drill: bool = False) -> tuple[FlagState, list[HookFailure]]:
-        call = self.call("get_flag", FLAG_TIMEOUT, True, settings=self.settings, name=name, drill=drill)
+        call = self.call("get_flag", FLAG_TIMEOUT, settings=self.settings, name=name, drill=drill)
         return self._required(call, f"could not read flag {name}")
 
     def restore_flag(self, name: str, previous: FlagState | None, drill: bool = False):
-        call = self.call("restore_flag", FLAG_TIMEOUT, True, settings=self.settings, name=name,
+        call = self.call("restore_flag", FLAG_TIMEOUT, settings=self.settings, name=name,
                          previous=previous, drill=drill)
         return self._required(call, f"could not restore flag {name}")
 
@@ -320,7 +249,7 @@ class PluginHost:
         if request.action is not None and request.action not in self._actions:
             known = ", ".join(sorted(self._actions)) or "none"
             return ActionResult(False, f"no plugin provides action '{request.action}' (loaded actions: {known})"), []
-        call = self.call("run_action", request.timeout + ACTION_GRACE, True, settings=self.settings, request=request)
+        call = self.call("run_action", request.timeout + ACTION_GRACE, settings=self.settings, request=request)
         if call.first is not None:
             return call.first, call.failures
         what = " ".join(request.argv) if request.argv else request.action
@@ -331,8 +260,20 @@ class PluginHost:
         call = self.call("notify", self.settings.notify_timeout, settings=self.settings, notice=notice)
         return [result for _, result in call.results], call.failures
 
-    def event_appended(self, event) -> list[HookFailure]:
-        return self.call("event_appended", OBSERVER_TIMEOUT, settings=self.settings, event=event).failures
+    def observe(self, incident: str, event) -> None:
+        """Hand an event just appended to `incident` to every event_appended observer; returns at
+        once (they run on their own threads, see runbook.observers)."""
+        self._observers.observe(incident, event)
+
+    def take_observer_failures(self) -> list[tuple[str, HookFailure]]:
+        """(incident, failure) for each observer that raised or overran its timeout since the last
+        call, for the caller to record; never waits."""
+        return self._observers.take_failures()
+
+    def drain(self, grace: float | None = None) -> list[tuple[str, HookFailure]]:
+        """At exit: wait at most `grace` seconds (default: settings.observer_grace) for observers
+        still working, then (incident, failure) for what failed or did not finish."""
+        return self._observers.drain(self.settings.observer_grace if grace is None else grace)
 
     def register_commands(self, cli) -> list[HookFailure]:
         return self.call("register_commands", OBSERVER_TIMEOUT, cli=cli).failures

@@ -6,8 +6,13 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+from runbook.errors import UsageError
+
 DEFAULT_FLAGS_FILE = "flags.json"
 DEFAULT_PLUGINS_DIR = "plugins"
+# How long an exiting command waits for event observers still working: short, because a
+# command must not feel a hung observer, and the wait is paid by every command.
+DEFAULT_OBSERVER_GRACE = 0.01
 
 
 def cache_dir() -> Path:
@@ -59,6 +64,7 @@ class Settings(NamedTuple):
     plugins_dir: str | None = DEFAULT_PLUGINS_DIR
     action_timeout: float = 60.0
     notify_timeout: float = 10.0
+    observer_grace: float = DEFAULT_OBSERVER_GRACE
 
     @property
     def sandbox_file(self) -> str:
@@ -73,6 +79,20 @@ class Settings(NamedTuple):
             "flags_file": os.environ.get("RUNBOOK_FLAGS") or DEFAULT_FLAGS_FILE,
             "sandbox_flags_file": os.environ.get("RUNBOOK_SANDBOX_FLAGS") or None,
             "plugins_dir": os.environ.get("RUNBOOK_PLUGINS_DIR") or DEFAULT_PLUGINS_DIR,
+            "observer_grace": _seconds("RUNBOOK_OBSERVER_GRACE", DEFAULT_OBSERVER_GRACE),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def _seconds(variable: str, default: float) -> float:
+    raw = os.environ.get(variable)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise UsageError(f"{variable}={raw!r} is not a number of seconds (e.g. 0.5)")
+    return value

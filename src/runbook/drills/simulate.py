@@ -74,7 +74,13 @@ class SimulatedPlugins:
     def run_action(self, request):
         return ActionResult(True, "simulated"), []
 
-    def event_appended(self, event):
+    def observe(self, incident, event):
+        pass
+
+    def take_observer_failures(self):
+        return []
+
+    def drain(self, grace=None):
         return []
 
 

@@ -104,14 +104,6 @@ class Engine:
         self._observe(state, appended)
         return appended
 
-    def _observe(self, state: IncidentState, appended: list[Event]) -> None:
-        if self.plugins is None:
-            return
-        for event in appended:
-            for failure in self.plugins.event_appended(event):
-                if failure.hook != "event_appended":  # an observer failing must not cause an endless chain
-                    self._command(state.id, SYSTEM, lambda s, f=failure: plugin_errors([f]))
-
     def _command(self, incident: str, actor: str, build) -> list[Event]:
         """Check-and-append with optimistic concurrency: on a conflict re-read, re-check, retry.
 
@@ -122,10 +114,34 @@ class Engine:
             if not records:
                 return []
             try:
-                return self._append(state, actor, records)
+                appended = self._append(state, actor, records)
             except ConflictError:
                 continue
+            if self.plugins is not None:
+                self._record_observer_failures(self.plugins.take_observer_failures())
+            return appended
         raise ConflictError(f"incident {incident} kept changing under this command; try again")
+
+    def _observe(self, state: IncidentState, appended: list[Event]) -> None:
+        """Hand appended events to the plugins' observers, which run on the host's own threads."""
+        if self.plugins is not None:
+            for event in appended:
+                self.plugins.observe(state.id, event)
+
+    def _record_observer_failures(self, failures) -> None:
+        """Observers never write (their threads would interleave with this connection's
+        transactions); what they failed is appended here, to the incident each was observing."""
+        by_incident: dict[str, list] = {}
+        for incident, failure in failures:
+            by_incident.setdefault(incident, []).extend(plugin_errors([failure]))
+        for incident, records in by_incident.items():
+            self._command(incident, SYSTEM, lambda s, records=records: records)
+
+    def close(self, grace: float | None = None) -> None:
+        """Before exit: give event observers still working up to `grace` seconds (default: the
+        plugin settings'), then record what failed or did not finish. The store stays open."""
+        if self.plugins is not None:
+            self._record_observer_failures(self.plugins.drain(grace))
 
     # opening ------------------------------------------------------------------------------
 
@@ -173,6 +189,8 @@ class Engine:
                                    [{"ts": now, "actor": who, "type": r.type, "data": r.to_data()} for who, r in first])
         state = self.state(incident)
         self._observe(state, state.events)
+        if self.plugins is not None:
+            self._record_observer_failures(self.plugins.take_observer_failures())
         return state
 
     # checks -------------------------------------------------------------------------------
