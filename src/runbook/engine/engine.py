@@ -24,7 +24,7 @@ from runbook.engine import timers
 from runbook.engine.clock import SystemClock, iso
 from runbook.engine.snapshot import Snapshot, take
 from runbook.engine.state import ACTIVE, FAILED, Event, IncidentState, apply, fold
-from runbook.errors import NotFoundError, PluginError, RunbookError
+from runbook.errors import CommandError, NotFoundError, PluginError, RunbookError  # CommandError: re-exported
 from runbook.pluginapi import ActionRequest, EscalationNotice, FlagState
 from runbook.store import ConflictError, Store
 
@@ -34,12 +34,6 @@ if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
 SYSTEM = "runbook"
 RETRIES = 20
 STALE_INTENT = timedelta(seconds=60)
-
-
-class CommandError(RunbookError):
-    """The command does not fit the incident's current state (already acknowledged, wrong step...)."""
-
-    exit_code = 5
 
 
 class Engine:
@@ -56,16 +50,10 @@ class Engine:
     # reading ------------------------------------------------------------------------------
 
     def resolve_id(self, incident: str) -> str:
-        """The incident id, also from a unique prefix (INC-7K finds INC-7KQ2XD)."""
-        if self.store.incident(incident):
-            return incident
-        matches = self.store.find_ids(incident)
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise CommandError(f"'{incident}' matches several incidents: {', '.join(matches[:5])}")
-        recent = [row["id"] for row in self.store.incidents(limit=50)]
-        raise NotFoundError(f"no incident '{incident}'{did_you_mean(incident, recent)} (see `runbook incident list`)")
+        """The incident id, also from a unique prefix in any case, with or without INC-/DRL- (854 finds INC-854ABC)."""
+        from runbook.engine.ids import resolve_incident_id
+
+        return resolve_incident_id(self.store, incident)
 
     def state(self, incident: str) -> IncidentState:
         """The incident's state, caught up with every event appended so far (by anyone)."""
