@@ -30,15 +30,16 @@ class RunbookGroup(click.Group):
     """Prints RunbookErrors as one plain line and exits with the error's code; adds plugin commands."""
 
     def _plugin_commands(self, ctx) -> dict:
-        if getattr(self, "_from_plugins", None) is None:
-            plugins_dir = ctx.params.get("plugins_dir") if ctx else None
+        plugins_dir = ctx.params.get("plugins_dir") if ctx else None
+        cache = self.__dict__.setdefault("_from_plugins", {})  # per plugins directory: tests invoke it with several
+        if plugins_dir not in cache:
             collector = click.Group()
             try:
                 PluginHost(Settings.from_environment(plugins_dir=plugins_dir)).register_commands(collector)
             except RunbookError:
                 pass
-            self._from_plugins = {n: c for n, c in collector.commands.items() if n not in self.commands}
-        return self._from_plugins
+            cache[plugins_dir] = {n: c for n, c in collector.commands.items() if n not in self.commands}
+        return cache[plugins_dir]
 
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(self._plugin_commands(ctx)))
@@ -61,6 +62,7 @@ class RunbookGroup(click.Group):
 @click.option("--db", metavar="FILE", envvar="RUNBOOK_DB", type=click.Path(dir_okay=False),
               help="Incident database. Env: RUNBOOK_DB. Default: ~/.local/share/runbook/runbook.db.")
 @click.option("--plugins-dir", metavar="DIR", envvar="RUNBOOK_PLUGINS_DIR", type=click.Path(file_okay=False),
+              is_eager=True,  # read before --help, which lists the commands plugins add
               help="Load *.py plugins from DIR (default ./plugins). Env: RUNBOOK_PLUGINS_DIR.")
 @click.version_option(__version__, prog_name="runbook")
 @click.pass_context
