@@ -29,7 +29,8 @@ def imports_of(module: str) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module == "runbook.cli":  # submodules, or the package's names
-            found |= {f"runbook.cli.{a.name}" if f"runbook.cli.{a.name}" in MODULES else "runbook.cli" for a in node.names}
+            found |= {f"runbook.cli.{alias.name}" if f"runbook.cli.{alias.name}" in MODULES else "runbook.cli"
+                      for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
     return {name for name in found if name == "runbook.cli" or name in MODULES}
@@ -50,10 +51,9 @@ def test_the_cli_modules_import_each_other_one_way():
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_each_cli_module_imports_first_in_a_fresh_interpreter(module):
-    code = (f"import {module}, runbook.cli; "
-            "print(sorted(runbook.cli.cli.commands))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+def test_each_cli_module_imports_first_in_a_fresh_interpreter(module, fixture_env):
+    code = f"import {module}, runbook.cli; print(sorted(runbook.cli.cli.commands))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=fixture_env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(COMMANDS)
 
