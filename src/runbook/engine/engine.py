@@ -50,7 +50,7 @@ class Engine:
     # reading ------------------------------------------------------------------------------
 
     def resolve_id(self, incident: str) -> str:
-        """The incident id, also from a unique prefix in any case, with or without INC-/DRL- (854 finds INC-854ABC)."""
+        """The full incident id from what was typed: a unique start, any case, INC- optional (854: INC-854ABC)."""
         from runbook.engine.ids import resolve_incident_id
 
         return resolve_incident_id(self.store, incident)
