@@ -30,17 +30,15 @@ steps:
 
 
 @pytest.fixture
-def run(repo_root, monkeypatch):
-    monkeypatch.chdir(repo_root)
-    monkeypatch.delenv("RUNBOOK_CATALOG", raising=False)
-
+def run(in_fixture_catalog):
     def invoke(*args):
         return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
     return invoke
 
 
-def test_validate_shipped_catalog_exits_zero(run):
+def test_validate_shipped_catalog_exits_zero(run, repo_root, monkeypatch):
+    monkeypatch.chdir(repo_root)  # the shipped catalog itself, not the fixture copy
     result = run("validate", "--strict")
     assert result.exit_code == 0, result.output
     assert "valid: 0 errors, 0 warnings" in result.output
@@ -57,8 +55,8 @@ def test_validate_broken_playbook_prints_file_line_col_and_exits_one(run, tmp_pa
     assert "Traceback" not in result.output
 
 
-def test_validate_single_file_resolves_references_against_the_catalog(run, repo_root):
-    result = run("validate", str(repo_root / "playbooks" / "video-call-degraded.yaml"))
+def test_validate_single_file_resolves_references_against_the_catalog(run, fixture_catalog):
+    result = run("validate", str(fixture_catalog / "playbooks" / "video-call-degraded.yaml"))
     assert result.exit_code == 0, result.output
     assert "1 file" in result.output
 
@@ -100,10 +98,10 @@ def test_missing_catalog_is_explained(tmp_path, monkeypatch):
     assert "no catalog here: ./playbooks does not exist" in result.output
 
 
-def test_catalog_option_and_environment(run, repo_root, tmp_path, monkeypatch):
+def test_catalog_option_and_environment(run, fixture_catalog, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert run("--catalog", str(repo_root / "playbooks"), "list", "--kind", "roster").exit_code == 0
-    monkeypatch.setenv("RUNBOOK_CATALOG", str(repo_root / "playbooks"))
+    assert run("--catalog", str(fixture_catalog / "playbooks"), "list", "--kind", "roster").exit_code == 0
+    monkeypatch.setenv("RUNBOOK_CATALOG", str(fixture_catalog / "playbooks"))
     result = run("list", "--kind", "Roster", "--json")
     assert [row["id"] for row in json.loads(result.output)] == ["rtc-oncall"]
 
@@ -153,21 +151,22 @@ def test_overview_without_command(run):
     assert "valid" in result.output and "video-call-degraded" in result.output
 
 
-def test_installed_command_never_shows_a_traceback(repo_root, tmp_path):
+def test_installed_command_never_shows_a_traceback(fixture_catalog, fixture_env, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_bytes(b"title: \xff garbage")
-    proc = subprocess.run([sys.executable, "-m", "runbook", "validate", str(bad)], cwd=repo_root,
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "runbook", "validate", str(bad)], cwd=fixture_catalog,
+                          env=fixture_env, capture_output=True, text=True)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr + proc.stdout
     assert f"{bad}:1:8: byte 0xff is not valid UTF-8" in proc.stdout
 
 
-def test_validate_warns_about_actions_no_plugin_provides(repo_root, tmp_path, monkeypatch):
+def test_validate_warns_about_actions_no_plugin_provides(repo_root, fixture_catalog, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no ./plugins here, so http-check is not loaded
-    result = CliRunner().invoke(cli, ["--catalog", str(repo_root / "playbooks"), "validate", "--strict"])
+    monkeypatch.delenv("RUNBOOK_PLUGINS_DIR", raising=False)
+    result = CliRunner().invoke(cli, ["--catalog", str(fixture_catalog / "playbooks"), "validate", "--strict"])
     assert result.exit_code == 1
     assert "warning: steps[7].uses: no loaded plugin provides action 'http-check'" in result.output
-    with_plugins = CliRunner().invoke(cli, ["--catalog", str(repo_root / "playbooks"), "--plugins-dir",
+    with_plugins = CliRunner().invoke(cli, ["--catalog", str(fixture_catalog / "playbooks"), "--plugins-dir",
                                             str(repo_root / "plugins"), "validate", "--strict"])
     assert with_plugins.exit_code == 0

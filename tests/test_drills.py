@@ -97,8 +97,7 @@ def test_same_seed_same_summary(tmp_path):
     assert simulate(cat, drill, 100, seed=5) != simulate(cat, drill, 100, seed=6)
 
 
-def test_cli_stores_the_summary_not_the_events(tmp_path, monkeypatch, repo_root):
-    monkeypatch.chdir(repo_root)
+def test_cli_stores_the_summary_not_the_events(tmp_path, in_fixture_catalog):
     db = tmp_path / "db.sqlite"
     result = CliRunner().invoke(cli, ["--db", str(db), "drill", "run", "surprise-ack", "--auto", "--runs", "40",
                                       "--seed", "2", "--json"])
@@ -112,8 +111,7 @@ def test_cli_stores_the_summary_not_the_events(tmp_path, monkeypatch, repo_root)
     assert "surprise-ack: 40 runs, seed 2" in history.output
 
 
-def test_unknown_drill_suggests(repo_root, monkeypatch, tmp_path):
-    monkeypatch.chdir(repo_root)
+def test_unknown_drill_suggests(in_fixture_catalog, tmp_path):
     result = CliRunner().invoke(cli, ["--db", str(tmp_path / "db"), "drill", "run", "surprise-ak", "--auto"])
     assert result.exit_code == 3 and "did you mean 'surprise-ack'?" in result.output
 
@@ -196,8 +194,7 @@ def test_report_figures_match_hand_computed_fixtures(tmp_path):
     engine.store.close()
 
 
-def test_report_cli_formats(tmp_path, repo_root, monkeypatch):
-    monkeypatch.chdir(repo_root)
+def test_report_cli_formats(tmp_path, in_fixture_catalog):
     db = str(tmp_path / "db.sqlite")
     runner = CliRunner()
     iid = runner.invoke(cli, ["--db", db, "incident", "open", "gifts-feature-failing", "--as", "ana"]).output.strip()

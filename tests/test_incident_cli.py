@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -11,13 +10,12 @@ import pytest
 
 
 @pytest.fixture
-def rb(repo_root, tmp_path):
-    env = {**os.environ, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
+def rb(fixture_catalog, fixture_env, tmp_path):
+    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
            "RUNBOOK_USER": "ana"}
-    env.pop("RUNBOOK_CATALOG", None)
 
     def run(*args, expect=0, stream="stdout"):
-        proc = subprocess.run([sys.executable, "-m", "runbook", *args], cwd=repo_root, env=env,
+        proc = subprocess.run([sys.executable, "-m", "runbook", *args], cwd=fixture_catalog, env=env,
                               capture_output=True, text=True)
         assert proc.returncode == expect, proc.stdout + proc.stderr
         assert "Traceback" not in proc.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,19 +17,17 @@ def tmux(*args, check=True):
 
 
 @pytest.fixture
-def terminal(tmp_path, repo_root, fixture_catalog):
+def terminal(tmp_path, fixture_catalog, fixture_env):
     assert shutil.which("tmux"), "tmux is required for this test; ./scripts/setup installs it"
     name = f"runbook-{uuid.uuid4().hex[:8]}"
-    catalog = os.pathsep.join(str(fixture_catalog / kind) for kind in ("playbooks", "drills"))
     env = {"RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_CATALOG": catalog, "RUNBOOK_USER": "ana", "TERM": "xterm-256color"}
-    if "PYTHONPATH" in os.environ:  # a tmux server started earlier has its own environment
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+           "RUNBOOK_USER": "ana", "TERM": "xterm-256color",
+           **{k: fixture_env[k] for k in ("RUNBOOK_PLUGINS_DIR", "PYTHONPATH")}}
     exports = " ".join(f"{k}={v}" for k, v in env.items())
 
     class Terminal:
         def start(self, *args):
-            command = f"cd {repo_root} && {exports} {sys.executable} -m runbook {' '.join(args)}"
+            command = f"cd {fixture_catalog} && {exports} {sys.executable} -m runbook {' '.join(args)}"
             tmux("new-session", "-d", "-s", name, "-x", "100", "-y", "30", command)
 
         def keys(self, *keys, literal=False):
@@ -49,8 +46,8 @@ def terminal(tmp_path, repo_root, fixture_catalog):
             raise AssertionError(f"{text!r} never appeared; the screen shows:\n{self.screen()}")
 
         def cli(self, *args):
-            return subprocess.run([sys.executable, "-m", "runbook", *args], cwd=repo_root, capture_output=True,
-                                  text=True, env={**os.environ, **env})
+            return subprocess.run([sys.executable, "-m", "runbook", *args], cwd=fixture_catalog, capture_output=True,
+                                  text=True, env={**fixture_env, **env})
 
     yield Terminal()
     tmux("kill-session", "-t", name, check=False)

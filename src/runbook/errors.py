@@ -35,6 +35,12 @@ class NotFoundError(RunbookError):
     exit_code = 3
 
 
+class CommandError(RunbookError):
+    """The command does not fit the incident's current state (already acknowledged, wrong step...)."""
+
+    exit_code = 5
+
+
 class PluginError(RunbookError):
     """No plugin could do what was asked; carries each plugin's failure."""
 

@@ -107,6 +107,11 @@ _LATEST = ("severity",)
 _RANK = {"open": 0, "acknowledged": 1, "mitigated": 2, "resolved": 3}
 
 
+def _like_prefix(text: str) -> str:
+    """A LIKE pattern (escape character backslash) for upper-cased ids starting with `text`, taken literally."""
+    return text.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 class Store:
     def __init__(self, path: str | None = None):
         self.path = path or default_path()
@@ -299,9 +304,11 @@ class Store:
             sql += f" LIMIT {int(limit)}"
         return self._query(sql, params)
 
-    def find_ids(self, prefix: str) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT id FROM incidents WHERE id LIKE ? ORDER BY id",
-                                              [prefix.replace("%", "") + "%"]).fetchall()]
+    def ids_starting_with(self, text: str, heads: tuple[str, ...] = ()) -> list[str]:
+        """Incident ids that start with `text`, ignoring case, whole or after one of `heads` ("INC-")."""
+        patterns = [_like_prefix(head + text) for head in ("", *heads)]
+        where = " OR ".join(["upper(id) LIKE ? ESCAPE '\\'"] * len(patterns))
+        return [r[0] for r in self.conn.execute(f"SELECT id FROM incidents WHERE {where} ORDER BY id", patterns)]
 
     def record_simulation(self, drill: str, playbook: str, runs: int, seed: int, created_at: str,
                           summary: dict) -> int:
@@ -407,5 +414,7 @@ class MemoryStore:
     def incidents(self, **_filters):
         return list(self._rows.values())
 
-    def find_ids(self, prefix):
-        return sorted(i for i in self._rows if i.startswith(prefix))
+
+    def ids_starting_with(self, text, heads=()):
+        starts = [(head + text).upper() for head in ("", *heads)]
+        return sorted(i for i in self._rows if i.upper().startswith(tuple(starts)))

@@ -57,16 +57,10 @@ class Engine:
     # reading ------------------------------------------------------------------------------
 
     def resolve_id(self, incident: str) -> str:
-        """The incident id, also from a unique prefix (INC-7K finds INC-7KQ2XD)."""
-        if self.store.incident(incident):
-            return incident
-        matches = self.store.find_ids(incident)
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise CommandError(f"'{incident}' matches several incidents: {', '.join(matches[:5])}")
-        recent = [row["id"] for row in self.store.incidents(limit=50)]
-        raise NotFoundError(f"no incident '{incident}'{did_you_mean(incident, recent)} (see `runbook incident list`)")
+        """The full incident id from what was typed: a unique start, any case, INC- optional (854: INC-854ABC)."""
+        from runbook.engine.ids import resolve_incident_id
+
+        return resolve_incident_id(self.store, incident)
 
     def state(self, incident: str) -> IncidentState:
         """The incident's state, caught up with every event appended so far (by anyone)."""

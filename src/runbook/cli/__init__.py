@@ -1,0 +1,136 @@
+"""The `runbook` command: the root group, its global options, and `main`.
+
+Each command group lives in its own module with its commands declared at module level
+(catalog, tui, incident, drills, report, flags, plugins); options shared between them are in
+`options`, the per-invocation `Context` in `context`. Those modules never import this package
+module back: it imports them and adds their commands here, so the imports run one way.
+
+No logic lives in the commands beyond reading arguments and printing results; every error a
+user can cause is a RunbookError and is printed as one line, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from runbook import __version__
+from runbook.cli import catalog, drills, flags, incident, plugins, report, tui
+from runbook.cli.context import CATALOG_HELP, Context
+from runbook.cli.options import default_actor
+from runbook.cli.output import plural
+from runbook.errors import RunbookError
+from runbook.plugins import PluginHost
+from runbook.settings import Settings
+
+
+class RunbookGroup(click.Group):
+    """Prints RunbookErrors as one plain line and exits with the error's code; adds plugin commands."""
+
+    def _plugin_commands(self, ctx) -> dict:
+        plugins_dir = ctx.params.get("plugins_dir") if ctx else None
+        cache = self.__dict__.setdefault("_from_plugins", {})  # per plugins directory: tests invoke it with several
+        if plugins_dir not in cache:
+            collector = click.Group()
+            try:
+                PluginHost(Settings.from_environment(plugins_dir=plugins_dir)).register_commands(collector)
+            except RunbookError:
+                pass
+            cache[plugins_dir] = {n: c for n, c in collector.commands.items() if n not in self.commands}
+        return cache[plugins_dir]
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self._plugin_commands(ctx)))
+
+    def get_command(self, ctx, name):
+        return super().get_command(ctx, name) or self._plugin_commands(ctx).get(name)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RunbookError as exc:
+            click.echo(f"runbook: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=RunbookGroup, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--catalog", "catalogs", multiple=True, envvar="RUNBOOK_CATALOG", metavar="PATH",
+              type=click.Path(), help=CATALOG_HELP)
+@click.option("--db", metavar="FILE", envvar="RUNBOOK_DB", type=click.Path(dir_okay=False),
+              help="Incident database. Env: RUNBOOK_DB. Default: ~/.local/share/runbook/runbook.db.")
+@click.option("--plugins-dir", metavar="DIR", envvar="RUNBOOK_PLUGINS_DIR", type=click.Path(file_okay=False),
+              is_eager=True,  # read before --help, which lists the commands plugins add
+              help="Load *.py plugins from DIR (default ./plugins). Env: RUNBOOK_PLUGINS_DIR.")
+@click.version_option(__version__, prog_name="runbook")
+@click.pass_context
+def cli(ctx, catalogs, db, plugins_dir):
+    """Incident-response runbooks in the terminal: walk a responder through the right playbook,
+    with escalation timers and one-key degradation switches.
+
+    \b
+    Start here:
+      runbook                           the TUI: open incidents, playbooks, drills
+      runbook match "video freezing"    which playbook fits what you see
+      runbook open video-call-degraded  open an incident and walk it in the TUI
+      runbook incident --help           the same from scripts and chat-ops
+      runbook drill run surprise-ack --auto --runs 1000
+      runbook report                    response times against targets
+      runbook validate --strict         check every document (CI-friendly)
+
+    Incident IDs may be shortened to a unique start in any case, with or without INC-
+    (`runbook incident ack 854`). Exit status: 0 done, 1 invalid documents, 2 usage error,
+    3 not found, 4 a plugin failed, 5 the command does not fit the incident's state, 6 the
+    incident kept changing under the command.
+    """
+    ctx.obj = Context(catalogs, plugins_dir, db)
+    if ctx.invoked_subcommand is None:
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            tui.run_tui(ctx.obj, default_actor())
+        else:
+            _overview(ctx.obj)
+
+
+def _overview(ctx: Context) -> None:
+    catalog = ctx.load(warn=False)
+    counts = {}
+    for doc in catalog.documents:
+        counts[doc.kind] = counts.get(doc.kind, 0) + 1
+    summary = ", ".join(plural(n, k) for k, n in counts.items()) or "no documents"
+    click.echo(f"runbook {__version__} · catalog {', '.join(ctx.catalog_paths())}: {summary}")
+    if catalog.errors:
+        click.secho(f"{plural(len(catalog.errors), 'error')} in the catalog; run `runbook validate`",
+                    fg="red")
+    elif catalog.warnings:
+        click.echo(f"valid, {plural(len(catalog.warnings), 'warning')} (run `runbook validate` to see them)")
+    else:
+        click.echo("valid")
+    playbooks = catalog.of_kind("Playbook")
+    if playbooks:
+        click.echo("")
+        width = max(len(d.id) for d in playbooks)
+        for doc in playbooks:
+            click.echo(f"  {doc.id:<{width}}  {doc.model.severity:<5} {doc.model.title}")
+    click.echo("\nNext: runbook match \"WHAT YOU SEE\" · runbook show ID · runbook validate · runbook --help")
+
+
+for command in (catalog.validate, catalog.list_documents, catalog.show, catalog.match, catalog.schema,
+                tui.open_incident, tui.resume, incident.group, drills.group, report.report, flags.group,
+                plugins.plugins):
+    cli.add_command(command)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="runbook")
+    except KeyboardInterrupt:
+        click.echo("runbook: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a traceback shown to a user is a bug; keep it reportable
+        if os.environ.get("RUNBOOK_DEBUG"):
+            raise
+        click.echo(f"runbook: internal error: {type(exc).__name__}: {exc} "
+                   "(this is a bug; rerun with RUNBOOK_DEBUG=1 for details)", err=True)
+        sys.exit(70)

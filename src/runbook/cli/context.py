@@ -1,0 +1,86 @@
+"""What every command needs: the catalog's paths, the incident database, the plugins and the engine.
+
+One `Context` is made by the root command and handed to every subcommand (`click.pass_obj`);
+each piece is made on first use, so a command pays only for what it touches.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from runbook.engine import Engine, SystemClock
+from runbook.errors import UsageError
+from runbook.plugins import PluginHost
+from runbook.settings import Settings
+from runbook.store import Store
+
+if TYPE_CHECKING:
+    from runbook.catalog.loader import Catalog
+
+DEFAULT_CATALOG = ("playbooks", "drills")
+CATALOG_HELP = (f"Directory or file of documents; repeatable. Default: ./{DEFAULT_CATALOG[0]} and "
+                f"./{DEFAULT_CATALOG[1]} where they exist. Env: RUNBOOK_CATALOG (paths separated by '{os.pathsep}').")
+
+
+def load_catalog(paths, **options) -> Catalog:
+    """The catalog loader, imported on first use: resuming an incident runs from its snapshot
+    and never reads YAML, so the TUI and headless commands start without PyYAML and the schemas."""
+    from runbook.catalog.loader import load_catalog as load
+
+    return load(paths, **options)
+
+
+class Context:
+    """The catalog paths, database and plugins directory given to `runbook`, and what is made from them."""
+
+    def __init__(self, catalogs: tuple[str, ...], plugins_dir: str | None = None, db: str | None = None):
+        self.catalogs = catalogs
+        self.plugins_dir = plugins_dir
+        self.db = db
+        self._host = None
+        self._store = None
+        self._engine = None
+
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.db)
+            click.get_current_context().find_root().call_on_close(self._store.close)
+        return self._store
+
+    def engine(self, catalog: bool = False) -> Engine:
+        """The engine on the incident database; `catalog` loads the playbooks (needed to open).
+        It is closed (observers' failures recorded) before the store, when the command ends."""
+        if self._engine is None:
+            self._engine = Engine(self.store(), SystemClock(), self.host())
+            click.get_current_context().call_on_close(self._engine.close)
+        if catalog and self._engine.catalog is None:
+            self._engine.catalog = load_catalog(self.catalog_paths())
+        return self._engine
+
+    def settings(self, **overrides) -> Settings:
+        return Settings.from_environment(plugins_dir=self.plugins_dir, **overrides)
+
+    def host(self, **overrides) -> PluginHost:
+        if self._host is None or overrides:
+            self._host = PluginHost(self.settings(**overrides))
+        return self._host
+
+    def catalog_paths(self) -> list[str]:
+        if self.catalogs:
+            return list(self.catalogs)
+        found = [p for p in DEFAULT_CATALOG if Path(p).is_dir()]
+        if not found:
+            raise UsageError(f"no catalog here: ./{DEFAULT_CATALOG[0]} does not exist; run runbook from a "
+                             "directory that has one, pass --catalog DIR or set RUNBOOK_CATALOG")
+        return found
+
+    def load(self, warn: bool = True) -> Catalog:
+        catalog = load_catalog(self.catalog_paths())
+        if warn and catalog.errors:
+            click.echo(f"runbook: warning: the catalog has {len(catalog.errors)} error(s); invalid documents "
+                       "are left out (run `runbook validate`)", err=True)
+        return catalog

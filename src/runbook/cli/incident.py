@@ -1,0 +1,346 @@
+"""`runbook incident ...`: the headless incident commands, on the same engine as the TUI."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import click
+
+from runbook.catalog.durations import format_duration
+from runbook.cli.context import Context
+from runbook.cli.options import actor_option, incident_argument, json_option
+from runbook.engine import timers
+from runbook.engine.metrics import describe, export_json, export_markdown, metrics, verify
+from runbook.errors import UsageError
+
+
+def _print_events(events, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in events], indent=2, ensure_ascii=False))
+        return
+    for event in events:
+        click.echo(f"{event.at:%H:%M:%S}  {event.actor:<10} {describe(event)}")
+
+
+def _in(seconds: float) -> str:
+    return f"in {format_duration(round(seconds))}" if seconds >= 0 else f"{format_duration(round(-seconds))} ago"
+
+
+def summary(state, now: datetime) -> list[str]:
+    pb = state.playbook
+    lines = [f"{state.id}  {state.title}" + ("  [DRILL]" if state.drill else ""),
+             f"  {state.severity} · {state.status} · playbook {pb.id} · opened {state.opened_at:%Y-%m-%d %H:%M:%S} UTC "
+             f"by {state.opened_by} ({format_duration(round((now - state.opened_at).total_seconds()))} ago)"]
+    if state.acknowledged_by:
+        lines.append(f"  acknowledged by {state.acknowledged_by} at {state.acknowledged_at:%H:%M:%S}")
+    for name, (deadline, met) in timers.deadlines(state).items():
+        status = f"met at {met:%H:%M:%S}" if met else ("BREACHED" if deadline <= now else _in((deadline - now).total_seconds()))
+        lines.append(f"  {name} target {deadline:%H:%M:%S}: {status}")
+    nxt = timers.next_escalation(state)
+    if nxt:
+        lines.append(f"  next escalation: level {nxt.data['level']} {_in((nxt.at - now).total_seconds())}")
+    elif state.escalation.highest:
+        lines.append(f"  escalation stopped at level {state.escalation.highest}")
+    lines.append("  current steps:")
+    for track, step_id in state.current.items():
+        if step_id is None:
+            lines.append(f"    [{track}] finished")
+            continue
+        step, run = pb.step(step_id), state.steps[step_id]
+        extra = f" — {run.status}" if run.status != "active" else ""
+        gate = f" (needs approval by {step.approval.by})" if step.approval and not run.approved else ""
+        lines.append(f"    [{track}] {step.id}: {step.title} ({step.kind}){extra}{gate}")
+        for i, option in enumerate(step.options, 1):
+            lines.append(f"        {i}. {option.label}")
+    applied = [n for n, d in state.degradations.items() if d.applied]
+    if applied:
+        lines.append(f"  degradations applied: {', '.join(applied)}")
+    lines.append("  recent:")
+    lines += [f"    {e.at:%H:%M:%S} {e.actor:<10} {describe(e)}" for e in state.events[-8:]]
+    return lines
+
+
+@click.group("incident", short_help="Drive an incident from the command line (open, ack, steps, resolve...).")
+def group():
+    """Drive an incident without the TUI: for scripts, chat-ops and a second responder.
+
+    \b
+    A walk through a playbook:
+      ID=$(runbook incident open video-call-degraded)
+      runbook incident ack $ID
+      runbook incident step $ID --done
+      runbook incident choose $ID "One region"
+      runbook incident note $ID "eu-west SFU pool saturated"
+      runbook incident resolve $ID
+      runbook incident export $ID --format md > postmortem.md
+
+    ID may be shortened to a unique start, in any case, with or without INC-: `runbook
+    incident ack 854` acknowledges INC-854ABC. Exit status: 0 done, 2 usage (an empty ID too),
+    3 no such incident, 4 a plugin failed, 5 the command does not fit the incident's state (or
+    ID starts several incidents), 6 the incident kept changing under the command.
+    """
+
+
+@group.command("open")
+@click.argument("playbook")
+@click.option("--symptom", help="Which of the playbook's symptoms was seen (default: the first).")
+@click.option("--severity", help="Severity level (default: the playbook's).")
+@click.option("--drill", is_flag=True, help="A rehearsal: marked DRILL, flags go to the sandbox file.")
+@actor_option
+@json_option()
+@click.pass_obj
+def open_incident(ctx: Context, playbook, symptom, severity, drill, actor, as_json):
+    """Open an incident on PLAYBOOK; prints its id (and pages escalation level 1)."""
+    engine = ctx.engine(catalog=True)
+    state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill)
+    engine.tick(state.id)
+    if as_json:
+        click.echo(json.dumps({"id": state.id, "playbook": state.playbook.id, "severity": state.severity}))
+    else:
+        click.echo(state.id)
+
+
+@group.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include resolved incidents.")
+@click.option("--drills/--no-drills", default=None, help="Only drills, or no drills (default: both).")
+@json_option()
+@click.pass_obj
+def list_incidents(ctx: Context, show_all, drills, as_json):
+    """List incidents, newest first (open ones unless --all)."""
+    rows = ctx.engine().list(open_only=not show_all, drills=drills)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no open incidents" if not show_all else "no incidents")
+        return
+    for r in rows:
+        drill = " DRILL" if r["drill"] else ""
+        click.echo(f"{r['id']}  {r['severity']:<5} {r['status']:<12} {r['opened_at'][:19]}  {r['title']}{drill}")
+
+
+@group.command("show")
+@incident_argument()
+@json_option()
+@click.pass_obj
+def show(ctx: Context, incident_id, as_json):
+    """Show an incident: status, targets, escalation, current steps, recent timeline."""
+    engine = ctx.engine()
+    state = engine.state(incident_id)
+    if as_json:
+        data = export_json(state)
+        data["current"] = state.current
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    for line in summary(state, engine.clock.now()):
+        click.echo(line)
+
+
+@group.command("ack")
+@incident_argument()
+@actor_option
+@json_option()
+@click.pass_obj
+def acknowledge(ctx: Context, incident_id, actor, as_json):
+    """Acknowledge the incident (stops escalation)."""
+    _print_events(ctx.engine().acknowledge(incident_id, actor), as_json)
+
+
+@group.command("mitigate")
+@incident_argument()
+@actor_option
+@json_option()
+@click.pass_obj
+def mitigate(ctx: Context, incident_id, actor, as_json):
+    """Mark the incident mitigated (users no longer hurt)."""
+    _print_events(ctx.engine().mitigate(incident_id, actor), as_json)
+
+
+@group.command("escalate")
+@incident_argument()
+@actor_option
+@json_option()
+@click.pass_obj
+def escalate(ctx: Context, incident_id, actor, as_json):
+    """Notify the next escalation level now."""
+    _print_events(ctx.engine().escalate_now(incident_id, actor), as_json)
+
+
+@group.command("step")
+@incident_argument()
+@click.argument("step", required=False)
+@click.option("--done", is_flag=True, help="The step is done (degrade/restore steps flip flags).")
+@click.option("--skip", "reason", metavar="REASON", help="Skip the step, saying why.")
+@click.option("--fail", is_flag=True, help="The step failed (goes to on_fail if the step has one).")
+@click.option("--run", is_flag=True, help="Run the step's automation (run: or uses:).")
+@click.option("--outcome", default="", help="What was found (with --done) or what went wrong (with --fail).")
+@actor_option
+@json_option()
+@click.pass_obj
+def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, actor, as_json):
+    """Complete, skip, fail or run STEP (default: the current step of the main track)."""
+    chosen = [name for name, on in (("done", done), ("skip", reason is not None), ("fail", fail), ("run", run))
+              if on]
+    if len(chosen) > 1:
+        raise UsageError(f"give only one of --done, --skip REASON, --fail, --run (got {', '.join(chosen)})")
+    if not chosen:
+        raise UsageError("say what happened to the step: --done, --skip REASON, --fail or --run")
+    engine = ctx.engine()
+    action = chosen[0]
+    if action == "done":
+        events = engine.complete(incident_id, actor, step, outcome=outcome)
+    elif action == "skip":
+        events = engine.skip(incident_id, actor, step, reason)
+    elif action == "fail":
+        events = engine.fail(incident_id, actor, step, outcome)
+    else:
+        events = engine.run(incident_id, actor, step)
+    _print_events(events, as_json)
+
+
+@group.command("approve")
+@incident_argument()
+@click.argument("step", required=False)
+@actor_option
+@json_option()
+@click.pass_obj
+def approve(ctx: Context, incident_id, step, actor, as_json):
+    """Approve STEP's gate (default: the current step), recording who approved."""
+    _print_events(ctx.engine().approve(incident_id, actor, step), as_json)
+
+
+@group.command("choose")
+@incident_argument()
+@click.argument("option")
+@click.option("--step", help="The decision step (default: the current step).")
+@actor_option
+@json_option()
+@click.pass_obj
+def choose(ctx: Context, incident_id, option, step, actor, as_json):
+    """Answer a decision: OPTION is its number or (the start of) its label."""
+    _print_events(ctx.engine().choose(incident_id, actor, option, step), as_json)
+
+
+def _print_flag_changes(events, as_json: bool) -> None:
+    """The events of a degrade or restore; exit 4 when the flag backend could not flip a flag."""
+    _print_events(events, as_json)
+    if any(e.type == "degradation_failed" for e in events):
+        raise click.exceptions.Exit(4)
+
+
+@group.command("degrade")
+@incident_argument()
+@click.argument("name")
+@actor_option
+@json_option()
+@click.pass_obj
+def degrade(ctx: Context, incident_id, name, actor, as_json):
+    """Apply degradation NAME (flips its flags through the flag backend).
+
+    Exit status 4 when a flag could not be set; the failure is in the timeline."""
+    _print_flag_changes(ctx.engine().degrade(incident_id, actor, name), as_json)
+
+
+@group.command("restore")
+@incident_argument()
+@click.argument("name")
+@actor_option
+@json_option()
+@click.pass_obj
+def restore(ctx: Context, incident_id, name, actor, as_json):
+    """Restore degradation NAME (puts its flags back through the flag backend).
+
+    Exit status 4 when a flag could not be put back; the failure is in the timeline."""
+    _print_flag_changes(ctx.engine().restore(incident_id, actor, name), as_json)
+
+
+@group.command("severity")
+@incident_argument()
+@click.argument("level")
+@click.option("--reason", default="", help="Why the severity changes.")
+@actor_option
+@json_option()
+@click.pass_obj
+def severity(ctx: Context, incident_id, level, reason, actor, as_json):
+    """Change the severity to LEVEL (e.g. SEV1); response targets follow."""
+    _print_events(ctx.engine().severity(incident_id, actor, level, reason), as_json)
+
+
+@group.command("note")
+@incident_argument()
+@click.argument("text")
+@actor_option
+@json_option()
+@click.pass_obj
+def note(ctx: Context, incident_id, text, actor, as_json):
+    """Add a note to the timeline."""
+    _print_events(ctx.engine().note(incident_id, actor, text), as_json)
+
+
+@group.command("resolve")
+@incident_argument()
+@click.option("--keep-degradations", is_flag=True, help="Leave applied degradations in place.")
+@actor_option
+@json_option()
+@click.pass_obj
+def resolve(ctx: Context, incident_id, keep_degradations, actor, as_json):
+    """Resolve the incident; restores applied degradations unless --keep-degradations."""
+    _print_events(ctx.engine().resolve(incident_id, actor, keep_degradations), as_json)
+
+
+@group.command("tick")
+@incident_argument()
+@json_option()
+@click.pass_obj
+def tick(ctx: Context, incident_id, as_json):
+    """Fire every timer that is due (escalations, reminders, target breaches, polls), in order."""
+    _print_events(ctx.engine().tick(incident_id), as_json)
+
+
+@group.command("resume")
+@incident_argument()
+@click.pass_obj
+def resume(ctx: Context, incident_id):
+    """Settle what a crash left half-done (flag changes, actions, notices), fire due timers, show it."""
+    engine = ctx.engine()
+    _print_events(engine.reconcile(incident_id, force=True) + engine.tick(incident_id), False)
+    for line in summary(engine.state(incident_id), engine.clock.now()):
+        click.echo(line)
+
+
+@group.command("export")
+@incident_argument()
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to a file.")
+@click.pass_obj
+def export(ctx: Context, incident_id, fmt, output):
+    """Export a postmortem skeleton (md) or the whole log with metrics (json)."""
+    state = ctx.engine().state(incident_id)
+    text = export_markdown(state) if fmt == "md" else json.dumps(export_json(state), indent=2, ensure_ascii=False)
+    if output:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text + ("\n" if not text.endswith("\n") else ""))
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text)
+
+
+@group.command("verify")
+@incident_argument()
+@click.pass_obj
+def verify_chain(ctx: Context, incident_id):
+    """Check the incident's hash chain; exit 1 and name the first broken link if it was tampered with."""
+    ok, message = verify(ctx.engine().store.events(incident_id))
+    click.echo(f"{incident_id}: {message}")
+    if not ok:
+        raise click.exceptions.Exit(1)
+
+
+@group.command("metrics")
+@incident_argument()
+@click.pass_obj
+def show_metrics(ctx: Context, incident_id):
+    """Print TTA, TTM, TTR, per-step durations and the highest escalation level as JSON."""
+    state = ctx.engine().state(incident_id)
+    click.echo(json.dumps(metrics(state, datetime.now(timezone.utc)).to_dict(), indent=2))

@@ -1,0 +1,59 @@
+"""Options and parameter types shared by every command group, defined once.
+
+`--as NAME` is the same everywhere (default: $RUNBOOK_USER, else the login name), `--json` is
+one flag, and an incident ID argument is resolved by the engine before the command runs, so a
+command receives the full id (`854` → INC-854ABC) and never deals with prefixes itself.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+
+import click
+
+from runbook.cli.context import Context
+
+JSON_HELP = "Print JSON for scripts."
+
+
+def default_actor() -> str:
+    """Who is at the keyboard when --as is not given: $RUNBOOK_USER, else the login name."""
+    try:
+        return os.environ.get("RUNBOOK_USER") or getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "responder"
+
+
+actor_option = click.option(
+    "--as", "actor", metavar="NAME", default=default_actor, show_default="$RUNBOOK_USER, else your login name",
+    help="Who you are, recorded as the actor of every event.")
+
+
+def json_option(help: str = JSON_HELP):
+    """The --json flag (as the `as_json` parameter); `help` says what the JSON holds when it is not the usual."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+class IncidentId(click.ParamType):
+    """An incident id as typed: the whole id or its start, in any case, with or without INC-/DRL-.
+
+    The engine turns it into the one full id (or says why it cannot: empty, ambiguous, unknown),
+    so commands get INC-854ABC whether the user typed INC-854ABC, inc-854abc or 854.
+    """
+
+    name = "incident id"
+
+    def convert(self, value, param, ctx):
+        context = ctx.find_object(Context) if ctx is not None else None
+        if context is None or ctx.resilient_parsing:  # shell completion: nothing to look up
+            return value
+        return context.engine().resolve_id(value)
+
+
+INCIDENT_ID = IncidentId()
+
+
+def incident_argument(required: bool = True):
+    """The ID argument of incident commands, resolved to the full id (see IncidentId)."""
+    return click.argument("incident_id", metavar="ID" if required else "[ID]", type=INCIDENT_ID, required=required)

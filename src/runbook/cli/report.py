@@ -1,0 +1,87 @@
+"""`runbook report`: response times of incidents and drill runs against their targets, with trends."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+
+import click
+
+from runbook.catalog.durations import format_seconds
+from runbook.cli.context import Context
+from runbook.errors import UsageError
+
+
+def _report_lines(report, fmt: str) -> list[str]:
+    sep = " | " if fmt == "md" else "  "
+    out = []
+
+    def table(header, rows):
+        if fmt == "md":
+            out.append("| " + " | ".join(header) + " |")
+            out.append("|" + "---|" * len(header))
+            out.extend("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
+        else:
+            widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
+            out.append(sep.join(str(h).ljust(w) for h, w in zip(header, widths)))
+            out.extend(sep.join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows)
+        out.append("")
+
+    title = f"{report.incidents} incident(s)"
+    out += [f"# Response times: {title}" if fmt == "md" else f"Response times over {title}", ""]
+    table(["metric", "n", "median", "p90", "max", "target", "breaches"],
+          [[label, m["n"], format_seconds(m["median"]), format_seconds(m["p90"]), format_seconds(m["max"]), format_seconds(m["target"]), m["breaches"]]
+           for label, m in report.metrics.items()])
+    if report.steps:
+        out.append("## Steps" if fmt == "md" else "Steps")
+        table(["step", "n", "median", "p90", "max"],
+              [[step, s["n"], format_seconds(s["median"]), format_seconds(s["p90"]), format_seconds(s["max"])] for step, s in report.steps.items()])
+    if report.trend:
+        out.append("## Trend" if fmt == "md" else "Trend (oldest first; more than 10% over target is flagged)")
+        table(["opened", "incident", "TTA", "TTM", "TTR", "flagged"],
+              [[r["opened_at"][:16].replace("T", " "), r["incident"] + (" (drill)" if r["drill"] else ""),
+                format_seconds(r["tta"]), format_seconds(r["ttm"]), format_seconds(r["ttr"]), "; ".join(r["flagged"]) or "—"]
+               for r in report.trend])
+    return out
+
+
+@click.command(short_help="Response times: TTA/TTM/TTR and steps against targets, with trends.")
+@click.option("--playbook", help="Only incidents on this playbook.")
+@click.option("--drill", "drill_id", help="Only runs of this drill (implies drills).")
+@click.option("--since", metavar="DATE", help="Only incidents opened on or after DATE (2026-11-01).")
+@click.option("--include-drills", is_flag=True, help="Count drill incidents with real ones (kept apart by default).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "md"]), default="table",
+              show_default=True, help="csv gives one row per incident.")
+@click.pass_obj
+def report(ctx: Context, playbook, drill_id, since, include_drills, fmt):
+    """Per metric (TTA, TTM, TTR from open) and per step: n, median, p90, max, target and
+    breaches; then the trend run by run, flagging anything more than 10% over its target.
+    Drill incidents are left out unless --include-drills or --drill; simulated runs are
+    summarised by `runbook drill history`."""
+    from runbook.drills.report import build
+
+    if since:
+        try:
+            moment = datetime.fromisoformat(since)
+        except ValueError:
+            raise UsageError(f"--since {since!r} is not a date, expected e.g. 2026-11-01") from None
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        since = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as the store keeps times
+    result = build(ctx.engine(), playbook, drill_id, since, include_drills)
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    elif fmt == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["incident", "opened_at", "playbook", "drill", "severity", "tta", "tta_target", "ttm",
+                         "ttm_target", "ttr", "ttr_target", "flagged"])
+        for r in result.trend:
+            writer.writerow([r["incident"], r["opened_at"], r["playbook"], r["drill"], r["severity"],
+                             r["tta"], r["tta_target"], r["ttm"], r["ttm_target"], r["ttr"], r["ttr_target"],
+                             "; ".join(r["flagged"])])
+    else:
+        for line in _report_lines(result, fmt):
+            click.echo(line)
+

@@ -1,0 +1,63 @@
+"""`runbook open` and `runbook resume`: into the TUI, and `run_tui` for every command that ends there."""
+
+from __future__ import annotations
+
+import click
+
+from runbook.cli.context import Context, load_catalog
+from runbook.cli.options import actor_option, incident_argument
+from runbook.engine import Engine
+from runbook.errors import NotFoundError
+
+
+def run_tui(ctx: Context, actor: str, incident: str | None = None, engine: Engine | None = None) -> None:
+    """Run the Textual app (on `incident`, else the home screen) until the user quits."""
+    import gc
+
+    gc.disable()  # until the first frame: see runbook/__main__.py; the app turns it back on
+    from runbook.tui.app import build_app  # textual loads only when the TUI runs
+
+    engine = engine or ctx.engine()
+    paths = ctx.catalog_paths()
+    catalog = engine.catalog or (lambda: load_catalog(paths))
+    app = build_app(engine, catalog, actor, incident)
+    app.run()
+    # the screen is gone; a check or a step's command may still be finishing its event
+    app.gateway.wait_idle(lambda: click.echo("runbook: waiting for a running check or command to finish "
+                                             "and record its result…", err=True))
+
+
+@click.command("open", short_help="Open an incident on a playbook, straight into the TUI.")
+@click.argument("playbook")
+@click.option("--symptom", help="Which of the playbook's symptoms was seen (default: the first).")
+@click.option("--severity", help="Severity level (default: the playbook's).")
+@click.option("--drill", is_flag=True, help="A rehearsal: marked DRILL, flags go to the sandbox file.")
+@actor_option
+@click.pass_obj
+def open_incident(ctx: Context, playbook, symptom, severity, drill, actor):
+    """Open an incident on PLAYBOOK and walk it in the TUI (pages escalation level 1).
+
+    `runbook match "WHAT YOU SEE"` finds the playbook; `runbook incident open` does the same
+    without the TUI."""
+    engine = ctx.engine(catalog=True)
+    state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill)
+    run_tui(ctx, actor, state.id, engine)
+
+
+@click.command(short_help="Reopen an incident in the TUI (default: the latest open one).")
+@incident_argument(required=False)
+@actor_option
+@click.pass_obj
+def resume(ctx: Context, incident_id, actor):
+    """Reopen incident ID in the TUI after settling anything a crash left half-done.
+
+    ID may be shortened to a unique start, in any case, with or without INC-: 854 finds
+    INC-854ABC. Without ID: the incident opened most recently that is not resolved."""
+    engine = ctx.engine()
+    if incident_id is None:
+        rows = engine.list(open_only=True)
+        if not rows:
+            raise NotFoundError("no open incident to resume (see `runbook incident list --all`)")
+        incident_id = rows[0]["id"]
+    engine.reconcile(incident_id, force=True)
+    run_tui(ctx, actor, incident_id, engine)
