@@ -23,7 +23,7 @@ import pytest
 from runbook import flagd
 from runbook.catalog import load
 from runbook.engine import CommandError, Engine, VirtualClock
-from runbook.engine import engine as engine_module
+from runbook.engine import effects as effects_module
 from runbook.engine.metrics import verify
 from runbook.pluginapi import process_start
 from runbook.plugins import PluginHost
@@ -169,7 +169,7 @@ def test_resolve_while_a_degrade_is_still_writing_refuses_then_waits_then_restor
     def sleep(seconds):  # the resolver waits; meanwhile the slow write finishes
         slow.release.set()
         degrading.join(BOUND)
-    monkeypatch.setattr(engine_module.time, "sleep", sleep)
+    monkeypatch.setattr(effects_module.time, "sleep", sleep)
     b.resolve_wait = BOUND
     b.resolve(INCIDENT, "bob")
     assert_invariant(b, world)

@@ -50,9 +50,3 @@ class PluginError(RunbookError):
         self.failures = list(failures)
         details = "".join(f"\n  {f.format()}" for f in self.failures)
         super().__init__(message + details)
-
-
-class CommandError(RunbookError):
-    """The command does not fit the incident's current state (already acknowledged, wrong step...)."""
-
-    exit_code = 5

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -230,6 +231,19 @@ class Effects:
             results, failures = self.plugins.notify(notice)
         return self._command(incident, SYSTEM, lambda s: [Notified(level, rnd, [r.to_dict() for r in results],
                                                                    [f.to_dict() for f in failures])])
+
+    def settle_in_flight(self, incident: str, wait: float) -> list[Event]:
+        """Wait for flag changes in flight to finish; settle those whose owner is gone."""
+        deadline = time.monotonic() + wait
+        settled: list[Event] = []
+        while True:
+            settled += self.reconcile(incident, flags_only=True)
+            busy = [deg for deg in self.engine.state(incident).degradations.values() if deg.pending]
+            if not busy:
+                return settled
+            if time.monotonic() >= deadline:
+                raise CommandError(f"not resolved: {in_flight(busy[0])}")
+            time.sleep(0.05)
 
     # crash recovery -----------------------------------------------------------------------
 

@@ -14,20 +14,17 @@ in `engine/effects.py`.
 
 from __future__ import annotations
 
-import time
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import timers
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, in_flight, plugin_errors
-from runbook.engine.events import (Acknowledged, ActionItemAdded, ApprovalGranted, DrillInject, Event, EventRecord,
-                                   Mitigated, NoteAdded, Opened, ReminderFired, Resolved, SeverityChanged,
-                                   StepStarted, TargetBreached, apply, fold)
+from runbook.engine.events import (Acknowledged, ActionItemAdded, ApprovalGranted, Event, EventRecord, Mitigated,
+                                   NoteAdded, Opened, Resolved, SeverityChanged, StepStarted, apply, fold)
 from runbook.engine.snapshot import Snapshot, take
 from runbook.engine.state import FAILED, IncidentState
+from runbook.engine.ticks import fire_due
 from runbook.engine.transition import Chosen, Done, Failed, Skipped, finish
 from runbook.errors import CommandError, NotFoundError, PluginError
 from runbook.store import ConflictError, Store
@@ -340,7 +337,7 @@ class Engine:
         flag change is in flight: waits up to `resolve_wait` seconds for its owner to finish it
         (settling it first when its owner is gone), then refuses, naming it."""
         self.require_live(self.state(incident))
-        settled = self._settle_flag_changes(incident)
+        settled = self.effects.settle_in_flight(incident, self.resolve_wait)
         state = self.state(incident)
         restored: list[Event] = []
         if not keep_degradations:
@@ -364,19 +361,6 @@ class Engine:
                 raise CommandError(f"not resolved: {', '.join(kept)} was applied meanwhile; resolve again")
             return [Resolved(kept)]
         return settled + restored + self._command(incident, actor, build)
-
-    def _settle_flag_changes(self, incident: str) -> list[Event]:
-        """Wait for flag changes in flight to finish; settle those whose owner is gone."""
-        deadline = time.monotonic() + self.resolve_wait
-        settled: list[Event] = []
-        while True:
-            settled += self.effects.reconcile(incident, flags_only=True)
-            busy = [deg for deg in self.state(incident).degradations.values() if deg.pending]
-            if not busy:
-                return settled
-            if time.monotonic() >= deadline:
-                raise CommandError(f"not resolved: {in_flight(busy[0])}")
-            time.sleep(0.05)
 
     def escalate_now(self, incident: str, actor: str) -> list[Event]:
         state = self.state(incident)
@@ -422,46 +406,7 @@ class Engine:
 
     def tick(self, incident: str) -> list[Event]:
         """Fire everything that is due by now, earliest first (a late tick catches up in order)."""
-        fired: list[Event] = []
-        now = self.clock.now()
-        for _ in range(10_000):
-            state = self.state(incident)
-            due = timers.due(state, now)
-            if not due:
-                break
-            fired += self._fire(state, due[0])
-        return fired
-
-    def _fire(self, state: IncidentState, timer) -> list[Event]:
-        data = timer.data
-        if timer.kind == "escalation":
-            return self.effects.escalate(state.id, SYSTEM, data["level"], data["round"], timer.at, "timer")
-        if timer.kind == "breach":
-            return self._command(state.id, SYSTEM, lambda s: [] if data["target"] in s.breaches else [
-                TargetBreached(data["target"], iso(data["deadline"]))])
-        if timer.kind == "rise":
-            return self._command(state.id, SYSTEM, lambda s: [] if data["rise"] in s.rises else [
-                SeverityChanged(s.severity, data["to"], f"symptom persisted for {data['after'] // 60} minutes",
-                                rise=data["rise"], due_at=iso(timer.at))])
-        if timer.kind == "reminder":
-            # after a long gap only the latest occurrence is worth saying: one reminder, with the count missed
-            latest = max(data["n"], int((self.clock.now() - data["start"]).total_seconds() // data["every"]))
-            fired = ReminderFired(data["reminder"], latest, data["message"], data["role"], latest - data["n"])
-            return self._command(state.id, SYSTEM, lambda s: [] if s.reminders.get(data["reminder"], 0) >= latest
-                                 else [fired])
-        if timer.kind == "inject":
-            return self._command(state.id, SYSTEM, lambda s: [] if s.injects >= data["n"] else [
-                DrillInject(data["n"], data["message"], data["signal"], iso(timer.at))])
-        if timer.kind == "poll":
-            # likewise one check now stands for every poll that fell due while nobody was ticking
-            elapsed = (min(self.clock.now(), data["ends"]) - data["start"]).total_seconds()
-            latest = max(data["poll"], int(elapsed // data["every"]))
-            if data["start"] + timedelta(seconds=latest * data["every"]) >= data["ends"]:
-                latest -= 1
-            return self.effects.poll(state, data["step"], max(latest, data["poll"]))
-        if timer.kind == "wait_timeout":
-            return self.effects.wait_timed_out(state, data["step"])
-        raise AssertionError(timer.kind)
+        return fire_due(self, incident)
 
 
 def _option_index(step: Step, option: str) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import field
 
 from runbook.engine.events.base import EventRecord, record
-from runbook.engine.state import FAILED
 
 
 @record("action_started")

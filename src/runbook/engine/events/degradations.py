@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from runbook.engine.events.base import EventRecord, degradation, record
-from runbook.engine.state import FAILED
 
 
 @record("degradation_started")

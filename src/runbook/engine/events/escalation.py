@@ -6,7 +6,6 @@ from dataclasses import field
 
 from runbook.engine.clock import parse
 from runbook.engine.events.base import EventRecord, record
-from runbook.engine.state import FAILED
 
 
 @record("escalated", loud="warning", tone="warning")

@@ -1,0 +1,61 @@
+"""Firing the timers the log implies (escalations, deadlines, severity rises, reminders, drill
+injects, polls and wait timeouts): what is due is derived in `timers.py`; this appends it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from runbook.engine import timers
+from runbook.engine.clock import iso
+from runbook.engine.effects import SYSTEM
+from runbook.engine.events import DrillInject, Event, ReminderFired, SeverityChanged, TargetBreached
+from runbook.engine.state import IncidentState
+
+if TYPE_CHECKING:
+    from runbook.engine.engine import Engine
+
+
+def fire_due(engine: Engine, incident: str) -> list[Event]:
+    """Fire everything due by now, earliest first: a late tick catches up in order."""
+    fired: list[Event] = []
+    now = engine.clock.now()
+    for _ in range(10_000):
+        state = engine.state(incident)
+        due = timers.due(state, now)
+        if not due:
+            break
+        fired += _fire(engine, state, due[0])
+    return fired
+
+
+def _fire(engine: Engine, state: IncidentState, timer) -> list[Event]:
+    data = timer.data
+    if timer.kind == "escalation":
+        return engine.effects.escalate(state.id, SYSTEM, data["level"], data["round"], timer.at, "timer")
+    if timer.kind == "breach":
+        return engine._command(state.id, SYSTEM, lambda s: [] if data["target"] in s.breaches else [
+            TargetBreached(data["target"], iso(data["deadline"]))])
+    if timer.kind == "rise":
+        return engine._command(state.id, SYSTEM, lambda s: [] if data["rise"] in s.rises else [
+            SeverityChanged(s.severity, data["to"], f"symptom persisted for {data['after'] // 60} minutes",
+                            rise=data["rise"], due_at=iso(timer.at))])
+    if timer.kind == "reminder":
+        # after a long gap only the latest occurrence is worth saying: one reminder, with the count missed
+        latest = max(data["n"], int((engine.clock.now() - data["start"]).total_seconds() // data["every"]))
+        fired = ReminderFired(data["reminder"], latest, data["message"], data["role"], latest - data["n"])
+        return engine._command(state.id, SYSTEM, lambda s: [] if s.reminders.get(data["reminder"], 0) >= latest
+                             else [fired])
+    if timer.kind == "inject":
+        return engine._command(state.id, SYSTEM, lambda s: [] if s.injects >= data["n"] else [
+            DrillInject(data["n"], data["message"], data["signal"], iso(timer.at))])
+    if timer.kind == "poll":
+        # likewise one check now stands for every poll that fell due while nobody was ticking
+        elapsed = (min(engine.clock.now(), data["ends"]) - data["start"]).total_seconds()
+        latest = max(data["poll"], int(elapsed // data["every"]))
+        if data["start"] + timedelta(seconds=latest * data["every"]) >= data["ends"]:
+            latest -= 1
+        return engine.effects.poll(state, data["step"], max(latest, data["poll"]))
+    if timer.kind == "wait_timeout":
+        return engine.effects.wait_timed_out(state, data["step"])
+    raise AssertionError(timer.kind)
