@@ -51,12 +51,60 @@ class StoredEvent(NamedTuple):
     data: dict
     prev_hash: str
     hash: str
+    mac: str = ""  # HMAC-SHA256 of `hash` under the chain key, when one is configured
 
 
 def event_hash(incident: str, seq: int, ts: str, actor: str, type_: str, data: dict, prev_hash: str) -> str:
     body = json.dumps([incident, seq, ts, actor, type_, data, prev_hash], sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False)
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def chain_key_path() -> str:
+    """The optional chain key: `RUNBOOK_CHAIN_KEY`, else runbook/chain.key in the config directory."""
+    if os.environ.get("RUNBOOK_CHAIN_KEY"):
+        return os.environ["RUNBOOK_CHAIN_KEY"]
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "runbook", "chain.key")
+
+
+def load_chain_key(path: str | None = None) -> bytes | None:
+    """The chain key's bytes, or None when there is none. A key others can read is refused."""
+    path = path or chain_key_path()
+    try:
+        with open(path, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            key = handle.read().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read the chain key: {exc.strerror or exc}") from None
+    if mode & 0o077:
+        raise StoreError(f"{path}: the chain key is readable by others; make it private (chmod 600 {path})")
+    if len(key) < 32:
+        raise StoreError(f"{path}: the chain key is too short ({len(key)} bytes, expected at least 32)")
+    return key
+
+
+def create_chain_key(path: str | None = None) -> str:
+    """Create a new random chain key (0600); refuses to replace one."""
+    import secrets
+
+    path = path or chain_key_path()
+    Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise StoreError(f"{path}: a chain key already exists; keep it (events signed with it need it)") from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+    return path
+
+
+def event_mac(key: bytes, digest: str) -> str:
+    import hmac
+
+    return hmac.new(key, digest.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 def default_path() -> str:
@@ -95,10 +143,15 @@ def _migration_4(db: sqlite_utils.Database) -> None:
                                  "updated_at": str}, pk="drill")
 
 
+def _migration_5(db: sqlite_utils.Database) -> None:
+    db["events"].add_column("mac", str)
+
+
 MIGRATIONS = ((1, "events, incidents projection, snapshots", _migration_1),
               (2, "index incidents by opening time", _migration_2),
               (3, "summaries of simulated drill runs", _migration_3),
-              (4, "drill schedule: the last occurrence each drill fired or skipped", _migration_4))
+              (4, "drill schedule: the last occurrence each drill fired or skipped", _migration_4),
+              (5, "events: a keyed signature of each event's hash", _migration_5))
 
 # How the incidents summary takes each column an event's projection sets: the first time wins
 # for the *_at columns, status only moves forward, the rest take the latest value.
@@ -113,8 +166,9 @@ def _like_prefix(text: str) -> str:
 
 
 class Store:
-    def __init__(self, path: str | None = None):
+    def __init__(self, path: str | None = None, key: bytes | None | str = "auto"):
         self.path = path or default_path()
+        self.key = load_chain_key() if key == "auto" else key
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         old_umask = os.umask(0o077)  # the database, its WAL and shared memory are owner-only
@@ -226,7 +280,7 @@ class Store:
             seq += 1
             digest = event_hash(incident, seq, event["ts"], event["actor"], event["type"], event["data"], prev)
             stored.append(StoredEvent(incident, seq, event["ts"], event["actor"], event["type"], event["data"],
-                                      prev, digest))
+                                      prev, digest, event_mac(self.key, digest) if self.key else ""))
             prev = digest
             for column, value in (event.get("summary") or {}).items():
                 if column in _FIRST:
@@ -238,9 +292,10 @@ class Store:
                 else:
                     raise StoreError(f"an event's summary sets unknown column '{column}'")
         self.conn.executemany(
-            "INSERT INTO events (incident, seq, ts, actor, type, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (incident, seq, ts, actor, type, data, prev_hash, hash, mac) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(e.incident, e.seq, e.ts, e.actor, e.type, json.dumps(e.data, ensure_ascii=False, sort_keys=True),
-              e.prev_hash, e.hash) for e in stored])
+              e.prev_hash, e.hash, e.mac or None) for e in stored])
         sets = ["last_seq = ?", "updated_at = ?"]
         values = [seq, events[-1]["ts"]]
         for column in _FIRST:
@@ -262,9 +317,18 @@ class Store:
     # reading ------------------------------------------------------------------------------
 
     def events(self, incident: str, after: int = 0) -> list[StoredEvent]:
-        rows = self.conn.execute("SELECT incident, seq, ts, actor, type, data, prev_hash, hash FROM events "
+        rows = self.conn.execute("SELECT incident, seq, ts, actor, type, data, prev_hash, hash, mac FROM events "
                                "WHERE incident = ? AND seq > ? ORDER BY seq", [incident, after]).fetchall()
-        return [StoredEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in rows]
+        return [StoredEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8] or "") for r in rows]
+
+    def log_extents(self, incidents: list[str]) -> dict[str, tuple[int, int]]:
+        """For each incident, (number of events, highest sequence number) as the log holds them."""
+        if not incidents:
+            return {}
+        marks = ", ".join("?" * len(incidents))
+        rows = self.conn.execute(f"SELECT incident, count(*), max(seq) FROM events WHERE incident IN ({marks}) "
+                                 "GROUP BY incident", incidents).fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     def last_seq(self, incident: str) -> int:
         row = self.conn.execute("SELECT last_seq FROM incidents WHERE id = ?", [incident]).fetchone()
@@ -356,6 +420,7 @@ class MemoryStore:
     on a virtual clock, driven through the real engine, where only a summary is kept."""
 
     path = ":memory:"
+    key = None
 
     def __init__(self):
         self._events: dict[str, list[StoredEvent]] = {}
@@ -414,6 +479,9 @@ class MemoryStore:
     def incidents(self, **_filters):
         return list(self._rows.values())
 
+
+    def log_extents(self, incidents):
+        return {i: (len(self._events[i]), len(self._events[i])) for i in incidents if self._events.get(i)}
 
     def ids_starting_with(self, text, heads=()):
         starts = [(head + text).upper() for head in ("", *heads)]

@@ -11,7 +11,7 @@ from runbook.catalog.durations import format_duration
 from runbook.cli.context import Context
 from runbook.cli.options import actor_option, incident_argument, json_option
 from runbook.engine import timers
-from runbook.engine.metrics import describe, export_json, export_markdown, metrics, verify
+from runbook.engine.metrics import describe, export_json, export_markdown, metrics
 from runbook.errors import UsageError
 
 
@@ -21,6 +21,12 @@ def _print_events(events, as_json: bool) -> None:
         return
     for event in events:
         click.echo(f"{event.at:%H:%M:%S}  {event.actor:<10} {describe(event)}")
+
+
+def _warn(text: str) -> None:
+    """A warning that must not be missed: on stderr, and first on stdout."""
+    click.echo(text, err=True)
+    click.echo(text)
 
 
 def _in(seconds: float) -> str:
@@ -117,7 +123,12 @@ def list_incidents(ctx: Context, show_all, drills, as_json):
         return
     for r in rows:
         drill = " DRILL" if r["drill"] else ""
-        click.echo(f"{r['id']}  {r['severity']:<5} {r['status']:<12} {r['opened_at'][:19]}  {r['title']}{drill}")
+        altered = "" if r["log_intact"] else "  !! LOG ALTERED (runbook incident verify)"
+        click.echo(f"{r['id']}  {r['severity']:<5} {r['status']:<12} {r['opened_at'][:19]}  {r['title']}{drill}{altered}")
+    altered = [r["id"] for r in rows if not r["log_intact"]]
+    if altered:
+        click.echo(f"warning: the log of {', '.join(altered)} holds fewer or more events than its summary counts",
+                   err=True)
 
 
 @group.command("show")
@@ -128,11 +139,17 @@ def show(ctx: Context, incident_id, as_json):
     """Show an incident: status, targets, escalation, current steps, recent timeline."""
     engine = ctx.engine()
     state = engine.state(incident_id)
+    check = engine.integrity(incident_id)
     if as_json:
         data = export_json(state)
         data["current"] = state.current
+        data["integrity"] = {"ok": check.ok, "problems": list(check.problems)}
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        if not check.ok:
+            click.echo(check.warning(state.id), err=True)
         return
+    if not check.ok:
+        _warn(check.warning(state.id))
     for line in summary(state, engine.clock.now()):
         click.echo(line)
 
@@ -316,8 +333,19 @@ def resume(ctx: Context, incident_id):
 @click.pass_obj
 def export(ctx: Context, incident_id, fmt, output):
     """Export a postmortem skeleton (md) or the whole log with metrics (json)."""
-    state = ctx.engine().state(incident_id)
-    text = export_markdown(state) if fmt == "md" else json.dumps(export_json(state), indent=2, ensure_ascii=False)
+    engine = ctx.engine()
+    state = engine.state(incident_id)
+    check = engine.integrity(incident_id)
+    if fmt == "md":
+        text = export_markdown(state)
+        if not check.ok:  # the document itself says so: a postmortem must not pass an altered log as true
+            text = f"> **{check.warning(state.id)}**\n\n" + text
+    else:
+        data = export_json(state)
+        data["integrity"] = {"ok": check.ok, "problems": list(check.problems)}
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+    if not check.ok:
+        click.echo(check.warning(state.id), err=True)
     if output:
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(text + ("\n" if not text.endswith("\n") else ""))
@@ -327,14 +355,28 @@ def export(ctx: Context, incident_id, fmt, output):
 
 
 @group.command("verify")
-@incident_argument()
+@incident_argument(required=False)
+@click.option("--init-key", is_flag=True, help="Create the chain key (runbook/chain.key in your config "
+              "directory, 0600); events appended from then on are signed with it.")
 @click.pass_obj
-def verify_chain(ctx: Context, incident_id):
-    """Check the incident's hash chain; exit 1 and name the first broken link if it was tampered with."""
-    ok, message = verify(ctx.engine().store.events(incident_id))
-    click.echo(f"{incident_id}: {message}")
-    if not ok:
-        raise click.exceptions.Exit(1)
+def verify_chain(ctx: Context, incident_id, init_key):
+    """Check an incident's record: the hash chain, the summary's count of events, the playbook
+    snapshot it runs on, and the signatures when a chain key exists. Exit 1 naming every problem."""
+    if init_key:
+        from runbook.store import create_chain_key
+
+        click.echo(f"created {create_chain_key()}; events appended from now on are signed with it")
+        if incident_id is None:
+            return
+    if incident_id is None:
+        raise UsageError("name the incident to verify (or give --init-key)")
+    check = ctx.engine().integrity(incident_id)
+    if check.ok:
+        click.echo(f"{incident_id}: {check.summary}")
+        return
+    for problem in check.problems:
+        click.echo(f"{incident_id}: {problem}")
+    raise click.exceptions.Exit(1)
 
 
 @group.command("metrics")

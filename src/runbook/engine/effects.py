@@ -62,6 +62,7 @@ class Effects:
 
     def _flip(self, incident, actor, name, op, step_id, option, owner) -> list[Event]:
         state = self.engine.state(incident)
+        refuse_if_tampered(state)
         if not (op == "restore" and state.resolved):  # leftovers on a resolved incident can still be restored
             self.engine.require_live(state)
         pb = state.playbook
@@ -151,6 +152,7 @@ class Effects:
 
     def _run(self, incident: str, actor: str, step: Step, owner: dict) -> list[Event]:
         state = self.engine.state(incident)
+        refuse_if_tampered(state)
         request = self.request(state, step)._replace(pidfile=action_pidfile(owner))
 
         def intent(s):
@@ -316,6 +318,13 @@ def abandoned(intent: dict, at: datetime, now: datetime, force: bool) -> bool:
     if state == owners.UNKNOWN:
         return force or now - at >= STALE_INTENT
     return state == owners.GONE
+
+
+def refuse_if_tampered(state: IncidentState) -> None:
+    """Nothing outside runbook is changed on the word of a record that was altered."""
+    if state.tampered:
+        raise CommandError(f"refused: the record of {state.id} was altered ({state.tampered}); "
+                           f"no flags are flipped and no actions run for it (see `runbook incident verify {state.id}`)")
 
 
 def in_flight(deg) -> str:

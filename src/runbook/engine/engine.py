@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
+from runbook.engine import integrity
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, in_flight, plugin_errors
 from runbook.engine.events import (Acknowledged, ActionItemAdded, ApprovalGranted, Event, EventRecord, Mitigated,
                                    NoteAdded, Opened, Resolved, SeverityChanged, StepStarted, apply, fold)
-from runbook.engine.snapshot import Snapshot, take
+from runbook.engine.snapshot import Snapshot, documents_hash, take
 from runbook.engine.state import FAILED, IncidentState
 from runbook.engine.ticks import fire_due
 from runbook.engine.transition import Chosen, Done, Failed, Skipped, finish
@@ -68,7 +69,10 @@ class Engine:
                 full = self.resolve_id(incident)  # a unique prefix, or NotFoundError with suggestions
                 return self.state(full)
             loaded = next((entry[4] for entry in self._taken.values() if entry[3] is stored), None)
-            cached = fold(incident, self.store.events(incident), loaded or Snapshot.load(stored))
+            events = self.store.events(incident)
+            cached = fold(incident, events, loaded or Snapshot.load(stored))
+            if loaded is None and self.store.path != ":memory:":
+                cached.tampered = "; ".join(integrity.quick(self.store, incident, stored, events))
             self._states[incident] = cached
             return cached
         for stored_event in self.store.events(incident, after=cached.last_seq):
@@ -76,7 +80,19 @@ class Engine:
         return cached
 
     def list(self, **filters) -> list[dict]:
-        return self.store.incidents(**filters)
+        """Summary rows, newest first; each says whether the log still holds what the summary
+        counts (`log_intact`; `integrity` checks everything)."""
+        rows = self.store.incidents(**filters)
+        extents = self.store.log_extents([r["id"] for r in rows])
+        for row in rows:
+            count, last = extents.get(row["id"], (0, 0))
+            row["log_intact"] = count == last == row["last_seq"]
+        return rows
+
+    def integrity(self, incident: str) -> integrity.Integrity:
+        """Every check of the incident's record: hash chain, summary, snapshot, chain key."""
+        self.state(incident)  # resolves a prefix, or says there is no such incident
+        return integrity.check(self.store, self.resolve_id(incident))
 
     # appending ----------------------------------------------------------------------------
 
@@ -155,8 +171,9 @@ class Engine:
         key = (id(self.catalog), id(doc), id(drill_doc))
         if key not in self._taken:
             stored = take(self.catalog, doc, drill_doc)
-            self._taken[key] = (self.catalog, doc, drill_doc, stored, Snapshot.load(stored))
-        stored, snapshot = self._taken[key][3:]
+            self._taken[key] = (self.catalog, doc, drill_doc, stored, Snapshot.load(stored),
+                                documents_hash(stored["documents"]))
+        stored, snapshot, digest = self._taken[key][3:]
         pb = snapshot.playbook
         if symptom is not None and symptom not in {s.id for s in pb.symptoms}:
             raise CommandError(f"playbook {pb.id} has no symptom '{symptom}'"
@@ -173,7 +190,7 @@ class Engine:
         incident = incident or f"{'DRL' if drill else 'INC'}-{secrets.token_hex(3).upper()}"
         now = iso(self.clock.now())
         first = [(actor, Opened(pb.id, pb.title, severity, pb.service, symptom, drill, stored["hash"], rehearse,
-                                bool(live and drill)))]
+                                bool(live and drill), digest))]
         first += [(SYSTEM, StepStarted(track.steps[0].id, track.id, 1)) for track in pb.tracks if track.steps]
         self.store.create_incident(incident, stored, {"playbook": pb.id, "title": pb.title, "service": pb.service,
                                                       "severity": severity, "drill": drill},

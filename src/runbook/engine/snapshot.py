@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 
 from runbook.catalog import kinds
@@ -29,6 +30,13 @@ def take(catalog: Catalog, playbook: Document, drill: Document | None = None) ->
     text = playbook.text or ""
     return {"playbook": model.id, "hash": hashlib.sha256(text.encode("utf-8")).hexdigest(), "text": text,
             "documents": documents}
+
+
+def documents_hash(documents: list) -> str:
+    """SHA-256 of the documents an incident runs on (the parsed playbook, policies, rosters), in a
+    canonical JSON form that survives the store's round trip."""
+    body = json.dumps(documents, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 @dataclass

@@ -107,6 +107,7 @@ class IncidentState:
     action_items: list[Event] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     last_seq: int = 0
+    tampered: str = ""  # what the quick checks at load found wrong with the record (engine/integrity.py)
     derived: dict = field(default_factory=dict, repr=False, compare=False)  # caches keyed by last_seq
 
     @property

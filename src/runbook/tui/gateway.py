@@ -115,6 +115,7 @@ class IncidentView(NamedTuple):
     events: int
     last_seq: int
     degradations: tuple[str, ...] = ()
+    altered: str = ""  # what is wrong with the incident's record, when it does not verify
 
 
 def _command(step) -> str:
@@ -125,7 +126,7 @@ def _command(step) -> str:
     return ""
 
 
-def build_view(state: IncidentState, now: datetime) -> IncidentView:
+def build_view(state: IncidentState, now: datetime, altered: str = "") -> IncidentView:
     pb = state.playbook
     targets = []
     for name, (deadline, met) in timers.deadlines(state).items():
@@ -168,7 +169,8 @@ def build_view(state: IncidentState, now: datetime) -> IncidentView:
         state.id, state.title, pb.id, state.severity, tuple(lv.id for lv in state.snapshot.levels), state.status,
         state.drill, now, opened, state.acknowledged_by, tuple(targets),
         (nxt.data["level"], (nxt.at - now).total_seconds()) if nxt else None, tuple(tracks), tuple(current),
-        tuple(ladder), tuple(flags), lines, len(state.events), state.last_seq, tuple(pb.degradations))
+        tuple(ladder), tuple(flags), lines, len(state.events), state.last_seq, tuple(pb.degradations),
+        altered or state.tampered)
 
 
 def _show(value) -> str:
@@ -193,6 +195,7 @@ class EngineGateway:
         self._ticker, self._tick_lock = self._sibling(engine), threading.Lock()
         self._commander, self._command_lock = self._sibling(engine), threading.Lock()
         self.closed = False
+        self._verified: dict[str, str] = {}
 
     @staticmethod
     def _sibling(engine):
@@ -272,7 +275,9 @@ class EngineGateway:
     def view(self, incident: str) -> IncidentView:
         with self._open(self.lock):
             state = self.engine.state(incident)
-            return build_view(state, self.engine.clock.now())
+            if state.id not in self._verified:  # the whole record is checked once per incident shown
+                self._verified[state.id] = "; ".join(self.engine.integrity(state.id).problems)
+            return build_view(state, self.engine.clock.now(), self._verified[state.id])
 
     def debrief(self, incident: str) -> dict:
         """What the debrief shows: times against targets, steps, notes and action items."""

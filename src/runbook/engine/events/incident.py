@@ -19,6 +19,7 @@ class Opened(EventRecord):
     snapshot: str = ""
     rehearsal: str | None = None
     live: bool = False
+    documents: str = ""  # SHA-256 of the snapshot's documents (what runs), so tampering with them shows
 
     def fold(self, state, event):
         state.title, state.service, state.severity = self.title, self.service, self.severity

@@ -48,6 +48,7 @@ class IncidentScreen(Screen):
         self._first_view = view  # when the caller has it already, the first frame shows it
         self._suspended = False
         self.gates_announced: set[str] = set()
+        self.altered_announced = False
         self.view: IncidentView | None = None
         self.track: str | None = None
         self.seen_seq: int | None = None
@@ -140,7 +141,12 @@ class IncidentScreen(Screen):
 
     def announce(self, view: IncidentView) -> None:
         """Notifications for what arrived since the last render: reminders, pages, breaches, others' notes,
-        and approval gates the flow has reached."""
+        and approval gates the flow has reached; once, that the record does not verify."""
+        if view.altered and not self.altered_announced:
+            self.altered_announced = True
+            self.app.notify(f"This incident's log does not verify: {view.altered}. Flags and actions are refused.",
+                            title="log altered", severity="error", timeout=60)
+            self.app.bell()
         for step in view.current:
             if step.approval_by and not step.approved_by and step.id not in self.gates_announced:
                 self.gates_announced.add(step.id)

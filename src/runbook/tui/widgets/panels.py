@@ -57,9 +57,12 @@ class ViewPanel(Static):
 
 class IncidentHeader(ViewPanel):
     def show(self, view: IncidentView, narrow: bool) -> None:
-        if not self.changed((view.last_seq, int(view.now.timestamp()), narrow, view.status)):
+        if not self.changed((view.last_seq, int(view.now.timestamp()), narrow, view.status, view.altered)):
             return
         top = Text()
+        if view.altered:
+            top.append(" LOG ALTERED ", style="bold white on red")
+            top.append(" ")
         if view.drill:
             top.append(" DRILL ", style="bold black on magenta")
             top.append(" ")
