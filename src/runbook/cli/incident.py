@@ -10,17 +10,19 @@ import click
 from runbook.catalog.durations import format_duration
 from runbook.cli.context import Context
 from runbook.cli.options import actor_option, incident_argument, json_option
+from runbook.cli.output import dump, echo
 from runbook.engine import timers
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, verify
 from runbook.errors import UsageError
+from runbook.text import json_shown, one_line
 
 
 def _print_events(events, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps([e.to_dict() for e in events], indent=2, ensure_ascii=False))
+        dump([e.to_dict() for e in events])
         return
     for event in events:
-        click.echo(f"{event.at:%H:%M:%S}  {event.actor:<10} {describe(event)}")
+        echo(f"{event.at:%H:%M:%S}  {one_line(event.actor):<10} {describe(event)}")
 
 
 def _in(seconds: float) -> str:
@@ -29,11 +31,11 @@ def _in(seconds: float) -> str:
 
 def summary(state, now: datetime) -> list[str]:
     pb = state.playbook
-    lines = [f"{state.id}  {state.title}" + ("  [DRILL]" if state.drill else ""),
+    lines = [f"{state.id}  {one_line(state.title)}" + ("  [DRILL]" if state.drill else ""),
              f"  {state.severity} · {state.status} · playbook {pb.id} · opened {state.opened_at:%Y-%m-%d %H:%M:%S} UTC "
-             f"by {state.opened_by} ({format_duration(round((now - state.opened_at).total_seconds()))} ago)"]
+             f"by {one_line(state.opened_by)} ({format_duration(round((now - state.opened_at).total_seconds()))} ago)"]
     if state.acknowledged_by:
-        lines.append(f"  acknowledged by {state.acknowledged_by} at {state.acknowledged_at:%H:%M:%S}")
+        lines.append(f"  acknowledged by {one_line(state.acknowledged_by)} at {state.acknowledged_at:%H:%M:%S}")
     for name, (deadline, met) in timers.deadlines(state).items():
         status = f"met at {met:%H:%M:%S}" if met else ("BREACHED" if deadline <= now else _in((deadline - now).total_seconds()))
         lines.append(f"  {name} target {deadline:%H:%M:%S}: {status}")
@@ -49,15 +51,15 @@ def summary(state, now: datetime) -> list[str]:
             continue
         step, run = pb.step(step_id), state.steps[step_id]
         extra = f" — {run.status}" if run.status != "active" else ""
-        gate = f" (needs approval by {step.approval.by})" if step.approval and not run.approved else ""
-        lines.append(f"    [{track}] {step.id}: {step.title} ({step.kind}){extra}{gate}")
+        gate = f" (needs approval by {one_line(step.approval.by)})" if step.approval and not run.approved else ""
+        lines.append(f"    [{track}] {step.id}: {one_line(step.title)} ({step.kind}){extra}{gate}")
         for i, option in enumerate(step.options, 1):
-            lines.append(f"        {i}. {option.label}")
+            lines.append(f"        {i}. {one_line(option.label)}")
     applied = [n for n, d in state.degradations.items() if d.applied]
     if applied:
-        lines.append(f"  degradations applied: {', '.join(applied)}")
+        lines.append(f"  degradations applied: {one_line(', '.join(applied))}")
     lines.append("  recent:")
-    lines += [f"    {e.at:%H:%M:%S} {e.actor:<10} {describe(e)}" for e in state.events[-8:]]
+    lines += [f"    {e.at:%H:%M:%S} {one_line(e.actor):<10} {describe(e)}" for e in state.events[-8:]]
     return lines
 
 
@@ -96,9 +98,9 @@ def open_incident(ctx: Context, playbook, symptom, severity, drill, actor, as_js
     state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill)
     engine.tick(state.id)
     if as_json:
-        click.echo(json.dumps({"id": state.id, "playbook": state.playbook.id, "severity": state.severity}))
+        dump({"id": state.id, "playbook": state.playbook.id, "severity": state.severity}, indent=None)
     else:
-        click.echo(state.id)
+        echo(state.id)
 
 
 @group.command("list")
@@ -110,14 +112,14 @@ def list_incidents(ctx: Context, show_all, drills, as_json):
     """List incidents, newest first (open ones unless --all)."""
     rows = ctx.engine().list(open_only=not show_all, drills=drills)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        dump(rows)
         return
     if not rows:
-        click.echo("no open incidents" if not show_all else "no incidents")
+        echo("no open incidents" if not show_all else "no incidents")
         return
     for r in rows:
         drill = " DRILL" if r["drill"] else ""
-        click.echo(f"{r['id']}  {r['severity']:<5} {r['status']:<12} {r['opened_at'][:19]}  {r['title']}{drill}")
+        echo(f"{r['id']}  {r['severity']:<5} {r['status']:<12} {r['opened_at'][:19]}  {one_line(r['title'])}{drill}")
 
 
 @group.command("show")
@@ -131,10 +133,10 @@ def show(ctx: Context, incident_id, as_json):
     if as_json:
         data = export_json(state)
         data["current"] = state.current
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        dump(data)
         return
     for line in summary(state, engine.clock.now()):
-        click.echo(line)
+        echo(line)
 
 
 @group.command("ack")
@@ -306,7 +308,7 @@ def resume(ctx: Context, incident_id):
     engine = ctx.engine()
     _print_events(engine.reconcile(incident_id, force=True) + engine.tick(incident_id), False)
     for line in summary(engine.state(incident_id), engine.clock.now()):
-        click.echo(line)
+        echo(line)
 
 
 @group.command("export")
@@ -317,13 +319,14 @@ def resume(ctx: Context, incident_id):
 def export(ctx: Context, incident_id, fmt, output):
     """Export a postmortem skeleton (md) or the whole log with metrics (json)."""
     state = ctx.engine().state(incident_id)
-    text = export_markdown(state) if fmt == "md" else json.dumps(export_json(state), indent=2, ensure_ascii=False)
+    text = export_markdown(state) if fmt == "md" else json_shown(json.dumps(export_json(state), indent=2,
+                                                                           ensure_ascii=False))
     if output:
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(text + ("\n" if not text.endswith("\n") else ""))
-        click.echo(f"wrote {output}")
+        echo(f"wrote {output}")
     else:
-        click.echo(text)
+        echo(text)
 
 
 @group.command("verify")
@@ -332,7 +335,7 @@ def export(ctx: Context, incident_id, fmt, output):
 def verify_chain(ctx: Context, incident_id):
     """Check the incident's hash chain; exit 1 and name the first broken link if it was tampered with."""
     ok, message = verify(ctx.engine().store.events(incident_id))
-    click.echo(f"{incident_id}: {message}")
+    echo(f"{incident_id}: {message}")
     if not ok:
         raise click.exceptions.Exit(1)
 
@@ -343,4 +346,4 @@ def verify_chain(ctx: Context, incident_id):
 def show_metrics(ctx: Context, incident_id):
     """Print TTA, TTM, TTR, per-step durations and the highest escalation level as JSON."""
     state = ctx.engine().state(incident_id)
-    click.echo(json.dumps(metrics(state, datetime.now(timezone.utc)).to_dict(), indent=2))
+    dump(metrics(state, datetime.now(timezone.utc)).to_dict())
