@@ -232,3 +232,30 @@ def _strings(value):
     elif isinstance(value, (tuple, list)):
         for item in value:
             yield from _strings(item)
+
+
+def test_commands_print_only_through_the_sanitizing_output(repo_root):
+    """click.echo and friends are called in cli/output.py alone: every other command module
+    prints through it, so no line skips the sanitizer."""
+    direct = re.compile(r"\bclick\.(echo|secho)\(|\bprint\(|sys\.stdout\.write|sys\.stderr\.write")
+    offenders = [f"{path.name}:{number}: {line.strip()}"
+                 for path in sorted((repo_root / "src" / "runbook" / "cli").glob("*.py")) if path.name != "output.py"
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if direct.search(line)]
+    assert offenders == []
+
+
+def test_the_tui_refuses_a_bad_runbook_user_before_it_starts(hostile_catalog, fixture_env, tmp_path):
+    import os
+    import pty
+
+    controller, terminal = pty.openpty()  # `runbook` starts the TUI only in a terminal
+    try:
+        proc = subprocess.run([sys.executable, "-m", "runbook"], cwd=hostile_catalog, stdin=terminal, stdout=terminal,
+                              stderr=subprocess.PIPE, text=True, timeout=60,
+                              env={**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"),
+                                   "RUNBOOK_USER": "\x1b]0;pwned\x07"})
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("runbook: error: the actor name '\\x1b]0;pwned\\x07'") and proc.stderr.count("\n") == 1

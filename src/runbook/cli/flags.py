@@ -10,6 +10,7 @@ from runbook import flagd
 from runbook.cli.options import json_option
 from runbook.cli.output import dump, echo
 from runbook.errors import UsageError
+from runbook.text import one_line
 
 FILE_HELP = "Flag file in flagd JSON format. Env: RUNBOOK_FLAGS. Default: ./flags.json."
 SANDBOX_HELP = "Use the drill sandbox file beside it (flags.sandbox.json, or RUNBOOK_SANDBOX_FLAGS)."
@@ -56,7 +57,7 @@ def parse_value(text: str, kind: str):
 def _change_line(change) -> str:
     before = _show(change.previous.value) if change.previous.exists else "(absent)"
     after = _show(change.current.value) if change.current.exists else "(absent)"
-    return f"{change.name}: {before} → {after}  ({change.location or change.backend})"
+    return one_line(f"{change.name}: {before} → {after}") + f"  ({change.location or change.backend})"
 
 
 @click.group("flags", short_help="Read and flip degradation flags (flagd flag file).")
@@ -96,7 +97,7 @@ def flags_list(ctx, flags_file, sandbox, as_json):
     for r in rows:
         mark = "  (changed by runbook; `runbook flags restore` undoes it)" if r["changed_by_runbook"] else ""
         state = "" if r["enabled"] else "  DISABLED"
-        echo(f"{r['name']:<{width}}  {_show(r['value'])} [{r['variant']}]{state}{mark}")
+        echo(f"{one_line(r['name']):<{width}}  {_show(r['value'])} [{one_line(str(r['variant']))}]{state}{mark}")
 
 
 @group.command("get")
