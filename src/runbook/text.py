@@ -12,6 +12,9 @@ rows that must stay one line (timeline rows, table cells): a newline shows as ‚è
 `markdown` is `one_line` with Markdown's active characters escaped, for any text put into a
 Markdown export (it cannot open a table cell, a link, a code span or raw HTML); `json_shown`
 does the same for JSON output.
+
+Actor names are the exception: they are checked on the way in (`check_actor`, called by the
+engine for every command and by the CLI for --as), because a name is an identity, not prose.
 """
 
 from __future__ import annotations
