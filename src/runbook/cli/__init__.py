@@ -20,10 +20,11 @@ from runbook import __version__
 from runbook.cli import catalog, drills, flags, incident, plugins, report, tui
 from runbook.cli.context import CATALOG_HELP, Context
 from runbook.cli.options import default_actor
-from runbook.cli.output import plural
+from runbook.cli.output import echo, plural, secho
 from runbook.errors import RunbookError
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
+from runbook.text import check_actor, one_line
 
 
 class RunbookGroup(click.Group):
@@ -51,7 +52,7 @@ class RunbookGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RunbookError as exc:
-            click.echo(f"runbook: error: {exc}", err=True)
+            echo(f"runbook: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -88,7 +89,7 @@ def cli(ctx, catalogs, db, plugins_dir):
     ctx.obj = Context(catalogs, plugins_dir, db)
     if ctx.invoked_subcommand is None:
         if sys.stdin.isatty() and sys.stdout.isatty():
-            tui.run_tui(ctx.obj, default_actor())
+            tui.run_tui(ctx.obj, check_actor(default_actor()))
         else:
             _overview(ctx.obj)
 
@@ -99,21 +100,21 @@ def _overview(ctx: Context) -> None:
     for doc in catalog.documents:
         counts[doc.kind] = counts.get(doc.kind, 0) + 1
     summary = ", ".join(plural(n, k) for k, n in counts.items()) or "no documents"
-    click.echo(f"runbook {__version__} · catalog {', '.join(ctx.catalog_paths())}: {summary}")
+    echo(f"runbook {__version__} · catalog {', '.join(ctx.catalog_paths())}: {summary}")
     if catalog.errors:
-        click.secho(f"{plural(len(catalog.errors), 'error')} in the catalog; run `runbook validate`",
+        secho(f"{plural(len(catalog.errors), 'error')} in the catalog; run `runbook validate`",
                     fg="red")
     elif catalog.warnings:
-        click.echo(f"valid, {plural(len(catalog.warnings), 'warning')} (run `runbook validate` to see them)")
+        echo(f"valid, {plural(len(catalog.warnings), 'warning')} (run `runbook validate` to see them)")
     else:
-        click.echo("valid")
+        echo("valid")
     playbooks = catalog.of_kind("Playbook")
     if playbooks:
-        click.echo("")
+        echo("")
         width = max(len(d.id) for d in playbooks)
         for doc in playbooks:
-            click.echo(f"  {doc.id:<{width}}  {doc.model.severity:<5} {doc.model.title}")
-    click.echo("\nNext: runbook match \"WHAT YOU SEE\" · runbook show ID · runbook validate · runbook --help")
+            echo(f"  {doc.id:<{width}}  {doc.model.severity:<5} {one_line(doc.model.title)}")
+    echo("\nNext: runbook match \"WHAT YOU SEE\" · runbook show ID · runbook validate · runbook --help")
 
 
 for command in (catalog.validate, catalog.list_documents, catalog.show, catalog.match, catalog.schema,
@@ -126,11 +127,11 @@ def main() -> None:
     try:
         cli.main(prog_name="runbook")
     except KeyboardInterrupt:
-        click.echo("runbook: interrupted", err=True)
+        echo("runbook: interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # a traceback shown to a user is a bug; keep it reportable
         if os.environ.get("RUNBOOK_DEBUG"):
             raise
-        click.echo(f"runbook: internal error: {type(exc).__name__}: {exc} "
+        echo(f"runbook: internal error: {type(exc).__name__}: {exc} "
                    "(this is a bug; rerun with RUNBOOK_DEBUG=1 for details)", err=True)
         sys.exit(70)

@@ -13,9 +13,10 @@ from runbook.catalog import kinds
 from runbook.catalog.suggest import did_you_mean
 from runbook.cli.context import DEFAULT_CATALOG, Context, load_catalog
 from runbook.cli.options import json_option
-from runbook.cli.output import dump, plural
+from runbook.cli.output import dump, echo, plural
 from runbook.errors import NotFoundError, UsageError
 from runbook.plugins import unknown_actions
+from runbook.text import one_line
 
 
 @click.command(short_help="Check documents; report every problem as FILE:LINE:COL.")
@@ -56,9 +57,9 @@ def validate(ctx: Context, paths, fmt, strict):
               "errors": [p.to_dict() for p in errors], "warnings": [p.to_dict() for p in warnings]})
     else:
         for problem in problems:
-            click.echo(problem.format())
+            echo(problem.format())
         verdict = "invalid" if failed else "valid"
-        click.echo(f"{verdict}: {plural(len(errors), 'error')}, {plural(len(warnings), 'warning')} in "
+        echo(f"{verdict}: {plural(len(errors), 'error')}, {plural(len(warnings), 'warning')} in "
                    f"{plural(len(files), 'file')} ({plural(len(documents), 'valid document')})",
                    err=bool(problems))
     sys.exit(1 if failed else 0)
@@ -94,12 +95,12 @@ def list_documents(ctx: Context, kind, as_json):
         dump(rows)
         return
     if not rows:
-        click.echo("no documents" + (f" of kind {kind_name}" if kind_name else ""))
+        echo("no documents" + (f" of kind {kind_name}" if kind_name else ""))
         return
     kw = max(len(r["kind"]) for r in rows)
     iw = max(len(r["id"]) for r in rows)
     for r in rows:
-        click.echo(f"{r['kind']:<{kw}}  {r['id']:<{iw}}  {r['title']}  ({r['file']})")
+        echo(f"{r['kind']:<{kw}}  {r['id']:<{iw}}  {one_line(r['title'])}  ({r['file']})")
 
 
 @click.command(short_help="Readable overview of a playbook or policy.")
@@ -124,7 +125,7 @@ def show(ctx: Context, doc_id, kind, as_json):
     from runbook.catalog.outline import outline
 
     for line in outline(doc, catalog, datetime.now(timezone.utc)):
-        click.echo(line)
+        echo(line)
 
 
 @click.command(short_help="Rank playbooks for free text and/or alert labels.")
@@ -158,12 +159,12 @@ def match(ctx: Context, text, labels, limit, as_json):
         dump([m.to_dict() for m in matches])
         return
     if not matches:
-        click.echo("no playbook matches; try other words or `runbook list --kind Playbook`")
+        echo("no playbook matches; try other words or `runbook list --kind Playbook`")
         return
     for number, m in enumerate(matches, 1):
-        click.echo(f"{number}. {m.playbook}  {m.title}  (score {m.score:.2f})")
+        echo(f"{number}. {m.playbook}  {one_line(m.title)}  (score {m.score:.2f})")
         for reason in m.reasons:
-            click.echo(f"     {reason}")
+            echo(f"     {one_line(reason)}")
 
 
 @click.command(short_help="Print the JSON Schema of a document kind.")
@@ -176,6 +177,6 @@ def schema(kind):
     """
     if not kind:
         for name, spec in kinds.KINDS.items():
-            click.echo(f"{name:<18} {spec.summary}")
+            echo(f"{name:<18} {spec.summary}")
         return
     dump(kinds.schema(_kind_name(kind)))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from runbook.cli.output import echo
 from runbook.engine import Engine, SystemClock
 from runbook.errors import UsageError
 from runbook.plugins import PluginHost
@@ -81,6 +82,6 @@ class Context:
     def load(self, warn: bool = True) -> Catalog:
         catalog = load_catalog(self.catalog_paths())
         if warn and catalog.errors:
-            click.echo(f"runbook: warning: the catalog has {len(catalog.errors)} error(s); invalid documents "
+            echo(f"runbook: warning: the catalog has {len(catalog.errors)} error(s); invalid documents "
                        "are left out (run `runbook validate`)", err=True)
         return catalog

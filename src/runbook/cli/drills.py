@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime, timezone
 
@@ -11,9 +10,11 @@ import click
 from runbook.catalog.durations import format_seconds
 from runbook.cli.context import Context, load_catalog
 from runbook.cli.options import actor_option, json_option
+from runbook.cli.output import dump, echo
 from runbook.cli.tui import run_tui
 from runbook.engine.metrics import MEASURES
 from runbook.errors import NotFoundError, UsageError
+from runbook.text import one_line
 
 
 def _table(summary: dict) -> list[str]:
@@ -76,10 +77,10 @@ def run(ctx: Context, drill_id, auto, runs, seed, as_json, actor):
         created = datetime.now(timezone.utc).isoformat()
         summary["id"] = ctx.store().record_simulation(model.id, model.playbook, runs, seed, created, summary)
         if as_json:
-            click.echo(json.dumps(summary, indent=2))
+            dump(summary)
         else:
             for line in _table(summary):
-                click.echo(line)
+                echo(line)
         return
     if as_json:
         raise UsageError("--json goes with --auto; a drill with people runs in the TUI")
@@ -117,7 +118,7 @@ def schedule(ctx: Context, once, interval, actor):
         engine.catalog = load_catalog(ctx.catalog_paths())  # each pass sees edited schedules
         for decision in run_once(engine, engine.catalog, actor):
             when = decision.scheduled.strftime("%Y-%m-%d %H:%M %Z") if decision.scheduled else ""
-            click.echo(f"{decision.drill} ({when}): {decision.action}" + (f" — {decision.detail}"
+            echo(f"{decision.drill} ({when}): {decision.action}" + (f" — {one_line(decision.detail)}"
                                                                         if decision.detail else ""))
         if once:
             return
@@ -135,14 +136,14 @@ def history(ctx: Context, drill_id, as_json):
     """Stored summaries of simulated runs, oldest first."""
     rows = ctx.store().simulations(drill_id)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        dump(rows)
         return
     if not rows:
-        click.echo("no simulations stored" + (f" for {drill_id}" if drill_id else ""))
+        echo("no simulations stored" + (f" for {drill_id}" if drill_id else ""))
         return
     for row in rows:
         s = row["summary"]
         ack = s["breach_probability"].get("acknowledge")
         miss = f", ack target missed {ack:.1%}" if ack is not None else ""
-        click.echo(f"#{row['id']} {row['created_at'][:19]} {row['drill']}: {row['runs']:,} runs, seed {row['seed']}, "
+        echo(f"#{row['id']} {row['created_at'][:19]} {row['drill']}: {row['runs']:,} runs, seed {row['seed']}, "
                    f"TTA median {format_seconds(s['tta']['median'])} p90 {format_seconds(s['tta']['p90'])}{miss}")

@@ -8,8 +8,9 @@ import click
 
 from runbook import flagd
 from runbook.cli.options import json_option
-from runbook.cli.output import dump
+from runbook.cli.output import dump, echo
 from runbook.errors import UsageError
+from runbook.text import one_line
 
 FILE_HELP = "Flag file in flagd JSON format. Env: RUNBOOK_FLAGS. Default: ./flags.json."
 SANDBOX_HELP = "Use the drill sandbox file beside it (flags.sandbox.json, or RUNBOOK_SANDBOX_FLAGS)."
@@ -56,7 +57,7 @@ def parse_value(text: str, kind: str):
 def _change_line(change) -> str:
     before = _show(change.previous.value) if change.previous.exists else "(absent)"
     after = _show(change.current.value) if change.current.exists else "(absent)"
-    return f"{change.name}: {before} → {after}  ({change.location or change.backend})"
+    return one_line(f"{change.name}: {before} → {after}") + f"  ({change.location or change.backend})"
 
 
 @click.group("flags", short_help="Read and flip degradation flags (flagd flag file).")
@@ -90,13 +91,13 @@ def flags_list(ctx, flags_file, sandbox, as_json):
         dump({"file": path, "flags": rows})
         return
     if not rows:
-        click.echo(f"no flags in {path}")
+        echo(f"no flags in {path}")
         return
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         mark = "  (changed by runbook; `runbook flags restore` undoes it)" if r["changed_by_runbook"] else ""
         state = "" if r["enabled"] else "  DISABLED"
-        click.echo(f"{r['name']:<{width}}  {_show(r['value'])} [{r['variant']}]{state}{mark}")
+        echo(f"{one_line(r['name']):<{width}}  {_show(r['value'])} [{one_line(str(r['variant']))}]{state}{mark}")
 
 
 @group.command("get")
@@ -109,9 +110,9 @@ def flags_get(ctx, name, flags_file, sandbox, as_json):
     if as_json:
         dump({"name": name, **state.to_dict()})
     elif not state.exists:
-        click.echo(f"{name}: (absent)")
+        echo(f"{name}: (absent)")
     else:
-        click.echo(f"{name}: {_show(state.value)} [{state.variant}]" + ("" if state.enabled else " DISABLED"))
+        echo(f"{name}: {_show(state.value)} [{state.variant}]" + ("" if state.enabled else " DISABLED"))
 
 
 @group.command("set")
@@ -127,9 +128,9 @@ def flags_set(ctx, name, value, kind, flags_file, sandbox, as_json):
     if as_json:
         dump(change.to_dict())
         return
-    click.echo(_change_line(change))
+    echo(_change_line(change))
     for note in change.notes:
-        click.echo(f"  note: {note}")
+        echo(f"  note: {note}")
 
 
 @group.command("restore")
@@ -142,9 +143,9 @@ def flags_restore(ctx, name, flags_file, sandbox, as_json):
     if as_json:
         dump(change.to_dict())
     else:
-        click.echo(_change_line(change))
+        echo(_change_line(change))
 
 
 def _warn(failures) -> None:
     for failure in failures:
-        click.echo(f"runbook: warning: {failure.format()}", err=True)
+        echo(f"runbook: warning: {failure.format()}", err=True)

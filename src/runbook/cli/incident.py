@@ -10,23 +10,25 @@ import click
 from runbook.catalog.durations import format_duration
 from runbook.cli.context import Context
 from runbook.cli.options import actor_option, incident_argument, json_option
+from runbook.cli.output import dump, echo
 from runbook.engine import timers
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics
 from runbook.errors import UsageError
+from runbook.text import json_shown, markdown, one_line
 
 
 def _print_events(events, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps([e.to_dict() for e in events], indent=2, ensure_ascii=False))
+        dump([e.to_dict() for e in events])
         return
     for event in events:
-        click.echo(f"{event.at:%H:%M:%S}  {event.actor:<10} {describe(event)}")
+        echo(f"{event.at:%H:%M:%S}  {one_line(event.actor):<10} {describe(event)}")
 
 
 def _warn(text: str) -> None:
     """A warning that must not be missed: on stderr, and first on stdout."""
-    click.echo(text, err=True)
-    click.echo(text)
+    echo(text, err=True)
+    echo(text)
 
 
 def _in(seconds: float) -> str:
@@ -35,11 +37,11 @@ def _in(seconds: float) -> str:
 
 def summary(state, now: datetime) -> list[str]:
     pb = state.playbook
-    lines = [f"{state.id}  {state.title}" + ("  [DRILL]" if state.drill else ""),
+    lines = [f"{state.id}  {one_line(state.title)}" + ("  [DRILL]" if state.drill else ""),
              f"  {state.severity} · {state.status} · playbook {pb.id} · opened {state.opened_at:%Y-%m-%d %H:%M:%S} UTC "
-             f"by {state.opened_by} ({format_duration(round((now - state.opened_at).total_seconds()))} ago)"]
+             f"by {one_line(state.opened_by)} ({format_duration(round((now - state.opened_at).total_seconds()))} ago)"]
     if state.acknowledged_by:
-        lines.append(f"  acknowledged by {state.acknowledged_by} at {state.acknowledged_at:%H:%M:%S}")
+        lines.append(f"  acknowledged by {one_line(state.acknowledged_by)} at {state.acknowledged_at:%H:%M:%S}")
     for name, (deadline, met) in timers.deadlines(state).items():
         status = f"met at {met:%H:%M:%S}" if met else ("BREACHED" if deadline <= now else _in((deadline - now).total_seconds()))
         lines.append(f"  {name} target {deadline:%H:%M:%S}: {status}")
@@ -55,15 +57,15 @@ def summary(state, now: datetime) -> list[str]:
             continue
         step, run = pb.step(step_id), state.steps[step_id]
         extra = f" — {run.status}" if run.status != "active" else ""
-        gate = f" (needs approval by {step.approval.by})" if step.approval and not run.approved else ""
-        lines.append(f"    [{track}] {step.id}: {step.title} ({step.kind}){extra}{gate}")
+        gate = f" (needs approval by {one_line(step.approval.by)})" if step.approval and not run.approved else ""
+        lines.append(f"    [{track}] {step.id}: {one_line(step.title)} ({step.kind}){extra}{gate}")
         for i, option in enumerate(step.options, 1):
-            lines.append(f"        {i}. {option.label}")
+            lines.append(f"        {i}. {one_line(option.label)}")
     applied = [n for n, d in state.degradations.items() if d.applied]
     if applied:
-        lines.append(f"  degradations applied: {', '.join(applied)}")
+        lines.append(f"  degradations applied: {one_line(', '.join(applied))}")
     lines.append("  recent:")
-    lines += [f"    {e.at:%H:%M:%S} {e.actor:<10} {describe(e)}" for e in state.events[-8:]]
+    lines += [f"    {e.at:%H:%M:%S} {one_line(e.actor):<10} {describe(e)}" for e in state.events[-8:]]
     return lines
 
 
@@ -102,9 +104,9 @@ def open_incident(ctx: Context, playbook, symptom, severity, drill, actor, as_js
     state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill)
     engine.tick(state.id)
     if as_json:
-        click.echo(json.dumps({"id": state.id, "playbook": state.playbook.id, "severity": state.severity}))
+        dump({"id": state.id, "playbook": state.playbook.id, "severity": state.severity}, indent=None)
     else:
-        click.echo(state.id)
+        echo(state.id)
 
 
 @group.command("list")
@@ -116,19 +118,20 @@ def list_incidents(ctx: Context, show_all, drills, as_json):
     """List incidents, newest first (open ones unless --all)."""
     rows = ctx.engine().list(open_only=not show_all, drills=drills)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        dump(rows)
         return
     if not rows:
-        click.echo("no open incidents" if not show_all else "no incidents")
+        echo("no open incidents" if not show_all else "no incidents")
         return
     for r in rows:
         drill = " DRILL" if r["drill"] else ""
         altered = "" if r["log_intact"] else "  !! LOG ALTERED (runbook incident verify)"
-        click.echo(f"{r['id']}  {r['severity']:<5} {r['status']:<12} {r['opened_at'][:19]}  {r['title']}{drill}{altered}")
+        echo(f"{r['id']}  {r['severity']:<5} {r['status']:<12} {r['opened_at'][:19]}  {one_line(r['title'])}{drill}"
+             f"{altered}")
     altered = [r["id"] for r in rows if not r["log_intact"]]
     if altered:
-        click.echo(f"warning: the log of {', '.join(altered)} holds fewer or more events than its summary counts",
-                   err=True)
+        echo(f"warning: the log of {', '.join(altered)} holds fewer or more events than its summary counts",
+             err=True)
 
 
 @group.command("show")
@@ -144,14 +147,14 @@ def show(ctx: Context, incident_id, as_json):
         data = export_json(state)
         data["current"] = state.current
         data["integrity"] = {"ok": check.ok, "problems": list(check.problems)}
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        dump(data)
         if not check.ok:
-            click.echo(check.warning(state.id), err=True)
+            echo(check.warning(state.id), err=True)
         return
     if not check.ok:
         _warn(check.warning(state.id))
     for line in summary(state, engine.clock.now()):
-        click.echo(line)
+        echo(line)
 
 
 @group.command("ack")
@@ -323,7 +326,7 @@ def resume(ctx: Context, incident_id):
     engine = ctx.engine()
     _print_events(engine.reconcile(incident_id, force=True) + engine.tick(incident_id), False)
     for line in summary(engine.state(incident_id), engine.clock.now()):
-        click.echo(line)
+        echo(line)
 
 
 @group.command("export")
@@ -339,19 +342,19 @@ def export(ctx: Context, incident_id, fmt, output):
     if fmt == "md":
         text = export_markdown(state)
         if not check.ok:  # the document itself says so: a postmortem must not pass an altered log as true
-            text = f"> **{check.warning(state.id)}**\n\n" + text
+            text = f"> **{markdown(check.warning(state.id))}**\n\n" + text
     else:
         data = export_json(state)
         data["integrity"] = {"ok": check.ok, "problems": list(check.problems)}
-        text = json.dumps(data, indent=2, ensure_ascii=False)
+        text = json_shown(json.dumps(data, indent=2, ensure_ascii=False))
     if not check.ok:
-        click.echo(check.warning(state.id), err=True)
+        echo(check.warning(state.id), err=True)
     if output:
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(text + ("\n" if not text.endswith("\n") else ""))
-        click.echo(f"wrote {output}")
+        echo(f"wrote {output}")
     else:
-        click.echo(text)
+        echo(text)
 
 
 @group.command("verify")
@@ -365,17 +368,17 @@ def verify_chain(ctx: Context, incident_id, init_key):
     if init_key:
         from runbook.store import create_chain_key
 
-        click.echo(f"created {create_chain_key()}; events appended from now on are signed with it")
+        echo(f"created {create_chain_key()}; events appended from now on are signed with it")
         if incident_id is None:
             return
     if incident_id is None:
         raise UsageError("name the incident to verify (or give --init-key)")
     check = ctx.engine().integrity(incident_id)
     if check.ok:
-        click.echo(f"{incident_id}: {check.summary}")
+        echo(f"{incident_id}: {check.summary}")
         return
     for problem in check.problems:
-        click.echo(f"{incident_id}: {problem}")
+        echo(f"{incident_id}: {problem}")
     raise click.exceptions.Exit(1)
 
 
@@ -385,4 +388,4 @@ def verify_chain(ctx: Context, incident_id, init_key):
 def show_metrics(ctx: Context, incident_id):
     """Print TTA, TTM, TTR, per-step durations and the highest escalation level as JSON."""
     state = ctx.engine().state(incident_id)
-    click.echo(json.dumps(metrics(state, datetime.now(timezone.utc)).to_dict(), indent=2))
+    dump(metrics(state, datetime.now(timezone.utc)).to_dict())

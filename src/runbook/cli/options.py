@@ -13,6 +13,7 @@ import os
 import click
 
 from runbook.cli.context import Context
+from runbook.text import check_actor
 
 JSON_HELP = "Print JSON for scripts."
 
@@ -27,6 +28,7 @@ def default_actor() -> str:
 
 actor_option = click.option(
     "--as", "actor", metavar="NAME", default=default_actor, show_default="$RUNBOOK_USER, else your login name",
+    callback=lambda ctx, param, value: check_actor(value),  # refused before anything runs: exit 2, one line
     help="Who you are, recorded as the actor of every event.")
 
 

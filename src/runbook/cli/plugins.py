@@ -6,7 +6,7 @@ import click
 
 from runbook.cli.context import Context
 from runbook.cli.options import json_option
-from runbook.cli.output import dump
+from runbook.cli.output import dump, echo, secho
 
 
 @click.command(short_help="List loaded plugins and the hooks they implement.")
@@ -27,7 +27,7 @@ def plugins(ctx: Context, as_json):
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         if r["error"]:
-            click.secho(f"{r['name']:<{width}}  {r['source']:<12} FAILED: {r['error']}  ({r['location']})", fg="red")
+            secho(f"{r['name']:<{width}}  {r['source']:<12} FAILED: {r['error']}  ({r['location']})", fg="red")
             continue
         actions = f"; actions: {', '.join(r['actions'])}" if r["actions"] else ""
-        click.echo(f"{r['name']:<{width}}  {r['source']:<12} hooks: {', '.join(r['hooks'])}{actions}")
+        echo(f"{r['name']:<{width}}  {r['source']:<12} hooks: {', '.join(r['hooks'])}{actions}")

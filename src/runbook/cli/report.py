@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime, timezone
 
@@ -10,7 +9,9 @@ import click
 
 from runbook.catalog.durations import format_seconds
 from runbook.cli.context import Context
+from runbook.cli.output import dump, echo
 from runbook.errors import UsageError
+from runbook.text import markdown, one_line, shown_data
 
 
 def _report_lines(report, fmt: str) -> list[str]:
@@ -18,6 +19,8 @@ def _report_lines(report, fmt: str) -> list[str]:
     out = []
 
     def table(header, rows):
+        cell = markdown if fmt == "md" else one_line  # step ids and flagged targets come from playbooks
+        rows = [[cell(str(c)) for c in row] for row in rows]
         if fmt == "md":
             out.append("| " + " | ".join(header) + " |")
             out.append("|" + "---|" * len(header))
@@ -70,7 +73,7 @@ def report(ctx: Context, playbook, drill_id, since, include_drills, fmt):
         since = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as the store keeps times
     result = build(ctx.engine(), playbook, drill_id, since, include_drills)
     if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        dump(result.to_dict())
     elif fmt == "csv":
         import csv
 
@@ -78,10 +81,10 @@ def report(ctx: Context, playbook, drill_id, since, include_drills, fmt):
         writer.writerow(["incident", "opened_at", "playbook", "drill", "severity", "tta", "tta_target", "ttm",
                          "ttm_target", "ttr", "ttr_target", "flagged"])
         for r in result.trend:
-            writer.writerow([r["incident"], r["opened_at"], r["playbook"], r["drill"], r["severity"],
-                             r["tta"], r["tta_target"], r["ttm"], r["ttm_target"], r["ttr"], r["ttr_target"],
-                             "; ".join(r["flagged"])])
+            writer.writerow(shown_data([r["incident"], r["opened_at"], r["playbook"], r["drill"], r["severity"],
+                                        r["tta"], r["tta_target"], r["ttm"], r["ttm_target"], r["ttr"],
+                                        r["ttr_target"], "; ".join(r["flagged"])]))
     else:
         for line in _report_lines(result, fmt):
-            click.echo(line)
+            echo(line)
 

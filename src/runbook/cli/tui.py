@@ -6,6 +6,7 @@ import click
 
 from runbook.cli.context import Context, load_catalog
 from runbook.cli.options import actor_option, incident_argument
+from runbook.cli.output import echo
 from runbook.engine import Engine
 from runbook.errors import NotFoundError
 
@@ -23,7 +24,7 @@ def run_tui(ctx: Context, actor: str, incident: str | None = None, engine: Engin
     app = build_app(engine, catalog, actor, incident)
     app.run()
     # the screen is gone; a check or a step's command may still be finishing its event
-    app.gateway.wait_idle(lambda: click.echo("runbook: waiting for a running check or command to finish "
+    app.gateway.wait_idle(lambda: echo("runbook: waiting for a running check or command to finish "
                                              "and record its result…", err=True))
 
 

@@ -29,6 +29,7 @@ from runbook.engine.ticks import fire_due
 from runbook.engine.transition import Chosen, Done, Failed, Skipped, finish
 from runbook.errors import CommandError, NotFoundError, PluginError
 from runbook.store import ConflictError, Store
+from runbook.text import check_actor
 
 if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
     from runbook.catalog.loader import Catalog
@@ -115,6 +116,7 @@ class Engine:
         """Check-and-append with optimistic concurrency: on a conflict re-read, re-check, retry.
 
         `build(state)` returns the event records to append (or none), or raises CommandError."""
+        check_actor(actor)
         for _ in range(RETRIES):
             state = self.state(incident)
             records = build(state)
@@ -156,6 +158,7 @@ class Engine:
              drill: bool = False, incident: str | None = None, rehearse: str | None = None,
              live: bool = False) -> IncidentState:
         """Open an incident on `playbook`; `rehearse` names a Drill whose injects and targets apply."""
+        check_actor(actor)
         if self.catalog is None:
             raise CommandError("opening an incident needs the playbook catalog")
         doc = self.catalog.find(playbook, "Playbook")

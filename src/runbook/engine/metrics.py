@@ -11,6 +11,7 @@ from runbook.engine.state import IncidentState
 from runbook.engine.timers import deadlines
 from runbook.engine.integrity import chain
 from runbook.store import GENESIS, StoredEvent
+from runbook.text import markdown, one_line
 
 
 # (attribute on Metrics, the target it is measured against, short label)
@@ -70,8 +71,9 @@ def verify(events: list[StoredEvent]) -> tuple[bool, str]:
 
 
 def describe(event) -> str:
-    """One timeline line for an event (each record says its own)."""
-    return event.record.describe()
+    """One timeline line for an event (each record says its own), safe to show: on one line,
+    control and bidi characters escaped (runbook.text). The log keeps the text as it was said."""
+    return one_line(event.record.describe())
 
 
 def export_json(state: IncidentState) -> dict:
@@ -81,16 +83,20 @@ def export_json(state: IncidentState) -> dict:
 
 
 def export_markdown(state: IncidentState) -> str:
+    """The postmortem skeleton. Every text from the log or the playbook goes in through
+    `runbook.text.markdown` (md): one line, controls escaped, and Markdown's active characters
+    escaped, so a note can neither break a table nor add links, HTML or headings."""
     m = metrics(state)
     opened = state.opened_at
-    lines = [f"# Postmortem: {state.title}", "",
-             f"- Incident: {state.id}" + (" (DRILL)" if state.drill else ""),
-             f"- Playbook: {state.playbook.id} (snapshot {state.snapshot.hash[:12]})",
-             f"- Service: {state.service}",
-             f"- Severity: {state.severity}",
+    md = markdown
+    lines = [f"# Postmortem: {md(state.title)}", "",
+             f"- Incident: {md(state.id)}" + (" (DRILL)" if state.drill else ""),
+             f"- Playbook: {md(state.playbook.id)} (snapshot {state.snapshot.hash[:12]})",
+             f"- Service: {md(state.service)}",
+             f"- Severity: {md(state.severity)}",
              f"- Status: {state.status}",
-             f"- Opened: {opened:%Y-%m-%d %H:%M:%S} UTC by {state.opened_by}",
-             f"- Acknowledged by: {state.acknowledged_by or '—'}",
+             f"- Opened: {opened:%Y-%m-%d %H:%M:%S} UTC by {md(state.opened_by)}",
+             f"- Acknowledged by: {md(state.acknowledged_by or '—')}",
              "", "## Summary", "", "_What happened, who was affected, for how long._", "",
              "## Metrics", "", "| metric | actual | target | |", "|---|---|---|---|"]
     for attr, key, short in MEASURES:
@@ -101,24 +107,24 @@ def export_markdown(state: IncidentState) -> str:
     lines.append(f"| Highest escalation level | {m.highest_level or '—'} | | |")
     lines += ["", "### Steps", "", "| step | track | attempt | duration | outcome |", "|---|---|---|---|---|"]
     for run in m.steps:
-        lines.append(f"| {run['step']} | {run['track']} | {run['attempt']} | {format_seconds(run['seconds'])} | "
-                     f"{run['outcome'] or 'in progress'} |")
+        lines.append(f"| {md(run['step'])} | {md(run['track'])} | {run['attempt']} | {format_seconds(run['seconds'])} | "
+                     f"{md(run['outcome'] or 'in progress')} |")
     lines += ["", "## Degradations", ""]
     flips = [e for e in state.events if e.type == "flag_changed"]
     if flips:
         for e in flips:
-            lines.append(f"- {e.at:%H:%M:%S} ({_rel(e.at, opened)}) {e.data['op']} {e.data['degradation']}: "
-                         f"{describe(e)}")
+            lines.append(f"- {e.at:%H:%M:%S} ({_rel(e.at, opened)}) {md(e.data['op'])} {md(e.data['degradation'])}: "
+                         f"{md(describe(e))}")
     else:
         lines.append("- none")
     lines += ["", "## Notes", ""]
-    lines += [f"- {n.at:%H:%M:%S} {n.actor}: {n.data['text']}" for n in state.notes] or ["- none"]
+    lines += [f"- {n.at:%H:%M:%S} {md(n.actor)}: {md(n.data['text'])}" for n in state.notes] or ["- none"]
     lines += ["", "## Timeline", "", "| time (UTC) | since open | who | what |", "|---|---|---|---|"]
     for e in state.events:
-        lines.append(f"| {e.at:%Y-%m-%d %H:%M:%S} | {_rel(e.at, opened)} | {e.actor} | {describe(e).replace('|', '/')} |")
+        lines.append(f"| {e.at:%Y-%m-%d %H:%M:%S} | {_rel(e.at, opened)} | {md(e.actor)} | {md(describe(e))} |")
     lines += ["", "## Causes", "", "_Root cause and contributing factors._", "",
               "## Action items", "", "| action | owner | due |", "|---|---|---|"]
-    lines += [f"| {a.data['text'].replace('|', '/')} | {a.data.get('owner') or a.actor} | |" for a in state.action_items]
+    lines += [f"| {md(a.data['text'])} | {md(a.data.get('owner') or a.actor)} | |" for a in state.action_items]
     lines += ["| | | |", ""]
     return "\n".join(lines)
 

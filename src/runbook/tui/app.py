@@ -11,6 +11,7 @@ from runbook.errors import RunbookError
 from runbook.tui.gateway import EngineGateway
 from runbook.tui.keys import palette_commands
 from runbook.tui.screens.incident import IncidentScreen
+from runbook.text import shown
 
 
 class RunbookApp(App):
@@ -51,6 +52,12 @@ class RunbookApp(App):
             self.call_from_thread(self.notify, str(exc), severity="error")
             return
         self.call_from_thread(then, result)
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Every toast, made safe here: messages carry notes, step titles and error text, so
+        control characters are escaped and markup is off (a note's "[b]" stays two brackets)."""
+        super().notify(shown(message), title=shown(title), severity=severity, timeout=timeout, markup=markup)
 
     def on_mount(self) -> None:
         self.set_timer(2, self.started)  # at the latest; screens call it after their first frame

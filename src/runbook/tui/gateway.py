@@ -3,6 +3,11 @@
 Engine calls (which may wait on plugins) run in worker threads; the UI thread only ever
 receives finished, immutable views to render, so it never blocks and never reads a state
 that another thread is advancing.
+
+Every text in a view that came from the log, the playbook snapshot, the catalog or a plugin
+has been through `runbook.text` here (`one_line` for titles, names and timeline rows, `shown`
+where line breaks belong): the screens render views and nothing else, so no control or bidi
+character reaches the terminal.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from runbook.engine import timers
 from runbook.engine.metrics import describe
 from runbook.engine.state import IncidentState
 from runbook.errors import RunbookError
+from runbook.text import one_line, shown, shown_data
 
 
 class GatewayClosed(RunbookError):
@@ -120,10 +126,14 @@ class IncidentView(NamedTuple):
 
 def _command(step) -> str:
     if step.run is not None:
-        return " ".join(step.run)
+        return one_line(" ".join(step.run))
     if step.uses:
-        return f"{step.uses} {step.params}" if step.params else step.uses
+        return one_line(f"{step.uses} {step.params}" if step.params else step.uses)
     return ""
+
+
+def _maybe(text: str | None) -> str | None:
+    return None if text is None else one_line(text)
 
 
 def build_view(state: IncidentState, now: datetime, altered: str = "") -> IncidentView:
@@ -135,9 +145,10 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
     nxt = timers.next_escalation(state)
     tracks, current = [], []
     for track in pb.tracks:
-        rows = tuple(StepRow(s.id, s.title, s.kind, state.steps[s.id].status, state.steps[s.id].attempt,
+        rows = tuple(StepRow(s.id, one_line(s.title), s.kind, state.steps[s.id].status, state.steps[s.id].attempt,
                              state.current.get(track.id) == s.id) for s in track.steps)
-        tracks.append(TrackView(track.id, track.title, track.role, rows, state.current.get(track.id)))
+        tracks.append(TrackView(track.id, one_line(track.title), _maybe(track.role), rows,
+                                state.current.get(track.id)))
         step_id = state.current.get(track.id)
         if step_id:
             step, run = pb.step(step_id), state.steps[step_id]
@@ -145,32 +156,34 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
             if step.timebox and run.started_at:
                 left = step.timebox - (now - run.started_at).total_seconds()
             current.append(CurrentStep(
-                track.id, step.id, step.title, step.kind, step.instructions, step.question or "",
-                tuple(o.label for o in step.options), left, step.approval.by if step.approval else None,
-                run.approved_by if run.approved else None, step.automated, _command(step), step.degradation,
-                run.status, step.role or track.role, step.template, run.last_poll))
+                track.id, step.id, one_line(step.title), step.kind, shown(step.instructions or ""),
+                shown(step.question or ""), tuple(one_line(o.label) for o in step.options), left,
+                _maybe(step.approval.by if step.approval else None), _maybe(run.approved_by if run.approved else None),
+                step.automated, _command(step), _maybe(step.degradation), run.status,
+                _maybe(step.role or track.role), _maybe(step.template), one_line(run.last_poll or "")))
     ladder = []
     policy = state.snapshot.escalation
     if policy:
         for index, level in enumerate(policy.levels, 1):
             people = timers.recipients(state, level, now)
-            ladder.append(LadderRow(index, ", ".join(p.name for p in people), level.escalate_after,
+            ladder.append(LadderRow(index, one_line(", ".join(p.name for p in people)), level.escalate_after,
                                     index <= state.escalation.highest))
     flags = []
     for name, spec in pb.degradations.items():
         deg = state.degradations[name]
-        flags.append(FlagView(name, spec.summary, deg.applied, deg.pending is not None,
-                              tuple((flag, _show(value)) for flag, value in spec.set.items())))
+        flags.append(FlagView(one_line(name), one_line(spec.summary or ""), deg.applied, deg.pending is not None,
+                              tuple((one_line(flag), one_line(_show(value))) for flag, value in spec.set.items())))
     opened = state.opened_at
-    lines = tuple(Line(e.seq, e.at, (e.at - opened).total_seconds(), e.actor, e.type, describe(e),
+    lines = tuple(Line(e.seq, e.at, (e.at - opened).total_seconds(), one_line(e.actor), e.type, describe(e),
                        e.record.loud, e.record.tone)
                   for e in state.events[-TIMELINE_ROWS:])
     return IncidentView(
-        state.id, state.title, pb.id, state.severity, tuple(lv.id for lv in state.snapshot.levels), state.status,
-        state.drill, now, opened, state.acknowledged_by, tuple(targets),
+        state.id, one_line(state.title), one_line(pb.id), one_line(state.severity),
+        tuple(one_line(lv.id) for lv in state.snapshot.levels), state.status,
+        state.drill, now, opened, _maybe(state.acknowledged_by), tuple(targets),
         (nxt.data["level"], (nxt.at - now).total_seconds()) if nxt else None, tuple(tracks), tuple(current),
-        tuple(ladder), tuple(flags), lines, len(state.events), state.last_seq, tuple(pb.degradations),
-        altered or state.tampered)
+        tuple(ladder), tuple(flags), lines, len(state.events), state.last_seq,
+        tuple(one_line(name) for name in pb.degradations), one_line(altered or state.tampered))
 
 
 def _show(value) -> str:
@@ -291,15 +304,18 @@ class EngineGateway:
                 target = m.targets.get(name)
                 times.append((f"Time to {name}", getattr(m, key), target["target"] if target else None,
                               bool(target and target["breached"])))
-            return {"id": state.id, "title": state.title, "drill": state.drill, "times": times, "steps": m.steps,
-                    "notes": [(f"{n.at:%H:%M:%S}", n.actor, n.data["text"]) for n in state.notes],
-                    "items": [(a.data["text"], a.data.get("owner") or a.actor) for a in state.action_items]}
+            steps = [{**run, "step": one_line(run["step"]), "outcome": _maybe(run["outcome"])} for run in m.steps]
+            return {"id": state.id, "title": one_line(state.title), "drill": state.drill, "times": times,
+                    "steps": steps,
+                    "notes": [(f"{n.at:%H:%M:%S}", one_line(n.actor), one_line(n.data["text"])) for n in state.notes],
+                    "items": [(one_line(a.data["text"]), one_line(a.data.get("owner") or a.actor))
+                              for a in state.action_items]}
 
     def report(self, include_drills: bool = False) -> dict:
         from runbook.drills.report import build
 
         with self._open(self.lock):
-            return build(self.engine, include_drills=include_drills).to_dict()
+            return shown_data(build(self.engine, include_drills=include_drills).to_dict())
 
     def drills(self) -> list[tuple[str, str, str, str]]:
         """Scheduled drills for the home screen: id, title, next run (local time), last outcome."""
@@ -320,7 +336,8 @@ class EngineGateway:
                 state = self.engine.store.schedule_state(drill.id)
                 last = f"{state['last_outcome']} {datetime.fromisoformat(state['last_scheduled']):%a %H:%M}" \
                     if state and state["last_scheduled"] else "never run"
-                out.append((drill.id, drill.title, f"{upcoming:%a %d %b %H:%M %Z}" if upcoming else "—", last))
+                out.append((one_line(drill.id), one_line(drill.title),
+                            f"{upcoming:%a %d %b %H:%M %Z}" if upcoming else "—", one_line(last)))
         return sorted(out, key=lambda row: row[2])
 
     def tick(self, incident: str) -> bool:
@@ -338,4 +355,6 @@ class EngineGateway:
 
     def incidents(self) -> list[dict]:
         with self._open(self.lock):
-            return self.engine.list(open_only=True)
+            rows = self.engine.list(open_only=True)
+        return [{**row, "title": one_line(row["title"] or ""), "severity": one_line(row["severity"] or "")}
+                for row in rows]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -20,8 +21,9 @@ class ChoiceDialog(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            yield OptionList(*[Option(f"{i}. {label}", id=str(i - 1)) for i, label in enumerate(self.choices, 1)],
+            # titles and labels come from the playbook: shown as text, never as markup
+            yield Label(self.title_text, classes="dialog-title", markup=False)
+            yield OptionList(*[Option(Text(f"{i}. {label}"), id=str(i - 1)) for i, label in enumerate(self.choices, 1)],
                              id="choices")
             yield Label("[b]1-9[/b] or [b]Enter[/b] pick   [b]Esc[/b] cancel", classes="dialog-keys")
 

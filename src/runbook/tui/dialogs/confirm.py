@@ -19,9 +19,10 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="dialog-title")
+            # the question and detail quote step titles and commands: shown as text, never as markup
+            yield Label(self.question, classes="dialog-title", markup=False)
             if self.detail:
-                yield Static(self.detail, classes="dialog-detail")
+                yield Static(self.detail, classes="dialog-detail", markup=False)
             yield Label("[b]y[/b] yes   [b]n[/b] no", classes="dialog-keys")
 
     def action_answer(self, answer: bool) -> None:

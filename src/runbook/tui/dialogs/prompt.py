@@ -18,7 +18,7 @@ class TextPrompt(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(self.title_text, classes="dialog-title", markup=False)  # quotes a step title
             yield Input(placeholder=self.placeholder, id="prompt-input")
             yield Label("[b]Enter[/b] save   [b]Esc[/b] cancel", classes="dialog-keys")
 

@@ -58,7 +58,8 @@ class DebriefScreen(Screen):
         for column in ("step", "attempt", "time", "outcome"):
             steps.add_column(column)
         for run in data["steps"]:
-            steps.add_row(run["step"], str(run["attempt"]), format_seconds(run["seconds"]), run["outcome"] or "in progress")
+            steps.add_row(Text(run["step"]), str(run["attempt"]), format_seconds(run["seconds"]),  # Text: never markup
+                          Text(run["outcome"] or "in progress"))
         notes = Text("Notes\n", style="bold underline")
         for at, actor, text in data["notes"] or [("", "", "none")]:
             notes.append(f"  {at} {actor} {text}\n")

@@ -7,10 +7,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from rich.text import Text
+from textual.markup import escape
 from textual.widgets import DataTable, Input, Label, Static
 
 from runbook.catalog.matching import rank
 from runbook.errors import RunbookError
+from runbook.text import one_line
 from runbook.tui.dialogs.confirm import ConfirmDialog
 from runbook.tui.widgets.keybar import KeyBar
 
@@ -51,7 +54,7 @@ class HomeScreen(Screen):
         playbooks = self.query_one("#playbooks", DataTable)
         for label, width in (("playbook", 26), ("sev", 4), ("title", 40)):
             playbooks.add_column(label, width=width)
-        self.query_one("#home-title", Static).update(f"[b]runbook[/b] · responder: [b]{self.app.actor}[/b]")
+        self.query_one("#home-title", Static).update(f"[b]runbook[/b] · responder: [b]{escape(self.app.actor)}[/b]")
         self.load_catalog()
         self.action_reload()
         self.query_one("#playbooks", DataTable).focus()
@@ -73,13 +76,17 @@ class HomeScreen(Screen):
         if not rows:
             self.query_one("#drills", Static).update("No drills are scheduled.")
             return
-        lines = [f"[b]{drill}[/b] next {upcoming} · last {last}" for drill, _, upcoming, last in rows[:3]]
-        self.query_one("#drills", Static).update("\n".join(lines))
+        lines = Text()
+        for drill, _, upcoming, last in rows[:3]:  # texts, not markup: they come from the catalog and the log
+            lines.append(drill, style="bold")
+            lines.append(f" next {upcoming} · last {last}\n")
+        lines.rstrip()
+        self.query_one("#drills", Static).update(lines)
 
     def show_catalog(self, catalog) -> None:
         count = len(catalog.of_kind("Playbook")) if catalog else 0
         self.query_one("#home-title", Static).update(
-            f"[b]runbook[/b] — {count} playbooks · responder: [b]{self.app.actor}[/b]"
+            f"[b]runbook[/b] — {count} playbooks · responder: [b]{escape(self.app.actor)}[/b]"
             + ("   [b red]catalog has errors: run runbook validate[/b red]" if catalog and catalog.errors else ""))
         self.fill_playbooks(self.query_one("#filter", Input).value)
         self.app.call_after_refresh(self.app.started)
@@ -97,7 +104,7 @@ class HomeScreen(Screen):
             ids = sorted(playbooks)
         for pid in ids:
             pb = playbooks[pid]
-            table.add_row(pid, pb.severity, pb.title, key=pid)
+            table.add_row(pid, pb.severity, Text(one_line(pb.title)), key=pid)  # Text: a title is not markup
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.fill_playbooks(event.value)
@@ -131,7 +138,7 @@ class HomeScreen(Screen):
         table.clear()
         for row in rows:
             drill = " DRILL" if row["drill"] else ""
-            table.add_row(row["id"], row["severity"], row["status"] + drill, row["title"], key=row["id"])
+            table.add_row(row["id"], Text(row["severity"]), row["status"] + drill, Text(row["title"]), key=row["id"])
         if not rows:
             table.add_row("—", "", "", "no open incidents", key="")
         keys = [row["id"] for row in rows]
@@ -146,7 +153,7 @@ class HomeScreen(Screen):
             self.app.open_incident(key)
         else:
             pb = self.app.catalog.models("Playbook")[key]
-            self.app.push_screen(ConfirmDialog(f"Open an incident on “{pb.title}”?",
+            self.app.push_screen(ConfirmDialog(f"Open an incident on “{one_line(pb.title)}”?",
                                                f"Severity {pb.severity}; escalation {pb.escalation} starts paging now."),
                                  lambda yes: yes and self.start(key))
 
