@@ -51,6 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOK_ID = "stress"
 INITIAL = {"q.a": True, "q.b": True, "q.c": True, "q.d": True, "p.x": "hd", "p.y": 1000}
 DEGRADATIONS = ("quad", "pair")
+KINDS = ("open", "ack", "note", "step-done", "step-skip", "step-fail", "choose", "approve", "degrade", "restore",
+         "severity", "mitigate", "escalate", "run", "resolve")  # every state-changing command a worker issues
 
 PLAYBOOK = """\
 apiVersion: runbook/v1
@@ -459,10 +461,14 @@ class Run:
 
 
 def run_trial(zyg: Zygote, specs: list[dict], victim: str | None, kill_at: float | None,
-              stop_last: str | None, bound: float = 90.0) -> dict[str, Run]:
-    """Start the workers; SIGKILL `victim` at `kill_at` seconds or at its crash point; SIGKILL
-    `stop_last` (the resume loop) once every other worker is gone. Returns the runs, reaped."""
+              stop_last: str | None, kill_begin: tuple[str, int, float] | None = None,
+              bound: float = 90.0) -> dict[str, Run]:
+    """Start the workers; SIGKILL `victim` at `kill_at` seconds after it started, or `kill_begin`
+    = (kind, k, d): d seconds after the first command of that kind begun after its k-th, or at
+    its crash point; SIGKILL `stop_last`
+    (the resume loop) once every other worker is gone. Returns the runs, reaped."""
     runs = {s["tag"]: Run(s["tag"], s["role"]) for s in specs}
+    begun = 0
     for spec in specs:
         zyg.start(spec)
     start = time.monotonic()
@@ -482,6 +488,11 @@ def run_trial(zyg: Zygote, specs: list[dict], victim: str | None, kill_at: float
             if tag == "zygote":
                 raise RuntimeError(f"the zygote ended: {line}")
             runs[tag].take(line)
+            if kill_begin and tag == victim and line.startswith("begin "):
+                begun += 1
+                kind, after, delay = kill_begin
+                if begun > after and line == f"begin {kind}" and kill_at is None:
+                    kill_at = time.monotonic() + delay - runs[victim].t0
         except queue.Empty:
             pass
         now = time.monotonic()
@@ -679,6 +690,9 @@ def plan_trial(rng: random.Random, trial: int, seed: int, durations: dict) -> tu
             return [spec], tag, None, None, "single, killed while its action runs"
         if r < 0.47:
             return [spec], None, None, None, "single, not killed"
+        if r < 0.80:
+            target = (rng.choice(KINDS), rng.randint(0, spec["commands"] // 2), rng.uniform(0, 0.003))
+            return [spec], tag, target, None, "single, killed 0-3 ms after a command of a chosen kind began"
         full = statistics.median(durations["single"]) if durations["single"] else 1.0
         return [spec], tag, rng.uniform(0, 1.1 * full), None, "single, killed at a random time"
     incident = f"INC-T{trial}R"
@@ -704,7 +718,7 @@ def plan_trial(rng: random.Random, trial: int, seed: int, durations: dict) -> tu
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--trials", type=int, default=400)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     opts = parser.parse_args()
@@ -738,7 +752,8 @@ def main() -> int:
                 with_clock.open(PLAYBOOK_ID, "opener", incident=specs[0]["incident"])
             kinds[kind] += 1
             t0 = time.monotonic()
-            runs = run_trial(zyg, specs, victim, kill_at, stop_last)
+            kill_begin = kill_at if isinstance(kill_at, tuple) else None
+            runs = run_trial(zyg, specs, victim, None if kill_begin else kill_at, stop_last, kill_begin)
             if victim is None or not runs[victim].killed:
                 durations["race" if stop_last else "single"].append(time.monotonic() - t0)
             for spec in specs:
