@@ -259,3 +259,48 @@ def _zombie(pid: int) -> bool:
     except OSError:
         return True
     return stat[stat.rfind(b")") + 2:].split()[0] == b"Z"
+
+
+def test_resume_never_settles_a_newer_change_with_what_it_read_about_an_abandoned_one(world):
+    """Found by benchmarks/stress_kill9.py's reading of the race: resume reads an abandoned
+    intent's flags (slowly) while another responder settles that intent and starts restoring;
+    resume must not then append its stale settlement over the restore in flight."""
+    child = world.child("degrade", degradation="t", stop_at=2)
+    read_line(child, "stopped")
+    kill(child)  # an apply abandoned half-way
+    resume, other = world.engine(), world.engine()
+    real_get, reading, go_on = resume.plugins.get_flag, threading.Event(), threading.Event()
+
+    def get_flag(name, *args, **kwargs):  # a slow flag backend: resume is still reading
+        reading.set()
+        assert go_on.wait(BOUND)
+        return real_get(name, *args, **kwargs)
+    resume.plugins.get_flag = get_flag
+    settled: list = []
+    resuming = threading.Thread(target=lambda: settled.append(resume.reconcile(INCIDENT)))
+    resuming.start()
+    assert reading.wait(BOUND)
+    slow = SlowFlags(other, hold_at=1)
+    real_restore = other.plugins.restore_flag
+
+    def restore_flag(name, *args, **kwargs):  # the other responder's restore is held in flight
+        slow.writing.set()
+        assert slow.release.wait(BOUND)
+        return real_restore(name, *args, **kwargs)
+    other.plugins.restore_flag = restore_flag
+    assert [e.type for e in other.reconcile(INCIDENT)][-1] == "degradation_failed"  # settled by the other one
+    restoring = threading.Thread(target=other.restore, args=(INCIDENT, "ana", "t"))
+    restoring.start()
+    assert slow.writing.wait(BOUND)
+    try:
+        go_on.set()
+        resuming.join(BOUND)
+        pending = world.engine().state(INCIDENT).degradations["t"].pending
+    finally:
+        slow.release.set()
+        restoring.join(BOUND)
+    assert settled == [[]], "resume settled a change that was already settled, under a live restore"
+    assert pending and pending["op"] == "restore"
+    responder = world.engine()
+    responder.resolve(INCIDENT, "ana")
+    assert_invariant(responder, world)

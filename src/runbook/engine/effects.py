@@ -255,7 +255,7 @@ class Effects:
         out: list[Event] = []
         for name, deg in list(state.degradations.items()):
             if deg.pending and abandoned(deg.pending, deg.pending_at, now, force):
-                out += self._reconcile_flags(state, name, deg.pending)
+                out += self._reconcile_flags(state, name, deg.pending, deg.pending_seq)
         if flags_only:
             return out
         for step_id, intent in list(state.actions_pending.items()):
@@ -264,8 +264,10 @@ class Effects:
                 summary = ("interrupted: the outcome was never recorded" +
                            (f"; its orphaned process group {killed} was killed" if killed else "") +
                            "; check by hand and complete or retry the step")
-                out += self._command(state.id, SYSTEM, lambda s, sid=step_id, text=summary: [] if sid not in
-                                     s.actions_pending else [ActionFinished(sid, False, text, handler="reconcile")])
+                # settled only if that very intent is still the pending one (not a retry started since)
+                out += self._command(state.id, SYSTEM, lambda s, sid=step_id, text=summary, seq=intent.seq: [] if
+                                     sid not in s.actions_pending or s.actions_pending[sid].seq != seq
+                                     else [ActionFinished(sid, False, text, handler="reconcile")])
         for event in list(self.engine.state(incident).escalation.unnotified):
             if force or now - event.at >= STALE_INTENT:
                 level = event.record.level
@@ -273,7 +275,7 @@ class Effects:
                 out += self.notify(incident, level, event.record.round, people)
         return out
 
-    def _reconcile_flags(self, state: IncidentState, name: str, intent: dict) -> list[Event]:
+    def _reconcile_flags(self, state: IncidentState, name: str, intent: dict, seq: int) -> list[Event]:
         results, unknown = [], []
         for flag, entry in intent["flags"].items():
             current, _ = self.plugins.get_flag(flag, drill=state.sandboxed)
@@ -290,7 +292,9 @@ class Effects:
                 unknown.append(flag)
 
         def build(s):
-            if not s.degradations[name].pending:
+            # Only the intent that was read: while the flags were being read, someone else may have
+            # settled it and started a new change of this degradation, whose owner is alive.
+            if not s.degradations[name].pending or s.degradations[name].pending_seq != seq:
                 return []
             out = list(results)
             changed = [r.flag for r in results]
