@@ -145,8 +145,9 @@ class Engine:
             raise CommandError("opening an incident needs the playbook catalog")
         doc = self.catalog.find(playbook, "Playbook")
         if doc is None:
+            left_out = " or `runbook validate`: invalid documents are left out" if self.catalog.errors else ""
             raise NotFoundError(f"no playbook '{playbook}'{did_you_mean(playbook, self.catalog.ids('Playbook'))} "
-                                "(see `runbook list --kind Playbook`)")
+                                f"(see `runbook list --kind Playbook`{left_out})")
         drill_doc = None
         if rehearse is not None:
             drill_doc = self.catalog.find(rehearse, "Drill")
