@@ -92,8 +92,9 @@ def cli(ctx, catalogs, db, plugins_dir):
 
     Incident IDs may be shortened to a unique start in any case, with or without INC-
     (`runbook incident ack 854`). Exit status: 0 done, 1 invalid documents, 2 usage error,
-    3 not found, 4 a plugin failed, 5 the command does not fit the incident's state, 6 the
-    incident kept changing under the command.
+    3 not found, 4 a plugin or an action failed, 5 the command does not fit the incident's
+    state, 6 the incident kept changing under the command, 7 the incident database cannot be
+    used (read-only, damaged, not reachable).
     """
     ctx.obj = Context(catalogs, plugins_dir, db)
     if ctx.invoked_subcommand is None:
