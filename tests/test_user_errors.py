@@ -153,6 +153,12 @@ def test_a_database_with_a_malformed_page_is_named_by_every_command(rb, tmp_path
         one_error_line(result, 7, f"the incident database {db} is damaged", "restore a backup")
 
 
+def test_an_export_file_that_cannot_be_written_is_named(rb, tmp_path):
+    iid = opened(rb)
+    one_error_line(rb("incident", "export", iid, "-o", str(tmp_path / "missing" / "pm.md")), 2,
+                   f"cannot write {tmp_path / 'missing' / 'pm.md'}: No such file or directory")
+
+
 def test_read_commands_work_on_a_read_only_database_and_writes_say_why_not(rb, tmp_path, monkeypatch):
     iid = opened(rb)
     # what os.access says to a user without write permission (tests run as root, who has it)

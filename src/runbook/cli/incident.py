@@ -326,8 +326,11 @@ def export(ctx: Context, incident_id, fmt, output):
     state = ctx.engine().state(incident_id)
     text = export_markdown(state) if fmt == "md" else json.dumps(export_json(state), indent=2, ensure_ascii=False)
     if output:
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text + ("\n" if not text.endswith("\n") else ""))
+        try:
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(text + ("\n" if not text.endswith("\n") else ""))
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
         click.echo(f"wrote {output}")
     else:
         click.echo(text)
