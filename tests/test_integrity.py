@@ -118,14 +118,14 @@ def test_a_fully_recomputed_chain_passes_without_a_key_and_fails_with_one(rb):
     recompute_chain(rb, keyed)
     out = rb("incident", "verify", keyed, expect=1).stdout
     assert "has a signature that does not match the chain key" in out
-    again = rb("incident", "verify", "--init-key", expect=1)
+    again = rb("incident", "verify", "--init-key", expect=2)
     assert "a chain key already exists" in again.stderr
 
 
 def test_a_chain_key_others_can_read_is_refused_with_one_line(rb):
     rb("incident", "verify", "--init-key")
     os.chmod(rb.key, 0o644)
-    proc = rb("incident", "list", expect=1)
+    proc = rb("incident", "list", expect=2)
     assert proc.stderr.strip().count("\n") == 0 and "readable by others" in proc.stderr
 
 

@@ -151,5 +151,7 @@ schedule: {cron: "0 10 * * *", timezone: Europe/Berlin}
     e.catalog = catalog
     clock.set(datetime(2026, 3, 23, 9, 1, tzinfo=timezone.utc))
     decisions = {d.drill: d for d in run_once(e, catalog)}
-    assert decisions["bad"].action == "failed" and "no symptom 'nope'" in decisions["bad"].detail
+    assert decisions["bad"].action == "failed"
+    assert "cannot open an incident on drill 'bad'" in decisions["bad"].detail
+    assert "bad.yaml:6:10: symptom: symptom of tiny 'nope' does not exist" in decisions["bad"].detail
     assert decisions["daily-human"].action == "fire"

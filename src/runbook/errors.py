@@ -20,13 +20,15 @@ class UsageError(RunbookError):
 
 
 class DocumentError(RunbookError):
-    """One or more documents are invalid; carries every problem found, not just the first."""
+    """One or more documents are invalid; carries every problem found, not just the first (under
+    `heading`, a line saying what could not be done because of them, when given)."""
 
     exit_code = 1
 
-    def __init__(self, problems):
+    def __init__(self, problems, heading: str = ""):
         self.problems = list(problems)
-        super().__init__("\n".join(p.format() for p in self.problems))
+        lines = [p.format() for p in self.problems]
+        super().__init__("\n".join([heading, *lines] if heading else lines))
 
 
 class NotFoundError(RunbookError):

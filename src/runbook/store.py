@@ -12,10 +12,15 @@ number, so two writers never interleave or duplicate events: the loser gets a
 event of the same incident. The `incidents` table is a small projection kept in the same
 transaction for fast listing; the `snapshots` table keeps the documents an incident was
 opened with.
+
+A database the user cannot write (the file, or the directory SQLite keeps its WAL files in)
+is opened read-only: reads work, the first write says why it cannot, and nothing is migrated.
+Every SQLite failure leaves this module as a `StoreError` naming the database and what to do.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -23,7 +28,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from runbook.errors import RunbookError
+from runbook.errors import RunbookError, UsageError
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -33,7 +38,9 @@ GENESIS = "0" * 64
 
 
 class StoreError(RunbookError):
-    exit_code = 1
+    """The incident database cannot be used: damaged, read-only, locked, or not reachable."""
+
+    exit_code = 7
 
 
 class ConflictError(RunbookError):
@@ -60,6 +67,10 @@ def event_hash(incident: str, seq: int, ts: str, actor: str, type_: str, data: d
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
+class ChainKeyError(UsageError):
+    """The chain key cannot be used as it is (others can read it, too short, already exists)."""
+
+
 def chain_key_path() -> str:
     """The optional chain key: `RUNBOOK_CHAIN_KEY`, else runbook/chain.key in the config directory."""
     if os.environ.get("RUNBOOK_CHAIN_KEY"):
@@ -78,11 +89,11 @@ def load_chain_key(path: str | None = None) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise StoreError(f"{path}: cannot read the chain key: {exc.strerror or exc}") from None
+        raise ChainKeyError(f"{path}: cannot read the chain key: {exc.strerror or exc}") from None
     if mode & 0o077:
-        raise StoreError(f"{path}: the chain key is readable by others; make it private (chmod 600 {path})")
+        raise ChainKeyError(f"{path}: the chain key is readable by others; make it private (chmod 600 {path})")
     if len(key) < 32:
-        raise StoreError(f"{path}: the chain key is too short ({len(key)} bytes, expected at least 32)")
+        raise ChainKeyError(f"{path}: the chain key is too short ({len(key)} bytes, expected at least 32)")
     return key
 
 
@@ -95,7 +106,7 @@ def create_chain_key(path: str | None = None) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise StoreError(f"{path}: a chain key already exists; keep it (events signed with it need it)") from None
+        raise ChainKeyError(f"{path}: a chain key already exists; keep it (events signed with it need it)") from None
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_hex(32) + "\n")
     return path
@@ -112,6 +123,33 @@ def default_path() -> str:
         return os.environ["RUNBOOK_DB"]
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return os.path.join(base, "runbook", "runbook.db")
+
+
+def _guarded(method):
+    """Turn SQLite's failures inside a Store method into one StoreError that names the database."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
+    return guarded
+
+
+def _code(exc: sqlite3.Error) -> int:
+    """SQLite's primary result code of a failure (SQLITE_READONLY...), 0 when it has none."""
+    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+
+
+def _why_readonly(path: str) -> str | None:
+    """Why this process may not write the database at `path` (or create it), or None."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        return "the file is not writable by you"
+    if not os.access(directory, os.W_OK):
+        return f"its directory {directory} is not writable by you"
+    return None
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
@@ -169,24 +207,98 @@ class Store:
     def __init__(self, path: str | None = None, key: bytes | None | str = "auto"):
         self.path = path or default_path()
         self.key = load_chain_key() if key == "auto" else key
+        self._db = None
+        self.readonly = None  # why the database cannot be written, when it cannot
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._make_directory()
+            self.readonly = _why_readonly(self.path)
+        self.conn = self._connect_readonly() if self.readonly else self._connect()
+        try:
+            self._migrate()
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _make_directory(self) -> None:
+        directory = Path(self.path).parent
+        if Path(self.path).is_dir():
+            raise StoreError(f"the incident database {self.path} is a directory; pass --db FILE or set RUNBOOK_DB")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            blocker = next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), None)
+            reason = f"{blocker} is a file" if blocker else f"{exc.strerror or exc}: {exc.filename}"
+            raise StoreError(f"cannot create the directory of the incident database {self.path}: {reason}; "
+                             "pass --db FILE or set RUNBOOK_DB") from None
+
+    @_guarded
+    def _connect(self) -> sqlite3.Connection:
         old_umask = os.umask(0o077)  # the database, its WAL and shared memory are owner-only
         try:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                    check_same_thread=False)
+        finally:
+            os.umask(old_umask)
+        try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             conn.execute("PRAGMA synchronous = FULL")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open the incident database: {exc}") from None
-        finally:
-            os.umask(old_umask)
+        except sqlite3.Error as exc:
+            conn.close()
+            if _code(exc) == sqlite3.SQLITE_READONLY and os.path.exists(self.path):
+                self.readonly = "SQLite cannot write it (a read-only file system?)"
+                return self._connect_readonly()
+            raise
         if self.path != ":memory:" and mode.lower() != "wal":
-            raise StoreError(f"{self.path}: the database could not switch to WAL mode (got {mode})")
-        self.conn = conn
-        self._db = None
-        self._migrate()
+            conn.close()
+            raise StoreError(f"the incident database {self.path} could not switch to WAL mode (got {mode})")
+        return conn
+
+    @_guarded
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """Read without writing anything: no WAL switch, no migrations. Without write access to
+        the directory SQLite cannot create the WAL index it reads through; when no WAL file is
+        left over (every event is in the database file itself) the file is read as immutable."""
+        if not os.path.exists(self.path):
+            raise StoreError(f"cannot create the incident database {self.path}: {self.readonly}; "
+                             "pass --db FILE or set RUNBOOK_DB")
+        uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if _code(exc) not in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN):
+                raise
+            if os.path.exists(self.path + "-wal"):
+                raise StoreError(f"the incident database {self.path} cannot be read: {self.readonly}, and "
+                                 f"events are still in its write-ahead log {self.path}-wal; open it once with "
+                                 "write access to the directory") from None
+            conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return conn
+
+    def _failure(self, exc: sqlite3.Error) -> StoreError:
+        """One line for a failure of SQLite: what is wrong with which database, and what to do."""
+        code = _code(exc)
+        where = f"the incident database {self.path}"
+        if code == sqlite3.SQLITE_READONLY:
+            return StoreError(f"{where} is read-only: {self.readonly or exc}; "
+                              "get write access to it and its directory, or pass --db FILE")
+        if code == sqlite3.SQLITE_NOTADB:
+            return StoreError(f"{self.path} is not an incident database ({exc}); pass --db FILE or set RUNBOOK_DB")
+        if code == sqlite3.SQLITE_CORRUPT or "malformed" in str(exc):
+            return StoreError(f"{where} is damaged ({exc}); move it aside and restore a backup "
+                              f"(`sqlite3 {self.path} .recover` may save what is readable)")
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return StoreError(f"{where} stayed locked by another process for {BUSY_TIMEOUT_MS // 1000}s ({exc}); "
+                              "try again")
+        if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
+            return StoreError(f"cannot open {where}: {exc} (check that it and its directory are yours)")
+        if code == sqlite3.SQLITE_FULL:
+            return StoreError(f"{where} cannot grow: the disk is full")
+        return StoreError(f"{where} cannot be used: {exc}")
 
     @property
     def db(self) -> "sqlite_utils.Database":
@@ -211,17 +323,26 @@ class Store:
     def __exit__(self, *exc):
         self.close()
 
+    @_guarded
     def pragmas(self) -> dict:
         return {name: self.conn.execute(f"PRAGMA {name}").fetchone()[0]
                 for name in ("journal_mode", "synchronous", "busy_timeout")}
 
+    @_guarded
     def _migrate(self) -> None:
         try:
             done = {row[0] for row in self.conn.execute("SELECT id FROM migrations")}
-        except sqlite3.OperationalError:  # a new database
+        except sqlite3.OperationalError as exc:  # a new database (or one that cannot be read)
+            if "no such table" not in str(exc):
+                raise
             done = set()
-        if done >= {number for number, _, _ in MIGRATIONS}:
+        pending = [number for number, _, _ in MIGRATIONS if number not in done]
+        if not pending:
             return
+        if self.readonly:
+            what = "is not an incident database yet" if not done else "needs upgrading to this version of runbook"
+            raise StoreError(f"the incident database {self.path} {what}, but it is read-only: {self.readonly}; "
+                             "run a runbook command on it once with write access")
         with self._write():
             if "migrations" not in self.db.table_names():
                 self.db["migrations"].create({"id": int, "name": str}, pk="id")
@@ -242,10 +363,14 @@ class Store:
             self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
     def _write(self):
+        if self.readonly:
+            raise StoreError(f"the incident database {self.path} is read-only: {self.readonly}; only reading "
+                             "commands (list, show, export, verify, metrics, report) work on it")
         return Store._Tx(self.conn)
 
     # writing ------------------------------------------------------------------------------
 
+    @_guarded
     def create_incident(self, incident: str, snapshot: dict, row: dict, first_events: list[dict]) -> list[StoredEvent]:
         """Create an incident with its snapshot and first events, atomically."""
         with self._write():
@@ -261,6 +386,7 @@ class Store:
                  first_events[0]["ts"], first_events[0]["ts"]])
             return self._append(incident, 0, GENESIS, first_events)
 
+    @_guarded
     def append(self, incident: str, expected_seq: int, events: list[dict]) -> list[StoredEvent]:
         """Append `events` (dicts with ts, actor, type, data, and optionally the summary columns the
         event sets) after `expected_seq`, in one transaction."""
@@ -316,6 +442,7 @@ class Store:
 
     # reading ------------------------------------------------------------------------------
 
+    @_guarded
     def events(self, incident: str, after: int = 0) -> list[StoredEvent]:
         rows = self.conn.execute("SELECT incident, seq, ts, actor, type, data, prev_hash, hash, mac FROM events "
                                "WHERE incident = ? AND seq > ? ORDER BY seq", [incident, after]).fetchall()
@@ -330,10 +457,12 @@ class Store:
                                  "GROUP BY incident", incidents).fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    @_guarded
     def last_seq(self, incident: str) -> int:
         row = self.conn.execute("SELECT last_seq FROM incidents WHERE id = ?", [incident]).fetchone()
         return row[0] if row else -1
 
+    @_guarded
     def snapshot(self, incident: str) -> dict | None:
         row = self.conn.execute("SELECT playbook, hash, text, documents FROM snapshots WHERE incident = ?",
                               [incident]).fetchone()
@@ -341,10 +470,12 @@ class Store:
             return None
         return {"playbook": row[0], "hash": row[1], "text": row[2], "documents": json.loads(row[3])}
 
+    @_guarded
     def incident(self, incident: str) -> dict | None:
         rows = self._query("SELECT * FROM incidents WHERE id = ?", [incident])
         return rows[0] if rows else None
 
+    @_guarded
     def incidents(self, status: str | None = None, open_only: bool = False, drills: bool | None = None,
                   playbook: str | None = None, since: str | None = None, limit: int | None = None) -> list[dict]:
         where, params = [], []
@@ -368,12 +499,14 @@ class Store:
             sql += f" LIMIT {int(limit)}"
         return self._query(sql, params)
 
+    @_guarded
     def ids_starting_with(self, text: str, heads: tuple[str, ...] = ()) -> list[str]:
         """Incident ids that start with `text`, ignoring case, whole or after one of `heads` ("INC-")."""
         patterns = [_like_prefix(head + text) for head in ("", *heads)]
         where = " OR ".join(["upper(id) LIKE ? ESCAPE '\\'"] * len(patterns))
         return [r[0] for r in self.conn.execute(f"SELECT id FROM incidents WHERE {where} ORDER BY id", patterns)]
 
+    @_guarded
     def record_simulation(self, drill: str, playbook: str, runs: int, seed: int, created_at: str,
                           summary: dict) -> int:
         with self._write():
@@ -382,10 +515,12 @@ class Store:
                                      [drill, playbook, runs, seed, created_at, json.dumps(summary)])
             return cursor.lastrowid
 
+    @_guarded
     def schedule_state(self, drill: str) -> dict | None:
         rows = self._query("SELECT * FROM drill_schedule WHERE drill = ?", [drill])
         return rows[0] if rows else None
 
+    @_guarded
     def claim_occurrence(self, drill: str, scheduled: str, outcome: str, now: str) -> bool:
         """Record that `drill`'s occurrence at `scheduled` is handled; False when another scheduler
         already claimed it (or a later one). The write lock makes the check and the claim one step."""
@@ -399,11 +534,13 @@ class Store:
                             [drill, scheduled, outcome, now])
             return True
 
+    @_guarded
     def set_schedule_outcome(self, drill: str, outcome: str, incident: str | None, now: str) -> None:
         with self._write():
             self.conn.execute("UPDATE drill_schedule SET last_outcome = ?, incident = COALESCE(?, incident), "
                             "updated_at = ? WHERE drill = ?", [outcome, incident, now, drill])
 
+    @_guarded
     def simulations(self, drill: str | None = None) -> list[dict]:
         sql = "SELECT id, drill, playbook, runs, seed, created_at, summary FROM simulations"
         params = []

@@ -76,6 +76,13 @@ def lint(documents: list[Document]) -> list[Problem]:
     return problems
 
 
+def errors(documents: list[Document]) -> list[Problem]:
+    """The errors (not warnings) of `documents` checked together, in file order: whether the
+    documents an incident would run on hold together, whatever else the catalog holds."""
+    return sorted((p for p in lint(documents) if p.severity != WARNING),
+                  key=lambda p: (p.file, p.line, p.column, p.message))
+
+
 def _unique_ids(documents):
     first: dict[tuple[str, str], Document] = {}
     for doc in documents:

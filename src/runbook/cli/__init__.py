@@ -21,7 +21,7 @@ from runbook.cli import catalog, drills, flags, incident, plugins, report, tui
 from runbook.cli.context import CATALOG_HELP, Context
 from runbook.cli.options import default_actor
 from runbook.cli.output import echo, plural, secho
-from runbook.errors import RunbookError
+from runbook.errors import RunbookError, UsageError
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
 from runbook.text import check_actor, one_line
@@ -47,6 +47,16 @@ class RunbookGroup(click.Group):
 
     def get_command(self, ctx, name):
         return super().get_command(ctx, name) or self._plugin_commands(ctx).get(name)
+
+    def main(self, args=None, **extra):
+        """Refuse bytes that are not UTF-8 before anything reads them: the shell passes them
+        through as they are, and they could be neither stored nor printed."""
+        args = sys.argv[1:] if args is None else list(args)
+        problem = undecodable(args, os.environ)
+        if problem:
+            echo(f"runbook: error: {problem}", err=True)
+            sys.exit(UsageError.exit_code)
+        return super().main(args, **extra)
 
     def invoke(self, ctx):
         try:
@@ -83,8 +93,9 @@ def cli(ctx, catalogs, db, plugins_dir):
 
     Incident IDs may be shortened to a unique start in any case, with or without INC-
     (`runbook incident ack 854`). Exit status: 0 done, 1 invalid documents, 2 usage error,
-    3 not found, 4 a plugin failed, 5 the command does not fit the incident's state, 6 the
-    incident kept changing under the command.
+    3 not found, 4 a plugin or an action failed, 5 the command does not fit the incident's
+    state, 6 the incident kept changing under the command, 7 the incident database cannot be
+    used (read-only, damaged, not reachable).
     """
     ctx.obj = Context(catalogs, plugins_dir, db)
     if ctx.invoked_subcommand is None:
@@ -92,6 +103,24 @@ def cli(ctx, catalogs, db, plugins_dir):
             tui.run_tui(ctx.obj, check_actor(default_actor()))
         else:
             _overview(ctx.obj)
+
+
+def undecodable(args, environ) -> str | None:
+    """What is not valid UTF-8 among the arguments and runbook's environment variables, if anything."""
+    def bad(text: str) -> str | None:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return None
+
+    for number, arg in enumerate(args, 1):
+        if (shown := bad(arg)) is not None:
+            return f"argument {number} ({shown}) is not valid UTF-8; runbook takes text in UTF-8"
+    for name, value in environ.items():
+        if name.startswith("RUNBOOK_") and (shown := bad(value)) is not None:
+            return f"environment variable {name} ({shown}) is not valid UTF-8; runbook takes text in UTF-8"
+    return None
 
 
 def _overview(ctx: Context) -> None:

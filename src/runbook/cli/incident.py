@@ -84,9 +84,11 @@ def group():
       runbook incident export $ID --format md > postmortem.md
 
     ID may be shortened to a unique start, in any case, with or without INC-: `runbook
-    incident ack 854` acknowledges INC-854ABC. Exit status: 0 done, 2 usage (an empty ID too),
-    3 no such incident, 4 a plugin failed, 5 the command does not fit the incident's state (or
-    ID starts several incidents), 6 the incident kept changing under the command.
+    incident ack 854` acknowledges INC-854ABC. Exit status: 0 done, 1 the playbook's documents
+    have errors (open), 2 usage (an empty ID too, text that is not UTF-8), 3 no such incident, 4 a
+    plugin or a step's action failed, 5 the command does not fit the incident's state (or ID
+    starts several incidents, or a note is over 64 KiB), 6 the incident kept changing under the
+    command, 7 the incident database cannot be used (read-only, damaged, not reachable).
     """
 
 
@@ -199,7 +201,10 @@ def escalate(ctx: Context, incident_id, actor, as_json):
 @json_option()
 @click.pass_obj
 def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, actor, as_json):
-    """Complete, skip, fail or run STEP (default: the current step of the main track)."""
+    """Complete, skip, fail or run STEP (default: the current step of the main track).
+
+    With --run, exit status 4 when the action (or a wait step's check) failed or timed out; what
+    was recorded (the failure, and where the step went) is printed first."""
     chosen = [name for name, on in (("done", done), ("skip", reason is not None), ("fail", fail), ("run", run))
               if on]
     if len(chosen) > 1:
@@ -217,6 +222,8 @@ def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, acto
     else:
         events = engine.run(incident_id, actor, step)
     _print_events(events, as_json)
+    if action == "run" and any(e.type in ("action_finished", "check_polled") and not e.record.ok for e in events):
+        raise click.exceptions.Exit(4)
 
 
 @group.command("approve")
@@ -350,8 +357,11 @@ def export(ctx: Context, incident_id, fmt, output):
     if not check.ok:
         echo(check.warning(state.id), err=True)
     if output:
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text + ("\n" if not text.endswith("\n") else ""))
+        try:
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(text + ("\n" if not text.endswith("\n") else ""))
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
         echo(f"wrote {output}")
     else:
         echo(text)

@@ -25,6 +25,7 @@ from runbook.engine.events import (Acknowledged, ActionItemAdded, ApprovalGrante
                                    NoteAdded, Opened, Resolved, SeverityChanged, StepStarted, apply, fold)
 from runbook.engine.snapshot import Snapshot, documents_hash, take
 from runbook.engine.state import FAILED, IncidentState
+from runbook.engine.texts import check_size
 from runbook.engine.ticks import fire_due
 from runbook.engine.transition import Chosen, Done, Failed, Skipped, finish
 from runbook.errors import CommandError, NotFoundError, PluginError
@@ -163,8 +164,9 @@ class Engine:
             raise CommandError("opening an incident needs the playbook catalog")
         doc = self.catalog.find(playbook, "Playbook")
         if doc is None:
+            left_out = " or `runbook validate`: invalid documents are left out" if self.catalog.errors else ""
             raise NotFoundError(f"no playbook '{playbook}'{did_you_mean(playbook, self.catalog.ids('Playbook'))} "
-                                "(see `runbook list --kind Playbook`)")
+                                f"(see `runbook list --kind Playbook`{left_out})")
         drill_doc = None
         if rehearse is not None:
             drill_doc = self.catalog.find(rehearse, "Drill")
@@ -253,6 +255,7 @@ class Engine:
         return self._command(incident, actor, build)
 
     def complete(self, incident: str, actor: str, step_id: str | None = None, outcome: str = "") -> list[Event]:
+        check_size("the outcome", outcome)
         state = self.state(incident)
         step = self._current(state, step_id)
         if step.kind in ("decision", "choose"):
@@ -277,6 +280,7 @@ class Engine:
     def skip(self, incident: str, actor: str, step_id: str | None, reason: str) -> list[Event]:
         if not reason.strip():
             raise CommandError("skipping a step needs a reason")
+        check_size("the reason", reason)
 
         def build(state):
             step = self._current(state, step_id)
@@ -284,6 +288,8 @@ class Engine:
         return self._command(incident, actor, build)
 
     def fail(self, incident: str, actor: str, step_id: str | None, reason: str = "") -> list[Event]:
+        check_size("the reason", reason)
+
         def build(state):
             step = self._current(state, step_id)
             if state.steps[step.id].status == FAILED:
@@ -322,6 +328,8 @@ class Engine:
         return self._command(incident, actor, build)
 
     def severity(self, incident: str, actor: str, severity: str, reason: str = "") -> list[Event]:
+        check_size("the reason", reason)
+
         def build(state):
             self.require_live(state)
             levels = [lv.id for lv in state.snapshot.levels]
@@ -336,12 +344,14 @@ class Engine:
     def note(self, incident: str, actor: str, text: str) -> list[Event]:
         if not text.strip():
             raise CommandError("a note needs text")
+        check_size("the note", text)
         return self._command(incident, actor, lambda state: [NoteAdded(text)])
 
     def add_action_item(self, incident: str, actor: str, text: str, owner: str = "") -> list[Event]:
         """An action item from the debrief or postmortem; allowed after resolve, like notes."""
         if not text.strip():
             raise CommandError("an action item needs text")
+        check_size("the action item", text)
         return self._command(incident, actor, lambda state: [ActionItemAdded(text, owner)])
 
     def mitigate(self, incident: str, actor: str) -> list[Event]:

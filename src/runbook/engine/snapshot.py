@@ -10,26 +10,40 @@ from dataclasses import dataclass, field
 
 from runbook.catalog import kinds
 from runbook.catalog.models import EscalationPolicy, Playbook, Roster, SeverityLevel
+from runbook.errors import DocumentError
 
 if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
     from runbook.catalog.loader import Catalog, Document
 
 
+def dependencies(catalog: Catalog, playbook: Document, drill: Document | None = None) -> list[Document]:
+    """The documents an incident on `playbook` runs on: the playbook, the drill being rehearsed,
+    the severity policies, the playbook's escalation policy and the rosters."""
+    documents = [playbook] + ([drill] if drill is not None else []) + catalog.of_kind("SeverityPolicy")
+    escalation = catalog.find(playbook.model.escalation, "EscalationPolicy")
+    return documents + ([escalation] if escalation else []) + catalog.of_kind("Roster")
+
+
 def take(catalog: Catalog, playbook: Document, drill: Document | None = None) -> dict:
     """The snapshot stored at open: the playbook's text and hash plus every document it depends on
-    (and the drill being rehearsed, whose injects and targets then apply)."""
+    (and the drill being rehearsed, whose injects and targets then apply).
+
+    Refused (DocumentError, listing them) when those documents have errors: an incident would
+    follow a dangling step or page nobody halfway through, when it can least be fixed."""
+    from runbook.catalog.lint import errors
+
+    documents = dependencies(catalog, playbook, drill)
+    problems = errors(documents)
+    if problems:
+        kind = "drill" if drill is not None else "playbook"
+        name = drill.id if drill is not None else playbook.id
+        raise DocumentError(problems, f"cannot open an incident on {kind} '{name}': the documents it uses have "
+                                      f"{len(problems)} error{'s' if len(problems) != 1 else ''} "
+                                      "(fix them; `runbook validate` checks the catalog):")
     model: Playbook = playbook.model
-    documents = [{"kind": "Playbook", "data": playbook.data}]
-    if drill is not None:
-        documents.append({"kind": "Drill", "data": drill.data})
-    documents += [{"kind": d.kind, "data": d.data} for d in catalog.of_kind("SeverityPolicy")]
-    escalation = catalog.find(model.escalation, "EscalationPolicy")
-    if escalation:
-        documents.append({"kind": "EscalationPolicy", "data": escalation.data})
-    documents += [{"kind": d.kind, "data": d.data} for d in catalog.of_kind("Roster")]
     text = playbook.text or ""
     return {"playbook": model.id, "hash": hashlib.sha256(text.encode("utf-8")).hexdigest(), "text": text,
-            "documents": documents}
+            "documents": [{"kind": d.kind, "data": d.data} for d in documents]}
 
 
 def documents_hash(documents: list) -> str:
