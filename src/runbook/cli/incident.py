@@ -12,9 +12,9 @@ from runbook.cli.context import Context
 from runbook.cli.options import actor_option, incident_argument, json_option
 from runbook.cli.output import dump, echo
 from runbook.engine import timers
-from runbook.engine.metrics import describe, export_json, export_markdown, metrics
+from runbook.engine.metrics import describe, export_json, export_markdown, metrics, step_outputs
 from runbook.errors import UsageError
-from runbook.text import json_shown, markdown, one_line
+from runbook.text import json_shown, markdown, one_line, shown
 
 
 def _print_events(events, as_json: bool) -> None:
@@ -33,6 +33,9 @@ def _warn(text: str) -> None:
 
 def _in(seconds: float) -> str:
     return f"in {format_duration(round(seconds))}" if seconds >= 0 else f"{format_duration(round(-seconds))} ago"
+
+
+OUTPUT_LINES = 10
 
 
 def summary(state, now: datetime) -> list[str]:
@@ -64,6 +67,14 @@ def summary(state, now: datetime) -> list[str]:
     applied = [n for n, d in state.degradations.items() if d.applied]
     if applied:
         lines.append(f"  degradations applied: {one_line(', '.join(applied))}")
+    ran = step_outputs(state)
+    if ran:
+        lines.append(f"  command output (last {OUTPUT_LINES} lines of each step's last run):")
+    for step_id, run in ran.items():
+        code = "no exit code" if run["exit_code"] is None else f"exit {run['exit_code']}"
+        lines.append(f"    {step_id} ({run['status']}, {code}):")
+        out = run["output"].rstrip("\n").splitlines()[-OUTPUT_LINES:] or ["(no output)"]
+        lines += [f"      | {shown(line)}" for line in out]
     lines.append("  recent:")
     lines += [f"    {e.at:%H:%M:%S} {one_line(e.actor):<10} {describe(e)}" for e in state.events[-8:]]
     return lines

@@ -35,6 +35,13 @@ FLAG_LEASE = 15.0  # seconds per flag an owner on another host is trusted to fin
 ACTION_LEASE_GRACE = 30.0
 
 
+POLL_OUTPUT = 4096  # a check polled every 30 s for hours keeps only the tail of each poll's output
+
+
+def tail(text: str, limit: int) -> str:
+    return text if len(text) <= limit else "[…]" + text[-limit:]
+
+
 def plugin_errors(failures) -> list[PluginErrorRecorded]:
     return [PluginErrorRecorded(**f.to_dict()) for f in failures]
 
@@ -187,12 +194,14 @@ class Effects:
                             else (None, []))
         ok = bool(result and result.ok)
         summary = result.summary if result else "no plugins loaded"
+        exit_code, output = (result.exit_code, result.output) if result else (None, "")
 
         def build(s):
             if s.current.get(step.track) != step.id or s.steps[step.id].status != ACTIVE:
                 return []
             out = plugin_errors(failures)
-            out.append(CheckPolled(step.id, ok, summary, number or s.steps[step.id].polls + 1))
+            out.append(CheckPolled(step.id, ok, summary, number or s.steps[step.id].polls + 1, exit_code,
+                                   tail(output, POLL_OUTPUT)))
             if ok and not s.resolved:
                 out += finish(s, step, Done(summary))
             return out

@@ -3,6 +3,8 @@ export, and verification of the hash chain."""
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -11,7 +13,7 @@ from runbook.engine.state import IncidentState
 from runbook.engine.timers import deadlines
 from runbook.engine.integrity import chain
 from runbook.store import GENESIS, StoredEvent
-from runbook.text import markdown, one_line
+from runbook.text import markdown, one_line, shown
 
 
 # (attribute on Metrics, the target it is measured against, short label)
@@ -76,10 +78,17 @@ def describe(event) -> str:
     return one_line(event.record.describe())
 
 
+def step_outputs(state: IncidentState) -> dict[str, dict]:
+    """Each step that ran: its status, exit code and the tail of its output (last run)."""
+    return {sid: {"status": st.status, "attempt": st.attempt, "exit_code": st.exit_code, "output": st.output}
+            for sid, st in state.steps.items() if st.ran}
+
+
 def export_json(state: IncidentState) -> dict:
     return {"incident": state.id, "playbook": state.playbook.id, "title": state.title, "severity": state.severity,
             "status": state.status, "drill": state.drill, "metrics": metrics(state).to_dict(),
-            "snapshot": state.snapshot.hash, "events": [e.to_dict() for e in state.events]}
+            "snapshot": state.snapshot.hash, "steps": step_outputs(state),
+            "events": [e.to_dict() for e in state.events]}
 
 
 def export_markdown(state: IncidentState) -> str:
@@ -116,6 +125,15 @@ def export_markdown(state: IncidentState) -> str:
             lines.append(f"- {e.at:%H:%M:%S} ({_rel(e.at, opened)}) {md(e.data['op'])} {md(e.data['degradation'])}: "
                          f"{md(describe(e))}")
     else:
+        lines.append("- none")
+    lines += ["", "## Command output", ""]
+    outputs = step_outputs(state)
+    for step_id, run in outputs.items():
+        code = "no exit code" if run["exit_code"] is None else f"exit {run['exit_code']}"
+        text = shown(run["output"]).rstrip("\n") or "(no output)"
+        fence = "~" * max(3, 1 + max((len(m) for m in re.findall(r"~+", text)), default=0))
+        lines += [f"{md(step_id)} (attempt {run['attempt']}, {code}):", "", fence, text, fence, ""]
+    if not outputs:
         lines.append("- none")
     lines += ["", "## Notes", ""]
     lines += [f"- {n.at:%H:%M:%S} {md(n.actor)}: {md(n.data['text'])}" for n in state.notes] or ["- none"]

@@ -33,6 +33,9 @@ class StepState:
     approved_attempt: int = 0
     polls: int = 0
     last_poll: str = ""
+    output: str = ""  # the tail of the last run's stdout and stderr (action or check)
+    exit_code: int | None = None  # of that run; None when it never ran or did not exit
+    ran: bool = False  # whether the step's automation ran at all
 
     @property
     def approved(self) -> bool:

@@ -36,6 +36,9 @@ class ActionFinished(EventRecord):
 
     def fold(self, state, event):
         state.actions_pending.pop(self.step, None)
+        step = state.steps.get(self.step)
+        if step is not None:
+            step.output, step.exit_code, step.ran = self.output, self.exit_code, True
 
     def describe(self):
         return f"action {'ok' if self.ok else 'FAILED'}: {self.summary}"

@@ -113,12 +113,15 @@ class CheckPolled(EventRecord):
     ok: bool
     summary: str
     poll: int = 0
+    exit_code: int | None = None
+    output: str = ""
 
     def fold(self, state, event):
         step = state.steps.get(self.step)
         if step is not None:
             step.polls = max(step.polls + 1, self.poll)
             step.last_poll = self.summary
+            step.output, step.exit_code, step.ran = self.output, self.exit_code, True
 
     def describe(self):
         return f"poll {self.poll} of {self.step}: {'ok' if self.ok else 'not yet'} — {self.summary}"
