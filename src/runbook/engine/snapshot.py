@@ -23,9 +23,10 @@ def take(catalog: Catalog, playbook: Document, drill: Document | None = None) ->
     if drill is not None:
         documents.append({"kind": "Drill", "data": drill.data})
     documents += [{"kind": d.kind, "data": d.data} for d in catalog.of_kind("SeverityPolicy")]
-    escalation = catalog.find(model.escalation, "EscalationPolicy")
-    if escalation:
-        documents.append({"kind": "EscalationPolicy", "data": escalation.data})
+    for policy_id in model.escalation_ids:  # the default first: a snapshot of 0.1 held only that one
+        escalation = catalog.find(policy_id, "EscalationPolicy")
+        if escalation:
+            documents.append({"kind": "EscalationPolicy", "data": escalation.data})
     documents += [{"kind": d.kind, "data": d.data} for d in catalog.of_kind("Roster")]
     text = playbook.text or ""
     return {"playbook": model.id, "hash": hashlib.sha256(text.encode("utf-8")).hexdigest(), "text": text,
@@ -43,7 +44,7 @@ def documents_hash(documents: list) -> str:
 class Snapshot:
     playbook: Playbook
     levels: list[SeverityLevel]
-    escalation: EscalationPolicy | None
+    escalations: dict[str, EscalationPolicy]  # by id: every policy the playbook maps a severity to
     rosters: list[Roster]
     hash: str = ""
     drill: object = None
@@ -55,9 +56,13 @@ class Snapshot:
         for doc in stored["documents"]:
             models.setdefault(doc["kind"], []).append(kinds.KINDS[doc["kind"]].build(doc["data"]))
         levels = [lv for policy in models.get("SeverityPolicy", []) for lv in policy.levels]
-        escalation = (models.get("EscalationPolicy") or [None])[0]
-        return cls(models["Playbook"][0], levels, escalation, models.get("Roster", []), hash=stored.get("hash", ""),
+        escalations = {policy.id: policy for policy in models.get("EscalationPolicy", [])}
+        return cls(models["Playbook"][0], levels, escalations, models.get("Roster", []), hash=stored.get("hash", ""),
                    text=stored.get("text", ""), drill=(models.get("Drill") or [None])[0])
+
+    def escalation(self, severity: str) -> EscalationPolicy | None:
+        """The escalation policy in force at `severity` (the playbook's default for unmapped ones)."""
+        return self.escalations.get(self.playbook.escalation_for(severity))
 
     def level(self, severity: str) -> SeverityLevel | None:
         return next((lv for lv in self.levels if lv.id == severity), None)

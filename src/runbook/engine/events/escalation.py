@@ -15,17 +15,23 @@ class Escalated(EventRecord):
     due_at: str
     reason: str  # "timer" or "manual"
     recipients: list  # [{"id", "name", "via"}]
+    policy: str | None = None  # the ladder paged, when the playbook has one per severity
 
     def fold(self, state, event):
         esc = state.escalation
         esc.count += 1
-        esc.level, esc.round, esc.last_due = self.level, self.round, parse(self.due_at)
         esc.highest = max(esc.highest, self.level)
         esc.unnotified.append(event)
+        if self.policy is None or self.policy == esc.policy:  # not a page of a ladder no longer in force
+            esc.paged += 1
+            esc.level, esc.round, esc.last_due = self.level, self.round, parse(self.due_at)
+            esc.reached = max(esc.reached, self.level)
 
     def describe(self):
         names = ", ".join(r["name"] for r in self.recipients)
-        return f"escalation level {self.level}" + (f" (round {self.round + 1})" if self.round else "") + f": {names}"
+        ladder = f" of {self.policy}" if self.policy else ""
+        return (f"escalation level {self.level}{ladder}" + (f" (round {self.round + 1})" if self.round else "")
+                + f": {names}")
 
 
 @record("notified")
