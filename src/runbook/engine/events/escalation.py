@@ -29,9 +29,7 @@ class Escalated(EventRecord):
 
     def describe(self):
         names = ", ".join(r["name"] for r in self.recipients)
-        ladder = f" of {self.policy}" if self.policy else ""
-        return (f"escalation level {self.level}{ladder}" + (f" (round {self.round + 1})" if self.round else "")
-                + f": {names}")
+        return f"escalation level {self.level}" + (f" (round {self.round + 1})" if self.round else "") + f": {names}"
 
 
 @record("notified")
