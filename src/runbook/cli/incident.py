@@ -38,7 +38,7 @@ def _in(seconds: float) -> str:
 
 def summary(state, now: datetime) -> list[str]:
     pb = state.playbook
-    source = f" (opened from {one_line(state.severity_source)})" if state.severity_source else ""
+    source = f" ({one_line(state.severity_source)})" if state.severity_source else ""
     lines = [f"{state.id}  {one_line(state.title)}" + ("  [DRILL]" if state.drill else ""),
              f"  {state.severity}{source} · {state.status} · playbook {pb.id} · opened {state.opened_at:%Y-%m-%d %H:%M:%S} UTC "
              f"by {one_line(state.opened_by)} ({format_duration(round((now - state.opened_at).total_seconds()))} ago)"]

@@ -447,11 +447,13 @@ def _opening_severity(pb, severity: str | None, labels: dict) -> tuple[str, str 
     rule = pb.severity_from
     if rule is None or not labels:
         return pb.severity, None
-    label = f"label {rule.label}={labels[rule.label]}" if rule.label in labels else f"no {rule.label} label"
+    if rule.label not in labels:
+        return pb.severity, f"playbook default; no {rule.label} label"
+    label = f"label {rule.label}={labels[rule.label]}"
     mapped = rule.severity(labels)
     if mapped is not None:
-        return mapped, label
-    return pb.severity, f"playbook default ({label + ' is not mapped' if rule.label in labels else label})"
+        return mapped, f"from {label}"
+    return pb.severity, f"playbook default; {label} is not mapped"
 
 
 def _option_index(step: Step, option: str) -> int:

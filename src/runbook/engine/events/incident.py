@@ -20,7 +20,7 @@ class Opened(EventRecord):
     rehearsal: str | None = None
     live: bool = False
     documents: str = ""  # SHA-256 of the snapshot's documents (what runs), so tampering with them shows
-    severity_source: str | None = None  # where the severity came from: "label severity=critical", ...
+    severity_source: str | None = None  # where the severity came from: "from label severity=critical", ...
 
     def fold(self, state, event):
         state.title, state.service, state.severity = self.title, self.service, self.severity
