@@ -78,7 +78,7 @@ def describe(event) -> str:
 
 def export_json(state: IncidentState) -> dict:
     return {"incident": state.id, "playbook": state.playbook.id, "title": state.title, "severity": state.severity,
-            "status": state.status, "drill": state.drill, "metrics": metrics(state).to_dict(),
+            "severity_source": state.severity_source, "status": state.status, "drill": state.drill, "metrics": metrics(state).to_dict(),
             "snapshot": state.snapshot.hash, "events": [e.to_dict() for e in state.events]}
 
 
