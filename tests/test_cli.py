@@ -118,10 +118,13 @@ def test_show_playbook_outline(run):
     result = run("show", "video-call-degraded")
     assert result.exit_code == 0
     out = result.output
-    for section in ("Severity", "Escalation (rtc-default)", "Symptoms", "Degradations", "Steps"):
+    for section in ("Severity", "Escalation at other severities (rtc-default)", "Escalation at SEV1 (rtc-critical)",
+                    "Symptoms", "Degradations", "Steps"):
         assert f"\n{section}" in out
     assert "acknowledge within 10m" in out
+    assert "from alert label severity: critical → SEV1, page → SEV1, warning → SEV3 (other values: SEV2)" in out
     assert "L2 at +5m: rotation rtc-secondary (now: " in out
+    assert "L2 at +3m: Mara Okafor" in out  # the SEV1 ladder
     assert "├─" in out and "→" in out
 
 

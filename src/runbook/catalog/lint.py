@@ -117,9 +117,8 @@ def _unique_ids(documents):
 def _playbook(doc: Document, pb: Playbook, index: _Index):
     if pb.severity not in index.severities:
         yield _unresolved(doc, ("severity",), "severity", pb.severity, index.severities, "severities")
-    if pb.escalation not in index.escalations:
-        yield _unresolved(doc, ("escalation",), "escalation policy", pb.escalation, index.escalations,
-                          "escalation policies")
+    yield from _escalation_refs(doc, index)
+    yield from _severity_from(doc, index)
     roles = set(pb.roles)
     degradations = set(pb.degradations)
 
@@ -210,6 +209,35 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
         yield doc.problem(("steps",), "no step has mitigates: true, so time-to-mitigate is only "
                                       "recorded when a responder marks it by hand", severity=WARNING,
                           code="mitigates")
+
+
+def _escalation_refs(doc: Document, index: _Index):
+    """`escalation:` is one policy id, or {SEVERITY: POLICY, ..., default: POLICY}."""
+    raw = doc.data["escalation"]
+    if isinstance(raw, str):
+        if raw not in index.escalations:
+            yield _unresolved(doc, ("escalation",), "escalation policy", raw, index.escalations,
+                              "escalation policies")
+        return
+    for level, policy in raw.items():
+        path = ("escalation", level)
+        if level != "default" and level not in index.severities:
+            known = ", ".join(sorted(index.severities)) or "none are defined"
+            yield doc.problem(path, f"severity '{level}' does not exist, expected a severity or default; known "
+                                    f"severities: {known}{did_you_mean(str(level), index.severities)}",
+                              code="reference", at_key=True)
+        if policy not in index.escalations:
+            yield _unresolved(doc, path, "escalation policy", policy, index.escalations, "escalation policies")
+
+
+def _severity_from(doc: Document, index: _Index):
+    raw = doc.data.get("severity_from")
+    if not raw:
+        return
+    for value, level in raw["map"].items():
+        if level not in index.severities:
+            yield _unresolved(doc, ("severity_from", "map", value), f"severity (for label value '{value}')", level,
+                              index.severities, "severities")
 
 
 def _duplicate_step(doc, step: Step, first: Step) -> Problem:

@@ -119,15 +119,29 @@ class Role(NamedTuple):
     summary: str = ""
 
 
+class SeverityFrom(NamedTuple):
+    """Which alert label sets the severity at open, and how its values map to severity levels."""
+
+    label: str
+    map: dict  # label value -> severity level id
+
+    def severity(self, labels: dict) -> str | None:
+        """The mapped severity for these labels, or None when the label is absent or its value unmapped."""
+        value = labels.get(self.label)
+        return None if value is None else self.map.get(str(value))
+
+
 @dataclass(frozen=True)
 class Playbook:
     id: str
     title: str
     service: str
     severity: str
-    escalation: str
+    escalation: str  # the default policy: the only one, or the one for severities not in escalation_by_severity
     description: str = ""
     tags: tuple[str, ...] = ()
+    severity_from: SeverityFrom | None = None
+    escalation_by_severity: dict = field(default_factory=dict)  # severity level id -> policy id
     roles: dict = field(default_factory=dict)
     symptoms: tuple[Symptom, ...] = ()
     degradations: dict = field(default_factory=dict)
@@ -147,6 +161,15 @@ class Playbook:
 
     def step(self, step_id: str) -> Step:
         return self._steps_by_id[step_id]
+
+    def escalation_for(self, severity: str) -> str:
+        """The id of the escalation policy in force at `severity`."""
+        return self.escalation_by_severity.get(severity, self.escalation)
+
+    @property
+    def escalation_ids(self) -> list[str]:
+        """Every escalation policy this playbook may page with, the default first."""
+        return list(dict.fromkeys([self.escalation, *self.escalation_by_severity.values()]))
 
 
 def _step(raw, track: str, index: int, path: tuple) -> Step:
@@ -209,14 +232,23 @@ def build_playbook(data: dict) -> Playbook:
     for track_id, raw in data.get("tracks", {}).items():
         tracks.append(_track(track_id, raw["steps"], ("tracks", track_id, "steps"),
                              raw.get("title", track_id), raw.get("role")))
+    escalation = data["escalation"]
+    by_severity = {}
+    if isinstance(escalation, dict):  # one policy per severity, with a default
+        by_severity = {level: policy for level, policy in escalation.items() if level != "default"}
+        escalation = escalation["default"]
+    severity_from = data.get("severity_from")
     return Playbook(
         id=data["id"],
         title=data["title"],
         service=data["service"],
         severity=data["severity"],
-        escalation=data["escalation"],
+        escalation=escalation,
         description=data.get("description", ""),
         tags=tuple(data.get("tags", ())),
+        severity_from=SeverityFrom(severity_from.get("label", "severity"),
+                                   {str(k): v for k, v in severity_from["map"].items()}) if severity_from else None,
+        escalation_by_severity=by_severity,
         roles={rid: Role(rid, r["title"], r.get("summary", "")) for rid, r in data.get("roles", {}).items()},
         symptoms=tuple(
             Symptom(

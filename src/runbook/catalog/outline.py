@@ -91,10 +91,19 @@ def _playbook(pb: Playbook, catalog: Catalog, now: datetime) -> list[str]:
             lines += _indented(level.meaning, "    ")
     else:
         lines.append(f"  {pb.severity} (not defined in any SeverityPolicy)")
+    if pb.severity_from:
+        mapped = ", ".join(f"{value} → {level}" for value, level in pb.severity_from.map.items())
+        lines.append(f"  from alert label {pb.severity_from.label}: {mapped} (other values: {pb.severity})")
 
-    lines += _section(f"Escalation ({pb.escalation})")
-    policy = catalog.models("EscalationPolicy").get(pb.escalation)
-    lines += _ladder(policy, catalog, now) if policy else ["  (escalation policy not found)"]
+    policies = catalog.models("EscalationPolicy")
+    ladders = [(f"Escalation ({pb.escalation})" if not pb.escalation_by_severity
+                else f"Escalation at other severities ({pb.escalation})", pb.escalation)]
+    ladders += [(f"Escalation at {level} ({policy_id})", policy_id)
+                for level, policy_id in pb.escalation_by_severity.items()]
+    for title, policy_id in ladders:
+        lines += _section(title)
+        policy = policies.get(policy_id)
+        lines += _ladder(policy, catalog, now) if policy else ["  (escalation policy not found)"]
 
     lines += _section("Symptoms")
     for symptom in pb.symptoms:

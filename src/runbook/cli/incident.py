@@ -9,9 +9,10 @@ import click
 
 from runbook.catalog.durations import format_duration
 from runbook.cli.context import Context
-from runbook.cli.options import actor_option, incident_argument, json_option
+from runbook.cli.options import actor_option, incident_argument, json_option, label_option
 from runbook.cli.output import dump, echo
 from runbook.engine import timers
+from runbook.engine.engine import ReasonNeeded
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, step_outputs
 from runbook.errors import UsageError
 from runbook.text import json_shown, markdown, one_line, shown
@@ -40,8 +41,9 @@ OUTPUT_LINES = 10
 
 def summary(state, now: datetime) -> list[str]:
     pb = state.playbook
+    source = f" ({one_line(state.severity_source)})" if state.severity_source else ""
     lines = [f"{state.id}  {one_line(state.title)}" + ("  [DRILL]" if state.drill else ""),
-             f"  {state.severity} · {state.status} · playbook {pb.id} · opened {state.opened_at:%Y-%m-%d %H:%M:%S} UTC "
+             f"  {state.severity}{source} · {state.status} · playbook {pb.id} · opened {state.opened_at:%Y-%m-%d %H:%M:%S} UTC "
              f"by {one_line(state.opened_by)} ({format_duration(round((now - state.opened_at).total_seconds()))} ago)"]
     if state.acknowledged_by:
         lines.append(f"  acknowledged by {one_line(state.acknowledged_by)} at {state.acknowledged_at:%H:%M:%S}")
@@ -106,15 +108,17 @@ def group():
 @group.command("open")
 @click.argument("playbook")
 @click.option("--symptom", help="Which of the playbook's symptoms was seen (default: the first).")
-@click.option("--severity", help="Severity level (default: the playbook's).")
+@click.option("--severity", help="Severity level (default: from the labels by the playbook's severity_from, "
+                                 "else the playbook's).")
+@label_option()
 @click.option("--drill", is_flag=True, help="A rehearsal: marked DRILL, flags go to the sandbox file.")
 @actor_option
 @json_option()
 @click.pass_obj
-def open_incident(ctx: Context, playbook, symptom, severity, drill, actor, as_json):
+def open_incident(ctx: Context, playbook, symptom, severity, labels, drill, actor, as_json):
     """Open an incident on PLAYBOOK; prints its id (and pages escalation level 1)."""
     engine = ctx.engine(catalog=True)
-    state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill)
+    state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill, labels=labels)
     engine.tick(state.id)
     if as_json:
         dump({"id": state.id, "playbook": state.playbook.id, "severity": state.severity}, indent=None)
@@ -296,13 +300,18 @@ def restore(ctx: Context, incident_id, name, actor, as_json):
 @group.command("severity")
 @incident_argument()
 @click.argument("level")
-@click.option("--reason", default="", help="Why the severity changes.")
+@click.option("--reason", default="", help="Why the severity changes (required when lowering it).")
 @actor_option
 @json_option()
 @click.pass_obj
 def severity(ctx: Context, incident_id, level, reason, actor, as_json):
-    """Change the severity to LEVEL (e.g. SEV1); response targets follow."""
-    _print_events(ctx.engine().severity(incident_id, actor, level, reason), as_json)
+    """Change the severity to LEVEL (e.g. SEV1); response targets and the escalation ladder follow.
+    Lowering it needs --reason."""
+    try:
+        events = ctx.engine().severity(incident_id, actor, level, reason)
+    except ReasonNeeded as exc:
+        raise UsageError(f"{exc}: add --reason TEXT") from None
+    _print_events(events, as_json)
 
 
 @group.command("note")

@@ -13,6 +13,7 @@ import os
 import click
 
 from runbook.cli.context import Context
+from runbook.errors import UsageError
 from runbook.text import check_actor
 
 JSON_HELP = "Print JSON for scripts."
@@ -59,3 +60,20 @@ INCIDENT_ID = IncidentId()
 def incident_argument(required: bool = True):
     """The ID argument of incident commands, resolved to the full id (see IncidentId)."""
     return click.argument("incident_id", metavar="ID" if required else "[ID]", type=INCIDENT_ID, required=required)
+
+
+def _labels(ctx, param, values) -> dict:
+    labels = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--label {item!r} is not KEY=VALUE, expected e.g. --label severity=critical")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def label_option():
+    """--label KEY=VALUE, repeatable: the alert's labels, as the `labels` dict parameter."""
+    return click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", callback=_labels,
+                        help="An alert label, e.g. --label severity=critical; repeatable. The playbook's "
+                             "severity_from may take the severity from it (--severity wins).")

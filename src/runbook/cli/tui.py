@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from runbook.cli.context import Context, load_catalog
-from runbook.cli.options import actor_option, incident_argument
+from runbook.cli.options import actor_option, incident_argument, label_option
 from runbook.cli.output import echo
 from runbook.engine import Engine
 from runbook.errors import NotFoundError
@@ -31,17 +31,19 @@ def run_tui(ctx: Context, actor: str, incident: str | None = None, engine: Engin
 @click.command("open", short_help="Open an incident on a playbook, straight into the TUI.")
 @click.argument("playbook")
 @click.option("--symptom", help="Which of the playbook's symptoms was seen (default: the first).")
-@click.option("--severity", help="Severity level (default: the playbook's).")
+@click.option("--severity", help="Severity level (default: from the labels by the playbook's severity_from, "
+                                 "else the playbook's).")
+@label_option()
 @click.option("--drill", is_flag=True, help="A rehearsal: marked DRILL, flags go to the sandbox file.")
 @actor_option
 @click.pass_obj
-def open_incident(ctx: Context, playbook, symptom, severity, drill, actor):
+def open_incident(ctx: Context, playbook, symptom, severity, labels, drill, actor):
     """Open an incident on PLAYBOOK and walk it in the TUI (pages escalation level 1).
 
     `runbook match "WHAT YOU SEE"` finds the playbook; `runbook incident open` does the same
     without the TUI."""
     engine = ctx.engine(catalog=True)
-    state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill)
+    state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill, labels=labels)
     run_tui(ctx, actor, state.id, engine)
 
 

@@ -220,14 +220,16 @@ class Effects:
 
     def escalate(self, incident: str, actor: str, level: int, rnd: int, due_at: datetime, reason: str):
         state = self.engine.state(incident)
-        policy = state.snapshot.escalation
+        policy = timers.ladder(state)
         people = timers.recipients(state, policy.levels[level - 1], due_at)
+        named = policy.id if state.playbook.escalation_by_severity else None
 
         def build(s):
-            if reason == "timer" and (s.acknowledged_at or s.resolved or s.escalation.count >= state.escalation.count + 1):
-                return []  # acknowledged (or paged by someone else) since the timer was read
+            if reason == "timer" and (s.acknowledged_at or s.resolved or s.escalation.count >= state.escalation.count + 1
+                                      or s.escalation.policy != policy.id):
+                return []  # acknowledged (or paged by someone else, or another ladder) since the timer was read
             return [Escalated(level, rnd, iso(due_at), reason,
-                              [{"id": r.id, "name": r.name, "via": r.via} for r in people])]
+                              [{"id": r.id, "name": r.name, "via": r.via} for r in people], named)]
         events = self._command(incident, actor, build)
         return events + self.notify(incident, level, rnd, people) if events else events
 
@@ -280,7 +282,8 @@ class Effects:
         for event in list(self.engine.state(incident).escalation.unnotified):
             if force or now - event.at >= STALE_INTENT:
                 level = event.record.level
-                people = timers.recipients(state, state.snapshot.escalation.levels[level - 1], event.at)
+                people = timers.recipients(state, timers.ladder(state, event.record.policy).levels[level - 1],
+                                           event.at)
                 out += self.notify(incident, level, event.record.round, people)
         return out
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import integrity
+from runbook.engine import integrity, timers
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, in_flight, plugin_errors
 from runbook.engine.events import (Acknowledged, ActionItemAdded, ApprovalGranted, Event, EventRecord, Mitigated,
@@ -38,7 +38,11 @@ if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
 RETRIES = 20
 RESOLVE_WAIT = 10.0  # seconds `resolve` waits for a flag change in flight before refusing
 
-__all__ = ["CommandError", "Engine", "SYSTEM"]
+__all__ = ["CommandError", "Engine", "ReasonNeeded", "SYSTEM"]
+
+
+class ReasonNeeded(CommandError):
+    """A command that must say why was given no reason (lowering the severity)."""
 
 
 class Engine:
@@ -157,8 +161,11 @@ class Engine:
 
     def open(self, playbook: str, actor: str, symptom: str | None = None, severity: str | None = None,
              drill: bool = False, incident: str | None = None, rehearse: str | None = None,
-             live: bool = False) -> IncidentState:
-        """Open an incident on `playbook`; `rehearse` names a Drill whose injects and targets apply."""
+             live: bool = False, labels: dict | None = None) -> IncidentState:
+        """Open an incident on `playbook`; `rehearse` names a Drill whose injects and targets apply.
+
+        `labels` are the alert's labels: the playbook's `severity_from` maps one of them to the
+        severity, unless `severity` is given (an explicit severity wins)."""
         check_actor(actor)
         if self.catalog is None:
             raise CommandError("opening an incident needs the playbook catalog")
@@ -184,7 +191,7 @@ class Engine:
             raise CommandError(f"playbook {pb.id} has no symptom '{symptom}'"
                                f"{did_you_mean(symptom, [s.id for s in pb.symptoms])}; symptoms: "
                                f"{', '.join(s.id for s in pb.symptoms) or 'none'}")
-        severity = severity or pb.severity
+        severity, source = _opening_severity(pb, severity, labels or {})
         if snapshot.levels and snapshot.level(severity) is None:
             raise CommandError(f"unknown severity '{severity}', expected one of: "
                                f"{', '.join(lv.id for lv in snapshot.levels)}")
@@ -195,7 +202,7 @@ class Engine:
         incident = incident or f"{'DRL' if drill else 'INC'}-{secrets.token_hex(3).upper()}"
         now = iso(self.clock.now())
         first = [(actor, Opened(pb.id, pb.title, severity, pb.service, symptom, drill, stored["hash"], rehearse,
-                                bool(live and drill), digest))]
+                                bool(live and drill), digest, source))]
         first += [(SYSTEM, StepStarted(track.steps[0].id, track.id, 1)) for track in pb.tracks if track.steps]
         self.store.create_incident(incident, stored, {"playbook": pb.id, "title": pb.title, "service": pb.service,
                                                       "severity": severity, "drill": drill},
@@ -338,7 +345,10 @@ class Engine:
                                    f"{did_you_mean(severity, levels)}")
             if severity == state.severity:
                 raise CommandError(f"incident {state.id} is already {severity}")
-            return [SeverityChanged(state.severity, severity, reason)]
+            if not reason.strip() and state.snapshot.rank(severity) > state.snapshot.rank(state.severity):
+                raise ReasonNeeded(f"lowering the severity of {state.id} from {state.severity} to {severity} "
+                                   "needs a reason")
+            return [SeverityChanged(state.severity, severity, reason.strip())]
         return self._command(incident, actor, build)
 
     def note(self, incident: str, actor: str, text: str) -> list[Event]:
@@ -395,11 +405,11 @@ class Engine:
     def escalate_now(self, incident: str, actor: str) -> list[Event]:
         state = self.state(incident)
         self.require_live(state)
-        policy = state.snapshot.escalation
+        policy = timers.ladder(state)
         if policy is None or not policy.levels:
-            raise CommandError(f"incident {state.id} has no escalation policy")
+            raise CommandError(f"incident {state.id} has no escalation policy at {state.severity}")
         esc = state.escalation
-        level, rnd = (1, 0) if esc.count == 0 else (esc.level + 1, esc.round)
+        level, rnd = (1, 0) if esc.paged == 0 else (esc.level + 1, esc.round)
         if level > len(policy.levels):
             level, rnd = 1, rnd + 1
         return self.effects.escalate(incident, actor, level, rnd, self.clock.now(), "manual")
@@ -437,6 +447,23 @@ class Engine:
     def tick(self, incident: str) -> list[Event]:
         """Fire everything that is due by now, earliest first (a late tick catches up in order)."""
         return fire_due(self, incident)
+
+
+def _opening_severity(pb, severity: str | None, labels: dict) -> tuple[str, str | None]:
+    """The severity an incident opens at and where it came from (None: the playbook's default,
+    with no alert label to say otherwise)."""
+    if severity is not None:
+        return severity, "given at open"
+    rule = pb.severity_from
+    if rule is None or not labels:
+        return pb.severity, None
+    if rule.label not in labels:
+        return pb.severity, f"playbook default; no {rule.label} label"
+    label = f"label {rule.label}={labels[rule.label]}"
+    mapped = rule.severity(labels)
+    if mapped is not None:
+        return mapped, f"from {label}"
+    return pb.severity, f"playbook default; {label} is not mapped"
 
 
 def _option_index(step: Step, option: str) -> int:

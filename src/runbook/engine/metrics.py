@@ -86,8 +86,8 @@ def step_outputs(state: IncidentState) -> dict[str, dict]:
 
 def export_json(state: IncidentState) -> dict:
     return {"incident": state.id, "playbook": state.playbook.id, "title": state.title, "severity": state.severity,
-            "status": state.status, "drill": state.drill, "metrics": metrics(state).to_dict(),
-            "snapshot": state.snapshot.hash, "steps": step_outputs(state),
+            "severity_source": state.severity_source, "status": state.status, "drill": state.drill,
+            "metrics": metrics(state).to_dict(), "snapshot": state.snapshot.hash, "steps": step_outputs(state),
             "events": [e.to_dict() for e in state.events]}
 
 

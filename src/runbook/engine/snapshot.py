@@ -18,10 +18,14 @@ if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
 
 def dependencies(catalog: Catalog, playbook: Document, drill: Document | None = None) -> list[Document]:
     """The documents an incident on `playbook` runs on: the playbook, the drill being rehearsed,
-    the severity policies, the playbook's escalation policy and the rosters."""
+    the severity policies, every escalation policy the playbook names (the default first: a
+    snapshot of 0.1 held only that one) and the rosters."""
     documents = [playbook] + ([drill] if drill is not None else []) + catalog.of_kind("SeverityPolicy")
-    escalation = catalog.find(playbook.model.escalation, "EscalationPolicy")
-    return documents + ([escalation] if escalation else []) + catalog.of_kind("Roster")
+    for policy_id in playbook.model.escalation_ids:
+        escalation = catalog.find(policy_id, "EscalationPolicy")
+        if escalation:
+            documents.append(escalation)
+    return documents + catalog.of_kind("Roster")
 
 
 def take(catalog: Catalog, playbook: Document, drill: Document | None = None) -> dict:
@@ -57,7 +61,7 @@ def documents_hash(documents: list) -> str:
 class Snapshot:
     playbook: Playbook
     levels: list[SeverityLevel]
-    escalation: EscalationPolicy | None
+    escalations: dict[str, EscalationPolicy]  # by id: every policy the playbook maps a severity to
     rosters: list[Roster]
     hash: str = ""
     drill: object = None
@@ -69,9 +73,13 @@ class Snapshot:
         for doc in stored["documents"]:
             models.setdefault(doc["kind"], []).append(kinds.KINDS[doc["kind"]].build(doc["data"]))
         levels = [lv for policy in models.get("SeverityPolicy", []) for lv in policy.levels]
-        escalation = (models.get("EscalationPolicy") or [None])[0]
-        return cls(models["Playbook"][0], levels, escalation, models.get("Roster", []), hash=stored.get("hash", ""),
+        escalations = {policy.id: policy for policy in models.get("EscalationPolicy", [])}
+        return cls(models["Playbook"][0], levels, escalations, models.get("Roster", []), hash=stored.get("hash", ""),
                    text=stored.get("text", ""), drill=(models.get("Drill") or [None])[0])
+
+    def escalation(self, severity: str) -> EscalationPolicy | None:
+        """The escalation policy in force at `severity` (the playbook's default for unmapped ones)."""
+        return self.escalations.get(self.playbook.escalation_for(severity))
 
     def level(self, severity: str) -> SeverityLevel | None:
         return next((lv for lv in self.levels if lv.id == severity), None)

@@ -70,12 +70,19 @@ class DegradationState:
 
 @dataclass
 class Escalation:
-    count: int = 0
-    level: int = 0  # 1-based level last notified
+    """Where paging stands. A playbook may give each severity its own escalation policy (ladder);
+    a severity change that brings another ladder starts it at level 1 from the change."""
+
+    count: int = 0  # pages on every ladder
+    level: int = 0  # 1-based level last notified on the ladder in force
     round: int = 0
     last_due: datetime | None = None
-    highest: int = 0
+    highest: int = 0  # the highest level paged on any ladder (a metric)
     unnotified: list = field(default_factory=list)  # escalated events with no notified result yet
+    policy: str | None = None  # id of the ladder in force: the escalation policy of the current severity
+    since: datetime | None = None  # when that ladder came into force (at open, or by a severity change)
+    paged: int = 0  # pages on the ladder in force
+    reached: int = 0  # the highest level paged on the ladder in force
 
 
 @dataclass
@@ -85,6 +92,7 @@ class IncidentState:
     title: str = ""
     service: str = ""
     severity: str = ""
+    severity_source: str | None = None  # where the opening severity came from (None: the playbook's default)
     symptom: str | None = None
     drill: bool = False
     live: bool = False  # a drill declared live flips real flags, not the sandbox

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from runbook.catalog.models import EscalationLevel
+from runbook.catalog.models import EscalationLevel, EscalationPolicy
 from runbook.catalog.oncall import find_person, find_rotation, on_call
 from runbook.engine.state import ACTIVE, IncidentState
 from runbook.pluginapi import Recipient
@@ -36,14 +36,23 @@ def pages(state: IncidentState) -> bool:
     return level is None or level.pages
 
 
+def ladder(state: IncidentState, policy_id: str | None = None) -> EscalationPolicy | None:
+    """The escalation policy named `policy_id`, else the one in force: the current severity's."""
+    return state.snapshot.escalations.get(policy_id or state.escalation.policy)
+
+
 def next_escalation(state: IncidentState) -> Timer | None:
-    """The next escalation level to notify, if nobody has acknowledged and the ladder is not exhausted."""
-    policy = state.snapshot.escalation
+    """The next escalation level to notify, if nobody has acknowledged and the ladder is not exhausted.
+
+    The ladder is the current severity's; one that came into force by a severity change starts
+    at level 1 from the change."""
+    policy = ladder(state)
     if policy is None or not policy.levels or state.acknowledged_at or state.resolved or not pages(state):
         return None
     esc = state.escalation
-    if esc.count == 0:
-        return Timer(state.paging_since or state.opened_at, 0, "escalation", {"level": 1, "round": 0})
+    if esc.paged == 0:
+        start = max(state.paging_since or state.opened_at, esc.since or state.opened_at)
+        return Timer(start, 0, "escalation", {"level": 1, "round": 0})
     index, rnd = esc.level - 1, esc.round
     after = policy.levels[index].escalate_after
     index += 1

@@ -162,12 +162,12 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 step.automated, _command(step), _maybe(step.degradation), run.status,
                 _maybe(step.role or track.role), _maybe(step.template), one_line(run.last_poll or "")))
     ladder = []
-    policy = state.snapshot.escalation
+    policy = timers.ladder(state)  # the current severity's
     if policy:
         for index, level in enumerate(policy.levels, 1):
             people = timers.recipients(state, level, now)
             ladder.append(LadderRow(index, one_line(", ".join(p.name for p in people)), level.escalate_after,
-                                    index <= state.escalation.highest))
+                                    index <= state.escalation.reached))
     flags = []
     for name, spec in pb.degradations.items():
         deg = state.degradations[name]

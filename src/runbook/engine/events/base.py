@@ -141,6 +141,17 @@ def start_paging(state: IncidentState, at: datetime) -> None:
         state.paging_since = at
 
 
+def follow_ladder(state: IncidentState, at: datetime) -> None:
+    """The escalation ladder follows the severity: a severity whose policy differs from the one in
+    force brings its own ladder, which starts at level 1 from `at` (its levels name other people,
+    so "the same level" would mean nothing). The same policy keeps its place."""
+    policy = state.playbook.escalation_for(state.severity)
+    esc = state.escalation
+    if policy != esc.policy:
+        esc.policy, esc.since, esc.last_due = policy, at, None
+        esc.level = esc.round = esc.paged = esc.reached = 0
+
+
 def degradation(state: IncidentState, name: str) -> DegradationState:
     return state.degradations.setdefault(name, DegradationState(name))
 

@@ -15,13 +15,17 @@ class Escalated(EventRecord):
     due_at: str
     reason: str  # "timer" or "manual"
     recipients: list  # [{"id", "name", "via"}]
+    policy: str | None = None  # the ladder paged, when the playbook has one per severity
 
     def fold(self, state, event):
         esc = state.escalation
         esc.count += 1
-        esc.level, esc.round, esc.last_due = self.level, self.round, parse(self.due_at)
         esc.highest = max(esc.highest, self.level)
         esc.unnotified.append(event)
+        if self.policy is None or self.policy == esc.policy:  # not a page of a ladder no longer in force
+            esc.paged += 1
+            esc.level, esc.round, esc.last_due = self.level, self.round, parse(self.due_at)
+            esc.reached = max(esc.reached, self.level)
 
     def describe(self):
         names = ", ".join(r["name"] for r in self.recipients)

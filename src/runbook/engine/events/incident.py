@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import field
 
 from runbook.engine.clock import parse
-from runbook.engine.events.base import EventRecord, start_paging, record
+from runbook.engine.events.base import EventRecord, follow_ladder, record, start_paging
 
 
 @record("opened")
@@ -20,12 +20,15 @@ class Opened(EventRecord):
     rehearsal: str | None = None
     live: bool = False
     documents: str = ""  # SHA-256 of the snapshot's documents (what runs), so tampering with them shows
+    severity_source: str | None = None  # where the severity came from: "from label severity=critical", ...
 
     def fold(self, state, event):
         state.title, state.service, state.severity = self.title, self.service, self.severity
         state.symptom, state.drill, state.live = self.symptom, self.drill, self.live
         state.opened_at, state.opened_by = event.at, event.actor
+        state.severity_source = self.severity_source
         start_paging(state, event.at)
+        follow_ladder(state, event.at)
 
     def describe(self):
         return f"opened {self.playbook} as {self.severity}" + (" (DRILL)" if self.drill else "")
@@ -84,7 +87,9 @@ class SeverityChanged(EventRecord):
 
     def fold(self, state, event):
         state.severity = self.to
-        start_paging(state, parse(self.due_at) if self.due_at else event.at)
+        at = parse(self.due_at) if self.due_at else event.at
+        start_paging(state, at)
+        follow_ladder(state, at)
         if self.rise is not None:
             state.rises.add(self.rise)
 

@@ -154,7 +154,7 @@ class HomeScreen(Screen):
         else:
             pb = self.app.catalog.models("Playbook")[key]
             self.app.push_screen(ConfirmDialog(f"Open an incident on “{one_line(pb.title)}”?",
-                                               f"Severity {pb.severity}; escalation {pb.escalation} starts paging now."),
+                                               f"Severity {pb.severity}; escalation {pb.escalation_for(pb.severity)} starts paging now."),
                                  lambda yes: yes and self.start(key))
 
     @work(thread=True, exit_on_error=False)

@@ -289,7 +289,16 @@ class IncidentScreen(Screen):
         levels = [lv for lv in self.view.severities if lv != self.view.severity] if self.view else []
         if levels:
             self.app.push_screen(dialogs.ChoiceDialog(f"Severity is {self.view.severity}; change to", levels),
-                                 lambda i: i is not None and self.send("severity", levels[i]))
+                                 lambda i: i is not None and self._severity_chosen(levels[i]))
+
+    def _severity_chosen(self, level: str) -> None:
+        """Raising needs no words; lowering asks why (the engine refuses it without a reason)."""
+        order, now = self.view.severities, self.view.severity
+        if now in order and order.index(level) > order.index(now):
+            self.app.push_screen(dialogs.TextPrompt(f"Lower the severity {now} → {level} — why?", "reason"),
+                                 lambda reason: reason and self.send("severity", level, reason))
+        else:
+            self.send("severity", level)
 
     def action_note(self) -> None:
         self.app.push_screen(dialogs.TextPrompt("Add a note to the timeline", "what you found or did"),
