@@ -59,3 +59,16 @@ INCIDENT_ID = IncidentId()
 def incident_argument(required: bool = True):
     """The ID argument of incident commands, resolved to the full id (see IncidentId)."""
     return click.argument("incident_id", metavar="ID" if required else "[ID]", type=INCIDENT_ID, required=required)
+
+
+def parameter_options(command):
+    """`--param KEY=VALUE` and `--label KEY=VALUE` (both repeatable): a playbook's parameters, given
+    directly or through the alert labels each parameter names (as `params` and `labels` dicts)."""
+    from runbook.catalog.parameters import parse_pairs
+
+    command = click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
+                           callback=lambda ctx, param, value: parse_pairs(value, "--label"),
+                           help="An alert label; fills each parameter whose label: it is. Repeatable.")(command)
+    return click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+                        callback=lambda ctx, param, value: parse_pairs(value, "--param"),
+                        help="A playbook parameter, e.g. --param region=eu-west-1. Repeatable.")(command)
