@@ -60,8 +60,8 @@ def check(playbook: Playbook, name: str, value: str, source: str) -> str:
     parameter = playbook.parameters.get(name)
     if parameter is None:
         known = ", ".join(playbook.parameters) or "none"
-        raise ParameterError(f"playbook {playbook.id} has no parameter '{name}'"
-                             f"{did_you_mean(name, playbook.parameters)}; parameters: {known}")
+        raise ParameterError(f"playbook {playbook.id} has no parameter '{name}' (parameters: {known})"
+                             f"{did_you_mean(name, playbook.parameters)}")
     why = problem(parameter, value)
     if why:
         raise ParameterError(f"parameter {name}: {value!r} {why} (from {_where(source, parameter)})")
