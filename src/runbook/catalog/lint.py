@@ -356,8 +356,10 @@ def _template(doc, pb: Playbook, where, text: str, local: set):
         yield doc.problem(where, str(exc), code="template")
         return
     known = set(pb.parameters) | set(BUILTINS) | local
+    reported = set()  # "{x}/{x}" is one problem, said once
     for field in found:
-        if field.name not in known:
+        if field.name not in known and field.name not in reported:
+            reported.add(field.name)
             yield doc.problem(where, f"{{{field.name}}} has no value: it is not a with: key of this step, a "
                                      "parameter (under parameters:) or a built-in "
                                      f"({', '.join(BUILTINS)}){did_you_mean(field.name, known)}",
