@@ -275,7 +275,7 @@ def rb(fixture_catalog, fixture_env, tmp_path):
 
 def test_cli_opens_from_labels_shows_the_source_and_wants_a_reason_to_lower(rb):
     iid = rb("incident", "open", "video-call-degraded", "--label", "severity=critical",
-             "--label", "region=eu-west").stdout.strip()
+             "--label", "region=eu-west-1").stdout.strip()
     shown = rb("incident", "show", iid).stdout
     assert "SEV1 (from label severity=critical) · open" in shown
     assert "escalation level 1: " in shown and ", " in shown.split("escalation level 1: ")[1].splitlines()[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -30,10 +31,25 @@ def test_parameters_stay_one_argument_and_never_reach_a_shell(host, tmp_path):
     assert not marker.exists()
 
 
-def test_embedded_parameter_is_refused():
-    with pytest.raises(ArgumentError, match="a parameter must be a whole argument"):
-        substitute(["--region={region}"], {"region": "x"})
-    assert substitute(["{n}", "{b}"], {"n": 3, "b": True}) == ["3", "true"]
+def test_a_parameter_fills_part_of_one_argument_and_other_braces_are_text():
+    assert substitute(["--region={region}", "pvc/{pvc}"], {"region": "eu west", "pvc": "a;b"}) == \
+        ["--region=eu west", "pvc/a;b"]
+    assert substitute(["awk", "{print $1}", "{n}", "{b}"], {"n": 3, "b": True}) == ["awk", "{print $1}", "3", "true"]
+    with pytest.raises(ArgumentError, match="parameter {node} has no value"):
+        substitute(["x/{node}"], {})
+
+
+def test_rendered_argv_runs_as_given_with_cwd_and_env(host, tmp_path):
+    code = "import os, sys, json; print(json.dumps([os.getcwd(), os.environ['RB_X'], sys.argv[1:]]))"
+    result, _ = host.run_action(ActionRequest(argv=(PY, "-c", code, "{not-a-field}"), rendered=True,
+                                              cwd=str(tmp_path), env={"RB_X": "a b"}))
+    assert result.ok, result
+    assert result.output.strip() == json.dumps([str(tmp_path), "a b", ["{not-a-field}"]])
+
+
+def test_missing_working_directory_fails_the_step_without_running(host, tmp_path):
+    result, _ = host.run_action(ActionRequest(argv=("echo", "hi"), rendered=True, cwd=str(tmp_path / "gone")))
+    assert (result.ok, result.summary) == (False, f"not run: working directory {tmp_path / 'gone'} does not exist")
 
 
 def test_exit_status_is_the_outcome(host):

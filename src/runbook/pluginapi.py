@@ -60,6 +60,9 @@ class ActionRequest(NamedTuple):
     step: str | None = None
     drill: bool = False
     pidfile: str | None = None  # a runner that starts a process group writes "<pgid> <start time>" here
+    cwd: str | None = None  # the command's working directory (None: runbook's own)
+    env: dict = {}  # variables added to runbook's environment for the command
+    rendered: bool = False  # argv is final (the engine filled its templates): run it as it is
 
 
 class ActionResult(NamedTuple):

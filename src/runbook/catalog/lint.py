@@ -16,6 +16,7 @@ from runbook.catalog.flow import can_finish, reachable, successors
 from runbook.catalog.loader import Document
 from runbook.catalog.models import END, MAIN_TRACK, EscalationPolicy, Playbook, Roster, SeverityPolicy, Step
 from runbook.catalog.problems import WARNING, Problem
+from runbook.catalog.templates import BUILTINS, PLAIN, STRICT, TemplateError, fields, go_template_misuse
 from runbook.catalog.validate import did_you_mean
 
 
@@ -157,6 +158,12 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
                                       "could never be restored; add it to restore: or drop restore: "
                                       "to restore the values seen before applying", at_key=True)
 
+    yield from _parameters(doc, pb)
+    if pb.templated:
+        for i, reminder in enumerate(pb.reminders):
+            yield from (p for p in _template(doc, pb, ("reminders", i, "message"), reminder.message, set())
+                        if not isinstance(p, str))
+
     yield from _unique_within(doc, "reminder", [(("reminders", i, "id"), r.id) for i, r in enumerate(pb.reminders)])
     for i, reminder in enumerate(pb.reminders):
         if reminder.every <= 0:
@@ -187,6 +194,7 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
             if step.approval and (p := role_ref(step.path + ("approval", "by"), step.approval.by)):
                 yield p
             yield from _step_fields(doc, step, degradations, applied, restored)
+            yield from _step_templates(doc, pb, step)
             for target, path, via in successors(track, step):
                 if target != END and target not in ids_in_track:
                     dangling = True
@@ -300,26 +308,98 @@ def _step_fields(doc, step, degradations, applied, restored):
     if step.params and not step.automated:
         yield doc.problem(path + ("with",), "with: gives parameters to run: or uses:, but this step has "
                                             "neither", at_key=True)
-    if step.run is not None:
-        for i, arg in enumerate(step.run):
-            for name in re.findall(r"\{([A-Za-z0-9_.-]+)\}", arg):
-                if arg != "{" + name + "}":
-                    yield doc.problem(path + ("run", i), f"'{arg}' embeds {{{name}}} inside other text; a "
-                                                         "parameter must be a whole argument, "
-                                                         f"like \"{{{name}}}\"", code="argv")
-                elif name not in step.params:
-                    yield doc.problem(path + ("run", i), f"parameter {{{name}}} has no value under with:"
-                                                         f"{did_you_mean(name, step.params)}", code="argv")
-        used = {name for arg in step.run for name in re.findall(r"\{([A-Za-z0-9_.-]+)\}", arg)}
-        for name in step.params:
-            if name not in used:
-                yield doc.problem(path + ("with", name), f"parameter '{name}' is not used by any argument of run:"
-                                                         f"{did_you_mean(name, used)}", severity=WARNING,
-                                  code="argv", at_key=True)
+    for name in ("cwd", "env"):
+        if getattr(step, name) and step.run is None:
+            yield doc.problem(path + (name,), f"{name}: applies to a run: command, but this step has none",
+                              at_key=True)
     if step.destructive and step.approval is None:
         yield doc.problem(path + ("destructive",), "destructive step has no approval gate; add "
                                                    "approval: {by: ROLE}", severity=WARNING,
                           code="approval", at_key=True)
+
+
+def _parameters(doc, pb: Playbook):
+    from runbook.catalog.parameters import problem
+
+    for name, parameter in pb.parameters.items():
+        base = ("parameters", name)
+        if name in BUILTINS:
+            yield doc.problem(base, f"parameter '{name}' has the name of the built-in {{{name}}} "
+                                    f"({BUILTINS[name]}); choose another name", at_key=True, code="parameter")
+        if parameter.pattern is not None:
+            try:
+                re.compile(parameter.pattern)
+            except re.error as exc:
+                yield doc.problem(base + ("pattern",), f"invalid regular expression: {exc}", code="regex")
+                continue
+        if parameter.default is not None and (why := problem(parameter, parameter.default)):
+            yield doc.problem(base + ("default",), f"the default {parameter.default!r} {why}", code="parameter")
+
+
+def _step_templates(doc, pb: Playbook, step: Step):
+    """Every template of the step: run:, with:, cwd:, env: and communicate templates always; titles,
+    instructions, questions and prompts when the playbook declares parameters: (before, they
+    were shown as written, and still are)."""
+    path = step.path
+    local = set(step.params)
+    raw = doc.source.locate_value(path)
+    texts = []
+    if isinstance(raw, dict):
+        if pb.templated:
+            texts += [(path + (key,), raw[key]) for key in ("title", "instructions", "question")
+                      if isinstance(raw.get(key), str)]
+            if step.approval and step.approval.prompt:
+                texts.append((path + ("approval", "prompt"), step.approval.prompt))
+    elif pb.templated and isinstance(raw, str):
+        texts.append((path, raw))
+    if step.template is not None:
+        texts.append((path + ("template",), step.template))
+    texts += [(path + ("run", i), arg) for i, arg in enumerate(step.run or ())]
+    if step.cwd is not None:
+        texts.append((path + ("cwd",), step.cwd))
+    texts += [(path + ("env", key), value) for key, value in step.env.items() if isinstance(value, str)]
+    used: set[str] = set()
+    for where, text in texts:
+        for problem_or_name in _template(doc, pb, where, text, local):
+            if isinstance(problem_or_name, str):
+                used.add(problem_or_name)
+            else:
+                yield problem_or_name
+    for name, value in step.params.items():
+        if isinstance(value, str):  # a with: value is a template of parameters and built-ins
+            yield from (p for p in _template(doc, pb, path + ("with", name), value, set()) if not isinstance(p, str))
+    if step.run is not None:
+        for name in step.params:
+            if name not in used:
+                yield doc.problem(path + ("with", name), f"parameter '{name}' is not used by run: (nor by cwd:, "
+                                                         "env: or the step's text)"
+                                                         f"{did_you_mean(name, used)}", severity=WARNING,
+                                  code="argv", at_key=True)
+
+
+def _template(doc, pb: Playbook, where, text: str, local: set):
+    """Problems of one template, then (as plain strings) the names it uses. Playbooks without
+    parameters: keep the plain language they were written in (only {name} is a field)."""
+    mode = STRICT if pb.templated else PLAIN
+    misuse = go_template_misuse(text) if pb.templated else None
+    if misuse:
+        yield doc.problem(where, misuse, code="template")
+        return
+    try:
+        found = fields(text, mode)
+    except TemplateError as exc:
+        yield doc.problem(where, str(exc), code="template")
+        return
+    known = set(pb.parameters) | set(BUILTINS) | local
+    reported = set()  # "{x}/{x}" is one problem, said once
+    for field in found:
+        if field.name not in known and field.name not in reported:
+            reported.add(field.name)
+            yield doc.problem(where, f"{{{field.name}}} has no value: it is not a with: key of this step, a "
+                                     "parameter (under parameters:) or a built-in "
+                                     f"({', '.join(BUILTINS)}){did_you_mean(field.name, known)}",
+                              code="template")
+        yield field.name
 
 
 def _track_flow(doc, track):

@@ -66,6 +66,8 @@ class Step(NamedTuple):
     channel: str | None = None
     audience: str | None = None
     template: str | None = None
+    cwd: str | None = None
+    env: dict = {}  # shared by steps without an environment: read-only
 
     @property
     def automated(self) -> bool:
@@ -113,6 +115,18 @@ class Reminder(NamedTuple):
     until: str = "resolved"
 
 
+class Parameter(NamedTuple):
+    """A value the incident supplies: from --param, an alert label, its default, or a form."""
+
+    name: str
+    summary: str = ""
+    type: str = "string"  # string, integer, number, boolean
+    pattern: str | None = None
+    required: bool = True
+    default: str | None = None
+    label: str | None = None  # the alert label that fills it
+
+
 class Role(NamedTuple):
     id: str
     title: str
@@ -147,6 +161,8 @@ class Playbook:
     degradations: dict = field(default_factory=dict)
     reminders: tuple[Reminder, ...] = ()
     tracks: tuple[Track, ...] = ()
+    parameters: dict = field(default_factory=dict)  # name -> Parameter
+    templated: bool = False  # declares parameters:, so every text is a template (catalog/templates.py)
 
     @cached_property
     def steps(self) -> tuple[Step, ...]:
@@ -207,6 +223,8 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         channel=raw.get("channel"),
         audience=raw.get("audience"),
         template=raw.get("template"),
+        cwd=raw.get("cwd"),
+        env=dict(raw.get("env", {})),
     )
 
 
@@ -273,7 +291,19 @@ def build_playbook(data: dict) -> Playbook:
             for r in data.get("reminders", ())
         ),
         tracks=tuple(tracks),
+        parameters={name: _parameter(name, p) for name, p in data.get("parameters", {}).items()},
+        templated="parameters" in data,
     )
+
+
+def _parameter(name: str, raw: dict) -> Parameter:
+    default = raw.get("default")
+    if isinstance(default, bool):
+        default = "true" if default else "false"
+    elif default is not None:
+        default = str(default)
+    return Parameter(name, raw.get("summary", ""), raw.get("type", "string"), raw.get("pattern"),
+                     raw.get("required", default is None), default, raw.get("label"))
 
 
 class Tier(NamedTuple):

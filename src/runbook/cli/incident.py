@@ -9,9 +9,9 @@ import click
 
 from runbook.catalog.durations import format_duration
 from runbook.cli.context import Context
-from runbook.cli.options import actor_option, incident_argument, json_option, label_option
+from runbook.cli.options import actor_option, incident_argument, json_option, parameter_options
 from runbook.cli.output import dump, echo
-from runbook.engine import timers
+from runbook.engine import texts, timers
 from runbook.engine.engine import ReasonNeeded
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, step_outputs
 from runbook.errors import UsageError
@@ -45,6 +45,10 @@ def summary(state, now: datetime) -> list[str]:
     lines = [f"{state.id}  {one_line(state.title)}" + ("  [DRILL]" if state.drill else ""),
              f"  {state.severity}{source} · {state.status} · playbook {pb.id} · opened {state.opened_at:%Y-%m-%d %H:%M:%S} UTC "
              f"by {one_line(state.opened_by)} ({format_duration(round((now - state.opened_at).total_seconds()))} ago)"]
+    if state.parameters:
+        lines.append("  parameters: " + ", ".join(f"{one_line(name)}={one_line(value)}"
+                                                 f" ({state.parameter_sources.get(name, '?')})"
+                                                 for name, value in state.parameters.items()))
     if state.acknowledged_by:
         lines.append(f"  acknowledged by {one_line(state.acknowledged_by)} at {state.acknowledged_at:%H:%M:%S}")
     for name, (deadline, met) in timers.deadlines(state).items():
@@ -63,7 +67,10 @@ def summary(state, now: datetime) -> list[str]:
         step, run = pb.step(step_id), state.steps[step_id]
         extra = f" — {run.status}" if run.status != "active" else ""
         gate = f" (needs approval by {one_line(step.approval.by)})" if step.approval and not run.approved else ""
-        lines.append(f"    [{track}] {step.id}: {one_line(step.title)} ({step.kind}){extra}{gate}")
+        lines.append(f"    [{track}] {step.id}: {one_line(texts.text(state, step.title, step, now))} "
+                     f"({step.kind}){extra}{gate}")
+        if step.run is not None:
+            lines.append(f"        $ {one_line(texts.shown_command(state, step, now))}")
         for i, option in enumerate(step.options, 1):
             lines.append(f"        {i}. {one_line(option.label)}")
     applied = [n for n, d in state.degradations.items() if d.applied]
@@ -110,18 +117,24 @@ def group():
 @click.option("--symptom", help="Which of the playbook's symptoms was seen (default: the first).")
 @click.option("--severity", help="Severity level (default: from the labels by the playbook's severity_from, "
                                  "else the playbook's).")
-@label_option()
 @click.option("--drill", is_flag=True, help="A rehearsal: marked DRILL, flags go to the sandbox file.")
+@parameter_options
 @actor_option
 @json_option()
 @click.pass_obj
-def open_incident(ctx: Context, playbook, symptom, severity, labels, drill, actor, as_json):
-    """Open an incident on PLAYBOOK; prints its id (and pages escalation level 1)."""
+def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labels, actor, as_json):
+    """Open an incident on PLAYBOOK; prints its id (and pages escalation level 1).
+
+    The playbook's parameters come from --param KEY=VALUE, from the alert's --label KEY=VALUE
+    (each parameter names the label that fills it), or their defaults; a missing or bad value
+    is refused before anything is recorded."""
     engine = ctx.engine(catalog=True)
-    state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill, labels=labels)
+    state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill, params=params,
+                        labels=labels)
     engine.tick(state.id)
     if as_json:
-        dump({"id": state.id, "playbook": state.playbook.id, "severity": state.severity}, indent=None)
+        dump({"id": state.id, "playbook": state.playbook.id, "severity": state.severity,
+              "parameters": state.parameters}, indent=None)
     else:
         echo(state.id)
 
@@ -295,6 +308,24 @@ def restore(ctx: Context, incident_id, name, actor, as_json):
 
     Exit status 4 when a flag could not be put back; the failure is in the timeline."""
     _print_flag_changes(ctx.engine().restore(incident_id, actor, name), as_json)
+
+
+@group.command("param")
+@incident_argument()
+@click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
+@actor_option
+@json_option()
+@click.pass_obj
+def set_parameter(ctx: Context, incident_id, assignments, actor, as_json):
+    """Set parameters mid-incident (the next host of a "drain the next server" loop), checked
+    like the values given at open; the steps show and run the new values from now on."""
+    from runbook.catalog.parameters import parse_pairs
+
+    engine = ctx.engine()
+    events = []
+    for name, value in parse_pairs(assignments, "KEY=VALUE").items():
+        events += engine.set_parameter(incident_id, actor, name, value)
+    _print_events(events, as_json)
 
 
 @group.command("severity")

@@ -13,7 +13,6 @@ import os
 import click
 
 from runbook.cli.context import Context
-from runbook.errors import UsageError
 from runbook.text import check_actor
 
 JSON_HELP = "Print JSON for scripts."
@@ -62,18 +61,14 @@ def incident_argument(required: bool = True):
     return click.argument("incident_id", metavar="ID" if required else "[ID]", type=INCIDENT_ID, required=required)
 
 
-def _labels(ctx, param, values) -> dict:
-    labels = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--label {item!r} is not KEY=VALUE, expected e.g. --label severity=critical")
-        labels[key.strip()] = value.strip()
-    return labels
+def parameter_options(command):
+    """`--param KEY=VALUE` and `--label KEY=VALUE` (both repeatable): a playbook's parameters, given
+    directly or through the alert labels each parameter names (as `params` and `labels` dicts)."""
+    from runbook.catalog.parameters import parse_pairs
 
-
-def label_option():
-    """--label KEY=VALUE, repeatable: the alert's labels, as the `labels` dict parameter."""
-    return click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", callback=_labels,
-                        help="An alert label, e.g. --label severity=critical; repeatable. The playbook's "
-                             "severity_from may take the severity from it (--severity wins).")
+    command = click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
+                           callback=lambda ctx, param, value: parse_pairs(value, "--label"),
+                           help="An alert label, e.g. --label region=eu-west-1; fills each parameter whose label: it is, and the severity by the playbook's severity_from (--severity wins). Repeatable.")(command)
+    return click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+                        callback=lambda ctx, param, value: parse_pairs(value, "--param"),
+                        help="A playbook parameter, e.g. --param region=eu-west-1. Repeatable.")(command)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import click
 
 from runbook.cli.context import Context, load_catalog
-from runbook.cli.options import actor_option, incident_argument, label_option
+from runbook.cli.options import actor_option, incident_argument, parameter_options
 from runbook.cli.output import echo
 from runbook.engine import Engine
+from runbook.engine.engine import MissingParameters
 from runbook.errors import NotFoundError
 
 
-def run_tui(ctx: Context, actor: str, incident: str | None = None, engine: Engine | None = None) -> None:
+def run_tui(ctx: Context, actor: str, incident: str | None = None, engine: Engine | None = None,
+            opening: dict | None = None) -> None:
     """Run the Textual app (on `incident`, else the home screen) until the user quits."""
     import gc
 
@@ -21,7 +23,7 @@ def run_tui(ctx: Context, actor: str, incident: str | None = None, engine: Engin
     engine = engine or ctx.engine()
     paths = ctx.catalog_paths()
     catalog = engine.catalog or (lambda: load_catalog(paths))
-    app = build_app(engine, catalog, actor, incident)
+    app = build_app(engine, catalog, actor, incident, opening=opening)
     app.run()
     # the screen is gone; a check or a step's command may still be finishing its event
     app.gateway.wait_idle(lambda: echo("runbook: waiting for a running check or command to finish "
@@ -33,17 +35,24 @@ def run_tui(ctx: Context, actor: str, incident: str | None = None, engine: Engin
 @click.option("--symptom", help="Which of the playbook's symptoms was seen (default: the first).")
 @click.option("--severity", help="Severity level (default: from the labels by the playbook's severity_from, "
                                  "else the playbook's).")
-@label_option()
 @click.option("--drill", is_flag=True, help="A rehearsal: marked DRILL, flags go to the sandbox file.")
+@parameter_options
 @actor_option
 @click.pass_obj
-def open_incident(ctx: Context, playbook, symptom, severity, labels, drill, actor):
+def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labels, actor):
     """Open an incident on PLAYBOOK and walk it in the TUI (pages escalation level 1).
 
-    `runbook match "WHAT YOU SEE"` finds the playbook; `runbook incident open` does the same
-    without the TUI."""
+    Parameters come from --param KEY=VALUE and the alert's --label KEY=VALUE; when a required
+    one is missing, a form asks for it before the incident opens. `runbook match "WHAT YOU SEE"`
+    finds the playbook; `runbook incident open` does the same without the TUI."""
     engine = ctx.engine(catalog=True)
-    state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill, labels=labels)
+    try:
+        state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill, params=params,
+                            labels=labels)
+    except MissingParameters:
+        run_tui(ctx, actor, engine=engine, opening={"playbook": playbook, "params": params, "labels": labels,
+                                                    "symptom": symptom, "severity": severity, "drill": drill})
+        return
     run_tui(ctx, actor, state.id, engine)
 
 

@@ -1,22 +1,25 @@
 """Built-in action: run a step's `run:` command as an argv list, never through a shell.
 
-Parameters from `with:` replace whole arguments only ("{node}" -> the node name), so a value
-can never smuggle in another argument or shell syntax. Output is captured and truncated; the
-exit status is the outcome; a command that outlives its timeout is killed with its children.
+The engine hands over the argv with its templates already filled by the one renderer
+(`request.rendered`), so what runs is exactly what was shown; a value is a substring of one
+argument and can never smuggle in another argument or shell syntax. A request built by other
+callers (argv templates plus `params`) is filled here by the same renderer, in the plain mode
+of playbooks without parameters (only `{name}` is a field), which refuses a field with no value. `cwd` must be an existing directory; `env` is added to runbook's
+environment. Output is captured and truncated; the exit status is the outcome; a command that
+outlives its timeout is killed with its children.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import time
 
+from runbook.catalog.templates import PLAIN, TemplateError, command_line, render_argv
 from runbook.pluginapi import ActionResult, hookimpl, record_process_group
 
 MAX_OUTPUT = 16 * 1024
-_PARAM = re.compile(r"\{([A-Za-z0-9_.-]+)\}")
 
 
 class ArgumentError(ValueError):
@@ -24,24 +27,13 @@ class ArgumentError(ValueError):
 
 
 def substitute(argv, params: dict) -> list[str]:
-    """Replace arguments that are exactly "{name}" with the parameter's value; refuse anything else."""
-    out = []
-    for arg in argv:
-        whole = _PARAM.fullmatch(arg)
-        if whole:
-            name = whole.group(1)
-            if name not in params:
-                raise ArgumentError(f"parameter {{{name}}} has no value")
-            value = params[name]
-            if isinstance(value, (dict, list)) or value is None:
-                raise ArgumentError(f"parameter {{{name}}} must be text or a number, got {type(value).__name__}")
-            out.append(str(value).lower() if isinstance(value, bool) else str(value))
-        elif _PARAM.search(arg):
-            raise ArgumentError(f"argument {arg!r} embeds a parameter inside other text; a parameter must "
-                                "be a whole argument")
-        else:
-            out.append(arg)
-    return out
+    """Fill each argument's `{name}` fields from `params` (other braces are text); refuse a
+    field with no value."""
+    try:
+        return list(render_argv(argv, params, PLAIN))
+    except TemplateError as exc:
+        message = str(exc).replace(f"{{{exc.name}}}", f"parameter {{{exc.name}}}", 1) if exc.name else str(exc)
+        raise ArgumentError(message) from None
 
 
 def truncate(text: str, limit: int = MAX_OUTPUT) -> str:
@@ -56,12 +48,15 @@ def run_action(settings, request):
         return None
     start = time.monotonic()
     try:
-        argv = substitute(request.argv, request.params)
+        argv = list(request.argv) if request.rendered else substitute(request.argv, request.params)
     except ArgumentError as exc:
         return ActionResult(False, f"not run: {exc}", handler="shell")
+    if request.cwd is not None and not os.path.isdir(request.cwd):
+        return ActionResult(False, f"not run: working directory {request.cwd} does not exist", handler="shell")
+    env = {**os.environ, **{str(k): str(v) for k, v in request.env.items()}} if request.env else None
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=request.cwd, env=env)
     except FileNotFoundError:
         return ActionResult(False, f"command not found: {argv[0]}", handler="shell")
     except OSError as exc:
@@ -75,11 +70,11 @@ def run_action(settings, request):
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         out, _ = proc.communicate()
-        return ActionResult(False, f"timed out after {request.timeout:g}s: {' '.join(argv)}", None,
+        return ActionResult(False, f"timed out after {request.timeout:g}s: {command_line(argv)}", None,
                             truncate(out.decode("utf-8", "replace")), time.monotonic() - start, "shell")
     text = truncate(out.decode("utf-8", "replace"))
     ok = proc.returncode == 0
-    summary = f"{'succeeded' if ok else f'failed with exit status {proc.returncode}'}: {' '.join(argv)}"
+    summary = f"{'succeeded' if ok else f'failed with exit status {proc.returncode}'}: {command_line(argv)}"
     return ActionResult(ok, summary, proc.returncode, text, time.monotonic() - start, "shell")
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from runbook.catalog.models import Step
 from runbook.engine import owner as owners
-from runbook.engine import timers
+from runbook.engine import texts, timers
 from runbook.engine.clock import iso, parse
 from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, DegradationApplied, DegradationFailed,
                                    DegradationRestored, DegradationStarted, Escalated, Event, FlagChanged, Notified,
@@ -24,7 +24,7 @@ from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, D
 from runbook.engine.state import ACTIVE, IncidentState
 from runbook.engine.transition import Chosen, Done, Failed, finish
 from runbook.errors import CommandError, RunbookError
-from runbook.pluginapi import ActionRequest, EscalationNotice, FlagState
+from runbook.pluginapi import ActionRequest, ActionResult, EscalationNotice, FlagState
 
 if TYPE_CHECKING:
     from runbook.engine.engine import Engine
@@ -167,8 +167,9 @@ class Effects:
             if step.id in s.actions_pending:
                 raise CommandError(f"step '{step.id}' is already running (started by {s.actions_pending[step.id].actor})")
             lease = self.engine.clock.now() + timedelta(seconds=request.timeout + ACTION_LEASE_GRACE)
-            return [ActionStarted(step.id, list(step.run) if step.run else None, step.uses, dict(step.params),
-                                  owner, iso(lease), request.pidfile)]
+            return [ActionStarted(step.id, list(request.argv) if request.argv is not None else None, step.uses,
+                                  dict(request.params), owner, iso(lease), request.pidfile, request.cwd,
+                                  dict(request.env))]
         events = self._command(incident, actor, intent)
         try:
             result, failures = self.plugins.run_action(request)
@@ -183,15 +184,25 @@ class Effects:
         return events + self._command(incident, actor, build)
 
     def request(self, state: IncidentState, step: Step) -> ActionRequest:
+        """The step's action with every template filled (engine/texts.py): what was shown is what runs.
+        CommandError, before anything is recorded or run, when a value is missing."""
         timeout = step.timeout if step.kind != "wait" else min(step.every or timers.DEFAULT_POLL, 60)
-        return ActionRequest(argv=tuple(step.run) if step.run else None, action=step.uses, params=dict(step.params),
+        now = self.engine.clock.now()
+        command = texts.command(state, step, now) if step.run else None
+        return ActionRequest(argv=command.argv if command else None, action=step.uses,
+                             params=texts.params(state, step, now),
                              timeout=float(timeout or self.plugins.settings.action_timeout),
-                             incident=state.id, step=step.id, drill=state.sandboxed)
+                             incident=state.id, step=step.id, drill=state.sandboxed,
+                             cwd=command.cwd if command else None, env=command.env if command else {},
+                             rendered=True)
 
     def poll(self, state: IncidentState, step_id: str, number: int | None = None) -> list[Event]:
         step = state.playbook.step(step_id)
-        result, failures = (self.plugins.run_action(self.request(state, step)) if self.plugins is not None
-                            else (None, []))
+        try:
+            result, failures = (self.plugins.run_action(self.request(state, step)) if self.plugins is not None
+                                else (None, []))
+        except CommandError as exc:  # a value is missing: the check fails, saying which
+            result, failures = ActionResult(False, str(exc), handler="runbook"), []
         ok = bool(result and result.ok)
         summary = result.summary if result else "no plugins loaded"
         exit_code, output = (result.exit_code, result.output) if result else (None, "")
@@ -238,7 +249,7 @@ class Effects:
         results, failures = [], []
         if self.plugins is not None:
             notice = EscalationNotice(state.id, state.title, state.severity, level, tuple(people),
-                                      summary=f"{state.title} — escalation level {level}",
+                                      summary=notice_summary(state, level),
                                       playbook=state.playbook.id, service=state.service, drill=state.drill,
                                       dedup_key=f"runbook-{state.id}")
             results, failures = self.plugins.notify(notice)
@@ -324,6 +335,12 @@ class Effects:
                 out.append((DegradationApplied if op == "apply" else DegradationRestored)(name, reconciled=True))
             return out
         return self._command(state.id, SYSTEM, build)
+
+
+def notice_summary(state: IncidentState, level: int) -> str:
+    """What a page says: the title, the parameters people act on (region=eu-west-1), the level."""
+    values = ", ".join(f"{name}={value}" for name, value in state.parameters.items())
+    return f"{state.title}" + (f" ({values})" if values else "") + f" — escalation level {level}"
 
 
 def abandoned(intent: dict, at: datetime, now: datetime, force: bool) -> bool:

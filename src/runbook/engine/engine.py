@@ -16,16 +16,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from runbook.catalog import parameters
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
 from runbook.engine import integrity, timers
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, in_flight, plugin_errors
 from runbook.engine.events import (Acknowledged, ActionItemAdded, ApprovalGranted, Event, EventRecord, Mitigated,
-                                   NoteAdded, Opened, Resolved, SeverityChanged, StepStarted, apply, fold)
+                                   NoteAdded, Opened, ParametersSet, Resolved, SeverityChanged, StepStarted, apply,
+                                   fold)
 from runbook.engine.snapshot import Snapshot, documents_hash, take
 from runbook.engine.state import FAILED, IncidentState
-from runbook.engine.texts import check_size
+from runbook.engine.limits import check_size
 from runbook.engine.ticks import fire_due
 from runbook.engine.transition import Chosen, Done, Failed, Skipped, finish
 from runbook.errors import CommandError, NotFoundError, PluginError
@@ -38,11 +40,19 @@ if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
 RETRIES = 20
 RESOLVE_WAIT = 10.0  # seconds `resolve` waits for a flag change in flight before refusing
 
-__all__ = ["CommandError", "Engine", "ReasonNeeded", "SYSTEM"]
+__all__ = ["CommandError", "Engine", "MissingParameters", "ReasonNeeded", "SYSTEM"]
 
 
 class ReasonNeeded(CommandError):
     """A command that must say why was given no reason (lowering the severity)."""
+
+
+class MissingParameters(parameters.ParameterError):
+    """Required parameters nobody gave; carries what was resolved, so a form can ask for the rest."""
+
+    def __init__(self, message: str, playbook: str, resolved: parameters.Resolved):
+        super().__init__(message)
+        self.playbook, self.resolved = playbook, resolved
 
 
 class Engine:
@@ -161,11 +171,15 @@ class Engine:
 
     def open(self, playbook: str, actor: str, symptom: str | None = None, severity: str | None = None,
              drill: bool = False, incident: str | None = None, rehearse: str | None = None,
-             live: bool = False, labels: dict | None = None) -> IncidentState:
+             live: bool = False, params: dict | None = None, labels: dict | None = None,
+             form: dict | None = None) -> IncidentState:
         """Open an incident on `playbook`; `rehearse` names a Drill whose injects and targets apply.
 
         `labels` are the alert's labels: the playbook's `severity_from` maps one of them to the
-        severity, unless `severity` is given (an explicit severity wins)."""
+        severity, unless `severity` is given (an explicit severity wins). The playbook's parameters
+        come from `params` (--param), `form` (the TUI), the labels (through each parameter's label:)
+        and defaults; every value is checked before anything is recorded (ParameterError,
+        MissingParameters)."""
         check_actor(actor)
         if self.catalog is None:
             raise CommandError("opening an incident needs the playbook catalog")
@@ -197,12 +211,17 @@ class Engine:
                                f"{', '.join(lv.id for lv in snapshot.levels)}")
         if symptom is None and pb.symptoms:
             symptom = pb.symptoms[0].id
+        given = parameters.resolve(pb, params, labels, form)
+        if given.missing:
+            raise MissingParameters(parameters.missing_message(pb, given.missing), pb.id, given)
         import secrets
 
         incident = incident or f"{'DRL' if drill else 'INC'}-{secrets.token_hex(3).upper()}"
         now = iso(self.clock.now())
         first = [(actor, Opened(pb.id, pb.title, severity, pb.service, symptom, drill, stored["hash"], rehearse,
                                 bool(live and drill), digest, source))]
+        if given.values:
+            first.append((actor, ParametersSet(given.values, given.sources)))
         first += [(SYSTEM, StepStarted(track.steps[0].id, track.id, 1)) for track in pb.tracks if track.steps]
         self.store.create_incident(incident, stored, {"playbook": pb.id, "title": pb.title, "service": pb.service,
                                                       "severity": severity, "drill": drill},
@@ -212,6 +231,17 @@ class Engine:
         if self.plugins is not None:
             self._record_observer_failures(self.plugins.take_observer_failures())
         return state
+
+    def set_parameter(self, incident: str, actor: str, name: str, value: str) -> list[Event]:
+        """Set (or change) one parameter mid-incident, checked like the values given at open:
+        the next server of a "drain the next server" loop."""
+        def build(state):
+            self.require_live(state)
+            checked = parameters.check(state.playbook, name, value, "param")
+            if state.parameters.get(name) == checked:
+                raise CommandError(f"parameter {name} is already {checked!r}")
+            return [ParametersSet({name: checked}, {name: "param"})]
+        return self._command(incident, actor, build)
 
     # checks -------------------------------------------------------------------------------
 

@@ -87,6 +87,7 @@ def step_outputs(state: IncidentState) -> dict[str, dict]:
 def export_json(state: IncidentState) -> dict:
     return {"incident": state.id, "playbook": state.playbook.id, "title": state.title, "severity": state.severity,
             "severity_source": state.severity_source, "status": state.status, "drill": state.drill,
+            "parameters": dict(state.parameters), "parameter_sources": dict(state.parameter_sources),
             "metrics": metrics(state).to_dict(), "snapshot": state.snapshot.hash, "steps": step_outputs(state),
             "events": [e.to_dict() for e in state.events]}
 
@@ -106,6 +107,8 @@ def export_markdown(state: IncidentState) -> str:
              f"- Status: {state.status}",
              f"- Opened: {opened:%Y-%m-%d %H:%M:%S} UTC by {md(state.opened_by)}",
              f"- Acknowledged by: {md(state.acknowledged_by or '—')}",
+             *[f"- Parameter {md(name)}: {md(value)} ({md(state.parameter_sources.get(name, '?'))})"
+               for name, value in state.parameters.items()],
              "", "## Summary", "", "_What happened, who was affected, for how long._", "",
              "## Metrics", "", "| metric | actual | target | |", "|---|---|---|---|"]
     for attr, key, short in MEASURES:

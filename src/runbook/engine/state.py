@@ -104,6 +104,8 @@ class IncidentState:
     acknowledged_by: str | None = None
     mitigated_at: datetime | None = None
     resolved_at: datetime | None = None
+    parameters: dict = field(default_factory=dict)  # name -> value, as set at open or since
+    parameter_sources: dict = field(default_factory=dict)  # name -> param, label, form or default
     steps: dict[str, StepState] = field(default_factory=dict)
     current: dict[str, str | None] = field(default_factory=dict)  # track -> current step id (None: finished)
     runs: list[StepRun] = field(default_factory=list)

@@ -1,22 +1,121 @@
-"""The free text a responder records (notes, action items, reasons, outcomes) has a size limit.
+"""An incident's texts and commands, filled by the one renderer (catalog/templates.py).
 
-A note is shown in the TUI, printed by `show`, exported into the postmortem and hashed into the
-chain; a pasted log of megabytes would make every one of them unusable. Long output belongs in
-a file the note points at.
+The values are the incident's parameters, the step's `with:` (itself rendered from the
+parameters and built-ins), and the built-ins {incident}, {title}, {severity}, {service},
+{playbook}, {elapsed}. What the screen shows before approval is `command()` joined with
+shlex.join, and what runs is the same `command()`: shown is what runs.
+
+Texts shown to people never fail: a field that cannot be filled (an optional parameter not
+set yet) is shown as ‹name›. Commands do fail, before anything runs, with one line.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import NamedTuple
+
+from runbook.catalog.durations import format_duration
+from runbook.catalog.models import Step
+from runbook.catalog.templates import LENIENT, PLAIN, STRICT, TemplateError, command_line, render, render_argv
+from runbook.engine.state import IncidentState
 from runbook.errors import CommandError
 
-MAX_TEXT_BYTES = 64 * 1024
+
+class Command(NamedTuple):
+    argv: tuple[str, ...]
+    cwd: str | None
+    env: dict
 
 
-def check_size(what: str, text: str) -> str:
-    """`text` as given, or CommandError when its UTF-8 encoding is over MAX_TEXT_BYTES."""
-    if len(text) * 4 > MAX_TEXT_BYTES:  # a UTF-8 character is at most 4 bytes: short texts skip encoding
-        size = len(text.encode("utf-8", "surrogateescape"))
-        if size > MAX_TEXT_BYTES:
-            raise CommandError(f"{what} is {size:,} bytes, over the limit of {MAX_TEXT_BYTES:,} bytes (64 KiB); "
-                               "put long output in a file and say where it is")
-    return text
+def builtins(state: IncidentState, now: datetime | None) -> dict:
+    opened = state.opened_at
+    elapsed = format_duration(round((now - opened).total_seconds())) if now and opened else "0s"
+    return {"incident": state.id, "title": state.title, "severity": state.severity, "service": state.service,
+            "playbook": state.playbook.id, "elapsed": elapsed}
+
+
+def mode(state: IncidentState) -> str:
+    """Commands and messages: strict in playbooks that declare parameters:, plain before."""
+    return STRICT if state.playbook.templated else PLAIN
+
+
+def values(state: IncidentState, step: Step | None = None, now: datetime | None = None) -> dict:
+    """Every name a template of `step` may use; a `with:` value that cannot be filled is left out."""
+    out = {**builtins(state, now), **state.parameters}
+    if step is not None and step.params:
+        base = dict(out)
+        for name, value in step.params.items():
+            if isinstance(value, str):
+                try:
+                    out[name] = render(value, base, mode(state))
+                except TemplateError:
+                    out.pop(name, None)
+            else:
+                out[name] = value
+    return out
+
+
+def text(state: IncidentState, template: str | None, step: Step | None = None, now: datetime | None = None) -> str:
+    """A text for people: a title, instructions, a prompt, a message. Never raises."""
+    if not template:
+        return template or ""
+    known = values(state, step, now)
+    if not state.playbook.templated:
+        return render(template, known, LENIENT)
+    try:
+        return render(template, known)
+    except TemplateError:
+        names = {**known, **{name: f"‹{name}›" for name in state.playbook.parameters if name not in known}}
+        try:
+            return render(template, names)
+        except TemplateError:
+            return template  # lint refuses such a text; an old snapshot may still hold one
+
+
+def params(state: IncidentState, step: Step, now: datetime | None = None) -> dict:
+    """The `with:` values a plugin action gets, rendered (CommandError if one cannot be)."""
+    known = {**builtins(state, now), **state.parameters}
+    out = {}
+    for name, value in step.params.items():
+        out[name] = _render(state, step, f"with: {name}", value, known) if isinstance(value, str) else value
+    return out
+
+
+def command(state: IncidentState, step: Step, now: datetime | None = None) -> Command:
+    """What a `run:` step runs: its argv, working directory and environment, rendered."""
+    known = values(state, step, now)
+    for name, value in step.params.items():  # a with: value that did not render: say why, here
+        if isinstance(value, str) and name not in known:
+            _render(state, step, f"with: {name}", value, {**builtins(state, now), **state.parameters})
+    try:
+        argv = render_argv(step.run or (), known, mode(state))
+    except TemplateError as exc:
+        raise CommandError(_why(state, step, "run:", exc)) from None
+    cwd = _render(state, step, "cwd:", step.cwd, known) if step.cwd else None
+    env = {key: _render(state, step, f"env: {key}", str(value), known) for key, value in step.env.items()}
+    return Command(argv, cwd, env)
+
+
+def shown_command(state: IncidentState, step: Step, now: datetime | None = None) -> str:
+    """The command line shown before it runs (exact, shell-quoted), or why it cannot run yet."""
+    try:
+        cmd = command(state, step, now)
+    except CommandError as exc:
+        return f"(cannot run yet: {exc})"
+    prefix = f"cd {command_line([cmd.cwd])} && " if cmd.cwd else ""
+    env = " ".join(f"{key}={command_line([value])}" for key, value in cmd.env.items())
+    return prefix + (f"env {env} " if env else "") + command_line(cmd.argv)
+
+
+def _render(state, step, where, template, known) -> str:
+    try:
+        return render(template, known, mode(state))
+    except TemplateError as exc:
+        raise CommandError(_why(state, step, where, exc)) from None
+
+
+def _why(state: IncidentState, step: Step, where: str, exc: TemplateError) -> str:
+    if exc.name and exc.name in state.playbook.parameters:
+        return (f"step '{step.id}' not run: parameter {exc.name} has no value; set it with "
+                f"`runbook incident param {state.id} {exc.name}=VALUE`")
+    return f"step '{step.id}' not run: {where} {exc}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from runbook.engine import timers
+from runbook.engine import texts, timers
 from runbook.engine.clock import iso
 from runbook.engine.effects import SYSTEM
 from runbook.engine.events import DrillInject, Event, ReminderFired, SeverityChanged, TargetBreached
@@ -43,7 +43,8 @@ def _fire(engine: Engine, state: IncidentState, timer) -> list[Event]:
     if timer.kind == "reminder":
         # after a long gap only the latest occurrence is worth saying: one reminder, with the count missed
         latest = max(data["n"], int((engine.clock.now() - data["start"]).total_seconds() // data["every"]))
-        fired = ReminderFired(data["reminder"], latest, data["message"], data["role"], latest - data["n"])
+        message = texts.text(state, data["message"], None, engine.clock.now())
+        fired = ReminderFired(data["reminder"], latest, message, data["role"], latest - data["n"])
         return engine._command(state.id, SYSTEM, lambda s: [] if s.reminders.get(data["reminder"], 0) >= latest
                              else [fired])
     if timer.kind == "inject":

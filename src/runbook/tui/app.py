@@ -22,10 +22,12 @@ class RunbookApp(App):
     BINDINGS = [Binding("ctrl+p", "command_palette", "Palette", priority=True,
                         tooltip="Command palette: every action of this screen, by name")]
 
-    def __init__(self, gateway: EngineGateway, catalog, actor: str, incident: str | None = None, live: bool = True):
+    def __init__(self, gateway: EngineGateway, catalog, actor: str, incident: str | None = None, live: bool = True,
+                 opening: dict | None = None):
         super().__init__()
         self.gateway, self.actor = gateway, actor
         self.start_incident, self.live = incident, live
+        self.opening = opening  # engine.open's arguments when parameters must be asked for first
         # the catalog may be a loader, called on first use off the UI thread (the incident
         # screen runs from the snapshot and never needs it)
         self._catalog, self._catalog_loader = (None, catalog) if callable(catalog) else (catalog, None)
@@ -70,6 +72,11 @@ class RunbookApp(App):
             except RunbookError:
                 first = None
             self.open_incident(self.start_incident, first)
+        elif self.opening:
+            from runbook.tui.screens.home import HomeScreen
+
+            self.push_screen(HomeScreen())
+            self.ask_parameters(**self.opening)
         else:
             from runbook.tui.screens.home import HomeScreen  # built (and imported) when wanted
 
@@ -83,6 +90,31 @@ class RunbookApp(App):
                 self.pop_screen()
         else:
             self.switch_screen(HomeScreen())
+
+    def ask_parameters(self, playbook: str, params: dict | None = None, labels: dict | None = None,
+                       **options) -> None:
+        """The parameter form for `playbook` (pre-filled from --param, labels and defaults), then
+        open the incident with what was typed; Esc opens nothing."""
+        from runbook.catalog.parameters import ParameterError, resolve
+        from runbook.tui.dialogs import ParameterForm
+
+        pb = self.catalog.models("Playbook")[playbook]
+        try:
+            known = resolve(pb, params, labels).values
+        except ParameterError as exc:
+            self.notify(str(exc), severity="error")
+            known = {}
+        form = ParameterForm(f"Open an incident on “{shown(pb.title)}”",
+                             f"Severity {pb.severity}; escalation {pb.escalation} starts paging when it opens.",
+                             pb.parameters, known)
+        self.push_screen(form, lambda values: values is not None and self._open_with(
+            playbook, params, labels, values, options))
+
+    def _open_with(self, playbook, params, labels, form, options) -> None:
+        def opened():
+            return self.gateway.call("open", playbook, self.actor, params=params, labels=labels, form=form,
+                                     **options).id
+        self.run_worker(lambda: self.deliver(opened, self.open_incident), thread=True, exit_on_error=False)
 
     def on_unmount(self) -> None:
         self.gateway.close()
@@ -103,5 +135,6 @@ class RunbookApp(App):
         yield from (command for command in super().get_system_commands(screen) if command.title not in titles)
 
 
-def build_app(engine, catalog, actor: str, incident: str | None = None, live: bool = True) -> RunbookApp:
-    return RunbookApp(EngineGateway(engine, catalog), catalog, actor, incident, live)
+def build_app(engine, catalog, actor: str, incident: str | None = None, live: bool = True,
+              opening: dict | None = None) -> RunbookApp:
+    return RunbookApp(EngineGateway(engine, catalog), catalog, actor, incident, live, opening)

@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from typing import NamedTuple
 from datetime import datetime
 
-from runbook.engine import timers
+from runbook.engine import texts, timers
 from runbook.engine.metrics import describe
 from runbook.engine.state import IncidentState
 from runbook.errors import RunbookError
@@ -72,6 +72,7 @@ class CurrentStep(NamedTuple):
     role: str | None
     template: str | None
     last_poll: str
+    approval_prompt: str = ""
 
 
 class LadderRow(NamedTuple):
@@ -122,13 +123,19 @@ class IncidentView(NamedTuple):
     last_seq: int
     degradations: tuple[str, ...] = ()
     altered: str = ""  # what is wrong with the incident's record, when it does not verify
+    parameters: tuple[tuple[str, str, str], ...] = ()  # name, value, where it came from
 
 
-def _command(step) -> str:
+def _command(state, step, now) -> str:
+    """The exact command that runs (shell-quoted), filled by the one renderer (engine/texts.py)."""
     if step.run is not None:
-        return one_line(" ".join(step.run))
+        return one_line(texts.shown_command(state, step, now))
     if step.uses:
-        return one_line(f"{step.uses} {step.params}" if step.params else step.uses)
+        try:
+            params = texts.params(state, step, now)
+        except RunbookError as exc:
+            return one_line(f"{step.uses} (cannot run yet: {exc})")
+        return one_line(f"{step.uses} {params}" if params else step.uses)
     return ""
 
 
@@ -145,7 +152,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
     nxt = timers.next_escalation(state)
     tracks, current = [], []
     for track in pb.tracks:
-        rows = tuple(StepRow(s.id, one_line(s.title), s.kind, state.steps[s.id].status, state.steps[s.id].attempt,
+        rows = tuple(StepRow(s.id, one_line(texts.text(state, s.title, s, now)), s.kind, state.steps[s.id].status, state.steps[s.id].attempt,
                              state.current.get(track.id) == s.id) for s in track.steps)
         tracks.append(TrackView(track.id, one_line(track.title), _maybe(track.role), rows,
                                 state.current.get(track.id)))
@@ -155,12 +162,14 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
             left = None
             if step.timebox and run.started_at:
                 left = step.timebox - (now - run.started_at).total_seconds()
+            fill = lambda text: texts.text(state, text, step, now)  # noqa: E731 - the step's templates
             current.append(CurrentStep(
-                track.id, step.id, one_line(step.title), step.kind, shown(step.instructions or ""),
-                shown(step.question or ""), tuple(one_line(o.label) for o in step.options), left,
+                track.id, step.id, one_line(fill(step.title)), step.kind, shown(fill(step.instructions or "")),
+                shown(fill(step.question or "")), tuple(one_line(o.label) for o in step.options), left,
                 _maybe(step.approval.by if step.approval else None), _maybe(run.approved_by if run.approved else None),
-                step.automated, _command(step), _maybe(step.degradation), run.status,
-                _maybe(step.role or track.role), _maybe(step.template), one_line(run.last_poll or "")))
+                step.automated, _command(state, step, now), _maybe(step.degradation), run.status,
+                _maybe(step.role or track.role), _maybe(fill(step.template) if step.template else None),
+                one_line(run.last_poll or ""), shown(fill(step.approval.prompt)) if step.approval else ""))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:
@@ -183,7 +192,9 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
         state.drill, now, opened, _maybe(state.acknowledged_by), tuple(targets),
         (nxt.data["level"], (nxt.at - now).total_seconds()) if nxt else None, tuple(tracks), tuple(current),
         tuple(ladder), tuple(flags), lines, len(state.events), state.last_seq,
-        tuple(one_line(name) for name in pb.degradations), one_line(altered or state.tampered))
+        tuple(one_line(name) for name in pb.degradations), one_line(altered or state.tampered),
+        tuple((one_line(name), one_line(str(value)), state.parameter_sources.get(name, ""))
+              for name, value in state.parameters.items()))
 
 
 def _show(value) -> str:

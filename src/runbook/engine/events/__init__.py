@@ -22,12 +22,13 @@ from runbook.engine.events.automation import ActionFinished, ActionStarted, show
 from runbook.engine.events.degradations import (DegradationApplied, DegradationFailed, DegradationRestored,
                                                 DegradationStarted, FlagChanged)
 from runbook.engine.events.escalation import DrillInject, Escalated, Notified, ReminderFired
+from runbook.engine.events.parameters import ParametersSet
 
 __all__ = [
     "Acknowledged", "ActionFinished", "ActionItemAdded", "ActionStarted", "ApprovalGranted", "CheckPolled",
     "DecisionMade", "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted",
     "DrillInject", "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "Mitigated",
-    "NoteAdded", "Notified", "Opened", "PluginErrorRecorded", "RECORDS", "ReminderFired", "Resolved",
+    "NoteAdded", "Notified", "Opened", "ParametersSet", "PluginErrorRecorded", "RECORDS", "ReminderFired", "Resolved",
     "SeverityChanged", "StepCompleted", "StepFailed", "StepSkipped", "StepStarted", "TargetBreached",
     "TrackFinished", "apply", "decode", "fold", "record", "shown_argv",
 ]

@@ -16,6 +16,8 @@ class ActionStarted(EventRecord):
     owner: dict | None = None  # the process running it (engine/owner.py)
     lease_until: str | None = None
     pidfile: str | None = None  # where the action's process group is written, to kill it if orphaned
+    cwd: str | None = None
+    env: dict = field(default_factory=dict)
 
     def fold(self, state, event):
         state.actions_pending[self.step] = event
@@ -45,4 +47,7 @@ class ActionFinished(EventRecord):
 
 
 def shown_argv(argv) -> str:
-    return " ".join(argv)
+    """The exact command, quoted as a shell would need it (the argv itself never meets a shell)."""
+    from runbook.catalog.templates import command_line
+
+    return command_line(argv)

@@ -1,7 +1,8 @@
-"""Modal dialogs: confirm, choose, type a line. Each is imported when first shown, so the
+"""Modal dialogs: confirm, choose, type a line, fill in parameters. Each is imported when first shown, so the
 incident screen does not load their widgets (inputs, option lists) before its first frame."""
 
-_WHERE = {"ChoiceDialog": "choice", "ConfirmDialog": "confirm", "TextPrompt": "prompt"}
+_WHERE = {"ChoiceDialog": "choice", "ConfirmDialog": "confirm", "ParameterForm": "parameters",
+          "TextPrompt": "prompt"}
 
 
 def __getattr__(name):

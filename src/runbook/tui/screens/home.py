@@ -153,6 +153,9 @@ class HomeScreen(Screen):
             self.app.open_incident(key)
         else:
             pb = self.app.catalog.models("Playbook")[key]
+            if pb.parameters:
+                self.app.ask_parameters(key)
+                return
             self.app.push_screen(ConfirmDialog(f"Open an incident on “{one_line(pb.title)}”?",
                                                f"Severity {pb.severity}; escalation {pb.escalation_for(pb.severity)} starts paging now."),
                                  lambda yes: yes and self.start(key))

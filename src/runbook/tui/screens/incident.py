@@ -263,8 +263,10 @@ class IncidentScreen(Screen):
         if not step.approval_by:
             self.app.notify(f"“{step.title}” has no approval gate.", severity="warning")
             return
-        self.confirm(f"Approve “{step.title}” as {step.approval_by}?", f"Recorded as approved by {self.app.actor}.",
-                     lambda: self.send("approve", step.id))
+        detail = "\n".join(part for part in (step.approval_prompt.strip(),
+                                             f"$ {step.command}" if step.command else "",
+                                             f"Recorded as approved by {self.app.actor}.") if part)
+        self.confirm(f"Approve “{step.title}” as {step.approval_by}?", detail, lambda: self.send("approve", step.id))
 
     def action_degrade(self) -> None:
         names = [f.name for f in self.view.flags if not f.applied] if self.view else []

@@ -84,6 +84,12 @@ class IncidentHeader(ViewPanel):
             level, left = view.next_escalation
             second.append(f" · page L{level} in {clock(left)}", style="bold yellow" if left < 120 else "")
         lines = [top, second]
+        if view.parameters:
+            params = Text()
+            for name, value, _ in view.parameters:
+                params.append(f"{name}=", style="dim")
+                params.append(f"{value}  ", style="bold")
+            lines.insert(1, params)
         if narrow:  # the side panel is hidden: who is paged and what is degraded go here
             third = Text()
             for row in view.ladder:
