@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from runbook import flagd
 from runbook.pluginapi import FlagChange, hookimpl
 
@@ -12,7 +14,7 @@ BACKEND = "flagd-file"
 def set_flag(settings, name, value, drill):
     path = settings.flag_file(drill)
     previous, current, notes = flagd.update(path, lambda data: flagd.set_value(data, name, value))
-    return FlagChange(name, previous, current, BACKEND, path, tuple(notes))
+    return FlagChange(name, previous, current, BACKEND, os.path.abspath(path), tuple(notes))
 
 
 @hookimpl(trylast=True)
@@ -31,4 +33,4 @@ def restore_flag(settings, name, previous, drill):
         return flagd.restore_value(data, name, target)
 
     replaced, current = flagd.update(path, change)
-    return FlagChange(name, replaced, current, BACKEND, path)
+    return FlagChange(name, replaced, current, BACKEND, os.path.abspath(path))

@@ -21,6 +21,7 @@ from runbook.engine.clock import iso, parse
 from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, DegradationApplied, DegradationFailed,
                                    DegradationRestored, DegradationStarted, Escalated, Event, FlagChanged, Notified,
                                    PluginErrorRecorded)
+from runbook.engine.holders import holders, wrong_file
 from runbook.engine.state import ACTIVE, IncidentState
 from runbook.engine.transition import Chosen, Done, Failed, finish
 from runbook.errors import CommandError, RunbookError
@@ -87,18 +88,30 @@ class Effects:
             raise CommandError(f"degradation '{name}' is not applied")
         if self.plugins is None:
             raise CommandError("no flag backend: the engine was started without plugins")
+        settings = getattr(self.plugins, "settings", None)
+        here = settings.flag_file(state.sandboxed) if settings is not None else None
         if op == "apply":
             plan = {}
             for flag, value in spec.set.items():
                 if flag in deg.flags:  # left changed by an apply that failed half-way: its old value still holds
                     plan[flag] = {"old": deg.flags[flag]["old"], "new": value}
                     continue
+                others = holders(self.engine, state, name, flag, here and os.path.abspath(here))
+                if others:  # already degraded by another: what to go back to is the value before the first
+                    plan[flag] = {"old": others[0].old, "new": value, "held": True}
+                    continue
                 current, _ = self.plugins.get_flag(flag, drill=state.sandboxed)
                 plan[flag] = {"old": current.to_dict(), "new": value}
         else:
-            plan = {flag: {"old": None, "new": None, "restore_to": (
-                FlagState(True, spec.restore[flag]).to_dict() if spec.restore and flag in spec.restore
-                else applied["old"])} for flag, applied in deg.flags.items()}
+            moved = wrong_file(state, name, here)
+            if moved:
+                raise CommandError(moved)
+            plan = {}
+            for flag, applied in deg.flags.items():
+                others = holders(self.engine, state, name, flag, applied.get("location"))
+                plan[flag] = {"old": None, "new": None, "held_by": str(others[-1]) if others else None,
+                              "restore_to": (FlagState(True, spec.restore[flag]).to_dict()
+                                             if spec.restore and flag in spec.restore else applied["old"])}
 
         def intent(state):
             # Re-checked on the state the intent is appended to: another responder may have
@@ -120,13 +133,20 @@ class Effects:
         results, errors = [], []
         for flag, entry in plan.items():
             try:
+                if op == "restore" and entry.get("held_by"):  # another degradation still wants it changed
+                    current, failures = self.plugins.get_flag(flag, drill=state.sandboxed)
+                    results.append(FlagChanged(name, flag, op, None, current.value,
+                                               location=deg.flags[flag].get("location", ""),
+                                               held_by=entry["held_by"]))
+                    errors += plugin_errors(failures)
+                    continue
                 if op == "apply":
                     change, failures = self.plugins.set_flag(flag, entry["new"], drill=state.sandboxed)
                 else:
                     previous = FlagState.from_dict(entry["restore_to"])
                     change, failures = self.plugins.restore_flag(flag, previous, drill=state.sandboxed)
-                results.append(FlagChanged(name, flag, op, change.previous.to_dict(), change.current.value,
-                                           location=change.location))
+                old = entry["old"] if entry.get("held") else change.previous.to_dict()
+                results.append(FlagChanged(name, flag, op, old, change.current.value, location=change.location))
                 errors += plugin_errors(failures)
             except RunbookError as exc:
                 failures = getattr(exc, "failures", [])

@@ -35,17 +35,22 @@ class FlagChanged(EventRecord):
     new: Any
     location: str = ""
     reconciled: bool = False  # settled after a crash by reading the flag backend
+    held_by: str | None = None  # a restore that left the flag as it is: another degradation still holds it
 
     def fold(self, state, event):
         deg = degradation(state, self.degradation)
         if self.op == "apply":
-            deg.flags[self.flag] = {"old": self.old, "new": self.new}
+            deg.flags[self.flag] = {"old": self.old, "new": self.new, "location": self.location,
+                                    "at": event.at.isoformat()}
         else:
             deg.flags.pop(self.flag, None)
 
     def describe(self):
+        if self.held_by:
+            return f"flag {self.flag} left at {json.dumps(self.new)}: {self.held_by} still holds it"
         old = self.old["value"] if isinstance(self.old, dict) and self.old.get("exists") else "(absent)"
-        return f"flag {self.flag}: {json.dumps(old)} → {json.dumps(self.new)}"
+        new = "(absent)" if self.op == "restore" and self.new is None else json.dumps(self.new)
+        return f"flag {self.flag}: {json.dumps(old) if old != '(absent)' else old} → {new}"
 
 
 @record("degradation_applied")
