@@ -309,3 +309,11 @@ def test_names_in_any_script_are_still_accepted(env, catalog):
         assert check_actor(name) == name
     result = rb("--catalog", str(catalog), "incident", "open", "stickers-not-loading", "--as", "José")
     assert result.exit_code == 0, result.output
+
+
+# the one line never carries a terminal's escape sequences --------------------------------------
+
+def test_an_escape_sequence_in_an_argument_is_shown_escaped(env, catalog):
+    line = fails(rb("--catalog", str(catalog), "incident", "open", "x\x1b]0;pwn\x07\nnext"), 3)
+    assert line.startswith("runbook: error: no playbook 'x\\x1b]0;pwn\\x07")
+    assert "\x1b" not in line and "\x07" not in line

@@ -24,7 +24,7 @@ from runbook.cli.output import echo, plural, secho
 from runbook.errors import DocumentError, RunbookError, UsageError
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
-from runbook.text import check_actor, one_line
+from runbook.text import check_actor, one_line, shown
 
 
 class RunbookGroup(click.Group):
@@ -85,7 +85,7 @@ def error_message(exc: RunbookError) -> str:
     heading followed by one FILE:LINE:COL line per problem (as `runbook validate` prints them);
     any other message's later lines (a plugin's failures, a flag file's problems) are joined
     onto the first with "; "."""
-    text = str(exc)
+    text = shown(str(exc))  # a name typed on the command line may hold escape sequences
     if isinstance(exc, DocumentError):
         return text
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -97,7 +97,7 @@ def error_message(exc: RunbookError) -> str:
 
 def click_message(exc: click.ClickException) -> str:
     """Click's own message on one line, with where to read the command's usage."""
-    message = " ".join(exc.format_message().split()).rstrip(".")
+    message = " ".join(shown(exc.format_message()).split()).rstrip(".")
     usage_of = getattr(exc, "ctx", None)
     path = usage_of.command_path if usage_of is not None else "runbook"
     return f"{message}; see `{path} --help`"
