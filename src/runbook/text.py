@@ -20,6 +20,7 @@ engine for every command and by the CLI for --as), because a name is an identity
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from runbook.errors import CommandError
 
@@ -30,6 +31,11 @@ _BREAKS = str.maketrans({"\n": "⏎", "\t": "⇥"})
 _MARKDOWN = re.compile(r"([\\`\[\]<>|&])")
 
 ACTOR_MAX = 64
+# Characters that show as nothing, so a name holding one looks like another person's ("bob\u200b"
+# reads "bob"): every Unicode format character (Cf: zero-width space, joiners, word joiner,
+# byte-order mark, soft hyphen, invisible operators, tags; the bidi controls are Cf too), the
+# combining grapheme joiner, and the Hangul fillers, which are letters that draw nothing.
+_INVISIBLE_EXTRA = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 
 
 def _escape(match: re.Match) -> str:
@@ -79,7 +85,8 @@ class InvalidActor(CommandError):
 
 def check_actor(name) -> str:
     """`name` if it can be the actor of an event (every screen and export shows it): plain text,
-    not blank, at most 64 characters, without control or bidi characters; InvalidActor otherwise."""
+    not blank, at most 64 characters, without control, bidi or invisible (zero-width, format)
+    characters; InvalidActor otherwise."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidActor("the actor name is empty; say who you are with --as NAME or RUNBOOK_USER")
     if len(name) > ACTOR_MAX:
@@ -88,4 +95,10 @@ def check_actor(name) -> str:
     if _UNSAFE.search(name) or "\n" in name or "\t" in name:
         raise InvalidActor(f"the actor name '{one_line(name)}' contains control or bidi characters; "
                            "use plain text (--as NAME or RUNBOOK_USER)")
+    hidden = [c for c in name if unicodedata.category(c) == "Cf" or c in _INVISIBLE_EXTRA]
+    if hidden:
+        visible = "".join(f"\\u{ord(c):04x}" if c in hidden else c for c in name)
+        raise InvalidActor(f"the actor name '{visible}' contains an invisible character "
+                           f"({', '.join(sorted({f'U+{ord(c):04X}' for c in hidden}))}) that would make it look "
+                           "like another name; use plain text (--as NAME or RUNBOOK_USER)")
     return name

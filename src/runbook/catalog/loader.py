@@ -46,11 +46,24 @@ class Document:
         return Problem(self.file, line, col, format_path(path), message, severity, code)
 
 
+@dataclass(frozen=True)
+class LeftOut:
+    """A document left out of the catalog because it failed its schema, when its kind and id
+    could still be read: opening a playbook with that id must not pick another document."""
+
+    kind: str | None
+    id: str
+    file: str
+    line: int
+    problems: tuple[Problem, ...]
+
+
 @dataclass
 class Catalog:
     documents: list[Document]
     problems: list[Problem]
     files: list[str]
+    left_out: list[LeftOut] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Problem]:
@@ -76,6 +89,20 @@ class Catalog:
             if doc.id == doc_id and (kind is None or doc.kind == kind):
                 return doc
         return None
+
+    def problems_with(self, doc_id: str, kind: str) -> list[Problem]:
+        """The errors that make `doc_id` of `kind` ambiguous or broken: the schema errors of a left-out
+        document with that id (of that kind, or of a kind that could not be read), and the duplicate-id
+        errors among the documents of that kind and id. Empty when the id names one valid document."""
+        found = []
+        for item in self.left_out:
+            if item.id == doc_id and (item.kind == kind or item.kind not in kinds.KINDS):
+                found.extend(p for p in item.problems if p.severity == ERROR)
+        same = [d for d in self.documents if d.kind == kind and d.id == doc_id]
+        if len(same) > 1:
+            where = {(d.file, *d.source.locate(("id",))[:2]) for d in same}
+            found.extend(p for p in self.errors if p.code == "duplicate" and (p.file, p.line, p.column) in where)
+        return sorted(set(found), key=lambda p: (p.file, p.line, p.column, p.message))
 
     def severity_level(self, level_id: str | None):
         """The SeverityLevel with this id in any severity policy, or None."""
@@ -117,15 +144,16 @@ def load_catalog(paths, trust_cache: bool = True) -> Catalog:
 
     files, problems = discover(paths)
     documents: list[Document] = []
+    left_out: list[LeftOut] = []
     cache = SchemaCache()
     for file in files:
-        docs, file_problems = load_file(file, cache, trust_cache)
+        docs, file_problems = load_file(file, cache, trust_cache, left_out)
         documents.extend(docs)
         problems.extend(file_problems)
     cache.save()
     problems.extend(lint(documents))
     problems.sort(key=lambda p: (p.file, p.line, p.column, p.message))
-    return Catalog(documents, problems, files)
+    return Catalog(documents, problems, files, left_out)
 
 
 def load(paths, strict: bool = False) -> Catalog:
@@ -139,7 +167,10 @@ def load(paths, strict: bool = False) -> Catalog:
     return catalog
 
 
-def load_file(file: str, cache=None, trust_cache: bool = False) -> tuple[list[Document], list[Problem]]:
+def load_file(file: str, cache=None, trust_cache: bool = False,
+              left_out: list[LeftOut] | None = None) -> tuple[list[Document], list[Problem]]:
+    """The documents of one file that passed their schema, and every problem found in it; each
+    document that failed but whose `id` can be read is added to `left_out` (when given)."""
     try:
         text = read_text(file)
         sources = parse(text, file)
@@ -161,6 +192,10 @@ def load_file(file: str, cache=None, trust_cache: bool = False) -> tuple[list[Do
         problems.extend(doc_problems)
         if doc is not None:
             documents.append(doc)
+        elif left_out is not None and isinstance(source.value, dict) and isinstance(source.value.get("id"), str):
+            kind = source.value.get("kind")
+            left_out.append(LeftOut(kind if isinstance(kind, str) else None, source.value["id"], source.file,
+                                    source.line, tuple(doc_problems)))
     if cache is not None and not any(p.code not in ("yaml-comment",) and p.severity == ERROR for p in problems):
         cache.remember(text_key)
     return documents, problems

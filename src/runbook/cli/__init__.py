@@ -21,10 +21,10 @@ from runbook.cli import catalog, drills, flags, incident, plugins, report, tui
 from runbook.cli.context import CATALOG_HELP, Context
 from runbook.cli.options import default_actor
 from runbook.cli.output import echo, plural, secho
-from runbook.errors import RunbookError, UsageError
+from runbook.errors import DocumentError, RunbookError, UsageError
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
-from runbook.text import check_actor, one_line
+from runbook.text import check_actor, one_line, shown
 
 
 class RunbookGroup(click.Group):
@@ -58,19 +58,63 @@ class RunbookGroup(click.Group):
             sys.exit(UsageError.exit_code)
         return super().main(args, **extra)
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:  # the root's own options (--db, --catalog, an unknown one)
+            if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+                raise
+            echo(f"runbook: error: {click_message(exc)}", err=True)
+            sys.exit(click_exit_code(exc))
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except RunbookError as exc:
-            echo(f"runbook: error: {exc}", err=True)
+            echo(f"runbook: error: {error_message(exc)}", err=True)
             ctx.exit(exc.exit_code)
+        except click.ClickException as exc:  # a subcommand's usage: one line, not Usage + Try + Error
+            if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+                raise
+            echo(f"runbook: error: {click_message(exc)}", err=True)
+            ctx.exit(click_exit_code(exc))
+
+
+def error_message(exc: RunbookError) -> str:
+    """What to print after `runbook: error: `: one line. A DocumentError is the exception, its
+    heading followed by one FILE:LINE:COL line per problem (as `runbook validate` prints them);
+    any other message's later lines (a plugin's failures, a flag file's problems) are joined
+    onto the first with "; "."""
+    text = shown(str(exc))  # a name typed on the command line may hold escape sequences
+    if isinstance(exc, DocumentError):
+        return text
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return text.strip()
+    head = lines[0].rstrip(":")
+    return f"{head}: {'; '.join(lines[1:])}"
+
+
+def click_message(exc: click.ClickException) -> str:
+    """Click's own message on one line, with where to read the command's usage."""
+    message = " ".join(shown(exc.format_message()).split()).rstrip(".")
+    usage_of = getattr(exc, "ctx", None)
+    path = usage_of.command_path if usage_of is not None else "runbook"
+    return f"{message}; see `{path} --help`"
+
+
+def click_exit_code(exc: click.ClickException) -> int:
+    """Usage errors exit 2 (README); click's other errors keep theirs, a file click could not open is a usage error."""
+    if isinstance(exc, (click.UsageError, click.FileError)):
+        return UsageError.exit_code
+    return exc.exit_code
 
 
 @click.group(cls=RunbookGroup, invoke_without_command=True,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--catalog", "catalogs", multiple=True, envvar="RUNBOOK_CATALOG", metavar="PATH",
               type=click.Path(), help=CATALOG_HELP)
-@click.option("--db", metavar="FILE", envvar="RUNBOOK_DB", type=click.Path(dir_okay=False),
+@click.option("--db", metavar="FILE", envvar="RUNBOOK_DB", type=click.Path(),  # the store says what is wrong with it
               help="Incident database. Env: RUNBOOK_DB. Default: ~/.local/share/runbook/runbook.db.")
 @click.option("--plugins-dir", metavar="DIR", envvar="RUNBOOK_PLUGINS_DIR", type=click.Path(file_okay=False),
               is_eager=True,  # read before --help, which lists the commands plugins add

@@ -37,7 +37,7 @@ def validate(ctx: Context, paths, fmt, strict):
         raise UsageError(f"no such file or directory: {', '.join(missing)}")
     wanted: set[str] = set()
     if paths:
-        context = [p for p in ctx.catalogs or DEFAULT_CATALOG if Path(p).exists()]
+        context = ctx.catalog_paths() if ctx.catalogs else [p for p in DEFAULT_CATALOG if Path(p).exists()]
         # The catalog loads first so a duplicate id is blamed on the file being validated.
         catalog = load_catalog(context + list(paths), trust_cache=False)
         wanted = {os.path.realpath(f) for f in _files_under(paths)}

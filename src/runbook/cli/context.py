@@ -71,7 +71,14 @@ class Context:
         return self._host
 
     def catalog_paths(self) -> list[str]:
+        """The catalog's paths: --catalog/RUNBOOK_CATALOG, else ./playbooks and ./drills where they
+        exist. A UsageError (exit 2) when a path given does not exist, or neither default does:
+        a catalog that is not there must not read as an empty one."""
         if self.catalogs:
+            missing = [p for p in self.catalogs if not Path(p).exists()]
+            if missing:
+                raise UsageError(f"no catalog at {', '.join(missing)}: no such file or directory; pass --catalog "
+                                 "DIR or set RUNBOOK_CATALOG to a directory or file of documents")
             return list(self.catalogs)
         found = [p for p in DEFAULT_CATALOG if Path(p).is_dir()]
         if not found:

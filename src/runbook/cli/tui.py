@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from runbook.cli.context import Context, load_catalog
@@ -9,7 +11,7 @@ from runbook.cli.options import actor_option, incident_argument, parameter_optio
 from runbook.cli.output import echo
 from runbook.engine import Engine
 from runbook.engine.engine import MissingParameters
-from runbook.errors import NotFoundError
+from runbook.errors import NotFoundError, UsageError
 
 
 def run_tui(ctx: Context, actor: str, incident: str | None = None, engine: Engine | None = None,
@@ -30,6 +32,13 @@ def run_tui(ctx: Context, actor: str, incident: str | None = None, engine: Engin
                                              "and record its result…", err=True))
 
 
+def require_terminal(command: str, instead: str) -> None:
+    """UsageError unless stdin and stdout are both a terminal: the TUI would write escape sequences
+    into a pipe or file and wait for keys that never come. Checked before anything is opened."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError(f"runbook {command} needs a terminal; use {instead} for scripts")
+
+
 @click.command("open", short_help="Open an incident on a playbook, straight into the TUI.")
 @click.argument("playbook")
 @click.option("--symptom", help="Which of the playbook's symptoms was seen (default: the first).")
@@ -45,6 +54,7 @@ def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labe
     Parameters come from --param KEY=VALUE and the alert's --label KEY=VALUE; when a required
     one is missing, a form asks for it before the incident opens. `runbook match "WHAT YOU SEE"`
     finds the playbook; `runbook incident open` does the same without the TUI."""
+    require_terminal("open", "`runbook incident open`")
     engine = ctx.engine(catalog=True)
     try:
         state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill, params=params,
@@ -65,6 +75,7 @@ def resume(ctx: Context, incident_id, actor):
 
     ID may be shortened to a unique start, in any case, with or without INC-: 854 finds
     INC-854ABC. Without ID: the incident opened most recently that is not resolved."""
+    require_terminal("resume", "`runbook incident resume`")
     engine = ctx.engine()
     if incident_id is None:
         rows = engine.list(open_only=True)

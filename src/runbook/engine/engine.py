@@ -30,7 +30,7 @@ from runbook.engine.state import FAILED, IncidentState
 from runbook.engine.limits import check_size
 from runbook.engine.ticks import fire_due
 from runbook.engine.transition import Chosen, Done, Failed, Skipped, finish
-from runbook.errors import CommandError, NotFoundError, PluginError
+from runbook.errors import CommandError, DocumentError, NotFoundError, PluginError
 from runbook.store import ConflictError, Store
 from runbook.text import check_actor
 
@@ -183,6 +183,7 @@ class Engine:
         check_actor(actor)
         if self.catalog is None:
             raise CommandError("opening an incident needs the playbook catalog")
+        _refuse_if_broken(self.catalog, playbook, "Playbook")
         doc = self.catalog.find(playbook, "Playbook")
         if doc is None:
             left_out = " or `runbook validate`: invalid documents are left out" if self.catalog.errors else ""
@@ -190,6 +191,7 @@ class Engine:
                                 f"(see `runbook list --kind Playbook`{left_out})")
         drill_doc = None
         if rehearse is not None:
+            _refuse_if_broken(self.catalog, rehearse, "Drill")
             drill_doc = self.catalog.find(rehearse, "Drill")
             if drill_doc is None:
                 raise NotFoundError(f"no drill '{rehearse}'{did_you_mean(rehearse, self.catalog.ids('Drill'))}")
@@ -477,6 +479,19 @@ class Engine:
     def tick(self, incident: str) -> list[Event]:
         """Fire everything that is due by now, earliest first (a late tick catches up in order)."""
         return fire_due(self, incident)
+
+
+def _refuse_if_broken(catalog, doc_id: str, kind: str) -> None:
+    """DocumentError listing them when the catalog has errors about `doc_id` itself: a document of
+    that id left out for failing its schema, or several documents sharing the id. Opening must
+    never pick whichever of them happens to load, nor say "no playbook" when one is broken."""
+    problems = catalog.problems_with(doc_id, kind) if hasattr(catalog, "problems_with") else []
+    if problems:
+        what = "drill" if kind == "Drill" else "playbook"
+        count = f"{len(problems)} error{'s' if len(problems) != 1 else ''}"
+        raise DocumentError(problems, f"cannot open an incident on {what} '{doc_id}': the catalog has {count} "
+                                      f"about documents with that id (fix them; `runbook validate` checks the "
+                                      "catalog):")
 
 
 def _opening_severity(pb, severity: str | None, labels: dict) -> tuple[str, str | None]:
