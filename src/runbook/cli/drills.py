@@ -86,7 +86,7 @@ def run(ctx: Context, drill_id, auto, runs, seed, as_json, actor):
         raise UsageError("--json goes with --auto; a drill with people runs in the TUI")
     from runbook.cli.tui import require_terminal
 
-    require_terminal("drill run", "`runbook drill run --auto` for a simulation")
+    require_terminal("drill run", "`runbook drill run --auto` (simulated responders)")
     live = model.mode == "live"
     if live and not click.confirm(f"Drill {model.id} is declared LIVE: it flips real flags in production. "
                                   "Go ahead?", default=False):
