@@ -339,7 +339,7 @@ def _captures(doc, pb: Playbook, step: Step):
                 yield doc.problem(base + ("regex",), f"invalid regular expression: {exc}", code="regex")
                 continue
             if count != 1:
-                yield doc.problem(base + ("regex",), f"the regex {capture.regex!r} has {count} groups; a capture "
+                yield doc.problem(base + ("regex",), f"the regex '{capture.regex}' has {count} groups; a capture "
                                                      "takes exactly one group, the value (write (?:...) for a group "
                                                      "that only groups)", code="capture")
     if step.captures and not step.automated:
