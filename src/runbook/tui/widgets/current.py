@@ -77,6 +77,12 @@ class CurrentStepPanel(VerticalScroll):
         yield Static(id="current-instructions")
         yield Static(id="current-keys")
 
+    def _output(self, text: Text) -> None:
+        """The last run's exit code and output tail; takes no line when the step has not run."""
+        widget = self.query_one("#current-output", Static)
+        widget.update(text)
+        widget.display = bool(text.plain)
+
     def show(self, view: IncidentView, step: CurrentStep | None) -> None:
         self._last = (view, step)
         if _renderer["markdown"] is None and not self._loading:
@@ -96,7 +102,7 @@ class CurrentStepPanel(VerticalScroll):
             self._shortcuts = None
             hints = self.hints([("resolve", "resolve"), ("note", "note"), ("home", "home")], " · ")
             keys.update(Text(hints, style="dim") if view.status != "resolved" else "")
-            self.query_one("#current-output", Static).update("")
+            self._output(Text(""))
             if self._shown_step is not None:
                 markdown.update("")
                 self._shown_step = None
@@ -129,7 +135,7 @@ class CurrentStepPanel(VerticalScroll):
             head.append(f"\n{gate}", style="green" if step.approved_by else "bold yellow")
         lines = head.plain.count("\n")
         title.update(head, layout=lines != self._title_lines)  # same height: repaint only
-        self.query_one("#current-output", Static).update(last_run(step))
+        self._output(last_run(step))
         self._title_lines = lines
         key = (step.id, step.track)
         if self._shown_step != key:
