@@ -167,11 +167,13 @@ def test_tui_shows_the_output_the_suggestion_and_c_preselects_it(engine):
             await pilot.press("down", "enter")  # the responder overrides it
             await _settle(pilot)
             assert engine.state(iid).current["main"] == "recheck"
-            # a failing run: its exit code and output tail, escaped, under the current step
+            # round the loop: check-disk is current again and shows its own last run
             engine.complete(iid, "ana", "recheck")
             engine.choose(iid, "ana", "Still failing")
             app.screen.refresh_view()
             await _settle(pilot)
+            output = str(app.screen.query_one("#current-output").render())
+            assert output.startswith("last run: exit 0") and "used=93%" in output
 
     asyncio.run(walk())
     decided = [e.record for e in engine.state(iid).events if e.type == "decision_made"]
