@@ -194,6 +194,8 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
             if step.approval and (p := role_ref(step.path + ("approval", "by"), step.approval.by)):
                 yield p
             yield from _step_fields(doc, step, degradations, applied, restored)
+            yield from _captures(doc, pb, step)
+            yield from _answer_from(doc, pb, step)
             yield from _step_templates(doc, pb, step)
             for target, path, via in successors(track, step):
                 if target != END and target not in ids_in_track:
@@ -318,6 +320,76 @@ def _step_fields(doc, step, degradations, applied, restored):
                           code="approval", at_key=True)
 
 
+def _captures(doc, pb: Playbook, step: Step):
+    """capture: names a value (not a built-in), reads the output of a command, and each regex has
+    exactly one group."""
+    for capture in step.captures:
+        base = step.path + ("capture", capture.name)
+        if capture.name in BUILTINS:
+            yield doc.problem(base, f"capture '{capture.name}' has the name of the built-in {{{capture.name}}} "
+                                    f"({BUILTINS[capture.name]}); choose another name", at_key=True, code="capture")
+        if capture.name in step.params:
+            yield doc.problem(base, f"capture '{capture.name}' has the name of a with: key of this step, which "
+                                    "would hide it in this step's templates; choose another name", at_key=True,
+                              code="capture")
+        if capture.regex is not None:
+            try:
+                count = re.compile(capture.regex).groups
+            except re.error as exc:
+                yield doc.problem(base + ("regex",), f"invalid regular expression: {exc}", code="regex")
+                continue
+            if count != 1:
+                yield doc.problem(base + ("regex",), f"the regex '{capture.regex}' has {count} groups; a capture "
+                                                     "takes exactly one group, the value (write (?:...) for a group "
+                                                     "that only groups)", code="capture")
+    if step.captures and not step.automated:
+        yield doc.problem(step.path + ("capture",), "capture: reads the output of run: or uses:, but this step "
+                                                    "has neither", at_key=True, code="capture")
+
+
+def _answer_from(doc, pb: Playbook, step: Step):
+    """A decision's from: names a step that runs a command and, with capture:, one of its captures;
+    when: appears only on the options of such a decision."""
+    path = step.path
+    source = step.answer_from
+    for i, option in enumerate(step.options):
+        if option.when is None:
+            continue
+        where = path + ("options", i, "when")
+        if source is None:
+            yield doc.problem(where, "when: suggests this option from a value, but the step has no from: "
+                                     "{step: STEP, capture: NAME} (or exit_code: true) to read it from",
+                              at_key=True, code="answer")
+        if option.when.matches is not None:
+            try:
+                re.compile(option.when.matches)
+            except re.error as exc:
+                yield doc.problem(where + ("matches",), f"invalid regular expression: {exc}", code="regex")
+    if source is None:
+        return
+    base = path + ("from",)
+    if (source.capture is None) == (not source.exit_code):
+        yield doc.problem(base, "from: reads either a capture (capture: NAME) or the exit code (exit_code: true), "
+                                "exactly one of them", code="answer")
+    steps = {s.id: s for s in pb.steps}
+    target = steps.get(source.step)
+    if target is None:
+        yield _unresolved(doc, base + ("step",), "step", source.step, steps, "steps")
+        return
+    if target.id == step.id or not target.automated:
+        yield doc.problem(base + ("step",), f"step '{source.step}' runs no command (run: or uses:), so it has no "
+                                            "output or exit code to answer from", code="answer")
+        return
+    if source.capture is not None and source.capture not in {c.name for c in target.captures}:
+        names = [c.name for c in target.captures]
+        yield doc.problem(base + ("capture",), f"step '{source.step}' captures no '{source.capture}' (it captures: "
+                                               f"{', '.join(names) or 'nothing'}){did_you_mean(source.capture, names)}",
+                          code="reference")
+    if not any(o.when is not None for o in step.options):
+        yield doc.problem(base, "from: is read, but no option has a when: to be suggested", severity=WARNING,
+                          code="answer", at_key=True)
+
+
 def _parameters(doc, pb: Playbook):
     from runbook.catalog.parameters import problem
 
@@ -365,6 +437,7 @@ def _step_templates(doc, pb: Playbook, step: Step):
                 used.add(problem_or_name)
             else:
                 yield problem_or_name
+    yield from _captured_later(doc, pb, step, used - local - set(pb.parameters) - set(BUILTINS))
     for name, value in step.params.items():
         if isinstance(value, str):  # a with: value is a template of parameters and built-ins
             yield from (p for p in _template(doc, pb, path + ("with", name), value, set()) if not isinstance(p, str))
@@ -375,6 +448,19 @@ def _step_templates(doc, pb: Playbook, step: Step):
                                                          "env: or the step's text)"
                                                          f"{did_you_mean(name, used)}", severity=WARNING,
                                   code="argv", at_key=True)
+
+
+def _captured_later(doc, pb: Playbook, step: Step, names):
+    """A captured name used by a step that no capturing step can precede: the capture is in the
+    same track, at this step or after it, and nothing else captures it."""
+    order = {s.id: s for s in pb.steps}
+    for name in sorted(names):
+        by = [order[s] for s in pb.captures.get(name, ())]
+        if by and all(s.track == step.track and s.index >= step.index for s in by):
+            yield doc.problem(step.path, f"{{{name}}} is captured by step '{by[0].id}', which "
+                                         f"{'is this step' if by[0].id == step.id else 'comes after this one'}: it "
+                                         "has no value when this step runs unless a loop goes back",
+                              severity=WARNING, code="capture")
 
 
 def _template(doc, pb: Playbook, where, text: str, local: set):
@@ -390,13 +476,13 @@ def _template(doc, pb: Playbook, where, text: str, local: set):
     except TemplateError as exc:
         yield doc.problem(where, str(exc), code="template")
         return
-    known = set(pb.parameters) | set(BUILTINS) | local
+    known = set(pb.parameters) | set(BUILTINS) | local | set(pb.captures)
     reported = set()  # "{x}/{x}" is one problem, said once
     for field in found:
         if field.name not in known and field.name not in reported:
             reported.add(field.name)
             yield doc.problem(where, f"{{{field.name}}} has no value: it is not a with: key of this step, a "
-                                     "parameter (under parameters:) or a built-in "
+                                     "parameter (under parameters:), a value a step captures, or a built-in "
                                      f"({', '.join(BUILTINS)}){did_you_mean(field.name, known)}",
                               code="template")
         yield field.name

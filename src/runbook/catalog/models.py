@@ -26,12 +26,38 @@ def _seconds(value):
     return None if value is None else parse_duration(value)
 
 
+class When(NamedTuple):
+    """When a decision's `from:` value suggests an option: every condition given holds."""
+
+    equals: str | float | None = None
+    matches: str | None = None
+    above: float | None = None
+    below: float | None = None
+
+
 class Option(NamedTuple):
     label: str
     next: str | None = None
     degradation: str | None = None
     summary: str = ""
     mitigates: bool = False
+    when: When | None = None
+
+
+class Capture(NamedTuple):
+    """A value taken from a step's output: the one group of `regex`, or the `json` path's value."""
+
+    name: str
+    regex: str | None = None
+    json: str | None = None
+
+
+class AnswerFrom(NamedTuple):
+    """Where a decision's suggested answer comes from: a value `step` captured, or its exit code."""
+
+    step: str
+    capture: str | None = None
+    exit_code: bool = False
 
 
 class Approval(NamedTuple):
@@ -68,6 +94,8 @@ class Step(NamedTuple):
     template: str | None = None
     cwd: str | None = None
     env: dict = {}  # shared by steps without an environment: read-only
+    captures: tuple[Capture, ...] = ()
+    answer_from: AnswerFrom | None = None  # a decision's from:
 
     @property
     def automated(self) -> bool:
@@ -178,6 +206,15 @@ class Playbook:
     def step(self, step_id: str) -> Step:
         return self._steps_by_id[step_id]
 
+    @cached_property
+    def captures(self) -> dict[str, tuple[str, ...]]:
+        """Captured name -> the ids of the steps that capture it, in playbook order."""
+        out: dict[str, tuple[str, ...]] = {}
+        for step in self.steps:
+            for capture in step.captures:
+                out[capture.name] = out.get(capture.name, ()) + (step.id,)
+        return out
+
     def escalation_for(self, severity: str) -> str:
         """The id of the escalation policy in force at `severity`."""
         return self.escalation_by_severity.get(severity, self.escalation)
@@ -211,7 +248,8 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         destructive=raw.get("destructive", False),
         question=raw.get("question"),
         options=tuple(Option(o["label"], o.get("next"), o.get("degradation"), o.get("summary", ""),
-                             o.get("mitigates", False)) for o in raw.get("options", ())),
+                             o.get("mitigates", False), When(**o["when"]) if o.get("when") else None)
+                      for o in raw.get("options", ())),
         degradation=raw.get("degradation"),
         run=tuple(raw["run"]) if "run" in raw else None,
         uses=raw.get("uses"),
@@ -225,6 +263,9 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         template=raw.get("template"),
         cwd=raw.get("cwd"),
         env=dict(raw.get("env", {})),
+        captures=tuple(Capture(name, c.get("regex"), c.get("json")) for name, c in raw.get("capture", {}).items()),
+        answer_from=AnswerFrom(raw["from"]["step"], raw["from"].get("capture"), raw["from"].get("exit_code", False))
+        if "from" in raw else None,
     )
 
 
@@ -256,6 +297,7 @@ def build_playbook(data: dict) -> Playbook:
         by_severity = {level: policy for level, policy in escalation.items() if level != "default"}
         escalation = escalation["default"]
     severity_from = data.get("severity_from")
+    captured = _captured(data)
     return Playbook(
         id=data["id"],
         title=data["title"],
@@ -291,19 +333,25 @@ def build_playbook(data: dict) -> Playbook:
             for r in data.get("reminders", ())
         ),
         tracks=tuple(tracks),
-        parameters={name: _parameter(name, p) for name, p in data.get("parameters", {}).items()},
+        parameters={name: _parameter(name, p, captured) for name, p in data.get("parameters", {}).items()},
         templated="parameters" in data,
     )
 
 
-def _parameter(name: str, raw: dict) -> Parameter:
+def _captured(data: dict) -> set:
+    raws = list(data["steps"]) + [s for t in data.get("tracks", {}).values() for s in t["steps"]]
+    return {name for raw in raws if isinstance(raw, dict) for name in raw.get("capture", {})}
+
+
+def _parameter(name: str, raw: dict, captured: set = frozenset()) -> Parameter:
+    """A parameter a step captures is optional at open unless it says `required: true`."""
     default = raw.get("default")
     if isinstance(default, bool):
         default = "true" if default else "false"
     elif default is not None:
         default = str(default)
     return Parameter(name, raw.get("summary", ""), raw.get("type", "string"), raw.get("pattern"),
-                     raw.get("required", default is None), default, raw.get("label"))
+                     raw.get("required", default is None and name not in captured), default, raw.get("label"))
 
 
 class Tier(NamedTuple):

@@ -58,6 +58,8 @@ def problem(parameter: Parameter, value: str) -> str | None:
 def check(playbook: Playbook, name: str, value: str, source: str) -> str:
     """`value` for parameter `name`, or ParameterError in one line."""
     parameter = playbook.parameters.get(name)
+    if parameter is None and name in playbook.captures:
+        parameter = Parameter(name)  # captured by a step, not declared: any one line of text; set by hand to override
     if parameter is None:
         known = ", ".join(playbook.parameters) or "none"
         raise ParameterError(f"playbook {playbook.id} has no parameter '{name}' (parameters: {known})"
@@ -90,7 +92,7 @@ def resolve(playbook: Playbook, params: dict | None = None, labels: dict | None 
             values[name], sources[name] = check(playbook, name, labels[parameter.label], "label"), "label"
         elif parameter.default is not None:
             values[name], sources[name] = check(playbook, name, parameter.default, "default"), "default"
-    for name in [n for n, v in values.items() if v == "" and not playbook.parameters[n].required]:
+    for name in [n for n, v in values.items() if v == "" and not getattr(playbook.parameters.get(n), "required", False)]:
         del values[name], sources[name]  # an optional parameter left empty stays unset
     missing = tuple(n for n, p in playbook.parameters.items() if p.required and n not in values)
     return Resolved(values, sources, missing)

@@ -11,7 +11,7 @@ from runbook.catalog.durations import format_duration
 from runbook.cli.context import Context
 from runbook.cli.options import actor_option, incident_argument, json_option, parameter_options
 from runbook.cli.output import dump, echo
-from runbook.engine import texts, timers
+from runbook.engine import answers, texts, timers
 from runbook.engine.engine import ReasonNeeded
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, step_outputs
 from runbook.errors import UsageError
@@ -73,6 +73,10 @@ def summary(state, now: datetime) -> list[str]:
             lines.append(f"        $ {one_line(texts.shown_command(state, step, now))}")
         for i, option in enumerate(step.options, 1):
             lines.append(f"        {i}. {one_line(option.label)}")
+        hint = answers.suggestion(state, step)
+        if hint is not None:
+            lines.append(f"        suggested: {hint.index + 1}. {one_line(hint.label)} "
+                         f"(from {one_line(hint.source)}; take it with --suggested, or choose another)")
     applied = [n for n, d in state.degradations.items() if d.applied]
     if applied:
         lines.append(f"  degradations applied: {one_line(', '.join(applied))}")
@@ -176,6 +180,7 @@ def show(ctx: Context, incident_id, as_json):
     if as_json:
         data = export_json(state)
         data["current"] = state.current
+        data["suggestions"] = suggestions(state)
         data["integrity"] = {"ok": check.ok, "problems": list(check.problems)}
         dump(data)
         if not check.ok:
@@ -267,14 +272,30 @@ def approve(ctx: Context, incident_id, step, actor, as_json):
 
 @group.command("choose")
 @incident_argument()
-@click.argument("option")
+@click.argument("option", required=False)
 @click.option("--step", help="The decision step (default: the current step).")
+@click.option("--suggested", is_flag=True, help="Take the option suggested from a captured value or exit code "
+                                                "(see `incident show`).")
 @actor_option
 @json_option()
 @click.pass_obj
-def choose(ctx: Context, incident_id, option, step, actor, as_json):
-    """Answer a decision: OPTION is its number or (the start of) its label."""
-    _print_events(ctx.engine().choose(incident_id, actor, option, step), as_json)
+def choose(ctx: Context, incident_id, option, step, suggested, actor, as_json):
+    """Answer a decision: OPTION is its number or (the start of) its label, or --suggested takes
+    the option the decision's from: suggests."""
+    if (option is None) == (not suggested):
+        raise UsageError("give OPTION (its number or label) or --suggested, not both" if suggested
+                         else "missing OPTION: give the option's number or label, or --suggested")
+    _print_events(ctx.engine().choose(incident_id, actor, option, step, suggested=suggested), as_json)
+
+
+def suggestions(state) -> dict:
+    """The suggested option of each current decision that has one, for --json."""
+    out = {}
+    for step_id in state.current_steps():
+        hint = answers.suggestion(state, state.playbook.step(step_id))
+        if hint is not None:
+            out[step_id] = {"option": hint.index + 1, "label": hint.label, "from": hint.source, "value": hint.value}
+    return out
 
 
 def _print_flag_changes(events, as_json: bool) -> None:

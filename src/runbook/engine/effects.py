@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from runbook.catalog.models import Step
 from runbook.engine import owner as owners
-from runbook.engine import texts, timers
+from runbook.engine import answers, texts, timers
 from runbook.engine.clock import iso, parse
 from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, DegradationApplied, DegradationFailed,
                                    DegradationRestored, DegradationStarted, Escalated, Event, FlagChanged, Notified,
@@ -198,6 +198,8 @@ class Effects:
 
         def build(state):
             out = plugin_errors(failures) + [ActionFinished(step.id, **result.to_dict())]
+            if not state.resolved:  # what the run printed, ok or not, feeds later steps
+                out += answers.recorded(state, step, result.output)
             if state.resolved or state.current.get(step.track) != step.id:
                 return out  # resolved or moved on while it ran: record the outcome only
             return out + finish(state, step, Done(result.summary) if result.ok else Failed(result.summary))
@@ -234,6 +236,7 @@ class Effects:
             out.append(CheckPolled(step.id, ok, summary, number or s.steps[step.id].polls + 1, exit_code,
                                    tail(output, POLL_OUTPUT)))
             if ok and not s.resolved:
+                out += answers.recorded(s, step, output)  # a wait captures from the poll that held
                 out += finish(s, step, Done(summary))
             return out
         return self._command(state.id, SYSTEM, build)

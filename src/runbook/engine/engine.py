@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from runbook.catalog import parameters
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import integrity, timers
+from runbook.engine import answers, integrity, timers
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, in_flight, plugin_errors
 from runbook.engine.events import (Acknowledged, ActionItemAdded, ApprovalGranted, Event, EventRecord, Mitigated,
@@ -336,12 +336,21 @@ class Engine:
             return finish(state, step, Failed(reason or "failed"))
         return self._command(incident, actor, build)
 
-    def choose(self, incident: str, actor: str, option: str, step_id: str | None = None) -> list[Event]:
+    def choose(self, incident: str, actor: str, option: str | None, step_id: str | None = None,
+               suggested: bool = False) -> list[Event]:
+        """Answer a decision with `option` (its number or label), or with the option its from:
+        suggests (`suggested`); the record says whether the choice followed the suggestion."""
         state = self.state(incident)
         step = self._current(state, step_id)
         if step.kind not in ("decision", "choose"):
             raise CommandError(f"step '{step.id}' is a {step.kind} step, not a decision")
-        index = _option_index(step, option)
+        if suggested:
+            hint = answers.suggestion(state, step)
+            if hint is None:
+                raise CommandError(answers.why_none(state, step))
+            index = hint.index
+        else:
+            index = _option_index(step, option)
         chosen = step.options[index]
         if chosen.degradation:
             self._approved(state, step)
@@ -350,7 +359,10 @@ class Engine:
         def build(state):
             self._current(state, step.id)
             self._approved(state, step)
-            return finish(state, step, Chosen(index))
+            hint = answers.suggestion(state, step)
+            if suggested and (hint is None or hint.index != index):
+                raise CommandError(f"the suggestion for step '{step.id}' changed meanwhile; look again")
+            return finish(state, step, Chosen(index, hint.label if hint else None))
         return self._command(incident, actor, build)
 
     def approve(self, incident: str, actor: str, step_id: str | None = None) -> list[Event]:

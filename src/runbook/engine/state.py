@@ -36,6 +36,7 @@ class StepState:
     output: str = ""  # the tail of the last run's stdout and stderr (action or check)
     exit_code: int | None = None  # of that run; None when it never ran or did not exit
     ran: bool = False  # whether the step's automation ran at all
+    captures: dict = field(default_factory=dict)  # name -> value its last run captured (none: no match)
 
     @property
     def approved(self) -> bool:

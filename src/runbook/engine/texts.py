@@ -65,7 +65,8 @@ def text(state: IncidentState, template: str | None, step: Step | None = None, n
     try:
         return render(template, known)
     except TemplateError:
-        names = {**known, **{name: f"‹{name}›" for name in state.playbook.parameters if name not in known}}
+        names = {**known, **{name: f"‹{name}›" for name in [*state.playbook.parameters, *state.playbook.captures]
+                             if name not in known}}
         try:
             return render(template, names)
         except TemplateError:
@@ -115,6 +116,12 @@ def _render(state, step, where, template, known) -> str:
 
 
 def _why(state: IncidentState, step: Step, where: str, exc: TemplateError) -> str:
+    by = state.playbook.captures.get(exc.name or "")
+    if by and exc.name not in state.parameters:
+        steps = " or ".join(f"'{s}'" for s in by)
+        return (f"step '{step.id}' not run: {{{exc.name}}} has no value yet: step {steps} captures it from its "
+                f"output (not run yet, or nothing matched); or set it with "
+                f"`runbook incident param {state.id} {exc.name}=VALUE`")
     if exc.name and exc.name in state.playbook.parameters:
         return (f"step '{step.id}' not run: parameter {exc.name} has no value; set it with "
                 f"`runbook incident param {state.id} {exc.name}=VALUE`")

@@ -33,6 +33,7 @@ class Failed(NamedTuple):
 
 class Chosen(NamedTuple):
     index: int  # 0-based option
+    suggested: str | None = None  # the label of the option suggested at the time, if any
 
 
 def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | Chosen) -> list[EventRecord]:
@@ -49,7 +50,7 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
     elif isinstance(result, Chosen):
         chosen = step.options[result.index]
         target = chosen.next or default_next(track, step)
-        out.append(DecisionMade(step.id, step.track, result.index + 1, chosen.label, target))
+        out.append(DecisionMade(step.id, step.track, result.index + 1, chosen.label, target, result.suggested))
         mitigates = chosen.mitigates or step.mitigates
     elif isinstance(result, Skipped):
         out.append(StepSkipped(step.id, step.track, result.reason))

@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from typing import NamedTuple
 from datetime import datetime
 
-from runbook.engine import texts, timers
+from runbook.engine import answers, texts, timers
 from runbook.engine.metrics import describe
 from runbook.engine.state import IncidentState
 from runbook.errors import RunbookError
@@ -32,6 +32,7 @@ class _Busy(Exception):
     """The lock of work that is skipped rather than waited for (a tick) is taken."""
 
 TIMELINE_ROWS = 200
+OUTPUT_LINES = 40  # of a step's last run, shown under the current step (the panel scrolls)
 
 # The view records are NamedTuples, not dataclasses: immutable and compared by value all the
 # same, and defining one costs a fifth as much, which the TUI pays before its first frame.
@@ -73,6 +74,12 @@ class CurrentStep(NamedTuple):
     template: str | None
     last_poll: str
     approval_prompt: str = ""
+    ran: bool = False  # whether its command ran; then exit_code and output are its last run's
+    exit_code: int | None = None
+    output: str = ""  # the tail of that run's stdout and stderr (OUTPUT_LINES lines), escaped
+    output_of: str = ""  # the step that run was of: this one, or the step a decision's from: reads
+    suggested: str = ""  # "Clean up (from check-disk: used=93)": the option its from: suggests
+    suggested_index: int | None = None
 
 
 class LadderRow(NamedTuple):
@@ -139,6 +146,29 @@ def _command(state, step, now) -> str:
     return ""
 
 
+def _tail(output: str) -> str:
+    lines = output.rstrip("\n").splitlines()
+    cut = ["[… earlier lines in `runbook incident show` and the export]"] if len(lines) > OUTPUT_LINES else []
+    return shown("\n".join(cut + lines[-OUTPUT_LINES:]))
+
+
+def _last_run(state, step) -> tuple:
+    """The last run shown under the current step: its own, else (a decision) the run its from: reads."""
+    run = state.steps[step.id]
+    if not run.ran and step.answer_from and step.answer_from.step in state.steps:
+        run = state.steps[step.answer_from.step]
+    if not run.ran:
+        return False, None, "", ""
+    return True, run.exit_code, _tail(run.output), one_line(run.id)
+
+
+def _suggested(state, step) -> tuple[str, int | None]:
+    hint = answers.suggestion(state, step) if step.answer_from else None
+    if hint is None:
+        return "", None
+    return one_line(f"{hint.index + 1}. {hint.label} (from {hint.source})"), hint.index
+
+
 def _maybe(text: str | None) -> str | None:
     return None if text is None else one_line(text)
 
@@ -169,7 +199,8 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 _maybe(step.approval.by if step.approval else None), _maybe(run.approved_by if run.approved else None),
                 step.automated, _command(state, step, now), _maybe(step.degradation), run.status,
                 _maybe(step.role or track.role), _maybe(fill(step.template) if step.template else None),
-                one_line(run.last_poll or ""), shown(fill(step.approval.prompt)) if step.approval else ""))
+                one_line(run.last_poll or ""), shown(fill(step.approval.prompt)) if step.approval else "",
+                *_last_run(state, step), *_suggested(state, step)))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:

@@ -22,10 +22,10 @@ from runbook.engine.events.automation import ActionFinished, ActionStarted, show
 from runbook.engine.events.degradations import (DegradationApplied, DegradationFailed, DegradationRestored,
                                                 DegradationStarted, FlagChanged)
 from runbook.engine.events.escalation import DrillInject, Escalated, Notified, ReminderFired
-from runbook.engine.events.parameters import ParametersSet
+from runbook.engine.events.parameters import CAPTURE, CaptureMissed, ParametersSet
 
 __all__ = [
-    "Acknowledged", "ActionFinished", "ActionItemAdded", "ActionStarted", "ApprovalGranted", "CheckPolled",
+    "Acknowledged", "ActionFinished", "CAPTURE", "CaptureMissed", "ActionItemAdded", "ActionStarted", "ApprovalGranted", "CheckPolled",
     "DecisionMade", "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted",
     "DrillInject", "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "Mitigated",
     "NoteAdded", "Notified", "Opened", "ParametersSet", "PluginErrorRecorded", "RECORDS", "ReminderFired", "Resolved",

@@ -6,16 +6,41 @@ from dataclasses import field
 
 from runbook.engine.events.base import EventRecord, record
 
+CAPTURE = "capture:"  # the source of a value captured from a step's output: capture:STEP
+
 
 @record("parameters_set")
 class ParametersSet(EventRecord):
     values: dict
-    sources: dict = field(default_factory=dict)  # name -> param, label, form or default
+    sources: dict = field(default_factory=dict)  # name -> param, label, form, default or capture:STEP
 
     def fold(self, state, event):
         state.parameters.update(self.values)
         state.parameter_sources.update(self.sources)
+        for name, source in self.sources.items():
+            if source.startswith(CAPTURE) and name in self.values:
+                step = state.steps.get(source[len(CAPTURE):])
+                if step is not None:
+                    step.captures[name] = self.values[name]
 
     def describe(self):
         return "parameters: " + ", ".join(f"{name}={value}" + (f" ({self.sources[name]})" if name in self.sources
                                                                else "") for name, value in self.values.items())
+
+
+@record("capture_missed", tone="warning")
+class CaptureMissed(EventRecord):
+    """A capture of a step's last run that took nothing: no match, not JSON, or a value refused by
+    its parameter's type or pattern. The parameter keeps the value it had (if any)."""
+
+    step: str
+    name: str
+    reason: str
+
+    def fold(self, state, event):
+        step = state.steps.get(self.step)
+        if step is not None:
+            step.captures.pop(self.name, None)
+
+    def describe(self):
+        return f"{self.step}: nothing captured for {self.name}: {self.reason}"

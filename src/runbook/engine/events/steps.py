@@ -74,12 +74,22 @@ class DecisionMade(EventRecord):
     option: int  # 1-based
     label: str
     next: str
+    suggested: str | None = None  # the option suggested from a captured value or exit code, if any
 
     def fold(self, state, event):
         finish_step(state, self.step, event.at, DONE, self.label, f"chose {self.label}")
 
     def describe(self):
-        return f"{self.step}: chose '{self.label}' → {self.next}"
+        if self.suggested is None:
+            return f"{self.step}: chose '{self.label}' → {self.next}"
+        how = "as suggested" if self.suggested == self.label else f"over the suggested '{self.suggested}'"
+        return f"{self.step}: chose '{self.label}' {how} → {self.next}"
+
+    def to_data(self) -> dict:
+        data = EventRecord.to_data(self)
+        if self.suggested is None:  # decisions without a suggestion are stored as they always were
+            del data["suggested"]
+        return data
 
 
 @record("track_finished")

@@ -15,9 +15,13 @@ class ChoiceDialog(ModalScreen[int | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")] + [
         Binding(str(n), f"pick({n - 1})", show=False) for n in range(1, 10)]
 
-    def __init__(self, title: str, choices: list[str]):
+    def __init__(self, title: str, choices: list[str], selected: int | None = None):
         super().__init__()
-        self.title_text, self.choices = title, choices
+        self.title_text, self.choices, self.selected = title, choices, selected
+
+    def on_mount(self) -> None:
+        if self.selected is not None:  # pre-selected (a suggested answer): Enter takes it
+            self.query_one("#choices", OptionList).highlighted = self.selected
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):

@@ -236,7 +236,8 @@ class IncidentScreen(Screen):
         if not step.options:
             self.app.notify(f"“{step.title}” is not a decision.", severity="warning")
             return
-        self.app.push_screen(dialogs.ChoiceDialog(step.question or step.title, list(step.options)),
+        self.app.push_screen(dialogs.ChoiceDialog(step.question or step.title, list(step.options),
+                                                  step.suggested_index),
                              lambda index: index is not None and self._chosen(step, index))
 
     def _chosen(self, step: CurrentStep, index: int) -> None:

@@ -73,8 +73,15 @@ class CurrentStepPanel(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static(id="current-title")
+        yield Static(id="current-output")
         yield Static(id="current-instructions")
         yield Static(id="current-keys")
+
+    def _output(self, text: Text) -> None:
+        """The last run's exit code and output tail; takes no line when the step has not run."""
+        widget = self.query_one("#current-output", Static)
+        widget.update(text)
+        widget.display = bool(text.plain)
 
     def show(self, view: IncidentView, step: CurrentStep | None) -> None:
         self._last = (view, step)
@@ -95,6 +102,7 @@ class CurrentStepPanel(VerticalScroll):
             self._shortcuts = None
             hints = self.hints([("resolve", "resolve"), ("note", "note"), ("home", "home")], " · ")
             keys.update(Text(hints, style="dim") if view.status != "resolved" else "")
+            self._output(Text(""))
             if self._shown_step is not None:
                 markdown.update("")
                 self._shown_step = None
@@ -113,6 +121,8 @@ class CurrentStepPanel(VerticalScroll):
             head.append(f"\n{step.question}", style="bold")
         for i, option in enumerate(step.options, 1):
             head.append(f"\n  {i}. {option}")
+        if step.suggested:
+            head.append(f"\nsuggested: {step.suggested} — {self.key('choose')} takes it or another", style="bold magenta")
         if step.command:
             head.append(f"\n$ {step.command}", style="bold green")
         if step.last_poll:
@@ -125,6 +135,7 @@ class CurrentStepPanel(VerticalScroll):
             head.append(f"\n{gate}", style="green" if step.approved_by else "bold yellow")
         lines = head.plain.count("\n")
         title.update(head, layout=lines != self._title_lines)  # same height: repaint only
+        self._output(last_run(step))
         self._title_lines = lines
         key = (step.id, step.track)
         if self._shown_step != key:
@@ -136,6 +147,17 @@ class CurrentStepPanel(VerticalScroll):
         if shortcuts != self._shortcuts:
             keys.update(Text(shortcuts, style="bold"))
             self._shortcuts = shortcuts
+
+
+def last_run(step: CurrentStep) -> Text:
+    """The exit code and output tail of the step's last run (already escaped by the gateway)."""
+    if not step.ran:
+        return Text("")
+    code = "no exit code" if step.exit_code is None else f"exit {step.exit_code}"
+    whose = "" if step.output_of == step.id else f" of {step.output_of}"
+    out = Text(f"last run{whose}: {code}", style="bold" if step.exit_code in (0, None) else "bold red")
+    out.append("\n" + (step.output or "(no output)"), style="dim")
+    return out
 
 
 _renderer: dict = {"markdown": None}
