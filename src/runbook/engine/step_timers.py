@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from runbook.engine.clock import iso
@@ -51,3 +51,18 @@ def retry(engine: Engine, state: IncidentState, step_id: str, attempt: int) -> l
         return started + engine._command(state.id, SYSTEM, lambda s: finish(s, step, Failed(str(exc))) if
                                          s.steps[step_id].status == ACTIVE and s.current.get(step.track) == step_id
                                          else [])
+
+
+def status(state: IncidentState, step_id: str, now: datetime) -> str:
+    """One line on a current step's own clock: a timed wait due or coming due, a retry coming, the
+    last poll's class; empty when there is nothing to say."""
+    step, run = state.playbook.step(step_id), state.steps[step_id]
+    if run.retry_at is not None and run.status == FAILED:
+        return f"trying again at {run.retry_at:%H:%M:%S} (retry {run.retries + 1} of {step.retry.count})"
+    if step.timed and run.status == ACTIVE:
+        if run.due_at is not None:
+            return f"DUE since {run.due_at:%H:%M:%S}: look again, then complete it"
+        return f"comes due at {run.started_at + timedelta(seconds=step.wait_for):%H:%M:%S}"
+    if run.last_outcome and run.last_outcome != "holds":
+        return f"last poll: {run.last_outcome.replace('-', ' ')}"
+    return ""
