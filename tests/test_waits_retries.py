@@ -117,7 +117,8 @@ def test_default_classes_without_lists():
     step = build_playbook({"id": "p", "title": "t", "service": "s", "severity": "S", "escalation": "e", "steps": [
         {"kind": "wait", "title": "w", "run": ["true"], "timeout": "1m"}]}).steps[0]
     assert step.on_broken == "keep-polling"  # today's playbooks keep polling whatever happens, as before
-    shell = [waits.classify(step, ActionResult(False, "", code, handler="shell")) for code in (1, 2, 125, 126, 127, 255)]
+    codes = (1, 2, 125, 126, 127, 255)
+    shell = [waits.classify(step, ActionResult(False, "", code, handler="shell")) for code in codes]
     assert shell == ["not-yet"] * 3 + ["broken"] * 3
     assert waits.classify(step, ActionResult(False, "timed out after 30s", None, handler="shell")) == "broken"
     assert waits.classify(step, ActionResult(False, "no plugin provides action 'x'")) == "broken"

@@ -14,7 +14,8 @@ from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import can_finish, reachable, successors
 from runbook.catalog.loader import Document
-from runbook.catalog.models import END, FAIL, KEEP_POLLING, MAIN_TRACK, EscalationPolicy, Playbook, Roster, SeverityPolicy, Step
+from runbook.catalog.models import (END, FAIL, KEEP_POLLING, MAIN_TRACK, EscalationPolicy, Playbook, Roster,
+                                    SeverityPolicy, Step)
 from runbook.catalog.problems import WARNING, Problem
 from runbook.catalog.templates import BUILTINS, PLAIN, STRICT, TemplateError, fields, go_template_misuse
 from runbook.catalog.validate import did_you_mean
@@ -198,8 +199,9 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
             for target, path, via in successors(track, step):
                 if via == "on_broken" and target not in ids_in_track:
                     dangling = True
+                    hint = did_you_mean(target, ids_in_track | {KEEP_POLLING, FAIL})
                     yield doc.problem(path, f"'{target}' is not a step of this track, expected keep-polling, "
-                                            f"fail or a step id{did_you_mean(target, ids_in_track | {KEEP_POLLING, FAIL})}",
+                                            f"fail or a step id{hint}",
                                       code="reference")
                     continue
                 if target != END and target not in ids_in_track:

@@ -200,7 +200,8 @@ class Effects:
             out = plugin_errors(failures) + [ActionFinished(step.id, **result.to_dict())]
             if state.resolved or state.current.get(step.track) != step.id:
                 return out  # resolved or moved on while it ran: record the outcome only
-            return out + finish(state, step, Done(result.summary) if result.ok else Failed(result.summary, automated=True))
+            outcome = Done(result.summary) if result.ok else Failed(result.summary, automated=True)
+            return out + finish(state, step, outcome)
         return events + self._command(incident, actor, build)
 
     def request(self, state: IncidentState, step: Step) -> ActionRequest:

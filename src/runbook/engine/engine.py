@@ -22,9 +22,9 @@ from runbook.catalog.suggest import did_you_mean
 from runbook.engine import integrity, restarts, timers
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, in_flight, plugin_errors
-from runbook.engine.events import (Acknowledged, ActionItemAdded, AlertStateChanged, ApprovalGranted, Event, EventRecord, Mitigated,
-                                   NoteAdded, Opened, ParametersSet, Resolved, SeverityChanged, StepStarted, apply,
-                                   fold)
+from runbook.engine.events import (Acknowledged, ActionItemAdded, AlertStateChanged, ApprovalGranted, Event,
+                                   EventRecord, Mitigated, NoteAdded, Opened, ParametersSet, Resolved, SeverityChanged,
+                                   StepStarted, apply, fold)
 from runbook.engine.events.alerts import FIRING, RESOLVED
 from runbook.engine.snapshot import Snapshot, documents_hash, take
 from runbook.engine.state import FAILED, IncidentState

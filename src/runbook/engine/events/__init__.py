@@ -26,7 +26,8 @@ from runbook.engine.events.escalation import DrillInject, Escalated, Notified, R
 from runbook.engine.events.parameters import ParametersSet
 
 __all__ = [
-    "Acknowledged", "ActionFinished", "ActionItemAdded", "ActionStarted", "AlertStateChanged", "ApprovalGranted", "CheckPolled",
+    "Acknowledged", "ActionFinished", "ActionItemAdded", "ActionStarted", "AlertStateChanged", "ApprovalGranted",
+    "CheckPolled",
     "DecisionMade", "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted",
     "DrillInject", "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "Mitigated",
     "NoteAdded", "Notified", "Opened", "ParametersSet", "PluginErrorRecorded", "RECORDS", "ReminderFired", "Resolved",
