@@ -401,7 +401,8 @@ def test_help_lists_b_R_and_r_where_they_apply(make):
     assert "Restore" in explains("IncidentScreen", "r")
     assert "report" in explains("HomeScreen", "R")
     assert "Refresh" in explains("HomeScreen", "r")
-    assert explains("HomeScreen", "b") == "" and explains("IncidentScreen", "R") == ""
+    assert "Restart" in explains("IncidentScreen", "R")  # the same letter means another thing on each screen
+    assert explains("HomeScreen", "b") == ""
 
 
 def test_a_palette_command_runs_its_binding(make):

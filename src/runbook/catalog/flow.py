@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runbook.catalog.models import END, Step, Track
+from runbook.catalog.models import END, FAIL, KEEP_POLLING, Step, Track
 
 
 def default_next(track: Track, step: Step) -> str:
@@ -32,6 +32,8 @@ def successors(track: Track, step: Step) -> list[tuple[str, tuple, str]]:
         out.append((step.on_fail, step.path + ("on_fail",), "on_fail"))
     if step.on_timeout:
         out.append((step.on_timeout, step.path + ("on_timeout",), "on_timeout"))
+    if step.on_broken not in (KEEP_POLLING, FAIL):
+        out.append((step.on_broken, step.path + ("on_broken",), "on_broken"))
     return out
 
 

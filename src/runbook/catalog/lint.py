@@ -14,7 +14,8 @@ from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import can_finish, reachable, successors
 from runbook.catalog.loader import Document
-from runbook.catalog.models import END, MAIN_TRACK, EscalationPolicy, Playbook, Roster, SeverityPolicy, Step
+from runbook.catalog.models import (END, FAIL, KEEP_POLLING, MAIN_TRACK, EscalationPolicy, Playbook, Roster,
+                                    SeverityPolicy, Step)
 from runbook.catalog.problems import WARNING, Problem
 from runbook.catalog.templates import BUILTINS, PLAIN, STRICT, TemplateError, fields, go_template_misuse
 from runbook.catalog.validate import did_you_mean
@@ -198,6 +199,13 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
             yield from _answer_from(doc, pb, step)
             yield from _step_templates(doc, pb, step)
             for target, path, via in successors(track, step):
+                if via == "on_broken" and target not in ids_in_track:
+                    dangling = True
+                    hint = did_you_mean(target, ids_in_track | {KEEP_POLLING, FAIL})
+                    yield doc.problem(path, f"'{target}' is not a step of this track, expected keep-polling, "
+                                            f"fail or a step id{hint}",
+                                      code="reference")
+                    continue
                 if target != END and target not in ids_in_track:
                     dangling = True
                     elsewhere = " (it is in another track; tracks cannot jump into each other)" \
@@ -267,10 +275,10 @@ def _step_fields(doc, step, degradations, applied, restored):
     path = step.path
     if step.timebox is not None and step.timebox <= 0:
         yield doc.problem(path + ("timebox",), "must be longer than 0s")
-    for name in ("timeout", "every"):
+    for name in ("timeout", "every", "max_every", "poll_timeout", "wait_for"):
         value = getattr(step, name)
         if value is not None and value <= 0:
-            yield doc.problem(path + (name,), "must be longer than 0s")
+            yield doc.problem(path + ("for" if name == "wait_for" else name,), "must be longer than 0s")
     if step.kind in ("degrade", "restore"):
         if step.degradation not in degradations:
             yield _unresolved(doc, path + ("degradation",), "degradation", step.degradation, degradations,
@@ -305,8 +313,14 @@ def _step_fields(doc, step, degradations, applied, restored):
     if step.run is not None and step.uses is not None:
         yield doc.problem(path + ("uses",), "a step runs either a command (run:) or a plugin action "
                                             "(uses:), not both", at_key=True)
-    if step.kind == "wait" and not step.automated:
-        yield doc.problem(path, "a wait step needs a condition to poll: run: [COMMAND...] or uses: ACTION")
+    if step.kind == "wait":
+        yield from _wait_fields(doc, step)
+    if step.retry is not None:
+        if not step.automated:
+            yield doc.problem(path + ("retry",), "retry: runs the step's automation again, but this step has "
+                                                 "neither run: nor uses:", at_key=True)
+        if step.retry.delay <= 0:
+            yield doc.problem(path + ("retry", "delay"), "must be longer than 0s")
     if step.params and not step.automated:
         yield doc.problem(path + ("with",), "with: gives parameters to run: or uses:, but this step has "
                                             "neither", at_key=True)
@@ -388,6 +402,54 @@ def _answer_from(doc, pb: Playbook, step: Step):
     if not any(o.when is not None for o in step.options):
         yield doc.problem(base, "from: is read, but no option has a when: to be suggested", severity=WARNING,
                           code="answer", at_key=True)
+POLLING_ONLY = ("every", "backoff", "max_every", "poll_timeout", "timeout", "on_timeout", "not_yet", "broken",
+                "on_broken")
+
+
+def _wait_fields(doc, step: Step):
+    """A wait polls a condition (run: or uses:, with timeout:) or is a plain timed wait (for:)."""
+    path = step.path
+    raw = doc.source.locate_value(path)
+    given = set(raw) if isinstance(raw, dict) else set()
+    if step.automated and "for" in given:
+        yield doc.problem(path + ("for",), "for: makes a plain timed wait, but this wait polls (run: or uses:); "
+                                           "a wait that polls gives up after timeout:", at_key=True)
+        return
+    if not step.automated:
+        if "for" not in given:
+            yield doc.problem(path, "a wait step needs a condition to poll: run: [COMMAND...] or uses: ACTION "
+                                    "(with timeout:), or for: DURATION for a plain timed wait")
+            return
+        for name in POLLING_ONLY:
+            if name in given:
+                yield doc.problem(path + (name,), f"{name}: applies to a wait that polls (run: or uses:); "
+                                                  "this one is a plain timed wait (for:)", at_key=True)
+        return
+    if "timeout" not in given:
+        yield doc.problem(path, "a wait that polls needs timeout: DURATION, how long to poll before giving up "
+                                "(then on_timeout:)")
+    every = step.every or 30
+    if step.max_every is not None and step.max_every < every:
+        yield doc.problem(path + ("max_every",), f"max_every ({format_duration(step.max_every)}) is shorter than "
+                                                 f"every ({format_duration(every)}); backoff grows the interval "
+                                                 "from every up to max_every")
+    if step.max_every is not None and step.backoff == 1:
+        yield doc.problem(path + ("max_every",), "max_every: caps an interval that backoff: grows, but this wait "
+                                                 "has no backoff (add backoff: 2)", severity=WARNING,
+                          code="backoff", at_key=True)
+    both = sorted(set(step.not_yet or ()) & set(step.broken))
+    if both:
+        yield doc.problem(path + ("broken",), f"exit status {', '.join(map(str, both))} is listed both under "
+                                              "not_yet: and broken:; each status means one thing")
+    for name in ("not_yet", "broken"):
+        codes = getattr(step, name) or ()
+        if 0 in codes:
+            yield doc.problem(path + (name, list(codes).index(0)), "exit status 0 means the condition holds; "
+                                                                   f"it cannot be {name.replace('_', ' ')}")
+    if step.uses is not None and (step.not_yet is not None or step.broken):
+        yield doc.problem(path + ("not_yet" if step.not_yet is not None else "broken",),
+                          "exit statuses classify a run: command; a uses: action reports no exit status",
+                          severity=WARNING, code="exit-codes", at_key=True)
 
 
 def _parameters(doc, pb: Playbook):

@@ -20,6 +20,7 @@ from runbook.catalog.durations import parse_duration
 
 MAIN_TRACK = "main"
 END = "end"
+KEEP_POLLING, FAIL = "keep-polling", "fail"  # the on_broken policies that name no step
 
 
 def _seconds(value):
@@ -60,6 +61,13 @@ class AnswerFrom(NamedTuple):
     exit_code: bool = False
 
 
+class Retry(NamedTuple):
+    """A failed automation runs again, `count` more times, each `delay` seconds after the failure."""
+
+    count: int
+    delay: int = 30
+
+
 class Approval(NamedTuple):
     by: str
     prompt: str = ""
@@ -96,10 +104,23 @@ class Step(NamedTuple):
     env: dict = {}  # shared by steps without an environment: read-only
     captures: tuple[Capture, ...] = ()
     answer_from: AnswerFrom | None = None  # a decision's from:
+    backoff: float = 1  # a wait's interval is multiplied by this after each poll
+    max_every: int | None = None  # ...up to this
+    poll_timeout: int | None = None  # one poll's own timeout (default: every, at most 60 s)
+    not_yet: tuple[int, ...] | None = None  # exit statuses that mean "not yet" (None: the default rule)
+    broken: tuple[int, ...] = ()  # exit statuses that mean the check itself broke
+    on_broken: str = KEEP_POLLING  # keep-polling, fail, or a step id
+    wait_for: int | None = None  # a plain timed wait: due this long after it starts (for:)
+    retry: Retry | None = None
 
     @property
     def automated(self) -> bool:
         return self.run is not None or self.uses is not None
+
+    @property
+    def timed(self) -> bool:
+        """A plain timed wait: nothing to poll, it comes due when its time is up."""
+        return self.kind == "wait" and self.wait_for is not None and not self.automated
 
 
 class Track(NamedTuple):
@@ -266,6 +287,14 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         captures=tuple(Capture(name, c.get("regex"), c.get("json")) for name, c in raw.get("capture", {}).items()),
         answer_from=AnswerFrom(raw["from"]["step"], raw["from"].get("capture"), raw["from"].get("exit_code", False))
         if "from" in raw else None,
+        backoff=raw.get("backoff", 1),
+        max_every=_seconds(raw.get("max_every")),
+        poll_timeout=_seconds(raw.get("poll_timeout")),
+        not_yet=tuple(raw["not_yet"]) if "not_yet" in raw else None,
+        broken=tuple(raw.get("broken", ())),
+        on_broken=raw.get("on_broken", KEEP_POLLING),
+        wait_for=_seconds(raw.get("for")),
+        retry=Retry(raw["retry"]["count"], _seconds(raw["retry"].get("delay", "30s"))) if "retry" in raw else None,
     )
 
 

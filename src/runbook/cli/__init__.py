@@ -18,6 +18,7 @@ import click
 
 from runbook import __version__
 from runbook.cli import catalog, drills, flags, incident, plugins, report, tui
+from runbook.cli import incident_flow  # noqa: F401  (adds restart and alert to the incident group)
 from runbook.cli.context import CATALOG_HELP, Context
 from runbook.cli.options import default_actor
 from runbook.cli.output import echo, plural, secho

@@ -11,7 +11,7 @@ from runbook.catalog.durations import format_duration
 from runbook.cli.context import Context
 from runbook.cli.options import actor_option, incident_argument, json_option, parameter_options
 from runbook.cli.output import dump, echo
-from runbook.engine import answers, texts, timers
+from runbook.engine import answers, step_timers, texts, timers
 from runbook.engine.engine import ReasonNeeded
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, step_outputs
 from runbook.errors import UsageError
@@ -59,6 +59,9 @@ def summary(state, now: datetime) -> list[str]:
         lines.append(f"  next escalation: level {nxt.data['level']} {_in((nxt.at - now).total_seconds())}")
     elif state.escalation.highest:
         lines.append(f"  escalation stopped at level {state.escalation.highest}")
+    if not state.alert_firing:
+        lines.append(f"  alert resolved at its source since {state.alert_changes[-1][0]:%H:%M:%S} "
+                     "(severity rises wait)")
     lines.append("  current steps:")
     for track, step_id in state.current.items():
         if step_id is None:
@@ -69,6 +72,8 @@ def summary(state, now: datetime) -> list[str]:
         gate = f" (needs approval by {one_line(step.approval.by)})" if step.approval and not run.approved else ""
         lines.append(f"    [{track}] {step.id}: {one_line(texts.text(state, step.title, step, now))} "
                      f"({step.kind}){extra}{gate}")
+        if (clock := step_timers.status(state, step.id, now)):
+            lines.append(f"        {clock}")
         if step.run is not None:
             lines.append(f"        $ {one_line(texts.shown_command(state, step, now))}")
         for i, option in enumerate(step.options, 1):

@@ -14,9 +14,9 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from runbook.catalog.models import Step
+from runbook.catalog.models import FAIL, KEEP_POLLING, Step
 from runbook.engine import owner as owners
-from runbook.engine import answers, texts, timers
+from runbook.engine import answers, texts, timers, waits
 from runbook.engine.clock import iso, parse
 from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, DegradationApplied, DegradationFailed,
                                    DegradationRestored, DegradationStarted, Escalated, Event, FlagChanged, Notified,
@@ -202,13 +202,14 @@ class Effects:
                 out += answers.recorded(state, step, result.output)
             if state.resolved or state.current.get(step.track) != step.id:
                 return out  # resolved or moved on while it ran: record the outcome only
-            return out + finish(state, step, Done(result.summary) if result.ok else Failed(result.summary))
+            outcome = Done(result.summary) if result.ok else Failed(result.summary, automated=True)
+            return out + finish(state, step, outcome)
         return events + self._command(incident, actor, build)
 
     def request(self, state: IncidentState, step: Step) -> ActionRequest:
         """The step's action with every template filled (engine/texts.py): what was shown is what runs.
         CommandError, before anything is recorded or run, when a value is missing."""
-        timeout = step.timeout if step.kind != "wait" else min(step.every or timers.DEFAULT_POLL, 60)
+        timeout = step.timeout if step.kind != "wait" else waits.poll_timeout(step)
         now = self.engine.clock.now()
         command = texts.command(state, step, now) if step.run else None
         return ActionRequest(argv=command.argv if command else None, action=step.uses,
@@ -225,7 +226,7 @@ class Effects:
                                 else (None, []))
         except CommandError as exc:  # a value is missing: the check fails, saying which
             result, failures = ActionResult(False, str(exc), handler="runbook"), []
-        ok = bool(result and result.ok)
+        outcome = waits.classify(step, result, failures)
         summary = result.summary if result else "no plugins loaded"
         exit_code, output = (result.exit_code, result.output) if result else (None, "")
 
@@ -233,11 +234,16 @@ class Effects:
             if s.current.get(step.track) != step.id or s.steps[step.id].status != ACTIVE:
                 return []
             out = plugin_errors(failures)
-            out.append(CheckPolled(step.id, ok, summary, number or s.steps[step.id].polls + 1, exit_code,
-                                   tail(output, POLL_OUTPUT)))
-            if ok and not s.resolved:
+            out.append(CheckPolled(step.id, outcome == waits.HOLDS, summary, number or s.steps[step.id].polls + 1,
+                                   exit_code, tail(output, POLL_OUTPUT), outcome))
+            if s.resolved:
+                return out
+            if outcome == waits.HOLDS:
                 out += answers.recorded(s, step, output)  # a wait captures from the poll that held
                 out += finish(s, step, Done(summary))
+            elif outcome == waits.BROKEN and step.on_broken != KEEP_POLLING:
+                to = None if step.on_broken == FAIL else step.on_broken
+                out += finish(s, step, Failed(f"the check broke: {summary}", to=to))
             return out
         return self._command(state.id, SYSTEM, build)
 

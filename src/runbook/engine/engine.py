@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING
 from runbook.catalog import parameters
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import answers, integrity, timers
+from runbook.engine import answers, integrity, restarts, timers
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, in_flight, plugin_errors
-from runbook.engine.events import (Acknowledged, ActionItemAdded, ApprovalGranted, Event, EventRecord, Mitigated,
-                                   NoteAdded, Opened, ParametersSet, Resolved, SeverityChanged, StepStarted, apply,
-                                   fold)
+from runbook.engine.events import (Acknowledged, ActionItemAdded, AlertStateChanged, ApprovalGranted, Event,
+                                   EventRecord, Mitigated, NoteAdded, Opened, ParametersSet, Resolved, SeverityChanged,
+                                   StepStarted, apply, fold)
+from runbook.engine.events.alerts import FIRING, RESOLVED
 from runbook.engine.snapshot import Snapshot, documents_hash, take
 from runbook.engine.state import FAILED, IncidentState
 from runbook.engine.limits import check_size
@@ -393,6 +394,46 @@ class Engine:
                 raise ReasonNeeded(f"lowering the severity of {state.id} from {state.severity} to {severity} "
                                    "needs a reason")
             return [SeverityChanged(state.severity, severity, reason.strip())]
+        return self._command(incident, actor, build)
+
+    def restart(self, incident: str, actor: str, step_id: str, reason: str) -> list[Event]:
+        """Make `step_id` current again in its track, with a reason: it and every later step of the
+        track are pending again (their next visits are new attempts). Only a step the incident has
+        already reached; never after resolve. Flags stay as they are: restore them by hand or with
+        the track's own restore step."""
+        if not reason.strip():
+            raise ReasonNeeded("restarting from a step needs a reason")
+        check_size("the reason", reason)
+
+        def build(state):
+            self.require_live(state)
+            if step_id not in state.steps:
+                pb = state.playbook
+                raise CommandError(f"playbook {pb.id} has no step '{step_id}'"
+                                   f"{did_you_mean(step_id, [s.id for s in pb.steps])}")
+            return restarts.records(state, state.playbook.step(step_id), reason.strip())
+        return self._command(incident, actor, build)
+
+    def alert_resolved(self, incident: str, actor: str, alert: str = "") -> list[Event]:
+        """The alert stopped firing at its source: severity rises wait (their clock stops)."""
+        return self.alert_state(incident, actor, RESOLVED, alert)
+
+    def alert_firing(self, incident: str, actor: str, alert: str = "") -> list[Event]:
+        """The alert fires again: severity rises count on from where they stopped."""
+        return self.alert_state(incident, actor, FIRING, alert)
+
+    def alert_state(self, incident: str, actor: str, state_name: str, alert: str = "") -> list[Event]:
+        """Record what the alert's source says. Saying what is already so records nothing (an
+        intake may repeat itself); allowed after resolve, like a note: it is what the source said."""
+        if state_name not in (FIRING, RESOLVED):
+            raise CommandError(f"an alert is {FIRING} or {RESOLVED}, not '{state_name}'"
+                               f"{did_you_mean(state_name, [FIRING, RESOLVED])}")
+        check_size("the alert name", alert)
+
+        def build(state):
+            if state.alert_firing == (state_name == FIRING):
+                return []
+            return [AlertStateChanged(state_name, alert)]
         return self._command(incident, actor, build)
 
     def note(self, incident: str, actor: str, text: str) -> list[Event]:

@@ -37,6 +37,10 @@ class StepState:
     exit_code: int | None = None  # of that run; None when it never ran or did not exit
     ran: bool = False  # whether the step's automation ran at all
     captures: dict = field(default_factory=dict)  # name -> value its last run captured (none: no match)
+    last_outcome: str = ""  # the last poll's class: holds, not-yet or broken
+    due_at: datetime | None = None  # a plain timed wait (for:) came due in this attempt
+    retry_at: datetime | None = None  # a failed automation runs again then (retry:)
+    retries: int = 0  # automatic retries in this visit
 
     @property
     def approved(self) -> bool:
@@ -115,6 +119,7 @@ class IncidentState:
     reminders: dict[str, int] = field(default_factory=dict)
     breaches: dict[str, datetime] = field(default_factory=dict)
     rises: set = field(default_factory=set)
+    alert_changes: list = field(default_factory=list)  # (when, firing) as the alert's source reported it
     injects: int = 0
     actions_pending: dict[str, Event] = field(default_factory=dict)
     notes: list[Event] = field(default_factory=list)
@@ -132,6 +137,11 @@ class IncidentState:
     def sandboxed(self) -> bool:
         """Whether flag changes go to the sandbox file: drills, unless declared live."""
         return self.drill and not self.live
+
+    @property
+    def alert_firing(self) -> bool:
+        """Whether the symptom's alert still fires (as far as its source said; firing until told)."""
+        return self.alert_changes[-1][1] if self.alert_changes else True
 
     @property
     def resolved(self) -> bool:

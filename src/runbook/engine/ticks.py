@@ -1,12 +1,13 @@
 """Firing the timers the log implies (escalations, deadlines, severity rises, reminders, drill
-injects, polls and wait timeouts): what is due is derived in `timers.py`; this appends it."""
+injects, polls, wait timeouts, timed waits coming due, retries): what is due is derived in
+`timers.py`; this appends it."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from runbook.engine import texts, timers
+from runbook.engine import step_timers, texts, timers, waits
 from runbook.engine.clock import iso
 from runbook.engine.effects import SYSTEM
 from runbook.engine.events import DrillInject, Event, ReminderFired, SeverityChanged, TargetBreached
@@ -52,11 +53,16 @@ def _fire(engine: Engine, state: IncidentState, timer) -> list[Event]:
             DrillInject(data["n"], data["message"], data["signal"], iso(timer.at))])
     if timer.kind == "poll":
         # likewise one check now stands for every poll that fell due while nobody was ticking
+        step = state.playbook.step(data["step"])
         elapsed = (min(engine.clock.now(), data["ends"]) - data["start"]).total_seconds()
-        latest = max(data["poll"], int(elapsed // data["every"]))
-        if data["start"] + timedelta(seconds=latest * data["every"]) >= data["ends"]:
+        latest = max(data["poll"], waits.polls_within(step, elapsed))
+        if data["start"] + timedelta(seconds=waits.offset(step, latest)) >= data["ends"]:
             latest -= 1
         return engine.effects.poll(state, data["step"], max(latest, data["poll"]))
     if timer.kind == "wait_timeout":
         return engine.effects.wait_timed_out(state, data["step"])
+    if timer.kind == "wait_due":
+        return step_timers.wait_due(engine, state, data["step"], data["attempt"], timer.at)
+    if timer.kind == "retry":
+        return step_timers.retry(engine, state, data["step"], data["attempt"])
     raise AssertionError(timer.kind)

@@ -12,17 +12,18 @@ from datetime import datetime, timedelta
 
 from runbook.catalog.models import EscalationLevel, EscalationPolicy
 from runbook.catalog.oncall import find_person, find_rotation, on_call
-from runbook.engine.state import ACTIVE, IncidentState
+from runbook.engine import alerts, waits
+from runbook.engine.state import ACTIVE, FAILED, IncidentState
 from runbook.pluginapi import Recipient
 
 TARGETS = ("acknowledge", "mitigate", "resolve")
-DEFAULT_POLL = 30
+DEFAULT_POLL = waits.DEFAULT_POLL
 
 
 @dataclass(frozen=True, order=True)
 class Timer:
     at: datetime
-    order: int  # ties fire in a stable order: escalations, then deadlines, rises, waits, reminders
+    order: int  # ties fire in a stable order: escalations, then deadlines, rises, waits and retries, reminders
     kind: str = field(compare=False)
     data: dict = field(compare=False, default_factory=dict)
 
@@ -137,20 +138,30 @@ def _pending(state: IncidentState) -> list[Timer]:
         if symptom and state.mitigated_at is None:
             for index, (after, to) in enumerate(symptom.severity_rises):
                 if index not in state.rises and state.snapshot.rank(to) < state.snapshot.rank(state.severity):
-                    timers.append(Timer(state.opened_at + _delta(after), 2, "rise",
-                                        {"rise": index, "to": to, "after": after}))
+                    at = alerts.rise_due(state, after)  # counts only the time the alert fired
+                    if at is not None:
+                        timers.append(Timer(at, 2, "rise", {"rise": index, "to": to, "after": after}))
         for track, step_id in state.current.items():
             if step_id is None:
                 continue
             step, run = state.playbook.step(step_id), state.steps[step_id]
-            if step.kind != "wait" or not step.automated or run.status != ACTIVE or step.id in state.actions_pending:
+            if run.status == FAILED and run.retry_at is not None and step.id not in state.actions_pending:
+                timers.append(Timer(run.retry_at, 3, "retry", {"step": step.id, "attempt": run.attempt}))
                 continue
-            every, timeout = step.every or DEFAULT_POLL, step.timeout or 0
-            next_poll = run.started_at + _delta(every * (run.polls + 1))
-            ends = run.started_at + _delta(timeout)
+            if step.kind != "wait" or run.status != ACTIVE or step.id in state.actions_pending:
+                continue
+            if step.timed:
+                if run.due_at is None:
+                    timers.append(Timer(run.started_at + _delta(step.wait_for), 3, "wait_due",
+                                        {"step": step.id, "attempt": run.attempt}))
+                continue
+            if not step.automated:
+                continue
+            next_poll = run.started_at + _delta(waits.offset(step, run.polls + 1))
+            ends = run.started_at + _delta(step.timeout or 0)
             if next_poll < ends:
                 timers.append(Timer(next_poll, 3, "poll", {"step": step.id, "poll": run.polls + 1,
-                                                           "start": run.started_at, "every": every, "ends": ends}))
+                                                           "start": run.started_at, "ends": ends}))
             else:
                 timers.append(Timer(ends, 3, "wait_timeout", {"step": step.id}))
     drill = state.snapshot.drill

@@ -4,6 +4,8 @@ Every command that finishes a step (done, skipped, failed, an option chosen; by 
 automation, by a poll, by a timeout, by a degradation) asks `finish` for its events, so the
 order is the same everywhere: a new attempt when the step had failed, the step's outcome, the
 incident mitigated when the step or option says so, then the next step or the end of its track.
+An automation that failed with tries left under its retry: rule stays current instead, and the
+retry timer (`again`, auto) starts its next attempt.
 Pure: it reads the state and the playbook and returns records; it appends nothing.
 """
 
@@ -29,6 +31,8 @@ class Skipped(NamedTuple):
 class Failed(NamedTuple):
     reason: str
     timeout: bool = False  # a wait that timed out goes to on_timeout, not on_fail
+    to: str | None = None  # where to go instead of on_fail (a wait's on_broken step)
+    automated: bool = False  # the step's own automation failed: its retry: rule may run it again
 
 
 class Chosen(NamedTuple):
@@ -41,8 +45,7 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
     out: list[EventRecord] = []
     run = state.steps[step.id]
     if run.status == FAILED and not isinstance(result, Skipped):
-        # working on a failed step again is a new attempt, so its time is measured on its own
-        out.append(StepStarted(step.id, step.track, run.attempt + 1, retry=True))
+        out.append(again(state, step))
     mitigates = False
     if isinstance(result, Done):
         out.append(StepCompleted(step.id, step.track, result.outcome))
@@ -55,9 +58,13 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
     elif isinstance(result, Skipped):
         out.append(StepSkipped(step.id, step.track, result.reason))
         target = default_next(track, step)
+    elif retries_left(state, step, result):
+        # the retry rule runs it again after its delay (a timer); until then it stays current, failed
+        out.append(StepFailed(step.id, step.track, result.reason, retry_in=step.retry.delay))
+        target = None
     else:
         out.append(StepFailed(step.id, step.track, result.reason, timeout=result.timeout))
-        target = step.on_timeout if result.timeout else step.on_fail  # none: the step stays current
+        target = result.to or (step.on_timeout if result.timeout else step.on_fail)  # none: stays current
     if mitigates and state.mitigated_at is None:
         out.append(Mitigated(step.id))
     if target == END:
@@ -65,3 +72,15 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
     elif target:
         out.append(StepStarted(target, step.track, state.steps[target].attempt + 1))
     return out
+
+
+def again(state: IncidentState, step: Step, auto: bool = False) -> StepStarted:
+    """A new attempt at a failed step, so its time is measured on its own: by hand (working on it
+    again), or by the step's retry: rule (`auto`)."""
+    return StepStarted(step.id, step.track, state.steps[step.id].attempt + 1, retry=True, auto=auto)
+
+
+def retries_left(state: IncidentState, step: Step, result) -> bool:
+    """Whether the step's retry: rule runs a failed automation again (before on_fail)."""
+    return (isinstance(result, Failed) and result.automated and not result.timeout and step.retry is not None
+            and state.steps[step.id].retries < step.retry.count)

@@ -17,7 +17,8 @@ from runbook.engine.events.base import (RECORDS, Event, EventFormatError, EventR
 from runbook.engine.events.incident import (Acknowledged, ActionItemAdded, Mitigated, NoteAdded, Opened,
                                             PluginErrorRecorded, Resolved, SeverityChanged, TargetBreached)
 from runbook.engine.events.steps import (ApprovalGranted, CheckPolled, DecisionMade, StepCompleted, StepFailed,
-                                         StepSkipped, StepStarted, TrackFinished)
+                                         StepRestarted, StepSkipped, StepStarted, TrackFinished, WaitDue)
+from runbook.engine.events.alerts import AlertStateChanged
 from runbook.engine.events.automation import ActionFinished, ActionStarted, shown_argv
 from runbook.engine.events.degradations import (DegradationApplied, DegradationFailed, DegradationRestored,
                                                 DegradationStarted, FlagChanged)
@@ -25,10 +26,11 @@ from runbook.engine.events.escalation import DrillInject, Escalated, Notified, R
 from runbook.engine.events.parameters import CAPTURE, CaptureMissed, ParametersSet
 
 __all__ = [
-    "Acknowledged", "ActionFinished", "CAPTURE", "CaptureMissed", "ActionItemAdded", "ActionStarted", "ApprovalGranted", "CheckPolled",
+    "Acknowledged", "ActionFinished", "ActionItemAdded", "ActionStarted", "AlertStateChanged",
+    "ApprovalGranted", "CAPTURE", "CaptureMissed", "CheckPolled",
     "DecisionMade", "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted",
     "DrillInject", "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "Mitigated",
     "NoteAdded", "Notified", "Opened", "ParametersSet", "PluginErrorRecorded", "RECORDS", "ReminderFired", "Resolved",
-    "SeverityChanged", "StepCompleted", "StepFailed", "StepSkipped", "StepStarted", "TargetBreached",
-    "TrackFinished", "apply", "decode", "fold", "record", "shown_argv",
+    "SeverityChanged", "StepCompleted", "StepFailed", "StepRestarted", "StepSkipped", "StepStarted", "TargetBreached",
+    "TrackFinished", "WaitDue", "apply", "decode", "fold", "record", "shown_argv",
 ]

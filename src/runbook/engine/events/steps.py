@@ -1,9 +1,15 @@
-"""Steps: started, completed, skipped, failed, decisions, approvals, polls, tracks finished."""
+"""Steps: started, completed, skipped, failed, decisions, approvals, polls, timed waits due, restarts,
+tracks finished."""
 
 from __future__ import annotations
 
-from runbook.engine.events.base import EventRecord, finish_step, record
-from runbook.engine.state import ACTIVE, DONE, FAILED, SKIPPED, StepRun
+from dataclasses import field
+from datetime import timedelta
+
+from runbook.catalog.durations import format_duration
+from runbook.engine.clock import parse
+from runbook.engine.events.base import EventRecord, finish_run, finish_step, record
+from runbook.engine.state import ACTIVE, DONE, FAILED, PENDING, SKIPPED, StepRun
 
 
 @record("step_started")
@@ -12,6 +18,7 @@ class StepStarted(EventRecord):
     track: str
     attempt: int
     retry: bool = False  # a new attempt at a step that had failed
+    auto: bool = False  # an automatic retry by the step's retry: rule
 
     def fold(self, state, event):
         step = state.steps.get(self.step)
@@ -19,12 +26,14 @@ class StepStarted(EventRecord):
             return
         step.status, step.attempt, step.started_at, step.finished_at, step.reason = \
             ACTIVE, self.attempt, event.at, None, ""
-        step.polls, step.last_poll = 0, ""
+        step.polls, step.last_poll, step.last_outcome, step.due_at, step.retry_at = 0, "", "", None, None
+        step.retries = step.retries + 1 if self.auto else step.retries if self.retry else 0
         state.current[step.track] = step.id
         state.runs.append(StepRun(step.id, step.track, step.attempt, event.at))
 
     def describe(self):
-        return f"step {self.step} started" + (f" (attempt {self.attempt})" if self.attempt > 1 else "")
+        return (f"step {self.step} started" + (f" (attempt {self.attempt})" if self.attempt > 1 else "")
+                + (" by its retry rule" if self.auto else ""))
 
 
 @record("step_completed")
@@ -59,12 +68,17 @@ class StepFailed(EventRecord):
     track: str
     reason: str
     timeout: bool = False  # a wait whose condition did not hold in time
+    retry_in: int | None = None  # seconds until the step's retry rule runs it again
 
     def fold(self, state, event):
         finish_step(state, self.step, event.at, FAILED, self.reason)
+        step = state.steps.get(self.step)
+        if step is not None and self.retry_in is not None:
+            step.retry_at = event.at + timedelta(seconds=self.retry_in)
 
     def describe(self):
-        return f"step {self.step} failed: {self.reason}"
+        again = f"; trying again in {format_duration(self.retry_in)}" if self.retry_in is not None else ""
+        return f"step {self.step} failed: {self.reason}{again}"
 
 
 @record("decision_made")
@@ -125,13 +139,60 @@ class CheckPolled(EventRecord):
     poll: int = 0
     exit_code: int | None = None
     output: str = ""
+    outcome: str | None = None  # holds, not-yet or broken (logs before 0.3 say only ok)
+
+    @property
+    def kind(self) -> str:
+        return self.outcome or ("holds" if self.ok else "not-yet")
 
     def fold(self, state, event):
         step = state.steps.get(self.step)
         if step is not None:
             step.polls = max(step.polls + 1, self.poll)
-            step.last_poll = self.summary
+            step.last_poll, step.last_outcome = self.summary, self.kind
             step.output, step.exit_code, step.ran = self.output, self.exit_code, True
 
     def describe(self):
-        return f"poll {self.poll} of {self.step}: {'ok' if self.ok else 'not yet'} — {self.summary}"
+        said = {"holds": "ok", "not-yet": "not yet", "broken": "check broken"}[self.kind]
+        return f"poll {self.poll} of {self.step}: {said} — {self.summary}"
+
+
+@record("wait_due", loud="warning", tone="reminder")
+class WaitDue(EventRecord):
+    """A plain timed wait (for:) came due: time to look again; the responder completes the step."""
+
+    step: str
+    track: str
+    due_at: str
+
+    def fold(self, state, event):
+        step = state.steps.get(self.step)
+        if step is not None:
+            step.due_at = parse(self.due_at)
+
+    def describe(self):
+        return f"step {self.step} is due: the wait is over, look again"
+
+
+@record("step_restarted", loud="warning")
+class StepRestarted(EventRecord):
+    """A responder restarts the track from an earlier step; it and every later step are pending again."""
+
+    step: str
+    track: str
+    reason: str
+    reset: list = field(default_factory=list)  # the steps made pending again, in track order
+    left: str | None = None  # the step that was current when the restart came
+
+    def fold(self, state, event):
+        if self.left is not None:
+            finish_run(state, self.left, event.at, f"left by a restart from {self.step}")
+        for step_id in self.reset:
+            step = state.steps.get(step_id)
+            if step is not None:
+                step.status, step.finished_at, step.reason = PENDING, None, ""
+                step.due_at, step.retry_at, step.retries = None, None, 0
+        state.current[self.track] = None
+
+    def describe(self):
+        return f"restarted track {self.track} from step {self.step}: {self.reason}"

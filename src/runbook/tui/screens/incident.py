@@ -37,6 +37,7 @@ class IncidentScreen(Screen):
         Binding("m", "mitigate", "Mitigated", tooltip="Mark the incident mitigated"),
         Binding("x", "resolve", "Resolve", tooltip="Resolve the incident (restores degradations)"),
         Binding("b", "debrief", "Debrief", tooltip="Debrief: times against targets, notes and action items"),
+        Binding("R", "restart", "Restart", tooltip="Restart the track from a step already reached (asks why)"),
         Binding("tab", "next_track", "Track", tooltip="Next track (roles side by side)"),
         Binding("escape", "home", "Home", tooltip="Back to the home screen (the incident keeps running)"),
         Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
@@ -302,6 +303,21 @@ class IncidentScreen(Screen):
                                  lambda reason: reason and self.send("severity", level, reason))
         else:
             self.send("severity", level)
+
+    def action_restart(self) -> None:
+        """Pick a step of the selected track the incident already reached, say why, start again there."""
+        track = next((t for t in self.view.tracks if t.id == self.track), None) if self.view else None
+        reached = [row for row in track.steps if row.attempt > 0] if track else []
+        if not reached:
+            self.app.notify("No step of this track has been reached yet.", severity="warning")
+            return
+        labels = [f"{row.title} ({row.status})" for row in reached]
+        self.app.push_screen(dialogs.ChoiceDialog(f"Restart track “{track.title}” from", labels),
+                             lambda i: i is not None and self._restart_from(reached[i]))
+
+    def _restart_from(self, row) -> None:
+        self.app.push_screen(dialogs.TextPrompt(f"Restart from “{row.title}” — why?", "reason"),
+                             lambda reason: reason and self.send("restart", row.id, reason))
 
     def action_note(self) -> None:
         self.app.push_screen(dialogs.TextPrompt("Add a note to the timeline", "what you found or did"),
