@@ -17,7 +17,8 @@ from runbook.store import GENESIS, event_hash
 @pytest.fixture
 def rb(fixture_catalog, fixture_env, tmp_path):
     env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana", "RUNBOOK_CHAIN_KEY": str(tmp_path / "config" / "chain.key")}
+           "RUNBOOK_USER": "ana", "XDG_CONFIG_HOME": str(tmp_path / "config")}  # the key's default place
+    env.pop("RUNBOOK_CHAIN_KEY", None)
 
     def run(*args, expect=0):
         proc = subprocess.run([sys.executable, "-m", "runbook", *args], cwd=fixture_catalog, env=env,
@@ -26,7 +27,8 @@ def rb(fixture_catalog, fixture_env, tmp_path):
         assert "Traceback" not in proc.stderr
         return proc
     run.db = tmp_path / "db.sqlite"
-    run.key = tmp_path / "config" / "chain.key"
+    run.key = tmp_path / "config" / "runbook" / "chain.key"
+    run.env = env
     return run
 
 
