@@ -105,7 +105,8 @@ def group():
 
     ID may be shortened to a unique start, in any case, with or without INC-: `runbook
     incident ack 854` acknowledges INC-854ABC. Exit status: 0 done, 1 the playbook's documents
-    have errors (open), 2 usage (an empty ID too, text that is not UTF-8), 3 no such incident, 4 a
+    have errors (open), or the incident's record is damaged or does not verify, 2 usage (an empty
+    ID or INC- alone too, text that is not UTF-8, a missing $RUNBOOK_CHAIN_KEY for writes), 3 no such incident, 4 a
     plugin or a step's action failed, 5 the command does not fit the incident's state (or ID
     starts several incidents, or a note is over 64 KiB), 6 the incident kept changing under the
     command, 7 the incident database cannot be used (read-only, damaged, not reachable).

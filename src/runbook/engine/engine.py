@@ -103,7 +103,7 @@ class Engine:
                 raise integrity.RecordError(f"the record of {incident} cannot be read: {exc}; "
                                             f"`runbook incident verify {incident}` names every problem") from None
             if loaded is None and self.store.path != ":memory:":
-                cached.tampered = "; ".join(integrity.quick(row, stored, events, cached))
+                cached.tampered = "; ".join(integrity.quick(self.store, incident, row, stored, events, cached))
             self._states[incident] = cached
             return cached
         for stored_event in self.store.events(incident, after=cached.last_seq):

@@ -54,7 +54,13 @@ class Integrity(NamedTuple):
         return f"WARNING: the log of {incident} does not verify: {'; '.join(self.problems)}"
 
 
-def chain(events: list[StoredEvent]) -> list[str]:
+def chain(events: list[StoredEvent]) -> str | None:
+    """The first broken link of the hash chain, or None (`broken_links` names them all)."""
+    broken = broken_links(events)
+    return broken[0] if broken else None
+
+
+def broken_links(events: list[StoredEvent]) -> list[str]:
     """Every broken link of the hash chain (the first LISTED, then how many more)."""
     problems = []
     prev, expected = GENESIS, 1
@@ -138,7 +144,7 @@ def check(store, incident: str, events: list[StoredEvent] | None = None) -> Inte
     stored, read, row = store.read_record(incident)
     events = read if events is None else events
     problems: list[str] = []
-    problems += chain(events)
+    problems += broken_links(events)
     start = first_event(events)
     if start:
         problems.append(start)
@@ -162,10 +168,16 @@ def check(store, incident: str, events: list[StoredEvent] | None = None) -> Inte
     return Integrity(True, (), text + "".join(f"; {n}" for n in notes))
 
 
-def quick(row: dict | None, stored: dict, events: list[StoredEvent], state=None) -> list[str]:
-    """The checks cheap enough for every load: the summary against the fold, and the snapshot."""
+def quick(store, incident: str, row: dict | None, stored: dict, events: list[StoredEvent], state=None) -> list[str]:
+    """The checks cheap enough for every load: the summary against the fold, the snapshot, and
+    with a chain key the signatures and the anchor (an HMAC per event), so that a record rewritten
+    without the key (a step's command among it) runs nothing. The chain's hashes are left to
+    `check`: an edit they alone show changes no snapshot that steps run from."""
     pairs = [(e.ts, loaded.record) for e, loaded in zip(events, state.events)] if state is not None else None
-    return summary_problems(row, pairs, events) + _snapshot(stored, events, [])
+    problems = summary_problems(row, pairs, events) + _snapshot(stored, events, [])
+    if getattr(store, "key", None) is not None:
+        _signatures(store, incident, row, events, problems)
+    return problems
 
 
 def _snapshot(stored: dict | None, events: list[StoredEvent], notes: list[str]) -> list[str]:
