@@ -17,7 +17,8 @@ from runbook.store import GENESIS, event_hash
 @pytest.fixture
 def rb(fixture_catalog, fixture_env, tmp_path):
     env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana", "RUNBOOK_CHAIN_KEY": str(tmp_path / "config" / "chain.key")}
+           "RUNBOOK_USER": "ana", "XDG_CONFIG_HOME": str(tmp_path / "config")}  # the key's default place
+    env.pop("RUNBOOK_CHAIN_KEY", None)
 
     def run(*args, expect=0):
         proc = subprocess.run([sys.executable, "-m", "runbook", *args], cwd=fixture_catalog, env=env,
@@ -26,7 +27,8 @@ def rb(fixture_catalog, fixture_env, tmp_path):
         assert "Traceback" not in proc.stderr
         return proc
     run.db = tmp_path / "db.sqlite"
-    run.key = tmp_path / "config" / "chain.key"
+    run.key = tmp_path / "config" / "runbook" / "chain.key"
+    run.env = env
     return run
 
 
@@ -145,3 +147,168 @@ def test_the_tui_view_says_the_log_was_altered(rb, fixture_catalog):
         assert "were deleted" in view.altered
     finally:
         store.close()
+
+
+# the adversarial review ------------------------------------------------------------------------
+
+def rechain(rb, iid, edit=lambda seq, type_, data: data, strip=True, ts=None):
+    """Rewrite the whole chain as someone without the key can: `edit` each event's data, recompute
+    every hash with store.event_hash, and (strip) set every signature to NULL."""
+    with sqlite3.connect(rb.db) as conn:
+        rows = conn.execute("SELECT seq, ts, actor, type, data FROM events WHERE incident = ? ORDER BY seq",
+                            [iid]).fetchall()
+        prev = GENESIS
+        for seq, when, actor, type_, data in rows:
+            data = edit(seq, type_, json.loads(data))
+            when = ts(when) if ts else when
+            digest = event_hash(iid, seq, when, actor, type_, data, prev)
+            conn.execute("UPDATE events SET ts = ?, data = ?, prev_hash = ?, hash = ?" +
+                         (", mac = NULL" if strip else "") + " WHERE incident = ? AND seq = ?",
+                         [when, json.dumps(data, sort_keys=True), prev, digest, iid, seq])
+            prev = digest
+
+
+def test_stripped_signatures_fail_with_the_key_and_the_edited_steps_never_run(rb, tmp_path):
+    rb("incident", "verify", "--init-key")
+    assert "created " in rb.key.read_text().splitlines()[1]  # the key says when it was created
+    iid = opened(rb)
+    rechain(rb, iid, lambda seq, type_, data: {**data, "text": "nothing to see"} if type_ == "note_added" else data)
+    out = rb("incident", "verify", iid, expect=1).stdout
+    assert "not signed although appended after the chain key was created" in out
+    assert "the summary's signed anchor does not match the log's last event" in out
+    sql(rb, "UPDATE incidents SET last_mac = NULL WHERE id = ?", iid)
+    out = rb("incident", "verify", iid, expect=1).stdout
+    assert "not signed although" in out and "signed anchor of the log's end is missing" in out
+
+    # a rewritten snapshot (a step that runs `touch PWNED`), its hash updated in `opened`
+    from runbook.engine.snapshot import documents_hash
+
+    victim = opened(rb)
+    pwned = tmp_path / "PWNED"
+    with sqlite3.connect(rb.db) as conn:
+        documents = json.loads(conn.execute("SELECT documents FROM snapshots WHERE incident = ?",
+                                            [victim]).fetchone()[0])
+        documents[0]["data"]["steps"][0]["run"] = ["touch", str(pwned)]
+        conn.execute("UPDATE snapshots SET documents = ? WHERE incident = ?", [json.dumps(documents), victim])
+    digest = documents_hash(documents)
+    rechain(rb, victim, lambda seq, type_, data: {**data, "documents": digest} if type_ == "opened" else data)
+    sql(rb, "UPDATE incidents SET last_mac = NULL WHERE id = ?", victim)
+    out = rb("incident", "verify", victim, expect=1).stdout
+    assert "not signed although appended after the chain key was created" in out
+    refused = rb("incident", "step", victim, "--run", expect=5)
+    assert "refused: the record of" in refused.stderr and "not signed although" in refused.stderr
+    assert not pwned.exists()
+
+
+def test_a_key_without_its_creation_time_counts_from_its_file_time(rb):
+    iid = opened(rb)  # before any key: unsigned, fine
+    rb("incident", "verify", "--init-key")
+    rb.key.write_text(rb.key.read_text().splitlines()[0] + "\n")  # an old key file: one line
+    os.utime(rb.key, (0, 0))  # created in 1970: every event since must be signed
+    out = rb("incident", "verify", iid, expect=1).stdout
+    assert "not signed although appended after the chain key was created (1970-01-01" in out
+    os.utime(rb.key, None)  # created now: the incident predates it
+    assert "no event is signed (all appended before the chain key was created" in rb("incident", "verify", iid).stdout
+
+
+def truncate(rb, iid, keep, last_seq):
+    sql(rb, "DELETE FROM events WHERE incident = ? AND seq > ?", iid, keep)
+    sql(rb, "UPDATE incidents SET last_seq = ? WHERE id = ?", last_seq, iid)
+
+
+def test_a_truncation_with_a_matching_summary_fails_with_the_key_and_a_null_count_always(rb):
+    plain = opened(rb)
+    truncate(rb, plain, 3, None)
+    out = rb("incident", "verify", plain, expect=1).stdout
+    assert "the summary has no event count" in out and "summary agrees" not in out
+    assert "LOG ALTERED" in rb("incident", "list").stdout
+    rb("incident", "verify", "--init-key")
+    keyed = opened(rb)
+    truncate(rb, keyed, 3, 3)
+    out = rb("incident", "verify", keyed, expect=1).stdout
+    assert "the summary's signed anchor does not match the log's last event (3)" in out
+
+
+def test_every_summary_column_is_compared_and_a_hidden_incident_is_still_listed(rb):
+    iid = opened(rb)
+    sql(rb, "UPDATE incidents SET status = 'resolved', drill = 1, severity = 'SEV5', title = 'nothing' WHERE id = ?",
+        iid)
+    out = rb("incident", "verify", iid, expect=1).stdout
+    for column in ("status 'resolved' but the log says 'acknowledged'", "severity 'SEV5'", "drill 1 but the log says 0",
+                   "title 'nothing'"):
+        assert f"the summary says {column}" in out
+    for args in (("incident", "list"), ("incident", "list", "--no-drills")):
+        listed = rb(*args)
+        assert iid in listed.stdout and "LOG ALTERED" in listed.stdout
+        assert "status 'resolved' but the log says 'acknowledged'" in listed.stderr
+    rows = json.loads(rb("incident", "list", "--json").stdout)
+    assert rows[0]["id"] == iid and rows[0]["log_intact"] is False
+    assert "refused: the record of" in rb("incident", "degrade", iid, "low-bitrate", expect=5).stderr
+
+
+def test_an_incident_without_its_summary_row_is_listed_and_verifiable(rb):
+    iid = opened(rb)
+    sql(rb, "DELETE FROM incidents WHERE id = ?", iid)
+    for args in (("incident", "list"), ("incident", "list", "--all")):
+        assert f"{iid}: events without a summary row — record altered" in rb(*args).stdout
+    out = rb("incident", "verify", iid, expect=1).stdout
+    assert f"{iid}: missing from the summary" in out
+    assert "missing from the summary" in rb("incident", "verify", iid[4:8], expect=1).stdout  # a prefix too
+    shown = rb("incident", "show", iid)
+    assert shown.stdout.startswith(f"WARNING: the log of {iid} does not verify: missing from the summary")
+
+
+def test_a_missing_snapshot_is_one_line_and_report_leaves_it_out(rb):
+    iid = opened(rb)
+    other = opened(rb)
+    sql(rb, "DELETE FROM snapshots WHERE incident = ?", iid)
+    for args in (("incident", "show", iid), ("incident", "ack", iid), ("incident", "export", iid),
+                 ("incident", "show", iid[4:9])):
+        proc = rb(*args, expect=1)
+        assert proc.stderr.strip().count("\n") == 0 and "the playbook snapshot it runs on is missing" in proc.stderr
+    out = rb("incident", "verify", iid, expect=1).stdout
+    assert f"{iid}: the playbook snapshot the incident runs on is missing" in out
+    report = rb("report", "--format", "json")
+    assert json.loads(report.stdout)["incidents"] == 1 and f"left out {iid}" in report.stderr
+    assert other not in report.stderr
+
+
+def test_no_events_or_no_opened_event_is_a_problem(rb):
+    iid = opened(rb)
+    sql(rb, "DELETE FROM events WHERE incident = ? AND seq = 1", iid)
+    assert "the log does not start with the opened event" in rb("incident", "verify", iid, expect=1).stdout
+    truncate(rb, iid, 0, 0)
+    out = rb("incident", "verify", iid, expect=1).stdout
+    assert "the log holds no events" in out and "hash chain intact" not in out
+    for args in (("incident", "show", iid), ("incident", "export", iid)):
+        proc = rb(*args, expect=1)
+        assert "the log holds no events" in proc.stderr and proc.stderr.strip().count("\n") == 0
+
+
+def test_an_unknown_event_type_and_every_broken_link_are_named(rb):
+    iid = opened(rb)
+    sql(rb, "UPDATE events SET type = 'bogus' WHERE incident = ? AND seq = 2", iid)
+    sql(rb, "UPDATE events SET data = json_set(data, '$.text', 'x') WHERE incident = ? AND type = 'note_added'", iid)
+    out = rb("incident", "verify", iid, expect=1).stdout.splitlines()
+    assert any(line.startswith(f"{iid}: event 2: unknown event type 'bogus'") for line in out)
+    assert sum("was altered: its content does not match its hash" in line for line in out) == 3  # 2 and both notes
+    proc = rb("incident", "show", iid, expect=1)
+    assert "unknown event type 'bogus'" in proc.stderr and proc.stderr.strip().count("\n") == 0
+
+
+def test_a_missing_key_named_by_the_environment_refuses_writes(rb):
+    rb.env["RUNBOOK_CHAIN_KEY"] = str(rb.db.parent / "nowhere" / "chain.key")
+    proc = rb("incident", "open", "video-call-degraded", expect=2)
+    assert "named by RUNBOOK_CHAIN_KEY does not exist" in proc.stderr and proc.stderr.strip().count("\n") == 0
+    rb("incident", "list")  # reading works
+    assert "RUNBOOK_CHAIN_KEY" in rb("incident", "verify", "--help").stdout
+    rb("incident", "verify", "--init-key")  # creates it where the variable says
+    assert (rb.db.parent / "nowhere" / "chain.key").exists()
+    iid = opened(rb)
+    assert "events signed with the chain key" in rb("incident", "verify", iid).stdout
+
+
+@pytest.mark.parametrize("head", ["INC-", "inc-", "DRL-", " INC- "])
+def test_a_head_alone_names_no_incident(rb, head):
+    opened(rb)
+    assert "has nothing after" in rb("incident", "show", head, expect=2).stderr

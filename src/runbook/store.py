@@ -79,27 +79,79 @@ def chain_key_path() -> str:
     return os.path.join(base, "runbook", "chain.key")
 
 
-def load_chain_key(path: str | None = None) -> bytes | None:
-    """The chain key's bytes, or None when there is none. A key others can read is refused."""
+class ChainKey(NamedTuple):
+    """The chain key's bytes and when it was created (UTC, as events keep times): every event
+    appended from then on must be signed with it."""
+
+    key: bytes
+    created: str
+
+
+def _utc(seconds: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def read_chain_key(path: str | None = None) -> ChainKey | None:
+    """The chain key and its creation time, or None when there is none at the default path.
+
+    The file holds the key on its first line and its creation time on the second (as written by
+    `create_chain_key`); a key without that line counts as created at the file's modification
+    time. A key named by `RUNBOOK_CHAIN_KEY` that does not exist is not "no key": it is returned
+    as None here too, and `missing_chain_key()` says so, so that writes refuse it."""
     path = path or chain_key_path()
     try:
         with open(path, "rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            key = handle.read().strip()
+            info = os.fstat(handle.fileno())
+            content = handle.read()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise ChainKeyError(f"{path}: cannot read the chain key: {exc.strerror or exc}") from None
-    if mode & 0o077:
+    if info.st_mode & 0o077:
         raise ChainKeyError(f"{path}: the chain key is readable by others; make it private (chmod 600 {path})")
+    lines = content.strip().split(b"\n")
+    key = lines[0].strip()
     if len(key) < 32:
         raise ChainKeyError(f"{path}: the chain key is too short ({len(key)} bytes, expected at least 32)")
-    return key
+    created = _utc(info.st_mtime)
+    if len(lines) > 1:
+        text = lines[1].strip().decode("ascii", "replace")
+        text = text.removeprefix("created ").strip()
+        try:
+            from datetime import datetime
+
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                raise ValueError
+        except ValueError:
+            raise ChainKeyError(f"{path}: the chain key's second line should be its creation time in UTC "
+                                f"(e.g. created 2026-01-31T09:00:00.000000Z), got {text[:40]!r}") from None
+        created = _utc(moment.timestamp())
+    return ChainKey(key, created)
+
+
+def load_chain_key(path: str | None = None) -> bytes | None:
+    """The chain key's bytes, or None when there is none. A key others can read is refused."""
+    found = read_chain_key(path)
+    return found.key if found else None
+
+
+def missing_chain_key() -> str | None:
+    """Why writing must stop when `RUNBOOK_CHAIN_KEY` names a key that does not exist (an explicitly
+    configured key that went missing would otherwise leave events silently unsigned)."""
+    path = os.environ.get("RUNBOOK_CHAIN_KEY")
+    if path and not os.path.exists(path):
+        return (f"the chain key {path} named by RUNBOOK_CHAIN_KEY does not exist; restore it, create it with "
+                "`runbook incident verify --init-key`, or unset RUNBOOK_CHAIN_KEY")
+    return None
 
 
 def create_chain_key(path: str | None = None) -> str:
-    """Create a new random chain key (0600); refuses to replace one."""
+    """Create a new random chain key (0600) with its creation time; refuses to replace one."""
     import secrets
+    import time
 
     path = path or chain_key_path()
     Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -108,7 +160,7 @@ def create_chain_key(path: str | None = None) -> str:
     except FileExistsError:
         raise ChainKeyError(f"{path}: a chain key already exists; keep it (events signed with it need it)") from None
     with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(32) + "\n")
+        handle.write(secrets.token_hex(32) + "\n" + f"created {_utc(time.time())}\n")
     return path
 
 
@@ -116,6 +168,12 @@ def event_mac(key: bytes, digest: str) -> str:
     import hmac
 
     return hmac.new(key, digest.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def anchor_mac(key: bytes, incident: str, last_seq: int, last_hash: str) -> str:
+    """The summary's signed anchor: the incident's event count and last hash under the chain key,
+    so that stripping signatures or deleting the last events shows wherever the key is present."""
+    return event_mac(key, f"{incident}|{last_seq}|{last_hash}")
 
 
 def default_path() -> str:
@@ -185,11 +243,18 @@ def _migration_5(db: sqlite_utils.Database) -> None:
     db["events"].add_column("mac", str)
 
 
+def _migration_6(db: sqlite_utils.Database) -> None:
+    db["incidents"].add_column("last_mac", str)
+    # listing checks each summary against its log cheaply: "has a resolved event", "the opened event"
+    db["events"].create_index(["type", "incident"], index_name="idx_events_type_incident")
+
+
 MIGRATIONS = ((1, "events, incidents projection, snapshots", _migration_1),
               (2, "index incidents by opening time", _migration_2),
               (3, "summaries of simulated drill runs", _migration_3),
               (4, "drill schedule: the last occurrence each drill fired or skipped", _migration_4),
-              (5, "events: a keyed signature of each event's hash", _migration_5))
+              (5, "events: a keyed signature of each event's hash", _migration_5),
+              (6, "incidents: a signed anchor of the log's end; events indexed by type", _migration_6))
 
 # How the incidents summary takes each column an event's projection sets: the first time wins
 # for the *_at columns, status only moves forward, the rest take the latest value.
@@ -204,9 +269,14 @@ def _like_prefix(text: str) -> str:
 
 
 class Store:
-    def __init__(self, path: str | None = None, key: bytes | None | str = "auto"):
+    def __init__(self, path: str | None = None, key: bytes | None | str = "auto", key_created: str | None = None):
         self.path = path or default_path()
-        self.key = load_chain_key() if key == "auto" else key
+        if key == "auto":
+            found = read_chain_key()
+            self.key, self.key_created = (found.key, found.created) if found else (None, None)
+            self.key_missing = missing_chain_key()
+        else:
+            self.key, self.key_created, self.key_missing = key, key_created, None
         self._db = None
         self.readonly = None  # why the database cannot be written, when it cannot
         if self.path != ":memory:":
@@ -351,6 +421,17 @@ class Store:
                 if number not in done:
                     apply(self.db)
                     self.db.execute("INSERT INTO migrations (id, name) VALUES (?, ?)", [number, name])
+            if 6 not in done and self.key:
+                self._anchor_existing()
+
+    def _anchor_existing(self) -> None:
+        """On the upgrade that adds the signed anchor, with the chain key at hand: anchor each
+        incident's log as it is now (once; later a missing anchor is a problem, never re-signed)."""
+        for incident, seq, digest in self.conn.execute(
+                "SELECT e.incident, e.seq, e.hash FROM events e JOIN incidents i ON i.id = e.incident "
+                "WHERE e.seq = (SELECT max(seq) FROM events WHERE incident = e.incident)").fetchall():
+            self.conn.execute("UPDATE incidents SET last_mac = ? WHERE id = ?",
+                              [anchor_mac(self.key, incident, seq, digest), incident])
 
     class _Tx:
         def __init__(self, conn):
@@ -373,6 +454,7 @@ class Store:
     @_guarded
     def create_incident(self, incident: str, snapshot: dict, row: dict, first_events: list[dict]) -> list[StoredEvent]:
         """Create an incident with its snapshot and first events, atomically."""
+        self._require_key()
         with self._write():
             if self.conn.execute("SELECT 1 FROM incidents WHERE id = ?", [incident]).fetchone():
                 raise ConflictError(f"incident {incident} already exists")
@@ -390,6 +472,7 @@ class Store:
     def append(self, incident: str, expected_seq: int, events: list[dict]) -> list[StoredEvent]:
         """Append `events` (dicts with ts, actor, type, data, and optionally the summary columns the
         event sets) after `expected_seq`, in one transaction."""
+        self._require_key()
         with self._write():
             row = self.conn.execute("SELECT seq, hash FROM events WHERE incident = ? ORDER BY seq DESC LIMIT 1",
                                   [incident]).fetchone()
@@ -398,6 +481,10 @@ class Store:
             if row[0] != expected_seq:
                 raise ConflictError(f"incident {incident} changed: expected event {expected_seq}, found {row[0]}")
             return self._append(incident, expected_seq, row[1], events)
+
+    def _require_key(self) -> None:
+        if getattr(self, "key_missing", None):
+            raise ChainKeyError(self.key_missing)
 
     def _append(self, incident: str, seq: int, prev: str, events: list[dict]) -> list[StoredEvent]:
         stored = []
@@ -422,8 +509,8 @@ class Store:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(e.incident, e.seq, e.ts, e.actor, e.type, json.dumps(e.data, ensure_ascii=False, sort_keys=True),
               e.prev_hash, e.hash, e.mac or None) for e in stored])
-        sets = ["last_seq = ?", "updated_at = ?"]
-        values = [seq, events[-1]["ts"]]
+        sets = ["last_seq = ?", "updated_at = ?", "last_mac = ?"]
+        values = [seq, events[-1]["ts"], anchor_mac(self.key, incident, seq, prev) if self.key else None]
         for column in _FIRST:
             if column in updates:
                 sets.append(f"{column} = COALESCE({column}, ?)")
@@ -450,12 +537,98 @@ class Store:
 
     def log_extents(self, incidents: list[str]) -> dict[str, tuple[int, int]]:
         """For each incident, (number of events, highest sequence number) as the log holds them."""
+        return {i: (count, last) for i, (count, last, _) in self.log_facts(incidents).items()}
+
+    @_guarded
+    def log_facts(self, incidents: list[str]) -> dict[str, tuple[int, int, dict]]:
+        """For each incident, cheaply, what its log says the summary should be: (number of events,
+        highest sequence number, {status, drill, severity, title, playbook, opened_at}), in two
+        indexed queries for all of them."""
         if not incidents:
             return {}
         marks = ", ".join("?" * len(incidents))
-        rows = self.conn.execute(f"SELECT incident, count(*), max(seq) FROM events WHERE incident IN ({marks}) "
-                                 "GROUP BY incident", incidents).fetchall()
-        return {r[0]: (r[1], r[2]) for r in rows}
+        rows = self.conn.execute(
+            f"SELECT incident, count(*), max(seq), max(type = 'acknowledged'), max(type = 'mitigated'), "
+            f"max(type = 'resolved') FROM events WHERE incident IN ({marks}) GROUP BY incident", incidents).fetchall()
+        facts = {}
+        for incident, count, last, acked, mitigated, resolved in rows:
+            status = "resolved" if resolved else "mitigated" if mitigated else "acknowledged" if acked else "open"
+            facts[incident] = (count, last, {"status": status})
+        # the opened event (seq 1) and the last severity change, through the (type, incident) index
+        for incident, seq, ts, type_, data in self.conn.execute(
+                f"SELECT incident, seq, ts, type, data FROM events WHERE incident IN ({marks}) AND "
+                f"(seq = 1 OR type = 'severity_changed') ORDER BY incident, seq", incidents):
+            if incident not in facts:
+                continue
+            said = facts[incident][2]
+            try:
+                data = json.loads(data)
+            except ValueError:
+                continue  # the full check says what is wrong with it
+            if not isinstance(data, dict):
+                continue
+            if seq == 1 and type_ == "opened":
+                said.update(drill=int(bool(data.get("drill"))), severity=data.get("severity"),
+                            title=data.get("title"), playbook=data.get("playbook"), opened_at=ts)
+            elif type_ == "severity_changed" and "severity" in said:
+                said["severity"] = data.get("to")
+        return facts
+
+    @_guarded
+    def hidden_by_summary(self, open_only: bool, drills: bool | None) -> list[dict]:
+        """Summary rows a listing would leave out because their status or drill column says what the
+        log does not: "resolved" without a resolved event, a drill whose opened event is no drill (or
+        the reverse). Indexed lookups per resolved (or filtered) incident."""
+        where = []
+        if open_only:  # the listing keeps status != 'resolved', which a NULL or unknown status fails too
+            where.append("(i.status IS NOT 'open' AND i.status IS NOT 'acknowledged' AND i.status IS NOT 'mitigated' "
+                         "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.type = 'resolved' AND e.incident = i.id))")
+        if drills is not None:
+            opened_drill = ("(SELECT coalesce(json_extract(e.data, '$.drill'), 0) FROM events e "
+                            "WHERE e.incident = i.id AND e.seq = 1)")
+            where.append(f"(i.drill IS NOT ? AND {opened_drill} IS ?)")
+        if not where:
+            return []
+        params = [int(drills), int(drills)] if drills is not None else []
+        # a summary edited to hide: caught whichever column hides it
+        sql = f"SELECT * FROM incidents i WHERE {' OR '.join(where)} ORDER BY opened_at DESC, id"
+        return self._query(sql, params)
+
+    @_guarded
+    def without_summary(self) -> list[str]:
+        """Incidents whose events (their opened event) or snapshot remain but whose summary row is gone."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT incident FROM events WHERE type = 'opened' AND incident NOT IN (SELECT id FROM incidents) "
+            "UNION SELECT incident FROM snapshots WHERE incident NOT IN (SELECT id FROM incidents) ORDER BY 1")]
+
+    @_guarded
+    def has_record(self, incident: str) -> bool:
+        """Whether anything of `incident` is stored: its summary row, an event, or its snapshot."""
+        return any(self.conn.execute(sql, [incident]).fetchone() for sql in (
+            "SELECT 1 FROM incidents WHERE id = ?", "SELECT 1 FROM events WHERE incident = ? LIMIT 1",
+            "SELECT 1 FROM snapshots WHERE incident = ?"))
+
+    @_guarded
+    def ids_without_summary_starting_with(self, text: str, heads: tuple[str, ...] = ()) -> list[str]:
+        """Like `ids_starting_with`, over incidents that have events or a snapshot but no summary row
+        (a full scan: only asked when no summary row matches)."""
+        patterns = [_like_prefix(head + text) for head in ("", *heads)]
+        where = " OR ".join(["upper(incident) LIKE ? ESCAPE '\\'"] * len(patterns))
+        sql = (f"SELECT DISTINCT incident FROM (SELECT incident FROM events UNION SELECT incident FROM snapshots) "
+               f"WHERE ({where}) AND incident NOT IN (SELECT id FROM incidents) ORDER BY 1")
+        return [r[0] for r in self.conn.execute(sql, patterns)]
+
+    @_guarded
+    def read_record(self, incident: str) -> tuple[dict | None, list[StoredEvent], dict | None]:
+        """The snapshot, the events and the summary row, read in one transaction: what integrity
+        compares must be one moment, not a summary that moved on while the events were read."""
+        if self.conn.in_transaction:
+            return self.snapshot(incident), self.events(incident), self.incident(incident)
+        self.conn.execute("BEGIN")
+        try:
+            return self.snapshot(incident), self.events(incident), self.incident(incident)
+        finally:
+            self.conn.execute("COMMIT")
 
     @_guarded
     def last_seq(self, incident: str) -> int:
@@ -619,6 +792,24 @@ class MemoryStore:
 
     def log_extents(self, incidents):
         return {i: (len(self._events[i]), len(self._events[i])) for i in incidents if self._events.get(i)}
+
+    def read_record(self, incident):
+        return self.snapshot(incident), self.events(incident), self.incident(incident)
+
+    def log_facts(self, incidents):
+        return {i: (n, last, {}) for i, (n, last) in self.log_extents(incidents).items()}
+
+    def hidden_by_summary(self, open_only, drills):
+        return []
+
+    def without_summary(self):
+        return []
+
+    def has_record(self, incident):
+        return incident in self._rows or incident in self._events
+
+    def ids_without_summary_starting_with(self, text, heads=()):
+        return []
 
     def ids_starting_with(self, text, heads=()):
         starts = [(head + text).upper() for head in ("", *heads)]

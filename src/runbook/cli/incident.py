@@ -114,7 +114,8 @@ def group():
 
     ID may be shortened to a unique start, in any case, with or without INC-: `runbook
     incident ack 854` acknowledges INC-854ABC. Exit status: 0 done, 1 the playbook's documents
-    have errors (open), 2 usage (an empty ID too, text that is not UTF-8), 3 no such incident, 4 a
+    have errors (open), or the incident's record is damaged or does not verify, 2 usage (an empty
+    ID or INC- alone too, text that is not UTF-8, a missing $RUNBOOK_CHAIN_KEY for writes), 3 no such incident, 4 a
     plugin or a step's action failed, 5 the command does not fit the incident's state (or ID
     starts several incidents, or a note is over 64 KiB), 6 the incident kept changing under the
     command, 7 the incident database cannot be used (read-only, damaged, not reachable).
@@ -154,23 +155,38 @@ def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labe
 @json_option()
 @click.pass_obj
 def list_incidents(ctx: Context, show_all, drills, as_json):
-    """List incidents, newest first (open ones unless --all)."""
-    rows = ctx.engine().list(open_only=not show_all, drills=drills)
+    """List incidents, newest first (open ones unless --all).
+
+    Each summary row is checked cheaply against its log (the count of events, the status its
+    acknowledged/mitigated/resolved events imply, drill, severity, title): one that disagrees is
+    marked LOG ALTERED, and one edited to look resolved (or a drill) is listed anyway. Incidents
+    whose summary row was deleted are listed after the others."""
+    engine = ctx.engine()
+    rows = engine.list(open_only=not show_all, drills=drills)
+    orphans = engine.without_summary()
     if as_json:
-        dump(rows)
+        dump(rows + [{"id": i, "log_intact": False, "summary_missing": True, "log_problem": ORPHAN}
+                     for i in orphans])
         return
-    if not rows:
+    if not rows and not orphans:
         echo("no open incidents" if not show_all else "no incidents")
         return
     for r in rows:
         drill = " DRILL" if r["drill"] else ""
         altered = "" if r["log_intact"] else "  !! LOG ALTERED (runbook incident verify)"
-        echo(f"{r['id']}  {r['severity']:<5} {r['status']:<12} {r['opened_at'][:19]}  {one_line(r['title'])}{drill}"
-             f"{altered}")
-    altered = [r["id"] for r in rows if not r["log_intact"]]
-    if altered:
-        echo(f"warning: the log of {', '.join(altered)} holds fewer or more events than its summary counts",
-             err=True)
+        echo(f"{r['id']}  {one_line(str(r['severity'])):<5} {one_line(str(r['status'])):<12} "
+             f"{str(r['opened_at'])[:19]}  {one_line(str(r['title']))}{drill}{altered}")
+    for incident in orphans:
+        echo(f"{incident}: {ORPHAN}  !! LOG ALTERED (runbook incident verify {incident})")
+    for r in rows:
+        if not r["log_intact"]:
+            echo(f"warning: the summary of {r['id']} does not agree with its log: {one_line(r['log_problem'])}",
+                 err=True)
+    if orphans:
+        echo(f"warning: {', '.join(orphans)}: {ORPHAN}", err=True)
+
+
+ORPHAN = "events without a summary row — record altered"
 
 
 @group.command("show")
@@ -447,11 +463,17 @@ def export(ctx: Context, incident_id, fmt, output):
 @group.command("verify")
 @incident_argument(required=False)
 @click.option("--init-key", is_flag=True, help="Create the chain key (runbook/chain.key in your config "
-              "directory, 0600); events appended from then on are signed with it.")
+              "directory, or the file $RUNBOOK_CHAIN_KEY names; 0600, with its creation time); events "
+              "appended from then on must be signed with it.")
 @click.pass_obj
 def verify_chain(ctx: Context, incident_id, init_key):
-    """Check an incident's record: the hash chain, the summary's count of events, the playbook
-    snapshot it runs on, and the signatures when a chain key exists. Exit 1 naming every problem."""
+    """Check an incident's record: the hash chain, its opened event and every event's type, the
+    summary against the log (each column that differs), the playbook snapshot it runs on, and the
+    signatures and signed anchor when a chain key exists. Exit 1 naming every problem, one per
+    line; works on a record too damaged to show (no snapshot, no summary row).
+
+    The chain key is $RUNBOOK_CHAIN_KEY when set (a missing one is an error for commands that
+    write), else runbook/chain.key in your config directory."""
     if init_key:
         from runbook.store import create_chain_key
 
@@ -460,12 +482,14 @@ def verify_chain(ctx: Context, incident_id, init_key):
             return
     if incident_id is None:
         raise UsageError("name the incident to verify (or give --init-key)")
-    check = ctx.engine().integrity(incident_id)
+    engine = ctx.engine()
+    full = engine.resolve_id(incident_id)
+    check = engine.integrity(full)
     if check.ok:
-        echo(f"{incident_id}: {check.summary}")
+        echo(f"{full}: {check.summary}")
         return
     for problem in check.problems:
-        echo(f"{incident_id}: {problem}")
+        echo(f"{full}: {problem}")
     raise click.exceptions.Exit(1)
 
 

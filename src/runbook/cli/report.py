@@ -72,6 +72,8 @@ def report(ctx: Context, playbook, drill_id, since, include_drills, fmt):
         moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
         since = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as the store keeps times
     result = build(ctx.engine(), playbook, drill_id, since, include_drills)
+    for skipped in result.skipped:
+        echo(f"warning: left out {skipped}", err=True)
     if fmt == "json":
         dump(result.to_dict())
     elif fmt == "csv":

@@ -28,22 +28,32 @@ class Report:
     metrics: dict = field(default_factory=dict)   # TTA/TTM/TTR -> summary + target + breaches
     steps: dict = field(default_factory=dict)     # step id -> summary
     trend: list = field(default_factory=list)     # one row per incident, oldest first
+    skipped: list = field(default_factory=list)   # "INC-X: why" for records too damaged to read
 
     def to_dict(self) -> dict:
-        return {"incidents": self.incidents, "metrics": self.metrics, "steps": self.steps, "trend": self.trend}
+        out = {"incidents": self.incidents, "metrics": self.metrics, "steps": self.steps, "trend": self.trend}
+        if self.skipped:
+            out["skipped"] = self.skipped
+        return out
 
 
 def build(engine, playbook: str | None = None, drill: str | None = None, since: str | None = None,
           include_drills: bool = False) -> Report:
     rows = engine.list(playbook=playbook, since=since, drills=None if include_drills or drill else False)
-    states = []
-    for row in sorted(rows, key=lambda r: r["opened_at"]):
-        state = engine.state(row["id"])
+    from runbook.engine.integrity import RecordError
+
+    states, skipped = [], []
+    for row in sorted(rows, key=lambda r: r["opened_at"] or ""):
+        try:
+            state = engine.state(row["id"])
+        except RecordError as exc:  # left out and named: one damaged record never hides the others
+            skipped.append(f"{row['id']}: {exc}")
+            continue
         rehearsal = state.events[0].data.get("rehearsal") if state.events else None
         if drill is not None and rehearsal != drill:
             continue
         states.append(state)
-    report = Report(len(states))
+    report = Report(len(states), skipped=skipped)
     values = {key: [] for key, _, _ in MEASURES}
     targets = {key: [] for key, _, _ in MEASURES}
     breaches = {key: 0 for key, _, _ in MEASURES}

@@ -23,8 +23,8 @@ from runbook.engine import answers, integrity, restarts, timers
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, in_flight, plugin_errors
 from runbook.engine.events import (Acknowledged, ActionItemAdded, AlertStateChanged, ApprovalGranted, Event,
-                                   EventRecord, Mitigated, NoteAdded, Opened, ParametersSet, Resolved, SeverityChanged,
-                                   StepStarted, apply, fold)
+                                   EventFormatError, EventRecord, Mitigated, NoteAdded, Opened, ParametersSet,
+                                   Resolved, SeverityChanged, StepStarted, apply, fold)
 from runbook.engine.events.alerts import FIRING, RESOLVED
 from runbook.engine.snapshot import Snapshot, documents_hash, take
 from runbook.engine.state import FAILED, IncidentState
@@ -78,18 +78,32 @@ class Engine:
         return resolve_incident_id(self.store, incident)
 
     def state(self, incident: str) -> IncidentState:
-        """The incident's state, caught up with every event appended so far (by anyone)."""
+        """The incident's state, caught up with every event appended so far (by anyone).
+
+        A record too damaged to load (its snapshot or its opened event gone, an event of an unknown
+        type) is a `RecordError` naming what is missing; `integrity` names every problem."""
         cached = self._states.get(incident)
         if cached is None:
-            stored = self.store.snapshot(incident)
-            if stored is None:
+            stored, events, row = self.store.read_record(incident)
+            if stored is None and not events and row is None:
                 full = self.resolve_id(incident)  # a unique prefix, or NotFoundError with suggestions
-                return self.state(full)
+                if full != incident:
+                    return self.state(full)
+            if stored is None:
+                raise integrity.RecordError(f"the record of {incident} is damaged: the playbook snapshot it runs on "
+                                            f"is missing; `runbook incident verify {incident}` names every problem")
+            start = integrity.first_event(events)
+            if start:
+                raise integrity.RecordError(f"the record of {incident} is damaged: {start}; "
+                                            f"`runbook incident verify {incident}` names every problem")
             loaded = next((entry[4] for entry in self._taken.values() if entry[3] is stored), None)
-            events = self.store.events(incident)
-            cached = fold(incident, events, loaded or Snapshot.load(stored))
+            try:
+                cached = fold(incident, events, loaded or Snapshot.load(stored))
+            except EventFormatError as exc:
+                raise integrity.RecordError(f"the record of {incident} cannot be read: {exc}; "
+                                            f"`runbook incident verify {incident}` names every problem") from None
             if loaded is None and self.store.path != ":memory:":
-                cached.tampered = "; ".join(integrity.quick(self.store, incident, stored, events))
+                cached.tampered = "; ".join(integrity.quick(self.store, incident, row, stored, events, cached))
             self._states[incident] = cached
             return cached
         for stored_event in self.store.events(incident, after=cached.last_seq):
@@ -97,18 +111,37 @@ class Engine:
         return cached
 
     def list(self, **filters) -> list[dict]:
-        """Summary rows, newest first; each says whether the log still holds what the summary
-        counts (`log_intact`; `integrity` checks everything)."""
+        """Summary rows, newest first; each says whether its summary agrees with its log
+        (`log_intact`, and `log_problem` saying how not), cheaply: the count of events, the status
+        implied by which of acknowledged/mitigated/resolved events exist, and the drill flag,
+        severity, title, playbook and opening time the log says (two indexed queries for the rows
+        shown). Rows the filters would leave out only because their status or drill column was
+        edited ("resolved" with no resolved event) are listed too. `integrity` checks everything."""
         rows = self.store.incidents(**filters)
-        extents = self.store.log_extents([r["id"] for r in rows])
+        shown = {r["id"] for r in rows}
+        if not filters.get("status"):
+            hidden = [r for r in self.store.hidden_by_summary(bool(filters.get("open_only")), filters.get("drills"))
+                      if r["id"] not in shown
+                      and (not filters.get("playbook") or r["playbook"] == filters["playbook"])
+                      and (not filters.get("since") or (r["opened_at"] or "") >= filters["since"])]
+            if hidden:
+                rows = sorted(sorted(rows + hidden, key=lambda r: r["id"]), key=lambda r: r["opened_at"] or "",
+                              reverse=True)
+        facts = self.store.log_facts([r["id"] for r in rows])
         for row in rows:
-            count, last = extents.get(row["id"], (0, 0))
-            row["log_intact"] = count == last == row["last_seq"]
+            problems = _listing_problems(row, facts.get(row["id"]))
+            row["log_intact"] = not problems
+            row["log_problem"] = "; ".join(problems)
         return rows
 
+    def without_summary(self) -> list[str]:
+        """Incidents whose events or snapshot remain but whose summary row was deleted: no listing
+        would show them otherwise."""
+        return self.store.without_summary()
+
     def integrity(self, incident: str) -> integrity.Integrity:
-        """Every check of the incident's record: hash chain, summary, snapshot, chain key."""
-        self.state(incident)  # resolves a prefix, or says there is no such incident
+        """Every check of the incident's record: hash chain, events, summary, snapshot, chain key.
+        Works on a record too damaged to load (no snapshot, no summary row, unknown events)."""
         return integrity.check(self.store, self.resolve_id(incident))
 
     # appending ----------------------------------------------------------------------------
@@ -545,6 +578,22 @@ def _refuse_if_broken(catalog, doc_id: str, kind: str) -> None:
         raise DocumentError(problems, f"cannot open an incident on {what} '{doc_id}': the catalog has {count} "
                                       f"about documents with that id (fix them; `runbook validate` checks the "
                                       "catalog):")
+
+
+def _listing_problems(row: dict, facts) -> list[str]:
+    """How a summary row disagrees with what its log cheaply says (Store.log_facts)."""
+    if facts is None:
+        return ["the log holds no events"]
+    count, last, said = facts
+    problems = []
+    if row["last_seq"] is None:
+        problems.append("the summary has no event count")
+    elif not count == last == row["last_seq"]:
+        problems.append(f"the log holds {count} events but the summary counts {row['last_seq']}")
+    for column, value in said.items():
+        if row.get(column) != value:
+            problems.append(f"the summary says {column} {row.get(column)!r} but the log says {value!r}")
+    return problems
 
 
 def _opening_severity(pb, severity: str | None, labels: dict) -> tuple[str, str | None]:

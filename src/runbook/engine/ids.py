@@ -1,8 +1,8 @@
 """Incident ids as people type them: whole or shortened, in any case, with or without the INC-/DRL- head.
 
 `INC-854ABC`, `inc-854abc`, `854` and `inc-85` all name INC-854ABC while no other incident
-starts the same way. Text that names nothing is never a prefix of everything: an empty id is
-refused, an ambiguous one lists the incidents it could be, an unknown one suggests close ids.
+starts the same way. Text that names nothing is never a prefix of everything: an empty id, or a
+head alone (`INC-`), is refused, an ambiguous one lists the incidents it could be, an unknown one suggests close ids.
 """
 
 from __future__ import annotations
@@ -23,9 +23,12 @@ def resolve_incident_id(store, text: str) -> str:
     if not wanted:
         raise UsageError("the incident id is empty; give an id such as INC-854ABC, or its start such as 854 "
                          "(see `runbook incident list`)")
-    if store.incident(wanted) is not None:
-        return wanted
-    matches = store.ids_starting_with(wanted, HEADS)
+    if wanted.upper() in HEADS:
+        raise UsageError(f"the incident id '{wanted}' has nothing after {wanted.upper()}; give an id such as "
+                         "INC-854ABC, or its start such as 854 (see `runbook incident list`)")
+    if store.incident(wanted) is not None or store.has_record(wanted):
+        return wanted  # has_record: the events or snapshot of an incident whose summary row is gone
+    matches = store.ids_starting_with(wanted, HEADS) or store.ids_without_summary_starting_with(wanted, HEADS)
     exact = [m for m in matches if _short(m) == _short(wanted)]
     if len(exact) == 1:  # INC-854 is not ambiguous because INC-8541 exists too
         return exact[0]

@@ -1,17 +1,24 @@
 """Whether an incident's record can be trusted: the hash chain, the summary, the snapshot, the key.
 
 - The chain: each event's SHA-256 covers its content and the previous event's hash, so an
-  edited, inserted or removed event in the middle breaks it.
-- The summary: the incidents table counts the events appended; fewer events in the log than it
-  counts means events were deleted from the end (which the chain alone cannot see).
+  edited, inserted or removed event in the middle breaks it. Every broken link is named.
+- The events: the first is `opened`, and every event is of a type this runbook knows.
+- The summary: the incidents row must exist, and every column it keeps for listing (status,
+  severity, drill, title, playbook, service, the times, the count of events) must be what the log
+  folds to; fewer events than it counts means events were deleted from the end (which the chain
+  alone cannot see).
 - The snapshot: the playbook text and the documents the incident runs on are hashed into the
   first event, so editing what the steps do breaks the link.
-- The key (optional): with a chain key in the config directory, each event's hash is also signed
-  (HMAC-SHA256); a chain recomputed from scratch by someone without the key no longer verifies.
+- The key (optional): with a chain key, each event's hash is also signed (HMAC-SHA256), and
+  every event appended at or after the key's creation must carry a signature; the summary keeps
+  a signed anchor of the log's end (its count and last hash). A chain recomputed by someone
+  without the key fails, and so do signatures stripped and the last events deleted.
 
-Without the key, the chain proves the log was not altered by someone who did not also recompute
-every later hash and the summary; it cannot prove that nobody with write access to the database
-rewrote it all consistently.
+What is not proven: without the key, a log rewritten consistently (every later hash and the
+summary) by someone with write access to the database; with the key, an incident whose every
+time was moved before the key's creation, its signatures and anchor stripped and its chain and
+summary recomputed, verifies as "appended before the chain key existed" (its times show when that
+was, and verify says it is unsigned).
 """
 
 from __future__ import annotations
@@ -20,8 +27,22 @@ import hashlib
 import hmac
 from typing import NamedTuple
 
+from runbook.engine.events.base import EventFormatError, decode
 from runbook.engine.snapshot import documents_hash
-from runbook.store import GENESIS, StoredEvent, event_hash, event_mac
+from runbook.errors import RunbookError
+from runbook.store import GENESIS, StoredEvent, anchor_mac, event_hash, event_mac
+
+LISTED = 20  # broken links named one by one before "and N more"
+_FIRST = ("acknowledged_at", "mitigated_at", "resolved_at")
+_RANK = {"open": 0, "acknowledged": 1, "mitigated": 2, "resolved": 3}
+COMPARED = ("status", "severity", "drill", "title", "playbook", "service", "opened_at", "acknowledged_at",
+            "mitigated_at", "resolved_at", "last_seq")
+
+
+class RecordError(RunbookError):
+    """An incident's record is too damaged to load (its snapshot, its events or its opened event gone)."""
+
+    exit_code = 1
 
 
 class Integrity(NamedTuple):
@@ -34,64 +55,136 @@ class Integrity(NamedTuple):
 
 
 def chain(events: list[StoredEvent]) -> str | None:
-    """The first broken link of the hash chain, or None."""
-    prev = GENESIS
-    for expected_seq, event in enumerate(events, 1):
-        if event.seq != expected_seq:
-            return f"event {expected_seq} is missing (found event {event.seq} after event {expected_seq - 1})"
-        if event.prev_hash != prev:
-            return (f"event {event.seq} ({event.type}) does not link to event {event.seq - 1}: "
-                    "its previous-hash differs")
+    """The first broken link of the hash chain, or None (`broken_links` names them all)."""
+    broken = broken_links(events)
+    return broken[0] if broken else None
+
+
+def broken_links(events: list[StoredEvent]) -> list[str]:
+    """Every broken link of the hash chain (the first LISTED, then how many more)."""
+    problems = []
+    prev, expected = GENESIS, 1
+    for event in events:
+        if event.seq != expected:
+            gone = f"event {expected} is" if event.seq == expected + 1 else f"events {expected} to {event.seq - 1} are"
+            problems.append(f"{gone} missing (found event {event.seq} after event {expected - 1})")
+        elif event.prev_hash != prev:
+            problems.append(f"event {event.seq} ({event.type}) does not link to event {event.seq - 1}: "
+                            "its previous-hash differs")
         digest = event_hash(event.incident, event.seq, event.ts, event.actor, event.type, event.data,
                             event.prev_hash)
         if digest != event.hash:
-            return f"event {event.seq} ({event.type} at {event.ts}) was altered: its content does not match its hash"
-        prev = event.hash
+            problems.append(f"event {event.seq} ({event.type} at {event.ts}) was altered: "
+                            "its content does not match its hash")
+        prev, expected = event.hash, event.seq + 1
+    if len(problems) > LISTED:
+        problems = problems[:LISTED] + [f"and {len(problems) - LISTED} more broken links"]
+    return problems
+
+
+def first_event(events) -> str | None:
+    """What is wrong with the start of the log: an incident always has its `opened` event first."""
+    if not events:
+        return "the log holds no events (an incident always has at least its opened event): they were deleted"
+    if events[0].type != "opened" or events[0].seq != 1:
+        return (f"the log does not start with the opened event (its first is event {events[0].seq}, "
+                f"{events[0].type}): the opened event was deleted or altered")
     return None
+
+
+def folded_summary(pairs) -> dict:
+    """The summary row the store keeps, as the log folds to it: `pairs` are (ts, record) in order,
+    the first the `opened` record; the same rules as the store's projection (the first time wins
+    for the *_at columns, status only moves forward, severity takes the latest)."""
+    pairs = list(pairs)
+    ts, opened = pairs[0]
+    row = {"status": "open", "severity": opened.severity, "drill": int(bool(opened.drill)), "title": opened.title,
+           "playbook": opened.playbook, "service": opened.service, "opened_at": ts, "acknowledged_at": None,
+           "mitigated_at": None, "resolved_at": None, "last_seq": len(pairs)}
+    for ts, rec in pairs:
+        for column, value in rec.project(ts).items():
+            if column in _FIRST:
+                row[column] = row[column] or value
+            elif column == "status":
+                row[column] = max(row[column], value, key=_RANK.__getitem__)
+            else:
+                row[column] = value
+    return row
+
+
+def summary_problems(row: dict | None, pairs, events) -> list[str]:
+    """How the summary row differs from the log, each column by name."""
+    if row is None:
+        return ["missing from the summary: the incidents table has no row for it (record altered; it is left "
+                "out of every listing)"]
+    problems = []
+    counted = row.get("last_seq")
+    if counted is None:
+        problems.append(f"the summary has no event count (the log holds {len(events)})")
+    elif counted > len(events):
+        problems.append(f"the summary counts {counted} events but the log holds {len(events)}: "
+                        f"events after {len(events)} were deleted")
+    elif counted < len(events):
+        problems.append(f"the log holds {len(events)} events but the summary counts {counted}: "
+                        "events were added outside runbook")
+    if pairs is None:
+        return problems
+    folded = folded_summary(pairs)
+    for column in COMPARED[:-1]:
+        said = row.get(column)
+        if column == "service" and not said and not folded[column]:
+            continue
+        if said != folded[column]:
+            problems.append(f"the summary says {column} {said!r} but the log says {folded[column]!r}")
+    return problems
 
 
 def check(store, incident: str, events: list[StoredEvent] | None = None) -> Integrity:
     """Every check at once; `events` may be passed when the caller has read them already."""
-    events = store.events(incident) if events is None else events
+    stored, read, row = store.read_record(incident)
+    events = read if events is None else events
     problems: list[str] = []
-    broken = chain(events)
-    if broken:
-        problems.append(broken)
-    row = store.incident(incident) or {}
-    counted = row.get("last_seq")
-    if counted is not None and counted != len(events):
-        if counted > len(events):
-            problems.append(f"the summary counts {counted} events but the log holds {len(events)}: "
-                            f"events after {len(events)} were deleted")
-        else:
-            problems.append(f"the log holds {len(events)} events but the summary counts {counted}: "
-                            "events were added outside runbook")
-    notes = []
-    problems += _snapshot(store.snapshot(incident), events, notes)
-    signed = _signatures(getattr(store, "key", None), events, problems)
+    problems += broken_links(events)
+    start = first_event(events)
+    if start:
+        problems.append(start)
+    records = []
+    for event in events:
+        try:
+            records.append((event.ts, decode(event.type, event.data, event.seq)))
+        except EventFormatError as exc:
+            problems.append(str(exc))
+    readable = not start and len(records) == len(events)
+    problems += summary_problems(row, records if readable else None, events)
+    notes: list[str] = []
+    problems += _snapshot(stored, events, notes)
+    signed = _signatures(store, incident, row, events, problems)
     if signed:
         notes.append(signed)
     if problems:
         return Integrity(False, tuple(problems), "; ".join(problems))
-    last = events[-1].hash[:12] if events else GENESIS[:12]
+    last = events[-1].hash[:12]
     text = f"{len(events)} events, hash chain intact (last {last}), summary agrees, snapshot intact"
     return Integrity(True, (), text + "".join(f"; {n}" for n in notes))
 
 
-def quick(store, incident: str, stored: dict, events: list[StoredEvent]) -> list[str]:
-    """The checks cheap enough for every load: the summary's count and the snapshot."""
-    problems = []
-    row = store.incident(incident) or {}
-    if row.get("last_seq") is not None and row["last_seq"] != len(events):
-        problems.append(f"the summary counts {row['last_seq']} events but the log holds {len(events)}")
-    return problems + _snapshot(stored, events, [])
+def quick(store, incident: str, row: dict | None, stored: dict, events: list[StoredEvent], state=None) -> list[str]:
+    """The checks cheap enough for every load: the summary against the fold, the snapshot, and
+    with a chain key the signatures and the anchor (an HMAC per event), so that a record rewritten
+    without the key (a step's command among it) runs nothing. The chain's hashes are left to
+    `check`: an edit they alone show changes no snapshot that steps run from."""
+    pairs = [(e.ts, loaded.record) for e, loaded in zip(events, state.events)] if state is not None else None
+    problems = summary_problems(row, pairs, events) + _snapshot(stored, events, [])
+    if getattr(store, "key", None) is not None:
+        _signatures(store, incident, row, events, problems)
+    return problems
 
 
 def _snapshot(stored: dict | None, events: list[StoredEvent], notes: list[str]) -> list[str]:
     if stored is None:
-        return ["the playbook snapshot the incident runs on is missing"]
+        return ["the playbook snapshot the incident runs on is missing (deleted from the snapshots table)"]
     if not events or events[0].type != "opened":
-        return []  # the chain check has said what is wrong with the first event
+        return []  # first_event has said what is wrong with the first event
     opened = events[0].data
     text_hash = hashlib.sha256(stored["text"].encode("utf-8")).hexdigest()
     problems = []
@@ -106,21 +199,48 @@ def _snapshot(stored: dict | None, events: list[StoredEvent], notes: list[str]) 
     return problems
 
 
-def _signatures(key: bytes | None, events: list[StoredEvent], problems: list[str]) -> str:
+def _named(events: list[StoredEvent]) -> str:
+    shown = ", ".join(f"{e.seq} ({e.type})" for e in events[:5])
+    return shown + (f" and {len(events) - 5} more" if len(events) > 5 else "")
+
+
+def _signatures(store, incident: str, row: dict | None, events: list[StoredEvent], problems: list[str]) -> str:
+    key = getattr(store, "key", None)
     if key is None:
+        missing = getattr(store, "key_missing", None)
         signed = sum(1 for e in events if e.mac)
+        if missing:
+            return f"signatures not checked: {missing}"
         return f"{signed} events signed, not checked (no chain key here)" if signed else ""
-    first = next((i for i, e in enumerate(events) if e.mac), None)
-    if first is None:
-        return "no event is signed (appended before the chain key existed)"
-    for event in events[first:]:
-        if not event.mac:
-            problems.append(f"event {event.seq} ({event.type}) is not signed although earlier events are: "
-                            "written without the key, or its signature removed")
-            return ""
-        if not hmac.compare_digest(event.mac, event_mac(key, event.hash)):
-            problems.append(f"event {event.seq} ({event.type}) has a signature that does not match the chain key: "
-                            "the chain was recomputed or the event altered")
-            return ""
-    return f"{len(events) - first} events signed with the chain key" + \
-        (f" (the first {first} before it existed)" if first else "")
+    created = getattr(store, "key_created", None) or ""
+    forged = [e for e in events if e.mac and not hmac.compare_digest(e.mac, event_mac(key, e.hash))]
+    if forged:
+        more = f" (and {len(forged) - 1} later event{'s' if len(forged) > 2 else ''}: {_named(forged[1:])})" \
+            if len(forged) > 1 else ""
+        problems.append(f"event {forged[0].seq} ({forged[0].type}) has a signature that does not match the chain "
+                        f"key{more}: the chain was recomputed or the event altered")
+    unsigned = [e for e in events if not e.mac and e.ts >= created]
+    if unsigned:
+        problems.append(f"event{'s' if len(unsigned) > 1 else ''} {_named(unsigned)} "
+                        f"{'are' if len(unsigned) > 1 else 'is'} not signed although appended after the chain key "
+                        f"was created ({created}): written without the key, or the signatures removed")
+    if row is not None and events:
+        anchor = row.get("last_mac")
+        if anchor:
+            last = events[-1]
+            if not hmac.compare_digest(anchor, anchor_mac(key, incident, last.seq, last.hash)):
+                problems.append(f"the summary's signed anchor does not match the log's last event ({last.seq}): "
+                                "events were deleted from the end, or the log rewritten")
+        elif any(e.mac for e in events) or any(e.ts >= created for e in events):
+            problems.append("the summary's signed anchor of the log's end is missing although the chain key "
+                            "existed: removed (with signatures stripped or the last events deleted), or last "
+                            "written without the key")
+    signed = sum(1 for e in events if e.mac)
+    if problems:
+        return ""
+    if not signed:
+        return f"no event is signed (all appended before the chain key was created, {created})"
+    before = len(events) - signed
+    return f"{signed} events signed with the chain key" + \
+        (f" (the first {before} before it existed, {created})" if before else "") + ", log end anchored" * bool(
+            row and row.get("last_mac"))
