@@ -28,6 +28,8 @@ class Document:
     model: object
     source: SourceDocument
     text: str = field(repr=False, default="")
+    authored: object = field(repr=False, default=None)  # a playbook with includes: the model as written
+    expanded: dict | None = field(repr=False, default=None)  # ... and its data with the includes expanded
 
     @property
     def file(self) -> str:
@@ -123,9 +125,26 @@ def load_catalog(paths, trust_cache: bool = True) -> Catalog:
         documents.extend(docs)
         problems.extend(file_problems)
     cache.save()
+    expand_includes(documents)
     problems.extend(lint(documents))
     problems.sort(key=lambda p: (p.file, p.line, p.column, p.message))
     return Catalog(documents, problems, files)
+
+
+def expand_includes(documents: list[Document]) -> None:
+    """Give every playbook that includes procedures its expanded model (what runs and what is
+    shown); the model as written stays on `authored` for the linter, whose positions it keeps."""
+    from runbook.catalog.procedures import expand, includes
+
+    procedures = {}
+    for doc in documents:
+        if doc.kind == "Procedure":
+            procedures.setdefault(doc.id, doc.data)
+    for doc in documents:
+        if doc.kind == "Playbook" and includes(doc.data):
+            doc.authored = doc.model
+            doc.expanded = expand(doc.data, procedures)
+            doc.model = kinds.KINDS["Playbook"].build(doc.expanded)
 
 
 def load(paths, strict: bool = False) -> Catalog:

@@ -68,6 +68,9 @@ class Step(NamedTuple):
     template: str | None = None
     cwd: str | None = None
     env: dict = {}  # shared by steps without an environment: read-only
+    playbook: str | None = None  # handoff: the playbook the linked incident runs
+    procedure: str | None = None  # include: the procedure included; an included step: the one it came from
+    lint_ignore: tuple[str, ...] = ()  # warning codes silenced for this step (lint: {ignore, reason})
 
     @property
     def automated(self) -> bool:
@@ -151,7 +154,8 @@ class Playbook:
     title: str
     service: str
     severity: str
-    escalation: str  # the default policy: the only one, or the one for severities not in escalation_by_severity
+    escalation: str | None  # the default policy: the only one, or the one for severities not in
+    # escalation_by_severity; None when no severity the playbook runs at pages
     description: str = ""
     tags: tuple[str, ...] = ()
     severity_from: SeverityFrom | None = None
@@ -178,14 +182,14 @@ class Playbook:
     def step(self, step_id: str) -> Step:
         return self._steps_by_id[step_id]
 
-    def escalation_for(self, severity: str) -> str:
+    def escalation_for(self, severity: str) -> str | None:
         """The id of the escalation policy in force at `severity`."""
         return self.escalation_by_severity.get(severity, self.escalation)
 
     @property
     def escalation_ids(self) -> list[str]:
         """Every escalation policy this playbook may page with, the default first."""
-        return list(dict.fromkeys([self.escalation, *self.escalation_by_severity.values()]))
+        return [p for p in dict.fromkeys([self.escalation, *self.escalation_by_severity.values()]) if p is not None]
 
 
 def _step(raw, track: str, index: int, path: tuple) -> Step:
@@ -193,8 +197,13 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
     default_id = f"step-{number}" if track == MAIN_TRACK else f"{track}-{number}"
     if isinstance(raw, str):
         return Step(id=default_id, kind="check", title=raw, track=track, index=index, path=path)
+    if "include" in raw:  # expanded by catalog/procedures.py before an incident runs it
+        return Step(id=raw.get("id", raw["include"]), kind="include", title=f"Procedure {raw['include']}",
+                    track=track, index=index, path=path, next=raw.get("next"), role=raw.get("role"),
+                    procedure=raw["include"])
     kind = raw.get("kind", "check")
     approval = raw.get("approval")
+    ignore = raw.get("lint", {}).get("ignore", ())
     return Step(
         id=raw.get("id", default_id),
         kind=kind,
@@ -225,6 +234,9 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         template=raw.get("template"),
         cwd=raw.get("cwd"),
         env=dict(raw.get("env", {})),
+        playbook=raw.get("playbook"),
+        procedure=raw.get("procedure"),
+        lint_ignore=(ignore,) if isinstance(ignore, str) else tuple(ignore),
     )
 
 
@@ -250,11 +262,11 @@ def build_playbook(data: dict) -> Playbook:
     for track_id, raw in data.get("tracks", {}).items():
         tracks.append(_track(track_id, raw["steps"], ("tracks", track_id, "steps"),
                              raw.get("title", track_id), raw.get("role")))
-    escalation = data["escalation"]
+    escalation = data.get("escalation")
     by_severity = {}
     if isinstance(escalation, dict):  # one policy per severity, with a default
         by_severity = {level: policy for level, policy in escalation.items() if level != "default"}
-        escalation = escalation["default"]
+        escalation = escalation.get("default")
     severity_from = data.get("severity_from")
     return Playbook(
         id=data["id"],
@@ -332,6 +344,7 @@ class SeverityPolicy(NamedTuple):
 
 
 def build_severity_policy(data: dict) -> SeverityPolicy:
+    defaults = data.get("defaults", {}).get("targets", {})
     return SeverityPolicy(
         id=data["id"],
         title=data.get("title", data["id"]),
@@ -342,7 +355,7 @@ def build_severity_policy(data: dict) -> SeverityPolicy:
             SeverityLevel(
                 id=lv["id"],
                 title=lv["title"],
-                targets={name: parse_duration(value) for name, value in lv["targets"].items()},
+                targets={name: parse_duration(value) for name, value in lv.get("targets", defaults).items()},
                 meaning=lv.get("meaning", ""),
                 tier=lv.get("tier"),
                 pages=lv.get("pages", True),
@@ -350,6 +363,22 @@ def build_severity_policy(data: dict) -> SeverityPolicy:
             for lv in data["levels"]
         ),
     )
+
+
+class Procedure(NamedTuple):
+    """A shared list of steps that playbooks include; `data` is kept for expanding it into them."""
+
+    id: str
+    title: str
+    track: Track
+    data: dict
+    description: str = ""
+
+
+def build_procedure(data: dict) -> Procedure:
+    return Procedure(data["id"], data.get("title", data["id"]), _track(MAIN_TRACK, data["steps"], ("steps",),
+                                                                       "Steps", None),
+                     data, data.get("description", ""))
 
 
 class Target(NamedTuple):
