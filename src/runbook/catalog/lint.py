@@ -68,9 +68,12 @@ def _unresolved(doc, path, what, value, candidates, plural) -> Problem:
                              f"{did_you_mean(value, candidates)}", code="reference")
 
 
-def lint(documents: list[Document]) -> list[Problem]:
+def lint(documents: list[Document], playbooks=()) -> list[Problem]:
+    """Problems of `documents` checked together; `playbooks` are further playbook ids a handoff
+    may name (the catalog's, when only the documents an incident runs on are checked)."""
     problems: list[Problem] = []
     index = _Index(documents)
+    index.playbooks.update(playbooks)
     problems += _unique_ids(documents)
     for doc in documents:
         model = doc.model
@@ -89,10 +92,11 @@ def lint(documents: list[Document]) -> list[Problem]:
     return problems
 
 
-def errors(documents: list[Document]) -> list[Problem]:
+def errors(documents: list[Document], playbooks=()) -> list[Problem]:
     """The errors (not warnings) of `documents` checked together, in file order: whether the
-    documents an incident would run on hold together, whatever else the catalog holds."""
-    return sorted((p for p in lint(documents) if p.severity != WARNING),
+    documents an incident would run on hold together, whatever else the catalog holds (but for
+    the ids of the `playbooks` a handoff may open)."""
+    return sorted((p for p in lint(documents, playbooks) if p.severity != WARNING),
                   key=lambda p: (p.file, p.line, p.column, p.message))
 
 

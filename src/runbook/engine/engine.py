@@ -62,6 +62,7 @@ class Engine:
         self.clock = clock or SystemClock()
         self.plugins = plugins
         self.catalog = catalog
+        self.catalog_loader = None  # loads the catalog when a command needs it and none was given (a handoff)
         self.effects = Effects(self)
         self.resolve_wait = RESOLVE_WAIT
         self._states: dict[str, IncidentState] = {}
@@ -322,6 +323,8 @@ class Engine:
         record it on this one with the step done. The new incident gets this one's values of the
         parameters it declares; it names this one in its `opened` event."""
         self._approved(state, step)
+        if self.catalog is None and self.catalog_loader is not None:
+            self.catalog = self.catalog_loader()
         if self.catalog is None or self.catalog.find(step.playbook, "Playbook") is None:
             raise NotFoundError(f"cannot hand off: no playbook '{step.playbook}' in the catalog"
                                 + (" (it has errors; `runbook validate`)" if self.catalog is not None

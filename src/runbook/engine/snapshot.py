@@ -40,7 +40,7 @@ def take(catalog: Catalog, playbook: Document, drill: Document | None = None) ->
     from runbook.catalog.lint import errors
 
     documents = dependencies(catalog, playbook, drill)
-    problems = errors(documents)
+    problems = errors(documents, catalog.ids("Playbook"))
     if problems:
         kind = "drill" if drill is not None else "playbook"
         name = drill.id if drill is not None else playbook.id

@@ -228,7 +228,9 @@ class EngineGateway:
 
         if engine.store.path == ":memory:":
             return engine
-        return Engine(Store(engine.store.path), engine.clock, engine.plugins, engine.catalog)
+        worker = Engine(Store(engine.store.path), engine.clock, engine.plugins, engine.catalog)
+        worker.catalog_loader = engine.catalog_loader
+        return worker
 
     def close(self) -> None:
         """Refuse engine work from now on, without waiting (the screen is being torn down).
