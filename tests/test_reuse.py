@@ -156,3 +156,49 @@ def test_include_and_handoff_with_the_cli_alone(rb):
     assert "planned-maintenance" in rb("list")
     assert "none: no severity this playbook runs at pages" in rb("show", "planned-maintenance")
     assert rb("validate", "--strict").startswith("valid")
+
+
+def test_the_tui_offers_to_open_the_incident_a_handoff_opened(catalog_dir, tmp_path):
+    import asyncio
+    from datetime import datetime, timezone
+
+    from runbook.plugins import PluginHost
+    from runbook.settings import Settings
+    from runbook.tui.app import build_app
+    from runbook.tui.dialogs.confirm import ConfirmDialog
+    from runbook.tui.screens.incident import IncidentScreen
+
+    store = Store(str(tmp_path / "db.sqlite"))
+    host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
+    engine = Engine(store, VirtualClock(datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)), host,
+                    load([str(catalog_dir)]))
+    iid = engine.open("calls-dropping", "ana", incident="INC-HAND01").id
+    for _ in range(2):
+        engine.complete(iid, "ana")
+    engine.choose(iid, "ana", "Yes")
+    engine.choose(iid, "ana", "Yes")  # the handoff step is current
+    app = build_app(engine, engine.catalog, "ana", iid)
+
+    async def settle(pilot):
+        for _ in range(5):
+            await pilot.pause()
+            await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    async def scenario():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            await pilot.press("d")
+            await settle(pilot)
+            assert isinstance(app.screen, ConfirmDialog)  # hand off? opens a linked incident
+            await pilot.press("y")
+            await settle(pilot)
+            assert isinstance(app.screen, ConfirmDialog)  # open the new one now?
+            await pilot.press("y")
+            await settle(pilot)
+            assert isinstance(app.screen, IncidentScreen) and app.screen.incident != iid
+            return app.screen.incident
+    opened = asyncio.run(scenario())
+    assert engine.state(iid).handoffs == [("to-security", "security-incident", opened)]
+    assert engine.state(opened).from_incident == iid
+    store.close()

@@ -73,6 +73,7 @@ class CurrentStep(NamedTuple):
     template: str | None
     last_poll: str
     approval_prompt: str = ""
+    handoff: str | None = None  # a handoff step: the playbook the linked incident runs
 
 
 class LadderRow(NamedTuple):
@@ -169,7 +170,8 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 _maybe(step.approval.by if step.approval else None), _maybe(run.approved_by if run.approved else None),
                 step.automated, _command(state, step, now), _maybe(step.degradation), run.status,
                 _maybe(step.role or track.role), _maybe(fill(step.template) if step.template else None),
-                one_line(run.last_poll or ""), shown(fill(step.approval.prompt)) if step.approval else ""))
+                one_line(run.last_poll or ""), shown(fill(step.approval.prompt)) if step.approval else "",
+                _maybe(step.playbook)))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:
