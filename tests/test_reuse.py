@@ -202,3 +202,16 @@ def test_the_tui_offers_to_open_the_incident_a_handoff_opened(catalog_dir, tmp_p
     assert engine.state(iid).handoffs == [("to-security", "security-incident", opened)]
     assert engine.state(opened).from_incident == iid
     store.close()
+
+
+def test_procedure_steps_are_the_playbook_steps():
+    from runbook.catalog import kinds
+
+    assert kinds.schema("Procedure")["$defs"] == kinds.schema("Playbook")["$defs"]
+
+
+def test_playbooks_written_before_keep_their_model(fixture_catalog):
+    catalog = load_catalog([str(fixture_catalog / "playbooks")])
+    assert catalog.errors == []
+    for doc in catalog.of_kind("Playbook"):
+        assert doc.authored is None and doc.expanded is None
