@@ -53,3 +53,23 @@ def test_a_contradicting_label_rules_a_symptom_out():
 
 def test_nothing_matches_nothing():
     assert rank([VIDEO, CALLS, PUSH], "the and of") == []
+
+
+def test_words_in_one_symptom_outrank_words_spread_over_several():
+    together = playbook("together", "Media problems", "Video freezes and audio drops in calls")
+    spread = Playbook(id="spread", title="Media problems", service="svc", severity="SEV2", escalation="e",
+                      symptoms=(Symptom("s-video", "Video freezes in calls"),
+                                Symptom("s-audio", "Audio drops in calls")))
+    ranked = rank([spread, together, PUSH], "video freezes audio drops")
+    assert [m.playbook for m in ranked[:2]] == ["together", "spread"]
+    assert ranked[0].score > ranked[1].score
+
+
+def test_negations_are_words():
+    no_audio = playbook("no-audio", "No audio in calls", "Callers hear no audio at all")
+    echo = playbook("echo", "Audio echo in calls", "Callers hear their own audio echoed")
+    ranked = rank([echo, no_audio], "no audio")
+    assert ranked[0].playbook == "no-audio"
+    assert "'no', 'audio' in symptom 's-no-audio'" in ranked[0].reasons
+    assert ranked[0].score > ranked[1].score
+    assert rank([echo], "no") == []  # a negation is a word of its own, never dropped

@@ -70,3 +70,5 @@ def _build_drill(data: dict):
 
 register(Kind("Drill", "drill.schema.json", _build_drill,
               "a rehearsal of a playbook: injects, schedule, mode, targets, simulated responders"))
+register(Kind("Procedure", "procedure.schema.json", models.build_procedure,
+              "a shared list of steps that playbooks include (- include: ID)"))

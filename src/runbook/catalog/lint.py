@@ -14,8 +14,9 @@ from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import can_finish, reachable, successors
 from runbook.catalog.loader import Document
-from runbook.catalog.models import (END, FAIL, KEEP_POLLING, MAIN_TRACK, EscalationPolicy, Playbook, Roster,
-                                    SeverityPolicy, Step)
+from runbook.catalog.models import (END, FAIL, KEEP_POLLING, MAIN_TRACK, EscalationPolicy, Playbook, Procedure,
+                                    Roster, SeverityPolicy, Step)
+from runbook.catalog.procedures import prefixed
 from runbook.catalog.problems import WARNING, Problem
 from runbook.catalog.templates import BUILTINS, PLAIN, STRICT, TemplateError, fields, go_template_misuse
 from runbook.catalog.validate import did_you_mean
@@ -30,11 +31,19 @@ class _Index:
         self.escalations: set[str] = set()
         self.rotations: set[str] = set()
         self.people: set[str] = set()
+        self.pages: dict[str, bool] = {}  # severity level id -> whether it pages
+        self.procedures: dict[str, Procedure] = {}
+        self.playbooks: set[str] = set()
         for doc in documents:
             model = doc.model
             if isinstance(model, SeverityPolicy):
                 for level in model.levels:
                     self.severities.setdefault(level.id, doc.id)
+                    self.pages.setdefault(level.id, level.pages)
+            elif isinstance(model, Procedure):
+                self.procedures.setdefault(model.id, model)
+            elif isinstance(model, Playbook):
+                self.playbooks.add(model.id)
             elif isinstance(model, EscalationPolicy):
                 self.escalations.add(model.id)
             elif isinstance(model, Roster):
@@ -59,14 +68,19 @@ def _unresolved(doc, path, what, value, candidates, plural) -> Problem:
                              f"{did_you_mean(value, candidates)}", code="reference")
 
 
-def lint(documents: list[Document]) -> list[Problem]:
+def lint(documents: list[Document], playbooks=()) -> list[Problem]:
+    """Problems of `documents` checked together; `playbooks` are further playbook ids a handoff
+    may name (the catalog's, when only the documents an incident runs on are checked)."""
     problems: list[Problem] = []
     index = _Index(documents)
+    index.playbooks.update(playbooks)
     problems += _unique_ids(documents)
     for doc in documents:
         model = doc.model
         if isinstance(model, Playbook):
-            problems += _playbook(doc, model, index)
+            problems += _playbook(doc, doc.authored or model, index)
+        elif isinstance(model, Procedure):
+            problems += _procedure(doc, model)
         elif isinstance(model, SeverityPolicy):
             problems += _severity(doc, model)
         elif isinstance(model, EscalationPolicy):
@@ -78,10 +92,11 @@ def lint(documents: list[Document]) -> list[Problem]:
     return problems
 
 
-def errors(documents: list[Document]) -> list[Problem]:
+def errors(documents: list[Document], playbooks=()) -> list[Problem]:
     """The errors (not warnings) of `documents` checked together, in file order: whether the
-    documents an incident would run on hold together, whatever else the catalog holds."""
-    return sorted((p for p in lint(documents) if p.severity != WARNING),
+    documents an incident would run on hold together, whatever else the catalog holds (but for
+    the ids of the `playbooks` a handoff may open)."""
+    return sorted((p for p in lint(documents, playbooks) if p.severity != WARNING),
                   key=lambda p: (p.file, p.line, p.column, p.message))
 
 
@@ -195,6 +210,15 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
             if step.approval and (p := role_ref(step.path + ("approval", "by"), step.approval.by)):
                 yield p
             yield from _step_fields(doc, step, degradations, applied, restored)
+            if step.kind == "include":
+                yield from _include(doc, pb, step, index)
+                continue
+            if step.kind == "handoff" and step.playbook not in index.playbooks:
+                yield _unresolved(doc, step.path + ("playbook",), "playbook", step.playbook, index.playbooks,
+                                  "playbooks")
+            elif step.kind == "handoff" and step.playbook == pb.id:
+                yield doc.problem(step.path + ("playbook",), f"a playbook cannot hand off to itself ('{pb.id}'), "
+                                                             "expected another playbook")
             yield from _captures(doc, pb, step)
             yield from _answer_from(doc, pb, step)
             yield from _step_templates(doc, pb, step)
@@ -230,8 +254,16 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
 
 
 def _escalation_refs(doc: Document, index: _Index):
-    """`escalation:` is one policy id, or {SEVERITY: POLICY, ..., default: POLICY}."""
-    raw = doc.data["escalation"]
+    """`escalation:` is one policy id, or {SEVERITY: POLICY, ..., default: POLICY}; left out, no
+    severity the playbook can run at may page."""
+    raw = doc.data.get("escalation")
+    if raw is None:
+        paging = [level for level in _severities_run_at(doc.data) if index.pages.get(level)]
+        if paging:
+            yield doc.problem((), f"missing required field 'escalation' in a Playbook: severity {paging[0]} pages, "
+                                  "so it needs an EscalationPolicy id (only a playbook whose severities never "
+                                  "page may leave escalation out)", code="reference")
+        return
     if isinstance(raw, str):
         if raw not in index.escalations:
             yield _unresolved(doc, ("escalation",), "escalation policy", raw, index.escalations,
@@ -246,6 +278,15 @@ def _escalation_refs(doc: Document, index: _Index):
                               code="reference", at_key=True)
         if policy not in index.escalations:
             yield _unresolved(doc, path, "escalation policy", policy, index.escalations, "escalation policies")
+
+
+def _severities_run_at(data: dict) -> list[str]:
+    """Every severity an incident on this playbook can reach without a responder choosing it: the
+    default, the ones severity_from maps to, and the ones its symptoms rise to."""
+    found = [data.get("severity")]
+    found += list(((data.get("severity_from") or {}).get("map") or {}).values())
+    found += [rise.get("to") for symptom in data.get("symptoms") or () for rise in symptom.get("severity_rises") or ()]
+    return [level for level in dict.fromkeys(found) if isinstance(level, str)]
 
 
 def _severity_from(doc: Document, index: _Index):
@@ -279,7 +320,7 @@ def _step_fields(doc, step, degradations, applied, restored):
         value = getattr(step, name)
         if value is not None and value <= 0:
             yield doc.problem(path + ("for" if name == "wait_for" else name,), "must be longer than 0s")
-    if step.kind in ("degrade", "restore"):
+    if step.kind in ("degrade", "restore") and degradations is not None:
         if step.degradation not in degradations:
             yield _unresolved(doc, path + ("degradation",), "degradation", step.degradation, degradations,
                               "degradations (under degradations:)")
@@ -297,7 +338,7 @@ def _step_fields(doc, step, degradations, applied, restored):
                                                         "use kind: choose for a mitigation menu", at_key=True)
         if step.kind == "choose" and option.next and option.degradation:
             yield doc.problem(opath, f"option '{option.label}' has both next and degradation, expected one")
-        if option.degradation:
+        if option.degradation and degradations is not None:
             if option.degradation not in degradations:
                 yield _unresolved(doc, opath + ("degradation",), "degradation", option.degradation,
                                   degradations, "degradations (under degradations:)")
@@ -328,10 +369,73 @@ def _step_fields(doc, step, degradations, applied, restored):
         if getattr(step, name) and step.run is None:
             yield doc.problem(path + (name,), f"{name}: applies to a run: command, but this step has none",
                               at_key=True)
-    if step.destructive and step.approval is None:
+    silenced = IGNORE_DESTRUCTIVE in step.lint_ignore
+    if step.destructive and step.approval is None and not silenced:
         yield doc.problem(path + ("destructive",), "destructive step has no approval gate; add "
-                                                   "approval: {by: ROLE}", severity=WARNING,
+                                                   "approval: {by: ROLE}, or lint: {ignore: "
+                                                   f"{IGNORE_DESTRUCTIVE}, reason: WHY}}", severity=WARNING,
                           code="approval", at_key=True)
+    if silenced and not (step.destructive and step.approval is None):
+        why = "has an approval gate" if step.approval is not None else "is not destructive: true"
+        yield doc.problem(path + ("lint", "ignore"), f"{IGNORE_DESTRUCTIVE} silences nothing here: the step {why}; "
+                                                     "remove lint:", severity=WARNING, code="lint")
+
+
+def _include(doc, pb: Playbook, step: Step, index: _Index):
+    """An include names a known procedure, whose steps fit this playbook: their ids stay unique
+    once prefixed, and the roles and degradations they name are this playbook's."""
+    procedure = index.procedures.get(step.procedure)
+    if procedure is None:
+        yield _unresolved(doc, step.path + ("include",), "procedure", step.procedure, index.procedures,
+                          "procedures")
+        return
+    where = step.path + ("include",)
+    own = {s.id for s in pb.steps}
+    for included in procedure.track.steps:
+        name = prefixed(step.id, included.id)
+        if name in own:
+            yield doc.problem(where, f"the included step '{name}' has the id of a step of this playbook; give "
+                                     "the include another id: (its prefix)", code="duplicate")
+        for role in (included.role, included.approval.by if included.approval else None):
+            if role is not None and role not in pb.roles and role != step.role:
+                yield doc.problem(where, f"procedure '{procedure.id}' step '{included.id}' names role '{role}', "
+                                         f"which this playbook does not define (under roles:)"
+                                         f"{did_you_mean(role, pb.roles)}", code="reference")
+        names = [included.degradation] + [o.degradation for o in included.options]
+        for name in filter(None, names):
+            if name not in pb.degradations:
+                yield doc.problem(where, f"procedure '{procedure.id}' step '{included.id}' uses degradation "
+                                         f"'{name}', which this playbook does not define (under degradations:)"
+                                         f"{did_you_mean(name, pb.degradations)}", code="reference")
+
+
+def _procedure(doc: Document, procedure: Procedure):
+    """A procedure's steps are one track: ids unique, references inside it (next: end returns to the
+    playbook), every step reached. Roles and degradations are checked where it is included."""
+    track = procedure.track
+    seen: dict[str, Step] = {}
+    dangling = False
+    ids = {s.id for s in track.steps}
+    for step in track.steps:
+        if step.id in seen:
+            yield _duplicate_step(doc, step, seen[step.id])
+        seen.setdefault(step.id, step)
+        if step.kind == "include":
+            yield doc.problem(step.path + ("include",), "a procedure cannot include another procedure; "
+                                                        "include both from the playbook", at_key=True)
+            continue
+        yield from _step_fields(doc, step, None, {}, set())
+        for target, path, via in successors(track, step):
+            if target != END and target not in ids:
+                dangling = True
+                yield doc.problem(path, f"step '{target}' does not exist in this procedure, expected a step id "
+                                        f"or 'end' (back to the playbook){did_you_mean(target, ids | {END})}",
+                                  code="reference")
+    if not dangling:
+        yield from _track_flow(doc, track)
+
+
+IGNORE_DESTRUCTIVE = "destructive-without-approval"
 
 
 def _captures(doc, pb: Playbook, step: Step):

@@ -17,6 +17,7 @@ from runbook.catalog.validate import describe, did_you_mean, schema_problems
 from runbook.catalog.yamlsource import SourceDocument, SourceError, parse, read_text
 
 SUFFIXES = (".yaml", ".yml")
+HIDDEN = "hidden"
 
 
 @dataclass
@@ -28,6 +29,10 @@ class Document:
     model: object
     source: SourceDocument
     text: str = field(repr=False, default="")
+    authored: object = field(repr=False, default=None)  # a playbook with includes: the model as written
+    expanded: dict | None = field(repr=False, default=None)  # ... and its data with the includes expanded
+    broken: tuple = ()  # a document with schema errors, checked in parts: the paths of its broken units
+    repaired: dict | None = field(repr=False, default=None)  # ... and its data with those units stood in for
 
     @property
     def file(self) -> str:
@@ -35,10 +40,13 @@ class Document:
 
     @property
     def data(self) -> dict:
-        return self.source.value
+        return self.source.value if self.repaired is None else self.repaired
 
     def problem(self, path, message, severity=ERROR, code="lint", at_key=False) -> Problem:
         path = tuple(path)
+        if self.broken and (severity == WARNING or code in ("loop", "unreachable")
+                            or any(path[:len(unit)] == unit for unit in self.broken)):
+            code = HIDDEN  # the schema errors of a partial document speak for it
         if at_key:
             line, col = self.source.locate_key(path)
         else:
@@ -151,9 +159,28 @@ def load_catalog(paths, trust_cache: bool = True) -> Catalog:
         documents.extend(docs)
         problems.extend(file_problems)
     cache.save()
-    problems.extend(lint(documents))
+    partial = [doc for doc in documents if doc.broken]
+    documents = [doc for doc in documents if not doc.broken]
+    expand_includes(documents)
+    problems.extend(p for p in lint(documents + partial) if p.code != HIDDEN)
     problems.sort(key=lambda p: (p.file, p.line, p.column, p.message))
     return Catalog(documents, problems, files, left_out)
+
+
+def expand_includes(documents: list[Document]) -> None:
+    """Give every playbook that includes procedures its expanded model (what runs and what is
+    shown); the model as written stays on `authored` for the linter, whose positions it keeps."""
+    from runbook.catalog.procedures import expand, includes
+
+    procedures = {}
+    for doc in documents:
+        if doc.kind == "Procedure":
+            procedures.setdefault(doc.id, doc.data)
+    for doc in documents:
+        if doc.kind == "Playbook" and includes(doc.data):
+            doc.authored = doc.model
+            doc.expanded = expand(doc.data, procedures)
+            doc.model = kinds.KINDS["Playbook"].build(doc.expanded)
 
 
 def load(paths, strict: bool = False) -> Catalog:
@@ -192,7 +219,8 @@ def load_file(file: str, cache=None, trust_cache: bool = False,
         problems.extend(doc_problems)
         if doc is not None:
             documents.append(doc)
-        elif left_out is not None and isinstance(source.value, dict) and isinstance(source.value.get("id"), str):
+        if (doc is None or doc.broken) and left_out is not None and isinstance(source.value, dict) \
+                and isinstance(source.value.get("id"), str):  # a partial document is checked, never run
             kind = source.value.get("kind")
             left_out.append(LeftOut(kind if isinstance(kind, str) else None, source.value["id"], source.file,
                                     source.line, tuple(doc_problems)))
@@ -219,6 +247,21 @@ def load_document(source: SourceDocument, text: str = "", check_schema: bool = T
         return None, [Problem(source.file, line, col, "kind" if "kind" in value else "", message)]
     problems = schema_problems(source, kind_name) if check_schema else []
     if problems:
-        return None, problems + source.notes
+        return _partial(source, kind_name, text), problems + source.notes
     model = kinds.KINDS[kind_name].build(value)
     return Document(kind_name, value["id"], model, source, text), list(source.notes)
+
+
+def _partial(source: SourceDocument, kind_name: str, text: str) -> Document | None:
+    """The document checked in parts (catalog/partial.py): linted with the catalog, never run."""
+    from runbook.catalog.partial import repair
+
+    try:
+        repaired = repair(source.value, kind_name)
+        if repaired is None:
+            return None
+        data, broken = repaired
+        return Document(kind_name, data["id"], kinds.KINDS[kind_name].build(data), source, text,
+                        broken=broken, repaired=data)
+    except Exception:  # defensive: a document that cannot be checked in parts keeps its schema errors
+        return None

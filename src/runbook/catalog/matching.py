@@ -17,11 +17,15 @@ LABEL_SCORE = 10.0
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     "a an and are as at be but by for from has have in into is it its of on or our the their there "
-    "this to was were when where which while with no not one all any some than too very can cannot "
+    "this to was were when where which while with one all any some than too very can "
     "i we you they them my me us".split()
 )
+# Negations are not stopwords: "no audio" is another fault than "audio". "cannot" stays a word too.
 # Field weights: a word in a symptom is stronger evidence than the same word in the description.
 _WEIGHTS = {"symptom": 3.0, "keyword": 3.0, "title": 2.0, "tag": 2.0, "service": 1.5, "description": 1.0}
+# A symptom that holds several of the query's words together is stronger evidence than the same words
+# spread over several symptoms: each further word landing in the best symptom adds this share of a word.
+_TOGETHER = 0.5
 
 
 def stem(word: str) -> str:
@@ -106,7 +110,8 @@ def rank(playbooks: list[Playbook], text: str = "", labels: dict[str, str] | Non
         indexed.append((pb, fields))
     total = max(len(playbooks), 1)
     idf = {s: math.log(1 + total / frequency.get(s, total)) for s in stems}
-    best_possible = sum(idf.values()) * max(_WEIGHTS.values()) or 1.0
+    best_possible = (sum(idf.values()) * (1 + _TOGETHER) - _TOGETHER * max(idf.values(), default=0.0)) \
+        * max(_WEIGHTS.values()) or 1.0
 
     matches = []
     for pb, fields in indexed:
@@ -120,23 +125,31 @@ def rank(playbooks: list[Playbook], text: str = "", labels: dict[str, str] | Non
             match.symptom = symptom.id
             note = f" (not given: {', '.join(missing)})" if missing else ""
             match.reasons.append(f"alert labels {shown} match symptom '{symptom.id}'{note}")
-        text_score, found, symptom_votes = 0.0, {}, {}
+        text_score, found = 0.0, {}
+        held: dict[str, list[float]] = {}  # symptom id -> idf of each query word it holds (summary or keywords)
         for s, original in stems.items():
             best = None
+            holders = set()
             for kind, sid, label, field_stems in fields:
-                if s in field_stems and (best is None or _WEIGHTS[kind] > _WEIGHTS[best[0]]):
-                    best = (kind, sid, label)
+                if s in field_stems:
+                    if sid:
+                        holders.add(sid)
+                    if best is None or _WEIGHTS[kind] > _WEIGHTS[best[0]]:
+                        best = (kind, sid, label)
+            for sid in holders:
+                held.setdefault(sid, []).append(idf[s])
             if best:
                 text_score += idf[s] * _WEIGHTS[best[0]]
                 found.setdefault(best[2], []).append(original)
-                if best[1]:
-                    symptom_votes[best[1]] = symptom_votes.get(best[1], 0) + 1
+        together = {sid: sum(w) - max(w) for sid, w in held.items()}  # every word but the strongest
+        if together:
+            text_score += _TOGETHER * _WEIGHTS["symptom"] * max(together.values())
         if text_score:
             match.score += text_score / best_possible
             for label, hits in found.items():
                 match.reasons.append(f"{', '.join(repr(w) for w in hits)} in {label}")
-            if match.symptom is None and symptom_votes:
-                match.symptom = max(symptom_votes, key=symptom_votes.get)
+            if match.symptom is None and held:
+                match.symptom = max(held, key=lambda sid: (sum(held[sid]), len(held[sid])))
         if match.score > 0:
             matches.append(match)
     matches.sort(key=lambda m: (-m.score, m.playbook))

@@ -112,6 +112,9 @@ class Step(NamedTuple):
     on_broken: str = KEEP_POLLING  # keep-polling, fail, or a step id
     wait_for: int | None = None  # a plain timed wait: due this long after it starts (for:)
     retry: Retry | None = None
+    playbook: str | None = None  # handoff: the playbook the linked incident runs
+    procedure: str | None = None  # include: the procedure included; an included step: the one it came from
+    lint_ignore: tuple[str, ...] = ()  # warning codes silenced for this step (lint: {ignore, reason})
 
     @property
     def automated(self) -> bool:
@@ -200,7 +203,8 @@ class Playbook:
     title: str
     service: str
     severity: str
-    escalation: str  # the default policy: the only one, or the one for severities not in escalation_by_severity
+    escalation: str | None  # the default policy: the only one, or the one for severities not in
+    # escalation_by_severity; None when no severity the playbook runs at pages
     description: str = ""
     tags: tuple[str, ...] = ()
     severity_from: SeverityFrom | None = None
@@ -236,14 +240,14 @@ class Playbook:
                 out[capture.name] = out.get(capture.name, ()) + (step.id,)
         return out
 
-    def escalation_for(self, severity: str) -> str:
+    def escalation_for(self, severity: str) -> str | None:
         """The id of the escalation policy in force at `severity`."""
         return self.escalation_by_severity.get(severity, self.escalation)
 
     @property
     def escalation_ids(self) -> list[str]:
         """Every escalation policy this playbook may page with, the default first."""
-        return list(dict.fromkeys([self.escalation, *self.escalation_by_severity.values()]))
+        return [p for p in dict.fromkeys([self.escalation, *self.escalation_by_severity.values()]) if p is not None]
 
 
 def _step(raw, track: str, index: int, path: tuple) -> Step:
@@ -251,8 +255,13 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
     default_id = f"step-{number}" if track == MAIN_TRACK else f"{track}-{number}"
     if isinstance(raw, str):
         return Step(id=default_id, kind="check", title=raw, track=track, index=index, path=path)
+    if "include" in raw:  # expanded by catalog/procedures.py before an incident runs it
+        return Step(id=raw.get("id", raw["include"]), kind="include", title=f"Procedure {raw['include']}",
+                    track=track, index=index, path=path, next=raw.get("next"), role=raw.get("role"),
+                    procedure=raw["include"])
     kind = raw.get("kind", "check")
     approval = raw.get("approval")
+    ignore = raw.get("lint", {}).get("ignore", ())
     return Step(
         id=raw.get("id", default_id),
         kind=kind,
@@ -295,6 +304,9 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         on_broken=raw.get("on_broken", KEEP_POLLING),
         wait_for=_seconds(raw.get("for")),
         retry=Retry(raw["retry"]["count"], _seconds(raw["retry"].get("delay", "30s"))) if "retry" in raw else None,
+        playbook=raw.get("playbook"),
+        procedure=raw.get("procedure"),
+        lint_ignore=(ignore,) if isinstance(ignore, str) else tuple(ignore),
     )
 
 
@@ -320,11 +332,11 @@ def build_playbook(data: dict) -> Playbook:
     for track_id, raw in data.get("tracks", {}).items():
         tracks.append(_track(track_id, raw["steps"], ("tracks", track_id, "steps"),
                              raw.get("title", track_id), raw.get("role")))
-    escalation = data["escalation"]
+    escalation = data.get("escalation")
     by_severity = {}
     if isinstance(escalation, dict):  # one policy per severity, with a default
         by_severity = {level: policy for level, policy in escalation.items() if level != "default"}
-        escalation = escalation["default"]
+        escalation = escalation.get("default")
     severity_from = data.get("severity_from")
     captured = _captured(data)
     return Playbook(
@@ -409,6 +421,7 @@ class SeverityPolicy(NamedTuple):
 
 
 def build_severity_policy(data: dict) -> SeverityPolicy:
+    defaults = data.get("defaults", {}).get("targets", {})
     return SeverityPolicy(
         id=data["id"],
         title=data.get("title", data["id"]),
@@ -419,7 +432,7 @@ def build_severity_policy(data: dict) -> SeverityPolicy:
             SeverityLevel(
                 id=lv["id"],
                 title=lv["title"],
-                targets={name: parse_duration(value) for name, value in lv["targets"].items()},
+                targets={name: parse_duration(value) for name, value in lv.get("targets", defaults).items()},
                 meaning=lv.get("meaning", ""),
                 tier=lv.get("tier"),
                 pages=lv.get("pages", True),
@@ -427,6 +440,22 @@ def build_severity_policy(data: dict) -> SeverityPolicy:
             for lv in data["levels"]
         ),
     )
+
+
+class Procedure(NamedTuple):
+    """A shared list of steps that playbooks include; `data` is kept for expanding it into them."""
+
+    id: str
+    title: str
+    track: Track
+    data: dict
+    description: str = ""
+
+
+def build_procedure(data: dict) -> Procedure:
+    return Procedure(data["id"], data.get("title", data["id"]), _track(MAIN_TRACK, data["steps"], ("steps",),
+                                                                       "Steps", None),
+                     data, data.get("description", ""))
 
 
 class Target(NamedTuple):

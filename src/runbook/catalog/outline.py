@@ -8,7 +8,7 @@ from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import default_next
 from runbook.catalog.loader import Catalog, Document
-from runbook.catalog.models import END, EscalationPolicy, Playbook, Roster, SeverityPolicy, Step, Track
+from runbook.catalog.models import END, EscalationPolicy, Playbook, Procedure, Roster, SeverityPolicy, Step, Track
 from runbook.catalog.oncall import find_person, find_rotation, on_call
 
 
@@ -24,6 +24,11 @@ def outline(doc: Document, catalog: Catalog, now: datetime) -> list[str]:
         return _roster(model, now)
     if isinstance(model, Drill):
         return _drill(model)
+    if isinstance(model, Procedure):
+        lines = [f"{model.title}  (Procedure {model.id})"]
+        if model.description:
+            lines += [""] + [f"  {line}" for line in model.description.strip().splitlines()]
+        return lines + _section("Steps (then back to the step after the include)") + _steps(model.track)
     return [f"{doc.kind} {doc.id}"]
 
 
@@ -96,7 +101,9 @@ def _playbook(pb: Playbook, catalog: Catalog, now: datetime) -> list[str]:
         lines.append(f"  from alert label {pb.severity_from.label}: {mapped} (other values: {pb.severity})")
 
     policies = catalog.models("EscalationPolicy")
-    ladders = [(f"Escalation ({pb.escalation})" if not pb.escalation_by_severity
+    if pb.escalation is None and not pb.escalation_by_severity:
+        lines += _section("Escalation") + ["  none: no severity this playbook runs at pages"]
+    ladders = [] if pb.escalation is None else [(f"Escalation ({pb.escalation})" if not pb.escalation_by_severity
                 else f"Escalation at other severities ({pb.escalation})", pb.escalation)]
     ladders += [(f"Escalation at {level} ({policy_id})", policy_id)
                 for level, policy_id in pb.escalation_by_severity.items()]
@@ -161,6 +168,10 @@ def _step_line(step: Step, number: int) -> str:
         extras.append("runs " + " ".join(step.run))
     if step.uses:
         extras.append(f"uses {step.uses}")
+    if step.kind == "handoff":
+        extras.append(f"hands off to playbook {step.playbook}")
+    if step.procedure and step.kind != "include":
+        extras.append(f"from procedure {step.procedure}")
     if step.kind == "wait":
         extras.append(f"poll every {format_duration(step.every or 30)} for up to {format_duration(step.timeout or 0)}")
     if step.mitigates:

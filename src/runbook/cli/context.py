@@ -57,6 +57,7 @@ class Context:
         It is closed (observers' failures recorded) before the store, when the command ends."""
         if self._engine is None:
             self._engine = Engine(self.store(), SystemClock(), self.host())
+            self._engine.catalog_loader = lambda: load_catalog(self.catalog_paths())
             click.get_current_context().call_on_close(self._engine.close)
         if catalog and self._engine.catalog is None:
             self._engine.catalog = load_catalog(self.catalog_paths())

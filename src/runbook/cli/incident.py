@@ -45,6 +45,10 @@ def summary(state, now: datetime) -> list[str]:
     lines = [f"{state.id}  {one_line(state.title)}" + ("  [DRILL]" if state.drill else ""),
              f"  {state.severity}{source} · {state.status} · playbook {pb.id} · opened {state.opened_at:%Y-%m-%d %H:%M:%S} UTC "
              f"by {one_line(state.opened_by)} ({format_duration(round((now - state.opened_at).total_seconds()))} ago)"]
+    if state.from_incident:
+        lines.append(f"  handed off from {one_line(state.from_incident)}")
+    for step_id, playbook, linked in state.handoffs:
+        lines.append(f"  handed off to {one_line(linked)} (playbook {one_line(playbook)}, step {one_line(step_id)})")
     if state.parameters:
         lines.append("  parameters: " + ", ".join(f"{one_line(name)}={one_line(value)}"
                                                  f" ({state.parameter_sources.get(name, '?')})"

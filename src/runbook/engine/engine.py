@@ -23,8 +23,8 @@ from runbook.engine import answers, integrity, restarts, timers
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, in_flight, plugin_errors
 from runbook.engine.events import (Acknowledged, ActionItemAdded, AlertStateChanged, ApprovalGranted, Event,
-                                   EventFormatError, EventRecord, Mitigated, NoteAdded, Opened, ParametersSet,
-                                   Resolved, SeverityChanged, StepStarted, apply, fold)
+                                   EventFormatError, EventRecord, HandedOff, Mitigated, NoteAdded, Opened,
+                                   ParametersSet, Resolved, SeverityChanged, StepStarted, apply, fold)
 from runbook.engine.events.alerts import FIRING, RESOLVED
 from runbook.engine.snapshot import Snapshot, documents_hash, take
 from runbook.engine.state import FAILED, IncidentState
@@ -62,6 +62,7 @@ class Engine:
         self.clock = clock or SystemClock()
         self.plugins = plugins
         self.catalog = catalog
+        self.catalog_loader = None  # loads the catalog when a command needs it and none was given (a handoff)
         self.effects = Effects(self)
         self.resolve_wait = RESOLVE_WAIT
         self._states: dict[str, IncidentState] = {}
@@ -206,14 +207,14 @@ class Engine:
     def open(self, playbook: str, actor: str, symptom: str | None = None, severity: str | None = None,
              drill: bool = False, incident: str | None = None, rehearse: str | None = None,
              live: bool = False, params: dict | None = None, labels: dict | None = None,
-             form: dict | None = None) -> IncidentState:
+             form: dict | None = None, from_incident: str | None = None) -> IncidentState:
         """Open an incident on `playbook`; `rehearse` names a Drill whose injects and targets apply.
 
         `labels` are the alert's labels: the playbook's `severity_from` maps one of them to the
         severity, unless `severity` is given (an explicit severity wins). The playbook's parameters
         come from `params` (--param), `form` (the TUI), the labels (through each parameter's label:)
         and defaults; every value is checked before anything is recorded (ParameterError,
-        MissingParameters)."""
+        MissingParameters). `from_incident` is the incident handing off to this one."""
         check_actor(actor)
         if self.catalog is None:
             raise CommandError("opening an incident needs the playbook catalog")
@@ -255,7 +256,7 @@ class Engine:
         incident = incident or f"{'DRL' if drill else 'INC'}-{secrets.token_hex(3).upper()}"
         now = iso(self.clock.now())
         first = [(actor, Opened(pb.id, pb.title, severity, pb.service, symptom, drill, stored["hash"], rehearse,
-                                bool(live and drill), digest, source))]
+                                bool(live and drill), digest, source, from_incident))]
         if given.values:
             first.append((actor, ParametersSet(given.values, given.sources)))
         first += [(SYSTEM, StepStarted(track.steps[0].id, track.id, 1)) for track in pb.tracks if track.steps]
@@ -334,6 +335,8 @@ class Engine:
         if step.kind in ("decision", "choose"):
             options = ", ".join(f"{i}. {o.label}" for i, o in enumerate(step.options, 1))
             raise CommandError(f"step '{step.id}' is a {step.kind}; choose an option: {options}")
+        if step.kind == "handoff":
+            return self._hand_off(state, actor, step, outcome)
         if step.kind in ("degrade", "restore"):
             self._approved(state, step)
             deg = state.degradations[step.degradation]
@@ -349,6 +352,27 @@ class Engine:
             self._approved(state, current)
             return finish(state, current, Done(outcome))
         return self._command(incident, actor, build)
+
+    def _hand_off(self, state: IncidentState, actor: str, step: Step, outcome: str) -> list[Event]:
+        """Open the linked incident on the step's playbook (a drill hands off to a drill), then
+        record it on this one with the step done. The new incident gets this one's values of the
+        parameters it declares; it names this one in its `opened` event."""
+        self._approved(state, step)
+        if self.catalog is None and self.catalog_loader is not None:
+            self.catalog = self.catalog_loader()
+        if self.catalog is None or self.catalog.find(step.playbook, "Playbook") is None:
+            raise NotFoundError(f"cannot hand off: no playbook '{step.playbook}' in the catalog"
+                                + (" (it has errors; `runbook validate`)" if self.catalog is not None
+                                   and self.catalog.errors else ""))
+        target = self.catalog.find(step.playbook, "Playbook").model
+        carried = {name: value for name, value in state.parameters.items() if name in target.parameters}
+        opened = self.open(step.playbook, actor, drill=state.drill, params=carried, from_incident=state.id)
+
+        def build(current):
+            checked = self._current(current, step.id)
+            return [HandedOff(step.id, step.playbook, opened.id),
+                    *finish(current, checked, Done(outcome or f"handed off to {opened.id}"))]
+        return self._command(state.id, actor, build)
 
     def skip(self, incident: str, actor: str, step_id: str | None, reason: str) -> list[Event]:
         if not reason.strip():

@@ -88,6 +88,9 @@ def export_json(state: IncidentState) -> dict:
     return {"incident": state.id, "playbook": state.playbook.id, "title": state.title, "severity": state.severity,
             "severity_source": state.severity_source, "status": state.status, "drill": state.drill,
             "parameters": dict(state.parameters), "parameter_sources": dict(state.parameter_sources),
+            "from_incident": state.from_incident,
+            "handed_off_to": [{"step": step, "playbook": playbook, "incident": incident}
+                              for step, playbook, incident in state.handoffs],
             "metrics": metrics(state).to_dict(), "snapshot": state.snapshot.hash, "steps": step_outputs(state),
             "events": [e.to_dict() for e in state.events]}
 

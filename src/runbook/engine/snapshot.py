@@ -18,9 +18,11 @@ if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
 
 def dependencies(catalog: Catalog, playbook: Document, drill: Document | None = None) -> list[Document]:
     """The documents an incident on `playbook` runs on: the playbook, the drill being rehearsed,
-    the severity policies, every escalation policy the playbook names (the default first: a
+    the severity policies, the procedures it includes, every escalation policy the playbook names (the default first: a
     snapshot of 0.1 held only that one) and the rosters."""
     documents = [playbook] + ([drill] if drill is not None else []) + catalog.of_kind("SeverityPolicy")
+    included = {step.procedure for step in playbook.model.steps if step.procedure}
+    documents += [doc for doc in catalog.of_kind("Procedure") if doc.id in included]
     for policy_id in playbook.model.escalation_ids:
         escalation = catalog.find(policy_id, "EscalationPolicy")
         if escalation:
@@ -30,14 +32,15 @@ def dependencies(catalog: Catalog, playbook: Document, drill: Document | None = 
 
 def take(catalog: Catalog, playbook: Document, drill: Document | None = None) -> dict:
     """The snapshot stored at open: the playbook's text and hash plus every document it depends on
-    (and the drill being rehearsed, whose injects and targets then apply).
+    (and the drill being rehearsed, whose injects and targets then apply). A playbook that
+    includes procedures is stored expanded, so later edits of a procedure change nothing.
 
     Refused (DocumentError, listing them) when those documents have errors: an incident would
     follow a dangling step or page nobody halfway through, when it can least be fixed."""
     from runbook.catalog.lint import errors
 
     documents = dependencies(catalog, playbook, drill)
-    problems = errors(documents)
+    problems = errors(documents, catalog.ids("Playbook"))
     if problems:
         kind = "drill" if drill is not None else "playbook"
         name = drill.id if drill is not None else playbook.id
@@ -47,7 +50,8 @@ def take(catalog: Catalog, playbook: Document, drill: Document | None = None) ->
     model: Playbook = playbook.model
     text = playbook.text or ""
     return {"playbook": model.id, "hash": hashlib.sha256(text.encode("utf-8")).hexdigest(), "text": text,
-            "documents": [{"kind": d.kind, "data": d.data} for d in documents]}
+            "documents": [{"kind": d.kind, "data": d.data if d.expanded is None else d.expanded}
+                          for d in documents]}
 
 
 def documents_hash(documents: list) -> str:

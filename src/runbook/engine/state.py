@@ -109,6 +109,8 @@ class IncidentState:
     acknowledged_by: str | None = None
     mitigated_at: datetime | None = None
     resolved_at: datetime | None = None
+    from_incident: str | None = None  # the incident that handed off to this one
+    handoffs: list = field(default_factory=list)  # (step, playbook, incident opened) per handoff made
     parameters: dict = field(default_factory=dict)  # name -> value, as set at open or since
     parameter_sources: dict = field(default_factory=dict)  # name -> param, label, form or default
     steps: dict[str, StepState] = field(default_factory=dict)

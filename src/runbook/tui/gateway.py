@@ -80,6 +80,7 @@ class CurrentStep(NamedTuple):
     output_of: str = ""  # the step that run was of: this one, or the step a decision's from: reads
     suggested: str = ""  # "Clean up (from check-disk: used=93)": the option its from: suggests
     suggested_index: int | None = None
+    handoff: str | None = None  # a handoff step: the playbook the linked incident runs
 
 
 class LadderRow(NamedTuple):
@@ -200,7 +201,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 step.automated, _command(state, step, now), _maybe(step.degradation), run.status,
                 _maybe(step.role or track.role), _maybe(fill(step.template) if step.template else None),
                 one_line(run.last_poll or ""), shown(fill(step.approval.prompt)) if step.approval else "",
-                *_last_run(state, step), *_suggested(state, step)))
+                *_last_run(state, step), *_suggested(state, step), _maybe(step.playbook)))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:
@@ -259,7 +260,9 @@ class EngineGateway:
 
         if engine.store.path == ":memory:":
             return engine
-        return Engine(Store(engine.store.path), engine.clock, engine.plugins, engine.catalog)
+        worker = Engine(Store(engine.store.path), engine.clock, engine.plugins, engine.catalog)
+        worker.catalog_loader = engine.catalog_loader
+        return worker
 
     def close(self) -> None:
         """Refuse engine work from now on, without waiting (the screen is being torn down).

@@ -14,7 +14,7 @@ it here, then append it from a command.
 
 from runbook.engine.events.base import (RECORDS, Event, EventFormatError, EventRecord, apply, decode, fold,
                                         record)
-from runbook.engine.events.incident import (Acknowledged, ActionItemAdded, Mitigated, NoteAdded, Opened,
+from runbook.engine.events.incident import (Acknowledged, ActionItemAdded, HandedOff, Mitigated, NoteAdded, Opened,
                                             PluginErrorRecorded, Resolved, SeverityChanged, TargetBreached)
 from runbook.engine.events.steps import (ApprovalGranted, CheckPolled, DecisionMade, StepCompleted, StepFailed,
                                          StepRestarted, StepSkipped, StepStarted, TrackFinished, WaitDue)
@@ -29,7 +29,7 @@ __all__ = [
     "Acknowledged", "ActionFinished", "ActionItemAdded", "ActionStarted", "AlertStateChanged",
     "ApprovalGranted", "CAPTURE", "CaptureMissed", "CheckPolled",
     "DecisionMade", "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted",
-    "DrillInject", "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "Mitigated",
+    "DrillInject", "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "HandedOff", "Mitigated",
     "NoteAdded", "Notified", "Opened", "ParametersSet", "PluginErrorRecorded", "RECORDS", "ReminderFired", "Resolved",
     "SeverityChanged", "StepCompleted", "StepFailed", "StepRestarted", "StepSkipped", "StepStarted", "TargetBreached",
     "TrackFinished", "WaitDue", "apply", "decode", "fold", "record", "shown_argv",

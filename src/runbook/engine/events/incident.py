@@ -21,9 +21,11 @@ class Opened(EventRecord):
     live: bool = False
     documents: str = ""  # SHA-256 of the snapshot's documents (what runs), so tampering with them shows
     severity_source: str | None = None  # where the severity came from: "from label severity=critical", ...
+    from_incident: str | None = None  # the incident that handed off to this one
 
     def fold(self, state, event):
         state.title, state.service, state.severity = self.title, self.service, self.severity
+        state.from_incident = self.from_incident
         state.symptom, state.drill, state.live = self.symptom, self.drill, self.live
         state.opened_at, state.opened_by = event.at, event.actor
         state.severity_source = self.severity_source
@@ -31,7 +33,23 @@ class Opened(EventRecord):
         follow_ladder(state, event.at)
 
     def describe(self):
-        return f"opened {self.playbook} as {self.severity}" + (" (DRILL)" if self.drill else "")
+        return (f"opened {self.playbook} as {self.severity}" + (" (DRILL)" if self.drill else "")
+                + (f", handed off from {self.from_incident}" if self.from_incident else ""))
+
+
+@record("handed_off", loud="warning")
+class HandedOff(EventRecord):
+    """A handoff step opened a linked incident on another playbook."""
+
+    step: str
+    playbook: str
+    incident: str
+
+    def fold(self, state, event):
+        state.handoffs.append((self.step, self.playbook, self.incident))
+
+    def describe(self):
+        return f"handed off to {self.incident} (playbook {self.playbook})"
 
 
 @record("acknowledged")

@@ -179,15 +179,18 @@ class IncidentScreen(Screen):
     # commands -----------------------------------------------------------------------------
 
     @work(thread=True, exit_on_error=False, group="incident-command")
-    def send(self, method: str, *args, after=None, **kwargs) -> None:
-        """Run an engine command off the UI thread; `after` runs on the UI thread when it succeeded."""
+    def send(self, method: str, *args, after=None, with_events=None, **kwargs) -> None:
+        """Run an engine command off the UI thread; `after` runs on the UI thread when it succeeded
+        (`with_events` too, given the events the command recorded)."""
         try:
-            self.app.gateway.call(method, self.incident, self.app.actor, *args, **kwargs)
+            events = self.app.gateway.call(method, self.incident, self.app.actor, *args, **kwargs)
         except RunbookError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), title="not done", severity="error", timeout=10)
         else:
             if after is not None:
                 self.app.call_from_thread(after)
+            if with_events is not None:
+                self.app.call_from_thread(with_events, events or [])
         self.app.call_from_thread(self.refresh_view)
 
     def confirm(self, question: str, detail: str, then) -> None:
@@ -215,8 +218,20 @@ class IncidentScreen(Screen):
             self.confirm(f"{verb} degradation “{step.degradation}”? This flips flags in production"
                          + (" (drill: sandbox file)" if self.view.drill else "") + ".", detail,
                          lambda: self.send("complete", step.id))
+        elif step.kind == "handoff":
+            self.confirm(f"Hand off to playbook “{step.handoff}”? This opens a linked incident on it.",
+                         "Both incidents name each other in their timelines.",
+                         lambda: self.send("complete", step.id, with_events=self._offer_linked))
         else:
             self.send("complete", step.id)
+
+    def _offer_linked(self, events) -> None:
+        """After a handoff: offer to switch to the incident it opened (this one keeps running)."""
+        linked = next((e.record for e in events if e.type == "handed_off"), None)
+        if linked is not None:
+            self.confirm(f"Open {linked.incident} ({linked.playbook}) now?",
+                         f"{self.incident} stays open; esc on the new one goes home.",
+                         lambda: self.app.open_incident(linked.incident))
 
     def action_skip(self) -> None:
         step = self._need_step()
