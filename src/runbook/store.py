@@ -195,7 +195,7 @@ MIGRATIONS = ((1, "events, incidents projection, snapshots", _migration_1),
 # for the *_at columns, status only moves forward, the rest take the latest value.
 _FIRST = ("acknowledged_at", "mitigated_at", "resolved_at")
 _LATEST = ("severity",)
-_RANK = {"open": 0, "acknowledged": 1, "mitigated": 2, "resolved": 3}
+_RANK = {"open": 0, "acknowledged": 1, "mitigated": 2, "resolved": 3, "follow-up": 3, "closed": 4}
 
 
 def _like_prefix(text: str) -> str:
@@ -483,7 +483,7 @@ class Store:
             where.append("status = ?")
             params.append(status)
         if open_only:
-            where.append("status != 'resolved'")
+            where.append("status NOT IN ('resolved', 'closed')")  # follow-up: resolved, work left
         if drills is not None:
             where.append("drill = ?")
             params.append(int(drills))

@@ -14,7 +14,7 @@ from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import can_finish, reachable, successors
 from runbook.catalog.loader import Document
-from runbook.catalog.models import END, MAIN_TRACK, EscalationPolicy, Playbook, Roster, SeverityPolicy, Step
+from runbook.catalog.models import END, FOLLOWUP_TRACK, MAIN_TRACK, EscalationPolicy, Playbook, Roster, SeverityPolicy, Step
 from runbook.catalog.problems import WARNING, Problem
 from runbook.catalog.templates import BUILTINS, PLAIN, STRICT, TemplateError, fields, go_template_misuse
 from runbook.catalog.validate import did_you_mean
@@ -178,7 +178,12 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
             yield doc.problem(track.path[:2], f"track id '{MAIN_TRACK}' is reserved for the top-level steps:, "
                                               "choose another track id", at_key=True)
             continue
-        if t and (p := role_ref(("tracks", track.id, "role"), track.role)):
+        if track.followup and track.path[0] == "tracks":
+            yield doc.problem(track.path[:2], f"track id '{FOLLOWUP_TRACK}' is reserved for the steps after "
+                                              "resolve; write them under followup: at the top level, or choose "
+                                              "another track id", at_key=True)
+            continue
+        if t and (p := role_ref(track.path[:-1] + ("role",), track.role)):
             yield p
         ids_in_track = {s.id for s in track.steps}
         dangling = False
@@ -208,6 +213,8 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
         if not dangling:
             yield from _track_flow(doc, track)
 
+    yield from _waits(doc, pb)
+    yield from _followup(doc, pb)
     for name, path in applied.items():
         if name not in restored:
             yield doc.problem(path, f"degradation '{name}' is applied but no step restores it; add a "
@@ -217,6 +224,54 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
         yield doc.problem(("steps",), "no step has mitigates: true, so time-to-mitigate is only "
                                       "recorded when a responder marks it by hand", severity=WARNING,
                           code="mitigates")
+
+
+def _followup(doc, pb: Playbook):
+    """Follow-up steps are done by people after resolve: nothing runs and no flag moves then."""
+    if pb.followup is None:
+        return
+    for step in pb.followup.steps:
+        if step.kind in ("degrade", "restore", "wait") or step.automated:
+            what = f"be a {step.kind} step" if step.kind in ("degrade", "restore", "wait") else \
+                "run a command or a plugin action"
+            yield doc.problem(step.path + (("kind",) if not step.automated else ("run",) if step.run else ("uses",)),
+                              f"a follow-up step cannot {what}: after resolve nothing runs and no flag "
+                              "changes; make it a check, decision or communicate step", code="followup",
+                              at_key=step.automated)
+        elif any(option.degradation for option in step.options):
+            yield doc.problem(step.path + ("options",), "a follow-up step cannot apply a degradation: after "
+                                                        "resolve no flag changes", code="followup", at_key=True)
+
+
+def _waits(doc, pb: Playbook):
+    """`wait_for: {step: ID}`: the step exists, is not the step itself, is not a follow-up step
+    waited for during the response (it cannot be done before resolve), and waits do not go round."""
+    steps = {s.id: s for s in pb.steps}
+    for step in pb.steps:
+        if step.wait_for is None:
+            continue
+        path, target = step.path + ("wait_for", "step"), steps.get(step.wait_for.step)
+        if target is None:
+            yield _unresolved(doc, path, "step", step.wait_for.step, steps, "steps")
+        elif target.id == step.id:
+            yield doc.problem(path, f"step '{step.id}' waits for itself; name a step in another track",
+                              code="reference")
+        elif target.track == FOLLOWUP_TRACK and step.track != FOLLOWUP_TRACK:
+            yield doc.problem(path, f"step '{target.id}' is a follow-up step, done only after resolve, so "
+                                    f"'{step.id}' could never be completed before the incident is resolved",
+                              code="reference")
+    for step in pb.steps:
+        seen, current = [step.id], step
+        while current.wait_for is not None and current.wait_for.step in steps:
+            current = steps[current.wait_for.step]
+            if current.id == step.id and len(seen) > 1:
+                yield doc.problem(step.path + ("wait_for", "step"), "steps wait for each other: "
+                                  f"{' → '.join(seen + [step.id])}; none of them could ever be completed",
+                                  code="loop")
+                break
+            if current.id in seen:
+                break
+            seen.append(current.id)
 
 
 def _escalation_refs(doc: Document, index: _Index):
@@ -326,6 +381,9 @@ def _parameters(doc, pb: Playbook):
         if name in BUILTINS:
             yield doc.problem(base, f"parameter '{name}' has the name of the built-in {{{name}}} "
                                     f"({BUILTINS[name]}); choose another name", at_key=True, code="parameter")
+        if name in pb.roles:
+            yield doc.problem(base, f"parameter '{name}' has the name of the role {name} ({{{name}}} is its "
+                                    "holder in templates); choose another name", at_key=True, code="parameter")
         if parameter.pattern is not None:
             try:
                 re.compile(parameter.pattern)
@@ -390,13 +448,13 @@ def _template(doc, pb: Playbook, where, text: str, local: set):
     except TemplateError as exc:
         yield doc.problem(where, str(exc), code="template")
         return
-    known = set(pb.parameters) | set(BUILTINS) | local
+    known = set(pb.parameters) | set(BUILTINS) | set(pb.roles) | local
     reported = set()  # "{x}/{x}" is one problem, said once
     for field in found:
         if field.name not in known and field.name not in reported:
             reported.add(field.name)
             yield doc.problem(where, f"{{{field.name}}} has no value: it is not a with: key of this step, a "
-                                     "parameter (under parameters:) or a built-in "
+                                     f"parameter (under parameters:){', a role (its holder)' if pb.roles else ''} or a built-in "
                                      f"({', '.join(BUILTINS)}){did_you_mean(field.name, known)}",
                               code="template")
         yield field.name

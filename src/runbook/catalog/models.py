@@ -19,6 +19,7 @@ from typing import NamedTuple
 from runbook.catalog.durations import parse_duration
 
 MAIN_TRACK = "main"
+FOLLOWUP_TRACK = "followup"  # the steps after resolve (postmortem, action items, customer follow-up)
 END = "end"
 
 
@@ -37,6 +38,12 @@ class Option(NamedTuple):
 class Approval(NamedTuple):
     by: str
     prompt: str = ""
+
+
+class WaitFor(NamedTuple):
+    """A step that cannot be completed before another step (usually in another track) is done."""
+
+    step: str
 
 
 class Step(NamedTuple):
@@ -68,6 +75,7 @@ class Step(NamedTuple):
     template: str | None = None
     cwd: str | None = None
     env: dict = {}  # shared by steps without an environment: read-only
+    wait_for: WaitFor | None = None
 
     @property
     def automated(self) -> bool:
@@ -80,6 +88,11 @@ class Track(NamedTuple):
     role: str | None
     steps: tuple[Step, ...]
     path: tuple
+
+    @property
+    def followup(self) -> bool:
+        """The follow-up phase: current from resolve until the incident is closed."""
+        return self.id == FOLLOWUP_TRACK
 
 
 class LabelMatcher(NamedTuple):
@@ -178,6 +191,17 @@ class Playbook:
     def step(self, step_id: str) -> Step:
         return self._steps_by_id[step_id]
 
+    @property
+    def followup(self) -> Track | None:
+        """The follow-up track (`followup:`), or None: then resolving is final, as before it existed."""
+        last = self.tracks[-1] if self.tracks else None
+        return last if last is not None and last.followup and last.steps else None
+
+    @property
+    def response_tracks(self) -> tuple[Track, ...]:
+        """The tracks that start when the incident opens (every track but the follow-up)."""
+        return tuple(track for track in self.tracks if not track.followup)
+
     def escalation_for(self, severity: str) -> str:
         """The id of the escalation policy in force at `severity`."""
         return self.escalation_by_severity.get(severity, self.escalation)
@@ -225,6 +249,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         template=raw.get("template"),
         cwd=raw.get("cwd"),
         env=dict(raw.get("env", {})),
+        wait_for=WaitFor(raw["wait_for"]["step"]) if "wait_for" in raw else None,
     )
 
 
@@ -250,6 +275,10 @@ def build_playbook(data: dict) -> Playbook:
     for track_id, raw in data.get("tracks", {}).items():
         tracks.append(_track(track_id, raw["steps"], ("tracks", track_id, "steps"),
                              raw.get("title", track_id), raw.get("role")))
+    if "followup" in data:
+        raw = data["followup"]
+        tracks.append(_track(FOLLOWUP_TRACK, raw["steps"], ("followup", "steps"), raw.get("title", "Follow-up"),
+                             raw.get("role")))
     escalation = data["escalation"]
     by_severity = {}
     if isinstance(escalation, dict):  # one policy per severity, with a default

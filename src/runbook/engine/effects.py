@@ -22,6 +22,7 @@ from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, D
                                    DegradationRestored, DegradationStarted, Escalated, Event, FlagChanged, Notified,
                                    PluginErrorRecorded)
 from runbook.engine.holders import holders, wrong_file
+from runbook.engine.roles import waiting_for
 from runbook.engine.state import ACTIVE, IncidentState
 from runbook.engine.transition import Chosen, Done, Failed, finish
 from runbook.errors import CommandError, RunbookError
@@ -233,7 +234,7 @@ class Effects:
             out = plugin_errors(failures)
             out.append(CheckPolled(step.id, ok, summary, number or s.steps[step.id].polls + 1, exit_code,
                                    tail(output, POLL_OUTPUT)))
-            if ok and not s.resolved:
+            if ok and not s.resolved and waiting_for(s, step) is None:  # a step waiting for another stays
                 out += finish(s, step, Done(summary))
             return out
         return self._command(state.id, SYSTEM, build)

@@ -23,12 +23,13 @@ from runbook.engine.events.degradations import (DegradationApplied, DegradationF
                                                 DegradationStarted, FlagChanged)
 from runbook.engine.events.escalation import DrillInject, Escalated, Notified, ReminderFired
 from runbook.engine.events.parameters import ParametersSet
+from runbook.engine.events.roles import Closed, RoleAssigned
 
 __all__ = [
-    "Acknowledged", "ActionFinished", "ActionItemAdded", "ActionStarted", "ApprovalGranted", "CheckPolled",
+    "Acknowledged", "ActionFinished", "ActionItemAdded", "ActionStarted", "ApprovalGranted", "CheckPolled", "Closed",
     "DecisionMade", "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted",
     "DrillInject", "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "Mitigated",
-    "NoteAdded", "Notified", "Opened", "ParametersSet", "PluginErrorRecorded", "RECORDS", "ReminderFired", "Resolved",
+    "NoteAdded", "Notified", "Opened", "ParametersSet", "PluginErrorRecorded", "RECORDS", "ReminderFired", "Resolved", "RoleAssigned",
     "SeverityChanged", "StepCompleted", "StepFailed", "StepSkipped", "StepStarted", "TargetBreached",
     "TrackFinished", "apply", "decode", "fold", "record", "shown_argv",
 ]
