@@ -461,7 +461,7 @@ class Engine:
             return [Resolved(kept, followup=True), StepStarted(first, followup.id, state.steps[first].attempt + 1)]
         return settled + restored + self._command(incident, actor, build)
 
-    def close(self, incident: str, actor: str, reason: str = "") -> list[Event]:
+    def close_incident(self, incident: str, actor: str, reason: str = "") -> list[Event]:
         """Close a resolved incident before its follow-up steps are all done (they close it when
         they are); steps left open need a reason."""
         check_size("the reason", reason)
