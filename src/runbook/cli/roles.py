@@ -7,16 +7,20 @@ import click
 
 from runbook.cli.context import Context
 from runbook.cli.options import actor_option, incident_argument, json_option
+from runbook.cli.output import dump, echo
 from runbook.engine.engine import ReasonNeeded
+from runbook.engine.metrics import describe
 from runbook.engine.roles import waiting_for
 from runbook.errors import UsageError
 from runbook.text import one_line
 
 
 def _print(events, as_json: bool) -> None:
-    from runbook.cli.incident import _print_events
-
-    _print_events(events, as_json)
+    if as_json:
+        dump([e.to_dict() for e in events])
+        return
+    for event in events:
+        echo(f"{event.at:%H:%M:%S}  {one_line(event.actor):<10} {describe(event)}")
 
 
 @click.command("assign")

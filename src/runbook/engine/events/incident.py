@@ -78,6 +78,12 @@ class Resolved(EventRecord):
         # the summary tells an incident in its follow-up phase from one that is over
         return {"resolved_at": ts, "status": "follow-up" if self.followup else "resolved"}
 
+    def to_data(self):
+        data = EventRecord.to_data(self)
+        if not self.followup:  # stored as before follow-up phases existed
+            del data["followup"]
+        return data
+
 
 @record("severity_changed", loud="warning", keys={"previous": "from"})
 class SeverityChanged(EventRecord):
