@@ -264,7 +264,7 @@ def _waits(doc, pb: Playbook):
         seen, current = [step.id], step
         while current.wait_for is not None and current.wait_for.step in steps:
             current = steps[current.wait_for.step]
-            if current.id == step.id and len(seen) > 1:
+            if current.id == step.id and len(seen) > 1 and step.id == min(seen):  # said once per circle
                 yield doc.problem(step.path + ("wait_for", "step"), "steps wait for each other: "
                                   f"{' → '.join(seen + [step.id])}; none of them could ever be completed",
                                   code="loop")
