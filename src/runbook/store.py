@@ -258,9 +258,9 @@ MIGRATIONS = ((1, "events, incidents projection, snapshots", _migration_1),
 
 # How the incidents summary takes each column an event's projection sets: the first time wins
 # for the *_at columns, status only moves forward, the rest take the latest value.
-_FIRST = ("acknowledged_at", "mitigated_at", "resolved_at")
+FIRST_COLUMNS = ("acknowledged_at", "mitigated_at", "resolved_at")
 _LATEST = ("severity",)
-_RANK = {"open": 0, "acknowledged": 1, "mitigated": 2, "resolved": 3}
+STATUS_RANK = {"open": 0, "acknowledged": 1, "mitigated": 2, "resolved": 3, "follow-up": 3, "closed": 4}
 
 
 def _like_prefix(text: str) -> str:
@@ -496,10 +496,10 @@ class Store:
                                       prev, digest, event_mac(self.key, digest) if self.key else ""))
             prev = digest
             for column, value in (event.get("summary") or {}).items():
-                if column in _FIRST:
+                if column in FIRST_COLUMNS:
                     updates.setdefault(column, value)
                 elif column == "status":
-                    updates[column] = max(updates.get(column, "open"), value, key=_RANK.__getitem__)
+                    updates[column] = max(updates.get(column, "open"), value, key=STATUS_RANK.__getitem__)
                 elif column in _LATEST:
                     updates[column] = value
                 else:
@@ -511,15 +511,15 @@ class Store:
               e.prev_hash, e.hash, e.mac or None) for e in stored])
         sets = ["last_seq = ?", "updated_at = ?", "last_mac = ?"]
         values = [seq, events[-1]["ts"], anchor_mac(self.key, incident, seq, prev) if self.key else None]
-        for column in _FIRST:
+        for column in FIRST_COLUMNS:
             if column in updates:
                 sets.append(f"{column} = COALESCE({column}, ?)")
                 values.append(updates[column])
         if "status" in updates:
             # status only moves forward: a late "acknowledged" never reopens a mitigated incident
-            rank = "CASE status " + " ".join(f"WHEN '{name}' THEN {n}" for name, n in _RANK.items()) + " END"
+            rank = "CASE status " + " ".join(f"WHEN '{name}' THEN {n}" for name, n in STATUS_RANK.items()) + " END"
             sets.append(f"status = CASE WHEN ({rank}) < ? THEN ? ELSE status END")
-            values += [_RANK[updates["status"]], updates["status"]]
+            values += [STATUS_RANK[updates["status"]], updates["status"]]
         for column in _LATEST:
             if column in updates:
                 sets.append(f"{column} = ?")
@@ -549,10 +549,12 @@ class Store:
         marks = ", ".join("?" * len(incidents))
         rows = self.conn.execute(
             f"SELECT incident, count(*), max(seq), max(type = 'acknowledged'), max(type = 'mitigated'), "
-            f"max(type = 'resolved') FROM events WHERE incident IN ({marks}) GROUP BY incident", incidents).fetchall()
+            f"max(type = 'resolved'), max(type = 'resolved' AND coalesce(json_extract(data, '$.followup'), 0)), "
+            f"max(type = 'closed') FROM events WHERE incident IN ({marks}) GROUP BY incident", incidents).fetchall()
         facts = {}
-        for incident, count, last, acked, mitigated, resolved in rows:
-            status = "resolved" if resolved else "mitigated" if mitigated else "acknowledged" if acked else "open"
+        for incident, count, last, acked, mitigated, resolved, followup, closed in rows:
+            status = ("closed" if closed else "follow-up" if followup else "resolved" if resolved else
+                      "mitigated" if mitigated else "acknowledged" if acked else "open")
             facts[incident] = (count, last, {"status": status})
         # the opened event (seq 1) and the last severity change, through the (type, incident) index
         for incident, seq, ts, type_, data in self.conn.execute(
@@ -656,7 +658,7 @@ class Store:
             where.append("status = ?")
             params.append(status)
         if open_only:
-            where.append("status != 'resolved'")
+            where.append("status NOT IN ('resolved', 'closed')")  # follow-up: resolved, work left
         if drills is not None:
             where.append("drill = ?")
             params.append(int(drills))

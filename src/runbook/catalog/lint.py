@@ -14,8 +14,8 @@ from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import can_finish, reachable, successors
 from runbook.catalog.loader import Document
-from runbook.catalog.models import (END, FAIL, KEEP_POLLING, MAIN_TRACK, EscalationPolicy, Playbook, Procedure,
-                                    Roster, SeverityPolicy, Step)
+from runbook.catalog.models import (END, FAIL, FOLLOWUP_TRACK, KEEP_POLLING, MAIN_TRACK, EscalationPolicy, Playbook,
+                                    Procedure, Roster, SeverityPolicy, Step)
 from runbook.catalog.procedures import prefixed
 from runbook.catalog.problems import WARNING, Problem
 from runbook.catalog.templates import BUILTINS, PLAIN, STRICT, TemplateError, fields, go_template_misuse
@@ -194,7 +194,12 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
             yield doc.problem(track.path[:2], f"track id '{MAIN_TRACK}' is reserved for the top-level steps:, "
                                               "choose another track id", at_key=True)
             continue
-        if t and (p := role_ref(("tracks", track.id, "role"), track.role)):
+        if track.followup and track.path[0] == "tracks":
+            yield doc.problem(track.path[:2], f"track id '{FOLLOWUP_TRACK}' is reserved for the steps after "
+                                              "resolve; write them under followup: at the top level, or choose "
+                                              "another track id", at_key=True)
+            continue
+        if t and (p := role_ref(track.path[:-1] + ("role",), track.role)):
             yield p
         ids_in_track = {s.id for s in track.steps}
         dangling = False
@@ -242,6 +247,8 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
         if not dangling:
             yield from _track_flow(doc, track)
 
+    yield from _waits(doc, pb)
+    yield from _followup(doc, pb)
     for name, path in applied.items():
         if name not in restored:
             yield doc.problem(path, f"degradation '{name}' is applied but no step restores it; add a "
@@ -251,6 +258,54 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
         yield doc.problem(("steps",), "no step has mitigates: true, so time-to-mitigate is only "
                                       "recorded when a responder marks it by hand", severity=WARNING,
                           code="mitigates")
+
+
+def _followup(doc, pb: Playbook):
+    """Follow-up steps are done by people after resolve: nothing runs and no flag moves then."""
+    if pb.followup is None:
+        return
+    for step in pb.followup.steps:
+        if step.kind in ("degrade", "restore", "wait") or step.automated:
+            what = f"be a {step.kind} step" if step.kind in ("degrade", "restore", "wait") else \
+                "run a command or a plugin action"
+            yield doc.problem(step.path + (("kind",) if not step.automated else ("run",) if step.run else ("uses",)),
+                              f"a follow-up step cannot {what}: after resolve nothing runs and no flag "
+                              "changes; make it a check, decision or communicate step", code="followup",
+                              at_key=step.automated)
+        elif any(option.degradation for option in step.options):
+            yield doc.problem(step.path + ("options",), "a follow-up step cannot apply a degradation: after "
+                                                        "resolve no flag changes", code="followup", at_key=True)
+
+
+def _waits(doc, pb: Playbook):
+    """`wait_for: {step: ID}`: the step exists, is not the step itself, is not a follow-up step
+    waited for during the response (it cannot be done before resolve), and waits do not go round."""
+    steps = {s.id: s for s in pb.steps}
+    for step in pb.steps:
+        if step.wait_for is None:
+            continue
+        path, target = step.path + ("wait_for", "step"), steps.get(step.wait_for.step)
+        if target is None:
+            yield _unresolved(doc, path, "step", step.wait_for.step, steps, "steps")
+        elif target.id == step.id:
+            yield doc.problem(path, f"step '{step.id}' waits for itself; name a step in another track",
+                              code="reference")
+        elif target.track == FOLLOWUP_TRACK and step.track != FOLLOWUP_TRACK:
+            yield doc.problem(path, f"step '{target.id}' is a follow-up step, done only after resolve, so "
+                                    f"'{step.id}' could never be completed before the incident is resolved",
+                              code="reference")
+    for step in pb.steps:
+        seen, current = [step.id], step
+        while current.wait_for is not None and current.wait_for.step in steps:
+            current = steps[current.wait_for.step]
+            if current.id == step.id and len(seen) > 1 and step.id == min(seen):  # said once per circle
+                yield doc.problem(step.path + ("wait_for", "step"), "steps wait for each other: "
+                                  f"{' → '.join(seen + [step.id])}; none of them could ever be completed",
+                                  code="loop")
+                break
+            if current.id in seen:
+                break
+            seen.append(current.id)
 
 
 def _escalation_refs(doc: Document, index: _Index):
@@ -316,10 +371,10 @@ def _step_fields(doc, step, degradations, applied, restored):
     path = step.path
     if step.timebox is not None and step.timebox <= 0:
         yield doc.problem(path + ("timebox",), "must be longer than 0s")
-    for name in ("timeout", "every", "max_every", "poll_timeout", "wait_for"):
+    for name in ("timeout", "every", "max_every", "poll_timeout", "wait_time"):
         value = getattr(step, name)
         if value is not None and value <= 0:
-            yield doc.problem(path + ("for" if name == "wait_for" else name,), "must be longer than 0s")
+            yield doc.problem(path + ("for" if name == "wait_time" else name,), "must be longer than 0s")
     if step.kind in ("degrade", "restore") and degradations is not None:
         if step.degradation not in degradations:
             yield _unresolved(doc, path + ("degradation",), "degradation", step.degradation, degradations,
@@ -564,6 +619,9 @@ def _parameters(doc, pb: Playbook):
         if name in BUILTINS:
             yield doc.problem(base, f"parameter '{name}' has the name of the built-in {{{name}}} "
                                     f"({BUILTINS[name]}); choose another name", at_key=True, code="parameter")
+        if name in pb.roles:
+            yield doc.problem(base, f"parameter '{name}' has the name of the role {name} ({{{name}}} is its "
+                                    "holder in templates); choose another name", at_key=True, code="parameter")
         if parameter.pattern is not None:
             try:
                 re.compile(parameter.pattern)
@@ -642,13 +700,13 @@ def _template(doc, pb: Playbook, where, text: str, local: set):
     except TemplateError as exc:
         yield doc.problem(where, str(exc), code="template")
         return
-    known = set(pb.parameters) | set(BUILTINS) | local | set(pb.captures)
+    known = set(pb.parameters) | set(BUILTINS) | set(pb.roles) | local | set(pb.captures)
     reported = set()  # "{x}/{x}" is one problem, said once
     for field in found:
         if field.name not in known and field.name not in reported:
             reported.add(field.name)
             yield doc.problem(where, f"{{{field.name}}} has no value: it is not a with: key of this step, a "
-                                     "parameter (under parameters:), a value a step captures, or a built-in "
+                                     f"parameter (under parameters:){', a role (its holder)' if pb.roles else ''}, a value a step captures, or a built-in "
                                      f"({', '.join(BUILTINS)}){did_you_mean(field.name, known)}",
                               code="template")
         yield field.name

@@ -19,6 +19,7 @@ from typing import NamedTuple
 from runbook.catalog.durations import parse_duration
 
 MAIN_TRACK = "main"
+FOLLOWUP_TRACK = "followup"  # the steps after resolve (postmortem, action items, customer follow-up)
 END = "end"
 KEEP_POLLING, FAIL = "keep-polling", "fail"  # the on_broken policies that name no step
 
@@ -73,6 +74,12 @@ class Approval(NamedTuple):
     prompt: str = ""
 
 
+class WaitFor(NamedTuple):
+    """A step that cannot be completed before another step (usually in another track) is done."""
+
+    step: str
+
+
 class Step(NamedTuple):
     id: str
     kind: str
@@ -110,11 +117,12 @@ class Step(NamedTuple):
     not_yet: tuple[int, ...] | None = None  # exit statuses that mean "not yet" (None: the default rule)
     broken: tuple[int, ...] = ()  # exit statuses that mean the check itself broke
     on_broken: str = KEEP_POLLING  # keep-polling, fail, or a step id
-    wait_for: int | None = None  # a plain timed wait: due this long after it starts (for:)
+    wait_time: int | None = None  # a plain timed wait: due this long after it starts (for:)
     retry: Retry | None = None
     playbook: str | None = None  # handoff: the playbook the linked incident runs
     procedure: str | None = None  # include: the procedure included; an included step: the one it came from
     lint_ignore: tuple[str, ...] = ()  # warning codes silenced for this step (lint: {ignore, reason})
+    wait_for: WaitFor | None = None
 
     @property
     def automated(self) -> bool:
@@ -123,7 +131,7 @@ class Step(NamedTuple):
     @property
     def timed(self) -> bool:
         """A plain timed wait: nothing to poll, it comes due when its time is up."""
-        return self.kind == "wait" and self.wait_for is not None and not self.automated
+        return self.kind == "wait" and self.wait_time is not None and not self.automated
 
 
 class Track(NamedTuple):
@@ -132,6 +140,11 @@ class Track(NamedTuple):
     role: str | None
     steps: tuple[Step, ...]
     path: tuple
+
+    @property
+    def followup(self) -> bool:
+        """The follow-up phase: current from resolve until the incident is closed."""
+        return self.id == FOLLOWUP_TRACK
 
 
 class LabelMatcher(NamedTuple):
@@ -231,6 +244,17 @@ class Playbook:
     def step(self, step_id: str) -> Step:
         return self._steps_by_id[step_id]
 
+    @property
+    def followup(self) -> Track | None:
+        """The follow-up track (`followup:`), or None: then resolving is final, as before it existed."""
+        last = self.tracks[-1] if self.tracks else None
+        return last if last is not None and last.followup and last.steps else None
+
+    @property
+    def response_tracks(self) -> tuple[Track, ...]:
+        """The tracks that start when the incident opens (every track but the follow-up)."""
+        return tuple(track for track in self.tracks if not track.followup)
+
     @cached_property
     def captures(self) -> dict[str, tuple[str, ...]]:
         """Captured name -> the ids of the steps that capture it, in playbook order."""
@@ -302,11 +326,12 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         not_yet=tuple(raw["not_yet"]) if "not_yet" in raw else None,
         broken=tuple(raw.get("broken", ())),
         on_broken=raw.get("on_broken", KEEP_POLLING),
-        wait_for=_seconds(raw.get("for")),
+        wait_time=_seconds(raw.get("for")),
         retry=Retry(raw["retry"]["count"], _seconds(raw["retry"].get("delay", "30s"))) if "retry" in raw else None,
         playbook=raw.get("playbook"),
         procedure=raw.get("procedure"),
         lint_ignore=(ignore,) if isinstance(ignore, str) else tuple(ignore),
+        wait_for=WaitFor(raw["wait_for"]["step"]) if "wait_for" in raw else None,
     )
 
 
@@ -332,6 +357,10 @@ def build_playbook(data: dict) -> Playbook:
     for track_id, raw in data.get("tracks", {}).items():
         tracks.append(_track(track_id, raw["steps"], ("tracks", track_id, "steps"),
                              raw.get("title", track_id), raw.get("role")))
+    if "followup" in data:
+        raw = data["followup"]
+        tracks.append(_track(FOLLOWUP_TRACK, raw["steps"], ("followup", "steps"), raw.get("title", "Follow-up"),
+                             raw.get("role")))
     escalation = data.get("escalation")
     by_severity = {}
     if isinstance(escalation, dict):  # one policy per severity, with a default

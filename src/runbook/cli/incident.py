@@ -8,11 +8,13 @@ from datetime import datetime, timezone
 import click
 
 from runbook.catalog.durations import format_duration
+from runbook.cli import roles
 from runbook.cli.context import Context
 from runbook.cli.options import actor_option, incident_argument, json_option, parameter_options
 from runbook.cli.output import dump, echo
 from runbook.engine import answers, step_timers, texts, timers
 from runbook.engine.engine import ReasonNeeded
+from runbook.engine.roles import waiting_for
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, step_outputs
 from runbook.errors import UsageError
 from runbook.text import json_shown, markdown, one_line, shown
@@ -66,13 +68,17 @@ def summary(state, now: datetime) -> list[str]:
     if not state.alert_firing:
         lines.append(f"  alert resolved at its source since {state.alert_changes[-1][0]:%H:%M:%S} "
                      "(severity rises wait)")
+    lines += roles.show_lines(state)
     lines.append("  current steps:")
     for track, step_id in state.current.items():
+        if state.in_followup and track != "followup":
+            continue  # the response is over: only the follow-up steps are current
         if step_id is None:
-            lines.append(f"    [{track}] finished")
+            lines.append(f"    [{track}] {'not started (begins at resolve)' if track == 'followup' and not state.resolved else 'finished'}")
             continue
         step, run = pb.step(step_id), state.steps[step_id]
         extra = f" — {run.status}" if run.status != "active" else ""
+        extra += f" — waiting for {step.wait_for.step}" if waiting_for(state, step) else ""
         gate = f" (needs approval by {one_line(step.approval.by)})" if step.approval and not run.approved else ""
         lines.append(f"    [{track}] {step.id}: {one_line(texts.text(state, step.title, step, now))} "
                      f"({step.kind}){extra}{gate}")
@@ -154,12 +160,13 @@ def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labe
 
 
 @group.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Include resolved incidents.")
+@click.option("--all", "show_all", is_flag=True, help="Include resolved and closed incidents (those in their "
+                                                       "follow-up phase are listed without it).")
 @click.option("--drills/--no-drills", default=None, help="Only drills, or no drills (default: both).")
 @json_option()
 @click.pass_obj
 def list_incidents(ctx: Context, show_all, drills, as_json):
-    """List incidents, newest first (open ones unless --all).
+    """List incidents, newest first (open ones and those in their follow-up phase unless --all).
 
     Each summary row is checked cheaply against its log (the count of events, the status its
     acknowledged/mitigated/resolved events imply, drill, severity, title): one that disagrees is
@@ -287,12 +294,15 @@ def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, acto
 @group.command("approve")
 @incident_argument()
 @click.argument("step", required=False)
+@click.option("--override", default="", metavar="REASON",
+              help="Approve although someone else holds the approving role, saying why (recorded).")
 @actor_option
 @json_option()
 @click.pass_obj
-def approve(ctx: Context, incident_id, step, actor, as_json):
-    """Approve STEP's gate (default: the current step), recording who approved."""
-    _print_events(ctx.engine().approve(incident_id, actor, step), as_json)
+def approve(ctx: Context, incident_id, step, override, actor, as_json):
+    """Approve STEP's gate (default: the current step), recording who approved. When someone
+    holds the approving role (`incident assign`), only they approve, unless --override REASON."""
+    _print_events(ctx.engine().approve(incident_id, actor, step, override), as_json)
 
 
 @group.command("choose")
@@ -504,3 +514,7 @@ def show_metrics(ctx: Context, incident_id):
     """Print TTA, TTM, TTR, per-step durations and the highest escalation level as JSON."""
     state = ctx.engine().state(incident_id)
     dump(metrics(state, datetime.now(timezone.utc)).to_dict())
+
+
+group.add_command(roles.assign)
+group.add_command(roles.close)

@@ -10,6 +10,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
+from runbook.catalog.models import FOLLOWUP_TRACK
 from runbook.engine.metrics import MEASURES, metrics
 DEVIATION = 0.10
 
@@ -58,6 +59,7 @@ def build(engine, playbook: str | None = None, drill: str | None = None, since: 
     targets = {key: [] for key, _, _ in MEASURES}
     breaches = {key: 0 for key, _, _ in MEASURES}
     steps: dict[str, list[float]] = {}
+    followups: list[float] = []
     for state in states:
         m = metrics(state, engine.clock.now())
         row = {"incident": state.id, "opened_at": state.opened_at.isoformat(), "playbook": state.playbook.id,
@@ -77,9 +79,12 @@ def build(engine, playbook: str | None = None, drill: str | None = None, since: 
                     row["flagged"].append(f"{label} {actual / target - 1:+.0%} of target")
                 elif actual is None and m.targets[target_name]["breached"]:
                     row["flagged"].append(f"{label} target passed, not reached")
+        row["followup"] = m.followup
+        if m.followup is not None and state.closed:
+            followups.append(m.followup)
         report.trend.append(row)
         for run in m.steps:
-            if run["seconds"] is not None:  # finished attempts only
+            if run["seconds"] is not None and run["track"] != FOLLOWUP_TRACK:  # finished response attempts only
                 steps.setdefault(run["step"], []).append(run["seconds"])
     for key, _, label in MEASURES:
         summary = summarize(values[key])
@@ -87,4 +92,6 @@ def build(engine, playbook: str | None = None, drill: str | None = None, since: 
         summary["breaches"] = breaches[key]
         report.metrics[label] = summary
     report.steps = {step: summarize(durations) for step, durations in steps.items()}
+    if followups:  # after resolve: reported on its own, never in TTR
+        report.metrics["Follow-up"] = {**summarize(followups), "target": None, "breaches": 0}
     return report

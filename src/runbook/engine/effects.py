@@ -22,6 +22,7 @@ from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, D
                                    DegradationRestored, DegradationStarted, Escalated, Event, FlagChanged, Notified,
                                    PluginErrorRecorded)
 from runbook.engine.holders import holders, wrong_file
+from runbook.engine.roles import waiting_for
 from runbook.engine.state import ACTIVE, IncidentState
 from runbook.engine.transition import Chosen, Done, Failed, finish
 from runbook.errors import CommandError, RunbookError
@@ -238,7 +239,7 @@ class Effects:
                                    exit_code, tail(output, POLL_OUTPUT), outcome))
             if s.resolved:
                 return out
-            if outcome == waits.HOLDS:
+            if outcome == waits.HOLDS and waiting_for(s, step) is None:  # a step waiting for another stays
                 out += answers.recorded(s, step, output)  # a wait captures from the poll that held
                 out += finish(s, step, Done(summary))
             elif outcome == waits.BROKEN and step.on_broken != KEEP_POLLING:

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 from runbook.catalog import parameters
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import answers, integrity, restarts, timers
+from runbook.engine import answers, integrity, restarts, roles, timers
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, in_flight, plugin_errors
-from runbook.engine.events import (Acknowledged, ActionItemAdded, AlertStateChanged, ApprovalGranted, Event,
+from runbook.engine.events import (Acknowledged, ActionItemAdded, AlertStateChanged, ApprovalGranted, Closed, Event,
                                    EventFormatError, EventRecord, HandedOff, Mitigated, NoteAdded, Opened,
                                    ParametersSet, Resolved, SeverityChanged, StepStarted, apply, fold)
 from runbook.engine.events.alerts import FIRING, RESOLVED
@@ -259,7 +259,7 @@ class Engine:
                                 bool(live and drill), digest, source, from_incident))]
         if given.values:
             first.append((actor, ParametersSet(given.values, given.sources)))
-        first += [(SYSTEM, StepStarted(track.steps[0].id, track.id, 1)) for track in pb.tracks if track.steps]
+        first += [(SYSTEM, StepStarted(track.steps[0].id, track.id, 1)) for track in pb.response_tracks if track.steps]
         self.store.create_incident(incident, stored, {"playbook": pb.id, "title": pb.title, "service": pb.service,
                                                       "severity": severity, "drill": drill},
                                    [{"ts": now, "actor": who, "type": r.type, "data": r.to_data()} for who, r in first])
@@ -284,8 +284,22 @@ class Engine:
 
     @staticmethod
     def require_live(state: IncidentState) -> None:
+        if state.closed:
+            raise CommandError(f"incident {state.id} is closed; only notes and action items can be added")
+        if state.in_followup:
+            raise CommandError(f"incident {state.id} is resolved and in its follow-up phase; only follow-up steps, "
+                               "roles, notes, action items and restoring leftover degradations are allowed")
         if state.resolved:
             raise CommandError(f"incident {state.id} is resolved; only notes can be added")
+
+    def _require_step_phase(self, state: IncidentState, step: Step) -> None:
+        """Response steps while the incident is live; follow-up steps once it is resolved, until closed."""
+        followup = state.playbook.followup is not None and step.track == state.playbook.followup.id
+        if not followup or state.closed or not state.resolved:
+            self.require_live(state)
+        if followup and not state.resolved:
+            raise CommandError(f"step '{step.id}' is a follow-up step; it becomes current when the incident is "
+                               "resolved")
 
     def _step(self, state: IncidentState, step_id: str | None) -> Step:
         """The named step, or the one current step (main track first) when none is named."""
@@ -303,8 +317,10 @@ class Engine:
         return step
 
     def _current(self, state: IncidentState, step_id: str | None) -> Step:
-        self.require_live(state)
+        if step_id is None and not state.in_followup:
+            self.require_live(state)  # "resolved" says more than "no current step"
         step = self._step(state, step_id)
+        self._require_step_phase(state, step)
         if state.current.get(step.track) != step.id:
             now = state.current.get(step.track)
             where = f"the current step of that track is '{now}'" if now else "that track is finished"
@@ -332,6 +348,7 @@ class Engine:
         check_size("the outcome", outcome)
         state = self.state(incident)
         step = self._current(state, step_id)
+        roles.refuse_if_waiting(state, step)
         if step.kind in ("decision", "choose"):
             options = ", ".join(f"{i}. {o.label}" for i, o in enumerate(step.options, 1))
             raise CommandError(f"step '{step.id}' is a {step.kind}; choose an option: {options}")
@@ -350,6 +367,7 @@ class Engine:
         def build(state):
             current = self._current(state, step.id)
             self._approved(state, current)
+            roles.refuse_if_waiting(state, current)
             return finish(state, current, Done(outcome))
         return self._command(incident, actor, build)
 
@@ -402,6 +420,7 @@ class Engine:
         step = self._current(state, step_id)
         if step.kind not in ("decision", "choose"):
             raise CommandError(f"step '{step.id}' is a {step.kind} step, not a decision")
+        roles.refuse_if_waiting(state, step)
         if suggested:
             hint = answers.suggestion(state, step)
             if hint is None:
@@ -417,23 +436,29 @@ class Engine:
         def build(state):
             self._current(state, step.id)
             self._approved(state, step)
+            roles.refuse_if_waiting(state, step)
             hint = answers.suggestion(state, step)
             if suggested and (hint is None or hint.index != index):
                 raise CommandError(f"the suggestion for step '{step.id}' changed meanwhile; look again")
             return finish(state, step, Chosen(index, hint.label if hint else None))
         return self._command(incident, actor, build)
 
-    def approve(self, incident: str, actor: str, step_id: str | None = None) -> list[Event]:
+    def approve(self, incident: str, actor: str, step_id: str | None = None, override: str = "") -> list[Event]:
+        """Approve a step's gate: by the holder of its approving role, by anyone when nobody holds
+        it (the event says so), or by someone else with an `override` reason, recorded."""
+        check_size("the reason", override)
+
         def build(state):
-            self.require_live(state)
             step = self._step(state, step_id)
+            self._require_step_phase(state, step)
             if not step.approval:
                 raise CommandError(f"step '{step.id}' has no approval gate")
             if state.current.get(step.track) != step.id:
                 raise CommandError(f"step '{step.id}' is not current yet; approve it when the flow reaches it")
             if state.steps[step.id].approved:
                 raise CommandError(f"step '{step.id}' was already approved by {state.steps[step.id].approved_by}")
-            return [ApprovalGranted(step.id, step.approval.by)]
+            holder, why = roles.approval(state, step, actor, override)
+            return [ApprovalGranted(step.id, step.approval.by, holder, why)]
         return self._command(incident, actor, build)
 
     def severity(self, incident: str, actor: str, severity: str, reason: str = "") -> list[Event]:
@@ -541,8 +566,40 @@ class Engine:
             kept = [name for name, deg in state.degradations.items() if deg.touched]
             if kept and not keep_degradations:
                 raise CommandError(f"not resolved: {', '.join(kept)} was applied meanwhile; resolve again")
-            return [Resolved(kept)]
+            followup = state.playbook.followup
+            if followup is None:
+                return [Resolved(kept)]
+            first = followup.steps[0].id
+            return [Resolved(kept, followup=True), StepStarted(first, followup.id, state.steps[first].attempt + 1)]
         return settled + restored + self._command(incident, actor, build)
+
+    def close_incident(self, incident: str, actor: str, reason: str = "") -> list[Event]:
+        """Close a resolved incident before its follow-up steps are all done (they close it when
+        they are); steps left open need a reason."""
+        check_size("the reason", reason)
+
+        def build(state):
+            if state.closed:
+                raise CommandError(f"incident {state.id} was already closed at {state.closed_at:%H:%M:%S}")
+            if not state.resolved:
+                raise CommandError(f"incident {state.id} is not resolved yet; resolve it first "
+                                   f"(runbook incident resolve {state.id})")
+            if state.playbook.followup is None:
+                raise CommandError(f"incident {state.id} has no follow-up phase; resolving it was final")
+            left = state.current_steps()
+            if left and not reason.strip():
+                raise ReasonNeeded(f"closing {state.id} with follow-up step{'s' if len(left) > 1 else ''} "
+                                   f"{', '.join(left)} not done needs a reason (--reason)")
+            return [Closed(reason.strip(), left)]
+        return self._command(incident, actor, build)
+
+    def assign(self, incident: str, actor: str, role: str, person: str) -> list[Event]:
+        """Give a role to a person; a handoff when someone held it (the event names both)."""
+        def build(state):
+            if not state.in_followup:
+                self.require_live(state)
+            return [roles.assignment(state, role, person)]
+        return self._command(incident, actor, build)
 
     def escalate_now(self, incident: str, actor: str) -> list[Event]:
         state = self.state(incident)
@@ -570,6 +627,7 @@ class Engine:
         if not step.automated:
             raise CommandError(f"step '{step.id}' has nothing to run; complete it when done")
         self._approved(state, step)
+        roles.refuse_if_waiting(state, step)
         if self.plugins is None:
             raise CommandError("no plugins loaded: cannot run actions")
         if step.kind == "wait":

@@ -30,11 +30,10 @@ from typing import NamedTuple
 from runbook.engine.events.base import EventFormatError, decode
 from runbook.engine.snapshot import documents_hash
 from runbook.errors import RunbookError
-from runbook.store import GENESIS, StoredEvent, anchor_mac, event_hash, event_mac
+from runbook.store import (FIRST_COLUMNS, GENESIS, STATUS_RANK, StoredEvent, anchor_mac, event_hash,
+                           event_mac)
 
 LISTED = 20  # broken links named one by one before "and N more"
-_FIRST = ("acknowledged_at", "mitigated_at", "resolved_at")
-_RANK = {"open": 0, "acknowledged": 1, "mitigated": 2, "resolved": 3}
 COMPARED = ("status", "severity", "drill", "title", "playbook", "service", "opened_at", "acknowledged_at",
             "mitigated_at", "resolved_at", "last_seq")
 
@@ -103,10 +102,10 @@ def folded_summary(pairs) -> dict:
            "mitigated_at": None, "resolved_at": None, "last_seq": len(pairs)}
     for ts, rec in pairs:
         for column, value in rec.project(ts).items():
-            if column in _FIRST:
+            if column in FIRST_COLUMNS:
                 row[column] = row[column] or value
             elif column == "status":
-                row[column] = max(row[column], value, key=_RANK.__getitem__)
+                row[column] = max(row[column], value, key=STATUS_RANK.__getitem__)
             else:
                 row[column] = value
     return row

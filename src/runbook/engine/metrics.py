@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from runbook.catalog.durations import format_duration, format_seconds
+from runbook.engine import followup
 from runbook.engine.state import IncidentState
 from runbook.engine.timers import deadlines
 from runbook.engine.integrity import chain
@@ -28,6 +29,7 @@ class Metrics:
     highest_level: int
     targets: dict = field(default_factory=dict)  # name -> {"target": s, "actual": s|None, "breached": bool}
     steps: list = field(default_factory=list)  # {"step", "track", "attempt", "seconds", "outcome"}
+    followup: float | None = None  # resolve to closed: the follow-up phase, never part of TTR
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,11 +47,12 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 def metrics(state: IncidentState, now: datetime | None = None) -> Metrics:
     """Metrics as of `now` (for targets not yet reached); a resolved incident is measured as of
     its resolution, so its figures never change afterwards."""
+    out_followup = followup.seconds(state, now)
     if now is not None and state.resolved_at is not None:
         now = min(now, state.resolved_at)
     opened = state.opened_at
     out = Metrics(_seconds(opened, state.acknowledged_at), _seconds(opened, state.mitigated_at),
-                  _seconds(opened, state.resolved_at), state.escalation.highest)
+                  _seconds(opened, state.resolved_at), state.escalation.highest, followup=out_followup)
     actual = out.reached()
     for name, (deadline, met) in deadlines(state).items():
         target = (deadline - opened).total_seconds()
@@ -120,11 +123,13 @@ def export_markdown(state: IncidentState) -> str:
         verdict = "" if target is None else ("**breached**" if target["breached"] else "met" if value is not None else "")
         lines.append(f"| {label} | {format_seconds(value)} | {format_seconds(target['target']) if target else '—'} | {verdict} |")
     lines.append(f"| Highest escalation level | {m.highest_level or '—'} | | |")
+    if state.playbook.followup is not None:
+        lines.append(f"| Follow-up (after resolve, not in TTR) | {format_seconds(m.followup)} | | |")
     lines += ["", "### Steps", "", "| step | track | attempt | duration | outcome |", "|---|---|---|---|---|"]
     for run in m.steps:
         lines.append(f"| {md(run['step'])} | {md(run['track'])} | {run['attempt']} | {format_seconds(run['seconds'])} | "
                      f"{md(run['outcome'] or 'in progress')} |")
-    lines += ["", "## Degradations", ""]
+    lines += ["", *followup.markdown_section(state), "## Degradations", ""]
     flips = [e for e in state.events if e.type == "flag_changed"]
     if flips:
         for e in flips:

@@ -111,6 +111,8 @@ class IncidentState:
     resolved_at: datetime | None = None
     from_incident: str | None = None  # the incident that handed off to this one
     handoffs: list = field(default_factory=list)  # (step, playbook, incident opened) per handoff made
+    closed_at: datetime | None = None  # the follow-up phase finished (or was closed by hand)
+    holders: dict = field(default_factory=dict)  # role id -> who holds it now (role_assigned events)
     parameters: dict = field(default_factory=dict)  # name -> value, as set at open or since
     parameter_sources: dict = field(default_factory=dict)  # name -> param, label, form or default
     steps: dict[str, StepState] = field(default_factory=dict)
@@ -149,9 +151,30 @@ class IncidentState:
     def resolved(self) -> bool:
         return self.resolved_at is not None
 
+    @property
+    def closed(self) -> bool:
+        return self.closed_at is not None
+
+    @property
+    def in_followup(self) -> bool:
+        """Resolved, with the playbook's follow-up steps still to do."""
+        return self.resolved and not self.closed and self.playbook.followup is not None
+
+    @property
+    def phase(self) -> str:
+        """response, follow-up (after resolve, until closed), closed, or resolved (no follow-up phase)."""
+        if self.closed:
+            return "closed"
+        if self.in_followup:
+            return "follow-up"
+        return "resolved" if self.resolved else "response"
+
     def current_steps(self) -> list[str]:
-        """Steps that are current right now, main track first (tracks run side by side)."""
-        return [step for track, step in self.current.items() if step is not None]
+        """Steps that are current right now, main track first (tracks run side by side); in the
+        follow-up phase only the follow-up steps are."""
+        followup = self.in_followup
+        return [step for track, step in self.current.items()
+                if step is not None and (not followup or track == "followup")]
 
 
 def new_state(incident: str, snapshot: Snapshot) -> IncidentState:

@@ -63,7 +63,7 @@ def status(state: IncidentState, step_id: str, now: datetime) -> str:
     if step.timed and run.status == ACTIVE:
         if run.due_at is not None:
             return f"DUE since {run.due_at:%H:%M:%S}: look again, then complete it"
-        return f"comes due at {run.started_at + timedelta(seconds=step.wait_for):%H:%M:%S}"
+        return f"comes due at {run.started_at + timedelta(seconds=step.wait_time):%H:%M:%S}"
     if run.last_outcome and run.last_outcome != "holds":
         return f"last poll: {run.last_outcome.replace('-', ' ')}"
     return ""

@@ -1,8 +1,8 @@
 """An incident's texts and commands, filled by the one renderer (catalog/templates.py).
 
 The values are the incident's parameters, the step's `with:` (itself rendered from the
-parameters and built-ins), and the built-ins {incident}, {title}, {severity}, {service},
-{playbook}, {elapsed}. What the screen shows before approval is `command()` joined with
+parameters and built-ins), the holders of the playbook's roles ({commander}: who holds the role
+commander now), and the built-ins {incident}, {title}, {severity}, {service}, {playbook}, {elapsed}. What the screen shows before approval is `command()` joined with
 shlex.join, and what runs is the same `command()`: shown is what runs.
 
 Texts shown to people never fail: a field that cannot be filled (an optional parameter not
@@ -30,8 +30,9 @@ class Command(NamedTuple):
 def builtins(state: IncidentState, now: datetime | None) -> dict:
     opened = state.opened_at
     elapsed = format_duration(round((now - opened).total_seconds())) if now and opened else "0s"
-    return {"incident": state.id, "title": state.title, "severity": state.severity, "service": state.service,
-            "playbook": state.playbook.id, "elapsed": elapsed}
+    holders = {role: person for role, person in state.holders.items() if role in state.playbook.roles}
+    return {**holders, "incident": state.id, "title": state.title, "severity": state.severity,
+            "service": state.service, "playbook": state.playbook.id, "elapsed": elapsed}
 
 
 def mode(state: IncidentState) -> str:
@@ -65,7 +66,7 @@ def text(state: IncidentState, template: str | None, step: Step | None = None, n
     try:
         return render(template, known)
     except TemplateError:
-        names = {**known, **{name: f"‹{name}›" for name in [*state.playbook.parameters, *state.playbook.captures]
+        names = {**known, **{name: f"‹{name}›" for name in [*state.playbook.parameters, *state.playbook.captures, *state.playbook.roles]
                              if name not in known}}
         try:
             return render(template, names)

@@ -152,7 +152,7 @@ def _pending(state: IncidentState) -> list[Timer]:
                 continue
             if step.timed:
                 if run.due_at is None:
-                    timers.append(Timer(run.started_at + _delta(step.wait_for), 3, "wait_due",
+                    timers.append(Timer(run.started_at + _delta(step.wait_time), 3, "wait_due",
                                         {"step": step.id, "attempt": run.attempt}))
                 continue
             if not step.automated:

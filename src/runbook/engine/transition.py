@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from runbook.catalog.flow import default_next
 from runbook.catalog.models import END, Step
-from runbook.engine.events import (DecisionMade, EventRecord, Mitigated, StepCompleted, StepFailed, StepSkipped,
+from runbook.engine.events import (Closed, DecisionMade, EventRecord, Mitigated, StepCompleted, StepFailed, StepSkipped,
                                    StepStarted, TrackFinished)
 from runbook.engine.state import FAILED, IncidentState
 
@@ -69,6 +69,8 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
         out.append(Mitigated(step.id))
     if target == END:
         out.append(TrackFinished(step.track))
+        if track.followup:
+            out.append(Closed("follow-up done"))
     elif target:
         out.append(StepStarted(target, step.track, state.steps[target].attempt + 1))
     return out

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from runbook.engine import answers, texts, timers
 from runbook.engine.metrics import describe
+from runbook.engine.roles import waiting_for
 from runbook.engine.state import IncidentState
 from runbook.errors import RunbookError
 from runbook.text import one_line, shown, shown_data
@@ -81,6 +82,8 @@ class CurrentStep(NamedTuple):
     suggested: str = ""  # "Clean up (from check-disk: used=93)": the option its from: suggests
     suggested_index: int | None = None
     handoff: str | None = None  # a handoff step: the playbook the linked incident runs
+    holder: str | None = None  # who holds the approving role; None when nobody does
+    waiting_for: str | None = None  # the step (in another track) this one waits for, while not done
 
 
 class LadderRow(NamedTuple):
@@ -132,6 +135,8 @@ class IncidentView(NamedTuple):
     degradations: tuple[str, ...] = ()
     altered: str = ""  # what is wrong with the incident's record, when it does not verify
     parameters: tuple[tuple[str, str, str], ...] = ()  # name, value, where it came from
+    phase: str = "response"  # response, follow-up, closed, or resolved (no follow-up phase)
+    roles: tuple[tuple[str, str, str | None], ...] = ()  # role id, title, holder (None: nobody)
 
 
 def _command(state, step, now) -> str:
@@ -182,13 +187,14 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                         (met is not None and met > deadline)))
     nxt = timers.next_escalation(state)
     tracks, current = [], []
+    current_ids = set(state.current_steps())  # in the follow-up phase, only the follow-up's
     for track in pb.tracks:
         rows = tuple(StepRow(s.id, one_line(texts.text(state, s.title, s, now)), s.kind, state.steps[s.id].status, state.steps[s.id].attempt,
                              state.current.get(track.id) == s.id) for s in track.steps)
         tracks.append(TrackView(track.id, one_line(track.title), _maybe(track.role), rows,
                                 state.current.get(track.id)))
         step_id = state.current.get(track.id)
-        if step_id:
+        if step_id and step_id in current_ids:
             step, run = pb.step(step_id), state.steps[step_id]
             left = None
             if step.timebox and run.started_at:
@@ -201,7 +207,9 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 step.automated, _command(state, step, now), _maybe(step.degradation), run.status,
                 _maybe(step.role or track.role), _maybe(fill(step.template) if step.template else None),
                 one_line(run.last_poll or ""), shown(fill(step.approval.prompt)) if step.approval else "",
-                *_last_run(state, step), *_suggested(state, step), _maybe(step.playbook)))
+                *_last_run(state, step), *_suggested(state, step), _maybe(step.playbook),
+                _maybe(state.holders.get(step.approval.by)) if step.approval else None,
+                _maybe(waiting_for(state, step))))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:
@@ -226,7 +234,9 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
         tuple(ladder), tuple(flags), lines, len(state.events), state.last_seq,
         tuple(one_line(name) for name in pb.degradations), one_line(altered or state.tampered),
         tuple((one_line(name), one_line(str(value)), state.parameter_sources.get(name, ""))
-              for name, value in state.parameters.items()))
+              for name, value in state.parameters.items()),
+        state.phase, tuple((one_line(rid), one_line(role.title), _maybe(state.holders.get(rid)))
+                           for rid, role in pb.roles.items()))
 
 
 def _show(value) -> str:

@@ -83,16 +83,24 @@ class Mitigated(EventRecord):
 @record("resolved")
 class Resolved(EventRecord):
     kept_degradations: list = field(default_factory=list)
+    followup: bool = False  # the playbook has follow-up steps: the incident is closed when they are done
 
     def fold(self, state, event):
         state.resolved_at, state.status = event.at, "resolved"
 
     def describe(self):
         kept = f" (kept degraded: {', '.join(self.kept_degradations)})" if self.kept_degradations else ""
-        return "resolved" + kept
+        return "resolved" + kept + ("; follow-up begins" if self.followup else "")
 
     def project(self, ts):
-        return {"resolved_at": ts, "status": "resolved"}
+        # the summary tells an incident in its follow-up phase from one that is over
+        return {"resolved_at": ts, "status": "follow-up" if self.followup else "resolved"}
+
+    def to_data(self):
+        data = EventRecord.to_data(self)
+        if not self.followup:  # stored as before follow-up phases existed
+            del data["followup"]
+        return data
 
 
 @record("severity_changed", loud="warning", keys={"previous": "from"})

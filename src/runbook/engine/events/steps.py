@@ -121,6 +121,8 @@ class TrackFinished(EventRecord):
 class ApprovalGranted(EventRecord):
     step: str
     role: str
+    holder: str | None = None  # who held the role then; "" when nobody did (anyone may approve); None: not checked (older logs)
+    override: str = ""  # why someone other than the holder approved
 
     def fold(self, state, event):
         step = state.steps.get(self.step)
@@ -128,7 +130,9 @@ class ApprovalGranted(EventRecord):
             step.approved_by, step.approved_attempt = event.actor, step.attempt
 
     def describe(self):
-        return f"step {self.step} approved (as {self.role})"
+        if self.override:
+            return f"step {self.step} approved OVERRIDING {self.role} {self.holder}: {self.override}"
+        return f"step {self.step} approved (as {self.role}" + (", no holder" if self.holder == "" else "") + ")"
 
 
 @record("check_polled")

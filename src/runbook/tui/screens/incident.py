@@ -32,6 +32,7 @@ class IncidentScreen(Screen):
         Binding("g", "degrade", "Degrade", tooltip="Apply a degradation (flips its flags)"),
         Binding("r", "restore", "Restore", tooltip="Restore an applied degradation"),
         Binding("v", "severity", "Severity", tooltip="Change the severity"),
+        Binding("o", "assign", "Assign", tooltip="Assign a role to a person (a handoff when someone holds it)"),
         Binding("n", "note", "Note", tooltip="Add a note to the timeline"),
         Binding("e", "escalate", "Escalate", tooltip="Page the next escalation level now"),
         Binding("m", "mitigate", "Mitigated", tooltip="Mark the incident mitigated"),
@@ -280,10 +281,31 @@ class IncidentScreen(Screen):
         if not step.approval_by:
             self.app.notify(f"“{step.title}” has no approval gate.", severity="warning")
             return
+        if step.holder and step.holder != self.app.actor:  # someone else holds the role: an override, said why
+            self.app.push_screen(dialogs.TextPrompt(f"{step.approval_by} is held by {step.holder}. Override and "
+                                                    f"approve “{step.title}” — why?", "reason (recorded)"),
+                                 lambda reason: reason and self.send("approve", step.id, override=reason))
+            return
         detail = "\n".join(part for part in (step.approval_prompt.strip(),
                                              f"$ {step.command}" if step.command else "",
-                                             f"Recorded as approved by {self.app.actor}.") if part)
+                                             f"Recorded as approved by {self.app.actor}"
+                                             + ("" if step.holder else f" (nobody holds {step.approval_by})") + ".")
+                           if part)
         self.confirm(f"Approve “{step.title}” as {step.approval_by}?", detail, lambda: self.send("approve", step.id))
+
+    def action_assign(self) -> None:
+        roles = list(self.view.roles) if self.view else []
+        if not roles:
+            self.app.notify("This playbook declares no roles.", severity="warning")
+            return
+        self.app.push_screen(dialogs.ChoiceDialog("Assign which role?", [
+            f"{title} ({rid}): {holder or 'nobody'}" for rid, title, holder in roles]),
+            lambda i: i is not None and self._assign_to(*roles[i]))
+
+    def _assign_to(self, role: str, title: str, holder: str | None) -> None:
+        question = f"{title}: hand over from {holder} to" if holder else f"{title}: assign to"
+        self.app.push_screen(dialogs.TextPrompt(question, "who"),
+                             lambda person: person and self.send("assign", role, person))
 
     def action_degrade(self) -> None:
         names = [f.name for f in self.view.flags if not f.applied] if self.view else []

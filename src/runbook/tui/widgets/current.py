@@ -96,12 +96,12 @@ class CurrentStepPanel(VerticalScroll):
         keys = self.query_one("#current-keys", Static)
         markdown = self.query_one("#current-instructions", Static)
         if step is None:
-            done = "resolved" if view.status == "resolved" else "every track is finished"
+            done = {"resolved": "resolved", "closed": "closed"}.get(view.status, "every track is finished")
             title.update(Text(f"Nothing to do: {done}.", style="bold green"))
             self._title_lines = -1
             self._shortcuts = None
             hints = self.hints([("resolve", "resolve"), ("note", "note"), ("home", "home")], " · ")
-            keys.update(Text(hints, style="dim") if view.status != "resolved" else "")
+            keys.update(Text(hints, style="dim") if view.status not in ("resolved", "closed") else "")
             self._output(Text(""))
             if self._shown_step is not None:
                 markdown.update("")
@@ -112,6 +112,8 @@ class CurrentStepPanel(VerticalScroll):
         head.append(f" {step.title}", style="bold")
         if step.role:
             head.append(f"   role: {step.role}", style="cyan")
+        if step.waiting_for:
+            head.append(f"   WAITING for {step.waiting_for}", style="bold yellow")
         if step.status == "failed":
             head.append(f"   FAILED — retry ({self.key('done')}), skip ({self.key('skip')}) or go on", style="bold red")
         if step.timebox_left is not None:

@@ -57,7 +57,7 @@ class ViewPanel(Static):
 
 class IncidentHeader(ViewPanel):
     def show(self, view: IncidentView, narrow: bool) -> None:
-        if not self.changed((view.last_seq, int(view.now.timestamp()), narrow, view.status, view.altered)):
+        if not self.changed((view.last_seq, int(view.now.timestamp()), narrow, view.status, view.altered, view.phase)):
             return
         top = Text()
         if view.altered:
@@ -69,7 +69,8 @@ class IncidentHeader(ViewPanel):
         top.append(f" {view.severity} ", style=f"bold {'white on red' if view.severity in ('SEV1',) else 'black on yellow'}")
         top.append(f" {view.id} ", style="bold")
         top.append(view.title)
-        top.append(f"   {view.status.upper()}", style="bold cyan" if view.status != "resolved" else "bold green")
+        status = "RESOLVED · FOLLOW-UP" if view.phase == "follow-up" else view.status.upper()
+        top.append(f"   {status}", style="bold cyan" if view.status not in ("resolved", "closed") else "bold green")
         top.append(f"   elapsed {clock((view.now - view.opened_at).total_seconds())}")
         second = Text()
         for i, (name, left, met, breached) in enumerate(view.targets):
@@ -83,6 +84,9 @@ class IncidentHeader(ViewPanel):
         if view.next_escalation:
             level, left = view.next_escalation
             second.append(f" · page L{level} in {clock(left)}", style="bold yellow" if left < 120 else "")
+        for rid, _, holder in view.roles:  # on the second line: the header's height is fixed
+            second.append(f"   {rid}: ", style="dim")
+            second.append(holder or "—", style="bold" if holder else "dim")
         lines = [top, second]
         if view.parameters:
             params = Text()
@@ -113,6 +117,8 @@ class StepList(ViewPanel):
             if t:
                 out.append("\n")
             title = "Steps" if track.id == "main" else f"{track.title}" + (f" ({track.role})" if track.role else "")
+            if track.id == "followup":
+                title += " — after resolve"
             out.append(f"{title}\n", style="bold underline")
             for row in track.steps:
                 mark = MARKS.get(row.status, "·")
@@ -122,7 +128,8 @@ class StepList(ViewPanel):
                 out.append(f"{pointer}{mark} ", style=style)
                 out.append(f"{row.title}{attempt}\n", style=style if row.current else ("dim" if row.status == "pending" else ""))
             if track.current is None:
-                out.append("  (track finished)\n", style="dim")
+                begins = track.id == "followup" and all(row.status == "pending" for row in track.steps)
+                out.append("  (begins when resolved)\n" if begins else "  (track finished)\n", style="dim")
         self.put(out)
 
 

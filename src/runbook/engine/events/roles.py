@@ -1,0 +1,39 @@
+"""Roles and the follow-up phase: who holds a role (and each handoff), and the incident closed."""
+
+from __future__ import annotations
+
+from dataclasses import field
+
+from runbook.engine.events.base import EventRecord, record
+
+
+@record("role_assigned")
+class RoleAssigned(EventRecord):
+    role: str
+    person: str
+    previous: str | None = None  # the holder handing over; None when the role had none
+
+    def fold(self, state, event):
+        state.holders[self.role] = self.person
+
+    def describe(self):
+        if self.previous:
+            return f"{self.role} handed over: {self.previous} → {self.person}"
+        return f"{self.role} assigned to {self.person}"
+
+
+@record("closed")
+class Closed(EventRecord):
+    reason: str = ""  # "follow-up done", or why it was closed with follow-up steps left
+    open_steps: list = field(default_factory=list)  # follow-up steps not finished when it was closed
+
+    def fold(self, state, event):
+        state.closed_at, state.status = event.at, "closed"
+        state.current = {track: (None if track == "followup" else step) for track, step in state.current.items()}
+
+    def describe(self):
+        left = f" with {', '.join(self.open_steps)} not done" if self.open_steps else ""
+        return "closed" + left + (f" ({self.reason})" if self.reason else "")
+
+    def project(self, ts):
+        return {"status": "closed"}
