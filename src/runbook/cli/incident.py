@@ -50,13 +50,14 @@ def summary(state, now: datetime) -> list[str]:
         lines.append(f"  next escalation: level {nxt.data['level']} {_in((nxt.at - now).total_seconds())}")
     elif state.escalation.highest:
         lines.append(f"  escalation stopped at level {state.escalation.highest}")
-    lines.append("  current steps:")
+    # once resolved, a step still current was left undone: it is not in progress any more
+    lines.append("  left undone:" if state.resolved else "  current steps:")
     for track, step_id in state.current.items():
         if step_id is None:
             lines.append(f"    [{track}] finished")
             continue
         step, run = pb.step(step_id), state.steps[step_id]
-        extra = f" — {run.status}" if run.status != "active" else ""
+        extra = " — not done" if state.resolved else (f" — {run.status}" if run.status != "active" else "")
         gate = f" (needs approval by {one_line(step.approval.by)})" if step.approval and not run.approved else ""
         lines.append(f"    [{track}] {step.id}: {one_line(step.title)} ({step.kind}){extra}{gate}")
         for i, option in enumerate(step.options, 1):

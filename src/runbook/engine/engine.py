@@ -406,7 +406,18 @@ class Engine:
 
     def degrade(self, incident: str, actor: str, name: str, step: str | None = None,
                 option: int | None = None) -> list[Event]:
+        if step is None:
+            self._gate_of(self.state(incident), name)
         return self.effects.flip(incident, actor, name, "apply", step, option)
+
+    def _gate_of(self, state: IncidentState, name: str) -> None:
+        """Applying a degradation by hand must not get round the approval gate of a current step
+        (or a current step's option) that would apply the same degradation."""
+        for step_id in state.current_steps():
+            step = state.playbook.step(step_id)
+            if (step.kind == "degrade" and step.degradation == name) or \
+                    any(option.degradation == name for option in step.options):
+                self._approved(state, step)
 
     def restore(self, incident: str, actor: str, name: str, step: str | None = None) -> list[Event]:
         return self.effects.flip(incident, actor, name, "restore", step, None)

@@ -106,9 +106,10 @@ def export_markdown(state: IncidentState) -> str:
         lines.append(f"| {label} | {format_seconds(value)} | {format_seconds(target['target']) if target else '—'} | {verdict} |")
     lines.append(f"| Highest escalation level | {m.highest_level or '—'} | | |")
     lines += ["", "### Steps", "", "| step | track | attempt | duration | outcome |", "|---|---|---|---|---|"]
+    unfinished = "not done" if state.resolved else "in progress"  # nothing is in progress once resolved
     for run in m.steps:
         lines.append(f"| {md(run['step'])} | {md(run['track'])} | {run['attempt']} | {format_seconds(run['seconds'])} | "
-                     f"{md(run['outcome'] or 'in progress')} |")
+                     f"{md(run['outcome'] or unfinished)} |")
     lines += ["", "## Degradations", ""]
     flips = [e for e in state.events if e.type == "flag_changed"]
     if flips:
