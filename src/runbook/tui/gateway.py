@@ -122,6 +122,16 @@ class IncidentView(NamedTuple):
     last_seq: int
     degradations: tuple[str, ...] = ()
     altered: str = ""  # what is wrong with the incident's record, when it does not verify
+    resolved_at: datetime | None = None  # once resolved, the screen's clocks stop here
+
+    @property
+    def resolved(self) -> bool:
+        return self.resolved_at is not None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the incident opened, up to its resolution (time stops once resolved)."""
+        return ((self.resolved_at or self.now) - self.opened_at).total_seconds()
 
 
 def _command(step) -> str:
@@ -183,7 +193,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
         state.drill, now, opened, _maybe(state.acknowledged_by), tuple(targets),
         (nxt.data["level"], (nxt.at - now).total_seconds()) if nxt else None, tuple(tracks), tuple(current),
         tuple(ladder), tuple(flags), lines, len(state.events), state.last_seq,
-        tuple(one_line(name) for name in pb.degradations), one_line(altered or state.tampered))
+        tuple(one_line(name) for name in pb.degradations), one_line(altered or state.tampered), state.resolved_at)
 
 
 def _show(value) -> str:
@@ -310,6 +320,21 @@ class EngineGateway:
                     "notes": [(f"{n.at:%H:%M:%S}", one_line(n.actor), one_line(n.data["text"])) for n in state.notes],
                     "items": [(one_line(a.data["text"]), one_line(a.data.get("owner") or a.actor))
                               for a in state.action_items]}
+
+    def export(self, incident: str, folder: str = ".") -> str:
+        """Write the incident's postmortem (Markdown) next to where runbook was started; its path."""
+        from pathlib import Path
+
+        from runbook.engine.metrics import export_markdown
+
+        with self._open(self.lock):
+            state = self.engine.state(incident)
+            path = Path(folder) / f"{state.id}-postmortem.md"
+            try:
+                path.write_text(export_markdown(state), encoding="utf-8")
+            except OSError as exc:
+                raise RunbookError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return str(path)
 
     def report(self, include_drills: bool = False) -> dict:
         from runbook.drills.report import build
