@@ -446,8 +446,39 @@ class Engine:
     # time ---------------------------------------------------------------------------------
 
     def tick(self, incident: str) -> list[Event]:
-        """Fire everything that is due by now, earliest first (a late tick catches up in order)."""
-        return fire_due(self, incident)
+        """Fire everything that is due by now, earliest first (a late tick catches up in order);
+        a rehearsal whose end conditions hold is then over: noted and resolved."""
+        fired = fire_due(self, incident)
+        state = self.state(incident)
+        over = drill_over(state)
+        if over:
+            try:
+                fired += self.note(incident, SYSTEM, f"drill over: {over}")
+                fired += self.resolve(incident, SYSTEM)
+            except CommandError:
+                pass  # another responder's tick ended it first
+        return fired
+
+
+def drill_over(state: IncidentState) -> str | None:
+    """What ended the rehearsal, when every one of its drill's `ends` conditions holds (else None)."""
+    drill = state.snapshot.drill
+    if drill is None or not drill.ends or state.resolved:
+        return None
+    finished = ("done", "skipped")
+    main = state.playbook.tracks[0].steps if state.playbook.tracks else ()
+    for condition in drill.ends:
+        if condition == "acknowledged":
+            met = state.acknowledged_at is not None
+        elif condition == "mitigated":
+            met = state.mitigated_at is not None
+        elif condition == "first-step":
+            met = bool(main) and state.steps[main[0].id].status in finished
+        else:
+            met = condition in state.steps and state.steps[condition].status in finished
+        if not met:
+            return None
+    return " and ".join(drill.ends)
 
 
 def _option_index(step: Step, option: str) -> int:

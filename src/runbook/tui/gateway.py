@@ -343,9 +343,8 @@ class EngineGateway:
             return shown_data(build(self.engine, include_drills=include_drills).to_dict())
 
     def drills(self) -> list[tuple[str, str, str, str]]:
-        """Scheduled drills for the home screen: id, title, next run (local time), last outcome."""
-        from datetime import datetime
-
+        """Drills for the home screen: id, title, next run (local time; "—" when unscheduled) and
+        the last run, whether the scheduler fired it or someone ran it by hand."""
         from runbook.drills.scheduler import next_occurrence
 
         catalog = self.catalog
@@ -355,15 +354,29 @@ class EngineGateway:
         with self._open(self.lock):
             now = self.engine.clock.now()
             for drill in catalog.models("Drill").values():
-                if drill.schedule is None:
-                    continue
-                upcoming = next_occurrence(drill, now)
-                state = self.engine.store.schedule_state(drill.id)
-                last = f"{state['last_outcome']} {datetime.fromisoformat(state['last_scheduled']):%a %H:%M}" \
-                    if state and state["last_scheduled"] else "never run"
+                ran = self._last_run(drill)
+                if drill.schedule is None and ran is None:
+                    continue  # a simulation profile, never rehearsed by people
+                upcoming = next_occurrence(drill, now) if drill.schedule else None
+                state = self.engine.store.schedule_state(drill.id) if drill.schedule else None
+                fired = (datetime.fromisoformat(state["last_scheduled"]), state["last_outcome"]) \
+                    if state and state["last_scheduled"] else None
+                if fired and fired[0].tzinfo is None:
+                    fired = (fired[0].replace(tzinfo=now.tzinfo), fired[1])
+                last = max((r for r in (ran, fired) if r is not None), key=lambda r: r[0], default=None)
                 out.append((one_line(drill.id), one_line(drill.title),
-                            f"{upcoming:%a %d %b %H:%M %Z}" if upcoming else "—", one_line(last)))
+                            f"{upcoming:%a %d %b %H:%M %Z}" if upcoming else "—",
+                            one_line(f"{last[1]} {last[0]:%a %d %b %H:%M}") if last else "never run"))
         return sorted(out, key=lambda row: row[2])
+
+    def _last_run(self, drill) -> tuple[datetime, str] | None:
+        """When the drill was last rehearsed and how it went ("resolved", "open"), from the log."""
+        for row in self.engine.store.incidents(drills=True, playbook=drill.playbook, limit=20):
+            state = self.engine.state(row["id"])
+            rehearsed = state.snapshot.drill
+            if rehearsed is not None and rehearsed.id == drill.id:
+                return state.opened_at, f"{state.status} ({state.id})"
+        return None
 
     def tick(self, incident: str) -> bool:
         """Fire what is due; True when something fired (the view changed). Skipped (False) while

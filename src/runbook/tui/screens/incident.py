@@ -132,11 +132,14 @@ class IncidentScreen(Screen):
             self.app.call_after_refresh(self.app.started)
             self.app.call_after_refresh(self.warm)
         self.announce(view)
+        ended = view.drill and view.resolved and self.view is not None and not self.view.resolved
         self.view = view
         tracks_with_steps = [c.track for c in view.current]
         if self.track not in tracks_with_steps:
             self.track = tracks_with_steps[0] if tracks_with_steps else None
         self.draw(view)
+        if ended:  # a drill ends in its debrief, whether resolved here or by its end conditions
+            self.action_debrief()
 
     def on_resize(self) -> None:
         # the first view may be drawn before the screen knows its size (and breakpoint class);
@@ -416,8 +419,7 @@ class IncidentScreen(Screen):
         self.confirm("Resolve the incident?", detail, self._resolve)
 
     def _resolve(self) -> None:
-        drill = bool(self.view and self.view.drill)
-        self.send("resolve", after=self.action_debrief if drill else None)  # a drill ends in its debrief
+        self.send("resolve")  # a drill then shows its debrief (see show)
 
     def action_debrief(self) -> None:
         from runbook.tui.screens.debrief import DebriefScreen

@@ -202,7 +202,7 @@ class CurrentStepPanel(Vertical):
         title.update(head)
         self._title_lines = -1
         offers = ([("restore", "restore what is still degraded")] if left else []) + [
-            ("note", "note"), ("debrief", "debrief and action items"), ("export", "export the postmortem")]
+            ("note", "note"), ("debrief", "debrief and action items"), ("export", "export postmortem")]
         self._shortcuts = self.hints(offers, "  ·  ")
         keys.update(Text(self._shortcuts, style="bold"))
         markdown.update(body)
