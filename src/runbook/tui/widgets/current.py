@@ -109,11 +109,7 @@ class CurrentStepPanel(Vertical):
             if above > 0:
                 parts.append(f"↑ {self.key('page_instructions(-1)')} back up")
             text = "  ·  ".join(parts)
-        more.display = bool(text)
-        more.update(Text(text, style="bold"))
-        refresh = getattr(self.screen, "refresh_keys", None)
-        if refresh is not None:
-            refresh()
+        more.update(Text(text, style="bold"))  # its line is always there: showing it never moves the layout
 
     def show(self, view: IncidentView, step: CurrentStep | None) -> None:
         self._last = (view, step)
