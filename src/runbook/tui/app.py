@@ -68,6 +68,8 @@ class RunbookApp(App):
         """Take a toast down before its timeout (what it announced has been handled)."""
         if notification in self._notifications:
             self._unnotify(notification)
+        else:  # not shown yet (its Notify message is still queued): take it down once it is
+            self.call_later(lambda: notification in self._notifications and self._unnotify(notification))
 
     def on_mount(self) -> None:
         self.set_timer(2, self.started)  # at the latest; screens call it after their first frame

@@ -155,9 +155,7 @@ class IncidentScreen(Screen):
         self.query_one(TrackStrip).show(view, self.track, key_for(type(self), "next_track"))
         self.query_one(StepList).show(view, self.selected.id if self.selected else None)
         self.query_one(CurrentStepPanel).show(view, self.selected)
-        timeline = self.query_one(Timeline)
-        timeline.show(view, max(3, timeline.size.height - 1) if timeline.size.height else 8,
-                      timeline.content_size.width or 50, narrow)
+        self.query_one(Timeline).show(view, narrow)
         self.query_one(LadderPanel).show(view)
         self.query_one(FlagsPanel).show(view)
         self.refresh_keys()
@@ -251,7 +249,7 @@ class IncidentScreen(Screen):
         for toast, handled in self.toasts:
             if handled(view):
                 self.app.withdraw(toast)
-            elif toast in self.app._notifications:  # still up: check again with the next view
+            elif toast.time_left > 0:  # still up (or about to be): check again with the next view
                 keep.append((toast, handled))
         self.toasts = keep
 

@@ -226,7 +226,16 @@ class Timeline(ViewPanel):
     """The newest events that fit, each wrapped rather than cut (a flag name or a level number at
     the end of a line is what matters); the wall-clock time is dropped when narrow."""
 
-    def show(self, view: IncidentView, rows: int, width: int, narrow: bool) -> None:
+    _last: tuple | None = None
+
+    def on_resize(self) -> None:
+        if self._last is not None:  # laid out (or resized): as many rows as now fit
+            self.show(*self._last)
+
+    def show(self, view: IncidentView, narrow: bool) -> None:
+        self._last = (view, narrow)
+        rows = max(3, self.content_size.height - 1) if self.content_size.height else 8
+        width = self.content_size.width or 50
         if not self.changed((view.last_seq, rows, width, narrow)):
             return
         picked, used = [], 0
