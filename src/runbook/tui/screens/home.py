@@ -65,14 +65,16 @@ class HomeScreen(Screen):
 
     def on_mount(self) -> None:
         # fixed widths: the tables look the same whichever worker fills them first
-        # fixed widths but the title's (as wide as it needs): the tables look the same whichever
-        # worker fills them first, and a title is never cut to "Video calls d"
-        incidents = self.query_one("#incidents", DataTable)
-        for label, width in (("id", 10), ("sev", 4), ("status", 18), ("title", None)):
-            incidents.add_column(label, width=width)
-        playbooks = self.query_one("#playbooks", DataTable)
-        for label, width in (("playbook", 26), ("sev", 4), ("title", None)):
-            playbooks.add_column(label, width=width)
+        # fixed widths, so the tables look the same whichever worker fills them first; the
+        # title takes the rest of the (full) width, so it is not cut to "Video calls d"
+        width = self.app.size.width
+        for table_id, columns in (("#incidents", (("id", 10), ("sev", 4), ("status", 18))),
+                                  ("#playbooks", (("playbook", 26), ("sev", 4)))):
+            table = self.query_one(table_id, DataTable)
+            for label, size in columns:
+                table.add_column(label, width=size)
+            # each column has a cell of padding on both sides; 4 cells for the scrollbar and margins
+            table.add_column("title", width=max(20, width - sum(size + 2 for _, size in columns) - 6))
         self.query_one("#home-title", Static).update(f"[b]runbook[/b] · responder: [b]{escape(self.app.actor)}[/b]")
         self.load_catalog()
         self.action_reload()

@@ -37,7 +37,7 @@ class IncidentScreen(Screen):
         Binding("s", "skip", "Skip", tooltip="Skip the current step, saying why"),
         Binding("f", "fail", "Fail", tooltip="Mark the current step failed (goes to its on_fail step)"),
         Binding("tab", "next_track", "Track", tooltip="Next track (roles side by side)"),
-        # not in the footer: the step panel's own "↓ N more lines: PgDn" line shows it when it works
+        # not in the footer: the step panel's own "↓ more below: PgDn" line shows it when it works
         # (a footer that grew a key when the instructions overflow would change what fits)
         Binding("pagedown", "page_instructions(1)", "More", key_display="PgDn", show=False,
                 tooltip="Scroll the step's instructions down"),

@@ -105,7 +105,7 @@ class CurrentStepPanel(Vertical):
         else:
             parts = []
             if below > 0:
-                parts.append(f"↓ {round(below)} more lines: {self.key('page_instructions(1)')}")
+                parts.append(f"↓ more below: {self.key('page_instructions(1)')}")
             if above > 0:
                 parts.append(f"↑ {self.key('page_instructions(-1)')} back up")
             text = "  ·  ".join(parts)
