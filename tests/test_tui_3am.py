@@ -329,7 +329,7 @@ def test_header_and_timeline_wrap_and_long_instructions_say_there_is_more(make, 
     assert f"note: {NOTE}" in flat(timeline) and "…" not in timeline  # wrapped, not cut
 
 
-NOTE = "SFU eu-central-1 pods at 95% CPU since the 02:10 deploy; rolling back to 4.18.2 now, level 2 informed"
+NOTE = "SFU eu-central-1 at 95% CPU since the 02:10 deploy; rolling back to 4.18.2"
 
 
 # 9. drills end when their conditions hold; home shows their history --------------------------
@@ -354,3 +354,22 @@ def test_a_drill_ends_on_its_conditions_and_home_shows_it_ran(make, size):
     state = engine.state("INC-TEST01")
     assert state.resolved and "drill over: acknowledged and first-step" in [n.data["text"] for n in state.notes]
     assert "surprise-ack last resolved (INC-TEST01)" in home and "never run" not in home.split("surprise-ack")[1][:20]
+
+
+@sizes
+def test_a_mitigation_option_that_flips_flags_lists_them_before_asking(make, size):
+    app, engine = make(playbook="message-delivery-delayed")
+    spec = engine.catalog.models("Playbook")["message-delivery-delayed"].degradations["no-typing"]
+
+    async def scenario():
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            while app.screen.selected.id != "mitigate":
+                await press(pilot, "d")
+            await press(pilot, "c", "1")
+            assert isinstance(app.screen, ConfirmDialog)
+            return flat(str(app.screen.query_one(".dialog-detail").render()))
+    detail = asyncio.run(scenario())
+    assert "Applies “no-typing”" in detail
+    for flag in spec.set:
+        assert f"{flag} → " in detail

@@ -72,6 +72,7 @@ class CurrentStep(NamedTuple):
     role: str | None
     template: str | None
     last_poll: str
+    option_degradations: tuple[str | None, ...] = ()  # the degradation each option applies, if any
 
 
 class LadderRow(NamedTuple):
@@ -170,7 +171,8 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 shown(step.question or ""), tuple(one_line(o.label) for o in step.options), left,
                 _maybe(step.approval.by if step.approval else None), _maybe(run.approved_by if run.approved else None),
                 step.automated, _command(step), _maybe(step.degradation), run.status,
-                _maybe(step.role or track.role), _maybe(step.template), one_line(run.last_poll or "")))
+                _maybe(step.role or track.role), _maybe(step.template), one_line(run.last_poll or ""),
+                tuple(_maybe(o.degradation) for o in step.options)))
     ladder = []
     policy = state.snapshot.escalation
     if policy:

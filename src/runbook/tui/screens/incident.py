@@ -336,7 +336,9 @@ class IncidentScreen(Screen):
                 self.app.notify(f"“{step.title}” needs approval by {step.approval_by} first: "
                                 f"press {key_for(type(self), 'approve')}.", severity="warning", timeout=10)
                 return
-            self.confirm(f"Go with “{step.options[index]}”?", "A mitigation option may flip flags.",
+            flips = step.option_degradations[index] if index < len(step.option_degradations) else None
+            detail = (f"Applies “{flips}”:\n{self.flag_lines(flips)}" if flips else "This option flips no flags.")
+            self.confirm(f"Go with “{step.options[index]}”?", detail,
                          lambda: self.send("choose", str(index + 1), step.id))
         else:
             self.send("choose", str(index + 1), step.id)
