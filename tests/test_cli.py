@@ -141,6 +141,17 @@ def test_match_ranks_by_text_with_reasons(run):
     assert any("'freezing'" in reason for reason in ranked[0]["reasons"])
 
 
+def test_match_takes_several_words_without_quotes(run):
+    result = run("match", "video", "freezing", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)[0]["playbook"] == "video-call-degraded"
+
+
+def test_overview_counts_kinds_in_plain_english(run):
+    output = run().output
+    assert "EscalationPolicies" in output and "EscalationPolicys" not in output
+
+
 def test_schema_lists_kinds_and_prints_json(run):
     listing = run("schema").output
     assert "Playbook" in listing and "Roster" in listing

@@ -331,6 +331,22 @@ def test_reminders_stop_at_resolve_even_without_a_tick(world):
     assert "reminder_fired" not in types(engine.tick(iid))
 
 
+def test_applying_by_hand_what_a_current_gated_step_applies_needs_its_approval(world):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    for _ in range(2):
+        engine.complete(iid, "ana")
+    world.clock.advance(minutes=3)
+    engine.tick(iid)
+    engine.choose(iid, "ana", "One region")
+    with pytest.raises(CommandError, match="needs approval by"):
+        engine.degrade(iid, "ana", "audio-only")
+    assert not engine.state(iid).degradations["audio-only"].applied
+    engine.approve(iid, "chief")
+    engine.degrade(iid, "ana", "audio-only")
+    assert engine.state(iid).degradations["audio-only"].applied
+
+
 def test_degrade_steps_always_flip_and_complete_when_already_in_that_state(world):
     engine = world.engine()
     iid = engine.open("calls-down", "ana").id

@@ -48,6 +48,10 @@ def test_open_to_resolved_with_the_cli_alone(rb, tmp_path):
     assert md.startswith("# Postmortem: Video calls degraded")
     assert "ben: bitrate cap holds; SFU eu-west recovering" in md
     assert "low-bitrate" in md
+    # what was left undone is "not done" once resolved, never "in progress"
+    assert "in progress" not in md and "| not done |" in md
+    text = rb("incident", "show", iid)
+    assert "left undone:" in text and "— not done" in text and "current steps" not in text
     assert f"{iid}: " in rb("incident", "verify", iid) and "hash chain intact" in rb("incident", "verify", iid)
     assert iid not in rb("incident", "list")
     assert iid in rb("incident", "list", "--all")

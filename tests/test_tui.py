@@ -128,12 +128,11 @@ def test_home_opens_a_playbook_from_the_symptom_filter(make):
         async with app.run_test(size=(120, 40)) as pilot:
             await settle(pilot)
             assert isinstance(app.screen, HomeScreen)
-            await press(pilot, "slash")
-            await pilot.press(*"login fails")
-            await press(pilot, "enter")
+            await pilot.press(*"login fails")           # typing filters at once: no key first
+            await settle(pilot)
             table = app.screen.query_one("#playbooks")
             assert table.get_row_at(0)[0] == "login-outage"
-            await press(pilot, "enter")
+            await press(pilot, "enter")                 # Enter asks to open the top match
             assert isinstance(app.screen, ConfirmDialog)
             await press(pilot, "y")
             assert isinstance(app.screen, IncidentScreen)
@@ -165,7 +164,7 @@ def test_errors_are_shown_not_raised(make):
             await press(pilot, "a")  # already acknowledged
             return [n.message for n in app._notifications]
     messages = asyncio.run(scenario())
-    assert any("already acknowledged by ana" in m for m in messages)
+    assert any("already acknowledged by ana" in m.lower() for m in messages)
 
 
 def test_event_from_another_process_appears_within_a_second(make, repo_root, fixture_catalog, tmp_path):
@@ -356,11 +355,13 @@ def test_help_footer_and_palette_show_every_binding_of_every_screen(make):
             await settle(pilot)
             # every screen, reached by its keys: footer text and palette commands on each
             for keys, screen_type in (((), IncidentScreen), (("b",), DebriefScreen), (("escape", "escape"), HomeScreen),
-                                      (("R",), ReportScreen)):
+                                      (("tab", "R"), ReportScreen)):
                 await press(pilot, *keys)
                 assert type(app.screen) is screen_type
                 palette = {command.title: command.help for command in app.get_system_commands(app.screen)}
-                seen[screen_type] = (app.screen.query_one(KeyBar).content.plain, palette)
+                available = getattr(app.screen, "key_available", lambda action: True)
+                seen[screen_type] = (app.screen.query_one(KeyBar).content.plain, palette,
+                                     {b.action for b in _bound(screen_type) if available(b.action)})
             await press(pilot, "question_mark")
             assert isinstance(app.screen, HelpScreen)
             return seen, _help_sections(app)
@@ -375,9 +376,11 @@ def test_help_footer_and_palette_show_every_binding_of_every_screen(make):
                     f"{screen_type.__name__}: {key} ({binding.description}) missing from help:\n" + "\n".join(lines)
     assert any("^p" in _row_keys(line, "Command palette") for line in help_sections["RunbookApp"])
 
-    for screen_type, (footer, palette) in seen.items():
-        shown = [f"{key_display(b)} {b.description}" for b in _bound(screen_type) if b.show] + ["^p Palette"]
-        assert " ".join(footer.split()) == " ".join(shown), screen_type.__name__  # the same keys, in order
+    for screen_type, (footer, palette, available) in seen.items():
+        # the keys that work now, in the bindings' order (the footer wraps rather than cut one)
+        shown = [f"{key_display(b)} {b.description}" for b in _bound(screen_type)
+                 if b.show and b.action in available] + ["^p Palette"]
+        assert " ".join(footer.split()) == " ".join(shown), screen_type.__name__
         for binding in _bound(screen_type):
             assert binding.description in palette, f"{screen_type.__name__}: {binding.description} not in the palette"
             assert f"({key_display(binding, every=True)})" in palette[binding.description]

@@ -86,7 +86,7 @@ def test_assign_a_role_approve_with_override_and_see_the_followup_phase(world):
             app.screen.refresh_view()
             await settle(pilot)
             text = screen_text(app)
-            assert "RESOLVED · FOLLOW-UP" in text
+            assert "RESOLVED after" in text and "· FOLLOW-UP" in text
             assert "Follow-up (commander) — af" in text
             assert "Write the postmortem" in text
             await press(pilot, "d")  # the current step is now the follow-up's

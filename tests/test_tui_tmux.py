@@ -26,11 +26,15 @@ def terminal(tmp_path, fixture_catalog, fixture_env):
     exports = " ".join(f"{k}={v}" for k, v in env.items())
 
     class Terminal:
-        def start(self, *args):
+        pressed = 0  # keys sent one by one (typed text aside)
+
+        def start(self, *args, size=(100, 30)):
             command = f"cd {fixture_catalog} && {exports} {sys.executable} -m runbook {' '.join(args)}"
-            tmux("new-session", "-d", "-s", name, "-x", "100", "-y", "30", command)
+            tmux("new-session", "-d", "-s", name, "-x", str(size[0]), "-y", str(size[1]), command)
 
         def keys(self, *keys, literal=False):
+            if not literal:
+                self.pressed += len(keys)
             tmux("send-keys", "-t", name, *(["-l"] if literal else []), *keys)
 
         def screen(self) -> str:
@@ -70,7 +74,50 @@ def test_open_ack_note_and_quit_in_a_real_terminal(terminal):
     terminal.wait_for("note: ben is on the gifts DB")
     terminal.keys("Escape")
     terminal.wait_for("Open incidents")
-    terminal.keys("q")
+    terminal.keys("C-q")  # the symptom filter has the focus: q would type a q
     shown = json.loads(terminal.cli("incident", "show", incident, "--json").stdout)
     types = [e["type"] for e in shown["events"]]
     assert "acknowledged" in types and types.count("note_added") == 2
+
+
+def test_the_whole_video_incident_at_80x24_from_a_typed_symptom(terminal):
+    """A new responder's path through video-call-degraded at 80x24: type the symptom, open the
+    top match, work the main track to mitigation, the comms track's first step, resolve. Every
+    track's current step is seen on the way, and the whole incident takes at most 18 keys."""
+    seen = set()
+
+    def step(keys, then):
+        terminal.keys(*keys)
+        screen = terminal.wait_for(then)
+        seen.update(line.strip() for line in screen.splitlines() if ": ▶ " in line)
+        return screen
+
+    terminal.start(size=(80, 24))
+    terminal.wait_for("What do you see?")
+    terminal.keys("video freezing", literal=True)   # typing filters at once
+    terminal.wait_for("video-call-degraded")
+    step(["Enter"], "Open an incident on")            # Enter: the top match; it asks for its region
+    step(["Enter"], "not acknowledged")                # the region is optional: Enter opens
+    step(["a"], "ack: ana")
+    step(["d"], "Check SFU and TURN health  ")
+    step(["d"], "CHECK  Look for a recent change")
+    step(["d"], "Is video bad in one region")
+    step(["c"], "Several regions or global")
+    step(["2"], "DEGRADE  Cap video bitrate")
+    screen = step(["d"], "rtc.video.max-bitrate-kbps → 300")  # the dialog lists what it flips
+    assert "Apply degradation" in screen
+    step(["y"], "degraded: low-bitrate")
+    step(["d"], "MITIGATED")
+    step(["Tab"], "COMMUNICATE  Open the incident channel")
+    step(["d"], "Give support a macro  ")
+    screen = step(["x"], "Resolve the incident?")
+    assert "Restores: low-bitrate" in screen and "Left undone" in screen
+    screen = step(["y"], "RESOLVED after")
+    assert "not done" in screen and "timebox" not in screen and "w Export" in screen
+    assert any(line.startswith("» Main: ▶") or line.startswith("Main: ▶") for line in seen), seen
+    assert any("Communications: ▶ Open the incident channel" in line for line in seen), seen
+    assert terminal.pressed <= 18, terminal.pressed
+    incident = json.loads(terminal.cli("incident", "list", "--all", "--json").stdout)[0]["id"]
+    shown = json.loads(terminal.cli("incident", "show", incident, "--json").stdout)
+    assert shown["status"] == "resolved"
+    print(f"keys pressed: {terminal.pressed}")

@@ -70,6 +70,11 @@ class Drill:
     participants: tuple[str, ...] = ()
     targets: dict = field(default_factory=dict)
     responders: Responders = field(default_factory=Responders)
+    ends: tuple[str, ...] = ()  # conditions that end a human drill (END_CONDITIONS or step ids)
+
+
+# what a drill's `ends` may name besides a step of its playbook
+END_CONDITIONS = ("acknowledged", "mitigated", "first-step")
 
 
 def _seconds(value):
@@ -97,6 +102,7 @@ def build_drill(data: dict) -> Drill:
         injects=tuple(Inject(parse_duration(i["at"]), i["message"], dict(i.get("signal", {})))
                       for i in data.get("injects", ())),
         participants=tuple(data.get("participants", ())),
+        ends=tuple(data.get("ends", ())),
         targets={name: parse_duration(value) for name, value in data.get("targets", {}).items()},
         responders=Responders(
             levels=tuple(LevelProfile(lv["answer"], _latency(lv["ack"])) for lv in raw.get("levels", ())),

@@ -821,6 +821,12 @@ def _drill(doc: Document, drill: Drill, index: _Index, documents):
             if name != "default" and name not in steps:
                 yield _unresolved(doc, ("responders", "steps", name), "step", name, list(steps) + ["default"],
                                   "steps (or default)")
+        from runbook.catalog.drill import END_CONDITIONS
+
+        for i, name in enumerate(drill.ends):
+            if name not in steps and name not in END_CONDITIONS:
+                yield _unresolved(doc, ("ends", i), "end condition", name, [*END_CONDITIONS, *steps],
+                                  "conditions (or step ids)")
         for name, option in drill.responders.choices.items():
             step = steps.get(name)
             if step is None or step.kind not in ("decision", "choose"):

@@ -129,20 +129,22 @@ def show(ctx: Context, doc_id, kind, as_json):
 
 
 @click.command(short_help="Rank playbooks for free text and/or alert labels.")
-@click.argument("text", required=False, default="")
+@click.argument("words", nargs=-1, metavar="[TEXT]...")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
               help="An alert label, e.g. --label alertname=RtcVideoPacketLoss; repeatable.")
 @click.option("--limit", default=5, show_default=True, type=click.IntRange(min=1), help="Show at most N playbooks.")
 @json_option()
 @click.pass_obj
-def match(ctx: Context, text, labels, limit, as_json):
-    """Rank playbooks for what you see: free TEXT and/or alert labels, with the reason for each match.
+def match(ctx: Context, words, labels, limit, as_json):
+    """Rank playbooks for what you see: free TEXT (one or more words, quotes optional) and/or
+    alert labels, with the reason for each match.
 
     \b
     Examples:
-      runbook match "video freezing in one region"
+      runbook match video freezing in one region
       runbook match --label alertname=RtcVideoPacketLoss --label region=eu-west
     """
+    text = " ".join(words)
     parsed = {}
     for item in labels:
         key, sep, value = item.partition("=")

@@ -69,7 +69,8 @@ def summary(state, now: datetime) -> list[str]:
         lines.append(f"  alert resolved at its source since {state.alert_changes[-1][0]:%H:%M:%S} "
                      "(severity rises wait)")
     lines += roles.show_lines(state)
-    lines.append("  current steps:")
+    # once resolved, a step still current was left undone: it is not in progress any more
+    lines.append("  left undone:" if state.resolved else "  current steps:")
     for track, step_id in state.current.items():
         if state.in_followup and track != "followup":
             continue  # the response is over: only the follow-up steps are current
@@ -77,7 +78,7 @@ def summary(state, now: datetime) -> list[str]:
             lines.append(f"    [{track}] {'not started (begins at resolve)' if track == 'followup' and not state.resolved else 'finished'}")
             continue
         step, run = pb.step(step_id), state.steps[step_id]
-        extra = f" — {run.status}" if run.status != "active" else ""
+        extra = " — not done" if state.resolved else (f" — {run.status}" if run.status != "active" else "")
         extra += f" — waiting for {step.wait_for.step}" if waiting_for(state, step) else ""
         gate = f" (needs approval by {one_line(step.approval.by)})" if step.approval and not run.approved else ""
         lines.append(f"    [{track}] {step.id}: {one_line(texts.text(state, step.title, step, now))} "

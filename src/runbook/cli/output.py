@@ -31,4 +31,8 @@ def dump(data, indent: int | None = 2) -> None:
 
 
 def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+    if count == 1:
+        return f"{count} {word}"
+    if word.endswith("y") and word[-2:-1] not in tuple("aeiou"):  # EscalationPolicy -> EscalationPolicies
+        return f"{count} {word[:-1]}ies"
+    return f"{count} {word}s"

@@ -615,7 +615,18 @@ class Engine:
 
     def degrade(self, incident: str, actor: str, name: str, step: str | None = None,
                 option: int | None = None) -> list[Event]:
+        if step is None:
+            self._gate_of(self.state(incident), name)
         return self.effects.flip(incident, actor, name, "apply", step, option)
+
+    def _gate_of(self, state: IncidentState, name: str) -> None:
+        """Applying a degradation by hand must not get round the approval gate of a current step
+        (or a current step's option) that would apply the same degradation."""
+        for step_id in state.current_steps():
+            step = state.playbook.step(step_id)
+            if (step.kind == "degrade" and step.degradation == name) or \
+                    any(option.degradation == name for option in step.options):
+                self._approved(state, step)
 
     def restore(self, incident: str, actor: str, name: str, step: str | None = None) -> list[Event]:
         return self.effects.flip(incident, actor, name, "restore", step, None)
@@ -645,8 +656,39 @@ class Engine:
     # time ---------------------------------------------------------------------------------
 
     def tick(self, incident: str) -> list[Event]:
-        """Fire everything that is due by now, earliest first (a late tick catches up in order)."""
-        return fire_due(self, incident)
+        """Fire everything that is due by now, earliest first (a late tick catches up in order);
+        a rehearsal whose end conditions hold is then over: noted and resolved."""
+        fired = fire_due(self, incident)
+        state = self.state(incident)
+        over = drill_over(state)
+        if over:
+            try:
+                fired += self.note(incident, SYSTEM, f"drill over: {over}")
+                fired += self.resolve(incident, SYSTEM)
+            except CommandError:
+                pass  # another responder's tick ended it first
+        return fired
+
+
+def drill_over(state: IncidentState) -> str | None:
+    """What ended the rehearsal, when every one of its drill's `ends` conditions holds (else None)."""
+    drill = state.snapshot.drill
+    if drill is None or not drill.ends or state.resolved:
+        return None
+    finished = ("done", "skipped")
+    main = state.playbook.tracks[0].steps if state.playbook.tracks else ()
+    for condition in drill.ends:
+        if condition == "acknowledged":
+            met = state.acknowledged_at is not None
+        elif condition == "mitigated":
+            met = state.mitigated_at is not None
+        elif condition == "first-step":
+            met = bool(main) and state.steps[main[0].id].status in finished
+        else:
+            met = condition in state.steps and state.steps[condition].status in finished
+        if not met:
+            return None
+    return " and ".join(drill.ends)
 
 
 def _refuse_if_broken(catalog, doc_id: str, kind: str) -> None:

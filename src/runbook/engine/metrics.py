@@ -126,9 +126,10 @@ def export_markdown(state: IncidentState) -> str:
     if state.playbook.followup is not None:
         lines.append(f"| Follow-up (after resolve, not in TTR) | {format_seconds(m.followup)} | | |")
     lines += ["", "### Steps", "", "| step | track | attempt | duration | outcome |", "|---|---|---|---|---|"]
+    unfinished = "not done" if state.resolved else "in progress"  # nothing is in progress once resolved
     for run in m.steps:
         lines.append(f"| {md(run['step'])} | {md(run['track'])} | {run['attempt']} | {format_seconds(run['seconds'])} | "
-                     f"{md(run['outcome'] or 'in progress')} |")
+                     f"{md(run['outcome'] or unfinished)} |")
     lines += ["", *followup.markdown_section(state), "## Degradations", ""]
     flips = [e for e in state.events if e.type == "flag_changed"]
     if flips:

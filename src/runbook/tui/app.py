@@ -6,6 +6,7 @@ import gc
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import Notification, Notify
 
 from runbook.errors import RunbookError
 from runbook.tui.gateway import EngineGateway
@@ -56,10 +57,21 @@ class RunbookApp(App):
         self.call_from_thread(then, result)
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
-               markup: bool = False) -> None:
+               markup: bool = False) -> Notification:
         """Every toast, made safe here: messages carry notes, step titles and error text, so
-        control characters are escaped and markup is off (a note's "[b]" stays two brackets)."""
-        super().notify(shown(message), title=shown(title), severity=severity, timeout=timeout, markup=markup)
+        control characters are escaped and markup is off (a note's "[b]" stays two brackets).
+        Returns the toast, so that whoever raised it can `withdraw` it once it is handled."""
+        notification = Notification(shown(message), shown(title), severity,
+                                     self.NOTIFICATION_TIMEOUT if timeout is None else timeout, markup=markup)
+        self.post_message(Notify(notification))
+        return notification
+
+    def withdraw(self, notification: Notification) -> None:
+        """Take a toast down before its timeout (what it announced has been handled)."""
+        if notification in self._notifications:
+            self._unnotify(notification)
+        else:  # not shown yet (its Notify message is still queued): take it down once it is
+            self.call_later(lambda: notification in self._notifications and self._unnotify(notification))
 
     def on_mount(self) -> None:
         self.set_timer(2, self.started)  # at the latest; screens call it after their first frame

@@ -84,6 +84,7 @@ class CurrentStep(NamedTuple):
     handoff: str | None = None  # a handoff step: the playbook the linked incident runs
     holder: str | None = None  # who holds the approving role; None when nobody does
     waiting_for: str | None = None  # the step (in another track) this one waits for, while not done
+    option_degradations: tuple[str | None, ...] = ()  # the degradation each option applies, if any
 
 
 class LadderRow(NamedTuple):
@@ -137,6 +138,16 @@ class IncidentView(NamedTuple):
     parameters: tuple[tuple[str, str, str], ...] = ()  # name, value, where it came from
     phase: str = "response"  # response, follow-up, closed, or resolved (no follow-up phase)
     roles: tuple[tuple[str, str, str | None], ...] = ()  # role id, title, holder (None: nobody)
+    resolved_at: datetime | None = None  # once resolved, the screen's clocks stop here
+
+    @property
+    def resolved(self) -> bool:
+        return self.resolved_at is not None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the incident opened, up to its resolution (time stops once resolved)."""
+        return ((self.resolved_at or self.now) - self.opened_at).total_seconds()
 
 
 def _command(state, step, now) -> str:
@@ -209,7 +220,8 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 one_line(run.last_poll or ""), shown(fill(step.approval.prompt)) if step.approval else "",
                 *_last_run(state, step), *_suggested(state, step), _maybe(step.playbook),
                 _maybe(state.holders.get(step.approval.by)) if step.approval else None,
-                _maybe(waiting_for(state, step))))
+                _maybe(waiting_for(state, step)),
+                tuple(_maybe(o.degradation) for o in step.options)))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:
@@ -236,7 +248,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
         tuple((one_line(name), one_line(str(value)), state.parameter_sources.get(name, ""))
               for name, value in state.parameters.items()),
         state.phase, tuple((one_line(rid), one_line(role.title), _maybe(state.holders.get(rid)))
-                           for rid, role in pb.roles.items()))
+                           for rid, role in pb.roles.items()), state.resolved_at)
 
 
 def _show(value) -> str:
@@ -366,6 +378,21 @@ class EngineGateway:
                     "items": [(one_line(a.data["text"]), one_line(a.data.get("owner") or a.actor))
                               for a in state.action_items]}
 
+    def export(self, incident: str, folder: str = ".") -> str:
+        """Write the incident's postmortem (Markdown) next to where runbook was started; its path."""
+        from pathlib import Path
+
+        from runbook.engine.metrics import export_markdown
+
+        with self._open(self.lock):
+            state = self.engine.state(incident)
+            path = Path(folder) / f"{state.id}-postmortem.md"
+            try:
+                path.write_text(export_markdown(state), encoding="utf-8")
+            except OSError as exc:
+                raise RunbookError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return str(path)
+
     def report(self, include_drills: bool = False) -> dict:
         from runbook.drills.report import build
 
@@ -373,9 +400,8 @@ class EngineGateway:
             return shown_data(build(self.engine, include_drills=include_drills).to_dict())
 
     def drills(self) -> list[tuple[str, str, str, str]]:
-        """Scheduled drills for the home screen: id, title, next run (local time), last outcome."""
-        from datetime import datetime
-
+        """Drills for the home screen: id, title, next run (local time; "—" when unscheduled) and
+        the last run, whether the scheduler fired it or someone ran it by hand."""
         from runbook.drills.scheduler import next_occurrence
 
         catalog = self.catalog
@@ -385,15 +411,29 @@ class EngineGateway:
         with self._open(self.lock):
             now = self.engine.clock.now()
             for drill in catalog.models("Drill").values():
-                if drill.schedule is None:
-                    continue
-                upcoming = next_occurrence(drill, now)
-                state = self.engine.store.schedule_state(drill.id)
-                last = f"{state['last_outcome']} {datetime.fromisoformat(state['last_scheduled']):%a %H:%M}" \
-                    if state and state["last_scheduled"] else "never run"
+                ran = self._last_run(drill)
+                if drill.schedule is None and ran is None:
+                    continue  # a simulation profile, never rehearsed by people
+                upcoming = next_occurrence(drill, now) if drill.schedule else None
+                state = self.engine.store.schedule_state(drill.id) if drill.schedule else None
+                fired = (datetime.fromisoformat(state["last_scheduled"]), state["last_outcome"]) \
+                    if state and state["last_scheduled"] else None
+                if fired and fired[0].tzinfo is None:
+                    fired = (fired[0].replace(tzinfo=now.tzinfo), fired[1])
+                last = max((r for r in (ran, fired) if r is not None), key=lambda r: r[0], default=None)
                 out.append((one_line(drill.id), one_line(drill.title),
-                            f"{upcoming:%a %d %b %H:%M %Z}" if upcoming else "—", one_line(last)))
+                            f"{upcoming:%a %d %b %H:%M %Z}" if upcoming else "—",
+                            one_line(f"{last[1]} {last[0]:%a %d %b %H:%M}") if last else "never run"))
         return sorted(out, key=lambda row: row[2])
+
+    def _last_run(self, drill) -> tuple[datetime, str] | None:
+        """When the drill was last rehearsed and how it went ("resolved", "open"), from the log."""
+        for row in self.engine.store.incidents(drills=True, playbook=drill.playbook, limit=20):
+            state = self.engine.state(row["id"])
+            rehearsed = state.snapshot.drill
+            if rehearsed is not None and rehearsed.id == drill.id:
+                return state.opened_at, f"{state.status} ({state.id})"
+        return None
 
     def tick(self, incident: str) -> bool:
         """Fire what is due; True when something fired (the view changed). Skipped (False) while

@@ -1,11 +1,14 @@
-"""Home: open incidents, the playbook catalog with a symptom filter, drills."""
+"""Home: open incidents, the playbook catalog with a symptom filter, drills.
+
+The filter has the focus from the start: typing what you see ranks the playbooks at once, and
+Enter asks to open the top match. Tab (or Down) moves to the lists, where the letter keys work."""
 
 from __future__ import annotations
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import Screen
 from rich.text import Text
 from textual.markup import escape
@@ -24,40 +27,58 @@ class HomeScreen(Screen):
         # the tables' own Enter gets there first; this one is for the palette and the footer
         Binding("enter", "open", "Open/Resume", key_display="enter",
                 tooltip="Open the selected playbook, or resume the selected incident"),
-        Binding("slash", "filter", "Filter", tooltip="Filter playbooks by what you see"),
+        Binding("slash", "filter", "Filter", tooltip="Filter playbooks by what you see (or just type)"),
         Binding("tab", "switch", "Switch list", tooltip="Switch between open incidents and playbooks"),
         Binding("r", "reload", "Refresh", tooltip="Refresh the open incidents"),
         Binding("R", "report", "Report", tooltip="Response-time report with a chart"),
         Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
-        Binding("q", "app.quit", "Quit", tooltip="Quit runbook (open incidents keep running)"),
+        # ^q first: it quits from the symptom filter too (q types a q there)
+        Binding("ctrl+q,q", "app.quit", "Quit", tooltip="Quit runbook (open incidents keep running)"),
     ]
+
+    # keys that type into the filter while it has the focus (they work in the lists)
+    LETTER_ACTIONS = frozenset({"reload", "report", "app.help", "filter"})
 
     def compose(self) -> ComposeResult:
         yield Static(id="home-title")
-        with Horizontal(id="home-body"):
-            with Vertical(id="incidents-pane"):
-                yield Label("Open incidents — Enter to resume", classes="pane-title")
-                yield DataTable(id="incidents", cursor_type="row", zebra_stripes=True)
-                yield Label("Drills", classes="pane-title")
-                yield Static("No drills are due.", id="drills")
-            with Vertical(id="catalog-pane"):
-                yield Label("Playbooks — Enter to open an incident", classes="pane-title")
-                yield Input(placeholder="What do you see? e.g. video freezing in one region", id="filter")
-                yield DataTable(id="playbooks", cursor_type="row", zebra_stripes=True)
+        # one column, full width: ids, titles and the panes' hints are never cut at 80 columns
+        with Vertical(id="home-body"):
+            yield Label("Open incidents — tab, then Enter to resume", classes="pane-title")
+            yield DataTable(id="incidents", cursor_type="row", zebra_stripes=True)
+            yield Label("Playbooks — type what you see, Enter opens the top match", classes="pane-title")
+            yield Input(placeholder="What do you see? e.g. video freezing in one region", id="filter")
+            yield DataTable(id="playbooks", cursor_type="row", zebra_stripes=True)
+            yield Label("Drills", classes="pane-title")
+            yield Static("No drills are due.", id="drills")
         yield KeyBar()
+
+    def key_available(self, action: str) -> bool:
+        return not (action in self.LETTER_ACTIONS and isinstance(self.focused, Input))
+
+    def on_descendant_focus(self) -> None:
+        self.query_one(KeyBar).refresh_keys()
+
+    def on_key(self, event) -> None:
+        if event.key == "down" and isinstance(self.focused, Input):
+            event.stop()
+            self.query_one("#playbooks", DataTable).focus()
 
     def on_mount(self) -> None:
         # fixed widths: the tables look the same whichever worker fills them first
-        incidents = self.query_one("#incidents", DataTable)
-        for label, width in (("id", 10), ("sev", 4), ("status", 12), ("title", 40)):
-            incidents.add_column(label, width=width)
-        playbooks = self.query_one("#playbooks", DataTable)
-        for label, width in (("playbook", 26), ("sev", 4), ("title", 40)):
-            playbooks.add_column(label, width=width)
+        # fixed widths, so the tables look the same whichever worker fills them first; the
+        # title takes the rest of the (full) width, so it is not cut to "Video calls d"
+        width = self.app.size.width
+        for table_id, columns in (("#incidents", (("id", 10), ("sev", 4), ("status", 18))),
+                                  ("#playbooks", (("playbook", 26), ("sev", 4)))):
+            table = self.query_one(table_id, DataTable)
+            for label, size in columns:
+                table.add_column(label, width=size)
+            # each column has a cell of padding on both sides; 4 cells for the scrollbar and margins
+            table.add_column("title", width=max(20, width - sum(size + 2 for _, size in columns) - 6))
         self.query_one("#home-title", Static).update(f"[b]runbook[/b] · responder: [b]{escape(self.app.actor)}[/b]")
         self.load_catalog()
         self.action_reload()
-        self.query_one("#playbooks", DataTable).focus()
+        self.query_one("#filter", Input).focus()
         if self.app.live:
             self.set_interval(2.0, self.action_reload)
 
@@ -79,7 +100,7 @@ class HomeScreen(Screen):
         lines = Text()
         for drill, _, upcoming, last in rows[:3]:  # texts, not markup: they come from the catalog and the log
             lines.append(drill, style="bold")
-            lines.append(f" next {upcoming} · last {last}\n")
+            lines.append(f" last {last} · next {upcoming}\n")
         lines.rstrip()
         self.query_one("#drills", Static).update(lines)
 
@@ -110,7 +131,12 @@ class HomeScreen(Screen):
         self.fill_playbooks(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query_one("#playbooks", DataTable).focus()
+        """Enter in the filter asks to open the top match (the list's first row)."""
+        table = self.query_one("#playbooks", DataTable)
+        table.focus()
+        if table.row_count:
+            table.move_cursor(row=0)
+            self.ask_open(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
 
     def action_open(self) -> None:
         focused = self.focused
@@ -152,11 +178,14 @@ class HomeScreen(Screen):
         if event.data_table.id == "incidents":
             self.app.open_incident(key)
         else:
-            pb = self.app.catalog.models("Playbook")[key]
-            if pb.parameters:
-                self.app.ask_parameters(key)
-                return
-            self.app.push_screen(ConfirmDialog(f"Open an incident on “{one_line(pb.title)}”?",
+            self.ask_open(key)
+
+    def ask_open(self, key: str) -> None:
+        pb = self.app.catalog.models("Playbook")[key]
+        if pb.parameters:
+            self.app.ask_parameters(key)
+            return
+        self.app.push_screen(ConfirmDialog(f"Open an incident on “{one_line(pb.title)}”?",
                                                f"Severity {pb.severity}; escalation {pb.escalation_for(pb.severity)} starts paging now."),
                                  lambda yes: yes and self.start(key))
 

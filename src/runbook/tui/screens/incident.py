@@ -14,21 +14,37 @@ from runbook.tui.gateway import CurrentStep, IncidentView
 from runbook.tui.keys import key_for
 from runbook.tui.widgets.current import CurrentStepPanel
 from runbook.tui.widgets.keybar import KeyBar
-from runbook.tui.widgets.panels import FlagsPanel, IncidentHeader, LadderPanel, StepList, Timeline
+from runbook.tui.widgets.panels import FlagsPanel, IncidentHeader, LadderPanel, StepList, Timeline, TrackStrip
+
+# what can still be done once an incident is resolved (the engine refuses the rest)
+AFTER_RESOLVE = frozenset({"restore", "note", "debrief", "export", "home", "app.help", "command_palette",
+                           "app.command_palette", "page_instructions(1)", "page_instructions(-1)"})
+# keys about the current step: nothing to do with them when the selected track is finished
+STEP_ACTIONS = frozenset({"done", "skip", "fail", "choose", "run", "approve"})
+# ...and during a follow-up phase, its steps (no automation runs there)
+FOLLOWUP_ACTIONS = frozenset({"done", "skip", "fail", "choose", "next_track"})
 
 
 class IncidentScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     HELP_TITLE = "Incident"
     # The only place these keys are declared: the footer, help, palette and step hints read them.
+    # The footer shows only the keys that work now (key_available), in this order.
     BINDINGS = [
         Binding("a", "ack", "Ack", tooltip="Acknowledge the incident (stops escalation)"),
+        Binding("p", "approve", "Approve", tooltip="Approve the current step's gate"),
         Binding("d", "done", "Done", tooltip="Step done (a degrade/restore step flips its flags)"),
-        Binding("s", "skip", "Skip", tooltip="Skip the current step, saying why"),
-        Binding("f", "fail", "Fail", tooltip="Mark the current step failed (goes to its on_fail step)"),
         Binding("c", "choose", "Choose", tooltip="Choose an option of the current decision"),
         Binding("u", "run", "Run", tooltip="Run the current step's automation"),
-        Binding("p", "approve", "Approve", tooltip="Approve the current step's gate"),
+        Binding("s", "skip", "Skip", tooltip="Skip the current step, saying why"),
+        Binding("f", "fail", "Fail", tooltip="Mark the current step failed (goes to its on_fail step)"),
+        Binding("tab", "next_track", "Track", tooltip="Next track (roles side by side)"),
+        # not in the footer: the step panel's own "↓ more below: PgDn" line shows it when it works
+        # (a footer that grew a key when the instructions overflow would change what fits)
+        Binding("pagedown", "page_instructions(1)", "More", key_display="PgDn", show=False,
+                tooltip="Scroll the step's instructions down"),
+        Binding("pageup", "page_instructions(-1)", "Up", key_display="PgUp", show=False,
+                tooltip="Scroll the step's instructions back up"),
         Binding("g", "degrade", "Degrade", tooltip="Apply a degradation (flips its flags)"),
         Binding("r", "restore", "Restore", tooltip="Restore an applied degradation"),
         Binding("v", "severity", "Severity", tooltip="Change the severity"),
@@ -40,6 +56,7 @@ class IncidentScreen(Screen):
         Binding("b", "debrief", "Debrief", tooltip="Debrief: times against targets, notes and action items"),
         Binding("R", "restart", "Restart", tooltip="Restart the track from a step already reached (asks why)"),
         Binding("tab", "next_track", "Track", tooltip="Next track (roles side by side)"),
+        Binding("w", "export", "Export", tooltip="Write the postmortem (Markdown) to a file"),
         Binding("escape", "home", "Home", tooltip="Back to the home screen (the incident keeps running)"),
         Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
     ]
@@ -54,9 +71,12 @@ class IncidentScreen(Screen):
         self.view: IncidentView | None = None
         self.track: str | None = None
         self.seen_seq: int | None = None
+        # toasts still up, with what makes each one handled (checked against every new view)
+        self.toasts: list[tuple[object, object]] = []
 
     def compose(self) -> ComposeResult:
         yield IncidentHeader(id="incident-header")
+        yield TrackStrip(id="tracks")
         with Horizontal(id="incident-body"):
             yield StepList(id="steps")
             with Vertical(id="center"):
@@ -119,11 +139,14 @@ class IncidentScreen(Screen):
             self.app.call_after_refresh(self.app.started)
             self.app.call_after_refresh(self.warm)
         self.announce(view)
+        ended = view.drill and view.resolved and self.view is not None and not self.view.resolved
         self.view = view
         tracks_with_steps = [c.track for c in view.current]
         if self.track not in tracks_with_steps:
             self.track = tracks_with_steps[0] if tracks_with_steps else None
         self.draw(view)
+        if ended:  # a drill ends in its debrief, whether resolved here or by its end conditions
+            self.action_debrief()
 
     def on_resize(self) -> None:
         # the first view may be drawn before the screen knows its size (and breakpoint class);
@@ -134,12 +157,61 @@ class IncidentScreen(Screen):
     def draw(self, view: IncidentView) -> None:
         narrow = self.has_class("-narrow")
         self.query_one(IncidentHeader).show(view, narrow)
+        self.query_one(TrackStrip).show(view, self.track, key_for(type(self), "next_track"))
         self.query_one(StepList).show(view, self.selected.id if self.selected else None)
         self.query_one(CurrentStepPanel).show(view, self.selected)
-        timeline = self.query_one(Timeline)
-        timeline.show(view, max(3, timeline.size.height - 1) if timeline.size.height else 8)
+        self.query_one(Timeline).show(view, narrow)
         self.query_one(LadderPanel).show(view)
         self.query_one(FlagsPanel).show(view)
+        self.refresh_keys()
+
+    def refresh_keys(self) -> None:
+        self.query_one(KeyBar).refresh_keys()
+
+    def key_available(self, action: str) -> bool:
+        """Whether the key bound to `action` does something now (the footer shows only those)."""
+        return self.unavailable(action) is None
+
+    def unavailable(self, action: str) -> str | None:
+        """Why the key bound to `action` does nothing now, or None when it does something."""
+        view, step = self.view, self.selected
+        if action.startswith("page_instructions"):
+            panel = self.query(CurrentStepPanel)
+            return None if panel and panel.first().overflowing else "the instructions fit on screen"
+        if view is None:
+            return None
+        if view.resolved:
+            # in a follow-up phase its steps are worked as before; roles can still change hands
+            followup = FOLLOWUP_ACTIONS if view.phase == "follow-up" else frozenset()
+            if action not in AFTER_RESOLVE | followup | {"assign"}:
+                keys = ", ".join(f"{key_for(type(self), a)} {a}" for a in ("restore", "note", "debrief", "export"))
+                return f"{view.id} is resolved: what remains is {keys}"
+            if action == "restore" and not any(f.applied for f in view.flags):
+                return "nothing is still degraded"
+            if action not in followup:
+                return None
+        elif action == "export":
+            return "the postmortem is exported once the incident is resolved"
+        if action in STEP_ACTIONS and step is None:
+            return "no current step: every track is finished"
+        return {
+            "ack": view.acknowledged_by and f"already acknowledged by {view.acknowledged_by}",
+            "approve": step and not (step.approval_by and not step.approved_by) and f"“{step.title}” needs no approval",
+            "done": step and step.kind in ("decision", "choose") and "a decision: choose an option",
+            "choose": step and not step.options and f"“{step.title}” is not a decision",
+            "run": step and not step.automated and f"“{step.title}” has nothing to run",
+            "next_track": len(view.current) < 2 and "only one track has a current step",
+            "degrade": all(f.applied for f in view.flags) and "no degradation left to apply",
+            "restore": not any(f.applied for f in view.flags) and "no degradation is applied",
+            "mitigate": view.status == "mitigated" and "already mitigated",
+        }.get(action) or None
+
+    def allowed(self, action: str) -> bool:
+        """Guard at the top of an action: says why when its key does nothing now."""
+        reason = self.unavailable(action)
+        if reason:
+            self.app.notify(reason[0].upper() + reason[1:] + ".", severity="warning", timeout=5)
+        return reason is None
 
     def announce(self, view: IncidentView) -> None:
         """Notifications for what arrived since the last render: reminders, pages, breaches, others' notes,
@@ -149,12 +221,15 @@ class IncidentScreen(Screen):
             self.app.notify(f"This incident's log does not verify: {view.altered}. Flags and actions are refused.",
                             title="log altered", severity="error", timeout=60)
             self.app.bell()
+        self.withdraw_handled(view)
         for step in view.current:
-            if step.approval_by and not step.approved_by and step.id not in self.gates_announced:
+            if step.approval_by and not step.approved_by and step.id not in self.gates_announced and not view.resolved:
                 self.gates_announced.add(step.id)
-                self.app.notify(f"“{step.title}” needs approval by {step.approval_by}: "
-                                f"press {key_for(type(self), 'approve')} to approve.",
-                                title="approval needed", severity="warning", timeout=30)
+                toast = self.app.notify(f"“{step.title}” needs approval by {step.approval_by}: "
+                                        f"press {key_for(type(self), 'approve')} to approve.",
+                                        title="approval needed", severity="warning", timeout=30)
+                self.toasts.append((toast, lambda v, step=step.id: v.resolved or not any(
+                    c.id == step and not c.approved_by for c in v.current)))
         if self.seen_seq is None:
             self.seen_seq = view.last_seq
             return
@@ -165,11 +240,26 @@ class IncidentScreen(Screen):
             if line.tone == "note" and line.actor != self.app.actor:
                 severity = "information"
             if severity:
-                self.app.notify(line.text, title=line.type.replace("_", " "), severity=severity,
-                                timeout=30 if severity != "information" else 10)
+                toast = self.app.notify(line.text, title=line.type.replace("_", " "), severity=severity,
+                                        timeout=30 if severity != "information" else 10)
+                self.toasts.append((toast, lambda v, seq=line.seq: self.handled_since(v, seq)))
                 if severity != "information":
                     self.app.bell()
         self.seen_seq = view.last_seq
+
+    def handled_since(self, view: IncidentView, seq: int) -> bool:
+        """An announced event is handled once this responder has acted after it (or the incident
+        is resolved): its toast must not go on covering the newest timeline rows."""
+        return view.resolved or any(line.seq > seq and line.actor == self.app.actor for line in view.timeline)
+
+    def withdraw_handled(self, view: IncidentView) -> None:
+        keep = []
+        for toast, handled in self.toasts:
+            if handled(view):
+                self.app.withdraw(toast)
+            elif toast.time_left > 0:  # still up (or about to be): check again with the next view
+                keep.append((toast, handled))
+        self.toasts = keep
 
     @property
     def selected(self) -> CurrentStep | None:
@@ -197,27 +287,32 @@ class IncidentScreen(Screen):
     def confirm(self, question: str, detail: str, then) -> None:
         self.app.push_screen(dialogs.ConfirmDialog(question, detail), lambda yes: then() if yes else None)
 
-    def _need_step(self) -> CurrentStep | None:
-        step = self.selected
-        if step is None:
-            self.app.notify("No current step: every track is finished.", severity="warning")
-        return step
+    def _need_step(self, action: str) -> CurrentStep | None:
+        return self.selected if self.allowed(action) else None
+
+    def flag_lines(self, name: str | None) -> str:
+        """What flipping a degradation sets: one `flag → value` line per flag."""
+        flags = next((f for f in self.view.flags if f.name == name), None) if self.view else None
+        return "\n".join(f"{flag} → {value}" for flag, value in flags.flags) if flags else ""
 
     def action_ack(self) -> None:
-        self.send("acknowledge")
+        if self.allowed("ack"):
+            self.send("acknowledge")
 
     def action_done(self) -> None:
-        step = self._need_step()
+        step = self._need_step("done")
         if step is None:
             return
-        if step.kind in ("decision", "choose"):
-            self.action_choose()
-        elif step.kind in ("degrade", "restore"):
+        if step.kind in ("degrade", "restore"):
+            if step.approval_by and not step.approved_by:
+                self.app.notify(f"“{step.title}” needs approval by {step.approval_by} first: "
+                                f"press {key_for(type(self), 'approve')}.", severity="warning", timeout=10)
+                return
             verb = "Apply" if step.kind == "degrade" else "Restore"
-            flags = next((f for f in self.view.flags if f.name == step.degradation), None)
-            detail = "\n".join(f"{name} → {value}" for name, value in flags.flags) if flags else ""
             self.confirm(f"{verb} degradation “{step.degradation}”? This flips flags in production"
-                         + (" (drill: sandbox file)" if self.view.drill else "") + ".", detail,
+                         + (" (drill: sandbox file)" if self.view.drill else "") + ".",
+                         self.flag_lines(step.degradation) if step.kind == "degrade"
+                         else f"back to how they were before: {self.flag_lines(step.degradation)}".replace("\n", ", "),
                          lambda: self.send("complete", step.id))
         elif step.kind == "handoff":
             self.confirm(f"Hand off to playbook “{step.handoff}”? This opens a linked incident on it.",
@@ -233,21 +328,25 @@ class IncidentScreen(Screen):
             self.confirm(f"Open {linked.incident} ({linked.playbook}) now?",
                          f"{self.incident} stays open; esc on the new one goes home.",
                          lambda: self.app.open_incident(linked.incident))
+    def ask_reason(self, title: str, placeholder: str, then) -> None:
+        """A reason is required: an empty answer is refused, saying so, and the prompt stays."""
+        self.app.push_screen(dialogs.TextPrompt(title, placeholder, required=True),
+                             lambda reason: reason and then(reason))
 
     def action_skip(self) -> None:
-        step = self._need_step()
+        step = self._need_step("skip")
         if step:
-            self.app.push_screen(dialogs.TextPrompt(f"Skip “{step.title}” — why?", "reason"),
-                                 lambda reason: reason and self.send("skip", step.id, reason))
+            self.ask_reason(f"Skip “{step.title}” — why?", "reason (required)",
+                            lambda reason: self.send("skip", step.id, reason))
 
     def action_fail(self) -> None:
-        step = self._need_step()
+        step = self._need_step("fail")
         if step:
-            self.app.push_screen(dialogs.TextPrompt(f"“{step.title}” failed — what happened?", "what went wrong"),
-                                 lambda reason: reason and self.send("fail", step.id, reason))
+            self.ask_reason(f"“{step.title}” failed — what happened?", "what went wrong (required)",
+                            lambda reason: self.send("fail", step.id, reason))
 
     def action_choose(self) -> None:
-        step = self._need_step()
+        step = self._need_step("choose")
         if step is None:
             return
         if not step.options:
@@ -259,23 +358,25 @@ class IncidentScreen(Screen):
 
     def _chosen(self, step: CurrentStep, index: int) -> None:
         if step.kind == "choose":
-            self.confirm(f"Go with “{step.options[index]}”?", "A mitigation option may flip flags.",
+            if step.approval_by and not step.approved_by:
+                self.app.notify(f"“{step.title}” needs approval by {step.approval_by} first: "
+                                f"press {key_for(type(self), 'approve')}.", severity="warning", timeout=10)
+                return
+            flips = step.option_degradations[index] if index < len(step.option_degradations) else None
+            detail = (f"Applies “{flips}”:\n{self.flag_lines(flips)}" if flips else "This option flips no flags.")
+            self.confirm(f"Go with “{step.options[index]}”?", detail,
                          lambda: self.send("choose", str(index + 1), step.id))
         else:
             self.send("choose", str(index + 1), step.id)
 
     def action_run(self) -> None:
-        step = self._need_step()
+        step = self._need_step("run")
         if step is None:
-            return
-        if not step.automated:
-            self.app.notify(f"“{step.title}” has nothing to run; press {key_for(type(self), 'done')} when done.",
-                            severity="warning")
             return
         self.confirm(f"Run “{step.title}”?", f"$ {step.command}", lambda: self.send("run", step.id))
 
     def action_approve(self) -> None:
-        step = self._need_step()
+        step = self._need_step("approve")
         if step is None:
             return
         if not step.approval_by:
@@ -307,26 +408,43 @@ class IncidentScreen(Screen):
         self.app.push_screen(dialogs.TextPrompt(question, "who"),
                              lambda person: person and self.send("assign", role, person))
 
+    def gate_for(self, name: str) -> CurrentStep | None:
+        """The current step, not yet approved, whose gate applying `name` by hand must respect."""
+        for step in self.view.current:
+            if step.approval_by and not step.approved_by and step.kind == "degrade" and step.degradation == name:
+                return step
+        return None
+
     def action_degrade(self) -> None:
-        names = [f.name for f in self.view.flags if not f.applied] if self.view else []
-        if not names:
-            self.app.notify("No degradation left to apply.", severity="warning")
+        if not self.allowed("degrade"):
             return
+        flags = [f for f in self.view.flags if not f.applied]
         self.app.push_screen(dialogs.ChoiceDialog("Apply which degradation?", [
-            f"{f.name}: {f.summary}" for f in self.view.flags if not f.applied]),
-            lambda i: i is not None and self.confirm(f"Apply “{names[i]}”? This flips flags.", "",
-                                                      lambda: self.send("degrade", names[i])))
+            f"{f.name}: {f.summary} ({', '.join(f'{n} → {v}' for n, v in f.flags)})" for f in flags]),
+            lambda i: i is not None and self._degrade(flags[i].name))
+
+    def _degrade(self, name: str) -> None:
+        gate = self.gate_for(name)
+        if gate is not None:  # the engine refuses it too; say so before asking
+            self.app.notify(f"“{name}” is applied by “{gate.title}”, which needs approval by {gate.approval_by}: "
+                            f"press {key_for(type(self), 'approve')} first.", severity="warning", timeout=10)
+            return
+        self.confirm(f"Apply “{name}”? This flips flags" + (" (drill: sandbox file)." if self.view.drill else "."),
+                     self.flag_lines(name), lambda: self.send("degrade", name))
 
     def action_restore(self) -> None:
-        names = [f.name for f in self.view.flags if f.applied] if self.view else []
-        if not names:
-            self.app.notify("No degradation is applied.", severity="warning")
+        if not self.allowed("restore"):
             return
+        names = [f.name for f in self.view.flags if f.applied]
         self.app.push_screen(dialogs.ChoiceDialog("Restore which degradation?", names),
-                             lambda i: i is not None and self.confirm(f"Restore “{names[i]}”? This flips flags.", "",
-                                                                      lambda: self.send("restore", names[i])))
+                             lambda i: i is not None and self.confirm(
+                                 f"Restore “{names[i]}”? This flips flags back.",
+                                 "Now: " + self.flag_lines(names[i]).replace("\n", ", "),
+                                 lambda: self.send("restore", names[i])))
 
     def action_severity(self) -> None:
+        if not self.allowed("severity"):
+            return
         levels = [lv for lv in self.view.severities if lv != self.view.severity] if self.view else []
         if levels:
             self.app.push_screen(dialogs.ChoiceDialog(f"Severity is {self.view.severity}; change to", levels),
@@ -361,27 +479,46 @@ class IncidentScreen(Screen):
                              lambda text: text and self.send("note", text))
 
     def action_escalate(self) -> None:
-        self.confirm("Page the next escalation level now?", "", lambda: self.send("escalate_now"))
+        if self.allowed("escalate"):
+            self.confirm("Page the next escalation level now?", "", lambda: self.send("escalate_now"))
 
     def action_mitigate(self) -> None:
-        self.send("mitigate")
+        if self.allowed("mitigate"):
+            self.send("mitigate")
 
     def action_resolve(self) -> None:
+        if not self.allowed("resolve"):
+            return
         applied = [f.name for f in self.view.flags if f.applied] if self.view else []
         detail = f"Restores: {', '.join(applied)}" if applied else "No degradation is applied."
+        undone = [c.title for c in self.view.current] if self.view else []
+        if undone:
+            detail += "\nLeft undone: " + "; ".join(undone)
         self.confirm("Resolve the incident?", detail, self._resolve)
 
     def _resolve(self) -> None:
-        drill = bool(self.view and self.view.drill)
-        self.send("resolve", after=self.action_debrief if drill else None)  # a drill ends in its debrief
+        self.send("resolve")  # a drill then shows its debrief (see show)
 
     def action_debrief(self) -> None:
         from runbook.tui.screens.debrief import DebriefScreen
 
         self.app.push_screen(DebriefScreen(self.incident))
 
+    def action_export(self) -> None:
+        if self.allowed("export"):
+            self.export()
+
+    @work(thread=True, exit_on_error=False, group="incident-command")
+    def export(self) -> None:
+        self.app.deliver(lambda: self.app.gateway.export(self.incident),
+                         lambda path: self.app.notify(f"Postmortem written to {path}", title="exported", timeout=10))
+
+    def action_page_instructions(self, direction: int) -> None:
+        if self.allowed(f"page_instructions({direction})"):
+            self.query_one(CurrentStepPanel).page(direction)
+
     def action_next_track(self) -> None:
-        if not self.view or not self.view.current:
+        if not self.view or not self.view.current or not self.allowed("next_track"):
             return
         tracks = [c.track for c in self.view.current]
         self.track = tracks[(tracks.index(self.track) + 1) % len(tracks)] if self.track in tracks else tracks[0]

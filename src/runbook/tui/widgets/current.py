@@ -7,7 +7,7 @@ from rich.segment import Segment
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from runbook.tui.gateway import CurrentStep, IncidentView
@@ -37,7 +37,10 @@ def actions_for(step: CurrentStep, view: IncidentView) -> list[tuple[str, str]]:
     return actions
 
 
-class CurrentStepPanel(VerticalScroll):
+class CurrentStepPanel(Vertical):
+    """The step's title, state and keys stay put; only its instructions scroll, and a line under
+    them says when there is more (and which key shows it)."""
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._shown_step = None
@@ -73,9 +76,41 @@ class CurrentStepPanel(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static(id="current-title")
-        yield Static(id="current-output")
-        yield Static(id="current-instructions")
         yield Static(id="current-keys")
+        with VerticalScroll(id="current-body"):  # the last run's output and the instructions scroll together
+            yield Static(id="current-output")
+            yield Static(id="current-instructions")
+        yield Static(id="current-more")
+
+    def on_mount(self) -> None:
+        body = self.query_one("#current-body")
+        self.watch(body, "scroll_y", self._more, init=False)
+        self.watch(body, "virtual_size", self._more, init=False)
+        self.watch(body, "size", self._more, init=False)
+
+    @property
+    def overflowing(self) -> bool:
+        body = self.query("#current-body")
+        return bool(body) and body.first().max_scroll_y > 0
+
+    def page(self, direction: int) -> None:
+        body = self.query_one("#current-body", VerticalScroll)
+        body.scroll_to(y=body.scroll_y + direction * max(1, body.size.height - 1), animate=False)
+
+    def _more(self, *_) -> None:
+        body = self.query_one("#current-body", VerticalScroll)
+        more = self.query_one("#current-more", Static)
+        below, above = body.max_scroll_y - body.scroll_y, body.scroll_y
+        if below <= 0 and above <= 0:
+            text = ""
+        else:
+            parts = []
+            if below > 0:
+                parts.append(f"↓ more below: {self.key('page_instructions(1)')}")
+            if above > 0:
+                parts.append(f"↑ {self.key('page_instructions(-1)')} back up")
+            text = "  ·  ".join(parts)
+        more.update(Text(text, style="bold"))  # its line is always there: showing it never moves the layout
 
     def _output(self, text: Text) -> None:
         """The last run's exit code and output tail; takes no line when the step has not run."""
@@ -95,6 +130,9 @@ class CurrentStepPanel(VerticalScroll):
         title = self.query_one("#current-title", Static)
         keys = self.query_one("#current-keys", Static)
         markdown = self.query_one("#current-instructions", Static)
+        if view.resolved:
+            self._show_resolved(view, title, keys, markdown)
+            return
         if step is None:
             done = {"resolved": "resolved", "closed": "closed"}.get(view.status, "every track is finished")
             title.update(Text(f"Nothing to do: {done}.", style="bold green"))
@@ -144,11 +182,41 @@ class CurrentStepPanel(VerticalScroll):
             if key not in self._rendered:
                 self._rendered[key] = _markdown(step.instructions) if step.instructions else ""
             markdown.update(self._rendered[key])
+            self.query_one("#current-body", VerticalScroll).scroll_home(animate=False)
             self._shown_step = key
         shortcuts = self.hints(actions_for(step, view), "  ·  ")
         if shortcuts != self._shortcuts:
             keys.update(Text(shortcuts, style="bold"))
             self._shortcuts = shortcuts
+
+    def _show_resolved(self, view: IncidentView, title: Static, keys: Static, markdown: Static) -> None:
+        """Resolved: the clock has stopped, nothing is current; what was left undone and what can
+        still be done (restore leftovers, notes, debrief, export) instead of a live step."""
+        head = Text(f"Resolved after {clock(view.elapsed)}", style="bold green")
+        if view.resolved_at is not None:
+            head.append(f" (at {view.resolved_at:%H:%M:%S})", style="green")
+        undone = [(track, step) for track in view.tracks for step in track.steps if step.current]
+        body = Text()
+        if undone:
+            body.append("Left undone:\n", style="bold")
+            for track, step in undone:
+                body.append(f"  – {step.title}", style="yellow")
+                body.append(f"  ({track.title})\n" if len(view.tracks) > 1 else "\n", style="dim")
+        else:
+            body.append("Every step was done.\n", style="green")
+        left = [f for f in view.flags if f.applied]
+        if left:
+            body.append("Still degraded (resolve kept them):\n", style="bold magenta")
+            for flag in left:
+                body.append(f"  ● {flag.name}: {', '.join(f'{n} → {v}' for n, v in flag.flags)}\n", style="magenta")
+        title.update(head)
+        self._title_lines = -1
+        offers = ([("restore", "restore what is still degraded")] if left else []) + [
+            ("note", "note"), ("debrief", "debrief and action items"), ("export", "export postmortem")]
+        self._shortcuts = self.hints(offers, "  ·  ")
+        keys.update(Text(self._shortcuts, style="bold"))
+        markdown.update(body)
+        self._shown_step = None
 
 
 def last_run(step: CurrentStep) -> Text:

@@ -23,8 +23,11 @@ def clock(seconds: float) -> str:
     return f"{sign}{hours}:{minutes:02d}:{secs:02d}" if hours else f"{sign}{minutes:02d}:{secs:02d}"
 
 
+TARGET_LABELS = {"acknowledge": "ack", "mitigate": "mitigate", "resolve": "resolve"}
+
+
 def countdown(name: str, left: float, met: bool, breached: bool) -> Text:
-    label = {"acknowledge": "ack", "mitigate": "mitigate", "resolve": "resolve"}.get(name, name)
+    label = TARGET_LABELS.get(name, name)
     if met:
         return Text(f"{label} ✓" + (" late" if breached else ""), style="dim" if not breached else "red")
     if left <= 0:
@@ -56,6 +59,12 @@ class ViewPanel(Static):
 
 
 class IncidentHeader(ViewPanel):
+    """Severity, id, status and elapsed time first (they never get cut), then the title; the
+    countdowns and who is paged next; at narrow widths the ladder and what is degraded. Lines
+    wrap rather than cut (the header is as tall as it needs)."""
+
+    FIXED_SIZE = False
+
     def show(self, view: IncidentView, narrow: bool) -> None:
         if not self.changed((view.last_seq, int(view.now.timestamp()), narrow, view.status, view.altered, view.phase)):
             return
@@ -68,51 +77,93 @@ class IncidentHeader(ViewPanel):
             top.append(" ")
         top.append(f" {view.severity} ", style=f"bold {'white on red' if view.severity in ('SEV1',) else 'black on yellow'}")
         top.append(f" {view.id} ", style="bold")
-        top.append(view.title)
-        status = "RESOLVED · FOLLOW-UP" if view.phase == "follow-up" else view.status.upper()
-        top.append(f"   {status}", style="bold cyan" if view.status not in ("resolved", "closed") else "bold green")
-        top.append(f"   elapsed {clock((view.now - view.opened_at).total_seconds())}")
-        second = Text()
-        for i, (name, left, met, breached) in enumerate(view.targets):
-            if i:
-                second.append("  ")
-            second.append_text(countdown(name, left, met, breached))
-        if view.acknowledged_by:
-            second.append(f"   ack: {view.acknowledged_by}", style="green")
+        if view.resolved:
+            phase = " · FOLLOW-UP" if view.phase == "follow-up" else " · CLOSED" if view.phase == "closed" else ""
+            top.append(f" RESOLVED after {clock(view.elapsed)}{phase} ", style="bold green")
         else:
-            second.append("   not acknowledged", style="bold red")
-        if view.next_escalation:
+            top.append(f" {view.status.upper()} ", style="bold cyan")
+            top.append(f" elapsed {clock(view.elapsed)} ")
+        top.append(f" {view.title}")
+        items = [Text.assemble((f"{name}=", "dim"), (value, "bold")) for name, value, _ in view.parameters]
+        if view.acknowledged_by:
+            items.append(Text(f"ack: {view.acknowledged_by}", style="green"))
+        else:
+            items.append(Text("not acknowledged", style="bold red"))
+        if view.next_escalation and not view.resolved:
             level, left = view.next_escalation
-            second.append(f" · page L{level} in {clock(left)}", style="bold yellow" if left < 120 else "")
-        for rid, _, holder in view.roles:  # on the second line: the header's height is fixed
-            second.append(f"   {rid}: ", style="dim")
-            second.append(holder or "—", style="bold" if holder else "dim")
-        lines = [top, second]
-        if view.parameters:
-            params = Text()
-            for name, value, _ in view.parameters:
-                params.append(f"{name}=", style="dim")
-                params.append(f"{value}  ", style="bold")
-            lines.insert(1, params)
-        if narrow:  # the side panel is hidden: who is paged and what is degraded go here
-            third = Text()
+            items.append(Text(f"page L{level} in {clock(left)}", style="bold yellow" if left < 120 else ""))
+        if narrow:  # the side panel is hidden: who is paged goes here
             for row in view.ladder:
-                third.append(f"{'✓' if row.notified else '·'}L{row.level} {row.who}  ",
-                             style="bold" if row.notified else "dim")
-            applied = [f.name for f in view.flags if f.applied]
-            if applied:
-                third.append(f"degraded: {', '.join(applied)}", style="bold magenta")
-            lines.append(third)
+                items.append(Text(f"{'✓' if row.notified else ''}L{row.level} {row.who}",
+                                  style="bold" if row.notified else "dim"))
+        for name, left, met, breached in view.targets:
+            if view.resolved and not met:
+                items.append(Text(f"{TARGET_LABELS.get(name, name)} never", style="dim"))
+            else:
+                items.append(countdown(name, left, met, breached))
+        items += [Text.assemble((f"{rid}: ", "dim"), (holder, "bold"))  # who holds a role, once someone does
+                  for rid, _, holder in view.roles if holder]
+        applied = [f.name for f in view.flags if f.applied]
+        if narrow and applied:  # ...and what is degraded
+            items.append(Text(f"degraded: {', '.join(applied)}", style="bold magenta"))
+        lines = [top, *flow(items, (self.content_size.width or self.app.size.width - 2))]
         self.put(Text("\n").join(lines))
+
+
+def flow(items: list[Text], width: int, separator: str = " · ") -> list[Text]:
+    """Items as lines of at most `width` cells, broken between items, never inside one (a name
+    or a countdown is never split); an item longer than a line gets a line of its own and wraps."""
+    lines, line = [], Text()
+    for item in items:
+        if line.cell_len and line.cell_len + len(separator) + item.cell_len > width:
+            lines.append(line)
+            line = Text()
+        if line.cell_len:
+            line.append(separator, style="dim")
+        line.append_text(item)
+    if line.cell_len:
+        lines.append(line)
+    return lines
+
+
+class TrackStrip(ViewPanel):
+    """One line per track: its current step, so a track that runs alongside (comms) is never out
+    of sight; the selected one is marked, and the key that switches is on the others."""
+
+    FIXED_SIZE = False
+
+    def show(self, view: IncidentView, selected: str | None, switch_key: str) -> None:
+        if not self.changed((view.tracks, selected, view.resolved)):
+            return
+        self.display = len(view.tracks) > 1
+        out = Text()
+        for track in view.tracks:
+            here = track.id == selected
+            step = next((row for row in track.steps if row.current), None)
+            out.append("» " if here else "  ", style="bold")
+            out.append(f"{track.title}: ", style="bold" if here else "")
+            if step is None:
+                out.append("✓ finished", style="green")
+            elif view.resolved:
+                out.append(f"– not done: {step.title}", style="yellow")
+            else:
+                out.append(f"{MARKS.get(step.status, '▶')} {step.title}",
+                           style="bold reverse" if here else STYLES.get(step.status, ""))
+                if not here:
+                    out.append(f"  ({switch_key} to switch)", style="dim")
+            out.append("\n")
+        out.rstrip()
+        self.put(out)
 
 
 class StepList(ViewPanel):
     FIXED_SIZE = False  # as tall as its steps: a new list must be laid out, not painted into the old height
 
     def show(self, view: IncidentView, selected: str | None) -> None:
-        if not self.changed((view.tracks, selected)):
+        if not self.changed((view.tracks, selected, view.resolved)):
             return
         out = Text()
+        at = 0
         for t, track in enumerate(view.tracks):
             if t:
                 out.append("\n")
@@ -121,6 +172,11 @@ class StepList(ViewPanel):
                 title += " — after resolve"
             out.append(f"{title}\n", style="bold underline")
             for row in track.steps:
+                if row.current and row.id == selected:
+                    at = out.plain.count("\n")
+                if view.resolved and row.current:  # nothing is in progress once resolved
+                    out.append(f" – {row.title} (not done)\n", style="yellow")
+                    continue
                 mark = MARKS.get(row.status, "·")
                 style = STYLES.get(row.status, "")
                 pointer = "»" if row.current and row.id == selected else " "
@@ -131,6 +187,8 @@ class StepList(ViewPanel):
                 begins = track.id == "followup" and all(row.status == "pending" for row in track.steps)
                 out.append("  (begins when resolved)\n" if begins else "  (track finished)\n", style="dim")
         self.put(out)
+        # the selected track's current step stays in sight (the comms track is below the main one)
+        self.call_after_refresh(lambda: self.scroll_to(y=max(0, at - 3), animate=False))
 
 
 class LadderPanel(ViewPanel):
@@ -171,21 +229,39 @@ class FlagsPanel(ViewPanel):
 
 
 class Timeline(ViewPanel):
-    def show(self, view: IncidentView, rows: int) -> None:
-        if not self.changed((view.last_seq, rows)):
+    """The newest events that fit, each wrapped rather than cut (a flag name or a level number at
+    the end of a line is what matters); the wall-clock time is dropped when narrow."""
+
+    _last: tuple | None = None
+
+    def on_resize(self) -> None:
+        if self._last is not None:  # laid out (or resized): as many rows as now fit
+            self.show(*self._last)
+
+    def show(self, view: IncidentView, narrow: bool) -> None:
+        self._last = (view, narrow)
+        rows = max(3, self.content_size.height - 1) if self.content_size.height else 8
+        width = self.content_size.width or 50
+        if not self.changed((view.last_seq, rows, width, narrow)):
             return
-        out = Text()
-        lines = view.timeline[-rows:] if rows > 0 else view.timeline
-        for line in lines:
-            out.append(f"{line.at:%H:%M:%S} ", style="dim")
-            out.append(f"+{clock(line.rel)} ", style="dim")
-            style = TONES.get(line.tone, "")
-            out.append(f"{line.actor}: ", style="cyan" if line.tone == "note" else "dim")
-            out.append(line.text + "\n", style=style)
-        hidden = view.events - len(lines)
-        header = Text(f"Timeline ({view.events} events" + (f", last {len(lines)} shown" if hidden > 0 else "") + ")\n",
+        picked, used = [], 0
+        for line in reversed(view.timeline):
+            text = Text()
+            if not narrow:
+                text.append(f"{line.at:%H:%M:%S} ", style="dim")
+            text.append(f"+{clock(line.rel)} ", style="dim")
+            text.append(f"{line.actor}: ", style="cyan" if line.tone == "note" else "dim")
+            text.append(line.text, style=TONES.get(line.tone, ""))
+            height = 1 if text.cell_len <= width else len(text.wrap(self.app.console, max(1, width)))
+            if picked and used + height > rows:
+                break
+            picked.append(text)
+            used += height
+        picked.reverse()
+        hidden = view.events - len(picked)
+        header = Text(f"Timeline ({view.events} events" + (f", last {len(picked)} shown" if hidden > 0 else "") + ")",
                       style="bold underline")
-        self.put(header + out)
+        self.put(Text("\n").join([header, *picked]))
 
 
 def _stack(*parts) -> Group:

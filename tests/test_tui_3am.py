@@ -1,0 +1,375 @@
+"""The responder at 3 a.m., at 80x24 and 120x40: nothing hidden, nothing misleading after resolve.
+One test per finding of the usability walk-through (issue items 1-9; item 10 is in test_cli.py),
+each at both sizes, on the engine's virtual clock."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+from datetime import datetime, timezone
+
+import pytest
+
+from runbook.catalog import load
+from runbook.engine import Engine, VirtualClock
+from runbook.plugins import PluginHost
+from runbook.settings import Settings
+from runbook.store import Store
+from runbook.tui.app import build_app
+from runbook.tui.dialogs.choice import ChoiceDialog
+from runbook.tui.dialogs.confirm import ConfirmDialog
+from runbook.tui.dialogs.parameters import ParameterForm
+from runbook.tui.dialogs.prompt import TextPrompt
+from runbook.tui.keys import explain, key_display
+from runbook.tui.screens.debrief import DebriefScreen
+from runbook.tui.screens.help import HelpScreen
+from runbook.tui.screens.home import HomeScreen
+from runbook.tui.screens.incident import IncidentScreen
+
+START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+SIZES = [(80, 24), (120, 40)]
+sizes = pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+
+
+@pytest.fixture
+def make(tmp_path, repo_root, fixture_catalog):
+    stores = []
+
+    def factory(open_incident=True, playbook="video-call-degraded", **open_args):
+        store = Store(str(tmp_path / "db.sqlite"))
+        stores.append(store)
+        host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=str(repo_root / "plugins")),
+                          entry_points=False)
+        catalog = load([str(fixture_catalog / "playbooks"), str(fixture_catalog / "drills")])
+        engine = Engine(store, VirtualClock(START), host, catalog)
+        incident = None
+        if open_incident:
+            incident = engine.open(playbook, "ana", incident="INC-TEST01", **open_args).id
+            engine.tick(incident)
+        return build_app(engine, catalog, "ana", incident, live=False), engine
+    yield factory
+    for store in stores:
+        store.close()
+
+
+async def settle(pilot):
+    for _ in range(5):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def press(pilot, *keys):
+    for key in keys:
+        await pilot.press(key)
+        await settle(pilot)
+
+
+async def tick(pilot, engine, **advance):
+    """Time passes on the virtual clock; the screen ticks and redraws as it would each second."""
+    engine.clock.advance(**advance)
+    screen = next(s for s in pilot.app.screen_stack if isinstance(s, IncidentScreen))
+    screen.tick()
+    await settle(pilot)
+    screen.refresh_view()
+    await settle(pilot)
+
+
+def screen_text(app) -> str:
+    """What the terminal shows, row by row (from Textual's SVG screenshot)."""
+    svg = app.export_screenshot()
+    rows = {}
+    for y, text in re.findall(r'<text [^>]*y="([\d.]+)"[^>]*>([^<]*)</text>', svg):
+        rows.setdefault(float(y), []).append(html.unescape(text).replace("\xa0", " "))
+    return "\n".join("".join(parts) for _, parts in sorted(rows.items()))
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def toasts(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def to_cap_bitrate(pilot):
+    """ack, three checks, 'several regions' -> the cap-bitrate degrade step."""
+    await press(pilot, "a", "d", "d", "d", "c", "2")
+
+
+# 1. after resolve -------------------------------------------------------------------------
+
+@sizes
+def test_after_resolve_the_clock_stops_and_only_what_remains_is_offered(make, size):
+    app, engine = make()
+
+    async def scenario():
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await to_cap_bitrate(pilot)
+            await press(pilot, "d", "y")                # low-bitrate applied
+            engine.clock.advance(minutes=1)
+            engine.resolve("INC-TEST01", "ana", keep_degradations=True)  # e.g. kept on purpose, from the CLI
+            await tick(pilot, engine, minutes=1)
+            first = screen_text(app)
+            await tick(pilot, engine, minutes=7)
+            later = screen_text(app)
+            footer = app.screen.query_one("KeyBar").content.plain
+            await press(pilot, "d")                     # no dialog for a step of a resolved incident
+            refused = isinstance(app.screen, IncidentScreen), toasts(app)[-1]
+            await press(pilot, "r")                     # leftovers can be restored: the dialog names the flags
+            assert isinstance(app.screen, ChoiceDialog)
+            await press(pilot, "1")
+            assert isinstance(app.screen, ConfirmDialog)
+            detail = flat(str(app.screen.query_one(".dialog-detail").render()))
+            await press(pilot, "y")
+            return first, later, footer, refused, detail
+    first, later, footer, refused, detail = asyncio.run(scenario())
+    header = first.splitlines()[0]
+    assert "RESOLVED after 01:0" in header and header == later.splitlines()[0]  # the clock has stopped
+    assert "timebox" not in first and "elapsed" not in first
+    assert "not done" in first and "in progress" not in first
+    assert "Left undone" in flat(first)
+    assert flat(footer).split() == "r Restore o Assign n Note b Debrief w Export esc Home ? Help ^p Palette".split()
+    assert refused[0] and "resolved" in refused[1] and "r restore" in refused[1]
+    assert "rtc.video.max-bitrate-kbps → 300" in detail  # what it is now, not the degraded plan as a promise
+    assert not engine.state("INC-TEST01").degradations["low-bitrate"].applied
+
+
+# 2. every track's current step, and tab, on screen -----------------------------------------
+
+@sizes
+def test_every_tracks_current_step_and_the_switch_key_are_on_screen(make, size):
+    app, engine = make()
+
+    async def scenario():
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            before = screen_text(app)
+            await press(pilot, "tab")
+            return before, screen_text(app), app.screen.selected.track
+    before, after, track = asyncio.run(scenario())
+    assert "Open the incident channel" in before and "Measure how bad and where" in before
+    assert "tab to switch" in before and "tab Track" in flat(before)
+    assert track == "comms"
+    assert "COMMUNICATE  Open the incident channel" in after
+
+
+# 3. the footer and the help screen are never cut ------------------------------------------
+
+@sizes
+def test_footer_shows_every_key_that_works_now_and_help_never_wraps_a_description(make, size):
+    app, engine = make()
+
+    async def scenario():
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            text = flat(screen_text(app))
+            screen = app.screen
+            working = [b for b in IncidentScreen.BINDINGS if b.show and b.description
+                       and screen.key_available(b.action)]
+            await press(pilot, "question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            helps = []
+            for _ in range(12):  # page through the help: every description on one line of its own
+                helps.append(screen_text(app))
+                await press(pilot, "pagedown")
+            return text, working, "\n".join(helps)
+    text, working, helps = asyncio.run(scenario())
+    for binding in working:
+        assert f"{key_display(binding)} {binding.description}" in text, binding.description
+    assert "esc Home" in text and "? Help" in text and "^p Palette" in text
+    for binding in IncidentScreen.BINDINGS + HomeScreen.BINDINGS:
+        if binding.description:
+            assert explain(binding) in helps, f"{explain(binding)!r} is cut or wrapped in the help"
+
+
+# 4. toasts go once handled ----------------------------------------------------------------
+
+@sizes
+def test_toasts_are_withdrawn_once_what_they_announced_is_handled(make, size):
+    app, engine = make()
+
+    async def scenario():
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await tick(pilot, engine, minutes=6)       # nobody acked: level 2 is paged
+            paged = [m for m in toasts(app) if "level 2" in m]
+            await press(pilot, "a")
+            await tick(pilot, engine, seconds=1)
+            after_ack = [m for m in toasts(app) if "level 2" in m]
+            await to_cap_bitrate_from_acked(pilot)
+            await press(pilot, "f")                    # verify-bitrate failed -> audio-only (gated)
+            await pilot.press(*"still freezing")
+            await press(pilot, "enter")
+            gate = [m for m in toasts(app) if "needs approval" in m]
+            await press(pilot, "p", "y")
+            await tick(pilot, engine, seconds=1)
+            return paged, after_ack, gate, [m for m in toasts(app) if "needs approval" in m]
+    paged, after_ack, gate, after_approve = asyncio.run(scenario())
+    assert paged and not after_ack
+    assert gate and not after_approve
+
+
+async def to_cap_bitrate_from_acked(pilot):
+    await press(pilot, "d", "d", "d", "c", "2", "d", "y")   # ...and apply it: now at verify-bitrate
+
+
+# 5. home --------------------------------------------------------------------------------
+
+@sizes
+def test_home_types_to_filter_opens_the_top_match_and_shows_titles_in_full(make, size):
+    app, engine = make(open_incident=False)
+    engine.open("calls-failing-one-region", "ana", incident="INC-TEST02")
+
+    async def scenario():
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            assert isinstance(app.screen, HomeScreen)
+            home = screen_text(app)
+            await pilot.press(*"video freezing")       # no key first: the filter has the focus
+            await settle(pilot)
+            top = app.screen.query_one("#playbooks").get_row_at(0)[0]
+            await press(pilot, "enter")                 # one Enter asks to open the top match
+            asked = isinstance(app.screen, (ConfirmDialog, ParameterForm))  # it has parameters: the form asks
+            await press(pilot, "enter" if isinstance(app.screen, ParameterForm) else "y")
+            return home, top, asked, type(app.screen)
+    home, top, asked, screen = asyncio.run(scenario())
+    assert "INC-TEST02" in home and "Calls failing in one region" in home  # id and title
+    assert "Enter to resume" in home and "Enter opens the top match" in home
+    assert "Video calls degraded" in home
+    assert top == "video-call-degraded" and asked and screen is IncidentScreen
+
+
+# 6. approvals on every path; flip dialogs list their flags ---------------------------------
+
+@sizes
+def test_g_respects_the_approval_a_current_step_demands_and_lists_flags(make, size):
+    app, engine = make()
+
+    async def scenario():
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await press(pilot, "g")
+            choices = flat(screen_text(app))
+            await press(pilot, "escape")
+            await to_cap_bitrate(pilot)
+            await press(pilot, "d", "y", "f")           # cap applied; verify failed -> audio-only (gated)
+            await pilot.press(*"no better")
+            await press(pilot, "enter")
+            assert app.screen.selected.id == "audio-only"
+            await press(pilot, "g", "1")                # audio-only by hand: refused until approved
+            refused = isinstance(app.screen, IncidentScreen), toasts(app)[-1]
+            await press(pilot, "d")                     # the step's own key: refused the same way
+            refused_d = isinstance(app.screen, IncidentScreen)
+            await press(pilot, "p", "y", "g", "1")
+            detail = flat(str(app.screen.query_one(".dialog-detail").render()))
+            await press(pilot, "y")
+            return choices, refused, refused_d, detail
+    choices, refused, refused_d, detail = asyncio.run(scenario())
+    assert "rtc.video.enabled → false" in choices and "rtc.video.max-bitrate-kbps → 300" in choices
+    assert refused[0] and "needs approval by commander" in refused[1]
+    assert refused_d
+    assert "rtc.video.enabled → false" in detail and "rtc.screen-share.enabled → false" in detail
+    state = engine.state("INC-TEST01")
+    assert state.degradations["audio-only"].applied and state.steps["audio-only"].approved
+
+
+# 7. empty reasons are refused, saying so ------------------------------------------------------
+
+@sizes
+@pytest.mark.parametrize("key", ["s", "f"])
+def test_an_empty_skip_or_fail_reason_is_refused_out_loud(make, size, key):
+    app, engine = make()
+
+    async def scenario():
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await press(pilot, key, "enter")
+            still = isinstance(app.screen, TextPrompt)
+            said = str(app.screen.query_one("#prompt-error").render())
+            await pilot.press(*"SFU fine")
+            await press(pilot, "enter")
+            return still, said
+    still, said = asyncio.run(scenario())
+    assert still and "A reason is required" in said
+    step = engine.state("INC-TEST01").steps["scope"]
+    assert step.status == ("skipped" if key == "s" else "failed")
+
+
+# 8. nothing that matters is cut -------------------------------------------------------------
+
+@sizes
+def test_header_and_timeline_wrap_and_long_instructions_say_there_is_more(make, size):
+    app, engine = make()
+
+    async def scenario():
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await tick(pilot, engine, seconds=5)
+            first = screen_text(app)
+            more = "more below" in first
+            if more:
+                await press(pilot, "pagedown")
+            scrolled = screen_text(app)
+            await to_cap_bitrate(pilot)
+            await press(pilot, "d", "y", "n")
+            await pilot.press(*NOTE)
+            await press(pilot, "enter")
+            return first, more, scrolled, screen_text(app), str(app.screen.query_one("#timeline").render())
+    first, more, scrolled, degraded, timeline = asyncio.run(scenario())
+    assert "page L2 in 04:55" in first
+    assert "elapsed 00:05" in first
+    assert "scope started" in flat(first)
+    if size == (80, 24):
+        assert more and "↓ more below: PgDn" in first
+        assert "degraded: low-bitrate" in degraded
+    assert "Measure how bad and where" in scrolled.split("Timeline")[0]  # the title stays put
+    assert f"note: {NOTE}" in flat(timeline) and "…" not in timeline  # wrapped, not cut
+
+
+NOTE = "SFU eu-central-1 at 95% CPU since the 02:10 deploy; rolling back to 4.18.2"
+
+
+# 9. drills end when their conditions hold; home shows their history --------------------------
+
+@sizes
+def test_a_drill_ends_on_its_conditions_and_home_shows_it_ran(make, size):
+    app, engine = make(playbook="calls-failing-one-region", drill=True, rehearse="surprise-ack")
+
+    async def scenario():
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            header = screen_text(app).splitlines()[0]
+            await press(pilot, "a", "d")                # the acknowledgement and the first step
+            await tick(pilot, engine, seconds=1)
+            ended = type(app.screen)
+            await press(pilot, "escape", "escape")
+            await settle(pilot)
+            return header, ended, flat(screen_text(app))
+    header, ended, home = asyncio.run(scenario())
+    assert "DRILL" in header and "elapsed 00:00" in header
+    assert ended is DebriefScreen
+    state = engine.state("INC-TEST01")
+    assert state.resolved and "drill over: acknowledged and first-step" in [n.data["text"] for n in state.notes]
+    assert "surprise-ack last resolved (INC-TEST01)" in home and "never run" not in home.split("surprise-ack")[1][:20]
+
+
+@sizes
+def test_a_mitigation_option_that_flips_flags_lists_them_before_asking(make, size):
+    app, engine = make(playbook="message-delivery-delayed")
+    spec = engine.catalog.models("Playbook")["message-delivery-delayed"].degradations["no-typing"]
+
+    async def scenario():
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            while app.screen.selected.id != "mitigate":
+                await press(pilot, "d")
+            await press(pilot, "c", "1")
+            assert isinstance(app.screen, ConfirmDialog)
+            return flat(str(app.screen.query_one(".dialog-detail").render()))
+    detail = asyncio.run(scenario())
+    assert "Applies “no-typing”" in detail
+    for flag in spec.set:
+        assert f"{flag} → " in detail
