@@ -43,6 +43,10 @@ class CommandError(RunbookError):
     exit_code = 5
 
 
+class ReasonNeeded(CommandError):
+    """A command that must say why was given no reason (lowering the severity)."""
+
+
 class PluginError(RunbookError):
     """No plugin could do what was asked; carries each plugin's failure."""
 

@@ -1,0 +1,131 @@
+"""Opening an incident: the playbook (never a broken or ambiguous one), the severity (given, from
+the alert's labels, or the playbook's), the parameters (checked before anything is recorded), the
+snapshot of the documents it runs on, and the first events; setting a parameter later."""
+
+from __future__ import annotations
+
+from runbook.catalog import parameters
+from runbook.catalog.suggest import did_you_mean
+from runbook.engine.clock import iso
+from runbook.engine.effects import SYSTEM
+from runbook.engine.events import Event, Opened, ParametersSet, StepStarted
+from runbook.engine.snapshot import Snapshot, documents_hash, take
+from runbook.engine.state import IncidentState
+from runbook.errors import CommandError, DocumentError, NotFoundError
+from runbook.text import check_actor
+
+
+class MissingParameters(parameters.ParameterError):
+    """Required parameters nobody gave; carries what was resolved, so a form can ask for the rest."""
+
+    def __init__(self, message: str, playbook: str, resolved: parameters.Resolved):
+        super().__init__(message)
+        self.playbook, self.resolved = playbook, resolved
+
+
+def open_incident(engine, playbook: str, actor: str, symptom: str | None = None, severity: str | None = None,
+         drill: bool = False, incident: str | None = None, rehearse: str | None = None,
+         live: bool = False, params: dict | None = None, labels: dict | None = None,
+         form: dict | None = None, from_incident: str | None = None) -> IncidentState:
+    """Open an incident on `playbook`; `rehearse` names a Drill whose injects and targets apply.
+
+    `labels` are the alert's labels: the playbook's `severity_from` maps one of them to the
+    severity, unless `severity` is given (an explicit severity wins). The playbook's parameters
+    come from `params` (--param), `form` (the TUI), the labels (through each parameter's label:)
+    and defaults; every value is checked before anything is recorded (ParameterError,
+    MissingParameters). `from_incident` is the incident handing off to this one."""
+    check_actor(actor)
+    if engine.catalog is None:
+        raise CommandError("opening an incident needs the playbook catalog")
+    _refuse_if_broken(engine.catalog, playbook, "Playbook")
+    doc = engine.catalog.find(playbook, "Playbook")
+    if doc is None:
+        left_out = " or `runbook validate`: invalid documents are left out" if engine.catalog.errors else ""
+        raise NotFoundError(f"no playbook '{playbook}'{did_you_mean(playbook, engine.catalog.ids('Playbook'))} "
+                            f"(see `runbook list --kind Playbook`{left_out})")
+    drill_doc = None
+    if rehearse is not None:
+        _refuse_if_broken(engine.catalog, rehearse, "Drill")
+        drill_doc = engine.catalog.find(rehearse, "Drill")
+        if drill_doc is None:
+            raise NotFoundError(f"no drill '{rehearse}'{did_you_mean(rehearse, engine.catalog.ids('Drill'))}")
+        drill = True
+    key = (id(engine.catalog), id(doc), id(drill_doc))
+    if key not in engine._taken:
+        stored = take(engine.catalog, doc, drill_doc)
+        engine._taken[key] = (engine.catalog, doc, drill_doc, stored, Snapshot.load(stored),
+                            documents_hash(stored["documents"]))
+    stored, snapshot, digest = engine._taken[key][3:]
+    pb = snapshot.playbook
+    if symptom is not None and symptom not in {s.id for s in pb.symptoms}:
+        raise CommandError(f"playbook {pb.id} has no symptom '{symptom}'"
+                           f"{did_you_mean(symptom, [s.id for s in pb.symptoms])}; symptoms: "
+                           f"{', '.join(s.id for s in pb.symptoms) or 'none'}")
+    severity, source = _opening_severity(pb, severity, labels or {})
+    if snapshot.levels and snapshot.level(severity) is None:
+        raise CommandError(f"unknown severity '{severity}', expected one of: "
+                           f"{', '.join(lv.id for lv in snapshot.levels)}")
+    if symptom is None and pb.symptoms:
+        symptom = pb.symptoms[0].id
+    given = parameters.resolve(pb, params, labels, form)
+    if given.missing:
+        raise MissingParameters(parameters.missing_message(pb, given.missing), pb.id, given)
+    import secrets
+
+    incident = incident or f"{'DRL' if drill else 'INC'}-{secrets.token_hex(3).upper()}"
+    now = iso(engine.clock.now())
+    first = [(actor, Opened(pb.id, pb.title, severity, pb.service, symptom, drill, stored["hash"], rehearse,
+                            bool(live and drill), digest, source, from_incident))]
+    if given.values:
+        first.append((actor, ParametersSet(given.values, given.sources)))
+    first += [(SYSTEM, StepStarted(track.steps[0].id, track.id, 1)) for track in pb.response_tracks if track.steps]
+    engine.store.create_incident(incident, stored, {"playbook": pb.id, "title": pb.title, "service": pb.service,
+                                                  "severity": severity, "drill": drill},
+                               [{"ts": now, "actor": who, "type": r.type, "data": r.to_data()} for who, r in first])
+    state = engine.state(incident)
+    engine._observe(state, state.events)
+    if engine.plugins is not None:
+        engine._record_observer_failures(engine.plugins.take_observer_failures())
+    return state
+
+
+def set_parameter(engine, incident: str, actor: str, name: str, value: str) -> list[Event]:
+    """Set (or change) one parameter mid-incident, checked like the values given at open:
+    the next server of a "drain the next server" loop."""
+    def build(state):
+        engine.require_live(state)
+        checked = parameters.check(state.playbook, name, value, "param")
+        if state.parameters.get(name) == checked:
+            raise CommandError(f"parameter {name} is already {checked!r}")
+        return [ParametersSet({name: checked}, {name: "param"})]
+    return engine._command(incident, actor, build)
+
+
+def _refuse_if_broken(catalog, doc_id: str, kind: str) -> None:
+    """DocumentError listing them when the catalog has errors about `doc_id` itself: a document of
+    that id left out for failing its schema, or several documents sharing the id. Opening must
+    never pick whichever of them happens to load, nor say "no playbook" when one is broken."""
+    problems = catalog.problems_with(doc_id, kind) if hasattr(catalog, "problems_with") else []
+    if problems:
+        what = "drill" if kind == "Drill" else "playbook"
+        count = f"{len(problems)} error{'s' if len(problems) != 1 else ''}"
+        raise DocumentError(problems, f"cannot open an incident on {what} '{doc_id}': the catalog has {count} "
+                                      f"about documents with that id (fix them; `runbook validate` checks the "
+                                      "catalog):")
+
+
+def _opening_severity(pb, severity: str | None, labels: dict) -> tuple[str, str | None]:
+    """The severity an incident opens at and where it came from (None: the playbook's default,
+    with no alert label to say otherwise)."""
+    if severity is not None:
+        return severity, "given at open"
+    rule = pb.severity_from
+    if rule is None or not labels:
+        return pb.severity, None
+    if rule.label not in labels:
+        return pb.severity, f"playbook default; no {rule.label} label"
+    label = f"label {rule.label}={labels[rule.label]}"
+    mapped = rule.severity(labels)
+    if mapped is not None:
+        return mapped, f"from {label}"
+    return pb.severity, f"playbook default; {label} is not mapped"

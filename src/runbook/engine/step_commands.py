@@ -1,0 +1,221 @@
+"""The commands that work on steps: done, skip, fail, choose, approve, run, restart, and the checks
+they share (the step is current, in the right phase, approved). Each finishes a step through the
+one step transition (engine/transition.py). Mixed into Engine, whose `_command` they use."""
+
+from __future__ import annotations
+
+from runbook.catalog.models import Step
+from runbook.catalog.suggest import did_you_mean
+from runbook.engine import answers, restarts, roles
+from runbook.engine.events import ApprovalGranted, Event, HandedOff
+from runbook.engine.limits import check_size
+from runbook.engine.state import FAILED, IncidentState
+from runbook.engine.transition import Chosen, Done, Failed, Skipped, finish
+from runbook.errors import CommandError, NotFoundError, ReasonNeeded
+
+
+class StepCommands:
+    def _require_step_phase(self, state: IncidentState, step: Step) -> None:
+        """Response steps while the incident is live; follow-up steps once it is resolved, until closed."""
+        followup = state.playbook.followup is not None and step.track == state.playbook.followup.id
+        if not followup or state.closed or not state.resolved:
+            self.require_live(state)
+        if followup and not state.resolved:
+            raise CommandError(f"step '{step.id}' is a follow-up step; it becomes current when the incident is "
+                               "resolved")
+
+    def _step(self, state: IncidentState, step_id: str | None) -> Step:
+        """The named step, or the one current step (main track first) when none is named."""
+        pb = state.playbook
+        if step_id is None:
+            current = state.current_steps()
+            if not current:
+                raise CommandError(f"incident {state.id} has no current step; every track is finished")
+            step_id = current[0]
+        try:
+            step = pb.step(step_id)
+        except KeyError:
+            raise CommandError(f"playbook {pb.id} has no step '{step_id}'"
+                               f"{did_you_mean(step_id, [s.id for s in pb.steps])}") from None
+        return step
+
+    def _current(self, state: IncidentState, step_id: str | None) -> Step:
+        if step_id is None and not state.in_followup:
+            self.require_live(state)  # "resolved" says more than "no current step"
+        step = self._step(state, step_id)
+        self._require_step_phase(state, step)
+        if state.current.get(step.track) != step.id:
+            now = state.current.get(step.track)
+            where = f"the current step of that track is '{now}'" if now else "that track is finished"
+            raise CommandError(f"step '{step.id}' is not current; {where}")
+        return step
+
+    @staticmethod
+    def _approved(state: IncidentState, step: Step) -> None:
+        if step.approval and not state.steps[step.id].approved:
+            raise CommandError(f"step '{step.id}' needs approval by {step.approval.by} first "
+                               f"(runbook incident approve {state.id} {step.id})")
+
+    def complete(self, incident: str, actor: str, step_id: str | None = None, outcome: str = "") -> list[Event]:
+        check_size("the outcome", outcome)
+        state = self.state(incident)
+        step = self._current(state, step_id)
+        roles.refuse_if_waiting(state, step)
+        if step.kind in ("decision", "choose"):
+            options = ", ".join(f"{i}. {o.label}" for i, o in enumerate(step.options, 1))
+            raise CommandError(f"step '{step.id}' is a {step.kind}; choose an option: {options}")
+        if step.kind == "handoff":
+            return self._hand_off(state, actor, step, outcome)
+        if step.kind in ("degrade", "restore"):
+            self._approved(state, step)
+            deg = state.degradations[step.degradation]
+            already = deg.applied if step.kind == "degrade" else not deg.applied
+            if not already:
+                return self.effects.flip(incident, actor, step.degradation,
+                                         "apply" if step.kind == "degrade" else "restore", step.id, None)
+            outcome = outcome or (f"{step.degradation} was already applied" if step.kind == "degrade"
+                                  else f"{step.degradation} was not applied; nothing to restore")
+
+        def build(state):
+            current = self._current(state, step.id)
+            self._approved(state, current)
+            roles.refuse_if_waiting(state, current)
+            return finish(state, current, Done(outcome))
+        return self._command(incident, actor, build)
+
+    def _hand_off(self, state: IncidentState, actor: str, step: Step, outcome: str) -> list[Event]:
+        """Open the linked incident on the step's playbook (a drill hands off to a drill), then
+        record it on this one with the step done. The new incident gets this one's values of the
+        parameters it declares; it names this one in its `opened` event."""
+        self._approved(state, step)
+        if self.catalog is None and self.catalog_loader is not None:
+            self.catalog = self.catalog_loader()
+        if self.catalog is None or self.catalog.find(step.playbook, "Playbook") is None:
+            raise NotFoundError(f"cannot hand off: no playbook '{step.playbook}' in the catalog"
+                                + (" (it has errors; `runbook validate`)" if self.catalog is not None
+                                   and self.catalog.errors else ""))
+        target = self.catalog.find(step.playbook, "Playbook").model
+        carried = {name: value for name, value in state.parameters.items() if name in target.parameters}
+        opened = self.open(step.playbook, actor, drill=state.drill, params=carried, from_incident=state.id)
+
+        def build(current):
+            checked = self._current(current, step.id)
+            return [HandedOff(step.id, step.playbook, opened.id),
+                    *finish(current, checked, Done(outcome or f"handed off to {opened.id}"))]
+        return self._command(state.id, actor, build)
+
+    def skip(self, incident: str, actor: str, step_id: str | None, reason: str) -> list[Event]:
+        if not reason.strip():
+            raise CommandError("skipping a step needs a reason")
+        check_size("the reason", reason)
+
+        def build(state):
+            step = self._current(state, step_id)
+            return finish(state, step, Skipped(reason))
+        return self._command(incident, actor, build)
+
+    def fail(self, incident: str, actor: str, step_id: str | None, reason: str = "") -> list[Event]:
+        check_size("the reason", reason)
+
+        def build(state):
+            step = self._current(state, step_id)
+            if state.steps[step.id].status == FAILED:
+                raise CommandError(f"step '{step.id}' has already failed; complete it to retry or skip it")
+            return finish(state, step, Failed(reason or "failed"))
+        return self._command(incident, actor, build)
+
+    def choose(self, incident: str, actor: str, option: str | None, step_id: str | None = None,
+               suggested: bool = False) -> list[Event]:
+        """Answer a decision with `option` (its number or label), or with the option its from:
+        suggests (`suggested`); the record says whether the choice followed the suggestion."""
+        state = self.state(incident)
+        step = self._current(state, step_id)
+        if step.kind not in ("decision", "choose"):
+            raise CommandError(f"step '{step.id}' is a {step.kind} step, not a decision")
+        roles.refuse_if_waiting(state, step)
+        if suggested:
+            hint = answers.suggestion(state, step)
+            if hint is None:
+                raise CommandError(answers.why_none(state, step))
+            index = hint.index
+        else:
+            index = _option_index(step, option)
+        chosen = step.options[index]
+        if chosen.degradation:
+            self._approved(state, step)
+            return self.effects.flip(incident, actor, chosen.degradation, "apply", step.id, index)
+
+        def build(state):
+            self._current(state, step.id)
+            self._approved(state, step)
+            roles.refuse_if_waiting(state, step)
+            hint = answers.suggestion(state, step)
+            if suggested and (hint is None or hint.index != index):
+                raise CommandError(f"the suggestion for step '{step.id}' changed meanwhile; look again")
+            return finish(state, step, Chosen(index, hint.label if hint else None))
+        return self._command(incident, actor, build)
+
+    def approve(self, incident: str, actor: str, step_id: str | None = None, override: str = "") -> list[Event]:
+        """Approve a step's gate: by the holder of its approving role, by anyone when nobody holds
+        it (the event says so), or by someone else with an `override` reason, recorded."""
+        check_size("the reason", override)
+
+        def build(state):
+            step = self._step(state, step_id)
+            self._require_step_phase(state, step)
+            if not step.approval:
+                raise CommandError(f"step '{step.id}' has no approval gate")
+            if state.current.get(step.track) != step.id:
+                raise CommandError(f"step '{step.id}' is not current yet; approve it when the flow reaches it")
+            if state.steps[step.id].approved:
+                raise CommandError(f"step '{step.id}' was already approved by {state.steps[step.id].approved_by}")
+            holder, why = roles.approval(state, step, actor, override)
+            return [ApprovalGranted(step.id, step.approval.by, holder, why)]
+        return self._command(incident, actor, build)
+
+    def restart(self, incident: str, actor: str, step_id: str, reason: str) -> list[Event]:
+        """Make `step_id` current again in its track, with a reason: it and every later step of the
+        track are pending again (their next visits are new attempts). Only a step the incident has
+        already reached; never after resolve. Flags stay as they are: restore them by hand or with
+        the track's own restore step."""
+        if not reason.strip():
+            raise ReasonNeeded("restarting from a step needs a reason")
+        check_size("the reason", reason)
+
+        def build(state):
+            self.require_live(state)
+            if step_id not in state.steps:
+                pb = state.playbook
+                raise CommandError(f"playbook {pb.id} has no step '{step_id}'"
+                                   f"{did_you_mean(step_id, [s.id for s in pb.steps])}")
+            return restarts.records(state, state.playbook.step(step_id), reason.strip())
+        return self._command(incident, actor, build)
+
+    def run(self, incident: str, actor: str, step_id: str | None = None) -> list[Event]:
+        """Run the current step's automation (run: or uses:) and record the outcome."""
+        state = self.state(incident)
+        step = self._current(state, step_id)
+        if not step.automated:
+            raise CommandError(f"step '{step.id}' has nothing to run; complete it when done")
+        self._approved(state, step)
+        roles.refuse_if_waiting(state, step)
+        if self.plugins is None:
+            raise CommandError("no plugins loaded: cannot run actions")
+        if step.kind == "wait":
+            return self.effects.poll(state, step.id)  # checking a wait by hand is one more poll
+        return self.effects.run(incident, actor, step)
+
+
+def _option_index(step: Step, option: str) -> int:
+    labels = [o.label for o in step.options]
+    text = str(option).strip()
+    if text.isdigit() and 1 <= int(text) <= len(labels):
+        return int(text) - 1
+    exact = [i for i, label in enumerate(labels) if label.lower() == text.lower()]
+    prefix = [i for i, label in enumerate(labels) if label.lower().startswith(text.lower())]
+    found = exact or prefix
+    if len(found) == 1:
+        return found[0]
+    listed = ", ".join(f"{i}. {label}" for i, label in enumerate(labels, 1))
+    raise CommandError(f"'{option}' is not {'one' if not found else 'exactly one'} of the options of step "
+                       f"'{step.id}': {listed}")
