@@ -282,8 +282,8 @@ def _waits(doc, pb: Playbook):
     waited for during the response (it cannot be done before resolve), and waits do not go round."""
     steps = {s.id: s for s in pb.steps}
     for step in pb.steps:
-        if step.wait_for is None:
-            continue
+        if step.wait_for is None or step.wait_for.step is None:
+            continue  # a signal can be given at any time
         path, target = step.path + ("wait_for", "step"), steps.get(step.wait_for.step)
         if target is None:
             yield _unresolved(doc, path, "step", step.wait_for.step, steps, "steps")

@@ -75,9 +75,11 @@ class Approval(NamedTuple):
 
 
 class WaitFor(NamedTuple):
-    """A step that cannot be completed before another step (usually in another track) is done."""
+    """A step that cannot be completed before another step (usually in another track) is done, or
+    before someone gives a signal (`runbook incident signal ID NAME`: "the commander says go")."""
 
-    step: str
+    step: str | None = None
+    signal: str | None = None
 
 
 class Step(NamedTuple):
@@ -331,7 +333,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         playbook=raw.get("playbook"),
         procedure=raw.get("procedure"),
         lint_ignore=(ignore,) if isinstance(ignore, str) else tuple(ignore),
-        wait_for=WaitFor(raw["wait_for"]["step"]) if "wait_for" in raw else None,
+        wait_for=WaitFor(raw["wait_for"].get("step"), raw["wait_for"].get("signal")) if "wait_for" in raw else None,
     )
 
 

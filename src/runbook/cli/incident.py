@@ -79,7 +79,7 @@ def summary(state, now: datetime) -> list[str]:
             continue
         step, run = pb.step(step_id), state.steps[step_id]
         extra = " — not done" if state.resolved else (f" — {run.status}" if run.status != "active" else "")
-        extra += f" — waiting for {step.wait_for.step}" if waiting_for(state, step) else ""
+        extra += f" — waiting for {waiting_for(state, step)}" if waiting_for(state, step) else ""
         gate = f" (needs approval by {one_line(step.approval.by)})" if step.approval and not run.approved else ""
         lines.append(f"    [{track}] {step.id}: {one_line(texts.text(state, step.title, step, now))} "
                      f"({step.kind}){extra}{gate}")
@@ -519,3 +519,4 @@ def show_metrics(ctx: Context, incident_id):
 
 group.add_command(roles.assign)
 group.add_command(roles.close)
+group.add_command(roles.signal)

@@ -37,6 +37,18 @@ def assign(ctx: Context, incident_id, role, person, actor, as_json):
     _print(ctx.engine().assign(incident_id, actor, role, person), as_json)
 
 
+@click.command("signal")
+@incident_argument()
+@click.argument("name")
+@actor_option
+@json_option()
+@click.pass_obj
+def signal(ctx: Context, incident_id, name, actor, as_json):
+    """Give the signal NAME that steps wait for (wait_for: {signal: NAME} in the playbook), e.g.
+    the commander's go for the liaison to post: those steps may then be done."""
+    _print(ctx.engine().signal(incident_id, actor, name), as_json)
+
+
 @click.command("close")
 @incident_argument()
 @click.option("--reason", default="", help="Why it is closed with follow-up steps not done (required then).")
@@ -73,7 +85,8 @@ def show_lines(state) -> list[str]:
             continue
         other = waiting_for(state, state.playbook.step(step_id))
         if other:
-            lines.append(f"  [{track}] {step_id} is waiting for {other} ({state.steps[other].track})")
+            where = f" ({state.steps[other].track})" if other in state.steps else ""
+            lines.append(f"  [{track}] {step_id} is waiting for {other}{where}")
     return lines
 
 

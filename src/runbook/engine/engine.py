@@ -286,6 +286,10 @@ class Engine(StepCommands):
             return [roles.assignment(state, role, person)]
         return self._command(incident, actor, build)
 
+    def signal(self, incident: str, actor: str, name: str) -> list[Event]:
+        """Give the signal steps wait for (wait_for: {signal: NAME}): "the commander says go"."""
+        return roles.give_signal(self, incident, actor, name)
+
     def escalate_now(self, incident: str, actor: str) -> list[Event]:
         state = self.state(incident)
         self.require_live(state)

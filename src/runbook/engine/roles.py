@@ -50,16 +50,44 @@ def approval(state: IncidentState, step: Step, actor: str, override: str) -> tup
 
 
 def waiting_for(state: IncidentState, step: Step) -> str | None:
-    """The step `step` waits for (wait_for:), while that step is not done yet."""
+    """What `step` waits for (wait_for:) while it has not happened: the step's id, or "signal NAME"."""
     if step.wait_for is None:
         return None
+    if step.wait_for.signal is not None:
+        return None if step.wait_for.signal in state.signals else f"signal {step.wait_for.signal}"
     other = state.steps.get(step.wait_for.step)
     return None if other is None or other.status == DONE else step.wait_for.step
 
 
 def refuse_if_waiting(state: IncidentState, step: Step) -> None:
     other = waiting_for(state, step)
-    if other is not None:
-        track = state.steps[other].track
-        raise CommandError(f"step '{step.id}' waits for step '{other}' (track {track}) to be done first")
+    if other is None:
+        return
+    if step.wait_for.signal is not None:
+        raise CommandError(f"step '{step.id}' waits for the signal '{step.wait_for.signal}'; whoever decides gives "
+                           f"it with `runbook incident signal {state.id} {step.wait_for.signal}`")
+    track = state.steps[other].track
+    raise CommandError(f"step '{step.id}' waits for step '{other}' (track {track}) to be done first")
+
+
+def give_signal(engine, incident: str, actor: str, name: str) -> list:
+    """Record that `name` was given: every step waiting for it may go ahead."""
+    from runbook.engine.events import SignalGiven
+
+    name = name.strip()
+    if not name:
+        raise CommandError("a signal needs a name, like go-public")
+
+    def build(state):
+        if state.closed:
+            raise CommandError(f"incident {state.id} is closed")
+        if name in state.signals:
+            who, at = state.signals[name]
+            raise CommandError(f"signal '{name}' was already given by {who} at {at:%H:%M:%S}")
+        waited = {s.wait_for.signal for s in state.playbook.steps if s.wait_for and s.wait_for.signal}
+        if name not in waited:
+            raise CommandError(f"no step of {state.playbook.id} waits for a signal '{name}'"
+                               f"{did_you_mean(name, sorted(waited))}; signals: {', '.join(sorted(waited)) or 'none'}")
+        return [SignalGiven(name)]
+    return engine._command(incident, actor, build)
 

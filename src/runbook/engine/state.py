@@ -113,6 +113,7 @@ class IncidentState:
     handoffs: list = field(default_factory=list)  # (step, playbook, incident opened) per handoff made
     closed_at: datetime | None = None  # the follow-up phase finished (or was closed by hand)
     holders: dict = field(default_factory=dict)  # role id -> who holds it now (role_assigned events)
+    signals: dict = field(default_factory=dict)  # signal name -> (who gave it, when)
     parameters: dict = field(default_factory=dict)  # name -> value, as set at open or since
     parameter_sources: dict = field(default_factory=dict)  # name -> param, label, form or default
     steps: dict[str, StepState] = field(default_factory=dict)

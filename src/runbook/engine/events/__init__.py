@@ -24,14 +24,14 @@ from runbook.engine.events.degradations import (DegradationApplied, DegradationF
                                                 DegradationStarted, FlagChanged)
 from runbook.engine.events.escalation import DrillInject, Escalated, Notified, ReminderFired
 from runbook.engine.events.parameters import CAPTURE, CaptureMissed, ParametersSet
-from runbook.engine.events.roles import Closed, RoleAssigned
+from runbook.engine.events.roles import Closed, RoleAssigned, SignalGiven
 __all__ = [
     "Acknowledged", "ActionFinished", "ActionItemAdded", "ActionStarted", "AlertStateChanged",
     "ApprovalGranted", "CAPTURE", "CaptureMissed", "CheckPolled", "Closed", "DecisionMade",
     "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted", "DrillInject",
     "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "HandedOff", "Mitigated",
     "NoteAdded", "Notified", "Opened", "ParametersSet", "PluginErrorRecorded", "RECORDS", "ReminderFired",
-    "Resolved", "RoleAssigned", "SeverityChanged", "StepCompleted", "StepFailed", "StepRestarted",
+    "Resolved", "RoleAssigned", "SeverityChanged", "SignalGiven", "StepCompleted", "StepFailed", "StepRestarted",
     "StepSkipped", "StepStarted", "TargetBreached", "TrackFinished", "WaitDue", "apply", "decode", "fold",
     "record", "shown_argv",
 ]

@@ -37,3 +37,14 @@ class Closed(EventRecord):
 
     def project(self, ts):
         return {"status": "closed"}
+
+
+@record("signal_given", loud="warning")
+class SignalGiven(EventRecord):
+    name: str  # steps with wait_for: {signal: NAME} may go ahead
+
+    def fold(self, state, event):
+        state.signals[self.name] = (event.actor, event.at)
+
+    def describe(self):
+        return f"signal given: {self.name}"

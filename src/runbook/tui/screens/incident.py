@@ -55,7 +55,7 @@ class IncidentScreen(Screen):
         Binding("x", "resolve", "Resolve", tooltip="Resolve the incident (restores degradations)"),
         Binding("b", "debrief", "Debrief", tooltip="Debrief: times against targets, notes and action items"),
         Binding("R", "restart", "Restart", tooltip="Restart the track from a step already reached (asks why)"),
-        Binding("tab", "next_track", "Track", tooltip="Next track (roles side by side)"),
+        Binding("G", "signal", "Signal", tooltip="Give the signal a step waits for (the commander's go)"),
         Binding("w", "export", "Export", tooltip="Write the postmortem (Markdown) to a file"),
         Binding("escape", "home", "Home", tooltip="Back to the home screen (the incident keeps running)"),
         Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
@@ -194,6 +194,9 @@ class IncidentScreen(Screen):
             return "the postmortem is exported once the incident is resolved"
         if action in STEP_ACTIONS and step is None:
             return "no current step: every track is finished"
+        if action == "signal" and not any(step.waiting_for and step.waiting_for.startswith("signal ")
+                                          for step in view.current):
+            return "no step waits for a signal"
         return {
             "ack": view.acknowledged_by and f"already acknowledged by {view.acknowledged_by}",
             "approve": step and not (step.approval_by and not step.approved_by) and f"“{step.title}” needs no approval",
@@ -393,6 +396,16 @@ class IncidentScreen(Screen):
                                              + ("" if step.holder else f" (nobody holds {step.approval_by})") + ".")
                            if part)
         self.confirm(f"Approve “{step.title}” as {step.approval_by}?", detail, lambda: self.send("approve", step.id))
+
+    def action_signal(self) -> None:
+        names = [step.waiting_for.removeprefix("signal ") for step in (self.view.current if self.view else ())
+                 if step.waiting_for and step.waiting_for.startswith("signal ")]
+        if not names:
+            self.app.notify("No step waits for a signal.", severity="warning")
+            return
+        name = names[0]
+        self.confirm(f"Give the signal “{name}”?", "The steps waiting for it may then be done; recorded with "
+                     f"your name ({self.app.actor}).", lambda: self.send("signal", name))
 
     def action_assign(self) -> None:
         roles = list(self.view.roles) if self.view else []
