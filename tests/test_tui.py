@@ -23,6 +23,8 @@ from runbook.tui.dialogs.confirm import ConfirmDialog
 from runbook.tui.screens.home import HomeScreen
 from runbook.tui.screens.incident import IncidentScreen
 
+from pilot_helpers import press, settle
+
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
 
@@ -44,20 +46,6 @@ def make(tmp_path, repo_root, fixture_catalog):
     yield factory
     for store in stores:
         store.close()
-
-
-async def settle(pilot):
-    """Let workers finish and the screen catch up (no sleeping for time)."""
-    for _ in range(5):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def press(pilot, *keys):
-    for key in keys:
-        await pilot.press(key)
-        await settle(pilot)
 
 
 def test_walk_a_playbook_to_resolution_with_the_keyboard(make, tmp_path):

@@ -5,8 +5,6 @@ each at both sizes, on the engine's virtual clock."""
 from __future__ import annotations
 
 import asyncio
-import html
-import re
 from datetime import datetime, timezone
 
 import pytest
@@ -26,6 +24,8 @@ from runbook.tui.screens.debrief import DebriefScreen
 from runbook.tui.screens.help import HelpScreen
 from runbook.tui.screens.home import HomeScreen
 from runbook.tui.screens.incident import IncidentScreen
+
+from pilot_helpers import flat, press, screen_text, settle
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 SIZES = [(80, 24), (120, 40)]
@@ -53,19 +53,6 @@ def make(tmp_path, repo_root, fixture_catalog):
         store.close()
 
 
-async def settle(pilot):
-    for _ in range(5):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def press(pilot, *keys):
-    for key in keys:
-        await pilot.press(key)
-        await settle(pilot)
-
-
 async def tick(pilot, engine, **advance):
     """Time passes on the virtual clock; the screen ticks and redraws as it would each second."""
     engine.clock.advance(**advance)
@@ -74,19 +61,6 @@ async def tick(pilot, engine, **advance):
     await settle(pilot)
     screen.refresh_view()
     await settle(pilot)
-
-
-def screen_text(app) -> str:
-    """What the terminal shows, row by row (from Textual's SVG screenshot)."""
-    svg = app.export_screenshot()
-    rows = {}
-    for y, text in re.findall(r'<text [^>]*y="([\d.]+)"[^>]*>([^<]*)</text>', svg):
-        rows.setdefault(float(y), []).append(html.unescape(text).replace("\xa0", " "))
-    return "\n".join("".join(parts) for _, parts in sorted(rows.items()))
-
-
-def flat(text: str) -> str:
-    return " ".join(text.split())
 
 
 def toasts(app) -> list[str]:

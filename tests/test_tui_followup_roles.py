@@ -5,8 +5,6 @@ another track, and a resolved incident showing its follow-up phase."""
 from __future__ import annotations
 
 import asyncio
-import html
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,6 +20,8 @@ from runbook.tui.dialogs.choice import ChoiceDialog
 from runbook.tui.dialogs.prompt import TextPrompt
 from runbook.tui.screens.incident import IncidentScreen
 
+from pilot_helpers import flat, press, screen_text, settle
+
 CATALOG = Path(__file__).parent / "followup_catalog"
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
@@ -34,25 +34,6 @@ def world(tmp_path):
     incident = engine.open("calls-followup", "ana", incident="INC-FOLLOW").id
     yield engine, incident, build_app(engine, engine.catalog, "ana", incident)
     store.close()
-
-
-async def settle(pilot):
-    for _ in range(5):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def press(pilot, *keys):
-    for key in keys:
-        await pilot.press(key)
-        await settle(pilot)
-
-
-def screen_text(app) -> str:
-    svg = app.export_screenshot()
-    text = html.unescape(" ".join(re.findall(r">([^<>]*)</text>", svg))).replace("\xa0", " ")
-    return re.sub(r"\s+", " ", text)  # styled spans come out as separate runs
 
 
 def test_assign_a_role_approve_with_override_and_see_the_followup_phase(world):
@@ -69,9 +50,9 @@ def test_assign_a_role_approve_with_override_and_see_the_followup_phase(world):
             await pilot.press(*"bo")
             await press(pilot, "enter")
             assert engine.state(incident).holders == {"commander": "bo"}
-            assert "commander: bo" in screen_text(app)
+            assert "commander: bo" in flat(screen_text(app))
             await press(pilot, "tab")  # the liaison's track: its step waits for the commander's
-            assert "WAITING for declare" in screen_text(app)
+            assert "WAITING for declare" in flat(screen_text(app))
             await press(pilot, "d")
             assert engine.state(incident).steps["post-status"].status == "active"
             await press(pilot, "tab")
@@ -85,7 +66,7 @@ def test_assign_a_role_approve_with_override_and_see_the_followup_phase(world):
             engine.resolve(incident, "ana")
             app.screen.refresh_view()
             await settle(pilot)
-            text = screen_text(app)
+            text = flat(screen_text(app))
             assert "RESOLVED after" in text and "· FOLLOW-UP" in text
             assert "Follow-up (commander) — af" in text
             assert "Write the postmortem" in text

@@ -18,6 +18,8 @@ from runbook.tui.app import build_app
 from runbook.tui.dialogs.choice import ChoiceDialog
 from runbook.tui.dialogs.prompt import TextPrompt
 
+from pilot_helpers import press, settle
+
 HERE = Path(__file__).parent
 
 
@@ -51,19 +53,6 @@ def make(tmp_path):
     yield factory
     for store in stores:
         store.close()
-
-
-async def settle(pilot):
-    for _ in range(5):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def press(pilot, *keys):
-    for key in keys:
-        await pilot.press(key)
-        await settle(pilot)
 
 
 def test_a_timed_wait_coming_due_is_announced(make):
