@@ -393,7 +393,7 @@ def set_parameter(ctx: Context, incident_id, assignments, actor, as_json):
 @json_option()
 @click.pass_obj
 def severity(ctx: Context, incident_id, level, reason, actor, as_json):
-    """Change the severity to LEVEL (e.g. SEV1); response targets and the escalation ladder follow.
+    """Change the severity to LEVEL, like SEV1; response targets and the escalation ladder follow.
     Lowering it needs --reason."""
     try:
         events = ctx.engine().severity(incident_id, actor, level, reason)
