@@ -97,7 +97,7 @@ def test_a_bad_or_missing_value_is_one_line_and_nothing_is_opened(rb, args, mess
 def test_param_later_is_checked_the_same_way(rb):
     iid = rb("incident", "open", "drain-next-server", "--param", "region=eu-west-1", "--param", "host=a").strip()
     assert rb("incident", "param", iid, "region=west", expect=2) == \
-        "runbook: error: parameter region: 'west' does not match ^[a-z]+-[a-z]+-[0-9]+$ (from --param)\n"
+        "runbook: error: parameter region: 'west' does not match ^[a-z]+-[a-z]+-[0-9]+$ (from runbook incident param)\n"
     assert rb("incident", "param", iid, "host=a", expect=5) == "runbook: error: parameter host is already 'a'\n"
 
 

@@ -72,7 +72,7 @@ def check(playbook: Playbook, name: str, value: str, source: str) -> str:
 
 def _where(source: str, parameter: Parameter) -> str:
     return {"param": "--param", "label": f"alert label {parameter.label}", "form": "the form",
-            "default": "its default"}.get(source, source)
+            "default": "its default", "set": "runbook incident param"}.get(source, source)
 
 
 def resolve(playbook: Playbook, params: dict | None = None, labels: dict | None = None,

@@ -58,8 +58,14 @@ def summary(state, now: datetime) -> list[str]:
     if state.acknowledged_by:
         lines.append(f"  acknowledged by {one_line(state.acknowledged_by)} at {state.acknowledged_at:%H:%M:%S}")
     for name, (deadline, met) in timers.deadlines(state).items():
-        status = f"met at {met:%H:%M:%S}" if met else ("BREACHED" if deadline <= now else _in((deadline - now).total_seconds()))
-        lines.append(f"  {name} target {deadline:%H:%M:%S}: {status}")
+        if met:
+            status = f"met at {met:%H:%M:%S}"
+        elif state.resolved:  # the clocks stopped at resolve: a target not reached then never will be
+            status = "missed" if deadline <= state.resolved_at else "not reached before resolve"
+        else:
+            status = "BREACHED" if deadline <= now else _in((deadline - now).total_seconds())
+        when = f"{deadline:%H:%M:%S}" if deadline.date() == now.date() else f"{deadline:%Y-%m-%d %H:%M:%S}"
+        lines.append(f"  {name} target {when}: {status}")
     nxt = timers.next_escalation(state)
     if nxt:
         lines.append(f"  next escalation: level {nxt.data['level']} {_in((nxt.at - now).total_seconds())}")
@@ -69,16 +75,20 @@ def summary(state, now: datetime) -> list[str]:
         lines.append(f"  alert resolved at its source since {state.alert_changes[-1][0]:%H:%M:%S} "
                      "(severity rises wait)")
     lines += roles.show_lines(state)
-    # once resolved, a step still current was left undone: it is not in progress any more
-    lines.append("  left undone:" if state.resolved else "  current steps:")
+    # once resolved, a response step still current was left undone: it is not in progress any more;
+    # in the follow-up phase the follow-up steps are the current ones
+    undone = state.resolved and not state.in_followup
+    lines.append("  left undone:" if undone else "  current steps:")
     for track, step_id in state.current.items():
         if state.in_followup and track != "followup":
             continue  # the response is over: only the follow-up steps are current
+        if undone and step_id is None:
+            continue  # a finished track left nothing undone
         if step_id is None:
             lines.append(f"    [{track}] {'not started (begins at resolve)' if track == 'followup' and not state.resolved else 'finished'}")
             continue
         step, run = pb.step(step_id), state.steps[step_id]
-        extra = " — not done" if state.resolved else (f" — {run.status}" if run.status != "active" else "")
+        extra = " — not done" if undone else (f" — {run.status}" if run.status != "active" else "")
         extra += f" — waiting for {waiting_for(state, step)}" if waiting_for(state, step) else ""
         gate = f" (needs approval by {one_line(step.approval.by)})" if step.approval and not run.approved else ""
         lines.append(f"    [{track}] {step.id}: {one_line(texts.text(state, step.title, step, now))} "
@@ -87,6 +97,10 @@ def summary(state, now: datetime) -> list[str]:
             lines.append(f"        {clock}")
         if step.run is not None:
             lines.append(f"        $ {one_line(texts.shown_command(state, step, now))}")
+        if step.template:  # what to post, filled as it will be sent
+            where = " · ".join(one_line(x) for x in (step.channel, step.audience) if x)
+            lines.append(f"        message{f' ({where})' if where else ''}: "
+                         f"{one_line(texts.text(state, step.template, step, now))}")
         for i, option in enumerate(step.options, 1):
             lines.append(f"        {i}. {one_line(option.label)}")
         hint = answers.suggestion(state, step)
@@ -213,6 +227,9 @@ def show(ctx: Context, incident_id, as_json):
     if as_json:
         data = export_json(state)
         data["current"] = state.current
+        now = engine.clock.now()
+        data["messages"] = {sid: texts.text(state, state.playbook.step(sid).template, state.playbook.step(sid), now)
+                            for sid in state.current_steps() if state.playbook.step(sid).template}
         data["suggestions"] = suggestions(state)
         data["integrity"] = {"ok": check.ok, "problems": list(check.problems)}
         dump(data)

@@ -74,12 +74,22 @@ def open_incident(engine, playbook: str, actor: str, symptom: str | None = None,
 
     incident = incident or f"{'DRL' if drill else 'INC'}-{secrets.token_hex(3).upper()}"
     now = iso(engine.clock.now())
-    first = [(actor, Opened(pb.id, pb.title, severity, pb.service, symptom, drill, stored["hash"], rehearse,
+    title = pb.title
+    if pb.templated:  # "Disk filling up on {host}": the incident's title says which host
+        from runbook.catalog.templates import LENIENT, TemplateError, render
+
+        known = {"incident": incident, "severity": severity, "service": pb.service, "playbook": pb.id,
+                 **{name: str(value) for name, value in given.values.items()}}
+        try:
+            title = render(pb.title, known, LENIENT)
+        except TemplateError:
+            title = pb.title
+    first = [(actor, Opened(pb.id, title, severity, pb.service, symptom, drill, stored["hash"], rehearse,
                             bool(live and drill), digest, source, from_incident))]
     if given.values:
         first.append((actor, ParametersSet(given.values, given.sources)))
     first += [(SYSTEM, StepStarted(track.steps[0].id, track.id, 1)) for track in pb.response_tracks if track.steps]
-    engine.store.create_incident(incident, stored, {"playbook": pb.id, "title": pb.title, "service": pb.service,
+    engine.store.create_incident(incident, stored, {"playbook": pb.id, "title": title, "service": pb.service,
                                                   "severity": severity, "drill": drill},
                                [{"ts": now, "actor": who, "type": r.type, "data": r.to_data()} for who, r in first])
     state = engine.state(incident)
@@ -94,7 +104,9 @@ def set_parameter(engine, incident: str, actor: str, name: str, value: str) -> l
     the next server of a "drain the next server" loop."""
     def build(state):
         engine.require_live(state)
-        checked = parameters.check(state.playbook, name, value, "param")
+        if name == "severity" and name not in state.playbook.parameters:
+            raise CommandError("severity is not a parameter; change it with `runbook incident severity ID LEVEL`")
+        checked = parameters.check(state.playbook, name, value, "set")
         if state.parameters.get(name) == checked:
             raise CommandError(f"parameter {name} is already {checked!r}")
         return [ParametersSet({name: checked}, {name: "param"})]

@@ -86,8 +86,9 @@ def give_signal(engine, incident: str, actor: str, name: str) -> list:
             raise CommandError(f"signal '{name}' was already given by {who} at {at:%H:%M:%S}")
         waited = {s.wait_for.signal for s in state.playbook.steps if s.wait_for and s.wait_for.signal}
         if name not in waited:
-            raise CommandError(f"no step of {state.playbook.id} waits for a signal '{name}'"
-                               f"{did_you_mean(name, sorted(waited))}; signals: {', '.join(sorted(waited)) or 'none'}")
+            hint = did_you_mean(name, sorted(waited))
+            raise CommandError(f"no step of {state.playbook.id} waits for a signal '{name}'" +
+                               (hint.rstrip("?") + "?" if hint else f"; its signals: {', '.join(sorted(waited)) or 'none'}"))
         return [SignalGiven(name)]
     return engine._command(incident, actor, build)
 
