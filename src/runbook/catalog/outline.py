@@ -172,8 +172,15 @@ def _step_line(step: Step, number: int) -> str:
         extras.append(f"hands off to playbook {step.playbook}")
     if step.procedure and step.kind != "include":
         extras.append(f"from procedure {step.procedure}")
-    if step.kind == "wait":
-        extras.append(f"poll every {format_duration(step.every or 30)} for up to {format_duration(step.timeout or 0)}")
+    if step.kind == "wait" and step.wait_time is not None:
+        extras.append(f"timed wait: due {format_duration(step.wait_time)} after it starts")
+    elif step.kind == "wait":
+        backoff = f", backing off ×{step.backoff:g} up to {format_duration(step.max_every)}" if step.backoff != 1 and \
+            step.max_every else ""
+        extras.append(f"poll every {format_duration(step.every or 30)}{backoff} for up to "
+                      f"{format_duration(step.timeout or 0)}")
+        if step.on_broken not in ("keep-polling", None):
+            extras.append(f"a broken check → {step.on_broken}")
     if step.mitigates:
         extras.append("MITIGATES")
     tail = f"  ({'; '.join(extras)})" if extras else ""
