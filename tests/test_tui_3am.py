@@ -347,3 +347,17 @@ def test_a_mitigation_option_that_flips_flags_lists_them_before_asking(make, siz
     assert "Applies “no-typing”" in detail
     for flag in spec.set:
         assert f"{flag} → " in detail
+
+
+def test_back_home_typing_goes_to_the_filter_again(make):
+    app, engine = make(open_incident=False)
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await press(pilot, "tab")                       # focus leaves the filter
+            await pilot.press(*"calls failing")            # typing still lands in the filter
+            await settle(pilot)
+            return app.screen.query_one("#filter").value, app.screen.query_one("#playbooks").get_row_at(0)[0]
+    value, top = asyncio.run(scenario())
+    assert value == "calls failing" and top == "calls-failing-one-region"

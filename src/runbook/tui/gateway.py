@@ -46,6 +46,7 @@ class StepRow(NamedTuple):
     status: str
     attempt: int
     current: bool
+    settled: bool = False  # a restore step whose degradation is no longer applied (resolve restored it)
 
 
 class TrackView(NamedTuple):
@@ -85,6 +86,7 @@ class CurrentStep(NamedTuple):
     holder: str | None = None  # who holds the approving role; None when nobody does
     waiting_for: str | None = None  # the step (in another track) this one waits for, while not done
     option_degradations: tuple[str | None, ...] = ()  # the degradation each option applies, if any
+    post_to: str = ""  # a communicate step: where its message goes (channel · audience)
 
 
 class LadderRow(NamedTuple):
@@ -200,8 +202,10 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
     tracks, current = [], []
     current_ids = set(state.current_steps())  # in the follow-up phase, only the follow-up's
     for track in pb.tracks:
-        rows = tuple(StepRow(s.id, one_line(texts.text(state, s.title, s, now)), s.kind, state.steps[s.id].status, state.steps[s.id].attempt,
-                             state.current.get(track.id) == s.id) for s in track.steps)
+        rows = tuple(StepRow(s.id, one_line(texts.text(state, s.title, s, now)), s.kind, state.steps[s.id].status,
+                             state.steps[s.id].attempt, state.current.get(track.id) == s.id,
+                             s.kind == "restore" and s.degradation in state.degradations
+                             and not state.degradations[s.degradation].touched) for s in track.steps)
         tracks.append(TrackView(track.id, one_line(track.title), _maybe(track.role), rows,
                                 state.current.get(track.id)))
         step_id = state.current.get(track.id)
@@ -216,12 +220,13 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 shown(fill(step.question or "")), tuple(one_line(o.label) for o in step.options), left,
                 _maybe(step.approval.by if step.approval else None), _maybe(run.approved_by if run.approved else None),
                 step.automated, _command(state, step, now), _maybe(step.degradation), run.status,
-                _maybe(step.role or track.role), _maybe(fill(step.template) if step.template else None),
+                _maybe(step.role or track.role), shown(fill(step.template)) if step.template else None,
                 one_line(run.last_poll or ""), shown(fill(step.approval.prompt)) if step.approval else "",
                 *_last_run(state, step), *_suggested(state, step), _maybe(step.playbook),
                 _maybe(state.holders.get(step.approval.by)) if step.approval else None,
                 _maybe(waiting_for(state, step)),
-                tuple(_maybe(o.degradation) for o in step.options)))
+                tuple(_maybe(o.degradation) for o in step.options),
+                " · ".join(one_line(x) for x in (step.channel, step.audience) if x)))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:

@@ -46,7 +46,7 @@ class HomeScreen(Screen):
             yield Label("Open incidents — tab, then Enter to resume", classes="pane-title")
             yield DataTable(id="incidents", cursor_type="row", zebra_stripes=True)
             yield Label("Playbooks — type what you see, Enter opens the top match", classes="pane-title")
-            yield Input(placeholder="What do you see? e.g. video freezing in one region", id="filter")
+            yield Input(placeholder="What do you see? e.g. video freezing in one region", id="filter", select_on_focus=False)
             yield DataTable(id="playbooks", cursor_type="row", zebra_stripes=True)
             yield Label("Drills", classes="pane-title")
             yield Static("No drills are due.", id="drills")
@@ -62,6 +62,20 @@ class HomeScreen(Screen):
         if event.key == "down" and isinstance(self.focused, Input):
             event.stop()
             self.query_one("#playbooks", DataTable).focus()
+        elif event.is_printable and event.character and event.character.isalnum() \
+                and not isinstance(self.focused, Input) and event.character not in self.letter_keys():
+            # typing a symptom anywhere on home goes to the filter, as the heading says
+            event.stop()
+            box = self.query_one("#filter", Input)
+            box.value = event.character
+            box.cursor_position = len(box.value)
+            box.focus()
+
+    def on_screen_resume(self) -> None:
+        self.query_one("#filter", Input).focus()  # back from an incident: ready to type again
+
+    def letter_keys(self) -> set[str]:
+        return {key for binding in self.BINDINGS for key in binding.key.split(",") if len(key) == 1}
 
     def on_mount(self) -> None:
         # fixed widths: the tables look the same whichever worker fills them first

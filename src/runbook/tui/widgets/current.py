@@ -167,8 +167,8 @@ class CurrentStepPanel(Vertical):
             head.append(f"\n$ {step.command}", style="bold green")
         if step.last_poll:
             head.append(f"\nlast check: {step.last_poll}", style="dim")
-        if step.template:
-            head.append(f"\nmessage: {step.template}", style="italic")
+        if step.template:  # the message itself scrolls below, whole, with its line breaks
+            head.append(f"\nmessage to post{f' ({step.post_to})' if step.post_to else ''}: below", style="italic")
         if step.approval_by:
             gate = (f"approved by {step.approved_by}" if step.approved_by
                     else f"needs approval by {step.approval_by} ({self.key('approve')})")
@@ -177,10 +177,16 @@ class CurrentStepPanel(Vertical):
         title.update(head, layout=lines != self._title_lines)  # same height: repaint only
         self._output(last_run(step))
         self._title_lines = lines
-        key = (step.id, step.track)
+        key = (step.id, step.track, step.template)
         if self._shown_step != key:
             if key not in self._rendered:
-                self._rendered[key] = _markdown(step.instructions) if step.instructions else ""
+                body = _markdown(step.instructions) if step.instructions else ""
+                if step.template:
+                    from rich.console import Group
+
+                    message = Text(step.template + "\n", style="italic")
+                    body = Group(message, body) if body else message
+                self._rendered[key] = body
             markdown.update(self._rendered[key])
             self.query_one("#current-body", VerticalScroll).scroll_home(animate=False)
             self._shown_step = key
@@ -201,6 +207,8 @@ class CurrentStepPanel(Vertical):
             body.append("Left undone:\n", style="bold")
             for track, step in undone:
                 body.append(f"  – {step.title}", style="yellow")
+                if step.settled:  # its flags are back already: only the step itself was not ticked off
+                    body.append("  (its flags were restored at resolve)", style="green")
                 body.append(f"  ({track.title})\n" if len(view.tracks) > 1 else "\n", style="dim")
         else:
             body.append("Every step was done.\n", style="green")
