@@ -29,7 +29,9 @@ class ChoiceDialog(ModalScreen[int | None]):
             yield Label(self.title_text, classes="dialog-title", markup=False)
             yield OptionList(*[Option(Text(f"{i}. {label}"), id=str(i - 1)) for i, label in enumerate(self.choices, 1)],
                              id="choices")
-            yield Label("[b]1-9[/b] or [b]Enter[/b] pick   [b]Esc[/b] cancel", classes="dialog-keys")
+            digits = f"1-{min(len(self.choices), 9)}" if len(self.choices) > 1 else "1"
+            more = " (↑↓ for the rest)" if len(self.choices) > 9 else ""
+            yield Label(f"[b]{digits}[/b]{more} or [b]↑↓ Enter[/b] pick   [b]Esc[/b] cancel", classes="dialog-keys")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(int(event.option.id))
