@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 
 from runbook.errors import RunbookError
@@ -78,7 +78,8 @@ class IncidentScreen(Screen):
         yield IncidentHeader(id="incident-header")
         yield TrackStrip(id="tracks")
         with Horizontal(id="incident-body"):
-            yield StepList(id="steps")
+            with VerticalScroll(id="steps-scroll"):  # tab brings the selected track's step into sight
+                yield StepList(id="steps")
             with Vertical(id="center"):
                 yield CurrentStepPanel(id="current")
                 yield Timeline(id="timeline")

@@ -188,7 +188,7 @@ class StepList(ViewPanel):
                 out.append("  (begins when resolved)\n" if begins else "  (track finished)\n", style="dim")
         self.put(out)
         # the selected track's current step stays in sight (the comms track is below the main one)
-        self.call_after_refresh(lambda: self.scroll_to(y=max(0, at - 3), animate=False))
+        self.call_after_refresh(lambda: self.parent.scroll_to(y=max(0, at - 3), animate=False))
 
 
 class LadderPanel(ViewPanel):
