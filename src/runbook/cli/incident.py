@@ -10,10 +10,9 @@ import click
 from runbook.catalog.durations import format_duration
 from runbook.cli import roles
 from runbook.cli.context import Context
-from runbook.cli.options import actor_option, incident_argument, json_option, parameter_options
+from runbook.cli.options import actor_option, incident_argument, json_option, opening_options, reason_required
 from runbook.cli.output import dump, echo
 from runbook.engine import answers, step_timers, texts, timers
-from runbook.engine.engine import ReasonNeeded
 from runbook.engine.roles import waiting_for
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, step_outputs
 from runbook.errors import UsageError
@@ -148,13 +147,7 @@ def group():
 
 
 @group.command("open")
-@click.argument("playbook")
-@click.option("--symptom", help="Which of the playbook's symptoms was seen (default: the first).")
-@click.option("--severity", help="Severity level (default: from the labels by the playbook's severity_from, "
-                                 "else the playbook's).")
-@click.option("--drill", is_flag=True, help="A rehearsal: marked DRILL, flags go to the sandbox file.")
-@parameter_options
-@actor_option
+@opening_options
 @json_option()
 @click.pass_obj
 def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labels, actor, as_json):
@@ -412,10 +405,8 @@ def set_parameter(ctx: Context, incident_id, assignments, actor, as_json):
 def severity(ctx: Context, incident_id, level, reason, actor, as_json):
     """Change the severity to LEVEL, like SEV1; response targets and the escalation ladder follow.
     Lowering it needs --reason."""
-    try:
+    with reason_required():
         events = ctx.engine().severity(incident_id, actor, level, reason)
-    except ReasonNeeded as exc:
-        raise UsageError(f"{exc}: add --reason TEXT") from None
     _print_events(events, as_json)
 
 

@@ -7,10 +7,8 @@ import click
 
 from runbook.cli.context import Context
 from runbook.cli.incident import _print_events, group
-from runbook.cli.options import actor_option, incident_argument, json_option
+from runbook.cli.options import actor_option, incident_argument, json_option, reason_required
 from runbook.cli.output import echo
-from runbook.engine.engine import ReasonNeeded
-from runbook.errors import UsageError
 
 
 @group.command("restart")
@@ -24,10 +22,8 @@ def restart(ctx: Context, incident_id, step, reason, actor, as_json):
     """Restart STEP's track from STEP, a step the incident already reached: STEP becomes current
     again (a new attempt) and every later step of the track is pending again. Needs --reason;
     refused after resolve. Flags stay as they are."""
-    try:
+    with reason_required():
         events = ctx.engine().restart(incident_id, actor, step, reason)
-    except ReasonNeeded as exc:
-        raise UsageError(f"{exc}: add --reason TEXT") from None
     _print_events(events, as_json)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from contextlib import contextmanager
 
 import click
 
@@ -72,3 +73,30 @@ def parameter_options(command):
     return click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
                         callback=lambda ctx, param, value: parse_pairs(value, "--param"),
                         help="A playbook parameter, e.g. --param region=eu-west-1. Repeatable.")(command)
+
+
+def opening_options(command):
+    """PLAYBOOK and what every command that opens an incident takes: --symptom, --severity,
+    --drill, the playbook's parameters (--param, --label) and --as."""
+    for decorate in reversed((
+            click.argument("playbook"),
+            click.option("--symptom", help="Which of the playbook's symptoms was seen (default: the first)."),
+            click.option("--severity", help="Severity level (default: from the labels by the playbook's "
+                                            "severity_from, else the playbook's)."),
+            click.option("--drill", is_flag=True, help="A rehearsal: marked DRILL, flags go to the sandbox file."),
+            parameter_options,
+            actor_option)):
+        command = decorate(command)
+    return command
+
+
+@contextmanager
+def reason_required():
+    """A command the engine refused for want of a reason (ReasonNeeded) is a usage error here:
+    say which option gives it."""
+    from runbook.errors import ReasonNeeded, UsageError
+
+    try:
+        yield
+    except ReasonNeeded as exc:
+        raise UsageError(f"{exc}: add --reason TEXT") from None

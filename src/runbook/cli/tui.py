@@ -7,7 +7,7 @@ import sys
 import click
 
 from runbook.cli.context import Context, load_catalog
-from runbook.cli.options import actor_option, incident_argument, parameter_options
+from runbook.cli.options import actor_option, incident_argument, opening_options
 from runbook.cli.output import echo
 from runbook.engine import Engine
 from runbook.engine.engine import MissingParameters
@@ -40,13 +40,7 @@ def require_terminal(command: str, instead: str) -> None:
 
 
 @click.command("open", short_help="Open an incident on a playbook, straight into the TUI.")
-@click.argument("playbook")
-@click.option("--symptom", help="Which of the playbook's symptoms was seen (default: the first).")
-@click.option("--severity", help="Severity level (default: from the labels by the playbook's severity_from, "
-                                 "else the playbook's).")
-@click.option("--drill", is_flag=True, help="A rehearsal: marked DRILL, flags go to the sandbox file.")
-@parameter_options
-@actor_option
+@opening_options
 @click.pass_obj
 def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labels, actor):
     """Open an incident on PLAYBOOK and walk it in the TUI (pages escalation level 1).
