@@ -249,12 +249,24 @@ def _migration_6(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["type", "incident"], index_name="idx_events_type_incident")
 
 
+def _migration_7(db: sqlite_utils.Database) -> None:
+    # the alert ledger of `runbook serve`: one row per alert occurrence (fingerprint, start time)
+    db["alerts"].create({"fingerprint": str, "starts_at": str, "status": str, "ends_at": str, "alertname": str,
+                         "labels": str, "annotations": str, "generator_url": str, "receiver": str,
+                         "first_seen": str, "last_seen": str, "deliveries": int, "playbook": str,
+                         "symptom": str, "incident": str, "outcome": str, "reason": str, "owner": str},
+                        pk=("fingerprint", "starts_at"), not_null={"status", "first_seen", "outcome"})
+    db["alerts"].create_index(["last_seen"], index_name="idx_alerts_last_seen")
+    db["alerts"].create_index(["incident"], index_name="idx_alerts_incident")
+
+
 MIGRATIONS = ((1, "events, incidents projection, snapshots", _migration_1),
               (2, "index incidents by opening time", _migration_2),
               (3, "summaries of simulated drill runs", _migration_3),
               (4, "drill schedule: the last occurrence each drill fired or skipped", _migration_4),
               (5, "events: a keyed signature of each event's hash", _migration_5),
-              (6, "incidents: a signed anchor of the log's end; events indexed by type", _migration_6))
+              (6, "incidents: a signed anchor of the log's end; events indexed by type", _migration_6),
+              (7, "alerts received by runbook serve", _migration_7))
 
 # How the incidents summary takes each column an event's projection sets: the first time wins
 # for the *_at columns, status only moves forward, the rest take the latest value.
@@ -268,7 +280,117 @@ def _like_prefix(text: str) -> str:
     return text.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-class Store:
+ALERT_COLUMNS = ("fingerprint", "starts_at", "status", "ends_at", "alertname", "labels", "annotations",
+                 "generator_url", "receiver", "first_seen", "last_seen", "deliveries", "playbook", "symptom",
+                 "incident", "outcome", "reason", "owner")
+_ALERT_JSON = ("labels", "annotations", "owner")
+_STILL_OPEN = ("open", "acknowledged", "mitigated")
+
+
+def _alert_row(values) -> dict:
+    row = dict(zip(ALERT_COLUMNS, values))
+    for name in _ALERT_JSON:
+        row[name] = json.loads(row[name]) if row[name] else ({} if name != "owner" else None)
+    return row
+
+
+class _AlertLedger:
+    """The alerts `runbook serve` received (SQLite): one row per occurrence of an alert, keyed on
+    its fingerprint (a hash of its labels) and its start time, so a repeat or a retry of the same
+    delivery finds its row and a new occurrence of the same alert gets a new one."""
+
+    @_guarded
+    def receive_alert(self, alert: dict, now: str, new_incident: str | None, owner: dict | None) -> tuple[dict, bool]:
+        """Record one delivery of `alert` (a dict of ALERT_COLUMNS: fingerprint, starts_at, status,
+        labels... and the playbook/symptom it matched, if any) in one transaction.
+
+        Seen before: its row is updated (last_seen, deliveries, a move from firing to resolved)
+        and returned as it was before, with False. New: when an earlier occurrence of the same
+        fingerprint is linked to an incident still open, the new one is linked to it
+        (outcome 'attached'); else a firing alert with a playbook reserves `new_incident` (outcome
+        'pending', `owner` recorded until the incident exists); else it is kept as 'unmatched'
+        (or 'resolved' when runbook first hears of it resolved). Returns (row, True)."""
+        key = [alert["fingerprint"], alert["starts_at"]]
+        with self._write():
+            found = self.conn.execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE fingerprint = ? "
+                                      "AND starts_at = ?", key).fetchone()
+            if found is not None:
+                before = _alert_row(found)
+                resolving = alert["status"] == "resolved" and before["status"] != "resolved"
+                self.conn.execute("UPDATE alerts SET last_seen = ?, deliveries = deliveries + 1, "
+                                  "status = CASE WHEN ? THEN 'resolved' ELSE status END, "
+                                  "ends_at = CASE WHEN ? THEN ? ELSE ends_at END "
+                                  "WHERE fingerprint = ? AND starts_at = ?",
+                                  [now, resolving, resolving, alert.get("ends_at"), *key])
+                return before, False
+            linked = self.conn.execute(
+                "SELECT a.incident FROM alerts a JOIN incidents i ON i.id = a.incident WHERE a.fingerprint = ? "
+                f"AND i.status IN ({', '.join('?' * len(_STILL_OPEN))}) ORDER BY a.starts_at DESC LIMIT 1",
+                [alert["fingerprint"], *_STILL_OPEN]).fetchone()
+            row = {name: alert.get(name) for name in ALERT_COLUMNS}
+            row.update(first_seen=now, last_seen=now, deliveries=1, owner=None)
+            if linked:
+                row.update(incident=linked[0], outcome="attached")
+            elif alert["status"] == "resolved":
+                row.update(incident=None, outcome="resolved",
+                           reason=row.get("reason") or "resolved before runbook saw it fire")
+            elif alert.get("playbook") and new_incident:
+                row.update(incident=new_incident, outcome="pending", owner=owner)
+            else:
+                row.update(incident=None, outcome="unmatched")
+            values = [json.dumps(row[n], ensure_ascii=False) if n in _ALERT_JSON and row[n] is not None else row[n]
+                      for n in ALERT_COLUMNS]
+            self.conn.execute(f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) VALUES "
+                              f"({', '.join('?' * len(ALERT_COLUMNS))})", values)
+            return row, True
+
+    @_guarded
+    def take_over_alert(self, fingerprint: str, starts_at: str, previous: dict | None, owner: dict) -> bool:
+        """Make `owner` the one to open a pending alert's incident, if `previous` still holds it
+        (its owner is gone); False when someone else took it or it is no longer pending."""
+        with self._write():
+            cursor = self.conn.execute(
+                "UPDATE alerts SET owner = ? WHERE fingerprint = ? AND starts_at = ? AND outcome = 'pending' "
+                "AND owner IS ?", [json.dumps(owner), fingerprint, starts_at,
+                                    json.dumps(previous) if previous is not None else None])
+            return cursor.rowcount == 1
+
+    @_guarded
+    def settle_alert(self, fingerprint: str, starts_at: str, outcome: str, reason: str | None = None,
+                     incident: str | None = "keep") -> None:
+        """Set a row's outcome (and reason); the owner is cleared."""
+        sets, params = ["outcome = ?", "reason = ?", "owner = NULL"], [outcome, reason]
+        if incident != "keep":
+            sets.append("incident = ?")
+            params.append(incident)
+        with self._write():
+            self.conn.execute(f"UPDATE alerts SET {', '.join(sets)} WHERE fingerprint = ? AND starts_at = ?",
+                              [*params, fingerprint, starts_at])
+
+    @_guarded
+    def alerts(self, outcome: str | None = None, incident: str | None = None, pending: bool = False,
+               limit: int | None = None) -> list[dict]:
+        """Received alerts, the latest seen first; filtered by outcome, by incident, or only those
+        still 'pending' (an incident reserved, not yet opened)."""
+        where, params = [], []
+        if outcome:
+            where.append("outcome = ?")
+            params.append(outcome)
+        if pending:
+            where.append("outcome = 'pending'")
+        if incident:
+            where.append("incident = ?")
+            params.append(incident)
+        sql = f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY last_seen DESC, fingerprint"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [_alert_row(r) for r in self.conn.execute(sql, params).fetchall()]
+
+
+class Store(_AlertLedger):
     def __init__(self, path: str | None = None, key: bytes | None | str = "auto", key_created: str | None = None):
         self.path = path or default_path()
         if key == "auto":

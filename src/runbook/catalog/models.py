@@ -231,6 +231,7 @@ class Playbook:
     tracks: tuple[Track, ...] = ()
     parameters: dict = field(default_factory=dict)  # name -> Parameter
     templated: bool = False  # declares parameters:, so every text is a template (catalog/templates.py)
+    on_alert_resolved: str = "record"  # what `runbook serve` does when the alert resolves: record or resolve
 
     @cached_property
     def steps(self) -> tuple[Step, ...]:
@@ -381,6 +382,7 @@ def build_playbook(data: dict) -> Playbook:
         severity_from=SeverityFrom(severity_from.get("label", "severity"),
                                    {str(k): v for k, v in severity_from["map"].items()}) if severity_from else None,
         escalation_by_severity=by_severity,
+        on_alert_resolved=data.get("on_alert_resolved", "record"),
         roles={rid: Role(rid, r["title"], r.get("summary", "")) for rid, r in data.get("roles", {}).items()},
         symptoms=tuple(
             Symptom(

@@ -17,7 +17,7 @@ import sys
 import click
 
 from runbook import __version__
-from runbook.cli import catalog, drills, flags, incident, plugins, report, tui
+from runbook.cli import catalog, drills, flags, incident, plugins, report, serve, tui
 from runbook.cli import incident_flow  # noqa: F401  (adds restart and alert to the incident group)
 from runbook.cli.context import CATALOG_HELP, Context
 from runbook.cli.options import default_actor
@@ -193,7 +193,7 @@ def _overview(ctx: Context) -> None:
 
 for command in (catalog.validate, catalog.list_documents, catalog.show, catalog.match, catalog.schema,
                 tui.open_incident, tui.resume, incident.group, drills.group, report.report, flags.group,
-                plugins.plugins):
+                plugins.plugins, serve.serve, serve.alerts):
     cli.add_command(command)
 
 

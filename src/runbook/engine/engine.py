@@ -249,6 +249,23 @@ class Engine(StepCommands):
             return [AlertStateChanged(state_name, alert)]
         return self._command(incident, actor, build)
 
+    def receive_alerts(self, alerts: list, actor: str = "alertmanager") -> list:
+        """Alerts from a monitoring system: each opens, joins or resolves its incident exactly
+        once, or is kept as unmatched (engine/intake.py)."""
+        from runbook.engine import intake
+
+        return intake.receive(self, alerts, actor)
+
+    def recover_alerts(self, actor: str = "alertmanager") -> list:
+        """Open the incidents of alerts a crashed intake left pending (engine/intake.py)."""
+        from runbook.engine import intake
+
+        return intake.recover(self, actor)
+
+    def alerts(self, outcome: str | None = None, incident: str | None = None, limit: int | None = None) -> list[dict]:
+        """The alerts received, the latest seen first: all, by outcome (unmatched...), or one incident's."""
+        return self.store.alerts(outcome=outcome, incident=incident, limit=limit)
+
     def note(self, incident: str, actor: str, text: str) -> list[Event]:
         if not text.strip():
             raise CommandError("a note needs text")

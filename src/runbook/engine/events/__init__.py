@@ -18,7 +18,7 @@ from runbook.engine.events.incident import (Acknowledged, ActionItemAdded, Hande
                                             PluginErrorRecorded, Resolved, SeverityChanged, TargetBreached)
 from runbook.engine.events.steps import (ApprovalGranted, CheckPolled, DecisionMade, StepCompleted, StepFailed,
                                          StepRestarted, StepSkipped, StepStarted, TrackFinished, WaitDue)
-from runbook.engine.events.alerts import AlertStateChanged
+from runbook.engine.events.alerts import AlertReceived, AlertStateChanged
 from runbook.engine.events.automation import ActionFinished, ActionStarted, shown_argv
 from runbook.engine.events.degradations import (DegradationApplied, DegradationFailed, DegradationRestored,
                                                 DegradationStarted, FlagChanged)
@@ -26,7 +26,7 @@ from runbook.engine.events.escalation import DrillInject, Escalated, Notified, R
 from runbook.engine.events.parameters import CAPTURE, CaptureMissed, ParametersSet
 from runbook.engine.events.roles import Closed, RoleAssigned, SignalGiven
 __all__ = [
-    "Acknowledged", "ActionFinished", "ActionItemAdded", "ActionStarted", "AlertStateChanged",
+    "Acknowledged", "ActionFinished", "ActionItemAdded", "ActionStarted", "AlertReceived", "AlertStateChanged",
     "ApprovalGranted", "CAPTURE", "CaptureMissed", "CheckPolled", "Closed", "DecisionMade",
     "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted", "DrillInject",
     "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "HandedOff", "Mitigated",

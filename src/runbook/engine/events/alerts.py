@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import field
+
 from runbook.engine.events.base import EventRecord, record
 
 FIRING, RESOLVED = "firing", "resolved"
@@ -20,3 +22,26 @@ class AlertStateChanged(EventRecord):
     def describe(self):
         which = f" ({self.alert})" if self.alert else ""
         return f"alert{which} {'firing again' if self.state == FIRING else 'resolved at its source'}"
+
+
+@record("alert_received", loud="warning", tone="reminder")
+class AlertReceived(EventRecord):
+    """An alert `runbook serve` received was linked to this incident: the one that opened it, or a
+    new occurrence of the same alert (same labels) firing while the incident is still open."""
+
+    fingerprint: str
+    starts_at: str
+    alertname: str = ""
+    labels: dict = field(default_factory=dict)
+    summary: str = ""  # the alert's summary (or description) annotation
+    generator_url: str = ""
+    opened: bool = False  # True on the alert that opened the incident
+
+    def fold(self, state, event):
+        pass
+
+    def describe(self):
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items()) if k != "alertname")
+        what = f"alert {self.alertname or self.fingerprint}" + (f" ({shown})" if shown else "")
+        return (f"{what} {'opened this incident' if self.opened else 'fired again'}"
+                + (f": {self.summary}" if self.summary else ""))

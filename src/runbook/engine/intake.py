@@ -1,0 +1,207 @@
+"""Alerts in: each alert a monitoring system sends becomes exactly one incident, or stays visible.
+
+An alert is keyed on its fingerprint (a hash of its labels: the same every time that alert fires)
+and its start time (new each time it fires again), so a repeated or retried delivery finds its
+row in the store's alert ledger and adds nothing, while a new occurrence of the same alert gets
+a row of its own. What happens to an alert the first time runbook hears of it:
+
+- firing, and an earlier occurrence of the same alert belongs to an incident still open: it is
+  linked to that incident ("attached"), which hears that the alert fires again;
+- firing, and a playbook's symptom matches its labels: an incident id is reserved in the same
+  transaction that records the alert ("pending"), then the incident is opened with the severity
+  and parameters the labels give ("opened"). A crash in between leaves the row pending with its
+  owner; the next delivery of that alert, or `recover`, opens it under the reserved id (an
+  incident that already exists under that id is the one);
+- firing, and no playbook matches (or two match equally well, or the playbook cannot open from
+  these labels): kept as "unmatched" or "failed" with the reason, listed by `runbook alerts` and
+  on the TUI home, never dropped;
+- resolved: recorded on its incident (severity rises stop counting); once every alert linked to
+  the incident has resolved, a playbook with `on_alert_resolved: resolve` resolves the incident
+  too. Nothing resolves an incident on its own otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from runbook.engine import owner as owners
+from runbook.engine.clock import iso
+from runbook.engine.events import AlertReceived
+from runbook.engine.events.alerts import FIRING, RESOLVED
+from runbook.engine.limits import check_size
+from runbook.errors import RunbookError
+
+ACTOR = "alertmanager"
+
+
+class Alert(NamedTuple):
+    """One alert as its source reports it (Alertmanager's webhook fields)."""
+
+    fingerprint: str
+    status: str  # firing or resolved
+    starts_at: str
+    labels: dict
+    annotations: dict = {}
+    ends_at: str | None = None
+    generator_url: str = ""
+    receiver: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "")
+
+
+class Outcome(NamedTuple):
+    """What one delivered alert did: opened, attached, repeat, resolved, unmatched, failed."""
+
+    fingerprint: str
+    alertname: str
+    status: str
+    outcome: str
+    incident: str | None = None
+    playbook: str | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict:
+        return self._asdict()
+
+
+def match(catalog, labels: dict) -> tuple[str | None, str | None, str | None]:
+    """(playbook, symptom, reason): the playbook whose symptom the labels match best, or None with
+    why not. Only label evidence counts here; two playbooks matching equally well is no match."""
+    from runbook.catalog.matching import LABEL_SCORE, rank
+
+    if catalog is None:
+        return None, None, "no playbook catalog loaded"
+    found = [m for m in rank(list(catalog.models("Playbook").values()), labels=labels)
+             if m.score >= LABEL_SCORE * 0.01 and any(r.startswith("alert labels") for r in m.reasons)]
+    if not found:
+        return None, None, "no playbook symptom matches these labels"
+    if len(found) > 1 and found[1].score == found[0].score:
+        tied = [m.playbook for m in found if m.score == found[0].score]
+        return None, None, f"matches {' and '.join(tied)} equally well; open one by hand"
+    return found[0].playbook, found[0].symptom, None
+
+
+def receive(engine, alerts: list[Alert], actor: str = ACTOR) -> list[Outcome]:
+    """Record each alert by its own status (one delivery can mix firing and resolved ones) and act
+    on it; store failures propagate (the sender should retry), everything else is an outcome."""
+    return [receive_one(engine, alert, actor) for alert in alerts]
+
+
+def receive_one(engine, alert: Alert, actor: str = ACTOR) -> Outcome:
+    playbook, symptom, reason = match(engine.catalog, alert.labels)
+    row = {**alert._asdict(), "alertname": alert.name, "playbook": playbook, "symptom": symptom, "reason": reason}
+    owner = owners.claim()
+    try:
+        import secrets
+
+        reserved = f"INC-{secrets.token_hex(3).upper()}"
+        stored, new = engine.store.receive_alert(row, iso(engine.clock.now()), reserved, owner)
+        if new:
+            if stored["outcome"] == "pending":
+                return _open(engine, stored, actor)
+            if stored["outcome"] == "attached":
+                _attached(engine, stored, alert, actor)
+                return _outcome(stored, alert, "attached")
+            return _outcome(stored, alert, stored["outcome"])
+        if stored["outcome"] == "pending" and _take_over(engine, stored, owner):
+            return _open(engine, {**stored, "owner": owner}, actor)
+        if alert.status == RESOLVED and stored["status"] != RESOLVED:
+            return _resolved(engine, stored, alert, actor)
+        return _outcome(stored, alert, "repeat")
+    finally:
+        owners.release(owner)
+
+
+def recover(engine, actor: str = ACTOR) -> list[Outcome]:
+    """Open the incidents of alerts left pending by a process that is gone (a crash between
+    recording an alert and opening its incident). `runbook serve` calls it at start."""
+    out = []
+    for stored in engine.store.alerts(pending=True):
+        owner = owners.claim()
+        try:
+            if _take_over(engine, stored, owner):
+                out.append(_open(engine, {**stored, "owner": owner}, actor))
+        finally:
+            owners.release(owner)
+    return out
+
+
+def _take_over(engine, stored: dict, owner: dict) -> bool:
+    if owners.status(stored["owner"], None, engine.clock.now()) == owners.LIVE:
+        return False
+    return engine.store.take_over_alert(stored["fingerprint"], stored["starts_at"], stored["owner"], owner)
+
+
+def _open(engine, stored: dict, actor: str) -> Outcome:
+    """Open the reserved incident of a pending alert; an incident already there under that id is
+    the one (opened before a crash)."""
+    from runbook.store import ConflictError, StoreError
+
+    alert = Alert(stored["fingerprint"], stored["status"], stored["starts_at"], stored["labels"],
+                  stored["annotations"] or {}, stored["ends_at"], stored["generator_url"] or "",
+                  stored["receiver"] or "")
+    incident = stored["incident"]
+    try:
+        engine.open(stored["playbook"], actor, symptom=stored["symptom"], labels=alert.labels, incident=incident)
+    except ConflictError:
+        pass  # opened before a crash stopped this row from saying so
+    except StoreError:
+        raise
+    except RunbookError as exc:  # the playbook cannot open from these labels: kept, with why
+        reason = f"could not open {stored['playbook']}: {exc}"
+        engine.store.settle_alert(alert.fingerprint, alert.starts_at, "failed", reason, incident=None)
+        return Outcome(alert.fingerprint, alert.name, alert.status, "failed", None, stored["playbook"], reason)
+    record = _received(alert, opened=True)
+    engine._command(incident, actor, lambda state: [record])
+    engine.store.settle_alert(alert.fingerprint, alert.starts_at, "opened")
+    engine.tick(incident)
+    now = {r["starts_at"]: r for r in engine.store.alerts(incident=incident)}.get(alert.starts_at)
+    if now is not None and now["status"] == RESOLVED:  # resolved while it was being opened
+        _resolved(engine, {**now, "outcome": "opened"}, alert._replace(status=RESOLVED), actor)
+    return Outcome(alert.fingerprint, alert.name, alert.status, "opened", incident, stored["playbook"])
+
+
+def _attached(engine, stored: dict, alert: Alert, actor: str) -> None:
+    incident = stored["incident"]
+    record = _received(alert, opened=False)
+    engine._command(incident, actor, lambda state: [record])
+    if alert.status == FIRING:
+        engine.alert_firing(incident, actor, alert.name or alert.fingerprint)
+    else:
+        _resolved(engine, stored, alert, actor)
+
+
+def _resolved(engine, stored: dict, alert: Alert, actor: str) -> Outcome:
+    """The alert resolved at its source: recorded once every alert of the incident has; the
+    incident resolved too when its playbook says so."""
+    incident = stored["incident"]
+    if not incident or stored["outcome"] == "pending":  # nothing to tell yet; the opener will
+        return _outcome(stored, alert, "resolved")
+    linked = engine.store.alerts(incident=incident)
+    if any(r["status"] != RESOLVED for r in linked):
+        return _outcome(stored, alert, "resolved", reason="other alerts of the incident still fire")
+    engine.alert_resolved(incident, actor, alert.name or alert.fingerprint)
+    state = engine.state(incident)
+    if state.playbook.on_alert_resolved != "resolve" or state.resolved:
+        return _outcome(stored, alert, "resolved")
+    try:
+        engine.resolve(incident, actor)
+    except RunbookError as exc:
+        engine.note(incident, actor, f"the alert resolved at its source, but the incident could not be resolved "
+                                     f"automatically: {exc}")
+        return _outcome(stored, alert, "resolved", reason=str(exc))
+    return _outcome(stored, alert, "resolved", reason="incident resolved (on_alert_resolved: resolve)")
+
+
+def _received(alert: Alert, opened: bool) -> AlertReceived:
+    summary = alert.annotations.get("summary") or alert.annotations.get("description") or ""
+    check_size("the alert's summary", summary)
+    return AlertReceived(alert.fingerprint, alert.starts_at, alert.name, dict(alert.labels), summary,
+                         alert.generator_url, opened)
+
+
+def _outcome(stored: dict, alert: Alert, outcome: str, reason: str | None = None) -> Outcome:
+    return Outcome(alert.fingerprint, alert.name, alert.status, outcome, stored.get("incident"),
+                   stored.get("playbook"), reason or stored.get("reason"))

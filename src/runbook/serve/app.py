@@ -1,0 +1,188 @@
+"""The HTTP side of `runbook serve`: Starlette routes on Uvicorn, every engine call on one thread.
+
+Routes (JSON unless said otherwise):
+  POST /alertmanager   Alertmanager webhook (payload version 4); bearer token required
+  GET  /api/alerts     the alerts received, latest first (?outcome=unmatched); bearer token required
+  GET  /healthz        "ok" when the incident database answers; no token, says nothing else
+
+Status codes say what a sender should do: 200 taken (each alert's outcome in the body); 400 the
+body cannot be read (the reason; nothing stored; do not retry as is); 401 no or wrong token;
+413 body over the limit; 503 the incident database is busy or cannot be written (retry later:
+Alertmanager does); 500 a bug (logged, retried by the sender too).
+
+The engine and its SQLite connection are used from one worker thread only: requests wait their
+turn there, so two deliveries of the same alert are never handled at once in this process;
+across processes the store's alert ledger (one transaction per alert) keeps it to one incident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Callable, NamedTuple
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from runbook.errors import RunbookError
+from runbook.serve.alertmanager import PayloadError, parse
+from runbook.text import one_line
+
+log = logging.getLogger("runbook.serve")
+
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+class ServeConfig(NamedTuple):
+    token: str  # intake token (Alertmanager's http_config.authorization credentials)
+    max_body: int = DEFAULT_MAX_BODY
+    tick_every: float = 1.0  # seconds between timer passes over the open incidents (0: no ticking)
+
+
+class TooLarge(Exception):
+    pass
+
+
+class EngineThread:
+    """One thread that owns the engine: every call runs there, in arrival order."""
+
+    def __init__(self, make_engine: Callable):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runbook-engine")
+        self._make = make_engine
+        self.engine = None
+
+    async def run(self, function, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, function, args)
+
+    def _call(self, function, args):
+        if self.engine is None:
+            self.engine = self._make()
+        return function(self.engine, *args)
+
+    def close(self):
+        if self.engine is not None:
+            self._pool.submit(self.engine.close).result()
+        self._pool.shutdown(wait=True)
+
+
+def authorized(request: Request, token: str) -> bool:
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def unauthorized() -> JSONResponse:
+    return JSONResponse({"error": "missing or wrong bearer token (Authorization: Bearer TOKEN)"}, status_code=401,
+                        headers={"WWW-Authenticate": 'Bearer realm="runbook"'})
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _receive(engine, alerts):
+    return [o.to_dict() for o in engine.receive_alerts(alerts)]
+
+
+def _tick_open(engine):
+    """Fire what is due on every open incident (escalations, reminders, page retries...)."""
+    fired = 0
+    for row in engine.store.incidents(open_only=True):
+        try:
+            fired += len(engine.tick(row["id"]))
+        except RunbookError as exc:
+            log.warning("timers of %s: %s", row["id"], one_line(str(exc)))
+    return fired
+
+
+def build_app(make_engine: Callable, config: ServeConfig) -> Starlette:
+    """The server's app; `make_engine()` is called once, on the engine thread."""
+    worker = EngineThread(make_engine)
+
+    async def alertmanager(request: Request):
+        if not authorized(request, config.token):
+            return unauthorized()
+        try:
+            body = await read_body(request, config.max_body)
+        except TooLarge:
+            return JSONResponse({"error": f"the body is over {config.max_body} bytes (runbook serve --max-body)"},
+                                status_code=413)
+        try:
+            alerts, _ = parse(body)
+        except PayloadError as exc:
+            log.warning("refused a delivery: %s", one_line(str(exc)))
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        try:
+            outcomes = await worker.run(_receive, alerts)
+        except RunbookError as exc:  # the store cannot take it now: the sender retries
+            log.error("could not record a delivery: %s", one_line(str(exc)))
+            return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+        for o in outcomes:
+            if o["outcome"] != "repeat":
+                log.info("alert %s %s: %s%s%s", one_line(o["alertname"] or o["fingerprint"]), o["status"],
+                         o["outcome"], f" {o['incident']}" if o["incident"] else "",
+                         f" ({one_line(o['reason'])})" if o["reason"] else "")
+        return JSONResponse({"received": len(outcomes), "outcomes": outcomes})
+
+    async def alerts(request: Request):
+        if not authorized(request, config.token):
+            return unauthorized()
+        outcome = request.query_params.get("outcome") or None
+        try:
+            limit = int(request.query_params.get("limit", "200"))
+        except ValueError:
+            return JSONResponse({"error": "limit: expected a whole number"}, status_code=400)
+        rows = await worker.run(lambda engine: engine.alerts(outcome=outcome, limit=max(1, min(limit, 10_000))))
+        for row in rows:
+            row.pop("owner", None)
+        return JSONResponse(rows)
+
+    async def health(request: Request):
+        try:
+            await worker.run(lambda engine: engine.store.incidents(open_only=True))
+        except RunbookError as exc:
+            return PlainTextResponse(f"unhealthy: {one_line(str(exc))}\n", status_code=503)
+        return PlainTextResponse("ok\n")
+
+    async def ticking():
+        while True:
+            await asyncio.sleep(config.tick_every)
+            try:
+                await worker.run(_tick_open)
+            except RunbookError as exc:
+                log.warning("timer pass failed: %s", one_line(str(exc)))
+            except Exception:  # keep serving; the next pass tries again
+                log.exception("timer pass failed")
+
+    @asynccontextmanager
+    async def lifespan(app):
+        for outcome in await worker.run(lambda engine: engine.recover_alerts()):
+            log.info("recovered a pending alert: %s %s", outcome.outcome, outcome.incident or "")
+        task = asyncio.create_task(ticking()) if config.tick_every > 0 else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+            await asyncio.get_running_loop().run_in_executor(None, worker.close)
+
+    app = Starlette(routes=[Route("/alertmanager", alertmanager, methods=["POST"]),
+                            Route("/api/alerts", alerts, methods=["GET"]),
+                            Route("/healthz", health, methods=["GET"])],
+                    lifespan=lifespan)
+    app.state.worker = worker
+    return app
