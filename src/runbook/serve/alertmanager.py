@@ -35,9 +35,9 @@ class PayloadError(UsageError):
 def parse(body: bytes) -> tuple[list[Alert], str]:
     """(alerts, receiver) from a webhook body, or PayloadError."""
     try:
-        data = json.loads(body)
-    except UnicodeDecodeError:
-        raise PayloadError("the body is not UTF-8 text") from None
+        data = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"the body is not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise PayloadError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(data, dict):

@@ -1,0 +1,236 @@
+"""runbook serve's alert intake, through HTTP (Starlette's test client) on a real SQLite store.
+
+Alertmanager itself drives the same route in tests/test_alertmanager.py; here every answer the
+intake can give is pinned down: 401, 400 with nothing stored, 413, repeats, mixed deliveries,
+resolving, unmatched and ambiguous alerts, a crash between recording an alert and opening it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from runbook.catalog.loader import load_catalog
+from runbook.engine import Engine, VirtualClock
+from runbook.engine.intake import Alert
+from runbook.serve.app import ServeConfig, build_app
+from runbook.store import Store
+
+HERE = Path(__file__).parent
+TOKEN = "t0ken-for-the-intake-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def catalog():
+    return load_catalog([str(HERE / "serve_catalog"), str(HERE / "fixtures" / "catalog" / "playbooks")])
+
+
+@pytest.fixture
+def engine(tmp_path):
+    eng = Engine(Store(str(tmp_path / "incidents.db"), key=None), VirtualClock(), None, catalog())
+    yield eng
+    eng.store.close()
+
+
+@pytest.fixture
+def client(engine):
+    app = build_app(lambda: engine, ServeConfig(TOKEN, max_body=64 * 1024, tick_every=0))
+    with TestClient(app) as c:
+        yield c
+
+
+def alert(name="DiskFull", status="firing", fingerprint="f00d01", starts="2026-11-30T10:00:00.123456789Z",
+          ends=None, **labels):
+    labels = {"alertname": name, **labels}
+    return {"status": status, "labels": labels, "annotations": {"summary": f"{name} on {labels.get('instance')}"},
+            "startsAt": starts, "endsAt": ends or "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus.example/graph?g0.expr=up", "fingerprint": fingerprint}
+
+
+def payload(*alerts, status="firing"):
+    return {"version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0, "status": status, "receiver": "runbook",
+            "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am:9093",
+            "alerts": list(alerts)}
+
+
+def post(client, body, headers=AUTH):
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return client.post("/alertmanager", content=data, headers=headers)
+
+
+def outcomes(response):
+    assert response.status_code == 200, response.text
+    return [(o["alertname"], o["outcome"]) for o in response.json()["outcomes"]]
+
+
+def test_firing_alert_opens_one_incident_with_severity_and_parameters_from_its_labels(client, engine):
+    body = payload(alert(instance="db-7.example", severity="critical"))
+    first = post(client, body).json()["outcomes"][0]
+    assert first["outcome"] == "opened" and first["playbook"] == "disk-full"
+    state = engine.state(first["incident"])
+    assert state.severity == "SEV1"  # severity_from: critical -> SEV1
+    assert state.parameters == {"host": "db-7.example"}
+    assert state.title == "Disk filling up on db-7.example"
+    received = [e for e in state.events if e.type == "alert_received"]
+    assert len(received) == 1 and received[0].record.opened
+    assert received[0].record.summary == "DiskFull on db-7.example"
+    assert received[0].actor == "alertmanager"
+    # Alertmanager re-posts the same body every repeat_interval, and retries: nothing more
+    for _ in range(3):
+        assert outcomes(post(client, body)) == [("DiskFull", "repeat")]
+    assert [row["id"] for row in engine.store.incidents()] == [first["incident"]]
+    assert engine.alerts()[0]["deliveries"] == 4
+
+
+def test_one_delivery_mixes_firing_and_resolved_alerts_each_by_its_own_status(client, engine):
+    post(client, payload(alert(instance="a.example", fingerprint="aa"), alert("QueueStuck", fingerprint="bb",
+                                                                                 service="jobs")))
+    mixed = payload(alert(instance="a.example", fingerprint="aa", status="resolved", ends="2026-11-30T10:05:00Z"),
+                    alert("QueueStuck", fingerprint="bb", service="jobs"), status="resolved")
+    assert outcomes(post(client, mixed)) == [("DiskFull", "resolved"), ("QueueStuck", "repeat")]
+    rows = {r["fingerprint"]: r for r in engine.alerts()}
+    assert rows["aa"]["status"] == "resolved" and rows["aa"]["ends_at"] == "2026-11-30T10:05:00Z"
+    assert rows["bb"]["status"] == "firing"
+
+
+def test_resolved_alert_is_recorded_and_never_resolves_unless_the_playbook_says_so(client, engine):
+    opened = post(client, payload(alert("QueueStuck", fingerprint="bb", service="jobs"))).json()["outcomes"][0]
+    done = post(client, payload(alert("QueueStuck", fingerprint="bb", service="jobs", status="resolved")))
+    assert outcomes(done) == [("QueueStuck", "resolved")]
+    state = engine.state(opened["incident"])
+    assert not state.alert_firing and not state.resolved  # queue-stuck: on_alert_resolved defaults to record
+    assert [e.type for e in state.events].count("alert_state_changed") == 1
+    # the resolved repeat adds nothing
+    assert outcomes(post(client, payload(alert("QueueStuck", fingerprint="bb", service="jobs",
+                                               status="resolved")))) == [("QueueStuck", "repeat")]
+    assert engine.state(opened["incident"]).last_seq == state.last_seq
+
+
+def test_playbook_with_on_alert_resolved_resolve_resolves_when_its_alert_does(client, engine):
+    opened = post(client, payload(alert(instance="b.example"))).json()["outcomes"][0]
+    result = post(client, payload(alert(instance="b.example", status="resolved"))).json()["outcomes"][0]
+    assert result["outcome"] == "resolved" and "incident resolved" in result["reason"]
+    state = engine.state(opened["incident"])
+    assert state.resolved and state.events[-1].actor == "alertmanager"
+
+
+def test_alert_firing_again_joins_its_open_incident_or_opens_a_new_one_once_resolved(client, engine):
+    first = post(client, payload(alert("QueueStuck", fingerprint="cc", service="jobs"))).json()["outcomes"][0]
+    post(client, payload(alert("QueueStuck", fingerprint="cc", service="jobs", status="resolved")))
+    again = post(client, payload(alert("QueueStuck", fingerprint="cc", service="jobs",
+                                       starts="2026-11-30T11:00:00Z"))).json()["outcomes"][0]
+    assert again["outcome"] == "attached" and again["incident"] == first["incident"]
+    state = engine.state(first["incident"])
+    assert state.alert_firing and [e.record.opened for e in state.events if e.type == "alert_received"] == [
+        True, False]
+    engine.resolve(first["incident"], "ana")
+    third = post(client, payload(alert("QueueStuck", fingerprint="cc", service="jobs",
+                                       starts="2026-11-30T12:00:00Z"))).json()["outcomes"][0]
+    assert third["outcome"] == "opened" and third["incident"] != first["incident"]
+
+
+def test_unmatched_and_ambiguous_alerts_are_kept_visible_never_dropped(client, engine):
+    result = post(client, payload(alert("NobodyKnowsMe", fingerprint="dd"), alert("Twin", fingerprint="ee")))
+    assert outcomes(result) == [("NobodyKnowsMe", "unmatched"), ("Twin", "unmatched")]
+    reasons = {o["alertname"]: o["reason"] for o in result.json()["outcomes"]}
+    assert reasons["NobodyKnowsMe"] == "no playbook symptom matches these labels"
+    assert "twin-a and twin-b equally well" in reasons["Twin"]
+    assert engine.store.incidents() == []
+    listed = client.get("/api/alerts?outcome=unmatched", headers=AUTH).json()
+    assert sorted(r["alertname"] for r in listed) == ["NobodyKnowsMe", "Twin"]
+
+
+def test_alert_whose_playbook_cannot_open_from_its_labels_is_kept_as_failed_with_why(client, engine):
+    result = post(client, payload(alert(fingerprint="ff")))  # disk-full needs host (label instance)
+    (only,) = result.json()["outcomes"]
+    assert only["outcome"] == "failed" and "host" in only["reason"] and only["incident"] is None
+    assert engine.store.incidents() == []
+    assert engine.alerts()[0]["outcome"] == "failed"
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b"{not json", "malformed JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
+    (b"\xff\xfe", "the body is not UTF-8 text"),
+    (b"[]", "expected a JSON object"),
+    (json.dumps({"version": "3", "alerts": []}), "unsupported webhook payload version '3'"),
+    (json.dumps(payload({"status": "firing", "labels": {}, "startsAt": "2026-11-30T10:00:00Z"})),
+     "alerts[0].labels: an alert needs at least one label"),
+    (json.dumps(payload(alert(instance="x"), {**alert(fingerprint="ab"), "status": "maybe"})),
+     'alerts[1].status: expected "firing" or "resolved", got "maybe"'),
+    (json.dumps(payload({**alert(), "startsAt": "yesterday"})), "alerts[0].startsAt: expected an RFC 3339 time"),
+    (json.dumps(payload({**alert(), "labels": {"alertname": 7}})), "alerts[0].labels.alertname: expected a string"),
+    (json.dumps(payload({**alert(), "fingerprint": "<script>"})), "alerts[0].fingerprint: expected a hexadecimal"),
+])
+def test_malformed_delivery_is_refused_whole_with_the_reason_and_nothing_stored(client, engine, body, reason):
+    response = post(client, body)
+    assert response.status_code == 400
+    assert reason in response.json()["error"]
+    assert engine.alerts() == [] and engine.store.incidents() == []
+
+
+def test_without_the_bearer_token_nothing_is_read(client, engine):
+    body = payload(alert(instance="c.example"))
+    for headers in ({}, {"Authorization": "Bearer wrong-token-of-some-length"}, {"Authorization": TOKEN},
+                    {"Authorization": f"Basic {TOKEN}"}):
+        response = post(client, body, headers)
+        assert response.status_code == 401 and response.headers["www-authenticate"].startswith("Bearer")
+    assert client.get("/api/alerts").status_code == 401
+    assert engine.alerts() == []
+    assert client.get("/healthz").text == "ok\n"
+
+
+def test_body_over_the_limit_is_refused_with_413(client, engine):
+    huge = payload(*[alert(instance=f"h{n}.example", fingerprint=f"{n:06x}") for n in range(400)])
+    response = post(client, huge)
+    assert response.status_code == 413 and "over 65536 bytes" in response.json()["error"]
+    assert engine.alerts() == []
+
+
+def test_store_that_cannot_write_answers_503_so_the_sender_retries(engine, tmp_path):
+    app = build_app(lambda: engine, ServeConfig(TOKEN, tick_every=0))
+    with TestClient(app) as client:
+        engine.store.readonly = "the file is not writable by you"  # as a read-only database reports it
+        response = post(client, payload(alert(instance="d.example")))
+        assert response.status_code == 503 and response.headers["retry-after"] == "5"
+        assert "read-only" in response.json()["error"]
+        engine.store.readonly = None
+        assert outcomes(post(client, payload(alert(instance="d.example")))) == [("DiskFull", "opened")]
+
+
+def test_crash_between_recording_the_alert_and_opening_it_opens_it_once_later(engine):
+    """The row is written with a reserved incident id and its owner; the owner dies before the
+    incident exists. The next delivery (or the server's start) opens it under that id, once."""
+    dead = {"host": os.uname().nodename, "pid": 2 ** 22 + 17, "start": "1", "token": "gone"}
+    row = {**Alert("abc123", "firing", "2026-11-30T10:00:00Z", {"alertname": "QueueStuck", "service": "jobs"})
+           ._asdict(), "alertname": "QueueStuck", "playbook": "queue-stuck", "symptom": "stuck", "reason": None}
+    stored, new = engine.store.receive_alert(row, "2026-11-30T10:00:01Z", "INC-0DEAD0", dead)
+    assert new and stored["outcome"] == "pending"
+    recovered = engine.recover_alerts()
+    assert [(o.outcome, o.incident) for o in recovered] == [("opened", "INC-0DEAD0")]
+    assert engine.recover_alerts() == []
+    assert engine.alerts()[0]["outcome"] == "opened" and engine.alerts()[0]["owner"] is None
+
+
+def test_crash_after_the_incident_opened_but_before_the_row_said_so_keeps_one_incident(engine):
+    dead = {"host": os.uname().nodename, "pid": 2 ** 22 + 19, "start": "1", "token": "gone"}
+    row = {**Alert("abc124", "firing", "2026-11-30T10:00:00Z", {"alertname": "QueueStuck", "service": "jobs"})
+           ._asdict(), "alertname": "QueueStuck", "playbook": "queue-stuck", "symptom": "stuck", "reason": None}
+    engine.store.receive_alert(row, "2026-11-30T10:00:01Z", "INC-0DEAD1", dead)
+    engine.open("queue-stuck", "alertmanager", incident="INC-0DEAD1")  # the open that got through
+    (outcome,) = engine.receive_alerts([Alert("abc124", "firing", "2026-11-30T10:00:00Z",
+                                              {"alertname": "QueueStuck", "service": "jobs"})])
+    assert (outcome.outcome, outcome.incident) == ("opened", "INC-0DEAD1")
+    assert [r["id"] for r in engine.store.incidents()] == ["INC-0DEAD1"]
+
+
+def test_pending_alert_of_a_live_owner_is_left_to_it(engine):
+    live = {"host": os.uname().nodename, "pid": os.getppid(), "start": None, "token": "busy"}
+    row = {**Alert("abc125", "firing", "2026-11-30T10:00:00Z", {"alertname": "QueueStuck", "service": "jobs"})
+           ._asdict(), "alertname": "QueueStuck", "playbook": "queue-stuck", "symptom": "stuck", "reason": None}
+    engine.store.receive_alert(row, "2026-11-30T10:00:01Z", "INC-0DEAD2", live)
+    assert engine.recover_alerts() == []
+    assert engine.store.incidents() == []
