@@ -102,7 +102,8 @@ def rank(playbooks: list[Playbook], text: str = "", labels: dict[str, str] | Non
     indexed = []
     frequency: dict[str, int] = {}
     for pb in playbooks:
-        fields = [(kind, sid, label, {s for _, s in words(t)}) for kind, sid, label, t in _fields(pb)]
+        # labels alone (an alert) need no text index: skip tokenizing every playbook's texts
+        fields = [(kind, sid, label, {s for _, s in words(t)}) for kind, sid, label, t in _fields(pb)] if stems else []
         present = set().union(*(f[3] for f in fields)) if fields else set()
         for s in stems:
             if s in present:
