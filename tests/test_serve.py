@@ -234,3 +234,33 @@ def test_pending_alert_of_a_live_owner_is_left_to_it(engine):
     engine.store.receive_alert(row, "2026-11-30T10:00:01Z", "INC-0DEAD2", live)
     assert engine.recover_alerts() == []
     assert engine.store.incidents() == []
+
+
+def test_server_picks_up_a_playbook_added_while_it_runs(tmp_path):
+    """The catalog is watched: an alert nobody could take matches once its playbook is added."""
+    import shutil
+    import time
+
+    from runbook.serve.app import CatalogWatcher
+
+    live = tmp_path / "catalog"
+    shutil.copytree(HERE / "fixtures" / "catalog" / "playbooks", live)
+    eng = Engine(Store(str(tmp_path / "incidents.db"), key=None), VirtualClock(), None,
+                 load_catalog([str(live)]))
+    app = build_app(lambda: eng, ServeConfig(TOKEN, tick_every=0.05, catalog_paths=(str(live),)))
+    with TestClient(app) as client:
+        assert outcomes(post(client, payload(alert("QueueStuck", fingerprint="a1", service="jobs")))) == [
+            ("QueueStuck", "unmatched")]
+        shutil.copy(HERE / "serve_catalog" / "queue-stuck.yaml", live)
+        deadline = time.monotonic() + 20
+        while "queue-stuck" not in eng.catalog.ids("Playbook"):  # the next timer passes reload it
+            assert time.monotonic() < deadline, "the catalog was not reloaded"
+            time.sleep(0.05)
+        again = post(client, payload(alert("QueueStuck", fingerprint="a1", service="jobs",
+                                           starts="2026-11-30T11:00:00Z")))
+        assert outcomes(again) == [("QueueStuck", "opened")]
+    watcher = CatalogWatcher([str(live)])
+    assert not watcher.changed()
+    (live / "queue-stuck.yaml").unlink()
+    assert watcher.changed() and not watcher.changed()
+    eng.store.close()

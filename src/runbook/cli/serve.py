@@ -81,7 +81,7 @@ def serve(ctx: Context, host, port, token_file, max_body, tick_every, log_level)
     logging.basicConfig(level=log_level.upper(), format="runbook serve: %(message)s")
     echo(f"runbook serve: listening on http://{_hostport(where)} (POST /alertmanager); Ctrl-C stops",
          err=True)
-    app = build_app(lambda: engine, ServeConfig(token, limit, tick_every))
+    app = build_app(lambda: engine, ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths())))
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug",
                                            lifespan="on", timeout_graceful_shutdown=5))
     server.run(sockets=[sock])

@@ -22,6 +22,7 @@ import hmac
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Callable, NamedTuple
 
 from starlette.applications import Starlette
@@ -42,6 +43,36 @@ class ServeConfig(NamedTuple):
     token: str  # intake token (Alertmanager's http_config.authorization credentials)
     max_body: int = DEFAULT_MAX_BODY
     tick_every: float = 1.0  # seconds between timer passes over the open incidents (0: no ticking)
+    catalog_paths: tuple = ()  # reloaded on the timer pass when a file under them changes
+
+
+class CatalogWatcher:
+    """Notices a change under the catalog's paths (a file added, removed, edited) by name, size
+    and modification time, so a long-running server matches alerts against today's playbooks."""
+
+    def __init__(self, paths):
+        self.paths = [Path(p) for p in paths]
+        self.seen = self.signature()
+
+    def signature(self) -> tuple:
+        found = []
+        for root in self.paths:
+            files = [root] if root.is_file() else sorted(root.rglob("*")) if root.is_dir() else []
+            for path in files:
+                if path.suffix in (".yaml", ".yml", ".json"):
+                    try:
+                        info = path.stat()
+                    except OSError:
+                        continue
+                    found.append((str(path), info.st_size, info.st_mtime_ns))
+        return tuple(found)
+
+    def changed(self) -> bool:
+        now = self.signature()
+        if now == self.seen:
+            return False
+        self.seen = now
+        return True
 
 
 class TooLarge(Exception):
@@ -96,6 +127,16 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def _receive(engine, alerts):
     return [o.to_dict() for o in engine.receive_alerts(alerts)]
+
+
+def _reload(engine, paths) -> None:
+    from runbook.catalog.loader import load_catalog
+
+    catalog = load_catalog([str(p) for p in paths])
+    engine.catalog = catalog
+    log.info("catalog changed: reloaded, %d playbooks%s", len(catalog.of_kind("Playbook")),
+             f", {len(catalog.errors)} error(s): invalid documents are left out (run `runbook validate`)"
+             if catalog.errors else "")
 
 
 def _tick_open(engine):
@@ -158,10 +199,14 @@ def build_app(make_engine: Callable, config: ServeConfig) -> Starlette:
             return PlainTextResponse(f"unhealthy: {one_line(str(exc))}\n", status_code=503)
         return PlainTextResponse("ok\n")
 
+    watcher = CatalogWatcher(config.catalog_paths) if config.catalog_paths else None
+
     async def ticking():
         while True:
             await asyncio.sleep(config.tick_every)
             try:
+                if watcher is not None and watcher.changed():
+                    await worker.run(_reload, watcher.paths)
                 await worker.run(_tick_open)
             except RunbookError as exc:
                 log.warning("timer pass failed: %s", one_line(str(exc)))
