@@ -289,6 +289,14 @@ def test_escalation_by_the_pager_pages_level_one_only(world, pagerduty):
     assert engine.state(iid).events[0].record.describe().endswith("escalation is by the pager")
     # recorded at open: a command run later with other settings does not change the incident's mode
     assert world.engine().tick(iid) == [] and engine.state(iid).escalation.by_pager
+    # and the CLI and the TUI say who escalates
+    from runbook.cli.incident import summary
+    from runbook.tui.gateway import build_view
+
+    state = engine.state(iid)
+    assert "  escalation: by the pager (runbook paged level 1; the pager's own policy pages the rest)" in \
+        summary(state, world.clock.now())
+    assert build_view(state, world.clock.now()).by_pager
 
 
 def test_without_a_routing_key_pagerduty_stays_quiet(world, pagerduty, monkeypatch):
