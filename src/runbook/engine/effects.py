@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from runbook.catalog.models import FAIL, KEEP_POLLING, Step
 from runbook.engine import owner as owners
-from runbook.engine import answers, texts, timers, waits
+from runbook.engine import answers, texts, waits
 from runbook.engine.clock import iso, parse
 from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, DegradationApplied, DegradationFailed,
                                    DegradationRestored, DegradationStarted, Event, FlagChanged, PluginErrorRecorded)
