@@ -1,12 +1,12 @@
-"""Example plugin: post escalations to a webhook, as generic JSON or as a PagerDuty Events API v2 event.
+"""Example plugin: post escalations to a webhook as generic JSON.
 
 Configuration (environment; secrets are read at call time and never logged or returned):
-  RUNBOOK_WEBHOOK_URL              where to post (for PagerDuty defaults to the Events API v2 endpoint)
-  RUNBOOK_WEBHOOK_FORMAT           json (default) or pagerduty
-  RUNBOOK_WEBHOOK_TOKEN            optional bearer token for the generic JSON format (secret)
-  RUNBOOK_PAGERDUTY_ROUTING_KEY    integration key of the PagerDuty service (secret)
+  RUNBOOK_WEBHOOK_URL              where to post
+  RUNBOOK_WEBHOOK_TOKEN            optional bearer token (secret)
 
-Without RUNBOOK_WEBHOOK_URL (or, for PagerDuty, a routing key) the plugin stays quiet.
+Without RUNBOOK_WEBHOOK_URL the plugin stays quiet. PagerDuty is built in
+(runbook.default_plugins.pagerduty, RUNBOOK_PAGERDUTY_ROUTING_KEY), with acknowledge, resolve
+and retries.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from urllib.parse import urlsplit
 
 from runbook.pluginapi import NotifyResult, hookimpl
 
-PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
-PAGERDUTY_SEVERITY = {"SEV1": "critical", "SEV2": "error", "SEV3": "warning", "SEV4": "info"}
 log = logging.getLogger("runbook.plugins.webhook_notifier")
 
 
@@ -39,22 +37,6 @@ def generic_payload(notice) -> dict:
     }
 
 
-def pagerduty_payload(notice, routing_key: str) -> dict:
-    prefix = "[DRILL] " if notice.drill else ""
-    return {
-        "routing_key": routing_key,
-        "event_action": "trigger",
-        "dedup_key": notice.dedup_key or f"runbook-{notice.incident}",
-        "payload": {
-            "summary": f"{prefix}{notice.severity} {notice.title} (escalation level {notice.level})"[:1024],
-            "severity": PAGERDUTY_SEVERITY.get(notice.severity, "error"),
-            "source": notice.service or "runbook",
-            "custom_details": {"incident": notice.incident, "playbook": notice.playbook, "level": notice.level,
-                               "recipients": [r.name for r in notice.recipients], "drill": notice.drill},
-        },
-    }
-
-
 def _where(url: str) -> str:
     """The part of a URL that is safe to show: webhook paths and queries often embed tokens."""
     parts = urlsplit(url)
@@ -63,24 +45,14 @@ def _where(url: str) -> str:
 
 @hookimpl
 def notify(settings, notice):
-    fmt = os.environ.get("RUNBOOK_WEBHOOK_FORMAT", "json").lower()
-    if fmt == "pagerduty":
-        key = os.environ.get("RUNBOOK_PAGERDUTY_ROUTING_KEY")
-        if not key:
-            return None
-        url = os.environ.get("RUNBOOK_WEBHOOK_URL") or PAGERDUTY_URL
-        body, headers = pagerduty_payload(notice, key), {}
-    elif fmt == "json":
-        url = os.environ.get("RUNBOOK_WEBHOOK_URL")
-        if not url:
-            return None
-        body, headers = generic_payload(notice), {}
-        token = os.environ.get("RUNBOOK_WEBHOOK_TOKEN")
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-    else:
-        return NotifyResult("webhook", False, f"RUNBOOK_WEBHOOK_FORMAT={fmt!r} is not json or pagerduty")
-    channel = f"webhook:{fmt}"
+    url = os.environ.get("RUNBOOK_WEBHOOK_URL")
+    if not url:
+        return None
+    body, headers = generic_payload(notice), {}
+    token = os.environ.get("RUNBOOK_WEBHOOK_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    channel = "webhook:json"
     import urllib.error  # here, not at the top: every runbook command imports its plugins
     import urllib.request
 

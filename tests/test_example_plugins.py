@@ -80,26 +80,6 @@ def test_webhook_generic_json(server, host, monkeypatch):
     assert body["recipients"][0]["name"] == "Ben Okoro"
 
 
-def test_webhook_pagerduty_events_v2(server, host, monkeypatch, caplog):
-    monkeypatch.setenv("RUNBOOK_WEBHOOK_FORMAT", "pagerduty")
-    monkeypatch.setenv("RUNBOOK_WEBHOOK_URL", f"{server}/v2/enqueue")
-    monkeypatch.setenv("RUNBOOK_PAGERDUTY_ROUTING_KEY", SECRET)
-    monkeypatch.setenv("RUNBOOK_TRACE_PLUGINS", "1")
-    caplog.set_level(logging.DEBUG)
-    results, _ = host().notify(NOTICE)
-    _, _, body = Recorder.posts[0]
-    assert body["routing_key"] == SECRET
-    assert body["event_action"] == "trigger"
-    assert body["dedup_key"] == "runbook-inc-42"
-    assert body["payload"] == {
-        "summary": "SEV2 Video calls degraded (escalation level 2)", "severity": "error", "source": "rtc-video",
-        "custom_details": {"incident": "inc-42", "playbook": "video-call-degraded", "level": 2,
-                           "recipients": ["Ben Okoro"], "drill": False}}
-    result = webhook_results(results)[0]
-    assert result.channel == "webhook:pagerduty" and result.delivered
-    assert SECRET not in caplog.text and SECRET not in repr(results)
-
-
 def test_webhook_failure_is_reported_without_leaking_the_url_path(server, host, monkeypatch, caplog, capsys):
     monkeypatch.setenv("RUNBOOK_WEBHOOK_URL", f"{server}/hooks/{SECRET}")
     monkeypatch.setenv("RUNBOOK_TRACE_PLUGINS", "1")

@@ -52,6 +52,7 @@ def test_builtins_load_as_ordinary_plugins(tmp_path):
     assert plugins["flag_file"].hooks == ["get_flag", "restore_flag", "set_flag"]
     assert plugins["shell_action"].hooks == ["run_action"]
     assert plugins["terminal_notifier"].hooks == ["notify"]
+    assert plugins["pagerduty"].hooks == ["notify", "notify_update"]
     assert all(p.source == "built-in" for p in plugins.values())
 
 
@@ -108,9 +109,10 @@ def test_firstresult_comes_from_the_hookspec(tmp_path):
 def test_allowlist_limits_loaded_plugins(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNBOOK_LOAD_PLUGINS", "wrong_type")
     names = set(by_name(host(tmp_path, MISBEHAVING)))
-    assert names == {"flag_file", "shell_action", "terminal_notifier", "wrong_type"}
+    assert names == {"flag_file", "shell_action", "terminal_notifier", "pagerduty", "wrong_type"}
     monkeypatch.setenv("RUNBOOK_LOAD_PLUGINS", "")
-    assert set(by_name(host(tmp_path, MISBEHAVING))) == {"flag_file", "shell_action", "terminal_notifier"}
+    assert set(by_name(host(tmp_path, MISBEHAVING))) == {"flag_file", "shell_action", "terminal_notifier",
+                                                         "pagerduty"}
 
 
 def test_entry_point_plugin_loads(tmp_path, monkeypatch):

@@ -43,6 +43,13 @@ def notify(settings, notice):
 
 
 @hookspec
+def notify_update(settings, update):
+    """Tell a pager that the incident was acknowledged or resolved (a PagerUpdate naming the alerts
+    this plugin opened); return a NotifyResult, or None if not yours. Called only on plugins
+    whose notify result named a dedup_key."""
+
+
+@hookspec
 def event_appended(settings, event):
     """Observe every event appended to an incident's log. Every plugin is called; results are ignored."""
 

@@ -14,7 +14,9 @@ from typing import NamedTuple
 from runbook.hookspecs import hookimpl
 
 __all__ = ["ActionRequest", "ActionResult", "EscalationNotice", "FlagChange", "FlagState", "HookFailure",
-           "NotifyResult", "Recipient", "hookimpl"]
+           "NotifyResult", "PagerAlert", "PagerUpdate", "Recipient", "hookimpl"]
+
+PAGER_SEVERITIES = ("critical", "error", "warning", "info")  # PagerDuty's, most severe first
 
 
 class FlagState(NamedTuple):
@@ -88,7 +90,12 @@ class Recipient(NamedTuple):
 
 
 class EscalationNotice(NamedTuple):
-    """One escalation level being notified for one incident."""
+    """One escalation level being notified for one incident.
+
+    `dedup_key` is this page's own key (one per escalation level and round, so a higher level
+    opens a new alert at a pager and pages someone new); `pager_severity` is the severity level's
+    pager severity (critical, error, warning or info); `sandboxed` is a drill not declared live,
+    which must never reach a real pager."""
 
     incident: str
     title: str
@@ -100,18 +107,58 @@ class EscalationNotice(NamedTuple):
     service: str = ""
     drill: bool = False
     dedup_key: str = ""
+    round: int = 0
+    pager_severity: str = "error"
+    sandboxed: bool = False
 
     def to_dict(self) -> dict:
         return {**self._asdict(), "recipients": [r._asdict() for r in self.recipients]}
 
 
 class NotifyResult(NamedTuple):
+    """What one plugin did with a notice or an update.
+
+    `retryable`: not delivered, but trying again may work (HTTP 429 or 5xx, a network error);
+    runbook retries this plugin alone, with backoff. `dedup_key`: the key under which the pager
+    now holds an open alert (or may: a retryable failure), which it must be told about when the
+    incident is acknowledged and resolved (`notify_update`). `skipped`: deliberately not sent
+    (a drill), not a failure. `plugin` is filled in by runbook."""
+
     channel: str
     delivered: bool
     detail: str = ""
+    retryable: bool = False
+    dedup_key: str = ""
+    skipped: bool = False
+    plugin: str = ""
 
     def to_dict(self) -> dict:
         return self._asdict()
+
+
+class PagerAlert(NamedTuple):
+    """One alert a plugin opened at a pager: the page's dedup key, its level and round, and who it paged."""
+
+    dedup_key: str
+    level: int
+    round: int
+    recipients: tuple[Recipient, ...] = ()
+
+
+class PagerUpdate(NamedTuple):
+    """The incident was acknowledged or resolved in runbook: `action` is "acknowledge" or
+    "resolve", `alerts` the alerts this plugin opened for it (every key it triggered)."""
+
+    incident: str
+    action: str
+    alerts: tuple[PagerAlert, ...]
+    title: str = ""
+    severity: str = ""
+    pager_severity: str = "error"
+    by: str = ""
+    service: str = ""
+    drill: bool = False
+    sandboxed: bool = False
 
 
 class HookFailure(NamedTuple):

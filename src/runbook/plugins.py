@@ -38,6 +38,7 @@ DEFAULT_PLUGINS = (
     "runbook.default_plugins.flag_file",
     "runbook.default_plugins.shell_action",
     "runbook.default_plugins.terminal_notifier",
+    "runbook.default_plugins.pagerduty",
 )
 ENTRY_POINT_GROUP = "runbook"
 FLAG_TIMEOUT = 10.0
@@ -45,7 +46,7 @@ ACTION_GRACE = 5.0  # extra time a plugin gets beyond the action's own timeout
 OBSERVER_TIMEOUT = 5.0
 # What each hook must return (None always means "not mine").
 _RETURNS = {"set_flag": FlagChange, "restore_flag": FlagChange, "get_flag": FlagState,
-            "run_action": ActionResult, "notify": NotifyResult}
+            "run_action": ActionResult, "notify": NotifyResult, "notify_update": NotifyResult}
 
 
 @dataclass
@@ -212,13 +213,16 @@ class PluginHost:
         if self.trace:
             sys.stderr.write(f"runbook plugin trace: {hook} -> {plugin}: {outcome!r} ({elapsed * 1000:.1f} ms)\n")
 
-    def call(self, hook: str, timeout: float, **kwargs) -> HookCall:
-        """Call every implementation of `hook` in pluggy's order, isolating each one; a hook
-        declared `firstresult` stops at the first answer that is not None."""
+    def call(self, hook: str, timeout: float, only=None, **kwargs) -> HookCall:
+        """Call every implementation of `hook` in pluggy's order (or only those of the plugins
+        named in `only`), isolating each one; a hook declared `firstresult` stops at the first
+        answer that is not None."""
         caller = getattr(self.pm.hook, hook)
         firstresult = caller.spec.opts.get("firstresult", False)
         outcome = HookCall(hook)
         for impl in reversed(caller.get_hookimpls()):  # wrappers are refused at load (_register)
+            if only is not None and impl.plugin_name not in only:
+                continue
             args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
             result, failure = self._invoke(impl.plugin_name, impl.function, hook, args, timeout)
             if failure:
@@ -256,9 +260,17 @@ class PluginHost:
         reason = "; ".join(f.format() for f in call.failures) or "no plugin handled it"
         return ActionResult(False, f"could not run {what}: {reason}"), call.failures
 
-    def notify(self, notice) -> tuple[list[NotifyResult], list[HookFailure]]:
-        call = self.call("notify", self.settings.notify_timeout, settings=self.settings, notice=notice)
-        return [result for _, result in call.results], call.failures
+    def notify(self, notice, only=None) -> tuple[list[NotifyResult], list[HookFailure]]:
+        """Every notifier's result (each naming its plugin), or only those of the plugins in `only`
+        (a retry goes to the plugin that failed, not to everyone again)."""
+        call = self.call("notify", self.settings.notify_timeout, only=only, settings=self.settings, notice=notice)
+        return [result._replace(plugin=name) for name, result in call.results], call.failures
+
+    def notify_update(self, update, only=None) -> tuple[list[NotifyResult], list[HookFailure]]:
+        """Tell the pagers in `only` (the plugins that opened alerts) about an acknowledge or resolve."""
+        call = self.call("notify_update", self.settings.notify_timeout, only=only, settings=self.settings,
+                         update=update)
+        return [result._replace(plugin=name) for name, result in call.results], call.failures
 
     def observe(self, incident: str, event) -> None:
         """Hand an event just appended to `incident` to every event_appended observer; returns at

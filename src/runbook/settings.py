@@ -13,6 +13,8 @@ DEFAULT_PLUGINS_DIR = "plugins"
 # How long an exiting command waits for event observers still working: short, because a
 # command must not feel a hung observer, and the wait is paid by every command.
 DEFAULT_OBSERVER_GRACE = 0.01
+# Who pages the levels after the first: runbook's ladder timers, or the pager's own escalation policy.
+ESCALATION_BY = ("runbook", "pager")
 
 
 def cache_dir() -> Path:
@@ -65,6 +67,12 @@ class Settings(NamedTuple):
     action_timeout: float = 60.0
     notify_timeout: float = 10.0
     observer_grace: float = DEFAULT_OBSERVER_GRACE
+    escalation: str = "runbook"  # "pager": runbook pages level 1 only, the pager escalates
+    public_url: str | None = None  # where people reach runbook (links from a page back to the incident)
+
+    def incident_url(self, incident: str) -> str | None:
+        """The incident's page under the public URL (RUNBOOK_PUBLIC_URL), or None when unset."""
+        return f"{self.public_url.rstrip('/')}/incidents/{incident}" if self.public_url else None
 
     @property
     def sandbox_file(self) -> str:
@@ -80,6 +88,8 @@ class Settings(NamedTuple):
             "sandbox_flags_file": os.environ.get("RUNBOOK_SANDBOX_FLAGS") or None,
             "plugins_dir": os.environ.get("RUNBOOK_PLUGINS_DIR") or DEFAULT_PLUGINS_DIR,
             "observer_grace": _seconds("RUNBOOK_OBSERVER_GRACE", DEFAULT_OBSERVER_GRACE),
+            "escalation": _escalation_by(),
+            "public_url": os.environ.get("RUNBOOK_PUBLIC_URL") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -96,3 +106,11 @@ def _seconds(variable: str, default: float) -> float:
     if not value >= 0:
         raise UsageError(f"{variable}={raw!r} is not a number of seconds (e.g. 0.5)")
     return value
+
+
+def _escalation_by() -> str:
+    raw = (os.environ.get("RUNBOOK_ESCALATION") or "runbook").strip().lower()
+    if raw not in ESCALATION_BY:
+        raise UsageError(f"RUNBOOK_ESCALATION={raw!r} is not one of: {', '.join(ESCALATION_BY)} "
+                         "(runbook: its ladder pages every level; pager: runbook pages level 1, the pager escalates)")
+    return raw

@@ -443,6 +443,7 @@ class SeverityLevel(NamedTuple):
     meaning: str = ""
     tier: str | None = None
     pages: bool = True
+    pager_severity: str | None = None  # critical, error, warning or info; None: by rank (Snapshot.pager_severity)
 
 
 class SeverityPolicy(NamedTuple):
@@ -469,6 +470,7 @@ def build_severity_policy(data: dict) -> SeverityPolicy:
                 meaning=lv.get("meaning", ""),
                 tier=lv.get("tier"),
                 pages=lv.get("pages", True),
+                pager_severity=lv.get("pager_severity"),
             )
             for lv in data["levels"]
         ),

@@ -68,6 +68,8 @@ def summary(state, now: datetime) -> list[str]:
     nxt = timers.next_escalation(state)
     if nxt:
         lines.append(f"  next escalation: level {nxt.data['level']} {_in((nxt.at - now).total_seconds())}")
+    elif state.escalation.by_pager and state.escalation.paged and not (state.acknowledged_at or state.resolved):
+        lines.append("  escalation: by the pager (runbook paged level 1; the pager's own policy pages the rest)")
     elif state.escalation.highest:
         lines.append(f"  escalation stopped at level {state.escalation.highest}")
     if not state.alert_firing:

@@ -1,9 +1,10 @@
-"""Side effects outside runbook, in two phases: flag changes, automated actions, pages, reconcile.
+"""Side effects outside runbook, in two phases: flag changes, automated actions, reconcile
+(pages are in engine/pages.py).
 
 Each records its intent first, then calls the plugin, then records the result, so a crash in
 between leaves an intent without a result that `reconcile` settles on resume by asking the
-flag backend what is true now (or by marking the action's outcome unknown, or by sending the
-page that was never sent). The engine's commands call these; nothing else does.
+flag backend what is true now (or by marking the action's outcome unknown). The engine's
+commands call these; nothing else does.
 """
 
 from __future__ import annotations
@@ -16,17 +17,16 @@ from typing import TYPE_CHECKING
 
 from runbook.catalog.models import FAIL, KEEP_POLLING, Step
 from runbook.engine import owner as owners
-from runbook.engine import answers, texts, timers, waits
+from runbook.engine import answers, texts, waits
 from runbook.engine.clock import iso, parse
 from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, DegradationApplied, DegradationFailed,
-                                   DegradationRestored, DegradationStarted, Escalated, Event, FlagChanged, Notified,
-                                   PluginErrorRecorded)
+                                   DegradationRestored, DegradationStarted, Event, FlagChanged, PluginErrorRecorded)
 from runbook.engine.holders import holders, wrong_file
 from runbook.engine.roles import waiting_for
 from runbook.engine.state import ACTIVE, IncidentState
 from runbook.engine.transition import Chosen, Done, Failed, finish
 from runbook.errors import CommandError, RunbookError
-from runbook.pluginapi import ActionRequest, ActionResult, EscalationNotice, FlagState
+from runbook.pluginapi import ActionRequest, ActionResult, FlagState
 
 if TYPE_CHECKING:
     from runbook.engine.engine import Engine
@@ -257,35 +257,6 @@ class Effects:
             return finish(s, step, Failed(f"condition did not hold within {step.timeout}s", timeout=True))
         return self._command(state.id, SYSTEM, build)
 
-    # pages --------------------------------------------------------------------------------
-
-    def escalate(self, incident: str, actor: str, level: int, rnd: int, due_at: datetime, reason: str):
-        state = self.engine.state(incident)
-        policy = timers.ladder(state)
-        people = timers.recipients(state, policy.levels[level - 1], due_at)
-        named = policy.id if state.playbook.escalation_by_severity else None
-
-        def build(s):
-            if reason == "timer" and (s.acknowledged_at or s.resolved or s.escalation.count >= state.escalation.count + 1
-                                      or s.escalation.policy != policy.id):
-                return []  # acknowledged (or paged by someone else, or another ladder) since the timer was read
-            return [Escalated(level, rnd, iso(due_at), reason,
-                              [{"id": r.id, "name": r.name, "via": r.via} for r in people], named)]
-        events = self._command(incident, actor, build)
-        return events + self.notify(incident, level, rnd, people) if events else events
-
-    def notify(self, incident: str, level: int, rnd: int, people) -> list[Event]:
-        state = self.engine.state(incident)
-        results, failures = [], []
-        if self.plugins is not None:
-            notice = EscalationNotice(state.id, state.title, state.severity, level, tuple(people),
-                                      summary=notice_summary(state, level),
-                                      playbook=state.playbook.id, service=state.service, drill=state.drill,
-                                      dedup_key=f"runbook-{state.id}")
-            results, failures = self.plugins.notify(notice)
-        return self._command(incident, SYSTEM, lambda s: [Notified(level, rnd, [r.to_dict() for r in results],
-                                                                   [f.to_dict() for f in failures])])
-
     def settle_in_flight(self, incident: str, wait: float) -> list[Event]:
         """Wait for flag changes in flight to finish; settle those whose owner is gone."""
         deadline = time.monotonic() + wait
@@ -320,12 +291,6 @@ class Effects:
                 out += self._command(state.id, SYSTEM, lambda s, sid=step_id, text=summary, seq=intent.seq: [] if
                                      sid not in s.actions_pending or s.actions_pending[sid].seq != seq
                                      else [ActionFinished(sid, False, text, handler="reconcile")])
-        for event in list(self.engine.state(incident).escalation.unnotified):
-            if force or now - event.at >= STALE_INTENT:
-                level = event.record.level
-                people = timers.recipients(state, timers.ladder(state, event.record.policy).levels[level - 1],
-                                           event.at)
-                out += self.notify(incident, level, event.record.round, people)
         return out
 
     def _reconcile_flags(self, state: IncidentState, name: str, intent: dict, seq: int) -> list[Event]:
@@ -365,12 +330,6 @@ class Effects:
                 out.append((DegradationApplied if op == "apply" else DegradationRestored)(name, reconciled=True))
             return out
         return self._command(state.id, SYSTEM, build)
-
-
-def notice_summary(state: IncidentState, level: int) -> str:
-    """What a page says: the title, the parameters people act on (region=eu-west-1), the level."""
-    values = ", ".join(f"{name}={value}" for name, value in state.parameters.items())
-    return f"{state.title}" + (f" ({values})" if values else "") + f" — escalation level {level}"
 
 
 def abandoned(intent: dict, at: datetime, now: datetime, force: bool) -> bool:

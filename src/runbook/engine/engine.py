@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import integrity, roles, timers
+from runbook.engine import integrity, pages, roles, timers
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, plugin_errors
 from runbook.engine.events import (Acknowledged, ActionItemAdded, AlertStateChanged, Event, EventFormatError,
@@ -206,7 +206,8 @@ class Engine(StepCommands):
                 raise CommandError(f"incident {state.id} was already acknowledged by {state.acknowledged_by} "
                                    f"at {state.acknowledged_at:%H:%M:%S}")
             return [Acknowledged()]
-        return self._command(incident, actor, build)
+        acknowledged = self._command(incident, actor, build)
+        return acknowledged + pages.tell_pagers(self, incident, "acknowledge", actor)  # the pagers stop paging too
 
 
     def severity(self, incident: str, actor: str, severity: str, reason: str = "") -> list[Event]:
@@ -314,10 +315,13 @@ class Engine(StepCommands):
         if policy is None or not policy.levels:
             raise CommandError(f"incident {state.id} has no escalation policy at {state.severity}")
         esc = state.escalation
+        if esc.by_pager and esc.paged:
+            raise CommandError(f"escalation of {state.id} is by the pager (RUNBOOK_ESCALATION=pager when it opened): "
+                               "level 1 was paged; escalate it in the pager")
         level, rnd = (1, 0) if esc.paged == 0 else (esc.level + 1, esc.round)
         if level > len(policy.levels):
             level, rnd = 1, rnd + 1
-        return self.effects.escalate(incident, actor, level, rnd, self.clock.now(), "manual")
+        return pages.escalate(self, incident, actor, level, rnd, self.clock.now(), "manual")
 
     def degrade(self, incident: str, actor: str, name: str, step: str | None = None,
                 option: int | None = None) -> list[Event]:
@@ -339,12 +343,13 @@ class Engine(StepCommands):
 
 
     def reconcile(self, incident: str, force: bool = False) -> list[Event]:
-        """Settle side effects a crash left half-done: flag intents, actions, unsent notifications.
+        """Settle side effects a crash left half-done: flag intents, actions, unsent pages and
+        pager updates.
 
         Only intents older than a minute are touched unless `force` (another process may still
         be in the middle of them).
         """
-        return self.effects.reconcile(incident, force)
+        return self.effects.reconcile(incident, force) + pages.settle(self, incident, force)
 
     # time ---------------------------------------------------------------------------------
 

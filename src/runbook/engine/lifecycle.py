@@ -3,6 +3,7 @@ degradation fully or partly applied), the follow-up phase closing, and a drill's
 
 from __future__ import annotations
 
+from runbook.engine import pages
 from runbook.engine.effects import in_flight
 from runbook.engine.events import Closed, Event, Resolved, StepStarted
 from runbook.engine.limits import check_size
@@ -42,7 +43,8 @@ def resolve(engine, incident: str, actor: str, keep_degradations: bool = False) 
             return [Resolved(kept)]
         first = followup.steps[0].id
         return [Resolved(kept, followup=True), StepStarted(first, followup.id, state.steps[first].attempt + 1)]
-    return settled + restored + engine._command(incident, actor, build)
+    resolved = engine._command(incident, actor, build)
+    return settled + restored + resolved + pages.tell_pagers(engine, incident, "resolve", actor)
 
 
 def close_incident(engine, incident: str, actor: str, reason: str = "") -> list[Event]:

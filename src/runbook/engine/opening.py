@@ -23,6 +23,13 @@ class MissingParameters(parameters.ParameterError):
         self.playbook, self.resolved = playbook, resolved
 
 
+def escalation_by(engine) -> str | None:
+    """"pager" when the settings leave the levels after the first to the pager (recorded at open,
+    so the incident keeps its mode whatever the settings of a later command say)."""
+    settings = getattr(engine.plugins, "settings", None)
+    return "pager" if getattr(settings, "escalation", "runbook") == "pager" else None
+
+
 def open_incident(engine, playbook: str, actor: str, symptom: str | None = None, severity: str | None = None,
          drill: bool = False, incident: str | None = None, rehearse: str | None = None,
          live: bool = False, params: dict | None = None, labels: dict | None = None,
@@ -85,7 +92,7 @@ def open_incident(engine, playbook: str, actor: str, symptom: str | None = None,
         except TemplateError:
             title = pb.title
     first = [(actor, Opened(pb.id, title, severity, pb.service, symptom, drill, stored["hash"], rehearse,
-                            bool(live and drill), digest, source, from_incident))]
+                            bool(live and drill), digest, source, from_incident, escalation_by(engine)))]
     if given.values:
         first.append((actor, ParametersSet(given.values, given.sources)))
     first += [(SYSTEM, StepStarted(track.steps[0].id, track.id, 1)) for track in pb.response_tracks if track.steps]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from runbook.catalog import kinds
 from runbook.catalog.models import EscalationPolicy, Playbook, Roster, SeverityLevel
 from runbook.errors import DocumentError
+from runbook.pluginapi import PAGER_SEVERITIES
 
 if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
     from runbook.catalog.loader import Catalog, Document
@@ -87,6 +88,14 @@ class Snapshot:
 
     def level(self, severity: str) -> SeverityLevel | None:
         return next((lv for lv in self.levels if lv.id == severity), None)
+
+    def pager_severity(self, severity: str) -> str:
+        """What a pager shows for `severity`: the level's pager_severity, else by rank (the first
+        level critical, the second error, the third warning, the rest info)."""
+        level = self.level(severity)
+        if level is not None and level.pager_severity:
+            return level.pager_severity
+        return PAGER_SEVERITIES[min(self.rank(severity), len(PAGER_SEVERITIES) - 1)]
 
     def rank(self, severity: str) -> int:
         """0 is the most severe level; unknown levels rank last."""

@@ -74,6 +74,19 @@ class DegradationState:
 
 
 @dataclass
+class Delivery:
+    """One plugin's latest try at one page or pager update (notified / pager_updated events)."""
+
+    plugin: str
+    channel: str
+    attempts: int
+    last_at: datetime
+    delivered: bool
+    retryable: bool = False  # failed for a passing reason: tried again with backoff (engine/backoff.py)
+    detail: str = ""
+
+
+@dataclass
 class Escalation:
     """Where paging stands. A playbook may give each severity its own escalation policy (ladder);
     a severity change that brings another ladder starts it at level 1 from the change."""
@@ -88,6 +101,11 @@ class Escalation:
     since: datetime | None = None  # when that ladder came into force (at open, or by a severity change)
     paged: int = 0  # pages on the ladder in force
     reached: int = 0  # the highest level paged on the ladder in force
+    pages: dict = field(default_factory=dict)  # seq -> escalated event, every page on every ladder
+    deliveries: dict = field(default_factory=dict)  # (page seq, or "acknowledge"/"resolve", plugin) -> Delivery
+    alerts: dict = field(default_factory=dict)  # plugin -> {dedup key: page seq}: alerts it opened at a pager
+    updates: dict = field(default_factory=dict)  # "acknowledge"/"resolve" -> seq of the event that asks for it
+    by_pager: bool = False  # levels after the first are left to the pager's own escalation (RUNBOOK_ESCALATION)
 
 
 @dataclass

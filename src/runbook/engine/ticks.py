@@ -1,5 +1,5 @@
-"""Firing the timers the log implies (escalations, deadlines, severity rises, reminders, drill
-injects, polls, wait timeouts, timed waits coming due, retries): what is due is derived in
+"""Firing the timers the log implies (escalations, pages and pager updates tried again, deadlines,
+severity rises, reminders, drill injects, polls, wait timeouts, timed waits coming due, retries): what is due is derived in
 `timers.py`; this appends it."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from runbook.engine import step_timers, texts, timers, waits
+from runbook.engine import pages, step_timers, texts, timers, waits
 from runbook.engine.clock import iso
 from runbook.engine.effects import SYSTEM
 from runbook.engine.events import DrillInject, Event, ReminderFired, SeverityChanged, TargetBreached
@@ -33,7 +33,9 @@ def fire_due(engine: Engine, incident: str) -> list[Event]:
 def _fire(engine: Engine, state: IncidentState, timer) -> list[Event]:
     data = timer.data
     if timer.kind == "escalation":
-        return engine.effects.escalate(state.id, SYSTEM, data["level"], data["round"], timer.at, "timer")
+        return pages.escalate(engine, state.id, SYSTEM, data["level"], data["round"], timer.at, "timer")
+    if timer.kind == "page_retry":
+        return pages.retry(engine, state, data)
     if timer.kind == "breach":
         return engine._command(state.id, SYSTEM, lambda s: [] if data["target"] in s.breaches else [
             TargetBreached(data["target"], iso(data["deadline"]))])

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from runbook.catalog.models import EscalationLevel, EscalationPolicy
 from runbook.catalog.oncall import find_person, find_rotation, on_call
-from runbook.engine import alerts, waits
+from runbook.engine import alerts, backoff, waits
 from runbook.engine.state import ACTIVE, FAILED, IncidentState
 from runbook.pluginapi import Recipient
 
@@ -51,6 +51,8 @@ def next_escalation(state: IncidentState) -> Timer | None:
     if policy is None or not policy.levels or state.acknowledged_at or state.resolved or not pages(state):
         return None
     esc = state.escalation
+    if esc.by_pager and esc.paged:  # RUNBOOK_ESCALATION=pager: the pager's own policy escalates
+        return None
     if esc.paged == 0:
         start = max(state.paging_since or state.opened_at, esc.since or state.opened_at)
         return Timer(start, 0, "escalation", {"level": 1, "round": 0})
@@ -130,6 +132,7 @@ def _pending(state: IncidentState) -> list[Timer]:
     esc = next_escalation(state)
     if esc:
         timers.append(esc)
+    timers += pager_retries(state)
     if not state.resolved:
         for name, (deadline, met) in deadlines(state).items():
             if met is None and name not in state.breaches:
@@ -179,6 +182,50 @@ def _pending(state: IncidentState) -> list[Timer]:
             timers.append(Timer(at, 4, "reminder", {"reminder": reminder.id, "n": n, "message": reminder.message,
                                                     "role": reminder.role, "start": start, "every": reminder.every}))
     return sorted(timers)
+
+
+def page_moot(state: IncidentState, target) -> bool:
+    """Whether trying `target` again is pointless: a page once the incident is resolved or was
+    acknowledged after it was recorded; an acknowledge once resolved."""
+    updates = state.escalation.updates
+    if isinstance(target, int):
+        return "resolve" in updates or updates.get("acknowledge", 0) > target
+    return target == "acknowledge" and "resolve" in updates
+
+
+def update_owed(state: IncidentState, action: str) -> list[str]:
+    """The plugins to tell about `action` that have no outcome for it yet: those holding alerts
+    paged before it was recorded."""
+    esc = state.escalation
+    seq = esc.updates.get(action)
+    if seq is None or page_moot(state, action):
+        return []
+    return [plugin for plugin, keys in esc.alerts.items()
+            if (action, plugin) not in esc.deliveries and any(page < seq for page in keys.values())]
+
+
+def pager_retries(state: IncidentState) -> list[Timer]:
+    """Pages and pager updates to try again: after a passing failure, with backoff; and those a
+    crash left without an outcome, after a grace (another process may still be sending them)."""
+    esc = state.escalation
+    out = []
+    for (target, plugin), delivery in esc.deliveries.items():
+        if delivery.delivered or not delivery.retryable or delivery.attempts >= backoff.ATTEMPTS \
+                or page_moot(state, target):
+            continue
+        out.append(Timer(delivery.last_at + _delta(backoff.delay(delivery.attempts)), 0, "page_retry",
+                         {"target": target, "plugins": [plugin], "attempt": delivery.attempts + 1}))
+    for event in esc.unnotified:
+        if not page_moot(state, event.seq):
+            out.append(Timer(event.at + backoff.STALE_INTENT, 0, "page_retry",
+                             {"target": event.seq, "plugins": None, "attempt": 1}))
+    for action in ("acknowledge", "resolve"):
+        owed = update_owed(state, action)
+        if owed:
+            at = state.acknowledged_at if action == "acknowledge" else state.resolved_at
+            out.append(Timer(at + backoff.STALE_INTENT, 0, "page_retry",
+                             {"target": action, "plugins": owed, "attempt": 1}))
+    return out
 
 
 def due(state: IncidentState, now: datetime) -> list[Timer]:

@@ -141,6 +141,7 @@ class IncidentView(NamedTuple):
     phase: str = "response"  # response, follow-up, closed, or resolved (no follow-up phase)
     roles: tuple[tuple[str, str, str | None], ...] = ()  # role id, title, holder (None: nobody)
     resolved_at: datetime | None = None  # once resolved, the screen's clocks stop here
+    by_pager: bool = False  # levels after the first are the pager's own escalation (RUNBOOK_ESCALATION=pager)
 
     @property
     def resolved(self) -> bool:
@@ -253,7 +254,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
         tuple((one_line(name), one_line(str(value)), state.parameter_sources.get(name, ""))
               for name, value in state.parameters.items()),
         state.phase, tuple((one_line(rid), one_line(role.title), _maybe(state.holders.get(rid)))
-                           for rid, role in pb.roles.items()), state.resolved_at)
+                           for rid, role in pb.roles.items()), state.resolved_at, state.escalation.by_pager)
 
 
 def _show(value) -> str:

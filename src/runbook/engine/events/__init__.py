@@ -22,7 +22,7 @@ from runbook.engine.events.alerts import AlertReceived, AlertStateChanged
 from runbook.engine.events.automation import ActionFinished, ActionStarted, shown_argv
 from runbook.engine.events.degradations import (DegradationApplied, DegradationFailed, DegradationRestored,
                                                 DegradationStarted, FlagChanged)
-from runbook.engine.events.escalation import DrillInject, Escalated, Notified, ReminderFired
+from runbook.engine.events.escalation import DrillInject, Escalated, Notified, PagerUpdated, ReminderFired
 from runbook.engine.events.parameters import CAPTURE, CaptureMissed, ParametersSet
 from runbook.engine.events.roles import Closed, RoleAssigned, SignalGiven
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
     "ApprovalGranted", "CAPTURE", "CaptureMissed", "CheckPolled", "Closed", "DecisionMade",
     "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted", "DrillInject",
     "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "HandedOff", "Mitigated",
-    "NoteAdded", "Notified", "Opened", "ParametersSet", "PluginErrorRecorded", "RECORDS", "ReminderFired",
+    "NoteAdded", "Notified", "Opened", "PagerUpdated", "ParametersSet", "PluginErrorRecorded", "RECORDS", "ReminderFired",
     "Resolved", "RoleAssigned", "SeverityChanged", "SignalGiven", "StepCompleted", "StepFailed", "StepRestarted",
     "StepSkipped", "StepStarted", "TargetBreached", "TrackFinished", "WaitDue", "apply", "decode", "fold",
     "record", "shown_argv",

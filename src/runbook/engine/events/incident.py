@@ -22,9 +22,11 @@ class Opened(EventRecord):
     documents: str = ""  # SHA-256 of the snapshot's documents (what runs), so tampering with them shows
     severity_source: str | None = None  # where the severity came from: "from label severity=critical", ...
     from_incident: str | None = None  # the incident that handed off to this one
+    escalation: str | None = None  # "pager": levels after the first are the pager's (RUNBOOK_ESCALATION)
 
     def fold(self, state, event):
         state.title, state.service, state.severity = self.title, self.service, self.severity
+        state.escalation.by_pager = self.escalation == "pager"
         state.from_incident = self.from_incident
         state.symptom, state.drill, state.live = self.symptom, self.drill, self.live
         state.opened_at, state.opened_by = event.at, event.actor
@@ -34,7 +36,14 @@ class Opened(EventRecord):
 
     def describe(self):
         return (f"opened {self.playbook} as {self.severity}" + (" (DRILL)" if self.drill else "")
-                + (f", handed off from {self.from_incident}" if self.from_incident else ""))
+                + (f", handed off from {self.from_incident}" if self.from_incident else "")
+                + ("; escalation is by the pager" if self.escalation == "pager" else ""))
+
+    def to_data(self):
+        data = EventRecord.to_data(self)
+        if self.escalation is None:  # stored as before the setting existed
+            del data["escalation"]
+        return data
 
 
 @record("handed_off", loud="warning")
@@ -56,6 +65,7 @@ class HandedOff(EventRecord):
 class Acknowledged(EventRecord):
     def fold(self, state, event):
         state.acknowledged_at, state.acknowledged_by = event.at, event.actor
+        state.escalation.updates["acknowledge"] = event.seq  # the pagers are told (engine/pages.py)
         state.status = "acknowledged" if state.status == "open" else state.status
 
     def describe(self):
@@ -87,6 +97,7 @@ class Resolved(EventRecord):
 
     def fold(self, state, event):
         state.resolved_at, state.status = event.at, "resolved"
+        state.escalation.updates["resolve"] = event.seq  # the pagers are told (engine/pages.py)
 
     def describe(self):
         kept = f" (kept degraded: {', '.join(self.kept_degradations)})" if self.kept_degradations else ""

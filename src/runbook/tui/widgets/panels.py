@@ -92,6 +92,8 @@ class IncidentHeader(ViewPanel):
         if view.next_escalation and not view.resolved:
             level, left = view.next_escalation
             items.append(Text(f"page L{level} in {clock(left)}", style="bold yellow" if left < 120 else ""))
+        elif view.by_pager and not view.resolved and not view.acknowledged_by:
+            items.append(Text("escalation by the pager", style="bold yellow"))
         if narrow:  # the side panel is hidden: who is paged goes here
             for row in view.ladder:
                 items.append(Text(f"{'✓' if row.notified else ''}L{row.level} {row.who}",
@@ -195,7 +197,7 @@ class LadderPanel(ViewPanel):
     FIXED_SIZE = False
 
     def show(self, view: IncidentView) -> None:
-        if not self.changed((view.ladder, view.acknowledged_by)):
+        if not self.changed((view.ladder, view.acknowledged_by, view.by_pager)):
             return
         table = Table.grid(padding=(0, 1))
         table.add_column(no_wrap=True)
@@ -206,7 +208,10 @@ class LadderPanel(ViewPanel):
                           Text(f"{row.who} · {format_duration(row.after)}"))
         ack = Text(f"acknowledged by {view.acknowledged_by}", style="green") if view.acknowledged_by else \
             Text("nobody has acknowledged", style="bold red")
-        self.put(_stack(Text("Escalation", style="bold underline"), table, ack))
+        title = Text("Escalation", style="bold underline")
+        if view.by_pager:  # runbook paged level 1; the pager's own policy pages the rest
+            title = Text.assemble(title, (" by the pager after L1", "yellow"))
+        self.put(_stack(title, table, ack))
 
 
 class FlagsPanel(ViewPanel):
