@@ -186,6 +186,7 @@ def main() -> None:
     ledger = store.alerts()
     store.close()
     assert all(r["outcome"] == "opened" for r in ledger), "an alert did not open its incident"
+    assert stored == len(ledger) == len({r["incident"] for r in ledger}), "alerts and incidents differ"
     print(f"incidents stored: {stored} (one per alert posted: {len(ledger)})")
     print(f"latency, alert posted -> incident stored ({len(lat_a)} alerts, one at a time):")
     print(f"  runbook serve  p50 {percentile(lat_a, 50) * 1000:6.2f} ms   p99 {percentile(lat_a, 99) * 1000:6.2f} ms")

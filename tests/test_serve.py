@@ -207,7 +207,7 @@ def test_crash_between_recording_the_alert_and_opening_it_opens_it_once_later(en
     dead = {"host": os.uname().nodename, "pid": 2 ** 22 + 17, "start": "1", "token": "gone"}
     row = {**Alert("abc123", "firing", "2026-11-30T10:00:00Z", {"alertname": "QueueStuck", "service": "jobs"})
            ._asdict(), "alertname": "QueueStuck", "playbook": "queue-stuck", "symptom": "stuck", "reason": None}
-    stored, new = engine.store.receive_alert(row, "2026-11-30T10:00:01Z", "INC-0DEAD0", dead)
+    stored, new = engine.store.receive_alert(row, "2026-11-30T10:00:01Z", lambda: "INC-0DEAD0", dead)
     assert new and stored["outcome"] == "pending"
     recovered = engine.recover_alerts()
     assert [(o.outcome, o.incident) for o in recovered] == [("opened", "INC-0DEAD0")]
@@ -219,7 +219,7 @@ def test_crash_after_the_incident_opened_but_before_the_row_said_so_keeps_one_in
     dead = {"host": os.uname().nodename, "pid": 2 ** 22 + 19, "start": "1", "token": "gone"}
     row = {**Alert("abc124", "firing", "2026-11-30T10:00:00Z", {"alertname": "QueueStuck", "service": "jobs"})
            ._asdict(), "alertname": "QueueStuck", "playbook": "queue-stuck", "symptom": "stuck", "reason": None}
-    engine.store.receive_alert(row, "2026-11-30T10:00:01Z", "INC-0DEAD1", dead)
+    engine.store.receive_alert(row, "2026-11-30T10:00:01Z", lambda: "INC-0DEAD1", dead)
     engine.open("queue-stuck", "alertmanager", incident="INC-0DEAD1")  # the open that got through
     (outcome,) = engine.receive_alerts([Alert("abc124", "firing", "2026-11-30T10:00:00Z",
                                               {"alertname": "QueueStuck", "service": "jobs"})])
@@ -231,7 +231,7 @@ def test_pending_alert_of_a_live_owner_is_left_to_it(engine):
     live = {"host": os.uname().nodename, "pid": os.getppid(), "start": None, "token": "busy"}
     row = {**Alert("abc125", "firing", "2026-11-30T10:00:00Z", {"alertname": "QueueStuck", "service": "jobs"})
            ._asdict(), "alertname": "QueueStuck", "playbook": "queue-stuck", "symptom": "stuck", "reason": None}
-    engine.store.receive_alert(row, "2026-11-30T10:00:01Z", "INC-0DEAD2", live)
+    engine.store.receive_alert(row, "2026-11-30T10:00:01Z", lambda: "INC-0DEAD2", live)
     assert engine.recover_alerts() == []
     assert engine.store.incidents() == []
 
@@ -264,3 +264,37 @@ def test_server_picks_up_a_playbook_added_while_it_runs(tmp_path):
     (live / "queue-stuck.yaml").unlink()
     assert watcher.changed() and not watcher.changed()
     eng.store.close()
+
+
+def test_reserved_ids_skip_ids_incidents_already_have(engine):
+    """Incident ids are short and random: the reservation draws again past a taken one."""
+    engine.open("queue-stuck", "ana", incident="INC-AAAAAA")
+    draws = iter(["INC-AAAAAA", "INC-BBBBBB"])
+    row = {**Alert("abc126", "firing", "2026-11-30T10:00:00Z", {"alertname": "QueueStuck", "service": "jobs"})
+           ._asdict(), "alertname": "QueueStuck", "playbook": "queue-stuck", "symptom": "stuck", "reason": None}
+    stored, _ = engine.store.receive_alert(row, "2026-11-30T10:00:01Z", lambda: next(draws), None)
+    assert stored["incident"] == "INC-BBBBBB"
+
+
+def test_an_incident_opened_elsewhere_under_a_pending_id_is_not_taken_for_the_alerts(engine):
+    dead = {"host": os.uname().nodename, "pid": 2 ** 22 + 21, "start": "1", "token": "gone"}
+    row = {**Alert("abc127", "firing", "2026-11-30T10:00:00Z", {"alertname": "QueueStuck", "service": "jobs"})
+           ._asdict(), "alertname": "QueueStuck", "playbook": "queue-stuck", "symptom": "stuck", "reason": None}
+    engine.store.receive_alert(row, "2026-11-30T10:00:01Z", lambda: "INC-CCCCCC", dead)
+    engine.open("queue-stuck", "ana", incident="INC-CCCCCC")  # a responder's open drew the same id meanwhile
+    (outcome,) = engine.recover_alerts()
+    assert outcome.outcome == "opened" and outcome.incident not in (None, "INC-CCCCCC")
+    assert engine.state("INC-CCCCCC").events[0].actor == "ana"
+    assert [e.type for e in engine.state("INC-CCCCCC").events].count("alert_received") == 0
+    assert engine.alerts()[0]["incident"] == outcome.incident
+
+
+def test_open_draws_another_id_when_the_random_one_is_taken(engine, monkeypatch):
+    from runbook.engine import opening
+
+    engine.open("queue-stuck", "ana", incident="INC-DDDDDD")
+    draws = iter(["INC-DDDDDD", "INC-EEEEEE"])
+    monkeypatch.setattr(opening, "new_incident_id", lambda drill=False: next(draws))
+    assert engine.open("queue-stuck", "bo").id == "INC-EEEEEE"
+    with pytest.raises(Exception, match="INC-DDDDDD already exists"):  # an id given is never changed
+        engine.open("queue-stuck", "bo", incident="INC-DDDDDD")

@@ -300,16 +300,17 @@ class _AlertLedger:
     delivery finds its row and a new occurrence of the same alert gets a new one."""
 
     @_guarded
-    def receive_alert(self, alert: dict, now: str, new_incident: str | None, owner: dict | None) -> tuple[dict, bool]:
+    def receive_alert(self, alert: dict, now: str, new_incident, owner: dict | None) -> tuple[dict, bool]:
         """Record one delivery of `alert` (a dict of ALERT_COLUMNS: fingerprint, starts_at, status,
         labels... and the playbook/symptom it matched, if any) in one transaction.
 
         Seen before: its row is updated (last_seen, deliveries, a move from firing to resolved)
         and returned as it was before, with False. New: when an earlier occurrence of the same
         fingerprint is linked to an incident still open, the new one is linked to it
-        (outcome 'attached'); else a firing alert with a playbook reserves `new_incident` (outcome
-        'pending', `owner` recorded until the incident exists); else it is kept as 'unmatched'
-        (or 'resolved' when runbook first hears of it resolved). Returns (row, True)."""
+        (outcome 'attached'); else a firing alert with a playbook reserves an incident id drawn
+        from `new_incident()` that no incident and no other alert holds (outcome 'pending',
+        `owner` recorded until the incident exists); else it is kept as 'unmatched' (or
+        'resolved' when runbook first hears of it resolved). Returns (row, True)."""
         key = [alert["fingerprint"], alert["starts_at"]]
         with self._write():
             found = self.conn.execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE fingerprint = ? "
@@ -335,7 +336,7 @@ class _AlertLedger:
                 row.update(incident=None, outcome="resolved",
                            reason=row.get("reason") or "resolved before runbook saw it fire")
             elif alert.get("playbook") and new_incident:
-                row.update(incident=new_incident, outcome="pending", owner=owner)
+                row.update(incident=self._unused_id(new_incident), outcome="pending", owner=owner)
             else:
                 row.update(incident=None, outcome="unmatched")
             values = [json.dumps(row[n], ensure_ascii=False) if n in _ALERT_JSON and row[n] is not None else row[n]
@@ -343,6 +344,25 @@ class _AlertLedger:
             self.conn.execute(f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) VALUES "
                               f"({', '.join('?' * len(ALERT_COLUMNS))})", values)
             return row, True
+
+    def _unused_id(self, draw) -> str:
+        for _ in range(100):
+            candidate = draw()
+            if not self.conn.execute("SELECT 1 FROM incidents WHERE id = ? UNION ALL SELECT 1 FROM alerts "
+                                     "WHERE incident = ? LIMIT 1", [candidate, candidate]).fetchone():
+                return candidate
+        raise ConflictError("could not draw an unused incident id in 100 tries")
+
+    @_guarded
+    def reserve_again(self, fingerprint: str, starts_at: str, taken: str, draw) -> str | None:
+        """A pending alert's reserved id turned out to be taken by an incident opened elsewhere:
+        reserve another (None when the row no longer holds `taken`)."""
+        with self._write():
+            fresh = self._unused_id(draw)
+            cursor = self.conn.execute("UPDATE alerts SET incident = ? WHERE fingerprint = ? AND starts_at = ? "
+                                       "AND incident = ? AND outcome = 'pending'",
+                                       [fresh, fingerprint, starts_at, taken])
+            return fresh if cursor.rowcount == 1 else None
 
     @_guarded
     def take_over_alert(self, fingerprint: str, starts_at: str, previous: dict | None, owner: dict) -> bool:

@@ -29,6 +29,7 @@ from runbook.engine.clock import iso
 from runbook.engine.events import AlertReceived
 from runbook.engine.events.alerts import FIRING, RESOLVED
 from runbook.engine.limits import check_size
+from runbook.engine.opening import new_incident_id
 from runbook.errors import RunbookError
 
 ACTOR = "alertmanager"
@@ -94,10 +95,7 @@ def receive_one(engine, alert: Alert, actor: str = ACTOR) -> Outcome:
     row = {**alert._asdict(), "alertname": alert.name, "playbook": playbook, "symptom": symptom, "reason": reason}
     owner = owners.claim()
     try:
-        import secrets
-
-        reserved = f"INC-{secrets.token_hex(3).upper()}"
-        stored, new = engine.store.receive_alert(row, iso(engine.clock.now()), reserved, owner)
+        stored, new = engine.store.receive_alert(row, iso(engine.clock.now()), new_incident_id, owner)
         if new:
             if stored["outcome"] == "pending":
                 return _open(engine, stored, actor)
@@ -144,9 +142,15 @@ def _open(engine, stored: dict, actor: str) -> Outcome:
                   stored["receiver"] or "")
     incident = stored["incident"]
     try:
-        engine.open(stored["playbook"], actor, symptom=stored["symptom"], labels=alert.labels, incident=incident)
-    except ConflictError:
-        pass  # opened before a crash stopped this row from saying so
+        try:
+            engine.open(stored["playbook"], actor, symptom=stored["symptom"], labels=alert.labels, incident=incident)
+        except ConflictError:
+            if not _opened_for(engine, incident, stored, actor):  # someone else's incident took the id
+                incident = engine.store.reserve_again(alert.fingerprint, alert.starts_at, incident, new_incident_id)
+                if incident is None:
+                    return _outcome(stored, alert, "repeat")
+                engine.open(stored["playbook"], actor, symptom=stored["symptom"], labels=alert.labels,
+                            incident=incident)
     except StoreError:
         raise
     except RunbookError as exc:  # the playbook cannot open from these labels: kept, with why
@@ -154,13 +158,25 @@ def _open(engine, stored: dict, actor: str) -> Outcome:
         engine.store.settle_alert(alert.fingerprint, alert.starts_at, "failed", reason, incident=None)
         return Outcome(alert.fingerprint, alert.name, alert.status, "failed", None, stored["playbook"], reason)
     record = _received(alert, opened=True)
-    engine._command(incident, actor, lambda state: [record])
+    if not any(e.type == "alert_received" for e in engine.state(incident).events):
+        engine._command(incident, actor, lambda state: [record])
     engine.store.settle_alert(alert.fingerprint, alert.starts_at, "opened")
     engine.tick(incident)
     now = {r["starts_at"]: r for r in engine.store.alerts(incident=incident)}.get(alert.starts_at)
     if now is not None and now["status"] == RESOLVED:  # resolved while it was being opened
         _resolved(engine, {**now, "outcome": "opened"}, alert._replace(status=RESOLVED), actor)
     return Outcome(alert.fingerprint, alert.name, alert.status, "opened", incident, stored["playbook"])
+
+
+def _opened_for(engine, incident: str, stored: dict, actor: str) -> bool:
+    """Whether the incident under a pending alert's reserved id is the one this alert opened (a
+    crash came between the open and the row saying so) rather than another that drew the id."""
+    events = engine.state(incident).events
+    if not events or events[0].actor != actor or events[0].record.playbook != stored["playbook"]:
+        return False
+    received = [e.record for e in events if e.type == "alert_received"]
+    return not received or any(r.fingerprint == stored["fingerprint"] and r.starts_at == stored["starts_at"]
+                               for r in received)
 
 
 def _attached(engine, stored: dict, alert: Alert, actor: str) -> None:

@@ -77,33 +77,51 @@ def open_incident(engine, playbook: str, actor: str, symptom: str | None = None,
     given = parameters.resolve(pb, params, labels, form)
     if given.missing:
         raise MissingParameters(parameters.missing_message(pb, given.missing), pb.id, given)
-    import secrets
-
-    incident = incident or f"{'DRL' if drill else 'INC'}-{secrets.token_hex(3).upper()}"
+    chosen = incident is not None
+    incident = incident or new_incident_id(drill)
     now = iso(engine.clock.now())
-    title = pb.title
-    if pb.templated:  # "Disk filling up on {host}": the incident's title says which host
-        from runbook.catalog.templates import LENIENT, TemplateError, render
+    from runbook.store import ConflictError
 
-        known = {"incident": incident, "severity": severity, "service": pb.service, "playbook": pb.id,
-                 **{name: str(value) for name, value in given.values.items()}}
+    for attempt in range(5):
+        title = pb.title
+        if pb.templated:  # "Disk filling up on {host}": the incident's title says which host
+            from runbook.catalog.templates import LENIENT, TemplateError, render
+
+            known = {"incident": incident, "severity": severity, "service": pb.service, "playbook": pb.id,
+                     **{name: str(value) for name, value in given.values.items()}}
+            try:
+                title = render(pb.title, known, LENIENT)
+            except TemplateError:
+                title = pb.title
+        first = [(actor, Opened(pb.id, title, severity, pb.service, symptom, drill, stored["hash"], rehearse,
+                                bool(live and drill), digest, source, from_incident, escalation_by(engine)))]
+        if given.values:
+            first.append((actor, ParametersSet(given.values, given.sources)))
+        first += [(SYSTEM, StepStarted(track.steps[0].id, track.id, 1)) for track in pb.response_tracks
+                  if track.steps]
         try:
-            title = render(pb.title, known, LENIENT)
-        except TemplateError:
-            title = pb.title
-    first = [(actor, Opened(pb.id, title, severity, pb.service, symptom, drill, stored["hash"], rehearse,
-                            bool(live and drill), digest, source, from_incident, escalation_by(engine)))]
-    if given.values:
-        first.append((actor, ParametersSet(given.values, given.sources)))
-    first += [(SYSTEM, StepStarted(track.steps[0].id, track.id, 1)) for track in pb.response_tracks if track.steps]
-    engine.store.create_incident(incident, stored, {"playbook": pb.id, "title": title, "service": pb.service,
-                                                  "severity": severity, "drill": drill},
-                               [{"ts": now, "actor": who, "type": r.type, "data": r.to_data()} for who, r in first])
+            engine.store.create_incident(incident, stored, {"playbook": pb.id, "title": title, "service": pb.service,
+                                                          "severity": severity, "drill": drill},
+                                       [{"ts": now, "actor": who, "type": r.type, "data": r.to_data()}
+                                        for who, r in first])
+            break
+        except ConflictError:
+            if chosen or attempt == 4:
+                raise
+            incident = new_incident_id(drill)  # a random id some incident already has: draw again
     state = engine.state(incident)
     engine._observe(state, state.events)
     if engine.plugins is not None:
         engine._record_observer_failures(engine.plugins.take_observer_failures())
     return state
+
+
+def new_incident_id(drill: bool = False) -> str:
+    """A new random incident id, INC-854ABC (DRL- for drills): short to type, so it can collide;
+    whoever stores it checks that no incident has it yet."""
+    import secrets
+
+    return f"{'DRL' if drill else 'INC'}-{secrets.token_hex(3).upper()}"
 
 
 def set_parameter(engine, incident: str, actor: str, name: str, value: str) -> list[Event]:
