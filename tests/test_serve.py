@@ -298,3 +298,25 @@ def test_open_draws_another_id_when_the_random_one_is_taken(engine, monkeypatch)
     assert engine.open("queue-stuck", "bo").id == "INC-EEEEEE"
     with pytest.raises(Exception, match="INC-DDDDDD already exists"):  # an id given is never changed
         engine.open("queue-stuck", "bo", incident="INC-DDDDDD")
+
+
+def test_timer_pass_fires_due_escalations_and_skips_incidents_with_nothing_due(engine, monkeypatch):
+
+    from runbook.serve.app import TimerPass
+
+    incident = engine.receive_alerts([Alert("abc128", "firing", "2026-11-30T10:00:00Z",
+                                            {"alertname": "QueueStuck", "service": "jobs"})])[0].incident
+    ticks = []
+    real_tick = engine.tick
+    monkeypatch.setattr(engine, "tick", lambda i: ticks.append(i) or real_tick(i))
+    timer_pass = TimerPass()
+    assert timer_pass(engine) == 0 and ticks == [incident]
+    engine.clock.advance(10)
+    assert timer_pass(engine) == 0 and ticks == [incident]  # nothing changed, nothing due: not read
+    due = engine.next_due(incident)
+    engine.clock.set(due)
+    assert timer_pass(engine) >= 1 and ticks == [incident, incident]
+    assert engine.state(incident).escalation.level == 2
+    engine.note(incident, "ana", "looking")  # a change elsewhere: read again at the next pass
+    timer_pass(engine)
+    assert ticks == [incident] * 3

@@ -353,6 +353,12 @@ class Engine(StepCommands):
 
     # time ---------------------------------------------------------------------------------
 
+    def next_due(self, incident: str):
+        """When the incident's next timer falls due (an escalation, a reminder, a retry...), or None."""
+        from runbook.engine import timers
+
+        return min((t.at for t in timers.pending(self.state(incident))), default=None)
+
     def tick(self, incident: str) -> list[Event]:
         """Fire everything that is due by now, earliest first (a late tick catches up in order);
         a rehearsal whose end conditions hold is then over: noted and resolved."""

@@ -22,6 +22,7 @@ import hmac
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -30,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from runbook.engine.clock import parse
 from runbook.errors import RunbookError
 from runbook.serve.alertmanager import PayloadError, parse
 from runbook.text import one_line
@@ -139,15 +141,35 @@ def _reload(engine, paths) -> None:
              if catalog.errors else "")
 
 
-def _tick_open(engine):
-    """Fire what is due on every open incident (escalations, reminders, page retries...)."""
-    fired = 0
-    for row in engine.store.incidents(open_only=True):
-        try:
-            fired += len(engine.tick(row["id"]))
-        except RunbookError as exc:
-            log.warning("timers of %s: %s", row["id"], one_line(str(exc)))
-    return fired
+class TimerPass:
+    """Fire what is due on the incidents that can still have timers: open ones, those in their
+    follow-up phase, and those resolved in the last RESOLVED_WINDOW (a pager's resolve being
+    retried). An incident whose log has not changed is skipped until its next timer is due
+    (looked at again every RECHECK anyway), so an alert storm's thousand open incidents do not
+    keep the engine thread busy."""
+
+    RECHECK = timedelta(seconds=30)
+    RESOLVED_WINDOW = timedelta(minutes=15)
+
+    def __init__(self):
+        self.known: dict[str, tuple[int, object, object]] = {}  # id -> (last seq, next due, checked at)
+
+    def __call__(self, engine) -> int:
+        now = engine.clock.now()
+        rows = engine.store.incidents(open_only=True)
+        rows += [r for r in engine.store.incidents(status="resolved")
+                 if r["resolved_at"] and parse(r["resolved_at"]) >= now - self.RESOLVED_WINDOW]
+        fired = 0
+        for row in rows:
+            seen = self.known.get(row["id"])
+            if seen and seen[0] == row["last_seq"] and (seen[1] is None or now < seen[1]) and now - seen[2] < self.RECHECK:
+                continue
+            try:
+                fired += len(engine.tick(row["id"]))
+                self.known[row["id"]] = (engine.state(row["id"]).last_seq, engine.next_due(row["id"]), now)
+            except RunbookError as exc:
+                log.warning("timers of %s: %s", row["id"], one_line(str(exc)))
+        return fired
 
 
 def build_app(make_engine: Callable, config: ServeConfig) -> Starlette:
@@ -200,6 +222,7 @@ def build_app(make_engine: Callable, config: ServeConfig) -> Starlette:
         return PlainTextResponse("ok\n")
 
     watcher = CatalogWatcher(config.catalog_paths) if config.catalog_paths else None
+    timer_pass = TimerPass()
 
     async def ticking():
         while True:
@@ -207,7 +230,7 @@ def build_app(make_engine: Callable, config: ServeConfig) -> Starlette:
             try:
                 if watcher is not None and watcher.changed():
                     await worker.run(_reload, watcher.paths)
-                await worker.run(_tick_open)
+                await worker.run(timer_pass)
             except RunbookError as exc:
                 log.warning("timer pass failed: %s", one_line(str(exc)))
             except Exception:  # keep serving; the next pass tries again
