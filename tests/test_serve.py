@@ -320,3 +320,18 @@ def test_timer_pass_fires_due_escalations_and_skips_incidents_with_nothing_due(e
     engine.note(incident, "ana", "looking")  # a change elsewhere: read again at the next pass
     timer_pass(engine)
     assert ticks == [incident] * 3
+
+
+def test_timer_pass_lets_go_of_incidents_it_no_longer_works_on(engine):
+    from runbook.serve.app import TimerPass
+
+    (first,) = engine.receive_alerts([Alert("abc129", "firing", "2026-11-30T10:00:00Z",
+                                            {"alertname": "QueueStuck", "service": "jobs"})])
+    timer_pass = TimerPass()
+    timer_pass(engine)
+    assert first.incident in engine._states and first.incident in timer_pass.known
+    engine.resolve(first.incident, "ana")
+    engine.clock.advance(16 * 60)  # past the window a resolved incident is still ticked for
+    timer_pass(engine)
+    assert first.incident not in engine._states and first.incident not in timer_pass.known
+    assert engine.state(first.incident).resolved  # read again from the log when asked

@@ -353,6 +353,12 @@ class Engine(StepCommands):
 
     # time ---------------------------------------------------------------------------------
 
+    def forget(self, keep) -> None:
+        """Drop the folded states of incidents not in `keep` (a long-running server keeps only
+        those it still works on; any other is read again from the log when asked for)."""
+        for incident in [i for i in self._states if i not in keep]:
+            del self._states[incident]
+
     def next_due(self, incident: str):
         """When the incident's next timer falls due (an escalation, a reminder, a retry...), or None."""
         from runbook.engine import timers

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from runbook.engine.clock import parse
+from runbook.engine.clock import parse as parse_time
 from runbook.errors import RunbookError
 from runbook.serve.alertmanager import PayloadError, parse
 from runbook.text import one_line
@@ -158,7 +158,7 @@ class TimerPass:
         now = engine.clock.now()
         rows = engine.store.incidents(open_only=True)
         rows += [r for r in engine.store.incidents(status="resolved")
-                 if r["resolved_at"] and parse(r["resolved_at"]) >= now - self.RESOLVED_WINDOW]
+                 if r["resolved_at"] and parse_time(r["resolved_at"]) >= now - self.RESOLVED_WINDOW]
         fired = 0
         for row in rows:
             seen = self.known.get(row["id"])
@@ -169,6 +169,9 @@ class TimerPass:
                 self.known[row["id"]] = (engine.state(row["id"]).last_seq, engine.next_due(row["id"]), now)
             except RunbookError as exc:
                 log.warning("timers of %s: %s", row["id"], one_line(str(exc)))
+        live = {row["id"] for row in rows}
+        self.known = {i: v for i, v in self.known.items() if i in live}
+        engine.forget(live)  # the folded states of closed incidents go; memory stays flat for months
         return fired
 
 
