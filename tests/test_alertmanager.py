@@ -161,28 +161,25 @@ def amtool(url: str, *args: str):
                    capture_output=True, text=True, timeout=30)
 
 
-def rows(db: Path) -> list[dict]:
+def read(db: Path, what):
+    """What `what(store)` reads from the database the servers write, on a connection of its own."""
     store = Store(str(db), key=None)
     try:
-        return store.alerts()
+        return what(store)
     finally:
         store.close()
+
+
+def rows(db: Path) -> list[dict]:
+    return read(db, lambda store: store.alerts())
 
 
 def incidents(db: Path) -> list[dict]:
-    store = Store(str(db), key=None)
-    try:
-        return store.incidents()
-    finally:
-        store.close()
+    return read(db, lambda store: store.incidents())
 
 
 def events(db: Path, incident: str) -> list[str]:
-    store = Store(str(db), key=None)
-    try:
-        return [e.type for e in store.events(incident)]
-    finally:
-        store.close()
+    return read(db, lambda store: [e.type for e in store.events(incident)])
 
 
 def rfc3339(at: datetime) -> str:
