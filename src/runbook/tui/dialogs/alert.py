@@ -45,7 +45,7 @@ class AlertDialog(ModalScreen[bool]):
                         f"last heard {alert.seen:%Y-%m-%d %H:%M:%S}", style="dim")
             with VerticalScroll(id="alert-body"):
                 yield Static(body)
-            keys = "[b]Enter[/b] find a playbook and open an incident with these labels   " if self.actionable else ""
+            keys = "[b]Enter[/b] find a playbook to open an incident with   " if self.actionable else ""
             yield Label(keys + "[b]Esc[/b] close", classes="dialog-keys")
 
     def action_find(self) -> None:

@@ -41,7 +41,7 @@ class HomeScreen(Screen):
     BINDINGS = [
         # the tables' own Enter gets there first; this one is for the palette and the footer
         Binding("enter", "open", "Open/Resume", key_display="enter",
-                tooltip="Open the selected playbook, resume the selected incident, or act on the selected alert"),
+                tooltip="Open the selected playbook; resume an incident; act on an alert"),
         Binding("slash", "filter", "Filter", tooltip="Filter playbooks by what you see (or just type)"),
         Binding("tab", "switch", "Switch list", tooltip="Switch between open incidents, alerts and playbooks"),
         Binding("r", "reload", "Refresh", tooltip="Refresh the open incidents and the alerts"),
@@ -67,9 +67,7 @@ class HomeScreen(Screen):
             yield Label("Open incidents — tab, then Enter to resume", classes="pane-title")
             yield DataTable(id="incidents", cursor_type="row", zebra_stripes=True)
             yield Label(NO_ALERTS, id="alerts-title", classes="pane-title -empty")
-            alerts = DataTable(id="alerts", cursor_type="row", show_header=False)
-            alerts.display = False  # until there are some: the pane is one line then
-            yield alerts
+            yield DataTable(id="alerts", cursor_type="row", show_header=False)
             yield Label(PLAYBOOKS_TITLE, id="playbooks-title", classes="pane-title")
             yield Input(placeholder="What do you see? e.g. video freezing in one region", id="filter", select_on_focus=False)
             yield DataTable(id="playbooks", cursor_type="row", zebra_stripes=True)
@@ -159,8 +157,9 @@ class HomeScreen(Screen):
         if catalog is None:
             return
         playbooks = catalog.models("Playbook")
-        if text.strip():
-            ids = [m.playbook for m in rank(list(playbooks.values()), text)]
+        labels = self.for_alert.label_dict() if self.for_alert else None
+        if text.strip() or labels:  # an alert's labels rank too: a playbook they half match comes up
+            ids = [m.playbook for m in rank(list(playbooks.values()), text, labels=labels)]
         else:
             ids = sorted(playbooks)
         for pid in ids:
@@ -190,9 +189,11 @@ class HomeScreen(Screen):
     def action_switch(self) -> None:
         """Incidents, then the alerts (when there are some), then the playbooks, and round again."""
         lists = [self.query_one(f"#{name}", DataTable) for name in ("incidents", "alerts", "playbooks")]
-        lists = [table for table in lists if table.display]
-        focused = next((i for i, table in enumerate(lists) if table.has_focus), None)
-        lists[0 if focused is None else (focused + 1) % len(lists)].focus()
+        lists = [table for table in lists if table.row_count]
+        focused = next((i for i, table in enumerate(lists) if table is self.focused), None)
+        # set_focus now, not focus() (deferred): a key typed right after tab (enter) must reach the
+        # list tab moved to, not the filter it left, which would open its top playbook
+        self.set_focus(lists[0 if focused is None else (focused + 1) % len(lists)])
 
     @work(thread=True, exclusive=True, group="home-refresh", exit_on_error=False)
     def action_reload(self) -> None:
@@ -219,7 +220,6 @@ class HomeScreen(Screen):
         if alerts == tuple(self.alerts.values()):
             return
         self.alerts = {alert.key: alert for alert in alerts}
-        table.display = bool(alerts)
         title.set_class(not alerts, "-empty")
         if not alerts:
             title.update(NO_ALERTS)
@@ -236,6 +236,9 @@ class HomeScreen(Screen):
         table.clear()
         for alert in alerts:
             table.add_row(*_alert_cells(alert), key=alert.key)
+        # one line per alert (none: no room at all), set here rather than measured by the table
+        # when idle, so the pane is laid out with its rows at once (max-height caps it)
+        table.styles.height = len(alerts)
         if selected in self.alerts:  # a refresh must not move the cursor to another alert
             table.move_cursor(row=list(self.alerts).index(selected))
 
@@ -278,10 +281,9 @@ class HomeScreen(Screen):
     def find_playbook_for(self, alert: AlertView) -> None:
         """The filter, filled from the alert's name and ranking by its labels too; the incident
         opened next from here gets the alert's labels (its parameters and severity come from them)."""
-        self.for_alert = alert
+        self.for_alert = alert  # before the filter changes: it ranks by the alert's labels too
         self.query_one("#playbooks-title", Label).update(
-            Text(f"Playbooks for alert {alert.name} (its labels go to the incident) — Enter opens the top match",
-                 style="bold red"))
+            Text(f"For alert {alert.name}: Enter opens the top match with its labels", style="bold red"))
         box = self.query_one("#filter", Input)
         box.value = _words(alert.name)
         box.cursor_position = len(box.value)
