@@ -331,6 +331,8 @@ def _alert_cells(alert: AlertView) -> tuple:
     elif alert.outcome in ("unmatched", "failed"):
         became = Text(alert.outcome.upper(), style="bold white on red" if loud else "red")
         became.append(f" {alert.reason}" if alert.reason else "", style="bold red" if loud else "dim")
+    elif alert.outcome == "resolved" and not alert.incident:
+        became = Text("heard of only once resolved", style="dim")
     else:
         became = Text(alert.reason or alert.outcome, style="dim")
     status = Text(alert.status, style="bold" if alert.status == "firing" else "dim")
