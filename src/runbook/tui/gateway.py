@@ -23,6 +23,7 @@ from runbook.engine.roles import waiting_for
 from runbook.engine.state import IncidentState
 from runbook.errors import RunbookError
 from runbook.text import one_line, shown, shown_data
+from runbook.tui.alert_views import MAX_ROWS, NEEDS_A_HUMAN, AlertView, build_alerts
 
 
 class GatewayClosed(RunbookError):
@@ -453,6 +454,16 @@ class EngineGateway:
     def call(self, method: str, *args, **kwargs):
         with self._open(self._command_lock):
             return getattr(self._commander, method)(*args, **kwargs)
+
+    def alerts(self) -> tuple[AlertView, ...]:
+        """The alerts `runbook serve` received in the last 24 hours (tui/alert_views.py): the
+        newest, and the unmatched and failed ones even behind many newer ones."""
+        with self._open(self.lock):
+            now = self.engine.clock.now()
+            rows = self.engine.alerts(limit=MAX_ROWS)
+            for outcome in NEEDS_A_HUMAN:
+                rows += self.engine.alerts(outcome=outcome, limit=MAX_ROWS)
+            return build_alerts(rows, now)
 
     def incidents(self) -> list[dict]:
         with self._open(self.lock):

@@ -1,7 +1,7 @@
-"""Modal dialogs: confirm, choose, type a line, fill in parameters. Each is imported when first shown, so the
+"""Modal dialogs: an alert, confirm, choose, type a line, fill in parameters. Each is imported when first shown, so the
 incident screen does not load their widgets (inputs, option lists) before its first frame."""
 
-_WHERE = {"ChoiceDialog": "choice", "ConfirmDialog": "confirm", "ParameterForm": "parameters",
+_WHERE = {"AlertDialog": "alert", "ChoiceDialog": "choice", "ConfirmDialog": "confirm", "ParameterForm": "parameters",
           "TextPrompt": "prompt"}
 
 
