@@ -335,3 +335,63 @@ def test_timer_pass_lets_go_of_incidents_it_no_longer_works_on(engine):
     timer_pass(engine)
     assert first.incident not in engine._states and first.incident not in timer_pass.known
     assert engine.state(first.incident).resolved  # read again from the log when asked
+
+
+def test_an_unmatched_alert_opened_by_hand_is_linked_and_takes_its_own_labels(engine):
+    (kept,) = engine.receive_alerts([Alert("abc12a", "firing", "2026-11-30T10:00:00Z",
+                                           {"alertname": "DiskAlmostFull", "instance": "db-3.example",
+                                            "severity": "critical"}, {"summary": "93% used"})])
+    assert kept.outcome == "unmatched"
+    state = engine.open("disk-full", "ana", alert="ABC12A")  # the fingerprint, any case
+    assert state.parameters == {"host": "db-3.example"} and state.severity == "SEV1"
+    (row,) = engine.alerts()
+    assert (row["outcome"], row["incident"], row["playbook"]) == ("opened", state.id, "disk-full")
+    received = [e.record for e in engine.state(state.id).events if e.type == "alert_received"]
+    assert [(r.fingerprint, r.summary, r.opened) for r in received] == [("abc12a", "93% used", True)]
+    with pytest.raises(Exception, match=f"already has incident {state.id}"):
+        engine.open("disk-full", "bo", alert="abc12a")
+    with pytest.raises(Exception, match="no alert 'ffff' received"):
+        engine.open("disk-full", "bo", alert="ffff")
+    assert len(engine.store.incidents()) == 1
+
+
+def test_opening_by_hand_that_fails_leaves_the_alert_as_it_was(engine):
+    engine.receive_alerts([Alert("abc12b", "firing", "2026-11-30T10:00:00Z", {"alertname": "Odd"})])
+    with pytest.raises(Exception, match="host"):  # disk-full needs host (label instance): not there
+        engine.open("disk-full", "ana", alert="abc12b")
+    (row,) = engine.alerts()
+    assert (row["outcome"], row["incident"], row["owner"]) == ("unmatched", None, None)
+    assert engine.store.incidents() == []
+
+
+def test_cli_lists_alerts_and_opens_an_unmatched_one_by_hand(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from runbook.cli import cli
+
+    db = tmp_path / "incidents.db"
+    monkeypatch.setenv("RUNBOOK_DB", str(db))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    eng = Engine(Store(str(db), key=None), VirtualClock(), None, catalog())
+    eng.receive_alerts([Alert("abc12c", "firing", "2026-11-30T10:00:00Z",
+                              {"alertname": "DiskAlmostFull", "instance": "db-4.example\x1b[31m"}),
+                        Alert("abc12d", "firing", "2026-11-30T10:00:00Z", {"alertname": "QueueStuck",
+                                                                           "service": "jobs"})])
+    eng.store.close()
+    base = ["--catalog", str(HERE / "serve_catalog"), "--catalog", str(HERE / "fixtures" / "catalog" / "playbooks")]
+    runner = CliRunner()
+    listed = runner.invoke(cli, [*base, "alerts", "--unmatched"])
+    assert listed.exit_code == 0, listed.output
+    assert "DiskAlmostFull  unmatched" in listed.output and "QueueStuck" not in listed.output
+    assert "\x1b" not in listed.output and "instance=db-4.example\\x1b[31m" in listed.output
+    as_json = json.loads(runner.invoke(cli, [*base, "alerts", "--json"]).output)
+    assert {r["alertname"]: r["outcome"] for r in as_json} == {"DiskAlmostFull": "unmatched", "QueueStuck": "opened"}
+    both = runner.invoke(cli, [*base, "incident", "open", "disk-full", "--alert", "abc12c", "--label", "a=b"])
+    assert both.exit_code == 2 and "--alert takes the alert's own labels" in both.output
+    opened = runner.invoke(cli, [*base, "incident", "open", "disk-full", "--alert", "abc12c", "--param",
+                                 "host=db-4.example", "--as", "ana"])
+    assert opened.exit_code == 0, opened.output
+    incident = opened.output.strip()
+    linked = json.loads(runner.invoke(cli, [*base, "alerts", "--incident", incident, "--json"]).output)
+    assert [(r["alertname"], r["outcome"]) for r in linked] == [("DiskAlmostFull", "opened")]
+    assert "no alerts without a playbook" in runner.invoke(cli, [*base, "alerts", "--unmatched"]).output

@@ -187,6 +187,10 @@ def test_enter_on_an_unmatched_alert_shows_why_and_opens_an_incident_with_its_la
     assert isinstance(screen, IncidentScreen)
     state = world.engine.state(screen.incident)
     assert state.parameters == {"host": "db-9.example"} and state.severity == "SEV1"  # severity_from the labels
+    (row,) = world.engine.alerts()  # the alert is linked: no longer listed as needing a human
+    assert (row["outcome"], row["incident"]) == ("opened", screen.incident)
+    assert row["reason"] == "opened by hand by ana on disk-full"
+    assert [e.record.fingerprint for e in state.events if e.type == "alert_received"] == ["f5"]
 
 
 def test_enter_on_an_alert_without_an_incident_or_a_need_only_shows_it(world):
@@ -236,7 +240,8 @@ def test_labels_from_the_network_never_reach_the_terminal_raw(world):
 
 
 def test_snapshot_home_with_alerts_at_80x24(world, snap_compare, monkeypatch):
-    monkeypatch.setattr("secrets.token_hex", lambda n: "A1B2C3")  # the reserved incident id, fixed
+    ids = iter(["A1B2C3", "A1B2C4", "A1B2C5", "A1B2C6", "A1B2C7", "A1B2C8"])
+    monkeypatch.setattr("secrets.token_hex", lambda n: next(ids))  # the reserved incident ids, fixed
     seed(world.engine)
 
     async def ready(pilot):

@@ -388,11 +388,27 @@ class _AlertLedger:
                               [*params, fingerprint, starts_at])
 
     @_guarded
+    def claim_alert_by_hand(self, fingerprint: str, starts_at: str, playbook: str, draw, owner: dict) -> str | None:
+        """A responder opens an incident for an alert no playbook took: reserve an incident id for
+        it, as the intake does (outcome 'pending'), only while it is still unmatched or failed.
+        The id, or None when it already has an incident (someone was quicker)."""
+        with self._write():
+            fresh = self._unused_id(draw)
+            cursor = self.conn.execute(
+                "UPDATE alerts SET outcome = 'pending', incident = ?, playbook = ?, owner = ?, reason = NULL "
+                "WHERE fingerprint = ? AND starts_at = ? AND outcome IN ('unmatched', 'failed', 'resolved')",
+                [fresh, playbook, json.dumps(owner), fingerprint, starts_at])
+            return fresh if cursor.rowcount == 1 else None
+
+    @_guarded
     def alerts(self, outcome: str | None = None, incident: str | None = None, pending: bool = False,
-               limit: int | None = None) -> list[dict]:
-        """Received alerts, the latest seen first; filtered by outcome, by incident, or only those
-        still 'pending' (an incident reserved, not yet opened)."""
+               limit: int | None = None, fingerprint: str | None = None) -> list[dict]:
+        """Received alerts, the latest seen first; filtered by outcome, by incident, by fingerprint,
+        or only those still 'pending' (an incident reserved, not yet opened)."""
         where, params = [], []
+        if fingerprint:
+            where.append("fingerprint = ?")
+            params.append(fingerprint)
         if outcome:
             where.append("outcome = ?")
             params.append(outcome)

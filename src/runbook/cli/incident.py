@@ -150,17 +150,22 @@ def group():
 
 @group.command("open")
 @opening_options
+@click.option("--alert", metavar="FINGERPRINT", default=None,
+              help="Open it for an alert `runbook serve` kept unmatched (see `runbook alerts --unmatched`): "
+                   "its labels fill the parameters and severity, and the alert is linked to the incident.")
 @json_option()
 @click.pass_obj
-def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labels, actor, as_json):
+def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labels, actor, alert, as_json):
     """Open an incident on PLAYBOOK; prints its id (and pages escalation level 1).
 
     The playbook's parameters come from --param KEY=VALUE, from the alert's --label KEY=VALUE
     (each parameter names the label that fills it), or their defaults; a missing or bad value
     is refused before anything is recorded."""
+    if alert is not None and labels:
+        raise UsageError("--alert takes the alert's own labels; leave out --label")
     engine = ctx.engine(catalog=True)
     state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill, params=params,
-                        labels=labels)
+                        labels=labels, alert=alert)
     engine.tick(state.id)
     if as_json:
         dump({"id": state.id, "playbook": state.playbook.id, "severity": state.severity,

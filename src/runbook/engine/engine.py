@@ -174,8 +174,14 @@ class Engine(StepCommands):
     def open(self, playbook: str, actor: str, symptom: str | None = None, severity: str | None = None,
              drill: bool = False, incident: str | None = None, rehearse: str | None = None,
              live: bool = False, params: dict | None = None, labels: dict | None = None,
-             form: dict | None = None, from_incident: str | None = None) -> IncidentState:
-        """Open an incident on `playbook` (engine/opening.py says how)."""
+             form: dict | None = None, from_incident: str | None = None, alert: str | None = None) -> IncidentState:
+        """Open an incident on `playbook` (engine/opening.py says how); `alert` (a fingerprint)
+        opens it for an alert `runbook serve` kept unmatched, with its labels (engine/intake.py)."""
+        if alert is not None:
+            from runbook.engine import intake
+
+            return intake.open_by_hand(self, alert, playbook, actor, symptom=symptom, severity=severity,
+                                       drill=drill, params=params, form=form)
         return opening.open_incident(self, playbook, actor, symptom=symptom, severity=severity, drill=drill,
                                      incident=incident, rehearse=rehearse, live=live, params=params, labels=labels,
                                      form=form, from_incident=from_incident)

@@ -126,6 +126,44 @@ def recover(engine, actor: str = ACTOR) -> list[Outcome]:
     return out
 
 
+def open_by_hand(engine, alert: str, playbook: str, actor: str, **options):
+    """Open an incident on `playbook` for an alert no playbook took (unmatched, failed), with the
+    alert's own labels (severity, parameters); the alert is linked to it, so it is no longer
+    listed as needing a human. `alert` is its fingerprint (the latest occurrence) or
+    fingerprint@startsAt. Two responders doing it at once get one incident: the second is told."""
+    from runbook.errors import CommandError, NotFoundError
+
+    fingerprint, _, starts = alert.partition("@")
+    rows = [r for r in engine.store.alerts(fingerprint=fingerprint.lower()) if not starts or r["starts_at"] == starts]
+    if not rows:
+        raise NotFoundError(f"no alert {alert!r} received (see `runbook alerts`)")
+    row = rows[0]
+    if row["outcome"] not in ("unmatched", "failed", "resolved"):
+        raise CommandError(f"alert {row['alertname'] or row['fingerprint']} already has incident {row['incident']} "
+                           f"({row['outcome']})")
+    owner = owners.claim()
+    try:
+        incident = engine.store.claim_alert_by_hand(row["fingerprint"], row["starts_at"], playbook, new_incident_id,
+                                                    owner)
+        if incident is None:
+            now = engine.store.alerts(fingerprint=row["fingerprint"])
+            raise CommandError(f"alert {row['alertname'] or row['fingerprint']} was just taken: incident "
+                               f"{next((r['incident'] for r in now if r['starts_at'] == row['starts_at']), '?')}")
+        try:
+            state = engine.open(playbook, actor, labels=row["labels"], incident=incident, **options)
+        except BaseException:
+            engine.store.settle_alert(row["fingerprint"], row["starts_at"], row["outcome"], row["reason"], incident=None)
+            raise
+        record = AlertReceived(row["fingerprint"], row["starts_at"], row["alertname"] or "", dict(row["labels"]),
+                               (row["annotations"] or {}).get("summary", ""), row["generator_url"] or "", True)
+        engine._command(incident, actor, lambda s: [record])
+        engine.store.settle_alert(row["fingerprint"], row["starts_at"], "opened",
+                                  f"opened by hand by {actor} on {playbook}")
+        return engine.state(incident)
+    finally:
+        owners.release(owner)
+
+
 def _take_over(engine, stored: dict, owner: dict) -> bool:
     if owners.status(stored["owner"], None, engine.clock.now()) == owners.LIVE:
         return False

@@ -294,19 +294,20 @@ class HomeScreen(Screen):
         alert, self.for_alert = self.for_alert, None  # the labels go with this open, not every later one
         self.query_one("#playbooks-title", Label).update(PLAYBOOKS_TITLE)
         labels = alert.label_dict() if alert else None
+        linked = {"alert": alert.key} if alert else {}  # the engine opens with the alert's own labels, and links it
         if pb.parameters:
-            self.app.ask_parameters(key, labels=labels)
+            self.app.ask_parameters(key, labels=labels, **linked)
             return
         detail = f"Severity {pb.severity}; escalation {pb.escalation_for(pb.severity)} starts paging now."
         if alert:
             detail += f" With the labels of alert {alert.name}: {_labels(alert)}."
         self.app.push_screen(ConfirmDialog(f"Open an incident on “{one_line(pb.title)}”?", detail),
-                             lambda yes: yes and self.start(key, labels))
+                             lambda yes: yes and self.start(key, labels, alert.key if alert else None))
 
     @work(thread=True, exit_on_error=False)
-    def start(self, playbook: str, labels: dict | None = None) -> None:
+    def start(self, playbook: str, labels: dict | None = None, alert: str | None = None) -> None:
         try:
-            incident = self.app.gateway.call("open", playbook, self.app.actor, labels=labels).id
+            incident = self.app.gateway.call("open", playbook, self.app.actor, labels=labels, alert=alert).id
         except RunbookError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")
             return
