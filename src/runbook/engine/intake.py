@@ -150,7 +150,7 @@ def open_by_hand(engine, alert: str, playbook: str, actor: str, **options):
             raise CommandError(f"alert {row['alertname'] or row['fingerprint']} was just taken: incident "
                                f"{next((r['incident'] for r in now if r['starts_at'] == row['starts_at']), '?')}")
         try:
-            state = engine.open(playbook, actor, labels=row["labels"], incident=incident, **options)
+            engine.open(playbook, actor, labels=row["labels"], incident=incident, **options)
         except BaseException:
             engine.store.settle_alert(row["fingerprint"], row["starts_at"], row["outcome"], row["reason"], incident=None)
             raise
