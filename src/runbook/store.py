@@ -388,6 +388,19 @@ class _AlertLedger:
                               [*params, fingerprint, starts_at])
 
     @_guarded
+    def changes_since(self, cursor: int, limit: int = 500) -> list[tuple[int, str, int]]:
+        """(position, incident, seq) of each event appended after `position` (the events table's
+        rowid, which only grows: the log is append-only), oldest first; for live views."""
+        return [tuple(row) for row in self.conn.execute(
+            "SELECT rowid, incident, seq FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            [int(cursor), int(limit)]).fetchall()]
+
+    @_guarded
+    def change_cursor(self) -> int:
+        """The position of the last event appended (0 when there is none)."""
+        return self.conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0]
+
+    @_guarded
     def claim_alert_by_hand(self, fingerprint: str, starts_at: str, playbook: str, draw, owner: dict) -> str | None:
         """A responder opens an incident for an alert no playbook took: reserve an incident id for
         it, as the intake does (outcome 'pending'), only while it is still unmatched or failed.

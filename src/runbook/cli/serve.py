@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
 
 import click
@@ -10,6 +11,7 @@ import click
 from runbook.cli.context import Context
 from runbook.cli.options import json_option
 from runbook.cli.output import dump, echo
+from runbook.errors import UsageError
 from runbook.text import one_line
 
 
@@ -30,13 +32,16 @@ def _size(text: str) -> int:
 @click.option("--port", default=9393, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
 @click.option("--token-file", type=click.Path(dir_okay=False), default=None,
               help="File holding the intake bearer token (mode 600). Default: $RUNBOOK_SERVE_TOKEN.")
+@click.option("--view-token-file", type=click.Path(dir_okay=False), default=None,
+              help="File holding the status page's viewer token (mode 600). Default: $RUNBOOK_VIEW_TOKEN; "
+                   "neither: the status page is off.")
 @click.option("--max-body", default="1MiB", show_default=True, help="Largest request body taken (bytes, KiB, MiB).")
 @click.option("--tick", "tick_every", default=1.0, show_default=True, type=click.FloatRange(0.05, 60),
               help="Seconds between timer passes (escalations, reminders, page retries) over open incidents.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="How much to log to stderr.")
 @click.pass_obj
-def serve(ctx: Context, host, port, token_file, max_body, tick_every, log_level):
+def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_every, log_level):
     """Run runbook as a long-running server until interrupted (Ctrl-C or SIGTERM).
 
     \b
@@ -46,12 +51,17 @@ def serve(ctx: Context, host, port, token_file, max_body, tick_every, log_level)
                         repeats add nothing; resolved alerts are recorded;
                         alerts no playbook matches are kept (runbook alerts).
     GET  /api/alerts    the alerts received, as JSON
+    GET  /              the status page (read-only, live): open incidents,
+                        recently resolved ones; /incidents/ID for one. Needs
+                        the viewer token (RUNBOOK_VIEW_TOKEN or
+                        --view-token-file): give people the link
+                        http://HOST:PORT/?token=VIEWER-TOKEN once
     GET  /healthz       "ok" while the incident database answers
     It also fires timers (escalations, reminders) of open incidents.
 
     \b
-    Every request but /healthz needs the bearer token: RUNBOOK_SERVE_TOKEN or
-    --token-file. Alertmanager sends it with:
+    The intake needs its bearer token: RUNBOOK_SERVE_TOKEN or --token-file.
+    Alertmanager sends it with:
       receivers:
         - name: runbook
           webhook_configs:
@@ -71,6 +81,12 @@ def serve(ctx: Context, host, port, token_file, max_body, tick_every, log_level)
     from runbook.serve.app import ServeConfig, build_app
 
     token = read_token("RUNBOOK_SERVE_TOKEN", token_file, "intake token")
+    view_token = None
+    if view_token_file or os.environ.get("RUNBOOK_VIEW_TOKEN", "").strip():
+        view_token = read_token("RUNBOOK_VIEW_TOKEN", view_token_file, "viewer token")
+        if view_token == token:
+            raise UsageError("the viewer token is the intake token; give the status page a token of its own "
+                             "(whoever may look must not be able to post alerts)")
     limit = _size(max_body)
     engine = ctx.engine(catalog=True)  # the catalog and the database checked before listening
     if engine.catalog.errors:
@@ -79,9 +95,10 @@ def serve(ctx: Context, host, port, token_file, max_body, tick_every, log_level)
     sock = _listen(host, port, ServeError)
     where = sock.getsockname()
     logging.basicConfig(level=log_level.upper(), format="runbook serve: %(message)s")
-    echo(f"runbook serve: listening on http://{_hostport(where)} (POST /alertmanager); Ctrl-C stops",
+    page = f"status page http://{_hostport(where)}/" if view_token else "status page off (no RUNBOOK_VIEW_TOKEN)"
+    echo(f"runbook serve: listening on http://{_hostport(where)} (POST /alertmanager; {page}); Ctrl-C stops",
          err=True)
-    app = build_app(lambda: engine, ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths())))
+    app = build_app(lambda: engine, ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token))
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug",
                                            lifespan="on", timeout_graceful_shutdown=5))
     server.run(sockets=[sock])

@@ -359,6 +359,21 @@ class Engine(StepCommands):
 
     # time ---------------------------------------------------------------------------------
 
+    def change_cursor(self) -> int:
+        """Where the log of every incident ends now: live views wait for changes after it."""
+        return self.store.change_cursor()
+
+    def changes_since(self, cursor: int, limit: int = 500) -> list:
+        """(position, incident id, the Event) for each event appended after `cursor`, oldest first,
+        whoever appended it (another process, another machine's note)."""
+        out = []
+        for position, incident, seq in self.store.changes_since(cursor, limit):
+            events = self.state(incident).events
+            event = next((e for e in reversed(events) if e.seq == seq), None)
+            if event is not None:
+                out.append((position, incident, event))
+        return out
+
     def forget(self, keep) -> None:
         """Drop the folded states of incidents not in `keep` (a long-running server keeps only
         those it still works on; any other is read again from the log when asked for)."""

@@ -46,6 +46,7 @@ class ServeConfig(NamedTuple):
     max_body: int = DEFAULT_MAX_BODY
     tick_every: float = 1.0  # seconds between timer passes over the open incidents (0: no ticking)
     catalog_paths: tuple = ()  # reloaded on the timer pass when a file under them changes
+    view_token: str | None = None  # the status page's viewer token; None: the page is off
 
 
 class CatalogWatcher:
@@ -251,9 +252,12 @@ def build_app(make_engine: Callable, config: ServeConfig) -> Starlette:
                 task.cancel()
             await asyncio.get_running_loop().run_in_executor(None, worker.close)
 
+    from runbook.serve import web
+
+    page = web.routes(worker, config.view_token) if config.view_token else web.off_routes()
     app = Starlette(routes=[Route("/alertmanager", alertmanager, methods=["POST"]),
                             Route("/api/alerts", alerts, methods=["GET"]),
-                            Route("/healthz", health, methods=["GET"])],
+                            Route("/healthz", health, methods=["GET"]), *page],
                     lifespan=lifespan)
     app.state.worker = worker
     return app

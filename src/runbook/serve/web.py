@@ -1,0 +1,285 @@
+"""The status page of `runbook serve`: read-only HTML for everyone who is not at the terminal.
+
+    GET /                         open incidents, then those resolved in the last 7 days
+    GET /incidents/{id}           one incident: targets, tracks and current steps, degradations,
+                                  the escalation ladder with who is on call, status updates posted
+                                  by communicate steps, roles, the timeline
+    GET /incidents/{id}/postmortem.md   the postmortem export (text, once resolved)
+    GET /live                     server-sent events: one per event appended to any incident, by
+                                  anyone; a reconnect sends Last-Event-ID and catches up from there
+    GET /static/...               the style sheet and the one script (no inline script anywhere)
+
+Every page needs the viewer token (RUNBOOK_VIEW_TOKEN; not the intake token): as a bearer header,
+or `?token=` on the first visit, which is answered with a redirect that drops it from the address
+and an HttpOnly cookie. Nothing on the page writes.
+
+The page renders the views the TUI renders (runbook/views.py: every text already through
+runbook.text), through Jinja2 with autoescaping on, under a content security policy that allows
+scripts and styles only from /static: a label holding `<script>` is text, and could not run
+even if it were not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from runbook.errors import NotFoundError, RunbookError
+from runbook.text import one_line, shown
+from runbook.views import build_view
+
+log = logging.getLogger("runbook.serve")
+
+HERE = Path(__file__).parent
+COOKIE = "runbook_view"
+RESOLVED_DAYS = 7
+POLL = 0.1  # seconds between looks for new events while someone watches
+HEARTBEAT = 15.0
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+           "Cache-Control": "no-store", "X-Frame-Options": "DENY"}
+
+_templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
+                         trim_blocks=True, lstrip_blocks=True)
+
+
+def duration(seconds: float | None) -> str:
+    """12s, 4m05s, 3h02m, 2d04h: short and exact enough for a glance."""
+    if seconds is None:
+        return ""
+    s = int(abs(seconds))
+    if s < 60:
+        text = f"{s}s"
+    elif s < 3600:
+        text = f"{s // 60}m{s % 60:02d}s"
+    elif s < 86400:
+        text = f"{s // 3600}h{s % 3600 // 60:02d}m"
+    else:
+        text = f"{s // 86400}d{s % 86400 // 3600:02d}h"
+    return f"-{text}" if seconds < 0 else text
+
+
+_templates.filters["duration"] = duration
+_templates.filters["utc"] = lambda at: f"{at:%Y-%m-%d %H:%M:%S} UTC" if at else ""
+_templates.filters["hm"] = lambda at: f"{at:%H:%M:%S}" if at else ""
+
+
+class Update(NamedTuple):
+    """A status update a communicate step posted: where it went and what it said."""
+
+    step: str
+    title: str
+    post_to: str
+    at: datetime | None
+    text: str
+
+
+class Resolved(NamedTuple):
+    id: str
+    title: str
+    severity: str
+    drill: bool
+    opened_at: datetime
+    resolved_at: datetime | None
+    phase: str  # follow-up (work left after resolve), closed, or resolved
+    followup_left: int
+    followup_steps: int
+
+
+def cookie_value(token: str) -> str:
+    """What the cookie holds: derived from the token, so the token itself is not stored in browsers."""
+    return hmac.new(token.encode(), b"runbook status page cookie", hashlib.sha256).hexdigest()
+
+
+def viewer(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return True
+    cookie = request.cookies.get(COOKIE, "")
+    return bool(cookie) and hmac.compare_digest(cookie.encode(), cookie_value(token).encode())
+
+
+def page(name: str, status: int = 200, **context) -> HTMLResponse:
+    return HTMLResponse(_templates.get_template(name).render(**context), status_code=status, headers=HEADERS)
+
+
+def updates(state, now) -> tuple[Update, ...]:
+    """The messages communicate steps posted (done), newest first, filled as at their posting."""
+    from runbook.engine import texts
+
+    out = []
+    for step in state.playbook.steps:
+        run = state.steps.get(step.id)
+        if step.kind != "communicate" or not step.template or run is None or run.status != "done":
+            continue
+        try:
+            text = texts.text(state, step.template, step, run.finished_at or now)
+        except RunbookError as exc:
+            text = f"(cannot be shown: {exc})"
+        where = " · ".join(x for x in (step.channel, step.audience) if x)
+        out.append(Update(one_line(step.id), one_line(texts.text(state, step.title, step, now)), one_line(where),
+                          run.finished_at, shown(text)))
+    return tuple(sorted(out, key=lambda u: u.at or now, reverse=True))
+
+
+def followup_counts(state) -> tuple[int, int]:
+    track = state.playbook.followup
+    if track is None:
+        return 0, 0
+    left = sum(1 for s in track.steps if state.steps[s.id].status not in ("done", "skipped"))
+    return left, len(track.steps)
+
+
+def overview(engine) -> dict:
+    """What / shows: a view of each open incident (follow-up ones too), then those resolved lately."""
+    now = engine.clock.now()
+    cursor = engine.change_cursor()
+    open_views, resolved = [], []
+    since = (now - timedelta(days=RESOLVED_DAYS)).isoformat()
+    for row in engine.list(open_only=True):
+        try:
+            open_views.append(build_view(engine.state(row["id"]), now))
+        except RunbookError as exc:
+            log.warning("status page: %s: %s", row["id"], one_line(str(exc)))
+    for row in engine.list():
+        if row["status"] in ("resolved", "closed", "follow-up") and (row["resolved_at"] or "") >= since:
+            try:
+                state = engine.state(row["id"])
+            except RunbookError:
+                continue
+            left, total = followup_counts(state)
+            resolved.append(Resolved(one_line(state.id), one_line(state.title), one_line(state.severity),
+                                     state.drill, state.opened_at, state.resolved_at, state.phase, left, total))
+    return {"incidents": open_views, "resolved": resolved, "cursor": cursor, "now": now}
+
+
+def detail(engine, incident: str) -> dict:
+    incident = engine.resolve_id(incident)
+    now = engine.clock.now()
+    cursor = engine.change_cursor()
+    state = engine.state(incident)
+    check = engine.integrity(incident)
+    view = build_view(state, now, "" if check.ok else check.warning(state.id))
+    left, total = followup_counts(state)
+    return {"view": view, "updates": updates(state, now), "cursor": cursor, "now": now,
+            "followup_left": left, "followup_steps": total}
+
+
+def postmortem(engine, incident: str) -> str:
+    from runbook.engine.metrics import export_markdown
+
+    state = engine.state(engine.resolve_id(incident))
+    return export_markdown(state)
+
+
+def change_lines(engine, cursor: int) -> list[tuple[int, str]]:
+    """(position, SSE data) for each event appended after `cursor`: the incident, its new log
+    length and the timeline line (one_line: safe; the script sets it as text, never as HTML)."""
+    from runbook.engine.metrics import describe
+
+    return [(position, json.dumps({"incident": incident, "seq": event.seq,
+                                   "line": one_line(f"{incident} · {event.actor}: {describe(event)}")}))
+            for position, incident, event in engine.changes_since(cursor)]
+
+
+def routes(worker, token: str) -> list:
+    """The status page's routes, every engine call on the server's engine thread."""
+
+    def denied(request: Request) -> Response:
+        return page("denied.html", status=401)
+
+    def admit(request: Request):
+        """None when the viewer may look; else the answer: a redirect that swaps ?token= for the
+        cookie, or 401."""
+        given = request.query_params.get("token")
+        if given is not None:
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return denied(request)
+            rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+            response = RedirectResponse(target, status_code=303, headers=HEADERS)
+            response.set_cookie(COOKIE, cookie_value(token), httponly=True, samesite="strict", path="/",
+                                secure=request.url.scheme == "https", max_age=30 * 86400)
+            return response
+        return None if viewer(request, token) else denied(request)
+
+    async def home(request: Request):
+        if (answer := admit(request)) is not None:
+            return answer
+        return page("home.html", **await worker.run(overview))
+
+    async def incident(request: Request):
+        if (answer := admit(request)) is not None:
+            return answer
+        try:
+            data = await worker.run(detail, request.path_params["incident"])
+        except NotFoundError as exc:
+            return page("missing.html", status=404, message=one_line(str(exc)))
+        return page("incident.html", **data)
+
+    async def export(request: Request):
+        if (answer := admit(request)) is not None:
+            return answer
+        try:
+            text = await worker.run(postmortem, request.path_params["incident"])
+        except NotFoundError as exc:
+            return PlainTextResponse(one_line(str(exc)) + "\n", status_code=404, headers=HEADERS)
+        return PlainTextResponse(text, media_type="text/markdown; charset=utf-8", headers=HEADERS)
+
+    async def live(request: Request):
+        if not viewer(request, token):
+            return denied(request)
+        raw = request.headers.get("last-event-id") or request.query_params.get("after") or ""
+        try:
+            cursor = int(raw) if raw else await worker.run(lambda engine: engine.change_cursor())
+        except ValueError:
+            return PlainTextResponse("after: expected the number of an event position\n", status_code=400,
+                                     headers=HEADERS)
+
+        async def stream():
+            nonlocal cursor
+            yield "retry: 1000\n\n"
+            quiet = 0.0
+            while not await request.is_disconnected():
+                lines = await worker.run(change_lines, cursor)
+                for position, data in lines:
+                    cursor = position
+                    yield f"id: {position}\nevent: change\ndata: {data}\n\n"
+                if lines:
+                    quiet = 0.0
+                    continue
+                quiet += POLL
+                if quiet >= HEARTBEAT:
+                    quiet = 0.0
+                    yield ": still here\n\n"
+                await asyncio.sleep(POLL)
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={**HEADERS, "X-Accel-Buffering": "no"})
+
+    return [Route("/", home, methods=["GET"]),
+            Route("/incidents/{incident}", incident, methods=["GET"]),
+            Route("/incidents/{incident}/postmortem.md", export, methods=["GET"]),
+            Route("/live", live, methods=["GET"]),
+            Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static")]
+
+
+def off_routes() -> list:
+    """Without a viewer token the page is off, and says how to turn it on."""
+    async def off(request: Request):
+        return PlainTextResponse("the status page is off: start runbook serve with RUNBOOK_VIEW_TOKEN set "
+                                 "(or --view-token-file)\n", status_code=404, headers=HEADERS)
+    return [Route("/", off, methods=["GET"]), Route("/incidents/{incident}", off, methods=["GET"])]
