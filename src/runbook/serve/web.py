@@ -46,6 +46,8 @@ log = logging.getLogger("runbook.serve")
 HERE = Path(__file__).parent
 COOKIE = "runbook_view"
 RESOLVED_DAYS = 7
+OPENED_DAYS = 60  # resolved lately: looked for among the incidents opened in the last 60 days
+MAX_OPEN = 200  # open incidents shown in full on the front page (an alert storm can open thousands)
 POLL = 0.1  # seconds between looks for new events while someone watches
 HEARTBEAT = 15.0
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -150,12 +152,13 @@ def overview(engine) -> dict:
     cursor = engine.change_cursor()
     open_views, resolved = [], []
     since = (now - timedelta(days=RESOLVED_DAYS)).isoformat()
-    for row in engine.list(open_only=True):
+    rows = engine.list(open_only=True)
+    for row in rows[:MAX_OPEN]:
         try:
             open_views.append(build_view(engine.state(row["id"]), now))
         except RunbookError as exc:
             log.warning("status page: %s: %s", row["id"], one_line(str(exc)))
-    for row in engine.list():
+    for row in engine.list(since=(now - timedelta(days=OPENED_DAYS)).isoformat()):
         if row["status"] in ("resolved", "closed", "follow-up") and (row["resolved_at"] or "") >= since:
             try:
                 state = engine.state(row["id"])
@@ -164,7 +167,8 @@ def overview(engine) -> dict:
             left, total = followup_counts(state)
             resolved.append(Resolved(one_line(state.id), one_line(state.title), one_line(state.severity),
                                      state.drill, state.opened_at, state.resolved_at, state.phase, left, total))
-    return {"incidents": open_views, "resolved": resolved, "cursor": cursor, "now": now}
+    return {"incidents": open_views, "more": max(0, len(rows) - MAX_OPEN), "resolved": resolved, "cursor": cursor,
+            "now": now}
 
 
 def detail(engine, incident: str) -> dict:
@@ -227,8 +231,9 @@ def routes(worker, token: str) -> list:
             return answer
         try:
             data = await worker.run(detail, request.path_params["incident"])
-        except NotFoundError as exc:
-            return page("missing.html", status=404, message=one_line(str(exc)))
+        except RunbookError as exc:  # no such incident, an ambiguous start, a record too damaged to load
+            return page("missing.html", status=404 if isinstance(exc, NotFoundError) else 409,
+                        message=one_line(str(exc)))
         return page("incident.html", **data)
 
     async def export(request: Request):
@@ -236,8 +241,9 @@ def routes(worker, token: str) -> list:
             return answer
         try:
             text = await worker.run(postmortem, request.path_params["incident"])
-        except NotFoundError as exc:
-            return PlainTextResponse(one_line(str(exc)) + "\n", status_code=404, headers=HEADERS)
+        except RunbookError as exc:
+            return PlainTextResponse(one_line(str(exc)) + "\n", headers=HEADERS,
+                                     status_code=404 if isinstance(exc, NotFoundError) else 409)
         return PlainTextResponse(text, media_type="text/markdown; charset=utf-8", headers=HEADERS)
 
     async def live(request: Request):
