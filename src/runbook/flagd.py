@@ -29,6 +29,7 @@ from runbook.pluginapi import FlagState
 
 SCHEMA_URL = "https://flagd.dev/schema/v0/flags.json"
 RESTORE_KEY = "runbook.restore"
+SHARE_KEY = "runbook.share"  # on a flag runbook staged: the share its fractional rule gives the staged value
 _TYPES = {bool: "boolean", str: "string", int: "number", float: "number", dict: "object"}
 
 
@@ -107,12 +108,84 @@ def check(data) -> list[str]:
 
 
 def state(data: dict, name: str) -> FlagState:
+    """The flag as a context without targeting sees it; a staged share runbook wrote is reported
+    as that share of the staged value (`share`)."""
     flag = data.get("flags", {}).get(name)
     if flag is None:
         return FlagState(exists=False)
+    staged = _staged(flag)
+    if staged is not None:
+        variant, share = staged
+        return FlagState(True, flag["variants"][variant], variant, flag.get("state") == "ENABLED", share)
     variant = flag.get("defaultVariant")
     value = flag["variants"].get(variant) if variant is not None else None
     return FlagState(True, value, variant, flag.get("state") == "ENABLED")
+
+
+def _staged(flag: dict) -> tuple[str, int] | None:
+    """(variant, share) of the fractional rule runbook wrote on the flag, if it wrote one."""
+    raw = flag.get("metadata", {}).get(SHARE_KEY)
+    rule = (flag.get("targeting") or {}).get("fractional")
+    if raw is None or not isinstance(rule, list) or len(rule) < 2:
+        return None
+    try:
+        variant, share = rule[1][0], int(rule[1][1])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return (variant, share) if variant in flag.get("variants", {}) else None
+
+
+def set_share(data: dict, name: str, value, share: int, by: str,
+              normal=None) -> tuple[FlagState, FlagState, list[str]]:
+    """One stage of a staged degradation: `share` percent of contexts get `value`, bucketed by the
+    context key `by` with flagd's `fractional` operation, the others keep the default variant.
+    share 100 is set_value (and drops the rule). A flag with targeting rules runbook did not write
+    is refused: a fractional rule would replace them."""
+    if not isinstance(share, int) or not 0 < share <= 100:
+        raise FlagFileError(f"flag {name}: a share is a whole percentage from 1 to 100, got {share!r}")
+    flag = data.get("flags", {}).get(name)
+    if flag is not None and flag.get("targeting") and _staged(flag) is None:
+        raise FlagFileError(f"flag {name} has targeting rules of its own; a staged degradation would replace "
+                            "them (stage another flag, or apply this one whole)")
+    previous = state(data, name)
+    if share == 100:
+        if flag is not None:
+            _drop_share(flag)
+        before, current, notes = set_value(data, name, value)
+        return previous, current, notes
+    if (flag is None or flag.get("defaultVariant") is None) and normal is not None:
+        # not in the file yet: its normal value (the playbook's restore:) for the others
+        set_value(data, name, normal)
+        flag = data["flags"][name]
+        flag["metadata"][RESTORE_KEY] = json.dumps(previous.to_dict(), sort_keys=True)
+    if flag is None or flag.get("defaultVariant") is None:
+        raise FlagFileError(f"flag {name} is not in the flag file, so there is no value for the other "
+                            f"{100 - share}% to keep; add the flag with its normal value first")
+    if _type(value) not in {_type(v) for v in flag["variants"].values()}:
+        raise FlagFileError(f"flag {name} holds {'/'.join(sorted({_type(v) for v in flag['variants'].values()}))} "
+                            f"values; cannot stage {json.dumps(value)} ({_type(value)})")
+    metadata = flag.setdefault("metadata", {})
+    metadata.setdefault(RESTORE_KEY, json.dumps(previous.to_dict(), sort_keys=True))  # as before the first stage
+    notes = []
+    if flag.get("state") != "ENABLED":
+        flag["state"] = "ENABLED"
+        notes.append("the flag was DISABLED; it is ENABLED now so the share takes effect")
+    staged = next((k for k, v in flag["variants"].items() if _same(v, value)), None)
+    if staged is None:
+        staged = _variant_name(value, flag["variants"])
+        flag["variants"][staged] = value
+    default = flag["defaultVariant"]
+    if staged == default:
+        return previous, state(data, name), ["every context already gets this value"]
+    flag["targeting"] = {"fractional": [{"var": by}, [staged, share], [default, 100 - share]]}
+    metadata[SHARE_KEY] = share
+    return previous, state(data, name), notes
+
+
+def _drop_share(flag: dict) -> None:
+    if _staged(flag) is not None:
+        flag.pop("targeting", None)
+    flag.get("metadata", {}).pop(SHARE_KEY, None)
 
 
 def _same(a, b) -> bool:
@@ -152,6 +225,7 @@ def set_value(data: dict, name: str, value) -> tuple[FlagState, FlagState, list[
         if flag.get("state") != "ENABLED":
             flag["state"] = "ENABLED"
             notes.append("the flag was DISABLED; it is ENABLED now so the value takes effect")
+        _drop_share(flag)  # a staged share runbook wrote gives way to the value for everyone
         if flag.get("targeting"):
             notes.append("the flag has targeting rules; contexts they match may still get another variant")
     variant = next((k for k, v in flag["variants"].items() if _same(v, value)), None)
@@ -185,6 +259,8 @@ def restore_value(data: dict, name: str, previous: FlagState) -> tuple[FlagState
         flags.pop(name, None)
         return replaced, state(data, name)
     flag = flags.get(name)
+    if flag is not None:
+        _drop_share(flag)  # a staged share goes with the restore
     if flag is None or previous.variant not in flag.get("variants", {}):
         set_value(data, name, previous.value)
         flag = flags[name]

@@ -23,6 +23,14 @@ def get_flag(settings, name, drill):
 
 
 @hookspec(firstresult=True)
+def set_flag_share(settings, name, value, share, by, normal, drill):
+    """Give `value` to `share` percent of evaluation contexts (bucketed on the context key `by`),
+    the rest keeping the flag's current value (`normal` when the flag does not exist yet; None:
+    unknown): one stage of a staged degradation. share 100 is set_flag. Return a FlagChange.
+    First result wins."""
+
+
+@hookspec(firstresult=True)
 def restore_flag(settings, name, previous, drill):
     """Put flag `name` back to the FlagState `previous` (remove it if it did not exist); return a FlagChange."""
 

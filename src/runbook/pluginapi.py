@@ -26,16 +26,21 @@ class FlagState(NamedTuple):
     value: object = None
     variant: str | None = None
     enabled: bool = True
+    share: int | None = None  # a staged degradation: the percentage of contexts given `value` (None: all)
 
     def to_dict(self) -> dict:
         # spelled out, copying only what could be shared (as asdict did, without its deep walk
         # over every field): this runs for every flag flip recorded
         value = deepcopy(self.value) if isinstance(self.value, (dict, list)) else self.value
-        return {"exists": self.exists, "value": value, "variant": self.variant, "enabled": self.enabled}
+        out = {"exists": self.exists, "value": value, "variant": self.variant, "enabled": self.enabled}
+        if self.share is not None:
+            out["share"] = self.share
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "FlagState":
-        return cls(bool(data.get("exists")), data.get("value"), data.get("variant"), data.get("enabled", True))
+        return cls(bool(data.get("exists")), data.get("value"), data.get("variant"), data.get("enabled", True),
+                   data.get("share"))
 
 
 class FlagChange(NamedTuple):

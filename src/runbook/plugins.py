@@ -239,6 +239,11 @@ class PluginHost:
         call = self.call("set_flag", FLAG_TIMEOUT, settings=self.settings, name=name, value=value, drill=drill)
         return self._required(call, f"could not set flag {name}")
 
+    def set_flag_share(self, name: str, value, share: int, by: str, normal=None, drill: bool = False):
+        call = self.call("set_flag_share", FLAG_TIMEOUT, settings=self.settings, name=name, value=value,
+                         share=share, by=by, normal=normal, drill=drill)
+        return self._required(call, f"could not set a share of flag {name} (no flag backend does staged shares)")
+
     def get_flag(self, name: str, drill: bool = False) -> tuple[FlagState, list[HookFailure]]:
         call = self.call("get_flag", FLAG_TIMEOUT, settings=self.settings, name=name, drill=drill)
         return self._required(call, f"could not read flag {name}")

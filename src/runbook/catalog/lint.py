@@ -173,6 +173,17 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
                                       f"flag '{flag}' is set but has no value under restore:, so it "
                                       "could never be restored; add it to restore: or drop restore: "
                                       "to restore the values seen before applying", at_key=True)
+        if degradation.rollout is not None:
+            shares = [share for share, _ in degradation.rollout.stages]
+            for i in range(1, len(shares)):
+                if shares[i] <= shares[i - 1]:
+                    yield doc.problem(("degradations", name, "rollout", "stages", i),
+                                      f"stage shares must grow: {shares[i]}% after {shares[i - 1]}%", code="rollout")
+            names = [c.name for c in degradation.rollout.checks]
+            for i, check in enumerate(degradation.rollout.checks):
+                if names.index(check.name) != i:
+                    yield doc.problem(("degradations", name, "rollout", "checks", i, "name"),
+                                      f"check name '{check.name}' is used twice", code="rollout")
 
     yield from _parameters(doc, pb)
     if pb.templated:

@@ -165,12 +165,44 @@ class Symptom(NamedTuple):
     severity_rises: tuple[tuple[int, str], ...] = ()
 
 
+class StageCheck(NamedTuple):
+    """A check that must hold while a stage holds: a Prometheus instant query and its condition."""
+
+    name: str
+    query: str
+    expect: str
+
+
+class Rollout(NamedTuple):
+    """A degradation applied in stages (flagd fractional shares), each held while its checks pass."""
+
+    stages: tuple[tuple[int, int], ...]  # (share in percent, hold in seconds), growing shares
+    by: str = "targetingKey"
+    checks: tuple[StageCheck, ...] = ()
+    check_every: int = 30
+    on_failure: str = "restore"  # previous or restore
+    on_check_broken: str = "hold"  # hold or rollback
+
+
 class Degradation(NamedTuple):
     name: str
     summary: str
     set: dict
     restore: dict | None = None
     impact: str = ""
+    rollout: Rollout | None = None
+
+
+def _rollout(raw: dict | None) -> Rollout | None:
+    if not raw:
+        return None
+    hold = parse_duration(raw.get("hold", "5m"))
+    stages = tuple((s, hold) if isinstance(s, int) else (s["share"], parse_duration(s["hold"]) if "hold" in s else hold)
+                   for s in raw["stages"])
+    checks = tuple(StageCheck(c.get("name") or f"check-{n}", c["prometheus"]["query"], c["prometheus"]["expect"].strip())
+                   for n, c in enumerate(raw.get("checks", ()), 1))
+    return Rollout(stages, raw.get("by", "targetingKey"), checks, parse_duration(raw.get("check_every", "30s")),
+                   raw.get("on_failure", "restore"), raw.get("on_check_broken", "hold"))
 
 
 class Reminder(NamedTuple):
@@ -398,7 +430,8 @@ def build_playbook(data: dict) -> Playbook:
         ),
         degradations={
             name: Degradation(name, d["summary"], dict(d["set"]),
-                              dict(d["restore"]) if "restore" in d else None, d.get("impact", ""))
+                              dict(d["restore"]) if "restore" in d else None, d.get("impact", ""),
+                              _rollout(d.get("rollout")))
             for name, d in data.get("degradations", {}).items()
         },
         reminders=tuple(

@@ -130,6 +130,17 @@ def _playbook(pb: Playbook, catalog: Catalog, now: datetime) -> list[str]:
             lines.append(f"  - {name}: {d.summary}  [{flags}]")
             if d.impact:
                 lines += _indented(f"impact: {d.impact}", "      ")
+            if d.rollout:
+                r = d.rollout
+                ladder = " → ".join(f"{share}%" + (f" (hold {format_duration(hold)})" if hold != r.stages[0][1] else "")
+                                    for share, hold in r.stages)
+                lines.append(f"      in stages by {r.by}: {ladder}, each held {format_duration(r.stages[0][1])}")
+                for c in r.checks:
+                    lines.append(f"      check {c.name} every {format_duration(r.check_every)}: {c.query}  {c.expect}")
+                lines.append("      a failed check " + ("rolls back one stage" if r.on_failure == "previous"
+                                                          else "restores fully")
+                             + "; a check that cannot be evaluated " + ("rolls back too" if r.on_check_broken == "rollback"
+                                                                        else "holds the stage"))
     if pb.roles:
         lines += _section("Roles")
         lines += [f"  - {r.id}: {r.title}" + (f" — {r.summary}" if r.summary else "") for r in pb.roles.values()]

@@ -111,6 +111,12 @@ def summary(state, now: datetime) -> list[str]:
     applied = [n for n, d in state.degradations.items() if d.applied]
     if applied:
         lines.append(f"  degradations applied: {one_line(', '.join(applied))}")
+        from runbook.engine import stages
+
+        for name in applied:
+            ladder = stages.describe(state, name, now)
+            if ladder:
+                lines.append(f"    {one_line(name)}: {one_line(ladder)}")
     ran = step_outputs(state)
     if ran:
         lines.append(f"  command output (last {OUTPUT_LINES} lines of each step's last run):")
@@ -365,10 +371,36 @@ def _print_flag_changes(events, as_json: bool) -> None:
 @json_option()
 @click.pass_obj
 def degrade(ctx: Context, incident_id, name, actor, as_json):
-    """Apply degradation NAME (flips its flags through the flag backend).
+    """Apply degradation NAME (flips its flags through the flag backend). A staged one (rollout:
+    in the playbook) starts at its first stage, a share of users; see `runbook incident stage`.
 
     Exit status 4 when a flag could not be set; the failure is in the timeline."""
     _print_flag_changes(ctx.engine().degrade(incident_id, actor, name), as_json)
+
+
+@group.command("stage")
+@incident_argument()
+@click.argument("name")
+@click.argument("action", type=click.Choice(["hold", "resume", "advance", "rollback"]))
+@click.option("--full", is_flag=True, help="rollback: restore fully instead of one stage down.")
+@click.option("--reason", default="", help="Why, for the timeline.")
+@actor_option
+@json_option()
+@click.pass_obj
+def stage(ctx: Context, incident_id, name, action, full, reason, actor, as_json):
+    """Steer staged degradation NAME by hand. It advances by itself after each stage's hold while
+    its checks hold, and rolls back by itself when one fails; `incident show` says where it is.
+
+    \b
+      hold      stay at this stage (checks still run and still roll back)
+      resume    let it advance by itself again
+      advance   start the next stage now
+      rollback  go back one stage (from the first: restore); --full restores
+
+    Exit status 4 when a flag could not be set; 5 when NAME is not applied or not staged."""
+    if full and action != "rollback":
+        raise UsageError("--full goes with rollback")
+    _print_flag_changes(ctx.engine().stage(incident_id, actor, name, action, reason, full), as_json)
 
 
 @group.command("restore")

@@ -18,6 +18,13 @@ def set_flag(settings, name, value, drill):
 
 
 @hookimpl(trylast=True)
+def set_flag_share(settings, name, value, share, by, normal, drill):
+    path = settings.flag_file(drill)
+    previous, current, notes = flagd.update(path, lambda data: flagd.set_share(data, name, value, share, by, normal))
+    return FlagChange(name, previous, current, BACKEND, os.path.abspath(path), tuple(notes))
+
+
+@hookimpl(trylast=True)
 def get_flag(settings, name, drill):
     return flagd.state(flagd.read(settings.flag_file(drill)), name)
 

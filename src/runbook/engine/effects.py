@@ -62,14 +62,16 @@ class Effects:
     # degradations -------------------------------------------------------------------------
 
     def flip(self, incident: str, actor: str, name: str, op: str, step_id: str | None,
-             option: int | None) -> list[Event]:
+             option: int | None, stage: int | None = None) -> list[Event]:
+        """Apply or restore a degradation; a staged one (rollout:) applies its first stage, or
+        `stage` when moving between stages (engine/stages.py)."""
         owner = owners.claim()
         try:
-            return self._flip(incident, actor, name, op, step_id, option, owner)
+            return self._flip(incident, actor, name, op, step_id, option, owner, stage)
         finally:
             owners.release(owner)
 
-    def _flip(self, incident, actor, name, op, step_id, option, owner) -> list[Event]:
+    def _flip(self, incident, actor, name, op, step_id, option, owner, stage=None) -> list[Event]:
         state = self.engine.state(incident)
         refuse_if_tampered(state)
         if not (op == "restore" and state.resolved):  # leftovers on a resolved incident can still be restored
@@ -83,8 +85,15 @@ class Effects:
         deg, spec = state.degradations[name], pb.degradations[name]
         if deg.pending:
             raise CommandError(in_flight(deg))
-        if op == "apply" and deg.applied:
+        if op == "apply" and spec.rollout is not None and stage is None:
+            if deg.applied:
+                raise CommandError(f"degradation '{name}' is already applied, at stage {deg.stage + 1} of "
+                                   f"{len(spec.rollout.stages)} ({deg.share}%); steer it with `runbook incident "
+                                   f"stage {state.id} {name} advance|hold|rollback`")
+            stage = 0
+        if op == "apply" and deg.applied and (stage is None or deg.stage == stage):
             raise CommandError(f"degradation '{name}' is already applied")
+        share = spec.rollout.stages[stage][0] if stage is not None else None
         if op == "restore" and not deg.touched:
             raise CommandError(f"degradation '{name}' is not applied")
         if self.plugins is None:
@@ -122,14 +131,15 @@ class Effects:
             current = state.degradations[name]
             if current.pending:
                 raise CommandError(in_flight(current))
-            if op == "apply" and current.applied:
+            if op == "apply" and current.applied and (stage is None or current.stage == stage
+                                                       or current.stage != deg.stage):
                 raise CommandError(f"degradation '{name}' was just applied by someone else")
             if op == "restore" and not current.touched:
                 raise CommandError(f"degradation '{name}' was just restored by someone else")
             if op == "restore" and set(current.flags) != set(plan):
                 raise CommandError(f"degradation '{name}' changed while restoring; try again")
             lease = self.engine.clock.now() + timedelta(seconds=FLAG_LEASE * max(len(plan), 1))
-            return [DegradationStarted(name, op, plan, step_id, option, owner, iso(lease))]
+            return [DegradationStarted(name, op, plan, step_id, option, owner, iso(lease), stage, share)]
         events = self._command(incident, actor, intent)
         results, errors = [], []
         for flag, entry in plan.items():
@@ -141,26 +151,35 @@ class Effects:
                                                held_by=entry["held_by"]))
                     errors += plugin_errors(failures)
                     continue
-                if op == "apply":
+                if op == "apply" and share is not None and share < 100:
+                    normal = spec.restore.get(flag) if spec.restore else None
+                    change, failures = self.plugins.set_flag_share(flag, entry["new"], share, spec.rollout.by,
+                                                                   normal=normal, drill=state.sandboxed)
+                elif op == "apply":
                     change, failures = self.plugins.set_flag(flag, entry["new"], drill=state.sandboxed)
                 else:
                     previous = FlagState.from_dict(entry["restore_to"])
                     change, failures = self.plugins.restore_flag(flag, previous, drill=state.sandboxed)
                 old = entry["old"] if entry.get("held") else change.previous.to_dict()
-                results.append(FlagChanged(name, flag, op, old, change.current.value, location=change.location))
+                results.append(FlagChanged(name, flag, op, old, change.current.value, location=change.location,
+                                           share=share if op == "apply" else None))
                 errors += plugin_errors(failures)
             except RunbookError as exc:
                 failures = getattr(exc, "failures", [])
                 errors += plugin_errors(failures) or [PluginErrorRecorded("?", f"{op}_flag", str(exc))]
-        return events + self._finish_flip(incident, actor, name, op, step_id, option, results, errors)
+        staged = (stage, share, len(spec.rollout.stages)) if stage is not None else None
+        return events + self._finish_flip(incident, actor, name, op, step_id, option, results, errors, staged)
 
-    def _finish_flip(self, incident, actor, name, op, step_id, option, results, errors) -> list[Event]:
+    def _finish_flip(self, incident, actor, name, op, step_id, option, results, errors, staged=None) -> list[Event]:
         def build(state):
             out = list(results) + list(errors)
             if errors:
                 out.append(DegradationFailed(name, op, "; ".join(e.message for e in errors)))
                 return out
-            out.append((DegradationApplied if op == "apply" else DegradationRestored)(name, step_id))
+            if op == "apply" and staged is not None:
+                out.append(DegradationApplied(name, step_id, stage=staged[0], share=staged[1], of=staged[2]))
+            else:
+                out.append((DegradationApplied if op == "apply" else DegradationRestored)(name, step_id))
             if step_id and not state.resolved:
                 step = state.playbook.step(step_id)
                 if state.current.get(step.track) == step_id:
@@ -298,14 +317,17 @@ class Effects:
         for flag, entry in intent["flags"].items():
             current, _ = self.plugins.get_flag(flag, drill=state.sandboxed)
             if intent["op"] == "apply":
-                done = current.exists and current.value == entry["new"] and type(current.value) is type(entry["new"])
+                share = intent.get("share")
+                done = (current.exists and current.value == entry["new"] and type(current.value) is type(entry["new"])
+                        and current.share == (share if share is not None and share < 100 else None))
                 old = entry["old"]
             else:
                 target = FlagState.from_dict(entry["restore_to"])
                 done = current.exists == target.exists and current.value == target.value
                 old = None
             if done:
-                results.append(FlagChanged(name, flag, intent["op"], old, current.value, reconciled=True))
+                results.append(FlagChanged(name, flag, intent["op"], old, current.value, reconciled=True,
+                                           share=intent.get("share") if intent["op"] == "apply" else None))
             else:
                 unknown.append(flag)
 
@@ -326,6 +348,9 @@ class Effects:
             elif unknown:
                 out.append(DegradationFailed(name, op, f"interrupted before {', '.join(unknown)} changed; "
                                                        "nothing half-done remains, try again", reconciled=True))
+            elif op == "apply" and intent.get("stage") is not None:
+                out.append(DegradationApplied(name, reconciled=True, stage=intent["stage"], share=intent.get("share"),
+                                              of=len(state.playbook.degradations[name].rollout.stages)))
             else:
                 out.append((DegradationApplied if op == "apply" else DegradationRestored)(name, reconciled=True))
             return out

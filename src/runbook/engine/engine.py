@@ -50,6 +50,7 @@ class Engine(StepCommands):
         self.clock = clock or SystemClock()
         self.plugins = plugins
         self.catalog = catalog
+        self.metrics_source = None  # (query, expect) -> (outcome, value, detail): stage checks read metrics here
         self.catalog_loader = None  # loads the catalog when a command needs it and none was given (a handoff)
         self.effects = Effects(self)
         self.resolve_wait = RESOLVE_WAIT
@@ -343,6 +344,13 @@ class Engine(StepCommands):
             if (step.kind == "degrade" and step.degradation == name) or \
                     any(option.degradation == name for option in step.options):
                 self._approved(state, step)
+
+    def stage(self, incident: str, actor: str, name: str, action: str, reason: str = "",
+              full: bool = False) -> list[Event]:
+        """Steer a staged degradation: hold, resume, advance, rollback (engine/stages.py)."""
+        from runbook.engine import stages
+
+        return stages.steer(self, incident, actor, name, action, reason, full)
 
     def restore(self, incident: str, actor: str, name: str, step: str | None = None) -> list[Event]:
         return self.effects.flip(incident, actor, name, "restore", step, None)

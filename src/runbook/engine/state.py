@@ -66,6 +66,13 @@ class DegradationState:
     pending_seq: int = 0
     pending_at: datetime | None = None
     pending_by: str = ""
+    # a staged degradation (rollout:): the stage applied (0-based; -1 none), its share, since when
+    stage: int = -1
+    share: int | None = None
+    stage_at: datetime | None = None
+    held: bool = False  # a responder holds it at this stage: it does not advance by itself
+    checks: dict = field(default_factory=dict)  # check name -> (outcome, value, detail, at) in this stage
+    checked_at: datetime | None = None  # the last time the stage's checks ran
 
     @property
     def touched(self) -> bool:

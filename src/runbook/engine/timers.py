@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from runbook.catalog.models import EscalationLevel, EscalationPolicy
 from runbook.catalog.oncall import find_person, find_rotation, on_call
-from runbook.engine import alerts, backoff, waits
+from runbook.engine import alerts, backoff, stages, waits
 from runbook.engine.state import ACTIVE, FAILED, IncidentState
 from runbook.pluginapi import Recipient
 
@@ -167,6 +167,8 @@ def _pending(state: IncidentState) -> list[Timer]:
                                                            "start": run.started_at, "ends": ends}))
             else:
                 timers.append(Timer(ends, 3, "wait_timeout", {"step": step.id}))
+    for at, kind, data in stages.due_timers(state):  # staged degradations: checks, the next stage
+        timers.append(Timer(at, 2, kind, data))
     drill = state.snapshot.drill
     if drill is not None and not state.resolved and state.injects < len(drill.injects):
         inject = drill.injects[state.injects]

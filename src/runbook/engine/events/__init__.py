@@ -21,7 +21,7 @@ from runbook.engine.events.steps import (ApprovalGranted, CheckPolled, DecisionM
 from runbook.engine.events.alerts import AlertReceived, AlertStateChanged
 from runbook.engine.events.automation import ActionFinished, ActionStarted, shown_argv
 from runbook.engine.events.degradations import (DegradationApplied, DegradationFailed, DegradationRestored,
-                                                DegradationStarted, FlagChanged)
+                                                DegradationStarted, FlagChanged, StageChecked, StageSteered)
 from runbook.engine.events.escalation import DrillInject, Escalated, Notified, PagerUpdated, ReminderFired
 from runbook.engine.events.parameters import CAPTURE, CaptureMissed, ParametersSet
 from runbook.engine.events.roles import Closed, RoleAssigned, SignalGiven
@@ -31,7 +31,7 @@ __all__ = [
     "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted", "DrillInject",
     "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "HandedOff", "Mitigated",
     "NoteAdded", "Notified", "Opened", "PagerUpdated", "ParametersSet", "PluginErrorRecorded", "RECORDS", "ReminderFired",
-    "Resolved", "RoleAssigned", "SeverityChanged", "SignalGiven", "StepCompleted", "StepFailed", "StepRestarted",
+    "Resolved", "RoleAssigned", "StageChecked", "StageSteered", "SeverityChanged", "SignalGiven", "StepCompleted", "StepFailed", "StepRestarted",
     "StepSkipped", "StepStarted", "TargetBreached", "TrackFinished", "WaitDue", "apply", "decode", "fold",
     "record", "shown_argv",
 ]

@@ -17,12 +17,16 @@ class DegradationStarted(EventRecord):
     option: int | None = None  # 0-based option of the decision that chose it
     owner: dict | None = None  # the process carrying it out (engine/owner.py)
     lease_until: str | None = None  # after this, an owner on another host counts as gone
+    stage: int | None = None  # a staged degradation: the stage (0-based) being applied
+    share: int | None = None  # ...and its share in percent
 
     def fold(self, state, event):
         deg = degradation(state, self.degradation)
         deg.pending, deg.pending_seq, deg.pending_at, deg.pending_by = self.to_data(), event.seq, event.at, event.actor
 
     def describe(self):
+        if self.stage is not None:
+            return f"moving degradation {self.degradation} to stage {self.stage + 1} ({self.share}%)"
         return f"{'applying' if self.op == 'apply' else 'restoring'} degradation {self.degradation}"
 
 
@@ -36,12 +40,13 @@ class FlagChanged(EventRecord):
     location: str = ""
     reconciled: bool = False  # settled after a crash by reading the flag backend
     held_by: str | None = None  # a restore that left the flag as it is: another degradation still holds it
+    share: int | None = None  # a staged degradation: the share of contexts given the new value
 
     def fold(self, state, event):
         deg = degradation(state, self.degradation)
         if self.op == "apply":
             deg.flags[self.flag] = {"old": self.old, "new": self.new, "location": self.location,
-                                    "at": event.at.isoformat()}
+                                    "at": event.at.isoformat(), "share": self.share}
         else:
             deg.flags.pop(self.flag, None)
 
@@ -50,7 +55,8 @@ class FlagChanged(EventRecord):
             return f"flag {self.flag} left at {json.dumps(self.new)}: {self.held_by} still holds it"
         old = self.old["value"] if isinstance(self.old, dict) and self.old.get("exists") else "(absent)"
         new = "(absent)" if self.op == "restore" and self.new is None else json.dumps(self.new)
-        return f"flag {self.flag}: {json.dumps(old) if old != '(absent)' else old} → {new}"
+        share = f" for {self.share}% of users" if self.share is not None and self.share < 100 else ""
+        return f"flag {self.flag}: {json.dumps(old) if old != '(absent)' else old} → {new}{share}"
 
 
 @record("degradation_applied")
@@ -58,12 +64,19 @@ class DegradationApplied(EventRecord):
     degradation: str
     step: str | None = None
     reconciled: bool = False
+    stage: int | None = None  # a staged degradation: the stage now applied (0-based) and its share
+    share: int | None = None
+    of: int | None = None  # how many stages it has
 
     def fold(self, state, event):
         deg = degradation(state, self.degradation)
         deg.pending, deg.pending_at, deg.applied = None, None, True
+        if self.stage is not None:
+            deg.stage, deg.share, deg.stage_at, deg.checks, deg.checked_at = self.stage, self.share, event.at, {}, None
 
     def describe(self):
+        if self.stage is not None:
+            return f"degradation {self.degradation} at stage {self.stage + 1} of {self.of}: {self.share}% of users"
         return f"degradation {self.degradation} applied"
 
 
@@ -76,6 +89,7 @@ class DegradationRestored(EventRecord):
     def fold(self, state, event):
         deg = degradation(state, self.degradation)
         deg.pending, deg.pending_at, deg.applied = None, None, False
+        deg.stage, deg.share, deg.stage_at, deg.held, deg.checks, deg.checked_at = -1, None, None, False, {}, None
 
     def describe(self):
         return f"degradation {self.degradation} restored"
@@ -94,3 +108,53 @@ class DegradationFailed(EventRecord):
 
     def describe(self):
         return f"degradation {self.degradation} FAILED: {self.reason}"
+
+
+@record("stage_checked", tone="reminder")
+class StageChecked(EventRecord):
+    """The checks of a staged degradation's current stage ran: each one's outcome (holds,
+    not-yet: its condition is not met, broken: it could not be evaluated), value and detail."""
+
+    degradation: str
+    stage: int
+    results: list  # [{"check", "outcome", "value", "detail"}]
+
+    def fold(self, state, event):
+        deg = degradation(state, self.degradation)
+        deg.checked_at = event.at
+        for r in self.results:
+            deg.checks[r["check"]] = (r["outcome"], r.get("value"), r.get("detail", ""), event.at)
+
+    def describe(self):
+        shown = "; ".join(f"{r['check']} {r['outcome']}" + (f": {r['detail']}" if r.get("detail") else "")
+                          for r in self.results)
+        return f"{self.degradation} stage {self.stage + 1} checks: {shown}"
+
+
+@record("stage_steered", loud="warning", tone="warning")
+class StageSteered(EventRecord):
+    """A staged degradation was held, let go, advanced or rolled back, by a responder or by its
+    checks (actor runbook), and why."""
+
+    degradation: str
+    action: str  # hold, resume, advance, rollback
+    stage: int  # the stage it was at
+    to: int | None = None  # advance/rollback: the stage it goes to (-1: restored fully)
+    reason: str = ""
+    automatic: bool = False
+
+    def fold(self, state, event):
+        deg = degradation(state, self.degradation)
+        if self.action == "hold":
+            deg.held = True
+        elif self.action == "resume":
+            deg.held = False
+
+    def describe(self):
+        who = "automatically: " if self.automatic else ""
+        if self.action in ("hold", "resume"):
+            what = "held at" if self.action == "hold" else "let go from"
+            return f"{self.degradation} {what} stage {self.stage + 1}" + (f": {self.reason}" if self.reason else "")
+        target = "restore fully" if self.to == -1 else f"stage {self.to + 1}"
+        return f"{who}{self.degradation} {self.action} from stage {self.stage + 1} to {target}" + (
+            f": {self.reason}" if self.reason else "")

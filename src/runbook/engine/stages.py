@@ -1,0 +1,197 @@
+"""Staged degradations (a degradation with `rollout:`): shares that grow while checks hold.
+
+`degrade` applies the first stage: the degraded flag values go to that share of users (flagd
+`fractional` targeting, bucketed on the playbook's context key). While a stage holds, its checks
+(Prometheus queries with a condition) run every `check_every`:
+
+- all hold, and the stage has held for its `hold`: the next stage starts by itself;
+- one's condition is not met: the rollout rolls back by itself (to the previous stage, or
+  restoring fully, as `on_failure` says) and the timeline says which check and what value;
+- one cannot be evaluated (metrics unreachable, query error, no data): `on_check_broken` says
+  hold (the default: stay, do not advance, keep checking) or roll back.
+
+A responder can hold a stage (it then never advances by itself; checks still run and still roll
+back), let it go, advance now, or roll back one stage. What is due is derived from the log like
+every other timer (`timers.py` asks `due_timers`); `ticks.py` fires them through `fire`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, NamedTuple
+
+from runbook.engine.events import Event, StageChecked, StageSteered
+from runbook.errors import CommandError
+
+if TYPE_CHECKING:
+    from runbook.engine.engine import Engine
+    from runbook.engine.state import IncidentState
+
+SYSTEM = "runbook"
+ACTIONS = ("hold", "resume", "advance", "rollback")
+
+
+class Reading(NamedTuple):
+    outcome: str  # holds, not-yet, broken
+    value: float | None
+    detail: str
+
+
+def rollout_of(state: IncidentState, name: str):
+    spec = state.playbook.degradations.get(name)
+    return spec.rollout if spec is not None else None
+
+
+def staged(state: IncidentState):
+    """(name, rollout, degradation state) of each staged degradation now applied at a stage."""
+    for name, spec in state.playbook.degradations.items():
+        deg = state.degradations.get(name)
+        if spec.rollout is not None and deg is not None and deg.applied and deg.stage >= 0 and not deg.pending:
+            yield name, spec.rollout, deg
+
+
+def due_timers(state: IncidentState) -> list[tuple[datetime, str, dict]]:
+    """(when, kind, data) for each staged degradation: its next check, and the next stage once
+    its hold is over and its checks hold (not while held by a responder)."""
+    out = []
+    if state.resolved:
+        return out
+    for name, rollout, deg in staged(state):
+        last = deg.stage == len(rollout.stages) - 1
+        if last:
+            continue
+        hold_end = deg.stage_at + timedelta(seconds=rollout.stages[deg.stage][1])
+        if rollout.checks:
+            since = deg.checked_at or deg.stage_at
+            out.append((since + timedelta(seconds=rollout.check_every), "stage_check",
+                        {"degradation": name, "stage": deg.stage}))
+        passing = all(deg.checks.get(c.name, ("",))[0] == "holds" for c in rollout.checks)
+        if not deg.held and passing:
+            out.append((hold_end, "stage_advance", {"degradation": name, "stage": deg.stage}))
+    return out
+
+
+def evaluate(engine: Engine, state: IncidentState, query: str, expect: str, now: datetime) -> Reading:
+    """One check against the metrics source (RUNBOOK_PROMETHEUS_URL); the query is a template."""
+    from runbook.engine import texts
+
+    source = getattr(engine, "metrics_source", None)
+    if source is None:
+        return Reading("broken", None, "no metrics source: set RUNBOOK_PROMETHEUS_URL")
+    try:
+        filled = texts.text(state, query, None, now)
+    except Exception as exc:  # a template that cannot be filled is a broken check, said plainly
+        return Reading("broken", None, f"cannot fill the query: {exc}")
+    return Reading(*source(filled, expect))
+
+
+def fire(engine: Engine, state: IncidentState, kind: str, data: dict) -> list[Event]:
+    name, stage = data["degradation"], data["stage"]
+    deg = state.degradations[name]
+    if deg.stage != stage or deg.pending or not deg.applied:
+        return []  # moved on since the timer was read
+    rollout = rollout_of(state, name)
+    if kind == "stage_advance":
+        return _move(engine, state.id, SYSTEM, name, stage, stage + 1, "advance",
+                     f"stage {stage + 1} held {_span(rollout.stages[stage][1])}"
+                     + (" with its checks passing" if rollout.checks else ""), automatic=True)
+    now = engine.clock.now()
+    readings = {c.name: evaluate(engine, state, c.query, c.expect, now) for c in rollout.checks}
+    results = [{"check": n, "outcome": r.outcome, "value": r.value, "detail": r.detail} for n, r in readings.items()]
+    checked = engine._command(state.id, SYSTEM, lambda s: [] if s.degradations[name].stage != stage else [
+        StageChecked(name, stage, results)])
+    failed = [(n, r) for n, r in readings.items() if r.outcome == "not-yet"]
+    broken = [(n, r) for n, r in readings.items() if r.outcome == "broken"]
+    if not failed and not (broken and rollout.on_check_broken == "rollback"):
+        return checked
+    n, r = (failed or broken)[0]
+    why = f"check {n} {'failed' if failed else 'could not be evaluated'}: {r.detail}"
+    target = stage - 1 if rollout.on_failure == "previous" else -1
+    return checked + _move(engine, state.id, SYSTEM, name, stage, target, "rollback", why, automatic=True)
+
+
+def steer(engine: Engine, incident: str, actor: str, name: str, action: str, reason: str = "",
+          full: bool = False) -> list[Event]:
+    """A responder's hand on a staged degradation: hold, resume, advance (now), rollback (one
+    stage; `full`: restore fully)."""
+    if action not in ACTIONS:
+        from runbook.catalog.suggest import did_you_mean
+
+        raise CommandError(f"'{action}' is not something a stage does; expected one of: {', '.join(ACTIONS)}"
+                           f"{did_you_mean(action, ACTIONS)}")
+    state = engine.state(incident)
+    engine.require_live(state)
+    rollout = rollout_of(state, name)
+    if rollout is None:
+        from runbook.catalog.suggest import did_you_mean
+
+        staged_names = [n for n, spec in state.playbook.degradations.items() if spec.rollout]
+        known = name in state.playbook.degradations
+        raise CommandError(f"degradation '{name}' " + ("is not staged (it has no rollout:)" if known else
+                           "does not exist" + did_you_mean(name, list(state.playbook.degradations)))
+                           + f"; staged ones: {', '.join(staged_names) or 'none'}")
+    deg = state.degradations[name]
+    if not deg.applied or deg.stage < 0:
+        raise CommandError(f"degradation '{name}' is not applied; start its first stage with `runbook incident "
+                           f"degrade {state.id} {name}`")
+    if deg.pending:
+        from runbook.engine.effects import in_flight
+
+        raise CommandError(in_flight(deg))
+    stage, last = deg.stage, len(rollout.stages) - 1
+    if action in ("hold", "resume"):
+        if deg.held == (action == "hold"):
+            raise CommandError(f"{name} is {'already held' if deg.held else 'not held'} at stage {stage + 1}")
+        return engine._command(incident, actor, lambda s: [] if s.degradations[name].stage != stage else [
+            StageSteered(name, action, stage, None, reason)])
+    if action == "advance":
+        if stage == last:
+            raise CommandError(f"{name} is at its last stage ({deg.share}%); nothing to advance to")
+        return _move(engine, incident, actor, name, stage, stage + 1, "advance", reason)
+    return _move(engine, incident, actor, name, stage, -1 if full or stage == 0 else stage - 1, "rollback", reason)
+
+
+def _move(engine: Engine, incident: str, actor: str, name: str, stage: int, to: int, action: str, reason: str,
+          automatic: bool = False) -> list[Event]:
+    said = engine._command(incident, actor, lambda s: [] if s.degradations[name].stage != stage else [
+        StageSteered(name, action, stage, to, reason, automatic)])
+    if not said:
+        return []
+    if to == -1:
+        return said + engine.effects.flip(incident, actor, name, "restore", None, None)
+    return said + engine.effects.flip(incident, actor, name, "apply", None, None, stage=to)
+
+
+def describe(state: IncidentState, name: str, now: datetime) -> str:
+    """"stage 1 of 3 (10%), next stage in 4m10s; checks: crash-rate holds (0.004)" for show and the TUI."""
+    rollout = rollout_of(state, name)
+    deg = state.degradations.get(name)
+    if rollout is None or deg is None or deg.stage < 0:
+        return ""
+    parts = [f"stage {deg.stage + 1} of {len(rollout.stages)} ({deg.share}%)"]
+    if deg.stage == len(rollout.stages) - 1:
+        parts.append("last stage")
+    elif deg.held:
+        parts.append("HELD")
+    else:
+        left = (deg.stage_at + timedelta(seconds=rollout.stages[deg.stage][1]) - now).total_seconds()
+        waiting = any(deg.checks.get(c.name, ("",))[0] != "holds" for c in rollout.checks)
+        parts.append(f"next stage {rollout.stages[deg.stage + 1][0]}% "
+                     + (f"in {_span(max(left, 0))}" if left > 0 else "due")
+                     + (" once its checks hold" if waiting else ""))
+    if rollout.checks:
+        shown = []
+        for check in rollout.checks:
+            outcome, value, detail, _ = deg.checks.get(check.name, ("not run yet", None, "", None))
+            shown.append(f"{check.name} {outcome}" + (f" ({detail})" if detail else ""))
+        parts.append("checks: " + "; ".join(shown))
+    return ", ".join(parts)
+
+
+def _span(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m" + (f"{seconds % 60:02d}s" if seconds % 60 else "")
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -1,0 +1,221 @@
+"""Staged degradations: shares written as flagd fractional targeting, read back by the real
+OpenFeature flagd provider; stages advancing while their checks hold, rolling back by themselves
+when one fails; a responder holding, advancing and rolling back by hand. Virtual clock; the
+metrics come from a scripted source here (tests/test_prometheus*.py drive a real Prometheus)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runbook import flagd
+from runbook.catalog.loader import load_catalog
+from runbook.engine import CommandError, Engine, VirtualClock
+from runbook.plugins import PluginHost
+from runbook.settings import Settings
+from runbook.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Metrics:
+    """A scripted metrics source: the next answers to give, then the last one again."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers) or [("holds", 0.001, "0.001 (expect < 0.02)")]
+        self.asked = []
+
+    def __call__(self, query, expect):
+        self.asked.append((query, expect))
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+@pytest.fixture
+def world(tmp_path):
+    flags = tmp_path / "flags.json"
+    data = flagd.empty()
+    for name in ("rtc.video.enabled", "rtc.screen-share.enabled"):
+        flagd.set_value(data, name, True)
+        data["flags"][name].pop("metadata")
+    flagd.write_atomic(str(flags), data)
+    host = PluginHost(Settings(flags_file=str(flags), plugins_dir=None), entry_points=False)
+    engine = Engine(Store(str(tmp_path / "db.sqlite"), key=None), VirtualClock(), host,
+                    load_catalog([str(ROOT / "playbooks")]))
+    engine.metrics_source = Metrics()
+    incident = engine.open("video-call-degraded", "ana").id
+    yield engine, incident, flags
+    engine.store.close()
+
+
+def flag(flags: Path, name: str) -> dict:
+    return json.loads(flags.read_text())["flags"][name]
+
+
+def shares(engine, incident):
+    return [(e.record.stage, e.record.share) for e in engine.state(incident).events if e.type == "degradation_applied"]
+
+
+def test_degrade_starts_the_first_stage_as_a_fractional_share_of_users(world):
+    engine, incident, flags = world
+    engine.degrade(incident, "ana", "audio-only")
+    state = engine.state(incident)
+    deg = state.degradations["audio-only"]
+    assert (deg.applied, deg.stage, deg.share) == (True, 0, 10)
+    video = flag(flags, "rtc.video.enabled")
+    assert video["defaultVariant"] == "on"  # everyone else keeps video
+    assert video["targeting"] == {"fractional": [{"var": "userId"}, ["off", 10], ["on", 90]]}
+    assert "degradation audio-only at stage 1 of 3: 10% of users" in [e.record.describe() for e in state.events]
+    with pytest.raises(CommandError, match="already applied, at stage 1 of 3 .10%.; steer it with"):
+        engine.degrade(incident, "bo", "audio-only")
+
+
+def test_the_openfeature_flagd_provider_gives_each_stage_its_share_of_10000_users(world):
+    from openfeature import api
+    from openfeature.contrib.provider.flagd import FlagdProvider
+    from openfeature.contrib.provider.flagd.config import ResolverType
+    from openfeature.evaluation_context import EvaluationContext
+
+    engine, incident, flags = world
+    engine.degrade(incident, "ana", "audio-only")
+    seen = []
+    for share in (10, 50, 100):
+        if share != 10:
+            engine.stage(incident, "ana", "audio-only", "advance")
+        assert engine.state(incident).degradations["audio-only"].share == share
+        provider = FlagdProvider(resolver_type=ResolverType.FILE, offline_flag_source_path=str(flags),
+                                 deadline_ms=100)
+        api.set_provider_and_wait(provider)
+        try:
+            client = api.get_client()
+            off = sum(1 for n in range(10_000) if client.get_boolean_value(
+                "rtc.video.enabled", True, EvaluationContext(attributes={"userId": f"user-{n}"})) is False)
+        finally:
+            api.shutdown()
+        seen.append((share, off / 100))
+    for share, measured in seen:
+        assert abs(measured - share) <= 2, seen
+
+
+def test_stages_advance_after_their_hold_while_the_checks_hold(world):
+    engine, incident, flags = world
+    engine.degrade(incident, "ana", "audio-only")
+    engine.clock.advance(30)
+    engine.tick(incident)  # the first check
+    checked = [e for e in engine.state(incident).events if e.type == "stage_checked"]
+    assert checked and checked[-1].record.results[0]["outcome"] == "holds"
+    assert engine.metrics_source.asked[0][1] == "< 0.02"
+    engine.clock.advance(5 * 60)
+    engine.tick(incident)
+    assert shares(engine, incident) == [(0, 10), (1, 50)]
+    steered = [e for e in engine.state(incident).events if e.type == "stage_steered"][-1]
+    assert (steered.actor, steered.record.automatic, steered.record.reason) == (
+        "runbook", True, "stage 1 held 5m with its checks passing")
+    engine.clock.advance(6 * 60)
+    engine.tick(incident)
+    assert shares(engine, incident)[-1] == (2, 100)
+    video = flag(flags, "rtc.video.enabled")
+    assert video["defaultVariant"] == "off" and "targeting" not in video  # the last stage: everyone
+    engine.clock.advance(3600)
+    assert not [e for e in engine.tick(incident) if e.type.startswith("stage_")]  # nothing runs once it is whole
+
+
+def test_a_failed_check_rolls_back_by_itself_and_says_why(world):
+    engine, incident, flags = world
+    engine.metrics_source = Metrics(("holds", 0.004, "0.004 (expect < 0.02)"),
+                                    ("not-yet", 0.031, "0.031 (expect < 0.02)"))
+    engine.degrade(incident, "ana", "audio-only")
+    engine.clock.advance(30)
+    engine.tick(incident)
+    engine.clock.advance(30)
+    engine.tick(incident)
+    state = engine.state(incident)
+    deg = state.degradations["audio-only"]
+    assert not deg.applied and deg.stage == -1  # on_failure: restore
+    rollback = [e for e in state.events if e.type == "stage_steered"][-1]
+    assert rollback.record.describe() == ("automatically: audio-only rollback from stage 1 to restore fully: "
+                                          "check call-drops failed: 0.031 (expect < 0.02)")
+    video = flag(flags, "rtc.video.enabled")
+    assert video["defaultVariant"] == "on" and "targeting" not in video
+    assert "runbook.share" not in video.get("metadata", {})
+
+
+def test_a_check_that_cannot_be_evaluated_holds_the_stage_without_advancing(world):
+    engine, incident, _ = world
+    engine.metrics_source = Metrics(("broken", None, "no data for the query"))
+    engine.degrade(incident, "ana", "audio-only")
+    for _ in range(20):
+        engine.clock.advance(30)
+        engine.tick(incident)
+    deg = engine.state(incident).degradations["audio-only"]
+    assert (deg.applied, deg.stage) == (True, 0)  # on_check_broken: hold
+    assert deg.checks["call-drops"][:3] == ("broken", None, "no data for the query")
+    engine.metrics_source.answers = [("holds", 0.001, "0.001 (expect < 0.02)")]
+    engine.clock.advance(30)
+    engine.tick(incident)
+    assert engine.state(incident).degradations["audio-only"].stage == 1  # held long enough already
+
+
+def test_without_a_metrics_source_the_checks_are_broken_and_the_stage_holds(world):
+    engine, incident, _ = world
+    engine.metrics_source = None
+    engine.degrade(incident, "ana", "audio-only")
+    engine.clock.advance(10 * 60)
+    engine.tick(incident)
+    deg = engine.state(incident).degradations["audio-only"]
+    assert deg.stage == 0 and "RUNBOOK_PROMETHEUS_URL" in deg.checks["call-drops"][2]
+
+
+def test_a_responder_holds_advances_and_rolls_back_by_hand(world):
+    engine, incident, flags = world
+    engine.degrade(incident, "ana", "audio-only")
+    engine.stage(incident, "bo", "audio-only", "hold", "watching support tickets")
+    with pytest.raises(CommandError, match="already held"):
+        engine.stage(incident, "bo", "audio-only", "hold")
+    engine.clock.advance(30 * 60)
+    engine.tick(incident)
+    assert engine.state(incident).degradations["audio-only"].stage == 0  # held: no advance
+    engine.stage(incident, "bo", "audio-only", "advance", "tickets fine")
+    assert engine.state(incident).degradations["audio-only"].share == 50
+    engine.stage(incident, "bo", "audio-only", "rollback", "one region complains")
+    assert engine.state(incident).degradations["audio-only"].share == 10
+    assert flag(flags, "rtc.video.enabled")["targeting"]["fractional"][1] == ["off", 10]
+    engine.stage(incident, "bo", "audio-only", "rollback")
+    assert not engine.state(incident).degradations["audio-only"].applied
+    with pytest.raises(CommandError, match="is not applied; start its first stage"):
+        engine.stage(incident, "bo", "audio-only", "advance")
+    with pytest.raises(CommandError, match="is not staged"):
+        engine.stage(incident, "bo", "low-bitrate", "advance")
+
+
+def test_resolve_restores_a_staged_degradation_mid_rollout(world):
+    engine, incident, flags = world
+    engine.degrade(incident, "ana", "audio-only")
+    engine.stage(incident, "ana", "audio-only", "advance")
+    engine.resolve(incident, "ana")
+    video = flag(flags, "rtc.video.enabled")
+    assert video["defaultVariant"] == "on" and "targeting" not in video and "metadata" not in video
+
+
+def test_a_flag_with_targeting_of_its_own_is_not_overwritten(world):
+    engine, incident, flags = world
+    data = json.loads(flags.read_text())
+    data["flags"]["rtc.video.enabled"]["targeting"] = {"if": [{"==": [{"var": "tier"}, "beta"]}, "off", "on"]}
+    flags.write_text(json.dumps(data))
+    events = engine.degrade(incident, "ana", "audio-only")
+    failed = [e for e in events if e.type == "degradation_failed"]
+    assert failed and "has targeting rules of its own" in failed[0].record.reason
+    assert json.loads(flags.read_text())["flags"]["rtc.video.enabled"]["targeting"]["if"]
+
+
+def test_a_flag_missing_from_the_file_starts_from_the_playbooks_restore_value(world):
+    engine, incident, flags = world
+    data = json.loads(flags.read_text())
+    del data["flags"]["rtc.screen-share.enabled"]
+    flags.write_text(json.dumps(data))
+    engine.degrade(incident, "ana", "audio-only")
+    share = flag(flags, "rtc.screen-share.enabled")
+    assert share["defaultVariant"] == "on" and share["targeting"]["fractional"][1] == ["off", 10]
+    engine.restore(incident, "ana", "audio-only")
+    assert flag(flags, "rtc.screen-share.enabled")["defaultVariant"] == "on"
