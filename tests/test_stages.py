@@ -219,3 +219,94 @@ def test_a_flag_missing_from_the_file_starts_from_the_playbooks_restore_value(wo
     assert share["defaultVariant"] == "on" and share["targeting"]["fractional"][1] == ["off", 10]
     engine.restore(incident, "ana", "audio-only")
     assert flag(flags, "rtc.screen-share.enabled")["defaultVariant"] == "on"
+
+
+# --- automatic degradation and drill safeguards ------------------------------------------------
+
+def video_alert(fingerprint: str, severity: str):
+    from runbook.engine.intake import Alert
+
+    return Alert(fingerprint, "firing", "2026-11-30T10:00:00Z",
+                 {"alertname": "RTCVideoFreezeRatioHigh", "service": "rtc-video", "severity": severity})
+
+
+def test_an_alert_opening_a_sev1_video_incident_starts_audio_only_by_itself(world):
+    engine, _, flags = world
+    (opened,) = engine.receive_alerts([video_alert("aa01", "critical")])
+    state = engine.state(opened.incident)
+    assert state.severity == "SEV1"
+    deg = state.degradations["audio-only"]
+    assert (deg.applied, deg.stage, deg.share) == (True, 0, 10)
+    started = [e for e in state.events if e.type == "degradation_started"]
+    assert [e.actor for e in started] == ["auto-degrade"]
+    assert flag(flags, "rtc.video.enabled")["targeting"]["fractional"][1] == ["off", 10]
+
+
+def test_not_at_a_severity_the_symptom_does_not_name(world):
+    engine, _, _ = world
+    (opened,) = engine.receive_alerts([video_alert("aa02", "warning")])  # SEV3
+    assert not engine.state(opened.incident).degradations["audio-only"].touched
+
+
+def test_opening_by_hand_applies_nothing_by_itself(world):
+    engine, incident, _ = world  # opened with engine.open, no alert
+    assert not engine.state(incident).degradations["audio-only"].touched
+
+
+def drill_catalog(tmp_path, **extra):
+    import yaml
+
+    drills = tmp_path / "drills"
+    drills.mkdir(exist_ok=True)
+    doc = {"apiVersion": "runbook/v1", "kind": "Drill", "id": "video-gameday", "title": "Video game day",
+           "playbook": "video-call-degraded", "symptom": "video-quality-low", "severity": "SEV1", **extra}
+    (drills / "video-gameday.yaml").write_text(yaml.safe_dump(doc))
+    return load_catalog([str(ROOT / "playbooks"), str(drills)])
+
+
+def test_a_real_incident_on_the_same_service_stops_a_drill_and_restores_what_it_applied(world, tmp_path):
+    engine, incident, flags = world
+    engine.catalog = drill_catalog(tmp_path)
+    drill = engine.open("video-call-degraded", "lea", rehearse="video-gameday").id
+    engine.degrade(drill, "lea", "low-bitrate")  # to the sandbox flag file
+    sandbox = Path(str(flags).replace("flags.json", "flags.sandbox.json"))
+    assert flag(sandbox, "rtc.video.max-bitrate-kbps")["defaultVariant"] == "300"
+    real = engine.open("video-call-degraded", "ana").id
+    state = engine.state(drill)
+    stopped = [e for e in state.events if e.type == "drill_stopped"]
+    assert stopped and stopped[0].record.describe() == (
+        f"DRILL STOPPED: a real incident {real} opened on service rtc-video")
+    assert state.resolved and not state.degradations["low-bitrate"].touched
+    assert flag(sandbox, "rtc.video.max-bitrate-kbps").get("defaultVariant") != "300"
+
+
+def test_a_drill_whose_guard_breaches_stops(world, tmp_path):
+    engine, _, _ = world
+    engine.catalog = drill_catalog(tmp_path, guard={"check_every": "1m", "checks": [
+        {"name": "real-freezes", "prometheus": {"query": "rtc_freeze_ratio", "expect": "< 0.03"}}]})
+    drill = engine.open("video-call-degraded", "lea", rehearse="video-gameday").id
+    engine.metrics_source = Metrics(("holds", 0.01, "0.01 (expect < 0.03)"), ("not-yet", 0.05, "0.05 (expect < 0.03)"))
+    engine.clock.advance(60)
+    engine.tick(drill)
+    assert not engine.state(drill).resolved
+    engine.clock.advance(60)
+    engine.tick(drill)
+    state = engine.state(drill)
+    assert state.resolved
+    assert [e.record.reason for e in state.events if e.type == "drill_stopped"] == [
+        "guard real-freezes breached: 0.05 (expect < 0.03)"]
+
+
+def test_drills_apply_automatic_degradations_only_when_they_say_so(world, tmp_path):
+    engine, _, flags = world
+    sandbox = Path(str(flags).replace("flags.json", "flags.sandbox.json"))
+    engine.catalog = drill_catalog(tmp_path)
+    plain = engine.open("video-call-degraded", "lea", rehearse="video-gameday", severity="SEV1").id
+    assert not engine.state(plain).degradations["audio-only"].touched
+    engine.resolve(plain, "lea")
+    engine.catalog = drill_catalog(tmp_path, automatic=True)
+    sandbox.write_text(flags.read_text())  # the sandbox holds the same flags
+    auto = engine.open("video-call-degraded", "lea", rehearse="video-gameday", severity="SEV1").id
+    deg = engine.state(auto).degradations["audio-only"]
+    assert (deg.applied, deg.share) == (True, 10)
+    assert "targeting" in flag(sandbox, "rtc.video.enabled") and "targeting" not in flag(flags, "rtc.video.enabled")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from runbook.catalog.durations import parse_duration
+from runbook.catalog.models import StageCheck
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class Drill:
     targets: dict = field(default_factory=dict)
     responders: Responders = field(default_factory=Responders)
     ends: tuple[str, ...] = ()  # conditions that end a human drill (END_CONDITIONS or step ids)
+    automatic: bool = False  # the playbook's automatic degradations apply in this drill too
+    guard: tuple = ()  # StageCheck-like (name, query, expect): a breach stops the drill
+    guard_every: int = 30
 
 
 # what a drill's `ends` may name besides a step of its playbook
@@ -103,6 +107,10 @@ def build_drill(data: dict) -> Drill:
                       for i in data.get("injects", ())),
         participants=tuple(data.get("participants", ())),
         ends=tuple(data.get("ends", ())),
+        automatic=bool(data.get("automatic", False)),
+        guard=tuple(StageCheck(c.get("name") or f"guard-{n}", c["prometheus"]["query"], c["prometheus"]["expect"].strip())
+                    for n, c in enumerate((data.get("guard") or {}).get("checks", ()), 1)),
+        guard_every=parse_duration((data.get("guard") or {}).get("check_every", "30s")),
         targets={name: parse_duration(value) for name, value in data.get("targets", {}).items()},
         responders=Responders(
             levels=tuple(LevelProfile(lv["answer"], _latency(lv["ack"])) for lv in raw.get("levels", ())),

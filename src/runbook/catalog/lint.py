@@ -159,6 +159,10 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
                     yield doc.problem(("symptoms", i, "match", "labels", matcher.name, "regex"),
                                       f"invalid regular expression: {exc}", code="regex")
     yield from _unique_within(doc, "symptom", [(("symptoms", i, "id"), s.id) for i, s in enumerate(pb.symptoms)])
+    for i, symptom in enumerate(pb.symptoms):
+        if symptom.auto_degrade and symptom.auto_degrade not in pb.degradations:
+            yield _unresolved(doc, ("symptoms", i, "auto_degrade", "degradation"), "degradation", symptom.auto_degrade,
+                              pb.degradations, "degradations (under degradations:)")
 
     for name, degradation in pb.degradations.items():
         if degradation.restore is not None:

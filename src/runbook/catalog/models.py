@@ -163,6 +163,8 @@ class Symptom(NamedTuple):
     labels: tuple[LabelMatcher, ...] = ()
     false_positives: tuple[str, ...] = ()
     severity_rises: tuple[tuple[int, str], ...] = ()
+    auto_degrade: str | None = None  # a degradation applied by itself when an alert opens the incident
+    auto_severities: tuple[str, ...] = ()  # ...only at these severities (empty: any)
 
 
 class StageCheck(NamedTuple):
@@ -425,6 +427,8 @@ def build_playbook(data: dict) -> Playbook:
                 labels=_labels(s.get("match", {}).get("labels", {})),
                 false_positives=tuple(s.get("false_positives", ())),
                 severity_rises=tuple((parse_duration(r["after"]), r["to"]) for r in s.get("severity_rises", ())),
+                auto_degrade=(s.get("auto_degrade") or {}).get("degradation"),
+                auto_severities=tuple((s.get("auto_degrade") or {}).get("severities", ())),
             )
             for s in data.get("symptoms", ())
         ),

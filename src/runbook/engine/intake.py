@@ -199,6 +199,9 @@ def _open(engine, stored: dict, actor: str) -> Outcome:
     if not any(e.type == "alert_received" for e in engine.state(incident).events):
         engine._command(incident, actor, lambda state: [record])
     engine.store.settle_alert(alert.fingerprint, alert.starts_at, "opened")
+    from runbook.engine import safeguards
+
+    safeguards.auto_degrade(engine, incident)  # a symptom's auto_degrade:, at the severities it names
     engine.tick(incident)
     now = {r["starts_at"]: r for r in engine.store.alerts(incident=incident)}.get(alert.starts_at)
     if now is not None and now["status"] == RESOLVED:  # resolved while it was being opened

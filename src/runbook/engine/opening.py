@@ -113,6 +113,13 @@ def open_incident(engine, playbook: str, actor: str, symptom: str | None = None,
     engine._observe(state, state.events)
     if engine.plugins is not None:
         engine._record_observer_failures(engine.plugins.take_observer_failures())
+    from runbook.engine import safeguards
+
+    if not drill:
+        safeguards.stop_drills_for(engine, state)  # a real incident on a drill's service ends the drill
+    elif state.snapshot.drill is not None and state.snapshot.drill.automatic:
+        safeguards.auto_degrade(engine, incident)
+        state = engine.state(incident)
     return state
 
 

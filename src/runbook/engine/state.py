@@ -151,6 +151,7 @@ class IncidentState:
     rises: set = field(default_factory=set)
     alert_changes: list = field(default_factory=list)  # (when, firing) as the alert's source reported it
     injects: int = 0
+    guard_checked_at: datetime | None = None  # a drill's guard checks last ran
     actions_pending: dict[str, Event] = field(default_factory=dict)
     notes: list[Event] = field(default_factory=list)
     action_items: list[Event] = field(default_factory=list)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from runbook.engine import pages, stages, step_timers, texts, timers, waits
+from runbook.engine import pages, safeguards, stages, step_timers, texts, timers, waits
 from runbook.engine.clock import iso
 from runbook.engine.effects import SYSTEM
 from runbook.engine.events import DrillInject, Event, ReminderFired, SeverityChanged, TargetBreached
@@ -65,6 +65,8 @@ def _fire(engine: Engine, state: IncidentState, timer) -> list[Event]:
         return engine.effects.wait_timed_out(state, data["step"])
     if timer.kind == "wait_due":
         return step_timers.wait_due(engine, state, data["step"], data["attempt"], timer.at)
+    if timer.kind == "drill_guard":
+        return safeguards.fire_guard(engine, state)
     if timer.kind in ("stage_check", "stage_advance"):
         return stages.fire(engine, state, timer.kind, data)
     if timer.kind == "retry":

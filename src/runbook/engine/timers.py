@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from runbook.catalog.models import EscalationLevel, EscalationPolicy
 from runbook.catalog.oncall import find_person, find_rotation, on_call
-from runbook.engine import alerts, backoff, stages, waits
+from runbook.engine import alerts, backoff, safeguards, stages, waits
 from runbook.engine.state import ACTIVE, FAILED, IncidentState
 from runbook.pluginapi import Recipient
 
@@ -169,6 +169,9 @@ def _pending(state: IncidentState) -> list[Timer]:
                 timers.append(Timer(ends, 3, "wait_timeout", {"step": step.id}))
     for at, kind, data in stages.due_timers(state):  # staged degradations: checks, the next stage
         timers.append(Timer(at, 2, kind, data))
+    guard = safeguards.guard_timer(state)  # a drill's guard checks
+    if guard is not None:
+        timers.append(Timer(guard[0], 1, guard[1], guard[2]))
     drill = state.snapshot.drill
     if drill is not None and not state.resolved and state.injects < len(drill.injects):
         inject = drill.injects[state.injects]

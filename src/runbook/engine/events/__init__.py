@@ -25,10 +25,11 @@ from runbook.engine.events.degradations import (DegradationApplied, DegradationF
 from runbook.engine.events.escalation import DrillInject, Escalated, Notified, PagerUpdated, ReminderFired
 from runbook.engine.events.parameters import CAPTURE, CaptureMissed, ParametersSet
 from runbook.engine.events.roles import Closed, RoleAssigned, SignalGiven
+from runbook.engine.events.safeguards import DrillGuardChecked, DrillStopped
 __all__ = [
     "Acknowledged", "ActionFinished", "ActionItemAdded", "ActionStarted", "AlertReceived", "AlertStateChanged",
     "ApprovalGranted", "CAPTURE", "CaptureMissed", "CheckPolled", "Closed", "DecisionMade",
-    "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted", "DrillInject",
+    "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted", "DrillGuardChecked", "DrillInject", "DrillStopped",
     "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "HandedOff", "Mitigated",
     "NoteAdded", "Notified", "Opened", "PagerUpdated", "ParametersSet", "PluginErrorRecorded", "RECORDS", "ReminderFired",
     "Resolved", "RoleAssigned", "StageChecked", "StageSteered", "SeverityChanged", "SignalGiven", "StepCompleted", "StepFailed", "StepRestarted",
