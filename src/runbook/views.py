@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from runbook.engine import answers, texts, timers
+from runbook.engine import answers, stages, texts, timers
 from runbook.engine.metrics import describe
 from runbook.engine.roles import waiting_for
 from runbook.engine.state import IncidentState
@@ -87,6 +87,15 @@ class FlagView(NamedTuple):
     applied: bool
     pending: bool
     flags: tuple[tuple[str, str], ...]
+    share: int | None = None  # a staged degradation: the share of users it is at
+    ladder: str = ""  # "stage 1 of 3 (10%), next stage 50% in 4m10s, checks: call-drops holds (...)"
+    automatic: bool = False  # applied by itself (a symptom's auto_degrade), not by a person
+
+    @property
+    def label(self) -> str:
+        """"audio-only", "audio-only 10%", "audio-only 10% (automatic)"."""
+        share = f" {self.share}%" if self.share is not None and self.share < 100 else ""
+        return f"{self.name}{share}" + (" (automatic)" if self.automatic else "")
 
 
 class Line(NamedTuple):
@@ -223,8 +232,11 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
     flags = []
     for name, spec in pb.degradations.items():
         deg = state.degradations[name]
+        automatic = deg.applied and _applied_by(state, name) == AUTO_ACTOR
         flags.append(FlagView(one_line(name), one_line(spec.summary or ""), deg.applied, deg.pending is not None,
-                              tuple((one_line(flag), one_line(_show(value))) for flag, value in spec.set.items())))
+                              tuple((one_line(flag), one_line(_show(value))) for flag, value in spec.set.items()),
+                              deg.share if deg.applied else None, one_line(stages.describe(state, name, now)),
+                              automatic))
     opened = state.opened_at
     lines = tuple(Line(e.seq, e.at, (e.at - opened).total_seconds(), one_line(e.actor), e.type, describe(e),
                        e.record.loud, e.record.tone)
@@ -240,6 +252,21 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
               for name, value in state.parameters.items()),
         state.phase, tuple((one_line(rid), one_line(role.title), _maybe(state.holders.get(rid)))
                            for rid, role in pb.roles.items()), state.resolved_at, state.escalation.by_pager)
+
+
+AUTO_ACTOR = "auto-degrade"  # engine/safeguards.py
+
+
+def _applied_by(state: IncidentState, name: str) -> str | None:
+    """Who started the degradation's current application (its first stage, for a staged one)."""
+    who = None
+    for event in state.events:
+        if event.type == "degradation_started" and event.record.degradation == name:
+            if event.record.op == "apply" and (event.record.stage in (None, 0) or who is None):
+                who = event.actor
+            elif event.record.op == "restore":
+                who = None
+    return who
 
 
 def _show(value) -> str:

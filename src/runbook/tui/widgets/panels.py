@@ -105,8 +105,8 @@ class IncidentHeader(ViewPanel):
                 items.append(countdown(name, left, met, breached))
         items += [Text.assemble((f"{rid}: ", "dim"), (holder, "bold"))  # who holds a role, once someone does
                   for rid, _, holder in view.roles if holder]
-        applied = [f.name for f in view.flags if f.applied]
-        if narrow and applied:  # ...and what is degraded
+        applied = [f.label for f in view.flags if f.applied]
+        if applied and (narrow or any(f.automatic for f in view.flags if f.applied)):  # ...and what is degraded
             items.append(Text(f"degraded: {', '.join(applied)}", style="bold magenta"))
         lines = [top, *flow(items, (self.content_size.width or self.app.size.width - 2))]
         self.put(Text("\n").join(lines))
@@ -225,9 +225,15 @@ class FlagsPanel(ViewPanel):
             parts.append(Text("none in this playbook", style="dim"))
         for flag in view.flags:
             state = "APPLYING…" if flag.pending else ("APPLIED" if flag.applied else "off")
+            if flag.applied and flag.share is not None and flag.share < 100:
+                state = f"{flag.share}% OF USERS"
             line = Text(f"{'●' if flag.applied else '○'} {flag.name} ", style="bold magenta" if flag.applied else "")
             line.append(state, style="bold magenta" if flag.applied else "dim")
+            if flag.automatic:
+                line.append(" (automatic)", style="magenta")
             parts.append(line)
+            if flag.ladder:
+                parts.append(Text(f"    {flag.ladder}", style="magenta"))
             for name, value in flag.flags:
                 parts.append(Text(f"    {name} → {value}", style="dim"))
         self.put(_stack(*parts))
