@@ -73,7 +73,9 @@ class StepCommands:
             if not already:
                 return self.effects.flip(incident, actor, step.degradation,
                                          "apply" if step.kind == "degrade" else "restore", step.id, None)
-            outcome = outcome or (f"{step.degradation} was already applied" if step.kind == "degrade"
+            staged = f" (stage {deg.stage + 1}, {deg.share}% of users: `runbook incident stage` steers it)" \
+                if step.kind == "degrade" and deg.stage >= 0 and deg.share is not None and deg.share < 100 else ""
+            outcome = outcome or (f"{step.degradation} was already applied{staged}" if step.kind == "degrade"
                                   else f"{step.degradation} was not applied; nothing to restore")
 
         def build(state):
