@@ -157,17 +157,27 @@ def _clip(text: str) -> str:
 # Prometheus over HTTP -------------------------------------------------------------------------
 
 class PrometheusSource:
-    """Instant queries against Prometheus's HTTP API (`GET /api/v1/query`), with an optional bearer token."""
+    """Instant queries against Prometheus's HTTP API (`GET /api/v1/query`), with an optional bearer
+    token, or basic authentication from a user:password@ in the address."""
 
     def __init__(self, url: str, token: str | None = None, timeout: float = DEFAULT_TIMEOUT):
-        self.url = url.rstrip("/")
-        self.token = token or None
+        import base64
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(url.rstrip("/"))
+        self.authorization = f"Bearer {token}" if token else None
+        if parts.username is not None:
+            userinfo, _, host = parts.netloc.rpartition("@")
+            self.authorization = self.authorization or "Basic " + base64.b64encode(
+                urllib.parse.unquote(userinfo).encode()).decode()
+            parts = parts._replace(netloc=host)
+        self.url = urllib.parse.urlunsplit(parts)
         self.timeout = timeout
 
     @property
     def shown_url(self) -> str:
-        """The address without any user:password@ in it, as messages show it."""
-        return one_line(re.sub(r"//[^/@]*@", "//", self.url))
+        """The address as messages show it (never with credentials: they were taken out of it)."""
+        return one_line(self.url)
 
     def query(self, promql: str, at: datetime | None = None, timeout: float | None = None) -> list[Series]:
         import json
@@ -181,8 +191,8 @@ class PrometheusSource:
             params["time"] = f"{at.timestamp():.3f}"
         request = urllib.request.Request(f"{self.url}/api/v1/query?{urllib.parse.urlencode(params)}",
                                          headers={"Accept": "application/json"})
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
+        if self.authorization:
+            request.add_header("Authorization", self.authorization)
         limit = timeout or self.timeout
         try:
             with urllib.request.urlopen(request, timeout=limit) as response:
