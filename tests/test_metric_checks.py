@@ -87,7 +87,8 @@ def read(prometheus, query=LOSS, expect="< 0.02", **kwargs):
 
 
 def test_every_series_meeting_the_condition_holds(prometheus):
-    prometheus.answers[LOSS] = vector(({"region": "eu-west-1", "pop": "a"}, 0.01), ({"region": "eu-west-1", "pop": "b"}, 0.015))
+    prometheus.answers[LOSS] = vector(({"region": "eu-west-1", "pop": "a"}, 0.01),
+                                      ({"region": "eu-west-1", "pop": "b"}, 0.015))
     reading = read(prometheus)
     assert reading.outcome == HOLDS and reading.holds and reading.value == 0.015
     assert reading.detail == '0.015 (expect < 0.02) at {pop="b", region="eu-west-1"}'
