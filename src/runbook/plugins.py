@@ -253,6 +253,12 @@ class PluginHost:
                          previous=previous, drill=drill)
         return self._required(call, f"could not restore flag {name}")
 
+    def read_metrics(self, check, at=None, timeout=None):
+        """A prometheus: check read from the Prometheus of the settings (RUNBOOK_PROMETHEUS_URL)."""
+        from runbook.metric_checks import evaluate, source_for
+
+        return evaluate(check, source_for(self.settings.prometheus_url), at=at, timeout=timeout)
+
     def run_action(self, request: ActionRequest) -> tuple[ActionResult, list[HookFailure]]:
         """Never raises: a missing handler or a failing plugin is a failed ActionResult."""
         if request.action is not None and request.action not in self._actions:

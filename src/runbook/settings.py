@@ -69,6 +69,7 @@ class Settings(NamedTuple):
     observer_grace: float = DEFAULT_OBSERVER_GRACE
     escalation: str = "runbook"  # "pager": runbook pages level 1 only, the pager escalates
     public_url: str | None = None  # where people reach runbook (links from a page back to the incident)
+    prometheus_url: str | None = None  # where prometheus: checks query (RUNBOOK_PROMETHEUS_URL)
 
     def incident_url(self, incident: str) -> str | None:
         """The incident's page under the public URL (RUNBOOK_PUBLIC_URL), or None when unset."""
@@ -90,6 +91,7 @@ class Settings(NamedTuple):
             "observer_grace": _seconds("RUNBOOK_OBSERVER_GRACE", DEFAULT_OBSERVER_GRACE),
             "escalation": _escalation_by(),
             "public_url": os.environ.get("RUNBOOK_PUBLIC_URL") or None,
+            "prometheus_url": os.environ.get("RUNBOOK_PROMETHEUS_URL") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

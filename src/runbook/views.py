@@ -148,7 +148,8 @@ class IncidentView(NamedTuple):
 
 
 def _command(state, step, now) -> str:
-    """The exact command that runs (shell-quoted), filled by the one renderer (engine/texts.py)."""
+    """The exact command that runs (shell-quoted), or the prometheus: check read, filled by the one
+    renderer (engine/texts.py)."""
     if step.run is not None:
         return one_line(texts.shown_command(state, step, now))
     if step.uses:
@@ -157,6 +158,8 @@ def _command(state, step, now) -> str:
         except RunbookError as exc:
             return one_line(f"{step.uses} (cannot run yet: {exc})")
         return one_line(f"{step.uses} {params}" if params else step.uses)
+    if step.prometheus is not None:
+        return one_line(texts.shown_check(state, step, now))
     return ""
 
 

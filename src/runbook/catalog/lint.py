@@ -283,7 +283,7 @@ def _followup(doc, pb: Playbook):
         if step.kind in ("degrade", "restore", "wait") or step.automated:
             what = f"be a {step.kind} step" if step.kind in ("degrade", "restore", "wait") else \
                 "run a command or a plugin action"
-            yield doc.problem(step.path + (("kind",) if not step.automated else ("run",) if step.run else ("uses",)),
+            yield doc.problem(step.path + (("kind",) if not step.automated else (_automation_key(step),)),
                               f"a follow-up step cannot {what}: after resolve nothing runs and no flag "
                               "changes; make it a check, decision or communicate step", code="followup",
                               at_key=step.automated)
@@ -424,17 +424,21 @@ def _step_fields(doc, step, degradations, applied, restored):
     if step.run is not None and step.uses is not None:
         yield doc.problem(path + ("uses",), "a step runs either a command (run:) or a plugin action "
                                             "(uses:), not both", at_key=True)
+    if step.prometheus is not None and (step.run is not None or step.uses is not None):
+        yield doc.problem(path + ("prometheus",), "a step checks either a Prometheus query (prometheus:) or "
+                                                  "runs a command (run:) or plugin action (uses:), not both",
+                          at_key=True)
     if step.kind == "wait":
         yield from _wait_fields(doc, step)
     if step.retry is not None:
         if not step.automated:
             yield doc.problem(path + ("retry",), "retry: runs the step's automation again, but this step has "
-                                                 "neither run: nor uses:", at_key=True)
+                                                 "no run:, uses: or prometheus:", at_key=True)
         if step.retry.delay <= 0:
             yield doc.problem(path + ("retry", "delay"), "must be longer than 0s")
     if step.params and not step.automated:
-        yield doc.problem(path + ("with",), "with: gives parameters to run: or uses:, but this step has "
-                                            "neither", at_key=True)
+        yield doc.problem(path + ("with",), "with: gives parameters to run:, uses: or prometheus:, but this "
+                                            "step has none of them", at_key=True)
     for name in ("cwd", "env"):
         if getattr(step, name) and step.run is None:
             yield doc.problem(path + (name,), f"{name}: applies to a run: command, but this step has none",
@@ -586,18 +590,19 @@ def _wait_fields(doc, step: Step):
     raw = doc.source.locate_value(path)
     given = set(raw) if isinstance(raw, dict) else set()
     if step.automated and "for" in given:
-        yield doc.problem(path + ("for",), "for: makes a plain timed wait, but this wait polls (run: or uses:); "
-                                           "a wait that polls gives up after timeout:", at_key=True)
+        yield doc.problem(path + ("for",), "for: makes a plain timed wait, but this wait polls (run:, uses: or "
+                                           "prometheus:); a wait that polls gives up after timeout:", at_key=True)
         return
     if not step.automated:
         if "for" not in given:
-            yield doc.problem(path, "a wait step needs a condition to poll: run: [COMMAND...] or uses: ACTION "
-                                    "(with timeout:), or for: DURATION for a plain timed wait")
+            yield doc.problem(path, "a wait step needs a condition to poll: run: [COMMAND...], uses: ACTION or "
+                                    "prometheus: {query: ..., expect: ...} (with timeout:), or for: DURATION for "
+                                    "a plain timed wait")
             return
         for name in POLLING_ONLY:
             if name in given:
-                yield doc.problem(path + (name,), f"{name}: applies to a wait that polls (run: or uses:); "
-                                                  "this one is a plain timed wait (for:)", at_key=True)
+                yield doc.problem(path + (name,), f"{name}: applies to a wait that polls (run:, uses: or "
+                                                  "prometheus:); this one is a plain timed wait (for:)", at_key=True)
         return
     if "timeout" not in given:
         yield doc.problem(path, "a wait that polls needs timeout: DURATION, how long to poll before giving up "
@@ -620,10 +625,15 @@ def _wait_fields(doc, step: Step):
         if 0 in codes:
             yield doc.problem(path + (name, list(codes).index(0)), "exit status 0 means the condition holds; "
                                                                    f"it cannot be {name.replace('_', ' ')}")
-    if step.uses is not None and (step.not_yet is not None or step.broken):
+    if step.run is None and (step.not_yet is not None or step.broken):
+        what = "a uses: action" if step.uses is not None else "a prometheus: check"
         yield doc.problem(path + ("not_yet" if step.not_yet is not None else "broken",),
-                          "exit statuses classify a run: command; a uses: action reports no exit status",
+                          f"exit statuses classify a run: command; {what} reports no exit status",
                           severity=WARNING, code="exit-codes", at_key=True)
+
+
+def _automation_key(step: Step) -> str:
+    return "run" if step.run is not None else "uses" if step.uses is not None else "prometheus"
 
 
 def _parameters(doc, pb: Playbook):
@@ -648,9 +658,9 @@ def _parameters(doc, pb: Playbook):
 
 
 def _step_templates(doc, pb: Playbook, step: Step):
-    """Every template of the step: run:, with:, cwd:, env: and communicate templates always; titles,
-    instructions, questions and prompts when the playbook declares parameters: (before, they
-    were shown as written, and still are)."""
+    """Every template of the step: run:, with:, cwd:, env:, a prometheus: query and communicate
+    templates always; titles, instructions, questions and prompts when the playbook declares
+    parameters: (before, they were shown as written, and still are)."""
     path = step.path
     local = set(step.params)
     raw = doc.source.locate_value(path)
@@ -666,6 +676,8 @@ def _step_templates(doc, pb: Playbook, step: Step):
     if step.template is not None:
         texts.append((path + ("template",), step.template))
     texts += [(path + ("run", i), arg) for i, arg in enumerate(step.run or ())]
+    if step.prometheus is not None:
+        texts.append((path + ("prometheus", "query"), step.prometheus.query))
     if step.cwd is not None:
         texts.append((path + ("cwd",), step.cwd))
     texts += [(path + ("env", key), value) for key, value in step.env.items() if isinstance(value, str)]

@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import NamedTuple
 
 from runbook.catalog.durations import parse_duration
+from runbook.metric_checks import MetricCheck
 
 MAIN_TRACK = "main"
 FOLLOWUP_TRACK = "followup"  # the steps after resolve (postmortem, action items, customer follow-up)
@@ -125,10 +126,11 @@ class Step(NamedTuple):
     procedure: str | None = None  # include: the procedure included; an included step: the one it came from
     lint_ignore: tuple[str, ...] = ()  # warning codes silenced for this step (lint: {ignore, reason})
     wait_for: WaitFor | None = None
+    prometheus: MetricCheck | None = None  # a wait's or verify's check on a Prometheus query (metric_checks.py)
 
     @property
     def automated(self) -> bool:
-        return self.run is not None or self.uses is not None
+        return self.run is not None or self.uses is not None or self.prometheus is not None
 
     @property
     def timed(self) -> bool:
@@ -369,6 +371,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         procedure=raw.get("procedure"),
         lint_ignore=(ignore,) if isinstance(ignore, str) else tuple(ignore),
         wait_for=WaitFor(raw["wait_for"].get("step"), raw["wait_for"].get("signal")) if "wait_for" in raw else None,
+        prometheus=MetricCheck(raw["prometheus"]["query"], raw["prometheus"]["expect"]) if "prometheus" in raw else None,
     )
 
 

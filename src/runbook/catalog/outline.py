@@ -179,6 +179,8 @@ def _step_line(step: Step, number: int) -> str:
         extras.append("runs " + " ".join(step.run))
     if step.uses:
         extras.append(f"uses {step.uses}")
+    if step.prometheus is not None:
+        extras.append(f"checks {step.prometheus}")
     if step.kind == "handoff":
         extras.append(f"hands off to playbook {step.playbook}")
     if step.procedure and step.kind != "include":

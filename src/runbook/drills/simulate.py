@@ -21,6 +21,7 @@ from runbook.engine import Engine, VirtualClock
 from runbook.engine import timers
 from runbook.engine.metrics import metrics
 from runbook.errors import UsageError
+from runbook.metric_checks import HOLDS, Reading
 from runbook.pluginapi import ActionResult, FlagChange, FlagState, NotifyResult
 from runbook.settings import Settings
 from runbook.store import MemoryStore
@@ -73,6 +74,10 @@ class SimulatedPlugins:
 
     def run_action(self, request):
         return ActionResult(True, "simulated"), []
+
+    def read_metrics(self, check, at=None, timeout=None):
+        """A prometheus: check holds, as an action goes through: a simulation never queries a real server."""
+        return Reading(HOLDS, None, "simulated")
 
     def observe(self, incident, event):
         pass

@@ -26,6 +26,7 @@ from runbook.engine.roles import waiting_for
 from runbook.engine.state import ACTIVE, IncidentState
 from runbook.engine.transition import Chosen, Done, Failed, finish
 from runbook.errors import CommandError, RunbookError
+from runbook.metric_checks import BROKEN, Reading, evaluate, source_for
 from runbook.pluginapi import ActionRequest, ActionResult, FlagState
 
 if TYPE_CHECKING:
@@ -200,6 +201,8 @@ class Effects:
     def _run(self, incident: str, actor: str, step: Step, owner: dict) -> list[Event]:
         state = self.engine.state(incident)
         refuse_if_tampered(state)
+        if step.prometheus is not None:
+            return self._check(state, actor, step, owner)
         request = self.request(state, step)._replace(pidfile=action_pidfile(owner))
 
         def intent(s):
@@ -226,6 +229,38 @@ class Effects:
             return out + finish(state, step, outcome)
         return events + self._command(incident, actor, build)
 
+    def _check(self, state: IncidentState, actor: str, step: Step, owner: dict) -> list[Event]:
+        """A verify step's prometheus: check, recorded like an action: the query about to be read, then
+        the reading (holds: done; not met or broken: failed, saying which, so retry: and on_fail: apply)."""
+        timeout = float(step.timeout or getattr(getattr(self.plugins, "settings", None), "action_timeout", 60.0))
+        try:
+            query = texts.query(state, step, self.engine.clock.now())
+        except CommandError:
+            query = step.prometheus.query  # recorded as written; the reading says what is missing
+
+        def intent(s):
+            self.engine.require_live(s)
+            if step.id in s.actions_pending:
+                raise CommandError(f"step '{step.id}' is already running (started by {s.actions_pending[step.id].actor})")
+            lease = self.engine.clock.now() + timedelta(seconds=timeout + ACTION_LEASE_GRACE)
+            return [ActionStarted(step.id, None, None, {}, owner, iso(lease),
+                                  check={"query": query, "expect": step.prometheus.expect})]
+        events = self._command(state.id, actor, intent)
+        started = time.monotonic()
+        reading = self.read_metrics(state, step, timeout)
+        summary = reading.detail if reading.outcome != BROKEN else f"the check broke: {reading.detail}"
+        finished = ActionFinished(step.id, reading.holds, summary, None, tail(reading.output, POLL_OUTPUT),
+                                  round(time.monotonic() - started, 3), "prometheus", outcome=reading.outcome)
+
+        def build(s):
+            out = [finished]
+            if not s.resolved:
+                out += answers.recorded(s, step, reading.output)
+            if s.resolved or s.current.get(step.track) != step.id:
+                return out
+            return out + finish(s, step, Done(summary) if reading.holds else Failed(summary, automated=True))
+        return events + self._command(state.id, actor, build)
+
     def request(self, state: IncidentState, step: Step) -> ActionRequest:
         """The step's action with every template filled (engine/texts.py): what was shown is what runs.
         CommandError, before anything is recorded or run, when a value is missing."""
@@ -239,16 +274,35 @@ class Effects:
                              cwd=command.cwd if command else None, env=command.env if command else {},
                              rendered=True)
 
+    def read_metrics(self, state: IncidentState, step: Step, timeout: float) -> Reading:
+        """A prometheus: check's reading now: from the engine's `metrics_source` when one is set (tests),
+        else from the plugin host (its settings' Prometheus; a simulation's stand-in answers itself)."""
+        now = self.engine.clock.now()
+        try:
+            check = step.prometheus._replace(query=texts.query(state, step, now))
+        except CommandError as exc:  # a value is missing: the check is broken, saying which
+            return Reading(BROKEN, None, str(exc))
+        if self.engine.metrics_source is not None:
+            return evaluate(check, self.engine.metrics_source, at=now, timeout=timeout)
+        if self.plugins is not None and hasattr(self.plugins, "read_metrics"):
+            return self.plugins.read_metrics(check, at=now, timeout=timeout)
+        return evaluate(check, source_for(os.environ.get("RUNBOOK_PROMETHEUS_URL")), at=now, timeout=timeout)
+
     def poll(self, state: IncidentState, step_id: str, number: int | None = None) -> list[Event]:
         step = state.playbook.step(step_id)
-        try:
-            result, failures = (self.plugins.run_action(self.request(state, step)) if self.plugins is not None
-                                else (None, []))
-        except CommandError as exc:  # a value is missing: the check fails, saying which
-            result, failures = ActionResult(False, str(exc), handler="runbook"), []
-        outcome = waits.classify(step, result, failures)
-        summary = result.summary if result else "no plugins loaded"
-        exit_code, output = (result.exit_code, result.output) if result else (None, "")
+        if step.prometheus is not None:
+            reading = self.read_metrics(state, step, waits.poll_timeout(step))
+            outcome, summary, exit_code, output, failures = (reading.outcome, reading.detail, None, reading.output,
+                                                             [])
+        else:
+            try:
+                result, failures = (self.plugins.run_action(self.request(state, step)) if self.plugins is not None
+                                    else (None, []))
+            except CommandError as exc:  # a value is missing: the check fails, saying which
+                result, failures = ActionResult(False, str(exc), handler="runbook"), []
+            outcome = waits.classify(step, result, failures)
+            summary = result.summary if result else "no plugins loaded"
+            exit_code, output = (result.exit_code, result.output) if result else (None, "")
 
         def build(s):
             if s.current.get(step.track) != step.id or s.steps[step.id].status != ACTIVE:

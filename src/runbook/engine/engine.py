@@ -53,6 +53,7 @@ class Engine(StepCommands):
         self.metrics_source = None  # (query, expect) -> (outcome, value, detail): stage checks read metrics here
         self.catalog_loader = None  # loads the catalog when a command needs it and none was given (a handoff)
         self.effects = Effects(self)
+        self.metrics_source = None  # where prometheus: checks read (metric_checks.MetricSource); None: the settings'
         self.resolve_wait = RESOLVE_WAIT
         self._states: dict[str, IncidentState] = {}
         # Snapshots taken and loaded per (catalog, playbook, drill): simulations open thousands of

@@ -98,6 +98,20 @@ def command(state: IncidentState, step: Step, now: datetime | None = None) -> Co
     return Command(argv, cwd, env)
 
 
+def query(state: IncidentState, step: Step, now: datetime | None = None) -> str:
+    """A prometheus: check's query, rendered (CommandError if a value is missing). Values go in as
+    they are, so a parameter a query uses should have a pattern: that keeps PromQL out of it."""
+    return _render(state, step, "prometheus: query", step.prometheus.query, values(state, step, now))
+
+
+def shown_check(state: IncidentState, step: Step, now: datetime | None = None) -> str:
+    """The check shown before it runs: `prometheus: QUERY expect < 0.02`, or why it cannot run yet."""
+    try:
+        return str(step.prometheus._replace(query=query(state, step, now)))
+    except CommandError as exc:
+        return f"(cannot run yet: {exc})"
+
+
 def shown_command(state: IncidentState, step: Step, now: datetime | None = None) -> str:
     """The command line shown before it runs (exact, shell-quoted), or why it cannot run yet."""
     try:

@@ -18,11 +18,14 @@ class ActionStarted(EventRecord):
     pidfile: str | None = None  # where the action's process group is written, to kill it if orphaned
     cwd: str | None = None
     env: dict = field(default_factory=dict)
+    check: dict | None = None  # a prometheus: check read instead: {query, expect}
 
     def fold(self, state, event):
         state.actions_pending[self.step] = event
 
     def describe(self):
+        if self.check is not None:
+            return f"checking prometheus: {self.check.get('query')} expect {self.check.get('expect')}"
         return f"running {shown_argv(self.argv) if self.argv else self.action}"
 
 
@@ -35,6 +38,7 @@ class ActionFinished(EventRecord):
     output: str = ""
     duration: float = 0.0
     handler: str = ""
+    outcome: str | None = None  # a prometheus: check's reading: holds, not-yet or broken
 
     def fold(self, state, event):
         state.actions_pending.pop(self.step, None)
@@ -43,6 +47,9 @@ class ActionFinished(EventRecord):
             step.output, step.exit_code, step.ran = self.output, self.exit_code, True
 
     def describe(self):
+        if self.outcome is not None:
+            said = {"holds": "holds", "not-yet": "NOT MET", "broken": "CHECK BROKEN"}.get(self.outcome, self.outcome)
+            return f"prometheus check {said}: {self.summary}"
         return f"action {'ok' if self.ok else 'FAILED'}: {self.summary}"
 
 
