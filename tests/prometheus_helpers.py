@@ -98,13 +98,13 @@ def openmetrics(samples: dict[str, list[tuple[dict, float]]], now: float, span: 
 class RealPrometheus:
     """A real Prometheus on loopback over the samples given, with nothing to scrape."""
 
-    def __init__(self, tmp_path, samples: dict, now: float):
+    def __init__(self, tmp_path, samples: dict, now: float, text: str | None = None):
         if shutil.which("prometheus") is None or shutil.which("promtool") is None:
             raise RuntimeError("Debian's prometheus package is not installed (scripts/test installs it)")
         self.data = tmp_path / "prometheus-data"
         self.data.mkdir()
         source = tmp_path / "samples.om"
-        source.write_text(openmetrics(samples, now))
+        source.write_text(text if text is not None else openmetrics(samples, now))  # text: OpenMetrics as given
         subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(self.data)],
                        check=True, capture_output=True, timeout=120)
         config = tmp_path / "prometheus.yml"

@@ -282,6 +282,11 @@ class Effects:
             check = step.prometheus._replace(query=texts.query(state, step, now))
         except CommandError as exc:  # a value is missing: the check is broken, saying which
             return Reading(BROKEN, None, str(exc))
+        return self.reading(check, now, timeout)
+
+    def reading(self, check, now, timeout: float | None = None) -> Reading:
+        """One metric check (a query already filled) read at `now`: from `engine.metrics_source`
+        when one is set (tests), else the plugin host's Prometheus (RUNBOOK_PROMETHEUS_URL)."""
         if self.engine.metrics_source is not None:
             return evaluate(check, self.engine.metrics_source, at=now, timeout=timeout)
         if self.plugins is not None and hasattr(self.plugins, "read_metrics"):

@@ -50,7 +50,6 @@ class Engine(StepCommands):
         self.clock = clock or SystemClock()
         self.plugins = plugins
         self.catalog = catalog
-        self.metrics_source = None  # (query, expect) -> (outcome, value, detail): stage checks read metrics here
         self.catalog_loader = None  # loads the catalog when a command needs it and none was given (a handoff)
         self.effects = Effects(self)
         self.metrics_source = None  # where prometheus: checks read (metric_checks.MetricSource); None: the settings'

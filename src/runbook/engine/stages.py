@@ -4,7 +4,8 @@
 `fractional` targeting, bucketed on the playbook's context key). While a stage holds, its checks
 (Prometheus queries with a condition) run every `check_every`:
 
-- all hold, and the stage has held for its `hold`: the next stage starts by itself;
+- all hold, and the stage has held for its `hold`: the next stage starts by itself (the last
+  stage stays, its checks still running);
 - one's condition is not met: the rollout rolls back by itself (to the previous stage, or
   restoring fully, as `on_failure` says) and the timeline says which check and what value;
 - one cannot be evaluated (metrics unreachable, query error, no data): `on_check_broken` says
@@ -57,14 +58,13 @@ def due_timers(state: IncidentState) -> list[tuple[datetime, str, dict]]:
     if state.resolved:
         return out
     for name, rollout, deg in staged(state):
-        last = deg.stage == len(rollout.stages) - 1
-        if last:
-            continue
-        hold_end = deg.stage_at + timedelta(seconds=rollout.stages[deg.stage][1])
-        if rollout.checks:
+        if rollout.checks:  # at every stage, the last too: a metric going wrong rolls back at once
             since = deg.checked_at or deg.stage_at
             out.append((since + timedelta(seconds=rollout.check_every), "stage_check",
                         {"degradation": name, "stage": deg.stage}))
+        if deg.stage == len(rollout.stages) - 1:
+            continue
+        hold_end = deg.stage_at + timedelta(seconds=rollout.stages[deg.stage][1])
         passing = all(deg.checks.get(c.name, ("",))[0] == "holds" for c in rollout.checks)
         if not deg.held and passing:
             out.append((hold_end, "stage_advance", {"degradation": name, "stage": deg.stage}))
@@ -72,17 +72,18 @@ def due_timers(state: IncidentState) -> list[tuple[datetime, str, dict]]:
 
 
 def evaluate(engine: Engine, state: IncidentState, query: str, expect: str, now: datetime) -> Reading:
-    """One check against the metrics source (RUNBOOK_PROMETHEUS_URL); the query is a template."""
+    """One check against the metrics (RUNBOOK_PROMETHEUS_URL; runbook/metric_checks.py); the
+    query is a template of the incident's parameters."""
     from runbook.engine import texts
+    from runbook.errors import RunbookError
+    from runbook.metric_checks import MetricCheck
 
-    source = getattr(engine, "metrics_source", None)
-    if source is None:
-        return Reading("broken", None, "no metrics source: set RUNBOOK_PROMETHEUS_URL")
     try:
         filled = texts.text(state, query, None, now)
-    except Exception as exc:  # a template that cannot be filled is a broken check, said plainly
+    except RunbookError as exc:  # a value is missing: the check cannot be evaluated, saying which
         return Reading("broken", None, f"cannot fill the query: {exc}")
-    return Reading(*source(filled, expect))
+    reading = engine.effects.reading(MetricCheck(filled, expect), now)
+    return Reading(reading.outcome, reading.value, reading.detail)
 
 
 def fire(engine: Engine, state: IncidentState, kind: str, data: dict) -> list[Event]:
