@@ -41,7 +41,7 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(signal, "
 
 ROOT = Path(__file__).resolve().parent.parent
 HELPER = Path(__file__).resolve().parent / "helpers" / "durability_child.py"
-PLAYBOOKS = ROOT / "playbooks"
+PLAYBOOKS = ROOT / "tests" / "fixtures" / "catalog" / "playbooks"  # not the shipped ones: editing an example must not break these
 INCIDENT = "INC-CHAOS1"
 TRIALS = 60
 MAX_DONE = 40  # a trial kills after 1..MAX_DONE acknowledged commands

@@ -184,6 +184,8 @@ def test_a_responder_holds_advances_and_rolls_back_by_hand(world):
     assert engine.state(incident).degradations["audio-only"].stage == 0  # held: no advance
     engine.stage(incident, "bo", "audio-only", "advance", "tickets fine")
     assert engine.state(incident).degradations["audio-only"].share == 50
+    lines = [e.record.describe() for e in engine.state(incident).events if e.type == "flag_changed"]
+    assert lines[-2] == "flag rtc.video.enabled: true → false for 50% of users"  # from the value before it all
     engine.stage(incident, "bo", "audio-only", "rollback", "one region complains")
     assert engine.state(incident).degradations["audio-only"].share == 10
     assert flag(flags, "rtc.video.enabled")["targeting"]["fractional"][1] == ["off", 10]

@@ -85,7 +85,7 @@ def flags_list(ctx, flags_file, sandbox, as_json):
         state = flagd.state(data, name)
         recorded = flagd.recorded_previous(data, name)
         rows.append({"name": name, "value": state.value, "variant": state.variant, "enabled": state.enabled,
-                     "changed_by_runbook": recorded is not None,
+                     "share": state.share, "changed_by_runbook": recorded is not None,
                      "previous": recorded.to_dict() if recorded else None})
     if as_json:
         dump({"file": path, "flags": rows})
@@ -97,7 +97,8 @@ def flags_list(ctx, flags_file, sandbox, as_json):
     for r in rows:
         mark = "  (changed by runbook; `runbook flags restore` undoes it)" if r["changed_by_runbook"] else ""
         state = "" if r["enabled"] else "  DISABLED"
-        echo(f"{one_line(r['name']):<{width}}  {_show(r['value'])} [{one_line(str(r['variant']))}]{state}{mark}")
+        share = f" for {r['share']}% of users (staged)" if r["share"] is not None else ""
+        echo(f"{one_line(r['name']):<{width}}  {_show(r['value'])} [{one_line(str(r['variant']))}]{share}{state}{mark}")
 
 
 @group.command("get")

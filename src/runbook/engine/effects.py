@@ -161,7 +161,9 @@ class Effects:
                 else:
                     previous = FlagState.from_dict(entry["restore_to"])
                     change, failures = self.plugins.restore_flag(flag, previous, drill=state.sandboxed)
-                old = entry["old"] if entry.get("held") else change.previous.to_dict()
+                # the value before the degradation: held by another, or a move between stages
+                old = entry["old"] if entry.get("held") or (stage is not None and flag in deg.flags) \
+                    else change.previous.to_dict()
                 results.append(FlagChanged(name, flag, op, old, change.current.value, location=change.location,
                                            share=share if op == "apply" else None))
                 errors += plugin_errors(failures)
