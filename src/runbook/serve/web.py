@@ -29,7 +29,7 @@ import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -76,6 +76,9 @@ def duration(seconds: float | None) -> str:
 _templates.filters["duration"] = duration
 _templates.filters["utc"] = lambda at: f"{at:%Y-%m-%d %H:%M:%S} UTC" if at else ""
 _templates.filters["hm"] = lambda at: f"{at:%H:%M:%S}" if at else ""
+# an incident id as one path segment of a link: ids are generated, but an id given to the engine
+# is not checked there, and a link must still lead to that incident and nothing else
+_templates.filters["segment"] = lambda text: quote(str(text), safe="")
 
 
 class Update(NamedTuple):
