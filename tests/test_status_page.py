@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html.parser
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,15 @@ class Tags(html.parser.HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
+
+    @staticmethod
+    def text_of(page: str) -> str:
+        """The page's text as a reader gets it (no markup, entities decoded)."""
+        parts = []
+        reader = html.parser.HTMLParser()
+        reader.handle_data = parts.append
+        reader.feed(page)
+        return "".join(parts)
 
 
 def assert_inert(page: str) -> None:
@@ -279,3 +289,15 @@ def test_serve_refuses_a_viewer_token_equal_to_the_intake_token(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "the viewer token is the intake token" in done.stderr
     assert "listening" not in done.stderr
+
+
+def test_separators_keep_their_spaces_between_template_blocks(viewer, engine):
+    iid = engine.open("calls-failing-one-region", "ana", params={"region": "eu-west-1"}).id
+    resolved = engine.open("queue-stuck", "ana").id
+    engine.resolve(resolved, "ana")
+    pages = [viewer.get("/").text, viewer.get(f"/incidents/{iid}").text]
+    engine.acknowledge(iid, "bo")
+    pages += [viewer.get("/").text, viewer.get(f"/incidents/{iid}").text, viewer.get(f"/incidents/{resolved}").text]
+    for page in pages:
+        text = " ".join(Tags.text_of(page).split())
+        assert not re.findall(r"\S·|·\S", text), re.findall(r".{20}(?:\S·|·\S).{20}", text)
