@@ -171,6 +171,16 @@ def test_every_answer_carries_the_security_headers(viewer, engine):
         assert headers["cache-control"] == "no-store"
 
 
+def test_static_files_carry_the_security_headers_and_may_be_cached(client):
+    for path, kind in (("/static/page.css", "text/css"), ("/static/live.js", "javascript"),
+                       ("/static/favicon.svg", "image/svg+xml")):
+        answer = client.get(path)
+        assert answer.status_code == 200 and kind in answer.headers["content-type"], path
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["content-security-policy"] == web.CSP
+        assert "cache-control" not in answer.headers
+
+
 def test_pages_hold_no_inline_script_or_style(viewer, engine):
     iid = engine.open("queue-stuck", "ana").id
     for path in ("/", f"/incidents/{iid}"):
