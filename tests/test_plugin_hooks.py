@@ -49,7 +49,7 @@ def test_meta_every_hook_has_its_own_test():
 
 def test_builtins_load_as_ordinary_plugins(tmp_path):
     plugins = by_name(host(tmp_path))
-    assert plugins["flag_file"].hooks == ["get_flag", "restore_flag", "set_flag"]
+    assert plugins["flag_file"].hooks == ["get_flag", "restore_flag", "set_flag", "set_flag_share"]
     assert plugins["shell_action"].hooks == ["run_action"]
     assert plugins["terminal_notifier"].hooks == ["notify"]
     assert plugins["pagerduty"].hooks == ["notify", "notify_update"]
@@ -185,6 +185,27 @@ def test_hook_set_flag_raising_plugin_becomes_a_failure_and_the_next_backend_ans
     assert change.current == FlagState(True, False, "off", True)
     assert [f.format() for f in failures] == [
         "plugin raising failed in set_flag: RuntimeError: flag service is down"]
+
+
+def test_hook_set_flag_share_writes_a_fractional_rule_and_another_backend_can_answer_first(tmp_path):
+    import json
+
+    h = host(tmp_path)
+    h.set_flag("rtc.video.enabled", True)
+    change, failures = h.set_flag_share("rtc.video.enabled", False, 25, "callId")
+    assert (change.current, failures) == (FlagState(True, False, "off", True, 25), [])
+    flag = json.loads((tmp_path / "flags.json").read_text())["flags"]["rtc.video.enabled"]
+    assert flag["targeting"] == {"fractional": [{"var": "callId"}, ["off", 25], ["on", 75]]}
+    assert flag["defaultVariant"] == "on"
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "staged_elsewhere.py").write_text(
+        "from runbook.pluginapi import FlagChange, FlagState, hookimpl\n"
+        "@hookimpl\n"
+        "def set_flag_share(settings, name, value, share, by, normal, drill):\n"
+        "    return FlagChange(name, FlagState(True, True), FlagState(True, value, None, True, share), 'elsewhere')\n")
+    change, _ = host(tmp_path, plugins).set_flag_share("rtc.video.enabled", False, 50, "callId")
+    assert (change.backend, change.current.share) == ("elsewhere", 50)
 
 
 def test_hook_get_flag_wrong_type_is_a_failure(tmp_path):
