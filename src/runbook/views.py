@@ -90,6 +90,9 @@ class FlagView(NamedTuple):
     share: int | None = None  # a staged degradation: the share of users it is at
     ladder: str = ""  # "stage 1 of 3 (10%), next stage 50% in 4m10s, checks: call-drops holds (...)"
     automatic: bool = False  # applied by itself (a symptom's auto_degrade), not by a person
+    stages: tuple[int, ...] = ()  # a staged degradation (rollout:): each stage's share; () when not staged
+    stage: int = -1  # the stage applied (0-based; -1 none)
+    held: bool = False  # a responder holds it at this stage: it does not advance by itself
 
     @property
     def label(self) -> str:
@@ -239,7 +242,8 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
         flags.append(FlagView(one_line(name), one_line(spec.summary or ""), deg.applied, deg.pending is not None,
                               tuple((one_line(flag), one_line(_show(value))) for flag, value in spec.set.items()),
                               deg.share if deg.applied else None, one_line(stages.describe(state, name, now)),
-                              automatic))
+                              automatic, tuple(share for share, _ in spec.rollout.stages) if spec.rollout else (),
+                              deg.stage, deg.held))
     opened = state.opened_at
     lines = tuple(Line(e.seq, e.at, (e.at - opened).total_seconds(), one_line(e.actor), e.type, describe(e),
                        e.record.loud, e.record.tone)

@@ -4,29 +4,36 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, Static
 
 
 class TextPrompt(ModalScreen[str | None]):
     """One line of text (a note, a skip reason); Enter submits, Escape cancels. A `required`
-    prompt says so when Enter is pressed on nothing (an empty note is simply not saved)."""
+    prompt says so when Enter is pressed on nothing (an empty note is simply not saved); an
+    `optional` one goes on without it (returns ""), so it also asks before what it leads to,
+    which `detail` says."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, placeholder: str = "", required: bool = False):
+    def __init__(self, title: str, placeholder: str = "", required: bool = False, optional: bool = False,
+                 detail: str = ""):
         super().__init__()
         self.title_text, self.placeholder, self.required = title, placeholder, required
+        self.optional, self.detail = optional, detail
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title", markup=False)  # quotes a step title
+            if self.detail:
+                yield Static(self.detail, classes="dialog-detail", markup=False)
             yield Input(placeholder=self.placeholder, id="prompt-input")
             yield Label("", id="prompt-error", classes="dialog-error")
-            yield Label("[b]Enter[/b] save   [b]Esc[/b] cancel", classes="dialog-keys")
+            enter = "go on (with or without a reason)" if self.optional else "save"
+            yield Label(f"[b]Enter[/b] {enter}   [b]Esc[/b] cancel", classes="dialog-keys")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
-        if value:
+        if value or self.optional:
             self.dismiss(value)
         elif self.required:  # said, not silently ignored: the engine would refuse it anyway
             self.query_one("#prompt-error", Label).update("A reason is required: type one, or Esc to cancel.")

@@ -12,6 +12,7 @@ from runbook.errors import RunbookError
 from runbook.tui import dialogs
 from runbook.tui.gateway import CurrentStep, IncidentView
 from runbook.tui.keys import key_for
+from runbook.tui.stage_choices import StageChoice, stage_choices, staged_applied
 from runbook.tui.widgets.current import CurrentStepPanel
 from runbook.tui.widgets.keybar import KeyBar
 from runbook.tui.widgets.panels import FlagsPanel, IncidentHeader, LadderPanel, StepList, Timeline, TrackStrip
@@ -47,6 +48,7 @@ class IncidentScreen(Screen):
                 tooltip="Scroll the step's instructions back up"),
         Binding("g", "degrade", "Degrade", tooltip="Apply a degradation (flips its flags)"),
         Binding("r", "restore", "Restore", tooltip="Restore an applied degradation"),
+        Binding("S", "stage", "Stage", tooltip="Hold, resume, advance or roll back a staged degradation"),
         Binding("v", "severity", "Severity", tooltip="Change the severity"),
         Binding("o", "assign", "Assign", tooltip="Assign a role to a person (a handoff when someone holds it)"),
         Binding("n", "note", "Note", tooltip="Add a note to the timeline"),
@@ -207,6 +209,9 @@ class IncidentScreen(Screen):
             "next_track": len(view.current) < 2 and "only one track has a current step",
             "degrade": all(f.applied for f in view.flags) and "no degradation left to apply",
             "restore": not any(f.applied for f in view.flags) and "no degradation is applied",
+            "stage": not staged_applied(view.flags) and "no staged degradation is applied: "
+                     f"{key_for(type(self), 'degrade')} (or `runbook incident degrade`) starts one "
+                     "at its first stage",
             "mitigate": view.status == "mitigated" and "already mitigated",
         }.get(action) or None
 
@@ -455,6 +460,30 @@ class IncidentScreen(Screen):
                                  f"Restore “{names[i]}”? This flips flags back.",
                                  "Now: " + self.flag_lines(names[i]).replace("\n", ", "),
                                  lambda: self.send("restore", names[i])))
+
+    def action_stage(self) -> None:
+        if not self.allowed("stage"):
+            return
+        staged = staged_applied(self.view.flags)
+        if len(staged) == 1:
+            self._steer(staged[0])
+            return
+        self.app.push_screen(dialogs.ChoiceDialog("Steer which staged degradation?",
+                                                  [f"{f.name}: {f.ladder}" for f in staged]),
+                             lambda i: i is not None and self._steer(staged[i]))
+
+    def _steer(self, flag) -> None:
+        choices = stage_choices(flag, self.view.drill)
+        self.app.push_screen(dialogs.ChoiceDialog(f"{flag.name}: {flag.ladder}", [c.label for c in choices]),
+                             lambda i: i is not None and self._steer_why(flag.name, choices[i]))
+
+    def _steer_why(self, name: str, choice: StageChoice) -> None:
+        """Asks first, saying what it flips, as for every flag flip; the reason is optional (the
+        timeline keeps it): Enter goes on without one, Esc cancels."""
+        self.app.push_screen(dialogs.TextPrompt(choice.question, "reason for the timeline (optional)",
+                                                optional=True, detail=choice.detail),
+                             lambda reason: reason is not None and self.send(
+                                 "stage", name, choice.action, reason, full=choice.full))
 
     def action_severity(self) -> None:
         if not self.allowed("severity"):

@@ -1,0 +1,54 @@
+"""What the incident screen's stage key offers for a staged degradation: hold or resume, advance
+(unless at the last stage), roll back one stage, restore fully; each said with the shares it
+means. Read from views only (no Textual here), so it is tested without a screen."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from runbook.views import FlagView
+
+
+class StageChoice(NamedTuple):
+    label: str  # a line of the choice dialog
+    action: str  # hold, resume, advance, rollback: Engine.stage's action
+    full: bool  # rollback: restore fully rather than one stage down
+    question: str  # asked before it is done ("Advance audio-only now to stage 2 (50% of users)?")
+    detail: str  # what it does: the flags it flips and for whom, or what holding means
+
+
+def staged_applied(flags: tuple[FlagView, ...]) -> list[FlagView]:
+    """The staged degradations applied at a stage now: what the stage key steers."""
+    return [flag for flag in flags if flag.stages and flag.applied and flag.stage >= 0]
+
+
+def stage_choices(flag: FlagView, drill: bool = False) -> list[StageChoice]:
+    name, number, shares = flag.name, flag.stage + 1, flag.stages
+    now = f"stage {number} ({shares[flag.stage]}%)"
+    flips = "This flips flags" + (" (drill: sandbox file)" if drill else "")
+    values = ", ".join(f"{flag_name} → {value}" for flag_name, value in flag.flags)
+    last = flag.stage == len(shares) - 1
+    choices = []
+    if flag.held:
+        choices.append(StageChoice(f"resume: let {now} advance by itself again", "resume", False,
+                                   f"Let {name} advance by itself again from {now}?",
+                                   "The next stage starts once the hold is over and the checks hold."))
+    elif not last:  # at the last stage there is nothing to advance to: holding would change nothing
+        choices.append(StageChoice(f"hold at {now}: no advancing by itself", "hold", False,
+                                   f"Hold {name} at {now}?",
+                                   "It does not advance by itself; its checks still run and still roll back."))
+    if not last:
+        share = shares[flag.stage + 1]
+        choices.append(StageChoice(f"advance now to stage {number + 1} ({share}% of users)", "advance", False,
+                                   f"Advance {name} now to stage {number + 1} ({share}% of users)?",
+                                   f"{flips}: {values} for {share}% of users."))
+    if flag.stage > 0:  # from the first stage, one stage down is restoring fully (the next choice)
+        share = shares[flag.stage - 1]
+        choices.append(StageChoice(f"roll back to stage {number - 1} ({share}% of users)", "rollback", False,
+                                   f"Roll {name} back to stage {number - 1} ({share}% of users)?",
+                                   f"{flips}: {values} for {share}% of users only; the others get their "
+                                   "normal values back."))
+    choices.append(StageChoice("restore fully: every user gets the normal values back", "rollback", True,
+                               f"Restore {name} fully?", f"{flips} back to how they were before, for every user."))
+    return choices
