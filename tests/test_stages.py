@@ -318,3 +318,29 @@ def test_drills_apply_automatic_degradations_only_when_they_say_so(world, tmp_pa
     deg = engine.state(auto).degradations["audio-only"]
     assert (deg.applied, deg.share) == (True, 10)
     assert "targeting" in flag(sandbox, "rtc.video.enabled") and "targeting" not in flag(flags, "rtc.video.enabled")
+
+
+def test_restoring_in_stages_steps_down_after_each_hold_until_restored(world):
+    engine, incident, flags = world
+    engine.degrade(incident, "ana", "audio-only")
+    engine.stage(incident, "ana", "audio-only", "advance")
+    engine.stage(incident, "ana", "audio-only", "advance")
+    assert engine.state(incident).degradations["audio-only"].share == 100
+    engine.stage(incident, "ana", "audio-only", "unwind", "video is healthy again")
+    with pytest.raises(CommandError, match="already restoring in stages"):
+        engine.stage(incident, "bo", "audio-only", "unwind")
+    seen = []
+    for _ in range(40):
+        engine.clock.advance(30)
+        engine.tick(incident)
+        deg = engine.state(incident).degradations["audio-only"]
+        if not seen or seen[-1] != deg.share:
+            seen.append(deg.share)
+        if not deg.applied:
+            break
+    assert seen == [100, 50, 10, None]  # one stage down per 5m hold, then restored
+    video = flag(flags, "rtc.video.enabled")
+    assert video["defaultVariant"] == "on" and "targeting" not in video
+    reasons = [e.record.reason for e in engine.state(incident).events
+               if e.type == "stage_steered" and e.record.automatic]
+    assert reasons[-1] == "restoring in stages: stage 1 held 5m"

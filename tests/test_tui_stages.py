@@ -163,6 +163,7 @@ def test_at_the_last_stage_there_is_no_advancing_or_holding(make):
             await press(pilot, "S")
             return choices(app)
     assert asyncio.run(scenario()) == ["roll back to stage 2 (50% of users)",
+                                       "restore in stages: one stage down after each hold",
                                        "restore fully: every user gets the normal values back"]
 
 

@@ -93,6 +93,7 @@ class FlagView(NamedTuple):
     stages: tuple[int, ...] = ()  # a staged degradation (rollout:): each stage's share; () when not staged
     stage: int = -1  # the stage applied (0-based; -1 none)
     held: bool = False  # a responder holds it at this stage: it does not advance by itself
+    unwinding: bool = False  # restoring in stages
 
     @property
     def label(self) -> str:
@@ -243,7 +244,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                               tuple((one_line(flag), one_line(_show(value))) for flag, value in spec.set.items()),
                               deg.share if deg.applied else None, one_line(stages.describe(state, name, now)),
                               automatic, tuple(share for share, _ in spec.rollout.stages) if spec.rollout else (),
-                              deg.stage, deg.held))
+                              deg.stage, deg.held, deg.unwinding))
     opened = state.opened_at
     lines = tuple(Line(e.seq, e.at, (e.at - opened).total_seconds(), one_line(e.actor), e.type, describe(e),
                        e.record.loud, e.record.tone)

@@ -381,7 +381,7 @@ def degrade(ctx: Context, incident_id, name, actor, as_json):
 @group.command("stage")
 @incident_argument()
 @click.argument("name")
-@click.argument("action", type=click.Choice(["hold", "resume", "advance", "rollback"]))
+@click.argument("action", type=click.Choice(["hold", "resume", "advance", "rollback", "unwind"]))
 @click.option("--full", is_flag=True, help="rollback: restore fully instead of one stage down.")
 @click.option("--reason", default="", help="Why, for the timeline.")
 @actor_option
@@ -396,6 +396,8 @@ def stage(ctx: Context, incident_id, name, action, full, reason, actor, as_json)
       resume    let it advance by itself again
       advance   start the next stage now
       rollback  go back one stage (from the first: restore); --full restores
+      unwind    restore in stages: one stage down after each stage's hold
+                (checks still watching), until restored
 
     Exit status 4 when a flag could not be set; 5 when NAME is not applied or not staged."""
     if full and action != "rollback":

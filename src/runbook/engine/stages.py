@@ -12,7 +12,8 @@
   hold (the default: stay, do not advance, keep checking) or roll back.
 
 A responder can hold a stage (it then never advances by itself; checks still run and still roll
-back), let it go, advance now, or roll back one stage. What is due is derived from the log like
+back), let it go, advance now, roll back one stage, or restore in stages ("unwind": one stage
+down after each stage's hold, checks still watching, until restored). What is due is derived from the log like
 every other timer (`timers.py` asks `due_timers`); `ticks.py` fires them through `fire`.
 """
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from runbook.engine.state import IncidentState
 
 SYSTEM = "runbook"
-ACTIONS = ("hold", "resume", "advance", "rollback")
+ACTIONS = ("hold", "resume", "advance", "rollback", "unwind")
 
 
 class Reading(NamedTuple):
@@ -62,9 +63,13 @@ def due_timers(state: IncidentState) -> list[tuple[datetime, str, dict]]:
             since = deg.checked_at or deg.stage_at
             out.append((since + timedelta(seconds=rollout.check_every), "stage_check",
                         {"degradation": name, "stage": deg.stage}))
+        hold_end = deg.stage_at + timedelta(seconds=rollout.stages[deg.stage][1])
+        if deg.unwinding:  # a staged restore: one stage down after each hold
+            if not deg.held:
+                out.append((hold_end, "stage_unwind", {"degradation": name, "stage": deg.stage}))
+            continue
         if deg.stage == len(rollout.stages) - 1:
             continue
-        hold_end = deg.stage_at + timedelta(seconds=rollout.stages[deg.stage][1])
         passing = all(deg.checks.get(c.name, ("",))[0] == "holds" for c in rollout.checks)
         if not deg.held and passing:
             out.append((hold_end, "stage_advance", {"degradation": name, "stage": deg.stage}))
@@ -92,6 +97,9 @@ def fire(engine: Engine, state: IncidentState, kind: str, data: dict) -> list[Ev
     if deg.stage != stage or deg.pending or not deg.applied:
         return []  # moved on since the timer was read
     rollout = rollout_of(state, name)
+    if kind == "stage_unwind":
+        return _move(engine, state.id, SYSTEM, name, stage, stage - 1 if stage > 0 else -1, "rollback",
+                     f"restoring in stages: stage {stage + 1} held {_span(rollout.stages[stage][1])}", automatic=True)
     if kind == "stage_advance":
         return _move(engine, state.id, SYSTEM, name, stage, stage + 1, "advance",
                      f"stage {stage + 1} held {_span(rollout.stages[stage][1])}"
@@ -145,6 +153,11 @@ def steer(engine: Engine, incident: str, actor: str, name: str, action: str, rea
             raise CommandError(f"{name} is {'already held' if deg.held else 'not held'} at stage {stage + 1}")
         return engine._command(incident, actor, lambda s: [] if s.degradations[name].stage != stage else [
             StageSteered(name, action, stage, None, reason)])
+    if action == "unwind":
+        if deg.unwinding:
+            raise CommandError(f"{name} is already restoring in stages (at stage {stage + 1})")
+        return engine._command(incident, actor, lambda s: [] if s.degradations[name].stage != stage else [
+            StageSteered(name, "unwind", stage, None, reason)])
     if action == "advance":
         if stage == last:
             raise CommandError(f"{name} is at its last stage ({deg.share}%); nothing to advance to")
@@ -170,7 +183,11 @@ def describe(state: IncidentState, name: str, now: datetime) -> str:
     if rollout is None or deg is None or deg.stage < 0:
         return ""
     parts = [f"stage {deg.stage + 1} of {len(rollout.stages)} ({deg.share}%)"]
-    if deg.stage == len(rollout.stages) - 1:
+    if deg.unwinding:
+        left = (deg.stage_at + timedelta(seconds=rollout.stages[deg.stage][1]) - now).total_seconds()
+        target = f"stage {deg.stage} ({rollout.stages[deg.stage - 1][0]}%)" if deg.stage > 0 else "restored"
+        parts.append("RESTORING IN STAGES, " + ("HELD" if deg.held else f"{target} in {_span(max(left, 0))}"))
+    elif deg.stage == len(rollout.stages) - 1:
         parts.append("last stage")
     elif deg.held:
         parts.append("HELD")

@@ -71,6 +71,7 @@ class DegradationState:
     share: int | None = None
     stage_at: datetime | None = None
     held: bool = False  # a responder holds it at this stage: it does not advance by itself
+    unwinding: bool = False  # a staged restore: one stage down after each hold, until restored
     checks: dict = field(default_factory=dict)  # check name -> (outcome, value, detail, at) in this stage
     checked_at: datetime | None = None  # the last time the stage's checks ran
 

@@ -67,7 +67,7 @@ def _fire(engine: Engine, state: IncidentState, timer) -> list[Event]:
         return step_timers.wait_due(engine, state, data["step"], data["attempt"], timer.at)
     if timer.kind == "drill_guard":
         return safeguards.fire_guard(engine, state)
-    if timer.kind in ("stage_check", "stage_advance"):
+    if timer.kind in ("stage_check", "stage_advance", "stage_unwind"):
         return stages.fire(engine, state, timer.kind, data)
     if timer.kind == "retry":
         return step_timers.retry(engine, state, data["step"], data["attempt"])

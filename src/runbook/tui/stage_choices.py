@@ -49,6 +49,11 @@ def stage_choices(flag: FlagView, drill: bool = False) -> list[StageChoice]:
                                    f"Roll {name} back to stage {number - 1} ({share}% of users)?",
                                    f"{flips}: {values} for {share}% of users only; the others get their "
                                    "normal values back."))
+    if flag.stage > 0 and not flag.unwinding:
+        choices.append(StageChoice("restore in stages: one stage down after each hold", "unwind", False,
+                                   f"Restore {name} in stages, from {now}?",
+                                   "One stage down after each stage's hold, its checks still watching, until "
+                                   "every user has the normal values back."))
     choices.append(StageChoice("restore fully: every user gets the normal values back", "rollback", True,
                                f"Restore {name} fully?", f"{flips} back to how they were before, for every user."))
     return choices

@@ -90,6 +90,7 @@ class DegradationRestored(EventRecord):
         deg = degradation(state, self.degradation)
         deg.pending, deg.pending_at, deg.applied = None, None, False
         deg.stage, deg.share, deg.stage_at, deg.held, deg.checks, deg.checked_at = -1, None, None, False, {}, None
+        deg.unwinding = False
 
     def describe(self):
         return f"degradation {self.degradation} restored"
@@ -137,7 +138,7 @@ class StageSteered(EventRecord):
     checks (actor runbook), and why."""
 
     degradation: str
-    action: str  # hold, resume, advance, rollback
+    action: str  # hold, resume, advance, rollback, unwind (restore in stages)
     stage: int  # the stage it was at
     to: int | None = None  # advance/rollback: the stage it goes to (-1: restored fully)
     reason: str = ""
@@ -149,9 +150,16 @@ class StageSteered(EventRecord):
             deg.held = True
         elif self.action == "resume":
             deg.held = False
+        elif self.action == "unwind":
+            deg.unwinding, deg.held = True, False
+        elif self.action == "advance":
+            deg.unwinding = False  # widening again ends a staged restore
 
     def describe(self):
         who = "automatically: " if self.automatic else ""
+        if self.action == "unwind":
+            return f"{self.degradation} restoring in stages from stage {self.stage + 1}, one stage down after each hold" + (
+                f": {self.reason}" if self.reason else "")
         if self.action in ("hold", "resume"):
             what = "held at" if self.action == "hold" else "let go from"
             return f"{self.degradation} {what} stage {self.stage + 1}" + (f": {self.reason}" if self.reason else "")
