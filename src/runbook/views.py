@@ -94,11 +94,15 @@ class FlagView(NamedTuple):
     stage: int = -1  # the stage applied (0-based; -1 none)
     held: bool = False  # a responder holds it at this stage: it does not advance by itself
     unwinding: bool = False  # restoring in stages
+    compact: str = ""  # the ladder in a few words for a narrow screen: "10% → 50% in 4m10s, call-drops ok"
 
     @property
     def label(self) -> str:
-        """"audio-only", "audio-only 10%", "audio-only 10% (automatic)"."""
-        share = f" {self.share}%" if self.share is not None and self.share < 100 else ""
+        """"audio-only", "audio-only 10% → 50% in 4m10s, call-drops ok (automatic)"."""
+        if self.compact:
+            share = f" {self.compact}"
+        else:
+            share = f" {self.share}%" if self.share is not None and self.share < 100 else ""
         return f"{self.name}{share}" + (" (automatic)" if self.automatic else "")
 
 
@@ -244,7 +248,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                               tuple((one_line(flag), one_line(_show(value))) for flag, value in spec.set.items()),
                               deg.share if deg.applied else None, one_line(stages.describe(state, name, now)),
                               automatic, tuple(share for share, _ in spec.rollout.stages) if spec.rollout else (),
-                              deg.stage, deg.held, deg.unwinding))
+                              deg.stage, deg.held, deg.unwinding, one_line(stages.compact(state, name, now))))
     opened = state.opened_at
     lines = tuple(Line(e.seq, e.at, (e.at - opened).total_seconds(), one_line(e.actor), e.type, describe(e),
                        e.record.loud, e.record.tone)

@@ -213,3 +213,25 @@ def _span(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m" + (f"{seconds % 60:02d}s" if seconds % 60 else "")
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def compact(state: IncidentState, name: str, now: datetime) -> str:
+    """The ladder in a few words for a narrow screen: "10% → 50% in 4m10s, call-drops ok"."""
+    rollout = rollout_of(state, name)
+    deg = state.degradations.get(name)
+    if rollout is None or deg is None or deg.stage < 0:
+        return ""
+    left = max((deg.stage_at + timedelta(seconds=rollout.stages[deg.stage][1]) - now).total_seconds(), 0)
+    if deg.unwinding:
+        to = f"{rollout.stages[deg.stage - 1][0]}%" if deg.stage > 0 else "off"
+        text = f"{deg.share}% ↓ {to}" + (" HELD" if deg.held else f" in {_span(left)}")
+    elif deg.stage == len(rollout.stages) - 1:
+        text = f"{deg.share}%"
+    elif deg.held:
+        text = f"{deg.share}% HELD"
+    else:
+        text = f"{deg.share}% → {rollout.stages[deg.stage + 1][0]}% in {_span(left)}"
+    words = {"holds": "ok", "not-yet": "FAILING", "broken": "?"}
+    checks = [f"{c.name} {words.get(deg.checks[c.name][0], '…')}" for c in rollout.checks if c.name in deg.checks]
+    return text + (", " + ", ".join(checks) if checks else "")
+
