@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -24,11 +23,12 @@ from pathlib import Path
 
 import pytest
 
+from serve_helpers import wait_for
+
 from runbook.store import Store
 
 HERE = Path(__file__).parent
 TOKEN = "alertmanager-test-token-0123456789"
-DEADLINE = 30.0
 ALERTMANAGER = shutil.which("prometheus-alertmanager")
 AMTOOL = shutil.which("amtool")
 
@@ -38,16 +38,6 @@ def _require_alertmanager():
     if not ALERTMANAGER or not AMTOOL:
         pytest.fail("prometheus-alertmanager and amtool are not installed: run ./scripts/test (it installs "
                     "the Debian package) or apt-get install prometheus-alertmanager")
-
-
-def wait_for(check, what: str, deadline: float = DEADLINE):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"gave up after {deadline:.0f}s waiting for {what}")
 
 
 class Server:

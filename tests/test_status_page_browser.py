@@ -15,10 +15,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
+
+from serve_helpers import DEADLINE, wait_for
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -34,7 +35,6 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 TOKEN = "intake-token-for-the-browser-tests"
 VIEW = "viewer-token-for-the-browser-tests"
 LIVE = 2000  # ms: a change made elsewhere shows on an open page within this
-DEADLINE = 30.0
 HOSTILE = '<script>window.__pwned=1</script>"><img src=x onerror="window.__pwned=2">'
 HOSTILE_PLAYBOOK = """\
 apiVersion: runbook/v1
@@ -56,16 +56,6 @@ steps:
     template: "We look at {what} now."
   - "Look at {what}"
 """
-
-
-def wait_for(check, what: str, deadline: float = DEADLINE):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"gave up after {deadline:.0f}s waiting for {what}")
 
 
 class Runbook:
