@@ -32,7 +32,7 @@ from runbook.engine.opening import MissingParameters
 from runbook.engine.step_commands import StepCommands
 from runbook.engine.ticks import fire_due
 from runbook.errors import CommandError, ReasonNeeded
-from runbook.store import ConflictError, Store
+from runbook.store import ConflictError, IncidentStore
 from runbook.text import check_actor
 
 if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
@@ -45,7 +45,7 @@ __all__ = ["CommandError", "Engine", "MissingParameters", "ReasonNeeded", "SYSTE
 
 
 class Engine(StepCommands):
-    def __init__(self, store: Store, clock=None, plugins=None, catalog: Catalog | None = None):
+    def __init__(self, store: IncidentStore, clock=None, plugins=None, catalog: Catalog | None = None):
         self.store = store
         self.clock = clock or SystemClock()
         self.plugins = plugins
