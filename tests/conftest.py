@@ -100,3 +100,4 @@ def open_test_store(store_location):
     yield make
     for store in opened:
         store.close()
+

@@ -17,13 +17,15 @@ from runbook.engine.events import DegradationStarted
 from runbook.engine.metrics import export_json, export_markdown, metrics, verify
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
-from runbook.store import Store
+from runbook.store import Store, open_store
+
+from helpers.tamper import tamper
 
 HERE = Path(__file__).parent
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path, store_location):
     text = (HERE / "engine_catalog" / "drill-pb.yaml").read_text()
     health = tmp_path / "health"
     health.write_text("down")
@@ -35,13 +37,13 @@ def world(tmp_path):
     class World:
         clock = VirtualClock()
         flags = tmp_path / "flags.json"
-        db = str(tmp_path / "db.sqlite")
+        db = store_location
         catalog = load([str(catalog_dir)])
         health_file = health
         stores = []
 
         def engine(self):
-            store = Store(self.db)
+            store = open_store(self.db)
             self.stores.append(store)
             host = PluginHost(Settings(flags_file=str(self.flags), plugins_dir=None), entry_points=False)
             return Engine(store, self.clock, host, self.catalog)
@@ -257,8 +259,8 @@ def test_verify_names_the_first_broken_link(world):
     iid = engine.open("calls-down", "ana").id
     engine.note(iid, "ana", "first")
     engine.note(iid, "ana", "second")
-    engine.store.conn.execute("UPDATE events SET data = ? WHERE incident = ? AND seq = 4",
-                            [json.dumps({"text": "edited"}), iid])
+    tamper(engine.store, "UPDATE events SET data = ? WHERE incident = ? AND seq = 4",
+           [json.dumps({"text": "edited"}), iid])
     ok, message = verify(engine.store.events(iid))
     assert not ok
     assert message.startswith("event 4 (note_added at ") and "was altered" in message

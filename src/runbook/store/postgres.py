@@ -34,6 +34,7 @@ import functools
 import json
 import re
 import threading
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -298,6 +299,18 @@ class PostgresStore:
                 return self._append(incident, 0, GENESIS, first_events)
         except pgerrors.UniqueViolation:
             raise ConflictError(f"incident {incident} already exists") from None
+
+    @contextmanager
+    def writing(self, incident: str):
+        """Hold `incident`'s row lock from reading its state to appending (one transaction): writers
+        of one incident queue here instead of all but one failing the sequence check after queueing
+        in `append`, which under steady contention could starve one of them."""
+        try:
+            with self.conn.transaction():
+                self.conn.execute("SELECT 1 FROM incidents WHERE id = %s FOR UPDATE", [incident])
+                yield
+        except psycopg.Error as exc:
+            raise self._failure(exc) from None
 
     @_guarded
     def append(self, incident: str, expected_seq: int, events: list[dict]) -> list[StoredEvent]:
