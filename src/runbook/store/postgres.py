@@ -275,6 +275,14 @@ class PostgresStore:
                              "not apply; ask the database owner to run `runbook db migrate`") from None
         return applied
 
+    @_guarded
+    def grant(self, role: str) -> None:
+        """Give `role` what responders need and no more (`grant_statements`), in this schema."""
+        schema = self.conn.execute("SELECT current_schema()").fetchone()[0]
+        with self.conn.transaction():
+            for statement in grant_statements(role, schema):
+                self.conn.execute(statement)
+
     # writing -------------------------------------------------------------------------------
 
     def _require_key(self) -> None:

@@ -405,6 +405,16 @@ class Store(_AlertLedger):
                 for name in ("journal_mode", "synchronous", "busy_timeout")}
 
     @_guarded
+    def schema_version(self) -> tuple[int, list[tuple[int, str]]]:
+        """(the highest migration applied, the migrations not applied yet)."""
+        done = {row[0] for row in self.conn.execute("SELECT id FROM migrations")}
+        return max(done, default=0), [(n, name) for n, name, _ in MIGRATIONS if n not in done]
+
+    def settings(self) -> dict:
+        """What durability rests on."""
+        return self.pragmas()
+
+    @_guarded
     def _migrate(self) -> None:
         try:
             done = {row[0] for row in self.conn.execute("SELECT id FROM migrations")}
