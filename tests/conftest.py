@@ -48,3 +48,56 @@ def pytest_configure(config):
     import tempfile
 
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="runbook-test-cache-")
+
+
+# --- the storage backends -------------------------------------------------------------------
+# Tests of the store and the engine take `backend`: "sqlite" (a file under tmp_path) and
+# "postgres" (a schema of its own in one throw-away cluster per test session, started on first
+# use and stopped at the end; see tests/helpers/pg_cluster.py).
+
+BACKENDS = ("sqlite", "postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    from helpers import pg_cluster as cluster_module
+
+    if cluster_module.binaries() is None:
+        pytest.skip("PostgreSQL is not installed (scripts/test installs Debian's postgresql)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install 'psycopg[binary]')")
+    cluster = cluster_module.start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def store_location(backend, tmp_path, request) -> str:
+    """Where a test's incident store is: a SQLite file, or a PostgreSQL URL of a fresh schema."""
+    if backend == "sqlite":
+        return str(tmp_path / "db.sqlite")
+    return request.getfixturevalue("pg_cluster").new_schema()
+
+
+@pytest.fixture
+def open_test_store(store_location):
+    """Open (and at the end close) stores at `store_location`: `open_test_store(**options)`."""
+    from runbook.store import open_store
+
+    opened = []
+
+    def make(**options):
+        opened.append(open_store(store_location, **options))
+        return opened[-1]
+
+    yield make
+    for store in opened:
+        store.close()
+

@@ -17,13 +17,15 @@ from runbook.engine.events import DegradationStarted
 from runbook.engine.metrics import export_json, export_markdown, metrics, verify
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
-from runbook.store import Store
+from runbook.store import Store, open_store
+
+from helpers.tamper import tamper
 
 HERE = Path(__file__).parent
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path, store_location):
     text = (HERE / "engine_catalog" / "drill-pb.yaml").read_text()
     health = tmp_path / "health"
     health.write_text("down")
@@ -35,13 +37,13 @@ def world(tmp_path):
     class World:
         clock = VirtualClock()
         flags = tmp_path / "flags.json"
-        db = str(tmp_path / "db.sqlite")
+        db = store_location
         catalog = load([str(catalog_dir)])
         health_file = health
         stores = []
 
         def engine(self):
-            store = Store(self.db)
+            store = open_store(self.db)
             self.stores.append(store)
             host = PluginHost(Settings(flags_file=str(self.flags), plugins_dir=None), entry_points=False)
             return Engine(store, self.clock, host, self.catalog)
@@ -257,8 +259,8 @@ def test_verify_names_the_first_broken_link(world):
     iid = engine.open("calls-down", "ana").id
     engine.note(iid, "ana", "first")
     engine.note(iid, "ana", "second")
-    engine.store.conn.execute("UPDATE events SET data = ? WHERE incident = ? AND seq = 4",
-                            [json.dumps({"text": "edited"}), iid])
+    tamper(engine.store, "UPDATE events SET data = ? WHERE incident = ? AND seq = 4",
+           [json.dumps({"text": "edited"}), iid])
     ok, message = verify(engine.store.events(iid))
     assert not ok
     assert message.startswith("event 4 (note_added at ") and "was altered" in message
@@ -391,3 +393,36 @@ def test_every_connection_is_durable_and_the_database_is_owner_only(tmp_path):
         for store in (first, second):
             assert store.pragmas() == {"journal_mode": "wal", "synchronous": 2, "busy_timeout": 30000}
         assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+
+
+def test_timers_fire_once_with_several_processes_ticking(world):
+    """Four responders' engines, each on its own connection, tick the same late incident at once:
+    every escalation and its page is in the log once (the sequence check, and on PostgreSQL the
+    incident's row lock, let one of them fire each timer; the others re-read and find it done)."""
+    import threading
+
+    engines = [world.engine() for _ in range(4)]
+    iid = engines[0].open("calls-down", "ana").id
+    for engine in engines:
+        engine.state(iid)
+    world.clock.advance(minutes=60)
+    start = threading.Barrier(len(engines))
+    failures = []
+
+    def tick(engine):
+        start.wait()
+        try:
+            engine.tick(iid)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=tick, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    log = world.engine().state(iid).events
+    escalations = [(e.data["level"], e.data["round"]) for e in log if e.type == "escalated"]
+    assert escalations == [(1, 0), (2, 0), (1, 1), (2, 1)]
+    assert len([e for e in log if e.type == "notified"]) == 4

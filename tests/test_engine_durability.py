@@ -34,7 +34,7 @@ from runbook.engine import Engine, VirtualClock
 from runbook.engine.metrics import verify
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
-from runbook.store import Store
+from runbook.store import IncidentStore, Store, open_store
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(signal, "SIGKILL"),
                                 reason="needs POSIX fork and SIGKILL")
@@ -181,7 +181,7 @@ def _host(flags: Path) -> PluginHost:
     return PluginHost(Settings(flags_file=str(flags), plugins_dir=None), entry_points=False)
 
 
-def _check_log(store: Store, incident: str) -> list:
+def _check_log(store: IncidentStore, incident: str) -> list:
     events = store.events(incident)
     assert [e.seq for e in events] == list(range(1, len(events) + 1)), "sequence numbers are not contiguous"
     ok, message = verify(events)
@@ -231,8 +231,8 @@ def _trial_plan(trial: int) -> tuple[int, int, str]:
     return kill_after, 0, ""
 
 
-def test_kill_9_loses_nothing_acknowledged_and_reconcile_settles_intents(tmp_path):
-    db, flags = tmp_path / "db.sqlite", tmp_path / "flags.json"
+def test_kill_9_loses_nothing_acknowledged_and_reconcile_settles_intents(tmp_path, store_location):
+    db, flags = store_location, tmp_path / "flags.json"
     host = _host(flags)
     zygote = Zygote(tmp_path)
     direct = Direct(tmp_path)
@@ -246,7 +246,7 @@ def test_kill_9_loses_nothing_acknowledged_and_reconcile_settles_intents(tmp_pat
             done, crashed_at = _run_trial(runner, args, kill_after)
             assert bool(crashed_at) == bool(stop_at), (trial, crashed_at)
 
-            with Store(str(db)) as store:
+            with open_store(db) as store:
                 events = _check_log(store, INCIDENT)
                 _check_acknowledged(events, done)
                 notes = Counter(e.data["text"] for e in events if e.type == "note_added")
@@ -279,11 +279,11 @@ def test_kill_9_loses_nothing_acknowledged_and_reconcile_settles_intents(tmp_pat
     assert any(k.startswith(("degradation_applied", "degradation_restored")) for k in outcomes)
 
 
-def test_four_processes_append_concurrently_without_loss_or_duplicates(tmp_path):
-    db = tmp_path / "db.sqlite"
-    writers, per_writer = 4, 100
+@pytest.mark.parametrize("writers, per_writer", [(4, 100), (8, 200)])
+def test_processes_append_concurrently_without_loss_or_duplicates(tmp_path, store_location, writers, per_writer):
+    db = store_location
     catalog = load([str(PLAYBOOKS)])
-    with Store(str(db)) as store:
+    with open_store(db) as store:
         opened = Engine(store, VirtualClock(), None, catalog).open("video-call-degraded", "ana", incident=INCIDENT)
     opening = opened.last_seq
 
@@ -325,7 +325,7 @@ def test_four_processes_append_concurrently_without_loss_or_duplicates(tmp_path)
             if not proc.stdin.closed:
                 proc.stdin.close()
 
-    with Store(str(db)) as store:
+    with open_store(db) as store:
         events = _check_log(store, INCIDENT)
         assert len(events) == opening + writers * per_writer
         assert [e.type for e in events[:opening]] == [e.type for e in opened.events]

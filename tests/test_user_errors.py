@@ -162,7 +162,7 @@ def test_an_export_file_that_cannot_be_written_is_named(rb, tmp_path):
 def test_read_commands_work_on_a_read_only_database_and_writes_say_why_not(rb, tmp_path, monkeypatch):
     iid = opened(rb)
     # what os.access says to a user without write permission (tests run as root, who has it)
-    monkeypatch.setattr("runbook.store._why_readonly", lambda path: "the file is not writable by you")
+    monkeypatch.setattr("runbook.store.sqlite._why_readonly", lambda path: "the file is not writable by you")
     for args in (("incident", "list"), ("incident", "show", iid), ("incident", "export", iid),
                  ("incident", "verify", iid), ("incident", "metrics", iid), ("report",), ("drill", "history")):
         result = rb(*args)
@@ -179,7 +179,7 @@ def test_a_read_only_database_that_needs_upgrading_says_so(rb, tmp_path, monkeyp
     with sqlite3.connect(db) as conn:  # as an older runbook left it
         conn.execute("DELETE FROM migrations WHERE id = (SELECT max(id) FROM migrations)")
     conn.close()
-    monkeypatch.setattr("runbook.store._why_readonly", lambda path: "the file is not writable by you")
+    monkeypatch.setattr("runbook.store.sqlite._why_readonly", lambda path: "the file is not writable by you")
     one_error_line(rb("incident", "list"), 7, "needs upgrading to this version of runbook, but it is read-only")
 
 

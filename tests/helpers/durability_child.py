@@ -40,8 +40,8 @@ def _runbook():
     from runbook.engine import Engine, SystemClock
     from runbook.plugins import PluginHost
     from runbook.settings import Settings
-    from runbook.store import Store
-    return Engine, SystemClock, PluginHost, Settings, Store
+    from runbook.store import open_store
+    return Engine, SystemClock, PluginHost, Settings, open_store
 
 
 def _install_crash_point(host, stop_at: int, phase: str) -> None:
@@ -70,8 +70,8 @@ def _install_crash_point(host, stop_at: int, phase: str) -> None:
 def work(args: dict) -> None:
     """Open or reuse the incident, then: note, note, flip a degradation, note, note, flip the other..."""
     emit(f"pid {os.getpid()}")
-    Engine, SystemClock, PluginHost, Settings, Store = _runbook()
-    store = Store(args["db"])
+    Engine, SystemClock, PluginHost, Settings, open_store = _runbook()
+    store = open_store(args["db"])
     host = PluginHost(Settings(flags_file=args["flags"], plugins_dir=None), entry_points=False)
     if args.get("stop_at"):
         _install_crash_point(host, args["stop_at"], args["phase"])
@@ -105,9 +105,9 @@ def work(args: dict) -> None:
 
 
 def notes(args: dict) -> None:
-    Engine, SystemClock, PluginHost, Settings, Store = _runbook()
+    Engine, SystemClock, PluginHost, Settings, open_store = _runbook()
     from runbook.store import ConflictError
-    store = Store(args["db"])
+    store = open_store(args["db"])
     conflicts = [0]
     real_append = store.append
 

@@ -17,7 +17,7 @@ import sys
 import click
 
 from runbook import __version__
-from runbook.cli import catalog, drills, flags, incident, plugins, report, serve, tui
+from runbook.cli import catalog, database, drills, flags, incident, plugins, report, serve, tui
 from runbook.cli import incident_flow  # noqa: F401  (adds restart and alert to the incident group)
 from runbook.cli.context import CATALOG_HELP, Context
 from runbook.cli.options import default_actor
@@ -115,8 +115,9 @@ def click_exit_code(exc: click.ClickException) -> int:
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--catalog", "catalogs", multiple=True, envvar="RUNBOOK_CATALOG", metavar="PATH",
               type=click.Path(), help=CATALOG_HELP)
-@click.option("--db", metavar="FILE", envvar="RUNBOOK_DB", type=click.Path(),  # the store says what is wrong with it
-              help="Incident database. Env: RUNBOOK_DB. Default: ~/.local/share/runbook/runbook.db.")
+@click.option("--db", metavar="FILE|URL", envvar="RUNBOOK_DB", type=click.Path(),  # the store says what is wrong with it
+              help="Incident database: a SQLite file, or postgresql://USER@HOST/DB for a team. Env: RUNBOOK_DB. "
+                   "Default: ~/.local/share/runbook/runbook.db.")
 @click.option("--plugins-dir", metavar="DIR", envvar="RUNBOOK_PLUGINS_DIR", type=click.Path(file_okay=False),
               is_eager=True,  # read before --help, which lists the commands plugins add
               help="Load *.py plugins from DIR (default ./plugins). Env: RUNBOOK_PLUGINS_DIR.")
@@ -193,7 +194,7 @@ def _overview(ctx: Context) -> None:
 
 for command in (catalog.validate, catalog.list_documents, catalog.show, catalog.match, catalog.schema,
                 tui.open_incident, tui.resume, incident.group, drills.group, report.report, flags.group,
-                plugins.plugins, serve.serve, serve.alerts):
+                plugins.plugins, serve.serve, serve.alerts, database.group):
     cli.add_command(command)
 
 

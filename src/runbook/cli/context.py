@@ -17,7 +17,7 @@ from runbook.engine import Engine, SystemClock
 from runbook.errors import UsageError
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
-from runbook.store import Store
+from runbook.store import IncidentStore, open_store
 
 if TYPE_CHECKING:
     from runbook.catalog.loader import Catalog
@@ -46,9 +46,9 @@ class Context:
         self._store = None
         self._engine = None
 
-    def store(self) -> Store:
+    def store(self) -> IncidentStore:
         if self._store is None:
-            self._store = Store(self.db)
+            self._store = open_store(self.db)
             click.get_current_context().find_root().call_on_close(self._store.close)
         return self._store
 

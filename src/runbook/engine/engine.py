@@ -14,6 +14,7 @@ in `engine/effects.py`.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from runbook.catalog.suggest import did_you_mean
@@ -32,7 +33,7 @@ from runbook.engine.opening import MissingParameters
 from runbook.engine.step_commands import StepCommands
 from runbook.engine.ticks import fire_due
 from runbook.errors import CommandError, ReasonNeeded
-from runbook.store import ConflictError, Store
+from runbook.store import ConflictError, IncidentStore
 from runbook.text import check_actor
 
 if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
@@ -44,8 +45,18 @@ RESOLVE_WAIT = 10.0  # seconds `resolve` waits for a flag change in flight befor
 __all__ = ["CommandError", "Engine", "MissingParameters", "ReasonNeeded", "SYSTEM"]
 
 
+def _pause_after_conflict(attempt: int) -> None:
+    """A short random wait before retrying a command that lost a race (up to 1, 2, 4... 32 ms):
+    writers that collided spread out instead of colliding again, so none loses every retry.
+    Real time on purpose: it spaces processes apart, it is not a timer of the incident."""
+    import random
+    import time
+
+    time.sleep(random.uniform(0, 0.001 * 2 ** min(attempt - 1, 5)))
+
+
 class Engine(StepCommands):
-    def __init__(self, store: Store, clock=None, plugins=None, catalog: Catalog | None = None):
+    def __init__(self, store: IncidentStore, clock=None, plugins=None, catalog: Catalog | None = None):
         self.store = store
         self.clock = clock or SystemClock()
         self.plugins = plugins
@@ -135,19 +146,28 @@ class Engine(StepCommands):
 
         `build(state)` returns the event records to append (or none), or raises CommandError."""
         check_actor(actor)
-        for _ in range(RETRIES):
-            state = self.state(incident)
-            records = build(state)
-            if not records:
-                return []
+        for attempt in range(RETRIES):
+            if attempt:
+                _pause_after_conflict(attempt)
             try:
-                appended = self._append(state, actor, records)
+                with self._writing(incident):
+                    state = self.state(incident)
+                    records = build(state)
+                    if not records:
+                        return []
+                    appended = self._append(state, actor, records)
             except ConflictError:
                 continue
             if self.plugins is not None:
                 self._record_observer_failures(self.plugins.take_observer_failures())
             return appended
         raise ConflictError(f"incident {incident} kept changing under this command; try again")
+
+    def _writing(self, incident: str):
+        """A store that can hold an incident for a writer (PostgreSQL) does so from the read to the
+        append; elsewhere the sequence check alone arbitrates (SQLite's appends are short)."""
+        writing = getattr(self.store, "writing", None)
+        return writing(incident) if writing else nullcontext()
 
     def _observe(self, state: IncidentState, appended: list[Event]) -> None:
         """Hand appended events to the plugins' observers, which run on the host's own threads."""

@@ -35,9 +35,12 @@ def escalate(engine: Engine, incident: str, actor: str, level: int, rnd: int, du
     policy = timers.ladder(state)
     people = timers.recipients(state, policy.levels[level - 1], due_at)
     named = policy.id if state.playbook.escalation_by_severity else None
+    # the count as the timer was read: `state` is the engine's live state, which `s` below is too,
+    # so comparing with state.escalation.count would compare the count with itself
+    seen = state.escalation.count
 
     def build(s):
-        if reason == "timer" and (s.acknowledged_at or s.resolved or s.escalation.count >= state.escalation.count + 1
+        if reason == "timer" and (s.acknowledged_at or s.resolved or s.escalation.count >= seen + 1
                                   or s.escalation.policy != policy.id):
             return []  # acknowledged (or paged by someone else, or another ladder) since the timer was read
         return [Escalated(level, rnd, iso(due_at), reason,

@@ -51,11 +51,11 @@ class EngineGateway:
     @staticmethod
     def _sibling(engine):
         from runbook.engine import Engine
-        from runbook.store import Store
+        from runbook.store import open_store
 
         if engine.store.path == ":memory:":
             return engine
-        worker = Engine(Store(engine.store.path), engine.clock, engine.plugins, engine.catalog)
+        worker = Engine(open_store(engine.store.location), engine.clock, engine.plugins, engine.catalog)
         worker.catalog_loader = engine.catalog_loader
         return worker
 

@@ -1,4 +1,4 @@
-"""The only module that speaks SQL: incidents as append-only event logs.
+"""The embedded incident store (SQLite, the default): incidents as append-only event logs.
 
 sqlite-utils creates and migrates the schema; reads and appends go straight through the
 sqlite3 connection, so a command on an up-to-date database never imports sqlite-utils (its
@@ -21,168 +21,21 @@ Every SQLite failure leaves this module as a `StoreError` naming the database an
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
-from runbook.errors import RunbookError, UsageError
+from runbook.store.common import (ALERT_COLUMNS, ALERT_JSON, FIRST_COLUMNS, GENESIS, LATEST_COLUMNS, STATUS_RANK,
+                                  STILL_OPEN, ChainKeyError, ConflictError, StoredEvent, StoreError, alert_row,
+                                  anchor_mac, chain_events, data_json, default_path, is_postgres_url, like_prefix,
+                                  log_status, missing_chain_key, read_chain_key, summary_updates)
 
 if TYPE_CHECKING:
     import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
-GENESIS = "0" * 64
-
-
-class StoreError(RunbookError):
-    """The incident database cannot be used: damaged, read-only, locked, or not reachable."""
-
-    exit_code = 7
-
-
-class ConflictError(RunbookError):
-    """Another writer appended first; re-read the incident and try again."""
-
-    exit_code = 6
-
-
-class StoredEvent(NamedTuple):
-    incident: str
-    seq: int
-    ts: str
-    actor: str
-    type: str
-    data: dict
-    prev_hash: str
-    hash: str
-    mac: str = ""  # HMAC-SHA256 of `hash` under the chain key, when one is configured
-
-
-def event_hash(incident: str, seq: int, ts: str, actor: str, type_: str, data: dict, prev_hash: str) -> str:
-    body = json.dumps([incident, seq, ts, actor, type_, data, prev_hash], sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False)
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
-
-
-class ChainKeyError(UsageError):
-    """The chain key cannot be used as it is (others can read it, too short, already exists)."""
-
-
-def chain_key_path() -> str:
-    """The optional chain key: `RUNBOOK_CHAIN_KEY`, else runbook/chain.key in the config directory."""
-    if os.environ.get("RUNBOOK_CHAIN_KEY"):
-        return os.environ["RUNBOOK_CHAIN_KEY"]
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return os.path.join(base, "runbook", "chain.key")
-
-
-class ChainKey(NamedTuple):
-    """The chain key's bytes and when it was created (UTC, as events keep times): every event
-    appended from then on must be signed with it."""
-
-    key: bytes
-    created: str
-
-
-def _utc(seconds: float) -> str:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def read_chain_key(path: str | None = None) -> ChainKey | None:
-    """The chain key and its creation time, or None when there is none at the default path.
-
-    The file holds the key on its first line and its creation time on the second (as written by
-    `create_chain_key`); a key without that line counts as created at the file's modification
-    time. A key named by `RUNBOOK_CHAIN_KEY` that does not exist is not "no key": it is returned
-    as None here too, and `missing_chain_key()` says so, so that writes refuse it."""
-    path = path or chain_key_path()
-    try:
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            content = handle.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ChainKeyError(f"{path}: cannot read the chain key: {exc.strerror or exc}") from None
-    if info.st_mode & 0o077:
-        raise ChainKeyError(f"{path}: the chain key is readable by others; make it private (chmod 600 {path})")
-    lines = content.strip().split(b"\n")
-    key = lines[0].strip()
-    if len(key) < 32:
-        raise ChainKeyError(f"{path}: the chain key is too short ({len(key)} bytes, expected at least 32)")
-    created = _utc(info.st_mtime)
-    if len(lines) > 1:
-        text = lines[1].strip().decode("ascii", "replace")
-        text = text.removeprefix("created ").strip()
-        try:
-            from datetime import datetime
-
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                raise ValueError
-        except ValueError:
-            raise ChainKeyError(f"{path}: the chain key's second line should be its creation time in UTC "
-                                f"(e.g. created 2026-01-31T09:00:00.000000Z), got {text[:40]!r}") from None
-        created = _utc(moment.timestamp())
-    return ChainKey(key, created)
-
-
-def load_chain_key(path: str | None = None) -> bytes | None:
-    """The chain key's bytes, or None when there is none. A key others can read is refused."""
-    found = read_chain_key(path)
-    return found.key if found else None
-
-
-def missing_chain_key() -> str | None:
-    """Why writing must stop when `RUNBOOK_CHAIN_KEY` names a key that does not exist (an explicitly
-    configured key that went missing would otherwise leave events silently unsigned)."""
-    path = os.environ.get("RUNBOOK_CHAIN_KEY")
-    if path and not os.path.exists(path):
-        return (f"the chain key {path} named by RUNBOOK_CHAIN_KEY does not exist; restore it, create it with "
-                "`runbook incident verify --init-key`, or unset RUNBOOK_CHAIN_KEY")
-    return None
-
-
-def create_chain_key(path: str | None = None) -> str:
-    """Create a new random chain key (0600) with its creation time; refuses to replace one."""
-    import secrets
-    import time
-
-    path = path or chain_key_path()
-    Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise ChainKeyError(f"{path}: a chain key already exists; keep it (events signed with it need it)") from None
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(32) + "\n" + f"created {_utc(time.time())}\n")
-    return path
-
-
-def event_mac(key: bytes, digest: str) -> str:
-    import hmac
-
-    return hmac.new(key, digest.encode("ascii"), hashlib.sha256).hexdigest()
-
-
-def anchor_mac(key: bytes, incident: str, last_seq: int, last_hash: str) -> str:
-    """The summary's signed anchor: the incident's event count and last hash under the chain key,
-    so that stripping signatures or deleting the last events shows wherever the key is present."""
-    return event_mac(key, f"{incident}|{last_seq}|{last_hash}")
-
-
-def default_path() -> str:
-    if os.environ.get("RUNBOOK_DB"):
-        return os.environ["RUNBOOK_DB"]
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "runbook", "runbook.db")
-
-
 def _guarded(method):
     """Turn SQLite's failures inside a Store method into one StoreError that names the database."""
 
@@ -268,32 +121,6 @@ MIGRATIONS = ((1, "events, incidents projection, snapshots", _migration_1),
               (6, "incidents: a signed anchor of the log's end; events indexed by type", _migration_6),
               (7, "alerts received by runbook serve", _migration_7))
 
-# How the incidents summary takes each column an event's projection sets: the first time wins
-# for the *_at columns, status only moves forward, the rest take the latest value.
-FIRST_COLUMNS = ("acknowledged_at", "mitigated_at", "resolved_at")
-_LATEST = ("severity",)
-STATUS_RANK = {"open": 0, "acknowledged": 1, "mitigated": 2, "resolved": 3, "follow-up": 3, "closed": 4}
-
-
-def _like_prefix(text: str) -> str:
-    """A LIKE pattern (escape character backslash) for upper-cased ids starting with `text`, taken literally."""
-    return text.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-ALERT_COLUMNS = ("fingerprint", "starts_at", "status", "ends_at", "alertname", "labels", "annotations",
-                 "generator_url", "receiver", "first_seen", "last_seen", "deliveries", "playbook", "symptom",
-                 "incident", "outcome", "reason", "owner")
-_ALERT_JSON = ("labels", "annotations", "owner")
-_STILL_OPEN = ("open", "acknowledged", "mitigated")
-
-
-def _alert_row(values) -> dict:
-    row = dict(zip(ALERT_COLUMNS, values))
-    for name in _ALERT_JSON:
-        row[name] = json.loads(row[name]) if row[name] else ({} if name != "owner" else None)
-    return row
-
-
 class _AlertLedger:
     """The alerts `runbook serve` received (SQLite): one row per occurrence of an alert, keyed on
     its fingerprint (a hash of its labels) and its start time, so a repeat or a retry of the same
@@ -316,7 +143,7 @@ class _AlertLedger:
             found = self.conn.execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE fingerprint = ? "
                                       "AND starts_at = ?", key).fetchone()
             if found is not None:
-                before = _alert_row(found)
+                before = alert_row(found)
                 resolving = alert["status"] == "resolved" and before["status"] != "resolved"
                 self.conn.execute("UPDATE alerts SET last_seen = ?, deliveries = deliveries + 1, "
                                   "status = CASE WHEN ? THEN 'resolved' ELSE status END, "
@@ -326,8 +153,8 @@ class _AlertLedger:
                 return before, False
             linked = self.conn.execute(
                 "SELECT a.incident FROM alerts a JOIN incidents i ON i.id = a.incident WHERE a.fingerprint = ? "
-                f"AND i.status IN ({', '.join('?' * len(_STILL_OPEN))}) ORDER BY a.starts_at DESC LIMIT 1",
-                [alert["fingerprint"], *_STILL_OPEN]).fetchone()
+                f"AND i.status IN ({', '.join('?' * len(STILL_OPEN))}) ORDER BY a.starts_at DESC LIMIT 1",
+                [alert["fingerprint"], *STILL_OPEN]).fetchone()
             row = {name: alert.get(name) for name in ALERT_COLUMNS}
             row.update(first_seen=now, last_seen=now, deliveries=1, owner=None)
             if linked:
@@ -339,7 +166,7 @@ class _AlertLedger:
                 row.update(incident=self._unused_id(new_incident), outcome="pending", owner=owner)
             else:
                 row.update(incident=None, outcome="unmatched")
-            values = [json.dumps(row[n], ensure_ascii=False) if n in _ALERT_JSON and row[n] is not None else row[n]
+            values = [json.dumps(row[n], ensure_ascii=False) if n in ALERT_JSON and row[n] is not None else row[n]
                       for n in ALERT_COLUMNS]
             self.conn.execute(f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) VALUES "
                               f"({', '.join('?' * len(ALERT_COLUMNS))})", values)
@@ -436,18 +263,22 @@ class _AlertLedger:
         sql += " ORDER BY last_seen DESC, fingerprint"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return [_alert_row(r) for r in self.conn.execute(sql, params).fetchall()]
+        return [alert_row(r) for r in self.conn.execute(sql, params).fetchall()]
 
 
 class Store(_AlertLedger):
     def __init__(self, path: str | None = None, key: bytes | None | str = "auto", key_created: str | None = None):
         self.path = path or default_path()
+        if is_postgres_url(self.path):
+            raise StoreError("a PostgreSQL URL names a team database, not a SQLite file: open it with "
+                             "runbook.store.open_store")
         if key == "auto":
             found = read_chain_key()
             self.key, self.key_created = (found.key, found.created) if found else (None, None)
             self.key_missing = missing_chain_key()
         else:
             self.key, self.key_created, self.key_missing = key, key_created, None
+        self.location = self.path  # what reopens it (another thread's connection)
         self._db = None
         self.readonly = None  # why the database cannot be written, when it cannot
         if self.path != ":memory:":
@@ -553,6 +384,10 @@ class Store(_AlertLedger):
     def close(self) -> None:
         self.conn.close()
 
+    def listen(self, on_change):
+        """No notifications from SQLite: live views poll `changes_since` (None says so)."""
+        return None
+
     def _query(self, sql: str, params=()) -> list[dict]:
         cursor = self.conn.execute(sql, params)
         names = [c[0] for c in cursor.description]
@@ -568,6 +403,16 @@ class Store(_AlertLedger):
     def pragmas(self) -> dict:
         return {name: self.conn.execute(f"PRAGMA {name}").fetchone()[0]
                 for name in ("journal_mode", "synchronous", "busy_timeout")}
+
+    @_guarded
+    def schema_version(self) -> tuple[int, list[tuple[int, str]]]:
+        """(the highest migration applied, the migrations not applied yet)."""
+        done = {row[0] for row in self.conn.execute("SELECT id FROM migrations")}
+        return max(done, default=0), [(n, name) for n, name, _ in MIGRATIONS if n not in done]
+
+    def settings(self) -> dict:
+        """What durability rests on."""
+        return self.pragmas()
 
     @_guarded
     def _migrate(self) -> None:
@@ -658,27 +503,13 @@ class Store(_AlertLedger):
             raise ChainKeyError(self.key_missing)
 
     def _append(self, incident: str, seq: int, prev: str, events: list[dict]) -> list[StoredEvent]:
-        stored = []
-        updates: dict = {}
-        for event in events:
-            seq += 1
-            digest = event_hash(incident, seq, event["ts"], event["actor"], event["type"], event["data"], prev)
-            stored.append(StoredEvent(incident, seq, event["ts"], event["actor"], event["type"], event["data"],
-                                      prev, digest, event_mac(self.key, digest) if self.key else ""))
-            prev = digest
-            for column, value in (event.get("summary") or {}).items():
-                if column in FIRST_COLUMNS:
-                    updates.setdefault(column, value)
-                elif column == "status":
-                    updates[column] = max(updates.get(column, "open"), value, key=STATUS_RANK.__getitem__)
-                elif column in _LATEST:
-                    updates[column] = value
-                else:
-                    raise StoreError(f"an event's summary sets unknown column '{column}'")
+        stored = chain_events(incident, seq, prev, events, self.key)
+        updates = summary_updates(events)
+        seq, prev = stored[-1].seq, stored[-1].hash
         self.conn.executemany(
             "INSERT INTO events (incident, seq, ts, actor, type, data, prev_hash, hash, mac) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(e.incident, e.seq, e.ts, e.actor, e.type, json.dumps(e.data, ensure_ascii=False, sort_keys=True),
+            [(e.incident, e.seq, e.ts, e.actor, e.type, data_json(e.data),
               e.prev_hash, e.hash, e.mac or None) for e in stored])
         sets = ["last_seq = ?", "updated_at = ?", "last_mac = ?"]
         values = [seq, events[-1]["ts"], anchor_mac(self.key, incident, seq, prev) if self.key else None]
@@ -691,7 +522,7 @@ class Store(_AlertLedger):
             rank = "CASE status " + " ".join(f"WHEN '{name}' THEN {n}" for name, n in STATUS_RANK.items()) + " END"
             sets.append(f"status = CASE WHEN ({rank}) < ? THEN ? ELSE status END")
             values += [STATUS_RANK[updates["status"]], updates["status"]]
-        for column in _LATEST:
+        for column in LATEST_COLUMNS:
             if column in updates:
                 sets.append(f"{column} = ?")
                 values.append(updates[column])
@@ -724,9 +555,7 @@ class Store(_AlertLedger):
             f"max(type = 'closed') FROM events WHERE incident IN ({marks}) GROUP BY incident", incidents).fetchall()
         facts = {}
         for incident, count, last, acked, mitigated, resolved, followup, closed in rows:
-            status = ("closed" if closed else "follow-up" if followup else "resolved" if resolved else
-                      "mitigated" if mitigated else "acknowledged" if acked else "open")
-            facts[incident] = (count, last, {"status": status})
+            facts[incident] = (count, last, {"status": log_status(acked, mitigated, resolved, followup, closed)})
         # the opened event (seq 1) and the last severity change, through the (type, incident) index
         for incident, seq, ts, type_, data in self.conn.execute(
                 f"SELECT incident, seq, ts, type, data FROM events WHERE incident IN ({marks}) AND "
@@ -785,7 +614,7 @@ class Store(_AlertLedger):
     def ids_without_summary_starting_with(self, text: str, heads: tuple[str, ...] = ()) -> list[str]:
         """Like `ids_starting_with`, over incidents that have events or a snapshot but no summary row
         (a full scan: only asked when no summary row matches)."""
-        patterns = [_like_prefix(head + text) for head in ("", *heads)]
+        patterns = [like_prefix(head + text) for head in ("", *heads)]
         where = " OR ".join(["upper(incident) LIKE ? ESCAPE '\\'"] * len(patterns))
         sql = (f"SELECT DISTINCT incident FROM (SELECT incident FROM events UNION SELECT incident FROM snapshots) "
                f"WHERE ({where}) AND incident NOT IN (SELECT id FROM incidents) ORDER BY 1")
@@ -848,7 +677,7 @@ class Store(_AlertLedger):
     @_guarded
     def ids_starting_with(self, text: str, heads: tuple[str, ...] = ()) -> list[str]:
         """Incident ids that start with `text`, ignoring case, whole or after one of `heads` ("INC-")."""
-        patterns = [_like_prefix(head + text) for head in ("", *heads)]
+        patterns = [like_prefix(head + text) for head in ("", *heads)]
         where = " OR ".join(["upper(id) LIKE ? ESCAPE '\\'"] * len(patterns))
         return [r[0] for r in self.conn.execute(f"SELECT id FROM incidents WHERE {where} ORDER BY id", patterns)]
 
@@ -896,94 +725,3 @@ class Store(_AlertLedger):
         rows = self.conn.execute(sql + " ORDER BY created_at, id", params).fetchall()
         return [{"id": r[0], "drill": r[1], "playbook": r[2], "runs": r[3], "seed": r[4], "created_at": r[5],
                  "summary": json.loads(r[6])} for r in rows]
-
-
-class MemoryStore:
-    """The Store's interface without a database, for simulations: thousands of throw-away incidents
-    on a virtual clock, driven through the real engine, where only a summary is kept."""
-
-    path = ":memory:"
-    key = None
-
-    def __init__(self):
-        self._events: dict[str, list[StoredEvent]] = {}
-        self._snapshots: dict[str, dict] = {}
-        self._rows: dict[str, dict] = {}
-
-    def close(self) -> None:
-        pass
-
-    def forget(self, incident: str) -> None:
-        for table in (self._events, self._snapshots, self._rows):
-            table.pop(incident, None)
-
-    def create_incident(self, incident, snapshot, row, first_events):
-        if incident in self._rows:
-            raise ConflictError(f"incident {incident} already exists")
-        self._snapshots[incident] = snapshot
-        self._rows[incident] = {"id": incident, **row, "status": "open", "opened_at": first_events[0]["ts"]}
-        self._events[incident] = []
-        return self._append(incident, first_events)
-
-    def append(self, incident, expected_seq, events):
-        log = self._events.get(incident)
-        if log is None:
-            raise StoreError(f"incident {incident} does not exist")
-        if len(log) != expected_seq:
-            raise ConflictError(f"incident {incident} changed: expected event {expected_seq}, found {len(log)}")
-        return self._append(incident, events)
-
-    def _append(self, incident, events):
-        # Simulated incidents are never kept or verified, so the hash chain (a JSON encoding and
-        # a SHA-256 per event, the largest single cost of a simulated run) is left empty.
-        log = self._events[incident]
-        out = []
-        for event in events:
-            seq = len(log) + 1
-            digest = prev = ""
-            stored = StoredEvent(incident, seq, event["ts"], event["actor"], event["type"], event["data"], prev, digest)
-            log.append(stored)
-            out.append(stored)
-            prev = digest
-        return out
-
-    def events(self, incident, after=0):
-        return list(self._events.get(incident, ())[after:])
-
-    def last_seq(self, incident):
-        return len(self._events[incident]) if incident in self._events else -1
-
-    def snapshot(self, incident):
-        return self._snapshots.get(incident)
-
-    def incident(self, incident):
-        return self._rows.get(incident)
-
-    def incidents(self, **_filters):
-        return list(self._rows.values())
-
-
-    def log_extents(self, incidents):
-        return {i: (len(self._events[i]), len(self._events[i])) for i in incidents if self._events.get(i)}
-
-    def read_record(self, incident):
-        return self.snapshot(incident), self.events(incident), self.incident(incident)
-
-    def log_facts(self, incidents):
-        return {i: (n, last, {}) for i, (n, last) in self.log_extents(incidents).items()}
-
-    def hidden_by_summary(self, open_only, drills):
-        return []
-
-    def without_summary(self):
-        return []
-
-    def has_record(self, incident):
-        return incident in self._rows or incident in self._events
-
-    def ids_without_summary_starting_with(self, text, heads=()):
-        return []
-
-    def ids_starting_with(self, text, heads=()):
-        starts = [(head + text).upper() for head in ("", *heads)]
-        return sorted(i for i in self._rows if i.upper().startswith(tuple(starts)))

@@ -1,0 +1,91 @@
+"""`runbook db`: the incident database itself — migrate it, check it.
+
+Either store (a SQLite file, or a team's PostgreSQL from a `postgresql://` URL in --db or
+RUNBOOK_DB). Failures to reach or use it are one line and exit 7; the URL is shown without
+its password."""
+
+from __future__ import annotations
+
+import click
+
+from runbook.cli.context import Context
+from runbook.cli.options import json_option
+from runbook.cli.output import dump, echo
+from runbook.errors import UsageError
+
+
+@click.group("db", short_help="The incident database: migrate it, check it.")
+def group():
+    """The incident database (--db or RUNBOOK_DB: a SQLite file, or postgresql://USER@HOST/DB)."""
+
+
+def _open(ctx: Context, migrate: bool):
+    from runbook.store import is_postgres_url, open_store
+
+    location = ctx.db
+    if location and is_postgres_url(location):
+        return open_store(location, migrate=migrate)
+    return open_store(location)  # SQLite migrates on open (the file is yours alone)
+
+
+@group.command("migrate")
+@click.option("--grant", "grant_to", metavar="ROLE", default=None,
+              help="Also grant ROLE what responders need: read, append events, keep summaries (PostgreSQL).")
+@click.pass_obj
+def migrate(ctx: Context, grant_to):
+    """Apply the migrations this version of runbook needs (run it as the database's owner)."""
+    store = _open(ctx, migrate=False)
+    try:
+        applied = store.migrate() if hasattr(store, "migrate") else []
+        version, pending = store.schema_version()
+        echo(f"{store.path}: schema version {version}" + (f" (applied {', '.join(map(str, applied))})"
+                                                           if applied else " (up to date)"))
+        if grant_to:
+            if not hasattr(store, "grant"):
+                raise UsageError("--grant is for a PostgreSQL database; a SQLite file is guarded by its file mode")
+            store.grant(grant_to)
+            echo(f"granted {grant_to}: read, append events (no update or delete), keep summaries and the alert ledger")
+    finally:
+        store.close()
+
+
+@group.command("check")
+@click.option("--sample", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Verify the chain of the N newest incidents only (default: every incident).")
+@json_option()
+@click.pass_obj
+def check(ctx: Context, sample, as_json):
+    """Connectivity, schema version, pending migrations, durability settings and every incident's chain."""
+    from runbook.engine import Engine, SystemClock
+
+    store = _open(ctx, migrate=False)
+    try:
+        version, pending = store.schema_version()
+        report = {"database": store.path, "reachable": True, "version": version,
+                  "pending": [{"id": n, "name": name} for n, name in pending], "settings": store.settings(),
+                  "incidents": 0, "checked": 0, "broken": []}
+        if not pending:
+            engine = Engine(store, SystemClock(), None, None)
+            rows = store.incidents(limit=sample)
+            report["incidents"] = len(store.incidents()) if sample else len(rows)
+            for row in rows:
+                result = engine.integrity(row["id"])
+                report["checked"] += 1
+                if not result.ok:
+                    report["broken"].append({"incident": row["id"], "problems": list(result.problems)})
+    finally:
+        store.close()
+    ok = not pending and not report["broken"]
+    if as_json:
+        dump({**report, "ok": ok})
+    else:
+        echo(f"{report['database']}: reachable, schema version {version}")
+        echo("migrations: " + (", ".join(f"{p['id']} {p['name']}" for p in report["pending"]) + " pending "
+                               "(run `runbook db migrate` as the owner)" if pending else "none pending"))
+        echo("durability: " + ", ".join(f"{k}={v}" for k, v in report["settings"].items()))
+        echo(f"chains: {report['checked']} of {report['incidents']} incident(s) checked, "
+             f"{len(report['broken'])} broken")
+        for broken in report["broken"]:
+            echo(f"  {broken['incident']}: {'; '.join(broken['problems'])}")
+    if not ok:
+        raise click.exceptions.Exit(1)

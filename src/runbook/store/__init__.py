@@ -1,0 +1,32 @@
+"""The incident stores: the only modules that speak SQL.
+
+`open_store(location)` opens the store `location` names: a `postgresql://` URL (`RUNBOOK_DB`)
+opens `PostgresStore` (psycopg 3, imported only then), anything else is a SQLite file (`Store`,
+the embedded default). The engine depends on `IncidentStore` (interface.py), not on either.
+"""
+
+from __future__ import annotations
+
+from runbook.store.common import (ALERT_COLUMNS, FIRST_COLUMNS, GENESIS, STATUS_RANK, ChainKey, ChainKeyError,
+                                  ConflictError, StoredEvent, StoreError, anchor_mac, chain_key_path,
+                                  create_chain_key, default_path, event_hash, event_mac, is_postgres_url,
+                                  load_chain_key, missing_chain_key, read_chain_key)
+from runbook.store.interface import AlertLedger, IncidentStore
+from runbook.store.memory import MemoryStore
+from runbook.store.sqlite import BUSY_TIMEOUT_MS, MIGRATIONS, Store
+
+__all__ = ["ALERT_COLUMNS", "AlertLedger", "BUSY_TIMEOUT_MS", "ChainKey", "ChainKeyError", "ConflictError",
+           "FIRST_COLUMNS", "GENESIS", "IncidentStore", "MIGRATIONS", "MemoryStore", "STATUS_RANK", "Store",
+           "StoreError", "StoredEvent", "anchor_mac", "chain_key_path", "create_chain_key", "default_path",
+           "event_hash", "event_mac", "is_postgres_url", "load_chain_key", "missing_chain_key", "open_store",
+           "read_chain_key"]
+
+
+def open_store(location: str | None = None, **options) -> IncidentStore:
+    """The store at `location` (default: `RUNBOOK_DB`, else the SQLite file in the data directory)."""
+    location = location or default_path()
+    if is_postgres_url(location):
+        from runbook.store.postgres import PostgresStore
+
+        return PostgresStore(location, **options)
+    return Store(location, **options)

@@ -1,0 +1,223 @@
+"""The incident store's guarantees on both backends (SQLite and PostgreSQL), and what only the
+team database has: notifications, least privilege, one-line errors without the password."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from runbook.store import ConflictError, MemoryStore, StoreError, open_store
+
+SNAPSHOT = {"playbook": "p", "hash": "h", "text": "t", "documents": []}
+ROW = {"playbook": "p", "title": "T", "service": "s", "severity": "SEV2", "drill": False}
+
+
+def opened(store, incident="INC-1", ts="2026-01-01T00:00:00Z"):
+    return store.create_incident(incident, SNAPSHOT, ROW, [{"ts": ts, "actor": "a", "type": "opened", "data": {}}])
+
+
+def note(n, ts="2026-01-01T00:01:00Z"):
+    return {"ts": ts, "actor": "a", "type": "note_added", "data": {"text": f"n{n}"}}
+
+
+def test_append_checks_the_expected_sequence_and_keeps_the_summary(open_test_store):
+    store = open_test_store(key=None)
+    opened(store)
+    ack = {"ts": "2026-01-01T00:02:00Z", "actor": "a", "type": "acknowledged", "data": {},
+           "summary": {"status": "acknowledged", "acknowledged_at": "2026-01-01T00:02:00Z"}}
+    store.append("INC-1", 1, [ack])
+    with pytest.raises(ConflictError):
+        store.append("INC-1", 1, [note(1)])
+    with pytest.raises(ConflictError):
+        opened(store)
+    row = store.incident("INC-1")
+    assert (row["status"], row["acknowledged_at"], row["last_seq"]) == ("acknowledged", "2026-01-01T00:02:00Z", 2)
+    assert [e.seq for e in store.events("INC-1")] == [1, 2]
+    assert store.events("INC-1")[1].prev_hash == store.events("INC-1")[0].hash
+    assert store.incidents(status="acknowledged")[0]["id"] == "INC-1"
+    assert store.incidents(status="open") == []
+
+
+def test_a_keyed_chain_signs_each_event_and_anchors_the_summary(open_test_store):
+    from runbook.store import anchor_mac, event_mac
+
+    key = b"k" * 32
+    store = open_test_store(key=key)
+    stored = opened(store)
+    assert stored[0].mac == event_mac(key, stored[0].hash)
+    assert store.incident("INC-1")["last_mac"] == anchor_mac(key, "INC-1", 1, stored[0].hash)
+
+
+def test_changes_feed_misses_nothing_while_writers_commit_concurrently(open_test_store):
+    """A reader polling `changes_since` while four connections append to four incidents sees
+    every event exactly once, even though positions are handed out before commit."""
+    writers = [open_test_store(key=None) for _ in range(4)]
+    reader = open_test_store(key=None)
+    for i, store in enumerate(writers):
+        opened(store, f"INC-{i}")
+    cursor, seen, done = reader.change_cursor(), [], threading.Event()
+
+    def write(i, store):
+        for n in range(50):
+            store.append(f"INC-{i}", n + 1, [note(n)])
+
+    threads = [threading.Thread(target=write, args=(i, s)) for i, s in enumerate(writers)]
+    for thread in threads:
+        thread.start()
+    while not done.is_set():
+        done.set() if not any(t.is_alive() for t in threads) else None
+        for position, incident, seq in reader.changes_since(cursor):
+            assert position > cursor
+            cursor = position
+            seen.append((incident, seq))
+    assert sorted(seen) == sorted((f"INC-{i}", seq) for i in range(4) for seq in range(2, 52))
+
+
+def test_an_occurrence_is_claimed_once_by_concurrent_schedulers(open_test_store):
+    stores = [open_test_store(key=None) for _ in range(6)]
+    wins, start = [], threading.Barrier(len(stores))
+
+    def claim(store):
+        start.wait()
+        wins.append(store.claim_occurrence("game-day", "2026-01-05T09:00:00+00:00", "fired", "now"))
+
+    threads = [threading.Thread(target=claim, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(wins) == [False] * 5 + [True]
+    assert not stores[0].claim_occurrence("game-day", "2026-01-05T09:00:00+00:00", "fired", "now")
+    assert stores[0].claim_occurrence("game-day", "2026-01-12T09:00:00+00:00", "fired", "now")
+    stores[0].set_schedule_outcome("game-day", "opened", "DRL-1", "later")
+    assert stores[1].schedule_state("game-day")["incident"] == "DRL-1"
+
+
+def test_the_alert_ledger(open_test_store):
+    store = open_test_store(key=None)
+    alert = {"fingerprint": "f1", "starts_at": "2026-01-01T00:00:00Z", "status": "firing", "labels": {"a": "b"},
+             "annotations": {}, "playbook": "p", "symptom": "s", "alertname": "X"}
+    row, new = store.receive_alert(alert, "t1", lambda: "INC-A", {"pid": 1})
+    assert (new, row["outcome"], row["incident"]) == (True, "pending", "INC-A")
+    again, new = store.receive_alert(alert, "t2", lambda: "INC-B", None)
+    assert (new, again["incident"]) == (False, "INC-A")
+    assert store.alerts(fingerprint="f1")[0]["deliveries"] == 2
+    assert store.take_over_alert("f1", alert["starts_at"], {"pid": 1}, {"pid": 2})
+    assert not store.take_over_alert("f1", alert["starts_at"], {"pid": 1}, {"pid": 3})
+    assert store.reserve_again("f1", alert["starts_at"], "INC-A", lambda: "INC-C") == "INC-C"
+    store.settle_alert("f1", alert["starts_at"], "failed", "no playbook")
+    assert store.alerts(outcome="failed")[0]["owner"] is None
+    assert store.claim_alert_by_hand("f1", alert["starts_at"], "p", lambda: "INC-D", {"who": "ana"}) == "INC-D"
+    assert store.alerts(pending=True)[0]["incident"] == "INC-D"
+
+
+def test_simulations_are_kept(open_test_store):
+    store = open_test_store(key=None)
+    first = store.record_simulation("d", "p", 10, 1, "2026-01-01", {"n": 10})
+    assert store.simulations("d") == [{"id": first, "drill": "d", "playbook": "p", "runs": 10, "seed": 1,
+                                       "created_at": "2026-01-01", "summary": {"n": 10}}]
+
+
+def test_memory_store_honours_the_filters_and_keeps_the_summary():
+    store = MemoryStore()
+    opened(store, "INC-1", "2026-01-01T00:00:00Z")
+    opened(store, "INC-2", "2026-01-02T00:00:00Z")
+    store.append("INC-2", 1, [{"ts": "t", "actor": "a", "type": "resolved", "data": {},
+                               "summary": {"status": "resolved", "resolved_at": "t"}}])
+    assert [r["id"] for r in store.incidents()] == ["INC-2", "INC-1"]
+    assert [r["id"] for r in store.incidents(open_only=True)] == ["INC-1"]
+    assert [r["id"] for r in store.incidents(status="resolved")] == ["INC-2"]
+    assert store.incidents(drills=True) == []
+    assert [r["id"] for r in store.incidents(since="2026-01-02")] == ["INC-2"]
+    assert len(store.incidents(limit=1)) == 1
+    assert store.changes_since(0)[-1] == (3, "INC-2", 2)
+
+
+# --- PostgreSQL only ---------------------------------------------------------------------------
+
+@pytest.fixture
+def pg_store(pg_cluster):
+    stores = []
+
+    def make(url=None, **options):
+        stores.append(open_store(url or pg_cluster.new_schema(), key=None, **options))
+        return stores[-1]
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+def test_notifications_wake_another_connection_and_a_lost_listener_catches_up(pg_store, pg_cluster):
+    writer = pg_store()
+    heard, event = [], threading.Event()
+
+    def on_change(incident, seq):
+        heard.append((incident, seq))
+        event.set()
+
+    listener = writer.listen(on_change)
+    try:
+        assert listener.connected.wait(5)
+        started = time.monotonic()
+        opened(writer, "INC-N")
+        assert event.wait(1.0), "no notification within a second"
+        assert heard[-1] == ("INC-N", 1) and time.monotonic() - started < 1.0
+        event.clear()
+        writer.conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE application_name = 'runbook listen'")
+        assert event.wait(5.0) and heard[-1] == (None, None), heard  # reconnected: read by sequence
+    finally:
+        listener.close()
+
+
+def test_responders_append_but_cannot_update_or_delete_events(pg_store, pg_cluster):
+    import psycopg
+
+    owner = pg_store()
+    schema = owner.conn.execute("SELECT current_schema()").fetchone()[0]
+    role = f"responder_{schema}"
+    owner.conn.execute(f"CREATE ROLE {role} LOGIN")
+    owner.grant(role)
+    responder = pg_store(pg_cluster.url_for_schema(schema, user=role))
+    opened(responder, "INC-R")
+    responder.append("INC-R", 1, [note(1)])
+    for sql in ("UPDATE events SET data = '{}'", "DELETE FROM events", "TRUNCATE events"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            responder.conn.execute(sql)
+    # the owner too: a trigger refuses it
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+        owner.conn.execute("UPDATE events SET data = '{}'")
+    assert [e.seq for e in owner.events("INC-R")] == [1, 2]
+    owner.conn.execute(f"CREATE SCHEMA {schema}_new")  # a new version's schema, not migrated yet
+    owner.conn.execute(f"GRANT USAGE ON SCHEMA {schema}_new TO {role}")
+    with pytest.raises(StoreError, match="ask the database owner to run `runbook db migrate`"):
+        open_store(pg_cluster.url_for_schema(f"{schema}_new", user=role), key=None)
+
+
+def test_migrations_apply_once_with_processes_starting_together(pg_cluster):
+    url = pg_cluster.new_schema()
+    stores, start = [], threading.Barrier(4)
+
+    def open_one():
+        start.wait()
+        stores.append(open_store(url, key=None))
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(stores) == 4 and all(s.schema_version() == (2, []) for s in stores)
+    for store in stores:
+        store.close()
+
+
+def test_an_unreachable_database_is_one_line_without_the_password():
+    with pytest.raises(StoreError) as caught:
+        open_store("postgresql://ana:hunter2secret@127.0.0.1:1/runbook", key=None)
+    message = str(caught.value)
+    assert "hunter2secret" not in message and "\n" not in message
+    assert message.startswith("cannot reach the incident database postgresql://ana@127.0.0.1:1/runbook")
