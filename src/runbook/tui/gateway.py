@@ -47,6 +47,8 @@ class EngineGateway:
         self._commander, self._command_lock = self._sibling(engine), threading.Lock()
         self.closed = False
         self._verified: dict[str, str] = {}
+        self._watchers: list = []  # callbacks told of another process's append (a store that notifies)
+        self._listener = None
 
     @staticmethod
     def _sibling(engine):
@@ -59,6 +61,23 @@ class EngineGateway:
         worker.catalog_loader = engine.catalog_loader
         return worker
 
+    def watch(self, callback) -> bool:
+        """Call `callback(incident)` from the listener's thread whenever another process or
+        machine appends to an incident (`incident` None: the connection was lost and is back, so
+        anything may have changed). Only stores that notify (PostgreSQL's LISTEN) do this; False
+        otherwise, and the screen's own refresh timer is all there is."""
+        listen = getattr(self.engine.store, "listen", None)
+        if listen is None or self.closed:
+            return False
+        self._watchers.append(callback)
+        if self._listener is None:
+            self._listener = listen(lambda incident, seq: [cb(incident) for cb in list(self._watchers)])
+        return True
+
+    def unwatch(self, callback) -> None:
+        if callback in self._watchers:
+            self._watchers.remove(callback)
+
     def close(self) -> None:
         """Refuse engine work from now on, without waiting (the screen is being torn down).
 
@@ -67,6 +86,10 @@ class EngineGateway:
         because closing a connection under a running statement crashes the process and the
         event half-way through its append must land. `wait_idle` waits for that work."""
         self.closed = True
+        self._watchers.clear()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         for lock in (self._tick_lock, self._command_lock):
             if lock.acquire(blocking=False):
                 try:

@@ -101,6 +101,19 @@ class IncidentScreen(Screen):
             # first frame rather than compete with it; anything due fires a moment later
             self.call_after_refresh(self.tick)
             self.set_interval(1.0, self.tick_and_refresh)
+        # another machine's note shows at once where the store notifies (PostgreSQL), not only
+        # on the next refresh
+        self.app.gateway.watch(self._changed_elsewhere)
+
+    def _changed_elsewhere(self, incident: str | None) -> None:
+        if incident in (None, self.incident) and not self._suspended:
+            try:
+                self.app.call_from_thread(self.refresh_view)
+            except RuntimeError:  # the app is closing
+                pass
+
+    def on_unmount(self) -> None:
+        self.app.gateway.unwatch(self._changed_elsewhere)
 
     # rendering ----------------------------------------------------------------------------
 
