@@ -30,10 +30,9 @@ def catalog():
 
 
 @pytest.fixture
-def engine(tmp_path):
-    eng = Engine(Store(str(tmp_path / "incidents.db"), key=None), VirtualClock(), None, catalog())
-    yield eng
-    eng.store.close()
+def engine(open_test_store):
+    """The intake on both backends: SQLite, and PostgreSQL (a schema of its own; tests/conftest.py)."""
+    return Engine(open_test_store(key=None), VirtualClock(), None, catalog())
 
 
 @pytest.fixture
@@ -190,14 +189,19 @@ def test_body_over_the_limit_is_refused_with_413(client, engine):
     assert engine.alerts() == []
 
 
-def test_store_that_cannot_write_answers_503_so_the_sender_retries(engine, tmp_path):
+def test_store_that_cannot_write_answers_503_so_the_sender_retries(engine, monkeypatch):
+    from runbook.store import StoreError
+
     app = build_app(lambda: engine, ServeConfig(TOKEN, tick_every=0))
+    real = engine.store.receive_alert
     with TestClient(app) as client:
-        engine.store.readonly = "the file is not writable by you"  # as a read-only database reports it
+        def refuse(*args, **kwargs):  # as a read-only, full or unreachable database reports it
+            raise StoreError("the incident database is read-only: the file is not writable by you")
+        monkeypatch.setattr(engine.store, "receive_alert", refuse)
         response = post(client, payload(alert(instance="d.example")))
         assert response.status_code == 503 and response.headers["retry-after"] == "5"
         assert "read-only" in response.json()["error"]
-        engine.store.readonly = None
+        monkeypatch.setattr(engine.store, "receive_alert", real)
         assert outcomes(post(client, payload(alert(instance="d.example")))) == [("DiskFull", "opened")]
 
 
