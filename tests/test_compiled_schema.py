@@ -62,7 +62,7 @@ def test_it_passes_exactly_what_jsonschema_passes_in_every_catalog_and_bad_docum
     checked = passed = 0
     for source in sources(CATALOGS + [CONTEXT] + BAD):
         value = source.value
-        if not isinstance(value, dict) or value.get("kind") not in kinds.KINDS:
+        if not isinstance(value, dict) or not isinstance(value.get("kind"), str) or value["kind"] not in kinds.KINDS:
             continue
         checked += 1
         fast = compiled_schema.passes(value["kind"], value)
