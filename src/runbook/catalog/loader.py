@@ -236,7 +236,7 @@ def load_document(source: SourceDocument, text: str = "", check_schema: bool = T
                               f"expected a mapping with apiVersion and kind, got {describe(value)}",
                               code="schema")]
     kind_name = value.get("kind")
-    if kind_name not in kinds.KINDS:
+    if not isinstance(kind_name, str) or kind_name not in kinds.KINDS:  # a list or mapping is no key
         line, col, raw = source.locate(("kind",)) if "kind" in value else (source.line, source.column, None)
         known = ", ".join(kinds.KINDS)
         if "kind" not in value:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 
-from runbook.catalog import kinds
+from runbook.catalog import compiled_schema, kinds
 from runbook.catalog.suggest import did_you_mean
 from runbook.catalog.problems import Problem, format_path
 from runbook.catalog.yamlsource import SourceDocument
@@ -61,6 +61,8 @@ def _what(schema: dict) -> str:
 
 
 def schema_problems(doc: SourceDocument, kind_name: str) -> list[Problem]:
+    if compiled_schema.passes(kind_name, doc.value):
+        return []
     errors = list(kinds.validator(kind_name).iter_errors(doc.value))
     problems: list[Problem] = []
     handled: set[tuple] = set()
