@@ -80,8 +80,8 @@ def run(ctx: Context, drill_id, auto, runs, seed, exact, as_json, actor):
             summary = simulate(catalog, model, runs, seed, exact=exact)
         because = summary.get("engine_because")
         if because and not exact and runs >= PLAN_FROM:
-            click.echo(f"{model.id}: every run goes through the engine: the plan does not model this drill "
-                       f"({because})", err=True)
+            echo(f"{model.id}: every run goes through the engine: the plan does not model this drill "
+                 f"({because})", err=True)
         created = datetime.now(timezone.utc).isoformat()
         summary["id"] = ctx.store().record_simulation(model.id, model.playbook, runs, seed, created, summary)
         if as_json:
