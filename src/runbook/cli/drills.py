@@ -18,8 +18,9 @@ from runbook.text import one_line
 
 
 def _table(summary: dict) -> list[str]:
-    lines = [f"{summary['drill']} on {summary['playbook']}: {summary['runs']:,} simulated runs, seed {summary['seed']}",
-             "", f"{'metric':<8}{'n':>8}  {'median':>10}  {'p90':>10}  {'max':>12}"]
+    path = "" if summary.get("method", "engine") == "plan" else ", each through the engine"
+    lines = [f"{summary['drill']} on {summary['playbook']}: {summary['runs']:,} simulated runs{path}, "
+             f"seed {summary['seed']}", "", f"{'metric':<8}{'n':>8}  {'median':>10}  {'p90':>10}  {'max':>12}"]
     for key, _, label in MEASURES:
         s = summary[key]
         lines.append(f"{label:<8}{s['n']:>8,}  {format_seconds(s['median']):>10}  {format_seconds(s['p90']):>10}  "
@@ -49,10 +50,13 @@ def group():
 @click.option("--runs", default=1000, show_default=True, type=click.IntRange(min=1),
               help="How many simulated runs (with --auto).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (with --auto): same seed, same result.")
+@click.option("--exact", is_flag=True,
+              help="Drive the real engine for every run (slower). By default the drill is compiled once into "
+                   "a plan and the runs are drawn at once; drills the plan does not model go through the engine.")
 @json_option("Print the summary as JSON (with --auto).")
 @actor_option
 @click.pass_obj
-def run(ctx: Context, drill_id, auto, runs, seed, as_json, actor):
+def run(ctx: Context, drill_id, auto, runs, seed, exact, as_json, actor):
     """Run DRILL: in the TUI with people (injects pop up on time, flags go to the sandbox file
     unless the drill is declared live and you confirm), or with --auto as simulated runs on a
     virtual clock, printing TTA/TTM/TTR distributions, the probability of missing each target
@@ -67,13 +71,17 @@ def run(ctx: Context, drill_id, auto, runs, seed, as_json, actor):
         raise NotFoundError(f"no drill '{drill_id}'{did_you_mean(drill_id, catalog.ids('Drill'))} "
                             "(see `runbook list --kind Drill`)")
     if auto:
-        from runbook.drills.simulate import simulate
+        from runbook.drills.simulate import PLAN_FROM, simulate
 
         if runs >= 200 and sys.stderr.isatty():
             with click.progressbar(length=runs, label="simulating", file=sys.stderr) as bar:
-                summary = simulate(catalog, model, runs, seed, progress=bar.update)
+                summary = simulate(catalog, model, runs, seed, progress=bar.update, exact=exact)
         else:
-            summary = simulate(catalog, model, runs, seed)
+            summary = simulate(catalog, model, runs, seed, exact=exact)
+        because = summary.get("engine_because")
+        if because and not exact and runs >= PLAN_FROM:
+            echo(f"{model.id}: every run goes through the engine: the plan does not model this drill "
+                 f"({because})", err=True)
         created = datetime.now(timezone.utc).isoformat()
         summary["id"] = ctx.store().record_simulation(model.id, model.playbook, runs, seed, created, summary)
         if as_json:
@@ -82,8 +90,8 @@ def run(ctx: Context, drill_id, auto, runs, seed, as_json, actor):
             for line in _table(summary):
                 echo(line)
         return
-    if as_json:
-        raise UsageError("--json goes with --auto; a drill with people runs in the TUI")
+    if as_json or exact:
+        raise UsageError(f"{'--json' if as_json else '--exact'} goes with --auto; a drill with people runs in the TUI")
     from runbook.cli.tui import require_terminal
 
     require_terminal("drill run", "`runbook drill run --auto` (simulated responders)")

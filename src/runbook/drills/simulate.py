@@ -5,6 +5,11 @@ level, has the paged levels answer (or not) after sampled latencies, walks the m
 with sampled step durations, and resolves. Only the metrics of each run are kept; the summary
 (n, median, p90, max of TTA/TTM/TTR, the probability of breaching each target, and which level
 answered) is what gets stored. The same seed gives the same summary.
+
+That is the exact path (`--exact`). By default a drill is compiled once into a plan
+(plan.py) and its runs are drawn at once (plan_runs.py), to the same summary in distribution;
+drills on features the plan does not model, and runs too few to pay for compiling it, go
+through the engine, and the summary says which path it took and why.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ START = datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc)
 Z90 = 1.2815515655446004  # the standard normal's 90th percentile
 DEFAULT_STEP = Latency("exponential", mean=120.0)
 MAX_STEPS = 500
+PLAN_FROM = 100  # fewer runs go through the engine: quicker than compiling a plan and importing NumPy
 
 
 def sample(latency: Latency, rng: random.Random) -> float:
@@ -192,9 +198,28 @@ def _fork_context():
     return multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
 
 
-def simulate(catalog, drill: Drill, runs: int, seed: int, progress=None, processes: int | None = None) -> dict:
-    """Run `runs` simulated drills (on every core for large counts); the summary a report shows
-    and the store keeps. The same seed gives the same summary whatever the number of processes."""
+def simulate(catalog, drill: Drill, runs: int, seed: int, progress=None, processes: int | None = None,
+             exact: bool = False) -> dict:
+    """Simulate `runs` drills; the summary a report shows and the store keeps, with the path
+    taken (`method`: "plan" or "engine", and `engine_because` when the plan was not used).
+    The same seed gives the same summary on either path, whatever the number of processes."""
+    refuse_unsimulable(catalog, drill)
+    why = "--exact" if exact else f"fewer than {PLAN_FROM} runs" if runs < PLAN_FROM else None
+    if why is None:
+        from runbook.drills.plan import compile_plan
+
+        plan, why = compile_plan(catalog, drill)
+        if plan is not None:
+            from runbook.drills import plan_runs
+
+            summary = plan_runs.summary(drill, runs, seed, plan_runs.sample(plan, runs, seed, progress))
+            return {**summary, "method": "plan"}
+    summary = _engine_summary(drill, runs, seed, engine_runs(catalog, drill, runs, seed, progress, processes))
+    return {**summary, "method": "engine", "engine_because": why}
+
+
+def refuse_unsimulable(catalog, drill: Drill) -> None:
+    """A drill without responder profiles, or on a severity that pages nobody, has nothing to simulate."""
     if not drill.responders.levels:
         raise UsageError(f"drill {drill.id} has no responders.levels to simulate; add responder profiles")
     playbook = catalog.models("Playbook").get(drill.playbook)
@@ -203,6 +228,11 @@ def simulate(catalog, drill: Drill, runs: int, seed: int, progress=None, process
     if level is not None and not level.pages:
         raise UsageError(f"{severity} does not page anyone, so there is no answer to simulate; give the drill "
                          "a paging severity (severity: SEV2)")
+
+
+def engine_runs(catalog, drill: Drill, runs: int, seed: int, progress=None,
+                processes: int | None = None) -> list[RunResult]:
+    """Every run through the engine (on every core for large counts), in run order."""
     import os
 
     processes = processes or (min(os.cpu_count() or 1, 8) if runs >= 2000 else 1)
@@ -218,6 +248,10 @@ def simulate(catalog, drill: Drill, runs: int, seed: int, progress=None, process
                     progress(len(part))
     else:
         results = _run_range(catalog, drill, seed, 0, runs, progress)
+    return results
+
+
+def _engine_summary(drill: Drill, runs: int, seed: int, results: list[RunResult]) -> dict:
     levels: dict[str, int] = {}
     for r in results:
         key = f"L{r.answered_by}" if r.answered_by else "nobody"
