@@ -426,3 +426,33 @@ def test_timers_fire_once_with_several_processes_ticking(world):
     escalations = [(e.data["level"], e.data["round"]) for e in log if e.type == "escalated"]
     assert escalations == [(1, 0), (2, 0), (1, 1), (2, 1)]
     assert len([e for e in log if e.type == "notified"]) == 4
+
+
+def test_reminders_fire_once_with_several_processes_ticking(world):
+    """The same for a reminder due every 15 minutes: four engines ticking at each quarter hour
+    (and all at once, late) say each reminder once."""
+    import threading
+
+    engines = [world.engine() for _ in range(4)]
+    iid = engines[0].open("calls-down", "ana").id
+    for engine in engines:
+        engine.state(iid)
+    failures = []
+    for _ in range(4):
+        world.clock.advance(minutes=15)
+        start = threading.Barrier(len(engines))
+
+        def tick(engine):
+            start.wait()
+            try:
+                engine.tick(iid)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+        threads = [threading.Thread(target=tick, args=(engine,)) for engine in engines]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    fired = [e.data["n"] for e in world.engine().state(iid).events if e.type == "reminder_fired"]
+    assert fired == [1, 2, 3, 4]
