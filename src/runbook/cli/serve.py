@@ -57,7 +57,13 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
                         --view-token-file): give people the link
                         http://HOST:PORT/?token=VIEWER-TOKEN once
     GET  /healthz       "ok" while the incident database answers
-    It also fires timers (escalations, reminders) of open incidents.
+    It also fires timers (escalations, reminders, the checks and stages of
+    staged degradations) of open incidents.
+
+    \b
+    Database: --db or RUNBOOK_DB (a SQLite file, or postgresql://... for a
+    team database that several servers and responders share).
+    Metrics for checks: RUNBOOK_PROMETHEUS_URL. Pages: RUNBOOK_PAGERDUTY_*.
 
     \b
     The intake needs its bearer token: RUNBOOK_SERVE_TOKEN or --token-file.
