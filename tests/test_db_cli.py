@@ -55,3 +55,17 @@ def test_an_unreachable_database_is_one_line_exit_7_without_the_password(url):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("runbook: error: ")
     assert "s3cret-pw" not in result.output and "Traceback" not in result.output
+
+
+def test_check_never_creates_the_database_it_checks(tmp_path):
+    missing = tmp_path / "mistyped.sqlite"
+    result = rb("--db", str(missing), "db", "check")
+    assert result.exit_code == 7 and "no incident database at" in result.output
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:s3cret@[::1", "postgresql://u:s3cret@host:abc/db"])
+def test_a_malformed_database_url_is_one_line_exit_7(url):
+    result = rb("--db", url, "incident", "list")
+    assert result.exit_code == 7 and "URL is malformed" in result.output
+    assert "s3cret" not in result.output and "internal error" not in result.output

@@ -399,3 +399,26 @@ def test_cli_lists_alerts_and_opens_an_unmatched_one_by_hand(tmp_path, monkeypat
     linked = json.loads(runner.invoke(cli, [*base, "alerts", "--incident", incident, "--json"]).output)
     assert [(r["alertname"], r["outcome"]) for r in linked] == [("DiskAlmostFull", "opened")]
     assert "no alerts without a playbook" in runner.invoke(cli, [*base, "alerts", "--unmatched"]).output
+
+
+def test_a_label_that_does_not_fit_an_optional_parameter_leaves_it_unset_and_the_incident_opens(engine):
+    """A SEV1 alert must open its incident even when one of its labels is odd."""
+    (opened,) = engine.receive_alerts([Alert("abc12e", "firing", "2026-11-30T10:00:00Z", {
+        "alertname": "RTCCallSetupSuccessLow", "service": "rtc-signaling", "region": "EU-WEST-1"})])
+    assert opened.outcome == "opened"
+    state = engine.state(opened.incident)
+    assert "region" not in state.parameters
+    notes = [e.record.text for e in state.events if e.type == "note_added"]
+    assert notes and notes[0].startswith("parameter region left unset: the label did not fit")
+
+
+def test_a_body_nested_too_deeply_is_refused_with_400_not_a_server_error(client, engine):
+    response = post(client, b"[" * 20_000 + b"]" * 20_000)
+    assert response.status_code == 400 and "nested too deeply" in response.json()["error"]
+
+
+def test_an_empty_alert_fingerprint_is_refused(engine):
+    engine.receive_alerts([Alert("abc12f", "firing", "2026-11-30T10:00:00Z", {"alertname": "Odd"})])
+    with pytest.raises(Exception, match="fingerprint is empty"):
+        engine.open("queue-stuck", "ana", alert="  ")
+    assert engine.alerts()[0]["outcome"] == "unmatched"

@@ -32,6 +32,7 @@ class Resolved(NamedTuple):
     values: dict  # name -> text
     sources: dict  # name -> param, label, form or default
     missing: tuple  # required parameters nobody gave
+    ignored: tuple = ()  # (name, why) of an optional parameter whose label value did not fit it
 
 
 def problem(parameter: Parameter, value: str) -> str | None:
@@ -78,8 +79,10 @@ def _where(source: str, parameter: Parameter) -> str:
 def resolve(playbook: Playbook, params: dict | None = None, labels: dict | None = None,
             form: dict | None = None) -> Resolved:
     """Every parameter's value and source; form beats --param beats label beats default.
-    ParameterError for an unknown name or a bad value; `missing` lists required ones unfilled."""
-    values, sources = {}, {}
+    ParameterError for an unknown name or a bad value; `missing` lists required ones unfilled.
+    A label value that does not fit an optional parameter leaves it unset (or at its default)
+    and is listed in `ignored` with why: an alert with an odd label still opens its incident."""
+    values, sources, ignored = {}, {}, []
     for name, value in (params or {}).items():
         values[name], sources[name] = check(playbook, name, value, "param"), "param"
     for name, value in (form or {}).items():
@@ -89,13 +92,19 @@ def resolve(playbook: Playbook, params: dict | None = None, labels: dict | None 
         if name in values:
             continue
         if parameter.label and labels and parameter.label in labels:
-            values[name], sources[name] = check(playbook, name, labels[parameter.label], "label"), "label"
-        elif parameter.default is not None:
+            try:
+                values[name], sources[name] = check(playbook, name, labels[parameter.label], "label"), "label"
+                continue
+            except ParameterError as exc:
+                if parameter.required:
+                    raise
+                ignored.append((name, str(exc)))  # an alert's odd label must not stop the incident
+        if parameter.default is not None:
             values[name], sources[name] = check(playbook, name, parameter.default, "default"), "default"
     for name in [n for n, v in values.items() if v == "" and not getattr(playbook.parameters.get(n), "required", False)]:
         del values[name], sources[name]  # an optional parameter left empty stays unset
     missing = tuple(n for n, p in playbook.parameters.items() if p.required and n not in values)
-    return Resolved(values, sources, missing)
+    return Resolved(values, sources, missing, tuple(ignored))
 
 
 def missing_message(playbook: Playbook, missing) -> str:

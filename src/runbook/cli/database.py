@@ -6,6 +6,8 @@ its password."""
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from runbook.cli.context import Context
@@ -16,15 +18,20 @@ from runbook.errors import UsageError
 
 @click.group("db", short_help="The incident database: migrate it, check it.")
 def group():
-    """The incident database (--db or RUNBOOK_DB: a SQLite file, or postgresql://USER@HOST/DB)."""
+    """The incident database (`runbook --db FILE|URL db ...` or RUNBOOK_DB: a SQLite file, or
+    postgresql://USER@HOST/DB)."""
 
 
-def _open(ctx: Context, migrate: bool):
-    from runbook.store import is_postgres_url, open_store
+def _open(ctx: Context, migrate: bool, create: bool = True):
+    from runbook.store import StoreError, default_path, is_postgres_url, open_store
 
     location = ctx.db
     if location and is_postgres_url(location):
         return open_store(location, migrate=migrate)
+    path = location or default_path()
+    if not create and not os.path.exists(path):  # a check never makes the database it checks
+        raise StoreError(f"no incident database at {path} (a mistyped --db or RUNBOOK_DB?); "
+                         "`runbook db migrate` creates one")
     return open_store(location)  # SQLite migrates on open (the file is yours alone)
 
 
@@ -58,7 +65,7 @@ def check(ctx: Context, sample, as_json):
     """Connectivity, schema version, pending migrations, durability settings and every incident's chain."""
     from runbook.engine import Engine, SystemClock
 
-    store = _open(ctx, migrate=False)
+    store = _open(ctx, migrate=False, create=False)
     try:
         version, pending = store.schema_version()
         report = {"database": store.path, "reachable": True, "version": version,

@@ -61,8 +61,9 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
     staged degradations) of open incidents.
 
     \b
-    Database: --db or RUNBOOK_DB (a SQLite file, or postgresql://... for a
-    team database that several servers and responders share).
+    Database: runbook --db FILE|URL serve, or RUNBOOK_DB (a SQLite file,
+    or postgresql://... for a team database that several servers and
+    responders share).
     Metrics for checks: RUNBOOK_PROMETHEUS_URL. Pages: RUNBOOK_PAGERDUTY_*.
 
     \b
@@ -169,7 +170,8 @@ def alerts(ctx: Context, unmatched, incident_id, limit, as_json):
         labels = ", ".join(f"{k}={v}" for k, v in sorted(row["labels"].items()) if k != "alertname")
         became = row["outcome"] + (f" {row['incident']}" if row["incident"] else "")
         echo(f"{row['last_seen'][:19]}  {row['status']:<8} {one_line(row['alertname'] or row['fingerprint'])}"
-             f"  {became}" + (f"  ({row['playbook']})" if row["playbook"] and row["incident"] else ""))
+             f"  {became}" + (f"  ({row['playbook']})" if row["playbook"] and row["incident"] else "")
+             + f"  fingerprint {one_line(row['fingerprint'])}")
         if labels:
             echo(f"    {one_line(labels)}")
         if row["reason"]:

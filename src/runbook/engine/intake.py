@@ -133,7 +133,11 @@ def open_by_hand(engine, alert: str, playbook: str, actor: str, **options):
     fingerprint@startsAt. Two responders doing it at once get one incident: the second is told."""
     from runbook.errors import CommandError, NotFoundError
 
-    fingerprint, _, starts = alert.partition("@")
+    if not alert.strip():
+        from runbook.errors import UsageError
+
+        raise UsageError("the alert's fingerprint is empty; give one from `runbook alerts --unmatched`")
+    fingerprint, _, starts = alert.strip().partition("@")
     rows = [r for r in engine.store.alerts(fingerprint=fingerprint.lower()) if not starts or r["starts_at"] == starts]
     if not rows:
         raise NotFoundError(f"no alert {alert!r} received (see `runbook alerts`)")

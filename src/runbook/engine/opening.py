@@ -8,7 +8,7 @@ from runbook.catalog import parameters
 from runbook.catalog.suggest import did_you_mean
 from runbook.engine.clock import iso
 from runbook.engine.effects import SYSTEM
-from runbook.engine.events import Event, Opened, ParametersSet, StepStarted
+from runbook.engine.events import Event, NoteAdded, Opened, ParametersSet, StepStarted
 from runbook.engine.snapshot import Snapshot, documents_hash, take
 from runbook.engine.state import IncidentState
 from runbook.errors import CommandError, DocumentError, NotFoundError
@@ -97,6 +97,8 @@ def open_incident(engine, playbook: str, actor: str, symptom: str | None = None,
                                 bool(live and drill), digest, source, from_incident, escalation_by(engine)))]
         if given.values:
             first.append((actor, ParametersSet(given.values, given.sources)))
+        for name, why in given.ignored:  # said on the timeline, so nobody wonders why it is unset
+            first.append((SYSTEM, NoteAdded(f"parameter {name} left unset: the label did not fit ({why})")))
         first += [(SYSTEM, StepStarted(track.steps[0].id, track.id, 1)) for track in pb.response_tracks
                   if track.steps]
         try:

@@ -140,6 +140,9 @@ def steer(engine: Engine, incident: str, actor: str, name: str, action: str, rea
                            "does not exist" + did_you_mean(name, list(state.playbook.degradations)))
                            + f"; staged ones: {', '.join(staged_names) or 'none'}")
     deg = state.degradations[name]
+    if deg.touched and deg.stage < 0:
+        raise CommandError(f"degradation '{name}' is half-applied (a flag change failed: see the timeline); "
+                           f"restore it with `runbook incident restore {state.id} {name}`, then degrade again")
     if not deg.applied or deg.stage < 0:
         raise CommandError(f"degradation '{name}' is not applied; start its first stage with `runbook incident "
                            f"degrade {state.id} {name}`")

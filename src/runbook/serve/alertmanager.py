@@ -40,6 +40,8 @@ def parse(body: bytes) -> tuple[list[Alert], str]:
         raise PayloadError(f"the body is not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise PayloadError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise PayloadError("malformed JSON: nested too deeply for a webhook payload") from None
     if not isinstance(data, dict):
         raise PayloadError(f"expected a JSON object (Alertmanager's webhook payload), got {_kind(data)}")
     version = data.get("version")

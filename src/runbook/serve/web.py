@@ -262,12 +262,11 @@ def routes(worker, token: str) -> list:
     async def live(request: Request):
         if not viewer(request, token):
             return denied(request)
-        raw = request.headers.get("last-event-id") or request.query_params.get("after") or ""
-        try:
-            cursor = int(raw) if raw else await worker.run(lambda engine: engine.change_cursor())
-        except ValueError:
-            return PlainTextResponse("after: expected the number of an event position\n", status_code=400,
-                                     headers=HEADERS)
+        raw = (request.headers.get("last-event-id") or request.query_params.get("after") or "").strip()
+        now = await worker.run(lambda engine: engine.change_cursor())
+        # a position that is not a number, or ahead of the database (restored from a backup,
+        # another database): follow from now rather than wait for a position that never comes
+        cursor = int(raw) if raw.isdigit() and int(raw) <= now else now
 
         async def stream():
             nonlocal cursor

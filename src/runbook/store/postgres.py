@@ -116,7 +116,10 @@ def grant_statements(role: str, schema: str = "public") -> list[str]:
 
 def redact(url: str) -> str:
     """The URL without its password (and without a password=... parameter), to show people."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # malformed: say nothing of it that might hold the password
+        return "postgresql://(a malformed URL)"
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
@@ -126,7 +129,10 @@ def redact(url: str) -> str:
 
 
 def _password(url: str) -> str | None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
     if parts.password:
         return parts.password
     found = re.search(r"(?i)(?:^|&)password=([^&]*)", parts.query)
@@ -161,6 +167,11 @@ class PostgresStore:
                  migrate: bool = True, connect_timeout: float = CONNECT_TIMEOUT):
         self.location = url
         self.path = redact(url)
+        try:
+            urlsplit(url).port  # the port is parsed lazily: "[::1" or ":abc" fail here
+        except ValueError as exc:
+            raise StoreError(f"the incident database URL is malformed ({exc}); expected "
+                             "postgresql://USER@HOST:PORT/DATABASE (runbook --db URL, or RUNBOOK_DB)") from None
         self.readonly = None
         self.connect_timeout = connect_timeout
         self._closed_by_us = False

@@ -19,7 +19,8 @@ class EventFormatError(RunbookError):
 
 
 class EventRecord:
-    """The base of every event record; subclasses are frozen dataclasses made by `@record`."""
+    """The base of every event record; subclasses become frozen dataclasses (in place, on first use:
+    `_prepare`) registered by `@record`."""
 
     type: ClassVar[str] = ""
     loud: ClassVar[str | None] = None  # "warning" / "error": announced on screen with the bell
@@ -40,8 +41,15 @@ class EventRecord:
     def to_data(self) -> dict:
         return {key: getattr(self, attr) for attr, key, _ in self._keys}
 
+    def __new__(cls, *args, **kwargs):
+        if "_keys" not in cls.__dict__:
+            _prepare(cls)
+        return object.__new__(cls)
+
     @classmethod
     def from_data(cls, data: dict) -> EventRecord:
+        if "_keys" not in cls.__dict__:
+            _prepare(cls)
         known = {key for _, key, _ in cls._keys}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -67,13 +75,20 @@ def record(type_name: str, *, loud: str | None = None, tone: str = "", keys: dic
         if type_name in RECORDS:
             raise TypeError(f"event type '{type_name}' is registered twice")
         cls.type, cls.loud, cls.tone = type_name, loud, tone
-        made = dataclass(frozen=True, slots=True)(cls)
-        made._keys = tuple((f.name, (keys or {}).get(f.name, f.name),
-                            f.default is MISSING and f.default_factory is MISSING) for f in fields(made))
-        RECORDS[type_name] = made
-        return made
+        cls._renames = keys or {}
+        RECORDS[type_name] = cls
+        return cls
 
     return register
+
+
+def _prepare(cls) -> None:
+    """Make `cls` a frozen dataclass, in place, the first time one is made or read: defining the
+    dataclass code of every record up front cost a fresh process (a TUI's first frame) tens of
+    milliseconds for the many types an incident never uses."""
+    dataclass(frozen=True)(cls)
+    cls._keys = tuple((f.name, cls._renames.get(f.name, f.name),
+                       f.default is MISSING and f.default_factory is MISSING) for f in fields(cls))
 
 
 class Event(NamedTuple):
