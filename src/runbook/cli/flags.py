@@ -113,7 +113,8 @@ def flags_get(ctx, name, flags_file, sandbox, as_json):
     elif not state.exists:
         echo(f"{name}: (absent)")
     else:
-        echo(f"{name}: {_show(state.value)} [{state.variant}]" + ("" if state.enabled else " DISABLED"))
+        share = f" for {state.share}% of users (staged)" if state.share is not None else ""
+        echo(f"{name}: {_show(state.value)} [{state.variant}]{share}" + ("" if state.enabled else " DISABLED"))
 
 
 @group.command("set")
