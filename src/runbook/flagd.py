@@ -225,6 +225,10 @@ def set_value(data: dict, name: str, value) -> tuple[FlagState, FlagState, list[
         if flag.get("state") != "ENABLED":
             flag["state"] = "ENABLED"
             notes.append("the flag was DISABLED; it is ENABLED now so the value takes effect")
+        staged = _staged(flag)
+        if staged is not None:
+            notes.append(f"the flag was staged at {staged[1]}% by an incident's degradation; every context "
+                         "gets this value now (see `runbook incident show` of that incident)")
         _drop_share(flag)  # a staged share runbook wrote gives way to the value for everyone
         if flag.get("targeting"):
             notes.append("the flag has targeting rules; contexts they match may still get another variant")
