@@ -395,33 +395,37 @@ def test_every_connection_is_durable_and_the_database_is_owner_only(tmp_path):
         assert oct(os.stat(path).st_mode & 0o777) == "0o600"
 
 
+def tick_together(engines, iid) -> list:
+    """Every engine ticks `iid` at the same moment, each on its own thread; what they raised."""
+    import threading
+
+    start, failures = threading.Barrier(len(engines)), []
+
+    def tick(engine):
+        start.wait()
+        try:
+            engine.tick(iid)
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            failures.append(exc)
+    threads = [threading.Thread(target=tick, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
 def test_timers_fire_once_with_several_processes_ticking(world):
     """Four responders' engines, each on its own connection, tick the same late incident at once:
     every escalation and its page is in the log once (the sequence check, and on PostgreSQL the
     incident's row lock, let one of them fire each timer; the others re-read and find it done)."""
-    import threading
 
     engines = [world.engine() for _ in range(4)]
     iid = engines[0].open("calls-down", "ana").id
     for engine in engines:
         engine.state(iid)
     world.clock.advance(minutes=60)
-    start = threading.Barrier(len(engines))
-    failures = []
-
-    def tick(engine):
-        start.wait()
-        try:
-            engine.tick(iid)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            failures.append(exc)
-
-    threads = [threading.Thread(target=tick, args=(engine,)) for engine in engines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    assert tick_together(engines, iid) == []
     log = world.engine().state(iid).events
     escalations = [(e.data["level"], e.data["round"]) for e in log if e.type == "escalated"]
     assert escalations == [(1, 0), (2, 0), (1, 1), (2, 1)]
@@ -431,28 +435,12 @@ def test_timers_fire_once_with_several_processes_ticking(world):
 def test_reminders_fire_once_with_several_processes_ticking(world):
     """The same for a reminder due every 15 minutes: four engines ticking at each quarter hour
     (and all at once, late) say each reminder once."""
-    import threading
-
     engines = [world.engine() for _ in range(4)]
     iid = engines[0].open("calls-down", "ana").id
     for engine in engines:
         engine.state(iid)
-    failures = []
     for _ in range(4):
         world.clock.advance(minutes=15)
-        start = threading.Barrier(len(engines))
-
-        def tick(engine):
-            start.wait()
-            try:
-                engine.tick(iid)
-            except Exception as exc:  # noqa: BLE001 - reported below
-                failures.append(exc)
-        threads = [threading.Thread(target=tick, args=(engine,)) for engine in engines]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert failures == []
+        assert tick_together(engines, iid) == []
     fired = [e.data["n"] for e in world.engine().state(iid).events if e.type == "reminder_fired"]
     assert fired == [1, 2, 3, 4]
