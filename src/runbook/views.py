@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from runbook.engine import answers, stages, texts, timers
+from runbook.engine.safeguards import AUTO
 from runbook.engine.metrics import describe
 from runbook.engine.roles import waiting_for
 from runbook.engine.state import IncidentState
@@ -243,7 +244,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
     flags = []
     for name, spec in pb.degradations.items():
         deg = state.degradations[name]
-        automatic = deg.applied and _applied_by(state, name) == AUTO_ACTOR
+        automatic = deg.applied and deg.applied_by == AUTO
         flags.append(FlagView(one_line(name), one_line(spec.summary or ""), deg.applied, deg.pending is not None,
                               tuple((one_line(flag), one_line(_show(value))) for flag, value in spec.set.items()),
                               deg.share if deg.applied else None, one_line(stages.describe(state, name, now)),
@@ -264,21 +265,6 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
               for name, value in state.parameters.items()),
         state.phase, tuple((one_line(rid), one_line(role.title), _maybe(state.holders.get(rid)))
                            for rid, role in pb.roles.items()), state.resolved_at, state.escalation.by_pager)
-
-
-AUTO_ACTOR = "auto-degrade"  # engine/safeguards.py
-
-
-def _applied_by(state: IncidentState, name: str) -> str | None:
-    """Who started the degradation's current application (its first stage, for a staged one)."""
-    who = None
-    for event in state.events:
-        if event.type == "degradation_started" and event.record.degradation == name:
-            if event.record.op == "apply" and (event.record.stage in (None, 0) or who is None):
-                who = event.actor
-            elif event.record.op == "restore":
-                who = None
-    return who
 
 
 def _show(value) -> str:

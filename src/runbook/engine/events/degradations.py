@@ -23,6 +23,10 @@ class DegradationStarted(EventRecord):
     def fold(self, state, event):
         deg = degradation(state, self.degradation)
         deg.pending, deg.pending_seq, deg.pending_at, deg.pending_by = self.to_data(), event.seq, event.at, event.actor
+        if self.op == "apply" and (self.stage in (None, 0) or not deg.applied_by):
+            deg.applied_by = event.actor
+        elif self.op == "restore":
+            deg.applied_by = ""
 
     def describe(self):
         if self.stage is not None:
