@@ -63,7 +63,7 @@ def due_timers(state: IncidentState) -> list[tuple[datetime, str, dict]]:
             since = deg.checked_at or deg.stage_at
             out.append((since + timedelta(seconds=rollout.check_every), "stage_check",
                         {"degradation": name, "stage": deg.stage}))
-        hold_end = deg.stage_at + timedelta(seconds=rollout.stages[deg.stage][1])
+        hold_end = _hold_end(rollout, deg)
         if deg.unwinding:  # a staged restore: one stage down after each hold
             if not deg.held:
                 out.append((hold_end, "stage_unwind", {"degradation": name, "stage": deg.stage}))
@@ -74,6 +74,11 @@ def due_timers(state: IncidentState) -> list[tuple[datetime, str, dict]]:
         if not deg.held and passing:
             out.append((hold_end, "stage_advance", {"degradation": name, "stage": deg.stage}))
     return out
+
+
+def _hold_end(rollout, deg) -> datetime:
+    """When the stage a degradation is at has held for its `hold`."""
+    return deg.stage_at + timedelta(seconds=rollout.stages[deg.stage][1])
 
 
 def evaluate(engine: Engine, state: IncidentState, query: str, expect: str, now: datetime) -> Reading:
@@ -187,7 +192,7 @@ def describe(state: IncidentState, name: str, now: datetime) -> str:
         return ""
     parts = [f"stage {deg.stage + 1} of {len(rollout.stages)} ({deg.share}%)"]
     if deg.unwinding:
-        left = (deg.stage_at + timedelta(seconds=rollout.stages[deg.stage][1]) - now).total_seconds()
+        left = (_hold_end(rollout, deg) - now).total_seconds()
         target = f"stage {deg.stage} ({rollout.stages[deg.stage - 1][0]}%)" if deg.stage > 0 else "restored"
         parts.append("RESTORING IN STAGES, " + ("HELD" if deg.held else f"{target} in {_span(max(left, 0))}"))
     elif deg.stage == len(rollout.stages) - 1:
@@ -195,7 +200,7 @@ def describe(state: IncidentState, name: str, now: datetime) -> str:
     elif deg.held:
         parts.append("HELD")
     else:
-        left = (deg.stage_at + timedelta(seconds=rollout.stages[deg.stage][1]) - now).total_seconds()
+        left = (_hold_end(rollout, deg) - now).total_seconds()
         waiting = any(deg.checks.get(c.name, ("",))[0] != "holds" for c in rollout.checks)
         parts.append(f"next stage {rollout.stages[deg.stage + 1][0]}% "
                      + (f"in {_span(max(left, 0))}" if left > 0 else "due")
@@ -224,7 +229,7 @@ def compact(state: IncidentState, name: str, now: datetime) -> str:
     deg = state.degradations.get(name)
     if rollout is None or deg is None or deg.stage < 0:
         return ""
-    left = max((deg.stage_at + timedelta(seconds=rollout.stages[deg.stage][1]) - now).total_seconds(), 0)
+    left = max((_hold_end(rollout, deg) - now).total_seconds(), 0)
     if deg.unwinding:
         to = f"{rollout.stages[deg.stage - 1][0]}%" if deg.stage > 0 else "off"
         text = f"{deg.share}% ↓ {to}" + (" HELD" if deg.held else f" in {_span(left)}")
