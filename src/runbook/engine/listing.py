@@ -17,7 +17,8 @@ def list_incidents(engine, **filters) -> list[dict]:
         hidden = [r for r in engine.store.hidden_by_summary(bool(filters.get("open_only")), filters.get("drills"))
                   if r["id"] not in shown
                   and (not filters.get("playbook") or r["playbook"] == filters["playbook"])
-                  and (not filters.get("since") or (r["opened_at"] or "") >= filters["since"])]
+                  and (not filters.get("since") or (r["opened_at"] or "") >= filters["since"])
+                  and (not filters.get("resolved_since") or (r["resolved_at"] or "") >= filters["resolved_since"])]
         if hidden:
             rows = sorted(sorted(rows + hidden, key=lambda r: r["id"]), key=lambda r: r["opened_at"] or "",
                           reverse=True)

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from runbook.engine.clock import parse as parse_time
+from runbook.engine.clock import iso
 from runbook.errors import RunbookError
 from runbook.serve.alertmanager import PayloadError, parse
 from runbook.text import one_line
@@ -158,8 +158,7 @@ class TimerPass:
     def __call__(self, engine) -> int:
         now = engine.clock.now()
         rows = engine.store.incidents(open_only=True)
-        rows += [r for r in engine.store.incidents(status="resolved")
-                 if r["resolved_at"] and parse_time(r["resolved_at"]) >= now - self.RESOLVED_WINDOW]
+        rows += engine.store.incidents(status="resolved", resolved_since=iso(now - self.RESOLVED_WINDOW))
         fired = 0
         for row in rows:
             seen = self.known.get(row["id"])

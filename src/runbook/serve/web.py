@@ -37,6 +37,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from runbook.engine.clock import iso
 from runbook.errors import NotFoundError, RunbookError
 from runbook.text import one_line, shown
 from runbook.views import build_view
@@ -46,7 +47,6 @@ log = logging.getLogger("runbook.serve")
 HERE = Path(__file__).parent
 COOKIE = "runbook_view"
 RESOLVED_DAYS = 7
-OPENED_DAYS = 60  # resolved lately: looked for among the incidents opened in the last 60 days
 MAX_OPEN = 200  # open incidents shown in full on the front page (an alert storm can open thousands)
 POLL = 0.1  # seconds between looks for new events while someone watches
 HEARTBEAT = 15.0
@@ -164,15 +164,14 @@ def overview(engine) -> dict:
     now = engine.clock.now()
     cursor = engine.change_cursor()
     open_views, resolved = [], []
-    since = (now - timedelta(days=RESOLVED_DAYS)).isoformat()
+    since = iso(now - timedelta(days=RESOLVED_DAYS))
     rows = engine.list(open_only=True)
     for row in rows[:MAX_OPEN]:
         try:
             open_views.append(build_view(engine.state(row["id"]), now))
         except RunbookError as exc:
             log.warning("status page: %s: %s", row["id"], one_line(str(exc)))
-    for row in engine.list(since=(now - timedelta(days=OPENED_DAYS)).isoformat()):
-        if row["status"] in ("resolved", "closed", "follow-up") and (row["resolved_at"] or "") >= since:
+    for row in engine.list(resolved_since=since):
             try:
                 state = engine.state(row["id"])
             except RunbookError:

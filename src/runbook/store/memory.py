@@ -91,13 +91,15 @@ class MemoryStore:
         row = self._rows.get(incident)
         return dict(row) if row is not None else None
 
-    def incidents(self, status=None, open_only=False, drills=None, playbook=None, since=None, limit=None):
+    def incidents(self, status=None, open_only=False, drills=None, playbook=None, since=None, limit=None,
+                  resolved_since=None):
         rows = [row for row in self._rows.values()
                 if (not status or row["status"] == status)
                 and (not open_only or row["status"] not in ("resolved", "closed"))
                 and (drills is None or row["drill"] == int(drills))
                 and (not playbook or row["playbook"] == playbook)
-                and (not since or row["opened_at"] >= since)]
+                and (not since or row["opened_at"] >= since)
+                and (not resolved_since or (row.get("resolved_at") or "") >= resolved_since)]
         rows.sort(key=lambda row: row["id"])
         rows.sort(key=lambda row: row["opened_at"], reverse=True)  # newest first, ties by id
         return [dict(row) for row in rows[:limit or None]]

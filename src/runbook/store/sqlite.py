@@ -652,7 +652,8 @@ class Store(_AlertLedger):
 
     @_guarded
     def incidents(self, status: str | None = None, open_only: bool = False, drills: bool | None = None,
-                  playbook: str | None = None, since: str | None = None, limit: int | None = None) -> list[dict]:
+                  playbook: str | None = None, since: str | None = None, limit: int | None = None,
+                  resolved_since: str | None = None) -> list[dict]:
         where, params = [], []
         if status:
             where.append("status = ?")
@@ -668,6 +669,9 @@ class Store(_AlertLedger):
         if since:
             where.append("opened_at >= ?")
             params.append(since)
+        if resolved_since:  # ISO text in UTC, as the engine writes it: sorts as it reads
+            where.append("resolved_at >= ?")
+            params.append(resolved_since)
         sql = "SELECT * FROM incidents" + (f" WHERE {' AND '.join(where)}" if where else "")
         sql += " ORDER BY opened_at DESC, id"
         if limit:
