@@ -452,7 +452,8 @@ class IncidentScreen(Screen):
             return
         flags = [f for f in self.view.flags if not f.applied]
         self.app.push_screen(dialogs.ChoiceDialog("Apply which degradation?", [
-            f"{f.name}: {f.summary} ({', '.join(f'{n} → {v}' for n, v in f.flags)})" for f in flags]),
+            f"{f.name}: {f.summary} ({', '.join(f'{n} → {v}' for n, v in f.flags)})" + _in_stages(f)
+            for f in flags]),
             lambda i: i is not None and self._degrade(flags[i].name))
 
     def _degrade(self, name: str) -> None:
@@ -461,7 +462,9 @@ class IncidentScreen(Screen):
             self.app.notify(f"“{name}” is applied by “{gate.title}”, which needs approval by {gate.approval_by}: "
                             f"press {key_for(type(self), 'approve')} first.", severity="warning", timeout=10)
             return
-        self.confirm(f"Apply “{name}”? This flips flags" + (" (drill: sandbox file)." if self.view.drill else "."),
+        staged = next((f for f in self.view.flags if f.name == name and f.stages), None)
+        first = f" to {staged.stages[0]}% of users first" if staged else ""
+        self.confirm(f"Apply “{name}”{first}? This flips flags" + (" (drill: sandbox file)." if self.view.drill else "."),
                      self.flag_lines(name), lambda: self.send("degrade", name))
 
     def action_restore(self) -> None:
@@ -582,3 +585,9 @@ class IncidentScreen(Screen):
 
     def action_home(self) -> None:
         self.app.go_home()
+
+
+def _in_stages(flag) -> str:
+    """" — in stages 10% → 50% → 100% (S steers)" for a staged degradation, else nothing."""
+    return f" — in stages {' → '.join(f'{share}%' for share in flag.stages)} (S steers)" if flag.stages else ""
+
