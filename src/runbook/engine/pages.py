@@ -29,15 +29,17 @@ NO_ANSWER = "no answer: the plugin is not loaded, or no longer configured"
 
 
 def escalate(engine: Engine, incident: str, actor: str, level: int, rnd: int, due_at: datetime,
-             reason: str) -> list[Event]:
-    """Page `level` (round `rnd`): record the intent, then send it."""
+             reason: str, seen: int | None = None) -> list[Event]:
+    """Page `level` (round `rnd`): record the intent, then send it. A timer's page passes `seen`,
+    the number of pages in the log when the timer was read: if another process paged since, the
+    timer is spent."""
     state = engine.state(incident)
     policy = timers.ladder(state)
     people = timers.recipients(state, policy.levels[level - 1], due_at)
     named = policy.id if state.playbook.escalation_by_severity else None
-    # the count as the timer was read: `state` is the engine's live state, which `s` below is too,
-    # so comparing with state.escalation.count would compare the count with itself
-    seen = state.escalation.count
+    # the count as the timer was read, not as `state` says now: it is the engine's live state, and
+    # another process may have paged between the timer's reading and this one
+    seen = state.escalation.count if seen is None else seen
 
     def build(s):
         if reason == "timer" and (s.acknowledged_at or s.resolved or s.escalation.count >= seen + 1

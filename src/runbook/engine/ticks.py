@@ -33,7 +33,8 @@ def fire_due(engine: Engine, incident: str) -> list[Event]:
 def _fire(engine: Engine, state: IncidentState, timer) -> list[Event]:
     data = timer.data
     if timer.kind == "escalation":
-        return pages.escalate(engine, state.id, SYSTEM, data["level"], data["round"], timer.at, "timer")
+        return pages.escalate(engine, state.id, SYSTEM, data["level"], data["round"], timer.at, "timer",
+                              seen=data["count"])
     if timer.kind == "page_retry":
         return pages.retry(engine, state, data)
     if timer.kind == "breach":

@@ -55,7 +55,7 @@ def next_escalation(state: IncidentState) -> Timer | None:
         return None
     if esc.paged == 0:
         start = max(state.paging_since or state.opened_at, esc.since or state.opened_at)
-        return Timer(start, 0, "escalation", {"level": 1, "round": 0})
+        return Timer(start, 0, "escalation", {"level": 1, "round": 0, "count": esc.count})
     index, rnd = esc.level - 1, esc.round
     after = policy.levels[index].escalate_after
     index += 1
@@ -63,7 +63,8 @@ def next_escalation(state: IncidentState) -> Timer | None:
         index, rnd = 0, rnd + 1
         if rnd > policy.repeat:
             return None
-    return Timer(esc.last_due + _delta(after), 0, "escalation", {"level": index + 1, "round": rnd})
+    # count: how many pages the log held when this timer was read (pages.escalate fires it only then)
+    return Timer(esc.last_due + _delta(after), 0, "escalation", {"level": index + 1, "round": rnd, "count": esc.count})
 
 
 def recipients(state: IncidentState, level: EscalationLevel, at: datetime) -> list[Recipient]:
