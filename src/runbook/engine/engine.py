@@ -18,7 +18,7 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import integrity, pages, roles, timers
+from runbook.engine import checkpoint, integrity, pages, roles, timers
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, plugin_errors
 from runbook.engine.events import (Acknowledged, ActionItemAdded, AlertStateChanged, Event, EventFormatError,
@@ -85,7 +85,7 @@ class Engine(StepCommands):
         type) is a `RecordError` naming what is missing; `integrity` names every problem."""
         cached = self._states.get(incident)
         if cached is None:
-            stored, events, row = self.store.read_record(incident)
+            stored, found, events, row = self.store.read_recent(incident, checkpoint.WINDOW)
             if stored is None and not events and row is None:
                 full = self.resolve_id(incident)  # a unique prefix, or NotFoundError with suggestions
                 if full != incident:
@@ -98,18 +98,88 @@ class Engine(StepCommands):
                 raise integrity.RecordError(f"the record of {incident} is damaged: {start}; "
                                             f"`runbook incident verify {incident}` names every problem")
             loaded = next((entry[4] for entry in self._taken.values() if entry[3] is stored), None)
+            snapshot = loaded or Snapshot.load(stored)
+            cached, problem = self._from_checkpoint(incident, found, events, snapshot) if found else (None, None)
+            if found is not None and cached is None:  # not usable: fold the whole log instead
+                stored, events, row = self.store.read_record(incident)
             try:
-                cached = fold(incident, events, loaded or Snapshot.load(stored))
+                if cached is None:
+                    cached = fold(incident, events, snapshot)
             except EventFormatError as exc:
                 raise integrity.RecordError(f"the record of {incident} cannot be read: {exc}; "
                                             f"`runbook incident verify {incident}` names every problem") from None
             if loaded is None and self.store.path != ":memory:":
-                cached.tampered = "; ".join(integrity.quick(self.store, incident, row, stored, events, cached))
+                problems = integrity.quick(self.store, incident, row, stored, events, cached)
+                cached.tampered = "; ".join(([problem] if problem else []) + problems)
             self._states[incident] = cached
+            self._keep_checkpoint(cached)
             return cached
         for stored_event in self.store.events(incident, after=cached.last_seq):
             apply(cached, Event.from_stored(stored_event))
+        self._keep_checkpoint(cached)
         return cached
+
+    def _from_checkpoint(self, incident: str, found: dict, events: list, snapshot: Snapshot):
+        """The state from a stored checkpoint and the events read with it (the opened event, then
+        from the window before the checkpoint on), or (None, what is wrong with it) when it cannot
+        be used: altered, of another format, or no longer matching the log."""
+        problem = checkpoint.verified(found, incident, getattr(self.store, "key", None))
+        if problem or (getattr(self.store, "key", None) is not None and not found.get("mac")):
+            return None, problem  # unsigned where a key is: written before the key, folded anew
+        seq = found["seq"]
+        at = next((e for e in events if e.seq == seq), None)
+        if at is None:
+            last = events[-1].seq if events else 0
+            return None, f"the checkpoint at event {seq} is past the log's end (event {last}): events were deleted"
+        if at.hash != found["chain_hash"]:
+            return None, (f"the checkpoint at event {seq} does not match the log: event {seq}'s hash differs "
+                          "(the log or the checkpoint was altered)")
+        prev = at.hash
+        for event in events:
+            if event.seq > seq:
+                if event.prev_hash != prev or event.seq != seq + 1:
+                    return None, f"event {event.seq} does not link to event {event.seq - 1} after the checkpoint"
+                prev, seq = event.hash, event.seq
+        seq = found["seq"]
+        upto = [e for e in events if e.seq <= seq]
+        if len(upto) > 1 and upto[1].seq != 2:
+            upto = upto[1:]  # the opened event, read apart from the window
+        if [e.seq for e in upto] != list(range(upto[0].seq, seq + 1)):
+            return None, f"events before the checkpoint at event {seq} are missing from the log"
+        try:
+            window = [Event.from_stored(e) for e in upto]
+            head = window[0] if window[0].seq == 1 else Event.from_stored(events[0])
+            state, _ = checkpoint.load(found["body"], incident, snapshot, head, window,
+                                       lambda: [Event.from_stored(e) for e in self.store.events(incident)])
+            for event in events:
+                if event.seq > seq:
+                    apply(state, Event.from_stored(event))
+        except (checkpoint.CheckpointError, EventFormatError):
+            return None, None  # another format, or an event this runbook cannot read: the full fold says
+        return state, None
+
+    def _keep_checkpoint(self, state: IncidentState) -> None:
+        """Store a checkpoint once EVERY events came after the last (not for a record that does not
+        verify, nor where the store cannot be written); a failure only costs the next open time."""
+        if state.last_seq - state.base_seq < checkpoint.every() or state.tampered or not state.events:
+            return
+        store = self.store
+        if store.path == ":memory:" or getattr(store, "readonly", None):
+            return
+        from runbook.store import StoreError
+
+        base = state.base_seq if state.base_summary is not None else 0
+        try:
+            summary = integrity.folded_summary([(e.ts or iso(e.at), e.record) for e in state.events[base:]],
+                                               state.base_summary if base else None)
+            body = checkpoint.body(state, summary)
+            last = state.events[-1]
+            digest = checkpoint.digest(state.id, last.seq, last.hash, body)
+            store.save_checkpoint(state.id, last.seq, last.hash, body, digest,
+                                  checkpoint.sign(getattr(store, "key", None), digest))
+        except (checkpoint.CheckpointError, StoreError):
+            return
+        state.base_seq, state.base_summary = last.seq, summary
 
     def list(self, **filters) -> list[dict]:
         """Summary rows, newest first, each checked cheaply against its log (engine/listing.py)."""
@@ -119,10 +189,13 @@ class Engine(StepCommands):
         """Incidents with events or a snapshot but no summary row (engine/listing.py)."""
         return listing.without_summary(self)
 
-    def integrity(self, incident: str) -> integrity.Integrity:
-        """Every check of the incident's record: hash chain, events, summary, snapshot, chain key.
-        Works on a record too damaged to load (no snapshot, no summary row, unknown events)."""
-        return integrity.check(self.store, self.resolve_id(incident))
+    def integrity(self, incident: str, full: bool = True) -> integrity.Integrity:
+        """Every check of the incident's record: hash chain, events, summary, snapshot, chain key,
+        checkpoint. Works on a record too damaged to load (no snapshot, no summary row, unknown
+        events). With full=False (what screens use) the chain is walked from the incident's
+        checkpoint on (engine/checkpoint.py): a big incident shows at once; `incident verify` is full."""
+        incident = self.resolve_id(incident)
+        return integrity.check(self.store, incident) if full else integrity.recent(self.store, incident)
 
     # appending ----------------------------------------------------------------------------
 
@@ -135,7 +208,7 @@ class Engine(StepCommands):
             {"ts": now, "actor": actor, "type": r.type, "data": r.to_data(), "summary": r.project(now)}
             for r in records])
         at = parse(now)
-        appended = [Event(e.seq, at, e.actor, r, e.data, e.hash) for e, r in zip(stored, records)]
+        appended = [Event(e.seq, at, e.actor, r, e.data, e.hash, e.ts) for e, r in zip(stored, records)]
         for event in appended:
             apply(state, event)
         self._observe(state, appended)

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from typing import NamedTuple
 
 from runbook.engine.events.base import EventFormatError, decode
-from runbook.engine.snapshot import documents_hash
+from runbook.engine.snapshot import Snapshot, documents_hash
 from runbook.errors import RunbookError
 from runbook.store import (FIRST_COLUMNS, GENESIS, STATUS_RANK, StoredEvent, anchor_mac, event_hash,
                            event_mac)
@@ -59,10 +60,10 @@ def chain(events: list[StoredEvent]) -> str | None:
     return broken[0] if broken else None
 
 
-def broken_links(events: list[StoredEvent]) -> list[str]:
-    """Every broken link of the hash chain (the first LISTED, then how many more)."""
+def broken_links(events: list[StoredEvent], prev: str = GENESIS, expected: int = 1) -> list[str]:
+    """Every broken link of the hash chain (the first LISTED, then how many more); `prev` and
+    `expected` for a stretch of the log that starts later than the first event."""
     problems = []
-    prev, expected = GENESIS, 1
     for event in events:
         if event.seq != expected:
             gone = f"event {expected} is" if event.seq == expected + 1 else f"events {expected} to {event.seq - 1} are"
@@ -91,15 +92,19 @@ def first_event(events) -> str | None:
     return None
 
 
-def folded_summary(pairs) -> dict:
+def folded_summary(pairs, start: dict | None = None) -> dict:
     """The summary row the store keeps, as the log folds to it: `pairs` are (ts, record) in order,
-    the first the `opened` record; the same rules as the store's projection (the first time wins
-    for the *_at columns, status only moves forward, severity takes the latest)."""
+    the first the `opened` record, or the ones after a checkpoint whose row is `start`; the same
+    rules as the store's projection (the first time wins for the *_at columns, status only moves
+    forward, severity takes the latest)."""
     pairs = list(pairs)
-    ts, opened = pairs[0]
-    row = {"status": "open", "severity": opened.severity, "drill": int(bool(opened.drill)), "title": opened.title,
-           "playbook": opened.playbook, "service": opened.service, "opened_at": ts, "acknowledged_at": None,
-           "mitigated_at": None, "resolved_at": None, "last_seq": len(pairs)}
+    if start is None:
+        ts, opened = pairs[0]
+        row = {"status": "open", "severity": opened.severity, "drill": int(bool(opened.drill)),
+               "title": opened.title, "playbook": opened.playbook, "service": opened.service, "opened_at": ts,
+               "acknowledged_at": None, "mitigated_at": None, "resolved_at": None, "last_seq": 0}
+    else:
+        row = dict(start)
     for ts, rec in pairs:
         for column, value in rec.project(ts).items():
             if column in FIRST_COLUMNS:
@@ -108,27 +113,29 @@ def folded_summary(pairs) -> dict:
                 row[column] = max(row[column], value, key=STATUS_RANK.__getitem__)
             else:
                 row[column] = value
+    row["last_seq"] += len(pairs)
     return row
 
 
-def summary_problems(row: dict | None, pairs, events) -> list[str]:
-    """How the summary row differs from the log, each column by name."""
+def summary_problems(row: dict | None, pairs, count: int, start: dict | None = None) -> list[str]:
+    """How the summary row differs from the log of `count` events, each column by name (`pairs`
+    and `start` as for folded_summary; None: the log cannot be folded)."""
     if row is None:
         return ["missing from the summary: the incidents table has no row for it (record altered; it is left "
                 "out of every listing)"]
     problems = []
     counted = row.get("last_seq")
     if counted is None:
-        problems.append(f"the summary has no event count (the log holds {len(events)})")
-    elif counted > len(events):
-        problems.append(f"the summary counts {counted} events but the log holds {len(events)}: "
-                        f"events after {len(events)} were deleted")
-    elif counted < len(events):
-        problems.append(f"the log holds {len(events)} events but the summary counts {counted}: "
+        problems.append(f"the summary has no event count (the log holds {count})")
+    elif counted > count:
+        problems.append(f"the summary counts {counted} events but the log holds {count}: "
+                        f"events after {count} were deleted")
+    elif counted < count:
+        problems.append(f"the log holds {count} events but the summary counts {counted}: "
                         "events were added outside runbook")
     if pairs is None:
         return problems
-    folded = folded_summary(pairs)
+    folded = folded_summary(pairs, start)
     for column in COMPARED[:-1]:
         said = row.get(column)
         if column == "service" and not said and not folded[column]:
@@ -154,12 +161,15 @@ def check(store, incident: str, events: list[StoredEvent] | None = None) -> Inte
         except EventFormatError as exc:
             problems.append(str(exc))
     readable = not start and len(records) == len(events)
-    problems += summary_problems(row, records if readable else None, events)
+    problems += summary_problems(row, records if readable else None, len(events))
     notes: list[str] = []
     problems += _snapshot(stored, events, notes)
     signed = _signatures(store, incident, row, events, problems)
     if signed:
         notes.append(signed)
+    found = store.checkpoint(incident)
+    if found is not None:
+        problems += _checkpoint(store, incident, found, stored, events, records if readable else None)
     if problems:
         return Integrity(False, tuple(problems), "; ".join(problems))
     last = events[-1].hash[:12]
@@ -167,13 +177,95 @@ def check(store, incident: str, events: list[StoredEvent] | None = None) -> Inte
     return Integrity(True, (), text + "".join(f"; {n}" for n in notes))
 
 
+def recent(store, incident: str) -> Integrity:
+    """The checks of `check` from the incident's checkpoint on, for every screen that shows an
+    incident: the checkpoint's digest (and signature) and its place in the chain, the chain after
+    it, the summary folded on from it, the snapshot, the signatures read. Without a checkpoint, or
+    with one that does not verify, it is `check`. `check` (`runbook incident verify`) walks the
+    whole log, and compares the checkpoint with the fold of the events before it."""
+    from runbook.engine import checkpoint
+
+    stored, found, events, row = store.read_recent(incident, 0)
+    key = getattr(store, "key", None)
+    if found is None or checkpoint.verified(found, incident, key) or (key is not None and not found.get("mac")):
+        return check(store, incident)
+    seq = found["seq"]
+    tail = [e for e in events if e.seq >= seq]
+    if not tail or tail[0].seq != seq or tail[0].hash != found["chain_hash"] or first_event(events):
+        return check(store, incident)
+    problems = broken_links(tail, tail[0].prev_hash, seq)
+    try:
+        start = json.loads(found["body"])["summary"]
+        pairs = [(e.ts, decode(e.type, e.data, e.seq)) for e in tail[1:]]
+    except (ValueError, KeyError, TypeError, EventFormatError):
+        return check(store, incident)
+    problems += summary_problems(row, pairs, events[-1].seq, start)
+    notes: list[str] = []
+    problems += _snapshot(stored, events, notes)
+    signed = _signatures(store, incident, row, events, problems)
+    if signed:
+        notes.append(signed)
+    if problems:
+        return Integrity(False, tuple(problems), "; ".join(problems))
+    text = (f"{events[-1].seq} events, hash chain intact from the checkpoint at event {seq} (last "
+            f"{events[-1].hash[:12]}), summary agrees, snapshot intact; `runbook incident verify` checks from "
+            "the first event")
+    return Integrity(True, (), text + "".join(f"; {n}" for n in notes))
+
+
+def _checkpoint(store, incident: str, found: dict, stored: dict | None, events: list[StoredEvent],
+                records: list | None) -> list[str]:
+    """What is wrong with the incident's checkpoint: altered (digest, signature), not at its place
+    in the chain, or not what the events before it fold to."""
+    from runbook.engine import checkpoint
+    from runbook.engine.events.base import fold
+
+    altered = checkpoint.verified(found, incident, getattr(store, "key", None))
+    if altered:
+        return [altered]
+    seq = found["seq"]
+    at = next((e for e in events if e.seq == seq), None)
+    if at is None:
+        return [f"the checkpoint at event {seq} is past the log's end (event {events[-1].seq if events else 0}): "
+                "events were deleted"]
+    if at.hash != found["chain_hash"]:
+        return [f"the checkpoint at event {seq} does not match the log: event {seq}'s hash differs"]
+    if stored is None or records is None:
+        return []  # the log cannot be folded; its problems are named already
+    try:
+        kept = json.loads(found["body"])
+        if kept.get("format") != checkpoint.FORMAT:
+            return []  # written by another runbook: not used, so nothing is shown from it
+        before = events[:events.index(at) + 1]
+        state = fold(incident, before, Snapshot.load(stored))
+        again = json.loads(checkpoint.body(state, folded_summary(records[:len(before)])))
+    except (ValueError, KeyError, TypeError, EventFormatError, checkpoint.CheckpointError) as exc:
+        return [f"the checkpoint at event {seq} cannot be checked: {exc}"]
+    if kept.get("state") != again["state"] or kept.get("summary") != again["summary"] or kept.get("seq") != seq:
+        return [f"the checkpoint at event {seq} is not what the events before it fold to: it was altered "
+                "(what screens show of the incident came from it)"]
+    return []
+
+
 def quick(store, incident: str, row: dict | None, stored: dict, events: list[StoredEvent], state=None) -> list[str]:
     """The checks cheap enough for every load: the summary against the fold, the snapshot, and
     with a chain key the signatures and the anchor (an HMAC per event), so that a record rewritten
     without the key (a step's command among it) runs nothing. The chain's hashes are left to
-    `check`: an edit they alone show changes no snapshot that steps run from."""
-    pairs = [(e.ts, loaded.record) for e, loaded in zip(events, state.events)] if state is not None else None
-    problems = summary_problems(row, pairs, events) + _snapshot(stored, events, [])
+    `check`: an edit they alone show changes no snapshot that steps run from.
+
+    A state read from a checkpoint folds the summary on from the checkpoint's row, and `events`
+    are those read with it (the opened event, then the window and what came after)."""
+    base = state.base_seq if state is not None and state.base_summary is not None else 0
+    count = events[-1].seq if base and events else len(events)
+    if state is None:
+        pairs, start = None, None
+    elif not base:
+        pairs, start = [(e.ts, loaded.record) for e, loaded in zip(events, state.events)], None
+    else:  # folded from the checkpoint's summary row on: the events after it
+        after = {e.seq: e for e in state.events[base:]}
+        pairs = [(e.ts, after[e.seq].record) for e in events if e.seq > base and e.seq in after]
+        start = state.base_summary
+    problems = summary_problems(row, pairs, count, start) + _snapshot(stored, events, [])
     if getattr(store, "key", None) is not None:
         _signatures(store, incident, row, events, problems)
     return problems

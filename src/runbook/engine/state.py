@@ -155,12 +155,23 @@ class IncidentState:
     injects: int = 0
     guard_checked_at: datetime | None = None  # a drill's guard checks last ran
     actions_pending: dict[str, Event] = field(default_factory=dict)
-    notes: list[Event] = field(default_factory=list)
-    action_items: list[Event] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
+    events: list[Event] | History = field(default_factory=list)  # a History when read from a checkpoint
     last_seq: int = 0
     tampered: str = ""  # what the quick checks at load found wrong with the record (engine/integrity.py)
     derived: dict = field(default_factory=dict, repr=False, compare=False)  # caches keyed by last_seq
+    # the checkpoint it was read from or last wrote (engine/checkpoint.py): its event, and the
+    # store's summary row as the log folds to it there
+    base_seq: int = field(default=0, repr=False, compare=False)
+    base_summary: dict | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def notes(self) -> list[Event]:
+        """The notes, oldest first (read from the whole log: an export, the postmortem)."""
+        return [e for e in self.events if e.type == "note_added"]
+
+    @property
+    def action_items(self) -> list[Event]:
+        return [e for e in self.events if e.type == "action_item_added"]
 
     @property
     def playbook(self):
@@ -204,6 +215,75 @@ class IncidentState:
         followup = self.in_followup
         return [step for track, step in self.current.items()
                 if step is not None and (not followup or track == "followup")]
+
+
+class History:
+    """An incident's events in order, as `state.events` holds them when the state was read from a
+    checkpoint: the opened event and the recent events (those after the checkpoint and a window
+    before it) are at hand, and the rest is read from the log the first time something walks the
+    whole of it (an export, the postmortem, the metrics). Length, the last events and the first
+    cost nothing more; any other position reads the rest once."""
+
+    __slots__ = ("_recent", "_first", "_head", "_load")
+
+    def __init__(self, recent: list, first: int, head=None, load=None):
+        self._recent = list(recent)  # the events from seq `first` on, contiguous
+        self._first = first
+        self._head = head  # the opened event (seq 1)
+        self._load = load  # () -> every event of the log, oldest first
+
+    def append(self, event) -> None:
+        self._recent.append(event)
+
+    def __len__(self) -> int:
+        return self._first - 1 + len(self._recent)
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def _all(self) -> list:
+        if self._first > 1:
+            earlier = [e for e in self._load() if e.seq < self._first]
+            if [e.seq for e in earlier] != list(range(1, self._first)):
+                from runbook.engine.integrity import RecordError
+
+                raise RecordError(f"the log lost events before event {self._first} after its checkpoint was "
+                                  "written; `runbook incident verify` names every problem")
+            self._recent = earlier + self._recent
+            self._first, self._head, self._load = 1, None, None
+        return self._recent
+
+    def __getitem__(self, index):
+        size, offset = len(self), self._first - 1
+        if isinstance(index, slice):
+            start, stop, step = index.indices(size)
+            if step > 0 and start >= offset:
+                return self._recent[start - offset:stop - offset:step] if stop > start else []
+            return self._all()[index]
+        if index < 0:
+            index += size
+        if not 0 <= index < size:
+            raise IndexError("event index out of range")
+        if index >= offset:
+            return self._recent[index - offset]
+        if index == 0 and self._head is not None:
+            return self._head
+        return self._all()[index]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __reversed__(self):
+        recent = list(self._recent)
+        yield from reversed(recent)
+        if len(self) > len(recent):
+            yield from reversed(self._all()[:len(self) - len(recent)])
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, (list, History)) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"History({len(self)} events, from event {self._first} at hand)"
 
 
 def new_state(incident: str, snapshot: Snapshot) -> IncidentState:

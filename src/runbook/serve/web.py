@@ -188,7 +188,7 @@ def detail(engine, incident: str) -> dict:
     now = engine.clock.now()
     cursor = engine.change_cursor()
     state = engine.state(incident)
-    check = engine.integrity(incident)
+    check = engine.integrity(incident, full=False)
     view = build_view(state, now, "" if check.ok else check.warning(state.id))
     left, total = followup_counts(state)
     return {"view": view, "updates": updates(state, now), "cursor": cursor, "now": now,

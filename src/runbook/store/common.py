@@ -225,6 +225,33 @@ def data_json(data) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
 
+STATUS_TYPES = ("acknowledged", "mitigated", "resolved", "closed")
+
+
+def status_facts(counts, typed) -> dict[str, tuple[int, int, dict]]:
+    """Log facts from (incident, count, highest seq) rows and the (incident, type, data) rows of the
+    events whose type moves the status: read through indexes, so a 100,000-event incident costs a
+    count of its keys, not a read of every event."""
+    seen: dict[str, set] = {}
+    for incident, type_, data in typed:
+        kinds = seen.setdefault(incident, set())
+        kinds.add(type_)
+        if type_ == "resolved":
+            try:
+                followup = json.loads(data).get("followup") if data else None
+            except (ValueError, AttributeError):
+                followup = None
+            if followup not in (False, 0, None, ""):
+                kinds.add("followup")
+    facts = {}
+    for incident, count, last in counts:
+        kinds = seen.get(incident, set())
+        facts[incident] = (count, last, {"status": log_status("acknowledged" in kinds, "mitigated" in kinds,
+                                                              "resolved" in kinds, "followup" in kinds,
+                                                              "closed" in kinds)})
+    return facts
+
+
 def log_status(acked, mitigated, resolved, followup, closed) -> str:
     """The status a log's event types say the summary should show."""
     return ("closed" if closed else "follow-up" if followup else "resolved" if resolved else

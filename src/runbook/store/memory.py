@@ -110,6 +110,15 @@ class MemoryStore:
     def read_record(self, incident):
         return self.snapshot(incident), self.events(incident), self.incident(incident)
 
+    def read_recent(self, incident, window):
+        return self.snapshot(incident), None, self.events(incident), self.incident(incident)
+
+    def checkpoint(self, incident):
+        return None  # simulations fold a few events: no checkpoints
+
+    def save_checkpoint(self, incident, seq, chain_hash, body, digest, mac):
+        pass
+
     def log_facts(self, incidents):
         return {i: (n, last, {}) for i, (n, last) in self.log_extents(incidents).items()}
 

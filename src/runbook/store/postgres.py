@@ -42,8 +42,8 @@ from psycopg import errors as pgerrors
 
 from runbook.store.common import (ALERT_COLUMNS, ALERT_JSON, FIRST_COLUMNS, GENESIS, LATEST_COLUMNS, STATUS_RANK,
                                   STILL_OPEN, ChainKeyError, ConflictError, StoredEvent, StoreError, alert_row,
-                                  chain_events, data_json, like_prefix, log_status, missing_chain_key,
-                                  read_chain_key, summary_updates, anchor_mac)
+                                  chain_events, data_json, like_prefix, missing_chain_key,
+                                  read_chain_key, summary_updates, anchor_mac, STATUS_TYPES, status_facts)
 
 CHANNEL = "runbook_events"
 LOCK_CLASS = 7_304_917  # the first key of runbook's advisory locks
@@ -95,6 +95,10 @@ MIGRATIONS = (
         """CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
             FOR EACH STATEMENT EXECUTE FUNCTION runbook_events_append_only()""",
     ]),
+    (3, "checkpoints: big incidents open from their folded state", [
+        f"""CREATE TABLE checkpoints (incident {_TEXT} PRIMARY KEY, seq integer NOT NULL,
+            chain_hash {_TEXT} NOT NULL, body text NOT NULL, digest {_TEXT} NOT NULL, mac {_TEXT})""",
+    ]),
 )
 
 
@@ -108,7 +112,7 @@ def grant_statements(role: str, schema: str = "public") -> list[str]:
         f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {who}",
         f"REVOKE UPDATE, DELETE, TRUNCATE ON events FROM {who}",
         f"GRANT INSERT ON events, snapshots, simulations TO {who}",
-        f"GRANT INSERT, UPDATE ON incidents, drill_schedule, alerts TO {who}",
+        f"GRANT INSERT, UPDATE ON incidents, drill_schedule, alerts, checkpoints TO {who}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {who}",
         f"GRANT EXECUTE ON FUNCTION {schema}.runbook_json(text) TO {who}",
     ]
@@ -396,18 +400,16 @@ class PostgresStore:
         """As the SQLite store's: (count, highest seq, what the log says the summary should be)."""
         if not incidents:
             return {}
-        falsy = "('false', '0', 'null', '\"\"')"
-        rows = self.conn.execute(
-            "SELECT incident, count(*), max(seq), bool_or(type = 'acknowledged'), bool_or(type = 'mitigated'), "
-            "bool_or(type = 'resolved'), bool_or(type = 'resolved' AND coalesce((runbook_json(data) -> 'followup')::text "
-            f"NOT IN {falsy}, false)), bool_or(type = 'closed') FROM events WHERE incident = ANY(%s) "
-            "GROUP BY incident", [list(incidents)]).fetchall()
-        facts = {}
-        for incident, count, last, acked, mitigated, resolved, followup, closed in rows:
-            facts[incident] = (count, last, {"status": log_status(acked, mitigated, resolved, followup, closed)})
-        for incident, seq, ts, type_, data in self.conn.execute(
-                "SELECT incident, seq, ts, type, data FROM events WHERE incident = ANY(%s) AND "
-                "(seq = 1 OR type = 'severity_changed') ORDER BY incident, seq", [list(incidents)]):
+        counts = self.conn.execute("SELECT incident, count(*), max(seq) FROM events WHERE incident = ANY(%s) "
+                                   "GROUP BY incident", [list(incidents)]).fetchall()
+        typed = self.conn.execute("SELECT incident, type, data FROM events WHERE type = ANY(%s) AND incident = ANY(%s)",
+                                  [list(STATUS_TYPES), list(incidents)]).fetchall()
+        facts = status_facts(counts, typed)
+        marked = self.conn.execute("SELECT incident, seq, ts, type, data FROM events WHERE incident = ANY(%s) "
+                                   "AND seq = 1", [list(incidents)]).fetchall()
+        marked += self.conn.execute("SELECT incident, seq, ts, type, data FROM events WHERE type = 'severity_changed' "
+                                    "AND incident = ANY(%s)", [list(incidents)]).fetchall()
+        for incident, seq, ts, type_, data in sorted(marked, key=lambda r: (r[0], r[1])):
             if incident not in facts:
                 continue
             said = facts[incident][2]
@@ -468,6 +470,43 @@ class PostgresStore:
         with self.conn.transaction():
             self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             return self.snapshot(incident), self.events(incident), self.incident(incident)
+
+    @_guarded
+    def read_recent(self, incident: str, window: int) -> tuple[dict | None, dict | None, list[StoredEvent],
+                                                             dict | None]:
+        """Like read_record, from the latest checkpoint (see the SQLite store), as of one moment."""
+        if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return self._read_recent(incident, window)
+        with self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            return self._read_recent(incident, window)
+
+    def _read_recent(self, incident: str, window: int):
+        found = self.checkpoint(incident)
+        if found is None:
+            return self.snapshot(incident), None, self.events(incident), self.incident(incident)
+        start = max(1, found["seq"] - window)
+        rows = self.conn.execute("SELECT incident, seq, ts, actor, type, data, prev_hash, hash, mac FROM events "
+                                 "WHERE incident = %s AND (seq = 1 OR seq >= %s) ORDER BY seq",
+                                 [incident, start]).fetchall()
+        events = [StoredEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8] or "") for r in rows]
+        return self.snapshot(incident), found, events, self.incident(incident)
+
+    @_guarded
+    def checkpoint(self, incident: str) -> dict | None:
+        row = self.conn.execute("SELECT seq, chain_hash, body, digest, mac FROM checkpoints WHERE incident = %s",
+                                [incident]).fetchone()
+        return None if row is None else {"seq": row[0], "chain_hash": row[1], "body": row[2], "digest": row[3],
+                                         "mac": row[4] or ""}
+
+    @_guarded
+    def save_checkpoint(self, incident: str, seq: int, chain_hash: str, body: str, digest: str, mac: str) -> None:
+        """Keep a checkpoint in place of the incident's last one (derived data)."""
+        with self.conn.transaction():
+            self.conn.execute(
+                "INSERT INTO checkpoints (incident, seq, chain_hash, body, digest, mac) VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (incident) DO UPDATE SET seq = excluded.seq, chain_hash = excluded.chain_hash, "
+                "body = excluded.body, digest = excluded.digest, mac = excluded.mac", [incident, seq, chain_hash, body, digest, mac or None])
 
     @_guarded
     def last_seq(self, incident: str) -> int:

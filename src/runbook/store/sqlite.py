@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 from runbook.store.common import (ALERT_COLUMNS, ALERT_JSON, FIRST_COLUMNS, GENESIS, LATEST_COLUMNS, STATUS_RANK,
                                   STILL_OPEN, ChainKeyError, ConflictError, StoredEvent, StoreError, alert_row,
                                   anchor_mac, chain_events, data_json, default_path, is_postgres_url, like_prefix,
-                                  log_status, missing_chain_key, read_chain_key, summary_updates)
+                                  STATUS_TYPES, missing_chain_key, read_chain_key, status_facts,
+                                  summary_updates)
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -113,13 +114,20 @@ def _migration_7(db: sqlite_utils.Database) -> None:
     db["alerts"].create_index(["incident"], index_name="idx_alerts_incident")
 
 
+def _migration_8(db: sqlite_utils.Database) -> None:
+    # the folded state of each incident at its latest checkpoint (engine/checkpoint.py)
+    db["checkpoints"].create({"incident": str, "seq": int, "chain_hash": str, "body": str, "digest": str,
+                              "mac": str}, pk="incident", not_null={"seq", "chain_hash", "body", "digest"})
+
+
 MIGRATIONS = ((1, "events, incidents projection, snapshots", _migration_1),
               (2, "index incidents by opening time", _migration_2),
               (3, "summaries of simulated drill runs", _migration_3),
               (4, "drill schedule: the last occurrence each drill fired or skipped", _migration_4),
               (5, "events: a keyed signature of each event's hash", _migration_5),
               (6, "incidents: a signed anchor of the log's end; events indexed by type", _migration_6),
-              (7, "alerts received by runbook serve", _migration_7))
+              (7, "alerts received by runbook serve", _migration_7),
+              (8, "checkpoints: big incidents open from their folded state", _migration_8))
 
 class _AlertLedger:
     """The alerts `runbook serve` received (SQLite): one row per occurrence of an alert, keyed on
@@ -544,22 +552,22 @@ class Store(_AlertLedger):
     @_guarded
     def log_facts(self, incidents: list[str]) -> dict[str, tuple[int, int, dict]]:
         """For each incident, cheaply, what its log says the summary should be: (number of events,
-        highest sequence number, {status, drill, severity, title, playbook, opened_at}), in two
+        highest sequence number, {status, drill, severity, title, playbook, opened_at}), in three
         indexed queries for all of them."""
         if not incidents:
             return {}
         marks = ", ".join("?" * len(incidents))
-        rows = self.conn.execute(
-            f"SELECT incident, count(*), max(seq), max(type = 'acknowledged'), max(type = 'mitigated'), "
-            f"max(type = 'resolved'), max(type = 'resolved' AND coalesce(json_extract(data, '$.followup'), 0)), "
-            f"max(type = 'closed') FROM events WHERE incident IN ({marks}) GROUP BY incident", incidents).fetchall()
-        facts = {}
-        for incident, count, last, acked, mitigated, resolved, followup, closed in rows:
-            facts[incident] = (count, last, {"status": log_status(acked, mitigated, resolved, followup, closed)})
+        counts = self.conn.execute(f"SELECT incident, count(*), max(seq) FROM events WHERE incident IN ({marks}) "
+                                   "GROUP BY incident", incidents).fetchall()
+        typed = self.conn.execute(f"SELECT incident, type, data FROM events WHERE type IN {STATUS_TYPES!r} AND "
+                                  f"incident IN ({marks})", incidents).fetchall()
+        facts = status_facts(counts, typed)
         # the opened event (seq 1) and the last severity change, through the (type, incident) index
-        for incident, seq, ts, type_, data in self.conn.execute(
-                f"SELECT incident, seq, ts, type, data FROM events WHERE incident IN ({marks}) AND "
-                f"(seq = 1 OR type = 'severity_changed') ORDER BY incident, seq", incidents):
+        marked = self.conn.execute(f"SELECT incident, seq, ts, type, data FROM events WHERE incident IN ({marks}) "
+                                   "AND seq = 1", incidents).fetchall()
+        marked += self.conn.execute(f"SELECT incident, seq, ts, type, data FROM events WHERE type = 'severity_changed' "
+                                    f"AND incident IN ({marks})", incidents).fetchall()
+        for incident, seq, ts, type_, data in sorted(marked, key=lambda r: (r[0], r[1])):
             if incident not in facts:
                 continue
             said = facts[incident][2]
@@ -631,6 +639,52 @@ class Store(_AlertLedger):
             return self.snapshot(incident), self.events(incident), self.incident(incident)
         finally:
             self.conn.execute("COMMIT")
+
+    @_guarded
+    def read_recent(self, incident: str, window: int) -> tuple[dict | None, dict | None, list[StoredEvent],
+                                                             dict | None]:
+        """Like read_record, from the latest checkpoint: the snapshot, the checkpoint (None when
+        there is none: then every event), the opened event and the events from `window` before the
+        checkpoint on, and the summary row, in one transaction."""
+        own = not self.conn.in_transaction
+        if own:
+            self.conn.execute("BEGIN")
+        try:
+            found = self.checkpoint(incident)
+            if found is None:
+                return self.snapshot(incident), None, self.events(incident), self.incident(incident)
+            start = max(1, found["seq"] - window)
+            events = self.events(incident, after=start - 1)
+            if start > 1:
+                events = self._events_at(incident, 1) + events
+            return self.snapshot(incident), found, events, self.incident(incident)
+        finally:
+            if own:
+                self.conn.execute("COMMIT")
+
+    def _events_at(self, incident: str, seq: int) -> list[StoredEvent]:
+        rows = self.conn.execute("SELECT incident, seq, ts, actor, type, data, prev_hash, hash, mac FROM events "
+                                 "WHERE incident = ? AND seq = ?", [incident, seq]).fetchall()
+        return [StoredEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8] or "") for r in rows]
+
+    @_guarded
+    def checkpoint(self, incident: str) -> dict | None:
+        row = self.conn.execute("SELECT seq, chain_hash, body, digest, mac FROM checkpoints WHERE incident = ?",
+                                [incident]).fetchone()
+        return None if row is None else {"seq": row[0], "chain_hash": row[1], "body": row[2], "digest": row[3],
+                                         "mac": row[4] or ""}
+
+    @_guarded
+    def save_checkpoint(self, incident: str, seq: int, chain_hash: str, body: str, digest: str, mac: str) -> None:
+        """Keep a checkpoint in place of the incident's last one (derived data: not fsynced
+        apart from the database's own commit, and losing it costs only a slower open)."""
+        if self.conn.in_transaction:
+            return  # inside another's transaction: the next reader writes it
+        with self._write():
+            self.conn.execute(
+                "INSERT INTO checkpoints (incident, seq, chain_hash, body, digest, mac) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (incident) DO UPDATE SET seq = excluded.seq, chain_hash = excluded.chain_hash, "
+                "body = excluded.body, digest = excluded.digest, mac = excluded.mac", [incident, seq, chain_hash, body, digest, mac or None])
 
     @_guarded
     def last_seq(self, incident: str) -> int:

@@ -152,7 +152,7 @@ class EngineGateway:
         with self._open(self.lock):
             state = self.engine.state(incident)
             if state.id not in self._verified:  # the whole record is checked once per incident shown
-                self._verified[state.id] = "; ".join(self.engine.integrity(state.id).problems)
+                self._verified[state.id] = "; ".join(self.engine.integrity(state.id, full=False).problems)
             return build_view(state, self.engine.clock.now(), self._verified[state.id])
 
     def debrief(self, incident: str) -> dict:

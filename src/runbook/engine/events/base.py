@@ -100,6 +100,7 @@ class Event(NamedTuple):
     record: EventRecord
     data: dict
     hash: str = ""
+    ts: str = ""  # the time as the log stores it (the summary's columns keep this text)
 
     @property
     def type(self) -> str:
@@ -108,7 +109,7 @@ class Event(NamedTuple):
     @classmethod
     def from_stored(cls, stored) -> Event:
         return cls(stored.seq, parse(stored.ts), stored.actor, decode(stored.type, stored.data, stored.seq),
-                   stored.data, stored.hash)
+                   stored.data, stored.hash, stored.ts)
 
     def to_dict(self) -> dict:
         return {"seq": self.seq, "at": self.at.isoformat(), "actor": self.actor, "type": self.type,

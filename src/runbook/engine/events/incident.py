@@ -142,7 +142,7 @@ class NoteAdded(EventRecord):
     text: str
 
     def fold(self, state, event):
-        state.notes.append(event)
+        pass  # a note is its event: state.notes reads them from the log
 
     def describe(self):
         return f"note: {self.text}"
@@ -154,7 +154,7 @@ class ActionItemAdded(EventRecord):
     owner: str = ""
 
     def fold(self, state, event):
-        state.action_items.append(event)
+        pass  # state.action_items reads them from the log
 
     def describe(self):
         return f"action item: {self.text}" + (f" (owner {self.owner})" if self.owner else "")

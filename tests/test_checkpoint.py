@@ -1,0 +1,297 @@
+"""Checkpoints (engine/checkpoint.py): a state read from a checkpoint is the state folded from the
+first event, at every place a checkpoint can be; the fast path reads only the recent events; a
+checkpoint that was altered, moved or outlived by the log is never used and is reported."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from runbook.catalog import load
+from runbook.drills.simulate import SimulatedPlugins, simulate_run
+from runbook.engine import Engine, VirtualClock, checkpoint
+from runbook.engine.events import fold
+from runbook.engine.integrity import RecordError, folded_summary
+from runbook.engine.events import apply
+from runbook.engine.events.base import Event, decode
+from runbook.engine.snapshot import Snapshot
+from runbook.engine.state import History
+from runbook.plugins import PluginHost
+from runbook.settings import Settings
+from runbook.store import MemoryStore, open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+
+def untampered(state):
+    """The state without what its load found wrong with the record (to compare with a plain fold)."""
+    return dataclasses.replace(state, tampered="")
+
+
+# the same state at every cut ----------------------------------------------------------------
+
+def _simulated_logs() -> list[tuple[dict, list]]:
+    """Incidents the shipped drills produce through the real engine (escalations, pages, steps,
+    degradations, injects, resolve): their snapshots and logs."""
+    catalog = load([str(ROOT / "playbooks"), str(ROOT / "drills")])
+    kept = []
+    for doc in catalog.of_kind("Drill"):
+        store = MemoryStore()
+        engine = Engine(store, VirtualClock(START), SimulatedPlugins(), catalog)
+
+        def forget(iid, store=store):
+            kept.append((store.snapshot(iid), store.events(iid)))
+
+        store.forget = forget
+        for n in range(4):
+            simulate_run(engine, doc.model, random.Random(f"cp:{doc.id}:{n}"), START + timedelta(days=n))
+    return kept
+
+
+def _restored(incident: str, snapshot: Snapshot, events: list, cut: int, window: int = checkpoint.WINDOW):
+    """The state written as a checkpoint after `cut` events, read back, then caught up."""
+    before = fold(incident, events[:cut], snapshot)
+    pairs = [(e.ts, decode(e.type, e.data, e.seq)) for e in events[:cut]]
+    body = checkpoint.body(before, folded_summary(pairs))
+    window = [Event.from_stored(e) for e in events[max(0, cut - window):cut]]
+    loads = []
+
+    def load_all():
+        loads.append(1)
+        return [Event.from_stored(e) for e in events]
+
+    state, summary = checkpoint.load(body, incident, snapshot, Event.from_stored(events[0]), window, load_all)
+    assert len(state.events) == cut
+    assert summary == folded_summary(pairs)
+    for event in events[cut:]:
+        apply(state, Event.from_stored(event))
+    return state, loads
+
+
+def test_a_state_read_from_a_checkpoint_is_the_fold_from_the_first_event_at_every_cut():
+    logs = _simulated_logs()
+    assert len(logs) >= 12
+    kinds = {e.type for _, events in logs for e in events}
+    # the drills must exercise what a checkpoint has to carry, or this test proves little
+    assert {"escalated", "notified", "acknowledged", "step_completed", "resolved", "degradation_applied",
+            "flag_changed"} <= kinds, kinds
+    cuts = 0
+    for stored, events in logs:
+        incident = events[0].incident
+        snapshot = Snapshot.load(stored)
+        full = fold(incident, events, snapshot)
+        for cut in range(1, len(events) + 1):
+            state, _ = _restored(incident, snapshot, events, cut, window=cut % 3)
+            assert state == full, f"{incident}: the state from a checkpoint at event {cut} differs"
+            cuts += 1
+    assert cuts > 200
+
+
+def test_the_recent_events_need_no_read_and_the_whole_log_is_read_once_when_walked():
+    stored, events = max(_simulated_logs(), key=lambda log: len(log[1]))
+    incident, snapshot = events[0].incident, Snapshot.load(stored)
+    cut = len(events) - 3
+    state, loads = _restored(incident, snapshot, events, cut, window=4)
+    assert isinstance(state.events, History) and len(state.events) == len(events)
+    assert [e.seq for e in state.events[-5:]] == [e.seq for e in events[-5:]]
+    assert state.events[0].type == "opened" and state.events[-1].seq == events[-1].seq
+    assert loads == []  # length, the last events and the first: nothing read
+    assert [e.seq for e in state.events] == [e.seq for e in events]  # walking it reads the rest
+    assert [e.seq for e in reversed(state.events)] == [e.seq for e in reversed(events)]
+    assert loads == [1]
+    assert [n.data["text"] for n in state.notes] == [e.data["text"] for e in events if e.type == "note_added"]
+
+
+def test_the_window_covers_the_timeline_that_screens_show():
+    from runbook.views import TIMELINE_ROWS
+
+    assert checkpoint.WINDOW >= TIMELINE_ROWS
+
+
+def test_a_log_that_lost_events_before_the_checkpoint_is_an_error_not_a_short_history():
+    stored, events = max(_simulated_logs(), key=lambda log: len(log[1]))
+    incident, snapshot = events[0].incident, Snapshot.load(stored)
+    cut = len(events) - 1
+    before = fold(incident, events[:cut], snapshot)
+    body = checkpoint.body(before, {"last_seq": cut})
+    state, _ = checkpoint.load(body, incident, snapshot, Event.from_stored(events[0]),
+                               [Event.from_stored(e) for e in events[cut - 2:cut]],
+                               lambda: [Event.from_stored(e) for e in events[:3]])
+    with pytest.raises(RecordError, match="lost events before event"):
+        list(state.events)
+
+
+def test_a_body_naming_anything_outside_the_closed_set_is_refused():
+    for body in ('{"format": 1, "seq": 1, "state": {"steps": {"a": {"~": "Popen", "v": {}}}}, "summary": {}}',
+                 '{"format": 1, "seq": 1, "state": {"no_such_field": 1}, "summary": {}}',
+                 '{"format": 1, "seq": 1, "state": {"steps": {"~": "StepState", "v": {"evil": 1}}}, "summary": {}}',
+                 '[1, 2]', 'not json'):
+        with pytest.raises(checkpoint.CheckpointError):
+            checkpoint.load(body, "INC-X", None, None, [], list)
+
+
+# through the store and the engine --------------------------------------------------------------
+
+@pytest.fixture
+def setup(tmp_path, open_test_store, monkeypatch):
+    monkeypatch.setenv("RUNBOOK_CHECKPOINT_EVERY", "4")
+    catalog = load([str(ROOT / "playbooks")])
+    flags = tmp_path / "flags.json"
+
+    def engine(**options):
+        host = PluginHost(Settings(flags_file=str(flags), plugins_dir=None), entry_points=False)
+        return Engine(open_test_store(**options), VirtualClock(START), host, catalog)
+
+    return engine
+
+
+def _scripted(engine) -> str:
+    """An incident with most kinds of command, a fresh engine checked against the full fold after each."""
+    incident = engine.open("video-call-degraded", "ana", params={"region": "eu-west-1"}).id
+    steps = [lambda: engine.note(incident, "ana", "looking"),
+             lambda: engine.acknowledge(incident, "ana"),
+             lambda: engine.clock.advance(400) or engine.tick(incident),
+             lambda: engine.degrade(incident, "ana", "audio-only"),
+             lambda: engine.note(incident, "bo", "<b>not html</b>"),
+             lambda: engine.clock.advance(320) or engine.tick(incident),
+             lambda: engine.complete(incident, "ana"),
+             lambda: engine.severity(incident, "ana", "SEV1", "worse"),
+             lambda: engine.add_action_item(incident, "ana", "page sooner", "bo"),
+             lambda: engine.stage(incident, "ana", "audio-only", "hold", "watching"),
+             lambda: engine.clock.advance(2000) or engine.tick(incident),
+             lambda: engine.mitigate(incident, "ana"),
+             lambda: engine.note(incident, "cy", "better"),
+             lambda: engine.resolve(incident, "ana")]
+    return incident, steps
+
+
+def test_fresh_engines_read_checkpoints_that_match_the_full_fold_after_every_command(setup):
+    engine = setup()
+    incident, steps = _scripted(engine)
+    written = set()
+    for step in steps:
+        step()
+        fresh = setup()
+        state = fresh.state(incident)
+        stored, events, _ = fresh.store.read_record(incident)
+        assert state == fold(incident, events, Snapshot.load(stored))
+        assert state.tampered == ""
+        assert fresh.integrity(incident, full=False).ok and fresh.integrity(incident).ok
+        found = fresh.store.checkpoint(incident)
+        if found:
+            written.add(found["seq"])
+    assert len(written) >= 3, written  # several checkpoints were written and read along the way
+    last = setup()
+    assert isinstance(last.state(incident).events, History)
+
+
+def test_an_altered_checkpoint_is_not_used_and_is_reported(setup, backend):
+    engine = setup()
+    incident, steps = _scripted(engine)
+    for step in steps[:8]:
+        step()
+    setup().state(incident)
+    store = setup().store
+    found = store.checkpoint(incident)
+    assert found is not None
+    truth = fold(incident, store.events(incident), Snapshot.load(store.snapshot(incident)))
+
+    # the body edited, the digest left: not used, the full fold is shown, and every reader says so
+    forged = found["body"].replace('"acknowledged_by":"ana"', '"acknowledged_by":"mallory"')
+    assert forged != found["body"]
+    store.save_checkpoint(incident, found["seq"], found["chain_hash"], forged, found["digest"], found["mac"])
+    fresh = setup()
+    state = fresh.state(incident)
+    assert untampered(state) == truth and state.acknowledged_by == "ana"
+    assert "checkpoint" in state.tampered and "altered" in state.tampered
+    assert not fresh.integrity(incident, full=False).ok and not fresh.integrity(incident).ok
+
+    # the digest recomputed too (anyone with write access and no chain key): the full check folds
+    # the log and finds the checkpoint is not what it folds to
+    digest = checkpoint.digest(incident, found["seq"], found["chain_hash"], forged)
+    store.save_checkpoint(incident, found["seq"], found["chain_hash"], forged, digest, "")
+    problems = setup().integrity(incident).problems
+    assert any("not what the events before it fold to" in p for p in problems), problems
+
+    # moved to another place in the chain: its event's hash differs
+    store.save_checkpoint(incident, found["seq"] - 1, found["chain_hash"], found["body"],
+                          checkpoint.digest(incident, found["seq"] - 1, found["chain_hash"], found["body"]), "")
+    fresh = setup()
+    assert untampered(fresh.state(incident)) == truth and "hash differs" in fresh.state(incident).tampered
+
+
+def test_with_a_chain_key_a_checkpoint_must_carry_its_signature(setup, tmp_path):
+    key = b"k" * 32
+    engine = setup(key=key)
+    incident, steps = _scripted(engine)
+    for step in steps[:8]:
+        step()
+    store = setup(key=key).store
+    setup(key=key).state(incident)
+    found = store.checkpoint(incident)
+    assert found["mac"] and found["mac"] == checkpoint.sign(key, found["digest"])
+    truth = fold(incident, store.events(incident), Snapshot.load(store.snapshot(incident)))
+
+    forged = found["body"].replace('"acknowledged_by":"ana"', '"acknowledged_by":"mallory"')
+    digest = checkpoint.digest(incident, found["seq"], found["chain_hash"], forged)
+    store.save_checkpoint(incident, found["seq"], found["chain_hash"], forged, digest, "0" * 64)
+    state = setup(key=key).state(incident)
+    assert untampered(state) == truth and "signature" in state.tampered
+
+    # unsigned (written before the key existed): quietly not used, and signed again
+    store.save_checkpoint(incident, found["seq"], found["chain_hash"], found["body"], found["digest"], "")
+    state = setup(key=key).state(incident)
+    assert state == truth and state.tampered == ""
+
+
+def test_a_checkpoint_past_the_end_of_the_log_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNBOOK_CHECKPOINT_EVERY", "3")
+    catalog = load([str(ROOT / "playbooks")])
+    db = tmp_path / "db.sqlite"
+    engine = Engine(open_store(str(db)), VirtualClock(START), None, catalog)
+    incident = engine.open("video-call-degraded", "ana", params={"region": "eu-west-1"}).id
+    for n in range(8):
+        engine.note(incident, "ana", f"note {n}")
+    Engine(open_store(str(db)), VirtualClock(START), None, catalog).state(incident)
+    last = open_store(str(db)).checkpoint(incident)["seq"]
+    with sqlite3.connect(db) as conn:  # the last events deleted, the summary made to agree
+        conn.execute("DELETE FROM events WHERE incident = ? AND seq >= ?", [incident, last - 1])
+        conn.execute("UPDATE incidents SET last_seq = ? WHERE id = ?", [last - 2, incident])
+    state = Engine(open_store(str(db)), VirtualClock(START), None, catalog).state(incident)
+    assert state.last_seq == last - 2 and "past the log's end" in state.tampered
+
+
+def test_cli_show_and_verify_on_a_checkpointed_incident(tmp_path, fixture_env, fixture_catalog):
+    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
+           "RUNBOOK_USER": "ana", "XDG_CONFIG_HOME": str(tmp_path / "config"), "RUNBOOK_CHECKPOINT_EVERY": "3"}
+    env.pop("RUNBOOK_CHAIN_KEY", None)
+
+    def rb(*args, expect=0):
+        proc = subprocess.run([sys.executable, "-m", "runbook", *args], cwd=fixture_catalog, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == expect, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr
+        return proc
+
+    iid = rb("incident", "open", "video-call-degraded").stdout.strip()
+    for n in range(7):
+        rb("incident", "note", iid, f"note {n}")
+    shown = json.loads(rb("incident", "show", iid, "--json").stdout)
+    assert shown["integrity"] == {"ok": True, "problems": []}
+    assert [e["data"]["text"] for e in shown["events"] if e["type"] == "note_added"] == [f"note {n}" for n in range(7)]
+    assert "hash chain intact" in rb("incident", "verify", iid).stdout
+    with sqlite3.connect(tmp_path / "db.sqlite") as conn:
+        assert conn.execute("SELECT seq FROM checkpoints WHERE incident = ?", [iid]).fetchone()[0] >= 6
+        conn.execute("UPDATE checkpoints SET body = replace(body, '\"status\":\"open\"', '\"status\":\"closed\"')")
+    warned = rb("incident", "show", iid)
+    assert "WARNING" in warned.stderr and "checkpoint" in warned.stderr
+    assert "checkpoint" in rb("incident", "verify", iid, expect=1).stdout
