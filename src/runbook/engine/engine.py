@@ -169,17 +169,17 @@ class Engine(StepCommands):
         from runbook.store import StoreError
 
         base = state.base_seq if state.base_summary is not None else 0
+        summary = integrity.folded_summary([(e.ts or iso(e.at), e.record) for e in state.events[base:]],
+                                           state.base_summary if base else None)
+        last = state.events[-1]
+        state.base_seq, state.base_summary = last.seq, summary  # tried once per EVERY events, kept or not
         try:
-            summary = integrity.folded_summary([(e.ts or iso(e.at), e.record) for e in state.events[base:]],
-                                               state.base_summary if base else None)
             body = checkpoint.body(state, summary)
-            last = state.events[-1]
             digest = checkpoint.digest(state.id, last.seq, last.hash, body)
             store.save_checkpoint(state.id, last.seq, last.hash, body, digest,
                                   checkpoint.sign(getattr(store, "key", None), digest))
         except (checkpoint.CheckpointError, StoreError):
-            return
-        state.base_seq, state.base_summary = last.seq, summary
+            pass  # not kept (a role without the grant, a busy database): the next open folds more
 
     def list(self, **filters) -> list[dict]:
         """Summary rows, newest first, each checked cheaply against its log (engine/listing.py)."""
