@@ -295,3 +295,24 @@ def test_cli_show_and_verify_on_a_checkpointed_incident(tmp_path, fixture_env, f
     warned = rb("incident", "show", iid)
     assert "WARNING" in warned.stderr and "checkpoint" in warned.stderr
     assert "checkpoint" in rb("incident", "verify", iid, expect=1).stdout
+
+
+def test_a_checkpoint_that_cannot_be_kept_costs_nothing_but_time(setup):
+    from runbook.store import StoreError
+
+    engine = setup()
+    tries = []
+
+    def refused(*args):
+        tries.append(args[1])
+        raise StoreError("permission denied for table checkpoints")
+
+    engine.store.save_checkpoint = refused
+    incident, steps = _scripted(engine)
+    for step in steps:
+        step()
+    state = engine.state(incident)
+    stored, events, _ = engine.store.read_record(incident)
+    assert state == fold(incident, events, Snapshot.load(stored)) and state.tampered == ""
+    assert engine.store.checkpoint(incident) is None
+    assert tries and all(b - a >= 4 for a, b in zip(tries, tries[1:]))  # tried once per EVERY events
