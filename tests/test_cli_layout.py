@@ -94,3 +94,36 @@ def test_json_is_one_flag_everywhere():
     flags = [p for _, command in every_command() for p in command.params if "--json" in p.opts]
     assert len(flags) >= 20
     assert {(p.name, p.is_flag, tuple(p.opts)) for p in flags} == {("as_json", True, ("--json",))}
+
+
+def test_the_root_group_imports_a_commands_module_when_the_command_is_asked_for(fixture_env):
+    """`runbook resume` and `runbook drill run` start without the code of the other commands."""
+    code = ("import sys, click, runbook.cli as c; before = sorted(m for m in sys.modules if m.startswith('runbook.cli.')); "
+            "c.cli.get_command(click.Context(c.cli), 'drill'); "
+            "after = sorted(m for m in sys.modules if m.startswith('runbook.cli.')); print(before); print(after)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=fixture_env)
+    assert out.returncode == 0, out.stderr
+    before, after = out.stdout.splitlines()
+    assert before == str(["runbook.cli.context", "runbook.cli.options", "runbook.cli.output"])
+    assert "runbook.cli.drills" in after and "runbook.cli.catalog" not in after and "runbook.cli.incident" not in after
+
+
+def test_each_command_is_found_under_its_own_name():
+    """The lazy table's names are the commands' own names, and the incident group has the
+    subcommands incident_flow adds whichever module was imported first."""
+    ctx = click.Context(cli)
+    assert all(cli.get_command(ctx, name).name == name for name in COMMANDS)
+    assert {"restart", "alert"} <= set(cli.get_command(ctx, "incident").commands)
+
+
+def test_help_is_the_same_whether_or_not_the_command_modules_were_imported_first(fixture_env):
+    every = "; ".join(f"import {module}" for module in MODULES)
+    outputs = []
+    for first in ("", every):
+        code = f"{first}\nfrom runbook.cli import main\nmain()"
+        for args in (["--help"], ["incident", "--help"], ["drill", "run", "--help"], ["resume", "--help"]):
+            out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=fixture_env)
+            outputs.append((args, out.returncode, out.stdout, out.stderr))
+    lazy, eager = outputs[:4], outputs[4:]
+    assert lazy == eager
+    assert all(code == 0 and "Usage:" in stdout for _, code, stdout, _ in lazy)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 from functools import cache
-from importlib import resources
 
 from runbook.settings import read_cache, write_cache
 
 LIMIT = 5000
 FILE = "schema-passed.json"
+# the shipped schemas, read from the package directory (importlib.resources would cost a
+# one-run drill its import and tempfile's for the same files)
+SCHEMAS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas")
 
 
 def enabled() -> bool:
@@ -27,9 +29,10 @@ def enabled() -> bool:
 @cache
 def _schemas_digest() -> str:
     digest = hashlib.sha256()
-    for entry in sorted(resources.files("runbook.catalog").joinpath("schemas").iterdir(), key=lambda e: e.name):
-        digest.update(entry.name.encode())
-        digest.update(entry.read_bytes())
+    for name in sorted(os.listdir(SCHEMAS)):
+        digest.update(name.encode())
+        with open(os.path.join(SCHEMAS, name), "rb") as handle:
+            digest.update(handle.read())
     return digest.hexdigest()
 
 

@@ -3,7 +3,9 @@
 Each command group lives in its own module with its commands declared at module level
 (catalog, tui, incident, drills, report, flags, plugins); options shared between them are in
 `options`, the per-invocation `Context` in `context`. Those modules never import this package
-module back: it imports them and adds their commands here, so the imports run one way.
+module back: it names their commands here (`COMMANDS`) and imports a module when one of its
+commands is asked for, so the imports run one way and `runbook resume` or `runbook drill run`
+does not load the code (and the libraries) of every other command before it starts.
 
 No logic lives in the commands beyond reading arguments and printing results; every error a
 user can cause is a RunbookError and is printed as one line, never as a traceback.
@@ -13,12 +15,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import MutableMapping
+from importlib import import_module
 
 import click
 
 from runbook import __version__
-from runbook.cli import catalog, database, drills, flags, incident, plugins, report, serve, tui
-from runbook.cli import incident_flow  # noqa: F401  (adds restart and alert to the incident group)
 from runbook.cli.context import CATALOG_HELP, Context
 from runbook.cli.options import default_actor
 from runbook.cli.output import echo, plural, secho
@@ -26,6 +28,64 @@ from runbook.errors import DocumentError, RunbookError, UsageError
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
 from runbook.text import check_actor, one_line, shown
+
+
+# each command of the root group: (its module in runbook.cli, the command's name there, modules
+# that add subcommands to it)
+COMMANDS = {
+    "validate": ("catalog", "validate", ()),
+    "list": ("catalog", "list_documents", ()),
+    "show": ("catalog", "show", ()),
+    "match": ("catalog", "match", ()),
+    "schema": ("catalog", "schema", ()),
+    "open": ("tui", "open_incident", ()),
+    "resume": ("tui", "resume", ()),
+    "incident": ("incident", "group", ("incident_flow",)),  # incident_flow adds restart and alert
+    "drill": ("drills", "group", ()),
+    "report": ("report", "report", ()),
+    "flags": ("flags", "group", ()),
+    "plugins": ("plugins", "plugins", ()),
+    "serve": ("serve", "serve", ()),
+    "alerts": ("serve", "alerts", ()),
+    "db": ("database", "group", ()),
+}
+
+
+class LazyCommands(MutableMapping):
+    """The root group's commands by name, each imported from its module when first looked up
+    (click's lazy-group pattern): the names are known without importing anything."""
+
+    def __init__(self, table: dict):
+        self._table = dict(table)
+        self._loaded: dict = {}
+
+    def __getitem__(self, name):
+        if name not in self._loaded:
+            module, attribute, extensions = self._table[name]  # KeyError: not a command
+            command = getattr(import_module(f"runbook.cli.{module}"), attribute)
+            for extension in extensions:
+                import_module(f"runbook.cli.{extension}")
+            self._loaded[name] = command
+        return self._loaded[name]
+
+    def __setitem__(self, name, command):
+        self._table.pop(name, None)
+        self._loaded[name] = command
+
+    def __delitem__(self, name):
+        if name not in self._table and name not in self._loaded:
+            raise KeyError(name)
+        self._table.pop(name, None)
+        self._loaded.pop(name, None)
+
+    def __iter__(self):
+        return iter({**dict.fromkeys(self._table), **dict.fromkeys(self._loaded)})
+
+    def __len__(self):
+        return len(set(self._table) | set(self._loaded))
+
+    def __contains__(self, name):
+        return name in self._table or name in self._loaded
 
 
 class RunbookGroup(click.Group):
@@ -146,7 +206,9 @@ def cli(ctx, catalogs, db, plugins_dir):
     ctx.obj = Context(catalogs, plugins_dir, db)
     if ctx.invoked_subcommand is None:
         if sys.stdin.isatty() and sys.stdout.isatty():
-            tui.run_tui(ctx.obj, check_actor(default_actor()))
+            from runbook.cli.tui import run_tui
+
+            run_tui(ctx.obj, check_actor(default_actor()))
         else:
             _overview(ctx.obj)
 
@@ -192,10 +254,7 @@ def _overview(ctx: Context) -> None:
     echo("\nNext: runbook match \"WHAT YOU SEE\" · runbook show ID · runbook validate · runbook --help")
 
 
-for command in (catalog.validate, catalog.list_documents, catalog.show, catalog.match, catalog.schema,
-                tui.open_incident, tui.resume, incident.group, drills.group, report.report, flags.group,
-                plugins.plugins, serve.serve, serve.alerts, database.group):
-    cli.add_command(command)
+cli.commands = LazyCommands(COMMANDS)
 
 
 def main() -> None:

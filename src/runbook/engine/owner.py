@@ -11,7 +11,6 @@ whose owner is alive is never settled under it.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import uuid
 from datetime import datetime
@@ -34,13 +33,21 @@ def _running(pid: int) -> bool:
     return True
 
 
+def _host() -> str:
+    # socket (and selectors with it) is imported here, not at the top: every command imports
+    # the engine, and only those that carry out or settle a side effect ask for the host
+    import socket
+
+    return socket.gethostname()
+
+
 def claim() -> dict:
     """A new owner record for an operation this process is starting; `release` it when done."""
     token = uuid.uuid4().hex
     with _lock:
         _in_flight.add(token)
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "start": process_start(pid), "token": token}
+    return {"host": _host(), "pid": pid, "start": process_start(pid), "token": token}
 
 
 def release(owner: dict | None) -> None:
@@ -53,7 +60,7 @@ def status(owner: dict | None, lease_until: datetime | None, now: datetime) -> s
     """LIVE, GONE, or UNKNOWN (an intent written before owners were recorded)."""
     if not owner:
         return UNKNOWN
-    if owner.get("host") != socket.gethostname():
+    if owner.get("host") != _host():
         return LIVE if lease_until is None or now < lease_until else GONE
     pid = owner.get("pid")
     if pid == os.getpid() and owner.get("start") == process_start(pid):

@@ -98,8 +98,10 @@ class IncidentScreen(Screen):
             self.refresh_view()
         if self.app.live:
             # the first tick (which reads the whole log on the ticker's connection) waits for the
-            # first frame rather than compete with it; anything due fires a moment later
-            self.call_after_refresh(self.tick)
+            # first frame rather than compete with it; anything due fires a moment later (the
+            # app's refresh: the screen's first one is inside Textual's start-up batch, before
+            # anything reaches the terminal)
+            self.app.call_after_refresh(self.tick)
             self.set_interval(1.0, self.tick_and_refresh)
         # another machine's note shows at once where the store notifies (PostgreSQL), not only
         # on the next refresh

@@ -122,7 +122,9 @@ class CurrentStepPanel(Vertical):
         self._last = (view, step)
         if _renderer["markdown"] is None and not self._loading:
             self._loading = True
-            self.call_after_refresh(self.load_markdown)
+            # the app's refresh, not this widget's: the widget's first refresh happens inside
+            # Textual's start-up batch, before anything reaches the terminal
+            self.app.call_after_refresh(self.load_markdown)
         key = (step, view.status, view.acknowledged_by, self._shown_step is None)
         if key == self._key:
             return
