@@ -14,7 +14,7 @@ from pathlib import Path
 from runbook.catalog import kinds
 from runbook.catalog.problems import ERROR, WARNING, Problem, format_path
 from runbook.catalog.validate import describe, did_you_mean, schema_problems
-from runbook.catalog.yamlsource import SourceDocument, SourceError, parse, read_text
+from runbook.catalog.sourcedoc import SourceDocument, SourceError, read_text
 
 SUFFIXES = (".yaml", ".yml")
 HIDDEN = "hidden"
@@ -154,11 +154,18 @@ def load_catalog(paths, trust_cache: bool = True) -> Catalog:
     documents: list[Document] = []
     left_out: list[LeftOut] = []
     cache = SchemaCache()
+    parsed = None
+    if trust_cache:
+        from runbook.catalog.parse_cache import ParseCache
+
+        parsed = ParseCache()
     for file in files:
-        docs, file_problems = load_file(file, cache, trust_cache, left_out)
+        docs, file_problems = load_file(file, cache, trust_cache, left_out, parsed)
         documents.extend(docs)
         problems.extend(file_problems)
     cache.save()
+    if parsed is not None:
+        parsed.save()
     partial = [doc for doc in documents if doc.broken]
     documents = [doc for doc in documents if not doc.broken]
     expand_includes(documents)
@@ -195,12 +202,24 @@ def load(paths, strict: bool = False) -> Catalog:
 
 
 def load_file(file: str, cache=None, trust_cache: bool = False,
-              left_out: list[LeftOut] | None = None) -> tuple[list[Document], list[Problem]]:
+              left_out: list[LeftOut] | None = None, parsed=None) -> tuple[list[Document], list[Problem]]:
     """The documents of one file that passed their schema, and every problem found in it; each
-    document that failed but whose `id` can be read is added to `left_out` (when given)."""
+    document that failed but whose `id` can be read is added to `left_out` (when given). With
+    `parsed` (a ParseCache), a text parsed before is not parsed again."""
     try:
         text = read_text(file)
-        sources = parse(text, file)
+        sources = None
+        if parsed is not None:
+            from runbook.catalog.parse_cache import key as parse_key
+
+            parsed_key = parse_key(file, text)
+            sources = parsed.get(parsed_key, file)
+        if sources is None:
+            from runbook.catalog.yamlsource import parse
+
+            sources = parse(text, file)
+            if parsed is not None:
+                parsed.put(parsed_key, sources)
     except SourceError as exc:
         return [], [exc.problem]
     text_key = None

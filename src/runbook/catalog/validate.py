@@ -12,7 +12,7 @@ import difflib
 from runbook.catalog import compiled_schema, kinds
 from runbook.catalog.suggest import did_you_mean
 from runbook.catalog.problems import Problem, format_path
-from runbook.catalog.yamlsource import SourceDocument
+from runbook.catalog.sourcedoc import SourceDocument
 
 _TYPE_WORDS = {
     "string": "text",
