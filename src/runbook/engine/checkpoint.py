@@ -24,9 +24,12 @@ import hashlib
 import hmac
 import json
 import os
+import types
+import typing
 from dataclasses import fields
 from datetime import datetime
 
+from runbook.store import STATUS_RANK
 from runbook.engine.state import (Delivery, DegradationState, Escalation, History, IncidentState, StepRun,
                                   StepState)
 
@@ -124,7 +127,53 @@ def _decode(value):
     given = value["v"]
     if not isinstance(given, dict) or set(given) - names:
         raise CheckpointError(f"a checkpoint's {tag} has fields this runbook does not know")
-    return cls(**{k: _decode(v) for k, v in given.items()})
+    decoded = {k: _decode(v) for k, v in given.items()}
+    _check_types(cls, decoded)
+    return cls(**decoded)
+
+
+def _hints(cls) -> dict:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        from runbook.engine.events import Event
+
+        hints = _HINTS[cls] = typing.get_type_hints(cls, localns={"Event": Event, "History": History})
+    return hints
+
+
+_HINTS: dict = {}
+
+
+def _fits(value, hint) -> bool:
+    """Whether a decoded value is of the type a field declares (its outer type, and the values
+    of a map of the state's classes): a body of the right shape but the wrong types would only
+    fail later, in a screen or a command, far from the checkpoint that caused it."""
+    if hint is typing.Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is None:
+        if hint is int:
+            return type(value) is int
+        if hint is float:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, hint) if isinstance(hint, type) else True
+    if not isinstance(value, origin):
+        return False
+    args = typing.get_args(hint)
+    if origin is dict and len(args) == 2 and args[1] in CLASSES.values():
+        return all(_fits(v, args[1]) for v in value.values())
+    return True
+
+
+def _check_types(cls, values: dict) -> None:
+    hints = _hints(cls)
+    for name, value in values.items():
+        if not _fits(value, hints[name]):
+            raise CheckpointError(f"a checkpoint's {cls.__name__}.{name} is not of the type it must be")
 
 
 def _hashable(value):
@@ -145,18 +194,28 @@ def load(text: str, incident: str, snapshot, first_event, recent: list, load_all
         names = {f.name for f in fields(IncidentState)} - set(SKIPPED_FIELDS)
         if not isinstance(values, dict) or set(values) - names:
             raise CheckpointError("a checkpoint with fields this runbook does not know")
-        state = IncidentState(incident, snapshot, **{k: _decode(v) for k, v in values.items()})
+        decoded = {k: _decode(v) for k, v in values.items()}
+        _check_types(IncidentState, decoded)
+        state = IncidentState(incident, snapshot, **decoded)
         summary = data["summary"]
     except CheckpointError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise CheckpointError(f"a checkpoint that cannot be read ({type(exc).__name__})") from None
-    if not isinstance(summary, dict) or state.last_seq != data.get("seq"):
+    if not summary_readable(summary) or state.last_seq != data.get("seq"):
         raise CheckpointError("a checkpoint whose summary or position is missing")
     first = recent[0].seq if recent else state.last_seq + 1
     state.events = History(recent, first, head=first_event, load=load_all)
     state.base_seq, state.base_summary = state.last_seq, summary
     return state, summary
+
+
+def summary_readable(summary) -> bool:
+    """Whether a checkpoint's summary row is one the summary can be folded on from."""
+    from runbook.engine.integrity import COMPARED
+
+    return (isinstance(summary, dict) and all(column in summary for column in COMPARED)
+            and type(summary["last_seq"]) is int and summary.get("status") in STATUS_RANK)
 
 
 def verified(found: dict | None, incident: str, key: bytes | None) -> str | None:

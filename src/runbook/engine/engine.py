@@ -169,6 +169,13 @@ class Engine(StepCommands):
         from runbook.store import StoreError
 
         base = state.base_seq if state.base_summary is not None else 0
+        # what is folded into the checkpoint must be what the chain holds: the load's quick checks
+        # leave the hashes to `incident verify`, and a signed checkpoint over an event edited in
+        # place would hide the edit from every screen from then on (they check from it on)
+        altered = integrity.altered_since(state.id, state.events[base:], state.events[base - 1].hash if base else None)
+        if altered:
+            state.tampered = altered
+            return
         summary = integrity.folded_summary([(e.ts or iso(e.at), e.record) for e in state.events[base:]],
                                            state.base_summary if base else None)
         last = state.events[-1]

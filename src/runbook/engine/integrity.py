@@ -82,6 +82,22 @@ def broken_links(events: list[StoredEvent], prev: str = GENESIS, expected: int =
     return problems
 
 
+def altered_since(incident: str, events, prev: str | None) -> str | None:
+    """What shows that folded events (engine Events, in order, following the event whose hash is
+    `prev`; None: from the first) are not what the chain holds: an event whose content does not
+    match its hash, or that does not link to the one before it. None when they match."""
+    from runbook.engine.clock import iso
+
+    prev = GENESIS if prev is None else prev
+    for event in events:
+        if event_hash(incident, event.seq, event.ts or iso(event.at), event.actor, event.type, event.data,
+                      prev) != event.hash:
+            return (f"event {event.seq} ({event.type}) was altered: its content does not match its hash, or it "
+                    f"does not link to event {event.seq - 1}")
+        prev = event.hash
+    return None
+
+
 def first_event(events) -> str | None:
     """What is wrong with the start of the log: an incident always has its `opened` event first."""
     if not events:
@@ -196,8 +212,10 @@ def recent(store, incident: str) -> Integrity:
     problems = broken_links(tail, tail[0].prev_hash, seq)
     try:
         start = json.loads(found["body"])["summary"]
+        if not checkpoint.summary_readable(start):
+            return check(store, incident)
         pairs = [(e.ts, decode(e.type, e.data, e.seq)) for e in tail[1:]]
-    except (ValueError, KeyError, TypeError, EventFormatError):
+    except (ValueError, KeyError, TypeError, RecursionError, EventFormatError):
         return check(store, incident)
     problems += summary_problems(row, pairs, events[-1].seq, start)
     notes: list[str] = []
@@ -239,7 +257,8 @@ def _checkpoint(store, incident: str, found: dict, stored: dict | None, events: 
         before = events[:events.index(at) + 1]
         state = fold(incident, before, Snapshot.load(stored))
         again = json.loads(checkpoint.body(state, folded_summary(records[:len(before)])))
-    except (ValueError, KeyError, TypeError, EventFormatError, checkpoint.CheckpointError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, EventFormatError,
+            checkpoint.CheckpointError) as exc:
         return [f"the checkpoint at event {seq} cannot be checked: {exc}"]
     if kept.get("state") != again["state"] or kept.get("summary") != again["summary"] or kept.get("seq") != seq:
         return [f"the checkpoint at event {seq} is not what the events before it fold to: it was altered "

@@ -241,7 +241,7 @@ def status_facts(counts, typed) -> dict[str, tuple[int, int, dict]]:
                 followup = json.loads(data).get("followup") if data else None
             except (ValueError, AttributeError):
                 followup = None
-            if followup not in (False, 0, None, ""):
+            if followup:  # as the fold reads it (Resolved.project): truthy, [] and {} not
                 kinds.add("followup")
     facts = {}
     for incident, count, last in counts:
