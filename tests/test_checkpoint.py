@@ -419,3 +419,23 @@ def test_listing_reads_followup_as_the_fold_does():
         assert status_facts([("I", 2, 2)], [("I", "resolved", data)])["I"][2]["status"] == expected, value
         if value != "{":
             assert decode("resolved", json.loads(data)).project("t")["status"] == expected
+
+
+def test_a_reader_does_not_wait_on_a_busy_database_to_keep_a_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNBOOK_CHECKPOINT_EVERY", "3")
+    catalog = load([str(ROOT / "playbooks")])
+    db = tmp_path / "db.sqlite"
+    engine = Engine(open_store(str(db)), VirtualClock(START), None, catalog)
+    incident = engine.open("video-call-degraded", "ana", params={"region": "eu-west-1"}).id
+    for n in range(8):
+        engine.note(incident, "ana", f"note {n}")
+    with sqlite3.connect(db, isolation_level=None) as other:
+        other.execute("DELETE FROM checkpoints")
+        other.execute("BEGIN IMMEDIATE")  # another process is writing
+        reader = Engine(open_store(str(db)), VirtualClock(START), None, catalog)
+        waits = reader.store.conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        state = reader.state(incident)
+        other.execute("ROLLBACK")
+    assert state.last_seq == engine.state(incident).last_seq and state.tampered == ""
+    assert reader.store.checkpoint(incident) is None  # skipped, not waited for
+    assert reader.store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == waits

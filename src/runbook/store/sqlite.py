@@ -680,11 +680,17 @@ class Store(_AlertLedger):
         apart from the database's own commit, and losing it costs only a slower open)."""
         if self.conn.in_transaction:
             return  # inside another's transaction: the next reader writes it
-        with self._write():
-            self.conn.execute(
-                "INSERT INTO checkpoints (incident, seq, chain_hash, body, digest, mac) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (incident) DO UPDATE SET seq = excluded.seq, chain_hash = excluded.chain_hash, "
-                "body = excluded.body, digest = excluded.digest, mac = excluded.mac", [incident, seq, chain_hash, body, digest, mac or None])
+        waits = self.conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        self.conn.execute("PRAGMA busy_timeout = 250")  # a busy database: skip it, never hold up a reader
+        try:
+            with self._write():
+                self.conn.execute(
+                    "INSERT INTO checkpoints (incident, seq, chain_hash, body, digest, mac) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (incident) DO UPDATE SET seq = excluded.seq, chain_hash = excluded.chain_hash, "
+                    "body = excluded.body, digest = excluded.digest, mac = excluded.mac",
+                    [incident, seq, chain_hash, body, digest, mac or None])
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(waits)}")
 
     @_guarded
     def last_seq(self, incident: str) -> int:
