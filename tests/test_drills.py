@@ -323,3 +323,16 @@ def test_simulating_a_severity_that_never_pages_is_refused(tmp_path):
     cat = load([str(tmp_path)])
     with pytest.raises(UsageError, match="SEV4 does not page anyone"):
         simulate(cat, cat.models("Drill")["quiet"], 10, seed=1)
+
+
+def test_the_median_of_reports_is_statistics_median():
+    import random
+    import statistics
+
+    from runbook.drills.report import median
+
+    rng = random.Random(7)
+    for n in range(1, 60):
+        values = [rng.uniform(0, 900) for _ in range(n)]
+        assert median(values) == statistics.median(values)
+        assert median([int(v) for v in values]) == statistics.median([int(v) for v in values])

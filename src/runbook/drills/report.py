@@ -7,7 +7,6 @@ Drills are kept apart from real incidents unless asked for.
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass, field
 
 from runbook.catalog.models import FOLLOWUP_TRACK
@@ -15,11 +14,19 @@ from runbook.engine.metrics import MEASURES, metrics
 DEVIATION = 0.10
 
 
+def median(values) -> float:
+    """statistics.median, without importing statistics (with fractions and decimal, ~4 ms of a
+    one-run drill's start)."""
+    ordered = sorted(values)
+    half = len(ordered) // 2
+    return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
+
+
 def summarize(values: list[float]) -> dict:
     if not values:
         return {"n": 0, "median": None, "p90": None, "max": None}
     ordered = sorted(values)
-    return {"n": len(ordered), "median": statistics.median(ordered),
+    return {"n": len(ordered), "median": median(ordered),
             "p90": ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)], "max": ordered[-1]}
 
 
@@ -88,7 +95,7 @@ def build(engine, playbook: str | None = None, drill: str | None = None, since: 
                 steps.setdefault(run["step"], []).append(run["seconds"])
     for key, _, label in MEASURES:
         summary = summarize(values[key])
-        summary["target"] = statistics.median(targets[key]) if targets[key] else None
+        summary["target"] = median(targets[key]) if targets[key] else None
         summary["breaches"] = breaches[key]
         report.metrics[label] = summary
     report.steps = {step: summarize(durations) for step, durations in steps.items()}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import random
-import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -168,7 +167,7 @@ def _walk(engine: Engine, iid: str, drill: Drill, rng: random.Random) -> None:
 
 def _stats(values: list[float]) -> dict:
     summary = summarize(values)
-    summary["mean"] = statistics.fmean(values) if values else None
+    summary["mean"] = math.fsum(values) / len(values) if values else None  # statistics.fmean
     return summary
 
 
