@@ -13,6 +13,7 @@ user can cause is a RunbookError and is printed as one line, never as a tracebac
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import MutableMapping
@@ -62,9 +63,16 @@ class LazyCommands(MutableMapping):
     def __getitem__(self, name):
         if name not in self._loaded:
             module, attribute, extensions = self._table[name]  # KeyError: not a command
-            command = getattr(import_module(f"runbook.cli.{module}"), attribute)
-            for extension in extensions:
-                import_module(f"runbook.cli.{extension}")
+            enabled = gc.isenabled()
+            gc.disable()  # loading code: no cycles to collect yet (see runbook/__main__.py)
+            try:
+                command = getattr(import_module(f"runbook.cli.{module}"), attribute)
+                for extension in extensions:
+                    import_module(f"runbook.cli.{extension}")
+            finally:
+                if enabled:
+                    gc.freeze()
+                    gc.enable()
             self._loaded[name] = command
         return self._loaded[name]
 
