@@ -32,35 +32,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from engine_store import build_long_incident  # noqa: E402
 from tui_pty import run_in_pty  # noqa: E402
 
 from runbook.catalog import load  # noqa: E402
-from runbook.engine import Engine  # noqa: E402
-from runbook.engine.clock import SystemClock, iso  # noqa: E402
-from runbook.store import Store  # noqa: E402
-
-PLAYBOOK = "video-call-degraded"
 
 
 def build(path: Path, catalog, total: int) -> str:
-    store = Store(str(path))
-    store.conn.execute("PRAGMA synchronous = OFF")  # building only; every timing is a fresh process
-    incident = Engine(store, SystemClock(), None, catalog).open(PLAYBOOK, "ana", params={"region": "eu-west-1"}).id
-    seq = store.last_seq(incident)
-    start = datetime.now(timezone.utc) - timedelta(seconds=total + 60)
-    while seq < total:
-        batch = []
-        for i in range(seq, min(total, seq + 1000)):
-            ts = iso(start + timedelta(seconds=i))
-            if i % 10 == 9:
-                batch.append({"ts": ts, "actor": "runbook", "type": "reminder_fired",
-                              "data": {"reminder": "status-update", "n": i // 10, "message": "Post a status update"}})
-            else:
-                batch.append({"ts": ts, "actor": f"user{i % 7}", "type": "note_added",
-                              "data": {"text": f"observation {i}: p95 latency {i % 900} ms in eu-west"}})
-        seq = store.append(incident, seq, batch)[-1].seq
-    store.close()
-    return incident
+    # events a second apart, ending a minute ago (engine_store's builder, as its long incident)
+    return build_long_incident(path, catalog, total, datetime.now(timezone.utc) - timedelta(seconds=total + 60))
 
 
 def timed(argv: list[str], env: dict) -> float:

@@ -123,12 +123,14 @@ def bench_appends(tmp: Path, catalog, ops: int) -> list[dict]:
 
 # b) fold ------------------------------------------------------------------------------------
 
-def build_long_incident(path: Path, catalog, total: int) -> str:
+def build_long_incident(path: Path, catalog, total: int, start: datetime | None = None) -> str:
+    """An incident of `total` events (notes, a reminder every tenth), appended through Store.append
+    1,000 per call, timed from `start` (default 2026-01-05 09:00 UTC) a second apart."""
     store = Store(str(path))
     store.conn.execute("PRAGMA synchronous = OFF")  # building only; timings use a fresh connection
     incident = Engine(store, SystemClock(), None, catalog).open(PLAYBOOK, "ana").id
     seq = store.last_seq(incident)
-    start = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+    start = start or datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
     while seq < total:
         batch = []
         for i in range(seq, min(total, seq + 1000)):

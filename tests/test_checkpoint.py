@@ -253,7 +253,8 @@ def test_with_a_chain_key_a_checkpoint_must_carry_its_signature(setup, tmp_path)
     assert state == truth and state.tampered == ""
 
 
-def test_a_checkpoint_past_the_end_of_the_log_is_reported(tmp_path, monkeypatch):
+def _noted(tmp_path, monkeypatch):
+    """An incident on a SQLite file with 8 notes, a checkpoint every 3 events."""
     monkeypatch.setenv("RUNBOOK_CHECKPOINT_EVERY", "3")
     catalog = load([str(ROOT / "playbooks")])
     db = tmp_path / "db.sqlite"
@@ -261,6 +262,11 @@ def test_a_checkpoint_past_the_end_of_the_log_is_reported(tmp_path, monkeypatch)
     incident = engine.open("video-call-degraded", "ana", params={"region": "eu-west-1"}).id
     for n in range(8):
         engine.note(incident, "ana", f"note {n}")
+    return catalog, db, engine, incident
+
+
+def test_a_checkpoint_past_the_end_of_the_log_is_reported(tmp_path, monkeypatch):
+    catalog, db, engine, incident = _noted(tmp_path, monkeypatch)
     Engine(open_store(str(db)), VirtualClock(START), None, catalog).state(incident)
     last = open_store(str(db)).checkpoint(incident)["seq"]
     with sqlite3.connect(db) as conn:  # the last events deleted, the summary made to agree
@@ -422,13 +428,7 @@ def test_listing_reads_followup_as_the_fold_does():
 
 
 def test_a_reader_does_not_wait_on_a_busy_database_to_keep_a_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setenv("RUNBOOK_CHECKPOINT_EVERY", "3")
-    catalog = load([str(ROOT / "playbooks")])
-    db = tmp_path / "db.sqlite"
-    engine = Engine(open_store(str(db)), VirtualClock(START), None, catalog)
-    incident = engine.open("video-call-degraded", "ana", params={"region": "eu-west-1"}).id
-    for n in range(8):
-        engine.note(incident, "ana", f"note {n}")
+    catalog, db, engine, incident = _noted(tmp_path, monkeypatch)
     with sqlite3.connect(db, isolation_level=None) as other:
         other.execute("DELETE FROM checkpoints")
         other.execute("BEGIN IMMEDIATE")  # another process is writing
