@@ -9,8 +9,6 @@ Every text that came from Prometheus is made one line and safe for a terminal be
 returned. No engine, catalog or TUI imports; urllib is imported only when a query is sent.
 """
 
-from __future__ import annotations
-
 import math
 import operator
 import os

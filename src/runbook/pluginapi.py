@@ -6,8 +6,6 @@ Each is an immutable record (a NamedTuple: built with positional or keyword argu
 by attribute, compared by value; `_replace` makes a changed copy).
 """
 
-from __future__ import annotations
-
 from copy import deepcopy
 from typing import NamedTuple
 

@@ -5,8 +5,6 @@ a terminal. The TUI (through its gateway) and the status page of `runbook serve`
 these; neither folds events nor reads the store itself. The status page escapes them once more,
 for HTML."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import NamedTuple
 

@@ -5,8 +5,6 @@ The models are NamedTuples, like the other kinds' (catalog/models.py): defining 
 costs a fresh process about half a millisecond each, a NamedTuple a fraction of that, and a
 one-run drill starts with these six. Their mapping defaults are shared and never mutated."""
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 from runbook.catalog.durations import parse_duration

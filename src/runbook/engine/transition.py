@@ -9,8 +9,6 @@ retry timer (`again`, auto) starts its next attempt.
 Pure: it reads the state and the playbook and returns records; it appends nothing.
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 from runbook.catalog.flow import default_next
