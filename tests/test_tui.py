@@ -197,6 +197,27 @@ def test_escape_from_the_incident_it_started_on_goes_home_and_back(make):
     assert isinstance(screen, IncidentScreen) and screen.incident == "INC-TEST01"
 
 
+def test_the_incident_it_started_on_stops_refreshing_once_home_covers_it(make):
+    """The incident the app started on is its first screen, which Textual cannot switch away
+    from: home goes over it, and it must then neither tick nor refresh, as if it were gone."""
+    app, engine = make(live=True)
+
+    async def scenario():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            started_on = app.screen
+            await press(pilot, "escape")
+            viewed, ticked = [], []
+            real_view, real_tick = app.gateway.view, app.gateway.tick
+            app.gateway.view = lambda incident: viewed.append(incident) or real_view(incident)
+            app.gateway.tick = lambda incident: ticked.append(incident) or real_tick(incident)
+            await pilot.pause(2.5)  # the incident screen ticks and refreshes every second
+            return started_on, list(app.screen_stack), viewed, ticked
+    started_on, stack, viewed, ticked = asyncio.run(scenario())
+    assert stack[0] is started_on and isinstance(stack[-1], HomeScreen)
+    assert viewed == [] and ticked == []
+
+
 def test_quitting_never_closes_a_connection_under_a_tick_and_the_tick_still_lands(make):
     """Quitting while a tick is appending must not block the screen, must not close the tick's
     connection under it (that crashes the process) and must not lose its event; the command

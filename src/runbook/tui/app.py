@@ -7,6 +7,7 @@ import gc
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.notifications import Notification, Notify
+from textual.screen import Screen
 
 from runbook.errors import RunbookError
 from runbook.tui.gateway import EngineGateway
@@ -73,26 +74,29 @@ class RunbookApp(App):
         else:  # not shown yet (its Notify message is still queued): take it down once it is
             self.call_later(lambda: notification in self._notifications and self._unnotify(notification))
 
+    def get_default_screen(self) -> Screen:
+        """Straight into an incident when asked: its screen is the first one, not one pushed over
+        Textual's empty default screen (which would be mounted, laid out and restyled for nothing
+        before the incident's first frame)."""
+        if not self.start_incident:
+            return super().get_default_screen()
+        # The command that started us has just read the incident (to settle a crash), so its
+        # view is cheap now and the first frame can show it instead of an empty screen.
+        try:
+            first = self.gateway.view(self.start_incident)
+        except RunbookError:
+            first = None
+        return IncidentScreen(self.start_incident, first)
+
     def on_mount(self) -> None:
         self.set_timer(2, self.started)  # at the latest; screens call it after their first frame
-        # Straight into an incident when asked: the home screen is built only when wanted.
         if self.start_incident:
-            # The command that started us has just read the incident (to settle a crash), so
-            # its view is cheap now and the first frame can show it instead of an empty screen.
-            try:
-                first = self.gateway.view(self.start_incident)
-            except RunbookError:
-                first = None
-            self.open_incident(self.start_incident, first)
-        elif self.opening:
-            from runbook.tui.screens.home import HomeScreen
+            return  # its screen is the default screen
+        from runbook.tui.screens.home import HomeScreen  # built (and imported) when wanted
 
-            self.push_screen(HomeScreen())
+        self.push_screen(HomeScreen())
+        if self.opening:
             self.ask_parameters(**self.opening)
-        else:
-            from runbook.tui.screens.home import HomeScreen  # built (and imported) when wanted
-
-            self.push_screen(HomeScreen())
 
     def go_home(self) -> None:
         from runbook.tui.screens.home import HomeScreen
@@ -100,8 +104,13 @@ class RunbookApp(App):
         if any(isinstance(screen, HomeScreen) for screen in self.screen_stack):
             while not isinstance(self.screen, HomeScreen):
                 self.pop_screen()
-        else:
+        elif len(self.screen_stack) > 1:
             self.switch_screen(HomeScreen())
+        else:
+            # the incident the app started on is its default screen, which Textual cannot switch
+            # away from: home goes over it, for good (going home again pops back to that home)
+            self.screen.retire()
+            self.push_screen(HomeScreen())
 
     def ask_parameters(self, playbook: str, params: dict | None = None, labels: dict | None = None,
                        **options) -> None:

@@ -73,10 +73,18 @@ class IncidentScreen(Screen):
         self.view: IncidentView | None = None
         self.track: str | None = None
         self.seen_seq: int | None = None
+        self._live = None  # the timer that ticks and refreshes
         # toasts still up, with what makes each one handled (checked against every new view)
         self.toasts: list[tuple[object, object]] = []
 
     def compose(self) -> ComposeResult:
+        # Textual sets the breakpoint class on the screen's first Resize, after its first layout:
+        # the first frame would show the wide screen at 80 columns, then restyle, lay out and
+        # draw it again. The terminal's width is known now, so the first layout is the right one.
+        width = self.app.size.width
+        at = max((start for start, _ in self.HORIZONTAL_BREAKPOINTS if width >= start), default=None)
+        for start, name in self.HORIZONTAL_BREAKPOINTS:
+            self.set_class(start == at, name)
         yield IncidentHeader(id="incident-header")
         yield TrackStrip(id="tracks")
         with Horizontal(id="incident-body"):
@@ -102,7 +110,7 @@ class IncidentScreen(Screen):
             # app's refresh: the screen's first one is inside Textual's start-up batch, before
             # anything reaches the terminal)
             self.app.call_after_refresh(self.tick)
-            self.set_interval(1.0, self.tick_and_refresh)
+            self._live = self.set_interval(1.0, self.tick_and_refresh)
         # another machine's note shows at once where the store notifies (PostgreSQL), not only
         # on the next refresh
         self.app.gateway.watch(self._changed_elsewhere)
@@ -115,6 +123,13 @@ class IncidentScreen(Screen):
                 pass
 
     def on_unmount(self) -> None:
+        self.app.gateway.unwatch(self._changed_elsewhere)
+
+    def retire(self) -> None:
+        """Never shown again, though it stays under the home screen (see RunbookApp.go_home):
+        it stops ticking and refreshing, as if it had been removed."""
+        if self._live is not None:
+            self._live.stop()
         self.app.gateway.unwatch(self._changed_elsewhere)
 
     # rendering ----------------------------------------------------------------------------

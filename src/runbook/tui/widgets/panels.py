@@ -189,6 +189,11 @@ class StepList(ViewPanel):
                 begins = track.id == "followup" and all(row.status == "pending" for row in track.steps)
                 out.append("  (begins when resolved)\n" if begins else "  (track finished)\n", style="dim")
         self.put(out)
+        if not self.parent.size and out.plain.count("\n") > self.app.size.height - 3:
+            # Taller than the screen leaves it (the header takes two lines at least, the keys
+            # one), so it scrolls: said before the first layout, the first frame has the
+            # scrollbar instead of a second layout adding it just after.
+            self.parent.show_vertical_scrollbar = True
         # the selected track's current step stays in sight (the comms track is below the main one)
         self.call_after_refresh(lambda: self.parent.scroll_to(y=max(0, at - 3), animate=False))
 
@@ -241,20 +246,34 @@ class FlagsPanel(ViewPanel):
 
 class Timeline(ViewPanel):
     """The newest events that fit, each wrapped rather than cut (a flag name or a level number at
-    the end of a line is what matters); the wall-clock time is dropped when narrow."""
+    the end of a line is what matters); the wall-clock time is dropped when narrow.
 
-    _last: tuple | None = None
+    How many fit depends on the panel's size, so the lines are picked when it is painted (after
+    layout, at the size it has then), not when the view arrives: the first frame shows the
+    right ones, and a resize repaints without a second draw."""
 
-    def on_resize(self) -> None:
-        if self._last is not None:  # laid out (or resized): as many rows as now fit
-            self.show(*self._last)
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._shown: tuple | None = None  # (view, narrow)
+        self._picked: tuple | None = None  # (key, text)
 
     def show(self, view: IncidentView, narrow: bool) -> None:
-        self._last = (view, narrow)
+        if self.changed((view.last_seq, narrow)):
+            self._shown = (view, narrow)
+            self.refresh()
+
+    def render(self) -> Text:
+        if self._shown is None:
+            return Text()
+        view, narrow = self._shown
         rows = max(3, self.content_size.height - 1) if self.content_size.height else 8
         width = self.content_size.width or 50
-        if not self.changed((view.last_seq, rows, width, narrow)):
-            return
+        key = (view.last_seq, rows, width, narrow)
+        if self._picked is None or self._picked[0] != key:
+            self._picked = (key, self._pick(view, narrow, rows, width))
+        return self._picked[1]
+
+    def _pick(self, view: IncidentView, narrow: bool, rows: int, width: int) -> Text:
         picked, used = [], 0
         for line in reversed(view.timeline):
             text = Text()
@@ -272,7 +291,7 @@ class Timeline(ViewPanel):
         hidden = view.events - len(picked)
         header = Text(f"Timeline ({view.events} events" + (f", last {len(picked)} shown" if hidden > 0 else "") + ")",
                       style="bold underline")
-        self.put(Text("\n").join([header, *picked]))
+        return Text("\n").join([header, *picked])
 
 
 def _stack(*parts) -> Group:
