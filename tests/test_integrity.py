@@ -312,3 +312,23 @@ def test_a_missing_key_named_by_the_environment_refuses_writes(rb):
 def test_a_head_alone_names_no_incident(rb, head):
     opened(rb)
     assert "has nothing after" in rb("incident", "show", head, expect=2).stderr
+
+
+def test_show_and_verify_on_a_checkpointed_incident(rb):
+    """A checkpoint every 3 events (engine/checkpoint.py): show reads from it; an altered one is
+    reported by show and by verify."""
+    rb.env["RUNBOOK_CHECKPOINT_EVERY"] = "3"
+
+    iid = rb("incident", "open", "video-call-degraded").stdout.strip()
+    for n in range(7):
+        rb("incident", "note", iid, f"note {n}")
+    shown = json.loads(rb("incident", "show", iid, "--json").stdout)
+    assert shown["integrity"] == {"ok": True, "problems": []}
+    assert [e["data"]["text"] for e in shown["events"] if e["type"] == "note_added"] == [f"note {n}" for n in range(7)]
+    assert "hash chain intact" in rb("incident", "verify", iid).stdout
+    with sqlite3.connect(rb.db) as conn:
+        assert conn.execute("SELECT seq FROM checkpoints WHERE incident = ?", [iid]).fetchone()[0] >= 6
+        conn.execute("UPDATE checkpoints SET body = replace(body, '\"status\":\"open\"', '\"status\":\"closed\"')")
+    warned = rb("incident", "show", iid)
+    assert "WARNING" in warned.stderr and "checkpoint" in warned.stderr
+    assert "checkpoint" in rb("incident", "verify", iid, expect=1).stdout
