@@ -1,6 +1,7 @@
 """kill -9 stress of the engine: every state-changing command, kill points over the whole run, races.
 
     PYTHONPATH=src .venv/bin/python benchmarks/stress_kill9.py [--trials 200] [--seed 1]
+    RUNBOOK_CHECKPOINT_EVERY=3 PYTHONPATH=src .venv/bin/python benchmarks/stress_kill9.py  # checkpoints often
 
 One database and one flagd file (in a temporary directory) for the whole run. Each trial forks
 worker processes from a zygote (runbook imported once) that issue real engine commands and
@@ -21,7 +22,8 @@ event's, so the whole command is pinned down through the hash chain):
 After each trial, with every worker dead: (1) lost = acknowledged commands whose last event is
 missing or differs (hash); (2) duplicated = events the state before them rules out (see
 `Checker`); (3) chain breaks = incidents whose hash chain fails `verify` or whose projection's
-last_seq is not the log's; (4) every incident left unresolved is resolved by a fresh engine,
+last_seq is not the log's, whose record (checkpoint included) fails `incident verify`'s checks,
+or whose state as a fresh process reads it (from its checkpoint) is not the fold of its log; (4) every incident left unresolved is resolved by a fresh engine,
 then flags left degraded = flags of the playbook's degradations that do not hold their value
 from before the run, plus resolved incidents whose state still has a degradation touched or
 pending, plus changes recorded after `resolved`. Exit status 1 if any of the four is non-zero.
@@ -593,6 +595,18 @@ class Checker:
             elif self.store.incident(incident)["last_seq"] != events[-1].seq:
                 self.problem("chain breaks", f"trial {trial}: {incident}: projection last_seq "
                                              f"{self.store.incident(incident)['last_seq']} != log {events[-1].seq}")
+            else:  # the whole record (checkpoint included), and the state a fresh process reads
+                from runbook.engine.events import fold
+                from runbook.engine.snapshot import Snapshot
+
+                fresh = self.engine()
+                check = fresh.integrity(incident)
+                if not check.ok:
+                    self.problem("chain breaks", f"trial {trial}: {incident}: {check.summary}")
+                elif fresh.state(incident) != fold(incident, events, Snapshot.load(self.store.snapshot(incident))):
+                    self.problem("chain breaks", f"trial {trial}: {incident}: the state read from its checkpoint "
+                                                 "is not the fold of its log")
+                self.figures["checkpoints read"] += fresh.state(incident).base_seq > 0
             # (2) duplicates, and changes after resolved
             self.duplicates(trial, incident, events)
             state = self.engine().state(incident)
@@ -796,6 +810,7 @@ def main() -> int:
           f"{settled['resolve']}, by resume {settled['resume']}, by the check's resolve "
           f"{f['settled by resolve (check)']} (in {f['resolves that settled (check)']} resolves); "
           f"orphaned actions settled {f['actions settled (check)']}")
+    print(f"incidents a fresh process read from a checkpoint: {f['checkpoints read']} of {f['incidents']}")
     print()
     print("| figure | count |")
     print("|---|---|")
