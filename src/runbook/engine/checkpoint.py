@@ -218,14 +218,26 @@ def summary_readable(summary) -> bool:
             and type(summary["last_seq"]) is int and summary.get("status") in STATUS_RANK)
 
 
-def verified(found: dict | None, incident: str, key: bytes | None) -> str | None:
-    """What shows a stored checkpoint row was altered (its digest, its signature), or None."""
-    if found is None:
-        return None
-    if not hmac.compare_digest(digest(incident, found["seq"], found["chain_hash"], found["body"]), found["digest"]):
-        return f"the checkpoint at event {found['seq']} was altered: its content does not match its digest"
+def altered(found: dict, incident: str, key: bytes | None, events) -> str | None:
+    """What shows a stored checkpoint was altered, or None: its digest, its signature, or its place
+    in the chain (`events` are those read with it: the event it names is missing from the log, or
+    has another hash there). The one check the engine, the screens and `verify` all make."""
+    seq = found["seq"]
+    if not hmac.compare_digest(digest(incident, seq, found["chain_hash"], found["body"]), found["digest"]):
+        return f"the checkpoint at event {seq} was altered: its content does not match its digest"
     mac = found.get("mac") or ""
     if key is not None and mac and not hmac.compare_digest(mac, sign(key, found["digest"])):
-        return (f"the checkpoint at event {found['seq']} has a signature that does not match the chain key: "
-                "altered")
-    return None  # with a key and no signature it is not used (written before the key), nor is it altered
+        return f"the checkpoint at event {seq} has a signature that does not match the chain key: altered"
+    at = next((e for e in events if e.seq == seq), None)
+    if at is None:
+        last = events[-1].seq if events else 0
+        return f"the checkpoint at event {seq} is past the log's end (event {last}): events were deleted"
+    if at.hash != found["chain_hash"]:
+        return (f"the checkpoint at event {seq} does not match the log: event {seq}'s hash differs "
+                "(the log or the checkpoint was altered)")
+    return None
+
+
+def unsigned(found: dict, key: bytes | None) -> bool:
+    """Without a signature where a chain key is: written before the key; not used, nor altered."""
+    return key is not None and not found.get("mac")

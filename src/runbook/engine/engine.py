@@ -123,24 +123,17 @@ class Engine(StepCommands):
         """The state from a stored checkpoint and the events read with it (the opened event, then
         from the window before the checkpoint on), or (None, what is wrong with it) when it cannot
         be used: altered, of another format, or no longer matching the log."""
-        problem = checkpoint.verified(found, incident, getattr(self.store, "key", None))
-        if problem or (getattr(self.store, "key", None) is not None and not found.get("mac")):
-            return None, problem  # unsigned where a key is: written before the key, folded anew
-        seq = found["seq"]
-        at = next((e for e in events if e.seq == seq), None)
-        if at is None:
-            last = events[-1].seq if events else 0
-            return None, f"the checkpoint at event {seq} is past the log's end (event {last}): events were deleted"
-        if at.hash != found["chain_hash"]:
-            return None, (f"the checkpoint at event {seq} does not match the log: event {seq}'s hash differs "
-                          "(the log or the checkpoint was altered)")
-        prev = at.hash
+        key = getattr(self.store, "key", None)
+        problem = checkpoint.altered(found, incident, key, events)
+        if problem or checkpoint.unsigned(found, key):
+            return None, problem
+        seq = prev_seq = found["seq"]
+        prev = found["chain_hash"]
         for event in events:
             if event.seq > seq:
-                if event.prev_hash != prev or event.seq != seq + 1:
+                if event.prev_hash != prev or event.seq != prev_seq + 1:
                     return None, f"event {event.seq} does not link to event {event.seq - 1} after the checkpoint"
-                prev, seq = event.hash, event.seq
-        seq = found["seq"]
+                prev, prev_seq = event.hash, event.seq
         upto = [e for e in events if e.seq <= seq]
         if len(upto) > 1 and upto[1].seq != 2:
             upto = upto[1:]  # the opened event, read apart from the window
