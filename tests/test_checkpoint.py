@@ -388,12 +388,12 @@ def test_a_role_granted_before_the_checkpoints_table_still_reads_incidents(pg_cl
 
 
 def test_listing_reads_followup_as_the_fold_does():
-    from runbook.store.common import status_facts
+    from runbook.store.common import log_facts_from
 
     for value, expected in (("true", "follow-up"), ('"0"', "follow-up"), ("[]", "resolved"), ("{}", "resolved"),
                             ("0", "resolved"), ("false", "resolved"), ("null", "resolved"), ("{", "resolved")):
         data = '{"followup": %s}' % value
-        assert status_facts([("I", 2, 2)], [("I", "resolved", data)])["I"][2]["status"] == expected, value
+        assert log_facts_from([("I", 2, 2)], [("I", "resolved", data)], [])["I"][2]["status"] == expected, value
         if value != "{":
             assert decode("resolved", json.loads(data)).project("t")["status"] == expected
 

@@ -228,10 +228,11 @@ def data_json(data) -> str:
 STATUS_TYPES = ("acknowledged", "mitigated", "resolved", "closed")
 
 
-def status_facts(counts, typed) -> dict[str, tuple[int, int, dict]]:
-    """Log facts from (incident, count, highest seq) rows and the (incident, type, data) rows of the
-    events whose type moves the status: read through indexes, so a 100,000-event incident costs a
-    count of its keys, not a read of every event."""
+def log_facts_from(counts, typed, marked) -> dict[str, tuple[int, int, dict]]:
+    """What each incident's log says its summary should be, from three indexed reads: (incident,
+    count, highest seq) rows; the (incident, type, data) rows of the events whose type moves the
+    status; and the (incident, seq, ts, type, data) rows of the opened event and the severity
+    changes. A 100,000-event incident costs a count of its keys, not a read of every event."""
     seen: dict[str, set] = {}
     for incident, type_, data in typed:
         kinds = seen.setdefault(incident, set())
@@ -249,7 +250,54 @@ def status_facts(counts, typed) -> dict[str, tuple[int, int, dict]]:
         facts[incident] = (count, last, {"status": log_status("acknowledged" in kinds, "mitigated" in kinds,
                                                               "resolved" in kinds, "followup" in kinds,
                                                               "closed" in kinds)})
+    for incident, seq, ts, type_, data in sorted(marked, key=lambda r: (r[0], r[1])):
+        if incident not in facts:
+            continue
+        said = facts[incident][2]
+        try:
+            data = json.loads(data)
+        except ValueError:
+            continue  # the full check says what is wrong with it
+        if not isinstance(data, dict):
+            continue
+        if seq == 1 and type_ == "opened":
+            said.update(drill=int(bool(data.get("drill"))), severity=data.get("severity"),
+                        title=data.get("title"), playbook=data.get("playbook"), opened_at=ts)
+        elif type_ == "severity_changed" and "severity" in said:
+            said["severity"] = data.get("to")
     return facts
+
+
+EVENT_COLUMNS = "incident, seq, ts, actor, type, data, prev_hash, hash, mac"
+
+
+def stored_events(rows) -> list[StoredEvent]:
+    """StoredEvents from rows of EVENT_COLUMNS."""
+    return [StoredEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8] or "") for r in rows]
+
+
+def recent_events_sql(mark: str) -> str:
+    """The opened event and the events from a position on, oldest first (parameters: incident,
+    start, incident, start; `mark` the driver's placeholder), as two ranges of the key: one OR
+    would walk every key of the incident."""
+    return (f"SELECT {EVENT_COLUMNS} FROM events WHERE incident = {mark} AND seq = 1 AND seq < {mark} UNION ALL "
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE incident = {mark} AND seq >= {mark} ORDER BY seq")
+
+
+CHECKPOINT_COLUMNS = ("seq", "chain_hash", "body", "digest", "mac")
+
+
+def checkpoint_upsert(mark: str) -> str:
+    """The statement that keeps a checkpoint in place of the incident's last one (`mark`: the
+    driver's placeholder)."""
+    return (f"INSERT INTO checkpoints (incident, {', '.join(CHECKPOINT_COLUMNS)}) VALUES ({', '.join([mark] * 6)}) "
+            "ON CONFLICT (incident) DO UPDATE SET "
+            + ", ".join(f"{column} = excluded.{column}" for column in CHECKPOINT_COLUMNS))
+
+
+def checkpoint_from(row) -> dict | None:
+    """A checkpoint as the engine reads it, from a row of CHECKPOINT_COLUMNS (None: none kept)."""
+    return None if row is None else {**dict(zip(CHECKPOINT_COLUMNS, row)), "mac": row[4] or ""}
 
 
 def log_status(acked, mitigated, resolved, followup, closed) -> str:

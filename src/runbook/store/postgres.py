@@ -43,7 +43,9 @@ from psycopg import errors as pgerrors
 from runbook.store.common import (ALERT_COLUMNS, ALERT_JSON, FIRST_COLUMNS, GENESIS, LATEST_COLUMNS, STATUS_RANK,
                                   STILL_OPEN, ChainKeyError, ConflictError, StoredEvent, StoreError, alert_row,
                                   chain_events, data_json, like_prefix, missing_chain_key,
-                                  read_chain_key, summary_updates, anchor_mac, STATUS_TYPES, status_facts)
+                                  read_chain_key, summary_updates, anchor_mac, CHECKPOINT_COLUMNS, EVENT_COLUMNS,
+                                  STATUS_TYPES, checkpoint_from, checkpoint_upsert, log_facts_from, recent_events_sql,
+                                  stored_events)
 
 CHANNEL = "runbook_events"
 LOCK_CLASS = 7_304_917  # the first key of runbook's advisory locks
@@ -388,9 +390,8 @@ class PostgresStore:
 
     @_guarded
     def events(self, incident: str, after: int = 0) -> list[StoredEvent]:
-        rows = self.conn.execute("SELECT incident, seq, ts, actor, type, data, prev_hash, hash, mac FROM events "
-                                 "WHERE incident = %s AND seq > %s ORDER BY seq", [incident, after]).fetchall()
-        return [StoredEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8] or "") for r in rows]
+        return stored_events(self.conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE incident = %s AND seq > %s "
+                                               "ORDER BY seq", [incident, after]).fetchall())
 
     def log_extents(self, incidents: list[str]) -> dict[str, tuple[int, int]]:
         return {i: (count, last) for i, (count, last, _) in self.log_facts(incidents).items()}
@@ -404,27 +405,11 @@ class PostgresStore:
                                    "GROUP BY incident", [list(incidents)]).fetchall()
         typed = self.conn.execute("SELECT incident, type, data FROM events WHERE type = ANY(%s) AND incident = ANY(%s)",
                                   [list(STATUS_TYPES), list(incidents)]).fetchall()
-        facts = status_facts(counts, typed)
         marked = self.conn.execute("SELECT incident, seq, ts, type, data FROM events WHERE incident = ANY(%s) "
                                    "AND seq = 1", [list(incidents)]).fetchall()
         marked += self.conn.execute("SELECT incident, seq, ts, type, data FROM events WHERE type = 'severity_changed' "
                                     "AND incident = ANY(%s)", [list(incidents)]).fetchall()
-        for incident, seq, ts, type_, data in sorted(marked, key=lambda r: (r[0], r[1])):
-            if incident not in facts:
-                continue
-            said = facts[incident][2]
-            try:
-                data = json.loads(data)
-            except ValueError:
-                continue
-            if not isinstance(data, dict):
-                continue
-            if seq == 1 and type_ == "opened":
-                said.update(drill=int(bool(data.get("drill"))), severity=data.get("severity"),
-                            title=data.get("title"), playbook=data.get("playbook"), opened_at=ts)
-            elif type_ == "severity_changed" and "severity" in said:
-                said["severity"] = data.get("to")
-        return facts
+        return log_facts_from(counts, typed, marked)
 
     @_guarded
     def hidden_by_summary(self, open_only: bool, drills: bool | None) -> list[dict]:
@@ -486,10 +471,7 @@ class PostgresStore:
         if found is None:
             return self.snapshot(incident), None, self.events(incident), self.incident(incident)
         start = max(1, found["seq"] - window)
-        rows = self.conn.execute("SELECT incident, seq, ts, actor, type, data, prev_hash, hash, mac FROM events "
-                                 "WHERE incident = %s AND (seq = 1 OR seq >= %s) ORDER BY seq",
-                                 [incident, start]).fetchall()
-        events = [StoredEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8] or "") for r in rows]
+        events = stored_events(self.conn.execute(recent_events_sql("%s"), [incident, start, incident, start]).fetchall())
         return self.snapshot(incident), found, events, self.incident(incident)
 
     @_guarded
@@ -499,21 +481,17 @@ class PostgresStore:
         folded from its first event, as before checkpoints, rather than not shown at all."""
         try:
             with self.conn.transaction():  # a savepoint inside a caller's transaction
-                row = self.conn.execute("SELECT seq, chain_hash, body, digest, mac FROM checkpoints "
+                row = self.conn.execute(f"SELECT {', '.join(CHECKPOINT_COLUMNS)} FROM checkpoints "
                                         "WHERE incident = %s", [incident]).fetchone()
         except pgerrors.InsufficientPrivilege:
             return None
-        return None if row is None else {"seq": row[0], "chain_hash": row[1], "body": row[2], "digest": row[3],
-                                         "mac": row[4] or ""}
+        return checkpoint_from(row)
 
     @_guarded
     def save_checkpoint(self, incident: str, seq: int, chain_hash: str, body: str, digest: str, mac: str) -> None:
         """Keep a checkpoint in place of the incident's last one (derived data)."""
         with self.conn.transaction():
-            self.conn.execute(
-                "INSERT INTO checkpoints (incident, seq, chain_hash, body, digest, mac) VALUES (%s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (incident) DO UPDATE SET seq = excluded.seq, chain_hash = excluded.chain_hash, "
-                "body = excluded.body, digest = excluded.digest, mac = excluded.mac", [incident, seq, chain_hash, body, digest, mac or None])
+            self.conn.execute(checkpoint_upsert("%s"), [incident, seq, chain_hash, body, digest, mac or None])
 
     @_guarded
     def last_seq(self, incident: str) -> int:

@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING
 from runbook.store.common import (ALERT_COLUMNS, ALERT_JSON, FIRST_COLUMNS, GENESIS, LATEST_COLUMNS, STATUS_RANK,
                                   STILL_OPEN, ChainKeyError, ConflictError, StoredEvent, StoreError, alert_row,
                                   anchor_mac, chain_events, data_json, default_path, is_postgres_url, like_prefix,
-                                  STATUS_TYPES, missing_chain_key, read_chain_key, status_facts,
-                                  summary_updates)
+                                  CHECKPOINT_COLUMNS, EVENT_COLUMNS, STATUS_TYPES, checkpoint_from,
+                                  checkpoint_upsert, log_facts_from, missing_chain_key, read_chain_key,
+                                  recent_events_sql, stored_events, summary_updates)
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -541,9 +542,8 @@ class Store(_AlertLedger):
 
     @_guarded
     def events(self, incident: str, after: int = 0) -> list[StoredEvent]:
-        rows = self.conn.execute("SELECT incident, seq, ts, actor, type, data, prev_hash, hash, mac FROM events "
-                               "WHERE incident = ? AND seq > ? ORDER BY seq", [incident, after]).fetchall()
-        return [StoredEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8] or "") for r in rows]
+        return stored_events(self.conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE incident = ? AND seq > ? "
+                                               "ORDER BY seq", [incident, after]))
 
     def log_extents(self, incidents: list[str]) -> dict[str, tuple[int, int]]:
         """For each incident, (number of events, highest sequence number) as the log holds them."""
@@ -561,28 +561,12 @@ class Store(_AlertLedger):
                                    "GROUP BY incident", incidents).fetchall()
         typed = self.conn.execute(f"SELECT incident, type, data FROM events WHERE type IN {STATUS_TYPES!r} AND "
                                   f"incident IN ({marks})", incidents).fetchall()
-        facts = status_facts(counts, typed)
-        # the opened event (seq 1) and the last severity change, through the (type, incident) index
+        # the opened event (seq 1) and the severity changes, through the key and the (type, incident) index
         marked = self.conn.execute(f"SELECT incident, seq, ts, type, data FROM events WHERE incident IN ({marks}) "
                                    "AND seq = 1", incidents).fetchall()
         marked += self.conn.execute(f"SELECT incident, seq, ts, type, data FROM events WHERE type = 'severity_changed' "
                                     f"AND incident IN ({marks})", incidents).fetchall()
-        for incident, seq, ts, type_, data in sorted(marked, key=lambda r: (r[0], r[1])):
-            if incident not in facts:
-                continue
-            said = facts[incident][2]
-            try:
-                data = json.loads(data)
-            except ValueError:
-                continue  # the full check says what is wrong with it
-            if not isinstance(data, dict):
-                continue
-            if seq == 1 and type_ == "opened":
-                said.update(drill=int(bool(data.get("drill"))), severity=data.get("severity"),
-                            title=data.get("title"), playbook=data.get("playbook"), opened_at=ts)
-            elif type_ == "severity_changed" and "severity" in said:
-                said["severity"] = data.get("to")
-        return facts
+        return log_facts_from(counts, typed, marked)
 
     @_guarded
     def hidden_by_summary(self, open_only: bool, drills: bool | None) -> list[dict]:
@@ -654,25 +638,16 @@ class Store(_AlertLedger):
             if found is None:
                 return self.snapshot(incident), None, self.events(incident), self.incident(incident)
             start = max(1, found["seq"] - window)
-            events = self.events(incident, after=start - 1)
-            if start > 1:
-                events = self._events_at(incident, 1) + events
+            events = stored_events(self.conn.execute(recent_events_sql("?"), [incident, start, incident, start]))
             return self.snapshot(incident), found, events, self.incident(incident)
         finally:
             if own:
                 self.conn.execute("COMMIT")
 
-    def _events_at(self, incident: str, seq: int) -> list[StoredEvent]:
-        rows = self.conn.execute("SELECT incident, seq, ts, actor, type, data, prev_hash, hash, mac FROM events "
-                                 "WHERE incident = ? AND seq = ?", [incident, seq]).fetchall()
-        return [StoredEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8] or "") for r in rows]
-
     @_guarded
     def checkpoint(self, incident: str) -> dict | None:
-        row = self.conn.execute("SELECT seq, chain_hash, body, digest, mac FROM checkpoints WHERE incident = ?",
-                                [incident]).fetchone()
-        return None if row is None else {"seq": row[0], "chain_hash": row[1], "body": row[2], "digest": row[3],
-                                         "mac": row[4] or ""}
+        return checkpoint_from(self.conn.execute(f"SELECT {', '.join(CHECKPOINT_COLUMNS)} FROM checkpoints "
+                                                 "WHERE incident = ?", [incident]).fetchone())
 
     @_guarded
     def save_checkpoint(self, incident: str, seq: int, chain_hash: str, body: str, digest: str, mac: str) -> None:
@@ -684,11 +659,7 @@ class Store(_AlertLedger):
         self.conn.execute("PRAGMA busy_timeout = 250")  # a busy database: skip it, never hold up a reader
         try:
             with self._write():
-                self.conn.execute(
-                    "INSERT INTO checkpoints (incident, seq, chain_hash, body, digest, mac) VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (incident) DO UPDATE SET seq = excluded.seq, chain_hash = excluded.chain_hash, "
-                    "body = excluded.body, digest = excluded.digest, mac = excluded.mac",
-                    [incident, seq, chain_hash, body, digest, mac or None])
+                self.conn.execute(checkpoint_upsert("?"), [incident, seq, chain_hash, body, digest, mac or None])
         finally:
             self.conn.execute(f"PRAGMA busy_timeout = {int(waits)}")
 
