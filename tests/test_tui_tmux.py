@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
 import pytest
 
 
-def tmux(*args, check=True):
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=check)
+def tmux(*args, check=True, server: str):
+    # each test has its own tmux server (-S, its own socket): a server that exits when the previous
+    # test's session is killed must not be the one the next test connects to ("server exited unexpectedly")
+    return subprocess.run(["tmux", "-S", server, *args], capture_output=True, text=True, check=check)
 
 
 @pytest.fixture
 def terminal(tmp_path, fixture_catalog, fixture_env):
     assert shutil.which("tmux"), "tmux is required for this test; ./scripts/setup installs it"
     name = f"runbook-{uuid.uuid4().hex[:8]}"
+    socket = os.path.join(tempfile.gettempdir(), f"{name}.tmux")  # short: a socket path has ~100 bytes
     env = {"RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
            "RUNBOOK_USER": "ana", "TERM": "xterm-256color",
            **{k: fixture_env[k] for k in ("RUNBOOK_PLUGINS_DIR", "PYTHONPATH")}}
@@ -30,15 +36,15 @@ def terminal(tmp_path, fixture_catalog, fixture_env):
 
         def start(self, *args, size=(100, 30)):
             command = f"cd {fixture_catalog} && {exports} {sys.executable} -m runbook {' '.join(args)}"
-            tmux("new-session", "-d", "-s", name, "-x", str(size[0]), "-y", str(size[1]), command)
+            tmux("new-session", "-d", "-s", name, "-x", str(size[0]), "-y", str(size[1]), command, server=socket)
 
         def keys(self, *keys, literal=False):
             if not literal:
                 self.pressed += len(keys)
-            tmux("send-keys", "-t", name, *(["-l"] if literal else []), *keys)
+            tmux("send-keys", "-t", name, *(["-l"] if literal else []), *keys, server=socket)
 
         def screen(self) -> str:
-            return tmux("capture-pane", "-p", "-t", name, check=False).stdout
+            return tmux("capture-pane", "-p", "-t", name, check=False, server=socket).stdout
 
         def wait_for(self, text: str, timeout: float = 20.0) -> str:
             deadline = time.monotonic() + timeout
@@ -54,7 +60,9 @@ def terminal(tmp_path, fixture_catalog, fixture_env):
                                   text=True, env={**fixture_env, **env})
 
     yield Terminal()
-    tmux("kill-session", "-t", name, check=False)
+    tmux("kill-server", check=False, server=socket)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(socket)
 
 
 def test_open_ack_note_and_quit_in_a_real_terminal(terminal):
