@@ -9,10 +9,20 @@ by attribute, compared by value; `_replace` makes a changed copy).
 from copy import deepcopy
 from typing import NamedTuple
 
-from runbook.hookspecs import hookimpl
-
 __all__ = ["ActionRequest", "ActionResult", "EscalationNotice", "FlagChange", "FlagState", "HookFailure",
            "NotifyResult", "PagerAlert", "PagerUpdate", "Recipient", "hookimpl"]
+
+
+
+def __getattr__(name):
+    # `hookimpl` (pluggy's marker) is imported when a plugin asks for it: the engine reads the
+    # records below on every command, and most commands never load a plugin (runbook/deferred.py)
+    if name == "hookimpl":
+        from runbook.hookspecs import hookimpl
+
+        return hookimpl
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 PAGER_SEVERITIES = ("critical", "error", "warning", "info")  # PagerDuty's, most severe first
 

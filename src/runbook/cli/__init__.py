@@ -26,7 +26,6 @@ from runbook.cli.context import CATALOG_HELP, Context
 from runbook.cli.options import default_actor
 from runbook.cli.output import echo, plural, secho
 from runbook.errors import DocumentError, RunbookError, UsageError
-from runbook.plugins import PluginHost
 from runbook.settings import Settings
 from runbook.text import check_actor, one_line, shown
 
@@ -103,6 +102,8 @@ class RunbookGroup(click.Group):
         plugins_dir = ctx.params.get("plugins_dir") if ctx else None
         cache = self.__dict__.setdefault("_from_plugins", {})  # per plugins directory: tests invoke it with several
         if plugins_dir not in cache:
+            from runbook.plugins import PluginHost
+
             collector = click.Group()
             try:
                 PluginHost(Settings.from_environment(plugins_dir=plugins_dir)).register_commands(collector)

@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING
 import click
 
 from runbook.cli.output import echo
+from runbook.deferred import DeferredHost
 from runbook.engine import Engine, SystemClock
 from runbook.errors import UsageError
-from runbook.plugins import PluginHost
 from runbook.settings import Settings
 from runbook.store import IncidentStore, open_store
 
 if TYPE_CHECKING:
     from runbook.catalog.loader import Catalog
+    from runbook.plugins import PluginHost
 
 DEFAULT_CATALOG = ("playbooks", "drills")
 CATALOG_HELP = (f"Directory or file of documents; repeatable. Default: ./{DEFAULT_CATALOG[0]} and "
@@ -56,7 +57,8 @@ class Context:
         """The engine on the incident database; `catalog` loads the playbooks (needed to open).
         It is closed (observers' failures recorded) before the store, when the command ends."""
         if self._engine is None:
-            self._engine = Engine(self.store(), SystemClock(), self.host())
+            # the plugins load when the engine first needs one (runbook/deferred.py)
+            self._engine = Engine(self.store(), SystemClock(), DeferredHost(self.host))
             self._engine.catalog_loader = lambda: load_catalog(self.catalog_paths())
             click.get_current_context().call_on_close(self._engine.close)
         if catalog and self._engine.catalog is None:
@@ -67,6 +69,8 @@ class Context:
         return Settings.from_environment(plugins_dir=self.plugins_dir, **overrides)
 
     def host(self, **overrides) -> PluginHost:
+        from runbook.plugins import PluginHost
+
         if self._host is None or overrides:
             self._host = PluginHost(self.settings(**overrides))
         return self._host
