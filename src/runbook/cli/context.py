@@ -14,14 +14,14 @@ import click
 
 from runbook.cli.output import echo
 from runbook.deferred import DeferredHost
-from runbook.engine import Engine, SystemClock
 from runbook.errors import UsageError
 from runbook.settings import Settings
-from runbook.store import IncidentStore, open_store
 
 if TYPE_CHECKING:
     from runbook.catalog.loader import Catalog
+    from runbook.engine import Engine
     from runbook.plugins import PluginHost
+    from runbook.store import IncidentStore
 
 DEFAULT_CATALOG = ("playbooks", "drills")
 CATALOG_HELP = (f"Directory or file of documents; repeatable. Default: ./{DEFAULT_CATALOG[0]} and "
@@ -47,7 +47,12 @@ class Context:
         self._store = None
         self._engine = None
 
+    # The engine, the store and the plugins are imported when first asked for: `runbook resume`
+    # loads them in another process while this one loads the TUI (cli/tui.py).
+
     def store(self) -> IncidentStore:
+        from runbook.store import open_store
+
         if self._store is None:
             self._store = open_store(self.db)
             click.get_current_context().find_root().call_on_close(self._store.close)
@@ -57,13 +62,22 @@ class Context:
         """The engine on the incident database; `catalog` loads the playbooks (needed to open).
         It is closed (observers' failures recorded) before the store, when the command ends."""
         if self._engine is None:
-            # the plugins load when the engine first needs one (runbook/deferred.py)
-            self._engine = Engine(self.store(), SystemClock(), DeferredHost(self.host))
-            self._engine.catalog_loader = lambda: load_catalog(self.catalog_paths())
+            self._engine = self.new_engine(self.store())
             click.get_current_context().call_on_close(self._engine.close)
         if catalog and self._engine.catalog is None:
             self._engine.catalog = load_catalog(self.catalog_paths())
         return self._engine
+
+    def new_engine(self, store: IncidentStore | None = None) -> Engine:
+        """An engine of its own, on `store` or a new connection to the database, for a caller that
+        closes it (and its store) itself; callable from any thread."""
+        from runbook.engine import Engine, SystemClock
+        from runbook.store import open_store
+
+        # the plugins load when the engine first needs one (runbook/deferred.py)
+        engine = Engine(store or open_store(self.db), SystemClock(), DeferredHost(self.host))
+        engine.catalog_loader = lambda: load_catalog(self.catalog_paths())
+        return engine
 
     def settings(self, **overrides) -> Settings:
         return Settings.from_environment(plugins_dir=self.plugins_dir, **overrides)

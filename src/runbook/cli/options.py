@@ -57,21 +57,27 @@ class IncidentId(click.ParamType):
 INCIDENT_ID = IncidentId()
 
 
-def incident_argument(required: bool = True):
-    """The ID argument of incident commands, resolved to the full id (see IncidentId)."""
-    return click.argument("incident_id", metavar="ID" if required else "[ID]", type=INCIDENT_ID, required=required)
+def incident_argument(required: bool = True, resolve: bool = True):
+    """The ID argument of incident commands, resolved to the full id (see IncidentId); as typed
+    when not `resolve` (the command resolves it with `Engine.resolve_id` itself)."""
+    return click.argument("incident_id", metavar="ID" if required else "[ID]", type=INCIDENT_ID if resolve else str,
+                          required=required)
+
+
+def _pairs(values, option: str) -> dict:
+    from runbook.catalog.parameters import parse_pairs  # the catalog's models: when the option is read
+
+    return parse_pairs(values, option)
 
 
 def parameter_options(command):
     """`--param KEY=VALUE` and `--label KEY=VALUE` (both repeatable): a playbook's parameters, given
     directly or through the alert labels each parameter names (as `params` and `labels` dicts)."""
-    from runbook.catalog.parameters import parse_pairs
-
     command = click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
-                           callback=lambda ctx, param, value: parse_pairs(value, "--label"),
+                           callback=lambda ctx, param, value: _pairs(value, "--label"),
                            help="An alert label, e.g. --label region=eu-west-1; fills each parameter whose label: it is, and the severity by the playbook's severity_from (--severity wins). Repeatable.")(command)
     return click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
-                        callback=lambda ctx, param, value: parse_pairs(value, "--param"),
+                        callback=lambda ctx, param, value: _pairs(value, "--param"),
                         help="A playbook parameter, e.g. --param region=eu-west-1. Repeatable.")(command)
 
 

@@ -1,35 +1,50 @@
-"""`runbook open` and `runbook resume`: into the TUI, and `run_tui` for every command that ends there."""
+"""`runbook open` and `runbook resume`: into the TUI, and `run_tui` for every command that ends there.
+
+`runbook resume` is what a responder types first, so it shows its first frame as early as it
+can: it forks, and while the child loads the engine, settles what a crash left half-done and
+builds the incident's view, this process loads Textual and the screens (two cores do the two
+halves at once). The child hands the view back over a pipe and exits; this process draws it and
+makes its own engine after the first frame. Where there is no fork, or the child leaves no
+answer, the same work runs here, one half after the other.
+"""
 
 from __future__ import annotations
 
+import gc
+import os
+import pickle
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from runbook.cli.context import Context, load_catalog
 from runbook.cli.options import actor_option, incident_argument, opening_options
 from runbook.cli.output import echo
-from runbook.engine import Engine
-from runbook.engine.engine import MissingParameters
-from runbook.errors import NotFoundError, UsageError
+from runbook.errors import NotFoundError, RunbookError, UsageError
+
+if TYPE_CHECKING:
+    from runbook.engine import Engine
 
 
 def run_tui(ctx: Context, actor: str, incident: str | None = None, engine: Engine | None = None,
-            opening: dict | None = None) -> None:
-    """Run the Textual app (on `incident`, else the home screen) until the user quits."""
-    import gc
-
+            opening: dict | None = None, first_view=None) -> None:
+    """Run the Textual app (on `incident`, else the home screen) until the user quits. `engine`
+    may be a function that makes one (then the engine and its store are closed here)."""
     gc.disable()  # until the first frame: see runbook/__main__.py; the app turns it back on
     from runbook.tui.app import build_app  # textual loads only when the TUI runs
 
     engine = engine or ctx.engine()
     paths = ctx.catalog_paths()
-    catalog = engine.catalog or (lambda: load_catalog(paths))
-    app = build_app(engine, catalog, actor, incident, opening=opening)
-    app.run()
-    # the screen is gone; a check or a step's command may still be finishing its event
-    app.gateway.wait_idle(lambda: echo("runbook: waiting for a running check or command to finish "
-                                             "and record its result…", err=True))
+    catalog = (None if callable(engine) else engine.catalog) or (lambda: load_catalog(paths))
+    app = build_app(engine, catalog, actor, incident, opening=opening, first_view=first_view)
+    try:
+        app.run()
+        # the screen is gone; a check or a step's command may still be finishing its event
+        app.gateway.wait_idle(lambda: echo("runbook: waiting for a running check or command to finish "
+                                                 "and record its result…", err=True))
+    finally:
+        app.gateway.release()
 
 
 def require_terminal(command: str, instead: str) -> None:
@@ -49,6 +64,8 @@ def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labe
     one is missing, a form asks for it before the incident opens. `runbook match "WHAT YOU SEE"`
     finds the playbook; `runbook incident open` does the same without the TUI."""
     require_terminal("open", "`runbook incident open`")
+    from runbook.engine.engine import MissingParameters
+
     engine = ctx.engine(catalog=True)
     try:
         state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill, params=params,
@@ -61,7 +78,7 @@ def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labe
 
 
 @click.command(short_help="Reopen an incident in the TUI (default: the latest open one).")
-@incident_argument(required=False)
+@incident_argument(required=False, resolve=False)  # resolved by `prepare`, in the child
 @actor_option
 @click.pass_obj
 def resume(ctx: Context, incident_id, actor):
@@ -70,11 +87,109 @@ def resume(ctx: Context, incident_id, actor):
     ID may be shortened to a unique start, in any case, with or without INC-: 854 finds
     INC-854ABC. Without ID: the incident opened most recently that is not resolved."""
     require_terminal("resume", "`runbook incident resume`")
-    engine = ctx.engine()
-    if incident_id is None:
+    child = Preparation.start(ctx, incident_id)
+    gc.disable()  # see run_tui
+    import runbook.tui.app  # noqa: F401  (Textual and the screens, while the child prepares)
+
+    prepared = child.result() if child is not None else None
+    if prepared is None:  # no fork, or the child left no answer: the same work, here
+        engine = ctx.engine()
+        incident_id, view = prepare(engine, incident_id)
+        run_tui(ctx, actor, incident_id, engine, first_view=view)
+    else:
+        incident_id, view = prepared
+        run_tui(ctx, actor, incident_id, ctx.new_engine, first_view=view)
+
+
+def prepare(engine: Engine, typed: str | None):
+    """What resume does before its first frame: the incident's full id (from what was typed, or
+    the latest open one), anything a crash left half-done settled, and the incident's view."""
+    from runbook.views import incident_view
+
+    if typed is None:
         rows = engine.list(open_only=True)
         if not rows:
             raise NotFoundError("no open incident to resume (see `runbook incident list --all`)")
-        incident_id = rows[0]["id"]
-    engine.reconcile(incident_id, force=True)
-    run_tui(ctx, actor, incident_id, engine)
+        incident = rows[0]["id"]
+    else:
+        incident = engine.resolve_id(typed)
+    engine.reconcile(incident, force=True)
+    return incident, incident_view(engine, incident)[0]
+
+
+class Preparation:
+    """`prepare` in a forked child, which writes its answer to a pipe and exits: ("ok", id,
+    view), or ("error", exit code, message) for a RunbookError, printed here as if raised here."""
+
+    def __init__(self, pid: int, pipe: int):
+        self.pid, self.pipe = pid, pipe
+
+    @classmethod
+    def start(cls, ctx: Context, typed: str | None) -> Preparation | None:
+        if not hasattr(os, "fork") or os.environ.get("RUNBOOK_NO_FORK"):
+            return None
+        read, write = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:  # no room for a process: do it here
+            os.close(read)
+            os.close(write)
+            return None
+        if pid:
+            os.close(write)
+            return cls(pid, read)
+        os.close(read)
+        cls._child(ctx, typed, write)  # never returns
+
+    @staticmethod
+    def _child(ctx: Context, typed: str | None, pipe: int) -> None:
+        from runbook.cli import error_message
+
+        answer = None
+        try:
+            # the terminal belongs to the screen being drawn: nothing from here may reach it
+            quiet = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(quiet, fd)
+            engine = None
+            try:
+                engine = ctx.new_engine()
+                answer = ("ok", *prepare(engine, typed))
+            except RunbookError as exc:
+                answer = ("error", exc.exit_code, error_message(exc))
+            finally:
+                if engine is not None:
+                    engine.close()
+                    engine.store.close()
+            data = pickle.dumps(answer)
+            with os.fdopen(pipe, "wb") as out:
+                out.write(data)
+        except BaseException:  # noqa: BLE001  (no answer: the parent does the work itself and shows what fails)
+            pass
+        finally:
+            os._exit(0)
+
+    def result(self):
+        """(id, view); None when the child left no whole answer. A RunbookError it met is raised."""
+        chunks = []
+        with os.fdopen(self.pipe, "rb") as pipe:
+            while chunk := pipe.read(1 << 16):
+                chunks.append(chunk)
+        os.waitpid(self.pid, 0)
+        try:
+            answer = pickle.loads(b"".join(chunks))
+        except Exception:  # noqa: BLE001  (killed half-way, or nothing written)
+            return None
+        if answer[0] == "error":
+            raise RelayedError(answer[2], answer[1])
+        return answer[1], answer[2]
+
+
+class RelayedError(RunbookError):
+    """A RunbookError met by the child, its message already as the CLI prints it."""
+
+    formatted = True  # see cli.error_message
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code

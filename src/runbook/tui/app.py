@@ -25,10 +25,11 @@ class RunbookApp(App):
                         tooltip="Command palette: every action of this screen, by name")]
 
     def __init__(self, gateway: EngineGateway, catalog, actor: str, incident: str | None = None, live: bool = True,
-                 opening: dict | None = None):
+                 opening: dict | None = None, first_view=None):
         super().__init__()
         self.gateway, self.actor = gateway, actor
         self.start_incident, self.live = incident, live
+        self.first_view = first_view  # the incident's view as it was just read, when the caller has it
         self.opening = opening  # engine.open's arguments when parameters must be asked for first
         # the catalog may be a loader, called on first use off the UI thread (the incident
         # screen runs from the snapshot and never needs it)
@@ -81,11 +82,13 @@ class RunbookApp(App):
         if not self.start_incident:
             return super().get_default_screen()
         # The command that started us has just read the incident (to settle a crash), so its
-        # view is cheap now and the first frame can show it instead of an empty screen.
-        try:
-            first = self.gateway.view(self.start_incident)
-        except RunbookError:
-            first = None
+        # view is at hand or cheap now, and the first frame can show it instead of an empty screen.
+        first, self.first_view = self.first_view, None
+        if first is None:
+            try:
+                first = self.gateway.view(self.start_incident)
+            except RunbookError:
+                first = None
         return IncidentScreen(self.start_incident, first)
 
     def on_mount(self) -> None:
@@ -157,5 +160,6 @@ class RunbookApp(App):
 
 
 def build_app(engine, catalog, actor: str, incident: str | None = None, live: bool = True,
-              opening: dict | None = None) -> RunbookApp:
-    return RunbookApp(EngineGateway(engine, catalog), catalog, actor, incident, live, opening)
+              opening: dict | None = None, first_view=None) -> RunbookApp:
+    """The app on `engine` (or a function that makes it when first needed: see EngineGateway)."""
+    return RunbookApp(EngineGateway(engine, catalog), catalog, actor, incident, live, opening, first_view)

@@ -19,8 +19,9 @@ from datetime import datetime
 from runbook.errors import RunbookError
 from runbook.text import one_line, shown_data
 from runbook.tui.alert_views import MAX_ROWS, NEEDS_A_HUMAN, AlertView, build_alerts
-# The views live in runbook/views.py (the status page renders them too); the screens import them from here.
-from runbook.views import CurrentStep, IncidentView, _maybe, build_view  # noqa: F401
+# The view records live in runbook/view_models.py, built by runbook/views.py (the status page renders them
+# too); the screens import them from here.
+from runbook.view_models import CurrentStep, IncidentView  # noqa: F401
 
 
 class GatewayClosed(RunbookError):
@@ -40,15 +41,27 @@ class EngineGateway:
     """
 
     def __init__(self, engine, catalog=None):
-        self.engine = engine
+        """`engine` is the Engine, or a function that makes one: then it is made when engine work
+        is first asked for, off the screen's thread (`runbook resume` draws its first frame from
+        a view made by another process while this one loads the engine; see cli/tui.py)."""
+        self._make = engine if callable(engine) else None
         self.catalog = catalog
         self.lock = threading.Lock()
-        self._ticker, self._tick_lock = self._sibling(engine), threading.Lock()
-        self._commander, self._command_lock = self._sibling(engine), threading.Lock()
+        self._tick_lock, self._command_lock = threading.Lock(), threading.Lock()
+        self._making = threading.Lock()
+        self._made: tuple | None = None  # (engine, ticker, commander)
         self.closed = False
         self._verified: dict[str, str] = {}
         self._watchers: list = []  # callbacks told of another process's append (a store that notifies)
         self._listener = None
+        if self._make is None:
+            self._build(engine)
+
+    def _build(self, engine) -> tuple:
+        self._made = (engine, self._sibling(engine), self._sibling(engine))
+        if self._watchers:
+            self._listen()
+        return self._made
 
     @staticmethod
     def _sibling(engine):
@@ -61,18 +74,47 @@ class EngineGateway:
         worker.catalog_loader = engine.catalog_loader
         return worker
 
-    def watch(self, callback) -> bool:
+    def _engines(self) -> tuple:
+        made = self._made
+        if made is None:
+            with self._making:
+                made = self._made or self._build(self._make())
+        return made
+
+    @property
+    def engine(self):
+        return self._engines()[0]
+
+    @property
+    def _ticker(self):
+        return self._engines()[1]
+
+    @property
+    def _commander(self):
+        return self._engines()[2]
+
+    def release(self) -> None:
+        """Close the engine this gateway made itself (one it was given belongs to its caller)."""
+        if self._make is not None and self._made is not None:
+            self._made[0].close()
+            self._made[0].store.close()
+
+    def watch(self, callback) -> None:
         """Call `callback(incident)` from the listener's thread whenever another process or
         machine appends to an incident (`incident` None: the connection was lost and is back, so
-        anything may have changed). Only stores that notify (PostgreSQL's LISTEN) do this; False
-        otherwise, and the screen's own refresh timer is all there is."""
-        listen = getattr(self.engine.store, "listen", None)
-        if listen is None or self.closed:
-            return False
+        anything may have changed). Only stores that notify (PostgreSQL's LISTEN) do this; with
+        the others the screen's own refresh timer is all there is. An engine not made yet is not
+        made for this: the listener starts when it is."""
+        if self.closed:
+            return
         self._watchers.append(callback)
-        if self._listener is None:
+        if self._made is not None:
+            self._listen()
+
+    def _listen(self) -> None:
+        listen = getattr(self._made[0].store, "listen", None)
+        if listen is not None and self._listener is None and not self.closed:
             self._listener = listen(lambda incident, seq: [cb(incident) for cb in list(self._watchers)])
-        return True
 
     def unwatch(self, callback) -> None:
         if callback in self._watchers:
@@ -110,9 +152,12 @@ class EngineGateway:
 
     def _close_sibling(self, lock) -> None:
         """Close the connection `lock` guards (caller holds it), unless it is the main engine's,
-        which belongs to whoever created the engine."""
-        sibling = {self._tick_lock: self._ticker, self._command_lock: self._commander}.get(lock)
-        if sibling is not None and sibling is not self.engine:
+        which belongs to whoever created the engine (or to `release`)."""
+        if self._made is None:
+            return
+        engine, ticker, commander = self._made
+        sibling = {self._tick_lock: ticker, self._command_lock: commander}.get(lock)
+        if sibling is not None and sibling is not engine:
             sibling.store.close()
 
     @contextmanager
@@ -149,15 +194,17 @@ class EngineGateway:
         return catalog
 
     def view(self, incident: str) -> IncidentView:
+        from runbook.views import incident_view
+
         with self._open(self.lock):
-            state = self.engine.state(incident)
-            if state.id not in self._verified:  # the whole record is checked once per incident shown
-                self._verified[state.id] = "; ".join(self.engine.integrity(state.id, full=False).problems)
-            return build_view(state, self.engine.clock.now(), self._verified[state.id])
+            # the whole record is checked once per incident shown
+            view, self._verified[incident] = incident_view(self.engine, incident, self._verified.get(incident))
+            return view
 
     def debrief(self, incident: str) -> dict:
         """What the debrief shows: times against targets, steps, notes and action items."""
         from runbook.engine.metrics import MEASURES, metrics
+        from runbook.views import _maybe
 
         with self._open(self.lock):
             state = self.engine.state(incident)

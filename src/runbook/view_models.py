@@ -1,0 +1,142 @@
+"""The records a screen shows of an incident (built by `runbook.views.build_view`).
+
+They import nothing of the engine: `runbook resume` unpickles the first view, built in another
+process, before the engine is loaded (cli/tui.py).
+"""
+
+from datetime import datetime
+from typing import NamedTuple
+
+# The view records are NamedTuples, not dataclasses: immutable and compared by value all the
+# same, and defining one costs a fifth as much, which the TUI pays before its first frame.
+
+
+class StepRow(NamedTuple):
+    id: str
+    title: str
+    kind: str
+    status: str
+    attempt: int
+    current: bool
+    settled: bool = False  # a restore step whose degradation is no longer applied (resolve restored it)
+
+
+class TrackView(NamedTuple):
+    id: str
+    title: str
+    role: str | None
+    steps: tuple[StepRow, ...]
+    current: str | None
+
+
+class CurrentStep(NamedTuple):
+    track: str
+    id: str
+    title: str
+    kind: str
+    instructions: str
+    question: str
+    options: tuple[str, ...]
+    timebox_left: float | None
+    approval_by: str | None
+    approved_by: str | None
+    automated: bool
+    command: str
+    degradation: str | None
+    status: str
+    role: str | None
+    template: str | None
+    last_poll: str
+    approval_prompt: str = ""
+    ran: bool = False  # whether its command ran; then exit_code and output are its last run's
+    exit_code: int | None = None
+    output: str = ""  # the tail of that run's stdout and stderr (OUTPUT_LINES lines), escaped
+    output_of: str = ""  # the step that run was of: this one, or the step a decision's from: reads
+    suggested: str = ""  # "Clean up (from check-disk: used=93)": the option its from: suggests
+    suggested_index: int | None = None
+    handoff: str | None = None  # a handoff step: the playbook the linked incident runs
+    holder: str | None = None  # who holds the approving role; None when nobody does
+    waiting_for: str | None = None  # the step (in another track) this one waits for, while not done
+    option_degradations: tuple[str | None, ...] = ()  # the degradation each option applies, if any
+    post_to: str = ""  # a communicate step: where its message goes (channel · audience)
+
+
+class LadderRow(NamedTuple):
+    level: int
+    who: str
+    after: int
+    notified: bool
+
+
+class FlagView(NamedTuple):
+    name: str
+    summary: str
+    applied: bool
+    pending: bool
+    flags: tuple[tuple[str, str], ...]
+    share: int | None = None  # a staged degradation: the share of users it is at
+    ladder: str = ""  # "stage 1 of 3 (10%), next stage 50% in 4m10s, checks: call-drops holds (...)"
+    automatic: bool = False  # applied by itself (a symptom's auto_degrade), not by a person
+    stages: tuple[int, ...] = ()  # a staged degradation (rollout:): each stage's share; () when not staged
+    stage: int = -1  # the stage applied (0-based; -1 none)
+    held: bool = False  # a responder holds it at this stage: it does not advance by itself
+    unwinding: bool = False  # restoring in stages
+    compact: str = ""  # the ladder in a few words for a narrow screen: "10% → 50% in 4m10s, call-drops ok"
+
+    @property
+    def label(self) -> str:
+        """"audio-only", "audio-only 10% → 50% in 4m10s, call-drops ok (automatic)"."""
+        if self.compact:
+            share = f" {self.compact}"
+        else:
+            share = f" {self.share}%" if self.share is not None and self.share < 100 else ""
+        return f"{self.name}{share}" + (" (automatic)" if self.automatic else "")
+
+
+class Line(NamedTuple):
+    seq: int
+    at: datetime
+    rel: float
+    actor: str
+    type: str
+    text: str
+    loud: str | None  # "warning" / "error": announced with a notification and the bell
+    tone: str  # the style family of the line: "", note, warning, error, flag, reminder
+
+
+class IncidentView(NamedTuple):
+    id: str
+    title: str
+    playbook: str
+    severity: str
+    severities: tuple[str, ...]
+    status: str
+    drill: bool
+    now: datetime
+    opened_at: datetime
+    acknowledged_by: str | None
+    targets: tuple[tuple[str, float, bool, bool], ...]  # name, seconds left (negative: late), met, breached
+    next_escalation: tuple[int, float] | None  # level, seconds until
+    tracks: tuple[TrackView, ...]
+    current: tuple[CurrentStep, ...]
+    ladder: tuple[LadderRow, ...]
+    flags: tuple[FlagView, ...]
+    timeline: tuple[Line, ...]
+    events: int
+    last_seq: int
+    degradations: tuple[str, ...] = ()
+    altered: str = ""  # what is wrong with the incident's record, when it does not verify
+    parameters: tuple[tuple[str, str, str], ...] = ()  # name, value, where it came from
+    phase: str = "response"  # response, follow-up, closed, or resolved (no follow-up phase)
+    roles: tuple[tuple[str, str, str | None], ...] = ()  # role id, title, holder (None: nobody)
+    resolved_at: datetime | None = None  # once resolved, the screen's clocks stop here
+    by_pager: bool = False  # levels after the first are the pager's own escalation (RUNBOOK_ESCALATION=pager)
+
+    @property
+    def resolved(self) -> bool:
+        return self.resolved_at is not None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the incident opened, up to its resolution (time stops once resolved)."""
+        return ((self.resolved_at or self.now) - self.opened_at).total_seconds()
