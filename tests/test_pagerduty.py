@@ -291,7 +291,7 @@ def test_escalation_by_the_pager_pages_level_one_only(world, pagerduty):
     assert world.engine().tick(iid) == [] and engine.state(iid).escalation.by_pager
     # and the CLI and the TUI say who escalates
     from runbook.cli.incident import summary
-    from runbook.tui.gateway import build_view
+    from runbook.views import build_view
 
     state = engine.state(iid)
     assert "  escalation: by the pager (runbook paged level 1; the pager's own policy pages the rest)" in \

@@ -33,9 +33,10 @@ def terminal(tmp_path, fixture_catalog, fixture_env):
 
     class Terminal:
         pressed = 0  # keys sent one by one (typed text aside)
+        name = None
 
-        def start(self, *args, size=(100, 30)):
-            command = f"cd {fixture_catalog} && {exports} {sys.executable} -m runbook {' '.join(args)}"
+        def start(self, *args, size=(100, 30), env: str = ""):
+            command = f"cd {fixture_catalog} && {exports} {env} {sys.executable} -m runbook {' '.join(args)}"
             tmux("new-session", "-d", "-s", name, "-x", str(size[0]), "-y", str(size[1]), command, server=socket)
 
         def keys(self, *keys, literal=False):
@@ -59,7 +60,9 @@ def terminal(tmp_path, fixture_catalog, fixture_env):
             return subprocess.run([sys.executable, "-m", "runbook", *args], cwd=fixture_catalog, capture_output=True,
                                   text=True, env={**fixture_env, **env})
 
-    yield Terminal()
+    terminal = Terminal()
+    terminal.name, terminal.socket = name, socket
+    yield terminal
     tmux("kill-server", check=False, server=socket)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(socket)
@@ -129,3 +132,25 @@ def test_the_whole_video_incident_at_80x24_from_a_typed_symptom(terminal):
     shown = json.loads(terminal.cli("incident", "show", incident, "--json").stdout)
     assert shown["status"] == "resolved"
     print(f"keys pressed: {terminal.pressed}")
+
+
+@pytest.mark.parametrize("fork", ["", "1"], ids=["forked", "no-fork"])
+def test_resume_by_a_short_id_in_a_real_terminal_and_a_wrong_id_is_one_line(terminal, fork):
+    """`runbook resume` prepares its first view in a forked child (RUNBOOK_NO_FORK=1: in the
+    same process); either way the incident comes up, takes keys, and a wrong id is one line."""
+    opened = terminal.cli("incident", "open", "gifts-feature-failing", "--as", "ana", "--json")
+    incident = json.loads(opened.stdout)["id"]
+    # a wrong id: one line and exit 3 (the shell prints the code; the pane stays to be read)
+    terminal.start("resume", "ZZZ9", "; echo exit=$?; sleep 60", env=f"RUNBOOK_NO_FORK={fork}")
+    screen = terminal.wait_for("exit=")
+    assert "runbook: error: no incident 'ZZZ9' (see `runbook incident list --all`)" in screen
+    assert "exit=3" in screen and "Traceback" not in screen
+    tmux("kill-session", "-t", terminal.name, check=False, server=terminal.socket)
+    terminal.start("resume", incident[4:7].lower(), env=f"RUNBOOK_NO_FORK={fork}", size=(80, 24))
+    terminal.wait_for(incident)
+    terminal.wait_for("not acknowledged")
+    terminal.keys("a")
+    terminal.wait_for("ack: ana")  # the engine this process made after the first frame appended it
+    terminal.keys("C-q")
+    shown = json.loads(terminal.cli("incident", "show", incident, "--json").stdout)
+    assert [e["type"] for e in shown["events"]].count("acknowledged") == 1

@@ -27,7 +27,7 @@ def rb(tmp_path, monkeypatch):
     (playbooks / "pb.yaml").write_text(text.replace("PYTHON", sys.executable).replace("CHECK", str(check))
                                        .replace("DEPLOY", str(deploy)))
     clock = VirtualClock()
-    monkeypatch.setattr("runbook.cli.context.SystemClock", lambda: clock)
+    monkeypatch.setattr("runbook.engine.SystemClock", lambda: clock)  # what the CLI's engines are made with
     monkeypatch.chdir(tmp_path)
     for name in ("RUNBOOK_CATALOG", "RUNBOOK_PLUGINS_DIR"):
         monkeypatch.delenv(name, raising=False)

@@ -24,8 +24,8 @@ import click
 from runbook import __version__
 from runbook.cli.context import CATALOG_HELP, Context
 from runbook.cli.options import default_actor
-from runbook.cli.output import echo, plural, secho
-from runbook.errors import DocumentError, RunbookError, UsageError
+from runbook.cli.output import echo, error_message, plural, secho
+from runbook.errors import RunbookError, UsageError
 from runbook.settings import Settings
 from runbook.text import check_actor, one_line, shown
 
@@ -148,23 +148,6 @@ class RunbookGroup(click.Group):
                 raise
             echo(f"runbook: error: {click_message(exc)}", err=True)
             ctx.exit(click_exit_code(exc))
-
-
-def error_message(exc: RunbookError) -> str:
-    """What to print after `runbook: error: `: one line. A DocumentError is the exception, its
-    heading followed by one FILE:LINE:COL line per problem (as `runbook validate` prints them);
-    any other message's later lines (a plugin's failures, a flag file's problems) are joined
-    onto the first with "; "."""
-    if getattr(exc, "formatted", False):  # formatted so already (by `runbook resume`'s child)
-        return str(exc)
-    text = shown(str(exc))  # a name typed on the command line may hold escape sequences
-    if isinstance(exc, DocumentError):
-        return text
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if len(lines) <= 1:
-        return text.strip()
-    head = lines[0].rstrip(":")
-    return f"{head}: {'; '.join(lines[1:])}"
 
 
 def click_message(exc: click.ClickException) -> str:

@@ -143,7 +143,7 @@ class Preparation:
 
     @staticmethod
     def _child(ctx: Context, typed: str | None, pipe: int) -> None:
-        from runbook.cli import error_message
+        from runbook.cli.output import error_message
 
         answer = None
         try:
@@ -188,7 +188,7 @@ class Preparation:
 class RelayedError(RunbookError):
     """A RunbookError met by the child, its message already as the CLI prints it."""
 
-    formatted = True  # see cli.error_message
+    formatted = True  # see cli.output.error_message
 
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
