@@ -7,6 +7,7 @@ each piece is made on first use, so a command pays only for what it touches.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,7 @@ class Context:
         self._host = None
         self._store = None
         self._engine = None
+        self._hosting = threading.Lock()
 
     # The engine, the store and the plugins are imported when first asked for: `runbook resume`
     # loads them in another process while this one loads the TUI (cli/tui.py).
@@ -74,8 +76,11 @@ class Context:
         from runbook.engine import Engine, SystemClock
         from runbook.store import open_store
 
-        # the plugins load when the engine first needs one (runbook/deferred.py)
-        engine = Engine(store or open_store(self.db), SystemClock(), DeferredHost(self.host))
+        # The plugins load when the engine first needs one (runbook/deferred.py); their settings
+        # are read now, so that a bad RUNBOOK_* value stops the command before it writes anything.
+        store = store or open_store(self.db)
+        self.settings()
+        engine = Engine(store, SystemClock(), DeferredHost(self.host))
         engine.catalog_loader = lambda: load_catalog(self.catalog_paths())
         return engine
 
@@ -83,11 +88,17 @@ class Context:
         return Settings.from_environment(plugins_dir=self.plugins_dir, **overrides)
 
     def host(self, **overrides) -> PluginHost:
+        """The plugins, loaded once (`overrides`: a host of its own with those settings). The TUI
+        loads them on its main thread after the first frame; a worker may ask at the same time."""
         from runbook.plugins import PluginHost
 
-        if self._host is None or overrides:
+        if overrides:
             self._host = PluginHost(self.settings(**overrides))
-        return self._host
+            return self._host
+        with self._hosting:
+            if self._host is None:
+                self._host = PluginHost(self.settings())
+            return self._host
 
     def catalog_paths(self) -> list[str]:
         """The catalog's paths: --catalog/RUNBOOK_CATALOG, else ./playbooks and ./drills where they

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 def run_tui(ctx: Context, actor: str, incident: str | None = None, engine: Engine | None = None,
-            opening: dict | None = None, first_view=None) -> None:
+            opening: dict | None = None, first_view=None, observe_later=None) -> None:
     """Run the Textual app (on `incident`, else the home screen) until the user quits. `engine`
     may be a function that makes one (then the engine and its store are closed here)."""
     gc.disable()  # until the first frame: see runbook/__main__.py; the app turns it back on
@@ -37,7 +37,9 @@ def run_tui(ctx: Context, actor: str, incident: str | None = None, engine: Engin
     engine = engine or ctx.engine()
     paths = ctx.catalog_paths()
     catalog = (None if callable(engine) else engine.catalog) or (lambda: load_catalog(paths))
-    app = build_app(engine, catalog, actor, incident, opening=opening, first_view=first_view)
+    # the plugins load on this thread right after the first frame (the engines' work runs on workers)
+    app = build_app(engine, catalog, actor, incident, opening=opening, first_view=first_view, preload=ctx.host,
+                    observe_later=observe_later)
     try:
         app.run()
         # the screen is gone; a check or a step's command may still be finishing its event
@@ -45,6 +47,8 @@ def run_tui(ctx: Context, actor: str, incident: str | None = None, engine: Engin
                                                  "and record its result…", err=True))
     finally:
         app.gateway.release()
+    if app.fatal is not None:
+        raise app.fatal
 
 
 def require_terminal(command: str, instead: str) -> None:
@@ -97,8 +101,8 @@ def resume(ctx: Context, incident_id, actor):
         incident_id, view = prepare(engine, incident_id)
         run_tui(ctx, actor, incident_id, engine, first_view=view)
     else:
-        incident_id, view = prepared
-        run_tui(ctx, actor, incident_id, ctx.new_engine, first_view=view)
+        incident_id, view, settled = prepared
+        run_tui(ctx, actor, incident_id, ctx.new_engine, first_view=view, observe_later=(incident_id, settled))
 
 
 def prepare(engine: Engine, typed: str | None):
@@ -119,14 +123,16 @@ def prepare(engine: Engine, typed: str | None):
 
 class Preparation:
     """`prepare` in a forked child, which writes its answer to a pipe and exits: ("ok", id,
-    view), or ("error", exit code, message) for a RunbookError, printed here as if raised here."""
+    view, seqs of the events it appended), or ("error", exit code, message) for a RunbookError,
+    printed here as if raised here."""
 
     def __init__(self, pid: int, pipe: int):
         self.pid, self.pipe = pid, pipe
 
     @classmethod
     def start(cls, ctx: Context, typed: str | None) -> Preparation | None:
-        if not hasattr(os, "fork") or os.environ.get("RUNBOOK_NO_FORK"):
+        if not hasattr(os, "fork") or os.environ.get("RUNBOOK_NO_FORK", "").strip().lower() not in ("", "0", "no",
+                                                                                                    "false"):
             return None
         read, write = os.pipe()
         try:
@@ -143,18 +149,23 @@ class Preparation:
 
     @staticmethod
     def _child(ctx: Context, typed: str | None, pipe: int) -> None:
-        from runbook.cli.output import error_message
-
-        answer = None
         try:
+            from runbook.cli.output import error_message
+
             # the terminal belongs to the screen being drawn: nothing from here may reach it
             quiet = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(quiet, fd)
+            sys.stdout = sys.stderr = open(os.devnull, "w")  # and whatever Python had them point at
             engine = None
             try:
                 engine = ctx.new_engine()
-                answer = ("ok", *prepare(engine, typed))
+                # The observers are this process's to feed only if it lives on: it exits at once,
+                # so the events it appends (settling a crash) are handed to the TUI's process,
+                # which gives them to its observers once its engines are ready.
+                settled: list[int] = []
+                engine.plugins.observe = lambda incident, event: settled.append(event.seq)
+                answer = ("ok", *prepare(engine, typed), settled)
             except RunbookError as exc:
                 answer = ("error", exc.exit_code, error_message(exc))
             finally:
@@ -170,7 +181,8 @@ class Preparation:
             os._exit(0)
 
     def result(self):
-        """(id, view); None when the child left no whole answer. A RunbookError it met is raised."""
+        """(id, view, the seqs of the events it appended); None when the child left no whole
+        answer. A RunbookError it met is raised."""
         chunks = []
         with os.fdopen(self.pipe, "rb") as pipe:
             while chunk := pipe.read(1 << 16):
@@ -182,7 +194,7 @@ class Preparation:
             return None
         if answer[0] == "error":
             raise RelayedError(answer[2], answer[1])
-        return answer[1], answer[2]
+        return answer[1], answer[2], answer[3]
 
 
 class RelayedError(RunbookError):

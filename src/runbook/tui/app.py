@@ -25,9 +25,14 @@ class RunbookApp(App):
                         tooltip="Command palette: every action of this screen, by name")]
 
     def __init__(self, gateway: EngineGateway, catalog, actor: str, incident: str | None = None, live: bool = True,
-                 opening: dict | None = None, first_view=None):
+                 opening: dict | None = None, first_view=None, preload=None):
         super().__init__()
         self.gateway, self.actor = gateway, actor
+        # called on this thread once the first frame is drawn (loads the plugins: some must load
+        # on the main thread, e.g. to set a signal handler, and the engines are made on workers)
+        self.preload = preload
+        self.fatal: RunbookError | None = None  # why the app ended early: the engines could not be made
+        gateway.unavailable = self._unavailable
         self.start_incident, self.live = incident, live
         self.first_view = first_view  # the incident's view as it was just read, when the caller has it
         self.opening = opening  # engine.open's arguments when parameters must be asked for first
@@ -43,10 +48,23 @@ class RunbookApp(App):
 
     def started(self) -> None:
         """The first screen is drawn: resume garbage collection if the command paused it for
-        start-up, leaving what start-up built out of later collections."""
+        start-up, leaving what start-up built out of later collections; run `preload`."""
         if not gc.isenabled():
             gc.freeze()
             gc.enable()
+        preload, self.preload = self.preload, None
+        if preload is not None:
+            preload()
+
+    def _unavailable(self, error: RunbookError) -> None:
+        """From a worker: the engines could not be made (the database went away, too many
+        connections), so nothing on screen can be worked. The app ends and the command prints
+        the error, as it would have before the screen was drawn."""
+        self.fatal = error
+        try:
+            self.call_from_thread(self.exit)
+        except RuntimeError:  # on the app's own thread, or the app is closing
+            self.exit()
 
     def deliver(self, fetch, then) -> None:
         """From a worker thread: call `fetch()` (engine work) and hand its result to `then` on the
@@ -160,6 +178,7 @@ class RunbookApp(App):
 
 
 def build_app(engine, catalog, actor: str, incident: str | None = None, live: bool = True,
-              opening: dict | None = None, first_view=None) -> RunbookApp:
+              opening: dict | None = None, first_view=None, preload=None, observe_later=None) -> RunbookApp:
     """The app on `engine` (or a function that makes it when first needed: see EngineGateway)."""
-    return RunbookApp(EngineGateway(engine, catalog), catalog, actor, incident, live, opening, first_view)
+    return RunbookApp(EngineGateway(engine, catalog, observe_later), catalog, actor, incident, live, opening,
+                      first_view, preload)

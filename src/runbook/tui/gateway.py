@@ -40,11 +40,19 @@ class EngineGateway:
     together as responders in separate processes: the store's sequence check arbitrates.
     """
 
-    def __init__(self, engine, catalog=None):
+    def __init__(self, engine, catalog=None, observe_later: tuple[str, list[int]] | None = None):
         """`engine` is the Engine, or a function that makes one: then it is made when engine work
         is first asked for, off the screen's thread (`runbook resume` draws its first frame from
-        a view made by another process while this one loads the engine; see cli/tui.py)."""
+        a view made by another process while this one loads the engine; see cli/tui.py).
+
+        `observe_later` is (incident, seqs): events that process appended (settling a crash) but
+        did not hand to the plugins' observers, which get them here once the engines are ready.
+        `unavailable(error)` is called if the engines cannot be made: the screen cannot work."""
         self._make = engine if callable(engine) else None
+        self._later = observe_later
+        self.unavailable = None
+        self._failed: RunbookError | None = None
+        self._listening = threading.Lock()
         self.catalog = catalog
         self.lock = threading.Lock()
         self._tick_lock, self._command_lock = threading.Lock(), threading.Lock()
@@ -58,7 +66,15 @@ class EngineGateway:
             self._build(engine)
 
     def _build(self, engine) -> tuple:
-        self._made = (engine, self._sibling(engine), self._sibling(engine))
+        made = [engine]
+        try:
+            made += [self._sibling(engine), self._sibling(engine)]
+        except BaseException:
+            if self._make is not None:  # ours: nothing may keep a connection it cannot use
+                for each in made:
+                    each.store.close()
+            raise
+        self._made = tuple(made)
         if self._watchers:
             self._listen()
         return self._made
@@ -78,7 +94,15 @@ class EngineGateway:
         made = self._made
         if made is None:
             with self._making:
-                made = self._made or self._build(self._make())
+                if self._failed is not None:  # once: the screen is ending (no retry on every tick)
+                    raise self._failed
+                try:
+                    made = self._made or self._build(self._make())
+                except RunbookError as exc:
+                    self._failed = exc
+                    if self.unavailable is not None:
+                        self.unavailable(exc)
+                    raise
         return made
 
     @property
@@ -113,8 +137,9 @@ class EngineGateway:
 
     def _listen(self) -> None:
         listen = getattr(self._made[0].store, "listen", None)
-        if listen is not None and self._listener is None and not self.closed:
-            self._listener = listen(lambda incident, seq: [cb(incident) for cb in list(self._watchers)])
+        with self._listening:  # the screen's watch and a worker making the engines may both get here
+            if listen is not None and self._listener is None and not self.closed:
+                self._listener = listen(lambda incident, seq: [cb(incident) for cb in list(self._watchers)])
 
     def unwatch(self, callback) -> None:
         if callback in self._watchers:
@@ -185,8 +210,25 @@ class EngineGateway:
         command key would otherwise wait for."""
         with self._open(self._command_lock):
             self._commander.state(incident)
+            self._observe_later(self._commander)
         with suppress(_Busy), self._open(self._tick_lock, wait=False):  # a busy tick is warming it
             self._ticker.state(incident)
+
+    def _observe_later(self, engine) -> None:
+        """Hand the plugins' observers the events another process appended for this screen
+        (see __init__), once, in order."""
+        later, self._later = self._later, None
+        if not later or not later[1] or engine.plugins is None:
+            return
+        incident, seqs = later
+        wanted, found = set(seqs), {}
+        for event in reversed(engine.state(incident).events):  # they are among the latest
+            if event.seq in wanted:
+                found[event.seq] = event
+                if len(found) == len(wanted):
+                    break
+        for seq in sorted(found):
+            engine.plugins.observe(incident, found[seq])
 
     def set_catalog(self, catalog):
         with self._open(self.lock, self._command_lock):
