@@ -469,11 +469,15 @@ class Engine(StepCommands):
         whoever appended it (another process, another machine's note)."""
         out = []
         for position, incident, seq in self.store.changes_since(cursor, limit):
-            events = self.state(incident).events
-            event = next((e for e in reversed(events) if e.seq == seq), None)
+            event = self.event(incident, seq)
             if event is not None:
                 out.append((position, incident, event))
         return out
+
+    def event(self, incident: str, seq: int) -> Event | None:
+        """The incident's event `seq` (None when there is none), looked for from the latest back:
+        callers ask for events just appended, which a state read from a checkpoint holds at hand."""
+        return next((e for e in reversed(self.state(incident).events) if e.seq == seq), None)
 
     def forget(self, keep) -> None:
         """Drop the folded states of incidents not in `keep` (a long-running server keeps only

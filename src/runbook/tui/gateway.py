@@ -221,14 +221,10 @@ class EngineGateway:
         if not later or not later[1] or engine.plugins is None:
             return
         incident, seqs = later
-        wanted, found = set(seqs), {}
-        for event in reversed(engine.state(incident).events):  # they are among the latest
-            if event.seq in wanted:
-                found[event.seq] = event
-                if len(found) == len(wanted):
-                    break
-        for seq in sorted(found):
-            engine.plugins.observe(incident, found[seq])
+        for seq in sorted(seqs):
+            event = engine.event(incident, seq)
+            if event is not None:
+                engine.plugins.observe(incident, event)
 
     def set_catalog(self, catalog):
         with self._open(self.lock, self._command_lock):
