@@ -1,8 +1,10 @@
-"""`runbook resume` prepares its first view in a forked child (cli/tui.py): the child settles what
-a crash left half-done, resolves the id and builds the view while the parent loads the TUI.
+"""`runbook resume` in a terminal forks before it parses its command line (runbook/launch.py): the
+child parses it with the real CLI and, for a resume, settles what a crash left half-done,
+resolves the id and builds the view while the parent loads the TUI.
 
 The fast path must give the same answer as the plain one (`prepare` in this process), relay the
-child's errors with their exit codes, and leave the work to the parent when the child dies.
+child's errors with their exit codes, do nothing at all for a command line that is not a resume,
+and leave the work to the parent when the child dies.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import os
 import signal
 
+import click
 import pytest
 
-from runbook.cli import tui
-from runbook.cli.context import Context
+from runbook import launch
+from runbook.cli import cli, tui
 from runbook.engine import SystemClock
 from runbook.views import incident_view
 from test_degradation_races import FLAGS, HERE, INCIDENT, World, kill, read_line
@@ -43,8 +46,16 @@ def world(tmp_path, monkeypatch):
     w.close()
 
 
-def context(world) -> Context:
-    return Context((str(world.catalog_dir),), None, world.db)
+def argv(world, *words) -> list[str]:
+    return ["--catalog", str(world.catalog_dir), "--db", world.db, *words]
+
+
+def fork(world, *words) -> launch.Preparation:
+    """What `runbook ...WORDS` does first in a terminal: fork a child that runs the CLI."""
+    line = argv(world, *words)
+    child = launch.Preparation.fork(lambda: cli.main(args=line, prog_name="runbook"))
+    assert child is not None
+    return child
 
 
 def interrupted(world) -> None:
@@ -56,10 +67,10 @@ def interrupted(world) -> None:
 
 def test_the_child_settles_an_interrupted_degradation_and_its_view_is_the_one_made_here(world):
     interrupted(world)
-    child = tui.Preparation.start(context(world), INCIDENT[4:8].lower())  # a short id, in any case
-    assert child is not None
-    incident, view, settled = child.result()
-    assert incident == INCIDENT
+    answer = fork(world, "resume", INCIDENT[4:8].lower(), "--as", "ana").result()  # a short id, in any case
+    ok, incident, view, settled, spec, actor = answer
+    assert (ok, incident, actor) == ("ok", INCIDENT, "ana")
+    assert spec == ((str(world.catalog_dir),), None, world.db)  # the session the parent makes its engine on
     # settled by the child, in the log, before the first frame: what the flags really are
     assert world.flag_values() == {"t.a": False, "t.b": False, "t.c": True, "t.d": True}
     said = [line.text for line in view.timeline if "interrupted half-way" in line.text]
@@ -71,13 +82,13 @@ def test_the_child_settles_an_interrupted_degradation_and_its_view_is_the_one_ma
     assert [e.type for e in appended] == ["flag_changed", "flag_changed", "degradation_failed"], appended
     assert settled == sorted(settled) and settled[-1] == engine.state(INCIDENT).events[-1].seq
     # the same answer as the path without the fork, on the same log, at (nearly) the same time
-    again, found = tui.prepare(engine, INCIDENT)
+    again, found = launch.prepare(engine, INCIDENT)
     assert again == incident and stable(found) == stable(view) == stable(incident_view(engine, INCIDENT)[0])
     assert engine.reconcile(INCIDENT, force=True) == []  # nothing left half-done
 
 
 def test_the_child_picks_the_latest_open_incident_when_no_id_is_given(world):
-    incident, view, settled = tui.Preparation.start(context(world), None).result()
+    _, incident, view, settled, _, _ = fork(world, "resume").result()
     assert incident == INCIDENT and view.id == INCIDENT and view.status == "open" and settled == []
 
 
@@ -86,8 +97,8 @@ def test_the_child_picks_the_latest_open_incident_when_no_id_is_given(world):
     ("\x1b[31mINC", "no incident"),
 ])
 def test_an_error_in_the_child_is_raised_here_as_the_cli_prints_it(world, typed, message):
-    child = tui.Preparation.start(context(world), typed)
-    with pytest.raises(tui.RelayedError) as raised:
+    child = fork(world, "resume", typed)
+    with pytest.raises(launch.RelayedError) as raised:
         child.result()
     assert raised.value.exit_code == 3
     assert message in str(raised.value)
@@ -96,9 +107,24 @@ def test_an_error_in_the_child_is_raised_here_as_the_cli_prints_it(world, typed,
 
 def test_no_open_incident_is_relayed_with_its_exit_code(world):
     world.engine().resolve(INCIDENT, "ana")
-    with pytest.raises(tui.RelayedError, match="no open incident to resume") as raised:
-        tui.Preparation.start(context(world), None).result()
+    with pytest.raises(launch.RelayedError, match="no open incident to resume") as raised:
+        fork(world, "resume").result()
     assert raised.value.exit_code == 3
+
+
+@pytest.mark.parametrize("words", [
+    ("incident", "note", INCIDENT, "resume", "--as", "ana"),  # "resume" as a note's text
+    ("resume", "--help"),
+    ("resume", INCIDENT, "--no-such-option"),
+    ("resume", INCIDENT, "--as", ""),  # an actor the CLI refuses
+    ("incident", "ack", INCIDENT, "--as", "ana"),
+])
+def test_a_command_line_that_is_not_a_resume_is_left_to_the_parent_untouched(world, words):
+    """The guess was wrong: the child runs nothing, and the parent runs the command the usual
+    way (where a usage error or --help prints once, from the parent)."""
+    before = world.engine().state(INCIDENT).events
+    assert fork(world, *words).result() is None
+    assert world.engine().state(INCIDENT).events == before
 
 
 def test_a_child_that_dies_leaves_no_answer_and_nothing_half_done(world, monkeypatch):
@@ -106,36 +132,60 @@ def test_a_child_that_dies_leaves_no_answer_and_nothing_half_done(world, monkeyp
 
     def dies(engine, typed):  # in the child: killed before it settles anything
         os.kill(os.getpid(), signal.SIGKILL)
-    monkeypatch.setattr(tui, "prepare", dies)
-    assert tui.Preparation.start(context(world), INCIDENT).result() is None
+    monkeypatch.setattr(launch, "prepare", dies)
+    assert fork(world, "resume", INCIDENT).result() is None
     monkeypatch.undo()
     # the parent then does the work itself (resume's fallback), with the same outcome
     engine = world.engine()
-    incident, view = tui.prepare(engine, INCIDENT)
+    incident, view = launch.prepare(engine, INCIDENT)
     assert incident == INCIDENT and not any(flag.pending for flag in view.flags)
     assert set(world.flag_values()) == set(FLAGS)
 
 
-@pytest.mark.parametrize("value, forks", [("1", False), ("yes", False), ("0", True), ("", True)])
-def test_no_fork_when_asked(world, monkeypatch, value, forks):
-    monkeypatch.setenv("RUNBOOK_NO_FORK", value)
-    child = tui.Preparation.start(context(world), INCIDENT)
-    assert (child is not None) == forks
-    if child is not None:
-        assert child.result()[0] == INCIDENT
+@pytest.mark.parametrize("value, forks", [("1", False), ("yes", False), ("true", False), ("0", True),
+                                          ("", True), ("no", True), (None, True)])
+def test_no_fork_when_asked(value, forks):
+    assert launch.forking_allowed({} if value is None else {"RUNBOOK_NO_FORK": value}) == forks
+
+
+@pytest.mark.parametrize("words, guess", [
+    (["resume"], True),
+    (["resume", "854"], True),
+    (["--catalog", "x", "--db", "y.db", "resume", "854", "--as", "ana"], True),
+    (["--catalog=x", "--plugins-dir", "p", "resume"], True),
+    (["--db", "resume"], False),  # a database file named resume, and no command
+    (["--db", "resume", "resume"], True),
+    (["resume", "--help"], False),
+    (["resume", "854", "-h"], False),
+    (["--help", "resume"], False),
+    (["--version"], False),
+    ([], False),
+    (["incident", "resume", "854"], False),  # the headless one: no TUI, no fork
+    (["incident", "note", "854", "resume"], False),
+    (["--", "resume"], False),
+])
+def test_which_command_lines_fork(words, guess):
+    assert launch.resume_requested(words) == guess
+
+
+def test_the_guess_knows_every_root_option_that_takes_a_value():
+    taking = {name for param in cli.params if isinstance(param, click.Option) and not param.is_flag
+              for name in param.opts}
+    assert taking == launch.ROOT_OPTIONS_WITH_VALUES
 
 
 def test_what_the_child_prints_never_reaches_the_terminal(world, monkeypatch, capfd):
-    real = tui.prepare
+    real = launch.prepare
 
     def noisy(engine, typed):  # a plugin or library writing to the terminal while the screen draws
         print("LEAK on stdout", flush=True)
         os.write(2, b"LEAK on stderr\n")
         return real(engine, typed)
-    monkeypatch.setattr(tui, "prepare", noisy)
-    assert tui.Preparation.start(context(world), INCIDENT).result()[0] == INCIDENT
+    monkeypatch.setattr(launch, "prepare", noisy)
+    assert fork(world, "resume", INCIDENT).result()[1] == INCIDENT
+    assert fork(world, "resume", "--no-such-option").result() is None  # click's usage error, in the child
     out, err = capfd.readouterr()
-    assert "LEAK" not in out and "LEAK" not in err
+    assert "LEAK" not in out and "LEAK" not in err and "no-such-option" not in out + err
 
 
 class Ran:
@@ -143,49 +193,62 @@ class Ran:
 
     def __init__(self, monkeypatch):
         self.calls = []
+
+        def record(ctx, actor, incident, engine, **kw):
+            self.calls.append((ctx, actor, incident, engine, kw))
         monkeypatch.setattr(tui, "require_terminal", lambda *a: None)
-        monkeypatch.setattr(tui, "run_tui", lambda ctx, actor, incident, engine, **kw: self.calls.append(
-            (incident, engine, kw)))
+        monkeypatch.setattr(tui, "run_tui", record)
+        monkeypatch.setattr(launch, "run_tui", record)
 
 
 def resume(world, *args):
     from click.testing import CliRunner
 
-    from runbook.cli import cli
-
-    return CliRunner().invoke(cli, ["--catalog", str(world.catalog_dir), "--db", world.db, "resume", *args])
+    return CliRunner().invoke(cli, argv(world, "resume", *args))
 
 
-def test_resume_runs_the_tui_on_the_child_s_view_and_makes_its_engine_later(world, monkeypatch, tmp_path):
+def test_the_parent_runs_the_tui_on_the_child_s_view_and_makes_its_engine_later(world, monkeypatch, tmp_path):
     interrupted(world)
-    ran, pids, real = Ran(monkeypatch), tmp_path / "pids", tui.prepare
+    ran, pids, real = Ran(monkeypatch), tmp_path / "pids", launch.prepare
 
     def traced(engine, typed):
         with open(pids, "a") as out:
             out.write(f"{os.getpid()}\n")
         return real(engine, typed)
-    monkeypatch.setattr(tui, "prepare", traced)
-    result = resume(world, INCIDENT[4:])
-    assert result.exit_code == 0, result.output
-    [(incident, engine, kw)] = ran.calls
-    assert incident == INCIDENT and callable(engine)  # the engine is made after the first frame
+    monkeypatch.setattr(launch, "prepare", traced)
+    assert fork(world, "resume", INCIDENT[4:], "--as", "bo").run() is True
+    [(session, actor, incident, engine, kw)] = ran.calls
+    assert incident == INCIDENT and actor == "bo"
+    assert session.spec() == ((str(world.catalog_dir),), None, world.db)
+    assert callable(engine) and engine == session.new_engine  # the engine is made after the first frame
     assert kw["first_view"].id == INCIDENT and not any(f.pending for f in kw["first_view"].flags)
     assert kw["observe_later"][0] == INCIDENT and len(kw["observe_later"][1]) == 3
     assert [int(line) for line in pids.read_text().split()] != [os.getpid()]  # prepared in the child
 
 
-def test_when_the_child_dies_resume_settles_the_crash_itself(world, monkeypatch):
+def test_the_parent_prints_the_child_s_error_once_with_its_exit_code(world, monkeypatch, capfd):
+    ran = Ran(monkeypatch)
+    with pytest.raises(SystemExit) as exited:
+        fork(world, "resume", "ZZZ").run()
+    assert exited.value.code == 3 and ran.calls == []
+    out, err = capfd.readouterr()
+    assert err == "runbook: error: no incident 'ZZZ' (see `runbook incident list --all`)\n" and out == ""
+
+
+def test_when_the_child_dies_resume_runs_the_usual_way_and_settles_the_crash_itself(world, monkeypatch):
     interrupted(world)
-    ran, parent, real = Ran(monkeypatch), os.getpid(), tui.prepare
+    ran, parent, real = Ran(monkeypatch), os.getpid(), launch.prepare
 
     def dies_in_the_child(engine, typed):
         if os.getpid() != parent:
             os.kill(os.getpid(), signal.SIGKILL)
         return real(engine, typed)
-    monkeypatch.setattr(tui, "prepare", dies_in_the_child)
+    monkeypatch.setattr(launch, "prepare", dies_in_the_child)
+    assert fork(world, "resume", INCIDENT).run() is False  # __main__ then runs the CLI here
+    assert ran.calls == []
     result = resume(world, INCIDENT)
     assert result.exit_code == 0, result.output
-    [(incident, engine, kw)] = ran.calls
+    [(_, _, incident, engine, kw)] = ran.calls
     assert not callable(engine) and kw["first_view"].id == INCIDENT  # done here, with this engine
     assert not any(f.pending for f in kw["first_view"].flags)
     assert world.flag_values() == {"t.a": False, "t.b": False, "t.c": True, "t.d": True}
@@ -199,7 +262,7 @@ def test_the_tui_s_observers_get_what_the_child_settled(world, tmp_path, monkeyp
     from runbook.tui.gateway import EngineGateway
 
     interrupted(world)
-    incident, view, settled = tui.Preparation.start(context(world), INCIDENT).result()
+    _, incident, view, settled, _, _ = fork(world, "resume", INCIDENT).result()
     host = PluginHost(Settings(flags_file=world.flags, plugins_dir=str(HERE / "plugins" / "observers")),
                       entry_points=False)
     made = []
@@ -223,16 +286,16 @@ def test_the_tui_s_observers_get_what_the_child_settled(world, tmp_path, monkeyp
 def test_a_bad_setting_stops_a_command_before_it_writes(world, monkeypatch):
     from click.testing import CliRunner
 
-    from runbook.cli import cli
-
     monkeypatch.setenv("RUNBOOK_OBSERVER_GRACE", "abc")
-    result = CliRunner().invoke(cli, ["--catalog", str(world.catalog_dir), "--db", world.db, "incident", "note",
-                                      INCIDENT, "hello", "--as", "ana"])
+    result = CliRunner().invoke(cli, argv(world, "incident", "note", INCIDENT, "hello", "--as", "ana"))
     assert result.exit_code == 2 and "RUNBOOK_OBSERVER_GRACE" in result.output
     assert not [e for e in world.engine().state(INCIDENT).events if e.type == "note_added"]
     ran = Ran(monkeypatch)
     result = resume(world, INCIDENT)
     assert result.exit_code == 2 and "RUNBOOK_OBSERVER_GRACE" in result.output and ran.calls == []
+    with pytest.raises(launch.RelayedError, match="RUNBOOK_OBSERVER_GRACE") as raised:
+        fork(world, "resume", INCIDENT).result()
+    assert raised.value.exit_code == 2
 
 
 def test_a_screen_whose_engines_cannot_be_made_ends_with_the_error(world, monkeypatch):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from runbook.errors import CommandError
+from runbook.errors import CommandError, DocumentError, RunbookError
 
 # C0 except tab and newline, DEL, C1; the bidi controls (marks, embeddings, overrides,
 # isolates); the Unicode line and paragraph separators, which some renderers break lines on.
@@ -46,6 +46,23 @@ def _escape(match: re.Match) -> str:
 def shown(text: str) -> str:
     """`text` with every control and bidi character except newline and tab escaped visibly."""
     return _UNSAFE.sub(_escape, text)
+
+
+def error_message(exc: RunbookError) -> str:
+    """What to print after `runbook: error: `: one line. A DocumentError is the exception, its
+    heading followed by one FILE:LINE:COL line per problem (as `runbook validate` prints them);
+    any other message's later lines (a plugin's failures, a flag file's problems) are joined
+    onto the first with "; "."""
+    if getattr(exc, "formatted", False):  # formatted so already (by `runbook resume`'s child)
+        return str(exc)
+    text = shown(str(exc))  # a name typed on the command line may hold escape sequences
+    if isinstance(exc, DocumentError):
+        return text
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return text.strip()
+    head = lines[0].rstrip(":")
+    return f"{head}: {'; '.join(lines[1:])}"
 
 
 def one_line(text: str) -> str:

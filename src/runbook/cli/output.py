@@ -13,7 +13,6 @@ import json
 
 import click
 
-from runbook.errors import DocumentError, RunbookError
 from runbook.text import json_shown, shown
 
 
@@ -37,20 +36,3 @@ def plural(count: int, word: str) -> str:
     if word.endswith("y") and word[-2:-1] not in tuple("aeiou"):  # EscalationPolicy -> EscalationPolicies
         return f"{count} {word[:-1]}ies"
     return f"{count} {word}s"
-
-
-def error_message(exc: RunbookError) -> str:
-    """What to print after `runbook: error: `: one line. A DocumentError is the exception, its
-    heading followed by one FILE:LINE:COL line per problem (as `runbook validate` prints them);
-    any other message's later lines (a plugin's failures, a flag file's problems) are joined
-    onto the first with "; "."""
-    if getattr(exc, "formatted", False):  # formatted so already (by `runbook resume`'s child)
-        return str(exc)
-    text = shown(str(exc))  # a name typed on the command line may hold escape sequences
-    if isinstance(exc, DocumentError):
-        return text
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if len(lines) <= 1:
-        return text.strip()
-    head = lines[0].rstrip(":")
-    return f"{head}: {'; '.join(lines[1:])}"
