@@ -32,3 +32,14 @@ def screen_text(app) -> str:
 
 def flat(text: str) -> str:
     return " ".join(text.split())
+
+
+def widget_text(widget, width: int = 300) -> str:
+    """A Static's content as plain text (a Group of renderables too), unwrapped up to `width`."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=width, file=io.StringIO(), record=True, color_system=None)
+    console.print(widget.content)
+    return console.export_text()

@@ -24,6 +24,7 @@ from runbook.plugins import PluginHost
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.tui.app import build_app
+from pilot_helpers import widget_text
 
 HERE = Path(__file__).parent
 PARAMS_CATALOG = HERE / "params_catalog"
@@ -156,7 +157,7 @@ def test_tui_shows_the_output_the_suggestion_and_c_preselects_it(engine):
             assert isinstance(app.screen, IncidentScreen)
             title = str(app.screen.query_one("#current-title").render())
             assert "suggested: 1. Clean up the pod (from check-disk: used=93)" in title
-            output = str(app.screen.query_one("#current-output").render())
+            output = widget_text(app.screen.query_one("#current-instructions"))
             assert "last run of check-disk: exit 0" in output and "Filesystem /data used=93%" in output
             header = str(app.screen.query_one("#incident-header").render())
             assert "pod=media-4242" in header and "used=93" in header
@@ -172,7 +173,7 @@ def test_tui_shows_the_output_the_suggestion_and_c_preselects_it(engine):
             engine.choose(iid, "ana", "Still failing")
             app.screen.refresh_view()
             await _settle(pilot)
-            output = str(app.screen.query_one("#current-output").render())
+            output = widget_text(app.screen.query_one("#current-instructions"))
             assert output.startswith("last run: exit 0") and "used=93%" in output
 
     asyncio.run(walk())
@@ -202,9 +203,9 @@ def test_tui_shows_a_failed_run_escaped(tmp_path, fixture_catalog):
     async def walk():
         async with app.run_test(size=(80, 24)) as pilot:
             await _settle(pilot)
-            output = app.screen.query_one("#current-output").render()
-            assert "last run: exit 3" in str(output) and "pid 4242" in str(output)
-            assert "\x1b" not in str(output) and "\\x1b]0;pwned\\x07" in str(output)
+            output = widget_text(app.screen.query_one("#current-instructions"))
+            assert "last run: exit 3" in output and "pid 4242" in output
+            assert "\x1b" not in output and "\\x1b]0;pwned\\x07" in output
 
     asyncio.run(walk())
     store.close()

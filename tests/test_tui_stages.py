@@ -23,7 +23,7 @@ from runbook.tui.app import build_app
 from runbook.tui.dialogs.choice import ChoiceDialog
 from runbook.tui.dialogs.prompt import TextPrompt
 from runbook.tui.screens.incident import IncidentScreen
-from runbook.tui.widgets.panels import FlagsPanel
+from runbook.tui.widgets.panels import SidePanel
 
 from pilot_helpers import flat, press, screen_text, settle
 
@@ -61,9 +61,9 @@ def make(tmp_path, repo_root):
 
 
 def panel(app) -> str:
-    """The degradations panel's text, unwrapped."""
+    """The side panel's text (escalation, then degradations), unwrapped."""
     console = Console(width=300, file=io.StringIO(), record=True, color_system=None)
-    console.print(app.screen.query_one(FlagsPanel).content)
+    console.print(app.screen.query_one(SidePanel).content)
     return flat(console.export_text())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 
 from runbook.errors import RunbookError
@@ -15,7 +15,7 @@ from runbook.tui.keys import key_for
 from runbook.tui.stage_choices import StageChoice, stage_choices, staged_applied
 from runbook.tui.widgets.current import CurrentStepPanel
 from runbook.tui.widgets.keybar import KeyBar
-from runbook.tui.widgets.panels import FlagsPanel, IncidentHeader, LadderPanel, StepList, Timeline, TrackStrip
+from runbook.tui.widgets.panels import IncidentHeader, SidePanel, StepList, Timeline
 
 # what can still be done once an incident is resolved (the engine refuses the rest)
 AFTER_RESOLVE = frozenset({"restore", "note", "debrief", "export", "home", "app.help", "command_palette",
@@ -85,17 +85,13 @@ class IncidentScreen(Screen):
         at = max((start for start, _ in self.HORIZONTAL_BREAKPOINTS if width >= start), default=None)
         for start, name in self.HORIZONTAL_BREAKPOINTS:
             self.set_class(start == at, name)
-        yield IncidentHeader(id="incident-header")
-        yield TrackStrip(id="tracks")
+        # Few widgets: each costs the first frame about a millisecond (see widgets/current.py).
+        yield IncidentHeader(id="incident-header")  # with the tracks' lines under it
         with Horizontal(id="incident-body"):
             with VerticalScroll(id="steps-scroll"):  # tab brings the selected track's step into sight
                 yield StepList(id="steps")
-            with Vertical(id="center"):
-                yield CurrentStepPanel(id="current")
-                yield Timeline(id="timeline")
-            with Vertical(id="side"):
-                yield LadderPanel(id="ladder")
-                yield FlagsPanel(id="flags")
+            yield CurrentStepPanel(id="current")  # the step, its instructions, then the timeline
+            yield SidePanel(id="side")  # escalation and degradations (hidden when narrow)
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -189,13 +185,11 @@ class IncidentScreen(Screen):
 
     def draw(self, view: IncidentView) -> None:
         narrow = self.has_class("-narrow")
-        self.query_one(IncidentHeader).show(view, narrow)
-        self.query_one(TrackStrip).show(view, self.track, key_for(type(self), "next_track"))
+        self.query_one(IncidentHeader).show(view, narrow, self.track, key_for(type(self), "next_track"))
         self.query_one(StepList).show(view, self.selected.id if self.selected else None)
         self.query_one(CurrentStepPanel).show(view, self.selected)
         self.query_one(Timeline).show(view, narrow)
-        self.query_one(LadderPanel).show(view)
-        self.query_one(FlagsPanel).show(view)
+        self.query_one(SidePanel).show(view)
         self.refresh_keys()
 
     def refresh_keys(self) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from rich.console import Group
 from rich.measure import Measurement
 from rich.segment import Segment
 from rich.text import Text
@@ -12,7 +15,10 @@ from textual.widgets import Static
 
 from runbook.tui.gateway import CurrentStep, IncidentView
 from runbook.tui.keys import key_for
-from runbook.tui.widgets.panels import clock
+from runbook.tui.widgets.panels import Timeline, clock
+
+
+_DIGITS = re.compile(r"\d")
 
 
 def actions_for(step: CurrentStep, view: IncidentView) -> list[tuple[str, str]]:
@@ -38,16 +44,20 @@ def actions_for(step: CurrentStep, view: IncidentView) -> list[tuple[str, str]]:
 
 
 class CurrentStepPanel(Vertical):
-    """The step's title, state and keys stay put; only its instructions scroll, and a line under
-    them says when there is more (and which key shows it)."""
+    """The step's title, state and keys stay put; only its instructions (under the output of its
+    last run) scroll, and the line over the timeline says when there is more (and which key
+    shows it). The timeline is the panel's last child (the screen draws it).
+
+    Few widgets on purpose: each one costs the first frame about a millisecond (compose, mount,
+    styles twice, a render), so the title and keys are one, and the output and instructions one."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._shown_step = None
+        self._shown_step = None  # the (step, track, template) whose instructions are up
         self._last = None
         self._key = None
-        self._title_lines = -1
-        self._shortcuts = None
+        self._title_shape = None  # the title's text as last laid out, digits as 0
+        self._body = None  # what the body shows: (the step's key, the last run's text)
         self._rendered: dict = {}
         self._loading = False
 
@@ -63,6 +73,7 @@ class CurrentStepPanel(Vertical):
 
     def _rerender(self) -> None:
         self._shown_step = None
+        self._body = None
         self._rendered.clear()
         self._key = None
         if self._last:
@@ -75,12 +86,10 @@ class CurrentStepPanel(Vertical):
         return separator.join(f"{self.key(action)} {label}" for action, label in actions)
 
     def compose(self) -> ComposeResult:
-        yield Static(id="current-title")
-        yield Static(id="current-keys")
+        yield Static(id="current-title")  # the title, what the step needs, and its keys
         with VerticalScroll(id="current-body"):  # the last run's output and the instructions scroll together
-            yield Static(id="current-output")
             yield Static(id="current-instructions")
-        yield Static(id="current-more")
+        yield Timeline(id="timeline")
 
     def on_mount(self) -> None:
         body = self.query_one("#current-body")
@@ -98,25 +107,48 @@ class CurrentStepPanel(Vertical):
         body.scroll_to(y=body.scroll_y + direction * max(1, body.size.height - 1), animate=False)
 
     def _more(self, *_) -> None:
+        """Whether the instructions go on below (or above), on the timeline's top border: the
+        line is always there, so saying it never moves the layout."""
         body = self.query_one("#current-body", VerticalScroll)
-        more = self.query_one("#current-more", Static)
         below, above = body.max_scroll_y - body.scroll_y, body.scroll_y
-        if below <= 0 and above <= 0:
-            text = ""
-        else:
-            parts = []
-            if below > 0:
-                parts.append(f"↓ more below: {self.key('page_instructions(1)')}")
-            if above > 0:
-                parts.append(f"↑ {self.key('page_instructions(-1)')} back up")
-            text = "  ·  ".join(parts)
-        more.update(Text(text, style="bold"))  # its line is always there: showing it never moves the layout
+        parts = []
+        if below > 0:
+            parts.append(f"↓ more below: {self.key('page_instructions(1)')}")
+        if above > 0:
+            parts.append(f"↑ {self.key('page_instructions(-1)')} back up")
+        more = f" {'  ·  '.join(parts)} " if parts else None
+        timeline = self.query_one(Timeline)
+        if timeline.border_title != more:
+            timeline.border_title = more
 
-    def _output(self, text: Text) -> None:
-        """The last run's exit code and output tail; takes no line when the step has not run."""
-        widget = self.query_one("#current-output", Static)
-        widget.update(text)
-        widget.display = bool(text.plain)
+    @property
+    def more(self) -> str:
+        """What the line over the timeline says about the instructions ("" when they fit)."""
+        return (self.query_one(Timeline).border_title or "").strip()
+
+    def _title(self, head: Text, keys: str | None) -> None:
+        """The title block, with the keys that apply on its last line (in the theme's accent)."""
+        if keys:
+            accent = self.app.theme_variables.get("accent", "")
+            head = head.copy()
+            head.append("\n" if head.plain else "")
+            head.append(keys, style=f"bold {accent}".strip())
+        # Its height changes only if its text does beyond its digits (a countdown ticking wraps
+        # the same): then it is laid out again, else only repainted.
+        shape = _DIGITS.sub("0", head.plain)
+        self.query_one("#current-title", Static).update(head, layout=shape != self._title_shape)
+        self._title_shape = shape
+
+    def _put_body(self, step_key, run: Text, body) -> None:
+        """The last run's output (when the step has run) above the instructions, in one widget."""
+        if self._body == (step_key, run.plain):
+            return
+        self._body = (step_key, run.plain)
+        widget = self.query_one("#current-instructions", Static)
+        if run.plain and body:
+            widget.update(Group(run, Text(""), body))
+        else:
+            widget.update(run if run.plain else body)
 
     def show(self, view: IncidentView, step: CurrentStep | None) -> None:
         self._last = (view, step)
@@ -129,23 +161,16 @@ class CurrentStepPanel(Vertical):
         if key == self._key:
             return
         self._key = key
-        title = self.query_one("#current-title", Static)
-        keys = self.query_one("#current-keys", Static)
-        markdown = self.query_one("#current-instructions", Static)
         if view.resolved:
-            self._show_resolved(view, title, keys, markdown)
+            self._show_resolved(view)
             return
         if step is None:
             done = {"resolved": "resolved", "closed": "closed"}.get(view.status, "every track is finished")
-            title.update(Text(f"Nothing to do: {done}.", style="bold green"))
-            self._title_lines = -1
-            self._shortcuts = None
             hints = self.hints([("resolve", "resolve"), ("note", "note"), ("home", "home")], " · ")
-            keys.update(Text(hints, style="dim") if view.status not in ("resolved", "closed") else "")
-            self._output(Text(""))
-            if self._shown_step is not None:
-                markdown.update("")
-                self._shown_step = None
+            self._title(Text(f"Nothing to do: {done}.", style="bold green"),
+                        hints if view.status not in ("resolved", "closed") else None)
+            self._put_body(None, Text(""), "")
+            self._shown_step = None
             return
         head = Text()
         head.append(f"{step.kind.upper()} ", style="bold reverse")
@@ -175,29 +200,20 @@ class CurrentStepPanel(Vertical):
             gate = (f"approved by {step.approved_by}" if step.approved_by
                     else f"needs approval by {step.approval_by} ({self.key('approve')})")
             head.append(f"\n{gate}", style="green" if step.approved_by else "bold yellow")
-        lines = head.plain.count("\n")
-        title.update(head, layout=lines != self._title_lines)  # same height: repaint only
-        self._output(last_run(step))
-        self._title_lines = lines
+        self._title(head, self.hints(actions_for(step, view), "  ·  "))
         key = (step.id, step.track, step.template)
+        if key not in self._rendered:
+            body = _markdown(step.instructions) if step.instructions else ""
+            if step.template:
+                message = Text(step.template + "\n", style="italic")
+                body = Group(message, body) if body else message
+            self._rendered[key] = body
+        self._put_body(key, last_run(step), self._rendered[key])
         if self._shown_step != key:
-            if key not in self._rendered:
-                body = _markdown(step.instructions) if step.instructions else ""
-                if step.template:
-                    from rich.console import Group
-
-                    message = Text(step.template + "\n", style="italic")
-                    body = Group(message, body) if body else message
-                self._rendered[key] = body
-            markdown.update(self._rendered[key])
             self.query_one("#current-body", VerticalScroll).scroll_home(animate=False)
             self._shown_step = key
-        shortcuts = self.hints(actions_for(step, view), "  ·  ")
-        if shortcuts != self._shortcuts:
-            keys.update(Text(shortcuts, style="bold"))
-            self._shortcuts = shortcuts
 
-    def _show_resolved(self, view: IncidentView, title: Static, keys: Static, markdown: Static) -> None:
+    def _show_resolved(self, view: IncidentView) -> None:
         """Resolved: the clock has stopped, nothing is current; what was left undone and what can
         still be done (restore leftovers, notes, debrief, export) instead of a live step."""
         head = Text(f"Resolved after {clock(view.elapsed)}", style="bold green")
@@ -219,13 +235,10 @@ class CurrentStepPanel(Vertical):
             body.append("Still degraded (resolve kept them):\n", style="bold magenta")
             for flag in left:
                 body.append(f"  ● {flag.name}: {', '.join(f'{n} → {v}' for n, v in flag.flags)}\n", style="magenta")
-        title.update(head)
-        self._title_lines = -1
         offers = ([("restore", "restore what is still degraded")] if left else []) + [
             ("note", "note"), ("debrief", "debrief and action items"), ("export", "export postmortem")]
-        self._shortcuts = self.hints(offers, "  ·  ")
-        keys.update(Text(self._shortcuts, style="bold"))
-        markdown.update(body)
+        self._title(head, self.hints(offers, "  ·  "))
+        self._put_body(("resolved", body.plain), Text(""), body)
         self._shown_step = None
 
 

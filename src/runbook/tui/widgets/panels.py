@@ -61,12 +61,14 @@ class ViewPanel(Static):
 class IncidentHeader(ViewPanel):
     """Severity, id, status and elapsed time first (they never get cut), then the title; the
     countdowns and who is paged next; at narrow widths the ladder and what is degraded. Lines
-    wrap rather than cut (the header is as tall as it needs)."""
+    wrap rather than cut (the header is as tall as it needs). Then, when the playbook has more
+    than one track, one line per track with its current step (`track_lines`)."""
 
     FIXED_SIZE = False
 
-    def show(self, view: IncidentView, narrow: bool) -> None:
-        if not self.changed((view.last_seq, int(view.now.timestamp()), narrow, view.status, view.altered, view.phase)):
+    def show(self, view: IncidentView, narrow: bool, selected: str | None = None, switch_key: str = "tab") -> None:
+        if not self.changed((view.last_seq, int(view.now.timestamp()), narrow, view.status, view.altered, view.phase,
+                             selected, switch_key)):
             return
         top = Text()
         if view.altered:
@@ -109,6 +111,8 @@ class IncidentHeader(ViewPanel):
         if applied and (narrow or any(f.automatic for f in view.flags if f.applied)):  # ...and what is degraded
             items.append(Text(f"degraded: {', '.join(applied)}", style="bold magenta"))
         lines = [top, *flow(items, (self.content_size.width or self.app.size.width - 2))]
+        if len(view.tracks) > 1:
+            lines.append(track_lines(view, selected, switch_key))
         self.put(Text("\n").join(lines))
 
 
@@ -128,34 +132,27 @@ def flow(items: list[Text], width: int, separator: str = " · ") -> list[Text]:
     return lines
 
 
-class TrackStrip(ViewPanel):
+def track_lines(view: IncidentView, selected: str | None, switch_key: str) -> Text:
     """One line per track: its current step, so a track that runs alongside (comms) is never out
     of sight; the selected one is marked, and the key that switches is on the others."""
-
-    FIXED_SIZE = False
-
-    def show(self, view: IncidentView, selected: str | None, switch_key: str) -> None:
-        if not self.changed((view.tracks, selected, view.resolved)):
-            return
-        self.display = len(view.tracks) > 1
-        out = Text()
-        for track in view.tracks:
-            here = track.id == selected
-            step = next((row for row in track.steps if row.current), None)
-            out.append("» " if here else "  ", style="bold")
-            out.append(f"{track.title}: ", style="bold" if here else "")
-            if step is None:
-                out.append("✓ finished", style="green")
-            elif view.resolved:
-                out.append(f"– not done: {step.title}", style="yellow")
-            else:
-                out.append(f"{MARKS.get(step.status, '▶')} {step.title}",
-                           style="bold reverse" if here else STYLES.get(step.status, ""))
-                if not here:
-                    out.append(f"  ({switch_key} to switch)", style="dim")
-            out.append("\n")
-        out.rstrip()
-        self.put(out)
+    out = Text()
+    for track in view.tracks:
+        here = track.id == selected
+        step = next((row for row in track.steps if row.current), None)
+        out.append("» " if here else "  ", style="bold")
+        out.append(f"{track.title}: ", style="bold" if here else "")
+        if step is None:
+            out.append("✓ finished", style="green")
+        elif view.resolved:
+            out.append(f"– not done: {step.title}", style="yellow")
+        else:
+            out.append(f"{MARKS.get(step.status, '▶')} {step.title}",
+                       style="bold reverse" if here else STYLES.get(step.status, ""))
+            if not here:
+                out.append(f"  ({switch_key} to switch)", style="dim")
+        out.append("\n")
+    out.rstrip()
+    return out
 
 
 class StepList(ViewPanel):
@@ -198,50 +195,52 @@ class StepList(ViewPanel):
         self.call_after_refresh(lambda: self.parent.scroll_to(y=max(0, at - 3), animate=False))
 
 
-class LadderPanel(ViewPanel):
+class SidePanel(ViewPanel):
+    """Who is paged (the escalation ladder, who acknowledged), then every degradation and its
+    flags; hidden at narrow widths, where the header says who is paged and what is degraded."""
+
     FIXED_SIZE = False
 
     def show(self, view: IncidentView) -> None:
-        if not self.changed((view.ladder, view.acknowledged_by, view.by_pager)):
+        if not self.changed((view.ladder, view.acknowledged_by, view.by_pager, view.flags)):
             return
-        table = Table.grid(padding=(0, 1))
-        table.add_column(no_wrap=True)
-        table.add_column()
-        for row in view.ladder:
-            mark = "✓" if row.notified else " "
-            table.add_row(Text(f"{mark} L{row.level}", style="bold" if row.notified else "dim"),
-                          Text(f"{row.who} · {format_duration(row.after)}"))
-        ack = Text(f"acknowledged by {view.acknowledged_by}", style="green") if view.acknowledged_by else \
-            Text("nobody has acknowledged", style="bold red")
-        title = Text("Escalation", style="bold underline")
-        if view.by_pager:  # runbook paged level 1; the pager's own policy pages the rest
-            title = Text.assemble(title, (" by the pager after L1", "yellow"))
-        self.put(_stack(title, table, ack))
+        self.put(Group(*ladder_parts(view), Text(""), *flag_parts(view)))
 
 
-class FlagsPanel(ViewPanel):
-    FIXED_SIZE = False
+def ladder_parts(view: IncidentView) -> list:
+    table = Table.grid(padding=(0, 1))
+    table.add_column(no_wrap=True)
+    table.add_column()
+    for row in view.ladder:
+        mark = "✓" if row.notified else " "
+        table.add_row(Text(f"{mark} L{row.level}", style="bold" if row.notified else "dim"),
+                      Text(f"{row.who} · {format_duration(row.after)}"))
+    ack = Text(f"acknowledged by {view.acknowledged_by}", style="green") if view.acknowledged_by else \
+        Text("nobody has acknowledged", style="bold red")
+    title = Text("Escalation", style="bold underline")
+    if view.by_pager:  # runbook paged level 1; the pager's own policy pages the rest
+        title = Text.assemble(title, (" by the pager after L1", "yellow"))
+    return [title, table, ack]
 
-    def show(self, view: IncidentView) -> None:
-        if not self.changed(view.flags):
-            return
-        parts = [Text("Degradations", style="bold underline")]
-        if not view.flags:
-            parts.append(Text("none in this playbook", style="dim"))
-        for flag in view.flags:
-            state = "APPLYING…" if flag.pending else ("APPLIED" if flag.applied else "off")
-            if flag.applied and flag.share is not None and flag.share < 100:
-                state = f"{flag.share}% OF USERS"
-            line = Text(f"{'●' if flag.applied else '○'} {flag.name} ", style="bold magenta" if flag.applied else "")
-            line.append(state, style="bold magenta" if flag.applied else "dim")
-            if flag.automatic:
-                line.append(" (automatic)", style="magenta")
-            parts.append(line)
-            if flag.ladder:
-                parts.append(Text(f"    {flag.ladder}", style="magenta"))
-            for name, value in flag.flags:
-                parts.append(Text(f"    {name} → {value}", style="dim"))
-        self.put(_stack(*parts))
+
+def flag_parts(view: IncidentView) -> list[Text]:
+    parts = [Text("Degradations", style="bold underline")]
+    if not view.flags:
+        parts.append(Text("none in this playbook", style="dim"))
+    for flag in view.flags:
+        state = "APPLYING…" if flag.pending else ("APPLIED" if flag.applied else "off")
+        if flag.applied and flag.share is not None and flag.share < 100:
+            state = f"{flag.share}% OF USERS"
+        line = Text(f"{'●' if flag.applied else '○'} {flag.name} ", style="bold magenta" if flag.applied else "")
+        line.append(state, style="bold magenta" if flag.applied else "dim")
+        if flag.automatic:
+            line.append(" (automatic)", style="magenta")
+        parts.append(line)
+        if flag.ladder:
+            parts.append(Text(f"    {flag.ladder}", style="magenta"))
+        for name, value in flag.flags:
+            parts.append(Text(f"    {name} → {value}", style="dim"))
+    return parts
 
 
 class Timeline(ViewPanel):
@@ -292,7 +291,3 @@ class Timeline(ViewPanel):
         header = Text(f"Timeline ({view.events} events" + (f", last {len(picked)} shown" if hidden > 0 else "") + ")",
                       style="bold underline")
         return Text("\n").join([header, *picked])
-
-
-def _stack(*parts) -> Group:
-    return Group(*parts)
