@@ -453,3 +453,23 @@ def test_readme_key_tables_match_the_bindings(repo_root):
     for name, screen_type in (("incident", IncidentScreen), ("home", HomeScreen)):
         bound = {key for b in _bound(screen_type) for key in key_display(b, every=True).split(" / ")} | palette
         assert documented.get(name) == bound, f"README's {name} keys differ from {screen_type.__name__}.BINDINGS"
+
+
+def test_the_header_flows_again_when_the_terminal_is_resized(make):
+    """Its items are flowed to the width it has: resized (still below the wide layout's 110
+    columns), it is flowed again to the new width, never wrapped inside an item."""
+    app, _ = make()
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            header = app.screen.query_one("#incident-header")
+            narrow = (header.content.plain, header.content_size.width)
+            await pilot.resize_terminal(104, 30)
+            await settle(pilot)
+            return narrow, (header.content.plain, header.content_size.width)
+    (at_80, width_80), (at_104, width_104) = asyncio.run(scenario())
+    assert (width_80, width_104) == (78, 102)
+    for text, width in ((at_80, width_80), (at_104, width_104)):
+        assert all(len(line) <= width for line in text.splitlines()[1:]), text
+    assert len(at_104.splitlines()[1]) > width_80  # flowed again: more fits on its first line of items

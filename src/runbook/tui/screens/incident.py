@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -68,6 +68,7 @@ class IncidentScreen(Screen):
         self.incident = incident
         self._first_view = view  # when the caller has it already, the first frame shows it
         self._suspended = False
+        self._resumed = False
         self.gates_announced: set[str] = set()
         self.altered_announced = False
         self.view: IncidentView | None = None
@@ -176,6 +177,17 @@ class IncidentScreen(Screen):
         self.draw(view)
         if ended:  # a drill ends in its debrief, whether resolved here or by its end conditions
             self.action_debrief()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.ScreenResume) and not self._resumed:
+            # Textual restyles every widget of a screen that resumes. The first time, each was
+            # styled a moment ago as it was mounted, under the breakpoint class compose set, and
+            # a class set since restyles its own widgets: doing them all again is about a tenth
+            # of the work before the first frame, for nothing. Later resumes (back from a
+            # dialog, after a theme change) restyle as usual.
+            self._resumed = True
+            event.refresh_styles = False
+        await super().on_event(event)
 
     def on_resize(self) -> None:
         # the first view may be drawn before the screen knows its size (and breakpoint class);

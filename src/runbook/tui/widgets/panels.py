@@ -67,8 +67,10 @@ class IncidentHeader(ViewPanel):
     FIXED_SIZE = False
 
     def show(self, view: IncidentView, narrow: bool, selected: str | None = None, switch_key: str = "tab") -> None:
+        # as wide as the screen less its padding, known before the first layout
+        width = self.content_size.width or self.app.size.width - 2
         if not self.changed((view.last_seq, int(view.now.timestamp()), narrow, view.status, view.altered, view.phase,
-                             selected, switch_key)):
+                             selected, switch_key, width)):
             return
         top = Text()
         if view.altered:
@@ -110,7 +112,7 @@ class IncidentHeader(ViewPanel):
         applied = [f.label for f in view.flags if f.applied]
         if applied and (narrow or any(f.automatic for f in view.flags if f.applied)):  # ...and what is degraded
             items.append(Text(f"degraded: {', '.join(applied)}", style="bold magenta"))
-        lines = [top, *flow(items, (self.content_size.width or self.app.size.width - 2))]
+        lines = [top, *flow(items, width)]
         if len(view.tracks) > 1:
             lines.append(track_lines(view, selected, switch_key))
         self.put(Text("\n").join(lines))
