@@ -290,7 +290,9 @@ class Preparation:
         import gc
 
         gc.disable()  # see run_tui
-        import runbook.tui.app  # noqa: F401  (Textual and the screens, while the child prepares)
+        from importlib import import_module
+
+        import_module("runbook.tui.app")  # Textual and the screens, while the child prepares
 
         try:
             answer = self.result()
