@@ -444,3 +444,73 @@ def test_reminders_fire_once_with_several_processes_ticking(world):
         assert tick_together(engines, iid) == []
     fired = [e.data["n"] for e in world.engine().state(iid).events if e.type == "reminder_fired"]
     assert fired == [1, 2, 3, 4]
+
+
+def test_a_command_on_a_held_state_the_log_has_overtaken_is_checked_again_on_the_log(world, monkeypatch):
+    """Two responders' processes on one database. Where the store's sequence check arbitrates
+    (SQLite), an engine does not read the log before a command; what another process appended
+    meanwhile makes its append fail that check, and the command is checked again at once on the
+    caught-up state, without the pause a lost race gets. A refusal decided on the held state
+    is never the answer when the log says otherwise."""
+    from runbook.engine import engine as engine_module
+
+    pauses = []
+    monkeypatch.setattr(engine_module, "_pause_after_conflict", pauses.append)
+    mine, theirs = world.engine(), world.engine()
+    iid = mine.open("calls-down", "ana").id
+    assert mine.state(iid).current["main"] == "look"
+    theirs.complete(iid, "bo", "look")  # the log moves on: the wait step 'healthy' is current
+    # refused on the held state ('look' current), done on the log's
+    done = mine.complete(iid, "ana", "healthy")
+    assert "step_completed" in types(done) and mine.state(iid).current["main"] == "decide"
+    theirs.acknowledge(iid, "bo")
+    # accepted on the held state (not acknowledged), refused once the append's check says it is stale
+    with pytest.raises(CommandError, match="already acknowledged by bo"):
+        mine.acknowledge(iid, "ana")
+    theirs.choose(iid, "bo", "1")  # 'One region': the gated degrade step 'drain' is current
+    # refused on the held state ('decide' current), done on the log's
+    approved = mine.approve(iid, "ana", "drain")
+    assert types(approved) == ["approval_granted"] and mine.state(iid).steps["drain"].approved
+    # a genuine refusal still says why, on the log's state
+    with pytest.raises(CommandError, match="step 'fix' is not current"):
+        mine.complete(iid, "ana", "fix")
+    assert pauses == []  # news, not lost races
+    events = theirs.state(iid).events
+    assert types(events).count("acknowledged") == 1
+    assert [e.actor for e in events if e.type == "step_completed"] == ["bo", "ana"]
+
+
+def test_a_command_on_a_state_that_is_current_reads_nothing_before_its_append(world, monkeypatch):
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    engine.state(iid)
+    if hasattr(engine.store, "writing"):
+        pytest.skip("this store holds the incident from the read to the append (PostgreSQL): it reads first")
+    reads = []
+    real = type(engine.store).events
+    monkeypatch.setattr(type(engine.store), "events", lambda self, *a, **k: reads.append(a) or real(self, *a, **k))
+    engine.note(iid, "ana", "one")
+    engine.note(iid, "ana", "two")
+    assert reads == []
+    assert [e.record.text for e in engine.state(iid).events if e.type == "note_added"] == ["one", "two"]
+
+
+def test_nothing_to_do_on_a_held_state_is_confirmed_on_the_log(world):
+    """A command that finds nothing to do on the state the engine holds looks at the log before
+    it says so: what another process appended meanwhile may give it something to do."""
+    from runbook.engine.events import NoteAdded
+
+    mine, theirs = world.engine(), world.engine()
+    iid = mine.open("calls-down", "ana").id
+    held = mine.state(iid).last_seq
+    theirs.note(iid, "bo", "the news")
+    seen = []
+
+    def build(state):  # something to do only once the other responder's note is there
+        seen.append(state.last_seq)
+        return [NoteAdded("answering the news")] if any(e.type == "note_added" for e in state.events) else []
+    appended = mine._command(iid, "ana", build)
+    assert types(appended) == ["note_added"] and appended[0].record.text == "answering the news"
+    if not hasattr(mine.store, "writing"):  # SQLite: first on the held state, then on the log's
+        assert seen == [held, held + 1]
+    assert mine._command(iid, "ana", lambda state: []) == []  # nothing to do, and the log agrees

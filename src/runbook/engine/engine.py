@@ -217,24 +217,49 @@ class Engine(StepCommands):
     def _command(self, incident: str, actor: str, build) -> list[Event]:
         """Check-and-append with optimistic concurrency: on a conflict re-read, re-check, retry.
 
-        `build(state)` returns the event records to append (or none), or raises CommandError."""
+        `build(state)` returns the event records to append (or none), or raises CommandError.
+
+        Where the store's sequence check alone arbitrates (SQLite, memory), the state this engine
+        already holds is used as it is, without reading the log first: if another writer appended
+        meanwhile, the append fails its check and the command is checked again at once on the
+        caught-up state (no pause: it was not a race lost, only news). A refusal or a "nothing
+        to do" decided on the held state stands only once the log is known to hold nothing newer."""
         check_actor(actor)
-        for attempt in range(RETRIES):
-            if attempt:
-                _pause_after_conflict(attempt)
+        held = self._states.get(incident) if not hasattr(self.store, "writing") else None
+        races = 0
+        for _ in range(RETRIES):
+            if races:
+                _pause_after_conflict(races)
             try:
                 with self._writing(incident):
-                    state = self.state(incident)
-                    records = build(state)
+                    state = held if held is not None else self.state(incident)
+                    try:
+                        records = build(state)
+                    except CommandError:
+                        if held is not None and self._caught_up(held):
+                            held = None
+                            continue  # the log had moved on: check again on what it holds now
+                        raise
                     if not records:
+                        if held is not None and self._caught_up(held):
+                            held = None
+                            continue
                         return []
                     appended = self._append(state, actor, records)
             except ConflictError:
+                if held is None:
+                    races += 1
+                held = None
                 continue
             if self.plugins is not None:
                 self._record_observer_failures(self.plugins.take_observer_failures())
             return appended
         raise ConflictError(f"incident {incident} kept changing under this command; try again")
+
+    def _caught_up(self, state: IncidentState) -> bool:
+        """Catch the held `state` up with the log; whether the log held anything newer."""
+        seen = state.last_seq
+        return self.state(state.id) is not state or state.last_seq != seen
 
     def _writing(self, incident: str):
         """A store that can hold an incident for a writer (PostgreSQL) does so from the read to the
