@@ -348,3 +348,30 @@ def test_the_plugins_load_on_the_main_thread_after_the_first_frame(world):
     asyncio.run(scenario())
     app.gateway.release()
     assert loaded == [True]
+
+
+def test_a_parent_started_with_sigchld_ignored_still_reads_the_child_s_answer(world):
+    """Some supervisors start programs with SIGCHLD ignored: the child is then reaped by the
+    kernel and waiting for it finds nothing, which is not an error."""
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        assert fork(world, "resume", INCIDENT).result()[1] == INCIDENT
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
+def test_a_resume_whose_tui_could_not_start_settles_nothing(world, tmp_path, monkeypatch):
+    """No catalog where one is named: the command stops before anything is settled, in the child
+    as in one process, so no event is appended that the plugins' observers would never see."""
+    from click.testing import CliRunner
+
+    interrupted(world)
+    before = world.engine().state(INCIDENT).last_seq
+    line = ["--catalog", str(tmp_path / "nowhere"), "--db", world.db, "resume", INCIDENT]
+    with pytest.raises(launch.RelayedError, match="no catalog at") as raised:
+        launch.Preparation.fork(lambda: cli.main(args=line, prog_name="runbook")).result()
+    assert raised.value.exit_code == 2
+    Ran(monkeypatch)  # in a terminal, in one process
+    result = CliRunner().invoke(cli, line)
+    assert result.exit_code == 2 and "no catalog at" in result.output
+    assert world.engine().state(INCIDENT).last_seq == before  # the interrupted flag change is still there to settle

@@ -361,3 +361,52 @@ def test_back_home_typing_goes_to_the_filter_again(make):
             return app.screen.query_one("#filter").value, app.screen.query_one("#playbooks").get_row_at(0)[0]
     value, top = asyncio.run(scenario())
     assert value == "calls failing" and top == "calls-failing-one-region"
+
+
+# 10. long instructions: the line over the timeline says what PgDn / PgUp do, and they do it --
+
+def more_line(app) -> str:
+    """What the line over the timeline says about the instructions ("" when they fit)."""
+    from runbook.tui.widgets.current import CurrentStepPanel
+
+    return app.screen.query_one(CurrentStepPanel).more
+
+
+def instructions_scroll(app) -> tuple[float, float]:
+    body = app.screen.query_one("#current-body")
+    return body.scroll_y, body.max_scroll_y
+
+
+def test_pgdn_scrolls_the_instructions_and_the_line_over_the_timeline_follows_them(make):
+    """At 80x24 the first step's instructions overflow: the line says so, PgDn scrolls them
+    (not the step list, which has the focus), PgUp back; a step whose instructions fit says
+    nothing; a terminal made taller says nothing, made small again says it again."""
+    app, engine = make()
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            seen = [(more_line(app), instructions_scroll(app))]
+            await press(pilot, "pagedown")
+            seen.append((more_line(app), instructions_scroll(app)))
+            steps = app.screen.query_one("#steps-scroll").scroll_y
+            await press(pilot, "pageup")
+            seen.append((more_line(app), instructions_scroll(app)))
+            await pilot.resize_terminal(80, 60)
+            await settle(pilot)
+            seen.append((more_line(app), instructions_scroll(app)))
+            await pilot.resize_terminal(80, 24)
+            await settle(pilot)
+            seen.append((more_line(app), instructions_scroll(app)))
+            await to_cap_bitrate(pilot)
+            await press(pilot, "d", "y")  # applied: now at verify-bitrate, whose instructions fit
+            seen.append((more_line(app), instructions_scroll(app)))
+            return seen, steps
+    seen, steps = asyncio.run(scenario())
+    (first, (y0, most)), (paged, (y1, _)), (back, (y2, _)), (tall, (_, tall_most)), (again, _), (short, (_, fits)) = seen
+    assert most > 0 and y0 == 0 and first == "↓ more below: PgDn"
+    assert y1 > 0 and "↑ PgUp back up" in paged and steps == 0  # the instructions moved, the step list did not
+    assert y2 == 0 and back == "↓ more below: PgDn"
+    assert tall_most == 0 and tall == ""
+    assert again == "↓ more below: PgDn"
+    assert fits == 0 and short == ""

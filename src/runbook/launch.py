@@ -245,6 +245,7 @@ class Preparation:
         """In the child, from resume's command: prepare, send the answer, exit."""
         engine = None
         try:
+            ctx.catalog_paths()  # a TUI that could not start must not have settled anything first
             engine = ctx.new_engine()
             # The observers are this process's to feed only if it lives on: it exits at once,
             # so the events it appends (settling a crash) are handed to the TUI's process,
@@ -275,7 +276,10 @@ class Preparation:
         with os.fdopen(self.pipe, "rb") as pipe:
             while chunk := pipe.read(1 << 16):
                 chunks.append(chunk)
-        os.waitpid(self.pid, 0)
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:  # reaped already: started with SIGCHLD ignored (some supervisors do)
+            pass
         try:
             answer = pickle.loads(b"".join(chunks))
         except Exception:  # noqa: BLE001  (killed half-way, or nothing written)

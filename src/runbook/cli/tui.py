@@ -57,6 +57,7 @@ def resume(ctx: Context, incident_id, actor):
     if Preparation.preparing():  # resume's child (runbook/launch.py); the terminal was checked before it forked
         Preparation.answer(ctx, incident_id, actor)
     require_terminal("resume", "`runbook incident resume`")
+    ctx.catalog_paths()  # a TUI that could not start must not have settled anything first
     engine = ctx.engine()
     incident_id, view = prepare(engine, incident_id)
     run_tui(ctx, actor, incident_id, engine, first_view=view)

@@ -40,11 +40,12 @@ class IncidentScreen(Screen):
         Binding("s", "skip", "Skip", tooltip="Skip the current step, saying why"),
         Binding("f", "fail", "Fail", tooltip="Mark the current step failed (goes to its on_fail step)"),
         Binding("tab", "next_track", "Track", tooltip="Next track (roles side by side)"),
-        # not in the footer: the step panel's own "↓ more below: PgDn" line shows it when it works
-        # (a footer that grew a key when the instructions overflow would change what fits)
-        Binding("pagedown", "page_instructions(1)", "More", key_display="PgDn", show=False,
+        # not in the footer: the "↓ more below: PgDn" line over the timeline shows it when it works
+        # (a footer that grew a key when the instructions overflow would change what fits);
+        # priority, or the focused step list (a scrolling container) takes the key for itself
+        Binding("pagedown", "page_instructions(1)", "More", key_display="PgDn", show=False, priority=True,
                 tooltip="Scroll the step's instructions down"),
-        Binding("pageup", "page_instructions(-1)", "Up", key_display="PgUp", show=False,
+        Binding("pageup", "page_instructions(-1)", "Up", key_display="PgUp", show=False, priority=True,
                 tooltip="Scroll the step's instructions back up"),
         Binding("g", "degrade", "Degrade", tooltip="Apply a degradation (flips its flags)"),
         Binding("r", "restore", "Restore", tooltip="Restore an applied degradation"),

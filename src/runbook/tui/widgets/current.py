@@ -95,7 +95,6 @@ class CurrentStepPanel(Vertical):
         body = self.query_one("#current-body")
         self.watch(body, "scroll_y", self._more, init=False)
         self.watch(body, "virtual_size", self._more, init=False)
-        self.watch(body, "size", self._more, init=False)
 
     @property
     def overflowing(self) -> bool:
@@ -106,7 +105,15 @@ class CurrentStepPanel(Vertical):
         body = self.query_one("#current-body", VerticalScroll)
         body.scroll_to(y=body.scroll_y + direction * max(1, body.size.height - 1), animate=False)
 
+    def on_resize(self) -> None:
+        self._more()
+
     def _more(self, *_) -> None:
+        """Say whether the instructions go on, once the layout in progress is done (what
+        scrolls is known only then: a new step's title, a resized terminal)."""
+        self.call_after_refresh(self._say_more)
+
+    def _say_more(self) -> None:
         """Whether the instructions go on below (or above), on the timeline's top border: the
         line is always there, so saying it never moves the layout."""
         body = self.query_one("#current-body", VerticalScroll)
@@ -171,6 +178,7 @@ class CurrentStepPanel(Vertical):
                         hints if view.status not in ("resolved", "closed") else None)
             self._put_body(None, Text(""), "")
             self._shown_step = None
+            self._more()
             return
         head = Text()
         head.append(f"{step.kind.upper()} ", style="bold reverse")
@@ -212,6 +220,7 @@ class CurrentStepPanel(Vertical):
         if self._shown_step != key:
             self.query_one("#current-body", VerticalScroll).scroll_home(animate=False)
             self._shown_step = key
+        self._more()
 
     def _show_resolved(self, view: IncidentView) -> None:
         """Resolved: the clock has stopped, nothing is current; what was left undone and what can
@@ -240,6 +249,7 @@ class CurrentStepPanel(Vertical):
         self._title(head, self.hints(offers, "  ·  "))
         self._put_body(("resolved", body.plain), Text(""), body)
         self._shown_step = None
+        self._more()
 
 
 def last_run(step: CurrentStep) -> Text:
