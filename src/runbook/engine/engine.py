@@ -251,6 +251,7 @@ class Engine(StepCommands):
                     races += 1
                 held = None
                 continue
+            self._keep_checkpoint(state)  # as a read would: a command on the held state reads nothing
             if self.plugins is not None:
                 self._record_observer_failures(self.plugins.take_observer_failures())
             return appended
