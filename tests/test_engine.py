@@ -481,17 +481,17 @@ def test_a_command_on_a_held_state_the_log_has_overtaken_is_checked_again_on_the
 
 
 def test_a_command_on_a_state_that_is_current_reads_nothing_before_its_append(world, monkeypatch):
+    """SQLite: the held state is used as it is. PostgreSQL holds the incident for the writer from
+    the read to the append, so it reads under that hold, once per command."""
     engine = world.engine()
     iid = engine.open("calls-down", "ana").id
     engine.state(iid)
-    if hasattr(engine.store, "writing"):
-        pytest.skip("this store holds the incident from the read to the append (PostgreSQL): it reads first")
     reads = []
     real = type(engine.store).events
     monkeypatch.setattr(type(engine.store), "events", lambda self, *a, **k: reads.append(a) or real(self, *a, **k))
     engine.note(iid, "ana", "one")
     engine.note(iid, "ana", "two")
-    assert reads == []
+    assert len(reads) == (2 if hasattr(engine.store, "writing") else 0)
     assert [e.record.text for e in engine.state(iid).events if e.type == "note_added"] == ["one", "two"]
 
 
