@@ -446,17 +446,27 @@ def test_reminders_fire_once_with_several_processes_ticking(world):
     assert fired == [1, 2, 3, 4]
 
 
+def memory_pair(world):
+    """Two engines on one memory store (a simulation's, which cannot tell whether anyone else
+    wrote): each checks its commands against the state it holds, without reading first."""
+    from runbook.store import MemoryStore
+
+    store = MemoryStore()
+    host = lambda: PluginHost(Settings(flags_file=str(world.flags), plugins_dir=None), entry_points=False)  # noqa: E731
+    return Engine(store, world.clock, host(), world.catalog), Engine(store, world.clock, host(), world.catalog)
+
+
 def test_a_command_on_a_held_state_the_log_has_overtaken_is_checked_again_on_the_log(world, monkeypatch):
-    """Two responders' processes on one database. Where the store's sequence check arbitrates
-    (SQLite), an engine does not read the log before a command; what another process appended
-    meanwhile makes its append fail that check, and the command is checked again at once on the
-    caught-up state, without the pause a lost race gets. A refusal decided on the held state
-    is never the answer when the log says otherwise."""
+    """Where the store cannot tell whether someone else wrote, an engine checks a command
+    against the state it holds; what another writer appended meanwhile makes the append fail
+    its sequence check, and the command is checked again at once on the caught-up state,
+    without the pause a lost race gets. A refusal decided on the held state is never the answer
+    when the log says otherwise."""
     from runbook.engine import engine as engine_module
 
     pauses = []
     monkeypatch.setattr(engine_module, "_pause_after_conflict", pauses.append)
-    mine, theirs = world.engine(), world.engine()
+    mine, theirs = memory_pair(world)
     iid = mine.open("calls-down", "ana").id
     assert mine.state(iid).current["main"] == "look"
     theirs.complete(iid, "bo", "look")  # the log moves on: the wait step 'healthy' is current
@@ -480,27 +490,12 @@ def test_a_command_on_a_held_state_the_log_has_overtaken_is_checked_again_on_the
     assert [e.actor for e in events if e.type == "step_completed"] == ["bo", "ana"]
 
 
-def test_a_command_on_a_state_that_is_current_reads_nothing_before_its_append(world, monkeypatch):
-    """SQLite: the held state is used as it is. PostgreSQL holds the incident for the writer from
-    the read to the append, so it reads under that hold, once per command."""
-    engine = world.engine()
-    iid = engine.open("calls-down", "ana").id
-    engine.state(iid)
-    reads = []
-    real = type(engine.store).events
-    monkeypatch.setattr(type(engine.store), "events", lambda self, *a, **k: reads.append(a) or real(self, *a, **k))
-    engine.note(iid, "ana", "one")
-    engine.note(iid, "ana", "two")
-    assert len(reads) == (2 if hasattr(engine.store, "writing") else 0)
-    assert [e.record.text for e in engine.state(iid).events if e.type == "note_added"] == ["one", "two"]
-
-
 def test_nothing_to_do_on_a_held_state_is_confirmed_on_the_log(world):
     """A command that finds nothing to do on the state the engine holds looks at the log before
-    it says so: what another process appended meanwhile may give it something to do."""
+    it says so: what another writer appended meanwhile may give it something to do."""
     from runbook.engine.events import NoteAdded
 
-    mine, theirs = world.engine(), world.engine()
+    mine, theirs = memory_pair(world)
     iid = mine.open("calls-down", "ana").id
     held = mine.state(iid).last_seq
     theirs.note(iid, "bo", "the news")
@@ -511,6 +506,53 @@ def test_nothing_to_do_on_a_held_state_is_confirmed_on_the_log(world):
         return [NoteAdded("answering the news")] if any(e.type == "note_added" for e in state.events) else []
     appended = mine._command(iid, "ana", build)
     assert types(appended) == ["note_added"] and appended[0].record.text == "answering the news"
-    if not hasattr(mine.store, "writing"):  # SQLite: first on the held state, then on the log's
-        assert seen == [held, held + 1]
+    assert seen == [held, held + 1]  # first on the held state, then on the log's
     assert mine._command(iid, "ana", lambda state: []) == []  # nothing to do, and the log agrees
+
+
+def spy_on_reads_and_appends(monkeypatch, engine) -> tuple[list, list, list]:
+    """(reads, appends, both in order as "read"/"append") of the engine's store from now on."""
+    reads, appends, order = [], [], []
+    store = type(engine.store)
+    events, append = store.events, store.append
+
+    def read(self, *a, **k):
+        reads.append(a)
+        order.append("read")
+        return events(self, *a, **k)
+
+    def write(self, *a, **k):
+        appends.append(a)
+        order.append("append")
+        return append(self, *a, **k)
+    monkeypatch.setattr(store, "events", read)
+    monkeypatch.setattr(store, "append", write)
+    return reads, appends, order
+
+
+def test_a_command_on_a_state_nobody_else_has_written_to_reads_nothing_before_its_append(world, monkeypatch):
+    """SQLite: nobody else committed since the engine caught up (its data_version says so), so
+    the held state is used as it is. PostgreSQL holds the incident for the writer from the read
+    to the append, so it reads under that hold, once per command."""
+    engine = world.engine()
+    iid = engine.open("calls-down", "ana").id
+    engine.state(iid)
+    reads, appends, _ = spy_on_reads_and_appends(monkeypatch, engine)
+    engine.note(iid, "ana", "one")
+    engine.note(iid, "ana", "two")
+    assert len(reads) == (2 if hasattr(engine.store, "writing") else 0) and len(appends) == 2
+    assert [e.record.text for e in engine.state(iid).events if e.type == "note_added"] == ["one", "two"]
+
+
+def test_a_command_after_another_connection_wrote_reads_first_instead_of_failing_its_append(world, monkeypatch):
+    """The TUI's ticker and another responder write on connections of their own: when one has
+    committed, the engine reads what is new before the command (one read), rather than find out
+    through an append that fails its check (a write lock taken and a rollback, then the read)."""
+    mine, theirs = world.engine(), world.engine()
+    iid = mine.open("calls-down", "ana").id
+    mine.state(iid)
+    theirs.note(iid, "bo", "the news")
+    _, appends, order = spy_on_reads_and_appends(monkeypatch, mine)
+    mine.acknowledge(iid, "ana")
+    assert order[:2] == ["read", "append"] and len(appends) == 1  # read first, appended once: no failed append
+    assert [e.type for e in mine.state(iid).events][-2:] == ["note_added", "acknowledged"]

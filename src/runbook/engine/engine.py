@@ -1,10 +1,11 @@
 """The incident engine: commands checked against state, appended as events, side effects in two phases.
 
 The TUI, the CLI, drills and simulations all drive this API; nothing else appends events.
-Every command re-reads the incident, checks itself against the current state, and appends
-with the expected sequence number; when another writer got there first it re-reads and tries
-again, so a command that became invalid meanwhile ("already acknowledged by ana") fails with a
-clear message instead of being recorded twice.
+Every command checks itself against the incident's current state and appends with the expected
+sequence number; when another writer got there first it re-reads and tries again, so a command
+that became invalid meanwhile ("already acknowledged by ana") fails with a clear message instead
+of being recorded twice. The state is read first, unless the engine holds it and its store can
+tell that nobody else has written since (`_held`).
 
 Commands and reads live here; each command builds event records (`engine/events.py`), and every
 command that finishes a step takes its events from the one step transition
@@ -66,6 +67,8 @@ class Engine(StepCommands):
         self.metrics_source = None  # where prometheus: checks read (metric_checks.MetricSource); None: the settings'
         self.resolve_wait = RESOLVE_WAIT
         self._states: dict[str, IncidentState] = {}
+        # the store's count of other connections' commits when each state was last caught up
+        self._caught_at: dict[str, int | None] = {}
         # Snapshots taken and loaded per (catalog, playbook, drill): simulations open thousands of
         # incidents on one playbook, and a loaded Snapshot is immutable.
         self._taken: dict[tuple, tuple] = {}  # values keep the keyed objects alive, so ids stay unique
@@ -83,6 +86,7 @@ class Engine(StepCommands):
 
         A record too damaged to load (its snapshot or its opened event gone, an event of an unknown
         type) is a `RecordError` naming what is missing; `integrity` names every problem."""
+        version = self._others_commits()  # before reading: a commit landing during the read shows next time
         cached = self._states.get(incident)
         if cached is None:
             stored, found, events, row = self.store.read_recent(incident, checkpoint.WINDOW)
@@ -112,12 +116,33 @@ class Engine(StepCommands):
                 problems = integrity.quick(self.store, incident, row, stored, events, cached)
                 cached.tampered = "; ".join(([problem] if problem else []) + problems)
             self._states[incident] = cached
+            self._caught_at[incident] = version
             self._keep_checkpoint(cached)
             return cached
         for stored_event in self.store.events(incident, after=cached.last_seq):
             apply(cached, Event.from_stored(stored_event))
+        self._caught_at[incident] = version
         self._keep_checkpoint(cached)
         return cached
+
+    def _others_commits(self) -> int | None:
+        """The store's count of commits by other connections (SQLite's data_version), or None
+        where it cannot tell (the memory store, where this engine is the only writer)."""
+        count = getattr(self.store, "data_version", None)
+        return count() if count is not None else None
+
+    def _held(self, incident: str) -> IncidentState | None:
+        """The incident's state as this engine holds it, if a command may be checked against it
+        without reading the log first: the store's sequence check alone arbitrates (not
+        PostgreSQL, which reads under its writer lock) and no other connection has committed
+        since it was caught up. None: read first."""
+        held = self._states.get(incident)
+        if held is None or hasattr(self.store, "writing"):
+            return None
+        version = self._others_commits()
+        if version is not None and self._caught_at.get(incident) != version:
+            return None  # someone else wrote (the TUI's ticker, another responder): read, do not guess
+        return held
 
     def _from_checkpoint(self, incident: str, found: dict, events: list, snapshot: Snapshot):
         """The state from a stored checkpoint and the events read with it (the opened event, then
@@ -219,13 +244,13 @@ class Engine(StepCommands):
 
         `build(state)` returns the event records to append (or none), or raises CommandError.
 
-        Where the store's sequence check alone arbitrates (SQLite, memory), the state this engine
-        already holds is used as it is, without reading the log first: if another writer appended
-        meanwhile, the append fails its check and the command is checked again at once on the
-        caught-up state (no pause: it was not a race lost, only news). A refusal or a "nothing
-        to do" decided on the held state stands only once the log is known to hold nothing newer."""
+        A state this engine holds may be used as it is, without reading the log first (`_held`:
+        nobody else has committed since it was caught up). If another writer appended after all,
+        the append fails its check and the command is checked again at once on the caught-up
+        state (no pause: it was not a race lost, only news). A refusal or a "nothing to do"
+        decided on the held state stands only once the log is known to hold nothing newer."""
         check_actor(actor)
-        held = self._states.get(incident) if not hasattr(self.store, "writing") else None
+        held = self._held(incident)
         races = 0
         for _ in range(RETRIES):
             if races:
@@ -251,7 +276,10 @@ class Engine(StepCommands):
                     races += 1
                 held = None
                 continue
-            self._keep_checkpoint(state)  # as a read would: a command on the held state reads nothing
+            try:  # as a read would have: a command on the held state reads nothing
+                self._keep_checkpoint(state)
+            except Exception:  # noqa: BLE001  (the command is recorded: a checkpoint not kept costs only open time)
+                pass
             if self.plugins is not None:
                 self._record_observer_failures(self.plugins.take_observer_failures())
             return appended
@@ -510,6 +538,7 @@ class Engine(StepCommands):
         those it still works on; any other is read again from the log when asked for)."""
         for incident in [i for i in self._states if i not in keep]:
             del self._states[incident]
+            self._caught_at.pop(incident, None)
 
     def next_due(self, incident: str):
         """When the incident's next timer falls due (an escalation, a reminder, a retry...), or None."""

@@ -669,6 +669,12 @@ class Store(_AlertLedger):
         return row[0] if row else -1
 
     @_guarded
+    def data_version(self) -> int:
+        """SQLite's count of commits by other connections, as this one sees it (PRAGMA
+        data_version): unchanged means nobody else has written since it was last asked."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    @_guarded
     def snapshot(self, incident: str) -> dict | None:
         row = self.conn.execute("SELECT playbook, hash, text, documents FROM snapshots WHERE incident = ?",
                               [incident]).fetchone()
