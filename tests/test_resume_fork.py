@@ -375,3 +375,31 @@ def test_a_resume_whose_tui_could_not_start_settles_nothing(world, tmp_path, mon
     result = CliRunner().invoke(cli, line)
     assert result.exit_code == 2 and "no catalog at" in result.output
     assert world.engine().state(INCIDENT).last_seq == before  # the interrupted flag change is still there to settle
+
+
+def test_a_process_the_child_forks_does_not_hold_the_answer_back(world, monkeypatch):
+    """A plugin's helper process forked while the child settles (multiprocessing, a daemon)
+    outlives the child; the parent reads the answer's pipe to its end and must not wait for
+    that helper too."""
+    import threading
+
+    release_read, release_write = os.pipe()
+    real = launch.prepare
+
+    def forks_a_helper(engine, typed):
+        if os.fork() == 0:  # the helper: waits until the test lets it go
+            os.read(release_read, 1)
+            os._exit(0)
+        return real(engine, typed)
+    monkeypatch.setattr(launch, "prepare", forks_a_helper)
+    child = fork(world, "resume", INCIDENT)
+    answers = []
+    reader = threading.Thread(target=lambda: answers.append(child.result()), daemon=True)
+    reader.start()
+    reader.join(30)  # a guard against a hang, not a timing: the answer is there long before
+    answered_while_the_helper_lives = bool(answers)
+    os.write(release_write, b"x")  # the helper goes either way
+    reader.join(30)
+    os.close(release_read)
+    os.close(release_write)
+    assert answered_while_the_helper_lives and answers[0][1] == INCIDENT

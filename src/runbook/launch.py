@@ -217,6 +217,9 @@ class Preparation:
             sys.stdout = sys.stderr = open(os.devnull, "w")  # and whatever Python had them point at
             sys.stdin = open(os.devnull)
             Preparation.answer_to = write
+            # A process this one forks (a plugin's helper, multiprocessing) must not hold the
+            # answer's pipe open: the parent reads it to the end and would wait for that one too.
+            os.register_at_fork(after_in_child=Preparation._not_the_answerer)
             run_cli()  # a resume answers and exits in `answer`; anything else ends here
         except BaseException:  # noqa: BLE001  (no view: this process's parent runs the command itself)
             pass
@@ -234,6 +237,15 @@ class Preparation:
             pass
         finally:
             os._exit(0)
+
+    @staticmethod
+    def _not_the_answerer() -> None:
+        pipe, Preparation.answer_to = Preparation.answer_to, None
+        if pipe is not None:
+            try:
+                os.close(pipe)
+            except OSError:
+                pass
 
     @staticmethod
     def preparing() -> bool:
