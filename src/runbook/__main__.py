@@ -27,11 +27,8 @@ def main() -> None:
     finally:
         gc.freeze()
         gc.enable()
-    if child is not None:
-        done = []
-        guarded(lambda: done.append(child.run()))
-        if done and done[0]:
-            return
+    if child is not None and guarded(child.run):
+        return  # the TUI ran on the child's view; otherwise the command runs the usual way
     from runbook.cli import main as cli_main
 
     cli_main()

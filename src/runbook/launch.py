@@ -334,11 +334,12 @@ class RelayedError(RunbookError):
         self.exit_code = exit_code
 
 
-def guarded(run) -> None:
-    """`run()` as the command line runs everything: Ctrl-C is one line and exit 130; an error
-    that is not a RunbookError is a bug, shown as one line (exit 70) unless RUNBOOK_DEBUG is set."""
+def guarded(run):
+    """`run()`'s result, run as the command line runs everything: Ctrl-C is one line and exit 130;
+    an error that is not a RunbookError is a bug, shown as one line (exit 70) unless RUNBOOK_DEBUG
+    is set."""
     try:
-        run()
+        return run()
     except KeyboardInterrupt:
         say("runbook: interrupted")
         sys.exit(130)

@@ -13,7 +13,6 @@ __all__ = ["ActionRequest", "ActionResult", "EscalationNotice", "FlagChange", "F
            "NotifyResult", "PagerAlert", "PagerUpdate", "Recipient", "hookimpl"]
 
 
-
 def __getattr__(name):
     # `hookimpl` (pluggy's marker) is imported when a plugin asks for it: the engine reads the
     # records below on every command, and most commands never load a plugin (runbook/deferred.py)
