@@ -11,7 +11,7 @@ import pytest
 
 from runbook.catalog import load
 from runbook.drills.report import build as build_report
-from runbook.engine import CommandError, Engine, VirtualClock
+from runbook.engine import CommandError, Engine, VirtualClock, approvals
 from runbook.engine.metrics import export_markdown, metrics
 from runbook.engine.texts import text
 from runbook.store import Store
@@ -57,8 +57,14 @@ def test_followup_starts_at_resolve_and_closes_the_incident_when_done(engine):
     engine.clock.advance(hours=20)
     engine.complete(iid, "ana")  # the current step is the follow-up's
     assert engine.state(iid).status == "resolved"
+    with pytest.raises(CommandError, match=r"step 'customer-followup' not posted: \{liaison\} has no value: nobody "
+                                           r"holds the role liaison; assign it with `runbook incident assign"):
+        engine.complete(iid, "bo", "customer-followup")  # its message names the liaison
+    engine.assign(iid, "ana", "liaison", "liz")
     done = engine.complete(iid, "bo", "customer-followup")
-    assert types(done)[-2:] == ["track_finished", "closed"]
+    assert types(done) == ["message_posted", "step_completed", "track_finished", "closed"]
+    assert done[0].record.text == "Sorry about Calls are down. Contact liz."
+    assert done[0].record.phase == "follow-up"
     state = engine.state(iid)
     assert (state.status, state.phase) == ("closed", "closed")
     assert engine.list()[0]["status"] == "closed"
@@ -109,6 +115,7 @@ def test_export_shows_the_followup_phase_and_report_keeps_it_out_of_ttr(engine):
     engine.clock.advance(hours=2)
     engine.complete(iid, "ana", "postmortem", "doc linked")
     engine.clock.advance(hours=1)
+    engine.assign(iid, "ana", "liaison", "liz")
     engine.complete(iid, "ana", "customer-followup")
     md = export_markdown(engine.state(iid))
     assert "- Status: closed" in md
@@ -144,8 +151,10 @@ def test_approval_is_checked_against_the_holder_with_a_logged_override(engine):
                                            "with --override REASON"):
         engine.approve(iid, "ana", "fallback")
     granted = engine.approve(iid, "ana", "fallback", override="bo unreachable, calls failing")
+    content = {"title": "Switch the region to the backup SFU pool", "prompt": "Approve, bo?"}
     assert granted[0].data == {"step": "fallback", "role": "commander", "holder": "bo",
-                               "override": "bo unreachable, calls failing"}
+                               "override": "bo unreachable, calls failing", "content": content,
+                               "digest": approvals.digest(content)}
     assert "OVERRIDING commander bo" in granted[0].record.describe()
     engine.complete(iid, "ana", "fallback")
 
@@ -177,7 +186,9 @@ def test_a_step_waits_for_a_step_in_another_track(engine):
     engine.skip(iid, "liz", "post-status", "posted by support")  # skipping is not completing: allowed
     other = opened(engine)
     engine.complete(other, "ana", "declare")
-    assert types(engine.complete(other, "liz", "post-status")) == ["step_completed", "track_finished"]
+    engine.assign(other, "ana", "commander", "bo")  # the status names the commander
+    assert types(engine.complete(other, "liz", "post-status")) == ["message_posted", "step_completed",
+                                                                    "track_finished"]
 
 
 # CLI --------------------------------------------------------------------------------------------

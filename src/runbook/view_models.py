@@ -59,6 +59,10 @@ class CurrentStep(NamedTuple):
     waiting_for: str | None = None  # the step (in another track) this one waits for, while not done
     option_degradations: tuple[str | None, ...] = ()  # the degradation each option applies, if any
     post_to: str = ""  # a communicate step: where its message goes (channel · audience)
+    # its approval was for something else (a parameter changed since): what changed, old → new;
+    # approved_by is None then, so the step counts as not approved
+    approval_stale: str = ""
+    approval_covers: tuple[str, ...] = ()  # what approving it records now ("$ COMMAND", "prompt: ..."), a line each
 
 
 class LadderRow(NamedTuple):

@@ -7,7 +7,7 @@ for HTML."""
 
 from datetime import datetime
 
-from runbook.engine import answers, stages, texts, timers
+from runbook.engine import answers, approvals, stages, texts, timers
 from runbook.engine.safeguards import AUTO
 from runbook.engine.metrics import describe
 from runbook.engine.roles import waiting_for
@@ -97,10 +97,12 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
             if step.timebox and run.started_at:
                 left = step.timebox - (now - run.started_at).total_seconds()
             fill = lambda text: texts.text(state, text, step, now)  # noqa: E731 - the step's templates
+            stale = approvals.stale(state, step) if step.approval else ""
             current.append(CurrentStep(
                 track.id, step.id, one_line(fill(step.title)), step.kind, shown(fill(step.instructions or "")),
                 shown(fill(step.question or "")), tuple(one_line(o.label) for o in step.options), left,
-                _maybe(step.approval.by if step.approval else None), _maybe(run.approved_by if run.approved else None),
+                _maybe(step.approval.by if step.approval else None),
+                _maybe(run.approved_by if run.approved and not stale else None),
                 step.automated, _command(state, step, now), _maybe(step.degradation), run.status,
                 _maybe(step.role or track.role), shown(fill(step.template)) if step.template else None,
                 one_line(run.last_poll or ""), shown(fill(step.approval.prompt)) if step.approval else "",
@@ -108,7 +110,8 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 _maybe(state.holders.get(step.approval.by)) if step.approval else None,
                 _maybe(waiting_for(state, step)),
                 tuple(_maybe(o.degradation) for o in step.options),
-                " · ".join(one_line(x) for x in (step.channel, step.audience) if x)))
+                " · ".join(one_line(x) for x in (step.channel, step.audience) if x), one_line(stale),
+                _covers(state, step, run, stale)))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:
@@ -140,6 +143,16 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
               for name, value in state.parameters.items()),
         state.phase, tuple((one_line(rid), one_line(role.title), _maybe(state.holders.get(rid)))
                            for rid, role in pb.roles.items()), state.resolved_at, state.escalation.by_pager)
+
+
+def _covers(state, step, run, stale: str) -> tuple[str, ...]:
+    """What the step's gate covers: as approved while the approval holds, else what approving it
+    now records (computed by the code that records it, engine/approvals.py)."""
+    if step.approval is None:
+        return ()
+    content = run.approved_content if run.approved and not stale and run.approved_content else \
+        approvals.covered(state, step)
+    return tuple(shown(approvals.labelled(name, value)) for name, value in approvals.lines(content))
 
 
 def _show(value) -> str:

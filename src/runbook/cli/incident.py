@@ -12,10 +12,10 @@ from runbook.cli import roles
 from runbook.cli.context import Context
 from runbook.cli.options import actor_option, incident_argument, json_option, opening_options, reason_required
 from runbook.cli.output import dump, echo
-from runbook.engine import answers, step_timers, texts, timers
+from runbook.engine import answers, approvals, step_timers, texts, timers
 from runbook.engine.roles import waiting_for
-from runbook.engine.metrics import describe, export_json, export_markdown, metrics, step_outputs
-from runbook.errors import UsageError
+from runbook.engine.metrics import describe, export_json, export_markdown, metrics, posted_messages, step_outputs
+from runbook.errors import CommandError, UsageError
 from runbook.text import json_shown, markdown, one_line, shown
 
 
@@ -91,7 +91,9 @@ def summary(state, now: datetime) -> list[str]:
         step, run = pb.step(step_id), state.steps[step_id]
         extra = " — not done" if undone else (f" — {run.status}" if run.status != "active" else "")
         extra += f" — waiting for {waiting_for(state, step)}" if waiting_for(state, step) else ""
-        gate = f" (needs approval by {one_line(step.approval.by)})" if step.approval and not run.approved else ""
+        stale = approvals.stale(state, step) if step.approval else ""
+        gate = f" (needs approval by {one_line(step.approval.by)}{' again' if stale else ''})" \
+            if step.approval and (not run.approved or stale) else ""
         lines.append(f"    [{track}] {step.id}: {one_line(texts.text(state, step.title, step, now))} "
                      f"({step.kind}){extra}{gate}")
         if (clock := step_timers.status(state, step.id, now)):
@@ -102,8 +104,14 @@ def summary(state, now: datetime) -> list[str]:
             where = " · ".join(one_line(x) for x in (step.channel, step.audience) if x)
             lines.append(f"        message{f' ({where})' if where else ''}: "
                          f"{one_line(texts.text(state, step.template, step, now))}")
+            try:
+                texts.message(state, step, now)
+            except CommandError as exc:  # posting it is refused until the value is set: say so here
+                lines.append(f"        cannot post yet: {one_line(str(exc))}")
         for i, option in enumerate(step.options, 1):
             lines.append(f"        {i}. {one_line(option.label)}")
+        if step.approval:
+            lines += approval_lines(state, step, stale)
         hint = answers.suggestion(state, step)
         if hint is not None:
             lines.append(f"        suggested: {hint.index + 1}. {one_line(hint.label)} "
@@ -117,6 +125,10 @@ def summary(state, now: datetime) -> list[str]:
             ladder = stages.describe(state, name, now)
             if ladder:
                 lines.append(f"    {one_line(name)}: {one_line(ladder)}")
+    if state.messages:
+        lines.append("  messages posted:")
+        for event in state.messages:
+            lines += message_lines(event)
     ran = step_outputs(state)
     if ran:
         lines.append(f"  command output (last {OUTPUT_LINES} lines of each step's last run):")
@@ -128,6 +140,46 @@ def summary(state, now: datetime) -> list[str]:
     lines.append("  recent:")
     lines += [f"    {e.at:%H:%M:%S} {one_line(e.actor):<10} {describe(e)}" for e in state.events[-8:]]
     return lines
+
+
+def approval_lines(state, step, stale: str) -> list[str]:
+    """A current gated step's gate: its prompt and what it covers — as approved while the approval
+    holds, else what approving it records now — or what changed since it was approved."""
+    run = state.steps[step.id]
+    how = f"runbook incident approve {state.id} {step.id}"
+    if run.approved and not stale:
+        at = f" at {run.approved_at:%H:%M:%S}" if run.approved_at else ""
+        head = f"approved by {one_line(run.approved_by)}{at} (as {one_line(step.approval.by)})"
+        content = run.approved_content or approvals.covered(state, step)
+    elif stale:
+        head = (f"approval by {one_line(run.approved_by)} is stale: {one_line(stale)}\n"
+                f"        approve again ({how}); that covers")
+        content = approvals.covered(state, step)
+    else:
+        head = f"approval by {one_line(step.approval.by)} needed ({how}); it covers"
+        content = approvals.covered(state, step)
+    return [f"        {head}:"] + [f"          {line}" for line in content_lines(content)]
+
+
+def content_lines(content: dict | None) -> list[str]:
+    """An approval's content, one field a line; a text of several lines (a message) below its name."""
+    out = []
+    for name, value in approvals.lines(content):
+        if "\n" in value.strip():
+            out.append(f"{name}:")
+            out += [f"  | {shown(line)}" for line in value.strip().splitlines()]
+        else:
+            out.append(approvals.labelled(name, one_line(value.strip())))
+    return out
+
+
+def message_lines(event) -> list[str]:
+    """A posted message as recorded: when, by whom, where, and its text as it went out."""
+    posted = event.record
+    where = " · ".join(one_line(x) for x in (posted.channel, posted.audience) if x)
+    head = (f"    {event.at:%H:%M:%S} {one_line(event.actor)} posted{f' to {where}' if where else ''} "
+            f"(step {one_line(posted.step)}, {posted.phase}):")
+    return [head] + [f"      | {shown(line)}" for line in posted.text.strip().splitlines() or [""]]
 
 
 @click.group("incident", short_help="Drive an incident from the command line (open, ack, steps, resolve...).")
@@ -237,8 +289,8 @@ def show(ctx: Context, incident_id, as_json):
         data = export_json(state)
         data["current"] = state.current
         now = engine.clock.now()
-        data["messages"] = {sid: texts.text(state, state.playbook.step(sid).template, state.playbook.step(sid), now)
-                            for sid in state.current_steps() if state.playbook.step(sid).template}
+        data["messages"] = posted_messages(state) + drafts(state, now)
+        data["approvals"] = gates(state)
         data["suggestions"] = suggestions(state)
         data["integrity"] = {"ok": check.ok, "problems": list(check.problems)}
         dump(data)
@@ -327,9 +379,21 @@ def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, acto
 @json_option()
 @click.pass_obj
 def approve(ctx: Context, incident_id, step, override, actor, as_json):
-    """Approve STEP's gate (default: the current step), recording who approved. When someone
-    holds the approving role (`incident assign`), only they approve, unless --override REASON."""
-    _print_events(ctx.engine().approve(incident_id, actor, step, override), as_json)
+    """Approve STEP's gate (default: the current step), recording who approved and what: the
+    approval prompt and what the step will do, rendered (the command line, the message, the
+    flags), with their digest; printed after the event. When someone holds the approving role
+    (`incident assign`), only they approve, unless --override REASON. A step whose content changed
+    after it was approved (a parameter set since) waits for a new approval, the same way."""
+    events = ctx.engine().approve(incident_id, actor, step, override)
+    _print_events(events, as_json)
+    if as_json:
+        return
+    for event in events:
+        if event.type == "approval_granted" and event.record.content is not None:
+            echo("  approved:")
+            for line in content_lines(event.record.content):
+                echo(f"    {line}")
+            echo(f"  digest: sha256:{event.record.digest}")
 
 
 @group.command("choose")
@@ -348,6 +412,46 @@ def choose(ctx: Context, incident_id, option, step, suggested, actor, as_json):
         raise UsageError("give OPTION (its number or label) or --suggested, not both" if suggested
                          else "missing OPTION: give the option's number or label, or --suggested")
     _print_events(ctx.engine().choose(incident_id, actor, option, step, suggested=suggested), as_json)
+
+
+def drafts(state, now) -> list[dict]:
+    """The messages current communicate steps would post, filled now (not posted: "posted": false),
+    and why one cannot be posted yet."""
+    out = []
+    for step_id in state.current_steps():
+        step = state.playbook.step(step_id)
+        if step.kind != "communicate" or not step.template:
+            continue
+        try:
+            texts.message(state, step, now)
+            blocked = None
+        except CommandError as exc:  # names the value that is missing and how to set it
+            blocked = str(exc)
+        out.append({"step": step.id, "text": texts.text(state, step.template, step, now), "channel": step.channel,
+                    "audience": step.audience, "posted": False, "blocked": blocked})
+    return out
+
+
+def gates(state) -> dict:
+    """Each current gated step's gate, for --json: the prompt, what approving it covers now and its
+    digest, and the approval given (what it covered, its digest, whether it still holds)."""
+    out = {}
+    for step_id in state.current_steps():
+        step = state.playbook.step(step_id)
+        if not step.approval:
+            continue
+        run = state.steps[step_id]
+        now = approvals.covered(state, step)
+        stale = approvals.stale(state, step)
+        given = run.approved
+        out[step_id] = {"by": step.approval.by, "holder": state.holders.get(step.approval.by),
+                        "prompt": now.get("prompt", ""), "covers": now, "digest": approvals.digest(now),
+                        "approved": given and not stale, "approved_by": run.approved_by if given else None,
+                        "approved_content": run.approved_content if given else None,
+                        "approved_digest": run.approved_digest if given else None, "stale": stale or None,
+                        "changes": [{"field": c.field, "was": c.was, "now": c.now}
+                                    for c in (approvals.changes(state, step) if given else [])]}
+    return out
 
 
 def suggestions(state) -> dict:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from runbook.catalog.drill import Drill, Latency
-from runbook.engine import Engine, VirtualClock, timers
+from runbook.engine import Engine, VirtualClock, approvals, timers
 from runbook.store import MemoryStore
 
 MAX_PAGES = 64  # more than that (a ladder repeated for hours) is left to the engine
@@ -151,7 +151,7 @@ def _walk(engine: Engine, drill: Drill, seconds: float):
         state = engine.state(iid)
         if state.current.get("main") != step_id:
             raise Unmodelled(f"a timer moves step {step.id} on")
-        if step.approval and not state.steps[step.id].approved:
+        if step.approval and not approvals.approved(state, step):
             engine.approve(iid, step.approval.by, step.id)
         if step.kind in ("decision", "choose"):
             engine.choose(iid, "simulation", str(profile.choices.get(step.id, 1)), step.id)

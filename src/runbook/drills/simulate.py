@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from runbook.catalog.drill import Drill, Latency
 from runbook.drills.report import summarize
 from runbook.engine import Engine, VirtualClock
-from runbook.engine import timers
+from runbook.engine import approvals, timers
 from runbook.engine.metrics import metrics
 from runbook.errors import UsageError
 from runbook.metric_checks import HOLDS, Reading
@@ -156,7 +156,7 @@ def _walk(engine: Engine, iid: str, drill: Drill, rng: random.Random) -> None:
         state = engine.state(iid)
         if state.current.get("main") != step_id:
             continue  # a timer moved it on (a wait that held, or timed out)
-        if step.approval and not state.steps[step.id].approved:
+        if step.approval and not approvals.approved(state, step):
             engine.approve(iid, step.approval.by, step.id)
         if step.kind in ("decision", "choose"):
             engine.choose(iid, "simulation", str(profile.choices.get(step.id, 1)), step.id)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from runbook.catalog.models import FAIL, KEEP_POLLING, Step
 from runbook.engine import owner as owners
-from runbook.engine import answers, texts, waits
+from runbook.engine import answers, approvals, texts, waits
 from runbook.engine.clock import iso, parse
 from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, DegradationApplied, DegradationFailed,
                                    DegradationRestored, DegradationStarted, Event, FlagChanged, PluginErrorRecorded)
@@ -129,6 +129,8 @@ class Effects:
             # applied or restored it while this one was reading the flags.
             if not (op == "restore" and state.resolved):
                 self.engine.require_live(state)
+            if step_id is not None:  # its approval must still cover what the step flips
+                _refuse(approvals.refusal_if_changed(state, pb.step(step_id)))
             current = state.degradations[name]
             if current.pending:
                 raise CommandError(in_flight(current))
@@ -205,12 +207,18 @@ class Effects:
         refuse_if_tampered(state)
         if step.prometheus is not None:
             return self._check(state, actor, step, owner)
-        request = self.request(state, step)._replace(pidfile=action_pidfile(owner))
+        pidfile = action_pidfile(owner)
+        request = None
 
         def intent(s):
+            nonlocal request
             self.engine.require_live(s)
             if step.id in s.actions_pending:
                 raise CommandError(f"step '{step.id}' is already running (started by {s.actions_pending[step.id].actor})")
+            # what runs is rendered from the state the intent is checked against, and its approval
+            # must still cover it: a parameter set meanwhile is never run unapproved
+            _refuse(approvals.refusal_if_changed(s, step))
+            request = self.request(s, step)._replace(pidfile=pidfile)
             lease = self.engine.clock.now() + timedelta(seconds=request.timeout + ACTION_LEASE_GRACE)
             return [ActionStarted(step.id, list(request.argv) if request.argv is not None else None, step.uses,
                                   dict(request.params), owner, iso(lease), request.pidfile, request.cwd,
@@ -244,6 +252,7 @@ class Effects:
             self.engine.require_live(s)
             if step.id in s.actions_pending:
                 raise CommandError(f"step '{step.id}' is already running (started by {s.actions_pending[step.id].actor})")
+            _refuse(approvals.refusal_if_changed(s, step))
             lease = self.engine.clock.now() + timedelta(seconds=timeout + ACTION_LEASE_GRACE)
             return [ActionStarted(step.id, None, None, {}, owner, iso(lease),
                                   check={"query": query, "expect": step.prometheus.expect})]
@@ -426,6 +435,11 @@ def abandoned(intent: dict, at: datetime, now: datetime, force: bool) -> bool:
     if state == owners.UNKNOWN:
         return force or now - at >= STALE_INTENT
     return state == owners.GONE
+
+
+def _refuse(refusal: str) -> None:
+    if refusal:
+        raise CommandError(refusal)
 
 
 def refuse_if_tampered(state: IncidentState) -> None:

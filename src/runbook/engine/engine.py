@@ -346,7 +346,8 @@ class Engine(StepCommands):
             raise CommandError(f"incident {state.id} is closed; only notes and action items can be added")
         if state.in_followup:
             raise CommandError(f"incident {state.id} is resolved and in its follow-up phase; only follow-up steps, "
-                               "roles, notes, action items and restoring leftover degradations are allowed")
+                               "roles, parameters, notes, action items and restoring leftover degradations are "
+                               "allowed")
         if state.resolved:
             raise CommandError(f"incident {state.id} is resolved; only notes can be added")
 

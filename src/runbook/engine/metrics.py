@@ -87,6 +87,13 @@ def step_outputs(state: IncidentState) -> dict[str, dict]:
             for sid, st in state.steps.items() if st.ran}
 
 
+def posted_messages(state: IncidentState) -> list[dict]:
+    """Every message communicate steps posted, oldest first, as recorded when it was posted."""
+    return [{"step": e.record.step, "title": e.record.title, "text": e.record.text, "channel": e.record.channel,
+             "audience": e.record.audience, "phase": e.record.phase, "at": e.at.isoformat(), "by": e.actor,
+             "seq": e.seq, "posted": True} for e in state.messages]
+
+
 def export_json(state: IncidentState) -> dict:
     return {"incident": state.id, "playbook": state.playbook.id, "title": state.title, "severity": state.severity,
             "severity_source": state.severity_source, "status": state.status, "drill": state.drill,
@@ -95,7 +102,7 @@ def export_json(state: IncidentState) -> dict:
             "handed_off_to": [{"step": step, "playbook": playbook, "incident": incident}
                               for step, playbook, incident in state.handoffs],
             "metrics": metrics(state).to_dict(), "snapshot": state.snapshot.hash, "steps": step_outputs(state),
-            "events": [e.to_dict() for e in state.events]}
+            "messages": posted_messages(state), "events": [e.to_dict() for e in state.events]}
 
 
 def export_markdown(state: IncidentState) -> str:
@@ -136,6 +143,17 @@ def export_markdown(state: IncidentState) -> str:
         for e in flips:
             lines.append(f"- {e.at:%H:%M:%S} ({_rel(e.at, opened)}) {md(e.data['op'])} {md(e.data['degradation'])}: "
                          f"{md(describe(e))}")
+    else:
+        lines.append("- none")
+    lines += ["", "## Messages posted", ""]
+    for e in state.messages:  # as posted: the record, never the template filled again today
+        posted = e.record
+        where = " · ".join(md(x) for x in (posted.channel, posted.audience) if x)
+        to = f" to {where}" if where else ""
+        lines += [f"- {e.at:%H:%M:%S} ({_rel(e.at, opened)}) {md(e.actor)}, step {md(posted.step)}{to} ({posted.phase}):",
+                  "", *[f"  > {md(line)}" if line.strip() else "  >" for line in posted.text.strip().splitlines()], ""]
+    if state.messages:
+        lines.pop()  # the section's last blank line comes with the next heading
     else:
         lines.append("- none")
     lines += ["", "## Command output", ""]

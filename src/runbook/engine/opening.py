@@ -135,9 +135,11 @@ def new_incident_id(drill: bool = False) -> str:
 
 def set_parameter(engine, incident: str, actor: str, name: str, value: str) -> list[Event]:
     """Set (or change) one parameter mid-incident, checked like the values given at open:
-    the next server of a "drain the next server" loop."""
+    the next server of a "drain the next server" loop. Allowed in the follow-up phase too, where
+    a follow-up message may need a value only known then (the postmortem's address)."""
     def build(state):
-        engine.require_live(state)
+        if not state.in_followup:
+            engine.require_live(state)
         if name == "severity" and name not in state.playbook.parameters:
             raise CommandError("severity is not a parameter; change it with `runbook incident severity ID LEVEL`")
         checked = parameters.check(state.playbook, name, value, "set")

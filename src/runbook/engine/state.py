@@ -31,6 +31,9 @@ class StepState:
     reason: str = ""
     approved_by: str | None = None
     approved_attempt: int = 0
+    approved_at: datetime | None = None
+    approved_content: dict | None = None  # what the approval covered, rendered (None: an older log's approval)
+    approved_digest: str | None = None
     polls: int = 0
     last_poll: str = ""
     output: str = ""  # the tail of the last run's stdout and stderr (action or check)
@@ -155,6 +158,7 @@ class IncidentState:
     injects: int = 0
     guard_checked_at: datetime | None = None  # a drill's guard checks last ran
     actions_pending: dict[str, Event] = field(default_factory=dict)
+    messages: list[Event] = field(default_factory=list)  # message_posted events, oldest first: what was posted
     events: list[Event] | History = field(default_factory=list)  # a History when read from a checkpoint
     last_seq: int = 0
     tampered: str = ""  # what the quick checks at load found wrong with the record (engine/integrity.py)

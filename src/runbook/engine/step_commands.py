@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import answers, restarts, roles
+from runbook.engine import answers, approvals, restarts, roles
 from runbook.engine.events import ApprovalGranted, Event, HandedOff
 from runbook.engine.limits import check_size
 from runbook.engine.state import FAILED, IncidentState
@@ -52,9 +52,11 @@ class StepCommands:
 
     @staticmethod
     def _approved(state: IncidentState, step: Step) -> None:
-        if step.approval and not state.steps[step.id].approved:
-            raise CommandError(f"step '{step.id}' needs approval by {step.approval.by} first "
-                               f"(runbook incident approve {state.id} {step.id})")
+        """The step's gate is open: approved in this attempt, for what the step covers now
+        (engine/approvals.py); else one line saying why, old → new when its content changed."""
+        refused = approvals.refusal(state, step)
+        if refused:
+            raise CommandError(refused)
 
     def complete(self, incident: str, actor: str, step_id: str | None = None, outcome: str = "") -> list[Event]:
         check_size("the outcome", outcome)
@@ -82,7 +84,7 @@ class StepCommands:
             current = self._current(state, step.id)
             self._approved(state, current)
             roles.refuse_if_waiting(state, current)
-            return finish(state, current, Done(outcome))
+            return finish(state, current, Done(outcome, self.clock.now()))  # a communicate step posts now
         return self._command(incident, actor, build)
 
     def _hand_off(self, state: IncidentState, actor: str, step: Step, outcome: str) -> list[Event]:
@@ -159,7 +161,9 @@ class StepCommands:
 
     def approve(self, incident: str, actor: str, step_id: str | None = None, override: str = "") -> list[Event]:
         """Approve a step's gate: by the holder of its approving role, by anyone when nobody holds
-        it (the event says so), or by someone else with an `override` reason, recorded."""
+        it (the event says so), or by someone else with an `override` reason, recorded. The event
+        records what the gate covers now, rendered, and its digest (engine/approvals.py); a step
+        whose approval no longer covers it is approved again the same way."""
         check_size("the reason", override)
 
         def build(state):
@@ -169,10 +173,11 @@ class StepCommands:
                 raise CommandError(f"step '{step.id}' has no approval gate")
             if state.current.get(step.track) != step.id:
                 raise CommandError(f"step '{step.id}' is not current yet; approve it when the flow reaches it")
-            if state.steps[step.id].approved:
+            if approvals.approved(state, step):
                 raise CommandError(f"step '{step.id}' was already approved by {state.steps[step.id].approved_by}")
             holder, why = roles.approval(state, step, actor, override)
-            return [ApprovalGranted(step.id, step.approval.by, holder, why)]
+            content = approvals.covered(state, step)  # what the approver saw, as the gate is checked later
+            return [ApprovalGranted(step.id, step.approval.by, holder, why, content, approvals.digest(content))]
         return self._command(incident, actor, build)
 
     def restart(self, incident: str, actor: str, step_id: str, reason: str) -> list[Event]:

@@ -6,7 +6,8 @@ commander now), and the built-ins {incident}, {title}, {severity}, {service}, {p
 shlex.join, and what runs is the same `command()`: shown is what runs.
 
 Texts shown to people never fail: a field that cannot be filled (an optional parameter not
-set yet) is shown as ‹name›. Commands do fail, before anything runs, with one line.
+set yet) is shown as ‹name›. Commands and messages posted do fail, before anything runs or is
+posted, with one line naming the value and how to set it.
 """
 
 from __future__ import annotations
@@ -27,9 +28,23 @@ class Command(NamedTuple):
     env: dict
 
 
-def builtins(state: IncidentState, now: datetime | None) -> dict:
+class Untimed:
+    """`now` for a text that must not depend on the clock (what an approval covers,
+    engine/approvals.py): {elapsed} reads ‹elapsed›, the field itself, filled when the step runs."""
+
+    def __repr__(self) -> str:
+        return "UNTIMED"
+
+
+UNTIMED = Untimed()
+
+
+def builtins(state: IncidentState, now: datetime | Untimed | None) -> dict:
     opened = state.opened_at
-    elapsed = format_duration(round((now - opened).total_seconds())) if now and opened else "0s"
+    if now is UNTIMED:
+        elapsed = "‹elapsed›"
+    else:
+        elapsed = format_duration(round((now - opened).total_seconds())) if now and opened else "0s"
     holders = {role: person for role, person in state.holders.items() if role in state.playbook.roles}
     return {**holders, "incident": state.id, "title": state.title, "severity": state.severity,
             "service": state.service, "playbook": state.playbook.id, "elapsed": elapsed}
@@ -98,6 +113,15 @@ def command(state: IncidentState, step: Step, now: datetime | None = None) -> Co
     return Command(argv, cwd, env)
 
 
+def message(state: IncidentState, step: Step, now: datetime | None = None) -> str:
+    """A communicate step's message as it is posted: filled like a command (strict, or plain in a
+    playbook without parameters:), CommandError naming a value that is missing and how to set it."""
+    try:
+        return render(step.template or "", values(state, step, now), mode(state))
+    except TemplateError as exc:
+        raise CommandError(_why(state, step, "template:", exc, "posted")) from None
+
+
 def query(state: IncidentState, step: Step, now: datetime | None = None) -> str:
     """A prometheus: check's query, rendered (CommandError if a value is missing). Values go in as
     they are, so a parameter a query uses should have a pattern: that keeps PromQL out of it."""
@@ -130,14 +154,17 @@ def _render(state, step, where, template, known) -> str:
         raise CommandError(_why(state, step, where, exc)) from None
 
 
-def _why(state: IncidentState, step: Step, where: str, exc: TemplateError) -> str:
+def _why(state: IncidentState, step: Step, where: str, exc: TemplateError, verb: str = "run") -> str:
     by = state.playbook.captures.get(exc.name or "")
     if by and exc.name not in state.parameters:
         steps = " or ".join(f"'{s}'" for s in by)
-        return (f"step '{step.id}' not run: {{{exc.name}}} has no value yet: step {steps} captures it from its "
+        return (f"step '{step.id}' not {verb}: {{{exc.name}}} has no value yet: step {steps} captures it from its "
                 f"output (not run yet, or nothing matched); or set it with "
                 f"`runbook incident param {state.id} {exc.name}=VALUE`")
     if exc.name and exc.name in state.playbook.parameters:
-        return (f"step '{step.id}' not run: parameter {exc.name} has no value; set it with "
+        return (f"step '{step.id}' not {verb}: parameter {exc.name} has no value; set it with "
                 f"`runbook incident param {state.id} {exc.name}=VALUE`")
-    return f"step '{step.id}' not run: {where} {exc}"
+    if exc.name and exc.name in state.playbook.roles and exc.name not in state.holders:
+        return (f"step '{step.id}' not {verb}: {{{exc.name}}} has no value: nobody holds the role {exc.name}; "
+                f"assign it with `runbook incident assign {state.id} {exc.name} PERSON`")
+    return f"step '{step.id}' not {verb}: {where} {exc}"

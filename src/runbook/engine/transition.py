@@ -2,24 +2,28 @@
 
 Every command that finishes a step (done, skipped, failed, an option chosen; by hand, by an
 automation, by a poll, by a timeout, by a degradation) asks `finish` for its events, so the
-order is the same everywhere: a new attempt when the step had failed, the step's outcome, the
-incident mitigated when the step or option says so, then the next step or the end of its track.
+order is the same everywhere: a new attempt when the step had failed, the message a communicate
+step posts (as posted), the step's outcome, the incident mitigated when the step or option says
+so, then the next step or the end of its track.
 An automation that failed with tries left under its retry: rule stays current instead, and the
 retry timer (`again`, auto) starts its next attempt.
 Pure: it reads the state and the playbook and returns records; it appends nothing.
 """
 
+from datetime import datetime
 from typing import NamedTuple
 
 from runbook.catalog.flow import default_next
 from runbook.catalog.models import END, Step
-from runbook.engine.events import (Closed, DecisionMade, EventRecord, Mitigated, StepCompleted, StepFailed, StepSkipped,
-                                   StepStarted, TrackFinished)
+from runbook.engine import texts
+from runbook.engine.events import (Closed, DecisionMade, EventRecord, MessagePosted, Mitigated, StepCompleted,
+                                   StepFailed, StepSkipped, StepStarted, TrackFinished)
 from runbook.engine.state import FAILED, IncidentState
 
 
 class Done(NamedTuple):
     outcome: str = ""
+    at: datetime | None = None  # when it is done: a communicate step's message is filled then ({elapsed})
 
 
 class Skipped(NamedTuple):
@@ -46,6 +50,8 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
         out.append(again(state, step))
     mitigates = False
     if isinstance(result, Done):
+        if step.kind == "communicate" and step.template:
+            out.append(posted(state, step, result.at))
         out.append(StepCompleted(step.id, step.track, result.outcome))
         mitigates, target = step.mitigates, default_next(track, step)
     elif isinstance(result, Chosen):
@@ -72,6 +78,14 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
     elif target:
         out.append(StepStarted(target, step.track, state.steps[target].attempt + 1))
     return out
+
+
+def posted(state: IncidentState, step: Step, at: datetime | None) -> MessagePosted:
+    """The message a communicate step posts, filled as it goes out and recorded as posted; a value
+    that cannot be filled refuses the step (CommandError naming it and how to set it)."""
+    followup = state.playbook.followup is not None and step.track == state.playbook.followup.id
+    return MessagePosted(step.id, texts.message(state, step, at), texts.text(state, step.title, step, at),
+                         step.channel or "", step.audience or "", "follow-up" if followup else "response")
 
 
 def again(state: IncidentState, step: Step, auto: bool = False) -> StepStarted:

@@ -132,23 +132,16 @@ def page(name: str, status: int = 200, **context) -> HTMLResponse:
     return HTMLResponse(_templates.get_template(name).render(**context), status_code=status, headers=HEADERS)
 
 
-def updates(state, now) -> tuple[Update, ...]:
-    """The messages communicate steps posted (done), newest first, filled as at their posting."""
-    from runbook.engine import texts
-
+def updates(state) -> tuple[Update, ...]:
+    """The messages communicate steps posted, newest first, as they were posted (the record of each:
+    its text, title and where it went), never filled again from today's values."""
     out = []
-    for step in state.playbook.steps:
-        run = state.steps.get(step.id)
-        if step.kind != "communicate" or not step.template or run is None or run.status != "done":
-            continue
-        try:
-            text = texts.text(state, step.template, step, run.finished_at or now)
-        except RunbookError as exc:
-            text = f"(cannot be shown: {exc})"
-        where = " · ".join(x for x in (step.channel, step.audience) if x)
-        out.append(Update(one_line(step.id), one_line(texts.text(state, step.title, step, now)), one_line(where),
-                          run.finished_at, shown(text)))
-    return tuple(sorted(out, key=lambda u: u.at or now, reverse=True))
+    for event in state.messages:
+        posted = event.record
+        where = " · ".join(x for x in (posted.channel, posted.audience) if x)
+        out.append(Update(one_line(posted.step), one_line(posted.title or posted.step), one_line(where), event.at,
+                          shown(posted.text)))
+    return tuple(reversed(out))
 
 
 def followup_counts(state) -> tuple[int, int]:
@@ -191,7 +184,7 @@ def detail(engine, incident: str) -> dict:
     check = engine.integrity(incident, full=False)
     view = build_view(state, now, "" if check.ok else check.warning(state.id))
     left, total = followup_counts(state)
-    return {"view": view, "updates": updates(state, now), "cursor": cursor, "now": now,
+    return {"view": view, "updates": updates(state), "cursor": cursor, "now": now,
             "followup_left": left, "followup_steps": total}
 
 

@@ -16,8 +16,8 @@ from runbook.engine.events.base import (RECORDS, Event, EventFormatError, EventR
                                         record)
 from runbook.engine.events.incident import (Acknowledged, ActionItemAdded, HandedOff, Mitigated, NoteAdded, Opened,
                                             PluginErrorRecorded, Resolved, SeverityChanged, TargetBreached)
-from runbook.engine.events.steps import (ApprovalGranted, CheckPolled, DecisionMade, StepCompleted, StepFailed,
-                                         StepRestarted, StepSkipped, StepStarted, TrackFinished, WaitDue)
+from runbook.engine.events.steps import (ApprovalGranted, CheckPolled, DecisionMade, MessagePosted, StepCompleted,
+                                         StepFailed, StepRestarted, StepSkipped, StepStarted, TrackFinished, WaitDue)
 from runbook.engine.events.alerts import AlertReceived, AlertStateChanged
 from runbook.engine.events.automation import ActionFinished, ActionStarted, shown_argv
 from runbook.engine.events.degradations import (DegradationApplied, DegradationFailed, DegradationRestored,
@@ -30,7 +30,7 @@ __all__ = [
     "Acknowledged", "ActionFinished", "ActionItemAdded", "ActionStarted", "AlertReceived", "AlertStateChanged",
     "ApprovalGranted", "CAPTURE", "CaptureMissed", "CheckPolled", "Closed", "DecisionMade",
     "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted", "DrillGuardChecked", "DrillInject", "DrillStopped",
-    "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "HandedOff", "Mitigated",
+    "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "HandedOff", "MessagePosted", "Mitigated",
     "NoteAdded", "Notified", "Opened", "PagerUpdated", "ParametersSet", "PluginErrorRecorded", "RECORDS", "ReminderFired",
     "Resolved", "RoleAssigned", "StageChecked", "StageSteered", "SeverityChanged", "SignalGiven", "StepCompleted", "StepFailed", "StepRestarted",
     "StepSkipped", "StepStarted", "TargetBreached", "TrackFinished", "WaitDue", "apply", "decode", "fold",

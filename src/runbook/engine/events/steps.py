@@ -123,16 +123,48 @@ class ApprovalGranted(EventRecord):
     role: str
     holder: str | None = None  # who held the role then; "" when nobody did (anyone may approve); None: not checked (older logs)
     override: str = ""  # why someone other than the holder approved
+    # what the approver approved, rendered (engine/approvals.py: prompt, command, message, flags...),
+    # and the digest the step is checked against before it runs; None in older logs: not bound
+    content: dict | None = None
+    digest: str | None = None
 
     def fold(self, state, event):
         step = state.steps.get(self.step)
         if step is not None:
             step.approved_by, step.approved_attempt = event.actor, step.attempt
+            step.approved_at, step.approved_content, step.approved_digest = event.at, self.content, self.digest
+
+    def to_data(self) -> dict:
+        data = EventRecord.to_data(self)
+        for key in ("content", "digest"):  # an approval bound to nothing is stored as older ones were
+            if data[key] is None:
+                del data[key]
+        return data
 
     def describe(self):
         if self.override:
             return f"step {self.step} approved OVERRIDING {self.role} {self.holder}: {self.override}"
         return f"step {self.step} approved (as {self.role}" + (", no holder" if self.holder == "" else "") + ")"
+
+
+@record("message_posted", tone="note")
+class MessagePosted(EventRecord):
+    """A communicate step's message as it was posted: the text, where it went and to whom. Faces show
+    this record, never the template rendered again from today's values."""
+
+    step: str
+    text: str
+    title: str = ""  # the step's title as it read then
+    channel: str = ""
+    audience: str = ""
+    phase: str = "response"  # response or follow-up
+
+    def fold(self, state, event):
+        state.messages.append(event)
+
+    def describe(self):
+        where = " · ".join(x for x in (self.channel, self.audience) if x)
+        return f"message posted{f' to {where}' if where else ''} by step {self.step}: {self.text.strip()}"
 
 
 @record("check_polled")

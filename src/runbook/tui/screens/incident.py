@@ -70,7 +70,7 @@ class IncidentScreen(Screen):
         self._first_view = view  # when the caller has it already, the first frame shows it
         self._suspended = False
         self._resumed = False
-        self.gates_announced: set[str] = set()
+        self.gates_announced: set[tuple[str, str]] = set()  # (step, what made its approval stale)
         self.altered_announced = False
         self.view: IncidentView | None = None
         self.track: str | None = None
@@ -269,9 +269,11 @@ class IncidentScreen(Screen):
             self.app.bell()
         self.withdraw_handled(view)
         for step in view.current:
-            if step.approval_by and not step.approved_by and step.id not in self.gates_announced and not view.resolved:
-                self.gates_announced.add(step.id)
-                toast = self.app.notify(f"“{step.title}” needs approval by {step.approval_by}: "
+            gate = (step.id, step.approval_stale)  # a gate whose approval went stale is announced again
+            if step.approval_by and not step.approved_by and gate not in self.gates_announced and not view.resolved:
+                self.gates_announced.add(gate)
+                again = f" again: {step.approval_stale}" if step.approval_stale else ""
+                toast = self.app.notify(f"“{step.title}” needs approval by {step.approval_by}{again}: "
                                         f"press {key_for(type(self), 'approve')} to approve.",
                                         title="approval needed", severity="warning", timeout=30)
                 self.toasts.append((toast, lambda v, step=step.id: v.resolved or not any(
@@ -433,8 +435,10 @@ class IncidentScreen(Screen):
                                                     f"approve “{step.title}” — why?", "reason (recorded)"),
                                  lambda reason: reason and self.send("approve", step.id, override=reason))
             return
-        detail = "\n".join(part for part in (step.approval_prompt.strip(),
-                                             f"$ {step.command}" if step.command else "",
+        # what the approval records is what this says: the gate's content as the engine computes it
+        detail = "\n".join(part for part in (f"Was approved for something else — {step.approval_stale}"
+                                             if step.approval_stale else "",
+                                             *step.approval_covers,
                                              f"Recorded as approved by {self.app.actor}"
                                              + ("" if step.holder else f" (nobody holds {step.approval_by})") + ".")
                            if part)

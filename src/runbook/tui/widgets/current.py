@@ -205,8 +205,12 @@ class CurrentStepPanel(Vertical):
         if step.template:  # the message itself scrolls below, whole, with its line breaks
             head.append(f"\nmessage to post{f' ({step.post_to})' if step.post_to else ''}: below", style="italic")
         if step.approval_by:
-            gate = (f"approved by {step.approved_by}" if step.approved_by
-                    else f"needs approval by {step.approval_by} ({self.key('approve')})")
+            if step.approval_stale:  # approved, but for something else: says what changed
+                gate = (f"needs approval by {step.approval_by} again ({self.key('approve')}): "
+                        f"{step.approval_stale}")
+            else:
+                gate = (f"approved by {step.approved_by}" if step.approved_by
+                        else f"needs approval by {step.approval_by} ({self.key('approve')})")
             head.append(f"\n{gate}", style="green" if step.approved_by else "bold yellow")
         self._title(head, self.hints(actions_for(step, view), "  ·  "))
         key = (step.id, step.track, step.template)
