@@ -74,7 +74,8 @@ class Runbook:
                     "PYTHONPATH": os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)}
         self.env.pop("RUNBOOK_CATALOG", None)
         self.catalog = ["--catalog", str(tmp / "catalog"), "--catalog", str(HERE / "serve_catalog"),
-                        "--catalog", str(HERE / "fixtures" / "catalog" / "playbooks")]
+                        "--catalog", str(HERE / "fixtures" / "catalog" / "playbooks"),
+                        "--catalog", str(HERE / "words_catalog")]
         self.proc = None
         self.port = 0
         self.starts = 0
@@ -237,6 +238,33 @@ def test_hostile_text_is_shown_literally_and_runs_nothing_also_after_a_live_refr
         assert page.locator("img").count() == 0
         assert page.locator("script").count() == 1  # /static/live.js, nothing else
     assert page.evaluate("window.__csp || []") == []
+    assert seen == {"console": [], "errors": []}
+
+
+def test_a_posted_message_stays_as_posted_after_its_parameter_changes(server, browser):
+    """The status page shows the message as it was posted (its record), not its template filled
+    again with today's values: open before and after the change, and on a fresh load."""
+    iid = server.open("grow-volume")
+    server.run("incident", "step", iid, "--skip", "grown by hand", "--as", "bo")
+    server.run("incident", "approve", iid, "--as", "ana")
+    page, seen = signed_in(browser, server)
+    page.goto(f"{server.url}/incidents/{iid}")
+    live(page)
+    server.run("incident", "step", iid, "--done", "--as", "liz")  # announce: posts, with size 10Gi
+    posted = re.compile(r"^Uploads are slow while we grow storage to 10Gi \(\d+s in\)\.$")
+    message = page.locator(".update .message")
+    expect(message).to_have_text(posted, timeout=LIVE)
+    expect(page.locator(".update h3")).to_contain_text("Tell customers about data")
+    text = message.inner_text()
+    server.run("incident", "param", iid, "size=9000Gi", "pvc=archive", "--as", "bo")
+    expect(page.locator("ol.timeline")).to_contain_text("size=9000Gi", timeout=LIVE)  # the page did update
+    expect(message).to_have_text(text)
+    expect(page.locator(".update h3")).to_contain_text("Tell customers about data")
+    page.reload()
+    expect(page.locator("ol.timeline")).to_contain_text("size=9000Gi")
+    expect(page.locator(".update")).to_have_count(1)
+    expect(message).to_have_text(text)
+    assert "9000Gi" not in page.locator("section[aria-labelledby=updates-h]").inner_text()
     assert seen == {"console": [], "errors": []}
 
 
