@@ -81,7 +81,7 @@ def test_a_state_read_from_a_checkpoint_is_the_fold_from_the_first_event_at_ever
     kinds = {e.type for _, events in logs for e in events}
     # the drills must exercise what a checkpoint has to carry, or this test proves little
     assert {"escalated", "notified", "acknowledged", "step_completed", "resolved", "degradation_applied",
-            "flag_changed"} <= kinds, kinds
+            "flag_changed", "approval_granted"} <= kinds, kinds
     cuts = 0
     for stored, events in logs:
         incident = events[0].incident
@@ -160,6 +160,8 @@ def _scripted(engine) -> str:
              lambda: engine.clock.advance(400) or engine.tick(incident),
              lambda: engine.degrade(incident, "ana", "audio-only"),
              lambda: engine.note(incident, "bo", "<b>not html</b>"),
+             lambda: engine.assign(incident, "ana", "commander", "ana"),
+             lambda: engine.complete(incident, "liz", "open-channel"),  # a message posted, kept in the state
              lambda: engine.clock.advance(320) or engine.tick(incident),
              lambda: engine.complete(incident, "ana"),
              lambda: engine.severity(incident, "ana", "SEV1", "worse"),
@@ -190,6 +192,7 @@ def test_fresh_engines_read_checkpoints_that_match_the_full_fold_after_every_com
     assert len(written) >= 3, written  # several checkpoints were written and read along the way
     last = setup()
     assert isinstance(last.state(incident).events, History)
+    assert [e.record.step for e in last.state(incident).messages] == ["open-channel"]
 
 
 def test_an_altered_checkpoint_is_not_used_and_is_reported(setup, backend):

@@ -143,8 +143,17 @@ class ApprovalGranted(EventRecord):
 
     def describe(self):
         if self.override:
-            return f"step {self.step} approved OVERRIDING {self.role} {self.holder}: {self.override}"
-        return f"step {self.step} approved (as {self.role}" + (", no holder" if self.holder == "" else "") + ")"
+            return f"step {self.step} approved OVERRIDING {self.role} {self.holder}: {self.override}{self._what()}"
+        return (f"step {self.step} approved (as {self.role}" + (", no holder" if self.holder == "" else "") + ")"
+                + self._what())
+
+    def _what(self) -> str:
+        """What it approved, in a few words: the step's command, message, action or degradation."""
+        for name in ("command", "message", "action", "query", "degradation", "playbook"):
+            if self.content and isinstance(self.content.get(name), str):
+                value = self.content[name].strip()
+                return f" for {name} \"{value if len(value) <= 120 else value[:119] + '…'}\""
+        return ""
 
 
 @record("message_posted", tone="note")
