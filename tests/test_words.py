@@ -251,6 +251,8 @@ def test_cli_approver_sees_the_prompt_and_a_changed_parameter_refuses_the_run(rb
     shown = rb("incident", "show", iid)
     assert "(needs approval by commander again)" in shown
     assert f'approval by ana is stale: approval was for command "{GROW} 10Gi"; it now reads "{GROW} 9000Gi"' in shown
+    assert f"        approve again (runbook incident approve {iid} grow); that covers:\n" \
+           f"          title: Grow data to 9000Gi\n" in shown
     refused = rb("incident", "step", iid, "--run", expect=5)
     assert (f'approval was for command "{GROW} 10Gi"; it now reads "{GROW} 9000Gi" (its prompt and title changed '
             f"too): approve again (runbook incident approve {iid} grow)") in refused
@@ -263,6 +265,9 @@ def test_cli_approver_sees_the_prompt_and_a_changed_parameter_refuses_the_run(rb
     again = json.loads(rb("incident", "approve", iid, "grow", "--json"))
     assert again[0]["data"]["content"]["command"] == f"{GROW} 9000Gi"
     assert again[0]["data"]["digest"] == approvals.digest(again[0]["data"]["content"])
+    shown = rb("incident", "show", iid)
+    assert "(needs approval" not in shown and "(as commander), covering:" in shown
+    assert f"          $ {GROW} 9000Gi" in shown
     ran = rb("incident", "step", iid, "--run")
     assert f"running {GROW} 9000Gi" in ran and f"action ok: succeeded: {GROW} 9000Gi" in ran
 
@@ -271,8 +276,8 @@ def test_cli_shows_posted_messages_as_posted_and_refuses_an_unfilled_one(rb):
     iid = rb("incident", "open", "grow-volume").strip()
     rb("incident", "step", iid, "--skip", "grown by hand")
     drafts = json.loads(rb("incident", "show", iid, "--json"))["messages"]
-    assert drafts == [{"step": "announce", "text": drafts[0]["text"], "channel": "Status page",
-                       "audience": "customers", "posted": False, "blocked": None}]
+    assert drafts == [{"step": "announce", "title": "Tell customers about data", "text": drafts[0]["text"],
+                       "channel": "Status page", "audience": "customers", "posted": False, "blocked": None}]
     rb("incident", "approve", iid)
     rb("incident", "step", iid, "--done", "--as", "liz")
     rb("incident", "param", iid, "size=9000Gi")

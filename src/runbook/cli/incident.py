@@ -149,16 +149,16 @@ def approval_lines(state, step, stale: str) -> list[str]:
     how = f"runbook incident approve {state.id} {step.id}"
     if run.approved and not stale:
         at = f" at {run.approved_at:%H:%M:%S}" if run.approved_at else ""
-        head = f"approved by {one_line(run.approved_by)}{at} (as {one_line(step.approval.by)})"
+        heads = [f"approved by {one_line(run.approved_by)}{at} (as {one_line(step.approval.by)}), covering:"]
         content = run.approved_content or approvals.covered(state, step)
     elif stale:
-        head = (f"approval by {one_line(run.approved_by)} is stale: {one_line(stale)}\n"
-                f"        approve again ({how}); that covers")
+        heads = [f"approval by {one_line(run.approved_by)} is stale: {one_line(stale)}",
+                 f"approve again ({how}); that covers:"]
         content = approvals.covered(state, step)
     else:
-        head = f"approval by {one_line(step.approval.by)} needed ({how}); it covers"
+        heads = [f"approval by {one_line(step.approval.by)} needed ({how}); it covers:"]
         content = approvals.covered(state, step)
-    return [f"        {head}:"] + [f"          {line}" for line in content_lines(content)]
+    return [f"        {head}" for head in heads] + [f"          {line}" for line in content_lines(content)]
 
 
 def content_lines(content: dict | None) -> list[str]:
@@ -427,7 +427,8 @@ def drafts(state, now) -> list[dict]:
             blocked = None
         except CommandError as exc:  # names the value that is missing and how to set it
             blocked = str(exc)
-        out.append({"step": step.id, "text": texts.text(state, step.template, step, now), "channel": step.channel,
+        out.append({"step": step.id, "title": texts.text(state, step.title, step, now),
+                    "text": texts.text(state, step.template, step, now), "channel": step.channel,
                     "audience": step.audience, "posted": False, "blocked": blocked})
     return out
 
