@@ -12,10 +12,11 @@ import asyncio
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pilot_helpers import flat, press, screen_text, settle
 
 from runbook.catalog import load
 from runbook.engine import CommandError, Engine, VirtualClock, approvals
@@ -27,11 +28,9 @@ from runbook.settings import Settings
 from runbook.store import Store
 from runbook.views import build_view
 
-from pilot_helpers import flat, press, screen_text, settle
-
 HERE = Path(__file__).parent
 WORDS = HERE / "words_catalog"
-START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 GROW = "python3 -c 'import sys; print('\"'\"'grow'\"'\"', *sys.argv[1:])' pvc/data"  # + the size
 
 
@@ -85,8 +84,8 @@ def test_a_parameter_changed_after_approval_refuses_the_run_saying_what_changed(
         f"step 'grow': approval was for command \"{GROW} 10Gi\"; it now reads \"{GROW} 9000Gi\" (its prompt and "
         "title changed too): approve again (runbook incident approve INC-GROW grow)")
     assert "action_started" not in types(engine.state(iid).events)  # nothing ran
-    assert [(c.field, c.was, c.now) for c in approvals.changes(engine.state(iid), step)][0] == \
-        ("command", f"{GROW} 10Gi", f"{GROW} 9000Gi")
+    first = approvals.changes(engine.state(iid), step)[0]
+    assert (first.field, first.was, first.now) == ("command", f"{GROW} 10Gi", f"{GROW} 9000Gi")
     engine.approve(iid, "ana", "grow")  # approving again is allowed, and covers 9000Gi
     ran = engine.run(iid, "ana", "grow")
     started = next(e for e in ran if e.type == "action_started")
@@ -165,7 +164,7 @@ def test_a_stale_approval_by_someone_else_still_needs_an_override(engine):
 def test_an_approval_from_an_older_log_without_content_behaves_as_before(engine):
     iid = opened(engine)
     engine._command(iid, "ana", lambda state: [ApprovalGranted("grow", "commander", "")])  # as 0.x wrote it
-    stored = [e for e in engine.state(iid).events if e.type == "approval_granted"][0]
+    stored = next(e for e in engine.state(iid).events if e.type == "approval_granted")
     assert stored.data == {"step": "grow", "role": "commander", "holder": "", "override": ""}
     assert decode("approval_granted", stored.data).content is None
     engine.set_parameter(iid, "bo", "size", "50Gi")
