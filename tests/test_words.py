@@ -80,9 +80,9 @@ def test_a_parameter_changed_after_approval_refuses_the_run_saying_what_changed(
     assert state.steps["grow"].approved and not approvals.approved(state, step)  # approved, but for 10Gi
     with pytest.raises(CommandError) as refused:
         engine.run(iid, "bo", "grow")
-    assert str(refused.value) == (
-        f"step 'grow': approval was for command \"{GROW} 10Gi\"; it now reads \"{GROW} 9000Gi\" (its prompt and "
-        "title changed too): approve again (runbook incident approve INC-GROW grow)")
+    assert str(refused.value) == (  # a long field is cut to where it changed
+        "step 'grow': approval was for command \"…argv[1:])' pvc/data 10Gi\"; it now reads \"…argv[1:])' pvc/data "
+        "9000Gi\" (its prompt and title changed too): approve again (runbook incident approve INC-GROW grow)")
     assert "action_started" not in types(engine.state(iid).events)  # nothing ran
     first = approvals.changes(engine.state(iid), step)[0]
     assert (first.field, first.was, first.now) == ("command", f"{GROW} 10Gi", f"{GROW} 9000Gi")
@@ -90,6 +90,13 @@ def test_a_parameter_changed_after_approval_refuses_the_run_saying_what_changed(
     ran = engine.run(iid, "ana", "grow")
     started = next(e for e in ran if e.type == "action_started")
     assert started.data["argv"][-1] == "9000Gi"
+
+
+def test_a_changed_field_is_shown_whole_when_short_and_cut_around_the_change_when_long():
+    assert approvals.excerpt("grow pvc to 10Gi", "grow pvc to 9000Gi") == ("grow pvc to 10Gi", "grow pvc to 9000Gi")
+    before, after = "We paused video in every region. " * 3, " Next update in 30 minutes." * 2
+    assert approvals.excerpt(f"{before}SEV2{after}", f"{before}SEV1{after}") == \
+        ("…in every region. SEV2 Next update in 30 m…", "…in every region. SEV1 Next update in 30 m…")
 
 
 def test_the_last_check_before_running_refuses_a_stale_approval_on_every_path(engine):
@@ -131,9 +138,9 @@ def test_a_changed_message_waits_for_a_new_approval(engine):
     skip_to(engine, iid, "announce")
     engine.approve(iid, "ana", "announce")
     engine.set_parameter(iid, "bo", "size", "30Gi")
-    with pytest.raises(CommandError, match=r"approval was for message \"Uploads are slow while we grow storage to "
-                                           r"10Gi \(‹elapsed› in\)\.\"; it now reads \"Uploads are slow while we "
-                                           r"grow storage to 30Gi \(‹elapsed› in\)\.\": approve again"):
+    with pytest.raises(CommandError, match=r"approval was for message \"… we grow storage to 10Gi \(‹elapsed› in\)\.\"; "
+                                           r"it now reads \"… we grow storage to 30Gi \(‹elapsed› in\)\.\": approve "
+                                           r"again"):
         engine.complete(iid, "ana", "announce")
     assert engine.state(iid).messages == []  # nothing was posted
 
@@ -249,12 +256,13 @@ def test_cli_approver_sees_the_prompt_and_a_changed_parameter_refuses_the_run(rb
     rb("incident", "param", iid, "size=9000Gi")
     shown = rb("incident", "show", iid)
     assert "(needs approval by commander again)" in shown
-    assert f'approval by ana is stale: approval was for command "{GROW} 10Gi"; it now reads "{GROW} 9000Gi"' in shown
+    assert "approval by ana is stale: approval was for command \"…argv[1:])' pvc/data 10Gi\"; it now reads " \
+           "\"…argv[1:])' pvc/data 9000Gi\"" in shown
     assert f"        approve again (runbook incident approve {iid} grow); that covers:\n" \
            f"          title: Grow data to 9000Gi\n" in shown
     refused = rb("incident", "step", iid, "--run", expect=5)
-    assert (f'approval was for command "{GROW} 10Gi"; it now reads "{GROW} 9000Gi" (its prompt and title changed '
-            f"too): approve again (runbook incident approve {iid} grow)") in refused
+    assert ("approval was for command \"…argv[1:])' pvc/data 10Gi\"; it now reads \"…argv[1:])' pvc/data 9000Gi\" "
+            f"(its prompt and title changed too): approve again (runbook incident approve {iid} grow)") in refused
     gate = json.loads(rb("incident", "show", iid, "--json"))["approvals"]["grow"]
     assert (gate["approved"], gate["approved_by"]) == (False, "ana")
     assert gate["approved_content"]["command"] == f"{GROW} 10Gi" and gate["covers"]["command"] == f"{GROW} 9000Gi"

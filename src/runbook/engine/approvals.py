@@ -166,8 +166,8 @@ def labelled(name: str, value: str) -> str:
     return f"$ {value}" if name == "command" and not value.startswith("(") else f"{name}: {value}"
 
 
-EXCERPT = 100  # characters of a changed field shown whole; a longer one is cut around the change
-CONTEXT = 30
+EXCERPT = 60  # characters of a changed field shown whole; a longer one is cut around the change
+CONTEXT = 20
 
 
 def excerpt(was: str, now: str) -> tuple[str, str]:
