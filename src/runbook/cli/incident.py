@@ -13,6 +13,7 @@ from runbook.cli.context import Context
 from runbook.cli.options import actor_option, incident_argument, json_option, opening_options, reason_required
 from runbook.cli.output import dump, echo
 from runbook.engine import answers, step_timers, texts, timers
+from runbook.engine.completion import UNDONE, completion
 from runbook.engine.roles import waiting_for
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, step_outputs
 from runbook.errors import UsageError
@@ -76,20 +77,20 @@ def summary(state, now: datetime) -> list[str]:
         lines.append(f"  alert resolved at its source since {state.alert_changes[-1][0]:%H:%M:%S} "
                      "(severity rises wait)")
     lines += roles.show_lines(state)
-    # once resolved, a response step still current was left undone: it is not in progress any more;
-    # in the follow-up phase the follow-up steps are the current ones
-    undone = state.resolved and not state.in_followup
-    lines.append("  left undone:" if undone else "  current steps:")
-    for track, step_id in state.current.items():
-        if state.in_followup and track != "followup":
-            continue  # the response is over: only the follow-up steps are current
-        if undone and step_id is None:
-            continue  # a finished track left nothing undone
+    # once resolved, nothing is in progress any more: what was not done is said instead (in the
+    # follow-up phase the follow-up steps are the current ones)
+    if state.resolved and not state.in_followup:
+        lines += _not_done_lines(state, now)
+    tracks = [] if state.resolved and not state.in_followup else \
+        [(track, step_id) for track, step_id in state.current.items() if not state.in_followup or track == "followup"]
+    if tracks:
+        lines.append("  current steps:")
+    for track, step_id in tracks:
         if step_id is None:
             lines.append(f"    [{track}] {'not started (begins at resolve)' if track == 'followup' and not state.resolved else 'finished'}")
             continue
         step, run = pb.step(step_id), state.steps[step_id]
-        extra = " — not done" if undone else (f" — {run.status}" if run.status != "active" else "")
+        extra = f" — {run.status}" if run.status != "active" else ""
         extra += f" — waiting for {waiting_for(state, step)}" if waiting_for(state, step) else ""
         gate = f" (needs approval by {one_line(step.approval.by)})" if step.approval and not run.approved else ""
         lines.append(f"    [{track}] {step.id}: {one_line(texts.text(state, step.title, step, now))} "
@@ -127,6 +128,23 @@ def summary(state, now: datetime) -> list[str]:
         lines += [f"      | {shown(line)}" for line in out]
     lines.append("  recent:")
     lines += [f"    {e.at:%H:%M:%S} {one_line(e.actor):<10} {describe(e)}" for e in state.events[-8:]]
+    return lines
+
+
+def _not_done_lines(state, now: datetime) -> list[str]:
+    """A resolved incident: whether every step was done, and which were not (engine/completion.py)."""
+    done = completion(state)
+    lines = [f"  {done.verdict()}"]
+    for heading, status in (("left undone", UNDONE), ("failed", "failed"), ("skipped", "skipped")):
+        items = done.of(status)
+        if items:
+            lines.append(f"  {heading}:")
+        for item in items:
+            step = state.playbook.step(item.step)
+            why = f" — {one_line(item.reason)}" if item.reason else " — not done" if status == UNDONE else ""
+            settled = " (its flags were restored at resolve)" if item.settled else ""
+            lines.append(f"    [{item.track}] {step.id}: {one_line(texts.text(state, step.title, step, now))} "
+                         f"({step.kind}){why}{settled}")
     return lines
 
 
