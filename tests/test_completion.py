@@ -143,3 +143,39 @@ def test_the_resolved_screen_says_every_step_was_done_only_when_it_was(engine):
     assert "Left undone: – Fallback - switch calls to audio only" in failed
     assert "Skipped: – Open the incident channel: the channel was already open" in failed
     assert "Every step was done." in done and "Left undone" not in done and "Failed:" not in done
+
+
+# the escalation line of `incident show` --------------------------------------------------------
+
+def escalation(engine, iid) -> list[str]:
+    from runbook.cli.incident import summary
+
+    return [line.strip() for line in summary(engine.state(iid), engine.clock.now())
+            if line.strip().startswith(("escalation", "next escalation"))]
+
+
+def test_the_escalation_line_is_true_before_and_after_an_acknowledgement(engine):
+    iid = engine.open("media-upload-failures", "ana").id  # SEV3 on rtc-default, no severity rise
+    engine.tick(iid)  # level 1 is paged at once
+    assert escalation(engine, iid) == ["next escalation: level 2 in 5m"]
+    for minutes in (5, 10, 15, 5, 10):  # the ladder (3 levels, walked twice) runs out
+        engine.clock.advance(minutes=minutes)
+        engine.tick(iid)
+    assert escalation(engine, iid) == ["escalation: every level has been paged (up to level 3); "
+                                       "nobody has acknowledged yet"]
+    engine.clock.advance(minutes=2)
+    engine.acknowledge(iid, "ben")
+    assert escalation(engine, iid) == ["escalation stopped at level 3: acknowledged by ben at 09:47:00"]
+
+
+def test_the_escalation_line_after_a_severity_that_does_not_page_and_a_resolve_without_ack(engine):
+    iid = engine.open("video-call-degraded", "ana").id
+    engine.tick(iid)
+    engine.severity(iid, "ana", "SEV4", "one customer only")
+    assert escalation(engine, iid) == ["escalation: SEV4 does not page; paged up to level 1 before; "
+                                       "nobody has acknowledged"]
+    engine.resolve(iid, "ana")
+    assert escalation(engine, iid) == ["escalation stopped at level 1: resolved at 09:00:00, never acknowledged"]
+    quiet = engine.open("gifts-feature-failing", "ana").id  # SEV4: never pages
+    engine.tick(quiet)
+    assert escalation(engine, quiet) == ["escalation: SEV4 does not page"]

@@ -66,13 +66,9 @@ def summary(state, now: datetime) -> list[str]:
             status = "BREACHED" if deadline <= now else _in((deadline - now).total_seconds())
         when = f"{deadline:%H:%M:%S}" if deadline.date() == now.date() else f"{deadline:%Y-%m-%d %H:%M:%S}"
         lines.append(f"  {name} target {when}: {status}")
-    nxt = timers.next_escalation(state)
-    if nxt:
-        lines.append(f"  next escalation: level {nxt.data['level']} {_in((nxt.at - now).total_seconds())}")
-    elif state.escalation.by_pager and state.escalation.paged and not (state.acknowledged_at or state.resolved):
-        lines.append("  escalation: by the pager (runbook paged level 1; the pager's own policy pages the rest)")
-    elif state.escalation.highest:
-        lines.append(f"  escalation stopped at level {state.escalation.highest}")
+    escalation = _escalation_line(state, now)
+    if escalation:
+        lines.append(f"  {escalation}")
     if not state.alert_firing:
         lines.append(f"  alert resolved at its source since {state.alert_changes[-1][0]:%H:%M:%S} "
                      "(severity rises wait)")
@@ -129,6 +125,28 @@ def summary(state, now: datetime) -> list[str]:
     lines.append("  recent:")
     lines += [f"    {e.at:%H:%M:%S} {one_line(e.actor):<10} {describe(e)}" for e in state.events[-8:]]
     return lines
+
+
+def _escalation_line(state, now: datetime) -> str:
+    """Where paging stands, true before and after an acknowledgement ("" when nothing was paged
+    at a severity that pages)."""
+    esc = state.escalation
+    nxt = timers.next_escalation(state)
+    if nxt:
+        return f"next escalation: level {nxt.data['level']} {_in((nxt.at - now).total_seconds())}"
+    if esc.by_pager and esc.paged and not (state.acknowledged_at or state.resolved):
+        return "escalation: by the pager (runbook paged level 1; the pager's own policy pages the rest)"
+    if not esc.highest:
+        return "" if timers.pages(state) or state.resolved else f"escalation: {one_line(state.severity)} does not page"
+    if state.acknowledged_at:
+        return (f"escalation stopped at level {esc.highest}: acknowledged by {one_line(state.acknowledged_by)} "
+                f"at {state.acknowledged_at:%H:%M:%S}")
+    if state.resolved:
+        return f"escalation stopped at level {esc.highest}: resolved at {state.resolved_at:%H:%M:%S}, never acknowledged"
+    if not timers.pages(state):
+        return (f"escalation: {one_line(state.severity)} does not page; paged up to level {esc.highest} before; "
+                "nobody has acknowledged")
+    return f"escalation: every level has been paged (up to level {esc.highest}); nobody has acknowledged yet"
 
 
 def _not_done_lines(state, now: datetime) -> list[str]:
