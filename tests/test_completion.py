@@ -161,8 +161,8 @@ def test_the_escalation_line_is_true_before_and_after_an_acknowledgement(engine)
     for minutes in (5, 10, 15, 5, 10):  # the ladder (3 levels, walked twice) runs out
         engine.clock.advance(minutes=minutes)
         engine.tick(iid)
-    assert escalation(engine, iid) == ["escalation: every level has been paged (up to level 3); "
-                                       "nobody has acknowledged yet"]
+    assert escalation(engine, iid) == [("escalation: every level has been paged (up to level 3); "
+                                        "nobody has acknowledged yet")]
     engine.clock.advance(minutes=2)
     engine.acknowledge(iid, "ben")
     assert escalation(engine, iid) == ["escalation stopped at level 3: acknowledged by ben at 09:47:00"]
@@ -172,8 +172,8 @@ def test_the_escalation_line_after_a_severity_that_does_not_page_and_a_resolve_w
     iid = engine.open("video-call-degraded", "ana").id
     engine.tick(iid)
     engine.severity(iid, "ana", "SEV4", "one customer only")
-    assert escalation(engine, iid) == ["escalation: SEV4 does not page; paged up to level 1 before; "
-                                       "nobody has acknowledged"]
+    assert escalation(engine, iid) == [("escalation: SEV4 does not page; paged up to level 1 before; "
+                                        "nobody has acknowledged")]
     engine.resolve(iid, "ana")
     assert escalation(engine, iid) == ["escalation stopped at level 1: resolved at 09:00:00, never acknowledged"]
     quiet = engine.open("gifts-feature-failing", "ana").id  # SEV4: never pages
