@@ -358,7 +358,8 @@ def test_show_outlines_the_check(fixture_env):
     out = subprocess.run([sys.executable, "-m", "runbook", "show", "video-loss"], cwd=HERE / "metrics_catalog",
                          env={**fixture_env, "RUNBOOK_CATALOG": "."}, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert 'checks prometheus: rtc_loss_ratio{{region="{region}"}} expect < 0.02' in out.stdout
+    # as it will be read: the region's default filled, the doubled braces one brace each
+    assert 'checks prometheus: rtc_loss_ratio{region="eu-west-1"} expect < 0.02' in out.stdout
 
 
 def test_a_simulation_never_queries_prometheus(world):
