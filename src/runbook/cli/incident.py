@@ -50,7 +50,9 @@ def summary(state, now: datetime) -> list[str]:
     if state.from_incident:
         lines.append(f"  handed off from {one_line(state.from_incident)}")
     for step_id, playbook, linked in state.handoffs:
-        lines.append(f"  handed off to {one_line(linked)} (playbook {one_line(playbook)}, step {one_line(step_id)})")
+        ended = f"; resolved by it at {state.resolved_at:%H:%M:%S}" if state.resolved_by_handoff == linked else ""
+        lines.append(f"  handed off to {one_line(linked)} (playbook {one_line(playbook)}, step {one_line(step_id)})"
+                     f"{ended}")
     if state.parameters:
         lines.append("  parameters: " + ", ".join(f"{one_line(name)}={one_line(value)}"
                                                  f" ({state.parameter_sources.get(name, '?')})"
