@@ -61,8 +61,8 @@ def text(state: IncidentState, template: str | None, step: Step | None = None, n
     if not template:
         return template or ""
     pb = state.playbook
-    if not pb.templated:  # only the names it knows are filled, as before templates existed
-        return for_people(template, values(state, step, now), templated=False)
+    if not pb.templated:  # only the names it knows are filled, as before templates existed; a role nobody holds: ‹role›
+        return for_people(template, values(state, step, now), pb.roles, templated=False)
     return for_people(template, values(state, step, now), [*pb.parameters, *pb.captures, *pb.roles])
 
 
