@@ -79,7 +79,7 @@ responders:
   steps:
     default: {distribution: exponential, mean: 5m}
     fix: {distribution: uniform, min: 10m, max: 1h}
-  choices: {where: 1}
+  choices: {where: 2}  # several regions: the bitrate cap (rerouting one region runs rtcctl, which no plan models)
 """
 
 WAITING = """\

@@ -71,3 +71,23 @@ def test_step_flags_are_exclusive(rb):
     iid = rb("incident", "open", "gifts-feature-failing").strip()
     err = rb("incident", "step", iid, "--done", "--fail", expect=2, stream="stderr")
     assert "give only one of --done, --skip REASON, --fail, --run (got done, fail)" in err
+
+
+def test_show_tells_where_escalation_stands_and_prints_no_empty_heading(rb):
+    iid = rb("incident", "open", "video-call-degraded").strip()  # level 1 is paged at once
+    assert "next escalation: level 2 in " in rb("incident", "show", iid)
+    rb("incident", "severity", iid, "SEV4", "--reason", "one customer's network")
+    shown = rb("incident", "show", iid)
+    assert "escalation: SEV4 does not page; paged up to level 1 before; nobody has acknowledged" in shown
+    assert "stopped" not in shown  # nobody stopped it: nobody acknowledged
+    rb("incident", "ack", iid)
+    assert "escalation stopped at level 1: acknowledged by ana at " in rb("incident", "show", iid)
+    for step in ("open-channel", "tell-support", "status-page", "all-clear"):
+        rb("incident", "step", iid, step, "--done")
+    rb("incident", "resolve", iid)
+    lines = rb("incident", "show", iid).splitlines()
+    assert "  Not every step was done: 1 not done, 16 not reached." in lines
+    assert "  left undone:" in lines and "  failed:" not in lines and "  skipped:" not in lines
+    headings = [i for i, line in enumerate(lines) if line.endswith(":")]
+    assert all(len(lines[i + 1]) - len(lines[i + 1].lstrip()) > len(lines[i]) - len(lines[i].lstrip())
+               for i in headings)  # every heading has something under it

@@ -247,7 +247,8 @@ def test_a_wait_polls_the_query_until_it_holds(world):
     world.clock.advance(seconds=30)
     fired = engine.tick(iid)
     assert polls(fired) == [(1, "not-yet", '0.034 (expect < 0.02) at {region="eu-west-1"}')]
-    assert fired[0].record.describe() == 'poll 1 of loss-low: not yet — 0.034 (expect < 0.02) at {region="eu-west-1"}'
+    assert fired[0].record.describe() == 'poll 1 of loss-low: 0.034 (expect < 0.02) at {region="eu-west-1"}, not yet'
+    assert fired[0].data["value"] == "0.034"  # the value the wait saw, as read
     assert world.fake.requests[-1]["query"] == LOSS  # the template filled with the region
     world.fake.answers[LOSS] = vector(({"region": "eu-west-1"}, 0.012))
     world.clock.advance(seconds=30)
@@ -357,7 +358,8 @@ def test_show_outlines_the_check(fixture_env):
     out = subprocess.run([sys.executable, "-m", "runbook", "show", "video-loss"], cwd=HERE / "metrics_catalog",
                          env={**fixture_env, "RUNBOOK_CATALOG": "."}, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert 'checks prometheus: rtc_loss_ratio{{region="{region}"}} expect < 0.02' in out.stdout
+    # as it will be read: the region's default filled, the doubled braces one brace each
+    assert 'checks prometheus: rtc_loss_ratio{region="eu-west-1"} expect < 0.02' in out.stdout
 
 
 def test_a_simulation_never_queries_prometheus(world):

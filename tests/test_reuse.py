@@ -93,10 +93,69 @@ def test_a_handoff_opens_a_linked_incident_and_both_name_each_other(engine):
     first, second = engine.state(iid), engine.state(new)
     assert first.handoffs == [("to-security", "security-incident", new)]
     assert first.steps["to-security"].status == "done" and first.current["main"] is None
+    assert first.resolved_by_handoff == new
     assert second.from_incident == iid and second.playbook.id == "security-incident"
     assert second.parameters == {"region": "us-east-1"}  # the parameters the other playbook declares
     opened = second.events[0]
     assert opened.type == "opened" and opened.data["from_incident"] == iid
+
+
+def to_handoff(engine, **open_args) -> str:
+    iid = engine.open("calls-dropping", "ana", **open_args).id
+    engine.complete(iid, "ana")
+    engine.complete(iid, "ana")
+    engine.choose(iid, "ana", "Yes")
+    engine.choose(iid, "ana", "Yes")  # looks like an attack: the handoff step is current
+    return iid
+
+
+@pytest.fixture
+def flagged(catalog_dir, tmp_path):
+    """An engine with the flag file backend, so a handoff restores what its incident degraded."""
+    from runbook.plugins import PluginHost
+    from runbook.settings import Settings
+
+    store = Store(str(tmp_path / "flagged.sqlite"))
+    host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
+    yield Engine(store, VirtualClock(), host, load([str(catalog_dir)]))
+    store.close()
+
+
+def test_a_handoff_resolves_its_incident_there_and_pages_the_new_one_at_once(flagged, tmp_path):
+    engine = flagged
+    iid = to_handoff(engine)
+    engine.degrade(iid, "ana", "shed-load")
+    assert "rtc.edge.shed-suspicious" in (tmp_path / "flags.json").read_text()
+    engine.clock.advance(minutes=12)
+    events = engine.complete(iid, "ana")
+    assert [e.type for e in events] == ["handed_off", "step_completed", "track_finished", "degradation_started",
+                                        "flag_changed", "degradation_restored", "resolved"]
+    new = events[0].data["incident"]
+    assert events[-1].data == {"kept_degradations": [], "handed_off_to": new}
+    assert events[-1].record.describe() == f"resolved by handoff to {new}"
+    first = engine.state(iid)
+    assert first.resolved and first.resolved_by_handoff == new and first.status == "resolved"
+    assert not first.degradations["shed-load"].touched  # restored, as a resolve would
+    assert "rtc.edge.shed-suspicious" not in (tmp_path / "flags.json").read_text()  # back to how it was: unset
+    from runbook.engine.metrics import metrics
+
+    assert metrics(first).ttr == 12 * 60  # its time to resolve ends at the handoff
+    second = engine.state(new)
+    assert second.escalation.paged == 1 and not second.resolved  # paged now, not at its first tick
+    assert [e.type for e in second.events][-2:] == ["escalated", "notified"]
+
+
+def test_a_handoff_that_cannot_restore_says_it_handed_off_and_what_is_left(flagged, tmp_path):
+    engine = flagged
+    iid = to_handoff(engine)
+    engine.degrade(iid, "ana", "shed-load")
+    (tmp_path / "flags.json").unlink()
+    (tmp_path / "flags.json").mkdir()  # the flag file cannot be written: the restore fails
+    with pytest.raises(Exception, match=r"^handed off to INC-\w+, but INC-\w+ is not resolved: could not restore "
+                                        "shed-load"):
+        engine.complete(iid, "ana")
+    first = engine.state(iid)
+    assert first.handoffs and not first.resolved and first.current["main"] is None
 
 
 def test_a_handoff_to_a_playbook_no_longer_in_the_catalog_records_nothing(engine, catalog_dir):
@@ -149,9 +208,17 @@ def test_include_and_handoff_with_the_cli_alone(rb):
     rb("incident", "choose", iid, "Yes")
     out = rb("incident", "step", iid, "--done")
     assert "handed off to INC-" in out
-    new = json.loads(rb("incident", "show", iid, "--json"))["handed_off_to"][0]["incident"]
-    assert f"handed off to {new} (playbook security-incident, step to-security)" in rb("incident", "show", iid)
+    shown = json.loads(rb("incident", "show", iid, "--json"))
+    new = shown["handed_off_to"][0]["incident"]
+    assert f"resolved by handoff to {new}" in out
+    assert shown["status"] == "resolved" and shown["resolved_by_handoff"] == new
+    assert shown["metrics"]["ttr"] is not None
+    text = rb("incident", "show", iid)
+    assert f"handed off to {new} (playbook security-incident, step to-security); resolved by it at " in text
+    assert "Every step it came to was done" in text
+    assert f"(by handoff to {new})" in rb("incident", "export", iid, "--format", "md")
     assert f"handed off from {iid}" in rb("incident", "show", new)
+    assert "escalation level 1" in rb("incident", "show", new)  # paged at once, as `incident open` pages
     assert json.loads(rb("incident", "show", new, "--json"))["from_incident"] == iid
     assert "planned-maintenance" in rb("list")
     assert "none: no severity this playbook runs at pages" in rb("show", "planned-maintenance")
@@ -190,7 +257,9 @@ def test_the_tui_offers_to_open_the_incident_a_handoff_opened(catalog_dir, tmp_p
             await settle(pilot)
             await pilot.press("d")
             await settle(pilot)
-            assert isinstance(app.screen, ConfirmDialog)  # hand off? opens a linked incident
+            assert isinstance(app.screen, ConfirmDialog)  # hand off? opens a linked incident, resolves this one
+            said = " ".join(str(w.render()) for w in app.screen.query("Static, Label"))
+            assert "pages it now, and resolves this one" in said and "No degradation is applied" in said
             await pilot.press("y")
             await settle(pilot)
             assert isinstance(app.screen, ConfirmDialog)  # open the new one now?
@@ -200,6 +269,7 @@ def test_the_tui_offers_to_open_the_incident_a_handoff_opened(catalog_dir, tmp_p
             return app.screen.incident
     opened = asyncio.run(scenario())
     assert engine.state(iid).handoffs == [("to-security", "security-incident", opened)]
+    assert engine.state(iid).resolved_by_handoff == opened
     assert engine.state(opened).from_incident == iid
     store.close()
 

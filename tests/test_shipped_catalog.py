@@ -80,3 +80,104 @@ def test_schema_cache_skips_only_texts_that_passed(tmp_path, repo_root, monkeypa
     broken = tmp_path / "broken.yaml"
     broken.write_text("apiVersion: runbook/v1\nkind: Roster\nid: r2\n")
     assert load_catalog([str(broken)]).errors and schema_cache.key(broken.read_text()) not in schema_cache.SchemaCache()
+
+
+# the language as real teams use it ------------------------------------------------------------
+
+def shipped_playbooks(repo_root) -> dict[str, Playbook]:
+    return load_catalog([str(repo_root / "playbooks")]).models("Playbook")
+
+
+def test_the_flagship_has_a_follow_up_phase_and_names_its_commander(repo_root):
+    pb = shipped_playbooks(repo_root)["video-call-degraded"]
+    assert pb.followup is not None and pb.followup.role == "commander"
+    steps = {s.id: s for s in pb.followup.steps}
+    assert list(steps) == ["postmortem", "customer-followup", "action-items"]
+    assert steps["customer-followup"].kind == "communicate" and steps["customer-followup"].audience == "customers"
+    assert "{commander}" in pb.step("open-channel").template
+    templates = [s.template for p in shipped_playbooks(repo_root).values() for s in p.steps if s.template]
+    assert not [t for t in templates if "<name>" in t]  # a role's holder is {role}, never a blank to fill in
+
+
+def test_at_least_three_playbooks_use_parameters_captures_roles_and_follow_up(repo_root):
+    full = [pb.id for pb in shipped_playbooks(repo_root).values()
+            if pb.parameters and pb.captures and pb.roles and pb.followup is not None]
+    assert len(full) >= 3, full
+    assert {"video-call-degraded", "calls-failing-one-region", "message-delivery-delayed"} <= set(full)
+
+
+def test_the_flagship_through_the_engine_fills_the_commander_and_follows_up(repo_root, tmp_path):
+    from runbook.engine import Engine, VirtualClock, texts
+    from runbook.store import Store
+
+    store = Store(str(tmp_path / "db.sqlite"))
+    engine = Engine(store, VirtualClock(), None, load_catalog([str(repo_root / "playbooks")]))
+    iid = engine.open("video-call-degraded", "ana", params={"region": "eu-west-1"}).id
+    engine.assign(iid, "ana", "commander", "Lea Fontaine")
+    engine.assign(iid, "ana", "comms", "Sam Okafor")  # the customer follow-up message names them
+    state = engine.state(iid)
+    step = state.playbook.step("open-channel")
+    message = texts.text(state, step.template, step)
+    assert "in eu-west-1" in message and "Incident commander: Lea Fontaine." in message
+    engine.resolve(iid, "ana")
+    assert engine.state(iid).current["followup"] == "postmortem"
+    for _ in range(3):
+        engine.complete(iid, "ana")
+    assert engine.state(iid).closed
+    store.close()
+
+
+def test_each_poll_of_the_backlog_wait_records_the_backlog_it_saw(repo_root, tmp_path, monkeypatch):
+    """message-delivery-delayed's wait prints the lag it summed; a stand-in kubectl prints two partitions."""
+    import os
+    import stat
+
+    from runbook.engine import Engine, VirtualClock
+    from runbook.plugins import PluginHost
+    from runbook.settings import Settings
+    from runbook.store import Store
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    kubectl = bin_dir / "kubectl"
+    kubectl.write_text("#!/bin/sh\necho 'GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID'\n"
+                       "echo 'msg-delivery msg-inbound 0 100 41000 40900 c1'\n"
+                       "echo 'msg-delivery msg-inbound 1 100 450 350 c2'\n")
+    kubectl.chmod(kubectl.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    store = Store(str(tmp_path / "db.sqlite"))
+    host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
+    engine = Engine(store, VirtualClock(), host, load_catalog([str(repo_root / "playbooks")]))
+    iid = engine.open("message-delivery-delayed", "ana").id
+    for _ in range(4):  # lag, consumers, downstream, tell-support
+        engine.complete(iid, "ana")
+    engine.choose(iid, "ana", "Add delivery consumers")
+    engine.complete(iid, "ana")  # scale-consumers
+    engine.complete(iid, "ana")  # verify: lag is falling
+    poll = next(e for e in engine.run(iid, "ana", "backlog-drained") if e.type == "check_polled")
+    assert poll.record.describe() == "poll 1 of backlog-drained: backlog=41250; exit status 1, not yet"
+    store.close()
+
+
+def test_validate_and_show_through_the_cli(repo_root, fixture_env, tmp_path):
+    import subprocess
+    import sys
+
+    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_USER": "ana"}
+
+    def rb(*args):
+        proc = subprocess.run([sys.executable, "-m", "runbook", *args], check=False, cwd=repo_root, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+        return proc.stdout
+
+    assert rb("validate", "--strict").startswith("valid: 0 errors, 0 warnings")
+    shown = rb("show", "video-call-degraded")
+    assert "Track followup: After the incident (role commander)" in shown
+    assert "[communicate] Follow up with affected customers  #customer-followup" in shown
+    assert "runs rtcctl traffic shift rtc-video --from ‹region› --percent 100" in shown
+    iid = rb("incident", "open", "video-call-degraded", "--param", "region=eu-west-1").strip()
+    rb("incident", "assign", iid, "commander", "Lea Fontaine")
+    assert "Incident commander: Lea Fontaine." in rb("incident", "show", iid)
+    login = rb("incident", "open", "login-outage").strip()  # no parameters: only known names are filled
+    assert "Incident commander: ‹commander›." in rb("incident", "show", login)  # nobody holds it yet

@@ -49,7 +49,7 @@ def test_a_timed_wait_comes_due_on_the_command_line(rb):
     rb("incident", "ack", iid)
     rb("incident", "step", iid, "--done")
     rb.clock.advance(seconds=10)
-    assert "poll 1 of drained: ok" in rb("incident", "tick", iid)
+    assert "poll 1 of drained: exit status 0, holds" in rb("incident", "tick", iid)  # what the poll saw
     assert "comes due at 09:10:10" in rb("incident", "show", iid)
     rb.clock.advance(minutes=10)
     assert "step later is due: the wait is over, look again" in rb("incident", "tick", iid)

@@ -4,6 +4,7 @@ All on the engine with a virtual clock."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -294,3 +295,84 @@ def test_the_new_records_round_trip():
                             ("alert_state_changed", {"state": "resolved", "alert": "A"})]:
         record = decode(type_name, data)
         assert record.to_data() == data and record.describe()
+
+
+# what a poll saw -----------------------------------------------------------------------------
+
+@pytest.fixture
+def drain(tmp_path):
+    """A wait whose command prints what it sees ("2 allocations left") and captures the number."""
+    allocations = tmp_path / "allocations"
+    allocations.write_text("3")
+    catalog_dir = tmp_path / "drain-catalog"
+    catalog_dir.mkdir()
+    (catalog_dir / "policies.yaml").write_text((HERE / "waits_catalog" / "policies.yaml").read_text())
+    (catalog_dir / "pb.yaml").write_text((HERE / "waits_catalog" / "drain-pb.yaml").read_text()
+                                         .replace("PYTHON", sys.executable).replace("ALLOCATIONS", str(allocations)))
+    catalog = load([str(catalog_dir)])
+    assert not catalog.errors, catalog.errors
+    store = Store(str(tmp_path / "db.sqlite"))
+    host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
+    engine = Engine(store, VirtualClock(), host, catalog)
+    yield engine, allocations, catalog_dir
+    store.close()
+
+
+def test_each_poll_records_the_value_it_saw_and_the_timeline_says_it(drain):
+    engine, allocations, _ = drain
+    iid = engine.open("drain-node", "ana").id
+    allocations.write_text("2")
+    engine.clock.advance(seconds=30)
+    (poll,) = [e for e in engine.tick(iid) if e.type == "check_polled"]
+    assert (poll.data["captured"], poll.data["exit_code"], poll.data["outcome"]) == ({"allocations": "2"}, 1,
+                                                                                     "not-yet")
+    assert poll.record.describe() == "poll 1 of drain: allocations=2; exit status 1, not yet"
+    state = engine.state(iid)
+    assert state.steps["drain"].last_poll == "allocations=2; exit status 1, not yet"  # the TUI's "last check:"
+    assert "allocations" not in state.parameters  # only the poll that held sets the parameter
+    allocations.write_text("0")
+    engine.clock.advance(seconds=30)
+    fired = engine.tick(iid)
+    held = next(e for e in fired if e.type == "check_polled")
+    assert held.record.describe() == "poll 2 of drain: allocations=0; exit status 0, holds"
+    assert engine.state(iid).parameters["allocations"] == "0"
+
+
+def test_a_poll_without_captures_says_its_exit_status_and_an_action_its_own_words():
+    step = build_playbook({"id": "p", "title": "t", "service": "s", "severity": "S", "escalation": "e", "steps": [
+        {"kind": "wait", "title": "w", "run": ["true"], "timeout": "1m"}]}).steps[0]
+    assert waits.seen(step, "failed with exit status 1: true", 1, {}) == "exit status 1"
+    action = step._replace(run=None, uses="http-check")
+    assert waits.seen(action, "GET https://x → 503 in 4 ms", 503, {}) == "GET https://x → 503 in 4 ms"
+    assert waits.seen(action, "GET https://x → 503 in 4 ms", 503, {"state": "draining"}) == \
+        "state=draining; GET https://x → 503 in 4 ms"
+
+
+def test_a_poll_recorded_before_waits_said_what_they_saw_reads_as_it_did():
+    old = decode("check_polled", {"step": "drain", "ok": False, "summary": "failed with exit status 1: x",
+                                  "poll": 3, "exit_code": 1, "outcome": "not-yet"})
+    assert old.describe() == "poll 3 of drain: not yet — failed with exit status 1: x"
+    assert "seen" not in old.to_data() and "captured" not in old.to_data() and "value" not in old.to_data()
+
+
+def test_the_cli_shows_what_each_poll_saw(drain, fixture_env, tmp_path):
+    import subprocess
+
+    _, allocations, catalog_dir = drain
+    allocations.write_text("2")
+    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "cli.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
+           "RUNBOOK_USER": "ana", "RUNBOOK_CATALOG": str(catalog_dir)}
+
+    def rb(*args, expect=0):
+        proc = subprocess.run([sys.executable, "-m", "runbook", *args], check=False, cwd=tmp_path, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == expect and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+        return proc.stdout
+
+    iid = rb("incident", "open", "drain-node").strip()
+    assert "poll 1 of drain: allocations=2; exit status 1, not yet" in rb("incident", "step", iid, "--run", expect=4)
+    shown = rb("incident", "show", iid)
+    assert "poll 1 of drain: allocations=2; exit status 1, not yet" in shown
+    events = json.loads(rb("incident", "show", iid, "--json"))["events"]
+    poll = next(e for e in events if e["type"] == "check_polled")
+    assert poll["data"]["captured"] == {"allocations": "2"} and poll["data"]["seen"] == "allocations=2; exit status 1"

@@ -93,6 +93,11 @@ class Reading(NamedTuple):
         return self.outcome == HOLDS
 
     @property
+    def shown_value(self) -> str | None:
+        """The deciding value as the detail writes it (0.034, +Inf); None when broken."""
+        return None if self.value is None else _number(self.value)
+
+    @property
     def output(self) -> str:
         """Every series and its value, one a line: what a step shows as its output."""
         return "\n".join(f"{s.name or '(value)'} {_number(s.value)}" for s in self.series)

@@ -65,6 +65,16 @@ class CurrentStep(NamedTuple):
     approval_covers: tuple[str, ...] = ()  # what approving it records now ("$ COMMAND", "prompt: ..."), a line each
 
 
+class LeftStep(NamedTuple):
+    """A step a resolved incident did not do (engine/completion.py)."""
+
+    title: str
+    track: str  # the track's title
+    status: str  # "not done" (started, never finished), failed or skipped
+    reason: str = ""
+    settled: bool = False  # a restore step whose flags resolve restored: only the step was not ticked off
+
+
 class LadderRow(NamedTuple):
     level: int
     who: str
@@ -135,6 +145,8 @@ class IncidentView(NamedTuple):
     roles: tuple[tuple[str, str, str | None], ...] = ()  # role id, title, holder (None: nobody)
     resolved_at: datetime | None = None  # once resolved, the screen's clocks stop here
     by_pager: bool = False  # levels after the first are the pager's own escalation (RUNBOOK_ESCALATION=pager)
+    left: tuple[LeftStep, ...] = ()  # once resolved: the steps not done, failed or skipped
+    verdict: str = ""  # once resolved: "Every step was done." only when it is, else what was not
 
     @property
     def resolved(self) -> bool:

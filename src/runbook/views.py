@@ -8,6 +8,7 @@ for HTML."""
 from datetime import datetime
 
 from runbook.engine import answers, approvals, stages, texts, timers
+from runbook.engine.completion import completion
 from runbook.engine.safeguards import AUTO
 from runbook.engine.metrics import describe
 from runbook.engine.roles import waiting_for
@@ -15,7 +16,7 @@ from runbook.engine.state import IncidentState
 from runbook.errors import RunbookError
 from runbook.text import one_line, shown
 # the records themselves live apart, free of the engine (view_models.py); screens import them from here
-from runbook.view_models import (CurrentStep, FlagView, IncidentView, LadderRow, Line,  # noqa: F401
+from runbook.view_models import (CurrentStep, FlagView, IncidentView, LadderRow, LeftStep, Line,  # noqa: F401
                                  StepRow, TrackView)
 
 TIMELINE_ROWS = 200
@@ -128,6 +129,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                               deg.share if deg.applied else None, one_line(stages.describe(state, name, now)),
                               automatic, tuple(share for share, _ in spec.rollout.stages) if spec.rollout else (),
                               deg.stage, deg.held, deg.unwinding, one_line(stages.compact(state, name, now))))
+    left, verdict = _left(state, now) if state.resolved else ((), "")
     opened = state.opened_at
     lines = tuple(Line(e.seq, e.at, (e.at - opened).total_seconds(), one_line(e.actor), e.type, describe(e),
                        e.record.loud, e.record.tone)
@@ -142,7 +144,18 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
         tuple((one_line(name), one_line(str(value)), state.parameter_sources.get(name, ""))
               for name, value in state.parameters.items()),
         state.phase, tuple((one_line(rid), one_line(role.title), _maybe(state.holders.get(rid)))
-                           for rid, role in pb.roles.items()), state.resolved_at, state.escalation.by_pager)
+                           for rid, role in pb.roles.items()), state.resolved_at, state.escalation.by_pager,
+        left, verdict)
+
+
+def _left(state: IncidentState, now: datetime) -> tuple[tuple[LeftStep, ...], str]:
+    """What a resolved incident did not do, and the one-line verdict (engine/completion.py)."""
+    done = completion(state)
+    pb = state.playbook
+    titles = {track.id: track.title for track in pb.tracks}
+    return tuple(LeftStep(one_line(texts.text(state, pb.step(item.step).title, pb.step(item.step), now)),
+                          one_line(titles[item.track]), item.status, one_line(item.reason), item.settled)
+                 for item in done.not_done), done.verdict()
 
 
 def _covers(state, step, run, stale: str) -> tuple[str, ...]:

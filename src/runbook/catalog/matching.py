@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from runbook.catalog import preview
 from runbook.catalog.models import LabelMatcher, Playbook
 
 LABEL_SCORE = 10.0
@@ -44,7 +45,7 @@ def words(text: str) -> list[tuple[str, str]]:
 @dataclass
 class Match:
     playbook: str
-    title: str
+    title: str  # as it will read: filled by the one renderer (catalog/preview.py)
     score: float
     symptom: str | None = None
     reasons: list[str] = field(default_factory=list)
@@ -152,6 +153,7 @@ def rank(playbooks: list[Playbook], text: str = "", labels: dict[str, str] | Non
             if match.symptom is None and held:
                 match.symptom = max(held, key=lambda sid: (sum(held[sid]), len(held[sid])))
         if match.score > 0:
+            match.title = preview.title(pb)
             matches.append(match)
     matches.sort(key=lambda m: (-m.score, m.playbook))
     return matches[:limit] if limit else matches

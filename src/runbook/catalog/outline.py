@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from runbook.catalog import preview
 from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import default_next
@@ -82,7 +83,7 @@ def _targets(level) -> str:
 
 
 def _playbook(pb: Playbook, catalog: Catalog, now: datetime) -> list[str]:
-    lines = [f"{pb.title}", f"  playbook {pb.id} · service {pb.service}"
+    lines = [preview.title(pb), f"  playbook {pb.id} · service {pb.service}"
              + (f" · tags {', '.join(pb.tags)}" if pb.tags else "")]
     if pb.description:
         lines += [""] + [f"  {line}" for line in pb.description.strip().splitlines()]
@@ -148,13 +149,14 @@ def _playbook(pb: Playbook, catalog: Catalog, now: datetime) -> list[str]:
         lines += _section("Reminders")
         for r in pb.reminders:
             who = f" ({r.role})" if r.role else ""
-            lines.append(f"  - every {format_duration(r.every)}{who}: {r.message}  [from {r.start} until {r.until}]")
+            lines.append(f"  - every {format_duration(r.every)}{who}: {preview.text(pb, r.message)}  "
+                         f"[from {r.start} until {r.until}]")
     for track in pb.tracks:
         title = "Steps" if track.id == "main" else f"Track {track.id}: {track.title}"
         if track.role:
             title += f" (role {track.role})"
         lines += _section(title)
-        lines += _steps(track)
+        lines += _steps(track, pb)
     return lines
 
 
@@ -164,7 +166,12 @@ def _flag(value) -> str:
     return str(value)
 
 
-def _step_line(step: Step, number: int) -> str:
+def _step_line(step: Step, number: int, pb: Playbook | None) -> str:
+    """One step as it will run: its title, prompt and command filled (catalog/preview.py) in a
+    playbook; a procedure's steps as written (the playbook that includes one fills them)."""
+    def fill(template):
+        return preview.text(pb, template, step) if pb is not None else template
+
     kind = step.kind
     if step.degradation:
         kind += f" {step.degradation}"
@@ -174,13 +181,14 @@ def _step_line(step: Step, number: int) -> str:
     if step.timebox:
         extras.append(f"timebox {format_duration(step.timebox)}")
     if step.approval:
-        extras.append(f"needs approval by {step.approval.by}")
+        prompt = f": {fill(step.approval.prompt)}" if step.approval.prompt else ""
+        extras.append(f"needs approval by {step.approval.by}{prompt}")
     if step.run is not None:
-        extras.append("runs " + " ".join(step.run))
+        extras.append("runs " + (preview.command(pb, step) if pb is not None else " ".join(step.run)))
     if step.uses:
         extras.append(f"uses {step.uses}")
     if step.prometheus is not None:
-        extras.append(f"checks {step.prometheus}")
+        extras.append(f"checks {step.prometheus._replace(query=fill(step.prometheus.query))}")
     if step.kind == "handoff":
         extras.append(f"hands off to playbook {step.playbook}")
     if step.procedure and step.kind != "include":
@@ -197,16 +205,16 @@ def _step_line(step: Step, number: int) -> str:
     if step.mitigates:
         extras.append("MITIGATES")
     tail = f"  ({'; '.join(extras)})" if extras else ""
-    return f"  {number:>2}. [{kind}] {step.title}  #{step.id}{tail}"
+    return f"  {number:>2}. [{kind}] {fill(step.title)}  #{step.id}{tail}"
 
 
-def _steps(track: Track) -> list[str]:
+def _steps(track: Track, pb: Playbook | None = None) -> list[str]:
     lines = []
     for number, step in enumerate(track.steps, 1):
-        lines.append(_step_line(step, number))
+        lines.append(_step_line(step, number, pb))
         if step.kind in ("decision", "choose"):
             if step.question and step.question != step.title:
-                lines.append(f"        ? {step.question}")
+                lines.append(f"        ? {preview.text(pb, step.question, step) if pb is not None else step.question}")
             for i, option in enumerate(step.options):
                 branch = "└─" if i == len(step.options) - 1 else "├─"
                 target = option.next or (f"apply {option.degradation}, then {default_next(track, step)}"

@@ -128,6 +128,29 @@ def render(text: str, values: dict, mode: str = STRICT) -> str:
     return "".join(out)
 
 
+def placeholder(name: str) -> str:
+    """How a value not known yet reads in a text for people: ‹name›."""
+    return f"‹{name}›"
+
+
+def for_people(text: str | None, values: dict, later=(), templated: bool = True) -> str:
+    """A text for people (a title, instructions, a prompt, a message): filled from `values`, and a
+    field of a name in `later` (a value known only later: an optional parameter, a capture, a role's
+    holder) shown as ‹name›. Never raises. Not `templated` (a playbook without parameters:), only the
+    names given are filled and every other brace stays as written."""
+    if not text:
+        return text or ""
+    if not templated:
+        return render(text, {**{name: placeholder(name) for name in later}, **values}, LENIENT)
+    try:
+        return render(text, values)
+    except TemplateError:
+        try:
+            return render(text, {**{name: placeholder(name) for name in later}, **values})
+        except TemplateError:
+            return text  # lint refuses such a text; an old snapshot may still hold one
+
+
 def _plain(value) -> bool:
     return not (value is None or isinstance(value, (dict, list)))
 

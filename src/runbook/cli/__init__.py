@@ -247,8 +247,10 @@ def _overview(ctx: Context) -> None:
     if playbooks:
         echo("")
         width = max(len(d.id) for d in playbooks)
+        from runbook.catalog.preview import title
+
         for doc in playbooks:
-            echo(f"  {doc.id:<{width}}  {doc.model.severity:<5} {one_line(doc.model.title)}")
+            echo(f"  {doc.id:<{width}}  {doc.model.severity:<5} {one_line(title(doc.model))}")
     echo("\nNext: runbook match \"WHAT YOU SEE\" · runbook show ID · runbook validate · runbook --help")
 
 

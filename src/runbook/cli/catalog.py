@@ -89,8 +89,7 @@ def list_documents(ctx: Context, kind, as_json):
     kind_name = _kind_name(kind) if kind else None
     catalog = ctx.load()
     docs = [d for d in catalog.documents if kind_name is None or d.kind == kind_name]
-    rows = [{"kind": d.kind, "id": d.id, "title": getattr(d.model, "title", "") or d.id,
-             "file": d.file, "line": d.source.line} for d in docs]
+    rows = [{"kind": d.kind, "id": d.id, "title": _title(d), "file": d.file, "line": d.source.line} for d in docs]
     if as_json:
         dump(rows)
         return
@@ -101,6 +100,17 @@ def list_documents(ctx: Context, kind, as_json):
     iw = max(len(r["id"]) for r in rows)
     for r in rows:
         echo(f"{r['kind']:<{kw}}  {r['id']:<{iw}}  {one_line(r['title'])}  ({r['file']})")
+
+
+def _title(doc) -> str:
+    """A document's title as it reads: a playbook's filled as it will run (catalog/preview.py)."""
+    from runbook.catalog.models import Playbook
+
+    if isinstance(doc.model, Playbook):
+        from runbook.catalog import preview
+
+        return preview.title(doc.model)
+    return getattr(doc.model, "title", "") or doc.id
 
 
 @click.command(short_help="Readable overview of a playbook or policy.")

@@ -13,6 +13,7 @@ from runbook.cli.context import Context
 from runbook.cli.options import actor_option, incident_argument, json_option, opening_options, reason_required
 from runbook.cli.output import dump, echo
 from runbook.engine import answers, approvals, step_timers, texts, timers
+from runbook.engine.completion import UNDONE, completion
 from runbook.engine.roles import waiting_for
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, posted_messages, step_outputs
 from runbook.errors import CommandError, UsageError
@@ -49,7 +50,9 @@ def summary(state, now: datetime) -> list[str]:
     if state.from_incident:
         lines.append(f"  handed off from {one_line(state.from_incident)}")
     for step_id, playbook, linked in state.handoffs:
-        lines.append(f"  handed off to {one_line(linked)} (playbook {one_line(playbook)}, step {one_line(step_id)})")
+        ended = f"; resolved by it at {state.resolved_at:%H:%M:%S}" if state.resolved_by_handoff == linked else ""
+        lines.append(f"  handed off to {one_line(linked)} (playbook {one_line(playbook)}, step {one_line(step_id)})"
+                     f"{ended}")
     if state.parameters:
         lines.append("  parameters: " + ", ".join(f"{one_line(name)}={one_line(value)}"
                                                  f" ({state.parameter_sources.get(name, '?')})"
@@ -65,31 +68,27 @@ def summary(state, now: datetime) -> list[str]:
             status = "BREACHED" if deadline <= now else _in((deadline - now).total_seconds())
         when = f"{deadline:%H:%M:%S}" if deadline.date() == now.date() else f"{deadline:%Y-%m-%d %H:%M:%S}"
         lines.append(f"  {name} target {when}: {status}")
-    nxt = timers.next_escalation(state)
-    if nxt:
-        lines.append(f"  next escalation: level {nxt.data['level']} {_in((nxt.at - now).total_seconds())}")
-    elif state.escalation.by_pager and state.escalation.paged and not (state.acknowledged_at or state.resolved):
-        lines.append("  escalation: by the pager (runbook paged level 1; the pager's own policy pages the rest)")
-    elif state.escalation.highest:
-        lines.append(f"  escalation stopped at level {state.escalation.highest}")
+    escalation = _escalation_line(state, now)
+    if escalation:
+        lines.append(f"  {escalation}")
     if not state.alert_firing:
         lines.append(f"  alert resolved at its source since {state.alert_changes[-1][0]:%H:%M:%S} "
                      "(severity rises wait)")
     lines += roles.show_lines(state)
-    # once resolved, a response step still current was left undone: it is not in progress any more;
-    # in the follow-up phase the follow-up steps are the current ones
-    undone = state.resolved and not state.in_followup
-    lines.append("  left undone:" if undone else "  current steps:")
-    for track, step_id in state.current.items():
-        if state.in_followup and track != "followup":
-            continue  # the response is over: only the follow-up steps are current
-        if undone and step_id is None:
-            continue  # a finished track left nothing undone
+    # once resolved, nothing is in progress any more: what was not done is said instead (in the
+    # follow-up phase the follow-up steps are the current ones)
+    if state.resolved and not state.in_followup:
+        lines += _not_done_lines(state, now)
+    tracks = [] if state.resolved and not state.in_followup else \
+        [(track, step_id) for track, step_id in state.current.items() if not state.in_followup or track == "followup"]
+    if tracks:
+        lines.append("  current steps:")
+    for track, step_id in tracks:
         if step_id is None:
             lines.append(f"    [{track}] {'not started (begins at resolve)' if track == 'followup' and not state.resolved else 'finished'}")
             continue
         step, run = pb.step(step_id), state.steps[step_id]
-        extra = " — not done" if undone else (f" — {run.status}" if run.status != "active" else "")
+        extra = f" — {run.status}" if run.status != "active" else ""
         extra += f" — waiting for {waiting_for(state, step)}" if waiting_for(state, step) else ""
         stale = approvals.stale(state, step) if step.approval else ""
         gate = f" (needs approval by {one_line(step.approval.by)}{' again' if stale else ''})" \
@@ -180,6 +179,45 @@ def message_lines(event) -> list[str]:
     head = (f"    {event.at:%H:%M:%S} {one_line(event.actor)} posted{f' to {where}' if where else ''} "
             f"(step {one_line(posted.step)}, {posted.phase}):")
     return [head] + [f"      | {shown(line)}" for line in posted.text.strip().splitlines() or [""]]
+
+
+def _escalation_line(state, now: datetime) -> str:
+    """Where paging stands, true before and after an acknowledgement ("" when nothing was paged
+    at a severity that pages)."""
+    esc = state.escalation
+    nxt = timers.next_escalation(state)
+    if nxt:
+        return f"next escalation: level {nxt.data['level']} {_in((nxt.at - now).total_seconds())}"
+    if esc.by_pager and esc.paged and not (state.acknowledged_at or state.resolved):
+        return "escalation: by the pager (runbook paged level 1; the pager's own policy pages the rest)"
+    if not esc.highest:
+        return "" if timers.pages(state) or state.resolved else f"escalation: {one_line(state.severity)} does not page"
+    if state.acknowledged_at:
+        return (f"escalation stopped at level {esc.highest}: acknowledged by {one_line(state.acknowledged_by)} "
+                f"at {state.acknowledged_at:%H:%M:%S}")
+    if state.resolved:
+        return f"escalation stopped at level {esc.highest}: resolved at {state.resolved_at:%H:%M:%S}, never acknowledged"
+    if not timers.pages(state):
+        return (f"escalation: {one_line(state.severity)} does not page; paged up to level {esc.highest} before; "
+                "nobody has acknowledged")
+    return f"escalation: every level has been paged (up to level {esc.highest}); nobody has acknowledged yet"
+
+
+def _not_done_lines(state, now: datetime) -> list[str]:
+    """A resolved incident: whether every step was done, and which were not (engine/completion.py)."""
+    done = completion(state)
+    lines = [f"  {done.verdict()}"]
+    for heading, status in (("left undone", UNDONE), ("failed", "failed"), ("skipped", "skipped")):
+        items = done.of(status)
+        if items:
+            lines.append(f"  {heading}:")
+        for item in items:
+            step = state.playbook.step(item.step)
+            why = f" — {one_line(item.reason)}" if item.reason else " — not done" if status == UNDONE else ""
+            settled = " (its flags were restored at resolve)" if item.settled else ""
+            lines.append(f"    [{item.track}] {step.id}: {one_line(texts.text(state, step.title, step, now))} "
+                         f"({step.kind}){why}{settled}")
+    return lines
 
 
 @click.group("incident", short_help="Drive an incident from the command line (open, ack, steps, resolve...).")

@@ -162,7 +162,8 @@ def _walk(engine: Engine, iid: str, drill: Drill, rng: random.Random) -> None:
             engine.choose(iid, "simulation", str(profile.choices.get(step.id, 1)), step.id)
         else:
             engine.complete(iid, "simulation", step.id)
-    engine.resolve(iid, "simulation")
+    if not engine.state(iid).resolved:  # a handoff step resolves its incident itself
+        engine.resolve(iid, "simulation")
 
 
 def _stats(values: list[float]) -> dict:

@@ -15,6 +15,7 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from runbook.catalog import captures
 from runbook.catalog.models import FAIL, KEEP_POLLING, Step
 from runbook.engine import owner as owners
 from runbook.engine import answers, approvals, texts, waits
@@ -310,6 +311,7 @@ class Effects:
             reading = self.read_metrics(state, step, waits.poll_timeout(step))
             outcome, summary, exit_code, output, failures = (reading.outcome, reading.detail, None, reading.output,
                                                              [])
+            value = reading.shown_value
         else:
             try:
                 result, failures = (self.plugins.run_action(self.request(state, step)) if self.plugins is not None
@@ -319,13 +321,17 @@ class Effects:
             outcome = waits.classify(step, result, failures)
             summary = result.summary if result else "no plugins loaded"
             exit_code, output = (result.exit_code, result.output) if result else (None, "")
+            value = None
+        # what this poll saw, recorded whether or not it held (only a poll that held sets parameters)
+        captured = {c.name: c.value for c in captures.run(state.playbook, step, output) if c.value is not None}
+        seen = waits.seen(step, summary, exit_code, captured) if outcome != waits.BROKEN else ""
 
         def build(s):
             if s.current.get(step.track) != step.id or s.steps[step.id].status != ACTIVE:
                 return []
             out = plugin_errors(failures)
             out.append(CheckPolled(step.id, outcome == waits.HOLDS, summary, number or s.steps[step.id].polls + 1,
-                                   exit_code, tail(output, POLL_OUTPUT), outcome))
+                                   exit_code, tail(output, POLL_OUTPUT), outcome, seen, value, captured))
             if s.resolved:
                 return out
             if outcome == waits.HOLDS and waiting_for(s, step) is None:  # a step waiting for another stays

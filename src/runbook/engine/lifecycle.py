@@ -11,10 +11,12 @@ from runbook.engine.state import IncidentState
 from runbook.errors import CommandError, PluginError, ReasonNeeded
 
 
-def resolve(engine, incident: str, actor: str, keep_degradations: bool = False) -> list[Event]:
+def resolve(engine, incident: str, actor: str, keep_degradations: bool = False,
+            handed_off_to: str | None = None) -> list[Event]:
     """Resolve, restoring every degradation fully or partly applied (unless kept). Never while a
     flag change is in flight: waits up to `resolve_wait` seconds for its owner to finish it
-    (settling it first when its owner is gone), then refuses, naming it."""
+    (settling it first when its owner is gone), then refuses, naming it. `handed_off_to`: a
+    handoff step resolves it, and the record names the incident that carries on."""
     engine.require_live(engine.state(incident))
     settled = engine.effects.settle_in_flight(incident, engine.resolve_wait)
     state = engine.state(incident)
@@ -40,9 +42,10 @@ def resolve(engine, incident: str, actor: str, keep_degradations: bool = False) 
             raise CommandError(f"not resolved: {', '.join(kept)} was applied meanwhile; resolve again")
         followup = state.playbook.followup
         if followup is None:
-            return [Resolved(kept)]
+            return [Resolved(kept, handed_off_to=handed_off_to)]
         first = followup.steps[0].id
-        return [Resolved(kept, followup=True), StepStarted(first, followup.id, state.steps[first].attempt + 1)]
+        return [Resolved(kept, followup=True, handed_off_to=handed_off_to),
+                StepStarted(first, followup.id, state.steps[first].attempt + 1)]
     resolved = engine._command(incident, actor, build)
     return settled + restored + resolved + pages.tell_pagers(engine, incident, "resolve", actor)
 

@@ -101,6 +101,7 @@ def export_json(state: IncidentState) -> dict:
             "from_incident": state.from_incident,
             "handed_off_to": [{"step": step, "playbook": playbook, "incident": incident}
                               for step, playbook, incident in state.handoffs],
+            "resolved_by_handoff": state.resolved_by_handoff,
             "metrics": metrics(state).to_dict(), "snapshot": state.snapshot.hash, "steps": step_outputs(state),
             "messages": posted_messages(state), "events": [e.to_dict() for e in state.events]}
 
@@ -117,7 +118,8 @@ def export_markdown(state: IncidentState) -> str:
              f"- Playbook: {md(state.playbook.id)} (snapshot {state.snapshot.hash[:12]})",
              f"- Service: {md(state.service)}",
              f"- Severity: {md(state.severity)}",
-             f"- Status: {state.status}",
+             f"- Status: {state.status}" + (f" (by handoff to {md(state.resolved_by_handoff)})"
+                                             if state.resolved_by_handoff else ""),
              f"- Opened: {opened:%Y-%m-%d %H:%M:%S} UTC by {md(state.opened_by)}",
              f"- Acknowledged by: {md(state.acknowledged_by or '—')}",
              *[f"- Parameter {md(name)}: {md(value)} ({md(state.parameter_sources.get(name, '?'))})"

@@ -84,15 +84,13 @@ def open_incident(engine, playbook: str, actor: str, symptom: str | None = None,
 
     for attempt in range(5):
         title = pb.title
-        if pb.templated:  # "Disk filling up on {host}": the incident's title says which host
-            from runbook.catalog.templates import LENIENT, TemplateError, render
+        if pb.templated:  # "Disk filling up on {host}": the incident's title says which host (‹host› if not known yet)
+            from runbook.catalog.preview import later
+            from runbook.catalog.templates import for_people
 
             known = {"incident": incident, "severity": severity, "service": pb.service, "playbook": pb.id,
                      **{name: str(value) for name, value in given.values.items()}}
-            try:
-                title = render(pb.title, known, LENIENT)
-            except TemplateError:
-                title = pb.title
+            title = for_people(pb.title, known, later(pb))
         first = [(actor, Opened(pb.id, title, severity, pb.service, symptom, drill, stored["hash"], rehearse,
                                 bool(live and drill), digest, source, from_incident, escalation_by(engine)))]
         if given.values:

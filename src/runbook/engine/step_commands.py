@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import answers, approvals, restarts, roles
+from runbook.engine import answers, approvals, lifecycle, restarts, roles
 from runbook.engine.events import ApprovalGranted, Event, HandedOff
 from runbook.engine.limits import check_size
 from runbook.engine.state import FAILED, IncidentState
 from runbook.engine.transition import Chosen, Done, Failed, Skipped, finish
-from runbook.errors import CommandError, NotFoundError, ReasonNeeded
+from runbook.errors import CommandError, NotFoundError, PluginError, ReasonNeeded
 
 
 class StepCommands:
@@ -88,9 +88,12 @@ class StepCommands:
         return self._command(incident, actor, build)
 
     def _hand_off(self, state: IncidentState, actor: str, step: Step, outcome: str) -> list[Event]:
-        """Open the linked incident on the step's playbook (a drill hands off to a drill), then
-        record it on this one with the step done. The new incident gets this one's values of the
-        parameters it declares; it names this one in its `opened` event."""
+        """Open the linked incident on the step's playbook (a drill hands off to a drill), record
+        it on this one with the step done and its track finished, page the new one at once (as
+        `incident open` does), then resolve this one by the handoff: its time to resolve ends
+        here, its degradations are restored as a resolve would, and its record names the new
+        incident. The new incident gets this one's values of the parameters it declares; it
+        names this one in its `opened` event."""
         self._approved(state, step)
         if self.catalog is None and self.catalog_loader is not None:
             self.catalog = self.catalog_loader()
@@ -105,8 +108,14 @@ class StepCommands:
         def build(current):
             checked = self._current(current, step.id)
             return [HandedOff(step.id, step.playbook, opened.id),
-                    *finish(current, checked, Done(outcome or f"handed off to {opened.id}"))]
-        return self._command(state.id, actor, build)
+                    *finish(current, checked, Done(outcome or f"handed off to {opened.id}"), ends=True)]
+        handed = self._command(state.id, actor, build)
+        self.tick(opened.id)  # pages the new incident now, not at the next tick
+        try:
+            ended = lifecycle.resolve(self, state.id, actor, handed_off_to=opened.id)
+        except (CommandError, PluginError) as exc:
+            raise type(exc)(f"handed off to {opened.id}, but {state.id} is {exc}") from None
+        return handed + ended
 
     def skip(self, incident: str, actor: str, step_id: str | None, reason: str) -> list[Event]:
         if not reason.strip():

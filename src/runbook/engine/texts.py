@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from runbook.catalog.durations import format_duration
 from runbook.catalog.models import Step
-from runbook.catalog.templates import LENIENT, PLAIN, STRICT, TemplateError, command_line, render, render_argv
+from runbook.catalog.templates import PLAIN, STRICT, TemplateError, command_line, for_people, render, render_argv
 from runbook.engine.state import IncidentState
 from runbook.errors import CommandError
 
@@ -75,18 +75,10 @@ def text(state: IncidentState, template: str | None, step: Step | None = None, n
     """A text for people: a title, instructions, a prompt, a message. Never raises."""
     if not template:
         return template or ""
-    known = values(state, step, now)
-    if not state.playbook.templated:
-        return render(template, known, LENIENT)
-    try:
-        return render(template, known)
-    except TemplateError:
-        names = {**known, **{name: f"‹{name}›" for name in [*state.playbook.parameters, *state.playbook.captures, *state.playbook.roles]
-                             if name not in known}}
-        try:
-            return render(template, names)
-        except TemplateError:
-            return template  # lint refuses such a text; an old snapshot may still hold one
+    pb = state.playbook
+    if not pb.templated:  # only the names it knows are filled, as before templates existed; a role nobody holds: ‹role›
+        return for_people(template, values(state, step, now), pb.roles, templated=False)
+    return for_people(template, values(state, step, now), [*pb.parameters, *pb.captures, *pb.roles])
 
 
 def params(state: IncidentState, step: Step, now: datetime | None = None) -> dict:

@@ -42,7 +42,10 @@ class Chosen(NamedTuple):
     suggested: str | None = None  # the label of the option suggested at the time, if any
 
 
-def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | Chosen) -> list[EventRecord]:
+def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | Chosen,
+           ends: bool = False) -> list[EventRecord]:
+    """The events of finishing `step` with `result`; `ends`: the incident ends with this step (a
+    handoff), so its track finishes instead of moving on."""
     track = next(t for t in state.playbook.tracks if t.id == step.track)
     out: list[EventRecord] = []
     run = state.steps[step.id]
@@ -71,6 +74,8 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
         target = result.to or (step.on_timeout if result.timeout else step.on_fail)  # none: stays current
     if mitigates and state.mitigated_at is None:
         out.append(Mitigated(step.id))
+    if ends:
+        target = END
     if target == END:
         out.append(TrackFinished(step.track))
         if track.followup:

@@ -80,3 +80,15 @@ def classify(step: Step, result, failures=()) -> str:
     if step.not_yet is not None:
         return NOT_YET if code in step.not_yet else BROKEN
     return NOT_YET if 0 < code < FIRST_BROKEN_STATUS else BROKEN
+
+
+def seen(step: Step, summary: str, exit_code: int | None, captured: dict) -> str:
+    """What a poll saw, in words for the timeline: the values its captures read ("allocations=2"),
+    then a prometheus: reading (its summary is the value and the condition), a command's exit
+    status, or a uses: action's own summary (its status means what the action says)."""
+    parts = [f"{name}={value}" for name, value in captured.items()]
+    if step.run is None:
+        parts.append(summary)
+    elif exit_code is not None:
+        parts.append(f"exit status {exit_code}")
+    return "; ".join(part for part in parts if part)

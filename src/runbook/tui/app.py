@@ -137,6 +137,7 @@ class RunbookApp(App):
                        **options) -> None:
         """The parameter form for `playbook` (pre-filled from --param, labels and defaults), then
         open the incident with what was typed; Esc opens nothing."""
+        from runbook.catalog import preview
         from runbook.catalog.parameters import ParameterError, resolve
         from runbook.tui.dialogs import ParameterForm
 
@@ -146,7 +147,7 @@ class RunbookApp(App):
         except ParameterError as exc:
             self.notify(str(exc), severity="error")
             known = {}
-        form = ParameterForm(f"Open an incident on “{shown(pb.title)}”",
+        form = ParameterForm(f"Open an incident on “{shown(preview.title(pb))}”",
                              f"Severity {pb.severity}; escalation {pb.escalation} starts paging when it opens.",
                              pb.parameters, known)
         self.push_screen(form, lambda values: values is not None and self._open_with(

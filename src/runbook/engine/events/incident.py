@@ -94,14 +94,17 @@ class Mitigated(EventRecord):
 class Resolved(EventRecord):
     kept_degradations: list = field(default_factory=list)
     followup: bool = False  # the playbook has follow-up steps: the incident is closed when they are done
+    handed_off_to: str | None = None  # resolved by a handoff step: the incident that carries on
 
     def fold(self, state, event):
         state.resolved_at, state.status = event.at, "resolved"
+        state.resolved_by_handoff = self.handed_off_to
         state.escalation.updates["resolve"] = event.seq  # the pagers are told (engine/pages.py)
 
     def describe(self):
         kept = f" (kept degraded: {', '.join(self.kept_degradations)})" if self.kept_degradations else ""
-        return "resolved" + kept + ("; follow-up begins" if self.followup else "")
+        by = f" by handoff to {self.handed_off_to}" if self.handed_off_to else ""
+        return "resolved" + by + kept + ("; follow-up begins" if self.followup else "")
 
     def project(self, ts):
         # the summary tells an incident in its follow-up phase from one that is over
@@ -111,6 +114,8 @@ class Resolved(EventRecord):
         data = EventRecord.to_data(self)
         if not self.followup:  # stored as before follow-up phases existed
             del data["followup"]
+        if self.handed_off_to is None:  # stored as before a handoff resolved its incident
+            del data["handed_off_to"]
         return data
 
 

@@ -185,21 +185,38 @@ class CheckPolled(EventRecord):
     exit_code: int | None = None
     output: str = ""
     outcome: str | None = None  # holds, not-yet or broken (logs before 0.3 say only ok)
+    seen: str = ""  # what the poll saw, in words (engine/waits.py `seen`); older logs: "" (the summary says)
+    value: str | None = None  # a prometheus: check's deciding value as read (0.034, +Inf)
+    captured: dict = field(default_factory=dict)  # what the step's captures read in this poll's output
 
     @property
     def kind(self) -> str:
         return self.outcome or ("holds" if self.ok else "not-yet")
 
+    @property
+    def said(self) -> str:
+        """The poll in words: "allocations=2; exit status 1, not yet"; a broken check says why."""
+        if self.kind == "broken":
+            return f"check broken — {self.summary}"
+        verdict = "holds" if self.kind == "holds" else "not yet"
+        return f"{self.seen}, {verdict}" if self.seen else f"{verdict} — {self.summary}"
+
     def fold(self, state, event):
         step = state.steps.get(self.step)
         if step is not None:
             step.polls = max(step.polls + 1, self.poll)
-            step.last_poll, step.last_outcome = self.summary, self.kind
+            step.last_poll, step.last_outcome = self.said, self.kind
             step.output, step.exit_code, step.ran = self.output, self.exit_code, True
 
     def describe(self):
-        said = {"holds": "ok", "not-yet": "not yet", "broken": "check broken"}[self.kind]
-        return f"poll {self.poll} of {self.step}: {said} — {self.summary}"
+        return f"poll {self.poll} of {self.step}: {self.said}"
+
+    def to_data(self) -> dict:
+        data = EventRecord.to_data(self)
+        for key, empty in (("seen", ""), ("value", None), ("captured", {})):
+            if data[key] == empty:  # stored as before waits recorded what they saw
+                del data[key]
+        return data
 
 
 @record("wait_due", loud="warning", tone="reminder")

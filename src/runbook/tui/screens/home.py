@@ -19,6 +19,7 @@ from rich.text import Text
 from textual.markup import escape
 from textual.widgets import DataTable, Input, Label, Static
 
+from runbook.catalog import preview
 from runbook.catalog.matching import rank
 from runbook.errors import RunbookError
 from runbook.text import one_line
@@ -164,7 +165,7 @@ class HomeScreen(Screen):
             ids = sorted(playbooks)
         for pid in ids:
             pb = playbooks[pid]
-            table.add_row(pid, pb.severity, Text(one_line(pb.title)), key=pid)  # Text: a title is not markup
+            table.add_row(pid, pb.severity, Text(one_line(preview.title(pb))), key=pid)  # Text: a title is not markup
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.fill_playbooks(event.value)
@@ -301,7 +302,7 @@ class HomeScreen(Screen):
         detail = f"Severity {pb.severity}; escalation {pb.escalation_for(pb.severity)} starts paging now."
         if alert:
             detail += f" With the labels of alert {alert.name}: {_labels(alert)}."
-        self.app.push_screen(ConfirmDialog(f"Open an incident on “{one_line(pb.title)}”?", detail),
+        self.app.push_screen(ConfirmDialog(f"Open an incident on “{one_line(preview.title(pb))}”?", detail),
                              lambda yes: yes and self.start(key, labels, alert.key if alert else None))
 
     @work(thread=True, exit_on_error=False)

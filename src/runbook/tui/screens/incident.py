@@ -363,8 +363,10 @@ class IncidentScreen(Screen):
                          else f"back to how they were before: {self.flag_lines(step.degradation)}".replace("\n", ", "),
                          lambda: self.send("complete", step.id))
         elif step.kind == "handoff":
-            self.confirm(f"Hand off to playbook “{step.handoff}”? This opens a linked incident on it.",
-                         "Both incidents name each other in their timelines.",
+            self.confirm(f"Hand off to playbook “{step.handoff}”? This opens a linked incident on it, pages it "
+                         "now, and resolves this one.",
+                         "This incident ends here, as a resolve would. " + self._resolve_detail(done=step.id)
+                         + "\nBoth incidents name each other in their timelines.",
                          lambda: self.send("complete", step.id, with_events=self._offer_linked))
         else:
             self.send("complete", step.id)
@@ -374,7 +376,7 @@ class IncidentScreen(Screen):
         linked = next((e.record for e in events if e.type == "handed_off"), None)
         if linked is not None:
             self.confirm(f"Open {linked.incident} ({linked.playbook}) now?",
-                         f"{self.incident} stays open; esc on the new one goes home.",
+                         f"{self.incident} is resolved by the handoff; esc on the new one goes home.",
                          lambda: self.app.open_incident(linked.incident))
     def ask_reason(self, title: str, placeholder: str, then) -> None:
         """A reason is required: an empty answer is refused, saying so, and the prompt stays."""
@@ -576,12 +578,17 @@ class IncidentScreen(Screen):
     def action_resolve(self) -> None:
         if not self.allowed("resolve"):
             return
+        self.confirm("Resolve the incident?", self._resolve_detail(), self._resolve)
+
+    def _resolve_detail(self, done: str | None = None) -> str:
+        """What resolving writes: the degradations it restores, and the steps it leaves undone
+        (all current steps but `done`, the handoff step that resolves it)."""
         applied = [f.name for f in self.view.flags if f.applied] if self.view else []
         detail = f"Restores: {', '.join(applied)}" if applied else "No degradation is applied."
-        undone = [c.title for c in self.view.current] if self.view else []
+        undone = [c.title for c in self.view.current if c.id != done] if self.view else []
         if undone:
             detail += "\nLeft undone: " + "; ".join(undone)
-        self.confirm("Resolve the incident?", detail, self._resolve)
+        return detail
 
     def _resolve(self) -> None:
         self.send("resolve")  # a drill then shows its debrief (see show)

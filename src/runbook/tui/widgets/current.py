@@ -232,17 +232,20 @@ class CurrentStepPanel(Vertical):
         head = Text(f"Resolved after {clock(view.elapsed)}", style="bold green")
         if view.resolved_at is not None:
             head.append(f" (at {view.resolved_at:%H:%M:%S})", style="green")
-        undone = [(track, step) for track in view.tracks for step in track.steps if step.current]
         body = Text()
-        if undone:
-            body.append("Left undone:\n", style="bold")
-            for track, step in undone:
-                body.append(f"  – {step.title}", style="yellow")
+        body.append(view.verdict + "\n", style="green" if not view.left else "bold")
+        for heading, status, style in (("Left undone", "not done", "yellow"), ("Failed", "failed", "red"),
+                                       ("Skipped", "skipped", "yellow")):
+            steps = [step for step in view.left if step.status == status]
+            if steps:
+                body.append(f"{heading}:\n", style="bold")
+            for step in steps:
+                body.append(f"  – {step.title}", style=style)
+                if step.reason:
+                    body.append(f": {step.reason}", style=style)
                 if step.settled:  # its flags are back already: only the step itself was not ticked off
                     body.append("  (its flags were restored at resolve)", style="green")
-                body.append(f"  ({track.title})\n" if len(view.tracks) > 1 else "\n", style="dim")
-        else:
-            body.append("Every step was done.\n", style="green")
+                body.append(f"  ({step.track})\n" if len(view.tracks) > 1 else "\n", style="dim")
         left = [f for f in view.flags if f.applied]
         if left:
             body.append("Still degraded (resolve kept them):\n", style="bold magenta")
