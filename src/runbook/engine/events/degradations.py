@@ -12,13 +12,14 @@ from runbook.engine.events.base import EventRecord, degradation, record
 class DegradationStarted(EventRecord):
     degradation: str
     op: str  # "apply" or "restore"
-    flags: dict  # flag -> {"old": FlagState dict, "new": value} (restore: + "restore_to")
+    flags: dict  # flag -> {"old": FlagState dict, "new": value, "share"} (restore: + "restore_to", "held_by")
     step: str | None = None
     option: int | None = None  # 0-based option of the decision that chose it
     owner: dict | None = None  # the process carrying it out (engine/owner.py)
     lease_until: str | None = None  # after this, an owner on another host counts as gone
     stage: int | None = None  # a staged degradation: the stage (0-based) being applied
     share: int | None = None  # ...and its share in percent
+    said: list | None = None  # what it writes, as the dialogs and the CLI stated it (engine/flips.py)
 
     def fold(self, state, event):
         deg = degradation(state, self.degradation)
@@ -30,8 +31,10 @@ class DegradationStarted(EventRecord):
 
     def describe(self):
         if self.stage is not None:
-            return f"moving degradation {self.degradation} to stage {self.stage + 1} ({self.share}%)"
-        return f"{'applying' if self.op == 'apply' else 'restoring'} degradation {self.degradation}"
+            text = f"moving degradation {self.degradation} to stage {self.stage + 1} ({self.share}%)"
+        else:
+            text = f"{'applying' if self.op == 'apply' else 'restoring'} degradation {self.degradation}"
+        return text + (": " + "; ".join(self.said) if self.said else "")
 
 
 @record("flag_changed", tone="flag")
@@ -56,7 +59,8 @@ class FlagChanged(EventRecord):
 
     def describe(self):
         if self.held_by:
-            return f"flag {self.flag} left at {json.dumps(self.new)}: {self.held_by} still holds it"
+            share = f" for {self.share}% of users" if self.share is not None and self.share < 100 else ""
+            return f"flag {self.flag} left at {json.dumps(self.new)}{share}: {self.held_by} still holds it"
         old = self.old["value"] if isinstance(self.old, dict) and self.old.get("exists") else "(absent)"
         new = "(absent)" if self.op == "restore" and self.new is None else json.dumps(self.new)
         share = f" for {self.share}% of users" if self.share is not None and self.share < 100 else ""
