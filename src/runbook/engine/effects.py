@@ -20,11 +20,12 @@ from runbook.engine import owner as owners
 from runbook.engine import answers, texts, waits
 from runbook.engine.clock import iso, parse
 from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, DegradationApplied, DegradationFailed,
-                                   DegradationRestored, DegradationStarted, Event, FlagChanged, PluginErrorRecorded)
+                                   DegradationRestored, DegradationStarted, Event, FlagChanged, Mitigated,
+                                   PluginErrorRecorded)
 from runbook.engine.flips import in_flight, plan_flip, refuse_if_tampered
 from runbook.engine.roles import waiting_for
 from runbook.engine.state import ACTIVE, IncidentState
-from runbook.engine.transition import Chosen, Done, Failed, finish
+from runbook.engine.transition import Chosen, Done, Failed, finish, mitigation
 from runbook.errors import CommandError, RunbookError
 from runbook.metric_checks import BROKEN, Reading, evaluate, source_for
 from runbook.pluginapi import ActionRequest, ActionResult, FlagState
@@ -144,7 +145,10 @@ class Effects:
             if step_id and not state.resolved:
                 step = state.playbook.step(step_id)
                 if state.current.get(step.track) == step_id:
-                    out += finish(state, step, Chosen(option) if option is not None else Done(op))
+                    out += finish(state, step, Chosen(option) if option is not None else Done(op),
+                                  reached=staged[0] if staged is not None else None)
+            if op == "apply" and staged is not None and not any(isinstance(r, Mitigated) for r in out):
+                out += awaited(state, name, staged[0])
             return out
         return self._command(incident, actor, build)
 
@@ -374,10 +378,21 @@ class Effects:
             elif op == "apply" and intent.get("stage") is not None:
                 out.append(DegradationApplied(name, reconciled=True, stage=intent["stage"], share=intent.get("share"),
                                               of=len(state.playbook.degradations[name].rollout.stages)))
+                out += awaited(s, name, intent["stage"])
             else:
                 out.append((DegradationApplied if op == "apply" else DegradationRestored)(name, reconciled=True))
             return out
         return self._command(state.id, SYSTEM, build)
+
+
+def awaited(state: IncidentState, name: str, stage: int) -> list[Mitigated]:
+    """The incident mitigated when staged degradation `name` reaches `stage` and a mitigating step
+    waits for it (MitigationAwaited), and not before."""
+    awaiting = state.degradations[name].awaiting
+    if awaiting is None or state.mitigated_at is not None \
+            or stage < state.playbook.degradations[name].rollout.mitigating_stage:
+        return []
+    return [mitigation(state, awaiting, name, stage)]
 
 
 def abandoned(intent: dict, at: datetime, now: datetime, force: bool) -> bool:

@@ -3,7 +3,8 @@
 Every command that finishes a step (done, skipped, failed, an option chosen; by hand, by an
 automation, by a poll, by a timeout, by a degradation) asks `finish` for its events, so the
 order is the same everywhere: a new attempt when the step had failed, the step's outcome, the
-incident mitigated when the step or option says so, then the next step or the end of its track.
+incident mitigated when the step or option says so (for a staged degradation, once it reaches the
+stage that mitigates), then the next step or the end of its track.
 An automation that failed with tries left under its retry: rule stays current instead, and the
 retry timer (`again`, auto) starts its next attempt.
 Pure: it reads the state and the playbook and returns records; it appends nothing.
@@ -13,8 +14,8 @@ from typing import NamedTuple
 
 from runbook.catalog.flow import default_next
 from runbook.catalog.models import END, Step
-from runbook.engine.events import (Closed, DecisionMade, EventRecord, Mitigated, StepCompleted, StepFailed, StepSkipped,
-                                   StepStarted, TrackFinished)
+from runbook.engine.events import (Closed, DecisionMade, EventRecord, Mitigated, MitigationAwaited, StepCompleted,
+                                   StepFailed, StepSkipped, StepStarted, TrackFinished)
 from runbook.engine.state import FAILED, IncidentState
 
 
@@ -38,13 +39,16 @@ class Chosen(NamedTuple):
     suggested: str | None = None  # the label of the option suggested at the time, if any
 
 
-def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | Chosen) -> list[EventRecord]:
+def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | Chosen,
+           reached: int | None = None) -> list[EventRecord]:
+    """The records of finishing `step`; `reached`: the stage a staged degradation the step applies
+    is being applied at (0-based) in the same append, when it is (engine/effects.py)."""
     track = next(t for t in state.playbook.tracks if t.id == step.track)
     out: list[EventRecord] = []
     run = state.steps[step.id]
     if run.status == FAILED and not isinstance(result, Skipped):
         out.append(again(state, step))
-    mitigates = False
+    mitigates, applies = False, step.degradation if step.kind == "degrade" else None
     if isinstance(result, Done):
         out.append(StepCompleted(step.id, step.track, result.outcome))
         mitigates, target = step.mitigates, default_next(track, step)
@@ -52,7 +56,7 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
         chosen = step.options[result.index]
         target = chosen.next or default_next(track, step)
         out.append(DecisionMade(step.id, step.track, result.index + 1, chosen.label, target, result.suggested))
-        mitigates = chosen.mitigates or step.mitigates
+        mitigates, applies = chosen.mitigates or step.mitigates, chosen.degradation
     elif isinstance(result, Skipped):
         out.append(StepSkipped(step.id, step.track, result.reason))
         target = default_next(track, step)
@@ -64,7 +68,7 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
         out.append(StepFailed(step.id, step.track, result.reason, timeout=result.timeout))
         target = result.to or (step.on_timeout if result.timeout else step.on_fail)  # none: stays current
     if mitigates and state.mitigated_at is None:
-        out.append(Mitigated(step.id))
+        out.append(mitigation(state, step.id, applies, reached))
     if target == END:
         out.append(TrackFinished(step.track))
         if track.followup:
@@ -72,6 +76,20 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
     elif target:
         out.append(StepStarted(target, step.track, state.steps[target].attempt + 1))
     return out
+
+
+def mitigation(state: IncidentState, step_id: str, degradation: str | None,
+               reached: int | None = None) -> Mitigated | MitigationAwaited:
+    """A mitigating step that applies a staged degradation mitigates only at the stage its rollout
+    names (mitigates_at, else the last): short of it, the incident waits for that stage."""
+    rollout = state.playbook.degradations[degradation].rollout if degradation else None
+    if rollout is None:
+        return Mitigated(step_id)
+    stage = reached if reached is not None else state.degradations[degradation].stage
+    at, of = rollout.mitigating_stage, len(rollout.stages)
+    if stage >= at:
+        return Mitigated(step_id, degradation, stage, rollout.stages[stage][0], of)
+    return MitigationAwaited(step_id, degradation, at, rollout.stages[at][0], of)
 
 
 def again(state: IncidentState, step: Step, auto: bool = False) -> StepStarted:

@@ -155,7 +155,7 @@ class StageSteered(EventRecord):
     def fold(self, state, event):
         deg = degradation(state, self.degradation)
         if self.action == "hold":
-            deg.held = True
+            deg.held, deg.held_by, deg.held_reason = True, event.actor, self.reason
         elif self.action == "resume":
             deg.held = False
         elif self.action == "unwind":
@@ -174,3 +174,22 @@ class StageSteered(EventRecord):
         target = "restore fully" if self.to == -1 else f"stage {self.to + 1}"
         return f"{who}{self.degradation} {self.action} from stage {self.stage + 1} to {target}" + (
             f": {self.reason}" if self.reason else "")
+
+
+@record("mitigation_awaited")
+class MitigationAwaited(EventRecord):
+    """A step with mitigates: true applied a staged degradation short of the stage that mitigates:
+    the step is done, and the incident is marked mitigated when that stage is reached, not before."""
+
+    step: str
+    degradation: str
+    stage: int  # 0-based: the stage that mitigates (the rollout's mitigates_at, else its last)
+    share: int
+    of: int
+
+    def fold(self, state, event):
+        degradation(state, self.degradation).awaiting = self.step
+
+    def describe(self):
+        return (f"{self.step} is done; the incident counts as mitigated once {self.degradation} reaches "
+                f"stage {self.stage + 1} of {self.of} ({self.share}% of users), not before")
