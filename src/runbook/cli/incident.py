@@ -402,13 +402,15 @@ def _print_plan(plan, as_json: bool) -> None:
         return
     if as_json:
         dump({"flips": True, "incident": plan.incident, "degradation": plan.degradation, "op": plan.op,
-              "stage": plan.stage, "share": plan.share, "of": plan.of, "lines": list(plan.lines),
+              "stage": plan.stage, "share": plan.share, "of": plan.of, "sandbox": plan.sandbox,
+              "lines": list(plan.lines),
               "flags": {w.flag: {"value": w.value, "share": w.share, "exists": w.exists, "kept_by": w.kept_by or None}
                         for w in plan.writes}})
         return
     verb = "apply" if plan.op == "apply" else "restore"
     echo(f"would {verb} {one_line(plan.degradation)} of {plan.incident}" + (f" at {plan.staged}" if plan.staged
-                                                                            else "") + ":")
+                                                                            else "")
+         + (" (drill: the sandbox flag file)" if plan.sandbox else "") + ":")
     for line in plan.lines:
         echo(f"  {line}")
 

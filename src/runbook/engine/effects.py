@@ -81,9 +81,7 @@ class Effects:
         if expect is not None and tuple(expect) != plan.lines:
             raise CommandError(f"{'restoring' if op == 'restore' else 'applying'} {name} would now write something "
                                f"else than what was shown: {'; '.join(plan.lines) or 'nothing'}; look again")
-        deg, spec = state.degradations[name], state.playbook.degradations[name]
-        stage, share = plan.stage, plan.share
-        flags = plan.intent()
+        deg, stage, share, flags = state.degradations[name], plan.stage, plan.share, plan.intent()
 
         def intent(state):
             # Re-checked on the state the intent is appended to: another responder may have
@@ -129,7 +127,7 @@ class Effects:
             except RunbookError as exc:
                 failures = getattr(exc, "failures", [])
                 errors += plugin_errors(failures) or [PluginErrorRecorded("?", f"{op}_flag", str(exc))]
-        staged = (stage, share, len(spec.rollout.stages)) if stage is not None else None
+        staged = (stage, share, plan.of) if stage is not None else None
         return events + self._finish_flip(incident, actor, name, op, step_id, option, results, errors, staged)
 
     def _finish_flip(self, incident, actor, name, op, step_id, option, results, errors, staged=None) -> list[Event]:
