@@ -109,8 +109,9 @@ def test_hold_then_advance_then_roll_back_with_the_keys(make):
             await press(pilot, "2")                                           # advance: says what it flips
             prompt = flat(screen_text(app).replace("█", " "))
             assert "Advance audio-only now to stage 2 (50% of users)?" in prompt
-            assert "This flips flags: rtc.video.enabled → false, rtc.screen-share.enabled → false for 50% of " \
-                   "users" in prompt
+            # the engine's plan of the move, the one it then writes
+            assert "This flips flags: rtc.video.enabled → false for 50% of users (stage 2 of 3) " \
+                   "rtc.screen-share.enabled → false for 50% of users (stage 2 of 3)" in prompt
             await press(pilot, "enter")                                       # no reason: goes on all the same
             assert isinstance(app.screen, IncidentScreen)
             assert "audio-only 50% OF USERS" in panel(app) and "stage 2 of 3 (50%)" in panel(app)

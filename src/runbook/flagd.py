@@ -138,7 +138,9 @@ def _staged(flag: dict) -> tuple[str, int] | None:
 def set_share(data: dict, name: str, value, share: int, by: str,
               normal=None) -> tuple[FlagState, FlagState, list[str]]:
     """One stage of a staged degradation: `share` percent of contexts get `value`, bucketed by the
-    context key `by` with flagd's `fractional` operation, the others keep the default variant.
+    context key `by` with flagd's `fractional` operation, the others keep the default variant (or,
+    when every context had `value`, get `normal` back: the playbook's restore: value, else the one
+    runbook recorded before it first changed the flag).
     share 100 is set_value (and drops the rule). A flag with targeting rules runbook did not write
     is refused: a fractional rule would replace them."""
     if not isinstance(share, int) or not 0 < share <= 100:
@@ -176,10 +178,25 @@ def set_share(data: dict, name: str, value, share: int, by: str,
         flag["variants"][staged] = value
     default = flag["defaultVariant"]
     if staged == default:
-        return previous, state(data, name), ["every context already gets this value"]
+        others = normal if normal is not None else _value_before(data, name)
+        if others is None or _same(others, value):
+            return previous, state(data, name), ["every context already gets this value"]
+        # a share narrowed from every user (a rollback from the last stage): the others get their
+        # normal value back
+        default = next((k for k, v in flag["variants"].items() if _same(v, others)), None)
+        if default is None:
+            default = _variant_name(others, flag["variants"])
+            flag["variants"][default] = others
+        flag["defaultVariant"] = default
     flag["targeting"] = {"fractional": [{"var": by}, [staged, share], [default, 100 - share]]}
     metadata[SHARE_KEY] = share
     return previous, state(data, name), notes
+
+
+def _value_before(data: dict, name: str):
+    """The flag's value before runbook first changed it, if runbook recorded one."""
+    before = recorded_previous(data, name)
+    return before.value if before is not None and before.exists else None
 
 
 def _drop_share(flag: dict) -> None:

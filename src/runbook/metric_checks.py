@@ -268,7 +268,7 @@ class NoPrometheus:
     """The source when no address is configured: every check is broken, saying how to set one."""
 
     def query(self, promql: str, at: datetime | None = None, timeout: float | None = None) -> list[Series]:
-        raise CheckBroken("no Prometheus address: set RUNBOOK_PROMETHEUS_URL (e.g. http://prometheus:9090)")
+        raise CheckBroken("no Prometheus address (set RUNBOOK_PROMETHEUS_URL, e.g. http://prometheus:9090)")
 
 
 def source_for(url: str | None, token: str | None = None) -> MetricSource:

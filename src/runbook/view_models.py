@@ -96,15 +96,20 @@ class FlagView(NamedTuple):
     held: bool = False  # a responder holds it at this stage: it does not advance by itself
     unwinding: bool = False  # restoring in stages
     compact: str = ""  # the ladder in a few words for a narrow screen: "10% → 50% in 4m10s, call-drops ok"
+    words: str = ""  # where a staged one is, in words: "audio-only for about 10% of users, stage 1 of 3"
+    held_why: str = ""  # why a staged one does not advance by itself: "check call-drops cannot be evaluated: …"
 
     @property
     def label(self) -> str:
-        """"audio-only", "audio-only 10% → 50% in 4m10s, call-drops ok (automatic)"."""
-        if self.compact:
-            share = f" {self.compact}"
+        """"audio-only", "audio-only for about 10% of users, stage 1 of 3 (10% → 50% in 4m10s, call-drops
+        ok) (automatic)"."""
+        if self.words:
+            text = self.words + (f" ({self.compact})" if self.compact else "")
+        elif self.compact:
+            text = f"{self.name} {self.compact}"
         else:
-            share = f" {self.share}%" if self.share is not None and self.share < 100 else ""
-        return f"{self.name}{share}" + (" (automatic)" if self.automatic else "")
+            text = self.name + (f" {self.share}%" if self.share is not None and self.share < 100 else "")
+        return text + (" (automatic)" if self.automatic else "")
 
 
 class Line(NamedTuple):

@@ -128,7 +128,8 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                               tuple((one_line(flag), one_line(_show(value))) for flag, value in spec.set.items()),
                               deg.share if deg.applied else None, one_line(stages.describe(state, name, now)),
                               automatic, tuple(share for share, _ in spec.rollout.stages) if spec.rollout else (),
-                              deg.stage, deg.held, deg.unwinding, one_line(stages.compact(state, name, now))))
+                              deg.stage, deg.held, deg.unwinding, one_line(stages.compact(state, name, now)),
+                              one_line(stages.in_words(state, name)), one_line(stages.held_why(state, name))))
     left, verdict = _left(state, now) if state.resolved else ((), "")
     opened = state.opened_at
     lines = tuple(Line(e.seq, e.at, (e.at - opened).total_seconds(), one_line(e.actor), e.type, describe(e),

@@ -183,6 +183,11 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
                 if shares[i] <= shares[i - 1]:
                     yield doc.problem(("degradations", name, "rollout", "stages", i),
                                       f"stage shares must grow: {shares[i]}% after {shares[i - 1]}%", code="rollout")
+            at = degradation.rollout.mitigates_at
+            if at is not None and at not in shares:
+                yield doc.problem(("degradations", name, "rollout", "mitigates_at"),
+                                  f"mitigates_at: {at}% is not the share of a stage; the stages are "
+                                  f"{', '.join(f'{s}%' for s in shares)}", code="rollout")
             names = [c.name for c in degradation.rollout.checks]
             for i, check in enumerate(degradation.rollout.checks):
                 if names.index(check.name) != i:

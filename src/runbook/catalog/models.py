@@ -187,6 +187,14 @@ class Rollout(NamedTuple):
     check_every: int = 30
     on_failure: str = "restore"  # previous or restore
     on_check_broken: str = "hold"  # hold or rollback
+    mitigates_at: int | None = None  # the share from which a mitigating step counts (default: the last stage's)
+
+    @property
+    def mitigating_stage(self) -> int:
+        """The stage (0-based) from which a degrade step with mitigates: true marks the incident
+        mitigated: the one whose share is `mitigates_at`, else the last."""
+        shares = [share for share, _ in self.stages]
+        return shares.index(self.mitigates_at) if self.mitigates_at in shares else len(shares) - 1
 
 
 class Degradation(NamedTuple):
@@ -207,7 +215,7 @@ def _rollout(raw: dict | None) -> Rollout | None:
     checks = tuple(StageCheck(c.get("name") or f"check-{n}", c["prometheus"]["query"], c["prometheus"]["expect"].strip())
                    for n, c in enumerate(raw.get("checks", ()), 1))
     return Rollout(stages, raw.get("by", "targetingKey"), checks, parse_duration(raw.get("check_every", "30s")),
-                   raw.get("on_failure", "restore"), raw.get("on_check_broken", "hold"))
+                   raw.get("on_failure", "restore"), raw.get("on_check_broken", "hold"), raw.get("mitigates_at"))
 
 
 class Reminder(NamedTuple):

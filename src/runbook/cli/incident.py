@@ -41,7 +41,9 @@ def _in(seconds: float) -> str:
 OUTPUT_LINES = 10
 
 
-def summary(state, now: datetime) -> list[str]:
+def summary(state, now: datetime, plan_step=None) -> list[str]:
+    """What `show` prints. `plan_step(incident, step)`: the plan of a current degrade or restore
+    step (Engine.plan_step), printed under it as what it writes (for its approver too)."""
     pb = state.playbook
     source = f" ({one_line(state.severity_source)})" if state.severity_source else ""
     lines = [f"{state.id}  {one_line(state.title)}" + ("  [DRILL]" if state.drill else ""),
@@ -99,6 +101,8 @@ def summary(state, now: datetime) -> list[str]:
             lines.append(f"        {clock}")
         if step.run is not None:
             lines.append(f"        $ {one_line(texts.shown_command(state, step, now))}")
+        if plan_step is not None and step.kind in ("degrade", "restore"):
+            lines += _writes(plan_step, state.id, step.id)
         if step.template:  # what to post, filled as it will be sent
             where = " · ".join(one_line(x) for x in (step.channel, step.audience) if x)
             lines.append(f"        message{f' ({where})' if where else ''}: "
@@ -121,9 +125,16 @@ def summary(state, now: datetime) -> list[str]:
         from runbook.engine import stages
 
         for name in applied:
-            ladder = stages.describe(state, name, now)
+            words, ladder = stages.in_words(state, name), stages.describe(state, name, now)
+            if words:
+                lines.append(f"    {one_line(words)}")
             if ladder:
-                lines.append(f"    {one_line(name)}: {one_line(ladder)}")
+                lines.append(f"      {one_line(ladder)}")
+            why = stages.held_why(state, name)
+            if why:
+                todo = "resume" if state.degradations[name].held else "advance"
+                lines.append(f"      held: {one_line(why)}; `runbook incident stage {state.id} {one_line(name)} "
+                             f"{todo}` {'lets it go' if todo == 'resume' else 'advances it by hand'}")
     if state.messages:
         lines.append("  messages posted:")
         for event in state.messages:
@@ -218,6 +229,20 @@ def _not_done_lines(state, now: datetime) -> list[str]:
             lines.append(f"    [{item.track}] {step.id}: {one_line(texts.text(state, step.title, step, now))} "
                          f"({step.kind}){why}{settled}")
     return lines
+
+
+def _writes(plan_step, incident: str, step: str) -> list[str]:
+    """"writes: …", one line a flag, of what a step flips (nothing when it flips nothing)."""
+    from runbook.errors import RunbookError
+
+    try:
+        made = plan_step(incident, step)
+    except RunbookError as exc:
+        return [f"        writes: cannot be said now: {one_line(str(exc))}"]
+    if made is None:
+        return []
+    at = f" ({made.staged})" if made.staged else ""
+    return [f"        writes{at}:"] + [f"          {line}" for line in made.lines]
 
 
 @click.group("incident", short_help="Drive an incident from the command line (open, ack, steps, resolve...).")
@@ -337,7 +362,7 @@ def show(ctx: Context, incident_id, as_json):
         return
     if not check.ok:
         _warn(check.warning(state.id))
-    for line in summary(state, engine.clock.now()):
+    for line in summary(state, engine.clock.now(), engine.plan_step if engine.plugins is not None else None):
         echo(line)
 
 
@@ -510,17 +535,50 @@ def _print_flag_changes(events, as_json: bool) -> None:
         raise click.exceptions.Exit(4)
 
 
+def _print_plan(plan, as_json: bool) -> None:
+    """What a flip would write, without writing it (--dry-run)."""
+    if plan is None:
+        if as_json:
+            dump({"flips": False})
+        else:
+            echo("no flags are flipped")
+        return
+    if as_json:
+        dump({"flips": True, "incident": plan.incident, "degradation": plan.degradation, "op": plan.op,
+              "stage": plan.stage, "share": plan.share, "of": plan.of, "sandbox": plan.sandbox,
+              "lines": list(plan.lines),
+              "flags": {w.flag: {"value": w.value, "share": w.share, "exists": w.exists, "kept_by": w.kept_by or None}
+                        for w in plan.writes}})
+        return
+    verb = "apply" if plan.op == "apply" else "restore"
+    echo(f"would {verb} {one_line(plan.degradation)} of {plan.incident}" + (f" at {plan.staged}" if plan.staged
+                                                                            else "")
+         + (" (drill: the sandbox flag file)" if plan.sandbox else "") + ":")
+    for line in plan.lines:
+        echo(f"  {line}")
+
+
+DRY_RUN = click.option("--dry-run", is_flag=True, help="Print what it would write (each flag, its value and for what "
+                                                         "share of users) and change nothing.")
+
+
 @group.command("degrade")
 @incident_argument()
 @click.argument("name")
+@DRY_RUN
 @actor_option
 @json_option()
 @click.pass_obj
-def degrade(ctx: Context, incident_id, name, actor, as_json):
+def degrade(ctx: Context, incident_id, name, dry_run, actor, as_json):
     """Apply degradation NAME (flips its flags through the flag backend). A staged one (rollout:
     in the playbook) starts at its first stage, a share of users; see `runbook incident stage`.
+    The first line printed says what it writes ("rtc.video.enabled → false for 10% of users
+    (stage 1 of 3)"), as --dry-run does without writing.
 
     Exit status 4 when a flag could not be set; the failure is in the timeline."""
+    if dry_run:
+        _print_plan(ctx.engine().plan_degrade(incident_id, name), as_json)
+        return
     _print_flag_changes(ctx.engine().degrade(incident_id, actor, name), as_json)
 
 
@@ -530,10 +588,11 @@ def degrade(ctx: Context, incident_id, name, actor, as_json):
 @click.argument("action", type=click.Choice(["hold", "resume", "advance", "rollback", "unwind"]))
 @click.option("--full", is_flag=True, help="rollback: restore fully instead of one stage down.")
 @click.option("--reason", default="", help="Why, for the timeline.")
+@DRY_RUN
 @actor_option
 @json_option()
 @click.pass_obj
-def stage(ctx: Context, incident_id, name, action, full, reason, actor, as_json):
+def stage(ctx: Context, incident_id, name, action, full, reason, dry_run, actor, as_json):
     """Steer staged degradation NAME by hand. It advances by itself after each stage's hold while
     its checks hold, and rolls back by itself when one fails; `incident show` says where it is.
 
@@ -548,19 +607,29 @@ def stage(ctx: Context, incident_id, name, action, full, reason, actor, as_json)
     Exit status 4 when a flag could not be set; 5 when NAME is not applied or not staged."""
     if full and action != "rollback":
         raise UsageError("--full goes with rollback")
+    if dry_run:
+        _print_plan(ctx.engine().plan_stage(incident_id, name, action, full), as_json)
+        return
     _print_flag_changes(ctx.engine().stage(incident_id, actor, name, action, reason, full), as_json)
 
 
 @group.command("restore")
 @incident_argument()
 @click.argument("name")
+@DRY_RUN
 @actor_option
 @json_option()
 @click.pass_obj
-def restore(ctx: Context, incident_id, name, actor, as_json):
-    """Restore degradation NAME (puts its flags back through the flag backend).
+def restore(ctx: Context, incident_id, name, dry_run, actor, as_json):
+    """Restore degradation NAME (puts its flags back through the flag backend). The first line
+    printed says what it writes ("rtc.video.max-bitrate-kbps → 1500 (restored)"; a flag another
+    degradation still holds: "kept: audio-only of INC-… holds rtc.video.enabled at false for 10%
+    of users"), as --dry-run does without writing.
 
     Exit status 4 when a flag could not be put back; the failure is in the timeline."""
+    if dry_run:
+        _print_plan(ctx.engine().plan_restore(incident_id, name), as_json)
+        return
     _print_flag_changes(ctx.engine().restore(incident_id, actor, name), as_json)
 
 

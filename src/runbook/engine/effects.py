@@ -21,11 +21,12 @@ from runbook.engine import owner as owners
 from runbook.engine import answers, approvals, texts, waits
 from runbook.engine.clock import iso, parse
 from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, DegradationApplied, DegradationFailed,
-                                   DegradationRestored, DegradationStarted, Event, FlagChanged, PluginErrorRecorded)
-from runbook.engine.holders import holders, wrong_file
+                                   DegradationRestored, DegradationStarted, Event, FlagChanged, Mitigated,
+                                   PluginErrorRecorded)
+from runbook.engine.flips import in_flight, plan_flip, refuse_if_tampered
 from runbook.engine.roles import waiting_for
 from runbook.engine.state import ACTIVE, IncidentState
-from runbook.engine.transition import Chosen, Done, Failed, finish
+from runbook.engine.transition import Chosen, Done, Failed, finish, mitigation
 from runbook.errors import CommandError, RunbookError
 from runbook.metric_checks import BROKEN, Reading, evaluate, source_for
 from runbook.pluginapi import ActionRequest, ActionResult, FlagState
@@ -64,66 +65,24 @@ class Effects:
     # degradations -------------------------------------------------------------------------
 
     def flip(self, incident: str, actor: str, name: str, op: str, step_id: str | None,
-             option: int | None, stage: int | None = None) -> list[Event]:
+             option: int | None, stage: int | None = None, expect: tuple[str, ...] | None = None) -> list[Event]:
         """Apply or restore a degradation; a staged one (rollout:) applies its first stage, or
-        `stage` when moving between stages (engine/stages.py)."""
+        `stage` when moving between stages (engine/stages.py). It writes the plan `plan_flip`
+        makes (engine/flips.py), the one every face states; `expect`: the lines the responder was
+        shown, refused when the plan now says something else."""
         owner = owners.claim()
         try:
-            return self._flip(incident, actor, name, op, step_id, option, owner, stage)
+            return self._flip(incident, actor, name, op, step_id, option, owner, stage, expect)
         finally:
             owners.release(owner)
 
-    def _flip(self, incident, actor, name, op, step_id, option, owner, stage=None) -> list[Event]:
+    def _flip(self, incident, actor, name, op, step_id, option, owner, stage=None, expect=None) -> list[Event]:
         state = self.engine.state(incident)
-        refuse_if_tampered(state)
-        if not (op == "restore" and state.resolved):  # leftovers on a resolved incident can still be restored
-            self.engine.require_live(state)
-        pb = state.playbook
-        if name not in pb.degradations:
-            from runbook.catalog.suggest import did_you_mean
-
-            raise CommandError(f"playbook {pb.id} has no degradation '{name}'{did_you_mean(name, pb.degradations)}; "
-                               f"degradations: {', '.join(pb.degradations) or 'none'}")
-        deg, spec = state.degradations[name], pb.degradations[name]
-        if deg.pending:
-            raise CommandError(in_flight(deg))
-        if op == "apply" and spec.rollout is not None and stage is None:
-            if deg.applied:
-                raise CommandError(f"degradation '{name}' is already applied, at stage {deg.stage + 1} of "
-                                   f"{len(spec.rollout.stages)} ({deg.share}%); steer it with `runbook incident "
-                                   f"stage {state.id} {name} advance|hold|rollback`")
-            stage = 0
-        if op == "apply" and deg.applied and (stage is None or deg.stage == stage):
-            raise CommandError(f"degradation '{name}' is already applied")
-        share = spec.rollout.stages[stage][0] if stage is not None else None
-        if op == "restore" and not deg.touched:
-            raise CommandError(f"degradation '{name}' is not applied")
-        if self.plugins is None:
-            raise CommandError("no flag backend: the engine was started without plugins")
-        settings = getattr(self.plugins, "settings", None)
-        here = settings.flag_file(state.sandboxed) if settings is not None else None
-        if op == "apply":
-            plan = {}
-            for flag, value in spec.set.items():
-                if flag in deg.flags:  # left changed by an apply that failed half-way: its old value still holds
-                    plan[flag] = {"old": deg.flags[flag]["old"], "new": value}
-                    continue
-                others = holders(self.engine, state, name, flag, here and os.path.abspath(here))
-                if others:  # already degraded by another: what to go back to is the value before the first
-                    plan[flag] = {"old": others[0].old, "new": value, "held": True}
-                    continue
-                current, _ = self.plugins.get_flag(flag, drill=state.sandboxed)
-                plan[flag] = {"old": current.to_dict(), "new": value}
-        else:
-            moved = wrong_file(state, name, here)
-            if moved:
-                raise CommandError(moved)
-            plan = {}
-            for flag, applied in deg.flags.items():
-                others = holders(self.engine, state, name, flag, applied.get("location"))
-                plan[flag] = {"old": None, "new": None, "held_by": str(others[-1]) if others else None,
-                              "restore_to": (FlagState(True, spec.restore[flag]).to_dict()
-                                             if spec.restore and flag in spec.restore else applied["old"])}
+        plan = plan_flip(self.engine, state, name, op, stage)
+        if expect is not None and tuple(expect) != plan.lines:
+            raise CommandError(f"{'restoring' if op == 'restore' else 'applying'} {name} would now write something "
+                               f"else than what was shown: {'; '.join(plan.lines) or 'nothing'}; look again")
+        deg, stage, share, flags = state.degradations[name], plan.stage, plan.share, plan.intent()
 
         def intent(state):
             # Re-checked on the state the intent is appended to: another responder may have
@@ -131,7 +90,7 @@ class Effects:
             if not (op == "restore" and state.resolved):
                 self.engine.require_live(state)
             if step_id is not None:  # its approval must still cover what the step flips
-                _refuse(approvals.refusal_if_changed(state, pb.step(step_id)))
+                _refuse(approvals.refusal_if_changed(state, state.playbook.step(step_id)))
             current = state.degradations[name]
             if current.pending:
                 raise CommandError(in_flight(current))
@@ -140,40 +99,38 @@ class Effects:
                 raise CommandError(f"degradation '{name}' was just applied by someone else")
             if op == "restore" and not current.touched:
                 raise CommandError(f"degradation '{name}' was just restored by someone else")
-            if op == "restore" and set(current.flags) != set(plan):
+            if op == "restore" and set(current.flags) != set(flags):
                 raise CommandError(f"degradation '{name}' changed while restoring; try again")
-            lease = self.engine.clock.now() + timedelta(seconds=FLAG_LEASE * max(len(plan), 1))
-            return [DegradationStarted(name, op, plan, step_id, option, owner, iso(lease), stage, share)]
+            lease = self.engine.clock.now() + timedelta(seconds=FLAG_LEASE * max(len(flags), 1))
+            return [DegradationStarted(name, op, flags, step_id, option, owner, iso(lease), stage, share,
+                                       list(plan.lines))]
         events = self._command(incident, actor, intent)
         results, errors = [], []
-        for flag, entry in plan.items():
+        for write in plan.writes:
+            flag = write.flag
             try:
-                if op == "restore" and entry.get("held_by"):  # another degradation still wants it changed
-                    current, failures = self.plugins.get_flag(flag, drill=state.sandboxed)
-                    results.append(FlagChanged(name, flag, op, None, current.value,
-                                               location=deg.flags[flag].get("location", ""),
-                                               held_by=entry["held_by"]))
-                    errors += plugin_errors(failures)
-                    continue
-                if op == "apply" and share is not None and share < 100:
-                    normal = spec.restore.get(flag) if spec.restore else None
-                    change, failures = self.plugins.set_flag_share(flag, entry["new"], share, spec.rollout.by,
-                                                                   normal=normal, drill=state.sandboxed)
-                elif op == "apply":
-                    change, failures = self.plugins.set_flag(flag, entry["new"], drill=state.sandboxed)
+                if op == "apply" or write.kept_by:
+                    if write.share is not None:
+                        change, failures = self.plugins.set_flag_share(flag, write.value, write.share, write.by,
+                                                                       normal=write.normal, drill=state.sandboxed)
+                    else:
+                        change, failures = self.plugins.set_flag(flag, write.value, drill=state.sandboxed)
                 else:
-                    previous = FlagState.from_dict(entry["restore_to"])
-                    change, failures = self.plugins.restore_flag(flag, previous, drill=state.sandboxed)
-                # the value before the degradation: held by another, or a move between stages
-                old = entry["old"] if entry.get("held") or (stage is not None and flag in deg.flags) \
-                    else change.previous.to_dict()
-                results.append(FlagChanged(name, flag, op, old, change.current.value, location=change.location,
-                                           share=share if op == "apply" else None))
+                    change, failures = self.plugins.restore_flag(flag, FlagState.from_dict(write.restore_to),
+                                                                 drill=state.sandboxed)
+                if op == "restore" and write.kept_by:  # another degradation still holds it: it keeps theirs
+                    results.append(FlagChanged(name, flag, op, None, change.current.value,
+                                               location=deg.flags[flag].get("location", ""),
+                                               held_by=write.kept_by, share=write.share))
+                else:
+                    old = write.old if write.recorded_old else change.previous.to_dict()
+                    results.append(FlagChanged(name, flag, op, old, change.current.value, location=change.location,
+                                               share=write.share))
                 errors += plugin_errors(failures)
             except RunbookError as exc:
                 failures = getattr(exc, "failures", [])
                 errors += plugin_errors(failures) or [PluginErrorRecorded("?", f"{op}_flag", str(exc))]
-        staged = (stage, share, len(spec.rollout.stages)) if stage is not None else None
+        staged = (stage, share, plan.of) if stage is not None else None
         return events + self._finish_flip(incident, actor, name, op, step_id, option, results, errors, staged)
 
     def _finish_flip(self, incident, actor, name, op, step_id, option, results, errors, staged=None) -> list[Event]:
@@ -189,7 +146,10 @@ class Effects:
             if step_id and not state.resolved:
                 step = state.playbook.step(step_id)
                 if state.current.get(step.track) == step_id:
-                    out += finish(state, step, Chosen(option) if option is not None else Done(op))
+                    out += finish(state, step, Chosen(option) if option is not None else Done(op),
+                                  reached=staged[0] if staged is not None else None)
+            if op == "apply" and staged is not None and not any(isinstance(r, Mitigated) for r in out):
+                out += awaited(state, name, staged[0])
             return out
         return self._command(incident, actor, build)
 
@@ -392,18 +352,22 @@ class Effects:
         results, unknown = [], []
         for flag, entry in intent["flags"].items():
             current, _ = self.plugins.get_flag(flag, drill=state.sandboxed)
-            if intent["op"] == "apply":
-                share = intent.get("share")
+            # the share each flag was given (older intents: the stage's own)
+            share = entry["share"] if "share" in entry else intent.get("share")
+            share = share if share is not None and share < 100 else None
+            kept = intent["op"] == "restore" and entry.get("held_by")
+            if intent["op"] == "apply" or (kept and "share" in entry):
                 done = (current.exists and current.value == entry["new"] and type(current.value) is type(entry["new"])
-                        and current.share == (share if share is not None and share < 100 else None))
-                old = entry["old"]
+                        and current.share == share)
+            elif kept:  # recorded by an older runbook, which left a held flag as it was
+                done = True
             else:
                 target = FlagState.from_dict(entry["restore_to"])
                 done = current.exists == target.exists and current.value == target.value
-                old = None
             if done:
-                results.append(FlagChanged(name, flag, intent["op"], old, current.value, reconciled=True,
-                                           share=intent.get("share") if intent["op"] == "apply" else None))
+                results.append(FlagChanged(name, flag, intent["op"], entry["old"] if intent["op"] == "apply" else None,
+                                           current.value, reconciled=True, held_by=entry.get("held_by"),
+                                           share=share if intent["op"] == "apply" or kept else None))
             else:
                 unknown.append(flag)
 
@@ -427,10 +391,21 @@ class Effects:
             elif op == "apply" and intent.get("stage") is not None:
                 out.append(DegradationApplied(name, reconciled=True, stage=intent["stage"], share=intent.get("share"),
                                               of=len(state.playbook.degradations[name].rollout.stages)))
+                out += awaited(s, name, intent["stage"])
             else:
                 out.append((DegradationApplied if op == "apply" else DegradationRestored)(name, reconciled=True))
             return out
         return self._command(state.id, SYSTEM, build)
+
+
+def awaited(state: IncidentState, name: str, stage: int) -> list[Mitigated]:
+    """The incident mitigated when staged degradation `name` reaches `stage` and a mitigating step
+    waits for it (MitigationAwaited), and not before."""
+    awaiting = state.degradations[name].awaiting
+    if awaiting is None or state.mitigated_at is not None \
+            or stage < state.playbook.degradations[name].rollout.mitigating_stage:
+        return []
+    return [mitigation(state, awaiting, name, stage)]
 
 
 def abandoned(intent: dict, at: datetime, now: datetime, force: bool) -> bool:
@@ -446,21 +421,6 @@ def abandoned(intent: dict, at: datetime, now: datetime, force: bool) -> bool:
 def _refuse(refusal: str) -> None:
     if refusal:
         raise CommandError(refusal)
-
-
-def refuse_if_tampered(state: IncidentState) -> None:
-    """Nothing outside runbook is changed on the word of a record that was altered."""
-    if state.tampered:
-        raise CommandError(f"refused: the record of {state.id} was altered ({state.tampered}); "
-                           f"no flags are flipped and no actions run for it (see `runbook incident verify {state.id}`)")
-
-
-def in_flight(deg) -> str:
-    verb = "applied" if deg.pending.get("op") == "apply" else "restored"
-    since = f" since {deg.pending_at:%H:%M:%S}" if deg.pending_at else ""
-    return (f"degradation '{deg.name}' is being {verb} by {deg.pending_by or 'someone'} "
-            f"({owners.describe(deg.pending.get('owner'))}){since}; wait for it to finish, "
-            "or run `runbook incident resume` if that process is gone")
 
 
 def action_pidfile(owner: dict) -> str:

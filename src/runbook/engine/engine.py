@@ -479,10 +479,32 @@ class Engine(StepCommands):
         return pages.escalate(self, incident, actor, level, rnd, self.clock.now(), "manual")
 
     def degrade(self, incident: str, actor: str, name: str, step: str | None = None,
-                option: int | None = None) -> list[Event]:
+                option: int | None = None, expect: tuple[str, ...] | None = None) -> list[Event]:
+        """Apply degradation `name` (a staged one at its first stage). `expect`: the lines of its
+        plan the responder was shown; refused when the plan now says something else."""
         if step is None:
             self._gate_of(self.state(incident), name)
-        return self.effects.flip(incident, actor, name, "apply", step, option)
+        return self.effects.flip(incident, actor, name, "apply", step, option, expect=expect)
+
+    def plan_degrade(self, incident: str, name: str):
+        """What `degrade` writes now (engine/flips.py): the plan every face states before it flips."""
+        from runbook.engine.flips import plan_flip
+
+        state = self.state(incident)
+        self._gate_of(state, name)
+        return plan_flip(self, state, name, "apply")
+
+    def plan_restore(self, incident: str, name: str):
+        """What `restore` writes now: the restore values, or what another holder keeps."""
+        from runbook.engine.flips import plan_flip
+
+        return plan_flip(self, self.state(incident), name, "restore")
+
+    def plan_stage(self, incident: str, name: str, action: str, full: bool = False):
+        """What steering a staged degradation writes (None for hold, resume and unwind)."""
+        from runbook.engine import stages
+
+        return stages.plan(self, incident, name, action, full)
 
     def _gate_of(self, state: IncidentState, name: str) -> None:
         """Applying a degradation by hand must not get round the approval gate of a current step
@@ -494,14 +516,15 @@ class Engine(StepCommands):
                 self._approved(state, step)
 
     def stage(self, incident: str, actor: str, name: str, action: str, reason: str = "",
-              full: bool = False) -> list[Event]:
+              full: bool = False, expect: tuple[str, ...] | None = None) -> list[Event]:
         """Steer a staged degradation: hold, resume, advance, rollback (engine/stages.py)."""
         from runbook.engine import stages
 
-        return stages.steer(self, incident, actor, name, action, reason, full)
+        return stages.steer(self, incident, actor, name, action, reason, full, expect)
 
-    def restore(self, incident: str, actor: str, name: str, step: str | None = None) -> list[Event]:
-        return self.effects.flip(incident, actor, name, "restore", step, None)
+    def restore(self, incident: str, actor: str, name: str, step: str | None = None,
+                expect: tuple[str, ...] | None = None) -> list[Event]:
+        return self.effects.flip(incident, actor, name, "restore", step, None, expect=expect)
 
 
     def reconcile(self, incident: str, force: bool = False) -> list[Event]:

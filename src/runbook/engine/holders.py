@@ -1,12 +1,13 @@
 """Who else holds a flag changed: other degradations of this incident and of the other open
 incidents (on the same flag file). A flag two degradations changed keeps the value from before
-the first of them, and goes back to it only when the last one is restored.
+the first of them, and goes back to it only when the last one is restored; until then it holds
+what its holders hold, recomputed from their records (`held`).
 """
 
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from runbook.engine.state import IncidentState
 from runbook.errors import RunbookError
@@ -17,9 +18,57 @@ class Holder(NamedTuple):
     degradation: str
     old: dict | None  # the flag's state before this holder changed it
     at: str  # when it changed it
+    new: Any = None  # the value it gave the flag
+    share: int | None = None  # ...to this percentage of users (a staged degradation short of 100%); None: all
+    by: str = "targetingKey"  # the context key a share is bucketed on
+    normal: Any = None  # what the other users keep: its playbook's restore: value, else the value before it
 
     def __str__(self) -> str:
         return f"{self.degradation} of {self.incident}"
+
+
+class Held(NamedTuple):
+    """What a flag holds for its holders: the latest holder's value, for the widest share any of
+    them gives that value (a share is the same users growing, on the same context key)."""
+
+    value: Any
+    share: int | None  # None: every user
+    by: str
+    normal: Any
+    holder: Holder  # the one whose share it is
+
+
+def same_value(a, b) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def wider(share: int | None, than: int | None) -> bool:
+    """Whether `share` reaches more users than `than` (None: every user)."""
+    return than is not None and (share is None or share > than)
+
+
+def held(others: list[Holder]) -> Held:
+    """What `others` (earliest first, at least one) hold the flag at together."""
+    latest = others[-1]
+    widest = latest
+    for holder in others:
+        if same_value(holder.new, latest.new) and wider(holder.share, widest.share):
+            widest = holder
+    return Held(latest.new, widest.share, widest.by, latest.normal, widest)
+
+
+def normal_of(old: dict | None):
+    """A flag's value before a degradation changed it (None when it did not exist)."""
+    return old.get("value") if old and old.get("exists") else None
+
+
+def _holder(incident: IncidentState, name: str, deg, entry: dict, flag: str) -> Holder:
+    spec = incident.playbook.degradations.get(name)
+    rollout = spec.rollout if spec is not None else None
+    share = deg.share if rollout is not None and deg.share is not None and deg.share < 100 else None
+    normal = spec.restore[flag] if spec is not None and spec.restore and flag in spec.restore else normal_of(entry["old"])
+    return Holder(incident.id, name, entry["old"], entry.get("at", ""), entry.get("new"), share,
+                  rollout.by if rollout is not None else "targetingKey", normal)
 
 
 def _same_place(a: str | None, b: str | None) -> bool:
@@ -31,7 +80,7 @@ def _same_place(a: str | None, b: str | None) -> bool:
 
 def holders(engine, state: IncidentState, name: str, flag: str, location: str | None = None) -> list[Holder]:
     """Every degradation other than `name` of `state` holding `flag` changed, earliest first."""
-    found = [Holder(state.id, other, deg.flags[flag]["old"], deg.flags[flag].get("at", ""))
+    found = [_holder(state, other, deg, deg.flags[flag], flag)
              for other, deg in state.degradations.items() if other != name and flag in deg.flags]
     if engine.store.path != ":memory:":  # simulations: each incident is alone with its sandbox
         for row in engine.store.incidents(open_only=True):
@@ -46,7 +95,7 @@ def holders(engine, state: IncidentState, name: str, flag: str, location: str | 
             for deg_name, deg in other.degradations.items():
                 entry = deg.flags.get(flag)
                 if entry and _same_place(entry.get("location"), location):
-                    found.append(Holder(other.id, deg_name, entry["old"], entry.get("at", "")))
+                    found.append(_holder(other, deg_name, deg, entry, flag))
     return sorted(found, key=lambda h: h.at)
 
 

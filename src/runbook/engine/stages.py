@@ -125,18 +125,36 @@ def fire(engine: Engine, state: IncidentState, kind: str, data: dict) -> list[Ev
 
 
 def steer(engine: Engine, incident: str, actor: str, name: str, action: str, reason: str = "",
-          full: bool = False) -> list[Event]:
+          full: bool = False, expect: tuple[str, ...] | None = None) -> list[Event]:
     """A responder's hand on a staged degradation: hold, resume, advance (now), rollback (one
-    stage; `full`: restore fully)."""
+    stage; `full`: restore fully). `expect`: the lines of the move's plan the responder was shown."""
+    state = engine.state(incident)
+    _steerable(engine, state, name, action)
+    deg = state.degradations[name]
+    stage = deg.stage
+    if action in ("hold", "resume"):
+        if deg.held == (action == "hold"):
+            raise CommandError(f"{name} is {'already held' if deg.held else 'not held'} at stage {stage + 1}")
+        return engine._command(incident, actor, lambda s: [] if s.degradations[name].stage != stage else [
+            StageSteered(name, action, stage, None, reason)])
+    if action == "unwind":
+        if deg.unwinding:
+            raise CommandError(f"{name} is already restoring in stages (at stage {stage + 1})")
+        return engine._command(incident, actor, lambda s: [] if s.degradations[name].stage != stage else [
+            StageSteered(name, "unwind", stage, None, reason)])
+    return _move(engine, incident, actor, name, stage, target(state, name, action, full), action, reason,
+                 expect=expect)
+
+
+def _steerable(engine: Engine, state: IncidentState, name: str, action: str) -> None:
+    """A CommandError saying why `action` cannot steer `name` now."""
     if action not in ACTIONS:
         from runbook.catalog.suggest import did_you_mean
 
         raise CommandError(f"'{action}' is not something a stage does; expected one of: {', '.join(ACTIONS)}"
                            f"{did_you_mean(action, ACTIONS)}")
-    state = engine.state(incident)
     engine.require_live(state)
-    rollout = rollout_of(state, name)
-    if rollout is None:
+    if rollout_of(state, name) is None:
         from runbook.catalog.suggest import did_you_mean
 
         staged_names = [n for n, spec in state.playbook.degradations.items() if spec.rollout]
@@ -152,29 +170,47 @@ def steer(engine: Engine, incident: str, actor: str, name: str, action: str, rea
         raise CommandError(f"degradation '{name}' is not applied; start its first stage with `runbook incident "
                            f"degrade {state.id} {name}`")
     if deg.pending:
-        from runbook.engine.effects import in_flight
+        from runbook.engine.flips import in_flight
 
         raise CommandError(in_flight(deg))
-    stage, last = deg.stage, len(rollout.stages) - 1
-    if action in ("hold", "resume"):
-        if deg.held == (action == "hold"):
-            raise CommandError(f"{name} is {'already held' if deg.held else 'not held'} at stage {stage + 1}")
-        return engine._command(incident, actor, lambda s: [] if s.degradations[name].stage != stage else [
-            StageSteered(name, action, stage, None, reason)])
-    if action == "unwind":
-        if deg.unwinding:
-            raise CommandError(f"{name} is already restoring in stages (at stage {stage + 1})")
-        return engine._command(incident, actor, lambda s: [] if s.degradations[name].stage != stage else [
-            StageSteered(name, "unwind", stage, None, reason)])
+
+
+def target(state: IncidentState, name: str, action: str, full: bool = False) -> int | None:
+    """The stage (0-based; -1: restored fully) `action` moves applied staged degradation `name` to;
+    None for an action that flips nothing (hold, resume, unwind)."""
+    deg, rollout = state.degradations[name], rollout_of(state, name)
     if action == "advance":
-        if stage == last:
+        if deg.stage == len(rollout.stages) - 1:
             raise CommandError(f"{name} is at its last stage ({deg.share}%); nothing to advance to")
-        return _move(engine, incident, actor, name, stage, stage + 1, "advance", reason)
-    return _move(engine, incident, actor, name, stage, -1 if full or stage == 0 else stage - 1, "rollback", reason)
+        return deg.stage + 1
+    if action == "rollback":
+        return -1 if full or deg.stage == 0 else deg.stage - 1
+    return None
+
+
+def plan(engine: Engine, incident: str, name: str, action: str, full: bool = False):
+    """What steering `name` with `action` writes (engine/flips.py), or None when it flips nothing;
+    a CommandError when it cannot be done, as `steer` would say."""
+    from runbook.engine.flips import APPLY, RESTORE, plan_flip
+
+    state = engine.state(incident)
+    _steerable(engine, state, name, action)
+    to = target(state, name, action, full)
+    if to is None:
+        return None
+    return plan_flip(engine, state, name, RESTORE, None) if to == -1 else plan_flip(engine, state, name, APPLY, to)
 
 
 def _move(engine: Engine, incident: str, actor: str, name: str, stage: int, to: int, action: str, reason: str,
-          automatic: bool = False) -> list[Event]:
+          automatic: bool = False, expect: tuple[str, ...] | None = None) -> list[Event]:
+    if expect is not None:  # what the responder was shown must still be what it writes, before it is said
+        from runbook.engine.flips import APPLY, RESTORE, plan_flip
+
+        state = engine.state(incident)
+        shown = (plan_flip(engine, state, name, RESTORE) if to == -1 else plan_flip(engine, state, name, APPLY, to)).lines
+        if tuple(expect) != shown:
+            raise CommandError(f"moving {name} would now write something else than what was shown: "
+                               f"{'; '.join(shown) or 'nothing'}; look again")
     said = engine._command(incident, actor, lambda s: [] if s.degradations[name].stage != stage else [
         StageSteered(name, action, stage, to, reason, automatic)])
     if not said:
@@ -184,21 +220,59 @@ def _move(engine: Engine, incident: str, actor: str, name: str, stage: int, to: 
     return said + engine.effects.flip(incident, actor, name, "apply", None, None, stage=to)
 
 
+def in_words(state: IncidentState, name: str) -> str:
+    """Where a staged degradation is, in words for the header, `show` and the status page: "audio-only
+    for about 10% of users, stage 1 of 3" (shares are buckets of users: about); while a mitigating
+    step waits for a later stage, when the incident counts as mitigated. "" when not at a stage."""
+    rollout = rollout_of(state, name)
+    deg = state.degradations.get(name)
+    if rollout is None or deg is None or deg.stage < 0 or not deg.applied:
+        return ""
+    users = "every user" if deg.share >= 100 else f"about {deg.share}% of users"
+    text = f"{name} for {users}, stage {deg.stage + 1} of {len(rollout.stages)}"
+    at = rollout.mitigating_stage
+    if deg.awaiting and state.mitigated_at is None and deg.stage < at:
+        text += f"; mitigated at stage {at + 1} ({rollout.stages[at][0]}%)"
+    return text
+
+
+def held_why(state: IncidentState, name: str) -> str:
+    """Why a staged degradation short of its last stage does not advance by itself, "" when it does
+    (or is restoring in stages): a responder holds it, or a check cannot be evaluated (its
+    on_check_broken is hold). The faces add what to do."""
+    rollout = rollout_of(state, name)
+    deg = state.degradations.get(name)
+    if rollout is None or deg is None or deg.stage < 0 or not deg.applied:
+        return ""
+    if deg.held:
+        return f"held by {deg.held_by or 'a responder'}" + (f": {deg.held_reason}" if deg.held_reason else "")
+    if deg.unwinding or deg.stage == len(rollout.stages) - 1 or rollout.on_check_broken != "hold":
+        return ""
+    broken = [(c.name, deg.checks[c.name][2]) for c in rollout.checks
+              if deg.checks.get(c.name, ("",))[0] == "broken"]
+    if not broken:
+        return ""
+    names = ", ".join(check for check, _ in broken)
+    return f"check{'s' if len(broken) > 1 else ''} {names} cannot be evaluated: {broken[0][1]}"
+
+
 def describe(state: IncidentState, name: str, now: datetime) -> str:
-    """"stage 1 of 3 (10%), next stage in 4m10s; checks: crash-rate holds (0.004)" for show and the TUI."""
+    """"stage 1 of 3 (10%), next stage 50% in 4m10s, checks: call-drops holds (0.004)" for show and the TUI;
+    a stage that does not advance says why ("HELD: check call-drops cannot be evaluated: …")."""
     rollout = rollout_of(state, name)
     deg = state.degradations.get(name)
     if rollout is None or deg is None or deg.stage < 0:
         return ""
     parts = [f"stage {deg.stage + 1} of {len(rollout.stages)} ({deg.share}%)"]
+    why = held_why(state, name)
     if deg.unwinding:
         left = (_hold_end(rollout, deg) - now).total_seconds()
         target = f"stage {deg.stage} ({rollout.stages[deg.stage - 1][0]}%)" if deg.stage > 0 else "restored"
-        parts.append("RESTORING IN STAGES, " + ("HELD" if deg.held else f"{target} in {_span(max(left, 0))}"))
+        parts.append("RESTORING IN STAGES, " + (f"HELD ({why})" if deg.held else f"{target} in {_span(max(left, 0))}"))
     elif deg.stage == len(rollout.stages) - 1:
         parts.append("last stage")
-    elif deg.held:
-        parts.append("HELD")
+    elif why:
+        parts.append(f"HELD: {why}")
     else:
         left = (_hold_end(rollout, deg) - now).total_seconds()
         waiting = any(deg.checks.get(c.name, ("",))[0] != "holds" for c in rollout.checks)
@@ -208,7 +282,7 @@ def describe(state: IncidentState, name: str, now: datetime) -> str:
     if rollout.checks:
         shown = []
         for check in rollout.checks:
-            outcome, value, detail, _ = deg.checks.get(check.name, ("not run yet", None, "", None))
+            outcome, _, detail, _ = deg.checks.get(check.name, ("not run yet", None, "", None))
             shown.append(f"{check.name} {outcome}" + (f" ({detail})" if detail else ""))
         parts.append("checks: " + "; ".join(shown))
     return ", ".join(parts)
@@ -224,12 +298,14 @@ def _span(seconds: float) -> str:
 
 
 def compact(state: IncidentState, name: str, now: datetime) -> str:
-    """The ladder in a few words for a narrow screen: "10% → 50% in 4m10s, call-drops ok"."""
+    """The ladder in a few words for a narrow screen: "10% → 50% in 4m10s, call-drops ok"; a stage
+    that does not advance says so ("10% HELD: call-drops cannot be evaluated")."""
     rollout = rollout_of(state, name)
     deg = state.degradations.get(name)
     if rollout is None or deg is None or deg.stage < 0:
         return ""
     left = max((_hold_end(rollout, deg) - now).total_seconds(), 0)
+    waiting = [c.name for c in rollout.checks if deg.checks.get(c.name, ("",))[0] != "holds"]
     if deg.unwinding:
         to = f"{rollout.stages[deg.stage - 1][0]}%" if deg.stage > 0 else "off"
         text = f"{deg.share}% ↓ {to}" + (" HELD" if deg.held else f" in {_span(left)}")
@@ -237,9 +313,13 @@ def compact(state: IncidentState, name: str, now: datetime) -> str:
         text = f"{deg.share}%"
     elif deg.held:
         text = f"{deg.share}% HELD"
+    elif held_why(state, name):
+        broken = [c.name for c in rollout.checks if deg.checks.get(c.name, ("",))[0] == "broken"]
+        return f"{deg.share}% HELD: {', '.join(broken)} cannot be evaluated"
+    elif left == 0 and waiting:
+        text = f"{deg.share}% → {rollout.stages[deg.stage + 1][0]}% once {', '.join(waiting)} holds"
     else:
         text = f"{deg.share}% → {rollout.stages[deg.stage + 1][0]}% in {_span(left)}"
     words = {"holds": "ok", "not-yet": "FAILING", "broken": "?"}
     checks = [f"{c.name} {words.get(deg.checks[c.name][0], '…')}" for c in rollout.checks if c.name in deg.checks]
     return text + (", " + ", ".join(checks) if checks else "")
-

@@ -74,10 +74,13 @@ class DegradationState:
     share: int | None = None
     stage_at: datetime | None = None
     held: bool = False  # a responder holds it at this stage: it does not advance by itself
+    held_by: str = ""  # ...who, and why (StageSteered)
+    held_reason: str = ""
     unwinding: bool = False  # a staged restore: one stage down after each hold, until restored
     applied_by: str = ""  # who started its current application (its first stage, for a staged one)
     checks: dict = field(default_factory=dict)  # check name -> (outcome, value, detail, at) in this stage
     checked_at: datetime | None = None  # the last time the stage's checks ran
+    awaiting: str | None = None  # a mitigating step done short of the stage that mitigates (MitigationAwaited)
 
     @property
     def touched(self) -> bool:

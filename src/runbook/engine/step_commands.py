@@ -58,7 +58,10 @@ class StepCommands:
         if refused:
             raise CommandError(refused)
 
-    def complete(self, incident: str, actor: str, step_id: str | None = None, outcome: str = "") -> list[Event]:
+    def complete(self, incident: str, actor: str, step_id: str | None = None, outcome: str = "",
+                 expect: tuple[str, ...] | None = None) -> list[Event]:
+        """Finish a step by hand; a degrade or restore step flips its flags (`expect`: the lines of
+        its plan the responder was shown, refused when the plan now says something else)."""
         check_size("the outcome", outcome)
         state = self.state(incident)
         step = self._current(state, step_id)
@@ -74,7 +77,8 @@ class StepCommands:
             already = deg.applied if step.kind == "degrade" else not deg.applied
             if not already:
                 return self.effects.flip(incident, actor, step.degradation,
-                                         "apply" if step.kind == "degrade" else "restore", step.id, None)
+                                         "apply" if step.kind == "degrade" else "restore", step.id, None,
+                                         expect=expect)
             staged = f" (stage {deg.stage + 1}, {deg.share}% of users: `runbook incident stage` steers it)" \
                 if step.kind == "degrade" and deg.stage >= 0 and deg.share is not None and deg.share < 100 else ""
             outcome = outcome or (f"{step.degradation} was already applied{staged}" if step.kind == "degrade"
@@ -138,9 +142,10 @@ class StepCommands:
         return self._command(incident, actor, build)
 
     def choose(self, incident: str, actor: str, option: str | None, step_id: str | None = None,
-               suggested: bool = False) -> list[Event]:
+               suggested: bool = False, expect: tuple[str, ...] | None = None) -> list[Event]:
         """Answer a decision with `option` (its number or label), or with the option its from:
-        suggests (`suggested`); the record says whether the choice followed the suggestion."""
+        suggests (`suggested`); the record says whether the choice followed the suggestion. An
+        option that applies a degradation flips its flags (`expect` as for `complete`)."""
         state = self.state(incident)
         step = self._current(state, step_id)
         if step.kind not in ("decision", "choose"):
@@ -156,7 +161,7 @@ class StepCommands:
         chosen = step.options[index]
         if chosen.degradation:
             self._approved(state, step)
-            return self.effects.flip(incident, actor, chosen.degradation, "apply", step.id, index)
+            return self.effects.flip(incident, actor, chosen.degradation, "apply", step.id, index, expect=expect)
 
         def build(state):
             self._current(state, step.id)
@@ -167,6 +172,27 @@ class StepCommands:
                 raise CommandError(f"the suggestion for step '{step.id}' changed meanwhile; look again")
             return finish(state, step, Chosen(index, hint.label if hint else None))
         return self._command(incident, actor, build)
+
+    def plan_step(self, incident: str, step_id: str | None = None, option: int | None = None):
+        """What finishing the step (`option`: choosing that option, 0-based) writes: the plan of the
+        degradation it applies or restores (engine/flips.py), or None when it flips nothing (not a
+        degrade or restore step, or already so). Before its approval too: an approver reads it."""
+        from runbook.engine.flips import plan_flip
+
+        state = self.state(incident)
+        step = self._current(state, step_id)
+        if option is not None:
+            if not 0 <= option < len(step.options):
+                raise CommandError(f"step '{step.id}' has no option {option + 1}")
+            name, op = step.options[option].degradation, "apply"
+        else:
+            name, op = step.degradation, {"degrade": "apply", "restore": "restore"}.get(step.kind)
+        if not name or op is None:
+            return None
+        deg = state.degradations[name]
+        if (deg.applied if op == "apply" else not deg.applied) and option is None:
+            return None  # done without a flip (`complete` says it was already so)
+        return plan_flip(self, state, name, op)
 
     def approve(self, incident: str, actor: str, step_id: str | None = None, override: str = "") -> list[Event]:
         """Approve a step's gate: by the holder of its approving role, by anyone when nobody holds

@@ -4,7 +4,8 @@ Every command that finishes a step (done, skipped, failed, an option chosen; by 
 automation, by a poll, by a timeout, by a degradation) asks `finish` for its events, so the
 order is the same everywhere: a new attempt when the step had failed, the message a communicate
 step posts (as posted), the step's outcome, the incident mitigated when the step or option says
-so, then the next step or the end of its track.
+so (for a staged degradation, once it reaches the stage that mitigates), then the next step or the
+end of its track.
 An automation that failed with tries left under its retry: rule stays current instead, and the
 retry timer (`again`, auto) starts its next attempt.
 Pure: it reads the state and the playbook and returns records; it appends nothing.
@@ -16,8 +17,8 @@ from typing import NamedTuple
 from runbook.catalog.flow import default_next
 from runbook.catalog.models import END, Step
 from runbook.engine import texts
-from runbook.engine.events import (Closed, DecisionMade, EventRecord, MessagePosted, Mitigated, StepCompleted,
-                                   StepFailed, StepSkipped, StepStarted, TrackFinished)
+from runbook.engine.events import (Closed, DecisionMade, EventRecord, MessagePosted, Mitigated, MitigationAwaited,
+                                   StepCompleted, StepFailed, StepSkipped, StepStarted, TrackFinished)
 from runbook.engine.state import FAILED, IncidentState
 
 
@@ -43,15 +44,16 @@ class Chosen(NamedTuple):
 
 
 def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | Chosen,
-           ends: bool = False) -> list[EventRecord]:
-    """The events of finishing `step` with `result`; `ends`: the incident ends with this step (a
-    handoff), so its track finishes instead of moving on."""
+           ends: bool = False, reached: int | None = None) -> list[EventRecord]:
+    """The records of finishing `step` with `result`; `ends`: the incident ends with this step (a
+    handoff), so its track finishes instead of moving on; `reached`: the stage a staged degradation
+    the step applies is being applied at (0-based) in the same append, when it is (engine/effects.py)."""
     track = next(t for t in state.playbook.tracks if t.id == step.track)
     out: list[EventRecord] = []
     run = state.steps[step.id]
     if run.status == FAILED and not isinstance(result, Skipped):
         out.append(again(state, step))
-    mitigates = False
+    mitigates, applies = False, step.degradation if step.kind == "degrade" else None
     if isinstance(result, Done):
         if step.kind == "communicate" and step.template:
             out.append(posted(state, step, result.at))
@@ -61,7 +63,7 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
         chosen = step.options[result.index]
         target = chosen.next or default_next(track, step)
         out.append(DecisionMade(step.id, step.track, result.index + 1, chosen.label, target, result.suggested))
-        mitigates = chosen.mitigates or step.mitigates
+        mitigates, applies = chosen.mitigates or step.mitigates, chosen.degradation
     elif isinstance(result, Skipped):
         out.append(StepSkipped(step.id, step.track, result.reason))
         target = default_next(track, step)
@@ -73,7 +75,7 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
         out.append(StepFailed(step.id, step.track, result.reason, timeout=result.timeout))
         target = result.to or (step.on_timeout if result.timeout else step.on_fail)  # none: stays current
     if mitigates and state.mitigated_at is None:
-        out.append(Mitigated(step.id))
+        out.append(mitigation(state, step.id, applies, reached))
     if ends:
         target = END
     if target == END:
@@ -91,6 +93,20 @@ def posted(state: IncidentState, step: Step, at: datetime | None) -> MessagePost
     followup = state.playbook.followup is not None and step.track == state.playbook.followup.id
     return MessagePosted(step.id, texts.message(state, step, at), texts.text(state, step.title, step, at),
                          step.channel or "", step.audience or "", "follow-up" if followup else "response")
+
+
+def mitigation(state: IncidentState, step_id: str, degradation: str | None,
+               reached: int | None = None) -> Mitigated | MitigationAwaited:
+    """A mitigating step that applies a staged degradation mitigates only at the stage its rollout
+    names (mitigates_at, else the last): short of it, the incident waits for that stage."""
+    rollout = state.playbook.degradations[degradation].rollout if degradation else None
+    if rollout is None:
+        return Mitigated(step_id)
+    stage = reached if reached is not None else state.degradations[degradation].stage
+    at, of = rollout.mitigating_stage, len(rollout.stages)
+    if stage >= at:
+        return Mitigated(step_id, degradation, stage, rollout.stages[stage][0], of)
+    return MitigationAwaited(step_id, degradation, at, rollout.stages[at][0], of)
 
 
 def again(state: IncidentState, step: Step, auto: bool = False) -> StepStarted:

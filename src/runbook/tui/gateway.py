@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager, suppress
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from runbook.errors import RunbookError
 from runbook.text import one_line, shown_data
@@ -22,6 +23,9 @@ from runbook.tui.alert_views import MAX_ROWS, NEEDS_A_HUMAN, AlertView, build_al
 # The view records live in runbook/view_models.py, built by runbook/views.py (the status page renders them
 # too); the screens import them from here.
 from runbook.view_models import CurrentStep, IncidentView  # noqa: F401
+
+if TYPE_CHECKING:
+    from runbook.engine.flips import FlipPlan
 
 
 class GatewayClosed(RunbookError):
@@ -328,6 +332,13 @@ class EngineGateway:
     def call(self, method: str, *args, **kwargs):
         with self._open(self._command_lock):
             return getattr(self._commander, method)(*args, **kwargs)
+
+    def plan(self, method: str, incident: str, *args) -> FlipPlan | None:
+        """What a flip would write (`method`: plan_degrade, plan_restore, plan_stage, plan_step), from
+        the engine that then writes it: each dialog states this, and sends its lines back as the
+        command's `expect`. Reads the flag backend: call it from a worker."""
+        with self._open(self._command_lock):
+            return getattr(self._commander, method)(incident, *args)
 
     def alerts(self) -> tuple[AlertView, ...]:
         """The alerts `runbook serve` received in the last 24 hours (tui/alert_views.py): the

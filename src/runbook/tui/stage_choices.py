@@ -1,6 +1,7 @@
 """What the incident screen's stage key offers for a staged degradation: hold or resume, advance
 (unless at the last stage), roll back one stage, restore fully; each said with the shares it
-means. Read from views only (no Textual here), so it is tested without a screen."""
+means. Read from views only (no Textual here), so it is tested without a screen. What a choice
+that flips flags writes is the engine's plan of it, asked for once it is picked (engine/flips.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ class StageChoice(NamedTuple):
     action: str  # hold, resume, advance, rollback: Engine.stage's action
     full: bool  # rollback: restore fully rather than one stage down
     question: str  # asked before it is done ("Advance audio-only now to stage 2 (50% of users)?")
-    detail: str  # what it does: the flags it flips and for whom, or what holding means
+    detail: str  # what a choice that flips nothing does (what holding means)
+    flips: bool = False  # it flips flags: the dialog states the engine's plan of the move
 
 
 def staged_applied(flags: tuple[FlagView, ...]) -> list[FlagView]:
@@ -23,11 +25,9 @@ def staged_applied(flags: tuple[FlagView, ...]) -> list[FlagView]:
     return [flag for flag in flags if flag.stages and flag.applied and flag.stage >= 0]
 
 
-def stage_choices(flag: FlagView, drill: bool = False) -> list[StageChoice]:
+def stage_choices(flag: FlagView) -> list[StageChoice]:
     name, number, shares = flag.name, flag.stage + 1, flag.stages
     now = f"stage {number} ({shares[flag.stage]}%)"
-    flips = "This flips flags" + (" (drill: sandbox file)" if drill else "")
-    values = ", ".join(f"{flag_name} → {value}" for flag_name, value in flag.flags)
     last = flag.stage == len(shares) - 1
     choices = []
     if flag.held:
@@ -41,19 +41,16 @@ def stage_choices(flag: FlagView, drill: bool = False) -> list[StageChoice]:
     if not last:
         share = shares[flag.stage + 1]
         choices.append(StageChoice(f"advance now to stage {number + 1} ({share}% of users)", "advance", False,
-                                   f"Advance {name} now to stage {number + 1} ({share}% of users)?",
-                                   f"{flips}: {values} for {share}% of users."))
+                                   f"Advance {name} now to stage {number + 1} ({share}% of users)?", "", True))
     if flag.stage > 0:  # from the first stage, one stage down is restoring fully (the next choice)
         share = shares[flag.stage - 1]
         choices.append(StageChoice(f"roll back to stage {number - 1} ({share}% of users)", "rollback", False,
-                                   f"Roll {name} back to stage {number - 1} ({share}% of users)?",
-                                   f"{flips}: {values} for {share}% of users only; the others get their "
-                                   "normal values back."))
+                                   f"Roll {name} back to stage {number - 1} ({share}% of users)?", "", True))
     if flag.stage > 0 and not flag.unwinding:
         choices.append(StageChoice("restore in stages: one stage down after each hold", "unwind", False,
                                    f"Restore {name} in stages, from {now}?",
                                    "One stage down after each stage's hold, its checks still watching, until "
                                    "every user has the normal values back."))
     choices.append(StageChoice("restore fully: every user gets the normal values back", "rollback", True,
-                               f"Restore {name} fully?", f"{flips} back to how they were before, for every user."))
+                               f"Restore {name} fully?", "", True))
     return choices

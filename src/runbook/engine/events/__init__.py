@@ -21,7 +21,8 @@ from runbook.engine.events.steps import (ApprovalGranted, CheckPolled, DecisionM
 from runbook.engine.events.alerts import AlertReceived, AlertStateChanged
 from runbook.engine.events.automation import ActionFinished, ActionStarted, shown_argv
 from runbook.engine.events.degradations import (DegradationApplied, DegradationFailed, DegradationRestored,
-                                                DegradationStarted, FlagChanged, StageChecked, StageSteered)
+                                                DegradationStarted, FlagChanged, MitigationAwaited, StageChecked,
+                                                StageSteered)
 from runbook.engine.events.escalation import DrillInject, Escalated, Notified, PagerUpdated, ReminderFired
 from runbook.engine.events.parameters import CAPTURE, CaptureMissed, ParametersSet
 from runbook.engine.events.roles import Closed, RoleAssigned, SignalGiven
@@ -31,6 +32,7 @@ __all__ = [
     "ApprovalGranted", "CAPTURE", "CaptureMissed", "CheckPolled", "Closed", "DecisionMade",
     "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted", "DrillGuardChecked", "DrillInject", "DrillStopped",
     "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "HandedOff", "MessagePosted", "Mitigated",
+    "MitigationAwaited",
     "NoteAdded", "Notified", "Opened", "PagerUpdated", "ParametersSet", "PluginErrorRecorded", "RECORDS", "ReminderFired",
     "Resolved", "RoleAssigned", "StageChecked", "StageSteered", "SeverityChanged", "SignalGiven", "StepCompleted", "StepFailed", "StepRestarted",
     "StepSkipped", "StepStarted", "TargetBreached", "TrackFinished", "WaitDue", "apply", "decode", "fold",

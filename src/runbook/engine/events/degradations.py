@@ -12,13 +12,14 @@ from runbook.engine.events.base import EventRecord, degradation, record
 class DegradationStarted(EventRecord):
     degradation: str
     op: str  # "apply" or "restore"
-    flags: dict  # flag -> {"old": FlagState dict, "new": value} (restore: + "restore_to")
+    flags: dict  # flag -> {"old": FlagState dict, "new": value, "share"} (restore: + "restore_to", "held_by")
     step: str | None = None
     option: int | None = None  # 0-based option of the decision that chose it
     owner: dict | None = None  # the process carrying it out (engine/owner.py)
     lease_until: str | None = None  # after this, an owner on another host counts as gone
     stage: int | None = None  # a staged degradation: the stage (0-based) being applied
     share: int | None = None  # ...and its share in percent
+    said: list | None = None  # what it writes, as the dialogs and the CLI stated it (engine/flips.py)
 
     def fold(self, state, event):
         deg = degradation(state, self.degradation)
@@ -30,8 +31,10 @@ class DegradationStarted(EventRecord):
 
     def describe(self):
         if self.stage is not None:
-            return f"moving degradation {self.degradation} to stage {self.stage + 1} ({self.share}%)"
-        return f"{'applying' if self.op == 'apply' else 'restoring'} degradation {self.degradation}"
+            text = f"moving degradation {self.degradation} to stage {self.stage + 1} ({self.share}%)"
+        else:
+            text = f"{'applying' if self.op == 'apply' else 'restoring'} degradation {self.degradation}"
+        return text + (": " + "; ".join(self.said) if self.said else "")
 
 
 @record("flag_changed", tone="flag")
@@ -56,7 +59,8 @@ class FlagChanged(EventRecord):
 
     def describe(self):
         if self.held_by:
-            return f"flag {self.flag} left at {json.dumps(self.new)}: {self.held_by} still holds it"
+            share = f" for {self.share}% of users" if self.share is not None and self.share < 100 else ""
+            return f"flag {self.flag} left at {json.dumps(self.new)}{share}: {self.held_by} still holds it"
         old = self.old["value"] if isinstance(self.old, dict) and self.old.get("exists") else "(absent)"
         new = "(absent)" if self.op == "restore" and self.new is None else json.dumps(self.new)
         share = f" for {self.share}% of users" if self.share is not None and self.share < 100 else ""
@@ -151,7 +155,7 @@ class StageSteered(EventRecord):
     def fold(self, state, event):
         deg = degradation(state, self.degradation)
         if self.action == "hold":
-            deg.held = True
+            deg.held, deg.held_by, deg.held_reason = True, event.actor, self.reason
         elif self.action == "resume":
             deg.held = False
         elif self.action == "unwind":
@@ -170,3 +174,22 @@ class StageSteered(EventRecord):
         target = "restore fully" if self.to == -1 else f"stage {self.to + 1}"
         return f"{who}{self.degradation} {self.action} from stage {self.stage + 1} to {target}" + (
             f": {self.reason}" if self.reason else "")
+
+
+@record("mitigation_awaited")
+class MitigationAwaited(EventRecord):
+    """A step with mitigates: true applied a staged degradation short of the stage that mitigates:
+    the step is done, and the incident is marked mitigated when that stage is reached, not before."""
+
+    step: str
+    degradation: str
+    stage: int  # 0-based: the stage that mitigates (the rollout's mitigates_at, else its last)
+    share: int
+    of: int
+
+    def fold(self, state, event):
+        degradation(state, self.degradation).awaiting = self.step
+
+    def describe(self):
+        return (f"{self.step} is done; the incident counts as mitigated once {self.degradation} reaches "
+                f"stage {self.stage + 1} of {self.of} ({self.share}% of users), not before")

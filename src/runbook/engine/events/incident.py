@@ -78,13 +78,28 @@ class Acknowledged(EventRecord):
 @record("mitigated")
 class Mitigated(EventRecord):
     step: str | None = None
+    # a staged degradation reached the stage its mitigating step waited for (MitigationAwaited)
+    degradation: str | None = None
+    stage: int | None = None  # 0-based
+    share: int | None = None
+    of: int | None = None
 
     def fold(self, state, event):
         state.mitigated_at = state.mitigated_at or event.at
         state.status = "mitigated" if state.status in ("open", "acknowledged") else state.status
 
     def describe(self):
+        if self.degradation is not None:
+            return (f"mitigated (step {self.step}: {self.degradation} reached stage {self.stage + 1} of {self.of}, "
+                    f"{self.share}% of users)")
         return "mitigated" + (f" (step {self.step})" if self.step else "")
+
+    def to_data(self) -> dict:
+        data = EventRecord.to_data(self)
+        for key in ("degradation", "stage", "share", "of"):  # stored as they always were without a stage
+            if data[key] is None:
+                del data[key]
+        return data
 
     def project(self, ts):
         return {"mitigated_at": ts, "status": "mitigated"}

@@ -198,7 +198,8 @@ class IncidentScreen(Screen):
 
     def draw(self, view: IncidentView) -> None:
         narrow = self.has_class("-narrow")
-        self.query_one(IncidentHeader).show(view, narrow, self.track, key_for(type(self), "next_track"))
+        self.query_one(IncidentHeader).show(view, narrow, self.track, key_for(type(self), "next_track"),
+                                            key_for(type(self), "stage"))
         self.query_one(StepList).show(view, self.selected.id if self.selected else None)
         self.query_one(CurrentStepPanel).show(view, self.selected)
         self.query_one(Timeline).show(view, narrow)
@@ -338,10 +339,24 @@ class IncidentScreen(Screen):
     def _need_step(self, action: str) -> CurrentStep | None:
         return self.selected if self.allowed(action) else None
 
-    def flag_lines(self, name: str | None) -> str:
-        """What flipping a degradation sets: one `flag → value` line per flag."""
-        flags = next((f for f in self.view.flags if f.name == name), None) if self.view else None
-        return "\n".join(f"{flag} → {value}" for flag, value in flags.flags) if flags else ""
+    @work(thread=True, exit_on_error=False, group="incident-plan")
+    def ask_flip(self, method: str, args: tuple, ask, on_error=None) -> None:
+        """Get what a flip writes from the engine that writes it (`method`: plan_degrade,
+        plan_restore, plan_stage, plan_step; it reads the flag backend, so off the screen's thread),
+        then `ask(plan)` on the screen's thread: a dialog stating the plan's lines. A refusal is a
+        notification, or `on_error(message)`."""
+        try:
+            plan = self.app.gateway.plan(method, self.incident, *args)
+        except RunbookError as exc:
+            if on_error is not None:
+                self.app.call_from_thread(on_error, str(exc))
+            else:
+                self.app.call_from_thread(self.app.notify, str(exc), title="not done", severity="error", timeout=10)
+            return
+        self.app.call_from_thread(ask, plan)
+
+    def flips(self) -> str:
+        return "This flips flags" + (" (drill: sandbox file)" if self.view and self.view.drill else "")
 
     def action_ack(self) -> None:
         if self.allowed("ack"):
@@ -356,12 +371,7 @@ class IncidentScreen(Screen):
                 self.app.notify(f"“{step.title}” needs approval by {step.approval_by} first: "
                                 f"press {key_for(type(self), 'approve')}.", severity="warning", timeout=10)
                 return
-            verb = "Apply" if step.kind == "degrade" else "Restore"
-            self.confirm(f"{verb} degradation “{step.degradation}”? This flips flags in production"
-                         + (" (drill: sandbox file)" if self.view.drill else "") + ".",
-                         self.flag_lines(step.degradation) if step.kind == "degrade"
-                         else f"back to how they were before: {self.flag_lines(step.degradation)}".replace("\n", ", "),
-                         lambda: self.send("complete", step.id))
+            self.ask_flip("plan_step", (step.id,), lambda plan: self._flip_step(step, plan))
         elif step.kind == "handoff":
             self.confirm(f"Hand off to playbook “{step.handoff}”? This opens a linked incident on it, pages it "
                          "now, and resolves this one.",
@@ -370,6 +380,16 @@ class IncidentScreen(Screen):
                          lambda: self.send("complete", step.id, with_events=self._offer_linked))
         else:
             self.send("complete", step.id)
+
+    def _flip_step(self, step: CurrentStep, plan) -> None:
+        if plan is None:  # already so: the step is done without a flip
+            self.confirm(f"Mark “{step.title}” done?",
+                         f"“{step.degradation}” is {'already applied' if step.kind == 'degrade' else 'not applied'}: "
+                         "no flags are flipped.", lambda: self.send("complete", step.id))
+            return
+        verb = "Apply" if step.kind == "degrade" else "Restore"
+        self.confirm(f"{verb} degradation “{step.degradation}”{_at(plan)}? {self.flips()}.", "\n".join(plan.lines),
+                     lambda: self.send("complete", step.id, expect=plan.lines))
 
     def _offer_linked(self, events) -> None:
         """After a handoff: offer to switch to the incident it opened (this one keeps running)."""
@@ -412,9 +432,13 @@ class IncidentScreen(Screen):
                 self.app.notify(f"“{step.title}” needs approval by {step.approval_by} first: "
                                 f"press {key_for(type(self), 'approve')}.", severity="warning", timeout=10)
                 return
-            flips = step.option_degradations[index] if index < len(step.option_degradations) else None
-            detail = (f"Applies “{flips}”:\n{self.flag_lines(flips)}" if flips else "This option flips no flags.")
-            self.confirm(f"Go with “{step.options[index]}”?", detail,
+            if step.option_degradations[index] if index < len(step.option_degradations) else None:
+                self.ask_flip("plan_step", (step.id, index), lambda plan: self.confirm(
+                    f"Go with “{step.options[index]}”?",
+                    f"Applies “{plan.degradation}”{_at(plan)}:\n" + "\n".join(plan.lines),
+                    lambda: self.send("choose", str(index + 1), step.id, expect=plan.lines)))
+                return
+            self.confirm(f"Go with “{step.options[index]}”?", "This option flips no flags.",
                          lambda: self.send("choose", str(index + 1), step.id))
         else:
             self.send("choose", str(index + 1), step.id)
@@ -432,15 +456,23 @@ class IncidentScreen(Screen):
         if not step.approval_by:
             self.app.notify(f"“{step.title}” has no approval gate.", severity="warning")
             return
+        if step.kind in ("degrade", "restore") and step.degradation:  # the approver reads what it will write
+            self.ask_flip("plan_step", (step.id,), lambda plan: self._approve(step, _writes(plan)),
+                          on_error=lambda why: self._approve(step, f"What it writes cannot be said now: {why}"))
+        else:
+            self._approve(step, "")
+
+    def _approve(self, step: CurrentStep, writes: str) -> None:
         if step.holder and step.holder != self.app.actor:  # someone else holds the role: an override, said why
             self.app.push_screen(dialogs.TextPrompt(f"{step.approval_by} is held by {step.holder}. Override and "
-                                                    f"approve “{step.title}” — why?", "reason (recorded)"),
+                                                    f"approve “{step.title}” — why?", "reason (recorded)",
+                                                    detail=writes),
                                  lambda reason: reason and self.send("approve", step.id, override=reason))
             return
         # what the approval records is what this says: the gate's content as the engine computes it
         detail = "\n".join(part for part in (f"Was approved for something else — {step.approval_stale}"
                                              if step.approval_stale else "",
-                                             *step.approval_covers,
+                                             writes, *step.approval_covers,
                                              f"Recorded as approved by {self.app.actor}"
                                              + ("" if step.holder else f" (nobody holds {step.approval_by})") + ".")
                            if part)
@@ -482,8 +514,7 @@ class IncidentScreen(Screen):
             return
         flags = [f for f in self.view.flags if not f.applied]
         self.app.push_screen(dialogs.ChoiceDialog("Apply which degradation?", [
-            f"{f.name}: {f.summary} ({', '.join(f'{n} → {v}' for n, v in f.flags)})" + _in_stages(f)
-            for f in flags]),
+            f"{f.name}: {f.summary}" + _in_stages(f) for f in flags]),
             lambda i: i is not None and self._degrade(flags[i].name))
 
     def _degrade(self, name: str) -> None:
@@ -492,20 +523,21 @@ class IncidentScreen(Screen):
             self.app.notify(f"“{name}” is applied by “{gate.title}”, which needs approval by {gate.approval_by}: "
                             f"press {key_for(type(self), 'approve')} first.", severity="warning", timeout=10)
             return
-        staged = next((f for f in self.view.flags if f.name == name and f.stages), None)
-        first = f" to {staged.stages[0]}% of users first" if staged else ""
-        self.confirm(f"Apply “{name}”{first}? This flips flags" + (" (drill: sandbox file)." if self.view.drill else "."),
-                     self.flag_lines(name), lambda: self.send("degrade", name))
+        self.ask_flip("plan_degrade", (name,), lambda plan: self.confirm(
+            f"Apply “{name}”{_at(plan)}? {self.flips()}.", "\n".join(plan.lines),
+            lambda: self.send("degrade", name, expect=plan.lines)))
 
     def action_restore(self) -> None:
         if not self.allowed("restore"):
             return
         names = [f.name for f in self.view.flags if f.applied]
         self.app.push_screen(dialogs.ChoiceDialog("Restore which degradation?", names),
-                             lambda i: i is not None and self.confirm(
-                                 f"Restore “{names[i]}”? This flips flags back.",
-                                 "Now: " + self.flag_lines(names[i]).replace("\n", ", "),
-                                 lambda: self.send("restore", names[i])))
+                             lambda i: i is not None and self._restore(names[i]))
+
+    def _restore(self, name: str) -> None:
+        self.ask_flip("plan_restore", (name,), lambda plan: self.confirm(
+            f"Restore “{name}”? {self.flips()} back.", "\n".join(plan.lines),
+            lambda: self.send("restore", name, expect=plan.lines)))
 
     def action_stage(self) -> None:
         if not self.allowed("stage"):
@@ -519,17 +551,24 @@ class IncidentScreen(Screen):
                              lambda i: i is not None and self._steer(staged[i]))
 
     def _steer(self, flag) -> None:
-        choices = stage_choices(flag, self.view.drill)
+        choices = stage_choices(flag)
         self.app.push_screen(dialogs.ChoiceDialog(f"{flag.name}: {flag.ladder}", [c.label for c in choices]),
                              lambda i: i is not None and self._steer_why(flag.name, choices[i]))
 
     def _steer_why(self, name: str, choice: StageChoice) -> None:
-        """Asks first, saying what it flips, as for every flag flip; the reason is optional (the
-        timeline keeps it): Enter goes on without one, Esc cancels."""
+        """Asks first, saying what it flips (the engine's plan of the move), as for every flag flip;
+        the reason is optional (the timeline keeps it): Enter goes on without one, Esc cancels."""
+        if not choice.flips:
+            self._steer_ask(name, choice, choice.detail, None)
+            return
+        self.ask_flip("plan_stage", (name, choice.action, choice.full), lambda plan: self._steer_ask(
+            name, choice, f"{self.flips()}:\n" + "\n".join(plan.lines), plan.lines))
+
+    def _steer_ask(self, name: str, choice: StageChoice, detail: str, expect) -> None:
         self.app.push_screen(dialogs.TextPrompt(choice.question, "reason for the timeline (optional)",
-                                                optional=True, detail=choice.detail),
+                                                optional=True, detail=detail),
                              lambda reason: reason is not None and self.send(
-                                 "stage", name, choice.action, reason, full=choice.full))
+                                 "stage", name, choice.action, reason, full=choice.full, expect=expect))
 
     def action_severity(self) -> None:
         if not self.allowed("severity"):
@@ -620,6 +659,17 @@ class IncidentScreen(Screen):
 
     def action_home(self) -> None:
         self.app.go_home()
+
+
+def _at(plan) -> str:
+    """" at stage 1 of 3 (10% of users)" for a stage a plan applies, else nothing."""
+    return f" at {plan.staged}" if plan.staged else ""
+
+
+def _writes(plan) -> str:
+    if plan is None:
+        return "Approving it flips no flags now (the degradation is already so)."
+    return f"Approved, it writes{_at(plan)}:\n" + "\n".join(plan.lines)
 
 
 def _in_stages(flag) -> str:

@@ -66,11 +66,12 @@ class IncidentHeader(ViewPanel):
 
     FIXED_SIZE = False
 
-    def show(self, view: IncidentView, narrow: bool, selected: str | None = None, switch_key: str = "tab") -> None:
+    def show(self, view: IncidentView, narrow: bool, selected: str | None = None, switch_key: str = "tab",
+             stage_key: str = "S") -> None:
         # as wide as the screen less its padding, known before the first layout
         width = self.content_size.width or self.app.size.width - 2
         if not self.changed((view.last_seq, int(view.now.timestamp()), narrow, view.status, view.altered, view.phase,
-                             selected, switch_key, width)):
+                             selected, switch_key, stage_key, width)):
             return
         top = Text()
         if view.altered:
@@ -109,13 +110,25 @@ class IncidentHeader(ViewPanel):
                 items.append(countdown(name, left, met, breached))
         items += [Text.assemble((f"{rid}: ", "dim"), (holder, "bold"))  # who holds a role, once someone does
                   for rid, _, holder in view.roles if holder]
-        applied = [f.label for f in view.flags if f.applied]
+        applied = [f.label for f in view.flags if f.applied and not f.words]
         if applied and (narrow or any(f.automatic for f in view.flags if f.applied)):  # ...and what is degraded
             items.append(Text(f"degraded: {', '.join(applied)}", style="bold magenta"))
+        # a staged one always, in words: its share moves by itself, and it may hold back the mitigation
+        items += [staged_item(f, stage_key) for f in view.flags if f.applied and f.words]
         lines = [top, *flow(items, width)]
         if len(view.tracks) > 1:
             lines.append(track_lines(view, selected, switch_key))
         self.put(Text("\n").join(lines))
+
+
+def staged_item(flag, stage_key: str) -> Text:
+    """"degraded: audio-only for about 10% of users, stage 1 of 3 (10% → 50% in 4m10s)", and when it
+    does not advance by itself, why and what to do."""
+    item = Text(f"degraded: {flag.label}", style="bold magenta")
+    if flag.held_why:
+        todo = f"{stage_key} lets it go or advances it" if flag.held else f"{stage_key} advances by hand"
+        item.append(f" — {'' if flag.held else 'HELD: '}{flag.held_why}; {todo}", style="bold yellow")
+    return item
 
 
 def flow(items: list[Text], width: int, separator: str = " · ") -> list[Text]:
