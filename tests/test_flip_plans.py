@@ -214,3 +214,58 @@ def test_show_prints_what_a_gated_degrade_step_will_write(rb):
     at = lines.index("        writes (stage 1 of 3 (10% of users)):")
     assert lines[at + 1:at + 3] == ["          rtc.video.enabled → false for 10% of users (stage 1 of 3)",
                                     "          rtc.screen-share.enabled → false for 10% of users (stage 1 of 3)"]
+
+
+SHARED_FLAG_PLAYBOOK = """\
+apiVersion: runbook/v1
+kind: Playbook
+id: two-holds
+title: Two degradations on one flag
+service: rtc-video
+severity: SEV2
+escalation: rtc-default
+symptoms:
+  - id: slow
+    summary: Video is slow
+degradations:
+  fewer-layers:
+    summary: Send fewer simulcast layers
+    set: {rtc.video.enabled: false}
+  audio-first:
+    summary: Audio first, video off, bitrate capped
+    set: {rtc.video.enabled: false, rtc.video.max-bitrate-kbps: 200}
+steps:
+  - id: look
+    kind: check
+    title: Look at the dashboards
+"""
+
+
+def test_resolve_states_each_restore_as_it_will_write_it(world, tmp_path):
+    """Two degradations of one incident hold one flag: the first restored is kept by the second,
+    the second then writes the value from before both; the plans resolve states are what it writes."""
+    engine, flags = world
+    (tmp_path / "two-holds.yaml").write_text(SHARED_FLAG_PLAYBOOK)
+    engine.catalog = load_catalog([str(PLAYBOOKS), str(tmp_path / "two-holds.yaml")])
+    iid = engine.open("two-holds", "ana").id
+    engine.degrade(iid, "ana", "fewer-layers")
+    engine.degrade(iid, "ana", "audio-first")
+    plans = engine.plan_resolve(iid)
+    assert [p.degradation for p in plans] == ["fewer-layers", "audio-first"]
+    assert plans[0].lines == (f"kept: audio-first of {iid} holds rtc.video.enabled at false",)
+    # counted without the first, the second is not "kept" by a degradation restored before it
+    assert plans[1].lines[0] == "rtc.video.enabled → true (restored)"
+    events = engine.resolve(iid, "ana")
+    assert said(events) == [*plans[0].lines, *plans[1].lines]
+    assert flag(flags, "rtc.video.enabled").value is True and engine.state(iid).resolved
+
+
+def test_resolve_dry_run_prints_the_restores_and_changes_nothing(rb, tmp_path):
+    iid = rb("incident", "open", "video-call-degraded").strip()
+    rb("incident", "degrade", iid, "low-bitrate")
+    out = rb("incident", "resolve", iid, "--dry-run")
+    assert out.splitlines() == [f"would restore low-bitrate of {iid}:", "  rtc.video.max-bitrate-kbps → 1500 (restored)"]
+    assert json.loads(rb("incident", "resolve", iid, "--dry-run", "--json"))["restores"] == [
+        {"degradation": "low-bitrate", "lines": ["rtc.video.max-bitrate-kbps → 1500 (restored)"]}]
+    assert json.loads(rb("incident", "show", iid, "--json"))["status"] == "open"
+    assert flagd.state(flagd.read(str(tmp_path / "flags.json")), "rtc.video.max-bitrate-kbps").value == 300

@@ -89,6 +89,30 @@ def test_the_restore_dialog_names_the_restore_values_and_writes_them(make):
     assert started.record.said == [detail]  # what was shown is what the log says was done
 
 
+def test_the_resolve_dialog_names_what_each_restore_writes(make):
+    factory, flags = make
+    app, engine = factory()
+    engine.degrade(INCIDENT, "ana", "low-bitrate")
+    engine.degrade(INCIDENT, "ana", "audio-only")
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await press(pilot, "x")
+            shown = dialog(app)
+            await press(pilot, "y")
+            await settle(pilot)
+            return shown
+    question, detail = asyncio.run(scenario())
+    assert question == "Resolve the incident?"
+    assert detail.splitlines()[:5] == ["Restores low-bitrate:", "  rtc.video.max-bitrate-kbps → 1500 (restored)",
+                                       "Restores audio-only:", "  rtc.video.enabled → true (restored)",
+                                       "  rtc.screen-share.enabled → true (restored)"]
+    assert engine.state(INCIDENT).resolved
+    assert flagd.state(flagd.read(str(flags)), "rtc.video.max-bitrate-kbps").value == 1500
+    assert flagd.state(flagd.read(str(flags)), "rtc.video.enabled").value is True
+
+
 def test_applying_a_staged_degradation_names_its_first_share(make):
     factory, flags = make
     app, _ = factory()

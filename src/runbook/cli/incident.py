@@ -680,11 +680,26 @@ def note(ctx: Context, incident_id, text, actor, as_json):
 @group.command("resolve")
 @incident_argument()
 @click.option("--keep-degradations", is_flag=True, help="Leave applied degradations in place.")
+@click.option("--dry-run", is_flag=True, help="Print what resolving would write (each degradation it restores, "
+                                              "flag by flag) and change nothing.")
 @actor_option
 @json_option()
 @click.pass_obj
-def resolve(ctx: Context, incident_id, keep_degradations, actor, as_json):
-    """Resolve the incident; restores applied degradations unless --keep-degradations."""
+def resolve(ctx: Context, incident_id, keep_degradations, dry_run, actor, as_json):
+    """Resolve the incident; restores applied degradations unless --keep-degradations. Each
+    restore prints what it writes ("rtc.video.max-bitrate-kbps → 1500 (restored)"), as --dry-run
+    does without writing or resolving."""
+    if dry_run:
+        plans = () if keep_degradations else ctx.engine().plan_resolve(incident_id)
+        if as_json:
+            dump({"resolves": True, "restores": [{"degradation": p.degradation, "lines": list(p.lines)}
+                                                 for p in plans]})
+            return
+        if not plans:
+            echo("would resolve; no flags are flipped" + (" (degradations kept)" if keep_degradations else ""))
+        for plan in plans:
+            _print_plan(plan, False)
+        return
     _print_events(ctx.engine().resolve(incident_id, actor, keep_degradations), as_json)
 
 

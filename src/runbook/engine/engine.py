@@ -500,6 +500,17 @@ class Engine(StepCommands):
 
         return plan_flip(self, self.state(incident), name, "restore")
 
+    def plan_resolve(self, incident: str) -> tuple:
+        """What `resolve` writes: the plan of each degradation it restores, in the order it restores
+        them (engine/lifecycle.py), each made as that restore will make it: a flag two of this
+        incident's degradations changed is kept by the second only until it is restored too."""
+        from runbook.engine.flips import plan_flip
+
+        state = self.state(incident)
+        names = lifecycle.to_restore(state)
+        return tuple(plan_flip(self, state, name, "restore", restored_first=frozenset(names[:i]))
+                     for i, name in enumerate(names))
+
     def plan_stage(self, incident: str, name: str, action: str, full: bool = False):
         """What steering a staged degradation writes (None for hold, resume and unwind)."""
         from runbook.engine import stages

@@ -112,10 +112,12 @@ def _line(plan: FlipPlan, w: FlagWrite) -> str:
     return f"{w.flag} → {_value(w.value)} for {_users(w.share)} ({where})"
 
 
-def plan_flip(engine, state: IncidentState, name: str, op: str, stage: int | None = None) -> FlipPlan:
+def plan_flip(engine, state: IncidentState, name: str, op: str, stage: int | None = None,
+              restored_first: frozenset = frozenset()) -> FlipPlan:
     """The plan of applying (`stage`: moving a staged one to that stage) or restoring degradation
     `name` now, or a CommandError saying why it cannot be done. Reads each flag the apply changes
-    first from the flag backend (its value then is what a restore goes back to)."""
+    first from the flag backend (its value then is what a restore goes back to). `restored_first`:
+    degradations of this incident a resolve restores before this one, which then hold nothing."""
     refuse_if_tampered(state)
     if not (op == RESTORE and state.resolved):  # leftovers on a resolved incident can still be restored
         engine.require_live(state)
@@ -147,7 +149,8 @@ def plan_flip(engine, state: IncidentState, name: str, op: str, stage: int | Non
         moved = wrong_file(state, name, here)
         if moved:
             raise CommandError(moved)
-        writes = tuple(_restore(engine, state, name, spec, flag, applied) for flag, applied in deg.flags.items())
+        writes = tuple(_restore(engine, state, name, spec, flag, applied, restored_first)
+                       for flag, applied in deg.flags.items())
         return FlipPlan(state.id, name, op, writes, sandbox=state.sandboxed)
     rollout = spec.rollout
     share = rollout.stages[stage][0] if stage is not None else None
@@ -178,10 +181,11 @@ def _apply(engine, state, deg, spec, flag, value, share, others: list[Holder]) -
     return FlagWrite(flag, value, written, by, normal, old=old, recorded_old=recorded, kept_by=kept_by)
 
 
-def _restore(engine, state, name, spec, flag, applied: dict) -> FlagWrite:
+def _restore(engine, state, name, spec, flag, applied: dict, restored_first: frozenset = frozenset()) -> FlagWrite:
     restore_to = (FlagState(True, spec.restore[flag]).to_dict() if spec.restore and flag in spec.restore
                   else applied["old"])
-    others = holders(engine, state, name, flag, applied.get("location"))
+    others = [h for h in holders(engine, state, name, flag, applied.get("location"))
+              if not (h.incident == state.id and h.degradation in restored_first)]
     if others:  # another degradation still wants it changed: it keeps what they hold
         keep = held(others)
         return FlagWrite(flag, keep.value, keep.share, keep.by, keep.normal, restore_to=restore_to,

@@ -11,6 +11,12 @@ from runbook.engine.state import IncidentState
 from runbook.errors import CommandError, PluginError, ReasonNeeded
 
 
+def to_restore(state: IncidentState) -> list[str]:
+    """The degradations a resolve restores, in the order it restores them (Engine.plan_resolve says
+    what each writes)."""
+    return [name for name, deg in state.degradations.items() if deg.touched]
+
+
 def resolve(engine, incident: str, actor: str, keep_degradations: bool = False,
             handed_off_to: str | None = None) -> list[Event]:
     """Resolve, restoring every degradation fully or partly applied (unless kept). Never while a
@@ -22,7 +28,7 @@ def resolve(engine, incident: str, actor: str, keep_degradations: bool = False,
     state = engine.state(incident)
     restored: list[Event] = []
     if not keep_degradations:
-        for name in [name for name, deg in state.degradations.items() if deg.touched]:
+        for name in to_restore(state):
             restored += engine.restore(incident, actor, name)
         state = engine.state(incident)
         still = [name for name, deg in state.degradations.items() if deg.touched]

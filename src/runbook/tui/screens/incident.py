@@ -373,11 +373,12 @@ class IncidentScreen(Screen):
                 return
             self.ask_flip("plan_step", (step.id,), lambda plan: self._flip_step(step, plan))
         elif step.kind == "handoff":
-            self.confirm(f"Hand off to playbook “{step.handoff}”? This opens a linked incident on it, pages it "
-                         "now, and resolves this one.",
-                         "This incident ends here, as a resolve would. " + self._resolve_detail(done=step.id)
-                         + "\nBoth incidents name each other in their timelines.",
-                         lambda: self.send("complete", step.id, with_events=self._offer_linked))
+            self.ask_flip("plan_resolve", (), lambda plans: self.confirm(
+                f"Hand off to playbook “{step.handoff}”? This opens a linked incident on it, pages it "
+                "now, and resolves this one.",
+                "This incident ends here, as a resolve would. " + self._resolve_detail(plans, done=step.id)
+                + "\nBoth incidents name each other in their timelines.",
+                lambda: self.send("complete", step.id, with_events=self._offer_linked)))
         else:
             self.send("complete", step.id)
 
@@ -617,13 +618,15 @@ class IncidentScreen(Screen):
     def action_resolve(self) -> None:
         if not self.allowed("resolve"):
             return
-        self.confirm("Resolve the incident?", self._resolve_detail(), self._resolve)
+        self.ask_flip("plan_resolve", (), lambda plans: self.confirm(
+            "Resolve the incident?", self._resolve_detail(plans), self._resolve))
 
-    def _resolve_detail(self, done: str | None = None) -> str:
-        """What resolving writes: the degradations it restores, and the steps it leaves undone
-        (all current steps but `done`, the handoff step that resolves it)."""
-        applied = [f.name for f in self.view.flags if f.applied] if self.view else []
-        detail = f"Restores: {', '.join(applied)}" if applied else "No degradation is applied."
+    def _resolve_detail(self, plans, done: str | None = None) -> str:
+        """What resolving writes — each degradation it restores with the values it writes, as the
+        engine plans them (Engine.plan_resolve) — and the steps it leaves undone (all current
+        steps but `done`, the handoff step that resolves it)."""
+        detail = "\n".join(f"Restores {plan.degradation}:\n" + "\n".join(f"  {line}" for line in plan.lines)
+                           for plan in plans) if plans else "No degradation is applied."
         undone = [c.title for c in self.view.current if c.id != done] if self.view else []
         if undone:
             detail += "\nLeft undone: " + "; ".join(undone)
