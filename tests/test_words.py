@@ -346,3 +346,17 @@ def test_tui_shows_a_stale_approval_as_needing_approval_again_with_what_changed(
             assert "approved by ana" in flat(screen_text(app))
 
     asyncio.run(scenario())
+
+
+def test_a_degradation_applied_on_a_gated_steps_behalf_needs_its_approval(tmp_path):
+    """engine.degrade(..., step=) is the step's own flip: without the step's approval it is refused."""
+    store = Store(str(tmp_path / "db.sqlite"))
+    host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
+    engine = Engine(store, VirtualClock(), host, load([str(HERE.parent / "playbooks")]))
+    try:
+        iid = engine.open("video-call-degraded", "ana").id
+        with pytest.raises(CommandError, match="needs approval by commander"):
+            engine.degrade(iid, "ana", "audio-only", step="audio-only")
+        assert not engine.state(iid).degradations["audio-only"].touched
+    finally:
+        store.close()

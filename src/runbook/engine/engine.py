@@ -482,8 +482,11 @@ class Engine(StepCommands):
                 option: int | None = None, expect: tuple[str, ...] | None = None) -> list[Event]:
         """Apply degradation `name` (a staged one at its first stage). `expect`: the lines of its
         plan the responder was shown; refused when the plan now says something else."""
+        state = self.state(incident)
         if step is None:
-            self._gate_of(self.state(incident), name)
+            self._gate_of(state, name)
+        else:  # on a step's behalf: that step's gate must be open
+            self._approved(state, self._step(state, step))
         return self.effects.flip(incident, actor, name, "apply", step, option, expect=expect)
 
     def plan_degrade(self, incident: str, name: str):
@@ -535,6 +538,9 @@ class Engine(StepCommands):
 
     def restore(self, incident: str, actor: str, name: str, step: str | None = None,
                 expect: tuple[str, ...] | None = None) -> list[Event]:
+        if step is not None:  # on a step's behalf: that step's gate must be open
+            state = self.state(incident)
+            self._approved(state, self._step(state, step))
         return self.effects.flip(incident, actor, name, "restore", step, None, expect=expect)
 
 
