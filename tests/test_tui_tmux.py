@@ -121,8 +121,9 @@ def test_the_whole_video_incident_at_80x24_from_a_typed_symptom(terminal):
     step(["d"], "MITIGATED")
     step(["Tab"], "COMMUNICATE  Open the incident channel")
     step(["d"], "Give support a macro  ")
-    screen = step(["x"], "Resolve the incident?")
-    assert "Restores: low-bitrate" in screen and "Left undone" in screen
+    screen = step(["x"], "Restores low-bitrate:")
+    assert "Resolve the incident?" in screen and "max-bitrate-kbps → 1500 (restored)" in screen
+    assert "Left undone" in screen
     screen = step(["y"], "RESOLVED after")
     assert "not done" in screen and "timebox" not in screen and "w Export" in screen
     assert any(line.startswith("» Main: ▶") or line.startswith("Main: ▶") for line in seen), seen
