@@ -135,23 +135,22 @@ def test_the_whole_video_incident_at_80x24_from_a_typed_symptom(terminal):
     print(f"keys pressed: {terminal.pressed}")
 
 
-@pytest.mark.parametrize("fork", ["", "1"], ids=["forked", "no-fork"])
-def test_resume_by_a_short_id_in_a_real_terminal_and_a_wrong_id_is_one_line(terminal, fork):
-    """`runbook resume` prepares its first view in a forked child (RUNBOOK_NO_FORK=1: in the
-    same process); either way the incident comes up, takes keys, and a wrong id is one line."""
+def test_resume_by_a_short_id_in_a_real_terminal_and_a_wrong_id_is_one_line(terminal):
+    """`runbook resume` draws its screen, then settles and shows the incident in the same process;
+    the incident comes up and takes keys, and a wrong id is one line and exit 3."""
     opened = terminal.cli("incident", "open", "gifts-feature-failing", "--as", "ana", "--json")
     incident = json.loads(opened.stdout)["id"]
     # a wrong id: one line and exit 3 (the shell prints the code; the pane stays to be read)
-    terminal.start("resume", "ZZZ9", "; echo exit=$?; sleep 60", env=f"RUNBOOK_NO_FORK={fork}")
+    terminal.start("resume", "ZZZ9", "; echo exit=$?; sleep 60")
     screen = terminal.wait_for("exit=")
     assert "runbook: error: no incident 'ZZZ9' (see `runbook incident list --all`)" in screen
     assert "exit=3" in screen and "Traceback" not in screen
     tmux("kill-session", "-t", terminal.name, check=False, server=terminal.socket)
-    terminal.start("resume", incident[4:7].lower(), env=f"RUNBOOK_NO_FORK={fork}", size=(80, 24))
+    terminal.start("resume", incident[4:7].lower(), size=(80, 24))
     terminal.wait_for(incident)
     terminal.wait_for("not acknowledged")
     terminal.keys("a")
-    terminal.wait_for("ack: ana")  # the engine this process made after the first frame appended it
+    terminal.wait_for("ack: ana")
     terminal.keys("C-q")
     shown = json.loads(terminal.cli("incident", "show", incident, "--json").stdout)
     assert [e["type"] for e in shown["events"]].count("acknowledged") == 1

@@ -53,8 +53,6 @@ def error_message(exc: RunbookError) -> str:
     heading followed by one FILE:LINE:COL line per problem (as `runbook validate` prints them);
     any other message's later lines (a plugin's failures, a flag file's problems) are joined
     onto the first with "; "."""
-    if getattr(exc, "formatted", False):  # formatted so already (by `runbook resume`'s child)
-        return str(exc)
     text = shown(str(exc))  # a name typed on the command line may hold escape sequences
     if isinstance(exc, DocumentError):
         return text

@@ -1,7 +1,7 @@
 """The records a screen shows of an incident (built by `runbook.views.build_view`).
 
-They import nothing of the engine: `runbook resume` unpickles the first view, built in another
-process, before the engine is loaded (cli/tui.py).
+They import nothing of the engine: the TUI's screens load them, and `runbook resume` draws its
+first frame, before a worker loads the engine (IncidentScreen.settle).
 """
 
 from datetime import datetime

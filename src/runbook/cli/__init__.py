@@ -26,7 +26,6 @@ from runbook.cli.context import CATALOG_HELP, Context
 from runbook.cli.options import default_actor
 from runbook.cli.output import echo, plural, secho
 from runbook.errors import RunbookError, UsageError
-from runbook.launch import Preparation, guarded
 from runbook.settings import Settings
 from runbook.text import check_actor, error_message, one_line, shown
 
@@ -198,9 +197,6 @@ def cli(ctx, catalogs, db, plugins_dir):
     state, 6 the incident kept changing under the command, 7 the incident database cannot be
     used (read-only, damaged, not reachable).
     """
-    if Preparation.preparing() and ctx.invoked_subcommand != "resume":
-        # resume's child (runbook/launch.py) guessed wrong: it runs nothing; its parent runs this
-        ctx.exit(0)
     ctx.obj = Context(catalogs, plugins_dir, db)
     if ctx.invoked_subcommand is None:
         if sys.stdin.isatty() and sys.stdout.isatty():
@@ -258,4 +254,14 @@ cli.commands = LazyCommands(COMMANDS)
 
 
 def main() -> None:
-    guarded(lambda: cli.main(prog_name="runbook"))
+    try:
+        cli.main(prog_name="runbook")
+    except KeyboardInterrupt:
+        echo("runbook: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a traceback shown to a user is a bug; keep it reportable
+        if os.environ.get("RUNBOOK_DEBUG"):
+            raise
+        echo(f"runbook: internal error: {type(exc).__name__}: {exc} "
+             "(this is a bug; rerun with RUNBOOK_DEBUG=1 for details)", err=True)
+        sys.exit(70)

@@ -1,5 +1,4 @@
-"""`runbook open` and `runbook resume`: into the TUI (`run_tui` and resume's head start are in
-runbook/launch.py, which loads no click)."""
+"""`runbook open` and `runbook resume`: into the TUI, and `run_tui` for every command that ends there."""
 
 from __future__ import annotations
 
@@ -7,12 +6,40 @@ import sys
 
 import click
 
-from runbook.cli.context import Context
+from runbook.cli.context import Context, load_catalog
 from runbook.cli.options import actor_option, incident_argument, opening_options
+from runbook.cli.output import echo
 from runbook.errors import UsageError
-from runbook.launch import Preparation, prepare, run_tui
 
 __all__ = ["open_incident", "require_terminal", "resume", "run_tui"]
+
+
+def run_tui(ctx: Context, actor: str, incident: str | None = None, engine=None, opening: dict | None = None,
+            settle: bool = False) -> None:
+    """Run the Textual app (on `incident`, else the home screen) until the user quits. `engine`
+    may be a function that makes one: then it is made on a worker after the first frame, and it
+    and its store are closed here. `settle`: `incident` is as typed (None: the latest open one),
+    found and settled by the screen (see IncidentScreen.settle). An error that ended the app
+    early is raised once the terminal is back."""
+    import gc
+
+    gc.disable()  # until the first frame: see runbook/__main__.py; the app turns it back on
+    from runbook.tui.app import build_app  # textual loads only when the TUI runs
+
+    engine = engine or ctx.engine()
+    paths = ctx.catalog_paths()
+    catalog = (None if callable(engine) else engine.catalog) or (lambda: load_catalog(paths))
+    # the plugins load on this thread right after the first frame (the engines' work runs on workers)
+    app = build_app(engine, catalog, actor, incident, opening=opening, preload=ctx.host, settle=settle)
+    try:
+        app.run()
+        # the screen is gone; a check or a step's command may still be finishing its event
+        app.gateway.wait_idle(lambda: echo("runbook: waiting for a running check or command to finish "
+                                           "and record its result…", err=True))
+    finally:
+        app.gateway.release()
+    if app.fatal is not None:
+        raise app.fatal
 
 
 def require_terminal(command: str, instead: str) -> None:
@@ -46,7 +73,7 @@ def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labe
 
 
 @click.command(short_help="Reopen an incident in the TUI (default: the latest open one).")
-@incident_argument(required=False, resolve=False)  # resolved by `prepare`
+@incident_argument(required=False, resolve=False)  # resolved by the screen, off its thread
 @actor_option
 @click.pass_obj
 def resume(ctx: Context, incident_id, actor):
@@ -54,10 +81,11 @@ def resume(ctx: Context, incident_id, actor):
 
     ID may be shortened to a unique start, in any case, with or without INC-: 854 finds
     INC-854ABC. Without ID: the incident opened most recently that is not resolved."""
-    if Preparation.preparing():  # resume's child (runbook/launch.py); the terminal was checked before it forked
-        Preparation.answer(ctx, incident_id, actor)
     require_terminal("resume", "`runbook incident resume`")
-    ctx.catalog_paths()  # a TUI that could not start must not have settled anything first
-    engine = ctx.engine()
-    incident_id, view = prepare(engine, incident_id)
-    run_tui(ctx, actor, incident_id, engine, first_view=view)
+    # what can be checked without the engine stops the command before its screen is drawn
+    ctx.catalog_paths()
+    ctx.settings()
+    # The screen is drawn at once; a worker then makes the engine, finds the incident and
+    # settles what a crash left half-done before any key acts. An error there (no such
+    # incident, a damaged record, a database out of reach) ends the app, and run_tui raises it.
+    run_tui(ctx, actor, incident_id, ctx.new_engine, settle=True)

@@ -9,7 +9,7 @@ __all__ = ["CommandError", "Engine", "IncidentState", "SystemClock", "VirtualClo
 
 # Each name is imported from its module on first use (PEP 562), so that importing one small
 # module of the package (the clock, the view models' helpers) does not load the whole engine:
-# `runbook resume` draws its first frame while another process loads the engine (cli/tui.py).
+# `runbook resume` draws its first frame before a worker loads the engine (IncidentScreen.settle).
 _WHERE = {"SystemClock": "clock", "VirtualClock": "clock", "CommandError": "engine", "Engine": "engine",
           "IncidentState": "state"}
 

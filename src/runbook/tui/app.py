@@ -25,16 +25,18 @@ class RunbookApp(App):
                         tooltip="Command palette: every action of this screen, by name")]
 
     def __init__(self, gateway: EngineGateway, catalog, actor: str, incident: str | None = None, live: bool = True,
-                 opening: dict | None = None, first_view=None, preload=None):
+                 opening: dict | None = None, preload=None, settle: bool = False):
         super().__init__()
         self.gateway, self.actor = gateway, actor
         # called on this thread once the first frame is drawn (loads the plugins: some must load
         # on the main thread, e.g. to set a signal handler, and the engines are made on workers)
         self.preload = preload
-        self.fatal: RunbookError | None = None  # why the app ended early: the engines could not be made
-        gateway.unavailable = self._unavailable
+        self.fatal: Exception | None = None  # why the app ended early (raised by whoever ran it)
+        gateway.unavailable = self.end_with
         self.start_incident, self.live = incident, live
-        self.first_view = first_view  # the incident's view as it was just read, when the caller has it
+        # `runbook resume`: the incident as typed (None: the latest open one), to be found and
+        # settled before its screen shows it (IncidentScreen.settle)
+        self.settle = settle
         self.opening = opening  # engine.open's arguments when parameters must be asked for first
         # the catalog may be a loader, called on first use off the UI thread (the incident
         # screen runs from the snapshot and never needs it)
@@ -56,11 +58,12 @@ class RunbookApp(App):
         if preload is not None:
             preload()
 
-    def _unavailable(self, error: RunbookError) -> None:
-        """From a worker: the engines could not be made (the database went away, too many
-        connections), so nothing on screen can be worked. The app ends and the command prints
-        the error, as it would have before the screen was drawn."""
-        self.fatal = error
+    def end_with(self, error: Exception) -> None:
+        """From any thread: the screen cannot work (the engines could not be made, the incident
+        to resume is not there or its record is damaged). The app ends and whoever ran it raises
+        `error`, as the command would have before the screen was drawn; the first error wins."""
+        if self.fatal is None:
+            self.fatal = error
         try:
             self.call_from_thread(self.exit)
         except RuntimeError:  # on the app's own thread, or the app is closing
@@ -97,21 +100,26 @@ class RunbookApp(App):
         """Straight into an incident when asked: its screen is the first one, not one pushed over
         Textual's empty default screen (which would be mounted, laid out and restyled for nothing
         before the incident's first frame)."""
+        if self.settle:
+            return IncidentScreen(None, typed=self.start_incident)
         if not self.start_incident:
             return super().get_default_screen()
-        # The command that started us has just read the incident (to settle a crash), so its
-        # view is at hand or cheap now, and the first frame can show it instead of an empty screen.
-        first, self.first_view = self.first_view, None
-        if first is None:
-            try:
-                first = self.gateway.view(self.start_incident)
-            except RunbookError:
-                first = None
+        try:  # the incident's view now, so that the first frame shows it rather than an empty screen
+            first = self.gateway.view(self.start_incident)
+        except RunbookError:
+            first = None
         return IncidentScreen(self.start_incident, first)
+
+    def on_ready(self) -> None:
+        """The first frame is on the terminal (Textual's start-up batch has ended). Resuming, the
+        plugins load now, on this thread, then the incident screen's worker fills it."""
+        if self.settle:
+            self.started()
+            self.screen_stack[0].settle()  # the default screen (see get_default_screen)
 
     def on_mount(self) -> None:
         self.set_timer(2, self.started)  # at the latest; screens call it after their first frame
-        if self.start_incident:
+        if self.start_incident or self.settle:
             return  # its screen is the default screen
         from runbook.tui.screens.home import HomeScreen  # built (and imported) when wanted
 
@@ -179,7 +187,6 @@ class RunbookApp(App):
 
 
 def build_app(engine, catalog, actor: str, incident: str | None = None, live: bool = True,
-              opening: dict | None = None, first_view=None, preload=None, observe_later=None) -> RunbookApp:
+              opening: dict | None = None, preload=None, settle: bool = False) -> RunbookApp:
     """The app on `engine` (or a function that makes it when first needed: see EngineGateway)."""
-    return RunbookApp(EngineGateway(engine, catalog, observe_later), catalog, actor, incident, live, opening,
-                      first_view, preload)
+    return RunbookApp(EngineGateway(engine, catalog), catalog, actor, incident, live, opening, preload, settle)

@@ -44,16 +44,13 @@ class EngineGateway:
     together as responders in separate processes: the store's sequence check arbitrates.
     """
 
-    def __init__(self, engine, catalog=None, observe_later: tuple[str, list[int]] | None = None):
+    def __init__(self, engine, catalog=None):
         """`engine` is the Engine, or a function that makes one: then it is made when engine work
-        is first asked for, off the screen's thread (`runbook resume` draws its first frame from
-        a view made by another process while this one loads the engine; see cli/tui.py).
+        is first asked for, off the screen's thread (`runbook resume` draws its first frame
+        before the engine is loaded; see IncidentScreen.settle).
 
-        `observe_later` is (incident, seqs): events that process appended (settling a crash) but
-        did not hand to the plugins' observers, which get them here once the engines are ready.
         `unavailable(error)` is called if the engines cannot be made: the screen cannot work."""
         self._make = engine if callable(engine) else None
-        self._later = observe_later
         self.unavailable = None
         self._failed: RunbookError | None = None
         self._listening = threading.Lock()
@@ -214,21 +211,8 @@ class EngineGateway:
         command key would otherwise wait for."""
         with self._open(self._command_lock):
             self._commander.state(incident)
-            self._observe_later(self._commander)
         with suppress(_Busy), self._open(self._tick_lock, wait=False):  # a busy tick is warming it
             self._ticker.state(incident)
-
-    def _observe_later(self, engine) -> None:
-        """Hand the plugins' observers the events another process appended for this screen
-        (see __init__), once, in order."""
-        later, self._later = self._later, None
-        if not later or not later[1] or engine.plugins is None:
-            return
-        incident, seqs = later
-        for seq in sorted(seqs):
-            event = engine.event(incident, seq)
-            if event is not None:
-                engine.plugins.observe(incident, event)
 
     def set_catalog(self, catalog):
         with self._open(self.lock, self._command_lock):

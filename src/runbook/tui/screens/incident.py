@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 
-from runbook.errors import RunbookError
+from runbook.errors import NotFoundError, RunbookError
+from runbook.text import one_line
 from runbook.tui import dialogs
-from runbook.tui.gateway import CurrentStep, IncidentView
-from runbook.tui.keys import key_for
+from runbook.tui.gateway import CurrentStep, GatewayClosed, IncidentView
+from runbook.tui.keys import GENERAL_ACTIONS, key_for
 from runbook.tui.stage_choices import StageChoice, stage_choices, staged_applied
 from runbook.tui.widgets.current import CurrentStepPanel
 from runbook.tui.widgets.keybar import KeyBar
@@ -64,9 +66,12 @@ class IncidentScreen(Screen):
         Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
     ]
 
-    def __init__(self, incident: str, view: IncidentView | None = None):
+    def __init__(self, incident: str | None, view: IncidentView | None = None, typed: str | None = None):
+        """The screen of `incident`; None: `runbook resume`'s, which first finds `typed` (None:
+        the latest open incident) and settles it (`settle`)."""
         super().__init__()
         self.incident = incident
+        self.typed = typed
         self._first_view = view  # when the caller has it already, the first frame shows it
         self._suspended = False
         self._resumed = False
@@ -88,7 +93,10 @@ class IncidentScreen(Screen):
         for start, name in self.HORIZONTAL_BREAKPOINTS:
             self.set_class(start == at, name)
         # Few widgets: each costs the first frame about a millisecond (see widgets/current.py).
-        yield IncidentHeader(id="incident-header")  # with the tracks' lines under it
+        # Resuming, the header says which incident is coming until its view is in.
+        resuming = Text(f" resuming {one_line(self.typed) if self.typed else 'the latest open incident'}…",
+                        style="bold") if self.incident is None else ""
+        yield IncidentHeader(content=resuming, id="incident-header")  # with the tracks' lines under it
         with Horizontal(id="incident-body"):
             with VerticalScroll(id="steps-scroll"):  # tab brings the selected track's step into sight
                 yield StepList(id="steps")
@@ -97,21 +105,60 @@ class IncidentScreen(Screen):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        if self._first_view is not None:
-            self.show(self._first_view)
-            self._first_view = None
+        if self.incident is None:
+            # resuming: this frame first; the app starts `settle` once it is on the terminal
+            self.query_one("#incident-body").loading = True
         else:
-            self.refresh_view()
-        if self.app.live:
-            # the first tick (which reads the whole log on the ticker's connection) waits for the
-            # first frame rather than compete with it; anything due fires a moment later (the
-            # app's refresh: the screen's first one is inside Textual's start-up batch, before
-            # anything reaches the terminal)
-            self.app.call_after_refresh(self.tick)
-            self._live = self.set_interval(1.0, self.tick_and_refresh)
+            if self._first_view is not None:
+                self.show(self._first_view)
+                self._first_view = None
+            else:
+                self.refresh_view()
+            self.go_live()
         # another machine's note shows at once where the store notifies (PostgreSQL), not only
         # on the next refresh
         self.app.gateway.watch(self._changed_elsewhere)
+
+    def go_live(self) -> None:
+        if self.app.live:
+            # the first tick (which reads the whole log on the ticker's connection) waits for the
+            # first frame rather than compete with it; anything due fires a moment later
+            self.app.call_after_refresh(self.tick)
+            self._live = self.set_interval(1.0, self.tick_and_refresh)
+
+    @work(thread=True, exclusive=True, group="incident-settle", exit_on_error=False)
+    def settle(self) -> None:
+        """`runbook resume`: make the engines, find the incident, settle what a crash left
+        half-done, read its view. No key acts until then (`check_action`). When it cannot be
+        done (no such incident, a damaged record, a database out of reach, a bug) the app ends
+        and the command reports why, as it would have before drawing anything."""
+        gateway = self.app.gateway
+        try:
+            if self.typed is None:
+                rows = gateway.incidents()  # the open ones, newest first
+                if not rows:
+                    raise NotFoundError("no open incident to resume (see `runbook incident list --all`)")
+                incident = rows[0]["id"]
+            else:
+                incident = gateway.call("resolve_id", self.typed)
+            gateway.call("reconcile", incident, force=True)
+            view = gateway.view(incident)
+        except GatewayClosed:
+            return  # quit before it was done: nothing to report
+        except Exception as exc:  # noqa: BLE001  (no screen can work: the command reports it, a bug as a bug)
+            self.app.end_with(exc)
+            return
+        self.app.call_from_thread(self.settled, incident, view)
+
+    def settled(self, incident: str, view: IncidentView) -> None:
+        self.incident = incident
+        self.query_one("#incident-body").loading = False
+        self.show(view)
+        self.go_live()
+
+    def check_action(self, action: str, parameters: tuple) -> bool:
+        # resuming: no key acts on the incident before it is found and settled
+        return self.incident is not None
 
     def _changed_elsewhere(self, incident: str | None) -> None:
         if incident in (None, self.incident) and not self._suspended:
@@ -163,7 +210,8 @@ class IncidentScreen(Screen):
 
     @work(thread=True, exclusive=True, group="incident-refresh", exit_on_error=False)
     def refresh_view(self) -> None:
-        self.app.deliver(lambda: self.app.gateway.view(self.incident), self.show)
+        if self.incident is not None:  # resuming, `settle` reads the first view
+            self.app.deliver(lambda: self.app.gateway.view(self.incident), self.show)
 
     def show(self, view: IncidentView) -> None:
         if self.view is None:
@@ -216,6 +264,8 @@ class IncidentScreen(Screen):
     def unavailable(self, action: str) -> str | None:
         """Why the key bound to `action` does nothing now, or None when it does something."""
         view, step = self.view, self.selected
+        if self.incident is None:  # resuming: only help and the palette until it is settled
+            return None if action in GENERAL_ACTIONS else "the incident is still being read"
         if action.startswith("page_instructions"):
             panel = self.query(CurrentStepPanel)
             return None if panel and panel.first().overflowing else "the instructions fit on screen"
