@@ -104,7 +104,7 @@ def bench_appends(tmp: Path, catalog, ops: int) -> list[dict]:
                   "Store.append": store_append(tmp / "store.sqlite", catalog),
                   "Engine.note": engine_note(tmp / "engine.sqlite", catalog, tmp / "flags.json")}
     lat = {name: [] for name in contenders}
-    for name, (op, _) in contenders.items():  # warm up: first fsyncs of a new file, caches
+    for op, _ in contenders.values():  # warm up: first fsyncs of a new file, caches
         for i in range(20):
             op(-i - 1)
     done = 0

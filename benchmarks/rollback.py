@@ -23,6 +23,7 @@ event -> the rollback's flag write seen in the file.
 
 from __future__ import annotations
 
+from itertools import pairwise
 import argparse
 import json
 import os
@@ -277,7 +278,7 @@ def one_run(n: int, env: dict, db: Path, flags: Path, exporter: Exporter, promet
     return {"incident": incident, "total": t1 - t0, "scrape": (scraped - t0) if scraped else None,
             "check": (failing[0] - scraped) if failing and scraped else None,
             "write": (t1 - failing[0]) if failing else None, "stale": stale,
-            "periods": [b[0] - a[0] for a, b in zip(checks, checks[1:])]}
+            "periods": [b[0] - a[0] for a, b in pairwise(checks)]}
 
 
 def query_round_trips(prometheus: Prometheus, count: int) -> list[float]:

@@ -580,7 +580,7 @@ class Checker:
                     settled = sum(1 for e in out if e.type.startswith("degradation_") and e.data.get("reconciled"))
                     self.figures["settled by resolve (check)"] += settled
                     self.figures["resolves that settled (check)"] += bool(settled)
-                except Exception as exc:  # noqa: BLE001 - a figure, not a crash of the benchmark
+                except Exception as exc:  # a figure, not a crash of the benchmark
                     self.problem("left degraded", f"trial {trial}: resolve of {incident} failed: "
                                                   f"{type(exc).__name__}: {exc}")
             # actions orphaned by a kill are settled too (resolve leaves actions to resume)

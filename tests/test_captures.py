@@ -353,7 +353,7 @@ def test_choose_suggested_without_a_value_says_why(tmp_path, fixture_catalog):
     with pytest.raises(CommandError, match="step 'go' has no suggestion: step 'look' has not captured a value for used yet"):
         engine.choose(iid, "ana", None, suggested=True)
     engine.choose(iid, "ana", "Fine")
-    decided = [e for e in engine.state(iid).events if e.type == "decision_made"][0]
+    decided = next(e for e in engine.state(iid).events if e.type == "decision_made")
     assert "suggested" not in decided.data  # no suggestion: stored as decisions always were
 
 

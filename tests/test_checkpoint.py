@@ -4,6 +4,7 @@ checkpoint that was altered, moved or outlived by the log is never used and is r
 
 from __future__ import annotations
 
+from itertools import pairwise
 import dataclasses
 import json
 import random
@@ -267,7 +268,7 @@ def _noted(tmp_path, monkeypatch):
 
 
 def test_a_checkpoint_past_the_end_of_the_log_is_reported(tmp_path, monkeypatch):
-    catalog, db, engine, incident = _noted(tmp_path, monkeypatch)
+    catalog, db, _engine, incident = _noted(tmp_path, monkeypatch)
     Engine(open_store(str(db)), VirtualClock(START), None, catalog).state(incident)
     last = open_store(str(db)).checkpoint(incident)["seq"]
     with sqlite3.connect(db) as conn:  # the last events deleted, the summary made to agree
@@ -295,7 +296,7 @@ def test_a_checkpoint_that_cannot_be_kept_costs_nothing_but_time(setup):
     stored, events, _ = engine.store.read_record(incident)
     assert state == fold(incident, events, Snapshot.load(stored)) and state.tampered == ""
     assert engine.store.checkpoint(incident) is None
-    assert tries and all(b - a >= 4 for a, b in zip(tries, tries[1:]))  # tried once per EVERY events
+    assert tries and all(b - a >= 4 for a, b in pairwise(tries))  # tried once per EVERY events
 
 
 # found in review --------------------------------------------------------------------------------
@@ -395,7 +396,7 @@ def test_listing_reads_followup_as_the_fold_does():
 
     for value, expected in (("true", "follow-up"), ('"0"', "follow-up"), ("[]", "resolved"), ("{}", "resolved"),
                             ("0", "resolved"), ("false", "resolved"), ("null", "resolved"), ("{", "resolved")):
-        data = '{"followup": %s}' % value
+        data = f'{{"followup": {value}}}'
         assert log_facts_from([("I", 2, 2)], [("I", "resolved", data)], [])["I"][2]["status"] == expected, value
         if value != "{":
             assert decode("resolved", json.loads(data)).project("t")["status"] == expected

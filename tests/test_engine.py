@@ -405,7 +405,7 @@ def tick_together(engines, iid) -> list:
         start.wait()
         try:
             engine.tick(iid)
-        except Exception as exc:  # noqa: BLE001 - returned to the test
+        except Exception as exc:  # returned to the test
             failures.append(exc)
     threads = [threading.Thread(target=tick, args=(engine,)) for engine in engines]
     for thread in threads:

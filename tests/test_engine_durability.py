@@ -15,6 +15,7 @@ upper bound, so a slow machine makes the tests slower, never flaky.
 
 from __future__ import annotations
 
+from itertools import pairwise
 import json
 import os
 import queue
@@ -341,7 +342,7 @@ def test_processes_append_concurrently_without_loss_or_duplicates(tmp_path, stor
             assert [(e.seq, f"note:{e.data['text']}") for e in mine] == done, f"{w}: acknowledged seqs differ"
         state = Engine(store, VirtualClock(), None, None).state(INCIDENT)
         assert len(state.notes) == writers * per_writer and state.last_seq == len(events)
-    switches = sum(1 for a, b in zip(notes, notes[1:]) if a.actor != b.actor)
+    switches = sum(1 for a, b in pairwise(notes) if a.actor != b.actor)
     print(f"\n{len(events)} events; the writers took turns {switches} times; {conflicts} conflicts retried")
 
 

@@ -86,7 +86,7 @@ def test_non_utf8_byte_is_located(tmp_path):
 
 
 def test_utf8_byte_order_mark_is_accepted(tmp_path):
-    docs, problems = load(tmp_path, "\ufeffapiVersion: runbook/v1\nkind: Nope\n")
+    _docs, problems = load(tmp_path, "\ufeffapiVersion: runbook/v1\nkind: Nope\n")
     assert [p.message for p in problems] == [
         "the text 'Nope' is not a document kind, expected one of: Playbook, SeverityPolicy, "
         "EscalationPolicy, Roster, Drill, Procedure"]

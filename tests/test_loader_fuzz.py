@@ -26,7 +26,7 @@ def test_any_bytes_load_to_problems_only(tmp_path, data):
         load([str(path)])
     except RunbookError as exc:
         assert isinstance(exc, DocumentError) and exc.problems
-    documents, problems = load_file(str(path))
+    _documents, problems = load_file(str(path))
     assert all(isinstance(p, Problem) for p in problems)
     for problem in problems:
         assert problem.line >= 1 and problem.column >= 1

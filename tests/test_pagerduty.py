@@ -284,7 +284,7 @@ def test_escalation_by_the_pager_pages_level_one_only(world, pagerduty):
     assert engine.tick(iid) == []
     assert sent(pagerduty) == [("trigger", f"runbook-{iid}-L1", KEY)]
     assert timers.next_escalation(engine.state(iid)) is None
-    with pytest.raises(CommandError, match="escalation of .* is by the pager"):
+    with pytest.raises(CommandError, match=r"escalation of .* is by the pager"):
         engine.escalate_now(iid, "ana")
     assert engine.state(iid).events[0].record.describe().endswith("escalation is by the pager")
     # recorded at open: a command run later with other settings does not change the incident's mode

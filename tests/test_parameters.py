@@ -53,7 +53,7 @@ def test_labels_params_and_defaults_fill_the_incident_and_every_command(rb, tmp_
     assert f"step-1: Look at {HOSTILE} in eu-west-1 (incident {iid}, SEV2)" in shown
     rb("incident", "step", iid, "--done")
     out = rb("incident", "step", iid, "--run", "--json")
-    finished = [e for e in json.loads(out) if e["type"] == "action_finished"][0]["data"]
+    finished = next(e for e in json.loads(out) if e["type"] == "action_finished")["data"]
     cwd, region, argv = json.loads(finished["output"])
     assert (cwd, region) == ("/tmp", "eu-west-1")
     assert argv == ["pvc/media-data", "--template={{.metadata.name}}", HOSTILE]  # one argument, never split
@@ -64,14 +64,14 @@ def test_labels_params_and_defaults_fill_the_incident_and_every_command(rb, tmp_
            "'--node=web 1'\"'\"'; touch pwned $(touch pwned2)' eu-west-1" in shown
     rb("incident", "approve", iid, "drain")
     out = json.loads(rb("incident", "step", iid, "--run", "--json"))
-    started = [e for e in out if e["type"] == "action_started"][0]["data"]
+    started = next(e for e in out if e["type"] == "action_started")["data"]
     assert started["argv"][-2:] == [f"--node={HOSTILE}", "eu-west-1"]
     # "drain the next server": set host and go round again
     assert "parameters: host=web-2 (param)" in rb("incident", "param", iid, "host=web-2")
     rb("incident", "choose", iid, "Yes")
     rb("incident", "approve", iid, "drain")
     out = json.loads(rb("incident", "step", iid, "--run", "--json"))
-    assert [e for e in out if e["type"] == "action_started"][0]["data"]["argv"][-2:] == ["--node=web-2", "eu-west-1"]
+    assert next(e for e in out if e["type"] == "action_started")["data"]["argv"][-2:] == ["--node=web-2", "eu-west-1"]
     export = rb("incident", "export", iid)
     assert "- Parameter host: web-2 (param)" in export and "- Parameter region: eu-west-1 (label)" in export
 

@@ -248,7 +248,7 @@ def test_when_the_child_dies_resume_runs_the_usual_way_and_settles_the_crash_its
     assert ran.calls == []
     result = resume(world, INCIDENT)
     assert result.exit_code == 0, result.output
-    [(_, _, incident, engine, kw)] = ran.calls
+    [(_, _, _incident, engine, kw)] = ran.calls
     assert not callable(engine) and kw["first_view"].id == INCIDENT  # done here, with this engine
     assert not any(f.pending for f in kw["first_view"].flags)
     assert world.flag_values() == {"t.a": False, "t.b": False, "t.c": True, "t.d": True}
@@ -262,7 +262,7 @@ def test_the_tui_s_observers_get_what_the_child_settled(world, tmp_path, monkeyp
     from runbook.tui.gateway import EngineGateway
 
     interrupted(world)
-    _, incident, view, settled, _, _ = fork(world, "resume", INCIDENT).result()
+    _, incident, _view, settled, _, _ = fork(world, "resume", INCIDENT).result()
     host = PluginHost(Settings(flags_file=world.flags, plugins_dir=str(HERE / "plugins" / "observers")),
                       entry_points=False)
     made = []

@@ -246,7 +246,7 @@ def test_a_playbook_with_one_policy_pages_and_records_as_before(world):
 
 def test_lowering_without_a_reason_is_refused_and_with_one_recorded(world):
     iid = world.open("calls-down", "ana", labels={"severity": "critical"}).id
-    with pytest.raises(ReasonNeeded, match="lowering the severity of .* from SEV1 to SEV3 needs a reason"):
+    with pytest.raises(ReasonNeeded, match=r"lowering the severity of .* from SEV1 to SEV3 needs a reason"):
         world.severity(iid, "ana", "SEV3")
     with pytest.raises(CommandError, match="needs a reason"):
         world.severity(iid, "ana", "SEV3", reason="   ")

@@ -35,7 +35,7 @@ def test_a_parameter_fills_part_of_one_argument_and_other_braces_are_text():
     assert substitute(["--region={region}", "pvc/{pvc}"], {"region": "eu west", "pvc": "a;b"}) == \
         ["--region=eu west", "pvc/a;b"]
     assert substitute(["awk", "{print $1}", "{n}", "{b}"], {"n": 3, "b": True}) == ["awk", "{print $1}", "3", "true"]
-    with pytest.raises(ArgumentError, match="parameter {node} has no value"):
+    with pytest.raises(ArgumentError, match=r"parameter \{node\} has no value"):
         substitute(["x/{node}"], {})
 
 

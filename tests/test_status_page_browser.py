@@ -9,6 +9,7 @@ with a deadline), never a sleep. Screenshots land in test-output/status-page/ fo
 
 from __future__ import annotations
 
+from itertools import pairwise
 import os
 import re
 import signal
@@ -318,7 +319,7 @@ def test_csp_is_sent_and_normal_pages_break_none_of_it(server, browser):
 
 def test_page_catches_up_after_the_server_restarts(server, browser):
     iid = server.open("queue-stuck")
-    page, seen = signed_in(browser, server)
+    page, _seen = signed_in(browser, server)
     streams = []
     page.on("request", lambda r: streams.append(r) if "/live" in r.url else None)
     page.goto(f"{server.url}/incidents/{iid}")
@@ -369,7 +370,7 @@ def test_a11y_smoke_one_h1_a_main_landmark_and_every_section_headed(server, brow
         assert unheaded == [], where
         # headings do not skip a level (h1 -> h3 without an h2)
         levels = page.evaluate("[...document.querySelectorAll('h1,h2,h3,h4,h5,h6')].map(h => +h.tagName[1])")
-        assert all(b - a <= 1 for a, b in zip(levels, levels[1:])), (where, levels)
+        assert all(b - a <= 1 for a, b in pairwise(levels)), (where, levels)
         # every link has a name
         assert page.evaluate("[...document.links].filter(a => !a.textContent.trim()).length") == 0
     page.goto(f"{server.url}/")

@@ -115,7 +115,7 @@ def test_after_resolve_the_clock_stops_and_only_what_remains_is_offered(make, si
 
 @sizes
 def test_every_tracks_current_step_and_the_switch_key_are_on_screen(make, size):
-    app, engine = make()
+    app, _engine = make()
 
     async def scenario():
         async with app.run_test(size=size) as pilot:
@@ -134,7 +134,7 @@ def test_every_tracks_current_step_and_the_switch_key_are_on_screen(make, size):
 
 @sizes
 def test_footer_shows_every_key_that_works_now_and_help_never_wraps_a_description(make, size):
-    app, engine = make()
+    app, _engine = make()
 
     async def scenario():
         async with app.run_test(size=size) as pilot:
@@ -351,7 +351,7 @@ def test_a_mitigation_option_that_flips_flags_lists_them_before_asking(make, siz
 
 
 def test_back_home_typing_goes_to_the_filter_again(make):
-    app, engine = make(open_incident=False)
+    app, _engine = make(open_incident=False)
 
     async def scenario():
         async with app.run_test(size=(80, 24)) as pilot:
@@ -382,7 +382,7 @@ def test_pgdn_scrolls_the_instructions_and_the_line_over_the_timeline_follows_th
     """At 80x24 the first step's instructions overflow: the line says so, PgDn scrolls them
     (not the step list, which has the focus), PgUp back; a step whose instructions fit says
     nothing; a terminal made taller says nothing, made small again says it again."""
-    app, engine = make()
+    app, _engine = make()
 
     async def scenario():
         async with app.run_test(size=(80, 24)) as pilot:

@@ -170,7 +170,7 @@ def test_at_the_last_stage_there_is_no_advancing_or_holding(make):
 
 def test_with_no_staged_degradation_applied_it_says_so_and_how_to_start_one(make):
     factory, _ = make
-    app, engine = factory()
+    app, _engine = factory()
 
     async def scenario():
         async with app.run_test(size=(80, 24)) as pilot:

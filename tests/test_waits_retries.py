@@ -168,7 +168,7 @@ def test_a_timed_wait_comes_due_and_the_responder_completes_it(world):
 
 
 def test_a_timed_wait_survives_a_restart_of_the_program(world):
-    engine, iid = to_timed_wait(world)
+    _engine, iid = to_timed_wait(world)
     world.clock.advance(minutes=4)
     restarted = world.engine()
     world.clock.advance(minutes=6)
@@ -234,7 +234,7 @@ def test_a_failed_action_is_retried_after_its_delay_then_goes_to_on_fail(world):
     assert "action_started" in types(second) and engine.state(iid).steps["deploy"].retries == 1
     world.clock.advance(minutes=1)
     third = engine.tick(iid)
-    assert [e.data["attempt"] for e in third if e.type == "step_started"][0] == 3
+    assert next(e.data["attempt"] for e in third if e.type == "step_started") == 3
     final = next(e for e in third if e.type == "step_failed")
     assert final.data.get("retry_in") is None  # the tries are used up: on_fail
     assert engine.state(iid).current["main"] == "page"

@@ -106,7 +106,7 @@ def test_the_last_check_before_running_refuses_a_stale_approval_on_every_path(en
     engine.approve(iid, "ana", "grow")
     engine.set_parameter(iid, "bo", "size", "20Gi")
     step = engine.state(iid).playbook.step("grow")
-    with pytest.raises(CommandError, match='approval was for command ".* 10Gi"; it now reads ".* 20Gi" .*: approve again'):
+    with pytest.raises(CommandError, match=r'approval was for command ".* 10Gi"; it now reads ".* 20Gi" .*: approve again'):
         engine.effects.run(iid, "runbook", step)
     assert "action_started" not in types(engine.state(iid).events)
 

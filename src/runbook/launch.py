@@ -214,14 +214,15 @@ class Preparation:
             quiet = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(quiet, fd)
-            sys.stdout = sys.stderr = open(os.devnull, "w")  # and whatever Python had them point at
-            sys.stdin = open(os.devnull)
+            # and whatever Python had them point at, for the rest of this process
+            sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+            sys.stdin = open(os.devnull)  # noqa: SIM115
             Preparation.answer_to = write
             # A process this one forks (a plugin's helper, multiprocessing) must not hold the
             # answer's pipe open: the parent reads it to the end and would wait for that one too.
             os.register_at_fork(after_in_child=Preparation._not_the_answerer)
             run_cli()  # a resume answers and exits in `answer`; anything else ends here
-        except BaseException:  # noqa: BLE001  (no view: this process's parent runs the command itself)
+        except BaseException:  # no view: this process's parent runs the command itself
             pass
         cls._send(write, ("usual",))
 
@@ -233,7 +234,7 @@ class Preparation:
             data = pickle.dumps(answer)
             with os.fdopen(pipe, "wb") as out:
                 out.write(data)
-        except BaseException:  # noqa: BLE001  (a half answer does not unpickle: the parent does the work)
+        except BaseException:  # a half answer does not unpickle: the parent does the work
             pass
         finally:
             os._exit(0)
@@ -267,7 +268,7 @@ class Preparation:
             answer = ("ok", *prepare(engine, typed), settled, ctx.spec(), actor)
         except RunbookError as exc:
             answer = ("error", exc.exit_code, error_message(exc))
-        except BaseException:  # noqa: BLE001  (anything else: the parent runs resume itself and shows it)
+        except BaseException:  # anything else: the parent runs resume itself and shows it
             answer = ("usual",)
         finally:
             if engine is not None:
@@ -294,7 +295,7 @@ class Preparation:
             pass
         try:
             answer = pickle.loads(b"".join(chunks))
-        except Exception:  # noqa: BLE001  (killed half-way, or nothing written)
+        except Exception:  # killed half-way, or nothing written
             return None
         if answer[0] == "error":
             raise RelayedError(answer[2], answer[1])

@@ -165,7 +165,7 @@ class PluginHost:
             found: list[tuple[str, str]] = []
             module = self.pm.get_plugin(plugin.name)
             failure = self._invoke(plugin.name, module.register_actions, "register_actions",
-                                   {"register": lambda name, summary="": found.append((name, summary))},
+                                   {"register": lambda name, summary="": found.append((name, summary))},  # noqa: B023 - called now
                                    OBSERVER_TIMEOUT)[1]
             if failure:
                 plugin.error = failure.message

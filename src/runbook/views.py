@@ -97,7 +97,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
             left = None
             if step.timebox and run.started_at:
                 left = step.timebox - (now - run.started_at).total_seconds()
-            fill = lambda text: texts.text(state, text, step, now)  # noqa: E731 - the step's templates
+            fill = lambda text: texts.text(state, text, step, now)  # noqa: E731, B023 - this step's, used at once
             stale = approvals.stale(state, step) if step.approval else ""
             current.append(CurrentStep(
                 track.id, step.id, one_line(fill(step.title)), step.kind, shown(fill(step.instructions or "")),

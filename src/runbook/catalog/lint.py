@@ -6,6 +6,7 @@ at things that work but are probably not what the author meant (`--strict` fails
 
 from __future__ import annotations
 
+from itertools import pairwise
 import re
 import zoneinfo
 from datetime import datetime
@@ -151,7 +152,7 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
                 yield _unresolved(doc, base + ("to",), "severity", level, index.severities, "severities")
             if after <= 0:
                 yield doc.problem(base + ("after",), "must be longer than 0s")
-        for j, matcher in enumerate(symptom.labels):
+        for matcher in symptom.labels:
             if matcher.regex is not None:
                 try:
                     re.compile(matcher.regex)
@@ -504,7 +505,7 @@ def _procedure(doc: Document, procedure: Procedure):
                                                         "include both from the playbook", at_key=True)
             continue
         yield from _step_fields(doc, step, None, {}, set())
-        for target, path, via in successors(track, step):
+        for target, path, _via in successors(track, step):
             if target != END and target not in ids:
                 dangling = True
                 yield doc.problem(path, f"step '{target}' does not exist in this procedure, expected a step id "
@@ -773,7 +774,7 @@ def _severity(doc: Document, policy: SeverityPolicy):
             if seconds <= 0:
                 yield doc.problem(("levels", i, "targets", name), "must be longer than 0s")
         order = [(n, level.targets[n]) for n in ("acknowledge", "mitigate", "resolve") if n in level.targets]
-        for (a, sa), (b, sb) in zip(order, order[1:]):
+        for (a, sa), (b, sb) in pairwise(order):
             if sb < sa:
                 yield doc.problem(("levels", i, "targets", b), f"{b} target ({format_duration(sb)}) is shorter "
                                                                f"than the {a} target ({format_duration(sa)})",

@@ -278,7 +278,7 @@ class Engine(StepCommands):
                 continue
             try:  # as a read would have: a command on the held state reads nothing
                 self._keep_checkpoint(state)
-            except Exception:  # noqa: BLE001  (the command is recorded: a checkpoint not kept costs only open time)
+            except Exception:  # the command is recorded: a checkpoint not kept costs only open time
                 pass
             if self.plugins is not None:
                 self._record_observer_failures(self.plugins.take_observer_failures())

@@ -54,7 +54,7 @@ def metrics(state: IncidentState, now: datetime | None = None) -> Metrics:
     out = Metrics(_seconds(opened, state.acknowledged_at), _seconds(opened, state.mitigated_at),
                   _seconds(opened, state.resolved_at), state.escalation.highest, followup=out_followup)
     actual = out.reached()
-    for name, (deadline, met) in deadlines(state).items():
+    for name, (deadline, _met) in deadlines(state).items():
         target = (deadline - opened).total_seconds()
         reached = actual[name]
         late = reached > target if reached is not None else (now is not None and now > deadline) or \

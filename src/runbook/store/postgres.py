@@ -174,7 +174,7 @@ class PostgresStore:
         self.location = url
         self.path = redact(url)
         try:
-            urlsplit(url).port  # the port is parsed lazily: "[::1" or ":abc" fail here
+            _ = urlsplit(url).port  # the port is parsed lazily: "[::1" or ":abc" fail here
         except ValueError as exc:
             raise StoreError(f"the incident database URL is malformed ({exc}); expected "
                              "postgresql://USER@HOST:PORT/DATABASE (runbook --db URL, or RUNBOOK_DB)") from None
