@@ -35,8 +35,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import psycopg
-
     from helpers.pg_cluster import start_cluster
+
     from runbook.catalog import load
     from runbook.engine import Engine, SystemClock
     from runbook.store import open_store

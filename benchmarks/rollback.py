@@ -23,7 +23,6 @@ event -> the rollback's flag write seen in the file.
 
 from __future__ import annotations
 
-from itertools import pairwise
 import argparse
 import json
 import os
@@ -41,6 +40,7 @@ import urllib.parse
 import urllib.request
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

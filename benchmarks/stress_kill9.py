@@ -337,10 +337,10 @@ CHILDREN = {"single": child_single, "flipper": child_flipper, "resolver": child_
 
 def zygote() -> None:
     """Import runbook once; fork a worker per JSON line on stdin; report each reaped worker."""
-    import runbook.catalog  # noqa: F401
-    import runbook.catalog.loader  # noqa: F401
-    import runbook.engine  # noqa: F401
-    import runbook.plugins  # noqa: F401
+    import runbook.catalog
+    import runbook.catalog.loader
+    import runbook.engine
+    import runbook.plugins
     import runbook.store  # noqa: F401
     emit("zygote", "ready")
     tags: dict[int, str] = {}

@@ -18,11 +18,10 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from serve_helpers import wait_for
 
 from runbook.store import Store
@@ -173,11 +172,11 @@ def events(db: Path, incident: str) -> list[str]:
 
 
 def rfc3339(at: datetime) -> str:
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_alertmanager_fires_repeats_and_resolves_one_incident_through_runbook_serve(alertmanager, db):
-    start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    start = datetime.now(UTC) - timedelta(seconds=5)
     labels = ["alertname=QueueStuck", "service=jobs"]
     amtool(alertmanager, *labels, f"--start={rfc3339(start)}", "--annotation=summary=jobs wait")
     opened = wait_for(lambda: [r for r in rows(db) if r["outcome"] == "opened"], "the incident to open")
@@ -188,7 +187,7 @@ def test_alertmanager_fires_repeats_and_resolves_one_incident_through_runbook_se
     wait_for(lambda: rows(db)[0]["deliveries"] >= 3, "two repeats")
     assert len(incidents(db)) == 1 and events(db, incident).count("alert_received") == 1
     # resolve: the same alert with an end time
-    amtool(alertmanager, *labels, f"--start={rfc3339(start)}", f"--end={rfc3339(datetime.now(timezone.utc))}")
+    amtool(alertmanager, *labels, f"--start={rfc3339(start)}", f"--end={rfc3339(datetime.now(UTC))}")
     wait_for(lambda: rows(db)[0]["status"] == "resolved", "the resolved notification")
     wait_for(lambda: "alert_state_changed" in events(db, incident), "the incident to record it")
     (summary,) = incidents(db)
@@ -196,12 +195,12 @@ def test_alertmanager_fires_repeats_and_resolves_one_incident_through_runbook_se
 
 
 def test_alertmanager_resolve_resolves_when_the_playbook_asks(alertmanager, db):
-    start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    start = datetime.now(UTC) - timedelta(seconds=5)
     labels = ["alertname=DiskFull", "instance=db-1.example", "severity=critical"]
     amtool(alertmanager, *labels, f"--start={rfc3339(start)}")
     opened = wait_for(lambda: [r for r in rows(db) if r["outcome"] == "opened"], "the incident to open")
     assert incidents(db)[0]["severity"] == "SEV1"
-    amtool(alertmanager, *labels, f"--start={rfc3339(start)}", f"--end={rfc3339(datetime.now(timezone.utc))}")
+    amtool(alertmanager, *labels, f"--start={rfc3339(start)}", f"--end={rfc3339(datetime.now(UTC))}")
     wait_for(lambda: incidents(db)[0]["status"] == "resolved", "disk-full to resolve itself")
     assert opened[0]["incident"] == incidents(db)[0]["id"]
 

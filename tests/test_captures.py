@@ -11,10 +11,11 @@ import json
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pilot_helpers import widget_text
 
 from runbook.catalog import load
 from runbook.catalog.loader import load_catalog
@@ -24,11 +25,10 @@ from runbook.plugins import PluginHost
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.tui.app import build_app
-from pilot_helpers import widget_text
 
 HERE = Path(__file__).parent
 PARAMS_CATALOG = HERE / "params_catalog"
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 LABELS = ("--label", "severity=critical", "--label", "region=eu-west-1", "--label", "instance=web-1",
           "--label", "alertname=RtcMediaDiskFull")
 

@@ -4,12 +4,12 @@ checkpoint that was altered, moved or outlived by the log is never used and is r
 
 from __future__ import annotations
 
-from itertools import pairwise
 import dataclasses
 import json
 import random
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -17,10 +17,9 @@ import pytest
 from runbook.catalog import load
 from runbook.drills.simulate import SimulatedPlugins, simulate_run
 from runbook.engine import Engine, VirtualClock, checkpoint
-from runbook.engine.events import fold
-from runbook.engine.integrity import RecordError, folded_summary
-from runbook.engine.events import apply
+from runbook.engine.events import apply, fold
 from runbook.engine.events.base import Event, decode
+from runbook.engine.integrity import RecordError, folded_summary
 from runbook.engine.snapshot import Snapshot
 from runbook.engine.state import History
 from runbook.plugins import PluginHost
@@ -28,7 +27,7 @@ from runbook.settings import Settings
 from runbook.store import MemoryStore, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
-START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def untampered(state):

@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import json
 import sys
-
 from pathlib import Path
 
 import pytest
+from helpers.tamper import tamper
 
 from runbook.catalog import load
-from runbook.engine import CommandError, Engine, VirtualClock
-from runbook.engine import timers
+from runbook.engine import CommandError, Engine, VirtualClock, timers
 from runbook.engine.events import DegradationStarted
 from runbook.engine.metrics import export_json, export_markdown, metrics, verify
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
 from runbook.store import Store, open_store
-
-from helpers.tamper import tamper
 
 HERE = Path(__file__).parent
 

@@ -15,7 +15,6 @@ upper bound, so a slow machine makes the tests slower, never flaky.
 
 from __future__ import annotations
 
-from itertools import pairwise
 import json
 import os
 import queue
@@ -25,6 +24,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 import pytest

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from runbook.engine import Engine, VirtualClock
-from runbook.engine.events import (RECORDS, EventFormatError, EventRecord, NoteAdded, StepCompleted, decode,
-                                   record)
+from runbook.engine.events import RECORDS, EventFormatError, EventRecord, NoteAdded, StepCompleted, decode, record
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, verify
 from runbook.engine.transition import Done, Failed, Skipped, finish
 from runbook.store import Store

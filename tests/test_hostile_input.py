@@ -6,8 +6,8 @@ import tracemalloc
 
 import pytest
 
-from runbook.catalog.loader import load_file
 from runbook.catalog import yamlsource
+from runbook.catalog.loader import load_file
 
 
 def load(tmp_path, content, name="doc.yaml"):

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runbook.catalog.loader import load, load_document, load_file
-from runbook.errors import DocumentError, RunbookError
 from runbook.catalog.problems import Problem
 from runbook.catalog.yamlsource import SourceError, parse
+from runbook.errors import DocumentError, RunbookError
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

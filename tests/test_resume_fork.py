@@ -14,12 +14,12 @@ import signal
 
 import click
 import pytest
+from test_degradation_races import FLAGS, HERE, INCIDENT, World, kill, read_line
 
 from runbook import launch
 from runbook.cli import cli, tui
 from runbook.engine import SystemClock
 from runbook.views import incident_view
-from test_degradation_races import FLAGS, HERE, INCIDENT, World, kill, read_line
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(signal, "SIGKILL"),
                                 reason="needs fork and POSIX signals")

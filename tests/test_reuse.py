@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -227,7 +228,7 @@ def test_include_and_handoff_with_the_cli_alone(rb):
 
 def test_the_tui_offers_to_open_the_incident_a_handoff_opened(catalog_dir, tmp_path):
     import asyncio
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from runbook.plugins import PluginHost
     from runbook.settings import Settings
@@ -237,7 +238,7 @@ def test_the_tui_offers_to_open_the_incident_a_handoff_opened(catalog_dir, tmp_p
 
     store = Store(str(tmp_path / "db.sqlite"))
     host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
-    engine = Engine(store, VirtualClock(datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)), host,
+    engine = Engine(store, VirtualClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC)), host,
                     load([str(catalog_dir)]))
     iid = engine.open("calls-dropping", "ana", incident="INC-HAND01").id
     for _ in range(2):

@@ -10,7 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ NOTE = f"look{TITLE_SEQ} here{CLIPBOARD} red{C1_CSI} flip{RLO}gnp.exe"
 SHOWN = r"look\x1b]0;pwned\x07 here\x1b]52;c;ZWNobyBoaQ==\x07 red\x9b31m flip\u202egnp.exe"
 TITLE = f"Gifts failing{TITLE_SEQ}{C1_CSI}{RLO}"
 TITLE_SHOWN = r"Gifts failing\x1b]0;pwned\x07\x9b31m\u202e"
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 

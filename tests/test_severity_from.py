@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -22,7 +22,7 @@ from runbook.engine.engine import ReasonNeeded
 from runbook.engine.snapshot import Snapshot
 from runbook.store import Store
 
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 POLICIES = """\
 apiVersion: runbook/v1

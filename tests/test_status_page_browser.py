@@ -9,17 +9,16 @@ with a deadline), never a sleep. Screenshots land in test-output/status-page/ fo
 
 from __future__ import annotations
 
-from itertools import pairwise
 import os
 import re
 import signal
 import subprocess
 import sys
 import tempfile
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
-
 from serve_helpers import DEADLINE, wait_for
 
 try:

@@ -6,8 +6,16 @@ import shlex
 
 import pytest
 
-from runbook.catalog.templates import (LENIENT, PLAIN, TemplateError, command_line, fields, go_template_misuse,
-                                       render, render_argv)
+from runbook.catalog.templates import (
+    LENIENT,
+    PLAIN,
+    TemplateError,
+    command_line,
+    fields,
+    go_template_misuse,
+    render,
+    render_argv,
+)
 
 
 def test_a_field_is_filled_anywhere_inside_a_text():

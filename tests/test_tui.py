@@ -8,9 +8,10 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from pilot_helpers import press, settle
 
 from runbook.catalog import load
 from runbook.engine import Engine, SystemClock, VirtualClock
@@ -23,9 +24,7 @@ from runbook.tui.dialogs.confirm import ConfirmDialog
 from runbook.tui.screens.home import HomeScreen
 from runbook.tui.screens.incident import IncidentScreen
 
-from pilot_helpers import press, settle
-
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -5,9 +5,10 @@ each at both sizes, on the engine's virtual clock."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from pilot_helpers import flat, press, screen_text, settle
 
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
@@ -25,9 +26,7 @@ from runbook.tui.screens.help import HelpScreen
 from runbook.tui.screens.home import HomeScreen
 from runbook.tui.screens.incident import IncidentScreen
 
-from pilot_helpers import flat, press, screen_text, settle
-
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 SIZES = [(80, 24), (120, 40)]
 sizes = pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
 
@@ -105,7 +104,7 @@ def test_after_resolve_the_clock_stops_and_only_what_remains_is_offered(make, si
     assert "timebox" not in first and "elapsed" not in first
     assert "not done" in first and "in progress" not in first
     assert "Left undone" in flat(first)
-    assert flat(footer).split() == "r Restore o Assign n Note b Debrief w Export esc Home ? Help ^p Palette".split()
+    assert flat(footer).split() == ["r", "Restore", "o", "Assign", "n", "Note", "b", "Debrief", "w", "Export", "esc", "Home", "?", "Help", "^p", "Palette"]
     assert refused[0] and "resolved" in refused[1] and "r restore" in refused[1]
     assert detail == "rtc.video.max-bitrate-kbps → 1500 (restored)"  # what the restore writes
     assert not engine.state("INC-TEST01").degradations["low-bitrate"].applied

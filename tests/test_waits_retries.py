@@ -13,8 +13,8 @@ import pytest
 from runbook.catalog import load
 from runbook.catalog.models import build_playbook
 from runbook.engine import CommandError, Engine, VirtualClock, timers, waits
-from runbook.engine.events import CheckPolled, decode
 from runbook.engine.engine import ReasonNeeded
+from runbook.engine.events import CheckPolled, decode
 from runbook.pluginapi import ActionResult
 from runbook.plugins import PluginHost
 from runbook.settings import Settings

@@ -275,7 +275,7 @@ class Preparation:
                 try:
                     engine.close()
                     engine.store.close()
-                except BaseException:  # noqa: BLE001
+                except BaseException:
                     answer = ("usual",)
         Preparation._send(Preparation.answer_to, answer)
 

@@ -7,8 +7,9 @@ Adding a kind is one `register(Kind(...))` call and one schema file; the loader,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from runbook.catalog import models
 

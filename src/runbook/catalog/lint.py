@@ -6,19 +6,30 @@ at things that work but are probably not what the author meant (`--strict` fails
 
 from __future__ import annotations
 
-from itertools import pairwise
 import re
 import zoneinfo
 from datetime import datetime
+from itertools import pairwise
 
 from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import can_finish, reachable, successors
 from runbook.catalog.loader import Document
-from runbook.catalog.models import (END, FAIL, FOLLOWUP_TRACK, KEEP_POLLING, MAIN_TRACK, EscalationPolicy, Playbook,
-                                    Procedure, Roster, SeverityPolicy, Step)
-from runbook.catalog.procedures import prefixed
+from runbook.catalog.models import (
+    END,
+    FAIL,
+    FOLLOWUP_TRACK,
+    KEEP_POLLING,
+    MAIN_TRACK,
+    EscalationPolicy,
+    Playbook,
+    Procedure,
+    Roster,
+    SeverityPolicy,
+    Step,
+)
 from runbook.catalog.problems import WARNING, Problem
+from runbook.catalog.procedures import prefixed
 from runbook.catalog.templates import BUILTINS, PLAIN, STRICT, TemplateError, fields, go_template_misuse
 from runbook.catalog.validate import did_you_mean
 

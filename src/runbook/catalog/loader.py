@@ -13,8 +13,8 @@ from pathlib import Path
 
 from runbook.catalog import kinds
 from runbook.catalog.problems import ERROR, WARNING, Problem, format_path
-from runbook.catalog.validate import describe, did_you_mean, schema_problems
 from runbook.catalog.sourcedoc import SourceDocument, SourceError, read_text
+from runbook.catalog.validate import describe, did_you_mean, schema_problems
 
 SUFFIXES = (".yaml", ".yml")
 HIDDEN = "hidden"

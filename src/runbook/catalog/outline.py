@@ -117,7 +117,7 @@ def _playbook(pb: Playbook, catalog: Catalog, now: datetime) -> list[str]:
     for symptom in pb.symptoms:
         lines.append(f"  - {symptom.id}: {symptom.summary}")
         if symptom.labels:
-            shown = ", ".join(f"{m.name}={m.regex and '~' + m.regex or '|'.join(m.equals)}" for m in symptom.labels)
+            shown = ", ".join(f"{m.name}={(m.regex and '~' + m.regex) or '|'.join(m.equals)}" for m in symptom.labels)
             lines.append(f"      alert labels: {shown}")
         for after, to in symptom.severity_rises:
             lines.append(f"      rises to {to} after {format_duration(after)}")

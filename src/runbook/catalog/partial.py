@@ -91,7 +91,7 @@ def _shape(unit: tuple) -> tuple:
     for i, part in enumerate(unit):
         if isinstance(part, int):
             shape.append("#")
-        elif i > 0 and unit[i - 1] in _NAMED or (i > 0 and unit[i - 1] == "tracks"):
+        elif (i > 0 and unit[i - 1] in _NAMED) or (i > 0 and unit[i - 1] == "tracks"):
             shape.append("*")
         else:
             shape.append(part)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 
 from runbook.catalog import compiled_schema, kinds
-from runbook.catalog.suggest import did_you_mean
 from runbook.catalog.problems import Problem, format_path
 from runbook.catalog.sourcedoc import SourceDocument
+from runbook.catalog.suggest import did_you_mean
 
 _TYPE_WORDS = {
     "string": "text",

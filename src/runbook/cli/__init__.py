@@ -30,7 +30,6 @@ from runbook.launch import Preparation, guarded
 from runbook.settings import Settings
 from runbook.text import check_actor, error_message, one_line, shown
 
-
 # each command of the root group: (its module in runbook.cli, the command's name there, modules
 # that add subcommands to it)
 COMMANDS = {

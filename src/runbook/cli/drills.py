@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -82,7 +82,7 @@ def run(ctx: Context, drill_id, auto, runs, seed, exact, as_json, actor):
         if because and not exact and runs >= PLAN_FROM:
             echo(f"{model.id}: every run goes through the engine: the plan does not model this drill "
                  f"({because})", err=True)
-        created = datetime.now(timezone.utc).isoformat()
+        created = datetime.now(UTC).isoformat()
         summary["id"] = ctx.store().record_simulation(model.id, model.playbook, runs, seed, created, summary)
         if as_json:
             dump(summary)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -14,8 +14,8 @@ from runbook.cli.options import actor_option, incident_argument, json_option, op
 from runbook.cli.output import dump, echo
 from runbook.engine import answers, approvals, step_timers, texts, timers
 from runbook.engine.completion import UNDONE, completion
-from runbook.engine.roles import waiting_for
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, posted_messages, step_outputs
+from runbook.engine.roles import waiting_for
 from runbook.errors import CommandError, UsageError
 from runbook.text import json_shown, markdown, one_line, shown
 
@@ -778,7 +778,7 @@ def verify_chain(ctx: Context, incident_id, init_key):
 def show_metrics(ctx: Context, incident_id):
     """Print TTA, TTM, TTR, per-step durations and the highest escalation level as JSON."""
     state = ctx.engine().state(incident_id)
-    dump(metrics(state, datetime.now(timezone.utc)).to_dict())
+    dump(metrics(state, datetime.now(UTC)).to_dict())
 
 
 group.add_command(roles.assign)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -69,8 +69,8 @@ def report(ctx: Context, playbook, drill_id, since, include_drills, fmt):
             moment = datetime.fromisoformat(since)
         except ValueError:
             raise UsageError(f"--since {since!r} is not a date, expected e.g. 2026-11-01") from None
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-        since = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as the store keeps times
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        since = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as the store keeps times
     result = build(ctx.engine(), playbook, drill_id, since, include_drills)
     for skipped in result.skipped:
         echo(f"warning: left out {skipped}", err=True)

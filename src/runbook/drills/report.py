@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from runbook.catalog.models import FOLLOWUP_TRACK
 from runbook.engine.metrics import MEASURES, metrics
+
 DEVIATION = 0.10
 
 

@@ -17,12 +17,11 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from runbook.catalog.drill import Drill, Latency
 from runbook.drills.report import summarize
-from runbook.engine import Engine, VirtualClock
-from runbook.engine import approvals, timers
+from runbook.engine import Engine, VirtualClock, approvals, timers
 from runbook.engine.metrics import metrics
 from runbook.errors import UsageError
 from runbook.metric_checks import HOLDS, Reading
@@ -30,7 +29,7 @@ from runbook.pluginapi import ActionResult, FlagChange, FlagState, NotifyResult
 from runbook.settings import Settings
 from runbook.store import MemoryStore
 
-START = datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
 Z90 = 1.2815515655446004  # the standard normal's 90th percentile
 DEFAULT_STEP = Latency("exponential", mean=120.0)
 MAX_STEPS = 500

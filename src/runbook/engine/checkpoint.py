@@ -29,9 +29,8 @@ import typing
 from dataclasses import fields
 from datetime import datetime
 
+from runbook.engine.state import DegradationState, Delivery, Escalation, History, IncidentState, StepRun, StepState
 from runbook.store import STATUS_RANK
-from runbook.engine.state import (Delivery, DegradationState, Escalation, History, IncidentState, StepRun,
-                                  StepState)
 
 FORMAT = 1  # the body's format: a checkpoint of another format is ignored (folded from the start)
 EVERY = 500  # events between checkpoints
@@ -53,7 +52,7 @@ def every() -> int:
 
 def digest(incident: str, seq: int, chain_hash: str, body: str) -> str:
     head = json.dumps([incident, seq, chain_hash], separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{head}\n{body}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{head}\n{body}".encode()).hexdigest()
 
 
 # writing ----------------------------------------------------------------------------------------

@@ -17,12 +17,22 @@ from typing import TYPE_CHECKING
 
 from runbook.catalog import captures
 from runbook.catalog.models import FAIL, KEEP_POLLING, Step
-from runbook.engine import owner as owners
 from runbook.engine import answers, approvals, texts, waits
+from runbook.engine import owner as owners
 from runbook.engine.clock import iso, parse
-from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, DegradationApplied, DegradationFailed,
-                                   DegradationRestored, DegradationStarted, Event, FlagChanged, Mitigated,
-                                   PluginErrorRecorded)
+from runbook.engine.events import (
+    ActionFinished,
+    ActionStarted,
+    CheckPolled,
+    DegradationApplied,
+    DegradationFailed,
+    DegradationRestored,
+    DegradationStarted,
+    Event,
+    FlagChanged,
+    Mitigated,
+    PluginErrorRecorded,
+)
 from runbook.engine.flips import in_flight, plan_flip, refuse_if_tampered
 from runbook.engine.roles import waiting_for
 from runbook.engine.state import ACTIVE, IncidentState

@@ -19,18 +19,28 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import checkpoint, integrity, pages, roles, timers
+from runbook.engine import checkpoint, integrity, lifecycle, listing, opening, pages, roles, timers
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, plugin_errors
-from runbook.engine.events import (Acknowledged, ActionItemAdded, AlertStateChanged, Event, EventFormatError,
-                                   EventRecord, Mitigated, NoteAdded, SeverityChanged, apply, fold)
+from runbook.engine.events import (
+    Acknowledged,
+    ActionItemAdded,
+    AlertStateChanged,
+    Event,
+    EventFormatError,
+    EventRecord,
+    Mitigated,
+    NoteAdded,
+    SeverityChanged,
+    apply,
+    fold,
+)
 from runbook.engine.events.alerts import FIRING, RESOLVED
+from runbook.engine.lifecycle import drill_over
+from runbook.engine.limits import check_size
+from runbook.engine.opening import MissingParameters
 from runbook.engine.snapshot import Snapshot
 from runbook.engine.state import IncidentState
-from runbook.engine.limits import check_size
-from runbook.engine import lifecycle, listing, opening
-from runbook.engine.lifecycle import drill_over
-from runbook.engine.opening import MissingParameters
 from runbook.engine.step_commands import StepCommands
 from runbook.engine.ticks import fire_due
 from runbook.errors import CommandError, ReasonNeeded
@@ -43,7 +53,7 @@ if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
 RETRIES = 20
 RESOLVE_WAIT = 10.0  # seconds `resolve` waits for a flag change in flight before refusing
 
-__all__ = ["CommandError", "Engine", "MissingParameters", "ReasonNeeded", "SYSTEM"]
+__all__ = ["SYSTEM", "CommandError", "Engine", "MissingParameters", "ReasonNeeded"]
 
 
 def _pause_after_conflict(attempt: int) -> None:

@@ -31,8 +31,7 @@ from typing import NamedTuple
 from runbook.engine.events.base import EventFormatError, decode
 from runbook.engine.snapshot import Snapshot, documents_hash
 from runbook.errors import RunbookError
-from runbook.store import (FIRST_COLUMNS, GENESIS, STATUS_RANK, StoredEvent, anchor_mac, event_hash,
-                           event_mac)
+from runbook.store import FIRST_COLUMNS, GENESIS, STATUS_RANK, StoredEvent, anchor_mac, event_hash, event_mac
 
 LISTED = 20  # broken links named one by one before "and N more"
 COMPARED = ("status", "severity", "drill", "title", "playbook", "service", "opened_at", "acknowledged_at",

@@ -4,18 +4,16 @@ export, and verification of the hash chain."""
 from __future__ import annotations
 
 import re
-
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from runbook.catalog.durations import format_duration, format_seconds
 from runbook.engine import followup
+from runbook.engine.integrity import chain
 from runbook.engine.state import IncidentState
 from runbook.engine.timers import deadlines
-from runbook.engine.integrity import chain
 from runbook.store import GENESIS, StoredEvent
 from runbook.text import markdown, one_line, shown
-
 
 # (attribute on Metrics, the target it is measured against, short label)
 MEASURES = (("tta", "acknowledge", "TTA"), ("ttm", "mitigate", "TTM"), ("ttr", "resolve", "TTR"))

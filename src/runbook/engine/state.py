@@ -232,7 +232,7 @@ class History:
     whole of it (an export, the postmortem, the metrics). Length, the last events and the first
     cost nothing more; any other position reads the rest once."""
 
-    __slots__ = ("_recent", "_first", "_head", "_load")
+    __slots__ = ("_first", "_head", "_load", "_recent")
 
     def __init__(self, recent: list, first: int, head=None, load=None):
         self._recent = list(recent)  # the events from seq `first` on, contiguous

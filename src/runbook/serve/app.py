@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from starlette.applications import Starlette
 from starlette.requests import Request

@@ -10,7 +10,8 @@ migrations, the alert ledger, simulations, drill schedule claims and a change fe
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from runbook.store.common import StoredEvent
 

@@ -17,7 +17,6 @@ from runbook.tui.gateway import CurrentStep, IncidentView
 from runbook.tui.keys import key_for
 from runbook.tui.widgets.panels import Timeline, clock
 
-
 _DIGITS = re.compile(r"\d")
 
 
