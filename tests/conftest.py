@@ -61,13 +61,14 @@ BACKENDS = ("sqlite", "postgres")
 @pytest.fixture(scope="session")
 def pg_cluster():
     from helpers import pg_cluster as cluster_module
+    from helpers.components import missing
 
     if cluster_module.binaries() is None:
-        pytest.skip("PostgreSQL is not installed (scripts/test installs Debian's postgresql)")
+        missing("PostgreSQL", "run ./scripts/test (it installs the Debian package postgresql)")
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        pytest.skip("psycopg is not installed (pip install 'psycopg[binary]')")
+        missing("psycopg", "pip install -e '.[test]'")
     cluster = cluster_module.start_cluster()
     yield cluster
     cluster.stop()

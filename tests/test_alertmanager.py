@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers.components import missing
 from serve_helpers import wait_for
 
 from runbook.store import Store
@@ -35,8 +36,8 @@ AMTOOL = shutil.which("amtool")
 
 def _require_alertmanager():
     if not ALERTMANAGER or not AMTOOL:
-        pytest.fail("prometheus-alertmanager and amtool are not installed: run ./scripts/test (it installs "
-                    "the Debian package) or apt-get install prometheus-alertmanager")
+        missing("Alertmanager (prometheus-alertmanager and amtool)",
+                "run ./scripts/test (it installs the Debian package prometheus-alertmanager)")
 
 
 class Server:

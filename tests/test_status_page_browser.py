@@ -19,6 +19,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from helpers.components import missing
 from serve_helpers import DEADLINE, wait_for
 
 try:
@@ -34,7 +35,9 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TOKEN = "intake-token-for-the-browser-tests"
 VIEW = "viewer-token-for-the-browser-tests"
-LIVE = 2000  # ms: a change made elsewhere shows on an open page within this
+# ms: a change made elsewhere shows on an open page without a reload; how soon is measured by
+# benchmarks/status_page.py, not bounded here (a loaded machine is slow, not wrong)
+LIVE = DEADLINE * 1000
 HOSTILE = '<script>window.__pwned=1</script>"><img src=x onerror="window.__pwned=2">'
 HOSTILE_PLAYBOOK = """\
 apiVersion: runbook/v1
@@ -131,11 +134,9 @@ def server(tmp_path):
 def browser(tmp_path):
     """`launch(**context options)`: Debian's Chromium with a fresh profile each time."""
     if sync_playwright is None:
-        pytest.fail("playwright is not installed: run ./scripts/test (it installs the test extras) or "
-                    "pip install -e '.[test]'")
+        missing("playwright", "run ./scripts/test (it installs the test extras) or pip install -e '.[test]'")
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: run ./scripts/test (it installs the Debian package chromium) "
-                    "or apt-get install chromium")
+        missing(f"Chromium ({CHROMIUM})", "run ./scripts/test (it installs the Debian package chromium)")
     contexts = []
     with sync_playwright() as p:
         def launch(**options):

@@ -1,5 +1,6 @@
-"""The linters are part of the test command: ruff's rules and import-linter's layer contracts
-(both configured in pyproject.toml) fail the run on any finding, like any other test."""
+"""What the test command holds itself to: ruff's rules and import-linter's layer contracts (both
+configured in pyproject.toml) fail the run on any finding, like any other test; a real program a
+test drives that is missing fails the test (tests/helpers/components.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import runbook
 
@@ -34,3 +37,14 @@ def test_import_contracts_hold():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.run([tool("lint-imports"), "--no-cache"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_missing_component_fails_the_test_unless_skipping_is_asked_for(monkeypatch):
+    from helpers.components import OPT_OUT, missing
+
+    monkeypatch.delenv(OPT_OUT, raising=False)
+    with pytest.raises(pytest.fail.Exception, match="tmux is not installed: apt-get install tmux"):
+        missing("tmux", "apt-get install tmux")
+    monkeypatch.setenv(OPT_OUT, "1")
+    with pytest.raises(pytest.skip.Exception, match="tmux is not installed"):
+        missing("tmux", "apt-get install tmux")
