@@ -513,11 +513,11 @@ def test_nothing_to_do_on_a_held_state_is_confirmed_on_the_log(world, backend):
     def build(state):  # something to do only once the other responder's note is there
         seen.append(state.last_seq)
         return [NoteAdded("answering the news")] if any(e.type == "note_added" for e in state.events) else []
-    appended = mine._command(iid, "ana", build)
+    appended = mine.command(iid, "ana", build)
     assert types(appended) == ["note_added"] and appended[0].record.text == "answering the news"
     # first on the held state, then on the log's; or on the log's at once
     assert seen == ([held, held + 1] if backend == "memory" else [held + 1])
-    assert mine._command(iid, "ana", lambda state: []) == []  # nothing to do, and the log agrees
+    assert mine.command(iid, "ana", lambda state: []) == []  # nothing to do, and the log agrees
 
 
 def spy_on_reads_and_appends(monkeypatch, engine) -> tuple[list, list, list]:

@@ -246,14 +246,14 @@ def test_a_page_or_update_a_crash_left_unsent_is_sent_by_a_tick_or_at_once_by_re
     iid = engine.open("calls-down", "ana").id
     now = world.clock.now()
     # the intent recorded, then the process died before calling the plugins
-    engine._command(iid, "runbook", lambda s: [Escalated(1, 0, iso(now), "timer", [{"id": "ana", "name": "Ana",
+    engine.command(iid, "runbook", lambda s: [Escalated(1, 0, iso(now), "timer", [{"id": "ana", "name": "Ana",
                                                                                     "via": "rotation primary"}])])
     assert engine.tick(iid) == [] and pagerduty.events == []  # another process may still be sending it
     world.clock.advance(seconds=60)
     assert lines(engine.tick(iid), "notified") == ["level 1 notified via pagerduty, terminal"]
     assert sent(pagerduty) == [("trigger", f"runbook-{iid}-L1", KEY)]
 
-    engine._command(iid, "ana", lambda s: [Acknowledged()])  # acknowledged; died before telling the pager
+    engine.command(iid, "ana", lambda s: [Acknowledged()])  # acknowledged; died before telling the pager
     restarted = world.engine()
     assert [e.type for e in restarted.reconcile(iid, force=True)] == ["pager_updated"]  # resume: at once
     assert sent(pagerduty, "acknowledge") == [("acknowledge", f"runbook-{iid}-L1", KEY)]

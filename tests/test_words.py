@@ -170,7 +170,7 @@ def test_a_stale_approval_by_someone_else_still_needs_an_override(engine):
 
 def test_an_approval_from_an_older_log_without_content_behaves_as_before(engine):
     iid = opened(engine)
-    engine._command(iid, "ana", lambda state: [ApprovalGranted("grow", "commander", "")])  # as 0.x wrote it
+    engine.command(iid, "ana", lambda state: [ApprovalGranted("grow", "commander", "")])  # as 0.x wrote it
     stored = next(e for e in engine.state(iid).events if e.type == "approval_granted")
     assert stored.data == {"step": "grow", "role": "commander", "holder": "", "override": ""}
     assert decode("approval_granted", stored.data).content is None

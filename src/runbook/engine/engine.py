@@ -249,8 +249,10 @@ class Engine(StepCommands):
         self._observe(state, appended)
         return appended
 
-    def _command(self, incident: str, actor: str, build) -> list[Event]:
+    def command(self, incident: str, actor: str, build) -> list[Event]:
         """Check-and-append with optimistic concurrency: on a conflict re-read, re-check, retry.
+        The one way events are appended: every command of the engine and of its feature modules
+        (steps, effects, stages, intake...) is a `build` passed here.
 
         `build(state)` returns the event records to append (or none), or raises CommandError.
 
@@ -319,7 +321,7 @@ class Engine(StepCommands):
         for incident, failure in failures:
             by_incident.setdefault(incident, []).extend(plugin_errors([failure]))
         for incident, records in by_incident.items():
-            self._command(incident, SYSTEM, lambda s, records=records: records)
+            self.command(incident, SYSTEM, lambda s, records=records: records)
 
     def close(self, grace: float | None = None) -> None:
         """Before exit: give event observers still working up to `grace` seconds (default: the
@@ -371,7 +373,7 @@ class Engine(StepCommands):
                 raise CommandError(f"incident {state.id} was already acknowledged by {state.acknowledged_by} "
                                    f"at {state.acknowledged_at:%H:%M:%S}")
             return [Acknowledged()]
-        acknowledged = self._command(incident, actor, build)
+        acknowledged = self.command(incident, actor, build)
         return acknowledged + pages.tell_pagers(self, incident, "acknowledge", actor)  # the pagers stop paging too
 
 
@@ -390,7 +392,7 @@ class Engine(StepCommands):
                 raise ReasonNeeded(f"lowering the severity of {state.id} from {state.severity} to {severity} "
                                    "needs a reason")
             return [SeverityChanged(state.severity, severity, reason.strip())]
-        return self._command(incident, actor, build)
+        return self.command(incident, actor, build)
 
 
     def alert_resolved(self, incident: str, actor: str, alert: str = "") -> list[Event]:
@@ -413,7 +415,7 @@ class Engine(StepCommands):
             if state.alert_firing == (state_name == FIRING):
                 return []
             return [AlertStateChanged(state_name, alert)]
-        return self._command(incident, actor, build)
+        return self.command(incident, actor, build)
 
     def receive_alerts(self, alerts: list, actor: str = "alertmanager") -> list:
         """Alerts from a monitoring system: each opens, joins or resolves its incident exactly
@@ -436,14 +438,14 @@ class Engine(StepCommands):
         if not text.strip():
             raise CommandError("a note needs text")
         check_size("the note", text)
-        return self._command(incident, actor, lambda state: [NoteAdded(text)])
+        return self.command(incident, actor, lambda state: [NoteAdded(text)])
 
     def add_action_item(self, incident: str, actor: str, text: str, owner: str = "") -> list[Event]:
         """An action item from the debrief or postmortem; allowed after resolve, like notes."""
         if not text.strip():
             raise CommandError("an action item needs text")
         check_size("the action item", text)
-        return self._command(incident, actor, lambda state: [ActionItemAdded(text, owner)])
+        return self.command(incident, actor, lambda state: [ActionItemAdded(text, owner)])
 
     def mitigate(self, incident: str, actor: str) -> list[Event]:
         def build(state):
@@ -451,7 +453,7 @@ class Engine(StepCommands):
             if state.mitigated_at:
                 raise CommandError(f"incident {state.id} was already marked mitigated at {state.mitigated_at:%H:%M:%S}")
             return [Mitigated()]
-        return self._command(incident, actor, build)
+        return self.command(incident, actor, build)
 
     def resolve(self, incident: str, actor: str, keep_degradations: bool = False) -> list[Event]:
         """Resolve, restoring every degradation unless kept (engine/lifecycle.py)."""
@@ -467,7 +469,7 @@ class Engine(StepCommands):
             if not state.in_followup:
                 self.require_live(state)
             return [roles.assignment(state, role, person)]
-        return self._command(incident, actor, build)
+        return self.command(incident, actor, build)
 
     def signal(self, incident: str, actor: str, name: str) -> list[Event]:
         """Give the signal steps wait for (wait_for: {signal: NAME}): "the commander says go"."""

@@ -90,5 +90,5 @@ def give_signal(engine, incident: str, actor: str, name: str) -> list:
             raise CommandError(f"no step of {state.playbook.id} waits for a signal '{name}'" +
                                (hint.rstrip("?") + "?" if hint else f"; its signals: {', '.join(sorted(waited)) or 'none'}"))
         return [SignalGiven(name)]
-    return engine._command(incident, actor, build)
+    return engine.command(incident, actor, build)
 
