@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from runbook.catalog import load
-from runbook.drills.simulate import SimulatedPlugins, simulate_run
+from runbook.drills.simulate import simulate_run
+from runbook.drills.simulated import SimulatedPlugins
 from runbook.engine import Engine, VirtualClock, checkpoint
 from runbook.engine.events import apply, fold
 from runbook.engine.events.base import Event, decode

@@ -377,7 +377,7 @@ def test_show_outlines_the_check(fixture_env):
 
 
 def test_a_simulation_never_queries_prometheus(world):
-    from runbook.drills.simulate import SimulatedPlugins
+    from runbook.drills.simulated import SimulatedPlugins
 
     reading = SimulatedPlugins().read_metrics(MetricCheck("up", "== 1"))
     assert reading.outcome == HOLDS

@@ -11,10 +11,10 @@ import zoneinfo
 from datetime import datetime
 from itertools import pairwise
 
+from runbook.catalog.document import Document
 from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import can_finish, reachable, successors
-from runbook.catalog.loader import Document
 from runbook.catalog.models import (
     END,
     FAIL,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from runbook.catalog import preview
+from runbook.catalog.document import Document
 from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import default_next
-from runbook.catalog.loader import Catalog, Document
+from runbook.catalog.loader import Catalog
 from runbook.catalog.models import END, EscalationPolicy, Playbook, Procedure, Roster, SeverityPolicy, Step, Track
 from runbook.catalog.oncall import find_person, find_rotation, on_call
 

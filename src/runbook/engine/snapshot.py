@@ -13,7 +13,8 @@ from runbook.errors import DocumentError
 from runbook.pluginapi import PAGER_SEVERITIES
 
 if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
-    from runbook.catalog.loader import Catalog, Document
+    from runbook.catalog.document import Document
+    from runbook.catalog.loader import Catalog
 
 
 def dependencies(catalog: Catalog, playbook: Document, drill: Document | None = None) -> list[Document]:
