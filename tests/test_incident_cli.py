@@ -3,24 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-
-import pytest
-
-
-@pytest.fixture
-def rb(fixture_catalog, fixture_env, tmp_path):
-    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana"}
-
-    def run(*args, expect=0, stream="stdout"):
-        proc = subprocess.run([sys.executable, "-m", "runbook", *args], cwd=fixture_catalog, env=env,
-                              capture_output=True, text=True)
-        assert proc.returncode == expect, proc.stdout + proc.stderr
-        assert "Traceback" not in proc.stderr
-        return getattr(proc, stream)
-    return run
 
 
 def test_open_to_resolved_with_the_cli_alone(rb, tmp_path):

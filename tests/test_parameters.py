@@ -5,8 +5,6 @@ Driven through the headless CLI and the TUI on tests/params_catalog/drain-next-s
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,18 +22,9 @@ HOSTILE = "web 1'; touch pwned $(touch pwned2)"
 
 
 @pytest.fixture
-def rb(fixture_catalog, fixture_env, tmp_path):
-    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana"}
-    catalogs = ["--catalog", str(fixture_catalog / "playbooks"), "--catalog", str(PARAMS_CATALOG)]
-
-    def run(*args, expect=0):
-        proc = subprocess.run([sys.executable, "-m", "runbook", *catalogs, *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True)
-        assert proc.returncode == expect, proc.stdout + proc.stderr
-        assert "Traceback" not in proc.stderr
-        return proc.stdout if expect == 0 else proc.stderr
-    return run
+def rb(rb, fixture_catalog, tmp_path):
+    rb.cwd, rb.catalogs = tmp_path, [fixture_catalog / "playbooks", PARAMS_CATALOG]
+    return rb
 
 
 def test_the_test_playbook_validates(rb):

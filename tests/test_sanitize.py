@@ -55,15 +55,12 @@ def hostile_catalog(fixture_catalog, tmp_path) -> Path:
 
 
 @pytest.fixture
-def rb(hostile_catalog, fixture_env, tmp_path):
-    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana"}
+def rb(rb, hostile_catalog):
+    """The shared runner in the hostile catalog, which also checks that nothing printed a raw control."""
+    rb.cwd = hostile_catalog
 
     def run(*args, expect=0, stream="stdout", **extra):
-        proc = subprocess.run([sys.executable, "-m", "runbook", *args], cwd=hostile_catalog,
-                              env={**env, **extra}, capture_output=True, text=True)
-        assert proc.returncode == expect, proc.stdout + proc.stderr
-        assert "Traceback" not in proc.stderr
+        proc = rb.run(*args, expect=expect, **extra)
         assert not raw_controls(proc.stdout) and not raw_controls(proc.stderr), (proc.stdout, proc.stderr)
         return getattr(proc, stream)
     return run

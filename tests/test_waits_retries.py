@@ -355,22 +355,15 @@ def test_a_poll_recorded_before_waits_said_what_they_saw_reads_as_it_did():
     assert "seen" not in old.to_data() and "captured" not in old.to_data() and "value" not in old.to_data()
 
 
-def test_the_cli_shows_what_each_poll_saw(drain, fixture_env, tmp_path):
-    import subprocess
-
+def test_the_cli_shows_what_each_poll_saw(drain, rb, tmp_path):
     _, allocations, catalog_dir = drain
     allocations.write_text("2")
-    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "cli.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana", "RUNBOOK_CATALOG": str(catalog_dir)}
-
-    def rb(*args, expect=0):
-        proc = subprocess.run([sys.executable, "-m", "runbook", *args], check=False, cwd=tmp_path, env=env,
-                              capture_output=True, text=True)
-        assert proc.returncode == expect and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
-        return proc.stdout
+    rb.env.update(RUNBOOK_DB=str(tmp_path / "cli.sqlite"), RUNBOOK_CATALOG=str(catalog_dir))
+    rb.cwd = tmp_path
 
     iid = rb("incident", "open", "drain-node").strip()
-    assert "poll 1 of drain: allocations=2; exit status 1, not yet" in rb("incident", "step", iid, "--run", expect=4)
+    assert "poll 1 of drain: allocations=2; exit status 1, not yet" in rb("incident", "step", iid, "--run", expect=4,
+                                                                           stream="stdout")
     shown = rb("incident", "show", iid)
     assert "poll 1 of drain: allocations=2; exit status 1, not yet" in shown
     events = json.loads(rb("incident", "show", iid, "--json"))["events"]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -228,18 +226,9 @@ def test_a_message_with_an_unfilled_value_cannot_be_posted_and_says_how_to_set_i
 # the CLI -------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def rb(fixture_catalog, fixture_env, tmp_path):
-    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana"}
-    catalogs = ["--catalog", str(fixture_catalog / "playbooks"), "--catalog", str(WORDS)]
-
-    def run(*args, expect=0):
-        proc = subprocess.run([sys.executable, "-m", "runbook", *catalogs, *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, check=False)
-        assert proc.returncode == expect, proc.stdout + proc.stderr
-        assert "Traceback" not in proc.stderr
-        return proc.stdout if expect == 0 else proc.stderr
-    return run
+def rb(rb, fixture_catalog, tmp_path):
+    rb.cwd, rb.catalogs = tmp_path, [fixture_catalog / "playbooks", WORDS]
+    return rb
 
 
 def test_cli_approver_sees_the_prompt_and_a_changed_parameter_refuses_the_run(rb):
