@@ -44,12 +44,9 @@ def _digest(text: str) -> str:
 def shape() -> dict[str, str]:
     """A digest of each part a checkpoint's body depends on."""
     parts = {}
-    for name, cls in sorted(vars(state).items()):
-        if isinstance(cls, type) and cls.__module__ == state.__name__:
-            if dataclasses.is_dataclass(cls):  # the fields a body holds, with their types
-                parts[f"state {name}"] = _digest(repr([(f.name, str(f.type)) for f in dataclasses.fields(cls)]))
-            else:
-                parts[f"state {name}"] = _digest(_code(cls))
+    for name, cls in sorted(vars(state).items()):  # the fields a body holds, with their types
+        if dataclasses.is_dataclass(cls) and cls.__module__ == state.__name__:
+            parts[f"state {name}"] = _digest(repr([(f.name, str(f.type)) for f in dataclasses.fields(cls)]))
     parts["state new_state"] = _digest(_code(state.new_state))
     parts["checkpoint skipped fields"] = _digest(repr(checkpoint.SKIPPED_FIELDS))
     # the fold's driver and the helpers the records' folds share (the functions that take the state)
