@@ -20,9 +20,10 @@ from runbook.drills.simulated import SimulatedPlugins
 from runbook.engine import Engine, VirtualClock, checkpoint
 from runbook.engine.events import apply, fold
 from runbook.engine.events.base import Event, decode
-from runbook.engine.integrity import RecordError, folded_summary
+from runbook.engine.integrity import folded_summary
 from runbook.engine.snapshot import Snapshot
 from runbook.engine.state import History
+from runbook.errors import RecordError
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
 from runbook.store import MemoryStore, open_store

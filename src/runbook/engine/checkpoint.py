@@ -39,6 +39,10 @@ WINDOW = 256  # events before the checkpoint read with it: at least the timeline
 SKIPPED_FIELDS = ("id", "snapshot", "events", "tampered", "derived", "base_seq", "base_summary")
 CLASSES = {cls.__name__: cls for cls in (StepState, StepRun, DegradationState, Delivery, Escalation)}
 TAG = "~"  # marks a value that is not plain JSON
+# the summary's columns that the fold gives: a checkpoint's summary must have them (and `runbook
+# incident verify` compares them with the fold's)
+COMPARED = ("status", "severity", "drill", "title", "playbook", "service", "opened_at", "acknowledged_at",
+            "mitigated_at", "resolved_at", "last_seq")
 
 
 class CheckpointError(ValueError):
@@ -212,8 +216,6 @@ def load(text: str, incident: str, snapshot, first_event, recent: list, load_all
 
 def summary_readable(summary) -> bool:
     """Whether a checkpoint's summary row is one the summary can be folded on from."""
-    from runbook.engine.integrity import COMPARED
-
     return (isinstance(summary, dict) and all(column in summary for column in COMPARED)
             and type(summary["last_seq"]) is int and summary.get("status") in STATUS_RANK)
 

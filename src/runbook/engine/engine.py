@@ -43,7 +43,7 @@ from runbook.engine.snapshot import Snapshot
 from runbook.engine.state import IncidentState
 from runbook.engine.step_commands import StepCommands
 from runbook.engine.ticks import fire_due
-from runbook.errors import CommandError, ReasonNeeded
+from runbook.errors import CommandError, ReasonNeeded, RecordError
 from runbook.store import ConflictError, IncidentStore
 from runbook.text import check_actor
 
@@ -105,11 +105,11 @@ class Engine(StepCommands):
                 if full != incident:
                     return self.state(full)
             if stored is None:
-                raise integrity.RecordError(f"the record of {incident} is damaged: the playbook snapshot it runs on "
+                raise RecordError(f"the record of {incident} is damaged: the playbook snapshot it runs on "
                                             f"is missing; `runbook incident verify {incident}` names every problem")
             start = integrity.first_event(events)
             if start:
-                raise integrity.RecordError(f"the record of {incident} is damaged: {start}; "
+                raise RecordError(f"the record of {incident} is damaged: {start}; "
                                             f"`runbook incident verify {incident}` names every problem")
             loaded = next((entry[4] for entry in self._taken.values() if entry[3] is stored), None)
             snapshot = loaded or Snapshot.load(stored)
@@ -120,7 +120,7 @@ class Engine(StepCommands):
                 if cached is None:
                     cached = fold(incident, events, snapshot)
             except EventFormatError as exc:
-                raise integrity.RecordError(f"the record of {incident} cannot be read: {exc}; "
+                raise RecordError(f"the record of {incident} cannot be read: {exc}; "
                                             f"`runbook incident verify {incident}` names every problem") from None
             if loaded is None and self.store.path != ":memory:":
                 problems = integrity.quick(self.store, incident, row, stored, events, cached)

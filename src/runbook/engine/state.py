@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from runbook.engine.snapshot import Snapshot
+from runbook.errors import RecordError
 
 if TYPE_CHECKING:
     from runbook.engine.events import Event
@@ -253,8 +254,6 @@ class History:
         if self._first > 1:
             earlier = [e for e in self._load() if e.seq < self._first]
             if [e.seq for e in earlier] != list(range(1, self._first)):
-                from runbook.engine.integrity import RecordError
-
                 raise RecordError(f"the log lost events before event {self._first} after its checkpoint was "
                                   "written; `runbook incident verify` names every problem")
             self._recent = earlier + self._recent
