@@ -83,7 +83,8 @@ def main() -> None:
             b += raw_block()
 
         heard: dict[int, float] = {}
-        listener = store.listen(lambda inc, s: inc == incident and s is not None and heard.setdefault(s, time.perf_counter()))
+        listener = store.listen(
+            lambda inc, s: inc == incident and s is not None and heard.setdefault(s, time.perf_counter()))
         listener.connected.wait(10)
         sent: dict[int, float] = {}
         for n in range(200):

@@ -23,10 +23,11 @@ After each trial, with every worker dead: (1) lost = acknowledged commands whose
 missing or differs (hash); (2) duplicated = events the state before them rules out (see
 `Checker`); (3) chain breaks = incidents whose hash chain fails `verify` or whose projection's
 last_seq is not the log's, whose record (checkpoint included) fails `incident verify`'s checks,
-or whose state as a fresh process reads it (from its checkpoint) is not the fold of its log; (4) every incident left unresolved is resolved by a fresh engine,
-then flags left degraded = flags of the playbook's degradations that do not hold their value
-from before the run, plus resolved incidents whose state still has a degradation touched or
-pending, plus changes recorded after `resolved`. Exit status 1 if any of the four is non-zero.
+or whose state as a fresh process reads it (from its checkpoint) is not the fold of its log; (4)
+every incident left unresolved is resolved by a fresh engine, then flags left degraded = flags
+of the playbook's degradations that do not hold their value from before the run, plus resolved
+incidents whose state still has a degradation touched or pending, plus changes recorded after
+`resolved`. Exit status 1 if any of the four is non-zero.
 """
 
 from __future__ import annotations
@@ -688,8 +689,8 @@ class Checker:
             apply(state, ev)
 
 
-def plan_trial(rng: random.Random, trial: int, seed: int, durations: dict) -> tuple[list[dict], str | None, float | None,
-                                                                                   str | None, str]:
+def plan_trial(rng: random.Random, trial: int, seed: int,
+               durations: dict) -> tuple[list[dict], str | None, float | None, str | None, str]:
     common = {"trial": trial}
     if rng.random() < 0.6:
         tag = f"t{trial}s"
@@ -726,7 +727,8 @@ def plan_trial(rng: random.Random, trial: int, seed: int, durations: dict) -> tu
     if r < 0.7:
         return specs, flipper["tag"], rng.uniform(0, 1.1 * full), resume["tag"], "race, flipper killed at a random time"
     if r < 0.92:
-        return specs, resolver["tag"], rng.uniform(0, 1.1 * full), resume["tag"], "race, resolver killed at a random time"
+        return (specs, resolver["tag"], rng.uniform(0, 1.1 * full), resume["tag"],
+                "race, resolver killed at a random time")
     return specs, None, None, resume["tag"], "race, only resume killed (at the end)"
 
 

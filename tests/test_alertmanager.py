@@ -266,8 +266,8 @@ def test_serve_without_token_refuses_to_start_and_a_taken_port_exits_8(tmp_path,
     no_token = subprocess.run(base, env=env, capture_output=True, text=True, timeout=60)
     assert no_token.returncode == 2
     assert no_token.stderr.strip().splitlines() == [
-        "runbook: error: no intake token: set RUNBOOK_SERVE_TOKEN or pass --token-file FILE (owner-only); make one with "
-        "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"]
+        "runbook: error: no intake token: set RUNBOOK_SERVE_TOKEN or pass --token-file FILE (owner-only); "
+        "make one with `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"]
     loose = tmp_path / "loose-token"
     loose.write_text(TOKEN)
     loose.chmod(0o644)

@@ -339,7 +339,8 @@ def test_choose_suggested_without_a_value_says_why(tmp_path, fixture_catalog):
     """)
     iid = engine.open("cap", "ana").id
     engine.run(iid, "ana")
-    with pytest.raises(CommandError, match="step 'go' has no suggestion: step 'look' has not captured a value for used yet"):
+    with pytest.raises(CommandError,
+                       match="step 'go' has no suggestion: step 'look' has not captured a value for used yet"):
         engine.choose(iid, "ana", None, suggested=True)
     engine.choose(iid, "ana", "Fine")
     decided = next(e for e in engine.state(iid).events if e.type == "decision_made")

@@ -357,7 +357,8 @@ def test_a_body_of_the_wrong_shape_with_a_recomputed_digest_is_not_used_and_cras
         data = json.loads(body)
         edit(data)
         body = json.dumps(data).replace('"@NESTED@"', "[" * 100_000 + "]" * 100_000)
-        conn.execute("UPDATE checkpoints SET body = ?, digest = ?", [body, checkpoint.digest(incident, seq, chain_hash, body)])
+        conn.execute("UPDATE checkpoints SET body = ?, digest = ?",
+                     [body, checkpoint.digest(incident, seq, chain_hash, body)])
     assert any("checkpoint" in p for p in engine().integrity(incident).problems)
     fresh = engine()
     state = fresh.state(incident)  # folded from the first event (and a good checkpoint written again)

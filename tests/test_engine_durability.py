@@ -42,7 +42,8 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(signal, "
 
 ROOT = Path(__file__).resolve().parent.parent
 HELPER = Path(__file__).resolve().parent / "helpers" / "durability_child.py"
-PLAYBOOKS = ROOT / "tests" / "fixtures" / "catalog" / "playbooks"  # not the shipped ones: editing an example must not break these
+# not the shipped ones: editing an example must not break these
+PLAYBOOKS = ROOT / "tests" / "fixtures" / "catalog" / "playbooks"
 INCIDENT = "INC-CHAOS1"
 TRIALS = 60
 MAX_DONE = 40  # a trial kills after 1..MAX_DONE acknowledged commands

@@ -182,7 +182,8 @@ def test_holders_fill_templates(engine):
 
 def test_a_step_waits_for_a_step_in_another_track(engine):
     iid = opened(engine)
-    with pytest.raises(CommandError, match="step 'post-status' waits for step 'declare' \\(track main\\) to be done first"):
+    with pytest.raises(CommandError,
+                       match=r"step 'post-status' waits for step 'declare' \(track main\) to be done first"):
         engine.complete(iid, "liz", "post-status")
     engine.skip(iid, "liz", "post-status", "posted by support")  # skipping is not completing: allowed
     other = opened(engine)

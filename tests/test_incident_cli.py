@@ -15,7 +15,8 @@ def test_open_to_resolved_with_the_cli_alone(rb, tmp_path):
     assert "where: chose 'Several regions or global' → cap-bitrate" in out
     out = rb("incident", "step", iid, "--done", "--as", "ben")
     assert "flag rtc.video.max-bitrate-kbps" in out
-    assert json.loads((tmp_path / "flags.json").read_text())["flags"]["rtc.video.max-bitrate-kbps"]["defaultVariant"] == "300"
+    flags = json.loads((tmp_path / "flags.json").read_text())["flags"]
+    assert flags["rtc.video.max-bitrate-kbps"]["defaultVariant"] == "300"
     rb("incident", "step", iid, "--done")  # verify-bitrate: mitigates
     rb("incident", "note", iid, "bitrate cap holds; SFU eu-west recovering", "--as", "ben")
     rb("incident", "step", iid, "open-channel", "--skip", "channel already open")

@@ -22,7 +22,8 @@ MISBEHAVING = PLUGINS / "misbehaving"
 
 
 def event(seq: int, kind: str = "note_added", **data) -> Event:
-    data = data or {"note_added": {"text": "a note"}, "opened": {"playbook": "p", "title": "P", "severity": "SEV2"}}[kind]
+    data = data or {"note_added": {"text": "a note"},
+                    "opened": {"playbook": "p", "title": "P", "severity": "SEV2"}}[kind]
     return Event(seq, datetime(2026, 11, 30, tzinfo=UTC), "ana", decode(kind, data), data)
 
 

@@ -255,4 +255,5 @@ def test_the_tui_refuses_a_bad_runbook_user_before_it_starts(hostile_catalog, fi
         os.close(terminal)
         os.close(controller)
     assert proc.returncode == 2
-    assert proc.stderr.startswith("runbook: error: the actor name '\\x1b]0;pwned\\x07'") and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("runbook: error: the actor name '\\x1b]0;pwned\\x07'")
+    assert proc.stderr.count("\n") == 1

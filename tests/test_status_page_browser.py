@@ -391,7 +391,9 @@ CONTRAST = """() => {
     if (!text || box.width <= 1 || box.height <= 1 || getComputedStyle(el).visibility === 'hidden') continue;
     const a = lum(parse(getComputedStyle(el).color)), b = lum(background(el));
     const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-    if (ratio < 4.5) low.push(el.tagName + '.' + el.className + ' ' + ratio.toFixed(2) + ' ' + el.textContent.trim().slice(0, 40));
+    if (ratio < 4.5) {
+      low.push(el.tagName + '.' + el.className + ' ' + ratio.toFixed(2) + ' ' + el.textContent.trim().slice(0, 40));
+    }
   }
   return low;
 }"""

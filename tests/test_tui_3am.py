@@ -104,7 +104,7 @@ def test_after_resolve_the_clock_stops_and_only_what_remains_is_offered(make, si
     assert "timebox" not in first and "elapsed" not in first
     assert "not done" in first and "in progress" not in first
     assert "Left undone" in flat(first)
-    assert flat(footer).split() == ["r", "Restore", "o", "Assign", "n", "Note", "b", "Debrief", "w", "Export", "esc", "Home", "?", "Help", "^p", "Palette"]
+    assert flat(footer).split() == "r Restore o Assign n Note b Debrief w Export esc Home ? Help ^p Palette".split()
     assert refused[0] and "resolved" in refused[1] and "r restore" in refused[1]
     assert detail == "rtc.video.max-bitrate-kbps → 1500 (restored)"  # what the restore writes
     assert not engine.state("INC-TEST01").degradations["low-bitrate"].applied
@@ -403,7 +403,8 @@ def test_pgdn_scrolls_the_instructions_and_the_line_over_the_timeline_follows_th
             seen.append((more_line(app), instructions_scroll(app)))
             return seen, steps
     seen, steps = asyncio.run(scenario())
-    (first, (y0, most)), (paged, (y1, _)), (back, (y2, _)), (tall, (_, tall_most)), (again, _), (short, (_, fits)) = seen
+    ((first, (y0, most)), (paged, (y1, _)), (back, (y2, _)), (tall, (_, tall_most)), (again, _),
+     (short, (_, fits))) = seen
     assert most > 0 and y0 == 0 and first == "↓ more below: PgDn"
     assert y1 > 0 and "↑ PgUp back up" in paged and steps == 0  # the instructions moved, the step list did not
     assert y2 == 0 and back == "↓ more below: PgDn"

@@ -104,7 +104,8 @@ def test_the_last_check_before_running_refuses_a_stale_approval_on_every_path(en
     engine.approve(iid, "ana", "grow")
     engine.set_parameter(iid, "bo", "size", "20Gi")
     step = engine.state(iid).playbook.step("grow")
-    with pytest.raises(CommandError, match=r'approval was for command ".* 10Gi"; it now reads ".* 20Gi" .*: approve again'):
+    with pytest.raises(CommandError,
+                       match=r'approval was for command ".* 10Gi"; it now reads ".* 20Gi" .*: approve again'):
         engine.effects.run(iid, "runbook", step)
     assert "action_started" not in types(engine.state(iid).events)
 
@@ -136,9 +137,9 @@ def test_a_changed_message_waits_for_a_new_approval(engine):
     skip_to(engine, iid, "announce")
     engine.approve(iid, "ana", "announce")
     engine.set_parameter(iid, "bo", "size", "30Gi")
-    with pytest.raises(CommandError, match=r"approval was for message \"… we grow storage to 10Gi \(‹elapsed› in\)\.\"; "
-                                           r"it now reads \"… we grow storage to 30Gi \(‹elapsed› in\)\.\": approve "
-                                           r"again"):
+    with pytest.raises(CommandError,
+                       match=r"approval was for message \"… we grow storage to 10Gi \(‹elapsed› in\)\.\"; "
+                             r"it now reads \"… we grow storage to 30Gi \(‹elapsed› in\)\.\": approve again"):
         engine.complete(iid, "ana", "announce")
     assert engine.state(iid).messages == []  # nothing was posted
 

@@ -324,6 +324,7 @@ def unknown_actions(catalog, host: PluginHost) -> list:
             if step.uses and step.uses not in known:
                 listed = ", ".join(sorted(known)) or "none"
                 problems.append(doc.problem(step.path + ("uses",), f"no loaded plugin provides action "
-                                            f"'{step.uses}' (loaded actions: {listed}){did_you_mean(step.uses, known)}; "
-                                            "see `runbook plugins`", severity=WARNING, code="action"))
+                                            f"'{step.uses}' (loaded actions: {listed})"
+                                            f"{did_you_mean(step.uses, known)}; see `runbook plugins`",
+                                            severity=WARNING, code="action"))
     return problems

@@ -750,7 +750,8 @@ def _template(doc, pb: Playbook, where, text: str, local: set):
         if field.name not in known and field.name not in reported:
             reported.add(field.name)
             yield doc.problem(where, f"{{{field.name}}} has no value: it is not a with: key of this step, a "
-                                     f"parameter (under parameters:){', a role (its holder)' if pb.roles else ''}, a value a step captures, or a built-in "
+                                     f"parameter (under parameters:){', a role (its holder)' if pb.roles else ''}, "
+                                     "a value a step captures, or a built-in "
                                      f"({', '.join(BUILTINS)}){did_you_mean(field.name, known)}",
                               code="template")
         yield field.name
@@ -899,9 +900,9 @@ def _drill(doc: Document, drill: Drill, index: _Index, documents):
             zone = zoneinfo.ZoneInfo(drill.schedule.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             zone = None
+            suggestion = did_you_mean(drill.schedule.timezone, zoneinfo.available_timezones())
             yield doc.problem(("schedule", "timezone"), f"'{drill.schedule.timezone}' is not an IANA time zone, "
-                                                        "expected a name like Europe/Berlin"
-                                                        f"{did_you_mean(drill.schedule.timezone, zoneinfo.available_timezones())}")
+                                                        f"expected a name like Europe/Berlin{suggestion}")
         if zone is not None:
             from cronsim import CronSim, CronSimError
 

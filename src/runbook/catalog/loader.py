@@ -95,7 +95,8 @@ def discover(paths) -> tuple[list[str], list[Problem]]:
         if path.is_dir():
             found = sorted(
                 str(p) for p in path.rglob("*")
-                if p.suffix in SUFFIXES and p.is_file() and not any(part.startswith(".") for part in p.parts[len(path.parts):])
+                if p.suffix in SUFFIXES and p.is_file()
+                and not any(part.startswith(".") for part in p.parts[len(path.parts):])
             )
             files.extend(found)
         elif path.is_file():
@@ -214,7 +215,8 @@ def load_file(file: str, cache=None, trust_cache: bool = False,
     return documents, problems
 
 
-def load_document(source: SourceDocument, text: str = "", check_schema: bool = True) -> tuple[Document | None, list[Problem]]:
+def load_document(source: SourceDocument, text: str = "",
+                  check_schema: bool = True) -> tuple[Document | None, list[Problem]]:
     value = source.value
     if not isinstance(value, dict):
         return None, [Problem(source.file, source.line, source.column, "",

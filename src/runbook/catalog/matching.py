@@ -17,7 +17,9 @@ from runbook.catalog.models import LabelMatcher, Playbook
 LABEL_SCORE = 10.0
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "in", "into", "is", "it", "its", "of", "on", "or", "our", "the", "their", "there", "this", "to", "was", "were", "when", "where", "which", "while", "with", "one", "all", "any", "some", "than", "too", "very", "can", "i", "we", "you", "they", "them", "my", "me", "us"]
+    "a an and are as at be but by for from has have in into is it its of on or our the their there "
+    "this to was were when where which while with one all any some than too very can "
+    "i we you they them my me us".split()
 )
 # Negations are not stopwords: "no audio" is another fault than "audio". "cannot" stays a word too.
 # Field weights: a word in a symptom is stronger evidence than the same word in the description.

@@ -141,8 +141,8 @@ def _playbook(pb: Playbook, catalog: Catalog, now: datetime) -> list[str]:
                     lines.append(f"      check {c.name} every {format_duration(r.check_every)}: {c.query}  {c.expect}")
                 lines.append("      a failed check " + ("rolls back one stage" if r.on_failure == "previous"
                                                           else "restores fully")
-                             + "; a check that cannot be evaluated " + ("rolls back too" if r.on_check_broken == "rollback"
-                                                                        else "holds the stage"))
+                             + "; a check that cannot be evaluated "
+                             + ("rolls back too" if r.on_check_broken == "rollback" else "holds the stage"))
     if pb.roles:
         lines += _section("Roles")
         lines += [f"  - {r.id}: {r.title}" + (f" — {r.summary}" if r.summary else "") for r in pb.roles.values()]

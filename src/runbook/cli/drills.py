@@ -49,7 +49,8 @@ def group():
 @click.option("--auto", is_flag=True, help="Simulate responders from the drill's profiles instead of people.")
 @click.option("--runs", default=1000, show_default=True, type=click.IntRange(min=1),
               help="How many simulated runs (with --auto).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (with --auto): same seed, same result.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Random seed (with --auto): same seed, same result.")
 @click.option("--exact", is_flag=True,
               help="Drive the real engine for every run (slower). By default the drill is compiled once into "
                    "a plan and the runs are drawn at once; drills the plan does not model go through the engine.")

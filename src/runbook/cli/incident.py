@@ -47,7 +47,8 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
     pb = state.playbook
     source = f" ({one_line(state.severity_source)})" if state.severity_source else ""
     lines = [f"{state.id}  {one_line(state.title)}" + ("  [DRILL]" if state.drill else ""),
-             f"  {state.severity}{source} · {state.status} · playbook {pb.id} · opened {state.opened_at:%Y-%m-%d %H:%M:%S} UTC "
+             f"  {state.severity}{source} · {state.status} · playbook {pb.id} · "
+             f"opened {state.opened_at:%Y-%m-%d %H:%M:%S} UTC "
              f"by {one_line(state.opened_by)} ({format_duration(round((now - state.opened_at).total_seconds()))} ago)"]
     if state.from_incident:
         lines.append(f"  handed off from {one_line(state.from_incident)}")
@@ -87,7 +88,8 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
         lines.append("  current steps:")
     for track, step_id in tracks:
         if step_id is None:
-            lines.append(f"    [{track}] {'not started (begins at resolve)' if track == 'followup' and not state.resolved else 'finished'}")
+            waiting = track == "followup" and not state.resolved
+            lines.append(f"    [{track}] {'not started (begins at resolve)' if waiting else 'finished'}")
             continue
         step, run = pb.step(step_id), state.steps[step_id]
         extra = f" — {run.status}" if run.status != "active" else ""
@@ -207,7 +209,8 @@ def _escalation_line(state, now: datetime) -> str:
         return (f"escalation stopped at level {esc.highest}: acknowledged by {one_line(state.acknowledged_by)} "
                 f"at {state.acknowledged_at:%H:%M:%S}")
     if state.resolved:
-        return f"escalation stopped at level {esc.highest}: resolved at {state.resolved_at:%H:%M:%S}, never acknowledged"
+        return (f"escalation stopped at level {esc.highest}: resolved at {state.resolved_at:%H:%M:%S}, "
+                "never acknowledged")
     if not timers.pages(state):
         return (f"escalation: {one_line(state.severity)} does not page; paged up to level {esc.highest} before; "
                 "nobody has acknowledged")

@@ -185,7 +185,8 @@ class Effects:
             nonlocal request
             self.engine.require_live(s)
             if step.id in s.actions_pending:
-                raise CommandError(f"step '{step.id}' is already running (started by {s.actions_pending[step.id].actor})")
+                raise CommandError(f"step '{step.id}' is already running "
+                                   f"(started by {s.actions_pending[step.id].actor})")
             # what runs is rendered from the state the intent is checked against, and its approval
             # must still cover it: a parameter set meanwhile is never run unapproved
             _refuse(approvals.refusal_if_changed(s, step))
@@ -222,7 +223,8 @@ class Effects:
         def intent(s):
             self.engine.require_live(s)
             if step.id in s.actions_pending:
-                raise CommandError(f"step '{step.id}' is already running (started by {s.actions_pending[step.id].actor})")
+                raise CommandError(f"step '{step.id}' is already running "
+                                   f"(started by {s.actions_pending[step.id].actor})")
             _refuse(approvals.refusal_if_changed(s, step))
             lease = self.engine.clock.now() + timedelta(seconds=timeout + ACTION_LEASE_GRACE)
             return [ActionStarted(step.id, None, None, {}, owner, iso(lease),

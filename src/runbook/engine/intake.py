@@ -156,7 +156,8 @@ def open_by_hand(engine, alert: str, playbook: str, actor: str, **options):
         try:
             engine.open(playbook, actor, labels=row["labels"], incident=incident, **options)
         except BaseException:
-            engine.store.settle_alert(row["fingerprint"], row["starts_at"], row["outcome"], row["reason"], incident=None)
+            engine.store.settle_alert(row["fingerprint"], row["starts_at"], row["outcome"], row["reason"],
+                                      incident=None)
             raise
         record = AlertReceived(row["fingerprint"], row["starts_at"], row["alertname"] or "", dict(row["labels"]),
                                (row["annotations"] or {}).get("summary", ""), row["generator_url"] or "", True)

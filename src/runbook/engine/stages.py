@@ -207,7 +207,8 @@ def _move(engine: Engine, incident: str, actor: str, name: str, stage: int, to: 
         from runbook.engine.flips import APPLY, RESTORE, plan_flip
 
         state = engine.state(incident)
-        shown = (plan_flip(engine, state, name, RESTORE) if to == -1 else plan_flip(engine, state, name, APPLY, to)).lines
+        plan = plan_flip(engine, state, name, RESTORE) if to == -1 else plan_flip(engine, state, name, APPLY, to)
+        shown = plan.lines
         if tuple(expect) != shown:
             raise CommandError(f"moving {name} would now write something else than what was shown: "
                                f"{'; '.join(shown) or 'nothing'}; look again")

@@ -1,6 +1,6 @@
 """Firing the timers the log implies (escalations, pages and pager updates tried again, deadlines,
-severity rises, reminders, drill injects, polls, wait timeouts, timed waits coming due, retries): what is due is derived in
-`timers.py`; this appends it."""
+severity rises, reminders, drill injects, polls, wait timeouts, timed waits coming due, retries):
+what is due is derived in `timers.py`; this appends it."""
 
 from __future__ import annotations
 

@@ -163,7 +163,8 @@ class TimerPass:
         fired = 0
         for row in rows:
             seen = self.known.get(row["id"])
-            if seen and seen[0] == row["last_seq"] and (seen[1] is None or now < seen[1]) and now - seen[2] < self.RECHECK:
+            if (seen and seen[0] == row["last_seq"] and (seen[1] is None or now < seen[1])
+                    and now - seen[2] < self.RECHECK):
                 continue
             try:
                 fired += len(engine.tick(row["id"]))

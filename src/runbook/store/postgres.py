@@ -336,8 +336,8 @@ class PostgresStore:
         try:
             with self.conn.transaction():
                 self.conn.execute(
-                    "INSERT INTO incidents (id, playbook, title, service, severity, status, drill, opened_at, last_seq, "
-                    "updated_at) VALUES (%s, %s, %s, %s, %s, 'open', %s, %s, 0, %s)",
+                    "INSERT INTO incidents (id, playbook, title, service, severity, status, drill, opened_at, "
+                    "last_seq, updated_at) VALUES (%s, %s, %s, %s, %s, 'open', %s, %s, 0, %s)",
                     [incident, row["playbook"], row["title"], row["service"], row["severity"], int(row["drill"]),
                      first_events[0]["ts"], first_events[0]["ts"]])
                 self.conn.execute("INSERT INTO snapshots (incident, playbook, hash, text, documents) "
@@ -494,7 +494,8 @@ class PostgresStore:
         if found is None:
             return self.snapshot(incident), None, self.events(incident), self.incident(incident)
         start = max(1, found["seq"] - window)
-        events = stored_events(self.conn.execute(recent_events_sql("%s"), [incident, start, incident, start]).fetchall())
+        rows = self.conn.execute(recent_events_sql("%s"), [incident, start, incident, start]).fetchall()
+        events = stored_events(rows)
         return self.snapshot(incident), found, events, self.incident(incident)
 
     @_guarded

@@ -508,9 +508,10 @@ class Store(_AlertLedger):
         with self._write():
             if self.conn.execute("SELECT 1 FROM incidents WHERE id = ?", [incident]).fetchone():
                 raise ConflictError(f"incident {incident} already exists")
-            self.conn.execute("INSERT INTO snapshots (incident, playbook, hash, text, documents) VALUES (?, ?, ?, ?, ?)",
-                            [incident, snapshot["playbook"], snapshot["hash"], snapshot["text"],
-                             json.dumps(snapshot["documents"], ensure_ascii=False)])
+            self.conn.execute("INSERT INTO snapshots (incident, playbook, hash, text, documents) "
+                              "VALUES (?, ?, ?, ?, ?)",
+                              [incident, snapshot["playbook"], snapshot["hash"], snapshot["text"],
+                               json.dumps(snapshot["documents"], ensure_ascii=False)])
             self.conn.execute(
                 "INSERT INTO incidents (id, playbook, title, service, severity, status, drill, opened_at, last_seq, "
                 "updated_at) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, 0, ?)",
@@ -770,7 +771,8 @@ class Store(_AlertLedger):
             if row is not None and row[0] is not None and row[0] >= scheduled:
                 return False
             self.conn.execute("INSERT INTO drill_schedule (drill, last_scheduled, last_outcome, updated_at) "
-                            "VALUES (?, ?, ?, ?) ON CONFLICT(drill) DO UPDATE SET last_scheduled = excluded.last_scheduled, "
+                            "VALUES (?, ?, ?, ?) ON CONFLICT(drill) DO UPDATE SET "
+                            "last_scheduled = excluded.last_scheduled, "
                             "last_outcome = excluded.last_outcome, updated_at = excluded.updated_at",
                             [drill, scheduled, outcome, now])
             return True

@@ -69,7 +69,8 @@ class HomeScreen(Screen):
             yield Label(NO_ALERTS, id="alerts-title", classes="pane-title -empty")
             yield DataTable(id="alerts", cursor_type="row", show_header=False)
             yield Label(PLAYBOOKS_TITLE, id="playbooks-title", classes="pane-title")
-            yield Input(placeholder="What do you see? e.g. video freezing in one region", id="filter", select_on_focus=False)
+            yield Input(placeholder="What do you see? e.g. video freezing in one region", id="filter",
+                        select_on_focus=False)
             yield DataTable(id="playbooks", cursor_type="row", zebra_stripes=True)
             yield Label("Drills", classes="pane-title")
             yield Static("No drills are due.", id="drills")
