@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ from runbook.catalog import load  # noqa: E402
 
 def build(path: Path, catalog, total: int) -> str:
     # events a second apart, ending a minute ago (engine_store's builder, as its long incident)
-    return build_long_incident(path, catalog, total, datetime.now(timezone.utc) - timedelta(seconds=total + 60))
+    return build_long_incident(path, catalog, total, datetime.now(UTC) - timedelta(seconds=total + 60))
 
 
 def timed(argv: list[str], env: dict) -> float:

@@ -25,15 +25,15 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from runbook.catalog import load
 from runbook.engine import Engine, SystemClock
 from runbook.engine.clock import iso
+from runbook.engine.events import fold
 from runbook.engine.metrics import verify
 from runbook.engine.snapshot import Snapshot
-from runbook.engine.events import fold
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
 from runbook.store import Store
@@ -82,7 +82,7 @@ def store_append(path: Path, catalog):
 
     def op(i: int) -> None:
         nonlocal seq
-        stored = store.append(incident, seq, [{"ts": iso(datetime.now(timezone.utc)), "actor": "ana",
+        stored = store.append(incident, seq, [{"ts": iso(datetime.now(UTC)), "actor": "ana",
                                                "type": "note_added", "data": {"text": f"note {i}"}}])
         seq = stored[-1].seq
     return op, store.close
@@ -104,7 +104,7 @@ def bench_appends(tmp: Path, catalog, ops: int) -> list[dict]:
                   "Store.append": store_append(tmp / "store.sqlite", catalog),
                   "Engine.note": engine_note(tmp / "engine.sqlite", catalog, tmp / "flags.json")}
     lat = {name: [] for name in contenders}
-    for name, (op, _) in contenders.items():  # warm up: first fsyncs of a new file, caches
+    for op, _ in contenders.values():  # warm up: first fsyncs of a new file, caches
         for i in range(20):
             op(-i - 1)
     done = 0
@@ -130,7 +130,7 @@ def build_long_incident(path: Path, catalog, total: int, start: datetime | None 
     store.conn.execute("PRAGMA synchronous = OFF")  # building only; timings use a fresh connection
     incident = Engine(store, SystemClock(), None, catalog).open(PLAYBOOK, "ana").id
     seq = store.last_seq(incident)
-    start = start or datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+    start = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     while seq < total:
         batch = []
         for i in range(seq, min(total, seq + 1000)):
@@ -185,7 +185,7 @@ def bench_listing(tmp: Path, count: int) -> tuple[float, list[tuple[str, float, 
     store = Store(str(path))
     store.conn.execute("PRAGMA synchronous = OFF")  # building only
     snapshot = {"playbook": PLAYBOOK, "hash": "0" * 64, "text": "", "documents": []}
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     began = time.perf_counter()
     for i in range(count):
         ts = iso(start + timedelta(minutes=53 * i))

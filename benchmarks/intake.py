@@ -103,7 +103,7 @@ def runbook_server(tmp: Path, name: str) -> tuple[subprocess.Popen, int, Path]:
     db = tmp / f"{name}.db"
     env = {**os.environ, "RUNBOOK_DB": str(db), "RUNBOOK_SERVE_TOKEN": TOKEN, "HOME": str(tmp),
            "RUNBOOK_PLUGINS_DIR": str(tmp / "none"), "XDG_CACHE_HOME": str(tmp / "cache")}
-    argv = [sys.executable, "-m", "runbook", *sum((["--catalog", c] for c in CATALOG), []), "serve",
+    argv = [sys.executable, "-m", "runbook", *(arg for c in CATALOG for arg in ("--catalog", c)), "serve",
             "--port", "0", "--log-level", "warning"]
     proc, port = start(argv, env, tmp / f"{name}.log")
     return proc, port, db
@@ -140,7 +140,7 @@ def round_trips(port: int, count: int, offset: int) -> list[float]:
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def wrk(port: int, seconds: int, script: Path, run: int) -> float:

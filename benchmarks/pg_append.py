@@ -35,8 +35,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import psycopg
-
     from helpers.pg_cluster import start_cluster
+
     from runbook.catalog import load
     from runbook.engine import Engine, SystemClock
     from runbook.store import open_store
@@ -83,7 +83,8 @@ def main() -> None:
             b += raw_block()
 
         heard: dict[int, float] = {}
-        listener = store.listen(lambda inc, s: inc == incident and s is not None and heard.setdefault(s, time.perf_counter()))
+        listener = store.listen(
+            lambda inc, s: inc == incident and s is not None and heard.setdefault(s, time.perf_counter()))
         listener.connected.wait(10)
         sent: dict[int, float] = {}
         for n in range(200):

@@ -40,6 +40,7 @@ import urllib.parse
 import urllib.request
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -277,7 +278,7 @@ def one_run(n: int, env: dict, db: Path, flags: Path, exporter: Exporter, promet
     return {"incident": incident, "total": t1 - t0, "scrape": (scraped - t0) if scraped else None,
             "check": (failing[0] - scraped) if failing and scraped else None,
             "write": (t1 - failing[0]) if failing else None, "stale": stale,
-            "periods": [b[0] - a[0] for a, b in zip(checks, checks[1:])]}
+            "periods": [b[0] - a[0] for a, b in pairwise(checks)]}
 
 
 def query_round_trips(prometheus: Prometheus, count: int) -> list[float]:

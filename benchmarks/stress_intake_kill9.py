@@ -46,7 +46,7 @@ def start(tmp: Path, db: Path, n: int) -> tuple[subprocess.Popen, str]:
     log = tmp / f"serve-{n}.log"
     env = {**os.environ, "RUNBOOK_DB": str(db), "RUNBOOK_SERVE_TOKEN": TOKEN, "HOME": str(tmp),
            "RUNBOOK_PLUGINS_DIR": str(tmp / "none"), "XDG_CACHE_HOME": str(tmp / "cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "runbook", *sum((["--catalog", c] for c in CATALOG), []),
+    proc = subprocess.Popen([sys.executable, "-m", "runbook", *(arg for c in CATALOG for arg in ("--catalog", c)),
                              "serve", "--port", "0", "--log-level", "warning"],
                             env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     deadline = time.monotonic() + 30

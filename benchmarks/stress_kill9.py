@@ -23,10 +23,11 @@ After each trial, with every worker dead: (1) lost = acknowledged commands whose
 missing or differs (hash); (2) duplicated = events the state before them rules out (see
 `Checker`); (3) chain breaks = incidents whose hash chain fails `verify` or whose projection's
 last_seq is not the log's, whose record (checkpoint included) fails `incident verify`'s checks,
-or whose state as a fresh process reads it (from its checkpoint) is not the fold of its log; (4) every incident left unresolved is resolved by a fresh engine,
-then flags left degraded = flags of the playbook's degradations that do not hold their value
-from before the run, plus resolved incidents whose state still has a degradation touched or
-pending, plus changes recorded after `resolved`. Exit status 1 if any of the four is non-zero.
+or whose state as a fresh process reads it (from its checkpoint) is not the fold of its log; (4)
+every incident left unresolved is resolved by a fresh engine, then flags left degraded = flags
+of the playbook's degradations that do not hold their value from before the run, plus resolved
+incidents whose state still has a degradation touched or pending, plus changes recorded after
+`resolved`. Exit status 1 if any of the four is non-zero.
 """
 
 from __future__ import annotations
@@ -337,10 +338,10 @@ CHILDREN = {"single": child_single, "flipper": child_flipper, "resolver": child_
 
 def zygote() -> None:
     """Import runbook once; fork a worker per JSON line on stdin; report each reaped worker."""
-    import runbook.catalog  # noqa: F401
-    import runbook.catalog.loader  # noqa: F401
-    import runbook.engine  # noqa: F401
-    import runbook.plugins  # noqa: F401
+    import runbook.catalog
+    import runbook.catalog.loader
+    import runbook.engine
+    import runbook.plugins
     import runbook.store  # noqa: F401
     emit("zygote", "ready")
     tags: dict[int, str] = {}
@@ -580,7 +581,7 @@ class Checker:
                     settled = sum(1 for e in out if e.type.startswith("degradation_") and e.data.get("reconciled"))
                     self.figures["settled by resolve (check)"] += settled
                     self.figures["resolves that settled (check)"] += bool(settled)
-                except Exception as exc:  # noqa: BLE001 - a figure, not a crash of the benchmark
+                except Exception as exc:  # a figure, not a crash of the benchmark
                     self.problem("left degraded", f"trial {trial}: resolve of {incident} failed: "
                                                   f"{type(exc).__name__}: {exc}")
             # actions orphaned by a kill are settled too (resolve leaves actions to resume)
@@ -688,8 +689,8 @@ class Checker:
             apply(state, ev)
 
 
-def plan_trial(rng: random.Random, trial: int, seed: int, durations: dict) -> tuple[list[dict], str | None, float | None,
-                                                                                   str | None, str]:
+def plan_trial(rng: random.Random, trial: int, seed: int,
+               durations: dict) -> tuple[list[dict], str | None, float | None, str | None, str]:
     common = {"trial": trial}
     if rng.random() < 0.6:
         tag = f"t{trial}s"
@@ -726,7 +727,8 @@ def plan_trial(rng: random.Random, trial: int, seed: int, durations: dict) -> tu
     if r < 0.7:
         return specs, flipper["tag"], rng.uniform(0, 1.1 * full), resume["tag"], "race, flipper killed at a random time"
     if r < 0.92:
-        return specs, resolver["tag"], rng.uniform(0, 1.1 * full), resume["tag"], "race, resolver killed at a random time"
+        return (specs, resolver["tag"], rng.uniform(0, 1.1 * full), resume["tag"],
+                "race, resolver killed at a random time")
     return specs, None, None, resume["tag"], "race, only resume killed (at the end)"
 
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,7 +171,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         # opened a minute ago, as when a responder reopens the incident they are working on
-        engine, incident = make_incident(directory, 100, datetime.now(timezone.utc) - timedelta(minutes=1))
+        engine, incident = make_incident(directory, 100, datetime.now(UTC) - timedelta(minutes=1))
         db, flags = str(directory / "db.sqlite"), str(directory / "flags.json")
         # Python's default: compiled modules are cached as bytecode, as a pip install leaves them
         # (some sandboxes set PYTHONDONTWRITEBYTECODE, which would recompile runbook on every start

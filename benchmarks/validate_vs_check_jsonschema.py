@@ -27,7 +27,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-SCHEMA = ROOT / "src" / "runbook" / "catalog" / "schemas" / "playbook.schema.json"
 # Python's default: compiled modules are cached as bytecode, as a pip install leaves them (some
 # sandboxes set PYTHONDONTWRITEBYTECODE, which would recompile runbook on every start while
 # check-jsonschema, installed by pip, keeps its bytecode). A warm-up run of each fills that cache.
@@ -92,13 +91,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         playbooks, context = generate(args.count, Path(tmp))
         files = sorted(str(p) for p in playbooks.glob("*.yaml"))
+        # the Playbook schema standing alone, as `runbook schema Playbook` prints it (the shipped
+        # file takes its step definitions from shared.defs.json)
+        schema = Path(tmp) / "playbook.schema.json"
+        schema.write_text(subprocess.run([str(BIN / "runbook"), "schema", "Playbook"], check=True,
+                                         capture_output=True, text=True).stdout)
         size = sum(Path(f).stat().st_size for f in files)
         commands = {
             "runbook": [str(BIN / "runbook"), "--catalog", str(context), "--plugins-dir", str(ROOT / "plugins"),
                         "validate", "--strict", str(playbooks)],
-            "check-jsonschema": [str(BIN / "check-jsonschema"), "--schemafile", str(SCHEMA), *files],
-            "floor-rs": [sys.executable, "-c", FLOOR, "jsonschema-rs", str(SCHEMA), *files],
-            "floor-py": [sys.executable, "-c", FLOOR, "jsonschema", str(SCHEMA), *files],
+            "check-jsonschema": [str(BIN / "check-jsonschema"), "--schemafile", str(schema), *files],
+            "floor-rs": [sys.executable, "-c", FLOOR, "jsonschema-rs", str(schema), *files],
+            "floor-py": [sys.executable, "-c", FLOOR, "jsonschema", str(schema), *files],
         }
         names = list(commands)
         print(f"{len(files)} playbooks, {size / 1e6:.1f} MB of YAML; {args.rounds} rounds, "

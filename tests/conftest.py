@@ -43,6 +43,19 @@ def in_fixture_catalog(fixture_catalog, fixture_env, monkeypatch) -> Path:
     return fixture_catalog
 
 
+@pytest.fixture
+def rb(fixture_catalog, fixture_env, tmp_path):
+    """`rb(*args, expect=0)`: `runbook ARGS` in a child process in the fixture catalog's directory,
+    acting as ana, with its database and flag file under tmp_path; returns what it printed
+    (`rb.run` returns the finished process). A test module's own `rb` fixture may take this one
+    and set its `cwd`, `catalogs` or `env` (tests/helpers/cli.py)."""
+    from helpers.cli import Runbook
+
+    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
+           "RUNBOOK_USER": "ana"}
+    return Runbook(env, cwd=fixture_catalog)
+
+
 def pytest_configure(config):
     """Keep runbook's schema cache inside the test run, never in the user's home."""
     import tempfile
@@ -61,13 +74,14 @@ BACKENDS = ("sqlite", "postgres")
 @pytest.fixture(scope="session")
 def pg_cluster():
     from helpers import pg_cluster as cluster_module
+    from helpers.components import missing
 
     if cluster_module.binaries() is None:
-        pytest.skip("PostgreSQL is not installed (scripts/test installs Debian's postgresql)")
+        missing("PostgreSQL", "run ./scripts/test (it installs the Debian package postgresql)")
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        pytest.skip("psycopg is not installed (pip install 'psycopg[binary]')")
+        missing("psycopg", "pip install -e '.[test]'")
     cluster = cluster_module.start_cluster()
     yield cluster
     cluster.stop()

@@ -14,6 +14,8 @@ import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from helpers.components import missing
+
 
 def vector(*series) -> dict:
     """A success answer holding an instant vector: each series is (labels, value)."""
@@ -100,7 +102,8 @@ class RealPrometheus:
 
     def __init__(self, tmp_path, samples: dict, now: float, text: str | None = None):
         if shutil.which("prometheus") is None or shutil.which("promtool") is None:
-            raise RuntimeError("Debian's prometheus package is not installed (scripts/test installs it)")
+            missing("Prometheus (prometheus and promtool)",
+                    "run ./scripts/test (it installs the Debian package prometheus)")
         self.data = tmp_path / "prometheus-data"
         self.data.mkdir()
         source = tmp_path / "samples.om"

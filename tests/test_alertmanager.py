@@ -18,11 +18,11 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
+from helpers.components import missing
 from serve_helpers import wait_for
 
 from runbook.store import Store
@@ -36,8 +36,8 @@ AMTOOL = shutil.which("amtool")
 
 def _require_alertmanager():
     if not ALERTMANAGER or not AMTOOL:
-        pytest.fail("prometheus-alertmanager and amtool are not installed: run ./scripts/test (it installs "
-                    "the Debian package) or apt-get install prometheus-alertmanager")
+        missing("Alertmanager (prometheus-alertmanager and amtool)",
+                "run ./scripts/test (it installs the Debian package prometheus-alertmanager)")
 
 
 class Server:
@@ -173,11 +173,11 @@ def events(db: Path, incident: str) -> list[str]:
 
 
 def rfc3339(at: datetime) -> str:
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_alertmanager_fires_repeats_and_resolves_one_incident_through_runbook_serve(alertmanager, db):
-    start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    start = datetime.now(UTC) - timedelta(seconds=5)
     labels = ["alertname=QueueStuck", "service=jobs"]
     amtool(alertmanager, *labels, f"--start={rfc3339(start)}", "--annotation=summary=jobs wait")
     opened = wait_for(lambda: [r for r in rows(db) if r["outcome"] == "opened"], "the incident to open")
@@ -188,7 +188,7 @@ def test_alertmanager_fires_repeats_and_resolves_one_incident_through_runbook_se
     wait_for(lambda: rows(db)[0]["deliveries"] >= 3, "two repeats")
     assert len(incidents(db)) == 1 and events(db, incident).count("alert_received") == 1
     # resolve: the same alert with an end time
-    amtool(alertmanager, *labels, f"--start={rfc3339(start)}", f"--end={rfc3339(datetime.now(timezone.utc))}")
+    amtool(alertmanager, *labels, f"--start={rfc3339(start)}", f"--end={rfc3339(datetime.now(UTC))}")
     wait_for(lambda: rows(db)[0]["status"] == "resolved", "the resolved notification")
     wait_for(lambda: "alert_state_changed" in events(db, incident), "the incident to record it")
     (summary,) = incidents(db)
@@ -196,12 +196,12 @@ def test_alertmanager_fires_repeats_and_resolves_one_incident_through_runbook_se
 
 
 def test_alertmanager_resolve_resolves_when_the_playbook_asks(alertmanager, db):
-    start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    start = datetime.now(UTC) - timedelta(seconds=5)
     labels = ["alertname=DiskFull", "instance=db-1.example", "severity=critical"]
     amtool(alertmanager, *labels, f"--start={rfc3339(start)}")
     opened = wait_for(lambda: [r for r in rows(db) if r["outcome"] == "opened"], "the incident to open")
     assert incidents(db)[0]["severity"] == "SEV1"
-    amtool(alertmanager, *labels, f"--start={rfc3339(start)}", f"--end={rfc3339(datetime.now(timezone.utc))}")
+    amtool(alertmanager, *labels, f"--start={rfc3339(start)}", f"--end={rfc3339(datetime.now(UTC))}")
     wait_for(lambda: incidents(db)[0]["status"] == "resolved", "disk-full to resolve itself")
     assert opened[0]["incident"] == incidents(db)[0]["id"]
 
@@ -266,8 +266,8 @@ def test_serve_without_token_refuses_to_start_and_a_taken_port_exits_8(tmp_path,
     no_token = subprocess.run(base, env=env, capture_output=True, text=True, timeout=60)
     assert no_token.returncode == 2
     assert no_token.stderr.strip().splitlines() == [
-        "runbook: error: no intake token: set RUNBOOK_SERVE_TOKEN or pass --token-file FILE (owner-only); make one with "
-        "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"]
+        "runbook: error: no intake token: set RUNBOOK_SERVE_TOKEN or pass --token-file FILE (owner-only); "
+        "make one with `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"]
     loose = tmp_path / "loose-token"
     loose.write_text(TOKEN)
     loose.chmod(0o644)

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pilot_helpers import widget_text
 
 from runbook.catalog import load
 from runbook.catalog.loader import load_catalog
@@ -24,11 +23,10 @@ from runbook.plugins import PluginHost
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.tui.app import build_app
-from pilot_helpers import widget_text
 
 HERE = Path(__file__).parent
 PARAMS_CATALOG = HERE / "params_catalog"
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 LABELS = ("--label", "severity=critical", "--label", "region=eu-west-1", "--label", "instance=web-1",
           "--label", "alertname=RtcMediaDiskFull")
 
@@ -36,18 +34,9 @@ LABELS = ("--label", "severity=critical", "--label", "region=eu-west-1", "--labe
 # the headless CLI, end to end ---------------------------------------------------------------
 
 @pytest.fixture
-def rb(fixture_catalog, fixture_env, tmp_path):
-    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana"}
-    catalogs = ["--catalog", str(fixture_catalog / "playbooks"), "--catalog", str(PARAMS_CATALOG)]
-
-    def run(*args, expect=0):
-        proc = subprocess.run([sys.executable, "-m", "runbook", *catalogs, *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True)
-        assert proc.returncode == expect, proc.stdout + proc.stderr
-        assert "Traceback" not in proc.stderr
-        return proc.stdout if expect == 0 else proc.stderr
-    return run
+def rb(rb, fixture_catalog, tmp_path):
+    rb.cwd, rb.catalogs = tmp_path, [fixture_catalog / "playbooks", PARAMS_CATALOG]
+    return rb
 
 
 def _events(out: str, kind: str) -> list[dict]:
@@ -350,10 +339,11 @@ def test_choose_suggested_without_a_value_says_why(tmp_path, fixture_catalog):
     """)
     iid = engine.open("cap", "ana").id
     engine.run(iid, "ana")
-    with pytest.raises(CommandError, match="step 'go' has no suggestion: step 'look' has not captured a value for used yet"):
+    with pytest.raises(CommandError,
+                       match="step 'go' has no suggestion: step 'look' has not captured a value for used yet"):
         engine.choose(iid, "ana", None, suggested=True)
     engine.choose(iid, "ana", "Fine")
-    decided = [e for e in engine.state(iid).events if e.type == "decision_made"][0]
+    decided = next(e for e in engine.state(iid).events if e.type == "decision_made")
     assert "suggested" not in decided.data  # no suggestion: stored as decisions always were
 
 

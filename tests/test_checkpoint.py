@@ -8,26 +8,28 @@ import dataclasses
 import json
 import random
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from runbook.catalog import load
-from runbook.drills.simulate import SimulatedPlugins, simulate_run
+from runbook.drills.simulate import simulate_run
+from runbook.drills.simulated import SimulatedPlugins
 from runbook.engine import Engine, VirtualClock, checkpoint
-from runbook.engine.events import fold
-from runbook.engine.integrity import RecordError, folded_summary
-from runbook.engine.events import apply
+from runbook.engine.events import apply, fold
 from runbook.engine.events.base import Event, decode
+from runbook.engine.integrity import folded_summary
 from runbook.engine.snapshot import Snapshot
 from runbook.engine.state import History
+from runbook.errors import RecordError
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
 from runbook.store import MemoryStore, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
-START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def untampered(state):
@@ -267,7 +269,7 @@ def _noted(tmp_path, monkeypatch):
 
 
 def test_a_checkpoint_past_the_end_of_the_log_is_reported(tmp_path, monkeypatch):
-    catalog, db, engine, incident = _noted(tmp_path, monkeypatch)
+    catalog, db, _engine, incident = _noted(tmp_path, monkeypatch)
     Engine(open_store(str(db)), VirtualClock(START), None, catalog).state(incident)
     last = open_store(str(db)).checkpoint(incident)["seq"]
     with sqlite3.connect(db) as conn:  # the last events deleted, the summary made to agree
@@ -295,7 +297,7 @@ def test_a_checkpoint_that_cannot_be_kept_costs_nothing_but_time(setup):
     stored, events, _ = engine.store.read_record(incident)
     assert state == fold(incident, events, Snapshot.load(stored)) and state.tampered == ""
     assert engine.store.checkpoint(incident) is None
-    assert tries and all(b - a >= 4 for a, b in zip(tries, tries[1:]))  # tried once per EVERY events
+    assert tries and all(b - a >= 4 for a, b in pairwise(tries))  # tried once per EVERY events
 
 
 # found in review --------------------------------------------------------------------------------
@@ -355,7 +357,8 @@ def test_a_body_of_the_wrong_shape_with_a_recomputed_digest_is_not_used_and_cras
         data = json.loads(body)
         edit(data)
         body = json.dumps(data).replace('"@NESTED@"', "[" * 100_000 + "]" * 100_000)
-        conn.execute("UPDATE checkpoints SET body = ?, digest = ?", [body, checkpoint.digest(incident, seq, chain_hash, body)])
+        conn.execute("UPDATE checkpoints SET body = ?, digest = ?",
+                     [body, checkpoint.digest(incident, seq, chain_hash, body)])
     assert any("checkpoint" in p for p in engine().integrity(incident).problems)
     fresh = engine()
     state = fresh.state(incident)  # folded from the first event (and a good checkpoint written again)
@@ -395,7 +398,7 @@ def test_listing_reads_followup_as_the_fold_does():
 
     for value, expected in (("true", "follow-up"), ('"0"', "follow-up"), ("[]", "resolved"), ("{}", "resolved"),
                             ("0", "resolved"), ("false", "resolved"), ("null", "resolved"), ("{", "resolved")):
-        data = '{"followup": %s}' % value
+        data = f'{{"followup": {value}}}'
         assert log_facts_from([("I", 2, 2)], [("I", "resolved", data)], [])["I"][2]["status"] == expected, value
         if value != "{":
             assert decode("resolved", json.loads(data)).project("t")["status"] == expected

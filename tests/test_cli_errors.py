@@ -212,7 +212,8 @@ def test_a_missing_catalog_through_the_real_program(env):
     (["incident", "export", "INC-1", "--format", "pdf"],
      "runbook: error: Invalid value for '--format': 'pdf' is not one of 'md', 'json'; "
      "see `runbook incident export --help`"),
-    (["incident", "metrics", "--json"], "runbook: error: No such option '--json'; see `runbook incident metrics --help`"),
+    (["incident", "metrics", "--json"],
+     "runbook: error: No such option '--json'; see `runbook incident metrics --help`"),
     (["--bogus"], "runbook: error: No such option '--bogus'; see `runbook --help`"),
     (["nosuch"], "runbook: error: No such command 'nosuch'; see `runbook --help`"),
     (["incident", "open"], "runbook: error: Missing argument 'PLAYBOOK'; see `runbook incident open --help`"),

@@ -16,8 +16,8 @@ from runbook.cli.options import default_actor
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "runbook" / "cli"
 MODULES = sorted(f"runbook.cli.{p.stem}" for p in PACKAGE.glob("*.py") if p.stem != "__init__")
 
-COMMANDS = ["alerts", "db", "drill", "flags", "incident", "list", "match", "open", "plugins", "report", "resume", "schema",
-            "serve", "show", "validate"]
+COMMANDS = ["alerts", "db", "drill", "flags", "incident", "list", "match", "open", "plugins", "report", "resume",
+            "schema", "serve", "show", "validate"]
 
 
 def imports_of(module: str) -> set[str]:
@@ -98,7 +98,8 @@ def test_json_is_one_flag_everywhere():
 
 def test_the_root_group_imports_a_commands_module_when_the_command_is_asked_for(fixture_env):
     """`runbook resume` and `runbook drill run` start without the code of the other commands."""
-    code = ("import sys, click, runbook.cli as c; before = sorted(m for m in sys.modules if m.startswith('runbook.cli.')); "
+    code = ("import sys, click, runbook.cli as c; "
+            "before = sorted(m for m in sys.modules if m.startswith('runbook.cli.')); "
             "c.cli.get_command(click.Context(c.cli), 'drill'); "
             "after = sorted(m for m in sys.modules if m.startswith('runbook.cli.')); print(before); print(after)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=fixture_env)

@@ -159,7 +159,8 @@ def mutated_documents(draw):
             parent = parent[part]
         action = draw(st.sampled_from(["replace", "add key", "drop"]))
         if action == "replace":
-            parent[path[-1]] = draw(LEAVES | st.lists(LEAVES, max_size=3) | st.dictionaries(st.text(max_size=5), LEAVES, max_size=3))
+            parent[path[-1]] = draw(LEAVES | st.lists(LEAVES, max_size=3)
+                                    | st.dictionaries(st.text(max_size=5), LEAVES, max_size=3))
         elif action == "add key" and isinstance(parent[path[-1]], dict):
             parent[path[-1]][draw(st.sampled_from(["kind", "next", "id", "x", "include", "title"]))] = draw(LEAVES)
         elif action == "drop":

@@ -94,11 +94,12 @@ def test_incident_show_says_what_was_not_done_without_empty_headings(engine):
     iid = with_two_failed_steps(engine)
     text = "\n".join(summary(engine.state(iid), engine.clock.now()))
     assert "  Not every step was done: 2 not done, 2 failed, 1 skipped, 10 not reached." in text
-    assert "  failed:\n    [main] verify-reroute: Video is good again for new calls (verify) — still freezing in " \
-           "eu-west-1\n    [main] verify-bitrate: Freezes stop with the bitrate cap (verify) — freeze ratio still 4%" in text
+    assert ("  failed:\n    [main] verify-reroute: Video is good again for new calls (verify) — still freezing in "
+            "eu-west-1\n    [main] verify-bitrate: Freezes stop with the bitrate cap (verify) — freeze ratio still 4%"
+            in text)
     assert "  left undone:\n    [main] audio-only: Fallback - switch calls to audio only (degrade) — not done" in text
-    assert "  skipped:\n    [comms] open-channel: Open the incident channel (communicate) — the channel was already open" \
-        in text
+    assert ("  skipped:\n    [comms] open-channel: Open the incident channel (communicate) — "
+            "the channel was already open" in text)
     assert "Every step was done" not in text and "current steps" not in text
 
     clean = engine.open("stickers-not-loading", "ana").id

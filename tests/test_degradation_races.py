@@ -94,7 +94,8 @@ class World:
     def child(self, mode: str, **args) -> subprocess.Popen:
         payload = {"db": self.db, "flags": self.flags, "catalog": str(self.catalog_dir), "incident": INCIDENT,
                    "actor": "bo", **args}
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")])}
+        path = os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")])
+        env = {**os.environ, "PYTHONPATH": path}
         return subprocess.Popen([sys.executable, str(CHILD), mode, json.dumps(payload)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env)
 

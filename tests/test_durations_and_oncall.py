@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -39,7 +39,7 @@ ROSTER = Roster(
 
 
 def who(utc_text):
-    person = on_call(ROSTER, ROSTER.rotations[0], datetime.fromisoformat(utc_text).replace(tzinfo=timezone.utc))
+    person = on_call(ROSTER, ROSTER.rotations[0], datetime.fromisoformat(utc_text).replace(tzinfo=UTC))
     return person.id if person else None
 
 

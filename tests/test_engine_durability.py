@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,8 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(signal, "
 
 ROOT = Path(__file__).resolve().parent.parent
 HELPER = Path(__file__).resolve().parent / "helpers" / "durability_child.py"
-PLAYBOOKS = ROOT / "tests" / "fixtures" / "catalog" / "playbooks"  # not the shipped ones: editing an example must not break these
+# not the shipped ones: editing an example must not break these
+PLAYBOOKS = ROOT / "tests" / "fixtures" / "catalog" / "playbooks"
 INCIDENT = "INC-CHAOS1"
 TRIALS = 60
 MAX_DONE = 40  # a trial kills after 1..MAX_DONE acknowledged commands
@@ -341,7 +343,7 @@ def test_processes_append_concurrently_without_loss_or_duplicates(tmp_path, stor
             assert [(e.seq, f"note:{e.data['text']}") for e in mine] == done, f"{w}: acknowledged seqs differ"
         state = Engine(store, VirtualClock(), None, None).state(INCIDENT)
         assert len(state.notes) == writers * per_writer and state.last_seq == len(events)
-    switches = sum(1 for a, b in zip(notes, notes[1:]) if a.actor != b.actor)
+    switches = sum(1 for a, b in pairwise(notes) if a.actor != b.actor)
     print(f"\n{len(events)} events; the writers took turns {switches} times; {conflicts} conflicts retried")
 
 

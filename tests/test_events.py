@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from runbook.engine import Engine, VirtualClock
-from runbook.engine.events import (RECORDS, EventFormatError, EventRecord, NoteAdded, StepCompleted, decode,
-                                   record)
+from runbook.engine.events import RECORDS, EventFormatError, EventRecord, NoteAdded, StepCompleted, decode, record
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, verify
 from runbook.engine.transition import Done, Failed, Skipped, finish
 from runbook.store import Store
@@ -89,7 +88,7 @@ def test_records_are_frozen_and_the_engine_refuses_bare_tuples(legacy):
         note.text = "changed"
     assert note.to_data() == {"text": "hello"}
     with pytest.raises(TypeError, match="appends event records"):
-        legacy._command("INC-LEGACY3", "ana", lambda state: [("note_added", {"text": "x"})])
+        legacy.command("INC-LEGACY3", "ana", lambda state: [("note_added", {"text": "x"})])
     assert legacy.note("INC-LEGACY3", "ana", "a new note on an old log")[0].type == "note_added"
     ok, message = verify(legacy.store.events("INC-LEGACY3"))
     assert ok, message

@@ -115,7 +115,8 @@ def read_back(flags: Path, flag: str, value, by: str, users: int) -> tuple[bool,
     core.set_flags(flags.read_text())
     resolve = {bool: core.resolve_boolean_value, int: core.resolve_integer_value, float: core.resolve_float_value,
                str: core.resolve_string_value}.get(type(value), core.resolve_object_value)
-    default = {bool: (not value) if isinstance(value, bool) else None, int: -1, float: -1.0, str: ""}.get(type(value), {})
+    default = {bool: (not value) if isinstance(value, bool) else None, int: -1, float: -1.0,
+               str: ""}.get(type(value), {})
     given = 0
     for n in range(users):
         user = f"user-{n}"

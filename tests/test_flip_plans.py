@@ -6,8 +6,6 @@ shipped video playbook: low-bitrate (300 kbps, restored to 1500) and the staged 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -160,18 +158,10 @@ def test_a_degrade_step_and_an_option_are_planned_by_the_step(world):
 
 
 @pytest.fixture
-def rb(tmp_path, fixture_env):
-    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana"}
-    env.pop("RUNBOOK_PROMETHEUS_URL", None)
-
-    def run(*args, expect=0):
-        proc = subprocess.run([sys.executable, "-m", "runbook", "--catalog", str(PLAYBOOKS), *args], cwd=tmp_path,
-                              env=env, capture_output=True, text=True, check=False)
-        assert proc.returncode == expect, proc.stdout + proc.stderr
-        assert "Traceback" not in proc.stderr
-        return proc.stdout
-    return run
+def rb(rb, tmp_path):
+    rb.env.pop("RUNBOOK_PROMETHEUS_URL", None)
+    rb.cwd, rb.catalogs = tmp_path, [PLAYBOOKS]
+    return rb
 
 
 def test_the_cli_states_what_it_writes_and_dry_run_writes_nothing(rb, tmp_path):
@@ -264,7 +254,8 @@ def test_resolve_dry_run_prints_the_restores_and_changes_nothing(rb, tmp_path):
     iid = rb("incident", "open", "video-call-degraded").strip()
     rb("incident", "degrade", iid, "low-bitrate")
     out = rb("incident", "resolve", iid, "--dry-run")
-    assert out.splitlines() == [f"would restore low-bitrate of {iid}:", "  rtc.video.max-bitrate-kbps → 1500 (restored)"]
+    assert out.splitlines() == [f"would restore low-bitrate of {iid}:",
+                                "  rtc.video.max-bitrate-kbps → 1500 (restored)"]
     assert json.loads(rb("incident", "resolve", iid, "--dry-run", "--json"))["restores"] == [
         {"degradation": "low-bitrate", "lines": ["rtc.video.max-bitrate-kbps → 1500 (restored)"]}]
     assert json.loads(rb("incident", "show", iid, "--json"))["status"] == "open"

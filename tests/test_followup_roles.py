@@ -182,7 +182,8 @@ def test_holders_fill_templates(engine):
 
 def test_a_step_waits_for_a_step_in_another_track(engine):
     iid = opened(engine)
-    with pytest.raises(CommandError, match="step 'post-status' waits for step 'declare' \\(track main\\) to be done first"):
+    with pytest.raises(CommandError,
+                       match=r"step 'post-status' waits for step 'declare' \(track main\) to be done first"):
         engine.complete(iid, "liz", "post-status")
     engine.skip(iid, "liz", "post-status", "posted by support")  # skipping is not completing: allowed
     other = opened(engine)
@@ -194,47 +195,26 @@ def test_a_step_waits_for_a_step_in_another_track(engine):
 
 # CLI --------------------------------------------------------------------------------------------
 
-def run(tmp_path, *args, ok=True):
-    import os
-    import subprocess
-    import sys
-
-    import runbook
-
-    source = str(Path(runbook.__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": source, "RUNBOOK_PLUGINS_DIR": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "runbook", "--catalog", str(CATALOG), "--db",
-                           str(tmp_path / "cli.db"), *args], env=env, capture_output=True, text=True)
-    assert "Traceback" not in proc.stderr
-    if ok:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    proc.output = proc.stdout + proc.stderr
-    proc.exit_code = proc.returncode
-    return proc
-
-
-def test_cli_assign_approve_override_wait_for_and_followup(tmp_path):
-    iid = run(tmp_path, "incident", "open", "calls-followup", "--as", "ana").output.strip()
-    out = run(tmp_path, "incident", "assign", iid, "commander", "bo", "--as", "ana").output
-    assert "commander assigned to bo" in out
-    waiting = run(tmp_path, "incident", "step", iid, "post-status", "--done", "--as", "liz", ok=False)
-    assert waiting.exit_code == 5
-    assert "waits for step 'declare' (track main)" in waiting.output
-    shown = run(tmp_path, "incident", "show", iid).output
+def test_cli_assign_approve_override_wait_for_and_followup(rb, tmp_path):
+    rb.catalogs, rb.env["RUNBOOK_PLUGINS_DIR"] = [CATALOG], str(tmp_path)
+    iid = rb("incident", "open", "calls-followup", "--as", "ana").strip()
+    assert "commander assigned to bo" in rb("incident", "assign", iid, "commander", "bo", "--as", "ana")
+    waiting = rb("incident", "step", iid, "post-status", "--done", "--as", "liz", expect=5)
+    assert "waits for step 'declare' (track main)" in waiting
+    shown = rb("incident", "show", iid)
     assert "commander: bo" in shown and "waiting for declare" in shown
-    run(tmp_path, "incident", "step", iid, "declare", "--done", "--as", "ana")
-    refused = run(tmp_path, "incident", "approve", iid, "fallback", "--as", "ana", ok=False)
-    assert refused.exit_code == 5 and "held by bo, not ana" in refused.output
-    assert len(refused.output.strip().splitlines()) == 1
-    run(tmp_path, "incident", "approve", iid, "fallback", "--as", "ana", "--override", "bo asleep")
-    run(tmp_path, "incident", "resolve", iid, "--as", "ana")
-    shown = run(tmp_path, "incident", "show", iid).output
+    rb("incident", "step", iid, "declare", "--done", "--as", "ana")
+    refused = rb.run("incident", "approve", iid, "fallback", "--as", "ana", expect=5)
+    assert "held by bo, not ana" in refused.stderr
+    assert len((refused.stdout + refused.stderr).strip().splitlines()) == 1
+    rb("incident", "approve", iid, "fallback", "--as", "ana", "--override", "bo asleep")
+    rb("incident", "resolve", iid, "--as", "ana")
+    shown = rb("incident", "show", iid)
     assert "follow-up" in shown.lower() and "postmortem" in shown
-    listed = run(tmp_path, "incident", "list").output
+    listed = rb("incident", "list")
     assert iid in listed and "follow-up" in listed
-    run(tmp_path, "incident", "close", iid, "--as", "ana", "--reason", "done elsewhere")
-    assert iid not in run(tmp_path, "incident", "list").output
-    listed = run(tmp_path, "incident", "list", "--all").output
+    rb("incident", "close", iid, "--as", "ana", "--reason", "done elsewhere")
+    assert iid not in rb("incident", "list")
+    listed = rb("incident", "list", "--all")
     assert iid in listed and "closed" in listed
-    data = json.loads(run(tmp_path, "incident", "show", iid, "--json").output)
-    assert data["status"] == "closed"
+    assert json.loads(rb("incident", "show", iid, "--json"))["status"] == "closed"

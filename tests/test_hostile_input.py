@@ -6,8 +6,8 @@ import tracemalloc
 
 import pytest
 
-from runbook.catalog.loader import load_file
 from runbook.catalog import yamlsource
+from runbook.catalog.loader import load_file
 
 
 def load(tmp_path, content, name="doc.yaml"):
@@ -86,7 +86,7 @@ def test_non_utf8_byte_is_located(tmp_path):
 
 
 def test_utf8_byte_order_mark_is_accepted(tmp_path):
-    docs, problems = load(tmp_path, "\ufeffapiVersion: runbook/v1\nkind: Nope\n")
+    _docs, problems = load(tmp_path, "\ufeffapiVersion: runbook/v1\nkind: Nope\n")
     assert [p.message for p in problems] == [
         "the text 'Nope' is not a document kind, expected one of: Playbook, SeverityPolicy, "
         "EscalationPolicy, Roster, Drill, Procedure"]
@@ -120,7 +120,8 @@ def test_unreadable_path_is_a_problem_not_an_exception(tmp_path):
     assert problem.message.startswith("cannot read file")
 
 
-@pytest.mark.parametrize("bom, name", [(b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"), (b"\xff\xfe\x00\x00", "UTF-32")])
+@pytest.mark.parametrize("bom, name", [(b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"),
+                                       (b"\xff\xfe\x00\x00", "UTF-32")])
 def test_wide_encodings_are_named(tmp_path, bom, name):
     codec = {"UTF-16": "utf-16-le" if bom == b"\xff\xfe" else "utf-16-be", "UTF-32": "utf-32-le"}[name]
     problem = only_problem(load(tmp_path, bom + "apiVersion: runbook/v1\n".encode(codec)))

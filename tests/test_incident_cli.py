@@ -3,24 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-
-import pytest
-
-
-@pytest.fixture
-def rb(fixture_catalog, fixture_env, tmp_path):
-    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana"}
-
-    def run(*args, expect=0, stream="stdout"):
-        proc = subprocess.run([sys.executable, "-m", "runbook", *args], cwd=fixture_catalog, env=env,
-                              capture_output=True, text=True)
-        assert proc.returncode == expect, proc.stdout + proc.stderr
-        assert "Traceback" not in proc.stderr
-        return getattr(proc, stream)
-    return run
 
 
 def test_open_to_resolved_with_the_cli_alone(rb, tmp_path):
@@ -33,7 +15,8 @@ def test_open_to_resolved_with_the_cli_alone(rb, tmp_path):
     assert "where: chose 'Several regions or global' → cap-bitrate" in out
     out = rb("incident", "step", iid, "--done", "--as", "ben")
     assert "flag rtc.video.max-bitrate-kbps" in out
-    assert json.loads((tmp_path / "flags.json").read_text())["flags"]["rtc.video.max-bitrate-kbps"]["defaultVariant"] == "300"
+    flags = json.loads((tmp_path / "flags.json").read_text())["flags"]
+    assert flags["rtc.video.max-bitrate-kbps"]["defaultVariant"] == "300"
     rb("incident", "step", iid, "--done")  # verify-bitrate: mitigates
     rb("incident", "note", iid, "bitrate cap holds; SFU eu-west recovering", "--as", "ben")
     rb("incident", "step", iid, "open-channel", "--skip", "channel already open")

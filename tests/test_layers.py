@@ -1,8 +1,9 @@
-"""Layering rules from DESIGN.md that keep the core usable without the TUI."""
+"""Layering rules from DESIGN.md that keep the core usable without the TUI. The import contracts
+(which module may import which, imports inside functions included) are import-linter's, in
+pyproject.toml, run by tests/test_lint.py; this checks what importing the core really loads."""
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -32,26 +33,3 @@ def test_core_imports_without_textual_or_rich():
             "print([m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-
-
-def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module.split(".")[0])
-    return names
-
-
-def test_only_store_speaks_sql():
-    speakers = sorted(str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
-                      if imported_modules(p) & {"sqlite3", "sqlite_utils", "psycopg"})
-    assert speakers == ["store/postgres.py", "store/sqlite.py"]
-
-
-def test_catalog_engine_store_and_drills_never_import_textual():
-    # also imports inside functions, which the import-time test above cannot see
-    offenders = [str(path.relative_to(SRC)) for path in core_files() if "textual" in imported_modules(path)]
-    assert offenders == []

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runbook.catalog.loader import load, load_document, load_file
-from runbook.errors import DocumentError, RunbookError
 from runbook.catalog.problems import Problem
 from runbook.catalog.yamlsource import SourceError, parse
+from runbook.errors import DocumentError, RunbookError
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -26,7 +26,7 @@ def test_any_bytes_load_to_problems_only(tmp_path, data):
         load([str(path)])
     except RunbookError as exc:
         assert isinstance(exc, DocumentError) and exc.problems
-    documents, problems = load_file(str(path))
+    _documents, problems = load_file(str(path))
     assert all(isinstance(p, Problem) for p in problems)
     for problem in problems:
         assert problem.line >= 1 and problem.column >= 1

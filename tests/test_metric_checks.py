@@ -6,16 +6,30 @@ from __future__ import annotations
 
 import json
 import socket
+from datetime import UTC
 from pathlib import Path
 
 import pytest
-
 from prometheus_helpers import FakePrometheus, query_error, scalar, vector
+
 from runbook.catalog import kinds, load
 from runbook.engine import Engine, VirtualClock
-from runbook.metric_checks import (BROKEN, EXPECT_PATTERN, HOLDS, NOT_YET, CheckBroken, Condition, ExpectError,
-                                   MetricCheck, NoPrometheus, PrometheusSource, Series, evaluate, parse_expect,
-                                   source_for)
+from runbook.metric_checks import (
+    BROKEN,
+    EXPECT_PATTERN,
+    HOLDS,
+    NOT_YET,
+    CheckBroken,
+    Condition,
+    ExpectError,
+    MetricCheck,
+    NoPrometheus,
+    PrometheusSource,
+    Series,
+    evaluate,
+    parse_expect,
+    source_for,
+)
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
 from runbook.store import Store
@@ -164,9 +178,9 @@ def test_texts_from_prometheus_are_one_line_and_inert(prometheus):
 
 
 def test_the_query_the_time_and_the_token_are_sent(prometheus, monkeypatch):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    at = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     evaluate(MetricCheck(LOSS, "< 1"), PrometheusSource(prometheus.url, token="t0ken"), at=at)
     monkeypatch.setenv("RUNBOOK_PROMETHEUS_TOKEN", "from-env")
     evaluate(MetricCheck(LOSS, "< 1"), source_for(prometheus.url))
@@ -363,7 +377,7 @@ def test_show_outlines_the_check(fixture_env):
 
 
 def test_a_simulation_never_queries_prometheus(world):
-    from runbook.drills.simulate import SimulatedPlugins
+    from runbook.drills.simulated import SimulatedPlugins
 
     reading = SimulatedPlugins().read_metrics(MetricCheck("up", "== 1"))
     assert reading.outcome == HOLDS

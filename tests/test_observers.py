@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,8 +22,9 @@ MISBEHAVING = PLUGINS / "misbehaving"
 
 
 def event(seq: int, kind: str = "note_added", **data) -> Event:
-    data = data or {"note_added": {"text": "a note"}, "opened": {"playbook": "p", "title": "P", "severity": "SEV2"}}[kind]
-    return Event(seq, datetime(2026, 11, 30, tzinfo=timezone.utc), "ana", decode(kind, data), data)
+    data = data or {"note_added": {"text": "a note"},
+                    "opened": {"playbook": "p", "title": "P", "severity": "SEV2"}}[kind]
+    return Event(seq, datetime(2026, 11, 30, tzinfo=UTC), "ana", decode(kind, data), data)
 
 
 def host(tmp_path, plugins_dir) -> PluginHost:

@@ -246,14 +246,14 @@ def test_a_page_or_update_a_crash_left_unsent_is_sent_by_a_tick_or_at_once_by_re
     iid = engine.open("calls-down", "ana").id
     now = world.clock.now()
     # the intent recorded, then the process died before calling the plugins
-    engine._command(iid, "runbook", lambda s: [Escalated(1, 0, iso(now), "timer", [{"id": "ana", "name": "Ana",
+    engine.command(iid, "runbook", lambda s: [Escalated(1, 0, iso(now), "timer", [{"id": "ana", "name": "Ana",
                                                                                     "via": "rotation primary"}])])
     assert engine.tick(iid) == [] and pagerduty.events == []  # another process may still be sending it
     world.clock.advance(seconds=60)
     assert lines(engine.tick(iid), "notified") == ["level 1 notified via pagerduty, terminal"]
     assert sent(pagerduty) == [("trigger", f"runbook-{iid}-L1", KEY)]
 
-    engine._command(iid, "ana", lambda s: [Acknowledged()])  # acknowledged; died before telling the pager
+    engine.command(iid, "ana", lambda s: [Acknowledged()])  # acknowledged; died before telling the pager
     restarted = world.engine()
     assert [e.type for e in restarted.reconcile(iid, force=True)] == ["pager_updated"]  # resume: at once
     assert sent(pagerduty, "acknowledge") == [("acknowledge", f"runbook-{iid}-L1", KEY)]
@@ -284,7 +284,7 @@ def test_escalation_by_the_pager_pages_level_one_only(world, pagerduty):
     assert engine.tick(iid) == []
     assert sent(pagerduty) == [("trigger", f"runbook-{iid}-L1", KEY)]
     assert timers.next_escalation(engine.state(iid)) is None
-    with pytest.raises(CommandError, match="escalation of .* is by the pager"):
+    with pytest.raises(CommandError, match=r"escalation of .* is by the pager"):
         engine.escalate_now(iid, "ana")
     assert engine.state(iid).events[0].record.describe().endswith("escalation is by the pager")
     # recorded at open: a command run later with other settings does not change the incident's mode

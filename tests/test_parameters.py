@@ -5,9 +5,7 @@ Driven through the headless CLI and the TUI on tests/params_catalog/drain-next-s
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,18 +22,9 @@ HOSTILE = "web 1'; touch pwned $(touch pwned2)"
 
 
 @pytest.fixture
-def rb(fixture_catalog, fixture_env, tmp_path):
-    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana"}
-    catalogs = ["--catalog", str(fixture_catalog / "playbooks"), "--catalog", str(PARAMS_CATALOG)]
-
-    def run(*args, expect=0):
-        proc = subprocess.run([sys.executable, "-m", "runbook", *catalogs, *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True)
-        assert proc.returncode == expect, proc.stdout + proc.stderr
-        assert "Traceback" not in proc.stderr
-        return proc.stdout if expect == 0 else proc.stderr
-    return run
+def rb(rb, fixture_catalog, tmp_path):
+    rb.cwd, rb.catalogs = tmp_path, [fixture_catalog / "playbooks", PARAMS_CATALOG]
+    return rb
 
 
 def test_the_test_playbook_validates(rb):
@@ -53,7 +42,7 @@ def test_labels_params_and_defaults_fill_the_incident_and_every_command(rb, tmp_
     assert f"step-1: Look at {HOSTILE} in eu-west-1 (incident {iid}, SEV2)" in shown
     rb("incident", "step", iid, "--done")
     out = rb("incident", "step", iid, "--run", "--json")
-    finished = [e for e in json.loads(out) if e["type"] == "action_finished"][0]["data"]
+    finished = next(e for e in json.loads(out) if e["type"] == "action_finished")["data"]
     cwd, region, argv = json.loads(finished["output"])
     assert (cwd, region) == ("/tmp", "eu-west-1")
     assert argv == ["pvc/media-data", "--template={{.metadata.name}}", HOSTILE]  # one argument, never split
@@ -64,14 +53,14 @@ def test_labels_params_and_defaults_fill_the_incident_and_every_command(rb, tmp_
            "'--node=web 1'\"'\"'; touch pwned $(touch pwned2)' eu-west-1" in shown
     rb("incident", "approve", iid, "drain")
     out = json.loads(rb("incident", "step", iid, "--run", "--json"))
-    started = [e for e in out if e["type"] == "action_started"][0]["data"]
+    started = next(e for e in out if e["type"] == "action_started")["data"]
     assert started["argv"][-2:] == [f"--node={HOSTILE}", "eu-west-1"]
     # "drain the next server": set host and go round again
     assert "parameters: host=web-2 (param)" in rb("incident", "param", iid, "host=web-2")
     rb("incident", "choose", iid, "Yes")
     rb("incident", "approve", iid, "drain")
     out = json.loads(rb("incident", "step", iid, "--run", "--json"))
-    assert [e for e in out if e["type"] == "action_started"][0]["data"]["argv"][-2:] == ["--node=web-2", "eu-west-1"]
+    assert next(e for e in out if e["type"] == "action_started")["data"]["argv"][-2:] == ["--node=web-2", "eu-west-1"]
     export = rb("incident", "export", iid)
     assert "- Parameter host: web-2 (param)" in export and "- Parameter region: eu-west-1 (label)" in export
 
@@ -118,7 +107,7 @@ def test_an_old_playbook_opens_and_runs_as_before(rb):
 
 # the TUI ------------------------------------------------------------------------------------
 
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture

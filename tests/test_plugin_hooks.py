@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -269,7 +269,7 @@ def test_hook_notify_terminal_bell_rings_only_on_a_terminal(tmp_path, monkeypatc
 
 def test_hook_event_appended_reaches_every_observer_and_failures_are_data(tmp_path):
     data = {"playbook": "p", "title": "P", "severity": "SEV2"}
-    opened = Event(1, datetime(2026, 11, 30, tzinfo=timezone.utc), "ana", decode("opened", data), data)
+    opened = Event(1, datetime(2026, 11, 30, tzinfo=UTC), "ana", decode("opened", data), data)
     h = host(tmp_path, OBSERVERS)
     h.observe("INC-1", opened)
     assert h.drain(grace=30) == []

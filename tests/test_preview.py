@@ -6,8 +6,6 @@ renderer of catalog/templates.py)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -49,16 +47,9 @@ def test_an_incident_title_has_its_values_and_a_placeholder_for_one_not_known(ca
 
 
 @pytest.fixture
-def rb(fixture_env, tmp_path):
-    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana", "RUNBOOK_CATALOG": str(CATALOG)}
-
-    def run(*args):
-        proc = subprocess.run([sys.executable, "-m", "runbook", *args], check=False, cwd=tmp_path, env=env,
-                              capture_output=True, text=True)
-        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
-        return proc.stdout
-    return run
+def rb(rb, tmp_path):
+    rb.env["RUNBOOK_CATALOG"], rb.cwd = str(CATALOG), tmp_path
+    return rb
 
 
 def test_show_list_match_and_incident_list_print_what_will_run(rb):

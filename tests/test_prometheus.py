@@ -5,12 +5,12 @@ on a virtual clock that starts now. Holds, not yet, and the three ways a check b
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from prometheus_helpers import RealPrometheus
+
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
 from runbook.metric_checks import MetricCheck, PrometheusSource, evaluate
@@ -63,7 +63,7 @@ def world(tmp_path, prometheus):
     catalog = load([str(catalog_dir)])
     assert not catalog.errors, catalog.errors
     store = Store(str(tmp_path / "db.sqlite"))
-    clock = VirtualClock(datetime.fromtimestamp(prometheus.now, timezone.utc))
+    clock = VirtualClock(datetime.fromtimestamp(prometheus.now, UTC))
 
     def poll(selector, url=prometheus.url):
         host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None, prometheus_url=url),
@@ -114,7 +114,7 @@ def test_a_stopped_prometheus_is_unreachable(tmp_path, world):
 
 
 def test_the_evaluator_reads_a_scalar_from_the_real_server(prometheus):
-    at = datetime.fromtimestamp(prometheus.now, timezone.utc)
+    at = datetime.fromtimestamp(prometheus.now, UTC)
     reading = evaluate(MetricCheck('scalar(rtc_loss_ratio{region="us-east-1"})', "<= 0.01"),
                        PrometheusSource(prometheus.url), at=at)
     assert reading[:3] == ("holds", 0.01, "0.01 (expect <= 0.01)")

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -183,17 +182,9 @@ def test_severity_defaults_fill_targets_and_a_quiet_playbook_needs_no_escalation
 
 
 @pytest.fixture
-def rb(catalog_dir, fixture_env, tmp_path):
-    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana", "RUNBOOK_CATALOG": str(catalog_dir)}
-
-    def run(*args, expect=0):
-        proc = subprocess.run([sys.executable, "-m", "runbook", *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True)
-        assert proc.returncode == expect, proc.stdout + proc.stderr
-        assert "Traceback" not in proc.stderr
-        return proc.stdout
-    return run
+def rb(rb, catalog_dir, tmp_path):
+    rb.env["RUNBOOK_CATALOG"], rb.cwd = str(catalog_dir), tmp_path
+    return rb
 
 
 def test_include_and_handoff_with_the_cli_alone(rb):
@@ -227,7 +218,7 @@ def test_include_and_handoff_with_the_cli_alone(rb):
 
 def test_the_tui_offers_to_open_the_incident_a_handoff_opened(catalog_dir, tmp_path):
     import asyncio
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from runbook.plugins import PluginHost
     from runbook.settings import Settings
@@ -237,7 +228,7 @@ def test_the_tui_offers_to_open_the_incident_a_handoff_opened(catalog_dir, tmp_p
 
     store = Store(str(tmp_path / "db.sqlite"))
     host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
-    engine = Engine(store, VirtualClock(datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)), host,
+    engine = Engine(store, VirtualClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC)), host,
                     load([str(catalog_dir)]))
     iid = engine.open("calls-dropping", "ana", incident="INC-HAND01").id
     for _ in range(2):

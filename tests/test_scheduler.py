@@ -3,7 +3,7 @@ missed run after downtime and only within the window, concurrency forbid, and tw
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -45,7 +45,7 @@ def world(tmp_path, cron="0 10 * * *"):
     (tmp_path / "tiny.yaml").write_text(PLAYBOOK)
     (tmp_path / "drills.yaml").write_text(DRILLS.format(cron=cron))
     catalog = load([str(tmp_path)])
-    clock = VirtualClock(datetime(2026, 3, 23, 8, 0, tzinfo=timezone.utc))
+    clock = VirtualClock(datetime(2026, 3, 23, 8, 0, tzinfo=UTC))
 
     def engine():
         host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
@@ -60,16 +60,16 @@ def fired(decisions, drill="daily-human"):
 def test_weekly_time_stays_local_across_daylight_saving(tmp_path):
     catalog, _, _ = world(tmp_path, cron="0 14 * * WED")
     drill = catalog.models("Drill")["daily-human"]
-    before = latest_occurrence(drill, None, datetime(2026, 3, 25, 13, 30, tzinfo=timezone.utc))
-    after = latest_occurrence(drill, None, datetime(2026, 4, 1, 12, 30, tzinfo=timezone.utc))
-    assert (before.astimezone(timezone.utc).hour, after.astimezone(timezone.utc).hour) == (13, 12)
+    before = latest_occurrence(drill, None, datetime(2026, 3, 25, 13, 30, tzinfo=UTC))
+    after = latest_occurrence(drill, None, datetime(2026, 4, 1, 12, 30, tzinfo=UTC))
+    assert (before.astimezone(UTC).hour, after.astimezone(UTC).hour) == (13, 12)
     assert before.astimezone(BERLIN).hour == after.astimezone(BERLIN).hour == 14
 
 
 def test_a_time_that_does_not_exist_on_the_dst_night_fires_once(tmp_path):
     catalog, clock, engine = world(tmp_path, cron="30 2 * * *")
     e = engine()
-    clock.set(datetime(2026, 3, 29, 1, 5, tzinfo=timezone.utc))  # 03:05 CEST, just after the jump
+    clock.set(datetime(2026, 3, 29, 1, 5, tzinfo=UTC))  # 03:05 CEST, just after the jump
     assert fired(run_once(e, catalog)) == [("fire", "03-29 03:00")]
     clock.advance(minutes=20)
     assert fired(run_once(e, catalog)) == []
@@ -78,14 +78,14 @@ def test_a_time_that_does_not_exist_on_the_dst_night_fires_once(tmp_path):
 def test_after_downtime_only_the_latest_missed_run_fires_within_its_window(tmp_path):
     catalog, clock, engine = world(tmp_path)
     e = engine()
-    clock.set(datetime(2026, 3, 23, 9, 5, tzinfo=timezone.utc))  # Monday 10:05 Berlin
+    clock.set(datetime(2026, 3, 23, 9, 5, tzinfo=UTC))  # Monday 10:05 Berlin
     assert fired(run_once(e, catalog)) == [("fire", "03-23 10:00")]
     e.resolve(e.list(open_only=True)[0]["id"], "ana")
-    clock.set(datetime(2026, 3, 26, 9, 20, tzinfo=timezone.utc))  # down three days; Thursday 10:20 CET
+    clock.set(datetime(2026, 3, 26, 9, 20, tzinfo=UTC))  # down three days; Thursday 10:20 CET
     assert fired(run_once(e, catalog)) == [("fire", "03-26 10:00")]
     for row in e.list(open_only=True):
         e.resolve(row["id"], "ana")
-    clock.set(datetime(2026, 3, 27, 9, 45, tzinfo=timezone.utc))  # Friday 10:45: outside the 30m window
+    clock.set(datetime(2026, 3, 27, 9, 45, tzinfo=UTC))  # Friday 10:45: outside the 30m window
     assert fired(run_once(e, catalog)) == [("skip-late", "03-27 10:00")]
     assert fired(run_once(e, catalog)) == []
 
@@ -93,18 +93,18 @@ def test_after_downtime_only_the_latest_missed_run_fires_within_its_window(tmp_p
 def test_concurrency_forbid_skips_while_the_last_run_is_open(tmp_path):
     catalog, clock, engine = world(tmp_path)
     e = engine()
-    clock.set(datetime(2026, 3, 23, 9, 1, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 3, 23, 9, 1, tzinfo=UTC))
     assert fired(run_once(e, catalog)) == [("fire", "03-23 10:00")]
     incident = e.list(open_only=True)[0]
     assert incident["drill"] == 1 and e.state(incident["id"]).escalation.count == 1  # paged: announced
-    clock.set(datetime(2026, 3, 24, 9, 1, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 3, 24, 9, 1, tzinfo=UTC))
     assert fired(run_once(e, catalog)) == [("skip-running", "03-24 10:00")]
 
 
 def test_two_schedulers_racing_fire_a_run_once(tmp_path):
     catalog, clock, engine = world(tmp_path)
     first, second = engine(), engine()
-    clock.set(datetime(2026, 3, 23, 9, 1, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 3, 23, 9, 1, tzinfo=UTC))
     results = fired(run_once(first, catalog)) + fired(run_once(second, catalog))
     assert results == [("fire", "03-23 10:00")]
     assert len(first.list(open_only=True)) == 1
@@ -113,7 +113,7 @@ def test_two_schedulers_racing_fire_a_run_once(tmp_path):
 def test_automated_drills_simulate_and_store_a_summary(tmp_path):
     catalog, clock, engine = world(tmp_path)
     e = engine()
-    clock.set(datetime(2026, 3, 23, 2, 10, tzinfo=timezone.utc))  # 03:10 Berlin
+    clock.set(datetime(2026, 3, 23, 2, 10, tzinfo=UTC))  # 03:10 Berlin
     decisions = [d for d in run_once(e, catalog) if d.drill == "nightly-sim"]
     assert [d.action for d in decisions] == ["fire"] and decisions[0].detail.startswith("simulated 200 runs")
     assert e.store.simulations("nightly-sim")[0]["summary"]["answered_by"] == {"L1": 1.0}
@@ -125,7 +125,7 @@ def test_every_occurrence_of_the_repeated_hour_fires_when_clocks_go_back(tmp_pat
     seen = []
     # Berlin goes from CEST to CET at 03:00 on 2026-10-25: 02:00 and 02:30 happen twice
     for minutes in range(0, 150, 30):
-        clock.set(datetime(2026, 10, 24, 23, 1, tzinfo=timezone.utc).replace(minute=1) + timedelta(minutes=minutes))
+        clock.set(datetime(2026, 10, 24, 23, 1, tzinfo=UTC).replace(minute=1) + timedelta(minutes=minutes))
         seen += [(d.action, d.scheduled.isoformat()) for d in run_once(e, catalog) if d.drill == "daily-human"]
         for row in e.list(open_only=True):
             e.resolve(row["id"], "ana")
@@ -149,7 +149,7 @@ schedule: {cron: "0 10 * * *", timezone: Europe/Berlin}
     catalog = load_catalog([str(tmp_path)])  # lint reports the bad symptom; the scheduler still sees the drill
     e = engine()
     e.catalog = catalog
-    clock.set(datetime(2026, 3, 23, 9, 1, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 3, 23, 9, 1, tzinfo=UTC))
     decisions = {d.drill: d for d in run_once(e, catalog)}
     assert decisions["bad"].action == "failed"
     assert "cannot open an incident on drill 'bad'" in decisions["bad"].detail

@@ -159,18 +159,8 @@ def test_each_poll_of_the_backlog_wait_records_the_backlog_it_saw(repo_root, tmp
     store.close()
 
 
-def test_validate_and_show_through_the_cli(repo_root, fixture_env, tmp_path):
-    import subprocess
-    import sys
-
-    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_USER": "ana"}
-
-    def rb(*args):
-        proc = subprocess.run([sys.executable, "-m", "runbook", *args], check=False, cwd=repo_root, env=env,
-                              capture_output=True, text=True)
-        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
-        return proc.stdout
-
+def test_validate_and_show_through_the_cli(repo_root, rb):
+    rb.cwd = repo_root  # the shipped catalog
     assert rb("validate", "--strict").startswith("valid: 0 errors, 0 warnings")
     shown = rb("show", "video-call-degraded")
     assert "Track followup: After the incident (role commander)" in shown

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from runbook.tui.app import build_app
 from runbook.tui.dialogs.confirm import ConfirmDialog
 
 HERE = Path(__file__).parent
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 PLAYBOOK = """\
 apiVersion: runbook/v1

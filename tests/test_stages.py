@@ -73,7 +73,7 @@ def test_degrade_starts_the_first_stage_as_a_fractional_share_of_users(world):
     assert video["defaultVariant"] == "on"  # everyone else keeps video
     assert video["targeting"] == {"fractional": [{"var": "userId"}, ["off", 10], ["on", 90]]}
     assert "degradation audio-only at stage 1 of 3: 10% of users" in [e.record.describe() for e in state.events]
-    with pytest.raises(CommandError, match="already applied, at stage 1 of 3 .10%.; steer it with"):
+    with pytest.raises(CommandError, match=r"already applied, at stage 1 of 3 .10%.; steer it with"):
         engine.degrade(incident, "bo", "audio-only")
 
 
@@ -274,7 +274,7 @@ def drill_catalog(tmp_path, **extra):
 
 
 def test_a_real_incident_on_the_same_service_stops_a_drill_and_restores_what_it_applied(world, tmp_path):
-    engine, incident, flags = world
+    engine, _incident, flags = world
     engine.catalog = drill_catalog(tmp_path)
     drill = engine.open("video-call-degraded", "lea", rehearse="video-gameday").id
     engine.degrade(drill, "lea", "low-bitrate")  # to the sandbox flag file

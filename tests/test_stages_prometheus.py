@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from prometheus_helpers import RealPrometheus
+
 from runbook import flagd
 from runbook.catalog.loader import load_catalog
 from runbook.engine import Engine, VirtualClock
@@ -51,7 +51,7 @@ def world(tmp_path):
         data["flags"][name].pop("metadata")
     flagd.write_atomic(str(flags), data)
     host = PluginHost(Settings(flags_file=str(flags), plugins_dir=None, prometheus_url=server.url), entry_points=False)
-    clock = VirtualClock(datetime.fromtimestamp(start + 10 * 60, timezone.utc))  # 5m of rate history behind it
+    clock = VirtualClock(datetime.fromtimestamp(start + 10 * 60, UTC))  # 5m of rate history behind it
     engine = Engine(Store(str(tmp_path / "db.sqlite"), key=None), clock, host, load_catalog([str(ROOT / "playbooks")]))
     yield engine, flags, turn
     engine.store.close()

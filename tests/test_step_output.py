@@ -4,12 +4,10 @@ Markdown export, escaped, the tail only."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-
-from pathlib import Path
 
 HERE = Path(__file__).parent
 
@@ -35,20 +33,12 @@ steps:
 
 
 @pytest.fixture
-def rb(tmp_path, fixture_env):
+def rb(rb, tmp_path):
     (tmp_path / "playbooks").mkdir()
     (tmp_path / "playbooks" / "policies.yaml").write_text((HERE / "engine_catalog" / "policies.yaml").read_text())
     (tmp_path / "playbooks" / "outputs.yaml").write_text(PLAYBOOK.replace("PYTHON", sys.executable))
-    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana"}
-
-    def run(*args, expect=0):
-        proc = subprocess.run([sys.executable, "-m", "runbook", *args], cwd=tmp_path, env=env, capture_output=True,
-                              text=True)
-        assert proc.returncode == expect, proc.stdout + proc.stderr
-        assert "Traceback" not in proc.stderr
-        return proc.stdout
-    return run
+    rb.cwd = tmp_path
+    return rb
 
 
 def test_output_and_exit_code_are_shown_escaped_in_show_json_and_export(rb):

@@ -4,7 +4,6 @@ team database has: notifications, least privilege, one-line errors without the p
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -161,10 +160,10 @@ def test_notifications_wake_another_connection_and_a_lost_listener_catches_up(pg
     listener = writer.listen(on_change)
     try:
         assert listener.connected.wait(5)
-        started = time.monotonic()
         opened(writer, "INC-N")
-        assert event.wait(1.0), "no notification within a second"
-        assert heard[-1] == ("INC-N", 1) and time.monotonic() - started < 1.0
+        # how soon is benchmarks' business: here, that it comes, and says what changed
+        assert event.wait(30.0), "no notification"
+        assert heard[-1] == ("INC-N", 1)
         event.clear()
         writer.conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                             "WHERE application_name = 'runbook listen'")

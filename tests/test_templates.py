@@ -6,8 +6,16 @@ import shlex
 
 import pytest
 
-from runbook.catalog.templates import (LENIENT, PLAIN, TemplateError, command_line, fields, go_template_misuse,
-                                       render, render_argv)
+from runbook.catalog.templates import (
+    LENIENT,
+    PLAIN,
+    TemplateError,
+    command_line,
+    fields,
+    go_template_misuse,
+    render,
+    render_argv,
+)
 
 
 def test_a_field_is_filled_anywhere_inside_a_text():
@@ -23,7 +31,7 @@ def test_doubled_braces_are_literal_braces():
 
 @pytest.mark.parametrize("text, where", [("rate(x{code=\"500\"})", 6), ("a } b", 2), ("{ name }", 0), ("{", 0)])
 def test_a_stray_brace_is_an_error_naming_the_fix(text, where):
-    with pytest.raises(TemplateError, match="write '(\\{\\{|\\}\\})' for a literal") as caught:
+    with pytest.raises(TemplateError, match=r"write '(\{\{|\}\})' for a literal") as caught:
         render(text, {"name": "x"})
     assert caught.value.offset == where
 

@@ -8,9 +8,10 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from pilot_helpers import press, settle
 
 from runbook.catalog import load
 from runbook.engine import Engine, SystemClock, VirtualClock
@@ -23,9 +24,7 @@ from runbook.tui.dialogs.confirm import ConfirmDialog
 from runbook.tui.screens.home import HomeScreen
 from runbook.tui.screens.incident import IncidentScreen
 
-from pilot_helpers import press, settle
-
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -143,7 +142,7 @@ def _screen_text(app) -> str:
 
 
 def test_errors_are_shown_not_raised(make):
-    app, engine = make()
+    app, _engine = make()
 
     async def scenario():
         async with app.run_test(size=(120, 40)) as pilot:
@@ -156,7 +155,7 @@ def test_errors_are_shown_not_raised(make):
 
 
 def test_event_from_another_process_appears_within_a_second(make, repo_root, fixture_catalog, tmp_path):
-    app, engine = make(clock=SystemClock(), live=True)
+    app, _engine = make(clock=SystemClock(), live=True)
     env = {**os.environ, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
            "RUNBOOK_CATALOG": str(fixture_catalog / "playbooks")}
 
@@ -183,7 +182,7 @@ def test_event_from_another_process_appears_within_a_second(make, repo_root, fix
 
 
 def test_escape_from_the_incident_it_started_on_goes_home_and_back(make):
-    app, engine = make()
+    app, _engine = make()
 
     async def scenario():
         async with app.run_test(size=(120, 40)) as pilot:
@@ -200,7 +199,7 @@ def test_escape_from_the_incident_it_started_on_goes_home_and_back(make):
 def test_the_incident_it_started_on_stops_refreshing_once_home_covers_it(make):
     """The incident the app started on is its first screen, which Textual cannot switch away
     from: home goes over it, and it must then neither tick nor refresh, as if it were gone."""
-    app, engine = make(live=True)
+    app, _engine = make(live=True)
 
     async def scenario():
         async with app.run_test(size=(120, 40)) as pilot:
@@ -288,7 +287,7 @@ def test_snapshot_home_screen(make, snap_compare, size):
 
 def test_no_color_still_shows_state_with_symbols(make, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
-    app, engine = make()
+    app, _engine = make()
 
     async def scenario():
         async with app.run_test(size=(80, 24)) as pilot:
@@ -354,7 +353,7 @@ def test_help_footer_and_palette_show_every_binding_of_every_screen(make):
     from runbook.tui.screens.report import ReportScreen
     from runbook.tui.widgets.keybar import KeyBar
 
-    app, engine = make()
+    app, _engine = make()
     screens = _screens_with_keys()
     assert {cls.__name__ for cls in screens} >= {"IncidentScreen", "HomeScreen", "DebriefScreen", "ReportScreen"}
 
@@ -397,7 +396,7 @@ def test_help_footer_and_palette_show_every_binding_of_every_screen(make):
 
 
 def test_help_lists_b_R_and_r_where_they_apply(make):
-    app, engine = make()
+    app, _engine = make()
 
     async def scenario():
         async with app.run_test(size=(80, 24)) as pilot:

@@ -5,9 +5,10 @@ each at both sizes, on the engine's virtual clock."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from pilot_helpers import flat, press, screen_text, settle
 
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
@@ -25,9 +26,7 @@ from runbook.tui.screens.help import HelpScreen
 from runbook.tui.screens.home import HomeScreen
 from runbook.tui.screens.incident import IncidentScreen
 
-from pilot_helpers import flat, press, screen_text, settle
-
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 SIZES = [(80, 24), (120, 40)]
 sizes = pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
 
@@ -115,7 +114,7 @@ def test_after_resolve_the_clock_stops_and_only_what_remains_is_offered(make, si
 
 @sizes
 def test_every_tracks_current_step_and_the_switch_key_are_on_screen(make, size):
-    app, engine = make()
+    app, _engine = make()
 
     async def scenario():
         async with app.run_test(size=size) as pilot:
@@ -134,7 +133,7 @@ def test_every_tracks_current_step_and_the_switch_key_are_on_screen(make, size):
 
 @sizes
 def test_footer_shows_every_key_that_works_now_and_help_never_wraps_a_description(make, size):
-    app, engine = make()
+    app, _engine = make()
 
     async def scenario():
         async with app.run_test(size=size) as pilot:
@@ -351,7 +350,7 @@ def test_a_mitigation_option_that_flips_flags_lists_them_before_asking(make, siz
 
 
 def test_back_home_typing_goes_to_the_filter_again(make):
-    app, engine = make(open_incident=False)
+    app, _engine = make(open_incident=False)
 
     async def scenario():
         async with app.run_test(size=(80, 24)) as pilot:
@@ -382,7 +381,7 @@ def test_pgdn_scrolls_the_instructions_and_the_line_over_the_timeline_follows_th
     """At 80x24 the first step's instructions overflow: the line says so, PgDn scrolls them
     (not the step list, which has the focus), PgUp back; a step whose instructions fit says
     nothing; a terminal made taller says nothing, made small again says it again."""
-    app, engine = make()
+    app, _engine = make()
 
     async def scenario():
         async with app.run_test(size=(80, 24)) as pilot:
@@ -404,7 +403,8 @@ def test_pgdn_scrolls_the_instructions_and_the_line_over_the_timeline_follows_th
             seen.append((more_line(app), instructions_scroll(app)))
             return seen, steps
     seen, steps = asyncio.run(scenario())
-    (first, (y0, most)), (paged, (y1, _)), (back, (y2, _)), (tall, (_, tall_most)), (again, _), (short, (_, fits)) = seen
+    ((first, (y0, most)), (paged, (y1, _)), (back, (y2, _)), (tall, (_, tall_most)), (again, _),
+     (short, (_, fits))) = seen
     assert most > 0 and y0 == 0 and first == "↓ more below: PgDn"
     assert y1 > 0 and "↑ PgUp back up" in paged and steps == 0  # the instructions moved, the step list did not
     assert y2 == 0 and back == "↓ more below: PgDn"

@@ -4,10 +4,11 @@ took first; Enter resumes an alert's incident or opens one by hand with the aler
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pilot_helpers import flat, press, screen_text, settle
 
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
@@ -20,10 +21,8 @@ from runbook.tui.dialogs.parameters import ParameterForm
 from runbook.tui.screens.home import HomeScreen
 from runbook.tui.screens.incident import IncidentScreen
 
-from pilot_helpers import flat, press, screen_text, settle
-
 HERE = Path(__file__).parent
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 HOSTILE = "db\x1b]0;pwned\x07\u202eevil\x9b31m"
 
 
@@ -133,7 +132,7 @@ def test_an_alert_posted_from_outside_appears_on_reload_and_is_announced_once(wo
 
 
 def test_alerts_older_than_a_day_are_left_out(world):
-    old = Engine(world.engine.store, VirtualClock(datetime(2026, 1, 4, 8, 0, tzinfo=timezone.utc)), None,
+    old = Engine(world.engine.store, VirtualClock(datetime(2026, 1, 4, 8, 0, tzinfo=UTC)), None,
                  world.engine.catalog)
     old.receive_alerts([alert("Yesterday", "f9", starts="2026-01-04T07:59:00Z")])
     world.engine.receive_alerts([alert("Today", "f8")])

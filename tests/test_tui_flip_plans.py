@@ -85,7 +85,8 @@ def test_the_restore_dialog_names_the_restore_values_and_writes_them(make):
     assert question == "Restore “low-bitrate”? This flips flags back."
     assert detail == "rtc.video.max-bitrate-kbps → 1500 (restored)"  # it said "Now: … → 300"
     assert flagd.state(flagd.read(str(flags)), "rtc.video.max-bitrate-kbps").value == 1500
-    [started] = [e for e in engine.state(INCIDENT).events if e.type == "degradation_started" and e.data["op"] == "restore"]
+    [started] = [e for e in engine.state(INCIDENT).events
+                 if e.type == "degradation_started" and e.data["op"] == "restore"]
     assert started.record.said == [detail]  # what was shown is what the log says was done
 
 

@@ -5,10 +5,11 @@ another track, and a resolved incident showing its follow-up phase."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pilot_helpers import flat, press, screen_text, settle
 
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
@@ -20,10 +21,8 @@ from runbook.tui.dialogs.choice import ChoiceDialog
 from runbook.tui.dialogs.prompt import TextPrompt
 from runbook.tui.screens.incident import IncidentScreen
 
-from pilot_helpers import flat, press, screen_text, settle
-
 CATALOG = Path(__file__).parent / "followup_catalog"
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture

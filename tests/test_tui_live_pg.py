@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pilot_helpers import settle
+
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
 from runbook.store import open_store
 from runbook.tui.app import build_app
 
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def shows(app) -> bool:

@@ -7,10 +7,11 @@ import asyncio
 import io
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import yaml
+from pilot_helpers import flat, press, screen_text, settle
 from rich.console import Console
 
 from runbook import flagd
@@ -25,9 +26,7 @@ from runbook.tui.dialogs.prompt import TextPrompt
 from runbook.tui.screens.incident import IncidentScreen
 from runbook.tui.widgets.panels import SidePanel
 
-from pilot_helpers import flat, press, screen_text, settle
-
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -170,7 +169,7 @@ def test_at_the_last_stage_there_is_no_advancing_or_holding(make):
 
 def test_with_no_staged_degradation_applied_it_says_so_and_how_to_start_one(make):
     factory, _ = make
-    app, engine = factory()
+    app, _engine = factory()
 
     async def scenario():
         async with app.run_test(size=(80, 24)) as pilot:

@@ -13,6 +13,7 @@ import time
 import uuid
 
 import pytest
+from helpers.components import missing
 
 
 def tmux(*args, check=True, server: str):
@@ -23,7 +24,8 @@ def tmux(*args, check=True, server: str):
 
 @pytest.fixture
 def terminal(tmp_path, fixture_catalog, fixture_env):
-    assert shutil.which("tmux"), "tmux is required for this test; ./scripts/setup installs it"
+    if not shutil.which("tmux"):
+        missing("tmux", "run ./scripts/test (it installs the Debian package tmux)")
     name = f"runbook-{uuid.uuid4().hex[:8]}"
     socket = os.path.join(tempfile.gettempdir(), f"{name}.tmux")  # short: a socket path has ~100 bytes
     env = {"RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),

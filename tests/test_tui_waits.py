@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pilot_helpers import press, settle
 
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
@@ -17,8 +18,6 @@ from runbook.store import Store
 from runbook.tui.app import build_app
 from runbook.tui.dialogs.choice import ChoiceDialog
 from runbook.tui.dialogs.prompt import TextPrompt
-
-from pilot_helpers import press, settle
 
 HERE = Path(__file__).parent
 

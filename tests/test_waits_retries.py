@@ -13,8 +13,8 @@ import pytest
 from runbook.catalog import load
 from runbook.catalog.models import build_playbook
 from runbook.engine import CommandError, Engine, VirtualClock, timers, waits
-from runbook.engine.events import CheckPolled, decode
 from runbook.engine.engine import ReasonNeeded
+from runbook.engine.events import CheckPolled, decode
 from runbook.pluginapi import ActionResult
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
@@ -168,7 +168,7 @@ def test_a_timed_wait_comes_due_and_the_responder_completes_it(world):
 
 
 def test_a_timed_wait_survives_a_restart_of_the_program(world):
-    engine, iid = to_timed_wait(world)
+    _engine, iid = to_timed_wait(world)
     world.clock.advance(minutes=4)
     restarted = world.engine()
     world.clock.advance(minutes=6)
@@ -234,7 +234,7 @@ def test_a_failed_action_is_retried_after_its_delay_then_goes_to_on_fail(world):
     assert "action_started" in types(second) and engine.state(iid).steps["deploy"].retries == 1
     world.clock.advance(minutes=1)
     third = engine.tick(iid)
-    assert [e.data["attempt"] for e in third if e.type == "step_started"][0] == 3
+    assert next(e.data["attempt"] for e in third if e.type == "step_started") == 3
     final = next(e for e in third if e.type == "step_failed")
     assert final.data.get("retry_in") is None  # the tries are used up: on_fail
     assert engine.state(iid).current["main"] == "page"
@@ -355,22 +355,15 @@ def test_a_poll_recorded_before_waits_said_what_they_saw_reads_as_it_did():
     assert "seen" not in old.to_data() and "captured" not in old.to_data() and "value" not in old.to_data()
 
 
-def test_the_cli_shows_what_each_poll_saw(drain, fixture_env, tmp_path):
-    import subprocess
-
+def test_the_cli_shows_what_each_poll_saw(drain, rb, tmp_path):
     _, allocations, catalog_dir = drain
     allocations.write_text("2")
-    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "cli.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana", "RUNBOOK_CATALOG": str(catalog_dir)}
-
-    def rb(*args, expect=0):
-        proc = subprocess.run([sys.executable, "-m", "runbook", *args], check=False, cwd=tmp_path, env=env,
-                              capture_output=True, text=True)
-        assert proc.returncode == expect and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
-        return proc.stdout
+    rb.env.update(RUNBOOK_DB=str(tmp_path / "cli.sqlite"), RUNBOOK_CATALOG=str(catalog_dir))
+    rb.cwd = tmp_path
 
     iid = rb("incident", "open", "drain-node").strip()
-    assert "poll 1 of drain: allocations=2; exit status 1, not yet" in rb("incident", "step", iid, "--run", expect=4)
+    assert "poll 1 of drain: allocations=2; exit status 1, not yet" in rb("incident", "step", iid, "--run", expect=4,
+                                                                           stream="stdout")
     shown = rb("incident", "show", iid)
     assert "poll 1 of drain: allocations=2; exit status 1, not yet" in shown
     events = json.loads(rb("incident", "show", iid, "--json"))["events"]

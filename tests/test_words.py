@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -106,7 +104,8 @@ def test_the_last_check_before_running_refuses_a_stale_approval_on_every_path(en
     engine.approve(iid, "ana", "grow")
     engine.set_parameter(iid, "bo", "size", "20Gi")
     step = engine.state(iid).playbook.step("grow")
-    with pytest.raises(CommandError, match='approval was for command ".* 10Gi"; it now reads ".* 20Gi" .*: approve again'):
+    with pytest.raises(CommandError,
+                       match=r'approval was for command ".* 10Gi"; it now reads ".* 20Gi" .*: approve again'):
         engine.effects.run(iid, "runbook", step)
     assert "action_started" not in types(engine.state(iid).events)
 
@@ -138,9 +137,9 @@ def test_a_changed_message_waits_for_a_new_approval(engine):
     skip_to(engine, iid, "announce")
     engine.approve(iid, "ana", "announce")
     engine.set_parameter(iid, "bo", "size", "30Gi")
-    with pytest.raises(CommandError, match=r"approval was for message \"… we grow storage to 10Gi \(‹elapsed› in\)\.\"; "
-                                           r"it now reads \"… we grow storage to 30Gi \(‹elapsed› in\)\.\": approve "
-                                           r"again"):
+    with pytest.raises(CommandError,
+                       match=r"approval was for message \"… we grow storage to 10Gi \(‹elapsed› in\)\.\"; "
+                             r"it now reads \"… we grow storage to 30Gi \(‹elapsed› in\)\.\": approve again"):
         engine.complete(iid, "ana", "announce")
     assert engine.state(iid).messages == []  # nothing was posted
 
@@ -170,7 +169,7 @@ def test_a_stale_approval_by_someone_else_still_needs_an_override(engine):
 
 def test_an_approval_from_an_older_log_without_content_behaves_as_before(engine):
     iid = opened(engine)
-    engine._command(iid, "ana", lambda state: [ApprovalGranted("grow", "commander", "")])  # as 0.x wrote it
+    engine.command(iid, "ana", lambda state: [ApprovalGranted("grow", "commander", "")])  # as 0.x wrote it
     stored = next(e for e in engine.state(iid).events if e.type == "approval_granted")
     assert stored.data == {"step": "grow", "role": "commander", "holder": "", "override": ""}
     assert decode("approval_granted", stored.data).content is None
@@ -228,18 +227,9 @@ def test_a_message_with_an_unfilled_value_cannot_be_posted_and_says_how_to_set_i
 # the CLI -------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def rb(fixture_catalog, fixture_env, tmp_path):
-    env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-           "RUNBOOK_USER": "ana"}
-    catalogs = ["--catalog", str(fixture_catalog / "playbooks"), "--catalog", str(WORDS)]
-
-    def run(*args, expect=0):
-        proc = subprocess.run([sys.executable, "-m", "runbook", *catalogs, *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, check=False)
-        assert proc.returncode == expect, proc.stdout + proc.stderr
-        assert "Traceback" not in proc.stderr
-        return proc.stdout if expect == 0 else proc.stderr
-    return run
+def rb(rb, fixture_catalog, tmp_path):
+    rb.cwd, rb.catalogs = tmp_path, [fixture_catalog / "playbooks", WORDS]
+    return rb
 
 
 def test_cli_approver_sees_the_prompt_and_a_changed_parameter_refuses_the_run(rb):

@@ -31,6 +31,12 @@ class DocumentError(RunbookError):
         super().__init__("\n".join([heading, *lines] if heading else lines))
 
 
+class RecordError(RunbookError):
+    """An incident's record is too damaged to load (its snapshot, its events or its opened event gone)."""
+
+    exit_code = 1
+
+
 class NotFoundError(RunbookError):
     """A document, incident or other named thing does not exist."""
 

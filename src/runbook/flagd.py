@@ -153,7 +153,7 @@ def set_share(data: dict, name: str, value, share: int, by: str,
     if share == 100:
         if flag is not None:
             _drop_share(flag)
-        before, current, notes = set_value(data, name, value)
+        _before, current, notes = set_value(data, name, value)
         return previous, current, notes
     if (flag is None or flag.get("defaultVariant") is None) and normal is not None:
         # not in the file yet: its normal value (the playbook's restore:) for the others

@@ -202,7 +202,7 @@ class PrometheusSource:
                 body = response.read(1 << 22)
         except urllib.error.HTTPError as exc:
             raise CheckBroken(self._http_error(exc, json)) from None
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise CheckBroken(f"Prometheus at {self.shown_url} did not answer within {limit:g}s") from None
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, (socket.timeout, TimeoutError)):

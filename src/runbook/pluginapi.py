@@ -9,8 +9,8 @@ by attribute, compared by value; `_replace` makes a changed copy).
 from copy import deepcopy
 from typing import NamedTuple
 
-__all__ = ["ActionRequest", "ActionResult", "EscalationNotice", "FlagChange", "FlagState", "HookFailure",
-           "NotifyResult", "PagerAlert", "PagerUpdate", "Recipient", "hookimpl"]
+__all__ = ["ActionRequest", "ActionResult", "EscalationNotice", "FlagChange", "FlagState", "HookFailure",  # noqa: F822
+           "NotifyResult", "PagerAlert", "PagerUpdate", "Recipient", "hookimpl"]  # hookimpl: module __getattr__
 
 
 def __getattr__(name):

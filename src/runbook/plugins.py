@@ -165,7 +165,7 @@ class PluginHost:
             found: list[tuple[str, str]] = []
             module = self.pm.get_plugin(plugin.name)
             failure = self._invoke(plugin.name, module.register_actions, "register_actions",
-                                   {"register": lambda name, summary="": found.append((name, summary))},
+                                   {"register": lambda name, summary="": found.append((name, summary))},  # noqa: B023 - called now
                                    OBSERVER_TIMEOUT)[1]
             if failure:
                 plugin.error = failure.message
@@ -324,6 +324,7 @@ def unknown_actions(catalog, host: PluginHost) -> list:
             if step.uses and step.uses not in known:
                 listed = ", ".join(sorted(known)) or "none"
                 problems.append(doc.problem(step.path + ("uses",), f"no loaded plugin provides action "
-                                            f"'{step.uses}' (loaded actions: {listed}){did_you_mean(step.uses, known)}; "
-                                            "see `runbook plugins`", severity=WARNING, code="action"))
+                                            f"'{step.uses}' (loaded actions: {listed})"
+                                            f"{did_you_mean(step.uses, known)}; see `runbook plugins`",
+                                            severity=WARNING, code="action"))
     return problems

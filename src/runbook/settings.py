@@ -83,7 +83,7 @@ class Settings(NamedTuple):
         return self.sandbox_file if drill else self.flags_file
 
     @classmethod
-    def from_environment(cls, **overrides) -> "Settings":
+    def from_environment(cls, **overrides) -> Settings:
         values = {
             "flags_file": os.environ.get("RUNBOOK_FLAGS") or DEFAULT_FLAGS_FILE,
             "sandbox_flags_file": os.environ.get("RUNBOOK_SANDBOX_FLAGS") or None,

@@ -9,15 +9,15 @@ from datetime import datetime
 
 from runbook.engine import answers, approvals, stages, texts, timers
 from runbook.engine.completion import completion
-from runbook.engine.safeguards import AUTO
 from runbook.engine.metrics import describe
 from runbook.engine.roles import waiting_for
+from runbook.engine.safeguards import AUTO
 from runbook.engine.state import IncidentState
 from runbook.errors import RunbookError
 from runbook.text import one_line, shown
+
 # the records themselves live apart, free of the engine (view_models.py); screens import them from here
-from runbook.view_models import (CurrentStep, FlagView, IncidentView, LadderRow, LeftStep, Line,  # noqa: F401
-                                 StepRow, TrackView)
+from runbook.view_models import CurrentStep, FlagView, IncidentView, LadderRow, LeftStep, Line, StepRow, TrackView
 
 TIMELINE_ROWS = 200
 OUTPUT_LINES = 40  # of a step's last run, shown under the current step (the panel scrolls)
@@ -97,7 +97,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
             left = None
             if step.timebox and run.started_at:
                 left = step.timebox - (now - run.started_at).total_seconds()
-            fill = lambda text: texts.text(state, text, step, now)  # noqa: E731 - the step's templates
+            fill = lambda text: texts.text(state, text, step, now)  # noqa: E731, B023 - this step's, used at once
             stale = approvals.stale(state, step) if step.approval else ""
             current.append(CurrentStep(
                 track.id, step.id, one_line(fill(step.title)), step.kind, shown(fill(step.instructions or "")),

@@ -105,7 +105,7 @@ def work(args: dict) -> None:
 
 
 def notes(args: dict) -> None:
-    Engine, SystemClock, PluginHost, Settings, open_store = _runbook()
+    Engine, SystemClock, _PluginHost, _Settings, open_store = _runbook()
     from runbook.store import ConflictError
     store = open_store(args["db"])
     conflicts = [0]

@@ -41,7 +41,7 @@ class Cluster:
     def _as_owner(self, *argv: str) -> list[str]:
         return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else list(argv)
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         for folder in (self.data, self.sockets):
             folder.mkdir(parents=True)
         if os.geteuid() == 0:

@@ -6,7 +6,7 @@ first use, so code that only needs models or flow does not pay for it.
 
 from runbook.catalog.problems import ERROR, WARNING, Problem
 
-__all__ = ["Catalog", "Document", "ERROR", "Problem", "WARNING", "load", "load_catalog"]
+__all__ = ["ERROR", "WARNING", "Catalog", "Document", "Problem", "load", "load_catalog"]
 
 
 def __getattr__(name):

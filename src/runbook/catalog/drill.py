@@ -104,7 +104,8 @@ def build_drill(data: dict) -> Drill:
         participants=tuple(data.get("participants", ())),
         ends=tuple(data.get("ends", ())),
         automatic=bool(data.get("automatic", False)),
-        guard=tuple(StageCheck(c.get("name") or f"guard-{n}", c["prometheus"]["query"], c["prometheus"]["expect"].strip())
+        guard=tuple(StageCheck(c.get("name") or f"guard-{n}", c["prometheus"]["query"],
+                               c["prometheus"]["expect"].strip())
                     for n, c in enumerate((data.get("guard") or {}).get("checks", ()), 1)),
         guard_every=parse_duration((data.get("guard") or {}).get("check_every", "30s")),
         targets={name: parse_duration(value) for name, value in data.get("targets", {}).items()},

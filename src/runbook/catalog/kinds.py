@@ -7,8 +7,9 @@ Adding a kind is one `register(Kind(...))` call and one schema file; the loader,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from runbook.catalog import models
 
@@ -37,12 +38,43 @@ def kind_named(name: str) -> Kind | None:
     return lowered.get(name.lower())
 
 
+SCHEMA_IDS = "https://runbook.dev/schemas/v1/"
+
+
 @cache
 def schema(name: str) -> dict:
+    """The kind's schema, standing alone: what the validators use and `runbook schema` prints."""
     from importlib import resources  # on first use: commands that never read a schema skip its import
 
-    text = resources.files("runbook.catalog").joinpath("schemas", KINDS[name].schema_file).read_text("utf-8")
-    return json.loads(text)
+    folder = resources.files("runbook.catalog").joinpath("schemas")
+    return bundled(KINDS[name].schema_file, lambda file: json.loads(folder.joinpath(file).read_text("utf-8")))
+
+
+def bundled(file: str, read: Callable[[str], dict]) -> dict:
+    """The schema in `file` with the definitions it takes from another file (a `$ref` to
+    `shared.defs.json#/$defs/NAME`, which editors reading the shipped files resolve beside it)
+    copied into its own `$defs`, so that it needs no other file."""
+    shared: dict = {}
+
+    def inline(node):
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            other, _, pointer = ref.partition("#")
+            if other not in shared:
+                shared[other] = read(other)["$defs"]  # their own references are to each other: "#/$defs/..."
+            node = {**node, "$ref": f"#{pointer}"}
+        return {key: inline(value) for key, value in node.items()}
+
+    own = inline(read(file))
+    defs = {name: definition for found in shared.values() for name, definition in found.items()}
+    # a file that takes definitions from another has no $id of its own: a relative reference is
+    # resolved against the $id, which would send an editor to the web instead of the file beside it
+    head = {"$schema": own.pop("$schema"), "$id": own.pop("$id", SCHEMA_IDS + file)}
+    return {**head, **own, "$defs": {**defs, **own.get("$defs", {})}} if defs else {**head, **own}
 
 
 @cache

@@ -9,15 +9,27 @@ from __future__ import annotations
 import re
 import zoneinfo
 from datetime import datetime
+from itertools import pairwise
 
+from runbook.catalog.document import Document
 from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import can_finish, reachable, successors
-from runbook.catalog.loader import Document
-from runbook.catalog.models import (END, FAIL, FOLLOWUP_TRACK, KEEP_POLLING, MAIN_TRACK, EscalationPolicy, Playbook,
-                                    Procedure, Roster, SeverityPolicy, Step)
-from runbook.catalog.procedures import prefixed
+from runbook.catalog.models import (
+    END,
+    FAIL,
+    FOLLOWUP_TRACK,
+    KEEP_POLLING,
+    MAIN_TRACK,
+    EscalationPolicy,
+    Playbook,
+    Procedure,
+    Roster,
+    SeverityPolicy,
+    Step,
+)
 from runbook.catalog.problems import WARNING, Problem
+from runbook.catalog.procedures import prefixed
 from runbook.catalog.templates import BUILTINS, PLAIN, STRICT, TemplateError, fields, go_template_misuse
 from runbook.catalog.validate import did_you_mean
 
@@ -151,7 +163,7 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
                 yield _unresolved(doc, base + ("to",), "severity", level, index.severities, "severities")
             if after <= 0:
                 yield doc.problem(base + ("after",), "must be longer than 0s")
-        for j, matcher in enumerate(symptom.labels):
+        for matcher in symptom.labels:
             if matcher.regex is not None:
                 try:
                     re.compile(matcher.regex)
@@ -504,7 +516,7 @@ def _procedure(doc: Document, procedure: Procedure):
                                                         "include both from the playbook", at_key=True)
             continue
         yield from _step_fields(doc, step, None, {}, set())
-        for target, path, via in successors(track, step):
+        for target, path, _via in successors(track, step):
             if target != END and target not in ids:
                 dangling = True
                 yield doc.problem(path, f"step '{target}' does not exist in this procedure, expected a step id "
@@ -738,7 +750,8 @@ def _template(doc, pb: Playbook, where, text: str, local: set):
         if field.name not in known and field.name not in reported:
             reported.add(field.name)
             yield doc.problem(where, f"{{{field.name}}} has no value: it is not a with: key of this step, a "
-                                     f"parameter (under parameters:){', a role (its holder)' if pb.roles else ''}, a value a step captures, or a built-in "
+                                     f"parameter (under parameters:){', a role (its holder)' if pb.roles else ''}, "
+                                     "a value a step captures, or a built-in "
                                      f"({', '.join(BUILTINS)}){did_you_mean(field.name, known)}",
                               code="template")
         yield field.name
@@ -773,7 +786,7 @@ def _severity(doc: Document, policy: SeverityPolicy):
             if seconds <= 0:
                 yield doc.problem(("levels", i, "targets", name), "must be longer than 0s")
         order = [(n, level.targets[n]) for n in ("acknowledge", "mitigate", "resolve") if n in level.targets]
-        for (a, sa), (b, sb) in zip(order, order[1:]):
+        for (a, sa), (b, sb) in pairwise(order):
             if sb < sa:
                 yield doc.problem(("levels", i, "targets", b), f"{b} target ({format_duration(sb)}) is shorter "
                                                                f"than the {a} target ({format_duration(sa)})",
@@ -887,9 +900,9 @@ def _drill(doc: Document, drill: Drill, index: _Index, documents):
             zone = zoneinfo.ZoneInfo(drill.schedule.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             zone = None
+            suggestion = did_you_mean(drill.schedule.timezone, zoneinfo.available_timezones())
             yield doc.problem(("schedule", "timezone"), f"'{drill.schedule.timezone}' is not an IANA time zone, "
-                                                        "expected a name like Europe/Berlin"
-                                                        f"{did_you_mean(drill.schedule.timezone, zoneinfo.available_timezones())}")
+                                                        f"expected a name like Europe/Berlin{suggestion}")
         if zone is not None:
             from cronsim import CronSim, CronSimError
 

@@ -12,46 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runbook.catalog import kinds
-from runbook.catalog.problems import ERROR, WARNING, Problem, format_path
-from runbook.catalog.validate import describe, did_you_mean, schema_problems
+from runbook.catalog.document import HIDDEN, Document
+from runbook.catalog.problems import ERROR, WARNING, Problem
 from runbook.catalog.sourcedoc import SourceDocument, SourceError, read_text
+from runbook.catalog.validate import describe, did_you_mean, schema_problems
 
 SUFFIXES = (".yaml", ".yml")
-HIDDEN = "hidden"
-
-
-@dataclass
-class Document:
-    """A document that passed its schema: its kind, id, model and where it came from."""
-
-    kind: str
-    id: str
-    model: object
-    source: SourceDocument
-    text: str = field(repr=False, default="")
-    authored: object = field(repr=False, default=None)  # a playbook with includes: the model as written
-    expanded: dict | None = field(repr=False, default=None)  # ... and its data with the includes expanded
-    broken: tuple = ()  # a document with schema errors, checked in parts: the paths of its broken units
-    repaired: dict | None = field(repr=False, default=None)  # ... and its data with those units stood in for
-
-    @property
-    def file(self) -> str:
-        return self.source.file
-
-    @property
-    def data(self) -> dict:
-        return self.source.value if self.repaired is None else self.repaired
-
-    def problem(self, path, message, severity=ERROR, code="lint", at_key=False) -> Problem:
-        path = tuple(path)
-        if self.broken and (severity == WARNING or code in ("loop", "unreachable")
-                            or any(path[:len(unit)] == unit for unit in self.broken)):
-            code = HIDDEN  # the schema errors of a partial document speak for it
-        if at_key:
-            line, col = self.source.locate_key(path)
-        else:
-            line, col, _ = self.source.locate(path)
-        return Problem(self.file, line, col, format_path(path), message, severity, code)
 
 
 @dataclass(frozen=True)
@@ -129,7 +95,8 @@ def discover(paths) -> tuple[list[str], list[Problem]]:
         if path.is_dir():
             found = sorted(
                 str(p) for p in path.rglob("*")
-                if p.suffix in SUFFIXES and p.is_file() and not any(part.startswith(".") for part in p.parts[len(path.parts):])
+                if p.suffix in SUFFIXES and p.is_file()
+                and not any(part.startswith(".") for part in p.parts[len(path.parts):])
             )
             files.extend(found)
         elif path.is_file():
@@ -248,7 +215,8 @@ def load_file(file: str, cache=None, trust_cache: bool = False,
     return documents, problems
 
 
-def load_document(source: SourceDocument, text: str = "", check_schema: bool = True) -> tuple[Document | None, list[Problem]]:
+def load_document(source: SourceDocument, text: str = "",
+                  check_schema: bool = True) -> tuple[Document | None, list[Problem]]:
     value = source.value
     if not isinstance(value, dict):
         return None, [Problem(source.file, source.line, source.column, "",

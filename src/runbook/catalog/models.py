@@ -212,7 +212,8 @@ def _rollout(raw: dict | None) -> Rollout | None:
     hold = parse_duration(raw.get("hold", "5m"))
     stages = tuple((s, hold) if isinstance(s, int) else (s["share"], parse_duration(s["hold"]) if "hold" in s else hold)
                    for s in raw["stages"])
-    checks = tuple(StageCheck(c.get("name") or f"check-{n}", c["prometheus"]["query"], c["prometheus"]["expect"].strip())
+    checks = tuple(StageCheck(c.get("name") or f"check-{n}", c["prometheus"]["query"],
+                              c["prometheus"]["expect"].strip())
                    for n, c in enumerate(raw.get("checks", ()), 1))
     return Rollout(stages, raw.get("by", "targetingKey"), checks, parse_duration(raw.get("check_every", "30s")),
                    raw.get("on_failure", "restore"), raw.get("on_check_broken", "hold"), raw.get("mitigates_at"))
@@ -380,7 +381,8 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         procedure=raw.get("procedure"),
         lint_ignore=(ignore,) if isinstance(ignore, str) else tuple(ignore),
         wait_for=WaitFor(raw["wait_for"].get("step"), raw["wait_for"].get("signal")) if "wait_for" in raw else None,
-        prometheus=MetricCheck(raw["prometheus"]["query"], raw["prometheus"]["expect"]) if "prometheus" in raw else None,
+        prometheus=(MetricCheck(raw["prometheus"]["query"], raw["prometheus"]["expect"])
+                    if "prometheus" in raw else None),
     )
 
 

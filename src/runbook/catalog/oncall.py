@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from runbook.catalog.models import Person, Roster, Rotation
@@ -22,7 +22,7 @@ def on_call(roster: Roster, rotation: Rotation, at: datetime) -> Person | None:
         zone = ZoneInfo(roster.timezone)
     except (KeyError, ValueError) as exc:
         raise ValueError(f"unknown time zone {roster.timezone!r}") from exc
-    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
     for override in roster.overrides:
         if override.rotation == rotation.id and _aware(override.start, zone) <= at < _aware(override.until, zone):
             return roster.person(override.person)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from runbook.catalog import preview
+from runbook.catalog.document import Document
 from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import default_next
-from runbook.catalog.loader import Catalog, Document
+from runbook.catalog.loader import Catalog
 from runbook.catalog.models import END, EscalationPolicy, Playbook, Procedure, Roster, SeverityPolicy, Step, Track
 from runbook.catalog.oncall import find_person, find_rotation, on_call
 
@@ -117,7 +118,7 @@ def _playbook(pb: Playbook, catalog: Catalog, now: datetime) -> list[str]:
     for symptom in pb.symptoms:
         lines.append(f"  - {symptom.id}: {symptom.summary}")
         if symptom.labels:
-            shown = ", ".join(f"{m.name}={m.regex and '~' + m.regex or '|'.join(m.equals)}" for m in symptom.labels)
+            shown = ", ".join(f"{m.name}={(m.regex and '~' + m.regex) or '|'.join(m.equals)}" for m in symptom.labels)
             lines.append(f"      alert labels: {shown}")
         for after, to in symptom.severity_rises:
             lines.append(f"      rises to {to} after {format_duration(after)}")
@@ -140,8 +141,8 @@ def _playbook(pb: Playbook, catalog: Catalog, now: datetime) -> list[str]:
                     lines.append(f"      check {c.name} every {format_duration(r.check_every)}: {c.query}  {c.expect}")
                 lines.append("      a failed check " + ("rolls back one stage" if r.on_failure == "previous"
                                                           else "restores fully")
-                             + "; a check that cannot be evaluated " + ("rolls back too" if r.on_check_broken == "rollback"
-                                                                        else "holds the stage"))
+                             + "; a check that cannot be evaluated "
+                             + ("rolls back too" if r.on_check_broken == "rollback" else "holds the stage"))
     if pb.roles:
         lines += _section("Roles")
         lines += [f"  - {r.id}: {r.title}" + (f" — {r.summary}" if r.summary else "") for r in pb.roles.values()]

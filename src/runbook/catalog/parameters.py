@@ -101,7 +101,8 @@ def resolve(playbook: Playbook, params: dict | None = None, labels: dict | None 
                 ignored.append((name, str(exc)))  # an alert's odd label must not stop the incident
         if parameter.default is not None:
             values[name], sources[name] = check(playbook, name, parameter.default, "default"), "default"
-    for name in [n for n, v in values.items() if v == "" and not getattr(playbook.parameters.get(n), "required", False)]:
+    for name in [n for n, v in values.items()
+                 if v == "" and not getattr(playbook.parameters.get(n), "required", False)]:
         del values[name], sources[name]  # an optional parameter left empty stays unset
     missing = tuple(n for n, p in playbook.parameters.items() if p.required and n not in values)
     return Resolved(values, sources, missing, tuple(ignored))

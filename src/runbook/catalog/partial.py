@@ -28,7 +28,8 @@ _STAND_INS = {
     "Playbook": {("id",): "x", ("title",): "-", ("service",): "-", ("severity",): "-", ("escalation",): "-",
                  ("steps",): ["-"], ("steps", "#"): _STEP, ("tracks", "*"): {"steps": ["-"]},
                  ("tracks", "*", "steps", "#"): _STEP, ("symptoms", "#"): {"summary": "-"},
-                 ("reminders", "#"): {"every": "1m", "message": "-"}, ("degradations", "*"): {"summary": "-", "set": {"-": True}},
+                 ("reminders", "#"): {"every": "1m", "message": "-"},
+                 ("degradations", "*"): {"summary": "-", "set": {"-": True}},
                  ("roles", "*"): {"title": "-"}, ("parameters", "*"): {}},
     "Procedure": {("id",): "x", ("steps",): ["-"], ("steps", "#"): _STEP},
     "SeverityPolicy": {("id",): "x", ("levels", "#"): {"title": "-"}, ("tiers", "#"): {"title": "-"}},
@@ -91,7 +92,7 @@ def _shape(unit: tuple) -> tuple:
     for i, part in enumerate(unit):
         if isinstance(part, int):
             shape.append("#")
-        elif i > 0 and unit[i - 1] in _NAMED or (i > 0 and unit[i - 1] == "tracks"):
+        elif (i > 0 and unit[i - 1] in _NAMED) or (i > 0 and unit[i - 1] == "tracks"):
             shape.append("*")
         else:
             shape.append(part)

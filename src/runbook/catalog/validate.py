@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 
 from runbook.catalog import compiled_schema, kinds
-from runbook.catalog.suggest import did_you_mean
 from runbook.catalog.problems import Problem, format_path
 from runbook.catalog.sourcedoc import SourceDocument
+from runbook.catalog.suggest import did_you_mean
 
 _TYPE_WORDS = {
     "string": "text",
@@ -161,7 +161,8 @@ def _convert(error, doc: SourceDocument):
         listed = ", ".join(str(c) for c in choices)
         label = schema.get("x-hint", "valid here")
         yield _problem(doc, path, f"{describe(instance, raw)} is not {label}, expected "
-                                  f"{'one of: ' if len(choices) > 1 else ''}{listed}{did_you_mean(instance, choices)}"), _PLAIN
+                                  f"{'one of: ' if len(choices) > 1 else ''}{listed}"
+                                  f"{did_you_mean(instance, choices)}"), _PLAIN
         return
     if check == "pattern":
         yield _problem(doc, path, f"{describe(instance, raw)} is not valid, expected {_expected(schema)}"), _PLAIN
@@ -180,6 +181,7 @@ def _convert(error, doc: SourceDocument):
         return
     if check in ("minimum", "maximum"):
         bound = "at least" if check == "minimum" else "at most"
-        yield _problem(doc, path, f"{describe(instance, raw)} is out of range, expected {bound} {error.validator_value}"), _PLAIN
+        yield _problem(doc, path,
+                       f"{describe(instance, raw)} is out of range, expected {bound} {error.validator_value}"), _PLAIN
         return
     yield _problem(doc, path, f"{error.message}, expected {_expected(schema)}"), _PLAIN

@@ -15,8 +15,15 @@ import yaml
 from yaml.nodes import ScalarNode
 
 from runbook.catalog.problems import Problem
-from runbook.catalog.sourcedoc import (MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, SourceDocument, SourceError,  # noqa: F401
-                                       decode, read_text)
+from runbook.catalog.sourcedoc import (  # noqa: F401
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    MAX_NODES,
+    SourceDocument,
+    SourceError,
+    decode,
+    read_text,
+)
 
 try:  # libyaml is bundled in PyYAML's wheels; the pure-Python parser is the fallback.
     _Loader = yaml.CSafeLoader
@@ -83,7 +90,7 @@ def explain_yaml_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, int, 
 
 
 class _Frame:
-    __slots__ = ("value", "positions", "key", "key_mark", "anchor", "weight", "merges", "start")
+    __slots__ = ("anchor", "key", "key_mark", "merges", "positions", "start", "value", "weight")
 
     def __init__(self, value, positions, anchor, start):
         self.value = value

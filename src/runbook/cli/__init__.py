@@ -29,7 +29,6 @@ from runbook.errors import RunbookError, UsageError
 from runbook.settings import Settings
 from runbook.text import check_actor, error_message, one_line, shown
 
-
 # each command of the root group: (its module in runbook.cli, the command's name there, modules
 # that add subcommands to it)
 COMMANDS = {
@@ -169,7 +168,8 @@ def click_exit_code(exc: click.ClickException) -> int:
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--catalog", "catalogs", multiple=True, envvar="RUNBOOK_CATALOG", metavar="PATH",
               type=click.Path(), help=CATALOG_HELP)
-@click.option("--db", metavar="FILE|URL", envvar="RUNBOOK_DB", type=click.Path(),  # the store says what is wrong with it
+# the store says what is wrong with a --db
+@click.option("--db", metavar="FILE|URL", envvar="RUNBOOK_DB", type=click.Path(),
               help="Incident database: a SQLite file, or postgresql://USER@HOST/DB for a team. Env: RUNBOOK_DB. "
                    "Default: ~/.local/share/runbook/runbook.db.")
 @click.option("--plugins-dir", metavar="DIR", envvar="RUNBOOK_PLUGINS_DIR", type=click.Path(file_okay=False),

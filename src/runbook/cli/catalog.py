@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -134,7 +134,7 @@ def show(ctx: Context, doc_id, kind, as_json):
         return
     from runbook.catalog.outline import outline
 
-    for line in outline(doc, catalog, datetime.now(timezone.utc)):
+    for line in outline(doc, catalog, datetime.now(UTC)):
         echo(line)
 
 

@@ -44,7 +44,7 @@ def migrate(ctx: Context, grant_to):
     store = _open(ctx, migrate=False)
     try:
         applied = store.migrate() if hasattr(store, "migrate") else []
-        version, pending = store.schema_version()
+        version, _pending = store.schema_version()
         echo(f"{store.path}: schema version {version}" + (f" (applied {', '.join(map(str, applied))})"
                                                            if applied else " (up to date)"))
         if grant_to:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -49,7 +49,8 @@ def group():
 @click.option("--auto", is_flag=True, help="Simulate responders from the drill's profiles instead of people.")
 @click.option("--runs", default=1000, show_default=True, type=click.IntRange(min=1),
               help="How many simulated runs (with --auto).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (with --auto): same seed, same result.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Random seed (with --auto): same seed, same result.")
 @click.option("--exact", is_flag=True,
               help="Drive the real engine for every run (slower). By default the drill is compiled once into "
                    "a plan and the runs are drawn at once; drills the plan does not model go through the engine.")
@@ -82,7 +83,7 @@ def run(ctx: Context, drill_id, auto, runs, seed, exact, as_json, actor):
         if because and not exact and runs >= PLAN_FROM:
             echo(f"{model.id}: every run goes through the engine: the plan does not model this drill "
                  f"({because})", err=True)
-        created = datetime.now(timezone.utc).isoformat()
+        created = datetime.now(UTC).isoformat()
         summary["id"] = ctx.store().record_simulation(model.id, model.playbook, runs, seed, created, summary)
         if as_json:
             dump(summary)

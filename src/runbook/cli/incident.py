@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -14,8 +14,8 @@ from runbook.cli.options import actor_option, incident_argument, json_option, op
 from runbook.cli.output import dump, echo
 from runbook.engine import answers, approvals, step_timers, texts, timers
 from runbook.engine.completion import UNDONE, completion
-from runbook.engine.roles import waiting_for
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, posted_messages, step_outputs
+from runbook.engine.roles import waiting_for
 from runbook.errors import CommandError, UsageError
 from runbook.text import json_shown, markdown, one_line, shown
 
@@ -47,7 +47,8 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
     pb = state.playbook
     source = f" ({one_line(state.severity_source)})" if state.severity_source else ""
     lines = [f"{state.id}  {one_line(state.title)}" + ("  [DRILL]" if state.drill else ""),
-             f"  {state.severity}{source} · {state.status} · playbook {pb.id} · opened {state.opened_at:%Y-%m-%d %H:%M:%S} UTC "
+             f"  {state.severity}{source} · {state.status} · playbook {pb.id} · "
+             f"opened {state.opened_at:%Y-%m-%d %H:%M:%S} UTC "
              f"by {one_line(state.opened_by)} ({format_duration(round((now - state.opened_at).total_seconds()))} ago)"]
     if state.from_incident:
         lines.append(f"  handed off from {one_line(state.from_incident)}")
@@ -87,7 +88,8 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
         lines.append("  current steps:")
     for track, step_id in tracks:
         if step_id is None:
-            lines.append(f"    [{track}] {'not started (begins at resolve)' if track == 'followup' and not state.resolved else 'finished'}")
+            waiting = track == "followup" and not state.resolved
+            lines.append(f"    [{track}] {'not started (begins at resolve)' if waiting else 'finished'}")
             continue
         step, run = pb.step(step_id), state.steps[step_id]
         extra = f" — {run.status}" if run.status != "active" else ""
@@ -207,7 +209,8 @@ def _escalation_line(state, now: datetime) -> str:
         return (f"escalation stopped at level {esc.highest}: acknowledged by {one_line(state.acknowledged_by)} "
                 f"at {state.acknowledged_at:%H:%M:%S}")
     if state.resolved:
-        return f"escalation stopped at level {esc.highest}: resolved at {state.resolved_at:%H:%M:%S}, never acknowledged"
+        return (f"escalation stopped at level {esc.highest}: resolved at {state.resolved_at:%H:%M:%S}, "
+                "never acknowledged")
     if not timers.pages(state):
         return (f"escalation: {one_line(state.severity)} does not page; paged up to level {esc.highest} before; "
                 "nobody has acknowledged")
@@ -793,7 +796,7 @@ def verify_chain(ctx: Context, incident_id, init_key):
 def show_metrics(ctx: Context, incident_id):
     """Print TTA, TTM, TTR, per-step durations and the highest escalation level as JSON."""
     state = ctx.engine().state(incident_id)
-    dump(metrics(state, datetime.now(timezone.utc)).to_dict())
+    dump(metrics(state, datetime.now(UTC)).to_dict())
 
 
 group.add_command(roles.assign)

@@ -75,7 +75,9 @@ def parameter_options(command):
     directly or through the alert labels each parameter names (as `params` and `labels` dicts)."""
     command = click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
                            callback=lambda ctx, param, value: _pairs(value, "--label"),
-                           help="An alert label, e.g. --label region=eu-west-1; fills each parameter whose label: it is, and the severity by the playbook's severity_from (--severity wins). Repeatable.")(command)
+                           help="An alert label, e.g. --label region=eu-west-1; fills each parameter whose "
+                                "label: it is, and the severity by the playbook's severity_from (--severity "
+                                "wins). Repeatable.")(command)
     return click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
                         callback=lambda ctx, param, value: _pairs(value, "--param"),
                         help="A playbook parameter, e.g. --param region=eu-west-1. Repeatable.")(command)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -34,17 +34,18 @@ def _report_lines(report, fmt: str) -> list[str]:
     title = f"{report.incidents} incident(s)"
     out += [f"# Response times: {title}" if fmt == "md" else f"Response times over {title}", ""]
     table(["metric", "n", "median", "p90", "max", "target", "breaches"],
-          [[label, m["n"], format_seconds(m["median"]), format_seconds(m["p90"]), format_seconds(m["max"]), format_seconds(m["target"]), m["breaches"]]
+          [[label, m["n"], *map(format_seconds, (m["median"], m["p90"], m["max"], m["target"])), m["breaches"]]
            for label, m in report.metrics.items()])
     if report.steps:
         out.append("## Steps" if fmt == "md" else "Steps")
         table(["step", "n", "median", "p90", "max"],
-              [[step, s["n"], format_seconds(s["median"]), format_seconds(s["p90"]), format_seconds(s["max"])] for step, s in report.steps.items()])
+              [[step, s["n"], *map(format_seconds, (s["median"], s["p90"], s["max"]))]
+               for step, s in report.steps.items()])
     if report.trend:
         out.append("## Trend" if fmt == "md" else "Trend (oldest first; more than 10% over target is flagged)")
         table(["opened", "incident", "TTA", "TTM", "TTR", "flagged"],
               [[r["opened_at"][:16].replace("T", " "), r["incident"] + (" (drill)" if r["drill"] else ""),
-                format_seconds(r["tta"]), format_seconds(r["ttm"]), format_seconds(r["ttr"]), "; ".join(r["flagged"]) or "—"]
+                *map(format_seconds, (r["tta"], r["ttm"], r["ttr"])), "; ".join(r["flagged"]) or "—"]
                for r in report.trend])
     return out
 
@@ -69,8 +70,8 @@ def report(ctx: Context, playbook, drill_id, since, include_drills, fmt):
             moment = datetime.fromisoformat(since)
         except ValueError:
             raise UsageError(f"--since {since!r} is not a date, expected e.g. 2026-11-01") from None
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-        since = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as the store keeps times
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        since = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as the store keeps times
     result = build(ctx.engine(), playbook, drill_id, since, include_drills)
     for skipped in result.skipped:
         echo(f"warning: left out {skipped}", err=True)

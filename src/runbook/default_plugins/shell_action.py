@@ -4,9 +4,10 @@ The engine hands over the argv with its templates already filled by the one rend
 (`request.rendered`), so what runs is exactly what was shown; a value is a substring of one
 argument and can never smuggle in another argument or shell syntax. A request built by other
 callers (argv templates plus `params`) is filled here by the same renderer, in the plain mode
-of playbooks without parameters (only `{name}` is a field), which refuses a field with no value. `cwd` must be an existing directory; `env` is added to runbook's
-environment. Output is captured and truncated; the exit status is the outcome; a command that
-outlives its timeout is killed with its children.
+of playbooks without parameters (only `{name}` is a field), which refuses a field with no value.
+`cwd` must be an existing directory; `env` is added to runbook's environment. Output is captured
+and truncated; the exit status is the outcome; a command that outlives its timeout is killed with
+its children.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from runbook.catalog.drill import Drill, Latency
+from runbook.drills.simulated import DEFAULT_STEP, MAX_STEPS, START, SimulatedPlugins
 from runbook.engine import Engine, VirtualClock, approvals, timers
 from runbook.store import MemoryStore
 
@@ -57,8 +58,6 @@ class Unmodelled(Exception):
 
 def compile_plan(catalog, drill: Drill) -> tuple[DrillPlan | None, str]:
     """The drill's plan, or None and what the plan does not model."""
-    from runbook.drills.simulate import START, SimulatedPlugins
-
     engine = Engine(MemoryStore(), VirtualClock(START), SimulatedPlugins(), catalog)
     try:
         ladders = [_pages(engine, drill, START + timedelta(days=day)) for day in range(WEEK)]
@@ -129,8 +128,6 @@ def _walk(engine: Engine, drill: Drill, seconds: float):
     """Acknowledge at once and walk the main track as simulate._walk does, every step taking
     `seconds`: the steps' latencies in order, the number done when mitigated, the severity at the
     open and the severities."""
-    from runbook.drills.simulate import DEFAULT_STEP, MAX_STEPS
-
     profile = drill.responders
     iid = _open(engine, drill, engine.clock.now() + timedelta(days=WEEK))
     engine.tick(iid)

@@ -15,7 +15,7 @@ import numpy as np
 
 from runbook.catalog.drill import Drill, Latency
 from runbook.drills.plan import DrillPlan
-from runbook.drills.simulate import Z90
+from runbook.drills.simulated import Z90
 
 CHUNK = 65_536
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from runbook.catalog.models import FOLLOWUP_TRACK
 from runbook.engine.metrics import MEASURES, metrics
+from runbook.errors import RecordError
+
 DEVIATION = 0.10
 
 
@@ -48,8 +50,6 @@ class Report:
 def build(engine, playbook: str | None = None, drill: str | None = None, since: str | None = None,
           include_drills: bool = False) -> Report:
     rows = engine.list(playbook=playbook, since=since, drills=None if include_drills or drill else False)
-    from runbook.engine.integrity import RecordError
-
     states, skipped = [], []
     for row in sorted(rows, key=lambda r: r["opened_at"] or ""):
         try:

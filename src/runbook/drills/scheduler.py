@@ -13,7 +13,7 @@ incident, which pages through the notify hook and waits on the home screen; auto
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
@@ -87,7 +87,7 @@ def run_once(engine, catalog, actor: str = "scheduler") -> list[Decision]:
         if decision.action == "none":
             continue
         # claimed in UTC: occurrences compare in real time, across offsets, DST and zone changes
-        claimed = decision.scheduled.astimezone(timezone.utc).isoformat()
+        claimed = decision.scheduled.astimezone(UTC).isoformat()
         if not store.claim_occurrence(drill.id, claimed, decision.action, iso(now)):
             continue  # another scheduler handled this occurrence
         if decision.action == "fire":

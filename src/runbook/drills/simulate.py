@@ -17,23 +17,16 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from runbook.catalog.drill import Drill, Latency
 from runbook.drills.report import summarize
-from runbook.engine import Engine, VirtualClock
-from runbook.engine import approvals, timers
+from runbook.drills.simulated import DEFAULT_STEP, MAX_STEPS, START, Z90, SimulatedPlugins
+from runbook.engine import Engine, VirtualClock, approvals, timers
 from runbook.engine.metrics import metrics
 from runbook.errors import UsageError
-from runbook.metric_checks import HOLDS, Reading
-from runbook.pluginapi import ActionResult, FlagChange, FlagState, NotifyResult
-from runbook.settings import Settings
 from runbook.store import MemoryStore
 
-START = datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc)
-Z90 = 1.2815515655446004  # the standard normal's 90th percentile
-DEFAULT_STEP = Latency("exponential", mean=120.0)
-MAX_STEPS = 500
 PLAN_FROM = 100  # fewer runs go through the engine: quicker than compiling a plan and importing NumPy
 
 
@@ -49,49 +42,6 @@ def sample(latency: Latency, rng: random.Random) -> float:
     mu = math.log(latency.median)
     sigma = (math.log(latency.p90) - mu) / Z90
     return rng.lognormvariate(mu, sigma)
-
-
-class SimulatedPlugins:
-    """Stands in for the plugin host: flags in a dict, pages and actions that always go through."""
-
-    def __init__(self):
-        self.settings = Settings(plugins_dir=None)
-        self.flags: dict[str, object] = {}
-
-    def get_flag(self, name, drill=False):
-        return (FlagState(True, self.flags[name]) if name in self.flags else FlagState(False)), []
-
-    def set_flag(self, name, value, drill=False):
-        previous, _ = self.get_flag(name)
-        self.flags[name] = value
-        return FlagChange(name, previous, FlagState(True, value), "simulation"), []
-
-    def restore_flag(self, name, previous, drill=False):
-        replaced, _ = self.get_flag(name)
-        if previous is None or not previous.exists:
-            self.flags.pop(name, None)
-        else:
-            self.flags[name] = previous.value
-        return FlagChange(name, replaced, self.get_flag(name)[0], "simulation"), []
-
-    def notify(self, notice):
-        return [NotifyResult("simulation", True)], []
-
-    def run_action(self, request):
-        return ActionResult(True, "simulated"), []
-
-    def read_metrics(self, check, at=None, timeout=None):
-        """A prometheus: check holds, as an action goes through: a simulation never queries a real server."""
-        return Reading(HOLDS, None, "simulated")
-
-    def observe(self, incident, event):
-        pass
-
-    def take_observer_failures(self):
-        return []
-
-    def drain(self, grace=None):
-        return []
 
 
 @dataclass

@@ -29,16 +29,20 @@ import typing
 from dataclasses import fields
 from datetime import datetime
 
+from runbook.engine.state import DegradationState, Delivery, Escalation, History, IncidentState, StepRun, StepState
 from runbook.store import STATUS_RANK
-from runbook.engine.state import (Delivery, DegradationState, Escalation, History, IncidentState, StepRun,
-                                  StepState)
 
-FORMAT = 1  # the body's format: a checkpoint of another format is ignored (folded from the start)
+FORMAT = 1  # the body's format: a checkpoint of another format is ignored (folded from the start); the
+# state and the folds it was written by are pinned per format (tests/test_checkpoint_format.py)
 EVERY = 500  # events between checkpoints
 WINDOW = 256  # events before the checkpoint read with it: at least the timeline's rows (views.TIMELINE_ROWS)
 SKIPPED_FIELDS = ("id", "snapshot", "events", "tampered", "derived", "base_seq", "base_summary")
 CLASSES = {cls.__name__: cls for cls in (StepState, StepRun, DegradationState, Delivery, Escalation)}
 TAG = "~"  # marks a value that is not plain JSON
+# the summary's columns that the fold gives: a checkpoint's summary must have them (and `runbook
+# incident verify` compares them with the fold's)
+COMPARED = ("status", "severity", "drill", "title", "playbook", "service", "opened_at", "acknowledged_at",
+            "mitigated_at", "resolved_at", "last_seq")
 
 
 class CheckpointError(ValueError):
@@ -53,7 +57,7 @@ def every() -> int:
 
 def digest(incident: str, seq: int, chain_hash: str, body: str) -> str:
     head = json.dumps([incident, seq, chain_hash], separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{head}\n{body}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{head}\n{body}".encode()).hexdigest()
 
 
 # writing ----------------------------------------------------------------------------------------
@@ -212,8 +216,6 @@ def load(text: str, incident: str, snapshot, first_event, recent: list, load_all
 
 def summary_readable(summary) -> bool:
     """Whether a checkpoint's summary row is one the summary can be folded on from."""
-    from runbook.engine.integrity import COMPARED
-
     return (isinstance(summary, dict) and all(column in summary for column in COMPARED)
             and type(summary["last_seq"]) is int and summary.get("status") in STATUS_RANK)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 def iso(moment: datetime) -> str:
     """UTC ISO-8601 with microseconds and a Z, sortable as text."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"  # [:-6]: "+00:00"
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"  # [:-6]: "+00:00"
 
 
 def parse(text: str) -> datetime:
@@ -16,16 +16,16 @@ def parse(text: str) -> datetime:
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class VirtualClock:
     """A clock that only moves when told to."""
 
     def __init__(self, start: datetime | None = None):
-        self._now = start or datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+        self._now = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
         if self._now.tzinfo is None:
-            self._now = self._now.replace(tzinfo=timezone.utc)
+            self._now = self._now.replace(tzinfo=UTC)
 
     def now(self) -> datetime:
         return self._now

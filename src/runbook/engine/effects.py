@@ -17,12 +17,22 @@ from typing import TYPE_CHECKING
 
 from runbook.catalog import captures
 from runbook.catalog.models import FAIL, KEEP_POLLING, Step
-from runbook.engine import owner as owners
 from runbook.engine import answers, approvals, texts, waits
+from runbook.engine import owner as owners
 from runbook.engine.clock import iso, parse
-from runbook.engine.events import (ActionFinished, ActionStarted, CheckPolled, DegradationApplied, DegradationFailed,
-                                   DegradationRestored, DegradationStarted, Event, FlagChanged, Mitigated,
-                                   PluginErrorRecorded)
+from runbook.engine.events import (
+    ActionFinished,
+    ActionStarted,
+    CheckPolled,
+    DegradationApplied,
+    DegradationFailed,
+    DegradationRestored,
+    DegradationStarted,
+    Event,
+    FlagChanged,
+    Mitigated,
+    PluginErrorRecorded,
+)
 from runbook.engine.flips import in_flight, plan_flip, refuse_if_tampered
 from runbook.engine.roles import waiting_for
 from runbook.engine.state import ACTIVE, IncidentState
@@ -59,8 +69,8 @@ class Effects:
     def plugins(self):
         return self.engine.plugins
 
-    def _command(self, incident, actor, build):
-        return self.engine._command(incident, actor, build)
+    def command(self, incident, actor, build):
+        return self.engine.command(incident, actor, build)
 
     # degradations -------------------------------------------------------------------------
 
@@ -104,7 +114,7 @@ class Effects:
             lease = self.engine.clock.now() + timedelta(seconds=FLAG_LEASE * max(len(flags), 1))
             return [DegradationStarted(name, op, flags, step_id, option, owner, iso(lease), stage, share,
                                        list(plan.lines))]
-        events = self._command(incident, actor, intent)
+        events = self.command(incident, actor, intent)
         results, errors = [], []
         for write in plan.writes:
             flag = write.flag
@@ -151,7 +161,7 @@ class Effects:
             if op == "apply" and staged is not None and not any(isinstance(r, Mitigated) for r in out):
                 out += awaited(state, name, staged[0])
             return out
-        return self._command(incident, actor, build)
+        return self.command(incident, actor, build)
 
     # automation ---------------------------------------------------------------------------
 
@@ -175,7 +185,8 @@ class Effects:
             nonlocal request
             self.engine.require_live(s)
             if step.id in s.actions_pending:
-                raise CommandError(f"step '{step.id}' is already running (started by {s.actions_pending[step.id].actor})")
+                raise CommandError(f"step '{step.id}' is already running "
+                                   f"(started by {s.actions_pending[step.id].actor})")
             # what runs is rendered from the state the intent is checked against, and its approval
             # must still cover it: a parameter set meanwhile is never run unapproved
             _refuse(approvals.refusal_if_changed(s, step))
@@ -184,7 +195,7 @@ class Effects:
             return [ActionStarted(step.id, list(request.argv) if request.argv is not None else None, step.uses,
                                   dict(request.params), owner, iso(lease), request.pidfile, request.cwd,
                                   dict(request.env))]
-        events = self._command(incident, actor, intent)
+        events = self.command(incident, actor, intent)
         try:
             result, failures = self.plugins.run_action(request)
         finally:
@@ -198,7 +209,7 @@ class Effects:
                 return out  # resolved or moved on while it ran: record the outcome only
             outcome = Done(result.summary) if result.ok else Failed(result.summary, automated=True)
             return out + finish(state, step, outcome)
-        return events + self._command(incident, actor, build)
+        return events + self.command(incident, actor, build)
 
     def _check(self, state: IncidentState, actor: str, step: Step, owner: dict) -> list[Event]:
         """A verify step's prometheus: check, recorded like an action: the query about to be read, then
@@ -212,12 +223,13 @@ class Effects:
         def intent(s):
             self.engine.require_live(s)
             if step.id in s.actions_pending:
-                raise CommandError(f"step '{step.id}' is already running (started by {s.actions_pending[step.id].actor})")
+                raise CommandError(f"step '{step.id}' is already running "
+                                   f"(started by {s.actions_pending[step.id].actor})")
             _refuse(approvals.refusal_if_changed(s, step))
             lease = self.engine.clock.now() + timedelta(seconds=timeout + ACTION_LEASE_GRACE)
             return [ActionStarted(step.id, None, None, {}, owner, iso(lease),
                                   check={"query": query, "expect": step.prometheus.expect})]
-        events = self._command(state.id, actor, intent)
+        events = self.command(state.id, actor, intent)
         started = time.monotonic()
         reading = self.read_metrics(state, step, timeout)
         summary = reading.detail if reading.outcome != BROKEN else f"the check broke: {reading.detail}"
@@ -231,7 +243,7 @@ class Effects:
             if s.resolved or s.current.get(step.track) != step.id:
                 return out
             return out + finish(s, step, Done(summary) if reading.holds else Failed(summary, automated=True))
-        return events + self._command(state.id, actor, build)
+        return events + self.command(state.id, actor, build)
 
     def request(self, state: IncidentState, step: Step) -> ActionRequest:
         """The step's action with every template filled (engine/texts.py): what was shown is what runs.
@@ -301,7 +313,7 @@ class Effects:
                 to = None if step.on_broken == FAIL else step.on_broken
                 out += finish(s, step, Failed(f"the check broke: {summary}", to=to))
             return out
-        return self._command(state.id, SYSTEM, build)
+        return self.command(state.id, SYSTEM, build)
 
     def wait_timed_out(self, state: IncidentState, step_id: str) -> list[Event]:
         step = state.playbook.step(step_id)
@@ -310,7 +322,7 @@ class Effects:
             if s.current.get(step.track) != step.id or s.steps[step.id].status != ACTIVE:
                 return []
             return finish(s, step, Failed(f"condition did not hold within {step.timeout}s", timeout=True))
-        return self._command(state.id, SYSTEM, build)
+        return self.command(state.id, SYSTEM, build)
 
     def settle_in_flight(self, incident: str, wait: float) -> list[Event]:
         """Wait for flag changes in flight to finish; settle those whose owner is gone."""
@@ -343,7 +355,7 @@ class Effects:
                            (f"; its orphaned process group {killed} was killed" if killed else "") +
                            "; check by hand and complete or retry the step")
                 # settled only if that very intent is still the pending one (not a retry started since)
-                out += self._command(state.id, SYSTEM, lambda s, sid=step_id, text=summary, seq=intent.seq: [] if
+                out += self.command(state.id, SYSTEM, lambda s, sid=step_id, text=summary, seq=intent.seq: [] if
                                      sid not in s.actions_pending or s.actions_pending[sid].seq != seq
                                      else [ActionFinished(sid, False, text, handler="reconcile")])
         return out
@@ -395,7 +407,7 @@ class Effects:
             else:
                 out.append((DegradationApplied if op == "apply" else DegradationRestored)(name, reconciled=True))
             return out
-        return self._command(state.id, SYSTEM, build)
+        return self.command(state.id, SYSTEM, build)
 
 
 def awaited(state: IncidentState, name: str, stage: int) -> list[Mitigated]:

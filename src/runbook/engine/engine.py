@@ -19,21 +19,31 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import checkpoint, integrity, pages, roles, timers
+from runbook.engine import checkpoint, integrity, lifecycle, listing, opening, pages, roles, timers
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, plugin_errors
-from runbook.engine.events import (Acknowledged, ActionItemAdded, AlertStateChanged, Event, EventFormatError,
-                                   EventRecord, Mitigated, NoteAdded, SeverityChanged, apply, fold)
+from runbook.engine.events import (
+    Acknowledged,
+    ActionItemAdded,
+    AlertStateChanged,
+    Event,
+    EventFormatError,
+    EventRecord,
+    Mitigated,
+    NoteAdded,
+    SeverityChanged,
+    apply,
+    fold,
+)
 from runbook.engine.events.alerts import FIRING, RESOLVED
+from runbook.engine.lifecycle import drill_over
+from runbook.engine.limits import check_size
+from runbook.engine.opening import MissingParameters
 from runbook.engine.snapshot import Snapshot
 from runbook.engine.state import IncidentState
-from runbook.engine.limits import check_size
-from runbook.engine import lifecycle, listing, opening
-from runbook.engine.lifecycle import drill_over
-from runbook.engine.opening import MissingParameters
 from runbook.engine.step_commands import StepCommands
 from runbook.engine.ticks import fire_due
-from runbook.errors import CommandError, ReasonNeeded
+from runbook.errors import CommandError, ReasonNeeded, RecordError
 from runbook.store import ConflictError, IncidentStore
 from runbook.text import check_actor
 
@@ -43,7 +53,7 @@ if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
 RETRIES = 20
 RESOLVE_WAIT = 10.0  # seconds `resolve` waits for a flag change in flight before refusing
 
-__all__ = ["CommandError", "Engine", "MissingParameters", "ReasonNeeded", "SYSTEM"]
+__all__ = ["SYSTEM", "CommandError", "Engine", "MissingParameters", "ReasonNeeded"]
 
 
 def _pause_after_conflict(attempt: int) -> None:
@@ -95,11 +105,11 @@ class Engine(StepCommands):
                 if full != incident:
                     return self.state(full)
             if stored is None:
-                raise integrity.RecordError(f"the record of {incident} is damaged: the playbook snapshot it runs on "
+                raise RecordError(f"the record of {incident} is damaged: the playbook snapshot it runs on "
                                             f"is missing; `runbook incident verify {incident}` names every problem")
             start = integrity.first_event(events)
             if start:
-                raise integrity.RecordError(f"the record of {incident} is damaged: {start}; "
+                raise RecordError(f"the record of {incident} is damaged: {start}; "
                                             f"`runbook incident verify {incident}` names every problem")
             loaded = next((entry[4] for entry in self._taken.values() if entry[3] is stored), None)
             snapshot = loaded or Snapshot.load(stored)
@@ -110,7 +120,7 @@ class Engine(StepCommands):
                 if cached is None:
                     cached = fold(incident, events, snapshot)
             except EventFormatError as exc:
-                raise integrity.RecordError(f"the record of {incident} cannot be read: {exc}; "
+                raise RecordError(f"the record of {incident} cannot be read: {exc}; "
                                             f"`runbook incident verify {incident}` names every problem") from None
             if loaded is None and self.store.path != ":memory:":
                 problems = integrity.quick(self.store, incident, row, stored, events, cached)
@@ -239,8 +249,10 @@ class Engine(StepCommands):
         self._observe(state, appended)
         return appended
 
-    def _command(self, incident: str, actor: str, build) -> list[Event]:
+    def command(self, incident: str, actor: str, build) -> list[Event]:
         """Check-and-append with optimistic concurrency: on a conflict re-read, re-check, retry.
+        The one way events are appended: every command of the engine and of its feature modules
+        (steps, effects, stages, intake...) is a `build` passed here.
 
         `build(state)` returns the event records to append (or none), or raises CommandError.
 
@@ -278,7 +290,7 @@ class Engine(StepCommands):
                 continue
             try:  # as a read would have: a command on the held state reads nothing
                 self._keep_checkpoint(state)
-            except Exception:  # noqa: BLE001  (the command is recorded: a checkpoint not kept costs only open time)
+            except Exception:  # the command is recorded: a checkpoint not kept costs only open time
                 pass
             if self.plugins is not None:
                 self._record_observer_failures(self.plugins.take_observer_failures())
@@ -309,7 +321,7 @@ class Engine(StepCommands):
         for incident, failure in failures:
             by_incident.setdefault(incident, []).extend(plugin_errors([failure]))
         for incident, records in by_incident.items():
-            self._command(incident, SYSTEM, lambda s, records=records: records)
+            self.command(incident, SYSTEM, lambda s, records=records: records)
 
     def close(self, grace: float | None = None) -> None:
         """Before exit: give event observers still working up to `grace` seconds (default: the
@@ -361,7 +373,7 @@ class Engine(StepCommands):
                 raise CommandError(f"incident {state.id} was already acknowledged by {state.acknowledged_by} "
                                    f"at {state.acknowledged_at:%H:%M:%S}")
             return [Acknowledged()]
-        acknowledged = self._command(incident, actor, build)
+        acknowledged = self.command(incident, actor, build)
         return acknowledged + pages.tell_pagers(self, incident, "acknowledge", actor)  # the pagers stop paging too
 
 
@@ -380,7 +392,7 @@ class Engine(StepCommands):
                 raise ReasonNeeded(f"lowering the severity of {state.id} from {state.severity} to {severity} "
                                    "needs a reason")
             return [SeverityChanged(state.severity, severity, reason.strip())]
-        return self._command(incident, actor, build)
+        return self.command(incident, actor, build)
 
 
     def alert_resolved(self, incident: str, actor: str, alert: str = "") -> list[Event]:
@@ -403,7 +415,7 @@ class Engine(StepCommands):
             if state.alert_firing == (state_name == FIRING):
                 return []
             return [AlertStateChanged(state_name, alert)]
-        return self._command(incident, actor, build)
+        return self.command(incident, actor, build)
 
     def receive_alerts(self, alerts: list, actor: str = "alertmanager") -> list:
         """Alerts from a monitoring system: each opens, joins or resolves its incident exactly
@@ -426,14 +438,14 @@ class Engine(StepCommands):
         if not text.strip():
             raise CommandError("a note needs text")
         check_size("the note", text)
-        return self._command(incident, actor, lambda state: [NoteAdded(text)])
+        return self.command(incident, actor, lambda state: [NoteAdded(text)])
 
     def add_action_item(self, incident: str, actor: str, text: str, owner: str = "") -> list[Event]:
         """An action item from the debrief or postmortem; allowed after resolve, like notes."""
         if not text.strip():
             raise CommandError("an action item needs text")
         check_size("the action item", text)
-        return self._command(incident, actor, lambda state: [ActionItemAdded(text, owner)])
+        return self.command(incident, actor, lambda state: [ActionItemAdded(text, owner)])
 
     def mitigate(self, incident: str, actor: str) -> list[Event]:
         def build(state):
@@ -441,7 +453,7 @@ class Engine(StepCommands):
             if state.mitigated_at:
                 raise CommandError(f"incident {state.id} was already marked mitigated at {state.mitigated_at:%H:%M:%S}")
             return [Mitigated()]
-        return self._command(incident, actor, build)
+        return self.command(incident, actor, build)
 
     def resolve(self, incident: str, actor: str, keep_degradations: bool = False) -> list[Event]:
         """Resolve, restoring every degradation unless kept (engine/lifecycle.py)."""
@@ -457,7 +469,7 @@ class Engine(StepCommands):
             if not state.in_followup:
                 self.require_live(state)
             return [roles.assignment(state, role, person)]
-        return self._command(incident, actor, build)
+        return self.command(incident, actor, build)
 
     def signal(self, incident: str, actor: str, name: str) -> list[Event]:
         """Give the signal steps wait for (wait_for: {signal: NAME}): "the commander says go"."""

@@ -66,7 +66,8 @@ def _holder(incident: IncidentState, name: str, deg, entry: dict, flag: str) -> 
     spec = incident.playbook.degradations.get(name)
     rollout = spec.rollout if spec is not None else None
     share = deg.share if rollout is not None and deg.share is not None and deg.share < 100 else None
-    normal = spec.restore[flag] if spec is not None and spec.restore and flag in spec.restore else normal_of(entry["old"])
+    restores = spec is not None and spec.restore and flag in spec.restore
+    normal = spec.restore[flag] if restores else normal_of(entry["old"])
     return Holder(incident.id, name, entry["old"], entry.get("at", ""), entry.get("new"), share,
                   rollout.by if rollout is not None else "targetingKey", normal)
 
@@ -106,6 +107,7 @@ def wrong_file(state: IncidentState, name: str, current: str | None) -> str | No
     for entry in state.degradations[name].flags.values():
         recorded = entry.get("location")
         if recorded and os.path.isabs(recorded) and not _same_place(recorded, os.path.abspath(current)):
-            return (f"degradation '{name}' changed the flags in {recorded}, but this runbook uses {os.path.abspath(current)} "
+            return (f"degradation '{name}' changed the flags in {recorded}, but this runbook uses "
+                    f"{os.path.abspath(current)} "
                     f"(RUNBOOK_FLAGS, or the directory it runs in); run it with RUNBOOK_FLAGS={recorded}")
     return None

@@ -156,11 +156,12 @@ def open_by_hand(engine, alert: str, playbook: str, actor: str, **options):
         try:
             engine.open(playbook, actor, labels=row["labels"], incident=incident, **options)
         except BaseException:
-            engine.store.settle_alert(row["fingerprint"], row["starts_at"], row["outcome"], row["reason"], incident=None)
+            engine.store.settle_alert(row["fingerprint"], row["starts_at"], row["outcome"], row["reason"],
+                                      incident=None)
             raise
         record = AlertReceived(row["fingerprint"], row["starts_at"], row["alertname"] or "", dict(row["labels"]),
                                (row["annotations"] or {}).get("summary", ""), row["generator_url"] or "", True)
-        engine._command(incident, actor, lambda s: [record])
+        engine.command(incident, actor, lambda s: [record])
         engine.store.settle_alert(row["fingerprint"], row["starts_at"], "opened",
                                   f"opened by hand by {actor} on {playbook}")
         return engine.state(incident)
@@ -201,7 +202,7 @@ def _open(engine, stored: dict, actor: str) -> Outcome:
         return Outcome(alert.fingerprint, alert.name, alert.status, "failed", None, stored["playbook"], reason)
     record = _received(alert, opened=True)
     if not any(e.type == "alert_received" for e in engine.state(incident).events):
-        engine._command(incident, actor, lambda state: [record])
+        engine.command(incident, actor, lambda state: [record])
     engine.store.settle_alert(alert.fingerprint, alert.starts_at, "opened")
     from runbook.engine import safeguards
 
@@ -227,7 +228,7 @@ def _opened_for(engine, incident: str, stored: dict, actor: str) -> bool:
 def _attached(engine, stored: dict, alert: Alert, actor: str) -> None:
     incident = stored["incident"]
     record = _received(alert, opened=False)
-    engine._command(incident, actor, lambda state: [record])
+    engine.command(incident, actor, lambda state: [record])
     if alert.status == FIRING:
         engine.alert_firing(incident, actor, alert.name or alert.fingerprint)
     else:

@@ -28,21 +28,12 @@ import hmac
 import json
 from typing import NamedTuple
 
-from runbook.engine.events.base import EventFormatError, decode
+from runbook.engine import checkpoint
+from runbook.engine.events.base import EventFormatError, decode, fold
 from runbook.engine.snapshot import Snapshot, documents_hash
-from runbook.errors import RunbookError
-from runbook.store import (FIRST_COLUMNS, GENESIS, STATUS_RANK, StoredEvent, anchor_mac, event_hash,
-                           event_mac)
+from runbook.store import FIRST_COLUMNS, GENESIS, STATUS_RANK, StoredEvent, anchor_mac, event_hash, event_mac
 
 LISTED = 20  # broken links named one by one before "and N more"
-COMPARED = ("status", "severity", "drill", "title", "playbook", "service", "opened_at", "acknowledged_at",
-            "mitigated_at", "resolved_at", "last_seq")
-
-
-class RecordError(RunbookError):
-    """An incident's record is too damaged to load (its snapshot, its events or its opened event gone)."""
-
-    exit_code = 1
 
 
 class Integrity(NamedTuple):
@@ -152,7 +143,7 @@ def summary_problems(row: dict | None, pairs, count: int, start: dict | None = N
     if pairs is None:
         return problems
     folded = folded_summary(pairs, start)
-    for column in COMPARED[:-1]:
+    for column in checkpoint.COMPARED[:-1]:
         said = row.get(column)
         if column == "service" and not said and not folded[column]:
             continue
@@ -199,8 +190,6 @@ def recent(store, incident: str) -> Integrity:
     it, the summary folded on from it, the snapshot, the signatures read. Without a checkpoint, or
     with one that does not verify, it is `check`. `check` (`runbook incident verify`) walks the
     whole log, and compares the checkpoint with the fold of the events before it."""
-    from runbook.engine import checkpoint
-
     stored, found, events, row = store.read_recent(incident, 0)
     key = getattr(store, "key", None)
     if (found is None or checkpoint.altered(found, incident, key, events) or checkpoint.unsigned(found, key)
@@ -234,9 +223,6 @@ def _checkpoint(store, incident: str, found: dict, stored: dict | None, events: 
                 records: list | None) -> list[str]:
     """What is wrong with the incident's checkpoint: altered (digest, signature), not at its place
     in the chain, or not what the events before it fold to."""
-    from runbook.engine import checkpoint
-    from runbook.engine.events.base import fold
-
     altered = checkpoint.altered(found, incident, getattr(store, "key", None), events)
     if altered:
         return [altered]

@@ -52,7 +52,7 @@ def resolve(engine, incident: str, actor: str, keep_degradations: bool = False,
         first = followup.steps[0].id
         return [Resolved(kept, followup=True, handed_off_to=handed_off_to),
                 StepStarted(first, followup.id, state.steps[first].attempt + 1)]
-    resolved = engine._command(incident, actor, build)
+    resolved = engine.command(incident, actor, build)
     return settled + restored + resolved + pages.tell_pagers(engine, incident, "resolve", actor)
 
 
@@ -74,7 +74,7 @@ def close_incident(engine, incident: str, actor: str, reason: str = "") -> list[
             raise ReasonNeeded(f"closing {state.id} with follow-up step{'s' if len(left) > 1 else ''} "
                                f"{', '.join(left)} not done needs a reason (--reason)")
         return [Closed(reason.strip(), left)]
-    return engine._command(incident, actor, build)
+    return engine.command(incident, actor, build)
 
 
 def drill_over(state: IncidentState) -> str | None:

@@ -4,18 +4,16 @@ export, and verification of the hash chain."""
 from __future__ import annotations
 
 import re
-
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from runbook.catalog.durations import format_duration, format_seconds
 from runbook.engine import followup
+from runbook.engine.integrity import chain
 from runbook.engine.state import IncidentState
 from runbook.engine.timers import deadlines
-from runbook.engine.integrity import chain
 from runbook.store import GENESIS, StoredEvent
 from runbook.text import markdown, one_line, shown
-
 
 # (attribute on Metrics, the target it is measured against, short label)
 MEASURES = (("tta", "acknowledge", "TTA"), ("ttm", "mitigate", "TTM"), ("ttr", "resolve", "TTR"))
@@ -54,7 +52,7 @@ def metrics(state: IncidentState, now: datetime | None = None) -> Metrics:
     out = Metrics(_seconds(opened, state.acknowledged_at), _seconds(opened, state.mitigated_at),
                   _seconds(opened, state.resolved_at), state.escalation.highest, followup=out_followup)
     actual = out.reached()
-    for name, (deadline, met) in deadlines(state).items():
+    for name, (deadline, _met) in deadlines(state).items():
         target = (deadline - opened).total_seconds()
         reached = actual[name]
         late = reached > target if reached is not None else (now is not None and now > deadline) or \
@@ -129,16 +127,18 @@ def export_markdown(state: IncidentState) -> str:
     for attr, key, short in MEASURES:
         label, value = f"Time to {key} ({short})", getattr(m, attr)
         target = m.targets.get(key)
-        verdict = "" if target is None else ("**breached**" if target["breached"] else "met" if value is not None else "")
-        lines.append(f"| {label} | {format_seconds(value)} | {format_seconds(target['target']) if target else '—'} | {verdict} |")
+        verdict = "" if target is None else ("**breached**" if target["breached"]
+                                             else "met" if value is not None else "")
+        aim = format_seconds(target["target"]) if target else "—"
+        lines.append(f"| {label} | {format_seconds(value)} | {aim} | {verdict} |")
     lines.append(f"| Highest escalation level | {m.highest_level or '—'} | | |")
     if state.playbook.followup is not None:
         lines.append(f"| Follow-up (after resolve, not in TTR) | {format_seconds(m.followup)} | | |")
     lines += ["", "### Steps", "", "| step | track | attempt | duration | outcome |", "|---|---|---|---|---|"]
     unfinished = "not done" if state.resolved else "in progress"  # nothing is in progress once resolved
     for run in m.steps:
-        lines.append(f"| {md(run['step'])} | {md(run['track'])} | {run['attempt']} | {format_seconds(run['seconds'])} | "
-                     f"{md(run['outcome'] or unfinished)} |")
+        lines.append(f"| {md(run['step'])} | {md(run['track'])} | {run['attempt']} | "
+                     f"{format_seconds(run['seconds'])} | {md(run['outcome'] or unfinished)} |")
     lines += ["", *followup.markdown_section(state), "## Degradations", ""]
     flips = [e for e in state.events if e.type == "flag_changed"]
     if flips:
@@ -152,7 +152,8 @@ def export_markdown(state: IncidentState) -> str:
         posted = e.record
         where = " · ".join(md(x) for x in (posted.channel, posted.audience) if x)
         to = f" to {where}" if where else ""
-        lines += [f"- {e.at:%H:%M:%S} ({_rel(e.at, opened)}) {md(e.actor)}, step {md(posted.step)}{to} ({posted.phase}):",
+        lines += [f"- {e.at:%H:%M:%S} ({_rel(e.at, opened)}) {md(e.actor)}, "
+                  f"step {md(posted.step)}{to} ({posted.phase}):",
                   "", *[f"  > {md(line)}" if line.strip() else "  >" for line in posted.text.strip().splitlines()], ""]
     if state.messages:
         lines.pop()  # the section's last blank line comes with the next heading

@@ -144,7 +144,7 @@ def set_parameter(engine, incident: str, actor: str, name: str, value: str) -> l
         if state.parameters.get(name) == checked:
             raise CommandError(f"parameter {name} is already {checked!r}")
         return [ParametersSet({name: checked}, {name: "param"})]
-    return engine._command(incident, actor, build)
+    return engine.command(incident, actor, build)
 
 
 def _refuse_if_broken(catalog, doc_id: str, kind: str) -> None:

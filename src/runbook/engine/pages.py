@@ -47,7 +47,7 @@ def escalate(engine: Engine, incident: str, actor: str, level: int, rnd: int, du
             return []  # acknowledged (or paged by someone else, or another ladder) since the timer was read
         return [Escalated(level, rnd, iso(due_at), reason,
                           [{"id": r.id, "name": r.name, "via": r.via} for r in people], named)]
-    events = engine._command(incident, actor, build)
+    events = engine.command(incident, actor, build)
     return events + send_page(engine, incident, events[0].seq) if events else events
 
 
@@ -116,7 +116,7 @@ def send_page(engine: Engine, incident: str, seq: int, only=None, attempt: int =
         results, failures = engine.plugins.notify(told, only=only) if only else engine.plugins.notify(told)
     results = answered(results, failures, only)
     rec = page.record
-    return engine._command(incident, SYSTEM, lambda s: [Notified(rec.level, rec.round, [r.to_dict() for r in results],
+    return engine.command(incident, SYSTEM, lambda s: [Notified(rec.level, rec.round, [r.to_dict() for r in results],
                                                                  [f.to_dict() for f in failures], seq, attempt)])
 
 
@@ -131,7 +131,7 @@ def send_update(engine: Engine, incident: str, action: str, plugins, attempt: in
             results += got
             failures += failed
     results = answered(results, failures, plugins)
-    return engine._command(incident, SYSTEM, lambda s: [PagerUpdated(action, [r.to_dict() for r in results],
+    return engine.command(incident, SYSTEM, lambda s: [PagerUpdated(action, [r.to_dict() for r in results],
                                                                      [f.to_dict() for f in failures], attempt)])
 
 

@@ -87,8 +87,9 @@ def give_signal(engine, incident: str, actor: str, name: str) -> list:
         waited = {s.wait_for.signal for s in state.playbook.steps if s.wait_for and s.wait_for.signal}
         if name not in waited:
             hint = did_you_mean(name, sorted(waited))
+            signals = ", ".join(sorted(waited)) or "none"
             raise CommandError(f"no step of {state.playbook.id} waits for a signal '{name}'" +
-                               (hint.rstrip("?") + "?" if hint else f"; its signals: {', '.join(sorted(waited)) or 'none'}"))
+                               (hint.rstrip("?") + "?" if hint else f"; its signals: {signals}"))
         return [SignalGiven(name)]
-    return engine._command(incident, actor, build)
+    return engine.command(incident, actor, build)
 

@@ -59,7 +59,7 @@ def stop_drills_for(engine: Engine, state: IncidentState) -> list[Event]:
 
 def stop_drill(engine: Engine, incident: str, reason: str, by: str | None = None) -> list[Event]:
     """Record why, then resolve (restoring every degradation the drill applied)."""
-    said = engine._command(incident, SYSTEM, lambda s: [] if s.resolved else [DrillStopped(reason, by)])
+    said = engine.command(incident, SYSTEM, lambda s: [] if s.resolved else [DrillStopped(reason, by)])
     if not said:
         return []
     try:
@@ -82,7 +82,7 @@ def fire_guard(engine: Engine, state: IncidentState) -> list[Event]:
     now = engine.clock.now()
     readings = {c.name: evaluate(engine, state, c.query, c.expect, now) for c in state.snapshot.drill.guard}
     results = [{"check": n, "outcome": r.outcome, "value": r.value, "detail": r.detail} for n, r in readings.items()]
-    checked = engine._command(state.id, SYSTEM, lambda s: [] if s.resolved else [DrillGuardChecked(results)])
+    checked = engine.command(state.id, SYSTEM, lambda s: [] if s.resolved else [DrillGuardChecked(results)])
     breached = [(n, r) for n, r in readings.items() if r.outcome == "not-yet"]
     if not breached:
         return checked

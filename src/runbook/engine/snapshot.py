@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from runbook.catalog import kinds
 from runbook.catalog.models import EscalationPolicy, Playbook, Roster, SeverityLevel
@@ -14,7 +13,8 @@ from runbook.errors import DocumentError
 from runbook.pluginapi import PAGER_SEVERITIES
 
 if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
-    from runbook.catalog.loader import Catalog, Document
+    from runbook.catalog.document import Document
+    from runbook.catalog.loader import Catalog
 
 
 def dependencies(catalog: Catalog, playbook: Document, drill: Document | None = None) -> list[Document]:
@@ -73,7 +73,7 @@ class Snapshot:
     text: str = field(default="", repr=False)
 
     @classmethod
-    def load(cls, stored: dict) -> "Snapshot":
+    def load(cls, stored: dict) -> Snapshot:
         models: dict[str, list] = {}
         for doc in stored["documents"]:
             models.setdefault(doc["kind"], []).append(kinds.KINDS[doc["kind"]].build(doc["data"]))

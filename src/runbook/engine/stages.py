@@ -112,7 +112,7 @@ def fire(engine: Engine, state: IncidentState, kind: str, data: dict) -> list[Ev
     now = engine.clock.now()
     readings = {c.name: evaluate(engine, state, c.query, c.expect, now) for c in rollout.checks}
     results = [{"check": n, "outcome": r.outcome, "value": r.value, "detail": r.detail} for n, r in readings.items()]
-    checked = engine._command(state.id, SYSTEM, lambda s: [] if s.degradations[name].stage != stage else [
+    checked = engine.command(state.id, SYSTEM, lambda s: [] if s.degradations[name].stage != stage else [
         StageChecked(name, stage, results)])
     failed = [(n, r) for n, r in readings.items() if r.outcome == "not-yet"]
     broken = [(n, r) for n, r in readings.items() if r.outcome == "broken"]
@@ -135,12 +135,12 @@ def steer(engine: Engine, incident: str, actor: str, name: str, action: str, rea
     if action in ("hold", "resume"):
         if deg.held == (action == "hold"):
             raise CommandError(f"{name} is {'already held' if deg.held else 'not held'} at stage {stage + 1}")
-        return engine._command(incident, actor, lambda s: [] if s.degradations[name].stage != stage else [
+        return engine.command(incident, actor, lambda s: [] if s.degradations[name].stage != stage else [
             StageSteered(name, action, stage, None, reason)])
     if action == "unwind":
         if deg.unwinding:
             raise CommandError(f"{name} is already restoring in stages (at stage {stage + 1})")
-        return engine._command(incident, actor, lambda s: [] if s.degradations[name].stage != stage else [
+        return engine.command(incident, actor, lambda s: [] if s.degradations[name].stage != stage else [
             StageSteered(name, "unwind", stage, None, reason)])
     return _move(engine, incident, actor, name, stage, target(state, name, action, full), action, reason,
                  expect=expect)
@@ -207,11 +207,12 @@ def _move(engine: Engine, incident: str, actor: str, name: str, stage: int, to: 
         from runbook.engine.flips import APPLY, RESTORE, plan_flip
 
         state = engine.state(incident)
-        shown = (plan_flip(engine, state, name, RESTORE) if to == -1 else plan_flip(engine, state, name, APPLY, to)).lines
+        plan = plan_flip(engine, state, name, RESTORE) if to == -1 else plan_flip(engine, state, name, APPLY, to)
+        shown = plan.lines
         if tuple(expect) != shown:
             raise CommandError(f"moving {name} would now write something else than what was shown: "
                                f"{'; '.join(shown) or 'nothing'}; look again")
-    said = engine._command(incident, actor, lambda s: [] if s.degradations[name].stage != stage else [
+    said = engine.command(incident, actor, lambda s: [] if s.degradations[name].stage != stage else [
         StageSteered(name, action, stage, to, reason, automatic)])
     if not said:
         return []

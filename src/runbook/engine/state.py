@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from runbook.engine.snapshot import Snapshot
+from runbook.errors import RecordError
 
 if TYPE_CHECKING:
     from runbook.engine.events import Event
@@ -232,7 +233,7 @@ class History:
     whole of it (an export, the postmortem, the metrics). Length, the last events and the first
     cost nothing more; any other position reads the rest once."""
 
-    __slots__ = ("_recent", "_first", "_head", "_load")
+    __slots__ = ("_first", "_head", "_load", "_recent")
 
     def __init__(self, recent: list, first: int, head=None, load=None):
         self._recent = list(recent)  # the events from seq `first` on, contiguous
@@ -253,8 +254,6 @@ class History:
         if self._first > 1:
             earlier = [e for e in self._load() if e.seq < self._first]
             if [e.seq for e in earlier] != list(range(1, self._first)):
-                from runbook.engine.integrity import RecordError
-
                 raise RecordError(f"the log lost events before event {self._first} after its checkpoint was "
                                   "written; `runbook incident verify` names every problem")
             self._recent = earlier + self._recent

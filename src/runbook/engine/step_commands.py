@@ -1,6 +1,6 @@
 """The commands that work on steps: done, skip, fail, choose, approve, run, restart, and the checks
 they share (the step is current, in the right phase, approved). Each finishes a step through the
-one step transition (engine/transition.py). Mixed into Engine, whose `_command` they use."""
+one step transition (engine/transition.py). Mixed into Engine, whose `command` they use."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ class StepCommands:
             self._approved(state, current)
             roles.refuse_if_waiting(state, current)
             return finish(state, current, Done(outcome, self.clock.now()))  # a communicate step posts now
-        return self._command(incident, actor, build)
+        return self.command(incident, actor, build)
 
     def _hand_off(self, state: IncidentState, actor: str, step: Step, outcome: str) -> list[Event]:
         """Open the linked incident on the step's playbook (a drill hands off to a drill), record
@@ -113,7 +113,7 @@ class StepCommands:
             checked = self._current(current, step.id)
             return [HandedOff(step.id, step.playbook, opened.id),
                     *finish(current, checked, Done(outcome or f"handed off to {opened.id}"), ends=True)]
-        handed = self._command(state.id, actor, build)
+        handed = self.command(state.id, actor, build)
         self.tick(opened.id)  # pages the new incident now, not at the next tick
         try:
             ended = lifecycle.resolve(self, state.id, actor, handed_off_to=opened.id)
@@ -129,7 +129,7 @@ class StepCommands:
         def build(state):
             step = self._current(state, step_id)
             return finish(state, step, Skipped(reason))
-        return self._command(incident, actor, build)
+        return self.command(incident, actor, build)
 
     def fail(self, incident: str, actor: str, step_id: str | None, reason: str = "") -> list[Event]:
         check_size("the reason", reason)
@@ -139,7 +139,7 @@ class StepCommands:
             if state.steps[step.id].status == FAILED:
                 raise CommandError(f"step '{step.id}' has already failed; complete it to retry or skip it")
             return finish(state, step, Failed(reason or "failed"))
-        return self._command(incident, actor, build)
+        return self.command(incident, actor, build)
 
     def choose(self, incident: str, actor: str, option: str | None, step_id: str | None = None,
                suggested: bool = False, expect: tuple[str, ...] | None = None) -> list[Event]:
@@ -171,7 +171,7 @@ class StepCommands:
             if suggested and (hint is None or hint.index != index):
                 raise CommandError(f"the suggestion for step '{step.id}' changed meanwhile; look again")
             return finish(state, step, Chosen(index, hint.label if hint else None))
-        return self._command(incident, actor, build)
+        return self.command(incident, actor, build)
 
     def plan_step(self, incident: str, step_id: str | None = None, option: int | None = None):
         """What finishing the step (`option`: choosing that option, 0-based) writes: the plan of the
@@ -213,7 +213,7 @@ class StepCommands:
             holder, why = roles.approval(state, step, actor, override)
             content = approvals.covered(state, step)  # what the approver saw, as the gate is checked later
             return [ApprovalGranted(step.id, step.approval.by, holder, why, content, approvals.digest(content))]
-        return self._command(incident, actor, build)
+        return self.command(incident, actor, build)
 
     def restart(self, incident: str, actor: str, step_id: str, reason: str) -> list[Event]:
         """Make `step_id` current again in its track, with a reason: it and every later step of the
@@ -231,7 +231,7 @@ class StepCommands:
                 raise CommandError(f"playbook {pb.id} has no step '{step_id}'"
                                    f"{did_you_mean(step_id, [s.id for s in pb.steps])}")
             return restarts.records(state, state.playbook.step(step_id), reason.strip())
-        return self._command(incident, actor, build)
+        return self.command(incident, actor, build)
 
     def run(self, incident: str, actor: str, step_id: str | None = None) -> list[Event]:
         """Run the current step's automation (run: or uses:) and record the outcome."""

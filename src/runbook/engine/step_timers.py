@@ -26,7 +26,7 @@ def wait_due(engine: Engine, state: IncidentState, step_id: str, attempt: int, a
                 or run.due_at is not None:
             return []
         return [WaitDue(step_id, step.track, iso(at))]
-    return engine._command(state.id, SYSTEM, build)
+    return engine.command(state.id, SYSTEM, build)
 
 
 def retry(engine: Engine, state: IncidentState, step_id: str, attempt: int) -> list[Event]:
@@ -40,7 +40,7 @@ def retry(engine: Engine, state: IncidentState, step_id: str, attempt: int) -> l
                 or run.retry_at is None:
             return []
         return [again(s, step, auto=True)]
-    started = engine._command(state.id, SYSTEM, build)
+    started = engine.command(state.id, SYSTEM, build)
     if not started:
         return []
     try:
@@ -49,7 +49,7 @@ def retry(engine: Engine, state: IncidentState, step_id: str, attempt: int) -> l
         return started + engine.effects.run(state.id, SYSTEM, step)
     except CommandError as exc:  # refused (an altered record, a value missing): the try fails, saying why
         reason = str(exc)
-        return started + engine._command(state.id, SYSTEM, lambda s: finish(s, step, Failed(reason)) if
+        return started + engine.command(state.id, SYSTEM, lambda s: finish(s, step, Failed(reason)) if
                                          s.steps[step_id].status == ACTIVE and s.current.get(step.track) == step_id
                                          else [])
 

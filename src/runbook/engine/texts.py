@@ -2,8 +2,9 @@
 
 The values are the incident's parameters, the step's `with:` (itself rendered from the
 parameters and built-ins), the holders of the playbook's roles ({commander}: who holds the role
-commander now), and the built-ins {incident}, {title}, {severity}, {service}, {playbook}, {elapsed}. What the screen shows before approval is `command()` joined with
-shlex.join, and what runs is the same `command()`: shown is what runs.
+commander now), and the built-ins {incident}, {title}, {severity}, {service}, {playbook}, {elapsed}.
+What the screen shows before approval is `command()` joined with shlex.join, and what runs is the
+same `command()`: shown is what runs.
 
 Texts shown to people never fail: a field that cannot be filled (an optional parameter not
 set yet) is shown as ‹name›. Commands and messages posted do fail, before anything runs or is

@@ -1,6 +1,6 @@
 """Firing the timers the log implies (escalations, pages and pager updates tried again, deadlines,
-severity rises, reminders, drill injects, polls, wait timeouts, timed waits coming due, retries): what is due is derived in
-`timers.py`; this appends it."""
+severity rises, reminders, drill injects, polls, wait timeouts, timed waits coming due, retries):
+what is due is derived in `timers.py`; this appends it."""
 
 from __future__ import annotations
 
@@ -38,10 +38,10 @@ def _fire(engine: Engine, state: IncidentState, timer) -> list[Event]:
     if timer.kind == "page_retry":
         return pages.retry(engine, state, data)
     if timer.kind == "breach":
-        return engine._command(state.id, SYSTEM, lambda s: [] if data["target"] in s.breaches else [
+        return engine.command(state.id, SYSTEM, lambda s: [] if data["target"] in s.breaches else [
             TargetBreached(data["target"], iso(data["deadline"]))])
     if timer.kind == "rise":
-        return engine._command(state.id, SYSTEM, lambda s: [] if data["rise"] in s.rises else [
+        return engine.command(state.id, SYSTEM, lambda s: [] if data["rise"] in s.rises else [
             SeverityChanged(s.severity, data["to"], f"symptom persisted for {data['after'] // 60} minutes",
                             rise=data["rise"], due_at=iso(timer.at))])
     if timer.kind == "reminder":
@@ -49,10 +49,10 @@ def _fire(engine: Engine, state: IncidentState, timer) -> list[Event]:
         latest = max(data["n"], int((engine.clock.now() - data["start"]).total_seconds() // data["every"]))
         message = texts.text(state, data["message"], None, engine.clock.now())
         fired = ReminderFired(data["reminder"], latest, message, data["role"], latest - data["n"])
-        return engine._command(state.id, SYSTEM, lambda s: [] if s.reminders.get(data["reminder"], 0) >= latest
+        return engine.command(state.id, SYSTEM, lambda s: [] if s.reminders.get(data["reminder"], 0) >= latest
                              else [fired])
     if timer.kind == "inject":
-        return engine._command(state.id, SYSTEM, lambda s: [] if s.injects >= data["n"] else [
+        return engine.command(state.id, SYSTEM, lambda s: [] if s.injects >= data["n"] else [
             DrillInject(data["n"], data["message"], data["signal"], iso(timer.at))])
     if timer.kind == "poll":
         # likewise one check now stands for every poll that fell due while nobody was ticking

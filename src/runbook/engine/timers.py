@@ -145,7 +145,7 @@ def _pending(state: IncidentState) -> list[Timer]:
                     at = alerts.rise_due(state, after)  # counts only the time the alert fired
                     if at is not None:
                         timers.append(Timer(at, 2, "rise", {"rise": index, "to": to, "after": after}))
-        for track, step_id in state.current.items():
+        for step_id in state.current.values():
             if step_id is None:
                 continue
             step, run = state.playbook.step(step_id), state.steps[step_id]

@@ -17,8 +17,19 @@ from typing import NamedTuple
 from runbook.catalog.flow import default_next
 from runbook.catalog.models import END, Step
 from runbook.engine import texts
-from runbook.engine.events import (Closed, DecisionMade, EventRecord, MessagePosted, Mitigated, MitigationAwaited,
-                                   StepCompleted, StepFailed, StepSkipped, StepStarted, TrackFinished)
+from runbook.engine.events import (
+    Closed,
+    DecisionMade,
+    EventRecord,
+    MessagePosted,
+    Mitigated,
+    MitigationAwaited,
+    StepCompleted,
+    StepFailed,
+    StepSkipped,
+    StepStarted,
+    TrackFinished,
+)
 from runbook.engine.state import FAILED, IncidentState
 
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -162,7 +163,8 @@ class TimerPass:
         fired = 0
         for row in rows:
             seen = self.known.get(row["id"])
-            if seen and seen[0] == row["last_seq"] and (seen[1] is None or now < seen[1]) and now - seen[2] < self.RECHECK:
+            if (seen and seen[0] == row["last_seq"] and (seen[1] is None or now < seen[1])
+                    and now - seen[2] < self.RECHECK):
                 continue
             try:
                 fired += len(engine.tick(row["id"]))

@@ -7,19 +7,59 @@ the embedded default). The engine depends on `IncidentStore` (interface.py), not
 
 from __future__ import annotations
 
-from runbook.store.common import (ALERT_COLUMNS, FIRST_COLUMNS, GENESIS, STATUS_RANK, ChainKey, ChainKeyError,
-                                  ConflictError, StoredEvent, StoreError, anchor_mac, chain_key_path,
-                                  create_chain_key, default_path, event_hash, event_mac, is_postgres_url,
-                                  load_chain_key, missing_chain_key, read_chain_key)
+from runbook.store.common import (
+    ALERT_COLUMNS,
+    FIRST_COLUMNS,
+    GENESIS,
+    STATUS_RANK,
+    ChainKey,
+    ChainKeyError,
+    ConflictError,
+    StoredEvent,
+    StoreError,
+    anchor_mac,
+    chain_key_path,
+    create_chain_key,
+    default_path,
+    event_hash,
+    event_mac,
+    is_postgres_url,
+    load_chain_key,
+    missing_chain_key,
+    read_chain_key,
+)
 from runbook.store.interface import AlertLedger, IncidentStore
 from runbook.store.memory import MemoryStore
 from runbook.store.sqlite import BUSY_TIMEOUT_MS, MIGRATIONS, Store
 
-__all__ = ["ALERT_COLUMNS", "AlertLedger", "BUSY_TIMEOUT_MS", "ChainKey", "ChainKeyError", "ConflictError",
-           "FIRST_COLUMNS", "GENESIS", "IncidentStore", "MIGRATIONS", "MemoryStore", "STATUS_RANK", "Store",
-           "StoreError", "StoredEvent", "anchor_mac", "chain_key_path", "create_chain_key", "default_path",
-           "event_hash", "event_mac", "is_postgres_url", "load_chain_key", "missing_chain_key", "open_store",
-           "read_chain_key"]
+__all__ = [
+    "ALERT_COLUMNS",
+    "BUSY_TIMEOUT_MS",
+    "FIRST_COLUMNS",
+    "GENESIS",
+    "MIGRATIONS",
+    "STATUS_RANK",
+    "AlertLedger",
+    "ChainKey",
+    "ChainKeyError",
+    "ConflictError",
+    "IncidentStore",
+    "MemoryStore",
+    "Store",
+    "StoreError",
+    "StoredEvent",
+    "anchor_mac",
+    "chain_key_path",
+    "create_chain_key",
+    "default_path",
+    "event_hash",
+    "event_mac",
+    "is_postgres_url",
+    "load_chain_key",
+    "missing_chain_key",
+    "open_store",
+    "read_chain_key",
+]
 
 
 def open_store(location: str | None = None, **options) -> IncidentStore:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from datetime import UTC
 from pathlib import Path
 from typing import NamedTuple
 
@@ -65,9 +66,9 @@ class ChainKey(NamedTuple):
 
 
 def _utc(seconds: float) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def read_chain_key(path: str | None = None) -> ChainKey | None:

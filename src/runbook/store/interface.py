@@ -10,7 +10,8 @@ migrations, the alert ledger, simulations, drill schedule claims and a change fe
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from runbook.store.common import StoredEvent
 
@@ -24,7 +25,8 @@ class IncidentStore(Protocol):
     def close(self) -> None: ...
 
     # the log
-    def create_incident(self, incident: str, snapshot: dict, row: dict, first_events: list[dict]) -> list[StoredEvent]: ...
+    def create_incident(self, incident: str, snapshot: dict, row: dict,
+                        first_events: list[dict]) -> list[StoredEvent]: ...
     def append(self, incident: str, expected_seq: int, events: list[dict]) -> list[StoredEvent]: ...
     def events(self, incident: str, after: int = 0) -> list[StoredEvent]: ...
     def read_record(self, incident: str) -> tuple[dict | None, list[StoredEvent], dict | None]: ...

@@ -6,8 +6,15 @@ filters as the database stores, so the engine's listings mean the same on every 
 
 from __future__ import annotations
 
-from runbook.store.common import (FIRST_COLUMNS, LATEST_COLUMNS, STATUS_RANK, ConflictError, StoredEvent, StoreError,
-                                  summary_updates)
+from runbook.store.common import (
+    FIRST_COLUMNS,
+    LATEST_COLUMNS,
+    STATUS_RANK,
+    ConflictError,
+    StoredEvent,
+    StoreError,
+    summary_updates,
+)
 
 
 class MemoryStore:

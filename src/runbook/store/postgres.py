@@ -40,12 +40,35 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import errors as pgerrors
 
-from runbook.store.common import (ALERT_COLUMNS, ALERT_JSON, FIRST_COLUMNS, GENESIS, LATEST_COLUMNS, STATUS_RANK,
-                                  STILL_OPEN, ChainKeyError, ConflictError, StoredEvent, StoreError, alert_row,
-                                  chain_events, data_json, like_prefix, missing_chain_key,
-                                  read_chain_key, summary_updates, anchor_mac, CHECKPOINT_COLUMNS, EVENT_COLUMNS,
-                                  STATUS_TYPES, checkpoint_from, checkpoint_upsert, log_facts_from, recent_events_sql,
-                                  stored_events)
+from runbook.store.common import (
+    ALERT_COLUMNS,
+    ALERT_JSON,
+    CHECKPOINT_COLUMNS,
+    EVENT_COLUMNS,
+    FIRST_COLUMNS,
+    GENESIS,
+    LATEST_COLUMNS,
+    STATUS_RANK,
+    STATUS_TYPES,
+    STILL_OPEN,
+    ChainKeyError,
+    ConflictError,
+    StoredEvent,
+    StoreError,
+    alert_row,
+    anchor_mac,
+    chain_events,
+    checkpoint_from,
+    checkpoint_upsert,
+    data_json,
+    like_prefix,
+    log_facts_from,
+    missing_chain_key,
+    read_chain_key,
+    recent_events_sql,
+    stored_events,
+    summary_updates,
+)
 
 CHANNEL = "runbook_events"
 LOCK_CLASS = 7_304_917  # the first key of runbook's advisory locks
@@ -169,12 +192,12 @@ def _guarded(method):
 class PostgresStore:
     """Incidents as append-only event logs in a PostgreSQL database (see the module's text)."""
 
-    def __init__(self, url: str, key: bytes | None | str = "auto", key_created: str | None = None,
+    def __init__(self, url: str, key: bytes | str | None = "auto", key_created: str | None = None,
                  migrate: bool = True, connect_timeout: float = CONNECT_TIMEOUT):
         self.location = url
         self.path = redact(url)
         try:
-            urlsplit(url).port  # the port is parsed lazily: "[::1" or ":abc" fail here
+            _ = urlsplit(url).port  # the port is parsed lazily: "[::1" or ":abc" fail here
         except ValueError as exc:
             raise StoreError(f"the incident database URL is malformed ({exc}); expected "
                              "postgresql://USER@HOST:PORT/DATABASE (runbook --db URL, or RUNBOOK_DB)") from None
@@ -313,8 +336,8 @@ class PostgresStore:
         try:
             with self.conn.transaction():
                 self.conn.execute(
-                    "INSERT INTO incidents (id, playbook, title, service, severity, status, drill, opened_at, last_seq, "
-                    "updated_at) VALUES (%s, %s, %s, %s, %s, 'open', %s, %s, 0, %s)",
+                    "INSERT INTO incidents (id, playbook, title, service, severity, status, drill, opened_at, "
+                    "last_seq, updated_at) VALUES (%s, %s, %s, %s, %s, 'open', %s, %s, 0, %s)",
                     [incident, row["playbook"], row["title"], row["service"], row["severity"], int(row["drill"]),
                      first_events[0]["ts"], first_events[0]["ts"]])
                 self.conn.execute("INSERT INTO snapshots (incident, playbook, hash, text, documents) "
@@ -471,7 +494,8 @@ class PostgresStore:
         if found is None:
             return self.snapshot(incident), None, self.events(incident), self.incident(incident)
         start = max(1, found["seq"] - window)
-        events = stored_events(self.conn.execute(recent_events_sql("%s"), [incident, start, incident, start]).fetchall())
+        rows = self.conn.execute(recent_events_sql("%s"), [incident, start, incident, start]).fetchall()
+        events = stored_events(rows)
         return self.snapshot(incident), found, events, self.incident(incident)
 
     @_guarded

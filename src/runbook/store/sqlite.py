@@ -27,12 +27,37 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runbook.store.common import (ALERT_COLUMNS, ALERT_JSON, FIRST_COLUMNS, GENESIS, LATEST_COLUMNS, STATUS_RANK,
-                                  STILL_OPEN, ChainKeyError, ConflictError, StoredEvent, StoreError, alert_row,
-                                  anchor_mac, chain_events, data_json, default_path, is_postgres_url, like_prefix,
-                                  CHECKPOINT_COLUMNS, EVENT_COLUMNS, STATUS_TYPES, checkpoint_from,
-                                  checkpoint_upsert, log_facts_from, missing_chain_key, read_chain_key,
-                                  recent_events_sql, stored_events, summary_updates)
+from runbook.store.common import (
+    ALERT_COLUMNS,
+    ALERT_JSON,
+    CHECKPOINT_COLUMNS,
+    EVENT_COLUMNS,
+    FIRST_COLUMNS,
+    GENESIS,
+    LATEST_COLUMNS,
+    STATUS_RANK,
+    STATUS_TYPES,
+    STILL_OPEN,
+    ChainKeyError,
+    ConflictError,
+    StoredEvent,
+    StoreError,
+    alert_row,
+    anchor_mac,
+    chain_events,
+    checkpoint_from,
+    checkpoint_upsert,
+    data_json,
+    default_path,
+    is_postgres_url,
+    like_prefix,
+    log_facts_from,
+    missing_chain_key,
+    read_chain_key,
+    recent_events_sql,
+    stored_events,
+    summary_updates,
+)
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -276,7 +301,7 @@ class _AlertLedger:
 
 
 class Store(_AlertLedger):
-    def __init__(self, path: str | None = None, key: bytes | None | str = "auto", key_created: str | None = None):
+    def __init__(self, path: str | None = None, key: bytes | str | None = "auto", key_created: str | None = None):
         self.path = path or default_path()
         if is_postgres_url(self.path):
             raise StoreError("a PostgreSQL URL names a team database, not a SQLite file: open it with "
@@ -382,7 +407,7 @@ class Store(_AlertLedger):
         return StoreError(f"{where} cannot be used: {exc}")
 
     @property
-    def db(self) -> "sqlite_utils.Database":
+    def db(self) -> sqlite_utils.Database:
         """The connection wrapped by sqlite-utils (imported on first use), for schema changes."""
         if self._db is None:
             import sqlite_utils
@@ -483,9 +508,10 @@ class Store(_AlertLedger):
         with self._write():
             if self.conn.execute("SELECT 1 FROM incidents WHERE id = ?", [incident]).fetchone():
                 raise ConflictError(f"incident {incident} already exists")
-            self.conn.execute("INSERT INTO snapshots (incident, playbook, hash, text, documents) VALUES (?, ?, ?, ?, ?)",
-                            [incident, snapshot["playbook"], snapshot["hash"], snapshot["text"],
-                             json.dumps(snapshot["documents"], ensure_ascii=False)])
+            self.conn.execute("INSERT INTO snapshots (incident, playbook, hash, text, documents) "
+                              "VALUES (?, ?, ?, ?, ?)",
+                              [incident, snapshot["playbook"], snapshot["hash"], snapshot["text"],
+                               json.dumps(snapshot["documents"], ensure_ascii=False)])
             self.conn.execute(
                 "INSERT INTO incidents (id, playbook, title, service, severity, status, drill, opened_at, last_seq, "
                 "updated_at) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, 0, ?)",
@@ -745,7 +771,8 @@ class Store(_AlertLedger):
             if row is not None and row[0] is not None and row[0] >= scheduled:
                 return False
             self.conn.execute("INSERT INTO drill_schedule (drill, last_scheduled, last_outcome, updated_at) "
-                            "VALUES (?, ?, ?, ?) ON CONFLICT(drill) DO UPDATE SET last_scheduled = excluded.last_scheduled, "
+                            "VALUES (?, ?, ?, ?) ON CONFLICT(drill) DO UPDATE SET "
+                            "last_scheduled = excluded.last_scheduled, "
                             "last_outcome = excluded.last_outcome, updated_at = excluded.updated_at",
                             [drill, scheduled, outcome, now])
             return True

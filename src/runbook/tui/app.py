@@ -10,10 +10,10 @@ from textual.notifications import Notification, Notify
 from textual.screen import Screen
 
 from runbook.errors import RunbookError
+from runbook.text import shown
 from runbook.tui.gateway import EngineGateway
 from runbook.tui.keys import palette_commands
 from runbook.tui.screens.incident import IncidentScreen
-from runbook.text import shown
 
 
 class RunbookApp(App):

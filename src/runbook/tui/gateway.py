@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from runbook.errors import RunbookError
 from runbook.text import one_line, shown_data
 from runbook.tui.alert_views import MAX_ROWS, NEEDS_A_HUMAN, AlertView, build_alerts
+
 # The view records live in runbook/view_models.py, built by runbook/views.py (the status page renders them
 # too); the screens import them from here.
 from runbook.view_models import CurrentStep, IncidentView  # noqa: F401

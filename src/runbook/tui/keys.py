@@ -54,7 +54,7 @@ def help_rows(screen_type: type) -> list[tuple[str, str]]:
     """Every described binding of a screen as (keys, what it does); bindings of one action share a row."""
     rows: dict[str, tuple[list[str], str]] = {}
     for binding in described(screen_type.BINDINGS):
-        keys, text = rows.setdefault(binding.action, ([], explain(binding)))
+        keys, _text = rows.setdefault(binding.action, ([], explain(binding)))
         keys.append(key_display(binding, every=True))
     return [(" / ".join(keys), text) for keys, text in rows.values()]
 

@@ -12,29 +12,103 @@ with its fields, `fold` and `describe` (plus `loud`, `tone` or `project` when th
 it here, then append it from a command.
 """
 
-from runbook.engine.events.base import (RECORDS, Event, EventFormatError, EventRecord, apply, decode, fold,
-                                        record)
-from runbook.engine.events.incident import (Acknowledged, ActionItemAdded, HandedOff, Mitigated, NoteAdded, Opened,
-                                            PluginErrorRecorded, Resolved, SeverityChanged, TargetBreached)
-from runbook.engine.events.steps import (ApprovalGranted, CheckPolled, DecisionMade, MessagePosted, StepCompleted,
-                                         StepFailed, StepRestarted, StepSkipped, StepStarted, TrackFinished, WaitDue)
 from runbook.engine.events.alerts import AlertReceived, AlertStateChanged
 from runbook.engine.events.automation import ActionFinished, ActionStarted, shown_argv
-from runbook.engine.events.degradations import (DegradationApplied, DegradationFailed, DegradationRestored,
-                                                DegradationStarted, FlagChanged, MitigationAwaited, StageChecked,
-                                                StageSteered)
+from runbook.engine.events.base import RECORDS, Event, EventFormatError, EventRecord, apply, decode, fold, record
+from runbook.engine.events.degradations import (
+                                        DegradationApplied,
+                                        DegradationFailed,
+                                        DegradationRestored,
+                                        DegradationStarted,
+                                        FlagChanged,
+                                        MitigationAwaited,
+                                        StageChecked,
+                                        StageSteered,
+)
 from runbook.engine.events.escalation import DrillInject, Escalated, Notified, PagerUpdated, ReminderFired
+from runbook.engine.events.incident import (
+                                        Acknowledged,
+                                        ActionItemAdded,
+                                        HandedOff,
+                                        Mitigated,
+                                        NoteAdded,
+                                        Opened,
+                                        PluginErrorRecorded,
+                                        Resolved,
+                                        SeverityChanged,
+                                        TargetBreached,
+)
 from runbook.engine.events.parameters import CAPTURE, CaptureMissed, ParametersSet
 from runbook.engine.events.roles import Closed, RoleAssigned, SignalGiven
 from runbook.engine.events.safeguards import DrillGuardChecked, DrillStopped
+from runbook.engine.events.steps import (
+                                        ApprovalGranted,
+                                        CheckPolled,
+                                        DecisionMade,
+                                        MessagePosted,
+                                        StepCompleted,
+                                        StepFailed,
+                                        StepRestarted,
+                                        StepSkipped,
+                                        StepStarted,
+                                        TrackFinished,
+                                        WaitDue,
+)
+
 __all__ = [
-    "Acknowledged", "ActionFinished", "ActionItemAdded", "ActionStarted", "AlertReceived", "AlertStateChanged",
-    "ApprovalGranted", "CAPTURE", "CaptureMissed", "CheckPolled", "Closed", "DecisionMade",
-    "DegradationApplied", "DegradationFailed", "DegradationRestored", "DegradationStarted", "DrillGuardChecked", "DrillInject", "DrillStopped",
-    "Escalated", "Event", "EventFormatError", "EventRecord", "FlagChanged", "HandedOff", "MessagePosted", "Mitigated",
-    "MitigationAwaited",
-    "NoteAdded", "Notified", "Opened", "PagerUpdated", "ParametersSet", "PluginErrorRecorded", "RECORDS", "ReminderFired",
-    "Resolved", "RoleAssigned", "StageChecked", "StageSteered", "SeverityChanged", "SignalGiven", "StepCompleted", "StepFailed", "StepRestarted",
-    "StepSkipped", "StepStarted", "TargetBreached", "TrackFinished", "WaitDue", "apply", "decode", "fold",
-    "record", "shown_argv",
+                                        "CAPTURE",
+                                        "RECORDS",
+                                        "Acknowledged",
+                                        "ActionFinished",
+                                        "ActionItemAdded",
+                                        "ActionStarted",
+                                        "AlertReceived",
+                                        "AlertStateChanged",
+                                        "ApprovalGranted",
+                                        "CaptureMissed",
+                                        "CheckPolled",
+                                        "Closed",
+                                        "DecisionMade",
+                                        "DegradationApplied",
+                                        "DegradationFailed",
+                                        "DegradationRestored",
+                                        "DegradationStarted",
+                                        "DrillGuardChecked",
+                                        "DrillInject",
+                                        "DrillStopped",
+                                        "Escalated",
+                                        "Event",
+                                        "EventFormatError",
+                                        "EventRecord",
+                                        "FlagChanged",
+                                        "HandedOff",
+                                        "MessagePosted",
+                                        "Mitigated",
+                                        "MitigationAwaited",
+                                        "NoteAdded",
+                                        "Notified",
+                                        "Opened",
+                                        "PagerUpdated",
+                                        "ParametersSet",
+                                        "PluginErrorRecorded",
+                                        "ReminderFired",
+                                        "Resolved",
+                                        "RoleAssigned",
+                                        "SeverityChanged",
+                                        "SignalGiven",
+                                        "StageChecked",
+                                        "StageSteered",
+                                        "StepCompleted",
+                                        "StepFailed",
+                                        "StepRestarted",
+                                        "StepSkipped",
+                                        "StepStarted",
+                                        "TargetBreached",
+                                        "TrackFinished",
+                                        "WaitDue",
+                                        "apply",
+                                        "decode",
+                                        "fold",
+                                        "record",
+                                        "shown_argv",
 ]

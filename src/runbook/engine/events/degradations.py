@@ -166,8 +166,8 @@ class StageSteered(EventRecord):
     def describe(self):
         who = "automatically: " if self.automatic else ""
         if self.action == "unwind":
-            return f"{self.degradation} restoring in stages from stage {self.stage + 1}, one stage down after each hold" + (
-                f": {self.reason}" if self.reason else "")
+            return (f"{self.degradation} restoring in stages from stage {self.stage + 1}, one stage down after "
+                    f"each hold" + (f": {self.reason}" if self.reason else ""))
         if self.action in ("hold", "resume"):
             what = "held at" if self.action == "hold" else "let go from"
             return f"{self.degradation} {what} stage {self.stage + 1}" + (f": {self.reason}" if self.reason else "")

@@ -121,7 +121,8 @@ class TrackFinished(EventRecord):
 class ApprovalGranted(EventRecord):
     step: str
     role: str
-    holder: str | None = None  # who held the role then; "" when nobody did (anyone may approve); None: not checked (older logs)
+    # who held the role then; "" when nobody did (anyone may approve); None: not checked (older logs)
+    holder: str | None = None
     override: str = ""  # why someone other than the holder approved
     # what the approver approved, rendered (engine/approvals.py: prompt, command, message, flags...),
     # and the digest the step is checked against before it runs; None in older logs: not bound

@@ -34,8 +34,8 @@ class ParameterForm(ModalScreen[dict | None]):
                 hint = " · ".join(x for x in (parameter.summary, parameter.pattern,
                                               "required" if parameter.required else "optional") if x)
                 yield Label(Text(f"{name}  ", style="bold") + Text(one_line(hint), style="dim"), markup=False)
-                yield Input(value=self.known.get(name, ""), placeholder=parameter.label and f"alert label "
-                            f"{parameter.label}" or name, id=f"param-{name}", classes="param-input")
+                yield Input(value=self.known.get(name, ""), placeholder=(parameter.label and f"alert label "
+                            f"{parameter.label}") or name, id=f"param-{name}", classes="param-input")
             yield Static("", id="param-error", markup=False)
             yield Label("[b]Enter[/b] open   [b]Tab[/b] next field   [b]Esc[/b] cancel", classes="dialog-keys")
 

@@ -76,7 +76,8 @@ class DebriefScreen(Screen):
                              lambda text: text and self.send("add_action_item", text))
 
     def action_add_note(self) -> None:
-        self.app.push_screen(TextPrompt("Add a note", "what you noticed"), lambda text: text and self.send("note", text))
+        self.app.push_screen(TextPrompt("Add a note", "what you noticed"),
+                             lambda text: text and self.send("note", text))
 
     @work(thread=True, exit_on_error=False, group="debrief-command")
     def send(self, method: str, *args) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
-from rich.text import Text
 from textual.markup import escape
+from textual.screen import Screen
 from textual.widgets import DataTable, Input, Label, Static
 
 from runbook.catalog import preview
@@ -26,7 +26,6 @@ from runbook.text import one_line
 from runbook.tui.alert_views import AlertView
 from runbook.tui.dialogs.confirm import ConfirmDialog
 from runbook.tui.widgets.keybar import KeyBar
-
 
 NO_ALERTS = "Alerts — none received in the last 24 h (runbook serve)"
 PLAYBOOKS_TITLE = "Playbooks — type what you see, Enter opens the top match"
@@ -70,7 +69,8 @@ class HomeScreen(Screen):
             yield Label(NO_ALERTS, id="alerts-title", classes="pane-title -empty")
             yield DataTable(id="alerts", cursor_type="row", show_header=False)
             yield Label(PLAYBOOKS_TITLE, id="playbooks-title", classes="pane-title")
-            yield Input(placeholder="What do you see? e.g. video freezing in one region", id="filter", select_on_focus=False)
+            yield Input(placeholder="What do you see? e.g. video freezing in one region", id="filter",
+                        select_on_focus=False)
             yield DataTable(id="playbooks", cursor_type="row", zebra_stripes=True)
             yield Label("Drills", classes="pane-title")
             yield Static("No drills are due.", id="drills")

@@ -145,7 +145,7 @@ class IncidentScreen(Screen):
             view = gateway.view(incident)
         except GatewayClosed:
             return  # quit before it was done: nothing to report
-        except Exception as exc:  # noqa: BLE001  (no screen can work: the command reports it, a bug as a bug)
+        except Exception as exc:
             self.app.end_with(exc)
             return
         self.app.call_from_thread(self.settled, incident, view)

@@ -36,7 +36,8 @@ def chart(trend: list[dict], width: int, height: int) -> Text:
 class ReportScreen(Screen):
     HELP_TITLE = "Report"
     BINDINGS = [
-        Binding("d", "toggle_drills", "Include drills on/off", tooltip="Include drills in the report, or leave them out"),
+        Binding("d", "toggle_drills", "Include drills on/off",
+                tooltip="Include drills in the report, or leave them out"),
         Binding("escape,q", "close", "Back", tooltip="Back to the home screen"),
         Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
     ]
@@ -65,7 +66,7 @@ class ReportScreen(Screen):
         for column in ("metric", "n", "median", "p90", "max", "target", "breaches"):
             table.add_column(column)
         for label, m in data["metrics"].items():
-            table.add_row(label, str(m["n"]), format_seconds(m["median"]), format_seconds(m["p90"]), format_seconds(m["max"]), format_seconds(m["target"]),
+            table.add_row(label, str(m["n"]), *map(format_seconds, (m["median"], m["p90"], m["max"], m["target"])),
                           Text(str(m["breaches"]), style="bold red" if m["breaches"] else ""))
         parts = [title, Text(""), table, Text("")]
         if data["trend"]:

@@ -17,7 +17,6 @@ from runbook.tui.gateway import CurrentStep, IncidentView
 from runbook.tui.keys import key_for
 from runbook.tui.widgets.panels import Timeline, clock
 
-
 _DIGITS = re.compile(r"\d")
 
 
@@ -197,7 +196,8 @@ class CurrentStepPanel(Vertical):
         for i, option in enumerate(step.options, 1):
             head.append(f"\n  {i}. {option}")
         if step.suggested:
-            head.append(f"\nsuggested: {step.suggested} — {self.key('choose')} takes it or another", style="bold magenta")
+            head.append(f"\nsuggested: {step.suggested} — {self.key('choose')} takes it or another",
+                        style="bold magenta")
         if step.command:
             head.append(f"\n$ {step.command}", style="bold green")
         if step.last_poll:

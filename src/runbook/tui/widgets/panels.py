@@ -80,7 +80,8 @@ class IncidentHeader(ViewPanel):
         if view.drill:
             top.append(" DRILL ", style="bold black on magenta")
             top.append(" ")
-        top.append(f" {view.severity} ", style=f"bold {'white on red' if view.severity in ('SEV1',) else 'black on yellow'}")
+        colours = "white on red" if view.severity in ("SEV1",) else "black on yellow"
+        top.append(f" {view.severity} ", style=f"bold {colours}")
         top.append(f" {view.id} ", style="bold")
         if view.resolved:
             phase = " · FOLLOW-UP" if view.phase == "follow-up" else " · CLOSED" if view.phase == "closed" else ""
@@ -196,7 +197,8 @@ class StepList(ViewPanel):
                 pointer = "»" if row.current and row.id == selected else " "
                 attempt = f" ×{row.attempt}" if row.attempt > 1 else ""
                 out.append(f"{pointer}{mark} ", style=style)
-                out.append(f"{row.title}{attempt}\n", style=style if row.current else ("dim" if row.status == "pending" else ""))
+                quiet = "dim" if row.status == "pending" else ""
+                out.append(f"{row.title}{attempt}\n", style=style if row.current else quiet)
             if track.current is None:
                 begins = track.id == "followup" and all(row.status == "pending" for row in track.steps)
                 out.append("  (begins when resolved)\n" if begins else "  (track finished)\n", style="dim")

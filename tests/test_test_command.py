@@ -1,0 +1,50 @@
+"""What the test command holds itself to: ruff's rules and import-linter's layer contracts (both
+configured in pyproject.toml) fail the run on any finding, like any other test; a real program a
+test drives that is missing fails the test (tests/helpers/components.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import runbook
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tool(name: str) -> str:
+    # the one installed next to this Python (the `test` extra), else the one on PATH
+    path = Path(sys.executable).parent / name
+    found = str(path) if path.exists() else shutil.which(name)
+    assert found, f"{name} is not installed: pip install -e '.[test]'"
+    return found
+
+
+def test_ruff_finds_nothing():
+    proc = subprocess.run([tool("ruff"), "check", "--no-cache", "src", "tests", "benchmarks"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_import_contracts_hold():
+    # the runbook these tests import, not another checkout installed in the environment
+    source = str(Path(runbook.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.run([tool("lint-imports"), "--no-cache"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_missing_component_fails_the_test_unless_skipping_is_asked_for(monkeypatch):
+    from helpers.components import OPT_OUT, missing
+
+    monkeypatch.delenv(OPT_OUT, raising=False)
+    with pytest.raises(pytest.fail.Exception, match="tmux is not installed: apt-get install tmux"):
+        missing("tmux", "apt-get install tmux")
+    monkeypatch.setenv(OPT_OUT, "1")
+    with pytest.raises(pytest.skip.Exception, match="tmux is not installed"):
+        missing("tmux", "apt-get install tmux")
