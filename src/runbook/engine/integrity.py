@@ -202,7 +202,7 @@ def recent(store, incident: str) -> Integrity:
     from runbook.engine import checkpoint
 
     stored, found, events, row = store.read_recent(incident, 0)
-    key = getattr(store, "key", None)
+    key = store.key
     if (found is None or checkpoint.altered(found, incident, key, events) or checkpoint.unsigned(found, key)
             or first_event(events)):
         return check(store, incident)  # which names what is wrong
@@ -237,7 +237,7 @@ def _checkpoint(store, incident: str, found: dict, stored: dict | None, events: 
     from runbook.engine import checkpoint
     from runbook.engine.events.base import fold
 
-    altered = checkpoint.altered(found, incident, getattr(store, "key", None), events)
+    altered = checkpoint.altered(found, incident, store.key, events)
     if altered:
         return [altered]
     seq = found["seq"]
@@ -279,7 +279,7 @@ def quick(store, incident: str, row: dict | None, stored: dict, events: list[Sto
         pairs = [(e.ts, after[e.seq].record) for e in events if e.seq > base and e.seq in after]
         start = state.base_summary
     problems = summary_problems(row, pairs, count, start) + _snapshot(stored, events, [])
-    if getattr(store, "key", None) is not None:
+    if store.key is not None:
         _signatures(store, incident, row, events, problems)
     return problems
 
@@ -309,14 +309,14 @@ def _named(events: list[StoredEvent]) -> str:
 
 
 def _signatures(store, incident: str, row: dict | None, events: list[StoredEvent], problems: list[str]) -> str:
-    key = getattr(store, "key", None)
+    key = store.key
     if key is None:
-        missing = getattr(store, "key_missing", None)
+        missing = store.key_missing
         signed = sum(1 for e in events if e.mac)
         if missing:
             return f"signatures not checked: {missing}"
         return f"{signed} events signed, not checked (no chain key here)" if signed else ""
-    created = getattr(store, "key_created", None) or ""
+    created = store.key_created or ""
     forged = [e for e in events if e.mac and not hmac.compare_digest(e.mac, event_mac(key, e.hash))]
     if forged:
         more = f" (and {len(forged) - 1} later event{'s' if len(forged) > 2 else ''}: {_named(forged[1:])})" \

@@ -2,7 +2,11 @@
 
 `open_store(location)` opens the store `location` names: a `postgresql://` URL (`RUNBOOK_DB`)
 opens `PostgresStore` (psycopg 3, imported only then), anything else is a SQLite file (`Store`,
-the embedded default). The engine depends on `IncidentStore` (interface.py), not on either.
+the embedded default). The engine depends on `IncidentStore` (interface.py), not on either, and
+reads what a store can do beyond it from `store.features`.
+
+Both share one SQL core (core.py, ledger.py) and one declaration of the tables (schema.py);
+sqlite.py and postgres.py hold only what differs between the two databases.
 """
 
 from __future__ import annotations
@@ -11,13 +15,13 @@ from runbook.store.common import (ALERT_COLUMNS, FIRST_COLUMNS, GENESIS, STATUS_
                                   ConflictError, StoredEvent, StoreError, anchor_mac, chain_key_path,
                                   create_chain_key, default_path, event_hash, event_mac, is_postgres_url,
                                   load_chain_key, missing_chain_key, read_chain_key)
-from runbook.store.interface import AlertLedger, IncidentStore
+from runbook.store.interface import AlertLedger, IncidentStore, StoreFeatures
 from runbook.store.memory import MemoryStore
 from runbook.store.sqlite import BUSY_TIMEOUT_MS, MIGRATIONS, Store
 
 __all__ = ["ALERT_COLUMNS", "AlertLedger", "BUSY_TIMEOUT_MS", "ChainKey", "ChainKeyError", "ConflictError",
            "FIRST_COLUMNS", "GENESIS", "IncidentStore", "MIGRATIONS", "MemoryStore", "STATUS_RANK", "Store",
-           "StoreError", "StoredEvent", "anchor_mac", "chain_key_path", "create_chain_key", "default_path",
+           "StoreError", "StoreFeatures", "StoredEvent", "anchor_mac", "chain_key_path", "create_chain_key", "default_path",
            "event_hash", "event_mac", "is_postgres_url", "load_chain_key", "missing_chain_key", "open_store",
            "read_chain_key"]
 
