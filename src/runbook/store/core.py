@@ -59,6 +59,12 @@ def guarded(method):
     return run
 
 
+def where(*conditions) -> tuple[str, list]:
+    """" WHERE ..." of the conditions given, each (SQL, its parameter if it has one); None: left out."""
+    given = [c for c in conditions if c]
+    return (" WHERE " + " AND ".join(c[0] for c in given) if given else ""), [c[1] for c in given if len(c) > 1]
+
+
 def event_row(event: StoredEvent) -> tuple:
     """An event's values in the order of INSERT_EVENT."""
     return (event.incident, event.seq, event.ts, event.actor, event.type, data_json(event.data), event.prev_hash,
@@ -94,11 +100,8 @@ class SqlStore:
 
     features: StoreFeatures
     driver_error: type[Exception]  # what the driver raises (caught by `guarded`)
-    duplicate_key: type[Exception]  # what it raises when a primary key refuses a row
     change_column: str  # what orders the change feed: a position that only grows
     opened_drill: str  # SQL: whether the opened event (e.seq = 1) of incident i.id is a drill, 0 or 1
-    same: str  # the null-safe equality operator ("IS" on SQLite)
-    distinct: str  # the null-safe inequality operator ("IS NOT" on SQLite)
     last_id: str  # SQL: the id the last insert of this connection was given
 
     # set up --------------------------------------------------------------------------------
@@ -163,20 +166,17 @@ class SqlStore:
     def create_incident(self, incident: str, snapshot: dict, row: dict, first_events: list[dict]) -> list[StoredEvent]:
         """Create an incident with its snapshot and first events, atomically."""
         self._require_key()
-        try:
-            with self._write():
-                if self._run("SELECT 1 FROM incidents WHERE id = ?", [incident]).fetchone():
-                    raise ConflictError(f"incident {incident} already exists")
-                self._run("INSERT INTO snapshots (incident, playbook, hash, text, documents) VALUES (?, ?, ?, ?, ?)",
-                          [incident, snapshot["playbook"], snapshot["hash"], snapshot["text"],
-                           json.dumps(snapshot["documents"], ensure_ascii=False)])
-                self._run("INSERT INTO incidents (id, playbook, title, service, severity, status, drill, opened_at, "
-                          "last_seq, updated_at) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, 0, ?)",
-                          [incident, row["playbook"], row["title"], row["service"], row["severity"],
-                           int(row["drill"]), first_events[0]["ts"], first_events[0]["ts"]])
-                return self._append_after(incident, 0, GENESIS, first_events)
-        except self.duplicate_key:  # created by another writer since the check
-            raise ConflictError(f"incident {incident} already exists") from None
+        with self._write():
+            # a writer creating the same incident meanwhile makes this insert wait for its commit
+            if self._run("INSERT INTO incidents (id, playbook, title, service, severity, status, drill, opened_at, "
+                         "last_seq, updated_at) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, 0, ?) ON CONFLICT (id) DO NOTHING",
+                         [incident, row["playbook"], row["title"], row["service"], row["severity"],
+                          int(row["drill"]), first_events[0]["ts"], first_events[0]["ts"]]).rowcount != 1:
+                raise ConflictError(f"incident {incident} already exists")
+            self._run("INSERT INTO snapshots (incident, playbook, hash, text, documents) VALUES (?, ?, ?, ?, ?)",
+                      [incident, snapshot["playbook"], snapshot["hash"], snapshot["text"],
+                       json.dumps(snapshot["documents"], ensure_ascii=False)])
+            return self._append_after(incident, 0, GENESIS, first_events)
 
     def _log_end(self, incident: str, expected_seq: int, after_hash: str | None = None) -> str:
         """The hash of the incident's last event, which must be event `expected_seq` (with hash
@@ -233,12 +233,11 @@ class SqlStore:
         the reverse). Indexed lookups per resolved (or filtered) incident."""
         where, params = [], []
         if open_only:  # the listing keeps status != 'resolved', which a NULL or unknown status fails too
-            where.append(f"(i.status {self.distinct} 'open' AND i.status {self.distinct} 'acknowledged' "
-                         f"AND i.status {self.distinct} 'mitigated' "
+            where.append("(coalesce(i.status, '') NOT IN ('open', 'acknowledged', 'mitigated') "
                          "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.type = 'resolved' AND e.incident = i.id))")
         if drills is not None:
             # a summary edited to hide: caught whichever column hides it
-            where.append(f"(i.drill {self.distinct} ? AND {self.opened_drill} = ?)")
+            where.append(f"(coalesce(i.drill, -1) <> ? AND {self.opened_drill} = ?)")
             params += [int(drills), int(drills)]
         if not where:
             return []
@@ -330,26 +329,15 @@ class SqlStore:
     def incidents(self, status: str | None = None, open_only: bool = False, drills: bool | None = None,
                   playbook: str | None = None, since: str | None = None, limit: int | None = None,
                   resolved_since: str | None = None) -> list[dict]:
-        where, params = [], []
-        if status:
-            where.append("status = ?")
-            params.append(status)
-        if open_only:
-            where.append("status NOT IN ('resolved', 'closed')")  # follow-up: resolved, work left
-        if drills is not None:
-            where.append("drill = ?")
-            params.append(int(drills))
-        if playbook:
-            where.append("playbook = ?")
-            params.append(playbook)
-        if since:
-            where.append("opened_at >= ?")
-            params.append(since)
-        if resolved_since:  # ISO text in UTC, as the engine writes it: sorts as it reads
-            where.append("resolved_at >= ?")
-            params.append(resolved_since)
-        sql = "SELECT * FROM incidents" + (f" WHERE {' AND '.join(where)}" if where else "")
-        sql += " ORDER BY opened_at DESC, id"
+        # follow-up counts as open: resolved, work left. Times are ISO text in UTC, as the engine
+        # writes them: they sort as they read.
+        sql, params = where(("status = ?", status) if status else None,
+                            ("status NOT IN ('resolved', 'closed')",) if open_only else None,
+                            ("drill = ?", int(drills)) if drills is not None else None,
+                            ("playbook = ?", playbook) if playbook else None,
+                            ("opened_at >= ?", since) if since else None,
+                            ("resolved_at >= ?", resolved_since) if resolved_since else None)
+        sql = "SELECT * FROM incidents" + sql + " ORDER BY opened_at DESC, id"
         if limit:
             sql += f" LIMIT {int(limit)}"
         return self._query(sql, params)
@@ -382,12 +370,9 @@ class SqlStore:
 
     @guarded
     def simulations(self, drill: str | None = None) -> list[dict]:
-        sql = "SELECT id, drill, playbook, runs, seed, created_at, summary FROM simulations"
-        params = []
-        if drill:
-            sql += " WHERE drill = ?"
-            params.append(drill)
-        rows = self._run(sql + " ORDER BY created_at, id", params).fetchall()
+        sql, params = where(("drill = ?", drill) if drill else None)
+        rows = self._run(f"SELECT id, drill, playbook, runs, seed, created_at, summary FROM simulations{sql} "
+                         "ORDER BY created_at, id", params).fetchall()
         return [{"id": r[0], "drill": r[1], "playbook": r[2], "runs": r[3], "seed": r[4], "created_at": r[5],
                  "summary": json.loads(r[6])} for r in rows]
 

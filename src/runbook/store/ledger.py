@@ -17,7 +17,7 @@ from runbook.store.common import (
     ConflictError,
     alert_row,
 )
-from runbook.store.core import guarded
+from runbook.store.core import guarded, where
 
 
 class SqlAlertLedger:
@@ -93,9 +93,9 @@ class SqlAlertLedger:
         (its owner is gone); False when someone else took it or it is no longer pending."""
         with self._write("ledger"):
             cursor = self._run(
-                f"UPDATE alerts SET owner = ? WHERE fingerprint = ? AND starts_at = ? AND outcome = 'pending' "
-                f"AND owner {self.same} ?", [json.dumps(owner), fingerprint, starts_at,
-                                             json.dumps(previous) if previous is not None else None])
+                "UPDATE alerts SET owner = ? WHERE fingerprint = ? AND starts_at = ? AND outcome = 'pending' "
+                "AND coalesce(owner, '') = ?", [json.dumps(owner), fingerprint, starts_at,
+                                                json.dumps(previous) if previous is not None else ""])
             return cursor.rowcount == 1
 
     @guarded
@@ -128,22 +128,11 @@ class SqlAlertLedger:
                limit: int | None = None, fingerprint: str | None = None) -> list[dict]:
         """Received alerts, the latest seen first; filtered by outcome, by incident, by fingerprint,
         or only those still 'pending' (an incident reserved, not yet opened)."""
-        where, params = [], []
-        if fingerprint:
-            where.append("fingerprint = ?")
-            params.append(fingerprint)
-        if outcome:
-            where.append("outcome = ?")
-            params.append(outcome)
-        if pending:
-            where.append("outcome = 'pending'")
-        if incident:
-            where.append("incident = ?")
-            params.append(incident)
-        sql = f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY last_seen DESC, fingerprint"
+        sql, params = where(("fingerprint = ?", fingerprint) if fingerprint else None,
+                            ("outcome = ?", outcome) if outcome else None,
+                            ("outcome = 'pending'",) if pending else None,
+                            ("incident = ?", incident) if incident else None)
+        sql = f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts{sql} ORDER BY last_seen DESC, fingerprint"
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [alert_row(r) for r in self._run(sql, params).fetchall()]

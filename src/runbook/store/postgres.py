@@ -205,11 +205,9 @@ class PostgresStore(SqlStore, SqlAlertLedger):
 
     features = FEATURES
     driver_error = psycopg.Error
-    duplicate_key = pgerrors.UniqueViolation
     change_column = "pos"
     opened_drill = ("(SELECT CASE WHEN (runbook_json(e.data) -> 'drill')::text IN ('true', '1') THEN 1 ELSE 0 END "
                     "FROM events e WHERE e.incident = i.id AND e.seq = 1)")
-    same, distinct = "IS NOT DISTINCT FROM", "IS DISTINCT FROM"
     last_id = "lastval()"
 
     def __init__(self, url: str, key: bytes | None | str = "auto", key_created: str | None = None,

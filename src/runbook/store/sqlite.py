@@ -100,11 +100,9 @@ class Store(SqlStore, SqlAlertLedger):
     """Incidents in a SQLite file (the module's text says how)."""
 
     driver_error = sqlite3.Error
-    duplicate_key = sqlite3.IntegrityError
     change_column = "rowid"
     opened_drill = ("(SELECT coalesce(json_extract(e.data, '$.drill'), 0) FROM events e "
                     "WHERE e.incident = i.id AND e.seq = 1)")
-    same, distinct = "IS", "IS NOT"
     last_id = "last_insert_rowid()"
 
     def __init__(self, path: str | None = None, key: bytes | None | str = "auto", key_created: str | None = None):
