@@ -10,13 +10,7 @@ from __future__ import annotations
 
 import json
 
-from runbook.store.common import (
-    ALERT_COLUMNS,
-    ALERT_JSON,
-    STILL_OPEN,
-    ConflictError,
-    alert_row,
-)
+from runbook.store.common import ALERT_COLUMNS, ALERT_JSON, STILL_OPEN, ConflictError, alert_row
 from runbook.store.core import guarded, where
 
 

@@ -28,22 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runbook.store.common import (
-    StoredEvent,
-    StoreError,
-    anchor_mac,
-    chain_events,
-    default_path,
-    is_postgres_url,
-)
-from runbook.store.core import (
-    INSERT_EVENT,
-    SqlStore,
-    event_row,
-    guarded,
-    summary_params,
-    summary_update_sql,
-)
+from runbook.store.common import StoredEvent, StoreError, anchor_mac, chain_events, default_path, is_postgres_url
+from runbook.store.core import INSERT_EVENT, SqlStore, event_row, guarded, summary_params, summary_update_sql
 from runbook.store.interface import StoreFeatures
 from runbook.store.ledger import SqlAlertLedger
 from runbook.store.schema import BIGINT, INT, SERIAL, TABLES, Column, Create, Index
