@@ -75,7 +75,7 @@ def summary_update_sql(mark) -> str:
     """The one statement that keeps the incidents summary on an append, given SUMMARY_PARAMS
     (`mark(name)`: how the dialect spells that parameter). The first time wins for the *_at
     columns; status only moves forward, so a late "acknowledged" never reopens a mitigated
-    incident; the rest take the latest value. A NULL parameter leaves its column as it is."""
+    incident; the rest take the latest value. A NULL for one of those leaves its column as it is."""
     rank = "CASE status " + " ".join(f"WHEN '{name}' THEN {n}" for name, n in STATUS_RANK.items()) + " END"
     sets = [f"last_seq = {mark('last_seq')}", f"updated_at = {mark('updated_at')}", f"last_mac = {mark('last_mac')}"]
     sets += [f"{column} = COALESCE({column}, {mark(column)})" for column in FIRST_COLUMNS]
@@ -132,8 +132,9 @@ class SqlStore:
     def _failure(self, exc: Exception) -> StoreError:
         raise NotImplementedError
 
-    def _write(self, lock: int | None = None) -> AbstractContextManager:
-        """One write transaction, writers serialised (`lock`: which of PostgreSQL's locks)."""
+    def _write(self, lock: str | None = None) -> AbstractContextManager:
+        """One write transaction. `lock` names writers that must also be serialised across
+        processes ("ledger"): SQLite's write lock does that for every writer already."""
         raise NotImplementedError
 
     def _one_moment(self) -> AbstractContextManager:

@@ -3,10 +3,11 @@
 Chosen when `RUNBOOK_DB` (or --db) is a `postgresql://` URL. The guarantees are the SQLite
 store's, kept by the server:
 
-- An append is one round trip: `runbook_append`, a function of the schema, locks the
-  incident's summary row (FOR UPDATE), checks that the log ends at the expected event (its
-  sequence number and hash), inserts the events, keeps the summary and notifies, and the
-  statement's commit follows in the same round trip. The primary key (incident, seq) refuses a
+- An append is one round trip: `runbook_append`, a function of the schema, updates the
+  incident's summary row (whose lock queues the appenders of one incident), checks that the
+  log ends at the expected event (its sequence number and hash; else it raises and the update
+  is undone), inserts the events and notifies, and the statement's commit follows in the same
+  round trip. The primary key (incident, seq) refuses a
   duplicate whatever happens, and a writer that lost the race gets `ConflictError`.
   `writing(incident)` holds the summary row from a writer's read to its append, so writers
   who had to read first queue instead of racing (features.holds_writers).
@@ -87,26 +88,27 @@ _SUMMARY_TYPES = {"last_seq": "integer", "status_rank": "integer"}  # the rest o
 # one text faster than an array per column (about 30 µs an append here).
 APPEND_FUNCTION = f"""CREATE FUNCTION runbook_append(p_expected integer, p_prev text, p_events json,
     {", ".join(f"p_{name} {_SUMMARY_TYPES.get(name, 'text')}" for name in SUMMARY_PARAMS)})
-    RETURNS integer LANGUAGE plpgsql AS $$
+    RETURNS void LANGUAGE plpgsql AS $$
     DECLARE
         found_seq integer;
         found_hash text;
     BEGIN
-        -- appenders of one incident queue on its summary row; the one behind reads the log as committed
-        PERFORM 1 FROM incidents WHERE id = p_incident FOR UPDATE;
+        -- the summary first: its row lock queues the appenders of one incident, and the statements
+        -- after it read the log as the one before committed it (a refusal undoes this update)
+        {summary_update_sql(lambda name: "p_" + name)};
         SELECT seq, hash INTO found_seq, found_hash FROM events WHERE incident = p_incident
             ORDER BY seq DESC LIMIT 1;
         IF coalesce(found_seq, 0) <> p_expected OR (found_seq IS NOT NULL AND found_hash IS DISTINCT FROM p_prev) THEN
-            RETURN coalesce(found_seq, 0);  -- refused: where the log ends
+            RAISE EXCEPTION USING ERRCODE = 'serialization_failure', MESSAGE = 'runbook_append refused: the log '
+                'of ' || p_incident || ' ends elsewhere', DETAIL = coalesce(found_seq, 0);
         END IF;
         -- held to commit: positions become visible in the order they were handed out
         PERFORM pg_advisory_xact_lock({LOCK_CLASS}, {ORDER_LOCK});
         INSERT INTO events (incident, seq, ts, actor, type, data, prev_hash, hash, mac)
             SELECT p_incident, e.seq, e.ts, e.actor, e.type, e.data, e.prev_hash, e.hash, e.mac
-            FROM json_populate_recordset(NULL::events, p_events) AS e;
-        {summary_update_sql(lambda name: "p_" + name)};
+            FROM json_to_recordset(p_events) AS e(seq integer, ts text, actor text, type text, data text,
+                                                  prev_hash text, hash text, mac text);
         PERFORM pg_notify('{CHANNEL}', p_incident || ' ' || p_last_seq);
-        RETURN NULL;  -- appended
     END $$"""
 APPEND_CALL = f"SELECT runbook_append(?, ?, ?, {', '.join('?' * len(SUMMARY_PARAMS))})"
 _EVENT_FIELDS = ("seq", "ts", "actor", "type", "data", "prev_hash", "hash", "mac")  # core.event_row after incident
@@ -379,9 +381,11 @@ class PostgresStore(SqlStore, SqlAlertLedger):
         stored = chain_events(incident, seq, prev, events, self.key)
         rows = json.dumps([dict(zip(_EVENT_FIELDS, event_row(e)[1:])) for e in stored], ensure_ascii=False)
         summary = summary_params(incident, stored, events, self.key)
-        found = self._run(APPEND_CALL, [seq, prev, rows, *(summary[name] for name in SUMMARY_PARAMS)]).fetchone()[0]
-        if found is not None:  # refused: the log does not end where the caller read it
-            self._check_end(incident, seq, prev, found, None)
+        try:
+            self._run(APPEND_CALL, [seq, prev, rows, *(summary[name] for name in SUMMARY_PARAMS)])
+        except pgerrors.SerializationFailure as exc:  # refused: the log does not end where the caller read it
+            self._check_end(incident, seq, prev, int(exc.diag.message_detail or 0), None)
+            raise  # (_check_end always refuses what the function refused)
         return stored
 
     # reading -------------------------------------------------------------------------------
