@@ -4,8 +4,9 @@ The TUI, the CLI, drills and simulations all drive this API; nothing else append
 Every command checks itself against the incident's current state and appends with the expected
 sequence number; when another writer got there first it re-reads and tries again, so a command
 that became invalid meanwhile ("already acknowledged by ana") fails with a clear message instead
-of being recorded twice. The state is read first, unless the engine holds it and its store can
-tell that nobody else has written since (`_held`).
+of being recorded twice. The state is read first, unless the engine holds it and either its store
+can tell that nobody else has written since (SQLite) or the append names the event the state
+ends at and the store refuses it if the log moved on (PostgreSQL; `_held`).
 
 Commands and reads live here; each command builds event records (`engine/events.py`), and every
 command that finishes a step takes its events from the one step transition
