@@ -39,6 +39,22 @@ def test_append_checks_the_expected_sequence_and_keeps_the_summary(open_test_sto
     assert store.incidents(status="open") == []
 
 
+def test_an_append_naming_the_event_it_read_is_refused_when_the_log_ends_elsewhere(open_test_store):
+    """`after_hash` spares the store reading the log's end (PostgreSQL: one round trip); a log
+    that moved on, or whose last event is not the one read, refuses the append and keeps nothing."""
+    store = open_test_store(key=None)
+    first = opened(store)[0]
+    second = store.append("INC-1", 1, [note(1)], after_hash=first.hash)[0]
+    assert second.prev_hash == first.hash
+    with pytest.raises(ConflictError):
+        store.append("INC-1", 1, [note(2)], after_hash=first.hash)  # the log is at event 2 now
+    with pytest.raises(ConflictError):
+        store.append("INC-1", 2, [note(2)], after_hash="0" * 64)  # event 2 is not the one read
+    assert [e.seq for e in store.events("INC-1")] == [1, 2] and store.incident("INC-1")["last_seq"] == 2
+    with pytest.raises(StoreError, match="does not exist"):
+        store.append("INC-404", 1, [note(1)], after_hash=first.hash)
+
+
 def test_a_keyed_chain_signs_each_event_and_anchors_the_summary(open_test_store):
     from runbook.store import anchor_mac, event_mac
 
@@ -209,7 +225,7 @@ def test_migrations_apply_once_with_processes_starting_together(pg_cluster):
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(stores) == 4 and all(s.schema_version() == (3, []) for s in stores)
+    assert len(stores) == 4 and all(s.schema_version() == (4, []) for s in stores)
     for store in stores:
         store.close()
 

@@ -43,12 +43,12 @@ def migrate(ctx: Context, grant_to):
     """Apply the migrations this version of runbook needs (run it as the database's owner)."""
     store = _open(ctx, migrate=False)
     try:
-        applied = store.migrate() if hasattr(store, "migrate") else []
+        applied = store.migrate()
         version, _pending = store.schema_version()
         echo(f"{store.path}: schema version {version}" + (f" (applied {', '.join(map(str, applied))})"
                                                            if applied else " (up to date)"))
         if grant_to:
-            if not hasattr(store, "grant"):
+            if not store.features.grants:
                 raise UsageError("--grant is for a PostgreSQL database; a SQLite file is guarded by its file mode")
             store.grant(grant_to)
             echo(f"granted {grant_to}: read, append events (no update or delete), keep summaries and the alert ledger")

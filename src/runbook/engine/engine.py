@@ -4,8 +4,9 @@ The TUI, the CLI, drills and simulations all drive this API; nothing else append
 Every command checks itself against the incident's current state and appends with the expected
 sequence number; when another writer got there first it re-reads and tries again, so a command
 that became invalid meanwhile ("already acknowledged by ana") fails with a clear message instead
-of being recorded twice. The state is read first, unless the engine holds it and its store can
-tell that nobody else has written since (`_held`).
+of being recorded twice. The state is read first, unless the engine holds it and either its store
+can tell that nobody else has written since (SQLite) or the append names the event the state
+ends at and the store refuses it if the log moved on (PostgreSQL; `_held`).
 
 Commands and reads live here; each command builds event records (`engine/events.py`), and every
 command that finishes a step takes its events from the one step transition
@@ -122,7 +123,7 @@ class Engine(StepCommands):
             except EventFormatError as exc:
                 raise RecordError(f"the record of {incident} cannot be read: {exc}; "
                                             f"`runbook incident verify {incident}` names every problem") from None
-            if loaded is None and self.store.path != ":memory:":
+            if loaded is None and self.store.features.persistent:
                 problems = integrity.quick(self.store, incident, row, stored, events, cached)
                 cached.tampered = "; ".join(([problem] if problem else []) + problems)
             self._states[incident] = cached
@@ -137,17 +138,17 @@ class Engine(StepCommands):
 
     def _others_commits(self) -> int | None:
         """The store's count of commits by other connections (SQLite's data_version), or None
-        where it cannot tell (the memory store, where this engine is the only writer)."""
-        count = getattr(self.store, "data_version", None)
-        return count() if count is not None else None
+        where it cannot tell (features.counts_commits)."""
+        return self.store.data_version() if self.store.features.counts_commits else None
 
     def _held(self, incident: str) -> IncidentState | None:
         """The incident's state as this engine holds it, if a command may be checked against it
-        without reading the log first: the store's sequence check alone arbitrates (not
-        PostgreSQL, which reads under its writer lock) and no other connection has committed
-        since it was caught up. None: read first."""
+        without reading the log first, or None: read first. Where the store counts other
+        connections' commits (SQLite), only while none has committed since it was caught up;
+        elsewhere (PostgreSQL, the memory store) it is tried as it is: the append names the event
+        the state ends at, and a log that moved on refuses it, after which the command reads."""
         held = self._states.get(incident)
-        if held is None or hasattr(self.store, "writing"):
+        if held is None:
             return None
         version = self._others_commits()
         if version is not None and self._caught_at.get(incident) != version:
@@ -158,7 +159,7 @@ class Engine(StepCommands):
         """The state from a stored checkpoint and the events read with it (the opened event, then
         from the window before the checkpoint on), or (None, what is wrong with it) when it cannot
         be used: altered, of another format, or no longer matching the log."""
-        key = getattr(self.store, "key", None)
+        key = self.store.key
         problem = checkpoint.altered(found, incident, key, events)
         if problem or checkpoint.unsigned(found, key):
             return None, problem
@@ -192,7 +193,7 @@ class Engine(StepCommands):
         if state.last_seq - state.base_seq < checkpoint.every() or state.tampered or not state.events:
             return
         store = self.store
-        if store.path == ":memory:" or getattr(store, "readonly", None):
+        if not store.features.persistent or store.features.readonly:
             return
         from runbook.store import StoreError
 
@@ -212,7 +213,7 @@ class Engine(StepCommands):
             body = checkpoint.body(state, summary)
             digest = checkpoint.digest(state.id, last.seq, last.hash, body)
             store.save_checkpoint(state.id, last.seq, last.hash, body, digest,
-                                  checkpoint.sign(getattr(store, "key", None), digest))
+                                  checkpoint.sign(store.key, digest))
         except (checkpoint.CheckpointError, StoreError):
             pass  # not kept (a role without the grant, a busy database): the next open folds more
 
@@ -234,14 +235,17 @@ class Engine(StepCommands):
 
     # appending ----------------------------------------------------------------------------
 
-    def _append(self, state: IncidentState, actor: str, records: list[EventRecord]) -> list[Event]:
+    def _append(self, state: IncidentState, actor: str, records: list[EventRecord], held: bool) -> list[Event]:
+        """Append `records` after the last event of `state`; a `held` state (not read for this
+        command) names that event's hash, so the store checks the log still ends there instead
+        of reading it (PostgreSQL: the append is then one round trip)."""
         for rec in records:
             if not isinstance(rec, EventRecord):
                 raise TypeError(f"the engine appends event records (runbook.engine.events), not {rec!r}")
         now = iso(self.clock.now())
         stored = self.store.append(state.id, state.last_seq, [
             {"ts": now, "actor": actor, "type": r.type, "data": r.to_data(), "summary": r.project(now)}
-            for r in records])
+            for r in records], after_hash=state.events[-1].hash if held and state.events else None)
         at = parse(now)
         appended = [Event(e.seq, at, e.actor, r, e.data, e.hash, e.ts) for e, r in zip(stored, records)]
         for event in appended:
@@ -268,7 +272,7 @@ class Engine(StepCommands):
             if races:
                 _pause_after_conflict(races)
             try:
-                with self._writing(incident):
+                with self._writing(incident, held):
                     state = held if held is not None else self.state(incident)
                     try:
                         records = build(state)
@@ -282,7 +286,7 @@ class Engine(StepCommands):
                             held = None
                             continue
                         return []
-                    appended = self._append(state, actor, records)
+                    appended = self._append(state, actor, records, held is not None)
             except ConflictError:
                 if held is None:
                     races += 1
@@ -302,11 +306,14 @@ class Engine(StepCommands):
         seen = state.last_seq
         return self.state(state.id) is not state or state.last_seq != seen
 
-    def _writing(self, incident: str):
-        """A store that can hold an incident for a writer (PostgreSQL) does so from the read to the
-        append; elsewhere the sequence check alone arbitrates (SQLite's appends are short)."""
-        writing = getattr(self.store, "writing", None)
-        return writing(incident) if writing else nullcontext()
+    def _writing(self, incident: str, held: IncidentState | None):
+        """A command that reads first, on a store that can hold an incident for a writer
+        (PostgreSQL), holds it from the read to the append: writers that had to read queue
+        instead of racing. A held state is not read, and elsewhere the sequence check alone
+        arbitrates (SQLite's appends are short)."""
+        if held is None and self.store.features.holds_writers:
+            return self.store.writing(incident)
+        return nullcontext()
 
     def _observe(self, state: IncidentState, appended: list[Event]) -> None:
         """Hand appended events to the plugins' observers, which run on the host's own threads."""

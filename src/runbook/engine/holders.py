@@ -83,7 +83,7 @@ def holders(engine, state: IncidentState, name: str, flag: str, location: str | 
     """Every degradation other than `name` of `state` holding `flag` changed, earliest first."""
     found = [_holder(state, other, deg, deg.flags[flag], flag)
              for other, deg in state.degradations.items() if other != name and flag in deg.flags]
-    if engine.store.path != ":memory:":  # simulations: each incident is alone with its sandbox
+    if engine.store.features.persistent:  # simulations: each incident is alone with its sandbox
         for row in engine.store.incidents(open_only=True):
             if row["id"] == state.id:
                 continue

@@ -191,7 +191,7 @@ def recent(store, incident: str) -> Integrity:
     with one that does not verify, it is `check`. `check` (`runbook incident verify`) walks the
     whole log, and compares the checkpoint with the fold of the events before it."""
     stored, found, events, row = store.read_recent(incident, 0)
-    key = getattr(store, "key", None)
+    key = store.key
     if (found is None or checkpoint.altered(found, incident, key, events) or checkpoint.unsigned(found, key)
             or first_event(events)):
         return check(store, incident)  # which names what is wrong
@@ -223,7 +223,7 @@ def _checkpoint(store, incident: str, found: dict, stored: dict | None, events: 
                 records: list | None) -> list[str]:
     """What is wrong with the incident's checkpoint: altered (digest, signature), not at its place
     in the chain, or not what the events before it fold to."""
-    altered = checkpoint.altered(found, incident, getattr(store, "key", None), events)
+    altered = checkpoint.altered(found, incident, store.key, events)
     if altered:
         return [altered]
     seq = found["seq"]
@@ -265,7 +265,7 @@ def quick(store, incident: str, row: dict | None, stored: dict, events: list[Sto
         pairs = [(e.ts, after[e.seq].record) for e in events if e.seq > base and e.seq in after]
         start = state.base_summary
     problems = summary_problems(row, pairs, count, start) + _snapshot(stored, events, [])
-    if getattr(store, "key", None) is not None:
+    if store.key is not None:
         _signatures(store, incident, row, events, problems)
     return problems
 
@@ -295,14 +295,14 @@ def _named(events: list[StoredEvent]) -> str:
 
 
 def _signatures(store, incident: str, row: dict | None, events: list[StoredEvent], problems: list[str]) -> str:
-    key = getattr(store, "key", None)
+    key = store.key
     if key is None:
-        missing = getattr(store, "key_missing", None)
+        missing = store.key_missing
         signed = sum(1 for e in events if e.mac)
         if missing:
             return f"signatures not checked: {missing}"
         return f"{signed} events signed, not checked (no chain key here)" if signed else ""
-    created = getattr(store, "key_created", None) or ""
+    created = store.key_created or ""
     forged = [e for e in events if e.mac and not hmac.compare_digest(e.mac, event_mac(key, e.hash))]
     if forged:
         more = f" (and {len(forged) - 1} later event{'s' if len(forged) > 2 else ''}: {_named(forged[1:])})" \

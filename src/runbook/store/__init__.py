@@ -2,7 +2,11 @@
 
 `open_store(location)` opens the store `location` names: a `postgresql://` URL (`RUNBOOK_DB`)
 opens `PostgresStore` (psycopg 3, imported only then), anything else is a SQLite file (`Store`,
-the embedded default). The engine depends on `IncidentStore` (interface.py), not on either.
+the embedded default). The engine depends on `IncidentStore` (interface.py), not on either, and
+reads what a store can do beyond it from `store.features`.
+
+Both share one SQL core (core.py, ledger.py) and one declaration of the tables (schema.py);
+sqlite.py and postgres.py hold only what differs between the two databases.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from runbook.store.common import (
     missing_chain_key,
     read_chain_key,
 )
-from runbook.store.interface import AlertLedger, IncidentStore
+from runbook.store.interface import AlertLedger, IncidentStore, StoreFeatures
 from runbook.store.memory import MemoryStore
 from runbook.store.sqlite import BUSY_TIMEOUT_MS, MIGRATIONS, Store
 
@@ -47,6 +51,7 @@ __all__ = [
     "MemoryStore",
     "Store",
     "StoreError",
+    "StoreFeatures",
     "StoredEvent",
     "anchor_mac",
     "chain_key_path",

@@ -15,12 +15,13 @@ from runbook.store.common import (
     StoreError,
     summary_updates,
 )
+from runbook.store.interface import StoreFeatures
 
 
 class MemoryStore:
     path = location = ":memory:"
-    key = None
-    readonly = None
+    features = StoreFeatures(persistent=False)
+    key = key_created = key_missing = None
 
     def __init__(self):
         self._events: dict[str, list[StoredEvent]] = {}
@@ -53,7 +54,8 @@ class MemoryStore:
         self._events[incident] = []
         return self._append(incident, first_events)
 
-    def append(self, incident, expected_seq, events):
+    def append(self, incident, expected_seq, events, after_hash=None):
+        # no hash chain here (`_append`): the sequence number alone says where the log ends
         log = self._events.get(incident)
         if log is None:
             raise StoreError(f"incident {incident} does not exist")

@@ -86,7 +86,7 @@ class EngineGateway:
         from runbook.engine import Engine
         from runbook.store import open_store
 
-        if engine.store.path == ":memory:":
+        if not engine.store.features.persistent:  # nothing to open again: share the one engine
             return engine
         worker = Engine(open_store(engine.store.location), engine.clock, engine.plugins, engine.catalog)
         worker.catalog_loader = engine.catalog_loader
@@ -138,10 +138,10 @@ class EngineGateway:
             self._listen()
 
     def _listen(self) -> None:
-        listen = getattr(self._made[0].store, "listen", None)
+        store = self._made[0].store
         with self._listening:  # the screen's watch and a worker making the engines may both get here
-            if listen is not None and self._listener is None and not self.closed:
-                self._listener = listen(lambda incident, seq: [cb(incident) for cb in list(self._watchers)])
+            if store.features.notifies and self._listener is None and not self.closed:
+                self._listener = store.listen(lambda incident, seq: [cb(incident) for cb in list(self._watchers)])
 
     def unwatch(self, callback) -> None:
         if callback in self._watchers:

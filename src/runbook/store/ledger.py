@@ -1,0 +1,132 @@
+"""The alerts `runbook serve` received, in either database: one row per occurrence of an alert,
+keyed on its fingerprint (a hash of its labels) and its start time, so a repeat or a retry of the
+same delivery finds its row and a new occurrence of the same alert gets a new one.
+
+Its writes are serialised across every process (`_write("ledger")`: SQLite's write lock, an
+advisory lock on PostgreSQL), so a check and the write it decides on (a new row, an incident id
+no one holds) are one step."""
+
+from __future__ import annotations
+
+import json
+
+from runbook.store.common import ALERT_COLUMNS, ALERT_JSON, STILL_OPEN, ConflictError, alert_row
+from runbook.store.core import guarded, where
+
+
+class SqlAlertLedger:
+    """The alert ledger's SQL, for `SqlStore` (core.py)."""
+
+    @guarded
+    def receive_alert(self, alert: dict, now: str, new_incident, owner: dict | None) -> tuple[dict, bool]:
+        """Record one delivery of `alert` (a dict of ALERT_COLUMNS: fingerprint, starts_at, status,
+        labels... and the playbook/symptom it matched, if any) in one transaction.
+
+        Seen before: its row is updated (last_seen, deliveries, a move from firing to resolved)
+        and returned as it was before, with False. New: when an earlier occurrence of the same
+        fingerprint is linked to an incident still open, the new one is linked to it
+        (outcome 'attached'); else a firing alert with a playbook reserves an incident id drawn
+        from `new_incident()` that no incident and no other alert holds (outcome 'pending',
+        `owner` recorded until the incident exists); else it is kept as 'unmatched' (or
+        'resolved' when runbook first hears of it resolved). Returns (row, True)."""
+        key = [alert["fingerprint"], alert["starts_at"]]
+        with self._write("ledger"):
+            found = self._run(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE fingerprint = ? "
+                              "AND starts_at = ?", key).fetchone()
+            if found is not None:
+                before = alert_row(found)
+                resolving = alert["status"] == "resolved" and before["status"] != "resolved"
+                self._run("UPDATE alerts SET last_seen = ?, deliveries = deliveries + 1, "
+                          "status = CASE WHEN ? THEN 'resolved' ELSE status END, "
+                          "ends_at = CASE WHEN ? THEN ? ELSE ends_at END "
+                          "WHERE fingerprint = ? AND starts_at = ?",
+                          [now, resolving, resolving, alert.get("ends_at"), *key])
+                return before, False
+            linked = self._run(
+                "SELECT a.incident FROM alerts a JOIN incidents i ON i.id = a.incident WHERE a.fingerprint = ? "
+                f"AND i.status IN ({', '.join('?' * len(STILL_OPEN))}) ORDER BY a.starts_at DESC LIMIT 1",
+                [alert["fingerprint"], *STILL_OPEN]).fetchone()
+            row = {name: alert.get(name) for name in ALERT_COLUMNS}
+            row.update(first_seen=now, last_seen=now, deliveries=1, owner=None)
+            if linked:
+                row.update(incident=linked[0], outcome="attached")
+            elif alert["status"] == "resolved":
+                row.update(incident=None, outcome="resolved",
+                           reason=row.get("reason") or "resolved before runbook saw it fire")
+            elif alert.get("playbook") and new_incident:
+                row.update(incident=self._unused_id(new_incident), outcome="pending", owner=owner)
+            else:
+                row.update(incident=None, outcome="unmatched")
+            values = [json.dumps(row[n], ensure_ascii=False) if n in ALERT_JSON and row[n] is not None else row[n]
+                      for n in ALERT_COLUMNS]
+            self._run(f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) VALUES "
+                      f"({', '.join('?' * len(ALERT_COLUMNS))})", values)
+            return row, True
+
+    def _unused_id(self, draw) -> str:
+        for _ in range(100):
+            candidate = draw()
+            if not self._run("SELECT 1 FROM incidents WHERE id = ? UNION ALL SELECT 1 FROM alerts "
+                             "WHERE incident = ? LIMIT 1", [candidate, candidate]).fetchone():
+                return candidate
+        raise ConflictError("could not draw an unused incident id in 100 tries")
+
+    @guarded
+    def reserve_again(self, fingerprint: str, starts_at: str, taken: str, draw) -> str | None:
+        """A pending alert's reserved id turned out to be taken by an incident opened elsewhere:
+        reserve another (None when the row no longer holds `taken`)."""
+        with self._write("ledger"):
+            fresh = self._unused_id(draw)
+            cursor = self._run("UPDATE alerts SET incident = ? WHERE fingerprint = ? AND starts_at = ? "
+                               "AND incident = ? AND outcome = 'pending'", [fresh, fingerprint, starts_at, taken])
+            return fresh if cursor.rowcount == 1 else None
+
+    @guarded
+    def take_over_alert(self, fingerprint: str, starts_at: str, previous: dict | None, owner: dict) -> bool:
+        """Make `owner` the one to open a pending alert's incident, if `previous` still holds it
+        (its owner is gone); False when someone else took it or it is no longer pending."""
+        with self._write("ledger"):
+            cursor = self._run(
+                "UPDATE alerts SET owner = ? WHERE fingerprint = ? AND starts_at = ? AND outcome = 'pending' "
+                "AND coalesce(owner, '') = ?", [json.dumps(owner), fingerprint, starts_at,
+                                                json.dumps(previous) if previous is not None else ""])
+            return cursor.rowcount == 1
+
+    @guarded
+    def settle_alert(self, fingerprint: str, starts_at: str, outcome: str, reason: str | None = None,
+                     incident: str | None = "keep") -> None:
+        """Set a row's outcome (and reason); the owner is cleared."""
+        sets, params = ["outcome = ?", "reason = ?", "owner = NULL"], [outcome, reason]
+        if incident != "keep":
+            sets.append("incident = ?")
+            params.append(incident)
+        with self._write("ledger"):
+            self._run(f"UPDATE alerts SET {', '.join(sets)} WHERE fingerprint = ? AND starts_at = ?",
+                      [*params, fingerprint, starts_at])
+
+    @guarded
+    def claim_alert_by_hand(self, fingerprint: str, starts_at: str, playbook: str, draw, owner: dict) -> str | None:
+        """A responder opens an incident for an alert no playbook took: reserve an incident id for
+        it, as the intake does (outcome 'pending'), only while it is still unmatched or failed.
+        The id, or None when it already has an incident (someone was quicker)."""
+        with self._write("ledger"):
+            fresh = self._unused_id(draw)
+            cursor = self._run(
+                "UPDATE alerts SET outcome = 'pending', incident = ?, playbook = ?, owner = ?, reason = NULL "
+                "WHERE fingerprint = ? AND starts_at = ? AND outcome IN ('unmatched', 'failed', 'resolved')",
+                [fresh, playbook, json.dumps(owner), fingerprint, starts_at])
+            return fresh if cursor.rowcount == 1 else None
+
+    @guarded
+    def alerts(self, outcome: str | None = None, incident: str | None = None, pending: bool = False,
+               limit: int | None = None, fingerprint: str | None = None) -> list[dict]:
+        """Received alerts, the latest seen first; filtered by outcome, by incident, by fingerprint,
+        or only those still 'pending' (an incident reserved, not yet opened)."""
+        sql, params = where(("fingerprint = ?", fingerprint) if fingerprint else None,
+                            ("outcome = ?", outcome) if outcome else None,
+                            ("outcome = 'pending'",) if pending else None,
+                            ("incident = ?", incident) if incident else None)
+        sql = f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts{sql} ORDER BY last_seen DESC, fingerprint"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [alert_row(r) for r in self._run(sql, params).fetchall()]
