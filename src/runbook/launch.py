@@ -11,27 +11,22 @@ error, `--help`, a child that died), this process runs the command the usual way
 done nothing by then that the usual way would not do.
 
 This module imports neither click nor the CLI package, so that this process's start is only
-Python's own, and the CLI's `Context` is built on the click-free `Session` here.
+Python's own; what it composes comes from runbook/runtime.py.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import threading
 from typing import TYPE_CHECKING
 
 from runbook.errors import NotFoundError, RunbookError
+from runbook.runtime import Runtime, load_catalog
 from runbook.text import error_message, shown
 
 if TYPE_CHECKING:
-    from runbook.catalog.loader import Catalog
     from runbook.engine import Engine
-    from runbook.plugins import PluginHost
-    from runbook.settings import Settings
-    from runbook.store import IncidentStore
 
-DEFAULT_CATALOG = ("playbooks", "drills")
 # The root command's options that take a value (cli/__init__.py; a test holds the two together),
 # so that the value of `--db resume` is not taken for the command.
 ROOT_OPTIONS_WITH_VALUES = frozenset({"--catalog", "--db", "--plugins-dir"})
@@ -43,84 +38,7 @@ def say(text: str) -> None:
     sys.stderr.flush()
 
 
-def load_catalog(paths, **options) -> Catalog:
-    """The catalog loader, imported on first use: resuming an incident runs from its snapshot
-    and never reads YAML, so the TUI and headless commands start without PyYAML and the schemas."""
-    from runbook.catalog.loader import load_catalog as load
-
-    return load(paths, **options)
-
-
-class Session:
-    """The catalog paths, database and plugins directory given to `runbook`, and what is made
-    from them, each on first use (the CLI's `Context` adds what needs click's context)."""
-
-    def __init__(self, catalogs: tuple[str, ...], plugins_dir: str | None = None, db: str | None = None):
-        self.catalogs = tuple(catalogs)
-        self.plugins_dir = plugins_dir
-        self.db = db
-        self._host = None
-        self._hosting = threading.Lock()
-
-    def spec(self) -> tuple:
-        """What makes the same session in another process."""
-        return self.catalogs, self.plugins_dir, self.db
-
-    def new_engine(self, store: IncidentStore | None = None) -> Engine:
-        """An engine of its own, on `store` or a new connection to the database, for a caller that
-        closes it (and its store) itself; callable from any thread."""
-        from runbook.deferred import DeferredHost
-        from runbook.engine import Engine, SystemClock
-        from runbook.store import open_store
-
-        # The plugins load when the engine first needs one (runbook/deferred.py); their settings
-        # are read now, so that a bad RUNBOOK_* value stops the command before it writes anything.
-        store = store or open_store(self.db)
-        self.settings()
-        engine = Engine(store, SystemClock(), DeferredHost(self.host))
-        engine.catalog_loader = lambda: load_catalog(self.catalog_paths())
-        return engine
-
-    def settings(self, **overrides) -> Settings:
-        from runbook.settings import Settings
-
-        return Settings.from_environment(plugins_dir=self.plugins_dir, **overrides)
-
-    def host(self, **overrides) -> PluginHost:
-        """The plugins, loaded once (`overrides`: a host of its own with those settings). The TUI
-        loads them on its main thread after the first frame; a worker may ask at the same time."""
-        from runbook.plugins import PluginHost
-
-        if overrides:
-            self._host = PluginHost(self.settings(**overrides))
-            return self._host
-        with self._hosting:
-            if self._host is None:
-                self._host = PluginHost(self.settings())
-            return self._host
-
-    def catalog_paths(self) -> list[str]:
-        """The catalog's paths: --catalog/RUNBOOK_CATALOG, else ./playbooks and ./drills where they
-        exist. A UsageError (exit 2) when a path given does not exist, or neither default does:
-        a catalog that is not there must not read as an empty one."""
-        from pathlib import Path
-
-        from runbook.errors import UsageError
-
-        if self.catalogs:
-            missing = [p for p in self.catalogs if not Path(p).exists()]
-            if missing:
-                raise UsageError(f"no catalog at {', '.join(missing)}: no such file or directory; pass --catalog "
-                                 "DIR or set RUNBOOK_CATALOG to a directory or file of documents")
-            return list(self.catalogs)
-        found = [p for p in DEFAULT_CATALOG if Path(p).is_dir()]
-        if not found:
-            raise UsageError(f"no catalog here: ./{DEFAULT_CATALOG[0]} does not exist; run runbook from a "
-                             "directory that has one, pass --catalog DIR or set RUNBOOK_CATALOG")
-        return found
-
-
-def run_tui(ctx: Session, actor: str, incident: str | None = None, engine: Engine | None = None,
+def run_tui(ctx: Runtime, actor: str, incident: str | None = None, engine: Engine | None = None,
             opening: dict | None = None, first_view=None, observe_later=None) -> None:
     """Run the Textual app (on `incident`, else the home screen) until the user quits. `engine`
     may be a function that makes one (then the engine and its store are closed here)."""
@@ -253,7 +171,7 @@ class Preparation:
         return Preparation.answer_to is not None
 
     @staticmethod
-    def answer(ctx: Session, typed: str | None, actor: str) -> None:
+    def answer(ctx: Runtime, typed: str | None, actor: str) -> None:
         """In the child, from resume's command: prepare, send the answer, exit."""
         engine = None
         try:
@@ -316,7 +234,7 @@ class Preparation:
                 gc.enable()
                 return False
             _, incident, view, settled, spec, actor = answer
-            session = Session(*spec)
+            session = Runtime(*spec)
             run_tui(session, actor, incident, session.new_engine, first_view=view, observe_later=(incident, settled))
         except RunbookError as exc:  # as the CLI prints it (cli/__init__.py, RunbookGroup.invoke)
             say(f"runbook: error: {error_message(exc)}")

@@ -1,9 +1,9 @@
 """What every command needs: the catalog's paths, the incident database, the plugins and the engine.
 
 One `Context` is made by the root command and handed to every subcommand (`click.pass_obj`);
-each piece is made on first use, so a command pays only for what it touches. What needs no
-click (the paths, a new engine, the plugins) is `runbook.launch.Session`, which `runbook
-resume`'s TUI process uses without loading click.
+each piece is made on first use, so a command pays only for what it touches. It is the
+composition root (`runbook.runtime.Runtime`) with what needs click's context: closing what it
+made when the command ends.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 import click
 
 from runbook.cli.output import echo
-from runbook.launch import DEFAULT_CATALOG, Session, load_catalog
+from runbook.runtime import DEFAULT_CATALOG, Runtime, load_catalog
 
 if TYPE_CHECKING:
     from runbook.catalog.loader import Catalog
     from runbook.engine import Engine
+    from runbook.service import EngineService
     from runbook.store import IncidentStore
 
 __all__ = ["CATALOG_HELP", "DEFAULT_CATALOG", "Context", "load_catalog"]
@@ -27,7 +28,7 @@ CATALOG_HELP = (f"Directory or file of documents; repeatable. Default: ./{DEFAUL
                 f"./{DEFAULT_CATALOG[1]} where they exist. Env: RUNBOOK_CATALOG (paths separated by '{os.pathsep}').")
 
 
-class Context(Session):
+class Context(Runtime):
     """The session of one command line, with the store and engine it closes when the command ends."""
 
     def __init__(self, catalogs: tuple[str, ...], plugins_dir: str | None = None, db: str | None = None):
@@ -52,6 +53,12 @@ class Context(Session):
         if catalog and self._engine.catalog is None:
             self._engine.catalog = load_catalog(self.catalog_paths())
         return self._engine
+
+    def engine_service(self, catalog: bool = False) -> EngineService:
+        """The engine service on this command's engine (`engine(catalog)`), closed when the command ends."""
+        service = self.service(self.engine(catalog))
+        click.get_current_context().call_on_close(service.close)
+        return service
 
     def load(self, warn: bool = True) -> Catalog:
         catalog = load_catalog(self.catalog_paths())

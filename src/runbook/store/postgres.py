@@ -611,41 +611,48 @@ class PostgresStore:
 
     @_guarded
     def receive_alert(self, alert: dict, now: str, new_incident, owner: dict | None) -> tuple[dict, bool]:
-        """As the SQLite store's `receive_alert` (its text says what each outcome means)."""
-        key = [alert["fingerprint"], alert["starts_at"]]
+        return self.receive_alerts([alert], now, new_incident, owner)[0]
+
+    @_guarded
+    def receive_alerts(self, alerts: list[dict], now: str, new_incident, owner: dict | None) -> list[tuple[dict, bool]]:
+        """As the SQLite store's `receive_alerts` (its text says what each outcome means): one transaction."""
         with self.conn.transaction():
             self._lock(LEDGER_LOCK)
-            found = self.conn.execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE fingerprint = %s "
-                                      "AND starts_at = %s", key).fetchone()
-            if found is not None:
-                before = alert_row(found)
-                resolving = alert["status"] == "resolved" and before["status"] != "resolved"
-                self.conn.execute("UPDATE alerts SET last_seen = %s, deliveries = deliveries + 1, "
-                                  "status = CASE WHEN %s THEN 'resolved' ELSE status END, "
-                                  "ends_at = CASE WHEN %s THEN %s ELSE ends_at END "
-                                  "WHERE fingerprint = %s AND starts_at = %s",
-                                  [now, resolving, resolving, alert.get("ends_at"), *key])
-                return before, False
-            linked = self.conn.execute(
-                "SELECT a.incident FROM alerts a JOIN incidents i ON i.id = a.incident WHERE a.fingerprint = %s "
-                "AND i.status = ANY(%s) ORDER BY a.starts_at DESC LIMIT 1",
-                [alert["fingerprint"], list(STILL_OPEN)]).fetchone()
-            row = {name: alert.get(name) for name in ALERT_COLUMNS}
-            row.update(first_seen=now, last_seen=now, deliveries=1, owner=None)
-            if linked:
-                row.update(incident=linked[0], outcome="attached")
-            elif alert["status"] == "resolved":
-                row.update(incident=None, outcome="resolved",
-                           reason=row.get("reason") or "resolved before runbook saw it fire")
-            elif alert.get("playbook") and new_incident:
-                row.update(incident=self._unused_id(new_incident), outcome="pending", owner=owner)
-            else:
-                row.update(incident=None, outcome="unmatched")
-            values = [json.dumps(row[n], ensure_ascii=False) if n in ALERT_JSON and row[n] is not None else row[n]
-                      for n in ALERT_COLUMNS]
-            self.conn.execute(f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) VALUES "
-                              f"({', '.join(['%s'] * len(ALERT_COLUMNS))})", values)
-            return row, True
+            return [self._receive_one(alert, now, new_incident, owner) for alert in alerts]
+
+    def _receive_one(self, alert: dict, now: str, new_incident, owner: dict | None) -> tuple[dict, bool]:
+        key = [alert["fingerprint"], alert["starts_at"]]
+        found = self.conn.execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE fingerprint = %s "
+                                  "AND starts_at = %s", key).fetchone()
+        if found is not None:
+            before = alert_row(found)
+            resolving = alert["status"] == "resolved" and before["status"] != "resolved"
+            self.conn.execute("UPDATE alerts SET last_seen = %s, deliveries = deliveries + 1, "
+                              "status = CASE WHEN %s THEN 'resolved' ELSE status END, "
+                              "ends_at = CASE WHEN %s THEN %s ELSE ends_at END "
+                              "WHERE fingerprint = %s AND starts_at = %s",
+                              [now, resolving, resolving, alert.get("ends_at"), *key])
+            return before, False
+        linked = self.conn.execute(
+            "SELECT a.incident FROM alerts a JOIN incidents i ON i.id = a.incident WHERE a.fingerprint = %s "
+            "AND i.status = ANY(%s) ORDER BY a.starts_at DESC LIMIT 1",
+            [alert["fingerprint"], list(STILL_OPEN)]).fetchone()
+        row = {name: alert.get(name) for name in ALERT_COLUMNS}
+        row.update(first_seen=now, last_seen=now, deliveries=1, owner=None)
+        if linked:
+            row.update(incident=linked[0], outcome="attached")
+        elif alert["status"] == "resolved":
+            row.update(incident=None, outcome="resolved",
+                       reason=row.get("reason") or "resolved before runbook saw it fire")
+        elif alert.get("playbook") and new_incident:
+            row.update(incident=self._unused_id(new_incident), outcome="pending", owner=owner)
+        else:
+            row.update(incident=None, outcome="unmatched")
+        values = [json.dumps(row[n], ensure_ascii=False) if n in ALERT_JSON and row[n] is not None else row[n]
+                  for n in ALERT_COLUMNS]
+        self.conn.execute(f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) VALUES "
+                          f"({', '.join(['%s'] * len(ALERT_COLUMNS))})", values)
+        return row, True
 
     def _unused_id(self, draw) -> str:
         for _ in range(100):

@@ -1,0 +1,512 @@
+"""The engine service: one door to the engine for every face (TUI, CLI, `runbook serve`, drills).
+
+Work runs on three lanes, each an Engine on its own store connection with one worker thread of
+its own, so that no kind of work waits behind another:
+
+- commands: what a person or an alert asks for (acknowledge, complete a step, flip a flag,
+  record an alert delivery);
+- reads: what faces show (views, lists, alerts, drills, debriefs, the status page);
+- ticks: server-owned work that may wait on the outside world (timers, checks that query
+  Prometheus, pages, opening the incidents of alerts just recorded).
+
+Work on one lane runs in order; lanes run side by side. Engines on separate connections are
+as safe together as responders in separate processes: the store's sequence check arbitrates.
+A store with no second connection (the memory store of simulations and tests) gives every
+lane the one engine and the one thread.
+
+One `Broadcaster` watches the end of the log for every live face (PostgreSQL's LISTEN/NOTIFY
+wakes it; on SQLite it looks every POLL seconds) and fans each change out to subscribers: an
+asyncio.Queue per status-page viewer, a callback for the TUI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from runbook.engine import intake
+from runbook.engine import owner as owners
+from runbook.engine.clock import iso
+from runbook.errors import RunbookError
+from runbook.text import one_line, shown_data
+
+log = logging.getLogger("runbook.service")
+
+
+class ServiceClosed(RunbookError):
+    """The service is shutting down: work that arrives after `close` is refused."""
+
+
+class Lane:
+    """An engine and the one thread that uses it: `submit`ted work runs there, in order."""
+
+    def __init__(self, name: str, make_engine: Callable):
+        self.name = name
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"runbook-{name}")
+        self._make = make_engine
+        self._engine = None
+        self._queued = 0  # work submitted and not finished yet
+        self._count = threading.Lock()
+        self.closed = False
+
+    @property
+    def engine(self):
+        """The lane's engine (made on first use); use it only from the lane's own thread."""
+        if self._engine is None:
+            self._engine = self._make()
+        return self._engine
+
+    def submit(self, function, *args, **kwargs) -> Future:
+        """Run `function(engine, *args, **kwargs)` on the lane's thread."""
+        if self.closed:
+            raise ServiceClosed("runbook is closing")
+        with self._count:
+            self._queued += 1
+        try:
+            return self._pool.submit(self._call, function, args, kwargs)
+        except RuntimeError:  # shut down between the check and the submit
+            with self._count:
+                self._queued -= 1
+            raise ServiceClosed("runbook is closing") from None
+
+    def _call(self, function, args, kwargs):
+        try:
+            return function(self.engine, *args, **kwargs)
+        finally:
+            with self._count:
+                self._queued -= 1
+
+    def call(self, function, *args, **kwargs):
+        """`submit` and wait for the result (from any thread but the lane's own)."""
+        return self.submit(function, *args, **kwargs).result()
+
+    async def run(self, function, *args, **kwargs):
+        """`submit` and await the result (from an event loop)."""
+        return await asyncio.wrap_future(self.submit(function, *args, **kwargs))
+
+    def busy(self) -> bool:
+        return self._queued > 0
+
+    def close(self, own: bool) -> None:
+        """Refuse new work, let queued work finish, then close the engine's store on the lane's
+        own thread (never under a running statement) if `own`."""
+        if self.closed:
+            return
+        self.closed = True
+        if own and self._engine is not None:
+            self._pool.submit(self._engine.store.close)
+        self._pool.shutdown(wait=True)
+
+
+class EngineService:
+    """The engine's one door: three lanes (see the module's text), read models and a broadcaster.
+
+    `engine` is the commands lane's engine, or a function that makes it on first use; the
+    reads and ticks lanes get engines of their own on new connections to the same store,
+    sharing its clock, plugins and catalog. `own`: the service closes the stores it made and
+    that first engine too (else the engine given belongs to its caller)."""
+
+    def __init__(self, engine, own: bool = False):
+        self._given = None if callable(engine) else engine
+        self._make = engine if callable(engine) else None
+        self._own = own
+        self._first = None
+        self._making = threading.Lock()
+        self.commands = Lane("commands", self._commands_engine)
+        if self._shared():
+            self.reads = self.ticks = self.commands
+        else:
+            self.reads = Lane("reads", lambda: self._sibling("reads"))
+            self.ticks = Lane("ticks", lambda: self._sibling("ticks"))
+        self.timer_pass = TimerPass()
+        self.broadcaster = Broadcaster(self)
+        self.closed = False
+
+    def _shared(self) -> bool:
+        """Whether every lane must use the one engine: a store that has no second connection."""
+        return self._given is not None and self._given.store.location == ":memory:"
+
+    def first_engine(self):
+        """The commands lane's engine, made once (from any thread)."""
+        with self._making:
+            if self._first is None:
+                self._first = self._given if self._given is not None else self._make()
+            return self._first
+
+    def _commands_engine(self):
+        return self.first_engine()
+
+    def _sibling(self, name: str):
+        from runbook.engine import Engine
+        from runbook.store import open_store
+
+        first = self.first_engine()
+        if first.store.location == ":memory:":
+            return first
+        store = open_store(first.store.location, key=first.store.key, key_created=getattr(first.store, "key_created", None))
+        engine = Engine(store, first.clock, first.plugins, first.catalog)
+        engine.catalog_loader = first.catalog_loader
+        engine.metrics_source = first.metrics_source
+        return engine
+
+    @property
+    def lanes(self) -> tuple[Lane, ...]:
+        return tuple(dict.fromkeys((self.commands, self.reads, self.ticks)))
+
+    # commands -----------------------------------------------------------------------------
+
+    def command(self, method: str, *args, **kwargs):
+        """An engine command (`acknowledge`, `complete`, `degrade`...) on the commands lane."""
+        return self.commands.call(lambda engine: getattr(engine, method)(*args, **kwargs))
+
+    def set_catalog(self, catalog) -> None:
+        """Match and open against `catalog` from now on, on every lane (a catalog is immutable)."""
+        for lane in self.lanes:
+            lane.call(_set_catalog, catalog)
+
+    async def receive_alerts(self, alerts: list, actor: str = intake.ACTOR) -> list:
+        """Alert intake: the delivery is recorded in one transaction on the commands lane and
+        answered as recorded (a new matched alert: "pending" with its reserved incident id);
+        the incidents it opens, joins or resolves are then acted on by the ticks lane, which may
+        wait on plugins (a pager, a flag backend) while the next delivery is already taken."""
+        owner = owners.claim()
+        try:
+            received = await self.commands.run(intake.record, alerts, owner)
+        except BaseException:
+            owners.release(owner)
+            raise
+        try:
+            self.ticks.submit(_act_on_alerts, received, owner, actor)
+        except ServiceClosed:  # closing: the rows stay pending with a gone owner; recovered at start
+            owners.release(owner)
+        return [each.answer() for each in received]
+
+    # reads --------------------------------------------------------------------------------
+
+    def read(self, function, *args, **kwargs):
+        """`function(engine, ...)` on the reads lane."""
+        return self.reads.call(function, *args, **kwargs)
+
+    def incidents(self, **filters) -> list[dict]:
+        return self.read(incident_rows, **filters)
+
+    def alerts(self, **filters) -> list[dict]:
+        return self.read(alert_rows, **filters)
+
+    def drills(self, catalog) -> list[tuple[str, str, str, str]]:
+        return self.read(drill_rows, catalog)
+
+    def debrief(self, incident: str) -> dict:
+        return self.read(debrief, incident)
+
+    # ticks --------------------------------------------------------------------------------
+
+    def tick(self, incident: str) -> bool:
+        """Fire what is due on `incident`; True when something fired. Skipped (False) while the
+        ticks lane is still busy (a slow plugin or check): the next tick catches up."""
+        if self.ticks.busy():
+            return False
+        try:
+            return bool(self.ticks.call(lambda engine: engine.tick(incident)))
+        except ServiceClosed:
+            return False
+
+    async def timers(self) -> int:
+        """One timer pass over the incidents that can have timers (see TimerPass)."""
+        fired, live = await self.ticks.run(self.timer_pass)
+        for lane in self.lanes:
+            if lane is not self.ticks:  # the other engines let go of what the server no longer works on
+                lane.submit(lambda engine: engine.forget(live))
+        return fired
+
+    # lifetime ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the broadcaster and the lanes; queued work finishes first. An engine the service
+        made is closed first (observers' failures recorded), then the stores it made."""
+        if self.closed:
+            return
+        self.closed = True
+        self.broadcaster.close()
+        if self._own and self._first is not None:
+            self.commands.call(lambda engine: engine.close())
+        for lane in self.lanes:
+            lane.close(own=self._own or lane is not self.commands)
+
+
+def _set_catalog(engine, catalog) -> None:
+    engine.catalog = catalog
+
+
+def _act_on_alerts(engine, received, owner, actor) -> None:
+    try:
+        for outcome in intake.act(engine, received, owner, actor):
+            if outcome.outcome != "repeat":
+                log.info("alert %s %s: %s%s%s", one_line(outcome.alertname or outcome.fingerprint), outcome.status,
+                         outcome.outcome, f" {outcome.incident}" if outcome.incident else "",
+                         f" ({one_line(outcome.reason)})" if outcome.reason else "")
+    except RunbookError as exc:  # the rows stay pending; the timer pass takes them over (`recover`)
+        log.error("could not act on a delivery: %s", one_line(str(exc)))
+    finally:
+        owners.release(owner)
+
+
+# read models: what faces show, each built on the reads lane from the engine's reads -----------
+
+def incident_rows(engine, **filters) -> list[dict]:
+    """The incidents summary, filtered (open_only, status, drills, playbook, since...), its
+    texts made safe to show."""
+    return [{**row, "title": one_line(row["title"] or ""), "severity": one_line(row["severity"] or "")}
+            for row in engine.list(**filters)]
+
+
+def alert_rows(engine, outcome: str | None = None, incident: str | None = None, limit: int | None = None,
+               also: tuple[str, ...] = ()) -> list[dict]:
+    """The alerts received, the latest first, without the owner record (internal); `also`: the
+    latest `limit` of those outcomes too, even behind many newer alerts."""
+    rows = engine.alerts(outcome=outcome, incident=incident, limit=limit)
+    for each in also:
+        rows += engine.alerts(outcome=each, limit=limit)
+    for row in rows:
+        row.pop("owner", None)
+    return rows
+
+
+def drill_rows(engine, catalog) -> list[tuple[str, str, str, str]]:
+    """Drills for the home screen: id, title, next run (local time; "—" when unscheduled) and the
+    last run, whether the scheduler fired it or someone ran it by hand."""
+    from runbook.drills.scheduler import next_occurrence
+
+    if catalog is None:
+        return []
+    out = []
+    now = engine.clock.now()
+    for drill in catalog.models("Drill").values():
+        ran = _last_run(engine, drill)
+        if drill.schedule is None and ran is None:
+            continue  # a simulation profile, never rehearsed by people
+        upcoming = next_occurrence(drill, now) if drill.schedule else None
+        state = engine.store.schedule_state(drill.id) if drill.schedule else None
+        fired = (datetime.fromisoformat(state["last_scheduled"]), state["last_outcome"]) \
+            if state and state["last_scheduled"] else None
+        if fired and fired[0].tzinfo is None:
+            fired = (fired[0].replace(tzinfo=now.tzinfo), fired[1])
+        last = max((r for r in (ran, fired) if r is not None), key=lambda r: r[0], default=None)
+        out.append((one_line(drill.id), one_line(drill.title),
+                    f"{upcoming:%a %d %b %H:%M %Z}" if upcoming else "—",
+                    one_line(f"{last[1]} {last[0]:%a %d %b %H:%M}") if last else "never run"))
+    return sorted(out, key=lambda row: row[2])
+
+
+def _last_run(engine, drill) -> tuple[datetime, str] | None:
+    """When the drill was last rehearsed and how it went ("resolved", "open"), from the log."""
+    for row in engine.list(drills=True, playbook=drill.playbook, limit=20):
+        state = engine.state(row["id"])
+        rehearsed = state.snapshot.drill
+        if rehearsed is not None and rehearsed.id == drill.id:
+            return state.opened_at, f"{state.status} ({state.id})"
+    return None
+
+
+def debrief(engine, incident: str) -> dict:
+    """What the debrief shows: times against targets, steps, notes and action items."""
+    from runbook.engine.metrics import MEASURES, metrics
+    from runbook.views import _maybe
+
+    state = engine.state(incident)
+    m = metrics(state, engine.clock.now())
+    times = []
+    for key, name, _ in MEASURES:
+        target = m.targets.get(name)
+        times.append((f"Time to {name}", getattr(m, key), target["target"] if target else None,
+                      bool(target and target["breached"])))
+    steps = [{**run, "step": one_line(run["step"]), "outcome": _maybe(run["outcome"])} for run in m.steps]
+    return {"id": state.id, "title": one_line(state.title), "drill": state.drill, "times": times, "steps": steps,
+            "notes": [(f"{n.at:%H:%M:%S}", one_line(n.actor), one_line(n.data["text"])) for n in state.notes],
+            "items": [(one_line(a.data["text"]), one_line(a.data.get("owner") or a.actor))
+                      for a in state.action_items]}
+
+
+def report(engine, include_drills: bool = False) -> dict:
+    from runbook.drills.report import build
+
+    return shown_data(build(engine, include_drills=include_drills).to_dict())
+
+
+# ticks ------------------------------------------------------------------------------------
+
+class TimerPass:
+    """Fire what is due on the incidents that can still have timers: open ones, those in their
+    follow-up phase, and those resolved in the last RESOLVED_WINDOW (a pager's resolve being
+    retried); first, open the incidents of alerts left pending by an intake that is gone. An
+    incident whose log has not changed is skipped until its next timer is due (looked at again
+    every RECHECK anyway), so an alert storm's thousand open incidents do not keep the lane busy.
+    Returns (events fired, the ids still worked on)."""
+
+    RECHECK = timedelta(seconds=30)
+    RESOLVED_WINDOW = timedelta(minutes=15)
+
+    def __init__(self):
+        self.known: dict[str, tuple[int, object, object]] = {}  # id -> (last seq, next due, checked at)
+
+    def __call__(self, engine) -> tuple[int, set[str]]:
+        for outcome in engine.recover_alerts():
+            log.info("opened the incident of a pending alert: %s %s", outcome.outcome, outcome.incident or "")
+        now = engine.clock.now()
+        rows = engine.list(open_only=True)
+        rows += engine.list(status="resolved", resolved_since=iso(now - self.RESOLVED_WINDOW))
+        fired = 0
+        for row in rows:
+            seen = self.known.get(row["id"])
+            if seen and seen[0] == row["last_seq"] and (seen[1] is None or now < seen[1]) and now - seen[2] < self.RECHECK:
+                continue
+            try:
+                fired += len(engine.tick(row["id"]))
+                self.known[row["id"]] = (engine.state(row["id"]).last_seq, engine.next_due(row["id"]), now)
+            except RunbookError as exc:
+                log.warning("timers of %s: %s", row["id"], one_line(str(exc)))
+        live = {row["id"] for row in rows}
+        self.known = {i: v for i, v in self.known.items() if i in live}
+        engine.forget(live)  # the folded states of closed incidents go; memory stays flat for months
+        return fired, live
+
+
+# the broadcaster --------------------------------------------------------------------------
+
+class Change(NamedTuple):
+    """One event appended to any incident, by anyone: where it is in the change feed, and its
+    timeline line (through one_line: safe to show as text)."""
+
+    position: int
+    incident: str
+    seq: int
+    line: str
+
+    def data(self) -> str:
+        return json.dumps({"incident": self.incident, "seq": self.seq, "line": self.line})
+
+
+def changes_after(engine, cursor: int, limit: int = 500) -> list[Change]:
+    from runbook.engine.metrics import describe
+
+    return [Change(position, incident, event.seq, one_line(f"{incident} · {event.actor}: {describe(event)}"))
+            for position, incident, event in engine.changes_since(cursor, limit)]
+
+
+class Broadcaster:
+    """One watcher of the end of the log, fanning each change out to every subscriber.
+
+    Started by the first subscriber. A store that notifies (PostgreSQL: LISTEN) wakes it; else
+    it asks the reads lane where the log ends every POLL seconds (one indexed query, whatever
+    the number of viewers). New changes are described once, on the reads lane, then handed to
+    each callback (on the broadcaster's thread) and each queue (on its event loop)."""
+
+    POLL = 0.1
+    QUIET_POLL = 5.0  # with notifications, a look now and then anyway (one lost across a reconnect)
+
+    def __init__(self, service: EngineService):
+        self._service = service
+        self._callbacks: list[Callable] = []
+        self._queues: dict[asyncio.Queue, asyncio.AbstractEventLoop] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listener = None
+        self.cursor: int | None = None
+
+    def subscribe(self, callback: Callable[[list[Change]], None]) -> None:
+        """Call `callback(changes)` on the broadcaster's thread whenever events were appended."""
+        with self._lock:
+            self._callbacks.append(callback)
+        self._start()
+
+    def unsubscribe(self, callback) -> None:
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+    def queue(self) -> asyncio.Queue:
+        """A queue of lists of changes for the calling event loop's subscriber; `drop` it when done."""
+        queue: asyncio.Queue = asyncio.Queue()
+        with self._lock:
+            self._queues[queue] = asyncio.get_running_loop()
+        self._start()
+        return queue
+
+    def drop(self, queue: asyncio.Queue) -> None:
+        with self._lock:
+            self._queues.pop(queue, None)
+
+    def subscribers(self) -> int:
+        with self._lock:
+            return len(self._callbacks) + len(self._queues)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._stop.is_set():
+                return
+            self._thread = threading.Thread(target=self._watch, name="runbook-broadcaster", daemon=True)
+            self._thread.start()
+
+    def _watch(self) -> None:
+        reads = self._service.reads
+        try:
+            self.cursor = reads.call(lambda engine: engine.change_cursor())
+            self._listener = reads.call(lambda engine: engine.store.listen(lambda incident, seq: self._wake.set()))
+        except RunbookError as exc:
+            log.error("live updates are off: %s", one_line(str(exc)))
+            return
+        wait = self.POLL if self._listener is None else self.QUIET_POLL
+        while not self._stop.is_set():
+            self._wake.wait(wait)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self._publish(reads)
+            except ServiceClosed:
+                break
+            except RunbookError as exc:
+                log.warning("live updates: %s", one_line(str(exc)))
+
+    def _publish(self, reads: Lane) -> None:
+        if reads.call(lambda engine: engine.change_cursor()) <= self.cursor:
+            return
+        while changes := reads.call(changes_after, self.cursor):
+            self.cursor = changes[-1].position
+            with self._lock:
+                callbacks, queues = list(self._callbacks), dict(self._queues)
+            for callback in callbacks:
+                try:
+                    callback(changes)
+                except Exception:  # one subscriber's failure is not another's
+                    log.exception("a live update subscriber failed")
+            loops: dict = {}
+            for queue, loop in queues.items():
+                loops.setdefault(loop, []).append(queue)
+            for loop, group in loops.items():
+                try:
+                    loop.call_soon_threadsafe(_put_each, group, changes)
+                except RuntimeError:  # that loop is closed: its viewers are gone
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+
+def _put_each(queues, changes) -> None:
+    for queue in queues:
+        queue.put_nowait(changes)
