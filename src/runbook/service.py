@@ -93,15 +93,32 @@ class Lane:
     def busy(self) -> bool:
         return self._queued > 0
 
-    def close(self, own: bool) -> None:
-        """Refuse new work, let queued work finish, then close the engine's store on the lane's
-        own thread (never under a running statement) if `own`."""
-        if self.closed:
-            return
-        self.closed = True
-        if own and self._engine is not None:
-            self._pool.submit(self._engine.store.close)
+    def close(self, last: Callable[[], None] | None = None, wait: bool = True) -> None:
+        """Refuse new work; queued work finishes, then `last()` runs on the lane's own thread
+        (closing a connection there never closes it under a running statement). `wait`: until
+        then (else `join` later)."""
+        if not self.closed:
+            self.closed = True
+            if last is not None:
+                self._pool.submit(last)
+            self._pool.shutdown(wait=False)
+        if wait:
+            self.join()
+
+    def join(self) -> None:
+        """Wait until the work queued before `close` has finished."""
         self._pool.shutdown(wait=True)
+
+    def idle(self, timeout: float) -> bool:
+        """Whether the lane has nothing queued or running, waiting up to `timeout` seconds."""
+        import time
+
+        end = time.monotonic() + timeout
+        while self.busy():
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.01)
+        return True
 
 
 class EngineService:
@@ -117,6 +134,7 @@ class EngineService:
         self._make = engine if callable(engine) else None
         self._own = own
         self._first = None
+        self._failed: RunbookError | None = None
         self._making = threading.Lock()
         self.commands = Lane("commands", self._commands_engine)
         if self._shared():
@@ -133,10 +151,17 @@ class EngineService:
         return self._given is not None and self._given.store.location == ":memory:"
 
     def first_engine(self):
-        """The commands lane's engine, made once (from any thread)."""
+        """The commands lane's engine, made once (from any thread); an error making it is raised
+        again to every later caller, not retried (the database is gone: the face is ending)."""
         with self._making:
+            if self._failed is not None:
+                raise self._failed
             if self._first is None:
-                self._first = self._given if self._given is not None else self._make()
+                try:
+                    self._first = self._given if self._given is not None else self._make()
+                except RunbookError as exc:
+                    self._failed = exc
+                    raise
             return self._first
 
     def _commands_engine(self):
@@ -227,17 +252,36 @@ class EngineService:
 
     # lifetime ----------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Stop the broadcaster and the lanes; queued work finishes first. An engine the service
-        made is closed first (observers' failures recorded), then the stores it made."""
-        if self.closed:
-            return
-        self.closed = True
-        self.broadcaster.close()
-        if self._own and self._first is not None:
-            self.commands.call(lambda engine: engine.close())
+    def close(self, wait: bool = True) -> None:
+        """Stop the broadcaster and the lanes: new work is refused, queued work finishes, then an
+        engine the service made is closed (observers' failures recorded) and the connections it
+        opened. `wait`: until all that is done (else `join` later)."""
+        if not self.closed:
+            self.closed = True
+            self.broadcaster.close()
+            first = self._first
+            for lane in self.lanes:
+                engine = first if lane is self.commands else lane._engine
+                if engine is None or (engine is first and not self._own):
+                    lane.close(wait=False)
+                else:
+                    lane.close(lambda engine=engine: _close_engine(engine, engine is first), wait=False)
+        if wait:
+            self.join()
+
+    def join(self) -> None:
         for lane in self.lanes:
-            lane.close(own=self._own or lane is not self.commands)
+            lane.join()
+
+
+def _close_engine(engine, drain: bool) -> None:
+    try:
+        if drain:
+            engine.close()
+    except RunbookError as exc:
+        log.warning("could not record what the plugins' observers failed: %s", one_line(str(exc)))
+    finally:
+        engine.store.close()
 
 
 def _set_catalog(engine, catalog) -> None:
@@ -420,6 +464,7 @@ class Broadcaster:
         self._thread: threading.Thread | None = None
         self._listener = None
         self.cursor: int | None = None
+        self.listening = threading.Event()  # set once changes from now on reach the subscribers
 
     def subscribe(self, callback: Callable[[list[Change]], None]) -> None:
         """Call `callback(changes)` on the broadcaster's thread whenever events were appended."""
@@ -463,6 +508,9 @@ class Broadcaster:
         except RunbookError as exc:
             log.error("live updates are off: %s", one_line(str(exc)))
             return
+        if self._listener is not None:  # a store's listener (PostgreSQL) says when LISTEN is in place
+            self._listener.connected.wait(self.QUIET_POLL)
+        self.listening.set()
         wait = self.POLL if self._listener is None else self.QUIET_POLL
         while not self._stop.is_set():
             self._wake.wait(wait)
