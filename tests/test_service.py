@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 from test_serve import AUTH, TOKEN, alert, catalog, payload
 
-from runbook import service as service_module
+from runbook import broadcaster as broadcaster_module
 from runbook.engine import Engine, VirtualClock
 from runbook.serve.app import ServeConfig, build_app
 from runbook.service import EngineService
@@ -155,8 +155,8 @@ def test_the_broadcaster_reads_each_change_once_and_fans_it_out_to_every_subscri
     incident = engine.open("queue-stuck", "ana").id
     elsewhere = Engine(Store(path, key=None), VirtualClock(), None, catalog())  # another process, say
     reads = []
-    real = service_module.changes_after
-    monkeypatch.setattr(service_module, "changes_after", lambda *a, **k: reads.append(a[1]) or real(*a, **k))
+    real = broadcaster_module.changes_after
+    monkeypatch.setattr(broadcaster_module, "changes_after", lambda *a, **k: reads.append(a[1]) or real(*a, **k))
     service = EngineService(engine)
     told: list = []
     heard = threading.Event()

@@ -14,27 +14,27 @@ as safe together as responders in separate processes: the store's sequence check
 A store with no second connection (the memory store of simulations and tests) gives every
 lane the one engine and the one thread.
 
-One `Broadcaster` watches the end of the log for every live face (PostgreSQL's LISTEN/NOTIFY
-wakes it; on SQLite it looks every POLL seconds) and fans each change out to subscribers: an
-asyncio.Queue per status-page viewer, a callback for the TUI.
+One `Broadcaster` (runbook/broadcaster.py) watches the end of the log for every live face and
+fans each change out to its subscribers. What faces show is built by the read models
+(runbook/read_models.py) on the reads lane.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timedelta
-from typing import NamedTuple
+from datetime import timedelta
 
+from runbook.broadcaster import Broadcaster
 from runbook.engine import intake
 from runbook.engine import owner as owners
 from runbook.engine.clock import iso
 from runbook.errors import RunbookError
-from runbook.text import one_line, shown_data
+from runbook.read_models import alert_rows, debrief, drill_rows, incident_rows
+from runbook.text import one_line
 
 log = logging.getLogger("runbook.service")
 
@@ -301,88 +301,6 @@ def _act_on_alerts(engine, received, owner, actor) -> None:
         owners.release(owner)
 
 
-# read models: what faces show, each built on the reads lane from the engine's reads -----------
-
-def incident_rows(engine, **filters) -> list[dict]:
-    """The incidents summary, filtered (open_only, status, drills, playbook, since...), its
-    texts made safe to show."""
-    return [{**row, "title": one_line(row["title"] or ""), "severity": one_line(row["severity"] or "")}
-            for row in engine.list(**filters)]
-
-
-def alert_rows(engine, outcome: str | None = None, incident: str | None = None, limit: int | None = None,
-               also: tuple[str, ...] = ()) -> list[dict]:
-    """The alerts received, the latest first, without the owner record (internal); `also`: the
-    latest `limit` of those outcomes too, even behind many newer alerts."""
-    rows = engine.alerts(outcome=outcome, incident=incident, limit=limit)
-    for each in also:
-        rows += engine.alerts(outcome=each, limit=limit)
-    for row in rows:
-        row.pop("owner", None)
-    return rows
-
-
-def drill_rows(engine, catalog) -> list[tuple[str, str, str, str]]:
-    """Drills for the home screen: id, title, next run (local time; "—" when unscheduled) and the
-    last run, whether the scheduler fired it or someone ran it by hand."""
-    from runbook.drills.scheduler import next_occurrence
-
-    if catalog is None:
-        return []
-    out = []
-    now = engine.clock.now()
-    for drill in catalog.models("Drill").values():
-        ran = _last_run(engine, drill)
-        if drill.schedule is None and ran is None:
-            continue  # a simulation profile, never rehearsed by people
-        upcoming = next_occurrence(drill, now) if drill.schedule else None
-        state = engine.store.schedule_state(drill.id) if drill.schedule else None
-        fired = (datetime.fromisoformat(state["last_scheduled"]), state["last_outcome"]) \
-            if state and state["last_scheduled"] else None
-        if fired and fired[0].tzinfo is None:
-            fired = (fired[0].replace(tzinfo=now.tzinfo), fired[1])
-        last = max((r for r in (ran, fired) if r is not None), key=lambda r: r[0], default=None)
-        out.append((one_line(drill.id), one_line(drill.title),
-                    f"{upcoming:%a %d %b %H:%M %Z}" if upcoming else "—",
-                    one_line(f"{last[1]} {last[0]:%a %d %b %H:%M}") if last else "never run"))
-    return sorted(out, key=lambda row: row[2])
-
-
-def _last_run(engine, drill) -> tuple[datetime, str] | None:
-    """When the drill was last rehearsed and how it went ("resolved", "open"), from the log."""
-    for row in engine.list(drills=True, playbook=drill.playbook, limit=20):
-        state = engine.state(row["id"])
-        rehearsed = state.snapshot.drill
-        if rehearsed is not None and rehearsed.id == drill.id:
-            return state.opened_at, f"{state.status} ({state.id})"
-    return None
-
-
-def debrief(engine, incident: str) -> dict:
-    """What the debrief shows: times against targets, steps, notes and action items."""
-    from runbook.engine.metrics import MEASURES, metrics
-    from runbook.views import _maybe
-
-    state = engine.state(incident)
-    m = metrics(state, engine.clock.now())
-    times = []
-    for key, name, _ in MEASURES:
-        target = m.targets.get(name)
-        times.append((f"Time to {name}", getattr(m, key), target["target"] if target else None,
-                      bool(target and target["breached"])))
-    steps = [{**run, "step": one_line(run["step"]), "outcome": _maybe(run["outcome"])} for run in m.steps]
-    return {"id": state.id, "title": one_line(state.title), "drill": state.drill, "times": times, "steps": steps,
-            "notes": [(f"{n.at:%H:%M:%S}", one_line(n.actor), one_line(n.data["text"])) for n in state.notes],
-            "items": [(one_line(a.data["text"]), one_line(a.data.get("owner") or a.actor))
-                      for a in state.action_items]}
-
-
-def report(engine, include_drills: bool = False) -> dict:
-    from runbook.drills.report import build
-
-    return shown_data(build(engine, include_drills=include_drills).to_dict())
-
-
 # ticks ------------------------------------------------------------------------------------
 
 class TimerPass:
@@ -419,142 +337,3 @@ class TimerPass:
         self.known = {i: v for i, v in self.known.items() if i in live}
         engine.forget(live)  # the folded states of closed incidents go; memory stays flat for months
         return fired, live
-
-
-# the broadcaster --------------------------------------------------------------------------
-
-class Change(NamedTuple):
-    """One event appended to any incident, by anyone: where it is in the change feed, and its
-    timeline line (through one_line: safe to show as text)."""
-
-    position: int
-    incident: str
-    seq: int
-    line: str
-
-    def data(self) -> str:
-        return json.dumps({"incident": self.incident, "seq": self.seq, "line": self.line})
-
-
-def changes_after(engine, cursor: int, limit: int = 500) -> list[Change]:
-    from runbook.engine.metrics import describe
-
-    return [Change(position, incident, event.seq, one_line(f"{incident} · {event.actor}: {describe(event)}"))
-            for position, incident, event in engine.changes_since(cursor, limit)]
-
-
-class Broadcaster:
-    """One watcher of the end of the log, fanning each change out to every subscriber.
-
-    Started by the first subscriber. A store that notifies (PostgreSQL: LISTEN) wakes it; else
-    it asks the reads lane where the log ends every POLL seconds (one indexed query, whatever
-    the number of viewers). New changes are described once, on the reads lane, then handed to
-    each callback (on the broadcaster's thread) and each queue (on its event loop)."""
-
-    POLL = 0.1
-    QUIET_POLL = 5.0  # with notifications, a look now and then anyway (one lost across a reconnect)
-
-    def __init__(self, service: EngineService):
-        self._service = service
-        self._callbacks: list[Callable] = []
-        self._queues: dict[asyncio.Queue, asyncio.AbstractEventLoop] = {}
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._listener = None
-        self.cursor: int | None = None
-        self.listening = threading.Event()  # set once changes from now on reach the subscribers
-
-    def subscribe(self, callback: Callable[[list[Change]], None]) -> None:
-        """Call `callback(changes)` on the broadcaster's thread whenever events were appended."""
-        with self._lock:
-            self._callbacks.append(callback)
-        self._start()
-
-    def unsubscribe(self, callback) -> None:
-        with self._lock:
-            if callback in self._callbacks:
-                self._callbacks.remove(callback)
-
-    def queue(self) -> asyncio.Queue:
-        """A queue of lists of changes for the calling event loop's subscriber; `drop` it when done."""
-        queue: asyncio.Queue = asyncio.Queue()
-        with self._lock:
-            self._queues[queue] = asyncio.get_running_loop()
-        self._start()
-        return queue
-
-    def drop(self, queue: asyncio.Queue) -> None:
-        with self._lock:
-            self._queues.pop(queue, None)
-
-    def subscribers(self) -> int:
-        with self._lock:
-            return len(self._callbacks) + len(self._queues)
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is not None or self._stop.is_set():
-                return
-            self._thread = threading.Thread(target=self._watch, name="runbook-broadcaster", daemon=True)
-            self._thread.start()
-
-    def _watch(self) -> None:
-        reads = self._service.reads
-        try:
-            self.cursor = reads.call(lambda engine: engine.change_cursor())
-            self._listener = reads.call(lambda engine: engine.store.listen(lambda incident, seq: self._wake.set()))
-        except RunbookError as exc:
-            log.error("live updates are off: %s", one_line(str(exc)))
-            return
-        if self._listener is not None:  # a store's listener (PostgreSQL) says when LISTEN is in place
-            self._listener.connected.wait(self.QUIET_POLL)
-        self.listening.set()
-        wait = self.POLL if self._listener is None else self.QUIET_POLL
-        while not self._stop.is_set():
-            self._wake.wait(wait)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                self._publish(reads)
-            except ServiceClosed:
-                break
-            except RunbookError as exc:
-                log.warning("live updates: %s", one_line(str(exc)))
-
-    def _publish(self, reads: Lane) -> None:
-        if reads.call(lambda engine: engine.change_cursor()) <= self.cursor:
-            return
-        while changes := reads.call(changes_after, self.cursor):
-            self.cursor = changes[-1].position
-            with self._lock:
-                callbacks, queues = list(self._callbacks), dict(self._queues)
-            for callback in callbacks:
-                try:
-                    callback(changes)
-                except Exception:  # one subscriber's failure is not another's
-                    log.exception("a live update subscriber failed")
-            loops: dict = {}
-            for queue, loop in queues.items():
-                loops.setdefault(loop, []).append(queue)
-            for loop, group in loops.items():
-                try:
-                    loop.call_soon_threadsafe(_put_each, group, changes)
-                except RuntimeError:  # that loop is closed: its viewers are gone
-                    pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-
-
-def _put_each(queues, changes) -> None:
-    for queue in queues:
-        queue.put_nowait(changes)

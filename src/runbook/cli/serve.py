@@ -153,7 +153,7 @@ def alerts(ctx: Context, unmatched, incident_id, limit, as_json):
       runbook alerts --unmatched
       runbook alerts --incident INC-854ABC --json
     """
-    from runbook.service import alert_rows
+    from runbook.read_models import alert_rows
 
     engine = ctx.engine()
     if incident_id:

@@ -34,8 +34,9 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from runbook.errors import RunbookError
+from runbook.read_models import alert_rows
 from runbook.serve.alertmanager import PayloadError, parse
-from runbook.service import EngineService, alert_rows
+from runbook.service import EngineService
 from runbook.text import one_line
 
 log = logging.getLogger("runbook.serve")

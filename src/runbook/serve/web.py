@@ -44,9 +44,9 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from runbook.broadcaster import changes_after
 from runbook.engine.clock import iso
 from runbook.errors import NotFoundError, RunbookError
-from runbook.service import changes_after
 from runbook.text import one_line, shown
 from runbook.views import build_view
 

@@ -18,7 +18,8 @@ import threading
 from typing import TYPE_CHECKING
 
 from runbook.errors import RunbookError
-from runbook.service import EngineService, ServiceClosed, alert_rows, debrief, drill_rows, report
+from runbook.read_models import alert_rows, debrief, drill_rows, report
+from runbook.service import EngineService, ServiceClosed
 from runbook.tui.alert_views import MAX_ROWS, NEEDS_A_HUMAN, AlertView, build_alerts
 # The view records live in runbook/view_models.py, built by runbook/views.py (the status page renders them
 # too); the screens import them from here.
