@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -25,23 +26,26 @@ log = logging.getLogger("runbook.service")
 
 
 class Change(NamedTuple):
-    """One event appended to any incident, by anyone: where it is in the change feed, and its
-    timeline line (through one_line: safe to show as text)."""
+    """One event appended to any incident, by anyone: where it is in the change feed, its
+    timeline line (through one_line: safe to show as text), and that as a server-sent event,
+    written once for every viewer."""
 
     position: int
     incident: str
     seq: int
     line: str
-
-    def data(self) -> str:
-        return json.dumps({"incident": self.incident, "seq": self.seq, "line": self.line})
+    sse: str
 
 
 def changes_after(engine, cursor: int, limit: int = 500) -> list[Change]:
     from runbook.engine.metrics import describe
 
-    return [Change(position, incident, event.seq, one_line(f"{incident} · {event.actor}: {describe(event)}"))
-            for position, incident, event in engine.changes_since(cursor, limit)]
+    out = []
+    for position, incident, event in engine.changes_since(cursor, limit):
+        line = one_line(f"{incident} · {event.actor}: {describe(event)}")
+        data = json.dumps({"incident": incident, "seq": event.seq, "line": line})
+        out.append(Change(position, incident, event.seq, line, f"id: {position}\nevent: change\ndata: {data}\n\n"))
+    return out
 
 
 class Broadcaster:
@@ -54,6 +58,7 @@ class Broadcaster:
 
     POLL = 0.1
     QUIET_POLL = 5.0  # with notifications, a look now and then anyway (one lost across a reconnect)
+    HEARTBEAT = 15.0  # an empty batch to every queue after this long without changes (keeps proxies open)
 
     def __init__(self, service: EngineService):
         self._service = service
@@ -113,37 +118,50 @@ class Broadcaster:
             self._listener.connected.wait(self.QUIET_POLL)
         self.listening.set()
         wait = self.POLL if self._listener is None else self.QUIET_POLL
+        sent = time.monotonic()
         while not self._stop.is_set():
             self._wake.wait(wait)
             self._wake.clear()
             if self._stop.is_set():
                 break
             try:
-                self._publish(reads)
+                if self._publish(reads):
+                    sent = time.monotonic()
             except RunbookError as exc:  # the store is busy or gone; or the service is closing
                 if not self._stop.is_set():
                     log.warning("live updates: %s", one_line(str(exc)))
+            if time.monotonic() - sent >= self.HEARTBEAT:
+                sent = time.monotonic()
+                self._to_queues([])
 
-    def _publish(self, reads: Lane) -> None:
+    def _publish(self, reads: Lane) -> bool:
+        """Hand out what was appended since the last look; whether there was anything."""
         if reads.call(lambda engine: engine.change_cursor()) <= self.cursor:
-            return
+            return False
         while changes := reads.call(changes_after, self.cursor):
             self.cursor = changes[-1].position
             with self._lock:
-                callbacks, queues = list(self._callbacks), dict(self._queues)
+                callbacks = list(self._callbacks)
             for callback in callbacks:
                 try:
                     callback(changes)
                 except Exception:  # one subscriber's failure is not another's
                     log.exception("a live update subscriber failed")
-            loops: dict = {}
-            for queue, loop in queues.items():
-                loops.setdefault(loop, []).append(queue)
-            for loop, group in loops.items():
-                try:
-                    loop.call_soon_threadsafe(_put_each, group, changes)
-                except RuntimeError:  # that loop is closed: its viewers are gone
-                    pass
+            self._to_queues(changes)
+        return True
+
+    def _to_queues(self, changes: list[Change]) -> None:
+        """Put `changes` on every queue, through one call onto each queue's event loop."""
+        with self._lock:
+            queues = dict(self._queues)
+        loops: dict = {}
+        for queue, loop in queues.items():
+            loops.setdefault(loop, []).append(queue)
+        for loop, group in loops.items():
+            try:
+                loop.call_soon_threadsafe(_put_each, group, changes)
+            except RuntimeError:  # that loop is closed: its viewers are gone
+                pass
 
     def close(self) -> None:
         self._stop.set()
@@ -155,6 +173,14 @@ class Broadcaster:
             self._listener = None
 
 
+SLICE = 50  # queues woken per turn of the event loop
+
+
 def _put_each(queues, changes) -> None:
-    for queue in queues:
+    """Put `changes` on each queue, SLICE at a time with a turn of the event loop in between:
+    the viewers woken write their streams before the next slice is woken, so a request that
+    arrived meanwhile (an alert delivery) is read after one slice's writes, not a thousand."""
+    for queue in queues[:SLICE]:
         queue.put_nowait(changes)
+    if len(queues) > SLICE:
+        asyncio.get_running_loop().call_soon(_put_each, queues[SLICE:], changes)

@@ -24,6 +24,7 @@ import functools
 import json
 import os
 import sqlite3
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,14 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
+_WRITERS: dict[str, threading.RLock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writers(path: str) -> threading.RLock:
+    """The lock this process's writers to the database at `path` take in turn (see Store._Tx)."""
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(os.path.realpath(path), threading.RLock())
 def _guarded(method):
     """Turn SQLite's failures inside a Store method into one StoreError that names the database."""
 
@@ -468,20 +477,33 @@ class Store(_AlertLedger):
                               [anchor_mac(self.key, incident, seq, digest), incident])
 
     class _Tx:
-        def __init__(self, conn):
-            self.conn = conn
+        """A write transaction. Writers in this process (the engine service's lanes) queue on a
+        lock of the database's own before BEGIN IMMEDIATE: SQLite's busy handler would make a
+        waiter sleep in growing steps (up to 100 ms) and miss the moments the lock is free, so
+        an alert's one commit could wait out a burst of another lane's commits."""
+
+        def __init__(self, conn, writers):
+            self.conn, self.writers = conn, writers
 
         def __enter__(self):
-            self.conn.execute("BEGIN IMMEDIATE")
+            self.writers.acquire()
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.writers.release()
+                raise
 
         def __exit__(self, exc_type, exc, tb):
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            try:
+                self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            finally:
+                self.writers.release()
 
     def _write(self):
         if self.readonly:
             raise StoreError(f"the incident database {self.path} is read-only: {self.readonly}; only reading "
                              "commands (list, show, export, verify, metrics, report) work on it")
-        return Store._Tx(self.conn)
+        return Store._Tx(self.conn, _writers(self.path))
 
     # writing ------------------------------------------------------------------------------
 
