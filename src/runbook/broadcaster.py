@@ -59,6 +59,10 @@ class Broadcaster:
     POLL = 0.1
     QUIET_POLL = 5.0  # with notifications, a look now and then anyway (one lost across a reconnect)
     HEARTBEAT = 15.0  # an empty batch to every queue after this long without changes (keeps proxies open)
+    # Between two hand-outs at least this long: a lone change goes out at the next look, a burst
+    # (an alert storm opening incidents) in a few batches a second, not one per look: each batch
+    # is a write to every viewer, and those writes share the event loop with the alert intake.
+    GAP = 0.5
 
     def __init__(self, service: EngineService):
         self._service = service
@@ -127,6 +131,7 @@ class Broadcaster:
             try:
                 if self._publish(reads):
                     sent = time.monotonic()
+                    self._stop.wait(self.GAP)
             except RunbookError as exc:  # the store is busy or gone; or the service is closing
                 if not self._stop.is_set():
                     log.warning("live updates: %s", one_line(str(exc)))
