@@ -79,7 +79,7 @@ class SlowPrometheus(ThreadingHTTPServer):
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_GET(self):
         server: SlowPrometheus = self.server
         with server.lock:
             server.in_flight += 1
@@ -127,7 +127,7 @@ def server(tmp: Path, name: str, catalog: list[str], env: dict) -> tuple:
     db = tmp / f"{name}.db"
     env = {**os.environ, "RUNBOOK_DB": str(db), "RUNBOOK_SERVE_TOKEN": TOKEN, "HOME": str(tmp),
            "RUNBOOK_PLUGINS_DIR": str(tmp / "none"), "XDG_CACHE_HOME": str(tmp / "cache"), **env}
-    argv = [sys.executable, "-m", "runbook", *sum((["--catalog", c] for c in catalog), []), "serve",
+    argv = [sys.executable, "-m", "runbook", *[word for c in catalog for word in ("--catalog", c)], "serve",
             "--port", "0", "--log-level", "warning"]
     proc, port = start(argv, env, tmp / f"{name}.log")
     return proc, port, db

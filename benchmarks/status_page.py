@@ -29,9 +29,9 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from runbook.broadcaster import Broadcaster
 from runbook.catalog.loader import load_catalog
 from runbook.engine import Engine, SystemClock
-from runbook.broadcaster import Broadcaster
 from runbook.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
