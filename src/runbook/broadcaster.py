@@ -59,10 +59,11 @@ class Broadcaster:
     POLL = 0.1
     QUIET_POLL = 5.0  # with notifications, a look now and then anyway (one lost across a reconnect)
     HEARTBEAT = 15.0  # an empty batch to every queue after this long without changes (keeps proxies open)
-    # Between two hand-outs at least this long: a lone change goes out at the next look, a burst
-    # (an alert storm opening incidents) in a few batches a second, not one per look: each batch
-    # is a write to every viewer, and those writes share the event loop with the alert intake.
-    GAP = 0.5
+    # After a look that found BURST changes or more, the next look comes GAP later: what people
+    # do goes out at the next look, a burst (an alert storm opening incidents) in two batches a
+    # second, not ten: each batch is a write to every viewer, and those writes share the event
+    # loop with the alert intake.
+    BURST, GAP = 20, 0.5
 
     def __init__(self, service: EngineService):
         self._service = service
@@ -122,16 +123,19 @@ class Broadcaster:
             self._listener.connected.wait(self.QUIET_POLL)
         self.listening.set()
         wait = self.POLL if self._listener is None else self.QUIET_POLL
-        sent = time.monotonic()
+        sent, found = time.monotonic(), 0
         while not self._stop.is_set():
-            self._wake.wait(wait)
+            if found >= self.BURST:  # a notification does not cut the gap short
+                self._stop.wait(self.GAP)
+            else:
+                self._wake.wait(wait)
             self._wake.clear()
             if self._stop.is_set():
                 break
             try:
-                if self._publish(reads):
+                found = self._publish(reads)
+                if found:
                     sent = time.monotonic()
-                    self._stop.wait(self.GAP)
             except RunbookError as exc:  # the store is busy or gone; or the service is closing
                 if not self._stop.is_set():
                     log.warning("live updates: %s", one_line(str(exc)))
@@ -139,11 +143,13 @@ class Broadcaster:
                 sent = time.monotonic()
                 self._to_queues([])
 
-    def _publish(self, reads: Lane) -> bool:
-        """Hand out what was appended since the last look; whether there was anything."""
+    def _publish(self, reads: Lane) -> int:
+        """Hand out what was appended since the last look; how many changes."""
         if reads.call(lambda engine: engine.change_cursor()) <= self.cursor:
-            return False
+            return 0
+        found = 0
         while changes := reads.call(changes_after, self.cursor):
+            found += len(changes)
             self.cursor = changes[-1].position
             with self._lock:
                 callbacks = list(self._callbacks)
@@ -153,7 +159,7 @@ class Broadcaster:
                 except Exception:  # one subscriber's failure is not another's
                     log.exception("a live update subscriber failed")
             self._to_queues(changes)
-        return True
+        return found
 
     def _to_queues(self, changes: list[Change]) -> None:
         """Put `changes` on every queue, through one call onto each queue's event loop."""
