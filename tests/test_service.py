@@ -187,3 +187,39 @@ def test_the_broadcaster_reads_each_change_once_and_fans_it_out_to_every_subscri
         service.close()
         elsewhere.store.close()
         engine.store.close()
+
+
+def test_the_open_incident_screen_hears_another_process_on_sqlite_through_the_broadcaster(tmp_path):
+    """The screen's refresh timer is off (not live): a note written on another connection can
+    only reach it through the broadcaster, which on SQLite looks where the log ends."""
+    import time
+
+    from pilot_helpers import settle
+
+    from runbook.tui.app import build_app
+
+    path = str(tmp_path / "db.sqlite")
+    engine = Engine(Store(path, key=None), VirtualClock(), None, catalog())
+    incident = engine.open("queue-stuck", "ana").id
+    elsewhere = Engine(Store(path, key=None), VirtualClock(), None, catalog())
+    app = build_app(engine, engine.catalog, "ana", incident, live=False)
+
+    def shows() -> bool:
+        return any("written in another terminal" in line.text for line in app.screen.view.timeline)
+
+    async def scenario():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            assert await asyncio.to_thread(app.gateway.service.broadcaster.listening.wait, 30)
+            assert not shows()
+            elsewhere.note(incident, "bo", "written in another terminal")
+            end = time.monotonic() + 30  # only ends a hang: the broadcaster looks every 0.1 s
+            while not shows():
+                assert time.monotonic() < end, "the note never reached the screen"
+                await pilot.pause(0.05)
+    try:
+        asyncio.run(scenario())
+    finally:
+        app.gateway.release()
+        elsewhere.store.close()
+        engine.store.close()

@@ -109,6 +109,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _recover(engine) -> None:
+    """Open the incidents of alerts a server that is gone left pending (at start; the timer
+    passes do it too)."""
+    try:
+        for outcome in engine.recover_alerts():
+            log.info("recovered a pending alert: %s %s", outcome.outcome, outcome.incident or "")
+    except RunbookError as exc:
+        log.warning("could not open the incidents of pending alerts yet: %s", one_line(str(exc)))
+
+
 def _reload(paths):
     from runbook.catalog.loader import load_catalog
 
@@ -177,8 +187,7 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app):
-        for outcome in await service.ticks.run(lambda engine: engine.recover_alerts()):
-            log.info("recovered a pending alert: %s %s", outcome.outcome, outcome.incident or "")
+        service.ticks.submit(_recover)  # the server listens meanwhile: opening may wait on plugins
         task = asyncio.create_task(ticking()) if config.tick_every > 0 else None
         try:
             yield
