@@ -191,9 +191,10 @@ class EngineService:
         return self.commands.call(lambda engine: getattr(engine, method)(*args, **kwargs))
 
     def set_catalog(self, catalog) -> None:
-        """Match and open against `catalog` from now on, on every lane (a catalog is immutable)."""
+        """Match and open against `catalog` from now on: on each lane, before the work asked of it
+        after this call (without waiting for the work before it: a tick may be slow)."""
         for lane in self.lanes:
-            lane.call(_set_catalog, catalog)
+            lane.submit(_set_catalog, catalog)
 
     async def receive_alerts(self, alerts: list, actor: str = intake.ACTOR) -> list:
         """Alert intake: the delivery is recorded in one transaction on the commands lane and

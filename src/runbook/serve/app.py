@@ -178,7 +178,7 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
             try:
                 if watcher is not None and watcher.changed():
                     catalog = await asyncio.get_running_loop().run_in_executor(None, _reload, watcher.paths)
-                    await asyncio.get_running_loop().run_in_executor(None, service.set_catalog, catalog)
+                    service.set_catalog(catalog)
                 await service.timers()
             except RunbookError as exc:
                 log.warning("timer pass failed: %s", one_line(str(exc)))
