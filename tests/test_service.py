@@ -223,3 +223,17 @@ def test_the_open_incident_screen_hears_another_process_on_sqlite_through_the_br
         app.gateway.release()
         elsewhere.store.close()
         engine.store.close()
+
+
+def test_the_service_and_the_composition_root_import_no_face():
+    """The service, its read models and broadcaster, and the composition root are below every
+    face: no Textual, Rich, click, Starlette or Uvicorn is loaded with them."""
+    import subprocess
+    import sys
+
+    modules = ["runbook.service", "runbook.read_models", "runbook.broadcaster", "runbook.runtime"]
+    code = (f"import importlib, sys\nfor name in {modules!r}: importlib.import_module(name)\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'textual', 'rich', 'click', 'starlette', 'uvicorn'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
