@@ -33,7 +33,7 @@ from runbook.engine import intake
 from runbook.engine import owner as owners
 from runbook.engine.clock import iso
 from runbook.errors import RunbookError
-from runbook.read_models import alert_rows, debrief, drill_rows, incident_rows
+from runbook.read_models import debrief, drill_rows, incident_rows
 from runbook.text import one_line
 
 log = logging.getLogger("runbook.service")
@@ -136,12 +136,12 @@ class EngineService:
         self._first = None
         self._failed: RunbookError | None = None
         self._making = threading.Lock()
-        self.commands = Lane("commands", self._commands_engine)
+        self.commands = Lane("commands", self.first_engine)
         if self._shared():
             self.reads = self.ticks = self.commands
         else:
-            self.reads = Lane("reads", lambda: self._sibling("reads"))
-            self.ticks = Lane("ticks", lambda: self._sibling("ticks"))
+            self.reads = Lane("reads", self._sibling)
+            self.ticks = Lane("ticks", self._sibling)
         self.timer_pass = TimerPass()
         self.broadcaster = Broadcaster(self)
         self.closed = False
@@ -164,17 +164,15 @@ class EngineService:
                     raise
             return self._first
 
-    def _commands_engine(self):
-        return self.first_engine()
-
-    def _sibling(self, name: str):
+    def _sibling(self):
         from runbook.engine import Engine
         from runbook.store import open_store
 
         first = self.first_engine()
         if first.store.location == ":memory:":
             return first
-        store = open_store(first.store.location, key=first.store.key, key_created=getattr(first.store, "key_created", None))
+        store = open_store(first.store.location, key=first.store.key,
+                           key_created=first.store.key_created)
         engine = Engine(store, first.clock, first.plugins, first.catalog)
         engine.catalog_loader = first.catalog_loader
         engine.metrics_source = first.metrics_source
@@ -221,9 +219,6 @@ class EngineService:
 
     def incidents(self, **filters) -> list[dict]:
         return self.read(incident_rows, **filters)
-
-    def alerts(self, **filters) -> list[dict]:
-        return self.read(alert_rows, **filters)
 
     def drills(self, catalog) -> list[tuple[str, str, str, str]]:
         return self.read(drill_rows, catalog)

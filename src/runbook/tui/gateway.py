@@ -18,7 +18,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from runbook.errors import RunbookError
-from runbook.read_models import alert_rows, debrief, drill_rows, report
+from runbook.read_models import alert_rows, report
 from runbook.service import EngineService, ServiceClosed
 from runbook.tui.alert_views import MAX_ROWS, NEEDS_A_HUMAN, AlertView, build_alerts
 # The view records live in runbook/view_models.py, built by runbook/views.py (the status page renders them
@@ -153,7 +153,7 @@ class EngineGateway:
 
     def debrief(self, incident: str) -> dict:
         """What the debrief shows: times against targets, steps, notes and action items."""
-        return self._ready().read(debrief, incident)
+        return self._ready().debrief(incident)
 
     def export(self, incident: str, folder: str = ".") -> str:
         """Write the incident's postmortem (Markdown) next to where runbook was started; its path."""
@@ -166,7 +166,7 @@ class EngineGateway:
         """Drills for the home screen: id, title, next run and the last run (service.drill_rows)."""
         if self.catalog is None:
             return []
-        return self._ready().read(drill_rows, self.catalog)
+        return self._ready().drills(self.catalog)
 
     def tick(self, incident: str) -> bool:
         """Fire what is due; True when something fired (the view changed). Skipped (False) while
