@@ -2,10 +2,10 @@
 
 Two measures, each against a peer in the same run:
 
-1. Latency, alert posted -> incident stored: one client posts new alerts one at a time (each
-   opens an incident: the alert row, the snapshot, the first events, committed with
-   synchronous=FULL) and times the round trip; the answer is sent after the commit, and the
-   benchmark checks at the end that every incident is in the database. p50/p99, beside the
+1. Latency, alert posted -> alert durable: one client posts new alerts one at a time and times
+   the round trip; the answer is sent once the alert's row (with its reserved incident id) is
+   committed with synchronous=FULL, and each opens an incident right after (the snapshot, the
+   first events), which the benchmark checks at the end are all in the database. p50/p99, beside the
    same client's round trip to a bare "hello" endpoint on the same stack (Starlette on Uvicorn).
 2. Throughput under load: wrk (Debian package) posting new alerts over 8 connections for a few
    seconds, against the hello endpoint under the same wrk; alternated A B A B; ratio of medians.

@@ -6,7 +6,7 @@ TUI in another process would, one at a time at irregular intervals, taking the w
 before each append. In the page a MutationObserver takes `Date.now()` when <main> first holds the
 note's text. The same machine's wall clock on both sides, so latency = seen - appended.
 
-Beside it, in the same run, the floor: the server's poll interval (POLL in runbook/serve/web.py:
+Beside it, in the same run, the floor: the broadcaster's poll interval (Broadcaster.POLL in runbook/broadcaster.py:
 an append waits half of it on average before the stream sees it), a bare fetch round trip from
 the page (/healthz), and a fetch of the incident page itself (what each live refresh costs).
 
@@ -29,9 +29,9 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from runbook.broadcaster import Broadcaster
 from runbook.catalog.loader import load_catalog
 from runbook.engine import Engine, SystemClock
-from runbook.serve.web import POLL
 from runbook.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,10 +129,11 @@ def main() -> None:
     print(f"{args.notes} notes on {incident} (calls-failing-one-region), headless {browser}")
     print(f"append -> shown in the browser   p50 {ms(statistics.median(latencies))}   "
           f"p99 {ms(quantile(latencies, 0.99))}   max {ms(max(latencies))}")
-    print(f"floor: server poll interval      {ms(POLL * 1000)}  (waits {ms(POLL * 500)} on average)")
+    print(f"floor: server poll interval      {ms(Broadcaster.POLL * 1000)}  "
+          f"(waits {ms(Broadcaster.POLL * 500)} on average)")
     print(f"floor: bare fetch /healthz       p50 {ms(statistics.median(healthz))}   p99 {ms(quantile(healthz, 0.99))}")
     print(f"floor: fetch of the page         p50 {ms(statistics.median(fetches))}   p99 {ms(quantile(fetches, 0.99))}")
-    floor = POLL * 500 + statistics.median(fetches)
+    floor = Broadcaster.POLL * 500 + statistics.median(fetches)
     print(f"p50 over floor (poll/2 + page fetch = {floor:.1f} ms): {statistics.median(latencies) / floor:.2f}x")
 
 

@@ -23,6 +23,7 @@ from runbook.cli.incident import summary
 from runbook.engine import Engine, VirtualClock, stages
 from runbook.plugins import PluginHost
 from runbook.serve.app import ServeConfig, build_app
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 
@@ -188,7 +189,7 @@ def test_the_status_page_says_it_in_words_and_why_it_holds(make):
     engine.clock.advance(minutes=6)
     engine.tick(iid)
     view = "v1ewer-token-for-the-status-page"
-    app = build_app(lambda: engine, ServeConfig("intake-token-for-the-test", tick_every=0, view_token=view))
+    app = build_app(EngineService(engine), ServeConfig("intake-token-for-the-test", tick_every=0, view_token=view))
     with TestClient(app, follow_redirects=False) as client:
         assert client.get(f"/?token={view}").status_code == 303
         home, page = client.get("/").text, client.get(f"/incidents/{iid}").text

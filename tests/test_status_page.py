@@ -20,6 +20,7 @@ from runbook.engine import Engine, VirtualClock
 from runbook.engine.intake import Alert
 from runbook.serve import web
 from runbook.serve.app import ServeConfig, build_app
+from runbook.service import EngineService
 from runbook.store import Store
 
 HERE = Path(__file__).parent
@@ -65,7 +66,7 @@ def engine(tmp_path):
 
 
 def client_for(engine, view_token=VIEW):
-    app = build_app(lambda: engine, ServeConfig(TOKEN, tick_every=0, view_token=view_token))
+    app = build_app(EngineService(engine), ServeConfig(TOKEN, tick_every=0, view_token=view_token))
     return TestClient(app, follow_redirects=False)
 
 

@@ -228,7 +228,7 @@ def test_quitting_never_closes_a_connection_under_a_tick_and_the_tick_still_land
 
     _, engine = make()
     gateway = EngineGateway(engine, engine.catalog)
-    ticker = gateway._ticker
+    ticker = gateway.service.ticks.call(lambda engine: engine)  # the ticks lane's engine
     release, inside = threading.Event(), threading.Event()
     real_tick = ticker.tick
 

@@ -36,8 +36,8 @@ def test_another_machines_note_reaches_the_open_screen_through_notify(pg_cluster
         async def scenario():
             async with app.run_test(size=(120, 40)) as pilot:
                 await settle(pilot)
-                assert app.gateway._listener is not None  # the screen subscribed
-                assert app.gateway._listener.connected.wait(10)
+                assert app.gateway.service.broadcaster.subscribers() == 1  # the screen subscribed
+                assert app.gateway.service.broadcaster.listening.wait(10)
                 assert not shows(app)
                 elsewhere.note(incident, "bo", "written on another machine")
                 end = time.monotonic() + 10  # a generous bound for a real server; the benchmark times it

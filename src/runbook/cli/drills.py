@@ -84,7 +84,7 @@ def run(ctx: Context, drill_id, auto, runs, seed, exact, as_json, actor):
             echo(f"{model.id}: every run goes through the engine: the plan does not model this drill "
                  f"({because})", err=True)
         created = datetime.now(UTC).isoformat()
-        summary["id"] = ctx.store().record_simulation(model.id, model.playbook, runs, seed, created, summary)
+        summary["id"] = ctx.engine().record_simulation(model.id, model.playbook, runs, seed, created, summary)
         if as_json:
             dump(summary)
         else:
@@ -146,7 +146,7 @@ def schedule(ctx: Context, once, interval, actor):
 @click.pass_obj
 def history(ctx: Context, drill_id, as_json):
     """Stored summaries of simulated runs, oldest first."""
-    rows = ctx.store().simulations(drill_id)
+    rows = ctx.engine().simulations(drill_id)
     if as_json:
         dump(rows)
         return

@@ -441,6 +441,15 @@ class Engine(StepCommands):
         """The alerts received, the latest seen first: all, by outcome (unmatched...), or one incident's."""
         return self.store.alerts(outcome=outcome, incident=incident, limit=limit)
 
+    def record_simulation(self, drill: str, playbook: str, runs: int, seed: int, created_at: str,
+                          summary: dict) -> int:
+        """Keep a simulated drill's summary (its runs' events are not kept); its id."""
+        return self.store.record_simulation(drill, playbook, runs, seed, created_at, summary)
+
+    def simulations(self, drill: str | None = None) -> list[dict]:
+        """The simulation summaries kept, oldest first (all, or one drill's)."""
+        return self.store.simulations(drill)
+
     def note(self, incident: str, actor: str, text: str) -> list[Event]:
         if not text.strip():
             raise CommandError("a note needs text")

@@ -84,32 +84,67 @@ def match(catalog, labels: dict) -> tuple[str | None, str | None, str | None]:
     return found[0].playbook, found[0].symptom, None
 
 
+class Received(NamedTuple):
+    """An alert as the ledger took it: its row (as it was before, when seen already) and whether it is new."""
+
+    alert: Alert
+    stored: dict
+    new: bool
+
+    def answer(self) -> Outcome:
+        """What the sender is told once the alert is durable, before anything acts on it: a new
+        matched alert is "pending" with the incident id reserved for it."""
+        stored, alert = self.stored, self.alert
+        if self.new or stored["outcome"] == "pending":
+            return _outcome(stored, alert, stored["outcome"])
+        if alert.status == RESOLVED and stored["status"] != RESOLVED:
+            return _outcome(stored, alert, "resolved")
+        return _outcome(stored, alert, "repeat")
+
+
 def receive(engine, alerts: list[Alert], actor: str = ACTOR) -> list[Outcome]:
     """Record each alert by its own status (one delivery can mix firing and resolved ones) and act
     on it; store failures propagate (the sender should retry), everything else is an outcome."""
-    return [receive_one(engine, alert, actor) for alert in alerts]
-
-
-def receive_one(engine, alert: Alert, actor: str = ACTOR) -> Outcome:
-    playbook, symptom, reason = match(engine.catalog, alert.labels)
-    row = {**alert._asdict(), "alertname": alert.name, "playbook": playbook, "symptom": symptom, "reason": reason}
     owner = owners.claim()
     try:
-        stored, new = engine.store.receive_alert(row, iso(engine.clock.now()), new_incident_id, owner)
-        if new:
-            if stored["outcome"] == "pending":
-                return _open(engine, stored, actor)
-            if stored["outcome"] == "attached":
-                _attached(engine, stored, alert, actor)
-                return _outcome(stored, alert, "attached")
-            return _outcome(stored, alert, stored["outcome"])
-        if stored["outcome"] == "pending" and _take_over(engine, stored, owner):
-            return _open(engine, {**stored, "owner": owner}, actor)
-        if alert.status == RESOLVED and stored["status"] != RESOLVED:
-            return _resolved(engine, stored, alert, actor)
-        return _outcome(stored, alert, "repeat")
+        return act(engine, record(engine, alerts, owner), owner, actor)
     finally:
         owners.release(owner)
+
+
+def record(engine, alerts: list[Alert], owner: dict) -> list[Received]:
+    """Match each alert and store the whole delivery in the ledger in one transaction: once this
+    returns every alert is durable, and a new matched one holds a reserved incident id and
+    `owner` (who is to open it; a crash leaves it to `recover`). Nothing calls a plugin here."""
+    rows = []
+    for alert in alerts:
+        playbook, symptom, reason = match(engine.catalog, alert.labels)
+        rows.append({**alert._asdict(), "alertname": alert.name, "playbook": playbook, "symptom": symptom,
+                     "reason": reason})
+    stored = engine.store.receive_alerts(rows, iso(engine.clock.now()), new_incident_id, owner)
+    return [Received(alert, row, new) for alert, (row, new) in zip(alerts, stored)]
+
+
+def act(engine, received: list[Received], owner: dict, actor: str = ACTOR) -> list[Outcome]:
+    """Act on recorded alerts in order: open the incidents reserved for them (`owner` is the one
+    `record` was given), tell open incidents of alerts firing again or resolved."""
+    return [_act(engine, each, owner, actor) for each in received]
+
+
+def _act(engine, received: Received, owner: dict, actor: str) -> Outcome:
+    alert, stored = received.alert, received.stored
+    if received.new:
+        if stored["outcome"] == "pending":
+            return _open(engine, stored, actor)
+        if stored["outcome"] == "attached":
+            _attached(engine, stored, alert, actor)
+            return _outcome(stored, alert, "attached")
+        return _outcome(stored, alert, stored["outcome"])
+    if stored["outcome"] == "pending" and _take_over(engine, stored, owner):
+        return _open(engine, {**stored, "owner": owner}, actor)
+    if alert.status == RESOLVED and stored["status"] != RESOLVED:
+        return _resolved(engine, stored, alert, actor)
+    return _outcome(stored, alert, "repeat")
 
 
 def recover(engine, actor: str = ACTOR) -> list[Outcome]:

@@ -6,7 +6,9 @@
                                   by communicate steps, roles, the timeline
     GET /incidents/{id}/postmortem.md   the postmortem export (text, once resolved)
     GET /live                     server-sent events: one per event appended to any incident, by
-                                  anyone; a reconnect sends Last-Event-ID and catches up from there
+                                  anyone; a reconnect sends Last-Event-ID and catches up from there.
+                                  Every viewer is fed by the service's one broadcaster: a thousand
+                                  viewers cost one watcher of the log, not a thousand pollers
     GET /static/...               the style sheet and the one script (no inline script anywhere)
 
 Every page needs the viewer token (RUNBOOK_VIEW_TOKEN; not the intake token): as a bearer header,
@@ -21,10 +23,8 @@ even if it were not.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import json
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,10 +33,17 @@ from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from runbook.broadcaster import changes_after
 from runbook.engine.clock import iso
 from runbook.errors import NotFoundError, RunbookError
 from runbook.text import one_line, shown
@@ -48,8 +55,6 @@ HERE = Path(__file__).parent
 COOKIE = "runbook_view"
 RESOLVED_DAYS = 7
 MAX_OPEN = 200  # open incidents shown in full on the front page (an alert storm can open thousands)
-POLL = 0.1  # seconds between looks for new events while someone watches
-HEARTBEAT = 15.0
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
@@ -195,18 +200,8 @@ def postmortem(engine, incident: str) -> str:
     return export_markdown(state)
 
 
-def change_lines(engine, cursor: int) -> list[tuple[int, str]]:
-    """(position, SSE data) for each event appended after `cursor`: the incident, its new log
-    length and the timeline line (one_line: safe; the script sets it as text, never as HTML)."""
-    from runbook.engine.metrics import describe
-
-    return [(position, json.dumps({"incident": incident, "seq": event.seq,
-                                   "line": one_line(f"{incident} · {event.actor}: {describe(event)}")}))
-            for position, incident, event in engine.changes_since(cursor)]
-
-
-def routes(worker, token: str) -> list:
-    """The status page's routes, every engine call on the server's engine thread."""
+def routes(service, token: str) -> list:
+    """The status page's routes: pages read on the service's reads lane, /live fed by its broadcaster."""
 
     def denied(request: Request) -> Response:
         return page("denied.html", status=401)
@@ -229,13 +224,13 @@ def routes(worker, token: str) -> list:
     async def home(request: Request):
         if (answer := admit(request)) is not None:
             return answer
-        return page("home.html", **await worker.run(overview))
+        return page("home.html", **await service.reads.run(overview))
 
     async def incident(request: Request):
         if (answer := admit(request)) is not None:
             return answer
         try:
-            data = await worker.run(detail, request.path_params["incident"])
+            data = await service.reads.run(detail, request.path_params["incident"])
         except RunbookError as exc:  # no such incident, an ambiguous start, a record too damaged to load
             return page("missing.html", status=404 if isinstance(exc, NotFoundError) else 409,
                         message=one_line(str(exc)))
@@ -245,7 +240,7 @@ def routes(worker, token: str) -> list:
         if (answer := admit(request)) is not None:
             return answer
         try:
-            text = await worker.run(postmortem, request.path_params["incident"])
+            text = await service.reads.run(postmortem, request.path_params["incident"])
         except RunbookError as exc:
             return PlainTextResponse(one_line(str(exc)) + "\n", headers=HEADERS,
                                      status_code=404 if isinstance(exc, NotFoundError) else 409)
@@ -255,28 +250,37 @@ def routes(worker, token: str) -> list:
         if not viewer(request, token):
             return denied(request)
         raw = (request.headers.get("last-event-id") or request.query_params.get("after") or "").strip()
-        now = await worker.run(lambda engine: engine.change_cursor())
+        changes = service.broadcaster.queue()  # before reading where the log ends: nothing falls between
+        try:
+            now = await service.reads.run(lambda engine: engine.change_cursor())
+        except BaseException:
+            service.broadcaster.drop(changes)
+            raise
         # a position that is not a number, or ahead of the database (restored from a backup,
         # another database): follow from now rather than wait for a position that never comes
         cursor = int(raw) if raw.isdigit() and int(raw) <= now else now
 
         async def stream():
             nonlocal cursor
-            yield "retry: 1000\n\n"
-            quiet = 0.0
-            while not await request.is_disconnected():
-                lines = await worker.run(change_lines, cursor)
-                for position, data in lines:
-                    cursor = position
-                    yield f"id: {position}\nevent: change\ndata: {data}\n\n"
-                if lines:
-                    quiet = 0.0
-                    continue
-                quiet += POLL
-                if quiet >= HEARTBEAT:
-                    quiet = 0.0
-                    yield ": still here\n\n"
-                await asyncio.sleep(POLL)
+            try:
+                yield "retry: 1000\n\n"
+                while cursor < now:  # a reconnect catches up on what it missed
+                    missed = await service.reads.run(changes_after, cursor)
+                    if not missed:
+                        break
+                    cursor = missed[-1].position
+                    yield "".join(change.sse for change in missed)
+                while True:
+                    batch = await changes.get()  # the broadcaster sends an empty one as the heartbeat
+                    if not batch:
+                        yield ": still here\n\n"
+                        continue
+                    fresh = [change.sse for change in batch if change.position > cursor]
+                    if fresh:  # one write per batch: a thousand viewers, a thousand writes, not one per event
+                        cursor = batch[-1].position
+                        yield "".join(fresh)
+            finally:
+                service.broadcaster.drop(changes)
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={**HEADERS, "X-Accel-Buffering": "no"})
 

@@ -19,8 +19,15 @@ class SqlAlertLedger:
 
     @guarded
     def receive_alert(self, alert: dict, now: str, new_incident, owner: dict | None) -> tuple[dict, bool]:
-        """Record one delivery of `alert` (a dict of ALERT_COLUMNS: fingerprint, starts_at, status,
-        labels... and the playbook/symptom it matched, if any) in one transaction.
+        """Record one delivery of `alert`: `receive_alerts` of that one alert."""
+        return self.receive_alerts([alert], now, new_incident, owner)[0]
+
+    @guarded
+    def receive_alerts(self, alerts: list[dict], now: str, new_incident,
+                       owner: dict | None) -> list[tuple[dict, bool]]:
+        """Record one delivery of `alerts` (each a dict of ALERT_COLUMNS: fingerprint, starts_at,
+        status, labels... and the playbook/symptom it matched, if any) all in one transaction (an
+        alert storm's delivery is one commit, not one per alert); for each alert, in order:
 
         Seen before: its row is updated (last_seen, deliveries, a move from firing to resolved)
         and returned as it was before, with False. New: when an earlier occurrence of the same
@@ -29,39 +36,42 @@ class SqlAlertLedger:
         from `new_incident()` that no incident and no other alert holds (outcome 'pending',
         `owner` recorded until the incident exists); else it is kept as 'unmatched' (or
         'resolved' when runbook first hears of it resolved). Returns (row, True)."""
-        key = [alert["fingerprint"], alert["starts_at"]]
         with self._write("ledger"):
-            found = self._run(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE fingerprint = ? "
-                              "AND starts_at = ?", key).fetchone()
-            if found is not None:
-                before = alert_row(found)
-                resolving = alert["status"] == "resolved" and before["status"] != "resolved"
-                self._run("UPDATE alerts SET last_seen = ?, deliveries = deliveries + 1, "
-                          "status = CASE WHEN ? THEN 'resolved' ELSE status END, "
-                          "ends_at = CASE WHEN ? THEN ? ELSE ends_at END "
-                          "WHERE fingerprint = ? AND starts_at = ?",
-                          [now, resolving, resolving, alert.get("ends_at"), *key])
-                return before, False
-            linked = self._run(
-                "SELECT a.incident FROM alerts a JOIN incidents i ON i.id = a.incident WHERE a.fingerprint = ? "
-                f"AND i.status IN ({', '.join('?' * len(STILL_OPEN))}) ORDER BY a.starts_at DESC LIMIT 1",
-                [alert["fingerprint"], *STILL_OPEN]).fetchone()
-            row = {name: alert.get(name) for name in ALERT_COLUMNS}
-            row.update(first_seen=now, last_seen=now, deliveries=1, owner=None)
-            if linked:
-                row.update(incident=linked[0], outcome="attached")
-            elif alert["status"] == "resolved":
-                row.update(incident=None, outcome="resolved",
-                           reason=row.get("reason") or "resolved before runbook saw it fire")
-            elif alert.get("playbook") and new_incident:
-                row.update(incident=self._unused_id(new_incident), outcome="pending", owner=owner)
-            else:
-                row.update(incident=None, outcome="unmatched")
-            values = [json.dumps(row[n], ensure_ascii=False) if n in ALERT_JSON and row[n] is not None else row[n]
-                      for n in ALERT_COLUMNS]
-            self._run(f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) VALUES "
-                      f"({', '.join('?' * len(ALERT_COLUMNS))})", values)
-            return row, True
+            return [self._receive_one(alert, now, new_incident, owner) for alert in alerts]
+
+    def _receive_one(self, alert: dict, now: str, new_incident, owner: dict | None) -> tuple[dict, bool]:
+        key = [alert["fingerprint"], alert["starts_at"]]
+        found = self._run(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE fingerprint = ? "
+                          "AND starts_at = ?", key).fetchone()
+        if found is not None:
+            before = alert_row(found)
+            resolving = alert["status"] == "resolved" and before["status"] != "resolved"
+            self._run("UPDATE alerts SET last_seen = ?, deliveries = deliveries + 1, "
+                      "status = CASE WHEN ? THEN 'resolved' ELSE status END, "
+                      "ends_at = CASE WHEN ? THEN ? ELSE ends_at END "
+                      "WHERE fingerprint = ? AND starts_at = ?",
+                      [now, resolving, resolving, alert.get("ends_at"), *key])
+            return before, False
+        linked = self._run(
+            "SELECT a.incident FROM alerts a JOIN incidents i ON i.id = a.incident WHERE a.fingerprint = ? "
+            f"AND i.status IN ({', '.join('?' * len(STILL_OPEN))}) ORDER BY a.starts_at DESC LIMIT 1",
+            [alert["fingerprint"], *STILL_OPEN]).fetchone()
+        row = {name: alert.get(name) for name in ALERT_COLUMNS}
+        row.update(first_seen=now, last_seen=now, deliveries=1, owner=None)
+        if linked:
+            row.update(incident=linked[0], outcome="attached")
+        elif alert["status"] == "resolved":
+            row.update(incident=None, outcome="resolved",
+                       reason=row.get("reason") or "resolved before runbook saw it fire")
+        elif alert.get("playbook") and new_incident:
+            row.update(incident=self._unused_id(new_incident), outcome="pending", owner=owner)
+        else:
+            row.update(incident=None, outcome="unmatched")
+        values = [json.dumps(row[n], ensure_ascii=False) if n in ALERT_JSON and row[n] is not None else row[n]
+                  for n in ALERT_COLUMNS]
+        self._run(f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) VALUES "
+                  f"({', '.join('?' * len(ALERT_COLUMNS))})", values)
+        return row, True
 
     def _unused_id(self, draw) -> str:
         for _ in range(100):

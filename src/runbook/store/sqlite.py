@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sqlite3
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +39,16 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
+_WRITERS: dict[str, threading.RLock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writers(path: str) -> threading.RLock:
+    """The lock this process's writers to the database at `path` take in turn (see Store._write)."""
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(os.path.realpath(path), threading.RLock())
+
+
 FEATURES = StoreFeatures(persistent=True, counts_commits=True)
 SUMMARY_UPDATE = summary_update_sql(lambda name: f":{name}")
 
@@ -271,17 +282,21 @@ class Store(SqlStore, SqlAlertLedger):
     @contextmanager
     def _write(self, lock: str | None = None):
         """SQLite's one write lock, taken up front (BEGIN IMMEDIATE): it serialises every writer,
-        so no lock of its own is needed for `lock`."""
+        so no lock of its own is needed for `lock`. Writers in this process (the engine service's
+        lanes) first queue on a lock of the database's own: SQLite's busy handler would make a
+        waiter sleep in growing steps (up to 100 ms) and miss the moments the lock is free, so an
+        alert's one commit could wait out a burst of another lane's commits."""
         if self.readonly:
             raise StoreError(f"the incident database {self.path} is read-only: {self.readonly}; only reading "
                              "commands (list, show, export, verify, metrics, report) work on it")
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with _writers(self.path):
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
     @contextmanager
     def _one_moment(self):

@@ -1,0 +1,197 @@
+"""One change broadcaster for every live face (status page viewers, the TUI, chat bridges).
+
+One watcher of the end of the log, whatever the number of viewers: PostgreSQL's LISTEN/NOTIFY
+wakes it; on SQLite it asks where the log ends every POLL seconds (one indexed query). Each new
+change is described once, on the engine service's reads lane, then fanned out: a callback per
+TUI screen, an asyncio.Queue per viewer (encode/broadcaster's shape).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+from runbook.errors import RunbookError
+from runbook.text import one_line
+
+if TYPE_CHECKING:
+    from runbook.service import EngineService, Lane
+
+log = logging.getLogger("runbook.service")
+
+
+class Change(NamedTuple):
+    """One event appended to any incident, by anyone: where it is in the change feed, its
+    timeline line (through one_line: safe to show as text), and that as a server-sent event,
+    written once for every viewer."""
+
+    position: int
+    incident: str
+    seq: int
+    line: str
+    sse: str
+
+
+def changes_after(engine, cursor: int, limit: int = 500) -> list[Change]:
+    from runbook.engine.metrics import describe
+
+    out = []
+    for position, incident, event in engine.changes_since(cursor, limit):
+        line = one_line(f"{incident} · {event.actor}: {describe(event)}")
+        data = json.dumps({"incident": incident, "seq": event.seq, "line": line})
+        out.append(Change(position, incident, event.seq, line, f"id: {position}\nevent: change\ndata: {data}\n\n"))
+    return out
+
+
+class Broadcaster:
+    """One watcher of the end of the log, fanning each change out to every subscriber.
+
+    Started by the first subscriber. A store that notifies (PostgreSQL: LISTEN) wakes it; else
+    it asks the reads lane where the log ends every POLL seconds (one indexed query, whatever
+    the number of viewers). New changes are described once, on the reads lane, then handed to
+    each callback (on the broadcaster's thread) and each queue (on its event loop)."""
+
+    POLL = 0.1
+    QUIET_POLL = 5.0  # with notifications, a look now and then anyway (one lost across a reconnect)
+    HEARTBEAT = 15.0  # an empty batch to every queue after this long without changes (keeps proxies open)
+    # After a look that found BURST changes or more, the next look comes GAP later: what people
+    # do goes out at the next look, a burst (an alert storm opening incidents) in two batches a
+    # second, not ten: each batch is a write to every viewer, and those writes share the event
+    # loop with the alert intake.
+    BURST, GAP = 20, 0.5
+
+    def __init__(self, service: EngineService):
+        self._service = service
+        self._callbacks: list[Callable] = []
+        self._queues: dict[asyncio.Queue, asyncio.AbstractEventLoop] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listener = None
+        self.cursor: int | None = None
+        self.listening = threading.Event()  # set once changes from now on reach the subscribers
+
+    def subscribe(self, callback: Callable[[list[Change]], None]) -> None:
+        """Call `callback(changes)` on the broadcaster's thread whenever events were appended."""
+        with self._lock:
+            self._callbacks.append(callback)
+        self._start()
+
+    def unsubscribe(self, callback) -> None:
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+    def queue(self) -> asyncio.Queue:
+        """A queue of lists of changes for the calling event loop's subscriber; `drop` it when done."""
+        queue: asyncio.Queue = asyncio.Queue()
+        with self._lock:
+            self._queues[queue] = asyncio.get_running_loop()
+        self._start()
+        return queue
+
+    def drop(self, queue: asyncio.Queue) -> None:
+        with self._lock:
+            self._queues.pop(queue, None)
+
+    def subscribers(self) -> int:
+        with self._lock:
+            return len(self._callbacks) + len(self._queues)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._stop.is_set():
+                return
+            self._thread = threading.Thread(target=self._watch, name="runbook-broadcaster", daemon=True)
+            self._thread.start()
+
+    def _watch(self) -> None:
+        reads = self._service.reads
+        try:
+            self.cursor = reads.call(lambda engine: engine.change_cursor())
+            self._listener = reads.call(lambda engine: engine.store.listen(lambda incident, seq: self._wake.set()))
+        except RunbookError as exc:
+            log.error("live updates are off: %s", one_line(str(exc)))
+            return
+        if self._listener is not None:  # a store's listener (PostgreSQL) says when LISTEN is in place
+            self._listener.connected.wait(self.QUIET_POLL)
+        self.listening.set()
+        wait = self.POLL if self._listener is None else self.QUIET_POLL
+        sent, found = time.monotonic(), 0
+        while not self._stop.is_set():
+            if found >= self.BURST:  # a notification does not cut the gap short
+                self._stop.wait(self.GAP)
+            else:
+                self._wake.wait(wait)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                found = self._publish(reads)
+                if found:
+                    sent = time.monotonic()
+            except RunbookError as exc:  # the store is busy or gone; or the service is closing
+                if not self._stop.is_set():
+                    log.warning("live updates: %s", one_line(str(exc)))
+            if time.monotonic() - sent >= self.HEARTBEAT:
+                sent = time.monotonic()
+                self._to_queues([])
+
+    def _publish(self, reads: Lane) -> int:
+        """Hand out what was appended since the last look; how many changes."""
+        if reads.call(lambda engine: engine.change_cursor()) <= self.cursor:
+            return 0
+        found = 0
+        while changes := reads.call(changes_after, self.cursor):
+            found += len(changes)
+            self.cursor = changes[-1].position
+            with self._lock:
+                callbacks = list(self._callbacks)
+            for callback in callbacks:
+                try:
+                    callback(changes)
+                except Exception:  # one subscriber's failure is not another's
+                    log.exception("a live update subscriber failed")
+            self._to_queues(changes)
+        return found
+
+    def _to_queues(self, changes: list[Change]) -> None:
+        """Put `changes` on every queue, through one call onto each queue's event loop."""
+        with self._lock:
+            queues = dict(self._queues)
+        loops: dict = {}
+        for queue, loop in queues.items():
+            loops.setdefault(loop, []).append(queue)
+        for loop, group in loops.items():
+            try:
+                loop.call_soon_threadsafe(_put_each, group, changes)
+            except RuntimeError:  # that loop is closed: its viewers are gone
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+
+SLICE = 50  # queues woken per turn of the event loop
+
+
+def _put_each(queues, changes) -> None:
+    """Put `changes` on each queue, SLICE at a time with a turn of the event loop in between:
+    the viewers woken write their streams before the next slice is woken, so a request that
+    arrived meanwhile (an alert delivery) is read after one slice's writes, not a thousand."""
+    for queue in queues[:SLICE]:
+        queue.put_nowait(changes)
+    if len(queues) > SLICE:
+        asyncio.get_running_loop().call_soon(_put_each, queues[SLICE:], changes)

@@ -1,0 +1,92 @@
+"""Read models: what faces show, each built from the engine's reads by a function of an engine.
+
+The engine service runs them on its reads lane (`service.read(incident_rows, open_only=True)`);
+a one-shot CLI command calls them on its own engine. Every text in them has been through
+runbook.text already.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from runbook.text import one_line, shown_data
+
+
+def incident_rows(engine, **filters) -> list[dict]:
+    """The incidents summary, filtered (open_only, status, drills, playbook, since...), its
+    texts made safe to show."""
+    return [{**row, "title": one_line(row["title"] or ""), "severity": one_line(row["severity"] or "")}
+            for row in engine.list(**filters)]
+
+
+def alert_rows(engine, outcome: str | None = None, incident: str | None = None, limit: int | None = None,
+               also: tuple[str, ...] = ()) -> list[dict]:
+    """The alerts received, the latest first, without the owner record (internal); `also`: the
+    latest `limit` of those outcomes too, even behind many newer alerts."""
+    rows = engine.alerts(outcome=outcome, incident=incident, limit=limit)
+    for each in also:
+        rows += engine.alerts(outcome=each, limit=limit)
+    for row in rows:
+        row.pop("owner", None)
+    return rows
+
+
+def drill_rows(engine, catalog) -> list[tuple[str, str, str, str]]:
+    """Drills for the home screen: id, title, next run (local time; "—" when unscheduled) and the
+    last run, whether the scheduler fired it or someone ran it by hand."""
+    from runbook.drills.scheduler import next_occurrence
+
+    if catalog is None:
+        return []
+    out = []
+    now = engine.clock.now()
+    for drill in catalog.models("Drill").values():
+        ran = _last_run(engine, drill)
+        if drill.schedule is None and ran is None:
+            continue  # a simulation profile, never rehearsed by people
+        upcoming = next_occurrence(drill, now) if drill.schedule else None
+        state = engine.store.schedule_state(drill.id) if drill.schedule else None
+        fired = (datetime.fromisoformat(state["last_scheduled"]), state["last_outcome"]) \
+            if state and state["last_scheduled"] else None
+        if fired and fired[0].tzinfo is None:
+            fired = (fired[0].replace(tzinfo=now.tzinfo), fired[1])
+        last = max((r for r in (ran, fired) if r is not None), key=lambda r: r[0], default=None)
+        out.append((one_line(drill.id), one_line(drill.title),
+                    f"{upcoming:%a %d %b %H:%M %Z}" if upcoming else "—",
+                    one_line(f"{last[1]} {last[0]:%a %d %b %H:%M}") if last else "never run"))
+    return sorted(out, key=lambda row: row[2])
+
+
+def _last_run(engine, drill) -> tuple[datetime, str] | None:
+    """When the drill was last rehearsed and how it went ("resolved", "open"), from the log."""
+    for row in engine.list(drills=True, playbook=drill.playbook, limit=20):
+        state = engine.state(row["id"])
+        rehearsed = state.snapshot.drill
+        if rehearsed is not None and rehearsed.id == drill.id:
+            return state.opened_at, f"{state.status} ({state.id})"
+    return None
+
+
+def debrief(engine, incident: str) -> dict:
+    """What the debrief shows: times against targets, steps, notes and action items."""
+    from runbook.engine.metrics import MEASURES, metrics
+    from runbook.views import _maybe
+
+    state = engine.state(incident)
+    m = metrics(state, engine.clock.now())
+    times = []
+    for key, name, _ in MEASURES:
+        target = m.targets.get(name)
+        times.append((f"Time to {name}", getattr(m, key), target["target"] if target else None,
+                      bool(target and target["breached"])))
+    steps = [{**run, "step": one_line(run["step"]), "outcome": _maybe(run["outcome"])} for run in m.steps]
+    return {"id": state.id, "title": one_line(state.title), "drill": state.drill, "times": times, "steps": steps,
+            "notes": [(f"{n.at:%H:%M:%S}", one_line(n.actor), one_line(n.data["text"])) for n in state.notes],
+            "items": [(one_line(a.data["text"]), one_line(a.data.get("owner") or a.actor))
+                      for a in state.action_items]}
+
+
+def report(engine, include_drills: bool = False) -> dict:
+    from runbook.drills.report import build
+
+    return shown_data(build(engine, include_drills=include_drills).to_dict())

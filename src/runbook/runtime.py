@@ -1,0 +1,107 @@
+"""The one composition root: settings -> store -> plugins -> engine -> service.
+
+Every face starts here: the CLI (its click `Context` is a `Runtime`), the TUI, `runbook serve`
+and drills. A `Runtime` holds what `runbook` was given (catalog paths, database, plugins
+directory) and makes each piece on first use, so a command pays only for what it touches.
+It imports neither click nor textual.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runbook.catalog.loader import Catalog
+    from runbook.engine import Engine
+    from runbook.plugins import PluginHost
+    from runbook.service import EngineService
+    from runbook.settings import Settings
+    from runbook.store import IncidentStore
+
+DEFAULT_CATALOG = ("playbooks", "drills")
+
+
+def load_catalog(paths, **options) -> Catalog:
+    """The catalog loader, imported on first use: resuming an incident runs from its snapshot
+    and never reads YAML, so the TUI and headless commands start without PyYAML and the schemas."""
+    from runbook.catalog.loader import load_catalog as load
+
+    return load(paths, **options)
+
+
+class Runtime:
+    """The catalog paths, database and plugins directory given to `runbook`, and what is made
+    from them, each on first use."""
+
+    def __init__(self, catalogs: tuple[str, ...] = (), plugins_dir: str | None = None, db: str | None = None):
+        self.catalogs = tuple(catalogs)
+        self.plugins_dir = plugins_dir
+        self.db = db
+        self._host = None
+        self._hosting = threading.Lock()
+
+    def spec(self) -> tuple:
+        """What makes the same runtime in another process."""
+        return self.catalogs, self.plugins_dir, self.db
+
+    def new_engine(self, store: IncidentStore | None = None) -> Engine:
+        """An engine of its own, on `store` or a new connection to the database, for a caller that
+        closes it (and its store) itself; callable from any thread."""
+        from runbook.deferred import DeferredHost
+        from runbook.engine import Engine, SystemClock
+        from runbook.store import open_store
+
+        # The plugins load when the engine first needs one (runbook/deferred.py); their settings
+        # are read now, so that a bad RUNBOOK_* value stops the command before it writes anything.
+        store = store or open_store(self.db)
+        self.settings()
+        engine = Engine(store, SystemClock(), DeferredHost(self.host))
+        engine.catalog_loader = lambda: load_catalog(self.catalog_paths())
+        return engine
+
+    def service(self, engine: Engine | None = None) -> EngineService:
+        """The engine service on `engine` (its caller's to close; the service closes the
+        connections it opens for its other lanes), else on an engine and store of its own that
+        it closes itself. The caller closes the service."""
+        from runbook.service import EngineService
+
+        return EngineService(engine, own=False) if engine is not None else EngineService(self.new_engine, own=True)
+
+    def settings(self, **overrides) -> Settings:
+        from runbook.settings import Settings
+
+        return Settings.from_environment(plugins_dir=self.plugins_dir, **overrides)
+
+    def host(self, **overrides) -> PluginHost:
+        """The plugins, loaded once (`overrides`: a host of its own with those settings). The TUI
+        loads them on its main thread after the first frame; a worker may ask at the same time."""
+        from runbook.plugins import PluginHost
+
+        if overrides:
+            self._host = PluginHost(self.settings(**overrides))
+            return self._host
+        with self._hosting:
+            if self._host is None:
+                self._host = PluginHost(self.settings())
+            return self._host
+
+    def catalog_paths(self) -> list[str]:
+        """The catalog's paths: --catalog/RUNBOOK_CATALOG, else ./playbooks and ./drills where they
+        exist. A UsageError (exit 2) when a path given does not exist, or neither default does:
+        a catalog that is not there must not read as an empty one."""
+        from pathlib import Path
+
+        from runbook.errors import UsageError
+
+        if self.catalogs:
+            missing = [p for p in self.catalogs if not Path(p).exists()]
+            if missing:
+                raise UsageError(f"no catalog at {', '.join(missing)}: no such file or directory; pass --catalog "
+                                 "DIR or set RUNBOOK_CATALOG to a directory or file of documents")
+            return list(self.catalogs)
+        found = [p for p in DEFAULT_CATALOG if Path(p).is_dir()]
+        if not found:
+            raise UsageError(f"no catalog here: ./{DEFAULT_CATALOG[0]} does not exist; run runbook from a "
+                             "directory that has one, pass --catalog DIR or set RUNBOOK_CATALOG")
+        return found

@@ -1,0 +1,336 @@
+"""The engine service: one door to the engine for every face (TUI, CLI, `runbook serve`, drills).
+
+Work runs on three lanes, each an Engine on its own store connection with one worker thread of
+its own, so that no kind of work waits behind another:
+
+- commands: what a person or an alert asks for (acknowledge, complete a step, flip a flag,
+  record an alert delivery);
+- reads: what faces show (views, lists, alerts, drills, debriefs, the status page);
+- ticks: server-owned work that may wait on the outside world (timers, checks that query
+  Prometheus, pages, opening the incidents of alerts just recorded).
+
+Work on one lane runs in order; lanes run side by side. Engines on separate connections are
+as safe together as responders in separate processes: the store's sequence check arbitrates.
+A store with no second connection (the memory store of simulations and tests) gives every
+lane the one engine and the one thread.
+
+One `Broadcaster` (runbook/broadcaster.py) watches the end of the log for every live face and
+fans each change out to its subscribers. What faces show is built by the read models
+(runbook/read_models.py) on the reads lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
+
+from runbook.broadcaster import Broadcaster
+from runbook.engine import intake
+from runbook.engine import owner as owners
+from runbook.engine.clock import iso
+from runbook.errors import RunbookError
+from runbook.read_models import debrief, drill_rows, incident_rows
+from runbook.text import one_line
+
+log = logging.getLogger("runbook.service")
+
+
+class ServiceClosed(RunbookError):
+    """The service is shutting down: work that arrives after `close` is refused."""
+
+
+class Lane:
+    """An engine and the one thread that uses it: `submit`ted work runs there, in order."""
+
+    def __init__(self, name: str, make_engine: Callable):
+        self.name = name
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"runbook-{name}")
+        self._make = make_engine
+        self._engine = None
+        self._queued = 0  # work submitted and not finished yet
+        self._count = threading.Lock()
+        self.closed = False
+
+    @property
+    def engine(self):
+        """The lane's engine (made on first use); use it only from the lane's own thread."""
+        if self._engine is None:
+            self._engine = self._make()
+        return self._engine
+
+    def submit(self, function, *args, **kwargs) -> Future:
+        """Run `function(engine, *args, **kwargs)` on the lane's thread."""
+        if self.closed:
+            raise ServiceClosed("runbook is closing")
+        with self._count:
+            self._queued += 1
+        try:
+            return self._pool.submit(self._call, function, args, kwargs)
+        except RuntimeError:  # shut down between the check and the submit
+            with self._count:
+                self._queued -= 1
+            raise ServiceClosed("runbook is closing") from None
+
+    def _call(self, function, args, kwargs):
+        try:
+            return function(self.engine, *args, **kwargs)
+        finally:
+            with self._count:
+                self._queued -= 1
+
+    def call(self, function, *args, **kwargs):
+        """`submit` and wait for the result (from any thread but the lane's own)."""
+        return self.submit(function, *args, **kwargs).result()
+
+    async def run(self, function, *args, **kwargs):
+        """`submit` and await the result (from an event loop)."""
+        return await asyncio.wrap_future(self.submit(function, *args, **kwargs))
+
+    def busy(self) -> bool:
+        return self._queued > 0
+
+    def close(self, last: Callable[[], None] | None = None, wait: bool = True) -> None:
+        """Refuse new work; queued work finishes, then `last()` runs on the lane's own thread
+        (closing a connection there never closes it under a running statement). `wait`: until
+        then (else `join` later)."""
+        if not self.closed:
+            self.closed = True
+            if last is not None:
+                self._pool.submit(last)
+            self._pool.shutdown(wait=False)
+        if wait:
+            self.join()
+
+    def join(self) -> None:
+        """Wait until the work queued before `close` has finished."""
+        self._pool.shutdown(wait=True)
+
+    def idle(self, timeout: float) -> bool:
+        """Whether the lane has nothing queued or running, waiting up to `timeout` seconds."""
+        import time
+
+        end = time.monotonic() + timeout
+        while self.busy():
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.01)
+        return True
+
+
+class EngineService:
+    """The engine's one door: three lanes (see the module's text), read models and a broadcaster.
+
+    `engine` is the commands lane's engine, or a function that makes it on first use; the
+    reads and ticks lanes get engines of their own on new connections to the same store,
+    sharing its clock, plugins and catalog. `own`: the service closes the stores it made and
+    that first engine too (else the engine given belongs to its caller)."""
+
+    def __init__(self, engine, own: bool = False):
+        self._given = None if callable(engine) else engine
+        self._make = engine if callable(engine) else None
+        self._own = own
+        self._first = None
+        self._failed: RunbookError | None = None
+        self._making = threading.Lock()
+        self.commands = Lane("commands", self.first_engine)
+        if self._shared():
+            self.reads = self.ticks = self.commands
+        else:
+            self.reads = Lane("reads", self._sibling)
+            self.ticks = Lane("ticks", self._sibling)
+        self.timer_pass = TimerPass()
+        self.broadcaster = Broadcaster(self)
+        self.closed = False
+
+    def _shared(self) -> bool:
+        """Whether every lane must use the one engine: a store that has no second connection."""
+        return self._given is not None and self._given.store.location == ":memory:"
+
+    def first_engine(self):
+        """The commands lane's engine, made once (from any thread); an error making it is raised
+        again to every later caller, not retried (the database is gone: the face is ending)."""
+        with self._making:
+            if self._failed is not None:
+                raise self._failed
+            if self._first is None:
+                try:
+                    self._first = self._given if self._given is not None else self._make()
+                except RunbookError as exc:
+                    self._failed = exc
+                    raise
+            return self._first
+
+    def _sibling(self):
+        from runbook.engine import Engine
+        from runbook.store import open_store
+
+        first = self.first_engine()
+        if first.store.location == ":memory:":
+            return first
+        store = open_store(first.store.location, key=first.store.key,
+                           key_created=first.store.key_created)
+        engine = Engine(store, first.clock, first.plugins, first.catalog)
+        engine.catalog_loader = first.catalog_loader
+        engine.metrics_source = first.metrics_source
+        return engine
+
+    @property
+    def lanes(self) -> tuple[Lane, ...]:
+        return tuple(dict.fromkeys((self.commands, self.reads, self.ticks)))
+
+    # commands -----------------------------------------------------------------------------
+
+    def command(self, method: str, *args, **kwargs):
+        """An engine command (`acknowledge`, `complete`, `degrade`...) on the commands lane."""
+        return self.commands.call(lambda engine: getattr(engine, method)(*args, **kwargs))
+
+    def set_catalog(self, catalog) -> None:
+        """Match and open against `catalog` from now on: on each lane, before the work asked of it
+        after this call (without waiting for the work before it: a tick may be slow)."""
+        for lane in self.lanes:
+            lane.submit(_set_catalog, catalog)
+
+    async def receive_alerts(self, alerts: list, actor: str = intake.ACTOR) -> list:
+        """Alert intake: the delivery is recorded in one transaction on the commands lane and
+        answered as recorded (a new matched alert: "pending" with its reserved incident id);
+        the incidents it opens, joins or resolves are then acted on by the ticks lane, which may
+        wait on plugins (a pager, a flag backend) while the next delivery is already taken."""
+        owner = owners.claim()
+        try:
+            received = await self.commands.run(intake.record, alerts, owner)
+        except BaseException:
+            owners.release(owner)
+            raise
+        try:
+            self.ticks.submit(_act_on_alerts, received, owner, actor)
+        except ServiceClosed:  # closing: the rows stay pending with a gone owner; recovered at start
+            owners.release(owner)
+        return [each.answer() for each in received]
+
+    # reads --------------------------------------------------------------------------------
+
+    def read(self, function, *args, **kwargs):
+        """`function(engine, ...)` on the reads lane."""
+        return self.reads.call(function, *args, **kwargs)
+
+    def incidents(self, **filters) -> list[dict]:
+        return self.read(incident_rows, **filters)
+
+    def drills(self, catalog) -> list[tuple[str, str, str, str]]:
+        return self.read(drill_rows, catalog)
+
+    def debrief(self, incident: str) -> dict:
+        return self.read(debrief, incident)
+
+    # ticks --------------------------------------------------------------------------------
+
+    def tick(self, incident: str) -> bool:
+        """Fire what is due on `incident`; True when something fired. Skipped (False) while the
+        ticks lane is still busy (a slow plugin or check): the next tick catches up."""
+        if self.ticks.busy():
+            return False
+        try:
+            return bool(self.ticks.call(lambda engine: engine.tick(incident)))
+        except ServiceClosed:
+            return False
+
+    async def timers(self) -> int:
+        """One timer pass over the incidents that can have timers (see TimerPass)."""
+        fired, live = await self.ticks.run(self.timer_pass)
+        for lane in self.lanes:
+            if lane is not self.ticks:  # the other engines let go of what the server no longer works on
+                lane.submit(lambda engine: engine.forget(live))
+        return fired
+
+    # lifetime ----------------------------------------------------------------------------
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the broadcaster and the lanes: new work is refused, queued work finishes, then an
+        engine the service made is closed (observers' failures recorded) and the connections it
+        opened. `wait`: until all that is done (else `join` later)."""
+        if not self.closed:
+            self.closed = True
+            self.broadcaster.close()
+            first = self._first
+            for lane in self.lanes:
+                engine = first if lane is self.commands else lane._engine
+                if engine is None or (engine is first and not self._own):
+                    lane.close(wait=False)
+                else:
+                    lane.close(lambda engine=engine: _close_engine(engine, engine is first), wait=False)
+        if wait:
+            self.join()
+
+    def join(self) -> None:
+        for lane in self.lanes:
+            lane.join()
+
+
+def _close_engine(engine, drain: bool) -> None:
+    try:
+        if drain:
+            engine.close()
+    except RunbookError as exc:
+        log.warning("could not record what the plugins' observers failed: %s", one_line(str(exc)))
+    finally:
+        engine.store.close()
+
+
+def _set_catalog(engine, catalog) -> None:
+    engine.catalog = catalog
+
+
+def _act_on_alerts(engine, received, owner, actor) -> None:
+    try:
+        for outcome in intake.act(engine, received, owner, actor):
+            if outcome.outcome != "repeat":
+                log.info("alert %s %s: %s%s%s", one_line(outcome.alertname or outcome.fingerprint), outcome.status,
+                         outcome.outcome, f" {outcome.incident}" if outcome.incident else "",
+                         f" ({one_line(outcome.reason)})" if outcome.reason else "")
+    except RunbookError as exc:  # the rows stay pending; the timer pass takes them over (`recover`)
+        log.error("could not act on a delivery: %s", one_line(str(exc)))
+    finally:
+        owners.release(owner)
+
+
+# ticks ------------------------------------------------------------------------------------
+
+class TimerPass:
+    """Fire what is due on the incidents that can still have timers: open ones, those in their
+    follow-up phase, and those resolved in the last RESOLVED_WINDOW (a pager's resolve being
+    retried); first, open the incidents of alerts left pending by an intake that is gone. An
+    incident whose log has not changed is skipped until its next timer is due (looked at again
+    every RECHECK anyway), so an alert storm's thousand open incidents do not keep the lane busy.
+    Returns (events fired, the ids still worked on)."""
+
+    RECHECK = timedelta(seconds=30)
+    RESOLVED_WINDOW = timedelta(minutes=15)
+
+    def __init__(self):
+        self.known: dict[str, tuple[int, object, object]] = {}  # id -> (last seq, next due, checked at)
+
+    def __call__(self, engine) -> tuple[int, set[str]]:
+        for outcome in engine.recover_alerts():
+            log.info("opened the incident of a pending alert: %s %s", outcome.outcome, outcome.incident or "")
+        now = engine.clock.now()
+        rows = engine.list(open_only=True)
+        rows += engine.list(status="resolved", resolved_since=iso(now - self.RESOLVED_WINDOW))
+        fired = 0
+        for row in rows:
+            seen = self.known.get(row["id"])
+            if (seen and seen[0] == row["last_seq"] and (seen[1] is None or now < seen[1])
+                    and now - seen[2] < self.RECHECK):
+                continue
+            try:
+                fired += len(engine.tick(row["id"]))
+                self.known[row["id"]] = (engine.state(row["id"]).last_seq, engine.next_due(row["id"]), now)
+            except RunbookError as exc:
+                log.warning("timers of %s: %s", row["id"], one_line(str(exc)))
+        live = {row["id"] for row in rows}
+        self.known = {i: v for i, v in self.known.items() if i in live}
+        engine.forget(live)  # the folded states of closed incidents go; memory stays flat for months
+        return fired, live
