@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers.flags import video_on
 
 from runbook import flagd
 from runbook.catalog.loader import load_catalog
@@ -23,12 +24,7 @@ PLAYBOOKS = ROOT / "playbooks"
 
 @pytest.fixture
 def world(tmp_path):
-    flags = tmp_path / "flags.json"
-    data = flagd.empty()
-    for name in ("rtc.video.enabled", "rtc.screen-share.enabled"):
-        flagd.set_value(data, name, True)
-        data["flags"][name].pop("metadata")
-    flagd.write_atomic(str(flags), data)
+    flags = video_on(tmp_path)
     store = Store(str(tmp_path / "db.sqlite"), key=None)
     host = PluginHost(Settings(flags_file=str(flags), plugins_dir=None), entry_points=False)
     engine = Engine(store, VirtualClock(), host, load_catalog([str(PLAYBOOKS)]))

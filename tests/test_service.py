@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from helpers.flags import video_on
 from starlette.testclient import TestClient
 from test_serve import AUTH, TOKEN, alert, catalog, payload
 
@@ -53,16 +54,10 @@ def storm(deliveries: int, per_delivery: int, first: int = 0) -> list[dict]:
 
 
 def test_an_alert_is_taken_while_a_tick_waits_on_a_stuck_prometheus(tmp_path):
-    from runbook import flagd
     from runbook.plugins import PluginHost
     from runbook.settings import Settings
 
-    flags = tmp_path / "flags.json"
-    data = flagd.empty()
-    for name in ("rtc.video.enabled", "rtc.screen-share.enabled"):
-        flagd.set_value(data, name, True)
-        data["flags"][name].pop("metadata")
-    flagd.write_atomic(str(flags), data)
+    flags = video_on(tmp_path)
     host = PluginHost(Settings(flags_file=str(flags), plugins_dir=None), entry_points=False)
     from runbook.catalog.loader import load_catalog
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.flags import video_on
 from starlette.testclient import TestClient
 from test_stages import Metrics, video_alert
 from test_status_page import Tags
 
-from runbook import flagd
 from runbook.catalog.loader import load_catalog
 from runbook.cli.incident import summary
 from runbook.engine import Engine, VirtualClock, stages
@@ -46,12 +46,7 @@ def playbooks(tmp_path, mitigates_at=None) -> Path:
 @pytest.fixture
 def make(tmp_path, monkeypatch):
     monkeypatch.delenv("RUNBOOK_PROMETHEUS_URL", raising=False)
-    flags = tmp_path / "flags.json"
-    data = flagd.empty()
-    for name in ("rtc.video.enabled", "rtc.screen-share.enabled"):
-        flagd.set_value(data, name, True)
-        data["flags"][name].pop("metadata")
-    flagd.write_atomic(str(flags), data)
+    flags = video_on(tmp_path)
     stores = []
 
     def factory(metrics=True, mitigates_at=None):

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers.flags import video_on
 
-from runbook import flagd
 from runbook.catalog.loader import load_catalog
 from runbook.engine import CommandError, Engine, VirtualClock
 from runbook.plugins import PluginHost
@@ -40,12 +40,7 @@ class Metrics:
 
 @pytest.fixture
 def world(tmp_path):
-    flags = tmp_path / "flags.json"
-    data = flagd.empty()
-    for name in ("rtc.video.enabled", "rtc.screen-share.enabled"):
-        flagd.set_value(data, name, True)
-        data["flags"][name].pop("metadata")
-    flagd.write_atomic(str(flags), data)
+    flags = video_on(tmp_path)
     host = PluginHost(Settings(flags_file=str(flags), plugins_dir=None), entry_points=False)
     engine = Engine(Store(str(tmp_path / "db.sqlite"), key=None), VirtualClock(), host,
                     load_catalog([str(ROOT / "playbooks")]))

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers.flags import video_on
 from prometheus_helpers import RealPrometheus
 
-from runbook import flagd
 from runbook.catalog.loader import load_catalog
 from runbook.engine import Engine, VirtualClock
 from runbook.plugins import PluginHost
@@ -44,12 +44,7 @@ def world(tmp_path):
     start = now - 40 * 60
     turn = start + 17 * 60  # the clock starts at start + 10m: stage 2 begins at about +15m30s
     server = RealPrometheus(tmp_path, {}, now, text=history(start, turn, now))
-    flags = tmp_path / "flags.json"
-    data = flagd.empty()
-    for name in ("rtc.video.enabled", "rtc.screen-share.enabled"):
-        flagd.set_value(data, name, True)
-        data["flags"][name].pop("metadata")
-    flagd.write_atomic(str(flags), data)
+    flags = video_on(tmp_path)
     host = PluginHost(Settings(flags_file=str(flags), plugins_dir=None, prometheus_url=server.url), entry_points=False)
     clock = VirtualClock(datetime.fromtimestamp(start + 10 * 60, UTC))  # 5m of rate history behind it
     engine = Engine(Store(str(tmp_path / "db.sqlite"), key=None), clock, host, load_catalog([str(ROOT / "playbooks")]))

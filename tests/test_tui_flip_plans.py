@@ -12,6 +12,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from helpers.flags import video_on
 from pilot_helpers import flat, press, settle, widget_text
 
 from runbook import flagd
@@ -33,12 +34,7 @@ INCIDENT = "INC-TEST01"
 @pytest.fixture
 def make(tmp_path, repo_root, monkeypatch):
     monkeypatch.delenv("RUNBOOK_PROMETHEUS_URL", raising=False)
-    flags = tmp_path / "flags.json"
-    data = flagd.empty()
-    for name in ("rtc.video.enabled", "rtc.screen-share.enabled"):
-        flagd.set_value(data, name, True)
-        data["flags"][name].pop("metadata")
-    flagd.write_atomic(str(flags), data)
+    flags = video_on(tmp_path)
     stores = []
 
     def factory():

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 import pytest
 import yaml
+from helpers.flags import video_on
 from pilot_helpers import flat, press, screen_text, settle
 from rich.console import Console
 
-from runbook import flagd
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
 from runbook.plugins import PluginHost
@@ -33,12 +33,7 @@ START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 def make(tmp_path, repo_root):
     """The shipped video playbook (audio-only is staged 10 → 50 → 100%) on a flag file holding its flags;
     `also_staged` gives low-bitrate a rollout too."""
-    flags = tmp_path / "flags.json"
-    data = flagd.empty()
-    for name in ("rtc.video.enabled", "rtc.screen-share.enabled"):
-        flagd.set_value(data, name, True)
-        data["flags"][name].pop("metadata")
-    flagd.write_atomic(str(flags), data)
+    flags = video_on(tmp_path)
     stores = []
 
     def factory(also_staged=False):
