@@ -180,3 +180,44 @@ def test_the_escalation_line_after_a_severity_that_does_not_page_and_a_resolve_w
     quiet = engine.open("gifts-feature-failing", "ana").id  # SEV4: never pages
     engine.tick(quiet)
     assert escalation(engine, quiet) == ["escalation: SEV4 does not page"]
+
+
+def test_incident_show_in_the_follow_up_phase_still_says_what_was_not_done(repo_root, tmp_path):
+    """The shipped video playbook has a follow-up phase: after resolve, show names the failed and
+    undone response steps, then the follow-up step that is current."""
+    from runbook.cli.incident import summary
+
+    store = Store(str(tmp_path / "shipped.sqlite"))
+    host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
+    engine = Engine(store, VirtualClock(START), host, load([str(repo_root / "playbooks")]))
+    try:
+        iid = engine.open("video-call-degraded", "ana", params={"region": "eu-west-1"}).id
+        engine.fail(iid, "ana", "scope", "dashboards down")
+        engine.resolve(iid, "ana")
+        state = engine.state(iid)
+        assert state.in_followup
+        lines = summary(state, engine.clock.now())
+        text = "\n".join(lines)
+        assert "Not every step was done" in text and "dashboards down" in text
+        assert "  current steps:\n    [followup] postmortem:" in text
+        assert not empty_headings(lines)
+    finally:
+        store.close()
+
+
+def test_the_track_lines_say_the_follow_up_track_begins_at_resolve_then_is_current(repo_root, tmp_path):
+    from runbook.tui.widgets.panels import track_lines
+
+    store = Store(str(tmp_path / "shipped.sqlite"))
+    host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
+    engine = Engine(store, VirtualClock(START), host, load([str(repo_root / "playbooks")]))
+    try:
+        iid = engine.open("video-call-degraded", "ana", params={"region": "eu-west-1"}).id
+        before = track_lines(build_view(engine.state(iid), engine.clock.now()), "main", "tab").plain
+        assert "After the incident: not started (begins when resolved)" in before and "✓ finished" not in before
+        engine.resolve(iid, "ana")
+        after = track_lines(build_view(engine.state(iid), engine.clock.now()), "followup", "tab").plain
+        assert "» After the incident: ▶ Write the postmortem" in after
+        assert "– not done: Measure how bad and where" in after  # the response step left undone
+    finally:
+        store.close()

@@ -350,3 +350,61 @@ def test_a_degradation_applied_on_a_gated_steps_behalf_needs_its_approval(tmp_pa
         assert not engine.state(iid).degradations["audio-only"].touched
     finally:
         store.close()
+
+
+def test_an_approval_is_refused_when_what_it_covers_changed_since_it_was_shown(engine):
+    iid = opened(engine)
+    shown = approvals.digest(approvals.covered(engine.state(iid), engine.state(iid).playbook.step("grow")))
+    engine.set_parameter(iid, "mallory", "size", "9000Gi")  # while the approver reads the dialog
+    with pytest.raises(CommandError, match=r"not approved: what step 'grow' covers changed since it was shown "
+                                           r"\(now \$ .*9000Gi\); look again"):
+        engine.approve(iid, "ana", "grow", expect=shown)
+    assert not engine.state(iid).steps["grow"].approved
+    fresh = approvals.digest(approvals.covered(engine.state(iid), engine.state(iid).playbook.step("grow")))
+    assert types(engine.approve(iid, "ana", "grow", expect=fresh)) == ["approval_granted"]
+
+
+def test_a_run_is_refused_when_the_command_changed_since_it_was_confirmed(engine):
+    from runbook.engine import texts
+
+    iid = opened(engine)
+    engine.approve(iid, "ana", "grow")
+    confirmed = texts.shown_command(engine.state(iid), engine.state(iid).playbook.step("grow"))
+    engine.set_parameter(iid, "mallory", "size", "9000Gi")
+    engine.approve(iid, "ana", "grow")  # approved again for 9000Gi, while the dialog still said 10Gi
+    with pytest.raises(CommandError, match=r"not run: step 'grow' would now run `.*9000Gi`, not the `.*10Gi`"):
+        engine.run(iid, "ana", "grow", expect=confirmed)
+    assert "action_started" not in types(engine.state(iid).events)
+
+
+def test_tui_approve_and_run_refuse_what_changed_while_the_dialog_was_open(engine):
+    from runbook.tui.app import build_app
+    from runbook.tui.dialogs.confirm import ConfirmDialog
+
+    iid = opened(engine)
+    app = build_app(engine, engine.catalog, "ana", iid)
+
+    async def scenario():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            await press(pilot, "p")
+            assert isinstance(app.screen, ConfirmDialog)
+            assert f"$ {GROW} 10Gi" in str(app.screen.query_one(".dialog-detail").render())
+            engine.set_parameter(iid, "mallory", "size", "9000Gi")  # another terminal, meanwhile
+            await press(pilot, "y")
+            await settle(pilot)
+            assert not engine.state(iid).steps["grow"].approved  # 9000Gi was never shown: not approved
+            assert any("covers changed since it was shown" in n.message for n in app._notifications)
+            engine.approve(iid, "ana", "grow")
+            app.screen.refresh_view()
+            await settle(pilot)
+            await press(pilot, "u")
+            assert isinstance(app.screen, ConfirmDialog)
+            engine.set_parameter(iid, "mallory", "size", "5Gi")
+            engine.approve(iid, "ana", "grow")
+            await press(pilot, "y")
+            await settle(pilot)
+            assert "action_started" not in types(engine.state(iid).events)
+            assert any("not run: step 'grow' would now run" in n.message for n in app._notifications)
+
+    asyncio.run(scenario())

@@ -63,6 +63,7 @@ class CurrentStep(NamedTuple):
     # approved_by is None then, so the step counts as not approved
     approval_stale: str = ""
     approval_covers: tuple[str, ...] = ()  # what approving it records now ("$ COMMAND", "prompt: ..."), a line each
+    approval_digest: str = ""  # the digest of what approving it now records: the TUI's approve sends it back
 
 
 class LeftStep(NamedTuple):

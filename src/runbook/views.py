@@ -112,7 +112,8 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 _maybe(waiting_for(state, step)),
                 tuple(_maybe(o.degradation) for o in step.options),
                 " · ".join(one_line(x) for x in (step.channel, step.audience) if x), one_line(stale),
-                _covers(state, step, run, stale)))
+                _covers(state, step, run, stale),
+                approvals.digest(approvals.covered(state, step)) if step.approval else ""))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:

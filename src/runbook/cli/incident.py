@@ -78,9 +78,9 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
         lines.append(f"  alert resolved at its source since {state.alert_changes[-1][0]:%H:%M:%S} "
                      "(severity rises wait)")
     lines += roles.show_lines(state)
-    # once resolved, nothing is in progress any more: what was not done is said instead (in the
-    # follow-up phase the follow-up steps are the current ones)
-    if state.resolved and not state.in_followup:
+    # once resolved, no response step is in progress any more: what was not done is said instead,
+    # in the follow-up phase too (the follow-up steps are then the current ones, listed below)
+    if state.resolved:
         lines += _not_done_lines(state, now)
     tracks = [] if state.resolved and not state.in_followup else \
         [(track, step_id) for track, step_id in state.current.items() if not state.in_followup or track == "followup"]

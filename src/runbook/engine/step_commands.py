@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import answers, approvals, lifecycle, restarts, roles
+from runbook.engine import answers, approvals, lifecycle, restarts, roles, texts
 from runbook.engine.events import ApprovalGranted, Event, HandedOff
 from runbook.engine.limits import check_size
 from runbook.engine.state import FAILED, IncidentState
 from runbook.engine.transition import Chosen, Done, Failed, Skipped, finish
 from runbook.errors import CommandError, NotFoundError, PluginError, ReasonNeeded
+from runbook.text import one_line
 
 
 class StepCommands:
@@ -194,11 +195,13 @@ class StepCommands:
             return None  # done without a flip (`complete` says it was already so)
         return plan_flip(self, state, name, op)
 
-    def approve(self, incident: str, actor: str, step_id: str | None = None, override: str = "") -> list[Event]:
+    def approve(self, incident: str, actor: str, step_id: str | None = None, override: str = "",
+                expect: str | None = None) -> list[Event]:
         """Approve a step's gate: by the holder of its approving role, by anyone when nobody holds
         it (the event says so), or by someone else with an `override` reason, recorded. The event
         records what the gate covers now, rendered, and its digest (engine/approvals.py); a step
-        whose approval no longer covers it is approved again the same way."""
+        whose approval no longer covers it is approved again the same way. `expect`: the digest of
+        what the approver was shown; refused when the gate covers something else by now."""
         check_size("the reason", override)
 
         def build(state):
@@ -212,6 +215,11 @@ class StepCommands:
                 raise CommandError(f"step '{step.id}' was already approved by {state.steps[step.id].approved_by}")
             holder, why = roles.approval(state, step, actor, override)
             content = approvals.covered(state, step)  # what the approver saw, as the gate is checked later
+            if expect is not None and approvals.digest(content) != expect:
+                now = "; ".join(approvals.labelled(name, value) for name, value in approvals.lines(content)
+                                if name not in ("title", "prompt"))
+                raise CommandError(f"not approved: what step '{step.id}' covers changed since it was shown"
+                                   + (f" (now {now})" if now else "") + "; look again")
             return [ApprovalGranted(step.id, step.approval.by, holder, why, content, approvals.digest(content))]
         return self.command(incident, actor, build)
 
@@ -233,13 +241,20 @@ class StepCommands:
             return restarts.records(state, state.playbook.step(step_id), reason.strip())
         return self.command(incident, actor, build)
 
-    def run(self, incident: str, actor: str, step_id: str | None = None) -> list[Event]:
-        """Run the current step's automation (run: or uses:) and record the outcome."""
+    def run(self, incident: str, actor: str, step_id: str | None = None, expect: str | None = None) -> list[Event]:
+        """Run the current step's automation (run: or uses:) and record the outcome. `expect`: the
+        command line the responder confirmed (as `texts.shown_command` renders it); refused when
+        it would now run another (a command using {elapsed} is compared without it)."""
         state = self.state(incident)
         step = self._current(state, step_id)
         if not step.automated:
             raise CommandError(f"step '{step.id}' has nothing to run; complete it when done")
         self._approved(state, step)
+        if expect is not None and step.run is not None:
+            now = texts.shown_command(state, step, self.clock.now())
+            if expect not in (now, one_line(now)) and not any("{elapsed}" in str(part) for part in step.run):
+                raise CommandError(f"not run: step '{step.id}' would now run `{now}`, not the `{expect}` "
+                                   "that was confirmed; look again")
         roles.refuse_if_waiting(state, step)
         if self.plugins is None and step.prometheus is None:
             raise CommandError("no plugins loaded: cannot run actions")

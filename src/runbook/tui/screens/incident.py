@@ -498,7 +498,9 @@ class IncidentScreen(Screen):
         step = self._need_step("run")
         if step is None:
             return
-        self.confirm(f"Run “{step.title}”?", f"$ {step.command}", lambda: self.send("run", step.id))
+        # what was shown is what may run: the engine refuses another command line (`expect`)
+        self.confirm(f"Run “{step.title}”?", f"$ {step.command}",
+                     lambda: self.send("run", step.id, **({"expect": step.command} if step.command else {})))
 
     def action_approve(self) -> None:
         step = self._need_step("approve")
@@ -518,7 +520,8 @@ class IncidentScreen(Screen):
             self.app.push_screen(dialogs.TextPrompt(f"{step.approval_by} is held by {step.holder}. Override and "
                                                     f"approve “{step.title}” — why?", "reason (recorded)",
                                                     detail=writes),
-                                 lambda reason: reason and self.send("approve", step.id, override=reason))
+                                 lambda reason: reason and self.send("approve", step.id, override=reason,
+                                                                     expect=step.approval_digest))
             return
         # what the approval records is what this says: the gate's content as the engine computes it
         detail = "\n".join(part for part in (f"Was approved for something else — {step.approval_stale}"
@@ -527,7 +530,9 @@ class IncidentScreen(Screen):
                                              f"Recorded as approved by {self.app.actor}"
                                              + ("" if step.holder else f" (nobody holds {step.approval_by})") + ".")
                            if part)
-        self.confirm(f"Approve “{step.title}” as {step.approval_by}?", detail, lambda: self.send("approve", step.id))
+        # the approval records what this dialog showed, or nothing: the engine refuses if it changed meanwhile
+        self.confirm(f"Approve “{step.title}” as {step.approval_by}?", detail,
+                     lambda: self.send("approve", step.id, expect=step.approval_digest))
 
     def action_signal(self) -> None:
         names = [step.waiting_for.removeprefix("signal ") for step in (self.view.current if self.view else ())

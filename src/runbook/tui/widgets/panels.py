@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from runbook.catalog.durations import format_duration
+from runbook.catalog.models import FOLLOWUP_TRACK
 from runbook.tui.gateway import IncidentView
 
 MARKS = {"done": "✓", "skipped": "↷", "failed": "✗", "active": "▶", "pending": "·"}
@@ -157,9 +158,12 @@ def track_lines(view: IncidentView, selected: str | None, switch_key: str) -> Te
         step = next((row for row in track.steps if row.current), None)
         out.append("» " if here else "  ", style="bold")
         out.append(f"{track.title}: ", style="bold" if here else "")
-        if step is None:
+        followup = track.id == FOLLOWUP_TRACK
+        if step is None and followup and not view.resolved:
+            out.append("not started (begins when resolved)", style="dim")
+        elif step is None:
             out.append("✓ finished", style="green")
-        elif view.resolved:
+        elif view.resolved and not (followup and view.phase == "follow-up"):
             out.append(f"– not done: {step.title}", style="yellow")
         else:
             out.append(f"{MARKS.get(step.status, '▶')} {step.title}",
