@@ -276,3 +276,29 @@ def test_playbooks_written_before_keep_their_model(fixture_catalog):
     assert catalog.errors == []
     for doc in catalog.of_kind("Playbook"):
         assert doc.authored is None and doc.expanded is None
+
+
+def test_a_handoffs_approval_covers_the_values_it_carries(catalog_dir, tmp_path):
+    """A gated handoff carries the incident's parameters to the new incident: a value changed
+    after the approval makes it stale, like a command's."""
+    text = (catalog_dir / "playbooks.yaml").read_text()
+    text = text.replace("symptoms:\n  - {id: drops,", "roles:\n  lead: {title: Lead}\nsymptoms:\n  - {id: drops,", 1)
+    text = text.replace("    playbook: security-incident\n    next: end\n",
+                        "    playbook: security-incident\n    approval: {by: lead}\n    next: end\n", 1)
+    (catalog_dir / "playbooks.yaml").write_text(text)
+    store = Store(str(tmp_path / "gated.sqlite"))
+    engine = Engine(store, VirtualClock(), None, load([str(catalog_dir)]))
+    try:
+        iid = engine.open("calls-dropping", "ana", params={"region": "us-east-1"}).id
+        engine.complete(iid, "ana")
+        engine.complete(iid, "ana")
+        engine.choose(iid, "ana", "Yes")
+        engine.choose(iid, "ana", "Yes")
+        [granted] = engine.approve(iid, "ana", "to-security")
+        assert granted.data["content"]["carries"] == {"region": "us-east-1"}
+        engine.set_parameter(iid, "mallory", "region", "ap-south-1")
+        with pytest.raises(CommandError, match="approval was for carries .*us-east-1.*ap-south-1"):
+            engine.complete(iid, "ana")
+        assert not engine.state(iid).handoffs
+    finally:
+        store.close()

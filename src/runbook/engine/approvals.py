@@ -30,7 +30,7 @@ from runbook.errors import RunbookError
 
 # the fields of a gate's content, in the order they are shown and named when they change
 FIELDS = ("command", "action", "params", "query", "message", "degradation", "flags", "stages", "options",
-          "playbook", "prompt", "title")
+          "playbook", "carries", "prompt", "title")
 
 
 class Change(NamedTuple):
@@ -69,6 +69,8 @@ def covered(state: IncidentState, step: Step) -> dict:
                           for option in step.options]
     if step.playbook:
         out["playbook"] = step.playbook
+        if step.kind == "handoff" and state.parameters:  # the values a handoff carries to the new incident
+            out["carries"] = {name: str(value) for name, value in sorted(state.parameters.items())}
     return out
 
 
