@@ -297,7 +297,7 @@ def test_a_handoffs_approval_covers_the_values_it_carries(catalog_dir, tmp_path)
         [granted] = engine.approve(iid, "ana", "to-security")
         assert granted.data["content"]["carries"] == {"region": "us-east-1"}
         engine.set_parameter(iid, "mallory", "region", "ap-south-1")
-        with pytest.raises(CommandError, match="approval was for carries .*us-east-1.*ap-south-1"):
+        with pytest.raises(CommandError, match=r"approval was for carries .*us-east-1.*ap-south-1"):
             engine.complete(iid, "ana")
         assert not engine.state(iid).handoffs
     finally:
