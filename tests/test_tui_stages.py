@@ -92,7 +92,7 @@ def test_hold_then_advance_then_roll_back_with_the_keys(make):
             assert choices(app) == [
                 "hold at stage 1 (10%): no advancing by itself",
                 "advance now to stage 2 (50% of users)",
-                "restore fully: every user gets the normal values back"]
+                "restore fully (the next dialog says what it writes)"]
             await press(pilot, "escape")
             assert isinstance(app.screen, IncidentScreen)
 
@@ -159,7 +159,7 @@ def test_at_the_last_stage_there_is_no_advancing_or_holding(make):
             return choices(app)
     assert asyncio.run(scenario()) == ["roll back to stage 2 (50% of users)",
                                        "restore in stages: one stage down after each hold",
-                                       "restore fully: every user gets the normal values back"]
+                                       "restore fully (the next dialog says what it writes)"]
 
 
 def test_with_no_staged_degradation_applied_it_says_so_and_how_to_start_one(make):

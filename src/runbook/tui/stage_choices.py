@@ -50,7 +50,7 @@ def stage_choices(flag: FlagView) -> list[StageChoice]:
         choices.append(StageChoice("restore in stages: one stage down after each hold", "unwind", False,
                                    f"Restore {name} in stages, from {now}?",
                                    "One stage down after each stage's hold, its checks still watching, until "
-                                   "every user has the normal values back."))
-    choices.append(StageChoice("restore fully: every user gets the normal values back", "rollback", True,
+                                   "this incident no longer holds it."))
+    choices.append(StageChoice("restore fully (the next dialog says what it writes)", "rollback", True,
                                f"Restore {name} fully?", "", True))
     return choices
