@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -408,3 +409,25 @@ def test_tui_approve_and_run_refuse_what_changed_while_the_dialog_was_open(engin
             assert any("not run: step 'grow' would now run" in n.message for n in app._notifications)
 
     asyncio.run(scenario())
+
+
+def test_a_stale_message_approval_shows_line_breaks_as_such(tmp_path, fixture_catalog):
+    words = tmp_path / "words"
+    shutil.copytree(WORDS, words)
+    pb = words / "grow-volume.yaml"
+    pb.write_text(pb.read_text().replace('template: "Uploads are slow while we grow storage to {size} ({elapsed} in)."',
+                                         'template: "Uploads are slow.\\nWe grow storage to {size}."'))
+    store = Store(str(tmp_path / "db.sqlite"))
+    host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
+    engine = Engine(store, VirtualClock(START), host, load([str(fixture_catalog / "playbooks"), str(words)]))
+    try:
+        iid = opened(engine)
+        skip_to(engine, iid, "announce")
+        engine.approve(iid, "ana", "announce")
+        engine.set_parameter(iid, "bo", "size", "30Gi")
+        with pytest.raises(CommandError) as refused:
+            engine.complete(iid, "ana", "announce")
+        assert ('approval was for message "Uploads are slow.⏎We grow storage to 10Gi."; '
+                'it now reads "Uploads are slow.⏎We grow storage to 30Gi."') in str(refused.value)
+    finally:
+        store.close()

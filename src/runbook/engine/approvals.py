@@ -137,7 +137,8 @@ def _said(found: list[Change]) -> str:
     if not found:
         return ""
     first, rest = found[0], [c.field for c in found[1:]]
-    was, now = excerpt(shown_value(first.was), shown_value(first.now))
+    # one line: a message's line breaks as ⏎, so the old and new texts read as they differ
+    was, now = excerpt(shown_value(first.was).replace("\n", "⏎"), shown_value(first.now).replace("\n", "⏎"))
     more = f" (its {' and '.join(rest)} changed too)" if rest else ""
     return f"approval was for {first.field} \"{was}\"; it now reads \"{now}\"{more}"
 
