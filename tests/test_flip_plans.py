@@ -96,7 +96,7 @@ def test_a_restore_while_another_incident_holds_the_flag_says_what_it_keeps(worl
                           f"kept: audio-only of {first} holds rtc.screen-share.enabled at false for 10% of users")
     events = engine.restore(second, "bo", "audio-only", expect=plan.lines)
     assert flag(flags, "rtc.video.enabled").share == 10  # what the first holds, not the 50% left behind
-    assert f"flag rtc.video.enabled left at false for 10% of users: audio-only of {first} still holds it" in [
+    assert f"flag rtc.video.enabled now false for 10% of users, as audio-only of {first} still holds it" in [
         e.record.describe() for e in events]
     last = engine.plan_restore(first, "audio-only")
     assert last.lines[0] == "rtc.video.enabled → true (restored)"

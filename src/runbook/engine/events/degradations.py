@@ -60,7 +60,8 @@ class FlagChanged(EventRecord):
     def describe(self):
         if self.held_by:
             share = f" for {self.share}% of users" if self.share is not None and self.share < 100 else ""
-            return f"flag {self.flag} left at {json.dumps(self.new)}{share}: {self.held_by} still holds it"
+            # "now", not "left": the share may have narrowed to the remaining holder's
+            return f"flag {self.flag} now {json.dumps(self.new)}{share}, as {self.held_by} still holds it"
         old = self.old["value"] if isinstance(self.old, dict) and self.old.get("exists") else "(absent)"
         new = "(absent)" if self.op == "restore" and self.new is None else json.dumps(self.new)
         share = f" for {self.share}% of users" if self.share is not None and self.share < 100 else ""
