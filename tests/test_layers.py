@@ -33,3 +33,25 @@ def test_core_imports_without_textual_or_rich():
             "print([m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# DESIGN.md, round three: "the TUI, CLI and server only call the engine service". The CLI's
+# commands go through `Context.engine_service()`; none reaches into an engine's store, and only
+# context.py makes the engine (tui.py and drills.py hand it to the TUI, whose gateway puts its
+# own service on it; serve.py checks the catalog on it before listening). `runbook db`
+# (database.py) works on the store itself, before and around migrations.
+ENGINE_HANDED_ON = {"context.py", "tui.py", "drills.py", "serve.py"}
+
+
+def test_the_cli_goes_through_the_engine_service():
+    import re
+
+    files = sorted((SRC / "cli").glob("*.py"))
+    assert len(files) > 5
+    store = [f"{p.name}:{n}" for p in files for n, line in enumerate(p.read_text().splitlines(), 1)
+             if re.search(r"\bengine\.store\b|\._?store\(\)\.|\.store\.(?!import)", line)]
+    assert store == [], f"the CLI reaches into an engine's store: {store}"
+    direct = [f"{p.name}:{n}" for p in files if p.name not in ENGINE_HANDED_ON
+              for n, line in enumerate(p.read_text().splitlines(), 1)
+              if re.search(r"\b(ctx|context|self)\.engine\(", line)]
+    assert direct == [], f"CLI commands call the engine, not the service: {direct}"

@@ -1,7 +1,7 @@
 """Read models: what faces show, each built from the engine's reads by a function of an engine.
 
 The engine service runs them on its reads lane (`service.read(incident_rows, open_only=True)`);
-a one-shot CLI command calls them on its own engine. Every text in them has been through
+the CLI's one-shot commands on their service's one lane. Every text in them has been through
 runbook.text already.
 """
 

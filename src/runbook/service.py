@@ -44,11 +44,13 @@ class ServiceClosed(RunbookError):
 
 
 class Lane:
-    """An engine and the one thread that uses it: `submit`ted work runs there, in order."""
+    """An engine and the one thread that uses it: `submit`ted work runs there, in order.
+    `inline`: the thread is the caller's own (work runs as it is submitted), for a one-shot
+    command that does one thing at a time: its errors, and Ctrl-C, are as without a service."""
 
-    def __init__(self, name: str, make_engine: Callable):
+    def __init__(self, name: str, make_engine: Callable, inline: bool = False):
         self.name = name
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"runbook-{name}")
+        self._pool = None if inline else ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"runbook-{name}")
         self._make = make_engine
         self._engine = None
         self._queued = 0  # work submitted and not finished yet
@@ -68,6 +70,13 @@ class Lane:
             raise ServiceClosed("runbook is closing")
         with self._count:
             self._queued += 1
+        if self._pool is None:
+            done = Future()
+            try:
+                done.set_result(self._call(function, args, kwargs))
+            except Exception as exc:
+                done.set_exception(exc)
+            return done
         try:
             return self._pool.submit(self._call, function, args, kwargs)
         except RuntimeError:  # shut down between the check and the submit
@@ -84,6 +93,12 @@ class Lane:
 
     def call(self, function, *args, **kwargs):
         """`submit` and wait for the result (from any thread but the lane's own)."""
+        if self._pool is None:  # inline: the error raised as it was raised
+            if self.closed:
+                raise ServiceClosed("runbook is closing")
+            with self._count:
+                self._queued += 1
+            return self._call(function, args, kwargs)
         return self.submit(function, *args, **kwargs).result()
 
     async def run(self, function, *args, **kwargs):
@@ -99,6 +114,10 @@ class Lane:
         then (else `join` later)."""
         if not self.closed:
             self.closed = True
+            if self._pool is None:
+                if last is not None:
+                    last()
+                return
             if last is not None:
                 self._pool.submit(last)
             self._pool.shutdown(wait=False)
@@ -107,7 +126,8 @@ class Lane:
 
     def join(self) -> None:
         """Wait until the work queued before `close` has finished."""
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def idle(self, timeout: float) -> bool:
         """Whether the lane has nothing queued or running, waiting up to `timeout` seconds."""
@@ -127,16 +147,19 @@ class EngineService:
     `engine` is the commands lane's engine, or a function that makes it on first use; the
     reads and ticks lanes get engines of their own on new connections to the same store,
     sharing its clock, plugins and catalog. `own`: the service closes the stores it made and
-    that first engine too (else the engine given belongs to its caller)."""
+    that first engine too (else the engine given belongs to its caller). `one_lane`: every lane
+    is the commands lane, on that one engine and connection, run on the caller's own thread: a
+    one-shot command (the CLI's) opens no connection and starts no thread it does not use."""
 
-    def __init__(self, engine, own: bool = False):
+    def __init__(self, engine, own: bool = False, one_lane: bool = False):
+        self._one_lane = one_lane
         self._given = None if callable(engine) else engine
         self._make = engine if callable(engine) else None
         self._own = own
         self._first = None
         self._failed: RunbookError | None = None
         self._making = threading.Lock()
-        self.commands = Lane("commands", self.first_engine)
+        self.commands = Lane("commands", self.first_engine, inline=one_lane)
         if self._shared():
             self.reads = self.ticks = self.commands
         else:
@@ -147,7 +170,10 @@ class EngineService:
         self.closed = False
 
     def _shared(self) -> bool:
-        """Whether every lane must use the one engine: a store that has no second connection."""
+        """Whether every lane uses the one engine: asked for (`one_lane`), or a store that has no
+        second connection."""
+        if self._one_lane:
+            return True
         return self._given is not None and self._given.store.location == ":memory:"
 
     def first_engine(self):
@@ -216,6 +242,10 @@ class EngineService:
     def read(self, function, *args, **kwargs):
         """`function(engine, ...)` on the reads lane."""
         return self.reads.call(function, *args, **kwargs)
+
+    def query(self, method: str, *args, **kwargs):
+        """An engine read (`state`, `list`, `integrity`, `plan_degrade`...) on the reads lane."""
+        return self.reads.call(lambda engine: getattr(engine, method)(*args, **kwargs))
 
     def incidents(self, **filters) -> list[dict]:
         return self.read(incident_rows, **filters)

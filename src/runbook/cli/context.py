@@ -35,6 +35,7 @@ class Context(Runtime):
         super().__init__(catalogs, plugins_dir, db)
         self._store = None
         self._engine = None
+        self._service = None
 
     def store(self) -> IncidentStore:
         from runbook.store import open_store
@@ -54,9 +55,22 @@ class Context(Runtime):
             self._engine.catalog = load_catalog(self.catalog_paths())
         return self._engine
 
-    def engine_service(self, catalog: bool = False) -> EngineService:
-        """The engine service on this command's engine (`engine(catalog)`), closed when the command ends."""
-        service = self.service(self.engine(catalog))
+    def engine_service(self, catalog: bool = False, lanes: bool = False) -> EngineService:
+        """The engine service on this command's engine (`engine(catalog)`), closed when the command
+        ends. `lanes`: a lane (engine, connection, thread) for each kind of work, for a face that
+        keeps running (`runbook serve`); else every lane is this command's one engine and
+        connection, run inline on the command's thread (made once, for the whole command): a
+        one-shot command opens no connection and starts no thread it does not use, and its
+        errors (and Ctrl-C) are as they were without the service."""
+        engine = self.engine(catalog)
+        if lanes:
+            service = self.service(engine)
+        elif self._service is None:
+            from runbook.service import EngineService
+
+            service = self._service = EngineService(engine, own=False, one_lane=True)
+        else:
+            return self._service
         click.get_current_context().call_on_close(service.close)
         return service
 

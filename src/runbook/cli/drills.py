@@ -84,7 +84,8 @@ def run(ctx: Context, drill_id, auto, runs, seed, exact, as_json, actor):
             echo(f"{model.id}: every run goes through the engine: the plan does not model this drill "
                  f"({because})", err=True)
         created = datetime.now(UTC).isoformat()
-        summary["id"] = ctx.engine().record_simulation(model.id, model.playbook, runs, seed, created, summary)
+        summary["id"] = ctx.engine_service().command("record_simulation", model.id, model.playbook, runs, seed,
+                                                       created, summary)
         if as_json:
             dump(summary)
         else:
@@ -100,10 +101,10 @@ def run(ctx: Context, drill_id, auto, runs, seed, exact, as_json, actor):
     if live and not click.confirm(f"Drill {model.id} is declared LIVE: it flips real flags in production. "
                                   "Go ahead?", default=False):
         raise UsageError("live drill not confirmed; nothing was started")
-    engine = ctx.engine(catalog=True)
-    state = engine.open(model.playbook, actor, symptom=model.symptom, severity=model.severity, drill=True,
-                        rehearse=model.id, live=live)
-    run_tui(ctx, actor, state.id, engine)
+    state = ctx.engine_service(catalog=True).command("open", model.playbook, actor, symptom=model.symptom,
+                                                     severity=model.severity, drill=True, rehearse=model.id,
+                                                     live=live)
+    run_tui(ctx, actor, state.id, ctx.engine())  # the TUI's gateway puts its own service on it
 
 
 @group.command("schedule")
@@ -125,10 +126,11 @@ def schedule(ctx: Context, once, interval, actor):
 
     from runbook.drills.scheduler import run_once
 
-    engine = ctx.engine()
+    service = ctx.engine_service()
     while True:
-        engine.catalog = load_catalog(ctx.catalog_paths())  # each pass sees edited schedules
-        for decision in run_once(engine, engine.catalog, actor):
+        catalog = load_catalog(ctx.catalog_paths())  # each pass sees edited schedules
+        service.set_catalog(catalog)
+        for decision in service.commands.call(run_once, catalog, actor):
             when = decision.scheduled.strftime("%Y-%m-%d %H:%M %Z") if decision.scheduled else ""
             echo(f"{decision.drill} ({when}): {decision.action}" + (f" — {one_line(decision.detail)}"
                                                                         if decision.detail else ""))
@@ -146,7 +148,7 @@ def schedule(ctx: Context, once, interval, actor):
 @click.pass_obj
 def history(ctx: Context, drill_id, as_json):
     """Stored summaries of simulated runs, oldest first."""
-    rows = ctx.engine().simulations(drill_id)
+    rows = ctx.engine_service().query("simulations", drill_id)
     if as_json:
         dump(rows)
         return

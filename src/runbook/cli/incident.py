@@ -287,10 +287,10 @@ def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labe
     is refused before anything is recorded."""
     if alert is not None and labels:
         raise UsageError("--alert takes the alert's own labels; leave out --label")
-    engine = ctx.engine(catalog=True)
-    state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill, params=params,
-                        labels=labels, alert=alert)
-    engine.tick(state.id)
+    service = ctx.engine_service(catalog=True)
+    state = service.command("open", playbook, actor, symptom=symptom, severity=severity, drill=drill, params=params,
+                            labels=labels, alert=alert)
+    service.command("tick", state.id)
     if as_json:
         dump({"id": state.id, "playbook": state.playbook.id, "severity": state.severity,
               "parameters": state.parameters}, indent=None)
@@ -311,9 +311,9 @@ def list_incidents(ctx: Context, show_all, drills, as_json):
     acknowledged/mitigated/resolved events imply, drill, severity, title): one that disagrees is
     marked LOG ALTERED, and one edited to look resolved (or a drill) is listed anyway. Incidents
     whose summary row was deleted are listed after the others."""
-    engine = ctx.engine()
-    rows = engine.list(open_only=not show_all, drills=drills)
-    orphans = engine.without_summary()
+    service = ctx.engine_service()
+    rows = service.query("list", open_only=not show_all, drills=drills)
+    orphans = service.query("without_summary")
     if as_json:
         dump(rows + [{"id": i, "log_intact": False, "summary_missing": True, "log_problem": ORPHAN}
                      for i in orphans])
@@ -348,13 +348,13 @@ def show(ctx: Context, incident_id, as_json):
 
     A warning is printed when the record does not verify. A long incident is checked from its
     latest checkpoint on (one every 500 events); `runbook incident verify` checks every event."""
-    engine = ctx.engine()
-    state = engine.state(incident_id)
-    check = engine.integrity(state.id, full=False)  # from the checkpoint on; `incident verify` walks it all
+    service = ctx.engine_service()
+    state = service.query("state", incident_id)
+    check = service.query("integrity", state.id, full=False)  # from the checkpoint on; `incident verify` walks it all
     if as_json:
         data = export_json(state)
         data["current"] = state.current
-        now = engine.clock.now()
+        now = service.read(_now)
         data["messages"] = posted_messages(state) + drafts(state, now)
         data["approvals"] = gates(state)
         data["suggestions"] = suggestions(state)
@@ -365,8 +365,17 @@ def show(ctx: Context, incident_id, as_json):
         return
     if not check.ok:
         _warn(check.warning(state.id))
-    for line in summary(state, engine.clock.now(), engine.plan_step if engine.plugins is not None else None):
+    for line in service.read(_summary, state):
         echo(line)
+
+
+def _now(engine) -> datetime:
+    return engine.clock.now()
+
+
+def _summary(engine, state) -> list[str]:
+    """`summary` with the engine's clock and, when it has plugins, its flip plans."""
+    return summary(state, engine.clock.now(), engine.plan_step if engine.plugins is not None else None)
 
 
 @group.command("ack")
@@ -376,7 +385,7 @@ def show(ctx: Context, incident_id, as_json):
 @click.pass_obj
 def acknowledge(ctx: Context, incident_id, actor, as_json):
     """Acknowledge the incident (stops escalation)."""
-    _print_events(ctx.engine().acknowledge(incident_id, actor), as_json)
+    _print_events(ctx.engine_service().command("acknowledge", incident_id, actor), as_json)
 
 
 @group.command("mitigate")
@@ -386,7 +395,7 @@ def acknowledge(ctx: Context, incident_id, actor, as_json):
 @click.pass_obj
 def mitigate(ctx: Context, incident_id, actor, as_json):
     """Mark the incident mitigated (users no longer hurt)."""
-    _print_events(ctx.engine().mitigate(incident_id, actor), as_json)
+    _print_events(ctx.engine_service().command("mitigate", incident_id, actor), as_json)
 
 
 @group.command("escalate")
@@ -396,7 +405,7 @@ def mitigate(ctx: Context, incident_id, actor, as_json):
 @click.pass_obj
 def escalate(ctx: Context, incident_id, actor, as_json):
     """Notify the next escalation level now."""
-    _print_events(ctx.engine().escalate_now(incident_id, actor), as_json)
+    _print_events(ctx.engine_service().command("escalate_now", incident_id, actor), as_json)
 
 
 @group.command("step")
@@ -421,16 +430,16 @@ def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, acto
         raise UsageError(f"give only one of --done, --skip REASON, --fail, --run (got {', '.join(chosen)})")
     if not chosen:
         raise UsageError("say what happened to the step: --done, --skip REASON, --fail or --run")
-    engine = ctx.engine()
+    service = ctx.engine_service()
     action = chosen[0]
     if action == "done":
-        events = engine.complete(incident_id, actor, step, outcome=outcome)
+        events = service.command("complete", incident_id, actor, step, outcome=outcome)
     elif action == "skip":
-        events = engine.skip(incident_id, actor, step, reason)
+        events = service.command("skip", incident_id, actor, step, reason)
     elif action == "fail":
-        events = engine.fail(incident_id, actor, step, outcome)
+        events = service.command("fail", incident_id, actor, step, outcome)
     else:
-        events = engine.run(incident_id, actor, step)
+        events = service.command("run", incident_id, actor, step)
     _print_events(events, as_json)
     if action == "run" and any(e.type in ("action_finished", "check_polled") and not e.record.ok for e in events):
         raise click.exceptions.Exit(4)
@@ -450,7 +459,7 @@ def approve(ctx: Context, incident_id, step, override, actor, as_json):
     flags), with their digest; printed after the event. When someone holds the approving role
     (`incident assign`), only they approve, unless --override REASON. A step whose content changed
     after it was approved (a parameter set since) waits for a new approval, the same way."""
-    events = ctx.engine().approve(incident_id, actor, step, override)
+    events = ctx.engine_service().command("approve", incident_id, actor, step, override)
     _print_events(events, as_json)
     if as_json:
         return
@@ -477,7 +486,8 @@ def choose(ctx: Context, incident_id, option, step, suggested, actor, as_json):
     if (option is None) == (not suggested):
         raise UsageError("give OPTION (its number or label) or --suggested, not both" if suggested
                          else "missing OPTION: give the option's number or label, or --suggested")
-    _print_events(ctx.engine().choose(incident_id, actor, option, step, suggested=suggested), as_json)
+    _print_events(ctx.engine_service().command("choose", incident_id, actor, option, step, suggested=suggested),
+                  as_json)
 
 
 def drafts(state, now) -> list[dict]:
@@ -580,9 +590,9 @@ def degrade(ctx: Context, incident_id, name, dry_run, actor, as_json):
 
     Exit status 4 when a flag could not be set; the failure is in the timeline."""
     if dry_run:
-        _print_plan(ctx.engine().plan_degrade(incident_id, name), as_json)
+        _print_plan(ctx.engine_service().query("plan_degrade", incident_id, name), as_json)
         return
-    _print_flag_changes(ctx.engine().degrade(incident_id, actor, name), as_json)
+    _print_flag_changes(ctx.engine_service().command("degrade", incident_id, actor, name), as_json)
 
 
 @group.command("stage")
@@ -611,9 +621,9 @@ def stage(ctx: Context, incident_id, name, action, full, reason, dry_run, actor,
     if full and action != "rollback":
         raise UsageError("--full goes with rollback")
     if dry_run:
-        _print_plan(ctx.engine().plan_stage(incident_id, name, action, full), as_json)
+        _print_plan(ctx.engine_service().query("plan_stage", incident_id, name, action, full), as_json)
         return
-    _print_flag_changes(ctx.engine().stage(incident_id, actor, name, action, reason, full), as_json)
+    _print_flag_changes(ctx.engine_service().command("stage", incident_id, actor, name, action, reason, full), as_json)
 
 
 @group.command("restore")
@@ -631,9 +641,9 @@ def restore(ctx: Context, incident_id, name, dry_run, actor, as_json):
 
     Exit status 4 when a flag could not be put back; the failure is in the timeline."""
     if dry_run:
-        _print_plan(ctx.engine().plan_restore(incident_id, name), as_json)
+        _print_plan(ctx.engine_service().query("plan_restore", incident_id, name), as_json)
         return
-    _print_flag_changes(ctx.engine().restore(incident_id, actor, name), as_json)
+    _print_flag_changes(ctx.engine_service().command("restore", incident_id, actor, name), as_json)
 
 
 @group.command("param")
@@ -647,10 +657,10 @@ def set_parameter(ctx: Context, incident_id, assignments, actor, as_json):
     like the values given at open; the steps show and run the new values from now on."""
     from runbook.catalog.parameters import parse_pairs
 
-    engine = ctx.engine()
+    service = ctx.engine_service()
     events = []
     for name, value in parse_pairs(assignments, "KEY=VALUE").items():
-        events += engine.set_parameter(incident_id, actor, name, value)
+        events += service.command("set_parameter", incident_id, actor, name, value)
     _print_events(events, as_json)
 
 
@@ -665,7 +675,7 @@ def severity(ctx: Context, incident_id, level, reason, actor, as_json):
     """Change the severity to LEVEL, like SEV1; response targets and the escalation ladder follow.
     Lowering it needs --reason."""
     with reason_required():
-        events = ctx.engine().severity(incident_id, actor, level, reason)
+        events = ctx.engine_service().command("severity", incident_id, actor, level, reason)
     _print_events(events, as_json)
 
 
@@ -677,7 +687,7 @@ def severity(ctx: Context, incident_id, level, reason, actor, as_json):
 @click.pass_obj
 def note(ctx: Context, incident_id, text, actor, as_json):
     """Add a note to the timeline."""
-    _print_events(ctx.engine().note(incident_id, actor, text), as_json)
+    _print_events(ctx.engine_service().command("note", incident_id, actor, text), as_json)
 
 
 @group.command("resolve")
@@ -693,7 +703,7 @@ def resolve(ctx: Context, incident_id, keep_degradations, dry_run, actor, as_jso
     restore prints what it writes ("rtc.video.max-bitrate-kbps → 1500 (restored)"), as --dry-run
     does without writing or resolving."""
     if dry_run:
-        plans = () if keep_degradations else ctx.engine().plan_resolve(incident_id)
+        plans = () if keep_degradations else ctx.engine_service().query("plan_resolve", incident_id)
         if as_json:
             dump({"resolves": True, "restores": [{"degradation": p.degradation, "lines": list(p.lines)}
                                                  for p in plans]})
@@ -703,7 +713,7 @@ def resolve(ctx: Context, incident_id, keep_degradations, dry_run, actor, as_jso
         for plan in plans:
             _print_plan(plan, False)
         return
-    _print_events(ctx.engine().resolve(incident_id, actor, keep_degradations), as_json)
+    _print_events(ctx.engine_service().command("resolve", incident_id, actor, keep_degradations), as_json)
 
 
 @group.command("tick")
@@ -712,7 +722,7 @@ def resolve(ctx: Context, incident_id, keep_degradations, dry_run, actor, as_jso
 @click.pass_obj
 def tick(ctx: Context, incident_id, as_json):
     """Fire every timer that is due (escalations, reminders, target breaches, polls), in order."""
-    _print_events(ctx.engine().tick(incident_id), as_json)
+    _print_events(ctx.engine_service().command("tick", incident_id), as_json)
 
 
 @group.command("resume")
@@ -720,9 +730,9 @@ def tick(ctx: Context, incident_id, as_json):
 @click.pass_obj
 def resume(ctx: Context, incident_id):
     """Settle what a crash left half-done (flag changes, actions, notices), fire due timers, show it."""
-    engine = ctx.engine()
-    _print_events(engine.reconcile(incident_id, force=True) + engine.tick(incident_id), False)
-    for line in summary(engine.state(incident_id), engine.clock.now()):
+    service = ctx.engine_service()
+    _print_events(service.command("reconcile", incident_id, force=True) + service.command("tick", incident_id), False)
+    for line in service.read(lambda engine: summary(engine.state(incident_id), engine.clock.now())):
         echo(line)
 
 
@@ -733,9 +743,9 @@ def resume(ctx: Context, incident_id):
 @click.pass_obj
 def export(ctx: Context, incident_id, fmt, output):
     """Export a postmortem skeleton (md) or the whole log with metrics (json)."""
-    engine = ctx.engine()
-    state = engine.state(incident_id)
-    check = engine.integrity(incident_id)
+    service = ctx.engine_service()
+    state = service.query("state", incident_id)
+    check = service.query("integrity", incident_id)
     if fmt == "md":
         text = export_markdown(state)
         if not check.ok:  # the document itself says so: a postmortem must not pass an altered log as true
@@ -779,9 +789,9 @@ def verify_chain(ctx: Context, incident_id, init_key):
             return
     if incident_id is None:
         raise UsageError("name the incident to verify (or give --init-key)")
-    engine = ctx.engine()
-    full = engine.resolve_id(incident_id)
-    check = engine.integrity(full)
+    service = ctx.engine_service()
+    full = service.query("resolve_id", incident_id)
+    check = service.query("integrity", full)
     if check.ok:
         echo(f"{full}: {check.summary}")
         return
@@ -795,7 +805,7 @@ def verify_chain(ctx: Context, incident_id, init_key):
 @click.pass_obj
 def show_metrics(ctx: Context, incident_id):
     """Print TTA, TTM, TTR, per-step durations and the highest escalation level as JSON."""
-    state = ctx.engine().state(incident_id)
+    state = ctx.engine_service().query("state", incident_id)
     dump(metrics(state, datetime.now(UTC)).to_dict())
 
 

@@ -23,7 +23,7 @@ def restart(ctx: Context, incident_id, step, reason, actor, as_json):
     again (a new attempt) and every later step of the track is pending again. Needs --reason;
     refused after resolve. Flags stay as they are."""
     with reason_required():
-        events = ctx.engine().restart(incident_id, actor, step, reason)
+        events = ctx.engine_service().command("restart", incident_id, actor, step, reason)
     _print_events(events, as_json)
 
 
@@ -37,7 +37,7 @@ def restart(ctx: Context, incident_id, step, reason, actor, as_json):
 def alert(ctx: Context, incident_id, state, alert, actor, as_json):
     """Record that the incident's alert stopped firing (resolved) or fires again. Severity rises
     count only the time the alert fires. Saying what is already so records nothing."""
-    events = ctx.engine().alert_state(incident_id, actor, state, alert)
+    events = ctx.engine_service().command("alert_state", incident_id, actor, state, alert)
     if not events and not as_json:
         echo(f"the alert is already {state}; nothing recorded")
         return

@@ -51,7 +51,7 @@ class IncidentId(click.ParamType):
         context = ctx.find_object(Context) if ctx is not None else None
         if context is None or ctx.resilient_parsing:  # shell completion: nothing to look up
             return value
-        return context.engine().resolve_id(value)
+        return context.engine_service().query("resolve_id", value)
 
 
 INCIDENT_ID = IncidentId()

@@ -72,7 +72,7 @@ def report(ctx: Context, playbook, drill_id, since, include_drills, fmt):
             raise UsageError(f"--since {since!r} is not a date, expected e.g. 2026-11-01") from None
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         since = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as the store keeps times
-    result = build(ctx.engine(), playbook, drill_id, since, include_drills)
+    result = ctx.engine_service().read(build, playbook, drill_id, since, include_drills)
     for skipped in result.skipped:
         echo(f"warning: left out {skipped}", err=True)
     if fmt == "json":

@@ -34,7 +34,7 @@ def assign(ctx: Context, incident_id, role, person, actor, as_json):
     """Give ROLE (a role of the playbook: commander, liaison...) to PERSON; when someone holds
     it, this is a handoff and the timeline names both. The holder approves the steps gated on
     the role, and {ROLE} in the playbook's texts is the holder."""
-    _print(ctx.engine().assign(incident_id, actor, role, person), as_json)
+    _print(ctx.engine_service().command("assign", incident_id, actor, role, person), as_json)
 
 
 @click.command("signal")
@@ -46,7 +46,7 @@ def assign(ctx: Context, incident_id, role, person, actor, as_json):
 def signal(ctx: Context, incident_id, name, actor, as_json):
     """Give the signal NAME that steps wait for (wait_for: {signal: NAME} in the playbook), e.g.
     the commander's go for the liaison to post: those steps may then be done."""
-    _print(ctx.engine().signal(incident_id, actor, name), as_json)
+    _print(ctx.engine_service().command("signal", incident_id, actor, name), as_json)
 
 
 @click.command("close")
@@ -59,7 +59,7 @@ def close(ctx: Context, incident_id, reason, actor, as_json):
     """Close a resolved incident whose follow-up steps are not all done (finishing the last
     follow-up step closes it by itself)."""
     try:
-        events = ctx.engine().close_incident(incident_id, actor, reason)
+        events = ctx.engine_service().command("close_incident", incident_id, actor, reason)
     except ReasonNeeded as exc:
         raise UsageError(str(exc)) from None
     _print(events, as_json)

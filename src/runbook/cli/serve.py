@@ -105,7 +105,7 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
     page = f"status page http://{_hostport(where)}/" if view_token else "status page off (no RUNBOOK_VIEW_TOKEN)"
     echo(f"runbook serve: listening on http://{_hostport(where)} (POST /alertmanager; {page}); Ctrl-C stops",
          err=True)
-    app = build_app(ctx.engine_service(catalog=True),
+    app = build_app(ctx.engine_service(catalog=True, lanes=True),
                     ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token))
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug",
                                            lifespan="on", timeout_graceful_shutdown=5))
@@ -155,10 +155,10 @@ def alerts(ctx: Context, unmatched, incident_id, limit, as_json):
     """
     from runbook.read_models import alert_rows
 
-    engine = ctx.engine()
+    service = ctx.engine_service()
     if incident_id:
-        incident_id = engine.resolve_id(incident_id)
-    rows = alert_rows(engine, incident=incident_id, limit=None if unmatched else limit)
+        incident_id = service.query("resolve_id", incident_id)
+    rows = service.read(alert_rows, incident=incident_id, limit=None if unmatched else limit)
     if unmatched:
         rows = [r for r in rows if r["outcome"] in ("unmatched", "failed")][:limit]
     if as_json:

@@ -61,10 +61,11 @@ def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labe
     require_terminal("open", "`runbook incident open`")
     from runbook.engine.engine import MissingParameters
 
-    engine = ctx.engine(catalog=True)
+    service = ctx.engine_service(catalog=True)
+    engine = ctx.engine()  # the TUI's gateway puts its own service on it
     try:
-        state = engine.open(playbook, actor, symptom=symptom, severity=severity, drill=drill, params=params,
-                            labels=labels)
+        state = service.command("open", playbook, actor, symptom=symptom, severity=severity, drill=drill,
+                                params=params, labels=labels)
     except MissingParameters:
         run_tui(ctx, actor, engine=engine, opening={"playbook": playbook, "params": params, "labels": labels,
                                                     "symptom": symptom, "severity": severity, "drill": drill})

@@ -84,11 +84,6 @@ def _open(engine: Engine, drill: Drill, start):
     return engine.open(drill.playbook, "simulation", symptom=drill.symptom, severity=drill.severity, drill=True).id
 
 
-def _forget(engine: Engine, iid: str) -> None:
-    engine.store.forget(iid)
-    engine._states.pop(iid, None)
-
-
 def _pages(engine: Engine, drill: Drill, start) -> tuple[tuple[tuple[float, int], ...], str]:
     """(seconds from the open, level) of every page while nobody answers, as simulate_run pages
     them, and the severity the incident ends with."""
@@ -104,7 +99,7 @@ def _pages(engine: Engine, drill: Drill, start) -> tuple[tuple[tuple[float, int]
     else:
         raise Unmodelled(f"the ladder pages more than {MAX_PAGES} times")
     severity = engine.state(iid).severity
-    _forget(engine, iid)
+    engine.discard(iid)
     return tuple(pages), severity
 
 
@@ -158,7 +153,7 @@ def _walk(engine: Engine, drill: Drill, seconds: float):
         if mitigated_after is None and engine.state(iid).mitigated_at is not None:
             mitigated_after = len(steps)
     engine.resolve(iid, "simulation")
-    _forget(engine, iid)
+    engine.discard(iid)
     return tuple(steps), mitigated_after, severity, severities
 
 

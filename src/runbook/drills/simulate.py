@@ -85,8 +85,7 @@ def simulate_run(engine: Engine, drill: Drill, rng: random.Random, start: dateti
     targets = dict(drill.targets) or {name: info["target"] for name, info in m.targets.items()}
     actual = m.reached()
     breaches = {name: actual[name] is None or actual[name] > limit for name, limit in targets.items()}
-    engine.store.forget(iid)
-    engine._states.pop(iid, None)
+    engine.discard(iid)
     return RunResult(m.tta, m.ttm, m.ttr, answered_by, breaches)
 
 

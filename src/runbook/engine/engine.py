@@ -609,6 +609,13 @@ class Engine(StepCommands):
             del self._states[incident]
             self._caught_at.pop(incident, None)
 
+    def discard(self, incident: str) -> None:
+        """Drop a simulated run's incident altogether: its records from the memory store (the one
+        store that forgets; simulations keep summaries, not events) and its folded state."""
+        self.store.forget(incident)
+        self._states.pop(incident, None)
+        self._caught_at.pop(incident, None)
+
     def next_due(self, incident: str):
         """When the incident's next timer falls due (an escalation, a reminder, a retry...), or None."""
         from runbook.engine import timers
