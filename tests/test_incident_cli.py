@@ -48,6 +48,10 @@ def test_errors_have_distinct_exit_codes(rb):
     assert "say what happened to the step" in rb("incident", "step", iid, expect=2, stream="stderr")
     assert "no playbook 'gift-feature-failing'; did you mean 'gifts-feature-failing'?" in rb(
         "incident", "open", "gift-feature-failing", expect=3, stream="stderr")
+    # a step the playbook does not have is a name that does not exist, like an incident's (3)
+    assert "has no step 'nosuch'" in rb("incident", "approve", iid, "nosuch", expect=3, stream="stderr")
+    assert "has no step 'nosuch'" in rb("incident", "restart", iid, "nosuch", "--reason", "again", expect=3,
+                                        stream="stderr")
 
 
 def test_step_flags_are_exclusive(rb):

@@ -15,6 +15,7 @@ from runbook.catalog.models import build_playbook
 from runbook.engine import CommandError, Engine, VirtualClock, timers, waits
 from runbook.engine.engine import ReasonNeeded
 from runbook.engine.events import CheckPolled, decode
+from runbook.errors import NotFoundError
 from runbook.pluginapi import ActionResult
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
@@ -264,7 +265,7 @@ def test_restart_from_an_earlier_step_makes_later_steps_pending_again(world):
     assert engine.state(iid).current["main"] == "confirm"
     with pytest.raises(ReasonNeeded):
         engine.restart(iid, "ana", "drained", "  ")
-    with pytest.raises(CommandError, match="did you mean 'drained'"):
+    with pytest.raises(NotFoundError, match="did you mean 'drained'"):
         engine.restart(iid, "ana", "draned", "queue filled again")
     with pytest.raises(CommandError, match="never reached"):
         engine.restart(iid, "ana", "page", "why not")

@@ -36,8 +36,8 @@ class StepCommands:
         try:
             step = pb.step(step_id)
         except KeyError:
-            raise CommandError(f"playbook {pb.id} has no step '{step_id}'"
-                               f"{did_you_mean(step_id, [s.id for s in pb.steps])}") from None
+            raise NotFoundError(f"playbook {pb.id} has no step '{step_id}'"
+                                f"{did_you_mean(step_id, [s.id for s in pb.steps])}") from None
         return step
 
     def _current(self, state: IncidentState, step_id: str | None) -> Step:
@@ -236,8 +236,8 @@ class StepCommands:
             self.require_live(state)
             if step_id not in state.steps:
                 pb = state.playbook
-                raise CommandError(f"playbook {pb.id} has no step '{step_id}'"
-                                   f"{did_you_mean(step_id, [s.id for s in pb.steps])}")
+                raise NotFoundError(f"playbook {pb.id} has no step '{step_id}'"
+                                    f"{did_you_mean(step_id, [s.id for s in pb.steps])}")
             return restarts.records(state, state.playbook.step(step_id), reason.strip())
         return self.command(incident, actor, build)
 
