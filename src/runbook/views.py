@@ -99,6 +99,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 left = step.timebox - (now - run.started_at).total_seconds()
             fill = lambda text: texts.text(state, text, step, now)  # noqa: E731, B023 - this step's, used at once
             stale = approvals.stale(state, step) if step.approval else ""
+            gate = approvals.covered(state, step) if step.approval else None  # what approving now records
             current.append(CurrentStep(
                 track.id, step.id, one_line(fill(step.title)), step.kind, shown(fill(step.instructions or "")),
                 shown(fill(step.question or "")), tuple(one_line(o.label) for o in step.options), left,
@@ -112,8 +113,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 _maybe(waiting_for(state, step)),
                 tuple(_maybe(o.degradation) for o in step.options),
                 " · ".join(one_line(x) for x in (step.channel, step.audience) if x), one_line(stale),
-                _covers(state, step, run, stale),
-                approvals.digest(approvals.covered(state, step)) if step.approval else ""))
+                _covers(run, stale, gate), approvals.digest(gate) if gate is not None else ""))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:
@@ -160,13 +160,12 @@ def _left(state: IncidentState, now: datetime) -> tuple[tuple[LeftStep, ...], st
                  for item in done.not_done), done.verdict()
 
 
-def _covers(state, step, run, stale: str) -> tuple[str, ...]:
-    """What the step's gate covers: as approved while the approval holds, else what approving it
-    now records (computed by the code that records it, engine/approvals.py)."""
-    if step.approval is None:
+def _covers(run, stale: str, gate: dict | None) -> tuple[str, ...]:
+    """What the step's gate covers: as approved while the approval holds, else `gate`, what
+    approving it now records (computed by the code that records it, engine/approvals.py)."""
+    if gate is None:
         return ()
-    content = run.approved_content if run.approved and not stale and run.approved_content else \
-        approvals.covered(state, step)
+    content = run.approved_content if run.approved and not stale and run.approved_content else gate
     return tuple(shown(approvals.labelled(name, value)) for name, value in approvals.lines(content))
 
 
