@@ -1,5 +1,5 @@
 """Errors found by review, each through the real CLI: one line on stderr (a DocumentError: its
-heading and one FILE:LINE:COL line per problem), the README's exit code, never a traceback.
+heading and one FILE:LINE:COL line per problem), the exit code docs/commands.md lists, never a traceback.
 
 A playbook id shared by two documents, or held by a document left out for schema errors, is
 refused at open; a missing catalog is exit 2; click's usage errors are one line; `--db` a

@@ -431,29 +431,6 @@ def test_a_palette_command_runs_its_binding(make):
     assert engine.state("INC-TEST01").acknowledged_by == "ana"
 
 
-def test_readme_key_tables_match_the_bindings(repo_root):
-    """The key tables under "The terminal UI" list exactly the keys each screen binds."""
-    import re
-
-    from runbook.tui.app import RunbookApp
-    from runbook.tui.keys import key_display
-
-    section = (repo_root / "README.md").read_text().split("## The terminal UI", 1)[1].split("\n## ", 1)[0]
-    documented: dict[str, set[str]] = {}
-    screen = None
-    for line in section.splitlines():
-        if match := re.match(r"On the (\w+) screen:", line):
-            screen = documented.setdefault(match[1], set())
-        elif line.startswith("| `") and screen is not None:
-            cells = [cell.strip() for cell in line.strip("|").split("|")]
-            for cell in cells[0::2]:
-                screen |= {key.replace("ctrl+", "^") for key in re.findall(r"`([^`]+)`", cell)}
-    palette = {key_display(b) for b in RunbookApp.BINDINGS}
-    for name, screen_type in (("incident", IncidentScreen), ("home", HomeScreen)):
-        bound = {key for b in _bound(screen_type) for key in key_display(b, every=True).split(" / ")} | palette
-        assert documented.get(name) == bound, f"README's {name} keys differ from {screen_type.__name__}.BINDINGS"
-
-
 def test_the_header_flows_again_when_the_terminal_is_resized(make):
     """Its items are flowed to the width it has: resized (still below the wide layout's 110
     columns), it is flowed again to the new width, never wrapped inside an item."""

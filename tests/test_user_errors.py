@@ -349,10 +349,3 @@ def test_step_run_exits_4_when_the_action_fails_or_times_out_after_printing_it(r
     worked = rb("incident", "step", iid, "--run")
     assert worked.exit_code == 0, worked.output
     assert "action ok" in worked.stdout
-
-
-def test_the_readme_lists_every_exit_code(repo_root):
-    readme = (repo_root / "README.md").read_text()
-    table = readme[readme.index("| exit | meaning |"):].split("\n\n")[0]
-    assert [line.split("|")[1].strip() for line in table.splitlines()[2:]] == [str(n) for n in range(9)]
-

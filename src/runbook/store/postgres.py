@@ -257,8 +257,8 @@ class PostgresStore(SqlStore, SqlAlertLedger):
         where = f"the incident database {self.path}"
         why = _one_line(exc, self.location)
         if isinstance(exc, pgerrors.InsufficientPrivilege):
-            return StoreError(f"{where} refused: {why}; ask its owner for the grants in README "
-                              "(Incidents on a team database)")
+            return StoreError(f"{where} refused: {why}; ask its owner to run `runbook db migrate --grant ROLE` "
+                              "(docs/teams.md)")
         if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
             return StoreError(f"lost the connection to {where}: {why}; try again")
         if isinstance(exc, pgerrors.UndefinedTable):
