@@ -30,7 +30,8 @@ class Terminal:
 
     def start(self, *args: str) -> None:
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
-        command = f"cd {shlex.quote(str(ROOT))} && {exports} {shlex.quote(sys.executable)} -m runbook {shlex.join(args)}"
+        runbook = f"{shlex.quote(sys.executable)} -m runbook {shlex.join(args)}"
+        command = f"cd {shlex.quote(str(ROOT))} && {exports} {runbook}"
         self.tmux("new-session", "-d", "-s", "docs", "-x", "80", "-y", "24", command)
 
     def keys(self, *keys: str, literal: bool = False) -> None:
