@@ -587,6 +587,7 @@ class Person(NamedTuple):
     phone: str = ""
     chat: str = ""
     pager: str = ""
+    pagerduty: str = ""  # the person's PagerDuty user id: their acknowledgements there are recorded as them
 
 
 class Rotation(NamedTuple):
@@ -622,7 +623,7 @@ def build_roster(data: dict) -> Roster:
         title=data.get("title", data["id"]),
         timezone=data["timezone"],
         people=tuple(Person(p["id"], p["name"], p.get("email", ""), p.get("phone", ""), p.get("chat", ""),
-                            p.get("pager", "")) for p in data["people"]),
+                            p.get("pager", ""), p.get("pagerduty", "")) for p in data["people"]),
         rotations=tuple(Rotation(r["id"], tuple(r["members"]), parse_duration(r["shift"]), r["start"],
                                  r.get("title", r["id"])) for r in data.get("rotations", ())),
         overrides=tuple(Override(o["rotation"], o["person"], o["from"], o["until"])

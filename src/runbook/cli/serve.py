@@ -57,6 +57,11 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
                         --view-token-file): give people the link
                         http://HOST:PORT/?token=VIEWER-TOKEN once
     GET  /healthz       "ok" while the incident database answers
+    POST /pagerduty     PagerDuty V3 webhooks: an acknowledgement made in
+                        PagerDuty acknowledges the incident (as the roster
+                        person with that pagerduty: user id); resolves and
+                        reassignments are recorded. Signed with
+                        RUNBOOK_PAGERDUTY_WEBHOOK_SECRET; off without it.
     It also fires timers (escalations, reminders, the checks and stages of
     staged degradations) of open incidents.
 
@@ -94,6 +99,10 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
         if view_token == token:
             raise UsageError("the viewer token is the intake token; give the status page a token of its own "
                              "(whoever may look must not be able to post alerts)")
+    pd_secret = os.environ.get("RUNBOOK_PAGERDUTY_WEBHOOK_SECRET", "").strip() or None
+    if pd_secret is not None and len(pd_secret) < 16:
+        raise UsageError("RUNBOOK_PAGERDUTY_WEBHOOK_SECRET is under 16 characters: give it the secret PagerDuty "
+                         "made for the webhook subscription")
     limit = _size(max_body)
     engine = ctx.engine(catalog=True)  # the catalog and the database checked before listening
     if engine.catalog.errors:
@@ -106,7 +115,7 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
     echo(f"runbook serve: listening on http://{_hostport(where)} (POST /alertmanager; {page}); Ctrl-C stops",
          err=True)
     app = build_app(ctx.engine_service(catalog=True, lanes=True),
-                    ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token))
+                    ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token, pd_secret))
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug",
                                            lifespan="on", timeout_graceful_shutdown=5))
     server.run(sockets=[sock])

@@ -384,6 +384,10 @@ class Engine(StepCommands):
         return acknowledged + pages.tell_pagers(self, incident, "acknowledge", actor)  # the pagers stop paging too
 
 
+    def pager_report(self, report: pages.PagerReport) -> tuple[str, str, list[Event]]:
+        """What a pager's own app did with an alert runbook opened (engine/pages.py from_pager)."""
+        return pages.from_pager(self, report)
+
     def severity(self, incident: str, actor: str, severity: str, reason: str = "") -> list[Event]:
         check_size("the reason", reason)
 

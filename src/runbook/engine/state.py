@@ -121,6 +121,7 @@ class Escalation:
     deliveries: dict = field(default_factory=dict)  # (page seq, or "acknowledge"/"resolve", plugin) -> Delivery
     alerts: dict = field(default_factory=dict)  # plugin -> {dedup key: page seq}: alerts it opened at a pager
     updates: dict = field(default_factory=dict)  # "acknowledge"/"resolve" -> seq of the event that asks for it
+    reported: dict = field(default_factory=dict)  # a pager's event id -> seq of the pager_reported event
     by_pager: bool = False  # levels after the first are left to the pager's own escalation (RUNBOOK_ESCALATION)
 
 

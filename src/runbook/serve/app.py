@@ -5,6 +5,8 @@ Routes (JSON unless said otherwise):
   POST /alertmanager   Alertmanager webhook (payload version 4); bearer token required
   GET  /api/alerts     the alerts received, latest first (?outcome=unmatched); bearer token required
   GET  /healthz        "ok" when the incident database answers; no token, says nothing else
+  POST /pagerduty      PagerDuty V3 webhooks (acknowledged, resolved, reassigned), verified by
+                       their HMAC signature (serve/pagerduty.py)
 
 Status codes say what a sender should do: 200 taken (each alert's outcome in the body); 400 the
 body cannot be read (the reason; nothing stored; do not retry as is); 401 no or wrong token;
@@ -50,6 +52,7 @@ class ServeConfig(NamedTuple):
     tick_every: float = 1.0  # seconds between timer passes over the open incidents (0: no ticking)
     catalog_paths: tuple = ()  # reloaded on the timer pass when a file under them changes
     view_token: str | None = None  # the status page's viewer token; None: the page is off
+    pagerduty_secret: str | None = None  # the PagerDuty webhook subscription's secret; None: /pagerduty is off
 
 
 class CatalogWatcher:
@@ -196,12 +199,15 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
                 task.cancel()
             await asyncio.get_running_loop().run_in_executor(None, service.close)
 
-    from runbook.serve import web
+    from runbook.serve import pagerduty, web
 
     page = web.routes(service, config.view_token) if config.view_token else web.off_routes()
     app = Starlette(routes=[Route("/alertmanager", alertmanager, methods=["POST"]),
                             Route("/api/alerts", alerts, methods=["GET"]),
-                            Route("/healthz", health, methods=["GET"]), *page],
+                            Route("/healthz", health, methods=["GET"]),
+                            Route("/pagerduty", pagerduty.endpoint(service, config.pagerduty_secret, read_body,
+                                                                   config.max_body, TooLarge), methods=["POST"]),
+                            *page],
                     lifespan=lifespan)
     app.state.service = service
     return app

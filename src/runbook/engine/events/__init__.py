@@ -25,7 +25,14 @@ from runbook.engine.events.degradations import (
                                         StageChecked,
                                         StageSteered,
 )
-from runbook.engine.events.escalation import DrillInject, Escalated, Notified, PagerUpdated, ReminderFired
+from runbook.engine.events.escalation import (
+                                        DrillInject,
+                                        Escalated,
+                                        Notified,
+                                        PagerReported,
+                                        PagerUpdated,
+                                        ReminderFired,
+)
 from runbook.engine.events.incident import (
                                         Acknowledged,
                                         ActionItemAdded,
@@ -88,6 +95,7 @@ __all__ = [
                                         "NoteAdded",
                                         "Notified",
                                         "Opened",
+                                        "PagerReported",
                                         "PagerUpdated",
                                         "ParametersSet",
                                         "PluginErrorRecorded",
