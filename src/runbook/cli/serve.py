@@ -125,7 +125,7 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
          err=True)
     app = build_app(ctx.engine_service(catalog=True, lanes=True),
                     ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token, pd_secret,
-                               chat_every=1.0 if chat_room else 0.0))
+                               chat_every=0.25 if chat_room else 0.0))
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug",
                                            lifespan="on", timeout_graceful_shutdown=5))
     server.run(sockets=[sock])

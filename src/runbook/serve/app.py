@@ -44,6 +44,7 @@ from runbook.text import one_line
 log = logging.getLogger("runbook.serve")
 
 DEFAULT_MAX_BODY = 1024 * 1024
+CHAT_REFRESH = 5.0  # seconds: the chat's countdowns are brought up to date at least this often
 
 
 class ServeConfig(NamedTuple):
@@ -190,18 +191,29 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
                 log.exception("timer pass failed")
 
     async def chatting():
+        """Commands from the chat every `chat_every` seconds; the record out to the chat as soon as
+        the broadcaster says something changed, and every few seconds anyway (countdowns)."""
         from runbook.engine.chat import Chat
 
-        chat, lane = Chat(), service.chat_lane()
-        while True:
-            try:
-                await lane.run(chat.receive)
-                await lane.run(chat.deliver)
-            except RunbookError as exc:
-                log.warning("chat pass failed: %s", one_line(str(exc)))
-            except Exception:  # keep serving; the next pass tries again
-                log.exception("chat pass failed")
-            await asyncio.sleep(config.chat_every)
+        chat, lane, loop = Chat(), service.chat_lane(), asyncio.get_running_loop()
+        changes, delivered = service.broadcaster.queue(), 0.0
+        try:
+            while True:
+                try:
+                    await lane.run(chat.receive)
+                    changed = not changes.empty()
+                    while not changes.empty():
+                        changes.get_nowait()
+                    if changed or loop.time() - delivered >= CHAT_REFRESH:
+                        delivered = loop.time()
+                        await lane.run(chat.deliver)
+                except RunbookError as exc:
+                    log.warning("chat pass failed: %s", one_line(str(exc)))
+                except Exception:  # keep serving; the next pass tries again
+                    log.exception("chat pass failed")
+                await asyncio.sleep(config.chat_every)
+        finally:
+            service.broadcaster.drop(changes)
 
     @asynccontextmanager
     async def lifespan(app):
