@@ -109,10 +109,10 @@ def test_firstresult_comes_from_the_hookspec(tmp_path):
 def test_allowlist_limits_loaded_plugins(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNBOOK_LOAD_PLUGINS", "wrong_type")
     names = set(by_name(host(tmp_path, MISBEHAVING)))
-    assert names == {"flag_file", "shell_action", "terminal_notifier", "pagerduty", "wrong_type"}
+    assert names == {"flag_file", "shell_action", "terminal_notifier", "pagerduty", "matrix", "wrong_type"}
     monkeypatch.setenv("RUNBOOK_LOAD_PLUGINS", "")
     assert set(by_name(host(tmp_path, MISBEHAVING))) == {"flag_file", "shell_action", "terminal_notifier",
-                                                         "pagerduty"}
+                                                         "pagerduty", "matrix"}
 
 
 def test_entry_point_plugin_loads(tmp_path, monkeypatch):

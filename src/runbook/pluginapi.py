@@ -173,6 +173,42 @@ class PagerUpdate(NamedTuple):
     sandboxed: bool = False
 
 
+class ChatMessage(NamedTuple):
+    """A message for the team's chat, already plain text (runbook sanitises it).
+
+    `txn`: the same txn is the same message (a retry after a crash must not post twice; Matrix's
+    transaction id). `thread`: the chat's id of the incident's thread root to post under (None:
+    this message starts the incident's thread). `replaces`: the chat's id of a message this one
+    edits (a countdown) instead of a new message. `reply_to`: the command this answers."""
+
+    incident: str
+    text: str
+    txn: str
+    thread: str | None = None
+    replaces: str | None = None
+    reply_to: str | None = None
+
+
+class ChatReceipt(NamedTuple):
+    """What a chat plugin did with a message: `remote` is the chat's id for it."""
+
+    channel: str
+    posted: bool
+    remote: str = ""
+    detail: str = ""
+
+
+class ChatCommand(NamedTuple):
+    """A command someone wrote in the chat (`!ack INC-x`): the chat's id of that message, who
+    wrote it (the chat's user id), the text, and the thread it was written in, if any."""
+
+    channel: str
+    remote: str
+    sender: str
+    text: str
+    thread: str | None = None
+
+
 class HookFailure(NamedTuple):
     """A plugin that raised, hung past its timeout or returned nonsense, as data rather than a crash."""
 

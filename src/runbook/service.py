@@ -165,6 +165,7 @@ class EngineService:
         else:
             self.reads = Lane("reads", self._sibling)
             self.ticks = Lane("ticks", self._sibling)
+        self.chat: Lane | None = None  # made by chat_lane(): only a server with a chat has it
         self.timer_pass = TimerPass()
         self.broadcaster = Broadcaster(self)
         self.closed = False
@@ -206,7 +207,14 @@ class EngineService:
 
     @property
     def lanes(self) -> tuple[Lane, ...]:
-        return tuple(dict.fromkeys((self.commands, self.reads, self.ticks)))
+        return tuple(dict.fromkeys((self.commands, self.reads, self.ticks, *([self.chat] if self.chat else []))))
+
+    def chat_lane(self) -> Lane:
+        """A fourth lane for the team's chat (engine/chat.py): its posts and the commands people
+        write there wait on the homeserver, never on intake, and intake never on them."""
+        if self.chat is None:
+            self.chat = self.commands if self._shared() else Lane("chat", self._sibling)
+        return self.chat
 
     # commands -----------------------------------------------------------------------------
 

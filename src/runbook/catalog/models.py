@@ -588,6 +588,7 @@ class Person(NamedTuple):
     chat: str = ""
     pager: str = ""
     pagerduty: str = ""  # the person's PagerDuty user id: their acknowledgements there are recorded as them
+    matrix: str = ""  # the person's Matrix user id (@amira:example.org): their chat commands are recorded as them
 
 
 class Rotation(NamedTuple):
@@ -623,7 +624,8 @@ def build_roster(data: dict) -> Roster:
         title=data.get("title", data["id"]),
         timezone=data["timezone"],
         people=tuple(Person(p["id"], p["name"], p.get("email", ""), p.get("phone", ""), p.get("chat", ""),
-                            p.get("pager", ""), p.get("pagerduty", "")) for p in data["people"]),
+                            p.get("pager", ""), p.get("pagerduty", ""), p.get("matrix", ""))
+                      for p in data["people"]),
         rotations=tuple(Rotation(r["id"], tuple(r["members"]), parse_duration(r["shift"]), r["start"],
                                  r.get("title", r["id"])) for r in data.get("rotations", ())),
         overrides=tuple(Override(o["rotation"], o["person"], o["from"], o["until"])

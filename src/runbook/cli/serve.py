@@ -70,6 +70,10 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
     or postgresql://... for a team database that several servers and
     responders share).
     Metrics for checks: RUNBOOK_PROMETHEUS_URL. Pages: RUNBOOK_PAGERDUTY_*.
+    Chat on Matrix (announcements, a thread per incident, !ack, !note,
+    !approve, !degrade, !resolve, !status, !help): RUNBOOK_MATRIX_HOMESERVER,
+    RUNBOOK_MATRIX_USER, RUNBOOK_MATRIX_TOKEN_FILE (mode 600),
+    RUNBOOK_MATRIX_ROOM.
 
     \b
     The intake needs its bearer token: RUNBOOK_SERVE_TOKEN or --token-file.
@@ -103,6 +107,9 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
     if pd_secret is not None and len(pd_secret) < 16:
         raise UsageError("RUNBOOK_PAGERDUTY_WEBHOOK_SECRET is under 16 characters: give it the secret PagerDuty "
                          "made for the webhook subscription")
+    from runbook.default_plugins import matrix
+
+    chat_room = matrix.check_configuration()
     limit = _size(max_body)
     engine = ctx.engine(catalog=True)  # the catalog and the database checked before listening
     if engine.catalog.errors:
@@ -112,10 +119,13 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
     where = sock.getsockname()
     logging.basicConfig(level=log_level.upper(), format="runbook serve: %(message)s")
     page = f"status page http://{_hostport(where)}/" if view_token else "status page off (no RUNBOOK_VIEW_TOKEN)"
+    if chat_room:
+        page += f"; chat in {one_line(chat_room)}"
     echo(f"runbook serve: listening on http://{_hostport(where)} (POST /alertmanager; {page}); Ctrl-C stops",
          err=True)
     app = build_app(ctx.engine_service(catalog=True, lanes=True),
-                    ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token, pd_secret))
+                    ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token, pd_secret,
+                               chat_every=0.25 if chat_room else 0.0))
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug",
                                            lifespan="on", timeout_graceful_shutdown=5))
     server.run(sockets=[sock])

@@ -165,6 +165,9 @@ class IncidentState:
     guard_checked_at: datetime | None = None  # a drill's guard checks last ran
     actions_pending: dict[str, Event] = field(default_factory=dict)
     messages: list[Event] = field(default_factory=list)  # message_posted events, oldest first: what was posted
+    chat_root: str | None = None  # the chat's id of the incident's thread root (engine/chat.py)
+    chat_upto: int = 0  # events up to this seq are in the chat
+    chat_received: set = field(default_factory=set)  # the chat's ids of the commands taken from it
     events: list[Event] | History = field(default_factory=list)  # a History when read from a checkpoint
     last_seq: int = 0
     tampered: str = ""  # what the quick checks at load found wrong with the record (engine/integrity.py)

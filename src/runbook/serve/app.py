@@ -44,6 +44,7 @@ from runbook.text import one_line
 log = logging.getLogger("runbook.serve")
 
 DEFAULT_MAX_BODY = 1024 * 1024
+CHAT_REFRESH = 5.0  # seconds: the chat's countdowns are brought up to date at least this often
 
 
 class ServeConfig(NamedTuple):
@@ -53,6 +54,7 @@ class ServeConfig(NamedTuple):
     catalog_paths: tuple = ()  # reloaded on the timer pass when a file under them changes
     view_token: str | None = None  # the status page's viewer token; None: the page is off
     pagerduty_secret: str | None = None  # the PagerDuty webhook subscription's secret; None: /pagerduty is off
+    chat_every: float = 0.0  # seconds between passes of the team's chat (engine/chat.py); 0: no chat
 
 
 class CatalogWatcher:
@@ -188,15 +190,42 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
             except Exception:  # keep serving; the next pass tries again
                 log.exception("timer pass failed")
 
+    async def chatting():
+        """Commands from the chat every `chat_every` seconds; the record out to the chat as soon as
+        the broadcaster says something changed, and every few seconds anyway (countdowns)."""
+        from runbook.engine.chat import Chat
+
+        chat, lane, loop = Chat(), service.chat_lane(), asyncio.get_running_loop()
+        changes, delivered = service.broadcaster.queue(), 0.0
+        try:
+            while True:
+                try:
+                    await lane.run(chat.receive)
+                    changed = not changes.empty()
+                    while not changes.empty():
+                        changes.get_nowait()
+                    if changed or loop.time() - delivered >= CHAT_REFRESH:
+                        delivered = loop.time()
+                        await lane.run(chat.deliver)
+                except RunbookError as exc:
+                    log.warning("chat pass failed: %s", one_line(str(exc)))
+                except Exception:  # keep serving; the next pass tries again
+                    log.exception("chat pass failed")
+                await asyncio.sleep(config.chat_every)
+        finally:
+            service.broadcaster.drop(changes)
+
     @asynccontextmanager
     async def lifespan(app):
         service.ticks.submit(_recover)  # the server listens meanwhile: opening may wait on plugins
         task = asyncio.create_task(ticking()) if config.tick_every > 0 else None
+        chat = asyncio.create_task(chatting()) if config.chat_every > 0 else None
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
+            for each in (task, chat):
+                if each is not None:
+                    each.cancel()
             await asyncio.get_running_loop().run_in_executor(None, service.close)
 
     from runbook.serve import pagerduty, web

@@ -15,6 +15,7 @@ it here, then append it from a command.
 from runbook.engine.events.alerts import AlertReceived, AlertStateChanged
 from runbook.engine.events.automation import ActionFinished, ActionStarted, shown_argv
 from runbook.engine.events.base import RECORDS, Event, EventFormatError, EventRecord, apply, decode, fold, record
+from runbook.engine.events.chat import ChatPosted, ChatReceived
 from runbook.engine.events.degradations import (
                                         DegradationApplied,
                                         DegradationFailed,
@@ -73,6 +74,8 @@ __all__ = [
                                         "AlertStateChanged",
                                         "ApprovalGranted",
                                         "CaptureMissed",
+                                        "ChatPosted",
+                                        "ChatReceived",
                                         "CheckPolled",
                                         "Closed",
                                         "DecisionMade",
