@@ -177,19 +177,111 @@ def test_alert_whose_playbook_cannot_open_from_its_labels_is_kept_as_failed_with
     (b"\xff\xfe", "the body is not UTF-8 text"),
     (b"[]", "expected a JSON object"),
     (json.dumps({"version": "3", "alerts": []}), "unsupported webhook payload version '3'"),
-    (json.dumps(payload({"status": "firing", "labels": {}, "startsAt": "2026-11-30T10:00:00Z"})),
-     "alerts[0].labels: an alert needs at least one label"),
-    (json.dumps(payload(alert(instance="x"), {**alert(fingerprint="ab"), "status": "maybe"})),
-     'alerts[1].status: expected "firing" or "resolved", got "maybe"'),
-    (json.dumps(payload({**alert(), "startsAt": "yesterday"})), "alerts[0].startsAt: expected an RFC 3339 time"),
-    (json.dumps(payload({**alert(), "labels": {"alertname": 7}})), "alerts[0].labels.alertname: expected a string"),
-    (json.dumps(payload({**alert(), "fingerprint": "<script>"})), "alerts[0].fingerprint: expected a hexadecimal"),
-])
-def test_malformed_delivery_is_refused_whole_with_the_reason_and_nothing_stored(client, engine, body, reason):
+    (json.dumps({"version": "4", "alerts": {"a": 1}}), "alerts: expected a list, got an object"),
+    ('{"version": 4' + "0" * 50_000 + ', "alerts": []}', "unsupported webhook payload version a number of 50,001"),
+], ids=lambda value: None if isinstance(value, str) and len(value) < 40 else "")
+def test_a_body_that_is_no_delivery_is_refused_whole_with_the_reason_and_nothing_stored(client, engine, body, reason):
     response = post(client, body)
     assert response.status_code == 400
     assert reason in response.json()["error"]
     assert engine.alerts() == [] and engine.store.incidents() == []
+
+
+@pytest.fixture
+def roomy(engine):
+    """The intake with serve's default body limit (1 MiB): room for a hostile alert."""
+    app = build_app(EngineService(engine), ServeConfig(TOKEN, tick_every=0))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.mark.parametrize("bad, reason", [
+    ({"status": "firing", "labels": {}, "startsAt": "2026-11-30T10:00:00Z"},
+     "alerts[0].labels: an alert needs at least one label"),
+    ({**alert(fingerprint="ab"), "status": "maybe"}, 'alerts[0].status: expected "firing" or "resolved", got "maybe"'),
+    ({**alert(), "startsAt": "yesterday"}, "alerts[0].startsAt: expected an RFC 3339 time"),
+    ({**alert(), "labels": {"alertname": 7}}, "alerts[0].labels.alertname: expected a string, got a number"),
+    ({**alert(), "fingerprint": "<script>"}, "alerts[0].fingerprint: expected a hexadecimal"),
+    ("not an alert", "alerts[0]: expected an object, got a string"),
+    # D7: a lone surrogate was a 500 on every retry, and the valid alert after it was never recorded
+    ({**alert(instance="\udc80")}, "alerts[0].labels.instance: holds a lone surrogate (\\udc80) at character 1"),
+    ({**alert(), "annotations": {"summary": "\udc80"}}, "alerts[0].annotations.summary: holds a lone surrogate"),
+    ({**alert(instance="db\x00")}, "alerts[0].labels.instance: holds a NUL character at character 3"),
+    # D13: a 100,000-digit number was a 500
+    ({**alert(), "labels": {"alertname": "DiskFull", "instance": "RAW-NUMBER"}},
+     "alerts[0].labels.instance: expected a string, got a number of 100,000 digits"),
+    # D12: names and keys were unbounded (a 1 MB label name went into the event log)
+    ({**alert(), "labels": {"alertname": "DiskFull", "i" * 200_000: "x"}},
+     '... is not a label name ([A-Za-z_][A-Za-z0-9_]*, 1 to 128 characters)'),
+    ({**alert(), "annotations": {"k" * 200_000: "x"}}, 'alerts[0].annotations: "kkkkkkkk'),
+    ({**alert(), "annotations": {"summary": "s" * 200_000}}, "alerts[0].annotations.summary: 200000 characters, at "
+                                                             "most 4096"),
+    ({**alert(), "labels": {f"l{n}": "v" for n in range(65)}}, "alerts[0].labels: 65 entries, at most 64"),
+], ids=lambda value: value.split(":")[0].split(" ")[0] if isinstance(value, str) else "")
+def test_a_malformed_alert_is_recorded_as_rejected_with_why_and_the_valid_one_next_to_it_is_taken(
+        roomy, engine, bad, reason):
+    """Alertmanager does not retry a 4xx: refusing the delivery would lose the valid alert in it."""
+    good = alert(instance="ok.example", fingerprint="600d")
+    body = json.dumps(payload(bad, good)).replace('"RAW-NUMBER"', "7" * 100_000)
+    response = post(roomy, body)
+    assert response.status_code == 200, response.text
+    rejected, taken = response.json()["outcomes"]
+    assert rejected["outcome"] == "rejected" and reason in rejected["reason"]
+    assert (taken["outcome"], taken["fingerprint"]) == ("pending", "600d")
+    assert final(engine, "600d")[0] == "opened"
+    rows = {r["outcome"]: r for r in engine.alerts()}
+    kept = rows["rejected"]
+    assert reason in kept["reason"] and kept["incident"] is None and kept["fingerprint"] == rejected["fingerprint"]
+    assert len(json.dumps(kept)) < 20_000  # what is kept of it is bounded
+    # Alertmanager repeats the delivery: the same rejected row, one more delivery, nothing else
+    again = post(roomy, body).json()["outcomes"]
+    assert [o["outcome"] for o in again] == ["rejected", "repeat"] and reason in again[0]["reason"]
+    assert sorted((r["outcome"], r["deliveries"]) for r in engine.alerts()) == [("opened", 2), ("rejected", 2)]
+    listed = roomy.get("/api/alerts?outcome=rejected", headers=AUTH).json()
+    assert [r["fingerprint"] for r in listed] == [kept["fingerprint"]] and reason in listed[0]["reason"]
+    assert len(engine.store.incidents()) == 1
+
+
+def test_a_delivery_of_only_malformed_alerts_is_taken_so_they_are_seen(client, engine):
+    response = post(client, payload({**alert(), "status": "maybe"}, {**alert(fingerprint="ab"), "startsAt": "x"}))
+    assert response.status_code == 200
+    assert [o["outcome"] for o in response.json()["outcomes"]] == ["rejected", "rejected"]
+    assert len(engine.alerts()) == 2 and engine.store.incidents() == []
+
+
+def test_a_malformed_receiver_rejects_every_alert_of_the_delivery_and_keeps_them(client, engine):
+    body = {**payload(alert(instance="r.example")), "receiver": "\udc80"}
+    (only,) = post(client, body).json()["outcomes"]
+    assert only["outcome"] == "rejected" and only["reason"].startswith("receiver: holds a lone surrogate")
+    assert engine.alerts()[0]["labels"] == {"alertname": "DiskFull", "instance": "r.example"}
+
+
+def test_a_known_fingerprint_with_other_labels_is_another_alert(client, engine):
+    """D6: a SEV1 video alert that reused a stickers alert's fingerprint went to the stickers
+    incident; an alert is the same alert only when its labels are the same too."""
+    first = post(client, payload(alert("QueueStuck", fingerprint="cafe", service="jobs"))).json()["outcomes"][0]
+    assert final(engine, "cafe")[0] == "opened"
+    # the same fingerprint, another start time, other labels: not attached to the first incident
+    other = post(client, payload(alert(fingerprint="cafe", instance="db-9.example", severity="critical",
+                                       starts="2026-11-30T11:00:00Z"))).json()["outcomes"][0]
+    assert other["outcome"] == "pending" and other["playbook"] == "disk-full"
+    assert other["incident"] != first["incident"]
+    assert engine.state(other["incident"]).severity == "SEV1"
+    # the same fingerprint and start time, other labels: not a repeat either; a key of its own
+    same_start = post(client, payload(alert(fingerprint="cafe", instance="db-8.example",
+                                            starts="2026-11-30T10:00:00.123456789Z"))).json()["outcomes"][0]
+    assert same_start["outcome"] == "pending" and same_start["fingerprint"] != "cafe"
+    assert same_start["incident"] not in (first["incident"], other["incident"])
+    # each is still recognised at its next delivery
+    assert outcomes(post(client, payload(alert(fingerprint="cafe", instance="db-8.example")))) == [
+        ("DiskFull", "repeat")]
+    assert outcomes(post(client, payload(alert("QueueStuck", fingerprint="cafe", service="jobs")))) == [
+        ("QueueStuck", "repeat")]
+    again = post(client, payload(alert(fingerprint="cafe", instance="db-8.example",
+                                       starts="2026-11-30T12:00:00Z"))).json()["outcomes"][0]
+    assert (again["outcome"], again["incident"]) == ("attached", same_start["incident"])
+    assert [e.type for e in engine.state(first["incident"]).events].count("alert_received") == 1
+    assert len(engine.store.incidents()) == 3
 
 
 def test_without_the_bearer_token_nothing_is_read(client, engine):

@@ -6,10 +6,12 @@ Routes (JSON unless said otherwise):
   GET  /api/alerts     the alerts received, latest first (?outcome=unmatched); bearer token required
   GET  /healthz        "ok" when the incident database answers; no token, says nothing else
 
-Status codes say what a sender should do: 200 taken (each alert's outcome in the body); 400 the
-body cannot be read (the reason; nothing stored; do not retry as is); 401 no or wrong token;
-413 body over the limit; 503 the incident database is busy or cannot be written (retry later:
-Alertmanager does); 500 a bug (logged, retried by the sender too).
+Status codes say what a sender should do: 200 taken (each alert's outcome in the body; a
+malformed alert is recorded as "rejected" with the reason, the others as usual); 400 the body
+is not a delivery at all (not JSON, not version 4...: the reason; nothing stored; do not retry as
+is); 401 no or wrong token; 408 the request did not arrive whole in time; 413 body over the limit;
+503 the incident database is busy or cannot be written (retry later: Alertmanager does); 500 a
+bug (logged, retried by the sender too).
 
 Lanes: a delivery is recorded on the commands lane (the whole delivery in one transaction) and
 answered as soon as it is durable; opening, joining or resolving the incidents it names, and the
@@ -145,6 +147,9 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
         except PayloadError as exc:
             log.warning("refused a delivery: %s", one_line(str(exc)))
             return JSONResponse({"error": str(exc)}, status_code=400)
+        for each in alerts:
+            if each.rejected:
+                log.warning("rejected an alert: %s", one_line(each.rejected))
         try:
             outcomes = [o.to_dict() for o in await service.receive_alerts(alerts)]
         except RunbookError as exc:  # the store cannot take it now: the sender retries

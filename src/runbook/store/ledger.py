@@ -8,10 +8,18 @@ no one holds) are one step."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from runbook.store.common import ALERT_COLUMNS, ALERT_JSON, STILL_OPEN, ConflictError, alert_row
 from runbook.store.core import guarded, where
+
+
+def other_fingerprint(fingerprint: str, labels: dict) -> str:
+    """The ledger's key for an alert whose fingerprint is already another alert's (other labels):
+    a hash of both, the same at every delivery of it."""
+    said = json.dumps([fingerprint, labels], sort_keys=True, ensure_ascii=True)
+    return hashlib.sha256(said.encode()).hexdigest()[:16]
 
 
 class SqlAlertLedger:
@@ -29,9 +37,11 @@ class SqlAlertLedger:
         status, labels... and the playbook/symptom it matched, if any) all in one transaction (an
         alert storm's delivery is one commit, not one per alert); for each alert, in order:
 
-        Seen before: its row is updated (last_seen, deliveries, a move from firing to resolved)
-        and returned as it was before, with False. New: when an earlier occurrence of the same
-        fingerprint is linked to an incident still open, the new one is linked to it
+        Seen before (the same key and the same labels; a known key with other labels is another
+        alert, kept under `other_fingerprint`): its row is updated (last_seen, deliveries, a move
+        from firing to resolved) and returned as it was before, with False. New: a malformed
+        alert (`rejected`: why) is kept as 'rejected'; when an earlier occurrence of the same
+        alert is linked to an incident still open, the new one is linked to it
         (outcome 'attached'); else a firing alert with a playbook reserves an incident id drawn
         from `new_incident()` that no incident and no other alert holds (outcome 'pending',
         `owner` recorded until the incident exists); else it is kept as 'unmatched' (or
@@ -40,11 +50,14 @@ class SqlAlertLedger:
             return [self._receive_one(alert, now, new_incident, owner) for alert in alerts]
 
     def _receive_one(self, alert: dict, now: str, new_incident, owner: dict | None) -> tuple[dict, bool]:
+        found = self._alert_row(alert["fingerprint"], alert["starts_at"])
+        if found is not None and not alert.get("rejected") and found["labels"] != alert["labels"]:
+            # a known fingerprint with other labels is another alert: a key of its own
+            alert = {**alert, "fingerprint": other_fingerprint(alert["fingerprint"], alert["labels"])}
+            found = self._alert_row(alert["fingerprint"], alert["starts_at"])
         key = [alert["fingerprint"], alert["starts_at"]]
-        found = self._run(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE fingerprint = ? "
-                          "AND starts_at = ?", key).fetchone()
         if found is not None:
-            before = alert_row(found)
+            before = found
             resolving = alert["status"] == "resolved" and before["status"] != "resolved"
             self._run("UPDATE alerts SET last_seen = ?, deliveries = deliveries + 1, "
                       "status = CASE WHEN ? THEN 'resolved' ELSE status END, "
@@ -52,14 +65,13 @@ class SqlAlertLedger:
                       "WHERE fingerprint = ? AND starts_at = ?",
                       [now, resolving, resolving, alert.get("ends_at"), *key])
             return before, False
-        linked = self._run(
-            "SELECT a.incident FROM alerts a JOIN incidents i ON i.id = a.incident WHERE a.fingerprint = ? "
-            f"AND i.status IN ({', '.join('?' * len(STILL_OPEN))}) ORDER BY a.starts_at DESC LIMIT 1",
-            [alert["fingerprint"], *STILL_OPEN]).fetchone()
         row = {name: alert.get(name) for name in ALERT_COLUMNS}
         row.update(first_seen=now, last_seen=now, deliveries=1, owner=None)
-        if linked:
-            row.update(incident=linked[0], outcome="attached")
+        linked = None if alert.get("rejected") else self._open_incident_of(alert["fingerprint"], alert["labels"])
+        if alert.get("rejected"):
+            row.update(incident=None, outcome="rejected", reason=alert["rejected"])
+        elif linked:
+            row.update(incident=linked, outcome="attached")
         elif alert["status"] == "resolved":
             row.update(incident=None, outcome="resolved",
                        reason=row.get("reason") or "resolved before runbook saw it fire")
@@ -72,6 +84,23 @@ class SqlAlertLedger:
         self._run(f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) VALUES "
                   f"({', '.join('?' * len(ALERT_COLUMNS))})", values)
         return row, True
+
+    def _alert_row(self, fingerprint: str, starts_at: str) -> dict | None:
+        found = self._run(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE fingerprint = ? AND starts_at = ?",
+                          [fingerprint, starts_at]).fetchone()
+        return alert_row(found) if found is not None else None
+
+    def _open_incident_of(self, fingerprint: str, labels: dict) -> str | None:
+        """The still open incident of the latest earlier occurrence of the same alert: the same
+        fingerprint (or the key of its own it was given) and the same labels."""
+        keys = [fingerprint, other_fingerprint(fingerprint, labels)]
+        for incident, stored in self._run(
+                "SELECT a.incident, a.labels FROM alerts a JOIN incidents i ON i.id = a.incident WHERE "
+                f"a.fingerprint IN (?, ?) AND i.status IN ({', '.join('?' * len(STILL_OPEN))}) "
+                "ORDER BY a.starts_at DESC", [*keys, *STILL_OPEN]):
+            if json.loads(stored or "{}") == labels:
+                return incident
+        return None
 
     def _unused_id(self, draw) -> str:
         for _ in range(100):
