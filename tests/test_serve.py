@@ -537,3 +537,25 @@ def test_an_empty_alert_fingerprint_is_refused(engine):
     with pytest.raises(Exception, match="fingerprint is empty"):
         engine.open("queue-stuck", "ana", alert="  ")
     assert engine.alerts()[0]["outcome"] == "unmatched"
+
+
+def test_cli_lists_a_rejected_alert_with_why(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from runbook.cli import cli
+    from runbook.serve.alertmanager import parse
+
+    db = tmp_path / "incidents.db"
+    monkeypatch.setenv("RUNBOOK_DB", str(db))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    eng = Engine(Store(str(db), key=None), VirtualClock(), None, catalog())
+    alerts, _ = parse(json.dumps(payload({**alert(instance="\udc80")})).encode())
+    eng.receive_alerts(alerts)
+    eng.store.close()
+    base = ["--catalog", str(HERE / "serve_catalog")]
+    listed = CliRunner().invoke(cli, [*base, "alerts", "--unmatched"])
+    assert listed.exit_code == 0, listed.output
+    assert "firing   DiskFull  rejected" in listed.output
+    assert "alerts[0].labels.instance: holds a lone surrogate (\\udc80) at character 1" in listed.output
+    (row,) = json.loads(CliRunner().invoke(cli, [*base, "alerts", "--json"]).output)
+    assert row["outcome"] == "rejected" and row["labels"] == {"alertname": "DiskFull"}

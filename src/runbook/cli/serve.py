@@ -137,7 +137,8 @@ def _hostport(address) -> str:
 
 
 @click.command("alerts", short_help="List the alerts runbook serve received (unmatched first to look at).")
-@click.option("--unmatched", is_flag=True, help="Only alerts no playbook took (unmatched or failed to open).")
+@click.option("--unmatched", is_flag=True,
+              help="Only alerts no playbook took (unmatched, failed to open, or rejected as malformed).")
 @click.option("--incident", "incident_id", default=None, help="Only the alerts linked to this incident.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @json_option()
@@ -146,7 +147,8 @@ def alerts(ctx: Context, unmatched, incident_id, limit, as_json):
     """List the alerts `runbook serve` received, the latest first: each alert's name, labels,
     status (firing, resolved) and what became of it: opened INC-…, attached to an open incident,
     unmatched (no playbook symptom matches its labels), failed (the playbook could not open from
-    these labels, with why), resolved (runbook heard of it only once resolved).
+    these labels, with why), resolved (runbook heard of it only once resolved), rejected (malformed:
+    where and why; fix the sender).
 
     \b
     Examples:
@@ -160,7 +162,7 @@ def alerts(ctx: Context, unmatched, incident_id, limit, as_json):
         incident_id = service.query("resolve_id", incident_id)
     rows = service.read(alert_rows, incident=incident_id, limit=None if unmatched else limit)
     if unmatched:
-        rows = [r for r in rows if r["outcome"] in ("unmatched", "failed")][:limit]
+        rows = [r for r in rows if r["outcome"] in ("unmatched", "failed", "rejected")][:limit]
     if as_json:
         dump(rows)
         return
