@@ -3,7 +3,9 @@ engine service (runbook/service.py).
 
 Routes (JSON unless said otherwise):
   POST /alertmanager   Alertmanager webhook (payload version 4); bearer token required
-  GET  /api/alerts     the alerts received, latest first (?outcome=unmatched); bearer token required
+  GET  /api/alerts     the alerts received, latest first (?outcome=unmatched), a page at a time
+                       (?limit=, at most MAX_PAGE rows and about PAGE_BYTES; the next page's
+                       address in the Link header, rel="next"); bearer token required
   GET  /healthz        "ok" when the incident database answers; no token, says nothing else
 
 Status codes say what a sender should do: 200 taken (each alert's outcome in the body; a
@@ -24,17 +26,21 @@ alert ledger keeps each alert to one incident.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
+import json
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urlencode
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from runbook.catalog.durations import format_duration
 from runbook.errors import RunbookError
 from runbook.read_models import alert_rows
 from runbook.serve.alertmanager import PayloadError, parse
@@ -44,6 +50,11 @@ from runbook.text import one_line
 log = logging.getLogger("runbook.serve")
 
 DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_RETENTION = 30 * 86400  # the alert ledger forgets what it last heard of 30 days ago...
+PRUNE_EVERY = 3600  # ...looked at once an hour (and at start)
+PAGE = 200  # /api/alerts rows by default
+MAX_PAGE = 1000
+PAGE_BYTES = 1024 * 1024  # a page ends after the row that takes it past this much JSON
 
 
 class ServeConfig(NamedTuple):
@@ -52,6 +63,7 @@ class ServeConfig(NamedTuple):
     tick_every: float = 1.0  # seconds between timer passes over the open incidents (0: no ticking)
     catalog_paths: tuple = ()  # reloaded on the timer pass when a file under them changes
     view_token: str | None = None  # the status page's viewer token; None: the page is off
+    alert_retention: float = DEFAULT_RETENTION  # seconds an alert is kept after last heard of (0: for ever)
 
 
 class CatalogWatcher:
@@ -76,7 +88,10 @@ class CatalogWatcher:
         return tuple(found)
 
     def changed(self) -> bool:
-        now = self.signature()
+        try:
+            now = self.signature()
+        except OSError:  # a directory unreadable for now (or no file descriptor free): as it was
+            return False
         if now == self.seen:
             return False
         self.seen = now
@@ -111,6 +126,21 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _token(key: tuple) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _cursor(token: str) -> tuple | None:
+    """The (last_seen, fingerprint, starts_at) a page cursor holds, or None when it is not one."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError:
+        return None
+    if isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) and len(k) <= 200 for k in key):
+        return tuple(key)
+    return None
+
+
 def _recover(engine) -> None:
     """Open the incidents of alerts a server that is gone left pending (at start; the timer
     passes do it too)."""
@@ -139,6 +169,9 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
             return unauthorized()
         try:
             body = await read_body(request, config.max_body)
+        except ClientDisconnect:  # gone, or its body was late (the server answered 408): nobody to tell
+            log.info("a delivery's sender left before its body arrived whole; nothing recorded")
+            return PlainTextResponse("", status_code=408)
         except TooLarge:
             return JSONResponse({"error": f"the body is over {config.max_body} bytes (runbook serve --max-body)"},
                                 status_code=413)
@@ -162,11 +195,29 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
             return unauthorized()
         outcome = request.query_params.get("outcome") or None
         try:
-            limit = int(request.query_params.get("limit", "200"))
+            limit = int(request.query_params.get("limit", str(PAGE)))
         except ValueError:
             return JSONResponse({"error": "limit: expected a whole number"}, status_code=400)
-        rows = await service.reads.run(alert_rows, outcome=outcome, limit=max(1, min(limit, 10_000)))
-        return JSONResponse(rows)
+        limit = max(1, min(limit, MAX_PAGE))
+        cursor = request.query_params.get("cursor")
+        after = _cursor(cursor) if cursor else None
+        if cursor and after is None:
+            return JSONResponse({"error": "cursor: not one this server gave; follow the Link header (rel=\"next\") "
+                                          "of the page before, or leave it out for the first page"}, status_code=400)
+        rows = await service.reads.run(alert_rows, outcome=outcome, limit=limit + 1, after=after)
+        page, size = [], 0
+        for row in rows[:limit]:
+            page.append(row)
+            size += len(json.dumps(row, ensure_ascii=False))
+            if size >= PAGE_BYTES:
+                break
+        headers = {}
+        if len(page) < len(rows):
+            last = page[-1]
+            query = urlencode({**({"outcome": outcome} if outcome else {}), "limit": limit,
+                               "cursor": _token((last["last_seen"], last["fingerprint"], last["starts_at"]))})
+            headers["Link"] = f'</api/alerts?{query}>; rel="next"'
+        return JSONResponse(page, headers=headers)
 
     async def health(request: Request):
         try:
@@ -177,9 +228,24 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
 
     watcher = CatalogWatcher(config.catalog_paths) if config.catalog_paths else None
 
+    async def prune():
+        try:
+            gone, _ = await service.ticks.run(lambda engine: engine.prune_alerts(config.alert_retention))
+        except RunbookError as exc:  # e.g. a role without DELETE on the ledger: said once an hour, nothing else stops
+            log.warning("could not forget old alerts (--alert-retention): %s", one_line(str(exc)))
+            return
+        if gone:
+            log.info("forgot %d alert(s) last heard of over %s ago (--alert-retention)", gone,
+                     format_duration(int(config.alert_retention)))
+
     async def ticking():
+        pruned_at = None
         while True:
             await asyncio.sleep(config.tick_every)
+            now = asyncio.get_running_loop().time()
+            if config.alert_retention and (pruned_at is None or now - pruned_at >= PRUNE_EVERY):
+                pruned_at = now
+                await prune()
             try:
                 if watcher is not None and watcher.changed():
                     catalog = await asyncio.get_running_loop().run_in_executor(None, _reload, watcher.paths)

@@ -158,14 +158,37 @@ class SqlAlertLedger:
 
     @guarded
     def alerts(self, outcome: str | None = None, incident: str | None = None, pending: bool = False,
-               limit: int | None = None, fingerprint: str | None = None) -> list[dict]:
+               limit: int | None = None, fingerprint: str | None = None, after: tuple | None = None) -> list[dict]:
         """Received alerts, the latest seen first; filtered by outcome, by incident, by fingerprint,
-        or only those still 'pending' (an incident reserved, not yet opened)."""
+        or only those still 'pending' (an incident reserved, not yet opened). `after`: a page
+        cursor, (last_seen, fingerprint, starts_at) of the last row of the page before."""
+        later = None
+        if after is not None:
+            seen, fingerprint_, starts = after
+            later = ("(last_seen < ? OR (last_seen = ? AND (fingerprint > ? OR (fingerprint = ? AND starts_at > ?))))",
+                     [seen, seen, fingerprint_, fingerprint_, starts])
         sql, params = where(("fingerprint = ?", fingerprint) if fingerprint else None,
                             ("outcome = ?", outcome) if outcome else None,
                             ("outcome = 'pending'",) if pending else None,
                             ("incident = ?", incident) if incident else None)
-        sql = f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts{sql} ORDER BY last_seen DESC, fingerprint"
+        if later:
+            sql += (" AND " if sql else " WHERE ") + later[0]
+            params += later[1]
+        sql = f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts{sql} ORDER BY last_seen DESC, fingerprint, starts_at"
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [alert_row(r) for r in self._run(sql, params).fetchall()]
+
+    @guarded
+    def prune_alerts(self, before: str, dry_run: bool = False) -> int:
+        """Forget the ledger rows last heard of before `before` (an ISO time), except what still
+        matters: a pending alert (its incident is still to open) and an alert of an incident still
+        open (its resolved delivery must find it). The number of rows (that would be) removed."""
+        open_ = ", ".join("?" * len(STILL_OPEN))
+        condition = (f"last_seen < ? AND outcome <> 'pending' AND (incident IS NULL OR incident NOT IN "
+                     f"(SELECT id FROM incidents WHERE status IN ({open_})))")
+        params = [before, *STILL_OPEN]
+        with self._write("ledger"):
+            if dry_run:
+                return self._run(f"SELECT count(*) FROM alerts WHERE {condition}", params).fetchone()[0]
+            return self._run(f"DELETE FROM alerts WHERE {condition}", params).rowcount

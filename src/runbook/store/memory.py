@@ -181,5 +181,5 @@ class MemoryStore:
         if state is not None:
             state.update(last_outcome=outcome, updated_at=now, incident=incident or state["incident"])
 
-    def alerts(self, outcome=None, incident=None, pending=False, limit=None, fingerprint=None):
+    def alerts(self, outcome=None, incident=None, pending=False, limit=None, fingerprint=None, after=None):
         return []  # simulations receive no alerts: the ledger belongs to `runbook serve`
