@@ -559,3 +559,108 @@ def test_cli_lists_a_rejected_alert_with_why(tmp_path, monkeypatch):
     assert "alerts[0].labels.instance: holds a lone surrogate (\\udc80) at character 1" in listed.output
     (row,) = json.loads(CliRunner().invoke(cli, [*base, "alerts", "--json"]).output)
     assert row["outcome"] == "rejected" and row["labels"] == {"alertname": "DiskFull"}
+
+
+def test_api_alerts_is_read_a_bounded_page_at_a_time(client, engine, monkeypatch):
+    """D16: /api/alerts returned up to 10,000 rows of up to 1 MiB; now a page at a time, the next
+    page's address in the Link header, every alert once across the pages."""
+    from runbook.serve import app as serve_app
+
+    for n in range(7):
+        post(client, payload(*[alert(f"Odd{n}", fingerprint=f"{n:02x}{m:02x}") for m in range(3)]))
+        engine.clock.advance(1)
+    seen, url, pages = [], "/api/alerts?limit=5", 0
+    while url:
+        response = client.get(url, headers=AUTH)
+        assert response.status_code == 200
+        page = response.json()
+        assert 0 < len(page) <= 5
+        seen += [r["fingerprint"] for r in page]
+        link = response.headers.get("link")
+        url = link[1:link.index(">")] if link else None
+        pages += 1
+    assert pages == 5 and len(seen) == len(set(seen)) == 21
+    assert seen[:3] == ["0600", "0601", "0602"]  # the latest first
+    assert len(client.get("/api/alerts?limit=100000", headers=AUTH).json()) == 21  # at most MAX_PAGE
+    monkeypatch.setattr(serve_app, "PAGE_BYTES", 1)  # a page ends once it holds this much JSON
+    one = client.get("/api/alerts", headers=AUTH)
+    assert len(one.json()) == 1 and 'rel="next"' in one.headers["link"]
+    for bad in ("nonsense", "W10", "%FF"):
+        refused = client.get(f"/api/alerts?cursor={bad}", headers=AUTH)
+        assert refused.status_code == 400 and "cursor: not one this server gave" in refused.json()["error"]
+
+
+def test_prune_forgets_old_alerts_but_never_pending_ones_or_those_of_open_incidents(engine):
+    opened = engine.receive_alerts([Alert("a1", "firing", "2026-11-30T10:00:00Z",
+                                          {"alertname": "QueueStuck", "service": "jobs"})])[0]
+    engine.receive_alerts([Alert("a2", "firing", "2026-11-30T10:00:00Z", {"alertname": "Nobody"}),
+                           Alert("a3", "firing", "", {"alertname": "Bad"}, rejected="alerts[0]: bad")])
+    dead = {"host": os.uname().nodename, "pid": 2 ** 22 + 23, "start": "1", "token": "gone"}
+    row = {**Alert("a4", "firing", "2026-11-30T10:00:00Z", {"alertname": "QueueStuck", "service": "jobs"})
+           ._asdict(), "alertname": "QueueStuck", "playbook": "queue-stuck", "symptom": "stuck", "reason": None}
+    engine.store.receive_alert(row, "2026-11-30T10:00:01Z", lambda: "INC-0DEAD4", dead)  # pending
+    engine.clock.advance(40 * 86400)
+    engine.receive_alerts([Alert("a5", "firing", "2026-12-30T10:00:00Z", {"alertname": "Recent"})])
+    assert engine.prune_alerts(30 * 86400, dry_run=True)[0] == 2
+    assert len(engine.alerts()) == 5
+    assert engine.prune_alerts(30 * 86400)[0] == 2
+    assert sorted(r["fingerprint"] for r in engine.alerts()) == ["a1", "a4", "a5"]
+    engine.resolve(opened.incident, "ana")  # its incident closed: its alert may go now
+    assert engine.prune_alerts(30 * 86400)[0] == 1
+    assert sorted(r["fingerprint"] for r in engine.alerts()) == ["a4", "a5"]
+
+
+def test_cli_alerts_prune(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from runbook.cli import cli
+
+    db = tmp_path / "incidents.db"
+    monkeypatch.setenv("RUNBOOK_DB", str(db))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    eng = Engine(Store(str(db), key=None), VirtualClock(), None, catalog())  # its clock: 2026-01-05
+    eng.receive_alerts([Alert("b1", "firing", "2026-01-05T08:00:00Z", {"alertname": "Old"})])
+    eng.store.close()
+    runner = CliRunner()
+    dry = runner.invoke(cli, ["alerts", "prune", "--older-than", "1d", "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    assert {k: v for k, v in json.loads(dry.output).items() if k != "before"} == {
+        "pruned": 1, "older_than": "1d", "dry_run": True}
+    assert "b1" in runner.invoke(cli, ["alerts"]).output
+    done = runner.invoke(cli, ["alerts", "prune", "--older-than", "1d"])
+    assert done.exit_code == 0 and done.output == "forgot 1 alert(s) last heard of over 1d ago\n"
+    assert "no alerts received" in runner.invoke(cli, ["alerts"]).output
+    for bad in ("soon", "0s"):
+        refused = runner.invoke(cli, ["alerts", "prune", "--older-than", bad])
+        assert refused.exit_code == 2 and "--older-than" in refused.output and "Traceback" not in refused.output
+    assert runner.invoke(cli, ["alerts", "prune"]).exit_code == 2
+
+
+def test_a_session_holding_runbooks_lock_makes_healthz_503_and_the_intake_busy_not_hung(pg_cluster, monkeypatch):
+    """D11: any database session holding runbook's advisory lock hung the whole server; now every
+    session waits for a lock at most lock_timeout and /healthz says what is wrong."""
+    import psycopg
+
+    from runbook.store import open_store, postgres
+
+    monkeypatch.setattr(postgres, "LOCK_TIMEOUT", 0.5)
+    monkeypatch.setattr(postgres, "HEALTH_LOCK_TIMEOUT", 0.2)
+    url = pg_cluster.new_schema()
+    engine = Engine(open_store(url, key=None), VirtualClock(), None, catalog())
+    holder = psycopg.connect(url, autocommit=True)
+    try:
+        app = build_app(EngineService(engine), ServeConfig(TOKEN, tick_every=0))
+        with TestClient(app) as client:
+            assert client.get("/healthz").text == "ok\n"
+            holder.execute("SELECT pg_advisory_lock(%s, %s)", [postgres.LOCK_CLASS, postgres.LEDGER_LOCK])
+            sick = client.get("/healthz")
+            assert sick.status_code == 503 and "is busy: a lock runbook needs is held by another session" in sick.text
+            refused = client.post("/alertmanager", content=json.dumps(payload(alert(instance="e.example"))),
+                                  headers=AUTH)
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+            holder.execute("SELECT pg_advisory_unlock_all()")
+            assert client.get("/healthz").text == "ok\n"
+            assert outcomes(post(client, payload(alert(instance="e.example")))) == [("DiskFull", "pending")]
+    finally:
+        holder.close()
+        engine.store.close()

@@ -592,6 +592,10 @@ class Engine(StepCommands):
 
     # time ---------------------------------------------------------------------------------
 
+    def health(self) -> None:
+        """StoreError when the store could not take an append now (serve's /healthz)."""
+        self.store.health()
+
     def change_cursor(self) -> int:
         """Where the log of every incident ends now: live views wait for changes after it."""
         return self.store.change_cursor()

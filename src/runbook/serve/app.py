@@ -6,7 +6,8 @@ Routes (JSON unless said otherwise):
   GET  /api/alerts     the alerts received, latest first (?outcome=unmatched), a page at a time
                        (?limit=, at most MAX_PAGE rows and about PAGE_BYTES; the next page's
                        address in the Link header, rel="next"); bearer token required
-  GET  /healthz        "ok" when the incident database answers; no token, says nothing else
+  GET  /healthz        "ok" when the incident database could take an append now (503 with why when
+                       not: unreachable, or a lock runbook needs held elsewhere); no token
 
 Status codes say what a sender should do: 200 taken (each alert's outcome in the body; a
 malformed alert is recorded as "rejected" with the reason, the others as usual); 400 the body
@@ -221,7 +222,7 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
 
     async def health(request: Request):
         try:
-            await service.reads.run(lambda engine: engine.change_cursor())
+            await service.reads.run(lambda engine: engine.health())
         except RunbookError as exc:
             return PlainTextResponse(f"unhealthy: {one_line(str(exc))}\n", status_code=503)
         return PlainTextResponse("ok\n")

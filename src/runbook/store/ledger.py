@@ -165,7 +165,7 @@ class SqlAlertLedger:
         later = None
         if after is not None:
             seen, fingerprint_, starts = after
-            later = ("(last_seen < ? OR (last_seen = ? AND (fingerprint > ? OR (fingerprint = ? AND starts_at > ?))))",
+            later = ("(last_seen < ? OR (last_seen = ? AND (fingerprint > ? OR (fingerprint = ? AND starts_at < ?))))",
                      [seen, seen, fingerprint_, fingerprint_, starts])
         sql, params = where(("fingerprint = ?", fingerprint) if fingerprint else None,
                             ("outcome = ?", outcome) if outcome else None,
@@ -174,7 +174,7 @@ class SqlAlertLedger:
         if later:
             sql += (" AND " if sql else " WHERE ") + later[0]
             params += later[1]
-        sql = f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts{sql} ORDER BY last_seen DESC, fingerprint, starts_at"
+        sql = f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts{sql} ORDER BY last_seen DESC, fingerprint, starts_at DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [alert_row(r) for r in self._run(sql, params).fetchall()]

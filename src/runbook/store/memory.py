@@ -150,6 +150,9 @@ class MemoryStore:
     def changes_since(self, cursor, limit=500):
         return self._changes[int(cursor):int(cursor) + int(limit)]
 
+    def health(self):
+        pass
+
     def change_cursor(self):
         return len(self._changes)
 
