@@ -55,14 +55,16 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
                         alert opens one incident on the playbook its labels
                         match (severity and parameters from the labels);
                         repeats add nothing; resolved alerts are recorded;
-                        alerts no playbook matches are kept (runbook alerts).
-    GET  /api/alerts    the alerts received, as JSON
+                        alerts no playbook matches are kept (runbook alerts),
+                        and so are malformed ones (rejected, with why)
+    GET  /api/alerts    the alerts received, as JSON, a page at a time
+                        (?limit=N; the next page in the Link header)
     GET  /              the status page (read-only, live): open incidents,
                         recently resolved ones; /incidents/ID for one. Needs
                         the viewer token (RUNBOOK_VIEW_TOKEN or
                         --view-token-file): give people the link
                         http://HOST:PORT/?token=VIEWER-TOKEN once
-    GET  /healthz       "ok" while the incident database answers
+    GET  /healthz       "ok" while the incident database could take an alert
     It also fires timers (escalations, reminders, the checks and stages of
     staged degradations) of open incidents.
 
