@@ -643,8 +643,8 @@ def test_a_session_holding_runbooks_lock_makes_healthz_503_and_the_intake_busy_n
 
     from runbook.store import open_store, postgres
 
-    monkeypatch.setattr(postgres, "LOCK_TIMEOUT", 0.5)
-    monkeypatch.setattr(postgres, "HEALTH_LOCK_TIMEOUT", 0.2)
+    monkeypatch.setattr(postgres, "LOCK_TIMEOUT", 0.5, raising=False)
+    monkeypatch.setattr(postgres, "HEALTH_LOCK_TIMEOUT", 0.2, raising=False)
     url = pg_cluster.new_schema()
     engine = Engine(open_store(url, key=None), VirtualClock(), None, catalog())
     holder = psycopg.connect(url, autocommit=True)

@@ -165,7 +165,8 @@ def _mapping(value, where: str, names: bool) -> dict:
             raise PayloadError(f"{where}: {_shown(key)} is not {'a label' if names else 'an annotation'} name ("
                                + ("[A-Za-z_][A-Za-z0-9_]*, " if names else "text without NUL or lone surrogates, ")
                                + f"1 to {MAX_NAME} characters)")
-        _text(item, f"{where}.{key}" if _LABEL_NAME.match(key) else f"{where}[{_shown(key)}]")
+        if not _is_text(item):  # (the place is spelled out only for the message)
+            _text(item, f"{where}.{key}" if _LABEL_NAME.match(key) else f"{where}[{_shown(key)}]")
     return dict(value)
 
 
