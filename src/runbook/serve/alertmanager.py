@@ -9,7 +9,8 @@ delivery would lose them.
 
 Bounds (an alert over one is rejected): at most MAX_LABELS labels and as many annotations; a label
 name matches [A-Za-z_][A-Za-z0-9_]* and an annotation name is text, both at most MAX_NAME
-characters; a value at most MAX_TEXT characters; all text valid Unicode (no lone surrogate such as
+characters; a value at most MAX_TEXT characters, and all names and values of one alert together at
+most MAX_ALERT_TEXT (what goes into the event log and the ledger stays small); all text valid Unicode (no lone surrogate such as
 \\udc80) without NUL; no number where text is expected (a number of more than MAX_DIGITS digits is
 never converted, so 100,000 digits cost nothing).
 
@@ -32,6 +33,7 @@ MAX_ALERTS = 1000
 MAX_LABELS = 64  # labels, and annotations
 MAX_NAME = 128  # one label or annotation name
 MAX_TEXT = 4096  # one label or annotation value, the generator URL, the receiver
+MAX_ALERT_TEXT = 32 * 1024  # the names and values of one alert's labels and annotations, together
 MAX_DIGITS = 32  # a longer number in the body is kept as a `Number` that says how long it was
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 _FINGERPRINT = re.compile(r"^[0-9a-fA-F]{1,64}$")
@@ -124,12 +126,13 @@ def _valid(value, names: bool) -> dict:
     """The entries of a labels or annotations object that are valid, within the bounds."""
     if not isinstance(value, dict):
         return {}
-    kept = {}
+    kept, total = {}, 0
     for key, item in value.items():
         if len(kept) == MAX_LABELS:
             break
-        if _is_name(key, names) and _is_text(item):
+        if _is_name(key, names) and _is_text(item) and total + len(key) + len(item) <= MAX_ALERT_TEXT // 2:
             kept[key] = item
+            total += len(key) + len(item)
     return kept
 
 
@@ -143,6 +146,10 @@ def _alert(item, where: str, receiver: str) -> Alert:
     if not labels:
         raise PayloadError(f"{where}.labels: an alert needs at least one label")
     annotations = _mapping(item.get("annotations", {}), f"{where}.annotations", names=False)
+    total = sum(len(k) + len(v) for mapping in (labels, annotations) for k, v in mapping.items())
+    if total > MAX_ALERT_TEXT:
+        raise PayloadError(f"{where}: its labels and annotations hold {total:,} characters together, at most "
+                           f"{MAX_ALERT_TEXT:,}")
     starts = _time(item.get("startsAt"), f"{where}.startsAt")
     ends = item.get("endsAt")
     ends = None if ends in (None, "", ZERO_TIME) else _time(ends, f"{where}.endsAt")
