@@ -605,7 +605,7 @@ def test_prune_forgets_old_alerts_but_never_pending_ones_or_those_of_open_incide
     engine.receive_alerts([Alert("a5", "firing", "2026-12-30T10:00:00Z", {"alertname": "Recent"})])
     assert engine.prune_alerts(30 * 86400, dry_run=True)[0] == 2
     assert len(engine.alerts()) == 5
-    assert engine.prune_alerts(30 * 86400)[0] == 2
+    assert engine.store.prune_alerts("2026-01-20T00:00:00Z", batch=1) == 2  # one a transaction
     assert sorted(r["fingerprint"] for r in engine.alerts()) == ["a1", "a4", "a5"]
     engine.resolve(opened.incident, "ana")  # its incident closed: its alert may go now
     assert engine.prune_alerts(30 * 86400)[0] == 1

@@ -3,16 +3,16 @@
 A body that cannot be read as a delivery at all (not UTF-8, not JSON, not an object, not version
 4, no list of alerts, more than MAX_ALERTS) is refused as a whole (400, nothing recorded): there is
 no alert in it to keep. Inside a readable delivery every alert is checked on its own: a malformed
-one becomes a `Rejected` alert (recorded in the ledger as "rejected", with where and why) and the
-valid ones next to it are taken as usual, because Alertmanager does not retry a 4xx and a refused
-delivery would lose them.
+one becomes an Alert whose `rejected` says where and why (recorded in the ledger as "rejected")
+and the valid ones next to it are taken as usual, because Alertmanager does not retry a 4xx and
+a refused delivery would lose them.
 
 Bounds (an alert over one is rejected): at most MAX_LABELS labels and as many annotations; a label
 name matches [A-Za-z_][A-Za-z0-9_]* and an annotation name is text, both at most MAX_NAME
-characters; a value at most MAX_TEXT characters, and all names and values of one alert together at
-most MAX_ALERT_TEXT (what goes into the event log and the ledger stays small); all text valid Unicode (no lone surrogate such as
-\\udc80) without NUL; no number where text is expected (a number of more than MAX_DIGITS digits is
-never converted, so 100,000 digits cost nothing).
+characters; a value at most MAX_TEXT characters, and all names and values of one alert together
+at most MAX_ALERT_TEXT (what reaches the event log and the ledger stays small); all text valid
+Unicode (no lone surrogate such as \\udc80) without NUL; no number where text is expected (a
+number of more than MAX_DIGITS digits is never converted, so 100,000 digits cost nothing).
 
     {"version": "4", "status": "firing", "receiver": "runbook", "groupKey": "...",
      "alerts": [{"status": "firing", "labels": {"alertname": "..."}, "annotations": {...},
@@ -104,13 +104,14 @@ def _rejected(item, reason: str, receiver: str) -> Alert:
     """A malformed alert as the ledger keeps it: what of it is valid (to recognise it by) and why it
     was rejected, under a key of its own (a hash of all it said: a repeat of it finds its row, and
     the valid alert a fixed sender sends later is not taken for it)."""
+    key = _digest(item, reason)
     item = item if isinstance(item, dict) else {}
     labels = _valid(item.get("labels"), names=True)
     status = item.get("status") if item.get("status") in ("firing", "resolved") else "unknown"
     starts = item.get("startsAt") if _is_time(item.get("startsAt")) else ""
     ends = item.get("endsAt") if _is_time(item.get("endsAt")) and item.get("endsAt") != ZERO_TIME else None
     url = item.get("generatorURL") if _is_text(item.get("generatorURL")) else ""
-    return Alert(_digest(item, reason), status, starts, labels, _valid(item.get("annotations"), names=False), ends,
+    return Alert(key, status, starts, labels, _valid(item.get("annotations"), names=False), ends,
                  url, receiver, rejected=reason)
 
 

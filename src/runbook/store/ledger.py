@@ -180,15 +180,22 @@ class SqlAlertLedger:
         return [alert_row(r) for r in self._run(sql, params).fetchall()]
 
     @guarded
-    def prune_alerts(self, before: str, dry_run: bool = False) -> int:
+    def prune_alerts(self, before: str, dry_run: bool = False, batch: int = 1000) -> int:
         """Forget the ledger rows last heard of before `before` (an ISO time), except what still
         matters: a pending alert (its incident is still to open) and an alert of an incident still
-        open (its resolved delivery must find it). The number of rows (that would be) removed."""
+        open (its resolved delivery must find it). The number of rows (that would be) removed.
+        `batch` rows a transaction, so a delivery never waits long on the ledger's lock."""
         open_ = ", ".join("?" * len(STILL_OPEN))
         condition = (f"last_seen < ? AND outcome <> 'pending' AND (incident IS NULL OR incident NOT IN "
                      f"(SELECT id FROM incidents WHERE status IN ({open_})))")
         params = [before, *STILL_OPEN]
-        with self._write("ledger"):
-            if dry_run:
-                return self._run(f"SELECT count(*) FROM alerts WHERE {condition}", params).fetchone()[0]
-            return self._run(f"DELETE FROM alerts WHERE {condition}", params).rowcount
+        if dry_run:
+            return self._run(f"SELECT count(*) FROM alerts WHERE {condition}", params).fetchone()[0]
+        gone = 0
+        while True:
+            with self._write("ledger"):
+                done = self._run(f"DELETE FROM alerts WHERE (fingerprint, starts_at) IN (SELECT fingerprint, "
+                                 f"starts_at FROM alerts WHERE {condition} LIMIT {int(batch)})", params).rowcount
+            gone += done
+            if done < batch:
+                return gone
