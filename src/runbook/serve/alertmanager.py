@@ -51,7 +51,7 @@ class Number:
     to convert one of over 4,300 digits, and converting is quadratic below that)."""
 
     def __init__(self, text: str):
-        self.digits = len(text.lstrip("-"))
+        self.digits = sum(ch.isdigit() for ch in text)
         self.key = hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
