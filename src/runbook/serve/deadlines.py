@@ -7,7 +7,8 @@ its body: enough of them fill the file-descriptor limit, and then neither the in
 from the end of its previous answer, to send a whole request (headers and body); past that it
 is closed, with a 408 when the headers were in and a body was still due (the app waiting on
 that body hears the client left). The time an answer takes is not counted: a long-lived
-answer (the status page's live updates) is never cut.
+answer (the status page's live updates) is never cut. So `runbook serve` always speaks h11,
+even where httptools is installed (Uvicorn's "auto" would take it, without this deadline).
 """
 
 from __future__ import annotations
