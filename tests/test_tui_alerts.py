@@ -247,3 +247,19 @@ def test_snapshot_home_with_alerts_at_80x24(world, snap_compare, monkeypatch):
         await settle(pilot)
 
     assert snap_compare(world.app(), terminal_size=(80, 24), run_before=ready)
+
+
+def test_a_rejected_alert_is_listed_with_why(world):
+    """A malformed alert the intake kept (serve/alertmanager.py) is shown with where and why, so
+    someone fixes its sender; it is not offered for opening: there is nothing valid to open from."""
+    (kept,) = world.engine.receive_alerts([Alert("0123abcd", "firing", "", {"alertname": "VideoLoss"},
+                                                 rejected="alerts[0].labels.region: holds a lone surrogate")])
+    assert kept.outcome == "rejected"
+    app = world.app()
+
+    async def scenario():
+        async with app.run_test(size=(120, 24)) as pilot:
+            await settle(pilot)
+            return rows(app)
+    (shown,) = asyncio.run(scenario())
+    assert "VideoLoss REJECTED alerts[0].labels.region: holds a lone surrogate" in shown

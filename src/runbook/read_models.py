@@ -20,10 +20,11 @@ def incident_rows(engine, **filters) -> list[dict]:
 
 
 def alert_rows(engine, outcome: str | None = None, incident: str | None = None, limit: int | None = None,
-               also: tuple[str, ...] = ()) -> list[dict]:
+               also: tuple[str, ...] = (), after: tuple | None = None) -> list[dict]:
     """The alerts received, the latest first, without the owner record (internal); `also`: the
-    latest `limit` of those outcomes too, even behind many newer alerts."""
-    rows = engine.alerts(outcome=outcome, incident=incident, limit=limit)
+    latest `limit` of those outcomes too, even behind many newer alerts; `after`: a page cursor
+    (last_seen, fingerprint, starts_at of the row before)."""
+    rows = engine.alerts(outcome=outcome, incident=incident, limit=limit, after=after)
     for each in also:
         rows += engine.alerts(outcome=each, limit=limit)
     for row in rows:

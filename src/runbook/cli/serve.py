@@ -38,10 +38,16 @@ def _size(text: str) -> int:
 @click.option("--max-body", default="1MiB", show_default=True, help="Largest request body taken (bytes, KiB, MiB).")
 @click.option("--tick", "tick_every", default=1.0, show_default=True, type=click.FloatRange(0.05, 60),
               help="Seconds between timer passes (escalations, reminders, page retries) over open incidents.")
+@click.option("--alert-retention", default="30d", show_default=True, metavar="DURATION|off",
+              help="Forget alerts last heard of longer ago than this (checked hourly); off keeps them.")
+@click.option("--request-timeout", default=10.0, show_default=True, type=click.FloatRange(0.5, 300),
+              help="Seconds a client has to send a whole request (headers and body) after connecting or "
+                   "after its previous answer; then the connection is closed (408 when a body was due).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="How much to log to stderr.")
 @click.pass_obj
-def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_every, log_level):
+def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_every, alert_retention,
+          request_timeout, log_level):
     """Run runbook as a long-running server until interrupted (Ctrl-C or SIGTERM).
 
     \b
@@ -49,14 +55,16 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
                         alert opens one incident on the playbook its labels
                         match (severity and parameters from the labels);
                         repeats add nothing; resolved alerts are recorded;
-                        alerts no playbook matches are kept (runbook alerts).
-    GET  /api/alerts    the alerts received, as JSON
+                        alerts no playbook matches are kept (runbook alerts),
+                        and so are malformed ones (rejected, with why)
+    GET  /api/alerts    the alerts received, as JSON, a page at a time
+                        (?limit=N; the next page in the Link header)
     GET  /              the status page (read-only, live): open incidents,
                         recently resolved ones; /incidents/ID for one. Needs
                         the viewer token (RUNBOOK_VIEW_TOKEN or
                         --view-token-file): give people the link
                         http://HOST:PORT/?token=VIEWER-TOKEN once
-    GET  /healthz       "ok" while the incident database answers
+    GET  /healthz       "ok" while the incident database could take an alert
     POST /pagerduty     PagerDuty V3 webhooks: an acknowledgement made in
                         PagerDuty acknowledges the incident (as the roster
                         person with that pagerduty: user id); resolves and
@@ -93,7 +101,7 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
 
     import uvicorn
 
-    from runbook.serve import ServeError, read_token
+    from runbook.serve import ServeError, deadlines, read_token
     from runbook.serve.app import ServeConfig, build_app
 
     token = read_token("RUNBOOK_SERVE_TOKEN", token_file, "intake token")
@@ -111,6 +119,7 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
 
     chat_room = matrix.check_configuration()
     limit = _size(max_body)
+    retention = _retention(alert_retention)
     engine = ctx.engine(catalog=True)  # the catalog and the database checked before listening
     if engine.catalog.errors:
         echo(f"runbook serve: warning: the catalog has {len(engine.catalog.errors)} error(s); invalid documents "
@@ -118,17 +127,35 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
     sock = _listen(host, port, ServeError)
     where = sock.getsockname()
     logging.basicConfig(level=log_level.upper(), format="runbook serve: %(message)s")
+    logging.getLogger("asyncio").addFilter(deadlines.AcceptFailures())
     page = f"status page http://{_hostport(where)}/" if view_token else "status page off (no RUNBOOK_VIEW_TOKEN)"
     if chat_room:
         page += f"; chat in {one_line(chat_room)}"
     echo(f"runbook serve: listening on http://{_hostport(where)} (POST /alertmanager; {page}); Ctrl-C stops",
          err=True)
     app = build_app(ctx.engine_service(catalog=True, lanes=True),
-                    ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token, pd_secret,
-                               chat_every=0.25 if chat_room else 0.0))
+                    ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token,
+                                pagerduty_secret=pd_secret, chat_every=0.25 if chat_room else 0.0,
+                                alert_retention=retention))
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug",
-                                           lifespan="on", timeout_graceful_shutdown=5))
+                                           lifespan="on", timeout_graceful_shutdown=5,
+                                           http=deadlines.protocol(request_timeout)))
     server.run(sockets=[sock])
+
+
+def _retention(text: str) -> float:
+    from runbook.catalog.durations import parse_duration
+
+    if text.strip().lower() == "off":
+        return 0
+    try:
+        seconds = parse_duration(text.strip())
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc}, or off", param_hint="--alert-retention") from None
+    if seconds <= 0:
+        raise click.BadParameter("expected a duration longer than 0s (like 30d), or off",
+                                 param_hint="--alert-retention")
+    return seconds
 
 
 def _listen(host: str, port: int, error) -> socket.socket:
@@ -155,31 +182,38 @@ def _hostport(address) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-@click.command("alerts", short_help="List the alerts runbook serve received (unmatched first to look at).")
-@click.option("--unmatched", is_flag=True, help="Only alerts no playbook took (unmatched or failed to open).")
+@click.group("alerts", invoke_without_command=True,
+             short_help="List the alerts runbook serve received (unmatched first to look at); prune old ones.")
+@click.option("--unmatched", is_flag=True,
+              help="Only alerts no playbook took (unmatched, failed to open, or rejected as malformed).")
 @click.option("--incident", "incident_id", default=None, help="Only the alerts linked to this incident.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @json_option()
 @click.pass_obj
-def alerts(ctx: Context, unmatched, incident_id, limit, as_json):
+@click.pass_context
+def alerts(click_ctx, ctx: Context, unmatched, incident_id, limit, as_json):
     """List the alerts `runbook serve` received, the latest first: each alert's name, labels,
     status (firing, resolved) and what became of it: opened INC-…, attached to an open incident,
     unmatched (no playbook symptom matches its labels), failed (the playbook could not open from
-    these labels, with why), resolved (runbook heard of it only once resolved).
+    these labels, with why), resolved (runbook heard of it only once resolved), rejected (malformed:
+    where and why; fix the sender).
 
     \b
     Examples:
       runbook alerts --unmatched
       runbook alerts --incident INC-854ABC --json
+      runbook alerts prune --older-than 30d --dry-run
     """
     from runbook.read_models import alert_rows
 
+    if click_ctx.invoked_subcommand is not None:
+        return
     service = ctx.engine_service()
     if incident_id:
         incident_id = service.query("resolve_id", incident_id)
     rows = service.read(alert_rows, incident=incident_id, limit=None if unmatched else limit)
     if unmatched:
-        rows = [r for r in rows if r["outcome"] in ("unmatched", "failed")][:limit]
+        rows = [r for r in rows if r["outcome"] in ("unmatched", "failed", "rejected")][:limit]
     if as_json:
         dump(rows)
         return
@@ -196,3 +230,43 @@ def alerts(ctx: Context, unmatched, incident_id, limit, as_json):
             echo(f"    {one_line(labels)}")
         if row["reason"]:
             echo(f"    {one_line(row['reason'])}")
+
+
+@alerts.command("prune", short_help="Forget alerts last heard of long ago.")
+@click.option("--older-than", "older_than", required=True, metavar="DURATION",
+              help="Forget alerts last heard of more than this long ago (30d, 12h, 1w).")
+@click.option("--dry-run", is_flag=True, help="Only count what would go.")
+@json_option(help='Print {"pruned": N, "older_than": ..., "before": ..., "dry_run": ...}.')
+@click.pass_obj
+def prune(ctx: Context, older_than, dry_run, as_json):
+    """Forget the alerts `runbook serve` last heard of more than DURATION ago. An alert still
+    pending (its incident is being opened) or linked to an incident still open is kept whatever
+    its age: its resolved delivery must find it. `runbook serve` does the same once an hour with
+    --alert-retention (30d by default).
+
+    Choose DURATION longer than Alertmanager's repeat_interval: a firing alert is heard of again
+    at every repeat, but one forgotten and then repeated is taken as new (a new incident when no
+    open incident has it).
+
+    On PostgreSQL, forgetting needs DELETE on the alerts table (the database owner's role).
+
+    \b
+    Examples:
+      runbook alerts prune --older-than 30d --dry-run
+      runbook alerts prune --older-than 90d --json
+    """
+    from runbook.catalog.durations import parse_duration
+
+    try:
+        seconds = parse_duration(older_than.strip())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    if seconds <= 0:
+        raise click.BadParameter("expected a duration longer than 0s, like 30d", param_hint="--older-than")
+    service = ctx.engine_service()
+    count, before = service.command("prune_alerts", seconds, dry_run=dry_run)
+    if as_json:
+        dump({"pruned": count, "older_than": older_than.strip(), "before": before, "dry_run": dry_run})
+        return
+    verb = "would forget" if dry_run else "forgot"
+    echo(f"{verb} {count} alert(s) last heard of over {older_than.strip()} ago")

@@ -17,6 +17,7 @@ in `engine/effects.py`.
 from __future__ import annotations
 
 from contextlib import nullcontext
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from runbook.catalog.suggest import did_you_mean
@@ -441,9 +442,17 @@ class Engine(StepCommands):
 
         return intake.recover(self, actor)
 
-    def alerts(self, outcome: str | None = None, incident: str | None = None, limit: int | None = None) -> list[dict]:
-        """The alerts received, the latest seen first: all, by outcome (unmatched...), or one incident's."""
-        return self.store.alerts(outcome=outcome, incident=incident, limit=limit)
+    def alerts(self, outcome: str | None = None, incident: str | None = None, limit: int | None = None,
+               after: tuple | None = None) -> list[dict]:
+        """The alerts received, the latest seen first: all, by outcome (unmatched...), or one
+        incident's; `after`: from the row after this (last_seen, fingerprint, starts_at) on."""
+        return self.store.alerts(outcome=outcome, incident=incident, limit=limit, after=after)
+
+    def prune_alerts(self, older_than: float, dry_run: bool = False) -> tuple[int, str]:
+        """Forget the alerts last heard of more than `older_than` seconds ago, but for those
+        still pending or linked to an open incident: (how many (would) go, the time before which)."""
+        before = iso(self.clock.now() - timedelta(seconds=older_than))
+        return self.store.prune_alerts(before, dry_run), before
 
     def record_simulation(self, drill: str, playbook: str, runs: int, seed: int, created_at: str,
                           summary: dict) -> int:
@@ -586,6 +595,10 @@ class Engine(StepCommands):
         return self.effects.reconcile(incident, force) + pages.settle(self, incident, force)
 
     # time ---------------------------------------------------------------------------------
+
+    def health(self) -> None:
+        """StoreError when the store could not take an append now (serve's /healthz)."""
+        self.store.health()
 
     def change_cursor(self) -> int:
         """Where the log of every incident ends now: live views wait for changes after it."""

@@ -17,7 +17,13 @@ a row of its own. What happens to an alert the first time runbook hears of it:
   on the TUI home, never dropped;
 - resolved: recorded on its incident (severity rises stop counting); once every alert linked to
   the incident has resolved, a playbook with `on_alert_resolved: resolve` resolves the incident
-  too. Nothing resolves an incident on its own otherwise.
+  too. Nothing resolves an incident on its own otherwise;
+- malformed (the source checks each alert on its own, serve/alertmanager.py): kept as "rejected"
+  with where and why, under a key of its own, and never acted on.
+
+An alert is the same alert only when its labels are the same too: a sender that reuses a known
+fingerprint for other labels (a bug, or a forgery) gets a row of its own, never the other
+alert's incident.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class Alert(NamedTuple):
     ends_at: str | None = None
     generator_url: str = ""
     receiver: str = ""
+    rejected: str | None = None  # malformed: where and why (kept in the ledger as "rejected", never acted on)
 
     @property
     def name(self) -> str:
@@ -95,7 +102,7 @@ class Received(NamedTuple):
         """What the sender is told once the alert is durable, before anything acts on it: a new
         matched alert is "pending" with the incident id reserved for it."""
         stored, alert = self.stored, self.alert
-        if self.new or stored["outcome"] == "pending":
+        if self.new or stored["outcome"] in ("pending", "rejected"):
             return _outcome(stored, alert, stored["outcome"])
         if alert.status == RESOLVED and stored["status"] != RESOLVED:
             return _outcome(stored, alert, "resolved")
@@ -118,11 +125,14 @@ def record(engine, alerts: list[Alert], owner: dict) -> list[Received]:
     `owner` (who is to open it; a crash leaves it to `recover`). Nothing calls a plugin here."""
     rows = []
     for alert in alerts:
-        playbook, symptom, reason = match(engine.catalog, alert.labels)
+        playbook, symptom, reason = (None, None, alert.rejected) if alert.rejected else match(engine.catalog,
+                                                                                                  alert.labels)
         rows.append({**alert._asdict(), "alertname": alert.name, "playbook": playbook, "symptom": symptom,
                      "reason": reason})
     stored = engine.store.receive_alerts(rows, iso(engine.clock.now()), new_incident_id, owner)
-    return [Received(alert, row, new) for alert, (row, new) in zip(alerts, stored)]
+    # the ledger may have kept an alert under a key of its own (a known fingerprint, other labels)
+    return [Received(alert._replace(fingerprint=row["fingerprint"]), row, new)
+            for alert, (row, new) in zip(alerts, stored)]
 
 
 def act(engine, received: list[Received], owner: dict, actor: str = ACTOR) -> list[Outcome]:
@@ -140,6 +150,8 @@ def _act(engine, received: Received, owner: dict, actor: str) -> Outcome:
             _attached(engine, stored, alert, actor)
             return _outcome(stored, alert, "attached")
         return _outcome(stored, alert, stored["outcome"])
+    if stored["outcome"] == "rejected":
+        return _outcome(stored, alert, "rejected")
     if stored["outcome"] == "pending" and _take_over(engine, stored, owner):
         return _open(engine, {**stored, "owner": owner}, actor)
     if alert.status == RESOLVED and stored["status"] != RESOLVED:

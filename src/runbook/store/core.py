@@ -359,6 +359,10 @@ class SqlStore:
         """The position of the last event appended (0 when there is none)."""
         return self._run(f"SELECT coalesce(max({self.change_column}), 0) FROM events").fetchone()[0]
 
+    def health(self) -> None:
+        """StoreError when the database could not take an append now (`/healthz`)."""
+        self.change_cursor()
+
     # drills --------------------------------------------------------------------------------
 
     @guarded

@@ -150,6 +150,9 @@ class MemoryStore:
     def changes_since(self, cursor, limit=500):
         return self._changes[int(cursor):int(cursor) + int(limit)]
 
+    def health(self):
+        pass
+
     def change_cursor(self):
         return len(self._changes)
 
@@ -181,5 +184,5 @@ class MemoryStore:
         if state is not None:
             state.update(last_outcome=outcome, updated_at=now, incident=incident or state["incident"])
 
-    def alerts(self, outcome=None, incident=None, pending=False, limit=None, fingerprint=None):
+    def alerts(self, outcome=None, incident=None, pending=False, limit=None, fingerprint=None, after=None):
         return []  # simulations receive no alerts: the ledger belongs to `runbook serve`

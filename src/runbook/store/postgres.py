@@ -63,6 +63,12 @@ CHANNEL = "runbook_events"
 LOCK_CLASS = 7_304_917  # the first key of runbook's advisory locks
 ORDER_LOCK, LEDGER_LOCK, MIGRATE_LOCK = 1, 2, 3
 CONNECT_TIMEOUT = 5
+# Every session waits at most LOCK_TIMEOUT for a lock (another session holding runbook's advisory
+# lock or an incident's row answers "busy, try again" instead of hanging the server) and runs a
+# statement at most STATEMENT_TIMEOUT; migrations, which may wait on each other, are exempt.
+LOCK_TIMEOUT = 5.0
+STATEMENT_TIMEOUT = 60.0
+HEALTH_LOCK_TIMEOUT = 2.0  # /healthz: how long runbook's locks may stay out of reach
 FEATURES = StoreFeatures(persistent=True, holds_writers=True, notifies=True, grants=True)
 
 _TYPES = {KEY: 'text COLLATE "C"',  # byte order, as SQLite compares: ids and ISO times sort the same on both
@@ -241,6 +247,8 @@ class PostgresStore(SqlStore, SqlAlertLedger):
         try:
             # an append that returned is on disk, whatever the server's default says
             conn.execute("SET synchronous_commit = on")
+            conn.execute(f"SET lock_timeout = '{int(LOCK_TIMEOUT * 1000)}ms'")
+            conn.execute(f"SET statement_timeout = '{int(STATEMENT_TIMEOUT * 1000)}ms'")
         except psycopg.Error as exc:
             conn.close()
             raise StoreError(f"cannot use the incident database {self.path}: {_one_line(exc, self.location)}") \
@@ -256,6 +264,11 @@ class PostgresStore(SqlStore, SqlAlertLedger):
     def _failure(self, exc: psycopg.Error) -> StoreError:
         where = f"the incident database {self.path}"
         why = _one_line(exc, self.location)
+        if isinstance(exc, pgerrors.LockNotAvailable):
+            return StoreError(f"{where} is busy: a lock runbook needs is held by another session (runbook's "
+                              "advisory lock, or an incident's row; see pg_locks); try again")
+        if isinstance(exc, pgerrors.QueryCanceled):
+            return StoreError(f"{where} took too long: {why}; try again")
         if isinstance(exc, pgerrors.InsufficientPrivilege):
             return StoreError(f"{where} refused: {why}; ask its owner for the grants in README "
                               "(Incidents on a team database)")
@@ -298,6 +311,16 @@ class PostgresStore(SqlStore, SqlAlertLedger):
             yield
 
     @guarded
+    def health(self) -> None:
+        """The locks every append and every alert delivery take are within reach (a session that
+        holds one makes this a StoreError within HEALTH_LOCK_TIMEOUT), and the log answers."""
+        with self.conn.transaction():
+            self.conn.execute(f"SET LOCAL lock_timeout = '{int(HEALTH_LOCK_TIMEOUT * 1000)}ms'")
+            for which in (LEDGER_LOCK, ORDER_LOCK):
+                self._lock(which)
+            self._run(f"SELECT coalesce(max({self.change_column}), 0) FROM events").fetchone()
+
+    @guarded
     def settings(self) -> dict:
         """What durability rests on, as the server reports it."""
         return {name: self.conn.execute(f"SHOW {name}").fetchone()[0]
@@ -325,6 +348,8 @@ class PostgresStore(SqlStore, SqlAlertLedger):
         applied = []
         try:
             with self.conn.transaction():
+                self.conn.execute("SET LOCAL lock_timeout = 0")  # a migration may take long, and wait on another
+                self.conn.execute("SET LOCAL statement_timeout = 0")
                 self._lock(MIGRATE_LOCK)  # a second process starting now waits, then finds nothing to do
                 self.conn.execute("CREATE TABLE IF NOT EXISTS migrations (id integer PRIMARY KEY, name text NOT NULL, "
                                   "applied_at timestamptz NOT NULL DEFAULT now())")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from runbook.errors import RunbookError
 from runbook.read_models import alert_rows, report
 from runbook.service import EngineService, ServiceClosed
-from runbook.tui.alert_views import MAX_ROWS, NEEDS_A_HUMAN, AlertView, build_alerts
+from runbook.tui.alert_views import MAX_ROWS, NEEDS_A_HUMAN, REJECTED, AlertView, build_alerts
 
 # The view records live in runbook/view_models.py, built by runbook/views.py (the status page renders them
 # too); the screens import them from here.
@@ -193,4 +193,4 @@ def _export(engine, incident: str, folder: str) -> str:
 
 
 def _alerts(engine) -> tuple[AlertView, ...]:
-    return build_alerts(alert_rows(engine, limit=MAX_ROWS, also=NEEDS_A_HUMAN), engine.clock.now())
+    return build_alerts(alert_rows(engine, limit=MAX_ROWS, also=(*NEEDS_A_HUMAN, REJECTED)), engine.clock.now())

@@ -330,7 +330,7 @@ def _alert_cells(alert: AlertView) -> tuple:
         name.append(" " + _labels(alert), style="" if loud else "dim")
     if alert.outcome in BECAME:
         became = Text(BECAME[alert.outcome].format(incident=alert.incident), style="green")
-    elif alert.outcome in ("unmatched", "failed"):
+    elif alert.outcome in ("unmatched", "failed", "rejected"):
         became = Text(alert.outcome.upper(), style="bold white on red" if loud else "red")
         became.append(f" {alert.reason}" if alert.reason else "", style="bold red" if loud else "dim")
     elif alert.outcome == "resolved" and not alert.incident:
