@@ -157,7 +157,7 @@ def main() -> None:
         return percentile(values, p) * 1000
 
     print(f"alert -> announcement in the room ({args.alerts} incidents, Synapse on loopback)")
-    print(f"  runbook serve + chat   p50 {ms(announce, 50):7.1f} ms  p99 {ms(announce, 99):6.1f} ms   (goal: p99 < 2 s)")
+    print(f"  runbook serve + chat   p50 {ms(announce, 50):7.1f} ms  p99 {ms(announce, 99):6.1f} ms (goal: p99 < 2 s)")
     print(f"  floor: client -> room  p50 {ms(floor, 50):7.1f} ms   p99 {ms(floor, 99):7.1f} ms")
     print(f"  ratio (p50)            {statistics.median(announce) / statistics.median(floor):.2f}")
     print(f"intake round trip, {args.rounds} flooded and {args.rounds} quiet rounds alternating "
