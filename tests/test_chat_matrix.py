@@ -217,9 +217,21 @@ def test_hook_chat_receive_takes_a_roster_persons_commands_as_that_person(chat):
 def test_approve_shows_what_was_approved_and_degrade_and_resolve_say_what_they_wrote(chat):
     iid = chat.engine.open("video-bad", "ana").id
     chat.engine.assign(iid, "ana", "commander", "amira")
-    chat.take(chat.say(f"!approve {iid}"))
+    chat.take(chat.say(f"!approve {iid}"))  # shows what it would approve, and the code for exactly that
+    assert not [e for e in chat.engine.state(iid).events if e.type == "approval_granted"]
+    shown = until(lambda: next((b for b in chat.bodies() if "needs approval by commander" in b), None),
+                  "the gate's content was not shown")
+    assert "$ echo drained" in shown and "prompt: Drain eu-west-1?" in shown
+    code = shown.rsplit(" ", 1)[1]
+    assert shown.endswith(f"!approve {iid} drain {code}") and len(code) == 8
+
+    chat.take(chat.say(f"!approve {iid} drain 00000000"))  # a code for something else: refused
+    assert not [e for e in chat.engine.state(iid).events if e.type == "approval_granted"]
+    until(lambda: any("is not what code 00000000 was shown for" in b for b in chat.bodies()), "no refusal")
+
+    chat.take(chat.say(f"!approve {iid} drain {code}"))
     granted = [e for e in chat.engine.state(iid).events if e.type == "approval_granted"]
-    assert [e.actor for e in granted] == ["amira"] and granted[0].record.digest  # bound as everywhere else
+    assert [e.actor for e in granted] == ["amira"] and granted[0].record.digest.startswith(code)
     until(lambda: any("approved by amira" in b and "$ echo drained" in b for b in chat.bodies()),
           "the approval reply does not show what was approved")
 
@@ -246,9 +258,63 @@ def test_a_command_delivered_twice_is_done_once(chat):
     command = ChatCommand("matrix", "$same-event-id", "@amira:localhost", f"!note {iid} only once")
     assert chat.bridge.handle(chat.engine, command)[0] == f"note added to {iid}"
     assert chat.bridge.handle(chat.engine, command) == ("", None)  # the homeserver redelivered it
-    notes = [e for e in chat.engine.state(iid).events if e.type == "note_added"]
+    events = chat.engine.state(iid).events
+    notes = [e for e in events if e.type == "note_added"]
     assert len(notes) == 1
-    assert [e.record.remote for e in chat.engine.state(iid).events if e.type == "chat_received"] == ["$same-event-id"]
+    received = [e for e in events if e.type == "chat_received"]
+    assert [e.record.remote for e in received] == ["$same-event-id"]
+    assert received[0].seq == notes[0].seq - 1  # one transaction: taken and done together, or neither
+
+
+def test_a_command_that_fails_is_not_marked_taken_and_the_others_are_still_done(chat, monkeypatch):
+    iid = chat.engine.open("video-bad", "ana").id
+    commands = [ChatCommand("matrix", "$boom", "@amira:localhost", f"!note {iid} first"),
+                ChatCommand("matrix", "$fine", "@amira:localhost", f"!ack {iid}")]
+    monkeypatch.setattr(chat.engine.plugins, "chat_receive", lambda: (commands, []))
+    replies = []
+    monkeypatch.setattr(chat.engine.plugins, "chat_send", lambda message, announce: replies.append(message) or
+                        (None, []))
+    real_note = chat.engine.note
+    monkeypatch.setattr(chat.engine, "note", lambda *a, **k: (_ for _ in ()).throw(OSError("disk gone")))
+    assert chat.bridge.receive(chat.engine) == 2
+    state = chat.engine.state(iid)
+    assert state.acknowledged_by == "amira"  # the second command was still done
+    assert "$boom" not in state.chat_received  # the failed one can be taken again
+    assert any("could not do it: disk gone" in m.text for m in replies)
+    monkeypatch.setattr(chat.engine, "note", real_note)
+    assert chat.bridge.handle(chat.engine, commands[0])[0] == f"note added to {iid}"  # delivered again: done
+
+
+def test_a_flood_of_commands_gets_no_more_than_ten_answers_a_minute(chat):
+    answered = [chat.bridge.handle(chat.engine, ChatCommand("matrix", f"$h{n}", "@eve:localhost", "!help"))[0]
+                for n in range(30)]
+    assert sum(1 for a in answered if a) == 10
+
+
+def test_the_root_edited_back_to_an_earlier_text_is_a_new_edit(chat):
+    iid = chat.engine.open("video-bad", "ana").id
+    chat.engine.acknowledge(iid, "ana")
+    until(chat.deliver, "nothing posted")
+    chat.engine.severity(iid, "ana", "SEV1")
+    chat.deliver()
+    chat.engine.severity(iid, "ana", "SEV2", reason="it was one region after all")
+    chat.deliver()
+    root = chat.engine.state(iid).chat_root
+    edits = [m["content"]["m.new_content"]["body"] for m in chat.messages()
+             if (m["content"].get("m.relates_to") or {}).get("event_id") == root
+             and m["content"]["m.relates_to"].get("rel_type") == "m.replace"]
+    assert [e.split(" ")[0] for e in edits][-2:] == ["SEV1", "SEV2"], edits  # the room shows SEV2 again
+
+
+def test_commands_written_while_runbook_was_away_are_taken_even_behind_a_busy_room(chat):
+    iid = chat.engine.open("video-bad", "ana").id
+    matrix.close()  # runbook away; the room goes on
+    remote = chat.say(f"!note {iid} written while you were away")
+    for n in range(105):  # more than one sync carries: the first sync is limited
+        chat.say(f"chatter {n}")
+    chat.take(remote)
+    notes = [e.record.text for e in chat.engine.state(iid).events if e.type == "note_added"]
+    assert notes == ["written while you were away"]
 
 
 def test_text_from_the_log_cannot_notify_the_room_or_inject_html(chat):

@@ -156,10 +156,19 @@ def test_keys_runbook_never_opened_and_other_event_types_are_answered_and_ignore
     assert server.state().last_seq == seq
 
 
+def test_a_live_drills_alert_keys_are_matched_too():
+    from runbook.engine.pages import KEY
+
+    assert KEY.match("runbook-DRL-1A2B3C-L1")[1] == "DRL-1A2B3C"
+    assert KEY.match("runbook-INC-1A2B3C-rtc-critical-L2-R2")[1] == "INC-1A2B3C"
+    assert KEY.match("other-INC-1A2B3C-L1") is None
+
+
 def test_not_a_v3_webhook_is_a_clear_400(server):
     for body, says in ((b"not json", "not JSON"), (b"[]", "no 'event' object"),
                        (b'{"event": {"event_type": "incident.acknowledged", "id": "1"}}', "no 'data' object"),
-                       (b'{"event": {"event_type": 5}}', "expected text")):
+                       (b'{"event": {"event_type": 5}}', "expected text"),
+                       (b"[" * 100_000 + b"]" * 100_000, "not JSON")):
         answer = server.post(body)
         assert answer.status_code == 400, body
         assert says in answer.json()["error"]

@@ -78,7 +78,7 @@ class Client:
 
         self.room_given, self.user = room, user
         self.room: str | None = None
-        self.commands: collections.deque[ChatCommand] = collections.deque(maxlen=1000)
+        self.commands: collections.deque[ChatCommand] = collections.deque()  # only `!` messages reach it
         self.loop = asyncio.new_event_loop()
         self.client = nio.AsyncClient(homeserver, user)
         self.client.access_token, self.client.user_id = token, user
@@ -134,13 +134,34 @@ class Client:
                 self.ready.set()
                 joined = answer.rooms.join.get(room)
                 oldest = (time.time() - FIRST_SYNC_WINDOW) * 1000 if first else 0
-                for event in joined.timeline.events if joined else ():
+                events = list(joined.timeline.events) if joined else []
+                if joined and joined.timeline.limited:  # more happened than one sync carries: page back
+                    events = await self._earlier(room, joined.timeline.prev_batch, since, oldest) + events
+                for event in events:
                     self._take(event, room, oldest)
                 since, first, pause = answer.next_batch, False, 1.0
             except Exception as exc:  # the homeserver is down or refused: keep runbook going, try again
                 log.warning("matrix: %s; trying again in %.0fs", one_line(str(exc))[:200], pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30.0)
+
+    async def _earlier(self, room: str, start: str | None, until: str | None, oldest: float) -> list:
+        """The room's events before a limited sync's first one, back to the previous sync (`until`)
+        or, on the first sync, to `oldest` (ms); oldest first."""
+        import nio
+
+        found: list = []
+        while start:
+            page = await self.client.room_messages(room, start=start, end=until, limit=100)
+            if not isinstance(page, nio.RoomMessagesResponse) or not page.chunk:
+                break
+            found = list(reversed(page.chunk)) + found
+            if until is None and page.chunk[-1].server_timestamp < oldest:
+                break
+            if page.end == start or len(found) > 10_000:
+                break
+            start = page.end
+        return found
 
     def _take(self, event, room: str, oldest: float) -> None:
         source = getattr(event, "source", {}) or {}
@@ -150,6 +171,8 @@ class Client:
                 or not body.lstrip().startswith("!") or event.server_timestamp < oldest):
             return
         relates = content.get("m.relates_to") or {}
+        if relates.get("rel_type") == "m.replace":
+            return  # an edit of a message already taken is not a new command
         thread = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
         self.commands.append(ChatCommand(CHANNEL, event.event_id, event.sender, body[:2000], thread))
 

@@ -21,6 +21,7 @@ twice does nothing the second time.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from datetime import datetime, timedelta
 
@@ -37,14 +38,15 @@ SHOWN = frozenset({"acknowledged", "escalated", "severity_changed", "degradation
 COMMANDS = {
     "ack": "!ack ID: acknowledge (stops the escalation ladder)",
     "note": "!note ID TEXT: add a note to the timeline",
-    "approve": "!approve ID [STEP]: approve the current (or named) step's gate",
+    "approve": "!approve ID: what waits for approval and its code; !approve ID [STEP] CODE: approve exactly that",
     "degrade": "!degrade ID NAME: apply a degradation",
     "resolve": "!resolve ID: resolve (restores degradations)",
     "status": "!status ID: where the incident stands",
     "help": "!help: this list",
 }
 MAX_TEXT = 4000
-RECENT = 86400  # seconds: resolved incidents keep their thread up to date this long
+log = logging.getLogger("runbook.chat")
+RECENT = 7 * 86400  # seconds: resolved incidents keep their thread up to date this long (an outage of the chat)
 
 
 def defused(text: str) -> str:
@@ -126,7 +128,9 @@ class Chat:
             posted += 1
         text = _root_text(engine.state(incident), engine.clock.now())
         if self.roots.get(state.id) != text:  # the countdown or the status moved: edit, do not repost
-            txn = f"runbook-{state.id}-edit-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+            # unique per change (a text that comes back is a new edit), the same for a retry of it
+            seq = engine.state(incident).last_seq
+            txn = f"runbook-{state.id}-edit-{seq}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
             if self._send(engine, ChatMessage(state.id, text, txn, replaces=state.chat_root), announce=False):
                 self.roots[state.id] = text
         return posted
@@ -143,19 +147,18 @@ class Chat:
     # in ---------------------------------------------------------------------------------------
 
     def receive(self, engine) -> int:
-        """Take the commands the chat received; the number taken."""
+        """Take the commands the chat received; the number taken. One that fails is answered
+        with why, and the others are still taken."""
         commands, _ = engine.plugins.chat_receive()
         for command in commands:
-            reply, incident = self.handle(engine, command)
+            try:
+                reply, incident = self.handle(engine, command)
+            except Exception as exc:  # a store error, a bug: say so, take the next
+                log.exception("chat command failed")
+                reply, incident = f"could not do it: {one_line(str(exc))[:200]}; try again", None
             if reply:
-                root = None
-                if incident:
-                    try:
-                        root = engine.state(incident).chat_root
-                    except RunbookError:
-                        root = None
                 message = ChatMessage(incident or "", defused(reply), f"runbook-reply-{command.remote}",
-                                      thread=root or command.thread, reply_to=command.remote)
+                                      thread=command.thread, reply_to=command.remote)
                 try:
                     self._send(engine, message, announce=False)
                 except ChatDown:
@@ -167,6 +170,8 @@ class Chat:
         words = command.text.strip().split(maxsplit=2)
         if not words or not words[0].startswith("!"):
             return "", None
+        if self._too_fast(command.sender):  # before any reply: a flood gets none
+            return "", None
         name = words[0][1:].lower()
         if name not in COMMANDS:
             return f"unknown command {one_line(words[0])[:40]}; " + _help(), None
@@ -174,34 +179,43 @@ class Chat:
             return _help(), None
         if len(words) < 2:
             return f"usage: {COMMANDS[name]}", None
-        if self._too_fast(command.sender):
-            return "", None
         try:
             incident = engine.resolve_id(words[1])
             state = engine.state(incident)
         except NotFoundError:
             return f"no incident {one_line(words[1])[:40]}", None
         except RunbookError as exc:
-            return f"refused: {exc}", None
+            return f"refused: {one_line(str(exc))}", None
         person = _person(state, command.sender)
         if person is None:
             return (f"refused: {command.sender} is not in the roster of {incident} (a person needs "
                     f'matrix: "{command.sender}")'), incident
         if name == "status":
             return _status(state, engine.clock.now()), incident
-        taken = engine.command(incident, person.id, lambda s: [] if command.remote in s.chat_received else
-                               [ChatReceived(command.channel, command.remote, command.sender, command.text[:500])])
-        if not taken:
+        if command.remote in state.chat_received:
             return "", None  # delivered again: done the first time
-        rest = words[2] if len(words) > 2 else ""
+        received = ChatReceived(command.channel, command.remote, command.sender, command.text[:500])
+
+        def receipt(s):  # appended with the command's first events, in the same transaction
+            if command.remote in s.chat_received:
+                raise AlreadyTaken(command.remote)
+            return [received]
+        engine.receipt = receipt
         try:
-            return _run(engine, incident, person.id, name, rest), incident
+            return _run(engine, incident, person.id, name, words[2] if len(words) > 2 else ""), incident
+        except AlreadyTaken:
+            return "", None
         except RunbookError as exc:
             return f"refused: {one_line(str(exc))}", incident
+        finally:
+            engine.receipt = None
 
     def _too_fast(self, sender: str, limit: int = 10, window: float = 60.0) -> bool:
-        """A sender over `limit` commands a minute is ignored: a flood cannot crowd the engine."""
+        """A sender over `limit` commands a minute is ignored (no reply either): a flood cannot
+        crowd the chat's lane or the room."""
         now = time.monotonic()
+        if len(self.pace) > 10_000:  # forget senders quiet for a window
+            self.pace = {who: times for who, times in self.pace.items() if times and now - times[-1] < window}
         recent = [t for t in self.pace.get(sender, []) if now - t < window]
         self.pace[sender] = [*recent, now]
         return len(recent) >= limit
@@ -209,6 +223,10 @@ class Chat:
 
 class ChatDown(RunbookError):
     pass
+
+
+class AlreadyTaken(RunbookError):
+    """The chat message was taken before (a redelivery): nothing to do."""
 
 
 def _help() -> str:
@@ -228,10 +246,62 @@ def _status(state, now: datetime) -> str:
     for track, step in sorted(state.current.items()):
         if step is not None:
             lines.append(f"{track}: {_title(state, step)}")
+    for step in _gates(state):
+        lines.append(f"waiting for approval by {step.approval.by}: {_title(state, step.id)} (!approve {state.id})")
     applied = [name for name, d in state.degradations.items() if d.applied]
     if applied:
         lines.append("degraded: " + ", ".join(applied))
     return "\n".join(lines)
+
+
+CODE = 8  # hex digits of a gate's digest that a chat approval quotes
+
+
+def _gates(state) -> list:
+    """The current steps whose approval gate is not open."""
+    out = []
+    for step_id in state.current.values():
+        if step_id is None:
+            continue
+        step = state.playbook.step(step_id)
+        if step.approval and not approvals.approved(state, step):
+            out.append(step)
+    return out
+
+
+def _approve(engine, incident: str, actor: str, words: list[str]) -> str:
+    """`!approve ID` shows what each waiting gate covers and the code that approves exactly that;
+    `!approve ID [STEP] CODE` approves it, refused when the gate now covers something else (the
+    code is the start of the content's digest, as the TUI's dialog sends the whole)."""
+    state = engine.state(incident)
+    gates = _gates(state)
+    if not words:
+        if not gates:
+            return f"{incident}: no step is waiting for an approval"
+        out = []
+        for step in gates:
+            content = approvals.covered(state, step)
+            code = approvals.digest(content)[:CODE]
+            shown = "\n".join(approvals.labelled(f, v) for f, v in approvals.lines(content))
+            out.append(f"{incident} step {step.id} needs approval by {step.approval.by}; it covers:\n{shown}\n"
+                       f"to approve exactly this: !approve {incident} {step.id} {code}")
+        return "\n\n".join(out)
+    code = words[-1].lower()
+    named = words[0] if len(words) > 1 else None
+    chosen = [g for g in gates if named is None or g.id == named]
+    if named is None and len(chosen) > 1:
+        return f"{incident}: several steps wait for approval; name one: !approve {incident} STEP CODE"
+    if not chosen:
+        return f"{incident}: no step {'named ' + named + ' ' if named else ''}is waiting for an approval"
+    step = chosen[0]
+    digest = approvals.digest(approvals.covered(state, step))
+    if len(code) < CODE or not digest.startswith(code):
+        return (f"refused: what step {step.id} covers is not what code {one_line(code)[:16]} was shown for; "
+                f"look again: !approve {incident}")
+    events = engine.approve(incident, actor, step.id, expect=digest)
+    granted = [e for e in events if e.type == "approval_granted"]
+    shown = [approvals.labelled(f, v) for f, v in approvals.lines(granted[-1].record.content)] if granted else []
+    return f"{incident}: step {step.id} approved by {actor}:\n" + "\n".join(shown)
 
 
 def _title(state, step: str) -> str:
@@ -249,12 +319,7 @@ def _run(engine, incident: str, actor: str, name: str, rest: str) -> str:
         engine.note(incident, actor, rest)
         return f"note added to {incident}"
     if name == "approve":
-        events = engine.approve(incident, actor, rest.strip() or None)
-        granted = [e for e in events if e.type == "approval_granted"]
-        if not granted:
-            return f"{incident}: nothing approved"
-        shown = [approvals.labelled(field, value) for field, value in approvals.lines(granted[-1].record.content)]
-        return f"{incident}: approved by {actor}:\n" + "\n".join(shown)
+        return _approve(engine, incident, actor, rest.split())
     if name == "degrade":
         events = engine.degrade(incident, actor, rest.strip())
         flips = [e.record.describe() for e in events if e.type == "flag_changed"]

@@ -78,6 +78,9 @@ class Engine(StepCommands):
         self.effects = Effects(self)
         self.metrics_source = None  # where prometheus: checks read (metric_checks.MetricSource); None: the settings'
         self.resolve_wait = RESOLVE_WAIT
+        # a record of why the next command runs (engine/chat.py: the chat message that asked for
+        # it), appended in the same transaction as that command's first events
+        self.receipt = None
         self._states: dict[str, IncidentState] = {}
         # the store's count of other connections' commits when each state was last caught up
         self._caught_at: dict[str, int | None] = {}
@@ -287,7 +290,10 @@ class Engine(StepCommands):
                             held = None
                             continue
                         return []
+                    if self.receipt is not None:
+                        records = [*self.receipt(state), *records]
                     appended = self._append(state, actor, records, held is not None)
+                    self.receipt = None
             except ConflictError:
                 if held is None:
                     races += 1

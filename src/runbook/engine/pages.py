@@ -172,7 +172,8 @@ def settle(engine: Engine, incident: str, force: bool) -> list[Event]:
 
 # pages in: what a pager's own app did with an alert runbook opened ----------------------------
 
-KEY = re.compile(r"runbook-(INC-[0-9A-Za-z]+)-")
+_IGNORABLE = re.compile("[\ufe00-\ufe0f\u180b-\u180f\U000e0100-\U000e01ef]")  # variation selectors: invisible
+KEY = re.compile(r"runbook-((?:INC|DRL)-[0-9A-Za-z]+)-")  # an incident's, or a live drill's
 PAGER_ACTIONS = ("acknowledged", "resolved", "reassigned")
 
 
@@ -247,7 +248,11 @@ def _pager_actor(report: PagerReport) -> str:
     label = {"pagerduty": "PagerDuty"}.get(report.pager, report.pager)
     suffix = f" ({label})"
     name = one_line("".join(c for c in report.agent_name if c == " " or unicodedata.category(c)[0] not in "CZ"))
+    name = "".join(c for c in name if not _IGNORABLE.match(c)).strip()
     try:
-        return check_actor(name.strip()[:ACTOR_MAX - len(suffix)].strip() + suffix)
+        if not name.replace("\u3164", "").replace("\u115f", "").replace("\u1160", "").strip():
+            raise InvalidActor("nothing visible")
+        return check_actor(name[:ACTOR_MAX - len(suffix)].strip() + suffix)
     except InvalidActor:  # nothing plain left of the name
-        return "".join(c for c in report.agent_id if c.isascii() and c.isalnum())[:32] + suffix
+        plain = "".join(c for c in report.agent_id if c.isascii() and c.isalnum())[:32]
+        return (plain or "someone") + suffix

@@ -55,8 +55,8 @@ def report(body: bytes) -> PagerReport | None:
     """The PagerReport a verified delivery carries, or None for an event runbook does not act on."""
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WebhookError(f"the body is not JSON ({one_line(str(exc))[:120]})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise WebhookError(f"the body is not JSON runbook can read ({one_line(str(exc))[:120]})") from None
     event = payload.get("event") if isinstance(payload, dict) else None
     if not isinstance(event, dict):
         raise WebhookError("no 'event' object: not a V3 webhook (set up a V3 webhook subscription)")
