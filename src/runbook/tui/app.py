@@ -96,6 +96,11 @@ class RunbookApp(App):
         else:  # not shown yet (its Notify message is still queued): take it down once it is
             self.call_later(lambda: notification in self._notifications and self._unnotify(notification))
 
+    def write_raw(self, sequence: str) -> None:
+        """An escape sequence straight to the terminal (a clipboard for tmux); nothing when headless."""
+        if self._driver is not None:
+            self._driver.write(sequence)
+
     def get_default_screen(self) -> Screen:
         """Straight into an incident when asked: its screen is the first one, not one pushed over
         Textual's empty default screen (which would be mounted, laid out and restyled for nothing

@@ -6,14 +6,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from runbook.catalog.parameters import problem
 from runbook.text import one_line
+from runbook.tui.dialogs.base import Dialog
 
 
-class ParameterForm(ModalScreen[dict | None]):
+class ParameterForm(Dialog[dict | None]):
     """One input per parameter, pre-filled with what is known (--param, labels, defaults); Enter
     checks every value against its type and pattern and, when all fit, returns the values the
     responder typed or changed. Escape cancels: nothing is opened."""

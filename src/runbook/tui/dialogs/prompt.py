@@ -3,11 +3,12 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from runbook.tui.dialogs.base import Dialog
 
-class TextPrompt(ModalScreen[str | None]):
+
+class TextPrompt(Dialog[str | None]):
     """One line of text (a note, a skip reason); Enter submits, Escape cancels. A `required`
     prompt says so when Enter is pressed on nothing (an empty note is simply not saved); an
     `optional` one goes on without it (returns ""), so it also asks before what it leads to,
