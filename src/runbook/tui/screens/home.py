@@ -297,7 +297,8 @@ class HomeScreen(Screen):
         labels = alert.label_dict() if alert else None
         linked = {"alert": alert.key} if alert else {}  # the engine opens with the alert's own labels, and links it
         if pb.parameters:
-            self.app.ask_parameters(key, labels=labels, **linked)
+            typed = "" if alert else self.query_one("#filter", Input).value
+            self.app.ask_parameters(key, labels=labels, typed=typed, **linked)
             return
         detail = f"Severity {pb.severity}; escalation {pb.escalation_for(pb.severity)} starts paging now."
         if alert:

@@ -38,7 +38,7 @@ class IncidentScreen(Screen):
     # The footer shows only the keys that work now (key_available), in this order.
     BINDINGS = [
         # not in the footer: the current step's keys say what it does now ("enter/d done")
-        Binding("enter", "next", "Next", key_display="enter", show=False,
+        Binding("enter", "next", "Next", key_display="enter", show=False, priority=True,
                 tooltip="The step's next action (the first key it shows)"),
         Binding("1", "answer(0)", "Answer", key_display="1-9", show=False,
                 tooltip="Answer the decision on screen with that option"),
@@ -531,12 +531,12 @@ class IncidentScreen(Screen):
             return
         self.confirm(f"Run “{step.title}”?", f"$ {step.command}", run)
 
-    def action_next(self) -> None:
+    async def action_next(self) -> None:
         """Enter: the current step's obvious next action, the first of the keys it shows."""
         step = self._need_step("next")
         if step is not None:
             action, _ = actions_for(step, self.view, self.app.actor)[0]
-            self.run_action(action)
+            await self.run_action(action)
 
     def action_answer(self, index: int) -> None:
         """A digit answers the decision on screen with that option (as `c` then the digit would)."""
