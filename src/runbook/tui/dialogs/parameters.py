@@ -62,7 +62,7 @@ class ParameterForm(Dialog[dict | None]):
             why = problem(parameter, value)
             if why:
                 errors.append(f"{name}: {value!r} {why}. {explain(parameter)}")
-            elif value != self.known.get(name):
+            elif value != self.known.get(name) or name in self.offered:  # offered: typed by the responder
                 values[name] = value
         if errors:
             self.query_one("#param-error", Static).update(Text("\n".join(one_line(e) for e in errors),
