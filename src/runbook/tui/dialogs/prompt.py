@@ -17,8 +17,9 @@ class TextPrompt(Dialog[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, placeholder: str = "", required: bool = False, optional: bool = False,
-                 detail: str = ""):
+                 detail: str = "", value: str = ""):
         super().__init__()
+        self.value = value  # offered, ready to change
         self.title_text, self.placeholder, self.required = title, placeholder, required
         self.optional, self.detail = optional, detail
 
@@ -27,7 +28,7 @@ class TextPrompt(Dialog[str | None]):
             yield Label(self.title_text, classes="dialog-title", markup=False)  # quotes a step title
             if self.detail:
                 yield Static(self.detail, classes="dialog-detail", markup=False)
-            yield Input(placeholder=self.placeholder, id="prompt-input")
+            yield Input(value=self.value, placeholder=self.placeholder, id="prompt-input")
             yield Label("", id="prompt-error", classes="dialog-error")
             enter = "go on (with or without a reason)" if self.optional else "save"
             yield Label(f"[b]Enter[/b] {enter}   [b]Esc[/b] cancel", classes="dialog-keys")

@@ -761,13 +761,23 @@ class IncidentScreen(Screen):
         self.app.push_screen(DebriefScreen(self.incident))
 
     def action_export(self) -> None:
-        if self.allowed("export"):
-            self.export()
+        """Asks where, offering the postmortem folder (settings.postmortem_dir: outside the working
+        tree unless RUNBOOK_POSTMORTEMS says otherwise); Enter writes there."""
+        if not self.allowed("export"):
+            return
+        from runbook.settings import postmortem_dir
+
+        default = str(postmortem_dir() / f"{self.incident}-postmortem.md")
+        self.app.push_screen(dialogs.TextPrompt("Write the postmortem (Markdown) to", "a file or a folder",
+                                                value=default, detail="Enter writes it there (folders are made); "
+                                                "RUNBOOK_POSTMORTEMS sets the folder offered."),
+                             lambda path: path and self.export(path))
 
     @work(thread=True, exit_on_error=False, group="incident-command")
-    def export(self) -> None:
-        self.app.deliver(lambda: self.app.gateway.export(self.incident),
-                         lambda path: self.app.notify(f"Postmortem written to {path}", title="exported", timeout=10))
+    def export(self, path: str) -> None:
+        self.app.deliver(lambda: self.app.gateway.export(self.incident, path),
+                         lambda written: self.app.notify(f"Postmortem written to {written}", title="exported",
+                                                         timeout=10))
 
     def action_page_instructions(self, direction: int) -> None:
         if self.allowed(f"page_instructions({direction})"):
