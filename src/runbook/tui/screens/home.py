@@ -36,6 +36,14 @@ def _words(name: str) -> str:
     return " ".join(re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)).lower() or name
 
 
+class SymptomFilter(Input):
+    """The symptom filter: it types everything but `?`, which opens help (a symptom needs no `?`,
+    and a responder who has not read the docs presses it first)."""
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        return character != "?" and super().check_consume_key(key, character)
+
+
 class HomeScreen(Screen):
     HELP_TITLE = "Home"
     BINDINGS = [
@@ -46,13 +54,15 @@ class HomeScreen(Screen):
         Binding("tab", "switch", "Switch list", tooltip="Switch between open incidents, alerts and playbooks"),
         Binding("r", "reload", "Refresh", tooltip="Refresh the open incidents and the alerts"),
         Binding("R", "report", "Report", tooltip="Response-time report with a chart"),
-        Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
+        Binding("D", "drill", "Drill", tooltip="Start a drill: rehearse a playbook (tabletop: sandbox flags)"),
+        # priority: it works from the symptom filter too (a symptom has no question mark to type)
+        Binding("question_mark", "app.help", "Help", priority=True, tooltip="Every key of every screen"),
         # ^q first: it quits from the symptom filter too (q types a q there)
         Binding("ctrl+q,q", "app.quit", "Quit", tooltip="Quit runbook (open incidents keep running)"),
     ]
 
     # keys that type into the filter while it has the focus (they work in the lists)
-    LETTER_ACTIONS = frozenset({"reload", "report", "app.help", "filter"})
+    LETTER_ACTIONS = frozenset({"reload", "report", "filter", "drill"})
 
     def __init__(self):
         super().__init__()
@@ -69,10 +79,10 @@ class HomeScreen(Screen):
             yield Label(NO_ALERTS, id="alerts-title", classes="pane-title -empty")
             yield DataTable(id="alerts", cursor_type="row", show_header=False)
             yield Label(PLAYBOOKS_TITLE, id="playbooks-title", classes="pane-title")
-            yield Input(placeholder="What do you see? e.g. video freezing in one region", id="filter",
-                        select_on_focus=False)
+            yield SymptomFilter(placeholder="What do you see? e.g. video freezing in eu-west-1   (? help)",
+                                id="filter", select_on_focus=False)
             yield DataTable(id="playbooks", cursor_type="row", zebra_stripes=True)
-            yield Label("Drills", classes="pane-title")
+            yield Label("Drills — D starts one (from the lists: tab first)", classes="pane-title")
             yield Static("No drills are due.", id="drills")
         yield KeyBar()
 
@@ -126,6 +136,39 @@ class HomeScreen(Screen):
         catalog = self.app.catalog
         self.app.call_from_thread(self.show_catalog, catalog)
         self.app.call_from_thread(self.show_drills, self.app.gateway.drills())
+
+    def action_drill(self) -> None:
+        """Pick a drill of the catalog, confirm (a live one says it flips real flags), and open its
+        incident in drill mode, as `runbook drill run DRILL` does."""
+        catalog = self.app.catalog
+        drills = sorted(catalog.models("Drill").values(), key=lambda d: d.id) if catalog else []
+        if not drills:
+            self.app.notify("The catalog has no drills (kind: Drill).", severity="warning", timeout=5)
+            return
+        from runbook.tui.dialogs.choice import ChoiceDialog
+
+        self.app.push_screen(ChoiceDialog("Start which drill?", [one_line(f"{d.id}: {d.title} ({d.mode}, "
+                                                                          f"{d.playbook})") for d in drills]),
+                             lambda i: i is not None and self.ask_drill(drills[i]))
+
+    def ask_drill(self, drill) -> None:
+        live = drill.mode == "live"
+        detail = (f"LIVE: it flips real flags in production ({drill.playbook}). " if live else
+                  "Tabletop: flags go to the sandbox file; the screen is marked DRILL. ") + \
+            "Escalation pages as the playbook says; every step is timed for the debrief."
+        self.app.push_screen(ConfirmDialog(f"Start drill “{one_line(drill.title)}”?", one_line(detail)),
+                             lambda yes: yes and self.start_drill(drill.id, drill.playbook, drill.symptom,
+                                                                  drill.severity, live))
+
+    @work(thread=True, exit_on_error=False)
+    def start_drill(self, drill: str, playbook: str, symptom, severity, live: bool) -> None:
+        try:
+            incident = self.app.gateway.call("open", playbook, self.app.actor, symptom=symptom, severity=severity,
+                                             drill=True, rehearse=drill, live=live).id
+        except RunbookError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self.app.open_incident, incident)
 
     def action_report(self) -> None:
         from runbook.tui.screens.report import ReportScreen
