@@ -42,8 +42,10 @@ class ParameterForm(Dialog[dict | None]):
                     head.append("  · from what you typed", style="cyan")
                 head.append("\n" + one_line(parameter.summary or f"the value of {name}"), style="dim")
                 yield Static(head, classes="param-help")
-                yield Input(value=self.known.get(name, ""), placeholder=(parameter.label and f"alert label "
-                            f"{parameter.label}") or name, id=f"param-{name}", classes="param-input")
+                # the cursor after what is offered: typing goes on from it, rather than replacing it
+                yield Input(value=self.known.get(name, ""), select_on_focus=False,
+                            placeholder=(parameter.label and f"alert label {parameter.label}") or name,
+                            id=f"param-{name}", classes="param-input")
             yield Static("", id="param-error", markup=False)
             yield Label("[b]Enter[/b] open   [b]Tab[/b] next field   [b]Esc[/b] cancel", classes="dialog-keys")
 

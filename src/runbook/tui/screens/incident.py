@@ -18,7 +18,7 @@ from runbook.tui import dialogs
 from runbook.tui.gateway import CurrentStep, GatewayClosed, IncidentView
 from runbook.tui.keys import GENERAL_ACTIONS, key_for
 from runbook.tui.stage_choices import StageChoice, stage_choices, staged_applied
-from runbook.tui.widgets.current import CurrentStepPanel, actions_for, approves_itself, copyable
+from runbook.tui.widgets.current import CurrentStepPanel, actions_for, approves_itself, copyable, unheld_roles
 from runbook.tui.widgets.keybar import KeyBar
 from runbook.tui.widgets.panels import IncidentHeader, SidePanel, StepList, Timeline
 
@@ -26,7 +26,7 @@ from runbook.tui.widgets.panels import IncidentHeader, SidePanel, StepList, Time
 AFTER_RESOLVE = frozenset({"restore", "note", "debrief", "export", "home", "app.help", "command_palette",
                            "app.command_palette", "page_instructions(1)", "page_instructions(-1)"})
 # keys about the current step: nothing to do with them when the selected track is finished
-STEP_ACTIONS = frozenset({"done", "skip", "fail", "choose", "run", "approve", "next", "copy"})
+STEP_ACTIONS = frozenset({"done", "skip", "fail", "choose", "run", "approve", "copy"})
 # ...and during a follow-up phase, its steps (no automation runs there)
 FOLLOWUP_ACTIONS = frozenset({"done", "skip", "fail", "choose", "next_track", "next", "copy"})
 
@@ -454,10 +454,10 @@ class IncidentScreen(Screen):
             self._approve(step, _writes(plan), doing=f"{verb} “{step.degradation}”{_at(plan) if plan else ''}",
                           then=lambda: self.send("complete", step.id, **({"expect": plan.lines} if plan else {})))
             return
-        if plan is None:  # already so: the step is done without a flip
-            self.confirm(f"Mark “{step.title}” done?",
-                         f"“{step.degradation}” is {'already applied' if step.kind == 'degrade' else 'not applied'}: "
-                         "no flags are flipped.", lambda: self.send("complete", step.id))
+        if plan is None:  # already so: done without a flip, so without asking (nothing outside changes); said
+            state = "already applied" if step.kind == "degrade" else "not applied"
+            self.send("complete", step.id, after=lambda: self.app.notify(
+                f"“{step.title}” done: “{step.degradation}” is {state}, no flags flipped.", timeout=3))
             return
         verb = "Apply" if step.kind == "degrade" else "Restore"
         self.confirm(f"{verb} degradation “{step.degradation}”{_at(plan)}? {self.flips()}.", "\n".join(plan.lines),
@@ -532,11 +532,14 @@ class IncidentScreen(Screen):
         self.confirm(f"Run “{step.title}”?", f"$ {step.command}", run)
 
     async def action_next(self) -> None:
-        """Enter: the current step's obvious next action, the first of the keys it shows."""
+        """Enter: the current step's obvious next action, the first of the keys it shows; once
+        every track is finished, resolving (which asks first)."""
         step = self._need_step("next")
         if step is not None:
             action, _ = actions_for(step, self.view, self.app.actor)[0]
             await self.run_action(action)
+        elif self.view is not None and not self.view.resolved and not self.view.current:
+            self.action_resolve()
 
     def action_answer(self, index: int) -> None:
         """A digit answers the decision on screen with that option (as `c` then the digit would)."""
@@ -614,13 +617,16 @@ class IncidentScreen(Screen):
         if not roles:
             self.app.notify("This playbook declares no roles.", severity="warning")
             return
+        wanted = unheld_roles(self.selected, self.view) if self.selected else []
+        first = next((i for i, (rid, _, _) in enumerate(roles) if wanted and rid == wanted[0]), None)
         self.app.push_screen(dialogs.ChoiceDialog("Assign which role?", [
-            f"{title} ({rid}): {holder or 'nobody'}" for rid, title, holder in roles]),
+            f"{title} ({rid}): {holder or 'nobody'}" for rid, title, holder in roles], first),
             lambda i: i is not None and self._assign_to(*roles[i]))
 
     def _assign_to(self, role: str, title: str, holder: str | None) -> None:
         question = f"{title}: hand over from {holder} to" if holder else f"{title}: assign to"
-        self.app.push_screen(dialogs.TextPrompt(question, "who"),
+        # offered: whoever is at this keyboard, the usual answer at 3 a.m. (type another name over it)
+        self.app.push_screen(dialogs.TextPrompt(question, "who", value="" if holder else self.app.actor),
                              lambda person: person and self.send("assign", role, person))
 
     def gate_for(self, name: str) -> CurrentStep | None:

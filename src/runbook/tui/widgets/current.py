@@ -35,6 +35,11 @@ def copyable(step: CurrentStep) -> str:
     return (step.template or "").strip()
 
 
+def unheld_roles(step: CurrentStep, view: IncidentView) -> list[str]:
+    """Roles nobody holds that the step's message names (shown as ‹role›)."""
+    return [rid for rid, _, holder in view.roles if holder is None and f"‹{rid}›" in (step.template or "")]
+
+
 def approves_itself(step: CurrentStep, actor: str) -> bool:
     """Whether doing the step also approves it, in the one confirmation that says both: it waits for
     an approval and the one doing it may give it (holds the approving role, or nobody does)."""
@@ -49,6 +54,9 @@ def actions_for(step: CurrentStep, view: IncidentView, actor: str = "") -> list[
     actions = []
     if not view.acknowledged_by:
         actions.append(("ack", "acknowledge"))
+    unheld = unheld_roles(step, view)
+    if unheld:  # its message names a role nobody holds: it cannot be posted until someone does
+        actions.append(("assign", f"assign {unheld[0]} (its message names it)"))
     both = approves_itself(step, actor)
     if step.approval_by and not step.approved_by and not both:
         actions.append(("approve", f"approve (as {step.approval_by})"))
@@ -204,7 +212,7 @@ class CurrentStepPanel(Vertical):
             return
         if step is None:
             done = {"resolved": "resolved", "closed": "closed"}.get(view.status, "every track is finished")
-            hints = self.hints([("resolve", "resolve"), ("note", "note"), ("home", "home")], " · ")
+            hints = self.hints([("resolve", "resolve"), ("note", "note"), ("home", "home")], " · ", first=True)
             self._title(Text(f"Nothing to do: {done}.", style="bold green"),
                         hints if view.status not in ("resolved", "closed") else None)
             self._put_body(None, Text(""), "")
