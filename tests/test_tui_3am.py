@@ -8,7 +8,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from pilot_helpers import flat, press, screen_text, settle
+from pilot_helpers import flat, press, screen_text, settle, widget_text
 
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
@@ -25,6 +25,7 @@ from runbook.tui.screens.debrief import DebriefScreen
 from runbook.tui.screens.help import HelpScreen
 from runbook.tui.screens.home import HomeScreen
 from runbook.tui.screens.incident import IncidentScreen
+from runbook.tui.widgets.panels import StepList, Timeline
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 SIZES = [(80, 24), (120, 40)]
@@ -412,3 +413,129 @@ def test_pgdn_scrolls_the_instructions_and_the_line_over_the_timeline_follows_th
     assert tall_most == 0 and tall == ""
     assert again == "↓ more below: PgDn"
     assert fits == 0 and short == ""
+
+
+# issue 28: the 3 a.m. path, fewer keys ---------------------------------------------------------
+
+@sizes
+def test_the_open_form_offers_the_region_typed_and_its_error_gives_an_example(make, size, snap_compare):
+    app, _engine = make(open_incident=False)
+
+    async def typed(pilot):
+        await settle(pilot)
+        await pilot.press(*"video freezing in eu-west")
+        await press(pilot, "enter")                 # the top match: its form, the region offered
+        assert isinstance(app.screen, ParameterForm) and app.screen.query_one("#param-region").value == "eu-west"
+        await press(pilot, "enter")                 # eu-west does not fit: said, with the summary's example
+        errors.append(flat(str(app.screen.query_one("#param-error").render())))
+    errors = []
+    assert snap_compare(app, terminal_size=size, run_before=typed)
+    assert errors[0] == ("region: 'eu-west' does not match ^[a-z]+-[a-z]+-[0-9]+$. The region the alert fired in, "
+                     "like eu-central-1. Optional: clear it to open without it.")
+
+
+@sizes
+def test_one_dialog_approves_and_applies_and_enter_and_digits_do_the_obvious(make, size, snap_compare):
+    app, _engine = make()
+
+    async def to_the_gate(pilot):
+        await settle(pilot)
+        await _to_audio_only(pilot)   # Enter acks and does three checks, 2 answers, Enter applies the cap
+        assert app.screen.selected.id == "audio-only"
+        await press(pilot, "enter")   # approve (nobody holds commander) and apply, in one dialog
+        assert isinstance(app.screen, ConfirmDialog)
+    assert snap_compare(app, terminal_size=size, run_before=to_the_gate)
+
+
+def test_the_one_dialog_records_the_approval_then_the_flip(make):
+    app, engine = make()
+
+    async def confirm():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await _to_audio_only(pilot)
+            await press(pilot, "enter")
+            question = str(app.screen.query_one(".dialog-title").render())
+            await press(pilot, "y")
+            return question
+    assert asyncio.run(confirm()) == ("Approve “Fallback - switch calls to audio only” as commander and apply "
+                                      "“audio-only”?")
+    state = engine.state("INC-TEST01")
+    kinds = [e.type for e in state.events]
+    # the approval is recorded first, bound to what it covered; then the flip it approved
+    assert kinds.index("approval_granted") < max(i for i, k in enumerate(kinds) if k == "flag_changed")
+    assert state.steps["audio-only"].approved and state.degradations["audio-only"].applied
+
+
+@sizes
+def test_step_titles_are_whole_and_the_timeline_names_steps_by_title(make, size):
+    app, _engine = make()
+
+    async def scenario():
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await press(pilot, "a", "d")
+            return widget_text(app.screen.query_one(StepList)), app.screen.query_one(Timeline).render().plain
+    steps, timeline = asyncio.run(scenario())
+    assert "“Measure how bad and where” done" in flat(timeline) and "step scope" not in timeline
+    for title in ("Fallback - switch calls to audio only", "Freezes stop with the bitrate cap"):
+        assert title in flat(steps)  # wrapped under itself, never cut
+    assert "…" not in steps
+
+
+def _to_audio_only(pilot):
+    return press(pilot, "enter", "enter", "enter", "enter", "2", "enter", "y", "f", *"no better", "enter")
+
+
+def test_scroll_position_holds_while_a_message_ticks(make):
+    """A communicate step's message shows the time since it started: it is rendered again each
+    second, and the pane stays where the responder scrolled it."""
+    app, engine = make()
+
+    async def scenario():
+        async with app.run_test(size=(80, 20)) as pilot:
+            await settle(pilot)
+            await _to_audio_only(pilot)
+            await press(pilot, "enter", "y")                   # approve and apply audio-only
+            assert app.screen.selected.id == "announce-audio-only", app.screen.selected.id
+            body = app.screen.query_one("#current-body")
+            await press(pilot, "pagedown")
+            scrolled = body.scroll_y
+            await tick(pilot, engine, seconds=61)              # "started 1m1s ago" and so on
+            await tick(pilot, engine, seconds=5)
+            return scrolled, body.scroll_y
+    scrolled, after = asyncio.run(scenario())
+    assert scrolled > 0 and after == scrolled
+
+
+def test_toasts_never_cover_a_dialog_or_the_keys(make):
+    app, _engine = make()
+
+    async def scenario():
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await settle(pilot)
+            await press(pilot, "n")                            # a dialog is open...
+            app.notify("a page arrived", timeout=30)           # ...when a toast is raised
+            await settle(pilot)
+            on_dialog = len(app.screen.query("Toast"))
+            await press(pilot, "escape")
+            under = len(app.screen.query("Toast"))
+            rack = app.screen.query_one("ToastRack")
+            bar = app.screen.query_one("KeyBar")
+            return on_dialog, under, rack.styles.margin.bottom, bar.size.height
+    on_dialog, under, margin, keys = asyncio.run(scenario())
+    assert on_dialog == 0 and under == 1   # it waited under the dialog, and shows once it is closed
+    assert margin == keys                  # stacked above the keys, never over them
+
+
+def test_copy_key_copies_the_command_whole(make):
+    app, _engine = make()
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await press(pilot, "a", "d")                       # "Check SFU and TURN health": shell snippets
+            await press(pilot, "y")
+            return app.clipboard
+    copied = asyncio.run(scenario())
+    assert copied.splitlines()[0].startswith("kubectl --context prod-") and "\n" in copied
