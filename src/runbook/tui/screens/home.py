@@ -69,6 +69,7 @@ class HomeScreen(Screen):
         self.alerts: dict[str, AlertView] = {}  # the alerts shown, by key
         self.announced: set[str] | None = None  # alerts that needed a human when last shown (None: not loaded)
         self.for_alert: AlertView | None = None  # the alert whose labels the next incident opened here gets
+        self.alert_width = 30  # the alert column's width, set once the screen knows its own
 
     def compose(self) -> ComposeResult:
         yield Static(id="home-title")
@@ -118,10 +119,12 @@ class HomeScreen(Screen):
         width = self.app.size.width
         for table_id, columns in (("#incidents", (("id", 10), ("sev", 4), ("status", 18), ("title", None))),
                                   ("#playbooks", (("playbook", 26), ("sev", 4), ("title", None))),
-                                  ("#alerts", (("seen", 5), ("status", 8), ("alert", None), ("became", 30)))):
+                                  ("#alerts", (("seen", 5), ("status", 8), ("alert", None), ("became", BECAME_WIDTH)))):
             table = self.query_one(table_id, DataTable)
             # each column has a cell of padding on both sides; 4 cells for the scrollbar and margins
             rest = max(20, width - sum(size + 2 for _, size in columns if size) - 6)
+            if table_id == "#alerts":
+                self.alert_width = rest  # its labels are ended between words to fit (_alert_cells)
             for label, size in columns:
                 table.add_column(label, width=size or rest)
         self.query_one("#home-title", Static).update(f"[b]runbook[/b] · responder: [b]{escape(self.app.actor)}[/b]")
@@ -279,7 +282,7 @@ class HomeScreen(Screen):
             selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         table.clear()
         for alert in alerts:
-            table.add_row(*_alert_cells(alert), key=alert.key)
+            table.add_row(*_alert_cells(alert, self.alert_width), key=alert.key)
         # one line per alert (none: no room at all), set here rather than measured by the table
         # when idle, so the pane is laid out with its rows at once (max-height caps it)
         table.styles.height = len(alerts)
@@ -366,7 +369,21 @@ def _labels(alert: AlertView) -> str:
 BECAME = {"opened": "→ {incident} opened", "attached": "→ {incident} attached", "pending": "→ {incident} opening…"}
 
 
-def _alert_cells(alert: AlertView) -> tuple:
+BECAME_WIDTH = 30  # the alerts pane's last column (on_mount)
+
+
+def fit(text: Text, width: int) -> Text:
+    """`text` ended between words with "…" when longer than `width` cells, never inside a label or
+    a word (Enter on the alert shows it all)."""
+    if text.cell_len <= width:
+        return text
+    cut = text.plain.rfind(" ", 0, width - 1)
+    text = text[: cut if cut > 0 else width - 1]
+    text.append("…", style="dim")
+    return text
+
+
+def _alert_cells(alert: AlertView, width: int = 30) -> tuple:
     """One alert as the pane's cells (texts, not markup: every one of them came from the network)."""
     loud = alert.needs_a_human
     name = Text(alert.name, style="bold red" if loud else "bold")
@@ -382,4 +399,4 @@ def _alert_cells(alert: AlertView) -> tuple:
     else:
         became = Text(alert.reason or alert.outcome, style="dim")
     status = Text(alert.status, style="bold" if alert.status == "firing" else "dim")
-    return f"{alert.seen:%H:%M}", status, name, became
+    return f"{alert.seen:%H:%M}", status, fit(name, width), fit(became, BECAME_WIDTH)
