@@ -539,3 +539,22 @@ def test_copy_key_copies_the_command_whole(make):
             return app.clipboard
     copied = asyncio.run(scenario())
     assert copied.splitlines()[0].startswith("kubectl --context prod-") and "\n" in copied
+
+
+def test_the_postmortem_asks_where_offering_a_folder_outside_the_working_tree(make, tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNBOOK_POSTMORTEMS", str(tmp_path / "pm"))
+    app, engine = make()
+    engine.resolve("INC-TEST01", "ana")
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await press(pilot, "w")
+            prompt = app.screen
+            offered = prompt.query_one("#prompt-input").value
+            await press(pilot, "enter")
+            return type(prompt), offered
+    kind, offered = asyncio.run(scenario())
+    assert kind is TextPrompt and offered == str(tmp_path / "pm" / "INC-TEST01-postmortem.md")
+    written = (tmp_path / "pm" / "INC-TEST01-postmortem.md").read_text()
+    assert written.startswith("# Postmortem: Video calls degraded")
