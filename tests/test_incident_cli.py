@@ -36,7 +36,8 @@ def test_open_to_resolved_with_the_cli_alone(rb, tmp_path):
     text = rb("incident", "show", iid)
     assert "left undone:" in text and "— not done" in text and "current steps" not in text
     assert f"{iid}: " in rb("incident", "verify", iid) and "hash chain intact" in rb("incident", "verify", iid)
-    assert iid not in rb("incident", "list")
+    listed = rb("incident", "list")  # no longer open: listed as resolved lately
+    assert listed.index("resolved in the last 24 hours:") < listed.index(iid)
     assert iid in rb("incident", "list", "--all")
 
 

@@ -28,7 +28,8 @@ class TextPrompt(Dialog[str | None]):
             yield Label(self.title_text, classes="dialog-title", markup=False)  # quotes a step title
             if self.detail:
                 yield Static(self.detail, classes="dialog-detail", markup=False)
-            yield Input(value=self.value, select_on_focus=False, placeholder=self.placeholder, id="prompt-input")
+            # an offered value is selected: Enter takes it, typing replaces it
+            yield Input(value=self.value, placeholder=self.placeholder, id="prompt-input")
             yield Label("", id="prompt-error", classes="dialog-error")
             enter = "go on (with or without a reason)" if self.optional else "save"
             yield Label(f"[b]Enter[/b] {enter}   [b]Esc[/b] cancel", classes="dialog-keys")

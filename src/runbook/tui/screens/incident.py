@@ -337,8 +337,9 @@ class IncidentScreen(Screen):
             if step.approval_by and not step.approved_by and gate not in self.gates_announced and not view.resolved:
                 self.gates_announced.add(gate)
                 again = f" again: {step.approval_stale}" if step.approval_stale else ""
-                toast = self.app.notify(f"“{step.title}” needs approval by {step.approval_by}{again}: "
-                                        f"press {key_for(type(self), 'approve')} to approve.",
+                how = (f"{key_for(type(self), 'next')} approves and does it" if approves_itself(step, self.app.actor)
+                       else f"press {key_for(type(self), 'approve')} to approve")
+                toast = self.app.notify(f"“{step.title}” needs approval by {step.approval_by}{again}: {how}.",
                                         title="approval needed", severity="warning", timeout=30)
                 self.toasts.append((toast, lambda v, step=step.id: v.resolved or not any(
                     c.id == step and not c.approved_by for c in v.current)))
