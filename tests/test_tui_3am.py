@@ -558,3 +558,37 @@ def test_the_postmortem_asks_where_offering_a_folder_outside_the_working_tree(ma
     assert kind is TextPrompt and offered == str(tmp_path / "pm" / "INC-TEST01-postmortem.md")
     written = (tmp_path / "pm" / "INC-TEST01-postmortem.md").read_text()
     assert written.startswith("# Postmortem: Video calls degraded")
+
+
+@sizes
+def test_help_opens_from_the_symptom_filter(make, size, snap_compare):
+    app, _engine = make(open_incident=False)
+
+    async def question(pilot):
+        await settle(pilot)
+        await pilot.press(*"video")
+        await press(pilot, "question_mark")  # the filter has the focus: ? is help, not a character
+        assert isinstance(app.screen, HelpScreen)
+        assert app.screen_stack[-2].query_one("#filter").value == "video"
+    assert snap_compare(app, terminal_size=size, run_before=question)
+
+
+@sizes
+def test_a_drill_starts_from_home(make, size, snap_compare):
+    app, engine = make(open_incident=False)
+
+    async def pick(pilot):
+        await settle(pilot)
+        await press(pilot, "tab", "D")        # from the lists (in the filter, D is a letter)
+        assert isinstance(app.screen, ChoiceDialog)
+    assert snap_compare(app, terminal_size=size, run_before=pick)
+
+    app, engine = make(open_incident=False)
+
+    async def start():
+        async with app.run_test(size=size) as pilot:
+            await pick(pilot)
+            await press(pilot, "3", "y")      # weekly-audio-fallback, tabletop
+            return app.screen.incident
+    state = engine.state(asyncio.run(start()))
+    assert state.drill and state.playbook.id == "video-call-degraded"
