@@ -13,6 +13,7 @@ from pilot_helpers import flat, press, screen_text, settle, widget_text
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
 from runbook.plugins import PluginHost
+from runbook.read_models import debrief
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.tui.app import build_app
@@ -558,6 +559,9 @@ def test_the_postmortem_asks_where_offering_a_folder_outside_the_working_tree(ma
     assert kind is TextPrompt and offered == str(tmp_path / "pm" / "INC-TEST01-postmortem.md")
     written = (tmp_path / "pm" / "INC-TEST01-postmortem.md").read_text()
     assert written.startswith("# Postmortem: Video calls degraded")
+    # steps by title, in the steps table and the timeline; the debrief likewise
+    assert "| Measure how bad and where | main |" in written and "step “Measure how bad and where” started" in written
+    assert debrief(engine, "INC-TEST01")["steps"][0]["step"] == "Measure how bad and where"
 
 
 @sizes
