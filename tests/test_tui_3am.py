@@ -596,3 +596,20 @@ def test_a_drill_starts_from_home(make, size, snap_compare):
             return app.screen.incident
     state = engine.state(asyncio.run(start()))
     assert state.drill and state.playbook.id == "video-call-degraded"
+
+
+def test_an_untitled_flip_step_is_named_by_what_it_flips(tmp_path, fixture_catalog):
+    import shutil
+
+    import yaml
+
+    for name in ("severity.yaml", "roster.yaml", "escalation-rtc-default.yaml", "escalation-rtc-critical.yaml"):
+        shutil.copy(fixture_catalog / "playbooks" / name, tmp_path / name)
+    doc = yaml.safe_load((fixture_catalog / "playbooks" / "video-call-degraded.yaml").read_text())
+    for step in doc["steps"]:
+        if step["id"] in ("cap-bitrate", "restore-video"):
+            del step["title"]
+    (tmp_path / "video-call-degraded.yaml").write_text(yaml.safe_dump(doc))
+    pb = load([str(tmp_path)]).models("Playbook")["video-call-degraded"]
+    assert pb.step("cap-bitrate").title == "Apply low-bitrate"
+    assert pb.step("restore-video").title == "Restore audio-only"
