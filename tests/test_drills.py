@@ -185,7 +185,7 @@ def test_report_figures_match_hand_computed_fixtures(tmp_path):
     assert [tta[k] for k in ("n", "median", "p90", "max", "target", "breaches")] == [3, 240, 720, 720, 600, 1]
     ttm = report.metrics["TTM"]
     assert (ttm["median"], ttm["max"], ttm["breaches"]) == (1440, 6120, 1)  # 720 + 5400 > 1h
-    assert report.steps["fix"] == {"n": 3, "median": 1440, "p90": 6120, "max": 6120}
+    assert report.steps["fix"] == {"title": "Fix it", "n": 3, "median": 1440, "p90": 6120, "max": 6120}
     assert [row["flagged"] for row in report.trend] == [[], [], ["TTA +20% of target", "TTM +70% of target"]]
     with_drills = build(engine, include_drills=True)
     assert with_drills.incidents == 4

@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
-from pilot_helpers import press, settle
+from pilot_helpers import flat, press, settle, widget_text
 
 from runbook.catalog import load
 from runbook.engine import Engine, SystemClock, VirtualClock
@@ -23,6 +23,7 @@ from runbook.tui.dialogs.choice import ChoiceDialog
 from runbook.tui.dialogs.confirm import ConfirmDialog
 from runbook.tui.screens.home import HomeScreen
 from runbook.tui.screens.incident import IncidentScreen
+from runbook.tui.widgets.panels import StepList
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -123,13 +124,15 @@ def test_home_opens_a_playbook_from_the_symptom_filter(make):
             assert isinstance(app.screen, ConfirmDialog)
             await press(pilot, "y")
             assert isinstance(app.screen, IncidentScreen)
-            return app.screen.incident, _screen_text(app)
-    incident, screen = asyncio.run(scenario())
+            steps = app.screen.query_one(StepList)
+            return app.screen.incident, widget_text(steps), steps.size.height
+    incident, listed, height = asyncio.run(scenario())
     state = engine.state(incident)
     assert state.playbook.id == "login-outage"
-    # the whole step list is on screen, not only its title (its height follows its content)
-    shown = [step.title[:20] for step in state.playbook.tracks[0].steps if step.title[:20] in screen]
+    # the whole step list, every title whole (wrapped, not cut), its height following its content
+    shown = [step.title for step in state.playbook.tracks[0].steps if step.title in flat(listed)]
     assert len(shown) == len(state.playbook.tracks[0].steps), shown
+    assert height >= len(listed.rstrip("\n").splitlines())  # laid out whole (it scrolls when taller than the screen)
 
 
 def _screen_text(app) -> str:

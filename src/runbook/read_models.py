@@ -70,7 +70,7 @@ def _last_run(engine, drill) -> tuple[datetime, str] | None:
 
 def debrief(engine, incident: str) -> dict:
     """What the debrief shows: times against targets, steps, notes and action items."""
-    from runbook.engine.metrics import MEASURES, metrics
+    from runbook.engine.metrics import MEASURES, metrics, step_titles
     from runbook.views import _maybe
 
     state = engine.state(incident)
@@ -80,7 +80,9 @@ def debrief(engine, incident: str) -> dict:
         target = m.targets.get(name)
         times.append((f"Time to {name}", getattr(m, key), target["target"] if target else None,
                       bool(target and target["breached"])))
-    steps = [{**run, "step": one_line(run["step"]), "outcome": _maybe(run["outcome"])} for run in m.steps]
+    titles = step_titles(state)  # a step by its title, as the step list shows it
+    steps = [{**run, "step": one_line(titles.get(run["step"], run["step"])), "outcome": _maybe(run["outcome"])}
+             for run in m.steps]
     return {"id": state.id, "title": one_line(state.title), "drill": state.drill, "times": times, "steps": steps,
             "notes": [(f"{n.at:%H:%M:%S}", one_line(n.actor), one_line(n.data["text"])) for n in state.notes],
             "items": [(one_line(a.data["text"]), one_line(a.data.get("owner") or a.actor))

@@ -23,6 +23,16 @@ def cache_dir() -> Path:
     return Path(base) / "runbook"
 
 
+def postmortem_dir() -> Path:
+    """Where the TUI offers to write postmortems: $RUNBOOK_POSTMORTEMS, else
+    $XDG_DATA_HOME/runbook/postmortems (~/.local/share/...): outside any working tree, so an export
+    never lands in the git checkout runbook happened to be started from."""
+    if os.environ.get("RUNBOOK_POSTMORTEMS"):
+        return Path(os.path.expanduser(os.environ["RUNBOOK_POSTMORTEMS"]))
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "runbook" / "postmortems"
+
+
 def read_cache(name: str):
     """The JSON kept in the cache file `name`, or None when there is none or it is unreadable."""
     import json

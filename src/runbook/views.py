@@ -9,7 +9,7 @@ from datetime import datetime
 
 from runbook.engine import answers, approvals, stages, texts, timers
 from runbook.engine.completion import completion
-from runbook.engine.metrics import describe
+from runbook.engine.metrics import describe, step_titles
 from runbook.engine.roles import waiting_for
 from runbook.engine.safeguards import AUTO
 from runbook.engine.state import IncidentState
@@ -133,7 +133,8 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                               one_line(stages.in_words(state, name)), one_line(stages.held_why(state, name))))
     left, verdict = _left(state, now) if state.resolved else ((), "")
     opened = state.opened_at
-    lines = tuple(Line(e.seq, e.at, (e.at - opened).total_seconds(), one_line(e.actor), e.type, describe(e),
+    titles = step_titles(state)
+    lines = tuple(Line(e.seq, e.at, (e.at - opened).total_seconds(), one_line(e.actor), e.type, describe(e, titles),
                        e.record.loud, e.record.tone)
                   for e in state.events[-TIMELINE_ROWS:])
     return IncidentView(

@@ -323,6 +323,12 @@ class Playbook:
         return [p for p in dict.fromkeys([self.escalation, *self.escalation_by_severity.values()]) if p is not None]
 
 
+def _untitled(kind: str, raw: dict) -> str:
+    """A title for an untitled flip step, from what it flips ("Apply audio-only"), not its id (step-7)."""
+    verb = {"degrade": "Apply", "restore": "Restore"}.get(kind)
+    return f"{verb} {raw['degradation']}" if verb and raw.get("degradation") else ""
+
+
 def _step(raw, track: str, index: int, path: tuple) -> Step:
     number = f"{index + 1}"
     default_id = f"step-{number}" if track == MAIN_TRACK else f"{track}-{number}"
@@ -338,7 +344,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
     return Step(
         id=raw.get("id", default_id),
         kind=kind,
-        title=raw.get("title") or raw.get("question") or default_id,
+        title=raw.get("title") or raw.get("question") or _untitled(kind, raw) or default_id,
         track=track,
         index=index,
         path=path,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 
@@ -305,7 +305,8 @@ def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labe
 @json_option()
 @click.pass_obj
 def list_incidents(ctx: Context, show_all, drills, as_json):
-    """List incidents, newest first (open ones and those in their follow-up phase unless --all).
+    """List incidents, newest first (open ones and those in their follow-up phase unless --all,
+    then those resolved in the last 24 hours, and how many older ones are hidden).
 
     Each summary row is checked cheaply against its log (the count of events, the status its
     acknowledged/mitigated/resolved events imply, drill, severity, title): one that disagrees is
@@ -318,14 +319,17 @@ def list_incidents(ctx: Context, show_all, drills, as_json):
         dump(rows + [{"id": i, "log_intact": False, "summary_missing": True, "log_problem": ORPHAN}
                      for i in orphans])
         return
+    recent, older = ([], 0) if show_all else _resolved_lately(service, rows, drills)
     if not rows and not orphans:
         echo("no open incidents" if not show_all else "no incidents")
-        return
     for r in rows:
-        drill = " DRILL" if r["drill"] else ""
-        altered = "" if r["log_intact"] else "  !! LOG ALTERED (runbook incident verify)"
-        echo(f"{r['id']}  {one_line(str(r['severity'])):<5} {one_line(str(r['status'])):<12} "
-             f"{str(r['opened_at'])[:19]}  {one_line(str(r['title']))}{drill}{altered}")
+        _echo_row(r)
+    if recent:  # the morning after: what was resolved overnight is not "nothing"
+        echo("resolved in the last 24 hours:")
+        for r in recent:
+            _echo_row(r)
+    if older:
+        echo(f"{older} resolved earlier {'is' if older == 1 else 'are'} hidden: runbook incident list --all")
     for incident in orphans:
         echo(f"{incident}: {ORPHAN}  !! LOG ALTERED (runbook incident verify {incident})")
     for r in rows:
@@ -337,6 +341,23 @@ def list_incidents(ctx: Context, show_all, drills, as_json):
 
 
 ORPHAN = "events without a summary row — record altered"
+
+
+def _resolved_lately(service, shown: list[dict], drills) -> tuple[list[dict], int]:
+    """Incidents resolved (or closed) in the last 24 hours that the open listing leaves out, and how
+    many older ones it leaves out."""
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    listed = {r["id"] for r in shown}
+    ended = [r for r in service.query("list", open_only=False, drills=drills) if r["id"] not in listed]
+    recent = [r for r in ended if str(r.get("resolved_at") or "") >= since]
+    return recent, len(ended) - len(recent)
+
+
+def _echo_row(r: dict) -> None:
+    drill = " DRILL" if r["drill"] else ""
+    altered = "" if r["log_intact"] else "  !! LOG ALTERED (runbook incident verify)"
+    echo(f"{r['id']}  {one_line(str(r['severity'])):<5} {one_line(str(r['status'])):<12} "
+         f"{str(r['opened_at'])[:19]}  {one_line(str(r['title']))}{drill}{altered}")
 
 
 @group.command("show")

@@ -39,7 +39,7 @@ def _report_lines(report, fmt: str) -> list[str]:
     if report.steps:
         out.append("## Steps" if fmt == "md" else "Steps")
         table(["step", "n", "median", "p90", "max"],
-              [[step, s["n"], *map(format_seconds, (s["median"], s["p90"], s["max"]))]
+              [[s["title"], s["n"], *map(format_seconds, (s["median"], s["p90"], s["max"]))]
                for step, s in report.steps.items()])
     if report.trend:
         out.append("## Trend" if fmt == "md" else "Trend (oldest first; more than 10% over target is flagged)")

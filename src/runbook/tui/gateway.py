@@ -139,9 +139,9 @@ class EngineGateway:
         """What the debrief shows: times against targets, steps, notes and action items."""
         return self._ready().debrief(incident)
 
-    def export(self, incident: str, folder: str = ".") -> str:
-        """Write the incident's postmortem (Markdown) next to where runbook was started; its path."""
-        return self._ready().read(_export, incident, folder)
+    def export(self, incident: str, path: str) -> str:
+        """Write the incident's postmortem (Markdown) to `path` (its folders made); the path written."""
+        return self._ready().read(_export, incident, path)
 
     def report(self, include_drills: bool = False) -> dict:
         return self._ready().read(report, include_drills)
@@ -178,14 +178,17 @@ class EngineGateway:
         return self._ready().incidents(open_only=True)
 
 
-def _export(engine, incident: str, folder: str) -> str:
+def _export(engine, incident: str, where: str) -> str:
     from pathlib import Path
 
     from runbook.engine.metrics import export_markdown
 
     state = engine.state(incident)
-    path = Path(folder) / f"{state.id}-postmortem.md"
+    path = Path(where).expanduser()
+    if path.is_dir():
+        path = path / f"{state.id}-postmortem.md"
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(export_markdown(state), encoding="utf-8")
     except OSError as exc:
         raise RunbookError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -6,9 +6,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from runbook.tui.dialogs.base import Dialog
 from runbook.tui.dialogs.confirm import ConfirmDialog
 from runbook.tui.keys import help_rows, key_for
 
@@ -39,7 +39,7 @@ def key_table(rows: list[tuple[str, str]]):
     return table
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss(None)", "Close")]
 
     def __init__(self, opened_from: type | None = None):
