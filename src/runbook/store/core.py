@@ -343,6 +343,54 @@ class SqlStore:
             sql += f" LIMIT {int(limit)}"
         return self._query(sql, params)
 
+    # past incidents, searched ------------------------------------------------------------
+
+    search_sql: str  # SQL: the best matches of a full-text query (params: query, exclude, before, limit)
+
+    def _put_words(self, incident: str, words: str) -> int | None:
+        """Put the incident's words in the dialect's full-text index (inside the write); the row id
+        search_docs keeps (SQLite's FTS5 rowid), or None when the index follows search_docs itself."""
+        return None
+
+    def _text_query(self, terms: list[str]) -> str:
+        """The dialect's full-text query matching any of `terms` (letters and digits only)."""
+        raise NotImplementedError
+
+    @guarded
+    def index_words(self, incident: str, seq: int, playbook: str, opened_at: str, drill: bool, mitigated: bool,
+                    words: str) -> None:
+        """Keep the incident's searchable words as its log reads up to event `seq` (derived data:
+        rebuilt from the log whenever it is behind)."""
+        with self._write():
+            fts = self._put_words(incident, words)
+            self._run("INSERT INTO search_docs (incident, seq, playbook, opened_at, drill, mitigated, words, fts_rowid) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident) DO UPDATE SET seq = excluded.seq, "
+                      "playbook = excluded.playbook, opened_at = excluded.opened_at, drill = excluded.drill, "
+                      "mitigated = excluded.mitigated, words = excluded.words, fts_rowid = excluded.fts_rowid",
+                      [incident, seq, playbook, opened_at, int(drill), int(mitigated), words, fts])
+
+    @guarded
+    def search(self, terms: list[str], limit: int, exclude: str = "", before: str = "\uffff") -> list[dict]:
+        """Incidents whose words match any of `terms`, best first: {incident, playbook, opened_at,
+        drill, mitigated, score} (a higher score matches better); only those opened before `before`."""
+        if not terms:
+            return []
+        return self._query(self.search_sql, [self._text_query(terms), exclude, before, int(limit)])
+
+    @guarded
+    def search_behind(self) -> list[str]:
+        """Incidents whose searchable words are missing or older than their log."""
+        return [r[0] for r in self._run(
+            "SELECT i.id FROM incidents i LEFT JOIN search_docs d ON d.incident = i.id "
+            "WHERE d.seq IS NULL OR d.seq < i.last_seq ORDER BY i.id")]
+
+    @guarded
+    def events_of_types(self, types: tuple[str, ...]) -> list[StoredEvent]:
+        """Every event of these types, across incidents, by incident then sequence (the type index)."""
+        among, params = self._any("type", list(types))
+        return stored_events(self._run(f"SELECT {EVENT_COLUMNS} FROM events WHERE {among} ORDER BY incident, seq",
+                                       params).fetchall())
+
     # the change feed -----------------------------------------------------------------------
 
     @guarded

@@ -27,7 +27,7 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from runbook.store.common import StoredEvent, StoreError, anchor_mac, chain_events, default_path, is_postgres_url
 from runbook.store.core import INSERT_EVENT, SqlStore, event_row, guarded, summary_params, summary_update_sql
@@ -49,8 +49,15 @@ def _writers(path: str) -> threading.RLock:
         return _WRITERS.setdefault(os.path.realpath(path), threading.RLock())
 
 
-FEATURES = StoreFeatures(persistent=True, counts_commits=True)
+FEATURES = StoreFeatures(persistent=True, counts_commits=True, searches_text=True)
 SUMMARY_UPDATE = summary_update_sql(lambda name: f":{name}")
+
+
+class Statement(NamedTuple):
+    """A migration step of SQLite's own (the FTS5 table), as SQL that creates only what is missing."""
+
+    sql: str
+
 
 MIGRATIONS = ((1, "events, incidents projection, snapshots", (Create("events"), Create("incidents"),
                                                               Create("snapshots"))),
@@ -61,7 +68,10 @@ MIGRATIONS = ((1, "events, incidents projection, snapshots", (Create("events"), 
               (6, "incidents: a signed anchor of the log's end; events indexed by type",
                (Column("incidents", "last_mac"), Index("events", "idx_events_type_incident"))),
               (7, "alerts received by runbook serve", (Create("alerts"),)),
-              (8, "checkpoints: big incidents open from their folded state", (Create("checkpoints"),)))
+              (8, "checkpoints: big incidents open from their folded state", (Create("checkpoints"),)),
+              (9, "past incidents searched by their words (FTS5)",
+               (Create("search_docs"), Statement("CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(words)"))))
+
 
 
 def _code(exc: sqlite3.Error) -> int:
@@ -81,6 +91,9 @@ def _why_readonly(path: str) -> str | None:
 
 def _apply(db: sqlite_utils.Database, step) -> None:
     """One migration step through sqlite-utils: what it declares, where it is missing."""
+    if isinstance(step, Statement):
+        db.execute(step.sql)
+        return
     table = TABLES[step.table]
     kind = {INT: int, BIGINT: int, SERIAL: int}
     if isinstance(step, Create) and not db[table.name].exists():
@@ -101,6 +114,10 @@ class Store(SqlStore, SqlAlertLedger):
     opened_drill = ("(SELECT coalesce(json_extract(e.data, '$.drill'), 0) FROM events e "
                     "WHERE e.incident = i.id AND e.seq = 1)")
     last_id = "last_insert_rowid()"
+    search_sql = ("SELECT d.incident, d.playbook, d.opened_at, d.drill, d.mitigated, -bm25(search_fts) AS score "
+                  "FROM search_fts JOIN search_docs d ON d.fts_rowid = search_fts.rowid "
+                  "WHERE search_fts MATCH ? AND d.incident <> ? AND d.opened_at < ? "
+                  "ORDER BY bm25(search_fts), d.incident LIMIT ?")
 
     def __init__(self, path: str | None = None, key: bytes | str | None = "auto", key_created: str | None = None):
         self.path = path or default_path()
@@ -278,6 +295,15 @@ class Store(SqlStore, SqlAlertLedger):
                               [anchor_mac(self.key, incident, seq, digest), incident])
 
     # the dialect's parts of the core -------------------------------------------------------
+
+    def _put_words(self, incident: str, words: str) -> int:
+        old = self.conn.execute("SELECT fts_rowid FROM search_docs WHERE incident = ?", [incident]).fetchone()
+        if old and old[0] is not None:
+            self.conn.execute("DELETE FROM search_fts WHERE rowid = ?", [old[0]])
+        return self.conn.execute("INSERT INTO search_fts (words) VALUES (?)", [words]).lastrowid
+
+    def _text_query(self, terms: list[str]) -> str:
+        return " OR ".join(f'"{term}"' for term in terms)
 
     @contextmanager
     def _write(self, lock: str | None = None):

@@ -38,6 +38,7 @@ from runbook.engine.events.incident import (
                                         SeverityChanged,
                                         TargetBreached,
 )
+from runbook.engine.events.learning import ActionItemClosed, ActionItemReminded, ReviewWritten
 from runbook.engine.events.parameters import CAPTURE, CaptureMissed, ParametersSet
 from runbook.engine.events.roles import Closed, RoleAssigned, SignalGiven
 from runbook.engine.events.safeguards import DrillGuardChecked, DrillStopped
@@ -61,6 +62,8 @@ __all__ = [
                                         "Acknowledged",
                                         "ActionFinished",
                                         "ActionItemAdded",
+                                        "ActionItemClosed",
+                                        "ActionItemReminded",
                                         "ActionStarted",
                                         "AlertReceived",
                                         "AlertStateChanged",
@@ -93,6 +96,7 @@ __all__ = [
                                         "PluginErrorRecorded",
                                         "ReminderFired",
                                         "Resolved",
+                                        "ReviewWritten",
                                         "RoleAssigned",
                                         "SeverityChanged",
                                         "SignalGiven",

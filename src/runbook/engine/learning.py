@@ -1,0 +1,299 @@
+"""Learning from incidents, read from the log: the review people write, action items across
+incidents (with evidence when closed, reminders when overdue), and past incidents like this one.
+
+Every figure here is read from events (review_written, action_item_*; the opened, mitigated,
+degradation and note events); the search index the store keeps (search_docs) is a projection of
+the log, rebuilt from it by `index` whenever it is behind (`reindex`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from runbook.engine.clock import iso
+from runbook.engine.events import ActionItemAdded, ActionItemClosed, ActionItemReminded, ReviewWritten
+from runbook.engine.state import IncidentState
+from runbook.errors import CommandError, NotFoundError
+
+# The postmortem sections people write (Google SRE / PagerDuty templates), in the export's order.
+REVIEW_SECTIONS = {
+    "summary": "Summary",
+    "impact": "Impact",
+    "trigger": "Trigger",
+    "root-cause": "Root cause",
+    "resolution": "Resolution",
+    "recovery": "Recovery",
+    "went-well": "What went well",
+    "went-wrong": "What went wrong",
+    "got-lucky": "Where we got lucky",
+}
+KINDS = ("prevent", "mitigate", "detect", "process")
+PRIORITIES = ("P1", "P2", "P3", "P4")
+EVIDENCE = ("link", "drill", "check")
+ITEM_TYPES = ("action_item_added", "action_item_closed", "action_item_reminded")
+# events whose words an incident is found by: its document is rebuilt after one is appended
+WORD_TYPES = frozenset({"opened", "parameters_set", "note_added", "mitigated", "resolved", "decision_made",
+                        "degradation_applied", "review_written", "alert_received", "action_item_added"})
+TOP = 3
+CANDIDATES = 20  # matches re-ranked (same playbook, mitigated) after the store's text ranking
+MAX_TERMS = 40
+
+
+# the review ----------------------------------------------------------------------------------
+
+def check_section(section: str) -> str:
+    if section not in REVIEW_SECTIONS:
+        raise CommandError(f"unknown review section {section!r}; use one of: {', '.join(REVIEW_SECTIONS)}")
+    return section
+
+
+def review(state: IncidentState) -> dict[str, tuple[str, str, datetime]]:
+    """Section -> (text, who wrote it, when): the latest of each, as written."""
+    out = {}
+    for e in state.events:
+        if e.type == "review_written":
+            out[e.record.section] = (e.record.text, e.actor, e.at)
+    return out
+
+
+# action items --------------------------------------------------------------------------------
+
+@dataclass
+class ActionItem:
+    incident: str
+    number: int
+    text: str
+    owner: str
+    added_at: datetime
+    added_by: str
+    due: str | None = None
+    priority: str | None = None
+    kind: str | None = None
+    ticket: str | None = None
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    evidence: str | None = None
+    evidence_kind: str | None = None
+    reminded_at: datetime | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.incident}#{self.number}"
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
+
+    def overdue(self, today: date) -> bool:
+        return self.open and self.due is not None and date.fromisoformat(self.due) < today
+
+    def age_days(self, now: datetime) -> int:
+        return ((self.closed_at or now) - self.added_at).days
+
+    def to_dict(self, now: datetime) -> dict:
+        return {"id": self.id, "incident": self.incident, "number": self.number, "text": self.text,
+                "owner": self.owner, "due": self.due, "priority": self.priority, "kind": self.kind,
+                "ticket": self.ticket, "status": "open" if self.open else "closed",
+                "overdue": self.overdue(now.date()), "age_days": self.age_days(now),
+                "added_at": iso(self.added_at), "added_by": self.added_by,
+                "closed_at": iso(self.closed_at) if self.closed_at else None, "closed_by": self.closed_by,
+                "evidence": self.evidence, "evidence_kind": self.evidence_kind,
+                "reminded_at": iso(self.reminded_at) if self.reminded_at else None}
+
+
+def items_from(events) -> list[ActionItem]:
+    """The action items of events given as (incident, at, actor, record), in log order."""
+    items: dict[tuple[str, int], ActionItem] = {}
+    counts: dict[str, int] = {}
+    for incident, at, actor, rec in events:
+        if isinstance(rec, ActionItemAdded):
+            counts[incident] = counts.get(incident, 0) + 1
+            items[(incident, counts[incident])] = ActionItem(
+                incident, counts[incident], rec.text, rec.owner or actor, at, actor, rec.due, rec.priority,
+                rec.kind, rec.ticket)
+        elif isinstance(rec, ActionItemClosed) and (incident, rec.item) in items:
+            item = items[(incident, rec.item)]
+            item.closed_at, item.closed_by, item.evidence, item.evidence_kind = at, actor, rec.evidence, \
+                rec.evidence_kind
+        elif isinstance(rec, ActionItemReminded) and (incident, rec.item) in items:
+            items[(incident, rec.item)].reminded_at = at
+    return list(items.values())
+
+
+def incident_items(state: IncidentState) -> list[ActionItem]:
+    return items_from((state.id, e.at, e.actor, e.record) for e in state.events if e.type in ITEM_TYPES)
+
+
+def all_items(engine) -> list[ActionItem]:
+    """Every action item of every incident, from the log (one indexed read of the item events)."""
+    from runbook.engine.events import Event
+
+    return items_from((s.incident, e.at, e.actor, e.record)
+                      for s in engine.store.events_of_types(ITEM_TYPES) for e in (Event.from_stored(s),))
+
+
+def parse_item_id(text: str) -> tuple[str, int]:
+    """"INC-…#2" -> (incident as typed, 2)."""
+    incident, _, number = text.rpartition("#")
+    if not incident or not number.isdigit():
+        raise CommandError(f"{text!r} is not an action item id; they look like INC-20261207-AB12#2 "
+                           "(`runbook actions list` shows them)")
+    return incident, int(number)
+
+
+def check_item_fields(due: str | None, priority: str | None, kind: str | None) -> None:
+    if due is not None:
+        try:
+            date.fromisoformat(due)
+        except ValueError:
+            raise CommandError(f"due date {due!r} is not a date; write it as 2026-12-24") from None
+    if priority is not None and priority not in PRIORITIES:
+        raise CommandError(f"unknown priority {priority!r}; use one of: {', '.join(PRIORITIES)}")
+    if kind is not None and kind not in KINDS:
+        raise CommandError(f"unknown kind {kind!r}; use one of: {', '.join(KINDS)}")
+
+
+def item_of(state: IncidentState, number: int) -> ActionItem:
+    for item in incident_items(state):
+        if item.number == number:
+            return item
+    raise NotFoundError(f"{state.id} has no action item #{number}; it has "
+                        f"{len(incident_items(state))} (`runbook actions list --incident {state.id}`)")
+
+
+def close_records(state: IncidentState, number: int, evidence: str, evidence_kind: str) -> list:
+    item = item_of(state, number)
+    if not item.open:
+        raise CommandError(f"action item {item.id} was already closed by {item.closed_by} at "
+                           f"{item.closed_at:%Y-%m-%d %H:%M}")
+    if evidence_kind not in EVIDENCE:
+        raise CommandError(f"unknown evidence kind {evidence_kind!r}; use one of: {', '.join(EVIDENCE)}")
+    if not evidence.strip():
+        raise CommandError("closing an action item needs evidence: a link, a drill that passed or a check that "
+                           "now holds (--evidence)")
+    return [ActionItemClosed(number, evidence, evidence_kind)]
+
+
+def remind_overdue(engine, actor: str) -> list[dict]:
+    """Remind the owner of each overdue open item, once a day at most, through the notify hooks;
+    each reminder is recorded on the item's incident (what was sent, how many notifiers took it)."""
+    from runbook.pluginapi import EscalationNotice, Recipient
+
+    now = engine.clock.now()
+    sent = []
+    for item in all_items(engine):
+        if not item.overdue(now.date()) or (item.reminded_at and (now - item.reminded_at).days < 1):
+            continue
+        notice = EscalationNotice(
+            item.incident, f"Overdue action item {item.id}: {item.text}", "", 0,
+            (Recipient(item.owner, item.owner, via="action item owner"),),
+            summary=f"due {item.due}; close it with evidence: runbook actions close {item.id} --evidence …")
+        results = engine.plugins.notify(notice)[0] if engine.plugins is not None else []
+        delivered = sum(1 for r in results if r.ok) if results else 0
+        engine.command(item.incident, actor,
+                       lambda state, item=item, n=delivered: [ActionItemReminded(item.number, item.owner,
+                                                                                 item.due, n)])
+        sent.append({"id": item.id, "owner": item.owner, "due": item.due, "delivered": delivered})
+    return sent
+
+
+# past incidents like this one ----------------------------------------------------------------
+
+def terms(text: str) -> list[str]:
+    """Lower-case words of letters and digits, each once, in order (what both dialects index)."""
+    return list(dict.fromkeys(re.findall(r"[a-z0-9]+", text.lower())))
+
+
+def words(state: IncidentState) -> str:
+    """The incident's searchable words, from its log: playbook, service, title, symptom, parameters
+    and labels, notes, the review, what mitigated it."""
+    parts = [state.playbook.id, state.service, state.title, state.symptom or ""]
+    symptom = next((s for s in state.playbook.symptoms if s.id == state.symptom), None) if state.symptom else None
+    if symptom is not None:
+        parts.append(symptom.summary)
+    parts += [f"{name} {value}" for name, value in state.parameters.items()]
+    parts += [e.data.get("text", "") for e in state.events if e.type in ("note_added", "review_written")]
+    parts += [a.record.text for a in state.events if a.type == "action_item_added"]
+    parts.append(mitigation(state)["what"] if state.mitigated_at else "")
+    return " ".join(terms(" ".join(p for p in parts if p)))
+
+
+def index(engine, state: IncidentState) -> None:
+    """Keep the incident's words in the store's search index (derived: a failure costs only a
+    stale match until the next change or `runbook db reindex`)."""
+    from runbook.store import StoreError
+
+    store = engine.store
+    if not store.features.searches_text or store.features.readonly or state.opened_at is None:
+        return
+    try:
+        store.index_words(state.id, state.last_seq, state.playbook.id, iso(state.opened_at), state.drill,
+                          state.mitigated_at is not None, words(state))
+    except StoreError:
+        pass
+
+
+def reindex(engine) -> int:
+    """Rebuild the words of every incident whose index is missing or behind its log; how many."""
+    behind = engine.store.search_behind()
+    for incident in behind:
+        index(engine, engine.state(incident))
+    return len(behind)
+
+
+def mitigation(state: IncidentState) -> dict:
+    """What mitigated the incident, from its log: the step or degradation, who, after how long."""
+    event = next((e for e in state.events if e.type == "mitigated"), None)
+    if event is None:
+        return {"what": "", "who": "", "seconds": None}
+    rec = event.record
+    degraded = [e.record.degradation for e in state.events
+                if e.type == "degradation_applied" and e.seq <= event.seq]
+    what = rec.degradation or (degraded[-1] if degraded else "")
+    step = rec.step or ""
+    if step and step in state.steps:
+        title = state.playbook.step(step).title
+        step = f"{step} ({title})" if title else step
+    described = " · ".join(x for x in (f"step {step}" if step else "", f"degradation {what}" if what else "") if x)
+    # who: the person whose act marked it (the mitigated event itself is often the engine's)
+    acts = [e.actor for e in state.events if e.seq <= event.seq and e.type in (
+        "step_completed", "degradation_applied", "decision_made", "mitigated")]
+    who = acts[-1] if acts else event.actor
+    return {"what": described or "marked mitigated", "who": who,
+            "seconds": (event.at - state.opened_at).total_seconds()}
+
+
+def similar(engine, incident: str, limit: int = TOP) -> list[dict]:
+    """The past incidents most like `incident` (opened before it), best first: the store ranks by
+    words (FTS5 / PostgreSQL full-text search), then the same playbook and a mitigation that
+    worked count double each. Each with what mitigated it and its open action items."""
+    state = engine.state(incident)
+    if not engine.store.features.searches_text:
+        return []
+    index(engine, state)  # its own words as they are now
+    query = terms(words(state))[:MAX_TERMS]
+    found = engine.store.search(query, CANDIDATES, exclude=state.id, before=iso(state.opened_at))
+    for row in found:
+        row["rank"] = row["score"] * (2 if row["playbook"] == state.playbook.id else 1) * \
+            (2 if row["mitigated"] else 1)
+    found.sort(key=lambda row: (-row["rank"], row["incident"]))
+    now = engine.clock.now()
+    out = []
+    for row in found[:limit]:
+        past = engine.state(row["incident"])
+        open_items = [i for i in incident_items(past) if i.open]
+        out.append({"incident": past.id, "title": past.title, "playbook": past.playbook.id,
+                    "opened_at": iso(past.opened_at), "status": past.status, "drill": past.drill,
+                    "score": round(row["rank"], 4), "mitigation": mitigation(past),
+                    "open_actions": [i.to_dict(now) for i in open_items]})
+    return out
+
+
+def repeat_warning(matches: list[dict]) -> str | None:
+    """"repeat: action '…' from INC-… open 41 days" when the closest match has an open action item."""
+    if not matches or not matches[0]["open_actions"]:
+        return None
+    item = max(matches[0]["open_actions"], key=lambda i: i["age_days"])
+    return f"repeat: action '{item['text']}' from {item['incident']} open {item['age_days']} days"
