@@ -90,3 +90,43 @@ def report(engine, include_drills: bool = False) -> dict:
     from runbook.drills.report import build
 
     return shown_data(build(engine, include_drills=include_drills).to_dict())
+
+
+def similar_incidents(engine, incident: str, limit: int = 3) -> dict:
+    """Past incidents like `incident` with what mitigated them and their open action items, and
+    the repeat warning when the closest one has an open item (engine/learning.py)."""
+    from runbook.engine.learning import repeat_warning
+
+    matches = engine.similar(incident, limit)
+    return shown_data({"incident": engine.resolve_id(incident), "searched": engine.store.features.searches_text,
+                       "matches": matches, "repeat": repeat_warning(matches)})
+
+
+def action_item_rows(engine, incident: str | None = None, owner: str | None = None, open_only: bool = True,
+                     overdue: bool = False) -> list[dict]:
+    """Action items across incidents, oldest first, as dicts (ActionItem.to_dict), filtered."""
+    now = engine.clock.now()
+    rows = [item.to_dict(now) for item in engine.action_items()]
+    rows = [r for r in rows if (incident is None or r["incident"] == incident)
+            and (owner is None or r["owner"] == owner) and (not open_only or r["status"] == "open")
+            and (not overdue or r["overdue"])]
+    return shown_data(rows)
+
+
+def action_completion(engine, include_drills: bool = False) -> dict:
+    """Completion of action items: how many were added and closed, the share closed, the median
+    age of those open and of those closed (days), and how many are overdue."""
+    from statistics import median
+
+    now = engine.clock.now()
+    items = engine.action_items()
+    if not include_drills:
+        real = {row["id"] for row in engine.store.incidents(drills=False)}
+        items = [i for i in items if i.incident in real]
+    closed = [i for i in items if not i.open]
+    still = [i for i in items if i.open]
+    return {"added": len(items), "closed": len(closed),
+            "completion": round(len(closed) / len(items), 3) if items else None,
+            "open": len(still), "overdue": sum(1 for i in still if i.overdue(now.date())),
+            "median_open_age_days": median(i.age_days(now) for i in still) if still else None,
+            "median_days_to_close": median(i.age_days(now) for i in closed) if closed else None}

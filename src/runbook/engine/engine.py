@@ -476,8 +476,22 @@ class Engine(StepCommands):
         """Close action item `item` (INC-…#2) with the evidence that it is done."""
         incident, number = learning.parse_item_id(item)
         check_size("the evidence", evidence)
+        if evidence_kind == "drill":
+            self._check_drill_passed(evidence)
         return self.command(self.resolve_id(incident), actor,
                             lambda state: learning.close_records(state, number, evidence, evidence_kind))
+
+    def _check_drill_passed(self, drill: str) -> None:
+        """Evidence of kind "drill" names a drill run that passed: resolved, no target breached."""
+        from runbook.engine.metrics import metrics
+
+        state = self.state(self.resolve_id(drill))
+        if not state.drill:
+            raise CommandError(f"{state.id} is not a drill; evidence of kind drill names a drill run that passed")
+        breached = [name for name, t in metrics(state).targets.items() if t["breached"]]
+        if not state.resolved or breached:
+            why = "it is not resolved" if not state.resolved else f"it breached {', '.join(breached)}"
+            raise CommandError(f"drill {state.id} did not pass ({why}); close the item with a drill run that did")
 
     def write_review(self, incident: str, actor: str, section: str, text: str) -> list[Event]:
         """One postmortem section as a person wrote it (learning.REVIEW_SECTIONS)."""

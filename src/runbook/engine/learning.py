@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from runbook.engine.clock import iso
-from runbook.engine.events import ActionItemAdded, ActionItemClosed, ActionItemReminded, ReviewWritten
+from runbook.engine.events import ActionItemAdded, ActionItemClosed, ActionItemReminded
 from runbook.engine.state import IncidentState
 from runbook.errors import CommandError, NotFoundError
 
@@ -261,7 +261,7 @@ def mitigation(state: IncidentState) -> dict:
     acts = [e.actor for e in state.events if e.seq <= event.seq and e.type in (
         "step_completed", "degradation_applied", "decision_made", "mitigated")]
     who = acts[-1] if acts else event.actor
-    return {"what": described or "marked mitigated", "who": who,
+    return {"what": described or "a responder's mark (no step or degradation recorded)", "who": who,
             "seconds": (event.at - state.opened_at).total_seconds()}
 
 
