@@ -191,7 +191,7 @@ def remind_overdue(engine, actor: str) -> list[dict]:
             (Recipient(item.owner, item.owner, via="action item owner"),),
             summary=f"due {item.due}; close it with evidence: runbook actions close {item.id} --evidence …")
         results = engine.plugins.notify(notice)[0] if engine.plugins is not None else []
-        delivered = sum(1 for r in results if r.ok) if results else 0
+        delivered = sum(1 for r in results if r.delivered)
         engine.command(item.incident, actor,
                        lambda state, item=item, n=delivered: [ActionItemReminded(item.number, item.owner,
                                                                                  item.due, n)])

@@ -365,7 +365,8 @@ class SqlStore:
             fts = self._put_words(incident, words)
             self._run("INSERT INTO search_docs (incident, seq, playbook, opened_at, drill, mitigated, words, "
                       "fts_rowid) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident) DO UPDATE SET "
-                      "seq = excluded.seq, playbook = excluded.playbook, opened_at = excluded.opened_at, drill = excluded.drill, "
+                      "seq = excluded.seq, playbook = excluded.playbook, opened_at = excluded.opened_at, "
+                      "drill = excluded.drill, "
                       "mitigated = excluded.mitigated, words = excluded.words, fts_rowid = excluded.fts_rowid",
                       [incident, seq, playbook, opened_at, int(drill), int(mitigated), words, fts])
 
