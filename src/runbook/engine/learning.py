@@ -8,6 +8,7 @@ the log, rebuilt from it by `index` whenever it is behind (`reindex`).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -37,8 +38,10 @@ ITEM_TYPES = ("action_item_added", "action_item_closed", "action_item_reminded")
 WORD_TYPES = frozenset({"opened", "parameters_set", "note_added", "mitigated", "resolved", "decision_made",
                         "degradation_applied", "review_written", "alert_received", "action_item_added"})
 TOP = 3
-CANDIDATES = 20  # matches re-ranked (same playbook, mitigated) after the store's text ranking
+CANDIDATES = 20  # from each of the store's two reads (text matches, latest of the playbook)
 MAX_TERMS = 40
+SEARCH_ALL_BELOW = 200  # incidents: below that many, every word is searched for
+COMMON = 0.05  # a word more incidents than this share hold is not searched for (it still scores)
 
 
 # the review ----------------------------------------------------------------------------------
@@ -213,10 +216,17 @@ def words(state: IncidentState) -> str:
     symptom = next((s for s in state.playbook.symptoms if s.id == state.symptom), None) if state.symptom else None
     if symptom is not None:
         parts.append(symptom.summary)
-    parts += [f"{name} {value}" for name, value in state.parameters.items()]
+    # a parameter or alert label also as one word of name and value ("regioneuwest1"): an exact
+    # match of the value tells eu-west-1 from eu-central-1, which share two of their three words
+    labels = dict(state.parameters)
+    for e in state.events:
+        if e.type == "alert_received":
+            labels.update({k: v for k, v in e.record.labels.items() if k != "alertname"})
+    parts += [f"{name} {value} {name}{''.join(terms(str(value)))}" for name, value in labels.items()]
     parts += [e.data.get("text", "") for e in state.events if e.type in ("note_added", "review_written")]
     parts += [a.record.text for a in state.events if a.type == "action_item_added"]
-    parts.append(mitigation(state)["what"] if state.mitigated_at else "")
+    fix = mitigation(state) if state.mitigated_at else None
+    parts += [fix["step"], fix["degradation"]] if fix else []
     return " ".join(terms(" ".join(p for p in parts if p)))
 
 
@@ -247,7 +257,7 @@ def mitigation(state: IncidentState) -> dict:
     """What mitigated the incident, from its log: the step or degradation, who, after how long."""
     event = next((e for e in state.events if e.type == "mitigated"), None)
     if event is None:
-        return {"what": "", "who": "", "seconds": None}
+        return {"what": "", "who": "", "seconds": None, "step": "", "degradation": ""}
     rec = event.record
     degraded = [e.record.degradation for e in state.events
                 if e.type == "degradation_applied" and e.seq <= event.seq]
@@ -262,33 +272,50 @@ def mitigation(state: IncidentState) -> dict:
         "step_completed", "degradation_applied", "decision_made", "mitigated")]
     who = acts[-1] if acts else event.actor
     return {"what": described or "a responder's mark (no step or degradation recorded)", "who": who,
+            "step": rec.step or "", "degradation": what,
             "seconds": (event.at - state.opened_at).total_seconds()}
 
 
 def similar(engine, incident: str, limit: int = TOP) -> list[dict]:
-    """The past incidents most like `incident` (opened before it), best first: the store ranks by
-    words (FTS5 / PostgreSQL full-text search), then the same playbook and a mitigation that
-    worked count double each. Each with what mitigated it and its open action items."""
+    """The past incidents most like `incident` (opened before it), best first, each with what
+    mitigated it and its open action items.
+
+    Candidates come from two indexed reads of the store: the best text matches (SQLite FTS5,
+    PostgreSQL full-text search) of the incident's rarer words, and the latest incidents of its
+    playbook. Words nearly every incident has (a playbook's title among thousands of its
+    incidents) are left out of the text search: they would make it rank every incident, and they
+    tell nothing apart. Each candidate scores the rarity (idf: how many incidents hold it) of
+    the words it shares; the same playbook and a mitigation that worked count double each."""
     state = engine.state(incident)
     if not engine.store.features.searches_text:
         return []
     index(engine, state)  # its own words as they are now
-    query = terms(words(state))[:MAX_TERMS]
-    found = engine.store.search(query, CANDIDATES, exclude=state.id, before=iso(state.opened_at))
-    for row in found:
-        row["rank"] = row["score"] * (2 if row["playbook"] == state.playbook.id else 1) * \
-            (2 if row["mitigated"] else 1)
-    found.sort(key=lambda row: (-row["rank"], row["incident"]))
+    ranked = rank(engine.store, terms(words(state))[:MAX_TERMS], state.playbook.id, state.id, iso(state.opened_at))
     now = engine.clock.now()
     out = []
-    for row in found[:limit]:
+    for row in ranked[:limit]:
         past = engine.state(row["incident"])
         open_items = [i for i in incident_items(past) if i.open]
         out.append({"incident": past.id, "title": past.title, "playbook": past.playbook.id,
                     "opened_at": iso(past.opened_at), "status": past.status, "drill": past.drill,
-                    "score": round(row["rank"], 4), "mitigation": mitigation(past),
+                    "score": round(row["rank"], 3), "mitigation": mitigation(past),
                     "open_actions": [i.to_dict(now) for i in open_items]})
     return out
+
+
+def rank(store, query: list[str], playbook: str, exclude: str, before: str) -> list[dict]:
+    """The candidates of `similar`, best first (its text says how), each with its "rank"."""
+    total, df = store.term_counts(query, COMMON)
+    rare = [t for t in query if df[t] <= COMMON * total] if total >= SEARCH_ALL_BELOW else query
+    candidates = {row["incident"]: row for row in (
+        store.search(rare, CANDIDATES, exclude=exclude, before=before)
+        + store.latest_words(CANDIDATES, before, playbook=playbook, exclude=exclude))}
+    idf = {t: math.log((total + 1) / (df[t] + 0.5)) for t in query}
+    for row in candidates.values():
+        shared = set(query) & set(row["words"].split())
+        row["rank"] = sum(idf[t] for t in shared) * (2 if row["playbook"] == playbook else 1) * \
+            (2 if row["mitigated"] else 1)
+    return sorted(candidates.values(), key=lambda row: (-row["rank"], row["incident"]))
 
 
 def repeat_warning(matches: list[dict]) -> str | None:

@@ -42,6 +42,7 @@ from runbook.store.interface import StoreFeatures
 INSERT_EVENT = ("INSERT INTO events (incident, seq, ts, actor, type, data, prev_hash, hash, mac) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 SELECT_CHECKPOINT = f"SELECT {', '.join(CHECKPOINT_COLUMNS)} FROM checkpoints WHERE incident = ?"
+SEARCH_COLUMNS = "incident, playbook, opened_at, drill, mitigated, words"
 SUMMARY_PARAMS = ("incident", "last_seq", "updated_at", "last_mac", *FIRST_COLUMNS, "status", "status_rank",
                   *LATEST_COLUMNS)
 
@@ -345,7 +346,9 @@ class SqlStore:
 
     # past incidents, searched ------------------------------------------------------------
 
-    search_sql: str  # SQL: the best matches of a full-text query (params: query, exclude, before, limit)
+    # SQL: the best text matches (params: query, how many, exclude, before), then filtered by the
+    # last two: the dialect ranks and cuts first, so a common word costs no sort of every match
+    search_sql: str
 
     def _put_words(self, incident: str, words: str) -> int | None:
         """Put the incident's words in the dialect's full-text index (inside the write); the row id
@@ -372,11 +375,32 @@ class SqlStore:
 
     @guarded
     def search(self, terms: list[str], limit: int, exclude: str = "", before: str = "\uffff") -> list[dict]:
-        """Incidents whose words match any of `terms`, best first: {incident, playbook, opened_at,
-        drill, mitigated, score} (a higher score matches better); only those opened before `before`."""
+        """Incidents whose words match any of `terms`, best first, of the best `limit` those opened
+        before `before` other than `exclude`: {incident, playbook, opened_at, drill, mitigated, words}."""
         if not terms:
             return []
-        return self._query(self.search_sql, [self._text_query(terms), exclude, before, int(limit)])
+        return self._query(self.search_sql, [self._text_query(terms), int(limit), exclude, before])
+
+    def _term_docs(self, terms: list[str], cap: int) -> dict[str, int]:
+        """How many incidents hold each term (the dialect may stop counting at `cap`)."""
+        raise NotImplementedError
+
+    @guarded
+    def term_counts(self, terms: list[str], common: float) -> tuple[int, dict[str, int]]:
+        """(how many incidents are indexed, how many hold each term); a count above `common` of
+        them may be cut there (a word that common is only ever told to be common)."""
+        total = self._run("SELECT count(*) FROM search_docs").fetchone()[0]
+        found = self._term_docs(terms, int(common * total) + 1) if terms and total else {}
+        return total, {term: found.get(term, 0) for term in terms}
+
+    @guarded
+    def latest_words(self, limit: int, before: str, playbook: str | None = None, exclude: str = "") -> list[dict]:
+        """The latest `limit` incidents opened before `before` (of one playbook, when given), newest
+        first, with their words (`search`'s columns)."""
+        sql, params = where(("opened_at < ?", before), ("incident <> ?", exclude),
+                            ("playbook = ?", playbook) if playbook else None)
+        return self._query(f"SELECT {SEARCH_COLUMNS} FROM search_docs{sql} ORDER BY opened_at DESC "
+                           f"LIMIT {int(limit)}", params)
 
     @guarded
     def search_behind(self) -> list[str]:

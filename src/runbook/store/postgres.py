@@ -63,6 +63,7 @@ CHANNEL = "runbook_events"
 LOCK_CLASS = 7_304_917  # the first key of runbook's advisory locks
 ORDER_LOCK, LEDGER_LOCK, MIGRATE_LOCK = 1, 2, 3
 CONNECT_TIMEOUT = 5
+TERM_SAMPLE = 1000  # incidents whose words estimate how common a word is (see _term_docs)
 FEATURES = StoreFeatures(persistent=True, holds_writers=True, notifies=True, grants=True, searches_text=True)
 
 _TYPES = {KEY: 'text COLLATE "C"',  # byte order, as SQLite compares: ids and ISO times sort the same on both
@@ -211,12 +212,21 @@ class PostgresStore(SqlStore, SqlAlertLedger):
     opened_drill = ("(SELECT CASE WHEN (runbook_json(e.data) -> 'drill')::text IN ('true', '1') THEN 1 ELSE 0 END "
                     "FROM events e WHERE e.incident = i.id AND e.seq = 1)")
     last_id = "lastval()"
-    search_sql = ("SELECT incident, playbook, opened_at, drill, mitigated, ts_rank(tsv, q) AS score "
-                  "FROM search_docs, to_tsquery('simple', ?) q WHERE tsv @@ q AND incident <> ? AND opened_at < ? "
-                  "ORDER BY score DESC, incident LIMIT ?")
+    search_sql = ("SELECT incident, playbook, opened_at, drill, mitigated, words FROM (SELECT incident, playbook, "
+                  "opened_at, drill, mitigated, words, ts_rank(tsv, q) AS r FROM search_docs, to_tsquery('simple', ?) q WHERE tsv @@ q ORDER BY r DESC LIMIT ?) s "
+                  "WHERE incident <> ? AND opened_at < ? ORDER BY r DESC")
 
     def _text_query(self, terms: list[str]) -> str:
         return " | ".join(terms)
+
+    def _term_docs(self, terms: list[str], cap: int) -> dict[str, int]:
+        # PostgreSQL keeps no count per word (ts_stat reads every row): estimated from the latest
+        # TERM_SAMPLE incidents, scaled to all of them
+        rows = self._run("SELECT t, count(*), (SELECT count(*) FROM search_docs) FROM "
+                         "(SELECT tsv FROM search_docs ORDER BY opened_at DESC LIMIT ?) s, unnest(?::text[]) t "
+                         "WHERE s.tsv @@ to_tsquery('simple', t) GROUP BY t", [TERM_SAMPLE, list(terms)]).fetchall()
+        return {term: round(count * max(total, TERM_SAMPLE) / TERM_SAMPLE) if total > TERM_SAMPLE else count
+                for term, count, total in rows}
 
     def __init__(self, url: str, key: bytes | str | None = "auto", key_created: str | None = None,
                  migrate: bool = True, connect_timeout: float = CONNECT_TIMEOUT):

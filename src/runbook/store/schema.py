@@ -67,7 +67,8 @@ TABLES = {table.name: table for table in (
     Table("search_docs", {"incident": KEY, "seq": INT, "playbook": KEY, "opened_at": KEY, "drill": INT,
                           "mitigated": INT, "words": TEXT, "fts_rowid": INT},
           pk=("incident",), not_null=("seq", "words"),
-          indexes={"idx_search_docs_fts_rowid": ("fts_rowid",)}),
+          indexes={"idx_search_docs_fts_rowid": ("fts_rowid",), "idx_search_docs_opened_at": ("opened_at",),
+                   "idx_search_docs_playbook_opened_at": ("playbook", "opened_at")}),
     Table("checkpoints", {"incident": KEY, "seq": INT, "chain_hash": KEY, "body": TEXT, "digest": KEY, "mac": KEY},
           pk=("incident",), not_null=("seq", "chain_hash", "body", "digest")),
 )}

@@ -70,7 +70,9 @@ MIGRATIONS = ((1, "events, incidents projection, snapshots", (Create("events"), 
               (7, "alerts received by runbook serve", (Create("alerts"),)),
               (8, "checkpoints: big incidents open from their folded state", (Create("checkpoints"),)),
               (9, "past incidents searched by their words (FTS5)",
-               (Create("search_docs"), Statement("CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(words)"))))
+               (Create("search_docs"), Statement("CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(words)"),
+                # how many incidents hold each word, kept by FTS5 itself
+                Statement("CREATE VIRTUAL TABLE IF NOT EXISTS search_vocab USING fts5vocab(search_fts, 'row')"))))
 
 
 
@@ -114,10 +116,9 @@ class Store(SqlStore, SqlAlertLedger):
     opened_drill = ("(SELECT coalesce(json_extract(e.data, '$.drill'), 0) FROM events e "
                     "WHERE e.incident = i.id AND e.seq = 1)")
     last_id = "last_insert_rowid()"
-    search_sql = ("SELECT d.incident, d.playbook, d.opened_at, d.drill, d.mitigated, -bm25(search_fts) AS score "
-                  "FROM search_fts JOIN search_docs d ON d.fts_rowid = search_fts.rowid "
-                  "WHERE search_fts MATCH ? AND d.incident <> ? AND d.opened_at < ? "
-                  "ORDER BY bm25(search_fts), d.incident LIMIT ?")
+    search_sql = ("SELECT d.incident, d.playbook, d.opened_at, d.drill, d.mitigated, d.words FROM search_docs d "
+                  "JOIN (SELECT rowid AS found, rank FROM search_fts WHERE search_fts MATCH ? ORDER BY rank LIMIT ?) f "
+                  "ON d.fts_rowid = f.found WHERE d.incident <> ? AND d.opened_at < ? ORDER BY f.rank")
 
     def __init__(self, path: str | None = None, key: bytes | str | None = "auto", key_created: str | None = None):
         self.path = path or default_path()
@@ -304,6 +305,10 @@ class Store(SqlStore, SqlAlertLedger):
 
     def _text_query(self, terms: list[str]) -> str:
         return " OR ".join(f'"{term}"' for term in terms)
+
+    def _term_docs(self, terms: list[str], cap: int) -> dict[str, int]:
+        among, params = self._any("term", terms)
+        return dict(self.conn.execute(f"SELECT term, doc FROM search_vocab WHERE {among}", params).fetchall())
 
     @contextmanager
     def _write(self, lock: str | None = None):
