@@ -9,9 +9,11 @@ Replay (Recall@1, Recall@3). A replay set written for it, on the fixture catalog
 mitigated) and one resolved without a mitigation (another keyword of the playbook: "tried a
 restart, no change"), and noise (an incident of a random playbook and region). Then for each
 pair the fault recurs: a new incident opens as at minute zero (its region, when the playbook
-has the parameter, else a first note naming it; and a first note with the pair's keyword). The right answer is the pair's incident whose mitigation worked.
-A: `engine.similar` (the store's text rank, then same playbook and a working mitigation count).
-B: the store's text rank alone (the same candidates in the store's order).
+has the parameter, else a first note naming it; and a first note with the pair's keyword). The
+right answer is the pair's incident whose mitigation worked.
+A: `engine.similar` (learning.rank: candidates scored by shared words' rarity, same playbook and
+   a working mitigation counting double).
+B: the store's text rank alone (all the new incident's words, in the store's order).
 
 Latency: `--docs` synthetic incidents' words (playbook, service, region, symptom keywords and a
 note of 12 words drawn from 3,000) in the search index of SQLite (FTS5) and PostgreSQL

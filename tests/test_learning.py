@@ -129,7 +129,7 @@ def test_drill_evidence_must_be_a_drill_that_passed(engine):
     with pytest.raises(CommandError, match="is not a drill"):
         engine.close_action_item(f"{a}#1", "ana", real, "drill")
     drill = engine.open("video-call-degraded", "ana", drill=True)
-    with pytest.raises(CommandError, match="did not pass .it is not resolved"):
+    with pytest.raises(CommandError, match=r"did not pass \(it is not resolved"):
         engine.close_action_item(f"{a}#1", "ana", drill.id, "drill")
     engine.acknowledge(drill.id, "ana")
     engine.resolve(drill.id, "ana")

@@ -213,7 +213,8 @@ class PostgresStore(SqlStore, SqlAlertLedger):
                     "FROM events e WHERE e.incident = i.id AND e.seq = 1)")
     last_id = "lastval()"
     search_sql = ("SELECT incident, playbook, opened_at, drill, mitigated, words FROM (SELECT incident, playbook, "
-                  "opened_at, drill, mitigated, words, ts_rank(tsv, q) AS r FROM search_docs, to_tsquery('simple', ?) q WHERE tsv @@ q ORDER BY r DESC LIMIT ?) s "
+                  "opened_at, drill, mitigated, words, ts_rank(tsv, q) AS r FROM search_docs, "
+                  "to_tsquery('simple', ?) q WHERE tsv @@ q ORDER BY r DESC LIMIT ?) s "
                   "WHERE incident <> ? AND opened_at < ? ORDER BY r DESC")
 
     def _text_query(self, terms: list[str]) -> str:
