@@ -77,13 +77,22 @@ def test_the_search_index_is_a_projection_rebuilt_from_the_log(engine):
 
 
 def test_a_note_added_later_makes_an_incident_findable_by_its_words(engine):
-    first = past(engine, "gifts-feature-failing")
-    other = past(engine, "gifts-feature-failing")
-    engine.note(other, "ana", "stickers cdn certificate expired")
+    first = past(engine, "stickers-not-loading")
+    other = past(engine, "stickers-not-loading")
+    engine.note(other, "ana", "cdn certificate expired")
     now = engine.open("stickers-not-loading", "cy")
+    assert [m["incident"] for m in engine.similar(now.id)] == [other, first]  # newest first on a tie
     engine.note(now.id, "cy", "cdn certificate expired?")
-    ranked = [m["incident"] for m in engine.similar(now.id)]
-    assert ranked.index(other) < (ranked.index(first) if first in ranked else len(ranked))
+    assert [m["incident"] for m in engine.similar(now.id)] == [other, first]
+    engine.note(first, "ana", "certificate expired on the cdn again")
+    engine.write_review(other, "ana", "root-cause", "an unrelated config push")
+    assert [m["incident"] for m in engine.similar(now.id)][0] in (first, other)
+
+
+def test_another_playbook_must_share_much_more_than_a_word(engine):
+    past(engine, "video-call-degraded", "eu-west-1", "frozen video")
+    fresh = engine.open("login-outage", "cy")
+    assert engine.similar(fresh.id) == []
 
 
 def test_action_items_carry_owner_due_priority_kind_ticket_and_close_with_evidence(engine):

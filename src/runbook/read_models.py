@@ -130,3 +130,43 @@ def action_completion(engine, include_drills: bool = False) -> dict:
             "open": len(still), "overdue": sum(1 for i in still if i.overdue(now.date())),
             "median_open_age_days": median(i.age_days(now) for i in still) if still else None,
             "median_days_to_close": median(i.age_days(now) for i in closed) if closed else None}
+
+
+def learning_view(engine, incident: str) -> dict:
+    """What the TUI's learning screen shows of an incident: past incidents like it, the review as
+    written, its action items and every other open one (texts made safe to show)."""
+    from runbook.engine.clock import iso
+    from runbook.engine.learning import REVIEW_SECTIONS, review
+
+    written = review(engine.state(incident))
+    items = action_item_rows(engine, open_only=False)
+    return {**similar_incidents(engine, incident),
+            "review": shown_data([(section, title, written[section][0] if section in written else None,
+                                   written[section][1] if section in written else None,
+                                   iso(written[section][2]) if section in written else None)
+                                  for section, title in REVIEW_SECTIONS.items()]),
+            "items": [r for r in items if r["incident"] == incident],
+            "elsewhere": [r for r in items if r["incident"] != incident and r["status"] == "open"]}
+
+
+def similar_lines(found: dict) -> list[str]:
+    """`similar_incidents` as lines of text, the repeat warning first (the CLI and the TUI)."""
+    from runbook.catalog.durations import format_seconds
+
+    if not found["searched"]:
+        return ["this incident store does not search past incidents"]
+    if not found["matches"]:
+        return [f"no past incident like {found['incident']}"]
+    lines = [f"!! {one_line(found['repeat'])}"] if found["repeat"] else []
+    for n, match in enumerate(found["matches"], 1):
+        fix = match["mitigation"]
+        how = (f"mitigated: {one_line(fix['what'])} ({one_line(fix['who'])}, after "
+               f"{format_seconds(fix['seconds'])})") if fix["seconds"] is not None else "never marked mitigated"
+        drill = " (drill)" if match["drill"] else ""
+        lines.append(f"{n}. {match['incident']}{drill}  {match['opened_at'][:10]}  {one_line(match['title'])} "
+                     f"[{match['status']}]")
+        lines.append(f"   {how}")
+        for item in match["open_actions"]:
+            lines.append(f"   open action {item['id']}: {one_line(item['text'])} (owner {one_line(item['owner'])}, "
+                         f"{item['age_days']} days)")
+    return lines

@@ -7,14 +7,13 @@ import sys
 
 import click
 
-from runbook.catalog.durations import format_seconds
 from runbook.cli.context import Context
 from runbook.cli.incident import _print_events, group
 from runbook.cli.options import actor_option, incident_argument, json_option
 from runbook.cli.output import dump, echo
 from runbook.engine.learning import EVIDENCE, KINDS, PRIORITIES, REVIEW_SECTIONS
 from runbook.errors import UsageError
-from runbook.read_models import action_item_rows, similar_incidents
+from runbook.read_models import action_item_rows, similar_incidents, similar_lines
 from runbook.text import one_line
 
 
@@ -80,26 +79,6 @@ def similar(ctx: Context, incident_id, limit, as_json):
         return
     for line in similar_lines(found):
         echo(line)
-
-
-def similar_lines(found: dict) -> list[str]:
-    if not found["searched"]:
-        return ["this incident store does not search past incidents"]
-    if not found["matches"]:
-        return [f"no past incident like {found['incident']}"]
-    lines = [f"!! {one_line(found['repeat'])}"] if found["repeat"] else []
-    for n, match in enumerate(found["matches"], 1):
-        fix = match["mitigation"]
-        how = (f"mitigated: {one_line(fix['what'])} ({one_line(fix['who'])}, after "
-               f"{format_seconds(fix['seconds'])})") if fix["seconds"] is not None else "never marked mitigated"
-        drill = " (drill)" if match["drill"] else ""
-        lines.append(f"{n}. {match['incident']}{drill}  {match['opened_at'][:10]}  {one_line(match['title'])} "
-                     f"[{match['status']}]")
-        lines.append(f"   {how}")
-        for item in match["open_actions"]:
-            lines.append(f"   open action {item['id']}: {one_line(item['text'])} (owner {one_line(item['owner'])}, "
-                         f"{item['age_days']} days)")
-    return lines
 
 
 # action items across incidents -----------------------------------------------------------------

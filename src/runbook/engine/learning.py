@@ -42,6 +42,7 @@ CANDIDATES = 20  # from each of the store's two reads (text matches, latest of t
 MAX_TERMS = 40
 SEARCH_ALL_BELOW = 200  # incidents: below that many, every word is searched for
 COMMON = 0.05  # a word more incidents than this share hold is not searched for (it still scores)
+OTHER_PLAYBOOK_SHARE = 0.3  # of the incident's words (weighed by rarity) another playbook's must share
 
 
 # the review ----------------------------------------------------------------------------------
@@ -311,11 +312,16 @@ def rank(store, query: list[str], playbook: str, exclude: str, before: str) -> l
         store.search(rare, CANDIDATES, exclude=exclude, before=before)
         + store.latest_words(CANDIDATES, before, playbook=playbook, exclude=exclude))}
     idf = {t: math.log((total + 1) / (df[t] + 0.5)) for t in query}
+    weight = sum(idf.values()) or 1
+    found = []
     for row in candidates.values():
-        shared = set(query) & set(row["words"].split())
-        row["rank"] = sum(idf[t] for t in shared) * (2 if row["playbook"] == playbook else 1) * \
-            (2 if row["mitigated"] else 1)
-    return sorted(candidates.values(), key=lambda row: (-row["rank"], row["incident"]))
+        share = sum(idf[t] for t in set(query) & set(row["words"].split())) / weight
+        if row["playbook"] != playbook and share < OTHER_PLAYBOOK_SHARE:
+            continue  # a word or two in common ("failing") is no likeness
+        row["rank"] = share * (2 if row["playbook"] == playbook else 1) * (2 if row["mitigated"] else 1)
+        found.append(row)
+    found.sort(key=lambda row: row["opened_at"], reverse=True)  # on a tie, the latest first
+    return sorted(found, key=lambda row: -row["rank"])
 
 
 def repeat_warning(matches: list[dict]) -> str | None:
