@@ -20,9 +20,9 @@ NOTES = ("Anything that changes something outside runbook (flags, commands, page
 def screen_types() -> list[type]:
     """The screens with keys, in the order the help lists them."""
     from runbook.tui.screens.debrief import DebriefScreen
-    from runbook.tui.screens.learning import LearningScreen
     from runbook.tui.screens.home import HomeScreen
     from runbook.tui.screens.incident import IncidentScreen
+    from runbook.tui.screens.learning import LearningScreen
     from runbook.tui.screens.report import ReportScreen
 
     return [IncidentScreen, HomeScreen, DebriefScreen, LearningScreen, ReportScreen]
