@@ -170,3 +170,33 @@ def similar_lines(found: dict) -> list[str]:
             lines.append(f"   open action {item['id']}: {one_line(item['text'])} (owner {one_line(item['owner'])}, "
                          f"{item['age_days']} days)")
     return lines
+
+
+def drill_verified(engine, playbooks: list[str]) -> dict[str, dict]:
+    """When a drill last verified each playbook: its latest drill run that ended (resolved),
+    whether it passed (no target breached) and what it breached; playbooks never drilled are absent."""
+    from runbook.engine.clock import iso
+    from runbook.engine.metrics import metrics
+    from runbook.errors import RecordError
+
+    out = {}
+    for playbook in playbooks:
+        for row in engine.list(drills=True, playbook=playbook, limit=20):  # newest first
+            try:
+                state = engine.state(row["id"])
+            except RecordError:
+                continue
+            if state.resolved_at is None:
+                continue
+            breached = sorted(name for name, t in metrics(state).targets.items() if t["breached"])
+            out[playbook] = {"incident": state.id, "at": iso(state.resolved_at), "passed": not breached,
+                             "breached": breached}
+            break
+    return out
+
+
+def verified_text(found: dict | None) -> str:
+    if found is None:
+        return "never verified by a drill"
+    verdict = "passed" if found["passed"] else f"breached {', '.join(found['breached'])}"
+    return f"last drill {found['at'][:10]} ({found['incident']}, {verdict})"
