@@ -290,7 +290,6 @@ def similar(engine, incident: str, limit: int = TOP) -> list[dict]:
     state = engine.state(incident)
     if not engine.store.features.searches_text:
         return []
-    index(engine, state)  # its own words as they are now
     ranked = rank(engine.store, terms(words(state))[:MAX_TERMS], state.playbook.id, state.id, iso(state.opened_at))
     now = engine.clock.now()
     out = []
