@@ -12,7 +12,7 @@ import pytest
 from runbook.catalog import load
 from runbook.engine import CommandError, Engine, VirtualClock, learning
 from runbook.engine.metrics import export_markdown
-from runbook.errors import NotFoundError
+from runbook.errors import NotFoundError, UsageError
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
 from runbook.store import MemoryStore, open_store
@@ -123,7 +123,7 @@ def test_action_items_carry_owner_due_priority_kind_ticket_and_close_with_eviden
                                              ({"priority": "high"}, "unknown priority")])
 def test_bad_action_item_fields_are_refused_naming_what_is_valid(engine, fields, message):
     a = past(engine, "login-outage")
-    with pytest.raises(CommandError, match=message):
+    with pytest.raises(UsageError, match=message):
         engine.add_action_item(a, "ana", "x", **fields)
     assert engine.action_items() == []
 
@@ -167,7 +167,7 @@ def test_the_review_is_kept_in_the_log_and_the_postmortem_shows_the_latest(engin
     engine.write_review(a, "ana", "root-cause", "a bad deploy")
     engine.write_review(a, "bo", "root-cause", "SFU CPU saturation after the 1.2 deploy")
     engine.write_review(a, "bo", "went-well", "the fallback worked")
-    with pytest.raises(CommandError, match="unknown review section 'cause'"):
+    with pytest.raises(UsageError, match="unknown review section 'cause'"):
         engine.write_review(a, "bo", "cause", "x")
     state = engine.state(a)
     assert [e.record.text for e in state.events if e.type == "review_written"][:2] == \

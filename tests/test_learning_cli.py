@@ -52,9 +52,9 @@ def test_review_similar_and_actions_from_the_command_line(rb):
 
 def test_bad_input_is_one_line_with_a_documented_exit_code(rb):
     iid = rb("incident", "open", "login-outage").strip()
-    err = rb("actions", "add", iid, "x", "--due", "soon", expect=5)
+    err = rb("actions", "add", iid, "x", "--due", "soon", expect=2)
     assert err.strip() == "runbook: error: due date 'soon' is not a date; write it as 2026-12-24"
-    err = rb("actions", "show", "no-hash-here", expect=5)
+    err = rb("actions", "show", "no-hash-here", expect=2)
     assert "is not an action item id" in err and err.count("\n") == 1
     err = rb("actions", "show", f"{iid}#4", expect=3)
     assert f"{iid} has no action item #4" in err

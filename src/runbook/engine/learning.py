@@ -16,7 +16,7 @@ from datetime import date, datetime
 from runbook.engine.clock import iso
 from runbook.engine.events import ActionItemAdded, ActionItemClosed, ActionItemReminded
 from runbook.engine.state import IncidentState
-from runbook.errors import CommandError, NotFoundError
+from runbook.errors import CommandError, NotFoundError, UsageError
 
 # The postmortem sections people write (Google SRE / PagerDuty templates), in the export's order.
 REVIEW_SECTIONS = {
@@ -49,7 +49,7 @@ OTHER_PLAYBOOK_SHARE = 0.3  # of the incident's words (weighed by rarity) anothe
 
 def check_section(section: str) -> str:
     if section not in REVIEW_SECTIONS:
-        raise CommandError(f"unknown review section {section!r}; use one of: {', '.join(REVIEW_SECTIONS)}")
+        raise UsageError(f"unknown review section {section!r}; use one of: {', '.join(REVIEW_SECTIONS)}")
     return section
 
 
@@ -142,7 +142,7 @@ def parse_item_id(text: str) -> tuple[str, int]:
     """"INC-…#2" -> (incident as typed, 2)."""
     incident, _, number = text.rpartition("#")
     if not incident or not number.isdigit():
-        raise CommandError(f"{text!r} is not an action item id; they look like INC-20261207-AB12#2 "
+        raise UsageError(f"{text!r} is not an action item id; they look like INC-F28BE8#2 "
                            "(`runbook actions list` shows them)")
     return incident, int(number)
 
@@ -152,11 +152,11 @@ def check_item_fields(due: str | None, priority: str | None, kind: str | None) -
         try:
             date.fromisoformat(due)
         except ValueError:
-            raise CommandError(f"due date {due!r} is not a date; write it as 2026-12-24") from None
+            raise UsageError(f"due date {due!r} is not a date; write it as 2026-12-24") from None
     if priority is not None and priority not in PRIORITIES:
-        raise CommandError(f"unknown priority {priority!r}; use one of: {', '.join(PRIORITIES)}")
+        raise UsageError(f"unknown priority {priority!r}; use one of: {', '.join(PRIORITIES)}")
     if kind is not None and kind not in KINDS:
-        raise CommandError(f"unknown kind {kind!r}; use one of: {', '.join(KINDS)}")
+        raise UsageError(f"unknown kind {kind!r}; use one of: {', '.join(KINDS)}")
 
 
 def item_of(state: IncidentState, number: int) -> ActionItem:
@@ -173,7 +173,7 @@ def close_records(state: IncidentState, number: int, evidence: str, evidence_kin
         raise CommandError(f"action item {item.id} was already closed by {item.closed_by} at "
                            f"{item.closed_at:%Y-%m-%d %H:%M}")
     if evidence_kind not in EVIDENCE:
-        raise CommandError(f"unknown evidence kind {evidence_kind!r}; use one of: {', '.join(EVIDENCE)}")
+        raise UsageError(f"unknown evidence kind {evidence_kind!r}; use one of: {', '.join(EVIDENCE)}")
     if not evidence.strip():
         raise CommandError("closing an action item needs evidence: a link, a drill that passed or a check that "
                            "now holds (--evidence)")
