@@ -61,3 +61,41 @@ def test_bad_input_is_one_line_with_a_documented_exit_code(rb):
     err = rb("actions", "add", iid, "x", "--kind", "fix", expect=2)
     assert "'fix' is not one of" in err
     assert "no past incident like" in rb("incident", "similar", iid)
+
+
+def test_report_compares_with_the_simulation_and_adds_one_analysis_item(rb):
+    rb("drill", "run", "weekly-audio-fallback", "--auto", "--runs", "200", "--seed", "1")  # video-call-degraded
+    iid = rb("incident", "open", "video-call-degraded").strip()
+    rb("incident", "ack", iid)
+    rb("incident", "mitigate", iid)
+    rb("incident", "resolve", iid)
+    out = rb("report")
+    assert "Simulated against observed" in out and "ANALYSE" in out
+    assert f"added analysis action item {iid}#1" in out and f"added analysis action item {iid}#2" in out
+    items = json.loads(rb("actions", "list", "--json"))
+    assert [i["text"].split(":")[0] for i in items] == ["Analyse TTA of video-call-degraded",
+                                                        "Analyse TTM of video-call-degraded"]
+    assert {i["kind"] for i in items} == {"process"}
+    again = json.loads(rb("report", "--format", "json"))
+    assert again["analysis_items"] == []  # once while open
+    assert again["actions"]["added"] == 2 and again["actions"]["open"] == 2 and again["actions"]["completion"] == 0
+    [tta] = [p for p in again["predictions"] if p["metric"] == "TTA"]
+    assert tta["playbook"] == "video-call-degraded" and tta["n"] == 1 and tta["flagged"]
+    rb("actions", "close", f"{iid}#1", "--evidence", "https://wiki/analysis")
+    assert json.loads(rb("report", "--format", "json"))["actions"]["completion"] == 0.5
+    assert "added analysis" not in rb("report", "--no-analysis")
+
+
+def test_list_and_show_say_when_a_drill_last_verified_a_playbook(rb):
+    assert "verified" not in rb("list", "--kind", "Playbook")  # no database yet: none is made
+    assert not rb.db.exists()
+    real = rb("incident", "open", "login-outage").strip()
+    rb("incident", "resolve", real)
+    assert "login-outage" in rb("list") and "never verified by a drill" in rb("list", "--kind", "Playbook")
+    drill = rb("incident", "open", "login-outage", "--drill").strip()
+    rb("incident", "ack", drill)
+    rb("incident", "resolve", drill)
+    line = next(x for x in rb("list", "--kind", "Playbook").splitlines() if "login-outage" in x)
+    assert f"({drill}, passed)" in line and "last drill " in line
+    assert "Drills: last drill" in rb("show", "login-outage")
+    assert json.loads(rb("show", "login-outage", "--json"))["last_drill"]["incident"] == drill

@@ -100,10 +100,10 @@ def report(ctx: Context, playbook, drill_id, since, include_drills, fmt, no_anal
     result.actions = service.read(action_completion, include_drills)
     result.predictions = service.read(compare, playbook)
     if not no_analysis and any(p["flagged"] for p in result.predictions):
-        if ctx.store().features.readonly:
+        added = service.commands.call(lambda engine: add_analysis_items(engine, result.predictions))
+        if added is None:
             echo("warning: the database is read-only: no analysis action items added", err=True)
-        else:
-            result.analysis = service.commands.call(lambda engine: add_analysis_items(engine, result.predictions))
+        result.analysis = added or []
     for skipped in result.skipped:
         echo(f"warning: left out {skipped}", err=True)
     if fmt == "json":

@@ -55,9 +55,13 @@ def _prefix(row: dict) -> str:
     return f"Analyse {row['metric']} of {row['playbook']}:"
 
 
-def add_analysis_items(engine, rows: list[dict]) -> list[str]:
-    """An analysis action item for each flagged row without an open one already; their ids."""
+def add_analysis_items(engine, rows: list[dict]) -> list[str] | None:
+    """An analysis action item for each flagged row without an open one already; their ids (None:
+    the database is read-only, nothing added)."""
     from runbook.engine.learning import incident_items
+
+    if engine.store.features.readonly:
+        return None
 
     open_texts = [item.text for item in engine.action_items() if item.open]
     added = []
