@@ -28,16 +28,17 @@ def _review_options(command):
 @incident_argument()
 @_review_options
 @actor_option
-@json_option("Print the review as JSON: each section with its text, who wrote it and when.")
+@json_option("Print JSON: the events written, or each section with its text, who wrote it and when.")
 @click.pass_obj
 def review(ctx: Context, incident_id, actor, as_json, **sections):
     """Write the postmortem's sections (each option one section; the latest text of a section is the
     one the export shows, every version stays in the log), or print them without options."""
     service = ctx.engine_service()
     given = {name.replace("_", "-"): text for name, text in sections.items() if text is not None}
-    for section, text in given.items():
-        _print_events(service.command("write_review", incident_id, actor, section, text), as_json and False)
     if given:
+        events = [e for section, text in given.items()
+                  for e in service.command("write_review", incident_id, actor, section, text)]
+        _print_events(events, as_json)
         return
     written = service.read(lambda engine: _review_of(engine, incident_id))
     if as_json:

@@ -305,7 +305,7 @@ def similar(engine, incident: str, limit: int = TOP) -> list[dict]:
 
 def rank(store, query: list[str], playbook: str, exclude: str, before: str) -> list[dict]:
     """The candidates of `similar`, best first (its text says how), each with its "rank"."""
-    total, df = store.term_counts(query, COMMON)
+    total, df = store.term_counts(query)
     rare = [t for t in query if df[t] <= COMMON * total] if total >= SEARCH_ALL_BELOW else query
     candidates = {row["incident"]: row for row in (
         store.search(rare, CANDIDATES, exclude=exclude, before=before)

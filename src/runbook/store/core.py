@@ -381,16 +381,19 @@ class SqlStore:
             return []
         return self._query(self.search_sql, [self._text_query(terms), int(limit), exclude, before])
 
-    def _term_docs(self, terms: list[str], cap: int) -> dict[str, int]:
-        """How many incidents hold each term (the dialect may stop counting at `cap`)."""
+    def _term_docs(self, terms: list[str], total: int) -> dict[str, int]:
+        """How many of the `total` incidents indexed hold each term (the dialect may estimate)."""
         raise NotImplementedError
 
+    def _doc_count(self) -> int:
+        """How many incidents are indexed (the dialect may estimate a large number)."""
+        return self._run("SELECT count(*) FROM search_docs").fetchone()[0]
+
     @guarded
-    def term_counts(self, terms: list[str], common: float) -> tuple[int, dict[str, int]]:
-        """(how many incidents are indexed, how many hold each term); a count above `common` of
-        them may be cut there (a word that common is only ever told to be common)."""
-        total = self._run("SELECT count(*) FROM search_docs").fetchone()[0]
-        found = self._term_docs(terms, int(common * total) + 1) if terms and total else {}
+    def term_counts(self, terms: list[str]) -> tuple[int, dict[str, int]]:
+        """(how many incidents are indexed, how many hold each term)."""
+        total = self._doc_count()
+        found = self._term_docs(terms, total) if terms and total else {}
         return total, {term: found.get(term, 0) for term in terms}
 
     @guarded

@@ -63,7 +63,8 @@ CHANNEL = "runbook_events"
 LOCK_CLASS = 7_304_917  # the first key of runbook's advisory locks
 ORDER_LOCK, LEDGER_LOCK, MIGRATE_LOCK = 1, 2, 3
 CONNECT_TIMEOUT = 5
-TERM_SAMPLE = 1000  # incidents whose words estimate how common a word is (see _term_docs)
+TERM_SAMPLE = 500  # incidents whose words estimate how common a word is (see _term_docs)
+ESTIMATED_FROM = 10_000  # incidents: from then on their number is the planner's estimate
 FEATURES = StoreFeatures(persistent=True, holds_writers=True, notifies=True, grants=True, searches_text=True)
 
 _TYPES = {KEY: 'text COLLATE "C"',  # byte order, as SQLite compares: ids and ISO times sort the same on both
@@ -220,14 +221,20 @@ class PostgresStore(SqlStore, SqlAlertLedger):
     def _text_query(self, terms: list[str]) -> str:
         return " | ".join(terms)
 
-    def _term_docs(self, terms: list[str], cap: int) -> dict[str, int]:
-        # PostgreSQL keeps no count per word (ts_stat reads every row): estimated from the latest
-        # TERM_SAMPLE incidents, scaled to all of them
-        rows = self._run("SELECT t, count(*), (SELECT count(*) FROM search_docs) FROM "
-                         "(SELECT tsv FROM search_docs ORDER BY opened_at DESC LIMIT ?) s, unnest(?::text[]) t "
-                         "WHERE s.tsv @@ to_tsquery('simple', t) GROUP BY t", [TERM_SAMPLE, list(terms)]).fetchall()
-        return {term: round(count * max(total, TERM_SAMPLE) / TERM_SAMPLE) if total > TERM_SAMPLE else count
-                for term, count, total in rows}
+    def _term_docs(self, terms: list[str], total: int) -> dict[str, int]:
+        # PostgreSQL keeps no count per word (ts_stat reads every row): estimated from the words of
+        # the latest TERM_SAMPLE incidents, scaled to all of them
+        rows = self._run("SELECT u.lexeme, count(*) FROM (SELECT tsv FROM search_docs ORDER BY opened_at DESC "
+                         "LIMIT ?) s CROSS JOIN LATERAL unnest(s.tsv) u WHERE u.lexeme = ANY(?) GROUP BY u.lexeme",
+                         [TERM_SAMPLE, list(terms)]).fetchall()
+        scale = max(total, TERM_SAMPLE) / TERM_SAMPLE
+        return {term: round(count * scale) for term, count in rows}
+
+    def _doc_count(self) -> int:
+        # an exact count reads the whole table; past a few thousand rows the planner's estimate
+        # (kept by autovacuum's ANALYZE) is as good for telling common words from rare ones
+        estimate = self._run("SELECT reltuples FROM pg_class WHERE oid = 'search_docs'::regclass").fetchone()[0]
+        return int(estimate) if estimate >= ESTIMATED_FROM else super()._doc_count()
 
     def __init__(self, url: str, key: bytes | str | None = "auto", key_created: str | None = None,
                  migrate: bool = True, connect_timeout: float = CONNECT_TIMEOUT):

@@ -306,7 +306,7 @@ class Store(SqlStore, SqlAlertLedger):
     def _text_query(self, terms: list[str]) -> str:
         return " OR ".join(f'"{term}"' for term in terms)
 
-    def _term_docs(self, terms: list[str], cap: int) -> dict[str, int]:
+    def _term_docs(self, terms: list[str], total: int) -> dict[str, int]:
         among, params = self._any("term", terms)
         return dict(self.conn.execute(f"SELECT term, doc FROM search_vocab WHERE {among}", params).fetchall())
 
