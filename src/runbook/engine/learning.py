@@ -231,13 +231,18 @@ def words(state: IncidentState) -> str:
     return " ".join(terms(" ".join(p for p in parts if p)))
 
 
-def index(engine, state: IncidentState) -> None:
+def index(engine, state: IncidentState, after_command: bool = False) -> None:
     """Keep the incident's words in the store's search index (derived: a failure costs only a
-    stale match until the next change or `runbook db reindex`)."""
+    stale match until the next change or `runbook db reindex`). After a command on a big
+    incident read from its checkpoint, it is left behind: its words are in the whole log, and a
+    command must not read that (`runbook db reindex` does)."""
+    from runbook.engine.state import History
     from runbook.store import StoreError
 
     store = engine.store
     if not store.features.searches_text or store.features.readonly or state.opened_at is None:
+        return
+    if after_command and isinstance(state.events, History) and not state.events.whole:
         return
     try:
         store.index_words(state.id, state.last_seq, state.playbook.id, iso(state.opened_at), state.drill,
