@@ -297,7 +297,7 @@ class Engine(StepCommands):
                 self._keep_checkpoint(state)
             except Exception:  # the command is recorded: a checkpoint not kept costs only open time
                 pass
-            if any(e.type in learning.WORD_TYPES for e in appended):
+            if learning.changes_words(state, appended):
                 learning.index(self, state, after_command=True)
             if self.plugins is not None:
                 self._record_observer_failures(self.plugins.take_observer_failures())

@@ -34,9 +34,17 @@ KINDS = ("prevent", "mitigate", "detect", "process")
 PRIORITIES = ("P1", "P2", "P3", "P4")
 EVIDENCE = ("link", "drill", "check")
 ITEM_TYPES = ("action_item_added", "action_item_closed", "action_item_reminded")
-# events whose words an incident is found by: its document is rebuilt after one is appended
-WORD_TYPES = frozenset({"opened", "parameters_set", "note_added", "mitigated", "resolved", "decision_made",
-                        "degradation_applied", "review_written", "alert_received", "action_item_added"})
+# events after which an incident's words are rebuilt. Not every note while it runs: rebuilding is a
+# second commit, which would make a note two to three times slower; mitigating and resolving take
+# in every note so far, and notes after resolve (rare) are taken in as they come
+WORD_TYPES = frozenset({"opened", "parameters_set", "mitigated", "resolved", "review_written", "alert_received",
+                        "action_item_added"})
+
+
+def changes_words(state: IncidentState, appended) -> bool:
+    """Whether the events just appended change what the incident is found by, enough to rebuild now."""
+    return any(e.type in WORD_TYPES or (e.type == "note_added" and state.resolved_at is not None)
+               for e in appended)
 TOP = 3
 CANDIDATES = 20  # from each of the store's two reads (text matches, latest of the playbook)
 MAX_TERMS = 40
