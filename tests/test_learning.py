@@ -197,3 +197,24 @@ def test_a_store_that_does_not_search_finds_nothing_and_indexes_nothing(catalog)
     engine = Engine(MemoryStore(), VirtualClock(), None, catalog)
     state = engine.open("login-outage", "ana")
     assert engine.similar(state.id) == []
+
+
+def test_a_command_on_a_big_incident_leaves_its_words_to_reindex(engine, store_location, catalog, monkeypatch):
+    """A command on an incident read from its checkpoint does not read the whole log to rebuild
+    its words; `reindex` does, and the early note is found again."""
+    monkeypatch.setenv("RUNBOOK_CHECKPOINT_EVERY", "50")
+    big = engine.open("video-call-degraded", "ana").id
+    engine.note(big, "ana", "quokka sighting in the SFU logs")
+    for n in range(300):
+        engine.note(big, "ana", f"poll {n}")
+    engine.clock.advance(hours=1)
+    fresh = Engine(open_store(store_location), engine.clock, None, catalog)
+    try:
+        fresh.write_review(big, "ana", "trigger", "a deploy")
+        assert big in fresh.store.search_behind()
+        assert fresh.reindex() >= 1 and big not in fresh.store.search_behind()
+        now = fresh.open("video-call-degraded", "cy")
+        fresh.note(now.id, "cy", "quokka again")
+        assert fresh.similar(now.id)[0]["incident"] == big
+    finally:
+        fresh.store.close()
