@@ -176,6 +176,7 @@ def test_the_review_is_kept_in_the_log_and_the_postmortem_shows_the_latest(engin
     root = md.split("## Root cause\n\n", 1)[1].split("\n## ", 1)[0]
     assert "SFU CPU saturation after the 1.2 deploy" in root and "a bad deploy" not in root and "bo" in root
     assert "the fallback worked" in md.split("### What went well", 1)[1].split("###", 1)[0]
+    assert "- Review by: ana, bo\n" in md
 
 
 def test_the_postmortem_follows_the_google_sre_template(engine):

@@ -198,10 +198,13 @@ def remind_overdue(engine, actor: str) -> list[dict]:
     for item in all_items(engine):
         if not item.overdue(now.date()) or (item.reminded_at and (now - item.reminded_at).days < 1):
             continue
+        incident = engine.state(item.incident)  # a drill's item never reaches a real pager
         notice = EscalationNotice(
-            item.incident, f"Overdue action item {item.id}: {item.text}", "", 0,
+            item.incident, f"Overdue action item {item.id}: {item.text}", incident.severity, 0,
             (Recipient(item.owner, item.owner, via="action item owner"),),
-            summary=f"due {item.due}; close it with evidence: runbook actions close {item.id} --evidence …")
+            summary=f"due {item.due}; close it with evidence: runbook actions close {item.id} --evidence …",
+            playbook=incident.playbook.id, service=incident.service, drill=incident.drill,
+            sandboxed=incident.sandboxed)
         results = engine.plugins.notify(notice)[0] if engine.plugins is not None else []
         delivered = sum(1 for r in results if r.delivered)
         engine.command(item.incident, actor,
