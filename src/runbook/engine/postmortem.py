@@ -35,7 +35,7 @@ def _written(review: dict, section: str, hint: str) -> list[str]:
 def head(state: IncidentState) -> list[str]:
     """Summary, impact, detection and responders."""
     review = learning.review(state)
-    authors = list(dict.fromkeys(who for _text, who, _at in review.values()))
+    authors = list(dict.fromkeys(e.actor for e in state.events if e.type == "review_written"))
     lines = ([f"- Review by: {', '.join(md(a) for a in authors)}", ""] if authors else []) + \
         ["## Summary", "", *_written(review, "summary", "What happened, who was affected, for how long."),
              "## Impact", "", *_written(review, "impact", "Who, what, where, how long, in the users' terms.")]
