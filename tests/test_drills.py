@@ -253,7 +253,7 @@ def test_a_drill_ends_in_a_debrief_that_saves_action_items(tmp_path):
     assert "page the secondary sooner" in after
     state = engine.state(iid)
     assert [a.data["text"] for a in state.action_items] == ["page the secondary sooner"]
-    assert "| page the secondary sooner | ana | |" in export_markdown(state)
+    assert "| page the secondary sooner |  |  | ana |  |  | open |" in export_markdown(state)
     engine.store.close()
 
 

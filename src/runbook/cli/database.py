@@ -96,3 +96,12 @@ def check(ctx: Context, sample, as_json):
             echo(f"  {broken['incident']}: {'; '.join(broken['problems'])}")
     if not ok:
         raise click.exceptions.Exit(1)
+
+
+@group.command("reindex")
+@click.pass_obj
+def reindex(ctx: Context):
+    """Rebuild the search words (`incident similar`) of every incident whose index is missing or
+    behind its log: the index is a projection of the logs, rebuilt from them."""
+    count = ctx.engine_service().command("reindex")
+    echo(f"reindexed {count} incident(s)")

@@ -39,9 +39,14 @@ class Report:
     steps: dict = field(default_factory=dict)     # step id -> summary
     trend: list = field(default_factory=list)     # one row per incident, oldest first
     skipped: list = field(default_factory=list)   # "INC-X: why" for records too damaged to read
+    actions: dict | None = None  # action item completion (read_models.action_completion)
+    predictions: list = field(default_factory=list)  # simulated against observed (drills/predictions.py)
+    analysis: list = field(default_factory=list)  # the analysis action items this report added
 
     def to_dict(self) -> dict:
         out = {"incidents": self.incidents, "metrics": self.metrics, "steps": self.steps, "trend": self.trend}
+        if self.actions is not None:
+            out.update(actions=self.actions, predictions=self.predictions, analysis_items=self.analysis)
         if self.skipped:
             out["skipped"] = self.skipped
         return out

@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import checkpoint, integrity, lifecycle, listing, opening, pages, roles, timers
+from runbook.engine import checkpoint, integrity, learning, lifecycle, listing, opening, pages, roles, timers
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, plugin_errors
 from runbook.engine.events import (
@@ -33,6 +33,7 @@ from runbook.engine.events import (
     EventRecord,
     Mitigated,
     NoteAdded,
+    ReviewWritten,
     SeverityChanged,
     apply,
     fold,
@@ -303,6 +304,8 @@ class Engine(StepCommands):
                 self._keep_checkpoint(state)
             except Exception:  # the command is recorded: a checkpoint not kept costs only open time
                 pass
+            if learning.changes_words(state, appended):
+                learning.index(self, state, after_command=True)
             if self.plugins is not None:
                 self._record_observer_failures(self.plugins.take_observer_failures())
             return appended
@@ -356,9 +359,11 @@ class Engine(StepCommands):
 
             return intake.open_by_hand(self, alert, playbook, actor, symptom=symptom, severity=severity,
                                        drill=drill, params=params, form=form)
-        return opening.open_incident(self, playbook, actor, symptom=symptom, severity=severity, drill=drill,
-                                     incident=incident, rehearse=rehearse, live=live, params=params, labels=labels,
-                                     form=form, from_incident=from_incident)
+        state = opening.open_incident(self, playbook, actor, symptom=symptom, severity=severity, drill=drill,
+                                      incident=incident, rehearse=rehearse, live=live, params=params, labels=labels,
+                                      form=form, from_incident=from_incident)
+        learning.index(self, state)
+        return state
 
     def set_parameter(self, incident: str, actor: str, name: str, value: str) -> list[Event]:
         """Set or change one parameter, checked like at open."""
@@ -475,12 +480,61 @@ class Engine(StepCommands):
         check_size("the note", text)
         return self.command(incident, actor, lambda state: [NoteAdded(text)])
 
-    def add_action_item(self, incident: str, actor: str, text: str, owner: str = "") -> list[Event]:
+    def add_action_item(self, incident: str, actor: str, text: str, owner: str = "", due: str | None = None,
+                        priority: str | None = None, kind: str | None = None,
+                        ticket: str | None = None) -> list[Event]:
         """An action item from the debrief or postmortem; allowed after resolve, like notes."""
         if not text.strip():
             raise CommandError("an action item needs text")
         check_size("the action item", text)
-        return self.command(incident, actor, lambda state: [ActionItemAdded(text, owner)])
+        learning.check_item_fields(due, priority, kind)
+        return self.command(incident, actor,
+                            lambda state: [ActionItemAdded(text, owner, due, priority, kind, ticket or None)])
+
+    def close_action_item(self, item: str, actor: str, evidence: str, evidence_kind: str = "link") -> list[Event]:
+        """Close action item `item` (INC-…#2) with the evidence that it is done."""
+        incident, number = learning.parse_item_id(item)
+        check_size("the evidence", evidence)
+        if evidence_kind == "drill":
+            self._check_drill_passed(evidence)
+        return self.command(self.resolve_id(incident), actor,
+                            lambda state: learning.close_records(state, number, evidence, evidence_kind))
+
+    def _check_drill_passed(self, drill: str) -> None:
+        """Evidence of kind "drill" names a drill run that passed: resolved, no target breached."""
+        from runbook.engine.metrics import metrics
+
+        state = self.state(self.resolve_id(drill))
+        if not state.drill:
+            raise CommandError(f"{state.id} is not a drill; evidence of kind drill names a drill run that passed")
+        breached = [name for name, t in metrics(state).targets.items() if t["breached"]]
+        if not state.resolved or breached:
+            why = "it is not resolved" if not state.resolved else f"it breached {', '.join(breached)}"
+            raise CommandError(f"drill {state.id} did not pass ({why}); close the item with a drill run that did")
+
+    def write_review(self, incident: str, actor: str, section: str, text: str) -> list[Event]:
+        """One postmortem section as a person wrote it (learning.REVIEW_SECTIONS)."""
+        learning.check_section(section)
+        if not text.strip():
+            raise CommandError(f"the review's {section} needs text")
+        check_size(f"the review's {section}", text)
+        return self.command(incident, actor, lambda state: [ReviewWritten(section, text)])
+
+    def remind_overdue(self, actor: str = SYSTEM) -> list[dict]:
+        """Remind the owners of overdue action items (engine/learning.py)."""
+        return learning.remind_overdue(self, actor)
+
+    def action_items(self) -> list:
+        """Every action item of every incident, from the log."""
+        return learning.all_items(self)
+
+    def similar(self, incident: str, limit: int = learning.TOP) -> list[dict]:
+        """Past incidents like this one, best first (engine/learning.py)."""
+        return learning.similar(self, self.resolve_id(incident), limit)
+
+    def reindex(self) -> int:
+        """Rebuild the search words of incidents whose index is behind their log."""
+        return learning.reindex(self)
 
     def mitigate(self, incident: str, actor: str) -> list[Event]:
         def build(state):

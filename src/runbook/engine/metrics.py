@@ -130,7 +130,11 @@ def export_json(state: IncidentState) -> dict:
 def export_markdown(state: IncidentState) -> str:
     """The postmortem skeleton. Every text from the log or the playbook goes in through
     `runbook.text.markdown` (md): one line, controls escaped, and Markdown's active characters
-    escaped, so a note can neither break a table nor add links, HTML or headings."""
+    escaped, so a note can neither break a table nor add links, HTML or headings. The sections of
+    the common templates (summary, impact, detection, responders, key moments, trigger, root cause,
+    resolution, recovery, lessons, action items) are engine/postmortem.py's."""
+    from runbook.engine import postmortem
+
     m = metrics(state)
     opened = state.opened_at
     md = markdown
@@ -146,7 +150,7 @@ def export_markdown(state: IncidentState) -> str:
              f"- Acknowledged by: {md(state.acknowledged_by or '—')}",
              *[f"- Parameter {md(name)}: {md(value)} ({md(state.parameter_sources.get(name, '?'))})"
                for name, value in state.parameters.items()],
-             "", "## Summary", "", "_What happened, who was affected, for how long._", "",
+             "", *postmortem.head(state),
              "## Metrics", "", "| metric | actual | target | |", "|---|---|---|---|"]
     for attr, key, short in MEASURES:
         label, value = f"Time to {key} ({short})", getattr(m, attr)
@@ -195,13 +199,11 @@ def export_markdown(state: IncidentState) -> str:
         lines.append("- none")
     lines += ["", "## Notes", ""]
     lines += [f"- {n.at:%H:%M:%S} {md(n.actor)}: {md(n.data['text'])}" for n in state.notes] or ["- none"]
-    lines += ["", "## Timeline", "", "| time (UTC) | since open | who | what |", "|---|---|---|---|"]
+    lines += ["", *postmortem.key_moments(state, _rel, lambda e: describe(e, titles)),
+              "## Timeline", "", "| time (UTC) | since open | who | what |", "|---|---|---|---|"]
     for e in state.events:
         lines.append(f"| {e.at:%Y-%m-%d %H:%M:%S} | {_rel(e.at, opened)} | {md(e.actor)} | {md(describe(e, titles))} |")
-    lines += ["", "## Causes", "", "_Root cause and contributing factors._", "",
-              "## Action items", "", "| action | owner | due |", "|---|---|---|"]
-    lines += [f"| {md(a.data['text'])} | {md(a.data.get('owner') or a.actor)} | |" for a in state.action_items]
-    lines += ["| | | |", ""]
+    lines += ["", *postmortem.tail(state)]
     return "\n".join(lines)
 
 

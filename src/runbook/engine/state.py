@@ -251,6 +251,11 @@ class History:
     def __len__(self) -> int:
         return self._first - 1 + len(self._recent)
 
+    @property
+    def whole(self) -> bool:
+        """Whether every event is at hand (walking them reads nothing more)."""
+        return self._first == 1
+
     def __bool__(self) -> bool:
         return len(self) > 0
 

@@ -40,6 +40,9 @@ class StoreFeatures:
     # `grant(role)` gives a responders' role least privilege (PostgreSQL); a SQLite file is
     # guarded by its file mode
     grants: bool = False
+    # `index_words`, `search`, `search_behind`, `events_of_types`: past incidents searched by their
+    # words in the database (SQLite FTS5, PostgreSQL full-text search); not the memory store
+    searches_text: bool = False
     # why the store cannot be written, when it cannot (reads work; the first write says why)
     readonly: str | None = None
 

@@ -62,6 +62,13 @@ TABLES = {table.name: table for table in (
           pk=("fingerprint", "starts_at"), not_null=("status", "first_seen", "outcome"),
           indexes={"idx_alerts_last_seen": ("last_seen",), "idx_alerts_incident": ("incident",)}),
     # the folded state of each incident at its latest checkpoint (engine/checkpoint.py)
+    # past incidents as words to search (a projection of each log, rebuilt from it: engine/learning.py);
+    # the full-text index over `words` is the dialect's own (SQLite FTS5 `search_fts`, PostgreSQL tsvector)
+    Table("search_docs", {"incident": KEY, "seq": INT, "playbook": KEY, "opened_at": KEY, "drill": INT,
+                          "mitigated": INT, "words": TEXT, "fts_rowid": INT},
+          pk=("incident",), not_null=("seq", "words"),
+          indexes={"idx_search_docs_fts_rowid": ("fts_rowid",), "idx_search_docs_opened_at": ("opened_at",),
+                   "idx_search_docs_playbook_opened_at": ("playbook", "opened_at")}),
     Table("checkpoints", {"incident": KEY, "seq": INT, "chain_hash": KEY, "body": TEXT, "digest": KEY, "mac": KEY},
           pk=("incident",), not_null=("seq", "chain_hash", "body", "digest")),
 )}

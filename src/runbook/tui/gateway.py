@@ -139,6 +139,18 @@ class EngineGateway:
         """What the debrief shows: times against targets, steps, notes and action items."""
         return self._ready().debrief(incident)
 
+    def learning(self, incident: str) -> dict:
+        """Past incidents like this one, the review, the action items (read_models.learning_view)."""
+        from runbook.read_models import learning_view
+
+        return self._ready().read(learning_view, incident)
+
+    def similar(self, incident: str) -> dict:
+        """Past incidents like this one, with the repeat warning (read_models.similar_incidents)."""
+        from runbook.read_models import similar_incidents
+
+        return self._ready().read(similar_incidents, incident)
+
     def export(self, incident: str, path: str) -> str:
         """Write the incident's postmortem (Markdown) to `path` (its folders made); the path written."""
         return self._ready().read(_export, incident, path)

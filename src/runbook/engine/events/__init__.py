@@ -46,6 +46,7 @@ from runbook.engine.events.incident import (
                                         SeverityChanged,
                                         TargetBreached,
 )
+from runbook.engine.events.learning import ActionItemClosed, ActionItemReminded, ReviewWritten
 from runbook.engine.events.parameters import CAPTURE, CaptureMissed, ParametersSet
 from runbook.engine.events.roles import Closed, RoleAssigned, SignalGiven
 from runbook.engine.events.safeguards import DrillGuardChecked, DrillStopped
@@ -69,6 +70,8 @@ __all__ = [
                                         "Acknowledged",
                                         "ActionFinished",
                                         "ActionItemAdded",
+                                        "ActionItemClosed",
+                                        "ActionItemReminded",
                                         "ActionStarted",
                                         "AlertReceived",
                                         "AlertStateChanged",
@@ -104,6 +107,7 @@ __all__ = [
                                         "PluginErrorRecorded",
                                         "ReminderFired",
                                         "Resolved",
+                                        "ReviewWritten",
                                         "RoleAssigned",
                                         "SeverityChanged",
                                         "SignalGiven",

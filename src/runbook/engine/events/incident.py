@@ -170,14 +170,30 @@ class NoteAdded(EventRecord):
 
 @record("action_item_added")
 class ActionItemAdded(EventRecord):
+    """An action item; it is numbered by its place among the incident's items (INC-…#1, #2…)."""
+
     text: str
     owner: str = ""
+    due: str | None = None  # a date, 2026-12-24
+    priority: str | None = None  # P1…P4
+    kind: str | None = None  # prevent, mitigate, detect, process (engine/learning.py: KINDS)
+    ticket: str | None = None  # a link to the tracker
 
     def fold(self, state, event):
         pass  # state.action_items reads them from the log
 
     def describe(self):
-        return f"action item: {self.text}" + (f" (owner {self.owner})" if self.owner else "")
+        extra = [f"owner {self.owner}" if self.owner else "", f"due {self.due}" if self.due else "",
+                 self.priority or "", self.kind or ""]
+        extra = ", ".join(x for x in extra if x)
+        return f"action item: {self.text}" + (f" ({extra})" if extra else "")
+
+    def to_data(self):
+        data = EventRecord.to_data(self)
+        for key in ("due", "priority", "kind", "ticket"):  # stored as before these fields existed
+            if data[key] is None:
+                del data[key]
+        return data
 
 
 @record("target_breached", loud="error", tone="error")

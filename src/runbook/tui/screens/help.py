@@ -22,9 +22,10 @@ def screen_types() -> list[type]:
     from runbook.tui.screens.debrief import DebriefScreen
     from runbook.tui.screens.home import HomeScreen
     from runbook.tui.screens.incident import IncidentScreen
+    from runbook.tui.screens.learning import LearningScreen
     from runbook.tui.screens.report import ReportScreen
 
-    return [IncidentScreen, HomeScreen, DebriefScreen, ReportScreen]
+    return [IncidentScreen, HomeScreen, DebriefScreen, LearningScreen, ReportScreen]
 
 
 def key_table(rows: list[tuple[str, str]]):

@@ -23,7 +23,7 @@ from runbook.tui.widgets.keybar import KeyBar
 from runbook.tui.widgets.panels import IncidentHeader, SidePanel, StepList, Timeline
 
 # what can still be done once an incident is resolved (the engine refuses the rest)
-AFTER_RESOLVE = frozenset({"restore", "note", "debrief", "export", "home", "app.help", "command_palette",
+AFTER_RESOLVE = frozenset({"restore", "note", "debrief", "learn", "export", "home", "app.help", "command_palette",
                            "app.command_palette", "page_instructions(1)", "page_instructions(-1)"})
 # keys about the current step: nothing to do with them when the selected track is finished
 STEP_ACTIONS = frozenset({"done", "skip", "fail", "choose", "run", "approve", "copy"})
@@ -69,6 +69,8 @@ class IncidentScreen(Screen):
         Binding("m", "mitigate", "Mitigated", tooltip="Mark the incident mitigated"),
         Binding("x", "resolve", "Resolve", tooltip="Resolve the incident (restores degradations)"),
         Binding("b", "debrief", "Debrief", tooltip="Debrief: times against targets, notes and action items"),
+        Binding("l", "learn", "Learn", show=False,  # in help and the palette; the seen-before toast names it
+                tooltip="Seen this before, the review, action items across incidents"),
         Binding("R", "restart", "Restart", tooltip="Restart the track from a step already reached (asks why)"),
         Binding("G", "signal", "Signal", tooltip="Give the signal a step waits for (the commander's go)"),
         Binding("w", "export", "Export", tooltip="Write the postmortem (Markdown) to a file"),
@@ -227,6 +229,7 @@ class IncidentScreen(Screen):
         if self.view is None:
             self.app.call_after_refresh(self.app.started)
             self.app.call_after_refresh(self.warm)
+            self.app.call_after_refresh(self.seen_before)
         self.announce(view)
         ended = view.drill and view.resolved and self.view is not None and not self.view.resolved
         self.view = view
@@ -766,6 +769,28 @@ class IncidentScreen(Screen):
         from runbook.tui.screens.debrief import DebriefScreen
 
         self.app.push_screen(DebriefScreen(self.incident))
+
+    def action_learn(self) -> None:
+        from runbook.tui.screens.learning import LearningScreen
+
+        self.app.push_screen(LearningScreen(self.incident))
+
+    @work(thread=True, exclusive=True, group="seen-before", exit_on_error=False)
+    def seen_before(self) -> None:
+        """On the incident's first screen: the closest past incidents, as a toast (and the repeat
+        warning when the closest one has an open action item); the learning screen has the rest."""
+        self.app.deliver(lambda: self.app.gateway.similar(self.incident), self.show_seen_before)
+
+    def show_seen_before(self, found: dict) -> None:
+        if not found["matches"]:
+            return
+        from runbook.read_models import similar_lines
+
+        lines = [line for line in similar_lines(found) if not line.startswith("!!")]
+        key = key_for(type(self), "learn")
+        self.app.notify("\n".join(lines[:4]) + f"\n{key}: learn more", title="Seen this before", timeout=15)
+        if found["repeat"]:
+            self.app.notify(one_line(found["repeat"]), title="Repeat", severity="warning", timeout=30)
 
     def action_export(self) -> None:
         """Asks where, offering the postmortem folder (settings.postmortem_dir: outside the working
