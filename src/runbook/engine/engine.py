@@ -16,6 +16,8 @@ in `engine/effects.py`.
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
@@ -83,6 +85,11 @@ class Engine(StepCommands):
         # Snapshots taken and loaded per (catalog, playbook, drill): simulations open thousands of
         # incidents on one playbook, and a loaded Snapshot is immutable.
         self._taken: dict[tuple, tuple] = {}  # values keep the keyed objects alive, so ids stay unique
+        # each append's request id is "<requests>.<n>": a store that may lose a connection with an
+        # append in flight keeps it, so that append is settled, and a command run again with the same
+        # `requests` (RUNBOOK_REQUEST, runtime.py) finds what its first run recorded
+        self.requests = uuid.uuid4().hex[:16]
+        self._request_numbers = itertools.count(1)
 
     # reading ------------------------------------------------------------------------------
 
@@ -245,7 +252,10 @@ class Engine(StepCommands):
         now = iso(self.clock.now())
         stored = self.store.append(state.id, state.last_seq, [
             {"ts": now, "actor": actor, "type": r.type, "data": r.to_data(), "summary": r.project(now)}
-            for r in records], after_hash=state.events[-1].hash if held and state.events else None)
+            for r in records], after_hash=state.events[-1].hash if held and state.events else None,
+            request=f"{self.requests}.{next(self._request_numbers)}")
+        if stored and stored[0].seq <= state.last_seq:
+            return []  # a command run again after a lost connection: its first run's events are in the log
         at = parse(now)
         appended = [Event(e.seq, at, e.actor, r, e.data, e.hash, e.ts) for e, r in zip(stored, records)]
         for event in appended:
