@@ -112,13 +112,20 @@ APPEND_FUNCTION = f"""CREATE FUNCTION runbook_append(p_expected integer, p_prev 
         PERFORM pg_notify('{CHANNEL}', p_incident || ' ' || p_last_seq);
     END $$"""
 # Migration 5's append: the same, run as the schema's owner (responders may not UPDATE the summary
-# themselves) and keeping each batch's request id (`request`, on its first event) for a retry to find.
-APPEND_DEFINER = (APPEND_FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
-                  .replace("RETURNS void LANGUAGE plpgsql AS", "RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
+# themselves), keeping each batch's request id (`request`, on its first event) and, when that
+# request is in the log already (a command run again), appending nothing and returning where it is.
+APPEND_DEFINER = (APPEND_FUNCTION
+                  .replace("RETURNS void LANGUAGE plpgsql AS", "RETURNS integer LANGUAGE plpgsql SECURITY DEFINER "
                            "SET search_path FROM CURRENT AS", 1)
+                  .replace("found_hash text;\n", "found_hash text;\n        found_request integer;\n", 1)
+                  .replace("    BEGIN\n", "    BEGIN\n        SELECT seq INTO found_request FROM events\n"
+                           "            WHERE incident = p_incident AND request = p_events -> 0 ->> 'request';\n"
+                           "        IF found_request IS NOT NULL THEN\n            RETURN found_request;\n"
+                           "        END IF;\n", 1)
                   .replace("hash, mac)\n", "hash, mac, request)\n", 1)
                   .replace("e.hash, e.mac\n", "e.hash, e.mac, e.request\n", 1)
-                  .replace("hash text, mac text);", "hash text, mac text, request text);", 1))
+                  .replace("hash text, mac text);", "hash text, mac text, request text);", 1)
+                  .replace("    END $$", "        RETURN NULL;\n    END $$", 1))
 # The event types this schema accepts (engine/events' registry when migration 5 was written:
 # tests/test_integrity_pg.py fails when a type is added without a migration that widens this).
 EVENT_TYPES = (
@@ -180,6 +187,7 @@ MIGRATIONS = (
         "they go in, a request id a retry finds, checkpoints only from roles that may write them", [
         "ALTER TABLE events ADD COLUMN IF NOT EXISTS request text COLLATE \"C\"",
         "CREATE UNIQUE INDEX IF NOT EXISTS idx_events_request ON events (incident, request)",
+        "DROP FUNCTION runbook_append",  # it now returns where a request already is
         APPEND_DEFINER,
         "REVOKE EXECUTE ON FUNCTION runbook_append FROM PUBLIC",
         EVENT_CHECK_FUNCTION,
@@ -447,9 +455,6 @@ class PostgresStore(SqlStore, SqlAlertLedger):
         try:
             return self._append_after(incident, expected_seq, prev, events, request)
         except pgerrors.UniqueViolation:  # a writer that bypassed the row lock (no summary row) got there first
-            recorded = self._recorded(incident, request, len(events)) if request else None
-            if recorded:
-                return recorded
             raise ConflictError(f"incident {incident} changed: event {expected_seq + 1} was appended by another "
                                 "writer") from None
 
@@ -464,8 +469,8 @@ class PostgresStore(SqlStore, SqlAlertLedger):
         if request:  # inside `writing` the commit comes later: a connection lost then is settled there
             self._appended = (incident, request, session, len(events))
         try:
-            self._run(APPEND_CALL, [seq, prev, json.dumps(rows, ensure_ascii=False),
-                                    *(summary[name] for name in SUMMARY_PARAMS)])
+            found = self._run(APPEND_CALL, [seq, prev, json.dumps(rows, ensure_ascii=False),
+                                            *(summary[name] for name in SUMMARY_PARAMS)]).fetchone()[0]
         except pgerrors.SerializationFailure as exc:  # refused: the log does not end where the caller read it
             self._check_end(incident, seq, prev, int(exc.diag.message_detail or 0), None)
             raise  # (_check_end always refuses what the function refused)
@@ -473,6 +478,9 @@ class PostgresStore(SqlStore, SqlAlertLedger):
             if not request or self.conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
                 raise
             return self._settle_lost(exc, incident, request, session, len(events))
+        if found is not None:  # appended before, by a run of this command that was told it failed
+            self._appended = None
+            return self.events(incident, after=found - 1)[:len(events)]
         return stored
 
     def _recorded(self, incident: str, request: str, count: int) -> list[StoredEvent] | None:
