@@ -124,21 +124,30 @@ class Engine(StepCommands):
             cached, problem = self._from_checkpoint(incident, found, events, snapshot) if found else (None, None)
             if found is not None and cached is None:  # not usable: fold the whole log instead
                 stored, events, row = self.store.read_record(incident)
+            left_out = None
             try:
                 if cached is None:
                     cached = fold(incident, events, snapshot)
-            except EventFormatError as exc:
-                raise RecordError(f"the record of {incident} cannot be read: {exc}; "
-                                            f"`runbook incident verify {incident}` names every problem") from None
-            if loaded is None and self.store.features.persistent:
+            except EventFormatError:  # what verifies still holds: its degradations can be restored
+                stored, events, row = self.store.read_record(incident)
+                cached, left_out = integrity.verified_fold(incident, events, snapshot)
+            if left_out is not None:
+                cached.tampered = "; ".join(
+                    [f"only what verifies is read ({'; '.join(left_out)}: left out)"]
+                    + integrity.quick(self.store, incident, row, stored, events))
+            elif loaded is None and self.store.features.persistent:
                 problems = integrity.quick(self.store, incident, row, stored, events, cached)
                 cached.tampered = "; ".join(([problem] if problem else []) + problems)
             self._states[incident] = cached
             self._caught_at[incident] = version
             self._keep_checkpoint(cached)
             return cached
-        for stored_event in self.store.events(incident, after=cached.last_seq):
-            apply(cached, Event.from_stored(stored_event))
+        try:
+            for stored_event in self.store.events(incident, after=cached.last_seq):
+                apply(cached, Event.from_stored(stored_event))
+        except EventFormatError:  # an event it cannot read came in: read again, what verifies
+            self._states.pop(incident, None)
+            return self.state(incident)
         self._caught_at[incident] = version
         self._keep_checkpoint(cached)
         return cached

@@ -34,6 +34,7 @@ from runbook.engine.snapshot import Snapshot, documents_hash
 from runbook.store import FIRST_COLUMNS, GENESIS, STATUS_RANK, StoredEvent, anchor_mac, event_hash, event_mac
 
 LISTED = 20  # broken links named one by one before "and N more"
+SNAPSHOT_ALTERED = "the playbook snapshot was altered"  # a restore then refuses too: its values come from it
 
 
 class Integrity(NamedTuple):
@@ -87,6 +88,32 @@ def altered_since(incident: str, events, prev: str | None) -> str | None:
                     f"does not link to event {event.seq - 1}")
         prev = event.hash
     return None
+
+
+def verified_fold(incident: str, events: list[StoredEvent], snapshot) -> tuple:
+    """The state of what verifies in a log that cannot be folded whole (an event of a type this
+    runbook does not know, or one that does not read): every event whose content matches its hash
+    and that reads, folded in order; the others are left out. (state, what was left out, in one
+    line each). Its `last_seq` is the log's end, so what is appended next follows the last event.
+    A damaged incident can still restore its degradations from this state, and says so."""
+    from runbook.engine.events.base import Event, apply
+    from runbook.engine.state import new_state
+
+    state, left_out = new_state(incident, snapshot), []
+    for stored in events:
+        if event_hash(incident, stored.seq, stored.ts, stored.actor, stored.type, stored.data,
+                      stored.prev_hash) != stored.hash:
+            left_out.append(f"event {stored.seq} ({stored.type}) does not match its hash")
+            continue
+        try:
+            event = Event.from_stored(stored)
+            apply(state, event)
+        except (EventFormatError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            left_out.append(str(exc) if isinstance(exc, EventFormatError) else
+                            f"event {stored.seq} ({stored.type}) cannot be folded ({type(exc).__name__})")
+    if events:
+        state.last_seq = events[-1].seq
+    return state, left_out
 
 
 def first_event(events) -> str | None:
@@ -279,10 +306,10 @@ def _snapshot(stored: dict | None, events: list[StoredEvent], notes: list[str]) 
     text_hash = hashlib.sha256(stored["text"].encode("utf-8")).hexdigest()
     problems = []
     if text_hash != stored["hash"] or stored["hash"] != opened.get("snapshot"):
-        problems.append("the playbook snapshot was altered: its text does not match the hash recorded at open")
+        problems.append(f"{SNAPSHOT_ALTERED}: its text does not match the hash recorded at open")
     if opened.get("documents"):
         if documents_hash(stored["documents"]) != opened["documents"]:
-            problems.append("the playbook snapshot was altered: the documents the incident runs on do not "
+            problems.append(f"{SNAPSHOT_ALTERED}: the documents the incident runs on do not "
                             "match the hash recorded at open")
     else:
         notes.append("the snapshot's documents are not covered (opened by runbook 0.1)")
