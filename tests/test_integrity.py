@@ -232,7 +232,9 @@ def test_every_summary_column_is_compared_and_a_hidden_incident_is_still_listed(
         assert "status 'resolved' but the log says 'acknowledged'" in listed.stderr
     rows = json.loads(rb.run("incident", "list", "--json").stdout)
     assert rows[0]["id"] == iid and rows[0]["log_intact"] is False
-    assert "refused: the record of" in rb.run("incident", "degrade", iid, "low-bitrate", expect=5).stderr
+    # what the engine acts on is the log: a summary edited behind its back is warned of, and stops nothing
+    rb.run("incident", "degrade", iid, "low-bitrate")
+    assert rb.run("incident", "show", iid).stdout.startswith(f"WARNING: the log of {iid} does not verify")
 
 
 def test_an_incident_without_its_summary_row_is_listed_and_verifiable(rb):

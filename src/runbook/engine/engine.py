@@ -136,7 +136,7 @@ class Engine(StepCommands):
                     [f"only what verifies is read ({'; '.join(left_out)}: left out)"]
                     + integrity.quick(self.store, incident, row, stored, events))
             elif loaded is None and self.store.features.persistent:
-                problems = integrity.quick(self.store, incident, row, stored, events, cached)
+                problems = integrity.quick(self.store, incident, row, stored, events, cached, columns=False)
                 cached.tampered = "; ".join(([problem] if problem else []) + problems)
             self._states[incident] = cached
             self._caught_at[incident] = version

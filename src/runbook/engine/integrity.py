@@ -273,14 +273,18 @@ def _checkpoint(store, incident: str, found: dict, stored: dict | None, events: 
     return []
 
 
-def quick(store, incident: str, row: dict | None, stored: dict, events: list[StoredEvent], state=None) -> list[str]:
+def quick(store, incident: str, row: dict | None, stored: dict, events: list[StoredEvent], state=None,
+          columns: bool = True) -> list[str]:
     """The checks cheap enough for every load: the summary against the fold, the snapshot, and
     with a chain key the signatures and the anchor (an HMAC per event), so that a record rewritten
     without the key (a step's command among it) runs nothing. The chain's hashes are left to
     `check`: an edit they alone show changes no snapshot that steps run from.
 
     A state read from a checkpoint folds the summary on from the checkpoint's row, and `events`
-    are those read with it (the opened event, then the window and what came after)."""
+    are those read with it (the opened event, then the window and what came after). `columns`
+    False: leave out the summary's columns that differ from the fold (what the engine acts on is the
+    fold: a summary a responder edited is for `show` and `list` to warn of, and must not stop a
+    timer or a flip); its count of events still shows events deleted from the end."""
     base = state.base_seq if state is not None and state.base_summary is not None else 0
     count = events[-1].seq if base and events else len(events)
     if state is None:
@@ -291,7 +295,7 @@ def quick(store, incident: str, row: dict | None, stored: dict, events: list[Sto
         after = {e.seq: e for e in state.events[base:]}
         pairs = [(e.ts, after[e.seq].record) for e in events if e.seq > base and e.seq in after]
         start = state.base_summary
-    problems = summary_problems(row, pairs, count, start) + _snapshot(stored, events, [])
+    problems = summary_problems(row, pairs if columns else None, count, start) + _snapshot(stored, events, [])
     if store.key is not None:
         _signatures(store, incident, row, events, problems)
     return problems

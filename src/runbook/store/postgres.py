@@ -111,6 +111,15 @@ APPEND_FUNCTION = f"""CREATE FUNCTION runbook_append(p_expected integer, p_prev 
                                                   prev_hash text, hash text, mac text);
         PERFORM pg_notify('{CHANNEL}', p_incident || ' ' || p_last_seq);
     END $$"""
+# A status the summary moves to comes with the event that moves it (the caller could say "closed"
+# with a note otherwise, and whatever lists open incidents by the summary would pass it over).
+STATUS_CHECK = """        IF coalesce(p_status_rank, 0) > 0 AND NOT EXISTS (
+                SELECT 1 FROM json_to_recordset(p_events) AS e(type text)
+                WHERE e.type = CASE p_status WHEN 'follow-up' THEN 'resolved' ELSE p_status END) THEN
+            RAISE EXCEPTION 'runbook_append refused: status % without the event that sets it', p_status
+                USING ERRCODE = 'check_violation';
+        END IF;
+"""
 # Migration 5's append: the same, run as the schema's owner (responders may not UPDATE the summary
 # themselves), keeping each batch's request id (`request`, on its first event) and, when that
 # request is in the log already (a command run again), appending nothing and returning where it is.
@@ -125,7 +134,8 @@ APPEND_DEFINER = (APPEND_FUNCTION
                   .replace("hash, mac)\n", "hash, mac, request)\n", 1)
                   .replace("e.hash, e.mac\n", "e.hash, e.mac, e.request\n", 1)
                   .replace("hash text, mac text);", "hash text, mac text, request text);", 1)
-                  .replace("    END $$", "        RETURN NULL;\n    END $$", 1))
+                  .replace("    END $$", "        RETURN NULL;\n    END $$", 1)
+                  .replace("        -- the summary first", STATUS_CHECK + "        -- the summary first", 1))
 # The event types this schema accepts (engine/events' registry when migration 5 was written:
 # tests/test_integrity_pg.py fails when a type is added without a migration that widens this).
 EVENT_TYPES = (
