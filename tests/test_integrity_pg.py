@@ -236,3 +236,17 @@ def test_a_command_run_again_with_its_request_id_adds_nothing(pg_cluster, monkey
         first.store.close()
         again.store.close()
 
+
+
+def test_a_status_the_batch_has_no_event_for_is_refused(team):
+    """D5 through the append function: a responder cannot say "closed" with a note."""
+    owner, as_role, _ = team
+    responder = as_role()
+    opened(responder)
+    forged = {**note(1), "summary": {"status": "closed"}}
+    with pytest.raises(StoreError, match="status closed without the event that sets it"):
+        responder.append("INC-1", 1, [forged])
+    assert owner.incident("INC-1")["status"] == "open" and [e.seq for e in owner.events("INC-1")] == [1]
+    closed = {"ts": "2026-01-01T00:02:00Z", "actor": "a", "type": "closed", "data": {}, "summary": {"status": "closed"}}
+    responder.append("INC-1", 1, [closed])
+    assert owner.incident("INC-1")["status"] == "closed"
