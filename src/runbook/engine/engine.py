@@ -47,7 +47,7 @@ from runbook.engine.state import IncidentState
 from runbook.engine.step_commands import StepCommands
 from runbook.engine.ticks import fire_due
 from runbook.errors import CommandError, ReasonNeeded, RecordError
-from runbook.store import ConflictError, IncidentStore
+from runbook.store import ConflictError, IncidentStore, StoreError
 from runbook.text import check_actor
 
 if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
@@ -211,8 +211,6 @@ class Engine(StepCommands):
         store = self.store
         if not store.features.persistent or store.features.readonly:
             return
-        from runbook.store import StoreError
-
         base = state.base_seq if state.base_summary is not None else 0
         # what is folded into the checkpoint must be what the chain holds: the load's quick checks
         # leave the hashes to `incident verify`, and a signed checkpoint over an event edited in
@@ -311,6 +309,9 @@ class Engine(StepCommands):
                     races += 1
                 held = None
                 continue
+            except StoreError:  # not recorded (a lost commit): the state held here may have folded it
+                self._states.pop(incident, None)
+                raise
             try:  # as a read would have: a command on the held state reads nothing
                 self._keep_checkpoint(state)
             except Exception:  # the command is recorded: a checkpoint not kept costs only open time
