@@ -225,6 +225,7 @@ def test_a_command_run_again_with_its_request_id_adds_nothing(pg_cluster, monkey
         incident = first.open("video-call-degraded", "ana", params={"region": "eu-west-1"}).id
         monkeypatch.setenv("RUNBOOK_REQUEST", "00112233445566ff")
         first.requests = again.requests = request_id()
+        again.retried = True
         first.note(incident, "ana", "paged the network team")  # told "lost the connection", yet recorded
         assert again.note(incident, "ana", "paged the network team") == []
         assert [e.data["text"] for e in again.state(incident).events if e.type == "note_added"] == [

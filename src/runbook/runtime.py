@@ -58,7 +58,9 @@ class Runtime:
         store = store or open_store(self.db)
         self.settings()
         engine = Engine(store, SystemClock(), DeferredHost(self.host))
-        engine.requests = request_id() or engine.requests
+        retried = request_id()
+        if retried:
+            engine.requests, engine.retried = retried, True
         engine.catalog_loader = lambda: load_catalog(self.catalog_paths())
         return engine
 

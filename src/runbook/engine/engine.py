@@ -89,6 +89,7 @@ class Engine(StepCommands):
         # append in flight keeps it, so that append is settled, and a command run again with the same
         # `requests` (RUNBOOK_REQUEST, runtime.py) finds what its first run recorded
         self.requests = uuid.uuid4().hex[:16]
+        self.retried = False  # True: `requests` are those of a run told it failed; look for what it recorded
         self._request_numbers = itertools.count(1)
 
     # reading ------------------------------------------------------------------------------
@@ -260,7 +261,7 @@ class Engine(StepCommands):
         stored = self.store.append(state.id, state.last_seq, [
             {"ts": now, "actor": actor, "type": r.type, "data": r.to_data(), "summary": r.project(now)}
             for r in records], after_hash=state.events[-1].hash if held and state.events else None,
-            request=f"{self.requests}.{next(self._request_numbers)}")
+            request=f"{self.requests}.{next(self._request_numbers)}", retried=self.retried)
         if stored and stored[0].seq <= state.last_seq:
             return []  # a command run again after a lost connection: its first run's events are in the log
         at = parse(now)

@@ -121,21 +121,18 @@ STATUS_CHECK = """        IF coalesce(p_status_rank, 0) > 0 AND NOT EXISTS (
         END IF;
 """
 # Migration 5's append: the same, run as the schema's owner (responders may not UPDATE the summary
-# themselves), keeping each batch's request id (`request`, on its first event) and, when that
-# request is in the log already (a command run again), appending nothing and returning where it is.
+# themselves), refusing a status without its event, and keeping each batch's request id (`request`,
+# on its first event). A request already in the log is looked for by the caller, only when it runs
+# a command again (`append(..., retried=True)`): a lookup on every append would cost a scan of the
+# incident's log whenever the plan cached for it was made while the table was small.
 APPEND_DEFINER = (APPEND_FUNCTION
-                  .replace("RETURNS void LANGUAGE plpgsql AS", "RETURNS integer LANGUAGE plpgsql SECURITY DEFINER "
+                  .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+                  .replace("RETURNS void LANGUAGE plpgsql AS", "RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
                            "SET search_path FROM CURRENT AS", 1)
-                  .replace("found_hash text;\n", "found_hash text;\n        found_request integer;\n", 1)
-                  .replace("    BEGIN\n", "    BEGIN\n        SELECT seq INTO found_request FROM events\n"
-                           "            WHERE incident = p_incident AND request = p_events -> 0 ->> 'request';\n"
-                           "        IF found_request IS NOT NULL THEN\n            RETURN found_request;\n"
-                           "        END IF;\n", 1)
+                  .replace("        -- the summary first", STATUS_CHECK + "        -- the summary first", 1)
                   .replace("hash, mac)\n", "hash, mac, request)\n", 1)
                   .replace("e.hash, e.mac\n", "e.hash, e.mac, e.request\n", 1)
-                  .replace("hash text, mac text);", "hash text, mac text, request text);", 1)
-                  .replace("    END $$", "        RETURN NULL;\n    END $$", 1)
-                  .replace("        -- the summary first", STATUS_CHECK + "        -- the summary first", 1))
+                  .replace("hash text, mac text);", "hash text, mac text, request text);", 1))
 # The event types this schema accepts (engine/events' registry when migration 5 was written:
 # tests/test_integrity_pg.py fails when a type is added without a migration that widens this).
 EVENT_TYPES = (
@@ -196,8 +193,9 @@ MIGRATIONS = (
     (5, "responders write no projection: appends keep the summary as the owner, events are checked as "
         "they go in, a request id a retry finds, checkpoints only from roles that may write them", [
         "ALTER TABLE events ADD COLUMN IF NOT EXISTS request text COLLATE \"C\"",
-        "CREATE UNIQUE INDEX IF NOT EXISTS idx_events_request ON events (incident, request)",
-        "DROP FUNCTION runbook_append",  # it now returns where a request already is
+        # partial: an index on (incident, …) for every event would compete with the key for lookups by
+        # incident alone (chosen while the table was small, it scanned each incident's log on every append)
+        "CREATE UNIQUE INDEX IF NOT EXISTS idx_events_request ON events (incident, request) WHERE request IS NOT NULL",
         APPEND_DEFINER,
         "REVOKE EXECUTE ON FUNCTION runbook_append FROM PUBLIC",
         EVENT_CHECK_FUNCTION,
@@ -454,13 +452,19 @@ class PostgresStore(SqlStore, SqlAlertLedger):
 
     @guarded
     def append(self, incident: str, expected_seq: int, events: list[dict],
-               after_hash: str | None = None, request: str | None = None) -> list[StoredEvent]:
+               after_hash: str | None = None, request: str | None = None,
+               retried: bool = False) -> list[StoredEvent]:
         """Append `events` after `expected_seq`: one round trip when the caller says which event it
         read last (`after_hash`), else the log's end is read first (see the module's text).
-        `request`: an id kept with the first event; a batch whose request is in the log already is
-        not appended again (the events recorded then are returned), and a connection lost with the
-        append in flight is settled by looking for it once the server is done with that session."""
+        `request`: an id kept with the first event, so that a connection lost with the append in
+        flight is settled by looking for it once the server is done with that session; `retried`
+        (a command run again with the request ids of a run told it failed): a batch whose request
+        is in the log already is not appended again, the events recorded then are returned."""
         self._require_key()
+        if retried and request:
+            recorded = self._recorded(incident, request, len(events))
+            if recorded:
+                return recorded
         prev = after_hash if after_hash is not None else self._log_end(incident, expected_seq)
         try:
             return self._append_after(incident, expected_seq, prev, events, request)
@@ -479,8 +483,8 @@ class PostgresStore(SqlStore, SqlAlertLedger):
         if request:  # inside `writing` the commit comes later: a connection lost then is settled there
             self._appended = (incident, request, session, len(events))
         try:
-            found = self._run(APPEND_CALL, [seq, prev, json.dumps(rows, ensure_ascii=False),
-                                            *(summary[name] for name in SUMMARY_PARAMS)]).fetchone()[0]
+            self._run(APPEND_CALL, [seq, prev, json.dumps(rows, ensure_ascii=False),
+                                    *(summary[name] for name in SUMMARY_PARAMS)])
         except pgerrors.SerializationFailure as exc:  # refused: the log does not end where the caller read it
             self._check_end(incident, seq, prev, int(exc.diag.message_detail or 0), None)
             raise  # (_check_end always refuses what the function refused)
@@ -488,9 +492,6 @@ class PostgresStore(SqlStore, SqlAlertLedger):
             if not request or self.conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
                 raise
             return self._settle_lost(exc, incident, request, session, len(events))
-        if found is not None:  # appended before, by a run of this command that was told it failed
-            self._appended = None
-            return self.events(incident, after=found - 1)[:len(events)]
         return stored
 
     def _recorded(self, incident: str, request: str, count: int) -> list[StoredEvent] | None:
