@@ -251,3 +251,34 @@ def test_a_status_the_batch_has_no_event_for_is_refused(team):
     closed = {"ts": "2026-01-01T00:02:00Z", "actor": "a", "type": "closed", "data": {}, "summary": {"status": "closed"}}
     responder.append("INC-1", 1, [closed])
     assert owner.incident("INC-1")["status"] == "closed"
+
+
+def test_roles_granted_before_migration_5_lose_the_summary_and_checkpoints(pg_cluster):
+    from runbook.store.postgres import MIGRATIONS
+
+    url = pg_cluster.new_schema()
+    owner = open_store(url, key=None, migrate=False)
+    try:
+        schema = owner.conn.execute("SELECT current_schema()").fetchone()[0]
+        role = f"old_{schema}"
+        with owner.conn.transaction():  # the schema as runbook left it before migration 5, and its old grants
+            owner.conn.execute("CREATE TABLE migrations (id integer PRIMARY KEY, name text NOT NULL, "
+                               "applied_at timestamptz NOT NULL DEFAULT now())")
+            for number, name, statements in MIGRATIONS[:4]:
+                for statement in statements:
+                    owner.conn.execute(statement)
+                owner.conn.execute("INSERT INTO migrations (id, name) VALUES (%s, %s)", [number, name])
+            owner.conn.execute(f"CREATE ROLE {role} LOGIN")
+            owner.conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+            owner.conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+            owner.conn.execute(f"GRANT INSERT, UPDATE ON incidents, alerts, checkpoints TO {role}")
+        assert owner.migrate() == [5]
+        old = open_store(pg_cluster.url_for_schema(schema, user=role), key=None)
+        try:
+            for sql in ("UPDATE incidents SET status = 'closed'", "UPDATE checkpoints SET body = '{}'"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    old.conn.execute(sql)
+        finally:
+            old.close()
+    finally:
+        owner.close()
