@@ -16,6 +16,8 @@ in `engine/effects.py`.
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from contextlib import nullcontext
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -47,7 +49,7 @@ from runbook.engine.state import IncidentState
 from runbook.engine.step_commands import StepCommands
 from runbook.engine.ticks import fire_due
 from runbook.errors import CommandError, ReasonNeeded, RecordError
-from runbook.store import ConflictError, IncidentStore
+from runbook.store import ConflictError, IncidentStore, StoreError
 from runbook.text import check_actor
 
 if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
@@ -88,6 +90,12 @@ class Engine(StepCommands):
         # Snapshots taken and loaded per (catalog, playbook, drill): simulations open thousands of
         # incidents on one playbook, and a loaded Snapshot is immutable.
         self._taken: dict[tuple, tuple] = {}  # values keep the keyed objects alive, so ids stay unique
+        # each append's request id is "<requests>.<n>": a store that may lose a connection with an
+        # append in flight keeps it, so that append is settled, and a command run again with the same
+        # `requests` (RUNBOOK_REQUEST, runtime.py) finds what its first run recorded
+        self.requests = uuid.uuid4().hex[:16]
+        self.retried = False  # True: `requests` are those of a run told it failed; look for what it recorded
+        self._request_numbers = itertools.count(1)
 
     # reading ------------------------------------------------------------------------------
 
@@ -122,21 +130,30 @@ class Engine(StepCommands):
             cached, problem = self._from_checkpoint(incident, found, events, snapshot) if found else (None, None)
             if found is not None and cached is None:  # not usable: fold the whole log instead
                 stored, events, row = self.store.read_record(incident)
+            left_out = None
             try:
                 if cached is None:
                     cached = fold(incident, events, snapshot)
-            except EventFormatError as exc:
-                raise RecordError(f"the record of {incident} cannot be read: {exc}; "
-                                            f"`runbook incident verify {incident}` names every problem") from None
-            if loaded is None and self.store.features.persistent:
-                problems = integrity.quick(self.store, incident, row, stored, events, cached)
+            except EventFormatError:  # what verifies still holds: its degradations can be restored
+                stored, events, row = self.store.read_record(incident)
+                cached, left_out = integrity.verified_fold(incident, events, snapshot)
+            if left_out is not None:
+                cached.tampered = "; ".join(
+                    [f"only what verifies is read ({'; '.join(left_out)}: left out)"]
+                    + integrity.quick(self.store, incident, row, stored, events))
+            elif loaded is None and self.store.features.persistent:
+                problems = integrity.quick(self.store, incident, row, stored, events, cached, columns=False)
                 cached.tampered = "; ".join(([problem] if problem else []) + problems)
             self._states[incident] = cached
             self._caught_at[incident] = version
             self._keep_checkpoint(cached)
             return cached
-        for stored_event in self.store.events(incident, after=cached.last_seq):
-            apply(cached, Event.from_stored(stored_event))
+        try:
+            for stored_event in self.store.events(incident, after=cached.last_seq):
+                apply(cached, Event.from_stored(stored_event))
+        except EventFormatError:  # an event it cannot read came in: read again, what verifies
+            self._states.pop(incident, None)
+            return self.state(incident)
         self._caught_at[incident] = version
         self._keep_checkpoint(cached)
         return cached
@@ -200,8 +217,6 @@ class Engine(StepCommands):
         store = self.store
         if not store.features.persistent or store.features.readonly:
             return
-        from runbook.store import StoreError
-
         base = state.base_seq if state.base_summary is not None else 0
         # what is folded into the checkpoint must be what the chain holds: the load's quick checks
         # leave the hashes to `incident verify`, and a signed checkpoint over an event edited in
@@ -250,7 +265,10 @@ class Engine(StepCommands):
         now = iso(self.clock.now())
         stored = self.store.append(state.id, state.last_seq, [
             {"ts": now, "actor": actor, "type": r.type, "data": r.to_data(), "summary": r.project(now)}
-            for r in records], after_hash=state.events[-1].hash if held and state.events else None)
+            for r in records], after_hash=state.events[-1].hash if held and state.events else None,
+            request=f"{self.requests}.{next(self._request_numbers)}", retried=self.retried)
+        if stored and stored[0].seq <= state.last_seq:
+            return []  # a command run again after a lost connection: its first run's events are in the log
         at = parse(now)
         appended = [Event(e.seq, at, e.actor, r, e.data, e.hash, e.ts) for e, r in zip(stored, records)]
         for event in appended:
@@ -300,6 +318,9 @@ class Engine(StepCommands):
                     races += 1
                 held = None
                 continue
+            except StoreError:  # not recorded (a lost commit): the state held here may have folded it
+                self._states.pop(incident, None)
+                raise
             try:  # as a read would have: a command on the held state reads nothing
                 self._keep_checkpoint(state)
             except Exception:  # the command is recorded: a checkpoint not kept costs only open time

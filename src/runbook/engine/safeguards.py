@@ -49,7 +49,7 @@ def stop_drills_for(engine: Engine, state: IncidentState) -> list[Event]:
     if state.drill or not state.service:
         return []
     stopped: list[Event] = []
-    for row in engine.store.incidents(open_only=True, drills=True):
+    for row in engine.list(open_only=True, drills=True):  # by the log too, not only the summary's word
         if row["service"] != state.service or row["id"] == state.id:
             continue
         stopped += stop_drill(engine, row["id"], f"a real incident {state.id} opened on service {state.service}",

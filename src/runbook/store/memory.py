@@ -54,7 +54,7 @@ class MemoryStore:
         self._events[incident] = []
         return self._append(incident, first_events)
 
-    def append(self, incident, expected_seq, events, after_hash=None):
+    def append(self, incident, expected_seq, events, after_hash=None, request=None, retried=False):
         # no hash chain here (`_append`): the sequence number alone says where the log ends
         log = self._events.get(incident)
         if log is None:

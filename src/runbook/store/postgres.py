@@ -39,13 +39,14 @@ import functools
 import json
 import re
 import threading
+import time
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pgerrors
 
-from runbook.store.common import ConflictError, StoredEvent, StoreError, chain_events, checkpoint_from
+from runbook.store.common import GENESIS, ConflictError, StoredEvent, StoreError, chain_events, checkpoint_from
 from runbook.store.core import (
     SELECT_CHECKPOINT,
     SUMMARY_PARAMS,
@@ -118,6 +119,72 @@ APPEND_FUNCTION = f"""CREATE FUNCTION runbook_append(p_expected integer, p_prev 
                                                   prev_hash text, hash text, mac text);
         PERFORM pg_notify('{CHANNEL}', p_incident || ' ' || p_last_seq);
     END $$"""
+# A status the summary moves to comes with the event that moves it (the caller could say "closed"
+# with a note otherwise, and whatever lists open incidents by the summary would pass it over).
+STATUS_CHECK = """        IF coalesce(p_status_rank, 0) > 0 AND NOT EXISTS (
+                SELECT 1 FROM json_to_recordset(p_events) AS e(type text)
+                WHERE e.type = CASE p_status WHEN 'follow-up' THEN 'resolved' ELSE p_status END) THEN
+            RAISE EXCEPTION 'runbook_append refused: status % without the event that sets it', p_status
+                USING ERRCODE = 'check_violation';
+        END IF;
+"""
+# Migration 5's append: the same, run as the schema's owner (responders may not UPDATE the summary
+# themselves), refusing a status without its event, and keeping each batch's request id (`request`,
+# on its first event). A request already in the log is looked for by the caller, only when it runs
+# a command again (`append(..., retried=True)`): a lookup on every append would cost a scan of the
+# incident's log whenever the plan cached for it was made while the table was small.
+APPEND_DEFINER = (APPEND_FUNCTION
+                  .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+                  .replace("RETURNS void LANGUAGE plpgsql AS", "RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
+                           "SET search_path FROM CURRENT AS", 1)
+                  .replace("        -- the summary first", STATUS_CHECK + "        -- the summary first", 1)
+                  .replace("hash, mac)\n", "hash, mac, request)\n", 1)
+                  .replace("e.hash, e.mac\n", "e.hash, e.mac, e.request\n", 1)
+                  .replace("hash text, mac text);", "hash text, mac text, request text);", 1))
+REVOKE_PROJECTIONS = """DO $$
+    DECLARE
+        r record;
+    BEGIN
+        FOR r IN SELECT DISTINCT grantee FROM information_schema.role_table_grants
+                 WHERE table_schema = current_schema() AND table_name IN ('incidents', 'checkpoints')
+                   AND privilege_type IN ('INSERT', 'UPDATE', 'DELETE') AND grantee NOT IN (current_user, 'PUBLIC')
+        LOOP
+            EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON incidents FROM %I', r.grantee);
+            EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON checkpoints FROM %I', r.grantee);
+        END LOOP;
+    END $$"""
+# The event types this schema accepts (engine/events' registry when migration 5 was written:
+# tests/test_integrity_pg.py fails when a type is added without a migration that widens this).
+EVENT_TYPES = (
+    "acknowledged", "action_finished", "action_item_added", "action_started", "alert_received",
+    "alert_state_changed", "approval_granted", "capture_missed", "check_polled", "closed", "decision_made",
+    "degradation_applied", "degradation_failed", "degradation_restored", "degradation_started",
+    "drill_guard_checked", "drill_inject", "drill_stopped", "escalated", "flag_changed", "handed_off",
+    "message_posted", "mitigated", "mitigation_awaited", "note_added", "notified", "opened", "pager_updated",
+    "parameters_set", "plugin_error", "reminder_fired", "resolved", "role_assigned", "severity_changed",
+    "signal_given", "stage_checked", "stage_steered", "step_completed", "step_failed", "step_restarted",
+    "step_skipped", "step_started", "target_breached", "track_finished", "wait_due")
+# Every event, whoever inserts it (the owner too): of a type runbook knows, chained to the event
+# before it (a BEFORE ROW trigger sees the rows its statement inserted before this one).
+EVENT_CHECK_FUNCTION = f"""CREATE FUNCTION runbook_event_checked() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        before_hash text;
+    BEGIN
+        IF NEW.type IS NULL OR NEW.type NOT IN ({", ".join(f"'{t}'" for t in EVENT_TYPES)}) THEN
+            RAISE EXCEPTION 'runbook refused event % of %: unknown event type %', NEW.seq, NEW.incident, NEW.type
+                USING ERRCODE = 'check_violation';
+        END IF;
+        IF NEW.seq = 1 THEN
+            before_hash := '{GENESIS}';
+        ELSE
+            SELECT hash INTO before_hash FROM events WHERE incident = NEW.incident AND seq = NEW.seq - 1;
+        END IF;
+        IF before_hash IS NULL OR NEW.prev_hash IS DISTINCT FROM before_hash OR NEW.hash !~ '^[0-9a-f]{{64}}$' THEN
+            RAISE EXCEPTION 'runbook refused event % of %: its hash does not chain to event %', NEW.seq,
+                NEW.incident, NEW.seq - 1 USING ERRCODE = 'check_violation';
+        END IF;
+        RETURN NEW;
+    END $$"""
 APPEND_CALL = f"SELECT runbook_append(?, ?, ?, {', '.join('?' * len(SUMMARY_PARAMS))})"
 _EVENT_FIELDS = ("seq", "ts", "actor", "type", "data", "prev_hash", "hash", "mac")  # core.event_row after incident
 
@@ -143,7 +210,23 @@ MIGRATIONS = (
     # needs a migration that replaces the function
     (4, "appends in one round trip: a function checks the log's end, inserts and keeps the summary",
      [APPEND_FUNCTION]),
-    (5, "past incidents searched by their words (full-text search)", [
+    (5, "responders write no projection: appends keep the summary as the owner, events are checked as "
+        "they go in, a request id a retry finds, checkpoints only from roles that may write them", [
+        "ALTER TABLE events ADD COLUMN IF NOT EXISTS request text COLLATE \"C\"",
+        # partial: an index on (incident, …) for every event would compete with the key for lookups by
+        # incident alone (chosen while the table was small, it scanned each incident's log on every append)
+        "CREATE UNIQUE INDEX IF NOT EXISTS idx_events_request ON events (incident, request) WHERE request IS NOT NULL",
+        APPEND_DEFINER,
+        "REVOKE EXECUTE ON FUNCTION runbook_append FROM PUBLIC",
+        EVENT_CHECK_FUNCTION,
+        "CREATE TRIGGER events_checked BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION runbook_event_checked()",
+        # any role granted before could write checkpoints, so none written until now is trusted
+        "DELETE FROM checkpoints",
+        # roles granted before this migration lose what they must not write (the alert ledger is
+        # left to `db migrate --grant` / `--grant-server`: the role serve runs as still needs it)
+        REVOKE_PROJECTIONS,
+    ]),
+    (6, "past incidents searched by their words (full-text search)", [
         *create_table("search_docs"),
         "ALTER TABLE search_docs ADD COLUMN IF NOT EXISTS tsv tsvector "
         "GENERATED ALWAYS AS (to_tsvector('simple', words)) STORED",
@@ -152,21 +235,33 @@ MIGRATIONS = (
 )
 
 
-def grant_statements(role: str, schema: str = "public") -> list[str]:
+def grant_statements(role: str, schema: str = "public", server: bool = False) -> list[str]:
     """Least privilege for a responders' role: read everything, append events (no UPDATE or DELETE
-    of them), keep the summary, the ledger and the schedule. Schema changes stay with the owner."""
+    of an event), create incidents; never write a projection the engine or a server acts on (the
+    summary is kept by `runbook_append`, which runs as the owner; checkpoints and the alert ledger
+    are not theirs to write). `server`: the role `runbook serve` runs as, which also keeps the
+    alert ledger and the checkpoints."""
     who = '"' + role.replace('"', '""') + '"'
     schema = '"' + schema.replace('"', '""') + '"'
-    return [
+    statements = [
         f"GRANT USAGE ON SCHEMA {schema} TO {who}",
         f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {who}",
         f"REVOKE UPDATE, DELETE, TRUNCATE ON events FROM {who}",
-        f"GRANT INSERT ON events, snapshots, simulations TO {who}",
-        f"GRANT INSERT, UPDATE ON incidents, drill_schedule, alerts, checkpoints, search_docs TO {who}",
+        f"GRANT INSERT ON events, snapshots, simulations, incidents TO {who}",
+        f"GRANT INSERT, UPDATE ON drill_schedule TO {who}",
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON incidents FROM {who}",
+        f"GRANT INSERT, UPDATE ON search_docs TO {who}",  # the words past incidents are found by
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {who}",
         f"GRANT EXECUTE ON FUNCTION {schema}.runbook_json(text) TO {who}",
         f"GRANT EXECUTE ON FUNCTION {schema}.runbook_append TO {who}",
     ]
+    if server:
+        # the ledger's retention (serve --alert-retention) deletes what it forgets
+        return statements + [f"GRANT INSERT, UPDATE, DELETE ON alerts TO {who}",
+                             f"GRANT INSERT, UPDATE ON checkpoints TO {who}",
+                             f"REVOKE DELETE, TRUNCATE ON checkpoints FROM {who}",
+                             f"REVOKE TRUNCATE ON alerts FROM {who}"]
+    return statements + [f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alerts, checkpoints FROM {who}"]
 
 
 def redact(url: str) -> str:
@@ -253,6 +348,8 @@ class PostgresStore(SqlStore, SqlAlertLedger):
                              "postgresql://USER@HOST:PORT/DATABASE (runbook --db URL, or RUNBOOK_DB)") from None
         self.connect_timeout = connect_timeout
         self._closed_by_us = False
+        self._appended = None  # (incident, request, session, count) of an append inside `writing`
+        self._keeps_checkpoints = None  # whether this role may write checkpoints, once asked
         self._take_key(key, key_created)
         self.conn = self._connect()
         if migrate:
@@ -398,11 +495,12 @@ class PostgresStore(SqlStore, SqlAlertLedger):
         return applied
 
     @guarded
-    def grant(self, role: str) -> None:
-        """Give `role` what responders need and no more (`grant_statements`), in this schema."""
+    def grant(self, role: str, server: bool = False) -> None:
+        """Give `role` what responders need and no more (`grant_statements`), in this schema;
+        `server`: what `runbook serve` needs."""
         schema = self.conn.execute("SELECT current_schema()").fetchone()[0]
         with self.conn.transaction():
-            for statement in grant_statements(role, schema):
+            for statement in grant_statements(role, schema, server):
                 self.conn.execute(statement)
 
     # appending -----------------------------------------------------------------------------
@@ -412,36 +510,104 @@ class PostgresStore(SqlStore, SqlAlertLedger):
         """Hold `incident`'s row lock from reading its state to appending (one transaction): writers
         of one incident that had to read first queue here instead of all but one failing the
         sequence check, which under steady contention could starve one of them."""
+        self._appended = None
         try:
             with self.conn.transaction():
                 self.conn.execute("SELECT 1 FROM incidents WHERE id = %s FOR UPDATE", [incident])
                 yield
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if self._appended is None or self.conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
+                raise self._failure(exc) from None
+            self._settle_lost(exc, *self._appended)  # lost at the commit: recorded, or a StoreError
         except psycopg.Error as exc:
             raise self._failure(exc) from None
+        finally:
+            self._appended = None
 
     @guarded
     def append(self, incident: str, expected_seq: int, events: list[dict],
-               after_hash: str | None = None) -> list[StoredEvent]:
+               after_hash: str | None = None, request: str | None = None,
+               retried: bool = False) -> list[StoredEvent]:
         """Append `events` after `expected_seq`: one round trip when the caller says which event it
-        read last (`after_hash`), else the log's end is read first (see the module's text)."""
+        read last (`after_hash`), else the log's end is read first (see the module's text).
+        `request`: an id kept with the first event, so that a connection lost with the append in
+        flight is settled by looking for it once the server is done with that session; `retried`
+        (a command run again with the request ids of a run told it failed): a batch whose request
+        is in the log already is not appended again, the events recorded then are returned."""
         self._require_key()
+        if retried and request:
+            recorded = self._recorded(incident, request, len(events))
+            if recorded:
+                return recorded
         prev = after_hash if after_hash is not None else self._log_end(incident, expected_seq)
         try:
-            return self._append_after(incident, expected_seq, prev, events)
+            return self._append_after(incident, expected_seq, prev, events, request)
         except pgerrors.UniqueViolation:  # a writer that bypassed the row lock (no summary row) got there first
             raise ConflictError(f"incident {incident} changed: event {expected_seq + 1} was appended by another "
                                 "writer") from None
 
-    def _append_after(self, incident: str, seq: int, prev: str, events: list[dict]) -> list[StoredEvent]:
+    def _append_after(self, incident: str, seq: int, prev: str, events: list[dict],
+                      request: str | None = None) -> list[StoredEvent]:
         stored = chain_events(incident, seq, prev, events, self.key)
-        rows = json.dumps([dict(zip(_EVENT_FIELDS, event_row(e)[1:])) for e in stored], ensure_ascii=False)
+        rows = [dict(zip(_EVENT_FIELDS, event_row(e)[1:])) for e in stored]
+        if request:
+            rows[0]["request"] = request
         summary = summary_params(incident, stored, events, self.key)
+        session = self.conn.info.backend_pid
+        if request:  # inside `writing` the commit comes later: a connection lost then is settled there
+            self._appended = (incident, request, session, len(events))
         try:
-            self._run(APPEND_CALL, [seq, prev, rows, *(summary[name] for name in SUMMARY_PARAMS)])
+            self._run(APPEND_CALL, [seq, prev, json.dumps(rows, ensure_ascii=False),
+                                    *(summary[name] for name in SUMMARY_PARAMS)])
         except pgerrors.SerializationFailure as exc:  # refused: the log does not end where the caller read it
             self._check_end(incident, seq, prev, int(exc.diag.message_detail or 0), None)
             raise  # (_check_end always refuses what the function refused)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if not request or self.conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
+                raise
+            return self._settle_lost(exc, incident, request, session, len(events))
         return stored
+
+    def _recorded(self, incident: str, request: str, count: int) -> list[StoredEvent] | None:
+        """The events of the batch appended with `request`, or None when there is none."""
+        with self.conn.transaction():  # a savepoint inside a caller's transaction
+            row = self._run("SELECT seq FROM events WHERE incident = ? AND request = ?", [incident, request]).fetchone()
+        return self.events(incident, after=row[0] - 1)[:count] if row else None
+
+    def _settle_lost(self, exc: psycopg.Error, incident: str, request: str, session: int,
+                     count: int) -> list[StoredEvent]:
+        """The connection dropped while `request` was being appended: whether it committed is known
+        once the server has finished that session; then the events it recorded, or a StoreError
+        saying it was not recorded (or that this cannot be told, and what to do)."""
+        where, why = f"the incident database {self.path}", _one_line(exc, self.location)
+        try:
+            self.conn = self._connect()
+            deadline = time.monotonic() + self.connect_timeout
+            while self.conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [session]).fetchone():
+                if time.monotonic() > deadline:
+                    raise psycopg.OperationalError(f"session {session} still running")
+                time.sleep(0.05)
+            recorded = self._recorded(incident, request, count)
+        except (psycopg.Error, StoreError):
+            raise StoreError(f"lost the connection to {where} ({why}) and cannot tell whether the change to "
+                             f"{incident} was recorded; look (`runbook incident show {incident}`), or run the same "
+                             f"command again with RUNBOOK_REQUEST={request.rpartition('.')[0] or request} "
+                             "set: it is then recorded only if it was not") from None
+        if recorded is None:
+            raise StoreError(f"lost the connection to {where} ({why}); the change to {incident} was not recorded "
+                             "(looked after reconnecting): try again")
+        return recorded
+
+    @guarded
+    def save_checkpoint(self, incident: str, seq: int, chain_hash: str, body: str, digest: str, mac: str) -> None:
+        """As the core's, by a role that may write checkpoints (not a responder's: what a responder
+        wrote could say anything the engine then acts on); others keep none."""
+        if self._keeps_checkpoints is None:
+            self._keeps_checkpoints = self.conn.execute(
+                "SELECT has_table_privilege('checkpoints', 'INSERT') AND has_table_privilege('checkpoints', 'UPDATE')"
+            ).fetchone()[0]
+        if self._keeps_checkpoints:
+            SqlStore.save_checkpoint.__wrapped__(self, incident, seq, chain_hash, body, digest, mac)
 
     # reading -------------------------------------------------------------------------------
 

@@ -342,9 +342,12 @@ class Store(SqlStore, SqlAlertLedger):
 
     @guarded
     def append(self, incident: str, expected_seq: int, events: list[dict],
-               after_hash: str | None = None) -> list[StoredEvent]:
+               after_hash: str | None = None, request: str | None = None,
+               retried: bool = False) -> list[StoredEvent]:
         """Append `events` (dicts with ts, actor, type, data, and optionally the summary columns the
-        event sets) after `expected_seq`, in one transaction under the write lock."""
+        event sets) after `expected_seq`, in one transaction under the write lock. `request` and
+        `retried` are not used: a local commit either returns or fails, there is no lost connection
+        to settle."""
         self._require_key()
         with self._write():
             prev = self._log_end(incident, expected_seq, after_hash)

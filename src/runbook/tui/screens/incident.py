@@ -331,7 +331,8 @@ class IncidentScreen(Screen):
         and approval gates the flow has reached; once, that the record does not verify."""
         if view.altered and not self.altered_announced:
             self.altered_announced = True
-            self.app.notify(f"This incident's log does not verify: {view.altered}. Flags and actions are refused.",
+            self.app.notify(f"This incident's log does not verify: {view.altered}. Flags are not changed and "
+                            "actions do not run; its degradations can still be restored (r), from what verifies.",
                             title="log altered", severity="error", timeout=60)
             self.app.bell()
         self.withdraw_handled(view)
