@@ -38,10 +38,13 @@ def _size(text: str) -> int:
 @click.option("--max-body", default="1MiB", show_default=True, help="Largest request body taken (bytes, KiB, MiB).")
 @click.option("--tick", "tick_every", default=1.0, show_default=True, type=click.FloatRange(0.05, 60),
               help="Seconds between timer passes (escalations, reminders, page retries) over open incidents.")
+@click.option("--lease", default=10.0, show_default=True, type=click.FloatRange(1, 3600),
+              help="Seconds this server's lease on the work it owns (pending alerts, flag changes in flight) "
+                   "lasts unrenewed; renewed every third of it. Another server takes the work over once it ends.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="How much to log to stderr.")
 @click.pass_obj
-def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_every, log_level):
+def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_every, lease, log_level):
     """Run runbook as a long-running server until interrupted (Ctrl-C or SIGTERM).
 
     \b
@@ -59,6 +62,13 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
     GET  /healthz       "ok" while the incident database answers
     It also fires timers (escalations, reminders, the checks and stages of
     staged degradations) of open incidents.
+
+    \b
+    Several servers may share one database (on one host or several): each
+    holds a lease on the work it owns, renewed while it runs; when a server
+    dies, another takes its pending alerts and flag changes in flight over
+    once the lease ends (--lease; hosts' clocks in step, e.g. NTP). The host
+    recorded as owner is RUNBOOK_HOSTNAME, else the machine's host name.
 
     \b
     Database: runbook --db FILE|URL serve, or RUNBOOK_DB (a SQLite file,
@@ -106,7 +116,7 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
     echo(f"runbook serve: listening on http://{_hostport(where)} (POST /alertmanager; {page}); Ctrl-C stops",
          err=True)
     app = build_app(ctx.engine_service(catalog=True, lanes=True),
-                    ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token))
+                    ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token, lease))
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug",
                                            lifespan="on", timeout_graceful_shutdown=5))
     server.run(sockets=[sock])

@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from runbook.engine.owner import DEFAULT_LEASE
 from runbook.errors import RunbookError
 from runbook.read_models import alert_rows
 from runbook.serve.alertmanager import PayloadError, parse
@@ -50,6 +51,7 @@ class ServeConfig(NamedTuple):
     tick_every: float = 1.0  # seconds between timer passes over the open incidents (0: no ticking)
     catalog_paths: tuple = ()  # reloaded on the timer pass when a file under them changes
     view_token: str | None = None  # the status page's viewer token; None: the page is off
+    lease: float = DEFAULT_LEASE  # seconds this server's lease on its work lasts unrenewed (0: holds none)
 
 
 class CatalogWatcher:
@@ -187,6 +189,8 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app):
+        if config.lease > 0:  # held before the first alert is taken: others know this server is alive
+            await asyncio.get_running_loop().run_in_executor(None, service.hold_lease, config.lease)
         service.ticks.submit(_recover)  # the server listens meanwhile: opening may wait on plugins
         task = asyncio.create_task(ticking()) if config.tick_every > 0 else None
         try:

@@ -135,6 +135,7 @@ MIGRATIONS = (
     # needs a migration that replaces the function
     (4, "appends in one round trip: a function checks the log's end, inserts and keeps the summary",
      [APPEND_FUNCTION]),
+    (5, "leases: the work each server owns, taken over when its lease ends", create_table("leases")),
 )
 
 
@@ -149,6 +150,7 @@ def grant_statements(role: str, schema: str = "public") -> list[str]:
         f"REVOKE UPDATE, DELETE, TRUNCATE ON events FROM {who}",
         f"GRANT INSERT ON events, snapshots, simulations TO {who}",
         f"GRANT INSERT, UPDATE ON incidents, drill_schedule, alerts, checkpoints TO {who}",
+        f"GRANT INSERT, UPDATE ON leases TO {who}",  # a server run as this role keeps its lease
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {who}",
         f"GRANT EXECUTE ON FUNCTION {schema}.runbook_json(text) TO {who}",
         f"GRANT EXECUTE ON FUNCTION {schema}.runbook_append TO {who}",

@@ -61,7 +61,8 @@ MIGRATIONS = ((1, "events, incidents projection, snapshots", (Create("events"), 
               (6, "incidents: a signed anchor of the log's end; events indexed by type",
                (Column("incidents", "last_mac"), Index("events", "idx_events_type_incident"))),
               (7, "alerts received by runbook serve", (Create("alerts"),)),
-              (8, "checkpoints: big incidents open from their folded state", (Create("checkpoints"),)))
+              (8, "checkpoints: big incidents open from their folded state", (Create("checkpoints"),)),
+              (9, "leases: the work each server owns, taken over when its lease ends", (Create("leases"),)))
 
 
 def _code(exc: sqlite3.Error) -> int:
