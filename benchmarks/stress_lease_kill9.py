@@ -109,7 +109,7 @@ class Server:
         self.log = tmp / f"serve-{name}.log"
         env = {**os.environ, "RUNBOOK_DB": db, "RUNBOOK_SERVE_TOKEN": TOKEN, "HOME": str(tmp),
                "RUNBOOK_PLUGINS_DIR": str(tmp / "plugins"), "RUNBOOK_FLAGS": str(tmp / "flags.json"),
-               "XDG_CACHE_HOME": str(tmp / "cache")}
+               "XDG_CACHE_HOME": str(tmp / "cache"), "PYTHONFAULTHANDLER": "1"}
         env.pop("RUNBOOK_CATALOG", None)
         if host:
             env["RUNBOOK_HOSTNAME"] = host
@@ -177,14 +177,50 @@ def leftovers(store, victim_host: str, victim_pid: int) -> int:
     return len(rows) + len(changes)
 
 
+def _tasks(pid: int) -> str:
+    """Each thread of `pid`: its name, state, kernel wait channel and CPU ticks."""
+    out = []
+    for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
+        try:
+            stat = (task / "stat").read_text()
+            fields = stat[stat.rfind(")") + 2:].split()
+            wchan = (task / "wchan").read_text()
+            out.append(f"{(task / 'comm').read_text().strip()} {fields[0]} {wchan} {fields[11]}+{fields[12]}")
+        except OSError:
+            pass
+    return "; ".join(out)
+
+
+def _story(store, incident: str, owner: dict, victim: tuple, survivor: Server) -> str:
+    """What a reader needs to find why a change stayed in flight: whose it is, the log's tail."""
+    tail = [f"{e.seq} {e.ts[11:23]} {e.type} {e.actor}" + (f" pid {e.data['owner'].get('pid')}"
+                                                           if e.data.get("owner") else "")
+            for e in store.events(incident)[-8:]]
+    return (f"in flight on {incident}: owner {owner.get('host')} pid {owner.get('pid')} (killed: {victim[0]} pid "
+            f"{victim[1]}; survivor pid {survivor.proc.pid}); log tail: {' | '.join(tail)}; survivor's log: "
+            f"{survivor.log.read_text()[-600:]!r}")
+
+
 def trial(tmp: Path, location: str, rng: random.Random, n: int, lease: float) -> dict:
+    from runbook.store import open_store
+
+    open_store(location, key=None).close()  # migrated once, before two servers race to
+    servers = [Server(tmp, location, f"{n}-a", lease, None), Server(tmp, location, f"{n}-b", lease, "stress-b")]
+    try:
+        return _trial(servers, location, rng, n)
+    finally:
+        for server in servers:
+            if server.proc.poll() is None:
+                server.proc.kill()
+                server.proc.wait()
+
+
+def _trial(servers: list[Server], location: str, rng: random.Random, n: int) -> dict:
     from runbook.engine.clock import parse
     from runbook.engine.owner import holder
     from runbook.pluginapi import process_start
     from runbook.store import open_store
 
-    open_store(location, key=None).close()  # migrated once, before two servers race to
-    servers = [Server(tmp, location, f"{n}-a", lease, None), Server(tmp, location, f"{n}-b", lease, "stress-b")]
     for server in servers:
         server.listening()
     victim, survivor = (servers[0], servers[1]) if n % 2 == 0 else (servers[1], servers[0])
@@ -224,7 +260,23 @@ def trial(tmp: Path, location: str, rng: random.Random, n: int, lease: float) ->
         time.sleep(0.05)
     rows = store.alerts()
     incidents = {i["id"] for i in store.incidents()}
-    stranded = len(in_flight(store, incidents))
+    stranded = in_flight(store, incidents)
+    details = [_story(store, incident, owner, (host, victim.proc.pid), survivor) for incident, owner in stranded]
+    if details:
+        alive = holder({"host": "stress-b" if survivor is servers[1] else os.uname().nodename,
+                        "pid": survivor.proc.pid, "start": process_start(survivor.proc.pid)})
+        details.append(f"survivor's lease now ends {store.lease_expiry(alive)} (it is {time.strftime('%H:%M:%S')})")
+        latest = max((e.ts, e.type, i) for i in incidents for e in store.events(i)[-1:])
+        details.append(f"the latest event in the database: {latest}")
+    details += [f"pending row {r['fingerprint']} {r['incident']} owner {r['owner']}" for r in rows
+                if r["outcome"] == "pending"]
+    if details:  # where the survivor's threads are (PYTHONFAULTHANDLER dumps them on SIGABRT)
+        details.append("survivor's tasks: " + _tasks(survivor.proc.pid))
+        time.sleep(1)
+        details.append("a second later: " + _tasks(survivor.proc.pid))
+        survivor.proc.send_signal(signal.SIGABRT)
+        survivor.proc.wait()
+        details.append("survivor's threads: " + survivor.log.read_text()[-6000:])
     store.close()
     survivor.stop()
     named = [r["incident"] for r in rows if r["incident"]]
@@ -232,7 +284,8 @@ def trial(tmp: Path, location: str, rng: random.Random, n: int, lease: float) ->
         "lost": ALERTS - len([r for r in rows if r["outcome"] == "opened"]),
         "duplicated": (len(named) - len(set(named))) + len(incidents - set(named)),
         "pending": len([r for r in rows if r["outcome"] == "pending"]),
-        "stranded": stranded,
+        "stranded": len(stranded),
+        "details": details,
         "left": left,
         "took": took if left else None,
         # how long after the dead server's lease ran out its work was taken over
@@ -259,6 +312,7 @@ def main() -> None:
         from helpers.pg_cluster import start_cluster
 
         cluster = start_cluster()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))  # the finally clauses stop what was started
     rng = random.Random(args.seed)
     totals = {"lost": 0, "duplicated": 0, "pending": 0, "stranded": 0}
     takeovers, past, left = [], [], 0
@@ -275,6 +329,8 @@ def main() -> None:
                 past.append(result["past_lease"])
             took = (f"{result['took']:.2f} s ({result['past_lease']:+.2f} s past its lease)"
                     if result["took"] is not None and result["past_lease"] is not None else "-")
+            for line in result["details"]:
+                print(f"    {line}", flush=True)
             print(f"trial {n + 1:3d}: incidents {result['incidents']}/{ALERTS}  lost {result['lost']}  "
                   f"duplicated {result['duplicated']}  pending {result['pending']}  stranded {result['stranded']}  "
                   f"left by the kill {result['left']}  take-over {took}", flush=True)
