@@ -43,11 +43,14 @@ def _size(text: str) -> int:
 @click.option("--request-timeout", default=10.0, show_default=True, type=click.FloatRange(0.5, 300),
               help="Seconds a client has to send a whole request (headers and body) after connecting or "
                    "after its previous answer; then the connection is closed (408 when a body was due).")
+@click.option("--lease", default=10.0, show_default=True, type=click.FloatRange(1, 3600),
+              help="Seconds this server's lease on the work it owns (pending alerts, flag changes in flight) "
+                   "lasts unrenewed; renewed every third of it. Another server takes the work over once it ends.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="How much to log to stderr.")
 @click.pass_obj
 def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_every, alert_retention,
-          request_timeout, log_level):
+          request_timeout, lease, log_level):
     """Run runbook as a long-running server until interrupted (Ctrl-C or SIGTERM).
 
     \b
@@ -72,6 +75,13 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
                         RUNBOOK_PAGERDUTY_WEBHOOK_SECRET; off without it.
     It also fires timers (escalations, reminders, the checks and stages of
     staged degradations) of open incidents.
+
+    \b
+    Several servers may share one database (on one host or several): each
+    holds a lease on the work it owns, renewed while it runs; when a server
+    dies, another takes its pending alerts and flag changes in flight over
+    once the lease ends (--lease; hosts' clocks in step, e.g. NTP). The host
+    recorded as owner is RUNBOOK_HOSTNAME, else the machine's host name.
 
     \b
     Database: runbook --db FILE|URL serve, or RUNBOOK_DB (a SQLite file,
@@ -136,7 +146,7 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
     app = build_app(ctx.engine_service(catalog=True, lanes=True),
                     ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token,
                                 pagerduty_secret=pd_secret, chat_every=0.25 if chat_room else 0.0,
-                                alert_retention=retention))
+                                alert_retention=retention, lease=lease))
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug",
                                            lifespan="on", timeout_graceful_shutdown=5,
                                            http=deadlines.protocol(request_timeout)))

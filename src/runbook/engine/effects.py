@@ -344,12 +344,12 @@ class Effects:
         now = self.engine.clock.now()
         out: list[Event] = []
         for name, deg in list(state.degradations.items()):
-            if deg.pending and abandoned(deg.pending, deg.pending_at, now, force):
+            if deg.pending and abandoned(deg.pending, deg.pending_at, now, force, self.engine.store):
                 out += self._reconcile_flags(state, name, deg.pending, deg.pending_seq)
         if flags_only:
             return out
         for step_id, intent in list(state.actions_pending.items()):
-            if abandoned(intent.data, intent.at, now, force):
+            if abandoned(intent.data, intent.at, now, force, self.engine.store):
                 killed = kill_orphan(intent.record.pidfile)
                 summary = ("interrupted: the outcome was never recorded" +
                            (f"; its orphaned process group {killed} was killed" if killed else "") +
@@ -420,11 +420,12 @@ def awaited(state: IncidentState, name: str, stage: int) -> list[Mitigated]:
     return [mitigation(state, awaiting, name, stage)]
 
 
-def abandoned(intent: dict, at: datetime, now: datetime, force: bool) -> bool:
-    """Whether an intent may be settled: its owner is gone. Intents recorded without an owner
-    (by runbook 0.1) count as abandoned after a minute, or at once when forced."""
+def abandoned(intent: dict, at: datetime, now: datetime, force: bool, leases=None) -> bool:
+    """Whether an intent may be settled: its owner is gone (`leases`: the store, whose server
+    leases decide for an owner on another host). Intents recorded without an owner (by runbook
+    0.1) count as abandoned after a minute, or at once when forced."""
     lease = intent.get("lease_until")
-    state = owners.status(intent.get("owner"), parse(lease) if lease else None, now)
+    state = owners.status(intent.get("owner"), parse(lease) if lease else None, now, leases)
     if state == owners.UNKNOWN:
         return force or now - at >= STALE_INTENT
     return state == owners.GONE

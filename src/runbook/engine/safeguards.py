@@ -36,7 +36,8 @@ def auto_degrade(engine: Engine, incident: str) -> list[Event]:
         return []
     if symptom.auto_severities and state.severity not in symptom.auto_severities:
         return []
-    if state.degradations[symptom.auto_degrade].touched:
+    deg = state.degradations[symptom.auto_degrade]
+    if deg.touched or deg.pending:  # done, or being done by its owner (settled by whoever takes over)
         return []
     try:
         return engine.degrade(incident, AUTO, symptom.auto_degrade)

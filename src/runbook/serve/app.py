@@ -44,6 +44,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from runbook.catalog.durations import format_duration
+from runbook.engine.owner import DEFAULT_LEASE
 from runbook.errors import RunbookError
 from runbook.read_models import alert_rows
 from runbook.serve.alertmanager import PayloadError, parse
@@ -70,6 +71,7 @@ class ServeConfig(NamedTuple):
     pagerduty_secret: str | None = None  # the PagerDuty webhook subscription's secret; None: /pagerduty is off
     chat_every: float = 0.0  # seconds between passes of the team's chat (engine/chat.py); 0: no chat
     alert_retention: float = DEFAULT_RETENTION  # seconds an alert is kept after last heard of (0: for ever)
+    lease: float = DEFAULT_LEASE  # seconds this server's lease on its work lasts unrenewed (0: holds none)
 
 
 class CatalogWatcher:
@@ -289,6 +291,8 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app):
+        if config.lease > 0:  # held before the first alert is taken: others know this server is alive
+            await asyncio.get_running_loop().run_in_executor(None, service.hold_lease, config.lease)
         service.ticks.submit(_recover)  # the server listens meanwhile: opening may wait on plugins
         task = asyncio.create_task(ticking()) if config.tick_every > 0 else None
         chat = asyncio.create_task(chatting()) if config.chat_every > 0 else None

@@ -480,3 +480,23 @@ class SqlStore:
         with self._write():
             self._run("UPDATE drill_schedule SET last_outcome = ?, incident = COALESCE(?, incident), "
                       "updated_at = ? WHERE drill = ?", [outcome, incident, now, drill])
+
+    # leases --------------------------------------------------------------------------------
+
+    @guarded
+    def renew_lease(self, holder: str, host: str, pid: int, expires_at: str, now: str,
+                    prune_before: str | None = None) -> None:
+        """Hold (or extend) `holder`'s lease until `expires_at`; `expires_at` = `now` ends it.
+        `prune_before`: forget leases that ended before then (servers long gone)."""
+        with self._write():
+            if prune_before:
+                self._run("DELETE FROM leases WHERE expires_at < ?", [prune_before])
+            self._run("INSERT INTO leases (holder, host, pid, expires_at, renewed_at) VALUES (?, ?, ?, ?, ?) "
+                      "ON CONFLICT (holder) DO UPDATE SET expires_at = excluded.expires_at, "
+                      "renewed_at = excluded.renewed_at", [holder, host, pid, expires_at, now])
+
+    @guarded
+    def lease_expiry(self, holder: str) -> str | None:
+        """When `holder`'s lease ends (or ended); None when it never held one."""
+        row = self._run("SELECT expires_at FROM leases WHERE holder = ?", [holder]).fetchone()
+        return row[0] if row else None

@@ -30,6 +30,7 @@ class MemoryStore:
         self._changes: list[tuple[int, str, int]] = []
         self._schedule: dict[str, dict] = {}
         self._simulations: list[dict] = []
+        self._leases: dict[str, str] = {}
 
     def close(self) -> None:
         pass
@@ -186,3 +187,11 @@ class MemoryStore:
 
     def alerts(self, outcome=None, incident=None, pending=False, limit=None, fingerprint=None, after=None):
         return []  # simulations receive no alerts: the ledger belongs to `runbook serve`
+
+    def renew_lease(self, holder, host, pid, expires_at, now, prune_before=None):
+        if prune_before:
+            self._leases = {h: e for h, e in self._leases.items() if e >= prune_before}
+        self._leases[holder] = expires_at
+
+    def lease_expiry(self, holder):
+        return self._leases.get(holder)

@@ -232,6 +232,7 @@ MIGRATIONS = (
         "GENERATED ALWAYS AS (to_tsvector('simple', words)) STORED",
         "CREATE INDEX IF NOT EXISTS idx_search_docs_tsv ON search_docs USING gin (tsv)",
     ]),
+    (7, "leases: the work each server owns, taken over when its lease ends", create_table("leases")),
 )
 
 
@@ -257,7 +258,9 @@ def grant_statements(role: str, schema: str = "public", server: bool = False) ->
     ]
     if server:
         # the ledger's retention (serve --alert-retention) deletes what it forgets
+        # a server keeps its lease on the work it owns (a responder's lease could hold work back)
         return statements + [f"GRANT INSERT, UPDATE, DELETE ON alerts TO {who}",
+                             f"GRANT INSERT, UPDATE ON leases TO {who}",
                              f"GRANT INSERT, UPDATE ON checkpoints TO {who}",
                              f"REVOKE DELETE, TRUNCATE ON checkpoints FROM {who}",
                              f"REVOKE TRUNCATE ON alerts FROM {who}"]

@@ -71,6 +71,10 @@ TABLES = {table.name: table for table in (
                    "idx_search_docs_playbook_opened_at": ("playbook", "opened_at")}),
     Table("checkpoints", {"incident": KEY, "seq": INT, "chain_hash": KEY, "body": TEXT, "digest": KEY, "mac": KEY},
           pk=("incident",), not_null=("seq", "chain_hash", "body", "digest")),
+    # each server's lease on the work it owns (engine/owner.py): renewed while it runs; once
+    # `expires_at` passes, any other server takes its work over
+    Table("leases", {"holder": KEY, "host": KEY, "pid": INT, "expires_at": KEY, "renewed_at": KEY},
+          pk=("holder",), not_null=("expires_at",)),
 )}
 
 

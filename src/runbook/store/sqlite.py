@@ -72,8 +72,8 @@ MIGRATIONS = ((1, "events, incidents projection, snapshots", (Create("events"), 
               (9, "past incidents searched by their words (FTS5)",
                (Create("search_docs"), Statement("CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(words)"),
                 # how many incidents hold each word, kept by FTS5 itself
-                Statement("CREATE VIRTUAL TABLE IF NOT EXISTS search_vocab USING fts5vocab(search_fts, 'row')"))))
-
+                Statement("CREATE VIRTUAL TABLE IF NOT EXISTS search_vocab USING fts5vocab(search_fts, 'row')"))),
+              (10, "leases: the work each server owns, taken over when its lease ends", (Create("leases"),)))
 
 
 def _code(exc: sqlite3.Error) -> int:
