@@ -5,6 +5,8 @@ Routes (JSON unless said otherwise):
   POST /alertmanager   Alertmanager webhook (payload version 4); bearer token required
   GET  /api/alerts     the alerts received, latest first (?outcome=unmatched); bearer token required
   GET  /healthz        "ok" when the incident database answers; no token, says nothing else
+  GET  /status, /api/v2/*.json, /history.atom, /history.rss   with --public: the public status
+                       page, no token (serve/public.py)
 
 Status codes say what a sender should do: 200 taken (each alert's outcome in the body); 400 the
 body cannot be read (the reason; nothing stored; do not retry as is); 401 no or wrong token;
@@ -50,6 +52,7 @@ class ServeConfig(NamedTuple):
     tick_every: float = 1.0  # seconds between timer passes over the open incidents (0: no ticking)
     catalog_paths: tuple = ()  # reloaded on the timer pass when a file under them changes
     view_token: str | None = None  # the status page's viewer token; None: the page is off
+    public: object | None = None  # the StatusPage `--public` serves without a token; None: no public page
 
 
 class CatalogWatcher:
@@ -199,6 +202,10 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
     from runbook.serve import web
 
     page = web.routes(service, config.view_token) if config.view_token else web.off_routes()
+    if config.public is not None:
+        from runbook.serve import public
+
+        page = [*page, *public.routes(service, config.public)]
     app = Starlette(routes=[Route("/alertmanager", alertmanager, methods=["POST"]),
                             Route("/api/alerts", alerts, methods=["GET"]),
                             Route("/healthz", health, methods=["GET"]), *page],
