@@ -83,6 +83,8 @@ steps:
     template: "A fix is in place; we are watching."
 roles:
   commander: {{title: Incident commander}}
+reminders:
+  - {{id: public-update, every: 30m, from: public-update, message: "Customers have heard nothing for 30 minutes"}}
 """
 
 
@@ -261,8 +263,8 @@ def test_nothing_internal_reaches_any_public_page_feed_or_json(world):
     iid2 = engine.open("video-call-degraded", "ana", params={"region": "eu-west-1"}).id
     state = engine.state(iid)
     assert any(SECRET in m.record.text for m in state.messages)  # the internal and the email ones hold it
-    internal_words = [SECRET, iid, iid2, "SEV1", "SEV2", "kubectl", "eu-west-1", "Incident commander", "ana", "#incidents",
-                      "<script", "onerror"]
+    internal_words = [SECRET, iid, iid2, "SEV1", "SEV2", "kubectl", "eu-west-1", "Incident commander", "ana",
+                      "#incidents", "<script", "onerror"]
     for path in ("/status", "/api/v2/summary.json", "/api/v2/status.json", "/api/v2/components.json",
                  "/api/v2/incidents.json", "/api/v2/incidents/unresolved.json",
                  "/api/v2/scheduled-maintenances.json", "/history.atom", "/history.rss"):
@@ -280,3 +282,32 @@ def test_serve_public_needs_a_status_page_and_says_how(rb):
     rb.catalogs = [ROOT / "playbooks"]
     error = rb("serve", "--public", "--status-page", "nope", "--port", "0", expect=2, RUNBOOK_SERVE_TOKEN=TOKEN)
     assert "no StatusPage 'nope' in the catalog (it has rtc-public)" in error
+
+
+def test_the_cadence_reminder_counts_from_the_last_public_update(world):
+    engine, _ = world
+    iid = engine.open("chat-down", "ana", params={"region": "eu-west-1"}).id
+    engine.assign(iid, "ana", "commander", "dee")
+
+    def fired():
+        return [e.record.n for e in engine.state(iid).events
+                if e.type == "reminder_fired" and e.record.reminder == "public-update"]
+
+    engine.clock.advance(minutes=29)
+    engine.tick(iid)
+    assert fired() == []
+    engine.clock.advance(minutes=2)
+    engine.tick(iid)
+    assert fired() == [1]  # 31 minutes without a word to customers
+    engine.complete(iid, "ana", "tell-team")  # internal: the public still heard nothing
+    engine.complete(iid, "ana", "first-update")
+    engine.clock.advance(minutes=25)
+    engine.tick(iid)
+    assert fired() == [1]  # 25 minutes after the public update: not yet
+    engine.clock.advance(minutes=6)
+    engine.tick(iid)
+    assert fired() == [1, 1]  # counted again from the update
+    engine.resolve(iid, "ana")
+    engine.clock.advance(hours=2)
+    engine.tick(iid)
+    assert fired() == [1, 1]

@@ -132,8 +132,8 @@ def _status_page(catalog, wanted: str | None):
     pages = catalog.models("StatusPage")
     if wanted:
         if wanted not in pages:
-            raise UsageError(f"no StatusPage {wanted!r} in the catalog"
-                             + (f" (it has {', '.join(sorted(pages))})" if pages else "; add one (runbook schema StatusPage)"))
+            known = f" (it has {', '.join(sorted(pages))})" if pages else "; add one (runbook schema StatusPage)"
+            raise UsageError(f"no StatusPage {wanted!r} in the catalog{known}")
         return pages[wanted]
     if not pages:
         raise UsageError("--public needs a StatusPage document in the catalog (kind: StatusPage; see "

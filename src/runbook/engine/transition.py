@@ -32,7 +32,6 @@ from runbook.engine.events import (
 )
 from runbook.engine.state import FAILED, IncidentState
 
-
 PUBLIC_STATUSES = ("investigating", "identified", "monitoring", "resolved")
 
 

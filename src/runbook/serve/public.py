@@ -26,7 +26,7 @@ from xml.etree import ElementTree as ET
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
 from runbook.serve.public_state import DESCRIPTION, WORDS, PublicIncident, PublicStatus, project, public_id

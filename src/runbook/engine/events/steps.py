@@ -174,6 +174,10 @@ class MessagePosted(EventRecord):
 
     def fold(self, state, event):
         state.messages.append(event)
+        if self.audience == "customers":  # a public update: reminders counted from the last one start again
+            for reminder in state.playbook.reminders:
+                if reminder.start == "public-update":
+                    state.reminders.pop(reminder.id, None)
 
     def to_data(self) -> dict:
         data = EventRecord.to_data(self)
