@@ -311,3 +311,80 @@ def test_the_cadence_reminder_counts_from_the_last_public_update(world):
     engine.clock.advance(hours=2)
     engine.tick(iid)
     assert fired() == [1, 1]
+
+
+def video_alert(fingerprint: str, severity: str):
+    from runbook.engine.intake import Alert
+
+    return Alert(fingerprint, "firing", "2026-01-05T09:01:00Z",
+                 {"alertname": "RTCVideoFreezeRatioHigh", "service": "rtc-video", "severity": severity})
+
+
+def test_alerts_in_a_maintenance_window_are_kept_without_paging_below_its_threshold(world):
+    from datetime import timedelta
+
+    from runbook.engine import maintenance
+
+    engine, _ = world
+    now = engine.clock.now()
+    window = maintenance.add(engine, "Media server upgrade", ("video-calls",), now, now + timedelta(hours=2),
+                             f"ana-{SECRET}", body="Video calls may drop briefly.")
+    assert window["page_at"] == "SEV1"  # by default the most severe level still pages
+    kept, = engine.receive_alerts([video_alert("f1", "warning")])  # SEV3
+    assert (kept.outcome, kept.incident) == ("maintenance", None)
+    assert "maintenance window 1 (Media server upgrade) covers video-calls" in kept.reason
+    assert engine.list(open_only=True) == []
+    paged, = engine.receive_alerts([video_alert("f2", "critical")])  # SEV1: pages even during the window
+    assert paged.outcome == "opened"
+    engine.resolve(paged.incident, "ana")
+    maintenance.cancel(engine, window["id"], "ana")
+    after, = engine.receive_alerts([video_alert("f3", "warning")])
+    assert after.outcome == "opened"  # cancelled: alerts open incidents again
+
+
+def test_a_window_is_on_the_public_page_and_in_the_json(world):
+    from datetime import timedelta
+
+    from runbook.engine import maintenance
+
+    engine, client = world
+    now = engine.clock.now()
+    maintenance.add(engine, "Database upgrade", ("messaging",), now + timedelta(hours=1), now + timedelta(hours=3),
+                    f"ana-{SECRET}", page_at="SEV2", body="Messages may be delayed for a few minutes.")
+    (window,) = client.get("/api/v2/scheduled-maintenances.json").json()["scheduled_maintenances"]
+    assert (window["name"], window["status"], window["impact"]) == ("Database upgrade", "scheduled", "maintenance")
+    assert (window["scheduled_for"], window["scheduled_until"]) == ("2026-01-05T10:00:00.000Z",
+                                                                    "2026-01-05T12:00:00.000Z")
+    assert [c["name"] for c in window["components"]] == ["Messaging"]
+    assert window["incident_updates"][0]["body"] == "Messages may be delayed for a few minutes."
+    assert components(client)["Messaging"] == "operational"
+    page = client.get("/status").text
+    assert "Database upgrade" in page and "Messages may be delayed" in page and "Scheduled" in page
+    engine.clock.advance(hours=1, minutes=1)
+    assert components(client)["Messaging"] == "under_maintenance"
+    assert client.get("/api/v2/status.json").json()["status"] == {"indicator": "maintenance",
+                                                                  "description": "Service Under Maintenance"}
+    text = json.dumps(client.get("/api/v2/summary.json").json())
+    assert SECRET not in text and "SEV2" not in text and "ana" not in text
+    engine.clock.advance(hours=2)
+    assert client.get("/api/v2/summary.json").json()["scheduled_maintenances"] == []
+
+
+def test_maintenance_commands_add_list_and_cancel(rb):
+    rb.catalogs = [ROOT / "playbooks"]
+    said = rb("maintenance", "add", "Database upgrade", "--component", "messaging", "--start",
+              "2099-01-01T02:00", "--for", "2h", "--body", "Messages may be delayed.")
+    assert said.startswith("maintenance window 1 scheduled: Database upgrade, 2099-01-01T02:00 to 2099-01-01T04:00")
+    assert "SEV1 and above still page" in said
+    (row,) = json.loads(rb("maintenance", "list", "--json"))
+    assert (row["title"], row["components"], row["cancelled_at"]) == ("Database upgrade", ["messaging"], None)
+    assert "Database upgrade" in rb("maintenance", "list")
+    assert rb("maintenance", "cancel", "1") == "maintenance window 1 cancelled: Database upgrade\n"
+    assert "cancelled by ana" in rb("maintenance", "list")
+    assert "was cancelled already" in rb("maintenance", "cancel", "1", expect=5)
+    assert "no maintenance window 7" in rb("maintenance", "cancel", "7", expect=3)
+    error = rb("maintenance", "add", "X", "--component", "nope", "--for", "1h", expect=2)
+    assert "unknown component nope; the status page has audio-calls" in error
+    error = rb("maintenance", "add", "X", "--component", "login", "--start", "tomorrow", "--for", "1h", expect=2)
+    assert "--start 'tomorrow' is not a time" in error
+    assert "--until TIME or --for DURATION" in rb("maintenance", "add", "X", "--component", "login", expect=2)

@@ -17,7 +17,9 @@ DEFAULT_CHANNEL = "Status page"
 
 
 def worst(*states: str) -> str:
-    return max(states, key=STATES.index, default=STATES[0])
+    """The worst of component states; under_maintenance (set by a window, never by a mapping)
+    counts as operational here."""
+    return max(states, key=lambda s: STATES.index(s) if s in STATES else 0, default=STATES[0])
 
 
 class ShareState(NamedTuple):

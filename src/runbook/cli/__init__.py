@@ -46,6 +46,7 @@ COMMANDS = {
     "plugins": ("plugins", "plugins", ()),
     "serve": ("serve", "serve", ()),
     "alerts": ("serve", "alerts", ()),
+    "maintenance": ("maintenance", "group", ()),
     "db": ("database", "group", ()),
 }
 

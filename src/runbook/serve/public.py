@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
+from runbook.engine.clock import iso
 from runbook.serve.public_state import DESCRIPTION, WORDS, PublicIncident, PublicStatus, project, public_id
 from runbook.serve.web import CSP, HERE, Static
 
@@ -51,6 +52,15 @@ def stamp(at: datetime | None) -> str | None:
     return None if at is None else at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
+def version(engine) -> tuple:
+    """What the projection depends on besides the log's end: the minute (a window starts, the day
+    turns) and the maintenance windows to come (added or cancelled without an event)."""
+    now = engine.clock.now()
+    windows = engine.store.maintenance(ending_after=iso(now))
+    return (engine.change_cursor(), now.replace(second=0, microsecond=0),
+            tuple((w["id"], w["cancelled_at"]) for w in windows))
+
+
 class Projection:
     """The latest projection, kept until the log or the day changes."""
 
@@ -60,7 +70,7 @@ class Projection:
         self.lock = asyncio.Lock()
 
     async def get(self) -> PublicStatus:
-        engine_now = await self.service.reads.run(lambda engine: (engine.change_cursor(), engine.clock.now().date()))
+        engine_now = await self.service.reads.run(version)
         if self.key == engine_now and self.value is not None:
             return self.value
         async with self.lock:  # one projection for a crowd arriving at once
@@ -123,6 +133,30 @@ def incident_json(status: PublicStatus, incident: PublicIncident) -> dict:
     }
 
 
+def maintenance_json(status: PublicStatus, window) -> dict:
+    """A window in Statuspage's scheduled maintenance shape: an incident with impact maintenance,
+    scheduled_for and scheduled_until, and one update saying it is scheduled or in progress."""
+    page_id = public_id(status.page.id)
+    ids = {public_id(f"component {c}") for c in window.components}
+    return {
+        "id": window.id, "name": window.name, "status": window.status,
+        "created_at": stamp(window.created_at), "updated_at": stamp(window.created_at),
+        "monitoring_at": None, "resolved_at": None, "impact": "maintenance",
+        "shortlink": f"{status.page.url}#maintenance-{window.id}" if status.page.url else "",
+        "started_at": stamp(window.starts_at), "page_id": page_id,
+        "incident_updates": [{
+            "id": public_id(f"{window.id} {window.status}"), "status": window.status, "body": window.body,
+            "incident_id": window.id, "created_at": stamp(window.created_at), "updated_at": stamp(window.created_at),
+            "display_at": stamp(window.created_at), "affected_components": [
+                {"code": public_id(f"component {c}"), "name": next(x.component.name for x in status.components
+                                                                  if x.component.id == c),
+                 "old_status": "operational", "new_status": "under_maintenance"} for c in window.components],
+            "deliver_notifications": True, "custom_tweet": None, "tweet_id": None}],
+        "components": [c for c in components_json(status) if c["id"] in ids],
+        "scheduled_for": stamp(window.starts_at), "scheduled_until": stamp(window.ends_at),
+    }
+
+
 def status_json(status: PublicStatus) -> dict:
     return {"indicator": status.indicator, "description": DESCRIPTION[status.indicator]}
 
@@ -174,7 +208,8 @@ def routes(service, status_page) -> list:
     async def summary(request: Request):
         s = await projection.get()
         return as_json({"page": page_json(s), "status": status_json(s), "components": components_json(s),
-                        "incidents": [incident_json(s, i) for i in s.unresolved], "scheduled_maintenances": []})
+                        "incidents": [incident_json(s, i) for i in s.unresolved],
+                        "scheduled_maintenances": [maintenance_json(s, w) for w in s.maintenances]})
 
     async def status(request: Request):
         s = await projection.get()
@@ -194,13 +229,15 @@ def routes(service, status_page) -> list:
 
     async def maintenances(request: Request):
         s = await projection.get()
-        return as_json({"page": page_json(s), "scheduled_maintenances": []})
+        return as_json({"page": page_json(s),
+                        "scheduled_maintenances": [maintenance_json(s, w) for w in s.maintenances]})
 
     async def html(request: Request):
         s = await projection.get()
         resolved = [i for i in s.incidents if i.resolved_at is not None]
+        names = {c.component.id: c.component.name for c in s.components}
         body = _templates.get_template("public.html").render(s=s, description=DESCRIPTION[s.indicator],
-                                                             resolved=resolved)
+                                                             resolved=resolved, names=names)
         return HTMLResponse(body, headers=PUBLIC_HEADERS)
 
     async def atom(request: Request):

@@ -17,17 +17,19 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from runbook.catalog.statuspage import Component, StatusPage, worst
-from runbook.engine.clock import iso
+from runbook.engine.clock import iso, parse
 from runbook.errors import RunbookError
 from runbook.text import shown
 
 # a component state as Statuspage's incident impact and page indicator say it
-IMPACT = {"operational": "none", "degraded_performance": "minor", "partial_outage": "major",
-          "major_outage": "critical"}
-DESCRIPTION = {"none": "All Systems Operational", "minor": "Minor Service Outage", "major": "Partial System Outage",
-               "critical": "Major Service Outage"}
-WORDS = {"operational": "Operational", "degraded_performance": "Degraded performance",
-         "partial_outage": "Partial outage", "major_outage": "Major outage"}
+IMPACT = {"operational": "none", "under_maintenance": "maintenance", "degraded_performance": "minor",
+          "partial_outage": "major", "major_outage": "critical"}
+DESCRIPTION = {"none": "All Systems Operational", "maintenance": "Service Under Maintenance",
+               "minor": "Minor Service Outage", "major": "Partial System Outage", "critical": "Major Service Outage"}
+WORDS = {"operational": "Operational", "under_maintenance": "Under maintenance",
+         "degraded_performance": "Degraded performance", "partial_outage": "Partial outage",
+         "major_outage": "Major outage"}
+MAINTENANCE = "under_maintenance"
 PHASES = ("investigating", "identified", "monitoring", "resolved")
 
 
@@ -68,16 +70,35 @@ class ComponentNow(NamedTuple):
     days: tuple[tuple[str, str], ...]  # (YYYY-MM-DD, worst state that day), oldest first
 
 
+class Maintenance(NamedTuple):
+    """A scheduled maintenance window as the public sees it: its title and words, its times, its
+    components (by id of this page); never who scheduled it or its paging threshold."""
+
+    id: str
+    name: str
+    body: str
+    status: str  # scheduled, in_progress or completed
+    starts_at: datetime
+    ends_at: datetime
+    created_at: datetime
+    components: tuple[str, ...]
+
+
 class PublicStatus(NamedTuple):
     page: StatusPage
     now: datetime
     updated_at: datetime
     components: tuple[ComponentNow, ...]
     incidents: tuple[PublicIncident, ...]  # newest first, within the history window
+    maintenances: tuple[Maintenance, ...] = ()  # not over yet, earliest first
 
     @property
     def indicator(self) -> str:
-        return IMPACT[worst(*(c.status for c in self.components))]
+        states = [c.status for c in self.components]
+        worse = [s for s in states if s != MAINTENANCE]
+        if MAINTENANCE in states and worst(*worse) == "operational":
+            return IMPACT[MAINTENANCE]
+        return IMPACT[worst(*worse)]
 
     @property
     def unresolved(self) -> tuple[PublicIncident, ...]:
@@ -203,11 +224,31 @@ def project(engine, page: StatusPage) -> PublicStatus:
         if public is not None:
             incidents.append(public)
             updated = max(updated or public.updated_at, public.updated_at)
+    windows = maintenances(engine, page, now)
+    under = {c for w in windows if w.status == "in_progress" for c in w.components}
     components = []
     for c in page.components:
-        components.append(ComponentNow(c, worst(*current[c.id]), changed.get(c.id),
+        state_now = worst(*current[c.id])
+        if state_now == "operational" and c.id in under:
+            state_now = MAINTENANCE
+        components.append(ComponentNow(c, state_now, changed.get(c.id),
                                        tuple(shown(s) for s in dict.fromkeys(says[c.id])),
                                        tuple((d.isoformat(), daily[c.id][d]) for d in days)))
     updated = max([updated or start, *changed.values()])
     incidents.sort(key=lambda i: i.created_at, reverse=True)
-    return PublicStatus(page, now, updated, tuple(components), tuple(incidents))
+    return PublicStatus(page, now, updated, tuple(components), tuple(incidents), windows)
+
+
+def maintenances(engine, page: StatusPage, now: datetime) -> tuple[Maintenance, ...]:
+    """The windows over this page's components that are not over and not cancelled."""
+    ours = {c.id for c in page.components}
+    out = []
+    for row in engine.store.maintenance(ending_after=iso(now), cancelled=False):
+        components = tuple(c for c in row["components"] if c in ours)
+        if not components:
+            continue
+        starts, ends = parse(row["starts_at"]), parse(row["ends_at"])
+        out.append(Maintenance(public_id(f"maintenance {row['id']}"), shown(row["title"]), shown(row["body"] or ""),
+                               "in_progress" if starts <= now else "scheduled", starts, ends,
+                               parse(row["created_at"]), components))
+    return tuple(out)

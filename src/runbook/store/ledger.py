@@ -63,6 +63,8 @@ class SqlAlertLedger:
         elif alert["status"] == "resolved":
             row.update(incident=None, outcome="resolved",
                        reason=row.get("reason") or "resolved before runbook saw it fire")
+        elif alert.get("held"):  # inside a maintenance window, below the severity that pages
+            row.update(incident=None, outcome="maintenance", reason=alert["held"])
         elif alert.get("playbook") and new_incident:
             row.update(incident=self._unused_id(new_incident), outcome="pending", owner=owner)
         else:
@@ -140,3 +142,40 @@ class SqlAlertLedger:
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [alert_row(r) for r in self._run(sql, params).fetchall()]
+
+
+class SqlMaintenance:
+    """Scheduled maintenance windows' SQL, for `SqlStore` (core.py)."""
+
+    @guarded
+    def add_maintenance(self, window: dict) -> int:
+        """Record a window (title, body, components, starts_at, ends_at, page_at, created_by,
+        created_at); its id."""
+        with self._write():
+            self._run("INSERT INTO maintenance (title, body, components, starts_at, ends_at, page_at, created_by, "
+                      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      [window["title"], window.get("body") or "", json.dumps(list(window["components"])),
+                       window["starts_at"], window["ends_at"], window.get("page_at"), window.get("created_by"),
+                       window["created_at"]])
+            return self._run(f"SELECT {self.last_id}").fetchone()[0]
+
+    @guarded
+    def maintenance(self, ending_after: str | None = None, window: int | None = None,
+                    cancelled: bool = True) -> list[dict]:
+        """Windows by start time: those ending after `ending_after`, or the one numbered `window`;
+        cancelled ones too unless `cancelled` is False."""
+        sql, params = where(("ends_at > ?", ending_after) if ending_after else None,
+                            ("id = ?", window) if window is not None else None,
+                            ("cancelled_at IS NULL",) if not cancelled else None)
+        rows = self._query("SELECT * FROM maintenance" + sql + " ORDER BY starts_at, id", params)
+        for row in rows:
+            row["components"] = json.loads(row["components"])
+        return rows
+
+    @guarded
+    def cancel_maintenance(self, window: int, by: str, at: str) -> bool:
+        """Cancel a window not cancelled yet; False when there is none such."""
+        with self._write():
+            cursor = self._run("UPDATE maintenance SET cancelled_at = ?, cancelled_by = ? WHERE id = ? "
+                               "AND cancelled_at IS NULL", [at, by, window])
+            return cursor.rowcount == 1

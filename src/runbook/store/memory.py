@@ -183,3 +183,6 @@ class MemoryStore:
 
     def alerts(self, outcome=None, incident=None, pending=False, limit=None, fingerprint=None):
         return []  # simulations receive no alerts: the ledger belongs to `runbook serve`
+
+    def maintenance(self, ending_after=None, window=None, cancelled=True):
+        return []  # simulations have no maintenance windows

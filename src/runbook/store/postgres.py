@@ -56,7 +56,7 @@ from runbook.store.core import (
     summary_update_sql,
 )
 from runbook.store.interface import StoreFeatures
-from runbook.store.ledger import SqlAlertLedger
+from runbook.store.ledger import SqlAlertLedger, SqlMaintenance
 from runbook.store.schema import BIGINT, INT, KEY, SERIAL, TABLES, TEXT
 
 CHANNEL = "runbook_events"
@@ -135,6 +135,7 @@ MIGRATIONS = (
     # needs a migration that replaces the function
     (4, "appends in one round trip: a function checks the log's end, inserts and keeps the summary",
      [APPEND_FUNCTION]),
+    (5, "scheduled maintenance windows", create_table("maintenance")),
 )
 
 
@@ -148,7 +149,7 @@ def grant_statements(role: str, schema: str = "public") -> list[str]:
         f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {who}",
         f"REVOKE UPDATE, DELETE, TRUNCATE ON events FROM {who}",
         f"GRANT INSERT ON events, snapshots, simulations TO {who}",
-        f"GRANT INSERT, UPDATE ON incidents, drill_schedule, alerts, checkpoints TO {who}",
+        f"GRANT INSERT, UPDATE ON incidents, drill_schedule, alerts, checkpoints, maintenance TO {who}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {who}",
         f"GRANT EXECUTE ON FUNCTION {schema}.runbook_json(text) TO {who}",
         f"GRANT EXECUTE ON FUNCTION {schema}.runbook_append TO {who}",
@@ -196,7 +197,7 @@ def _placeholders(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-class PostgresStore(SqlStore, SqlAlertLedger):
+class PostgresStore(SqlStore, SqlAlertLedger, SqlMaintenance):
     """Incidents as append-only event logs in a PostgreSQL database (see the module's text)."""
 
     features = FEATURES

@@ -61,6 +61,13 @@ TABLES = {table.name: table for table in (
                      "incident": KEY, "outcome": KEY, "reason": TEXT, "owner": TEXT},
           pk=("fingerprint", "starts_at"), not_null=("status", "first_seen", "outcome"),
           indexes={"idx_alerts_last_seen": ("last_seen",), "idx_alerts_incident": ("incident",)}),
+    # scheduled maintenance windows (`runbook maintenance`): shown on the public page; alerts of
+    # their components below `page_at` are kept without opening an incident
+    Table("maintenance", {"id": SERIAL, "title": TEXT, "body": TEXT, "components": TEXT, "starts_at": KEY,
+                          "ends_at": KEY, "page_at": KEY, "created_by": KEY, "created_at": KEY,
+                          "cancelled_at": KEY, "cancelled_by": KEY},
+          pk=("id",), not_null=("title", "components", "starts_at", "ends_at", "created_at"),
+          indexes={"idx_maintenance_ends_at": ("ends_at",)}),
     # the folded state of each incident at its latest checkpoint (engine/checkpoint.py)
     Table("checkpoints", {"incident": KEY, "seq": INT, "chain_hash": KEY, "body": TEXT, "digest": KEY, "mac": KEY},
           pk=("incident",), not_null=("seq", "chain_hash", "body", "digest")),
