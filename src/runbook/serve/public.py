@@ -26,7 +26,7 @@ from xml.etree import ElementTree as ET
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from runbook.engine.clock import iso
@@ -62,22 +62,41 @@ def version(engine) -> tuple:
 
 
 class Projection:
-    """The latest projection, kept until the log or the day changes."""
+    """The latest projection and what was rendered from it, kept until the log, the minute or the
+    maintenance windows change. A crowd shares one look at the version (the reads lane is one
+    thread: 200 readers must not queue 200 looks behind each other) and one rendering per route."""
 
     def __init__(self, service, page):
         self.service, self.page = service, page
         self.key, self.value = None, None
+        self.rendered: dict = {}
+        self.looking: asyncio.Future | None = None
         self.lock = asyncio.Lock()
 
+    async def version(self) -> tuple:
+        if self.looking is None:
+            self.looking = asyncio.ensure_future(self.service.reads.run(version))
+            self.looking.add_done_callback(lambda _: setattr(self, "looking", None))
+        return await asyncio.shield(self.looking)
+
     async def get(self) -> PublicStatus:
-        engine_now = await self.service.reads.run(version)
-        if self.key == engine_now and self.value is not None:
+        key = await self.version()
+        if self.key == key and self.value is not None:
             return self.value
         async with self.lock:  # one projection for a crowd arriving at once
-            if self.key != engine_now or self.value is None:
+            if self.key != key or self.value is None:
                 self.value = await self.service.reads.run(project, self.page)
-                self.key = engine_now
+                self.key, self.rendered = key, {}
             return self.value
+
+    async def render(self, name: str, make) -> bytes:
+        """`make(status)` (the bytes of one route), made once per projection."""
+        status = await self.get()
+        body = self.rendered.get(name)
+        if body is None or body[0] is not status:
+            body = (status, make(status))
+            self.rendered[name] = body
+        return body[1]
 
 
 def page_json(status: PublicStatus) -> dict:
@@ -202,59 +221,37 @@ def routes(service, status_page) -> list:
     """The public routes for `status_page` (a StatusPage model), read on the service's reads lane."""
     projection = Projection(service, status_page)
 
-    def as_json(body: dict) -> Response:
-        return Response(json.dumps(body, ensure_ascii=False), media_type="application/json", headers=JSON_HEADERS)
+    def serving(name: str, make, media_type: str, headers: dict):
+        async def answer(request: Request):
+            return Response(await projection.render(name, make), media_type=media_type, headers=headers)
+        return answer
 
-    async def summary(request: Request):
-        s = await projection.get()
-        return as_json({"page": page_json(s), "status": status_json(s), "components": components_json(s),
-                        "incidents": [incident_json(s, i) for i in s.unresolved],
-                        "scheduled_maintenances": [maintenance_json(s, w) for w in s.maintenances]})
+    def as_json(name: str, make) -> Route:
+        def encode(s: PublicStatus) -> bytes:
+            return json.dumps(make(s), ensure_ascii=False).encode()
+        return Route(f"/api/v2/{name}", serving(name, encode, "application/json", JSON_HEADERS), methods=["GET"])
 
-    async def status(request: Request):
-        s = await projection.get()
-        return as_json({"page": page_json(s), "status": status_json(s)})
-
-    async def components(request: Request):
-        s = await projection.get()
-        return as_json({"page": page_json(s), "components": components_json(s)})
-
-    async def incidents(request: Request):
-        s = await projection.get()
-        return as_json({"page": page_json(s), "incidents": [incident_json(s, i) for i in s.incidents]})
-
-    async def unresolved(request: Request):
-        s = await projection.get()
-        return as_json({"page": page_json(s), "incidents": [incident_json(s, i) for i in s.unresolved]})
-
-    async def maintenances(request: Request):
-        s = await projection.get()
-        return as_json({"page": page_json(s),
-                        "scheduled_maintenances": [maintenance_json(s, w) for w in s.maintenances]})
-
-    async def html(request: Request):
-        s = await projection.get()
+    def html(s: PublicStatus) -> bytes:
         resolved = [i for i in s.incidents if i.resolved_at is not None]
         names = {c.component.id: c.component.name for c in s.components}
-        body = _templates.get_template("public.html").render(s=s, description=DESCRIPTION[s.indicator],
-                                                             resolved=resolved, names=names)
-        return HTMLResponse(body, headers=PUBLIC_HEADERS)
+        return _templates.get_template("public.html").render(s=s, description=DESCRIPTION[s.indicator],
+                                                             resolved=resolved, names=names).encode()
 
-    async def atom(request: Request):
-        return Response(feed(await projection.get(), "atom"), media_type="application/atom+xml; charset=utf-8",
-                        headers=PUBLIC_HEADERS)
-
-    async def rss(request: Request):
-        return Response(feed(await projection.get(), "rss"), media_type="application/rss+xml; charset=utf-8",
-                        headers=PUBLIC_HEADERS)
-
-    return [Route("/status", html, methods=["GET"]),
-            Route("/api/v2/summary.json", summary, methods=["GET"]),
-            Route("/api/v2/status.json", status, methods=["GET"]),
-            Route("/api/v2/components.json", components, methods=["GET"]),
-            Route("/api/v2/incidents.json", incidents, methods=["GET"]),
-            Route("/api/v2/incidents/unresolved.json", unresolved, methods=["GET"]),
-            Route("/api/v2/scheduled-maintenances.json", maintenances, methods=["GET"]),
-            Route("/history.atom", atom, methods=["GET"]),
-            Route("/history.rss", rss, methods=["GET"]),
+    return [Route("/status", serving("status", html, "text/html; charset=utf-8", PUBLIC_HEADERS), methods=["GET"]),
+            as_json("summary.json", lambda s: {
+                "page": page_json(s), "status": status_json(s), "components": components_json(s),
+                "incidents": [incident_json(s, i) for i in s.unresolved],
+                "scheduled_maintenances": [maintenance_json(s, w) for w in s.maintenances]}),
+            as_json("status.json", lambda s: {"page": page_json(s), "status": status_json(s)}),
+            as_json("components.json", lambda s: {"page": page_json(s), "components": components_json(s)}),
+            as_json("incidents.json", lambda s: {"page": page_json(s),
+                                                 "incidents": [incident_json(s, i) for i in s.incidents]}),
+            as_json("incidents/unresolved.json", lambda s: {
+                "page": page_json(s), "incidents": [incident_json(s, i) for i in s.unresolved]}),
+            as_json("scheduled-maintenances.json", lambda s: {
+                "page": page_json(s), "scheduled_maintenances": [maintenance_json(s, w) for w in s.maintenances]}),
+            Route("/history.atom", serving("atom", lambda s: feed(s, "atom"), "application/atom+xml; charset=utf-8",
+                                           PUBLIC_HEADERS), methods=["GET"]),
+            Route("/history.rss", serving("rss", lambda s: feed(s, "rss"), "application/rss+xml; charset=utf-8",
+                                          PUBLIC_HEADERS), methods=["GET"]),
             Mount("/static", app=Static(directory=HERE / "static"), name="public-static")]
