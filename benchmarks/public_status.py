@@ -146,8 +146,8 @@ def main() -> None:
     for path in ("/status", "/api/v2/summary.json"):
         for name in ("runbook", "peer"):
             runs = results[(path, name)]
-            print(f"{path:<24} {name:<8} {statistics.median(r['p50'] for r in runs):>8.1f} "
-                  f"{statistics.median(r['p99'] for r in runs):>8.1f} {statistics.median(r['rps'] for r in runs):>8.0f}")
+            p50, p99, rps = (statistics.median(r[key] for r in runs) for key in ("p50", "p99", "rps"))
+            print(f"{path:<24} {name:<8} {p50:>8.1f} {p99:>8.1f} {rps:>8.0f}")
         ratio = statistics.median(r["p99"] for r in results[(path, "runbook")]) / \
             statistics.median(r["p99"] for r in results[(path, "peer")])
         print(f"{path:<24} p99 ratio runbook/peer: {ratio:.2f}")
