@@ -388,3 +388,21 @@ def test_maintenance_commands_add_list_and_cancel(rb):
     error = rb("maintenance", "add", "X", "--component", "login", "--start", "tomorrow", "--for", "1h", expect=2)
     assert "--start 'tomorrow' is not a time" in error
     assert "--until TIME or --for DURATION" in rb("maintenance", "add", "X", "--component", "login", expect=2)
+
+
+def test_the_internal_front_page_says_a_staged_share_in_words_without_contradicting_it(world):
+    """The staff page (viewer token) beside the public one: "audio-only for about 10% of users",
+    not followed by the degradation's summary written for everyone."""
+    engine, _ = world
+    view = "viewer-token-for-the-staff-page"
+    page = engine.catalog.models("StatusPage")["rtc-public"]
+    app = build_app(EngineService(engine), ServeConfig(TOKEN, tick_every=0, view_token=view, public=page))
+    iid = engine.open("video-call-degraded", "ana", params={"region": "eu-west-1"}).id
+    engine.degrade(iid, "ana", "audio-only")
+    with TestClient(app) as staff:
+        text = " ".join(re.sub(r"<[^>]+>", " ", staff.get("/", headers={"Authorization": f"Bearer {view}"}).text)
+                        .split())
+    assert "audio-only for about 10% of users" in text
+    summary = engine.catalog.models("Playbook")["video-call-degraded"].degradations["audio-only"].summary
+    assert summary not in text
+    assert "region: eu-west-1" in text
