@@ -47,6 +47,7 @@ COMMANDS = {
     "serve": ("serve", "serve", ()),
     "alerts": ("serve", "alerts", ()),
     "maintenance": ("maintenance", "group", ()),
+    "subscribers": ("subscribers", "group", ()),
     "db": ("database", "group", ()),
 }
 

@@ -53,6 +53,7 @@ class ServeConfig(NamedTuple):
     catalog_paths: tuple = ()  # reloaded on the timer pass when a file under them changes
     view_token: str | None = None  # the status page's viewer token; None: the page is off
     public: object | None = None  # the StatusPage `--public` serves without a token; None: no public page
+    mailer: object | None = None  # where subscribers' email goes (serve/subscriptions.Mailer); None: no email
 
 
 class CatalogWatcher:
@@ -188,14 +189,30 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
             except Exception:  # keep serving; the next pass tries again
                 log.exception("timer pass failed")
 
+    async def delivering():
+        """Send public updates to subscribers, on the ticks lane (it waits on mail servers and
+        webhooks, as the timer pass waits on pagers)."""
+        from runbook.serve.subscriptions import deliver
+
+        while True:
+            await asyncio.sleep(config.tick_every)
+            try:
+                await service.ticks.run(deliver, config.public, config.mailer)
+            except RunbookError as exc:
+                log.warning("subscription pass failed: %s", one_line(str(exc)))
+            except Exception:  # keep serving; the next pass tries again
+                log.exception("subscription pass failed")
+
     @asynccontextmanager
     async def lifespan(app):
         service.ticks.submit(_recover)  # the server listens meanwhile: opening may wait on plugins
-        task = asyncio.create_task(ticking()) if config.tick_every > 0 else None
+        tasks = [asyncio.create_task(ticking())] if config.tick_every > 0 else []
+        if config.public is not None and config.tick_every > 0:
+            tasks.append(asyncio.create_task(delivering()))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
             await asyncio.get_running_loop().run_in_executor(None, service.close)
 
@@ -203,9 +220,10 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
 
     page = web.routes(service, config.view_token) if config.view_token else web.off_routes()
     if config.public is not None:
-        from runbook.serve import public
+        from runbook.serve import public, subscriptions
 
-        page = [*page, *public.routes(service, config.public)]
+        page = [*page, *public.routes(service, config.public, email=config.mailer is not None),
+                *subscriptions.routes(service, config.public, config.mailer)]
     app = Starlette(routes=[Route("/alertmanager", alertmanager, methods=["POST"]),
                             Route("/api/alerts", alerts, methods=["GET"]),
                             Route("/healthz", health, methods=["GET"]), *page],

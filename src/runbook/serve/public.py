@@ -37,7 +37,8 @@ log = logging.getLogger("runbook.serve")
 
 # cacheable for a short while (a burst of readers after a tweet), readable from any origin (other
 # status tools and dashboards fetch the JSON from browsers)
-PUBLIC_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+PUBLIC_CSP = CSP.replace("form-action 'none'", "form-action 'self'")  # the subscribe form posts here
+PUBLIC_HEADERS = {"Content-Security-Policy": PUBLIC_CSP, "X-Content-Type-Options": "nosniff",
                   "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY", "Cache-Control": "public, max-age=10"}
 JSON_HEADERS = {**PUBLIC_HEADERS, "Access-Control-Allow-Origin": "*"}
 
@@ -217,8 +218,9 @@ def feed(status: PublicStatus, kind: str) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def routes(service, status_page) -> list:
-    """The public routes for `status_page` (a StatusPage model), read on the service's reads lane."""
+def routes(service, status_page, email: bool = False) -> list:
+    """The public routes for `status_page` (a StatusPage model), read on the service's reads lane;
+    `email`: the page offers email subscriptions (serve/subscriptions.py has their routes)."""
     projection = Projection(service, status_page)
 
     def serving(name: str, make, media_type: str, headers: dict):
@@ -235,7 +237,8 @@ def routes(service, status_page) -> list:
         resolved = [i for i in s.incidents if i.resolved_at is not None]
         names = {c.component.id: c.component.name for c in s.components}
         return _templates.get_template("public.html").render(s=s, description=DESCRIPTION[s.indicator],
-                                                             resolved=resolved, names=names).encode()
+                                                             resolved=resolved, names=names,
+                                                             email=email).encode()
 
     return [Route("/status", serving("status", html, "text/html; charset=utf-8", PUBLIC_HEADERS), methods=["GET"]),
             as_json("summary.json", lambda s: {

@@ -56,7 +56,7 @@ from runbook.store.core import (
     summary_update_sql,
 )
 from runbook.store.interface import StoreFeatures
-from runbook.store.ledger import SqlAlertLedger, SqlMaintenance
+from runbook.store.ledger import SqlAlertLedger, SqlMaintenance, SqlSubscribers
 from runbook.store.schema import BIGINT, INT, KEY, SERIAL, TABLES, TEXT
 
 CHANNEL = "runbook_events"
@@ -136,6 +136,8 @@ MIGRATIONS = (
     (4, "appends in one round trip: a function checks the log's end, inserts and keeps the summary",
      [APPEND_FUNCTION]),
     (5, "scheduled maintenance windows", create_table("maintenance")),
+    (6, "subscribers to the public page and what was sent to them",
+     [*create_table("subscribers"), *create_table("deliveries")]),
 )
 
 
@@ -149,7 +151,8 @@ def grant_statements(role: str, schema: str = "public") -> list[str]:
         f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {who}",
         f"REVOKE UPDATE, DELETE, TRUNCATE ON events FROM {who}",
         f"GRANT INSERT ON events, snapshots, simulations TO {who}",
-        f"GRANT INSERT, UPDATE ON incidents, drill_schedule, alerts, checkpoints, maintenance TO {who}",
+        f"GRANT INSERT, UPDATE ON incidents, drill_schedule, alerts, checkpoints, maintenance, subscribers, "
+        f"deliveries TO {who}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {who}",
         f"GRANT EXECUTE ON FUNCTION {schema}.runbook_json(text) TO {who}",
         f"GRANT EXECUTE ON FUNCTION {schema}.runbook_append TO {who}",
@@ -197,7 +200,7 @@ def _placeholders(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-class PostgresStore(SqlStore, SqlAlertLedger, SqlMaintenance):
+class PostgresStore(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
     """Incidents as append-only event logs in a PostgreSQL database (see the module's text)."""
 
     features = FEATURES

@@ -68,6 +68,17 @@ TABLES = {table.name: table for table in (
                           "cancelled_at": KEY, "cancelled_by": KEY},
           pk=("id",), not_null=("title", "components", "starts_at", "ends_at", "created_at"),
           indexes={"idx_maintenance_ends_at": ("ends_at",)}),
+    # subscribers to the public page's updates: email (confirmed by a link: double opt-in) or a
+    # signed webhook; `components` a JSON list of component ids ([]: every component)
+    Table("subscribers", {"id": SERIAL, "kind": KEY, "address": TEXT, "components": TEXT, "token": KEY,
+                          "secret": TEXT, "created_at": KEY, "confirmed_at": KEY, "unsubscribed_at": KEY},
+          pk=("id",), not_null=("kind", "address", "components", "token", "created_at"),
+          indexes={"idx_subscribers_token": ("token",)}),
+    # each public update (or confirmation) sent to each subscriber: attempts, the next try, done
+    Table("deliveries", {"subscriber": INT, "message": KEY, "attempts": INT, "next_at": KEY, "delivered_at": KEY,
+                         "error": TEXT, "created_at": KEY},
+          pk=("subscriber", "message"), not_null=("attempts", "created_at"),
+          indexes={"idx_deliveries_next_at": ("next_at",)}),
     # the folded state of each incident at its latest checkpoint (engine/checkpoint.py)
     Table("checkpoints", {"incident": KEY, "seq": INT, "chain_hash": KEY, "body": TEXT, "digest": KEY, "mac": KEY},
           pk=("incident",), not_null=("seq", "chain_hash", "body", "digest")),

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from runbook.store.common import StoredEvent, StoreError, anchor_mac, chain_events, default_path, is_postgres_url
 from runbook.store.core import INSERT_EVENT, SqlStore, event_row, guarded, summary_params, summary_update_sql
 from runbook.store.interface import StoreFeatures
-from runbook.store.ledger import SqlAlertLedger, SqlMaintenance
+from runbook.store.ledger import SqlAlertLedger, SqlMaintenance, SqlSubscribers
 from runbook.store.schema import BIGINT, INT, SERIAL, TABLES, Column, Create, Index
 
 if TYPE_CHECKING:
@@ -62,7 +62,9 @@ MIGRATIONS = ((1, "events, incidents projection, snapshots", (Create("events"), 
                (Column("incidents", "last_mac"), Index("events", "idx_events_type_incident"))),
               (7, "alerts received by runbook serve", (Create("alerts"),)),
               (8, "checkpoints: big incidents open from their folded state", (Create("checkpoints"),)),
-              (9, "scheduled maintenance windows", (Create("maintenance"),)))
+              (9, "scheduled maintenance windows", (Create("maintenance"),)),
+              (10, "subscribers to the public page and what was sent to them",
+               (Create("subscribers"), Create("deliveries"))))
 
 
 def _code(exc: sqlite3.Error) -> int:
@@ -94,7 +96,7 @@ def _apply(db: sqlite_utils.Database, step) -> None:
             db[table.name].create_index(list(columns), index_name=name, if_not_exists=True)
 
 
-class Store(SqlStore, SqlAlertLedger, SqlMaintenance):
+class Store(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
     """Incidents in a SQLite file (the module's text says how)."""
 
     driver_error = sqlite3.Error
