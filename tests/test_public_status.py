@@ -406,3 +406,22 @@ def test_the_internal_front_page_says_a_staged_share_in_words_without_contradict
     summary = engine.catalog.models("Playbook")["video-call-degraded"].degradations["audio-only"].summary
     assert summary not in text
     assert "region: eu-west-1" in text
+
+
+def test_the_linter_checks_a_status_page_against_the_playbooks(tmp_path):
+    (tmp_path / "page.yaml").write_text("""\
+apiVersion: runbook/v1
+kind: StatusPage
+id: p
+title: P
+components:
+  - {id: a, name: A, services: [rtc-vido]}
+  - {id: a, name: B, degradations: {audio-onyl: [{from: 0, state: partial_outage}]}}
+""")
+    catalog = load_catalog([str(ROOT / "playbooks" / "video-call-degraded.yaml"), str(tmp_path)])
+    said = [(p.severity, p.path, p.message) for p in catalog.problems]
+    assert ("error", "components[1].id", "duplicate component id 'a', already used on line 6") in said
+    assert any(path == "components[0].services[0]" and "did you mean 'rtc-video'?" in message
+               for severity, path, message in said if severity == "warning")
+    assert any(path == "components[1].degradations.audio-onyl" and "did you mean 'audio-only'?" in message
+               for severity, path, message in said if severity == "warning")

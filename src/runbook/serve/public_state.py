@@ -187,7 +187,9 @@ def incident_of(state, page: StatusPage, changes: list) -> PublicIncident | None
 
 def project(engine, page: StatusPage) -> PublicStatus:
     """The page now: every incident that is open or resolved within the history window, drills
-    left out, read from its log."""
+    left out, read from its log. The page's document as the catalog has it now (a server reloads
+    an edited catalog), else as it was at start."""
+    page = engine.catalog.models("StatusPage").get(page.id, page)
     now = engine.clock.now()
     start = (now - timedelta(days=page.history_days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     rows = {r["id"]: r for r in engine.list(open_only=True, drills=False)}
