@@ -22,9 +22,12 @@ from starlette.testclient import TestClient
 from runbook.catalog.loader import load_catalog
 from runbook.engine import Engine, VirtualClock
 from runbook.engine import subscriptions as records
+from runbook.pluginapi import SubscriberMessage
+from runbook.plugins import PluginHost
 from runbook.serve.app import ServeConfig, build_app
-from runbook.serve.subscriptions import Mailer, deliver
+from runbook.serve.subscriptions import deliver
 from runbook.service import EngineService
+from runbook.settings import Settings
 from runbook.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,14 +100,20 @@ def world(tmp_path, smtp):
     (tmp_path / "catalog" / "chat.yaml").write_text(PLAYBOOK)
     catalog = load_catalog([str(ROOT / "playbooks"), str(tmp_path / "catalog")])
     assert not catalog.errors
-    engine = Engine(Store(str(tmp_path / "db.sqlite"), key=None), VirtualClock(), None, catalog)
-    page = catalog.models("StatusPage")["rtc-public"]
     controller, _ = smtp
-    mailer = Mailer("127.0.0.1", controller.port, "status@example.com")
-    app = build_app(EngineService(engine), ServeConfig(TOKEN, tick_every=0, public=page, mailer=mailer))
+    engine = Engine(Store(str(tmp_path / "db.sqlite"), key=None), VirtualClock(),
+                    plugins(tmp_path, f"127.0.0.1:{controller.port}"), catalog)
+    page = catalog.models("StatusPage")["rtc-public"]
+    app = build_app(EngineService(engine), ServeConfig(TOKEN, tick_every=0, public=page, email=True))
     with TestClient(app, follow_redirects=False) as client:
-        yield engine, client, page, mailer
+        yield engine, client, page
     engine.store.close()
+
+
+def plugins(tmp_path, smtp: str) -> PluginHost:
+    """The built-in plugins, the mail server at `smtp`."""
+    return PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None, smtp=smtp,
+                               mail_from="status@example.com"), entry_points=False)
 
 
 def link(message, path: str) -> str:
@@ -113,7 +122,7 @@ def link(message, path: str) -> str:
 
 
 def test_email_subscription_is_double_opt_in_per_component_and_unsubscribes(world, smtp):
-    engine, client, page, mailer = world
+    engine, client, page = world
     _, inbox = smtp
     assert 'action="/subscribe"' in client.get("/status").text
     answer = client.post("/subscribe", data={"email": "sam@example.com", "component": "messaging"})
@@ -122,18 +131,18 @@ def test_email_subscription_is_double_opt_in_per_component_and_unsubscribes(worl
     iid = engine.open("chat-slow", "ana").id
     engine.complete(iid, "ana", "first")  # before anyone confirmed: nobody hears of it
     engine.clock.advance(minutes=1)
-    assert deliver(engine, page, mailer) == 2
+    assert deliver(engine, page) == 2
     confirmations = {m["To"]: m for m in inbox.messages}
     assert set(confirmations) == {"sam@example.com", "lou@example.com"}
     assert confirmations["sam@example.com"]["Subject"] == "Confirm your subscription to Example Calls status"
-    assert deliver(engine, page, mailer) == 0  # once
+    assert deliver(engine, page) == 0  # once
     confirm = link(confirmations["sam@example.com"], "/subscribe/confirm")
     assert client.get(confirm).status_code == 200
     assert client.get(link(confirmations["lou@example.com"], "/subscribe/confirm")).status_code == 200
     engine.clock.advance(minutes=1)
     engine.complete(iid, "ana", "second")
     inbox.messages.clear()
-    assert deliver(engine, page, mailer) == 1  # sam follows messaging; lou follows login only
+    assert deliver(engine, page) == 1  # sam follows messaging; lou follows login only
     (update,) = inbox.messages
     assert update["To"] == "sam@example.com"
     assert update["Subject"] == "[Example Calls status] Degraded performance: Messaging: Identified"
@@ -144,13 +153,13 @@ def test_email_subscription_is_double_opt_in_per_component_and_unsubscribes(worl
     assert client.get(stop).status_code == 200
     engine.complete(iid, "ana", "third")
     inbox.messages.clear()
-    assert deliver(engine, page, mailer) == 0 and inbox.messages == []
+    assert deliver(engine, page) == 0 and inbox.messages == []
     assert client.get(stop).status_code == 200  # following it again changes nothing
     assert client.get("/unsubscribe?token=nope").status_code == 404
 
 
 def test_a_bad_address_or_component_is_refused_in_one_line(world):
-    _, client, _, _ = world
+    _, client, _ = world
     for data, says in (({"email": "sam@example.com\nBcc: eve@example.com"}, "not an email address"),
                        ({"email": "sam"}, "not an email address"),
                        ({"email": "sam@example.com", "component": "nope"}, "unknown component nope")):
@@ -158,20 +167,21 @@ def test_a_bad_address_or_component_is_refused_in_one_line(world):
         assert answer.status_code == 400 and says in answer.text
 
 
-def test_a_mail_server_that_is_down_gets_the_update_later(world, smtp):
-    engine, _, page, mailer = world
+def test_hook_notify_subscriber_a_mail_server_that_is_down_gets_the_update_later(world, smtp, tmp_path):
+    engine, _, page = world
     _, inbox = smtp
     subscriber = records.subscribe_email(engine, "sam@example.com")
     records.confirm(engine, subscriber["token"])
     iid = engine.open("chat-slow", "ana").id
     engine.complete(iid, "ana", "first")
-    down = mailer._replace(port=1)  # nothing listens there
-    assert deliver(engine, page, down) == 0
+    working, engine.plugins = engine.plugins, plugins(tmp_path, "127.0.0.1:1")  # nothing listens there
+    assert deliver(engine, page) == 0
+    engine.plugins = working
     (failed,) = [d for d in engine.store.deliveries() if d["message"] != "confirm"]
     assert failed["attempts"] == 1 and failed["delivered_at"] is None and failed["error"]
-    assert deliver(engine, page, mailer) == 0  # not due yet: retried 1 s later
+    assert deliver(engine, page) == 0  # not due yet: retried 1 s later
     engine.clock.advance(seconds=1)
-    assert deliver(engine, page, mailer) == 1
+    assert deliver(engine, page) == 1
     assert [m["To"] for m in inbox.messages] == ["sam@example.com"]
     (done,) = [d for d in engine.store.deliveries() if d["message"] != "confirm"]
     assert done["attempts"] == 2 and done["delivered_at"]
@@ -206,15 +216,15 @@ def hook():
     server.server_close()
 
 
-def test_webhooks_are_signed_per_component_and_retried(world, hook):
-    engine, _, page, mailer = world
+def test_hook_notify_subscriber_webhooks_are_signed_per_component_and_retried(world, hook):
+    engine, _, page = world
     subscriber = records.add_webhook(engine, hook, ("messaging",))
     records.add_webhook(engine, hook + "/login-only", ("login",))
     iid = engine.open("chat-slow", "ana").id
     engine.complete(iid, "ana", "first")
-    assert deliver(engine, page, mailer) == 0  # the first post answered 503
+    assert deliver(engine, page) == 0  # the first post answered 503
     engine.clock.advance(seconds=1)
-    assert deliver(engine, page, mailer) == 1
+    assert deliver(engine, page) == 1
     ((headers, body),) = Hook.received
     expected = hmac.new(subscriber["secret"].encode(), body, hashlib.sha256).hexdigest()
     assert headers["X-Runbook-Signature"] == f"sha256={expected}"
@@ -235,3 +245,15 @@ def test_subscribers_commands(rb, tmp_path):
     assert rb("subscribers", "remove", "1") == "subscriber 1 removed: https://hooks.example/status\n"
     assert "was removed already" in rb("subscribers", "remove", "1", expect=5)
     assert "is not an http:// or https:// address" in rb("subscribers", "webhook", "ftp://x", expect=2)
+
+
+def test_hook_notify_subscriber_a_plugin_may_deliver_a_kind_of_its_own(world, tmp_path):
+    """The built-in answers for email and webhooks only: another kind is a plugin's, and with no
+    plugin for it the delivery is kept with why, not retried."""
+    engine, _, page = world
+    assert engine.plugins.notify_subscriber(SubscriberMessage("sms", "+100", "confirm")) == (None, [])
+    engine.store.add_subscriber({"kind": "sms", "address": "+100", "components": [], "token": "t" * 24,
+                                 "created_at": "2026-01-05T09:00:00.000000Z", "confirmed_at": None})
+    assert deliver(engine, page) == 0
+    (kept,) = engine.store.deliveries()
+    assert kept["error"] == "no plugin sends sms messages" and kept["next_at"] is None

@@ -39,6 +39,7 @@ DEFAULT_PLUGINS = (
     "runbook.default_plugins.shell_action",
     "runbook.default_plugins.terminal_notifier",
     "runbook.default_plugins.pagerduty",
+    "runbook.default_plugins.subscriber_mail",
 )
 ENTRY_POINT_GROUP = "runbook"
 FLAG_TIMEOUT = 10.0
@@ -46,7 +47,8 @@ ACTION_GRACE = 5.0  # extra time a plugin gets beyond the action's own timeout
 OBSERVER_TIMEOUT = 5.0
 # What each hook must return (None always means "not mine").
 _RETURNS = {"set_flag": FlagChange, "restore_flag": FlagChange, "get_flag": FlagState,
-            "run_action": ActionResult, "notify": NotifyResult, "notify_update": NotifyResult}
+            "run_action": ActionResult, "notify": NotifyResult, "notify_update": NotifyResult,
+            "notify_subscriber": NotifyResult}
 
 
 @dataclass
@@ -282,6 +284,12 @@ class PluginHost:
         call = self.call("notify_update", self.settings.notify_timeout, only=only, settings=self.settings,
                          update=update)
         return [result._replace(plugin=name) for name, result in call.results], call.failures
+
+    def notify_subscriber(self, message) -> tuple[NotifyResult | None, list[HookFailure]]:
+        """The first plugin's result for a SubscriberMessage (None: no plugin sends its kind)."""
+        call = self.call("notify_subscriber", self.settings.notify_timeout, settings=self.settings, message=message)
+        name, result = call.results[0] if call.results else (None, None)
+        return (result._replace(plugin=name) if result is not None else None), call.failures
 
     def observe(self, incident: str, event) -> None:
         """Hand an event just appended to `incident` to every event_appended observer; returns at

@@ -40,19 +40,14 @@ def _size(text: str) -> int:
                    "shapes), /history.atom and /history.rss, from the catalog's StatusPage document.")
 @click.option("--status-page", "status_page_id", default=None, metavar="ID",
               help="With --public: the StatusPage document to serve (needed when the catalog has several).")
-@click.option("--smtp", default=None, envvar="RUNBOOK_SMTP", metavar="HOST:PORT",
-              help="With --public: the SMTP server subscribers' email goes through ($RUNBOOK_SMTP); "
-                   "without it the page offers no email subscription.")
-@click.option("--mail-from", default=None, envvar="RUNBOOK_MAIL_FROM", metavar="ADDRESS",
-              help="With --smtp: the From address of subscribers' email ($RUNBOOK_MAIL_FROM).")
 @click.option("--max-body", default="1MiB", show_default=True, help="Largest request body taken (bytes, KiB, MiB).")
 @click.option("--tick", "tick_every", default=1.0, show_default=True, type=click.FloatRange(0.05, 60),
               help="Seconds between timer passes (escalations, reminders, page retries) over open incidents.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="How much to log to stderr.")
 @click.pass_obj
-def serve(ctx: Context, host, port, token_file, view_token_file, public, status_page_id, smtp, mail_from, max_body,
-          tick_every, log_level):
+def serve(ctx: Context, host, port, token_file, view_token_file, public, status_page_id, max_body, tick_every,
+          log_level):
     """Run runbook as a long-running server until interrupted (Ctrl-C or SIGTERM).
 
     \b
@@ -72,7 +67,8 @@ def serve(ctx: Context, host, port, token_file, view_token_file, public, status_
                         (components, updates posted for customers, 90 days
                         of history); /api/v2/summary.json and the other
                         Statuspage-shaped JSON; /history.atom, /history.rss;
-                        POST /subscribe (email updates, with --smtp)
+                        POST /subscribe (email updates, with RUNBOOK_SMTP
+                        and RUNBOOK_MAIL_FROM)
     It also fires timers (escalations, reminders, the checks and stages of
     staged degradations) of open incidents.
 
@@ -118,7 +114,7 @@ def serve(ctx: Context, host, port, token_file, view_token_file, public, status_
     page_model = _status_page(engine.catalog, status_page_id) if public else None
     if status_page_id and not public:
         raise UsageError("--status-page goes with --public")
-    mailer = _mailer(smtp, mail_from) if public and smtp else None
+    email = public and _mail_settings(ctx.settings())
     sock = _listen(host, port, ServeError)
     where = sock.getsockname()
     logging.basicConfig(level=log_level.upper(), format="runbook serve: %(message)s")
@@ -129,21 +125,23 @@ def serve(ctx: Context, host, port, token_file, view_token_file, public, status_
          err=True)
     app = build_app(ctx.engine_service(catalog=True, lanes=True),
                     ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token, page_model,
-                                       mailer))
+                                       email))
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug",
                                            lifespan="on", timeout_graceful_shutdown=5))
     server.run(sockets=[sock])
 
 
-def _mailer(smtp: str, sender: str | None):
-    from runbook.serve.subscriptions import Mailer
-
-    host, _, port = smtp.rpartition(":")
+def _mail_settings(settings) -> bool:
+    """Whether subscribers' email can be sent (RUNBOOK_SMTP and RUNBOOK_MAIL_FROM), refusing a
+    half or malformed setting."""
+    if not settings.smtp:
+        return False
+    host, _, port = settings.smtp.rpartition(":")
     if not host or not port.isdigit():
-        raise UsageError(f"--smtp {smtp!r}: expected HOST:PORT, like localhost:25")
-    if not sender or "@" not in sender:
-        raise UsageError("--smtp needs --mail-from ADDRESS (or RUNBOOK_MAIL_FROM): the From of subscribers' email")
-    return Mailer(host.strip("[]"), int(port), sender)
+        raise UsageError(f"RUNBOOK_SMTP={settings.smtp!r}: expected HOST:PORT, like localhost:25")
+    if not settings.mail_from or "@" not in settings.mail_from:
+        raise UsageError("RUNBOOK_SMTP needs RUNBOOK_MAIL_FROM=ADDRESS: the From of subscribers' email")
+    return True
 
 
 def _status_page(catalog, wanted: str | None):

@@ -53,7 +53,7 @@ class ServeConfig(NamedTuple):
     catalog_paths: tuple = ()  # reloaded on the timer pass when a file under them changes
     view_token: str | None = None  # the status page's viewer token; None: the page is off
     public: object | None = None  # the StatusPage `--public` serves without a token; None: no public page
-    mailer: object | None = None  # where subscribers' email goes (serve/subscriptions.Mailer); None: no email
+    email: bool = False  # a mail server is configured: the public page offers email subscriptions
 
 
 class CatalogWatcher:
@@ -197,7 +197,7 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
         while True:
             await asyncio.sleep(config.tick_every)
             try:
-                await service.ticks.run(deliver, config.public, config.mailer)
+                await service.ticks.run(deliver, config.public)
             except RunbookError as exc:
                 log.warning("subscription pass failed: %s", one_line(str(exc)))
             except Exception:  # keep serving; the next pass tries again
@@ -222,8 +222,8 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
     if config.public is not None:
         from runbook.serve import public, subscriptions
 
-        page = [*page, *public.routes(service, config.public, email=config.mailer is not None),
-                *subscriptions.routes(service, config.public, config.mailer)]
+        page = [*page, *public.routes(service, config.public, email=config.email),
+                *subscriptions.routes(service, config.public, config.email)]
     app = Starlette(routes=[Route("/alertmanager", alertmanager, methods=["POST"]),
                             Route("/api/alerts", alerts, methods=["GET"]),
                             Route("/healthz", health, methods=["GET"]), *page],

@@ -1,6 +1,8 @@
 """Subscriptions to the public page (`runbook serve --public`): sign-up, confirmation and
 unsubscribe routes, and the delivery pass that sends each new public update to whoever follows
-its components, by email (SMTP) or signed webhook, trying again after a failure.
+its components through the plugins' `notify_subscriber` hook (the built-in
+default_plugins/subscriber_mail.py sends email by SMTP and signed webhooks), trying again after
+a failure that may pass.
 
     POST /subscribe                  email=ADDRESS[&component=ID...]: sends a confirmation link
     GET  /subscribe/confirm?token=   the link in that email: the subscription is active from now
@@ -15,15 +17,9 @@ confirmed, never of older ones.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import smtplib
-import urllib.request
 from datetime import timedelta
-from email.message import EmailMessage
-from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
@@ -33,22 +29,14 @@ from starlette.routing import Route
 from runbook.engine import backoff, subscriptions
 from runbook.engine.clock import iso, parse
 from runbook.errors import RunbookError
+from runbook.pluginapi import SubscriberMessage
 from runbook.serve.public import PUBLIC_HEADERS, _templates, incident_json, page_json
 from runbook.serve.public_state import PublicStatus, project
 from runbook.text import one_line
 
 log = logging.getLogger("runbook.serve")
 CONFIRM = "confirm"  # the message id of a subscriber's confirmation email
-TIMEOUT = 10  # seconds for one SMTP conversation or webhook post
 FORM_LIMIT = 8192  # bytes of a subscribe form
-
-
-class Mailer(NamedTuple):
-    """Where email goes out: an SMTP server (RUNBOOK_SMTP=host:port) and the From address."""
-
-    host: str
-    port: int
-    sender: str
 
 
 def base_url(page) -> str:
@@ -62,9 +50,10 @@ def answer(title: str, text: str, status: int = 200) -> HTMLResponse:
                         status_code=status, headers=PUBLIC_HEADERS)
 
 
-def routes(service, page, mailer: Mailer | None) -> list:
+def routes(service, page, email: bool) -> list:
+    """The subscription routes; `email`: a mail server is configured, so people may sign up."""
     async def subscribe(request: Request):
-        if mailer is None:
+        if not email:
             return answer("Not available", "Email updates are not offered here; use the Atom or RSS feed.", 404)
         # the form is small and urlencoded: read it by hand (no multipart parser needed), bounded
         body = b""
@@ -121,8 +110,9 @@ def plan(engine, status: PublicStatus) -> None:
         engine.store.plan_deliveries(rows, iso(engine.clock.now()))
 
 
-def deliver(engine, page, mailer: Mailer | None) -> int:
-    """One delivery pass: plan what is new, send what is due; how many were sent."""
+def deliver(engine, page) -> int:
+    """One delivery pass: plan what is new, send what is due through the plugins'
+    `notify_subscriber` (the built-in sends email and webhooks); how many were sent."""
     status = project(engine, page)
     plan(engine, status)
     now = engine.clock.now()
@@ -137,51 +127,44 @@ def deliver(engine, page, mailer: Mailer | None) -> int:
             engine.store.settle_delivery(due["subscriber"], due["message"], attempt - 1, None, None,
                                          "nothing to send: unsubscribed or the update is gone")
             continue
-        try:
-            send(status, subscriber, due["message"], updates.get(due["message"]), mailer)
-        except (OSError, smtplib.SMTPException, ValueError) as exc:
-            why = one_line(str(exc)) or type(exc).__name__
-            retry = None if attempt >= backoff.ATTEMPTS else iso(now + timedelta(seconds=backoff.delay(attempt)))
-            log.warning("could not send to subscriber %s: %s%s", subscriber["id"], why,
-                        "" if retry else f"; gave up after {attempt} attempts")
-            engine.store.settle_delivery(subscriber["id"], due["message"], attempt, None, retry, why)
+        message = compose(status, subscriber, due["message"], updates.get(due["message"]))
+        result, failures = engine.plugins.notify_subscriber(message) if engine.plugins else (None, [])
+        if result is not None and result.delivered:
+            engine.store.settle_delivery(subscriber["id"], due["message"], attempt, iso(engine.clock.now()), None,
+                                         None)
+            sent += 1
             continue
-        engine.store.settle_delivery(subscriber["id"], due["message"], attempt, iso(engine.clock.now()), None, None)
-        sent += 1
+        why = one_line(result.detail if result is not None else
+                       "; ".join(f.format() for f in failures) or f"no plugin sends {subscriber['kind']} messages")
+        # a plugin that raised or overran may do better next time; one that said why decides
+        again = result.retryable if result is not None else bool(failures)
+        retry = iso(now + timedelta(seconds=backoff.delay(attempt))) if again and attempt < backoff.ATTEMPTS else None
+        log.warning("could not send to subscriber %s: %s%s", subscriber["id"], why,
+                    f"; retry {attempt} in {backoff.delay(attempt)}s" if retry else "; given up")
+        engine.store.settle_delivery(subscriber["id"], due["message"], attempt, None, retry, why)
     return sent
 
 
-def send(status: PublicStatus, subscriber: dict, message: str, found, mailer: Mailer | None) -> None:
+def compose(status: PublicStatus, subscriber: dict, key: str, found) -> SubscriberMessage:
+    """What to send: a webhook's JSON, or a message in words (an email's, or another kind's a
+    plugin sends): the confirmation link, or an update with the link to stop."""
     base = base_url(status.page)
     if subscriber["kind"] == "webhook":
         incident, update = found
         body = json.dumps({"page": page_json(status), "incident": incident_json(status, incident),
                            "update_id": update.id}, ensure_ascii=False).encode()
-        signature = hmac.new(subscriber["secret"].encode(), body, hashlib.sha256).hexdigest()
-        request = urllib.request.Request(subscriber["address"], data=body, method="POST", headers={
-            "Content-Type": "application/json", "X-Runbook-Signature": f"sha256={signature}",
-            "User-Agent": "runbook-status"})
-        # the address an operator gave (`runbook subscribers webhook`), never one from the public
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as reply:
-            reply.read()
-        return
-    if mailer is None:
-        raise ValueError("no SMTP server configured (RUNBOOK_SMTP)")
-    email = EmailMessage()
-    email["From"], email["To"] = mailer.sender, subscriber["address"]
+        return SubscriberMessage("webhook", subscriber["address"], key, body=body, secret=subscriber["secret"])
     token = subscriber["token"]
     stop = f"{base}/unsubscribe?token={token}"
-    if message == CONFIRM:
-        email["Subject"] = f"Confirm your subscription to {status.page.title}"
-        email.set_content(f"Someone (we hope you) asked for updates from {status.page.title}.\n\n"
-                          f"To start getting them, follow this link:\n{base}/subscribe/confirm?token={token}\n\n"
-                          "If it was not you, ignore this email: nothing will be sent.\n")
-    else:
-        incident, update = found
-        email["Subject"] = f"[{status.page.title}] {incident.name}: {update.status.capitalize()}"
-        email["List-Unsubscribe"] = f"<{stop}>"
-        email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        email.set_content(f"{update.status.capitalize()} - {update.at:%Y-%m-%d %H:%M} UTC\n\n{update.body}\n\n"
-                          f"Status page: {status.page.url}\nStop these emails: {stop}\n")
-    with smtplib.SMTP(mailer.host, mailer.port, timeout=TIMEOUT) as smtp:
-        smtp.send_message(email)
+    if key == CONFIRM:
+        return SubscriberMessage(
+            subscriber["kind"], subscriber["address"], key, f"Confirm your subscription to {status.page.title}",
+            f"Someone (we hope you) asked for updates from {status.page.title}.\n\n"
+            f"To start getting them, follow this link:\n{base}/subscribe/confirm?token={token}\n\n"
+            "If it was not you, ignore this email: nothing will be sent.\n")
+    incident, update = found
+    return SubscriberMessage(
+        subscriber["kind"], subscriber["address"], key,
+        f"[{status.page.title}] {incident.name}: {update.status.capitalize()}",
+        f"{update.status.capitalize()} - {update.at:%Y-%m-%d %H:%M} UTC\n\n{update.body}\n\n"
+        f"Status page: {status.page.url}\nStop these emails: {stop}\n", unsubscribe=stop)
