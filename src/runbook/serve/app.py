@@ -194,10 +194,11 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
         webhooks, as the timer pass waits on pagers)."""
         from runbook.serve.subscriptions import deliver
 
+        seen: dict = {}  # what the last pass planned from: an idle pass projects nothing
         while True:
             await asyncio.sleep(config.tick_every)
             try:
-                await service.ticks.run(deliver, config.public)
+                await service.ticks.run(deliver, config.public, seen)
             except RunbookError as exc:
                 log.warning("subscription pass failed: %s", one_line(str(exc)))
             except Exception:  # keep serving; the next pass tries again

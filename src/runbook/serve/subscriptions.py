@@ -61,7 +61,10 @@ def routes(service, page, email: bool) -> list:
             body += chunk
             if len(body) > FORM_LIMIT:
                 return answer("Not subscribed", "the form is too large", 413)
-        form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=64)
+        try:
+            form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=64)
+        except ValueError:
+            return answer("Not subscribed", "the form has too many fields", 400)
         try:
             await service.commands.run(subscriptions.subscribe_email, (form.get("email") or [""])[0],
                                        form.get("component", []))
@@ -110,14 +113,24 @@ def plan(engine, status: PublicStatus) -> None:
         engine.store.plan_deliveries(rows, iso(engine.clock.now()))
 
 
-def deliver(engine, page) -> int:
+def deliver(engine, page, seen: dict | None = None) -> int:
     """One delivery pass: plan what is new, send what is due through the plugins'
-    `notify_subscriber` (the built-in sends email and webhooks); how many were sent."""
-    status = project(engine, page)
-    plan(engine, status)
+    `notify_subscriber` (the built-in sends email and webhooks); how many were sent. `seen` keeps,
+    from one pass to the next, what the last planning saw: while the log, the minute and the
+    subscribers are as they were and nothing is due, a pass projects nothing."""
+    seen = {} if seen is None else seen
     now = engine.clock.now()
-    updates = {u.id: (i, u) for i in status.incidents for u in i.updates}
     subscribers = {s["id"]: s for s in engine.store.subscribers()}
+    key = (engine.change_cursor(), now.replace(second=0, microsecond=0),
+           tuple((s["id"], s["confirmed_at"], s["unsubscribed_at"]) for s in subscribers.values()))
+    due_now = engine.store.due_deliveries(iso(now))
+    if key == seen.get("key") and not due_now:
+        return 0
+    status = project(engine, page)
+    if key != seen.get("key"):
+        plan(engine, status)
+        seen["key"] = key
+    updates = {u.id: (i, u) for i in status.incidents for u in i.updates}
     sent = 0
     for due in engine.store.due_deliveries(iso(now)):
         subscriber = subscribers.get(due["subscriber"])
