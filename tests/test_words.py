@@ -191,7 +191,8 @@ def test_a_posted_message_is_recorded_and_every_face_shows_the_record(engine):
     assert types(posted)[:2] == ["message_posted", "step_completed"]
     assert posted[0].data == {"step": "announce", "text": "Uploads are slow while we grow storage to 10Gi (5m in).",
                               "title": "Tell customers about data", "channel": "Status page",
-                              "audience": "customers", "phase": "response"}
+                              "audience": "customers", "phase": "response",
+                              "status": "investigating"}  # the public phase it announced: nothing mitigated yet
     text = "Uploads are slow while we grow storage to 10Gi (5m in)."
     engine.clock.advance(minutes=5)
     engine.set_parameter(iid, "bo", "size", "9000Gi")
