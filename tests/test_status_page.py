@@ -362,3 +362,5 @@ def test_the_front_page_shows_parameters_shares_in_words_and_next_steps_as_not_d
     card = text[text.index(iid):]
     assert "next step “" in card and "not done yet)" in card
     assert ": All clear (" not in card  # a step's title alone never reads as the incident's state
+    detail = " ".join(Tags.text_of(viewer.get(f"/incidents/{iid}").text).split())
+    assert "next step “" in detail and "not done yet)" in detail
