@@ -273,6 +273,10 @@ def test_nothing_internal_reaches_any_public_page_feed_or_json(world):
         for word in internal_words:
             assert word not in body, (path, word)
     assert "We found the cause" in client.get("/history.rss").text  # the public part is there
+    from runbook.serve.public_state import public_id
+
+    ids = {i["id"] for i in client.get("/api/v2/incidents.json").json()["incidents"]}
+    assert public_id(iid) not in ids  # the public id cannot be had from the incident id alone
 
 
 def test_serve_public_needs_a_status_page_and_says_how(rb):

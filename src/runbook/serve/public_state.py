@@ -164,6 +164,9 @@ def incident_of(state, page: StatusPage, changes: list) -> PublicIncident | None
     posted = [e for e in state.messages if page.is_public(e.record)]
     if not posted:
         return None
+    # the opened event's hash is in the key: no one can go from the public id back to the
+    # incident id by trying every id, as the ids are short
+    secret = f"{state.id} {state.events[0].hash}"
     touched = tuple(c for c in names if any(states.get(c, "operational") != "operational" for _, states in changes))
     updates, before = [], {c: "operational" for c in touched}
     for event in posted:
@@ -172,7 +175,7 @@ def incident_of(state, page: StatusPage, changes: list) -> PublicIncident | None
         now = {c: at(changes, event.at, c) for c in touched}
         affected = tuple(Affected(c, names[c], before[c], now[c]) for c in touched)
         before = now
-        updates.append(PublicUpdate(public_id(f"{state.id} {event.seq}"), status, shown(record.text.strip()),
+        updates.append(PublicUpdate(public_id(f"{secret} {event.seq}"), status, shown(record.text.strip()),
                                     event.at, affected))
     reached = worst(*(s for _, states in changes for s in states.values()))
     status = "resolved" if state.resolved else updates[-1].status
@@ -181,7 +184,7 @@ def incident_of(state, page: StatusPage, changes: list) -> PublicIncident | None
     name = (f"{WORDS[reached]}: {', '.join(affected_names)}" if affected_names and reached != "operational"
             else "Service disruption")
     last = state.events[-1].at if state.events else state.opened_at
-    return PublicIncident(public_id(state.id), name, status, IMPACT[reached], state.opened_at, last,
+    return PublicIncident(public_id(secret), name, status, IMPACT[reached], state.opened_at, last,
                           monitoring, state.resolved_at, tuple(reversed(updates)), touched, updates[-1].at)
 
 
