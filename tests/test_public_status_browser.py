@@ -75,6 +75,8 @@ def server(tmp_path):
     env = {**os.environ, "RUNBOOK_DB": str(tmp_path / "incidents.db"), "HOME": str(tmp_path),
            "RUNBOOK_SERVE_TOKEN": TOKEN, "RUNBOOK_PLUGINS_DIR": str(tmp_path / "no-plugins"),
            "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
+           # the form shows with a mail server set; nothing listens there (delivery is tested elsewhere)
+           "RUNBOOK_SMTP": "127.0.0.1:1", "RUNBOOK_MAIL_FROM": "status@example.com",
            "PYTHONPATH": os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)}
     env.pop("RUNBOOK_CATALOG", None)
     env.pop("RUNBOOK_VIEW_TOKEN", None)
@@ -165,3 +167,18 @@ def test_the_public_page_fits_and_shows_the_update_as_posted(server, browser, wi
     page.screenshot(path=str(SHOTS / f"status-{width}.png"), full_page=True)
     for feed in ("history.atom", "history.rss"):  # the links the page offers work
         assert page.request.get(f"{url}/{feed}").ok
+
+
+def test_the_subscribe_form_posts_under_the_pages_content_security_policy(server, browser):
+    url, _ = server
+    context = browser(viewport=WIDTHS["phone"])
+    page = context.pages[0] if context.pages else context.new_page()
+    page.add_init_script("document.addEventListener('securitypolicyviolation', e => "
+                         "(window.__csp = window.__csp || []).push(e.violatedDirective + ' ' + e.blockedURI));")
+    page.goto(f"{url}/status")
+    page.get_by_label("Email").fill("sam@example.com")
+    page.get_by_label("Messaging").check()
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.locator("h1")).to_have_text("Check your inbox", timeout=DEADLINE * 1000)
+    assert page.evaluate("window.__csp || []") == []
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
