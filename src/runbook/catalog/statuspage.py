@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from runbook.catalog.durations import parse_duration
-
 # worst last: a component shows the worst state any open incident gives it
 STATES = ("operational", "degraded_performance", "partial_outage", "major_outage")
 DEFAULT_CHANNEL = "Status page"
@@ -58,7 +56,6 @@ class StatusPage(NamedTuple):
     url: str = ""
     time_zone: str = "Etc/UTC"
     channel: str = DEFAULT_CHANNEL
-    cadence: int = 1800
     history_days: int = 90
 
     def is_public(self, posted) -> bool:
@@ -81,6 +78,5 @@ def build_status_page(data: dict) -> StatusPage:
         url=data.get("url", ""),
         time_zone=data.get("time_zone", "Etc/UTC"),
         channel=data.get("channel", DEFAULT_CHANNEL),
-        cadence=parse_duration(data.get("cadence", "30m")),
         history_days=data.get("history_days", 90),
     )
