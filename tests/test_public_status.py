@@ -183,6 +183,9 @@ def test_public_updates_are_the_customer_messages_in_phases_as_posted(world):
     first = incident["incident_updates"][-1]["affected_components"]
     assert first == [{"code": first[0]["code"], "name": "Messaging", "old_status": "operational",
                       "new_status": "degraded_performance"}]
+    from runbook.engine.metrics import export_markdown
+
+    assert "(response, announced as identified):" in export_markdown(engine.state(iid))  # the record, in words
     engine.resolve(iid, "ana")
     assert client.get("/api/v2/incidents/unresolved.json").json()["incidents"] == []
     done = client.get("/api/v2/incidents.json").json()["incidents"][0]
@@ -195,8 +198,8 @@ def test_the_responder_sets_an_updates_phase_and_other_steps_refuse_one(world):
     engine.assign(iid, "ana", "commander", "dee")
     engine.complete(iid, "ana", "tell-team")
     engine.complete(iid, "ana", "first-update", status="identified")
-    assert [m.record.status for m in engine.state(iid).messages] == ["investigating", "identified"]
-    with pytest.raises(CommandError, match="a status is for communicate steps"):
+    assert [m.record.status for m in engine.state(iid).messages] == ["", "identified"]  # the team hears no phase
+    with pytest.raises(CommandError, match="a status is for communicate steps with audience: customers"):
         engine.complete(iid, "ana", "restart", status="monitoring")
     update = client.get("/api/v2/incidents.json").json()["incidents"][0]["incident_updates"][0]
     assert update["status"] == "identified"

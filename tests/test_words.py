@@ -204,7 +204,8 @@ def test_a_posted_message_is_recorded_and_every_face_shows_the_record(engine):
     assert f"  > {text}" in md and "9000Gi" not in md.split("## Messages posted")[1].split("## Command output")[0]
     assert export_json(state)["messages"] == [{
         "step": "announce", "title": "Tell customers about data", "text": text, "channel": "Status page",
-        "audience": "customers", "phase": "response", "at": posted[0].at.isoformat(), "by": "liz",
+        "audience": "customers", "phase": "response", "status": "investigating", "at": posted[0].at.isoformat(),
+        "by": "liz",
         "seq": posted[0].seq, "posted": True}]
     timeline = [line.text for line in build_view(state, engine.clock.now()).timeline]
     assert f"message posted to Status page · customers by step announce: {text}" in timeline

@@ -67,10 +67,10 @@ class StepCommands:
         check_size("the outcome", outcome)
         state = self.state(incident)
         step = self._current(state, step_id)
-        if status is not None and (step.kind != "communicate" or status not in PUBLIC_STATUSES):
-            raise CommandError(f"the status is for communicate steps and one of {', '.join(PUBLIC_STATUSES)}"
-                             if step.kind == "communicate" else
-                             f"step '{step.id}' is a {step.kind} step; a status is for communicate steps")
+        if status is not None and (step.audience != "customers" or status not in PUBLIC_STATUSES):
+            raise CommandError(f"the status is one of {', '.join(PUBLIC_STATUSES)}" if step.audience == "customers"
+                               else f"step '{step.id}' posts nothing to customers; a status is for communicate "
+                                    "steps with audience: customers")
         roles.refuse_if_waiting(state, step)
         if step.kind in ("decision", "choose"):
             options = ", ".join(f"{i}. {o.label}" for i, o in enumerate(step.options, 1))

@@ -113,6 +113,8 @@ def posted(state: IncidentState, step: Step, at: datetime | None, status: str | 
 def public_status(state: IncidentState, step: Step, told: str | None = None) -> str:
     """The phase a message announces: what the responder said, else the step's status:, else what
     the incident has reached when it is posted (recorded then, so later changes never rewrite it)."""
+    if step.audience != "customers":
+        return ""  # only the public hears of phases
     if told or step.status:
         return told or step.status
     if state.resolved:
