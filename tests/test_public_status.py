@@ -432,3 +432,11 @@ components:
                for severity, path, message in said if severity == "warning")
     assert any(path == "components[1].degradations.audio-onyl" and "did you mean 'audio-only'?" in message
                for severity, path, message in said if severity == "warning")
+
+
+def test_status_goes_with_done_on_the_command_line(rb):
+    iid = rb("incident", "open", "video-call-degraded").strip()
+    error = rb("incident", "step", iid, "--skip", "no", "--status", "monitoring", expect=2)
+    assert "--status goes with --done" in error
+    assert "'fixed' is not one of" in rb("incident", "step", iid, "--done", "--status", "fixed", expect=2)
+    assert "posts nothing to customers" in rb("incident", "step", iid, "--done", "--status", "monitoring", expect=5)
