@@ -48,6 +48,12 @@ _templates.filters["utc"] = lambda at: f"{at:%Y-%m-%d %H:%M} UTC" if at else ""
 _templates.globals["words"] = WORDS
 
 
+def message_page(title: str, text: str, status: int = 200) -> Response:
+    """A short public page saying one thing (subscribed, unsubscribed, why not)."""
+    return Response(_templates.get_template("public_message.html").render(title=title, text=text),
+                    status_code=status, media_type="text/html; charset=utf-8", headers=PUBLIC_HEADERS)
+
+
 def stamp(at: datetime | None) -> str | None:
     """Statuspage's time format: ISO 8601 with milliseconds and a Z."""
     return None if at is None else at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"

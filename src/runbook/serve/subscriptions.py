@@ -23,14 +23,13 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from runbook.engine import backoff, subscriptions
 from runbook.engine.clock import iso, parse
 from runbook.errors import RunbookError
 from runbook.pluginapi import SubscriberMessage
-from runbook.serve.public import PUBLIC_HEADERS, _templates, incident_json, page_json
+from runbook.serve.public import incident_json, message_page, page_json
 from runbook.serve.public_state import PublicStatus, project
 from runbook.text import one_line
 
@@ -45,46 +44,42 @@ def base_url(page) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
-def answer(title: str, text: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(_templates.get_template("public_message.html").render(title=title, text=text),
-                        status_code=status, headers=PUBLIC_HEADERS)
-
-
 def routes(service, page, email: bool) -> list:
     """The subscription routes; `email`: a mail server is configured, so people may sign up."""
     async def subscribe(request: Request):
         if not email:
-            return answer("Not available", "Email updates are not offered here; use the Atom or RSS feed.", 404)
+            return message_page("Not available", "Email updates are not offered here; use the Atom or RSS feed.", 404)
         # the form is small and urlencoded: read it by hand (no multipart parser needed), bounded
         body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > FORM_LIMIT:
-                return answer("Not subscribed", "the form is too large", 413)
+                return message_page("Not subscribed", "the form is too large", 413)
         try:
             form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=64)
         except ValueError:
-            return answer("Not subscribed", "the form has too many fields", 400)
+            return message_page("Not subscribed", "the form has too many fields", 400)
         try:
             await service.commands.run(subscriptions.subscribe_email, (form.get("email") or [""])[0],
                                        form.get("component", []))
         except RunbookError as exc:
-            return answer("Not subscribed", one_line(str(exc)), 400)
-        return answer("Check your inbox", "We sent you a link: follow it to start getting updates.", 202)
+            return message_page("Not subscribed", one_line(str(exc)), 400)
+        return message_page("Check your inbox", "We sent you a link: follow it to start getting updates.", 202)
 
     async def confirm(request: Request):
         try:
             await service.commands.run(subscriptions.confirm, request.query_params.get("token", ""))
         except RunbookError as exc:
-            return answer("Not confirmed", one_line(str(exc)), 404)
-        return answer("Subscribed", "You will get an email for each update from now on. Each one has a link to stop.")
+            return message_page("Not confirmed", one_line(str(exc)), 404)
+        return message_page("Subscribed", "You will get an email for each update from now on. "
+                                          "Each one has a link to stop.")
 
     async def unsubscribe(request: Request):
         try:
             await service.commands.run(subscriptions.unsubscribe, request.query_params.get("token", ""))
         except RunbookError as exc:
-            return answer("Not found", one_line(str(exc)), 404)
-        return answer("Unsubscribed", "You will get no more updates.")
+            return message_page("Not found", one_line(str(exc)), 404)
+        return message_page("Unsubscribed", "You will get no more updates.")
 
     return [Route("/subscribe", subscribe, methods=["POST"]),
             Route("/subscribe/confirm", confirm, methods=["GET"]),
