@@ -191,7 +191,8 @@ def test_a_posted_message_is_recorded_and_every_face_shows_the_record(engine):
     assert types(posted)[:2] == ["message_posted", "step_completed"]
     assert posted[0].data == {"step": "announce", "text": "Uploads are slow while we grow storage to 10Gi (5m in).",
                               "title": "Tell customers about data", "channel": "Status page",
-                              "audience": "customers", "phase": "response"}
+                              "audience": "customers", "phase": "response",
+                              "status": "investigating"}  # the public phase it announced: nothing mitigated yet
     text = "Uploads are slow while we grow storage to 10Gi (5m in)."
     engine.clock.advance(minutes=5)
     engine.set_parameter(iid, "bo", "size", "9000Gi")
@@ -203,7 +204,8 @@ def test_a_posted_message_is_recorded_and_every_face_shows_the_record(engine):
     assert f"  > {text}" in md and "9000Gi" not in md.split("## Messages posted")[1].split("## Command output")[0]
     assert export_json(state)["messages"] == [{
         "step": "announce", "title": "Tell customers about data", "text": text, "channel": "Status page",
-        "audience": "customers", "phase": "response", "at": posted[0].at.isoformat(), "by": "liz",
+        "audience": "customers", "phase": "response", "status": "investigating", "at": posted[0].at.isoformat(),
+        "by": "liz",
         "seq": posted[0].seq, "posted": True}]
     timeline = [line.text for line in build_view(state, engine.clock.now()).timeline]
     # named by the title it recorded when it posted, not by its id

@@ -77,6 +77,12 @@ def chat_receive(settings):
     when there are none). Every plugin is called; runbook takes each command once."""
 
 
+@hookspec(firstresult=True)
+def notify_subscriber(settings, message):
+    """Send a SubscriberMessage (a public status update, or an email's confirmation link) to one
+    subscriber of the public page; return a NotifyResult, or None if its kind is not yours."""
+
+
 @hookspec
 def event_appended(settings, event):
     """Observe every event appended to an incident's log. Every plugin is called; results are ignored."""

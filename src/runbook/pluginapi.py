@@ -10,7 +10,8 @@ from copy import deepcopy
 from typing import NamedTuple
 
 __all__ = ["ActionRequest", "ActionResult", "EscalationNotice", "FlagChange", "FlagState", "HookFailure",  # noqa: F822
-           "NotifyResult", "PagerAlert", "PagerUpdate", "Recipient", "hookimpl"]  # hookimpl: module __getattr__
+           "NotifyResult", "PagerAlert", "PagerUpdate", "Recipient", "SubscriberMessage",
+           "hookimpl"]  # hookimpl: module __getattr__
 
 
 def __getattr__(name):
@@ -242,3 +243,21 @@ def record_process_group(request: ActionRequest, pgid: int) -> None:
     if request.pidfile:
         with open(request.pidfile, "w", encoding="ascii") as handle:
             handle.write(f"{pgid} {process_start(pgid)}")
+
+
+class SubscriberMessage(NamedTuple):
+    """One message to one subscriber of the public status page (`notify_subscriber`).
+
+    `kind` is "email" (to `address`: `subject` and `text`, with `unsubscribe` as the
+    List-Unsubscribe link when it is an update) or "webhook" (POST `body`, JSON, to `address`,
+    signed with `secret`). `key` names the message for that subscriber: "confirm", or the public
+    id of the update, the same on every retry."""
+
+    kind: str
+    address: str
+    key: str
+    subject: str = ""
+    text: str = ""
+    body: bytes = b""
+    secret: str = ""
+    unsubscribe: str = ""

@@ -49,6 +49,7 @@ DEFAULT_PLUGINS = (
     "runbook.default_plugins.terminal_notifier",
     "runbook.default_plugins.pagerduty",
     "runbook.default_plugins.matrix",
+    "runbook.default_plugins.subscriber_mail",
 )
 ENTRY_POINT_GROUP = "runbook"
 FLAG_TIMEOUT = 10.0
@@ -57,7 +58,8 @@ OBSERVER_TIMEOUT = 5.0
 # What each hook must return (None always means "not mine").
 _RETURNS = {"set_flag": FlagChange, "restore_flag": FlagChange, "get_flag": FlagState,
             "run_action": ActionResult, "notify": NotifyResult, "notify_update": NotifyResult,
-            "chat_announce": ChatReceipt, "chat_update": ChatReceipt, "chat_receive": list}
+            "chat_announce": ChatReceipt, "chat_update": ChatReceipt, "chat_receive": list,
+            "notify_subscriber": NotifyResult}
 
 
 @dataclass
@@ -305,6 +307,11 @@ class PluginHost:
         call = self.call("chat_receive", self.settings.notify_timeout, settings=self.settings)
         commands = [c for _, each in call.results for c in (each or []) if isinstance(c, ChatCommand)]
         return commands, call.failures
+    def notify_subscriber(self, message) -> tuple[NotifyResult | None, list[HookFailure]]:
+        """The first plugin's result for a SubscriberMessage (None: no plugin sends its kind)."""
+        call = self.call("notify_subscriber", self.settings.notify_timeout, settings=self.settings, message=message)
+        name, result = call.results[0] if call.results else (None, None)
+        return (result._replace(plugin=name) if result is not None else None), call.failures
 
     def observe(self, incident: str, event) -> None:
         """Hand an event just appended to `incident` to every event_appended observer; returns at

@@ -80,6 +80,8 @@ class Settings(NamedTuple):
     escalation: str = "runbook"  # "pager": runbook pages level 1 only, the pager escalates
     public_url: str | None = None  # where people reach runbook (links from a page back to the incident)
     prometheus_url: str | None = None  # where prometheus: checks query (RUNBOOK_PROMETHEUS_URL)
+    smtp: str | None = None  # HOST:PORT of the mail server subscribers' email goes through (RUNBOOK_SMTP)
+    mail_from: str | None = None  # the From of that email (RUNBOOK_MAIL_FROM)
 
     def incident_url(self, incident: str) -> str | None:
         """The incident's page under the public URL (RUNBOOK_PUBLIC_URL), or None when unset."""
@@ -102,6 +104,8 @@ class Settings(NamedTuple):
             "escalation": _escalation_by(),
             "public_url": os.environ.get("RUNBOOK_PUBLIC_URL") or None,
             "prometheus_url": os.environ.get("RUNBOOK_PROMETHEUS_URL") or None,
+            "smtp": os.environ.get("RUNBOOK_SMTP") or None,
+            "mail_from": os.environ.get("RUNBOOK_MAIL_FROM") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

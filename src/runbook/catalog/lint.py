@@ -30,6 +30,7 @@ from runbook.catalog.models import (
 )
 from runbook.catalog.problems import WARNING, Problem
 from runbook.catalog.procedures import prefixed
+from runbook.catalog.statuspage import StatusPage
 from runbook.catalog.templates import BUILTINS, PLAIN, STRICT, TemplateError, fields, go_template_misuse
 from runbook.catalog.validate import did_you_mean
 
@@ -101,7 +102,34 @@ def lint(documents: list[Document], playbooks=()) -> list[Problem]:
             problems += _roster(doc, model)
         elif isinstance(model, Drill):
             problems += _drill(doc, model, index, documents)
+        elif isinstance(model, StatusPage):
+            problems += _status_page(doc, model, documents)
     return problems
+
+
+def _status_page(doc: Document, page: StatusPage, documents: list[Document]):
+    """Component ids once each; services, symptoms and degradations that some playbook has (a
+    name no playbook has never changes a component's state: a warning, the playbook may come)."""
+    yield from _unique_within(doc, "component",
+                              [(("components", i, "id"), c.id) for i, c in enumerate(page.components)])
+    playbooks = [d.model for d in documents if isinstance(d.model, Playbook)]
+    services = {pb.service for pb in playbooks}
+    symptoms = {s.id for pb in playbooks for s in pb.symptoms}
+    degradations = {name for pb in playbooks for name in pb.degradations}
+    for i, component in enumerate(page.components):
+        for what, names, known, plural in (("services", component.services, services, "services"),
+                                           ("symptoms", component.symptoms, symptoms, "symptoms")):
+            for j, name in enumerate(names):
+                if name not in known:
+                    yield doc.problem(("components", i, what, j), f"no playbook has the {what[:-1]} '{name}', so it "
+                                      f"never changes {component.id}'s state; known {plural}: "
+                                      f"{', '.join(sorted(known)) or 'none'}{did_you_mean(name, known)}",
+                                      severity=WARNING, code="reference")
+        for name in component.degradations:
+            if name not in degradations:
+                yield doc.problem(("components", i, "degradations", name), f"no playbook has the degradation "
+                                  f"'{name}'{did_you_mean(name, degradations)}", severity=WARNING, code="reference",
+                                  at_key=True)
 
 
 def errors(documents: list[Document], playbooks=()) -> list[Problem]:

@@ -110,6 +110,7 @@ class Step(NamedTuple):
     on_timeout: str | None = None
     channel: str | None = None
     audience: str | None = None
+    status: str | None = None  # a communicate step's public phase (investigating, identified, monitoring, resolved)
     template: str | None = None
     cwd: str | None = None
     env: dict = {}  # shared by steps without an environment: read-only
@@ -369,6 +370,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         on_timeout=raw.get("on_timeout"),
         channel=raw.get("channel"),
         audience=raw.get("audience"),
+        status=raw.get("status"),
         template=raw.get("template"),
         cwd=raw.get("cwd"),
         env=dict(raw.get("env", {})),

@@ -48,6 +48,8 @@ COMMANDS = {
     "plugins": ("plugins", "plugins", ()),
     "serve": ("serve", "serve", ()),
     "alerts": ("serve", "alerts", ()),
+    "maintenance": ("maintenance", "group", ()),
+    "subscribers": ("subscribers", "group", ()),
     "db": ("database", "group", ()),
 }
 

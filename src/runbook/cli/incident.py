@@ -437,10 +437,14 @@ def escalate(ctx: Context, incident_id, actor, as_json):
 @click.option("--fail", is_flag=True, help="The step failed (goes to on_fail if the step has one).")
 @click.option("--run", is_flag=True, help="Run the step's automation (run: or uses:).")
 @click.option("--outcome", default="", help="What was found (with --done) or what went wrong (with --fail).")
+@click.option("--status", "public_status", default=None,
+              type=click.Choice(["investigating", "identified", "monitoring", "resolved"]),
+              help="With --done on a communicate step: the phase its public update announces "
+                   "(default: the step's status:, else from the incident).")
 @actor_option
 @json_option()
 @click.pass_obj
-def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, actor, as_json):
+def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, public_status, actor, as_json):
     """Complete, skip, fail or run STEP (default: the current step of the main track).
 
     With --run, exit status 4 when the action (or a wait step's check) failed or timed out; what
@@ -451,10 +455,12 @@ def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, acto
         raise UsageError(f"give only one of --done, --skip REASON, --fail, --run (got {', '.join(chosen)})")
     if not chosen:
         raise UsageError("say what happened to the step: --done, --skip REASON, --fail or --run")
+    if public_status is not None and chosen[0] != "done":
+        raise UsageError("--status goes with --done (the phase a communicate step's update announces)")
     service = ctx.engine_service()
     action = chosen[0]
     if action == "done":
-        events = service.command("complete", incident_id, actor, step, outcome=outcome)
+        events = service.command("complete", incident_id, actor, step, outcome=outcome, status=public_status)
     elif action == "skip":
         events = service.command("skip", incident_id, actor, step, reason)
     elif action == "fail":

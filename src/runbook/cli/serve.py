@@ -35,6 +35,11 @@ def _size(text: str) -> int:
 @click.option("--view-token-file", type=click.Path(dir_okay=False), default=None,
               help="File holding the status page's viewer token (mode 600). Default: $RUNBOOK_VIEW_TOKEN; "
                    "neither: the status page is off.")
+@click.option("--public", is_flag=True,
+              help="Also serve the public status page without a token: /status, /api/v2/*.json (Statuspage's "
+                   "shapes), /history.atom and /history.rss, from the catalog's StatusPage document.")
+@click.option("--status-page", "status_page_id", default=None, metavar="ID",
+              help="With --public: the StatusPage document to serve (needed when the catalog has several).")
 @click.option("--max-body", default="1MiB", show_default=True, help="Largest request body taken (bytes, KiB, MiB).")
 @click.option("--tick", "tick_every", default=1.0, show_default=True, type=click.FloatRange(0.05, 60),
               help="Seconds between timer passes (escalations, reminders, page retries) over open incidents.")
@@ -49,8 +54,8 @@ def _size(text: str) -> int:
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="How much to log to stderr.")
 @click.pass_obj
-def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_every, alert_retention,
-          request_timeout, lease, log_level):
+def serve(ctx: Context, host, port, token_file, view_token_file, public, status_page_id, max_body, tick_every,
+          alert_retention, request_timeout, lease, log_level):
     """Run runbook as a long-running server until interrupted (Ctrl-C or SIGTERM).
 
     \b
@@ -73,6 +78,12 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
                         person with that pagerduty: user id); resolves and
                         reassignments are recorded. Signed with
                         RUNBOOK_PAGERDUTY_WEBHOOK_SECRET; off without it.
+    GET  /status        with --public, no token: the public status page
+                        (components, updates posted for customers, 90 days
+                        of history); /api/v2/summary.json and the other
+                        Statuspage-shaped JSON; /history.atom, /history.rss;
+                        POST /subscribe (email updates, with RUNBOOK_SMTP
+                        and RUNBOOK_MAIL_FROM)
     It also fires timers (escalations, reminders, the checks and stages of
     staged degradations) of open incidents.
 
@@ -134,6 +145,10 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
     if engine.catalog.errors:
         echo(f"runbook serve: warning: the catalog has {len(engine.catalog.errors)} error(s); invalid documents "
              "are left out and match no alert (run `runbook validate`)", err=True)
+    page_model = _status_page(engine.catalog, status_page_id) if public else None
+    if status_page_id and not public:
+        raise UsageError("--status-page goes with --public")
+    email = public and _mail_settings(ctx.settings())
     sock = _listen(host, port, ServeError)
     where = sock.getsockname()
     logging.basicConfig(level=log_level.upper(), format="runbook serve: %(message)s")
@@ -141,12 +156,15 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
     page = f"status page http://{_hostport(where)}/" if view_token else "status page off (no RUNBOOK_VIEW_TOKEN)"
     if chat_room:
         page += f"; chat in {one_line(chat_room)}"
+    if page_model is not None:
+        page += f"; public page http://{_hostport(where)}/status"
     echo(f"runbook serve: listening on http://{_hostport(where)} (POST /alertmanager; {page}); Ctrl-C stops",
          err=True)
     app = build_app(ctx.engine_service(catalog=True, lanes=True),
                     ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token,
                                 pagerduty_secret=pd_secret, chat_every=0.25 if chat_room else 0.0,
-                                alert_retention=retention, lease=lease))
+                                alert_retention=retention, lease=lease, public=page_model,
+                                email=email))
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug",
                                            lifespan="on", timeout_graceful_shutdown=5,
                                            http=deadlines.protocol(request_timeout)))
@@ -166,6 +184,36 @@ def _retention(text: str) -> float:
         raise click.BadParameter("expected a duration longer than 0s (like 30d), or off",
                                  param_hint="--alert-retention")
     return seconds
+
+
+def _mail_settings(settings) -> bool:
+    """Whether subscribers' email can be sent (RUNBOOK_SMTP and RUNBOOK_MAIL_FROM), refusing a
+    half or malformed setting."""
+    if not settings.smtp:
+        return False
+    host, _, port = settings.smtp.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"RUNBOOK_SMTP={settings.smtp!r}: expected HOST:PORT, like localhost:25")
+    if not settings.mail_from or "@" not in settings.mail_from:
+        raise UsageError("RUNBOOK_SMTP needs RUNBOOK_MAIL_FROM=ADDRESS: the From of subscribers' email")
+    return True
+
+
+def _status_page(catalog, wanted: str | None):
+    """The StatusPage model --public serves: the one named, or the catalog's only one."""
+    pages = catalog.models("StatusPage")
+    if wanted:
+        if wanted not in pages:
+            known = f" (it has {', '.join(sorted(pages))})" if pages else "; add one (runbook schema StatusPage)"
+            raise UsageError(f"no StatusPage {wanted!r} in the catalog{known}")
+        return pages[wanted]
+    if not pages:
+        raise UsageError("--public needs a StatusPage document in the catalog (kind: StatusPage; see "
+                         "`runbook schema StatusPage` and playbooks/status-page.yaml)")
+    if len(pages) > 1:
+        raise UsageError(f"the catalog has {len(pages)} StatusPage documents ({', '.join(sorted(pages))}); "
+                         "choose one with --status-page ID")
+    return next(iter(pages.values()))
 
 
 def _listen(host: str, port: int, error) -> socket.socket:

@@ -17,6 +17,9 @@ a row of its own. What happens to an alert the first time runbook hears of it:
 - firing, and no playbook matches (or two match equally well, or the playbook cannot open from
   these labels): kept as "unmatched" or "failed" with the reason, listed by `runbook alerts` and
   on the TUI home, never dropped;
+- firing, matched, inside a scheduled maintenance window over a component its playbook affects
+  and below the window's paging threshold: kept as "maintenance" with the window named, no
+  incident opened (engine/maintenance.py); it can be opened by hand like an unmatched one;
 - resolved: recorded on its incident (severity rises stop counting); once every alert linked to
   the incident has resolved, a playbook with `on_alert_resolved: resolve` resolves the incident
   too. Nothing resolves an incident on its own otherwise;
@@ -33,6 +36,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import NamedTuple
 
+from runbook.engine import maintenance
 from runbook.engine import owner as owners
 from runbook.engine.clock import iso, parse
 from runbook.engine.events import AlertReceived
@@ -130,11 +134,14 @@ def record(engine, alerts: list[Alert], owner: dict) -> list[Received]:
     returns every alert is durable, and a new matched one holds a reserved incident id and
     `owner` (who is to open it; a crash leaves it to `recover`). Nothing calls a plugin here."""
     rows = []
+    windows_now = maintenance.running(engine) if engine.catalog.models("StatusPage") else []
     for alert in alerts:
         playbook, symptom, reason = (None, None, alert.rejected) if alert.rejected else match(engine.catalog,
                                                                                                   alert.labels)
+        held = maintenance.holding(engine, playbook, symptom, alert.labels, windows_now) \
+            if playbook and alert.status == FIRING else None
         rows.append({**alert._asdict(), "alertname": alert.name, "playbook": playbook, "symptom": symptom,
-                     "reason": reason})
+                     "reason": reason, "held": held})
     stored = engine.store.receive_alerts(rows, iso(engine.clock.now()), new_incident_id, _leased(engine, owner))
     # the ledger may have kept an alert under a key of its own (a known fingerprint, other labels)
     return [Received(alert._replace(fingerprint=row["fingerprint"]), row, new)
@@ -195,7 +202,7 @@ def open_by_hand(engine, alert: str, playbook: str, actor: str, **options):
     if not rows:
         raise NotFoundError(f"no alert {alert!r} received (see `runbook alerts`)")
     row = rows[0]
-    if row["outcome"] not in ("unmatched", "failed", "resolved"):
+    if row["outcome"] not in ("unmatched", "failed", "resolved", "maintenance"):
         raise CommandError(f"alert {row['alertname'] or row['fingerprint']} already has incident {row['incident']} "
                            f"({row['outcome']})")
     owner = owners.claim()

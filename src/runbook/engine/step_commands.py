@@ -10,7 +10,7 @@ from runbook.engine import answers, approvals, lifecycle, restarts, roles, texts
 from runbook.engine.events import ApprovalGranted, Event, HandedOff
 from runbook.engine.limits import check_size
 from runbook.engine.state import FAILED, IncidentState
-from runbook.engine.transition import Chosen, Done, Failed, Skipped, finish
+from runbook.engine.transition import PUBLIC_STATUSES, Chosen, Done, Failed, Skipped, finish
 from runbook.errors import CommandError, NotFoundError, PluginError, ReasonNeeded
 from runbook.text import one_line
 
@@ -60,12 +60,17 @@ class StepCommands:
             raise CommandError(refused)
 
     def complete(self, incident: str, actor: str, step_id: str | None = None, outcome: str = "",
-                 expect: tuple[str, ...] | None = None) -> list[Event]:
+                 expect: tuple[str, ...] | None = None, status: str | None = None) -> list[Event]:
         """Finish a step by hand; a degrade or restore step flips its flags (`expect`: the lines of
-        its plan the responder was shown, refused when the plan now says something else)."""
+        its plan the responder was shown, refused when the plan now says something else); `status`:
+        the public phase a communicate step's message announces, overriding the step's own."""
         check_size("the outcome", outcome)
         state = self.state(incident)
         step = self._current(state, step_id)
+        if status is not None and (step.audience != "customers" or status not in PUBLIC_STATUSES):
+            raise CommandError(f"the status is one of {', '.join(PUBLIC_STATUSES)}" if step.audience == "customers"
+                               else f"step '{step.id}' posts nothing to customers; a status is for communicate "
+                                    "steps with audience: customers")
         roles.refuse_if_waiting(state, step)
         if step.kind in ("decision", "choose"):
             options = ", ".join(f"{i}. {o.label}" for i, o in enumerate(step.options, 1))
@@ -89,7 +94,7 @@ class StepCommands:
             current = self._current(state, step.id)
             self._approved(state, current)
             roles.refuse_if_waiting(state, current)
-            return finish(state, current, Done(outcome, self.clock.now()))  # a communicate step posts now
+            return finish(state, current, Done(outcome, self.clock.now(), status))  # a communicate step posts now
         return self.command(incident, actor, build)
 
     def _hand_off(self, state: IncidentState, actor: str, step: Step, outcome: str) -> list[Event]:

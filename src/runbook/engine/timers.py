@@ -105,6 +105,9 @@ def _reminder_window(state: IncidentState, reminder):
     start = reminder.start
     begins = (state.opened_at if start == "opened" else state.acknowledged_at if start == "acknowledged"
               else state.mitigated_at if start == "mitigated" else None)
+    if start == "public-update":  # the cadence of public updates: counted from the last one posted
+        begins = next((e.at for e in reversed(state.messages) if e.record.audience == "customers"),
+                      state.opened_at)
     until = reminder.until
     stops = (state.acknowledged_at if until == "acknowledged" else
              (state.mitigated_at or state.resolved_at) if until == "mitigated" else

@@ -32,10 +32,13 @@ from runbook.engine.events import (
 )
 from runbook.engine.state import FAILED, IncidentState
 
+PUBLIC_STATUSES = ("investigating", "identified", "monitoring", "resolved")
+
 
 class Done(NamedTuple):
     outcome: str = ""
     at: datetime | None = None  # when it is done: a communicate step's message is filled then ({elapsed})
+    status: str | None = None  # a communicate step's public phase, as the responder said it
 
 
 class Skipped(NamedTuple):
@@ -67,7 +70,7 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
     mitigates, applies = False, step.degradation if step.kind == "degrade" else None
     if isinstance(result, Done):
         if step.kind == "communicate" and step.template:
-            out.append(posted(state, step, result.at))
+            out.append(posted(state, step, result.at, result.status))
         out.append(StepCompleted(step.id, step.track, result.outcome))
         mitigates, target = step.mitigates, default_next(track, step)
     elif isinstance(result, Chosen):
@@ -98,12 +101,25 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
     return out
 
 
-def posted(state: IncidentState, step: Step, at: datetime | None) -> MessagePosted:
+def posted(state: IncidentState, step: Step, at: datetime | None, status: str | None = None) -> MessagePosted:
     """The message a communicate step posts, filled as it goes out and recorded as posted; a value
     that cannot be filled refuses the step (CommandError naming it and how to set it)."""
     followup = state.playbook.followup is not None and step.track == state.playbook.followup.id
     return MessagePosted(step.id, texts.message(state, step, at), texts.text(state, step.title, step, at),
-                         step.channel or "", step.audience or "", "follow-up" if followup else "response")
+                         step.channel or "", step.audience or "", "follow-up" if followup else "response",
+                         public_status(state, step, status))
+
+
+def public_status(state: IncidentState, step: Step, told: str | None = None) -> str:
+    """The phase a message announces: what the responder said, else the step's status:, else what
+    the incident has reached when it is posted (recorded then, so later changes never rewrite it)."""
+    if step.audience != "customers":
+        return ""  # only the public hears of phases
+    if told or step.status:
+        return told or step.status
+    if state.resolved:
+        return "resolved"
+    return "monitoring" if state.mitigated_at is not None else "investigating"
 
 
 def mitigation(state: IncidentState, step_id: str, degradation: str | None,

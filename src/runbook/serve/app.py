@@ -10,6 +10,8 @@ Routes (JSON unless said otherwise):
                        not: unreachable, or a lock runbook needs held elsewhere); no token
   POST /pagerduty      PagerDuty V3 webhooks (acknowledged, resolved, reassigned), verified by
                        their HMAC signature (serve/pagerduty.py)
+  GET  /status, /api/v2/*.json, /history.atom, /history.rss   with --public: the public status
+                       page, no token (serve/public.py)
 
 Status codes say what a sender should do: 200 taken (each alert's outcome in the body; a
 malformed alert is recorded as "rejected" with the reason, the others as usual); 400 the body
@@ -72,6 +74,8 @@ class ServeConfig(NamedTuple):
     chat_every: float = 0.0  # seconds between passes of the team's chat (engine/chat.py); 0: no chat
     alert_retention: float = DEFAULT_RETENTION  # seconds an alert is kept after last heard of (0: for ever)
     lease: float = DEFAULT_LEASE  # seconds this server's lease on its work lasts unrenewed (0: holds none)
+    public: object | None = None  # the StatusPage `--public` serves without a token; None: no public page
+    email: bool = False  # a mail server is configured: the public page offers email subscriptions
 
 
 class CatalogWatcher:
@@ -289,24 +293,46 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
         finally:
             service.broadcaster.drop(changes)
 
+    async def delivering():
+        """Send public updates to subscribers, on the ticks lane (it waits on mail servers and
+        webhooks, as the timer pass waits on pagers)."""
+        from runbook.serve.subscriptions import deliver
+
+        seen: dict = {}  # what the last pass planned from: an idle pass projects nothing
+        while True:
+            await asyncio.sleep(config.tick_every)
+            try:
+                await service.ticks.run(deliver, config.public, seen)
+            except RunbookError as exc:
+                log.warning("subscription pass failed: %s", one_line(str(exc)))
+            except Exception:  # keep serving; the next pass tries again
+                log.exception("subscription pass failed")
+
     @asynccontextmanager
     async def lifespan(app):
         if config.lease > 0:  # held before the first alert is taken: others know this server is alive
             await asyncio.get_running_loop().run_in_executor(None, service.hold_lease, config.lease)
         service.ticks.submit(_recover)  # the server listens meanwhile: opening may wait on plugins
-        task = asyncio.create_task(ticking()) if config.tick_every > 0 else None
-        chat = asyncio.create_task(chatting()) if config.chat_every > 0 else None
+        tasks = [asyncio.create_task(ticking())] if config.tick_every > 0 else []
+        if config.public is not None and config.tick_every > 0:
+            tasks.append(asyncio.create_task(delivering()))
+        if config.chat_every > 0:
+            tasks.append(asyncio.create_task(chatting()))
         try:
             yield
         finally:
-            for each in (task, chat):
-                if each is not None:
-                    each.cancel()
+            for task in tasks:
+                task.cancel()
             await asyncio.get_running_loop().run_in_executor(None, service.close)
 
     from runbook.serve import pagerduty, web
 
     page = web.routes(service, config.view_token) if config.view_token else web.off_routes()
+    if config.public is not None:
+        from runbook.serve import public, subscriptions
+
+        page = [*page, *public.routes(service, config.public, email=config.email),
+                *subscriptions.routes(service, config.public, config.email)]
     app = Starlette(routes=[Route("/alertmanager", alertmanager, methods=["POST"]),
                             Route("/api/alerts", alerts, methods=["GET"]),
                             Route("/healthz", health, methods=["GET"]),

@@ -33,6 +33,8 @@ from typing import NamedTuple
 from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
@@ -82,6 +84,10 @@ def duration(seconds: float | None) -> str:
     return f"-{text}" if seconds < 0 else text
 
 
+# instructions are Markdown (code blocks, lists, links): rendered with raw HTML off, so markup in
+# them is shown as text, and without images (nothing is fetched from elsewhere)
+_markdown = MarkdownIt("commonmark", {"html": False}).disable("image")
+_templates.filters["markdown"] = lambda text: Markup(_markdown.render(text))
 _templates.filters["duration"] = duration
 _templates.filters["utc"] = lambda at: f"{at:%Y-%m-%d %H:%M:%S} UTC" if at else ""
 _templates.filters["hm"] = lambda at: f"{at:%H:%M:%S}" if at else ""

@@ -75,6 +75,8 @@ class SqlAlertLedger:
         elif alert["status"] == "resolved":
             row.update(incident=None, outcome="resolved",
                        reason=row.get("reason") or "resolved before runbook saw it fire")
+        elif alert.get("held"):  # inside a maintenance window, below the severity that pages
+            row.update(incident=None, outcome="maintenance", reason=alert["held"])
         elif alert.get("playbook") and new_incident:
             row.update(incident=self._unused_id(new_incident), outcome="pending", owner=owner)
         else:
@@ -199,3 +201,107 @@ class SqlAlertLedger:
             gone += done
             if done < batch:
                 return gone
+
+
+class SqlMaintenance:
+    """Scheduled maintenance windows' SQL, for `SqlStore` (core.py)."""
+
+    @guarded
+    def add_maintenance(self, window: dict) -> int:
+        """Record a window (title, body, components, starts_at, ends_at, page_at, created_by,
+        created_at); its id."""
+        with self._write():
+            self._run("INSERT INTO maintenance (title, body, components, starts_at, ends_at, page_at, created_by, "
+                      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      [window["title"], window.get("body") or "", json.dumps(list(window["components"])),
+                       window["starts_at"], window["ends_at"], window.get("page_at"), window.get("created_by"),
+                       window["created_at"]])
+            return self._run(f"SELECT {self.last_id}").fetchone()[0]
+
+    @guarded
+    def maintenance(self, ending_after: str | None = None, window: int | None = None,
+                    cancelled: bool = True) -> list[dict]:
+        """Windows by start time: those ending after `ending_after`, or the one numbered `window`;
+        cancelled ones too unless `cancelled` is False."""
+        sql, params = where(("ends_at > ?", ending_after) if ending_after else None,
+                            ("id = ?", window) if window is not None else None,
+                            ("cancelled_at IS NULL",) if not cancelled else None)
+        rows = self._query("SELECT * FROM maintenance" + sql + " ORDER BY starts_at, id", params)
+        for row in rows:
+            row["components"] = json.loads(row["components"])
+        return rows
+
+    @guarded
+    def cancel_maintenance(self, window: int, by: str, at: str) -> bool:
+        """Cancel a window not cancelled yet; False when there is none such."""
+        with self._write():
+            cursor = self._run("UPDATE maintenance SET cancelled_at = ?, cancelled_by = ? WHERE id = ? "
+                               "AND cancelled_at IS NULL", [at, by, window])
+            return cursor.rowcount == 1
+
+
+class SqlSubscribers:
+    """Subscribers to the public page and the deliveries to them, for `SqlStore` (core.py)."""
+
+    @guarded
+    def add_subscriber(self, row: dict) -> dict:
+        """Record a subscriber (kind, address, components, token, secret, created_at, confirmed_at);
+        an address already subscribed (not unsubscribed) of the same kind is returned as it is."""
+        with self._write():
+            found = self._query("SELECT * FROM subscribers WHERE kind = ? AND address = ? AND unsubscribed_at IS NULL",
+                                [row["kind"], row["address"]])
+            if found:
+                return _subscriber(found[0])
+            self._run("INSERT INTO subscribers (kind, address, components, token, secret, created_at, confirmed_at) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      [row["kind"], row["address"], json.dumps(list(row["components"])), row["token"],
+                       row.get("secret"), row["created_at"], row.get("confirmed_at")])
+            return _subscriber(self._query("SELECT * FROM subscribers WHERE token = ?", [row["token"]])[0])
+
+    @guarded
+    def subscribers(self, token: str | None = None, active: bool = False) -> list[dict]:
+        """Subscribers by id: the one holding `token`, or those confirmed and not unsubscribed."""
+        sql, params = where(("token = ?", token) if token else None,
+                            ("confirmed_at IS NOT NULL AND unsubscribed_at IS NULL",) if active else None)
+        return [_subscriber(r) for r in self._query("SELECT * FROM subscribers" + sql + " ORDER BY id", params)]
+
+    @guarded
+    def set_subscriber(self, subscriber: int, field: str, at: str) -> bool:
+        """Mark a subscriber confirmed_at or unsubscribed_at `at` (once); False when it was already."""
+        if field not in ("confirmed_at", "unsubscribed_at"):
+            raise ValueError(field)
+        with self._write():
+            return self._run(f"UPDATE subscribers SET {field} = ? WHERE id = ? AND {field} IS NULL",
+                             [at, subscriber]).rowcount == 1
+
+    @guarded
+    def deliveries(self, subscriber: int | None = None) -> list[dict]:
+        sql, params = where(("subscriber = ?", subscriber) if subscriber is not None else None)
+        return self._query("SELECT * FROM deliveries" + sql + " ORDER BY created_at, subscriber", params)
+
+    @guarded
+    def plan_deliveries(self, rows: list[tuple[int, str]], now: str) -> None:
+        """Add (subscriber, message) deliveries not recorded yet, due now."""
+        with self._write():
+            for subscriber, message in rows:
+                if not self._run("SELECT 1 FROM deliveries WHERE subscriber = ? AND message = ?",
+                                 [subscriber, message]).fetchone():
+                    self._run("INSERT INTO deliveries (subscriber, message, attempts, next_at, created_at) "
+                              "VALUES (?, ?, 0, ?, ?)", [subscriber, message, now, now])
+
+    @guarded
+    def due_deliveries(self, now: str) -> list[dict]:
+        return self._query("SELECT * FROM deliveries WHERE delivered_at IS NULL AND next_at IS NOT NULL "
+                           "AND next_at <= ? ORDER BY next_at", [now])
+
+    @guarded
+    def settle_delivery(self, subscriber: int, message: str, attempts: int, delivered_at: str | None,
+                        next_at: str | None, error: str | None) -> None:
+        with self._write():
+            self._run("UPDATE deliveries SET attempts = ?, delivered_at = ?, next_at = ?, error = ? "
+                      "WHERE subscriber = ? AND message = ?", [attempts, delivered_at, next_at, error, subscriber,
+                                                               message])
+
+
+def _subscriber(row: dict) -> dict:
+    return {**row, "components": json.loads(row["components"])}

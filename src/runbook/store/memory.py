@@ -195,3 +195,6 @@ class MemoryStore:
 
     def lease_expiry(self, holder):
         return self._leases.get(holder)
+
+    def maintenance(self, ending_after=None, window=None, cancelled=True):
+        return []  # simulations have no maintenance windows

@@ -57,7 +57,7 @@ from runbook.store.core import (
     summary_update_sql,
 )
 from runbook.store.interface import StoreFeatures
-from runbook.store.ledger import SqlAlertLedger
+from runbook.store.ledger import SqlAlertLedger, SqlMaintenance, SqlSubscribers
 from runbook.store.schema import BIGINT, INT, KEY, SERIAL, TABLES, TEXT
 
 CHANNEL = "runbook_events"
@@ -233,6 +233,9 @@ MIGRATIONS = (
         "CREATE INDEX IF NOT EXISTS idx_search_docs_tsv ON search_docs USING gin (tsv)",
     ]),
     (7, "leases: the work each server owns, taken over when its lease ends", create_table("leases")),
+    (8, "scheduled maintenance windows", create_table("maintenance")),
+    (9, "subscribers to the public page and what was sent to them",
+     [*create_table("subscribers"), *create_table("deliveries")]),
 )
 
 
@@ -252,6 +255,7 @@ def grant_statements(role: str, schema: str = "public", server: bool = False) ->
         f"GRANT INSERT, UPDATE ON drill_schedule TO {who}",
         f"REVOKE UPDATE, DELETE, TRUNCATE ON incidents FROM {who}",
         f"GRANT INSERT, UPDATE ON search_docs TO {who}",  # the words past incidents are found by
+        f"GRANT INSERT, UPDATE ON maintenance, subscribers, deliveries TO {who}",  # the public page's
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {who}",
         f"GRANT EXECUTE ON FUNCTION {schema}.runbook_json(text) TO {who}",
         f"GRANT EXECUTE ON FUNCTION {schema}.runbook_append TO {who}",
@@ -308,7 +312,7 @@ def _placeholders(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-class PostgresStore(SqlStore, SqlAlertLedger):
+class PostgresStore(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
     """Incidents as append-only event logs in a PostgreSQL database (see the module's text)."""
 
     features = FEATURES

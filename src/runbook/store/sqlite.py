@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from runbook.store.common import StoredEvent, StoreError, anchor_mac, chain_events, default_path, is_postgres_url
 from runbook.store.core import INSERT_EVENT, SqlStore, event_row, guarded, summary_params, summary_update_sql
 from runbook.store.interface import StoreFeatures
-from runbook.store.ledger import SqlAlertLedger
+from runbook.store.ledger import SqlAlertLedger, SqlMaintenance, SqlSubscribers
 from runbook.store.schema import BIGINT, INT, SERIAL, TABLES, Column, Create, Index
 
 if TYPE_CHECKING:
@@ -73,7 +73,10 @@ MIGRATIONS = ((1, "events, incidents projection, snapshots", (Create("events"), 
                (Create("search_docs"), Statement("CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(words)"),
                 # how many incidents hold each word, kept by FTS5 itself
                 Statement("CREATE VIRTUAL TABLE IF NOT EXISTS search_vocab USING fts5vocab(search_fts, 'row')"))),
-              (10, "leases: the work each server owns, taken over when its lease ends", (Create("leases"),)))
+              (10, "leases: the work each server owns, taken over when its lease ends", (Create("leases"),)),
+              (11, "scheduled maintenance windows", (Create("maintenance"),)),
+              (12, "subscribers to the public page and what was sent to them",
+               (Create("subscribers"), Create("deliveries"))))
 
 
 def _code(exc: sqlite3.Error) -> int:
@@ -108,7 +111,7 @@ def _apply(db: sqlite_utils.Database, step) -> None:
             db[table.name].create_index(list(columns), index_name=name, if_not_exists=True)
 
 
-class Store(SqlStore, SqlAlertLedger):
+class Store(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
     """Incidents in a SQLite file (the module's text says how)."""
 
     driver_error = sqlite3.Error

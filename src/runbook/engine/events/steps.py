@@ -168,9 +168,22 @@ class MessagePosted(EventRecord):
     channel: str = ""
     audience: str = ""
     phase: str = "response"  # response or follow-up
+    # the public phase it announced: investigating, identified, monitoring or resolved ("": logs
+    # before it was recorded, read as the status page's fallback says)
+    status: str = ""
 
     def fold(self, state, event):
         state.messages.append(event)
+        if self.audience == "customers":  # a public update: reminders counted from the last one start again
+            for reminder in state.playbook.reminders:
+                if reminder.start == "public-update":
+                    state.reminders.pop(reminder.id, None)
+
+    def to_data(self) -> dict:
+        data = EventRecord.to_data(self)
+        if not data["status"]:
+            del data["status"]
+        return data
 
     def describe(self):
         where = " · ".join(x for x in (self.channel, self.audience) if x)
