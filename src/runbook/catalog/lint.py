@@ -13,7 +13,7 @@ from itertools import pairwise
 
 from runbook.catalog.document import Document
 from runbook.catalog.drill import Drill
-from runbook.catalog.durations import format_duration
+from runbook.catalog.durations import format_duration, parse_duration
 from runbook.catalog.flow import can_finish, reachable, successors
 from runbook.catalog.models import (
     END,
@@ -795,8 +795,12 @@ def _severity(doc: Document, policy: SeverityPolicy):
 
 
 def _escalation(doc: Document, policy: EscalationPolicy, index: _Index):
+    default = doc.data.get("defaults", {}).get("escalate_after")
+    if default is not None and parse_duration(default) <= 0:
+        yield doc.problem(("defaults", "escalate_after"), "escalation delay must be longer than 0s, "
+                                                          "expected a duration like 5m")
     for i, level in enumerate(policy.levels):
-        if level.escalate_after <= 0:
+        if level.escalate_after <= 0 and not level.default_delay:
             yield doc.problem(("levels", i, "escalate_after"), "escalation delay must be longer than 0s, "
                                                                "expected a duration like 5m")
         for j, target in enumerate(level.notify):

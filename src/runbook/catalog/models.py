@@ -549,10 +549,15 @@ class Target(NamedTuple):
     id: str
 
 
+# No runbook we re-expressed gave an ack timeout; a level that does not say waits this long.
+DEFAULT_ESCALATE_AFTER = "5m"
+
+
 class EscalationLevel(NamedTuple):
     notify: tuple[Target, ...]
     escalate_after: int
     title: str = ""
+    default_delay: bool = False  # escalate_after came from the policy's defaults (or the built-in one)
 
 
 class EscalationPolicy(NamedTuple):
@@ -564,6 +569,7 @@ class EscalationPolicy(NamedTuple):
 
 
 def build_escalation_policy(data: dict) -> EscalationPolicy:
+    delay = data.get("defaults", {}).get("escalate_after", DEFAULT_ESCALATE_AFTER)
     return EscalationPolicy(
         id=data["id"],
         title=data.get("title", data["id"]),
@@ -572,8 +578,9 @@ def build_escalation_policy(data: dict) -> EscalationPolicy:
         levels=tuple(
             EscalationLevel(
                 notify=tuple(Target(*next(iter(t.items()))) for t in lv["notify"]),
-                escalate_after=parse_duration(lv["escalate_after"]),
+                escalate_after=parse_duration(lv.get("escalate_after", delay)),
                 title=lv.get("title", f"Level {i + 1}"),
+                default_delay="escalate_after" not in lv,
             )
             for i, lv in enumerate(data["levels"])
         ),

@@ -248,7 +248,8 @@ def _ladder(policy: EscalationPolicy, catalog: Catalog, now: datetime) -> list[s
                 person = find_person(rosters, target.id)
                 names.append(f"{person.name if person else target.id}")
         lines.append(f"  L{i} at +{format_duration(elapsed)}: {', '.join(names)}; "
-                     f"next level after {format_duration(level.escalate_after)} without an ack")
+                     f"next level after {format_duration(level.escalate_after)}"
+                     f"{' (default)' if level.default_delay else ''} without an ack")
         elapsed += level.escalate_after
     if policy.repeat:
         lines.append(f"  then the ladder repeats {policy.repeat} more time(s)")
