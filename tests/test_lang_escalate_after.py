@@ -92,4 +92,4 @@ def test_the_published_schema_no_longer_requires_it(rb):
     rb.catalogs = [CATALOG]
     schema = json.loads(rb("schema", "EscalationPolicy"))
     assert schema["$defs"]["level"]["required"] == ["notify"]
-    assert rb("validate").count("error") == 0
+    assert rb("validate").startswith("valid: 0 errors, 0 warnings")

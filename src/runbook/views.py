@@ -62,6 +62,15 @@ def _suggested(state, step) -> tuple[str, int | None]:
     return one_line(f"{hint.index + 1}. {hint.label} (from {hint.source})"), hint.index
 
 
+def _ask(state, step) -> tuple:
+    """An ask step's (what it asks, the parameter, its value now); empty for other steps."""
+    if step.kind != "ask":
+        return ()
+    value = state.parameters.get(step.parameter)
+    return (one_line(texts.asked(state, step)), state.playbook.parameters.get(step.parameter),
+            None if value is None else one_line(value))
+
+
 def _maybe(text: str | None) -> str | None:
     return None if text is None else one_line(text)
 
@@ -113,7 +122,8 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 _maybe(waiting_for(state, step)),
                 tuple(_maybe(o.degradation) for o in step.options),
                 " · ".join(one_line(x) for x in (step.channel, step.audience) if x), one_line(stale),
-                _covers(run, stale, gate), approvals.digest(gate) if gate is not None else ""))
+                _covers(run, stale, gate), approvals.digest(gate) if gate is not None else "",
+                *_ask(state, step)))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:

@@ -256,6 +256,13 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
             elif step.kind == "handoff" and step.playbook == pb.id:
                 yield doc.problem(step.path + ("playbook",), f"a playbook cannot hand off to itself ('{pb.id}'), "
                                                              "expected another playbook")
+            if step.kind == "ask" and step.parameter not in pb.parameters:
+                declared = ", ".join(pb.parameters) or "none (declare it under parameters:)"
+                yield doc.problem(step.path + ("parameter",), f"step '{step.id}' asks for parameter "
+                                                              f"'{step.parameter}', which is not declared under "
+                                                              f"parameters:; parameters: {declared}"
+                                                              f"{did_you_mean(step.parameter, pb.parameters)}",
+                                  code="reference")
             yield from _captures(doc, pb, step)
             yield from _answer_from(doc, pb, step)
             yield from _step_templates(doc, pb, step)

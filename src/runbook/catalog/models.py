@@ -128,6 +128,7 @@ class Step(NamedTuple):
     lint_ignore: tuple[str, ...] = ()  # warning codes silenced for this step (lint: {ignore, reason})
     wait_for: WaitFor | None = None
     prometheus: MetricCheck | None = None  # a wait's or verify's check on a Prometheus query (metric_checks.py)
+    parameter: str | None = None  # an ask step: the parameter whose value it asks for
 
     @property
     def automated(self) -> bool:
@@ -305,6 +306,15 @@ class Playbook:
         return tuple(track for track in self.tracks if not track.followup)
 
     @cached_property
+    def asked(self) -> dict[str, tuple[str, ...]]:
+        """Parameter name -> the ids of the ask steps that ask for it, in playbook order."""
+        out: dict[str, tuple[str, ...]] = {}
+        for step in self.steps:
+            if step.kind == "ask" and step.parameter:
+                out[step.parameter] = out.get(step.parameter, ()) + (step.id,)
+        return out
+
+    @cached_property
     def captures(self) -> dict[str, tuple[str, ...]]:
         """Captured name -> the ids of the steps that capture it, in playbook order."""
         out: dict[str, tuple[str, ...]] = {}
@@ -383,6 +393,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         wait_for=WaitFor(raw["wait_for"].get("step"), raw["wait_for"].get("signal")) if "wait_for" in raw else None,
         prometheus=(MetricCheck(raw["prometheus"]["query"], raw["prometheus"]["expect"])
                     if "prometheus" in raw else None),
+        parameter=raw.get("parameter"),
     )
 
 
@@ -418,7 +429,7 @@ def build_playbook(data: dict) -> Playbook:
         by_severity = {level: policy for level, policy in escalation.items() if level != "default"}
         escalation = escalation.get("default")
     severity_from = data.get("severity_from")
-    captured = _captured(data)
+    filled = _filled_by_steps(data)
     return Playbook(
         id=data["id"],
         title=data["title"],
@@ -458,18 +469,21 @@ def build_playbook(data: dict) -> Playbook:
             for r in data.get("reminders", ())
         ),
         tracks=tuple(tracks),
-        parameters={name: _parameter(name, p, captured) for name, p in data.get("parameters", {}).items()},
+        parameters={name: _parameter(name, p, filled) for name, p in data.get("parameters", {}).items()},
         templated="parameters" in data,
     )
 
 
-def _captured(data: dict) -> set:
+def _filled_by_steps(data: dict) -> set:
+    """The names a step fills in during the incident: captured from output, or asked for."""
     raws = list(data["steps"]) + [s for t in data.get("tracks", {}).values() for s in t["steps"]]
-    return {name for raw in raws if isinstance(raw, dict) for name in raw.get("capture", {})}
+    dicts = [raw for raw in raws if isinstance(raw, dict)]
+    return {name for raw in dicts for name in raw.get("capture", {})} | {
+        raw["parameter"] for raw in dicts if raw.get("kind") == "ask" and "parameter" in raw}
 
 
 def _parameter(name: str, raw: dict, captured: set = frozenset()) -> Parameter:
-    """A parameter a step captures is optional at open unless it says `required: true`."""
+    """A parameter a step captures or asks for is optional at open unless it says `required: true`."""
     default = raw.get("default")
     if isinstance(default, bool):
         default = "true" if default else "false"

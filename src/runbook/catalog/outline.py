@@ -192,6 +192,8 @@ def _step_line(step: Step, number: int, pb: Playbook | None) -> str:
         extras.append(f"checks {step.prometheus._replace(query=fill(step.prometheus.query))}")
     if step.kind == "handoff":
         extras.append(f"hands off to playbook {step.playbook}")
+    if step.kind == "ask":
+        extras.append(f"asks for {step.parameter}")
     if step.procedure and step.kind != "include":
         extras.append(f"from procedure {step.procedure}")
     if step.kind == "wait" and step.wait_time is not None:

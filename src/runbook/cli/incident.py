@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 
 import click
 
+from runbook.catalog import parameters
 from runbook.catalog.durations import format_duration
 from runbook.cli import roles
 from runbook.cli.context import Context
@@ -113,6 +115,9 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
                 texts.message(state, step, now)
             except CommandError as exc:  # posting it is refused until the value is set: say so here
                 lines.append(f"        cannot post yet: {one_line(str(exc))}")
+        if step.kind == "ask":
+            lines.append(f"        {one_line(texts.asked(state, step))}: answer with `runbook incident step {state.id} "
+                         f"{step.id} --done --value VALUE`")
         for i, option in enumerate(step.options, 1):
             lines.append(f"        {i}. {one_line(option.label)}")
         if step.approval:
@@ -416,10 +421,12 @@ def escalate(ctx: Context, incident_id, actor, as_json):
 @click.option("--fail", is_flag=True, help="The step failed (goes to on_fail if the step has one).")
 @click.option("--run", is_flag=True, help="Run the step's automation (run: or uses:).")
 @click.option("--outcome", default="", help="What was found (with --done) or what went wrong (with --fail).")
+@click.option("--value", default=None, help="With --done on an ask step: the answer, recorded as its parameter's "
+                                            "value (asked for at a prompt when left out on a terminal).")
 @actor_option
 @json_option()
 @click.pass_obj
-def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, actor, as_json):
+def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, value, actor, as_json):
     """Complete, skip, fail or run STEP (default: the current step of the main track).
 
     With --run, exit status 4 when the action (or a wait step's check) failed or timed out; what
@@ -430,10 +437,14 @@ def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, acto
         raise UsageError(f"give only one of --done, --skip REASON, --fail, --run (got {', '.join(chosen)})")
     if not chosen:
         raise UsageError("say what happened to the step: --done, --skip REASON, --fail or --run")
+    if value is not None and chosen != ["done"]:
+        raise UsageError("--value answers an ask step: give it with --done")
     service = ctx.engine_service()
     action = chosen[0]
     if action == "done":
-        events = service.command("complete", incident_id, actor, step, outcome=outcome)
+        if value is None and sys.stdin.isatty():
+            value = _prompt_for_answer(service, incident_id, step)
+        events = service.command("complete", incident_id, actor, step, outcome=outcome, value=value)
     elif action == "skip":
         events = service.command("skip", incident_id, actor, step, reason)
     elif action == "fail":
@@ -488,6 +499,34 @@ def choose(ctx: Context, incident_id, option, step, suggested, actor, as_json):
                          else "missing OPTION: give the option's number or label, or --suggested")
     _print_events(ctx.engine_service().command("choose", incident_id, actor, option, step, suggested=suggested),
                   as_json)
+
+
+def _prompt_for_answer(service, incident_id: str, step_id: str | None) -> str | None:
+    """On a terminal, the answer to an ask step typed at a prompt that says what is asked (the
+    parameter's summary, type and pattern), offering its current value and asking again until the
+    answer fits; None for other steps."""
+    def ask_step(engine):
+        state = engine.state(incident_id)
+        chosen = step_id or next(iter(state.current_steps()), None)
+        if chosen is None or chosen not in {s.id for s in state.playbook.steps}:
+            return None
+        found = state.playbook.step(chosen)
+        if found.kind != "ask":
+            return None
+        return (texts.text(state, found.title, found, engine.clock.now()), texts.asked(state, found),
+                state.parameters.get(found.parameter), state.playbook.parameters.get(found.parameter))
+    question = service.read(ask_step)
+    if question is None:
+        return None
+    title, what, current, parameter = question
+
+    def fits(value: str) -> str:  # asked again until it fits, rather than refused after typing
+        why = parameter and parameters.problem(parameter, value.strip())
+        if why:
+            raise click.BadParameter(f"{value.strip()!r} {why}")
+        return value
+    echo(f"{one_line(title)}: {one_line(what)}")
+    return click.prompt("value", default=current, show_default=current is not None, value_proc=fits)
 
 
 def drafts(state, now) -> list[dict]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from runbook.catalog.drill import Drill, Latency
-from runbook.drills.simulated import DEFAULT_STEP, MAX_STEPS, START, SimulatedPlugins
+from runbook.drills.simulated import DEFAULT_STEP, MAX_STEPS, START, SimulatedPlugins, answer
 from runbook.engine import Engine, VirtualClock, approvals, timers
 from runbook.store import MemoryStore
 
@@ -148,7 +148,7 @@ def _walk(engine: Engine, drill: Drill, seconds: float):
         if step.kind in ("decision", "choose"):
             engine.choose(iid, "simulation", str(profile.choices.get(step.id, 1)), step.id)
         else:
-            engine.complete(iid, "simulation", step.id)
+            engine.complete(iid, "simulation", step.id, value=answer(state, step))
         steps.append(profile.steps.get(step.id) or profile.steps.get("default") or DEFAULT_STEP)
         if mitigated_after is None and engine.state(iid).mitigated_at is not None:
             mitigated_after = len(steps)

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from runbook.catalog.drill import Drill, Latency
 from runbook.drills.report import summarize
-from runbook.drills.simulated import DEFAULT_STEP, MAX_STEPS, START, Z90, SimulatedPlugins
+from runbook.drills.simulated import DEFAULT_STEP, MAX_STEPS, START, Z90, SimulatedPlugins, answer
 from runbook.engine import Engine, VirtualClock, approvals, timers
 from runbook.engine.metrics import metrics
 from runbook.errors import UsageError
@@ -110,7 +110,7 @@ def _walk(engine: Engine, iid: str, drill: Drill, rng: random.Random) -> None:
         if step.kind in ("decision", "choose"):
             engine.choose(iid, "simulation", str(profile.choices.get(step.id, 1)), step.id)
         else:
-            engine.complete(iid, "simulation", step.id)
+            engine.complete(iid, "simulation", step.id, value=answer(state, step))
     if not engine.state(iid).resolved:  # a handoff step resolves its incident itself
         engine.resolve(iid, "simulation")
 

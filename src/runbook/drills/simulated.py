@@ -17,6 +17,15 @@ DEFAULT_STEP = Latency("exponential", mean=120.0)
 MAX_STEPS = 500
 
 
+def answer(state, step) -> str | None:
+    """What a simulated responder answers an ask step: the parameter's value then, else its
+    default (None for other steps; an ask with neither is refused by the engine, in words)."""
+    if step.kind != "ask":
+        return None
+    parameter = state.playbook.parameters.get(step.parameter)
+    return state.parameters.get(step.parameter, parameter.default if parameter is not None else None)
+
+
 class SimulatedPlugins:
     """Stands in for the plugin host: flags in a dict, pages and actions that always go through."""
 

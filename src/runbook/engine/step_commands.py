@@ -4,10 +4,12 @@ one step transition (engine/transition.py). Mixed into Engine, whose `command` t
 
 from __future__ import annotations
 
+from runbook.catalog import parameters
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
 from runbook.engine import answers, approvals, lifecycle, restarts, roles, texts
-from runbook.engine.events import ApprovalGranted, Event, HandedOff
+from runbook.engine.events import ApprovalGranted, Event, HandedOff, ParametersSet
+from runbook.engine.events.parameters import ASK
 from runbook.engine.limits import check_size
 from runbook.engine.state import FAILED, IncidentState
 from runbook.engine.transition import Chosen, Done, Failed, Skipped, finish
@@ -60,13 +62,18 @@ class StepCommands:
             raise CommandError(refused)
 
     def complete(self, incident: str, actor: str, step_id: str | None = None, outcome: str = "",
-                 expect: tuple[str, ...] | None = None) -> list[Event]:
+                 expect: tuple[str, ...] | None = None, value: str | None = None) -> list[Event]:
         """Finish a step by hand; a degrade or restore step flips its flags (`expect`: the lines of
-        its plan the responder was shown, refused when the plan now says something else)."""
+        its plan the responder was shown, refused when the plan now says something else); an ask
+        step records `value`, the answer, as its parameter's value."""
         check_size("the outcome", outcome)
         state = self.state(incident)
         step = self._current(state, step_id)
         roles.refuse_if_waiting(state, step)
+        if step.kind == "ask":
+            return self._answer(incident, actor, step, value, outcome)
+        if value is not None:
+            raise CommandError(f"step '{step.id}' is a {step.kind} step; only an ask step takes a value")
         if step.kind in ("decision", "choose"):
             options = ", ".join(f"{i}. {o.label}" for i, o in enumerate(step.options, 1))
             raise CommandError(f"step '{step.id}' is a {step.kind}; choose an option: {options}")
@@ -90,6 +97,23 @@ class StepCommands:
             self._approved(state, current)
             roles.refuse_if_waiting(state, current)
             return finish(state, current, Done(outcome, self.clock.now()))  # a communicate step posts now
+        return self.command(incident, actor, build)
+
+    def _answer(self, incident: str, actor: str, step: Step, value: str | None, outcome: str) -> list[Event]:
+        """An ask step done: its parameter set to the answer, checked like any value, with the step
+        as its source (`ask:STEP`), in one transaction with the step's completion."""
+        name = step.parameter
+        if value is None:
+            raise CommandError(f"step '{step.id}' asks for parameter {name}; answer it with "
+                               f"`runbook incident step {incident} {step.id} --done --value VALUE`")
+
+        def build(state):
+            current = self._current(state, step.id)
+            self._approved(state, current)
+            roles.refuse_if_waiting(state, current)
+            checked = parameters.check(state.playbook, name, value.strip(), "ask")
+            return [ParametersSet({name: checked}, {name: f"{ASK}{step.id}"}),
+                    *finish(state, current, Done(outcome or f"{name} = {checked}", self.clock.now()))]
         return self.command(incident, actor, build)
 
     def _hand_off(self, state: IncidentState, actor: str, step: Step, outcome: str) -> list[Event]:

@@ -140,6 +140,17 @@ def shown_command(state: IncidentState, step: Step, now: datetime | None = None)
     return prefix + (f"env {env} " if env else "") + command_line(cmd.argv)
 
 
+def asked(state: IncidentState, step: Step) -> str:
+    """What an ask step asks for: the parameter, its summary and what fits, and its value now."""
+    parameter = state.playbook.parameters.get(step.parameter)
+    if parameter is None:
+        return f"asks for {step.parameter}"
+    fits = " · ".join(x for x in (parameter.summary, parameter.type if parameter.type != "string" else "",
+                                  parameter.pattern and f"pattern {parameter.pattern}") if x)
+    now = state.parameters.get(step.parameter)
+    return f"asks for {step.parameter}" + (f" ({fits})" if fits else "") + (f", now {now}" if now is not None else "")
+
+
 def _render(state, step, where, template, known) -> str:
     try:
         return render(template, known, mode(state))
@@ -154,6 +165,11 @@ def _why(state: IncidentState, step: Step, where: str, exc: TemplateError, verb:
         return (f"step '{step.id}' not {verb}: {{{exc.name}}} has no value yet: step {steps} captures it from its "
                 f"output (not run yet, or nothing matched); or set it with "
                 f"`runbook incident param {state.id} {exc.name}=VALUE`")
+    asked = state.playbook.asked.get(exc.name or "")
+    if asked and exc.name not in state.parameters:
+        steps = " or ".join(f"'{s}'" for s in asked)
+        return (f"step '{step.id}' not {verb}: parameter {exc.name} has no value yet: step {steps} asks for it "
+                f"(answer it with `runbook incident step {state.id} {asked[0]} --done --value VALUE`)")
     if exc.name and exc.name in state.playbook.parameters:
         return (f"step '{step.id}' not {verb}: parameter {exc.name} has no value; set it with "
                 f"`runbook incident param {state.id} {exc.name}=VALUE`")

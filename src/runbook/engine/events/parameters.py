@@ -7,12 +7,13 @@ from dataclasses import field
 from runbook.engine.events.base import EventRecord, record
 
 CAPTURE = "capture:"  # the source of a value captured from a step's output: capture:STEP
+ASK = "ask:"  # the source of a value a responder gave an ask step: ask:STEP
 
 
 @record("parameters_set")
 class ParametersSet(EventRecord):
     values: dict
-    sources: dict = field(default_factory=dict)  # name -> param, label, form, default or capture:STEP
+    sources: dict = field(default_factory=dict)  # name -> param, label, form, default, capture:STEP or ask:STEP
 
     def fold(self, state, event):
         state.parameters.update(self.values)

@@ -34,6 +34,8 @@ def actions_for(step: CurrentStep, view: IncidentView) -> list[tuple[str, str]]:
         actions.append(("done", f"apply {step.degradation}"))
     elif step.kind == "restore":
         actions.append(("done", f"restore {step.degradation}"))
+    elif step.kind == "ask":
+        actions.append(("done", "answer"))
     else:
         if step.automated:
             actions.append(("run", "run it"))
@@ -198,6 +200,8 @@ class CurrentStepPanel(Vertical):
         if step.suggested:
             head.append(f"\nsuggested: {step.suggested} — {self.key('choose')} takes it or another",
                         style="bold magenta")
+        if step.asks:
+            head.append(f"\n{step.asks}: {self.key('done')} answers", style="bold magenta")
         if step.command:
             head.append(f"\n$ {step.command}", style="bold green")
         if step.last_poll:
