@@ -7,7 +7,7 @@ for HTML."""
 
 from datetime import datetime
 
-from runbook.engine import answers, approvals, stages, texts, timers
+from runbook.engine import answers, approvals, conditions, stages, texts, timers
 from runbook.engine.completion import completion
 from runbook.engine.metrics import describe
 from runbook.engine.roles import waiting_for
@@ -62,6 +62,12 @@ def _suggested(state, step) -> tuple[str, int | None]:
     return one_line(f"{hint.index + 1}. {hint.label} (from {hint.source})"), hint.index
 
 
+def _option(state, option) -> str:
+    """An option's label, and why it is not offered when its when: does not hold."""
+    why = conditions.unmet(state, option.when)
+    return one_line(option.label) + (f" (not offered: {one_line(why)})" if why else "")
+
+
 def _ask(state, step) -> tuple:
     """An ask step's (what it asks, the parameter, its value now); empty for other steps."""
     if step.kind != "ask":
@@ -111,7 +117,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
             gate = approvals.covered(state, step) if step.approval else None  # what approving now records
             current.append(CurrentStep(
                 track.id, step.id, one_line(fill(step.title)), step.kind, shown(fill(step.instructions or "")),
-                shown(fill(step.question or "")), tuple(one_line(o.label) for o in step.options), left,
+                shown(fill(step.question or "")), tuple(_option(state, o) for o in step.options), left,
                 _maybe(step.approval.by if step.approval else None),
                 _maybe(run.approved_by if run.approved and not stale else None),
                 step.automated, _command(state, step, now), _maybe(step.degradation), run.status,

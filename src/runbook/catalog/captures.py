@@ -133,3 +133,18 @@ def describe_when(when: When) -> str:
     if when.below is not None:
         parts.append(f"< {when.below:g}")
     return " and ".join(parts)
+
+
+def describe_condition(when: When) -> str:
+    """A `when:` with a subject in words, for `show` and the faces: "severity SEV1 or SEV2",
+    "parameter backend matches ^canary"."""
+    parts = []
+    if when.severity:
+        parts.append(f"severity {' or '.join(when.severity)}")
+    if when.symptom:
+        parts.append(f"symptom {' or '.join(when.symptom)}")
+    if when.param or when.label:
+        what = f"parameter {when.param}" if when.param else f"label {when.label}"
+        tests = describe_when(when)
+        parts.append(f"{what} {tests}" if tests else f"{what} is set")
+    return " and ".join(parts)

@@ -265,6 +265,7 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
                                   code="reference")
             yield from _captures(doc, pb, step)
             yield from _answer_from(doc, pb, step)
+            yield from _conditions(doc, pb, step, index)
             yield from _step_templates(doc, pb, step)
             for target, path, via in successors(track, step):
                 if via == "on_broken" and target not in ids_in_track:
@@ -563,13 +564,53 @@ def _captures(doc, pb: Playbook, step: Step):
                                                     "has neither", at_key=True, code="capture")
 
 
+def _conditions(doc, pb: Playbook, step: Step, index: _Index):
+    """A step's when: tests the incident (param:, label:, severity:, symptom:); an option's may,
+    or else reads the decision's from: (_answer_from). What it names must exist."""
+    whens = [(step.path + ("when",), step.when, True)] if step.when is not None else []
+    whens += [(step.path + ("options", i, "when"), o.when, False) for i, o in enumerate(step.options)
+              if o.when is not None and o.when.subject]
+    symptoms = [s.id for s in pb.symptoms]
+    names = set(pb.parameters) | set(pb.captures)
+    for path, when, on_step in whens:
+        if on_step and not when.subject:
+            yield doc.problem(path, "a step's when: needs what it tests: param: NAME, label: NAME, severity: LEVELS "
+                                    "or symptom: IDS", at_key=True, code="when")
+            continue
+        tests = any(x is not None for x in (when.equals, when.matches, when.above, when.below))
+        if when.param and when.label:
+            yield doc.problem(path, "when: reads either a parameter (param:) or an alert label (label:), not both",
+                              at_key=True, code="when")
+        elif tests and not (when.param or when.label):
+            yield doc.problem(path, "equals:, matches:, above: and below: test a value: say which with param: NAME "
+                                    "or label: NAME", at_key=True, code="when")
+        if when.param and when.param not in names:
+            yield _unresolved(doc, path + ("param",), "parameter", when.param, sorted(names),
+                              "parameters (under parameters:, or captured)")
+        for j, level in enumerate(when.severity):
+            if level not in index.severities:
+                where = path + ("severity",) + ((j,) if isinstance(doc.source.locate_value(path + ("severity",)), list)
+                                             else ())
+                yield _unresolved(doc, where, "severity", level, index.severities, "severities")
+        for j, symptom in enumerate(when.symptom):
+            if symptom not in symptoms:
+                where = path + ("symptom",) + ((j,) if isinstance(doc.source.locate_value(path + ("symptom",)), list)
+                                             else ())
+                yield _unresolved(doc, where, "symptom", symptom, symptoms, "symptoms")
+        if when.matches is not None:
+            try:
+                re.compile(when.matches)
+            except re.error as exc:
+                yield doc.problem(path + ("matches",), f"invalid regular expression: {exc}", code="regex")
+
+
 def _answer_from(doc, pb: Playbook, step: Step):
     """A decision's from: names a step that runs a command and, with capture:, one of its captures;
     when: appears only on the options of such a decision."""
     path = step.path
     source = step.answer_from
     for i, option in enumerate(step.options):
-        if option.when is None:
+        if option.when is None or option.when.subject:
             continue
         where = path + ("options", i, "when")
         if source is None:
@@ -601,7 +642,7 @@ def _answer_from(doc, pb: Playbook, step: Step):
         yield doc.problem(base + ("capture",), f"step '{source.step}' captures no '{source.capture}' (it captures: "
                                                f"{', '.join(names) or 'nothing'}){did_you_mean(source.capture, names)}",
                           code="reference")
-    if not any(o.when is not None for o in step.options):
+    if not any(o.when is not None and not o.when.subject for o in step.options):
         yield doc.problem(base, "from: is read, but no option has a when: to be suggested", severity=WARNING,
                           code="answer", at_key=True)
 POLLING_ONLY = ("every", "backoff", "max_every", "poll_timeout", "timeout", "on_timeout", "not_yet", "broken",

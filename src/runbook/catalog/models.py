@@ -31,12 +31,32 @@ def _seconds(value):
 
 
 class When(NamedTuple):
-    """When a decision's `from:` value suggests an option: every condition given holds."""
+    """A condition: every test given holds. Without a subject, on a decision's option, the tests
+    read the decision's `from:` value (the option is suggested). With one (a parameter's or an
+    alert label's value, the severity, the symptom that fired), on a step it decides whether the
+    step runs and on an option whether it is offered."""
 
     equals: str | float | None = None
     matches: str | None = None
     above: float | None = None
     below: float | None = None
+    param: str | None = None  # the tests read this parameter's value
+    label: str | None = None  # ...or this alert label's value
+    severity: tuple[str, ...] = ()  # the incident's severity is one of these
+    symptom: tuple[str, ...] = ()  # the symptom that fired is one of these
+
+    @property
+    def subject(self) -> bool:
+        """Whether it tests the incident (param, label, severity, symptom), not a from: value."""
+        return bool(self.param or self.label or self.severity or self.symptom)
+
+
+def _when(raw: dict | None) -> When | None:
+    if not raw:
+        return None
+    listed = {key: (raw[key],) if isinstance(raw[key], str) else tuple(raw[key])
+              for key in ("severity", "symptom") if key in raw}
+    return When(**{**raw, **listed})
 
 
 class Option(NamedTuple):
@@ -129,6 +149,7 @@ class Step(NamedTuple):
     wait_for: WaitFor | None = None
     prometheus: MetricCheck | None = None  # a wait's or verify's check on a Prometheus query (metric_checks.py)
     parameter: str | None = None  # an ask step: the parameter whose value it asks for
+    when: When | None = None  # the step runs only when this holds; else it is skipped, saying why
 
     @property
     def automated(self) -> bool:
@@ -361,7 +382,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         destructive=raw.get("destructive", False),
         question=raw.get("question"),
         options=tuple(Option(o["label"], o.get("next"), o.get("degradation"), o.get("summary", ""),
-                             o.get("mitigates", False), When(**o["when"]) if o.get("when") else None)
+                             o.get("mitigates", False), _when(o.get("when")))
                       for o in raw.get("options", ())),
         degradation=raw.get("degradation"),
         run=tuple(raw["run"]) if "run" in raw else None,
@@ -394,6 +415,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         prometheus=(MetricCheck(raw["prometheus"]["query"], raw["prometheus"]["expect"])
                     if "prometheus" in raw else None),
         parameter=raw.get("parameter"),
+        when=_when(raw.get("when")),
     )
 
 

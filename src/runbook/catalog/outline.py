@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from runbook.catalog import preview
+from runbook.catalog.captures import describe_condition
 from runbook.catalog.document import Document
 from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
@@ -194,6 +195,8 @@ def _step_line(step: Step, number: int, pb: Playbook | None) -> str:
         extras.append(f"hands off to playbook {step.playbook}")
     if step.kind == "ask":
         extras.append(f"asks for {step.parameter}")
+    if step.when is not None and step.when.subject:
+        extras.append(f"only when {describe_condition(step.when)}")
     if step.procedure and step.kind != "include":
         extras.append(f"from procedure {step.procedure}")
     if step.kind == "wait" and step.wait_time is not None:
@@ -223,6 +226,8 @@ def _steps(track: Track, pb: Playbook | None = None) -> list[str]:
                 target = option.next or (f"apply {option.degradation}, then {default_next(track, step)}"
                                          if option.degradation else default_next(track, step))
                 mark = "  MITIGATES" if option.mitigates else ""
+                if option.when is not None and option.when.subject:
+                    mark += f"  (offered when {describe_condition(option.when)})"
                 lines.append(f"        {branch} {option.label} → {target}{mark}")
         else:
             following = default_next(track, step)

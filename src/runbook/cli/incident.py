@@ -14,7 +14,7 @@ from runbook.cli import roles
 from runbook.cli.context import Context
 from runbook.cli.options import actor_option, incident_argument, json_option, opening_options, reason_required
 from runbook.cli.output import dump, echo
-from runbook.engine import answers, approvals, step_timers, texts, timers
+from runbook.engine import answers, approvals, conditions, step_timers, texts, timers
 from runbook.engine.completion import UNDONE, completion
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, posted_messages, step_outputs
 from runbook.engine.roles import waiting_for
@@ -62,6 +62,8 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
         lines.append("  parameters: " + ", ".join(f"{one_line(name)}={one_line(value)}"
                                                  f" ({state.parameter_sources.get(name, '?')})"
                                                  for name, value in state.parameters.items()))
+    if state.labels:
+        lines.append("  alert labels: " + one_line(", ".join(f"{k}={v}" for k, v in state.labels.items())))
     if state.acknowledged_by:
         lines.append(f"  acknowledged by {one_line(state.acknowledged_by)} at {state.acknowledged_at:%H:%M:%S}")
     for name, (deadline, met) in timers.deadlines(state).items():
@@ -119,7 +121,8 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
             lines.append(f"        {one_line(texts.asked(state, step))}: answer with `runbook incident step {state.id} "
                          f"{step.id} --done --value VALUE`")
         for i, option in enumerate(step.options, 1):
-            lines.append(f"        {i}. {one_line(option.label)}")
+            why = conditions.unmet(state, option.when)
+            lines.append(f"        {i}. {one_line(option.label)}" + (f" (not offered: {one_line(why)})" if why else ""))
         if step.approval:
             lines += approval_lines(state, step, stale)
         hint = answers.suggestion(state, step)

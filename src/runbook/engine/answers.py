@@ -29,6 +29,15 @@ def recorded(state: IncidentState, step: Step, output: str) -> list[EventRecord]
     return out
 
 
+def values(records: list[EventRecord]) -> dict:
+    """The parameters these records (not yet appended) set: what a next step's when: reads."""
+    out: dict = {}
+    for record in records:
+        if isinstance(record, ParametersSet):
+            out.update(record.values)
+    return out
+
+
 class Suggestion(NamedTuple):
     index: int  # 0-based option
     label: str
@@ -59,7 +68,7 @@ def suggestion(state: IncidentState, step: Step) -> Suggestion | None:
         return None
     value, where = found
     for index, option in enumerate(step.options):
-        if option.when is not None and captures.holds(option.when, value):
+        if option.when is not None and not option.when.subject and captures.holds(option.when, value):
             return Suggestion(index, option.label, where, value)
     return None
 

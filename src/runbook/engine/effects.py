@@ -208,7 +208,7 @@ class Effects:
             if state.resolved or state.current.get(step.track) != step.id:
                 return out  # resolved or moved on while it ran: record the outcome only
             outcome = Done(result.summary) if result.ok else Failed(result.summary, automated=True)
-            return out + finish(state, step, outcome)
+            return out + finish(state, step, outcome, values=answers.values(out))
         return events + self.command(incident, actor, build)
 
     def _check(self, state: IncidentState, actor: str, step: Step, owner: dict) -> list[Event]:
@@ -242,7 +242,8 @@ class Effects:
                 out += answers.recorded(s, step, reading.output)
             if s.resolved or s.current.get(step.track) != step.id:
                 return out
-            return out + finish(s, step, Done(summary) if reading.holds else Failed(summary, automated=True))
+            return out + finish(s, step, Done(summary) if reading.holds else Failed(summary, automated=True),
+                                values=answers.values(out))
         return events + self.command(state.id, actor, build)
 
     def request(self, state: IncidentState, step: Step) -> ActionRequest:
@@ -308,7 +309,7 @@ class Effects:
                 return out
             if outcome == waits.HOLDS and waiting_for(s, step) is None:  # a step waiting for another stays
                 out += answers.recorded(s, step, output)  # a wait captures from the poll that held
-                out += finish(s, step, Done(summary))
+                out += finish(s, step, Done(summary), values=answers.values(out))
             elif outcome == waits.BROKEN and step.on_broken != KEEP_POLLING:
                 to = None if step.on_broken == FAIL else step.on_broken
                 out += finish(s, step, Failed(f"the check broke: {summary}", to=to))

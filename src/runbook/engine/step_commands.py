@@ -7,7 +7,7 @@ from __future__ import annotations
 from runbook.catalog import parameters
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import answers, approvals, lifecycle, restarts, roles, texts
+from runbook.engine import answers, approvals, conditions, lifecycle, restarts, roles, texts
 from runbook.engine.events import ApprovalGranted, Event, HandedOff, ParametersSet
 from runbook.engine.events.parameters import ASK
 from runbook.engine.limits import check_size
@@ -113,7 +113,8 @@ class StepCommands:
             roles.refuse_if_waiting(state, current)
             checked = parameters.check(state.playbook, name, value.strip(), "ask")
             return [ParametersSet({name: checked}, {name: f"{ASK}{step.id}"}),
-                    *finish(state, current, Done(outcome or f"{name} = {checked}", self.clock.now()))]
+                    *finish(state, current, Done(outcome or f"{name} = {checked}", self.clock.now()),
+                            values={name: checked})]
         return self.command(incident, actor, build)
 
     def _hand_off(self, state: IncidentState, actor: str, step: Step, outcome: str) -> list[Event]:
@@ -184,6 +185,7 @@ class StepCommands:
         else:
             index = _option_index(step, option)
         chosen = step.options[index]
+        _refuse_if_not_offered(state, step, index)
         if chosen.degradation:
             self._approved(state, step)
             return self.effects.flip(incident, actor, chosen.degradation, "apply", step.id, index, expect=expect)
@@ -195,6 +197,7 @@ class StepCommands:
             hint = answers.suggestion(state, step)
             if suggested and (hint is None or hint.index != index):
                 raise CommandError(f"the suggestion for step '{step.id}' changed meanwhile; look again")
+            _refuse_if_not_offered(state, step, index)
             return finish(state, step, Chosen(index, hint.label if hint else None))
         return self.command(incident, actor, build)
 
@@ -285,6 +288,15 @@ class StepCommands:
         if step.kind == "wait":
             return self.effects.poll(state, step.id)  # checking a wait by hand is one more poll
         return self.effects.run(incident, actor, step)
+
+
+def _refuse_if_not_offered(state: IncidentState, step: Step, index: int) -> None:
+    """An option whose when: does not hold for the incident is not offered: one line saying why."""
+    why = conditions.unmet(state, step.options[index].when)
+    if why is not None:
+        offered = [f"{i}. {o.label}" for i, o in enumerate(step.options, 1) if conditions.unmet(state, o.when) is None]
+        raise CommandError(f"option {index + 1} ({one_line(step.options[index].label)}) of step '{step.id}' is not "
+                           f"offered: {why}; offered: {', '.join(offered) or 'none'}")
 
 
 def _option_index(step: Step, option: str) -> int:

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import NamedTuple
 
 from runbook.catalog.flow import default_next
-from runbook.catalog.models import END, Step
-from runbook.engine import texts
+from runbook.catalog.models import END, Step, Track
+from runbook.engine import conditions, texts
 from runbook.engine.events import (
     Closed,
     DecisionMade,
@@ -55,10 +55,12 @@ class Chosen(NamedTuple):
 
 
 def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | Chosen,
-           ends: bool = False, reached: int | None = None) -> list[EventRecord]:
+           ends: bool = False, reached: int | None = None, values: dict | None = None) -> list[EventRecord]:
     """The records of finishing `step` with `result`; `ends`: the incident ends with this step (a
     handoff), so its track finishes instead of moving on; `reached`: the stage a staged degradation
-    the step applies is being applied at (0-based) in the same append, when it is (engine/effects.py)."""
+    the step applies is being applied at (0-based) in the same append, when it is (engine/effects.py);
+    `values`: parameters set in the same append (an answer, a capture), which the next step's
+    when: reads."""
     track = next(t for t in state.playbook.tracks if t.id == step.track)
     out: list[EventRecord] = []
     run = state.steps[step.id]
@@ -89,12 +91,28 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
         out.append(mitigation(state, step.id, applies, reached))
     if ends:
         target = END
-    if target == END:
-        out.append(TrackFinished(step.track))
-        if track.followup:
-            out.append(Closed("follow-up done"))
-    elif target:
-        out.append(StepStarted(target, step.track, state.steps[target].attempt + 1))
+    if target:
+        out += start(state, track, target, values)
+    return out
+
+
+def start(state: IncidentState, track: Track, target: str, values: dict | None = None) -> list[EventRecord]:
+    """`target` started; when its when: does not hold, it is started and skipped at once, saying why,
+    and so on down the track (to its end, or where a chain of skipped steps would come back)."""
+    out: list[EventRecord] = []
+    seen = set()
+    while target != END and target not in seen:
+        seen.add(target)
+        step = state.playbook.step(target)
+        out.append(StepStarted(target, track.id, state.steps[target].attempt + 1))
+        why = conditions.unmet(state, step.when, values)
+        if why is None:
+            return out
+        out.append(StepSkipped(target, track.id, f"when: {why}"))
+        target = default_next(track, step)
+    out.append(TrackFinished(track.id))
+    if track.followup:
+        out.append(Closed("follow-up done"))
     return out
 
 
