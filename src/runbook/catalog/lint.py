@@ -453,6 +453,8 @@ def _step_fields(doc, step, degradations, applied, restored):
         yield doc.problem(path + ("prometheus",), "a step checks either a Prometheus query (prometheus:) or "
                                                   "runs a command (run:) or plugin action (uses:), not both",
                           at_key=True)
+    if step.expect is not None:
+        yield from _expect(doc, step)
     if step.kind == "wait":
         yield from _wait_fields(doc, step)
     if step.retry is not None:
@@ -478,6 +480,26 @@ def _step_fields(doc, step, degradations, applied, restored):
         why = "has an approval gate" if step.approval is not None else "is not destructive: true"
         yield doc.problem(path + ("lint", "ignore"), f"{IGNORE_DESTRUCTIVE} silences nothing here: the step {why}; "
                                                      "remove lint:", severity=WARNING, code="lint")
+
+
+def _expect(doc, step: Step):
+    path = step.path + ("expect",)
+    if step.run is None and step.uses is None:
+        yield doc.problem(path, "expect: tests what run: or uses: printed, but this step has neither", at_key=True,
+                          code="expect")
+    elif step.expect.findings and step.run is None:
+        yield doc.problem(path + ("findings",), "findings: are exit statuses of a run: command; a uses: action "
+                                                "says ok or not itself", at_key=True, code="expect")
+    if step.expect.matches is not None:
+        try:
+            re.compile(step.expect.matches)
+        except re.error as exc:
+            yield doc.problem(path + ("matches",), f"invalid regular expression: {exc}", code="regex")
+    overlap = sorted(set(step.expect.findings) & (set(step.not_yet or ()) | set(step.broken)))
+    if overlap:
+        yield doc.problem(path + ("findings",), f"exit status {overlap[0]} is a finding and also listed under "
+                                                f"{'not_yet' if overlap[0] in (step.not_yet or ()) else 'broken'}:; "
+                                                "give it one meaning", code="expect")
 
 
 def _include(doc, pb: Playbook, step: Step, index: _Index):

@@ -68,6 +68,23 @@ class Option(NamedTuple):
     when: When | None = None
 
 
+class Expect(NamedTuple):
+    """What a command's output must say for its step to pass (or its wait to hold): the value read
+    (the JSON path's, else the whole output, trimmed) meets every test; `findings` are exit
+    statuses that report what was looked for (git fsck's 1), an answer rather than a failure."""
+
+    json: str | None = None
+    equals: str | float | None = None
+    matches: str | None = None
+    above: float | None = None
+    below: float | None = None
+    findings: tuple[int, ...] = ()
+
+    @property
+    def tests(self) -> When:
+        return When(self.equals, self.matches, self.above, self.below)
+
+
 class Capture(NamedTuple):
     """A value taken from a step's output: the one group of `regex`, or the `json` path's value."""
 
@@ -150,6 +167,7 @@ class Step(NamedTuple):
     prometheus: MetricCheck | None = None  # a wait's or verify's check on a Prometheus query (metric_checks.py)
     parameter: str | None = None  # an ask step: the parameter whose value it asks for
     when: When | None = None  # the step runs only when this holds; else it is skipped, saying why
+    expect: Expect | None = None  # what its command's output must say (engine/expectations.py)
 
     @property
     def automated(self) -> bool:
@@ -416,6 +434,8 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
                     if "prometheus" in raw else None),
         parameter=raw.get("parameter"),
         when=_when(raw.get("when")),
+        expect=Expect(**{**raw["expect"], "findings": tuple(raw["expect"].get("findings", ()))})
+        if "expect" in raw else None,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from runbook.catalog import preview
-from runbook.catalog.captures import describe_condition
+from runbook.catalog.captures import describe_condition, describe_when
 from runbook.catalog.document import Document
 from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
@@ -195,6 +195,12 @@ def _step_line(step: Step, number: int, pb: Playbook | None) -> str:
         extras.append(f"hands off to playbook {step.playbook}")
     if step.kind == "ask":
         extras.append(f"asks for {step.parameter}")
+    if step.expect is not None:
+        tests = describe_when(step.expect.tests)
+        if tests or step.expect.json:
+            extras.append(f"expects {step.expect.json or 'output'} {tests or 'present'}")
+        if step.expect.findings:
+            extras.append(f"exit status {', '.join(map(str, step.expect.findings))} is a finding")
     if step.when is not None and step.when.subject:
         extras.append(f"only when {describe_condition(step.when)}")
     if step.procedure and step.kind != "include":

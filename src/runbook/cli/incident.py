@@ -455,7 +455,11 @@ def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, valu
     else:
         events = service.command("run", incident_id, actor, step)
     _print_events(events, as_json)
-    if action == "run" and any(e.type in ("action_finished", "check_polled") and not e.record.ok for e in events):
+    # by the step's outcome: a finding (expect:) is done, not failed; output not as expected fails
+    done = {e.record.step for e in events if e.type == "step_completed"}
+    if action == "run" and any(e.type == "step_failed" or (e.type in ("action_finished", "check_polled")
+                                                           and not e.record.ok and e.record.step not in done)
+                               for e in events):
         raise click.exceptions.Exit(4)
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from runbook.catalog import captures
 from runbook.catalog.models import FAIL, KEEP_POLLING, Step
-from runbook.engine import answers, approvals, texts, waits
+from runbook.engine import answers, approvals, expectations, texts, waits
 from runbook.engine import owner as owners
 from runbook.engine.clock import iso, parse
 from runbook.engine.events import (
@@ -207,7 +207,10 @@ class Effects:
                 out += answers.recorded(state, step, result.output)
             if state.resolved or state.current.get(step.track) != step.id:
                 return out  # resolved or moved on while it ran: record the outcome only
-            outcome = Done(result.summary) if result.ok else Failed(result.summary, automated=True)
+            ok, summary = result.ok, result.summary
+            if step.expect is not None:  # passes by what it printed (and findings), not only by its exit status
+                ok, summary = expectations.judge(step, result.ok, result.exit_code, result.output, result.summary)[:2]
+            outcome = Done(summary) if ok else Failed(summary, automated=True)
             return out + finish(state, step, outcome, values=answers.values(out))
         return events + self.command(incident, actor, build)
 

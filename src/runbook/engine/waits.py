@@ -7,6 +7,7 @@ Pure: the engine's effects and timers ask; nothing here runs or records anything
 from __future__ import annotations
 
 from runbook.catalog.models import Step
+from runbook.engine import expectations
 
 DEFAULT_POLL = 30  # seconds between polls when a wait says no every:
 DEFAULT_POLL_TIMEOUT_CAP = 60  # without poll_timeout:, one poll may run as long as the interval, at most this
@@ -66,7 +67,12 @@ def classify(step: Step, result, failures=()) -> str:
     broken. A uses: action that answered "not ok" is not yet (its status is its own, an HTTP code
     say); one that could not run (no plugin provides it, its plugin raised or hung) is broken.
     """
-    if result is not None and result.ok:
+    if step.expect is not None and result is not None and not failures and result.handler \
+            and result.handler != "runbook":
+        judged = expectations.judge(step, result.ok, result.exit_code, result.output, result.summary)
+        if judged.answered:  # the command answered: what it printed says whether the condition holds
+            return HOLDS if judged.passed else NOT_YET
+    elif result is not None and result.ok:
         return HOLDS
     if result is None or failures or not result.handler or result.handler == "runbook":
         return BROKEN
