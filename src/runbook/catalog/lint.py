@@ -676,6 +676,19 @@ def _wait_fields(doc, step: Step):
     path = step.path
     raw = doc.source.locate_value(path)
     given = set(raw) if isinstance(raw, dict) else set()
+    if step.on_no_data is not None and step.prometheus is None:
+        yield doc.problem(path + ("on_no_data",), "on_no_data: says what a prometheus: query with no series means, "
+                                                  "but this wait has no prometheus:", at_key=True)
+    if step.wait_alert:
+        other = [name for name in ("run", "uses", "prometheus", "for") if name in given]
+        if other:
+            yield doc.problem(path + (other[0],), f"alert: waits on the incident's own alert, but this wait also has "
+                                                  f"{other[0]}:; a wait waits on one thing", at_key=True)
+        for name in POLLING_ONLY:
+            if name in given and name not in ("timeout", "on_timeout"):
+                yield doc.problem(path + (name,), f"{name}: applies to a wait that polls; alert: resolved polls "
+                                                  "nothing (only timeout: and on_timeout: apply)", at_key=True)
+        return
     if step.automated and "for" in given:
         yield doc.problem(path + ("for",), "for: makes a plain timed wait, but this wait polls (run:, uses: or "
                                            "prometheus:); a wait that polls gives up after timeout:", at_key=True)

@@ -168,6 +168,8 @@ class Step(NamedTuple):
     parameter: str | None = None  # an ask step: the parameter whose value it asks for
     when: When | None = None  # the step runs only when this holds; else it is skipped, saying why
     expect: Expect | None = None  # what its command's output must say (engine/expectations.py)
+    wait_alert: str | None = None  # a wait on the incident's own alert: "resolved"
+    on_no_data: str | None = None  # what a prometheus: wait's "no data" means: holds, not-yet or broken
 
     @property
     def automated(self) -> bool:
@@ -436,6 +438,8 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         when=_when(raw.get("when")),
         expect=Expect(**{**raw["expect"], "findings": tuple(raw["expect"].get("findings", ()))})
         if "expect" in raw else None,
+        wait_alert=raw.get("alert"),
+        on_no_data=raw.get("on_no_data"),
     )
 
 

@@ -205,13 +205,18 @@ def _step_line(step: Step, number: int, pb: Playbook | None) -> str:
         extras.append(f"only when {describe_condition(step.when)}")
     if step.procedure and step.kind != "include":
         extras.append(f"from procedure {step.procedure}")
-    if step.kind == "wait" and step.wait_time is not None:
+    if step.kind == "wait" and step.wait_alert:
+        extras.append("waits until the incident's alert resolves"
+                      + (f", for up to {format_duration(step.timeout)}" if step.timeout else ""))
+    elif step.kind == "wait" and step.wait_time is not None:
         extras.append(f"timed wait: due {format_duration(step.wait_time)} after it starts")
     elif step.kind == "wait":
         backoff = f", backing off ×{step.backoff:g} up to {format_duration(step.max_every)}" if step.backoff != 1 and \
             step.max_every else ""
         extras.append(f"poll every {format_duration(step.every or 30)}{backoff} for up to "
                       f"{format_duration(step.timeout or 0)}")
+        if step.on_no_data:
+            extras.append(f"no data means {step.on_no_data}")
         if step.on_broken not in ("keep-polling", None):
             extras.append(f"a broken check → {step.on_broken}")
     if step.mitigates:

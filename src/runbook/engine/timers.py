@@ -159,6 +159,10 @@ def _pending(state: IncidentState) -> list[Timer]:
                     timers.append(Timer(run.started_at + _delta(step.wait_time), 3, "wait_due",
                                         {"step": step.id, "attempt": run.attempt}))
                 continue
+            if step.wait_alert:  # fires when the alert's source says so (engine.alert_state); only its timeout here
+                if step.timeout:
+                    timers.append(Timer(run.started_at + _delta(step.timeout), 3, "wait_timeout", {"step": step.id}))
+                continue
             if not step.automated:
                 continue
             next_poll = run.started_at + _delta(waits.offset(step, run.polls + 1))

@@ -32,6 +32,9 @@ from runbook.engine.events import (
 )
 from runbook.engine.state import FAILED, IncidentState
 
+ALERT_RESOLVED_BEFORE = "the alert had already resolved"
+ALERT_RESOLVED = "the alert resolved at its source"
+
 
 class Done(NamedTuple):
     outcome: str = ""
@@ -106,6 +109,10 @@ def start(state: IncidentState, track: Track, target: str, values: dict | None =
         step = state.playbook.step(target)
         out.append(StepStarted(target, track.id, state.steps[target].attempt + 1))
         why = conditions.unmet(state, step.when, values)
+        if why is None and step.wait_alert and not state.alert_firing:  # what it waits for has happened
+            out.append(StepCompleted(target, track.id, ALERT_RESOLVED_BEFORE))
+            target = default_next(track, step)
+            continue
         if why is None:
             return out
         out.append(StepSkipped(target, track.id, f"when: {why}"))

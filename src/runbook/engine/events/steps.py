@@ -199,6 +199,8 @@ class CheckPolled(EventRecord):
         """The poll in words: "allocations=2; exit status 1, not yet"; a broken check says why."""
         if self.kind == "broken":
             return f"check broken — {self.summary}"
+        if self.kind == "no-data":  # its own outcome: the wait's on_no_data: said what it means (ok: holds)
+            return f"no data{', holds' if self.ok else ''} — {self.summary}"
         verdict = "holds" if self.kind == "holds" else "not yet"
         return f"{self.seen}, {verdict}" if self.seen else f"{verdict} — {self.summary}"
 
