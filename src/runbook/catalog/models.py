@@ -91,6 +91,7 @@ class Capture(NamedTuple):
     name: str
     regex: str | None = None
     json: str | None = None
+    suggest: str = ""  # what to do when it finds nothing, shown with the miss
 
 
 class AnswerFrom(NamedTuple):
@@ -417,7 +418,8 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         template=raw.get("template"),
         cwd=raw.get("cwd"),
         env=dict(raw.get("env", {})),
-        captures=tuple(Capture(name, c.get("regex"), c.get("json")) for name, c in raw.get("capture", {}).items()),
+        captures=tuple(Capture(name, c.get("regex"), c.get("json"), c.get("suggest", ""))
+                       for name, c in raw.get("capture", {}).items()),
         answer_from=AnswerFrom(raw["from"]["step"], raw["from"].get("capture"), raw["from"].get("exit_code", False))
         if "from" in raw else None,
         backoff=raw.get("backoff", 1),

@@ -60,7 +60,8 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
                      f"{ended}")
     if state.parameters:
         lines.append("  parameters: " + ", ".join(f"{one_line(name)}={one_line(value)}"
-                                                 f" ({state.parameter_sources.get(name, '?')})"
+                                                 f" ({state.parameter_sources.get(name, '?')}"
+                                                 f"{', stale' if name in state.stale else ''})"
                                                  for name, value in state.parameters.items()))
     if state.labels:
         lines.append("  alert labels: " + one_line(", ".join(f"{k}={v}" for k, v in state.labels.items())))

@@ -25,7 +25,8 @@ def recorded(state: IncidentState, step: Step, output: str) -> list[EventRecord]
     out: list[EventRecord] = []
     if values:
         out.append(ParametersSet(values, {name: CAPTURE + step.id for name in values}))
-    out += [CaptureMissed(step.id, c.name, c.why) for c in taken if c.value is None]
+    suggestions = {c.name: c.suggest for c in step.captures}
+    out += [CaptureMissed(step.id, c.name, c.why, suggestions.get(c.name, "")) for c in taken if c.value is None]
     return out
 
 

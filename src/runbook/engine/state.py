@@ -152,6 +152,7 @@ class IncidentState:
     parameters: dict = field(default_factory=dict)  # name -> value, as set at open or since
     parameter_sources: dict = field(default_factory=dict)  # name -> param, label, form or default
     labels: dict = field(default_factory=dict)  # the alert labels given at open (when: {label: ...} reads them)
+    stale: dict = field(default_factory=dict)  # parameter -> why its value is stale (a later capture of it missed)
     steps: dict[str, StepState] = field(default_factory=dict)
     current: dict[str, str | None] = field(default_factory=dict)  # track -> current step id (None: finished)
     runs: list[StepRun] = field(default_factory=list)

@@ -56,9 +56,16 @@ def mode(state: IncidentState) -> str:
     return STRICT if state.playbook.templated else PLAIN
 
 
+def current(state: IncidentState) -> dict:
+    """The parameters' values that may be used: not those a later capture missed (stale)."""
+    if not state.stale:
+        return state.parameters
+    return {name: value for name, value in state.parameters.items() if name not in state.stale}
+
+
 def values(state: IncidentState, step: Step | None = None, now: datetime | None = None) -> dict:
     """Every name a template of `step` may use; a `with:` value that cannot be filled is left out."""
-    out = {**builtins(state, now), **state.parameters}
+    out = {**builtins(state, now), **current(state)}
     if step is not None and step.params:
         base = dict(out)
         for name, value in step.params.items():
@@ -84,7 +91,7 @@ def text(state: IncidentState, template: str | None, step: Step | None = None, n
 
 def params(state: IncidentState, step: Step, now: datetime | None = None) -> dict:
     """The `with:` values a plugin action gets, rendered (CommandError if one cannot be)."""
-    known = {**builtins(state, now), **state.parameters}
+    known = {**builtins(state, now), **current(state)}
     out = {}
     for name, value in step.params.items():
         out[name] = _render(state, step, f"with: {name}", value, known) if isinstance(value, str) else value
@@ -96,7 +103,7 @@ def command(state: IncidentState, step: Step, now: datetime | None = None) -> Co
     known = values(state, step, now)
     for name, value in step.params.items():  # a with: value that did not render: say why, here
         if isinstance(value, str) and name not in known:
-            _render(state, step, f"with: {name}", value, {**builtins(state, now), **state.parameters})
+            _render(state, step, f"with: {name}", value, {**builtins(state, now), **current(state)})
     try:
         argv = render_argv(step.run or (), known, mode(state))
     except TemplateError as exc:
@@ -159,6 +166,9 @@ def _render(state, step, where, template, known) -> str:
 
 
 def _why(state: IncidentState, step: Step, where: str, exc: TemplateError, verb: str = "run") -> str:
+    if exc.name in state.stale:
+        return (f"step '{step.id}' not {verb}: {{{exc.name}}} is stale: {state.stale[exc.name]}; run that step "
+                f"again, or set it with `runbook incident param {state.id} {exc.name}=VALUE`")
     by = state.playbook.captures.get(exc.name or "")
     if by and exc.name not in state.parameters:
         steps = " or ".join(f"'{s}'" for s in by)
