@@ -32,6 +32,7 @@ from runbook.catalog.problems import WARNING, Problem
 from runbook.catalog.procedures import prefixed
 from runbook.catalog.templates import BUILTINS, PLAIN, STRICT, TemplateError, fields, go_template_misuse
 from runbook.catalog.validate import did_you_mean
+from runbook.text import one_line
 
 
 class _Index:
@@ -581,6 +582,18 @@ def _captures(doc, pb: Playbook, step: Step):
                 yield doc.problem(base + ("regex",), f"the regex '{capture.regex}' has {count} groups; a capture "
                                                      "takes exactly one group, the value (write (?:...) for a group "
                                                      "that only groups)", code="capture")
+        if capture.jmespath is not None:
+            import jmespath  # on first use: most catalogs have no JMESPath capture
+            from jmespath.exceptions import JMESPathError
+
+            try:
+                jmespath.compile(capture.jmespath)
+            except JMESPathError as exc:
+                why = str(exc).splitlines()[0].removeprefix("Invalid jmespath expression: ").rstrip(":")
+                where = getattr(exc, "lex_position", None)
+                yield doc.problem(base + ("jmespath",), f"invalid JMESPath expression: {one_line(why)}"
+                                                        + (f" at character {where}" if where is not None else ""),
+                                  code="capture")
     if step.captures and not step.automated:
         yield doc.problem(step.path + ("capture",), "capture: reads the output of run: or uses:, but this step "
                                                     "has neither", at_key=True, code="capture")

@@ -92,6 +92,7 @@ class Capture(NamedTuple):
     regex: str | None = None
     json: str | None = None
     suggest: str = ""  # what to do when it finds nothing, shown with the miss
+    jmespath: str | None = None  # the output read as JSON, selected with this JMESPath expression
 
 
 class AnswerFrom(NamedTuple):
@@ -418,7 +419,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         template=raw.get("template"),
         cwd=raw.get("cwd"),
         env=dict(raw.get("env", {})),
-        captures=tuple(Capture(name, c.get("regex"), c.get("json"), c.get("suggest", ""))
+        captures=tuple(Capture(name, c.get("regex"), c.get("json"), c.get("suggest", ""), c.get("jmespath"))
                        for name, c in raw.get("capture", {}).items()),
         answer_from=AnswerFrom(raw["from"]["step"], raw["from"].get("capture"), raw["from"].get("exit_code", False))
         if "from" in raw else None,
