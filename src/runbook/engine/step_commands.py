@@ -271,7 +271,7 @@ class StepCommands:
     def run(self, incident: str, actor: str, step_id: str | None = None, expect: str | None = None) -> list[Event]:
         """Run the current step's automation (run: or uses:) and record the outcome. `expect`: the
         command line the responder confirmed (as `texts.shown_command` renders it); refused when
-        it would now run another (a command using {elapsed} is compared without it)."""
+        it would now run another (a command using a built-in of time, {elapsed}, is compared without it)."""
         state = self.state(incident)
         step = self._current(state, step_id)
         if not step.automated:
@@ -279,7 +279,8 @@ class StepCommands:
         self._approved(state, step)
         if expect is not None and step.run is not None:
             now = texts.shown_command(state, step, self.clock.now())
-            if expect not in (now, one_line(now)) and not any("{elapsed}" in str(part) for part in step.run):
+            timed = any(f"{{{name}}}" in str(part) for name in texts.TIMED for part in step.run)
+            if expect not in (now, one_line(now)) and not timed:
                 raise CommandError(f"not run: step '{step.id}' would now run `{now}`, not the `{expect}` "
                                    "that was confirmed; look again")
         roles.refuse_if_waiting(state, step)

@@ -2,7 +2,8 @@
 
 The values are the incident's parameters, the step's `with:` (itself rendered from the
 parameters and built-ins), the holders of the playbook's roles ({commander}: who holds the role
-commander now), and the built-ins {incident}, {title}, {severity}, {service}, {playbook}, {elapsed}.
+commander now), and the built-ins {incident}, {title}, {severity}, {service}, {playbook}, {elapsed}, {duration},
+{opened_at} and {now}.
 What the screen shows before approval is `command()` joined with shlex.join, and what runs is the
 same `command()`: shown is what runs.
 
@@ -40,15 +41,21 @@ class Untimed:
 UNTIMED = Untimed()
 
 
+TIMED = ("elapsed", "duration", "now")  # the built-ins that change with time alone
+
+
 def builtins(state: IncidentState, now: datetime | Untimed | None) -> dict:
     opened = state.opened_at
-    if now is UNTIMED:
-        elapsed = "‹elapsed›"
-    else:
-        elapsed = format_duration(round((now - opened).total_seconds())) if now and opened else "0s"
     holders = {role: person for role, person in state.holders.items() if role in state.playbook.roles}
-    return {**holders, "incident": state.id, "title": state.title, "severity": state.severity,
-            "service": state.service, "playbook": state.playbook.id, "elapsed": elapsed}
+    out = {**holders, "incident": state.id, "title": state.title, "severity": state.severity,
+           "service": state.service, "playbook": state.playbook.id,
+           "opened_at": f"{opened:%Y-%m-%d %H:%M} UTC" if opened else "‹opened_at›"}
+    if now is UNTIMED:
+        return {**out, **{name: f"‹{name}›" for name in TIMED}}
+    # the incident's clock stops at resolve: a follow-up message says how long it lasted, not how long ago
+    until = min(now, state.resolved_at) if now and state.resolved_at else now
+    elapsed = format_duration(round((until - opened).total_seconds())) if until and opened else "0s"
+    return {**out, "elapsed": elapsed, "duration": elapsed, "now": f"{now:%Y-%m-%d %H:%M} UTC" if now else "‹now›"}
 
 
 def mode(state: IncidentState) -> str:
