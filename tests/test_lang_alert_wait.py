@@ -59,7 +59,8 @@ def test_an_alert_already_resolved_completes_the_wait_when_it_starts(world):
     engine, _ = world
     iid = engine.open("turn-drain", "ana").id
     engine.alert_resolved(iid, "alertmanager")
-    assert done(engine.complete(iid, "ana", "step-1")) == [("step-1", ""), ("cleared", "the alert had already resolved")]
+    assert done(engine.complete(iid, "ana", "step-1")) == [("step-1", ""),
+                                                           ("cleared", "the alert had already resolved")]
 
 
 def test_the_alert_wait_times_out_to_its_on_timeout_step(world):
