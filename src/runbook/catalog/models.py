@@ -288,6 +288,8 @@ class Role(NamedTuple):
     id: str
     title: str
     summary: str = ""
+    many: bool = False  # held by several people at once; assigning adds one
+    enforced: bool = False  # its steps are worked only by a holder
 
 
 class SeverityFrom(NamedTuple):
@@ -491,7 +493,8 @@ def build_playbook(data: dict) -> Playbook:
                                    {str(k): v for k, v in severity_from["map"].items()}) if severity_from else None,
         escalation_by_severity=by_severity,
         on_alert_resolved=data.get("on_alert_resolved", "record"),
-        roles={rid: Role(rid, r["title"], r.get("summary", "")) for rid, r in data.get("roles", {}).items()},
+        roles={rid: Role(rid, r["title"], r.get("summary", ""), r.get("many", False), r.get("enforced", False))
+               for rid, r in data.get("roles", {}).items()},
         symptoms=tuple(
             Symptom(
                 id=s["id"],

@@ -148,6 +148,7 @@ class IncidentState:
     resolved_by_handoff: str | None = None  # resolved by a handoff step: the incident that carries on
     closed_at: datetime | None = None  # the follow-up phase finished (or was closed by hand)
     holders: dict = field(default_factory=dict)  # role id -> who holds it now (role_assigned events)
+    members: dict = field(default_factory=dict)  # role held by several (many: true) -> its holders, in order
     signals: dict = field(default_factory=dict)  # signal name -> (who gave it, when)
     parameters: dict = field(default_factory=dict)  # name -> value, as set at open or since
     parameter_sources: dict = field(default_factory=dict)  # name -> param, label, form or default

@@ -42,7 +42,8 @@ class StepCommands:
                                 f"{did_you_mean(step_id, [s.id for s in pb.steps])}") from None
         return step
 
-    def _current(self, state: IncidentState, step_id: str | None) -> Step:
+    def _current(self, state: IncidentState, step_id: str | None, actor: str | None = None) -> Step:
+        """The named (or first) current step; with `actor`, one they may work (an enforced role's: a holder)."""
         if step_id is None and not state.in_followup:
             self.require_live(state)  # "resolved" says more than "no current step"
         step = self._step(state, step_id)
@@ -51,6 +52,8 @@ class StepCommands:
             now = state.current.get(step.track)
             where = f"the current step of that track is '{now}'" if now else "that track is finished"
             raise CommandError(f"step '{step.id}' is not current; {where}")
+        if actor is not None:
+            roles.refuse_if_not_holder(state, step, actor)
         return step
 
     @staticmethod
@@ -68,7 +71,7 @@ class StepCommands:
         step records `value`, the answer, as its parameter's value."""
         check_size("the outcome", outcome)
         state = self.state(incident)
-        step = self._current(state, step_id)
+        step = self._current(state, step_id, actor)
         roles.refuse_if_waiting(state, step)
         if step.kind == "ask":
             return self._answer(incident, actor, step, value, outcome)
@@ -93,7 +96,7 @@ class StepCommands:
                                   else f"{step.degradation} was not applied; nothing to restore")
 
         def build(state):
-            current = self._current(state, step.id)
+            current = self._current(state, step.id, actor)
             self._approved(state, current)
             roles.refuse_if_waiting(state, current)
             return finish(state, current, Done(outcome, self.clock.now()))  # a communicate step posts now
@@ -108,7 +111,7 @@ class StepCommands:
                                f"`runbook incident step {incident} {step.id} --done --value VALUE`")
 
         def build(state):
-            current = self._current(state, step.id)
+            current = self._current(state, step.id, actor)
             self._approved(state, current)
             roles.refuse_if_waiting(state, current)
             checked = parameters.check(state.playbook, name, value.strip(), "ask")
@@ -153,7 +156,7 @@ class StepCommands:
         check_size("the reason", reason)
 
         def build(state):
-            step = self._current(state, step_id)
+            step = self._current(state, step_id, actor)
             return finish(state, step, Skipped(reason))
         return self.command(incident, actor, build)
 
@@ -161,7 +164,7 @@ class StepCommands:
         check_size("the reason", reason)
 
         def build(state):
-            step = self._current(state, step_id)
+            step = self._current(state, step_id, actor)
             if state.steps[step.id].status == FAILED:
                 raise CommandError(f"step '{step.id}' has already failed; complete it to retry or skip it")
             return finish(state, step, Failed(reason or "failed"))
@@ -173,7 +176,7 @@ class StepCommands:
         suggests (`suggested`); the record says whether the choice followed the suggestion. An
         option that applies a degradation flips its flags (`expect` as for `complete`)."""
         state = self.state(incident)
-        step = self._current(state, step_id)
+        step = self._current(state, step_id, actor)
         if step.kind not in ("decision", "choose"):
             raise CommandError(f"step '{step.id}' is a {step.kind} step, not a decision")
         roles.refuse_if_waiting(state, step)
@@ -191,7 +194,7 @@ class StepCommands:
             return self.effects.flip(incident, actor, chosen.degradation, "apply", step.id, index, expect=expect)
 
         def build(state):
-            self._current(state, step.id)
+            self._current(state, step.id, actor)
             self._approved(state, step)
             roles.refuse_if_waiting(state, step)
             hint = answers.suggestion(state, step)
@@ -273,7 +276,7 @@ class StepCommands:
         command line the responder confirmed (as `texts.shown_command` renders it); refused when
         it would now run another (a command using a built-in of time, {elapsed}, is compared without it)."""
         state = self.state(incident)
-        step = self._current(state, step_id)
+        step = self._current(state, step_id, actor)
         if not step.automated:
             raise CommandError(f"step '{step.id}' has nothing to run; complete it when done")
         self._approved(state, step)
