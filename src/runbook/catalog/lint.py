@@ -353,6 +353,10 @@ def _escalation_refs(doc: Document, index: _Index):
     """`escalation:` is one policy id, or {SEVERITY: POLICY, ..., default: POLICY}; left out, no
     severity the playbook can run at may page."""
     raw = doc.data.get("escalation")
+    if raw is None and doc.data.get("page_label"):
+        yield doc.problem(("page_label",), "page_label: may make any severity page, so the playbook needs "
+                                           "escalation: POLICY", at_key=True, code="reference")
+        return
     if raw is None:
         paging = [level for level in _severities_run_at(doc.data) if index.pages.get(level)]
         if paging:

@@ -324,6 +324,7 @@ class Playbook:
     parameters: dict = field(default_factory=dict)  # name -> Parameter
     templated: bool = False  # declares parameters:, so every text is a template (catalog/templates.py)
     on_alert_resolved: str = "record"  # what `runbook serve` does when the alert resolves: record or resolve
+    page_label: str | None = None  # the alert label whose true/false decides whether it pages (else the severity)
 
     @cached_property
     def steps(self) -> tuple[Step, ...]:
@@ -493,6 +494,7 @@ def build_playbook(data: dict) -> Playbook:
                                    {str(k): v for k, v in severity_from["map"].items()}) if severity_from else None,
         escalation_by_severity=by_severity,
         on_alert_resolved=data.get("on_alert_resolved", "record"),
+        page_label=data.get("page_label"),
         roles={rid: Role(rid, r["title"], r.get("summary", ""), r.get("many", False), r.get("enforced", False))
                for rid, r in data.get("roles", {}).items()},
         symptoms=tuple(
@@ -561,6 +563,7 @@ class SeverityLevel(NamedTuple):
     tier: str | None = None
     pages: bool = True
     pager_severity: str | None = None  # critical, error, warning or info; None: by rank (Snapshot.pager_severity)
+    urgency: str | None = None  # high or low, sent to the pager; None: high when it pages
 
 
 class SeverityPolicy(NamedTuple):
@@ -588,6 +591,7 @@ def build_severity_policy(data: dict) -> SeverityPolicy:
                 tier=lv.get("tier"),
                 pages=lv.get("pages", True),
                 pager_severity=lv.get("pager_severity"),
+                urgency=lv.get("urgency"),
             )
             for lv in data["levels"]
         ),

@@ -212,6 +212,10 @@ def _escalation_line(state, now: datetime) -> str:
         return f"next escalation: level {nxt.data['level']} {_in((nxt.at - now).total_seconds())}"
     if esc.by_pager and esc.paged and not (state.acknowledged_at or state.resolved):
         return "escalation: by the pager (runbook paged level 1; the pager's own policy pages the rest)"
+    by_label = timers.paging_label(state)
+    if not esc.highest and by_label is False and not state.resolved:
+        label = state.playbook.page_label
+        return f"escalation: label {one_line(label)}={one_line(state.labels.get(label, ''))} says not to page"
     if not esc.highest:
         return "" if timers.pages(state) or state.resolved else f"escalation: {one_line(state.severity)} does not page"
     if state.acknowledged_at:

@@ -107,6 +107,13 @@ class Snapshot:
             return level.pager_severity
         return PAGER_SEVERITIES[min(self.rank(severity), len(PAGER_SEVERITIES) - 1)]
 
+    def urgency(self, severity: str) -> str:
+        """The urgency a pager gets for `severity`: the level's urgency:, else high when it pages."""
+        level = self.level(severity)
+        if level is not None and level.urgency:
+            return level.urgency
+        return "high" if level is None or level.pages else "low"
+
     def rank(self, severity: str) -> int:
         """0 is the most severe level; unknown levels rank last."""
         for index, level in enumerate(self.levels):

@@ -32,7 +32,21 @@ def _delta(seconds) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+TRUE, FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def paging_label(state: IncidentState) -> bool | None:
+    """What the playbook's page_label: says, from the labels recorded at open: True pages, False
+    does not, None when it has no such label (or a value that is neither): the severity decides."""
+    name = state.playbook.page_label
+    value = str(state.labels.get(name, "")).strip().lower() if name else ""
+    return True if value in TRUE else False if value in FALSE else None
+
+
 def pages(state: IncidentState) -> bool:
+    by_label = paging_label(state)
+    if by_label is not None:
+        return by_label
     level = state.snapshot.level(state.severity)
     return level is None or level.pages
 
