@@ -69,9 +69,9 @@ def _option(state, option) -> str:
 
 
 def _ask(state, step) -> tuple:
-    """An ask step's (what it asks, the parameter, its value now); empty for other steps."""
+    """An ask step's (what it asks, the parameter, its value now); nothing for other steps."""
     if step.kind != "ask":
-        return ()
+        return "", None, None
     value = state.parameters.get(step.parameter)
     return (one_line(texts.asked(state, step)), state.playbook.parameters.get(step.parameter),
             None if value is None else one_line(value))
@@ -129,7 +129,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 tuple(_maybe(o.degradation) for o in step.options),
                 " · ".join(one_line(x) for x in (step.channel, step.audience) if x), one_line(stale),
                 _covers(run, stale, gate), approvals.digest(gate) if gate is not None else "",
-                *_ask(state, step)))
+                *_ask(state, step), step.compose))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:

@@ -172,6 +172,7 @@ class Step(NamedTuple):
     expect: Expect | None = None  # what its command's output must say (engine/expectations.py)
     wait_alert: str | None = None  # a wait on the incident's own alert: "resolved"
     on_no_data: str | None = None  # what a prometheus: wait's "no data" means: holds, not-yet or broken
+    compose: bool = False  # a communicate step whose message the responder writes when posting it
 
     @property
     def automated(self) -> bool:
@@ -446,6 +447,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         if "expect" in raw else None,
         wait_alert=raw.get("alert"),
         on_no_data=raw.get("on_no_data"),
+        compose=raw.get("compose", False),
     )
 
 

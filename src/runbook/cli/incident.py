@@ -431,10 +431,13 @@ def escalate(ctx: Context, incident_id, actor, as_json):
 @click.option("--outcome", default="", help="What was found (with --done) or what went wrong (with --fail).")
 @click.option("--value", default=None, help="With --done on an ask step: the answer, recorded as its parameter's "
                                             "value (asked for at a prompt when left out on a terminal).")
+@click.option("--message", default=None, help="With --done on a communicate step with compose: true: the message to "
+                                              "post, as written (asked for at a prompt, the template as the draft, "
+                                              "when left out on a terminal).")
 @actor_option
 @json_option()
 @click.pass_obj
-def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, value, actor, as_json):
+def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, value, message, actor, as_json):
     """Complete, skip, fail or run STEP (default: the current step of the main track).
 
     With --run, exit status 4 when the action (or a wait step's check) failed or timed out; what
@@ -447,12 +450,16 @@ def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, valu
         raise UsageError("say what happened to the step: --done, --skip REASON, --fail or --run")
     if value is not None and chosen != ["done"]:
         raise UsageError("--value answers an ask step: give it with --done")
+    if message is not None and chosen != ["done"]:
+        raise UsageError("--message is the text a compose step posts: give it with --done")
     service = ctx.engine_service()
     action = chosen[0]
     if action == "done":
         if value is None and sys.stdin.isatty():
             value = _prompt_for_answer(service, incident_id, step)
-        events = service.command("complete", incident_id, actor, step, outcome=outcome, value=value)
+        if message is None and sys.stdin.isatty():
+            message = _prompt_for_message(service, incident_id, step)
+        events = service.command("complete", incident_id, actor, step, outcome=outcome, value=value, message=message)
     elif action == "skip":
         events = service.command("skip", incident_id, actor, step, reason)
     elif action == "fail":
@@ -539,6 +546,27 @@ def _prompt_for_answer(service, incident_id: str, step_id: str | None) -> str | 
         return value
     echo(f"{one_line(title)}: {one_line(what)}")
     return click.prompt("value", default=current, show_default=current is not None, value_proc=fits)
+
+
+def _prompt_for_message(service, incident_id: str, step_id: str | None) -> str | None:
+    """On a terminal, the message a compose: true step posts, typed at a prompt offering the draft
+    (its template, filled as far as it can be); None for other steps."""
+    def compose_step(engine):
+        state = engine.state(incident_id)
+        chosen = step_id or next(iter(state.current_steps()), None)
+        if chosen is None or chosen not in {s.id for s in state.playbook.steps}:
+            return None
+        found = state.playbook.step(chosen)
+        if not found.compose:
+            return None
+        now = engine.clock.now()
+        return texts.text(state, found.title, found, now), texts.text(state, found.template or "", found, now)
+    question = service.read(compose_step)
+    if question is None:
+        return None
+    title, draft = question
+    echo(f"{one_line(title)}: write the message to post")
+    return click.prompt("message", default=one_line(draft) or None, show_default=bool(draft))
 
 
 def drafts(state, now) -> list[dict]:

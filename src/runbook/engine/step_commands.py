@@ -65,11 +65,15 @@ class StepCommands:
             raise CommandError(refused)
 
     def complete(self, incident: str, actor: str, step_id: str | None = None, outcome: str = "",
-                 expect: tuple[str, ...] | None = None, value: str | None = None) -> list[Event]:
+                 expect: tuple[str, ...] | None = None, value: str | None = None,
+                 message: str | None = None) -> list[Event]:
         """Finish a step by hand; a degrade or restore step flips its flags (`expect`: the lines of
         its plan the responder was shown, refused when the plan now says something else); an ask
-        step records `value`, the answer, as its parameter's value."""
+        step records `value`, the answer, as its parameter's value; a compose: true communicate
+        step posts `message`, the text the responder wrote."""
         check_size("the outcome", outcome)
+        if message is not None:
+            check_size("the message", message)
         state = self.state(incident)
         step = self._current(state, step_id, actor)
         roles.refuse_if_waiting(state, step)
@@ -77,6 +81,11 @@ class StepCommands:
             return self._answer(incident, actor, step, value, outcome)
         if value is not None:
             raise CommandError(f"step '{step.id}' is a {step.kind} step; only an ask step takes a value")
+        if message is not None and not step.compose:
+            raise CommandError(f"step '{step.id}' posts its template; only a step with compose: true takes a message")
+        if step.compose and not (message or "").strip():
+            raise CommandError(f"step '{step.id}' posts what you write: give the message, e.g. `runbook incident step "
+                               f"{incident} {step.id} --done --message TEXT`")
         if step.kind in ("decision", "choose"):
             options = ", ".join(f"{i}. {o.label}" for i, o in enumerate(step.options, 1))
             raise CommandError(f"step '{step.id}' is a {step.kind}; choose an option: {options}")
@@ -99,7 +108,8 @@ class StepCommands:
             current = self._current(state, step.id, actor)
             self._approved(state, current)
             roles.refuse_if_waiting(state, current)
-            return finish(state, current, Done(outcome, self.clock.now()))  # a communicate step posts now
+            text = message.strip() if message is not None else None
+            return finish(state, current, Done(outcome, self.clock.now(), text))  # a communicate step posts now
         return self.command(incident, actor, build)
 
     def _answer(self, incident: str, actor: str, step: Step, value: str | None, outcome: str) -> list[Event]:

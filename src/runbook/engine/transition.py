@@ -39,6 +39,7 @@ ALERT_RESOLVED = "the alert resolved at its source"
 class Done(NamedTuple):
     outcome: str = ""
     at: datetime | None = None  # when it is done: a communicate step's message is filled then ({elapsed})
+    text: str | None = None  # a compose: true communicate step: the message the responder wrote
 
 
 class Skipped(NamedTuple):
@@ -71,7 +72,9 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
         out.append(again(state, step))
     mitigates, applies = False, step.degradation if step.kind == "degrade" else None
     if isinstance(result, Done):
-        if step.kind == "communicate" and step.template:
+        if step.kind == "communicate" and result.text is not None:
+            out.append(posted(state, step, result.at, result.text))
+        elif step.kind == "communicate" and step.template:
             out.append(posted(state, step, result.at))
         out.append(StepCompleted(step.id, step.track, result.outcome))
         mitigates, target = step.mitigates, default_next(track, step)
@@ -123,12 +126,14 @@ def start(state: IncidentState, track: Track, target: str, values: dict | None =
     return out
 
 
-def posted(state: IncidentState, step: Step, at: datetime | None) -> MessagePosted:
+def posted(state: IncidentState, step: Step, at: datetime | None, written: str | None = None) -> MessagePosted:
     """The message a communicate step posts, filled as it goes out and recorded as posted; a value
-    that cannot be filled refuses the step (CommandError naming it and how to set it)."""
+    that cannot be filled refuses the step (CommandError naming it and how to set it). `written`:
+    the text the responder wrote at posting time (compose: true), recorded as it was."""
     followup = state.playbook.followup is not None and step.track == state.playbook.followup.id
-    return MessagePosted(step.id, texts.message(state, step, at), texts.text(state, step.title, step, at),
-                         step.channel or "", step.audience or "", "follow-up" if followup else "response")
+    text = written if written is not None else texts.message(state, step, at)
+    return MessagePosted(step.id, text, texts.text(state, step.title, step, at), step.channel or "",
+                         step.audience or "", "follow-up" if followup else "response", written is not None)
 
 
 def mitigation(state: IncidentState, step_id: str, degradation: str | None,

@@ -168,6 +168,7 @@ class MessagePosted(EventRecord):
     channel: str = ""
     audience: str = ""
     phase: str = "response"  # response or follow-up
+    written: bool = False  # the responder wrote it when posting (compose: true), not the template
 
     def fold(self, state, event):
         state.messages.append(event)
@@ -175,6 +176,12 @@ class MessagePosted(EventRecord):
     def describe(self):
         where = " · ".join(x for x in (self.channel, self.audience) if x)
         return f"message posted{f' to {where}' if where else ''} by step {self.step}: {self.text.strip()}"
+
+    def to_data(self) -> dict:
+        data = EventRecord.to_data(self)
+        if not self.written:  # stored as before messages could be written at posting time
+            del data["written"]
+        return data
 
 
 @record("check_polled")

@@ -16,19 +16,19 @@ class TextPrompt(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, placeholder: str = "", required: bool = False, optional: bool = False,
-                 detail: str = ""):
+                 detail: str = "", value: str = "", submit: str = "save"):
         super().__init__()
         self.title_text, self.placeholder, self.required = title, placeholder, required
-        self.optional, self.detail = optional, detail
+        self.optional, self.detail, self.value, self.submit = optional, detail, value, submit
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title", markup=False)  # quotes a step title
             if self.detail:
                 yield Static(self.detail, classes="dialog-detail", markup=False)
-            yield Input(placeholder=self.placeholder, id="prompt-input")
+            yield Input(value=self.value, placeholder=self.placeholder, id="prompt-input")
             yield Label("", id="prompt-error", classes="dialog-error")
-            enter = "go on (with or without a reason)" if self.optional else "save"
+            enter = "go on (with or without a reason)" if self.optional else self.submit
             yield Label(f"[b]Enter[/b] {enter}   [b]Esc[/b] cancel", classes="dialog-keys")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -431,6 +431,12 @@ class IncidentScreen(Screen):
                 lambda: self.send("complete", step.id, with_events=self._offer_linked)))
         elif step.kind == "ask":
             self.ask_answer(step)
+        elif step.compose:  # the responder writes the message now; the template is the draft
+            self.app.push_screen(dialogs.TextPrompt(f"Post “{step.title}”" + (f" to {step.post_to}" if step.post_to
+                                                                              else "") + ": write the message",
+                                                    "the message", required=True, value=step.template or "",
+                                                    submit="post"),
+                                 lambda text: text and self.send("complete", step.id, message=text))
         else:
             self.send("complete", step.id)
 
