@@ -77,3 +77,23 @@ def test_cli_assign_adds_and_show_lists_the_holders(rb):
     rb("incident", "step", iid, "--done")
     refused = rb("incident", "step", iid, "--done", "--as", "ana", expect=5)
     assert refused.count("\n") == 1 and "the playbook enforces it" in refused
+
+
+def test_simulated_responders_take_an_enforced_role_to_work_its_steps(tmp_path):
+    from runbook.drills.simulate import simulate
+
+    (tmp_path / "policies.yaml").write_text((CATALOG / "policies.yaml").read_text())
+    (tmp_path / "roles.yaml").write_text((CATALOG / "roles.yaml").read_text())
+    (tmp_path / "drill.yaml").write_text("""\
+apiVersion: runbook/v1
+kind: Drill
+id: failover-drill
+title: Fail the database over
+playbook: db-failover
+responders:
+  levels: [{answer: 1.0, ack: {distribution: fixed, mean: 1m}}]
+  steps: {default: {distribution: fixed, mean: 2m}}
+""")
+    catalog = load([str(tmp_path)])
+    summary = simulate(catalog, catalog.models("Drill")["failover-drill"], runs=2, seed=1)
+    assert summary["ttm"]["median"] == 60 + 2 * 120  # gather, then the DBA's failover

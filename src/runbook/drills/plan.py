@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from runbook.catalog.drill import Drill, Latency
-from runbook.drills.simulated import DEFAULT_STEP, MAX_STEPS, START, SimulatedPlugins, answer
+from runbook.drills.simulated import DEFAULT_STEP, MAX_STEPS, START, SimulatedPlugins, answer, take_role
 from runbook.engine import Engine, VirtualClock, approvals, timers
 from runbook.store import MemoryStore
 
@@ -145,6 +145,7 @@ def _walk(engine: Engine, drill: Drill, seconds: float):
             raise Unmodelled(f"a timer moves step {step.id} on")
         if step.approval and not approvals.approved(state, step):
             engine.approve(iid, step.approval.by, step.id)
+        take_role(engine, iid, state, step)
         if step.kind in ("decision", "choose"):
             engine.choose(iid, "simulation", str(profile.choices.get(step.id, 1)), step.id)
         else:
