@@ -123,6 +123,7 @@ class EscalationNotice(NamedTuple):
     round: int = 0
     pager_severity: str = "error"
     sandboxed: bool = False
+    urgency: str = "high"  # high or low: the severity level's urgency (a SeverityPolicy's urgency:)
 
     def to_dict(self) -> dict:
         return {**self._asdict(), "recipients": [r._asdict() for r in self.recipients]}

@@ -23,7 +23,18 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import checkpoint, integrity, learning, lifecycle, listing, opening, pages, roles, timers
+from runbook.engine import (
+    checkpoint,
+    integrity,
+    learning,
+    lifecycle,
+    listing,
+    opening,
+    pages,
+    roles,
+    timers,
+    transition,
+)
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, plugin_errors
 from runbook.engine.events import (
@@ -44,8 +55,9 @@ from runbook.engine.events.alerts import FIRING, RESOLVED
 from runbook.engine.lifecycle import drill_over
 from runbook.engine.limits import check_size
 from runbook.engine.opening import MissingParameters
+from runbook.engine.roles import waiting_for
 from runbook.engine.snapshot import Snapshot
-from runbook.engine.state import IncidentState
+from runbook.engine.state import ACTIVE, IncidentState
 from runbook.engine.step_commands import StepCommands
 from runbook.engine.ticks import fire_due
 from runbook.errors import CommandError, ReasonNeeded, RecordError
@@ -458,7 +470,13 @@ class Engine(StepCommands):
         def build(state):
             if state.alert_firing == (state_name == FIRING):
                 return []
-            return [AlertStateChanged(state_name, alert)]
+            out = [AlertStateChanged(state_name, alert)]
+            if state_name == RESOLVED and not state.resolved:  # a wait on it (alert: resolved) holds now
+                for step_id in state.current_steps():
+                    step = state.playbook.step(step_id)
+                    if step.wait_alert and state.steps[step_id].status == ACTIVE and waiting_for(state, step) is None:
+                        out += transition.finish(state, step, transition.Done(transition.ALERT_RESOLVED))
+            return out
         return self.command(incident, actor, build)
 
     def receive_alerts(self, alerts: list, actor: str = "alertmanager") -> list:

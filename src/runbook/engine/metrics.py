@@ -120,7 +120,7 @@ def export_json(state: IncidentState) -> dict:
     return {"incident": state.id, "playbook": state.playbook.id, "title": state.title, "severity": state.severity,
             "severity_source": state.severity_source, "status": state.status, "drill": state.drill,
             "parameters": dict(state.parameters), "parameter_sources": dict(state.parameter_sources),
-            "from_incident": state.from_incident,
+            "labels": dict(state.labels), "from_incident": state.from_incident,
             "handed_off_to": [{"step": step, "playbook": playbook, "incident": incident}
                               for step, playbook, incident in state.handoffs],
             "resolved_by_handoff": state.resolved_by_handoff,
@@ -151,6 +151,8 @@ def export_markdown(state: IncidentState) -> str:
              f"- Acknowledged by: {md(state.acknowledged_by or '—')}",
              *[f"- Parameter {md(name)}: {md(value)} ({md(state.parameter_sources.get(name, '?'))})"
                for name, value in state.parameters.items()],
+             *([f"- Alert labels: {md(', '.join(f'{k}={v}' for k, v in state.labels.items()))}"]
+               if state.labels else []),
              "", *postmortem.head(state),
              "## Metrics", "", "| metric | actual | target | |", "|---|---|---|---|"]
     for attr, key, short in MEASURES:

@@ -87,7 +87,7 @@ def notice(state: IncidentState, page: Event) -> EscalationNotice:
                             summary=notice_summary(state, rec.level), playbook=state.playbook.id,
                             service=state.service, drill=state.drill, dedup_key=page_key(state, page),
                             round=rec.round, pager_severity=state.snapshot.pager_severity(state.severity),
-                            sandboxed=state.sandboxed)
+                            sandboxed=state.sandboxed, urgency=state.snapshot.urgency(state.severity))
 
 
 def update(state: IncidentState, action: str, plugin: str, by: str = "") -> PagerUpdate:

@@ -149,9 +149,12 @@ class IncidentState:
     resolved_by_handoff: str | None = None  # resolved by a handoff step: the incident that carries on
     closed_at: datetime | None = None  # the follow-up phase finished (or was closed by hand)
     holders: dict = field(default_factory=dict)  # role id -> who holds it now (role_assigned events)
+    members: dict = field(default_factory=dict)  # role held by several (many: true) -> its holders, in order
     signals: dict = field(default_factory=dict)  # signal name -> (who gave it, when)
     parameters: dict = field(default_factory=dict)  # name -> value, as set at open or since
     parameter_sources: dict = field(default_factory=dict)  # name -> param, label, form or default
+    labels: dict = field(default_factory=dict)  # the alert labels given at open (when: {label: ...} reads them)
+    stale: dict = field(default_factory=dict)  # parameter -> why its value is stale (a later capture of it missed)
     steps: dict[str, StepState] = field(default_factory=dict)
     current: dict[str, str | None] = field(default_factory=dict)  # track -> current step id (None: finished)
     runs: list[StepRun] = field(default_factory=list)

@@ -23,9 +23,11 @@ class Opened(EventRecord):
     severity_source: str | None = None  # where the severity came from: "from label severity=critical", ...
     from_incident: str | None = None  # the incident that handed off to this one
     escalation: str | None = None  # "pager": levels after the first are the pager's (RUNBOOK_ESCALATION)
+    labels: dict = field(default_factory=dict)  # the alert labels given at open
 
     def fold(self, state, event):
         state.title, state.service, state.severity = self.title, self.service, self.severity
+        state.labels = dict(self.labels)
         state.escalation.by_pager = self.escalation == "pager"
         state.from_incident = self.from_incident
         state.symptom, state.drill, state.live = self.symptom, self.drill, self.live
@@ -43,6 +45,8 @@ class Opened(EventRecord):
         data = EventRecord.to_data(self)
         if self.escalation is None:  # stored as before the setting existed
             del data["escalation"]
+        if not self.labels:  # likewise: no labels, stored as before they were recorded
+            del data["labels"]
         return data
 
 

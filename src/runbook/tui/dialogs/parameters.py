@@ -1,4 +1,5 @@
-"""The form that asks for a playbook's parameters before an incident opens on it."""
+"""The form that asks for a playbook's parameters before an incident opens on it, or for the one
+parameter an ask step asks for."""
 
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ class ParameterForm(Dialog[dict | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, detail: str, parameters: dict, known: dict, offered: set[str] = frozenset()):
+    def __init__(self, title: str, detail: str, parameters: dict, known: dict, offered: set[str] = frozenset(),
+                 submit: str = "open"):
         super().__init__()
-        self.title_text, self.detail = title, detail
+        self.title_text, self.detail, self.submit = title, detail, submit
         self.parameters, self.known = parameters, dict(known)
         self.offered = offered  # names whose value came from the symptom typed on home
 
@@ -47,7 +49,8 @@ class ParameterForm(Dialog[dict | None]):
                             placeholder=(parameter.label and f"alert label {parameter.label}") or name,
                             id=f"param-{name}", classes="param-input")
             yield Static("", id="param-error", markup=False)
-            yield Label("[b]Enter[/b] open   [b]Tab[/b] next field   [b]Esc[/b] cancel", classes="dialog-keys")
+            yield Label(f"[b]Enter[/b] {self.submit}   [b]Tab[/b] next field   [b]Esc[/b] cancel",
+                        classes="dialog-keys")
 
     def on_mount(self) -> None:
         empty = [i for i in self.query(".param-input").results(Input) if not i.value]

@@ -17,11 +17,11 @@ class TextPrompt(Dialog[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, placeholder: str = "", required: bool = False, optional: bool = False,
-                 detail: str = "", value: str = ""):
+                 detail: str = "", value: str = "", submit: str = "save"):
         super().__init__()
-        self.value = value  # offered, ready to change
         self.title_text, self.placeholder, self.required = title, placeholder, required
-        self.optional, self.detail = optional, detail
+        self.optional, self.detail, self.submit = optional, detail, submit
+        self.value = value  # offered, ready to change
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -31,7 +31,7 @@ class TextPrompt(Dialog[str | None]):
             # an offered value is selected: Enter takes it, typing replaces it
             yield Input(value=self.value, placeholder=self.placeholder, id="prompt-input")
             yield Label("", id="prompt-error", classes="dialog-error")
-            enter = "go on (with or without a reason)" if self.optional else "save"
+            enter = "go on (with or without a reason)" if self.optional else self.submit
             yield Label(f"[b]Enter[/b] {enter}   [b]Esc[/b] cancel", classes="dialog-keys")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -450,8 +450,29 @@ class IncidentScreen(Screen):
                 "This incident ends here, as a resolve would. " + self._resolve_detail(plans, done=step.id)
                 + "\nBoth incidents name each other in their timelines.",
                 lambda: self.send("complete", step.id, with_events=self._offer_linked)))
+        elif step.kind == "ask":
+            self.ask_answer(step)
+        elif step.compose:  # the responder writes the message now; the template is the draft
+            self.app.push_screen(dialogs.TextPrompt(f"Post “{step.title}”" + (f" to {step.post_to}" if step.post_to
+                                                                              else "") + ": write the message",
+                                                    "the message", required=True, value=step.template or "",
+                                                    submit="post"),
+                                 lambda text: text and self.send("complete", step.id, message=text))
         else:
             self.send("complete", step.id)
+
+    def ask_answer(self, step: CurrentStep) -> None:
+        """An ask step's parameter form, offering its value now; Enter records the answer (an
+        answer is required even where the parameter was optional at open)."""
+        parameter = step.ask_parameter
+        if parameter is None:  # not declared: lint says so; the engine refuses it in words
+            self.send("complete", step.id)
+            return
+        known = {} if step.ask_value is None else {parameter.name: step.ask_value}
+        form = dialogs.ParameterForm(step.title, step.asks, {parameter.name: parameter._replace(required=True)},
+                                     known, submit="answer")
+        self.app.push_screen(form, lambda values: values is not None and self.send(
+            "complete", step.id, value=values.get(parameter.name, step.ask_value)))
 
     def _flip_step(self, step: CurrentStep, plan) -> None:
         if approves_itself(step, self.app.actor):  # one confirmation: the approval, then the flip it approved

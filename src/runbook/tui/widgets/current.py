@@ -67,6 +67,8 @@ def actions_for(step: CurrentStep, view: IncidentView, actor: str = "") -> list[
         actions.append(("done", f"{approve}apply {step.degradation}"))
     elif step.kind == "restore":
         actions.append(("done", f"{approve}restore {step.degradation}"))
+    elif step.kind == "ask":
+        actions.append(("done", "answer"))
     else:
         if step.automated:
             actions.append(("run", f"{approve}run it"))
@@ -238,6 +240,8 @@ class CurrentStepPanel(Vertical):
         if step.suggested:
             head.append(f"\nsuggested: {step.suggested} — {self.key('choose')} takes it or another",
                         style="bold magenta")
+        if step.asks:
+            head.append(f"\n{step.asks}: {self.key('done')} answers", style="bold magenta")
         after = []
         if step.last_poll:
             after.append(Text(f"last check: {step.last_poll}", style="dim"))
