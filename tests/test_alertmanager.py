@@ -43,7 +43,7 @@ def _require_alertmanager():
 class Server:
     """One `runbook serve` process on a free loopback port."""
 
-    def __init__(self, tmp: Path, db: Path, name: str = "serve"):
+    def __init__(self, tmp: Path, db: Path, name: str = "serve", args: tuple = (), preexec_fn=None):
         self.log = tmp / f"{name}.log"
         env = {**os.environ, "RUNBOOK_DB": str(db), "RUNBOOK_SERVE_TOKEN": TOKEN, "HOME": str(tmp),
                "RUNBOOK_PLUGINS_DIR": str(tmp / "no-plugins")}
@@ -51,7 +51,8 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "runbook", "--catalog", str(HERE / "serve_catalog"),
              "--catalog", str(HERE / "fixtures" / "catalog" / "playbooks"), "serve", "--port", "0",
-             "--tick", "0.2"], stdout=subprocess.DEVNULL, stderr=open(self.log, "w"), env=env, cwd=tmp)
+             "--tick", "0.2", *args], stdout=subprocess.DEVNULL, stderr=open(self.log, "w"), env=env, cwd=tmp,
+            preexec_fn=preexec_fn)
         line = wait_for(lambda: self._listening(), f"{name} to listen")
         self.url = line
 
@@ -282,3 +283,42 @@ def test_serve_without_token_refuses_to_start_and_a_taken_port_exits_8(tmp_path,
     assert taken.returncode == 8
     assert f"cannot listen on 127.0.0.1:{port}: the address is in use" in taken.stderr
     assert "Traceback" not in taken.stderr + refused.stderr + no_token.stderr
+
+
+def test_idle_and_half_sent_connections_are_closed_so_healthz_and_the_intake_still_answer(tmp_path, db):
+    """D10: connections never timed out; idle or half-sent ones filled the file-descriptor limit
+    and stopped the intake and /healthz, and a body that never completed was waited on for ever.
+    Here the server may hold 64 files; 80 connections that never finish a request are opened."""
+    import resource
+    import socket
+
+    def few_files():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    server = Server(tmp_path, db, args=("--request-timeout", "1"), preexec_fn=few_files)
+    held = []
+    try:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        slow_body = socket.create_connection((host, int(port)), timeout=30)
+        slow_body.sendall(f"POST /alertmanager HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                          "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"version\"".encode())
+        for n in range(80):
+            held.append(socket.create_connection((host, int(port)), timeout=30))
+            if n % 2:  # headers begun, never ended
+                held[-1].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        with urllib.request.urlopen(f"{server.url}/healthz", timeout=30) as response:
+            assert response.read() == b"ok\n"
+        status, answer = server.post({"version": "4", "alerts": [_alert(1)]})
+        assert status == 200 and answer["outcomes"][0]["outcome"] == "pending"
+        # the body never completed: answered 408 and closed
+        said = b""
+        while chunk := slow_body.recv(4096):
+            said += chunk
+        assert said.startswith(b"HTTP/1.1 408 ") and b"did not arrive whole within 1s" in said
+        for sock in held[:10]:  # closed by the server, not left open
+            assert sock.recv(100) == b""
+        assert "Traceback" not in server.log.read_text()
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()

@@ -434,9 +434,11 @@ def test_schema_errors_for_captures_have_positions(tmp_path, fixture_catalog):
         run: [echo, hi]
         capture: {pid: {regex: "(x)", json: a}, pod: {jsn: a}}
     """)
-    assert problems == ["15:20: has 2 entries, expected {regex: PATTERN} with exactly one group, or {json: PATH} "
-                        "like items.0.metadata.name",
-                        "15:51: unknown field 'jsn' in a capture, expected one of: json, regex; did you mean 'json'?"]
+    assert problems == ["15:20: has 2 entries (regex, json), expected exactly one of {regex: PATTERN} with one "
+                        "group, {json: PATH} like items.0.metadata.name, or {jmespath: EXPRESSION}; optionally "
+                        "suggest: TEXT",
+                        "15:51: unknown field 'jsn' in a capture, expected one of: jmespath, json, regex, suggest; "
+                        "did you mean 'json'?"]
     problems = _problems(tmp_path, fixture_catalog, """\
       - {id: manual, title: By hand, capture: {x: {json: a.b}}}
     """)

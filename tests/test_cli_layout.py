@@ -16,8 +16,8 @@ from runbook.cli.options import default_actor
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "runbook" / "cli"
 MODULES = sorted(f"runbook.cli.{p.stem}" for p in PACKAGE.glob("*.py") if p.stem != "__init__")
 
-COMMANDS = ["alerts", "db", "drill", "flags", "incident", "list", "match", "open", "plugins", "report", "resume",
-            "schema", "serve", "show", "validate"]
+COMMANDS = ["actions", "alerts", "db", "drill", "flags", "incident", "list", "maintenance", "match", "open", "plugins",
+            "report", "resume", "schema", "serve", "show", "subscribers", "validate"]
 
 
 def imports_of(module: str) -> set[str]:

@@ -185,7 +185,7 @@ def test_report_figures_match_hand_computed_fixtures(tmp_path):
     assert [tta[k] for k in ("n", "median", "p90", "max", "target", "breaches")] == [3, 240, 720, 720, 600, 1]
     ttm = report.metrics["TTM"]
     assert (ttm["median"], ttm["max"], ttm["breaches"]) == (1440, 6120, 1)  # 720 + 5400 > 1h
-    assert report.steps["fix"] == {"n": 3, "median": 1440, "p90": 6120, "max": 6120}
+    assert report.steps["fix"] == {"title": "Fix it", "n": 3, "median": 1440, "p90": 6120, "max": 6120}
     assert [row["flagged"] for row in report.trend] == [[], [], ["TTA +20% of target", "TTM +70% of target"]]
     with_drills = build(engine, include_drills=True)
     assert with_drills.incidents == 4
@@ -253,7 +253,7 @@ def test_a_drill_ends_in_a_debrief_that_saves_action_items(tmp_path):
     assert "page the secondary sooner" in after
     state = engine.state(iid)
     assert [a.data["text"] for a in state.action_items] == ["page the secondary sooner"]
-    assert "| page the secondary sooner | ana | |" in export_markdown(state)
+    assert "| page the secondary sooner |  |  | ana |  |  | open |" in export_markdown(state)
     engine.store.close()
 
 

@@ -247,7 +247,7 @@ def test_metrics_and_postmortem_match_the_events(world):
     assert "| Highest escalation level | 2 | | |" in md
     assert "- 09:10:00 ben: SFU pool in eu-west is saturated" in md
     assert "| 2026-01-05 09:07:00 | +7m | ben | acknowledged |" in md
-    assert "## Causes" in md and "## Action items" in md
+    assert "## Root cause" in md and "## Action items" in md
     data = export_json(engine.state(iid))
     assert [e["seq"] for e in data["events"]] == list(range(1, len(data["events"]) + 1))
 

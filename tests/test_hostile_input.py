@@ -89,7 +89,7 @@ def test_utf8_byte_order_mark_is_accepted(tmp_path):
     _docs, problems = load(tmp_path, "\ufeffapiVersion: runbook/v1\nkind: Nope\n")
     assert [p.message for p in problems] == [
         "the text 'Nope' is not a document kind, expected one of: Playbook, SeverityPolicy, "
-        "EscalationPolicy, Roster, Drill, Procedure"]
+        "EscalationPolicy, Roster, Drill, Procedure, StatusPage"]
 
 
 @pytest.mark.parametrize("content", ["", "\n\n", "# only a comment\n", "---\n...\n"])
@@ -132,3 +132,42 @@ def test_wide_encodings_are_named(tmp_path, bom, name):
 def test_bad_byte_column_counts_characters(tmp_path):
     problem = only_problem(load(tmp_path, "title: café ".encode() + b"\xff\n"))
     assert (problem.line, problem.column) == (1, 13)
+
+
+# --- hostile alert deliveries (runbook serve): each malformed alert one clear reason, never an exception
+
+
+def delivery(alert_json: bytes) -> bytes:
+    return b'{"version": "4", "receiver": "runbook", "alerts": [' + alert_json + b', ' + GOOD + b"]}"
+
+
+GOOD = (b'{"status": "firing", "labels": {"alertname": "DiskFull"}, "startsAt": "2026-11-30T10:00:00Z", '
+        b'"fingerprint": "600d"}')
+FIRING = b'{"status": "firing", "startsAt": "2026-11-30T10:00:00Z", "labels": '
+
+
+@pytest.mark.parametrize("alert_json, reason", [
+    (FIRING + b'{"alertname": ' + b"[" * 900 + b"]" * 900 + b"}}", "labels.alertname: expected a string, got a list"),
+    (FIRING + b'{"alertname": NaN}}', "labels.alertname: expected a string, got a number"),
+    (FIRING + b'{"alertname": -' + b"9" * 100_000 + b"}}", "got a number of 100,000 digits"),
+    (FIRING + b'{"alertname": 1' + b"0" * 100_000 + b".5e99999}}", "got a number of 100,007 digits"),
+    (FIRING + b'{"\\udc80": "x"}}', '"\\udc80" is not a label name'),
+    (FIRING + b'{"alertname": "\\ud800\\ud800"}}', "holds a lone surrogate (\\ud800) at character 1"),
+    (FIRING + b'{"alertname": "x"}, "annotations": {"\\udc80": "x"}}', '"\\udc80" is not an annotation name'),
+    (FIRING + b'{"alertname": "x"}, "fingerprint": "\\udc80"}', 'fingerprint: expected a hexadecimal hash'),
+    (FIRING + b"null}", "labels: expected an object of strings, got null"),
+    (b"[]", "alerts[0]: expected an object, got a list"),
+])
+def test_a_hostile_alert_is_rejected_with_one_reason_and_the_next_is_taken(alert_json, reason):
+    from runbook.serve.alertmanager import parse
+
+    tracemalloc.start()
+    try:
+        (bad, good), _ = parse(delivery(alert_json))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert bad.rejected.startswith("alerts[0]") and reason in bad.rejected, bad.rejected
+    assert len(bad.rejected) < 300 and bad.rejected.isascii()  # one line, safe to log
+    assert good.rejected is None and good.fingerprint == "600d"
+    assert peak < 20 * 1024 * 1024

@@ -36,7 +36,8 @@ def test_open_to_resolved_with_the_cli_alone(rb, tmp_path):
     text = rb("incident", "show", iid)
     assert "left undone:" in text and "— not done" in text and "current steps" not in text
     assert f"{iid}: " in rb("incident", "verify", iid) and "hash chain intact" in rb("incident", "verify", iid)
-    assert iid not in rb("incident", "list")
+    listed = rb("incident", "list")  # no longer open: listed as resolved lately
+    assert listed.index("resolved in the last 24 hours:") < listed.index(iid)
     assert iid in rb("incident", "list", "--all")
 
 
@@ -78,3 +79,32 @@ def test_show_tells_where_escalation_stands_and_prints_no_empty_heading(rb):
     headings = [i for i, line in enumerate(lines) if line.endswith(":")]
     assert all(len(lines[i + 1]) - len(lines[i + 1].lstrip()) > len(lines[i]) - len(lines[i].lstrip())
                for i in headings)  # every heading has something under it
+
+
+def test_list_shows_what_was_resolved_in_the_last_day_and_counts_the_older(rb, tmp_path, fixture_catalog, repo_root):
+    """The morning after: `incident list` is not "no open incidents" and nothing more."""
+    from datetime import UTC, datetime
+
+    from runbook.catalog import load
+    from runbook.engine import Engine, VirtualClock
+    from runbook.plugins import PluginHost
+    from runbook.settings import Settings
+    from runbook.store import Store
+
+    store = Store(str(tmp_path / "db.sqlite"))  # the database rb's commands use
+    try:
+        host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=str(repo_root / "plugins")),
+                          entry_points=False)
+        catalog = load([str(fixture_catalog / "playbooks")])
+        engine = Engine(store, VirtualClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC)), host, catalog)
+        old = engine.open("gifts-feature-failing", "ana").id  # resolved long ago
+        engine.resolve(old, "ana")
+    finally:
+        store.close()
+    assert rb("incident", "list") == "no open incidents\n1 resolved earlier is hidden: runbook incident list --all\n"
+    iid = rb("incident", "open", "gifts-feature-failing").strip()
+    rb("incident", "resolve", iid)
+    listed = rb("incident", "list").splitlines()
+    assert listed[:2] == ["no open incidents", "resolved in the last 24 hours:"]
+    assert listed[2].startswith(f"{iid}  SEV4  resolved") and old not in listed[2]
+    assert listed[3] == "1 resolved earlier is hidden: runbook incident list --all"

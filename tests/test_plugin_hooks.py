@@ -53,6 +53,7 @@ def test_builtins_load_as_ordinary_plugins(tmp_path):
     assert plugins["shell_action"].hooks == ["run_action"]
     assert plugins["terminal_notifier"].hooks == ["notify"]
     assert plugins["pagerduty"].hooks == ["notify", "notify_update"]
+    assert plugins["subscriber_mail"].hooks == ["notify_subscriber"]
     assert all(p.source == "built-in" for p in plugins.values())
 
 
@@ -109,10 +110,11 @@ def test_firstresult_comes_from_the_hookspec(tmp_path):
 def test_allowlist_limits_loaded_plugins(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNBOOK_LOAD_PLUGINS", "wrong_type")
     names = set(by_name(host(tmp_path, MISBEHAVING)))
-    assert names == {"flag_file", "shell_action", "terminal_notifier", "pagerduty", "wrong_type"}
+    assert names == {"flag_file", "shell_action", "terminal_notifier", "pagerduty", "matrix", "subscriber_mail",
+                     "wrong_type"}
     monkeypatch.setenv("RUNBOOK_LOAD_PLUGINS", "")
     assert set(by_name(host(tmp_path, MISBEHAVING))) == {"flag_file", "shell_action", "terminal_notifier",
-                                                         "pagerduty"}
+                                                         "pagerduty", "matrix", "subscriber_mail"}
 
 
 def test_entry_point_plugin_loads(tmp_path, monkeypatch):

@@ -163,7 +163,7 @@ def test_cli_shows_hostile_notes_and_titles_escaped_and_the_log_keeps_them(rb, t
 
 def test_markdown_export_keeps_its_tables_intact_with_pipes_and_newlines(engine):
     iid = engine.open("gifts-feature-failing", "ana").id
-    engine.note(iid, "ana", "a | b\n| --- |\n## Causes\nthird line")
+    engine.note(iid, "ana", "a | b\n| --- |\n## Root cause\nthird line")
     engine.add_action_item(iid, "ana", "fix | it\nnow")
     md = export_markdown(engine.state(iid))
     timeline = md.split("## Timeline\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
@@ -171,9 +171,9 @@ def test_markdown_export_keeps_its_tables_intact_with_pipes_and_newlines(engine)
     # every row has as many unescaped pipes as the header: no cell was added or split
     cells = {len(re.findall(r"(?<!\\)\|", row)) for row in timeline}
     assert cells == {5}, timeline
-    assert r"note: a \| b⏎\| --- \|⏎## Causes⏎third line" in md
-    assert r"| fix \| it⏎now | ana | |" in md
-    assert md.count("\n## Causes\n") == 1  # the note's heading stays inside its line
+    assert r"note: a \| b⏎\| --- \|⏎## Root cause⏎third line" in md
+    assert r"| fix \| it⏎now |  |  | ana |  |  | open |" in md  # id, action, kind, priority, owner...
+    assert md.count("\n## Root cause\n") == 1  # the note's heading stays inside its line
     assert "- 09:00:00 ana: a \\| b⏎" in md
 
 

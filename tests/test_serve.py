@@ -177,19 +177,113 @@ def test_alert_whose_playbook_cannot_open_from_its_labels_is_kept_as_failed_with
     (b"\xff\xfe", "the body is not UTF-8 text"),
     (b"[]", "expected a JSON object"),
     (json.dumps({"version": "3", "alerts": []}), "unsupported webhook payload version '3'"),
-    (json.dumps(payload({"status": "firing", "labels": {}, "startsAt": "2026-11-30T10:00:00Z"})),
-     "alerts[0].labels: an alert needs at least one label"),
-    (json.dumps(payload(alert(instance="x"), {**alert(fingerprint="ab"), "status": "maybe"})),
-     'alerts[1].status: expected "firing" or "resolved", got "maybe"'),
-    (json.dumps(payload({**alert(), "startsAt": "yesterday"})), "alerts[0].startsAt: expected an RFC 3339 time"),
-    (json.dumps(payload({**alert(), "labels": {"alertname": 7}})), "alerts[0].labels.alertname: expected a string"),
-    (json.dumps(payload({**alert(), "fingerprint": "<script>"})), "alerts[0].fingerprint: expected a hexadecimal"),
-])
-def test_malformed_delivery_is_refused_whole_with_the_reason_and_nothing_stored(client, engine, body, reason):
+    (json.dumps({"version": "4", "alerts": {"a": 1}}), "alerts: expected a list, got an object"),
+    ('{"version": 4' + "0" * 50_000 + ', "alerts": []}', "unsupported webhook payload version a number of 50,001"),
+], ids=lambda value: None if isinstance(value, str) and len(value) < 40 else "")
+def test_a_body_that_is_no_delivery_is_refused_whole_with_the_reason_and_nothing_stored(client, engine, body, reason):
     response = post(client, body)
     assert response.status_code == 400
     assert reason in response.json()["error"]
     assert engine.alerts() == [] and engine.store.incidents() == []
+
+
+@pytest.fixture
+def roomy(engine):
+    """The intake with serve's default body limit (1 MiB): room for a hostile alert."""
+    app = build_app(EngineService(engine), ServeConfig(TOKEN, tick_every=0))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.mark.parametrize("bad, reason", [
+    ({"status": "firing", "labels": {}, "startsAt": "2026-11-30T10:00:00Z"},
+     "alerts[0].labels: an alert needs at least one label"),
+    ({**alert(fingerprint="ab"), "status": "maybe"}, 'alerts[0].status: expected "firing" or "resolved", got "maybe"'),
+    ({**alert(), "startsAt": "yesterday"}, "alerts[0].startsAt: expected an RFC 3339 time"),
+    ({**alert(), "labels": {"alertname": 7}}, "alerts[0].labels.alertname: expected a string, got a number"),
+    ({**alert(), "fingerprint": "<script>"}, "alerts[0].fingerprint: expected a hexadecimal"),
+    ("not an alert", "alerts[0]: expected an object, got a string"),
+    # D7: a lone surrogate was a 500 on every retry, and the valid alert after it was never recorded
+    ({**alert(instance="\udc80")}, "alerts[0].labels.instance: holds a lone surrogate (\\udc80) at character 1"),
+    ({**alert(), "annotations": {"summary": "\udc80"}}, "alerts[0].annotations.summary: holds a lone surrogate"),
+    ({**alert(instance="db\x00")}, "alerts[0].labels.instance: holds a NUL character at character 3"),
+    # D13: a 100,000-digit number was a 500
+    ({**alert(), "labels": {"alertname": "DiskFull", "instance": "RAW-NUMBER"}},
+     "alerts[0].labels.instance: expected a string, got a number of 100,000 digits"),
+    # D12: names and keys were unbounded (a 1 MB label name went into the event log)
+    ({**alert(), "labels": {"alertname": "DiskFull", "i" * 200_000: "x"}},
+     '... is not a label name ([A-Za-z_][A-Za-z0-9_]*, 1 to 128 characters)'),
+    ({**alert(), "annotations": {"k" * 200_000: "x"}}, 'alerts[0].annotations: "kkkkkkkk'),
+    ({**alert(), "annotations": {"summary": "s" * 200_000}}, "alerts[0].annotations.summary: 200000 characters, at "
+                                                             "most 4096"),
+    ({**alert(), "labels": {f"l{n}": "v" for n in range(65)}}, "alerts[0].labels: 65 entries, at most 64"),
+    ({**alert(), "labels": {"alertname": "A", **{f"l{n}": "v" * 4000 for n in range(9)}}},
+     "alerts[0]: its labels and annotations hold 36,"),
+], ids=lambda value: value.split(":")[0].split(" ")[0] if isinstance(value, str) else "")
+def test_a_malformed_alert_is_recorded_as_rejected_with_why_and_the_valid_one_next_to_it_is_taken(
+        roomy, engine, bad, reason):
+    """Alertmanager does not retry a 4xx: refusing the delivery would lose the valid alert in it."""
+    good = alert(instance="ok.example", fingerprint="600d")
+    body = json.dumps(payload(bad, good)).replace('"RAW-NUMBER"', "7" * 100_000)
+    response = post(roomy, body)
+    assert response.status_code == 200, response.text
+    rejected, taken = response.json()["outcomes"]
+    assert rejected["outcome"] == "rejected" and reason in rejected["reason"]
+    assert (taken["outcome"], taken["fingerprint"]) == ("pending", "600d")
+    assert final(engine, "600d")[0] == "opened"
+    rows = {r["outcome"]: r for r in engine.alerts()}
+    kept = rows["rejected"]
+    assert reason in kept["reason"] and kept["incident"] is None and kept["fingerprint"] == rejected["fingerprint"]
+    assert len(json.dumps(kept)) < 40_000  # what is kept of it is bounded
+    # Alertmanager repeats the delivery: the same rejected row, one more delivery, nothing else
+    again = post(roomy, body).json()["outcomes"]
+    assert [o["outcome"] for o in again] == ["rejected", "repeat"] and reason in again[0]["reason"]
+    assert sorted((r["outcome"], r["deliveries"]) for r in engine.alerts()) == [("opened", 2), ("rejected", 2)]
+    listed = roomy.get("/api/alerts?outcome=rejected", headers=AUTH).json()
+    assert [r["fingerprint"] for r in listed] == [kept["fingerprint"]] and reason in listed[0]["reason"]
+    assert len(engine.store.incidents()) == 1
+
+
+def test_a_delivery_of_only_malformed_alerts_is_taken_so_they_are_seen(client, engine):
+    response = post(client, payload({**alert(), "status": "maybe"}, {**alert(fingerprint="ab"), "startsAt": "x"}))
+    assert response.status_code == 200
+    assert [o["outcome"] for o in response.json()["outcomes"]] == ["rejected", "rejected"]
+    assert len(engine.alerts()) == 2 and engine.store.incidents() == []
+
+
+def test_a_malformed_receiver_rejects_every_alert_of_the_delivery_and_keeps_them(client, engine):
+    body = {**payload(alert(instance="r.example")), "receiver": "\udc80"}
+    (only,) = post(client, body).json()["outcomes"]
+    assert only["outcome"] == "rejected" and only["reason"].startswith("receiver: holds a lone surrogate")
+    assert engine.alerts()[0]["labels"] == {"alertname": "DiskFull", "instance": "r.example"}
+
+
+def test_a_known_fingerprint_with_other_labels_is_another_alert(client, engine):
+    """D6: a SEV1 video alert that reused a stickers alert's fingerprint went to the stickers
+    incident; an alert is the same alert only when its labels are the same too."""
+    first = post(client, payload(alert("QueueStuck", fingerprint="cafe", service="jobs"))).json()["outcomes"][0]
+    assert final(engine, "cafe")[0] == "opened"
+    # the same fingerprint, another start time, other labels: not attached to the first incident
+    other = post(client, payload(alert(fingerprint="cafe", instance="db-9.example", severity="critical",
+                                       starts="2026-11-30T11:00:00Z"))).json()["outcomes"][0]
+    assert other["outcome"] == "pending" and other["playbook"] == "disk-full"
+    assert other["incident"] != first["incident"]
+    assert engine.state(other["incident"]).severity == "SEV1"
+    # the same fingerprint and start time, other labels: not a repeat either; a key of its own
+    same_start = post(client, payload(alert(fingerprint="cafe", instance="db-8.example",
+                                            starts="2026-11-30T10:00:00.123456789Z"))).json()["outcomes"][0]
+    assert same_start["outcome"] == "pending" and same_start["fingerprint"] != "cafe"
+    assert same_start["incident"] not in (first["incident"], other["incident"])
+    # each is still recognised at its next delivery
+    assert outcomes(post(client, payload(alert(fingerprint="cafe", instance="db-8.example")))) == [
+        ("DiskFull", "repeat")]
+    assert outcomes(post(client, payload(alert("QueueStuck", fingerprint="cafe", service="jobs")))) == [
+        ("QueueStuck", "repeat")]
+    again = post(client, payload(alert(fingerprint="cafe", instance="db-8.example",
+                                       starts="2026-11-30T12:00:00Z"))).json()["outcomes"][0]
+    assert (again["outcome"], again["incident"]) == ("attached", same_start["incident"])
+    assert [e.type for e in engine.state(first["incident"]).events].count("alert_received") == 1
+    assert len(engine.store.incidents()) == 3
 
 
 def test_without_the_bearer_token_nothing_is_read(client, engine):
@@ -445,3 +539,130 @@ def test_an_empty_alert_fingerprint_is_refused(engine):
     with pytest.raises(Exception, match="fingerprint is empty"):
         engine.open("queue-stuck", "ana", alert="  ")
     assert engine.alerts()[0]["outcome"] == "unmatched"
+
+
+def test_cli_lists_a_rejected_alert_with_why(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from runbook.cli import cli
+    from runbook.serve.alertmanager import parse
+
+    db = tmp_path / "incidents.db"
+    monkeypatch.setenv("RUNBOOK_DB", str(db))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    eng = Engine(Store(str(db), key=None), VirtualClock(), None, catalog())
+    alerts, _ = parse(json.dumps(payload({**alert(instance="\udc80")})).encode())
+    eng.receive_alerts(alerts)
+    eng.store.close()
+    base = ["--catalog", str(HERE / "serve_catalog")]
+    listed = CliRunner().invoke(cli, [*base, "alerts", "--unmatched"])
+    assert listed.exit_code == 0, listed.output
+    assert "firing   DiskFull  rejected" in listed.output
+    assert "alerts[0].labels.instance: holds a lone surrogate (\\udc80) at character 1" in listed.output
+    (row,) = json.loads(CliRunner().invoke(cli, [*base, "alerts", "--json"]).output)
+    assert row["outcome"] == "rejected" and row["labels"] == {"alertname": "DiskFull"}
+
+
+def test_api_alerts_is_read_a_bounded_page_at_a_time(client, engine, monkeypatch):
+    """D16: /api/alerts returned up to 10,000 rows of up to 1 MiB; now a page at a time, the next
+    page's address in the Link header, every alert once across the pages."""
+    from runbook.serve import app as serve_app
+
+    for n in range(7):
+        post(client, payload(*[alert(f"Odd{n}", fingerprint=f"{n:02x}{m:02x}") for m in range(3)]))
+        engine.clock.advance(1)
+    seen, url, pages = [], "/api/alerts?limit=5", 0
+    while url:
+        response = client.get(url, headers=AUTH)
+        assert response.status_code == 200
+        page = response.json()
+        assert 0 < len(page) <= 5
+        seen += [r["fingerprint"] for r in page]
+        link = response.headers.get("link")
+        url = link[1:link.index(">")] if link else None
+        pages += 1
+    assert pages == 5 and len(seen) == len(set(seen)) == 21
+    assert seen[:3] == ["0600", "0601", "0602"]  # the latest first
+    assert len(client.get("/api/alerts?limit=100000", headers=AUTH).json()) == 21  # at most MAX_PAGE
+    monkeypatch.setattr(serve_app, "PAGE_BYTES", 1)  # a page ends once it holds this much JSON
+    one = client.get("/api/alerts", headers=AUTH)
+    assert len(one.json()) == 1 and 'rel="next"' in one.headers["link"]
+    for bad in ("nonsense", "W10", "%FF"):
+        refused = client.get(f"/api/alerts?cursor={bad}", headers=AUTH)
+        assert refused.status_code == 400 and "cursor: not one this server gave" in refused.json()["error"]
+
+
+def test_prune_forgets_old_alerts_but_never_pending_ones_or_those_of_open_incidents(engine):
+    opened = engine.receive_alerts([Alert("a1", "firing", "2026-11-30T10:00:00Z",
+                                          {"alertname": "QueueStuck", "service": "jobs"})])[0]
+    engine.receive_alerts([Alert("a2", "firing", "2026-11-30T10:00:00Z", {"alertname": "Nobody"}),
+                           Alert("a3", "firing", "", {"alertname": "Bad"}, rejected="alerts[0]: bad")])
+    dead = {"host": os.uname().nodename, "pid": 2 ** 22 + 23, "start": "1", "token": "gone"}
+    row = {**Alert("a4", "firing", "2026-11-30T10:00:00Z", {"alertname": "QueueStuck", "service": "jobs"})
+           ._asdict(), "alertname": "QueueStuck", "playbook": "queue-stuck", "symptom": "stuck", "reason": None}
+    engine.store.receive_alert(row, "2026-11-30T10:00:01Z", lambda: "INC-0DEAD4", dead)  # pending
+    engine.clock.advance(40 * 86400)
+    engine.receive_alerts([Alert("a5", "firing", "2026-12-30T10:00:00Z", {"alertname": "Recent"})])
+    assert engine.prune_alerts(30 * 86400, dry_run=True)[0] == 2
+    assert len(engine.alerts()) == 5
+    assert engine.store.prune_alerts("2026-01-20T00:00:00Z", batch=1) == 2  # one a transaction
+    assert sorted(r["fingerprint"] for r in engine.alerts()) == ["a1", "a4", "a5"]
+    engine.resolve(opened.incident, "ana")  # its incident closed: its alert may go now
+    assert engine.prune_alerts(30 * 86400)[0] == 1
+    assert sorted(r["fingerprint"] for r in engine.alerts()) == ["a4", "a5"]
+
+
+def test_cli_alerts_prune(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from runbook.cli import cli
+
+    db = tmp_path / "incidents.db"
+    monkeypatch.setenv("RUNBOOK_DB", str(db))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    eng = Engine(Store(str(db), key=None), VirtualClock(), None, catalog())  # its clock: 2026-01-05
+    eng.receive_alerts([Alert("b1", "firing", "2026-01-05T08:00:00Z", {"alertname": "Old"})])
+    eng.store.close()
+    runner = CliRunner()
+    dry = runner.invoke(cli, ["alerts", "prune", "--older-than", "1d", "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    assert {k: v for k, v in json.loads(dry.output).items() if k != "before"} == {
+        "pruned": 1, "older_than": "1d", "dry_run": True}
+    assert "b1" in runner.invoke(cli, ["alerts"]).output
+    done = runner.invoke(cli, ["alerts", "prune", "--older-than", "1d"])
+    assert done.exit_code == 0 and done.output == "forgot 1 alert(s) last heard of over 1d ago\n"
+    assert "no alerts received" in runner.invoke(cli, ["alerts"]).output
+    for bad in ("soon", "0s"):
+        refused = runner.invoke(cli, ["alerts", "prune", "--older-than", bad])
+        assert refused.exit_code == 2 and "--older-than" in refused.output and "Traceback" not in refused.output
+    assert runner.invoke(cli, ["alerts", "prune"]).exit_code == 2
+
+
+def test_a_session_holding_runbooks_lock_makes_healthz_503_and_the_intake_busy_not_hung(pg_cluster, monkeypatch):
+    """D11: any database session holding runbook's advisory lock hung the whole server; now every
+    session waits for a lock at most lock_timeout and /healthz says what is wrong."""
+    import psycopg
+
+    from runbook.store import open_store, postgres
+
+    monkeypatch.setattr(postgres, "LOCK_TIMEOUT", 0.5, raising=False)
+    monkeypatch.setattr(postgres, "HEALTH_LOCK_TIMEOUT", 0.2, raising=False)
+    url = pg_cluster.new_schema()
+    engine = Engine(open_store(url, key=None), VirtualClock(), None, catalog())
+    holder = psycopg.connect(url, autocommit=True)
+    try:
+        app = build_app(EngineService(engine), ServeConfig(TOKEN, tick_every=0))
+        with TestClient(app) as client:
+            assert client.get("/healthz").text == "ok\n"
+            holder.execute("SELECT pg_advisory_lock(%s, %s)", [postgres.LOCK_CLASS, postgres.LEDGER_LOCK])
+            sick = client.get("/healthz")
+            assert sick.status_code == 503 and "is busy: a lock runbook needs is held by another session" in sick.text
+            refused = client.post("/alertmanager", content=json.dumps(payload(alert(instance="e.example"))),
+                                  headers=AUTH)
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+            holder.execute("SELECT pg_advisory_unlock_all()")
+            assert client.get("/healthz").text == "ok\n"
+            assert outcomes(post(client, payload(alert(instance="e.example")))) == [("DiskFull", "pending")]
+    finally:
+        holder.close()
+        engine.store.close()

@@ -5,6 +5,7 @@ can fill arrives as text. A real browser drives the same pages in test_status_pa
 
 from __future__ import annotations
 
+import html
 import html.parser
 import os
 import re
@@ -202,8 +203,10 @@ def test_hostile_text_in_every_field_is_shown_as_text(viewer, engine):
         assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;&#34;&gt;&lt;img src=x onerror=&#34;" in page
     page = viewer.get(f"/incidents/{iid}").text
     escaped = web._templates.from_string("{{ x }}").render(x=HOSTILE)
+    # instructions are Markdown, rendered with raw HTML off: the markup is text there too
+    assert f"<p>Inspect {html.escape(HOSTILE)} closely.</p>" in page
     for where in (f"<h1>Trouble with {escaped}</h1>", f"what={escaped}", f"We look at {escaped} now.",
-                  f"Inspect {escaped} closely.", f"note: {escaped}",
+                  f"note: {escaped}",
                   "acknowledged by &#34;&gt;&lt;img src=x onerror=&#34;window.__pwned=3&#34;&gt;"):
         assert where in page, where
 
@@ -309,3 +312,55 @@ def test_separators_keep_their_spaces_between_template_blocks(viewer, engine):
     for page in pages:
         text = " ".join(Tags.text_of(page).split())
         assert not re.findall(r"\S·|·\S", text), re.findall(r".{20}(?:\S·|·\S).{20}", text)
+
+
+MARKDOWN_PLAYBOOK = """\
+apiVersion: runbook/v1
+kind: Playbook
+id: markdown
+title: Markdown instructions
+service: web
+severity: SEV2
+escalation: rtc-default
+steps:
+  - id: look
+    title: Look at the pods
+    instructions: |
+      Check the **pods** first:
+
+      ```
+      kubectl -n chat get pods
+      ```
+
+      - then the [dashboard](https://grafana.example/d/chat)
+      - <b>not bold</b> <script>window.__pwned=1</script>
+      - ![logo](https://evil.example/x.png) [click](javascript:alert(1))
+"""
+
+
+def test_instructions_are_rendered_as_safe_markdown(viewer, engine, tmp_path):
+    from runbook.catalog.loader import load_catalog
+
+    (tmp_path / "md").mkdir()
+    (tmp_path / "md" / "markdown.yaml").write_text(MARKDOWN_PLAYBOOK)
+    engine.catalog = load_catalog([str(tmp_path / "md"), str(HERE / "fixtures" / "catalog" / "playbooks")])
+    iid = engine.open("markdown", "ana").id
+    page = viewer.get(f"/incidents/{iid}").text
+    assert "<strong>pods</strong>" in page
+    assert "<pre><code>kubectl -n chat get pods\n</code></pre>" in page
+    assert '<a href="https://grafana.example/d/chat">dashboard</a>' in page
+    assert "&lt;b&gt;not bold&lt;/b&gt; &lt;script&gt;window.__pwned=1&lt;/script&gt;" in page
+    assert_inert(page)  # no image from the Markdown either
+    hrefs = [a.get("href", "") for t, a in Tags(page).tags if t == "a"]
+    assert not [h for h in hrefs if h.startswith("javascript")]
+
+
+def test_the_front_page_shows_parameters_shares_in_words_and_next_steps_as_not_done(viewer, engine):
+    iid = engine.open("calls-failing-one-region", "ana", params={"region": "eu-west-1"}).id
+    text = " ".join(Tags.text_of(viewer.get("/").text).split())
+    assert "region: eu-west-1" in text
+    card = text[text.index(iid):]
+    assert "next step “" in card and "not done yet)" in card
+    assert ": All clear (" not in card  # a step's title alone never reads as the incident's state
+    detail = " ".join(Tags.text_of(viewer.get(f"/incidents/{iid}").text).split())
+    assert "next step “" in detail and "not done yet)" in detail

@@ -53,6 +53,6 @@ def test_output_and_exit_code_are_shown_escaped_in_show_json_and_export(rb):
     assert data["steps"]["look"]["output"].startswith("pid 4242\n")
     md = rb("incident", "export", iid)
     block = md[md.index("## Command output"):md.index("## Notes")]
-    assert "look (attempt 1, exit 3):" in block
+    assert "“Look at the processes” (attempt 1, exit 3):" in block  # the step by its title
     assert "\n~~~~\npid 4242\n~~~ not a fence" in block  # the fence is longer than any ~ run inside
     assert "\x1b" not in md

@@ -225,7 +225,7 @@ def test_migrations_apply_once_with_processes_starting_together(pg_cluster):
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(stores) == 4 and all(s.schema_version() == (4, []) for s in stores)
+    assert len(stores) == 4 and all(s.schema_version() == (9, []) for s in stores)
     for store in stores:
         store.close()
 
@@ -236,3 +236,33 @@ def test_an_unreachable_database_is_one_line_without_the_password():
     message = str(caught.value)
     assert "hunter2secret" not in message and "\n" not in message
     assert message.startswith("cannot reach the incident database postgresql://ana@127.0.0.1:1/runbook")
+
+
+def test_maintenance_windows_and_subscribers_on_both_backends(open_test_store):
+    """The public page's records (`runbook maintenance`, subscribers and their deliveries) read and
+    written the same way on SQLite and PostgreSQL."""
+    store = open_test_store(key=None)
+    window = store.add_maintenance({"title": "Upgrade", "body": "", "components": ["messaging"],
+                                    "starts_at": "2026-01-01T02:00:00Z", "ends_at": "2026-01-01T04:00:00Z",
+                                    "page_at": "SEV1", "created_by": "ana", "created_at": "2026-01-01T00:00:00Z"})
+    (row,) = store.maintenance(ending_after="2026-01-01T03:00:00Z")
+    assert (row["id"], row["components"], row["cancelled_at"]) == (window, ["messaging"], None)
+    assert store.maintenance(ending_after="2026-01-01T05:00:00Z") == []
+    assert store.cancel_maintenance(window, "bo", "2026-01-01T01:00:00Z")
+    assert not store.cancel_maintenance(window, "bo", "2026-01-01T01:00:00Z")
+    assert store.maintenance(ending_after="2026-01-01T03:00:00Z", cancelled=False) == []
+    sub = store.add_subscriber({"kind": "email", "address": "sam@example.com", "components": [], "token": "t" * 24,
+                                "created_at": "2026-01-01T00:00:00Z"})
+    again = store.add_subscriber({"kind": "email", "address": "sam@example.com", "components": ["x"],
+                                  "token": "u" * 24, "created_at": "2026-01-01T00:01:00Z"})
+    assert again["id"] == sub["id"] and again["token"] == "t" * 24  # one subscription per address
+    assert store.subscribers(active=True) == []
+    assert store.set_subscriber(sub["id"], "confirmed_at", "2026-01-01T00:02:00Z")
+    assert [s["address"] for s in store.subscribers(active=True)] == ["sam@example.com"]
+    store.plan_deliveries([(sub["id"], "u1"), (sub["id"], "u1")], "2026-01-01T00:03:00Z")
+    (due,) = store.due_deliveries("2026-01-01T00:03:00Z")
+    store.settle_delivery(sub["id"], "u1", 1, None, "2026-01-01T00:03:01Z", "down")
+    assert store.due_deliveries("2026-01-01T00:03:00Z") == []
+    store.settle_delivery(sub["id"], "u1", 2, "2026-01-01T00:03:01Z", None, None)
+    (done,) = store.deliveries(sub["id"])
+    assert (due["message"], done["attempts"], done["delivered_at"]) == ("u1", 2, "2026-01-01T00:03:01Z")

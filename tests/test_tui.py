@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
-from pilot_helpers import press, settle
+from pilot_helpers import flat, press, settle, widget_text
 
 from runbook.catalog import load
 from runbook.engine import Engine, SystemClock, VirtualClock
@@ -23,6 +23,7 @@ from runbook.tui.dialogs.choice import ChoiceDialog
 from runbook.tui.dialogs.confirm import ConfirmDialog
 from runbook.tui.screens.home import HomeScreen
 from runbook.tui.screens.incident import IncidentScreen
+from runbook.tui.widgets.panels import StepList
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -123,13 +124,15 @@ def test_home_opens_a_playbook_from_the_symptom_filter(make):
             assert isinstance(app.screen, ConfirmDialog)
             await press(pilot, "y")
             assert isinstance(app.screen, IncidentScreen)
-            return app.screen.incident, _screen_text(app)
-    incident, screen = asyncio.run(scenario())
+            steps = app.screen.query_one(StepList)
+            return app.screen.incident, widget_text(steps), steps.size.height
+    incident, listed, height = asyncio.run(scenario())
     state = engine.state(incident)
     assert state.playbook.id == "login-outage"
-    # the whole step list is on screen, not only its title (its height follows its content)
-    shown = [step.title[:20] for step in state.playbook.tracks[0].steps if step.title[:20] in screen]
+    # the whole step list, every title whole (wrapped, not cut), its height following its content
+    shown = [step.title for step in state.playbook.tracks[0].steps if step.title in flat(listed)]
     assert len(shown) == len(state.playbook.tracks[0].steps), shown
+    assert height >= len(listed.rstrip("\n").splitlines())  # laid out whole (it scrolls when taller than the screen)
 
 
 def _screen_text(app) -> str:
@@ -449,3 +452,41 @@ def test_the_header_flows_again_when_the_terminal_is_resized(make):
     for text, width in ((at_80, width_80), (at_104, width_104)):
         assert all(len(line) <= width for line in text.splitlines()[1:]), text
     assert len(at_104.splitlines()[1]) > width_80  # flowed again: more fits on its first line of items
+
+
+def test_a_record_with_an_event_it_cannot_read_says_so_and_still_restores(make, tmp_path):
+    """D9 in the TUI: an inserted event of an unknown type no longer keeps the incident from
+    opening; the screen says the log does not verify, and restore (r) shows the plan saying it
+    restores from what verifies, then puts the flag back."""
+    import sqlite3
+
+    from runbook.store import event_hash
+
+    app, engine = make()
+    engine.degrade("INC-TEST01", "ana", "low-bitrate")
+    with sqlite3.connect(tmp_path / "db.sqlite") as conn:
+        seq, prev = conn.execute("SELECT seq, hash FROM events WHERE incident = 'INC-TEST01' ORDER BY seq DESC "
+                                 "LIMIT 1").fetchone()
+        ts = "2026-03-01T09:00:00.000000Z"
+        conn.execute("INSERT INTO events (incident, seq, ts, actor, type, data, prev_hash, hash) VALUES "
+                     "('INC-TEST01', ?, ?, 'mallory', 'made_up', '{}', ?, ?)",
+                     [seq + 1, ts, prev, event_hash("INC-TEST01", seq + 1, ts, "mallory", "made_up", {}, prev)])
+    engine._states.clear()
+    notes, shown = [], []
+    app.notify = lambda message, **kw: notes.append(message)
+
+    async def scenario():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            await press(pilot, "r")
+            if not isinstance(app.screen, ConfirmDialog):
+                await press(pilot, "1")
+            assert isinstance(app.screen, ConfirmDialog)
+            shown.append(app.screen.detail)
+            await press(pilot, "y")
+    asyncio.run(scenario())
+    assert any("does not verify" in n and "unknown event type 'made_up'" in n and "can still be restored" in n
+               for n in notes), notes
+    assert "restored from what verifies" in shown[0]
+    flag = json.loads((tmp_path / "flags.json").read_text())["flags"]["rtc.video.max-bitrate-kbps"]
+    assert flag["defaultVariant"] != "300", flag

@@ -80,12 +80,13 @@ def test_the_pane_lists_alerts_that_need_a_human_first_with_what_became_of_each(
             await settle(pilot)
             return rows(app), screen_text(app), [n.message for n in app._notifications]
     shown, screen, toasts = asyncio.run(scenario())
-    kinds = [row.split()[2] for row in shown]
+    kinds = [row.split()[2].rstrip("…") for row in shown]  # labels that do not fit end between words, with …
     assert set(kinds[:2]) == {"DiskFull", "Mystery"}
     assert [r for r in shown if "UNMATCHED" in r] == [
-        "09:00 firing Mystery instance=web-1 UNMATCHED no playbook symptom matches these labels"]
+        "09:00 firing Mystery instance=web-1 UNMATCHED no playbook…"]  # ended between words: Enter shows why
     failed = next(r for r in shown if "FAILED" in r)
-    assert "DiskFull severity=warning instance=DB_7!" in failed and "could not open disk-full" in failed
+    # what does not fit at 80 columns ends between labels and words, marked (the dialog has it all)
+    assert "DiskFull…" in failed and "FAILED could not open…" in failed
     assert shown.index(failed) < 2
     assert any(f"→ {opened} opened" in r for r in shown[2:])
     assert any("Gone" in r and "heard of only once resolved" in r for r in shown[2:])
@@ -247,3 +248,19 @@ def test_snapshot_home_with_alerts_at_80x24(world, snap_compare, monkeypatch):
         await settle(pilot)
 
     assert snap_compare(world.app(), terminal_size=(80, 24), run_before=ready)
+
+
+def test_a_rejected_alert_is_listed_with_why(world):
+    """A malformed alert the intake kept (serve/alertmanager.py) is shown with where and why, so
+    someone fixes its sender; it is not offered for opening: there is nothing valid to open from."""
+    (kept,) = world.engine.receive_alerts([Alert("0123abcd", "firing", "", {"alertname": "VideoLoss"},
+                                                 rejected="alerts[0].labels.region: holds a lone surrogate")])
+    assert kept.outcome == "rejected"
+    app = world.app()
+
+    async def scenario():
+        async with app.run_test(size=(120, 24)) as pilot:
+            await settle(pilot)
+            return rows(app)
+    (shown,) = asyncio.run(scenario())
+    assert "VideoLoss REJECTED alerts[0].labels.region: holds a lone surrogate" in shown

@@ -67,7 +67,7 @@ def test_assign_a_role_approve_with_override_and_see_the_followup_phase(world):
             await settle(pilot)
             text = flat(screen_text(app))
             assert "RESOLVED after" in text and "· FOLLOW-UP" in text
-            assert "Follow-up (commander) — af" in text
+            assert "Follow-up (commander) —" in text  # the track heading, wrapped rather than cut
             assert "Write the postmortem" in text
             await press(pilot, "d")  # the current step is now the follow-up's
             assert engine.state(incident).steps["postmortem"].status == "done"

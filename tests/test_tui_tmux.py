@@ -37,8 +37,8 @@ def terminal(tmp_path, fixture_catalog, fixture_env):
         pressed = 0  # keys sent one by one (typed text aside)
         name = None
 
-        def start(self, *args, size=(100, 30), env: str = ""):
-            command = f"cd {fixture_catalog} && {exports} {env} {sys.executable} -m runbook {' '.join(args)}"
+        def start(self, *args, size=(100, 30), env: str = "", cwd=fixture_catalog):
+            command = f"cd {cwd} && {exports} {env} {sys.executable} -m runbook {' '.join(args)}"
             tmux("new-session", "-d", "-s", name, "-x", str(size[0]), "-y", str(size[1]), command, server=socket)
 
         def keys(self, *keys, literal=False):
@@ -156,3 +156,82 @@ def test_resume_by_a_short_id_in_a_real_terminal_and_a_wrong_id_is_one_line(term
     terminal.keys("C-q")
     shown = json.loads(terminal.cli("incident", "show", incident, "--json").stdout)
     assert [e["type"] for e in shown["events"]].count("acknowledged") == 1
+
+
+def test_the_shipped_flagship_incident_at_80x24_mitigated_in_18_keys_resolved_in_30(terminal, tmp_path, repo_root):
+    """A responder who has not read the docs, at 80x24, on the shipped video-call-degraded playbook:
+    video freezing in eu-west. Enter does the step's next action, a digit answers the decision, one
+    confirmation approves and runs the reroute; typed text is not counted. Mitigated within 18 keys,
+    resolved (every step of both tracks done) within 30; the keys stay readable under the toasts,
+    commands are broken between arguments only, and the copy key copies the whole command."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    rtcctl = tools / "rtcctl"  # the traffic tool the reroute step runs, as it prints in production
+    rtcctl.write_text('#!/bin/sh\necho "shift sh-4f2a started: $*"\n')
+    rtcctl.chmod(0o755)
+    walk = []
+
+    def key(k, then, why):
+        terminal.keys(k)
+        walk.append(f"{k}: {why}")
+        return terminal.wait_for(then)
+
+    terminal.start(size=(80, 24), cwd=repo_root, env=f"PATH={tools}:$PATH RUNBOOK_POSTMORTEMS={tmp_path}/pm")
+    terminal.wait_for("What do you see?")
+    terminal.keys("video freezing in eu-west", literal=True)
+    terminal.wait_for("video-call-degraded")
+    screen = key("Enter", "like eu-central-1", "open the top match; the form offers the region typed")
+    assert "eu-west  " in screen and "optional" in screen and "from what you" in screen
+    screen = key("Enter", "does not match", "eu-west does not fit: the error says what and gives an example")
+    assert screen.count("like eu-central-1") == 2  # under the field, and in the error
+    terminal.keys("--", "-1", literal=True)  # typed text (-- : not a tmux option)
+    screen = key("Enter", "not acknowledged", "open with region eu-west-1")
+    assert "region=eu-west-1" in screen
+    key("Enter", "ack: ana", "acknowledge (the first key the step shows)")
+    key("Enter", "CHECK  Check SFU and TURN health", "scope measured: done")
+    key("Enter", "CHECK  Look for a recent change", "SFU and TURN checked: done")
+    key("Enter", "DECISION  One region or several?", "no recent change: done")
+    screen = key("1", "ACTION  Steer new calls away from eu-west-1", "one region: option 1")
+    command = [line.split("│", 1)[1].strip() for line in screen.splitlines() if "│" in line]
+    start = next(i for i, line in enumerate(command) if line.startswith("$ rtcctl"))
+    assert command[start].endswith(" \\") and command[start + 1].endswith("--percent 100"), command
+    # the copy key: the whole command, one line (tmux keeps it as a buffer once allowed to)
+    tmux("set-option", "-g", "set-clipboard", "on", server=terminal.socket)
+    tmux("send-keys", "-t", terminal.name, "y", server=terminal.socket)  # not on the path: not counted
+    terminal.wait_for("copied to the clipboard")
+    assert tmux("show-buffer", server=terminal.socket).stdout == \
+        "rtcctl traffic shift rtc-video --from eu-west-1 --percent 100"
+    screen = key("Enter", "Recorded as approved by ana", "approve (as commander: nobody holds it) and run, one dialog")
+    assert "$ rtcctl traffic shift rtc-video --from eu-west-1 --percent 100" in screen
+    key("y", "VERIFY  Video is good again for new calls", "yes: approved, then run")
+    screen = key("Enter", "MITIGATED", "video good again: verified, which mitigates")
+    mitigated = terminal.pressed
+    lines = screen.rstrip("\n").splitlines()
+    footer = lines[max(i for i, line in enumerate(lines) if "│" in line) + 1:]  # under the panes: the keys
+    assert footer and "^p Palette" in footer[-1] and not any("▌" in line for line in footer), footer  # no toast
+    assert "CHECK  Find and fix the cause" in screen
+    key("Enter", "RESTORE  Turn video back on", "cause fixed: done")
+    key("Enter", "RESTORE  Remove the bitrate cap", "audio-only never applied: done, nothing to flip or ask")
+    key("Enter", "ACTION  Send traffic back to eu-west-1", "the cap never applied: done, likewise")
+    key("Enter", "VERIFY  Video stays good at full quality", "traffic back: done")
+    key("Enter", "COMMUNICATE  Open the incident channel", "verified: the main track is finished")
+    key("Enter", "Assign which role?", "its message names the commander, whom nobody holds: assign")
+    key("Enter", "Incident commander: assign to", "the commander, pre-selected")
+    key("Enter", "commander: ana", "offered: ana, at this keyboard")
+    key("Enter", "COMMUNICATE  Give support a macro", "channel opened: posted")
+    key("Enter", "COMMUNICATE  Post on the status page", "support told: posted")
+    key("Enter", "COMMUNICATE  All clear", "status page: posted")
+    key("Enter", "Nothing to do: every track is finished", "all clear: posted")
+    key("Enter", "Resolve the incident?", "resolve, the obvious next action")
+    key("y", "RESOLVED after", "yes")
+    resolved = terminal.pressed
+    print(f"\nkeys to mitigated: {mitigated}, to resolved: {resolved}\n" + "\n".join(walk))
+    assert mitigated <= 18 and resolved <= 30, (mitigated, resolved)
+    incident = json.loads(terminal.cli("incident", "list", "--all", "--json").stdout)[0]["id"]
+    shown = json.loads(terminal.cli("incident", "show", incident, "--json").stdout)
+    assert shown["status"] == "resolved"
+    steps = shown["steps"]
+    assert steps["reroute"]["exit_code"] == 0
+    approved = [e for e in shown["events"] if e["type"] == "approval_granted"]
+    assert [e["data"]["step"] for e in approved] == ["reroute"]  # recorded before it ran, bound to its content
+    assert approved[0]["seq"] < next(e["seq"] for e in shown["events"] if e["type"] == "action_started")

@@ -69,7 +69,7 @@ def test_a_timed_wait_coming_due_is_announced(make):
             await press(pilot, "d")  # the responder looked again: done
             return messages
     messages = asyncio.run(scenario())
-    assert "step later is due: the wait is over, look again" in messages
+    assert "step “Look again in 10 minutes” is due: the wait is over, look again" in messages
     assert engine.state(iid).current["main"] == "deploy"
 
 

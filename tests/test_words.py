@@ -191,7 +191,8 @@ def test_a_posted_message_is_recorded_and_every_face_shows_the_record(engine):
     assert types(posted)[:2] == ["message_posted", "step_completed"]
     assert posted[0].data == {"step": "announce", "text": "Uploads are slow while we grow storage to 10Gi (5m in).",
                               "title": "Tell customers about data", "channel": "Status page",
-                              "audience": "customers", "phase": "response"}
+                              "audience": "customers", "phase": "response",
+                              "status": "investigating"}  # the public phase it announced: nothing mitigated yet
     text = "Uploads are slow while we grow storage to 10Gi (5m in)."
     engine.clock.advance(minutes=5)
     engine.set_parameter(iid, "bo", "size", "9000Gi")
@@ -203,10 +204,12 @@ def test_a_posted_message_is_recorded_and_every_face_shows_the_record(engine):
     assert f"  > {text}" in md and "9000Gi" not in md.split("## Messages posted")[1].split("## Command output")[0]
     assert export_json(state)["messages"] == [{
         "step": "announce", "title": "Tell customers about data", "text": text, "channel": "Status page",
-        "audience": "customers", "phase": "response", "at": posted[0].at.isoformat(), "by": "liz",
+        "audience": "customers", "phase": "response", "status": "investigating", "at": posted[0].at.isoformat(),
+        "by": "liz",
         "seq": posted[0].seq, "posted": True}]
     timeline = [line.text for line in build_view(state, engine.clock.now()).timeline]
-    assert f"message posted to Status page · customers by step announce: {text}" in timeline
+    # named by the title it recorded when it posted, not by its id
+    assert f"message posted to Status page · customers by step “Tell customers about data”: {text}" in timeline
 
 
 def test_a_message_with_an_unfilled_value_cannot_be_posted_and_says_how_to_set_it(engine):
@@ -323,7 +326,8 @@ def test_tui_shows_a_stale_approval_as_needing_approval_again_with_what_changed(
             text = flat(screen_text(app))
             assert "needs approval by commander again (p): approval was for command" in text
             assert "pvc/data 10Gi" in text and "pvc/data 9000Gi" in text
-            assert "p approve (as commander)" in text  # the key hints offer it again
+            # the key hints offer it again: approving and running in one confirmation (nobody holds commander)
+            assert "u approve (as commander) and run it" in text
             assert any("needs approval by commander again" in n.message for n in app._notifications)
             await press(pilot, "p")
             assert isinstance(app.screen, ConfirmDialog)

@@ -57,6 +57,32 @@ def notify_update(settings, update):
     whose notify result named a dedup_key."""
 
 
+@hookspec(firstresult=True)
+def chat_announce(settings, message):
+    """Start an incident's thread in the team's chat with `message` (a ChatMessage); return a
+    ChatReceipt naming the chat's id of it (later messages go under it), or None if no chat is
+    configured. First result wins."""
+
+
+@hookspec(firstresult=True)
+def chat_update(settings, message):
+    """Post `message` in its incident's thread (message.thread), or edit an earlier message
+    (message.replaces); return a ChatReceipt, or None if no chat is configured. A message with
+    a txn already posted must not be posted again. First result wins."""
+
+
+@hookspec
+def chat_receive(settings):
+    """Return the ChatCommands people wrote in the chat since the last call (a list; [] or None
+    when there are none). Every plugin is called; runbook takes each command once."""
+
+
+@hookspec(firstresult=True)
+def notify_subscriber(settings, message):
+    """Send a SubscriberMessage (a public status update, or an email's confirmation link) to one
+    subscriber of the public page; return a NotifyResult, or None if its kind is not yours."""
+
+
 @hookspec
 def event_appended(settings, event):
     """Observe every event appended to an incident's log. Every plugin is called; results are ignored."""

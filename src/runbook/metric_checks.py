@@ -26,6 +26,7 @@ OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operat
 # pattern for expect: is this one (tests/test_metric_checks.py holds them together).
 EXPECT_PATTERN = r"^ *(<=|>=|==|!=|<|>) *([-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?) *$"
 _EXPECT = re.compile(EXPECT_PATTERN)
+NO_DATA_DETAIL = "no data for the query"
 DETAIL_LIMIT = 300  # a reading's detail goes into events and onto screens: one line, this long at most
 
 
@@ -93,6 +94,11 @@ class Reading(NamedTuple):
         return self.outcome == HOLDS
 
     @property
+    def no_data(self) -> bool:
+        """The query answered with no series (broken to a stage check; a wait may say otherwise)."""
+        return self.outcome == BROKEN and not self.series and self.detail == NO_DATA_DETAIL
+
+    @property
     def shown_value(self) -> str | None:
         """The deciding value as the detail writes it (0.034, +Inf); None when broken."""
         return None if self.value is None else _number(self.value)
@@ -121,7 +127,7 @@ def evaluate(check: MetricCheck, source: MetricSource, at: datetime | None = Non
     except CheckBroken as exc:
         return Reading(BROKEN, None, _clip(one_line(str(exc))))
     if not series:
-        return Reading(BROKEN, None, "no data for the query")
+        return Reading(BROKEN, None, NO_DATA_DETAIL)
     series = tuple(series)
     nan = [s for s in series if math.isnan(s.value)]
     if nan:

@@ -10,7 +10,8 @@ from copy import deepcopy
 from typing import NamedTuple
 
 __all__ = ["ActionRequest", "ActionResult", "EscalationNotice", "FlagChange", "FlagState", "HookFailure",  # noqa: F822
-           "NotifyResult", "PagerAlert", "PagerUpdate", "Recipient", "hookimpl"]  # hookimpl: module __getattr__
+           "NotifyResult", "PagerAlert", "PagerUpdate", "Recipient", "SubscriberMessage",
+           "hookimpl"]  # hookimpl: module __getattr__
 
 
 def __getattr__(name):
@@ -122,6 +123,7 @@ class EscalationNotice(NamedTuple):
     round: int = 0
     pager_severity: str = "error"
     sandboxed: bool = False
+    urgency: str = "high"  # high or low: the severity level's urgency (a SeverityPolicy's urgency:)
 
     def to_dict(self) -> dict:
         return {**self._asdict(), "recipients": [r._asdict() for r in self.recipients]}
@@ -173,6 +175,42 @@ class PagerUpdate(NamedTuple):
     sandboxed: bool = False
 
 
+class ChatMessage(NamedTuple):
+    """A message for the team's chat, already plain text (runbook sanitises it).
+
+    `txn`: the same txn is the same message (a retry after a crash must not post twice; Matrix's
+    transaction id). `thread`: the chat's id of the incident's thread root to post under (None:
+    this message starts the incident's thread). `replaces`: the chat's id of a message this one
+    edits (a countdown) instead of a new message. `reply_to`: the command this answers."""
+
+    incident: str
+    text: str
+    txn: str
+    thread: str | None = None
+    replaces: str | None = None
+    reply_to: str | None = None
+
+
+class ChatReceipt(NamedTuple):
+    """What a chat plugin did with a message: `remote` is the chat's id for it."""
+
+    channel: str
+    posted: bool
+    remote: str = ""
+    detail: str = ""
+
+
+class ChatCommand(NamedTuple):
+    """A command someone wrote in the chat (`!ack INC-x`): the chat's id of that message, who
+    wrote it (the chat's user id), the text, and the thread it was written in, if any."""
+
+    channel: str
+    remote: str
+    sender: str
+    text: str
+    thread: str | None = None
+
+
 class HookFailure(NamedTuple):
     """A plugin that raised, hung past its timeout or returned nonsense, as data rather than a crash."""
 
@@ -206,3 +244,21 @@ def record_process_group(request: ActionRequest, pgid: int) -> None:
     if request.pidfile:
         with open(request.pidfile, "w", encoding="ascii") as handle:
             handle.write(f"{pgid} {process_start(pgid)}")
+
+
+class SubscriberMessage(NamedTuple):
+    """One message to one subscriber of the public status page (`notify_subscriber`).
+
+    `kind` is "email" (to `address`: `subject` and `text`, with `unsubscribe` as the
+    List-Unsubscribe link when it is an update) or "webhook" (POST `body`, JSON, to `address`,
+    signed with `secret`). `key` names the message for that subscriber: "confirm", or the public
+    id of the update, the same on every retry."""
+
+    kind: str
+    address: str
+    key: str
+    subject: str = ""
+    text: str = ""
+    body: bytes = b""
+    secret: str = ""
+    unsubscribe: str = ""

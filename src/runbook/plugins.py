@@ -31,7 +31,16 @@ from runbook import hookspecs
 from runbook.entry_points import installed_entry_points, load_entry_point
 from runbook.errors import PluginError
 from runbook.observers import Observers
-from runbook.pluginapi import ActionRequest, ActionResult, FlagChange, FlagState, HookFailure, NotifyResult
+from runbook.pluginapi import (
+    ActionRequest,
+    ActionResult,
+    ChatCommand,
+    ChatReceipt,
+    FlagChange,
+    FlagState,
+    HookFailure,
+    NotifyResult,
+)
 from runbook.settings import Settings
 
 DEFAULT_PLUGINS = (
@@ -39,6 +48,8 @@ DEFAULT_PLUGINS = (
     "runbook.default_plugins.shell_action",
     "runbook.default_plugins.terminal_notifier",
     "runbook.default_plugins.pagerduty",
+    "runbook.default_plugins.matrix",
+    "runbook.default_plugins.subscriber_mail",
 )
 ENTRY_POINT_GROUP = "runbook"
 FLAG_TIMEOUT = 10.0
@@ -46,7 +57,9 @@ ACTION_GRACE = 5.0  # extra time a plugin gets beyond the action's own timeout
 OBSERVER_TIMEOUT = 5.0
 # What each hook must return (None always means "not mine").
 _RETURNS = {"set_flag": FlagChange, "restore_flag": FlagChange, "get_flag": FlagState,
-            "run_action": ActionResult, "notify": NotifyResult, "notify_update": NotifyResult}
+            "run_action": ActionResult, "notify": NotifyResult, "notify_update": NotifyResult,
+            "chat_announce": ChatReceipt, "chat_update": ChatReceipt, "chat_receive": list,
+            "notify_subscriber": NotifyResult}
 
 
 @dataclass
@@ -282,6 +295,23 @@ class PluginHost:
         call = self.call("notify_update", self.settings.notify_timeout, only=only, settings=self.settings,
                          update=update)
         return [result._replace(plugin=name) for name, result in call.results], call.failures
+
+    def chat_send(self, message, announce: bool):
+        """Post `message` through the first chat plugin that takes it: (ChatReceipt or None, failures)."""
+        call = self.call("chat_announce" if announce else "chat_update", self.settings.notify_timeout,
+                         settings=self.settings, message=message)
+        return call.first, call.failures
+
+    def chat_receive(self) -> tuple[list, list[HookFailure]]:
+        """The commands every chat plugin received since it was last asked."""
+        call = self.call("chat_receive", self.settings.notify_timeout, settings=self.settings)
+        commands = [c for _, each in call.results for c in (each or []) if isinstance(c, ChatCommand)]
+        return commands, call.failures
+    def notify_subscriber(self, message) -> tuple[NotifyResult | None, list[HookFailure]]:
+        """The first plugin's result for a SubscriberMessage (None: no plugin sends its kind)."""
+        call = self.call("notify_subscriber", self.settings.notify_timeout, settings=self.settings, message=message)
+        name, result = call.results[0] if call.results else (None, None)
+        return (result._replace(plugin=name) if result is not None else None), call.failures
 
     def observe(self, incident: str, event) -> None:
         """Hand an event just appended to `incident` to every event_appended observer; returns at

@@ -8,6 +8,7 @@ It imports neither click nor textual.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,9 @@ class Runtime:
         store = store or open_store(self.db)
         self.settings()
         engine = Engine(store, SystemClock(), DeferredHost(self.host))
+        retried = request_id()
+        if retried:
+            engine.requests, engine.retried = retried, True
         engine.catalog_loader = lambda: load_catalog(self.catalog_paths())
         return engine
 
@@ -105,3 +109,17 @@ class Runtime:
             raise UsageError(f"no catalog here: ./{DEFAULT_CATALOG[0]} does not exist; run runbook from a "
                              "directory that has one, pass --catalog DIR or set RUNBOOK_CATALOG")
         return found
+
+
+def request_id() -> str | None:
+    """RUNBOOK_REQUEST: the request id a lost connection's message named, set on the command run
+    again so that what its first run recorded is not recorded twice."""
+    import re
+
+    from runbook.errors import UsageError
+
+    value = os.environ.get("RUNBOOK_REQUEST", "")
+    if value and not re.fullmatch(r"[0-9a-f]{16}", value):
+        raise UsageError("RUNBOOK_REQUEST must be the 16 hex digits a lost connection's message named "
+                         "(RUNBOOK_REQUEST=…); unset it for a new command")
+    return value or None

@@ -165,8 +165,10 @@ class EngineService:
         else:
             self.reads = Lane("reads", self._sibling)
             self.ticks = Lane("ticks", self._sibling)
+        self.chat: Lane | None = None  # made by chat_lane(): only a server with a chat has it
         self.timer_pass = TimerPass()
         self.broadcaster = Broadcaster(self)
+        self.keeper: LeaseKeeper | None = None
         self.closed = False
 
     def _shared(self) -> bool:
@@ -206,7 +208,14 @@ class EngineService:
 
     @property
     def lanes(self) -> tuple[Lane, ...]:
-        return tuple(dict.fromkeys((self.commands, self.reads, self.ticks)))
+        return tuple(dict.fromkeys((self.commands, self.reads, self.ticks, *([self.chat] if self.chat else []))))
+
+    def chat_lane(self) -> Lane:
+        """A fourth lane for the team's chat (engine/chat.py): its posts and the commands people
+        write there wait on the homeserver, never on intake, and intake never on them."""
+        if self.chat is None:
+            self.chat = self.commands if self._shared() else Lane("chat", self._sibling)
+        return self.chat
 
     # commands -----------------------------------------------------------------------------
 
@@ -276,6 +285,18 @@ class EngineService:
                 lane.submit(lambda engine: engine.forget(live))
         return fired
 
+    def hold_lease(self, seconds: float) -> None:
+        """Hold this process's lease on the work it owns (pending alerts, flag changes in flight)
+        for `seconds` at a time, renewed on a thread and connection of its own until `join`
+        ends it; once it runs out, any other server takes that work over (engine/owner.py)."""
+        from runbook.store import open_store
+
+        first = self.first_engine()
+        location = first.store.location
+        store = first.store if location == ":memory:" else open_store(location, key=first.store.key,
+                                                                      key_created=first.store.key_created)
+        self.keeper = LeaseKeeper(owners.Lease(store, first.clock, seconds), own=store is not first.store)
+
     # lifetime ----------------------------------------------------------------------------
 
     def close(self, wait: bool = True) -> None:
@@ -298,6 +319,41 @@ class EngineService:
     def join(self) -> None:
         for lane in self.lanes:
             lane.join()
+        if self.keeper is not None:  # the work it owned is finished: others need not wait a lease out
+            self.keeper.stop()
+            self.keeper = None
+
+
+class LeaseKeeper:
+    """Renews a lease every third of its length on a thread of its own (a renewal never waits
+    behind a slow tick); `stop` ends the lease. A failed renewal is logged and tried again:
+    if the database stays away past the lease, other servers take the work over."""
+
+    def __init__(self, lease, own: bool):
+        self.lease, self._own = lease, own
+        self._stop = threading.Event()
+        lease.renew(first=True)  # held before the first alert is taken; a failure here stops the start
+        self._thread = threading.Thread(target=self._run, name="runbook-lease", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease.due):
+            try:
+                self.lease.renew()
+            except RunbookError as exc:
+                log.warning("could not renew this server's lease: %s", one_line(str(exc)))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        try:
+            self.lease.end()
+        except RunbookError as exc:
+            log.warning("could not end this server's lease (others take over when it runs out): %s",
+                        one_line(str(exc)))
+        finally:
+            if self._own:
+                self.lease.store.close()
 
 
 def _close_engine(engine, drain: bool) -> None:
@@ -332,16 +388,20 @@ def _act_on_alerts(engine, received, owner, actor) -> None:
 class TimerPass:
     """Fire what is due on the incidents that can still have timers: open ones, those in their
     follow-up phase, and those resolved in the last RESOLVED_WINDOW (a pager's resolve being
-    retried); first, open the incidents of alerts left pending by an intake that is gone. An
-    incident whose log has not changed is skipped until its next timer is due (looked at again
-    every RECHECK anyway), so an alert storm's thousand open incidents do not keep the lane busy.
-    Returns (events fired, the ids still worked on)."""
+    retried); first, open the incidents of alerts left pending by an intake that is gone, and
+    settle each incident's flag changes and actions whose owner is gone (a server killed in the
+    middle of a stage change: its stage checks wait on that change). An incident whose log has
+    not changed and that has nothing in flight is skipped until its next timer is due (looked at
+    again every RECHECK anyway), so an alert storm's thousand open incidents do not keep the lane
+    busy; one with a change in flight is looked at on every pass, to take it over as soon as its
+    owner's lease runs out. Returns (events fired, the ids still worked on)."""
 
     RECHECK = timedelta(seconds=30)
     RESOLVED_WINDOW = timedelta(minutes=15)
 
     def __init__(self):
-        self.known: dict[str, tuple[int, object, object]] = {}  # id -> (last seq, next due, checked at)
+        # id -> (last seq, next due, checked at, something in flight)
+        self.known: dict[str, tuple[int, object, object, bool]] = {}
 
     def __call__(self, engine) -> tuple[int, set[str]]:
         for outcome in engine.recover_alerts():
@@ -352,12 +412,15 @@ class TimerPass:
         fired = 0
         for row in rows:
             seen = self.known.get(row["id"])
-            if (seen and seen[0] == row["last_seq"] and (seen[1] is None or now < seen[1])
+            if (seen and seen[0] == row["last_seq"] and not seen[3] and (seen[1] is None or now < seen[1])
                     and now - seen[2] < self.RECHECK):
                 continue
             try:
+                fired += len(engine.effects.reconcile(row["id"]))  # only what a gone owner left (engine/owner.py)
                 fired += len(engine.tick(row["id"]))
-                self.known[row["id"]] = (engine.state(row["id"]).last_seq, engine.next_due(row["id"]), now)
+                state = engine.state(row["id"])
+                in_flight = bool(state.actions_pending) or any(d.pending for d in state.degradations.values())
+                self.known[row["id"]] = (state.last_seq, engine.next_due(row["id"]), now, in_flight)
             except RunbookError as exc:
                 log.warning("timers of %s: %s", row["id"], one_line(str(exc)))
         live = {row["id"] for row in rows}

@@ -23,6 +23,16 @@ def cache_dir() -> Path:
     return Path(base) / "runbook"
 
 
+def postmortem_dir() -> Path:
+    """Where the TUI offers to write postmortems: $RUNBOOK_POSTMORTEMS, else
+    $XDG_DATA_HOME/runbook/postmortems (~/.local/share/...): outside any working tree, so an export
+    never lands in the git checkout runbook happened to be started from."""
+    if os.environ.get("RUNBOOK_POSTMORTEMS"):
+        return Path(os.path.expanduser(os.environ["RUNBOOK_POSTMORTEMS"]))
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "runbook" / "postmortems"
+
+
 def read_cache(name: str):
     """The JSON kept in the cache file `name`, or None when there is none or it is unreadable."""
     import json
@@ -70,6 +80,8 @@ class Settings(NamedTuple):
     escalation: str = "runbook"  # "pager": runbook pages level 1 only, the pager escalates
     public_url: str | None = None  # where people reach runbook (links from a page back to the incident)
     prometheus_url: str | None = None  # where prometheus: checks query (RUNBOOK_PROMETHEUS_URL)
+    smtp: str | None = None  # HOST:PORT of the mail server subscribers' email goes through (RUNBOOK_SMTP)
+    mail_from: str | None = None  # the From of that email (RUNBOOK_MAIL_FROM)
 
     def incident_url(self, incident: str) -> str | None:
         """The incident's page under the public URL (RUNBOOK_PUBLIC_URL), or None when unset."""
@@ -92,6 +104,8 @@ class Settings(NamedTuple):
             "escalation": _escalation_by(),
             "public_url": os.environ.get("RUNBOOK_PUBLIC_URL") or None,
             "prometheus_url": os.environ.get("RUNBOOK_PROMETHEUS_URL") or None,
+            "smtp": os.environ.get("RUNBOOK_SMTP") or None,
+            "mail_from": os.environ.get("RUNBOOK_MAIL_FROM") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

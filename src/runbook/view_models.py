@@ -64,6 +64,10 @@ class CurrentStep(NamedTuple):
     approval_stale: str = ""
     approval_covers: tuple[str, ...] = ()  # what approving it records now ("$ COMMAND", "prompt: ..."), a line each
     approval_digest: str = ""  # the digest of what approving it now records: the TUI's approve sends it back
+    asks: str = ""  # an ask step: what it asks for ("asks for new_size (the size · pattern ...), now 10Gi")
+    ask_parameter: object = None  # ...the parameter (catalog Parameter) its form checks the answer against
+    ask_value: str | None = None  # ...and the parameter's value now, which the form offers
+    compose: bool = False  # a communicate step whose message the responder writes when posting (the template: a draft)
 
 
 class LeftStep(NamedTuple):

@@ -7,9 +7,9 @@ for HTML."""
 
 from datetime import datetime
 
-from runbook.engine import answers, approvals, stages, texts, timers
+from runbook.engine import answers, approvals, conditions, stages, texts, timers
 from runbook.engine.completion import completion
-from runbook.engine.metrics import describe
+from runbook.engine.metrics import describe, step_titles
 from runbook.engine.roles import waiting_for
 from runbook.engine.safeguards import AUTO
 from runbook.engine.state import IncidentState
@@ -62,6 +62,21 @@ def _suggested(state, step) -> tuple[str, int | None]:
     return one_line(f"{hint.index + 1}. {hint.label} (from {hint.source})"), hint.index
 
 
+def _option(state, option) -> str:
+    """An option's label, and why it is not offered when its when: does not hold."""
+    why = conditions.unmet(state, option.when)
+    return one_line(option.label) + (f" (not offered: {one_line(why)})" if why else "")
+
+
+def _ask(state, step) -> tuple:
+    """An ask step's (what it asks, the parameter, its value now); nothing for other steps."""
+    if step.kind != "ask":
+        return "", None, None
+    value = state.parameters.get(step.parameter)
+    return (one_line(texts.asked(state, step)), state.playbook.parameters.get(step.parameter),
+            None if value is None else one_line(value))
+
+
 def _maybe(text: str | None) -> str | None:
     return None if text is None else one_line(text)
 
@@ -102,7 +117,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
             gate = approvals.covered(state, step) if step.approval else None  # what approving now records
             current.append(CurrentStep(
                 track.id, step.id, one_line(fill(step.title)), step.kind, shown(fill(step.instructions or "")),
-                shown(fill(step.question or "")), tuple(one_line(o.label) for o in step.options), left,
+                shown(fill(step.question or "")), tuple(_option(state, o) for o in step.options), left,
                 _maybe(step.approval.by if step.approval else None),
                 _maybe(run.approved_by if run.approved and not stale else None),
                 step.automated, _command(state, step, now), _maybe(step.degradation), run.status,
@@ -113,7 +128,8 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 _maybe(waiting_for(state, step)),
                 tuple(_maybe(o.degradation) for o in step.options),
                 " · ".join(one_line(x) for x in (step.channel, step.audience) if x), one_line(stale),
-                _covers(run, stale, gate), approvals.digest(gate) if gate is not None else ""))
+                _covers(run, stale, gate), approvals.digest(gate) if gate is not None else "",
+                *_ask(state, step), step.compose))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:
@@ -133,7 +149,8 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                               one_line(stages.in_words(state, name)), one_line(stages.held_why(state, name))))
     left, verdict = _left(state, now) if state.resolved else ((), "")
     opened = state.opened_at
-    lines = tuple(Line(e.seq, e.at, (e.at - opened).total_seconds(), one_line(e.actor), e.type, describe(e),
+    titles = step_titles(state)
+    lines = tuple(Line(e.seq, e.at, (e.at - opened).total_seconds(), one_line(e.actor), e.type, describe(e, titles),
                        e.record.loud, e.record.tone)
                   for e in state.events[-TIMELINE_ROWS:])
     return IncidentView(

@@ -19,6 +19,7 @@ import re
 from typing import NamedTuple
 
 from runbook.catalog.models import Capture, Parameter, Playbook, Step, When
+from runbook.text import one_line
 
 
 class Captured(NamedTuple):
@@ -43,7 +44,31 @@ def extract(capture: Capture, output: str) -> Captured:
         if match.re.groups != 1 or match.group(1) is None:
             return Captured(capture.name, None, f"{capture.regex} matched without its one group")
         return Captured(capture.name, match.group(1))
+    if capture.jmespath is not None:
+        return _jmespath(capture, output)
     return _json(capture, output)
+
+
+def _jmespath(capture: Capture, output: str) -> Captured:
+    import jmespath  # on first use: most captures are regexes
+    from jmespath.exceptions import JMESPathError
+
+    try:
+        document = json.loads(output)
+    except ValueError as exc:
+        return Captured(capture.name, None, f"the output is not JSON ({exc.args[0] if exc.args else exc})")
+    try:
+        value = jmespath.search(capture.jmespath, document)
+    except JMESPathError as exc:
+        return Captured(capture.name, None, f"{capture.jmespath} cannot be evaluated ({one_line(str(exc))})")
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]  # a filter that found one item
+    if value is None or value == []:
+        return Captured(capture.name, None, f"{capture.jmespath} selects nothing")
+    if isinstance(value, list):
+        return Captured(capture.name, None, f"{capture.jmespath} selects {len(value)} values, expected one "
+                                            "(add | [0] for the first)")
+    return _scalar(capture.name, capture.jmespath, value)
 
 
 def _json(capture: Capture, output: str) -> Captured:
@@ -61,12 +86,16 @@ def _json(capture: Capture, output: str) -> Captured:
             where = ".".join(walked) or "the top"
             return Captured(capture.name, None, f"{capture.json}: no '{part}' under {where}")
         walked.append(part)
+    return _scalar(capture.name, capture.json, value)
+
+
+def _scalar(name: str, path: str, value) -> Captured:
     if isinstance(value, bool):
-        return Captured(capture.name, "true" if value else "false")
+        return Captured(name, "true" if value else "false")
     if value is None or isinstance(value, (dict, list)):
         kind = "null" if value is None else ("an object" if isinstance(value, dict) else "a list")
-        return Captured(capture.name, None, f"{capture.json} is {kind}, not a text or a number")
-    return Captured(capture.name, str(value))
+        return Captured(name, None, f"{path} is {kind}, not a text or a number")
+    return Captured(name, str(value))
 
 
 def check(playbook: Playbook, name: str, value: str) -> str | None:
@@ -132,4 +161,19 @@ def describe_when(when: When) -> str:
         parts.append(f"> {when.above:g}")
     if when.below is not None:
         parts.append(f"< {when.below:g}")
+    return " and ".join(parts)
+
+
+def describe_condition(when: When) -> str:
+    """A `when:` with a subject in words, for `show` and the faces: "severity SEV1 or SEV2",
+    "parameter backend matches ^canary"."""
+    parts = []
+    if when.severity:
+        parts.append(f"severity {' or '.join(when.severity)}")
+    if when.symptom:
+        parts.append(f"symptom {' or '.join(when.symptom)}")
+    if when.param or when.label:
+        what = f"parameter {when.param}" if when.param else f"label {when.label}"
+        tests = describe_when(when)
+        parts.append(f"{what} {tests}" if tests else f"{what} is set")
     return " and ".join(parts)

@@ -104,3 +104,13 @@ register(Kind("Drill", "drill.schema.json", _build_drill,
               "a rehearsal of a playbook: injects, schedule, mode, targets, simulated responders"))
 register(Kind("Procedure", "procedure.schema.json", models.build_procedure,
               "a shared list of steps that playbooks include (- include: ID)"))
+
+
+def _build_status_page(data: dict):
+    from runbook.catalog.statuspage import build_status_page
+
+    return build_status_page(data)
+
+
+register(Kind("StatusPage", "statuspage.schema.json", _build_status_page,
+              "the public status page: components mapped to services, symptoms and degradations"))

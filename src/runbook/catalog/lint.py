@@ -13,7 +13,7 @@ from itertools import pairwise
 
 from runbook.catalog.document import Document
 from runbook.catalog.drill import Drill
-from runbook.catalog.durations import format_duration
+from runbook.catalog.durations import format_duration, parse_duration
 from runbook.catalog.flow import can_finish, reachable, successors
 from runbook.catalog.models import (
     END,
@@ -30,8 +30,10 @@ from runbook.catalog.models import (
 )
 from runbook.catalog.problems import WARNING, Problem
 from runbook.catalog.procedures import prefixed
+from runbook.catalog.statuspage import StatusPage
 from runbook.catalog.templates import BUILTINS, PLAIN, STRICT, TemplateError, fields, go_template_misuse
 from runbook.catalog.validate import did_you_mean
+from runbook.text import one_line
 
 
 class _Index:
@@ -101,7 +103,34 @@ def lint(documents: list[Document], playbooks=()) -> list[Problem]:
             problems += _roster(doc, model)
         elif isinstance(model, Drill):
             problems += _drill(doc, model, index, documents)
+        elif isinstance(model, StatusPage):
+            problems += _status_page(doc, model, documents)
     return problems
+
+
+def _status_page(doc: Document, page: StatusPage, documents: list[Document]):
+    """Component ids once each; services, symptoms and degradations that some playbook has (a
+    name no playbook has never changes a component's state: a warning, the playbook may come)."""
+    yield from _unique_within(doc, "component",
+                              [(("components", i, "id"), c.id) for i, c in enumerate(page.components)])
+    playbooks = [d.model for d in documents if isinstance(d.model, Playbook)]
+    services = {pb.service for pb in playbooks}
+    symptoms = {s.id for pb in playbooks for s in pb.symptoms}
+    degradations = {name for pb in playbooks for name in pb.degradations}
+    for i, component in enumerate(page.components):
+        for what, names, known, plural in (("services", component.services, services, "services"),
+                                           ("symptoms", component.symptoms, symptoms, "symptoms")):
+            for j, name in enumerate(names):
+                if name not in known:
+                    yield doc.problem(("components", i, what, j), f"no playbook has the {what[:-1]} '{name}', so it "
+                                      f"never changes {component.id}'s state; known {plural}: "
+                                      f"{', '.join(sorted(known)) or 'none'}{did_you_mean(name, known)}",
+                                      severity=WARNING, code="reference")
+        for name in component.degradations:
+            if name not in degradations:
+                yield doc.problem(("components", i, "degradations", name), f"no playbook has the degradation "
+                                  f"'{name}'{did_you_mean(name, degradations)}", severity=WARNING, code="reference",
+                                  at_key=True)
 
 
 def errors(documents: list[Document], playbooks=()) -> list[Problem]:
@@ -256,8 +285,16 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
             elif step.kind == "handoff" and step.playbook == pb.id:
                 yield doc.problem(step.path + ("playbook",), f"a playbook cannot hand off to itself ('{pb.id}'), "
                                                              "expected another playbook")
+            if step.kind == "ask" and step.parameter not in pb.parameters:
+                declared = ", ".join(pb.parameters) or "none (declare it under parameters:)"
+                yield doc.problem(step.path + ("parameter",), f"step '{step.id}' asks for parameter "
+                                                              f"'{step.parameter}', which is not declared under "
+                                                              f"parameters:; parameters: {declared}"
+                                                              f"{did_you_mean(step.parameter, pb.parameters)}",
+                                  code="reference")
             yield from _captures(doc, pb, step)
             yield from _answer_from(doc, pb, step)
+            yield from _conditions(doc, pb, step, index)
             yield from _step_templates(doc, pb, step)
             for target, path, via in successors(track, step):
                 if via == "on_broken" and target not in ids_in_track:
@@ -344,6 +381,10 @@ def _escalation_refs(doc: Document, index: _Index):
     """`escalation:` is one policy id, or {SEVERITY: POLICY, ..., default: POLICY}; left out, no
     severity the playbook can run at may page."""
     raw = doc.data.get("escalation")
+    if raw is None and doc.data.get("page_label"):
+        yield doc.problem(("page_label",), "page_label: may make any severity page, so the playbook needs "
+                                           "escalation: POLICY", at_key=True, code="reference")
+        return
     if raw is None:
         paging = [level for level in _severities_run_at(doc.data) if index.pages.get(level)]
         if paging:
@@ -445,6 +486,8 @@ def _step_fields(doc, step, degradations, applied, restored):
         yield doc.problem(path + ("prometheus",), "a step checks either a Prometheus query (prometheus:) or "
                                                   "runs a command (run:) or plugin action (uses:), not both",
                           at_key=True)
+    if step.expect is not None:
+        yield from _expect(doc, step)
     if step.kind == "wait":
         yield from _wait_fields(doc, step)
     if step.retry is not None:
@@ -470,6 +513,26 @@ def _step_fields(doc, step, degradations, applied, restored):
         why = "has an approval gate" if step.approval is not None else "is not destructive: true"
         yield doc.problem(path + ("lint", "ignore"), f"{IGNORE_DESTRUCTIVE} silences nothing here: the step {why}; "
                                                      "remove lint:", severity=WARNING, code="lint")
+
+
+def _expect(doc, step: Step):
+    path = step.path + ("expect",)
+    if step.run is None and step.uses is None:
+        yield doc.problem(path, "expect: tests what run: or uses: printed, but this step has neither", at_key=True,
+                          code="expect")
+    elif step.expect.findings and step.run is None:
+        yield doc.problem(path + ("findings",), "findings: are exit statuses of a run: command; a uses: action "
+                                                "says ok or not itself", at_key=True, code="expect")
+    if step.expect.matches is not None:
+        try:
+            re.compile(step.expect.matches)
+        except re.error as exc:
+            yield doc.problem(path + ("matches",), f"invalid regular expression: {exc}", code="regex")
+    overlap = sorted(set(step.expect.findings) & (set(step.not_yet or ()) | set(step.broken)))
+    if overlap:
+        yield doc.problem(path + ("findings",), f"exit status {overlap[0]} is a finding and also listed under "
+                                                f"{'not_yet' if overlap[0] in (step.not_yet or ()) else 'broken'}:; "
+                                                "give it one meaning", code="expect")
 
 
 def _include(doc, pb: Playbook, step: Step, index: _Index):
@@ -551,9 +614,61 @@ def _captures(doc, pb: Playbook, step: Step):
                 yield doc.problem(base + ("regex",), f"the regex '{capture.regex}' has {count} groups; a capture "
                                                      "takes exactly one group, the value (write (?:...) for a group "
                                                      "that only groups)", code="capture")
+        if capture.jmespath is not None:
+            import jmespath  # on first use: most catalogs have no JMESPath capture
+            from jmespath.exceptions import JMESPathError
+
+            try:
+                jmespath.compile(capture.jmespath)
+            except JMESPathError as exc:
+                why = str(exc).splitlines()[0].removeprefix("Invalid jmespath expression: ").rstrip(":")
+                where = getattr(exc, "lex_position", None)
+                yield doc.problem(base + ("jmespath",), f"invalid JMESPath expression: {one_line(why)}"
+                                                        + (f" at character {where}" if where is not None else ""),
+                                  code="capture")
     if step.captures and not step.automated:
         yield doc.problem(step.path + ("capture",), "capture: reads the output of run: or uses:, but this step "
                                                     "has neither", at_key=True, code="capture")
+
+
+def _conditions(doc, pb: Playbook, step: Step, index: _Index):
+    """A step's when: tests the incident (param:, label:, severity:, symptom:); an option's may,
+    or else reads the decision's from: (_answer_from). What it names must exist."""
+    whens = [(step.path + ("when",), step.when, True)] if step.when is not None else []
+    whens += [(step.path + ("options", i, "when"), o.when, False) for i, o in enumerate(step.options)
+              if o.when is not None and o.when.subject]
+    symptoms = [s.id for s in pb.symptoms]
+    names = set(pb.parameters) | set(pb.captures)
+    for path, when, on_step in whens:
+        if on_step and not when.subject:
+            yield doc.problem(path, "a step's when: needs what it tests: param: NAME, label: NAME, severity: LEVELS "
+                                    "or symptom: IDS", at_key=True, code="when")
+            continue
+        tests = any(x is not None for x in (when.equals, when.matches, when.above, when.below))
+        if when.param and when.label:
+            yield doc.problem(path, "when: reads either a parameter (param:) or an alert label (label:), not both",
+                              at_key=True, code="when")
+        elif tests and not (when.param or when.label):
+            yield doc.problem(path, "equals:, matches:, above: and below: test a value: say which with param: NAME "
+                                    "or label: NAME", at_key=True, code="when")
+        if when.param and when.param not in names:
+            yield _unresolved(doc, path + ("param",), "parameter", when.param, sorted(names),
+                              "parameters (under parameters:, or captured)")
+        for j, level in enumerate(when.severity):
+            if level not in index.severities:
+                where = path + ("severity",) + ((j,) if isinstance(doc.source.locate_value(path + ("severity",)), list)
+                                             else ())
+                yield _unresolved(doc, where, "severity", level, index.severities, "severities")
+        for j, symptom in enumerate(when.symptom):
+            if symptom not in symptoms:
+                where = path + ("symptom",) + ((j,) if isinstance(doc.source.locate_value(path + ("symptom",)), list)
+                                             else ())
+                yield _unresolved(doc, where, "symptom", symptom, symptoms, "symptoms")
+        if when.matches is not None:
+            try:
+                re.compile(when.matches)
+            except re.error as exc:
+                yield doc.problem(path + ("matches",), f"invalid regular expression: {exc}", code="regex")
 
 
 def _answer_from(doc, pb: Playbook, step: Step):
@@ -562,7 +677,7 @@ def _answer_from(doc, pb: Playbook, step: Step):
     path = step.path
     source = step.answer_from
     for i, option in enumerate(step.options):
-        if option.when is None:
+        if option.when is None or option.when.subject:
             continue
         where = path + ("options", i, "when")
         if source is None:
@@ -594,7 +709,7 @@ def _answer_from(doc, pb: Playbook, step: Step):
         yield doc.problem(base + ("capture",), f"step '{source.step}' captures no '{source.capture}' (it captures: "
                                                f"{', '.join(names) or 'nothing'}){did_you_mean(source.capture, names)}",
                           code="reference")
-    if not any(o.when is not None for o in step.options):
+    if not any(o.when is not None and not o.when.subject for o in step.options):
         yield doc.problem(base, "from: is read, but no option has a when: to be suggested", severity=WARNING,
                           code="answer", at_key=True)
 POLLING_ONLY = ("every", "backoff", "max_every", "poll_timeout", "timeout", "on_timeout", "not_yet", "broken",
@@ -606,6 +721,19 @@ def _wait_fields(doc, step: Step):
     path = step.path
     raw = doc.source.locate_value(path)
     given = set(raw) if isinstance(raw, dict) else set()
+    if step.on_no_data is not None and step.prometheus is None:
+        yield doc.problem(path + ("on_no_data",), "on_no_data: says what a prometheus: query with no series means, "
+                                                  "but this wait has no prometheus:", at_key=True)
+    if step.wait_alert:
+        other = [name for name in ("run", "uses", "prometheus", "for") if name in given]
+        if other:
+            yield doc.problem(path + (other[0],), f"alert: waits on the incident's own alert, but this wait also has "
+                                                  f"{other[0]}:; a wait waits on one thing", at_key=True)
+        for name in POLLING_ONLY:
+            if name in given and name not in ("timeout", "on_timeout"):
+                yield doc.problem(path + (name,), f"{name}: applies to a wait that polls; alert: resolved polls "
+                                                  "nothing (only timeout: and on_timeout: apply)", at_key=True)
+        return
     if step.automated and "for" in given:
         yield doc.problem(path + ("for",), "for: makes a plain timed wait, but this wait polls (run:, uses: or "
                                            "prometheus:); a wait that polls gives up after timeout:", at_key=True)
@@ -795,8 +923,12 @@ def _severity(doc: Document, policy: SeverityPolicy):
 
 
 def _escalation(doc: Document, policy: EscalationPolicy, index: _Index):
+    default = doc.data.get("defaults", {}).get("escalate_after")
+    if default is not None and parse_duration(default) <= 0:
+        yield doc.problem(("defaults", "escalate_after"), "escalation delay must be longer than 0s, "
+                                                          "expected a duration like 5m")
     for i, level in enumerate(policy.levels):
-        if level.escalate_after <= 0:
+        if level.escalate_after <= 0 and not level.default_delay:
             yield doc.problem(("levels", i, "escalate_after"), "escalation delay must be longer than 0s, "
                                                                "expected a duration like 5m")
         for j, target in enumerate(level.notify):

@@ -31,12 +31,32 @@ def _seconds(value):
 
 
 class When(NamedTuple):
-    """When a decision's `from:` value suggests an option: every condition given holds."""
+    """A condition: every test given holds. Without a subject, on a decision's option, the tests
+    read the decision's `from:` value (the option is suggested). With one (a parameter's or an
+    alert label's value, the severity, the symptom that fired), on a step it decides whether the
+    step runs and on an option whether it is offered."""
 
     equals: str | float | None = None
     matches: str | None = None
     above: float | None = None
     below: float | None = None
+    param: str | None = None  # the tests read this parameter's value
+    label: str | None = None  # ...or this alert label's value
+    severity: tuple[str, ...] = ()  # the incident's severity is one of these
+    symptom: tuple[str, ...] = ()  # the symptom that fired is one of these
+
+    @property
+    def subject(self) -> bool:
+        """Whether it tests the incident (param, label, severity, symptom), not a from: value."""
+        return bool(self.param or self.label or self.severity or self.symptom)
+
+
+def _when(raw: dict | None) -> When | None:
+    if not raw:
+        return None
+    listed = {key: (raw[key],) if isinstance(raw[key], str) else tuple(raw[key])
+              for key in ("severity", "symptom") if key in raw}
+    return When(**{**raw, **listed})
 
 
 class Option(NamedTuple):
@@ -48,12 +68,31 @@ class Option(NamedTuple):
     when: When | None = None
 
 
+class Expect(NamedTuple):
+    """What a command's output must say for its step to pass (or its wait to hold): the value read
+    (the JSON path's, else the whole output, trimmed) meets every test; `findings` are exit
+    statuses that report what was looked for (git fsck's 1), an answer rather than a failure."""
+
+    json: str | None = None
+    equals: str | float | None = None
+    matches: str | None = None
+    above: float | None = None
+    below: float | None = None
+    findings: tuple[int, ...] = ()
+
+    @property
+    def tests(self) -> When:
+        return When(self.equals, self.matches, self.above, self.below)
+
+
 class Capture(NamedTuple):
     """A value taken from a step's output: the one group of `regex`, or the `json` path's value."""
 
     name: str
     regex: str | None = None
     json: str | None = None
+    suggest: str = ""  # what to do when it finds nothing, shown with the miss
+    jmespath: str | None = None  # the output read as JSON, selected with this JMESPath expression
 
 
 class AnswerFrom(NamedTuple):
@@ -110,6 +149,7 @@ class Step(NamedTuple):
     on_timeout: str | None = None
     channel: str | None = None
     audience: str | None = None
+    status: str | None = None  # a communicate step's public phase (investigating, identified, monitoring, resolved)
     template: str | None = None
     cwd: str | None = None
     env: dict = {}  # shared by steps without an environment: read-only
@@ -128,6 +168,12 @@ class Step(NamedTuple):
     lint_ignore: tuple[str, ...] = ()  # warning codes silenced for this step (lint: {ignore, reason})
     wait_for: WaitFor | None = None
     prometheus: MetricCheck | None = None  # a wait's or verify's check on a Prometheus query (metric_checks.py)
+    parameter: str | None = None  # an ask step: the parameter whose value it asks for
+    when: When | None = None  # the step runs only when this holds; else it is skipped, saying why
+    expect: Expect | None = None  # what its command's output must say (engine/expectations.py)
+    wait_alert: str | None = None  # a wait on the incident's own alert: "resolved"
+    on_no_data: str | None = None  # what a prometheus: wait's "no data" means: holds, not-yet or broken
+    compose: bool = False  # a communicate step whose message the responder writes when posting it
 
     @property
     def automated(self) -> bool:
@@ -244,6 +290,8 @@ class Role(NamedTuple):
     id: str
     title: str
     summary: str = ""
+    many: bool = False  # held by several people at once; assigning adds one
+    enforced: bool = False  # its steps are worked only by a holder
 
 
 class SeverityFrom(NamedTuple):
@@ -278,6 +326,7 @@ class Playbook:
     parameters: dict = field(default_factory=dict)  # name -> Parameter
     templated: bool = False  # declares parameters:, so every text is a template (catalog/templates.py)
     on_alert_resolved: str = "record"  # what `runbook serve` does when the alert resolves: record or resolve
+    page_label: str | None = None  # the alert label whose true/false decides whether it pages (else the severity)
 
     @cached_property
     def steps(self) -> tuple[Step, ...]:
@@ -305,6 +354,15 @@ class Playbook:
         return tuple(track for track in self.tracks if not track.followup)
 
     @cached_property
+    def asked(self) -> dict[str, tuple[str, ...]]:
+        """Parameter name -> the ids of the ask steps that ask for it, in playbook order."""
+        out: dict[str, tuple[str, ...]] = {}
+        for step in self.steps:
+            if step.kind == "ask" and step.parameter:
+                out[step.parameter] = out.get(step.parameter, ()) + (step.id,)
+        return out
+
+    @cached_property
     def captures(self) -> dict[str, tuple[str, ...]]:
         """Captured name -> the ids of the steps that capture it, in playbook order."""
         out: dict[str, tuple[str, ...]] = {}
@@ -323,6 +381,12 @@ class Playbook:
         return [p for p in dict.fromkeys([self.escalation, *self.escalation_by_severity.values()]) if p is not None]
 
 
+def _untitled(kind: str, raw: dict) -> str:
+    """A title for an untitled flip step, from what it flips ("Apply audio-only"), not its id (step-7)."""
+    verb = {"degrade": "Apply", "restore": "Restore"}.get(kind)
+    return f"{verb} {raw['degradation']}" if verb and raw.get("degradation") else ""
+
+
 def _step(raw, track: str, index: int, path: tuple) -> Step:
     number = f"{index + 1}"
     default_id = f"step-{number}" if track == MAIN_TRACK else f"{track}-{number}"
@@ -338,7 +402,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
     return Step(
         id=raw.get("id", default_id),
         kind=kind,
-        title=raw.get("title") or raw.get("question") or default_id,
+        title=raw.get("title") or raw.get("question") or _untitled(kind, raw) or default_id,
         track=track,
         index=index,
         path=path,
@@ -351,7 +415,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         destructive=raw.get("destructive", False),
         question=raw.get("question"),
         options=tuple(Option(o["label"], o.get("next"), o.get("degradation"), o.get("summary", ""),
-                             o.get("mitigates", False), When(**o["when"]) if o.get("when") else None)
+                             o.get("mitigates", False), _when(o.get("when")))
                       for o in raw.get("options", ())),
         degradation=raw.get("degradation"),
         run=tuple(raw["run"]) if "run" in raw else None,
@@ -363,10 +427,12 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         on_timeout=raw.get("on_timeout"),
         channel=raw.get("channel"),
         audience=raw.get("audience"),
+        status=raw.get("status"),
         template=raw.get("template"),
         cwd=raw.get("cwd"),
         env=dict(raw.get("env", {})),
-        captures=tuple(Capture(name, c.get("regex"), c.get("json")) for name, c in raw.get("capture", {}).items()),
+        captures=tuple(Capture(name, c.get("regex"), c.get("json"), c.get("suggest", ""), c.get("jmespath"))
+                       for name, c in raw.get("capture", {}).items()),
         answer_from=AnswerFrom(raw["from"]["step"], raw["from"].get("capture"), raw["from"].get("exit_code", False))
         if "from" in raw else None,
         backoff=raw.get("backoff", 1),
@@ -383,6 +449,13 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         wait_for=WaitFor(raw["wait_for"].get("step"), raw["wait_for"].get("signal")) if "wait_for" in raw else None,
         prometheus=(MetricCheck(raw["prometheus"]["query"], raw["prometheus"]["expect"])
                     if "prometheus" in raw else None),
+        parameter=raw.get("parameter"),
+        when=_when(raw.get("when")),
+        expect=Expect(**{**raw["expect"], "findings": tuple(raw["expect"].get("findings", ()))})
+        if "expect" in raw else None,
+        wait_alert=raw.get("alert"),
+        on_no_data=raw.get("on_no_data"),
+        compose=raw.get("compose", False),
     )
 
 
@@ -418,7 +491,7 @@ def build_playbook(data: dict) -> Playbook:
         by_severity = {level: policy for level, policy in escalation.items() if level != "default"}
         escalation = escalation.get("default")
     severity_from = data.get("severity_from")
-    captured = _captured(data)
+    filled = _filled_by_steps(data)
     return Playbook(
         id=data["id"],
         title=data["title"],
@@ -431,7 +504,9 @@ def build_playbook(data: dict) -> Playbook:
                                    {str(k): v for k, v in severity_from["map"].items()}) if severity_from else None,
         escalation_by_severity=by_severity,
         on_alert_resolved=data.get("on_alert_resolved", "record"),
-        roles={rid: Role(rid, r["title"], r.get("summary", "")) for rid, r in data.get("roles", {}).items()},
+        page_label=data.get("page_label"),
+        roles={rid: Role(rid, r["title"], r.get("summary", ""), r.get("many", False), r.get("enforced", False))
+               for rid, r in data.get("roles", {}).items()},
         symptoms=tuple(
             Symptom(
                 id=s["id"],
@@ -458,18 +533,21 @@ def build_playbook(data: dict) -> Playbook:
             for r in data.get("reminders", ())
         ),
         tracks=tuple(tracks),
-        parameters={name: _parameter(name, p, captured) for name, p in data.get("parameters", {}).items()},
+        parameters={name: _parameter(name, p, filled) for name, p in data.get("parameters", {}).items()},
         templated="parameters" in data,
     )
 
 
-def _captured(data: dict) -> set:
+def _filled_by_steps(data: dict) -> set:
+    """The names a step fills in during the incident: captured from output, or asked for."""
     raws = list(data["steps"]) + [s for t in data.get("tracks", {}).values() for s in t["steps"]]
-    return {name for raw in raws if isinstance(raw, dict) for name in raw.get("capture", {})}
+    dicts = [raw for raw in raws if isinstance(raw, dict)]
+    return {name for raw in dicts for name in raw.get("capture", {})} | {
+        raw["parameter"] for raw in dicts if raw.get("kind") == "ask" and "parameter" in raw}
 
 
 def _parameter(name: str, raw: dict, captured: set = frozenset()) -> Parameter:
-    """A parameter a step captures is optional at open unless it says `required: true`."""
+    """A parameter a step captures or asks for is optional at open unless it says `required: true`."""
     default = raw.get("default")
     if isinstance(default, bool):
         default = "true" if default else "false"
@@ -495,6 +573,7 @@ class SeverityLevel(NamedTuple):
     tier: str | None = None
     pages: bool = True
     pager_severity: str | None = None  # critical, error, warning or info; None: by rank (Snapshot.pager_severity)
+    urgency: str | None = None  # high or low, sent to the pager; None: high when it pages
 
 
 class SeverityPolicy(NamedTuple):
@@ -522,6 +601,7 @@ def build_severity_policy(data: dict) -> SeverityPolicy:
                 tier=lv.get("tier"),
                 pages=lv.get("pages", True),
                 pager_severity=lv.get("pager_severity"),
+                urgency=lv.get("urgency"),
             )
             for lv in data["levels"]
         ),
@@ -549,10 +629,15 @@ class Target(NamedTuple):
     id: str
 
 
+# No runbook we re-expressed gave an ack timeout; a level that does not say waits this long.
+DEFAULT_ESCALATE_AFTER = "5m"
+
+
 class EscalationLevel(NamedTuple):
     notify: tuple[Target, ...]
     escalate_after: int
     title: str = ""
+    default_delay: bool = False  # escalate_after came from the policy's defaults (or the built-in one)
 
 
 class EscalationPolicy(NamedTuple):
@@ -564,6 +649,7 @@ class EscalationPolicy(NamedTuple):
 
 
 def build_escalation_policy(data: dict) -> EscalationPolicy:
+    delay = data.get("defaults", {}).get("escalate_after", DEFAULT_ESCALATE_AFTER)
     return EscalationPolicy(
         id=data["id"],
         title=data.get("title", data["id"]),
@@ -572,8 +658,9 @@ def build_escalation_policy(data: dict) -> EscalationPolicy:
         levels=tuple(
             EscalationLevel(
                 notify=tuple(Target(*next(iter(t.items()))) for t in lv["notify"]),
-                escalate_after=parse_duration(lv["escalate_after"]),
+                escalate_after=parse_duration(lv.get("escalate_after", delay)),
                 title=lv.get("title", f"Level {i + 1}"),
+                default_delay="escalate_after" not in lv,
             )
             for i, lv in enumerate(data["levels"])
         ),
@@ -587,6 +674,8 @@ class Person(NamedTuple):
     phone: str = ""
     chat: str = ""
     pager: str = ""
+    pagerduty: str = ""  # the person's PagerDuty user id: their acknowledgements there are recorded as them
+    matrix: str = ""  # the person's Matrix user id (@amira:example.org): their chat commands are recorded as them
 
 
 class Rotation(NamedTuple):
@@ -622,7 +711,8 @@ def build_roster(data: dict) -> Roster:
         title=data.get("title", data["id"]),
         timezone=data["timezone"],
         people=tuple(Person(p["id"], p["name"], p.get("email", ""), p.get("phone", ""), p.get("chat", ""),
-                            p.get("pager", "")) for p in data["people"]),
+                            p.get("pager", ""), p.get("pagerduty", ""), p.get("matrix", ""))
+                      for p in data["people"]),
         rotations=tuple(Rotation(r["id"], tuple(r["members"]), parse_duration(r["shift"]), r["start"],
                                  r.get("title", r["id"])) for r in data.get("rotations", ())),
         overrides=tuple(Override(o["rotation"], o["person"], o["from"], o["until"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from runbook.catalog import preview
+from runbook.catalog.captures import describe_condition, describe_when
 from runbook.catalog.document import Document
 from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
@@ -192,15 +193,30 @@ def _step_line(step: Step, number: int, pb: Playbook | None) -> str:
         extras.append(f"checks {step.prometheus._replace(query=fill(step.prometheus.query))}")
     if step.kind == "handoff":
         extras.append(f"hands off to playbook {step.playbook}")
+    if step.kind == "ask":
+        extras.append(f"asks for {step.parameter}")
+    if step.expect is not None:
+        tests = describe_when(step.expect.tests)
+        if tests or step.expect.json:
+            extras.append(f"expects {step.expect.json or 'output'} {tests or 'present'}")
+        if step.expect.findings:
+            extras.append(f"exit status {', '.join(map(str, step.expect.findings))} is a finding")
+    if step.when is not None and step.when.subject:
+        extras.append(f"only when {describe_condition(step.when)}")
     if step.procedure and step.kind != "include":
         extras.append(f"from procedure {step.procedure}")
-    if step.kind == "wait" and step.wait_time is not None:
+    if step.kind == "wait" and step.wait_alert:
+        extras.append("waits until the incident's alert resolves"
+                      + (f", for up to {format_duration(step.timeout)}" if step.timeout else ""))
+    elif step.kind == "wait" and step.wait_time is not None:
         extras.append(f"timed wait: due {format_duration(step.wait_time)} after it starts")
     elif step.kind == "wait":
         backoff = f", backing off ×{step.backoff:g} up to {format_duration(step.max_every)}" if step.backoff != 1 and \
             step.max_every else ""
         extras.append(f"poll every {format_duration(step.every or 30)}{backoff} for up to "
                       f"{format_duration(step.timeout or 0)}")
+        if step.on_no_data:
+            extras.append(f"no data means {step.on_no_data}")
         if step.on_broken not in ("keep-polling", None):
             extras.append(f"a broken check → {step.on_broken}")
     if step.mitigates:
@@ -221,6 +237,8 @@ def _steps(track: Track, pb: Playbook | None = None) -> list[str]:
                 target = option.next or (f"apply {option.degradation}, then {default_next(track, step)}"
                                          if option.degradation else default_next(track, step))
                 mark = "  MITIGATES" if option.mitigates else ""
+                if option.when is not None and option.when.subject:
+                    mark += f"  (offered when {describe_condition(option.when)})"
                 lines.append(f"        {branch} {option.label} → {target}{mark}")
         else:
             following = default_next(track, step)
@@ -248,7 +266,8 @@ def _ladder(policy: EscalationPolicy, catalog: Catalog, now: datetime) -> list[s
                 person = find_person(rosters, target.id)
                 names.append(f"{person.name if person else target.id}")
         lines.append(f"  L{i} at +{format_duration(elapsed)}: {', '.join(names)}; "
-                     f"next level after {format_duration(level.escalate_after)} without an ack")
+                     f"next level after {format_duration(level.escalate_after)}"
+                     f"{' (default)' if level.default_delay else ''} without an ack")
         elapsed += level.escalate_after
     if policy.repeat:
         lines.append(f"  then the ladder repeats {policy.repeat} more time(s)")

@@ -73,7 +73,8 @@ def check(playbook: Playbook, name: str, value: str, source: str) -> str:
 
 def _where(source: str, parameter: Parameter) -> str:
     return {"param": "--param", "label": f"alert label {parameter.label}", "form": "the form",
-            "default": "its default", "set": "runbook incident param"}.get(source, source)
+            "default": "its default", "set": "runbook incident param",
+            "ask": "the answer to an ask step"}.get(source, source)
 
 
 def resolve(playbook: Playbook, params: dict | None = None, labels: dict | None = None,

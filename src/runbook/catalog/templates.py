@@ -28,7 +28,10 @@ BUILTINS = {
     "severity": "the incident's current severity",
     "service": "the playbook's service",
     "playbook": "the playbook id",
-    "elapsed": "time since the incident opened, like 12m30s",
+    "elapsed": "time since the incident opened, like 12m30s; it stops at resolve",
+    "duration": "how long the incident lasted: open to resolve (so far, while open), like 1h05m",
+    "opened_at": "when the incident opened, like 2026-01-05 09:00 UTC",
+    "now": "the time now, like 2026-01-05 09:12 UTC",
 }
 NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
 _TOKEN = re.compile(r"\{\{|\}\}|\{(" + NAME + r")\}|[{}]")

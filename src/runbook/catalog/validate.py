@@ -179,6 +179,12 @@ def _convert(error, doc: SourceDocument):
             bound = "at least" if check.startswith("min") else "at most"
             yield _problem(doc, path, f"{have}, needs {bound} {error.validator_value}"), _PLAIN
         return
+    if check == "oneOf" and isinstance(instance, dict) and "x-hint" in schema:  # "exactly one of these fields"
+        if set(instance) - set(schema.get("properties", {})):
+            return  # an unknown field: said once, as unknown, with "did you mean"
+        have = f"has {len(instance)} {'entry' if len(instance) == 1 else 'entries'} ({', '.join(map(str, instance))})"
+        yield _problem(doc, path, f"{have}, expected {schema['x-hint']}"), _PLAIN
+        return
     if check in ("minimum", "maximum"):
         bound = "at least" if check == "minimum" else "at most"
         yield _problem(doc, path,

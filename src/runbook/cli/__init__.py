@@ -39,13 +39,17 @@ COMMANDS = {
     "schema": ("catalog", "schema", ()),
     "open": ("tui", "open_incident", ()),
     "resume": ("tui", "resume", ()),
-    "incident": ("incident", "group", ("incident_flow",)),  # incident_flow adds restart and alert
+    # incident_flow adds restart and alert; learning adds review and similar
+    "incident": ("incident", "group", ("incident_flow", "learning")),
+    "actions": ("learning", "actions", ()),
     "drill": ("drills", "group", ()),
     "report": ("report", "report", ()),
     "flags": ("flags", "group", ()),
     "plugins": ("plugins", "plugins", ()),
     "serve": ("serve", "serve", ()),
     "alerts": ("serve", "alerts", ()),
+    "maintenance": ("maintenance", "group", ()),
+    "subscribers": ("subscribers", "group", ()),
     "db": ("database", "group", ()),
 }
 

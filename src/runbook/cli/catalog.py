@@ -16,6 +16,7 @@ from runbook.cli.options import json_option
 from runbook.cli.output import dump, echo, plural
 from runbook.errors import NotFoundError, UsageError
 from runbook.plugins import unknown_actions
+from runbook.read_models import verified_text
 from runbook.text import one_line
 
 
@@ -90,6 +91,10 @@ def list_documents(ctx: Context, kind, as_json):
     catalog = ctx.load()
     docs = [d for d in catalog.documents if kind_name is None or d.kind == kind_name]
     rows = [{"kind": d.kind, "id": d.id, "title": _title(d), "file": d.file, "line": d.source.line} for d in docs]
+    drilled = _drill_verified(ctx, [r["id"] for r in rows if r["kind"] == "Playbook"])
+    for r in rows:
+        if r["kind"] == "Playbook" and drilled is not None:
+            r["last_drill"] = drilled.get(r["id"])
     if as_json:
         dump(rows)
         return
@@ -99,7 +104,20 @@ def list_documents(ctx: Context, kind, as_json):
     kw = max(len(r["kind"]) for r in rows)
     iw = max(len(r["id"]) for r in rows)
     for r in rows:
-        echo(f"{r['kind']:<{kw}}  {r['id']:<{iw}}  {one_line(r['title'])}  ({r['file']})")
+        drill = f"  — {verified_text(r['last_drill'])}" if "last_drill" in r else ""
+        echo(f"{r['kind']:<{kw}}  {r['id']:<{iw}}  {one_line(r['title'])}  ({r['file']}){drill}")
+
+
+def _drill_verified(ctx: Context, playbooks: list[str]) -> dict | None:
+    """When a drill last verified each playbook, from the incident database; None when there is
+    none yet (listing never creates one)."""
+    from runbook.read_models import drill_verified
+    from runbook.store import default_path, is_postgres_url
+
+    location = ctx.db or default_path()
+    if not playbooks or (not is_postgres_url(location) and not os.path.exists(location)):
+        return None
+    return ctx.engine_service().read(drill_verified, playbooks)
 
 
 def _title(doc) -> str:
@@ -129,13 +147,17 @@ def show(ctx: Context, doc_id, kind, as_json):
     if doc is None:
         raise NotFoundError(f"no document with id '{doc_id}'{did_you_mean(doc_id, catalog.ids())} "
                             "(see `runbook list`)")
+    drilled = _drill_verified(ctx, [doc.id]) if doc.kind == "Playbook" else None
     if as_json:
-        dump({"kind": doc.kind, "id": doc.id, "file": doc.file, "document": doc.data})
+        dump({"kind": doc.kind, "id": doc.id, "file": doc.file, "document": doc.data,
+              **({"last_drill": drilled.get(doc.id)} if drilled is not None else {})})
         return
     from runbook.catalog.outline import outline
 
     for line in outline(doc, catalog, datetime.now(UTC)):
         echo(line)
+    if drilled is not None:
+        echo(f"Drills: {verified_text(drilled.get(doc.id))}")
 
 
 @click.command(short_help="Rank playbooks for free text and/or alert labels.")

@@ -37,9 +37,12 @@ def _open(ctx: Context, migrate: bool, create: bool = True):
 
 @group.command("migrate")
 @click.option("--grant", "grant_to", metavar="ROLE", default=None,
-              help="Also grant ROLE what responders need: read, append events, keep summaries (PostgreSQL).")
+              help="Also grant ROLE what responders need: read, append events, open incidents (PostgreSQL).")
+@click.option("--grant-server", "grant_server", metavar="ROLE", default=None,
+              help="Also grant ROLE what `runbook serve` needs: a responder's grants, the alert ledger and the "
+                   "checkpoints (PostgreSQL).")
 @click.pass_obj
-def migrate(ctx: Context, grant_to):
+def migrate(ctx: Context, grant_to, grant_server):
     """Apply the migrations this version of runbook needs (run it as the database's owner)."""
     store = _open(ctx, migrate=False)
     try:
@@ -47,11 +50,16 @@ def migrate(ctx: Context, grant_to):
         version, _pending = store.schema_version()
         echo(f"{store.path}: schema version {version}" + (f" (applied {', '.join(map(str, applied))})"
                                                            if applied else " (up to date)"))
+        if (grant_to or grant_server) and not store.features.grants:
+            option = "--grant" if grant_to else "--grant-server"
+            raise UsageError(f"{option} is for a PostgreSQL database; a SQLite file is guarded by its file mode")
         if grant_to:
-            if not store.features.grants:
-                raise UsageError("--grant is for a PostgreSQL database; a SQLite file is guarded by its file mode")
             store.grant(grant_to)
-            echo(f"granted {grant_to}: read, append events (no update or delete), keep summaries and the alert ledger")
+            echo(f"granted {grant_to}: read, append events (no update or delete), open incidents; "
+                 "no writing of summaries, checkpoints or the alert ledger")
+        if grant_server:
+            store.grant(grant_server, server=True)
+            echo(f"granted {grant_server}: what responders have, and keeping the alert ledger and checkpoints")
     finally:
         store.close()
 
@@ -96,3 +104,12 @@ def check(ctx: Context, sample, as_json):
             echo(f"  {broken['incident']}: {'; '.join(broken['problems'])}")
     if not ok:
         raise click.exceptions.Exit(1)
+
+
+@group.command("reindex")
+@click.pass_obj
+def reindex(ctx: Context):
+    """Rebuild the search words (`incident similar`) of every incident whose index is missing or
+    behind its log: the index is a projection of the logs, rebuilt from them."""
+    count = ctx.engine_service().command("reindex")
+    echo(f"reindexed {count} incident(s)")

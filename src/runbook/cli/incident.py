@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import sys
+from datetime import UTC, datetime, timedelta
 
 import click
 
+from runbook.catalog import parameters
 from runbook.catalog.durations import format_duration
 from runbook.cli import roles
 from runbook.cli.context import Context
 from runbook.cli.options import actor_option, incident_argument, json_option, opening_options, reason_required
 from runbook.cli.output import dump, echo
-from runbook.engine import answers, approvals, step_timers, texts, timers
+from runbook.engine import answers, approvals, conditions, step_timers, texts, timers
 from runbook.engine.completion import UNDONE, completion
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, posted_messages, step_outputs
 from runbook.engine.roles import waiting_for
@@ -58,8 +60,11 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
                      f"{ended}")
     if state.parameters:
         lines.append("  parameters: " + ", ".join(f"{one_line(name)}={one_line(value)}"
-                                                 f" ({state.parameter_sources.get(name, '?')})"
+                                                 f" ({state.parameter_sources.get(name, '?')}"
+                                                 f"{', stale' if name in state.stale else ''})"
                                                  for name, value in state.parameters.items()))
+    if state.labels:
+        lines.append("  alert labels: " + one_line(", ".join(f"{k}={v}" for k, v in state.labels.items())))
     if state.acknowledged_by:
         lines.append(f"  acknowledged by {one_line(state.acknowledged_by)} at {state.acknowledged_at:%H:%M:%S}")
     for name, (deadline, met) in timers.deadlines(state).items():
@@ -113,8 +118,12 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
                 texts.message(state, step, now)
             except CommandError as exc:  # posting it is refused until the value is set: say so here
                 lines.append(f"        cannot post yet: {one_line(str(exc))}")
+        if step.kind == "ask":
+            lines.append(f"        {one_line(texts.asked(state, step))}: answer with `runbook incident step {state.id} "
+                         f"{step.id} --done --value VALUE`")
         for i, option in enumerate(step.options, 1):
-            lines.append(f"        {i}. {one_line(option.label)}")
+            why = conditions.unmet(state, option.when)
+            lines.append(f"        {i}. {one_line(option.label)}" + (f" (not offered: {one_line(why)})" if why else ""))
         if step.approval:
             lines += approval_lines(state, step, stale)
         hint = answers.suggestion(state, step)
@@ -203,6 +212,10 @@ def _escalation_line(state, now: datetime) -> str:
         return f"next escalation: level {nxt.data['level']} {_in((nxt.at - now).total_seconds())}"
     if esc.by_pager and esc.paged and not (state.acknowledged_at or state.resolved):
         return "escalation: by the pager (runbook paged level 1; the pager's own policy pages the rest)"
+    by_label = timers.paging_label(state)
+    if not esc.highest and by_label is False and not state.resolved:
+        label = state.playbook.page_label
+        return f"escalation: label {one_line(label)}={one_line(state.labels.get(label, ''))} says not to page"
     if not esc.highest:
         return "" if timers.pages(state) or state.resolved else f"escalation: {one_line(state.severity)} does not page"
     if state.acknowledged_at:
@@ -305,7 +318,8 @@ def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labe
 @json_option()
 @click.pass_obj
 def list_incidents(ctx: Context, show_all, drills, as_json):
-    """List incidents, newest first (open ones and those in their follow-up phase unless --all).
+    """List incidents, newest first (open ones and those in their follow-up phase unless --all,
+    then those resolved in the last 24 hours, and how many older ones are hidden).
 
     Each summary row is checked cheaply against its log (the count of events, the status its
     acknowledged/mitigated/resolved events imply, drill, severity, title): one that disagrees is
@@ -318,14 +332,17 @@ def list_incidents(ctx: Context, show_all, drills, as_json):
         dump(rows + [{"id": i, "log_intact": False, "summary_missing": True, "log_problem": ORPHAN}
                      for i in orphans])
         return
+    recent, older = ([], 0) if show_all else _resolved_lately(service, rows, drills)
     if not rows and not orphans:
         echo("no open incidents" if not show_all else "no incidents")
-        return
     for r in rows:
-        drill = " DRILL" if r["drill"] else ""
-        altered = "" if r["log_intact"] else "  !! LOG ALTERED (runbook incident verify)"
-        echo(f"{r['id']}  {one_line(str(r['severity'])):<5} {one_line(str(r['status'])):<12} "
-             f"{str(r['opened_at'])[:19]}  {one_line(str(r['title']))}{drill}{altered}")
+        _echo_row(r)
+    if recent:  # the morning after: what was resolved overnight is not "nothing"
+        echo("resolved in the last 24 hours:")
+        for r in recent:
+            _echo_row(r)
+    if older:
+        echo(f"{older} resolved earlier {'is' if older == 1 else 'are'} hidden: runbook incident list --all")
     for incident in orphans:
         echo(f"{incident}: {ORPHAN}  !! LOG ALTERED (runbook incident verify {incident})")
     for r in rows:
@@ -337,6 +354,23 @@ def list_incidents(ctx: Context, show_all, drills, as_json):
 
 
 ORPHAN = "events without a summary row — record altered"
+
+
+def _resolved_lately(service, shown: list[dict], drills) -> tuple[list[dict], int]:
+    """Incidents resolved (or closed) in the last 24 hours that the open listing leaves out, and how
+    many older ones it leaves out."""
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    listed = {r["id"] for r in shown}
+    ended = [r for r in service.query("list", open_only=False, drills=drills) if r["id"] not in listed]
+    recent = [r for r in ended if str(r.get("resolved_at") or "") >= since]
+    return recent, len(ended) - len(recent)
+
+
+def _echo_row(r: dict) -> None:
+    drill = " DRILL" if r["drill"] else ""
+    altered = "" if r["log_intact"] else "  !! LOG ALTERED (runbook incident verify)"
+    echo(f"{r['id']}  {one_line(str(r['severity'])):<5} {one_line(str(r['status'])):<12} "
+         f"{str(r['opened_at'])[:19]}  {one_line(str(r['title']))}{drill}{altered}")
 
 
 @group.command("show")
@@ -416,10 +450,20 @@ def escalate(ctx: Context, incident_id, actor, as_json):
 @click.option("--fail", is_flag=True, help="The step failed (goes to on_fail if the step has one).")
 @click.option("--run", is_flag=True, help="Run the step's automation (run: or uses:).")
 @click.option("--outcome", default="", help="What was found (with --done) or what went wrong (with --fail).")
+@click.option("--status", "public_status", default=None,
+              type=click.Choice(["investigating", "identified", "monitoring", "resolved"]),
+              help="With --done on a communicate step: the phase its public update announces "
+                   "(default: the step's status:, else from the incident).")
+@click.option("--value", default=None, help="With --done on an ask step: the answer, recorded as its parameter's "
+                                            "value (asked for at a prompt when left out on a terminal).")
+@click.option("--message", default=None, help="With --done on a communicate step with compose: true: the message to "
+                                              "post, as written (asked for at a prompt, the template as the draft, "
+                                              "when left out on a terminal).")
 @actor_option
 @json_option()
 @click.pass_obj
-def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, actor, as_json):
+def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, public_status, value, message, actor,
+         as_json):
     """Complete, skip, fail or run STEP (default: the current step of the main track).
 
     With --run, exit status 4 when the action (or a wait step's check) failed or timed out; what
@@ -430,10 +474,21 @@ def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, acto
         raise UsageError(f"give only one of --done, --skip REASON, --fail, --run (got {', '.join(chosen)})")
     if not chosen:
         raise UsageError("say what happened to the step: --done, --skip REASON, --fail or --run")
+    if public_status is not None and chosen[0] != "done":
+        raise UsageError("--status goes with --done (the phase a communicate step's update announces)")
+    if value is not None and chosen != ["done"]:
+        raise UsageError("--value answers an ask step: give it with --done")
+    if message is not None and chosen != ["done"]:
+        raise UsageError("--message is the text a compose step posts: give it with --done")
     service = ctx.engine_service()
     action = chosen[0]
     if action == "done":
-        events = service.command("complete", incident_id, actor, step, outcome=outcome)
+        if value is None and sys.stdin.isatty():
+            value = _prompt_for_answer(service, incident_id, step)
+        if message is None and sys.stdin.isatty():
+            message = _prompt_for_message(service, incident_id, step)
+        events = service.command("complete", incident_id, actor, step, outcome=outcome, status=public_status,
+                                 value=value, message=message)
     elif action == "skip":
         events = service.command("skip", incident_id, actor, step, reason)
     elif action == "fail":
@@ -441,7 +496,11 @@ def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, acto
     else:
         events = service.command("run", incident_id, actor, step)
     _print_events(events, as_json)
-    if action == "run" and any(e.type in ("action_finished", "check_polled") and not e.record.ok for e in events):
+    # by the step's outcome: a finding (expect:) is done, not failed; output not as expected fails
+    done = {e.record.step for e in events if e.type == "step_completed"}
+    if action == "run" and any(e.type == "step_failed" or (e.type in ("action_finished", "check_polled")
+                                                           and not e.record.ok and e.record.step not in done)
+                               for e in events):
         raise click.exceptions.Exit(4)
 
 
@@ -488,6 +547,55 @@ def choose(ctx: Context, incident_id, option, step, suggested, actor, as_json):
                          else "missing OPTION: give the option's number or label, or --suggested")
     _print_events(ctx.engine_service().command("choose", incident_id, actor, option, step, suggested=suggested),
                   as_json)
+
+
+def _prompt_for_answer(service, incident_id: str, step_id: str | None) -> str | None:
+    """On a terminal, the answer to an ask step typed at a prompt that says what is asked (the
+    parameter's summary, type and pattern), offering its current value and asking again until the
+    answer fits; None for other steps."""
+    def ask_step(engine):
+        state = engine.state(incident_id)
+        chosen = step_id or next(iter(state.current_steps()), None)
+        if chosen is None or chosen not in {s.id for s in state.playbook.steps}:
+            return None
+        found = state.playbook.step(chosen)
+        if found.kind != "ask":
+            return None
+        return (texts.text(state, found.title, found, engine.clock.now()), texts.asked(state, found),
+                state.parameters.get(found.parameter), state.playbook.parameters.get(found.parameter))
+    question = service.read(ask_step)
+    if question is None:
+        return None
+    title, what, current, parameter = question
+
+    def fits(value: str) -> str:  # asked again until it fits, rather than refused after typing
+        why = parameter and parameters.problem(parameter, value.strip())
+        if why:
+            raise click.BadParameter(f"{value.strip()!r} {why}")
+        return value
+    echo(f"{one_line(title)}: {one_line(what)}")
+    return click.prompt("value", default=current, show_default=current is not None, value_proc=fits)
+
+
+def _prompt_for_message(service, incident_id: str, step_id: str | None) -> str | None:
+    """On a terminal, the message a compose: true step posts, typed at a prompt offering the draft
+    (its template, filled as far as it can be); None for other steps."""
+    def compose_step(engine):
+        state = engine.state(incident_id)
+        chosen = step_id or next(iter(state.current_steps()), None)
+        if chosen is None or chosen not in {s.id for s in state.playbook.steps}:
+            return None
+        found = state.playbook.step(chosen)
+        if not found.compose:
+            return None
+        now = engine.clock.now()
+        return texts.text(state, found.title, found, now), texts.text(state, found.template or "", found, now)
+    question = service.read(compose_step)
+    if question is None:
+        return None
+    title, draft = question
+    echo(f"{one_line(title)}: write the message to post")
+    return click.prompt("message", default=one_line(draft) or None, show_default=bool(draft))
 
 
 def drafts(state, now) -> list[dict]:

@@ -39,7 +39,7 @@ def _report_lines(report, fmt: str) -> list[str]:
     if report.steps:
         out.append("## Steps" if fmt == "md" else "Steps")
         table(["step", "n", "median", "p90", "max"],
-              [[step, s["n"], *map(format_seconds, (s["median"], s["p90"], s["max"]))]
+              [[s["title"], s["n"], *map(format_seconds, (s["median"], s["p90"], s["max"]))]
                for step, s in report.steps.items()])
     if report.trend:
         out.append("## Trend" if fmt == "md" else "Trend (oldest first; more than 10% over target is flagged)")
@@ -47,6 +47,22 @@ def _report_lines(report, fmt: str) -> list[str]:
               [[r["opened_at"][:16].replace("T", " "), r["incident"] + (" (drill)" if r["drill"] else ""),
                 *map(format_seconds, (r["tta"], r["ttm"], r["ttr"])), "; ".join(r["flagged"]) or "—"]
                for r in report.trend])
+    if report.actions is not None:
+        a = report.actions
+        out.append("## Action items" if fmt == "md" else "Action items")
+        done = "—" if a["completion"] is None else f"{a['completion']:.0%}"
+        age = lambda days: "—" if days is None else f"{days:g} days"  # noqa: E731
+        table(["added", "closed", "completion", "open", "overdue", "median age open", "median days to close"],
+              [[a["added"], a["closed"], done, a["open"], a["overdue"], age(a["median_open_age_days"]),
+                age(a["median_days_to_close"])]])
+    if report.predictions:
+        out.append("## Simulated against observed" if fmt == "md"
+                   else "Simulated against observed (more than 10% apart is flagged for analysis)")
+        table(["playbook", "metric", "n", "observed", "simulated", "deviation", ""],
+              [[p["playbook"], p["metric"], p["n"], format_seconds(p["observed"]), format_seconds(p["predicted"]),
+                f"{p['deviation']:+.0%}", "ANALYSE" if p["flagged"] else ""] for p in report.predictions])
+    for item in report.analysis:
+        out.append(f"added analysis action item {item}")
     return out
 
 
@@ -57,10 +73,14 @@ def _report_lines(report, fmt: str) -> list[str]:
 @click.option("--include-drills", is_flag=True, help="Count drill incidents with real ones (kept apart by default).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "md"]), default="table",
               show_default=True, help="csv gives one row per incident.")
+@click.option("--no-analysis", is_flag=True, help="Do not add analysis action items for deviations over 10%.")
 @click.pass_obj
-def report(ctx: Context, playbook, drill_id, since, include_drills, fmt):
+def report(ctx: Context, playbook, drill_id, since, include_drills, fmt, no_analysis):
     """Per metric (TTA, TTM, TTR from open) and per step: n, median, p90, max, target and
-    breaches; then the trend run by run, flagging anything more than 10% over its target.
+    breaches; then the trend run by run, flagging anything more than 10% over its target; action
+    items (completion, age, overdue); and each playbook's observed TTA and TTM (incidents and
+    drill runs) against its latest simulation: more than 10% apart adds an analysis action item
+    to the playbook's latest incident (once while open; --no-analysis: never).
     Drill incidents are left out unless --include-drills or --drill; simulated runs are
     summarised by `runbook drill history`."""
     from runbook.drills.report import build
@@ -72,7 +92,18 @@ def report(ctx: Context, playbook, drill_id, since, include_drills, fmt):
             raise UsageError(f"--since {since!r} is not a date, expected e.g. 2026-11-01") from None
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         since = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as the store keeps times
-    result = ctx.engine_service().read(build, playbook, drill_id, since, include_drills)
+    from runbook.drills.predictions import add_analysis_items, compare
+    from runbook.read_models import action_completion
+
+    service = ctx.engine_service()
+    result = service.read(build, playbook, drill_id, since, include_drills)
+    result.actions = service.read(action_completion, include_drills)
+    result.predictions = service.read(compare, playbook)
+    if not no_analysis and any(p["flagged"] for p in result.predictions):
+        added = service.commands.call(lambda engine: add_analysis_items(engine, result.predictions))
+        if added is None:
+            echo("warning: the database is read-only: no analysis action items added", err=True)
+        result.analysis = added or []
     for skipped in result.skipped:
         echo(f"warning: left out {skipped}", err=True)
     if fmt == "json":

@@ -58,7 +58,8 @@ def trigger(notice, routing_key: str, incident_url: str | None) -> dict:
             "source": notice.service or "runbook",
             "custom_details": {"incident": notice.incident, "playbook": notice.playbook, "level": notice.level,
                                "round": notice.round + 1, "severity": notice.severity,
-                               "recipients": [r.name for r in notice.recipients], "drill": notice.drill},
+                               "recipients": [r.name for r in notice.recipients], "drill": notice.drill,
+                               "urgency": notice.urgency},
         },
         "client": "runbook",
     }

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from runbook.catalog.drill import Drill, Latency
-from runbook.drills.simulated import DEFAULT_STEP, MAX_STEPS, START, SimulatedPlugins
+from runbook.drills.simulated import DEFAULT_STEP, MAX_STEPS, START, SimulatedPlugins, answer, take_role
 from runbook.engine import Engine, VirtualClock, approvals, timers
 from runbook.store import MemoryStore
 
@@ -145,10 +145,11 @@ def _walk(engine: Engine, drill: Drill, seconds: float):
             raise Unmodelled(f"a timer moves step {step.id} on")
         if step.approval and not approvals.approved(state, step):
             engine.approve(iid, step.approval.by, step.id)
+        take_role(engine, iid, state, step)
         if step.kind in ("decision", "choose"):
             engine.choose(iid, "simulation", str(profile.choices.get(step.id, 1)), step.id)
         else:
-            engine.complete(iid, "simulation", step.id)
+            engine.complete(iid, "simulation", step.id, value=answer(state, step))
         steps.append(profile.steps.get(step.id) or profile.steps.get("default") or DEFAULT_STEP)
         if mitigated_after is None and engine.state(iid).mitigated_at is not None:
             mitigated_after = len(steps)

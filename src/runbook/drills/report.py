@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 from runbook.catalog.models import FOLLOWUP_TRACK
-from runbook.engine.metrics import MEASURES, metrics
+from runbook.engine.metrics import MEASURES, metrics, step_titles
 from runbook.errors import RecordError
 
 DEVIATION = 0.10
@@ -39,9 +39,14 @@ class Report:
     steps: dict = field(default_factory=dict)     # step id -> summary
     trend: list = field(default_factory=list)     # one row per incident, oldest first
     skipped: list = field(default_factory=list)   # "INC-X: why" for records too damaged to read
+    actions: dict | None = None  # action item completion (read_models.action_completion)
+    predictions: list = field(default_factory=list)  # simulated against observed (drills/predictions.py)
+    analysis: list = field(default_factory=list)  # the analysis action items this report added
 
     def to_dict(self) -> dict:
         out = {"incidents": self.incidents, "metrics": self.metrics, "steps": self.steps, "trend": self.trend}
+        if self.actions is not None:
+            out.update(actions=self.actions, predictions=self.predictions, analysis_items=self.analysis)
         if self.skipped:
             out["skipped"] = self.skipped
         return out
@@ -66,6 +71,7 @@ def build(engine, playbook: str | None = None, drill: str | None = None, since: 
     targets = {key: [] for key, _, _ in MEASURES}
     breaches = {key: 0 for key, _, _ in MEASURES}
     steps: dict[str, list[float]] = {}
+    titles: dict[str, str] = {}  # step id -> its title, as the newest incident's snapshot has it
     followups: list[float] = []
     for state in states:
         m = metrics(state, engine.clock.now())
@@ -90,7 +96,9 @@ def build(engine, playbook: str | None = None, drill: str | None = None, since: 
         if m.followup is not None and state.closed:
             followups.append(m.followup)
         report.trend.append(row)
+        named = step_titles(state)
         for run in m.steps:
+            titles[run["step"]] = named.get(run["step"], run["step"])
             if run["seconds"] is not None and run["track"] != FOLLOWUP_TRACK:  # finished response attempts only
                 steps.setdefault(run["step"], []).append(run["seconds"])
     for key, _, label in MEASURES:
@@ -98,7 +106,7 @@ def build(engine, playbook: str | None = None, drill: str | None = None, since: 
         summary["target"] = median(targets[key]) if targets[key] else None
         summary["breaches"] = breaches[key]
         report.metrics[label] = summary
-    report.steps = {step: summarize(durations) for step, durations in steps.items()}
+    report.steps = {step: {"title": titles[step], **summarize(durations)} for step, durations in steps.items()}
     if followups:  # after resolve: reported on its own, never in TTR
         report.metrics["Follow-up"] = {**summarize(followups), "target": None, "breaches": 0}
     return report

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from runbook.catalog.drill import Drill, Latency
 from runbook.drills.report import summarize
-from runbook.drills.simulated import DEFAULT_STEP, MAX_STEPS, START, Z90, SimulatedPlugins
+from runbook.drills.simulated import DEFAULT_STEP, MAX_STEPS, START, Z90, SimulatedPlugins, answer, take_role
 from runbook.engine import Engine, VirtualClock, approvals, timers
 from runbook.engine.metrics import metrics
 from runbook.errors import UsageError
@@ -107,10 +107,11 @@ def _walk(engine: Engine, iid: str, drill: Drill, rng: random.Random) -> None:
             continue  # a timer moved it on (a wait that held, or timed out)
         if step.approval and not approvals.approved(state, step):
             engine.approve(iid, step.approval.by, step.id)
+        take_role(engine, iid, state, step)
         if step.kind in ("decision", "choose"):
             engine.choose(iid, "simulation", str(profile.choices.get(step.id, 1)), step.id)
         else:
-            engine.complete(iid, "simulation", step.id)
+            engine.complete(iid, "simulation", step.id, value=answer(state, step))
     if not engine.state(iid).resolved:  # a handoff step resolves its incident itself
         engine.resolve(iid, "simulation")
 

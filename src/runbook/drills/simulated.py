@@ -17,6 +17,26 @@ DEFAULT_STEP = Latency("exponential", mean=120.0)
 MAX_STEPS = 500
 
 
+def take_role(engine, iid: str, state, step) -> None:
+    """A simulated responder takes an enforced role before working its step (the playbook lets
+    only a holder work it); nothing for other steps."""
+    from runbook.engine.roles import holds
+
+    role_id = step.role or next((t.role for t in state.playbook.tracks if t.id == step.track), None)
+    role = state.playbook.roles.get(role_id) if role_id else None
+    if role is not None and role.enforced and not holds(state, role_id, "simulation"):
+        engine.assign(iid, "simulation", role_id, "simulation")
+
+
+def answer(state, step) -> str | None:
+    """What a simulated responder answers an ask step: the parameter's value then, else its
+    default (None for other steps; an ask with neither is refused by the engine, in words)."""
+    if step.kind != "ask":
+        return None
+    parameter = state.playbook.parameters.get(step.parameter)
+    return state.parameters.get(step.parameter, parameter.default if parameter is not None else None)
+
+
 class SimulatedPlugins:
     """Stands in for the plugin host: flags in a dict, pages and actions that always go through."""
 

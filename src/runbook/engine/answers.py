@@ -25,7 +25,17 @@ def recorded(state: IncidentState, step: Step, output: str) -> list[EventRecord]
     out: list[EventRecord] = []
     if values:
         out.append(ParametersSet(values, {name: CAPTURE + step.id for name in values}))
-    out += [CaptureMissed(step.id, c.name, c.why) for c in taken if c.value is None]
+    suggestions = {c.name: c.suggest for c in step.captures}
+    out += [CaptureMissed(step.id, c.name, c.why, suggestions.get(c.name, "")) for c in taken if c.value is None]
+    return out
+
+
+def values(records: list[EventRecord]) -> dict:
+    """The parameters these records (not yet appended) set: what a next step's when: reads."""
+    out: dict = {}
+    for record in records:
+        if isinstance(record, ParametersSet):
+            out.update(record.values)
     return out
 
 
@@ -59,7 +69,7 @@ def suggestion(state: IncidentState, step: Step) -> Suggestion | None:
         return None
     value, where = found
     for index, option in enumerate(step.options):
-        if option.when is not None and captures.holds(option.when, value):
+        if option.when is not None and not option.when.subject and captures.holds(option.when, value):
             return Suggestion(index, option.label, where, value)
     return None
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from runbook.catalog import captures
 from runbook.catalog.models import FAIL, KEEP_POLLING, Step
-from runbook.engine import answers, approvals, texts, waits
+from runbook.engine import answers, approvals, expectations, texts, waits
 from runbook.engine import owner as owners
 from runbook.engine.clock import iso, parse
 from runbook.engine.events import (
@@ -207,8 +207,11 @@ class Effects:
                 out += answers.recorded(state, step, result.output)
             if state.resolved or state.current.get(step.track) != step.id:
                 return out  # resolved or moved on while it ran: record the outcome only
-            outcome = Done(result.summary) if result.ok else Failed(result.summary, automated=True)
-            return out + finish(state, step, outcome)
+            ok, summary = result.ok, result.summary
+            if step.expect is not None:  # passes by what it printed (and findings), not only by its exit status
+                ok, summary = expectations.judge(step, result.ok, result.exit_code, result.output, result.summary)[:2]
+            outcome = Done(summary) if ok else Failed(summary, automated=True)
+            return out + finish(state, step, outcome, values=answers.values(out))
         return events + self.command(incident, actor, build)
 
     def _check(self, state: IncidentState, actor: str, step: Step, owner: dict) -> list[Event]:
@@ -242,7 +245,8 @@ class Effects:
                 out += answers.recorded(s, step, reading.output)
             if s.resolved or s.current.get(step.track) != step.id:
                 return out
-            return out + finish(s, step, Done(summary) if reading.holds else Failed(summary, automated=True))
+            return out + finish(s, step, Done(summary) if reading.holds else Failed(summary, automated=True),
+                                values=answers.values(out))
         return events + self.command(state.id, actor, build)
 
     def request(self, state: IncidentState, step: Step) -> ActionRequest:
@@ -281,8 +285,9 @@ class Effects:
         step = state.playbook.step(step_id)
         if step.prometheus is not None:
             reading = self.read_metrics(state, step, waits.poll_timeout(step))
-            outcome, summary, exit_code, output, failures = (reading.outcome, reading.detail, None, reading.output,
-                                                             [])
+            # "no data" is its own outcome where the wait says what it means (on_no_data:), else broken as before
+            outcome = waits.NO_DATA if reading.no_data and step.on_no_data else reading.outcome
+            summary, exit_code, output, failures = reading.detail, None, reading.output, []
             value = reading.shown_value
         else:
             try:
@@ -296,20 +301,21 @@ class Effects:
             value = None
         # what this poll saw, recorded whether or not it held (only a poll that held sets parameters)
         captured = {c.name: c.value for c in captures.run(state.playbook, step, output) if c.value is not None}
-        seen = waits.seen(step, summary, exit_code, captured) if outcome != waits.BROKEN else ""
+        seen = waits.seen(step, summary, exit_code, captured) if outcome not in (waits.BROKEN, waits.NO_DATA) else ""
+        meaning = waits.means(step, outcome)  # the outcome is recorded as it was; "no data" means what the step says
 
         def build(s):
             if s.current.get(step.track) != step.id or s.steps[step.id].status != ACTIVE:
                 return []
             out = plugin_errors(failures)
-            out.append(CheckPolled(step.id, outcome == waits.HOLDS, summary, number or s.steps[step.id].polls + 1,
+            out.append(CheckPolled(step.id, meaning == waits.HOLDS, summary, number or s.steps[step.id].polls + 1,
                                    exit_code, tail(output, POLL_OUTPUT), outcome, seen, value, captured))
             if s.resolved:
                 return out
-            if outcome == waits.HOLDS and waiting_for(s, step) is None:  # a step waiting for another stays
+            if meaning == waits.HOLDS and waiting_for(s, step) is None:  # a step waiting for another stays
                 out += answers.recorded(s, step, output)  # a wait captures from the poll that held
-                out += finish(s, step, Done(summary))
-            elif outcome == waits.BROKEN and step.on_broken != KEEP_POLLING:
+                out += finish(s, step, Done(summary), values=answers.values(out))
+            elif meaning == waits.BROKEN and step.on_broken != KEEP_POLLING:
                 to = None if step.on_broken == FAIL else step.on_broken
                 out += finish(s, step, Failed(f"the check broke: {summary}", to=to))
             return out
@@ -344,12 +350,12 @@ class Effects:
         now = self.engine.clock.now()
         out: list[Event] = []
         for name, deg in list(state.degradations.items()):
-            if deg.pending and abandoned(deg.pending, deg.pending_at, now, force):
+            if deg.pending and abandoned(deg.pending, deg.pending_at, now, force, self.engine.store):
                 out += self._reconcile_flags(state, name, deg.pending, deg.pending_seq)
         if flags_only:
             return out
         for step_id, intent in list(state.actions_pending.items()):
-            if abandoned(intent.data, intent.at, now, force):
+            if abandoned(intent.data, intent.at, now, force, self.engine.store):
                 killed = kill_orphan(intent.record.pidfile)
                 summary = ("interrupted: the outcome was never recorded" +
                            (f"; its orphaned process group {killed} was killed" if killed else "") +
@@ -420,11 +426,12 @@ def awaited(state: IncidentState, name: str, stage: int) -> list[Mitigated]:
     return [mitigation(state, awaiting, name, stage)]
 
 
-def abandoned(intent: dict, at: datetime, now: datetime, force: bool) -> bool:
-    """Whether an intent may be settled: its owner is gone. Intents recorded without an owner
-    (by runbook 0.1) count as abandoned after a minute, or at once when forced."""
+def abandoned(intent: dict, at: datetime, now: datetime, force: bool, leases=None) -> bool:
+    """Whether an intent may be settled: its owner is gone (`leases`: the store, whose server
+    leases decide for an owner on another host). Intents recorded without an owner (by runbook
+    0.1) count as abandoned after a minute, or at once when forced."""
     lease = intent.get("lease_until")
-    state = owners.status(intent.get("owner"), parse(lease) if lease else None, now)
+    state = owners.status(intent.get("owner"), parse(lease) if lease else None, now, leases)
     if state == owners.UNKNOWN:
         return force or now - at >= STALE_INTENT
     return state == owners.GONE

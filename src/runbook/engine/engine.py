@@ -16,11 +16,25 @@ in `engine/effects.py`.
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from contextlib import nullcontext
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import checkpoint, integrity, lifecycle, listing, opening, pages, roles, timers
+from runbook.engine import (
+    checkpoint,
+    integrity,
+    learning,
+    lifecycle,
+    listing,
+    opening,
+    pages,
+    roles,
+    timers,
+    transition,
+)
 from runbook.engine.clock import SystemClock, iso, parse
 from runbook.engine.effects import SYSTEM, Effects, plugin_errors
 from runbook.engine.events import (
@@ -32,6 +46,7 @@ from runbook.engine.events import (
     EventRecord,
     Mitigated,
     NoteAdded,
+    ReviewWritten,
     SeverityChanged,
     apply,
     fold,
@@ -40,12 +55,13 @@ from runbook.engine.events.alerts import FIRING, RESOLVED
 from runbook.engine.lifecycle import drill_over
 from runbook.engine.limits import check_size
 from runbook.engine.opening import MissingParameters
+from runbook.engine.roles import waiting_for
 from runbook.engine.snapshot import Snapshot
-from runbook.engine.state import IncidentState
+from runbook.engine.state import ACTIVE, IncidentState
 from runbook.engine.step_commands import StepCommands
 from runbook.engine.ticks import fire_due
 from runbook.errors import CommandError, ReasonNeeded, RecordError
-from runbook.store import ConflictError, IncidentStore
+from runbook.store import ConflictError, IncidentStore, StoreError
 from runbook.text import check_actor
 
 if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
@@ -77,12 +93,21 @@ class Engine(StepCommands):
         self.effects = Effects(self)
         self.metrics_source = None  # where prometheus: checks read (metric_checks.MetricSource); None: the settings'
         self.resolve_wait = RESOLVE_WAIT
+        # a record of why the next command runs (engine/chat.py: the chat message that asked for
+        # it), appended in the same transaction as that command's first events
+        self.receipt = None
         self._states: dict[str, IncidentState] = {}
         # the store's count of other connections' commits when each state was last caught up
         self._caught_at: dict[str, int | None] = {}
         # Snapshots taken and loaded per (catalog, playbook, drill): simulations open thousands of
         # incidents on one playbook, and a loaded Snapshot is immutable.
         self._taken: dict[tuple, tuple] = {}  # values keep the keyed objects alive, so ids stay unique
+        # each append's request id is "<requests>.<n>": a store that may lose a connection with an
+        # append in flight keeps it, so that append is settled, and a command run again with the same
+        # `requests` (RUNBOOK_REQUEST, runtime.py) finds what its first run recorded
+        self.requests = uuid.uuid4().hex[:16]
+        self.retried = False  # True: `requests` are those of a run told it failed; look for what it recorded
+        self._request_numbers = itertools.count(1)
 
     # reading ------------------------------------------------------------------------------
 
@@ -117,21 +142,30 @@ class Engine(StepCommands):
             cached, problem = self._from_checkpoint(incident, found, events, snapshot) if found else (None, None)
             if found is not None and cached is None:  # not usable: fold the whole log instead
                 stored, events, row = self.store.read_record(incident)
+            left_out = None
             try:
                 if cached is None:
                     cached = fold(incident, events, snapshot)
-            except EventFormatError as exc:
-                raise RecordError(f"the record of {incident} cannot be read: {exc}; "
-                                            f"`runbook incident verify {incident}` names every problem") from None
-            if loaded is None and self.store.features.persistent:
-                problems = integrity.quick(self.store, incident, row, stored, events, cached)
+            except EventFormatError:  # what verifies still holds: its degradations can be restored
+                stored, events, row = self.store.read_record(incident)
+                cached, left_out = integrity.verified_fold(incident, events, snapshot)
+            if left_out is not None:
+                cached.tampered = "; ".join(
+                    [f"only what verifies is read ({'; '.join(left_out)}: left out)"]
+                    + integrity.quick(self.store, incident, row, stored, events))
+            elif loaded is None and self.store.features.persistent:
+                problems = integrity.quick(self.store, incident, row, stored, events, cached, columns=False)
                 cached.tampered = "; ".join(([problem] if problem else []) + problems)
             self._states[incident] = cached
             self._caught_at[incident] = version
             self._keep_checkpoint(cached)
             return cached
-        for stored_event in self.store.events(incident, after=cached.last_seq):
-            apply(cached, Event.from_stored(stored_event))
+        try:
+            for stored_event in self.store.events(incident, after=cached.last_seq):
+                apply(cached, Event.from_stored(stored_event))
+        except EventFormatError:  # an event it cannot read came in: read again, what verifies
+            self._states.pop(incident, None)
+            return self.state(incident)
         self._caught_at[incident] = version
         self._keep_checkpoint(cached)
         return cached
@@ -195,8 +229,6 @@ class Engine(StepCommands):
         store = self.store
         if not store.features.persistent or store.features.readonly:
             return
-        from runbook.store import StoreError
-
         base = state.base_seq if state.base_summary is not None else 0
         # what is folded into the checkpoint must be what the chain holds: the load's quick checks
         # leave the hashes to `incident verify`, and a signed checkpoint over an event edited in
@@ -245,7 +277,10 @@ class Engine(StepCommands):
         now = iso(self.clock.now())
         stored = self.store.append(state.id, state.last_seq, [
             {"ts": now, "actor": actor, "type": r.type, "data": r.to_data(), "summary": r.project(now)}
-            for r in records], after_hash=state.events[-1].hash if held and state.events else None)
+            for r in records], after_hash=state.events[-1].hash if held and state.events else None,
+            request=f"{self.requests}.{next(self._request_numbers)}", retried=self.retried)
+        if stored and stored[0].seq <= state.last_seq:
+            return []  # a command run again after a lost connection: its first run's events are in the log
         at = parse(now)
         appended = [Event(e.seq, at, e.actor, r, e.data, e.hash, e.ts) for e, r in zip(stored, records)]
         for event in appended:
@@ -286,16 +321,24 @@ class Engine(StepCommands):
                             held = None
                             continue
                         return []
+                    if self.receipt is not None:
+                        records = [*self.receipt(state), *records]
                     appended = self._append(state, actor, records, held is not None)
+                    self.receipt = None
             except ConflictError:
                 if held is None:
                     races += 1
                 held = None
                 continue
+            except StoreError:  # not recorded (a lost commit): the state held here may have folded it
+                self._states.pop(incident, None)
+                raise
             try:  # as a read would have: a command on the held state reads nothing
                 self._keep_checkpoint(state)
             except Exception:  # the command is recorded: a checkpoint not kept costs only open time
                 pass
+            if learning.changes_words(state, appended):
+                learning.index(self, state, after_command=True)
             if self.plugins is not None:
                 self._record_observer_failures(self.plugins.take_observer_failures())
             return appended
@@ -349,9 +392,11 @@ class Engine(StepCommands):
 
             return intake.open_by_hand(self, alert, playbook, actor, symptom=symptom, severity=severity,
                                        drill=drill, params=params, form=form)
-        return opening.open_incident(self, playbook, actor, symptom=symptom, severity=severity, drill=drill,
-                                     incident=incident, rehearse=rehearse, live=live, params=params, labels=labels,
-                                     form=form, from_incident=from_incident)
+        state = opening.open_incident(self, playbook, actor, symptom=symptom, severity=severity, drill=drill,
+                                      incident=incident, rehearse=rehearse, live=live, params=params, labels=labels,
+                                      form=form, from_incident=from_incident)
+        learning.index(self, state)
+        return state
 
     def set_parameter(self, incident: str, actor: str, name: str, value: str) -> list[Event]:
         """Set or change one parameter, checked like at open."""
@@ -383,6 +428,10 @@ class Engine(StepCommands):
         acknowledged = self.command(incident, actor, build)
         return acknowledged + pages.tell_pagers(self, incident, "acknowledge", actor)  # the pagers stop paging too
 
+
+    def pager_report(self, report: pages.PagerReport) -> tuple[str, str, list[Event]]:
+        """What a pager's own app did with an alert runbook opened (engine/pages.py from_pager)."""
+        return pages.from_pager(self, report)
 
     def severity(self, incident: str, actor: str, severity: str, reason: str = "") -> list[Event]:
         check_size("the reason", reason)
@@ -421,7 +470,13 @@ class Engine(StepCommands):
         def build(state):
             if state.alert_firing == (state_name == FIRING):
                 return []
-            return [AlertStateChanged(state_name, alert)]
+            out = [AlertStateChanged(state_name, alert)]
+            if state_name == RESOLVED and not state.resolved:  # a wait on it (alert: resolved) holds now
+                for step_id in state.current_steps():
+                    step = state.playbook.step(step_id)
+                    if step.wait_alert and state.steps[step_id].status == ACTIVE and waiting_for(state, step) is None:
+                        out += transition.finish(state, step, transition.Done(transition.ALERT_RESOLVED))
+            return out
         return self.command(incident, actor, build)
 
     def receive_alerts(self, alerts: list, actor: str = "alertmanager") -> list:
@@ -437,9 +492,17 @@ class Engine(StepCommands):
 
         return intake.recover(self, actor)
 
-    def alerts(self, outcome: str | None = None, incident: str | None = None, limit: int | None = None) -> list[dict]:
-        """The alerts received, the latest seen first: all, by outcome (unmatched...), or one incident's."""
-        return self.store.alerts(outcome=outcome, incident=incident, limit=limit)
+    def alerts(self, outcome: str | None = None, incident: str | None = None, limit: int | None = None,
+               after: tuple | None = None) -> list[dict]:
+        """The alerts received, the latest seen first: all, by outcome (unmatched...), or one
+        incident's; `after`: from the row after this (last_seen, fingerprint, starts_at) on."""
+        return self.store.alerts(outcome=outcome, incident=incident, limit=limit, after=after)
+
+    def prune_alerts(self, older_than: float, dry_run: bool = False) -> tuple[int, str]:
+        """Forget the alerts last heard of more than `older_than` seconds ago, but for those
+        still pending or linked to an open incident: (how many (would) go, the time before which)."""
+        before = iso(self.clock.now() - timedelta(seconds=older_than))
+        return self.store.prune_alerts(before, dry_run), before
 
     def record_simulation(self, drill: str, playbook: str, runs: int, seed: int, created_at: str,
                           summary: dict) -> int:
@@ -456,12 +519,61 @@ class Engine(StepCommands):
         check_size("the note", text)
         return self.command(incident, actor, lambda state: [NoteAdded(text)])
 
-    def add_action_item(self, incident: str, actor: str, text: str, owner: str = "") -> list[Event]:
+    def add_action_item(self, incident: str, actor: str, text: str, owner: str = "", due: str | None = None,
+                        priority: str | None = None, kind: str | None = None,
+                        ticket: str | None = None) -> list[Event]:
         """An action item from the debrief or postmortem; allowed after resolve, like notes."""
         if not text.strip():
             raise CommandError("an action item needs text")
         check_size("the action item", text)
-        return self.command(incident, actor, lambda state: [ActionItemAdded(text, owner)])
+        learning.check_item_fields(due, priority, kind)
+        return self.command(incident, actor,
+                            lambda state: [ActionItemAdded(text, owner, due, priority, kind, ticket or None)])
+
+    def close_action_item(self, item: str, actor: str, evidence: str, evidence_kind: str = "link") -> list[Event]:
+        """Close action item `item` (INC-…#2) with the evidence that it is done."""
+        incident, number = learning.parse_item_id(item)
+        check_size("the evidence", evidence)
+        if evidence_kind == "drill":
+            self._check_drill_passed(evidence)
+        return self.command(self.resolve_id(incident), actor,
+                            lambda state: learning.close_records(state, number, evidence, evidence_kind))
+
+    def _check_drill_passed(self, drill: str) -> None:
+        """Evidence of kind "drill" names a drill run that passed: resolved, no target breached."""
+        from runbook.engine.metrics import metrics
+
+        state = self.state(self.resolve_id(drill))
+        if not state.drill:
+            raise CommandError(f"{state.id} is not a drill; evidence of kind drill names a drill run that passed")
+        breached = [name for name, t in metrics(state).targets.items() if t["breached"]]
+        if not state.resolved or breached:
+            why = "it is not resolved" if not state.resolved else f"it breached {', '.join(breached)}"
+            raise CommandError(f"drill {state.id} did not pass ({why}); close the item with a drill run that did")
+
+    def write_review(self, incident: str, actor: str, section: str, text: str) -> list[Event]:
+        """One postmortem section as a person wrote it (learning.REVIEW_SECTIONS)."""
+        learning.check_section(section)
+        if not text.strip():
+            raise CommandError(f"the review's {section} needs text")
+        check_size(f"the review's {section}", text)
+        return self.command(incident, actor, lambda state: [ReviewWritten(section, text)])
+
+    def remind_overdue(self, actor: str = SYSTEM) -> list[dict]:
+        """Remind the owners of overdue action items (engine/learning.py)."""
+        return learning.remind_overdue(self, actor)
+
+    def action_items(self) -> list:
+        """Every action item of every incident, from the log."""
+        return learning.all_items(self)
+
+    def similar(self, incident: str, limit: int = learning.TOP) -> list[dict]:
+        """Past incidents like this one, best first (engine/learning.py)."""
+        return learning.similar(self, self.resolve_id(incident), limit)
+
+    def reindex(self) -> int:
+        """Rebuild the search words of incidents whose index is behind their log."""
+        return learning.reindex(self)
 
     def mitigate(self, incident: str, actor: str) -> list[Event]:
         def build(state):
@@ -582,6 +694,10 @@ class Engine(StepCommands):
         return self.effects.reconcile(incident, force) + pages.settle(self, incident, force)
 
     # time ---------------------------------------------------------------------------------
+
+    def health(self) -> None:
+        """StoreError when the store could not take an append now (serve's /healthz)."""
+        self.store.health()
 
     def change_cursor(self) -> int:
         """Where the log of every incident ends now: live views wait for changes after it."""

@@ -28,6 +28,7 @@ from runbook.engine.holders import (
     wider,
     wrong_file,
 )
+from runbook.engine.integrity import SNAPSHOT_ALTERED
 from runbook.engine.state import IncidentState
 from runbook.errors import CommandError
 from runbook.pluginapi import FlagState
@@ -62,11 +63,17 @@ class FlipPlan(NamedTuple):
     share: int | None = None  # ...and its share in percent
     of: int | None = None  # how many stages it has
     sandbox: bool = False  # writes the drill's sandbox flag file
+    damaged: str = ""  # a restore on a record that does not verify: what is wrong with it (it restores what verifies)
 
     @property
     def lines(self) -> tuple[str, ...]:
-        """What the flip writes, one line a flag, as every face states it (one line each, safe to show)."""
-        return tuple(one_line(_line(self, write)) for write in self.writes)
+        """What the flip writes, one line a flag, as every face states it (one line each, safe to show);
+        a restore on a damaged record says so last."""
+        said = tuple(one_line(_line(self, write)) for write in self.writes)
+        if self.damaged:
+            said += (one_line(f"restored from what verifies: the record of {self.incident} does not verify "
+                              f"({self.damaged})"),)
+        return said
 
     @property
     def staged(self) -> str:
@@ -118,7 +125,10 @@ def plan_flip(engine, state: IncidentState, name: str, op: str, stage: int | Non
     `name` now, or a CommandError saying why it cannot be done. Reads each flag the apply changes
     first from the flag backend (its value then is what a restore goes back to). `restored_first`:
     degradations of this incident a resolve restores before this one, which then hold nothing."""
-    refuse_if_tampered(state)
+    # a restore puts flags back from what verifies (a damaged record says so), unless the values it
+    # would write come from a playbook snapshot that was altered
+    if op != RESTORE or SNAPSHOT_ALTERED in state.tampered:
+        refuse_if_tampered(state)
     if not (op == RESTORE and state.resolved):  # leftovers on a resolved incident can still be restored
         engine.require_live(state)
     pb = state.playbook
@@ -151,7 +161,7 @@ def plan_flip(engine, state: IncidentState, name: str, op: str, stage: int | Non
             raise CommandError(moved)
         writes = tuple(_restore(engine, state, name, spec, flag, applied, restored_first)
                        for flag, applied in deg.flags.items())
-        return FlipPlan(state.id, name, op, writes, sandbox=state.sandboxed)
+        return FlipPlan(state.id, name, op, writes, sandbox=state.sandboxed, damaged=state.tampered)
     rollout = spec.rollout
     share = rollout.stages[stage][0] if stage is not None else None
     writes = []

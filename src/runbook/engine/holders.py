@@ -84,7 +84,8 @@ def holders(engine, state: IncidentState, name: str, flag: str, location: str | 
     found = [_holder(state, other, deg, deg.flags[flag], flag)
              for other, deg in state.degradations.items() if other != name and flag in deg.flags]
     if engine.store.features.persistent:  # simulations: each incident is alone with its sandbox
-        for row in engine.store.incidents(open_only=True):
+        # open by the log, not only by a summary row (one edited to say "resolved" is listed too)
+        for row in engine.list(open_only=True):
             if row["id"] == state.id:
                 continue
             try:

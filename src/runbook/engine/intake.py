@@ -9,23 +9,36 @@ a row of its own. What happens to an alert the first time runbook hears of it:
   linked to that incident ("attached"), which hears that the alert fires again;
 - firing, and a playbook's symptom matches its labels: an incident id is reserved in the same
   transaction that records the alert ("pending"), then the incident is opened with the severity
-  and parameters the labels give ("opened"). A crash in between leaves the row pending with its
-  owner; the next delivery of that alert, or `recover`, opens it under the reserved id (an
-  incident that already exists under that id is the one);
+  and parameters the labels give, its alert recorded on it and its automatic degradation applied
+  ("opened"). A crash in between leaves the row pending with its owner; once the owner is gone
+  (its process dead, or its lease run out: engine/owner.py) the next delivery of that alert, or
+  `recover` on any server, opens it under the reserved id (an incident that already exists
+  under that id is the one) and finishes what the owner left;
 - firing, and no playbook matches (or two match equally well, or the playbook cannot open from
   these labels): kept as "unmatched" or "failed" with the reason, listed by `runbook alerts` and
   on the TUI home, never dropped;
+- firing, matched, inside a scheduled maintenance window over a component its playbook affects
+  and below the window's paging threshold: kept as "maintenance" with the window named, no
+  incident opened (engine/maintenance.py); it can be opened by hand like an unmatched one;
 - resolved: recorded on its incident (severity rises stop counting); once every alert linked to
   the incident has resolved, a playbook with `on_alert_resolved: resolve` resolves the incident
-  too. Nothing resolves an incident on its own otherwise.
+  too. Nothing resolves an incident on its own otherwise;
+- malformed (the source checks each alert on its own, serve/alertmanager.py): kept as "rejected"
+  with where and why, under a key of its own, and never acted on.
+
+An alert is the same alert only when its labels are the same too: a sender that reuses a known
+fingerprint for other labels (a bug, or a forgery) gets a row of its own, never the other
+alert's incident.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import NamedTuple
 
+from runbook.engine import maintenance
 from runbook.engine import owner as owners
-from runbook.engine.clock import iso
+from runbook.engine.clock import iso, parse
 from runbook.engine.events import AlertReceived
 from runbook.engine.events.alerts import FIRING, RESOLVED
 from runbook.engine.limits import check_size
@@ -33,6 +46,9 @@ from runbook.engine.opening import new_incident_id
 from runbook.errors import RunbookError
 
 ACTOR = "alertmanager"
+# how long a process that holds no server lease (a CLI command, the TUI) is trusted to open a
+# pending alert's incident; a server's own lease decides for it (engine/owner.py)
+OPEN_LEASE = timedelta(seconds=60)
 
 
 class Alert(NamedTuple):
@@ -46,6 +62,7 @@ class Alert(NamedTuple):
     ends_at: str | None = None
     generator_url: str = ""
     receiver: str = ""
+    rejected: str | None = None  # malformed: where and why (kept in the ledger as "rejected", never acted on)
 
     @property
     def name(self) -> str:
@@ -95,7 +112,7 @@ class Received(NamedTuple):
         """What the sender is told once the alert is durable, before anything acts on it: a new
         matched alert is "pending" with the incident id reserved for it."""
         stored, alert = self.stored, self.alert
-        if self.new or stored["outcome"] == "pending":
+        if self.new or stored["outcome"] in ("pending", "rejected"):
             return _outcome(stored, alert, stored["outcome"])
         if alert.status == RESOLVED and stored["status"] != RESOLVED:
             return _outcome(stored, alert, "resolved")
@@ -117,12 +134,18 @@ def record(engine, alerts: list[Alert], owner: dict) -> list[Received]:
     returns every alert is durable, and a new matched one holds a reserved incident id and
     `owner` (who is to open it; a crash leaves it to `recover`). Nothing calls a plugin here."""
     rows = []
+    windows_now = maintenance.running(engine) if engine.catalog.models("StatusPage") else []
     for alert in alerts:
-        playbook, symptom, reason = match(engine.catalog, alert.labels)
+        playbook, symptom, reason = (None, None, alert.rejected) if alert.rejected else match(engine.catalog,
+                                                                                                  alert.labels)
+        held = maintenance.holding(engine, playbook, symptom, alert.labels, windows_now) \
+            if playbook and alert.status == FIRING else None
         rows.append({**alert._asdict(), "alertname": alert.name, "playbook": playbook, "symptom": symptom,
-                     "reason": reason})
-    stored = engine.store.receive_alerts(rows, iso(engine.clock.now()), new_incident_id, owner)
-    return [Received(alert, row, new) for alert, (row, new) in zip(alerts, stored)]
+                     "reason": reason, "held": held})
+    stored = engine.store.receive_alerts(rows, iso(engine.clock.now()), new_incident_id, _leased(engine, owner))
+    # the ledger may have kept an alert under a key of its own (a known fingerprint, other labels)
+    return [Received(alert._replace(fingerprint=row["fingerprint"]), row, new)
+            for alert, (row, new) in zip(alerts, stored)]
 
 
 def act(engine, received: list[Received], owner: dict, actor: str = ACTOR) -> list[Outcome]:
@@ -140,6 +163,8 @@ def _act(engine, received: Received, owner: dict, actor: str) -> Outcome:
             _attached(engine, stored, alert, actor)
             return _outcome(stored, alert, "attached")
         return _outcome(stored, alert, stored["outcome"])
+    if stored["outcome"] == "rejected":
+        return _outcome(stored, alert, "rejected")
     if stored["outcome"] == "pending" and _take_over(engine, stored, owner):
         return _open(engine, {**stored, "owner": owner}, actor)
     if alert.status == RESOLVED and stored["status"] != RESOLVED:
@@ -177,13 +202,13 @@ def open_by_hand(engine, alert: str, playbook: str, actor: str, **options):
     if not rows:
         raise NotFoundError(f"no alert {alert!r} received (see `runbook alerts`)")
     row = rows[0]
-    if row["outcome"] not in ("unmatched", "failed", "resolved"):
+    if row["outcome"] not in ("unmatched", "failed", "resolved", "maintenance"):
         raise CommandError(f"alert {row['alertname'] or row['fingerprint']} already has incident {row['incident']} "
                            f"({row['outcome']})")
     owner = owners.claim()
     try:
         incident = engine.store.claim_alert_by_hand(row["fingerprint"], row["starts_at"], playbook, new_incident_id,
-                                                    owner)
+                                                    _leased(engine, owner))
         if incident is None:
             now = engine.store.alerts(fingerprint=row["fingerprint"])
             raise CommandError(f"alert {row['alertname'] or row['fingerprint']} was just taken: incident "
@@ -204,10 +229,18 @@ def open_by_hand(engine, alert: str, playbook: str, actor: str, **options):
         owners.release(owner)
 
 
+def _leased(engine, owner: dict) -> dict:
+    """`owner` with the time until which it is trusted without a server lease ("until")."""
+    owner.setdefault("until", iso(engine.clock.now() + OPEN_LEASE))
+    return owner
+
+
 def _take_over(engine, stored: dict, owner: dict) -> bool:
-    if owners.status(stored["owner"], None, engine.clock.now()) == owners.LIVE:
+    previous = stored["owner"]
+    until = (previous or {}).get("until")
+    if owners.status(previous, parse(until) if until else None, engine.clock.now(), engine.store) == owners.LIVE:
         return False
-    return engine.store.take_over_alert(stored["fingerprint"], stored["starts_at"], stored["owner"], owner)
+    return engine.store.take_over_alert(stored["fingerprint"], stored["starts_at"], previous, _leased(engine, owner))
 
 
 def _open(engine, stored: dict, actor: str) -> Outcome:
@@ -236,12 +269,15 @@ def _open(engine, stored: dict, actor: str) -> Outcome:
         engine.store.settle_alert(alert.fingerprint, alert.starts_at, "failed", reason, incident=None)
         return Outcome(alert.fingerprint, alert.name, alert.status, "failed", None, stored["playbook"], reason)
     record = _received(alert, opened=True)
-    if not any(e.type == "alert_received" for e in engine.state(incident).events):
-        engine.command(incident, actor, lambda state: [record])
-    engine.store.settle_alert(alert.fingerprint, alert.starts_at, "opened")
+    engine.command(incident, actor, lambda state: [] if _linked(state, alert) else [record])
     from runbook.engine import safeguards
 
+    # The row stays pending until the automatic degradation is done: an owner killed before
+    # that leaves it to whoever takes the alert over, who first settles a flag change the dead
+    # owner left in flight, then applies what is still not applied.
+    engine.effects.reconcile(incident, flags_only=True)
     safeguards.auto_degrade(engine, incident)  # a symptom's auto_degrade:, at the severities it names
+    engine.store.settle_alert(alert.fingerprint, alert.starts_at, "opened")
     engine.tick(incident)
     now = {r["starts_at"]: r for r in engine.store.alerts(incident=incident)}.get(alert.starts_at)
     if now is not None and now["status"] == RESOLVED:  # resolved while it was being opened
@@ -258,6 +294,12 @@ def _opened_for(engine, incident: str, stored: dict, actor: str) -> bool:
     received = [e.record for e in events if e.type == "alert_received"]
     return not received or any(r.fingerprint == stored["fingerprint"] and r.starts_at == stored["starts_at"]
                                for r in received)
+
+
+def _linked(state, alert: Alert) -> bool:
+    """Whether the incident already records this alert (its occurrence) as the one it opened for."""
+    return any(e.type == "alert_received" and e.record.fingerprint == alert.fingerprint
+               and e.record.starts_at == alert.starts_at for e in state.events)
 
 
 def _attached(engine, stored: dict, alert: Alert, actor: str) -> None:

@@ -34,6 +34,7 @@ from runbook.engine.snapshot import Snapshot, documents_hash
 from runbook.store import FIRST_COLUMNS, GENESIS, STATUS_RANK, StoredEvent, anchor_mac, event_hash, event_mac
 
 LISTED = 20  # broken links named one by one before "and N more"
+SNAPSHOT_ALTERED = "the playbook snapshot was altered"  # a restore then refuses too: its values come from it
 
 
 class Integrity(NamedTuple):
@@ -87,6 +88,32 @@ def altered_since(incident: str, events, prev: str | None) -> str | None:
                     f"does not link to event {event.seq - 1}")
         prev = event.hash
     return None
+
+
+def verified_fold(incident: str, events: list[StoredEvent], snapshot) -> tuple:
+    """The state of what verifies in a log that cannot be folded whole (an event of a type this
+    runbook does not know, or one that does not read): every event whose content matches its hash
+    and that reads, folded in order; the others are left out. (state, what was left out, in one
+    line each). Its `last_seq` is the log's end, so what is appended next follows the last event.
+    A damaged incident can still restore its degradations from this state, and says so."""
+    from runbook.engine.events.base import Event, apply
+    from runbook.engine.state import new_state
+
+    state, left_out = new_state(incident, snapshot), []
+    for stored in events:
+        if event_hash(incident, stored.seq, stored.ts, stored.actor, stored.type, stored.data,
+                      stored.prev_hash) != stored.hash:
+            left_out.append(f"event {stored.seq} ({stored.type}) does not match its hash")
+            continue
+        try:
+            event = Event.from_stored(stored)
+            apply(state, event)
+        except (EventFormatError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            left_out.append(str(exc) if isinstance(exc, EventFormatError) else
+                            f"event {stored.seq} ({stored.type}) cannot be folded ({type(exc).__name__})")
+    if events:
+        state.last_seq = events[-1].seq
+    return state, left_out
 
 
 def first_event(events) -> str | None:
@@ -246,14 +273,18 @@ def _checkpoint(store, incident: str, found: dict, stored: dict | None, events: 
     return []
 
 
-def quick(store, incident: str, row: dict | None, stored: dict, events: list[StoredEvent], state=None) -> list[str]:
+def quick(store, incident: str, row: dict | None, stored: dict, events: list[StoredEvent], state=None,
+          columns: bool = True) -> list[str]:
     """The checks cheap enough for every load: the summary against the fold, the snapshot, and
     with a chain key the signatures and the anchor (an HMAC per event), so that a record rewritten
     without the key (a step's command among it) runs nothing. The chain's hashes are left to
     `check`: an edit they alone show changes no snapshot that steps run from.
 
     A state read from a checkpoint folds the summary on from the checkpoint's row, and `events`
-    are those read with it (the opened event, then the window and what came after)."""
+    are those read with it (the opened event, then the window and what came after). `columns`
+    False: leave out the summary's columns that differ from the fold (what the engine acts on is the
+    fold: a summary a responder edited is for `show` and `list` to warn of, and must not stop a
+    timer or a flip); its count of events still shows events deleted from the end."""
     base = state.base_seq if state is not None and state.base_summary is not None else 0
     count = events[-1].seq if base and events else len(events)
     if state is None:
@@ -264,7 +295,7 @@ def quick(store, incident: str, row: dict | None, stored: dict, events: list[Sto
         after = {e.seq: e for e in state.events[base:]}
         pairs = [(e.ts, after[e.seq].record) for e in events if e.seq > base and e.seq in after]
         start = state.base_summary
-    problems = summary_problems(row, pairs, count, start) + _snapshot(stored, events, [])
+    problems = summary_problems(row, pairs if columns else None, count, start) + _snapshot(stored, events, [])
     if store.key is not None:
         _signatures(store, incident, row, events, problems)
     return problems
@@ -279,10 +310,10 @@ def _snapshot(stored: dict | None, events: list[StoredEvent], notes: list[str]) 
     text_hash = hashlib.sha256(stored["text"].encode("utf-8")).hexdigest()
     problems = []
     if text_hash != stored["hash"] or stored["hash"] != opened.get("snapshot"):
-        problems.append("the playbook snapshot was altered: its text does not match the hash recorded at open")
+        problems.append(f"{SNAPSHOT_ALTERED}: its text does not match the hash recorded at open")
     if opened.get("documents"):
         if documents_hash(stored["documents"]) != opened["documents"]:
-            problems.append("the playbook snapshot was altered: the documents the incident runs on do not "
+            problems.append(f"{SNAPSHOT_ALTERED}: the documents the incident runs on do not "
                             "match the hash recorded at open")
     else:
         notes.append("the snapshot's documents are not covered (opened by runbook 0.1)")

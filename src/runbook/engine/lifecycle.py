@@ -3,9 +3,9 @@ degradation fully or partly applied), the follow-up phase closing, and a drill's
 
 from __future__ import annotations
 
-from runbook.engine import pages
+from runbook.engine import pages, transition
 from runbook.engine.effects import in_flight
-from runbook.engine.events import Closed, Event, Resolved, StepStarted
+from runbook.engine.events import Closed, Event, Resolved
 from runbook.engine.limits import check_size
 from runbook.engine.state import IncidentState
 from runbook.errors import CommandError, PluginError, ReasonNeeded
@@ -49,9 +49,8 @@ def resolve(engine, incident: str, actor: str, keep_degradations: bool = False,
         followup = state.playbook.followup
         if followup is None:
             return [Resolved(kept, handed_off_to=handed_off_to)]
-        first = followup.steps[0].id
         return [Resolved(kept, followup=True, handed_off_to=handed_off_to),
-                StepStarted(first, followup.id, state.steps[first].attempt + 1)]
+                *transition.start(state, followup, followup.steps[0].id)]
     resolved = engine.command(incident, actor, build)
     return settled + restored + resolved + pages.tell_pagers(engine, incident, "resolve", actor)
 

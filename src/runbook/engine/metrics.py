@@ -3,6 +3,7 @@ export, and verification of the hash chain."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -73,10 +74,32 @@ def verify(events: list[StoredEvent]) -> tuple[bool, str]:
     return True, f"{len(events)} events, hash chain intact (last {(events[-1].hash if events else GENESIS)[:12]})"
 
 
-def describe(event) -> str:
+def describe(event, titles: dict[str, str] | None = None) -> str:
     """One timeline line for an event (each record says its own), safe to show: on one line,
-    control and bidi characters escaped (runbook.text). The log keeps the text as it was said."""
-    return one_line(event.record.describe())
+    control and bidi characters escaped (runbook.text). The log keeps the text as it was said.
+    With `titles` (step_titles), a step the event names is named by its title, not its id."""
+    record = event.record
+    if titles and getattr(record, "title", None) and isinstance(getattr(record, "step", None), str):
+        # a step event that recorded its step's title (a posted message): as it read then
+        titles = {**titles, record.step: record.title}
+    if titles:
+        named = {name: f"“{titles[value]}”" for name in ("step", "next")
+                 if isinstance(value := getattr(record, name, None), str) and value in titles}
+        if named:
+            record = dataclasses.replace(record, **named)
+    return one_line(record.describe())
+
+
+def step_titles(state: IncidentState) -> dict[str, str]:
+    """Each step's title as the incident's playbook snapshot words it, for the timeline, debrief,
+    report and postmortem to name steps by. A field in a title stays a field (‹region›): these faces
+    render the record, and today's parameter values may not be what the title read when the event
+    happened (a posted message names its step by the title it recorded)."""
+    from runbook.catalog.templates import for_people
+
+    pb = state.playbook
+    fields = [*pb.parameters, *pb.captures, *pb.roles]
+    return {step.id: for_people(step.title, {}, fields, templated=pb.templated) or step.id for step in pb.steps}
 
 
 def step_outputs(state: IncidentState) -> dict[str, dict]:
@@ -88,7 +111,8 @@ def step_outputs(state: IncidentState) -> dict[str, dict]:
 def posted_messages(state: IncidentState) -> list[dict]:
     """Every message communicate steps posted, oldest first, as recorded when it was posted."""
     return [{"step": e.record.step, "title": e.record.title, "text": e.record.text, "channel": e.record.channel,
-             "audience": e.record.audience, "phase": e.record.phase, "at": e.at.isoformat(), "by": e.actor,
+             "audience": e.record.audience, "phase": e.record.phase, "status": e.record.status,
+             "at": e.at.isoformat(), "by": e.actor,
              "seq": e.seq, "posted": True} for e in state.messages]
 
 
@@ -96,7 +120,7 @@ def export_json(state: IncidentState) -> dict:
     return {"incident": state.id, "playbook": state.playbook.id, "title": state.title, "severity": state.severity,
             "severity_source": state.severity_source, "status": state.status, "drill": state.drill,
             "parameters": dict(state.parameters), "parameter_sources": dict(state.parameter_sources),
-            "from_incident": state.from_incident,
+            "labels": dict(state.labels), "from_incident": state.from_incident,
             "handed_off_to": [{"step": step, "playbook": playbook, "incident": incident}
                               for step, playbook, incident in state.handoffs],
             "resolved_by_handoff": state.resolved_by_handoff,
@@ -107,10 +131,15 @@ def export_json(state: IncidentState) -> dict:
 def export_markdown(state: IncidentState) -> str:
     """The postmortem skeleton. Every text from the log or the playbook goes in through
     `runbook.text.markdown` (md): one line, controls escaped, and Markdown's active characters
-    escaped, so a note can neither break a table nor add links, HTML or headings."""
+    escaped, so a note can neither break a table nor add links, HTML or headings. The sections of
+    the common templates (summary, impact, detection, responders, key moments, trigger, root cause,
+    resolution, recovery, lessons, action items) are engine/postmortem.py's."""
+    from runbook.engine import postmortem
+
     m = metrics(state)
     opened = state.opened_at
     md = markdown
+    titles = step_titles(state)  # steps are named by title (their ids mean nothing to a reader)
     lines = [f"# Postmortem: {md(state.title)}", "",
              f"- Incident: {md(state.id)}" + (" (DRILL)" if state.drill else ""),
              f"- Playbook: {md(state.playbook.id)} (snapshot {state.snapshot.hash[:12]})",
@@ -122,7 +151,9 @@ def export_markdown(state: IncidentState) -> str:
              f"- Acknowledged by: {md(state.acknowledged_by or '—')}",
              *[f"- Parameter {md(name)}: {md(value)} ({md(state.parameter_sources.get(name, '?'))})"
                for name, value in state.parameters.items()],
-             "", "## Summary", "", "_What happened, who was affected, for how long._", "",
+             *([f"- Alert labels: {md(', '.join(f'{k}={v}' for k, v in state.labels.items()))}"]
+               if state.labels else []),
+             "", *postmortem.head(state),
              "## Metrics", "", "| metric | actual | target | |", "|---|---|---|---|"]
     for attr, key, short in MEASURES:
         label, value = f"Time to {key} ({short})", getattr(m, attr)
@@ -137,14 +168,14 @@ def export_markdown(state: IncidentState) -> str:
     lines += ["", "### Steps", "", "| step | track | attempt | duration | outcome |", "|---|---|---|---|---|"]
     unfinished = "not done" if state.resolved else "in progress"  # nothing is in progress once resolved
     for run in m.steps:
-        lines.append(f"| {md(run['step'])} | {md(run['track'])} | {run['attempt']} | "
+        lines.append(f"| {md(titles.get(run['step'], run['step']))} | {md(run['track'])} | {run['attempt']} | "
                      f"{format_seconds(run['seconds'])} | {md(run['outcome'] or unfinished)} |")
     lines += ["", *followup.markdown_section(state), "## Degradations", ""]
     flips = [e for e in state.events if e.type == "flag_changed"]
     if flips:
         for e in flips:
             lines.append(f"- {e.at:%H:%M:%S} ({_rel(e.at, opened)}) {md(e.data['op'])} {md(e.data['degradation'])}: "
-                         f"{md(describe(e))}")
+                         f"{md(describe(e, titles))}")
     else:
         lines.append("- none")
     lines += ["", "## Messages posted", ""]
@@ -153,7 +184,8 @@ def export_markdown(state: IncidentState) -> str:
         where = " · ".join(md(x) for x in (posted.channel, posted.audience) if x)
         to = f" to {where}" if where else ""
         lines += [f"- {e.at:%H:%M:%S} ({_rel(e.at, opened)}) {md(e.actor)}, "
-                  f"step {md(posted.step)}{to} ({posted.phase}):",
+                  f"step “{md(posted.title or titles.get(posted.step, posted.step))}”{to} ({posted.phase}"
+                  + (f", announced as {posted.status}" if posted.status else "") + "):",
                   "", *[f"  > {md(line)}" if line.strip() else "  >" for line in posted.text.strip().splitlines()], ""]
     if state.messages:
         lines.pop()  # the section's last blank line comes with the next heading
@@ -165,18 +197,17 @@ def export_markdown(state: IncidentState) -> str:
         code = "no exit code" if run["exit_code"] is None else f"exit {run['exit_code']}"
         text = shown(run["output"]).rstrip("\n") or "(no output)"
         fence = "~" * max(3, 1 + max((len(m) for m in re.findall(r"~+", text)), default=0))
-        lines += [f"{md(step_id)} (attempt {run['attempt']}, {code}):", "", fence, text, fence, ""]
+        lines += [f"“{md(titles.get(step_id, step_id))}” (attempt {run['attempt']}, {code}):", "", fence, text, fence,
+                  ""]
     if not outputs:
         lines.append("- none")
     lines += ["", "## Notes", ""]
     lines += [f"- {n.at:%H:%M:%S} {md(n.actor)}: {md(n.data['text'])}" for n in state.notes] or ["- none"]
-    lines += ["", "## Timeline", "", "| time (UTC) | since open | who | what |", "|---|---|---|---|"]
+    lines += ["", *postmortem.key_moments(state, _rel, lambda e: describe(e, titles)),
+              "## Timeline", "", "| time (UTC) | since open | who | what |", "|---|---|---|---|"]
     for e in state.events:
-        lines.append(f"| {e.at:%Y-%m-%d %H:%M:%S} | {_rel(e.at, opened)} | {md(e.actor)} | {md(describe(e))} |")
-    lines += ["", "## Causes", "", "_Root cause and contributing factors._", "",
-              "## Action items", "", "| action | owner | due |", "|---|---|---|"]
-    lines += [f"| {md(a.data['text'])} | {md(a.data.get('owner') or a.actor)} | |" for a in state.action_items]
-    lines += ["| | | |", ""]
+        lines.append(f"| {e.at:%Y-%m-%d %H:%M:%S} | {_rel(e.at, opened)} | {md(e.actor)} | {md(describe(e, titles))} |")
+    lines += ["", *postmortem.tail(state)]
     return "\n".join(lines)
 
 

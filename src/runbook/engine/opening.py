@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from runbook.catalog import parameters
 from runbook.catalog.suggest import did_you_mean
+from runbook.engine import transition
 from runbook.engine.clock import iso
 from runbook.engine.effects import SYSTEM
-from runbook.engine.events import Event, NoteAdded, Opened, ParametersSet, StepStarted
+from runbook.engine.events import Event, NoteAdded, Opened, ParametersSet
 from runbook.engine.snapshot import Snapshot, documents_hash, take
-from runbook.engine.state import IncidentState
+from runbook.engine.state import IncidentState, new_state
 from runbook.errors import CommandError, DocumentError, NotFoundError
 from runbook.text import check_actor
 
@@ -92,13 +93,14 @@ def open_incident(engine, playbook: str, actor: str, symptom: str | None = None,
                      **{name: str(value) for name, value in given.values.items()}}
             title = for_people(pb.title, known, later(pb))
         first = [(actor, Opened(pb.id, title, severity, pb.service, symptom, drill, stored["hash"], rehearse,
-                                bool(live and drill), digest, source, from_incident, escalation_by(engine)))]
+                                bool(live and drill), digest, source, from_incident, escalation_by(engine),
+                                {str(k): str(v) for k, v in (labels or {}).items()}))]
         if given.values:
             first.append((actor, ParametersSet(given.values, given.sources)))
         for name, why in given.ignored:  # said on the timeline, so nobody wonders why it is unset
             first.append((SYSTEM, NoteAdded(f"parameter {name} left unset: the label did not fit ({why})")))
-        first += [(SYSTEM, StepStarted(track.steps[0].id, track.id, 1)) for track in pb.response_tracks
-                  if track.steps]
+        first += [(SYSTEM, record) for track in pb.response_tracks if track.steps
+                  for record in opening_steps(snapshot, track, severity, symptom, labels, given.values)]
         try:
             engine.store.create_incident(incident, stored, {"playbook": pb.id, "title": title, "service": pb.service,
                                                           "severity": severity, "drill": drill},
@@ -121,6 +123,14 @@ def open_incident(engine, playbook: str, actor: str, symptom: str | None = None,
         safeguards.auto_degrade(engine, incident)
         state = engine.state(incident)
     return state
+
+
+def opening_steps(snapshot, track, severity: str, symptom: str | None, labels: dict | None, values: dict) -> list:
+    """The first step of `track` started, or the first whose when: holds, those before it skipped
+    saying why (the state does not exist yet: the facts a condition reads are given)."""
+    facts = new_state("", snapshot)
+    facts.severity, facts.symptom, facts.labels, facts.parameters = severity, symptom, dict(labels or {}), values
+    return transition.start(facts, track, track.steps[0].id)
 
 
 def new_incident_id(drill: bool = False) -> str:

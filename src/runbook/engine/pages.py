@@ -11,6 +11,9 @@ sent twice, never not at all: pagers deduplicate by key, which makes that harmle
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -18,9 +21,11 @@ from runbook.engine import timers
 from runbook.engine.backoff import STALE_INTENT
 from runbook.engine.clock import iso, parse
 from runbook.engine.effects import SYSTEM
-from runbook.engine.events import Escalated, Event, Notified, PagerUpdated
+from runbook.engine.events import Acknowledged, Escalated, Event, Notified, PagerReported, PagerUpdated
 from runbook.engine.state import IncidentState
+from runbook.errors import NotFoundError
 from runbook.pluginapi import EscalationNotice, NotifyResult, PagerAlert, PagerUpdate, Recipient
+from runbook.text import ACTOR_MAX, InvalidActor, check_actor, one_line
 
 if TYPE_CHECKING:
     from runbook.engine.engine import Engine
@@ -82,7 +87,7 @@ def notice(state: IncidentState, page: Event) -> EscalationNotice:
                             summary=notice_summary(state, rec.level), playbook=state.playbook.id,
                             service=state.service, drill=state.drill, dedup_key=page_key(state, page),
                             round=rec.round, pager_severity=state.snapshot.pager_severity(state.severity),
-                            sandboxed=state.sandboxed)
+                            sandboxed=state.sandboxed, urgency=state.snapshot.urgency(state.severity))
 
 
 def update(state: IncidentState, action: str, plugin: str, by: str = "") -> PagerUpdate:
@@ -163,3 +168,91 @@ def settle(engine: Engine, incident: str, force: bool) -> list[Event]:
         if owed and (force or now - at >= STALE_INTENT):
             out += send_update(engine, incident, action, owed)
     return out
+
+
+# pages in: what a pager's own app did with an alert runbook opened ----------------------------
+
+_IGNORABLE = re.compile("[\ufe00-\ufe0f\u180b-\u180f\U000e0100-\U000e01ef]")  # variation selectors: invisible
+KEY = re.compile(r"runbook-((?:INC|DRL)-[0-9A-Za-z]+)-")  # an incident's, or a live drill's
+PAGER_ACTIONS = ("acknowledged", "resolved", "reassigned")
+
+
+@dataclass(frozen=True)
+class PagerReport:
+    """One event from a pager's webhook, already verified as the pager's (its signature)."""
+
+    pager: str  # the plugin's channel: "pagerduty"
+    action: str  # one of PAGER_ACTIONS
+    event_id: str
+    key: str  # the dedup key runbook sent (the pager's incident key)
+    agent_id: str = ""
+    agent_name: str = ""
+    pager_incident: str = ""
+    to: tuple[str, ...] = ()  # reassigned to, as the pager names them
+    occurred_at: str = ""
+
+
+def from_pager(engine: Engine, report: PagerReport) -> tuple[str, str, list[Event]]:
+    """Record what the pager says happened to one of runbook's alerts: (outcome, incident,
+    events). The incident is the one whose log says it opened that dedup key at that pager,
+    never one named by the payload alone. An acknowledgement (or a resolve, which means
+    someone handled the page) acknowledges the incident as the roster person whose `pagerduty`
+    id is the agent's, or as "NAME (PagerDuty)"; a resolve does not resolve runbook's incident,
+    which restores degradations and is decided in runbook. Outcomes: "recorded", "repeat" (this
+    event is in the log already), "unknown" (no incident opened that key)."""
+    if report.action not in PAGER_ACTIONS:
+        raise ValueError(f"unknown pager action {report.action!r}")
+    found = KEY.match(report.key)
+    if found is None:
+        return "unknown", "", []
+    try:
+        state = engine.state(found[1])
+    except NotFoundError:
+        return "unknown", "", []
+    if report.key not in state.escalation.alerts.get(report.pager, {}):
+        return "unknown", state.id, []
+    person = _person_of(state, report.pager, report.agent_id)
+    actor = person.id if person is not None else _pager_actor(report)
+
+    def build(s):
+        if report.event_id in s.escalation.reported:
+            return []
+        events = [PagerReported(report.pager, report.action, report.event_id, report.key,
+                                one_line(report.agent_name)[:200] or report.agent_id or "someone",
+                                person.id if person is not None else None, report.pager_incident,
+                                [one_line(name)[:200] for name in report.to], report.occurred_at)]
+        if report.action in ("acknowledged", "resolved") and not s.acknowledged_at and not s.resolved:
+            events.append(Acknowledged())
+        return events
+    events = engine.command(state.id, actor, build)
+    if not events:
+        return "repeat", state.id, []
+    if any(e.type == "acknowledged" for e in events):
+        events += tell_pagers(engine, state.id, "acknowledge", actor)  # the other pagers stop too
+    return "recorded", state.id, events
+
+
+def _person_of(state: IncidentState, pager: str, agent_id: str):
+    if not agent_id:
+        return None
+    for roster in state.snapshot.rosters:
+        for person in roster.people:
+            if getattr(person, pager, "") == agent_id:
+                return person
+    return None
+
+
+def _pager_actor(report: PagerReport) -> str:
+    """An actor name for an agent the roster does not know: their name as the pager gives it,
+    made plain (no control, bidi or invisible characters) and short enough to be an actor."""
+    label = {"pagerduty": "PagerDuty"}.get(report.pager, report.pager)
+    suffix = f" ({label})"
+    name = one_line("".join(c for c in report.agent_name if c == " " or unicodedata.category(c)[0] not in "CZ"))
+    name = "".join(c for c in name if not _IGNORABLE.match(c)).strip()
+    try:
+        if not name.replace("\u3164", "").replace("\u115f", "").replace("\u1160", "").strip():
+            raise InvalidActor("nothing visible")
+        return check_actor(name[:ACTOR_MAX - len(suffix)].strip() + suffix)
+    except InvalidActor:  # nothing plain left of the name
+        plain = "".join(c for c in report.agent_id if c.isascii() and c.isalnum())[:32]
+        return (plain or "someone") + suffix

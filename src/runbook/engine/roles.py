@@ -29,10 +29,32 @@ def assignment(state: IncidentState, role: str, person: str) -> RoleAssigned:
     except RunbookError as exc:
         raise CommandError(f"cannot assign {role}: {str(exc).split(';')[0].replace('the actor name', 'the name')}") \
             from None
+    if roles[role].many:
+        if person in state.members.get(role, ()):
+            raise CommandError(f"{person} already holds {role}")
+        return RoleAssigned(role, person, joined=True)
     previous = state.holders.get(role)
     if previous == person:
         raise CommandError(f"{person} already holds {role}")
     return RoleAssigned(role, person, previous)
+
+
+def holds(state: IncidentState, role: str, person: str) -> bool:
+    """Whether `person` holds `role` (one of its holders, for a role held by several)."""
+    members = state.members.get(role)
+    return person in members if members is not None else state.holders.get(role) == person
+
+
+def refuse_if_not_holder(state: IncidentState, step: Step, actor: str) -> None:
+    """A step of an enforced role (its own role:, else its track's) is worked only by a holder."""
+    role_id = step.role or next((t.role for t in state.playbook.tracks if t.id == step.track), None)
+    role = state.playbook.roles.get(role_id) if role_id else None
+    if role is None or not role.enforced or holds(state, role_id, actor):
+        return
+    held = state.holders.get(role_id)
+    who = f"held by {held}" if held else "held by nobody yet"
+    raise CommandError(f"step '{step.id}' is the {role_id}'s ({who}), not {actor}'s: the playbook enforces it; "
+                       f"take the role with `runbook incident assign {state.id} {role_id} {actor}`")
 
 
 def approval(state: IncidentState, step: Step, actor: str, override: str) -> tuple[str, str]:
@@ -41,8 +63,8 @@ def approval(state: IncidentState, step: Step, actor: str, override: str) -> tup
     role = step.approval.by
     holder = state.holders.get(role, "")
     override = override.strip()
-    if not holder or holder == actor:
-        return holder, ""
+    if not holder or holds(state, role, actor):
+        return (actor if role in state.members else holder), ""
     if not override:
         raise CommandError(f"step '{step.id}' is approved by the {role}, held by {holder}, not {actor}; "
                            f"ask {holder}, or approve with --override REASON")

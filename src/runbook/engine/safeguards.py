@@ -36,7 +36,8 @@ def auto_degrade(engine: Engine, incident: str) -> list[Event]:
         return []
     if symptom.auto_severities and state.severity not in symptom.auto_severities:
         return []
-    if state.degradations[symptom.auto_degrade].touched:
+    deg = state.degradations[symptom.auto_degrade]
+    if deg.touched or deg.pending:  # done, or being done by its owner (settled by whoever takes over)
         return []
     try:
         return engine.degrade(incident, AUTO, symptom.auto_degrade)
@@ -49,7 +50,7 @@ def stop_drills_for(engine: Engine, state: IncidentState) -> list[Event]:
     if state.drill or not state.service:
         return []
     stopped: list[Event] = []
-    for row in engine.store.incidents(open_only=True, drills=True):
+    for row in engine.list(open_only=True, drills=True):  # by the log too, not only the summary's word
         if row["service"] != state.service or row["id"] == state.id:
             continue
         stopped += stop_drill(engine, row["id"], f"a real incident {state.id} opened on service {state.service}",

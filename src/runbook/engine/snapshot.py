@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from runbook.catalog import kinds
-from runbook.catalog.models import EscalationPolicy, Playbook, Roster, SeverityLevel
+from runbook.catalog.models import DEFAULT_ESCALATE_AFTER, EscalationPolicy, Playbook, Roster, SeverityLevel
 from runbook.errors import DocumentError
 from runbook.pluginapi import PAGER_SEVERITIES
 
@@ -51,8 +51,18 @@ def take(catalog: Catalog, playbook: Document, drill: Document | None = None) ->
     model: Playbook = playbook.model
     text = playbook.text or ""
     return {"playbook": model.id, "hash": hashlib.sha256(text.encode("utf-8")).hexdigest(), "text": text,
-            "documents": [{"kind": d.kind, "data": d.data if d.expanded is None else d.expanded}
-                          for d in documents]}
+            "documents": [{"kind": d.kind, "data": _as_run(d)} for d in documents]}
+
+
+def _as_run(doc: Document) -> dict:
+    """A document as the incident runs on it: a procedure-including playbook expanded, an escalation
+    policy with the default delay it applies written in, so a later change of the built-in default
+    never moves a running incident's timers."""
+    if doc.expanded is not None:
+        return doc.expanded
+    if doc.kind == "EscalationPolicy" and "escalate_after" not in doc.data.get("defaults", {}):
+        return {**doc.data, "defaults": {**doc.data.get("defaults", {}), "escalate_after": DEFAULT_ESCALATE_AFTER}}
+    return doc.data
 
 
 def documents_hash(documents: list) -> str:
@@ -96,6 +106,13 @@ class Snapshot:
         if level is not None and level.pager_severity:
             return level.pager_severity
         return PAGER_SEVERITIES[min(self.rank(severity), len(PAGER_SEVERITIES) - 1)]
+
+    def urgency(self, severity: str) -> str:
+        """The urgency a pager gets for `severity`: the level's urgency:, else high when it pages."""
+        level = self.level(severity)
+        if level is not None and level.urgency:
+            return level.urgency
+        return "high" if level is None or level.pages else "low"
 
     def rank(self, severity: str) -> int:
         """0 is the most severe level; unknown levels rank last."""

@@ -121,6 +121,7 @@ class Escalation:
     deliveries: dict = field(default_factory=dict)  # (page seq, or "acknowledge"/"resolve", plugin) -> Delivery
     alerts: dict = field(default_factory=dict)  # plugin -> {dedup key: page seq}: alerts it opened at a pager
     updates: dict = field(default_factory=dict)  # "acknowledge"/"resolve" -> seq of the event that asks for it
+    reported: dict = field(default_factory=dict)  # a pager's event id -> seq of the pager_reported event
     by_pager: bool = False  # levels after the first are left to the pager's own escalation (RUNBOOK_ESCALATION)
 
 
@@ -148,9 +149,12 @@ class IncidentState:
     resolved_by_handoff: str | None = None  # resolved by a handoff step: the incident that carries on
     closed_at: datetime | None = None  # the follow-up phase finished (or was closed by hand)
     holders: dict = field(default_factory=dict)  # role id -> who holds it now (role_assigned events)
+    members: dict = field(default_factory=dict)  # role held by several (many: true) -> its holders, in order
     signals: dict = field(default_factory=dict)  # signal name -> (who gave it, when)
     parameters: dict = field(default_factory=dict)  # name -> value, as set at open or since
     parameter_sources: dict = field(default_factory=dict)  # name -> param, label, form or default
+    labels: dict = field(default_factory=dict)  # the alert labels given at open (when: {label: ...} reads them)
+    stale: dict = field(default_factory=dict)  # parameter -> why its value is stale (a later capture of it missed)
     steps: dict[str, StepState] = field(default_factory=dict)
     current: dict[str, str | None] = field(default_factory=dict)  # track -> current step id (None: finished)
     runs: list[StepRun] = field(default_factory=list)
@@ -164,6 +168,9 @@ class IncidentState:
     guard_checked_at: datetime | None = None  # a drill's guard checks last ran
     actions_pending: dict[str, Event] = field(default_factory=dict)
     messages: list[Event] = field(default_factory=list)  # message_posted events, oldest first: what was posted
+    chat_root: str | None = None  # the chat's id of the incident's thread root (engine/chat.py)
+    chat_upto: int = 0  # events up to this seq are in the chat
+    chat_received: set = field(default_factory=set)  # the chat's ids of the commands taken from it
     events: list[Event] | History = field(default_factory=list)  # a History when read from a checkpoint
     last_seq: int = 0
     tampered: str = ""  # what the quick checks at load found wrong with the record (engine/integrity.py)
@@ -246,6 +253,11 @@ class History:
 
     def __len__(self) -> int:
         return self._first - 1 + len(self._recent)
+
+    @property
+    def whole(self) -> bool:
+        """Whether every event is at hand (walking them reads nothing more)."""
+        return self._first == 1
 
     def __bool__(self) -> bool:
         return len(self) > 0

@@ -4,13 +4,15 @@ one step transition (engine/transition.py). Mixed into Engine, whose `command` t
 
 from __future__ import annotations
 
+from runbook.catalog import parameters
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import answers, approvals, lifecycle, restarts, roles, texts
-from runbook.engine.events import ApprovalGranted, Event, HandedOff
+from runbook.engine import answers, approvals, conditions, lifecycle, restarts, roles, texts
+from runbook.engine.events import ApprovalGranted, Event, HandedOff, ParametersSet
+from runbook.engine.events.parameters import ASK
 from runbook.engine.limits import check_size
 from runbook.engine.state import FAILED, IncidentState
-from runbook.engine.transition import Chosen, Done, Failed, Skipped, finish
+from runbook.engine.transition import PUBLIC_STATUSES, Chosen, Done, Failed, Skipped, finish
 from runbook.errors import CommandError, NotFoundError, PluginError, ReasonNeeded
 from runbook.text import one_line
 
@@ -40,7 +42,8 @@ class StepCommands:
                                 f"{did_you_mean(step_id, [s.id for s in pb.steps])}") from None
         return step
 
-    def _current(self, state: IncidentState, step_id: str | None) -> Step:
+    def _current(self, state: IncidentState, step_id: str | None, actor: str | None = None) -> Step:
+        """The named (or first) current step; with `actor`, one they may work (an enforced role's: a holder)."""
         if step_id is None and not state.in_followup:
             self.require_live(state)  # "resolved" says more than "no current step"
         step = self._step(state, step_id)
@@ -49,6 +52,8 @@ class StepCommands:
             now = state.current.get(step.track)
             where = f"the current step of that track is '{now}'" if now else "that track is finished"
             raise CommandError(f"step '{step.id}' is not current; {where}")
+        if actor is not None:
+            roles.refuse_if_not_holder(state, step, actor)
         return step
 
     @staticmethod
@@ -60,13 +65,32 @@ class StepCommands:
             raise CommandError(refused)
 
     def complete(self, incident: str, actor: str, step_id: str | None = None, outcome: str = "",
-                 expect: tuple[str, ...] | None = None) -> list[Event]:
+                 expect: tuple[str, ...] | None = None, status: str | None = None, value: str | None = None,
+                 message: str | None = None) -> list[Event]:
         """Finish a step by hand; a degrade or restore step flips its flags (`expect`: the lines of
-        its plan the responder was shown, refused when the plan now says something else)."""
+        its plan the responder was shown, refused when the plan now says something else); `status`:
+        the public phase a communicate step's message announces, overriding the step's own; an ask
+        step records `value`, the answer, as its parameter's value; a compose: true communicate
+        step posts `message`, the text the responder wrote."""
         check_size("the outcome", outcome)
+        if message is not None:
+            check_size("the message", message)
         state = self.state(incident)
-        step = self._current(state, step_id)
+        step = self._current(state, step_id, actor)
+        if status is not None and (step.audience != "customers" or status not in PUBLIC_STATUSES):
+            raise CommandError(f"the status is one of {', '.join(PUBLIC_STATUSES)}" if step.audience == "customers"
+                               else f"step '{step.id}' posts nothing to customers; a status is for communicate "
+                                    "steps with audience: customers")
         roles.refuse_if_waiting(state, step)
+        if step.kind == "ask":
+            return self._answer(incident, actor, step, value, outcome)
+        if value is not None:
+            raise CommandError(f"step '{step.id}' is a {step.kind} step; only an ask step takes a value")
+        if message is not None and not step.compose:
+            raise CommandError(f"step '{step.id}' posts its template; only a step with compose: true takes a message")
+        if step.compose and not (message or "").strip():
+            raise CommandError(f"step '{step.id}' posts what you write: give the message, e.g. `runbook incident step "
+                               f"{incident} {step.id} --done --message TEXT`")
         if step.kind in ("decision", "choose"):
             options = ", ".join(f"{i}. {o.label}" for i, o in enumerate(step.options, 1))
             raise CommandError(f"step '{step.id}' is a {step.kind}; choose an option: {options}")
@@ -86,10 +110,29 @@ class StepCommands:
                                   else f"{step.degradation} was not applied; nothing to restore")
 
         def build(state):
-            current = self._current(state, step.id)
+            current = self._current(state, step.id, actor)
             self._approved(state, current)
             roles.refuse_if_waiting(state, current)
-            return finish(state, current, Done(outcome, self.clock.now()))  # a communicate step posts now
+            text = message.strip() if message is not None else None
+            return finish(state, current, Done(outcome, self.clock.now(), status, text))  # a communicate step posts now
+        return self.command(incident, actor, build)
+
+    def _answer(self, incident: str, actor: str, step: Step, value: str | None, outcome: str) -> list[Event]:
+        """An ask step done: its parameter set to the answer, checked like any value, with the step
+        as its source (`ask:STEP`), in one transaction with the step's completion."""
+        name = step.parameter
+        if value is None:
+            raise CommandError(f"step '{step.id}' asks for parameter {name}; answer it with "
+                               f"`runbook incident step {incident} {step.id} --done --value VALUE`")
+
+        def build(state):
+            current = self._current(state, step.id, actor)
+            self._approved(state, current)
+            roles.refuse_if_waiting(state, current)
+            checked = parameters.check(state.playbook, name, value.strip(), "ask")
+            return [ParametersSet({name: checked}, {name: f"{ASK}{step.id}"}),
+                    *finish(state, current, Done(outcome or f"{name} = {checked}", self.clock.now()),
+                            values={name: checked})]
         return self.command(incident, actor, build)
 
     def _hand_off(self, state: IncidentState, actor: str, step: Step, outcome: str) -> list[Event]:
@@ -128,7 +171,7 @@ class StepCommands:
         check_size("the reason", reason)
 
         def build(state):
-            step = self._current(state, step_id)
+            step = self._current(state, step_id, actor)
             return finish(state, step, Skipped(reason))
         return self.command(incident, actor, build)
 
@@ -136,7 +179,7 @@ class StepCommands:
         check_size("the reason", reason)
 
         def build(state):
-            step = self._current(state, step_id)
+            step = self._current(state, step_id, actor)
             if state.steps[step.id].status == FAILED:
                 raise CommandError(f"step '{step.id}' has already failed; complete it to retry or skip it")
             return finish(state, step, Failed(reason or "failed"))
@@ -148,7 +191,7 @@ class StepCommands:
         suggests (`suggested`); the record says whether the choice followed the suggestion. An
         option that applies a degradation flips its flags (`expect` as for `complete`)."""
         state = self.state(incident)
-        step = self._current(state, step_id)
+        step = self._current(state, step_id, actor)
         if step.kind not in ("decision", "choose"):
             raise CommandError(f"step '{step.id}' is a {step.kind} step, not a decision")
         roles.refuse_if_waiting(state, step)
@@ -160,17 +203,19 @@ class StepCommands:
         else:
             index = _option_index(step, option)
         chosen = step.options[index]
+        _refuse_if_not_offered(state, step, index)
         if chosen.degradation:
             self._approved(state, step)
             return self.effects.flip(incident, actor, chosen.degradation, "apply", step.id, index, expect=expect)
 
         def build(state):
-            self._current(state, step.id)
+            self._current(state, step.id, actor)
             self._approved(state, step)
             roles.refuse_if_waiting(state, step)
             hint = answers.suggestion(state, step)
             if suggested and (hint is None or hint.index != index):
                 raise CommandError(f"the suggestion for step '{step.id}' changed meanwhile; look again")
+            _refuse_if_not_offered(state, step, index)
             return finish(state, step, Chosen(index, hint.label if hint else None))
         return self.command(incident, actor, build)
 
@@ -244,15 +289,16 @@ class StepCommands:
     def run(self, incident: str, actor: str, step_id: str | None = None, expect: str | None = None) -> list[Event]:
         """Run the current step's automation (run: or uses:) and record the outcome. `expect`: the
         command line the responder confirmed (as `texts.shown_command` renders it); refused when
-        it would now run another (a command using {elapsed} is compared without it)."""
+        it would now run another (a command using a built-in of time, {elapsed}, is compared without it)."""
         state = self.state(incident)
-        step = self._current(state, step_id)
+        step = self._current(state, step_id, actor)
         if not step.automated:
             raise CommandError(f"step '{step.id}' has nothing to run; complete it when done")
         self._approved(state, step)
         if expect is not None and step.run is not None:
             now = texts.shown_command(state, step, self.clock.now())
-            if expect not in (now, one_line(now)) and not any("{elapsed}" in str(part) for part in step.run):
+            timed = any(f"{{{name}}}" in str(part) for name in texts.TIMED for part in step.run)
+            if expect not in (now, one_line(now)) and not timed:
                 raise CommandError(f"not run: step '{step.id}' would now run `{now}`, not the `{expect}` "
                                    "that was confirmed; look again")
         roles.refuse_if_waiting(state, step)
@@ -261,6 +307,15 @@ class StepCommands:
         if step.kind == "wait":
             return self.effects.poll(state, step.id)  # checking a wait by hand is one more poll
         return self.effects.run(incident, actor, step)
+
+
+def _refuse_if_not_offered(state: IncidentState, step: Step, index: int) -> None:
+    """An option whose when: does not hold for the incident is not offered: one line saying why."""
+    why = conditions.unmet(state, step.options[index].when)
+    if why is not None:
+        offered = [f"{i}. {o.label}" for i, o in enumerate(step.options, 1) if conditions.unmet(state, o.when) is None]
+        raise CommandError(f"option {index + 1} ({one_line(step.options[index].label)}) of step '{step.id}' is not "
+                           f"offered: {why}; offered: {', '.join(offered) or 'none'}")
 
 
 def _option_index(step: Step, option: str) -> int:

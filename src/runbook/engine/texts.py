@@ -2,7 +2,8 @@
 
 The values are the incident's parameters, the step's `with:` (itself rendered from the
 parameters and built-ins), the holders of the playbook's roles ({commander}: who holds the role
-commander now), and the built-ins {incident}, {title}, {severity}, {service}, {playbook}, {elapsed}.
+commander now), and the built-ins {incident}, {title}, {severity}, {service}, {playbook}, {elapsed}, {duration},
+{opened_at} and {now}.
 What the screen shows before approval is `command()` joined with shlex.join, and what runs is the
 same `command()`: shown is what runs.
 
@@ -40,15 +41,21 @@ class Untimed:
 UNTIMED = Untimed()
 
 
+TIMED = ("elapsed", "duration", "now")  # the built-ins that change with time alone
+
+
 def builtins(state: IncidentState, now: datetime | Untimed | None) -> dict:
     opened = state.opened_at
-    if now is UNTIMED:
-        elapsed = "‹elapsed›"
-    else:
-        elapsed = format_duration(round((now - opened).total_seconds())) if now and opened else "0s"
     holders = {role: person for role, person in state.holders.items() if role in state.playbook.roles}
-    return {**holders, "incident": state.id, "title": state.title, "severity": state.severity,
-            "service": state.service, "playbook": state.playbook.id, "elapsed": elapsed}
+    out = {**holders, "incident": state.id, "title": state.title, "severity": state.severity,
+           "service": state.service, "playbook": state.playbook.id,
+           "opened_at": f"{opened:%Y-%m-%d %H:%M} UTC" if opened else "‹opened_at›"}
+    if now is UNTIMED:
+        return {**out, **{name: f"‹{name}›" for name in TIMED}}
+    # the incident's clock stops at resolve: a follow-up message says how long it lasted, not how long ago
+    until = min(now, state.resolved_at) if now and state.resolved_at else now
+    elapsed = format_duration(round((until - opened).total_seconds())) if until and opened else "0s"
+    return {**out, "elapsed": elapsed, "duration": elapsed, "now": f"{now:%Y-%m-%d %H:%M} UTC" if now else "‹now›"}
 
 
 def mode(state: IncidentState) -> str:
@@ -56,9 +63,16 @@ def mode(state: IncidentState) -> str:
     return STRICT if state.playbook.templated else PLAIN
 
 
+def current(state: IncidentState) -> dict:
+    """The parameters' values that may be used: not those a later capture missed (stale)."""
+    if not state.stale:
+        return state.parameters
+    return {name: value for name, value in state.parameters.items() if name not in state.stale}
+
+
 def values(state: IncidentState, step: Step | None = None, now: datetime | None = None) -> dict:
     """Every name a template of `step` may use; a `with:` value that cannot be filled is left out."""
-    out = {**builtins(state, now), **state.parameters}
+    out = {**builtins(state, now), **current(state)}
     if step is not None and step.params:
         base = dict(out)
         for name, value in step.params.items():
@@ -84,7 +98,7 @@ def text(state: IncidentState, template: str | None, step: Step | None = None, n
 
 def params(state: IncidentState, step: Step, now: datetime | None = None) -> dict:
     """The `with:` values a plugin action gets, rendered (CommandError if one cannot be)."""
-    known = {**builtins(state, now), **state.parameters}
+    known = {**builtins(state, now), **current(state)}
     out = {}
     for name, value in step.params.items():
         out[name] = _render(state, step, f"with: {name}", value, known) if isinstance(value, str) else value
@@ -96,7 +110,7 @@ def command(state: IncidentState, step: Step, now: datetime | None = None) -> Co
     known = values(state, step, now)
     for name, value in step.params.items():  # a with: value that did not render: say why, here
         if isinstance(value, str) and name not in known:
-            _render(state, step, f"with: {name}", value, {**builtins(state, now), **state.parameters})
+            _render(state, step, f"with: {name}", value, {**builtins(state, now), **current(state)})
     try:
         argv = render_argv(step.run or (), known, mode(state))
     except TemplateError as exc:
@@ -140,6 +154,17 @@ def shown_command(state: IncidentState, step: Step, now: datetime | None = None)
     return prefix + (f"env {env} " if env else "") + command_line(cmd.argv)
 
 
+def asked(state: IncidentState, step: Step) -> str:
+    """What an ask step asks for: the parameter, its summary and what fits, and its value now."""
+    parameter = state.playbook.parameters.get(step.parameter)
+    if parameter is None:
+        return f"asks for {step.parameter}"
+    fits = " · ".join(x for x in (parameter.summary, parameter.type if parameter.type != "string" else "",
+                                  parameter.pattern and f"pattern {parameter.pattern}") if x)
+    now = state.parameters.get(step.parameter)
+    return f"asks for {step.parameter}" + (f" ({fits})" if fits else "") + (f", now {now}" if now is not None else "")
+
+
 def _render(state, step, where, template, known) -> str:
     try:
         return render(template, known, mode(state))
@@ -148,12 +173,20 @@ def _render(state, step, where, template, known) -> str:
 
 
 def _why(state: IncidentState, step: Step, where: str, exc: TemplateError, verb: str = "run") -> str:
+    if exc.name in state.stale:
+        return (f"step '{step.id}' not {verb}: {{{exc.name}}} is stale: {state.stale[exc.name]}; run that step "
+                f"again, or set it with `runbook incident param {state.id} {exc.name}=VALUE`")
     by = state.playbook.captures.get(exc.name or "")
     if by and exc.name not in state.parameters:
         steps = " or ".join(f"'{s}'" for s in by)
         return (f"step '{step.id}' not {verb}: {{{exc.name}}} has no value yet: step {steps} captures it from its "
                 f"output (not run yet, or nothing matched); or set it with "
                 f"`runbook incident param {state.id} {exc.name}=VALUE`")
+    asked = state.playbook.asked.get(exc.name or "")
+    if asked and exc.name not in state.parameters:
+        steps = " or ".join(f"'{s}'" for s in asked)
+        return (f"step '{step.id}' not {verb}: parameter {exc.name} has no value yet: step {steps} asks for it "
+                f"(answer it with `runbook incident step {state.id} {asked[0]} --done --value VALUE`)")
     if exc.name and exc.name in state.playbook.parameters:
         return (f"step '{step.id}' not {verb}: parameter {exc.name} has no value; set it with "
                 f"`runbook incident param {state.id} {exc.name}=VALUE`")

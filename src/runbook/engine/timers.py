@@ -32,7 +32,21 @@ def _delta(seconds) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+TRUE, FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def paging_label(state: IncidentState) -> bool | None:
+    """What the playbook's page_label: says, from the labels recorded at open: True pages, False
+    does not, None when it has no such label (or a value that is neither): the severity decides."""
+    name = state.playbook.page_label
+    value = str(state.labels.get(name, "")).strip().lower() if name else ""
+    return True if value in TRUE else False if value in FALSE else None
+
+
 def pages(state: IncidentState) -> bool:
+    by_label = paging_label(state)
+    if by_label is not None:
+        return by_label
     level = state.snapshot.level(state.severity)
     return level is None or level.pages
 
@@ -105,6 +119,9 @@ def _reminder_window(state: IncidentState, reminder):
     start = reminder.start
     begins = (state.opened_at if start == "opened" else state.acknowledged_at if start == "acknowledged"
               else state.mitigated_at if start == "mitigated" else None)
+    if start == "public-update":  # the cadence of public updates: counted from the last one posted
+        begins = next((e.at for e in reversed(state.messages) if e.record.audience == "customers"),
+                      state.opened_at)
     until = reminder.until
     stops = (state.acknowledged_at if until == "acknowledged" else
              (state.mitigated_at or state.resolved_at) if until == "mitigated" else
@@ -158,6 +175,10 @@ def _pending(state: IncidentState) -> list[Timer]:
                 if run.due_at is None:
                     timers.append(Timer(run.started_at + _delta(step.wait_time), 3, "wait_due",
                                         {"step": step.id, "attempt": run.attempt}))
+                continue
+            if step.wait_alert:  # fires when the alert's source says so (engine.alert_state); only its timeout here
+                if step.timeout:
+                    timers.append(Timer(run.started_at + _delta(step.timeout), 3, "wait_timeout", {"step": step.id}))
                 continue
             if not step.automated:
                 continue

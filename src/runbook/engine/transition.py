@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import NamedTuple
 
 from runbook.catalog.flow import default_next
-from runbook.catalog.models import END, Step
-from runbook.engine import texts
+from runbook.catalog.models import END, Step, Track
+from runbook.engine import conditions, texts
 from runbook.engine.events import (
     Closed,
     DecisionMade,
@@ -32,10 +32,16 @@ from runbook.engine.events import (
 )
 from runbook.engine.state import FAILED, IncidentState
 
+PUBLIC_STATUSES = ("investigating", "identified", "monitoring", "resolved")
+ALERT_RESOLVED_BEFORE = "the alert had already resolved"
+ALERT_RESOLVED = "the alert resolved at its source"
+
 
 class Done(NamedTuple):
     outcome: str = ""
     at: datetime | None = None  # when it is done: a communicate step's message is filled then ({elapsed})
+    status: str | None = None  # a communicate step's public phase, as the responder said it
+    text: str | None = None  # a compose: true communicate step: the message the responder wrote
 
 
 class Skipped(NamedTuple):
@@ -55,10 +61,12 @@ class Chosen(NamedTuple):
 
 
 def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | Chosen,
-           ends: bool = False, reached: int | None = None) -> list[EventRecord]:
+           ends: bool = False, reached: int | None = None, values: dict | None = None) -> list[EventRecord]:
     """The records of finishing `step` with `result`; `ends`: the incident ends with this step (a
     handoff), so its track finishes instead of moving on; `reached`: the stage a staged degradation
-    the step applies is being applied at (0-based) in the same append, when it is (engine/effects.py)."""
+    the step applies is being applied at (0-based) in the same append, when it is (engine/effects.py);
+    `values`: parameters set in the same append (an answer, a capture), which the next step's
+    when: reads."""
     track = next(t for t in state.playbook.tracks if t.id == step.track)
     out: list[EventRecord] = []
     run = state.steps[step.id]
@@ -66,8 +74,10 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
         out.append(again(state, step))
     mitigates, applies = False, step.degradation if step.kind == "degrade" else None
     if isinstance(result, Done):
-        if step.kind == "communicate" and step.template:
-            out.append(posted(state, step, result.at))
+        if step.kind == "communicate" and result.text is not None:
+            out.append(posted(state, step, result.at, result.status, result.text))
+        elif step.kind == "communicate" and step.template:
+            out.append(posted(state, step, result.at, result.status))
         out.append(StepCompleted(step.id, step.track, result.outcome))
         mitigates, target = step.mitigates, default_next(track, step)
     elif isinstance(result, Chosen):
@@ -89,21 +99,57 @@ def finish(state: IncidentState, step: Step, result: Done | Skipped | Failed | C
         out.append(mitigation(state, step.id, applies, reached))
     if ends:
         target = END
-    if target == END:
-        out.append(TrackFinished(step.track))
-        if track.followup:
-            out.append(Closed("follow-up done"))
-    elif target:
-        out.append(StepStarted(target, step.track, state.steps[target].attempt + 1))
+    if target:
+        out += start(state, track, target, values)
     return out
 
 
-def posted(state: IncidentState, step: Step, at: datetime | None) -> MessagePosted:
+def start(state: IncidentState, track: Track, target: str, values: dict | None = None) -> list[EventRecord]:
+    """`target` started; when its when: does not hold, it is started and skipped at once, saying why,
+    and so on down the track (to its end, or where a chain of skipped steps would come back)."""
+    out: list[EventRecord] = []
+    seen = set()
+    while target != END and target not in seen:
+        seen.add(target)
+        step = state.playbook.step(target)
+        out.append(StepStarted(target, track.id, state.steps[target].attempt + 1))
+        why = conditions.unmet(state, step.when, values)
+        if why is None and step.wait_alert and not state.alert_firing:  # what it waits for has happened
+            out.append(StepCompleted(target, track.id, ALERT_RESOLVED_BEFORE))
+            target = default_next(track, step)
+            continue
+        if why is None:
+            return out
+        out.append(StepSkipped(target, track.id, f"when: {why}"))
+        target = default_next(track, step)
+    out.append(TrackFinished(track.id))
+    if track.followup:
+        out.append(Closed("follow-up done"))
+    return out
+
+
+def posted(state: IncidentState, step: Step, at: datetime | None, status: str | None = None,
+           written: str | None = None) -> MessagePosted:
     """The message a communicate step posts, filled as it goes out and recorded as posted; a value
-    that cannot be filled refuses the step (CommandError naming it and how to set it)."""
+    that cannot be filled refuses the step (CommandError naming it and how to set it). `written`:
+    the text the responder wrote at posting time (compose: true), recorded as it was."""
     followup = state.playbook.followup is not None and step.track == state.playbook.followup.id
-    return MessagePosted(step.id, texts.message(state, step, at), texts.text(state, step.title, step, at),
-                         step.channel or "", step.audience or "", "follow-up" if followup else "response")
+    text = written if written is not None else texts.message(state, step, at)
+    return MessagePosted(step.id, text, texts.text(state, step.title, step, at), step.channel or "",
+                         step.audience or "", "follow-up" if followup else "response",
+                         public_status(state, step, status), written is not None)
+
+
+def public_status(state: IncidentState, step: Step, told: str | None = None) -> str:
+    """The phase a message announces: what the responder said, else the step's status:, else what
+    the incident has reached when it is posted (recorded then, so later changes never rewrite it)."""
+    if step.audience != "customers":
+        return ""  # only the public hears of phases
+    if told or step.status:
+        return told or step.status
+    if state.resolved:
+        return "resolved"
+    return "monitoring" if state.mitigated_at is not None else "investigating"
 
 
 def mitigation(state: IncidentState, step_id: str, degradation: str | None,

@@ -7,10 +7,12 @@ Pure: the engine's effects and timers ask; nothing here runs or records anything
 from __future__ import annotations
 
 from runbook.catalog.models import Step
+from runbook.engine import expectations
 
 DEFAULT_POLL = 30  # seconds between polls when a wait says no every:
 DEFAULT_POLL_TIMEOUT_CAP = 60  # without poll_timeout:, one poll may run as long as the interval, at most this
 HOLDS, NOT_YET, BROKEN = "holds", "not-yet", "broken"
+NO_DATA = "no-data"  # a prometheus: query that answered with no series: its own outcome (on_no_data:)
 FIRST_BROKEN_STATUS = 126  # the shell's "cannot execute" (126), "not found" (127), signals (128+n), ssh's 255
 
 
@@ -66,7 +68,12 @@ def classify(step: Step, result, failures=()) -> str:
     broken. A uses: action that answered "not ok" is not yet (its status is its own, an HTTP code
     say); one that could not run (no plugin provides it, its plugin raised or hung) is broken.
     """
-    if result is not None and result.ok:
+    if step.expect is not None and result is not None and not failures and result.handler \
+            and result.handler != "runbook":
+        judged = expectations.judge(step, result.ok, result.exit_code, result.output, result.summary)
+        if judged.answered:  # the command answered: what it printed says whether the condition holds
+            return HOLDS if judged.passed else NOT_YET
+    elif result is not None and result.ok:
         return HOLDS
     if result is None or failures or not result.handler or result.handler == "runbook":
         return BROKEN
@@ -80,6 +87,12 @@ def classify(step: Step, result, failures=()) -> str:
     if step.not_yet is not None:
         return NOT_YET if code in step.not_yet else BROKEN
     return NOT_YET if 0 < code < FIRST_BROKEN_STATUS else BROKEN
+
+
+def means(step: Step, outcome: str) -> str:
+    """What a poll's outcome means for the wait: "no data" is what the step's on_no_data: says
+    (holds, not-yet, or broken as before it existed); every other outcome means itself."""
+    return (step.on_no_data or BROKEN) if outcome == NO_DATA else outcome
 
 
 def seen(step: Step, summary: str, exit_code: int | None, captured: dict) -> str:

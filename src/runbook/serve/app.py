@@ -3,13 +3,22 @@ engine service (runbook/service.py).
 
 Routes (JSON unless said otherwise):
   POST /alertmanager   Alertmanager webhook (payload version 4); bearer token required
-  GET  /api/alerts     the alerts received, latest first (?outcome=unmatched); bearer token required
-  GET  /healthz        "ok" when the incident database answers; no token, says nothing else
+  GET  /api/alerts     the alerts received, latest first (?outcome=unmatched), a page at a time
+                       (?limit=, at most MAX_PAGE rows and about PAGE_BYTES; the next page's
+                       address in the Link header, rel="next"); bearer token required
+  GET  /healthz        "ok" when the incident database could take an append now (503 with why when
+                       not: unreachable, or a lock runbook needs held elsewhere); no token
+  POST /pagerduty      PagerDuty V3 webhooks (acknowledged, resolved, reassigned), verified by
+                       their HMAC signature (serve/pagerduty.py)
+  GET  /status, /api/v2/*.json, /history.atom, /history.rss   with --public: the public status
+                       page, no token (serve/public.py)
 
-Status codes say what a sender should do: 200 taken (each alert's outcome in the body); 400 the
-body cannot be read (the reason; nothing stored; do not retry as is); 401 no or wrong token;
-413 body over the limit; 503 the incident database is busy or cannot be written (retry later:
-Alertmanager does); 500 a bug (logged, retried by the sender too).
+Status codes say what a sender should do: 200 taken (each alert's outcome in the body; a
+malformed alert is recorded as "rejected" with the reason, the others as usual); 400 the body
+is not a delivery at all (not JSON, not version 4...: the reason; nothing stored; do not retry as
+is); 401 no or wrong token; 408 the request did not arrive whole in time; 413 body over the limit;
+503 the incident database is busy or cannot be written (retry later: Alertmanager does); 500 a
+bug (logged, retried by the sender too).
 
 Lanes: a delivery is recorded on the commands lane (the whole delivery in one transaction) and
 answered as soon as it is durable; opening, joining or resolving the incidents it names, and the
@@ -22,17 +31,22 @@ alert ledger keeps each alert to one incident.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
+import json
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urlencode
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from runbook.catalog.durations import format_duration
+from runbook.engine.owner import DEFAULT_LEASE
 from runbook.errors import RunbookError
 from runbook.read_models import alert_rows
 from runbook.serve.alertmanager import PayloadError, parse
@@ -42,6 +56,12 @@ from runbook.text import one_line
 log = logging.getLogger("runbook.serve")
 
 DEFAULT_MAX_BODY = 1024 * 1024
+CHAT_REFRESH = 5.0  # seconds: the chat's countdowns are brought up to date at least this often
+DEFAULT_RETENTION = 30 * 86400  # the alert ledger forgets what it last heard of 30 days ago...
+PRUNE_EVERY = 3600  # ...looked at once an hour (and at start)
+PAGE = 200  # /api/alerts rows by default
+MAX_PAGE = 1000
+PAGE_BYTES = 1024 * 1024  # a page ends after the row that takes it past this much JSON
 
 
 class ServeConfig(NamedTuple):
@@ -50,6 +70,12 @@ class ServeConfig(NamedTuple):
     tick_every: float = 1.0  # seconds between timer passes over the open incidents (0: no ticking)
     catalog_paths: tuple = ()  # reloaded on the timer pass when a file under them changes
     view_token: str | None = None  # the status page's viewer token; None: the page is off
+    pagerduty_secret: str | None = None  # the PagerDuty webhook subscription's secret; None: /pagerduty is off
+    chat_every: float = 0.0  # seconds between passes of the team's chat (engine/chat.py); 0: no chat
+    alert_retention: float = DEFAULT_RETENTION  # seconds an alert is kept after last heard of (0: for ever)
+    lease: float = DEFAULT_LEASE  # seconds this server's lease on its work lasts unrenewed (0: holds none)
+    public: object | None = None  # the StatusPage `--public` serves without a token; None: no public page
+    email: bool = False  # a mail server is configured: the public page offers email subscriptions
 
 
 class CatalogWatcher:
@@ -74,7 +100,10 @@ class CatalogWatcher:
         return tuple(found)
 
     def changed(self) -> bool:
-        now = self.signature()
+        try:
+            now = self.signature()
+        except OSError:  # a directory unreadable for now (or no file descriptor free): as it was
+            return False
         if now == self.seen:
             return False
         self.seen = now
@@ -109,6 +138,21 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _token(key: tuple) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _cursor(token: str) -> tuple | None:
+    """The (last_seen, fingerprint, starts_at) a page cursor holds, or None when it is not one."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError:
+        return None
+    if isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) and len(k) <= 200 for k in key):
+        return tuple(key)
+    return None
+
+
 def _recover(engine) -> None:
     """Open the incidents of alerts a server that is gone left pending (at start; the timer
     passes do it too)."""
@@ -137,6 +181,9 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
             return unauthorized()
         try:
             body = await read_body(request, config.max_body)
+        except ClientDisconnect:  # gone, or its body was late (the server answered 408): nobody to tell
+            log.info("a delivery's sender left before its body arrived whole; nothing recorded")
+            return PlainTextResponse("", status_code=408)
         except TooLarge:
             return JSONResponse({"error": f"the body is over {config.max_body} bytes (runbook serve --max-body)"},
                                 status_code=413)
@@ -145,6 +192,9 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
         except PayloadError as exc:
             log.warning("refused a delivery: %s", one_line(str(exc)))
             return JSONResponse({"error": str(exc)}, status_code=400)
+        for each in alerts:
+            if each.rejected:
+                log.warning("rejected an alert: %s", one_line(each.rejected))
         try:
             outcomes = [o.to_dict() for o in await service.receive_alerts(alerts)]
         except RunbookError as exc:  # the store cannot take it now: the sender retries
@@ -157,24 +207,57 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
             return unauthorized()
         outcome = request.query_params.get("outcome") or None
         try:
-            limit = int(request.query_params.get("limit", "200"))
+            limit = int(request.query_params.get("limit", str(PAGE)))
         except ValueError:
             return JSONResponse({"error": "limit: expected a whole number"}, status_code=400)
-        rows = await service.reads.run(alert_rows, outcome=outcome, limit=max(1, min(limit, 10_000)))
-        return JSONResponse(rows)
+        limit = max(1, min(limit, MAX_PAGE))
+        cursor = request.query_params.get("cursor")
+        after = _cursor(cursor) if cursor else None
+        if cursor and after is None:
+            return JSONResponse({"error": "cursor: not one this server gave; follow the Link header (rel=\"next\") "
+                                          "of the page before, or leave it out for the first page"}, status_code=400)
+        rows = await service.reads.run(alert_rows, outcome=outcome, limit=limit + 1, after=after)
+        page, size = [], 0
+        for row in rows[:limit]:
+            page.append(row)
+            size += len(json.dumps(row, ensure_ascii=False))
+            if size >= PAGE_BYTES:
+                break
+        headers = {}
+        if len(page) < len(rows):
+            last = page[-1]
+            query = urlencode({**({"outcome": outcome} if outcome else {}), "limit": limit,
+                               "cursor": _token((last["last_seen"], last["fingerprint"], last["starts_at"]))})
+            headers["Link"] = f'</api/alerts?{query}>; rel="next"'
+        return JSONResponse(page, headers=headers)
 
     async def health(request: Request):
         try:
-            await service.reads.run(lambda engine: engine.change_cursor())
+            await service.reads.run(lambda engine: engine.health())
         except RunbookError as exc:
             return PlainTextResponse(f"unhealthy: {one_line(str(exc))}\n", status_code=503)
         return PlainTextResponse("ok\n")
 
     watcher = CatalogWatcher(config.catalog_paths) if config.catalog_paths else None
 
+    async def prune():
+        try:
+            gone, _ = await service.ticks.run(lambda engine: engine.prune_alerts(config.alert_retention))
+        except RunbookError as exc:  # e.g. a role without DELETE on the ledger: said once an hour, nothing else stops
+            log.warning("could not forget old alerts (--alert-retention): %s", one_line(str(exc)))
+            return
+        if gone:
+            log.info("forgot %d alert(s) last heard of over %s ago (--alert-retention)", gone,
+                     format_duration(int(config.alert_retention)))
+
     async def ticking():
+        pruned_at = None
         while True:
             await asyncio.sleep(config.tick_every)
+            now = asyncio.get_running_loop().time()
+            if config.alert_retention and (pruned_at is None or now - pruned_at >= PRUNE_EVERY):
+                pruned_at = now
+                await prune()
             try:
                 if watcher is not None and watcher.changed():
                     catalog = await asyncio.get_running_loop().run_in_executor(None, _reload, watcher.paths)
@@ -185,23 +268,77 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
             except Exception:  # keep serving; the next pass tries again
                 log.exception("timer pass failed")
 
+    async def chatting():
+        """Commands from the chat every `chat_every` seconds; the record out to the chat as soon as
+        the broadcaster says something changed, and every few seconds anyway (countdowns)."""
+        from runbook.engine.chat import Chat
+
+        chat, lane, loop = Chat(), service.chat_lane(), asyncio.get_running_loop()
+        changes, delivered = service.broadcaster.queue(), 0.0
+        try:
+            while True:
+                try:
+                    await lane.run(chat.receive)
+                    changed = not changes.empty()
+                    while not changes.empty():
+                        changes.get_nowait()
+                    if changed or loop.time() - delivered >= CHAT_REFRESH:
+                        delivered = loop.time()
+                        await lane.run(chat.deliver)
+                except RunbookError as exc:
+                    log.warning("chat pass failed: %s", one_line(str(exc)))
+                except Exception:  # keep serving; the next pass tries again
+                    log.exception("chat pass failed")
+                await asyncio.sleep(config.chat_every)
+        finally:
+            service.broadcaster.drop(changes)
+
+    async def delivering():
+        """Send public updates to subscribers, on the ticks lane (it waits on mail servers and
+        webhooks, as the timer pass waits on pagers)."""
+        from runbook.serve.subscriptions import deliver
+
+        seen: dict = {}  # what the last pass planned from: an idle pass projects nothing
+        while True:
+            await asyncio.sleep(config.tick_every)
+            try:
+                await service.ticks.run(deliver, config.public, seen)
+            except RunbookError as exc:
+                log.warning("subscription pass failed: %s", one_line(str(exc)))
+            except Exception:  # keep serving; the next pass tries again
+                log.exception("subscription pass failed")
+
     @asynccontextmanager
     async def lifespan(app):
+        if config.lease > 0:  # held before the first alert is taken: others know this server is alive
+            await asyncio.get_running_loop().run_in_executor(None, service.hold_lease, config.lease)
         service.ticks.submit(_recover)  # the server listens meanwhile: opening may wait on plugins
-        task = asyncio.create_task(ticking()) if config.tick_every > 0 else None
+        tasks = [asyncio.create_task(ticking())] if config.tick_every > 0 else []
+        if config.public is not None and config.tick_every > 0:
+            tasks.append(asyncio.create_task(delivering()))
+        if config.chat_every > 0:
+            tasks.append(asyncio.create_task(chatting()))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
             await asyncio.get_running_loop().run_in_executor(None, service.close)
 
-    from runbook.serve import web
+    from runbook.serve import pagerduty, web
 
     page = web.routes(service, config.view_token) if config.view_token else web.off_routes()
+    if config.public is not None:
+        from runbook.serve import public, subscriptions
+
+        page = [*page, *public.routes(service, config.public, email=config.email),
+                *subscriptions.routes(service, config.public, config.email)]
     app = Starlette(routes=[Route("/alertmanager", alertmanager, methods=["POST"]),
                             Route("/api/alerts", alerts, methods=["GET"]),
-                            Route("/healthz", health, methods=["GET"]), *page],
+                            Route("/healthz", health, methods=["GET"]),
+                            Route("/pagerduty", pagerduty.endpoint(service, config.pagerduty_secret, read_body,
+                                                                   config.max_body, TooLarge), methods=["POST"]),
+                            *page],
                     lifespan=lifespan)
     app.state.service = service
     return app

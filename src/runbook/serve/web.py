@@ -1,9 +1,10 @@
 """The status page of `runbook serve`: read-only HTML for everyone who is not at the terminal.
 
-    GET /                         open incidents, then those resolved in the last 7 days
+    GET /                         open incidents, those resolved in the last 7 days, open action items
     GET /incidents/{id}           one incident: targets, tracks and current steps, degradations,
                                   the escalation ladder with who is on call, status updates posted
-                                  by communicate steps, roles, the timeline
+                                  by communicate steps, past incidents like it (seen before), its
+                                  action items, roles, the timeline
     GET /incidents/{id}/postmortem.md   the postmortem export (text, once resolved)
     GET /live                     server-sent events: one per event appended to any incident, by
                                   anyone; a reconnect sends Last-Event-ID and catches up from there.
@@ -32,6 +33,8 @@ from typing import NamedTuple
 from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
@@ -46,6 +49,7 @@ from starlette.staticfiles import StaticFiles
 from runbook.broadcaster import changes_after
 from runbook.engine.clock import iso
 from runbook.errors import NotFoundError, RunbookError
+from runbook.read_models import action_item_rows, similar_incidents
 from runbook.text import one_line, shown
 from runbook.views import build_view
 
@@ -80,6 +84,10 @@ def duration(seconds: float | None) -> str:
     return f"-{text}" if seconds < 0 else text
 
 
+# instructions are Markdown (code blocks, lists, links): rendered with raw HTML off, so markup in
+# them is shown as text, and without images (nothing is fetched from elsewhere)
+_markdown = MarkdownIt("commonmark", {"html": False}).disable("image")
+_templates.filters["markdown"] = lambda text: Markup(_markdown.render(text))
 _templates.filters["duration"] = duration
 _templates.filters["utc"] = lambda at: f"{at:%Y-%m-%d %H:%M:%S} UTC" if at else ""
 _templates.filters["hm"] = lambda at: f"{at:%H:%M:%S}" if at else ""
@@ -178,7 +186,7 @@ def overview(engine) -> dict:
             resolved.append(Resolved(one_line(state.id), one_line(state.title), one_line(state.severity),
                                      state.drill, state.opened_at, state.resolved_at, state.phase, left, total))
     return {"incidents": open_views, "more": max(0, len(rows) - MAX_OPEN), "resolved": resolved, "cursor": cursor,
-            "now": now}
+            "now": now, "actions": action_item_rows(engine)}
 
 
 def detail(engine, incident: str) -> dict:
@@ -190,7 +198,8 @@ def detail(engine, incident: str) -> dict:
     view = build_view(state, now, "" if check.ok else check.warning(state.id))
     left, total = followup_counts(state)
     return {"view": view, "updates": updates(state), "cursor": cursor, "now": now,
-            "followup_left": left, "followup_steps": total}
+            "followup_left": left, "followup_steps": total, "seen": similar_incidents(engine, incident),
+            "items": action_item_rows(engine, incident=incident, open_only=False)}
 
 
 def postmortem(engine, incident: str) -> str:

@@ -42,6 +42,7 @@ from runbook.store.interface import StoreFeatures
 INSERT_EVENT = ("INSERT INTO events (incident, seq, ts, actor, type, data, prev_hash, hash, mac) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 SELECT_CHECKPOINT = f"SELECT {', '.join(CHECKPOINT_COLUMNS)} FROM checkpoints WHERE incident = ?"
+SEARCH_COLUMNS = "incident, playbook, opened_at, drill, mitigated, words"
 SUMMARY_PARAMS = ("incident", "last_seq", "updated_at", "last_mac", *FIRST_COLUMNS, "status", "status_rank",
                   *LATEST_COLUMNS)
 
@@ -343,6 +344,81 @@ class SqlStore:
             sql += f" LIMIT {int(limit)}"
         return self._query(sql, params)
 
+    # past incidents, searched ------------------------------------------------------------
+
+    # SQL: the best text matches (params: query, how many, exclude, before), then filtered by the
+    # last two: the dialect ranks and cuts first, so a common word costs no sort of every match
+    search_sql: str
+
+    def _put_words(self, incident: str, words: str) -> int | None:
+        """Put the incident's words in the dialect's full-text index (inside the write); the row id
+        search_docs keeps (SQLite's FTS5 rowid), or None when the index follows search_docs itself."""
+        return None
+
+    def _text_query(self, terms: list[str]) -> str:
+        """The dialect's full-text query matching any of `terms` (letters and digits only)."""
+        raise NotImplementedError
+
+    @guarded
+    def index_words(self, incident: str, seq: int, playbook: str, opened_at: str, drill: bool, mitigated: bool,
+                    words: str) -> None:
+        """Keep the incident's searchable words as its log reads up to event `seq` (derived data:
+        rebuilt from the log whenever it is behind)."""
+        with self._write():
+            fts = self._put_words(incident, words)
+            self._run("INSERT INTO search_docs (incident, seq, playbook, opened_at, drill, mitigated, words, "
+                      "fts_rowid) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident) DO UPDATE SET "
+                      "seq = excluded.seq, playbook = excluded.playbook, opened_at = excluded.opened_at, "
+                      "drill = excluded.drill, "
+                      "mitigated = excluded.mitigated, words = excluded.words, fts_rowid = excluded.fts_rowid",
+                      [incident, seq, playbook, opened_at, int(drill), int(mitigated), words, fts])
+
+    @guarded
+    def search(self, terms: list[str], limit: int, exclude: str = "", before: str = "\uffff") -> list[dict]:
+        """Incidents whose words match any of `terms`, best first, of the best `limit` those opened
+        before `before` other than `exclude`: {incident, playbook, opened_at, drill, mitigated, words}."""
+        if not terms:
+            return []
+        return self._query(self.search_sql, [self._text_query(terms), int(limit), exclude, before])
+
+    def _term_docs(self, terms: list[str], total: int) -> dict[str, int]:
+        """How many of the `total` incidents indexed hold each term (the dialect may estimate)."""
+        raise NotImplementedError
+
+    def _doc_count(self) -> int:
+        """How many incidents are indexed (the dialect may estimate a large number)."""
+        return self._run("SELECT count(*) FROM search_docs").fetchone()[0]
+
+    @guarded
+    def term_counts(self, terms: list[str]) -> tuple[int, dict[str, int]]:
+        """(how many incidents are indexed, how many hold each term)."""
+        total = self._doc_count()
+        found = self._term_docs(terms, total) if terms and total else {}
+        return total, {term: found.get(term, 0) for term in terms}
+
+    @guarded
+    def latest_words(self, limit: int, before: str, playbook: str | None = None, exclude: str = "") -> list[dict]:
+        """The latest `limit` incidents opened before `before` (of one playbook, when given), newest
+        first, with their words (`search`'s columns)."""
+        sql, params = where(("opened_at < ?", before), ("incident <> ?", exclude),
+                            ("playbook = ?", playbook) if playbook else None)
+        return self._query(f"SELECT {SEARCH_COLUMNS} FROM search_docs{sql} ORDER BY opened_at DESC "
+                           f"LIMIT {int(limit)}", params)
+
+    @guarded
+    def search_behind(self) -> list[str]:
+        """Incidents whose searchable words are missing or older than their log."""
+        return [r[0] for r in self._run(
+            "SELECT i.id FROM incidents i LEFT JOIN search_docs d ON d.incident = i.id "
+            "WHERE d.seq IS NULL OR d.seq < i.last_seq ORDER BY i.id")]
+
+    @guarded
+    def events_of_types(self, types: tuple[str, ...]) -> list[StoredEvent]:
+        """Every event of these types, across incidents, by incident then sequence (the type index)."""
+        among, params = self._any("type", list(types))
+        return stored_events(self._run(f"SELECT {EVENT_COLUMNS} FROM events WHERE {among} ORDER BY incident, seq",
+                                       params).fetchall())
+
     # the change feed -----------------------------------------------------------------------
 
     @guarded
@@ -358,6 +434,10 @@ class SqlStore:
     def change_cursor(self) -> int:
         """The position of the last event appended (0 when there is none)."""
         return self._run(f"SELECT coalesce(max({self.change_column}), 0) FROM events").fetchone()[0]
+
+    def health(self) -> None:
+        """StoreError when the database could not take an append now (`/healthz`)."""
+        self.change_cursor()
 
     # drills --------------------------------------------------------------------------------
 
@@ -400,3 +480,23 @@ class SqlStore:
         with self._write():
             self._run("UPDATE drill_schedule SET last_outcome = ?, incident = COALESCE(?, incident), "
                       "updated_at = ? WHERE drill = ?", [outcome, incident, now, drill])
+
+    # leases --------------------------------------------------------------------------------
+
+    @guarded
+    def renew_lease(self, holder: str, host: str, pid: int, expires_at: str, now: str,
+                    prune_before: str | None = None) -> None:
+        """Hold (or extend) `holder`'s lease until `expires_at`; `expires_at` = `now` ends it.
+        `prune_before`: forget leases that ended before then (servers long gone)."""
+        with self._write():
+            if prune_before:
+                self._run("DELETE FROM leases WHERE expires_at < ?", [prune_before])
+            self._run("INSERT INTO leases (holder, host, pid, expires_at, renewed_at) VALUES (?, ?, ?, ?, ?) "
+                      "ON CONFLICT (holder) DO UPDATE SET expires_at = excluded.expires_at, "
+                      "renewed_at = excluded.renewed_at", [holder, host, pid, expires_at, now])
+
+    @guarded
+    def lease_expiry(self, holder: str) -> str | None:
+        """When `holder`'s lease ends (or ended); None when it never held one."""
+        row = self._run("SELECT expires_at FROM leases WHERE holder = ?", [holder]).fetchone()
+        return row[0] if row else None

@@ -8,10 +8,18 @@ no one holds) are one step."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from runbook.store.common import ALERT_COLUMNS, ALERT_JSON, STILL_OPEN, ConflictError, alert_row
 from runbook.store.core import guarded, where
+
+
+def other_fingerprint(fingerprint: str, labels: dict) -> str:
+    """The ledger's key for an alert whose fingerprint is already another alert's (other labels):
+    a hash of both, the same at every delivery of it."""
+    said = json.dumps([fingerprint, labels], sort_keys=True, ensure_ascii=True)
+    return hashlib.sha256(said.encode()).hexdigest()[:16]
 
 
 class SqlAlertLedger:
@@ -29,9 +37,11 @@ class SqlAlertLedger:
         status, labels... and the playbook/symptom it matched, if any) all in one transaction (an
         alert storm's delivery is one commit, not one per alert); for each alert, in order:
 
-        Seen before: its row is updated (last_seen, deliveries, a move from firing to resolved)
-        and returned as it was before, with False. New: when an earlier occurrence of the same
-        fingerprint is linked to an incident still open, the new one is linked to it
+        Seen before (the same key and the same labels; a known key with other labels is another
+        alert, kept under `other_fingerprint`): its row is updated (last_seen, deliveries, a move
+        from firing to resolved) and returned as it was before, with False. New: a malformed
+        alert (`rejected`: why) is kept as 'rejected'; when an earlier occurrence of the same
+        alert is linked to an incident still open, the new one is linked to it
         (outcome 'attached'); else a firing alert with a playbook reserves an incident id drawn
         from `new_incident()` that no incident and no other alert holds (outcome 'pending',
         `owner` recorded until the incident exists); else it is kept as 'unmatched' (or
@@ -40,11 +50,14 @@ class SqlAlertLedger:
             return [self._receive_one(alert, now, new_incident, owner) for alert in alerts]
 
     def _receive_one(self, alert: dict, now: str, new_incident, owner: dict | None) -> tuple[dict, bool]:
+        found = self._alert_row(alert["fingerprint"], alert["starts_at"])
+        if found is not None and not alert.get("rejected") and found["labels"] != alert["labels"]:
+            # a known fingerprint with other labels is another alert: a key of its own
+            alert = {**alert, "fingerprint": other_fingerprint(alert["fingerprint"], alert["labels"])}
+            found = self._alert_row(alert["fingerprint"], alert["starts_at"])
         key = [alert["fingerprint"], alert["starts_at"]]
-        found = self._run(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE fingerprint = ? "
-                          "AND starts_at = ?", key).fetchone()
         if found is not None:
-            before = alert_row(found)
+            before = found
             resolving = alert["status"] == "resolved" and before["status"] != "resolved"
             self._run("UPDATE alerts SET last_seen = ?, deliveries = deliveries + 1, "
                       "status = CASE WHEN ? THEN 'resolved' ELSE status END, "
@@ -52,17 +65,18 @@ class SqlAlertLedger:
                       "WHERE fingerprint = ? AND starts_at = ?",
                       [now, resolving, resolving, alert.get("ends_at"), *key])
             return before, False
-        linked = self._run(
-            "SELECT a.incident FROM alerts a JOIN incidents i ON i.id = a.incident WHERE a.fingerprint = ? "
-            f"AND i.status IN ({', '.join('?' * len(STILL_OPEN))}) ORDER BY a.starts_at DESC LIMIT 1",
-            [alert["fingerprint"], *STILL_OPEN]).fetchone()
         row = {name: alert.get(name) for name in ALERT_COLUMNS}
         row.update(first_seen=now, last_seen=now, deliveries=1, owner=None)
-        if linked:
-            row.update(incident=linked[0], outcome="attached")
+        linked = None if alert.get("rejected") else self._open_incident_of(alert["fingerprint"], alert["labels"])
+        if alert.get("rejected"):
+            row.update(incident=None, outcome="rejected", reason=alert["rejected"])
+        elif linked:
+            row.update(incident=linked, outcome="attached")
         elif alert["status"] == "resolved":
             row.update(incident=None, outcome="resolved",
                        reason=row.get("reason") or "resolved before runbook saw it fire")
+        elif alert.get("held"):  # inside a maintenance window, below the severity that pages
+            row.update(incident=None, outcome="maintenance", reason=alert["held"])
         elif alert.get("playbook") and new_incident:
             row.update(incident=self._unused_id(new_incident), outcome="pending", owner=owner)
         else:
@@ -72,6 +86,23 @@ class SqlAlertLedger:
         self._run(f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) VALUES "
                   f"({', '.join('?' * len(ALERT_COLUMNS))})", values)
         return row, True
+
+    def _alert_row(self, fingerprint: str, starts_at: str) -> dict | None:
+        found = self._run(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE fingerprint = ? AND starts_at = ?",
+                          [fingerprint, starts_at]).fetchone()
+        return alert_row(found) if found is not None else None
+
+    def _open_incident_of(self, fingerprint: str, labels: dict) -> str | None:
+        """The still open incident of the latest earlier occurrence of the same alert: the same
+        fingerprint (or the key of its own it was given) and the same labels."""
+        keys = [fingerprint, other_fingerprint(fingerprint, labels)]
+        for incident, stored in self._run(
+                "SELECT a.incident, a.labels FROM alerts a JOIN incidents i ON i.id = a.incident WHERE "
+                f"a.fingerprint IN (?, ?) AND i.status IN ({', '.join('?' * len(STILL_OPEN))}) "
+                "ORDER BY a.starts_at DESC", [*keys, *STILL_OPEN]):
+            if json.loads(stored or "{}") == labels:
+                return incident
+        return None
 
     def _unused_id(self, draw) -> str:
         for _ in range(100):
@@ -129,14 +160,148 @@ class SqlAlertLedger:
 
     @guarded
     def alerts(self, outcome: str | None = None, incident: str | None = None, pending: bool = False,
-               limit: int | None = None, fingerprint: str | None = None) -> list[dict]:
+               limit: int | None = None, fingerprint: str | None = None, after: tuple | None = None) -> list[dict]:
         """Received alerts, the latest seen first; filtered by outcome, by incident, by fingerprint,
-        or only those still 'pending' (an incident reserved, not yet opened)."""
+        or only those still 'pending' (an incident reserved, not yet opened). `after`: a page
+        cursor, (last_seen, fingerprint, starts_at) of the last row of the page before."""
+        later = None
+        if after is not None:
+            seen, fingerprint_, starts = after
+            later = ("(last_seen < ? OR (last_seen = ? AND (fingerprint > ? OR (fingerprint = ? AND starts_at < ?))))",
+                     [seen, seen, fingerprint_, fingerprint_, starts])
         sql, params = where(("fingerprint = ?", fingerprint) if fingerprint else None,
                             ("outcome = ?", outcome) if outcome else None,
                             ("outcome = 'pending'",) if pending else None,
                             ("incident = ?", incident) if incident else None)
-        sql = f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts{sql} ORDER BY last_seen DESC, fingerprint"
+        if later:
+            sql += (" AND " if sql else " WHERE ") + later[0]
+            params += later[1]
+        sql = f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts{sql} ORDER BY last_seen DESC, fingerprint, starts_at DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [alert_row(r) for r in self._run(sql, params).fetchall()]
+
+    @guarded
+    def prune_alerts(self, before: str, dry_run: bool = False, batch: int = 1000) -> int:
+        """Forget the ledger rows last heard of before `before` (an ISO time), except what still
+        matters: a pending alert (its incident is still to open) and an alert of an incident still
+        open (its resolved delivery must find it). The number of rows (that would be) removed.
+        `batch` rows a transaction, so a delivery never waits long on the ledger's lock."""
+        open_ = ", ".join("?" * len(STILL_OPEN))
+        condition = (f"last_seen < ? AND outcome <> 'pending' AND (incident IS NULL OR incident NOT IN "
+                     f"(SELECT id FROM incidents WHERE status IN ({open_})))")
+        params = [before, *STILL_OPEN]
+        if dry_run:
+            return self._run(f"SELECT count(*) FROM alerts WHERE {condition}", params).fetchone()[0]
+        gone = 0
+        while True:
+            with self._write("ledger"):
+                done = self._run(f"DELETE FROM alerts WHERE (fingerprint, starts_at) IN (SELECT fingerprint, "
+                                 f"starts_at FROM alerts WHERE {condition} LIMIT {int(batch)})", params).rowcount
+            gone += done
+            if done < batch:
+                return gone
+
+
+class SqlMaintenance:
+    """Scheduled maintenance windows' SQL, for `SqlStore` (core.py)."""
+
+    @guarded
+    def add_maintenance(self, window: dict) -> int:
+        """Record a window (title, body, components, starts_at, ends_at, page_at, created_by,
+        created_at); its id."""
+        with self._write():
+            self._run("INSERT INTO maintenance (title, body, components, starts_at, ends_at, page_at, created_by, "
+                      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      [window["title"], window.get("body") or "", json.dumps(list(window["components"])),
+                       window["starts_at"], window["ends_at"], window.get("page_at"), window.get("created_by"),
+                       window["created_at"]])
+            return self._run(f"SELECT {self.last_id}").fetchone()[0]
+
+    @guarded
+    def maintenance(self, ending_after: str | None = None, window: int | None = None,
+                    cancelled: bool = True) -> list[dict]:
+        """Windows by start time: those ending after `ending_after`, or the one numbered `window`;
+        cancelled ones too unless `cancelled` is False."""
+        sql, params = where(("ends_at > ?", ending_after) if ending_after else None,
+                            ("id = ?", window) if window is not None else None,
+                            ("cancelled_at IS NULL",) if not cancelled else None)
+        rows = self._query("SELECT * FROM maintenance" + sql + " ORDER BY starts_at, id", params)
+        for row in rows:
+            row["components"] = json.loads(row["components"])
+        return rows
+
+    @guarded
+    def cancel_maintenance(self, window: int, by: str, at: str) -> bool:
+        """Cancel a window not cancelled yet; False when there is none such."""
+        with self._write():
+            cursor = self._run("UPDATE maintenance SET cancelled_at = ?, cancelled_by = ? WHERE id = ? "
+                               "AND cancelled_at IS NULL", [at, by, window])
+            return cursor.rowcount == 1
+
+
+class SqlSubscribers:
+    """Subscribers to the public page and the deliveries to them, for `SqlStore` (core.py)."""
+
+    @guarded
+    def add_subscriber(self, row: dict) -> dict:
+        """Record a subscriber (kind, address, components, token, secret, created_at, confirmed_at);
+        an address already subscribed (not unsubscribed) of the same kind is returned as it is."""
+        with self._write():
+            found = self._query("SELECT * FROM subscribers WHERE kind = ? AND address = ? AND unsubscribed_at IS NULL",
+                                [row["kind"], row["address"]])
+            if found:
+                return _subscriber(found[0])
+            self._run("INSERT INTO subscribers (kind, address, components, token, secret, created_at, confirmed_at) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      [row["kind"], row["address"], json.dumps(list(row["components"])), row["token"],
+                       row.get("secret"), row["created_at"], row.get("confirmed_at")])
+            return _subscriber(self._query("SELECT * FROM subscribers WHERE token = ?", [row["token"]])[0])
+
+    @guarded
+    def subscribers(self, token: str | None = None, active: bool = False) -> list[dict]:
+        """Subscribers by id: the one holding `token`, or those confirmed and not unsubscribed."""
+        sql, params = where(("token = ?", token) if token else None,
+                            ("confirmed_at IS NOT NULL AND unsubscribed_at IS NULL",) if active else None)
+        return [_subscriber(r) for r in self._query("SELECT * FROM subscribers" + sql + " ORDER BY id", params)]
+
+    @guarded
+    def set_subscriber(self, subscriber: int, field: str, at: str) -> bool:
+        """Mark a subscriber confirmed_at or unsubscribed_at `at` (once); False when it was already."""
+        if field not in ("confirmed_at", "unsubscribed_at"):
+            raise ValueError(field)
+        with self._write():
+            return self._run(f"UPDATE subscribers SET {field} = ? WHERE id = ? AND {field} IS NULL",
+                             [at, subscriber]).rowcount == 1
+
+    @guarded
+    def deliveries(self, subscriber: int | None = None) -> list[dict]:
+        sql, params = where(("subscriber = ?", subscriber) if subscriber is not None else None)
+        return self._query("SELECT * FROM deliveries" + sql + " ORDER BY created_at, subscriber", params)
+
+    @guarded
+    def plan_deliveries(self, rows: list[tuple[int, str]], now: str) -> None:
+        """Add (subscriber, message) deliveries not recorded yet, due now."""
+        with self._write():
+            for subscriber, message in rows:
+                if not self._run("SELECT 1 FROM deliveries WHERE subscriber = ? AND message = ?",
+                                 [subscriber, message]).fetchone():
+                    self._run("INSERT INTO deliveries (subscriber, message, attempts, next_at, created_at) "
+                              "VALUES (?, ?, 0, ?, ?)", [subscriber, message, now, now])
+
+    @guarded
+    def due_deliveries(self, now: str) -> list[dict]:
+        return self._query("SELECT * FROM deliveries WHERE delivered_at IS NULL AND next_at IS NOT NULL "
+                           "AND next_at <= ? ORDER BY next_at", [now])
+
+    @guarded
+    def settle_delivery(self, subscriber: int, message: str, attempts: int, delivered_at: str | None,
+                        next_at: str | None, error: str | None) -> None:
+        with self._write():
+            self._run("UPDATE deliveries SET attempts = ?, delivered_at = ?, next_at = ?, error = ? "
+                      "WHERE subscriber = ? AND message = ?", [attempts, delivered_at, next_at, error, subscriber,
+                                                               message])
+
+
+def _subscriber(row: dict) -> dict:
+    return {**row, "components": json.loads(row["components"])}

@@ -30,6 +30,7 @@ class MemoryStore:
         self._changes: list[tuple[int, str, int]] = []
         self._schedule: dict[str, dict] = {}
         self._simulations: list[dict] = []
+        self._leases: dict[str, str] = {}
 
     def close(self) -> None:
         pass
@@ -54,7 +55,7 @@ class MemoryStore:
         self._events[incident] = []
         return self._append(incident, first_events)
 
-    def append(self, incident, expected_seq, events, after_hash=None):
+    def append(self, incident, expected_seq, events, after_hash=None, request=None, retried=False):
         # no hash chain here (`_append`): the sequence number alone says where the log ends
         log = self._events.get(incident)
         if log is None:
@@ -150,6 +151,9 @@ class MemoryStore:
     def changes_since(self, cursor, limit=500):
         return self._changes[int(cursor):int(cursor) + int(limit)]
 
+    def health(self):
+        pass
+
     def change_cursor(self):
         return len(self._changes)
 
@@ -181,5 +185,16 @@ class MemoryStore:
         if state is not None:
             state.update(last_outcome=outcome, updated_at=now, incident=incident or state["incident"])
 
-    def alerts(self, outcome=None, incident=None, pending=False, limit=None, fingerprint=None):
+    def alerts(self, outcome=None, incident=None, pending=False, limit=None, fingerprint=None, after=None):
         return []  # simulations receive no alerts: the ledger belongs to `runbook serve`
+
+    def renew_lease(self, holder, host, pid, expires_at, now, prune_before=None):
+        if prune_before:
+            self._leases = {h: e for h, e in self._leases.items() if e >= prune_before}
+        self._leases[holder] = expires_at
+
+    def lease_expiry(self, holder):
+        return self._leases.get(holder)
+
+    def maintenance(self, ending_after=None, window=None, cancelled=True):
+        return []  # simulations have no maintenance windows

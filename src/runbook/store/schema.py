@@ -61,9 +61,38 @@ TABLES = {table.name: table for table in (
                      "incident": KEY, "outcome": KEY, "reason": TEXT, "owner": TEXT},
           pk=("fingerprint", "starts_at"), not_null=("status", "first_seen", "outcome"),
           indexes={"idx_alerts_last_seen": ("last_seen",), "idx_alerts_incident": ("incident",)}),
+    # scheduled maintenance windows (`runbook maintenance`): shown on the public page; alerts of
+    # their components below `page_at` are kept without opening an incident
+    Table("maintenance", {"id": SERIAL, "title": TEXT, "body": TEXT, "components": TEXT, "starts_at": KEY,
+                          "ends_at": KEY, "page_at": KEY, "created_by": KEY, "created_at": KEY,
+                          "cancelled_at": KEY, "cancelled_by": KEY},
+          pk=("id",), not_null=("title", "components", "starts_at", "ends_at", "created_at"),
+          indexes={"idx_maintenance_ends_at": ("ends_at",)}),
+    # subscribers to the public page's updates: email (confirmed by a link: double opt-in) or a
+    # signed webhook; `components` a JSON list of component ids ([]: every component)
+    Table("subscribers", {"id": SERIAL, "kind": KEY, "address": TEXT, "components": TEXT, "token": KEY,
+                          "secret": TEXT, "created_at": KEY, "confirmed_at": KEY, "unsubscribed_at": KEY},
+          pk=("id",), not_null=("kind", "address", "components", "token", "created_at"),
+          indexes={"idx_subscribers_token": ("token",)}),
+    # each public update (or confirmation) sent to each subscriber: attempts, the next try, done
+    Table("deliveries", {"subscriber": INT, "message": KEY, "attempts": INT, "next_at": KEY, "delivered_at": KEY,
+                         "error": TEXT, "created_at": KEY},
+          pk=("subscriber", "message"), not_null=("attempts", "created_at"),
+          indexes={"idx_deliveries_next_at": ("next_at",)}),
     # the folded state of each incident at its latest checkpoint (engine/checkpoint.py)
+    # past incidents as words to search (a projection of each log, rebuilt from it: engine/learning.py);
+    # the full-text index over `words` is the dialect's own (SQLite FTS5 `search_fts`, PostgreSQL tsvector)
+    Table("search_docs", {"incident": KEY, "seq": INT, "playbook": KEY, "opened_at": KEY, "drill": INT,
+                          "mitigated": INT, "words": TEXT, "fts_rowid": INT},
+          pk=("incident",), not_null=("seq", "words"),
+          indexes={"idx_search_docs_fts_rowid": ("fts_rowid",), "idx_search_docs_opened_at": ("opened_at",),
+                   "idx_search_docs_playbook_opened_at": ("playbook", "opened_at")}),
     Table("checkpoints", {"incident": KEY, "seq": INT, "chain_hash": KEY, "body": TEXT, "digest": KEY, "mac": KEY},
           pk=("incident",), not_null=("seq", "chain_hash", "body", "digest")),
+    # each server's lease on the work it owns (engine/owner.py): renewed while it runs; once
+    # `expires_at` passes, any other server takes its work over
+    Table("leases", {"holder": KEY, "host": KEY, "pid": INT, "expires_at": KEY, "renewed_at": KEY},
+          pk=("holder",), not_null=("expires_at",)),
 )}
 
 

@@ -27,12 +27,12 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from runbook.store.common import StoredEvent, StoreError, anchor_mac, chain_events, default_path, is_postgres_url
 from runbook.store.core import INSERT_EVENT, SqlStore, event_row, guarded, summary_params, summary_update_sql
 from runbook.store.interface import StoreFeatures
-from runbook.store.ledger import SqlAlertLedger
+from runbook.store.ledger import SqlAlertLedger, SqlMaintenance, SqlSubscribers
 from runbook.store.schema import BIGINT, INT, SERIAL, TABLES, Column, Create, Index
 
 if TYPE_CHECKING:
@@ -49,8 +49,15 @@ def _writers(path: str) -> threading.RLock:
         return _WRITERS.setdefault(os.path.realpath(path), threading.RLock())
 
 
-FEATURES = StoreFeatures(persistent=True, counts_commits=True)
+FEATURES = StoreFeatures(persistent=True, counts_commits=True, searches_text=True)
 SUMMARY_UPDATE = summary_update_sql(lambda name: f":{name}")
+
+
+class Statement(NamedTuple):
+    """A migration step of SQLite's own (the FTS5 table), as SQL that creates only what is missing."""
+
+    sql: str
+
 
 MIGRATIONS = ((1, "events, incidents projection, snapshots", (Create("events"), Create("incidents"),
                                                               Create("snapshots"))),
@@ -61,7 +68,15 @@ MIGRATIONS = ((1, "events, incidents projection, snapshots", (Create("events"), 
               (6, "incidents: a signed anchor of the log's end; events indexed by type",
                (Column("incidents", "last_mac"), Index("events", "idx_events_type_incident"))),
               (7, "alerts received by runbook serve", (Create("alerts"),)),
-              (8, "checkpoints: big incidents open from their folded state", (Create("checkpoints"),)))
+              (8, "checkpoints: big incidents open from their folded state", (Create("checkpoints"),)),
+              (9, "past incidents searched by their words (FTS5)",
+               (Create("search_docs"), Statement("CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(words)"),
+                # how many incidents hold each word, kept by FTS5 itself
+                Statement("CREATE VIRTUAL TABLE IF NOT EXISTS search_vocab USING fts5vocab(search_fts, 'row')"))),
+              (10, "leases: the work each server owns, taken over when its lease ends", (Create("leases"),)),
+              (11, "scheduled maintenance windows", (Create("maintenance"),)),
+              (12, "subscribers to the public page and what was sent to them",
+               (Create("subscribers"), Create("deliveries"))))
 
 
 def _code(exc: sqlite3.Error) -> int:
@@ -81,6 +96,9 @@ def _why_readonly(path: str) -> str | None:
 
 def _apply(db: sqlite_utils.Database, step) -> None:
     """One migration step through sqlite-utils: what it declares, where it is missing."""
+    if isinstance(step, Statement):
+        db.execute(step.sql)
+        return
     table = TABLES[step.table]
     kind = {INT: int, BIGINT: int, SERIAL: int}
     if isinstance(step, Create) and not db[table.name].exists():
@@ -93,7 +111,7 @@ def _apply(db: sqlite_utils.Database, step) -> None:
             db[table.name].create_index(list(columns), index_name=name, if_not_exists=True)
 
 
-class Store(SqlStore, SqlAlertLedger):
+class Store(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
     """Incidents in a SQLite file (the module's text says how)."""
 
     driver_error = sqlite3.Error
@@ -101,6 +119,9 @@ class Store(SqlStore, SqlAlertLedger):
     opened_drill = ("(SELECT coalesce(json_extract(e.data, '$.drill'), 0) FROM events e "
                     "WHERE e.incident = i.id AND e.seq = 1)")
     last_id = "last_insert_rowid()"
+    search_sql = ("SELECT d.incident, d.playbook, d.opened_at, d.drill, d.mitigated, d.words FROM search_docs d "
+                  "JOIN (SELECT rowid AS found, rank FROM search_fts WHERE search_fts MATCH ? ORDER BY rank LIMIT ?) f "
+                  "ON d.fts_rowid = f.found WHERE d.incident <> ? AND d.opened_at < ? ORDER BY f.rank")
 
     def __init__(self, path: str | None = None, key: bytes | str | None = "auto", key_created: str | None = None):
         self.path = path or default_path()
@@ -279,6 +300,19 @@ class Store(SqlStore, SqlAlertLedger):
 
     # the dialect's parts of the core -------------------------------------------------------
 
+    def _put_words(self, incident: str, words: str) -> int:
+        old = self.conn.execute("SELECT fts_rowid FROM search_docs WHERE incident = ?", [incident]).fetchone()
+        if old and old[0] is not None:
+            self.conn.execute("DELETE FROM search_fts WHERE rowid = ?", [old[0]])
+        return self.conn.execute("INSERT INTO search_fts (words) VALUES (?)", [words]).lastrowid
+
+    def _text_query(self, terms: list[str]) -> str:
+        return " OR ".join(f'"{term}"' for term in terms)
+
+    def _term_docs(self, terms: list[str], total: int) -> dict[str, int]:
+        among, params = self._any("term", terms)
+        return dict(self.conn.execute(f"SELECT term, doc FROM search_vocab WHERE {among}", params).fetchall())
+
     @contextmanager
     def _write(self, lock: str | None = None):
         """SQLite's one write lock, taken up front (BEGIN IMMEDIATE): it serialises every writer,
@@ -311,9 +345,12 @@ class Store(SqlStore, SqlAlertLedger):
 
     @guarded
     def append(self, incident: str, expected_seq: int, events: list[dict],
-               after_hash: str | None = None) -> list[StoredEvent]:
+               after_hash: str | None = None, request: str | None = None,
+               retried: bool = False) -> list[StoredEvent]:
         """Append `events` (dicts with ts, actor, type, data, and optionally the summary columns the
-        event sets) after `expected_seq`, in one transaction under the write lock."""
+        event sets) after `expected_seq`, in one transaction under the write lock. `request` and
+        `retried` are not used: a local commit either returns or fails, there is no lost connection
+        to settle."""
         self._require_key()
         with self._write():
             prev = self._log_end(incident, expected_seq, after_hash)

@@ -14,6 +14,7 @@ from runbook.text import one_line
 RECENT = timedelta(hours=24)
 MAX_ROWS = 30
 NEEDS_A_HUMAN = ("unmatched", "failed")
+REJECTED = "rejected"  # malformed: nothing to open from it; its sender needs fixing (the reason says what)
 # labels that say where and how bad, shown first; the others follow in name order
 KEY_LABELS = ("severity", "instance", "service", "job", "region", "cluster", "namespace")
 
@@ -26,7 +27,7 @@ class AlertView(NamedTuple):
     name: str  # its alertname (its fingerprint when it has none)
     labels: tuple[tuple[str, str], ...]  # key labels first, alertname left out
     annotations: tuple[tuple[str, str], ...]
-    outcome: str  # opened, attached, pending, unmatched, failed, resolved
+    outcome: str  # opened, attached, pending, unmatched, failed, resolved, rejected
     incident: str | None
     playbook: str | None
     reason: str

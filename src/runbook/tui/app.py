@@ -96,6 +96,11 @@ class RunbookApp(App):
         else:  # not shown yet (its Notify message is still queued): take it down once it is
             self.call_later(lambda: notification in self._notifications and self._unnotify(notification))
 
+    def write_raw(self, sequence: str) -> None:
+        """An escape sequence straight to the terminal (a clipboard for tmux); nothing when headless."""
+        if self._driver is not None:
+            self._driver.write(sequence)
+
     def get_default_screen(self) -> Screen:
         """Straight into an incident when asked: its screen is the first one, not one pushed over
         Textual's empty default screen (which would be mounted, laid out and restyled for nothing
@@ -142,9 +147,9 @@ class RunbookApp(App):
             self.push_screen(HomeScreen())
 
     def ask_parameters(self, playbook: str, params: dict | None = None, labels: dict | None = None,
-                       **options) -> None:
-        """The parameter form for `playbook` (pre-filled from --param, labels and defaults), then
-        open the incident with what was typed; Esc opens nothing."""
+                       typed: str = "", **options) -> None:
+        """The parameter form for `playbook` (pre-filled from --param, labels and defaults, then
+        from the symptom `typed` on home), then open the incident with what was typed; Esc opens nothing."""
         from runbook.catalog import preview
         from runbook.catalog.parameters import ParameterError, resolve
         from runbook.tui.dialogs import ParameterForm
@@ -155,9 +160,10 @@ class RunbookApp(App):
         except ParameterError as exc:
             self.notify(str(exc), severity="error")
             known = {}
+        offered = offer(pb.parameters, typed, known)
         form = ParameterForm(f"Open an incident on “{shown(preview.title(pb))}”",
                              f"Severity {pb.severity}; escalation {pb.escalation} starts paging when it opens.",
-                             pb.parameters, known)
+                             pb.parameters, {**known, **offered}, offered=set(offered))
         self.push_screen(form, lambda values: values is not None and self._open_with(
             playbook, params, labels, values, options))
 
@@ -184,6 +190,26 @@ class RunbookApp(App):
         yield from ours
         titles = {command.title for command in ours}
         yield from (command for command in super().get_system_commands(screen) if command.title not in titles)
+
+
+def offer(parameters: dict, typed: str, known: dict) -> dict[str, str]:
+    """Values for the parameters not known yet, from the words of the symptom typed on home ("video
+    freezing in eu-west-1" offers region=eu-west-1): the first word that fits the parameter, else,
+    for a parameter with a pattern, the first word with a dash or a digit (most likely the value,
+    half typed: the form says why it does not fit yet). The responder sees and can change each one."""
+    from runbook.catalog.parameters import problem
+
+    words = [w.strip(".,;:!?()\"'") for w in typed.split()]
+    words = [w for w in words if w]
+    out = {}
+    for name, parameter in parameters.items():
+        if known.get(name) or not words:
+            continue
+        fits = [w for w in words if problem(parameter, w) is None and (parameter.pattern or parameter.type != "string")]
+        near = [w for w in words if parameter.pattern and any(c == "-" or c.isdigit() for c in w)]
+        if fits or near:
+            out[name] = (fits or near)[0]
+    return out
 
 
 def build_app(engine, catalog, actor: str, incident: str | None = None, live: bool = True,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from runbook.errors import RunbookError
 from runbook.read_models import alert_rows, report
 from runbook.service import EngineService, ServiceClosed
-from runbook.tui.alert_views import MAX_ROWS, NEEDS_A_HUMAN, AlertView, build_alerts
+from runbook.tui.alert_views import MAX_ROWS, NEEDS_A_HUMAN, REJECTED, AlertView, build_alerts
 
 # The view records live in runbook/view_models.py, built by runbook/views.py (the status page renders them
 # too); the screens import them from here.
@@ -139,9 +139,21 @@ class EngineGateway:
         """What the debrief shows: times against targets, steps, notes and action items."""
         return self._ready().debrief(incident)
 
-    def export(self, incident: str, folder: str = ".") -> str:
-        """Write the incident's postmortem (Markdown) next to where runbook was started; its path."""
-        return self._ready().read(_export, incident, folder)
+    def learning(self, incident: str) -> dict:
+        """Past incidents like this one, the review, the action items (read_models.learning_view)."""
+        from runbook.read_models import learning_view
+
+        return self._ready().read(learning_view, incident)
+
+    def similar(self, incident: str) -> dict:
+        """Past incidents like this one, with the repeat warning (read_models.similar_incidents)."""
+        from runbook.read_models import similar_incidents
+
+        return self._ready().read(similar_incidents, incident)
+
+    def export(self, incident: str, path: str) -> str:
+        """Write the incident's postmortem (Markdown) to `path` (its folders made); the path written."""
+        return self._ready().read(_export, incident, path)
 
     def report(self, include_drills: bool = False) -> dict:
         return self._ready().read(report, include_drills)
@@ -178,14 +190,17 @@ class EngineGateway:
         return self._ready().incidents(open_only=True)
 
 
-def _export(engine, incident: str, folder: str) -> str:
+def _export(engine, incident: str, where: str) -> str:
     from pathlib import Path
 
     from runbook.engine.metrics import export_markdown
 
     state = engine.state(incident)
-    path = Path(folder) / f"{state.id}-postmortem.md"
+    path = Path(where).expanduser()
+    if path.is_dir():
+        path = path / f"{state.id}-postmortem.md"
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(export_markdown(state), encoding="utf-8")
     except OSError as exc:
         raise RunbookError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -193,4 +208,4 @@ def _export(engine, incident: str, folder: str) -> str:
 
 
 def _alerts(engine) -> tuple[AlertView, ...]:
-    return build_alerts(alert_rows(engine, limit=MAX_ROWS, also=NEEDS_A_HUMAN), engine.clock.now())
+    return build_alerts(alert_rows(engine, limit=MAX_ROWS, also=(*NEEDS_A_HUMAN, REJECTED)), engine.clock.now())

@@ -15,6 +15,7 @@ it here, then append it from a command.
 from runbook.engine.events.alerts import AlertReceived, AlertStateChanged
 from runbook.engine.events.automation import ActionFinished, ActionStarted, shown_argv
 from runbook.engine.events.base import RECORDS, Event, EventFormatError, EventRecord, apply, decode, fold, record
+from runbook.engine.events.chat import ChatPosted, ChatReceived
 from runbook.engine.events.degradations import (
                                         DegradationApplied,
                                         DegradationFailed,
@@ -25,7 +26,14 @@ from runbook.engine.events.degradations import (
                                         StageChecked,
                                         StageSteered,
 )
-from runbook.engine.events.escalation import DrillInject, Escalated, Notified, PagerUpdated, ReminderFired
+from runbook.engine.events.escalation import (
+                                        DrillInject,
+                                        Escalated,
+                                        Notified,
+                                        PagerReported,
+                                        PagerUpdated,
+                                        ReminderFired,
+)
 from runbook.engine.events.incident import (
                                         Acknowledged,
                                         ActionItemAdded,
@@ -38,6 +46,7 @@ from runbook.engine.events.incident import (
                                         SeverityChanged,
                                         TargetBreached,
 )
+from runbook.engine.events.learning import ActionItemClosed, ActionItemReminded, ReviewWritten
 from runbook.engine.events.parameters import CAPTURE, CaptureMissed, ParametersSet
 from runbook.engine.events.roles import Closed, RoleAssigned, SignalGiven
 from runbook.engine.events.safeguards import DrillGuardChecked, DrillStopped
@@ -61,11 +70,15 @@ __all__ = [
                                         "Acknowledged",
                                         "ActionFinished",
                                         "ActionItemAdded",
+                                        "ActionItemClosed",
+                                        "ActionItemReminded",
                                         "ActionStarted",
                                         "AlertReceived",
                                         "AlertStateChanged",
                                         "ApprovalGranted",
                                         "CaptureMissed",
+                                        "ChatPosted",
+                                        "ChatReceived",
                                         "CheckPolled",
                                         "Closed",
                                         "DecisionMade",
@@ -88,11 +101,13 @@ __all__ = [
                                         "NoteAdded",
                                         "Notified",
                                         "Opened",
+                                        "PagerReported",
                                         "PagerUpdated",
                                         "ParametersSet",
                                         "PluginErrorRecorded",
                                         "ReminderFired",
                                         "Resolved",
+                                        "ReviewWritten",
                                         "RoleAssigned",
                                         "SeverityChanged",
                                         "SignalGiven",

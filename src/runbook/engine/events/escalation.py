@@ -96,6 +96,30 @@ class PagerUpdated(EventRecord):
         return prefix + ("; ".join(lines) or f"{self.action}: no pager answered")
 
 
+@record("pager_reported", tone="info")
+class PagerReported(EventRecord):
+    """What a pager said happened to one of the alerts runbook opened there (an acknowledgement,
+    a resolve or a reassignment made in the pager's own app), as its signed webhook said it."""
+
+    pager: str  # "pagerduty"
+    action: str  # "acknowledged", "resolved" or "reassigned"
+    pager_event: str  # the pager's id of this event: a delivery seen twice records nothing
+    key: str  # the alert's dedup key (runbook-INC-x-L1)
+    agent: str  # who did it, as the pager names them
+    person: str | None = None  # the roster person mapped from the pager's user id
+    pager_incident: str = ""  # the pager's own incident id
+    to: list = field(default_factory=list)  # a reassignment's new assignees, as the pager names them
+    occurred_at: str = ""
+
+    def fold(self, state, event):
+        state.escalation.reported[self.pager_event] = event.seq
+
+    def describe(self):
+        label = {"pagerduty": "PagerDuty"}.get(self.pager, self.pager)
+        what = f"reassigned to {', '.join(self.to) or 'nobody'}" if self.action == "reassigned" else self.action
+        return f"{label}: {what} by {self.agent} (alert {self.key})"
+
+
 def record_deliveries(state, target, results, failures, attempt, at) -> None:
     """Each plugin's latest try at `target` (a page's seq, or an update's action), and the alerts
     a page opened at pagers (a result naming a dedup key, delivered or to be retried)."""

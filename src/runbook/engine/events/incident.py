@@ -23,9 +23,11 @@ class Opened(EventRecord):
     severity_source: str | None = None  # where the severity came from: "from label severity=critical", ...
     from_incident: str | None = None  # the incident that handed off to this one
     escalation: str | None = None  # "pager": levels after the first are the pager's (RUNBOOK_ESCALATION)
+    labels: dict = field(default_factory=dict)  # the alert labels given at open
 
     def fold(self, state, event):
         state.title, state.service, state.severity = self.title, self.service, self.severity
+        state.labels = dict(self.labels)
         state.escalation.by_pager = self.escalation == "pager"
         state.from_incident = self.from_incident
         state.symptom, state.drill, state.live = self.symptom, self.drill, self.live
@@ -43,6 +45,8 @@ class Opened(EventRecord):
         data = EventRecord.to_data(self)
         if self.escalation is None:  # stored as before the setting existed
             del data["escalation"]
+        if not self.labels:  # likewise: no labels, stored as before they were recorded
+            del data["labels"]
         return data
 
 
@@ -170,14 +174,30 @@ class NoteAdded(EventRecord):
 
 @record("action_item_added")
 class ActionItemAdded(EventRecord):
+    """An action item; it is numbered by its place among the incident's items (INC-…#1, #2…)."""
+
     text: str
     owner: str = ""
+    due: str | None = None  # a date, 2026-12-24
+    priority: str | None = None  # P1…P4
+    kind: str | None = None  # prevent, mitigate, detect, process (engine/learning.py: KINDS)
+    ticket: str | None = None  # a link to the tracker
 
     def fold(self, state, event):
         pass  # state.action_items reads them from the log
 
     def describe(self):
-        return f"action item: {self.text}" + (f" (owner {self.owner})" if self.owner else "")
+        extra = [f"owner {self.owner}" if self.owner else "", f"due {self.due}" if self.due else "",
+                 self.priority or "", self.kind or ""]
+        extra = ", ".join(x for x in extra if x)
+        return f"action item: {self.text}" + (f" ({extra})" if extra else "")
+
+    def to_data(self):
+        data = EventRecord.to_data(self)
+        for key in ("due", "priority", "kind", "ticket"):  # stored as before these fields existed
+            if data[key] is None:
+                del data[key]
+        return data
 
 
 @record("target_breached", loud="error", tone="error")

@@ -12,14 +12,29 @@ class RoleAssigned(EventRecord):
     role: str
     person: str
     previous: str | None = None  # the holder handing over; None when the role had none
+    joined: bool = False  # a role held by several (many: true): the person joins its holders
 
     def fold(self, state, event):
-        state.holders[self.role] = self.person
+        if self.joined:
+            members = state.members.setdefault(self.role, [])
+            members.append(self.person)
+            state.holders[self.role] = ", ".join(members)  # what {ROLE} and the faces read
+        else:
+            state.holders[self.role] = self.person
 
     def describe(self):
+        if self.joined:
+            return f"{self.person} joined {self.role}"
         if self.previous:
             return f"{self.role} handed over: {self.previous} → {self.person}"
         return f"{self.role} assigned to {self.person}"
+
+
+    def to_data(self) -> dict:
+        data = EventRecord.to_data(self)
+        if not self.joined:  # stored as before roles could be held by several
+            del data["joined"]
+        return data
 
 
 @record("closed")

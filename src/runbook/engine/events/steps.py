@@ -168,9 +168,25 @@ class MessagePosted(EventRecord):
     channel: str = ""
     audience: str = ""
     phase: str = "response"  # response or follow-up
+    # the public phase it announced: investigating, identified, monitoring or resolved ("": logs
+    # before it was recorded, read as the status page's fallback says)
+    status: str = ""
+    written: bool = False  # the responder wrote it when posting (compose: true), not the template
 
     def fold(self, state, event):
         state.messages.append(event)
+        if self.audience == "customers":  # a public update: reminders counted from the last one start again
+            for reminder in state.playbook.reminders:
+                if reminder.start == "public-update":
+                    state.reminders.pop(reminder.id, None)
+
+    def to_data(self) -> dict:  # stored as before the fields existed when they say nothing
+        data = EventRecord.to_data(self)
+        if not data["status"]:
+            del data["status"]
+        if not self.written:
+            del data["written"]
+        return data
 
     def describe(self):
         where = " · ".join(x for x in (self.channel, self.audience) if x)
@@ -199,6 +215,8 @@ class CheckPolled(EventRecord):
         """The poll in words: "allocations=2; exit status 1, not yet"; a broken check says why."""
         if self.kind == "broken":
             return f"check broken — {self.summary}"
+        if self.kind == "no-data":  # its own outcome: the wait's on_no_data: said what it means (ok: holds)
+            return f"no data{', holds' if self.ok else ''} — {self.summary}"
         verdict = "holds" if self.kind == "holds" else "not yet"
         return f"{self.seen}, {verdict}" if self.seen else f"{verdict} — {self.summary}"
 

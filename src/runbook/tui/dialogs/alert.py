@@ -6,13 +6,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from runbook.tui.alert_views import NEEDS_A_HUMAN, AlertView
+from runbook.tui.dialogs.base import Dialog
 
 
-class AlertDialog(ModalScreen[bool]):
+class AlertDialog(Dialog[bool]):
     """The alert's status, outcome and reason, labels and annotations. For an alert no playbook
     took, Enter (or y) returns True: find a playbook and open an incident by hand. Esc closes."""
 

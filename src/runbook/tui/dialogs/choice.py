@@ -4,12 +4,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from runbook.tui.dialogs.base import Dialog
 
-class ChoiceDialog(ModalScreen[int | None]):
+
+class ChoiceDialog(Dialog[int | None]):
     """Pick one of several labelled choices, by number key or arrows and Enter; returns the index."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")] + [

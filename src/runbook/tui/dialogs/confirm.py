@@ -3,11 +3,12 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from runbook.tui.dialogs.base import Dialog
 
-class ConfirmDialog(ModalScreen[bool]):
+
+class ConfirmDialog(Dialog[bool]):
     """Asks before anything with a side effect outside the program (a flag flip, a shell action)."""
 
     BINDINGS = [Binding("y", "answer(True)", "Yes", priority=True), Binding("n", "answer(False)", "No", priority=True),

@@ -6,9 +6,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from runbook.tui.dialogs.base import Dialog
 from runbook.tui.dialogs.confirm import ConfirmDialog
 from runbook.tui.keys import help_rows, key_for
 
@@ -22,9 +22,10 @@ def screen_types() -> list[type]:
     from runbook.tui.screens.debrief import DebriefScreen
     from runbook.tui.screens.home import HomeScreen
     from runbook.tui.screens.incident import IncidentScreen
+    from runbook.tui.screens.learning import LearningScreen
     from runbook.tui.screens.report import ReportScreen
 
-    return [IncidentScreen, HomeScreen, DebriefScreen, ReportScreen]
+    return [IncidentScreen, HomeScreen, DebriefScreen, LearningScreen, ReportScreen]
 
 
 def key_table(rows: list[tuple[str, str]]):
@@ -39,7 +40,7 @@ def key_table(rows: list[tuple[str, str]]):
     return table
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss(None)", "Close")]
 
     def __init__(self, opened_from: type | None = None):

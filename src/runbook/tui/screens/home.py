@@ -36,6 +36,14 @@ def _words(name: str) -> str:
     return " ".join(re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)).lower() or name
 
 
+class SymptomFilter(Input):
+    """The symptom filter: it types everything but `?`, which opens help (a symptom needs no `?`,
+    and a responder who has not read the docs presses it first)."""
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        return character != "?" and super().check_consume_key(key, character)
+
+
 class HomeScreen(Screen):
     HELP_TITLE = "Home"
     BINDINGS = [
@@ -46,19 +54,22 @@ class HomeScreen(Screen):
         Binding("tab", "switch", "Switch list", tooltip="Switch between open incidents, alerts and playbooks"),
         Binding("r", "reload", "Refresh", tooltip="Refresh the open incidents and the alerts"),
         Binding("R", "report", "Report", tooltip="Response-time report with a chart"),
-        Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
+        Binding("D", "drill", "Drill", tooltip="Start a drill: rehearse a playbook (tabletop: sandbox flags)"),
+        # priority: it works from the symptom filter too (a symptom has no question mark to type)
+        Binding("question_mark", "app.help", "Help", priority=True, tooltip="Every key of every screen"),
         # ^q first: it quits from the symptom filter too (q types a q there)
         Binding("ctrl+q,q", "app.quit", "Quit", tooltip="Quit runbook (open incidents keep running)"),
     ]
 
     # keys that type into the filter while it has the focus (they work in the lists)
-    LETTER_ACTIONS = frozenset({"reload", "report", "app.help", "filter"})
+    LETTER_ACTIONS = frozenset({"reload", "report", "filter", "drill"})
 
     def __init__(self):
         super().__init__()
         self.alerts: dict[str, AlertView] = {}  # the alerts shown, by key
         self.announced: set[str] | None = None  # alerts that needed a human when last shown (None: not loaded)
         self.for_alert: AlertView | None = None  # the alert whose labels the next incident opened here gets
+        self.alert_width = 30  # the alert column's width, set once the screen knows its own
 
     def compose(self) -> ComposeResult:
         yield Static(id="home-title")
@@ -69,10 +80,10 @@ class HomeScreen(Screen):
             yield Label(NO_ALERTS, id="alerts-title", classes="pane-title -empty")
             yield DataTable(id="alerts", cursor_type="row", show_header=False)
             yield Label(PLAYBOOKS_TITLE, id="playbooks-title", classes="pane-title")
-            yield Input(placeholder="What do you see? e.g. video freezing in one region", id="filter",
-                        select_on_focus=False)
+            yield SymptomFilter(placeholder="What do you see? e.g. video freezing in eu-west-1   (? help)",
+                                id="filter", select_on_focus=False)
             yield DataTable(id="playbooks", cursor_type="row", zebra_stripes=True)
-            yield Label("Drills", classes="pane-title")
+            yield Label("Drills — D starts one (from the lists: tab first)", classes="pane-title")
             yield Static("No drills are due.", id="drills")
         yield KeyBar()
 
@@ -108,10 +119,12 @@ class HomeScreen(Screen):
         width = self.app.size.width
         for table_id, columns in (("#incidents", (("id", 10), ("sev", 4), ("status", 18), ("title", None))),
                                   ("#playbooks", (("playbook", 26), ("sev", 4), ("title", None))),
-                                  ("#alerts", (("seen", 5), ("status", 8), ("alert", None), ("became", 30)))):
+                                  ("#alerts", (("seen", 5), ("status", 8), ("alert", None), ("became", BECAME_WIDTH)))):
             table = self.query_one(table_id, DataTable)
             # each column has a cell of padding on both sides; 4 cells for the scrollbar and margins
             rest = max(20, width - sum(size + 2 for _, size in columns if size) - 6)
+            if table_id == "#alerts":
+                self.alert_width = rest  # its labels are ended between words to fit (_alert_cells)
             for label, size in columns:
                 table.add_column(label, width=size or rest)
         self.query_one("#home-title", Static).update(f"[b]runbook[/b] · responder: [b]{escape(self.app.actor)}[/b]")
@@ -126,6 +139,39 @@ class HomeScreen(Screen):
         catalog = self.app.catalog
         self.app.call_from_thread(self.show_catalog, catalog)
         self.app.call_from_thread(self.show_drills, self.app.gateway.drills())
+
+    def action_drill(self) -> None:
+        """Pick a drill of the catalog, confirm (a live one says it flips real flags), and open its
+        incident in drill mode, as `runbook drill run DRILL` does."""
+        catalog = self.app.catalog
+        drills = sorted(catalog.models("Drill").values(), key=lambda d: d.id) if catalog else []
+        if not drills:
+            self.app.notify("The catalog has no drills (kind: Drill).", severity="warning", timeout=5)
+            return
+        from runbook.tui.dialogs.choice import ChoiceDialog
+
+        self.app.push_screen(ChoiceDialog("Start which drill?", [one_line(f"{d.id}: {d.title} ({d.mode}, "
+                                                                          f"{d.playbook})") for d in drills]),
+                             lambda i: i is not None and self.ask_drill(drills[i]))
+
+    def ask_drill(self, drill) -> None:
+        live = drill.mode == "live"
+        detail = (f"LIVE: it flips real flags in production ({drill.playbook}). " if live else
+                  "Tabletop: flags go to the sandbox file; the screen is marked DRILL. ") + \
+            "Escalation pages as the playbook says; every step is timed for the debrief."
+        self.app.push_screen(ConfirmDialog(f"Start drill “{one_line(drill.title)}”?", one_line(detail)),
+                             lambda yes: yes and self.start_drill(drill.id, drill.playbook, drill.symptom,
+                                                                  drill.severity, live))
+
+    @work(thread=True, exit_on_error=False)
+    def start_drill(self, drill: str, playbook: str, symptom, severity, live: bool) -> None:
+        try:
+            incident = self.app.gateway.call("open", playbook, self.app.actor, symptom=symptom, severity=severity,
+                                             drill=True, rehearse=drill, live=live).id
+        except RunbookError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self.app.open_incident, incident)
 
     def action_report(self) -> None:
         from runbook.tui.screens.report import ReportScreen
@@ -236,7 +282,7 @@ class HomeScreen(Screen):
             selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         table.clear()
         for alert in alerts:
-            table.add_row(*_alert_cells(alert), key=alert.key)
+            table.add_row(*_alert_cells(alert, self.alert_width), key=alert.key)
         # one line per alert (none: no room at all), set here rather than measured by the table
         # when idle, so the pane is laid out with its rows at once (max-height caps it)
         table.styles.height = len(alerts)
@@ -297,7 +343,8 @@ class HomeScreen(Screen):
         labels = alert.label_dict() if alert else None
         linked = {"alert": alert.key} if alert else {}  # the engine opens with the alert's own labels, and links it
         if pb.parameters:
-            self.app.ask_parameters(key, labels=labels, **linked)
+            typed = "" if alert else self.query_one("#filter", Input).value
+            self.app.ask_parameters(key, labels=labels, typed=typed, **linked)
             return
         detail = f"Severity {pb.severity}; escalation {pb.escalation_for(pb.severity)} starts paging now."
         if alert:
@@ -322,7 +369,21 @@ def _labels(alert: AlertView) -> str:
 BECAME = {"opened": "→ {incident} opened", "attached": "→ {incident} attached", "pending": "→ {incident} opening…"}
 
 
-def _alert_cells(alert: AlertView) -> tuple:
+BECAME_WIDTH = 30  # the alerts pane's last column (on_mount)
+
+
+def fit(text: Text, width: int) -> Text:
+    """`text` ended between words with "…" when longer than `width` cells, never inside a label or
+    a word (Enter on the alert shows it all)."""
+    if text.cell_len <= width:
+        return text
+    cut = text.plain.rfind(" ", 0, width - 1)
+    text = text[: cut if cut > 0 else width - 1]
+    text.append("…", style="dim")
+    return text
+
+
+def _alert_cells(alert: AlertView, width: int = 30) -> tuple:
     """One alert as the pane's cells (texts, not markup: every one of them came from the network)."""
     loud = alert.needs_a_human
     name = Text(alert.name, style="bold red" if loud else "bold")
@@ -330,7 +391,7 @@ def _alert_cells(alert: AlertView) -> tuple:
         name.append(" " + _labels(alert), style="" if loud else "dim")
     if alert.outcome in BECAME:
         became = Text(BECAME[alert.outcome].format(incident=alert.incident), style="green")
-    elif alert.outcome in ("unmatched", "failed"):
+    elif alert.outcome in ("unmatched", "failed", "rejected"):
         became = Text(alert.outcome.upper(), style="bold white on red" if loud else "red")
         became.append(f" {alert.reason}" if alert.reason else "", style="bold red" if loud else "dim")
     elif alert.outcome == "resolved" and not alert.incident:
@@ -338,4 +399,4 @@ def _alert_cells(alert: AlertView) -> tuple:
     else:
         became = Text(alert.reason or alert.outcome, style="dim")
     status = Text(alert.status, style="bold" if alert.status == "firing" else "dim")
-    return f"{alert.seen:%H:%M}", status, name, became
+    return f"{alert.seen:%H:%M}", status, fit(name, width), fit(became, BECAME_WIDTH)

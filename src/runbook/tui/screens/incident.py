@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import os
+
 from rich.text import Text
 from textual import events, work
 from textual.app import ComposeResult
@@ -15,17 +18,17 @@ from runbook.tui import dialogs
 from runbook.tui.gateway import CurrentStep, GatewayClosed, IncidentView
 from runbook.tui.keys import GENERAL_ACTIONS, key_for
 from runbook.tui.stage_choices import StageChoice, stage_choices, staged_applied
-from runbook.tui.widgets.current import CurrentStepPanel
+from runbook.tui.widgets.current import CurrentStepPanel, actions_for, approves_itself, copyable, unheld_roles
 from runbook.tui.widgets.keybar import KeyBar
 from runbook.tui.widgets.panels import IncidentHeader, SidePanel, StepList, Timeline
 
 # what can still be done once an incident is resolved (the engine refuses the rest)
-AFTER_RESOLVE = frozenset({"restore", "note", "debrief", "export", "home", "app.help", "command_palette",
+AFTER_RESOLVE = frozenset({"restore", "note", "debrief", "learn", "export", "home", "app.help", "command_palette",
                            "app.command_palette", "page_instructions(1)", "page_instructions(-1)"})
 # keys about the current step: nothing to do with them when the selected track is finished
-STEP_ACTIONS = frozenset({"done", "skip", "fail", "choose", "run", "approve"})
+STEP_ACTIONS = frozenset({"done", "skip", "fail", "choose", "run", "approve", "copy"})
 # ...and during a follow-up phase, its steps (no automation runs there)
-FOLLOWUP_ACTIONS = frozenset({"done", "skip", "fail", "choose", "next_track"})
+FOLLOWUP_ACTIONS = frozenset({"done", "skip", "fail", "choose", "next_track", "next", "copy"})
 
 
 class IncidentScreen(Screen):
@@ -34,6 +37,12 @@ class IncidentScreen(Screen):
     # The only place these keys are declared: the footer, help, palette and step hints read them.
     # The footer shows only the keys that work now (key_available), in this order.
     BINDINGS = [
+        # not in the footer: the current step's keys say what it does now ("enter/d done")
+        Binding("enter", "next", "Next", key_display="enter", show=False, priority=True,
+                tooltip="The step's next action (the first key it shows)"),
+        Binding("1", "answer(0)", "Answer", key_display="1-9", show=False,
+                tooltip="Answer the decision on screen with that option"),
+        *(Binding(str(n), f"answer({n - 1})", show=False) for n in range(2, 10)),
         Binding("a", "ack", "Ack", tooltip="Acknowledge the incident (stops escalation)"),
         Binding("p", "approve", "Approve", tooltip="Approve the current step's gate"),
         Binding("d", "done", "Done", tooltip="Step done (a degrade/restore step flips its flags)"),
@@ -41,6 +50,7 @@ class IncidentScreen(Screen):
         Binding("u", "run", "Run", tooltip="Run the current step's automation"),
         Binding("s", "skip", "Skip", tooltip="Skip the current step, saying why"),
         Binding("f", "fail", "Fail", tooltip="Mark the current step failed (goes to its on_fail step)"),
+        Binding("y", "copy", "Copy", tooltip="Copy the step's command to the clipboard (OSC 52)"),
         Binding("tab", "next_track", "Track", tooltip="Next track (roles side by side)"),
         # not in the footer: the "↓ more below: PgDn" line over the timeline shows it when it works
         # (a footer that grew a key when the instructions overflow would change what fits);
@@ -59,6 +69,8 @@ class IncidentScreen(Screen):
         Binding("m", "mitigate", "Mitigated", tooltip="Mark the incident mitigated"),
         Binding("x", "resolve", "Resolve", tooltip="Resolve the incident (restores degradations)"),
         Binding("b", "debrief", "Debrief", tooltip="Debrief: times against targets, notes and action items"),
+        Binding("l", "learn", "Learn", show=False,  # in help and the palette; the seen-before toast names it
+                tooltip="Seen this before, the review, action items across incidents"),
         Binding("R", "restart", "Restart", tooltip="Restart the track from a step already reached (asks why)"),
         Binding("G", "signal", "Signal", tooltip="Give the signal a step waits for (the commander's go)"),
         Binding("w", "export", "Export", tooltip="Write the postmortem (Markdown) to a file"),
@@ -217,6 +229,7 @@ class IncidentScreen(Screen):
         if self.view is None:
             self.app.call_after_refresh(self.app.started)
             self.app.call_after_refresh(self.warm)
+            self.app.call_after_refresh(self.seen_before)
         self.announce(view)
         ended = view.drill and view.resolved and self.view is not None and not self.view.resolved
         self.view = view
@@ -266,6 +279,8 @@ class IncidentScreen(Screen):
         view, step = self.view, self.selected
         if self.incident is None:  # resuming: only help and the palette until it is settled
             return None if action in GENERAL_ACTIONS else "the incident is still being read"
+        if action.startswith("answer("):
+            return None if step is not None and step.options else "the current step is not a decision"
         if action.startswith("page_instructions"):
             panel = self.query(CurrentStepPanel)
             return None if panel and panel.first().overflowing else "the instructions fit on screen"
@@ -294,6 +309,7 @@ class IncidentScreen(Screen):
             "done": step and step.kind in ("decision", "choose") and "a decision: choose an option",
             "choose": step and not step.options and f"“{step.title}” is not a decision",
             "run": step and not step.automated and f"“{step.title}” has nothing to run",
+            "copy": step and not copyable(step) and f"“{step.title}” shows no command to copy",
             "next_track": len(view.current) < 2 and "only one track has a current step",
             "degrade": all(f.applied for f in view.flags) and "no degradation left to apply",
             "restore": not any(f.applied for f in view.flags) and "no degradation is applied",
@@ -315,7 +331,8 @@ class IncidentScreen(Screen):
         and approval gates the flow has reached; once, that the record does not verify."""
         if view.altered and not self.altered_announced:
             self.altered_announced = True
-            self.app.notify(f"This incident's log does not verify: {view.altered}. Flags and actions are refused.",
+            self.app.notify(f"This incident's log does not verify: {view.altered}. Flags are not changed and "
+                            "actions do not run; its degradations can still be restored (r), from what verifies.",
                             title="log altered", severity="error", timeout=60)
             self.app.bell()
         self.withdraw_handled(view)
@@ -324,8 +341,9 @@ class IncidentScreen(Screen):
             if step.approval_by and not step.approved_by and gate not in self.gates_announced and not view.resolved:
                 self.gates_announced.add(gate)
                 again = f" again: {step.approval_stale}" if step.approval_stale else ""
-                toast = self.app.notify(f"“{step.title}” needs approval by {step.approval_by}{again}: "
-                                        f"press {key_for(type(self), 'approve')} to approve.",
+                how = (f"{key_for(type(self), 'next')} approves and does it" if approves_itself(step, self.app.actor)
+                       else f"press {key_for(type(self), 'approve')} to approve")
+                toast = self.app.notify(f"“{step.title}” needs approval by {step.approval_by}{again}: {how}.",
                                         title="approval needed", severity="warning", timeout=30)
                 self.toasts.append((toast, lambda v, step=step.id: v.resolved or not any(
                     c.id == step and not c.approved_by for c in v.current)))
@@ -416,12 +434,15 @@ class IncidentScreen(Screen):
         step = self._need_step("done")
         if step is None:
             return
+        if step.approval_by and not step.approved_by and not approves_itself(step, self.app.actor):
+            self.app.notify(f"“{step.title}” needs approval by {step.approval_by} first "
+                            f"({step.holder} holds it): press {key_for(type(self), 'approve')}.", severity="warning",
+                            timeout=10)
+            return
         if step.kind in ("degrade", "restore"):
-            if step.approval_by and not step.approved_by:
-                self.app.notify(f"“{step.title}” needs approval by {step.approval_by} first: "
-                                f"press {key_for(type(self), 'approve')}.", severity="warning", timeout=10)
-                return
             self.ask_flip("plan_step", (step.id,), lambda plan: self._flip_step(step, plan))
+        elif approves_itself(step, self.app.actor) and step.kind != "handoff":
+            self._approve(step, "", then=lambda: self.send("complete", step.id), doing="mark it done")
         elif step.kind == "handoff":
             self.ask_flip("plan_resolve", (), lambda plans: self.confirm(
                 f"Hand off to playbook “{step.handoff}”? This opens a linked incident on it, pages it "
@@ -429,14 +450,40 @@ class IncidentScreen(Screen):
                 "This incident ends here, as a resolve would. " + self._resolve_detail(plans, done=step.id)
                 + "\nBoth incidents name each other in their timelines.",
                 lambda: self.send("complete", step.id, with_events=self._offer_linked)))
+        elif step.kind == "ask":
+            self.ask_answer(step)
+        elif step.compose:  # the responder writes the message now; the template is the draft
+            self.app.push_screen(dialogs.TextPrompt(f"Post “{step.title}”" + (f" to {step.post_to}" if step.post_to
+                                                                              else "") + ": write the message",
+                                                    "the message", required=True, value=step.template or "",
+                                                    submit="post"),
+                                 lambda text: text and self.send("complete", step.id, message=text))
         else:
             self.send("complete", step.id)
 
+    def ask_answer(self, step: CurrentStep) -> None:
+        """An ask step's parameter form, offering its value now; Enter records the answer (an
+        answer is required even where the parameter was optional at open)."""
+        parameter = step.ask_parameter
+        if parameter is None:  # not declared: lint says so; the engine refuses it in words
+            self.send("complete", step.id)
+            return
+        known = {} if step.ask_value is None else {parameter.name: step.ask_value}
+        form = dialogs.ParameterForm(step.title, step.asks, {parameter.name: parameter._replace(required=True)},
+                                     known, submit="answer")
+        self.app.push_screen(form, lambda values: values is not None and self.send(
+            "complete", step.id, value=values.get(parameter.name, step.ask_value)))
+
     def _flip_step(self, step: CurrentStep, plan) -> None:
-        if plan is None:  # already so: the step is done without a flip
-            self.confirm(f"Mark “{step.title}” done?",
-                         f"“{step.degradation}” is {'already applied' if step.kind == 'degrade' else 'not applied'}: "
-                         "no flags are flipped.", lambda: self.send("complete", step.id))
+        if approves_itself(step, self.app.actor):  # one confirmation: the approval, then the flip it approved
+            verb = "apply" if step.kind == "degrade" else "restore"
+            self._approve(step, _writes(plan), doing=f"{verb} “{step.degradation}”{_at(plan) if plan else ''}",
+                          then=lambda: self.send("complete", step.id, **({"expect": plan.lines} if plan else {})))
+            return
+        if plan is None:  # already so: done without a flip, so without asking (nothing outside changes); said
+            state = "already applied" if step.kind == "degrade" else "not applied"
+            self.send("complete", step.id, after=lambda: self.app.notify(
+                f"“{step.title}” done: “{step.degradation}” is {state}, no flags flipped.", timeout=3))
             return
         verb = "Apply" if step.kind == "degrade" else "Restore"
         self.confirm(f"{verb} degradation “{step.degradation}”{_at(plan)}? {self.flips()}.", "\n".join(plan.lines),
@@ -499,8 +546,52 @@ class IncidentScreen(Screen):
         if step is None:
             return
         # what was shown is what may run: the engine refuses another command line (`expect`)
-        self.confirm(f"Run “{step.title}”?", f"$ {step.command}",
-                     lambda: self.send("run", step.id, **({"expect": step.command} if step.command else {})))
+        run = lambda: self.send("run", step.id, **({"expect": step.command} if step.command else {}))  # noqa: E731
+        if step.approval_by and not step.approved_by:
+            if not approves_itself(step, self.app.actor):
+                self.app.notify(f"“{step.title}” needs approval by {step.approval_by} first "
+                                f"({step.holder} holds it): press {key_for(type(self), 'approve')}.",
+                                severity="warning", timeout=10)
+                return
+            self._approve(step, "", then=run, doing="run it")  # the command is among what the approval covers
+            return
+        self.confirm(f"Run “{step.title}”?", f"$ {step.command}", run)
+
+    async def action_next(self) -> None:
+        """Enter: the current step's obvious next action, the first of the keys it shows; once
+        every track is finished, resolving (which asks first)."""
+        step = self._need_step("next")
+        if step is not None:
+            action, _ = actions_for(step, self.view, self.app.actor)[0]
+            await self.run_action(action)
+        elif self.view is not None and not self.view.resolved and not self.view.current:
+            self.action_resolve()
+
+    def action_answer(self, index: int) -> None:
+        """A digit answers the decision on screen with that option (as `c` then the digit would)."""
+        step = self._need_step(f"answer({index})")
+        if step is None:
+            return
+        if index >= len(step.options):
+            self.app.notify(f"“{step.title}” has {len(step.options)} options: 1-{len(step.options)}.",
+                            severity="warning", timeout=5)
+            return
+        self._chosen(step, index)
+
+    def action_copy(self) -> None:
+        """The current step's command to the terminal's clipboard (OSC 52, which SSH carries; inside
+        tmux also passed through to the outer terminal)."""
+        step = self._need_step("copy")
+        if step is None:
+            return
+        text = copyable(step)
+        self.app.copy_to_clipboard(text)
+        if os.environ.get("TMUX"):  # tmux keeps OSC 52 for itself unless passed through (allow-passthrough)
+            encoded = base64.b64encode(text.encode()).decode()
+            self.app.write_raw(f"\x1bPtmux;\x1b\x1b]52;c;{encoded}\a\x1b\\")
+        lines = text.count("\n") + 1
+        self.app.notify(one_line(text) if lines == 1 else f"{lines} lines, from {one_line(text.splitlines()[0])}",
+                        title="copied to the clipboard", timeout=4)
 
     def action_approve(self) -> None:
         step = self._need_step("approve")
@@ -515,7 +606,9 @@ class IncidentScreen(Screen):
         else:
             self._approve(step, "")
 
-    def _approve(self, step: CurrentStep, writes: str) -> None:
+    def _approve(self, step: CurrentStep, writes: str, then=None, doing: str = "") -> None:
+        """Approve the step's gate, saying what the approval covers; with `then` (the approver is
+        the one doing the step), one confirmation approves and then does it (`doing` says what)."""
         if step.holder and step.holder != self.app.actor:  # someone else holds the role: an override, said why
             self.app.push_screen(dialogs.TextPrompt(f"{step.approval_by} is held by {step.holder}. Override and "
                                                     f"approve “{step.title}” — why?", "reason (recorded)",
@@ -528,11 +621,12 @@ class IncidentScreen(Screen):
                                              if step.approval_stale else "",
                                              writes, *step.approval_covers,
                                              f"Recorded as approved by {self.app.actor}"
-                                             + ("" if step.holder else f" (nobody holds {step.approval_by})") + ".")
+                                             + ("" if step.holder else f" (nobody holds {step.approval_by})")
+                                             + (f", then {doing}." if then else "."))
                            if part)
+        title = f"Approve “{step.title}” as {step.approval_by}" + (f" and {doing}?" if then else "?")
         # the approval records what this dialog showed, or nothing: the engine refuses if it changed meanwhile
-        self.confirm(f"Approve “{step.title}” as {step.approval_by}?", detail,
-                     lambda: self.send("approve", step.id, expect=step.approval_digest))
+        self.confirm(title, detail, lambda: self.send("approve", step.id, expect=step.approval_digest, after=then))
 
     def action_signal(self) -> None:
         names = [step.waiting_for.removeprefix("signal ") for step in (self.view.current if self.view else ())
@@ -549,13 +643,16 @@ class IncidentScreen(Screen):
         if not roles:
             self.app.notify("This playbook declares no roles.", severity="warning")
             return
+        wanted = unheld_roles(self.selected, self.view) if self.selected else []
+        first = next((i for i, (rid, _, _) in enumerate(roles) if wanted and rid == wanted[0]), None)
         self.app.push_screen(dialogs.ChoiceDialog("Assign which role?", [
-            f"{title} ({rid}): {holder or 'nobody'}" for rid, title, holder in roles]),
+            f"{title} ({rid}): {holder or 'nobody'}" for rid, title, holder in roles], first),
             lambda i: i is not None and self._assign_to(*roles[i]))
 
     def _assign_to(self, role: str, title: str, holder: str | None) -> None:
         question = f"{title}: hand over from {holder} to" if holder else f"{title}: assign to"
-        self.app.push_screen(dialogs.TextPrompt(question, "who"),
+        # offered: whoever is at this keyboard, the usual answer at 3 a.m. (type another name over it)
+        self.app.push_screen(dialogs.TextPrompt(question, "who", value="" if holder else self.app.actor),
                              lambda person: person and self.send("assign", role, person))
 
     def gate_for(self, name: str) -> CurrentStep | None:
@@ -695,14 +792,46 @@ class IncidentScreen(Screen):
 
         self.app.push_screen(DebriefScreen(self.incident))
 
+    def action_learn(self) -> None:
+        from runbook.tui.screens.learning import LearningScreen
+
+        self.app.push_screen(LearningScreen(self.incident))
+
+    @work(thread=True, exclusive=True, group="seen-before", exit_on_error=False)
+    def seen_before(self) -> None:
+        """On the incident's first screen: the closest past incidents, as a toast (and the repeat
+        warning when the closest one has an open action item); the learning screen has the rest."""
+        self.app.deliver(lambda: self.app.gateway.similar(self.incident), self.show_seen_before)
+
+    def show_seen_before(self, found: dict) -> None:
+        if not found["matches"]:
+            return
+        from runbook.read_models import similar_lines
+
+        lines = [line for line in similar_lines(found) if not line.startswith("!!")]
+        key = key_for(type(self), "learn")
+        self.app.notify("\n".join(lines[:4]) + f"\n{key}: learn more", title="Seen this before", timeout=15)
+        if found["repeat"]:
+            self.app.notify(one_line(found["repeat"]), title="Repeat", severity="warning", timeout=30)
+
     def action_export(self) -> None:
-        if self.allowed("export"):
-            self.export()
+        """Asks where, offering the postmortem folder (settings.postmortem_dir: outside the working
+        tree unless RUNBOOK_POSTMORTEMS says otherwise); Enter writes there."""
+        if not self.allowed("export"):
+            return
+        from runbook.settings import postmortem_dir
+
+        default = str(postmortem_dir() / f"{self.incident}-postmortem.md")
+        self.app.push_screen(dialogs.TextPrompt("Write the postmortem (Markdown) to", "a file or a folder",
+                                                value=default, detail="Enter writes it there (folders are made); "
+                                                "RUNBOOK_POSTMORTEMS sets the folder offered."),
+                             lambda path: path and self.export(path))
 
     @work(thread=True, exit_on_error=False, group="incident-command")
-    def export(self) -> None:
-        self.app.deliver(lambda: self.app.gateway.export(self.incident),
-                         lambda path: self.app.notify(f"Postmortem written to {path}", title="exported", timeout=10))
+    def export(self, path: str) -> None:
+        self.app.deliver(lambda: self.app.gateway.export(self.incident, path),
+                         lambda written: self.app.notify(f"Postmortem written to {written}", title="exported",
+                                                         timeout=10))
 
     def action_page_instructions(self, direction: int) -> None:
         if self.allowed(f"page_instructions({direction})"):

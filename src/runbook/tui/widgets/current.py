@@ -15,29 +15,64 @@ from textual.widgets import Static
 
 from runbook.tui.gateway import CurrentStep, IncidentView
 from runbook.tui.keys import key_for
+from runbook.tui.widgets.commands import ShellCommand
 from runbook.tui.widgets.panels import Timeline, clock
 
 _DIGITS = re.compile(r"\d")
 
 
-def actions_for(step: CurrentStep, view: IncidentView) -> list[tuple[str, str]]:
-    """The actions that apply to this step as (action, what it does here); the keys come from the
-    screen's bindings, and the footer shows all of them."""
+_SHELL_FENCE = re.compile(r"^```(?:sh|bash|shell|console|zsh)[^\n]*\n(.*?)^```", re.M | re.S)
+
+
+def copyable(step: CurrentStep) -> str:
+    """What the copy key copies: the step's command, else the shell snippets of its instructions,
+    else the message it posts; as the step shows them (parameters filled), whole, on their own lines."""
+    if step.command:
+        return step.command
+    snippets = [block.strip() for block in _SHELL_FENCE.findall(step.instructions or "")]
+    if snippets:
+        return "\n".join(snippets)
+    return (step.template or "").strip()
+
+
+def unheld_roles(step: CurrentStep, view: IncidentView) -> list[str]:
+    """Roles nobody holds that the step's message names (shown as ‹role›)."""
+    return [rid for rid, _, holder in view.roles if holder is None and f"‹{rid}›" in (step.template or "")]
+
+
+def approves_itself(step: CurrentStep, actor: str) -> bool:
+    """Whether doing the step also approves it, in the one confirmation that says both: it waits for
+    an approval and the one doing it may give it (holds the approving role, or nobody does)."""
+    return bool(step.approval_by and not step.approved_by and step.holder in (None, actor)
+                and step.kind not in ("decision", "choose"))
+
+
+def actions_for(step: CurrentStep, view: IncidentView, actor: str = "") -> list[tuple[str, str]]:
+    """The actions that apply to this step as (action, what it does here), the obvious next one
+    first (Enter does it: IncidentScreen.action_next); the keys come from the screen's bindings,
+    and the footer shows all of them."""
     actions = []
     if not view.acknowledged_by:
         actions.append(("ack", "acknowledge"))
-    if step.approval_by and not step.approved_by:
+    unheld = unheld_roles(step, view)
+    if unheld:  # its message names a role nobody holds: it cannot be posted until someone does
+        actions.append(("assign", f"assign {unheld[0]} (its message names it)"))
+    both = approves_itself(step, actor)
+    if step.approval_by and not step.approved_by and not both:
         actions.append(("approve", f"approve (as {step.approval_by})"))
+    approve = f"approve (as {step.approval_by}) and " if both else ""
     if step.kind in ("decision", "choose"):
-        actions.append(("choose", "choose an option"))
+        actions.append(("choose", f"choose (1-{len(step.options)})" if 1 < len(step.options) < 10 else "choose"))
     elif step.kind == "degrade":
-        actions.append(("done", f"apply {step.degradation}"))
+        actions.append(("done", f"{approve}apply {step.degradation}"))
     elif step.kind == "restore":
-        actions.append(("done", f"restore {step.degradation}"))
+        actions.append(("done", f"{approve}restore {step.degradation}"))
+    elif step.kind == "ask":
+        actions.append(("done", "answer"))
     else:
         if step.automated:
-            actions.append(("run", "run it"))
-        actions.append(("done", "done"))
+            actions.append(("run", f"{approve}run it"))
+        actions.append(("done", "done" if step.automated or not both else f"{approve}done"))
     actions += [("skip", "skip"), ("fail", "failed")]
     return actions
 
@@ -65,9 +100,9 @@ class CurrentStepPanel(Vertical):
         # Started once the first view is on screen, off the UI thread: importing the Markdown
         # renderer takes longer than drawing the whole screen, and on two cores it would slow
         # the first frame even from a thread. Until it loads, instructions show as plain text.
-        from rich.markdown import Markdown
+        from runbook.tui.widgets.instructions import Instructions
 
-        _renderer["markdown"] = Markdown
+        _renderer["markdown"] = Instructions
         self.app.call_from_thread(self._rerender)
 
     def _rerender(self) -> None:
@@ -81,8 +116,10 @@ class CurrentStepPanel(Vertical):
     def key(self, action: str) -> str:
         return key_for(type(self.screen), action)
 
-    def hints(self, actions: list[tuple[str, str]], separator: str) -> str:
-        return separator.join(f"{self.key(action)} {label}" for action, label in actions)
+    def hints(self, actions: list[tuple[str, str]], separator: str, first: bool = False) -> str:
+        """The keys as "d done · s skip"; with `first`, Enter does the first one ("enter/d done")."""
+        return separator.join(f"{self.key('next') + '/' if first and not i else ''}{self.key(action)} {label}"
+                              for i, (action, label) in enumerate(actions))
 
     def compose(self) -> ComposeResult:
         yield Static(id="current-title")  # the title, what the step needs, and its keys
@@ -132,17 +169,22 @@ class CurrentStepPanel(Vertical):
         """What the line over the timeline says about the instructions ("" when they fit)."""
         return (self.query_one(Timeline).border_title or "").strip()
 
-    def _title(self, head: Text, keys: str | None) -> None:
-        """The title block, with the keys that apply on its last line (in the theme's accent)."""
+    def _title(self, head: Text, keys: str | None, command: str = "", after: Text | None = None) -> None:
+        """The title block: `head`; the step's command, broken between arguments only (see
+        widgets/commands.py); `after`; and the keys that apply on its last line (in the theme's accent)."""
+        tail = after.copy() if after is not None else Text()
         if keys:
             accent = self.app.theme_variables.get("accent", "")
-            head = head.copy()
-            head.append("\n" if head.plain else "")
-            head.append(keys, style=f"bold {accent}".strip())
+            tail.append("\n" if tail.plain else "")
+            tail.append(keys, style=f"bold {accent}".strip())
+        if command:
+            content = Group(head, ShellCommand(command), tail) if tail.plain else Group(head, ShellCommand(command))
+        else:
+            content = Text("\n").join(part for part in (head, tail) if part.plain)
         # Its height changes only if its text does beyond its digits (a countdown ticking wraps
         # the same): then it is laid out again, else only repainted.
-        shape = _DIGITS.sub("0", head.plain)
-        self.query_one("#current-title", Static).update(head, layout=shape != self._title_shape)
+        shape = _DIGITS.sub("0", "\n".join((head.plain, command, tail.plain)))
+        self.query_one("#current-title", Static).update(content, layout=shape != self._title_shape)
         self._title_shape = shape
 
     def _put_body(self, step_key, run: Text, body) -> None:
@@ -172,7 +214,7 @@ class CurrentStepPanel(Vertical):
             return
         if step is None:
             done = {"resolved": "resolved", "closed": "closed"}.get(view.status, "every track is finished")
-            hints = self.hints([("resolve", "resolve"), ("note", "note"), ("home", "home")], " · ")
+            hints = self.hints([("resolve", "resolve"), ("note", "note"), ("home", "home")], " · ", first=True)
             self._title(Text(f"Nothing to do: {done}.", style="bold green"),
                         hints if view.status not in ("resolved", "closed") else None)
             self._put_body(None, Text(""), "")
@@ -198,12 +240,14 @@ class CurrentStepPanel(Vertical):
         if step.suggested:
             head.append(f"\nsuggested: {step.suggested} — {self.key('choose')} takes it or another",
                         style="bold magenta")
-        if step.command:
-            head.append(f"\n$ {step.command}", style="bold green")
+        if step.asks:
+            head.append(f"\n{step.asks}: {self.key('done')} answers", style="bold magenta")
+        after = []
         if step.last_poll:
-            head.append(f"\nlast check: {step.last_poll}", style="dim")
+            after.append(Text(f"last check: {step.last_poll}", style="dim"))
         if step.template:  # the message itself scrolls below, whole, with its line breaks
-            head.append(f"\nmessage to post{f' ({step.post_to})' if step.post_to else ''}: below", style="italic")
+            after.append(Text(f"message to post{f' ({step.post_to})' if step.post_to else ''}: below",
+                              style="italic"))
         if step.approval_by:
             if step.approval_stale:  # approved, but for something else: says what changed
                 gate = (f"needs approval by {step.approval_by} again ({self.key('approve')}): "
@@ -211,16 +255,19 @@ class CurrentStepPanel(Vertical):
             else:
                 gate = (f"approved by {step.approved_by}" if step.approved_by
                         else f"needs approval by {step.approval_by} ({self.key('approve')})")
-            head.append(f"\n{gate}", style="green" if step.approved_by else "bold yellow")
-        self._title(head, self.hints(actions_for(step, view), "  ·  "))
-        key = (step.id, step.track, step.template)
-        if key not in self._rendered:
+            after.append(Text(gate, style="green" if step.approved_by else "bold yellow"))
+        self._title(head, self.hints(actions_for(step, view, self.app.actor), "  ·  ", first=True), step.command,
+                    Text("\n").join(after))
+        # a communicate step's message shows the time since it started: it is rendered again as
+        # that changes, but it is the same step, so the scroll position stays where the responder left it
+        key = (step.id, step.track)
+        if key not in self._rendered or self._rendered[key][0] != step.template:
             body = _markdown(step.instructions) if step.instructions else ""
             if step.template:
                 message = Text(step.template + "\n", style="italic")
                 body = Group(message, body) if body else message
-            self._rendered[key] = body
-        self._put_body(key, last_run(step), self._rendered[key])
+            self._rendered[key] = (step.template, body)
+        self._put_body((key, step.template), last_run(step), self._rendered[key][1])
         if self._shown_step != key:
             self.query_one("#current-body", VerticalScroll).scroll_home(animate=False)
             self._shown_step = key

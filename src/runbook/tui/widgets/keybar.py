@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import Static
+from textual.widgets._toast import ToastRack
 
 from runbook.tui.keys import GENERAL_ACTIONS, footer_bindings, key_display
 
@@ -57,3 +58,10 @@ class KeyBar(Static):
         if text.plain != self._shown:
             self._shown = text.plain
             self.update(text)
+            self.clear_toasts(min(3, text.plain.count("\n") + 1))
+
+    def clear_toasts(self, lines: int) -> None:
+        """Toasts stack above the keys, never over them: the screen's toast rack (docked at the
+        bottom like this bar) keeps a margin of the bar's height."""
+        for rack in self.screen.query(ToastRack):
+            rack.styles.margin = (0, 0, lines, 0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rich.console import Group
+import io
+
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
@@ -176,10 +178,15 @@ def track_lines(view: IncidentView, selected: str | None, switch_key: str) -> Te
 
 
 class StepList(ViewPanel):
+    """Every track's steps, each title whole: wrapped under itself (after the mark), never cut."""
+
     FIXED_SIZE = False  # as tall as its steps: a new list must be laid out, not painted into the old height
 
     def show(self, view: IncidentView, selected: str | None) -> None:
-        if not self.changed((view.tracks, selected, view.resolved)):
+        # the list's width is known once laid out; before that, from the breakpoint (app.tcss:
+        # #steps-scroll is 26 cells wide when narrow, 30 otherwise, less padding, border and scrollbar)
+        width = self.content_size.width or (22 if self.screen.has_class("-narrow") else 26)
+        if not self.changed((view.tracks, selected, view.resolved, width)):
             return
         out = Text()
         at = 0
@@ -189,20 +196,23 @@ class StepList(ViewPanel):
             title = "Steps" if track.id == "main" else f"{track.title}" + (f" ({track.role})" if track.role else "")
             if track.id == "followup":
                 title += " — after resolve"
-            out.append(f"{title}\n", style="bold underline")
+            out.append_text(hanging(Text(title, style="bold underline"), width, ""))
+            out.append("\n")
             for row in track.steps:
                 if row.current and row.id == selected:
                     at = out.plain.count("\n")
                 if view.resolved and row.current:  # nothing is in progress once resolved
-                    out.append(f" – {row.title} (not done)\n", style="yellow")
+                    out.append_text(hanging(Text(f"{row.title} (not done)", style="yellow"), width, " – "))
+                    out.append("\n")
                     continue
                 mark = MARKS.get(row.status, "·")
                 style = STYLES.get(row.status, "")
                 pointer = "»" if row.current and row.id == selected else " "
                 attempt = f" ×{row.attempt}" if row.attempt > 1 else ""
-                out.append(f"{pointer}{mark} ", style=style)
                 quiet = "dim" if row.status == "pending" else ""
-                out.append(f"{row.title}{attempt}\n", style=style if row.current else quiet)
+                out.append_text(hanging(Text(f"{row.title}{attempt}", style=style if row.current else quiet), width,
+                                        Text(f"{pointer}{mark} ", style=style)))
+                out.append("\n")
             if track.current is None:
                 begins = track.id == "followup" and all(row.status == "pending" for row in track.steps)
                 out.append("  (begins when resolved)\n" if begins else "  (track finished)\n", style="dim")
@@ -214,6 +224,26 @@ class StepList(ViewPanel):
             self.parent.show_vertical_scrollbar = True
         # the selected track's current step stays in sight (the comms track is below the main one)
         self.call_after_refresh(lambda: self.parent.scroll_to(y=max(0, at - 3), animate=False))
+
+
+def hanging(text: Text, width: int, lead: Text | str) -> Text:
+    """`lead` then `text` wrapped at word breaks to `width` cells, its later lines indented under its
+    first (a long step title reads whole, and the marks stay a column of their own)."""
+    lead = Text(lead) if isinstance(lead, str) else lead
+    room = max(8, width - lead.cell_len)
+    lines = text.wrap(_CONSOLE, room, overflow="fold") if text.cell_len > room else [text]
+    out = Text()
+    for i, line in enumerate(lines):
+        if i:
+            out.append("\n" + " " * lead.cell_len)
+        else:
+            out.append_text(lead)
+        line.rstrip()
+        out.append_text(line)
+    return out
+
+
+_CONSOLE = Console(width=200, color_system=None, file=io.StringIO())  # only measures: wraps Text
 
 
 class SidePanel(ViewPanel):

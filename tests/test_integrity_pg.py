@@ -1,0 +1,284 @@
+"""On the team database nothing decides from a record a responder can forge: the responder role
+(`runbook db migrate --grant`) cannot write checkpoints, the incidents summary or the alert
+ledger; a trigger refuses an event of an unknown type or one whose hash does not chain, whoever
+inserts it; and an append whose connection dropped is settled by its request id, not recorded
+twice when the command is run again. Against the real PostgreSQL, as the responder role."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from runbook.catalog import load
+from runbook.engine import Engine, VirtualClock
+from runbook.engine.events.base import RECORDS
+from runbook.store import StoreError, open_store
+from runbook.store.postgres import EVENT_TYPES
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAPSHOT = {"playbook": "p", "hash": "h", "text": "t", "documents": []}
+ROW = {"playbook": "p", "title": "T", "service": "s", "severity": "SEV2", "drill": False}
+
+
+def opened(store, incident="INC-1"):
+    return store.create_incident(incident, SNAPSHOT, ROW, [{"ts": "2026-01-01T00:00:00Z", "actor": "a",
+                                                             "type": "opened", "data": {}}])
+
+
+def note(n):
+    return {"ts": "2026-01-01T00:01:00Z", "actor": "a", "type": "note_added", "data": {"text": f"n{n}"}}
+
+
+@pytest.fixture
+def team(pg_cluster):
+    """(the owner's store, a function opening a store as the responder role or the server role, schema)."""
+    url = pg_cluster.new_schema()
+    stores = [open_store(url, key=None)]
+    owner = stores[0]
+    schema = owner.conn.execute("SELECT current_schema()").fetchone()[0]
+    for kind in ("responder", "server"):
+        owner.conn.execute(f"CREATE ROLE {kind}_{schema} LOGIN")
+    owner.grant(f"responder_{schema}")
+    owner.grant(f"server_{schema}", server=True)
+
+    def as_role(kind="responder"):
+        stores.append(open_store(pg_cluster.url_for_schema(schema, user=f"{kind}_{schema}"), key=None))
+        return stores[-1]
+
+    yield owner, as_role, schema
+    for store in stores:
+        store.close()
+
+
+def test_the_trigger_knows_every_event_type_runbook_writes():
+    assert set(EVENT_TYPES) == set(RECORDS), "a new event type needs a migration that widens the trigger's list"
+
+
+def test_a_responder_cannot_write_checkpoints_summaries_or_the_alert_ledger(team):
+    owner, as_role, _ = team
+    responder = as_role()
+    opened(responder)
+    responder.append("INC-1", 1, [note(1)])  # appends still keep the summary (runbook_append runs as the owner)
+    assert owner.incident("INC-1")["last_seq"] == 2
+    owner.save_checkpoint("INC-1", 2, "h", "{}", "d", "")
+    owner.conn.execute("INSERT INTO alerts (fingerprint, starts_at, status, first_seen, outcome) "
+                       "VALUES ('f', 't', 'firing', 't', 'opened')")
+    for sql in ("UPDATE checkpoints SET body = '{}'", "DELETE FROM checkpoints",
+                "INSERT INTO checkpoints (incident, seq, chain_hash, body, digest) VALUES ('INC-2', 1, 'h', '{}', 'd')",
+                "UPDATE incidents SET status = 'closed'", "DELETE FROM incidents",
+                "UPDATE alerts SET outcome = 'resolved'", "DELETE FROM alerts"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            responder.conn.execute(sql)
+    assert owner.incident("INC-1")["status"] == "open"
+    responder.save_checkpoint("INC-1", 2, "forged", "{}", "d", "")  # not this role's to keep: nothing written
+    assert owner.checkpoint("INC-1")["chain_hash"] == "h"
+    server = as_role("server")  # the role `runbook serve` runs as keeps the ledger and checkpoints
+    server.conn.execute("UPDATE alerts SET deliveries = 2")
+    server.save_checkpoint("INC-1", 2, "h2", "{}", "d", "")
+    assert owner.checkpoint("INC-1")["chain_hash"] == "h2"
+
+
+def test_a_responders_engine_works_without_keeping_checkpoints(team, monkeypatch):
+    """D3: the responder's runbook keeps no checkpoint (one it could write could say anything); it
+    folds from the log, and its flags come back on resolve."""
+    monkeypatch.setenv("RUNBOOK_CHECKPOINT_EVERY", "3")
+    owner, as_role, _ = team
+    engine = Engine(as_role(), VirtualClock(), None, load([str(ROOT / "playbooks")]))
+    incident = engine.open("video-call-degraded", "ana", params={"region": "eu-west-1"}).id
+    for n in range(6):
+        engine.note(incident, "ana", f"n{n}")
+    assert owner.checkpoint(incident) is None
+    fresh = Engine(as_role(), VirtualClock(), None, engine.catalog)
+    assert fresh.state(incident).last_seq == engine.state(incident).last_seq and fresh.integrity(incident).ok
+
+
+@pytest.mark.parametrize("who", ["owner", "responder"])
+def test_the_trigger_refuses_an_unknown_type_or_a_hash_that_does_not_chain(team, who):
+    owner, as_role, _ = team
+    store = owner if who == "owner" else as_role()
+    opened(store)
+    store.append("INC-1", 1, [note(1)])
+    last = store.events("INC-1")[-1]
+    insert = ("INSERT INTO events (incident, seq, ts, actor, type, data, prev_hash, hash) "
+              "VALUES ('INC-1', %s, 't', 'a', %s, '{}', %s, %s)")
+    with pytest.raises(psycopg.errors.CheckViolation, match="unknown event type made_up"):
+        store.conn.execute(insert, [3, "made_up", last.hash, "a" * 64])
+    with pytest.raises(psycopg.errors.CheckViolation, match="does not chain to event 2"):
+        store.conn.execute(insert, [3, "note_added", "b" * 64, "a" * 64])
+    with pytest.raises(psycopg.errors.CheckViolation, match="does not chain"):
+        store.conn.execute(insert, [7, "note_added", last.hash, "a" * 64])  # a gap
+    store.append("INC-1", 2, [note(2)])
+    assert [e.seq for e in owner.events("INC-1")] == [1, 2, 3]
+
+
+class Proxy:
+    """A TCP relay to the PostgreSQL server that, once armed, lets the client's message through
+    and then cuts the connection when the server's answer comes (the server has done the work,
+    committed included, but the client never hears so)."""
+
+    def __init__(self, port: int):
+        self.target = port
+        self.armed: bytes | None = None
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.cut = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            seen = {"asked": False}
+            threading.Thread(target=self._pipe, args=(client, server, seen, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, seen, False), daemon=True).start()
+
+    def _pipe(self, source, sink, seen, upstream):
+        try:
+            while data := source.recv(65536):
+                if upstream and self.armed and self.armed in data:
+                    seen["asked"] = True
+                elif not upstream and seen["asked"]:
+                    self.armed, seen["asked"] = None, False
+                    self.cut.set()
+                    for sock in (source, sink):
+                        sock.shutdown(socket.SHUT_RDWR)
+                    return
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def close(self):
+        self.listener.close()
+
+
+@pytest.fixture
+def proxy(pg_cluster):
+    relay = Proxy(pg_cluster.port)
+    yield relay
+    relay.close()
+
+
+def test_an_append_whose_answer_is_lost_is_found_by_its_request_not_told_failed(pg_cluster, proxy):
+    url = pg_cluster.new_schema().replace(f":{pg_cluster.port}/", f":{proxy.port}/")
+    store = open_store(url, key=None)
+    try:
+        opened(store)
+        proxy.armed = b"runbook_append"
+        stored = store.append("INC-1", 1, [note(1)], request="0123456789abcdef.1")
+        assert proxy.cut.is_set(), "the connection was not cut"
+        assert [e.seq for e in stored] == [2]
+        assert [e.seq for e in store.events("INC-1")] == [1, 2]
+    finally:
+        store.close()
+
+
+def test_a_command_whose_commit_answer_is_lost_is_recorded_once(pg_cluster, proxy):
+    url = pg_cluster.new_schema().replace(f":{pg_cluster.port}/", f":{proxy.port}/")
+    engine = Engine(open_store(url, key=None), VirtualClock(), None, load([str(ROOT / "playbooks")]))
+    try:
+        incident = engine.open("video-call-degraded", "ana", params={"region": "eu-west-1"}).id
+        engine._states.clear()  # read first, as a command in a new process does (the append then commits last)
+        proxy.armed = b"COMMIT"
+        engine.note(incident, "ana", "rolled back the deploy")
+        assert proxy.cut.is_set()
+        notes = [e for e in engine.store.events(incident) if e.type == "note_added"]
+        assert len(notes) == 1
+    finally:
+        engine.store.close()
+
+
+def test_a_lost_append_that_did_not_commit_says_so(pg_cluster, proxy):
+    url = pg_cluster.new_schema().replace(f":{pg_cluster.port}/", f":{proxy.port}/")
+    store = open_store(url, key=None)
+    try:
+        opened(store)
+        proxy.armed = b"runbook_append"  # inside `writing` its answer comes before the commit
+        lost = pytest.raises(StoreError, match=r"lost the connection .* the change to INC-1 was not recorded")
+        with lost, store.writing("INC-1"):
+            store.append("INC-1", 1, [note(1)], request="0123456789abcdef.1")
+        assert [e.seq for e in store.events("INC-1")] == [1]
+    finally:
+        store.close()
+
+
+def test_a_command_run_again_with_its_request_id_adds_nothing(pg_cluster, monkeypatch):
+    from runbook.runtime import request_id
+
+    url = pg_cluster.new_schema()
+    catalog = load([str(ROOT / "playbooks")])
+    first = Engine(open_store(url, key=None), VirtualClock(), None, catalog)
+    again = Engine(open_store(url, key=None), VirtualClock(), None, catalog)
+    try:
+        incident = first.open("video-call-degraded", "ana", params={"region": "eu-west-1"}).id
+        monkeypatch.setenv("RUNBOOK_REQUEST", "00112233445566ff")
+        first.requests = again.requests = request_id()
+        again.retried = True
+        first.note(incident, "ana", "paged the network team")  # told "lost the connection", yet recorded
+        assert again.note(incident, "ana", "paged the network team") == []
+        assert [e.data["text"] for e in again.state(incident).events if e.type == "note_added"] == [
+            "paged the network team"]
+        monkeypatch.setenv("RUNBOOK_REQUEST", "not-an-id")
+        with pytest.raises(Exception, match="RUNBOOK_REQUEST must be the 16 hex digits"):
+            request_id()
+    finally:
+        first.store.close()
+        again.store.close()
+
+
+
+def test_a_status_the_batch_has_no_event_for_is_refused(team):
+    """D5 through the append function: a responder cannot say "closed" with a note."""
+    owner, as_role, _ = team
+    responder = as_role()
+    opened(responder)
+    forged = {**note(1), "summary": {"status": "closed"}}
+    with pytest.raises(StoreError, match="status closed without the event that sets it"):
+        responder.append("INC-1", 1, [forged])
+    assert owner.incident("INC-1")["status"] == "open" and [e.seq for e in owner.events("INC-1")] == [1]
+    closed = {"ts": "2026-01-01T00:02:00Z", "actor": "a", "type": "closed", "data": {}, "summary": {"status": "closed"}}
+    responder.append("INC-1", 1, [closed])
+    assert owner.incident("INC-1")["status"] == "closed"
+
+
+def test_roles_granted_before_migration_5_lose_the_summary_and_checkpoints(pg_cluster):
+    from runbook.store.postgres import MIGRATIONS
+
+    url = pg_cluster.new_schema()
+    owner = open_store(url, key=None, migrate=False)
+    try:
+        schema = owner.conn.execute("SELECT current_schema()").fetchone()[0]
+        role = f"old_{schema}"
+        with owner.conn.transaction():  # the schema as runbook left it before migration 5, and its old grants
+            owner.conn.execute("CREATE TABLE migrations (id integer PRIMARY KEY, name text NOT NULL, "
+                               "applied_at timestamptz NOT NULL DEFAULT now())")
+            for number, name, statements in MIGRATIONS[:4]:
+                for statement in statements:
+                    owner.conn.execute(statement)
+                owner.conn.execute("INSERT INTO migrations (id, name) VALUES (%s, %s)", [number, name])
+            owner.conn.execute(f"CREATE ROLE {role} LOGIN")
+            owner.conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+            owner.conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+            owner.conn.execute(f"GRANT INSERT, UPDATE ON incidents, alerts, checkpoints TO {role}")
+        assert owner.migrate() == [5]
+        old = open_store(pg_cluster.url_for_schema(schema, user=role), key=None)
+        try:
+            for sql in ("UPDATE incidents SET status = 'closed'", "UPDATE checkpoints SET body = '{}'"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    old.conn.execute(sql)
+        finally:
+            old.close()
+    finally:
+        owner.close()
