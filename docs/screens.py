@@ -65,7 +65,7 @@ def main() -> None:
             term.start()
             term.wait_for("Playbooks")
             save("home", term.wait_for("Drills"))
-            term.keys("video freezing in eu-west", literal=True)
+            term.keys("video freezing in eu-west-1", literal=True)
             save("home-filtered", term.wait_for("video-call-degraded"))
             term.stop()
 
