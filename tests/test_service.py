@@ -173,7 +173,7 @@ def test_the_broadcaster_reads_each_change_once_and_fans_it_out_to_every_subscri
     try:
         got, gone = asyncio.run(viewers())
         assert heard.wait(30)
-        lines = {tuple(change.line for change in batch) for batch in got}
+        lines = {tuple(change.line for change in batch.changes) for batch in got}
         assert lines == {(f"{incident} · bo: note: seen by every viewer",)}  # every viewer, the same change
         assert [change.line for change in told] == [f"{incident} · bo: note: seen by every viewer"]
         assert gone.empty()  # dropped: told nothing more

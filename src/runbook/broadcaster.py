@@ -37,6 +37,18 @@ class Change(NamedTuple):
     sse: str
 
 
+class Batch(NamedTuple):
+    """What one look at the log found, as every viewer is sent it: the changes, and their
+    server-sent events encoded once (a thousand viewers share these bytes). Empty: a heartbeat."""
+
+    changes: tuple[Change, ...] = ()
+    sse: bytes = b""
+
+    @classmethod
+    def of(cls, changes) -> Batch:
+        return cls(tuple(changes), "".join(change.sse for change in changes).encode())
+
+
 def changes_after(engine, cursor: int, limit: int = 500) -> list[Change]:
     from runbook.engine.metrics import describe
 
@@ -75,6 +87,7 @@ class Broadcaster:
         self._thread: threading.Thread | None = None
         self._listener = None
         self.cursor: int | None = None
+        self._ended = False
         self.listening = threading.Event()  # set once changes from now on reach the subscribers
 
     def subscribe(self, callback: Callable[[list[Change]], None]) -> None:
@@ -89,12 +102,28 @@ class Broadcaster:
                 self._callbacks.remove(callback)
 
     def queue(self) -> asyncio.Queue:
-        """A queue of lists of changes for the calling event loop's subscriber; `drop` it when done."""
+        """A queue of batches of changes (`Batch`) for the calling event loop's subscriber; `drop` it
+        when done. None on it: the feed has ended (the service is closing); so it is on a queue made after."""
         queue: asyncio.Queue = asyncio.Queue()
         with self._lock:
+            if self._ended:
+                queue.put_nowait(None)
+                return queue
             self._queues[queue] = asyncio.get_running_loop()
         self._start()
         return queue
+
+    def queues(self) -> int:
+        """How many queues are subscribed (live viewers)."""
+        with self._lock:
+            return len(self._queues)
+
+    def end(self) -> None:
+        """End every queue's feed (None on each), now and for queues made later, so that live
+        streams finish and a server can stop without waiting for them; callbacks are unaffected."""
+        with self._lock:
+            self._ended = True
+        self._to_queues(None)
 
     def drop(self, queue: asyncio.Queue) -> None:
         with self._lock:
@@ -141,7 +170,7 @@ class Broadcaster:
                     log.warning("live updates: %s", one_line(str(exc)))
             if time.monotonic() - sent >= self.HEARTBEAT:
                 sent = time.monotonic()
-                self._to_queues([])
+                self._to_queues(Batch())
 
     def _publish(self, reads: Lane) -> int:
         """Hand out what was appended since the last look; how many changes."""
@@ -158,11 +187,11 @@ class Broadcaster:
                     callback(changes)
                 except Exception:  # one subscriber's failure is not another's
                     log.exception("a live update subscriber failed")
-            self._to_queues(changes)
+            self._to_queues(Batch.of(changes))
         return found
 
-    def _to_queues(self, changes: list[Change]) -> None:
-        """Put `changes` on every queue, through one call onto each queue's event loop."""
+    def _to_queues(self, batch: Batch | None) -> None:
+        """Put `batch` on every queue, through one call onto each queue's event loop."""
         with self._lock:
             queues = dict(self._queues)
         loops: dict = {}
@@ -170,11 +199,12 @@ class Broadcaster:
             loops.setdefault(loop, []).append(queue)
         for loop, group in loops.items():
             try:
-                loop.call_soon_threadsafe(_put_each, group, changes)
+                loop.call_soon_threadsafe(_put_each, group, batch)
             except RuntimeError:  # that loop is closed: its viewers are gone
                 pass
 
     def close(self) -> None:
+        self.end()
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -184,14 +214,15 @@ class Broadcaster:
             self._listener = None
 
 
-SLICE = 50  # queues woken per turn of the event loop
+SLICE = 10  # queues woken per turn of the event loop
 
 
-def _put_each(queues, changes) -> None:
-    """Put `changes` on each queue, SLICE at a time with a turn of the event loop in between:
-    the viewers woken write their streams before the next slice is woken, so a request that
-    arrived meanwhile (an alert delivery) is read after one slice's writes, not a thousand."""
+def _put_each(queues, batch) -> None:
+    """Put `batch` on each queue, SLICE at a time with a turn of the event loop in between: the
+    viewers woken write their streams before the next slice is woken, so a request that arrived
+    meanwhile (an alert delivery) waits for one slice's writes at each of its steps, not for a
+    thousand. A slice is small because a request takes several turns of the loop to answer."""
     for queue in queues[:SLICE]:
-        queue.put_nowait(changes)
+        queue.put_nowait(batch)
     if len(queues) > SLICE:
-        asyncio.get_running_loop().call_soon(_put_each, queues[SLICE:], changes)
+        asyncio.get_running_loop().call_soon(_put_each, queues[SLICE:], batch)

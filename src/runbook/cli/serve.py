@@ -38,10 +38,12 @@ def _size(text: str) -> int:
 @click.option("--max-body", default="1MiB", show_default=True, help="Largest request body taken (bytes, KiB, MiB).")
 @click.option("--tick", "tick_every", default=1.0, show_default=True, type=click.FloatRange(0.05, 60),
               help="Seconds between timer passes (escalations, reminders, page retries) over open incidents.")
+@click.option("--max-viewers", default=1000, show_default=True, type=click.IntRange(1, None),
+              help="Live status-page streams at once (each a connection); 503 beyond.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="How much to log to stderr.")
 @click.pass_obj
-def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_every, log_level):
+def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_every, max_viewers, log_level):
     """Run runbook as a long-running server until interrupted (Ctrl-C or SIGTERM).
 
     \b
@@ -85,7 +87,7 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
     import uvicorn
 
     from runbook.serve import ServeError, read_token
-    from runbook.serve.app import ServeConfig, build_app
+    from runbook.serve.app import ServeConfig, Server, build_app
 
     token = read_token("RUNBOOK_SERVE_TOKEN", token_file, "intake token")
     view_token = None
@@ -105,10 +107,10 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
     page = f"status page http://{_hostport(where)}/" if view_token else "status page off (no RUNBOOK_VIEW_TOKEN)"
     echo(f"runbook serve: listening on http://{_hostport(where)} (POST /alertmanager; {page}); Ctrl-C stops",
          err=True)
-    app = build_app(ctx.engine_service(catalog=True, lanes=True),
-                    ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token))
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug",
-                                           lifespan="on", timeout_graceful_shutdown=5))
+    service = ctx.engine_service(catalog=True, lanes=True)
+    app = build_app(service, ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token, max_viewers))
+    server = Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug", lifespan="on",
+                                   timeout_graceful_shutdown=5), service)
     server.run(sockets=[sock])
 
 

@@ -28,6 +28,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import NamedTuple
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -42,6 +43,7 @@ from runbook.text import one_line
 log = logging.getLogger("runbook.serve")
 
 DEFAULT_MAX_BODY = 1024 * 1024
+MAX_VIEWERS = 1000  # live status-page streams at once: each holds a connection, a file descriptor and a queue
 
 
 class ServeConfig(NamedTuple):
@@ -50,6 +52,7 @@ class ServeConfig(NamedTuple):
     tick_every: float = 1.0  # seconds between timer passes over the open incidents (0: no ticking)
     catalog_paths: tuple = ()  # reloaded on the timer pass when a file under them changes
     view_token: str | None = None  # the status page's viewer token; None: the page is off
+    max_viewers: int = MAX_VIEWERS  # live status-page streams at once; 503 beyond
 
 
 class CatalogWatcher:
@@ -129,6 +132,20 @@ def _reload(paths):
     return catalog
 
 
+class Server(uvicorn.Server):
+    """Uvicorn's server that ends the status page's live streams first when it stops: a stream
+    never ends on its own, and uvicorn waits for every response (up to its graceful timeout, then
+    cancels them with a traceback) before the app's own shutdown closes the service."""
+
+    def __init__(self, config: uvicorn.Config, service: EngineService):
+        super().__init__(config)
+        self.service = service
+
+    async def shutdown(self, sockets=None) -> None:
+        self.service.broadcaster.end()
+        await super().shutdown(sockets)
+
+
 def build_app(service: EngineService, config: ServeConfig) -> Starlette:
     """The server's app on `service`, which it closes when the server stops."""
 
@@ -198,7 +215,7 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
 
     from runbook.serve import web
 
-    page = web.routes(service, config.view_token) if config.view_token else web.off_routes()
+    page = web.routes(service, config.view_token, config.max_viewers) if config.view_token else web.off_routes()
     app = Starlette(routes=[Route("/alertmanager", alertmanager, methods=["POST"]),
                             Route("/api/alerts", alerts, methods=["GET"]),
                             Route("/healthz", health, methods=["GET"]), *page],
