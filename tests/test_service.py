@@ -198,7 +198,7 @@ def test_the_open_incident_screen_hears_another_process_on_sqlite_through_the_br
     engine = Engine(Store(path, key=None), VirtualClock(), None, catalog())
     incident = engine.open("queue-stuck", "ana").id
     elsewhere = Engine(Store(path, key=None), VirtualClock(), None, catalog())
-    app = build_app(engine, engine.catalog, "ana", incident, live=False)
+    app = build_app(EngineService(engine), engine.catalog, "ana", incident, live=False)
 
     def shows() -> bool:
         return any("written in another terminal" in line.text for line in app.screen.view.timeline)

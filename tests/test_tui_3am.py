@@ -13,6 +13,7 @@ from pilot_helpers import flat, press, screen_text, settle
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.tui.app import build_app
@@ -46,7 +47,7 @@ def make(tmp_path, repo_root, fixture_catalog):
         if open_incident:
             incident = engine.open(playbook, "ana", incident="INC-TEST01", **open_args).id
             engine.tick(incident)
-        return build_app(engine, catalog, "ana", incident, live=False), engine
+        return build_app(EngineService(engine), catalog, "ana", incident, live=False), engine
     yield factory
     for store in stores:
         store.close()

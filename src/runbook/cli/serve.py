@@ -97,9 +97,10 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
             raise UsageError("the viewer token is the intake token; give the status page a token of its own "
                              "(whoever may look must not be able to post alerts)")
     limit = _size(max_body)
-    engine = ctx.engine(catalog=True)  # the catalog and the database checked before listening
-    if engine.catalog.errors:
-        echo(f"runbook serve: warning: the catalog has {len(engine.catalog.errors)} error(s); invalid documents "
+    service = ctx.engine_service(catalog=True, lanes=True)  # the catalog and the database checked before listening
+    errors = service.read(lambda engine: engine.catalog.errors)
+    if errors:
+        echo(f"runbook serve: warning: the catalog has {len(errors)} error(s); invalid documents "
              "are left out and match no alert (run `runbook validate`)", err=True)
     sock = _listen(host, port, ServeError)
     where = sock.getsockname()
@@ -107,7 +108,6 @@ def serve(ctx: Context, host, port, token_file, view_token_file, max_body, tick_
     page = f"status page http://{_hostport(where)}/" if view_token else "status page off (no RUNBOOK_VIEW_TOKEN)"
     echo(f"runbook serve: listening on http://{_hostport(where)} (POST /alertmanager; {page}); Ctrl-C stops",
          err=True)
-    service = ctx.engine_service(catalog=True, lanes=True)
     app = build_app(service, ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token, max_viewers))
     server = Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug", lifespan="on",
                                    timeout_graceful_shutdown=5), service)
