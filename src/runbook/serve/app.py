@@ -150,6 +150,10 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
     """The server's app on `service`, which it closes when the server stops."""
 
     async def alertmanager(request: Request):
+        with service.broadcaster.first():  # the live streams make room for an alert being taken
+            return await take(request)
+
+    async def take(request: Request):
         if not authorized(request, config.token):
             return unauthorized()
         try:
