@@ -3,6 +3,7 @@ server with viewers connected stops cleanly when told to (SIGTERM)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import socket
@@ -107,3 +108,24 @@ def test_sigterm_with_viewers_connected_ends_their_streams_and_stops_without_a_t
     assert "timeout graceful shutdown exceeded" not in text  # uvicorn waited for no stream and cancelled none
     for (_, head, _), end in zip(viewers, ends, strict=True):
         assert (head + end).endswith(b"0\r\n\r\n")  # each stream ended as a response does, not cut off
+
+
+def test_the_fan_out_hands_every_viewer_every_batch_in_order_also_while_an_alert_goes_first():
+    from runbook.broadcaster import Batch, Change, Fanout
+
+    def batch(position: int) -> Batch:
+        return Batch.of([Change(position, "INC-1", position, f"change {position}", f"id: {position}\n\n")])
+
+    async def scenario():
+        fanout, queues = Fanout(), [asyncio.Queue() for _ in range(3 * Fanout.SLICE + 5)]
+        fanout.waiting = 1  # an alert is being taken all along: the slices come apart, none is skipped
+        fanout.add(queues, batch(1))
+        fanout.add(queues[:-1], batch(2))  # the last viewer left meanwhile
+        got = [[await asyncio.wait_for(queue.get(), DEADLINE) for _ in range(2 if queue is not queues[-1] else 1)]
+               for queue in queues]
+        return got, fanout
+
+    got, fanout = asyncio.run(scenario())
+    assert got[:-1] == [[batch(1), batch(2)]] * (len(got) - 1)
+    assert got[-1] == [batch(1)]
+    assert not fanout.pending
