@@ -129,3 +129,20 @@ def test_the_fan_out_hands_every_viewer_every_batch_in_order_also_while_an_alert
     assert got[:-1] == [[batch(1), batch(2)]] * (len(got) - 1)
     assert got[-1] == [batch(1)]
     assert not fanout.pending
+
+
+def test_batches_waiting_for_the_fan_out_are_merged_into_one_write_per_viewer():
+    from runbook.broadcaster import Batch, Change, Fanout
+
+    def changes(*positions: int) -> tuple:
+        return tuple(Change(p, "INC-1", p, f"change {p}", f"id: {p}\n\n") for p in positions)
+
+    async def scenario():
+        fanout, queues = Fanout(), [asyncio.Queue() for _ in range(2 * Fanout.SLICE)]
+        fanout.waiting = 1
+        fanout.add(queues, Batch.of(changes(1)))  # the first slice is woken at once, the rest later
+        fanout.add(queues, Batch.of(changes(2)))
+        fanout.add(queues, Batch.of(changes(3)))  # still waiting behind the first: merged with the second
+        return [[(await asyncio.wait_for(queue.get(), DEADLINE)).changes for _ in range(2)] for queue in queues]
+
+    assert asyncio.run(scenario()) == [[changes(1), changes(2, 3)]] * (2 * Fanout.SLICE)

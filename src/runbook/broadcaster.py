@@ -252,6 +252,13 @@ class Fanout:
         self._running = False
 
     def add(self, queues: list, batch: Batch | None) -> None:
+        last = self.pending[-1] if self.pending else None
+        if (last is not None and last[1] == 0 and last[2] and batch
+                and len(last[2].changes) + len(batch.changes) <= Broadcaster.MOST):
+            # not started yet: one batch to the viewers there are now (a viewer that joined since
+            # skips what it already has by position), so a backlog is one write per viewer, not many
+            self.pending[-1] = [queues, 0, Batch.of(last[2].changes + batch.changes)]
+            return
         self.pending.append([queues, 0, batch])
         if not self._running:
             self._running = True
