@@ -253,7 +253,7 @@ class Fanout:
 
     def add(self, queues: list, batch: Batch | None) -> None:
         last = self.pending[-1] if self.pending else None
-        if (last is not None and last[1] == 0 and last[2] and batch
+        if (last is not None and last[1] == 0 and last[2] is not None and batch is not None
                 and len(last[2].changes) + len(batch.changes) <= Broadcaster.MOST):
             # not started yet: one batch to the viewers there are now (a viewer that joined since
             # skips what it already has by position), so a backlog is one write per viewer, not many
