@@ -13,6 +13,7 @@ from pilot_helpers import flat, press, screen_text, settle
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
 from runbook.engine.intake import Alert
+from runbook.service import EngineService
 from runbook.store import Store
 from runbook.text import _UNSAFE
 from runbook.tui.app import build_app
@@ -48,7 +49,7 @@ def world(tmp_path):
             self.outside = engine
 
         def app(self):
-            return build_app(self.engine, catalog, "ana", live=False)
+            return build_app(EngineService(self.engine), catalog, "ana", live=False)
 
     yield World()
     for store in stores:

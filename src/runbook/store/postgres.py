@@ -41,6 +41,7 @@ import re
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -93,6 +94,10 @@ def create_table(name: str) -> list[str]:
 
 _SUMMARY_TYPES = {"last_seq": "integer", "status_rank": "integer"}  # the rest of SUMMARY_PARAMS are text
 
+# What runbook_append must be for today's summary statement (core.summary_update_sql) and
+# SUMMARY_PARAMS, which APPEND_CALL passes. A database gets the function from the migrations, as
+# frozen text (postgres_migrations/); the newest one that defines it must be exactly this
+# (tests/test_pg_append_migration.py): a change here needs a migration that replaces the function.
 # The events come as one JSON array of objects named as the columns of events: psycopg encodes
 # one text faster than an array per column (about 30 µs an append here).
 APPEND_FUNCTION = f"""CREATE FUNCTION runbook_append(p_expected integer, p_prev text, p_events json,
@@ -188,6 +193,11 @@ EVENT_CHECK_FUNCTION = f"""CREATE FUNCTION runbook_event_checked() RETURNS trigg
 APPEND_CALL = f"SELECT runbook_append(?, ?, ?, {', '.join('?' * len(SUMMARY_PARAMS))})"
 _EVENT_FIELDS = ("seq", "ts", "actor", "type", "data", "prev_hash", "hash", "mac")  # core.event_row after incident
 
+def frozen(name: str) -> str:
+    """A migration's SQL as it was written when it was added (postgres_migrations/NAME)."""
+    return (Path(__file__).parent / "postgres_migrations" / name).read_text(encoding="utf-8").rstrip("\n")
+
+
 MIGRATIONS = (
     (1, "events, incidents projection, snapshots, simulations, drill schedule, alerts", [
         *(statement for name in ("events", "incidents", "snapshots", "simulations", "drill_schedule", "alerts")
@@ -206,10 +216,9 @@ MIGRATIONS = (
             FOR EACH STATEMENT EXECUTE FUNCTION runbook_events_append_only()""",
     ]),
     (3, "checkpoints: big incidents open from their folded state", create_table("checkpoints")),
-    # its body holds the core's summary statement as it was then: a change to that statement
-    # needs a migration that replaces the function
+    # its body holds the core's summary statement as it was then (see APPEND_FUNCTION)
     (4, "appends in one round trip: a function checks the log's end, inserts and keeps the summary",
-     [APPEND_FUNCTION]),
+     [frozen("4_append.sql")]),
     (5, "responders write no projection: appends keep the summary as the owner, events are checked as "
         "they go in, a request id a retry finds, checkpoints only from roles that may write them", [
         "ALTER TABLE events ADD COLUMN IF NOT EXISTS request text COLLATE \"C\"",
