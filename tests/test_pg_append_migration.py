@@ -22,8 +22,9 @@ def newest_definition() -> tuple[int, str]:
 
 def test_the_newest_migration_defining_runbook_append_is_the_function_an_append_needs_today():
     number, applied = newest_definition()
-    assert applied == postgres.APPEND_FUNCTION, (
-        f"runbook_append as migration {number} defined it is not postgres.APPEND_FUNCTION: the summary statement "
+    needed = DEFINES.sub("CREATE FUNCTION runbook_append(", postgres.APPEND_DEFINER, count=1)
+    assert applied == needed, (
+        f"runbook_append as migration {number} defined it is not postgres.APPEND_DEFINER: the summary statement "
         "or the append's parameters changed; add a migration that replaces the function (DROP FUNCTION first if "
-        "its parameters changed) with APPEND_FUNCTION frozen in store/postgres_migrations/")
+        "its parameters changed) with APPEND_DEFINER frozen in store/postgres_migrations/")
 
