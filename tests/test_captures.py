@@ -20,6 +20,7 @@ from runbook.catalog.loader import load_catalog
 from runbook.engine import Engine, VirtualClock
 from runbook.errors import CommandError
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.tui.app import build_app
@@ -138,7 +139,7 @@ def test_tui_shows_the_output_the_suggestion_and_c_preselects_it(engine):
     engine.complete(iid, "ana")
     for _ in range(3):
         engine.run(iid, "ana")
-    app = build_app(engine, engine.catalog, "ana", live=False, incident=iid)
+    app = build_app(EngineService(engine), engine.catalog, "ana", live=False, incident=iid)
 
     async def walk():
         async with app.run_test(size=(80, 24)) as pilot:
@@ -187,7 +188,7 @@ def test_tui_shows_a_failed_run_escaped(tmp_path, fixture_catalog):
     missed = [e for e in events if e.type == "capture_missed"]
     assert [e.record.reason for e in missed] == ["no match for pid=(\\d+)"]
     assert "look: nothing captured for pid: no match for pid=(\\d+)" in [e.record.describe() for e in missed]
-    app = build_app(engine, engine.catalog, "ana", live=False, incident=iid)
+    app = build_app(EngineService(engine), engine.catalog, "ana", live=False, incident=iid)
 
     async def walk():
         async with app.run_test(size=(80, 24)) as pilot:

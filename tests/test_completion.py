@@ -11,6 +11,7 @@ from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
 from runbook.engine.completion import completion
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.views import build_view
@@ -132,7 +133,7 @@ def test_the_resolved_screen_says_every_step_was_done_only_when_it_was(engine):
     engine.resolve(clean, "ana")
 
     async def shown(incident):
-        app = build_app(engine, engine.catalog, "ana", incident, live=False)
+        app = build_app(EngineService(engine), engine.catalog, "ana", incident, live=False)
         async with app.run_test(size=(120, 40)) as pilot:
             await settle(pilot)
             return flat(widget_text(app.screen.query_one("#current-instructions")))

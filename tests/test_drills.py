@@ -17,6 +17,7 @@ from runbook.cli import cli
 from runbook.drills.simulate import simulate
 from runbook.engine import Engine, VirtualClock
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 
@@ -142,7 +143,7 @@ def test_a_drill_in_the_tui_shows_the_banner_and_its_injects(tmp_path):
 
     engine = make_engine(tmp_path, catalog(tmp_path))
     iid = engine.open("tiny", "ana", drill=True, rehearse="known").id
-    app = build_app(engine, engine.catalog, "ana", iid, live=False)
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid, live=False)
 
     async def scenario():
         async with app.run_test(size=(100, 30)) as pilot:
@@ -227,7 +228,7 @@ def test_a_drill_ends_in_a_debrief_that_saves_action_items(tmp_path):
     iid = engine.open("tiny", "ana", drill=True, rehearse="known").id
     engine.clock.advance(minutes=7)
     engine.acknowledge(iid, "ana")  # 7m against the drill's 5m target
-    app = build_app(engine, engine.catalog, "ana", iid, live=False)
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid, live=False)
 
     async def settle(pilot):
         for _ in range(5):
@@ -273,7 +274,7 @@ def test_report_screen_charts_tta_and_ttm(tmp_path):
         engine.acknowledge(iid, "ana")
         engine.complete(iid, "ana")
         engine.resolve(iid, "ana")
-    app = build_app(engine, cat, "ana", None, live=False)
+    app = build_app(EngineService(engine), cat, "ana", None, live=False)
 
     async def scenario():
         async with app.run_test(size=(110, 40)) as pilot:

@@ -4,34 +4,33 @@ any case, with or without INC-; an empty id is refused, never read as a prefix o
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 import pytest
-from click.testing import CliRunner
 
 from runbook.catalog.loader import load
-from runbook.cli import cli
 from runbook.engine import Engine
 from runbook.store import MemoryStore, Store
 
 IDS = ("INC-854ABC", "INC-7K2Q0D", "DRL-7K9F00")
 
 
+class Said(NamedTuple):
+    exit_code: int
+    output: str  # what it printed, output then errors
+
+
 @pytest.fixture
-def runbook(in_fixture_catalog, tmp_path, monkeypatch):
-    db = tmp_path / "db.sqlite"
-    monkeypatch.setenv("RUNBOOK_DB", str(db))
-    monkeypatch.setenv("RUNBOOK_FLAGS", str(tmp_path / "flags.json"))
-    monkeypatch.setenv("RUNBOOK_USER", "ana")
-    with Store(str(db)) as store:
-        engine = Engine(store, catalog=load([str(in_fixture_catalog / "playbooks")]))
+def runbook(rb, fixture_catalog):
+    """`runbook ARGS` (the shared `rb` fixture: a child process) on a database holding IDS."""
+    with Store(str(rb.db)) as store:
+        engine = Engine(store, catalog=load([str(fixture_catalog / "playbooks")]))
         for incident in IDS:
             engine.open("gifts-feature-failing", "ana", incident=incident, drill=incident.startswith("DRL-"))
 
     def invoke(*args):
-        result = CliRunner().invoke(cli, list(args))
-        assert "Traceback" not in result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        return result
+        proc = rb.run(*args, expect=None)
+        return Said(proc.returncode, proc.stdout + proc.stderr)
 
     return invoke
 

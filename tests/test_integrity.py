@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from runbook.service import EngineService
 from runbook.store import GENESIS, event_hash
 
 
@@ -132,7 +133,7 @@ def test_the_tui_view_says_the_log_was_altered(rb, fixture_catalog):
     store = Store(str(rb.db), key=None)
     engine = Engine(store, VirtualClock(), None, load([str(fixture_catalog / "playbooks")]))
     try:
-        view = EngineGateway(engine, engine.catalog).view(iid)
+        view = EngineGateway(EngineService(engine), engine.catalog).view(iid)
         assert "were deleted" in view.altered
     finally:
         store.close()

@@ -12,6 +12,7 @@ from runbook.catalog import load, load_catalog
 from runbook.catalog.parameters import ParameterError
 from runbook.engine import CommandError, Engine, VirtualClock
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import open_store
 
@@ -109,7 +110,7 @@ def test_tui_done_on_an_ask_step_shows_the_parameter_form_and_records_the_answer
     host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
     engine = Engine(store, VirtualClock(), host, load([str(CATALOG)]))
     incident = engine.open("volume-filling", "ana", params={"new_size": "10Gi"}).id
-    app = build_app(engine, engine.catalog, "ana", incident)
+    app = build_app(EngineService(engine), engine.catalog, "ana", incident)
 
     async def scenario():
         async with app.run_test(size=(130, 44)) as pilot:

@@ -11,6 +11,7 @@ import pytest
 from runbook.catalog import load
 from runbook.engine import CommandError, Engine, VirtualClock
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 
@@ -66,7 +67,7 @@ def test_tui_offers_the_draft_and_posts_what_was_written(engine):
     from runbook.tui.dialogs.prompt import TextPrompt
 
     iid = engine.open("ddos-external", "ana").id
-    app = build_app(engine, engine.catalog, "ana", iid)
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
 
     async def scenario():
         async with app.run_test(size=(130, 44)) as pilot:

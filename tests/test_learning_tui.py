@@ -13,6 +13,7 @@ from pilot_helpers import press, settle, widget_text
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.tui.app import build_app
@@ -42,7 +43,7 @@ def toasts(app) -> list[tuple[str, str, str]]:
 
 def test_the_first_screen_says_seen_before_and_repeat(world):
     engine, new, old = world
-    app = build_app(engine, engine.catalog, "cy", new)
+    app = build_app(EngineService(engine), engine.catalog, "cy", new)
 
     async def scenario():
         async with app.run_test(size=(120, 40)) as pilot:
@@ -57,7 +58,7 @@ def test_the_first_screen_says_seen_before_and_repeat(world):
 def test_no_toast_for_an_incident_never_seen_before(world):
     engine, _new, _old = world
     fresh = engine.open("login-outage", "cy").id
-    app = build_app(engine, engine.catalog, "cy", fresh)
+    app = build_app(EngineService(engine), engine.catalog, "cy", fresh)
 
     async def scenario():
         async with app.run_test(size=(120, 40)) as pilot:
@@ -70,7 +71,7 @@ def test_the_learning_screen_writes_the_review_and_adds_and_closes_action_items(
     from runbook.tui.screens.learning import LearningScreen
 
     engine, new, old = world
-    app = build_app(engine, engine.catalog, "cy", new)
+    app = build_app(EngineService(engine), engine.catalog, "cy", new)
 
     async def scenario():
         async with app.run_test(size=(120, 40)) as pilot:

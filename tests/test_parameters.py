@@ -13,6 +13,7 @@ import pytest
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.tui.app import build_app
@@ -132,7 +133,7 @@ def test_tui_asks_for_a_missing_parameter_then_shows_it_and_the_exact_command(en
     from runbook.tui.screens.incident import IncidentScreen
 
     opening = {"playbook": "drain-next-server", "params": {}, "labels": {"region": "eu-west-1"}}
-    app = build_app(engine, engine.catalog, "ana", live=False, opening=opening)
+    app = build_app(EngineService(engine), engine.catalog, "ana", live=False, opening=opening)
 
     async def walk():
         async with app.run_test(size=(80, 24)) as pilot:

@@ -20,6 +20,7 @@ from test_degradation_races import FLAGS, INCIDENT, World, kill, read_line
 
 from runbook.cli import cli
 from runbook.engine import Engine, SystemClock
+from runbook.service import EngineService
 from runbook.tui.app import RunbookApp, build_app
 from runbook.tui.widgets.panels import IncidentHeader
 
@@ -74,7 +75,8 @@ def test_resume_settles_a_crash_off_the_screen_s_thread_before_showing_the_incid
         settling.append((incident, options, threading.current_thread() is threading.main_thread()))
         return real(engine, incident, **options)
     monkeypatch.setattr(Engine, "reconcile", traced)
-    app = build_app(lambda: world.engine(SystemClock()), None, "ana", INCIDENT[4:8].lower(), live=False,
+    app = build_app(EngineService(lambda: world.engine(SystemClock()), own=True), None, "ana",
+                    INCIDENT[4:8].lower(), live=False,
                     settle=True)  # a short id, in any case
 
     async def scenario(pilot, screen):
@@ -99,7 +101,7 @@ def test_the_first_frame_comes_before_the_engine_and_no_key_acts_until_the_incid
         asked.set()
         assert go_on.wait(60)
         return world.engine(SystemClock())
-    app = build_app(slow_engine, None, "ana", INCIDENT, live=False, settle=True)
+    app = build_app(EngineService(slow_engine, own=True), None, "ana", INCIDENT, live=False, settle=True)
 
     async def scenario(pilot, screen):
         await until(pilot, asked.is_set)  # the worker started after the first frame
@@ -120,7 +122,8 @@ def test_the_first_frame_comes_before_the_engine_and_no_key_acts_until_the_incid
 def test_without_an_id_the_latest_open_incident_is_resumed(world):
     later = world.engine()
     later.open("four-flags", "ana", incident="INC-LATER1")
-    app = build_app(lambda: world.engine(SystemClock()), None, "ana", None, live=False, settle=True)
+    app = build_app(EngineService(lambda: world.engine(SystemClock()), own=True), None, "ana",
+                    None, live=False, settle=True)
 
     async def scenario(pilot, screen):
         assert "resuming the latest open incident…" in widget_text(screen.query_one(IncidentHeader))
@@ -139,7 +142,8 @@ def test_the_plugins_load_on_the_main_thread_after_the_first_frame_before_settli
         order.append("settled")
         return real(engine, incident, **options)
     monkeypatch.setattr(Engine, "reconcile", traced)
-    app = build_app(lambda: world.engine(SystemClock()), None, "ana", INCIDENT, live=False, settle=True,
+    app = build_app(EngineService(lambda: world.engine(SystemClock()), own=True), None, "ana",
+                    INCIDENT, live=False, settle=True,
                     preload=lambda: order.append(("plugins", threading.current_thread() is threading.main_thread())))
 
     async def scenario(pilot, screen):

@@ -14,6 +14,7 @@ import pytest
 
 from runbook.catalog import load, load_catalog
 from runbook.engine import CommandError, Engine, VirtualClock
+from runbook.service import EngineService
 from runbook.store import Store
 
 CATALOG = Path(__file__).parent / "reuse_catalog"
@@ -235,7 +236,7 @@ def test_the_tui_offers_to_open_the_incident_a_handoff_opened(catalog_dir, tmp_p
         engine.complete(iid, "ana")
     engine.choose(iid, "ana", "Yes")
     engine.choose(iid, "ana", "Yes")  # the handoff step is current
-    app = build_app(engine, engine.catalog, "ana", iid)
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
 
     async def settle(pilot):
         for _ in range(5):

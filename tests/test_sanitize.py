@@ -20,6 +20,7 @@ from runbook.engine import Engine, VirtualClock
 from runbook.engine.metrics import export_markdown, verify
 from runbook.errors import CommandError
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.text import InvalidActor, json_shown, markdown, one_line, shown
@@ -191,7 +192,7 @@ def test_tui_shows_hostile_titles_notes_and_toasts_escaped(hostile_catalog, tmp_
     engine = Engine(store, VirtualClock(START), None, load([str(hostile_catalog / "playbooks")]))
     iid = engine.open("gifts-feature-failing", "ana", incident="INC-TEST01").id
     engine.note(iid, "ben", NOTE)  # another responder's note arrives after the screen is up
-    app = build_app(engine, engine.catalog, "ana", iid, live=False)
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid, live=False)
 
     async def scenario():
         async with app.run_test(size=(160, 40)) as pilot:

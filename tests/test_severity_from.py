@@ -18,6 +18,7 @@ from runbook.catalog import load
 from runbook.engine import CommandError, Engine, VirtualClock, timers
 from runbook.engine.engine import ReasonNeeded
 from runbook.engine.snapshot import Snapshot
+from runbook.service import EngineService
 from runbook.store import Store
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -292,7 +293,7 @@ def test_tui_asks_why_when_lowering_and_not_when_raising(tmp_path, fixture_catal
     store = Store(str(tmp_path / "db.sqlite"))
     engine = Engine(store, VirtualClock(START), None, load([str(fixture_catalog / "playbooks")]))
     iid = engine.open("video-call-degraded", "ana", incident="INC-TEST01").id
-    app = build_app(engine, engine.catalog, "ana", iid)
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
 
     async def settle(pilot):
         for _ in range(5):

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from runbook.catalog import load
 from runbook.cli import cli
 from runbook.engine import CommandError, Engine, VirtualClock
+from runbook.service import EngineService
 from runbook.store import Store
 from runbook.tui.app import build_app
 from runbook.tui.dialogs.confirm import ConfirmDialog
@@ -94,7 +95,7 @@ def test_the_cli_gives_the_signal_and_show_says_what_waits(catalog_dir, tmp_path
 
 def test_the_tui_shows_the_wait_and_g_gives_the_signal(engine):
     iid = engine.open("go-public", "ana", incident="INC-SIGNAL").id
-    app = build_app(engine, engine.catalog, "ana", iid)
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
 
     async def settle(pilot):
         for _ in range(5):

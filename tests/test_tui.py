@@ -16,6 +16,7 @@ from pilot_helpers import flat, press, settle, widget_text
 from runbook.catalog import load
 from runbook.engine import Engine, SystemClock, VirtualClock
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.tui.app import build_app
@@ -42,7 +43,7 @@ def make(tmp_path, repo_root, fixture_catalog):
         if open_incident:
             incident = engine.open(playbook, "ana", incident="INC-TEST01").id
             engine.tick(incident)
-        return build_app(engine, engine.catalog, "ana", incident, live=live), engine
+        return build_app(EngineService(engine), engine.catalog, "ana", incident, live=live), engine
     yield factory
     for store in stores:
         store.close()
@@ -230,7 +231,7 @@ def test_quitting_never_closes_a_connection_under_a_tick_and_the_tick_still_land
     from runbook.tui.gateway import EngineGateway, GatewayClosed
 
     _, engine = make()
-    gateway = EngineGateway(engine, engine.catalog)
+    gateway = EngineGateway(EngineService(engine), engine.catalog)
     ticker = gateway.service.ticks.call(lambda engine: engine)  # the ticks lane's engine
     release, inside = threading.Event(), threading.Event()
     real_tick = ticker.tick

@@ -14,6 +14,7 @@ from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
 from runbook.plugins import PluginHost
 from runbook.read_models import debrief
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.tui.app import build_app
@@ -48,7 +49,7 @@ def make(tmp_path, repo_root, fixture_catalog):
         if open_incident:
             incident = engine.open(playbook, "ana", incident="INC-TEST01", **open_args).id
             engine.tick(incident)
-        return build_app(engine, catalog, "ana", incident, live=False), engine
+        return build_app(EngineService(engine), catalog, "ana", incident, live=False), engine
     yield factory
     for store in stores:
         store.close()

@@ -19,6 +19,7 @@ from runbook import flagd
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.tui.app import build_app
@@ -43,7 +44,7 @@ def make(tmp_path, repo_root, monkeypatch):
         host = PluginHost(Settings(flags_file=str(flags), plugins_dir=None), entry_points=False)
         engine = Engine(store, VirtualClock(START), host, load([str(repo_root / "playbooks")]))
         engine.open("video-call-degraded", "ana", incident=INCIDENT)
-        return build_app(engine, engine.catalog, "ana", INCIDENT, live=False), engine
+        return build_app(EngineService(engine), engine.catalog, "ana", INCIDENT, live=False), engine
     yield factory, flags
     for store in stores:
         store.close()

@@ -14,6 +14,7 @@ from pilot_helpers import flat, press, screen_text, settle
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.tui.app import build_app
@@ -31,7 +32,7 @@ def world(tmp_path):
     host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
     engine = Engine(store, VirtualClock(START), host, load([str(CATALOG)]))
     incident = engine.open("calls-followup", "ana", incident="INC-FOLLOW").id
-    yield engine, incident, build_app(engine, engine.catalog, "ana", incident)
+    yield engine, incident, build_app(EngineService(engine), engine.catalog, "ana", incident)
     store.close()
 
 

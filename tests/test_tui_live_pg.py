@@ -12,6 +12,7 @@ from pilot_helpers import settle
 
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
+from runbook.service import EngineService
 from runbook.store import open_store
 from runbook.tui.app import build_app
 
@@ -31,7 +32,7 @@ def test_another_machines_note_reaches_the_open_screen_through_notify(pg_cluster
         engine = Engine(mine, VirtualClock(START), None, catalog)
         incident = engine.open("video-call-degraded", "ana", incident="INC-PGLIVE").id
         elsewhere = Engine(theirs, VirtualClock(START), None, catalog)
-        app = build_app(engine, catalog, "ana", incident, live=False)
+        app = build_app(EngineService(engine), catalog, "ana", incident, live=False)
 
         async def scenario():
             async with app.run_test(size=(120, 40)) as pilot:

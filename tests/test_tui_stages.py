@@ -18,6 +18,7 @@ from rich.console import Console
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.tui.app import build_app
@@ -48,7 +49,7 @@ def make(tmp_path, repo_root):
         host = PluginHost(Settings(flags_file=str(flags), plugins_dir=None), entry_points=False)
         engine = Engine(store, VirtualClock(START), host, load([str(playbooks)]))
         incident = engine.open("video-call-degraded", "ana", incident="INC-TEST01").id
-        return build_app(engine, engine.catalog, "ana", incident, live=False), engine
+        return build_app(EngineService(engine), engine.catalog, "ana", incident, live=False), engine
     yield factory, flags
     for store in stores:
         store.close()

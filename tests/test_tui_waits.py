@@ -13,6 +13,7 @@ from pilot_helpers import press, settle
 from runbook.catalog import load
 from runbook.engine import Engine, VirtualClock
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.tui.app import build_app
@@ -47,7 +48,7 @@ def make(tmp_path):
         clock.advance(seconds=10)
         engine.tick(iid)  # the queue check holds: on to the timed wait
         assert engine.state(iid).current["main"] == "later"
-        return build_app(engine, engine.catalog, "ana", iid), engine, iid
+        return build_app(EngineService(engine), engine.catalog, "ana", iid), engine, iid
     factory.clock = clock
     yield factory
     for store in stores:

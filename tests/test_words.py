@@ -23,6 +23,7 @@ from runbook.engine.events import ApprovalGranted, decode
 from runbook.engine.metrics import export_json, export_markdown
 from runbook.plugins import PluginHost
 from runbook.serve.web import updates
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 from runbook.views import build_view
@@ -310,7 +311,7 @@ def test_tui_shows_a_stale_approval_as_needing_approval_again_with_what_changed(
     from runbook.tui.dialogs.confirm import ConfirmDialog
 
     iid = opened(engine)
-    app = build_app(engine, engine.catalog, "ana", iid)
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
 
     async def scenario():
         async with app.run_test(size=(160, 50)) as pilot:
@@ -387,7 +388,7 @@ def test_tui_approve_and_run_refuse_what_changed_while_the_dialog_was_open(engin
     from runbook.tui.dialogs.confirm import ConfirmDialog
 
     iid = opened(engine)
-    app = build_app(engine, engine.catalog, "ana", iid)
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
 
     async def scenario():
         async with app.run_test(size=(120, 40)) as pilot:

@@ -13,7 +13,9 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
 from runbook.errors import RunbookError
@@ -35,6 +37,18 @@ class Change(NamedTuple):
     seq: int
     line: str
     sse: str
+
+
+class Batch(NamedTuple):
+    """What one look at the log found, as every viewer is sent it: the changes, and their
+    server-sent events encoded once (a thousand viewers share these bytes). Empty: a heartbeat."""
+
+    changes: tuple[Change, ...] = ()
+    sse: bytes = b""
+
+    @classmethod
+    def of(cls, changes) -> Batch:
+        return cls(tuple(changes), "".join(change.sse for change in changes).encode())
 
 
 def changes_after(engine, cursor: int, limit: int = 500) -> list[Change]:
@@ -64,6 +78,7 @@ class Broadcaster:
     # second, not ten: each batch is a write to every viewer, and those writes share the event
     # loop with the alert intake.
     BURST, GAP = 20, 0.5
+    MOST = 5000  # changes handed out in one batch at most
 
     def __init__(self, service: EngineService):
         self._service = service
@@ -75,6 +90,8 @@ class Broadcaster:
         self._thread: threading.Thread | None = None
         self._listener = None
         self.cursor: int | None = None
+        self._ended = False
+        self._fanouts: dict[asyncio.AbstractEventLoop, Fanout] = {}
         self.listening = threading.Event()  # set once changes from now on reach the subscribers
 
     def subscribe(self, callback: Callable[[list[Change]], None]) -> None:
@@ -89,12 +106,28 @@ class Broadcaster:
                 self._callbacks.remove(callback)
 
     def queue(self) -> asyncio.Queue:
-        """A queue of lists of changes for the calling event loop's subscriber; `drop` it when done."""
+        """A queue of batches of changes (`Batch`) for the calling event loop's subscriber; `drop` it
+        when done. None on it: the feed has ended (the service is closing); so it is on a queue made after."""
         queue: asyncio.Queue = asyncio.Queue()
         with self._lock:
+            if self._ended:
+                queue.put_nowait(None)
+                return queue
             self._queues[queue] = asyncio.get_running_loop()
         self._start()
         return queue
+
+    def queues(self) -> int:
+        """How many queues are subscribed (live viewers)."""
+        with self._lock:
+            return len(self._queues)
+
+    def end(self) -> None:
+        """End every queue's feed (None on each), now and for queues made later, so that live
+        streams finish and a server can stop without waiting for them; callbacks are unaffected."""
+        with self._lock:
+            self._ended = True
+        self._to_queues(None)
 
     def drop(self, queue: asyncio.Queue) -> None:
         with self._lock:
@@ -141,40 +174,57 @@ class Broadcaster:
                     log.warning("live updates: %s", one_line(str(exc)))
             if time.monotonic() - sent >= self.HEARTBEAT:
                 sent = time.monotonic()
-                self._to_queues([])
+                self._to_queues(Batch())
 
     def _publish(self, reads: Lane) -> int:
-        """Hand out what was appended since the last look; how many changes."""
+        """Hand out what was appended since the last look, as one batch (each batch is a write
+        to every viewer); how many changes."""
         if reads.call(lambda engine: engine.change_cursor()) <= self.cursor:
             return 0
-        found = 0
-        while changes := reads.call(changes_after, self.cursor):
-            found += len(changes)
+        found: list[Change] = []
+        while len(found) < self.MOST and (changes := reads.call(changes_after, self.cursor)):
+            found += changes
             self.cursor = changes[-1].position
-            with self._lock:
-                callbacks = list(self._callbacks)
-            for callback in callbacks:
-                try:
-                    callback(changes)
-                except Exception:  # one subscriber's failure is not another's
-                    log.exception("a live update subscriber failed")
-            self._to_queues(changes)
-        return found
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            try:
+                callback(found)
+            except Exception:  # one subscriber's failure is not another's
+                log.exception("a live update subscriber failed")
+        self._to_queues(Batch.of(found))
+        return len(found)
 
-    def _to_queues(self, changes: list[Change]) -> None:
-        """Put `changes` on every queue, through one call onto each queue's event loop."""
+    def _to_queues(self, batch: Batch | None) -> None:
+        """Put `batch` on every queue, through each queue's event loop's fan-out."""
         with self._lock:
             queues = dict(self._queues)
         loops: dict = {}
         for queue, loop in queues.items():
             loops.setdefault(loop, []).append(queue)
         for loop, group in loops.items():
+            with self._lock:
+                fanout = self._fanouts.setdefault(loop, Fanout())
             try:
-                loop.call_soon_threadsafe(_put_each, group, changes)
+                loop.call_soon_threadsafe(fanout.add, group, batch)
             except RuntimeError:  # that loop is closed: its viewers are gone
-                pass
+                with self._lock:
+                    self._fanouts.pop(loop, None)
+
+    @contextmanager
+    def first(self):
+        """Work that goes before the live streams on the calling event loop (an alert being taken):
+        while it runs, that loop's fan-out leaves it room (see Fanout)."""
+        with self._lock:
+            fanout = self._fanouts.setdefault(asyncio.get_running_loop(), Fanout())
+        fanout.waiting += 1
+        try:
+            yield
+        finally:
+            fanout.waiting -= 1
 
     def close(self) -> None:
+        self.end()
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -184,14 +234,47 @@ class Broadcaster:
             self._listener = None
 
 
-SLICE = 50  # queues woken per turn of the event loop
+class Fanout:
+    """One event loop's live queues woken with each batch, in the order the batches came, SLICE
+    queues per turn of the loop: the viewers woken write their streams before the next slice is
+    woken, so a request that arrived meanwhile waits for one slice's writes at each of its steps,
+    not for a thousand. While work that goes first is running (`Broadcaster.first`: an alert
+    being taken), the slices come STEP apart, leaving the loop to that work in between: a flood
+    of alerts beside a thousand viewers is answered nearly as without them, and the viewers
+    still get everything, a little later. Used on its loop's thread only."""
 
+    SLICE = 10
+    STEP = 0.002
 
-def _put_each(queues, changes) -> None:
-    """Put `changes` on each queue, SLICE at a time with a turn of the event loop in between:
-    the viewers woken write their streams before the next slice is woken, so a request that
-    arrived meanwhile (an alert delivery) is read after one slice's writes, not a thousand."""
-    for queue in queues[:SLICE]:
-        queue.put_nowait(changes)
-    if len(queues) > SLICE:
-        asyncio.get_running_loop().call_soon(_put_each, queues[SLICE:], changes)
+    def __init__(self):
+        self.pending: deque = deque()  # [queues, how many were woken, batch]
+        self.waiting = 0
+        self._running = False
+
+    def add(self, queues: list, batch: Batch | None) -> None:
+        last = self.pending[-1] if self.pending else None
+        if (last is not None and last[1] == 0 and last[2] is not None and batch is not None
+                and len(last[2].changes) + len(batch.changes) <= Broadcaster.MOST):
+            # not started yet: one batch to the viewers there are now (a viewer that joined since
+            # skips what it already has by position), so a backlog is one write per viewer, not many
+            self.pending[-1] = [queues, 0, Batch.of(last[2].changes + batch.changes)]
+            return
+        self.pending.append([queues, 0, batch])
+        if not self._running:
+            self._running = True
+            self._step()
+
+    def _step(self) -> None:
+        work = self.pending[0]
+        queues, start, batch = work
+        for queue in queues[start:start + self.SLICE]:
+            queue.put_nowait(batch)
+        work[1] = start + self.SLICE
+        if work[1] >= len(queues):
+            self.pending.popleft()
+        if not self.pending:
+            self._running = False
+        elif self.waiting:
+            asyncio.get_running_loop().call_later(self.STEP, self._step)
+        else:
+            asyncio.get_running_loop().call_soon(self._step)

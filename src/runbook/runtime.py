@@ -64,13 +64,17 @@ class Runtime:
         engine.catalog_loader = lambda: load_catalog(self.catalog_paths())
         return engine
 
-    def service(self, engine: Engine | None = None) -> EngineService:
+    def service(self, engine: Engine | None = None, one_lane: bool = False) -> EngineService:
         """The engine service on `engine` (its caller's to close; the service closes the
-        connections it opens for its other lanes), else on an engine and store of its own that
-        it closes itself. The caller closes the service."""
+        connections it opens for its other lanes), else on an engine and store of its own, made
+        when the service is first used (off a screen's thread, say), that it closes itself.
+        `one_lane`: every lane is that engine, run on the caller's thread (a one-shot command).
+        The caller closes the service."""
         from runbook.service import EngineService
 
-        return EngineService(engine, own=False) if engine is not None else EngineService(self.new_engine, own=True)
+        if engine is None:
+            return EngineService(self.new_engine, own=True, one_lane=one_lane)
+        return EngineService(engine, own=False, one_lane=one_lane)
 
     def settings(self, **overrides) -> Settings:
         from runbook.settings import Settings

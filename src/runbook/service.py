@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
@@ -167,6 +168,7 @@ class EngineService:
             self.ticks = Lane("ticks", self._sibling)
         self.chat: Lane | None = None  # made by chat_lane(): only a server with a chat has it
         self.timer_pass = TimerPass()
+        self.backlog = AlertBacklog(self.ticks)
         self.broadcaster = Broadcaster(self)
         self.keeper: LeaseKeeper | None = None
         self.closed = False
@@ -240,10 +242,7 @@ class EngineService:
         except BaseException:
             owners.release(owner)
             raise
-        try:
-            self.ticks.submit(_act_on_alerts, received, owner, actor)
-        except ServiceClosed:  # closing: the rows stay pending with a gone owner; recovered at start
-            owners.release(owner)
+        self.backlog.add(received, owner, actor)
         return [each.answer() for each in received]
 
     # reads --------------------------------------------------------------------------------
@@ -370,17 +369,76 @@ def _set_catalog(engine, catalog) -> None:
     engine.catalog = catalog
 
 
-def _act_on_alerts(engine, received, owner, actor) -> None:
+class AlertBacklog:
+    """The alerts recorded and not yet acted on (their incidents opened, joined or resolved), in
+    the order they came, acted on by the ticks lane PORTION at a time: a timer pass queued on
+    the lane meanwhile runs between two portions, so the escalations of the incidents already
+    open are not held up while an alert storm's thousands of incidents open (each a few ms)."""
+
+    PORTION = 50
+
+    def __init__(self, ticks: Lane):
+        self._ticks = ticks
+        self._deliveries: deque = deque()  # [alerts not acted on yet, owner, actor] per delivery
+        self._lock = threading.Lock()
+        self._draining = False
+
+    def add(self, received: list, owner: dict, actor: str) -> None:
+        with self._lock:
+            self._deliveries.append([list(received), owner, actor])
+            if self._draining:
+                return
+            self._draining = True
+        self._next()
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(len(delivery[0]) for delivery in self._deliveries)
+
+    def _next(self) -> None:
+        try:
+            self._ticks.submit(self._portion)
+        except ServiceClosed:  # closing: the rows stay pending with a gone owner; recovered at start
+            with self._lock:
+                gone, self._deliveries, self._draining = self._deliveries, deque(), False
+            for _, owner, _ in gone:
+                owners.release(owner)
+
+    def _portion(self, engine) -> None:
+        left = self.PORTION
+        while left > 0:
+            with self._lock:
+                if not self._deliveries:
+                    self._draining = False
+                    return
+                alerts, owner, actor = delivery = self._deliveries[0]
+                now, delivery[0] = alerts[:left], alerts[left:]
+                if not delivery[0]:
+                    self._deliveries.popleft()
+            left -= len(now)
+            if not _act_on_alerts(engine, now, owner, actor):
+                with self._lock:  # the rest of that delivery stays pending too
+                    if self._deliveries and self._deliveries[0] is delivery:
+                        self._deliveries.popleft()
+                delivery[0] = []
+            if not delivery[0]:
+                owners.release(owner)
+        self._next()
+
+
+def _act_on_alerts(engine, received, owner, actor) -> bool:
+    """Act on `received`; False when that failed (the rows stay pending: the timer pass takes
+    them over, `recover`)."""
     try:
         for outcome in intake.act(engine, received, owner, actor):
             if outcome.outcome != "repeat":
                 log.info("alert %s %s: %s%s%s", one_line(outcome.alertname or outcome.fingerprint), outcome.status,
                          outcome.outcome, f" {outcome.incident}" if outcome.incident else "",
                          f" ({one_line(outcome.reason)})" if outcome.reason else "")
-    except RunbookError as exc:  # the rows stay pending; the timer pass takes them over (`recover`)
+    except RunbookError as exc:
         log.error("could not act on a delivery: %s", one_line(str(exc)))
-    finally:
-        owners.release(owner)
+        return False
+    return True
 
 
 # ticks ------------------------------------------------------------------------------------

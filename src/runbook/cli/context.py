@@ -66,9 +66,7 @@ class Context(Runtime):
         if lanes:
             service = self.service(engine)
         elif self._service is None:
-            from runbook.service import EngineService
-
-            service = self._service = EngineService(engine, own=False, one_lane=True)
+            service = self._service = self.service(engine, one_lane=True)
         else:
             return self._service
         click.get_current_context().call_on_close(service.close)

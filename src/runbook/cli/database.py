@@ -71,23 +71,24 @@ def migrate(ctx: Context, grant_to, grant_server):
 @click.pass_obj
 def check(ctx: Context, sample, as_json):
     """Connectivity, schema version, pending migrations, durability settings and every incident's chain."""
-    from runbook.engine import Engine, SystemClock
-
     store = _open(ctx, migrate=False, create=False)
     try:
         version, pending = store.schema_version()
         report = {"database": store.path, "reachable": True, "version": version,
                   "pending": [{"id": n, "name": name} for n, name in pending], "settings": store.settings(),
                   "incidents": 0, "checked": 0, "broken": []}
-        if not pending:
-            engine = Engine(store, SystemClock(), None, None)
-            rows = store.incidents(limit=sample)
-            report["incidents"] = len(store.incidents()) if sample else len(rows)
-            for row in rows:
-                result = engine.integrity(row["id"])
-                report["checked"] += 1
-                if not result.ok:
-                    report["broken"].append({"incident": row["id"], "problems": list(result.problems)})
+        if not pending:  # the chains are read only on a schema this version knows
+            service = ctx.service(ctx.new_engine(store), one_lane=True)
+            try:
+                rows = store.incidents(limit=sample)
+                report["incidents"] = len(store.incidents()) if sample else len(rows)
+                for row in rows:
+                    result = service.query("integrity", row["id"])
+                    report["checked"] += 1
+                    if not result.ok:
+                        report["broken"].append({"incident": row["id"], "problems": list(result.problems)})
+            finally:
+                service.close()
     finally:
         store.close()
     ok = not pending and not report["broken"]

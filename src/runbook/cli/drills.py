@@ -101,10 +101,10 @@ def run(ctx: Context, drill_id, auto, runs, seed, exact, as_json, actor):
     if live and not click.confirm(f"Drill {model.id} is declared LIVE: it flips real flags in production. "
                                   "Go ahead?", default=False):
         raise UsageError("live drill not confirmed; nothing was started")
-    state = ctx.engine_service(catalog=True).command("open", model.playbook, actor, symptom=model.symptom,
-                                                     severity=model.severity, drill=True, rehearse=model.id,
-                                                     live=live)
-    run_tui(ctx, actor, state.id, ctx.engine())  # the TUI's gateway puts its own service on it
+    service = ctx.engine_service(catalog=True, lanes=True)  # the TUI's too
+    state = service.command("open", model.playbook, actor, symptom=model.symptom, severity=model.severity,
+                            drill=True, rehearse=model.id, live=live)
+    run_tui(ctx, actor, state.id, service)
 
 
 @group.command("schedule")

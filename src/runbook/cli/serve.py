@@ -51,11 +51,13 @@ def _size(text: str) -> int:
 @click.option("--lease", default=10.0, show_default=True, type=click.FloatRange(1, 3600),
               help="Seconds this server's lease on the work it owns (pending alerts, flag changes in flight) "
                    "lasts unrenewed; renewed every third of it. Another server takes the work over once it ends.")
+@click.option("--max-viewers", default=1000, show_default=True, type=click.IntRange(1, None),
+              help="Live status-page streams at once (each a connection); 503 beyond.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="How much to log to stderr.")
 @click.pass_obj
 def serve(ctx: Context, host, port, token_file, view_token_file, public, status_page_id, max_body, tick_every,
-          alert_retention, request_timeout, lease, log_level):
+          alert_retention, request_timeout, lease, max_viewers, log_level):
     """Run runbook as a long-running server until interrupted (Ctrl-C or SIGTERM).
 
     \b
@@ -123,7 +125,7 @@ def serve(ctx: Context, host, port, token_file, view_token_file, public, status_
     import uvicorn
 
     from runbook.serve import ServeError, deadlines, read_token
-    from runbook.serve.app import ServeConfig, build_app
+    from runbook.serve.app import ServeConfig, Server, build_app
 
     token = read_token("RUNBOOK_SERVE_TOKEN", token_file, "intake token")
     view_token = None
@@ -141,11 +143,12 @@ def serve(ctx: Context, host, port, token_file, view_token_file, public, status_
     chat_room = matrix.check_configuration()
     limit = _size(max_body)
     retention = _retention(alert_retention)
-    engine = ctx.engine(catalog=True)  # the catalog and the database checked before listening
-    if engine.catalog.errors:
-        echo(f"runbook serve: warning: the catalog has {len(engine.catalog.errors)} error(s); invalid documents "
+    service = ctx.engine_service(catalog=True, lanes=True)  # the catalog and the database checked before listening
+    errors = service.read(lambda engine: engine.catalog.errors)
+    if errors:
+        echo(f"runbook serve: warning: the catalog has {len(errors)} error(s); invalid documents "
              "are left out and match no alert (run `runbook validate`)", err=True)
-    page_model = _status_page(engine.catalog, status_page_id) if public else None
+    page_model = service.read(lambda engine: _status_page(engine.catalog, status_page_id)) if public else None
     if status_page_id and not public:
         raise UsageError("--status-page goes with --public")
     email = public and _mail_settings(ctx.settings())
@@ -160,14 +163,12 @@ def serve(ctx: Context, host, port, token_file, view_token_file, public, status_
         page += f"; public page http://{_hostport(where)}/status"
     echo(f"runbook serve: listening on http://{_hostport(where)} (POST /alertmanager; {page}); Ctrl-C stops",
          err=True)
-    app = build_app(ctx.engine_service(catalog=True, lanes=True),
-                    ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token,
-                                pagerduty_secret=pd_secret, chat_every=0.25 if chat_room else 0.0,
-                                alert_retention=retention, lease=lease, public=page_model,
-                                email=email))
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug",
-                                           lifespan="on", timeout_graceful_shutdown=5,
-                                           http=deadlines.protocol(request_timeout)))
+    app = build_app(service, ServeConfig(token, limit, tick_every, tuple(ctx.catalog_paths()), view_token,
+                                         pagerduty_secret=pd_secret, chat_every=0.25 if chat_room else 0.0,
+                                         alert_retention=retention, lease=lease, public=page_model, email=email,
+                                         max_viewers=max_viewers))
+    server = Server(uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug", lifespan="on",
+                                   timeout_graceful_shutdown=5, http=deadlines.protocol(request_timeout)), service)
     server.run(sockets=[sock])
 
 

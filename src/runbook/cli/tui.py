@@ -14,23 +14,24 @@ from runbook.errors import UsageError
 __all__ = ["open_incident", "require_terminal", "resume", "run_tui"]
 
 
-def run_tui(ctx: Context, actor: str, incident: str | None = None, engine=None, opening: dict | None = None,
+def run_tui(ctx: Context, actor: str, incident: str | None = None, service=None, opening: dict | None = None,
             settle: bool = False) -> None:
-    """Run the Textual app (on `incident`, else the home screen) until the user quits. `engine`
-    may be a function that makes one: then it is made on a worker after the first frame, and it
-    and its store are closed here. `settle`: `incident` is as typed (None: the latest open one),
-    found and settled by the screen (see IncidentScreen.settle). An error that ended the app
-    early is raised once the terminal is back."""
+    """Run the Textual app (on `incident`, else the home screen) until the user quits, on
+    `service` (the command's, with lanes: `ctx.engine_service(lanes=True)`), else on a service
+    of the runtime's whose engine is made on a worker after the first frame and closed here.
+    `settle`: `incident` is as typed (None: the latest open one), found and settled by the
+    screen (see IncidentScreen.settle). An error that ended the app early is raised once the
+    terminal is back."""
     import gc
 
     gc.disable()  # until the first frame: see runbook/__main__.py; the app turns it back on
     from runbook.tui.app import build_app  # textual loads only when the TUI runs
 
-    engine = engine or ctx.engine()
     paths = ctx.catalog_paths()
-    catalog = (None if callable(engine) else engine.catalog) or (lambda: load_catalog(paths))
+    catalog = (ctx.engine().catalog if service is not None else None) or (lambda: load_catalog(paths))
+    service = service or ctx.service()
     # the plugins load on this thread right after the first frame (the engines' work runs on workers)
-    app = build_app(engine, catalog, actor, incident, opening=opening, preload=ctx.host, settle=settle)
+    app = build_app(service, catalog, actor, incident, opening=opening, preload=ctx.host, settle=settle)
     try:
         app.run()
         # the screen is gone; a check or a step's command may still be finishing its event
@@ -61,16 +62,15 @@ def open_incident(ctx: Context, playbook, symptom, severity, drill, params, labe
     require_terminal("open", "`runbook incident open`")
     from runbook.engine.engine import MissingParameters
 
-    service = ctx.engine_service(catalog=True)
-    engine = ctx.engine()  # the TUI's gateway puts its own service on it
+    service = ctx.engine_service(catalog=True, lanes=True)  # the TUI's too
     try:
         state = service.command("open", playbook, actor, symptom=symptom, severity=severity, drill=drill,
                                 params=params, labels=labels)
     except MissingParameters:
-        run_tui(ctx, actor, engine=engine, opening={"playbook": playbook, "params": params, "labels": labels,
-                                                    "symptom": symptom, "severity": severity, "drill": drill})
+        run_tui(ctx, actor, service=service, opening={"playbook": playbook, "params": params, "labels": labels,
+                                                      "symptom": symptom, "severity": severity, "drill": drill})
         return
-    run_tui(ctx, actor, state.id, engine)
+    run_tui(ctx, actor, state.id, service)
 
 
 @click.command(short_help="Reopen an incident in the TUI (default: the latest open one).")
@@ -89,4 +89,4 @@ def resume(ctx: Context, incident_id, actor):
     # The screen is drawn at once; a worker then makes the engine, finds the incident and
     # settles what a crash left half-done before any key acts. An error there (no such
     # incident, a damaged record, a database out of reach) ends the app, and run_tui raises it.
-    run_tui(ctx, actor, incident_id, ctx.new_engine, settle=True)
+    run_tui(ctx, actor, incident_id, settle=True)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlencode
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -62,6 +63,7 @@ PRUNE_EVERY = 3600  # ...looked at once an hour (and at start)
 PAGE = 200  # /api/alerts rows by default
 MAX_PAGE = 1000
 PAGE_BYTES = 1024 * 1024  # a page ends after the row that takes it past this much JSON
+MAX_VIEWERS = 1000  # live status-page streams at once: each holds a connection, a file descriptor and a queue
 
 
 class ServeConfig(NamedTuple):
@@ -76,6 +78,7 @@ class ServeConfig(NamedTuple):
     lease: float = DEFAULT_LEASE  # seconds this server's lease on its work lasts unrenewed (0: holds none)
     public: object | None = None  # the StatusPage `--public` serves without a token; None: no public page
     email: bool = False  # a mail server is configured: the public page offers email subscriptions
+    max_viewers: int = MAX_VIEWERS  # live status-page streams at once; 503 beyond
 
 
 class CatalogWatcher:
@@ -173,10 +176,28 @@ def _reload(paths):
     return catalog
 
 
+class Server(uvicorn.Server):
+    """Uvicorn's server that ends the status page's live streams first when it stops: a stream
+    never ends on its own, and uvicorn waits for every response (up to its graceful timeout, then
+    cancels them with a traceback) before the app's own shutdown closes the service."""
+
+    def __init__(self, config: uvicorn.Config, service: EngineService):
+        super().__init__(config)
+        self.service = service
+
+    async def shutdown(self, sockets=None) -> None:
+        self.service.broadcaster.end()
+        await super().shutdown(sockets)
+
+
 def build_app(service: EngineService, config: ServeConfig) -> Starlette:
     """The server's app on `service`, which it closes when the server stops."""
 
     async def alertmanager(request: Request):
+        with service.broadcaster.first():  # the live streams make room for an alert being taken
+            return await take(request)
+
+    async def take(request: Request):
         if not authorized(request, config.token):
             return unauthorized()
         try:
@@ -327,7 +348,7 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
 
     from runbook.serve import pagerduty, web
 
-    page = web.routes(service, config.view_token) if config.view_token else web.off_routes()
+    page = web.routes(service, config.view_token, config.max_viewers) if config.view_token else web.off_routes()
     if config.public is not None:
         from runbook.serve import public, subscriptions
 

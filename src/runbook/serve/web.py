@@ -9,7 +9,9 @@
     GET /live                     server-sent events: one per event appended to any incident, by
                                   anyone; a reconnect sends Last-Event-ID and catches up from there.
                                   Every viewer is fed by the service's one broadcaster: a thousand
-                                  viewers cost one watcher of the log, not a thousand pollers
+                                  viewers cost one watcher of the log, not a thousand pollers.
+                                  At most --max-viewers streams at once (default 1000): 503 beyond;
+                                  each stream ends when the server stops
     GET /static/...               the style sheet and the one script (no inline script anywhere)
 
 Every page needs the viewer token (RUNBOOK_VIEW_TOKEN; not the intake token): as a bearer header,
@@ -209,8 +211,9 @@ def postmortem(engine, incident: str) -> str:
     return export_markdown(state)
 
 
-def routes(service, token: str) -> list:
-    """The status page's routes: pages read on the service's reads lane, /live fed by its broadcaster."""
+def routes(service, token: str, max_viewers: int) -> list:
+    """The status page's routes: pages read on the service's reads lane, /live fed by its broadcaster
+    to at most `max_viewers` streams at once."""
 
     def denied(request: Request) -> Response:
         return page("denied.html", status=401)
@@ -258,6 +261,10 @@ def routes(service, token: str) -> list:
     async def live(request: Request):
         if not viewer(request, token):
             return denied(request)
+        if service.broadcaster.queues() >= max_viewers:  # counted and joined in one turn of the loop
+            return PlainTextResponse(f"too many live viewers: this server streams to at most {max_viewers} "
+                                     "(runbook serve --max-viewers); the page still works, reload it for news\n",
+                                     status_code=503, headers={**HEADERS, "Retry-After": "60"})
         raw = (request.headers.get("last-event-id") or request.query_params.get("after") or "").strip()
         changes = service.broadcaster.queue()  # before reading where the log ends: nothing falls between
         try:
@@ -281,12 +288,15 @@ def routes(service, token: str) -> list:
                     yield "".join(change.sse for change in missed)
                 while True:
                     batch = await changes.get()  # the broadcaster sends an empty one as the heartbeat
-                    if not batch:
-                        yield ": still here\n\n"
-                        continue
-                    fresh = [change.sse for change in batch if change.position > cursor]
-                    if fresh:  # one write per batch: a thousand viewers, a thousand writes, not one per event
-                        cursor = batch[-1].position
+                    if batch is None:  # the server is stopping: end the stream, the browser reconnects
+                        return
+                    if not batch.changes:
+                        yield b": still here\n\n"
+                    elif batch.changes[0].position > cursor:  # the usual case: the bytes every viewer shares
+                        cursor = batch.changes[-1].position
+                        yield batch.sse
+                    elif fresh := [change.sse for change in batch.changes if change.position > cursor]:
+                        cursor = batch.changes[-1].position  # caught up past part of it on connecting
                         yield "".join(fresh)
             finally:
                 service.broadcaster.drop(changes)

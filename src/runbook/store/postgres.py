@@ -41,6 +41,7 @@ import re
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -93,6 +94,10 @@ def create_table(name: str) -> list[str]:
 
 _SUMMARY_TYPES = {"last_seq": "integer", "status_rank": "integer"}  # the rest of SUMMARY_PARAMS are text
 
+# What runbook_append must be for today's summary statement (core.summary_update_sql) and
+# SUMMARY_PARAMS, which APPEND_CALL passes. A database gets the function from the migrations, as
+# frozen text (postgres_migrations/); the newest one that defines it must be exactly this
+# (tests/test_pg_append_migration.py): a change here needs a migration that replaces the function.
 # The events come as one JSON array of objects named as the columns of events: psycopg encodes
 # one text faster than an array per column (about 30 µs an append here).
 APPEND_FUNCTION = f"""CREATE FUNCTION runbook_append(p_expected integer, p_prev text, p_events json,
@@ -153,8 +158,9 @@ REVOKE_PROJECTIONS = """DO $$
             EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON checkpoints FROM %I', r.grantee);
         END LOOP;
     END $$"""
-# The event types this schema accepts (engine/events' registry when migration 5 was written:
-# tests/test_integrity_pg.py fails when a type is added without a migration that widens this).
+# The event types migration 5's trigger accepted (engine/events' registry then); migration 10's
+# takes today's (tests/test_integrity_pg.py fails when a type is added without a migration that
+# widens the newest trigger's list).
 EVENT_TYPES = (
     "acknowledged", "action_finished", "action_item_added", "action_started", "alert_received",
     "alert_state_changed", "approval_granted", "capture_missed", "check_polled", "closed", "decision_made",
@@ -188,6 +194,11 @@ EVENT_CHECK_FUNCTION = f"""CREATE FUNCTION runbook_event_checked() RETURNS trigg
 APPEND_CALL = f"SELECT runbook_append(?, ?, ?, {', '.join('?' * len(SUMMARY_PARAMS))})"
 _EVENT_FIELDS = ("seq", "ts", "actor", "type", "data", "prev_hash", "hash", "mac")  # core.event_row after incident
 
+def frozen(name: str) -> str:
+    """A migration's SQL as it was written when it was added (postgres_migrations/NAME)."""
+    return (Path(__file__).parent / "postgres_migrations" / name).read_text(encoding="utf-8").rstrip("\n")
+
+
 MIGRATIONS = (
     (1, "events, incidents projection, snapshots, simulations, drill schedule, alerts", [
         *(statement for name in ("events", "incidents", "snapshots", "simulations", "drill_schedule", "alerts")
@@ -206,19 +217,18 @@ MIGRATIONS = (
             FOR EACH STATEMENT EXECUTE FUNCTION runbook_events_append_only()""",
     ]),
     (3, "checkpoints: big incidents open from their folded state", create_table("checkpoints")),
-    # its body holds the core's summary statement as it was then: a change to that statement
-    # needs a migration that replaces the function
+    # its body holds the core's summary statement as it was then (see APPEND_FUNCTION)
     (4, "appends in one round trip: a function checks the log's end, inserts and keeps the summary",
-     [APPEND_FUNCTION]),
+     [frozen("4_append.sql")]),
     (5, "responders write no projection: appends keep the summary as the owner, events are checked as "
         "they go in, a request id a retry finds, checkpoints only from roles that may write them", [
         "ALTER TABLE events ADD COLUMN IF NOT EXISTS request text COLLATE \"C\"",
         # partial: an index on (incident, …) for every event would compete with the key for lookups by
         # incident alone (chosen while the table was small, it scanned each incident's log on every append)
         "CREATE UNIQUE INDEX IF NOT EXISTS idx_events_request ON events (incident, request) WHERE request IS NOT NULL",
-        APPEND_DEFINER,
+        frozen("5_append.sql"),
         "REVOKE EXECUTE ON FUNCTION runbook_append FROM PUBLIC",
-        EVENT_CHECK_FUNCTION,
+        frozen("5_event_check.sql"),
         "CREATE TRIGGER events_checked BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION runbook_event_checked()",
         # any role granted before could write checkpoints, so none written until now is trusted
         "DELETE FROM checkpoints",
@@ -236,6 +246,8 @@ MIGRATIONS = (
     (8, "scheduled maintenance windows", create_table("maintenance")),
     (9, "subscribers to the public page and what was sent to them",
      [*create_table("subscribers"), *create_table("deliveries")]),
+    (10, "the trigger takes the event types added since migration 5 (what PagerDuty reported, the chat's posts "
+         "and commands, reviews, action items closed and reminded)", [frozen("10_event_check.sql")]),
 )
 
 

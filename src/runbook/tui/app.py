@@ -212,7 +212,8 @@ def offer(parameters: dict, typed: str, known: dict) -> dict[str, str]:
     return out
 
 
-def build_app(engine, catalog, actor: str, incident: str | None = None, live: bool = True,
+def build_app(service, catalog, actor: str, incident: str | None = None, live: bool = True,
               opening: dict | None = None, preload=None, settle: bool = False) -> RunbookApp:
-    """The app on `engine` (or a function that makes it when first needed: see EngineGateway)."""
-    return RunbookApp(EngineGateway(engine, catalog), catalog, actor, incident, live, opening, preload, settle)
+    """The app on the engine service `service` (its engine may be made when first needed: see
+    EngineGateway), which the app closes when it ends."""
+    return RunbookApp(EngineGateway(service, catalog), catalog, actor, incident, live, opening, preload, settle)

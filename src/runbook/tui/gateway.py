@@ -35,16 +35,16 @@ class GatewayClosed(ServiceClosed):
 
 
 class EngineGateway:
-    """The TUI's engine service, and what its screens ask of it.
+    """What the TUI's screens ask of the engine service it is given (made by the composition
+    root, runbook/runtime.py), which it closes when the TUI ends.
 
-    `engine` is the Engine, or a function that makes one: then it is made when engine work is
-    first asked for, off the screen's thread (`runbook resume` draws its first frame before the
-    engine is made; see IncidentScreen.settle), and closed with its store when the gateway is.
+    The service's first engine may be made when engine work is first asked for, off the screen's
+    thread (`runbook resume` draws its first frame before the engine is made; see
+    IncidentScreen.settle). `unavailable(error)` is called if it cannot be made: the screen
+    cannot work."""
 
-    `unavailable(error)` is called if the engine cannot be made: the screen cannot work."""
-
-    def __init__(self, engine, catalog=None):
-        self.service = EngineService(engine, own=callable(engine))
+    def __init__(self, service: EngineService, catalog=None):
+        self.service = service
         self.unavailable = None
         self._told = False  # whether `unavailable` was called
         self._telling = threading.Lock()
