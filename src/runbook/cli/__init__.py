@@ -162,7 +162,8 @@ def click_message(exc: click.ClickException) -> str:
 
 
 def click_exit_code(exc: click.ClickException) -> int:
-    """Usage errors exit 2 (docs/commands.md); click's other errors keep theirs, a file click could not open is a usage error."""
+    """Usage errors exit 2 (docs/commands.md); click's other errors keep theirs, a file click could
+    not open is a usage error."""
     if isinstance(exc, (click.UsageError, click.FileError)):
         return UsageError.exit_code
     return exc.exit_code
