@@ -199,6 +199,7 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
                 except re.error as exc:
                     yield doc.problem(("symptoms", i, "match", "labels", matcher.name, "regex"),
                                       f"invalid regular expression: {exc}", code="regex")
+        yield from _group_by(doc, pb, i, symptom)
     yield from _unique_within(doc, "symptom", [(("symptoms", i, "id"), s.id) for i, s in enumerate(pb.symptoms)])
     for i, symptom in enumerate(pb.symptoms):
         if symptom.auto_degrade and symptom.auto_degrade not in pb.degradations:
@@ -415,6 +416,17 @@ def _severities_run_at(data: dict) -> list[str]:
     found += list(((data.get("severity_from") or {}).get("map") or {}).values())
     found += [rise.get("to") for symptom in data.get("symptoms") or () for rise in symptom.get("severity_rises") or ()]
     return [level for level in dict.fromkeys(found) if isinstance(level, str)]
+
+
+def _group_by(doc: Document, pb: Playbook, i: int, symptom):
+    """group_by: naming the severity label would keep a warning and its critical apart."""
+    severity = pb.severity_from.label if pb.severity_from else "severity"
+    for j, name in enumerate(symptom.group_by or ()):
+        if name in (severity, "severity"):
+            yield doc.problem(("symptoms", i, "group_by", j),
+                              f"label '{name}' carries the severity, so grouping by it keeps the warning and the "
+                              "critical of one condition in two incidents; drop it (a sibling's higher severity "
+                              "raises the incident it joins)", code="group")
 
 
 def _severity_from(doc: Document, index: _Index):

@@ -214,6 +214,7 @@ class Symptom(NamedTuple):
     severity_rises: tuple[tuple[int, str], ...] = ()
     auto_degrade: str | None = None  # a degradation applied by itself when an alert opens the incident
     auto_severities: tuple[str, ...] = ()  # ...only at these severities (empty: any)
+    group_by: tuple[str, ...] | None = None  # labels making one group of sibling alerts (None: the default)
 
 
 class StageCheck(NamedTuple):
@@ -518,6 +519,7 @@ def build_playbook(data: dict) -> Playbook:
                 severity_rises=tuple((parse_duration(r["after"]), r["to"]) for r in s.get("severity_rises", ())),
                 auto_degrade=(s.get("auto_degrade") or {}).get("degradation"),
                 auto_severities=tuple((s.get("auto_degrade") or {}).get("severities", ())),
+                group_by=tuple(s["group_by"]) if "group_by" in s else None,
             )
             for s in data.get("symptoms", ())
         ),

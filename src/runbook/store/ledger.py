@@ -42,7 +42,8 @@ class SqlAlertLedger:
         from firing to resolved) and returned as it was before, with False. New: a malformed
         alert (`rejected`: why) is kept as 'rejected'; when an earlier occurrence of the same
         alert is linked to an incident still open, the new one is linked to it
-        (outcome 'attached'); else a firing alert with a playbook reserves an incident id drawn
+        (outcome 'attached'); so is a firing sibling (`group`: the label names whose values make
+        its group, None for none) of an alert whose incident is open or reserved; else a firing alert with a playbook reserves an incident id drawn
         from `new_incident()` that no incident and no other alert holds (outcome 'pending',
         `owner` recorded until the incident exists); else it is kept as 'unmatched' (or
         'resolved' when runbook first hears of it resolved). Returns (row, True)."""
@@ -68,10 +69,14 @@ class SqlAlertLedger:
         row = {name: alert.get(name) for name in ALERT_COLUMNS}
         row.update(first_seen=now, last_seen=now, deliveries=1, owner=None)
         linked = None if alert.get("rejected") else self._open_incident_of(alert["fingerprint"], alert["labels"])
+        sibling = None if linked or alert.get("rejected") or alert["status"] == "resolved" \
+            else self._sibling_incident_of(alert)
         if alert.get("rejected"):
             row.update(incident=None, outcome="rejected", reason=alert["rejected"])
         elif linked:
             row.update(incident=linked, outcome="attached")
+        elif sibling:
+            row.update(incident=sibling[0], outcome="attached", reason=sibling[1])
         elif alert["status"] == "resolved":
             row.update(incident=None, outcome="resolved",
                        reason=row.get("reason") or "resolved before runbook saw it fire")
@@ -102,6 +107,27 @@ class SqlAlertLedger:
                 "ORDER BY a.starts_at DESC", [*keys, *STILL_OPEN]):
             if json.loads(stored or "{}") == labels:
                 return incident
+        return None
+
+    def _sibling_incident_of(self, alert: dict) -> tuple[str, str] | None:
+        """(incident, why) of a sibling of a firing alert: an alert of the same playbook and
+        symptom whose labels named by the alert's `group` (catalog/matching.py sibling_group) have
+        the same values, linked to an incident still open or reserved for one about to open (a
+        warning and its critical in one delivery); the latest first. None without a group."""
+        group = alert.get("group")
+        if group is None or not alert.get("playbook"):
+            return None
+        mine = {name: alert["labels"].get(name) for name in group}
+        open_ = ", ".join("?" * len(STILL_OPEN))
+        for incident, stored, name in self._run(
+                "SELECT a.incident, a.labels, a.alertname FROM alerts a LEFT JOIN incidents i ON i.id = a.incident "
+                "WHERE a.playbook = ? AND a.symptom = ? AND a.incident IS NOT NULL AND "
+                f"(i.status IN ({open_}) OR (i.id IS NULL AND a.outcome = 'pending')) ORDER BY a.starts_at DESC",
+                [alert["playbook"], alert["symptom"], *STILL_OPEN]):
+            labels = json.loads(stored or "{}")
+            if {key: labels.get(key) for key in group} == mine:
+                shown = ", ".join(f"{key}={value}" for key, value in mine.items() if value is not None)
+                return incident, f"a sibling of {name or 'an alert'} ({shown or 'same symptom'}) joins its incident"
         return None
 
     def _unused_id(self, draw) -> str:
