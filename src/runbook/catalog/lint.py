@@ -280,12 +280,8 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
             if step.kind == "include":
                 yield from _include(doc, pb, step, index)
                 continue
-            if step.kind == "handoff" and step.playbook not in index.playbooks:
-                yield _unresolved(doc, step.path + ("playbook",), "playbook", step.playbook, index.playbooks,
-                                  "playbooks")
-            elif step.kind == "handoff" and step.playbook == pb.id:
-                yield doc.problem(step.path + ("playbook",), f"a playbook cannot hand off to itself ('{pb.id}'), "
-                                                             "expected another playbook")
+            if step.kind == "handoff":
+                yield from _handoff(doc, pb, step, index)
             if step.kind == "ask" and step.parameter not in pb.parameters:
                 declared = ", ".join(pb.parameters) or "none (declare it under parameters:)"
                 yield doc.problem(step.path + ("parameter",), f"step '{step.id}' asks for parameter "
@@ -416,6 +412,25 @@ def _severities_run_at(data: dict) -> list[str]:
     found += list(((data.get("severity_from") or {}).get("map") or {}).values())
     found += [rise.get("to") for symptom in data.get("symptoms") or () for rise in symptom.get("severity_rises") or ()]
     return [level for level in dict.fromkeys(found) if isinstance(level, str)]
+
+
+def _handoff(doc: Document, pb: Playbook, step: Step, index: _Index):
+    """A handoff names a playbook or someone who is not one (to:), never both; only the latter may
+    leave the incident open (resolves:)."""
+    if (step.playbook is None) == (step.hand_to is None):
+        yield doc.problem(step.path, "a handoff step hands over either to a playbook (playbook: ID) or to someone "
+                                     "who is not one (to: {name: ..., contact: ...}); give "
+                                     + ("one of them" if step.playbook is None else "only one"), code="handoff")
+    elif step.playbook is not None:
+        if step.playbook not in index.playbooks:
+            yield _unresolved(doc, step.path + ("playbook",), "playbook", step.playbook, index.playbooks, "playbooks")
+        elif step.playbook == pb.id:
+            yield doc.problem(step.path + ("playbook",), f"a playbook cannot hand off to itself ('{pb.id}'), "
+                                                         "expected another playbook")
+        if step.resolves:
+            yield doc.problem(step.path + ("resolves",), "a handoff to a playbook always resolves this incident; "
+                                                         "resolves: is for a handoff with to:", code="handoff",
+                              at_key=True)
 
 
 def _group_by(doc: Document, pb: Playbook, i: int, symptom):
@@ -826,6 +841,8 @@ def _step_templates(doc, pb: Playbook, step: Step):
         if pb.templated:
             texts += [(path + (key,), raw[key]) for key in ("title", "instructions", "question")
                       if isinstance(raw.get(key), str)]
+            if step.hand_to is not None:
+                texts += [(path + ("to", "name"), step.hand_to.name), (path + ("to", "contact"), step.hand_to.contact)]
             if step.approval and step.approval.prompt:
                 texts.append((path + ("approval", "prompt"), step.approval.prompt))
     elif pb.templated and isinstance(raw, str):

@@ -123,6 +123,14 @@ class WaitFor(NamedTuple):
     signal: str | None = None
 
 
+class HandTo(NamedTuple):
+    """Who takes an incident over when that is not a playbook: a vendor's support, a security
+    process, another team; both texts are templates, recorded as shown when handed off."""
+
+    name: str
+    contact: str
+
+
 class Step(NamedTuple):
     id: str
     kind: str
@@ -174,6 +182,8 @@ class Step(NamedTuple):
     wait_alert: str | None = None  # a wait on the incident's own alert: "resolved"
     on_no_data: str | None = None  # what a prometheus: wait's "no data" means: holds, not-yet or broken
     compose: bool = False  # a communicate step whose message the responder writes when posting it
+    hand_to: HandTo | None = None  # a handoff to someone who is not a playbook (to:)
+    resolves: bool = False  # ...whose completion resolves the incident (else it stays open and goes on)
 
     @property
     def automated(self) -> bool:
@@ -457,6 +467,8 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         wait_alert=raw.get("alert"),
         on_no_data=raw.get("on_no_data"),
         compose=raw.get("compose", False),
+        hand_to=HandTo(raw["to"]["name"], raw["to"]["contact"]) if isinstance(raw.get("to"), dict) else None,
+        resolves=raw.get("resolves", False),
     )
 
 

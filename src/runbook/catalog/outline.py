@@ -191,7 +191,10 @@ def _step_line(step: Step, number: int, pb: Playbook | None) -> str:
         extras.append(f"uses {step.uses}")
     if step.prometheus is not None:
         extras.append(f"checks {step.prometheus._replace(query=fill(step.prometheus.query))}")
-    if step.kind == "handoff":
+    if step.kind == "handoff" and step.hand_to is not None:
+        then = "resolving the incident" if step.resolves else "the incident staying open"
+        extras.append(f"hands off to {fill(step.hand_to.name)} (contact: {fill(step.hand_to.contact)}), {then}")
+    elif step.kind == "handoff":
         extras.append(f"hands off to playbook {step.playbook}")
     if step.kind == "ask":
         extras.append(f"asks for {step.parameter}")
