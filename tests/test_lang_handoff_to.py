@@ -70,8 +70,8 @@ def test_the_approval_covers_who_it_is_handed_to(engine):
     iid = opened(engine)
     engine.approve(iid, "bo", "to-vendor")
     engine.set_parameter(iid, "ana", "region", "us-east")  # another vendor desk than the one approved
-    with pytest.raises(CommandError, match=r"approval was for handoff \"Acme Shield support \(eu-west\)\"; it now reads "
-                                           r"\"Acme Shield support \(us-east\)\""):
+    with pytest.raises(CommandError, match=r"approval was for handoff \"Acme Shield support \(eu-west\)\"; it now "
+                                           r"reads \"Acme Shield support \(us-east\)\""):
         engine.complete(iid, "ana", "to-vendor")
     engine.approve(iid, "bo", "to-vendor")
     engine.complete(iid, "ana", "to-vendor")

@@ -89,7 +89,8 @@ def test_siblings_in_one_delivery_make_one_incident_at_the_higher_severity(engin
 def test_a_sibling_of_an_incident_still_to_open_is_recorded_by_its_opener(engine):
     """The warning's incident is reserved (pending) when the critical arrives; whoever opens it
     records the sibling, once."""
-    from runbook.engine import intake, owner as owners
+    from runbook.engine import intake
+    from runbook.engine import owner as owners
 
     held = owners.claim()
     try:

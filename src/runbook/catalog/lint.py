@@ -26,6 +26,7 @@ from runbook.catalog.models import (
     Procedure,
     Roster,
     SeverityPolicy,
+    Shared,
     Step,
 )
 from runbook.catalog.problems import WARNING, Problem
@@ -48,8 +49,11 @@ class _Index:
         self.pages: dict[str, bool] = {}  # severity level id -> whether it pages
         self.procedures: dict[str, Procedure] = {}
         self.playbooks: set[str] = set()
+        self.shared: dict[str, Shared] = {}
         for doc in documents:
             model = doc.model
+            if isinstance(model, Shared):
+                self.shared.setdefault(model.id, model)
             if isinstance(model, SeverityPolicy):
                 for level in model.levels:
                     self.severities.setdefault(level.id, doc.id)
@@ -91,10 +95,14 @@ def lint(documents: list[Document], playbooks=()) -> list[Problem]:
     problems += _unique_ids(documents)
     for doc in documents:
         model = doc.model
+        if isinstance(model, (Playbook, Procedure)):
+            problems += _shared_references(doc, index)
         if isinstance(model, Playbook):
             problems += _playbook(doc, doc.authored or model, index)
         elif isinstance(model, Procedure):
             problems += _procedure(doc, model)
+        elif isinstance(model, Shared):
+            problems += _shared(doc)
         elif isinstance(model, SeverityPolicy):
             problems += _severity(doc, model)
         elif isinstance(model, EscalationPolicy):
@@ -106,6 +114,33 @@ def lint(documents: list[Document], playbooks=()) -> list[Problem]:
         elif isinstance(model, StatusPage):
             problems += _status_page(doc, model, documents)
     return problems
+
+
+def _shared_references(doc: Document, index: _Index):
+    """Every {from: ID} names a Shared document that has the parameter, role or text asked for."""
+    from runbook.catalog.sharing import FROM, references
+
+    what = {"parameters": "parameter", "roles": "role", "texts": "text"}
+    for path, ref, kind, name in references(doc.data):
+        shared = index.shared.get(ref)
+        if shared is None:
+            yield _unresolved(doc, path + (FROM,), "Shared document", ref, index.shared, "Shared documents")
+            continue
+        known = getattr(shared, kind)
+        if name not in known:
+            listed = ", ".join(sorted(known)) or f"none (add it under {kind}: there)"
+            yield doc.problem(path if kind != "texts" else path + ("text",),
+                              f"Shared document '{ref}' has no {what[kind]} '{name}', its {kind}: {listed}"
+                              f"{did_you_mean(name, known)}", code="reference", at_key=kind != "texts")
+
+
+def _shared(doc: Document):
+    """A shared definition is one: it does not take from another document."""
+    for section in ("parameters", "roles"):
+        for name, raw in (doc.data.get(section) or {}).items():
+            if isinstance(raw, dict) and "from" in raw:
+                yield doc.problem((section, name, "from"), "a Shared document's definitions are written out here; "
+                                                           "from: is for playbooks taking them", code="reference")
 
 
 def _status_page(doc: Document, page: StatusPage, documents: list[Document]):

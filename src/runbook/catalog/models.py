@@ -417,7 +417,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         track=track,
         index=index,
         path=path,
-        instructions=raw.get("instructions", ""),
+        instructions=_text(raw.get("instructions", "")),
         role=raw.get("role"),
         timebox=_seconds(raw.get("timebox")),
         next=raw.get("next"),
@@ -511,14 +511,14 @@ def build_playbook(data: dict) -> Playbook:
         service=data["service"],
         severity=data["severity"],
         escalation=escalation,
-        description=data.get("description", ""),
+        description=_text(data.get("description", "")),
         tags=tuple(data.get("tags", ())),
         severity_from=SeverityFrom(severity_from.get("label", "severity"),
                                    {str(k): v for k, v in severity_from["map"].items()}) if severity_from else None,
         escalation_by_severity=by_severity,
         on_alert_resolved=data.get("on_alert_resolved", "record"),
         page_label=data.get("page_label"),
-        roles={rid: Role(rid, r["title"], r.get("summary", ""), r.get("many", False), r.get("enforced", False))
+        roles={rid: Role(rid, r.get("title", rid), r.get("summary", ""), r.get("many", False), r.get("enforced", False))
                for rid, r in data.get("roles", {}).items()},
         symptoms=tuple(
             Symptom(
@@ -620,6 +620,29 @@ def build_severity_policy(data: dict) -> SeverityPolicy:
             for lv in data["levels"]
         ),
     )
+
+
+class Shared(NamedTuple):
+    """Parameters, roles and texts several playbooks take by reference (catalog/sharing.py);
+    `data` is kept for expanding them into the playbooks."""
+
+    id: str
+    parameters: dict  # name -> Parameter
+    roles: dict  # id -> Role
+    texts: dict  # name -> text
+    data: dict
+
+
+def build_shared(data: dict) -> Shared:
+    return Shared(data["id"], {name: _parameter(name, raw) for name, raw in data.get("parameters", {}).items()},
+                  {rid: Role(rid, r.get("title", rid), r.get("summary", ""), r.get("many", False),
+                             r.get("enforced", False)) for rid, r in data.get("roles", {}).items()},
+                  dict(data.get("texts", {})), data)
+
+
+def _text(value) -> str:
+    """A text as written; a reference to a shared text not expanded (unknown: lint says so) reads as none."""
+    return value if isinstance(value, str) else ""
 
 
 class Procedure(NamedTuple):

@@ -308,7 +308,8 @@ def _linked(state, alert: Alert) -> bool:
 
 def _stored_alert(stored: dict) -> Alert:
     return Alert(stored["fingerprint"], stored["status"], stored["starts_at"], stored["labels"],
-                 stored["annotations"] or {}, stored["ends_at"], stored["generator_url"] or "", stored["receiver"] or "")
+                 stored["annotations"] or {}, stored["ends_at"], stored["generator_url"] or "",
+                 stored["receiver"] or "")
 
 
 def _attached(engine, stored: dict, alert: Alert, actor: str) -> None:

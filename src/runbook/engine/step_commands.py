@@ -179,7 +179,8 @@ class StepCommands:
             self._approved(current, checked)
             now = self.clock.now()
             to = one_line(texts.text(current, step.hand_to.name, checked, now))
-            handed = HandedOff(step.id, to=to, contact=one_line(texts.text(current, step.hand_to.contact, checked, now)),
+            contact = one_line(texts.text(current, step.hand_to.contact, checked, now))
+            handed = HandedOff(step.id, to=to, contact=contact,
                                instructions=texts.text(current, step.instructions, checked, now),
                                resolves=step.resolves)
             return [handed, *finish(current, checked, Done(outcome or f"handed off to {to}", now),

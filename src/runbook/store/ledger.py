@@ -43,8 +43,9 @@ class SqlAlertLedger:
         alert (`rejected`: why) is kept as 'rejected'; when an earlier occurrence of the same
         alert is linked to an incident still open, the new one is linked to it
         (outcome 'attached'); so is a firing sibling (`group`: the label names whose values make
-        its group, None for none) of an alert whose incident is open or reserved; else a firing alert with a playbook reserves an incident id drawn
-        from `new_incident()` that no incident and no other alert holds (outcome 'pending',
+        its group, None for none) of an alert whose incident is open or reserved; else a firing
+        alert with a playbook reserves an incident id drawn from `new_incident()` that no
+        incident and no other alert holds (outcome 'pending',
         `owner` recorded until the incident exists); else it is kept as 'unmatched' (or
         'resolved' when runbook first hears of it resolved). Returns (row, True)."""
         with self._write("ledger"):
