@@ -174,3 +174,10 @@ def test_cli_show_and_alerts_say_the_sibling_joined(engine, rb, tmp_path):
     assert "joined this incident as a sibling" in shown
     assert "severity SEV2 → SEV1 (sibling alert KubePersistentVolumeFillingUp joined" in shown
     assert "a sibling of KubePersistentVolumeFillingUp" in rb("alerts")
+
+
+def test_cli_show_playbook_says_how_siblings_group(rb):
+    rb.catalogs = [CATALOG]
+    shown = rb("show", "volume-siblings")
+    assert "sibling alerts join one incident per alertname, persistentvolumeclaim" in shown
+    assert "sibling alerts join one incident per namespace" in shown

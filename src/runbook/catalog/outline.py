@@ -11,6 +11,7 @@ from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import default_next
 from runbook.catalog.loader import Catalog
+from runbook.catalog.matching import sibling_group
 from runbook.catalog.models import END, EscalationPolicy, Playbook, Procedure, Roster, SeverityPolicy, Step, Track
 from runbook.catalog.oncall import find_person, find_rotation, on_call
 
@@ -121,6 +122,9 @@ def _playbook(pb: Playbook, catalog: Catalog, now: datetime) -> list[str]:
         if symptom.labels:
             shown = ", ".join(f"{m.name}={(m.regex and '~' + m.regex) or '|'.join(m.equals)}" for m in symptom.labels)
             lines.append(f"      alert labels: {shown}")
+            group = sibling_group(pb, symptom.id)
+            lines.append(f"      sibling alerts join one incident per {', '.join(group)}" if group
+                         else "      sibling alerts all join one incident")
         for after, to in symptom.severity_rises:
             lines.append(f"      rises to {to} after {format_duration(after)}")
         for fp in symptom.false_positives:
