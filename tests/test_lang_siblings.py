@@ -181,3 +181,12 @@ def test_cli_show_playbook_says_how_siblings_group(rb):
     shown = rb("show", "volume-siblings")
     assert "sibling alerts join one incident per alertname, persistentvolumeclaim" in shown
     assert "sibling alerts join one incident per namespace" in shown
+
+
+def test_siblings_of_an_incident_that_cannot_open_are_kept_as_failed_too(engine):
+    bad = "Not A Claim!"  # fails the claim parameter's pattern: the playbook cannot open
+    first, second = engine.receive_alerts([alert("w1", "warning", claim=bad), alert("c1", "critical", claim=bad)])
+    rows = {r["fingerprint"]: r for r in engine.alerts()}
+    assert (first.outcome, second.outcome) == ("failed", "attached")
+    assert rows["c1"]["outcome"] == "failed" and rows["c1"]["incident"] is None
+    assert rows["c1"]["reason"] == rows["w1"]["reason"]

@@ -268,6 +268,8 @@ def _open(engine, stored: dict, actor: str) -> Outcome:
     except RunbookError as exc:  # the playbook cannot open from these labels: kept, with why
         reason = f"could not open {stored['playbook']}: {exc}"
         engine.store.settle_alert(alert.fingerprint, alert.starts_at, "failed", reason, incident=None)
+        for sibling in engine.store.alerts(incident=incident, outcome="attached"):  # they joined what never opened
+            engine.store.settle_alert(sibling["fingerprint"], sibling["starts_at"], "failed", reason, incident=None)
         return Outcome(alert.fingerprint, alert.name, alert.status, "failed", None, stored["playbook"], reason)
     record = _received(alert, opened=True)
     engine.command(incident, actor, lambda state: [] if _linked(state, alert) else [record])
