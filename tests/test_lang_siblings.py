@@ -23,12 +23,15 @@ FILLING = "KubePersistentVolumeFillingUp"
 STARTS = "2026-12-07T10:00:00Z"
 
 
-@pytest.fixture
-def engine(tmp_path):
-    store = open_store(str(tmp_path / "db.sqlite"))
+def make_engine(store, tmp_path):
     host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
-    yield Engine(store, VirtualClock(), host, load([str(CATALOG)]))
-    store.close()
+    return Engine(store, VirtualClock(), host, load([str(CATALOG)]))
+
+
+@pytest.fixture
+def engine(open_test_store, tmp_path):
+    """The ledger on both backends: SQLite, and PostgreSQL (a schema of its own; tests/conftest.py)."""
+    return make_engine(open_test_store(key=None), tmp_path)
 
 
 def alert(fingerprint, severity, claim="data-0", name=FILLING, status="firing", starts=STARTS, **labels):
@@ -166,10 +169,15 @@ def test_group_by_the_severity_label_is_an_error(tmp_path):
                                     "severity raises the incident it joins)")]
 
 
-def test_cli_show_and_alerts_say_the_sibling_joined(engine, rb, tmp_path):
+def test_cli_show_and_alerts_say_the_sibling_joined(rb, tmp_path):
     rb.catalogs = [CATALOG]
-    (warning,) = engine.receive_alerts([alert("w1", "warning")])
-    engine.receive_alerts([alert("c1", "critical")])
+    store = open_store(str(tmp_path / "db.sqlite"))  # the database rb's commands use
+    try:
+        engine = make_engine(store, tmp_path)
+        (warning,) = engine.receive_alerts([alert("w1", "warning")])
+        engine.receive_alerts([alert("c1", "critical")])
+    finally:
+        store.close()
     shown = rb("incident", "show", warning.incident)
     assert "joined this incident as a sibling" in shown
     assert "severity SEV2 → SEV1 (sibling alert KubePersistentVolumeFillingUp joined" in shown
