@@ -33,6 +33,8 @@ alert's incident.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -144,11 +146,21 @@ def record(engine, alerts: list[Alert], owner: dict) -> list[Received]:
             if playbook and alert.status == FIRING else None
         group = sibling_group(engine.catalog.models("Playbook")[playbook], symptom) if playbook else None
         rows.append({**alert._asdict(), "alertname": alert.name, "playbook": playbook, "symptom": symptom,
-                     "reason": reason, "held": held, "group": group})
+                     "reason": reason, "held": held, "group": group,
+                     "sibling_key": sibling_key(playbook, symptom, group, alert.labels)})
     stored = engine.store.receive_alerts(rows, iso(engine.clock.now()), new_incident_id, _leased(engine, owner))
     # the ledger may have kept an alert under a key of its own (a known fingerprint, other labels)
     return [Received(alert._replace(fingerprint=row["fingerprint"]), row, new)
             for alert, (row, new) in zip(alerts, stored)]
+
+
+def sibling_key(playbook: str | None, symptom: str | None, group: tuple | None, labels: dict) -> str | None:
+    """The ledger's key of an alert's group of siblings: its playbook, symptom and the values of
+    the labels that make the group (None for an alert no playbook took)."""
+    if group is None:
+        return None
+    said = json.dumps([playbook, symptom, [[name, labels.get(name)] for name in group]], ensure_ascii=True)
+    return hashlib.sha256(said.encode()).hexdigest()[:32]
 
 
 def act(engine, received: list[Received], owner: dict, actor: str = ACTOR) -> list[Outcome]:

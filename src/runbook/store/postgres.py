@@ -236,6 +236,9 @@ MIGRATIONS = (
     (8, "scheduled maintenance windows", create_table("maintenance")),
     (9, "subscribers to the public page and what was sent to them",
      [*create_table("subscribers"), *create_table("deliveries")]),
+    (10, "alerts: the group of sibling alerts each belongs to",
+     ["ALTER TABLE alerts ADD COLUMN IF NOT EXISTS sibling_key text COLLATE \"C\"",
+      "CREATE INDEX IF NOT EXISTS idx_alerts_sibling_key ON alerts (sibling_key)"]),
 )
 
 
