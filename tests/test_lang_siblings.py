@@ -59,7 +59,7 @@ def test_a_critical_sibling_joins_the_warning_s_incident_and_raises_it(engine):
     state = engine.state(warning.incident)
     assert state.severity == "SEV1"
     assert raised(engine, warning.incident) == [
-        ("SEV2", "SEV1", f"sibling alert {FILLING} joined, from label severity=critical")]
+        ("SEV2", "SEV1", f"sibling alert {FILLING} joined with label severity=critical")]
     joined = received(engine, warning.incident)[1]
     assert joined.sibling == {"alertname": FILLING, "persistentvolumeclaim": "data-0"} and not joined.opened
     assert "joined this incident as a sibling (alertname=KubePersistentVolumeFillingUp, " \

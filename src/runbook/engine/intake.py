@@ -352,18 +352,19 @@ def _join(engine, stored: dict, alert: Alert, actor: str) -> None:
     in the same command when the sibling's labels map to a higher one (severity_from)."""
     from runbook.catalog.matching import sibling_group
     from runbook.engine.events import SeverityChanged
-    from runbook.engine.opening import opening_severity
 
     def build(state):
         if _linked(state, alert):
             return []
         group = sibling_group(state.playbook, stored["symptom"]) or ()
         out = [_received(alert, opened=False, sibling={name: alert.labels.get(name, "") for name in group})]
-        severity, source = opening_severity(state.playbook, None, alert.labels)
-        if not state.resolved and source and source.startswith("from ") \
+        rule = state.playbook.severity_from
+        severity = rule.severity(alert.labels) if rule is not None else None
+        if severity is not None and not state.resolved \
                 and state.snapshot.rank(severity) < state.snapshot.rank(state.severity):
             out.append(SeverityChanged(state.severity, severity, f"sibling alert {alert.name or alert.fingerprint} "
-                                                                 f"joined, {source}"))
+                                                                 f"joined with label {rule.label}="
+                                                                 f"{alert.labels[rule.label]}"))
         return out
     engine.command(stored["incident"], actor, build)
     if alert.status == FIRING:

@@ -69,7 +69,7 @@ def open_incident(engine, playbook: str, actor: str, symptom: str | None = None,
         raise CommandError(f"playbook {pb.id} has no symptom '{symptom}'"
                            f"{did_you_mean(symptom, [s.id for s in pb.symptoms])}; symptoms: "
                            f"{', '.join(s.id for s in pb.symptoms) or 'none'}")
-    severity, source = opening_severity(pb, severity, labels or {})
+    severity, source = _opening_severity(pb, severity, labels or {})
     if snapshot.levels and snapshot.level(severity) is None:
         raise CommandError(f"unknown severity '{severity}', expected one of: "
                            f"{', '.join(lv.id for lv in snapshot.levels)}")
@@ -170,7 +170,7 @@ def _refuse_if_broken(catalog, doc_id: str, kind: str) -> None:
                                       "catalog):")
 
 
-def opening_severity(pb, severity: str | None, labels: dict) -> tuple[str, str | None]:
+def _opening_severity(pb, severity: str | None, labels: dict) -> tuple[str, str | None]:
     """The severity an incident opens at and where it came from (None: the playbook's default,
     with no alert label to say otherwise)."""
     if severity is not None:
