@@ -108,3 +108,9 @@ def test_the_schema_is_published_and_show_prints_the_expanded_playbook(rb):
     shown = rb("incident", "show", iid)
     assert "parameters: claim=data-1 (param), namespace=kube-system (default)" in shown
     assert "roles: storage-sme: (nobody)" in shown
+
+
+def test_a_broken_shared_definition_is_reported_once_and_still_known_to_its_playbooks(tmp_path):
+    errors = catalog_with(tmp_path, "  namespace: {summary: The claim's namespace, default: default}",
+                          "  namespace: {summary: The claim's namespace, type: float}")
+    assert len(errors) == 1 and errors[0][0] == "parameters.namespace.type"
