@@ -152,3 +152,11 @@ def test_tui_shows_the_target_and_asks_before_handing_off(engine):
 
     asyncio.run(scenario())
     assert [h["to"] for h in engine.state(iid).handed_to] == [VENDOR]
+
+
+def test_cli_show_playbook_says_whom_each_step_hands_to(rb):
+    rb.catalogs = [CATALOG]
+    shown = rb("show", "ddos-handoff")
+    assert (f"hands off to {VENDOR} (contact: +1 555 0100, https://support.acme.example), the incident staying "
+            "open") in shown
+    assert "hands off to Security on-call (contact: security@example.com), resolving the incident" in shown
