@@ -139,12 +139,13 @@ def record(engine, alerts: list[Alert], owner: dict) -> list[Received]:
 
     rows = []
     windows_now = maintenance.running(engine) if engine.catalog.models("StatusPage") else []
+    playbooks = engine.catalog.models("Playbook")
     for alert in alerts:
         playbook, symptom, reason = (None, None, alert.rejected) if alert.rejected else match(engine.catalog,
                                                                                                   alert.labels)
         held = maintenance.holding(engine, playbook, symptom, alert.labels, windows_now) \
             if playbook and alert.status == FIRING else None
-        group = sibling_group(engine.catalog.models("Playbook")[playbook], symptom) if playbook else None
+        group = sibling_group(playbooks[playbook], symptom) if playbook else None
         rows.append({**alert._asdict(), "alertname": alert.name, "playbook": playbook, "symptom": symptom,
                      "reason": reason, "held": held, "group": group,
                      "sibling_key": sibling_key(playbook, symptom, group, alert.labels)})
