@@ -68,6 +68,9 @@ class CurrentStep(NamedTuple):
     ask_parameter: object = None  # ...the parameter (catalog Parameter) its form checks the answer against
     ask_value: str | None = None  # ...and the parameter's value now, which the form offers
     compose: bool = False  # a communicate step whose message the responder writes when posting (the template: a draft)
+    hand_to: str = ""  # a handoff to someone who is not a playbook: who, as shown ("Acme CDN support")
+    hand_contact: str = ""  # ...how to reach them
+    hand_resolves: bool = False  # ...and whether it resolves the incident (else it stays open)
 
 
 class LeftStep(NamedTuple):

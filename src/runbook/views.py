@@ -129,7 +129,9 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 tuple(_maybe(o.degradation) for o in step.options),
                 " · ".join(one_line(x) for x in (step.channel, step.audience) if x), one_line(stale),
                 _covers(run, stale, gate), approvals.digest(gate) if gate is not None else "",
-                *_ask(state, step), step.compose))
+                *_ask(state, step), step.compose,
+                *((one_line(fill(step.hand_to.name)), one_line(fill(step.hand_to.contact)), step.resolves)
+                  if step.hand_to is not None else ())))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:

@@ -21,7 +21,8 @@ class Document:
     source: SourceDocument
     text: str = field(repr=False, default="")
     authored: object = field(repr=False, default=None)  # a playbook with includes: the model as written
-    expanded: dict | None = field(repr=False, default=None)  # ... and its data with the includes expanded
+    # its data with shared definitions (catalog/sharing.py) and includes (a playbook's) expanded
+    expanded: dict | None = field(repr=False, default=None)
     broken: tuple = ()  # a document with schema errors, checked in parts: the paths of its broken units
     repaired: dict | None = field(repr=False, default=None)  # ... and its data with those units stood in for
 

@@ -104,6 +104,8 @@ register(Kind("Drill", "drill.schema.json", _build_drill,
               "a rehearsal of a playbook: injects, schedule, mode, targets, simulated responders"))
 register(Kind("Procedure", "procedure.schema.json", models.build_procedure,
               "a shared list of steps that playbooks include (- include: ID)"))
+register(Kind("Shared", "shared.schema.json", models.build_shared,
+              "parameters, roles and texts that playbooks take by reference ({from: ID})"))
 
 
 def _build_status_page(data: dict):

@@ -26,6 +26,7 @@ from runbook.catalog.models import (
     Procedure,
     Roster,
     SeverityPolicy,
+    Shared,
     Step,
 )
 from runbook.catalog.problems import WARNING, Problem
@@ -48,8 +49,11 @@ class _Index:
         self.pages: dict[str, bool] = {}  # severity level id -> whether it pages
         self.procedures: dict[str, Procedure] = {}
         self.playbooks: set[str] = set()
+        self.shared: dict[str, Shared] = {}
         for doc in documents:
             model = doc.model
+            if isinstance(model, Shared):
+                self.shared.setdefault(model.id, model)
             if isinstance(model, SeverityPolicy):
                 for level in model.levels:
                     self.severities.setdefault(level.id, doc.id)
@@ -91,10 +95,14 @@ def lint(documents: list[Document], playbooks=()) -> list[Problem]:
     problems += _unique_ids(documents)
     for doc in documents:
         model = doc.model
+        if isinstance(model, (Playbook, Procedure)):
+            problems += _shared_references(doc, index)
         if isinstance(model, Playbook):
             problems += _playbook(doc, doc.authored or model, index)
         elif isinstance(model, Procedure):
             problems += _procedure(doc, model)
+        elif isinstance(model, Shared):
+            problems += _shared(doc)
         elif isinstance(model, SeverityPolicy):
             problems += _severity(doc, model)
         elif isinstance(model, EscalationPolicy):
@@ -106,6 +114,33 @@ def lint(documents: list[Document], playbooks=()) -> list[Problem]:
         elif isinstance(model, StatusPage):
             problems += _status_page(doc, model, documents)
     return problems
+
+
+def _shared_references(doc: Document, index: _Index):
+    """Every {from: ID} names a Shared document that has the parameter, role or text asked for."""
+    from runbook.catalog.sharing import FROM, references
+
+    what = {"parameters": "parameter", "roles": "role", "texts": "text"}
+    for path, ref, kind, name in references(doc.data):
+        shared = index.shared.get(ref)
+        if shared is None:
+            yield _unresolved(doc, path + (FROM,), "Shared document", ref, index.shared, "Shared documents")
+            continue
+        known = getattr(shared, kind)
+        if name not in known:
+            listed = ", ".join(sorted(known)) or f"none (add it under {kind}: there)"
+            yield doc.problem(path if kind != "texts" else path + ("text",),
+                              f"Shared document '{ref}' has no {what[kind]} '{name}', its {kind}: {listed}"
+                              f"{did_you_mean(name, known)}", code="reference", at_key=kind != "texts")
+
+
+def _shared(doc: Document):
+    """A shared definition is one: it does not take from another document."""
+    for section in ("parameters", "roles"):
+        for name, raw in (doc.data.get(section) or {}).items():
+            if isinstance(raw, dict) and "from" in raw:
+                yield doc.problem((section, name, "from"), "a Shared document's definitions are written out here; "
+                                                           "from: is for playbooks taking them", code="reference")
 
 
 def _status_page(doc: Document, page: StatusPage, documents: list[Document]):
@@ -199,6 +234,7 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
                 except re.error as exc:
                     yield doc.problem(("symptoms", i, "match", "labels", matcher.name, "regex"),
                                       f"invalid regular expression: {exc}", code="regex")
+        yield from _group_by(doc, pb, i, symptom)
     yield from _unique_within(doc, "symptom", [(("symptoms", i, "id"), s.id) for i, s in enumerate(pb.symptoms)])
     for i, symptom in enumerate(pb.symptoms):
         if symptom.auto_degrade and symptom.auto_degrade not in pb.degradations:
@@ -279,12 +315,8 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
             if step.kind == "include":
                 yield from _include(doc, pb, step, index)
                 continue
-            if step.kind == "handoff" and step.playbook not in index.playbooks:
-                yield _unresolved(doc, step.path + ("playbook",), "playbook", step.playbook, index.playbooks,
-                                  "playbooks")
-            elif step.kind == "handoff" and step.playbook == pb.id:
-                yield doc.problem(step.path + ("playbook",), f"a playbook cannot hand off to itself ('{pb.id}'), "
-                                                             "expected another playbook")
+            if step.kind == "handoff":
+                yield from _handoff(doc, pb, step, index)
             if step.kind == "ask" and step.parameter not in pb.parameters:
                 declared = ", ".join(pb.parameters) or "none (declare it under parameters:)"
                 yield doc.problem(step.path + ("parameter",), f"step '{step.id}' asks for parameter "
@@ -415,6 +447,36 @@ def _severities_run_at(data: dict) -> list[str]:
     found += list(((data.get("severity_from") or {}).get("map") or {}).values())
     found += [rise.get("to") for symptom in data.get("symptoms") or () for rise in symptom.get("severity_rises") or ()]
     return [level for level in dict.fromkeys(found) if isinstance(level, str)]
+
+
+def _handoff(doc: Document, pb: Playbook, step: Step, index: _Index):
+    """A handoff names a playbook or someone who is not one (to:), never both; only the latter may
+    leave the incident open (resolves:)."""
+    if (step.playbook is None) == (step.hand_to is None):
+        yield doc.problem(step.path, "a handoff step hands over either to a playbook (playbook: ID) or to someone "
+                                     "who is not one (to: {name: ..., contact: ...}); give "
+                                     + ("one of them" if step.playbook is None else "only one"), code="handoff")
+    elif step.playbook is not None:
+        if step.playbook not in index.playbooks:
+            yield _unresolved(doc, step.path + ("playbook",), "playbook", step.playbook, index.playbooks, "playbooks")
+        elif step.playbook == pb.id:
+            yield doc.problem(step.path + ("playbook",), f"a playbook cannot hand off to itself ('{pb.id}'), "
+                                                         "expected another playbook")
+        if step.resolves:
+            yield doc.problem(step.path + ("resolves",), "a handoff to a playbook always resolves this incident; "
+                                                         "resolves: is for a handoff with to:", code="handoff",
+                              at_key=True)
+
+
+def _group_by(doc: Document, pb: Playbook, i: int, symptom):
+    """group_by: naming the severity label would keep a warning and its critical apart."""
+    severity = pb.severity_from.label if pb.severity_from else "severity"
+    for j, name in enumerate(symptom.group_by or ()):
+        if name in (severity, "severity"):
+            yield doc.problem(("symptoms", i, "group_by", j),
+                              f"label '{name}' carries the severity, so grouping by it keeps the warning and the "
+                              "critical of one condition in two incidents; drop it (a sibling's higher severity "
+                              "raises the incident it joins)", code="group")
 
 
 def _severity_from(doc: Document, index: _Index):
@@ -814,6 +876,8 @@ def _step_templates(doc, pb: Playbook, step: Step):
         if pb.templated:
             texts += [(path + (key,), raw[key]) for key in ("title", "instructions", "question")
                       if isinstance(raw.get(key), str)]
+            if step.hand_to is not None:
+                texts += [(path + ("to", "name"), step.hand_to.name), (path + ("to", "contact"), step.hand_to.contact)]
             if step.approval and step.approval.prompt:
                 texts.append((path + ("approval", "prompt"), step.approval.prompt))
     elif pb.templated and isinstance(raw, str):

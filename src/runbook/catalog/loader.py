@@ -142,18 +142,30 @@ def load_catalog(paths, trust_cache: bool = True) -> Catalog:
 
 
 def expand_includes(documents: list[Document]) -> None:
-    """Give every playbook that includes procedures its expanded model (what runs and what is
-    shown); the model as written stays on `authored` for the linter, whose positions it keeps."""
+    """Give every playbook and procedure that takes definitions from Shared documents, and every
+    playbook that includes procedures, its expanded model (what runs and what is shown); with
+    includes, the model as written (shared references expanded) stays on `authored` for the
+    linter, whose step positions it keeps."""
+    from runbook.catalog import sharing
     from runbook.catalog.procedures import expand, includes
 
+    shared = {}
+    for doc in documents:
+        if doc.kind == "Shared":
+            shared.setdefault(doc.id, doc.data)
+    for doc in documents:
+        if doc.kind in ("Playbook", "Procedure") and (expanded := sharing.expand(doc.data, shared)) is not doc.data:
+            doc.expanded = expanded
+            doc.model = kinds.KINDS[doc.kind].build(expanded)
     procedures = {}
     for doc in documents:
         if doc.kind == "Procedure":
-            procedures.setdefault(doc.id, doc.data)
+            procedures.setdefault(doc.id, doc.expanded or doc.data)
     for doc in documents:
-        if doc.kind == "Playbook" and includes(doc.data):
+        data = doc.expanded or doc.data
+        if doc.kind == "Playbook" and includes(data):
             doc.authored = doc.model
-            doc.expanded = expand(doc.data, procedures)
+            doc.expanded = expand(data, procedures)
             doc.model = kinds.KINDS["Playbook"].build(doc.expanded)
 
 

@@ -82,6 +82,21 @@ def label_fit(matchers: tuple[LabelMatcher, ...], labels: dict[str, str]) -> tup
     return (matched, missing) if matched else None
 
 
+def sibling_group(pb: Playbook, symptom_id: str | None) -> tuple[str, ...] | None:
+    """The alert labels whose values make one group of alerts of a symptom (sibling alerts: the
+    warning and the critical of one rule), or None when the playbook has no such symptom. The
+    symptom's `group_by:`, else its matched labels and the parameters' labels; never the severity
+    label, whose value is what tells siblings apart."""
+    symptom = next((s for s in pb.symptoms if s.id == symptom_id), None)
+    if symptom is None:
+        return None
+    if symptom.group_by is not None:
+        return symptom.group_by
+    severity = {"severity", pb.severity_from.label if pb.severity_from else "severity"}
+    names = [m.name for m in symptom.labels] + [p.label for p in pb.parameters.values() if p.label]
+    return tuple(name for name in dict.fromkeys(names) if name not in severity)
+
+
 def _fields(pb: Playbook) -> list[tuple[str, str | None, str, str]]:
     """(field kind, symptom id, label for the reason, text) for every searchable text of a playbook."""
     out = [("title", None, "title", pb.title), ("service", None, "service", pb.service),

@@ -123,6 +123,14 @@ class WaitFor(NamedTuple):
     signal: str | None = None
 
 
+class HandTo(NamedTuple):
+    """Who takes an incident over when that is not a playbook: a vendor's support, a security
+    process, another team; both texts are templates, recorded as shown when handed off."""
+
+    name: str
+    contact: str
+
+
 class Step(NamedTuple):
     id: str
     kind: str
@@ -174,6 +182,8 @@ class Step(NamedTuple):
     wait_alert: str | None = None  # a wait on the incident's own alert: "resolved"
     on_no_data: str | None = None  # what a prometheus: wait's "no data" means: holds, not-yet or broken
     compose: bool = False  # a communicate step whose message the responder writes when posting it
+    hand_to: HandTo | None = None  # a handoff to someone who is not a playbook (to:)
+    resolves: bool = False  # ...whose completion resolves the incident (else it stays open and goes on)
 
     @property
     def automated(self) -> bool:
@@ -214,6 +224,7 @@ class Symptom(NamedTuple):
     severity_rises: tuple[tuple[int, str], ...] = ()
     auto_degrade: str | None = None  # a degradation applied by itself when an alert opens the incident
     auto_severities: tuple[str, ...] = ()  # ...only at these severities (empty: any)
+    group_by: tuple[str, ...] | None = None  # labels making one group of sibling alerts (None: the default)
 
 
 class StageCheck(NamedTuple):
@@ -406,7 +417,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         track=track,
         index=index,
         path=path,
-        instructions=raw.get("instructions", ""),
+        instructions=_text(raw.get("instructions", "")),
         role=raw.get("role"),
         timebox=_seconds(raw.get("timebox")),
         next=raw.get("next"),
@@ -456,6 +467,8 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         wait_alert=raw.get("alert"),
         on_no_data=raw.get("on_no_data"),
         compose=raw.get("compose", False),
+        hand_to=HandTo(raw["to"]["name"], raw["to"]["contact"]) if isinstance(raw.get("to"), dict) else None,
+        resolves=raw.get("resolves", False),
     )
 
 
@@ -498,14 +511,14 @@ def build_playbook(data: dict) -> Playbook:
         service=data["service"],
         severity=data["severity"],
         escalation=escalation,
-        description=data.get("description", ""),
+        description=_text(data.get("description", "")),
         tags=tuple(data.get("tags", ())),
         severity_from=SeverityFrom(severity_from.get("label", "severity"),
                                    {str(k): v for k, v in severity_from["map"].items()}) if severity_from else None,
         escalation_by_severity=by_severity,
         on_alert_resolved=data.get("on_alert_resolved", "record"),
         page_label=data.get("page_label"),
-        roles={rid: Role(rid, r["title"], r.get("summary", ""), r.get("many", False), r.get("enforced", False))
+        roles={rid: Role(rid, r.get("title", rid), r.get("summary", ""), r.get("many", False), r.get("enforced", False))
                for rid, r in data.get("roles", {}).items()},
         symptoms=tuple(
             Symptom(
@@ -518,6 +531,7 @@ def build_playbook(data: dict) -> Playbook:
                 severity_rises=tuple((parse_duration(r["after"]), r["to"]) for r in s.get("severity_rises", ())),
                 auto_degrade=(s.get("auto_degrade") or {}).get("degradation"),
                 auto_severities=tuple((s.get("auto_degrade") or {}).get("severities", ())),
+                group_by=tuple(s["group_by"]) if "group_by" in s else None,
             )
             for s in data.get("symptoms", ())
         ),
@@ -606,6 +620,29 @@ def build_severity_policy(data: dict) -> SeverityPolicy:
             for lv in data["levels"]
         ),
     )
+
+
+class Shared(NamedTuple):
+    """Parameters, roles and texts several playbooks take by reference (catalog/sharing.py);
+    `data` is kept for expanding them into the playbooks."""
+
+    id: str
+    parameters: dict  # name -> Parameter
+    roles: dict  # id -> Role
+    texts: dict  # name -> text
+    data: dict
+
+
+def build_shared(data: dict) -> Shared:
+    return Shared(data["id"], {name: _parameter(name, raw) for name, raw in data.get("parameters", {}).items()},
+                  {rid: Role(rid, r.get("title", rid), r.get("summary", ""), r.get("many", False),
+                             r.get("enforced", False)) for rid, r in data.get("roles", {}).items()},
+                  dict(data.get("texts", {})), data)
+
+
+def _text(value) -> str:
+    """A text as written; a reference to a shared text not expanded (unknown: lint says so) reads as none."""
+    return value if isinstance(value, str) else ""
 
 
 class Procedure(NamedTuple):

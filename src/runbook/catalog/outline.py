@@ -11,6 +11,7 @@ from runbook.catalog.drill import Drill
 from runbook.catalog.durations import format_duration
 from runbook.catalog.flow import default_next
 from runbook.catalog.loader import Catalog
+from runbook.catalog.matching import sibling_group
 from runbook.catalog.models import END, EscalationPolicy, Playbook, Procedure, Roster, SeverityPolicy, Step, Track
 from runbook.catalog.oncall import find_person, find_rotation, on_call
 
@@ -121,6 +122,9 @@ def _playbook(pb: Playbook, catalog: Catalog, now: datetime) -> list[str]:
         if symptom.labels:
             shown = ", ".join(f"{m.name}={(m.regex and '~' + m.regex) or '|'.join(m.equals)}" for m in symptom.labels)
             lines.append(f"      alert labels: {shown}")
+            group = sibling_group(pb, symptom.id)
+            lines.append(f"      sibling alerts join one incident per {', '.join(group)}" if group
+                         else "      sibling alerts all join one incident")
         for after, to in symptom.severity_rises:
             lines.append(f"      rises to {to} after {format_duration(after)}")
         for fp in symptom.false_positives:
@@ -191,7 +195,10 @@ def _step_line(step: Step, number: int, pb: Playbook | None) -> str:
         extras.append(f"uses {step.uses}")
     if step.prometheus is not None:
         extras.append(f"checks {step.prometheus._replace(query=fill(step.prometheus.query))}")
-    if step.kind == "handoff":
+    if step.kind == "handoff" and step.hand_to is not None:
+        then = "resolving the incident" if step.resolves else "the incident staying open"
+        extras.append(f"hands off to {fill(step.hand_to.name)} (contact: {fill(step.hand_to.contact)}), {then}")
+    elif step.kind == "handoff":
         extras.append(f"hands off to playbook {step.playbook}")
     if step.kind == "ask":
         extras.append(f"asks for {step.parameter}")

@@ -32,6 +32,7 @@ _STAND_INS = {
                  ("degradations", "*"): {"summary": "-", "set": {"-": True}},
                  ("roles", "*"): {"title": "-"}, ("parameters", "*"): {}},
     "Procedure": {("id",): "x", ("steps",): ["-"], ("steps", "#"): _STEP},
+    "Shared": {("id",): "x", ("parameters", "*"): {}, ("roles", "*"): {"title": "-"}, ("texts", "*"): "-"},
     "SeverityPolicy": {("id",): "x", ("levels", "#"): {"title": "-"}, ("tiers", "#"): {"title": "-"}},
     "EscalationPolicy": {("id",): "x", ("levels", "#"): {"notify": [{"person": "-"}], "escalate_after": "1m"}},
     "Roster": {("id",): "x", ("timezone",): "UTC", ("people", "#"): {"name": "-"},

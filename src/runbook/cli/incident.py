@@ -58,6 +58,10 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
         ended = f"; resolved by it at {state.resolved_at:%H:%M:%S}" if state.resolved_by_handoff == linked else ""
         lines.append(f"  handed off to {one_line(linked)} (playbook {one_line(playbook)}, step {one_line(step_id)})"
                      f"{ended}")
+    for handed in state.handed_to:  # as recorded when handed off
+        then = "resolved by it" if handed["resolves"] else "the incident stays open"
+        lines.append(f"  handed off to {one_line(handed['to'])} (contact: {one_line(handed['contact'])}; step "
+                     f"{one_line(handed['step'])}, by {one_line(handed['by'])}; {then})")
     if state.parameters:
         lines.append("  parameters: " + ", ".join(f"{one_line(name)}={one_line(value)}"
                                                  f" ({state.parameter_sources.get(name, '?')}"
@@ -118,6 +122,10 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
                 texts.message(state, step, now)
             except CommandError as exc:  # posting it is refused until the value is set: say so here
                 lines.append(f"        cannot post yet: {one_line(str(exc))}")
+        if step.hand_to is not None:
+            then = "resolves the incident" if step.resolves else "the incident stays open"
+            lines.append(f"        hand off to {one_line(texts.text(state, step.hand_to.name, step, now))} (contact: "
+                         f"{one_line(texts.text(state, step.hand_to.contact, step, now))}); {then}")
         if step.kind == "ask":
             lines.append(f"        {one_line(texts.asked(state, step))}: answer with `runbook incident step {state.id} "
                          f"{step.id} --done --value VALUE`")

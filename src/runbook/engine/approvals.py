@@ -30,7 +30,7 @@ from runbook.errors import RunbookError
 
 # the fields of a gate's content, in the order they are shown and named when they change
 FIELDS = ("command", "action", "params", "query", "message", "degradation", "flags", "stages", "options",
-          "playbook", "carries", "prompt", "title")
+          "playbook", "carries", "handoff", "contact", "instructions", "prompt", "title")
 
 
 class Change(NamedTuple):
@@ -67,6 +67,11 @@ def covered(state: IncidentState, step: Step) -> dict:
     if step.options:
         out["options"] = [option.label + (f" (applies {option.degradation})" if option.degradation else "")
                           for option in step.options]
+    if step.hand_to is not None:  # who takes it over, as the responder will be shown it
+        out["handoff"] = texts.text(state, step.hand_to.name, step, at) + (" (resolves the incident)"
+                                                                          if step.resolves else "")
+        out["contact"] = texts.text(state, step.hand_to.contact, step, at)
+        out["instructions"] = texts.text(state, step.instructions, step, at)
     if step.playbook:
         out["playbook"] = step.playbook
         if step.kind == "handoff" and state.parameters:  # the values a handoff carries to the new incident

@@ -33,6 +33,8 @@ alert's incident.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -133,19 +135,33 @@ def record(engine, alerts: list[Alert], owner: dict) -> list[Received]:
     """Match each alert and store the whole delivery in the ledger in one transaction: once this
     returns every alert is durable, and a new matched one holds a reserved incident id and
     `owner` (who is to open it; a crash leaves it to `recover`). Nothing calls a plugin here."""
+    from runbook.catalog.matching import sibling_group
+
     rows = []
     windows_now = maintenance.running(engine) if engine.catalog.models("StatusPage") else []
+    playbooks = engine.catalog.models("Playbook")
     for alert in alerts:
         playbook, symptom, reason = (None, None, alert.rejected) if alert.rejected else match(engine.catalog,
                                                                                                   alert.labels)
         held = maintenance.holding(engine, playbook, symptom, alert.labels, windows_now) \
             if playbook and alert.status == FIRING else None
+        group = sibling_group(playbooks[playbook], symptom) if playbook else None
         rows.append({**alert._asdict(), "alertname": alert.name, "playbook": playbook, "symptom": symptom,
-                     "reason": reason, "held": held})
+                     "reason": reason, "held": held, "group": group,
+                     "sibling_key": sibling_key(playbook, symptom, group, alert.labels)})
     stored = engine.store.receive_alerts(rows, iso(engine.clock.now()), new_incident_id, _leased(engine, owner))
     # the ledger may have kept an alert under a key of its own (a known fingerprint, other labels)
     return [Received(alert._replace(fingerprint=row["fingerprint"]), row, new)
             for alert, (row, new) in zip(alerts, stored)]
+
+
+def sibling_key(playbook: str | None, symptom: str | None, group: tuple | None, labels: dict) -> str | None:
+    """The ledger's key of an alert's group of siblings: its playbook, symptom and the values of
+    the labels that make the group (None for an alert no playbook took)."""
+    if group is None:
+        return None
+    said = json.dumps([playbook, symptom, [[name, labels.get(name)] for name in group]], ensure_ascii=True)
+    return hashlib.sha256(said.encode()).hexdigest()[:32]
 
 
 def act(engine, received: list[Received], owner: dict, actor: str = ACTOR) -> list[Outcome]:
@@ -248,9 +264,7 @@ def _open(engine, stored: dict, actor: str) -> Outcome:
     the one (opened before a crash)."""
     from runbook.store import ConflictError, StoreError
 
-    alert = Alert(stored["fingerprint"], stored["status"], stored["starts_at"], stored["labels"],
-                  stored["annotations"] or {}, stored["ends_at"], stored["generator_url"] or "",
-                  stored["receiver"] or "")
+    alert = _stored_alert(stored)
     incident = stored["incident"]
     try:
         try:
@@ -267,9 +281,14 @@ def _open(engine, stored: dict, actor: str) -> Outcome:
     except RunbookError as exc:  # the playbook cannot open from these labels: kept, with why
         reason = f"could not open {stored['playbook']}: {exc}"
         engine.store.settle_alert(alert.fingerprint, alert.starts_at, "failed", reason, incident=None)
+        for sibling in engine.store.alerts(incident=incident, outcome="attached"):  # they joined what never opened
+            engine.store.settle_alert(sibling["fingerprint"], sibling["starts_at"], "failed", reason, incident=None)
         return Outcome(alert.fingerprint, alert.name, alert.status, "failed", None, stored["playbook"], reason)
     record = _received(alert, opened=True)
     engine.command(incident, actor, lambda state: [] if _linked(state, alert) else [record])
+    for sibling in engine.store.alerts(incident=incident, outcome="attached"):  # joined while it was reserved
+        if _sibling(engine, sibling):
+            _join(engine, sibling, _stored_alert(sibling), actor)
     from runbook.engine import safeguards
 
     # The row stays pending until the automatic degradation is done: an owner killed before
@@ -302,14 +321,55 @@ def _linked(state, alert: Alert) -> bool:
                and e.record.starts_at == alert.starts_at for e in state.events)
 
 
+def _stored_alert(stored: dict) -> Alert:
+    return Alert(stored["fingerprint"], stored["status"], stored["starts_at"], stored["labels"],
+                 stored["annotations"] or {}, stored["ends_at"], stored["generator_url"] or "",
+                 stored["receiver"] or "")
+
+
 def _attached(engine, stored: dict, alert: Alert, actor: str) -> None:
     incident = stored["incident"]
+    if _sibling(engine, stored):
+        if engine.store.incident(incident) is not None:  # else still to open: its opener records this one
+            _join(engine, stored, alert, actor)
+        return
     record = _received(alert, opened=False)
     engine.command(incident, actor, lambda state: [record])
     if alert.status == FIRING:
         engine.alert_firing(incident, actor, alert.name or alert.fingerprint)
     else:
         _resolved(engine, stored, alert, actor)
+
+
+def _sibling(engine, stored: dict) -> bool:
+    """Whether an attached row joined as a sibling (another alert of the group), not as a new
+    occurrence of an alert already linked to the incident."""
+    return not any(row["fingerprint"] == stored["fingerprint"] and row["starts_at"] != stored["starts_at"]
+                   for row in engine.store.alerts(incident=stored["incident"]))
+
+
+def _join(engine, stored: dict, alert: Alert, actor: str) -> None:
+    """Record a sibling alert on the incident it joined, once, and raise the incident's severity
+    in the same command when the sibling's labels map to a higher one (severity_from)."""
+    from runbook.catalog.matching import sibling_group
+    from runbook.engine.events import SeverityChanged
+
+    def build(state):
+        if _linked(state, alert):
+            return []
+        group = sibling_group(state.playbook, stored["symptom"]) or ()
+        out = [_received(alert, opened=False, sibling={name: alert.labels.get(name, "") for name in group})]
+        rule = state.playbook.severity_from
+        severity = rule.severity(alert.labels) if rule is not None else None
+        if severity is not None and not state.resolved \
+                and state.snapshot.rank(severity) < state.snapshot.rank(state.severity):
+            out.append(SeverityChanged(state.severity, severity, f"sibling alert {alert.name or alert.fingerprint} "
+                                                                 f"joined with label {rule.label}="
+                                                                 f"{alert.labels[rule.label]}"))
+        return out
+    engine.command(stored["incident"], actor, build)
+    if alert.status == FIRING:
+        engine.alert_firing(stored["incident"], actor, alert.name or alert.fingerprint)
 
 
 def _resolved(engine, stored: dict, alert: Alert, actor: str) -> Outcome:
@@ -334,11 +394,11 @@ def _resolved(engine, stored: dict, alert: Alert, actor: str) -> Outcome:
     return _outcome(stored, alert, "resolved", reason="incident resolved (on_alert_resolved: resolve)")
 
 
-def _received(alert: Alert, opened: bool) -> AlertReceived:
+def _received(alert: Alert, opened: bool, sibling: dict | None = None) -> AlertReceived:
     summary = alert.annotations.get("summary") or alert.annotations.get("description") or ""
     check_size("the alert's summary", summary)
     return AlertReceived(alert.fingerprint, alert.starts_at, alert.name, dict(alert.labels), summary,
-                         alert.generator_url, opened)
+                         alert.generator_url, opened, sibling)
 
 
 def _outcome(stored: dict, alert: Alert, outcome: str, reason: str | None = None) -> Outcome:

@@ -124,6 +124,7 @@ def export_json(state: IncidentState) -> dict:
             "handed_off_to": [{"step": step, "playbook": playbook, "incident": incident}
                               for step, playbook, incident in state.handoffs],
             "resolved_by_handoff": state.resolved_by_handoff,
+            "handed_to": [dict(handed) for handed in state.handed_to],
             "metrics": metrics(state).to_dict(), "snapshot": state.snapshot.hash, "steps": step_outputs(state),
             "messages": posted_messages(state), "events": [e.to_dict() for e in state.events]}
 
@@ -149,6 +150,8 @@ def export_markdown(state: IncidentState) -> str:
                                              if state.resolved_by_handoff else ""),
              f"- Opened: {opened:%Y-%m-%d %H:%M:%S} UTC by {md(state.opened_by)}",
              f"- Acknowledged by: {md(state.acknowledged_by or '—')}",
+             *[f"- Handed off to: {md(h['to'])} (contact: {md(h['contact'])}; {h['at'][11:19]} by {md(h['by'])})"
+               for h in state.handed_to],
              *[f"- Parameter {md(name)}: {md(value)} ({md(state.parameter_sources.get(name, '?'))})"
                for name, value in state.parameters.items()],
              *([f"- Alert labels: {md(', '.join(f'{k}={v}' for k, v in state.labels.items()))}"]

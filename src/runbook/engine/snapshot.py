@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from runbook.catalog import kinds
 from runbook.catalog.models import DEFAULT_ESCALATE_AFTER, EscalationPolicy, Playbook, Roster, SeverityLevel
+from runbook.catalog.sharing import references
 from runbook.errors import DocumentError
 from runbook.pluginapi import PAGER_SEVERITIES
 
@@ -19,11 +20,15 @@ if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
 
 def dependencies(catalog: Catalog, playbook: Document, drill: Document | None = None) -> list[Document]:
     """The documents an incident on `playbook` runs on: the playbook, the drill being rehearsed,
-    the severity policies, the procedures it includes, every escalation policy the playbook names (the default first: a
-    snapshot of 0.1 held only that one) and the rosters."""
+    the severity policies, the procedures it includes, the Shared documents they take definitions
+    from, every escalation policy the playbook names (the default first: a snapshot of 0.1 held
+    only that one) and the rosters."""
     documents = [playbook] + ([drill] if drill is not None else []) + catalog.of_kind("SeverityPolicy")
-    included = {step.procedure for step in playbook.model.steps if step.procedure}
-    documents += [doc for doc in catalog.of_kind("Procedure") if doc.id in included]
+    included = [doc for doc in catalog.of_kind("Procedure")
+                if doc.id in {step.procedure for step in playbook.model.steps if step.procedure}]
+    documents += included
+    shared = {ref for doc in (playbook, *included) for _, ref, _, _ in references(doc.data)}
+    documents += [doc for doc in catalog.of_kind("Shared") if doc.id in shared]
     for policy_id in playbook.model.escalation_ids:
         escalation = catalog.find(policy_id, "EscalationPolicy")
         if escalation:

@@ -146,6 +146,8 @@ class IncidentState:
     resolved_at: datetime | None = None
     from_incident: str | None = None  # the incident that handed off to this one
     handoffs: list = field(default_factory=list)  # (step, playbook, incident opened) per handoff made
+    # per handoff to someone who is not a playbook: step, to, contact, instructions, resolves, at, by
+    handed_to: list = field(default_factory=list)
     resolved_by_handoff: str | None = None  # resolved by a handoff step: the incident that carries on
     closed_at: datetime | None = None  # the follow-up phase finished (or was closed by hand)
     holders: dict = field(default_factory=dict)  # role id -> who holds it now (role_assigned events)

@@ -94,6 +94,8 @@ class StepCommands:
         if step.kind in ("decision", "choose"):
             options = ", ".join(f"{i}. {o.label}" for i, o in enumerate(step.options, 1))
             raise CommandError(f"step '{step.id}' is a {step.kind}; choose an option: {options}")
+        if step.kind == "handoff" and step.hand_to is not None:
+            return self._hand_to(state, actor, step, outcome)
         if step.kind == "handoff":
             return self._hand_off(state, actor, step, outcome)
         if step.kind in ("degrade", "restore"):
@@ -163,6 +165,33 @@ class StepCommands:
             ended = lifecycle.resolve(self, state.id, actor, handed_off_to=opened.id)
         except (CommandError, PluginError) as exc:
             raise type(exc)(f"handed off to {opened.id}, but {state.id} is {exc}") from None
+        return handed + ended
+
+    def _hand_to(self, state: IncidentState, actor: str, step: Step, outcome: str) -> list[Event]:
+        """Hand the incident to someone who is not a playbook (a vendor's support, a security
+        process, another team): record who, how to reach them and the instructions as shown now,
+        with the step done. The incident stays open and its track goes on, unless the step
+        `resolves:` it, which then happens as a resolve would."""
+        self._approved(state, step)
+
+        def build(current):
+            checked = self._current(current, step.id, actor)
+            self._approved(current, checked)
+            now = self.clock.now()
+            to = one_line(texts.text(current, step.hand_to.name, checked, now))
+            contact = one_line(texts.text(current, step.hand_to.contact, checked, now))
+            handed = HandedOff(step.id, to=to, contact=contact,
+                               instructions=texts.text(current, step.instructions, checked, now),
+                               resolves=step.resolves)
+            return [handed, *finish(current, checked, Done(outcome or f"handed off to {to}", now),
+                                    ends=step.resolves)]
+        handed = self.command(state.id, actor, build)
+        if not step.resolves:
+            return handed
+        try:
+            ended = lifecycle.resolve(self, state.id, actor)
+        except (CommandError, PluginError) as exc:
+            raise type(exc)(f"handed off to {handed[0].record.to}, but {state.id} is {exc}") from None
         return handed + ended
 
     def skip(self, incident: str, actor: str, step_id: str | None, reason: str) -> list[Event]:

@@ -42,8 +42,10 @@ class SqlAlertLedger:
         from firing to resolved) and returned as it was before, with False. New: a malformed
         alert (`rejected`: why) is kept as 'rejected'; when an earlier occurrence of the same
         alert is linked to an incident still open, the new one is linked to it
-        (outcome 'attached'); else a firing alert with a playbook reserves an incident id drawn
-        from `new_incident()` that no incident and no other alert holds (outcome 'pending',
+        (outcome 'attached'); so is a firing sibling (`sibling_key`: its group, None for none;
+        `group`: the label names whose values make it) of an alert whose incident is open or
+        reserved; else a firing alert with a playbook reserves an incident id drawn from
+        `new_incident()` that no incident and no other alert holds (outcome 'pending',
         `owner` recorded until the incident exists); else it is kept as 'unmatched' (or
         'resolved' when runbook first hears of it resolved). Returns (row, True)."""
         with self._write("ledger"):
@@ -68,10 +70,14 @@ class SqlAlertLedger:
         row = {name: alert.get(name) for name in ALERT_COLUMNS}
         row.update(first_seen=now, last_seen=now, deliveries=1, owner=None)
         linked = None if alert.get("rejected") else self._open_incident_of(alert["fingerprint"], alert["labels"])
+        sibling = None if linked or alert.get("rejected") or alert["status"] == "resolved" \
+            else self._sibling_incident_of(alert)
         if alert.get("rejected"):
             row.update(incident=None, outcome="rejected", reason=alert["rejected"])
         elif linked:
             row.update(incident=linked, outcome="attached")
+        elif sibling:
+            row.update(incident=sibling[0], outcome="attached", reason=sibling[1])
         elif alert["status"] == "resolved":
             row.update(incident=None, outcome="resolved",
                        reason=row.get("reason") or "resolved before runbook saw it fire")
@@ -83,8 +89,8 @@ class SqlAlertLedger:
             row.update(incident=None, outcome="unmatched")
         values = [json.dumps(row[n], ensure_ascii=False) if n in ALERT_JSON and row[n] is not None else row[n]
                   for n in ALERT_COLUMNS]
-        self._run(f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) VALUES "
-                  f"({', '.join('?' * len(ALERT_COLUMNS))})", values)
+        self._run(f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}, sibling_key) VALUES "
+                  f"({', '.join('?' * len(ALERT_COLUMNS))}, ?)", [*values, alert.get("sibling_key")])
         return row, True
 
     def _alert_row(self, fingerprint: str, starts_at: str) -> dict | None:
@@ -103,6 +109,24 @@ class SqlAlertLedger:
             if json.loads(stored or "{}") == labels:
                 return incident
         return None
+
+    def _sibling_incident_of(self, alert: dict) -> tuple[str, str] | None:
+        """(incident, why) of a sibling of a firing alert: an alert of the same group
+        (`sibling_key`: its playbook, symptom and the values of the labels named by `group`)
+        linked to an incident still open or reserved for one about to open (a warning and its
+        critical in one delivery); the latest. None without a group."""
+        if alert.get("sibling_key") is None:
+            return None
+        open_ = ", ".join("?" * len(STILL_OPEN))
+        found = self._run(
+            "SELECT a.incident, a.alertname FROM alerts a LEFT JOIN incidents i ON i.id = a.incident "
+            "WHERE a.sibling_key = ? AND a.incident IS NOT NULL AND "
+            f"(i.status IN ({open_}) OR (i.id IS NULL AND a.outcome = 'pending')) ORDER BY a.starts_at DESC LIMIT 1",
+            [alert["sibling_key"], *STILL_OPEN]).fetchone()
+        if found is None:
+            return None
+        shown = ", ".join(f"{key}={alert['labels'][key]}" for key in alert["group"] if key in alert["labels"])
+        return found[0], f"a sibling of {found[1] or 'an alert'} ({shown or 'same symptom'}) joins its incident"
 
     def _unused_id(self, draw) -> str:
         for _ in range(100):

@@ -248,6 +248,9 @@ MIGRATIONS = (
      [*create_table("subscribers"), *create_table("deliveries")]),
     (10, "the trigger takes the event types added since migration 5 (what PagerDuty reported, the chat's posts "
          "and commands, reviews, action items closed and reminded)", [frozen("10_event_check.sql")]),
+    (11, "alerts: the group of sibling alerts each belongs to",
+     ["ALTER TABLE alerts ADD COLUMN IF NOT EXISTS sibling_key text COLLATE \"C\"",
+      "CREATE INDEX IF NOT EXISTS idx_alerts_sibling_key ON alerts (sibling_key)"]),
 )
 
 

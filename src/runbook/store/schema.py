@@ -58,9 +58,12 @@ TABLES = {table.name: table for table in (
     Table("alerts", {"fingerprint": KEY, "starts_at": KEY, "status": KEY, "ends_at": KEY, "alertname": KEY,
                      "labels": TEXT, "annotations": TEXT, "generator_url": TEXT, "receiver": KEY,
                      "first_seen": KEY, "last_seen": KEY, "deliveries": INT, "playbook": KEY, "symptom": KEY,
-                     "incident": KEY, "outcome": KEY, "reason": TEXT, "owner": TEXT},
+                     "incident": KEY, "outcome": KEY, "reason": TEXT, "owner": TEXT,
+                     # the group of sibling alerts it belongs to (engine/intake.py sibling_key)
+                     "sibling_key": KEY},
           pk=("fingerprint", "starts_at"), not_null=("status", "first_seen", "outcome"),
-          indexes={"idx_alerts_last_seen": ("last_seen",), "idx_alerts_incident": ("incident",)}),
+          indexes={"idx_alerts_last_seen": ("last_seen",), "idx_alerts_incident": ("incident",),
+                   "idx_alerts_sibling_key": ("sibling_key",)}),
     # scheduled maintenance windows (`runbook maintenance`): shown on the public page; alerts of
     # their components below `page_at` are kept without opening an incident
     Table("maintenance", {"id": SERIAL, "title": TEXT, "body": TEXT, "components": TEXT, "starts_at": KEY,

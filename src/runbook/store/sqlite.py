@@ -76,7 +76,9 @@ MIGRATIONS = ((1, "events, incidents projection, snapshots", (Create("events"), 
               (10, "leases: the work each server owns, taken over when its lease ends", (Create("leases"),)),
               (11, "scheduled maintenance windows", (Create("maintenance"),)),
               (12, "subscribers to the public page and what was sent to them",
-               (Create("subscribers"), Create("deliveries"))))
+               (Create("subscribers"), Create("deliveries"))),
+              (13, "alerts: the group of sibling alerts each belongs to",
+               (Column("alerts", "sibling_key"), Index("alerts", "idx_alerts_sibling_key"))))
 
 
 def _code(exc: sqlite3.Error) -> int:

@@ -36,12 +36,24 @@ class AlertReceived(EventRecord):
     summary: str = ""  # the alert's summary (or description) annotation
     generator_url: str = ""
     opened: bool = False  # True on the alert that opened the incident
+    # another alert of the incident's group (symptom group_by:) that joined it: the group's labels
+    sibling: dict | None = None
 
     def fold(self, state, event):
         pass
 
+    def to_data(self):
+        data = EventRecord.to_data(self)
+        if self.sibling is None:  # stored as before sibling alerts joined incidents
+            del data["sibling"]
+        return data
+
     def describe(self):
         shown = ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items()) if k != "alertname")
         what = f"alert {self.alertname or self.fingerprint}" + (f" ({shown})" if shown else "")
-        return (f"{what} {'opened this incident' if self.opened else 'fired again'}"
-                + (f": {self.summary}" if self.summary else ""))
+        if self.sibling is not None:
+            group = ", ".join(f"{k}={v}" for k, v in self.sibling.items())
+            did = f"joined this incident as a sibling ({group or 'same symptom'})"
+        else:
+            did = "opened this incident" if self.opened else "fired again"
+        return f"{what} {did}" + (f": {self.summary}" if self.summary else "")

@@ -52,16 +52,37 @@ class Opened(EventRecord):
 
 @record("handed_off", loud="warning")
 class HandedOff(EventRecord):
-    """A handoff step opened a linked incident on another playbook."""
+    """A handoff step opened a linked incident on another playbook, or handed the incident to
+    someone who is not a playbook (`to`: a vendor's support, a security process, another team),
+    recorded as shown: their name, how to reach them and the instructions."""
 
     step: str
-    playbook: str
-    incident: str
+    playbook: str | None = None
+    incident: str | None = None
+    to: str | None = None
+    contact: str = ""
+    instructions: str = ""
+    resolves: bool = False  # ...and the step resolves the incident (else it stays open)
 
     def fold(self, state, event):
-        state.handoffs.append((self.step, self.playbook, self.incident))
+        if self.to is None:
+            state.handoffs.append((self.step, self.playbook, self.incident))
+        else:
+            state.handed_to.append({"step": self.step, "to": self.to, "contact": self.contact,
+                                    "instructions": self.instructions, "resolves": self.resolves,
+                                    "at": event.at.isoformat(), "by": event.actor})
+
+    def to_data(self):
+        data = EventRecord.to_data(self)
+        if self.to is None:  # stored as before handoffs to someone who is not a playbook
+            for key in ("to", "contact", "instructions", "resolves"):
+                del data[key]
+        return data
 
     def describe(self):
+        if self.to is not None:
+            then = "; the incident is resolved by it" if self.resolves else "; the incident stays open"
+            return f"handed off to {self.to} (contact: {self.contact}){then}"
         return f"handed off to {self.incident} (playbook {self.playbook})"
 
 

@@ -443,6 +443,16 @@ class IncidentScreen(Screen):
             self.ask_flip("plan_step", (step.id,), lambda plan: self._flip_step(step, plan))
         elif approves_itself(step, self.app.actor) and step.kind != "handoff":
             self._approve(step, "", then=lambda: self.send("complete", step.id), doing="mark it done")
+        elif step.kind == "handoff" and step.hand_to and not step.hand_resolves:
+            self.confirm(f"Hand off to {step.hand_to}?", f"Contact: {step.hand_contact}\nRecorded as handed off, as "
+                         "shown here; the incident stays open and its steps go on.",
+                         lambda: self.send("complete", step.id))
+        elif step.kind == "handoff" and step.hand_to:
+            self.ask_flip("plan_resolve", (), lambda plans: self.confirm(
+                f"Hand off to {step.hand_to}? This resolves the incident.",
+                f"Contact: {step.hand_contact}\nThis incident ends here, as a resolve would. "
+                + self._resolve_detail(plans, done=step.id),
+                lambda: self.send("complete", step.id)))
         elif step.kind == "handoff":
             self.ask_flip("plan_resolve", (), lambda plans: self.confirm(
                 f"Hand off to playbook “{step.handoff}”? This opens a linked incident on it, pages it "

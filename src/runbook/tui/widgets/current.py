@@ -242,6 +242,9 @@ class CurrentStepPanel(Vertical):
                         style="bold magenta")
         if step.asks:
             head.append(f"\n{step.asks}: {self.key('done')} answers", style="bold magenta")
+        if step.hand_to:
+            then = "resolves the incident" if step.hand_resolves else "the incident stays open"
+            head.append(f"\nhand off to {step.hand_to} · contact: {step.hand_contact} · {then}", style="bold magenta")
         after = []
         if step.last_poll:
             after.append(Text(f"last check: {step.last_poll}", style="dim"))
