@@ -14,6 +14,7 @@ from runbook.catalog import load, load_catalog
 from runbook.engine import CommandError, Engine, VirtualClock
 from runbook.engine.metrics import export_json, export_markdown
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 
@@ -139,7 +140,7 @@ def test_tui_shows_the_target_and_asks_before_handing_off(engine):
 
     iid = opened(engine)
     engine.approve(iid, "bo", "to-vendor")
-    app = build_app(engine, engine.catalog, "ana", iid)
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
 
     async def scenario():
         async with app.run_test(size=(130, 44)) as pilot:
