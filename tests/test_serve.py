@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -666,3 +667,19 @@ def test_a_session_holding_runbooks_lock_makes_healthz_503_and_the_intake_busy_n
     finally:
         holder.close()
         engine.store.close()
+
+
+def test_serve_reminds_the_owners_of_overdue_action_items(engine):
+    """The server's timer loop reminds overdue items' owners (hourly; each at most once a day, as
+    the log says), so no cron job is needed beside `runbook serve`."""
+    iid = engine.open("disk-full", "ana", params={"host": "db1.example"}).id
+    engine.add_action_item(iid, "ana", "alert on SFU CPU", owner="bo", due="2020-01-01")
+    service = EngineService(engine)
+    with TestClient(build_app(service, ServeConfig(TOKEN, tick_every=0.05))):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # wait on the condition: the first pass reminds at once
+            if any(e.type == "action_item_reminded" for e in service.query("state", iid).events):
+                break
+            time.sleep(0.05)
+    reminded = [e for e in engine.state(iid).events if e.type == "action_item_reminded"]
+    assert len(reminded) == 1 and reminded[0].record.owner == "bo"

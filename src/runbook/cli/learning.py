@@ -199,7 +199,8 @@ def close(ctx: Context, item_id, evidence, evidence_kind, actor, as_json):
 @click.pass_obj
 def remind(ctx: Context, actor, as_json):
     """Remind the owner of every overdue open action item through the notify plugins (at most once a
-    day per item; each reminder is recorded on the item's incident). Run it from cron."""
+    day per item; each reminder is recorded on the item's incident). `runbook serve` does it every hour;
+    without a server, run it from cron."""
     sent = ctx.engine_service().command("remind_overdue", actor)
     if as_json:
         dump(sent)

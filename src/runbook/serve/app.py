@@ -60,6 +60,7 @@ DEFAULT_MAX_BODY = 1024 * 1024
 CHAT_REFRESH = 5.0  # seconds: the chat's countdowns are brought up to date at least this often
 DEFAULT_RETENTION = 30 * 86400  # the alert ledger forgets what it last heard of 30 days ago...
 PRUNE_EVERY = 3600  # ...looked at once an hour (and at start)
+REMIND_EVERY = 3600  # overdue action items looked at once an hour (each owner reminded at most once a day)
 PAGE = 200  # /api/alerts rows by default
 MAX_PAGE = 1000
 PAGE_BYTES = 1024 * 1024  # a page ends after the row that takes it past this much JSON
@@ -271,14 +272,28 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
             log.info("forgot %d alert(s) last heard of over %s ago (--alert-retention)", gone,
                      format_duration(int(config.alert_retention)))
 
+    async def remind():
+        """Overdue action items' owners reminded through the notify plugins (at most once a day an
+        item: the reminders are in the log, so several servers or a restart send no more)."""
+        try:
+            sent = await service.ticks.run(lambda engine: engine.remind_overdue())
+        except RunbookError as exc:
+            log.warning("could not remind the owners of overdue action items: %s", one_line(str(exc)))
+            return
+        for each in sent:
+            log.info("reminded %s of overdue action item %s", one_line(str(each.get("owner", ""))), each.get("id"))
+
     async def ticking():
-        pruned_at = None
+        pruned_at = reminded_at = None
         while True:
             await asyncio.sleep(config.tick_every)
             now = asyncio.get_running_loop().time()
             if config.alert_retention and (pruned_at is None or now - pruned_at >= PRUNE_EVERY):
                 pruned_at = now
                 await prune()
+            if reminded_at is None or now - reminded_at >= REMIND_EVERY:
+                reminded_at = now
+                await remind()
             try:
                 if watcher is not None and watcher.changed():
                     catalog = await asyncio.get_running_loop().run_in_executor(None, _reload, watcher.paths)
