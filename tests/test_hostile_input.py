@@ -89,7 +89,7 @@ def test_utf8_byte_order_mark_is_accepted(tmp_path):
     _docs, problems = load(tmp_path, "\ufeffapiVersion: runbook/v1\nkind: Nope\n")
     assert [p.message for p in problems] == [
         "the text 'Nope' is not a document kind, expected one of: Playbook, SeverityPolicy, "
-        "EscalationPolicy, Roster, Drill, Procedure, StatusPage"]
+        "EscalationPolicy, Roster, Drill, Procedure, Shared, StatusPage"]
 
 
 @pytest.mark.parametrize("content", ["", "\n\n", "# only a comment\n", "---\n...\n"])

@@ -48,9 +48,9 @@ class StuckMetrics:
 
 
 def storm(deliveries: int, per_delivery: int, first: int = 0) -> list[dict]:
-    """Deliveries of new QueueStuck alerts (each its own fingerprint: one incident each)."""
+    """Deliveries of new QueueStuck alerts (each its own fingerprint and shard: one incident each)."""
     return [payload(*[alert("QueueStuck", fingerprint=f"{first + d * per_delivery + n:06x}", service="jobs",
-                            shard=str(n))
+                            shard=str(first + d * per_delivery + n))
                       for n in range(per_delivery)]) for d in range(deliveries)]
 
 
