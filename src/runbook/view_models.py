@@ -68,6 +68,7 @@ class CurrentStep(NamedTuple):
     ask_parameter: object = None  # ...the parameter (catalog Parameter) its form checks the answer against
     ask_value: str | None = None  # ...and the parameter's value now, which the form offers
     compose: bool = False  # a communicate step whose message the responder writes when posting (the template: a draft)
+    interactive: bool = False  # its command runs attached to the responder's terminal (the TUI suspends)
 
 
 class LeftStep(NamedTuple):

@@ -129,7 +129,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 tuple(_maybe(o.degradation) for o in step.options),
                 " · ".join(one_line(x) for x in (step.channel, step.audience) if x), one_line(stale),
                 _covers(run, stale, gate), approvals.digest(gate) if gate is not None else "",
-                *_ask(state, step), step.compose))
+                *_ask(state, step), step.compose, step.interactive))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:

@@ -174,6 +174,7 @@ class Step(NamedTuple):
     wait_alert: str | None = None  # a wait on the incident's own alert: "resolved"
     on_no_data: str | None = None  # what a prometheus: wait's "no data" means: holds, not-yet or broken
     compose: bool = False  # a communicate step whose message the responder writes when posting it
+    interactive: bool = False  # its run: command runs attached to the responder's terminal, output not captured
 
     @property
     def automated(self) -> bool:
@@ -456,6 +457,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         wait_alert=raw.get("alert"),
         on_no_data=raw.get("on_no_data"),
         compose=raw.get("compose", False),
+        interactive=raw.get("interactive", False),
     )
 
 
