@@ -202,3 +202,32 @@ def test_tui_in_tmux_opens_the_window_and_records_the_run(engine, tmux):
 
     asyncio.run(scenario())
     assert engine.state(iid).steps["edit"].status == "done"
+
+
+def test_tui_in_a_real_terminal_suspends_runs_it_and_comes_back(tmux, tmp_path, fixture_env):
+    """The real `runbook resume` in a tmux pane with $TMUX emptied: the app hands its terminal to
+    the command, which reads what is typed, and is back on screen when it ends."""
+    db = tmp_path / "db.sqlite"
+    store = Store(str(db))
+    host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
+    engine = Engine(store, VirtualClock(), host, load([str(CATALOG)]))
+    iid = engine.open("volume-edit", "ana").id
+    engine.approve(iid, "ana", "edit")
+    store.close()
+    env = {"TMUX": "", "RUNBOOK_DB": str(db), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"), "RUNBOOK_USER": "ana",
+           "TERM": "xterm-256color", "PYTHONPATH": fixture_env["PYTHONPATH"]}
+    tmux("new-session", "-d", "-s", "tui", "-x", "120", "-y", "35", "env", *[f"{k}={v}" for k, v in env.items()],
+         sys.executable, "-m", "runbook", "--catalog", str(CATALOG), "resume", iid)
+    tmux.wait_for(lambda: "Edit the claim" in tmux.screen("tui"), "the incident screen")
+    tmux("send-keys", "-t", "tui", "u")
+    tmux.wait_for(lambda: "Run “Edit the claim" in tmux.screen("tui"), "the confirmation")
+    tmux("send-keys", "-t", "tui", "y")
+    tmux.wait_for(lambda: "new size for data-0?" in tmux.screen("tui"), "the command's prompt, the app suspended")
+    tmux("send-keys", "-t", "tui", "-l", "grow")
+    tmux("send-keys", "-t", "tui", "Enter")
+    tmux.wait_for(lambda: "Watch the volume" in tmux.screen("tui") and "✓ Edit the claim" in tmux.screen("tui"),
+                  "the app back, the step done")
+    with Store(str(db)) as store:
+        recorded = {e.type: e.data for e in store.events(iid)}
+    assert recorded["action_started"]["attached"] == "terminal"
+    assert (recorded["action_finished"]["ok"], recorded["action_finished"]["exit_code"]) == (True, 0)
