@@ -71,6 +71,7 @@ class CurrentStep(NamedTuple):
     hand_to: str = ""  # a handoff to someone who is not a playbook: who, as shown ("Acme CDN support")
     hand_contact: str = ""  # ...how to reach them
     hand_resolves: bool = False  # ...and whether it resolves the incident (else it stays open)
+    interactive: bool = False  # its command runs attached to the responder's terminal (the TUI suspends)
 
 
 class LeftStep(NamedTuple):

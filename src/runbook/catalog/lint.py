@@ -550,6 +550,8 @@ def _step_fields(doc, step, degradations, applied, restored):
                           at_key=True)
     if step.expect is not None:
         yield from _expect(doc, step)
+    if step.interactive:
+        yield from _interactive(doc, step)
     if step.kind == "wait":
         yield from _wait_fields(doc, step)
     if step.retry is not None:
@@ -595,6 +597,24 @@ def _expect(doc, step: Step):
         yield doc.problem(path + ("findings",), f"exit status {overlap[0]} is a finding and also listed under "
                                                 f"{'not_yet' if overlap[0] in (step.not_yet or ()) else 'broken'}:; "
                                                 "give it one meaning", code="expect")
+
+
+def _interactive(doc, step: Step):
+    """An interactive command is the responder's to drive: a run: command, nothing read from its output."""
+    path = step.path + ("interactive",)
+    if step.run is None:
+        plugin = " (a uses: action is run by a plugin, not in a terminal)" if step.uses else ""
+        yield doc.problem(path, "interactive: runs a run: command attached to your terminal, but this step has "
+                                f"no run:{plugin}", at_key=True, code="interactive")
+    if step.timeout is not None:
+        yield doc.problem(step.path + ("timeout",), "an interactive command runs until the responder ends it; "
+                                                    "remove timeout:", at_key=True, code="interactive")
+    read = [name for name, on in (("capture", step.captures), ("expect", step.expect is not None),
+                                  ("retry", step.retry is not None)) if on]
+    if read:
+        yield doc.problem(step.path + (read[0],), f"{read[0]}: needs what the command printed or a rerun by itself, "
+                                                  "but an interactive command's output is the responder's, not "
+                                                  "captured; drop one of them", at_key=True, code="interactive")
 
 
 def _include(doc, pb: Playbook, step: Step, index: _Index):

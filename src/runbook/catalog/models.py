@@ -184,6 +184,7 @@ class Step(NamedTuple):
     compose: bool = False  # a communicate step whose message the responder writes when posting it
     hand_to: HandTo | None = None  # a handoff to someone who is not a playbook (to:)
     resolves: bool = False  # ...whose completion resolves the incident (else it stays open and goes on)
+    interactive: bool = False  # its run: command runs attached to the responder's terminal, output not captured
 
     @property
     def automated(self) -> bool:
@@ -469,6 +470,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         compose=raw.get("compose", False),
         hand_to=HandTo(raw["to"]["name"], raw["to"]["contact"]) if isinstance(raw.get("to"), dict) else None,
         resolves=raw.get("resolves", False),
+        interactive=raw.get("interactive", False),
     )
 
 

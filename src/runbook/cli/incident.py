@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,7 @@ from runbook.cli import roles
 from runbook.cli.context import Context
 from runbook.cli.options import actor_option, incident_argument, json_option, opening_options, reason_required
 from runbook.cli.output import dump, echo
+from runbook.default_plugins.shell_action import attached_terminal
 from runbook.engine import answers, approvals, conditions, step_timers, texts, timers
 from runbook.engine.completion import UNDONE, completion
 from runbook.engine.metrics import describe, export_json, export_markdown, metrics, posted_messages, step_outputs
@@ -456,7 +458,8 @@ def escalate(ctx: Context, incident_id, actor, as_json):
 @click.option("--done", is_flag=True, help="The step is done (degrade/restore steps flip flags).")
 @click.option("--skip", "reason", metavar="REASON", help="Skip the step, saying why.")
 @click.option("--fail", is_flag=True, help="The step failed (goes to on_fail if the step has one).")
-@click.option("--run", is_flag=True, help="Run the step's automation (run: or uses:).")
+@click.option("--run", is_flag=True, help="Run the step's automation (run: or uses:); an interactive: true command "
+                                         "runs attached to this terminal, or in a new tmux window inside tmux.")
 @click.option("--outcome", default="", help="What was found (with --done) or what went wrong (with --fail).")
 @click.option("--status", "public_status", default=None,
               type=click.Choice(["investigating", "identified", "monitoring", "resolved"]),
@@ -502,7 +505,10 @@ def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, publ
     elif action == "fail":
         events = service.command("fail", incident_id, actor, step, outcome)
     else:
-        events = service.command("run", incident_id, actor, step)
+        # an interactive step's command runs attached to this terminal (or a new tmux window);
+        # without a terminal the engine refuses it, saying how to run it
+        attached = os.environ.get("TMUX") or (sys.stdin.isatty() and sys.stdout.isatty())
+        events = service.command("run", incident_id, actor, step, terminal=attached_terminal() if attached else None)
     _print_events(events, as_json)
     # by the step's outcome: a finding (expect:) is done, not failed; output not as expected fails
     done = {e.record.step for e in events if e.type == "step_completed"}

@@ -84,3 +84,109 @@ def _kill_group(proc) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+class AttachedTerminal:
+    """Runs an interactive step's command (interactive: true) attached to the responder's
+    terminal: it gets the terminal's foreground and reads and writes it directly (an editor, a
+    shell, `top`); nothing is captured. `where` is recorded with the run. A face passes one to
+    the engine's `run` (the TUI first suspends itself)."""
+
+    where = "terminal"
+
+    def __call__(self, request) -> ActionResult:
+        start = time.monotonic()
+        argv = list(request.argv)
+        env = {**os.environ, **{str(k): str(v) for k, v in request.env.items()}} if request.env else None
+        try:
+            tty = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+        except OSError:
+            return ActionResult(False, f"not run: an interactive command needs a terminal: {command_line(argv)}",
+                                handler="terminal")
+        # SIGTTOU is blocked (this thread) so runbook may hand the terminal over and take it back
+        # from the background; the command runs in its own process group, in the foreground, so a
+        # Ctrl-C reaches the command and not runbook
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU})
+        try:
+            ours = os.tcgetpgrp(tty)
+            try:
+                proc = subprocess.Popen(argv, process_group=0, cwd=request.cwd, env=env)
+            except FileNotFoundError:
+                return ActionResult(False, f"command not found: {argv[0]}", handler="terminal")
+            except OSError as exc:
+                return ActionResult(False, f"cannot run {argv[0]}: {exc.strerror or exc}", handler="terminal")
+            try:
+                record_process_group(request, proc.pid)
+            except OSError:
+                pass  # it still runs; only its clean-up after a crash is lost
+            try:
+                os.tcsetpgrp(tty, proc.pid)
+                os.killpg(proc.pid, signal.SIGCONT)  # had it read the terminal before it was given it, it stopped
+            except OSError:
+                pass  # it ended already
+            code = proc.wait()
+            os.tcsetpgrp(tty, ours)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            os.close(tty)
+        return _attached_result(argv, code, time.monotonic() - start, "terminal")
+
+
+class TmuxWindow:
+    """Runs an interactive step's command in a new tmux window (runbook itself inside tmux: $TMUX
+    set), so runbook stays on screen; waits until the command ends or its window is closed."""
+
+    where = "tmux window"
+
+    def __call__(self, request) -> ActionResult:
+        import select
+        import tempfile
+
+        start = time.monotonic()
+        argv = list(request.argv)
+        with tempfile.NamedTemporaryFile(prefix="runbook-status-", delete=False) as status:
+            pass  # where the window's shell writes the exit status
+        # argv stays a list: tmux executes several arguments directly, and sh only runs "$@"
+        # (never the text of an argument) and writes the exit status where runbook reads it
+        window = ["tmux", "new-window", "-P", "-F", "#{pane_pid}", "-n", f"runbook-{request.step}",
+                  *(["-c", request.cwd] if request.cwd else []),
+                  *[x for k, v in request.env.items() for x in ("-e", f"{k}={v}")],
+                  "sh", "-c", '"$@"; echo $? > "$0"', status.name, *argv]
+        try:
+            made = subprocess.run(window, capture_output=True, text=True, timeout=10)
+            if made.returncode != 0:
+                return ActionResult(False, f"not run: tmux could not open a window: {made.stderr.strip()}",
+                                    handler="tmux")
+            _wait_for_exit(int(made.stdout.strip()), select)
+            with open(status.name, encoding="ascii") as handle:
+                text = handle.read().strip()
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            return ActionResult(False, f"not run: tmux could not open a window: {exc}", handler="tmux")
+        finally:
+            os.unlink(status.name)
+        if not text.isdigit():
+            return ActionResult(False, f"its tmux window was closed before it ended: {command_line(argv)}",
+                                duration=time.monotonic() - start, handler="tmux")
+        return _attached_result(argv, int(text), time.monotonic() - start, "tmux")
+
+
+def attached_terminal():
+    """The runner for interactive commands here: a new tmux window inside tmux, else this terminal."""
+    return TmuxWindow() if os.environ.get("TMUX") else AttachedTerminal()
+
+
+def _wait_for_exit(pid: int, select) -> None:
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return  # it has ended already
+    try:
+        select.select([handle], [], [])
+    finally:
+        os.close(handle)
+
+
+def _attached_result(argv, code: int, duration: float, handler: str) -> ActionResult:
+    ok = code == 0
+    said = "ended" if ok else f"ended by signal {-code}" if code < 0 else f"failed with exit status {code}"
+    return ActionResult(ok, f"{said}: {command_line(argv)}", code, "", duration, handler)

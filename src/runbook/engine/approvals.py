@@ -47,6 +47,8 @@ def covered(state: IncidentState, step: Step) -> dict:
         out["prompt"] = texts.text(state, step.approval.prompt, step, at)
     if step.run is not None:
         out["command"] = texts.shown_command(state, step, at)
+        if step.interactive:  # the approver sees that the responder drives it, attached to their terminal
+            out["attached"] = True
     elif step.uses:
         out["action"] = step.uses
         try:

@@ -48,6 +48,7 @@ SYSTEM = "runbook"
 STALE_INTENT = timedelta(seconds=60)  # an intent recorded without an owner (by 0.1) counts as abandoned after this
 FLAG_LEASE = 15.0  # seconds per flag an owner on another host is trusted to finish a change in
 ACTION_LEASE_GRACE = 30.0
+INTERACTIVE_LEASE = 12 * 3600.0  # a responder may keep an editor or a shell open that long; no timeout applies
 
 
 POLL_OUTPUT = 4096  # a check polled every 30 s for hours keeps only the tail of each poll's output
@@ -165,19 +166,24 @@ class Effects:
 
     # automation ---------------------------------------------------------------------------
 
-    def run(self, incident: str, actor: str, step: Step) -> list[Event]:
-        """Run a step's automation (run: or uses:) and record the outcome."""
+    def run(self, incident: str, actor: str, step: Step, terminal=None) -> list[Event]:
+        """Run a step's automation (run: or uses:) and record the outcome. An interactive step's
+        command is run by `terminal(request)`, the face's runner attached to the responder's
+        terminal (its `where` is recorded); none is captured."""
         owner = owners.claim()
         try:
-            return self._run(incident, actor, step, owner)
+            return self._run(incident, actor, step, owner, terminal)
         finally:
             owners.release(owner)
 
-    def _run(self, incident: str, actor: str, step: Step, owner: dict) -> list[Event]:
+    def _run(self, incident: str, actor: str, step: Step, owner: dict, terminal=None) -> list[Event]:
         state = self.engine.state(incident)
         refuse_if_tampered(state)
         if step.prometheus is not None:
             return self._check(state, actor, step, owner)
+        if step.interactive and terminal is None:
+            raise CommandError(f"step '{step.id}' is interactive: run it from your terminal, with `runbook incident "
+                               f"step {incident} {step.id} --run` or in the TUI")
         pidfile = action_pidfile(owner)
         request = None
 
@@ -191,13 +197,15 @@ class Effects:
             # must still cover it: a parameter set meanwhile is never run unapproved
             _refuse(approvals.refusal_if_changed(s, step))
             request = self.request(s, step)._replace(pidfile=pidfile)
-            lease = self.engine.clock.now() + timedelta(seconds=request.timeout + ACTION_LEASE_GRACE)
+            held = INTERACTIVE_LEASE if step.interactive else request.timeout + ACTION_LEASE_GRACE
+            lease = self.engine.clock.now() + timedelta(seconds=held)
             return [ActionStarted(step.id, list(request.argv) if request.argv is not None else None, step.uses,
                                   dict(request.params), owner, iso(lease), request.pidfile, request.cwd,
-                                  dict(request.env))]
+                                  dict(request.env), attached=terminal.where if step.interactive else "")]
         events = self.command(incident, actor, intent)
         try:
-            result, failures = self.plugins.run_action(request)
+            result, failures = (attached(terminal, request), []) if step.interactive \
+                else self.plugins.run_action(request)
         finally:
             _remove(request.pidfile)
 
@@ -435,6 +443,15 @@ def abandoned(intent: dict, at: datetime, now: datetime, force: bool, leases=Non
     if state == owners.UNKNOWN:
         return force or now - at >= STALE_INTENT
     return state == owners.GONE
+
+
+def attached(terminal, request: ActionRequest) -> ActionResult:
+    """An interactive command run by the face's runner; a runner that breaks is the run's failure,
+    recorded, so no intent is left without its result."""
+    try:
+        return terminal(request)
+    except Exception as exc:
+        return ActionResult(False, f"not run: {exc}", handler=terminal.where)
 
 
 def _refuse(refusal: str) -> None:

@@ -315,10 +315,12 @@ class StepCommands:
             return restarts.records(state, state.playbook.step(step_id), reason.strip())
         return self.command(incident, actor, build)
 
-    def run(self, incident: str, actor: str, step_id: str | None = None, expect: str | None = None) -> list[Event]:
+    def run(self, incident: str, actor: str, step_id: str | None = None, expect: str | None = None,
+            terminal=None) -> list[Event]:
         """Run the current step's automation (run: or uses:) and record the outcome. `expect`: the
         command line the responder confirmed (as `texts.shown_command` renders it); refused when
-        it would now run another (a command using a built-in of time, {elapsed}, is compared without it)."""
+        it would now run another (a command using a built-in of time, {elapsed}, is compared without it).
+        `terminal`: the face's runner for an interactive step (effects.Effects.run)."""
         state = self.state(incident)
         step = self._current(state, step_id, actor)
         if not step.automated:
@@ -335,7 +337,7 @@ class StepCommands:
             raise CommandError("no plugins loaded: cannot run actions")
         if step.kind == "wait":
             return self.effects.poll(state, step.id)  # checking a wait by hand is one more poll
-        return self.effects.run(incident, actor, step)
+        return self.effects.run(incident, actor, step, terminal)
 
 
 def _refuse_if_not_offered(state: IncidentState, step: Step, index: int) -> None:

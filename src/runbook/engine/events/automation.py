@@ -19,6 +19,7 @@ class ActionStarted(EventRecord):
     cwd: str | None = None
     env: dict = field(default_factory=dict)
     check: dict | None = None  # a prometheus: check read instead: {query, expect}
+    attached: str = ""  # an interactive command: where it ran attached ("terminal" or "tmux window")
 
     def fold(self, state, event):
         state.actions_pending[self.step] = event
@@ -26,7 +27,14 @@ class ActionStarted(EventRecord):
     def describe(self):
         if self.check is not None:
             return f"checking prometheus: {self.check.get('query')} expect {self.check.get('expect')}"
-        return f"running {shown_argv(self.argv) if self.argv else self.action}"
+        where = f" attached to the responder's {self.attached}" if self.attached else ""
+        return f"running {shown_argv(self.argv) if self.argv else self.action}{where}"
+
+    def to_data(self) -> dict:
+        data = EventRecord.to_data(self)
+        if not self.attached:  # stored as before commands could run attached
+            del data["attached"]
+        return data
 
 
 @record("action_finished")

@@ -18,6 +18,7 @@ from runbook.tui import dialogs
 from runbook.tui.gateway import CurrentStep, GatewayClosed, IncidentView
 from runbook.tui.keys import GENERAL_ACTIONS, key_for
 from runbook.tui.stage_choices import StageChoice, stage_choices, staged_applied
+from runbook.tui.terminal import attached_runner
 from runbook.tui.widgets.current import CurrentStepPanel, actions_for, approves_itself, copyable, unheld_roles
 from runbook.tui.widgets.keybar import KeyBar
 from runbook.tui.widgets.panels import IncidentHeader, SidePanel, StepList, Timeline
@@ -556,7 +557,9 @@ class IncidentScreen(Screen):
         if step is None:
             return
         # what was shown is what may run: the engine refuses another command line (`expect`)
-        run = lambda: self.send("run", step.id, **({"expect": step.command} if step.command else {}))  # noqa: E731
+        terminal = {"terminal": attached_runner(self.app)} if step.interactive else {}
+        run = lambda: self.send("run", step.id, **({"expect": step.command} if step.command else {}),  # noqa: E731
+                                **terminal)
         if step.approval_by and not step.approved_by:
             if not approves_itself(step, self.app.actor):
                 self.app.notify(f"“{step.title}” needs approval by {step.approval_by} first "
@@ -565,7 +568,9 @@ class IncidentScreen(Screen):
                 return
             self._approve(step, "", then=run, doing="run it")  # the command is among what the approval covers
             return
-        self.confirm(f"Run “{step.title}”?", f"$ {step.command}", run)
+        where = ("\nIt opens in a new tmux window." if os.environ.get("TMUX") else
+                 "\nIt runs in this terminal; runbook comes back when it ends.") if step.interactive else ""
+        self.confirm(f"Run “{step.title}”?", f"$ {step.command}{where}", run)
 
     async def action_next(self) -> None:
         """Enter: the current step's obvious next action, the first of the keys it shows; once
