@@ -22,6 +22,7 @@ from runbook.catalog import load, load_catalog
 from runbook.default_plugins.shell_action import TmuxWindow
 from runbook.engine import CommandError, Engine, VirtualClock
 from runbook.plugins import PluginHost
+from runbook.service import EngineService
 from runbook.settings import Settings
 from runbook.store import Store
 
@@ -184,7 +185,7 @@ def test_tui_in_tmux_opens_the_window_and_records_the_run(engine, tmux):
 
     iid = engine.open("volume-edit", "ana").id
     engine.approve(iid, "ana", "edit")
-    app = build_app(engine, engine.catalog, "ana", iid)
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
 
     async def scenario():
         async with app.run_test(size=(130, 44)) as pilot:
