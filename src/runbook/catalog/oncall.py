@@ -50,3 +50,11 @@ def find_person(rosters, person_id: str) -> Person | None:
         if person:
             return person
     return None
+
+
+def person_with(rosters, handle: str, value: str) -> Person | None:
+    """The person whose contact handle `handle` (matrix, pagerduty...) is `value`; None for an
+    empty value, as nobody is reached by nothing."""
+    if not value:
+        return None
+    return next((p for roster in rosters for p in roster.people if getattr(p, handle, "") == value), None)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from runbook.catalog.oncall import person_with
 from runbook.engine import timers
 from runbook.engine.backoff import STALE_INTENT
 from runbook.engine.clock import iso, parse
@@ -211,7 +212,7 @@ def from_pager(engine: Engine, report: PagerReport) -> tuple[str, str, list[Even
         return "unknown", "", []
     if report.key not in state.escalation.alerts.get(report.pager, {}):
         return "unknown", state.id, []
-    person = _person_of(state, report.pager, report.agent_id)
+    person = person_with(state.snapshot.rosters, report.pager, report.agent_id)
     actor = person.id if person is not None else _pager_actor(report)
 
     def build(s):
@@ -230,16 +231,6 @@ def from_pager(engine: Engine, report: PagerReport) -> tuple[str, str, list[Even
     if any(e.type == "acknowledged" for e in events):
         events += tell_pagers(engine, state.id, "acknowledge", actor)  # the other pagers stop too
     return "recorded", state.id, events
-
-
-def _person_of(state: IncidentState, pager: str, agent_id: str):
-    if not agent_id:
-        return None
-    for roster in state.snapshot.rosters:
-        for person in roster.people:
-            if getattr(person, pager, "") == agent_id:
-                return person
-    return None
 
 
 def _pager_actor(report: PagerReport) -> str:
