@@ -25,6 +25,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
+from runbook.catalog.oncall import person_with
 from runbook.engine import approvals, timers
 from runbook.engine.clock import iso
 from runbook.engine.events import ChatPosted, ChatReceived
@@ -146,9 +147,9 @@ class Chat:
 
     # in ---------------------------------------------------------------------------------------
 
-    def receive(self, engine) -> int:
-        """Take the commands the chat received; the number taken. One that fails is answered
-        with why, and the others are still taken."""
+    def receive(self, engine) -> list[ChatCommand]:
+        """Take the commands the chat received, and answer each; the commands taken. One that fails
+        is answered with why, and the others are still taken."""
         commands, _ = engine.plugins.chat_receive()
         for command in commands:
             try:
@@ -163,7 +164,7 @@ class Chat:
                     self._send(engine, message, announce=False)
                 except ChatDown:
                     pass  # the command was taken; only its answer is lost
-        return len(commands)
+        return commands
 
     def handle(self, engine, command: ChatCommand) -> tuple[str, str | None]:
         """Do what one chat message asks: (the reply, the incident it was about)."""
@@ -186,7 +187,7 @@ class Chat:
             return f"no incident {one_line(words[1])[:40]}", None
         except RunbookError as exc:
             return f"refused: {one_line(str(exc))}", None
-        person = _person(state, command.sender)
+        person = person_with(state.snapshot.rosters, "matrix", command.sender)
         if person is None:
             return (f"refused: {command.sender} is not in the roster of {incident} (a person needs "
                     f'matrix: "{command.sender}")'), incident
@@ -231,14 +232,6 @@ class AlreadyTaken(RunbookError):
 
 def _help() -> str:
     return "runbook commands: " + "; ".join(COMMANDS.values())
-
-
-def _person(state, sender: str):
-    for roster in state.snapshot.rosters:
-        for person in roster.people:
-            if person.matrix and person.matrix == sender:
-                return person
-    return None
 
 
 def _status(state, now: datetime) -> str:
