@@ -23,6 +23,7 @@ from runbook.engine.clock import iso, parse
 from runbook.engine.events import (
     ActionFinished,
     ActionStarted,
+    BackgroundStarted,
     CheckPolled,
     DegradationApplied,
     DegradationFailed,
@@ -193,10 +194,17 @@ class Effects:
             if step.id in s.actions_pending:
                 raise CommandError(f"step '{step.id}' is already running "
                                    f"(started by {s.actions_pending[step.id].actor})")
+            if step.id in s.background:
+                handle = s.background[step.id].record
+                raise CommandError(f"step '{step.id}' already has a command running in the background (pid "
+                                   f"{handle.pid} on {handle.host}); stop it first: runbook incident stop {s.id} "
+                                   f"{step.id}")
             # what runs is rendered from the state the intent is checked against, and its approval
             # must still cover it: a parameter set meanwhile is never run unapproved
             _refuse(approvals.refusal_if_changed(s, step))
             request = self.request(s, step)._replace(pidfile=pidfile)
+            if step.background:
+                request = request._replace(output=background_output(s.id, step.id))
             held = INTERACTIVE_LEASE if step.interactive else request.timeout + ACTION_LEASE_GRACE
             lease = self.engine.clock.now() + timedelta(seconds=held)
             return [ActionStarted(step.id, list(request.argv) if request.argv is not None else None, step.uses,
@@ -207,10 +215,19 @@ class Effects:
             result, failures = (attached(terminal, request), []) if step.interactive \
                 else self.plugins.run_action(request)
         finally:
-            _remove(request.pidfile)
+            if not step.background:  # a background command's group stays findable until its handle is recorded
+                _remove(request.pidfile)
+
+        if step.background and result.ok and result.process is None:  # a plugin ran it to its end instead
+            result = result._replace(ok=False, summary=f"not started in the background ({result.handler or 'a plugin'}"
+                                                       f" ran it to its end): {result.summary}")
 
         def build(state):
             out = plugin_errors(failures) + [ActionFinished(step.id, **result.to_dict())]
+            if step.background and result.process is not None:  # its handle, recorded whatever else happened
+                out.append(BackgroundStarted(step.id, list(request.argv), result.process["pid"],
+                                             result.process["pgid"], owners.host(), result.process["start"],
+                                             request.output, step.background_until))
             if not state.resolved:  # what the run printed, ok or not, feeds later steps
                 out += answers.recorded(state, step, result.output)
             if state.resolved or state.current.get(step.track) != step.id:
@@ -220,7 +237,9 @@ class Effects:
                 ok, summary = expectations.judge(step, result.ok, result.exit_code, result.output, result.summary)[:2]
             outcome = Done(summary) if ok else Failed(summary, automated=True)
             return out + finish(state, step, outcome, values=answers.values(out))
-        return events + self.command(incident, actor, build)
+        events += self.command(incident, actor, build)
+        _remove(request.pidfile)  # not when recording failed: then reconcile kills what was started
+        return events
 
     def _check(self, state: IncidentState, actor: str, step: Step, owner: dict) -> list[Event]:
         """A verify step's prometheus: check, recorded like an action: the query about to be read, then
@@ -452,6 +471,13 @@ def attached(terminal, request: ActionRequest) -> ActionResult:
         return terminal(request)
     except Exception as exc:
         return ActionResult(False, f"not run: {exc}", handler=terminal.where)
+
+
+def background_output(incident: str, step: str) -> str:
+    """Where a background command's output goes: the incident's folder of the data directory."""
+    from runbook.settings import data_dir
+
+    return os.path.join(data_dir(), "incidents", incident, "background", f"{step}.log")
 
 
 def _refuse(refusal: str) -> None:
