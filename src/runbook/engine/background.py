@@ -99,8 +99,8 @@ def stop(engine: Engine, incident: str, actor: str, step: str) -> list[Event]:
     state = engine.state(incident)
     handle = state.background.get(step)
     if handle is None:
-        known = ", ".join(state.background) or "none is running"
-        raise CommandError(f"step '{step}' has no background command running; running: {known}")
+        known = f"running: {', '.join(state.background)}" if state.background else "none is running"
+        raise CommandError(f"step '{step}' has no background command running; {known}")
     return _stop(engine, incident, handle, f"stopped by {actor}", actor)
 
 

@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 
+from runbook.engine.background import GRACE
 from runbook.errors import NotFoundError, RunbookError
 from runbook.text import one_line
 from runbook.tui import dialogs
@@ -21,7 +22,7 @@ from runbook.tui.stage_choices import StageChoice, stage_choices, staged_applied
 from runbook.tui.terminal import attached_runner
 from runbook.tui.widgets.current import CurrentStepPanel, actions_for, approves_itself, copyable, unheld_roles
 from runbook.tui.widgets.keybar import KeyBar
-from runbook.tui.widgets.panels import IncidentHeader, SidePanel, StepList, Timeline
+from runbook.tui.widgets.panels import IncidentHeader, SidePanel, StepList, Timeline, clock
 
 # what can still be done once an incident is resolved (the engine refuses the rest)
 AFTER_RESOLVE = frozenset({"restore", "note", "debrief", "learn", "export", "home", "app.help", "command_palette",
@@ -75,6 +76,9 @@ class IncidentScreen(Screen):
         Binding("R", "restart", "Restart", tooltip="Restart the track from a step already reached (asks why)"),
         Binding("G", "signal", "Signal", tooltip="Give the signal a step waits for (the commander's go)"),
         Binding("w", "export", "Export", tooltip="Write the postmortem (Markdown) to a file"),
+        # not in the footer: the header shows a background command while one runs
+        Binding("K", "stop_background", "Stop background", show=False,
+                tooltip="Stop a background command the incident started (SIGTERM, then SIGKILL)"),
         Binding("escape", "home", "Home", tooltip="Back to the home screen (the incident keeps running)"),
         Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
     ]
@@ -312,6 +316,7 @@ class IncidentScreen(Screen):
             "run": step and not step.automated and f"“{step.title}” has nothing to run",
             "copy": step and not copyable(step) and f"“{step.title}” shows no command to copy",
             "next_track": len(view.current) < 2 and "only one track has a current step",
+            "stop_background": not view.background and "no background command is running",
             "degrade": all(f.applied for f in view.flags) and "no degradation left to apply",
             "restore": not any(f.applied for f in view.flags) and "no degradation is applied",
             "stage": not staged_applied(view.flags) and "no staged degradation is applied: "
@@ -769,6 +774,29 @@ class IncidentScreen(Screen):
     def _restart_from(self, row) -> None:
         self.app.push_screen(dialogs.TextPrompt(f"Restart from “{row.title}” — why?", "reason"),
                              lambda reason: reason and self.send("restart", row.id, reason))
+
+    def action_stop_background(self) -> None:
+        if not self.allowed("stop_background"):
+            return
+        running = self.view.background
+        if len(running) == 1:
+            self._stop_background(running[0])
+            return
+        self.app.push_screen(dialogs.ChoiceDialog("Stop which background command?",
+                                                  [f"{b.title}: {b.command}" for b in running]),
+                             lambda i: i is not None and self._stop_background(running[i]))
+
+    def _stop_background(self, handle) -> None:
+        """Asks first, saying what will be signalled: the process group as recorded, or nothing when
+        it runs on another host."""
+        if handle.here:
+            what = (f"SIGTERM to process group {handle.pid} (started {clock(handle.seconds)} ago), SIGKILL "
+                    f"{GRACE:g}s later if any of it is still running.")
+        else:
+            what = (f"It runs on {handle.host}, not here: nothing is signalled; its end is recorded as not "
+                    f"signalled (stop it there: kill -TERM -- -{handle.pid}).")
+        self.confirm(f"Stop “{handle.title}”?", f"$ {handle.command}\n{what}",
+                     lambda: self.send("stop_background", handle.step))
 
     def action_note(self) -> None:
         self.app.push_screen(dialogs.TextPrompt("Add a note to the timeline", "what you found or did"),
