@@ -628,10 +628,11 @@ def _background(doc, step: Step):
         plugin = " (a uses: action is run by a plugin, which runs nothing in the background)" if step.uses else ""
         yield doc.problem(path, f"background: keeps a run: command running, but this step has no run:{plugin}",
                           at_key=True, code="background")
-    if step.interactive:
+    if step.interactive:  # what else it cannot have, interactive: says
         yield doc.problem(path, "a command runs either attached to the responder's terminal (interactive:) or in "
                                 "the background (background:), not both; drop one of them", at_key=True,
                           code="background")
+        return
     if step.timeout is not None:
         yield doc.problem(step.path + ("timeout",), "a background command runs until the incident stops it; remove "
                                                     "timeout: (background: {until: STEP} stops it at a step)",

@@ -67,7 +67,6 @@ def probe(handle) -> tuple[str, int | None]:
     else:
         if pid:
             return EXITED, os.waitstatus_to_exitcode(status)
-        return RUNNING, None
     state, start = _stat(handle.pid)
     if state is None or state == "Z":
         # its leader ended; children it left in its group still run as the command (a pid in use
