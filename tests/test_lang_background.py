@@ -94,7 +94,8 @@ def test_lint_names_what_a_background_step_cannot_have(tmp_path):
                        "    expect: {matches: ok}\n")
     bad = bad.replace("    run: [sh, -c, \"sleep 600 & sleep 600; wait\"]\n", "    uses: repair\n")
     bad = bad.replace("  - title: Watch the repair\n", "  - id: early\n    kind: action\n    title: Early\n"
-                      "    run: [\"true\"]\n    background: {until: forward}\n    interactive: true\n  - title: Watch the repair\n")
+                      "    run: [\"true\"]\n    background: {until: forward}\n    interactive: true\n"
+                      "  - title: Watch the repair\n")
     (tmp_path / "bad.yaml").write_text(bad)
     (tmp_path / "policies.yaml").write_text((CATALOG / "policies.yaml").read_text())
     problems = [(p.path, p.message) for p in load_catalog([str(tmp_path)]).errors]
