@@ -78,7 +78,7 @@ class IncidentScreen(Screen):
         Binding("w", "export", "Export", tooltip="Write the postmortem (Markdown) to a file"),
         # not in the footer: the header shows a background command while one runs
         Binding("K", "stop_background", "Stop background", show=False,
-                tooltip="Stop a background command the incident started (SIGTERM, then SIGKILL)"),
+                tooltip="Stop a background command (asks first)"),
         Binding("escape", "home", "Home", tooltip="Back to the home screen (the incident keeps running)"),
         Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
     ]
