@@ -396,8 +396,20 @@ class IncidentScreen(Screen):
     def send(self, method: str, *args, after=None, with_events=None, **kwargs) -> None:
         """Run an engine command off the UI thread; `after` runs on the UI thread when it succeeded
         (`with_events` too, given the events the command recorded)."""
+        self._sent(lambda: self.app.gateway.call(method, self.incident, self.app.actor, *args, **kwargs),
+                   after, with_events)
+
+    @work(thread=True, exit_on_error=False, group="incident-command")
+    def send_attached(self, step_id: str, expect: str | None) -> None:
+        """Run an interactive step's command attached (the app suspended, or a tmux window): only its
+        start and its end go through the commands lane, so commands from elsewhere go on meanwhile."""
+        runner = attached_runner(self.app)
+        self._sent(lambda: self.app.gateway.run_attached(self.incident, self.app.actor, step_id, runner, expect),
+                   None, None)
+
+    def _sent(self, call, after, with_events) -> None:
         try:
-            events = self.app.gateway.call(method, self.incident, self.app.actor, *args, **kwargs)
+            events = call()
         except RunbookError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), title="not done", severity="error", timeout=10)
         else:
@@ -562,9 +574,9 @@ class IncidentScreen(Screen):
         if step is None:
             return
         # what was shown is what may run: the engine refuses another command line (`expect`)
-        terminal = {"terminal": attached_runner(self.app)} if step.interactive else {}
-        run = lambda: self.send("run", step.id, **({"expect": step.command} if step.command else {}),  # noqa: E731
-                                **terminal)
+        expect = {"expect": step.command} if step.command else {}
+        run = (lambda: self.send_attached(step.id, step.command)) if step.interactive else \
+            (lambda: self.send("run", step.id, **expect))
         if step.approval_by and not step.approved_by:
             if not approves_itself(step, self.app.actor):
                 self.app.notify(f"“{step.title}” needs approval by {step.approval_by} first "
