@@ -489,7 +489,9 @@ class TimerPass:
                 fired += len(engine.effects.reconcile(row["id"]))  # only what a gone owner left (engine/owner.py)
                 fired += len(engine.tick(row["id"]))
                 state = engine.state(row["id"])
-                in_flight = bool(state.actions_pending) or any(d.pending for d in state.degradations.values())
+                # a background command running is looked at on every pass (it may end by itself)
+                in_flight = bool(state.actions_pending or state.background) or \
+                    any(d.pending for d in state.degradations.values())
                 self.known[row["id"]] = (state.last_seq, engine.next_due(row["id"]), now, in_flight)
             except RunbookError as exc:
                 log.warning("timers of %s: %s", row["id"], one_line(str(exc)))

@@ -238,7 +238,9 @@ class Effects:
                  failures=()) -> list[Event]:
         """Record how a step's command ended (action_finished, a background command's handle) and
         finish the step by it, if it is still the current one."""
-        if step.background and result.ok and result.process is None:  # a plugin ran it to its end instead
+        # a plugin that ran it to its end (an exit status, no process) did not start it in the background;
+        # one that says neither (a simulation) has nothing to hand over
+        if step.background and result.ok and result.process is None and result.exit_code is not None:
             result = result._replace(ok=False, summary=f"not started in the background ({result.handler or 'a plugin'}"
                                                        f" ran it to its end): {result.summary}")
 
