@@ -177,6 +177,53 @@ def test_resolve_stops_the_whole_process_group(engine, port):
         reap_later(repair.pgid)
 
 
+def test_a_handoff_that_resolves_the_incident_stops_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNBOOK_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "policies.yaml").write_text((CATALOG / "policies.yaml").read_text())
+    (tmp_path / "background.yaml").write_text((CATALOG / "background.yaml").read_text().replace(
+        "  - title: Watch the repair\n    mitigates: true\n",
+        "  - id: to-dba\n    kind: handoff\n    title: Hand over to the DBAs\n"
+        "    to: {name: DBA on-call, contact: dba@example.com}\n    resolves: true\n    mitigates: true\n"))
+    with Store(str(tmp_path / "db.sqlite")) as store:
+        plugins = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
+        engine = Engine(store, VirtualClock(), plugins, load([str(tmp_path)]))
+        iid = engine.open("db-repair", "ana").id
+        for step in ("forward", "query", "verify"):
+            engine.skip(iid, "ana", step, "not this time")
+        engine.run(iid, "ana", "repair")
+        repair = handle(engine, iid, "repair")
+        try:
+            ended = stops(engine.complete(iid, "ana", "to-dba"))
+            assert [(s["how"], s["why"]) for s in ended] == [("stopped", "handed off to DBA on-call")]
+            assert not group_alive(repair.pgid)
+        finally:
+            reap_later(repair.pgid)
+
+
+def test_what_is_stopped_is_read_from_a_checkpoint_too(tmp_path, port, monkeypatch):
+    """A long incident opens from a checkpoint: the handles it holds come back with it."""
+    monkeypatch.setenv("RUNBOOK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RUNBOOK_CHECKPOINT_EVERY", "4")
+    plugins = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
+    with Store(str(tmp_path / "db.sqlite")) as store:
+        first = Engine(store, VirtualClock(), plugins, load([str(CATALOG)]))
+        iid = first.open("db-repair", "ana", params={"port": port}).id
+        first.run(iid, "ana", "forward")
+        forward = handle(first, iid, "forward")
+        for n in range(6):
+            first.note(iid, "ana", f"note {n}")
+    try:
+        with Store(str(tmp_path / "db.sqlite")) as store:
+            assert store.checkpoint(iid) is not None
+            later = Engine(store, VirtualClock(), plugins, load([str(CATALOG)]))
+            assert later.state(iid).base_seq > 0 and later.state(iid).background["forward"].seq > 0
+            ended = stops(later.resolve(iid, "ana"))
+            assert [(s["step"], s["how"]) for s in ended] == [("forward", "stopped")]
+            assert not group_alive(forward.pgid)
+    finally:
+        reap_later(forward.pgid)
+
+
 def test_a_command_that_ignores_sigterm_is_killed_after_the_grace(engine, port, monkeypatch):
     from runbook.engine import background
 
@@ -326,35 +373,43 @@ def test_cli_resume_settles_what_ended_while_nobody_watched(cli, port):
 
 # the TUI -----------------------------------------------------------------------------------
 
-def test_tui_shows_it_running_and_stops_it_after_a_confirm_saying_what_is_signalled(engine, port):
+def test_tui_starts_it_shows_it_running_and_stops_it_after_a_confirm_saying_what_is_signalled(engine, port):
     from pilot_helpers import press, screen_text, settle
 
     from runbook.tui.app import build_app
     from runbook.tui.dialogs import ConfirmDialog
 
     iid = engine.open("db-repair", "ana", params={"port": port}).id
-    engine.run(iid, "ana", "forward")
-    forward = handle(engine, iid, "forward")
     app = build_app(EngineService(engine), engine.catalog, "ana", iid)
+    seen = {}
 
     async def scenario():
         async with app.run_test(size=(140, 44)) as pilot:
             await settle(pilot)
+            await press(pilot, "u")
+            assert isinstance(app.screen, ConfirmDialog)
+            assert "It keeps running in the background until step verify ends (K stops it sooner)." in \
+                str(app.screen.detail)
+            await press(pilot, "y")
+            await settle(pilot)
+            forward = seen["forward"] = handle(engine, iid, "forward")
             assert f"Forward the database port running (pid {forward.pid}" in screen_text(app)
             await press(pilot, "K")
             assert isinstance(app.screen, ConfirmDialog)
             detail = str(app.screen.detail)
             assert f"SIGTERM to process group {forward.pgid}" in detail and "SIGKILL 5s later" in detail
-            assert "python3 -m http.server" in detail
+            assert "$ python3 -m http.server" in detail
             await press(pilot, "y")
             await settle(pilot)
             assert "running (pid" not in screen_text(app)
-            await press(pilot, "K")  # nothing left to stop: it says so
+            await press(pilot, "K")  # nothing left to stop: it says so, and asks nothing
             assert not isinstance(app.screen, ConfirmDialog)
 
     try:
         asyncio.run(scenario())
-        assert "forward" not in engine.state(iid).background and not group_alive(forward.pgid)
+        ended = [e.data for e in engine.store.events(iid) if e.type == "background_stopped"]
+        assert [(d["how"], d["why"]) for d in ended] == [("stopped", "stopped by ana")]
+        assert not group_alive(seen["forward"].pgid)
     finally:
-        reap_later(forward.pgid)
-
+        if "forward" in seen:
+            reap_later(seen["forward"].pgid)

@@ -72,6 +72,7 @@ class CurrentStep(NamedTuple):
     hand_contact: str = ""  # ...how to reach them
     hand_resolves: bool = False  # ...and whether it resolves the incident (else it stays open)
     interactive: bool = False  # its command runs attached to the responder's terminal (the TUI suspends)
+    background: str = ""  # its command runs on in the background until this ("step ID ends" or "resolve")
 
 
 class BackgroundView(NamedTuple):

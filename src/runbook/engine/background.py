@@ -45,8 +45,10 @@ def running(state: IncidentState) -> list[Event]:
 def stop_reason(state: IncidentState, handle: Event) -> str:
     """Why `handle` must be stopped now ("" while it may run on)."""
     if state.resolved:
-        if state.resolved_by_handoff:
+        if state.resolved_by_handoff:  # to a playbook: the incident that carries on
             return f"handed off to {state.resolved_by_handoff}"
+        if state.handed_to and state.handed_to[-1]["resolves"]:  # to someone who is not a playbook
+            return f"handed off to {state.handed_to[-1]['to']}"
         return "resolved"
     until = handle.record.until
     step = state.steps.get(until) if until else None

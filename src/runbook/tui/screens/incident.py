@@ -586,7 +586,9 @@ class IncidentScreen(Screen):
             self._approve(step, "", then=run, doing="run it")  # the command is among what the approval covers
             return
         where = ("\nIt opens in a new tmux window." if os.environ.get("TMUX") else
-                 "\nIt runs in this terminal; runbook comes back when it ends.") if step.interactive else ""
+                 "\nIt runs in this terminal; runbook comes back when it ends.") if step.interactive else \
+            f"\nIt keeps running in the background until {step.background} (K stops it sooner)." \
+            if step.background else ""
         self.confirm(f"Run “{step.title}”?", f"$ {step.command}{where}", run)
 
     async def action_next(self) -> None:
