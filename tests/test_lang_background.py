@@ -278,6 +278,10 @@ def test_one_on_another_host_is_not_signalled_and_resolve_says_so(engine):
     engine.command(iid, "ana", lambda s: [BackgroundStarted("repair", ["sleep", "600"], os.getpid(), os.getpid(),
                                                             "db-7", process_start(os.getpid()), "/dev/null")])
     assert not stops(engine.tick(iid)) and "repair" in engine.state(iid).background  # a tick leaves it be
+    from runbook.cli.incident import summary
+
+    shown = "\n".join(summary(engine.state(iid), engine.clock.now()))
+    assert f"(pid {os.getpid()} on db-7, another host: stopped there, not here), until resolve" in shown
     for step in ("forward", "query", "verify", "repair"):
         engine.skip(iid, "ana", step, "elsewhere")
     ended = stops(engine.resolve(iid, "ana"))
