@@ -177,6 +177,18 @@ def test_resolve_stops_the_whole_process_group(engine, port):
         reap_later(repair.pgid)
 
 
+def test_in_a_simulation_the_step_is_done_and_nothing_is_started(tmp_path):
+    """The simulated plugins run nothing: a background step goes through with no handle."""
+    from runbook.drills.simulated import SimulatedPlugins
+
+    with Store(str(tmp_path / "db.sqlite")) as store:
+        engine = Engine(store, VirtualClock(), SimulatedPlugins(), load([str(CATALOG)]))
+        iid = engine.open("db-repair", "simulation").id
+        events = engine.run(iid, "simulation", "forward")
+        assert "background_started" not in [e.type for e in events]
+        assert engine.state(iid).steps["forward"].status == "done" and not engine.state(iid).background
+
+
 def test_a_handoff_that_resolves_the_incident_stops_it(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNBOOK_DATA_DIR", str(tmp_path / "data"))
     (tmp_path / "policies.yaml").write_text((CATALOG / "policies.yaml").read_text())
