@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 
 GRACE = 5.0  # seconds a command has to end after SIGTERM before its group is killed
 RUNNING, EXITED, GONE, ELSEWHERE = "running", "exited", "gone", "elsewhere"
+# one settling at a time in this process: the lanes' engines (commands, ticks) would otherwise race
+# to reap one exit, and the loser would record as "gone" what the winner saw exit with a status
+_settling = threading.RLock()
 # the events after which a handle may be due to stop (an until step ended, the incident resolved)
 ENDINGS = frozenset({"step_completed", "step_skipped", "resolved"})
 
@@ -81,6 +85,11 @@ def probe(handle) -> tuple[str, int | None]:
 
 def settle(engine: Engine, incident: str) -> list[Event]:
     """Stop the handles due to stop, and record those that ended by themselves."""
+    with _settling:
+        return _settle(engine, incident)
+
+
+def _settle(engine: Engine, incident: str) -> list[Event]:
     state = engine.state(incident)
     out: list[Event] = []
     for handle in running(state):
@@ -102,7 +111,8 @@ def stop(engine: Engine, incident: str, actor: str, step: str) -> list[Event]:
     if handle is None:
         known = f"running: {', '.join(state.background)}" if state.background else "none is running"
         raise CommandError(f"step '{step}' has no background command running; {known}")
-    return _stop(engine, incident, handle, f"stopped by {actor}", actor)
+    with _settling:
+        return _stop(engine, incident, handle, f"stopped by {actor}", actor)
 
 
 def _stop(engine: Engine, incident: str, handle: Event, why: str, actor: str) -> list[Event]:
