@@ -86,6 +86,7 @@ class BackgroundView(NamedTuple):
     here: bool  # on this host: runbook can signal it
     seconds: float  # running for this long (as recorded: since its start)
     until: str | None  # the step whose end stops it (None: resolve)
+    grace: float  # seconds between SIGTERM and SIGKILL when it is stopped
 
 
 class LeftStep(NamedTuple):

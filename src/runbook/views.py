@@ -188,7 +188,8 @@ def _background(state: IncidentState, now: datetime, titles: dict) -> tuple[Back
     here = host()
     return tuple(BackgroundView(one_line(e.record.step), one_line(titles.get(e.record.step, e.record.step)),
                                 one_line(shown_argv(e.record.argv)), e.record.pid, one_line(e.record.host),
-                                e.record.host == here, (now - e.at).total_seconds(), _maybe(e.record.until))
+                                e.record.host == here, (now - e.at).total_seconds(), _maybe(e.record.until),
+                                background.GRACE)
                  for e in background.running(state))
 
 

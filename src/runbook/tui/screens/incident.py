@@ -12,7 +12,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 
-from runbook.engine.background import GRACE
 from runbook.errors import NotFoundError, RunbookError
 from runbook.text import one_line
 from runbook.tui import dialogs
@@ -587,7 +586,8 @@ class IncidentScreen(Screen):
             return
         where = ("\nIt opens in a new tmux window." if os.environ.get("TMUX") else
                  "\nIt runs in this terminal; runbook comes back when it ends.") if step.interactive else \
-            f"\nIt keeps running in the background until {step.background} (K stops it sooner)." \
+            f"\nIt keeps running in the background until {step.background} " \
+            f"({key_for(type(self), 'stop_background')} stops it sooner)." \
             if step.background else ""
         self.confirm(f"Run “{step.title}”?", f"$ {step.command}{where}", run)
 
@@ -805,7 +805,7 @@ class IncidentScreen(Screen):
         it runs on another host."""
         if handle.here:
             what = (f"SIGTERM to process group {handle.pid} (started {clock(handle.seconds)} ago), SIGKILL "
-                    f"{GRACE:g}s later if any of it is still running.")
+                    f"{handle.grace:g}s later if any of it is still running.")
         else:
             what = (f"It runs on {handle.host}, not here: nothing is signalled; its end is recorded as not "
                     f"signalled (stop it there: kill -TERM -- -{handle.pid}).")
