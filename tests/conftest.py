@@ -57,10 +57,12 @@ def rb(fixture_catalog, fixture_env, tmp_path):
 
 
 def pytest_configure(config):
-    """Keep runbook's schema cache inside the test run, never in the user's home."""
+    """Keep runbook's schema cache and data inside the test run, never in the user's home."""
     import tempfile
 
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="runbook-test-cache-")
+    # ...and what incidents write (a background command's output) out of it too
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="runbook-test-data-")
 
 
 # --- the storage backends -------------------------------------------------------------------

@@ -232,3 +232,30 @@ def test_tui_in_a_real_terminal_suspends_runs_it_and_comes_back(tmux, tmp_path, 
         recorded = {e.type: e.data for e in store.events(iid)}
     assert recorded["action_started"]["attached"] == "terminal"
     assert (recorded["action_finished"]["ok"], recorded["action_finished"]["exit_code"]) == (True, 0)
+
+
+def test_other_commands_go_on_while_an_interactive_command_runs(engine, tmux):
+    """Only its start and its end go through the commands lane: a note (a second responder, an alert)
+    is recorded while the command is still open in its window."""
+    service = EngineService(engine)
+    iid = engine.open("volume-edit", "ana").id
+    service.command("approve", iid, "ana", "edit")
+    done: list = []
+    runner = threading.Thread(target=lambda: done.append(service.run_attached(iid, "ana", "edit", TmuxWindow())))
+    runner.start()
+    try:
+        tmux.wait_for(lambda: "new size for data-0?" in tmux.screen("runbook-edit"), "the prompt")
+        noted = service.command("note", iid, "bo", "the claim is at 98%")
+        assert [e.type for e in noted] == ["note_added"]
+        assert "edit" in service.query("state", iid).actions_pending  # still running when the note went in
+        answer_in_window(tmux, "grow")
+        runner.join(timeout=30)
+    finally:
+        tmux("kill-window", "-t", "runbook-edit", check=False)
+        runner.join(timeout=30)
+        service.close()
+    kinds = [e.type for e in done[0]]
+    assert kinds[:2] == ["action_started", "action_finished"] and "step_completed" in kinds
+    log = [e.type for e in engine.store.events(iid)]
+    assert log.index("action_started") < log.index("note_added") < log.index("action_finished")
+    assert engine.state(iid).steps["edit"].status == "done"

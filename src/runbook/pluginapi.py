@@ -78,6 +78,9 @@ class ActionRequest(NamedTuple):
     cwd: str | None = None  # the command's working directory (None: runbook's own)
     env: dict = {}  # variables added to runbook's environment for the command
     rendered: bool = False  # argv is final (the engine filled its templates): run it as it is
+    # a background command (background:): the file its output goes to; the runner starts it in a
+    # process group of its own, does not wait for it, and returns its process (ActionResult.process)
+    output: str | None = None
 
 
 class ActionResult(NamedTuple):
@@ -87,9 +90,14 @@ class ActionResult(NamedTuple):
     output: str = ""
     duration: float = 0.0
     handler: str = ""
+    process: dict | None = None  # a background command started: {"pid", "pgid", "start"} (process_start)
 
     def to_dict(self) -> dict:
-        return self._asdict()
+        """The outcome as an action_finished event records it (a background command's process is
+        recorded by its own event)."""
+        out = self._asdict()
+        del out["process"]
+        return out
 
 
 class Recipient(NamedTuple):

@@ -225,6 +225,18 @@ class EngineService:
         """An engine command (`acknowledge`, `complete`, `degrade`...) on the commands lane."""
         return self.commands.call(lambda engine: getattr(engine, method)(*args, **kwargs))
 
+    def run_attached(self, incident: str, actor: str, step: str | None, terminal, expect: str | None = None):
+        """Run an interactive step's command with `terminal` (the face's runner) on the caller's
+        thread: its start and its end are recorded through the commands lane, but the lane is not
+        held while the responder works in the command, so other commands (a second responder's,
+        an alert's) go on meanwhile."""
+        from runbook.engine.effects import attached
+
+        events, ticket = self.commands.call(
+            lambda engine: engine.start_attached(incident, actor, step, terminal.where, expect))
+        result = attached(terminal, ticket[1])
+        return events + self.commands.call(lambda engine: engine.finish_attached(incident, actor, ticket, result))
+
     def set_catalog(self, catalog) -> None:
         """Match and open against `catalog` from now on: on each lane, before the work asked of it
         after this call (without waiting for the work before it: a tick may be slow)."""
@@ -477,7 +489,9 @@ class TimerPass:
                 fired += len(engine.effects.reconcile(row["id"]))  # only what a gone owner left (engine/owner.py)
                 fired += len(engine.tick(row["id"]))
                 state = engine.state(row["id"])
-                in_flight = bool(state.actions_pending) or any(d.pending for d in state.degradations.values())
+                # a background command running is looked at on every pass (it may end by itself)
+                in_flight = bool(state.actions_pending or state.background) or \
+                    any(d.pending for d in state.degradations.values())
                 self.known[row["id"]] = (state.last_seq, engine.next_due(row["id"]), now, in_flight)
             except RunbookError as exc:
                 log.warning("timers of %s: %s", row["id"], one_line(str(exc)))

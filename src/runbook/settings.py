@@ -23,6 +23,15 @@ def cache_dir() -> Path:
     return Path(base) / "runbook"
 
 
+def data_dir() -> Path:
+    """Where runbook keeps files an incident makes (a background command's output):
+    $RUNBOOK_DATA_DIR, else $XDG_DATA_HOME/runbook (~/.local/share/runbook)."""
+    if os.environ.get("RUNBOOK_DATA_DIR"):
+        return Path(os.path.expanduser(os.environ["RUNBOOK_DATA_DIR"]))
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "runbook"
+
+
 def postmortem_dir() -> Path:
     """Where the TUI offers to write postmortems: $RUNBOOK_POSTMORTEMS, else
     $XDG_DATA_HOME/runbook/postmortems (~/.local/share/...): outside any working tree, so an export

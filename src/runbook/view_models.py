@@ -72,6 +72,21 @@ class CurrentStep(NamedTuple):
     hand_contact: str = ""  # ...how to reach them
     hand_resolves: bool = False  # ...and whether it resolves the incident (else it stays open)
     interactive: bool = False  # its command runs attached to the responder's terminal (the TUI suspends)
+    background: str = ""  # its command runs on in the background until this ("step ID ends" or "resolve")
+
+
+class BackgroundView(NamedTuple):
+    """A background command the incident started and has not stopped, as its handle was recorded."""
+
+    step: str
+    title: str  # the step's title
+    command: str
+    pid: int
+    host: str
+    here: bool  # on this host: runbook can signal it
+    seconds: float  # running for this long (as recorded: since its start)
+    until: str | None  # the step whose end stops it (None: resolve)
+    grace: float  # seconds between SIGTERM and SIGKILL when it is stopped
 
 
 class LeftStep(NamedTuple):
@@ -161,6 +176,7 @@ class IncidentView(NamedTuple):
     by_pager: bool = False  # levels after the first are the pager's own escalation (RUNBOOK_ESCALATION=pager)
     left: tuple[LeftStep, ...] = ()  # once resolved: the steps not done, failed or skipped
     verdict: str = ""  # once resolved: "Every step was done." only when it is, else what was not
+    background: tuple[BackgroundView, ...] = ()  # background commands running (started, not stopped)
 
     @property
     def resolved(self) -> bool:

@@ -7,9 +7,11 @@ for HTML."""
 
 from datetime import datetime
 
-from runbook.engine import answers, approvals, conditions, stages, texts, timers
+from runbook.engine import answers, approvals, background, conditions, stages, texts, timers
 from runbook.engine.completion import completion
+from runbook.engine.events import shown_argv
 from runbook.engine.metrics import describe, step_titles
+from runbook.engine.owner import host
 from runbook.engine.roles import waiting_for
 from runbook.engine.safeguards import AUTO
 from runbook.engine.state import IncidentState
@@ -17,7 +19,17 @@ from runbook.errors import RunbookError
 from runbook.text import one_line, shown
 
 # the records themselves live apart, free of the engine (view_models.py); screens import them from here
-from runbook.view_models import CurrentStep, FlagView, IncidentView, LadderRow, LeftStep, Line, StepRow, TrackView
+from runbook.view_models import (
+    BackgroundView,
+    CurrentStep,
+    FlagView,
+    IncidentView,
+    LadderRow,
+    LeftStep,
+    Line,
+    StepRow,
+    TrackView,
+)
 
 TIMELINE_ROWS = 200
 OUTPUT_LINES = 40  # of a step's last run, shown under the current step (the panel scrolls)
@@ -131,7 +143,9 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 _covers(run, stale, gate), approvals.digest(gate) if gate is not None else "",
                 *_ask(state, step), step.compose,
                 *((one_line(fill(step.hand_to.name)), one_line(fill(step.hand_to.contact)), step.resolves)
-                  if step.hand_to is not None else ()), interactive=step.interactive))
+                  if step.hand_to is not None else ()), interactive=step.interactive,
+                background=(f"step {one_line(step.background_until)} ends" if step.background_until else "resolve")
+                if step.background else ""))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:
@@ -166,7 +180,17 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
               for name, value in state.parameters.items()),
         state.phase, tuple((one_line(rid), one_line(role.title), _maybe(state.holders.get(rid)))
                            for rid, role in pb.roles.items()), state.resolved_at, state.escalation.by_pager,
-        left, verdict)
+        left, verdict, _background(state, now, titles))
+
+
+def _background(state: IncidentState, now: datetime, titles: dict) -> tuple[BackgroundView, ...]:
+    """The background commands running, each as its handle was recorded."""
+    here = host()
+    return tuple(BackgroundView(one_line(e.record.step), one_line(titles.get(e.record.step, e.record.step)),
+                                one_line(shown_argv(e.record.argv)), e.record.pid, one_line(e.record.host),
+                                e.record.host == here, (now - e.at).total_seconds(), _maybe(e.record.until),
+                                background.GRACE)
+                 for e in background.running(state))
 
 
 def _left(state: IncidentState, now: datetime) -> tuple[tuple[LeftStep, ...], str]:

@@ -349,6 +349,7 @@ def _playbook(doc: Document, pb: Playbook, index: _Index):
             yield from _track_flow(doc, track)
 
     yield from _waits(doc, pb)
+    yield from _background_until(doc, pb)
     yield from _followup(doc, pb)
     for name, path in applied.items():
         if name not in restored:
@@ -552,6 +553,8 @@ def _step_fields(doc, step, degradations, applied, restored):
         yield from _expect(doc, step)
     if step.interactive:
         yield from _interactive(doc, step)
+    if step.background:
+        yield from _background(doc, step)
     if step.kind == "wait":
         yield from _wait_fields(doc, step)
     if step.retry is not None:
@@ -615,6 +618,51 @@ def _interactive(doc, step: Step):
         yield doc.problem(step.path + (read[0],), f"{read[0]}: needs what the command printed or a rerun by itself, "
                                                   "but an interactive command's output is the responder's, not "
                                                   "captured; drop one of them", at_key=True, code="interactive")
+
+
+def _background(doc, step: Step):
+    """A background command runs on after its step is done: a run: command whose output is not read
+    and which nobody waits for."""
+    path = step.path + ("background",)
+    if step.run is None:
+        plugin = " (a uses: action is run by a plugin, which runs nothing in the background)" if step.uses else ""
+        yield doc.problem(path, f"background: keeps a run: command running, but this step has no run:{plugin}",
+                          at_key=True, code="background")
+    if step.interactive:  # what else it cannot have, interactive: says
+        yield doc.problem(path, "a command runs either attached to the responder's terminal (interactive:) or in "
+                                "the background (background:), not both; drop one of them", at_key=True,
+                          code="background")
+        return
+    if step.timeout is not None:
+        yield doc.problem(step.path + ("timeout",), "a background command runs until the incident stops it; remove "
+                                                    "timeout: (background: {until: STEP} stops it at a step)",
+                          at_key=True, code="background")
+    read = [name for name, on in (("capture", step.captures), ("expect", step.expect is not None),
+                                  ("retry", step.retry is not None)) if on]
+    if read:
+        yield doc.problem(step.path + (read[0],), f"{read[0]}: needs the command to end, but a background command "
+                                                  "runs on after its step is done (its output goes to a file); "
+                                                  "drop one of them", at_key=True, code="background")
+
+
+def _background_until(doc, pb: Playbook):
+    """background: {until: STEP}: a step of the playbook that comes after this one (in its own track:
+    later in the list) and is done before resolve."""
+    steps = {s.id: s for s in pb.steps}
+    for step in pb.steps:
+        if not step.background or step.background_until is None:
+            continue
+        path, target = step.path + ("background", "until"), steps.get(step.background_until)
+        if target is None:
+            yield _unresolved(doc, path, "step", step.background_until, steps, "steps")
+        elif target.track == step.track and target.index <= step.index:
+            yield doc.problem(path, f"step '{target.id}' comes {'before' if target.id != step.id else 'as'} "
+                                    f"'{step.id}', so the command would be stopped before it started; name a "
+                                    f"later step", code="reference")
+        elif target.track == FOLLOWUP_TRACK and step.track != FOLLOWUP_TRACK:
+            yield doc.problem(path, f"step '{target.id}' is a follow-up step, done only after resolve, and "
+                                    "resolving stops the command anyway; name a step of the response or write "
+                                    "background: true", code="reference")
 
 
 def _include(doc, pb: Playbook, step: Step, index: _Index):

@@ -185,6 +185,8 @@ class Step(NamedTuple):
     hand_to: HandTo | None = None  # a handoff to someone who is not a playbook (to:)
     resolves: bool = False  # ...whose completion resolves the incident (else it stays open and goes on)
     interactive: bool = False  # its run: command runs attached to the responder's terminal, output not captured
+    background: bool = False  # its run: command keeps running after the step is done, until stopped
+    background_until: str | None = None  # ...stopped once this step is done or skipped (None: at resolve)
 
     @property
     def automated(self) -> bool:
@@ -471,6 +473,8 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         hand_to=HandTo(raw["to"]["name"], raw["to"]["contact"]) if isinstance(raw.get("to"), dict) else None,
         resolves=raw.get("resolves", False),
         interactive=raw.get("interactive", False),
+        background=bool(raw.get("background", False)),
+        background_until=raw["background"].get("until") if isinstance(raw.get("background"), dict) else None,
     )
 
 

@@ -99,6 +99,9 @@ def _retarget(step: dict, target) -> None:
     for key in _REFERENCES:
         if isinstance(step.get(key), str):
             step[key] = target(step[key])
+    background = step.get("background")
+    if isinstance(background, dict) and isinstance(background.get("until"), str):
+        step["background"] = {**background, "until": target(background["until"])}
     if isinstance(step.get("options"), list):
         step["options"] = [{**o, "next": target(o["next"])} if isinstance(o, dict) and isinstance(o.get("next"), str)
                            else o for o in step["options"]]

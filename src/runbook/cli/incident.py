@@ -17,8 +17,17 @@ from runbook.cli.options import actor_option, incident_argument, json_option, op
 from runbook.cli.output import dump, echo
 from runbook.default_plugins.shell_action import attached_terminal
 from runbook.engine import answers, approvals, conditions, step_timers, texts, timers
+from runbook.engine import owner as owners
 from runbook.engine.completion import UNDONE, completion
-from runbook.engine.metrics import describe, export_json, export_markdown, metrics, posted_messages, step_outputs
+from runbook.engine.metrics import (
+    background_commands,
+    describe,
+    export_json,
+    export_markdown,
+    metrics,
+    posted_messages,
+    step_outputs,
+)
 from runbook.engine.roles import waiting_for
 from runbook.errors import CommandError, UsageError
 from runbook.text import json_shown, markdown, one_line, shown
@@ -156,6 +165,7 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
                 todo = "resume" if state.degradations[name].held else "advance"
                 lines.append(f"      held: {one_line(why)}; `runbook incident stage {state.id} {one_line(name)} "
                              f"{todo}` {'lets it go' if todo == 'resume' else 'advances it by hand'}")
+    lines += background_lines(state, now)
     if state.messages:
         lines.append("  messages posted:")
         for event in state.messages:
@@ -170,6 +180,30 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
         lines += [f"      | {shown(line)}" for line in out]
     lines.append("  recent:")
     lines += [f"    {e.at:%H:%M:%S} {one_line(e.actor):<10} {describe(e)}" for e in state.events[-8:]]
+    return lines
+
+
+def background_lines(state, now: datetime) -> list[str]:
+    """The background commands started, each as recorded: running (and where), or how it ended."""
+    runs = background_commands(state)
+    if not runs:
+        return []
+    here = owners.host()
+    lines = ["  background commands:"]
+    for run in runs:
+        ended = run["ended"]
+        if ended is None:
+            since = format_duration(round((now - datetime.fromisoformat(run["started_at"])).total_seconds()))
+            where = run["host"] if run["host"] == here else f"{run['host']}, another host: stopped there, not here"
+            until = f"step {run['until']} ends" if run["until"] else "resolve"
+            status = f"RUNNING for {since} (pid {run['pid']} on {one_line(where)}), until {one_line(until)}"
+        else:
+            code = f" with exit status {ended['exit_code']}" if ended["exit_code"] is not None else ""
+            why = f" ({ended['why']})" if ended["why"] else ""
+            status = f"{ended['how']}{code} at {ended['at'][11:19]}{why}" + \
+                (f": {ended['detail']}" if ended["detail"] else "")
+        lines.append(f"    {one_line(run['step'])}: {one_line(run['command'])}")
+        lines.append(f"        {one_line(status)}; output in {one_line(run['output'])}")
     return lines
 
 
@@ -836,6 +870,18 @@ def resolve(ctx: Context, incident_id, keep_degradations, dry_run, actor, as_jso
             _print_plan(plan, False)
         return
     _print_events(ctx.engine_service().command("resolve", incident_id, actor, keep_degradations), as_json)
+
+
+@group.command("stop")
+@incident_argument()
+@click.argument("step")
+@actor_option
+@json_option()
+@click.pass_obj
+def stop(ctx: Context, incident_id, step, actor, as_json):
+    """Stop STEP's background command now: SIGTERM to its process group, SIGKILL 5 s later if any of
+    it still runs. One on another host is not signalled (its end is recorded as such)."""
+    _print_events(ctx.engine_service().command("stop_background", incident_id, actor, step), as_json)
 
 
 @group.command("tick")

@@ -18,7 +18,7 @@ import subprocess
 import time
 
 from runbook.catalog.templates import PLAIN, TemplateError, command_line, render_argv
-from runbook.pluginapi import ActionResult, hookimpl, record_process_group
+from runbook.pluginapi import ActionResult, hookimpl, process_start, record_process_group
 
 MAX_OUTPUT = 16 * 1024
 
@@ -55,6 +55,8 @@ def run_action(settings, request):
     if request.cwd is not None and not os.path.isdir(request.cwd):
         return ActionResult(False, f"not run: working directory {request.cwd} does not exist", handler="shell")
     env = {**os.environ, **{str(k): str(v) for k, v in request.env.items()}} if request.env else None
+    if request.output is not None:
+        return _background(request, argv, env, start)
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True, cwd=request.cwd, env=env)
@@ -77,6 +79,40 @@ def run_action(settings, request):
     ok = proc.returncode == 0
     summary = f"{'succeeded' if ok else f'failed with exit status {proc.returncode}'}: {command_line(argv)}"
     return ActionResult(ok, summary, proc.returncode, text, time.monotonic() - start, "shell")
+
+
+# Background commands started here, kept so that their Popen objects are never collected: a
+# collected Popen that has not been waited for is reaped by the next subprocess call, and the
+# engine, which reaps them itself (os.waitpid), would lose their exit status.
+_STARTED: list = []
+
+
+def _background(request, argv, env, start: float) -> ActionResult:
+    """Start a background command (background:) in a session of its own, output to `request.output`
+    (appended: a restarted step keeps what the earlier run printed), and return at once."""
+    try:
+        os.makedirs(os.path.dirname(request.output), mode=0o700, exist_ok=True)
+        out = os.open(request.output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as exc:
+        return ActionResult(False, f"not run: cannot write its output to {request.output}: {exc.strerror or exc}",
+                            handler="shell")
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=request.cwd, env=env)
+    except FileNotFoundError:
+        return ActionResult(False, f"command not found: {argv[0]}", handler="shell")
+    except OSError as exc:
+        return ActionResult(False, f"cannot run {argv[0]}: {exc.strerror or exc}", handler="shell")
+    finally:
+        os.close(out)
+    _STARTED.append(proc)
+    try:
+        record_process_group(request, proc.pid)
+    except OSError:
+        pass  # it still runs; only its clean-up after a crash is lost
+    process = {"pid": proc.pid, "pgid": proc.pid, "start": process_start(proc.pid)}
+    return ActionResult(True, f"started in the background (pid {proc.pid}): {command_line(argv)}", None, "",
+                        time.monotonic() - start, "shell", process)
 
 
 def _kill_group(proc) -> None:

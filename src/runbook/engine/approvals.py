@@ -49,6 +49,8 @@ def covered(state: IncidentState, step: Step) -> dict:
         out["command"] = texts.shown_command(state, step, at)
         if step.interactive:  # the approver sees that the responder drives it, attached to their terminal
             out["attached"] = True
+        if step.background:  # ...or that it runs on, and until when
+            out["background"] = step.background_until or "resolve"
     elif step.uses:
         out["action"] = step.uses
         try:

@@ -13,7 +13,7 @@ import os
 import signal
 import time
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from runbook.catalog import captures
 from runbook.catalog.models import FAIL, KEEP_POLLING, Step
@@ -23,6 +23,7 @@ from runbook.engine.clock import iso, parse
 from runbook.engine.events import (
     ActionFinished,
     ActionStarted,
+    BackgroundStarted,
     CheckPolled,
     DegradationApplied,
     DegradationFailed,
@@ -56,6 +57,13 @@ POLL_OUTPUT = 4096  # a check polled every 30 s for hours keeps only the tail of
 
 def tail(text: str, limit: int) -> str:
     return text if len(text) <= limit else "[…]" + text[-limit:]
+
+
+class Started(NamedTuple):
+    """A command's intent recorded (`Effects.begin`): those events, and the request to run."""
+
+    events: list
+    request: ActionRequest
 
 
 def plugin_errors(failures) -> list[PluginErrorRecorded]:
@@ -177,13 +185,27 @@ class Effects:
             owners.release(owner)
 
     def _run(self, incident: str, actor: str, step: Step, owner: dict, terminal=None) -> list[Event]:
-        state = self.engine.state(incident)
-        refuse_if_tampered(state)
         if step.prometheus is not None:
+            state = self.engine.state(incident)
+            refuse_if_tampered(state)
             return self._check(state, actor, step, owner)
         if step.interactive and terminal is None:
             raise CommandError(f"step '{step.id}' is interactive: run it from your terminal, with `runbook incident "
                                f"step {incident} {step.id} --run` or in the TUI")
+        started = self.begin(incident, actor, step, owner, terminal.where if step.interactive else "")
+        try:
+            result, failures = (attached(terminal, started.request), []) if step.interactive \
+                else self.plugins.run_action(started.request)
+        finally:
+            if not step.background:  # a background command's group stays findable until its handle is recorded
+                _remove(started.request.pidfile)
+        return started.events + self.conclude(incident, actor, step, started.request, result, failures)
+
+    def begin(self, incident: str, actor: str, step: Step, owner: dict, attached_to: str = "") -> Started:
+        """Record that step's command (run: or uses:) is about to run (action_started): the intent, with
+        the request rendered from the state it is checked against. `attached_to`: where an interactive
+        command runs attached (its runner's `where`)."""
+        refuse_if_tampered(self.engine.state(incident))
         pidfile = action_pidfile(owner)
         request = None
 
@@ -193,24 +215,41 @@ class Effects:
             if step.id in s.actions_pending:
                 raise CommandError(f"step '{step.id}' is already running "
                                    f"(started by {s.actions_pending[step.id].actor})")
+            if step.id in s.background:
+                handle = s.background[step.id].record
+                raise CommandError(f"step '{step.id}' already has a command running in the background (pid "
+                                   f"{handle.pid} on {handle.host}); stop it first: runbook incident stop {s.id} "
+                                   f"{step.id}")
             # what runs is rendered from the state the intent is checked against, and its approval
             # must still cover it: a parameter set meanwhile is never run unapproved
             _refuse(approvals.refusal_if_changed(s, step))
             request = self.request(s, step)._replace(pidfile=pidfile)
+            if step.background:
+                request = request._replace(output=background_output(s.id, step.id))
             held = INTERACTIVE_LEASE if step.interactive else request.timeout + ACTION_LEASE_GRACE
             lease = self.engine.clock.now() + timedelta(seconds=held)
             return [ActionStarted(step.id, list(request.argv) if request.argv is not None else None, step.uses,
                                   dict(request.params), owner, iso(lease), request.pidfile, request.cwd,
-                                  dict(request.env), attached=terminal.where if step.interactive else "")]
+                                  dict(request.env), attached=attached_to if step.interactive else "")]
         events = self.command(incident, actor, intent)
-        try:
-            result, failures = (attached(terminal, request), []) if step.interactive \
-                else self.plugins.run_action(request)
-        finally:
-            _remove(request.pidfile)
+        return Started(events, request)
+
+    def conclude(self, incident: str, actor: str, step: Step, request: ActionRequest, result: ActionResult,
+                 failures=()) -> list[Event]:
+        """Record how a step's command ended (action_finished, a background command's handle) and
+        finish the step by it, if it is still the current one."""
+        # a plugin that ran it to its end (an exit status, no process) did not start it in the background;
+        # one that says neither (a simulation) has nothing to hand over
+        if step.background and result.ok and result.process is None and result.exit_code is not None:
+            result = result._replace(ok=False, summary=f"not started in the background ({result.handler or 'a plugin'}"
+                                                       f" ran it to its end): {result.summary}")
 
         def build(state):
             out = plugin_errors(failures) + [ActionFinished(step.id, **result.to_dict())]
+            if step.background and result.process is not None:  # its handle, recorded whatever else happened
+                out.append(BackgroundStarted(step.id, list(request.argv), result.process["pid"],
+                                             result.process["pgid"], owners.host(), result.process["start"],
+                                             request.output, step.background_until))
             if not state.resolved:  # what the run printed, ok or not, feeds later steps
                 out += answers.recorded(state, step, result.output)
             if state.resolved or state.current.get(step.track) != step.id:
@@ -220,7 +259,9 @@ class Effects:
                 ok, summary = expectations.judge(step, result.ok, result.exit_code, result.output, result.summary)[:2]
             outcome = Done(summary) if ok else Failed(summary, automated=True)
             return out + finish(state, step, outcome, values=answers.values(out))
-        return events + self.command(incident, actor, build)
+        events = self.command(incident, actor, build)
+        _remove(request.pidfile)  # not when recording failed: then reconcile kills what was started
+        return events
 
     def _check(self, state: IncidentState, actor: str, step: Step, owner: dict) -> list[Event]:
         """A verify step's prometheus: check, recorded like an action: the query about to be read, then
@@ -452,6 +493,13 @@ def attached(terminal, request: ActionRequest) -> ActionResult:
         return terminal(request)
     except Exception as exc:
         return ActionResult(False, f"not run: {exc}", handler=terminal.where)
+
+
+def background_output(incident: str, step: str) -> str:
+    """Where a background command's output goes: the incident's folder of the data directory."""
+    from runbook.settings import data_dir
+
+    return os.path.join(data_dir(), "incidents", incident, "background", f"{step}.log")
 
 
 def _refuse(refusal: str) -> None:

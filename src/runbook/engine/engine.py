@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from runbook.catalog.suggest import did_you_mean
 from runbook.engine import (
+    background,
     checkpoint,
     integrity,
     learning,
@@ -341,6 +342,9 @@ class Engine(StepCommands):
                 learning.index(self, state, after_command=True)
             if self.plugins is not None:
                 self._record_observer_failures(self.plugins.take_observer_failures())
+            if state.background and any(e.type in background.ENDINGS for e in appended):
+                # a step that ended or a resolve may be what a background command runs until
+                appended += background.settle(self, incident)
             return appended
         raise ConflictError(f"incident {incident} kept changing under this command; try again")
 
@@ -684,6 +688,10 @@ class Engine(StepCommands):
         return self.effects.flip(incident, actor, name, "restore", step, None, expect=expect)
 
 
+    def stop_background(self, incident: str, actor: str, step: str) -> list[Event]:
+        """Stop step `step`'s background command now (engine/background.py)."""
+        return background.stop(self, incident, actor, step)
+
     def reconcile(self, incident: str, force: bool = False) -> list[Event]:
         """Settle side effects a crash left half-done: flag intents, actions, unsent pages and
         pager updates.
@@ -691,7 +699,8 @@ class Engine(StepCommands):
         Only intents older than a minute are touched unless `force` (another process may still
         be in the middle of them).
         """
-        return self.effects.reconcile(incident, force) + pages.settle(self, incident, force)
+        return self.effects.reconcile(incident, force) + pages.settle(self, incident, force) + \
+            background.settle(self, incident)
 
     # time ---------------------------------------------------------------------------------
 
@@ -742,6 +751,8 @@ class Engine(StepCommands):
         """Fire everything that is due by now, earliest first (a late tick catches up in order);
         a rehearsal whose end conditions hold is then over: noted and resolved."""
         fired = fire_due(self, incident)
+        if self.state(incident).background:  # one that ended by itself is noticed here
+            fired += background.settle(self, incident)
         state = self.state(incident)
         over = drill_over(state)
         if over:

@@ -116,6 +116,25 @@ def posted_messages(state: IncidentState) -> list[dict]:
              "seq": e.seq, "posted": True} for e in state.messages]
 
 
+def background_commands(state: IncidentState) -> list[dict]:
+    """Every background command started, as recorded: its handle, and its end once recorded."""
+    from runbook.engine.events import shown_argv
+
+    started: dict[tuple, dict] = {}
+    for e in state.events:
+        if e.type == "background_started":
+            r = e.record
+            started[(r.step, r.pid)] = {"step": r.step, "command": shown_argv(r.argv), "argv": list(r.argv),
+                                        "pid": r.pid, "pgid": r.pgid, "host": r.host, "start": r.start,
+                                        "output": r.output, "until": r.until, "started_at": e.at.isoformat(),
+                                        "started_by": e.actor, "ended": None}
+        elif e.type == "background_stopped" and (e.record.step, e.record.pid) in started:
+            r = e.record
+            started[(r.step, r.pid)]["ended"] = {"how": r.how, "exit_code": r.exit_code, "why": r.why,
+                                                 "detail": r.detail, "at": e.at.isoformat(), "by": e.actor}
+    return list(started.values())
+
+
 def export_json(state: IncidentState) -> dict:
     return {"incident": state.id, "playbook": state.playbook.id, "title": state.title, "severity": state.severity,
             "severity_source": state.severity_source, "status": state.status, "drill": state.drill,
@@ -126,7 +145,8 @@ def export_json(state: IncidentState) -> dict:
             "resolved_by_handoff": state.resolved_by_handoff,
             "handed_to": [dict(handed) for handed in state.handed_to],
             "metrics": metrics(state).to_dict(), "snapshot": state.snapshot.hash, "steps": step_outputs(state),
-            "messages": posted_messages(state), "events": [e.to_dict() for e in state.events]}
+            "messages": posted_messages(state), "background": background_commands(state),
+            "events": [e.to_dict() for e in state.events]}
 
 
 def export_markdown(state: IncidentState) -> str:
@@ -204,6 +224,20 @@ def export_markdown(state: IncidentState) -> str:
                   ""]
     if not outputs:
         lines.append("- none")
+    ran_on = background_commands(state)
+    if ran_on:  # the section only where the playbook has background commands
+        lines += ["", "## Background commands", ""]
+    for run in ran_on:
+        ended = run["ended"]
+        until = f"until step “{md(titles.get(run['until'], run['until']))}” ended" if run["until"] else "until resolve"
+        end = "still running when exported" if ended is None else \
+            (f"{md(ended['how'])} at {ended['at'][11:19]}" + (f" with exit status {ended['exit_code']}"
+                                                             if ended["exit_code"] is not None else "")
+             + (f" ({md(ended['why'])})" if ended["why"] else "") + (f": {md(ended['detail'])}" if ended["detail"]
+                                                                    else ""))
+        lines.append(f"- “{md(titles.get(run['step'], run['step']))}”: {md(run['command'])} (pid {run['pid']} on "
+                     f"{md(run['host'])}), started {run['started_at'][11:19]} by {md(run['started_by'])}, {until}; "
+                     f"{end}; output in {md(run['output'])}")
     lines += ["", "## Notes", ""]
     lines += [f"- {n.at:%H:%M:%S} {md(n.actor)}: {md(n.data['text'])}" for n in state.notes] or ["- none"]
     lines += ["", *postmortem.key_moments(state, _rel, lambda e: describe(e, titles)),

@@ -52,6 +52,11 @@ def _host() -> str:
     return socket.gethostname()
 
 
+def host() -> str:
+    """This machine's name as owner records and background command handles give it."""
+    return _host()
+
+
 def holder(owner: dict) -> str:
     """The process an owner record names, as its lease is kept: host, pid and start time."""
     return f"{owner.get('host')} {owner.get('pid')} {owner.get('start')}"

@@ -169,6 +169,7 @@ class IncidentState:
     injects: int = 0
     guard_checked_at: datetime | None = None  # a drill's guard checks last ran
     actions_pending: dict[str, Event] = field(default_factory=dict)
+    background: dict[str, Event] = field(default_factory=dict)  # step -> background_started not stopped yet
     messages: list[Event] = field(default_factory=list)  # message_posted events, oldest first: what was posted
     chat_root: str | None = None  # the chat's id of the incident's thread root (engine/chat.py)
     chat_upto: int = 0  # events up to this seq are in the chat

@@ -8,6 +8,7 @@ from runbook.catalog import parameters
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
 from runbook.engine import answers, approvals, conditions, lifecycle, restarts, roles, texts
+from runbook.engine import owner as owners
 from runbook.engine.events import ApprovalGranted, Event, HandedOff, ParametersSet
 from runbook.engine.events.parameters import ASK
 from runbook.engine.limits import check_size
@@ -320,8 +321,43 @@ class StepCommands:
         """Run the current step's automation (run: or uses:) and record the outcome. `expect`: the
         command line the responder confirmed (as `texts.shown_command` renders it); refused when
         it would now run another (a command using a built-in of time, {elapsed}, is compared without it).
-        `terminal`: the face's runner for an interactive step (effects.Effects.run)."""
+        `terminal`: the face's runner for an interactive step (effects.Effects.run); a face that must
+        not hold the commands lane while it runs uses `start_attached` and `finish_attached`."""
         state = self.state(incident)
+        step = self._runnable(state, step_id, actor, expect)
+        if step.kind == "wait":
+            return self.effects.poll(state, step.id)  # checking a wait by hand is one more poll
+        return self.effects.run(incident, actor, step, terminal)
+
+    def start_attached(self, incident: str, actor: str, step_id: str | None, where: str,
+                       expect: str | None = None) -> tuple:
+        """The first half of running an interactive step: checked as `run` checks it, its intent
+        recorded (action_started, attached `where`). Returns (the events, a ticket for
+        `finish_attached`: the step, the request to run and the intent's owner). The face runs the
+        request attached, outside the commands lane, so other commands go on meanwhile."""
+        state = self.state(incident)
+        step = self._runnable(state, step_id, actor, expect)
+        if not step.interactive:
+            raise CommandError(f"step '{step.id}' is not interactive; run it with `run`")
+        owner = owners.claim()
+        try:
+            started = self.effects.begin(incident, actor, step, owner, where)
+        except BaseException:
+            owners.release(owner)
+            raise
+        return started.events, (step.id, started.request, owner)
+
+    def finish_attached(self, incident: str, actor: str, ticket: tuple, result) -> list[Event]:
+        """The second half: how the attached command ended (`result`, an ActionResult), recorded."""
+        step_id, request, owner = ticket
+        try:
+            return self.effects.conclude(incident, actor, self.state(incident).playbook.step(step_id), request,
+                                         result)
+        finally:
+            owners.release(owner)
+
+    def _runnable(self, state: IncidentState, step_id: str | None, actor: str, expect: str | None) -> Step:
+        """The current step `run` may run now, or CommandError saying why not."""
         step = self._current(state, step_id, actor)
         if not step.automated:
             raise CommandError(f"step '{step.id}' has nothing to run; complete it when done")
@@ -335,9 +371,7 @@ class StepCommands:
         roles.refuse_if_waiting(state, step)
         if self.plugins is None and step.prometheus is None:
             raise CommandError("no plugins loaded: cannot run actions")
-        if step.kind == "wait":
-            return self.effects.poll(state, step.id)  # checking a wait by hand is one more poll
-        return self.effects.run(incident, actor, step, terminal)
+        return step
 
 
 def _refuse_if_not_offered(state: IncidentState, step: Step, index: int) -> None:

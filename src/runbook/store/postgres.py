@@ -221,6 +221,8 @@ MIGRATIONS = (
     (11, "alerts: the group of sibling alerts each belongs to",
      ["ALTER TABLE alerts ADD COLUMN IF NOT EXISTS sibling_key text COLLATE \"C\"",
       "CREATE INDEX IF NOT EXISTS idx_alerts_sibling_key ON alerts (sibling_key)"]),
+    (15, "the trigger takes background commands' handles and ends (background_started, background_stopped)",
+     [frozen("15_event_check.sql")]),
 )
 
 

@@ -175,6 +175,11 @@ class EngineGateway:
     def call(self, method: str, *args, **kwargs):
         return self._ready().command(method, *args, **kwargs)
 
+    def run_attached(self, incident: str, actor: str, step: str, terminal, expect: str | None):
+        """An interactive step's command, run by `terminal` on this (a worker's) thread; its start and
+        end recorded through the commands lane (EngineService.run_attached)."""
+        return self._ready().run_attached(incident, actor, step, terminal, expect)
+
     def plan(self, method: str, incident: str, *args) -> FlipPlan | None:
         """What a flip would write (`method`: plan_degrade, plan_restore, plan_stage, plan_step), from
         the engine that then writes it: each dialog states this, and sends its lines back as the

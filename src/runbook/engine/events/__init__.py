@@ -13,7 +13,13 @@ it here, then append it from a command.
 """
 
 from runbook.engine.events.alerts import AlertReceived, AlertStateChanged
-from runbook.engine.events.automation import ActionFinished, ActionStarted, shown_argv
+from runbook.engine.events.automation import (
+                                        ActionFinished,
+                                        ActionStarted,
+                                        BackgroundStarted,
+                                        BackgroundStopped,
+                                        shown_argv,
+)
 from runbook.engine.events.base import RECORDS, Event, EventFormatError, EventRecord, apply, decode, fold, record
 from runbook.engine.events.chat import ChatPosted, ChatReceived
 from runbook.engine.events.degradations import (
@@ -76,6 +82,8 @@ __all__ = [
                                         "AlertReceived",
                                         "AlertStateChanged",
                                         "ApprovalGranted",
+                                        "BackgroundStarted",
+                                        "BackgroundStopped",
                                         "CaptureMissed",
                                         "ChatPosted",
                                         "ChatReceived",

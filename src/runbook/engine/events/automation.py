@@ -61,6 +61,62 @@ class ActionFinished(EventRecord):
         return f"action {'ok' if self.ok else 'FAILED'}: {self.summary}"
 
 
+@record("background_started")
+class BackgroundStarted(EventRecord):
+    """A background command (background:) started: its handle, what the incident later signals.
+    `start` is the kernel's start time of `pid` (/proc/PID/stat), so a pid reused by another
+    process is never signalled; `until`: the step whose end stops it (None: resolve does)."""
+
+    step: str
+    argv: list
+    pid: int
+    pgid: int
+    host: str
+    start: str | None
+    output: str
+    until: str | None = None
+
+    def fold(self, state, event):
+        state.background[self.step] = event
+
+    def describe(self):
+        ends = f"until step {self.until} ends" if self.until else "until resolve"
+        return (f"started in the background: {shown_argv(self.argv)} (pid {self.pid} on {self.host}, {ends}); "
+                f"output in {self.output}")
+
+
+BACKGROUND_ENDS = ("stopped", "killed", "exited", "gone", "elsewhere")
+
+
+@record("background_stopped")
+class BackgroundStopped(EventRecord):
+    """A background command's end, as it was found: stopped (SIGTERM), killed (SIGKILL after the
+    grace), exited by itself (`exit_code` when runbook was its parent), gone (ended unseen, or its
+    pid reused: not signalled), or elsewhere (it runs on another host: not signalled). `why`: what
+    asked for the stop (the until step, resolve, a responder)."""
+
+    step: str
+    pid: int
+    how: str
+    exit_code: int | None = None
+    why: str = ""
+    detail: str = ""
+
+    def fold(self, state, event):
+        started = state.background.get(self.step)
+        if started is not None and started.record.pid == self.pid:
+            del state.background[self.step]
+
+    def describe(self):
+        said = {"stopped": "stopped", "killed": "killed (it outlived SIGTERM)",
+                "exited": "exited by itself" + (f" with status {self.exit_code}" if self.exit_code is not None
+                                                else ""),
+                "gone": "already gone", "elsewhere": "NOT signalled"}.get(self.how, self.how)
+        why = f" ({self.why})" if self.why else ""
+        detail = f": {self.detail}" if self.detail else ""
+        return f"background command of {self.step} (pid {self.pid}) {said}{why}{detail}"
+
+
 def shown_argv(argv) -> str:
     """The exact command, quoted as a shell would need it (the argv itself never meets a shell)."""
     from runbook.catalog.templates import command_line

@@ -21,7 +21,7 @@ from runbook.tui.stage_choices import StageChoice, stage_choices, staged_applied
 from runbook.tui.terminal import attached_runner
 from runbook.tui.widgets.current import CurrentStepPanel, actions_for, approves_itself, copyable, unheld_roles
 from runbook.tui.widgets.keybar import KeyBar
-from runbook.tui.widgets.panels import IncidentHeader, SidePanel, StepList, Timeline
+from runbook.tui.widgets.panels import IncidentHeader, SidePanel, StepList, Timeline, clock
 
 # what can still be done once an incident is resolved (the engine refuses the rest)
 AFTER_RESOLVE = frozenset({"restore", "note", "debrief", "learn", "export", "home", "app.help", "command_palette",
@@ -75,6 +75,9 @@ class IncidentScreen(Screen):
         Binding("R", "restart", "Restart", tooltip="Restart the track from a step already reached (asks why)"),
         Binding("G", "signal", "Signal", tooltip="Give the signal a step waits for (the commander's go)"),
         Binding("w", "export", "Export", tooltip="Write the postmortem (Markdown) to a file"),
+        # not in the footer: the header shows a background command while one runs
+        Binding("K", "stop_background", "Stop background", show=False,
+                tooltip="Stop a background command (asks first)"),
         Binding("escape", "home", "Home", tooltip="Back to the home screen (the incident keeps running)"),
         Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
     ]
@@ -312,6 +315,7 @@ class IncidentScreen(Screen):
             "run": step and not step.automated and f"“{step.title}” has nothing to run",
             "copy": step and not copyable(step) and f"“{step.title}” shows no command to copy",
             "next_track": len(view.current) < 2 and "only one track has a current step",
+            "stop_background": not view.background and "no background command is running",
             "degrade": all(f.applied for f in view.flags) and "no degradation left to apply",
             "restore": not any(f.applied for f in view.flags) and "no degradation is applied",
             "stage": not staged_applied(view.flags) and "no staged degradation is applied: "
@@ -391,8 +395,20 @@ class IncidentScreen(Screen):
     def send(self, method: str, *args, after=None, with_events=None, **kwargs) -> None:
         """Run an engine command off the UI thread; `after` runs on the UI thread when it succeeded
         (`with_events` too, given the events the command recorded)."""
+        self._sent(lambda: self.app.gateway.call(method, self.incident, self.app.actor, *args, **kwargs),
+                   after, with_events)
+
+    @work(thread=True, exit_on_error=False, group="incident-command")
+    def send_attached(self, step_id: str, expect: str | None) -> None:
+        """Run an interactive step's command attached (the app suspended, or a tmux window): only its
+        start and its end go through the commands lane, so commands from elsewhere go on meanwhile."""
+        runner = attached_runner(self.app)
+        self._sent(lambda: self.app.gateway.run_attached(self.incident, self.app.actor, step_id, runner, expect),
+                   None, None)
+
+    def _sent(self, call, after, with_events) -> None:
         try:
-            events = self.app.gateway.call(method, self.incident, self.app.actor, *args, **kwargs)
+            events = call()
         except RunbookError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), title="not done", severity="error", timeout=10)
         else:
@@ -557,9 +573,9 @@ class IncidentScreen(Screen):
         if step is None:
             return
         # what was shown is what may run: the engine refuses another command line (`expect`)
-        terminal = {"terminal": attached_runner(self.app)} if step.interactive else {}
-        run = lambda: self.send("run", step.id, **({"expect": step.command} if step.command else {}),  # noqa: E731
-                                **terminal)
+        expect = {"expect": step.command} if step.command else {}
+        run = (lambda: self.send_attached(step.id, step.command)) if step.interactive else \
+            (lambda: self.send("run", step.id, **expect))
         if step.approval_by and not step.approved_by:
             if not approves_itself(step, self.app.actor):
                 self.app.notify(f"“{step.title}” needs approval by {step.approval_by} first "
@@ -569,7 +585,10 @@ class IncidentScreen(Screen):
             self._approve(step, "", then=run, doing="run it")  # the command is among what the approval covers
             return
         where = ("\nIt opens in a new tmux window." if os.environ.get("TMUX") else
-                 "\nIt runs in this terminal; runbook comes back when it ends.") if step.interactive else ""
+                 "\nIt runs in this terminal; runbook comes back when it ends.") if step.interactive else \
+            f"\nIt keeps running in the background until {step.background} " \
+            f"({key_for(type(self), 'stop_background')} stops it sooner)." \
+            if step.background else ""
         self.confirm(f"Run “{step.title}”?", f"$ {step.command}{where}", run)
 
     async def action_next(self) -> None:
@@ -769,6 +788,29 @@ class IncidentScreen(Screen):
     def _restart_from(self, row) -> None:
         self.app.push_screen(dialogs.TextPrompt(f"Restart from “{row.title}” — why?", "reason"),
                              lambda reason: reason and self.send("restart", row.id, reason))
+
+    def action_stop_background(self) -> None:
+        if not self.allowed("stop_background"):
+            return
+        running = self.view.background
+        if len(running) == 1:
+            self._stop_background(running[0])
+            return
+        self.app.push_screen(dialogs.ChoiceDialog("Stop which background command?",
+                                                  [f"{b.title}: {b.command}" for b in running]),
+                             lambda i: i is not None and self._stop_background(running[i]))
+
+    def _stop_background(self, handle) -> None:
+        """Asks first, saying what will be signalled: the process group as recorded, or nothing when
+        it runs on another host."""
+        if handle.here:
+            what = (f"SIGTERM to process group {handle.pid} (started {clock(handle.seconds)} ago), SIGKILL "
+                    f"{handle.grace:g}s later if any of it is still running.")
+        else:
+            what = (f"It runs on {handle.host}, not here: nothing is signalled; its end is recorded as not "
+                    f"signalled (stop it there: kill -TERM -- -{handle.pid}).")
+        self.confirm(f"Stop “{handle.title}”?", f"$ {handle.command}\n{what}",
+                     lambda: self.send("stop_background", handle.step))
 
     def action_note(self) -> None:
         self.app.push_screen(dialogs.TextPrompt("Add a note to the timeline", "what you found or did"),

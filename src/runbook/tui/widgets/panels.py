@@ -119,10 +119,17 @@ class IncidentHeader(ViewPanel):
             items.append(Text(f"degraded: {', '.join(applied)}", style="bold magenta"))
         # a staged one always, in words: its share moves by itself, and it may hold back the mitigation
         items += [staged_item(f, stage_key) for f in view.flags if f.applied and f.words]
+        items += [background_item(b) for b in view.background]
         lines = [top, *flow(items, width)]
         if len(view.tracks) > 1:
             lines.append(track_lines(view, selected, switch_key))
         self.put(Text("\n").join(lines))
+
+
+def background_item(handle) -> Text:
+    """"Forward the database port running (pid 1234, 3m)": a background command the incident will stop."""
+    where = "" if handle.here else f" on {handle.host}"
+    return Text(f"{handle.title} running (pid {handle.pid}{where}, {clock(handle.seconds)})", style="bold blue")
 
 
 def staged_item(flag, stage_key: str) -> Text:

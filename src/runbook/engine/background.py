@@ -1,0 +1,196 @@
+"""Background commands (background: on an action step): a port-forward kept open while other
+steps run, a repair left running in its own session.
+
+The step's run: command is started in a process group of its own (shell_action), its output to
+a file under the incident's data directory, and its handle recorded (background_started: pid,
+process group, host, the kernel's start time of the pid). The step is then done. The incident
+stops it, SIGTERM to the group and SIGKILL after a grace, once the step its `until:` names is
+done or skipped, at resolve (a handoff that resolves included), or when a responder asks; each
+end is recorded (background_stopped) as it was found. What is stopped is read from the log: the
+handles started and not stopped yet (state.background), never from a summary.
+
+Every pass (`settle`: after a command that ends a step or resolves, on each tick, on resume)
+also notices a command that ended by itself: with its exit status when this process started it
+(and so reaps it), else as gone. A pid whose start time is not the recorded one belongs to
+someone else now and is never signalled; a handle on another host is never signalled from here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from runbook.engine import owner as owners
+from runbook.engine.effects import SYSTEM
+from runbook.engine.events import BackgroundStopped, Event
+from runbook.engine.state import DONE, SKIPPED, IncidentState
+from runbook.errors import CommandError
+
+if TYPE_CHECKING:
+    from runbook.engine.engine import Engine
+
+GRACE = 5.0  # seconds a command has to end after SIGTERM before its group is killed
+RUNNING, EXITED, GONE, ELSEWHERE = "running", "exited", "gone", "elsewhere"
+# one settling at a time in this process: the lanes' engines (commands, ticks) would otherwise race
+# to reap one exit, and the loser would record as "gone" what the winner saw exit with a status
+_settling = threading.RLock()
+# the events after which a handle may be due to stop (an until step ended, the incident resolved)
+ENDINGS = frozenset({"step_completed", "step_skipped", "resolved"})
+
+
+def running(state: IncidentState) -> list[Event]:
+    """The background_started events not stopped yet, oldest first."""
+    return sorted(state.background.values(), key=lambda e: e.seq)
+
+
+def stop_reason(state: IncidentState, handle: Event) -> str:
+    """Why `handle` must be stopped now ("" while it may run on)."""
+    if state.resolved:
+        if state.resolved_by_handoff:  # to a playbook: the incident that carries on
+            return f"handed off to {state.resolved_by_handoff}"
+        if state.handed_to and state.handed_to[-1]["resolves"]:  # to someone who is not a playbook
+            return f"handed off to {state.handed_to[-1]['to']}"
+        return "resolved"
+    until = handle.record.until
+    step = state.steps.get(until) if until else None
+    if step is not None and step.status in (DONE, SKIPPED):
+        return f"step {until} {'done' if step.status == DONE else 'skipped'}"
+    return ""
+
+
+def probe(handle) -> tuple[str, int | None]:
+    """What became of a handle's process: RUNNING, EXITED (with its exit status: this process is
+    its parent and reaped it), GONE (ended, its pid free or someone else's) or ELSEWHERE."""
+    if handle.host != owners.host():
+        return ELSEWHERE, None
+    try:
+        pid, status = os.waitpid(handle.pid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # not this process's child: another runbook started it
+    else:
+        if pid:
+            return EXITED, os.waitstatus_to_exitcode(status)
+    state, start = _stat(handle.pid)
+    if state is None or state == "Z":
+        # its leader ended; children it left in its group still run as the command (a pid in use
+        # as a process group is never given to another process)
+        return (RUNNING if _group_alive(handle.pgid) else GONE), None
+    if handle.start is not None and start != handle.start:
+        return GONE, None  # the pid was reused by another process: never signalled
+    return RUNNING, None
+
+
+def settle(engine: Engine, incident: str) -> list[Event]:
+    """Stop the handles due to stop, and record those that ended by themselves."""
+    with _settling:
+        return _settle(engine, incident)
+
+
+def _settle(engine: Engine, incident: str) -> list[Event]:
+    state = engine.state(incident)
+    out: list[Event] = []
+    for handle in running(state):
+        why = stop_reason(state, handle)
+        if why:
+            out += _stop(engine, incident, handle, why, SYSTEM)
+            continue
+        how, code = probe(handle.record)
+        if how in (EXITED, GONE):
+            detail = "" if how == EXITED else "it ended while no runbook was watching, or its pid is another's now"
+            out += _record(engine, incident, handle, how, code, "", detail, SYSTEM)
+    return out
+
+
+def stop(engine: Engine, incident: str, actor: str, step: str) -> list[Event]:
+    """A responder stops step `step`'s background command by hand."""
+    state = engine.state(incident)
+    handle = state.background.get(step)
+    if handle is None:
+        known = f"running: {', '.join(state.background)}" if state.background else "none is running"
+        raise CommandError(f"step '{step}' has no background command running; {known}")
+    with _settling:
+        return _stop(engine, incident, handle, f"stopped by {actor}", actor)
+
+
+def _stop(engine: Engine, incident: str, handle: Event, why: str, actor: str) -> list[Event]:
+    record = handle.record
+    how, code = probe(record)
+    detail = ""
+    if how == RUNNING:
+        how, code = terminate(record)
+    elif how == ELSEWHERE:
+        detail = f"it runs on {record.host}: stop it there (kill -TERM -- -{record.pgid})"
+    elif how == GONE:
+        detail = "not signalled: its pid is free or another process's now"
+    return _record(engine, incident, handle, how, code, why, detail, actor)
+
+
+def terminate(record) -> tuple[str, int | None]:
+    """SIGTERM to the command's process group; SIGKILL to what is left of it after GRACE."""
+    try:
+        os.killpg(record.pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return GONE, None
+    except PermissionError:
+        return GONE, None  # not ours to signal: someone else's group now
+    code = None
+    deadline = time.monotonic() + GRACE
+    how = "stopped"
+    while True:
+        code = _reap(record.pid, code)
+        if not _group_alive(record.pgid):
+            return how, code
+        if time.monotonic() >= deadline:
+            if how == "killed":
+                return how, code  # unkillable (stuck in the kernel): recorded as signalled
+            how, deadline = "killed", time.monotonic() + 1.0
+            try:
+                os.killpg(record.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                return "stopped", code
+        time.sleep(0.02)  # the group's end cannot be waited on; a short poll within the grace
+
+
+def _reap(pid: int, code: int | None) -> int | None:
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return code
+    return os.waitstatus_to_exitcode(status) if done else code
+
+
+def _record(engine: Engine, incident: str, handle: Event, how: str, code, why: str, detail: str,
+            actor: str) -> list[Event]:
+    step = handle.record.step
+
+    def build(state):
+        # only the handle that was read: another lane or process may have recorded its end already
+        now = state.background.get(step)
+        if now is None or now.seq != handle.seq:
+            return []
+        return [BackgroundStopped(step, handle.record.pid, how, code, why, detail)]
+    return engine.command(incident, actor, build)
+
+
+def _stat(pid: int) -> tuple[str | None, str | None]:
+    """The state letter and the start time of `pid` from /proc (None, None when it is not running)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None, None
+    fields = stat[stat.rfind(b")") + 2:].split()
+    return fields[0].decode(), (fields[19].decode() if len(fields) > 19 else None)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
