@@ -141,7 +141,7 @@ def test_a_forward_serves_the_next_step_and_stops_when_its_until_step_is_done(en
         assert group_alive(forward.pgid)
         done = engine.complete(iid, "ana", "verify")
         assert stops(done) == [{"step": "forward", "pid": forward.pid, "how": "stopped", "exit_code": -15,
-                                "why": "step verify done", "detail": ""}]
+                                "why": "“Check that the replica answers” done", "detail": ""}]
         assert not group_alive(forward.pgid) and "forward" not in engine.state(iid).background
         assert "GET / HTTP" in Path(forward.output).read_text()  # what it printed, in its file
     finally:
@@ -154,7 +154,8 @@ def test_skipping_the_until_step_stops_it_too(engine, port):
     forward = handle(engine, iid, "forward")
     try:
         engine.skip(iid, "ana", "query", "no need")
-        assert stops(engine.skip(iid, "ana", "verify", "checked by hand"))[0]["why"] == "step verify skipped"
+        stopped = stops(engine.skip(iid, "ana", "verify", "checked by hand"))
+        assert stopped[0]["why"] == "“Check that the replica answers” skipped"
         assert not group_alive(forward.pgid)
     finally:
         reap_later(forward.pgid)
@@ -354,7 +355,8 @@ def test_cli_starts_it_shows_it_and_stops_it_by_hand(cli, port):
     try:
         assert group_alive(started["pgid"])
         shown = cli("incident", "show", iid)
-        assert "RUNNING for " in shown and f"(pid {started['pid']} on {host()}), until step verify ends" in shown
+        assert "RUNNING for " in shown
+        assert f"(pid {started['pid']} on {host()}), until “Check that the replica answers” ends" in shown
         assert cli("incident", "stop", iid, "nope", expect=5).strip().endswith(
             "step 'nope' has no background command running; running: forward")
         stopped = cli("incident", "stop", iid, "forward")
@@ -404,8 +406,8 @@ def test_tui_starts_it_shows_it_running_and_stops_it_after_a_confirm_saying_what
             await settle(pilot)
             await press(pilot, "u")
             assert isinstance(app.screen, ConfirmDialog)
-            assert "It keeps running in the background until step verify ends (K stops it sooner)." in \
-                str(app.screen.detail)
+            assert "It keeps running in the background until “Check that the replica answers” ends " \
+                "(K stops it sooner)." in str(app.screen.detail)
             await press(pilot, "y")
             await settle(pilot)
             forward = seen["forward"] = handle(engine, iid, "forward")

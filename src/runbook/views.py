@@ -144,7 +144,8 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 *_ask(state, step), step.compose,
                 *((one_line(fill(step.hand_to.name)), one_line(fill(step.hand_to.contact)), step.resolves)
                   if step.hand_to is not None else ()), interactive=step.interactive,
-                background=(f"step {one_line(step.background_until)} ends" if step.background_until else "resolve")
+                background=(f"“{one_line(step_titles(state).get(step.background_until, step.background_until))}” ends"
+                            if step.background_until else "resolve")
                 if step.background else ""))
     ladder = []
     policy = timers.ladder(state)  # the current severity's

@@ -27,6 +27,7 @@ from runbook.engine.metrics import (
     metrics,
     posted_messages,
     step_outputs,
+    step_titles,
 )
 from runbook.engine.roles import waiting_for
 from runbook.errors import CommandError, UsageError
@@ -188,14 +189,14 @@ def background_lines(state, now: datetime) -> list[str]:
     runs = background_commands(state)
     if not runs:
         return []
-    here = owners.host()
+    here, titles = owners.host(), step_titles(state)
     lines = ["  background commands:"]
     for run in runs:
         ended = run["ended"]
         if ended is None:
             since = format_duration(round((now - datetime.fromisoformat(run["started_at"])).total_seconds()))
             where = run["host"] if run["host"] == here else f"{run['host']}, another host: stopped there, not here"
-            until = f"step {run['until']} ends" if run["until"] else "resolve"
+            until = f"“{titles.get(run['until'], run['until'])}” ends" if run["until"] else "resolve"
             status = f"RUNNING for {since} (pid {run['pid']} on {one_line(where)}), until {one_line(until)}"
         else:
             code = f" with exit status {ended['exit_code']}" if ended["exit_code"] is not None else ""

@@ -23,6 +23,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from runbook.engine import metrics
 from runbook.engine import owner as owners
 from runbook.engine.effects import SYSTEM
 from runbook.engine.events import BackgroundStopped, Event
@@ -57,7 +58,8 @@ def stop_reason(state: IncidentState, handle: Event) -> str:
     until = handle.record.until
     step = state.steps.get(until) if until else None
     if step is not None and step.status in (DONE, SKIPPED):
-        return f"step {until} {'done' if step.status == DONE else 'skipped'}"
+        title = metrics.step_titles(state).get(until, until)
+        return f"“{title}” {'done' if step.status == DONE else 'skipped'}"
     return ""
 
 

@@ -83,7 +83,7 @@ def describe(event, titles: dict[str, str] | None = None) -> str:
         # a step event that recorded its step's title (a posted message): as it read then
         titles = {**titles, record.step: record.title}
     if titles:
-        named = {name: f"“{titles[value]}”" for name in ("step", "next")
+        named = {name: f"“{titles[value]}”" for name in ("step", "next", "until")
                  if isinstance(value := getattr(record, name, None), str) and value in titles}
         if named:
             record = dataclasses.replace(record, **named)
