@@ -131,6 +131,24 @@ class HandTo(NamedTuple):
     contact: str
 
 
+class Repeat(NamedTuple):
+    """A communicate step posting again on a cadence: `every` seconds after its last post, until
+    the incident is mitigated or resolved, or `when` holds; always until resolve."""
+
+    every: int
+    until: str = "resolved"  # mitigated, resolved, or condition (then `when` says which)
+    when: When | None = None
+
+
+def _repeat(raw: dict | None) -> Repeat | None:
+    if not raw:
+        return None
+    until = raw.get("until", "resolved")
+    if isinstance(until, dict):
+        return Repeat(parse_duration(raw["every"]), "condition", _when(until))
+    return Repeat(parse_duration(raw["every"]), until)
+
+
 class Step(NamedTuple):
     id: str
     kind: str
@@ -185,6 +203,7 @@ class Step(NamedTuple):
     hand_to: HandTo | None = None  # a handoff to someone who is not a playbook (to:)
     resolves: bool = False  # ...whose completion resolves the incident (else it stays open and goes on)
     interactive: bool = False  # its run: command runs attached to the responder's terminal, output not captured
+    repeat: Repeat | None = None  # a communicate step posting again on a cadence (engine/cadence.py)
 
     @property
     def automated(self) -> bool:
@@ -471,6 +490,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         hand_to=HandTo(raw["to"]["name"], raw["to"]["contact"]) if isinstance(raw.get("to"), dict) else None,
         resolves=raw.get("resolves", False),
         interactive=raw.get("interactive", False),
+        repeat=_repeat(raw.get("repeat")),
     )
 
 
