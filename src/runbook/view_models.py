@@ -72,6 +72,19 @@ class CurrentStep(NamedTuple):
     hand_contact: str = ""  # ...how to reach them
     hand_resolves: bool = False  # ...and whether it resolves the incident (else it stays open)
     interactive: bool = False  # its command runs attached to the responder's terminal (the TUI suspends)
+    approved_text: str | None = None  # a compose: true step: the text its approval approved for posting
+
+
+class UpdateView(NamedTuple):
+    """A communicate step posting on a cadence (repeat:), while its cadence runs."""
+
+    step: str
+    title: str
+    line: str  # "next update at 10:30 (every 30m)", or "UPDATE DUE since 10:00 (repeat 1): why"
+    due: bool  # due for a person (recorded post_due): the header says so
+    next_at: datetime | None = None  # when the next post goes out by itself (None: due)
+    compose: bool = False  # written when posted: the post key asks for the text
+    draft: str = ""  # ...offering this (its last post)
 
 
 class LeftStep(NamedTuple):
@@ -161,6 +174,7 @@ class IncidentView(NamedTuple):
     by_pager: bool = False  # levels after the first are the pager's own escalation (RUNBOOK_ESCALATION=pager)
     left: tuple[LeftStep, ...] = ()  # once resolved: the steps not done, failed or skipped
     verdict: str = ""  # once resolved: "Every step was done." only when it is, else what was not
+    updates: tuple[UpdateView, ...] = ()  # communicate steps posting on a cadence now
 
     @property
     def resolved(self) -> bool:

@@ -7,7 +7,7 @@ for HTML."""
 
 from datetime import datetime
 
-from runbook.engine import answers, approvals, conditions, stages, texts, timers
+from runbook.engine import answers, approvals, cadence, conditions, stages, texts, timers
 from runbook.engine.completion import completion
 from runbook.engine.metrics import describe, step_titles
 from runbook.engine.roles import waiting_for
@@ -17,7 +17,17 @@ from runbook.errors import RunbookError
 from runbook.text import one_line, shown
 
 # the records themselves live apart, free of the engine (view_models.py); screens import them from here
-from runbook.view_models import CurrentStep, FlagView, IncidentView, LadderRow, LeftStep, Line, StepRow, TrackView
+from runbook.view_models import (
+    CurrentStep,
+    FlagView,
+    IncidentView,
+    LadderRow,
+    LeftStep,
+    Line,
+    StepRow,
+    TrackView,
+    UpdateView,
+)
 
 TIMELINE_ROWS = 200
 OUTPUT_LINES = 40  # of a step's last run, shown under the current step (the panel scrolls)
@@ -131,7 +141,8 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 _covers(run, stale, gate), approvals.digest(gate) if gate is not None else "",
                 *_ask(state, step), step.compose,
                 *((one_line(fill(step.hand_to.name)), one_line(fill(step.hand_to.contact)), step.resolves)
-                  if step.hand_to is not None else ()), interactive=step.interactive))
+                  if step.hand_to is not None else ()), interactive=step.interactive,
+                approved_text=_maybe(approvals.approved_text(state, step)) if step.compose and not stale else None))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:
@@ -166,7 +177,19 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
               for name, value in state.parameters.items()),
         state.phase, tuple((one_line(rid), one_line(role.title), _maybe(state.holders.get(rid)))
                            for rid, role in pb.roles.items()), state.resolved_at, state.escalation.by_pager,
-        left, verdict)
+        left, verdict, _updates(state, now))
+
+
+def _updates(state: IncidentState, now: datetime) -> tuple[UpdateView, ...]:
+    """The communicate steps posting on a cadence now: when each posts next, or that it is due."""
+    out = []
+    for step in cadence.repeating(state):
+        due = step.id in state.posts_due
+        out.append(UpdateView(one_line(step.id), one_line(texts.text(state, step.title, step, now)),
+                              one_line(cadence.status(state, step, now)), due,
+                              None if due else cadence.next_at(state, step), step.compose,
+                              shown(cadence.posts(state, step.id)[-1].record.text) if step.compose else ""))
+    return tuple(out)
 
 
 def _left(state: IncidentState, now: datetime) -> tuple[tuple[LeftStep, ...], str]:
