@@ -113,7 +113,7 @@ def test_a_written_update_is_due_for_a_person_and_posted_by_hand(engine, clock):
     assert [(e.data["step"], e.data["repeat"], e.data["reason"]) for e in due] == [
         ("written", 1, "it is written when posted (compose: true)")]
     clock.advance(hours=3)
-    assert not [e for e in engine.tick(iid) if e.type == "post_due"]  # due once, shown until someone posts it: not due again and again
+    assert not [e for e in engine.tick(iid) if e.type == "post_due"]  # due once, shown until posted
     state = engine.state(iid)
     assert cadence.status(state, state.playbook.step("written"), clock.now()) == \
         "UPDATE DUE since 10:00 (repeat 1): it is written when posted (compose: true)"

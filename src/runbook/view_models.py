@@ -175,6 +175,7 @@ class IncidentView(NamedTuple):
     left: tuple[LeftStep, ...] = ()  # once resolved: the steps not done, failed or skipped
     verdict: str = ""  # once resolved: "Every step was done." only when it is, else what was not
     updates: tuple[UpdateView, ...] = ()  # communicate steps posting on a cadence now
+    members: tuple[tuple[str, tuple[str, ...]], ...] = ()  # each role held by several (many: true): its holders
 
     @property
     def resolved(self) -> bool:

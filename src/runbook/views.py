@@ -177,7 +177,9 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
               for name, value in state.parameters.items()),
         state.phase, tuple((one_line(rid), one_line(role.title), _maybe(state.holders.get(rid)))
                            for rid, role in pb.roles.items()), state.resolved_at, state.escalation.by_pager,
-        left, verdict, _updates(state, now))
+        left, verdict, _updates(state, now),
+        tuple((one_line(rid), tuple(one_line(p) for p in state.members.get(rid, ()))) for rid, role in pb.roles.items()
+              if role.many))
 
 
 def _updates(state: IncidentState, now: datetime) -> tuple[UpdateView, ...]:

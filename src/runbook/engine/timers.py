@@ -23,7 +23,7 @@ DEFAULT_POLL = waits.DEFAULT_POLL
 @dataclass(frozen=True, order=True)
 class Timer:
     at: datetime
-    order: int  # ties fire in a stable order: escalations, then deadlines, rises, waits and retries, reminders and posts
+    order: int  # ties fire in a stable order: escalations, deadlines, rises, waits and retries, reminders and posts
     kind: str = field(compare=False)
     data: dict = field(compare=False, default_factory=dict)
 

@@ -74,8 +74,7 @@ class IncidentScreen(Screen):
                 tooltip="Seen this before, the review, action items across incidents"),
         Binding("R", "restart", "Restart", tooltip="Restart the track from a step already reached (asks why)"),
         Binding("G", "signal", "Signal", tooltip="Give the signal a step waits for (the commander's go)"),
-        Binding("P", "post_update", "Post update",
-                tooltip="Post the next update of a step that repeats on a cadence (the one due first)"),
+        Binding("P", "post_update", "Post update", tooltip="Post the update due of a step repeating on a cadence"),
         Binding("w", "export", "Export", tooltip="Write the postmortem (Markdown) to a file"),
         Binding("escape", "home", "Home", tooltip="Back to the home screen (the incident keeps running)"),
         Binding("question_mark", "app.help", "Help", tooltip="Every key of every screen"),
@@ -702,9 +701,27 @@ class IncidentScreen(Screen):
             lambda i: i is not None and self._assign_to(*roles[i]))
 
     def _assign_to(self, role: str, title: str, holder: str | None) -> None:
+        members = dict(self.view.members).get(role) if self.view else None
+        if members is not None:  # held by several: someone joins, or whoever is at this keyboard leaves
+            me = self.app.actor
+            if me in members:
+                def chosen(i: int | None) -> None:
+                    if i == 0:
+                        self._join(role, title, "")
+                    elif i == 1:
+                        self.send("leave", role)
+                self.app.push_screen(dialogs.ChoiceDialog(f"{title}: held by {holder}", [
+                    f"Add someone to {title}", f"Leave {title} ({me}); the others hold it on"], 0), chosen)
+            else:
+                self._join(role, title, me)
+            return
         question = f"{title}: hand over from {holder} to" if holder else f"{title}: assign to"
         # offered: whoever is at this keyboard, the usual answer at 3 a.m. (type another name over it)
         self.app.push_screen(dialogs.TextPrompt(question, "who", value="" if holder else self.app.actor),
+                             lambda person: person and self.send("assign", role, person))
+
+    def _join(self, role: str, title: str, offered: str) -> None:
+        self.app.push_screen(dialogs.TextPrompt(f"{title}: add", "who", value=offered),
                              lambda person: person and self.send("assign", role, person))
 
     def gate_for(self, name: str) -> CurrentStep | None:
