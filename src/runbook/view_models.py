@@ -73,6 +73,9 @@ class CurrentStep(NamedTuple):
     hand_resolves: bool = False  # ...and whether it resolves the incident (else it stays open)
     interactive: bool = False  # its command runs attached to the responder's terminal (the TUI suspends)
     approved_text: str | None = None  # a compose: true step: the text its approval approved for posting
+    expects: str = ""  # expect: what its command's output must say ("output matches ^Up ; exit 1 is a finding")
+    found: str = ""  # ...and what its last run was judged to say, as recorded when it failed
+    waits_for: str = ""  # a wait on the incident's alert, or what "no data" means to a prometheus: wait
 
 
 class UpdateView(NamedTuple):

@@ -7,12 +7,12 @@ for HTML."""
 
 from datetime import datetime
 
-from runbook.engine import answers, approvals, cadence, conditions, stages, texts, timers
+from runbook.engine import answers, approvals, cadence, conditions, expectations, stages, texts, timers
 from runbook.engine.completion import completion
 from runbook.engine.metrics import describe, step_titles
 from runbook.engine.roles import waiting_for
 from runbook.engine.safeguards import AUTO
-from runbook.engine.state import IncidentState
+from runbook.engine.state import FAILED, IncidentState
 from runbook.errors import RunbookError
 from runbook.text import one_line, shown
 
@@ -142,7 +142,10 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 *_ask(state, step), step.compose,
                 *((one_line(fill(step.hand_to.name)), one_line(fill(step.hand_to.contact)), step.resolves)
                   if step.hand_to is not None else ()), interactive=step.interactive,
-                approved_text=_maybe(approvals.approved_text(state, step)) if step.compose and not stale else None))
+                approved_text=_maybe(approvals.approved_text(state, step)) if step.compose and not stale else None,
+                expects=one_line(expectations.in_words(step)),
+                found=one_line(run.reason) if step.expect and run.status == FAILED else "",
+                waits_for=one_line(waited(state, step))))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:
@@ -180,6 +183,19 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
         left, verdict, _updates(state, now),
         tuple((one_line(rid), tuple(one_line(p) for p in state.members.get(rid, ()))) for rid, role in pb.roles.items()
               if role.many))
+
+
+def waited(state: IncidentState, step) -> str:
+    """What a wait on the incident's own alert waits for (and where the alert is now), and what "no
+    data" means to a prometheus: wait that says."""
+    out = []
+    if step.wait_alert:
+        alert = state.labels.get("alertname") or state.symptom or "the incident's alert"
+        now = "firing" if state.alert_firing else f"resolved at {state.alert_changes[-1][0]:%H:%M:%S}"
+        out.append(f"alert {alert} to be {step.wait_alert} (now {now})")
+    if step.on_no_data:
+        out.append(f"no data counts as {step.on_no_data.replace('-', ' ')}")
+    return " · ".join(out)
 
 
 def _updates(state: IncidentState, now: datetime) -> tuple[UpdateView, ...]:

@@ -61,8 +61,7 @@ def covered(state: IncidentState, step: Step, composed: str | None = None) -> di
     elif step.prometheus is not None:
         out["query"] = texts.shown_check(state, step, at)
     if step.expect is not None:  # what passes: approving a command approves what its output must say
-        findings = f"; exit {', '.join(map(str, step.expect.findings))} is a finding" if step.expect.findings else ""
-        out["expect"] = (expectations.describe(step) or "exit status 0") + findings
+        out["expect"] = expectations.in_words(step)
     if composed is not None:
         out["composed"] = composed
     if step.template:

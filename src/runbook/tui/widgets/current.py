@@ -246,6 +246,12 @@ class CurrentStepPanel(Vertical):
             then = "resolves the incident" if step.hand_resolves else "the incident stays open"
             head.append(f"\nhand off to {step.hand_to} · contact: {step.hand_contact} · {then}", style="bold magenta")
         after = []
+        if step.waits_for:
+            after.append(Text(f"waits for {step.waits_for}", style="bold cyan"))
+        if step.expects:
+            after.append(Text(f"expects {step.expects}", style="cyan"))
+        if step.found:
+            after.append(Text(f"found: {step.found}", style="bold red"))
         if step.last_poll:
             after.append(Text(f"last check: {step.last_poll}", style="dim"))
         if step.template:  # the message itself scrolls below, whole, with its line breaks
