@@ -184,14 +184,21 @@ followup:
     - {id: g, kind: communicate, title: G, template: g, repeat: {every: 5m}}
 """)
     errors = [(p.path, p.message) for p in load_catalog([str(tmp_path)]).errors]
-    text = "\n".join(f"{path}: {message}" for path, message in errors)
-    assert "posting every 20s floods the channel; repeat at most every 1m" in text
-    assert "every 2d is longer than a day" in text
-    assert "'nope'" in text
-    assert "repeat: until: needs what it tests" in text
-    assert "closed" in text
-    assert "a follow-up step cannot repeat" in text
-    assert len([path for path, _ in errors if "repeat" in path]) == 6, text
+    assert errors == [
+        ("steps[0].repeat.every", "posting every 20s floods the channel; repeat at most every 1m (an update every 15m "
+                                 "to 1h is usual)"),
+        ("steps[1].repeat.every", "every 2d is longer than a day; an incident's updates repeat within hours (at most "
+                                 "24h)"),
+        ("steps[2].repeat.until.param", "parameter 'nope' does not exist, known parameters (under parameters:, or "
+                                       "captured): none are defined"),
+        ("steps[3].repeat.until", "repeat: until: needs what it tests: param: NAME, label: NAME, severity: LEVELS or "
+                                 "symptom: IDS"),
+        ("steps[4].repeat.until", "'closed' is not valid under any of the given schemas, expected mitigated, resolved, "
+                                 "or a condition like {param: state, equals: stable}"),
+        ("steps[5]", "a step with repeat needs a kind, expected kind: communicate (a step without kind is a check)"),
+        ("followup.steps[0].repeat", "a follow-up step cannot repeat: posts on a cadence stop at resolve, before "
+                                    "follow-up steps run"),
+    ]
 
 
 def test_cli_ticks_posts_and_shows_each_repeat_as_posted(rb, tmp_path):
