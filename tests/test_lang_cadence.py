@@ -260,3 +260,30 @@ def test_tui_shows_the_next_post_and_an_update_due_and_posts_it(engine, clock):
     assert "status: next update at 10:30 (every 30m)" in panel
     assert posts(engine, iid, "written")[-1] == (1, "Checkout is back for most customers.")
     assert "UPDATE DUE" not in after and "update written 11:00" in after
+
+
+def test_tui_approves_a_stale_update_again_then_posts_it(engine, clock):
+    from pilot_helpers import press, settle
+
+    from runbook.service import EngineService
+    from runbook.tui.app import build_app
+    from runbook.tui.dialogs.confirm import ConfirmDialog
+
+    iid = opened(engine, "status")
+    engine.severity(iid, "ana", "SEV1", "worse")
+    clock.advance(minutes=30)
+    engine.tick(iid)
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await press(pilot, "P")
+            assert isinstance(app.screen, ConfirmDialog)
+            await press(pilot, "y")
+            await settle(pilot)
+
+    asyncio.run(scenario())
+    state = engine.state(iid)
+    assert posts(engine, iid, "status")[-1][0] == 1 and "(SEV1)" in posts(engine, iid, "status")[-1][1]
+    assert [e.type for e in state.events[-2:]] == ["approval_granted", "message_posted"]

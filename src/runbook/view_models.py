@@ -88,6 +88,8 @@ class UpdateView(NamedTuple):
     next_at: datetime | None = None  # when the next post goes out by itself (None: due)
     compose: bool = False  # written when posted: the post key asks for the text
     draft: str = ""  # ...offering this (its last post)
+    gated: bool = False  # its approval gate approves each text written (compose) or no longer covers it: approve first
+    stale: str = ""  # ...why, when it no longer covers it (old → new)
 
 
 class LeftStep(NamedTuple):

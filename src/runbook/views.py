@@ -203,10 +203,12 @@ def _updates(state: IncidentState, now: datetime) -> tuple[UpdateView, ...]:
     out = []
     for step in cadence.repeating(state):
         due = step.id in state.posts_due
+        stale = approvals.refusal_if_changed(state, step) if step.approval else ""
         out.append(UpdateView(one_line(step.id), one_line(texts.text(state, step.title, step, now)),
                               one_line(cadence.status(state, step, now)), due,
                               None if due else cadence.next_at(state, step), step.compose,
-                              shown(cadence.posts(state, step.id)[-1].record.text) if step.compose else ""))
+                              shown(cadence.posts(state, step.id)[-1].record.text) if step.compose else "",
+                              bool(step.approval and (step.compose or stale)), one_line(stale)))
     return tuple(out)
 
 

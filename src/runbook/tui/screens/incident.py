@@ -670,14 +670,30 @@ class IncidentScreen(Screen):
             return
         update = next((u for u in self.view.updates if u.due), None) or min(self.view.updates,
                                                                             key=lambda u: u.next_at)
+
+        def post(text: str | None) -> None:
+            if update.gated:  # approved first (the text written, or again what changed), recorded, then posted
+                self.send("approve", update.step, message=text,
+                          after=lambda: self.send("post", update.step, message=text))
+            else:
+                self.send("post", update.step, message=text)
+        gate = f"\nIt is approved first, as {self.app.actor}: {update.stale or 'the text written'}." if update.gated \
+            else ""
+
+        def written(text: str) -> None:
+            if gate:  # approving what was just written: said once more before it is recorded
+                self.confirm(f"Approve and post “{text}”?", update.line + gate, lambda: post(text))
+            else:
+                post(text)
         if update.compose:
             self.app.push_screen(dialogs.TextPrompt(f"Post the next update of “{update.title}”: write it",
-                                                    "the update", required=True, value=update.draft, submit="post"),
-                                 lambda text: text and self.send("post", update.step, message=text))
+                                                    "the update", required=True, value=update.draft, submit="post",
+                                                    detail=gate.strip()),
+                                 lambda text: text and written(text))
         else:
             self.confirm(f"Post the next update of “{update.title}” now?",
-                         f"{update.line}\nIts template is filled with the values of now and recorded as posted.",
-                         lambda: self.send("post", update.step))
+                         f"{update.line}\nIts template is filled with the values of now and recorded as posted.{gate}",
+                         lambda: post(None))
 
     def action_signal(self) -> None:
         names = [step.waiting_for.removeprefix("signal ") for step in (self.view.current if self.view else ())
