@@ -287,3 +287,29 @@ def test_tui_approves_a_stale_update_again_then_posts_it(engine, clock):
     state = engine.state(iid)
     assert posts(engine, iid, "status")[-1][0] == 1 and "(SEV1)" in posts(engine, iid, "status")[-1][1]
     assert [e.type for e in state.events[-2:]] == ["approval_granted", "message_posted"]
+
+
+def test_a_post_due_is_carried_by_checkpoints(tmp_path, monkeypatch, clock):
+    from runbook.engine.events import fold
+    from runbook.engine.snapshot import Snapshot
+
+    monkeypatch.setenv("RUNBOOK_CHECKPOINT_EVERY", "3")
+    catalog = load([str(CATALOG)])
+
+    def fresh():
+        host = PluginHost(Settings(flags_file=str(tmp_path / "flags.json"), plugins_dir=None), entry_points=False)
+        return Engine(open_store(str(tmp_path / "db.sqlite")), clock, host, catalog)
+
+    engine = fresh()
+    iid = opened(engine, "status", "written")
+    clock.advance(hours=1)
+    engine.tick(iid)
+    engine.note(iid, "ana", "writing the update")
+    reader = fresh()
+    state = reader.state(iid)
+    stored, events, _ = reader.store.read_record(iid)
+    assert reader.store.checkpoint(iid) is not None
+    assert state == fold(iid, events, Snapshot.load(stored))
+    assert [(step, n) for step, n, _why, _at in cadence.due(state)] == [("written", 1)]
+    for each in (engine, reader):
+        each.store.close()
