@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -210,7 +211,9 @@ def test_cli_ticks_posts_and_shows_each_repeat_as_posted(rb, tmp_path):
     iid = opened(engine, "status", "written")
     store.close()
     out = rb("incident", "tick", iid)
-    assert "(repeat 1): Checkout is failing (SEV2) for some customers; we are working on it (40m so far)." in out
+    # filled as it is posted: 40 minutes and the seconds the commands took since
+    assert re.search(r"\(repeat 1\): Checkout is failing \(SEV2\) for some customers; we are working on it "
+                     r"\(40m(\d+s)? so far\)\.", out), out
     shown = rb("incident", "show", iid)
     assert "posted to status-page · customers (step status, response, repeat 1):" in shown
     assert "updates on a cadence:" in shown and "status: next update at" in shown

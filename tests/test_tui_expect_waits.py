@@ -46,6 +46,7 @@ def test_expect_before_the_run_and_what_was_found_after(engine, snap_compare):
     engine.run(iid, "ana", "sidecar-up")
     step = current(engine, iid)
     assert step.found == "expected output matches ^Up , got 'Exited (1) 2 minutes ago'"
+    engine.tick(iid)  # the first page goes out now, not while the screen is taken
     assert snap_compare(build_app(EngineService(engine), engine.catalog, "ana", iid), terminal_size=(80, 24),
                         run_before=_ready)
 
@@ -60,6 +61,7 @@ def test_an_alert_wait_says_what_it_waits_for(engine, snap_compare):
     iid = engine.open("turn-drain", "ana", incident="INC-ALERTW", labels={"alertname": "TurnOverloaded"}).id
     engine.complete(iid, "ana")
     assert current(engine, iid).waits_for == "alert TurnOverloaded to be resolved (now firing)"
+    engine.tick(iid)  # the first page goes out now, not while the screen is taken
     assert snap_compare(build_app(EngineService(engine), engine.catalog, "ana", iid), terminal_size=(80, 24),
                         run_before=_ready)
 
