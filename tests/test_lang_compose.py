@@ -82,3 +82,99 @@ def test_tui_offers_the_draft_and_posts_what_was_written(engine):
 
     asyncio.run(scenario())
     assert engine.state(iid).messages[0].record.text == "We are mitigating a traffic flood; checkout may be slow."
+
+
+def test_an_approval_binds_the_text_written_and_another_text_is_refused(engine):
+    iid = engine.open("ddos-approved", "ana").id
+    engine.skip(iid, "ana", "scrub-check", "not in this test")
+    with pytest.raises(CommandError, match=r"step 'external' posts what is written: approve the text it is to post, "
+                                           r"e\.g\. `runbook incident approve .* external --message TEXT`"):
+        engine.approve(iid, "ana", "external")
+    [granted] = engine.approve(iid, "ana", "external", message=" Checkout may be slow; we are on it. ")
+    assert granted.data["content"]["composed"] == "Checkout may be slow; we are on it."
+    with pytest.raises(CommandError, match=r"step 'external': approval was for composed \"Checkout may be slow; we "
+                                           r"are on it\.\"; it now reads \"Checkout is slow\.\": approve again"):
+        engine.complete(iid, "ana", "external", message="Checkout is slow.")
+    posted = [e for e in engine.complete(iid, "ana", "external") if e.type == "message_posted"]  # the text approved
+    assert (posted[0].data["text"], posted[0].data["written"]) == ("Checkout may be slow; we are on it.", True)
+
+
+def test_approving_another_text_approves_again(engine):
+    iid = engine.open("ddos-approved", "ana").id
+    engine.skip(iid, "ana", "scrub-check", "not in this test")
+    engine.approve(iid, "ana", "external", message="First words.")
+    with pytest.raises(CommandError, match="already approved by ana"):
+        engine.approve(iid, "ana", "external", message="First words.")
+    engine.approve(iid, "ana", "external", message="Better words.")
+    posted = [e for e in engine.complete(iid, "ana", "external", message="Better words.") if e.type == "message_posted"]
+    assert posted[0].data["text"] == "Better words."
+
+
+def test_an_approval_binds_what_the_output_must_say(engine):
+    iid = engine.open("ddos-approved", "ana").id
+    [granted] = engine.approve(iid, "ana", "scrub-check")
+    assert granted.data["content"]["expect"] == "output matches up$"
+    assert "Post this" not in str(granted.data["content"])
+
+
+def test_an_older_approval_without_these_fields_still_covers_its_step(engine):
+    """Logs written before approvals bound expect: and composed text: what they recorded is compared."""
+    from runbook.engine import approvals
+    from runbook.engine.events import ApprovalGranted
+
+    iid = engine.open("ddos-approved", "ana").id
+    state = engine.state(iid)
+    step = state.playbook.step("scrub-check")
+    older = {k: v for k, v in approvals.covered(state, step).items() if k != "expect"}
+    engine.command(iid, "ana", lambda s: [ApprovalGranted("scrub-check", "commander", "", "", older,
+                                                          approvals.digest(older))])
+    assert approvals.approved(engine.state(iid), step)
+    engine.complete(iid, "ana", "scrub-check")
+    state = engine.state(iid)
+    external = state.playbook.step("external")
+    older = {k: v for k, v in approvals.covered(state, external).items()}  # no composed text: any text posts
+    engine.command(iid, "ana", lambda s: [ApprovalGranted("external", "commander", "", "", older,
+                                                          approvals.digest(older))])
+    posted = [e for e in engine.complete(iid, "ana", "external", message="Anything.") if e.type == "message_posted"]
+    assert posted[0].data["text"] == "Anything."
+
+
+def test_cli_approves_a_composed_text(rb):
+    rb.catalogs = [CATALOG]
+    iid = rb("incident", "open", "ddos-approved").strip()
+    rb("incident", "step", iid, "scrub-check", "--skip", "later")
+    out = rb("incident", "approve", iid, "external", "--message", "We are on it.")
+    assert "composed: We are on it." in out
+    rb("incident", "step", iid, "external", "--done")
+    assert "We are on it." in rb("incident", "export", iid)
+
+
+def test_tui_approves_the_text_written_then_posts_it(engine):
+    from pilot_helpers import press, settle
+    from textual.widgets import Input
+
+    from runbook.tui.app import build_app
+    from runbook.tui.dialogs.confirm import ConfirmDialog
+    from runbook.tui.dialogs.prompt import TextPrompt
+
+    iid = engine.open("ddos-approved", "ana").id
+    engine.skip(iid, "ana", "scrub-check", "not in this test")
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await press(pilot, "d")  # nobody holds commander: doing it approves the text written, then posts it
+            assert isinstance(app.screen, TextPrompt)
+            field = app.screen.query_one("#prompt-input", Input)
+            assert field.value == "We are mitigating a traffic flood affecting edge."
+            field.value = "Flood mitigated at the edge."
+            await press(pilot, "enter")
+            assert isinstance(app.screen, ConfirmDialog)
+            await press(pilot, "y")
+            await settle(pilot)
+
+    asyncio.run(scenario())
+    state = engine.state(iid)
+    assert state.steps["external"].approved_content["composed"] == "Flood mitigated at the edge."
+    assert state.messages[0].record.text == "Flood mitigated at the edge."

@@ -97,3 +97,77 @@ responders:
     catalog = load([str(tmp_path)])
     summary = simulate(catalog, catalog.models("Drill")["failover-drill"], runs=2, seed=1)
     assert summary["ttm"]["median"] == 60 + 2 * 120  # gather, then the DBA's failover
+
+
+def test_a_holder_leaves_a_role_held_by_several_and_the_others_hold_it_on(engine):
+    iid = engine.open("db-failover", "ana").id
+    engine.assign(iid, "ana", "sme", "bo")
+    engine.assign(iid, "ana", "sme", "cy")
+    [left] = engine.leave(iid, "bo", "sme")  # the actor leaves
+    assert (left.type, left.data, left.record.describe()) == ("role_left", {"role": "sme", "person": "bo"},
+                                                              "bo left sme")
+    state = engine.state(iid)
+    assert (state.members["sme"], state.holders["sme"]) == (["cy"], "cy")
+    with pytest.raises(CommandError, match=r"bo does not hold sme \(held by cy\)"):
+        engine.leave(iid, "bo", "sme")
+    engine.complete(iid, "ana", "gather")
+    with pytest.raises(CommandError, match="held by cy, not bo"):  # approving is a holder's again
+        engine.approve(iid, "bo", "failover")
+    engine.leave(iid, "ana", "sme", "cy")  # someone leaves on another's behalf: named
+    state = engine.state(iid)
+    assert "sme" not in state.holders and state.members["sme"] == []
+    engine.assign(iid, "ana", "sme", "bo")  # and may join again
+    assert engine.state(iid).holders["sme"] == "bo"
+
+
+def test_a_single_holder_role_is_handed_over_not_left(engine):
+    iid = engine.open("db-failover", "ana").id
+    engine.assign(iid, "ana", "commander", "ana")
+    with pytest.raises(CommandError, match=r"commander has one holder: hand it over instead "
+                                           r"\(`runbook incident assign INC-\w+ commander PERSON`\)"):
+        engine.leave(iid, "ana", "commander")
+    with pytest.raises(CommandError, match="has no role 'smee'; did you mean 'sme'"):
+        engine.leave(iid, "ana", "smee")
+    assert engine.state(iid).holders == {"commander": "ana"}
+
+
+def test_cli_leave_a_shared_role(rb):
+    rb.catalogs = [CATALOG]
+    iid = rb("incident", "open", "db-failover").strip()
+    rb("incident", "assign", iid, "sme", "ana")
+    rb("incident", "assign", iid, "sme", "bo")
+    assert "ana left sme" in rb("incident", "leave", iid, "sme")  # the actor (ana) by default
+    assert "bo left sme" in rb("incident", "leave", iid, "sme", "bo")
+    assert "sme: (nobody)" in rb("incident", "show", iid)
+    err = rb("incident", "leave", iid, "commander", expect=5)
+    assert "commander has one holder: hand it over instead" in err
+
+
+def test_tui_leave_a_shared_role_from_the_assign_key(engine):
+    import asyncio
+
+    from pilot_helpers import press, settle
+
+    from runbook.service import EngineService
+    from runbook.tui.app import build_app
+    from runbook.tui.dialogs.choice import ChoiceDialog
+
+    iid = engine.open("db-failover", "ana").id
+    engine.assign(iid, "ana", "sme", "ana")
+    engine.assign(iid, "ana", "sme", "bo")
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
+
+    async def scenario():
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot)
+            await press(pilot, "o")
+            await press(pilot, "2")  # Subject-matter experts (sme): ana, bo
+            assert isinstance(app.screen, ChoiceDialog)
+            await press(pilot, "2")  # leave it
+            await settle(pilot)
+
+    asyncio.run(scenario())
+    state = engine.state(iid)
+    assert state.members["sme"] == ["bo"]
+    assert [(e.actor, e.data) for e in state.events if e.type == "role_left"] == [
+        ("ana", {"role": "sme", "person": "ana"})]

@@ -206,7 +206,7 @@ def test_a_posted_message_is_recorded_and_every_face_shows_the_record(engine):
     assert export_json(state)["messages"] == [{
         "step": "announce", "title": "Tell customers about data", "text": text, "channel": "Status page",
         "audience": "customers", "phase": "response", "status": "investigating", "at": posted[0].at.isoformat(),
-        "by": "liz",
+        "by": "liz", "written": False, "repeat": 0,
         "seq": posted[0].seq, "posted": True}]
     timeline = [line.text for line in build_view(state, engine.clock.now()).timeline]
     # named by the title it recorded when it posted, not by its id

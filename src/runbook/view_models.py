@@ -73,6 +73,10 @@ class CurrentStep(NamedTuple):
     hand_resolves: bool = False  # ...and whether it resolves the incident (else it stays open)
     interactive: bool = False  # its command runs attached to the responder's terminal (the TUI suspends)
     background: str = ""  # its command runs on in the background until this ("step ID ends" or "resolve")
+    approved_text: str | None = None  # a compose: true step: the text its approval approved for posting
+    expects: str = ""  # expect: what its command's output must say ("output matches ^Up ; exit 1 is a finding")
+    found: str = ""  # ...and what its last run was judged to say, as recorded when it failed
+    waits_for: str = ""  # a wait on the incident's alert, or what "no data" means to a prometheus: wait
 
 
 class BackgroundView(NamedTuple):
@@ -87,6 +91,20 @@ class BackgroundView(NamedTuple):
     seconds: float  # running for this long (as recorded: since its start)
     until: str | None  # the step whose end stops it (None: resolve)
     grace: float  # seconds between SIGTERM and SIGKILL when it is stopped
+
+
+class UpdateView(NamedTuple):
+    """A communicate step posting on a cadence (repeat:), while its cadence runs."""
+
+    step: str
+    title: str
+    line: str  # "next update at 10:30 (every 30m)", or "UPDATE DUE since 10:00 (repeat 1): why"
+    due: bool  # due for a person (recorded post_due): the header says so
+    next_at: datetime | None = None  # when the next post goes out by itself (None: due)
+    compose: bool = False  # written when posted: the post key asks for the text
+    draft: str = ""  # ...offering this (its last post)
+    gated: bool = False  # its approval gate approves each text written (compose) or no longer covers it: approve first
+    stale: str = ""  # ...why, when it no longer covers it (old → new)
 
 
 class LeftStep(NamedTuple):
@@ -177,6 +195,8 @@ class IncidentView(NamedTuple):
     left: tuple[LeftStep, ...] = ()  # once resolved: the steps not done, failed or skipped
     verdict: str = ""  # once resolved: "Every step was done." only when it is, else what was not
     background: tuple[BackgroundView, ...] = ()  # background commands running (started, not stopped)
+    updates: tuple[UpdateView, ...] = ()  # communicate steps posting on a cadence now
+    members: tuple[tuple[str, tuple[str, ...]], ...] = ()  # each role held by several (many: true): its holders
 
     @property
     def resolved(self) -> bool:

@@ -7,14 +7,14 @@ for HTML."""
 
 from datetime import datetime
 
-from runbook.engine import answers, approvals, background, conditions, stages, texts, timers
+from runbook.engine import answers, approvals, background, cadence, conditions, expectations, stages, texts, timers
 from runbook.engine.completion import completion
 from runbook.engine.events import shown_argv
 from runbook.engine.metrics import describe, step_titles
 from runbook.engine.owner import host
 from runbook.engine.roles import waiting_for
 from runbook.engine.safeguards import AUTO
-from runbook.engine.state import IncidentState
+from runbook.engine.state import FAILED, IncidentState
 from runbook.errors import RunbookError
 from runbook.text import one_line, shown
 
@@ -29,6 +29,7 @@ from runbook.view_models import (
     Line,
     StepRow,
     TrackView,
+    UpdateView,
 )
 
 TIMELINE_ROWS = 200
@@ -146,7 +147,11 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                   if step.hand_to is not None else ()), interactive=step.interactive,
                 background=(f"“{one_line(step_titles(state).get(step.background_until, step.background_until))}” ends"
                             if step.background_until else "resolve")
-                if step.background else ""))
+                if step.background else "",
+                approved_text=_maybe(approvals.approved_text(state, step)) if step.compose and not stale else None,
+                expects=one_line(expectations.in_words(step)),
+                found=one_line(run.reason) if step.expect and run.status == FAILED else "",
+                waits_for=one_line(waited(state, step))))
     ladder = []
     policy = timers.ladder(state)  # the current severity's
     if policy:
@@ -181,7 +186,10 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
               for name, value in state.parameters.items()),
         state.phase, tuple((one_line(rid), one_line(role.title), _maybe(state.holders.get(rid)))
                            for rid, role in pb.roles.items()), state.resolved_at, state.escalation.by_pager,
-        left, verdict, _background(state, now, titles))
+        left, verdict, _background(state, now, titles),
+        _updates(state, now),
+        tuple((one_line(rid), tuple(one_line(p) for p in state.members.get(rid, ()))) for rid, role in pb.roles.items()
+              if role.many))
 
 
 def _background(state: IncidentState, now: datetime, titles: dict) -> tuple[BackgroundView, ...]:
@@ -192,6 +200,33 @@ def _background(state: IncidentState, now: datetime, titles: dict) -> tuple[Back
                                 e.record.host == here, (now - e.at).total_seconds(), _maybe(e.record.until),
                                 background.GRACE)
                  for e in background.running(state))
+
+
+def waited(state: IncidentState, step) -> str:
+    """What a wait on the incident's own alert waits for (and where the alert is now), and what "no
+    data" means to a prometheus: wait that says."""
+    out = []
+    if step.wait_alert:
+        alert = state.labels.get("alertname") or state.symptom or "the incident's alert"
+        now = "firing" if state.alert_firing else f"resolved at {state.alert_changes[-1][0]:%H:%M:%S}"
+        out.append(f"alert {alert} to be {step.wait_alert} (now {now})")
+    if step.on_no_data:
+        out.append(f"no data counts as {step.on_no_data.replace('-', ' ')}")
+    return " · ".join(out)
+
+
+def _updates(state: IncidentState, now: datetime) -> tuple[UpdateView, ...]:
+    """The communicate steps posting on a cadence now: when each posts next, or that it is due."""
+    out = []
+    for step in cadence.repeating(state):
+        due = step.id in state.posts_due
+        stale = approvals.refusal_if_changed(state, step) if step.approval else ""
+        out.append(UpdateView(one_line(step.id), one_line(texts.text(state, step.title, step, now)),
+                              one_line(cadence.status(state, step, now)), due,
+                              None if due else cadence.next_at(state, step), step.compose,
+                              shown(cadence.posts(state, step.id)[-1].record.text) if step.compose else "",
+                              bool(step.approval and (step.compose or stale)), one_line(stale)))
+    return tuple(out)
 
 
 def _left(state: IncidentState, now: datetime) -> tuple[tuple[LeftStep, ...], str]:

@@ -503,6 +503,28 @@ def _duplicate_step(doc, step: Step, first: Step) -> Problem:
                        code="duplicate")
 
 
+REPEAT_SHORTEST, REPEAT_LONGEST = 60, 86400  # a cadence of updates is minutes or hours
+
+
+def _repeat(doc, step):
+    """repeat: posts again every so often: not so often it floods a channel, not so rarely it never
+    does during an incident, and never after resolve (it stops then)."""
+    if step.repeat is None:
+        return
+    path = step.path + ("repeat",)
+    every = step.repeat.every
+    if every < REPEAT_SHORTEST:
+        yield doc.problem(path + ("every",), f"posting every {format_duration(every)} floods the channel; "
+                                             "repeat at most every 1m (an update every 15m to 1h is usual)",
+                          code="repeat")
+    elif every > REPEAT_LONGEST:
+        yield doc.problem(path + ("every",), f"every {format_duration(every)} is longer than a day; an "
+                                             "incident's updates repeat within hours (at most 24h)", code="repeat")
+    if step.track == FOLLOWUP_TRACK:
+        yield doc.problem(path, "a follow-up step cannot repeat: posts on a cadence stop at resolve, before "
+                                "follow-up steps run", at_key=True, code="followup")
+
+
 def _step_fields(doc, step, degradations, applied, restored):
     path = step.path
     if step.timebox is not None and step.timebox <= 0:
@@ -511,6 +533,7 @@ def _step_fields(doc, step, degradations, applied, restored):
         value = getattr(step, name)
         if value is not None and value <= 0:
             yield doc.problem(path + ("for" if name == "wait_time" else name,), "must be longer than 0s")
+    yield from _repeat(doc, step)
     if step.kind in ("degrade", "restore") and degradations is not None:
         if step.degradation not in degradations:
             yield _unresolved(doc, path + ("degradation",), "degradation", step.degradation, degradations,
@@ -765,13 +788,16 @@ def _conditions(doc, pb: Playbook, step: Step, index: _Index):
     """A step's when: tests the incident (param:, label:, severity:, symptom:); an option's may,
     or else reads the decision's from: (_answer_from). What it names must exist."""
     whens = [(step.path + ("when",), step.when, True)] if step.when is not None else []
+    if step.repeat is not None and step.repeat.when is not None:
+        whens.append((step.path + ("repeat", "until"), step.repeat.when, True))
     whens += [(step.path + ("options", i, "when"), o.when, False) for i, o in enumerate(step.options)
               if o.when is not None and o.when.subject]
     symptoms = [s.id for s in pb.symptoms]
     names = set(pb.parameters) | set(pb.captures)
     for path, when, on_step in whens:
         if on_step and not when.subject:
-            yield doc.problem(path, "a step's when: needs what it tests: param: NAME, label: NAME, severity: LEVELS "
+            said = "repeat: until:" if path[-1] == "until" else "a step's when:"
+            yield doc.problem(path, f"{said} needs what it tests: param: NAME, label: NAME, severity: LEVELS "
                                     "or symptom: IDS", at_key=True, code="when")
             continue
         tests = any(x is not None for x in (when.equals, when.matches, when.above, when.below))

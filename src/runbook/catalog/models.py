@@ -131,6 +131,24 @@ class HandTo(NamedTuple):
     contact: str
 
 
+class Repeat(NamedTuple):
+    """A communicate step posting again on a cadence: `every` seconds after its last post, until
+    the incident is mitigated or resolved, or `when` holds; always until resolve."""
+
+    every: int
+    until: str = "resolved"  # mitigated, resolved, or condition (then `when` says which)
+    when: When | None = None
+
+
+def _repeat(raw: dict | None) -> Repeat | None:
+    if not raw:
+        return None
+    until = raw.get("until", "resolved")
+    if isinstance(until, dict):
+        return Repeat(parse_duration(raw["every"]), "condition", _when(until))
+    return Repeat(parse_duration(raw["every"]), until)
+
+
 class Step(NamedTuple):
     id: str
     kind: str
@@ -187,6 +205,7 @@ class Step(NamedTuple):
     interactive: bool = False  # its run: command runs attached to the responder's terminal, output not captured
     background: bool = False  # its run: command keeps running after the step is done, until stopped
     background_until: str | None = None  # ...stopped once this step is done or skipped (None: at resolve)
+    repeat: Repeat | None = None  # a communicate step posting again on a cadence (engine/cadence.py)
 
     @property
     def automated(self) -> bool:
@@ -475,6 +494,7 @@ def _step(raw, track: str, index: int, path: tuple) -> Step:
         interactive=raw.get("interactive", False),
         background=bool(raw.get("background", False)),
         background_until=raw["background"].get("until") if isinstance(raw.get("background"), dict) else None,
+        repeat=_repeat(raw.get("repeat")),
     )
 
 

@@ -16,7 +16,7 @@ from runbook.cli.context import Context
 from runbook.cli.options import actor_option, incident_argument, json_option, opening_options, reason_required
 from runbook.cli.output import dump, echo
 from runbook.default_plugins.shell_action import attached_terminal
-from runbook.engine import answers, approvals, conditions, step_timers, texts, timers
+from runbook.engine import answers, approvals, cadence, conditions, step_timers, texts, timers
 from runbook.engine import owner as owners
 from runbook.engine.completion import UNDONE, completion
 from runbook.engine.metrics import (
@@ -171,6 +171,7 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
         lines.append("  messages posted:")
         for event in state.messages:
             lines += message_lines(event)
+    lines += cadence_lines(state, now)
     ran = step_outputs(state)
     if ran:
         lines.append(f"  command output (last {OUTPUT_LINES} lines of each step's last run):")
@@ -239,12 +240,37 @@ def content_lines(content: dict | None) -> list[str]:
     return out
 
 
+def cadence_lines(state, now: datetime) -> list[str]:
+    """The steps posting on a cadence (repeat:): an update due for a person first, with how to post
+    it, then when each next post goes out by itself."""
+    lines = []
+    due = {step_id: (n, why) for step_id, n, why, _at in cadence.due(state)}
+    for step in cadence.repeating(state):
+        line = cadence.status(state, step, now)
+        lines.append(f"    {step.id}: {one_line(line)}")
+        if step.id in due:
+            message = " --message TEXT" if step.compose else ""
+            gated = step.approval is not None and (step.compose or approvals.refusal_if_changed(state, step))
+            again = f"`runbook incident approve {state.id} {step.id}{message}`, then " if gated else ""
+            lines.append(f"        post it: {again}`runbook incident post {state.id} {step.id}{message}`")
+    return (["  updates on a cadence:"] + lines) if lines else []
+
+
+def cadence_json(state) -> list[dict]:
+    """`show --json`'s `cadence`: each step posting on a cadence now, its next post and a post due."""
+    due = {step_id: {"repeat": n, "why": why, "since": at.isoformat()} for step_id, n, why, at in cadence.due(state)}
+    return [{"step": step.id, "every": step.repeat.every, "until": step.repeat.until,
+             "next_at": None if step.id in due else cadence.next_at(state, step).isoformat(),
+             "due": due.get(step.id)} for step in cadence.repeating(state)]
+
+
 def message_lines(event) -> list[str]:
     """A posted message as recorded: when, by whom, where, and its text as it went out."""
     posted = event.record
     where = " · ".join(one_line(x) for x in (posted.channel, posted.audience) if x)
+    again = f", repeat {posted.repeat}" if posted.repeat else ""
     head = (f"    {event.at:%H:%M:%S} {one_line(event.actor)} posted{f' to {where}' if where else ''} "
-            f"(step {one_line(posted.step)}, {posted.phase}):")
+            f"(step {one_line(posted.step)}, {posted.phase}{again}):")
     return [head] + [f"      | {shown(line)}" for line in posted.text.strip().splitlines() or [""]]
 
 
@@ -436,6 +462,7 @@ def show(ctx: Context, incident_id, as_json):
         now = service.read(_now)
         data["messages"] = posted_messages(state) + drafts(state, now)
         data["approvals"] = gates(state)
+        data["cadence"] = cadence_json(state)
         data["suggestions"] = suggestions(state)
         data["integrity"] = {"ok": check.ok, "problems": list(check.problems)}
         dump(data)
@@ -558,16 +585,19 @@ def step(ctx: Context, incident_id, step, done, reason, fail, run, outcome, publ
 @click.argument("step", required=False)
 @click.option("--override", default="", metavar="REASON",
               help="Approve although someone else holds the approving role, saying why (recorded).")
+@click.option("--message", default=None, help="A communicate step with compose: true: the text approved for posting "
+                                              "(posting another text is refused until it is approved).")
 @actor_option
 @json_option()
 @click.pass_obj
-def approve(ctx: Context, incident_id, step, override, actor, as_json):
+def approve(ctx: Context, incident_id, step, override, message, actor, as_json):
     """Approve STEP's gate (default: the current step), recording who approved and what: the
     approval prompt and what the step will do, rendered (the command line, the message, the
     flags), with their digest; printed after the event. When someone holds the approving role
     (`incident assign`), only they approve, unless --override REASON. A step whose content changed
-    after it was approved (a parameter set since) waits for a new approval, the same way."""
-    events = ctx.engine_service().command("approve", incident_id, actor, step, override)
+    after it was approved (a parameter set since) waits for a new approval, the same way. A step
+    posting on a cadence (repeat:) is approved again while its cadence runs."""
+    events = ctx.engine_service().command("approve", incident_id, actor, step, override, message=message)
     _print_events(events, as_json)
     if as_json:
         return
@@ -577,6 +607,38 @@ def approve(ctx: Context, incident_id, step, override, actor, as_json):
             for line in content_lines(event.record.content):
                 echo(f"    {line}")
             echo(f"  digest: sha256:{event.record.digest}")
+
+
+@group.command("post")
+@incident_argument()
+@click.argument("step")
+@click.option("--message", default=None, help="A step with compose: true: the update to post, as written (asked for "
+                                              "at a prompt, the last post as the draft, when left out on a terminal).")
+@actor_option
+@json_option()
+@click.pass_obj
+def post(ctx: Context, incident_id, step, message, actor, as_json):
+    """Post the next update of STEP, a communicate step that repeats on a cadence (repeat:), now:
+    its template filled with today's values (or --message for compose: true), recorded as posted
+    with its repeat number. Its next update is then due `every` after this one. Refused when its
+    approval no longer covers it (approve again) or its cadence has stopped."""
+    service = ctx.engine_service()
+    if message is None and sys.stdin.isatty():
+        message = _prompt_for_repeat(service, incident_id, step)
+    _print_events(service.command("post", incident_id, actor, step, message=message), as_json)
+
+
+def _prompt_for_repeat(service, incident_id: str, step_id: str) -> str | None:
+    """On a terminal, the update a compose: true step posts next, offering its last post as the draft."""
+    def last(engine):
+        state = engine.state(incident_id)
+        found = next((s for s in state.playbook.steps if s.id == step_id and s.compose), None)
+        posted = cadence.posts(state, step_id) if found else []
+        return posted[-1].record.text if posted else None
+    draft = service.read(last)
+    if draft is None:
+        return None
+    return click.prompt("message", default=one_line(draft), show_default=True)
 
 
 @group.command("choose")
@@ -638,7 +700,9 @@ def _prompt_for_message(service, incident_id: str, step_id: str | None) -> str |
         if not found.compose:
             return None
         now = engine.clock.now()
-        return texts.text(state, found.title, found, now), texts.text(state, found.template or "", found, now)
+        approved = approvals.approved_text(state, found)  # the text approved for posting, when it was
+        return texts.text(state, found.title, found, now), approved or texts.text(state, found.template or "", found,
+                                                                                 now)
     question = service.read(compose_step)
     if question is None:
         return None
@@ -979,5 +1043,6 @@ def show_metrics(ctx: Context, incident_id):
 
 
 group.add_command(roles.assign)
+group.add_command(roles.leave)
 group.add_command(roles.close)
 group.add_command(roles.signal)

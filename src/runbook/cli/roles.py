@@ -37,6 +37,19 @@ def assign(ctx: Context, incident_id, role, person, actor, as_json):
     _print(ctx.engine_service().command("assign", incident_id, actor, role, person), as_json)
 
 
+@click.command("leave")
+@incident_argument()
+@click.argument("role")
+@click.argument("person", required=False)
+@actor_option
+@json_option()
+@click.pass_obj
+def leave(ctx: Context, incident_id, role, person, actor, as_json):
+    """PERSON (default: you, the actor) leaves ROLE, a role held by several (many: true); the
+    other holders go on holding it. A role with one holder is handed over with `incident assign`."""
+    _print(ctx.engine_service().command("leave", incident_id, actor, role, person), as_json)
+
+
 @click.command("signal")
 @incident_argument()
 @click.argument("name")

@@ -24,13 +24,15 @@ import json
 from typing import NamedTuple
 
 from runbook.catalog.models import Step
-from runbook.engine import texts
+from runbook.engine import expectations, texts
 from runbook.engine.state import IncidentState
 from runbook.errors import RunbookError
 
 # the fields of a gate's content, in the order they are shown and named when they change
-FIELDS = ("command", "action", "params", "query", "message", "degradation", "flags", "stages", "options",
-          "playbook", "carries", "handoff", "contact", "instructions", "prompt", "title")
+FIELDS = ("command", "expect", "action", "params", "query", "composed", "message", "degradation", "flags", "stages",
+          "options", "playbook", "carries", "handoff", "contact", "instructions", "prompt", "title")
+# fields added after approvals recorded content: an approval recorded without one compares without it
+LATER = ("expect", "composed")
 
 
 class Change(NamedTuple):
@@ -39,8 +41,9 @@ class Change(NamedTuple):
     now: object
 
 
-def covered(state: IncidentState, step: Step) -> dict:
-    """What approving `step` covers now, rendered (with {elapsed} as the field: see above)."""
+def covered(state: IncidentState, step: Step, composed: str | None = None) -> dict:
+    """What approving `step` covers now, rendered (with {elapsed} as the field: see above);
+    `composed`: the text a compose: true step is to post, as the approver is shown it."""
     at = texts.UNTIMED
     out: dict = {"title": texts.text(state, step.title, step, at)}
     if step.approval is not None and step.approval.prompt:
@@ -59,6 +62,10 @@ def covered(state: IncidentState, step: Step) -> dict:
             out["params"] = f"(cannot run yet: {exc})"
     elif step.prometheus is not None:
         out["query"] = texts.shown_check(state, step, at)
+    if step.expect is not None:  # what passes: approving a command approves what its output must say
+        out["expect"] = expectations.in_words(step)
+    if composed is not None:
+        out["composed"] = composed
     if step.template:
         out["message"] = texts.text(state, step.template, step, at)
     if step.degradation and step.degradation in state.playbook.degradations:
@@ -100,10 +107,13 @@ def changes(state: IncidentState, step: Step) -> list[Change]:
         known = {}
         state.derived["gates"] = (state.last_seq, known)
     if step.id not in known:
-        now = covered(state, step)
+        was = run.approved_content or {}
+        now = covered(state, step, was.get("composed"))  # the text approved is checked as it is posted
+        for name in LATER:
+            if name not in was:
+                now.pop(name, None)
         found = []
         if digest(now) != run.approved_digest:
-            was = run.approved_content or {}
             found = [Change(name, was.get(name), now.get(name)) for name in FIELDS if was.get(name) != now.get(name)]
             found = found or [Change("content", run.approved_digest, digest(now))]  # content and digest disagree
         known[step.id] = found
@@ -136,6 +146,23 @@ def refusal_if_changed(state: IncidentState, step: Step) -> str:
     approval, of whatever attempt (a retry runs an approved step again), still covers what it is
     about to do ("" when it does, or nothing was recorded)."""
     return _again(state, step, _said(changes(state, step)))
+
+
+def approved_text(state: IncidentState, step: Step) -> str | None:
+    """The text the step's latest approval approved for posting (a compose: true step), if any."""
+    run = state.steps[step.id]
+    if step.approval is None or run.approved_by is None:
+        return None
+    return (run.approved_content or {}).get("composed")
+
+
+def refusal_if_other_text(state: IncidentState, step: Step, text: str) -> str:
+    """A compose: true step posts the text its approval approved: any other is refused, old → new
+    ("" when it is that text, or the approval bound no text: an older log)."""
+    was = approved_text(state, step)
+    if was is None or was == text:
+        return ""
+    return _again(state, step, _said([Change("composed", was, text)]))
 
 
 def _again(state: IncidentState, step: Step, why: str) -> str:

@@ -32,7 +32,7 @@ from datetime import datetime
 from runbook.engine.state import DegradationState, Delivery, Escalation, History, IncidentState, StepRun, StepState
 from runbook.store import STATUS_RANK
 
-FORMAT = 7  # the body's format: a checkpoint of another format is ignored (folded from the start); the
+FORMAT = 8  # the body's format: a checkpoint of another format is ignored (folded from the start); the
 # state and the folds it was written by are pinned per format (tests/test_checkpoint_format.py)
 EVERY = 500  # events between checkpoints
 WINDOW = 256  # events before the checkpoint read with it: at least the timeline's rows (views.TIMELINE_ROWS)

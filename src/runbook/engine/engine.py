@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from runbook.catalog.suggest import did_you_mean
 from runbook.engine import (
     background,
+    cadence,
     checkpoint,
     integrity,
     learning,
@@ -602,6 +603,18 @@ class Engine(StepCommands):
                 self.require_live(state)
             return [roles.assignment(state, role, person)]
         return self.command(incident, actor, build)
+
+    def leave(self, incident: str, actor: str, role: str, person: str | None = None) -> list[Event]:
+        """`person` (the actor when None) leaves a role held by several; the others hold it on."""
+        def build(state):
+            if not state.in_followup:
+                self.require_live(state)
+            return [roles.leaving(state, role, (person or actor).strip())]
+        return self.command(incident, actor, build)
+
+    def post(self, incident: str, actor: str, step_id: str, message: str | None = None) -> list[Event]:
+        """Post a repeating communicate step's next update now (engine/cadence.py)."""
+        return cadence.post(self, incident, actor, step_id, message)
 
     def signal(self, incident: str, actor: str, name: str) -> list[Event]:
         """Give the signal steps wait for (wait_for: {signal: NAME}): "the commander says go"."""

@@ -51,3 +51,14 @@ def describe(step: Step) -> str:
     tests = captures.describe_when(expect.tests)
     subject = expect.json or "output"
     return f"{subject} {tests}" if tests else (f"{subject} present" if expect.json else "")
+
+
+def in_words(step: Step) -> str:
+    """What a step's expect: says its output must say, and the exit statuses that are findings
+    ("output matches ^Up ", "exit 1 is a finding"); "" without expect:."""
+    if step.expect is None:
+        return ""
+    findings = step.expect.findings
+    said = describe(step) or ("exit status 0" if not findings else "")
+    finding = f"exit {', '.join(map(str, findings))} is a finding" if findings else ""
+    return "; ".join(x for x in (said, finding) if x)

@@ -112,7 +112,7 @@ def posted_messages(state: IncidentState) -> list[dict]:
     """Every message communicate steps posted, oldest first, as recorded when it was posted."""
     return [{"step": e.record.step, "title": e.record.title, "text": e.record.text, "channel": e.record.channel,
              "audience": e.record.audience, "phase": e.record.phase, "status": e.record.status,
-             "at": e.at.isoformat(), "by": e.actor,
+             "at": e.at.isoformat(), "by": e.actor, "written": e.record.written, "repeat": e.record.repeat,
              "seq": e.seq, "posted": True} for e in state.messages]
 
 
@@ -208,7 +208,8 @@ def export_markdown(state: IncidentState) -> str:
         to = f" to {where}" if where else ""
         lines += [f"- {e.at:%H:%M:%S} ({_rel(e.at, opened)}) {md(e.actor)}, "
                   f"step “{md(posted.title or titles.get(posted.step, posted.step))}”{to} ({posted.phase}"
-                  + (f", announced as {posted.status}" if posted.status else "") + "):",
+                  + (f", announced as {posted.status}" if posted.status else "")
+                  + (f", repeat {posted.repeat}" if posted.repeat else "") + "):",
                   "", *[f"  > {md(line)}" if line.strip() else "  >" for line in posted.text.strip().splitlines()], ""]
     if state.messages:
         lines.pop()  # the section's last blank line comes with the next heading

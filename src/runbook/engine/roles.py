@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine.events import RoleAssigned
+from runbook.engine.events import RoleAssigned, RoleLeft
 from runbook.engine.state import DONE, IncidentState
 from runbook.errors import CommandError, RunbookError
 from runbook.text import check_actor
@@ -37,6 +37,24 @@ def assignment(state: IncidentState, role: str, person: str) -> RoleAssigned:
     if previous == person:
         raise CommandError(f"{person} already holds {role}")
     return RoleAssigned(role, person, previous)
+
+
+def leaving(state: IncidentState, role: str, person: str) -> RoleLeft:
+    """The event of `person` leaving `role`, one of its several holders; a role with one holder is
+    handed over instead (`assign`), so it is never left without saying to whom."""
+    roles = state.playbook.roles
+    if role not in roles:
+        known = ", ".join(roles) or "none (the playbook declares no roles:)"
+        raise CommandError(f"playbook {state.playbook.id} has no role '{role}'{did_you_mean(role, list(roles))}; "
+                           f"roles: {known}")
+    if not roles[role].many:
+        raise CommandError(f"{role} has one holder: hand it over instead "
+                           f"(`runbook incident assign {state.id} {role} PERSON`)")
+    members = state.members.get(role, [])
+    if person not in members:
+        held = ", ".join(members) or "nobody"
+        raise CommandError(f"{person} does not hold {role} (held by {held})")
+    return RoleLeft(role, person)
 
 
 def holds(state: IncidentState, role: str, person: str) -> bool:

@@ -171,6 +171,7 @@ class IncidentState:
     actions_pending: dict[str, Event] = field(default_factory=dict)
     background: dict[str, Event] = field(default_factory=dict)  # step -> background_started not stopped yet
     messages: list[Event] = field(default_factory=list)  # message_posted events, oldest first: what was posted
+    posts_due: dict = field(default_factory=dict)  # step -> (repeat, why, due at): a cadence's post awaiting a person
     chat_root: str | None = None  # the chat's id of the incident's thread root (engine/chat.py)
     chat_upto: int = 0  # events up to this seq are in the chat
     chat_received: set = field(default_factory=set)  # the chat's ids of the commands taken from it

@@ -7,7 +7,7 @@ from __future__ import annotations
 from runbook.catalog import parameters
 from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
-from runbook.engine import answers, approvals, conditions, lifecycle, restarts, roles, texts
+from runbook.engine import answers, approvals, cadence, conditions, lifecycle, restarts, roles, texts
 from runbook.engine import owner as owners
 from runbook.engine.events import ApprovalGranted, Event, HandedOff, ParametersSet
 from runbook.engine.events.parameters import ASK
@@ -89,6 +89,8 @@ class StepCommands:
             raise CommandError(f"step '{step.id}' is a {step.kind} step; only an ask step takes a value")
         if message is not None and not step.compose:
             raise CommandError(f"step '{step.id}' posts its template; only a step with compose: true takes a message")
+        if step.compose and message is None:  # the text its approval approved, when it approved one
+            message = approvals.approved_text(state, step)
         if step.compose and not (message or "").strip():
             raise CommandError(f"step '{step.id}' posts what you write: give the message, e.g. `runbook incident step "
                                f"{incident} {step.id} --done --message TEXT`")
@@ -117,6 +119,9 @@ class StepCommands:
             self._approved(state, current)
             roles.refuse_if_waiting(state, current)
             text = message.strip() if message is not None else None
+            refused = approvals.refusal_if_other_text(state, current, text) if text is not None else ""
+            if refused:
+                raise CommandError(refused)
             return finish(state, current, Done(outcome, self.clock.now(), status, text))  # a communicate step posts now
         return self.command(incident, actor, build)
 
@@ -271,25 +276,38 @@ class StepCommands:
         return plan_flip(self, state, name, op)
 
     def approve(self, incident: str, actor: str, step_id: str | None = None, override: str = "",
-                expect: str | None = None) -> list[Event]:
+                expect: str | None = None, message: str | None = None) -> list[Event]:
         """Approve a step's gate: by the holder of its approving role, by anyone when nobody holds
         it (the event says so), or by someone else with an `override` reason, recorded. The event
         records what the gate covers now, rendered, and its digest (engine/approvals.py); a step
         whose approval no longer covers it is approved again the same way. `expect`: the digest of
-        what the approver was shown; refused when the gate covers something else by now."""
+        what the approver was shown; refused when the gate covers something else by now. A
+        compose: true step is approved for `message`, the text it is to post (its repeats too:
+        a step posting on a cadence is approved again for its next post while the cadence runs)."""
         check_size("the reason", override)
+        if message is not None:
+            check_size("the message", message)
 
         def build(state):
             step = self._step(state, step_id)
             self._require_step_phase(state, step)
             if not step.approval:
                 raise CommandError(f"step '{step.id}' has no approval gate")
-            if state.current.get(step.track) != step.id:
+            repeating = step.repeat is not None and cadence.stopped(state, step) is None
+            if state.current.get(step.track) != step.id and not repeating:
                 raise CommandError(f"step '{step.id}' is not current yet; approve it when the flow reaches it")
-            if approvals.approved(state, step):
+            text = (message or "").strip()
+            if message is not None and not step.compose:
+                raise CommandError(f"step '{step.id}' posts its template; only a step with compose: true is approved "
+                                   "for a message")
+            if step.compose and not text:
+                raise CommandError(f"step '{step.id}' posts what is written: approve the text it is to post, "
+                                   f"e.g. `runbook incident approve {state.id} {step.id} --message TEXT`")
+            if approvals.approved(state, step) and (not step.compose or approvals.approved_text(state, step) == text):
                 raise CommandError(f"step '{step.id}' was already approved by {state.steps[step.id].approved_by}")
             holder, why = roles.approval(state, step, actor, override)
-            content = approvals.covered(state, step)  # what the approver saw, as the gate is checked later
+            # what the approver saw, as the gate is checked later
+            content = approvals.covered(state, step, text if step.compose else None)
             if expect is not None and approvals.digest(content) != expect:
                 now = "; ".join(approvals.labelled(name, value) for name, value in approvals.lines(content)
                                 if name not in ("title", "prompt"))

@@ -1,5 +1,5 @@
 """Firing the timers the log implies (escalations, pages and pager updates tried again, deadlines,
-severity rises, reminders, drill injects, polls, wait timeouts, timed waits coming due, retries):
+severity rises, reminders, posts on a cadence, drill injects, polls, wait timeouts, timed waits coming due, retries):
 what is due is derived in `timers.py`; this appends it."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from runbook.engine import pages, safeguards, stages, step_timers, texts, timers, waits
+from runbook.engine import cadence, pages, safeguards, stages, step_timers, texts, timers, waits
 from runbook.engine.clock import iso
 from runbook.engine.effects import SYSTEM
 from runbook.engine.events import DrillInject, Event, ReminderFired, SeverityChanged, TargetBreached
@@ -51,6 +51,8 @@ def _fire(engine: Engine, state: IncidentState, timer) -> list[Event]:
         fired = ReminderFired(data["reminder"], latest, message, data["role"], latest - data["n"])
         return engine.command(state.id, SYSTEM, lambda s: [] if s.reminders.get(data["reminder"], 0) >= latest
                              else [fired])
+    if timer.kind == "repeat_post":
+        return cadence.fire(engine, state, data["step"], data["repeat"], timer.at)
     if timer.kind == "inject":
         return engine.command(state.id, SYSTEM, lambda s: [] if s.injects >= data["n"] else [
             DrillInject(data["n"], data["message"], data["signal"], iso(timer.at))])

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from runbook.catalog.models import EscalationLevel, EscalationPolicy
 from runbook.catalog.oncall import find_person, find_rotation, on_call
-from runbook.engine import alerts, backoff, safeguards, stages, waits
+from runbook.engine import alerts, backoff, cadence, safeguards, stages, waits
 from runbook.engine.state import ACTIVE, FAILED, IncidentState
 from runbook.pluginapi import Recipient
 
@@ -23,7 +23,7 @@ DEFAULT_POLL = waits.DEFAULT_POLL
 @dataclass(frozen=True, order=True)
 class Timer:
     at: datetime
-    order: int  # ties fire in a stable order: escalations, then deadlines, rises, waits and retries, reminders
+    order: int  # ties fire in a stable order: escalations, deadlines, rises, waits and retries, reminders and posts
     kind: str = field(compare=False)
     data: dict = field(compare=False, default_factory=dict)
 
@@ -208,6 +208,8 @@ def _pending(state: IncidentState) -> list[Timer]:
         if stop is None or at < stop:
             timers.append(Timer(at, 4, "reminder", {"reminder": reminder.id, "n": n, "message": reminder.message,
                                                     "role": reminder.role, "start": start, "every": reminder.every}))
+    for at, data in cadence.timers(state):  # communicate steps posting again (repeat:)
+        timers.append(Timer(at, 4, "repeat_post", data))
     return sorted(timers)
 
 

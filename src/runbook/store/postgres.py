@@ -159,7 +159,7 @@ REVOKE_PROJECTIONS = """DO $$
         END LOOP;
     END $$"""
 # The event trigger (every event, whoever inserts it, of a type runbook knows and chained to the
-# one before it) is defined by migrations 5 and 10 as frozen SQL (postgres_migrations/): a new event
+# one before it) is defined by migrations 5, 10 and 16 as frozen SQL (postgres_migrations/): a new event
 # type needs a migration that widens the newest one's list (tests/test_integrity_pg.py).
 APPEND_CALL = f"SELECT runbook_append(?, ?, ?, {', '.join('?' * len(SUMMARY_PARAMS))})"
 _EVENT_FIELDS = ("seq", "ts", "actor", "type", "data", "prev_hash", "hash", "mac")  # core.event_row after incident
@@ -223,6 +223,8 @@ MIGRATIONS = (
       "CREATE INDEX IF NOT EXISTS idx_alerts_sibling_key ON alerts (sibling_key)"]),
     (15, "the trigger takes background commands' handles and ends (background_started, background_stopped)",
      [frozen("15_event_check.sql")]),
+    (16, "the trigger takes the event types added since migration 10 (a post on a cadence due for a person, "
+         "a holder leaving a role held by several)", [frozen("16_event_check.sql")]),
 )
 
 

@@ -54,13 +54,14 @@ from runbook.engine.events.incident import (
 )
 from runbook.engine.events.learning import ActionItemClosed, ActionItemReminded, ReviewWritten
 from runbook.engine.events.parameters import CAPTURE, CaptureMissed, ParametersSet
-from runbook.engine.events.roles import Closed, RoleAssigned, SignalGiven
+from runbook.engine.events.roles import Closed, RoleAssigned, RoleLeft, SignalGiven
 from runbook.engine.events.safeguards import DrillGuardChecked, DrillStopped
 from runbook.engine.events.steps import (
                                         ApprovalGranted,
                                         CheckPolled,
                                         DecisionMade,
                                         MessagePosted,
+                                        PostDue,
                                         StepCompleted,
                                         StepFailed,
                                         StepRestarted,
@@ -113,10 +114,12 @@ __all__ = [
                                         "PagerUpdated",
                                         "ParametersSet",
                                         "PluginErrorRecorded",
+                                        "PostDue",
                                         "ReminderFired",
                                         "Resolved",
                                         "ReviewWritten",
                                         "RoleAssigned",
+                                        "RoleLeft",
                                         "SeverityChanged",
                                         "SignalGiven",
                                         "StageChecked",

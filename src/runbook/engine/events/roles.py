@@ -37,6 +37,26 @@ class RoleAssigned(EventRecord):
         return data
 
 
+@record("role_left")
+class RoleLeft(EventRecord):
+    """A holder leaves a role held by several (many: true); the others go on holding it."""
+
+    role: str
+    person: str
+
+    def fold(self, state, event):
+        members = state.members.get(self.role, [])
+        if self.person in members:
+            members.remove(self.person)
+        if members:
+            state.holders[self.role] = ", ".join(members)
+        else:
+            state.holders.pop(self.role, None)
+
+    def describe(self):
+        return f"{self.person} left {self.role}"
+
+
 @record("closed")
 class Closed(EventRecord):
     reason: str = ""  # "follow-up done", or why it was closed with follow-up steps left

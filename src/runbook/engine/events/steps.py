@@ -172,9 +172,11 @@ class MessagePosted(EventRecord):
     # before it was recorded, read as the status page's fallback says)
     status: str = ""
     written: bool = False  # the responder wrote it when posting (compose: true), not the template
+    repeat: int = 0  # a communicate step's post on its cadence (repeat:): 1 for the first repeat; 0 the step's own
 
     def fold(self, state, event):
         state.messages.append(event)
+        state.posts_due.pop(self.step, None)  # a post due is posted
         if self.audience == "customers":  # a public update: reminders counted from the last one start again
             for reminder in state.playbook.reminders:
                 if reminder.start == "public-update":
@@ -186,11 +188,32 @@ class MessagePosted(EventRecord):
             del data["status"]
         if not self.written:
             del data["written"]
+        if not self.repeat:
+            del data["repeat"]
         return data
 
     def describe(self):
         where = " · ".join(x for x in (self.channel, self.audience) if x)
-        return f"message posted{f' to {where}' if where else ''} by step {self.step}: {self.text.strip()}"
+        again = f" (repeat {self.repeat})" if self.repeat else ""
+        return f"message posted{f' to {where}' if where else ''} by step {self.step}{again}: {self.text.strip()}"
+
+
+@record("post_due", loud="warning", tone="reminder")
+class PostDue(EventRecord):
+    """A communicate step's next post on its cadence (repeat:) came due and needs a responder: a
+    message written when posted, an approval that no longer covers it, a value missing. It stays
+    due (shown) until someone posts it or the cadence stops."""
+
+    step: str
+    repeat: int  # the repeat it would be (1: the first after the step's own post)
+    reason: str  # why it was not posted by itself
+    due_at: str
+
+    def fold(self, state, event):
+        state.posts_due[self.step] = (self.repeat, self.reason, parse(self.due_at))
+
+    def describe(self):
+        return f"update due: step {self.step} (repeat {self.repeat}) was not posted: {self.reason}"
 
 
 @record("check_polled")

@@ -74,6 +74,7 @@ class IncidentScreen(Screen):
                 tooltip="Seen this before, the review, action items across incidents"),
         Binding("R", "restart", "Restart", tooltip="Restart the track from a step already reached (asks why)"),
         Binding("G", "signal", "Signal", tooltip="Give the signal a step waits for (the commander's go)"),
+        Binding("P", "post_update", "Post update", tooltip="Post the update due of a step repeating on a cadence"),
         Binding("w", "export", "Export", tooltip="Write the postmortem (Markdown) to a file"),
         # not in the footer: the header shows a background command while one runs
         Binding("K", "stop_background", "Stop background", show=False,
@@ -264,7 +265,7 @@ class IncidentScreen(Screen):
     def draw(self, view: IncidentView) -> None:
         narrow = self.has_class("-narrow")
         self.query_one(IncidentHeader).show(view, narrow, self.track, key_for(type(self), "next_track"),
-                                            key_for(type(self), "stage"))
+                                            key_for(type(self), "stage"), key_for(type(self), "post_update"))
         self.query_one(StepList).show(view, self.selected.id if self.selected else None)
         self.query_one(CurrentStepPanel).show(view, self.selected)
         self.query_one(Timeline).show(view, narrow)
@@ -304,6 +305,8 @@ class IncidentScreen(Screen):
             return "the postmortem is exported once the incident is resolved"
         if action in STEP_ACTIONS and step is None:
             return "no current step: every track is finished"
+        if action == "post_update" and not view.updates:
+            return "no step posts updates on a cadence now"
         if action == "signal" and not any(step.waiting_for and step.waiting_for.startswith("signal ")
                                           for step in view.current):
             return "no step waits for a signal"
@@ -458,6 +461,9 @@ class IncidentScreen(Screen):
             return
         if step.kind in ("degrade", "restore"):
             self.ask_flip("plan_step", (step.id,), lambda plan: self._flip_step(step, plan))
+        elif approves_itself(step, self.app.actor) and step.compose:  # the text written is approved, then posted
+            self._write(step, "to approve and post", lambda text: self._approve(
+                step, "", message=text, then=lambda: self.send("complete", step.id, message=text), doing="post it"))
         elif approves_itself(step, self.app.actor) and step.kind != "handoff":
             self._approve(step, "", then=lambda: self.send("complete", step.id), doing="mark it done")
         elif step.kind == "handoff" and step.hand_to and not step.hand_resolves:
@@ -482,8 +488,8 @@ class IncidentScreen(Screen):
         elif step.compose:  # the responder writes the message now; the template is the draft
             self.app.push_screen(dialogs.TextPrompt(f"Post “{step.title}”" + (f" to {step.post_to}" if step.post_to
                                                                               else "") + ": write the message",
-                                                    "the message", required=True, value=step.template or "",
-                                                    submit="post"),
+                                                    "the message", required=True,
+                                                    value=step.approved_text or step.template or "", submit="post"),
                                  lambda text: text and self.send("complete", step.id, message=text))
         else:
             self.send("complete", step.id)
@@ -637,19 +643,33 @@ class IncidentScreen(Screen):
         if step.kind in ("degrade", "restore") and step.degradation:  # the approver reads what it will write
             self.ask_flip("plan_step", (step.id,), lambda plan: self._approve(step, _writes(plan)),
                           on_error=lambda why: self._approve(step, f"What it writes cannot be said now: {why}"))
+        elif step.compose:  # what is approved is the text to post: written (or read) first
+            self._write(step, "to approve", lambda text: self._approve(step, "", message=text))
         else:
             self._approve(step, "")
 
-    def _approve(self, step: CurrentStep, writes: str, then=None, doing: str = "") -> None:
+    def _write(self, step: CurrentStep, purpose: str, then) -> None:
+        """A compose: true step's message, written in a prompt offering the draft (the text approved, else
+        the template), then `then(text)`."""
+        self.app.push_screen(dialogs.TextPrompt(f"“{step.title}”" + (f" to {step.post_to}" if step.post_to else "")
+                                                + f": write the message {purpose}", "the message", required=True,
+                                                value=step.approved_text or step.template or "", submit="next"),
+                             lambda text: text and then(text))
+
+    def _approve(self, step: CurrentStep, writes: str, then=None, doing: str = "", message: str | None = None) -> None:
         """Approve the step's gate, saying what the approval covers; with `then` (the approver is
-        the one doing the step), one confirmation approves and then does it (`doing` says what)."""
+        the one doing the step), one confirmation approves and then does it (`doing` says what).
+        `message`: the text a compose: true step is approved for (the engine records it)."""
+        # a composed text is part of what is approved: the engine checks it as given, not by the digest shown
+        bound = {"message": message} if message is not None else {"expect": step.approval_digest}
         if step.holder and step.holder != self.app.actor:  # someone else holds the role: an override, said why
             self.app.push_screen(dialogs.TextPrompt(f"{step.approval_by} is held by {step.holder}. Override and "
                                                     f"approve “{step.title}” — why?", "reason (recorded)",
                                                     detail=writes),
-                                 lambda reason: reason and self.send("approve", step.id, override=reason,
-                                                                     expect=step.approval_digest))
+                                 lambda reason: reason and self.send("approve", step.id, override=reason, **bound))
             return
+        if message is not None:
+            writes = "\n".join(x for x in (writes, f"composed: {message}") if x)
         # what the approval records is what this says: the gate's content as the engine computes it
         detail = "\n".join(part for part in (f"Was approved for something else — {step.approval_stale}"
                                              if step.approval_stale else "",
@@ -660,7 +680,39 @@ class IncidentScreen(Screen):
                            if part)
         title = f"Approve “{step.title}” as {step.approval_by}" + (f" and {doing}?" if then else "?")
         # the approval records what this dialog showed, or nothing: the engine refuses if it changed meanwhile
-        self.confirm(title, detail, lambda: self.send("approve", step.id, expect=step.approval_digest, after=then))
+        self.confirm(title, detail, lambda: self.send("approve", step.id, after=then, **bound))
+
+    def action_post_update(self) -> None:
+        """Post the update due (else the next one) of a step repeating on a cadence: its template
+        filled now, or for a compose: true step the text written in a prompt offering the last post."""
+        if not self.allowed("post_update"):
+            return
+        update = next((u for u in self.view.updates if u.due), None) or min(self.view.updates,
+                                                                            key=lambda u: u.next_at)
+
+        def post(text: str | None) -> None:
+            if update.gated:  # approved first (the text written, or again what changed), recorded, then posted
+                self.send("approve", update.step, message=text,
+                          after=lambda: self.send("post", update.step, message=text))
+            else:
+                self.send("post", update.step, message=text)
+        gate = f"\nIt is approved first, as {self.app.actor}: {update.stale or 'the text written'}." if update.gated \
+            else ""
+
+        def written(text: str) -> None:
+            if gate:  # approving what was just written: said once more before it is recorded
+                self.confirm(f"Approve and post “{text}”?", update.line + gate, lambda: post(text))
+            else:
+                post(text)
+        if update.compose:
+            self.app.push_screen(dialogs.TextPrompt(f"Post the next update of “{update.title}”: write it",
+                                                    "the update", required=True, value=update.draft, submit="post",
+                                                    detail=gate.strip()),
+                                 lambda text: text and written(text))
+        else:
+            self.confirm(f"Post the next update of “{update.title}” now?",
+                         f"{update.line}\nIts template is filled with the values of now and recorded as posted.{gate}",
+                         lambda: post(None))
 
     def action_signal(self) -> None:
         names = [step.waiting_for.removeprefix("signal ") for step in (self.view.current if self.view else ())
@@ -684,9 +736,27 @@ class IncidentScreen(Screen):
             lambda i: i is not None and self._assign_to(*roles[i]))
 
     def _assign_to(self, role: str, title: str, holder: str | None) -> None:
+        members = dict(self.view.members).get(role) if self.view else None
+        if members is not None:  # held by several: someone joins, or whoever is at this keyboard leaves
+            me = self.app.actor
+            if me in members:
+                def chosen(i: int | None) -> None:
+                    if i == 0:
+                        self._join(role, title, "")
+                    elif i == 1:
+                        self.send("leave", role)
+                self.app.push_screen(dialogs.ChoiceDialog(f"{title}: held by {holder}", [
+                    f"Add someone to {title}", f"Leave {title} ({me}); the others hold it on"], 0), chosen)
+            else:
+                self._join(role, title, me)
+            return
         question = f"{title}: hand over from {holder} to" if holder else f"{title}: assign to"
         # offered: whoever is at this keyboard, the usual answer at 3 a.m. (type another name over it)
         self.app.push_screen(dialogs.TextPrompt(question, "who", value="" if holder else self.app.actor),
+                             lambda person: person and self.send("assign", role, person))
+
+    def _join(self, role: str, title: str, offered: str) -> None:
+        self.app.push_screen(dialogs.TextPrompt(f"{title}: add", "who", value=offered),
                              lambda person: person and self.send("assign", role, person))
 
     def gate_for(self, name: str) -> CurrentStep | None:

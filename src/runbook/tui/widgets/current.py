@@ -205,7 +205,7 @@ class CurrentStepPanel(Vertical):
             # the app's refresh, not this widget's: the widget's first refresh happens inside
             # Textual's start-up batch, before anything reaches the terminal
             self.app.call_after_refresh(self.load_markdown)
-        key = (step, view.status, view.acknowledged_by, self._shown_step is None)
+        key = (step, view.status, view.acknowledged_by, view.updates, self._shown_step is None)
         if key == self._key:
             return
         self._key = key
@@ -216,7 +216,7 @@ class CurrentStepPanel(Vertical):
             done = {"resolved": "resolved", "closed": "closed"}.get(view.status, "every track is finished")
             hints = self.hints([("resolve", "resolve"), ("note", "note"), ("home", "home")], " · ", first=True)
             self._title(Text(f"Nothing to do: {done}.", style="bold green"),
-                        hints if view.status not in ("resolved", "closed") else None)
+                        hints if view.status not in ("resolved", "closed") else None, after=self._updates(view))
             self._put_body(None, Text(""), "")
             self._shown_step = None
             self._more()
@@ -246,6 +246,12 @@ class CurrentStepPanel(Vertical):
             then = "resolves the incident" if step.hand_resolves else "the incident stays open"
             head.append(f"\nhand off to {step.hand_to} · contact: {step.hand_contact} · {then}", style="bold magenta")
         after = []
+        if step.waits_for:
+            after.append(Text(f"waits for {step.waits_for}", style="bold cyan"))
+        if step.expects:
+            after.append(Text(f"expects {step.expects}", style="cyan"))
+        if step.found:
+            after.append(Text(f"found: {step.found}", style="bold red"))
         if step.last_poll:
             after.append(Text(f"last check: {step.last_poll}", style="dim"))
         if step.template:  # the message itself scrolls below, whole, with its line breaks
@@ -259,6 +265,8 @@ class CurrentStepPanel(Vertical):
                 gate = (f"approved by {step.approved_by}" if step.approved_by
                         else f"needs approval by {step.approval_by} ({self.key('approve')})")
             after.append(Text(gate, style="green" if step.approved_by else "bold yellow"))
+        if view.updates:
+            after.append(self._updates(view))
         self._title(head, self.hints(actions_for(step, view, self.app.actor), "  ·  ", first=True), step.command,
                     Text("\n").join(after))
         # a communicate step's message shows the time since it started: it is rendered again as
@@ -275,6 +283,18 @@ class CurrentStepPanel(Vertical):
             self.query_one("#current-body", VerticalScroll).scroll_home(animate=False)
             self._shown_step = key
         self._more()
+
+    def _updates(self, view: IncidentView) -> Text:
+        """The steps posting on a cadence: an update due for a person (and the key that posts it),
+        else when each posts next."""
+        out = Text()
+        for update in view.updates:
+            out.append("\n" if out.plain else "")
+            if update.due:
+                out.append(f"{update.step}: {update.line} — {self.key('post_update')} posts it", style="bold yellow")
+            else:
+                out.append(f"{update.step}: {update.line}", style="cyan")
+        return out
 
     def _show_resolved(self, view: IncidentView) -> None:
         """Resolved: the clock has stopped, nothing is current; what was left undone and what can

@@ -70,11 +70,11 @@ class IncidentHeader(ViewPanel):
     FIXED_SIZE = False
 
     def show(self, view: IncidentView, narrow: bool, selected: str | None = None, switch_key: str = "tab",
-             stage_key: str = "S") -> None:
+             stage_key: str = "S", post_key: str = "P") -> None:
         # as wide as the screen less its padding, known before the first layout
         width = self.content_size.width or self.app.size.width - 2
         if not self.changed((view.last_seq, int(view.now.timestamp()), narrow, view.status, view.altered, view.phase,
-                             selected, switch_key, stage_key, width)):
+                             selected, switch_key, stage_key, post_key, width)):
             return
         top = Text()
         if view.altered:
@@ -120,6 +120,9 @@ class IncidentHeader(ViewPanel):
         # a staged one always, in words: its share moves by itself, and it may hold back the mitigation
         items += [staged_item(f, stage_key) for f in view.flags if f.applied and f.words]
         items += [background_item(b) for b in view.background]
+        # updates on a cadence: one due for a person stands out; the others say when they post next
+        items += [Text(f"UPDATE DUE: {u.step} ({post_key} posts)", style="bold white on dark_orange3") if u.due
+                  else Text(f"update {u.step} {u.next_at:%H:%M}", style="cyan") for u in view.updates]
         lines = [top, *flow(items, width)]
         if len(view.tracks) > 1:
             lines.append(track_lines(view, selected, switch_key))
