@@ -188,6 +188,42 @@ def test_notifications_wake_another_connection_and_a_lost_listener_catches_up(pg
         listener.close()
 
 
+def test_an_append_naming_the_event_it_read_is_one_round_trip(pg_store, tmp_path):
+    """What the engine does with the state it holds: no read, no BEGIN or COMMIT of its own, one
+    statement (the commit follows it in the same round trip). Counted in libpq's trace of the
+    messages this connection sent: each Sync or simple Query is a round trip."""
+    import psycopg
+
+    store = pg_store()
+    last = opened(store)[-1]
+    for n in range(8):  # past psycopg's prepare threshold: one more round trip once, to prepare
+        last = store.append("INC-1", last.seq, [note(n)], after_hash=last.hash, request=f"00112233445566ff.{n}")[-1]
+    with open(tmp_path / "trace", "w+") as trace:
+        store.conn.pgconn.trace(trace.fileno())
+        store.conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        for n in range(8, 13):
+            last = store.append("INC-1", last.seq, [note(n)], after_hash=last.hash)[-1]
+        store.conn.pgconn.untrace()
+        trace.seek(0)
+        sent = [line.split("\t") for line in trace.read().splitlines() if line.startswith("F")]
+    assert sum(1 for message in sent if message[2].split()[0] in ("Sync", "Query")) == 5
+    assert store.incident("INC-1")["last_seq"] == last.seq == 14
+
+
+def test_an_append_inside_writing_whose_log_ends_elsewhere_is_a_conflict(pg_store):
+    """Inside `writing` the transaction a refused append aborts cannot read the log again: the
+    refusal (the event trigger's, or the key's) is a conflict, and nothing of the batch stays."""
+    store = pg_store()
+    first = opened(store)[0]
+    store.append("INC-1", 1, [note(1)])
+    for seq, after in ((1, first.hash), (2, "0" * 64), (5, first.hash)):
+        with pytest.raises(ConflictError), store.writing("INC-1"):
+            store.append("INC-1", seq, [note(9)], after_hash=after)
+    assert [e.seq for e in store.events("INC-1")] == [1, 2] and store.incident("INC-1")["last_seq"] == 2
+    with pytest.raises(ConflictError, match="expected event 5, found 2"):
+        store.append("INC-1", 5, [note(9)], after_hash=first.hash)  # outside one, the log's end is read
+
+
 def test_responders_append_but_cannot_update_or_delete_events(pg_store, pg_cluster):
     import psycopg
 
@@ -213,6 +249,8 @@ def test_responders_append_but_cannot_update_or_delete_events(pg_store, pg_clust
 
 
 def test_migrations_apply_once_with_processes_starting_together(pg_cluster):
+    from runbook.store.postgres import MIGRATIONS
+
     url = pg_cluster.new_schema()
     stores, start = [], threading.Barrier(4)
 
@@ -225,7 +263,7 @@ def test_migrations_apply_once_with_processes_starting_together(pg_cluster):
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(stores) == 4 and all(s.schema_version() == (16, []) for s in stores)
+    assert len(stores) == 4 and all(s.schema_version() == (MIGRATIONS[-1][0], []) for s in stores)
     for store in stores:
         store.close()
 

@@ -75,10 +75,11 @@ class Cluster:
                 + quote(f"-csearch_path={schema}", safe=""))
 
 
-def start_cluster() -> Cluster:
+def start_cluster(where: str = "/tmp") -> Cluster:
+    """A cluster in a new directory under `where` (benchmarks: another filesystem, another disk)."""
     bindir = binaries()
     if bindir is None:
         raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
-    base = Path(tempfile.mkdtemp(prefix="runbook-pg-", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix="runbook-pg-", dir=where))
     os.chmod(base, 0o755)
     return Cluster(base, bindir, _free_port()).start()

@@ -4,11 +4,11 @@ Chosen when `RUNBOOK_DB` (or --db) is a `postgresql://` URL. The guarantees are 
 store's, kept by the server:
 
 - An append is one round trip: `runbook_append`, a function of the schema, updates the
-  incident's summary row (whose lock queues the appenders of one incident), checks that the
-  log ends at the expected event (its sequence number and hash; else it raises and the update
-  is undone), inserts the events and notifies, and the statement's commit follows in the same
-  round trip. The primary key (incident, seq) refuses a
-  duplicate whatever happens, and a writer that lost the race gets `ConflictError`.
+  incident's summary row (whose lock queues the appenders of one incident), inserts the events
+  and notifies, and the statement's commit follows in the same round trip. Where the log ends
+  is checked as the events go in: the event trigger refuses an event that does not chain to an
+  existing one before it, the primary key (incident, seq) a second event after it; either
+  undoes the summary's update, and a writer that lost the race gets `ConflictError`.
   `writing(incident)` holds the summary row from a writer's read to its append, so writers
   who had to read first queue instead of racing (features.holds_writers).
 - Every session runs with `synchronous_commit = on`: an append that returned is on the server's
@@ -55,7 +55,6 @@ from runbook.store.core import (
     event_row,
     guarded,
     summary_params,
-    summary_update_sql,
 )
 from runbook.store.interface import StoreFeatures
 from runbook.store.ledger import SqlAlertLedger, SqlMaintenance, SqlSubscribers
@@ -92,60 +91,6 @@ def create_table(name: str) -> list[str]:
             *(f"CREATE INDEX IF NOT EXISTS {index} ON {name} ({', '.join(on)})" for index, on in table.indexes.items())]
 
 
-_SUMMARY_TYPES = {"last_seq": "integer", "status_rank": "integer"}  # the rest of SUMMARY_PARAMS are text
-
-# What runbook_append must be for today's summary statement (core.summary_update_sql) and
-# SUMMARY_PARAMS, which APPEND_CALL passes. A database gets the function from the migrations, as
-# frozen text (postgres_migrations/); the newest one that defines it must be exactly this
-# (tests/test_pg_append_migration.py): a change here needs a migration that replaces the function.
-# The events come as one JSON array of objects named as the columns of events: psycopg encodes
-# one text faster than an array per column (about 30 µs an append here).
-APPEND_FUNCTION = f"""CREATE FUNCTION runbook_append(p_expected integer, p_prev text, p_events json,
-    {", ".join(f"p_{name} {_SUMMARY_TYPES.get(name, 'text')}" for name in SUMMARY_PARAMS)})
-    RETURNS void LANGUAGE plpgsql AS $$
-    DECLARE
-        found_seq integer;
-        found_hash text;
-    BEGIN
-        -- the summary first: its row lock queues the appenders of one incident, and the statements
-        -- after it read the log as the one before committed it (a refusal undoes this update)
-        {summary_update_sql(lambda name: "p_" + name)};
-        SELECT seq, hash INTO found_seq, found_hash FROM events WHERE incident = p_incident
-            ORDER BY seq DESC LIMIT 1;
-        IF coalesce(found_seq, 0) <> p_expected OR (found_seq IS NOT NULL AND found_hash IS DISTINCT FROM p_prev) THEN
-            RAISE EXCEPTION USING ERRCODE = 'serialization_failure', MESSAGE = 'runbook_append refused: the log '
-                'of ' || p_incident || ' ends elsewhere', DETAIL = coalesce(found_seq, 0);
-        END IF;
-        -- held to commit: positions become visible in the order they were handed out
-        PERFORM pg_advisory_xact_lock({LOCK_CLASS}, {ORDER_LOCK});
-        INSERT INTO events (incident, seq, ts, actor, type, data, prev_hash, hash, mac)
-            SELECT p_incident, e.seq, e.ts, e.actor, e.type, e.data, e.prev_hash, e.hash, e.mac
-            FROM json_to_recordset(p_events) AS e(seq integer, ts text, actor text, type text, data text,
-                                                  prev_hash text, hash text, mac text);
-        PERFORM pg_notify('{CHANNEL}', p_incident || ' ' || p_last_seq);
-    END $$"""
-# A status the summary moves to comes with the event that moves it (the caller could say "closed"
-# with a note otherwise, and whatever lists open incidents by the summary would pass it over).
-STATUS_CHECK = """        IF coalesce(p_status_rank, 0) > 0 AND NOT EXISTS (
-                SELECT 1 FROM json_to_recordset(p_events) AS e(type text)
-                WHERE e.type = CASE p_status WHEN 'follow-up' THEN 'resolved' ELSE p_status END) THEN
-            RAISE EXCEPTION 'runbook_append refused: status % without the event that sets it', p_status
-                USING ERRCODE = 'check_violation';
-        END IF;
-"""
-# Migration 5's append: the same, run as the schema's owner (responders may not UPDATE the summary
-# themselves), refusing a status without its event, and keeping each batch's request id (`request`,
-# on its first event). A request already in the log is looked for by the caller, only when it runs
-# a command again (`append(..., retried=True)`): a lookup on every append would cost a scan of the
-# incident's log whenever the plan cached for it was made while the table was small.
-APPEND_DEFINER = (APPEND_FUNCTION
-                  .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
-                  .replace("RETURNS void LANGUAGE plpgsql AS", "RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
-                           "SET search_path FROM CURRENT AS", 1)
-                  .replace("        -- the summary first", STATUS_CHECK + "        -- the summary first", 1)
-                  .replace("hash, mac)\n", "hash, mac, request)\n", 1)
-                  .replace("e.hash, e.mac\n", "e.hash, e.mac, e.request\n", 1)
-                  .replace("hash text, mac text);", "hash text, mac text, request text);", 1))
 REVOKE_PROJECTIONS = """DO $$
     DECLARE
         r record;
@@ -161,6 +106,18 @@ REVOKE_PROJECTIONS = """DO $$
 # The event trigger (every event, whoever inserts it, of a type runbook knows and chained to the
 # one before it) is defined by migrations 5, 10 and 16 as frozen SQL (postgres_migrations/): a new event
 # type needs a migration that widens the newest one's list (tests/test_integrity_pg.py).
+#
+# runbook_append, an append's one round trip, is the frozen SQL of the newest migration that
+# defines it (postgres_migrations/14_append.sql): it runs as the schema's owner (responders may not
+# UPDATE the summary themselves), takes the expected sequence number, the hash read, the events and
+# SUMMARY_PARAMS (APPEND_CALL), and keeps the summary with the core's statement
+# (core.summary_update_sql); tests/test_pg_append_migration.py fails when those change without a
+# migration that replaces the function. The events come as one JSON array of objects named as the
+# columns of events: psycopg encodes one text faster than an array per column (about 30 µs an
+# append here). Each batch keeps its request id (`request`, on its first event); a request already
+# in the log is looked for by the caller, only when it runs a command again (`append(...,
+# retried=True)`): a lookup on every append would cost a scan of the incident's log whenever the
+# plan cached for it was made while the table was small.
 APPEND_CALL = f"SELECT runbook_append(?, ?, ?, {', '.join('?' * len(SUMMARY_PARAMS))})"
 _EVENT_FIELDS = ("seq", "ts", "actor", "type", "data", "prev_hash", "hash", "mac")  # core.event_row after incident
 
@@ -187,7 +144,7 @@ MIGRATIONS = (
             FOR EACH STATEMENT EXECUTE FUNCTION runbook_events_append_only()""",
     ]),
     (3, "checkpoints: big incidents open from their folded state", create_table("checkpoints")),
-    # its body holds the core's summary statement as it was then (see APPEND_FUNCTION)
+    # its body holds the core's summary statement as it was then
     (4, "appends in one round trip: a function checks the log's end, inserts and keeps the summary",
      [frozen("4_append.sql")]),
     (5, "responders write no projection: appends keep the summary as the owner, events are checked as "
@@ -221,6 +178,8 @@ MIGRATIONS = (
     (11, "alerts: the group of sibling alerts each belongs to",
      ["ALTER TABLE alerts ADD COLUMN IF NOT EXISTS sibling_key text COLLATE \"C\"",
       "CREATE INDEX IF NOT EXISTS idx_alerts_sibling_key ON alerts (sibling_key)"]),
+    (14, "appends check where the log ends once (the event trigger and the key), not again in runbook_append",
+     [frozen("14_append.sql")]),
     (15, "the trigger takes background commands' handles and ends (background_started, background_stopped)",
      [frozen("15_event_check.sql")]),
     (16, "the trigger takes the event types added since migration 10 (a post on a cadence due for a person, "
@@ -555,9 +514,17 @@ class PostgresStore(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
         try:
             self._run(APPEND_CALL, [seq, prev, json.dumps(rows, ensure_ascii=False),
                                     *(summary[name] for name in SUMMARY_PARAMS)])
-        except pgerrors.SerializationFailure as exc:  # refused: the log does not end where the caller read it
-            self._check_end(incident, seq, prev, int(exc.diag.message_detail or 0), None)
-            raise  # (_check_end always refuses what the function refused)
+        except pgerrors.CheckViolation as exc:
+            if "does not chain" not in (exc.diag.message_primary or ""):
+                raise  # an unknown type, or a status without its event: the batch itself is refused
+            # the trigger found no event `seq` with hash `prev`: the log ends elsewhere (a conflict,
+            # or no such incident), or this batch does not chain; inside a caller's transaction,
+            # aborted now, the log cannot be read, but the caller read it under the incident's lock
+            if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                raise ConflictError(f"incident {incident} changed: its log does not end at event {seq} as read") \
+                    from None
+            self._log_end(incident, seq, prev)
+            raise
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             if not request or self.conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
                 raise
