@@ -71,6 +71,11 @@ CONNECT_TIMEOUT = 5
 LOCK_TIMEOUT = 5.0
 STATEMENT_TIMEOUT = 60.0
 HEALTH_LOCK_TIMEOUT = 2.0  # /healthz: how long runbook's locks may stay out of reach
+# lease times on the database's clock, as ISO text like the engine's (engine/clock.py iso): hosts'
+# clocks never decide whether a lease runs (store/core.py)
+_LEASE_FORMAT = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
+LEASE_NOW = f"to_char(clock_timestamp() AT TIME ZONE 'UTC', {_LEASE_FORMAT})"
+LEASE_LATER = f"to_char((clock_timestamp() + make_interval(secs => ?)) AT TIME ZONE 'UTC', {_LEASE_FORMAT})"
 TERM_SAMPLE = 500  # incidents whose words estimate how common a word is (see _term_docs)
 ESTIMATED_FROM = 10_000  # incidents: from then on their number is the planner's estimate
 FEATURES = StoreFeatures(persistent=True, holds_writers=True, notifies=True, grants=True, searches_text=True)
@@ -221,6 +226,21 @@ MIGRATIONS = (
     (11, "alerts: the group of sibling alerts each belongs to",
      ["ALTER TABLE alerts ADD COLUMN IF NOT EXISTS sibling_key text COLLATE \"C\"",
       "CREATE INDEX IF NOT EXISTS idx_alerts_sibling_key ON alerts (sibling_key)"]),
+    (12, "incident leases: one server fires an incident's timers, fenced by an epoch", [
+        *create_table("incident_leases"),
+        # the roles granted to run `runbook serve` before (they keep leases) take incidents' leases too
+        """DO $$
+            DECLARE
+                r record;
+            BEGIN
+                FOR r IN SELECT DISTINCT grantee FROM information_schema.role_table_grants
+                         WHERE table_schema = current_schema() AND table_name = 'leases'
+                           AND privilege_type = 'INSERT' AND grantee NOT IN (current_user, 'PUBLIC')
+                LOOP
+                    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON incident_leases TO %I', r.grantee);
+                END LOOP;
+            END $$""",
+    ]),
 )
 
 
@@ -249,7 +269,7 @@ def grant_statements(role: str, schema: str = "public", server: bool = False) ->
         # the ledger's retention (serve --alert-retention) deletes what it forgets
         # a server keeps its lease on the work it owns (a responder's lease could hold work back)
         return statements + [f"GRANT INSERT, UPDATE, DELETE ON alerts TO {who}",
-                             f"GRANT INSERT, UPDATE ON leases TO {who}",
+                             f"GRANT INSERT, UPDATE ON leases, incident_leases TO {who}",
                              f"GRANT INSERT, UPDATE ON checkpoints TO {who}",
                              f"REVOKE DELETE, TRUNCATE ON checkpoints FROM {who}",
                              f"REVOKE TRUNCATE ON alerts FROM {who}"]
@@ -311,8 +331,16 @@ class PostgresStore(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
                   "to_tsquery('simple', ?) q WHERE tsv @@ q ORDER BY r DESC LIMIT ?) s "
                   "WHERE incident <> ? AND opened_at < ? ORDER BY r DESC")
 
+    fence_lock = " FOR SHARE"  # a take-over waits for the write the fence let through to commit
+
     def _text_query(self, terms: list[str]) -> str:
         return " | ".join(terms)
+
+    def _lease_now(self, now: str) -> tuple[str, list]:
+        return LEASE_NOW, []
+
+    def _lease_later(self, now: str, seconds: float) -> tuple[str, list]:
+        return LEASE_LATER, [float(seconds)]
 
     def _term_docs(self, terms: list[str], total: int) -> dict[str, int]:
         # PostgreSQL keeps no count per word (ts_stat reads every row): estimated from the words of
@@ -519,18 +547,26 @@ class PostgresStore(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
     @guarded
     def append(self, incident: str, expected_seq: int, events: list[dict],
                after_hash: str | None = None, request: str | None = None,
-               retried: bool = False) -> list[StoredEvent]:
+               retried: bool = False, fence: tuple[str, int] | None = None) -> list[StoredEvent]:
         """Append `events` after `expected_seq`: one round trip when the caller says which event it
         read last (`after_hash`), else the log's end is read first (see the module's text).
         `request`: an id kept with the first event, so that a connection lost with the append in
         flight is settled by looking for it once the server is done with that session; `retried`
         (a command run again with the request ids of a run told it failed): a batch whose request
-        is in the log already is not appended again, the events recorded then are returned."""
+        is in the log already is not appended again, the events recorded then are returned.
+        `fence` (holder, epoch): only while that still holds the incident's lease (a server's timer
+        pass); such an append is two round trips, and a connection lost at its commit is reported,
+        not settled."""
         self._require_key()
         if retried and request:
             recorded = self._recorded(incident, request, len(events))
             if recorded:
                 return recorded
+        if fence is not None:  # the fence checked and its row held in the append's own transaction
+            with self.conn.transaction():
+                self._check_fence(incident, fence)
+                prev = after_hash if after_hash is not None else self._log_end(incident, expected_seq)
+                return self._append_after(incident, expected_seq, prev, events)
         prev = after_hash if after_hash is not None else self._log_end(incident, expected_seq)
         try:
             return self._append_after(incident, expected_seq, prev, events, request)

@@ -78,7 +78,9 @@ MIGRATIONS = ((1, "events, incidents projection, snapshots", (Create("events"), 
               (12, "subscribers to the public page and what was sent to them",
                (Create("subscribers"), Create("deliveries"))),
               (13, "alerts: the group of sibling alerts each belongs to",
-               (Column("alerts", "sibling_key"), Index("alerts", "idx_alerts_sibling_key"))))
+               (Column("alerts", "sibling_key"), Index("alerts", "idx_alerts_sibling_key"))),
+              (14, "incident leases: one server fires an incident's timers, fenced by an epoch",
+               (Create("incident_leases"),)))
 
 
 def _code(exc: sqlite3.Error) -> int:
@@ -348,13 +350,15 @@ class Store(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
     @guarded
     def append(self, incident: str, expected_seq: int, events: list[dict],
                after_hash: str | None = None, request: str | None = None,
-               retried: bool = False) -> list[StoredEvent]:
+               retried: bool = False, fence: tuple[str, int] | None = None) -> list[StoredEvent]:
         """Append `events` (dicts with ts, actor, type, data, and optionally the summary columns the
         event sets) after `expected_seq`, in one transaction under the write lock. `request` and
         `retried` are not used: a local commit either returns or fails, there is no lost connection
-        to settle."""
+        to settle. `fence` (holder, epoch): only while that still holds the incident's lease."""
         self._require_key()
         with self._write():
+            if fence is not None:
+                self._check_fence(incident, fence)
             prev = self._log_end(incident, expected_seq, after_hash)
             return self._append_after(incident, expected_seq, prev, events)
 
