@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
+HEALTH_LOCK_TIMEOUT = 2.0  # /healthz: how long the write lock may stay out of reach
 _WRITERS: dict[str, threading.RLock] = {}
 _WRITERS_LOCK = threading.Lock()
 
@@ -346,6 +347,33 @@ class Store(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
             yield
         finally:
             self.conn.execute("COMMIT")
+
+    @guarded
+    def health(self) -> None:
+        """The write lock an alert's append needs is within reach: a BEGIN IMMEDIATE that waits
+        at most HEALTH_LOCK_TIMEOUT (for this process's writers, then for another process's
+        write lock), rolled back; a StoreError saying which when it is out of reach."""
+        if self.readonly:
+            raise StoreError(f"the incident database {self.path} is read-only: {self.readonly}")
+        ours = _writers(self.path)
+        if not ours.acquire(timeout=HEALTH_LOCK_TIMEOUT):
+            raise StoreError(f"the incident database {self.path} is busy: this server's own writes held its write "
+                             f"lock over {HEALTH_LOCK_TIMEOUT:g}s")
+        waits = self.conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(HEALTH_LOCK_TIMEOUT * 1000)}")
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _code(exc) not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise
+                raise StoreError(f"the incident database {self.path} is busy: another process has held its write "
+                                 f"lock over {HEALTH_LOCK_TIMEOUT:g}s ({exc}); alerts cannot be recorded now") \
+                    from None
+            self.conn.execute("ROLLBACK")
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(waits)}")
+            ours.release()
 
     @guarded
     def append(self, incident: str, expected_seq: int, events: list[dict],
