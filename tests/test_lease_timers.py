@@ -24,7 +24,6 @@ from runbook.engine.clock import iso
 from runbook.plugins import PluginHost
 from runbook.service import TimerPass
 from runbook.settings import Settings
-from runbook.store import is_postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 LEASE = 10.0

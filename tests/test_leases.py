@@ -22,8 +22,8 @@ from runbook.engine.clock import iso
 from runbook.engine.intake import Alert
 from runbook.plugins import PluginHost
 from runbook.service import EngineService, TimerPass
-from runbook.store import is_postgres_url
 from runbook.settings import Settings
+from runbook.store import is_postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 A = {"host": "host-a", "pid": 4242, "start": "777", "token": "a-token"}

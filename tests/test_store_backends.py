@@ -225,7 +225,7 @@ def test_migrations_apply_once_with_processes_starting_together(pg_cluster):
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(stores) == 4 and all(s.schema_version() == (12, []) for s in stores)
+    assert len(stores) == 4 and all(s.schema_version() == (13, []) for s in stores)
     for store in stores:
         store.close()
 

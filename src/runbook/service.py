@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -487,21 +488,17 @@ class TimerPass:
         self.known: dict[str, tuple[int, object, object, bool]] = {}
         self.leases: owners.IncidentLeases | None = None
         self.lease_ends_in: float | None = None  # seconds from the end of the last pass
+        self._take_over_at: float | None = None  # time.monotonic() then
 
     def __call__(self, engine) -> tuple[int, set[str]]:
-        for outcome in engine.recover_alerts():
-            log.info("opened the incident of a pending alert: %s %s", outcome.outcome, outcome.incident or "")
         now = engine.clock.now()
         rows = engine.list(open_only=True)
         rows += engine.list(status="resolved", resolved_since=iso(now - self.RESOLVED_WINDOW))
         looked = [row for row in rows if not self._skipped(row, now)]
-        fired = 0
+        fired = self._take_over(engine, looked)
         for row in looked:
-            try:
-                fired += len(engine.effects.reconcile(row["id"]))  # only what a gone owner left (engine/owner.py)
-            except RunbookError as exc:
-                log.warning("settling what a gone owner left on %s: %s", row["id"], one_line(str(exc)))
-        for row in looked:
+            if self._take_over_at is not None and time.monotonic() >= self._take_over_at:
+                fired += self._take_over(engine, looked)  # a lease ended in the middle of the pass: at once
             try:
                 fired += len(engine.tick(row["id"]))
                 state = engine.state(row["id"])
@@ -514,12 +511,34 @@ class TimerPass:
         engine.forget(live)  # the folded states of closed incidents go; memory stays flat for months
         if self.leases is not None:
             self.leases.forget(live)
-            try:
-                self.lease_ends_in = engine.store.next_lease_end(self.leases.holder, iso(engine.clock.now()))
-            except RunbookError as exc:
-                self.lease_ends_in = None
-                log.warning("could not read other servers' leases: %s", one_line(str(exc)))
+            self._next_lease_end(engine)
         return fired, live
+
+    def _take_over(self, engine, rows: list[dict]) -> int:
+        """What servers that are gone left: the incidents of their pending alerts opened, their
+        flag changes and actions in flight settled (only those of a gone owner, engine/owner.py)."""
+        for outcome in engine.recover_alerts():
+            log.info("opened the incident of a pending alert: %s %s", outcome.outcome, outcome.incident or "")
+        fired = 0
+        for row in rows:
+            seen = self.known.get(row["id"])
+            if seen is not None and seen[0] == row["last_seq"] and not seen[3]:
+                continue  # nothing in flight when it was last looked at, and its log has not moved since
+            try:
+                fired += len(engine.effects.reconcile(row["id"]))
+            except RunbookError as exc:
+                log.warning("settling what a gone owner left on %s: %s", row["id"], one_line(str(exc)))
+        if self.leases is not None:
+            self._next_lease_end(engine)
+        return fired
+
+    def _next_lease_end(self, engine) -> None:
+        try:
+            self.lease_ends_in = engine.store.next_lease_end(self.leases.holder, iso(engine.clock.now()))
+        except RunbookError as exc:
+            self.lease_ends_in = None
+            log.warning("could not read other servers' leases: %s", one_line(str(exc)))
+        self._take_over_at = None if self.lease_ends_in is None else time.monotonic() + self.lease_ends_in
 
     def _skipped(self, row: dict, now) -> bool:
         seen = self.known.get(row["id"])

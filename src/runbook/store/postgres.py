@@ -241,6 +241,23 @@ MIGRATIONS = (
                 END LOOP;
             END $$""",
     ]),
+    (13, "a responder opens an incident for an alert by hand through functions that check what it may write "
+         "to the alert ledger", [
+        *frozen("13_alert_by_hand.sql").split("\n-- next statement\n"),
+        # the roles granted before (they may append) may open an incident for an alert by hand again
+        """DO $$
+            DECLARE
+                r record;
+            BEGIN
+                FOR r IN SELECT DISTINCT grantee FROM information_schema.role_routine_grants
+                         WHERE routine_schema = current_schema() AND routine_name = 'runbook_append'
+                           AND privilege_type = 'EXECUTE' AND grantee NOT IN (current_user, 'PUBLIC')
+                LOOP
+                    EXECUTE format('GRANT EXECUTE ON FUNCTION runbook_claim_alert, runbook_settle_by_hand TO %I',
+                                   r.grantee);
+                END LOOP;
+            END $$""",
+    ]),
 )
 
 
@@ -264,6 +281,9 @@ def grant_statements(role: str, schema: str = "public", server: bool = False) ->
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {who}",
         f"GRANT EXECUTE ON FUNCTION {schema}.runbook_json(text) TO {who}",
         f"GRANT EXECUTE ON FUNCTION {schema}.runbook_append TO {who}",
+        # an incident opened by hand for an alert (`incident open --alert`): the ledger's rows
+        # moved only as these functions check (the role writes no row itself)
+        f"GRANT EXECUTE ON FUNCTION {schema}.runbook_claim_alert, {schema}.runbook_settle_by_hand TO {who}",
     ]
     if server:
         # the ledger's retention (serve --alert-retention) deletes what it forgets
@@ -638,6 +658,26 @@ class PostgresStore(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
             SqlStore.save_checkpoint.__wrapped__(self, incident, seq, chain_hash, body, digest, mac)
 
     # reading -------------------------------------------------------------------------------
+
+    # the alert ledger, by hand ---------------------------------------------------------------
+
+    @guarded
+    def claim_alert_by_hand(self, fingerprint: str, starts_at: str, playbook: str, draw, owner: dict) -> str | None:
+        """As the core's, through `runbook_claim_alert` (run as the schema's owner): a responder's
+        role writes no row of the ledger, the function moves it only as an incident opened by hand
+        may."""
+        fresh = self._unused_id(draw)
+        claimed = self._run("SELECT runbook_claim_alert(?, ?, ?, ?, ?)",
+                            [fingerprint, starts_at, playbook, fresh, json.dumps(owner)]).fetchone()[0]
+        return fresh if claimed else None
+
+    @guarded
+    def settle_alert_by_hand(self, fingerprint: str, starts_at: str, incident: str, outcome: str,
+                             reason: str | None = None) -> bool:
+        """As the core's, through `runbook_settle_by_hand` (run as the schema's owner), which checks
+        the log: "opened" only once the incident links the alert."""
+        return self._run("SELECT runbook_settle_by_hand(?, ?, ?, ?, ?)",
+                         [fingerprint, starts_at, incident, outcome, reason]).fetchone()[0]
 
     @guarded
     def checkpoint(self, incident: str) -> dict | None:
