@@ -246,3 +246,22 @@ def test_the_server_holds_renews_and_at_the_end_gives_up_its_lease(engine):
     assert live()
     service.close()
     assert not live()  # ended: taken over at once
+
+
+def test_a_dead_servers_lease_on_this_host_is_ended_so_its_incidents_timers_go_on_at_once(engine):
+    """A server restarted after a crash on the same host need not wait the dead one's lease out
+    for the timers of the incidents it held: the dead process's lease is ended at start."""
+    incident = engine.open("video-call-degraded", "ana").id
+    dead = {"host": owners._host(), "pid": 2 ** 22 + 23, "start": "777"}
+    now = iso(engine.clock.now())
+    engine.store.renew_lease(owners.holder(dead), dead["host"], dead["pid"], 10, now)
+    assert engine.store.take_incident(incident, owners.holder(dead), now) == 1
+    a_lease(engine, 10)  # server A, on another host: left alone
+    service = EngineService(engine)
+    service.hold_lease(10)
+    try:
+        assert not engine.store.lease_live(owners.holder(dead), now)
+        assert engine.store.lease_live(owners.holder(A), now)
+        assert engine.store.take_incident(incident, service.keeper.lease.holder, iso(engine.clock.now())) == 2
+    finally:
+        service.close()

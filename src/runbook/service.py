@@ -345,8 +345,18 @@ class LeaseKeeper:
         self.lease, self._own = lease, own
         self._stop = threading.Event()
         lease.renew(first=True)  # held before the first alert is taken; a failure here stops the start
+        self._end_dead()
         self._thread = threading.Thread(target=self._run, name="runbook-lease", daemon=True)
         self._thread.start()
+
+    def _end_dead(self) -> None:
+        """Those of this host's servers that died leave their work at once (engine/owner.py)."""
+        try:
+            for held in owners.end_dead_leases(self.lease.store, self.lease.clock):
+                log.info("ended the lease of %s, a server on this host that is gone: its work is taken over",
+                         one_line(held))
+        except RunbookError as exc:
+            log.warning("could not look for dead servers' leases on this host: %s", one_line(str(exc)))
 
     def _run(self) -> None:
         while not self._stop.wait(self.lease.due):
@@ -355,6 +365,7 @@ class LeaseKeeper:
             except RunbookError as exc:
                 log.warning("could not renew this server's lease: %s", one_line(str(exc)))
                 continue
+            self._end_dead()
             if not running:  # stalled (or cut off) past it: its incidents' epochs fence what it held
                 log.warning("this server's lease had run out before it was renewed (stalled?): other servers may "
                             "have taken its work over; it stands down from what they took")

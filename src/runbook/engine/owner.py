@@ -139,6 +139,21 @@ class Lease:
         self.store.renew_lease(self.holder, self.host, self.pid, 0, iso(self.clock.now()))
 
 
+def end_dead_leases(store, clock) -> list[str]:
+    """End the running leases of servers on this host whose process is gone (killed: its pid gone
+    or recycled), so what they held (their incidents' timers) is taken over now, not a lease
+    later: a server restarted after a crash goes on at once. The holders ended."""
+    host, now = _host(), iso(clock.now())
+    ended = []
+    for held, pid in store.running_leases(host, now):
+        start = held.rsplit(" ", 1)[-1]
+        if pid == os.getpid() or (isinstance(pid, int) and _running(pid) and str(process_start(pid)) == start):
+            continue
+        store.renew_lease(held, host, pid, 0, now)
+        ended.append(held)
+    return ended
+
+
 class IncidentLeases:
     """Which incidents' timers this server fires: each taken in the store at its first tick and
     held while the server's lease runs (`Engine.tick`). The epochs taken are remembered (one read

@@ -528,6 +528,13 @@ class SqlStore:
         return None if row is None else bool(row[0])
 
     @guarded
+    def running_leases(self, host: str, now: str) -> list[tuple[str, int]]:
+        """(holder, pid) of each lease held by a server on `host` that runs now."""
+        at, params = self._lease_now(now)
+        return [(r[0], r[1]) for r in self._run(f"SELECT holder, pid FROM leases WHERE host = ? AND expires_at > {at}",
+                                                [host, *params]).fetchall()]
+
+    @guarded
     def next_lease_end(self, holder: str, now: str) -> float | None:
         """Seconds until the first running lease of another holder than `holder` ends (its work
         can then be taken over), or None when no other lease runs."""

@@ -209,6 +209,9 @@ class MemoryStore:
         end = self._leases.get(holder)
         return None if end is None else end > now
 
+    def running_leases(self, host, now):
+        return []  # simulations run no servers
+
     def next_lease_end(self, holder, now):
         ends = [e for h, e in self._leases.items() if h != holder and e > now]
         return lease_seconds(min(ends), now) if ends else None
