@@ -9,7 +9,6 @@ SQLite and PostgreSQL. tests/test_leases_processes.py kills real servers.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -70,9 +69,13 @@ def advance(engine, seconds: float) -> None:
     times are set and compared on (every lease ends that much sooner)."""
     engine.clock.advance(seconds)
     if is_postgres_url(engine.store.location):
-        engine.store.conn.execute(
-            "UPDATE leases SET expires_at = to_char((expires_at::timestamptz - make_interval(secs => %s)) "
-            "AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", [float(seconds)])
+        earlier = ("to_char(({} ::timestamptz - make_interval(secs => %s)) AT TIME ZONE 'UTC', "
+                   "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+        engine.store.conn.execute(f"UPDATE leases SET expires_at = {earlier.format('expires_at')}", [float(seconds)])
+        until = earlier.format("(owner::jsonb ->> 'until')")
+        engine.store.conn.execute(  # the time a leaseless owner of a pending alert is trusted until
+            f"UPDATE alerts SET owner = jsonb_set(owner::jsonb, '{{until}}', to_jsonb({until}))::text "
+            "WHERE owner::jsonb ? 'until'", [float(seconds)])
 
 
 def pending_of_a(engine, alert: Alert, incident: str, owner=None) -> None:
@@ -143,12 +146,22 @@ def test_a_redelivery_after_the_lease_ended_opens_the_alert_rather_than_answerin
 def test_an_owner_without_a_server_lease_is_trusted_until_its_own_lease(engine):
     """A responder's `runbook alert open` on another host holds no server lease: the row's own
     time ("until") decides."""
-    by_hand = {**A, "until": iso(engine.clock.now() + timedelta(seconds=60))}
+    by_hand = {**A, "until": owners.lease_end(engine, 60)}
     pending_of_a(engine, video_alert("d4a4"), "INC-D4A400", owner=by_hand)
     advance(engine, 59)
     assert engine.recover_alerts() == []
     advance(engine, 2)
     assert [o.outcome for o in engine.recover_alerts()] == ["opened"]
+
+
+def test_a_host_clock_ahead_does_not_end_a_leaseless_owners_time_early(engine, backend):
+    """On PostgreSQL the time a process without a server lease is trusted is set and compared on
+    the database's clock: a server whose clock runs an hour ahead does not take its alert."""
+    by_hand = {**A, "until": owners.lease_end(engine, 60)}
+    pending_of_a(engine, video_alert("d4a6"), "INC-D4A600", owner=by_hand)
+    engine.clock.advance(3600)  # this host's clock only
+    taken = [o.outcome for o in engine.recover_alerts()]
+    assert taken == ([] if backend == "postgres" else ["opened"])  # SQLite: one host, one clock
 
 
 def test_a_server_killed_mid_auto_degradation_leaves_one_incident_that_the_next_server_finishes(engine, monkeypatch):

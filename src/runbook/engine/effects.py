@@ -112,8 +112,8 @@ class Effects:
                 raise CommandError(f"degradation '{name}' was just restored by someone else")
             if op == "restore" and set(current.flags) != set(flags):
                 raise CommandError(f"degradation '{name}' changed while restoring; try again")
-            lease = self.engine.clock.now() + timedelta(seconds=FLAG_LEASE * max(len(flags), 1))
-            return [DegradationStarted(name, op, flags, step_id, option, owner, iso(lease), stage, share,
+            lease = owners.lease_end(self.engine, FLAG_LEASE * max(len(flags), 1))
+            return [DegradationStarted(name, op, flags, step_id, option, owner, lease, stage, share,
                                        list(plan.lines))]
         events = self.command(incident, actor, intent)
         results, errors = [], []
@@ -198,9 +198,9 @@ class Effects:
             _refuse(approvals.refusal_if_changed(s, step))
             request = self.request(s, step)._replace(pidfile=pidfile)
             held = INTERACTIVE_LEASE if step.interactive else request.timeout + ACTION_LEASE_GRACE
-            lease = self.engine.clock.now() + timedelta(seconds=held)
+            lease = owners.lease_end(self.engine, held)
             return [ActionStarted(step.id, list(request.argv) if request.argv is not None else None, step.uses,
-                                  dict(request.params), owner, iso(lease), request.pidfile, request.cwd,
+                                  dict(request.params), owner, lease, request.pidfile, request.cwd,
                                   dict(request.env), attached=terminal.where if step.interactive else "")]
         events = self.command(incident, actor, intent)
         try:

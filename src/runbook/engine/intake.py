@@ -247,7 +247,8 @@ def open_by_hand(engine, alert: str, playbook: str, actor: str, **options):
 
 def _leased(engine, owner: dict) -> dict:
     """`owner` with the time until which it is trusted without a server lease ("until")."""
-    owner.setdefault("until", iso(engine.clock.now() + OPEN_LEASE))
+    if "until" not in owner:
+        owner["until"] = owners.lease_end(engine, OPEN_LEASE.total_seconds())
     return owner
 
 

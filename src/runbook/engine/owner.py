@@ -16,9 +16,10 @@ lease ends). Each take-over moves the incident's epoch on, and every write of a 
 the epoch it was taken at, checked in the write's own transaction: a server that stalled past its
 lease (SIGSTOP, a long pause) and wakes finds its writes refused and stands down from the incident.
 
-Server leases are set and compared on the store's clock in the statement itself: on PostgreSQL
-the database's, so one host's clock running ahead never takes another's work early; on SQLite
-(one host) this host's.
+Lease times are set and compared on the store's clock: server leases in the statement itself,
+the time a leaseless process is trusted ("until", lease_until) against the store's now. On
+PostgreSQL that is the database's clock, so one host's clock running ahead never takes another's
+work early; on SQLite (one host) this host's.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ import threading
 import uuid
 from datetime import datetime, timedelta
 
-from runbook.engine.clock import iso
+from runbook.engine.clock import iso, parse
 from runbook.pluginapi import process_start
+from runbook.store import lease_shift
 
 LIVE, GONE, UNKNOWN = "live", "gone", "unknown"
 
@@ -89,7 +91,9 @@ def status(owner: dict | None, lease_until: datetime | None, now: datetime, leas
         held = leases.lease_live(holder(owner), iso(now)) if leases is not None else None
         if held is not None:
             return LIVE if held else GONE
-        return LIVE if lease_until is not None and now < lease_until else GONE
+        if lease_until is None:
+            return GONE
+        return LIVE if (parse(leases.lease_clock(iso(now))) if leases is not None else now) < lease_until else GONE
     pid = owner.get("pid")
     if pid == os.getpid() and owner.get("start") == process_start(pid):
         with _lock:
@@ -100,6 +104,13 @@ def status(owner: dict | None, lease_until: datetime | None, now: datetime, leas
     if start is not None and owner.get("start") is not None and start != owner["start"]:
         return GONE  # the pid was recycled
     return LIVE
+
+
+def lease_end(engine, seconds: float) -> str:
+    """When a lease of `seconds` taken now ends, on the store's lease clock (PostgreSQL: the
+    database's), as recorded with an intent ("until", lease_until): whoever compares it later
+    compares it on that clock too (`status`)."""
+    return lease_shift(engine.store.lease_clock(iso(engine.clock.now())), seconds)
 
 
 def describe(owner: dict | None) -> str:

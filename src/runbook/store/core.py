@@ -496,6 +496,10 @@ class SqlStore:
         """SQL for `seconds` after now on the lease clock, and its parameters."""
         return "?", [lease_shift(now, seconds)]
 
+    def lease_clock(self, now: str) -> str:
+        """Now on the lease clock (the ISO text of `now`, the caller's, here)."""
+        return now
+
     @guarded
     def renew_lease(self, holder: str, host: str, pid: int, seconds: float, now: str,
                     prune_after: float | None = None) -> bool:

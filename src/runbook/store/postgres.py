@@ -359,6 +359,12 @@ class PostgresStore(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
     def _lease_now(self, now: str) -> tuple[str, list]:
         return LEASE_NOW, []
 
+    @guarded
+    def lease_clock(self, now: str) -> str:
+        """Now on the database's clock: what the lease times of processes that hold no server
+        lease (their intents' "until") are set and compared on too."""
+        return self.conn.execute(f"SELECT {LEASE_NOW}").fetchone()[0]
+
     def _lease_later(self, now: str, seconds: float) -> tuple[str, list]:
         return LEASE_LATER, [float(seconds)]
 
