@@ -191,3 +191,21 @@ def ends_in(server: Server, clock, seconds: float) -> None:
     """`server`'s lease now ends `seconds` from now on the store's clock (it stopped renewing)."""
     server.engine.store.renew_lease(server.lease.holder, server.lease.host, server.lease.pid, seconds,
                                     iso(clock.now()))
+
+
+def test_the_next_pass_comes_when_another_servers_lease_ends_if_that_is_sooner(world):
+    """`runbook serve` sleeps `next_pass(--tick)` between passes: until the first lease of
+    another server ends (just after), when that comes before the next periodic pass."""
+    from runbook.service import EngineService
+
+    service = EngineService(world["first"])
+    try:
+        assert service.next_pass(1.0) == 1.0  # no other server's lease known
+        service.timer_pass.lease_ends_in = 0.3
+        assert 0.3 < service.next_pass(1.0) < 0.31
+        service.timer_pass.lease_ends_in = 5.0
+        assert service.next_pass(1.0) == 1.0
+        service.timer_pass.lease_ends_in = -0.2  # ended while the pass ran: at once
+        assert service.next_pass(1.0) == 0.0
+    finally:
+        service.close()
