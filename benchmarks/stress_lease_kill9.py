@@ -232,7 +232,7 @@ def _trial(servers: list[Server], location: str, rng: random.Random, n: int) -> 
         while not stop.is_set():
             target = r.choice(servers)
             post(target.url, [alert(n, i) for i in r.sample(range(ALERTS), r.randint(1, 3))])
-    threads = [threading.Thread(target=client, args=(rng.random(),)) for _ in range(3)]
+    threads = [threading.Thread(target=client, args=(rng.random(),), daemon=True) for _ in range(3)]
     for t in threads:
         t.start()
     time.sleep(rng.uniform(0.05, 1.5))
