@@ -292,3 +292,43 @@ def test_roles_granted_before_migration_5_lose_the_summary_and_checkpoints(pg_cl
             old.close()
     finally:
         owner.close()
+
+
+def test_a_responder_opens_an_incident_for_an_alert_by_hand_through_the_ledgers_functions(team):
+    """The responder role may not write the alert ledger, so `incident open --alert` failed for
+    it; the row now moves through SECURITY DEFINER functions that check what it may become."""
+    from runbook.engine.intake import Alert
+
+    owner, as_role, _ = team
+    catalog = load([str(ROOT / "tests" / "serve_catalog"), str(ROOT / "tests" / "fixtures" / "catalog" / "playbooks")])
+    server = Engine(as_role("server"), VirtualClock(), None, catalog)
+    server.receive_alerts([Alert("abc12a", "firing", "2026-11-30T10:00:00Z",
+                                 {"alertname": "DiskAlmostFull", "instance": "db-3.example", "severity": "critical"},
+                                 {"summary": "93% used"}),
+                           Alert("abc12b", "firing", "2026-11-30T10:00:00Z", {"alertname": "Odd"})])
+    responder = Engine(as_role(), VirtualClock(), None, catalog)
+    with pytest.raises(Exception, match="host"):  # disk-full needs host (label instance): put back as it was
+        responder.open("disk-full", "ana", alert="abc12b")
+    state = responder.open("disk-full", "ana", alert="abc12a")
+    rows = {r["fingerprint"]: r for r in owner.alerts()}
+    assert (rows["abc12a"]["outcome"], rows["abc12a"]["incident"], rows["abc12a"]["owner"]) == (
+        "opened", state.id, None)
+    assert (rows["abc12b"]["outcome"], rows["abc12b"]["incident"], rows["abc12b"]["owner"]) == (
+        "unmatched", None, None)
+    # the functions move a row only as an incident opened by hand may: not an alert already taken,
+    # not "opened" for an incident whose log does not link it, not back once its incident exists
+    conn = responder.store.conn
+    assert conn.execute("SELECT runbook_claim_alert('abc12a', '2026-11-30T10:00:00Z', 'disk-full', 'INC-NEW1', "
+                        "'{}')").fetchone()[0] is False
+    assert conn.execute("SELECT runbook_claim_alert('abc12b', '2026-11-30T10:00:00Z', 'disk-full', %s, '{}')",
+                        [state.id]).fetchone()[0] is False  # an id an incident holds
+    assert conn.execute("SELECT runbook_claim_alert('abc12b', '2026-11-30T10:00:00Z', 'disk-full', 'INC-NEW2', "
+                        "'{}')").fetchone()[0] is True
+    assert conn.execute("SELECT runbook_settle_by_hand('abc12b', '2026-11-30T10:00:00Z', 'INC-NEW2', 'opened', "
+                        "'forged')").fetchone()[0] is False  # INC-NEW2's log (none) does not link it
+    assert conn.execute("SELECT runbook_settle_by_hand('abc12a', '2026-11-30T10:00:00Z', %s, 'unmatched', NULL)",
+                        [state.id]).fetchone()[0] is False
+    assert conn.execute("SELECT runbook_settle_by_hand('abc12b', '2026-11-30T10:00:00Z', 'INC-NEW2', 'unmatched', "
+                        "NULL)").fetchone()[0] is True
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("UPDATE alerts SET outcome = 'unmatched'")

@@ -9,7 +9,6 @@ SQLite and PostgreSQL. tests/test_leases_processes.py kills real servers.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from runbook.engine.intake import Alert
 from runbook.plugins import PluginHost
 from runbook.service import EngineService, TimerPass
 from runbook.settings import Settings
+from runbook.store import is_postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 A = {"host": "host-a", "pid": 4242, "start": "777", "token": "a-token"}
@@ -61,8 +61,21 @@ def video_alert(fingerprint: str) -> Alert:
 
 def a_lease(engine, seconds: float) -> None:
     """Server A renews its lease now, for `seconds`."""
-    now = engine.clock.now()
-    engine.store.renew_lease(owners.holder(A), A["host"], A["pid"], iso(now + timedelta(seconds=seconds)), iso(now))
+    engine.store.renew_lease(owners.holder(A), A["host"], A["pid"], seconds, iso(engine.clock.now()))
+
+
+def advance(engine, seconds: float) -> None:
+    """`seconds` pass: on the engine's clock, and on PostgreSQL on the database's, which lease
+    times are set and compared on (every lease ends that much sooner)."""
+    engine.clock.advance(seconds)
+    if is_postgres_url(engine.store.location):
+        earlier = ("to_char(({} ::timestamptz - make_interval(secs => %s)) AT TIME ZONE 'UTC', "
+                   "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+        engine.store.conn.execute(f"UPDATE leases SET expires_at = {earlier.format('expires_at')}", [float(seconds)])
+        until = earlier.format("(owner::jsonb ->> 'until')")
+        engine.store.conn.execute(  # the time a leaseless owner of a pending alert is trusted until
+            f"UPDATE alerts SET owner = jsonb_set(owner::jsonb, '{{until}}', to_jsonb({until}))::text "
+            "WHERE owner::jsonb ? 'until'", [float(seconds)])
 
 
 def pending_of_a(engine, alert: Alert, incident: str, owner=None) -> None:
@@ -94,9 +107,9 @@ def test_a_pending_alert_waits_out_its_servers_lease_then_opens_with_its_link_an
     a_lease(engine, 10)
     pending_of_a(engine, video_alert("d4a1"), "INC-D4A100")
     assert engine.recover_alerts() == []  # A's lease is live: its work is left to it
-    engine.clock.advance(9)
+    advance(engine, 9)
     assert engine.recover_alerts() == []
-    engine.clock.advance(2)  # A stopped renewing 11 s ago
+    advance(engine, 2)  # A stopped renewing 11 s ago
     (outcome,) = engine.recover_alerts()
     assert (outcome.outcome, outcome.incident) == ("opened", "INC-D4A100")
     state = engine.state("INC-D4A100")
@@ -110,7 +123,7 @@ def test_a_renewed_lease_keeps_the_work_with_its_server(engine):
     a_lease(engine, 10)
     pending_of_a(engine, video_alert("d4a2"), "INC-D4A200")
     for _ in range(5):
-        engine.clock.advance(4)
+        advance(engine, 4)
         a_lease(engine, 10)
         assert engine.recover_alerts() == []
     assert row(engine, "d4a2")["outcome"] == "pending"
@@ -121,7 +134,7 @@ def test_a_redelivery_after_the_lease_ended_opens_the_alert_rather_than_answerin
     pending_of_a(engine, video_alert("d4a3"), "INC-D4A300")
     (early,) = engine.receive_alerts([video_alert("d4a3")])
     assert early.outcome == "repeat"  # acted on by no one: A holds it (the sender was told "pending")
-    engine.clock.advance(11)
+    advance(engine, 11)
     (outcome,) = engine.receive_alerts([video_alert("d4a3")])
     assert (outcome.outcome, outcome.incident) == ("opened", "INC-D4A300")
     assert [e.record.fingerprint for e in engine.state("INC-D4A300").events if e.type == "alert_received"] == [
@@ -133,12 +146,22 @@ def test_a_redelivery_after_the_lease_ended_opens_the_alert_rather_than_answerin
 def test_an_owner_without_a_server_lease_is_trusted_until_its_own_lease(engine):
     """A responder's `runbook alert open` on another host holds no server lease: the row's own
     time ("until") decides."""
-    by_hand = {**A, "until": iso(engine.clock.now() + timedelta(seconds=60))}
+    by_hand = {**A, "until": owners.lease_end(engine, 60)}
     pending_of_a(engine, video_alert("d4a4"), "INC-D4A400", owner=by_hand)
-    engine.clock.advance(59)
+    advance(engine, 59)
     assert engine.recover_alerts() == []
-    engine.clock.advance(2)
+    advance(engine, 2)
     assert [o.outcome for o in engine.recover_alerts()] == ["opened"]
+
+
+def test_a_host_clock_ahead_does_not_end_a_leaseless_owners_time_early(engine, backend):
+    """On PostgreSQL the time a process without a server lease is trusted is set and compared on
+    the database's clock: a server whose clock runs an hour ahead does not take its alert."""
+    by_hand = {**A, "until": owners.lease_end(engine, 60)}
+    pending_of_a(engine, video_alert("d4a6"), "INC-D4A600", owner=by_hand)
+    engine.clock.advance(3600)  # this host's clock only
+    taken = [o.outcome for o in engine.recover_alerts()]
+    assert taken == ([] if backend == "postgres" else ["opened"])  # SQLite: one host, one clock
 
 
 def test_a_server_killed_mid_auto_degradation_leaves_one_incident_that_the_next_server_finishes(engine, monkeypatch):
@@ -157,9 +180,9 @@ def test_a_server_killed_mid_auto_degradation_leaves_one_incident_that_the_next_
     (incident,) = [r["id"] for r in engine.store.incidents()]
     assert engine.state(incident).degradations["audio-only"].pending
     assert row(engine, "d4a5")["outcome"] == "pending"
-    engine.clock.advance(5)
+    advance(engine, 5)
     assert engine.recover_alerts() == []
-    engine.clock.advance(6)
+    advance(engine, 6)
     (outcome,) = engine.recover_alerts()
     assert (outcome.outcome, outcome.incident) == ("opened", incident)
     assert [r["id"] for r in engine.store.incidents()] == [incident]
@@ -196,12 +219,12 @@ def test_a_stage_change_of_a_server_gone_is_settled_after_its_lease_and_the_chec
     incident = _stage_change_in_flight(engine, monkeypatch)
     engine.metrics_source.value = 0.5  # far over "< 0.02"
     ticks = TimerPass()
-    engine.clock.advance(5)
+    advance(engine, 5)
     ticks(engine)
     assert engine.state(incident).degradations["audio-only"].pending  # A may still finish it
-    engine.clock.advance(6)
+    advance(engine, 6)
     ticks(engine)  # A's lease ran out: settled, then its checks fire again
-    engine.clock.advance(30)
+    advance(engine, 30)
     ticks(engine)
     state = engine.state(incident)
     deg = state.degradations["audio-only"]
@@ -221,11 +244,37 @@ def test_a_stage_change_of_a_dead_process_on_this_host_is_settled_at_the_next_pa
 def test_the_server_holds_renews_and_at_the_end_gives_up_its_lease(engine):
     service = EngineService(engine)
     service.hold_lease(9)
-    holder = service.keeper.lease.holder
-    start = engine.clock.now()
-    assert engine.store.lease_expiry(holder) == iso(start + timedelta(seconds=9))
-    engine.clock.advance(20)
-    service.keeper.lease.renew()
-    assert engine.store.lease_expiry(holder) == iso(start + timedelta(seconds=29))
+    lease = service.keeper.lease
+
+    def live():
+        return engine.store.lease_live(lease.holder, iso(engine.clock.now()))
+    assert live()
+    advance(engine, 8)
+    assert live() and lease.renew()  # renewed in time: still running
+    advance(engine, 8)
+    assert live()
+    advance(engine, 2)
+    assert not live()
+    assert not lease.renew()  # it had run out: the server is told (others may have taken its work)
+    assert live()
     service.close()
-    assert engine.store.lease_expiry(holder) == iso(start + timedelta(seconds=20))  # ended: taken over at once
+    assert not live()  # ended: taken over at once
+
+
+def test_a_dead_servers_lease_on_this_host_is_ended_so_its_incidents_timers_go_on_at_once(engine):
+    """A server restarted after a crash on the same host need not wait the dead one's lease out
+    for the timers of the incidents it held: the dead process's lease is ended at start."""
+    incident = engine.open("video-call-degraded", "ana").id
+    dead = {"host": owners._host(), "pid": 2 ** 22 + 23, "start": "777"}
+    now = iso(engine.clock.now())
+    engine.store.renew_lease(owners.holder(dead), dead["host"], dead["pid"], 10, now)
+    assert engine.store.take_incident(incident, owners.holder(dead), now) == 1
+    a_lease(engine, 10)  # server A, on another host: left alone
+    service = EngineService(engine)
+    service.hold_lease(10)
+    try:
+        assert not engine.store.lease_live(owners.holder(dead), now)
+        assert engine.store.lease_live(owners.holder(A), now)
+        assert engine.store.take_incident(incident, service.keeper.lease.holder, iso(engine.clock.now())) == 2
+    finally:
+        service.close()

@@ -43,6 +43,7 @@ FROZEN = {
     "5_append.sql": "38cc52538740c84fd735fc51b92cb2ac45e1c325dda1ef80b55571d85f5e7550",
     "5_event_check.sql": "4a94eb5b433460054b29fd2c354f9bc31c18e0b4db80e8cc620c6ef896acd3c6",
     "10_event_check.sql": "4ad22b1a3de7a81e160f1f7b00a84868f27e836bf39b2d04666c61fa1c992ee8",
+    "13_alert_by_hand.sql": "e3f063b58e496f48417f8c0e60d52a36227ba3bb59d9fed2b515f041c269e3a1",
     "14_append.sql": "21114e7e5486324f4f06a9db56921096057ab49df3efb587c5e92b476b70056f",
     "15_event_check.sql": "4e83c2b3760120540ba93cebc66d3929f79dc0424eec239c0fbb3a92d06fb018",
     "16_event_check.sql": "b00ade4870721196be336c666fface65d669e5bb75565221fead19c4a26bd7c4",

@@ -669,6 +669,34 @@ def test_a_session_holding_runbooks_lock_makes_healthz_503_and_the_intake_busy_n
         engine.store.close()
 
 
+def test_another_process_holding_sqlites_write_lock_makes_healthz_503(tmp_path, monkeypatch):
+    """/healthz answered 200 while another process held the SQLite file's write lock (an alert
+    could not have been recorded): it now tries the lock (BEGIN IMMEDIATE, a short wait, rolled
+    back) and says what is wrong."""
+    import sqlite3
+
+    from runbook.store import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "HEALTH_LOCK_TIMEOUT", 0.2)
+    path = tmp_path / "db.sqlite"
+    engine = Engine(Store(str(path), key=None), VirtualClock(), None, catalog())
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        with TestClient(build_app(EngineService(engine), ServeConfig(TOKEN, tick_every=0))) as client:
+            assert client.get("/healthz").text == "ok\n"
+            holder.execute("BEGIN IMMEDIATE")
+            sick = client.get("/healthz")
+            assert sick.status_code == 503
+            assert sick.text.startswith("unhealthy: the incident database") and "another process has held its " \
+                "write lock over 0.2s" in sick.text and sick.text.count("\n") == 1
+            holder.execute("ROLLBACK")
+            assert client.get("/healthz").text == "ok\n"
+            assert outcomes(post(client, payload(alert(instance="e.example")))) == [("DiskFull", "pending")]
+    finally:
+        holder.close()
+        engine.store.close()
+
+
 def test_serve_reminds_the_owners_of_overdue_action_items(engine):
     """The server's timer loop reminds overdue items' owners (hourly; each at most once a day, as
     the log says), so no cron job is needed beside `runbook serve`."""

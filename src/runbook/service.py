@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -296,17 +297,29 @@ class EngineService:
                 lane.submit(lambda engine: engine.forget(live))
         return fired
 
+    def next_pass(self, every: float) -> float:
+        """Seconds until the next timer pass: `every`, or sooner when another server's lease ends
+        before then (its work is taken over at that instant, not at the next periodic pass)."""
+        ends = self.timer_pass.lease_ends_in
+        return every if ends is None else max(0.0, min(every, ends + TimerPass.PAST_LEASE))
+
     def hold_lease(self, seconds: float) -> None:
-        """Hold this process's lease on the work it owns (pending alerts, flag changes in flight)
-        for `seconds` at a time, renewed on a thread and connection of its own until `join`
-        ends it; once it runs out, any other server takes that work over (engine/owner.py)."""
+        """Hold this process's lease on the work it owns (pending alerts, flag changes in flight,
+        the timers of the incidents it ticks) for `seconds` at a time, renewed on a thread and
+        connection of its own until `join` ends it; once it runs out, any other server takes that
+        work over (engine/owner.py)."""
         from runbook.store import open_store
 
         first = self.first_engine()
         location = first.store.location
         store = first.store if location == ":memory:" else open_store(location, key=first.store.key,
                                                                       key_created=first.store.key_created)
-        self.keeper = LeaseKeeper(owners.Lease(store, first.clock, seconds), own=store is not first.store)
+        lease = owners.Lease(store, first.clock, seconds)
+        self.keeper = LeaseKeeper(lease, own=store is not first.store)
+        held = owners.IncidentLeases(lease.holder)
+        self.timer_pass.leases = held
+        for lane in self.lanes:  # before any work submitted after this
+            lane.submit(_hold_timers, held)
 
     # lifetime ----------------------------------------------------------------------------
 
@@ -344,15 +357,30 @@ class LeaseKeeper:
         self.lease, self._own = lease, own
         self._stop = threading.Event()
         lease.renew(first=True)  # held before the first alert is taken; a failure here stops the start
+        self._end_dead()
         self._thread = threading.Thread(target=self._run, name="runbook-lease", daemon=True)
         self._thread.start()
+
+    def _end_dead(self) -> None:
+        """Those of this host's servers that died leave their work at once (engine/owner.py)."""
+        try:
+            for held in owners.end_dead_leases(self.lease.store, self.lease.clock):
+                log.info("ended the lease of %s, a server on this host that is gone: its work is taken over",
+                         one_line(held))
+        except RunbookError as exc:
+            log.warning("could not look for dead servers' leases on this host: %s", one_line(str(exc)))
 
     def _run(self) -> None:
         while not self._stop.wait(self.lease.due):
             try:
-                self.lease.renew()
+                running = self.lease.renew()
             except RunbookError as exc:
                 log.warning("could not renew this server's lease: %s", one_line(str(exc)))
+                continue
+            self._end_dead()
+            if not running:  # stalled (or cut off) past it: its incidents' epochs fence what it held
+                log.warning("this server's lease had run out before it was renewed (stalled?): other servers may "
+                            "have taken its work over; it stands down from what they took")
 
     def stop(self) -> None:
         self._stop.set()
@@ -379,6 +407,10 @@ def _close_engine(engine, drain: bool) -> None:
 
 def _set_catalog(engine, catalog) -> None:
     engine.catalog = catalog
+
+
+def _hold_timers(engine, leases) -> None:
+    engine.timer_leases = leases
 
 
 class AlertBacklog:
@@ -458,35 +490,39 @@ def _act_on_alerts(engine, received, owner, actor) -> bool:
 class TimerPass:
     """Fire what is due on the incidents that can still have timers: open ones, those in their
     follow-up phase, and those resolved in the last RESOLVED_WINDOW (a pager's resolve being
-    retried); first, open the incidents of alerts left pending by an intake that is gone, and
-    settle each incident's flag changes and actions whose owner is gone (a server killed in the
-    middle of a stage change: its stage checks wait on that change). An incident whose log has
-    not changed and that has nothing in flight is skipped until its next timer is due (looked at
+    retried). First what a server that is gone left: the incidents of alerts it left pending,
+    then on every incident the flag changes and actions whose owner is gone (a server killed in
+    the middle of a stage change: its stage checks wait on that change), before any timer fires,
+    so a take-over never waits behind other incidents' timers. An incident whose log has not
+    changed and that has nothing in flight is skipped until its next timer is due (looked at
     again every RECHECK anyway), so an alert storm's thousand open incidents do not keep the lane
     busy; one with a change in flight is looked at on every pass, to take it over as soon as its
-    owner's lease runs out. Returns (events fired, the ids still worked on)."""
+    owner's lease runs out. With `leases` (a server's IncidentLeases) an incident's timers fire
+    only on the server that holds it (Engine.tick), and the pass notes when the next lease of
+    another server ends (`lease_ends_in`), so the next pass runs then. Returns (events fired,
+    the ids still worked on)."""
 
     RECHECK = timedelta(seconds=30)
     RESOLVED_WINDOW = timedelta(minutes=15)
+    PAST_LEASE = 0.005  # seconds after another server's lease ends that the pass looks again
 
     def __init__(self):
         # id -> (last seq, next due, checked at, something in flight)
         self.known: dict[str, tuple[int, object, object, bool]] = {}
+        self.leases: owners.IncidentLeases | None = None
+        self.lease_ends_in: float | None = None  # seconds from the end of the last pass
+        self._take_over_at: float | None = None  # time.monotonic() then
 
     def __call__(self, engine) -> tuple[int, set[str]]:
-        for outcome in engine.recover_alerts():
-            log.info("opened the incident of a pending alert: %s %s", outcome.outcome, outcome.incident or "")
         now = engine.clock.now()
         rows = engine.list(open_only=True)
         rows += engine.list(status="resolved", resolved_since=iso(now - self.RESOLVED_WINDOW))
-        fired = 0
-        for row in rows:
-            seen = self.known.get(row["id"])
-            if (seen and seen[0] == row["last_seq"] and not seen[3] and (seen[1] is None or now < seen[1])
-                    and now - seen[2] < self.RECHECK):
-                continue
+        looked = [row for row in rows if not self._skipped(row, now)]
+        fired = self._take_over(engine, looked)
+        for row in looked:
+            if self._take_over_at is not None and time.monotonic() >= self._take_over_at:
+                fired += self._take_over(engine, looked)  # a lease ended in the middle of the pass: at once
             try:
-                fired += len(engine.effects.reconcile(row["id"]))  # only what a gone owner left (engine/owner.py)
                 fired += len(engine.tick(row["id"]))
                 state = engine.state(row["id"])
                 # a background command running is looked at on every pass (it may end by itself)
@@ -498,4 +534,38 @@ class TimerPass:
         live = {row["id"] for row in rows}
         self.known = {i: v for i, v in self.known.items() if i in live}
         engine.forget(live)  # the folded states of closed incidents go; memory stays flat for months
+        if self.leases is not None:
+            self.leases.forget(live)
+            self._next_lease_end(engine)
         return fired, live
+
+    def _take_over(self, engine, rows: list[dict]) -> int:
+        """What servers that are gone left: the incidents of their pending alerts opened, their
+        flag changes and actions in flight settled (only those of a gone owner, engine/owner.py)."""
+        for outcome in engine.recover_alerts():
+            log.info("opened the incident of a pending alert: %s %s", outcome.outcome, outcome.incident or "")
+        fired = 0
+        for row in rows:
+            seen = self.known.get(row["id"])
+            if seen is not None and seen[0] == row["last_seq"] and not seen[3]:
+                continue  # nothing in flight when it was last looked at, and its log has not moved since
+            try:
+                fired += len(engine.effects.reconcile(row["id"]))
+            except RunbookError as exc:
+                log.warning("settling what a gone owner left on %s: %s", row["id"], one_line(str(exc)))
+        if self.leases is not None:
+            self._next_lease_end(engine)
+        return fired
+
+    def _next_lease_end(self, engine) -> None:
+        try:
+            self.lease_ends_in = engine.store.next_lease_end(self.leases.holder, iso(engine.clock.now()))
+        except RunbookError as exc:
+            self.lease_ends_in = None
+            log.warning("could not read other servers' leases: %s", one_line(str(exc)))
+        self._take_over_at = None if self.lease_ends_in is None else time.monotonic() + self.lease_ends_in
+
+    def _skipped(self, row: dict, now) -> bool:
+        seen = self.known.get(row["id"])
+        return bool(seen and seen[0] == row["last_seq"] and not seen[3] and (seen[1] is None or now < seen[1])
+                    and now - seen[2] < self.RECHECK)

@@ -49,8 +49,9 @@ def _size(text: str) -> int:
               help="Seconds a client has to send a whole request (headers and body) after connecting or "
                    "after its previous answer; then the connection is closed (408 when a body was due).")
 @click.option("--lease", default=10.0, show_default=True, type=click.FloatRange(1, 3600),
-              help="Seconds this server's lease on the work it owns (pending alerts, flag changes in flight) "
-                   "lasts unrenewed; renewed every third of it. Another server takes the work over once it ends.")
+              help="Seconds this server's lease on the work it owns (pending alerts, flag changes in flight, the "
+                   "timers of the incidents it ticks) lasts unrenewed; renewed every third of it. Another server "
+                   "takes the work over when it ends.")
 @click.option("--max-viewers", default=1000, show_default=True, type=click.IntRange(1, None),
               help="Live status-page streams at once (each a connection); 503 beyond.")
 @click.option("--log-level", default="info", show_default=True,
@@ -92,9 +93,11 @@ def serve(ctx: Context, host, port, token_file, view_token_file, public, status_
     \b
     Several servers may share one database (on one host or several): each
     holds a lease on the work it owns, renewed while it runs; when a server
-    dies, another takes its pending alerts and flag changes in flight over
-    once the lease ends (--lease; hosts' clocks in step, e.g. NTP). The host
-    recorded as owner is RUNBOOK_HOSTNAME, else the machine's host name.
+    dies, another takes its pending alerts, flag changes in flight and its
+    incidents' timers over when the lease ends (--lease; on PostgreSQL on
+    the database's clock). One server at a time fires an incident's timers.
+    The host recorded as owner is RUNBOOK_HOSTNAME, else the machine's host
+    name.
 
     \b
     Database: runbook --db FILE|URL serve, or RUNBOOK_DB (a SQLite file,

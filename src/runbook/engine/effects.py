@@ -120,8 +120,8 @@ class Effects:
                 raise CommandError(f"degradation '{name}' was just restored by someone else")
             if op == "restore" and set(current.flags) != set(flags):
                 raise CommandError(f"degradation '{name}' changed while restoring; try again")
-            lease = self.engine.clock.now() + timedelta(seconds=FLAG_LEASE * max(len(flags), 1))
-            return [DegradationStarted(name, op, flags, step_id, option, owner, iso(lease), stage, share,
+            lease = owners.lease_end(self.engine, FLAG_LEASE * max(len(flags), 1))
+            return [DegradationStarted(name, op, flags, step_id, option, owner, lease, stage, share,
                                        list(plan.lines))]
         events = self.command(incident, actor, intent)
         results, errors = [], []
@@ -227,9 +227,9 @@ class Effects:
             if step.background:
                 request = request._replace(output=background_output(s.id, step.id))
             held = INTERACTIVE_LEASE if step.interactive else request.timeout + ACTION_LEASE_GRACE
-            lease = self.engine.clock.now() + timedelta(seconds=held)
+            lease = owners.lease_end(self.engine, held)
             return [ActionStarted(step.id, list(request.argv) if request.argv is not None else None, step.uses,
-                                  dict(request.params), owner, iso(lease), request.pidfile, request.cwd,
+                                  dict(request.params), owner, lease, request.pidfile, request.cwd,
                                   dict(request.env), attached=attached_to if step.interactive else "")]
         events = self.command(incident, actor, intent)
         return Started(events, request)

@@ -17,6 +17,7 @@ in `engine/effects.py`.
 from __future__ import annotations
 
 import itertools
+import logging
 import uuid
 from contextlib import nullcontext
 from datetime import timedelta
@@ -63,11 +64,13 @@ from runbook.engine.state import ACTIVE, IncidentState
 from runbook.engine.step_commands import StepCommands
 from runbook.engine.ticks import fire_due
 from runbook.errors import CommandError, ReasonNeeded, RecordError
-from runbook.store import ConflictError, IncidentStore, StoreError
-from runbook.text import check_actor
+from runbook.store import ConflictError, FencedError, IncidentStore, StoreError
+from runbook.text import check_actor, one_line
 
 if TYPE_CHECKING:  # the loader pulls in PyYAML; only its types are needed here
     from runbook.catalog.loader import Catalog
+
+log = logging.getLogger("runbook.engine")
 
 RETRIES = 20
 RESOLVE_WAIT = 10.0  # seconds `resolve` waits for a flag change in flight before refusing
@@ -109,6 +112,10 @@ class Engine(StepCommands):
         # `requests` (RUNBOOK_REQUEST, runtime.py) finds what its first run recorded
         self.requests = uuid.uuid4().hex[:16]
         self.retried = False  # True: `requests` are those of a run told it failed; look for what it recorded
+        # a server's hold on incidents' timers (owner.IncidentLeases): set, `tick` fires only what
+        # this server holds, each write fenced by the epoch it holds it at; None: every tick fires
+        self.timer_leases = None
+        self._fence: tuple[str, tuple[str, int]] | None = None  # (incident, (holder, epoch)) of the tick running
         self._request_numbers = itertools.count(1)
 
     # reading ------------------------------------------------------------------------------
@@ -280,7 +287,8 @@ class Engine(StepCommands):
         stored = self.store.append(state.id, state.last_seq, [
             {"ts": now, "actor": actor, "type": r.type, "data": r.to_data(), "summary": r.project(now)}
             for r in records], after_hash=state.events[-1].hash if held and state.events else None,
-            request=f"{self.requests}.{next(self._request_numbers)}", retried=self.retried)
+            request=f"{self.requests}.{next(self._request_numbers)}", retried=self.retried,
+            fence=self._fence[1] if self._fence is not None and self._fence[0] == state.id else None)
         if stored and stored[0].seq <= state.last_seq:
             return []  # a command run again after a lost connection: its first run's events are in the log
         at = parse(now)
@@ -762,7 +770,28 @@ class Engine(StepCommands):
 
     def tick(self, incident: str) -> list[Event]:
         """Fire everything that is due by now, earliest first (a late tick catches up in order);
-        a rehearsal whose end conditions hold is then over: noted and resolved."""
+        a rehearsal whose end conditions hold is then over: noted and resolved. With
+        `timer_leases` (a server), only on an incident whose lease this server holds or takes now,
+        every write fenced: when another server took it over meanwhile, one line says so and this
+        server stands down from it (nothing fired)."""
+        leases = self.timer_leases
+        if leases is None:
+            return self._tick(incident)
+        fence = leases.take(self, incident)
+        if fence is None:
+            return []  # another server's lease holds its timers
+        self._fence = (incident, fence)
+        try:
+            return self._tick(incident)
+        except FencedError as exc:
+            leases.lost(incident)
+            self._states.pop(incident, None)
+            log.warning("%s; standing down from its timers", one_line(str(exc)))
+            return []
+        finally:
+            self._fence = None
+
+    def _tick(self, incident: str) -> list[Event]:
         fired = fire_due(self, incident)
         if self.state(incident).background:  # one that ended by itself is noticed here
             fired += background.settle(self, incident)

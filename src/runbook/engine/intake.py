@@ -232,14 +232,14 @@ def open_by_hand(engine, alert: str, playbook: str, actor: str, **options):
         try:
             engine.open(playbook, actor, labels=row["labels"], incident=incident, **options)
         except BaseException:
-            engine.store.settle_alert(row["fingerprint"], row["starts_at"], row["outcome"], row["reason"],
-                                      incident=None)
+            engine.store.settle_alert_by_hand(row["fingerprint"], row["starts_at"], incident, row["outcome"],
+                                              row["reason"])
             raise
         record = AlertReceived(row["fingerprint"], row["starts_at"], row["alertname"] or "", dict(row["labels"]),
                                (row["annotations"] or {}).get("summary", ""), row["generator_url"] or "", True)
         engine.command(incident, actor, lambda s: [record])
-        engine.store.settle_alert(row["fingerprint"], row["starts_at"], "opened",
-                                  f"opened by hand by {actor} on {playbook}")
+        engine.store.settle_alert_by_hand(row["fingerprint"], row["starts_at"], incident, "opened",
+                                          f"opened by hand by {actor} on {playbook}")
         return engine.state(incident)
     finally:
         owners.release(owner)
@@ -247,7 +247,8 @@ def open_by_hand(engine, alert: str, playbook: str, actor: str, **options):
 
 def _leased(engine, owner: dict) -> dict:
     """`owner` with the time until which it is trusted without a server lease ("until")."""
-    owner.setdefault("until", iso(engine.clock.now() + OPEN_LEASE))
+    if "until" not in owner:
+        owner["until"] = owners.lease_end(engine, OPEN_LEASE.total_seconds())
     return owner
 
 

@@ -10,7 +10,16 @@ that lease alone decides for everything the server owns; a process that holds no
 command, the TUI) is trusted until the lease recorded with its intent runs out. An owner on
 another host with neither is gone. A change whose owner is alive is never settled under it.
 
-Hosts compare lease times on their own clocks: keep them in step (NTP) to well within a lease.
+An incident's timers are fired by one server at a time: the one whose lease holds the incident
+(`IncidentLeases`, taken at its first tick, kept while its server lease runs, taken over once that
+lease ends). Each take-over moves the incident's epoch on, and every write of a timer pass carries
+the epoch it was taken at, checked in the write's own transaction: a server that stalled past its
+lease (SIGSTOP, a long pause) and wakes finds its writes refused and stands down from the incident.
+
+Lease times are set and compared on the store's clock: server leases in the statement itself,
+the time a leaseless process is trusted ("until", lease_until) against the store's now. On
+PostgreSQL that is the database's clock, so one host's clock running ahead never takes another's
+work early; on SQLite (one host) this host's.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from datetime import datetime, timedelta
 
 from runbook.engine.clock import iso, parse
 from runbook.pluginapi import process_start
+from runbook.store import lease_shift
 
 LIVE, GONE, UNKNOWN = "live", "gone", "unknown"
 
@@ -79,14 +89,16 @@ def release(owner: dict | None) -> None:
 
 def status(owner: dict | None, lease_until: datetime | None, now: datetime, leases=None) -> str:
     """LIVE, GONE, or UNKNOWN (an intent written before owners were recorded). `leases`: the
-    store, whose server leases decide for an owner on another host."""
+    store, whose server leases decide for an owner on another host (on the store's clock)."""
     if not owner:
         return UNKNOWN
     if owner.get("host") != _host():
-        held = leases.lease_expiry(holder(owner)) if leases is not None else None
+        held = leases.lease_live(holder(owner), iso(now)) if leases is not None else None
         if held is not None:
-            return LIVE if now < parse(held) else GONE
-        return LIVE if lease_until is not None and now < lease_until else GONE
+            return LIVE if held else GONE
+        if lease_until is None:
+            return GONE
+        return LIVE if (parse(leases.lease_clock(iso(now))) if leases is not None else now) < lease_until else GONE
     pid = owner.get("pid")
     if pid == os.getpid() and owner.get("start") == process_start(pid):
         with _lock:
@@ -97,6 +109,13 @@ def status(owner: dict | None, lease_until: datetime | None, now: datetime, leas
     if start is not None and owner.get("start") is not None and start != owner["start"]:
         return GONE  # the pid was recycled
     return LIVE
+
+
+def lease_end(engine, seconds: float) -> str:
+    """When a lease of `seconds` taken now ends, on the store's lease clock (PostgreSQL: the
+    database's), as recorded with an intent ("until", lease_until): whoever compares it later
+    compares it on that clock too (`status`)."""
+    return lease_shift(engine.store.lease_clock(iso(engine.clock.now())), seconds)
 
 
 def describe(owner: dict | None) -> str:
@@ -122,14 +141,64 @@ class Lease:
 
     @property
     def due(self) -> float:
-        """Seconds between renewals: three tries before the lease runs out."""
+        """Seconds between renewals: three tries before the lease runs out. A server dies at most
+        one renewal after the last: its lease ends at most `seconds` after its death."""
         return self.seconds / 3
 
-    def renew(self, first: bool = False) -> None:
-        now = self.clock.now()
-        self.store.renew_lease(self.holder, self.host, self.pid, iso(now + timedelta(seconds=self.seconds)),
-                               iso(now), prune_before=iso(now - PRUNE_AFTER) if first else None)
+    def renew(self, first: bool = False) -> bool:
+        """Renew; whether the lease was still running (False after the first: it ran out before
+        this renewal, so other servers may have taken over work this one held)."""
+        return self.store.renew_lease(self.holder, self.host, self.pid, self.seconds, iso(self.clock.now()),
+                                      prune_after=PRUNE_AFTER.total_seconds() if first else None)
 
     def end(self) -> None:
-        now = iso(self.clock.now())
-        self.store.renew_lease(self.holder, self.host, self.pid, now, now)
+        self.store.renew_lease(self.holder, self.host, self.pid, 0, iso(self.clock.now()))
+
+
+def end_dead_leases(store, clock) -> list[str]:
+    """End the running leases of servers on this host whose process is gone (killed: its pid gone
+    or recycled), so what they held (their incidents' timers) is taken over now, not a lease
+    later: a server restarted after a crash goes on at once. The holders ended."""
+    host, now = _host(), iso(clock.now())
+    ended = []
+    for held, pid in store.running_leases(host, now):
+        start = held.rsplit(" ", 1)[-1]
+        if pid == os.getpid() or (isinstance(pid, int) and _running(pid) and str(process_start(pid)) == start):
+            continue
+        store.renew_lease(held, host, pid, 0, now)
+        ended.append(held)
+    return ended
+
+
+class IncidentLeases:
+    """Which incidents' timers this server fires: each taken in the store at its first tick and
+    held while the server's lease runs (`Engine.tick`). The epochs taken are remembered (one read
+    fewer a tick); a remembered epoch that another server moved on is found out at the next write,
+    which the store refuses (`FencedError`), and is then forgotten (`lost`)."""
+
+    def __init__(self, holder: str):
+        self.holder = holder
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, engine, incident: str) -> tuple[str, int] | None:
+        """The fence (holder, epoch) this server's writes on `incident`'s timers carry, or None
+        while another server's lease holds them."""
+        with self._lock:
+            epoch = self._held.get(incident)
+        if epoch is None:
+            epoch = engine.store.take_incident(incident, self.holder, iso(engine.clock.now()))
+            if epoch is None:
+                return None
+            with self._lock:
+                self._held[incident] = epoch
+        return self.holder, epoch
+
+    def lost(self, incident: str) -> None:
+        with self._lock:
+            self._held.pop(incident, None)
+
+    def forget(self, keep) -> None:
+        """Forget the epochs of incidents not in `keep` (no longer worked on)."""
+        with self._lock:
+            self._held = {i: e for i, e in self._held.items() if i in keep}

@@ -285,8 +285,9 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
 
     async def ticking():
         pruned_at = reminded_at = None
+        wait = config.tick_every
         while True:
-            await asyncio.sleep(config.tick_every)
+            await asyncio.sleep(wait)
             now = asyncio.get_running_loop().time()
             if config.alert_retention and (pruned_at is None or now - pruned_at >= PRUNE_EVERY):
                 pruned_at = now
@@ -303,6 +304,7 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
                 log.warning("timer pass failed: %s", one_line(str(exc)))
             except Exception:  # keep serving; the next pass tries again
                 log.exception("timer pass failed")
+            wait = service.next_pass(config.tick_every)  # sooner when another server's lease ends first
 
     async def chatting():
         """Commands from the chat every `chat_every` seconds; the record out to the chat as soon as

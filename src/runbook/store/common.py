@@ -27,6 +27,27 @@ class ConflictError(RunbookError):
     exit_code = 6
 
 
+class FencedError(StoreError):
+    """A write guarded by an incident's lease, refused: another server took the lease over (its
+    epoch moved on) while this one stalled; this one stands down from that incident."""
+
+
+def lease_shift(moment: str, seconds: float) -> str:
+    """The ISO time `seconds` after `moment` (lease times: UTC, microseconds, a Z)."""
+    from datetime import datetime, timedelta
+
+    later = datetime.fromisoformat(moment.replace("Z", "+00:00")) + timedelta(seconds=seconds)
+    return later.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def lease_seconds(later: str, earlier: str) -> float:
+    """Seconds from lease time `earlier` to `later`."""
+    from datetime import datetime
+
+    return (datetime.fromisoformat(later.replace("Z", "+00:00"))
+            - datetime.fromisoformat(earlier.replace("Z", "+00:00"))).total_seconds()
+
+
 class StoredEvent(NamedTuple):
     incident: str
     seq: int

@@ -23,12 +23,15 @@ from runbook.store.common import (
     STATUS_TYPES,
     ChainKeyError,
     ConflictError,
+    FencedError,
     StoredEvent,
     StoreError,
     anchor_mac,
     checkpoint_from,
     checkpoint_upsert,
     data_json,
+    lease_seconds,
+    lease_shift,
     like_prefix,
     log_facts_from,
     missing_chain_key,
@@ -482,21 +485,100 @@ class SqlStore:
                       "updated_at = ? WHERE drill = ?", [outcome, incident, now, drill])
 
     # leases --------------------------------------------------------------------------------
+    # Lease times are set and compared on one clock, in the statement that uses them: the
+    # dialect's `_lease_now` (SQLite, one host: the caller's `now`; PostgreSQL: the database's).
+
+    def _lease_now(self, now: str) -> tuple[str, list]:
+        """SQL for "now" on the lease clock, and its parameters."""
+        return "?", [now]
+
+    def _lease_later(self, now: str, seconds: float) -> tuple[str, list]:
+        """SQL for `seconds` after now on the lease clock, and its parameters."""
+        return "?", [lease_shift(now, seconds)]
+
+    def lease_clock(self, now: str) -> str:
+        """Now on the lease clock (the ISO text of `now`, the caller's, here)."""
+        return now
 
     @guarded
-    def renew_lease(self, holder: str, host: str, pid: int, expires_at: str, now: str,
-                    prune_before: str | None = None) -> None:
-        """Hold (or extend) `holder`'s lease until `expires_at`; `expires_at` = `now` ends it.
-        `prune_before`: forget leases that ended before then (servers long gone)."""
+    def renew_lease(self, holder: str, host: str, pid: int, seconds: float, now: str,
+                    prune_after: float | None = None) -> bool:
+        """Hold (or extend) `holder`'s lease for `seconds` from now; 0 ends it. `prune_after`:
+        forget leases that ended that many seconds ago (servers long gone). Whether the lease was
+        still running (False: it had run out, or never existed: others may have taken its work)."""
+        at, at_params = self._lease_now(now)
+        end, end_params = self._lease_later(now, seconds)
         with self._write():
-            if prune_before:
-                self._run("DELETE FROM leases WHERE expires_at < ?", [prune_before])
-            self._run("INSERT INTO leases (holder, host, pid, expires_at, renewed_at) VALUES (?, ?, ?, ?, ?) "
+            if prune_after:
+                old, old_params = self._lease_later(now, -prune_after)
+                self._run(f"DELETE FROM leases WHERE expires_at < {old}", old_params)
+            row = self._run(f"SELECT expires_at > {at} FROM leases WHERE holder = ?", [*at_params, holder]).fetchone()
+            self._run(f"INSERT INTO leases (holder, host, pid, expires_at, renewed_at) VALUES (?, ?, ?, {end}, {at}) "
                       "ON CONFLICT (holder) DO UPDATE SET expires_at = excluded.expires_at, "
-                      "renewed_at = excluded.renewed_at", [holder, host, pid, expires_at, now])
+                      "renewed_at = excluded.renewed_at", [holder, host, pid, *end_params, *at_params])
+        return bool(row and row[0])
 
     @guarded
     def lease_expiry(self, holder: str) -> str | None:
         """When `holder`'s lease ends (or ended); None when it never held one."""
         row = self._run("SELECT expires_at FROM leases WHERE holder = ?", [holder]).fetchone()
         return row[0] if row else None
+
+    @guarded
+    def lease_live(self, holder: str, now: str) -> bool | None:
+        """Whether `holder`'s lease runs now on the lease clock; None when it never held one."""
+        at, params = self._lease_now(now)
+        row = self._run(f"SELECT expires_at > {at} FROM leases WHERE holder = ?", [*params, holder]).fetchone()
+        return None if row is None else bool(row[0])
+
+    @guarded
+    def running_leases(self, host: str, now: str) -> list[tuple[str, int]]:
+        """(holder, pid) of each lease held by a server on `host` that runs now."""
+        at, params = self._lease_now(now)
+        return [(r[0], r[1]) for r in self._run(f"SELECT holder, pid FROM leases WHERE host = ? AND expires_at > {at}",
+                                                [host, *params]).fetchall()]
+
+    @guarded
+    def next_lease_end(self, holder: str, now: str) -> float | None:
+        """Seconds until the first running lease of another holder than `holder` ends (its work
+        can then be taken over), or None when no other lease runs."""
+        at, params = self._lease_now(now)
+        row = self._run(f"SELECT min(expires_at), {at} FROM leases WHERE holder <> ? AND expires_at > {at}",
+                        [*params, holder, *params]).fetchone()
+        return None if row[0] is None else lease_seconds(row[0], row[1])
+
+    @guarded
+    def take_incident(self, incident: str, holder: str, now: str) -> int | None:
+        """Take (or keep) the lease on `incident`'s server-owned work (its timers) for `holder`,
+        whose own server lease then decides for it: its epoch (the fencing token every write
+        under it carries, see `append`), or None while another holder's server lease runs.
+        Taking it from a holder whose lease ran out moves the epoch on: that holder's writes are
+        refused from then on, whenever it wakes."""
+        at, params = self._lease_now(now)
+        free = (f"SELECT holder, epoch, EXISTS (SELECT 1 FROM leases l WHERE l.holder = i.holder "
+                f"AND l.expires_at > {at}) FROM incident_leases i WHERE incident = ?")
+        row = self._run(free, [*params, incident]).fetchone()
+        if row is not None and (row[0] == holder or row[2]):
+            return row[1] if row[0] == holder else None
+        with self._write():  # compare and set: a server taking it at the same moment wins once
+            if row is None:
+                taken = self._run(f"INSERT INTO incident_leases (incident, holder, epoch, taken_at) "
+                                  f"VALUES (?, ?, 1, {at}) ON CONFLICT (incident) DO NOTHING",
+                                  [incident, holder, *params]).rowcount
+                return 1 if taken == 1 else None
+            taken = self._run(f"UPDATE incident_leases SET holder = ?, epoch = epoch + 1, taken_at = {at} "
+                              "WHERE incident = ? AND holder = ? AND epoch = ?",
+                              [holder, *params, incident, row[0], row[1]]).rowcount
+            return row[1] + 1 if taken == 1 else None
+
+    def _check_fence(self, incident: str, fence: tuple[str, int]) -> None:
+        """Inside the write it guards: FencedError unless `fence` (holder, epoch) still holds the
+        incident's lease (the dialect may lock the row until the write commits)."""
+        row = self._run(f"SELECT holder, epoch FROM incident_leases WHERE incident = ?{self.fence_lock}",
+                        [incident]).fetchone()
+        if row is None or (row[0], row[1]) != tuple(fence):
+            now = f"{row[0]} (epoch {row[1]})" if row else "nobody"
+            raise FencedError(f"incident {incident}: this server's lease on its timers (epoch {fence[1]}) was "
+                              f"taken over by {now} while it stalled; the write was refused")
+
+    fence_lock = ""  # SQL after the fence's SELECT (PostgreSQL: FOR SHARE, held to commit)

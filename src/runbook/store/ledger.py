@@ -183,6 +183,24 @@ class SqlAlertLedger:
             return fresh if cursor.rowcount == 1 else None
 
     @guarded
+    def settle_alert_by_hand(self, fingerprint: str, starts_at: str, incident: str, outcome: str,
+                             reason: str | None = None) -> bool:
+        """Settle what `claim_alert_by_hand` reserved for `incident`: "opened" (its incident opened
+        and linked to the alert: PostgreSQL checks the log), or back to what it was (unmatched,
+        failed, resolved) while no incident of that id exists. Whether the row moved."""
+        if outcome == "opened":
+            sets, check = "outcome = 'opened', reason = ?, owner = NULL", ""
+        elif outcome in ("unmatched", "failed", "resolved"):
+            sets, check = "outcome = ?, reason = ?, owner = NULL, incident = NULL", \
+                " AND NOT EXISTS (SELECT 1 FROM incidents WHERE id = ?)"
+        else:
+            return False
+        params = ([reason] if outcome == "opened" else [outcome, reason]) + [fingerprint, starts_at, incident]
+        with self._write("ledger"):
+            return self._run(f"UPDATE alerts SET {sets} WHERE fingerprint = ? AND starts_at = ? AND incident = ? "
+                             f"AND outcome = 'pending'{check}", params + ([incident] if check else [])).rowcount == 1
+
+    @guarded
     def alerts(self, outcome: str | None = None, incident: str | None = None, pending: bool = False,
                limit: int | None = None, fingerprint: str | None = None, after: tuple | None = None) -> list[dict]:
         """Received alerts, the latest seen first; filtered by outcome, by incident, by fingerprint,

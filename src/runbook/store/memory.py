@@ -11,8 +11,11 @@ from runbook.store.common import (
     LATEST_COLUMNS,
     STATUS_RANK,
     ConflictError,
+    FencedError,
     StoredEvent,
     StoreError,
+    lease_seconds,
+    lease_shift,
     summary_updates,
 )
 from runbook.store.interface import StoreFeatures
@@ -31,6 +34,7 @@ class MemoryStore:
         self._schedule: dict[str, dict] = {}
         self._simulations: list[dict] = []
         self._leases: dict[str, str] = {}
+        self._incident_leases: dict[str, tuple[str, int]] = {}
 
     def close(self) -> None:
         pass
@@ -55,11 +59,13 @@ class MemoryStore:
         self._events[incident] = []
         return self._append(incident, first_events)
 
-    def append(self, incident, expected_seq, events, after_hash=None, request=None, retried=False):
+    def append(self, incident, expected_seq, events, after_hash=None, request=None, retried=False, fence=None):
         # no hash chain here (`_append`): the sequence number alone says where the log ends
         log = self._events.get(incident)
         if log is None:
             raise StoreError(f"incident {incident} does not exist")
+        if fence is not None and self._incident_leases.get(incident) != tuple(fence):
+            raise FencedError(f"incident {incident}: this server's lease on its timers was taken over")
         if len(log) != expected_seq:
             raise ConflictError(f"incident {incident} changed: expected event {expected_seq}, found {len(log)}")
         return self._append(incident, events)
@@ -188,13 +194,38 @@ class MemoryStore:
     def alerts(self, outcome=None, incident=None, pending=False, limit=None, fingerprint=None, after=None):
         return []  # simulations receive no alerts: the ledger belongs to `runbook serve`
 
-    def renew_lease(self, holder, host, pid, expires_at, now, prune_before=None):
-        if prune_before:
-            self._leases = {h: e for h, e in self._leases.items() if e >= prune_before}
-        self._leases[holder] = expires_at
+    def renew_lease(self, holder, host, pid, seconds, now, prune_after=None):
+        if prune_after:
+            before = lease_shift(now, -prune_after)
+            self._leases = {h: e for h, e in self._leases.items() if e >= before}
+        running = self.lease_live(holder, now)
+        self._leases[holder] = lease_shift(now, seconds)
+        return bool(running)
+
+    def lease_clock(self, now):
+        return now
 
     def lease_expiry(self, holder):
         return self._leases.get(holder)
+
+    def lease_live(self, holder, now):
+        end = self._leases.get(holder)
+        return None if end is None else end > now
+
+    def running_leases(self, host, now):
+        return []  # simulations run no servers
+
+    def next_lease_end(self, holder, now):
+        ends = [e for h, e in self._leases.items() if h != holder and e > now]
+        return lease_seconds(min(ends), now) if ends else None
+
+    def take_incident(self, incident, holder, now):
+        held = self._incident_leases.get(incident)
+        if held is not None and held[0] != holder and self.lease_live(held[0], now):
+            return None
+        if held is None or held[0] != holder:
+            held = self._incident_leases[incident] = (holder, held[1] + 1 if held else 1)
+        return held[1]
 
     def maintenance(self, ending_after=None, window=None, cancelled=True):
         return []  # simulations have no maintenance windows

@@ -70,6 +70,11 @@ CONNECT_TIMEOUT = 5
 LOCK_TIMEOUT = 5.0
 STATEMENT_TIMEOUT = 60.0
 HEALTH_LOCK_TIMEOUT = 2.0  # /healthz: how long runbook's locks may stay out of reach
+# lease times on the database's clock, as ISO text like the engine's (engine/clock.py iso): hosts'
+# clocks never decide whether a lease runs (store/core.py)
+_LEASE_FORMAT = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
+LEASE_NOW = f"to_char(clock_timestamp() AT TIME ZONE 'UTC', {_LEASE_FORMAT})"
+LEASE_LATER = f"to_char((clock_timestamp() + make_interval(secs => ?)) AT TIME ZONE 'UTC', {_LEASE_FORMAT})"
 TERM_SAMPLE = 500  # incidents whose words estimate how common a word is (see _term_docs)
 ESTIMATED_FROM = 10_000  # incidents: from then on their number is the planner's estimate
 FEATURES = StoreFeatures(persistent=True, holds_writers=True, notifies=True, grants=True, searches_text=True)
@@ -178,6 +183,38 @@ MIGRATIONS = (
     (11, "alerts: the group of sibling alerts each belongs to",
      ["ALTER TABLE alerts ADD COLUMN IF NOT EXISTS sibling_key text COLLATE \"C\"",
       "CREATE INDEX IF NOT EXISTS idx_alerts_sibling_key ON alerts (sibling_key)"]),
+    (12, "incident leases: one server fires an incident's timers, fenced by an epoch", [
+        *create_table("incident_leases"),
+        # the roles granted to run `runbook serve` before (they keep leases) take incidents' leases too
+        """DO $$
+            DECLARE
+                r record;
+            BEGIN
+                FOR r IN SELECT DISTINCT grantee FROM information_schema.role_table_grants
+                         WHERE table_schema = current_schema() AND table_name = 'leases'
+                           AND privilege_type = 'INSERT' AND grantee NOT IN (current_user, 'PUBLIC')
+                LOOP
+                    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON incident_leases TO %I', r.grantee);
+                END LOOP;
+            END $$""",
+    ]),
+    (13, "a responder opens an incident for an alert by hand through functions that check what it may write "
+         "to the alert ledger", [
+        *frozen("13_alert_by_hand.sql").split("\n-- next statement\n"),
+        # the roles granted before (they may append) may open an incident for an alert by hand again
+        """DO $$
+            DECLARE
+                r record;
+            BEGIN
+                FOR r IN SELECT DISTINCT grantee FROM information_schema.role_routine_grants
+                         WHERE routine_schema = current_schema() AND routine_name = 'runbook_append'
+                           AND privilege_type = 'EXECUTE' AND grantee NOT IN (current_user, 'PUBLIC')
+                LOOP
+                    EXECUTE format('GRANT EXECUTE ON FUNCTION runbook_claim_alert, runbook_settle_by_hand TO %I',
+                                   r.grantee);
+                END LOOP;
+            END $$""",
+    ]),
     (14, "appends check where the log ends once (the event trigger and the key), not again in runbook_append",
      [frozen("14_append.sql")]),
     (15, "the trigger takes background commands' handles and ends (background_started, background_stopped)",
@@ -207,12 +244,15 @@ def grant_statements(role: str, schema: str = "public", server: bool = False) ->
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {who}",
         f"GRANT EXECUTE ON FUNCTION {schema}.runbook_json(text) TO {who}",
         f"GRANT EXECUTE ON FUNCTION {schema}.runbook_append TO {who}",
+        # an incident opened by hand for an alert (`incident open --alert`): the ledger's rows
+        # moved only as these functions check (the role writes no row itself)
+        f"GRANT EXECUTE ON FUNCTION {schema}.runbook_claim_alert, {schema}.runbook_settle_by_hand TO {who}",
     ]
     if server:
         # the ledger's retention (serve --alert-retention) deletes what it forgets
         # a server keeps its lease on the work it owns (a responder's lease could hold work back)
         return statements + [f"GRANT INSERT, UPDATE, DELETE ON alerts TO {who}",
-                             f"GRANT INSERT, UPDATE ON leases TO {who}",
+                             f"GRANT INSERT, UPDATE ON leases, incident_leases TO {who}",
                              f"GRANT INSERT, UPDATE ON checkpoints TO {who}",
                              f"REVOKE DELETE, TRUNCATE ON checkpoints FROM {who}",
                              f"REVOKE TRUNCATE ON alerts FROM {who}"]
@@ -274,8 +314,22 @@ class PostgresStore(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
                   "to_tsquery('simple', ?) q WHERE tsv @@ q ORDER BY r DESC LIMIT ?) s "
                   "WHERE incident <> ? AND opened_at < ? ORDER BY r DESC")
 
+    fence_lock = " FOR SHARE"  # a take-over waits for the write the fence let through to commit
+
     def _text_query(self, terms: list[str]) -> str:
         return " | ".join(terms)
+
+    def _lease_now(self, now: str) -> tuple[str, list]:
+        return LEASE_NOW, []
+
+    @guarded
+    def lease_clock(self, now: str) -> str:
+        """Now on the database's clock: what the lease times of processes that hold no server
+        lease (their intents' "until") are set and compared on too."""
+        return self.conn.execute(f"SELECT {LEASE_NOW}").fetchone()[0]
+
+    def _lease_later(self, now: str, seconds: float) -> tuple[str, list]:
+        return LEASE_LATER, [float(seconds)]
 
     def _term_docs(self, terms: list[str], total: int) -> dict[str, int]:
         # PostgreSQL keeps no count per word (ts_stat reads every row): estimated from the words of
@@ -482,18 +536,26 @@ class PostgresStore(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
     @guarded
     def append(self, incident: str, expected_seq: int, events: list[dict],
                after_hash: str | None = None, request: str | None = None,
-               retried: bool = False) -> list[StoredEvent]:
+               retried: bool = False, fence: tuple[str, int] | None = None) -> list[StoredEvent]:
         """Append `events` after `expected_seq`: one round trip when the caller says which event it
         read last (`after_hash`), else the log's end is read first (see the module's text).
         `request`: an id kept with the first event, so that a connection lost with the append in
         flight is settled by looking for it once the server is done with that session; `retried`
         (a command run again with the request ids of a run told it failed): a batch whose request
-        is in the log already is not appended again, the events recorded then are returned."""
+        is in the log already is not appended again, the events recorded then are returned.
+        `fence` (holder, epoch): only while that still holds the incident's lease (a server's timer
+        pass); such an append is two round trips, and a connection lost at its commit is reported,
+        not settled."""
         self._require_key()
         if retried and request:
             recorded = self._recorded(incident, request, len(events))
             if recorded:
                 return recorded
+        if fence is not None:  # the fence checked and its row held in the append's own transaction
+            with self.conn.transaction():
+                self._check_fence(incident, fence)
+                prev = after_hash if after_hash is not None else self._log_end(incident, expected_seq)
+                return self._append_after(incident, expected_seq, prev, events)
         prev = after_hash if after_hash is not None else self._log_end(incident, expected_seq)
         try:
             return self._append_after(incident, expected_seq, prev, events, request)
@@ -573,6 +635,26 @@ class PostgresStore(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
             SqlStore.save_checkpoint.__wrapped__(self, incident, seq, chain_hash, body, digest, mac)
 
     # reading -------------------------------------------------------------------------------
+
+    # the alert ledger, by hand ---------------------------------------------------------------
+
+    @guarded
+    def claim_alert_by_hand(self, fingerprint: str, starts_at: str, playbook: str, draw, owner: dict) -> str | None:
+        """As the core's, through `runbook_claim_alert` (run as the schema's owner): a responder's
+        role writes no row of the ledger, the function moves it only as an incident opened by hand
+        may."""
+        fresh = self._unused_id(draw)
+        claimed = self._run("SELECT runbook_claim_alert(?, ?, ?, ?, ?)",
+                            [fingerprint, starts_at, playbook, fresh, json.dumps(owner)]).fetchone()[0]
+        return fresh if claimed else None
+
+    @guarded
+    def settle_alert_by_hand(self, fingerprint: str, starts_at: str, incident: str, outcome: str,
+                             reason: str | None = None) -> bool:
+        """As the core's, through `runbook_settle_by_hand` (run as the schema's owner), which checks
+        the log: "opened" only once the incident links the alert."""
+        return self._run("SELECT runbook_settle_by_hand(?, ?, ?, ?, ?)",
+                         [fingerprint, starts_at, incident, outcome, reason]).fetchone()[0]
 
     @guarded
     def checkpoint(self, incident: str) -> dict | None:

@@ -96,6 +96,10 @@ TABLES = {table.name: table for table in (
     # `expires_at` passes, any other server takes its work over
     Table("leases", {"holder": KEY, "host": KEY, "pid": INT, "expires_at": KEY, "renewed_at": KEY},
           pk=("holder",), not_null=("expires_at",)),
+    # which server's lease holds each incident's timers (engine/owner.py IncidentLeases): that
+    # server's lease decides; `epoch` moves on at each take-over and fences the writes of the one before
+    Table("incident_leases", {"incident": KEY, "holder": KEY, "epoch": INT, "taken_at": KEY},
+          pk=("incident",), not_null=("holder", "epoch")),
 )}
 
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
+HEALTH_LOCK_TIMEOUT = 2.0  # /healthz: how long the write lock may stay out of reach
 _WRITERS: dict[str, threading.RLock] = {}
 _WRITERS_LOCK = threading.Lock()
 
@@ -78,7 +79,9 @@ MIGRATIONS = ((1, "events, incidents projection, snapshots", (Create("events"), 
               (12, "subscribers to the public page and what was sent to them",
                (Create("subscribers"), Create("deliveries"))),
               (13, "alerts: the group of sibling alerts each belongs to",
-               (Column("alerts", "sibling_key"), Index("alerts", "idx_alerts_sibling_key"))))
+               (Column("alerts", "sibling_key"), Index("alerts", "idx_alerts_sibling_key"))),
+              (14, "incident leases: one server fires an incident's timers, fenced by an epoch",
+               (Create("incident_leases"),)))
 
 
 def _code(exc: sqlite3.Error) -> int:
@@ -346,15 +349,44 @@ class Store(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
             self.conn.execute("COMMIT")
 
     @guarded
+    def health(self) -> None:
+        """The write lock an alert's append needs is within reach: a BEGIN IMMEDIATE that waits
+        at most HEALTH_LOCK_TIMEOUT (for this process's writers, then for another process's
+        write lock), rolled back; a StoreError saying which when it is out of reach."""
+        if self.readonly:
+            raise StoreError(f"the incident database {self.path} is read-only: {self.readonly}")
+        ours = _writers(self.path)
+        if not ours.acquire(timeout=HEALTH_LOCK_TIMEOUT):
+            raise StoreError(f"the incident database {self.path} is busy: this server's own writes held its write "
+                             f"lock over {HEALTH_LOCK_TIMEOUT:g}s")
+        waits = self.conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(HEALTH_LOCK_TIMEOUT * 1000)}")
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _code(exc) not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise
+                raise StoreError(f"the incident database {self.path} is busy: another process has held its write "
+                                 f"lock over {HEALTH_LOCK_TIMEOUT:g}s ({exc}); alerts cannot be recorded now") \
+                    from None
+            self.conn.execute("ROLLBACK")
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(waits)}")
+            ours.release()
+
+    @guarded
     def append(self, incident: str, expected_seq: int, events: list[dict],
                after_hash: str | None = None, request: str | None = None,
-               retried: bool = False) -> list[StoredEvent]:
+               retried: bool = False, fence: tuple[str, int] | None = None) -> list[StoredEvent]:
         """Append `events` (dicts with ts, actor, type, data, and optionally the summary columns the
         event sets) after `expected_seq`, in one transaction under the write lock. `request` and
         `retried` are not used: a local commit either returns or fails, there is no lost connection
-        to settle."""
+        to settle. `fence` (holder, epoch): only while that still holds the incident's lease."""
         self._require_key()
         with self._write():
+            if fence is not None:
+                self._check_fence(incident, fence)
             prev = self._log_end(incident, expected_seq, after_hash)
             return self._append_after(incident, expected_seq, prev, events)
 
