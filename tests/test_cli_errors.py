@@ -61,6 +61,10 @@ def incidents(rb, catalog) -> str:
     return rb("--catalog", str(catalog), "incident", "list", "--all").strip()
 
 
+# A check made over many inputs runs them in this process (rb.inproc), and the same check once
+# through the child process: a child costs a fifth of a second, and the suite has a time budget.
+
+
 # 1. a second playbook with the same id -------------------------------------------------------
 
 def test_open_refuses_a_playbook_id_that_two_documents_use(rb, catalog):
@@ -150,8 +154,8 @@ MISSING = "no catalog at /nonexist: no such file or directory"
     ["drill", "run", "surprise-ack", "--auto"], [],
 ])
 def test_a_missing_catalog_is_a_usage_error(rb, args):
-    one_error_line(rb("--catalog", "/nonexist", *args, expect=2), MISSING)
-    one_error_line(rb(*args, RUNBOOK_CATALOG="/nonexist", expect=2), MISSING)
+    one_error_line(rb.inproc("--catalog", "/nonexist", *args, expect=2), MISSING)
+    one_error_line(rb.inproc(*args, RUNBOOK_CATALOG="/nonexist", expect=2), MISSING)
 
 
 def test_validate_paths_with_a_missing_catalog(rb, catalog):
@@ -166,7 +170,7 @@ def test_no_catalog_here_is_still_exit_2(rb):
     one_error_line(rb("list", expect=2), "no catalog here: ./playbooks does not exist")
 
 
-def test_a_missing_catalog_prints_nothing_on_stdout(rb):
+def test_a_missing_catalog_through_the_real_program(rb):
     proc = rb.run("incident", "open", "x", RUNBOOK_CATALOG="/nonexist", expect=2)
     assert proc.stdout == ""
     one_error_line(proc.stderr, MISSING)
@@ -186,7 +190,12 @@ def test_a_missing_catalog_prints_nothing_on_stdout(rb):
     (["incident", "open"], "runbook: error: Missing argument 'PLAYBOOK'; see `runbook incident open --help`"),
 ])
 def test_click_usage_errors_are_one_line(rb, catalog, args, expected):
-    assert one_error_line(rb("--catalog", str(catalog), *args, expect=2)) == expected
+    assert one_error_line(rb.inproc("--catalog", str(catalog), *args, expect=2)) == expected
+
+
+def test_a_usage_error_through_the_real_program(rb):
+    assert rb("incident", "choose", "ID", "-1", expect=2).splitlines() == [
+        "runbook: error: No such option '-1'; see `runbook incident choose --help`"]
 
 
 def test_help_still_works(rb):
@@ -246,10 +255,11 @@ def test_runbook_alone_without_a_terminal_still_prints_the_overview(rb, catalog)
 
 @pytest.mark.parametrize("char", ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"])
 def test_an_actor_name_with_an_invisible_character_is_refused(rb, catalog, char):
-    err = rb("--catalog", str(catalog), "incident", "open", "stickers-not-loading", "--as", f"bo{char}b", expect=2)
+    err = rb.inproc("--catalog", str(catalog), "incident", "open", "stickers-not-loading", "--as", f"bo{char}b",
+                    expect=2)
     line = one_error_line(err, f"'bo\\u{ord(char):04x}b' contains an invisible character (U+{ord(char):04X})")
     assert char not in line
-    assert incidents(rb, catalog) == "no incidents"
+    assert incidents(rb.inproc, catalog) == "no incidents"
 
 
 def test_an_invisible_character_in_runbook_user_is_refused_too(rb, catalog):

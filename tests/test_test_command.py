@@ -81,3 +81,39 @@ def test_only_the_shared_cli_runner_imports_click_testing():
             continue
     assert offenders == [], (f"{', '.join(offenders)}: run the CLI with the rb fixture "
                              "(tests/helpers/cli.py; rb.inproc for a call in this process)")
+
+
+CRASHING_PLUGIN = """\
+from runbook.pluginapi import hookimpl
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command()
+    def crash():
+        raise ValueError("a bug")
+"""
+
+
+def test_the_cli_runner_fails_a_test_on_another_exit_status_or_a_crash_in_either_mode(rb, tmp_path):
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "crashing.py").write_text(CRASHING_PLUGIN)
+    rb.env["RUNBOOK_PLUGINS_DIR"] = str(tmp_path / "plugins")
+    rb.env.pop("RUNBOOK_DEBUG", None)
+    for run in (rb, rb.inproc):
+        assert "did you mean 'video-call-degraded'?" in run("show", "video-call-degrade", expect=3)
+        with pytest.raises(AssertionError, match="did you mean"):
+            run("show", "video-call-degrade")
+    with pytest.raises(AssertionError, match="internal error"):
+        rb("crash")  # exit 70
+    with pytest.raises(AssertionError, match="Traceback"):
+        rb("crash", expect=None, RUNBOOK_DEBUG="1")
+    with pytest.raises(ValueError, match="a bug"):
+        rb.inproc("crash", expect=None)
+
+
+def test_the_cli_runner_in_process_sees_its_own_directory_and_environment_alone(rb, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no catalog here
+    monkeypatch.setenv("RUNBOOK_CATALOG", str(tmp_path / "nowhere"))  # the test's, not the command's
+    assert "video-call-degraded" in rb.inproc("list")
+    assert "no catalog at" in rb.inproc("list", RUNBOOK_CATALOG=str(tmp_path / "nowhere"), expect=2)

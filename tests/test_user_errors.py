@@ -81,6 +81,11 @@ def opened(rb, playbook: str = "scripted") -> str:
     return rb("incident", "open", playbook).strip()
 
 
+# A check made over many inputs (parameters, every command, every playbook) runs them in this
+# process (rb.inproc), the same kind of check once through the child process beside it: a child
+# costs a fifth of a second, and the suite has a time budget.
+
+
 # text that is not UTF-8 -----------------------------------------------------------------------
 
 def test_an_argument_that_is_not_utf8_is_refused_naming_it(rb):
@@ -117,14 +122,15 @@ def test_a_file_that_is_not_a_database_is_named(rb, tmp_path):
 
 @pytest.mark.parametrize("page", [0, 1, 2, 3])
 def test_a_database_with_a_malformed_page_is_named_by_every_command(rb, tmp_path, page):
-    iid = opened(rb)
+    iid = opened(rb.inproc)
     db = tmp_path / "db" / "runbook.sqlite"
     assert not Path(f"{db}-wal").exists()  # the last connection folded the log into the file
     with open(db, "r+b") as handle:
         handle.seek(page * 4096 + (100 if page == 0 else 0))  # page 0: keep SQLite's file header
         handle.write(b"\xde\xad\xbe\xef" * 900)
-    for args in (("incident", "show", iid), ("incident", "note", iid, "x"), ("incident", "export", iid)):
-        one_error_line(rb(*args, expect=7), f"the incident database {db} is damaged", "restore a backup")
+    for run, args in ((rb, ("incident", "show", iid)), (rb.inproc, ("incident", "note", iid, "x")),
+                      (rb.inproc, ("incident", "export", iid))):
+        one_error_line(run(*args, expect=7), f"the incident database {db} is damaged", "restore a backup")
 
 
 def test_an_export_file_that_cannot_be_written_is_named(rb, tmp_path):
@@ -233,10 +239,11 @@ def test_a_note_over_64_kib_is_refused_and_one_at_the_limit_is_kept(rb):
 @pytest.mark.parametrize("args", [("step", "--skip", "BIG"), ("step", "--fail", "--outcome", "BIG"),
                                   ("step", "--done", "--outcome", "BIG"), ("severity", "SEV1", "--reason", "BIG")])
 def test_reasons_and_outcomes_are_capped_like_notes(rb, args):
-    iid = opened(rb)
+    iid = opened(rb.inproc)
     big = "y" * (64 * 1024 + 1)
     command = [a if a != "BIG" else big for a in args]
-    one_error_line(rb("incident", command[0], iid, *command[1:], expect=5), "over the limit of 65,536 bytes (64 KiB)")
+    one_error_line(rb.inproc("incident", command[0], iid, *command[1:], expect=5),
+                   "over the limit of 65,536 bytes (64 KiB)")
 
 
 def test_action_items_are_capped_in_the_engine():
@@ -298,7 +305,7 @@ def test_every_shipped_playbook_opens(rb, repo_root):
         if "kind: Playbook" not in text:
             continue
         playbook_id = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("id:"))
-        assert rb("incident", "open", playbook_id, "--as", "ana").startswith("INC-"), playbook_id
+        assert rb.inproc("incident", "open", playbook_id, "--as", "ana").startswith("INC-"), playbook_id
 
 
 # step --run -----------------------------------------------------------------------------------
