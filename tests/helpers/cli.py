@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+HANG = 300  # seconds
+
 
 class Runbook:
     """Runs `python -m runbook [--catalog C]... ARGS` in `cwd` with `env` (and nothing else of the
@@ -44,10 +46,11 @@ class Runbook:
         if self.in_process:
             proc = self._invoke(argv, env)
         else:
-            # stdin is not a terminal, as in a script, however pytest itself was started
+            # stdin is not a terminal, as in a script, however pytest itself was started; the
+            # timeout only ends a hang, far beyond any command's time on a loaded machine
             proc = subprocess.run([*self.prefix, sys.executable, "-m", "runbook", *argv], cwd=self.cwd, env=env,
-                                  stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        assert expect is None or proc.returncode == expect, proc.stdout + proc.stderr
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=HANG)
+        assert expect is None or proc.returncode == expect, f"exit {proc.returncode}\n{proc.stdout}{proc.stderr}"
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc
 
