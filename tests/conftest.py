@@ -47,8 +47,9 @@ def in_fixture_catalog(fixture_catalog, fixture_env, monkeypatch) -> Path:
 def rb(fixture_catalog, fixture_env, tmp_path):
     """`rb(*args, expect=0)`: `runbook ARGS` in a child process in the fixture catalog's directory,
     acting as ana, with its database and flag file under tmp_path; returns what it printed
-    (`rb.run` returns the finished process). A test module's own `rb` fixture may take this one
-    and set its `cwd`, `catalogs` or `env` (tests/helpers/cli.py)."""
+    (`rb.run` returns the finished process; `rb.inproc(...)` runs it inside this process, for a
+    test that patches it). A test module's own `rb` fixture may take this one and set its `cwd`,
+    `catalogs` or `env` (tests/helpers/cli.py)."""
     from helpers.cli import Runbook
 
     env = {**fixture_env, "RUNBOOK_DB": str(tmp_path / "db.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),

@@ -10,19 +10,12 @@ directory is the store's message (exit 7); a plugin's failure is one line; `runb
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from runbook.cli import cli
 
 PLAYBOOKS = Path(__file__).parent / "fixtures" / "catalog" / "playbooks"
-SOURCE = str(Path(__file__).resolve().parent.parent / "src")
 
 BROKEN_STEP = """\
 apiVersion: runbook/v1
@@ -46,32 +39,17 @@ def catalog(tmp_path) -> Path:
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch) -> dict:
-    """The environment of every run here: a fresh database and flag file, no plugins, no catalog
-    from the caller's environment."""
-    values = {"RUNBOOK_DB": str(tmp_path / "db" / "runbook.sqlite"), "RUNBOOK_FLAGS": str(tmp_path / "flags.json"),
-              "RUNBOOK_PLUGINS_DIR": str(tmp_path / "no-plugins"), "RUNBOOK_USER": "ana",
-              "RUNBOOK_SCHEMA_CACHE": "0"}
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("RUNBOOK_CATALOG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return values
-
-
-def rb(*args, env_overrides: dict | None = None):
-    return CliRunner(env=env_overrides).invoke(cli, list(args), catch_exceptions=False, prog_name="runbook")
-
-
-def run(*args, stdin=subprocess.DEVNULL, timeout: float = 30, extra_env: dict | None = None):
-    """`python -m runbook ARGS` in a child process, stdin and stdout not a terminal."""
-    environment = {**os.environ, "PYTHONPATH": SOURCE, **(extra_env or {})}
-    return subprocess.run([sys.executable, "-m", "runbook", *args], stdin=stdin, capture_output=True, text=True,
-                          env=environment, timeout=timeout)
+def rb(rb, tmp_path):
+    """Every run here: a fresh database and flag file, no plugins, no catalog from the caller's
+    environment, no caches, in a directory without a ./playbooks."""
+    rb.env.update(RUNBOOK_DB=str(tmp_path / "db" / "runbook.sqlite"), RUNBOOK_FLAGS=str(tmp_path / "flags.json"),
+                  RUNBOOK_PLUGINS_DIR=str(tmp_path / "no-plugins"), RUNBOOK_SCHEMA_CACHE="0")
+    rb.cwd = tmp_path
+    return rb
 
 
 def one_error_line(stderr: str, *expected: str) -> str:
-    assert "Traceback" not in stderr and "internal error" not in stderr, stderr
+    assert "internal error" not in stderr, stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("runbook: error: "), stderr
     for text in expected:
@@ -79,44 +57,40 @@ def one_error_line(stderr: str, *expected: str) -> str:
     return lines[0]
 
 
-def fails(result, code: int, *expected: str) -> str:
-    """An in-process run failed with `code`, saying so in one line holding every `expected` text."""
-    assert result.exit_code == code, (result.exit_code, result.output)
-    return one_error_line(result.stderr, *expected)
+def incidents(rb, catalog) -> str:
+    return rb("--catalog", str(catalog), "incident", "list", "--all").strip()
 
 
-def incidents(catalog) -> str:
-    return rb("--catalog", str(catalog), "incident", "list", "--all").stdout.strip()
+# A check made over many inputs runs them in this process (rb.inproc), and the same check once
+# through the child process: a child costs a fifth of a second, and the suite has a time budget.
 
 
 # 1. a second playbook with the same id -------------------------------------------------------
 
-def test_open_refuses_a_playbook_id_that_two_documents_use(catalog, env):
+def test_open_refuses_a_playbook_id_that_two_documents_use(rb, catalog):
     real = catalog / "video-call-degraded.yaml"
     (catalog / "aaa-dup.yaml").write_text(real.read_text().replace("title: Video calls degraded", "title: IMPOSTOR"))
-    validated = rb("--catalog", str(catalog), "validate")
-    assert validated.exit_code == 1 and "duplicate Playbook id 'video-call-degraded'" in validated.stdout
+    validated = rb("--catalog", str(catalog), "validate", expect=1, stream="stdout")
+    assert "duplicate Playbook id 'video-call-degraded'" in validated
 
-    result = rb("--catalog", str(catalog), "incident", "open", "video-call-degraded")
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    result = rb.run("--catalog", str(catalog), "incident", "open", "video-call-degraded", expect=1)
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         "runbook: error: cannot open an incident on playbook 'video-call-degraded': the catalog has 1 error about "
         "documents with that id (fix them; `runbook validate` checks the catalog):",
         f"{real}:4:5: id: duplicate Playbook id 'video-call-degraded', already defined at "
         f"{catalog / 'aaa-dup.yaml'}:4; ids must be unique per kind"]
-    assert incidents(catalog) == "no incidents"
+    assert incidents(rb, catalog) == "no incidents"
 
     (catalog / "aaa-dup.yaml").unlink()
-    opened = rb("--catalog", str(catalog), "incident", "open", "video-call-degraded")
-    assert opened.exit_code == 0, opened.output
-    shown = rb("--catalog", str(catalog), "incident", "show", opened.stdout.strip(), "--json")
-    assert json.loads(shown.stdout)["title"] == "Video calls degraded"
+    opened = rb("--catalog", str(catalog), "incident", "open", "video-call-degraded").strip()
+    shown = rb("--catalog", str(catalog), "incident", "show", opened, "--json")
+    assert json.loads(shown)["title"] == "Video calls degraded"
 
 
-def test_a_duplicate_id_of_another_playbook_does_not_stop_an_open(catalog, env):
+def test_a_duplicate_id_of_another_playbook_does_not_stop_an_open(rb, catalog):
     (catalog / "aaa-dup.yaml").write_text((catalog / "video-call-degraded.yaml").read_text())
-    assert rb("--catalog", str(catalog), "incident", "open", "stickers-not-loading").exit_code == 0
+    assert rb("--catalog", str(catalog), "incident", "open", "stickers-not-loading").startswith("INC-")
 
 
 def test_the_engine_refuses_for_every_client(catalog):
@@ -138,23 +112,20 @@ def test_the_engine_refuses_for_every_client(catalog):
 
 # 2. a playbook failing its schema ------------------------------------------------------------
 
-def test_open_lists_the_schema_errors_of_a_playbook_left_out(catalog, env):
+def test_open_lists_the_schema_errors_of_a_playbook_left_out(rb, catalog):
     (catalog / "act.yaml").write_text(BROKEN_STEP)
-    result = rb("--catalog", str(catalog), "incident", "open", "act")
-    assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.stderr.splitlines() == [
+    assert rb("--catalog", str(catalog), "incident", "open", "act", expect=1).splitlines() == [
         "runbook: error: cannot open an incident on playbook 'act': the catalog has 1 error about documents "
         "with that id (fix them; `runbook validate` checks the catalog):",
         f"{catalog / 'act.yaml'}:9:5: steps[0]: missing required field 'title' in a check step, "
         "it needs: title"]
-    assert incidents(catalog) == "no incidents"
+    assert incidents(rb, catalog) == "no incidents"
 
 
-def test_a_left_out_document_of_the_same_id_blocks_the_valid_one(catalog, env):
+def test_a_left_out_document_of_the_same_id_blocks_the_valid_one(rb, catalog):
     (catalog / "aaa-broken.yaml").write_text(BROKEN_STEP.replace("id: act", "id: stickers-not-loading"))
-    result = rb("--catalog", str(catalog), "incident", "open", "stickers-not-loading")
-    assert result.exit_code == 1
-    assert result.stderr.splitlines()[1].startswith(f"{catalog / 'aaa-broken.yaml'}:9:5: steps[0]: ")
+    err = rb("--catalog", str(catalog), "incident", "open", "stickers-not-loading", expect=1)
+    assert err.splitlines()[1].startswith(f"{catalog / 'aaa-broken.yaml'}:9:5: steps[0]: ")
 
 
 def test_the_loader_keeps_the_id_of_a_document_left_out(catalog):
@@ -169,8 +140,8 @@ def test_the_loader_keeps_the_id_of_a_document_left_out(catalog):
     assert loaded.problems_with("stickers-not-loading", "Playbook") == []
 
 
-def test_an_unknown_playbook_is_still_not_found(catalog, env):
-    fails(rb("--catalog", str(catalog), "incident", "open", "nosuch"), 3, "no playbook 'nosuch'")
+def test_an_unknown_playbook_is_still_not_found(rb, catalog):
+    one_error_line(rb("--catalog", str(catalog), "incident", "open", "nosuch", expect=3), "no playbook 'nosuch'")
 
 
 # 3. a missing catalog ------------------------------------------------------------------------
@@ -182,26 +153,26 @@ MISSING = "no catalog at /nonexist: no such file or directory"
     ["incident", "open", "stickers-not-loading"], ["list"], ["validate"], ["show", "x"], ["match", "video"],
     ["drill", "run", "surprise-ack", "--auto"], [],
 ])
-def test_a_missing_catalog_is_a_usage_error(env, args):
-    fails(rb("--catalog", "/nonexist", *args), 2, MISSING)
-    fails(rb(*args, env_overrides={"RUNBOOK_CATALOG": "/nonexist"}), 2, MISSING)
+def test_a_missing_catalog_is_a_usage_error(rb, args):
+    one_error_line(rb.inproc("--catalog", "/nonexist", *args, expect=2), MISSING)
+    one_error_line(rb.inproc(*args, RUNBOOK_CATALOG="/nonexist", expect=2), MISSING)
 
 
-def test_validate_paths_with_a_missing_catalog(env, catalog):
-    fails(rb("--catalog", "/nonexist", "validate", str(catalog / "roster.yaml")), 2, MISSING)
+def test_validate_paths_with_a_missing_catalog(rb, catalog):
+    one_error_line(rb("--catalog", "/nonexist", "validate", str(catalog / "roster.yaml"), expect=2), MISSING)
 
 
-def test_one_missing_path_among_several_is_named(env, catalog):
-    fails(rb("--catalog", str(catalog), "--catalog", "/nonexist", "list"), 2, MISSING)
+def test_one_missing_path_among_several_is_named(rb, catalog):
+    one_error_line(rb("--catalog", str(catalog), "--catalog", "/nonexist", "list", expect=2), MISSING)
 
 
-def test_no_catalog_here_is_still_exit_2(env):
-    fails(rb("list"), 2, "no catalog here: ./playbooks does not exist")
+def test_no_catalog_here_is_still_exit_2(rb):
+    one_error_line(rb("list", expect=2), "no catalog here: ./playbooks does not exist")
 
 
-def test_a_missing_catalog_through_the_real_program(env):
-    proc = run("incident", "open", "x", extra_env={"RUNBOOK_CATALOG": "/nonexist"})
-    assert proc.returncode == 2 and proc.stdout == ""
+def test_a_missing_catalog_through_the_real_program(rb):
+    proc = rb.run("incident", "open", "x", RUNBOOK_CATALOG="/nonexist", expect=2)
+    assert proc.stdout == ""
     one_error_line(proc.stderr, MISSING)
 
 
@@ -218,103 +189,95 @@ def test_a_missing_catalog_through_the_real_program(env):
     (["nosuch"], "runbook: error: No such command 'nosuch'; see `runbook --help`"),
     (["incident", "open"], "runbook: error: Missing argument 'PLAYBOOK'; see `runbook incident open --help`"),
 ])
-def test_click_usage_errors_are_one_line(env, catalog, args, expected):
-    assert fails(rb("--catalog", str(catalog), *args), 2) == expected
+def test_click_usage_errors_are_one_line(rb, catalog, args, expected):
+    assert one_error_line(rb.inproc("--catalog", str(catalog), *args, expect=2)) == expected
 
 
-def test_a_usage_error_through_the_real_program(env):
-    proc = run("incident", "choose", "ID", "-1")
-    assert proc.returncode == 2
-    assert proc.stderr.splitlines() == ["runbook: error: No such option '-1'; see `runbook incident choose --help`"]
+def test_a_usage_error_through_the_real_program(rb):
+    assert rb("incident", "choose", "ID", "-1", expect=2).splitlines() == [
+        "runbook: error: No such option '-1'; see `runbook incident choose --help`"]
 
 
-def test_help_still_works(env):
-    result = rb("incident", "--help")
-    assert result.exit_code == 0 and "Usage: runbook incident" in result.stdout
+def test_help_still_works(rb):
+    assert "Usage: runbook incident" in rb("incident", "--help")
 
 
-def test_a_directory_as_the_database_is_the_store_error(env, catalog, tmp_path):
+def test_a_directory_as_the_database_is_the_store_error(rb, catalog, tmp_path):
     directory = tmp_path / "a-directory"
     directory.mkdir()
-    expected = (f"the incident database {directory} is a directory; pass --db FILE or set RUNBOOK_DB",)
-    fails(rb("--catalog", str(catalog), "incident", "list", env_overrides={"RUNBOOK_DB": str(directory)}), 7,
-          *expected)
-    fails(rb("--db", str(directory), "--catalog", str(catalog), "incident", "open", "stickers-not-loading"), 7,
-          *expected)
+    expected = f"the incident database {directory} is a directory; pass --db FILE or set RUNBOOK_DB"
+    one_error_line(rb("--catalog", str(catalog), "incident", "list", RUNBOOK_DB=str(directory), expect=7), expected)
+    one_error_line(rb("--db", str(directory), "--catalog", str(catalog), "incident", "open", "stickers-not-loading",
+                      expect=7), expected)
 
 
 # 5. plugin errors, an invalid flag file ------------------------------------------------------
 
-def test_a_plugin_failure_is_one_line(env):
-    line = fails(rb("flags", "restore", "nosuch"), 4)
+def test_a_plugin_failure_is_one_line(rb):
+    line = one_error_line(rb("flags", "restore", "nosuch", expect=4))
     assert line == ("runbook: error: could not restore flag nosuch: plugin flag_file failed in restore_flag: "
                     "FlagFileError: flag nosuch was not changed by runbook, so there is nothing to restore")
 
 
-def test_a_flag_file_that_is_not_json_is_exit_1_in_one_line(env):
-    Path(env["RUNBOOK_FLAGS"]).write_text("{bad")
-    fails(rb("flags", "list"), 1, f"{env['RUNBOOK_FLAGS']}:1:2: not valid JSON")
-    Path(env["RUNBOOK_FLAGS"]).write_text('{"flags": 3}')
-    fails(rb("flags", "list"), 1, "not a valid flagd flag file: 'flags' must be an object")
+def test_a_flag_file_that_is_not_json_is_exit_1_in_one_line(rb):
+    flags = Path(rb.env["RUNBOOK_FLAGS"])
+    flags.write_text("{bad")
+    one_error_line(rb("flags", "list", expect=1), f"{flags}:1:2: not valid JSON")
+    flags.write_text('{"flags": 3}')
+    one_error_line(rb("flags", "list", expect=1), "not a valid flagd flag file: 'flags' must be an object")
 
 
 # 6. the TUI without a terminal ---------------------------------------------------------------
 
-def test_open_without_a_terminal_refuses_before_opening(env, catalog, tmp_path):
-    out = tmp_path / "o"
-    with out.open("w") as stdout:
-        proc = subprocess.run([sys.executable, "-m", "runbook", "--catalog", str(catalog), "open",
-                               "stickers-not-loading"], stdin=subprocess.DEVNULL, stdout=stdout,
-                              stderr=subprocess.PIPE, text=True, timeout=30,
-                              env={**os.environ, "PYTHONPATH": SOURCE})
-    assert proc.returncode == 2
-    assert out.read_text() == ""
+def test_open_without_a_terminal_refuses_before_opening(rb, catalog):
+    proc = rb.run("--catalog", str(catalog), "open", "stickers-not-loading", expect=2)
+    assert proc.stdout == ""
     assert proc.stderr.splitlines() == [
         "runbook: error: runbook open needs a terminal; use `runbook incident open` for scripts"]
-    assert incidents(catalog) == "no incidents"
+    assert incidents(rb, catalog) == "no incidents"
 
 
-def test_resume_without_a_terminal_refuses(env, catalog):
-    assert rb("--catalog", str(catalog), "incident", "open", "stickers-not-loading").exit_code == 0
-    proc = run("--catalog", str(catalog), "resume")
-    assert proc.returncode == 2 and proc.stdout == ""
+def test_resume_without_a_terminal_refuses(rb, catalog):
+    rb("--catalog", str(catalog), "incident", "open", "stickers-not-loading")
+    proc = rb.run("--catalog", str(catalog), "resume", expect=2)
+    assert proc.stdout == ""
     assert proc.stderr.splitlines() == [
         "runbook: error: runbook resume needs a terminal; use `runbook incident resume` for scripts"]
 
 
-def test_runbook_alone_without_a_terminal_still_prints_the_overview(env, catalog):
-    proc = run("--catalog", str(catalog))
-    assert proc.returncode == 0 and proc.stderr == ""
+def test_runbook_alone_without_a_terminal_still_prints_the_overview(rb, catalog):
+    proc = rb.run("--catalog", str(catalog))
+    assert proc.stderr == ""
     assert proc.stdout.startswith("runbook ") and "stickers-not-loading" in proc.stdout
 
 
 # 7. invisible characters in actor names ------------------------------------------------------
 
 @pytest.mark.parametrize("char", ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"])
-def test_an_actor_name_with_an_invisible_character_is_refused(env, catalog, char):
-    result = rb("--catalog", str(catalog), "incident", "open", "stickers-not-loading", "--as", f"bo{char}b")
-    line = fails(result, 2, f"'bo\\u{ord(char):04x}b' contains an invisible character (U+{ord(char):04X})")
+def test_an_actor_name_with_an_invisible_character_is_refused(rb, catalog, char):
+    err = rb.inproc("--catalog", str(catalog), "incident", "open", "stickers-not-loading", "--as", f"bo{char}b",
+                    expect=2)
+    line = one_error_line(err, f"'bo\\u{ord(char):04x}b' contains an invisible character (U+{ord(char):04X})")
     assert char not in line
-    assert incidents(catalog) == "no incidents"
+    assert incidents(rb.inproc, catalog) == "no incidents"
 
 
-def test_an_invisible_character_in_runbook_user_is_refused_too(env, catalog):
-    fails(rb("--catalog", str(catalog), "incident", "open", "stickers-not-loading",
-             env_overrides={"RUNBOOK_USER": "bob\u200b"}), 2, "invisible character (U+200B)")
+def test_an_invisible_character_in_runbook_user_is_refused_too(rb, catalog):
+    one_error_line(rb("--catalog", str(catalog), "incident", "open", "stickers-not-loading", RUNBOOK_USER="bob\u200b",
+                      expect=2), "invisible character (U+200B)")
 
 
-def test_names_in_any_script_are_still_accepted(env, catalog):
+def test_names_in_any_script_are_still_accepted(rb, catalog):
     from runbook.text import check_actor
 
     for name in ("José Ñúñez", "李小龙", "Zoë O'Brien-Smith", "Ana (SRE)"):
         assert check_actor(name) == name
-    result = rb("--catalog", str(catalog), "incident", "open", "stickers-not-loading", "--as", "José")
-    assert result.exit_code == 0, result.output
+    assert rb("--catalog", str(catalog), "incident", "open", "stickers-not-loading", "--as", "José").startswith("INC-")
 
 
 # the one line never carries a terminal's escape sequences --------------------------------------
 
-def test_an_escape_sequence_in_an_argument_is_shown_escaped(env, catalog):
-    line = fails(rb("--catalog", str(catalog), "incident", "open", "x\x1b]0;pwn\x07\nnext"), 3)
+def test_an_escape_sequence_in_an_argument_is_shown_escaped(rb, catalog):
+    line = one_error_line(rb("--catalog", str(catalog), "incident", "open", "x\x1b]0;pwn\x07\nnext", expect=3))
     assert line.startswith("runbook: error: no playbook 'x\\x1b]0;pwn\\x07")
     assert "\x1b" not in line and "\x07" not in line

@@ -22,10 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from runbook.catalog import load
-from runbook.cli import cli
 from runbook.drills import plan_runs
 from runbook.drills.plan import compile_plan
 from runbook.drills.simulate import PLAN_FROM, engine_runs, simulate
@@ -191,7 +189,7 @@ def test_exact_and_few_runs_go_through_the_engine(drills):
     assert few["method"] == "engine" and few["engine_because"] == f"fewer than {PLAN_FROM} runs"
 
 
-def test_a_drill_the_plan_does_not_model_goes_through_the_engine_and_says_so(tmp_path, monkeypatch):
+def test_a_drill_the_plan_does_not_model_goes_through_the_engine_and_says_so(rb, tmp_path):
     (tmp_path / "policies.yaml").write_text((HERE / "engine_catalog" / "policies.yaml").read_text())
     (tmp_path / "waiting.yaml").write_text(WAITING)
     (tmp_path / "drill.yaml").write_text(KNOWN.replace("id: known", "id: waits").replace("playbook: tiny",
@@ -199,25 +197,18 @@ def test_a_drill_the_plan_does_not_model_goes_through_the_engine_and_says_so(tmp
     cat = load([str(tmp_path)])
     summary = simulate(cat, cat.models("Drill")["waits"], 200, seed=1)
     assert summary["method"] == "engine" and summary["engine_because"] == "step settle is a wait step"
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["--catalog", str(tmp_path), "--db", str(tmp_path / "db.sqlite"), "drill", "run",
-                                      "waits", "--auto", "--runs", "200", "--json"])
-    assert result.exit_code == 0, result.output
+    rb.cwd, rb.catalogs = tmp_path, [tmp_path]
+    proc = rb.run("drill", "run", "waits", "--auto", "--runs", "200", "--json")
     assert "waits: every run goes through the engine: the plan does not model this drill " \
-           "(step settle is a wait step)" in result.stderr
-    assert json.loads(result.stdout)["method"] == "engine"
+           "(step settle is a wait step)" in proc.stderr
+    assert json.loads(proc.stdout)["method"] == "engine"
 
 
-def test_the_cli_takes_exact_and_prints_the_same_report(in_fixture_catalog, tmp_path):
-    db = str(tmp_path / "db.sqlite")
-    fast = CliRunner().invoke(cli, ["--db", db, "drill", "run", "escalation-stress", "--auto", "--runs", "2000",
-                                    "--seed", "7"])
-    exact = CliRunner().invoke(cli, ["--db", db, "drill", "run", "escalation-stress", "--auto", "--runs", "200",
-                                     "--seed", "7", "--exact"])
-    assert fast.exit_code == exact.exit_code == 0, fast.output + exact.output
-    assert "2,000 simulated runs, seed 7" in fast.output
-    assert "200 simulated runs, each through the engine, seed 7" in exact.output
+def test_the_cli_takes_exact_and_prints_the_same_report(rb):
+    fast = rb("drill", "run", "escalation-stress", "--auto", "--runs", "2000", "--seed", "7")
+    exact = rb("drill", "run", "escalation-stress", "--auto", "--runs", "200", "--seed", "7", "--exact")
+    assert "2,000 simulated runs, seed 7" in fast
+    assert "200 simulated runs, each through the engine, seed 7" in exact
     for line in ("TTA", "TTM", "TTR", "probability of missing each target:", "  acknowledge", "who acknowledged:"):
-        assert line in fast.output and line in exact.output
-    refused = CliRunner().invoke(cli, ["--db", db, "drill", "run", "escalation-stress", "--exact"])
-    assert refused.exit_code == 2 and "--exact goes with --auto" in refused.output
+        assert line in fast and line in exact
+    assert "--exact goes with --auto" in rb("drill", "run", "escalation-stress", "--exact", expect=2)

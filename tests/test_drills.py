@@ -10,10 +10,8 @@ import math
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from runbook.catalog import load
-from runbook.cli import cli
 from runbook.drills.simulate import simulate
 from runbook.engine import Engine, VirtualClock
 from runbook.plugins import PluginHost
@@ -98,23 +96,17 @@ def test_same_seed_same_summary(tmp_path):
     assert simulate(cat, drill, 100, seed=5) != simulate(cat, drill, 100, seed=6)
 
 
-def test_cli_stores_the_summary_not_the_events(tmp_path, in_fixture_catalog):
-    db = tmp_path / "db.sqlite"
-    result = CliRunner().invoke(cli, ["--db", str(db), "drill", "run", "surprise-ack", "--auto", "--runs", "40",
-                                      "--seed", "2", "--json"])
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+def test_cli_stores_the_summary_not_the_events(rb):
+    summary = json.loads(rb("drill", "run", "surprise-ack", "--auto", "--runs", "40", "--seed", "2", "--json"))
     assert summary["runs"] == 40 and set(summary["answered_by"]) <= {"L1", "L2", "L3", "nobody"}
-    with Store(str(db)) as store:
+    with Store(str(rb.db)) as store:
         assert [row["summary"]["tta"] for row in store.simulations("surprise-ack")] == [summary["tta"]]
         assert store.incidents() == []  # simulated incidents are never written
-    history = CliRunner().invoke(cli, ["--db", str(db), "drill", "history"])
-    assert "surprise-ack: 40 runs, seed 2" in history.output
+    assert "surprise-ack: 40 runs, seed 2" in rb("drill", "history")
 
 
-def test_unknown_drill_suggests(in_fixture_catalog, tmp_path):
-    result = CliRunner().invoke(cli, ["--db", str(tmp_path / "db"), "drill", "run", "surprise-ak", "--auto"])
-    assert result.exit_code == 3 and "did you mean 'surprise-ack'?" in result.output
+def test_unknown_drill_suggests(rb):
+    assert "did you mean 'surprise-ack'?" in rb("drill", "run", "surprise-ak", "--auto", expect=3)
 
 
 def make_engine(tmp_path, cat):
@@ -195,20 +187,18 @@ def test_report_figures_match_hand_computed_fixtures(tmp_path):
     engine.store.close()
 
 
-def test_report_cli_formats(tmp_path, in_fixture_catalog):
-    db = str(tmp_path / "db.sqlite")
-    runner = CliRunner()
-    iid = runner.invoke(cli, ["--db", db, "incident", "open", "gifts-feature-failing", "--as", "ana"]).output.strip()
-    runner.invoke(cli, ["--db", db, "incident", "ack", iid, "--as", "ana"])
-    table = runner.invoke(cli, ["--db", db, "report"]).output
+def test_report_cli_formats(rb):
+    iid = rb("incident", "open", "gifts-feature-failing", "--as", "ana").strip()
+    rb("incident", "ack", iid, "--as", "ana")
+    table = rb("report")
     assert "Response times over 1 incident(s)" in table and "TTA" in table
-    csv_out = runner.invoke(cli, ["--db", db, "report", "--format", "csv"]).output.splitlines()
+    csv_out = rb("report", "--format", "csv").splitlines()
     assert csv_out[0].startswith("incident,opened_at,playbook") and csv_out[1].startswith(iid)
-    md = runner.invoke(cli, ["--db", db, "report", "--format", "md"]).output
+    md = rb("report", "--format", "md")
     assert md.startswith("# Response times: 1 incident(s)") and "| metric | n | median |" in md
-    data = json.loads(runner.invoke(cli, ["--db", db, "report", "--format", "json", "--playbook", "nope"]).output)
+    data = json.loads(rb("report", "--format", "json", "--playbook", "nope"))
     assert data["incidents"] == 0
-    assert runner.invoke(cli, ["--db", db, "report", "--since", "yesterday"]).exit_code == 2
+    rb("report", "--since", "yesterday", expect=2)
 
 
 def text_of(widget) -> str:

@@ -6,15 +6,11 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import subprocess
-import sys
 import time
 
 import pytest
-from click.testing import CliRunner
 
 from runbook import flagd
-from runbook.cli import cli
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
 
@@ -41,15 +37,9 @@ def flag_file(tmp_path):
     return path
 
 
-def run(*args, cwd=None):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result
-
-
-def test_set_flips_default_variant_and_keeps_everything_else(flag_file):
-    result = run("flags", "set", "--file", str(flag_file), "rtc.video.enabled", "false")
-    assert result.exit_code == 0
-    assert result.output == f"rtc.video.enabled: true → false  ({flag_file})\n"
+def test_set_flips_default_variant_and_keeps_everything_else(rb, flag_file):
+    proc = rb.run("flags", "set", "--file", str(flag_file), "rtc.video.enabled", "false")
+    assert (proc.stdout, proc.stderr) == (f"rtc.video.enabled: true → false  ({flag_file})\n", "")
     data = json.loads(flag_file.read_text())
     flag = data["flags"]["rtc.video.enabled"]
     assert flag["defaultVariant"] == "off" and flag["variants"] == {"on": True, "off": False}
@@ -59,36 +49,35 @@ def test_set_flips_default_variant_and_keeps_everything_else(flag_file):
     assert data["$evaluators"] == EXISTING["$evaluators"] and data["metadata"] == EXISTING["metadata"]
 
 
-def test_restore_puts_back_the_original_file_content(flag_file):
-    run("flags", "set", "--file", str(flag_file), "rtc.video.enabled", "false")
-    run("flags", "set", "--file", str(flag_file), "rtc.video.enabled", "true")
-    run("flags", "set", "--file", str(flag_file), "rtc.video.enabled", "false")
-    result = run("flags", "restore", "--file", str(flag_file), "rtc.video.enabled")
-    assert result.output == f"rtc.video.enabled: false → true  ({flag_file})\n"
+def test_restore_puts_back_the_original_file_content(rb, flag_file):
+    rb("flags", "set", "--file", str(flag_file), "rtc.video.enabled", "false")
+    rb("flags", "set", "--file", str(flag_file), "rtc.video.enabled", "true")
+    rb("flags", "set", "--file", str(flag_file), "rtc.video.enabled", "false")
+    proc = rb.run("flags", "restore", "--file", str(flag_file), "rtc.video.enabled")
+    assert (proc.stdout, proc.stderr) == (f"rtc.video.enabled: false → true  ({flag_file})\n", "")
     assert json.loads(flag_file.read_text()) == EXISTING
 
 
-def test_new_flag_is_created_and_restore_removes_it(tmp_path):
+def test_new_flag_is_created_and_restore_removes_it(rb, tmp_path):
     path = tmp_path / "new" / "flags.json"
-    assert run("flags", "set", "--file", str(path), "rtc.video.max-bitrate-kbps", "300").exit_code == 0
+    rb("flags", "set", "--file", str(path), "rtc.video.max-bitrate-kbps", "300")
     flag = json.loads(path.read_text())["flags"]["rtc.video.max-bitrate-kbps"]
     assert (flag["variants"], flag["defaultVariant"], flag["state"]) == ({"300": 300}, "300", "ENABLED")
-    run("flags", "restore", "--file", str(path), "rtc.video.max-bitrate-kbps")
+    rb("flags", "restore", "--file", str(path), "rtc.video.max-bitrate-kbps")
     assert json.loads(path.read_text())["flags"] == {}
 
 
-def test_setting_a_disabled_or_targeted_flag_says_what_happens(flag_file):
-    out = run("flags", "set", "--file", str(flag_file), "gifts.theme", "winter").output
+def test_setting_a_disabled_or_targeted_flag_says_what_happens(rb, flag_file):
+    out = rb("flags", "set", "--file", str(flag_file), "gifts.theme", "winter")
     assert "note: the flag was DISABLED; it is ENABLED now so the value takes effect" in out
-    out = run("flags", "set", "--file", str(flag_file), "messaging.read-receipts.enabled", "false").output
+    out = rb("flags", "set", "--file", str(flag_file), "messaging.read-receipts.enabled", "false")
     assert "note: the flag has targeting rules" in out
 
 
-def test_wrong_type_is_refused_and_file_untouched(flag_file):
+def test_wrong_type_is_refused_and_file_untouched(rb, flag_file):
     before = flag_file.read_text()
-    result = CliRunner().invoke(cli, ["flags", "set", "--file", str(flag_file), "rtc.video.enabled", "maybe"])
-    assert result.exit_code == 4
-    assert "flag rtc.video.enabled holds boolean values; cannot set it to \"maybe\" (string)" in result.output
+    err = rb("flags", "set", "--file", str(flag_file), "rtc.video.enabled", "maybe", expect=4)
+    assert "flag rtc.video.enabled holds boolean values; cannot set it to \"maybe\" (string)" in err
     assert flag_file.read_text() == before
 
 
@@ -101,34 +90,33 @@ def test_wrong_type_is_refused_and_file_untouched(flag_file):
     ('{"flags": {"a": {"state": "ENABLED", "variants": {"x": 1}, "defaultVariant": "z"}}}',
      "flags['a'].defaultVariant: \"z\" is not one of its variants (x)"),
 ])
-def test_invalid_flag_file_is_reported_and_never_overwritten(tmp_path, content, message):
+def test_invalid_flag_file_is_reported_and_never_overwritten(rb, tmp_path, content, message):
     path = tmp_path / "flags.json"
     path.write_text(content)
-    result = CliRunner().invoke(cli, ["flags", "set", "--file", str(path), "a", "2"])
-    assert result.exit_code == 4 and message in result.output
+    assert message in rb("flags", "set", "--file", str(path), "a", "2", expect=4)
     assert path.read_text() == content
 
 
-def test_sandbox_file_is_separate(flag_file, monkeypatch):
-    monkeypatch.setenv("RUNBOOK_FLAGS", str(flag_file))
-    run("flags", "set", "--sandbox", "rtc.video.enabled", "false")
+def test_sandbox_file_is_separate(rb, flag_file):
+    rb.env["RUNBOOK_FLAGS"] = str(flag_file)
+    rb("flags", "set", "--sandbox", "rtc.video.enabled", "false")
     assert json.loads(flag_file.read_text()) == EXISTING
     sandbox = flag_file.with_name("flags.sandbox.json")
     assert json.loads(sandbox.read_text())["flags"]["rtc.video.enabled"]["defaultVariant"] == "off"
 
 
-def test_list_and_get_json(flag_file):
-    run("flags", "set", "--file", str(flag_file), "rtc.video.enabled", "false")
-    listed = json.loads(run("flags", "list", "--file", str(flag_file), "--json").output)
+def test_list_and_get_json(rb, flag_file):
+    rb("flags", "set", "--file", str(flag_file), "rtc.video.enabled", "false")
+    listed = json.loads(rb("flags", "list", "--file", str(flag_file), "--json"))
     row = next(r for r in listed["flags"] if r["name"] == "rtc.video.enabled")
     assert (row["value"], row["changed_by_runbook"], row["previous"]["value"]) == (False, True, True)
-    got = json.loads(run("flags", "get", "--file", str(flag_file), "gifts.theme", "--json").output)
+    got = json.loads(rb("flags", "get", "--file", str(flag_file), "gifts.theme", "--json"))
     assert got == {"name": "gifts.theme", "exists": True, "value": "plain", "variant": "plain", "enabled": False}
 
 
-def test_write_is_atomic_and_keeps_permissions(flag_file):
+def test_write_is_atomic_and_keeps_permissions(rb, flag_file):
     os.chmod(flag_file, 0o600)
-    run("flags", "set", "--file", str(flag_file), "rtc.video.enabled", "false")
+    rb("flags", "set", "--file", str(flag_file), "rtc.video.enabled", "false")
     assert oct(os.stat(flag_file).st_mode & 0o777) == "0o600"
     leftovers = [p.name for p in flag_file.parent.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
@@ -155,7 +143,7 @@ def test_concurrent_writers_never_lose_a_flag(tmp_path):
     assert data["flags"]["worker3.flag24"]["defaultVariant"] == "on"
 
 
-def test_openfeature_client_sees_runbook_flags_set(flag_file, repo_root):
+def test_openfeature_client_sees_runbook_flags_set(rb, flag_file):
     """The real OpenFeature SDK with the flagd provider in file mode reads our file."""
     from openfeature import api
     from openfeature.contrib.provider.flagd import FlagdProvider
@@ -167,9 +155,7 @@ def test_openfeature_client_sees_runbook_flags_set(flag_file, repo_root):
     try:
         client = api.get_client()
         assert client.get_boolean_value("rtc.video.enabled", False) is True
-        proc = subprocess.run([sys.executable, "-m", "runbook", "flags", "set", "--file", str(flag_file),
-                               "rtc.video.enabled", "false"], cwd=repo_root, capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
+        rb("flags", "set", "--file", str(flag_file), "rtc.video.enabled", "false")
         deadline = time.monotonic() + 10
         seen = True
         while time.monotonic() < deadline:  # bounded polling for the provider's file watcher

@@ -4,16 +4,15 @@ and one test per hook (a meta-test fails when a hook has none)."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from runbook import hookspecs
-from runbook.cli import cli
 from runbook.engine.events import Event, decode
 from runbook.errors import PluginError
 from runbook.pluginapi import ActionRequest, EscalationNotice, FlagState, Recipient
@@ -283,17 +282,15 @@ def test_hook_event_appended_reaches_every_observer_and_failures_are_data(tmp_pa
                                             "ValueError: observer broke, while observing event 1 (opened)")
 
 
-def test_hook_register_commands_adds_plugin_commands(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["--plugins-dir", str(OBSERVERS), "hello", "world"])
-    assert (result.exit_code, result.output) == (0, "hello, world\n")
-    listing = CliRunner().invoke(cli, ["--plugins-dir", str(OBSERVERS), "--help"]).output
-    assert "hello" in listing
+def test_hook_register_commands_adds_plugin_commands(rb, tmp_path):
+    rb.cwd = tmp_path
+    proc = rb.run("--plugins-dir", str(OBSERVERS), "hello", "world")
+    assert (proc.stdout, proc.stderr) == ("hello, world\n", "")
+    assert "hello" in rb("--plugins-dir", str(OBSERVERS), "--help")
 
 
-def test_plugins_command_lists_hooks_and_failures(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["--plugins-dir", str(MISBEHAVING), "plugins", "--json"])
-    rows = {r["name"]: r for r in __import__("json").loads(result.output)}
+def test_plugins_command_lists_hooks_and_failures(rb, tmp_path):
+    rb.cwd = tmp_path
+    rows = {r["name"]: r for r in json.loads(rb("--plugins-dir", str(MISBEHAVING), "plugins", "--json"))}
     assert rows["hanging"]["actions"] == ["hang"]
     assert rows["syntax_error"]["error"].startswith("cannot load: SyntaxError")

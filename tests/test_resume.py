@@ -14,11 +14,9 @@ import sqlite3
 import threading
 
 import pytest
-from click.testing import CliRunner
 from pilot_helpers import widget_text
 from test_degradation_races import FLAGS, INCIDENT, World, kill, read_line
 
-from runbook.cli import cli
 from runbook.engine import Engine, SystemClock
 from runbook.service import EngineService
 from runbook.tui.app import RunbookApp, build_app
@@ -155,9 +153,10 @@ def test_the_plugins_load_on_the_main_thread_after_the_first_frame_before_settli
 # behind the command line ------------------------------------------------------------------------
 
 @pytest.fixture
-def resume(world, monkeypatch):
+def resume(world, rb, monkeypatch):
     """`runbook resume ARGS` as a responder runs it, the TUI headless: it quits once the incident
-    is shown (`shown` holds what the screen showed), or ends by itself on an error."""
+    is shown (`resume.shown` holds what the screen showed), or ends by itself on an error. In this
+    process: the terminal check and the app's run are replaced."""
     from runbook.cli import tui
 
     monkeypatch.setattr(tui, "require_terminal", lambda *a: None)
@@ -174,24 +173,24 @@ def resume(world, monkeypatch):
                 app.exit()
         return real(app, headless=True, auto_pilot=until_shown, size=(100, 30))
     monkeypatch.setattr(RunbookApp, "run", headless)
+    rb.cwd = world.tmp  # no ./plugins: only the built-in plugins load
+    rb.env["RUNBOOK_FLAGS"] = world.flags
+    del rb.env["RUNBOOK_PLUGINS_DIR"]
 
-    def invoke(*args, catalog=None):
-        line = ["--catalog", str(catalog or world.catalog_dir), "--db", world.db, "resume", *args]
-        result = CliRunner().invoke(cli, line)
-        result.shown, result.drawn = shown, drawn
-        return result
+    def invoke(*args, catalog=None, expect=0, **extra_env):
+        return rb.inproc("--catalog", str(catalog or world.catalog_dir), "--db", world.db, "resume", *args,
+                         expect=expect, **extra_env)
+    invoke.shown, invoke.drawn = shown, drawn
     return invoke
 
 
-def one_error_line(result, code: int, text: str) -> None:
-    """The command ended with `code`, saying why in one line that holds `text`."""
-    assert result.exit_code == code, (result.output, result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("runbook: error: ") and text in lines[0], result.stderr
-    assert "Traceback" not in result.output
+def one_error_line(err: str, text: str) -> None:
+    """The command said why it ended in one line that holds `text`."""
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("runbook: error: ") and text in lines[0], err
 
 
-def test_the_command_resumes_in_one_process_and_its_observers_see_what_it_settled(world, resume, monkeypatch):
+def test_the_command_resumes_in_one_process_and_its_observers_see_what_it_settled(world, resume):
     plugins, seen = world.tmp / "plugins", world.tmp / "seen.txt"
     plugins.mkdir()
     (plugins / "recorder.py").write_text(
@@ -202,11 +201,9 @@ def test_the_command_resumes_in_one_process_and_its_observers_see_what_it_settle
         "@hookimpl\n"
         "def event_appended(settings, event):\n"
         "    SEEN.write(event.type + '\\n')\n")
-    monkeypatch.setenv("RUNBOOK_PLUGINS_DIR", str(plugins))
     interrupted(world)
-    result = resume(INCIDENT[4:])
-    assert result.exit_code == 0, (result.output, result.exception)
-    [view] = result.shown
+    resume(INCIDENT[4:], RUNBOOK_PLUGINS_DIR=str(plugins))
+    [view] = resume.shown
     assert view.id == INCIDENT and not any(flag.pending for flag in view.flags)
     assert world.flag_values() == SETTLED
     # loaded once, on the main thread; then it saw what settling appended, first (the ticks follow)
@@ -219,41 +216,37 @@ def test_the_command_resumes_in_one_process_and_its_observers_see_what_it_settle
     ("\x1b[31mINC", 3, "no incident '\\x1b[31mINC'"),  # escaped once, never raw on the terminal
 ])
 def test_an_incident_that_is_not_there_ends_the_command_with_its_message(world, resume, typed, code, message):
-    result = resume(typed)
-    one_error_line(result, code, message)
-    assert result.shown == [] and result.drawn  # the screen was drawn, then ended
+    one_error_line(resume(typed, expect=code), message)
+    assert resume.shown == [] and resume.drawn  # the screen was drawn, then ended
 
 
 def test_no_open_incident_ends_the_command_with_exit_3(world, resume):
     world.engine().resolve(INCIDENT, "ana")
-    one_error_line(resume(), 3, "no open incident to resume (see `runbook incident list --all`)")
+    one_error_line(resume(expect=3), "no open incident to resume (see `runbook incident list --all`)")
 
 
 def test_a_damaged_record_ends_the_command_with_its_message(world, resume):
     with sqlite3.connect(world.db) as conn:
         conn.execute("DELETE FROM snapshots WHERE incident = ?", [INCIDENT])
     conn.close()
-    one_error_line(resume(INCIDENT), 1, f"the record of {INCIDENT} is damaged: the playbook snapshot it runs on "
-                                        "is missing")
+    one_error_line(resume(INCIDENT, expect=1), f"the record of {INCIDENT} is damaged: the playbook snapshot it runs on "
+                                               "is missing")
 
 
 def test_a_file_that_is_not_a_database_ends_the_command_with_exit_7(world, resume, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("these are my notes, not a database\n" * 200)
     world.db = str(notes)
-    one_error_line(resume(INCIDENT), 7, f"{notes} is not an incident database")
+    one_error_line(resume(INCIDENT, expect=7), f"{notes} is not an incident database")
 
 
 def test_a_bad_setting_or_a_missing_catalog_stops_resume_before_its_screen_and_settles_nothing(
-        world, resume, monkeypatch, tmp_path):
+        world, resume, tmp_path):
     interrupted(world)
     before = events(world)
-    monkeypatch.setenv("RUNBOOK_OBSERVER_GRACE", "abc")
-    result = resume(INCIDENT)
-    assert result.exit_code == 2 and "RUNBOOK_OBSERVER_GRACE" in result.stderr, result.output
-    monkeypatch.delenv("RUNBOOK_OBSERVER_GRACE")
-    one_error_line(resume(INCIDENT, catalog=tmp_path / "nowhere"), 2, f"no catalog at {tmp_path / 'nowhere'}")
-    assert result.drawn == [] and events(world) == before  # no screen, and the half-done change still to settle
+    assert "RUNBOOK_OBSERVER_GRACE" in resume(INCIDENT, RUNBOOK_OBSERVER_GRACE="abc", expect=2)
+    one_error_line(resume(INCIDENT, catalog=tmp_path / "nowhere", expect=2), f"no catalog at {tmp_path / 'nowhere'}")
+    assert resume.drawn == [] and events(world) == before  # no screen, and the half-done change still to settle
     assert set(world.flag_values()) == set(FLAGS)
 
 

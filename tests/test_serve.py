@@ -486,37 +486,27 @@ def test_opening_by_hand_that_fails_leaves_the_alert_as_it_was(engine):
     assert engine.store.incidents() == []
 
 
-def test_cli_lists_alerts_and_opens_an_unmatched_one_by_hand(tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from runbook.cli import cli
-
-    db = tmp_path / "incidents.db"
-    monkeypatch.setenv("RUNBOOK_DB", str(db))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    eng = Engine(Store(str(db), key=None), VirtualClock(), None, catalog())
+def test_cli_lists_alerts_and_opens_an_unmatched_one_by_hand(rb, tmp_path):
+    rb.env["HOME"] = str(tmp_path)
+    eng = Engine(Store(str(rb.db), key=None), VirtualClock(), None, catalog())
     eng.receive_alerts([Alert("abc12c", "firing", "2026-11-30T10:00:00Z",
                               {"alertname": "DiskAlmostFull", "instance": "db-4.example\x1b[31m"}),
                         Alert("abc12d", "firing", "2026-11-30T10:00:00Z", {"alertname": "QueueStuck",
                                                                            "service": "jobs"})])
     eng.store.close()
-    base = ["--catalog", str(HERE / "serve_catalog"), "--catalog", str(HERE / "fixtures" / "catalog" / "playbooks")]
-    runner = CliRunner()
-    listed = runner.invoke(cli, [*base, "alerts", "--unmatched"])
-    assert listed.exit_code == 0, listed.output
-    assert "DiskAlmostFull  unmatched" in listed.output and "QueueStuck" not in listed.output
-    assert "\x1b" not in listed.output and "instance=db-4.example\\x1b[31m" in listed.output
-    as_json = json.loads(runner.invoke(cli, [*base, "alerts", "--json"]).output)
+    rb.catalogs = [HERE / "serve_catalog", HERE / "fixtures" / "catalog" / "playbooks"]
+    listed = rb.run("alerts", "--unmatched")
+    assert "DiskAlmostFull  unmatched" in listed.stdout and "QueueStuck" not in listed.stdout
+    assert "\x1b" not in listed.stdout + listed.stderr and "instance=db-4.example\\x1b[31m" in listed.stdout
+    as_json = json.loads(rb("alerts", "--json"))
     assert {r["alertname"]: r["outcome"] for r in as_json} == {"DiskAlmostFull": "unmatched", "QueueStuck": "opened"}
-    both = runner.invoke(cli, [*base, "incident", "open", "disk-full", "--alert", "abc12c", "--label", "a=b"])
-    assert both.exit_code == 2 and "--alert takes the alert's own labels" in both.output
-    opened = runner.invoke(cli, [*base, "incident", "open", "disk-full", "--alert", "abc12c", "--param",
-                                 "host=db-4.example", "--as", "ana"])
-    assert opened.exit_code == 0, opened.output
-    incident = opened.output.strip()
-    linked = json.loads(runner.invoke(cli, [*base, "alerts", "--incident", incident, "--json"]).output)
+    both = rb("incident", "open", "disk-full", "--alert", "abc12c", "--label", "a=b", expect=2)
+    assert "--alert takes the alert's own labels" in both
+    incident = rb("incident", "open", "disk-full", "--alert", "abc12c", "--param", "host=db-4.example",
+                  "--as", "ana").strip()
+    linked = json.loads(rb("alerts", "--incident", incident, "--json"))
     assert [(r["alertname"], r["outcome"]) for r in linked] == [("DiskAlmostFull", "opened")]
-    assert "no alerts without a playbook" in runner.invoke(cli, [*base, "alerts", "--unmatched"]).output
+    assert "no alerts without a playbook" in rb("alerts", "--unmatched")
 
 
 def test_a_label_that_does_not_fit_an_optional_parameter_leaves_it_unset_and_the_incident_opens(engine):
@@ -542,25 +532,19 @@ def test_an_empty_alert_fingerprint_is_refused(engine):
     assert engine.alerts()[0]["outcome"] == "unmatched"
 
 
-def test_cli_lists_a_rejected_alert_with_why(tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from runbook.cli import cli
+def test_cli_lists_a_rejected_alert_with_why(rb, tmp_path):
     from runbook.serve.alertmanager import parse
 
-    db = tmp_path / "incidents.db"
-    monkeypatch.setenv("RUNBOOK_DB", str(db))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    eng = Engine(Store(str(db), key=None), VirtualClock(), None, catalog())
+    rb.env["HOME"] = str(tmp_path)
+    eng = Engine(Store(str(rb.db), key=None), VirtualClock(), None, catalog())
     alerts, _ = parse(json.dumps(payload({**alert(instance="\udc80")})).encode())
     eng.receive_alerts(alerts)
     eng.store.close()
-    base = ["--catalog", str(HERE / "serve_catalog")]
-    listed = CliRunner().invoke(cli, [*base, "alerts", "--unmatched"])
-    assert listed.exit_code == 0, listed.output
-    assert "firing   DiskFull  rejected" in listed.output
-    assert "alerts[0].labels.instance: holds a lone surrogate (\\udc80) at character 1" in listed.output
-    (row,) = json.loads(CliRunner().invoke(cli, [*base, "alerts", "--json"]).output)
+    rb.catalogs = [HERE / "serve_catalog"]
+    listed = rb("alerts", "--unmatched")
+    assert "firing   DiskFull  rejected" in listed
+    assert "alerts[0].labels.instance: holds a lone surrogate (\\udc80) at character 1" in listed
+    (row,) = json.loads(rb("alerts", "--json"))
     assert row["outcome"] == "rejected" and row["labels"] == {"alertname": "DiskFull"}
 
 
@@ -613,30 +597,21 @@ def test_prune_forgets_old_alerts_but_never_pending_ones_or_those_of_open_incide
     assert sorted(r["fingerprint"] for r in engine.alerts()) == ["a4", "a5"]
 
 
-def test_cli_alerts_prune(tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from runbook.cli import cli
-
-    db = tmp_path / "incidents.db"
-    monkeypatch.setenv("RUNBOOK_DB", str(db))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    eng = Engine(Store(str(db), key=None), VirtualClock(), None, catalog())  # its clock: 2026-01-05
+def test_cli_alerts_prune(rb, tmp_path):
+    rb.env["HOME"] = str(tmp_path)
+    eng = Engine(Store(str(rb.db), key=None), VirtualClock(), None, catalog())  # its clock: 2026-01-05
     eng.receive_alerts([Alert("b1", "firing", "2026-01-05T08:00:00Z", {"alertname": "Old"})])
     eng.store.close()
-    runner = CliRunner()
-    dry = runner.invoke(cli, ["alerts", "prune", "--older-than", "1d", "--dry-run", "--json"])
-    assert dry.exit_code == 0, dry.output
-    assert {k: v for k, v in json.loads(dry.output).items() if k != "before"} == {
+    dry = rb("alerts", "prune", "--older-than", "1d", "--dry-run", "--json")
+    assert {k: v for k, v in json.loads(dry).items() if k != "before"} == {
         "pruned": 1, "older_than": "1d", "dry_run": True}
-    assert "b1" in runner.invoke(cli, ["alerts"]).output
-    done = runner.invoke(cli, ["alerts", "prune", "--older-than", "1d"])
-    assert done.exit_code == 0 and done.output == "forgot 1 alert(s) last heard of over 1d ago\n"
-    assert "no alerts received" in runner.invoke(cli, ["alerts"]).output
+    assert "b1" in rb("alerts")
+    done = rb.run("alerts", "prune", "--older-than", "1d")
+    assert (done.stdout, done.stderr) == ("forgot 1 alert(s) last heard of over 1d ago\n", "")
+    assert "no alerts received" in rb("alerts")
     for bad in ("soon", "0s"):
-        refused = runner.invoke(cli, ["alerts", "prune", "--older-than", bad])
-        assert refused.exit_code == 2 and "--older-than" in refused.output and "Traceback" not in refused.output
-    assert runner.invoke(cli, ["alerts", "prune"]).exit_code == 2
+        assert "--older-than" in rb("alerts", "prune", "--older-than", bad, expect=2)
+    rb("alerts", "prune", expect=2)
 
 
 def test_a_session_holding_runbooks_lock_makes_healthz_503_and_the_intake_busy_not_hung(pg_cluster, monkeypatch):

@@ -8,10 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from runbook.catalog import load
-from runbook.cli import cli
 from runbook.engine import CommandError, Engine, VirtualClock
 from runbook.service import EngineService
 from runbook.store import Store
@@ -79,18 +77,15 @@ def test_a_step_waiting_for_a_signal_goes_ahead_once_it_is_given(engine):
     assert engine.state(iid).steps["post-publicly"].status == "done"
 
 
-def test_the_cli_gives_the_signal_and_show_says_what_waits(catalog_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("RUNBOOK_DB", str(tmp_path / "cli.db"))
-    monkeypatch.setenv("RUNBOOK_USER", "ana")
-    monkeypatch.setenv("RUNBOOK_PLUGINS_DIR", str(tmp_path))
-    run = lambda *args: CliRunner().invoke(cli, ["--catalog", str(catalog_dir), *args])  # noqa: E731
-    iid = run("incident", "open", "go-public").output.strip()
-    assert "waiting for signal go-public" in run("incident", "show", iid).output
-    refused = run("incident", "step", iid, "post-publicly", "--done")
-    assert refused.exit_code == 5 and "waits for the signal 'go-public'" in refused.output
-    given = run("incident", "signal", iid, "go-public", "--as", "bo")
-    assert given.exit_code == 0 and "bo" in given.output and "signal given: go-public" in given.output
-    assert run("incident", "step", iid, "post-publicly", "--done").exit_code == 0
+def test_the_cli_gives_the_signal_and_show_says_what_waits(rb, catalog_dir, tmp_path):
+    rb.catalogs = [catalog_dir]
+    rb.env["RUNBOOK_PLUGINS_DIR"] = str(tmp_path)
+    iid = rb("incident", "open", "go-public").strip()
+    assert "waiting for signal go-public" in rb("incident", "show", iid)
+    assert "waits for the signal 'go-public'" in rb("incident", "step", iid, "post-publicly", "--done", expect=5)
+    given = rb("incident", "signal", iid, "go-public", "--as", "bo")
+    assert "bo" in given and "signal given: go-public" in given
+    rb("incident", "step", iid, "post-publicly", "--done")
 
 
 def test_the_tui_shows_the_wait_and_g_gives_the_signal(engine):

@@ -1,9 +1,11 @@
 """What the test command holds itself to: ruff's rules and import-linter's layer contracts (both
 configured in pyproject.toml) fail the run on any finding, like any other test; a real program a
-test drives that is missing fails the test (tests/helpers/components.py)."""
+test drives that is missing fails the test (tests/helpers/components.py); the CLI is run through
+one runner, the `rb` fixture (tests/helpers/cli.py)."""
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -48,3 +50,70 @@ def test_a_missing_component_fails_the_test_unless_skipping_is_asked_for(monkeyp
     monkeypatch.setenv(OPT_OUT, "1")
     with pytest.raises(pytest.skip.Exception, match="tmux is not installed"):
         missing("tmux", "apt-get install tmux")
+
+
+def imports_click_testing(source: str) -> bool:
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        if any(module == "click.testing" or module.startswith("click.testing.") for module in modules):
+            return True
+    return False
+
+
+def test_only_the_shared_cli_runner_imports_click_testing():
+    """A CLI test runs the command with `rb` (in a child process, or `rb.inproc` in this one), so
+    every one checks the exit status and for a traceback the same way."""
+    for source in ("from click.testing import CliRunner", "import click.testing as t",
+                   "def f():\n    from click import testing"):
+        assert imports_click_testing(source), source
+    assert not imports_click_testing("import click\nfrom click import echo\nfrom click.types import Path")
+    tests, offenders = ROOT / "tests", []
+    for path in sorted(tests.rglob("*.py")):
+        try:
+            if path != tests / "helpers" / "cli.py" and imports_click_testing(path.read_text()):
+                offenders.append(str(path.relative_to(ROOT)))
+        except SyntaxError:  # tests/plugins/misbehaving/syntax_error.py, a plugin that cannot load
+            continue
+    assert offenders == [], (f"{', '.join(offenders)}: run the CLI with the rb fixture "
+                             "(tests/helpers/cli.py; rb.inproc for a call in this process)")
+
+
+CRASHING_PLUGIN = """\
+from runbook.pluginapi import hookimpl
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command()
+    def crash():
+        raise ValueError("a bug")
+"""
+
+
+def test_the_cli_runner_fails_a_test_on_another_exit_status_or_a_crash_in_either_mode(rb, tmp_path):
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "crashing.py").write_text(CRASHING_PLUGIN)
+    rb.env["RUNBOOK_PLUGINS_DIR"] = str(tmp_path / "plugins")
+    rb.env.pop("RUNBOOK_DEBUG", None)
+    for run in (rb, rb.inproc):
+        assert "did you mean 'video-call-degraded'?" in run("show", "video-call-degrade", expect=3)
+        with pytest.raises(AssertionError, match="did you mean"):
+            run("show", "video-call-degrade")
+    with pytest.raises(AssertionError, match="internal error"):
+        rb("crash")  # exit 70
+    with pytest.raises(AssertionError, match="Traceback"):
+        rb("crash", expect=None, RUNBOOK_DEBUG="1")
+    with pytest.raises(ValueError, match="a bug"):
+        rb.inproc("crash", expect=None)
+
+
+def test_the_cli_runner_in_process_sees_its_own_directory_and_environment_alone(rb, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no catalog here
+    monkeypatch.setenv("RUNBOOK_CATALOG", str(tmp_path / "nowhere"))  # the test's, not the command's
+    assert "video-call-degraded" in rb.inproc("list")
+    assert "no catalog at" in rb.inproc("list", RUNBOOK_CATALOG=str(tmp_path / "nowhere"), expect=2)
