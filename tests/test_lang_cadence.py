@@ -292,6 +292,45 @@ def test_tui_approves_a_stale_update_again_then_posts_it(engine, clock):
     assert [e.type for e in state.events[-2:]] == ["approval_granted", "message_posted"]
 
 
+def test_tui_p_refuses_to_approve_what_changed_while_its_dialog_was_open(engine, clock, tmp_path):
+    """P re-approves a stale update with what its dialog showed: a parameter set from another
+    terminal meanwhile is refused, old → new, and nothing is approved or posted."""
+    from pilot_helpers import press, settle
+
+    from runbook.service import EngineService
+    from runbook.tui.app import build_app
+    from runbook.tui.dialogs.confirm import ConfirmDialog
+
+    iid = opened(engine, "status")
+    engine.severity(iid, "ana", "SEV1", "worse")
+    clock.advance(minutes=30)
+    engine.tick(iid)
+    other_store = open_store(str(tmp_path / "db.sqlite"))
+    other = Engine(other_store, clock, engine.plugins, engine.catalog)  # another terminal
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await press(pilot, "P")
+            assert isinstance(app.screen, ConfirmDialog)
+            other.set_parameter(iid, "mallory", "impact", "EU and US")
+            await press(pilot, "y")
+            await settle(pilot)
+            return [n.message for n in app._notifications]
+
+    try:
+        said = asyncio.run(scenario())
+    finally:
+        other_store.close()
+    assert any("not approved: what step 'status' covers changed since it was shown: prompt \"Post it for EU?\" → "
+               "\"Post it for EU and US?\"; look again" in n for n in said), said
+    state = engine.state(iid)
+    after = [e.type for e in state.events if e.seq > state.messages[-1].seq]
+    assert "approval_granted" not in after and "message_posted" not in after  # nothing approved, nothing posted
+    assert [n for n, _ in posts(engine, iid, "status")] == [0]
+
+
 def test_a_post_due_is_carried_by_checkpoints(tmp_path, monkeypatch, clock):
     from runbook.engine.events import fold
     from runbook.engine.snapshot import Snapshot

@@ -141,7 +141,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 _maybe(waiting_for(state, step)),
                 tuple(_maybe(o.degradation) for o in step.options),
                 " · ".join(one_line(x) for x in (step.channel, step.audience) if x), one_line(stale),
-                _covers(run, stale, gate), approvals.digest(gate) if gate is not None else "",
+                _covers(run, stale, gate), gate,
                 *_ask(state, step), step.compose,
                 *((one_line(fill(step.hand_to.name)), one_line(fill(step.hand_to.contact)), step.resolves)
                   if step.hand_to is not None else ()), interactive=step.interactive,
@@ -225,7 +225,8 @@ def _updates(state: IncidentState, now: datetime) -> tuple[UpdateView, ...]:
                               one_line(cadence.status(state, step, now)), due,
                               None if due else cadence.next_at(state, step), step.compose,
                               shown(cadence.posts(state, step.id)[-1].record.text) if step.compose else "",
-                              bool(step.approval and (step.compose or stale)), one_line(stale)))
+                              bool(step.approval and (step.compose or stale)), one_line(stale),
+                              approvals.covered(state, step) if step.approval else None))
     return tuple(out)
 
 
