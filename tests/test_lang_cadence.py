@@ -153,6 +153,23 @@ def test_a_stale_approval_makes_the_update_due_until_approved_again(engine, cloc
     assert posts(engine, iid, "status")[-1][1].startswith("Checkout is failing (SEV1)")
 
 
+def test_the_numbering_goes_on_through_a_restart_of_the_step(engine, clock):
+    """The step's own post after a restart is its next number, and its cadence counts from it."""
+    iid = opened(engine, "status")
+    clock.advance(minutes=30)
+    engine.tick(iid)
+    engine.restart(iid, "ana", "status", "the first update named the wrong region")
+    clock.advance(minutes=10)
+    engine.approve(iid, "ana", "status")  # a new attempt is approved anew
+    engine.complete(iid, "ana", "status")
+    assert [n for n, _ in posts(engine, iid, "status")] == [0, 1, 2]
+    assert "by step status (repeat 2):" in engine.state(iid).messages[-1].record.describe()
+    clock.advance(minutes=29)
+    assert not [e for e in engine.tick(iid) if e.type == "message_posted"]
+    clock.advance(minutes=1)
+    assert [e.data["repeat"] for e in engine.tick(iid) if e.type == "message_posted"] == [3]
+
+
 def test_post_by_hand_is_refused_for_steps_that_do_not_repeat_or_have_not_posted(engine):
     iid = opened(engine)
     with pytest.raises(CommandError, match="step 'status' has not posted yet; its repeats start after its first post"):

@@ -241,3 +241,13 @@ def test_an_approval_given_what_was_shown_binds_it_and_the_text_apart(engine):
     fresh = approvals.covered(state, state.playbook.step("external"))
     engine.approve(iid, "ana", "external", message="Flood mitigated.", expect=fresh)
     assert engine.state(iid).steps["external"].approved_content["composed"] == "Flood mitigated."
+
+
+def test_a_step_without_repeat_posting_again_after_a_restart_is_not_numbered(engine):
+    """Only posts on a cadence are numbered (repeat:); a plain step's second post is its own again."""
+    iid = engine.open("ddos-external", "ana").id
+    engine.complete(iid, "ana", "external", message="Flood at the edge.")
+    engine.complete(iid, "ana", "internal")
+    engine.restart(iid, "ana", "internal", "support missed it")
+    engine.complete(iid, "ana", "internal")
+    assert [e.record.repeat for e in engine.state(iid).messages if e.record.step == "internal"] == [0, 0]
