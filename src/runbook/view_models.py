@@ -106,6 +106,10 @@ class UpdateView(NamedTuple):
     gated: bool = False  # its approval gate approves each text written (compose) or no longer covers it: approve first
     stale: str = ""  # ...why, when it no longer covers it (old → new)
     approval_content: dict | None = None  # ...what approving it now records: P sends it back with the approval
+    every: str = ""  # its cadence ("30m")
+    due_at: datetime | None = None  # due for a person: since when, which repeat and why (as post_due recorded it)
+    repeat: int = 0
+    why: str = ""
 
 
 class LeftStep(NamedTuple):
