@@ -170,8 +170,8 @@ def refusal_if_not_shown(step: Step, content: dict, shown: str | dict) -> str:
     the approver was `shown` ("" when it is): the content shown (then what changed, old → new) or
     its digest (then what it covers now). A composed text is not part of what was shown: the
     approver wrote it, and the approval binds it as given."""
-    now = {name: value for name, value in content.items() if name != "composed"}
-    was = shown if isinstance(shown, dict) else None
+    now = _besides_text(content)
+    was = _besides_text(shown) if isinstance(shown, dict) else None
     if (digest(was) if was is not None else shown) == digest(now):
         return ""
     head = f"not approved: what step '{step.id}' covers changed since it was shown"
@@ -180,6 +180,10 @@ def refusal_if_not_shown(step: Step, content: dict, shown: str | dict) -> str:
         return f"{head}: {_difference(found or [Change('content', digest(was), digest(now))])}; look again"
     said = "; ".join(labelled(name, value) for name, value in lines(now) if name not in ("title", "prompt"))
     return head + (f" (now {said})" if said else "") + "; look again"
+
+
+def _besides_text(content: dict) -> dict:
+    return {name: value for name, value in content.items() if name != "composed"}
 
 
 def _difference(found: list[Change]) -> str:
