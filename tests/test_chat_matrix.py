@@ -14,7 +14,7 @@ from helpers.synapse import Synapse, interpreter
 
 from runbook.catalog import load
 from runbook.default_plugins import matrix
-from runbook.engine import Engine, VirtualClock
+from runbook.engine import Engine, VirtualClock, approvals
 from runbook.engine.chat import Chat
 from runbook.pluginapi import ChatCommand
 from runbook.plugins import PluginHost
@@ -70,6 +70,30 @@ steps:
   - id: back
     kind: restore
     degradation: audio-only
+---
+apiVersion: runbook/v1
+kind: Playbook
+id: tell-customers
+title: Customers hear of degraded calls
+service: rtc
+severity: SEV2
+escalation: ladder
+parameters:
+  region: {summary: Where calls are degraded, default: eu-west-1}
+roles:
+  commander: {title: Incident commander}
+steps:
+  - id: words
+    kind: communicate
+    title: Tell customers
+    channel: status-page
+    audience: customers
+    compose: true
+    template: "Calls are degraded in {region}."
+    approval: {by: commander, prompt: "Post this for {region}?"}
+    repeat: {every: 30m}
+  - title: Fix the calls
+    mitigates: true
 """
 
 
@@ -230,6 +254,50 @@ def test_approve_shows_what_was_approved_and_degrade_and_resolve_say_what_they_w
     chat.take(chat.say(f"!resolve {iid}"))
     state = chat.engine.state(iid)
     assert state.resolved and not state.degradations["audio-only"].applied
+
+
+def test_approve_takes_the_text_a_compose_step_posts_bound_to_what_was_shown(chat):
+    iid = chat.engine.open("tell-customers", "ana").id
+    chat.engine.assign(iid, "ana", "commander", "amira")
+    chat.take(chat.say(f"!approve {iid}"))
+    shown = until(lambda: next((b for b in chat.bodies() if "step words needs approval" in b), None),
+                  "the gate's content was not shown")
+    assert "message: Calls are degraded in eu-west-1." in shown and "prompt: Post this for eu-west-1?" in shown
+    code = shown.rsplit(" ", 2)[1].rstrip(":")
+    assert shown.endswith(f"to approve a text for it (it posts what is written): !approve {iid} words {code}: TEXT")
+
+    chat.take(chat.say(f"!approve {iid} words {code}"))  # no text: refused, saying the way
+    until(lambda: any(f"refused: step words posts what is written: approve the text it is to post: !approve {iid} "
+                      f"words {code}: TEXT" in b for b in chat.bodies()), "no refusal naming the way")
+    chat.engine.set_parameter(iid, "bo", "region", "us-east-1")  # meanwhile, elsewhere
+    chat.take(chat.say(f"!approve {iid} words {code}: Calls are back in eu-west-1."))
+    until(lambda: any(f"is not what code {code} was shown for" in b for b in chat.bodies()), "no refusal")
+    assert not [e for e in chat.engine.state(iid).events if e.type == "approval_granted"]
+
+    state = chat.engine.state(iid)
+    fresh = approvals.digest(approvals.covered(state, state.playbook.step("words")))[:8]
+    chat.take(chat.say(f"!approve {iid} words {fresh}: Calls are back: in us-east-1 too."))
+    granted = [e for e in chat.engine.state(iid).events if e.type == "approval_granted"]
+    assert [(e.actor, e.record.content["composed"]) for e in granted] == [
+        ("amira", "Calls are back: in us-east-1 too.")]
+    until(lambda: any("approved by amira" in b and "composed: Calls are back: in us-east-1 too." in b
+                      for b in chat.bodies()), "the approval reply does not show the text approved")
+    chat.engine.complete(iid, "ana", "words", message="Calls are back: in us-east-1 too.")  # posts what was approved
+    assert chat.engine.state(iid).messages[-1].record.text == "Calls are back: in us-east-1 too."
+
+
+def test_an_update_due_reaches_the_room_and_status_says_it(chat):
+    iid = chat.engine.open("tell-customers", "ana").id
+    chat.engine.approve(iid, "ana", "words", message="Calls are degraded in eu-west-1.")
+    chat.engine.complete(iid, "ana", "words", message="Calls are degraded in eu-west-1.")
+    chat.engine.clock.advance(minutes=30)
+    chat.engine.tick(iid)
+    until(chat.deliver, "nothing posted")
+    until(lambda: any(f"{iid} 09:30 runbook: update due: step words (repeat 1) was not posted: it is written when "
+                      "posted (compose: true)" in b for b in chat.bodies()), "the update due never reached the room")
+    chat.take(chat.say(f"!status {iid}"))
+    until(lambda: any("update due since 09:30 UTC: Tell customers (repeat 1): it is written when posted" in b
+                      for b in chat.bodies()), "!status does not say the update due")
 
 
 def test_someone_not_in_the_roster_is_refused_and_nothing_is_recorded(chat):

@@ -357,6 +357,10 @@ def test_cli_starts_it_shows_it_and_stops_it_by_hand(cli, port):
         shown = cli("incident", "show", iid)
         assert "RUNNING for " in shown
         assert f"(pid {started['pid']} on {host()}), until “Check that the replica answers” ends" in shown
+        # its command output is in the file its handle recorded, and show points there
+        ran = shown.split("command output")[1]
+        assert "    forward (" in ran and f"| (in the background: output in {started['output']})" in ran
+        assert "(no output)" not in ran
         assert cli("incident", "stop", iid, "nope", expect=5).strip().endswith(
             "step 'nope' has no background command running; running: forward")
         stopped = cli("incident", "stop", iid, "forward")
@@ -369,6 +373,7 @@ def test_cli_starts_it_shows_it_and_stops_it_by_hand(cli, port):
             ("forward", started["pid"], "stopped", "ana")]
         exported = cli("incident", "export", iid)
         assert "## Background commands" in exported and "stopped at" in exported
+        assert f"(in the background: output in {started['output']})" in exported.split("## Command output")[1]
     finally:
         reap_later(started["pgid"])
 

@@ -153,6 +153,23 @@ def test_a_stale_approval_makes_the_update_due_until_approved_again(engine, cloc
     assert posts(engine, iid, "status")[-1][1].startswith("Checkout is failing (SEV1)")
 
 
+def test_the_numbering_goes_on_through_a_restart_of_the_step(engine, clock):
+    """The step's own post after a restart is its next number, and its cadence counts from it."""
+    iid = opened(engine, "status")
+    clock.advance(minutes=30)
+    engine.tick(iid)
+    engine.restart(iid, "ana", "status", "the first update named the wrong region")
+    clock.advance(minutes=10)
+    engine.approve(iid, "ana", "status")  # a new attempt is approved anew
+    engine.complete(iid, "ana", "status")
+    assert [n for n, _ in posts(engine, iid, "status")] == [0, 1, 2]
+    assert "by step status (repeat 2):" in engine.state(iid).messages[-1].record.describe()
+    clock.advance(minutes=29)
+    assert not [e for e in engine.tick(iid) if e.type == "message_posted"]
+    clock.advance(minutes=1)
+    assert [e.data["repeat"] for e in engine.tick(iid) if e.type == "message_posted"] == [3]
+
+
 def test_post_by_hand_is_refused_for_steps_that_do_not_repeat_or_have_not_posted(engine):
     iid = opened(engine)
     with pytest.raises(CommandError, match="step 'status' has not posted yet; its repeats start after its first post"):
@@ -290,6 +307,45 @@ def test_tui_approves_a_stale_update_again_then_posts_it(engine, clock):
     state = engine.state(iid)
     assert posts(engine, iid, "status")[-1][0] == 1 and "(SEV1)" in posts(engine, iid, "status")[-1][1]
     assert [e.type for e in state.events[-2:]] == ["approval_granted", "message_posted"]
+
+
+def test_tui_p_refuses_to_approve_what_changed_while_its_dialog_was_open(engine, clock, tmp_path):
+    """P re-approves a stale update with what its dialog showed: a parameter set from another
+    terminal meanwhile is refused, old → new, and nothing is approved or posted."""
+    from pilot_helpers import press, settle
+
+    from runbook.service import EngineService
+    from runbook.tui.app import build_app
+    from runbook.tui.dialogs.confirm import ConfirmDialog
+
+    iid = opened(engine, "status")
+    engine.severity(iid, "ana", "SEV1", "worse")
+    clock.advance(minutes=30)
+    engine.tick(iid)
+    other_store = open_store(str(tmp_path / "db.sqlite"))
+    other = Engine(other_store, clock, engine.plugins, engine.catalog)  # another terminal
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await press(pilot, "P")
+            assert isinstance(app.screen, ConfirmDialog)
+            other.set_parameter(iid, "mallory", "impact", "EU and US")
+            await press(pilot, "y")
+            await settle(pilot)
+            return [n.message for n in app._notifications]
+
+    try:
+        said = asyncio.run(scenario())
+    finally:
+        other_store.close()
+    assert any("not approved: what step 'status' covers changed since it was shown: prompt \"Post it for EU?\" → "
+               "\"Post it for EU and US?\"; look again" in n for n in said), said
+    state = engine.state(iid)
+    after = [e.type for e in state.events if e.seq > state.messages[-1].seq]
+    assert "approval_granted" not in after and "message_posted" not in after  # nothing approved, nothing posted
+    assert [n for n, _ in posts(engine, iid, "status")] == [0]
 
 
 def test_a_post_due_is_carried_by_checkpoints(tmp_path, monkeypatch, clock):

@@ -178,3 +178,76 @@ def test_tui_approves_the_text_written_then_posts_it(engine):
     state = engine.state(iid)
     assert state.steps["external"].approved_content["composed"] == "Flood mitigated at the edge."
     assert state.messages[0].record.text == "Flood mitigated at the edge."
+
+
+@pytest.mark.parametrize("key", ["d", "p"])
+def test_tui_approving_a_text_refuses_what_changed_while_its_dialog_was_open(engine, tmp_path, key):
+    """d (nobody holds commander: approve the text, then post it) and p send what the dialog showed
+    besides the text: a parameter set from another terminal meanwhile is refused, old → new."""
+    from pilot_helpers import press, settle
+    from textual.widgets import Input
+
+    from runbook.tui.app import build_app
+    from runbook.tui.dialogs.confirm import ConfirmDialog
+    from runbook.tui.dialogs.prompt import TextPrompt
+
+    iid = engine.open("ddos-approved", "ana").id
+    engine.skip(iid, "ana", "scrub-check", "not in this test")
+    other_store = Store(str(tmp_path / "db.sqlite"))
+    other = Engine(other_store, engine.clock, engine.plugins, engine.catalog)  # another terminal
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await press(pilot, key)
+            assert isinstance(app.screen, TextPrompt)
+            app.screen.query_one("#prompt-input", Input).value = "Flood mitigated at the edge."
+            await press(pilot, "enter")
+            assert isinstance(app.screen, ConfirmDialog)
+            assert "prompt: Post this to customers (everywhere)?" in str(app.screen.query_one(".dialog-detail")
+                                                                         .render())
+            other.set_parameter(iid, "mallory", "region", "EU")
+            await press(pilot, "y")
+            await settle(pilot)
+            return [n.message for n in app._notifications]
+
+    try:
+        said = asyncio.run(scenario())
+    finally:
+        other_store.close()
+    assert any("not approved: what step 'external' covers changed since it was shown: prompt "
+               "\"Post this to customers (everywhere)?\" → \"Post this to customers (EU)?\"; look again" in n
+               for n in said), said
+    state = engine.state(iid)
+    assert not state.steps["external"].approved and not state.messages  # nothing approved, nothing posted
+    assert "approval_granted" not in [e.type for e in state.events]
+
+
+def test_an_approval_given_what_was_shown_binds_it_and_the_text_apart(engine):
+    from runbook.engine import approvals
+
+    iid = engine.open("ddos-approved", "ana").id
+    engine.skip(iid, "ana", "scrub-check", "not in this test")
+    state = engine.state(iid)
+    shown = approvals.covered(state, state.playbook.step("external"))
+    engine.set_parameter(iid, "mallory", "region", "EU")
+    with pytest.raises(CommandError, match=r"covers changed since it was shown: prompt \"Post this to customers "
+                                           r"\(everywhere\)\?\" → \"Post this to customers \(EU\)\?\"; look again"):
+        engine.approve(iid, "ana", "external", message="Flood mitigated.", expect=shown)
+    with pytest.raises(CommandError, match=r"covers changed since it was shown \(now message: We are mitigating"):
+        engine.approve(iid, "ana", "external", message="Flood mitigated.", expect=approvals.digest(shown))
+    state = engine.state(iid)
+    fresh = approvals.covered(state, state.playbook.step("external"))
+    engine.approve(iid, "ana", "external", message="Flood mitigated.", expect=fresh)
+    assert engine.state(iid).steps["external"].approved_content["composed"] == "Flood mitigated."
+
+
+def test_a_step_without_repeat_posting_again_after_a_restart_is_not_numbered(engine):
+    """Only posts on a cadence are numbered (repeat:); a plain step's second post is its own again."""
+    iid = engine.open("ddos-external", "ana").id
+    engine.complete(iid, "ana", "external", message="Flood at the edge.")
+    engine.complete(iid, "ana", "internal")
+    engine.restart(iid, "ana", "internal", "support missed it")
+    engine.complete(iid, "ana", "internal")
+    assert [e.record.repeat for e in engine.state(iid).messages if e.record.step == "internal"] == [0, 0]

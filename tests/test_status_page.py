@@ -364,3 +364,40 @@ def test_the_front_page_shows_parameters_shares_in_words_and_next_steps_as_not_d
     assert ": All clear (" not in card  # a step's title alone never reads as the incident's state
     detail = " ".join(Tags.text_of(viewer.get(f"/incidents/{iid}").text).split())
     assert "next step “" in detail and "not done yet)" in detail
+
+
+def test_posts_on_a_cadence_show_an_update_due_and_the_next_update_as_recorded(tmp_path):
+    """/ and the incident's page say which update is due for a person (since when, why: as the
+    post_due event recorded it) and when each other posts next; /live carries the post_due."""
+    from runbook.broadcaster import changes_after
+
+    clock = VirtualClock()
+    engine = Engine(Store(str(tmp_path / "incidents.db"), key=None), clock, None,
+                    load_catalog([str(HERE / "lang_catalog")]))
+    try:
+        iid = engine.open("checkout-outage", "ana", params={"impact": "EU"}).id
+        engine.approve(iid, "ana", "status")
+        engine.complete(iid, "ana", "status")
+        engine.skip(iid, "ana", "support", "not in this test")
+        engine.complete(iid, "ana", "written", message="Checkout is slow.")
+        engine.skip(iid, "ana", "execs", "not in this test")
+        clock.advance(hours=1)
+        engine.tick(iid)
+        with client_for(engine) as viewer:
+            assert viewer.get(f"/?token={VIEW}").status_code == 303
+            pages = [Tags.text_of(viewer.get(path).text) for path in ("/", f"/incidents/{iid}")]
+        for text in pages:
+            assert ("Update due: “Post the words approved for customers” since 10:00:00 UTC (repeat 1): it is "
+                    "written when posted (compose: true)") in text
+            assert "Next update: “Update the status page” at 10:30:00 UTC (every 30m)" in text
+        lines = [change.line for change in changes_after(engine, 0)]
+        assert any(f"{iid} · runbook: update due: step written (repeat 1) was not posted: it is written when posted"
+                   in line for line in lines), lines
+        engine.post(iid, "ana", "written", message="Checkout is back.")
+        engine.resolve(iid, "ana")
+        with client_for(engine) as viewer:
+            assert viewer.get(f"/?token={VIEW}").status_code == 303
+            text = Tags.text_of(viewer.get(f"/incidents/{iid}").text)
+        assert "Update due" not in text and "Next update" not in text  # posts stop at resolve
+    finally:
+        engine.store.close()

@@ -60,6 +60,29 @@ steps:
   - "Look at {what}"
 """
 
+CADENCE_PLAYBOOK = """\
+apiVersion: runbook/v1
+kind: Playbook
+id: cadence-words
+title: Calls degraded for customers
+service: rtc
+severity: SEV2
+escalation: rtc-default
+symptoms:
+  - {id: calls-degraded, summary: Calls degraded}
+steps:
+  - id: words
+    kind: communicate
+    title: Tell customers in our words
+    channel: status-page
+    audience: customers
+    compose: true
+    template: "Calls are degraded."
+    repeat: {every: 30m}
+  - title: Fix the calls
+    mitigates: true
+"""
+
 
 class Runbook:
     """`runbook serve` on a loopback port, and `runbook` commands on the same database."""
@@ -70,6 +93,7 @@ class Runbook:
         self.tmp = tmp
         (tmp / "catalog").mkdir()
         (tmp / "catalog" / "hostile.yaml").write_text(HOSTILE_PLAYBOOK)
+        (tmp / "catalog" / "cadence.yaml").write_text(CADENCE_PLAYBOOK)
         source = str(Path(runbook.__file__).resolve().parent.parent)
         self.env = {**os.environ, "RUNBOOK_DB": str(tmp / "incidents.db"), "HOME": str(tmp),
                     "RUNBOOK_SERVE_TOKEN": TOKEN, "RUNBOOK_VIEW_TOKEN": VIEW,
@@ -266,6 +290,43 @@ def test_a_posted_message_stays_as_posted_after_its_parameter_changes(server, br
     expect(page.locator(".update")).to_have_count(1)
     expect(message).to_have_text(text)
     assert "9000Gi" not in page.locator("section[aria-labelledby=updates-h]").inner_text()
+    assert seen == {"console": [], "errors": []}
+
+
+def test_an_update_due_on_a_cadence_shows_and_its_post_turns_it_into_the_next_update_live(server, browser):
+    """runbook serve's own tick records the update due (written when posted); the open page says
+    so, and once it is posted from a terminal, says when the next one is due, without a reload."""
+    from datetime import UTC, datetime, timedelta
+
+    from runbook.catalog import load
+    from runbook.engine import Engine, VirtualClock
+    from runbook.plugins import PluginHost
+    from runbook.settings import Settings
+    from runbook.store import open_store
+
+    # the incident's first post went out 31 minutes ago (an engine on a clock set then, on serve's database)
+    store = open_store(str(server.tmp / "incidents.db"))
+    try:
+        host = PluginHost(Settings(flags_file=str(server.tmp / "flags.json"), plugins_dir=None), entry_points=False)
+        engine = Engine(store, VirtualClock(datetime.now(UTC) - timedelta(minutes=31)), host,
+                        load([path for path in server.catalog if path != "--catalog"]))
+        iid = engine.open("cadence-words", "ana").id
+        engine.complete(iid, "ana", "words", message="Calls are degraded in Europe.")
+    finally:
+        store.close()
+    page, seen = signed_in(browser, server)
+    page.goto(f"{server.url}/incidents/{iid}")
+    live(page)
+    due = page.locator("p.cadence.due")
+    expect(due).to_contain_text("Update due: “Tell customers in our words” since", timeout=LIVE)
+    expect(due).to_contain_text("(repeat 1): it is written when posted (compose: true)")
+    server.run("incident", "post", iid, "words", "--message", "Calls work again for most.", "--as", "bo")
+    expect(page.locator("p.cadence")).to_have_text(
+        re.compile(r"^Next update: “Tell customers in our words” at \d\d:\d\d:\d\d UTC \(every 30m\)$"), timeout=LIVE)
+    expect(due).to_have_count(0)
+    expect(page.locator(".update .message").first).to_have_text("Calls work again for most.")
+    page.goto(f"{server.url}/")
+    expect(page.locator("p.cadence")).to_contain_text("Next update: “Tell customers in our words” at")
     assert seen == {"console": [], "errors": []}
 
 

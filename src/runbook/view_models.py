@@ -63,7 +63,7 @@ class CurrentStep(NamedTuple):
     # approved_by is None then, so the step counts as not approved
     approval_stale: str = ""
     approval_covers: tuple[str, ...] = ()  # what approving it records now ("$ COMMAND", "prompt: ..."), a line each
-    approval_digest: str = ""  # the digest of what approving it now records: the TUI's approve sends it back
+    approval_content: dict | None = None  # what approving it now records: the TUI's approve sends it back
     asks: str = ""  # an ask step: what it asks for ("asks for new_size (the size · pattern ...), now 10Gi")
     ask_parameter: object = None  # ...the parameter (catalog Parameter) its form checks the answer against
     ask_value: str | None = None  # ...and the parameter's value now, which the form offers
@@ -105,6 +105,11 @@ class UpdateView(NamedTuple):
     draft: str = ""  # ...offering this (its last post)
     gated: bool = False  # its approval gate approves each text written (compose) or no longer covers it: approve first
     stale: str = ""  # ...why, when it no longer covers it (old → new)
+    approval_content: dict | None = None  # ...what approving it now records: P sends it back with the approval
+    every: str = ""  # its cadence ("30m")
+    due_at: datetime | None = None  # due for a person: since when, which repeat and why (as post_due recorded it)
+    repeat: int = 0
+    why: str = ""
 
 
 class LeftStep(NamedTuple):

@@ -7,6 +7,7 @@ for HTML."""
 
 from datetime import datetime
 
+from runbook.catalog.durations import format_duration
 from runbook.engine import answers, approvals, background, cadence, conditions, expectations, stages, texts, timers
 from runbook.engine.completion import completion
 from runbook.engine.events import shown_argv
@@ -141,7 +142,7 @@ def build_view(state: IncidentState, now: datetime, altered: str = "") -> Incide
                 _maybe(waiting_for(state, step)),
                 tuple(_maybe(o.degradation) for o in step.options),
                 " · ".join(one_line(x) for x in (step.channel, step.audience) if x), one_line(stale),
-                _covers(run, stale, gate), approvals.digest(gate) if gate is not None else "",
+                _covers(run, stale, gate), gate,
                 *_ask(state, step), step.compose,
                 *((one_line(fill(step.hand_to.name)), one_line(fill(step.hand_to.contact)), step.resolves)
                   if step.hand_to is not None else ()), interactive=step.interactive,
@@ -220,12 +221,15 @@ def _updates(state: IncidentState, now: datetime) -> tuple[UpdateView, ...]:
     out = []
     for step in cadence.repeating(state):
         due = step.id in state.posts_due
+        repeat, why, due_at = state.posts_due.get(step.id, (0, "", None))
         stale = approvals.refusal_if_changed(state, step) if step.approval else ""
         out.append(UpdateView(one_line(step.id), one_line(texts.text(state, step.title, step, now)),
                               one_line(cadence.status(state, step, now)), due,
                               None if due else cadence.next_at(state, step), step.compose,
                               shown(cadence.posts(state, step.id)[-1].record.text) if step.compose else "",
-                              bool(step.approval and (step.compose or stale)), one_line(stale)))
+                              bool(step.approval and (step.compose or stale)), one_line(stale),
+                              approvals.covered(state, step) if step.approval else None,
+                              format_duration(step.repeat.every), due_at, repeat, one_line(why)))
     return tuple(out)
 
 

@@ -25,6 +25,7 @@ from runbook.engine.metrics import (
     export_json,
     export_markdown,
     metrics,
+    no_output,
     posted_messages,
     step_outputs,
     step_titles,
@@ -178,7 +179,7 @@ def summary(state, now: datetime, plan_step=None) -> list[str]:
     for step_id, run in ran.items():
         code = "no exit code" if run["exit_code"] is None else f"exit {run['exit_code']}"
         lines.append(f"    {step_id} ({run['status']}, {code}):")
-        out = run["output"].rstrip("\n").splitlines()[-OUTPUT_LINES:] or ["(no output)"]
+        out = run["output"].rstrip("\n").splitlines()[-OUTPUT_LINES:] or [no_output(run)]
         lines += [f"      | {shown(line)}" for line in out]
     lines.append("  recent:")
     lines += [f"    {e.at:%H:%M:%S} {one_line(e.actor):<10} {describe(e)}" for e in state.events[-8:]]

@@ -165,6 +165,34 @@ def refusal_if_other_text(state: IncidentState, step: Step, text: str) -> str:
     return _again(state, step, _said([Change("composed", was, text)]))
 
 
+def refusal_if_not_shown(step: Step, content: dict, shown: str | dict) -> str:
+    """The line approving `step` says when `content`, what approving it now records, is not what
+    the approver was `shown` ("" when it is): the content shown (then what changed, old → new) or
+    its digest (then what it covers now). A composed text is not part of what was shown: the
+    approver wrote it, and the approval binds it as given."""
+    now = _besides_text(content)
+    was = _besides_text(shown) if isinstance(shown, dict) else None
+    if (digest(was) if was is not None else shown) == digest(now):
+        return ""
+    head = f"not approved: what step '{step.id}' covers changed since it was shown"
+    if was is not None:
+        found = [Change(name, was.get(name), now.get(name)) for name in FIELDS if was.get(name) != now.get(name)]
+        return f"{head}: {_difference(found or [Change('content', digest(was), digest(now))])}; look again"
+    said = "; ".join(labelled(name, value) for name, value in lines(now) if name not in ("title", "prompt"))
+    return head + (f" (now {said})" if said else "") + "; look again"
+
+
+def _besides_text(content: dict) -> dict:
+    return {name: value for name, value in content.items() if name != "composed"}
+
+
+def _difference(found: list[Change]) -> str:
+    """The most telling change as `field "old" → "new"` (cut around the change), naming the others."""
+    first, rest = found[0], [c.field for c in found[1:]]
+    was, now = excerpt(shown_value(first.was).replace("\n", "⏎"), shown_value(first.now).replace("\n", "⏎"))
+    return f"{first.field} \"{was}\" → \"{now}\"" + (f" (its {' and '.join(rest)} changed too)" if rest else "")
+
+
 def _again(state: IncidentState, step: Step, why: str) -> str:
     return f"step '{step.id}': {why}: approve again (runbook incident approve {state.id} {step.id})" if why else ""
 

@@ -7,6 +7,10 @@ other timer. The timer pass posts it through the same path as the step's own pos
 the values of that moment, when nothing needs a person; else it records the post as due (`post_due`,
 saying why) and the faces remind the responder until someone posts it (`post`) or the cadence
 stops. Nothing is skipped silently.
+
+Posts are numbered per step over the whole incident (`repeat`: how many it posted before): a
+restart of the step does not start the numbering again, and its cadence runs on through it,
+counting from the step's last post, whichever attempt made it.
 """
 
 from __future__ import annotations
@@ -104,7 +108,7 @@ def fire(engine: Engine, state: IncidentState, step_id: str, repeat: int, at: da
         why = needs_person(s, step, now)
         if why:
             return [PostDue(step_id, repeat, why, iso(at))]
-        return [posted(s, step, now, repeat=repeat)]
+        return [posted(s, step, now)]
     return engine.command(state.id, SYSTEM, build)
 
 
@@ -136,8 +140,7 @@ def post(engine: Engine, incident: str, actor: str, step_id: str, message: str |
         refused = approvals.refusal_if_changed(state, step) or approvals.refusal_if_other_text(state, step, text)
         if refused:
             raise CommandError(refused)
-        return [posted(state, step, engine.clock.now(), written=text if step.compose else None,
-                       repeat=len(posts(state, step.id)))]
+        return [posted(state, step, engine.clock.now(), written=text if step.compose else None)]
     return engine.command(incident, actor, build)
 
 

@@ -11,7 +11,7 @@ a `chat_posted` event records how far the chat has come: after an outage every e
 posted, once. All text is plain (no HTML is sent) and defused: `@room` and user ids cannot
 notify anyone.
 
-In: `!ack ID`, `!note ID TEXT`, `!approve ID [STEP]`, `!degrade ID NAME`, `!resolve ID`,
+In: `!ack ID`, `!note ID TEXT`, `!approve ID [STEP] CODE[: TEXT]`, `!degrade ID NAME`, `!resolve ID`,
 `!status ID`, `!help`. The sender must be a roster person (a `matrix:` id on them, in the
 incident's roster); the command is then recorded as that person, like the same command in the
 TUI. A `chat_received` event keeps the chat's id of the message, so the same message delivered
@@ -26,7 +26,7 @@ import time
 from datetime import datetime, timedelta
 
 from runbook.catalog.oncall import person_with
-from runbook.engine import approvals, timers
+from runbook.engine import approvals, cadence, timers
 from runbook.engine.clock import iso
 from runbook.engine.events import ChatPosted, ChatReceived
 from runbook.errors import NotFoundError, RunbookError
@@ -35,11 +35,12 @@ from runbook.text import one_line
 
 SHOWN = frozenset({"acknowledged", "escalated", "severity_changed", "degradation_applied", "degradation_restored",
                    "flag_changed", "stage_steered", "message_posted", "mitigated", "resolved", "closed",
-                   "handed_off", "pager_reported", "action_item_added"})
+                   "handed_off", "pager_reported", "action_item_added", "post_due"})
 COMMANDS = {
     "ack": "!ack ID: acknowledge (stops the escalation ladder)",
     "note": "!note ID TEXT: add a note to the timeline",
-    "approve": "!approve ID: what waits for approval and its code; !approve ID [STEP] CODE: approve exactly that",
+    "approve": ("!approve ID: what waits for approval and its code; !approve ID [STEP] CODE: approve exactly that; "
+                "!approve ID [STEP] CODE: TEXT: approve the text a step posts as written (compose)"),
     "degrade": "!degrade ID NAME: apply a degradation",
     "resolve": "!resolve ID: resolve (restores degradations)",
     "status": "!status ID: where the incident stands",
@@ -241,6 +242,8 @@ def _status(state, now: datetime) -> str:
             lines.append(f"{track}: {_title(state, step)}")
     for step in _gates(state):
         lines.append(f"waiting for approval by {step.approval.by}: {_title(state, step.id)} (!approve {state.id})")
+    for step, n, why, at in cadence.due(state):
+        lines.append(f"update due since {at:%H:%M} UTC: {_title(state, step)} (repeat {n}): {why}")
     applied = [name for name, d in state.degradations.items() if d.applied]
     if applied:
         lines.append("degraded: " + ", ".join(applied))
@@ -262,10 +265,14 @@ def _gates(state) -> list:
     return out
 
 
-def _approve(engine, incident: str, actor: str, words: list[str]) -> str:
+def _approve(engine, incident: str, actor: str, rest: str) -> str:
     """`!approve ID` shows what each waiting gate covers and the code that approves exactly that;
     `!approve ID [STEP] CODE` approves it, refused when the gate now covers something else (the
-    code is the start of the content's digest, as the TUI's dialog sends the whole)."""
+    code is the start of the content's digest, as the TUI's dialog sends the whole). A step that
+    posts what is written (compose: true) is approved for a text: `!approve ID [STEP] CODE: TEXT`,
+    the code binding what was shown besides the text, as the TUI's does."""
+    head, colon, text = rest.partition(":")
+    words, text = head.split(), text.strip()
     state = engine.state(incident)
     gates = _gates(state)
     if not words:
@@ -276,8 +283,9 @@ def _approve(engine, incident: str, actor: str, words: list[str]) -> str:
             content = approvals.covered(state, step)
             code = approvals.digest(content)[:CODE]
             shown = "\n".join(approvals.labelled(f, v) for f, v in approvals.lines(content))
-            out.append(f"{incident} step {step.id} needs approval by {step.approval.by}; it covers:\n{shown}\n"
-                       f"to approve exactly this: !approve {incident} {step.id} {code}")
+            how = (f"to approve a text for it (it posts what is written): !approve {incident} {step.id} {code}: TEXT"
+                   if step.compose else f"to approve exactly this: !approve {incident} {step.id} {code}")
+            out.append(f"{incident} step {step.id} needs approval by {step.approval.by}; it covers:\n{shown}\n{how}")
         return "\n\n".join(out)
     code = words[-1].lower()
     named = words[0] if len(words) > 1 else None
@@ -291,7 +299,12 @@ def _approve(engine, incident: str, actor: str, words: list[str]) -> str:
     if len(code) < CODE or not digest.startswith(code):
         return (f"refused: what step {step.id} covers is not what code {one_line(code)[:16]} was shown for; "
                 f"look again: !approve {incident}")
-    events = engine.approve(incident, actor, step.id, expect=digest)
+    if step.compose and not text:
+        return (f"refused: step {step.id} posts what is written: approve the text it is to post: "
+                f"!approve {incident} {step.id} {code}: TEXT")
+    if colon and not step.compose:
+        return f"refused: step {step.id} posts its template; only a step with compose: true is approved for a text"
+    events = engine.approve(incident, actor, step.id, expect=digest, message=text if step.compose else None)
     granted = [e for e in events if e.type == "approval_granted"]
     shown = [approvals.labelled(f, v) for f, v in approvals.lines(granted[-1].record.content)] if granted else []
     return f"{incident}: step {step.id} approved by {actor}:\n" + "\n".join(shown)
@@ -312,7 +325,7 @@ def _run(engine, incident: str, actor: str, name: str, rest: str) -> str:
         engine.note(incident, actor, rest)
         return f"note added to {incident}"
     if name == "approve":
-        return _approve(engine, incident, actor, rest.split())
+        return _approve(engine, incident, actor, rest)
     if name == "degrade":
         events = engine.degrade(incident, actor, rest.strip())
         flips = [e.record.describe() for e in events if e.type == "flag_changed"]

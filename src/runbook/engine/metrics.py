@@ -103,9 +103,18 @@ def step_titles(state: IncidentState) -> dict[str, str]:
 
 
 def step_outputs(state: IncidentState) -> dict[str, dict]:
-    """Each step that ran: its status, exit code and the tail of its output (last run)."""
-    return {sid: {"status": st.status, "attempt": st.attempt, "exit_code": st.exit_code, "output": st.output}
+    """Each step that ran: its status, exit code and the tail of its output (last run); a command
+    run in the background (background:) prints to a file instead: `output_file`, as its latest
+    handle recorded it (None for the others)."""
+    files = {e.record.step: e.record.output for e in state.events if e.type == "background_started"}
+    return {sid: {"status": st.status, "attempt": st.attempt, "exit_code": st.exit_code, "output": st.output,
+                  "output_file": files.get(sid)}
             for sid, st in state.steps.items() if st.ran}
+
+
+def no_output(run: dict) -> str:
+    """What a step's run that printed nothing here says instead: where a background command's output went."""
+    return f"(in the background: output in {run['output_file']})" if run["output_file"] else "(no output)"
 
 
 def posted_messages(state: IncidentState) -> list[dict]:
@@ -219,7 +228,7 @@ def export_markdown(state: IncidentState) -> str:
     outputs = step_outputs(state)
     for step_id, run in outputs.items():
         code = "no exit code" if run["exit_code"] is None else f"exit {run['exit_code']}"
-        text = shown(run["output"]).rstrip("\n") or "(no output)"
+        text = shown(run["output"]).rstrip("\n") or shown(no_output(run))
         fence = "~" * max(3, 1 + max((len(m) for m in re.findall(r"~+", text)), default=0))
         lines += [f"“{md(titles.get(step_id, step_id))}” (attempt {run['attempt']}, {code}):", "", fence, text, fence,
                   ""]

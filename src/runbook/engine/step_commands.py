@@ -276,12 +276,14 @@ class StepCommands:
         return plan_flip(self, state, name, op)
 
     def approve(self, incident: str, actor: str, step_id: str | None = None, override: str = "",
-                expect: str | None = None, message: str | None = None) -> list[Event]:
+                expect: str | dict | None = None, message: str | None = None) -> list[Event]:
         """Approve a step's gate: by the holder of its approving role, by anyone when nobody holds
         it (the event says so), or by someone else with an `override` reason, recorded. The event
         records what the gate covers now, rendered, and its digest (engine/approvals.py); a step
-        whose approval no longer covers it is approved again the same way. `expect`: the digest of
-        what the approver was shown; refused when the gate covers something else by now. A
+        whose approval no longer covers it is approved again the same way. `expect`: what the
+        approver was shown, as the content (the TUI: a refusal then says what changed, old → new)
+        or its digest (the chat's code); refused when the gate covers something else by now. For a
+        compose: true step it is what was shown besides the text, which `message` binds. A
         compose: true step is approved for `message`, the text it is to post (its repeats too:
         a step posting on a cadence is approved again for its next post while the cadence runs)."""
         check_size("the reason", override)
@@ -308,11 +310,10 @@ class StepCommands:
             holder, why = roles.approval(state, step, actor, override)
             # what the approver saw, as the gate is checked later
             content = approvals.covered(state, step, text if step.compose else None)
-            if expect is not None and approvals.digest(content) != expect:
-                now = "; ".join(approvals.labelled(name, value) for name, value in approvals.lines(content)
-                                if name not in ("title", "prompt"))
-                raise CommandError(f"not approved: what step '{step.id}' covers changed since it was shown"
-                                   + (f" (now {now})" if now else "") + "; look again")
+            if expect is not None:
+                refused = approvals.refusal_if_not_shown(step, content, expect)
+                if refused:
+                    raise CommandError(refused)
             return [ApprovalGranted(step.id, step.approval.by, holder, why, content, approvals.digest(content))]
         return self.command(incident, actor, build)
 

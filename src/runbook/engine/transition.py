@@ -129,13 +129,17 @@ def start(state: IncidentState, track: Track, target: str, values: dict | None =
 
 
 def posted(state: IncidentState, step: Step, at: datetime | None, status: str | None = None,
-           written: str | None = None, repeat: int = 0) -> MessagePosted:
+           written: str | None = None) -> MessagePosted:
     """The message a communicate step posts, filled as it goes out and recorded as posted; a value
     that cannot be filled refuses the step (CommandError naming it and how to set it). `written`:
-    the text the responder wrote at posting time (compose: true), recorded as it was; `repeat`:
-    which post on the step's cadence it is (engine/cadence.py), 0 for the step's own."""
+    the text the responder wrote at posting time (compose: true), recorded as it was.
+
+    A step posting on a cadence (repeat:) numbers its posts: `repeat` is how many it posted before
+    in this incident, so 0 is its first post and the numbering goes on through a restart (the
+    step's own post in a new attempt is the next number, and its cadence counts from it)."""
     followup = state.playbook.followup is not None and step.track == state.playbook.followup.id
     text = written if written is not None else texts.message(state, step, at)
+    repeat = sum(1 for m in state.messages if m.record.step == step.id) if step.repeat is not None else 0
     return MessagePosted(step.id, text, texts.text(state, step.title, step, at), step.channel or "",
                          step.audience or "", "follow-up" if followup else "response",
                          public_status(state, step, status), written is not None, repeat)

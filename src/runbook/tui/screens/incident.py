@@ -660,8 +660,8 @@ class IncidentScreen(Screen):
         """Approve the step's gate, saying what the approval covers; with `then` (the approver is
         the one doing the step), one confirmation approves and then does it (`doing` says what).
         `message`: the text a compose: true step is approved for (the engine records it)."""
-        # a composed text is part of what is approved: the engine checks it as given, not by the digest shown
-        bound = {"message": message} if message is not None else {"expect": step.approval_digest}
+        # the engine refuses if what the gate covers changed while this was shown; a composed text is bound as given
+        bound = {"expect": step.approval_content, **({"message": message} if message is not None else {})}
         if step.holder and step.holder != self.app.actor:  # someone else holds the role: an override, said why
             self.app.push_screen(dialogs.TextPrompt(f"{step.approval_by} is held by {step.holder}. Override and "
                                                     f"approve “{step.title}” — why?", "reason (recorded)",
@@ -692,7 +692,7 @@ class IncidentScreen(Screen):
 
         def post(text: str | None) -> None:
             if update.gated:  # approved first (the text written, or again what changed), recorded, then posted
-                self.send("approve", update.step, message=text,
+                self.send("approve", update.step, message=text, expect=update.approval_content,
                           after=lambda: self.send("post", update.step, message=text))
             else:
                 self.send("post", update.step, message=text)
