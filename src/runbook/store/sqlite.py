@@ -49,7 +49,7 @@ def _writers(path: str) -> threading.RLock:
         return _WRITERS.setdefault(os.path.realpath(path), threading.RLock())
 
 
-FEATURES = StoreFeatures(persistent=True, counts_commits=True, searches_text=True)
+FEATURES = StoreFeatures(persistent=True, counts_commits=True, searches_text=True, batches_writes=True)
 SUMMARY_UPDATE = summary_update_sql(lambda name: f":{name}")
 
 
@@ -325,12 +325,24 @@ class Store(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
         if self.readonly:
             raise StoreError(f"the incident database {self.path} is read-only: {self.readonly}; only reading "
                              "commands (list, show, export, verify, metrics, report) work on it")
+        if self._batch:  # inside batch(): the write lock is held already
+            self.conn.execute("SAVEPOINT write")
+            try:
+                yield
+            except BaseException:
+                if self.conn.in_transaction:  # (an error SQLite rolled everything back for has ended it)
+                    self.conn.execute("ROLLBACK TO write")
+                    self.conn.execute("RELEASE write")
+                raise
+            self.conn.execute("RELEASE write")
+            return
         with _writers(self.path):
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
 
