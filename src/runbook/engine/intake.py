@@ -186,10 +186,10 @@ def _open_together(engine, rows: list[dict], actor: str) -> list[Outcome]:
     recorded on them in one transaction (engine.batch: an alert storm's thousands of incidents
     wait for a commit a batch, not several an incident); then, once that is committed, each
     one's automatic degradation (what calls plugins); their rows settled in one transaction;
-    then each one's first timers (pages). A batch ends after BATCH_SECONDS too: the intake's
-    writers wait for it meanwhile, and the timer passes between the backlog's portions. While a
-    drill is open, or when an alert cannot be opened in a batch, each is opened on its own
-    (opening a real incident stops the drills on its service, which restores their flags)."""
+    then each one's first timers (pages). A batch ends after BATCH_SECONDS, or as soon as
+    another writer waits (a delivery being recorded goes first). While a drill is open, or when
+    an alert cannot be opened in a batch, each is opened on its own (opening a real incident
+    stops the drills on its service, which restores their flags)."""
     from time import monotonic
 
     from runbook.store import StoreError
@@ -203,8 +203,8 @@ def _open_together(engine, rows: list[dict], actor: str) -> list[Outcome]:
             with engine.batch():
                 for row in rows[:BATCH]:
                     created.append(_create(engine, row, actor))
-                    if monotonic() - began >= BATCH_SECONDS:
-                        break
+                    if monotonic() - began >= BATCH_SECONDS or engine.store.writers_waiting():
+                        break  # a delivery being recorded waits for the batch: let it go first
         except StoreError:
             raise
         except RunbookError:  # one alert that cannot be opened holds up no other: each on its own

@@ -39,14 +39,38 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
-_WRITERS: dict[str, threading.RLock] = {}
 _WRITERS_LOCK = threading.Lock()
 
 
-def _writers(path: str) -> threading.RLock:
-    """The lock this process's writers to the database at `path` take in turn (see Store._write)."""
+class Writers:
+    """The lock this process's writers to one database take in turn (see Store._write), and how
+    many are waiting for it (a batch of writes ends early for them: `Store.writers_waiting`)."""
+
+    def __init__(self):
+        self._lock = threading.RLock()
+        self.waiting = 0
+
+    def __enter__(self):
+        if not self._lock.acquire(blocking=False):
+            with _WRITERS_LOCK:
+                self.waiting += 1
+            try:
+                self._lock.acquire()
+            finally:
+                with _WRITERS_LOCK:
+                    self.waiting -= 1
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
+
+
+_WRITERS: dict[str, Writers] = {}
+
+
+def _writers(path: str) -> Writers:
     with _WRITERS_LOCK:
-        return _WRITERS.setdefault(os.path.realpath(path), threading.RLock())
+        return _WRITERS.setdefault(os.path.realpath(path), Writers())
 
 
 FEATURES = StoreFeatures(persistent=True, counts_commits=True, searches_text=True, batches_writes=True)
@@ -345,6 +369,11 @@ class Store(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
                     self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
+
+    def writers_waiting(self) -> bool:
+        """Whether another writer of this process waits for the write lock (an alert being
+        recorded, while a batch of writes holds it)."""
+        return _writers(self.path).waiting > 0
 
     @contextmanager
     def _one_moment(self):
