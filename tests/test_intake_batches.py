@@ -89,3 +89,38 @@ def test_while_a_drill_is_open_each_opens_on_its_own_and_the_drill_is_stopped(en
     outcomes = intake.receive(engine, [disk_full(200 + n) for n in range(3)])
     assert [o.outcome for o in outcomes] == ["opened"] * 3
     assert engine.state(drill.id).resolved  # a real incident on the drill's service ended it
+
+
+def test_a_batch_whose_commit_fails_is_a_store_error_and_its_alerts_stay_pending(tmp_path, monkeypatch):
+    """The commit of a batch (SQLite) can fail like any write (a full disk): the failure is a
+    StoreError naming the database, as for one write, so the intake says so, and the alerts stay
+    pending for recovery to open."""
+    import sqlite3
+
+    from runbook.engine import owner as owners
+    from runbook.store import Store
+
+    catalog = load_catalog([str(HERE / "serve_catalog"), str(HERE / "fixtures" / "catalog" / "playbooks")])
+    engine = Engine(Store(str(tmp_path / "incidents.db"), key=None), VirtualClock(), None, catalog)
+    owner = owners.claim()
+    received = intake.record(engine, [disk_full(300 + n) for n in range(3)], owner)
+    real = engine.store.conn
+
+    class FullAtCommit:  # the connection, whose COMMIT fails as SQLite's does on a full disk
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def execute(self, sql, *args):
+            if sql == "COMMIT":
+                real.execute("ROLLBACK")
+                raise sqlite3.OperationalError("database or disk is full")
+            return real.execute(sql, *args)
+    monkeypatch.setattr(engine.store, "conn", FullAtCommit())
+    with pytest.raises(StoreError, match="disk is full"):
+        intake.act(engine, received, owner)
+    monkeypatch.setattr(engine.store, "conn", real)
+    owners.release(owner)
+    assert engine.store.incidents() == []
+    assert [r["outcome"] for r in engine.alerts(limit=None)] == ["pending"] * 3
+    assert [o.outcome for o in engine.recover_alerts()] == ["opened"] * 3
+    engine.store.close()

@@ -153,12 +153,15 @@ class SqlStore:
         if self._batch:
             yield
             return
-        with self._write():
-            self._batch = True
-            try:
-                yield
-            finally:
-                self._batch = False
+        try:
+            with self._write():
+                self._batch = True
+                try:
+                    yield
+                finally:
+                    self._batch = False
+        except self.driver_error as exc:  # the commit itself failed (a full disk): as any store failure
+            raise self._failure(exc) from None
 
     def _append_after(self, incident: str, seq: int, prev: str, events: list[dict]) -> list[StoredEvent]:
         """Store `events` after event `seq`, whose hash is `prev`, and keep the summary."""
