@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from serve_helpers import wait_for
 from starlette.testclient import TestClient
 
 from runbook.catalog.loader import load_catalog
@@ -303,6 +304,36 @@ def test_body_over_the_limit_is_refused_with_413(client, engine):
     response = post(client, huge)
     assert response.status_code == 413 and "over 65536 bytes" in response.json()["error"]
     assert engine.alerts() == []
+
+
+def test_a_delivery_of_2500_alerts_is_stored_whole_in_one_transaction_or_not_at_all(roomy, engine, monkeypatch):
+    """Issue 27: a delivery of over 1,000 alerts was refused whole (and Alertmanager does not
+    retry a 4xx). Any number is taken now, bounded by the body limit, in one transaction."""
+    from runbook.store import StoreError
+
+    alerts = [alert("NoPlaybookForThis", fingerprint=f"{n:06x}", instance=f"h{n}") for n in range(2499)]
+    body = payload(*alerts, alert(instance="last.example", fingerprint="1a57"))  # the 2,500th opens an incident
+    receive_one, calls = engine.store._receive_one, []
+
+    def fail_at_2000(*args, **kwargs):  # the database fails part way (a full disk, say)
+        calls.append(1)
+        if len(calls) == 2000:
+            raise StoreError("database or disk is full")
+        return receive_one(*args, **kwargs)
+    monkeypatch.setattr(engine.store, "_receive_one", fail_at_2000)
+    response = post(roomy, body)
+    assert response.status_code == 503 and "disk is full" in response.json()["error"]
+    assert engine.alerts(limit=None) == []  # the 1,999 recorded before the failure went with it
+    monkeypatch.setattr(engine.store, "_receive_one", receive_one)
+    response = post(roomy, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["received"] == 2500
+    got = [o["outcome"] for o in response.json()["outcomes"]]
+    assert got == ["unmatched"] * 2499 + ["pending"]
+    assert len(engine.alerts(limit=None)) == 2500
+    # acted on 50 at a time (the ticks lane's backlog): the last one's incident opens last
+    wait_for(lambda: final(engine, "1a57")[0] == "opened", "the 2,500th alert's incident to open")
+    assert len(engine.store.incidents()) == 1
 
 
 def test_store_that_cannot_write_answers_503_so_the_sender_retries(engine, monkeypatch):

@@ -30,9 +30,10 @@ def serve(tmp_path, fixture_env):
                "RUNBOOK_SERVE_TOKEN": TOKEN, "RUNBOOK_VIEW_TOKEN": VIEW,
                "RUNBOOK_PLUGINS_DIR": str(tmp_path / "no-plugins")}
         log = tmp_path / "serve.log"
-        proc = subprocess.Popen([sys.executable, "-m", "runbook", "--catalog", str(HERE / "serve_catalog"), "serve",
-                                 "--port", "0", *options], stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env,
-                                cwd=tmp_path)
+        catalog = ["--catalog", str(HERE / "serve_catalog"),
+                   "--catalog", str(HERE / "fixtures" / "catalog" / "playbooks")]
+        proc = subprocess.Popen([sys.executable, "-m", "runbook", *catalog, "serve", "--port", "0", *options],
+                                stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env, cwd=tmp_path)
         started.append(proc)
 
         def listening():
@@ -146,3 +147,77 @@ def test_batches_waiting_for_the_fan_out_are_merged_into_one_write_per_viewer():
         return [[(await asyncio.wait_for(queue.get(), DEADLINE)).changes for _ in range(2)] for queue in queues]
 
     assert asyncio.run(scenario()) == [[changes(1), changes(2, 3)]] * (2 * Fanout.SLICE)
+
+
+class Viewer:
+    """A /live stream read without blocking: every `id:` it was sent, in order."""
+
+    def __init__(self, port: int, after: int | None = None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+        resume = f"Last-Event-ID: {after}\r\n" if after is not None else ""
+        self.sock.sendall(f"GET /live HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {VIEW}\r\n{resume}"
+                          "Accept: text/event-stream\r\n\r\n".encode())
+        self.sock.setblocking(False)
+        self.data = b""
+
+    def read(self) -> list[int]:
+        try:
+            while chunk := self.sock.recv(65536):
+                self.data += chunk
+        except BlockingIOError:
+            pass
+        return [int(n) for n in re.findall(rb"^id: (\d+)$", self.data, re.MULTILINE)]
+
+
+def test_every_viewer_ends_at_the_newest_change_through_a_storm_slow_and_late_ones_too(serve, tmp_path):
+    """Through bursts of changes (an alert storm opening incidents, merged into batches), every
+    viewer is sent every change once, in order, and ends at the last one appended: one that
+    reads only at the end, and one that came part way, resuming from where it had been."""
+    import http.client
+    import json
+    import sqlite3
+
+    _, port, _ = serve()
+    viewers = [Viewer(port) for _ in range(20)]
+    slow = Viewer(port)  # reads nothing until the storm is over
+
+    def positions() -> list[int]:
+        with sqlite3.connect(f"file:{tmp_path / 'incidents.db'}?mode=ro", uri=True) as conn:
+            return [row[0] for row in conn.execute("SELECT rowid FROM events ORDER BY rowid")]
+
+    def deliver(first: int) -> None:
+        alerts = [{"status": "firing", "labels": {"alertname": "DiskFull", "instance": f"h{n}.example"},
+                   "annotations": {}, "startsAt": "2026-11-30T10:00:00Z", "fingerprint": f"{n:06x}"}
+                  for n in range(first, first + 20)]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+        conn.request("POST", "/alertmanager", json.dumps({"version": "4", "alerts": alerts}),
+                     {"Authorization": f"Bearer {TOKEN}"})
+        assert conn.getresponse().status == 200
+        conn.close()
+
+    for viewer in [*viewers, slow]:
+        wait_for(lambda viewer=viewer: viewer.read() is not None and b"\r\n\r\n" in viewer.data, "its stream to open")
+        assert viewer.data.startswith(b"HTTP/1.1 200 ")
+    for n in range(3):
+        deliver(n * 100)
+    resume = wait_for(lambda: positions() and positions()[len(positions()) // 2], "changes to resume part way from")
+    late = Viewer(port, after=resume)
+    for n in range(3, 6):
+        deliver(n * 100)
+
+    def still() -> list[int] | None:
+        """The log, once its incidents are all open and every reading viewer has caught up with it."""
+        log = positions()
+        with sqlite3.connect(f"file:{tmp_path / 'incidents.db'}?mode=ro", uri=True) as conn:
+            pending = conn.execute("SELECT count(*) FROM alerts WHERE outcome = 'pending'").fetchone()[0]
+        caught_up = all(v.read()[-1:] == log[-1:] for v in [*viewers, late])
+        return log if caught_up and not pending and log == positions() else None
+
+    log = wait_for(still, "every viewer to be sent the last change", deadline=120)
+    assert len(log) > 120 * 3  # 120 incidents opened, several events each
+    for viewer in viewers:
+        assert viewer.read() == log  # every change once, in order, up to the newest
+    assert late.read() == [p for p in log if p > resume]  # what it missed, then the rest
+    assert wait_for(lambda: slow.read()[-1:] == log[-1:] and slow.read(), "the slow viewer to read it all") == log
+    for viewer in [*viewers, late, slow]:
+        viewer.sock.close()

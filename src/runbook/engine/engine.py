@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -117,6 +117,7 @@ class Engine(StepCommands):
         self.timer_leases = None
         self._fence: tuple[str, tuple[str, int]] | None = None  # (incident, (holder, epoch)) of the tick running
         self._request_numbers = itertools.count(1)
+        self._observed_later: list | None = None  # inside `batch()`: what the observers hear at its end
 
     # reading ------------------------------------------------------------------------------
 
@@ -375,7 +376,33 @@ class Engine(StepCommands):
         """Hand appended events to the plugins' observers, which run on the host's own threads."""
         if self.plugins is not None:
             for event in appended:
-                self.plugins.observe(state.id, event)
+                if self._observed_later is not None:
+                    self._observed_later.append((state.id, event))
+                else:
+                    self.plugins.observe(state.id, event)
+
+    @contextmanager
+    def batch(self):
+        """The commands inside committed together at its end, on a store that batches writes
+        (store.batch; elsewhere each as usual). The observers hear of their events once they are
+        committed; an error out of the block undoes them all, and the states they had changed are
+        read again. Inside, nothing may call a plugin that acts (a flag, a page, an action): it
+        would act on a record that may yet be undone."""
+        if self._observed_later is not None or not self.store.features.batches_writes:
+            yield
+            return
+        later = self._observed_later = []
+        try:
+            with self.store.batch():
+                yield
+        except BaseException:
+            self._states.clear()
+            raise
+        finally:
+            self._observed_later = None
+        if self.plugins is not None:
+            for incident, event in later:
+                self.plugins.observe(incident, event)
 
     def _record_observer_failures(self, failures) -> None:
         """Observers never write (their threads would interleave with this connection's

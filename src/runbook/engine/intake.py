@@ -48,6 +48,8 @@ from runbook.engine.opening import new_incident_id
 from runbook.errors import RunbookError
 
 ACTOR = "alertmanager"
+# incidents of new alerts created in one transaction at most, and for how long at most (seconds)
+BATCH, BATCH_SECONDS = 25, 0.02
 # how long a process that holds no server lease (a CLI command, the TUI) is trusted to open a
 # pending alert's incident; a server's own lease decides for it (engine/owner.py)
 OPEN_LEASE = timedelta(seconds=60)
@@ -166,8 +168,57 @@ def sibling_key(playbook: str | None, symptom: str | None, group: tuple | None, 
 
 def act(engine, received: list[Received], owner: dict, actor: str = ACTOR) -> list[Outcome]:
     """Act on recorded alerts in order: open the incidents reserved for them (`owner` is the one
-    `record` was given), tell open incidents of alerts firing again or resolved."""
-    return [_act(engine, each, owner, actor) for each in received]
+    `record` was given; new alerts next to each other opened together, see `_open_together`),
+    tell open incidents of alerts firing again or resolved."""
+    out, run = [], []
+    for each in received:
+        if each.new and each.stored["outcome"] == "pending":
+            run.append(each.stored)
+            continue
+        out += _open_together(engine, run, actor)
+        run = []
+        out.append(_act(engine, each, owner, actor))
+    return out + _open_together(engine, run, actor)
+
+
+def _open_together(engine, rows: list[dict], actor: str) -> list[Outcome]:
+    """Open the incidents of new pending alerts, BATCH at a time: created and their alerts
+    recorded on them in one transaction (engine.batch: an alert storm's thousands of incidents
+    wait for a commit a batch, not several an incident); then, once that is committed, each
+    one's automatic degradation (what calls plugins); their rows settled in one transaction;
+    then each one's first timers (pages). A batch ends after BATCH_SECONDS, or as soon as
+    another writer waits (a delivery being recorded goes first). While a drill is open, or when
+    an alert cannot be opened in a batch, each is opened on its own (opening a real incident
+    stops the drills on its service, which restores their flags)."""
+    from time import monotonic
+
+    from runbook.store import StoreError
+
+    if len(rows) < 2 or not engine.store.features.batches_writes or engine.list(open_only=True, drills=True):
+        return [_open(engine, row, actor) for row in rows]
+    out = []
+    while rows:
+        created, began = [], monotonic()
+        try:
+            with engine.batch():
+                for row in rows[:BATCH]:
+                    created.append(_create(engine, row, actor))
+                    if monotonic() - began >= BATCH_SECONDS or engine.store.writers_waiting():
+                        break  # a delivery being recorded waits for the batch: let it go first
+        except StoreError:
+            raise
+        except RunbookError:  # one alert that cannot be opened holds up no other: each on its own
+            return out + [_open(engine, row, actor) for row in rows]
+        opened = [(row, made) for row, made in zip(rows, created) if not isinstance(made, Outcome)]
+        for row, incident in opened:
+            _prepare(engine, row, incident, actor)
+        with engine.batch():
+            for row, _ in opened:
+                engine.store.settle_alert(row["fingerprint"], row["starts_at"], "opened")
+        done = {id(row): _settled(engine, row, incident, actor) for row, incident in opened}
+        out += [done.get(id(row), made) for row, made in zip(rows, created)]
+        rows = rows[len(created):]
+    return out
 
 
 def _act(engine, received: Received, owner: dict, actor: str) -> Outcome:
@@ -263,6 +314,19 @@ def _take_over(engine, stored: dict, owner: dict) -> bool:
 def _open(engine, stored: dict, actor: str) -> Outcome:
     """Open the reserved incident of a pending alert; an incident already there under that id is
     the one (opened before a crash)."""
+    made = _create(engine, stored, actor)
+    if isinstance(made, Outcome):
+        return made
+    _prepare(engine, stored, made, actor)
+    engine.store.settle_alert(stored["fingerprint"], stored["starts_at"], "opened")
+    return _settled(engine, stored, made, actor)
+
+
+def _create(engine, stored: dict, actor: str) -> str | Outcome:
+    """The first part of opening a pending alert's incident, which calls no plugin that acts: the
+    incident created under its reserved id (an incident already there under that id is the one,
+    opened before a crash) and its alert recorded on it. The incident's id, or the outcome when
+    it did not open."""
     from runbook.store import ConflictError, StoreError
 
     alert = _stored_alert(stored)
@@ -287,6 +351,12 @@ def _open(engine, stored: dict, actor: str) -> Outcome:
         return Outcome(alert.fingerprint, alert.name, alert.status, "failed", None, stored["playbook"], reason)
     record = _received(alert, opened=True)
     engine.command(incident, actor, lambda state: [] if _linked(state, alert) else [record])
+    return incident
+
+
+def _prepare(engine, stored: dict, incident: str, actor: str) -> None:
+    """Once `_create` is committed: the siblings that joined the incident while it was reserved,
+    and its automatic degradation. Then the row is settled "opened" (by the caller)."""
     for sibling in engine.store.alerts(incident=incident, outcome="attached"):  # joined while it was reserved
         if _sibling(engine, sibling):
             _join(engine, sibling, _stored_alert(sibling), actor)
@@ -297,7 +367,12 @@ def _open(engine, stored: dict, actor: str) -> Outcome:
     # owner left in flight, then applies what is still not applied.
     engine.effects.reconcile(incident, flags_only=True)
     safeguards.auto_degrade(engine, incident)  # a symptom's auto_degrade:, at the severities it names
-    engine.store.settle_alert(alert.fingerprint, alert.starts_at, "opened")
+
+
+def _settled(engine, stored: dict, incident: str, actor: str) -> Outcome:
+    """Once the row says "opened": the incident's first timers, and its alert's resolving if that
+    came meanwhile."""
+    alert = _stored_alert(stored)
     engine.tick(incident)
     now = {r["starts_at"]: r for r in engine.store.alerts(incident=incident)}.get(alert.starts_at)
     if now is not None and now["status"] == RESOLVED:  # resolved while it was being opened

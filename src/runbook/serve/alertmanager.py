@@ -1,8 +1,10 @@
 """Alertmanager's webhook payload (version 4) read into alerts, each alert on its own.
 
 A body that cannot be read as a delivery at all (not UTF-8, not JSON, not an object, not version
-4, no list of alerts, more than MAX_ALERTS) is refused as a whole (400, nothing recorded): there is
-no alert in it to keep. Inside a readable delivery every alert is checked on its own: a malformed
+4, no list of alerts) is refused as a whole (400, nothing recorded): there is no alert in it to
+keep. The number of alerts is not limited (Alertmanager's `max_alerts` is 0, no limit, by
+default): the body limit (`runbook serve --max-body`) bounds a delivery, and all its alerts are
+stored in one transaction. Inside a readable delivery every alert is checked on its own: a malformed
 one becomes an Alert whose `rejected` says where and why (recorded in the ledger as "rejected")
 and the valid ones next to it are taken as usual, because Alertmanager does not retry a 4xx and
 a refused delivery would lose them.
@@ -29,7 +31,6 @@ import re
 from runbook.engine.intake import Alert
 from runbook.errors import UsageError
 
-MAX_ALERTS = 1000
 MAX_LABELS = 64  # labels, and annotations
 MAX_NAME = 128  # one label or annotation name
 MAX_TEXT = 4096  # one label or annotation value, the generator URL, the receiver
@@ -81,9 +82,6 @@ def parse(body: bytes) -> tuple[list[Alert], str]:
     alerts = data.get("alerts")
     if not isinstance(alerts, list):
         raise PayloadError(f"alerts: expected a list, got {_kind(alerts)}")
-    if len(alerts) > MAX_ALERTS:
-        raise PayloadError(f"alerts: {len(alerts)} alerts in one delivery, at most {MAX_ALERTS} (set "
-                           "max_alerts in the webhook config)")
     try:
         receiver, bad_receiver = _text(data.get("receiver", ""), "receiver"), None
     except PayloadError as exc:  # every alert is kept, rejected with the reason

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 
 from runbook.store.common import (
     CHECKPOINT_COLUMNS,
@@ -107,6 +107,7 @@ class SqlStore:
     change_column: str  # what orders the change feed: a position that only grows
     opened_drill: str  # SQL: whether the opened event (e.seq = 1) of incident i.id is a drill, 0 or 1
     last_id: str  # SQL: the id the last insert of this connection was given
+    _batch = False  # inside `batch()`: each write is a savepoint of its transaction
 
     # set up --------------------------------------------------------------------------------
 
@@ -144,6 +145,26 @@ class SqlStore:
     def _one_moment(self) -> AbstractContextManager:
         """Reads that see one moment of the database (nothing when already in a transaction)."""
         raise NotImplementedError
+
+    @contextmanager
+    def batch(self):
+        """The writes made inside, on this connection, committed together at the end (a store
+        whose `features.batches_writes`): one commit for several, where each write would wait
+        for its own. Each write inside is a savepoint, so one that fails undoes only itself; an
+        error out of the block undoes them all. Other connections' writers wait meanwhile (keep
+        it short), and see none of it until the end."""
+        if self._batch:
+            yield
+            return
+        try:
+            with self._write():
+                self._batch = True
+                try:
+                    yield
+                finally:
+                    self._batch = False
+        except self.driver_error as exc:  # the commit itself failed (a full disk): as any store failure
+            raise self._failure(exc) from None
 
     def _append_after(self, incident: str, seq: int, prev: str, events: list[dict]) -> list[StoredEvent]:
         """Store `events` after event `seq`, whose hash is `prev`, and keep the summary."""

@@ -43,6 +43,11 @@ class StoreFeatures:
     # `index_words`, `search`, `search_behind`, `events_of_types`: past incidents searched by their
     # words in the database (SQLite FTS5, PostgreSQL full-text search); not the memory store
     searches_text: bool = False
+    # `batch()` makes the writes inside it one transaction, each write a savepoint of it (SQLite:
+    # a storm's incidents opened several to a commit), and `writers_waiting()` says whether a
+    # writer of this process waits for it to end. Not PostgreSQL: its appends settle a
+    # connection lost at the commit by looking for their own request id, one append at a time
+    batches_writes: bool = False
     # why the store cannot be written, when it cannot (reads work; the first write says why)
     readonly: str | None = None
 

@@ -40,17 +40,48 @@ if TYPE_CHECKING:
 
 BUSY_TIMEOUT_MS = 30_000
 HEALTH_LOCK_TIMEOUT = 2.0  # /healthz: how long the write lock may stay out of reach
-_WRITERS: dict[str, threading.RLock] = {}
 _WRITERS_LOCK = threading.Lock()
 
 
-def _writers(path: str) -> threading.RLock:
-    """The lock this process's writers to the database at `path` take in turn (see Store._write)."""
+class Writers:
+    """The lock this process's writers to one database take in turn (see Store._write), and how
+    many are waiting for it (a batch of writes ends early for them: `Store.writers_waiting`)."""
+
+    def __init__(self):
+        self._lock = threading.RLock()
+        self.waiting = 0
+
+    def __enter__(self):
+        if not self._lock.acquire(blocking=False):
+            with _WRITERS_LOCK:
+                self.waiting += 1
+            try:
+                self._lock.acquire()
+            finally:
+                with _WRITERS_LOCK:
+                    self.waiting -= 1
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
+
+    def acquire(self, timeout: float) -> bool:
+        """The lock within `timeout` seconds, or False (a health probe does not queue as a writer)."""
+        return self._lock.acquire(timeout=timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+_WRITERS: dict[str, Writers] = {}
+
+
+def _writers(path: str) -> Writers:
     with _WRITERS_LOCK:
-        return _WRITERS.setdefault(os.path.realpath(path), threading.RLock())
+        return _WRITERS.setdefault(os.path.realpath(path), Writers())
 
 
-FEATURES = StoreFeatures(persistent=True, counts_commits=True, searches_text=True)
+FEATURES = StoreFeatures(persistent=True, counts_commits=True, searches_text=True, batches_writes=True)
 SUMMARY_UPDATE = summary_update_sql(lambda name: f":{name}")
 
 
@@ -328,14 +359,31 @@ class Store(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
         if self.readonly:
             raise StoreError(f"the incident database {self.path} is read-only: {self.readonly}; only reading "
                              "commands (list, show, export, verify, metrics, report) work on it")
+        if self._batch:  # inside batch(): the write lock is held already
+            self.conn.execute("SAVEPOINT write")
+            try:
+                yield
+            except BaseException:
+                if self.conn.in_transaction:  # (an error SQLite rolled everything back for has ended it)
+                    self.conn.execute("ROLLBACK TO write")
+                    self.conn.execute("RELEASE write")
+                raise
+            self.conn.execute("RELEASE write")
+            return
         with _writers(self.path):
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
+
+    def writers_waiting(self) -> bool:
+        """Whether another writer of this process waits for the write lock (an alert being
+        recorded, while a batch of writes holds it)."""
+        return _writers(self.path).waiting > 0
 
     @contextmanager
     def _one_moment(self):
