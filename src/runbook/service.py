@@ -172,6 +172,9 @@ class EngineService:
         self.backlog = AlertBacklog(self.ticks)
         self.broadcaster = Broadcaster(self)
         self.keeper: LeaseKeeper | None = None
+        self.timer_leases: owners.IncidentLeases | None = None  # see lease_timers
+        self._lease_seconds = owners.DEFAULT_LEASE
+        self._keeping = threading.Lock()
         self.closed = False
 
     def _shared(self) -> bool:
@@ -193,6 +196,8 @@ class EngineService:
                 except RunbookError as exc:
                     self._failed = exc
                     raise
+                if self.timer_leases is not None:
+                    self._first.timer_leases = self.timer_leases
             return self._first
 
     def _sibling(self):
@@ -207,6 +212,7 @@ class EngineService:
         engine = Engine(store, first.clock, first.plugins, first.catalog)
         engine.catalog_loader = first.catalog_loader
         engine.metrics_source = first.metrics_source
+        engine.timer_leases = self.timer_leases
         return engine
 
     @property
@@ -303,23 +309,79 @@ class EngineService:
         ends = self.timer_pass.lease_ends_in
         return every if ends is None else max(0.0, min(every, ends + TimerPass.PAST_LEASE))
 
-    def hold_lease(self, seconds: float) -> None:
-        """Hold this process's lease on the work it owns (pending alerts, flag changes in flight,
-        the timers of the incidents it ticks) for `seconds` at a time, renewed on a thread and
-        connection of its own until `join` ends it; once it runs out, any other server takes that
-        work over (engine/owner.py)."""
+    def lease_timers(self) -> None:
+        """Fire incidents' timers only under their leases, as every face does (engine/owner.py):
+        an incident's timers are fired by the one process whose lease holds them, taken when free
+        or ended. This process's own lease is taken when a tick first needs it, renewed while the
+        service runs, and ended when it closes, which lets go of every incident it held at once.
+        Called by the composition root (runtime.py) before any work."""
+        leases = owners.IncidentLeases(owners.process_holder(), hold=self._hold_for_timers)
+        self.timer_leases = leases
+        for engine in {id(e): e for e in (self._given, self._first, *(lane._engine for lane in self.lanes))
+                       if e is not None}.values():
+            engine.timer_leases = leases
+
+    def _hold_for_timers(self, engine) -> bool:
+        """This process's lease runs (taken now if need be); False when it may hold none."""
+        with self._keeping:
+            if self.keeper is not None:
+                return True
+            if not engine.store.may_lease():
+                return False
+            self._keep(self._lease_seconds)
+            return True
+
+    def _keep(self, seconds: float) -> None:
         from runbook.store import open_store
 
         first = self.first_engine()
         location = first.store.location
         store = first.store if location == ":memory:" else open_store(location, key=first.store.key,
                                                                       key_created=first.store.key_created)
-        lease = owners.Lease(store, first.clock, seconds)
-        self.keeper = LeaseKeeper(lease, own=store is not first.store)
-        held = owners.IncidentLeases(lease.holder)
-        self.timer_pass.leases = held
-        for lane in self.lanes:  # before any work submitted after this
-            lane.submit(_hold_timers, held)
+        try:
+            self.keeper = LeaseKeeper(owners.Lease(store, first.clock, seconds), own=store is not first.store)
+        except BaseException:
+            if store is not first.store:
+                store.close()
+            raise
+
+    def hold_lease(self, seconds: float) -> None:
+        """Hold this process's lease on the work it owns (pending alerts, flag changes in flight,
+        the timers of the incidents it ticks) for `seconds` at a time from now on, renewed on a
+        thread and connection of its own until `join` ends it; once it runs out, any other
+        server takes that work over (engine/owner.py)."""
+        if self.timer_leases is None:
+            self.lease_timers()
+        with self._keeping:
+            self._lease_seconds = seconds
+            if self.keeper is None:
+                self._keep(seconds)
+        self.timer_pass.leases = self.timer_leases
+
+    def release_timers(self, incident: str) -> None:
+        """Let go of `incident`'s timers (a face no longer shows it): after any tick running, on
+        the ticks lane; whoever ticks it next takes it at once."""
+        leases = self.timer_leases
+        if leases is None or not leases.holds(incident):
+            return
+        try:
+            self.ticks.submit(lambda engine: leases.release(engine, incident))
+        except ServiceClosed:
+            pass  # closing: the lease it ends lets go of every incident
+
+    def timers_by(self, incident: str) -> str:
+        """Who fires `incident`'s timers when this process does not, as its last tick found ("" :
+        this process does, or it has not ticked it)."""
+        leases = self.timer_leases
+        if leases is None or incident not in leases.others:
+            return ""
+        who = leases.others.get(incident, "")
+        if who:
+            return f"run by {who}"
+        if not leases.may:
+            return ("not run here: this database role may not hold their lease (`runbook serve` runs them; "
+                    "runbook db migrate --grant-server ROLE)")
+        return ""
 
     # lifetime ----------------------------------------------------------------------------
 
@@ -407,10 +469,6 @@ def _close_engine(engine, drain: bool) -> None:
 
 def _set_catalog(engine, catalog) -> None:
     engine.catalog = catalog
-
-
-def _hold_timers(engine, leases) -> None:
-    engine.timer_leases = leases
 
 
 class AlertBacklog:

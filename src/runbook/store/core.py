@@ -571,6 +571,35 @@ class SqlStore:
                               [holder, *params, incident, row[0], row[1]]).rowcount
             return row[1] + 1 if taken == 1 else None
 
+    @guarded
+    def release_incident(self, incident: str, holder: str) -> None:
+        """Let go of `incident`'s timers (a face no longer ticks it): its row names nobody and keeps
+        its epoch, so whoever ticks it next takes it at once, and a write fenced by the epoch
+        `holder` held is refused."""
+        with self._write():
+            self._run("UPDATE incident_leases SET holder = '' WHERE incident = ? AND holder = ?", [incident, holder])
+
+    @guarded
+    def incident_holder(self, incident: str, now: str) -> tuple[str, str, int] | None:
+        """(holder, host, pid) of the running lease that holds `incident`'s timers, or None when
+        no running lease does (they are free to take)."""
+        at, params = self._lease_now(now)
+        row = self._run("SELECT i.holder, l.host, l.pid FROM incident_leases i JOIN leases l ON l.holder = i.holder "
+                        f"WHERE i.incident = ? AND l.expires_at > {at}", [incident, *params]).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def may_lease(self) -> bool:
+        """Whether this connection may hold leases (PostgreSQL: a role granted `--grant-server`)."""
+        return True
+
+    @guarded
+    def prune_incident_leases(self, before: str) -> int:
+        """Forget the incident leases of incidents resolved before `before` (an ISO time): nobody
+        ticks them any more. The number of rows removed."""
+        with self._write():
+            return self._run("DELETE FROM incident_leases WHERE incident IN (SELECT id FROM incidents "
+                             "WHERE status = 'resolved' AND resolved_at < ?)", [before]).rowcount
+
     def _check_fence(self, incident: str, fence: tuple[str, int]) -> None:
         """Inside the write it guards: FencedError unless `fence` (holder, epoch) still holds the
         incident's lease (the dialect may lock the row until the write commits)."""
