@@ -594,11 +594,12 @@ class SqlStore:
 
     @guarded
     def prune_incident_leases(self, before: str) -> int:
-        """Forget the incident leases of incidents resolved before `before` (an ISO time): nobody
-        ticks them any more. The number of rows removed."""
+        """Forget the incident leases of incidents resolved before `before` (an ISO time) and done
+        with (no follow-up phase, or it is closed): nobody ticks them any more (a row forgotten is
+        made again by whoever takes it). The number of rows removed."""
         with self._write():
             return self._run("DELETE FROM incident_leases WHERE incident IN (SELECT id FROM incidents "
-                             "WHERE status = 'resolved' AND resolved_at < ?)", [before]).rowcount
+                             "WHERE status IN ('resolved', 'closed') AND resolved_at < ?)", [before]).rowcount
 
     def _check_fence(self, incident: str, fence: tuple[str, int]) -> None:
         """Inside the write it guards: FencedError unless `fence` (holder, epoch) still holds the

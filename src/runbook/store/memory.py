@@ -243,7 +243,7 @@ class MemoryStore:
         return True
 
     def prune_incident_leases(self, before):
-        gone = [i for i in self._incident_leases if (self.incident(i) or {}).get("status") == "resolved"
+        gone = [i for i in self._incident_leases if (self.incident(i) or {}).get("status") in ("resolved", "closed")
                 and (self.incident(i) or {}).get("resolved_at", before) < before]
         for incident in gone:
             del self._incident_leases[incident]
