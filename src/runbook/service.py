@@ -336,10 +336,13 @@ class EngineService:
 
         first = self.first_engine()
         location = first.store.location
-        store = first.store if location == ":memory:" else open_store(location, key=first.store.key,
-                                                                      key_created=first.store.key_created)
+        # a one-shot command (one lane) holds it on its own connection, unrenewed: its tick is
+        # shorter than a lease, and a tick that outlasts it is fenced once another takes it over
+        store = first.store if location == ":memory:" or self._one_lane else open_store(
+            location, key=first.store.key, key_created=first.store.key_created)
         try:
-            self.keeper = LeaseKeeper(owners.Lease(store, first.clock, seconds), own=store is not first.store)
+            self.keeper = LeaseKeeper(owners.Lease(store, first.clock, seconds), own=store is not first.store,
+                                      renewed=not self._one_lane)
         except BaseException:
             if store is not first.store:
                 store.close()
@@ -356,6 +359,8 @@ class EngineService:
             self._lease_seconds = seconds
             if self.keeper is None:
                 self._keep(seconds)
+            else:  # taken by a tick before: held for `seconds` from its next renewal on
+                self.keeper.lease.seconds = seconds
         self.timer_pass.leases = self.timer_leases
 
     def release_timers(self, incident: str) -> None:
@@ -392,6 +397,9 @@ class EngineService:
         if not self.closed:
             self.closed = True
             self.broadcaster.close()
+            if self._one_lane and self.keeper is not None:  # its work ran inline, and is done: before its connection goes
+                self.keeper.stop()
+                self.keeper = None
             first = self._first
             for lane in self.lanes:
                 engine = first if lane is self.commands else lane._engine
@@ -415,13 +423,15 @@ class LeaseKeeper:
     behind a slow tick); `stop` ends the lease. A failed renewal is logged and tried again:
     if the database stays away past the lease, other servers take the work over."""
 
-    def __init__(self, lease, own: bool):
+    def __init__(self, lease, own: bool, renewed: bool = True):
         self.lease, self._own = lease, own
         self._stop = threading.Event()
         lease.renew(first=True)  # held before the first alert is taken; a failure here stops the start
         self._end_dead()
-        self._thread = threading.Thread(target=self._run, name="runbook-lease", daemon=True)
-        self._thread.start()
+        self._thread = None
+        if renewed:  # else held once, for a one-shot command, until `stop`
+            self._thread = threading.Thread(target=self._run, name="runbook-lease", daemon=True)
+            self._thread.start()
 
     def _end_dead(self) -> None:
         """Those of this host's servers that died leave their work at once (engine/owner.py)."""
@@ -446,7 +456,8 @@ class LeaseKeeper:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         try:
             self.lease.end()
         except RunbookError as exc:

@@ -608,7 +608,7 @@ class SqlStore:
                         [incident]).fetchone()
         if row is None or (row[0], row[1]) != tuple(fence):
             now = f"{row[0]} (epoch {row[1]})" if row else "nobody"
-            raise FencedError(f"incident {incident}: this server's lease on its timers (epoch {fence[1]}) was "
+            raise FencedError(f"incident {incident}: this runbook's lease on its timers (epoch {fence[1]}) was "
                               f"taken over by {now} while it stalled; the write was refused")
 
     fence_lock = ""  # SQL after the fence's SELECT (PostgreSQL: FOR SHARE, held to commit)
