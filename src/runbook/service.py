@@ -397,7 +397,7 @@ class EngineService:
         if not self.closed:
             self.closed = True
             self.broadcaster.close()
-            if self._one_lane and self.keeper is not None:  # its work ran inline, and is done: before its connection goes
+            if self._one_lane and self.keeper is not None:  # its work ran inline and is done; its connection next
                 self.keeper.stop()
                 self.keeper = None
             first = self._first
