@@ -236,7 +236,7 @@ class MemoryStore:
         held = self._incident_leases.get(incident)
         if held is None or not self.lease_live(held[0], now):
             return None
-        host, pid, _ = held[0].split(" ", 2)
+        host, pid, _ = held[0].rsplit(" ", 2)
         return held[0], host, int(pid)
 
     def may_lease(self):
