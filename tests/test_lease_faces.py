@@ -268,3 +268,51 @@ def test_cli_tick_fires_once_the_servers_lease_has_ended(cli_world):
     engine.store.renew_lease("host-a 4242 77", "host-a", 4242, 0, iso(datetime.now(UTC)))
     out = rb("incident", "tick", incident)
     assert "escalation level 2" in out and "nothing fired here" not in out
+
+
+def test_a_responders_role_on_postgresql_fires_no_timers_and_says_who_does(pg_cluster, tmp_path, monkeypatch):
+    """A responder's role (`--grant`) holds no lease (one it kept could hold the server's work
+    back): its TUI fires nothing and says so, then names the server (`--grant-server`) that
+    fires them; that server's role forgets old incidents' leases with the ledger's retention."""
+    from runbook.store import open_store
+
+    url = pg_cluster.new_schema()
+    owner = open_store(url, key=None)
+    schema = owner.conn.execute("SELECT current_schema()").fetchone()[0]
+    for kind in ("responder", "server"):
+        owner.conn.execute(f"CREATE ROLE {kind}_{schema} LOGIN")
+    owner.grant(f"responder_{schema}")
+    owner.grant(f"server_{schema}", server=True)
+    stores = [owner]
+
+    def as_role(kind):
+        stores.append(open_store(pg_cluster.url_for_schema(schema, user=f"{kind}_{schema}"), key=None))
+        return stores[-1]
+    host = PluginHost(Settings(flags_file=str(video_on(tmp_path)), plugins_dir=None), entry_points=False)
+    pages = []
+    notify = host.notify
+    monkeypatch.setattr(host, "notify", lambda notice, only=None: (pages.append(notice.level), notify(notice))[1])
+    catalog = load_catalog([str(ROOT / "playbooks")])
+    clock = VirtualClock()
+    opener = Engine(owner, clock, host, catalog)
+    incident = opener.open("media-upload-failures", "ana").id
+    opener.tick(incident)
+    tui = Tui(Engine(as_role("responder"), clock, host, catalog))
+    try:
+        clock.advance(HOLD.total_seconds() * 2)
+        assert not tui.gateway.tick(incident)
+        assert pages == [1]
+        assert tui.gateway.view(incident).timers_by.startswith("not run here: this database role may not")
+        server = Server(lambda: Engine(as_role("server"), clock, host, catalog), clock, monkeypatch)
+        server.run()
+        assert pages[:2] == [1, 2]
+        tui.gateway.tick(incident)
+        assert tui.gateway.view(incident).timers_by == f"run by runbook process {server.lease.pid} on host-b"
+        opener.resolve(incident, "ana")
+        clock.advance(days=2)
+        server.engine.prune_alerts(86400)
+        assert owner.conn.execute("SELECT count(*) FROM incident_leases").fetchone()[0] == 0
+    finally:
+        tui.quit()
+        for store in stores:
+            store.close()

@@ -221,16 +221,16 @@ MIGRATIONS = (
      [frozen("15_event_check.sql")]),
     (16, "the trigger takes the event types added since migration 10 (a post on a cadence due for a person, "
          "a holder leaving a role held by several)", [frozen("16_event_check.sql")]),
-    (17, "servers forget the timers' leases of incidents resolved long ago (with the alert ledger's retention)", [
+    (17, "servers forget leases that ended long ago and the timers' leases of incidents resolved long ago", [
         """DO $$
             DECLARE
                 r record;
             BEGIN
-                FOR r IN SELECT DISTINCT grantee FROM information_schema.role_table_grants
-                         WHERE table_schema = current_schema() AND table_name = 'incident_leases'
+                FOR r IN SELECT DISTINCT grantee, table_name FROM information_schema.role_table_grants
+                         WHERE table_schema = current_schema() AND table_name IN ('leases', 'incident_leases')
                            AND privilege_type = 'INSERT' AND grantee NOT IN (current_user, 'PUBLIC')
                 LOOP
-                    EXECUTE format('GRANT DELETE ON incident_leases TO %I', r.grantee);
+                    EXECUTE format('GRANT DELETE ON %I TO %I', r.table_name, r.grantee);
                 END LOOP;
             END $$""",
     ]),
@@ -265,9 +265,9 @@ def grant_statements(role: str, schema: str = "public", server: bool = False) ->
         # the ledger's retention (serve --alert-retention) deletes what it forgets
         # a server keeps its lease on the work it owns (a responder's lease could hold work back)
         return statements + [f"GRANT INSERT, UPDATE, DELETE ON alerts TO {who}",
-                             f"GRANT INSERT, UPDATE ON leases TO {who}",
-                             # ...and on incidents' timers; the ledger's retention forgets those of old incidents
-                             f"GRANT INSERT, UPDATE, DELETE ON incident_leases TO {who}",
+                             # (and on incidents' timers); it forgets leases that ended a week ago, and
+                             # with the ledger's retention those of incidents resolved before it
+                             f"GRANT INSERT, UPDATE, DELETE ON leases, incident_leases TO {who}",
                              f"GRANT INSERT, UPDATE ON checkpoints TO {who}",
                              f"REVOKE DELETE, TRUNCATE ON checkpoints FROM {who}",
                              f"REVOKE TRUNCATE ON alerts FROM {who}"]
