@@ -316,3 +316,8 @@ def test_a_responders_role_on_postgresql_fires_no_timers_and_says_who_does(pg_cl
         tui.quit()
         for store in stores:
             store.close()
+
+
+def test_cli_show_says_who_runs_the_timers(cli_world):
+    rb, _, incident = cli_world
+    assert "timers: run by runbook process 4242 on host-a (it holds their lease)" in rb("incident", "show", incident)
