@@ -375,12 +375,12 @@ class EngineService:
             pass  # closing: the lease it ends lets go of every incident
 
     def timers_by(self, incident: str) -> str:
-        """Who fires `incident`'s timers when this process does not, as its last tick found ("" :
-        this process does, or it has not ticked it)."""
+        """Who fires `incident`'s timers when this process left them alone at its last tick, read
+        now ("" : this process fires them, or has not ticked it, or nobody's lease holds them)."""
         leases = self.timer_leases
-        if leases is None or incident not in leases.others:
+        if leases is None or not leases.left_alone(incident):
             return ""
-        who = leases.others.get(incident, "")
+        who = self.read(_timers_holder, incident)
         if who:
             return f"run by {who}"
         if not leases.may:
@@ -480,6 +480,10 @@ def _close_engine(engine, drain: bool) -> None:
 
 def _set_catalog(engine, catalog) -> None:
     engine.catalog = catalog
+
+
+def _timers_holder(engine, incident: str) -> str:
+    return owners.held_by(engine.store.incident_holder(incident, iso(engine.clock.now())))
 
 
 class AlertBacklog:

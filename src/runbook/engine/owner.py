@@ -191,14 +191,14 @@ class IncidentLeases:
 
     `hold(engine)`: called before an incident is taken, makes sure this process's own lease runs
     (a face takes it when a tick first needs it); False when this process may not hold leases (a
-    PostgreSQL role not granted them), and then it fires no timers. `others` says, for the
-    incidents it did not take, who fires their timers ("" : nobody's lease holds them)."""
+    PostgreSQL role not granted them), and then it fires no timers. `skipped`: the incidents
+    whose timers it left alone at their last tick (`store.incident_holder` says who fires them)."""
 
     def __init__(self, holder: str, hold=None):
         self.holder = holder
         self._hold = hold
         self._held: dict[str, int] = {}
-        self.others: dict[str, str] = {}
+        self.skipped: set[str] = set()
         self.may = True  # False once `hold` said this process may not hold leases
         self._lock = threading.Lock()
 
@@ -214,14 +214,11 @@ class IncidentLeases:
             else:
                 epoch = engine.store.take_incident(incident, self.holder, iso(engine.clock.now()))
             with self._lock:
-                if epoch is not None:
-                    self._held[incident] = epoch
-                    self.others.pop(incident, None)
-            if epoch is None:
-                by = held_by(engine.store.incident_holder(incident, iso(engine.clock.now())))
-                with self._lock:
-                    self.others[incident] = by
-                return None
+                if epoch is None:
+                    self.skipped.add(incident)
+                    return None
+                self._held[incident] = epoch
+                self.skipped.discard(incident)
         return self.holder, epoch
 
     def release(self, engine, incident: str) -> None:
@@ -229,13 +226,17 @@ class IncidentLeases:
         that ticks it takes it at once."""
         with self._lock:
             held = self._held.pop(incident, None)
-            self.others.pop(incident, None)
         if held is not None:
             engine.store.release_incident(incident, self.holder)
 
     def holds(self, incident: str) -> bool:
         with self._lock:
             return incident in self._held
+
+    def left_alone(self, incident: str) -> bool:
+        """Whether this process left `incident`'s timers alone at its last tick."""
+        with self._lock:
+            return incident in self.skipped
 
     def lost(self, incident: str) -> None:
         with self._lock:
@@ -245,4 +246,4 @@ class IncidentLeases:
         """Forget the epochs of incidents not in `keep` (no longer worked on)."""
         with self._lock:
             self._held = {i: e for i, e in self._held.items() if i in keep}
-            self.others = {i: w for i, w in self.others.items() if i in keep}
+            self.skipped &= set(keep)
