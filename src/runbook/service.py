@@ -374,13 +374,17 @@ class EngineService:
         except ServiceClosed:
             pass  # closing: the lease it ends lets go of every incident
 
+    def timers_holder(self, incident: str) -> str:
+        """The runbook whose running lease holds `incident`'s timers now ("" : none), read now."""
+        return self.read(_timers_holder, incident)
+
     def timers_by(self, incident: str) -> str:
         """Who fires `incident`'s timers when this process left them alone at its last tick, read
         now ("" : this process fires them, or has not ticked it, or nobody's lease holds them)."""
         leases = self.timer_leases
         if leases is None or not leases.left_alone(incident):
             return ""
-        who = self.read(_timers_holder, incident)
+        who = self.timers_holder(incident)
         if who:
             return f"run by {who}"
         if not leases.may:

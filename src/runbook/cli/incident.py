@@ -480,16 +480,9 @@ def show(ctx: Context, incident_id, as_json):
         _warn(check.warning(state.id))
     for line in service.read(_summary, state):
         echo(line)
-    by = service.read(_timers_held, state.id)
+    by = service.timers_holder(state.id)
     if by and not state.resolved:
-        echo(f"timers: run by {by} (it holds their lease)")
-
-
-def _timers_held(engine, incident: str) -> str:
-    """Who fires the incident's timers now: the runbook whose running lease holds them ("" : none)."""
-    from runbook.engine.clock import iso
-
-    return one_line(owners.held_by(engine.store.incident_holder(incident, iso(engine.clock.now()))))
+        echo(f"timers: run by {one_line(by)} (it holds their lease)")
 
 
 def _now(engine) -> datetime:
