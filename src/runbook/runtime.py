@@ -69,12 +69,16 @@ class Runtime:
         connections it opens for its other lanes), else on an engine and store of its own, made
         when the service is first used (off a screen's thread, say), that it closes itself.
         `one_lane`: every lane is that engine, run on the caller's thread (a one-shot command).
-        The caller closes the service."""
+        Its timers fire only under incidents' leases (EngineService.lease_timers). The caller
+        closes the service."""
         from runbook.service import EngineService
 
         if engine is None:
-            return EngineService(self.new_engine, own=True, one_lane=one_lane)
-        return EngineService(engine, own=False, one_lane=one_lane)
+            service = EngineService(self.new_engine, own=True, one_lane=one_lane)
+        else:
+            service = EngineService(engine, own=False, one_lane=one_lane)
+        service.lease_timers()  # every face fires an incident's timers only under its lease
+        return service
 
     def settings(self, **overrides) -> Settings:
         from runbook.settings import Settings

@@ -172,6 +172,9 @@ class EngineService:
         self.backlog = AlertBacklog(self.ticks)
         self.broadcaster = Broadcaster(self)
         self.keeper: LeaseKeeper | None = None
+        self.timer_leases: owners.IncidentLeases | None = None  # see lease_timers
+        self._lease_seconds = owners.DEFAULT_LEASE
+        self._keeping = threading.Lock()
         self.closed = False
 
     def _shared(self) -> bool:
@@ -193,6 +196,8 @@ class EngineService:
                 except RunbookError as exc:
                     self._failed = exc
                     raise
+                if self.timer_leases is not None:
+                    self._first.timer_leases = self.timer_leases
             return self._first
 
     def _sibling(self):
@@ -207,6 +212,7 @@ class EngineService:
         engine = Engine(store, first.clock, first.plugins, first.catalog)
         engine.catalog_loader = first.catalog_loader
         engine.metrics_source = first.metrics_source
+        engine.timer_leases = self.timer_leases
         return engine
 
     @property
@@ -303,23 +309,88 @@ class EngineService:
         ends = self.timer_pass.lease_ends_in
         return every if ends is None else max(0.0, min(every, ends + TimerPass.PAST_LEASE))
 
-    def hold_lease(self, seconds: float) -> None:
-        """Hold this process's lease on the work it owns (pending alerts, flag changes in flight,
-        the timers of the incidents it ticks) for `seconds` at a time, renewed on a thread and
-        connection of its own until `join` ends it; once it runs out, any other server takes that
-        work over (engine/owner.py)."""
+    def lease_timers(self) -> None:
+        """Fire incidents' timers only under their leases, as every face does (engine/owner.py):
+        an incident's timers are fired by the one process whose lease holds them, taken when free
+        or ended. This process's own lease is taken when a tick first needs it, renewed while the
+        service runs, and ended when it closes, which lets go of every incident it held at once.
+        Called by the composition root (runtime.py) before any work."""
+        leases = owners.IncidentLeases(owners.process_holder(), hold=self._hold_for_timers)
+        self.timer_leases = leases
+        for engine in {id(e): e for e in (self._given, self._first, *(lane._engine for lane in self.lanes))
+                       if e is not None}.values():
+            engine.timer_leases = leases
+
+    def _hold_for_timers(self, engine) -> bool:
+        """This process's lease runs (taken now if need be); False when it may hold none."""
+        with self._keeping:
+            if self.keeper is not None:
+                return True
+            if not engine.store.may_lease():
+                return False
+            self._keep(self._lease_seconds)
+            return True
+
+    def _keep(self, seconds: float) -> None:
         from runbook.store import open_store
 
         first = self.first_engine()
         location = first.store.location
-        store = first.store if location == ":memory:" else open_store(location, key=first.store.key,
-                                                                      key_created=first.store.key_created)
-        lease = owners.Lease(store, first.clock, seconds)
-        self.keeper = LeaseKeeper(lease, own=store is not first.store)
-        held = owners.IncidentLeases(lease.holder)
-        self.timer_pass.leases = held
-        for lane in self.lanes:  # before any work submitted after this
-            lane.submit(_hold_timers, held)
+        # a one-shot command (one lane) holds it on its own connection, unrenewed: its tick is
+        # shorter than a lease, and a tick that outlasts it is fenced once another takes it over
+        store = first.store if location == ":memory:" or self._one_lane else open_store(
+            location, key=first.store.key, key_created=first.store.key_created)
+        try:
+            self.keeper = LeaseKeeper(owners.Lease(store, first.clock, seconds), own=store is not first.store,
+                                      renewed=not self._one_lane)
+        except BaseException:
+            if store is not first.store:
+                store.close()
+            raise
+
+    def hold_lease(self, seconds: float) -> None:
+        """Hold this process's lease on the work it owns (pending alerts, flag changes in flight,
+        the timers of the incidents it ticks) for `seconds` at a time from now on, renewed on a
+        thread and connection of its own until `join` ends it; once it runs out, any other
+        server takes that work over (engine/owner.py)."""
+        if self.timer_leases is None:
+            self.lease_timers()
+        with self._keeping:
+            self._lease_seconds = seconds
+            if self.keeper is None:
+                self._keep(seconds)
+            else:  # taken by a tick before: held for `seconds` from its next renewal on
+                self.keeper.lease.seconds = seconds
+        self.timer_pass.leases = self.timer_leases
+
+    def release_timers(self, incident: str) -> None:
+        """Let go of `incident`'s timers (a face no longer shows it): after any tick running, on
+        the ticks lane; whoever ticks it next takes it at once."""
+        leases = self.timer_leases
+        if leases is None or not leases.holds(incident):
+            return
+        try:
+            self.ticks.submit(lambda engine: leases.release(engine, incident))
+        except ServiceClosed:
+            pass  # closing: the lease it ends lets go of every incident
+
+    def timers_holder(self, incident: str) -> str:
+        """The runbook whose running lease holds `incident`'s timers now ("" : none), read now."""
+        return self.read(_timers_holder, incident)
+
+    def timers_by(self, incident: str) -> str:
+        """Who fires `incident`'s timers when this process left them alone at its last tick, read
+        now ("" : this process fires them, or has not ticked it, or nobody's lease holds them)."""
+        leases = self.timer_leases
+        if leases is None or not leases.left_alone(incident):
+            return ""
+        who = self.timers_holder(incident)
+        if who:
+            return f"run by {who}"
+        if not leases.may:
+            return ("not run here: this database role may not hold their lease (`runbook serve` runs them; "
+                    "runbook db migrate --grant-server ROLE)")
+        return ""
 
     # lifetime ----------------------------------------------------------------------------
 
@@ -330,6 +401,9 @@ class EngineService:
         if not self.closed:
             self.closed = True
             self.broadcaster.close()
+            if self._one_lane and self.keeper is not None:  # its work ran inline and is done; its connection next
+                self.keeper.stop()
+                self.keeper = None
             first = self._first
             for lane in self.lanes:
                 engine = first if lane is self.commands else lane._engine
@@ -353,13 +427,15 @@ class LeaseKeeper:
     behind a slow tick); `stop` ends the lease. A failed renewal is logged and tried again:
     if the database stays away past the lease, other servers take the work over."""
 
-    def __init__(self, lease, own: bool):
+    def __init__(self, lease, own: bool, renewed: bool = True):
         self.lease, self._own = lease, own
         self._stop = threading.Event()
         lease.renew(first=True)  # held before the first alert is taken; a failure here stops the start
         self._end_dead()
-        self._thread = threading.Thread(target=self._run, name="runbook-lease", daemon=True)
-        self._thread.start()
+        self._thread = None
+        if renewed:  # else held once, for a one-shot command, until `stop`
+            self._thread = threading.Thread(target=self._run, name="runbook-lease", daemon=True)
+            self._thread.start()
 
     def _end_dead(self) -> None:
         """Those of this host's servers that died leave their work at once (engine/owner.py)."""
@@ -384,7 +460,8 @@ class LeaseKeeper:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         try:
             self.lease.end()
         except RunbookError as exc:
@@ -409,8 +486,8 @@ def _set_catalog(engine, catalog) -> None:
     engine.catalog = catalog
 
 
-def _hold_timers(engine, leases) -> None:
-    engine.timer_leases = leases
+def _timers_holder(engine, incident: str) -> str:
+    return owners.held_by(engine.store.incident_holder(incident, iso(engine.clock.now())))
 
 
 class AlertBacklog:

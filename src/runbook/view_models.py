@@ -202,6 +202,7 @@ class IncidentView(NamedTuple):
     background: tuple[BackgroundView, ...] = ()  # background commands running (started, not stopped)
     updates: tuple[UpdateView, ...] = ()  # communicate steps posting on a cadence now
     members: tuple[tuple[str, tuple[str, ...]], ...] = ()  # each role held by several (many: true): its holders
+    timers_by: str = ""  # who fires the timers when this face's runbook does not ("run by runbook process 7 on a")
 
     @property
     def resolved(self) -> bool:

@@ -43,6 +43,13 @@ def _print_events(events, as_json: bool) -> None:
         echo(f"{event.at:%H:%M:%S}  {one_line(event.actor):<10} {describe(event)}")
 
 
+def _timers_elsewhere(service, incident: str, as_json: bool) -> None:
+    """One line when another runbook's lease holds the incident's timers (nothing fired here)."""
+    by = service.timers_by(incident)
+    if by:
+        echo(f"{incident}: its timers are {by}; nothing fired here", err=as_json)
+
+
 def _warn(text: str) -> None:
     """A warning that must not be missed: on stderr, and first on stdout."""
     echo(text, err=True)
@@ -474,6 +481,9 @@ def show(ctx: Context, incident_id, as_json):
         _warn(check.warning(state.id))
     for line in service.read(_summary, state):
         echo(line)
+    by = service.timers_holder(state.id)
+    if by and not state.resolved:
+        echo(f"timers: run by {one_line(by)} (it holds their lease)")
 
 
 def _now(engine) -> datetime:
@@ -955,8 +965,14 @@ def stop(ctx: Context, incident_id, step, actor, as_json):
 @json_option()
 @click.pass_obj
 def tick(ctx: Context, incident_id, as_json):
-    """Fire every timer that is due (escalations, reminders, target breaches, polls), in order."""
-    _print_events(ctx.engine_service().command("tick", incident_id), as_json)
+    """Fire every timer that is due (escalations, reminders, target breaches, polls), in order.
+
+    Only while this command holds the incident's timer lease (taken when free or ended, let go
+    when it exits): while another runbook holds it (`runbook serve`, a TUI), nothing fires here
+    and one line says who runs them (exit 0)."""
+    service = ctx.engine_service()
+    _print_events(service.command("tick", incident_id), as_json)
+    _timers_elsewhere(service, incident_id, as_json)
 
 
 @group.command("resume")
@@ -966,6 +982,7 @@ def resume(ctx: Context, incident_id):
     """Settle what a crash left half-done (flag changes, actions, notices), fire due timers, show it."""
     service = ctx.engine_service()
     _print_events(service.command("reconcile", incident_id, force=True) + service.command("tick", incident_id), False)
+    _timers_elsewhere(service, incident_id, False)
     for line in service.read(lambda engine: summary(engine.state(incident_id), engine.clock.now())):
         echo(line)
 

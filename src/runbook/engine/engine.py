@@ -112,10 +112,11 @@ class Engine(StepCommands):
         # `requests` (RUNBOOK_REQUEST, runtime.py) finds what its first run recorded
         self.requests = uuid.uuid4().hex[:16]
         self.retried = False  # True: `requests` are those of a run told it failed; look for what it recorded
-        # a server's hold on incidents' timers (owner.IncidentLeases): set, `tick` fires only what
-        # this server holds, each write fenced by the epoch it holds it at; None: every tick fires
+        # this process's hold on incidents' timers (owner.IncidentLeases; every face's engine has
+        # one): set, `tick` fires only what this process holds, each write fenced by the epoch it
+        # holds it at; None (a simulation's engine, alone on its store): every tick fires
         self.timer_leases = None
-        self._fence: tuple[str, tuple[str, int]] | None = None  # (incident, (holder, epoch)) of the tick running
+        self._fences: dict[str, tuple[str, int]] = {}  # incident -> (holder, epoch) of the tick running
         self._request_numbers = itertools.count(1)
         self._observed_later: list | None = None  # inside `batch()`: what the observers hear at its end
 
@@ -289,7 +290,7 @@ class Engine(StepCommands):
             {"ts": now, "actor": actor, "type": r.type, "data": r.to_data(), "summary": r.project(now)}
             for r in records], after_hash=state.events[-1].hash if held and state.events else None,
             request=f"{self.requests}.{next(self._request_numbers)}", retried=self.retried,
-            fence=self._fence[1] if self._fence is not None and self._fence[0] == state.id else None)
+            fence=self._fences.get(state.id))
         if stored and stored[0].seq <= state.last_seq:
             return []  # a command run again after a lost connection: its first run's events are in the log
         at = parse(now)
@@ -540,8 +541,11 @@ class Engine(StepCommands):
 
     def prune_alerts(self, older_than: float, dry_run: bool = False) -> tuple[int, str]:
         """Forget the alerts last heard of more than `older_than` seconds ago, but for those
-        still pending or linked to an open incident: (how many (would) go, the time before which)."""
+        still pending or linked to an open incident: (how many (would) go, the time before which).
+        The leases on the timers of incidents resolved before then go too (nobody ticks them)."""
         before = iso(self.clock.now() - timedelta(seconds=older_than))
+        if not dry_run:  # with the ledger's retention: the timers' leases of incidents resolved before then
+            self.store.prune_incident_leases(before)
         return self.store.prune_alerts(before, dry_run), before
 
     def record_simulation(self, drill: str, playbook: str, runs: int, seed: int, created_at: str,
@@ -747,8 +751,10 @@ class Engine(StepCommands):
         Only intents older than a minute are touched unless `force` (another process may still
         be in the middle of them).
         """
-        return self.effects.reconcile(incident, force) + pages.settle(self, incident, force) + \
-            background.settle(self, incident)
+        # the pages and pager updates left unsent are the timers' work: sent only under the
+        # incident's lease, or a server paging now would have its page sent twice
+        return self.effects.reconcile(incident, force) + \
+            self._leased(incident, lambda: pages.settle(self, incident, force)) + background.settle(self, incident)
 
     # time ---------------------------------------------------------------------------------
 
@@ -798,25 +804,29 @@ class Engine(StepCommands):
     def tick(self, incident: str) -> list[Event]:
         """Fire everything that is due by now, earliest first (a late tick catches up in order);
         a rehearsal whose end conditions hold is then over: noted and resolved. With
-        `timer_leases` (a server), only on an incident whose lease this server holds or takes now,
-        every write fenced: when another server took it over meanwhile, one line says so and this
-        server stands down from it (nothing fired)."""
+        `timer_leases`, only on an incident whose lease this process holds or takes now, every
+        write fenced: when another process took it over meanwhile, one line says so and this one
+        stands down from it (nothing fired)."""
+        return self._leased(incident, lambda: self._tick(incident))
+
+    def _leased(self, incident: str, work) -> list[Event]:
+        """`work()` under `incident`'s timer lease (see `tick`); [] while another process holds it."""
         leases = self.timer_leases
-        if leases is None:
-            return self._tick(incident)
+        if leases is None or incident in self._fences:  # no leases, or inside a pass that holds it
+            return work()
         fence = leases.take(self, incident)
         if fence is None:
-            return []  # another server's lease holds its timers
-        self._fence = (incident, fence)
+            return []  # another process's lease holds its timers
+        self._fences[incident] = fence
         try:
-            return self._tick(incident)
+            return work()
         except FencedError as exc:
             leases.lost(incident)
             self._states.pop(incident, None)
             log.warning("%s; standing down from its timers", one_line(str(exc)))
             return []
         finally:
-            self._fence = None
+            self._fences.pop(incident, None)
 
     def _tick(self, incident: str) -> list[Event]:
         fired = fire_due(self, incident)

@@ -170,29 +170,73 @@ def end_dead_leases(store, clock) -> list[str]:
     return ended
 
 
-class IncidentLeases:
-    """Which incidents' timers this server fires: each taken in the store at its first tick and
-    held while the server's lease runs (`Engine.tick`). The epochs taken are remembered (one read
-    fewer a tick); a remembered epoch that another server moved on is found out at the next write,
-    which the store refuses (`FencedError`), and is then forgotten (`lost`)."""
+def process_holder() -> str:
+    """This process's holder name, as its `Lease` keeps it."""
+    pid = os.getpid()
+    return holder({"host": _host(), "pid": pid, "start": process_start(pid)})
 
-    def __init__(self, holder: str):
+
+def held_by(row: tuple[str, str, int] | None) -> str:
+    """Who fires an incident's timers, from `store.incident_holder` ("" : nobody's lease holds them)."""
+    if row is None:
+        return ""
+    return f"runbook process {row[2]} on {row[1]}"
+
+
+class IncidentLeases:
+    """Which incidents' timers this process fires: each taken in the store at its first tick and
+    held while the process's lease runs (`Engine.tick`). The epochs taken are remembered (one read
+    fewer a tick); a remembered epoch that another process moved on is found out at the next write,
+    which the store refuses (`FencedError`), and is then forgotten (`lost`).
+
+    `hold(engine)`: called before an incident is taken, makes sure this process's own lease runs
+    (a face takes it when a tick first needs it); False when this process may not hold leases (a
+    PostgreSQL role not granted them), and then it fires no timers. `skipped`: the incidents
+    whose timers it left alone at their last tick (`store.incident_holder` says who fires them)."""
+
+    def __init__(self, holder: str, hold=None):
         self.holder = holder
+        self._hold = hold
         self._held: dict[str, int] = {}
+        self.skipped: set[str] = set()
+        self.may = True  # False once `hold` said this process may not hold leases
         self._lock = threading.Lock()
 
     def take(self, engine, incident: str) -> tuple[str, int] | None:
-        """The fence (holder, epoch) this server's writes on `incident`'s timers carry, or None
-        while another server's lease holds them."""
+        """The fence (holder, epoch) this process's writes on `incident`'s timers carry, or None
+        while another process's lease holds them (or this process may hold none)."""
         with self._lock:
             epoch = self._held.get(incident)
         if epoch is None:
-            epoch = engine.store.take_incident(incident, self.holder, iso(engine.clock.now()))
-            if epoch is None:
-                return None
+            if self._hold is not None and not self._hold(engine):
+                self.may = False
+                epoch = None
+            else:
+                epoch = engine.store.take_incident(incident, self.holder, iso(engine.clock.now()))
             with self._lock:
+                if epoch is None:
+                    self.skipped.add(incident)
+                    return None
                 self._held[incident] = epoch
+                self.skipped.discard(incident)
         return self.holder, epoch
+
+    def release(self, engine, incident: str) -> None:
+        """Let go of `incident`'s timers now (a face that stopped ticking it): the next process
+        that ticks it takes it at once."""
+        with self._lock:
+            held = self._held.pop(incident, None)
+        if held is not None:
+            engine.store.release_incident(incident, self.holder)
+
+    def holds(self, incident: str) -> bool:
+        with self._lock:
+            return incident in self._held
+
+    def left_alone(self, incident: str) -> bool:
+        """Whether this process left `incident`'s timers alone at its last tick."""
+        with self._lock:
+            return incident in self.skipped
 
     def lost(self, incident: str) -> None:
         with self._lock:
@@ -202,3 +246,4 @@ class IncidentLeases:
         """Forget the epochs of incidents not in `keep` (no longer worked on)."""
         with self._lock:
             self._held = {i: e for i, e in self._held.items() if i in keep}
+            self.skipped &= set(keep)

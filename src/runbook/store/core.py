@@ -592,6 +592,36 @@ class SqlStore:
                               [holder, *params, incident, row[0], row[1]]).rowcount
             return row[1] + 1 if taken == 1 else None
 
+    @guarded
+    def release_incident(self, incident: str, holder: str) -> None:
+        """Let go of `incident`'s timers (a face no longer ticks it): its row names nobody and keeps
+        its epoch, so whoever ticks it next takes it at once, and a write fenced by the epoch
+        `holder` held is refused."""
+        with self._write():
+            self._run("UPDATE incident_leases SET holder = '' WHERE incident = ? AND holder = ?", [incident, holder])
+
+    @guarded
+    def incident_holder(self, incident: str, now: str) -> tuple[str, str, int] | None:
+        """(holder, host, pid) of the running lease that holds `incident`'s timers, or None when
+        no running lease does (they are free to take)."""
+        at, params = self._lease_now(now)
+        row = self._run("SELECT i.holder, l.host, l.pid FROM incident_leases i JOIN leases l ON l.holder = i.holder "
+                        f"WHERE i.incident = ? AND l.expires_at > {at}", [incident, *params]).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def may_lease(self) -> bool:
+        """Whether this connection may hold leases (PostgreSQL: a role granted `--grant-server`)."""
+        return True
+
+    @guarded
+    def prune_incident_leases(self, before: str) -> int:
+        """Forget the incident leases of incidents resolved before `before` (an ISO time) and done
+        with (no follow-up phase, or it is closed): nobody ticks them any more (a row forgotten is
+        made again by whoever takes it). The number of rows removed."""
+        with self._write():
+            return self._run("DELETE FROM incident_leases WHERE incident IN (SELECT id FROM incidents "
+                             "WHERE status IN ('resolved', 'closed') AND resolved_at < ?)", [before]).rowcount
+
     def _check_fence(self, incident: str, fence: tuple[str, int]) -> None:
         """Inside the write it guards: FencedError unless `fence` (holder, epoch) still holds the
         incident's lease (the dialect may lock the row until the write commits)."""
@@ -599,7 +629,7 @@ class SqlStore:
                         [incident]).fetchone()
         if row is None or (row[0], row[1]) != tuple(fence):
             now = f"{row[0]} (epoch {row[1]})" if row else "nobody"
-            raise FencedError(f"incident {incident}: this server's lease on its timers (epoch {fence[1]}) was "
+            raise FencedError(f"incident {incident}: this runbook's lease on its timers (epoch {fence[1]}) was "
                               f"taken over by {now} while it stalled; the write was refused")
 
     fence_lock = ""  # SQL after the fence's SELECT (PostgreSQL: FOR SHARE, held to commit)

@@ -227,5 +227,27 @@ class MemoryStore:
             held = self._incident_leases[incident] = (holder, held[1] + 1 if held else 1)
         return held[1]
 
+    def release_incident(self, incident, holder):
+        held = self._incident_leases.get(incident)
+        if held is not None and held[0] == holder:
+            self._incident_leases[incident] = ("", held[1])
+
+    def incident_holder(self, incident, now):
+        held = self._incident_leases.get(incident)
+        if held is None or not self.lease_live(held[0], now):
+            return None
+        host, pid, _ = held[0].rsplit(" ", 2)
+        return held[0], host, int(pid)
+
+    def may_lease(self):
+        return True
+
+    def prune_incident_leases(self, before):
+        gone = [i for i in self._incident_leases if (self.incident(i) or {}).get("status") in ("resolved", "closed")
+                and (self.incident(i) or {}).get("resolved_at", before) < before]
+        for incident in gone:
+            del self._incident_leases[incident]
+        return len(gone)
+
     def maintenance(self, ending_after=None, window=None, cancelled=True):
         return []  # simulations have no maintenance windows

@@ -221,6 +221,19 @@ MIGRATIONS = (
      [frozen("15_event_check.sql")]),
     (16, "the trigger takes the event types added since migration 10 (a post on a cadence due for a person, "
          "a holder leaving a role held by several)", [frozen("16_event_check.sql")]),
+    (17, "servers forget leases that ended long ago and the timers' leases of incidents resolved long ago", [
+        """DO $$
+            DECLARE
+                r record;
+            BEGIN
+                FOR r IN SELECT DISTINCT grantee, table_name FROM information_schema.role_table_grants
+                         WHERE table_schema = current_schema() AND table_name IN ('leases', 'incident_leases')
+                           AND privilege_type = 'INSERT' AND grantee NOT IN (current_user, 'PUBLIC')
+                LOOP
+                    EXECUTE format('GRANT DELETE ON %I TO %I', r.table_name, r.grantee);
+                END LOOP;
+            END $$""",
+    ]),
 )
 
 
@@ -252,7 +265,9 @@ def grant_statements(role: str, schema: str = "public", server: bool = False) ->
         # the ledger's retention (serve --alert-retention) deletes what it forgets
         # a server keeps its lease on the work it owns (a responder's lease could hold work back)
         return statements + [f"GRANT INSERT, UPDATE, DELETE ON alerts TO {who}",
-                             f"GRANT INSERT, UPDATE ON leases, incident_leases TO {who}",
+                             # (and on incidents' timers); it forgets leases that ended a week ago, and
+                             # with the ledger's retention those of incidents resolved before it
+                             f"GRANT INSERT, UPDATE, DELETE ON leases, incident_leases TO {who}",
                              f"GRANT INSERT, UPDATE ON checkpoints TO {who}",
                              f"REVOKE DELETE, TRUNCATE ON checkpoints FROM {who}",
                              f"REVOKE TRUNCATE ON alerts FROM {who}"]
@@ -327,6 +342,18 @@ class PostgresStore(SqlStore, SqlAlertLedger, SqlMaintenance, SqlSubscribers):
         """Now on the database's clock: what the lease times of processes that hold no server
         lease (their intents' "until") are set and compared on too."""
         return self.conn.execute(f"SELECT {LEASE_NOW}").fetchone()[0]
+
+    @guarded
+    def may_lease(self) -> bool:
+        """Whether this role may hold leases (granted `--grant-server`, or the owner): a
+        responder's role may not (a lease it kept could hold a server's work back)."""
+        if self._may_lease is None:
+            self._may_lease = bool(self.conn.execute(
+                "SELECT has_table_privilege('leases', 'INSERT, UPDATE') "
+                "AND has_table_privilege('incident_leases', 'INSERT, UPDATE')").fetchone()[0])
+        return self._may_lease
+
+    _may_lease: bool | None = None
 
     def _lease_later(self, now: str, seconds: float) -> tuple[str, list]:
         return LEASE_LATER, [float(seconds)]

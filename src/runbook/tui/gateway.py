@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from runbook.errors import RunbookError
 from runbook.read_models import alert_rows, report
 from runbook.service import EngineService, ServiceClosed
+from runbook.text import one_line
 from runbook.tui.alert_views import MAX_ROWS, NEEDS_A_HUMAN, REJECTED, AlertView, build_alerts
 
 # The view records live in runbook/view_models.py, built by runbook/views.py (the status page renders them
@@ -126,7 +127,17 @@ class EngineGateway:
         return catalog
 
     def view(self, incident: str) -> IncidentView:
-        return self._ready().read(self._view, incident)
+        service = self._ready()
+        view = service.read(self._view, incident)
+        # the timers as the record says; who fires them when this runbook's lease does not hold them
+        by = service.timers_by(incident)
+        return view._replace(timers_by=one_line(by)) if by else view
+
+    def release_timers(self, incident: str) -> None:
+        """The screen no longer ticks `incident`: let go of its timers' lease, so another runbook
+        (`runbook serve`) fires them at once."""
+        if not self.closed:
+            self.service.release_timers(incident)
 
     def _view(self, engine, incident: str) -> IncidentView:
         from runbook.views import incident_view

@@ -186,6 +186,7 @@ class IncidentScreen(Screen):
 
     def on_unmount(self) -> None:
         self.app.gateway.unwatch(self._changed_elsewhere)
+        self._let_go()
 
     def retire(self) -> None:
         """Never shown again, though it stays under the home screen (see RunbookApp.go_home):
@@ -193,6 +194,12 @@ class IncidentScreen(Screen):
         if self._live is not None:
             self._live.stop()
         self.app.gateway.unwatch(self._changed_elsewhere)
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """No longer ticked here: the incident's timers go to whoever ticks them next (serve) at once."""
+        if self.incident is not None:
+            self.app.gateway.release_timers(self.incident)
 
     # rendering ----------------------------------------------------------------------------
 

@@ -74,7 +74,7 @@ class IncidentHeader(ViewPanel):
         # as wide as the screen less its padding, known before the first layout
         width = self.content_size.width or self.app.size.width - 2
         if not self.changed((view.last_seq, int(view.now.timestamp()), narrow, view.status, view.altered, view.phase,
-                             selected, switch_key, stage_key, post_key, width)):
+                             selected, switch_key, stage_key, post_key, width, view.timers_by)):
             return
         top = Text()
         if view.altered:
@@ -123,6 +123,8 @@ class IncidentHeader(ViewPanel):
         # updates on a cadence: one due for a person stands out; the others say when they post next
         items += [Text(f"UPDATE DUE: {u.step} ({post_key} posts)", style="bold white on dark_orange3") if u.due
                   else Text(f"update {u.step} {u.next_at:%H:%M}", style="cyan") for u in view.updates]
+        if view.timers_by:  # another runbook's lease holds the timers: they fire there, shown here as recorded
+            items.append(Text(f"timers {view.timers_by}", style="dim"))
         lines = [top, *flow(items, width)]
         if len(view.tracks) > 1:
             lines.append(track_lines(view, selected, switch_key))
