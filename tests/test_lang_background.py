@@ -361,8 +361,9 @@ def test_cli_starts_it_shows_it_and_stops_it_by_hand(cli, port):
         ran = shown.split("command output")[1]
         assert "    forward (" in ran and f"| (in the background: output in {started['output']})" in ran
         assert "(no output)" not in ran
-        assert cli("incident", "stop", iid, "nope", expect=5).strip().endswith(
-            "step 'nope' has no background command running; running: forward")
+        assert cli("incident", "stop", iid, "verify", expect=5).strip().endswith(
+            "step 'verify' has no background command running; running: forward")
+        assert cli("incident", "stop", iid, "nope", expect=3).strip().endswith("has no step 'nope'")
         stopped = cli("incident", "stop", iid, "forward")
         assert f"background command of forward (pid {started['pid']}) stopped (stopped by ana)" in stopped
         assert not group_alive(started["pgid"])
@@ -436,3 +437,36 @@ def test_tui_starts_it_shows_it_running_and_stops_it_after_a_confirm_saying_what
     finally:
         if "forward" in seen:
             reap_later(seen["forward"].pgid)
+
+
+def test_a_stop_another_runbook_recorded_first_says_what_the_log_says(engine, monkeypatch):
+    """The runbook that started a command is its parent: when someone else's SIGTERM ends it, that
+    runbook's tick may reap it and record its end first. The stopper then says what was recorded
+    instead of printing nothing and succeeding."""
+    from runbook.engine import background
+    from runbook.engine.events import BackgroundStopped
+
+    iid = engine.open("db-repair", "ana").id
+    other = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    engine.command(iid, "ana", lambda s: [BackgroundStarted("repair", ["sleep", "600"], other.pid, other.pid, host(),
+                                                            process_start(other.pid), "/dev/null")])
+
+    def reaped_by_its_parent(record):
+        other.terminate()
+        other.wait()
+        engine.command(iid, "runbook", lambda s: [BackgroundStopped("repair", other.pid, "exited", -15)])
+        return "stopped", None
+    monkeypatch.setattr(background, "terminate", reaped_by_its_parent)
+    with pytest.raises(CommandError, match=rf"^not recorded: its end was recorded meanwhile, \d\d:\d\d:\d\d by "
+                                           rf"runbook: background command of repair \(pid {other.pid}\) exited by "
+                                           r"itself with status -15$"):
+        engine.stop_background(iid, "bob", "repair")
+    assert [e.actor for e in engine.state(iid).events if e.type == "background_stopped"] == ["runbook"]
+
+
+def test_stopping_a_step_the_playbook_lacks_names_it(engine):
+    from runbook.errors import NotFoundError
+
+    iid = engine.open("db-repair", "ana").id
+    with pytest.raises(NotFoundError, match=r"^playbook db-repair has no step 'nope'$"):
+        engine.stop_background(iid, "ana", "nope")

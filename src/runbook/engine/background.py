@@ -28,7 +28,7 @@ from runbook.engine import owner as owners
 from runbook.engine.effects import SYSTEM
 from runbook.engine.events import BackgroundStopped, Event
 from runbook.engine.state import DONE, SKIPPED, IncidentState
-from runbook.errors import CommandError
+from runbook.errors import CommandError, NotFoundError
 
 if TYPE_CHECKING:
     from runbook.engine.engine import Engine
@@ -111,10 +111,25 @@ def stop(engine: Engine, incident: str, actor: str, step: str) -> list[Event]:
     state = engine.state(incident)
     handle = state.background.get(step)
     if handle is None:
+        if step not in state.steps:
+            raise NotFoundError(f"playbook {state.playbook.id} has no step '{step}'")
         known = f"running: {', '.join(state.background)}" if state.background else "none is running"
         raise CommandError(f"step '{step}' has no background command running; {known}")
     with _settling:
-        return _stop(engine, incident, handle, f"stopped by {actor}", actor)
+        events = _stop(engine, incident, handle, f"stopped by {actor}", actor)
+    if not events:  # another lane or process recorded its end first (the runbook that started it reaps it)
+        raise CommandError(f"not recorded: {_ended_meanwhile(engine.state(incident), handle)}")
+    return events
+
+
+def _ended_meanwhile(state: IncidentState, handle: Event) -> str:
+    """What the log says of a handle's end that someone else recorded while this process stopped it."""
+    ends = [e for e in state.events if e.type == "background_stopped"
+            and (e.record.step, e.record.pid) == (handle.record.step, handle.record.pid) and e.seq > handle.seq]
+    if not ends:
+        return f"step '{handle.record.step}''s background command ended meanwhile"
+    end = ends[-1]
+    return f"its end was recorded meanwhile, {end.at:%H:%M:%S} by {end.actor}: {metrics.describe(end)}"
 
 
 def _stop(engine: Engine, incident: str, handle: Event, why: str, actor: str) -> list[Event]:
