@@ -457,7 +457,7 @@ def test_a_stop_another_runbook_recorded_first_says_what_the_log_says(engine, mo
         engine.command(iid, "runbook", lambda s: [BackgroundStopped("repair", other.pid, "exited", -15)])
         return "stopped", None
     monkeypatch.setattr(background, "terminate", reaped_by_its_parent)
-    with pytest.raises(CommandError, match=rf"^not recorded: its end was recorded meanwhile, \d\d:\d\d:\d\d by "
+    with pytest.raises(CommandError, match=rf"^not recorded: its end was recorded meanwhile, \d\d:\d\d:\d\d UTC by "
                                            rf"runbook: background command of repair \(pid {other.pid}\) exited by "
                                            r"itself with status -15$"):
         engine.stop_background(iid, "bob", "repair")

@@ -110,6 +110,7 @@ class UpdateView(NamedTuple):
     due_at: datetime | None = None  # due for a person: since when, which repeat and why (as post_due recorded it)
     repeat: int = 0
     why: str = ""
+    posted: int = 0  # how many posts of the step this view saw: P sends it back, so a post made meanwhile refuses
 
 
 class LeftStep(NamedTuple):

@@ -229,7 +229,8 @@ def _updates(state: IncidentState, now: datetime) -> tuple[UpdateView, ...]:
                               shown(cadence.posts(state, step.id)[-1].record.text) if step.compose else "",
                               bool(step.approval and (step.compose or stale)), one_line(stale),
                               approvals.covered(state, step) if step.approval else None,
-                              format_duration(step.repeat.every), due_at, repeat, one_line(why)))
+                              format_duration(step.repeat.every), due_at, repeat, one_line(why),
+                              len(cadence.posts(state, step.id))))
     return tuple(out)
 
 

@@ -129,7 +129,7 @@ def _ended_meanwhile(state: IncidentState, handle: Event) -> str:
     if not ends:
         return f"step '{handle.record.step}''s background command ended meanwhile"
     end = ends[-1]
-    return f"its end was recorded meanwhile, {end.at:%H:%M:%S} by {end.actor}: {metrics.describe(end)}"
+    return f"its end was recorded meanwhile, {end.at:%H:%M:%S} UTC by {end.actor}: {metrics.describe(end)}"
 
 
 def _stop(engine: Engine, incident: str, handle: Event, why: str, actor: str) -> list[Event]:

@@ -620,9 +620,10 @@ class Engine(StepCommands):
             return [roles.leaving(state, role, (person or actor).strip())]
         return self.command(incident, actor, build)
 
-    def post(self, incident: str, actor: str, step_id: str, message: str | None = None) -> list[Event]:
+    def post(self, incident: str, actor: str, step_id: str, message: str | None = None,
+             posted_before: int | None = None) -> list[Event]:
         """Post a repeating communicate step's next update now (engine/cadence.py)."""
-        return cadence.post(self, incident, actor, step_id, message)
+        return cadence.post(self, incident, actor, step_id, message, posted_before)
 
     def signal(self, incident: str, actor: str, name: str) -> list[Event]:
         """Give the signal steps wait for (wait_for: {signal: NAME}): "the commander says go"."""

@@ -693,9 +693,9 @@ class IncidentScreen(Screen):
         def post(text: str | None) -> None:
             if update.gated:  # approved first (the text written, or again what changed), recorded, then posted
                 self.send("approve", update.step, message=text, expect=update.approval_content,
-                          after=lambda: self.send("post", update.step, message=text))
+                          after=lambda: self.send("post", update.step, message=text, posted_before=update.posted))
             else:
-                self.send("post", update.step, message=text)
+                self.send("post", update.step, message=text, posted_before=update.posted)
         gate = f"\nIt is approved first, as {self.app.actor}: {update.stale or 'the text written'}." if update.gated \
             else ""
 
