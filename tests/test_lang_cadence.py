@@ -279,7 +279,7 @@ def test_tui_shows_the_next_post_and_an_update_due_and_posts_it(engine, clock):
         in panel  # the step panel
     assert "status: next update at 10:30 (every 30m)" in panel
     assert posts(engine, iid, "written")[-1] == (1, "Checkout is back for most customers.")
-    assert "UPDATE DUE" not in after and "update written 11:00" in after
+    assert "UPDATE DUE" not in after and "update written at 11:00" in after
 
 
 def test_tui_approves_a_stale_update_again_then_posts_it(engine, clock):
