@@ -470,3 +470,45 @@ def test_stopping_a_step_the_playbook_lacks_names_it(engine):
     iid = engine.open("db-repair", "ana").id
     with pytest.raises(NotFoundError, match=r"^playbook db-repair has no step 'nope'$"):
         engine.stop_background(iid, "ana", "nope")
+
+
+def test_tui_k_stops_the_command_its_dialog_named_not_one_started_again_meanwhile(engine):
+    from pilot_helpers import press, settle
+
+    from runbook.engine.events import BackgroundStopped
+    from runbook.tui.app import build_app
+    from runbook.tui.dialogs import ConfirmDialog
+
+    iid = engine.open("db-repair", "ana").id
+    first, again = (subprocess.Popen(["sleep", "600"], start_new_session=True) for _ in range(2))
+
+    def started(proc):
+        engine.command(iid, "ana", lambda s: [BackgroundStarted("repair", ["sleep", "600"], proc.pid, proc.pid, host(),
+                                                                process_start(proc.pid), "/dev/null")])
+    started(first)
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
+
+    async def scenario():
+        async with app.run_test(size=(140, 44)) as pilot:
+            await settle(pilot)
+            await press(pilot, "K")
+            assert isinstance(app.screen, ConfirmDialog)
+            assert f"SIGTERM to process group {first.pid}" in str(app.screen.detail)
+            # meanwhile, from another terminal: that one stopped, the step run again
+            first.kill()
+            first.wait()
+            engine.command(iid, "bob", lambda s: [BackgroundStopped("repair", first.pid, "killed", None, "by bob")])
+            started(again)
+            await press(pilot, "y")
+            await settle(pilot)
+            return [n.message for n in app._notifications]
+
+    try:
+        said = asyncio.run(scenario())
+        assert any(f"not stopped: step 'repair''s background command is another one now (pid {again.pid}" in n
+                   for n in said), said
+        assert again.poll() is None and "repair" in engine.state(iid).background  # the new one runs on, unseen
+    finally:
+        for proc in (first, again):
+            proc.kill()
+            proc.wait()

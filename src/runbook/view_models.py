@@ -91,6 +91,7 @@ class BackgroundView(NamedTuple):
     seconds: float  # running for this long (as recorded: since its start)
     until: str | None  # the step whose end stops it (None: resolve)
     grace: float  # seconds between SIGTERM and SIGKILL when it is stopped
+    pgid: int = 0  # the process group signalled, as recorded
 
 
 class UpdateView(NamedTuple):

@@ -199,7 +199,7 @@ def _background(state: IncidentState, now: datetime, titles: dict) -> tuple[Back
     return tuple(BackgroundView(one_line(e.record.step), one_line(titles.get(e.record.step, e.record.step)),
                                 one_line(shown_argv(e.record.argv)), e.record.pid, one_line(e.record.host),
                                 e.record.host == here, (now - e.at).total_seconds(), _maybe(e.record.until),
-                                background.GRACE)
+                                background.GRACE, e.record.pgid)
                  for e in background.running(state))
 
 

@@ -106,8 +106,9 @@ def _settle(engine: Engine, incident: str) -> list[Event]:
     return out
 
 
-def stop(engine: Engine, incident: str, actor: str, step: str) -> list[Event]:
-    """A responder stops step `step`'s background command by hand."""
+def stop(engine: Engine, incident: str, actor: str, step: str, pid: int | None = None) -> list[Event]:
+    """A responder stops step `step`'s background command by hand; `pid`: the one a dialog showed
+    (the step's command started again since is another, and is not stopped unseen)."""
     state = engine.state(incident)
     handle = state.background.get(step)
     if handle is None:
@@ -115,6 +116,9 @@ def stop(engine: Engine, incident: str, actor: str, step: str) -> list[Event]:
             raise NotFoundError(f"playbook {state.playbook.id} has no step '{step}'")
         known = f"running: {', '.join(state.background)}" if state.background else "none is running"
         raise CommandError(f"step '{step}' has no background command running; {known}")
+    if pid is not None and handle.record.pid != pid:
+        raise CommandError(f"not stopped: step '{step}''s background command is another one now (pid "
+                           f"{handle.record.pid}, started {handle.at:%H:%M:%S} UTC by {handle.actor}); look again")
     with _settling:
         events = _stop(engine, incident, handle, f"stopped by {actor}", actor)
     if not events:  # another lane or process recorded its end first (the runbook that started it reaps it)

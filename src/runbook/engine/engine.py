@@ -710,9 +710,9 @@ class Engine(StepCommands):
         return self.effects.flip(incident, actor, name, "restore", step, None, expect=expect)
 
 
-    def stop_background(self, incident: str, actor: str, step: str) -> list[Event]:
+    def stop_background(self, incident: str, actor: str, step: str, pid: int | None = None) -> list[Event]:
         """Stop step `step`'s background command now (engine/background.py)."""
-        return background.stop(self, incident, actor, step)
+        return background.stop(self, incident, actor, step, pid)
 
     def reconcile(self, incident: str, force: bool = False) -> list[Event]:
         """Settle side effects a crash left half-done: flag intents, actions, unsent pages and
