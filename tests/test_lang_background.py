@@ -275,11 +275,11 @@ def test_a_reused_pid_is_never_signalled(engine):
     iid = engine.open("db-repair", "ana").id
     other = subprocess.Popen(["sleep", "600"], start_new_session=True)
     try:
-        engine.command(iid, "ana", lambda s: [BackgroundStarted("repair", ["sh"], other.pid, other.pid, host(),
-                                                                "1", "/dev/null")])
-        ended = stops(engine.stop_background(iid, "ana", "repair"))
-        assert (ended[0]["how"], ended[0]["detail"]) == ("gone", "not signalled: its pid is free or another "
-                                                                 "process's now")
+        # a handle is looked at as soon as it is recorded (one may be due to stop at once): found gone
+        ended = stops(engine.command(iid, "ana", lambda s: [BackgroundStarted("repair", ["sh"], other.pid, other.pid,
+                                                                              host(), "1", "/dev/null")]))
+        assert (ended[0]["how"], ended[0]["detail"]) == ("gone", "it ended while no runbook was watching, or its "
+                                                                 "pid is another's now")
         assert other.poll() is None  # still running, untouched
     finally:
         other.kill()
@@ -512,3 +512,41 @@ def test_tui_k_stops_the_command_its_dialog_named_not_one_started_again_meanwhil
         for proc in (first, again):
             proc.kill()
             proc.wait()
+
+
+def test_a_command_whose_incident_resolved_while_it_started_is_stopped_at_once(engine, port, monkeypatch):
+    """Resolve (another terminal) lands between the start's intent and its handle: the handle is
+    recorded into a resolved incident, and stopped then, not left running for nobody to stop."""
+    iid = engine.open("db-repair", "ana", params={"port": port}).id
+    run = engine.plugins.run_action
+
+    def resolved_meanwhile(request):
+        out = run(request)
+        engine.resolve(iid, "bob")
+        return out
+    monkeypatch.setattr(engine.plugins, "run_action", resolved_meanwhile)
+    events = engine.run(iid, "ana", "forward")
+    started = [e.data for e in events if e.type == "background_started"]
+    try:
+        assert [(d["how"], d["why"]) for d in stops(events)] == [("stopped", "resolved")]
+        assert not engine.state(iid).background and not group_alive(started[0]["pgid"])
+    finally:
+        reap_later(started[0]["pgid"])
+
+
+def test_stopping_by_hand_a_pid_reused_since_signals_nothing(engine, monkeypatch):
+    from runbook.engine import background
+
+    iid = engine.open("db-repair", "ana").id
+    other = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        engine.command(iid, "ana", lambda s: [BackgroundStarted("repair", ["sh"], other.pid, other.pid, host(),
+                                                                process_start(other.pid), "/dev/null")])
+        monkeypatch.setattr(background, "_stat", lambda pid: ("S", "1"))  # the pid started anew since
+        ended = stops(engine.stop_background(iid, "ana", "repair"))
+        assert (ended[0]["how"], ended[0]["detail"]) == ("gone", "not signalled: its pid is free or another "
+                                                                 "process's now")
+        assert other.poll() is None  # still running, untouched
+    finally:
+        other.kill()
+        other.wait()

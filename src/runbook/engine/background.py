@@ -38,8 +38,9 @@ RUNNING, EXITED, GONE, ELSEWHERE = "running", "exited", "gone", "elsewhere"
 # one settling at a time in this process: the lanes' engines (commands, ticks) would otherwise race
 # to reap one exit, and the loser would record as "gone" what the winner saw exit with a status
 _settling = threading.RLock()
-# the events after which a handle may be due to stop (an until step ended, the incident resolved)
-ENDINGS = frozenset({"step_completed", "step_skipped", "resolved"})
+# the events after which a handle may be due to stop (an until step ended, the incident resolved;
+# a handle recorded after its until step ended or the incident resolved while it started)
+ENDINGS = frozenset({"step_completed", "step_skipped", "resolved", "background_started"})
 
 
 def running(state: IncidentState) -> list[Event]:
