@@ -550,3 +550,19 @@ def test_stopping_by_hand_a_pid_reused_since_signals_nothing(engine, monkeypatch
     finally:
         other.kill()
         other.wait()
+
+
+def test_one_on_another_host_whose_until_step_ends_is_left_to_its_host(engine):
+    """Its until step done here (a chat command through runbook serve, another responder): this host
+    cannot signal it, so it stays running in the log for the runbook on its own host to stop (that
+    host's tick); only resolve records it as not signalled."""
+    iid = engine.open("db-repair", "ana").id
+    engine.command(iid, "ana", lambda s: [BackgroundStarted("forward", ["sleep", "600"], os.getpid(), os.getpid(),
+                                                            "db-7", process_start(os.getpid()), "/dev/null",
+                                                            "verify")])
+    ended = []
+    for step in ("forward", "query", "verify"):
+        ended += stops(engine.skip(iid, "ana", step, "elsewhere"))
+    assert not ended and "forward" in engine.state(iid).background
+    engine.skip(iid, "ana", "repair", "elsewhere")
+    assert [(d["how"], d["why"]) for d in stops(engine.resolve(iid, "ana"))] == [("elsewhere", "resolved")]

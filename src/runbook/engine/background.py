@@ -9,6 +9,9 @@ done or skipped, at resolve (a handoff that resolves included), or when a respon
 end is recorded (background_stopped) as it was found. What is stopped is read from the log: the
 handles started and not stopped yet (state.background), never from a summary.
 
+A handle on another host whose until step ended is left running in the log for a runbook on its
+host to stop (this one cannot signal it); resolve records it as not signalled.
+
 Every pass (`settle`: after a command that ends a step or resolves, on each tick, on resume)
 also notices a command that ended by itself: with its exit status when this process started it
 (and so reaps it), else as gone. A pid whose start time is not the recorded one belongs to
@@ -97,8 +100,10 @@ def _settle(engine: Engine, incident: str) -> list[Event]:
     out: list[Event] = []
     for handle in running(state):
         why = stop_reason(state, handle)
-        if why:
+        if why and (state.resolved or handle.record.host == owners.host()):
             out += _stop(engine, incident, handle, why, SYSTEM)
+            continue
+        if why:  # its until step ended, but it runs on another host: left for the runbook there to stop
             continue
         how, code = probe(handle.record)
         if how in (EXITED, GONE):
