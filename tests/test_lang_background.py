@@ -458,8 +458,8 @@ def test_a_stop_another_runbook_recorded_first_says_what_the_log_says(engine, mo
         return "stopped", None
     monkeypatch.setattr(background, "terminate", reaped_by_its_parent)
     with pytest.raises(CommandError, match=rf"^not recorded: its end was recorded meanwhile, \d\d:\d\d:\d\d UTC by "
-                                           rf"runbook: background command of repair \(pid {other.pid}\) exited by "
-                                           r"itself with status -15$"):
+                                           rf"runbook: background command of repair \(pid {other.pid}\) ended by "
+                                           r"SIGTERM \(status -15\)$"):
         engine.stop_background(iid, "bob", "repair")
     assert [e.actor for e in engine.state(iid).events if e.type == "background_stopped"] == ["runbook"]
 
@@ -566,3 +566,14 @@ def test_one_on_another_host_whose_until_step_ends_is_left_to_its_host(engine):
     assert not ended and "forward" in engine.state(iid).background
     engine.skip(iid, "ana", "repair", "elsewhere")
     assert [(d["how"], d["why"]) for d in stops(engine.resolve(iid, "ana"))] == [("elsewhere", "resolved")]
+
+
+def test_an_end_by_a_signal_is_not_said_to_be_by_itself():
+    """The runbook that started a command reaps it; when someone's kill (K or `incident stop` in
+    another terminal) ended it, the timeline says the signal, not that it exited by itself."""
+    from runbook.engine.events import BackgroundStopped
+
+    assert BackgroundStopped("fwd", 7, "exited", -15).describe() == \
+        "background command of fwd (pid 7) ended by SIGTERM (status -15)"
+    assert BackgroundStopped("fwd", 7, "exited", 3).describe() == \
+        "background command of fwd (pid 7) exited by itself with status 3"
