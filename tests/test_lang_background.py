@@ -577,3 +577,11 @@ def test_an_end_by_a_signal_is_not_said_to_be_by_itself():
         "background command of fwd (pid 7) ended by SIGTERM (status -15)"
     assert BackgroundStopped("fwd", 7, "exited", 3).describe() == \
         "background command of fwd (pid 7) exited by itself with status 3"
+
+
+def test_lint_says_an_until_naming_its_own_step_is_that_step(tmp_path):
+    text = (CATALOG / "background.yaml").read_text().replace("{until: verify}", "{until: forward}")
+    (tmp_path / "bad.yaml").write_text(text)
+    (tmp_path / "policies.yaml").write_text((CATALOG / "policies.yaml").read_text())
+    assert [p.message for p in load_catalog([str(tmp_path)]).errors] == [
+        "step 'forward' is this step itself, so the command would be stopped before it started; name a later step"]
