@@ -275,11 +275,11 @@ def test_a_reused_pid_is_never_signalled(engine):
     iid = engine.open("db-repair", "ana").id
     other = subprocess.Popen(["sleep", "600"], start_new_session=True)
     try:
-        engine.command(iid, "ana", lambda s: [BackgroundStarted("repair", ["sh"], other.pid, other.pid, host(),
-                                                                "1", "/dev/null")])
-        ended = stops(engine.stop_background(iid, "ana", "repair"))
-        assert (ended[0]["how"], ended[0]["detail"]) == ("gone", "not signalled: its pid is free or another "
-                                                                 "process's now")
+        # a handle is looked at as soon as it is recorded (one may be due to stop at once): found gone
+        ended = stops(engine.command(iid, "ana", lambda s: [BackgroundStarted("repair", ["sh"], other.pid, other.pid,
+                                                                              host(), "1", "/dev/null")]))
+        assert (ended[0]["how"], ended[0]["detail"]) == ("gone", "it ended while no runbook was watching, or its "
+                                                                 "pid is another's now")
         assert other.poll() is None  # still running, untouched
     finally:
         other.kill()
@@ -361,8 +361,9 @@ def test_cli_starts_it_shows_it_and_stops_it_by_hand(cli, port):
         ran = shown.split("command output")[1]
         assert "    forward (" in ran and f"| (in the background: output in {started['output']})" in ran
         assert "(no output)" not in ran
-        assert cli("incident", "stop", iid, "nope", expect=5).strip().endswith(
-            "step 'nope' has no background command running; running: forward")
+        assert cli("incident", "stop", iid, "verify", expect=5).strip().endswith(
+            "step 'verify' has no background command running; running: forward")
+        assert cli("incident", "stop", iid, "nope", expect=3).strip().endswith("has no step 'nope'")
         stopped = cli("incident", "stop", iid, "forward")
         assert f"background command of forward (pid {started['pid']}) stopped (stopped by ana)" in stopped
         assert not group_alive(started["pgid"])
@@ -436,3 +437,151 @@ def test_tui_starts_it_shows_it_running_and_stops_it_after_a_confirm_saying_what
     finally:
         if "forward" in seen:
             reap_later(seen["forward"].pgid)
+
+
+def test_a_stop_another_runbook_recorded_first_says_what_the_log_says(engine, monkeypatch):
+    """The runbook that started a command is its parent: when someone else's SIGTERM ends it, that
+    runbook's tick may reap it and record its end first. The stopper then says what was recorded
+    instead of printing nothing and succeeding."""
+    from runbook.engine import background
+    from runbook.engine.events import BackgroundStopped
+
+    iid = engine.open("db-repair", "ana").id
+    other = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    engine.command(iid, "ana", lambda s: [BackgroundStarted("repair", ["sleep", "600"], other.pid, other.pid, host(),
+                                                            process_start(other.pid), "/dev/null")])
+
+    def reaped_by_its_parent(record):
+        other.terminate()
+        other.wait()
+        engine.command(iid, "runbook", lambda s: [BackgroundStopped("repair", other.pid, "exited", -15)])
+        return "stopped", None
+    monkeypatch.setattr(background, "terminate", reaped_by_its_parent)
+    with pytest.raises(CommandError, match=rf"^not recorded: its end was recorded meanwhile, \d\d:\d\d:\d\d UTC by "
+                                           rf"runbook: background command of repair \(pid {other.pid}\) ended by "
+                                           r"SIGTERM \(status -15\)$"):
+        engine.stop_background(iid, "bob", "repair")
+    assert [e.actor for e in engine.state(iid).events if e.type == "background_stopped"] == ["runbook"]
+
+
+def test_stopping_a_step_the_playbook_lacks_names_it(engine):
+    from runbook.errors import NotFoundError
+
+    iid = engine.open("db-repair", "ana").id
+    with pytest.raises(NotFoundError, match=r"^playbook db-repair has no step 'nope'$"):
+        engine.stop_background(iid, "ana", "nope")
+
+
+def test_tui_k_stops_the_command_its_dialog_named_not_one_started_again_meanwhile(engine):
+    from pilot_helpers import press, settle
+
+    from runbook.engine.events import BackgroundStopped
+    from runbook.tui.app import build_app
+    from runbook.tui.dialogs import ConfirmDialog
+
+    iid = engine.open("db-repair", "ana").id
+    first, again = (subprocess.Popen(["sleep", "600"], start_new_session=True) for _ in range(2))
+
+    def started(proc):
+        engine.command(iid, "ana", lambda s: [BackgroundStarted("repair", ["sleep", "600"], proc.pid, proc.pid, host(),
+                                                                process_start(proc.pid), "/dev/null")])
+    started(first)
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
+
+    async def scenario():
+        async with app.run_test(size=(140, 44)) as pilot:
+            await settle(pilot)
+            await press(pilot, "K")
+            assert isinstance(app.screen, ConfirmDialog)
+            assert f"SIGTERM to process group {first.pid}" in str(app.screen.detail)
+            # meanwhile, from another terminal: that one stopped, the step run again
+            first.kill()
+            first.wait()
+            engine.command(iid, "bob", lambda s: [BackgroundStopped("repair", first.pid, "killed", None, "by bob")])
+            started(again)
+            await press(pilot, "y")
+            await settle(pilot)
+            return [n.message for n in app._notifications]
+
+    try:
+        said = asyncio.run(scenario())
+        assert any(f"not stopped: step 'repair''s background command is another one now (pid {again.pid}" in n
+                   for n in said), said
+        assert again.poll() is None and "repair" in engine.state(iid).background  # the new one runs on, unseen
+    finally:
+        for proc in (first, again):
+            proc.kill()
+            proc.wait()
+
+
+def test_a_command_whose_incident_resolved_while_it_started_is_stopped_at_once(engine, port, monkeypatch):
+    """Resolve (another terminal) lands between the start's intent and its handle: the handle is
+    recorded into a resolved incident, and stopped then, not left running for nobody to stop."""
+    iid = engine.open("db-repair", "ana", params={"port": port}).id
+    run = engine.plugins.run_action
+
+    def resolved_meanwhile(request):
+        out = run(request)
+        engine.resolve(iid, "bob")
+        return out
+    monkeypatch.setattr(engine.plugins, "run_action", resolved_meanwhile)
+    events = engine.run(iid, "ana", "forward")
+    started = [e.data for e in events if e.type == "background_started"]
+    try:
+        assert [(d["how"], d["why"]) for d in stops(events)] == [("stopped", "resolved")]
+        assert not engine.state(iid).background and not group_alive(started[0]["pgid"])
+    finally:
+        reap_later(started[0]["pgid"])
+
+
+def test_stopping_by_hand_a_pid_reused_since_signals_nothing(engine, monkeypatch):
+    from runbook.engine import background
+
+    iid = engine.open("db-repair", "ana").id
+    other = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        engine.command(iid, "ana", lambda s: [BackgroundStarted("repair", ["sh"], other.pid, other.pid, host(),
+                                                                process_start(other.pid), "/dev/null")])
+        monkeypatch.setattr(background, "_stat", lambda pid: ("S", "1"))  # the pid started anew since
+        ended = stops(engine.stop_background(iid, "ana", "repair"))
+        assert (ended[0]["how"], ended[0]["detail"]) == ("gone", "not signalled: its pid is free or another "
+                                                                 "process's now")
+        assert other.poll() is None  # still running, untouched
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_one_on_another_host_whose_until_step_ends_is_left_to_its_host(engine):
+    """Its until step done here (a chat command through runbook serve, another responder): this host
+    cannot signal it, so it stays running in the log for the runbook on its own host to stop (that
+    host's tick); only resolve records it as not signalled."""
+    iid = engine.open("db-repair", "ana").id
+    engine.command(iid, "ana", lambda s: [BackgroundStarted("forward", ["sleep", "600"], os.getpid(), os.getpid(),
+                                                            "db-7", process_start(os.getpid()), "/dev/null",
+                                                            "verify")])
+    ended = []
+    for step in ("forward", "query", "verify"):
+        ended += stops(engine.skip(iid, "ana", step, "elsewhere"))
+    assert not ended and "forward" in engine.state(iid).background
+    engine.skip(iid, "ana", "repair", "elsewhere")
+    assert [(d["how"], d["why"]) for d in stops(engine.resolve(iid, "ana"))] == [("elsewhere", "resolved")]
+
+
+def test_an_end_by_a_signal_is_not_said_to_be_by_itself():
+    """The runbook that started a command reaps it; when someone's kill (K or `incident stop` in
+    another terminal) ended it, the timeline says the signal, not that it exited by itself."""
+    from runbook.engine.events import BackgroundStopped
+
+    assert BackgroundStopped("fwd", 7, "exited", -15).describe() == \
+        "background command of fwd (pid 7) ended by SIGTERM (status -15)"
+    assert BackgroundStopped("fwd", 7, "exited", 3).describe() == \
+        "background command of fwd (pid 7) exited by itself with status 3"
+
+
+def test_lint_says_an_until_naming_its_own_step_is_that_step(tmp_path):
+    text = (CATALOG / "background.yaml").read_text().replace("{until: verify}", "{until: forward}")
+    (tmp_path / "bad.yaml").write_text(text)
+    (tmp_path / "policies.yaml").write_text((CATALOG / "policies.yaml").read_text())
+    assert [p.message for p in load_catalog([str(tmp_path)]).errors] == [
+        "step 'forward' is this step itself, so the command would be stopped before it started; name a later step"]

@@ -279,7 +279,7 @@ def test_tui_shows_the_next_post_and_an_update_due_and_posts_it(engine, clock):
         in panel  # the step panel
     assert "status: next update at 10:30 (every 30m)" in panel
     assert posts(engine, iid, "written")[-1] == (1, "Checkout is back for most customers.")
-    assert "UPDATE DUE" not in after and "update written 11:00" in after
+    assert "UPDATE DUE" not in after and "update written at 11:00" in after
 
 
 def test_tui_approves_a_stale_update_again_then_posts_it(engine, clock):
@@ -372,3 +372,50 @@ def test_a_post_due_is_carried_by_checkpoints(tmp_path, monkeypatch, clock):
     assert [(step, n) for step, n, _why, _at in cadence.due(state)] == [("written", 1)]
     for each in (engine, reader):
         each.store.close()
+
+
+def test_a_post_by_hand_made_after_another_post_it_did_not_see_is_refused(engine, clock):
+    """P's dialog says which update it posts; the timer pass (runbook serve's, another TUI's) or
+    another responder posting meanwhile refuses it, so one update never goes out twice."""
+    iid = opened(engine, "status")
+    with pytest.raises(CommandError, match=r"^not posted: step 'status' posted meanwhile \(09:00:00 UTC by ana\); look "
+                                           r"again$"):
+        engine.post(iid, "ana", "status", posted_before=0)
+    clock.advance(minutes=30)
+    engine.tick(iid)  # the timer pass posts repeat 1
+    with pytest.raises(CommandError, match=r"posted meanwhile \(09:30:00 UTC by runbook, repeat 1\); look again$"):
+        engine.post(iid, "ana", "status", posted_before=1)
+    assert [e.data["repeat"] for e in engine.post(iid, "ana", "status", posted_before=2)
+            if e.type == "message_posted"] == [2]
+
+
+def test_tui_p_does_not_post_again_what_the_timer_posted_while_its_dialog_was_open(engine, clock, tmp_path):
+    from pilot_helpers import press, settle
+
+    from runbook.service import EngineService
+    from runbook.tui.app import build_app
+    from runbook.tui.dialogs.confirm import ConfirmDialog
+
+    iid = opened(engine, "status")
+    other_store = open_store(str(tmp_path / "db.sqlite"))
+    other = Engine(other_store, clock, engine.plugins, engine.catalog)  # runbook serve's timer pass
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await press(pilot, "P")  # post the next update early
+            assert isinstance(app.screen, ConfirmDialog)
+            clock.advance(minutes=30)
+            other.tick(iid)
+            await press(pilot, "y")
+            await settle(pilot)
+            return [n.message for n in app._notifications]
+
+    try:
+        said = asyncio.run(scenario())
+    finally:
+        other_store.close()
+    assert any("not posted: step 'status' posted meanwhile (09:30:00 UTC by runbook, repeat 1); look again" in n
+               for n in said), said
+    assert [n for n, _ in posts(engine, iid, "status")] == [0, 1]

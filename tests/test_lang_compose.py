@@ -251,3 +251,20 @@ def test_a_step_without_repeat_posting_again_after_a_restart_is_not_numbered(eng
     engine.restart(iid, "ana", "internal", "support missed it")
     engine.complete(iid, "ana", "internal")
     assert [e.record.repeat for e in engine.state(iid).messages if e.record.step == "internal"] == [0, 0]
+
+
+def test_the_approval_of_a_composed_text_reads_as_that_text_and_the_hints_give_a_text(engine):
+    """The timeline names the text approved (what is posted), not the template; the commands each
+    refusal suggests are the ones that work for a compose step (approve takes the text)."""
+    from runbook.engine.metrics import describe
+
+    iid = engine.open("ddos-approved", "ana").id
+    engine.skip(iid, "ana", "scrub-check", "not in this test")
+    with pytest.raises(CommandError, match=rf"needs approval by \w+ first \(runbook incident approve {iid} external "
+                                           r"--message TEXT\)$"):
+        engine.complete(iid, "ana", "external", message="Checkout may be slow.")
+    [granted] = engine.approve(iid, "ana", "external", message="Checkout may be slow.")
+    assert describe(granted).endswith(' for text "Checkout may be slow."')
+    with pytest.raises(CommandError, match=rf"approve again \(runbook incident approve {iid} external --message "
+                                           r"TEXT\)$"):
+        engine.complete(iid, "ana", "external", message="Checkout is slow.")

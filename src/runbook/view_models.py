@@ -91,6 +91,7 @@ class BackgroundView(NamedTuple):
     seconds: float  # running for this long (as recorded: since its start)
     until: str | None  # the step whose end stops it (None: resolve)
     grace: float  # seconds between SIGTERM and SIGKILL when it is stopped
+    pgid: int = 0  # the process group signalled, as recorded
 
 
 class UpdateView(NamedTuple):
@@ -110,6 +111,7 @@ class UpdateView(NamedTuple):
     due_at: datetime | None = None  # due for a person: since when, which repeat and why (as post_due recorded it)
     repeat: int = 0
     why: str = ""
+    posted: int = 0  # how many posts of the step this view saw: P sends it back, so a post made meanwhile refuses
 
 
 class LeftStep(NamedTuple):

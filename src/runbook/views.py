@@ -199,7 +199,7 @@ def _background(state: IncidentState, now: datetime, titles: dict) -> tuple[Back
     return tuple(BackgroundView(one_line(e.record.step), one_line(titles.get(e.record.step, e.record.step)),
                                 one_line(shown_argv(e.record.argv)), e.record.pid, one_line(e.record.host),
                                 e.record.host == here, (now - e.at).total_seconds(), _maybe(e.record.until),
-                                background.GRACE)
+                                background.GRACE, e.record.pgid)
                  for e in background.running(state))
 
 
@@ -229,7 +229,8 @@ def _updates(state: IncidentState, now: datetime) -> tuple[UpdateView, ...]:
                               shown(cadence.posts(state, step.id)[-1].record.text) if step.compose else "",
                               bool(step.approval and (step.compose or stale)), one_line(stale),
                               approvals.covered(state, step) if step.approval else None,
-                              format_duration(step.repeat.every), due_at, repeat, one_line(why)))
+                              format_duration(step.repeat.every), due_at, repeat, one_line(why),
+                              len(cadence.posts(state, step.id))))
     return tuple(out)
 
 

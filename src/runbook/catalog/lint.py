@@ -679,9 +679,9 @@ def _background_until(doc, pb: Playbook):
         if target is None:
             yield _unresolved(doc, path, "step", step.background_until, steps, "steps")
         elif target.track == step.track and target.index <= step.index:
-            yield doc.problem(path, f"step '{target.id}' comes {'before' if target.id != step.id else 'as'} "
-                                    f"'{step.id}', so the command would be stopped before it started; name a "
-                                    f"later step", code="reference")
+            where = f"comes before '{step.id}'" if target.id != step.id else "is this step itself"
+            yield doc.problem(path, f"step '{target.id}' {where}, so the command would be stopped before it "
+                                    f"started; name a later step", code="reference")
         elif target.track == FOLLOWUP_TRACK and step.track != FOLLOWUP_TRACK:
             yield doc.problem(path, f"step '{target.id}' is a follow-up step, done only after resolve, and "
                                     "resolving stops the command anyway; name a step of the response or write "

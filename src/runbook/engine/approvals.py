@@ -136,8 +136,7 @@ def refusal(state: IncidentState, step: Step) -> str:
     if step.approval is None:
         return ""
     if not state.steps[step.id].approved:
-        return (f"step '{step.id}' needs approval by {step.approval.by} first "
-                f"(runbook incident approve {state.id} {step.id})")
+        return f"step '{step.id}' needs approval by {step.approval.by} first ({_approve(state, step)})"
     return _again(state, step, stale(state, step))
 
 
@@ -194,7 +193,12 @@ def _difference(found: list[Change]) -> str:
 
 
 def _again(state: IncidentState, step: Step, why: str) -> str:
-    return f"step '{step.id}': {why}: approve again (runbook incident approve {state.id} {step.id})" if why else ""
+    return f"step '{step.id}': {why}: approve again ({_approve(state, step)})" if why else ""
+
+
+def _approve(state: IncidentState, step: Step) -> str:
+    """The command that approves `step`: a compose: true step's approval binds the text it posts."""
+    return f"runbook incident approve {state.id} {step.id}" + (" --message TEXT" if step.compose else "")
 
 
 def _said(found: list[Change]) -> str:

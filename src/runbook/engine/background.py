@@ -9,6 +9,9 @@ done or skipped, at resolve (a handoff that resolves included), or when a respon
 end is recorded (background_stopped) as it was found. What is stopped is read from the log: the
 handles started and not stopped yet (state.background), never from a summary.
 
+A handle on another host whose until step ended is left running in the log for a runbook on its
+host to stop (this one cannot signal it); resolve records it as not signalled.
+
 Every pass (`settle`: after a command that ends a step or resolves, on each tick, on resume)
 also notices a command that ended by itself: with its exit status when this process started it
 (and so reaps it), else as gone. A pid whose start time is not the recorded one belongs to
@@ -28,7 +31,7 @@ from runbook.engine import owner as owners
 from runbook.engine.effects import SYSTEM
 from runbook.engine.events import BackgroundStopped, Event
 from runbook.engine.state import DONE, SKIPPED, IncidentState
-from runbook.errors import CommandError
+from runbook.errors import CommandError, NotFoundError
 
 if TYPE_CHECKING:
     from runbook.engine.engine import Engine
@@ -38,8 +41,9 @@ RUNNING, EXITED, GONE, ELSEWHERE = "running", "exited", "gone", "elsewhere"
 # one settling at a time in this process: the lanes' engines (commands, ticks) would otherwise race
 # to reap one exit, and the loser would record as "gone" what the winner saw exit with a status
 _settling = threading.RLock()
-# the events after which a handle may be due to stop (an until step ended, the incident resolved)
-ENDINGS = frozenset({"step_completed", "step_skipped", "resolved"})
+# the events after which a handle may be due to stop (an until step ended, the incident resolved;
+# a handle recorded after its until step ended or the incident resolved while it started)
+ENDINGS = frozenset({"step_completed", "step_skipped", "resolved", "background_started"})
 
 
 def running(state: IncidentState) -> list[Event]:
@@ -96,8 +100,10 @@ def _settle(engine: Engine, incident: str) -> list[Event]:
     out: list[Event] = []
     for handle in running(state):
         why = stop_reason(state, handle)
-        if why:
+        if why and (state.resolved or handle.record.host == owners.host()):
             out += _stop(engine, incident, handle, why, SYSTEM)
+            continue
+        if why:  # its until step ended, but it runs on another host: left for the runbook there to stop
             continue
         how, code = probe(handle.record)
         if how in (EXITED, GONE):
@@ -106,15 +112,34 @@ def _settle(engine: Engine, incident: str) -> list[Event]:
     return out
 
 
-def stop(engine: Engine, incident: str, actor: str, step: str) -> list[Event]:
-    """A responder stops step `step`'s background command by hand."""
+def stop(engine: Engine, incident: str, actor: str, step: str, pid: int | None = None) -> list[Event]:
+    """A responder stops step `step`'s background command by hand; `pid`: the one a dialog showed
+    (the step's command started again since is another, and is not stopped unseen)."""
     state = engine.state(incident)
     handle = state.background.get(step)
     if handle is None:
+        if step not in state.steps:
+            raise NotFoundError(f"playbook {state.playbook.id} has no step '{step}'")
         known = f"running: {', '.join(state.background)}" if state.background else "none is running"
         raise CommandError(f"step '{step}' has no background command running; {known}")
+    if pid is not None and handle.record.pid != pid:
+        raise CommandError(f"not stopped: step '{step}''s background command is another one now (pid "
+                           f"{handle.record.pid}, started {handle.at:%H:%M:%S} UTC by {handle.actor}); look again")
     with _settling:
-        return _stop(engine, incident, handle, f"stopped by {actor}", actor)
+        events = _stop(engine, incident, handle, f"stopped by {actor}", actor)
+    if not events:  # another lane or process recorded its end first (the runbook that started it reaps it)
+        raise CommandError(f"not recorded: {_ended_meanwhile(engine.state(incident), handle)}")
+    return events
+
+
+def _ended_meanwhile(state: IncidentState, handle: Event) -> str:
+    """What the log says of a handle's end that someone else recorded while this process stopped it."""
+    ends = [e for e in state.events if e.type == "background_stopped"
+            and (e.record.step, e.record.pid) == (handle.record.step, handle.record.pid) and e.seq > handle.seq]
+    if not ends:
+        return f"step '{handle.record.step}''s background command ended meanwhile"
+    end = ends[-1]
+    return f"its end was recorded meanwhile, {end.at:%H:%M:%S} UTC by {end.actor}: {metrics.describe(end)}"
 
 
 def _stop(engine: Engine, incident: str, handle: Event, why: str, actor: str) -> list[Event]:

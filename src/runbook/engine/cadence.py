@@ -112,9 +112,12 @@ def fire(engine: Engine, state: IncidentState, step_id: str, repeat: int, at: da
     return engine.command(state.id, SYSTEM, build)
 
 
-def post(engine: Engine, incident: str, actor: str, step_id: str, message: str | None = None) -> list[Event]:
+def post(engine: Engine, incident: str, actor: str, step_id: str, message: str | None = None,
+         posted_before: int | None = None) -> list[Event]:
     """Post the step's next repeat by hand (due or not: it counts from this post): the template
-    filled now, or `message` for a compose: true step; its approval must still cover it."""
+    filled now, or `message` for a compose: true step; its approval must still cover it.
+    `posted_before`: how many posts of the step the person was shown (a dialog); a post recorded
+    since (the timer pass, another responder) refuses this one rather than post twice."""
     if message is not None:
         check_size("the message", message)
 
@@ -130,6 +133,11 @@ def post(engine: Engine, incident: str, actor: str, step_id: str, message: str |
         why = stopped(state, step)
         if why:
             raise CommandError(f"not posted: {why}")
+        earlier = posts(state, step.id)
+        if posted_before is not None and len(earlier) != posted_before:
+            last = earlier[-1]
+            raise CommandError(f"not posted: step '{step.id}' posted meanwhile ({last.at:%H:%M:%S} UTC by {last.actor}"
+                               f"{f', repeat {last.record.repeat}' if last.record.repeat else ''}); look again")
         roles.refuse_if_not_holder(state, step, actor)
         if message is not None and not step.compose:
             raise CommandError(f"step '{step.id}' posts its template; only a step with compose: true takes a message")

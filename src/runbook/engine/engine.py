@@ -651,9 +651,10 @@ class Engine(StepCommands):
             return [roles.leaving(state, role, (person or actor).strip())]
         return self.command(incident, actor, build)
 
-    def post(self, incident: str, actor: str, step_id: str, message: str | None = None) -> list[Event]:
+    def post(self, incident: str, actor: str, step_id: str, message: str | None = None,
+             posted_before: int | None = None) -> list[Event]:
         """Post a repeating communicate step's next update now (engine/cadence.py)."""
-        return cadence.post(self, incident, actor, step_id, message)
+        return cadence.post(self, incident, actor, step_id, message, posted_before)
 
     def signal(self, incident: str, actor: str, name: str) -> list[Event]:
         """Give the signal steps wait for (wait_for: {signal: NAME}): "the commander says go"."""
@@ -740,9 +741,9 @@ class Engine(StepCommands):
         return self.effects.flip(incident, actor, name, "restore", step, None, expect=expect)
 
 
-    def stop_background(self, incident: str, actor: str, step: str) -> list[Event]:
+    def stop_background(self, incident: str, actor: str, step: str, pid: int | None = None) -> list[Event]:
         """Stop step `step`'s background command now (engine/background.py)."""
-        return background.stop(self, incident, actor, step)
+        return background.stop(self, incident, actor, step, pid)
 
     def reconcile(self, incident: str, force: bool = False) -> list[Event]:
         """Settle side effects a crash left half-done: flag intents, actions, unsent pages and

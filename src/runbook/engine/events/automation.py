@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import field
 
 from runbook.engine.events.base import EventRecord, record
@@ -109,12 +110,23 @@ class BackgroundStopped(EventRecord):
 
     def describe(self):
         said = {"stopped": "stopped", "killed": "killed (it outlived SIGTERM)",
-                "exited": "exited by itself" + (f" with status {self.exit_code}" if self.exit_code is not None
-                                                else ""),
+                "exited": _ended(self.exit_code),
                 "gone": "already gone", "elsewhere": "NOT signalled"}.get(self.how, self.how)
         why = f" ({self.why})" if self.why else ""
         detail = f": {self.detail}" if self.detail else ""
         return f"background command of {self.step} (pid {self.pid}) {said}{why}{detail}"
+
+
+def _ended(code: int | None) -> str:
+    """How a command runbook reaped ended: a negative status is a signal's (someone's kill, from
+    another terminal too), not an exit by itself."""
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"ended by {name} (status {code})"
+    return "exited by itself" + (f" with status {code}" if code is not None else "")
 
 
 def shown_argv(argv) -> str:

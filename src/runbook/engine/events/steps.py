@@ -149,11 +149,14 @@ class ApprovalGranted(EventRecord):
                 + self._what())
 
     def _what(self) -> str:
-        """What it approved, in a few words: the step's command, message, action or degradation."""
-        for name in ("command", "message", "action", "query", "degradation", "playbook"):
+        """What it approved, in a few words: the step's command, message (for a compose: true step the
+        text written, which is what it posts, not its template), action or degradation."""
+        for name, said in (("command", "command"), ("composed", "text"), ("message", "message"),
+                           ("action", "action"), ("query", "query"), ("degradation", "degradation"),
+                           ("playbook", "playbook")):
             if self.content and isinstance(self.content.get(name), str):
                 value = self.content[name].strip()
-                return f" for {name} \"{value if len(value) <= 120 else value[:119] + '…'}\""
+                return f" for {said} \"{value if len(value) <= 120 else value[:119] + '…'}\""
         return ""
 
 

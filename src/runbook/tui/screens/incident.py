@@ -700,9 +700,9 @@ class IncidentScreen(Screen):
         def post(text: str | None) -> None:
             if update.gated:  # approved first (the text written, or again what changed), recorded, then posted
                 self.send("approve", update.step, message=text, expect=update.approval_content,
-                          after=lambda: self.send("post", update.step, message=text))
+                          after=lambda: self.send("post", update.step, message=text, posted_before=update.posted))
             else:
-                self.send("post", update.step, message=text)
+                self.send("post", update.step, message=text, posted_before=update.posted)
         gate = f"\nIt is approved first, as {self.app.actor}: {update.stale or 'the text written'}." if update.gated \
             else ""
 
@@ -881,13 +881,14 @@ class IncidentScreen(Screen):
         """Asks first, saying what will be signalled: the process group as recorded, or nothing when
         it runs on another host."""
         if handle.here:
-            what = (f"SIGTERM to process group {handle.pid} (started {clock(handle.seconds)} ago), SIGKILL "
+            what = (f"SIGTERM to process group {handle.pgid} (started {clock(handle.seconds)} ago), SIGKILL "
                     f"{handle.grace:g}s later if any of it is still running.")
         else:
             what = (f"It runs on {handle.host}, not here: nothing is signalled; its end is recorded as not "
-                    f"signalled (stop it there: kill -TERM -- -{handle.pid}).")
+                    f"signalled (stop it there: kill -TERM -- -{handle.pgid}).")
+        # the handle shown (its pid) goes with the stop: a command started again meanwhile is not stopped unseen
         self.confirm(f"Stop “{handle.title}”?", f"$ {handle.command}\n{what}",
-                     lambda: self.send("stop_background", handle.step))
+                     lambda: self.send("stop_background", handle.step, pid=handle.pid))
 
     def action_note(self) -> None:
         self.app.push_screen(dialogs.TextPrompt("Add a note to the timeline", "what you found or did"),

@@ -122,7 +122,7 @@ class IncidentHeader(ViewPanel):
         items += [background_item(b) for b in view.background]
         # updates on a cadence: one due for a person stands out; the others say when they post next
         items += [Text(f"UPDATE DUE: {u.step} ({post_key} posts)", style="bold white on dark_orange3") if u.due
-                  else Text(f"update {u.step} {u.next_at:%H:%M}", style="cyan") for u in view.updates]
+                  else Text(f"update {u.step} at {u.next_at:%H:%M}", style="cyan") for u in view.updates]
         if view.timers_by:  # another runbook's lease holds the timers: they fire there, shown here as recorded
             items.append(Text(f"timers {view.timers_by}", style="dim"))
         lines = [top, *flow(items, width)]
