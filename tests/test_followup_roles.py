@@ -12,9 +12,9 @@ import pytest
 from runbook.catalog import load
 from runbook.drills.report import build as build_report
 from runbook.engine import CommandError, Engine, VirtualClock, approvals
-from runbook.errors import NotFoundError
 from runbook.engine.metrics import export_markdown, metrics
 from runbook.engine.texts import text
+from runbook.errors import NotFoundError
 from runbook.store import Store
 
 HERE = Path(__file__).parent
