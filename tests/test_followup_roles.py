@@ -14,6 +14,7 @@ from runbook.drills.report import build as build_report
 from runbook.engine import CommandError, Engine, VirtualClock, approvals
 from runbook.engine.metrics import export_markdown, metrics
 from runbook.engine.texts import text
+from runbook.errors import NotFoundError
 from runbook.store import Store
 
 HERE = Path(__file__).parent
@@ -139,7 +140,7 @@ def test_assign_and_hand_over_a_role(engine):
     assert engine.state(iid).holders == {"commander": "bo"}
     with pytest.raises(CommandError, match="bo already holds commander"):
         engine.assign(iid, "ana", "commander", "bo")
-    with pytest.raises(CommandError, match="no role 'comander'; did you mean 'commander'"):
+    with pytest.raises(NotFoundError, match="no role 'comander'; did you mean 'commander'"):
         engine.assign(iid, "ana", "comander", "bo")
 
 

@@ -560,10 +560,18 @@ def test_one_on_another_host_whose_until_step_ends_is_left_to_its_host(engine):
     engine.command(iid, "ana", lambda s: [BackgroundStarted("forward", ["sleep", "600"], os.getpid(), os.getpid(),
                                                             "db-7", process_start(os.getpid()), "/dev/null",
                                                             "verify")])
+    from runbook.cli.incident import summary
+
+    def show() -> str:
+        return "\n".join(summary(engine.state(iid), engine.clock.now()))
+    assert "until “Check that the replica answers” ends" in show()
     ended = []
     for step in ("forward", "query", "verify"):
         ended += stops(engine.skip(iid, "ana", step, "elsewhere"))
     assert not ended and "forward" in engine.state(iid).background
+    # show says the step has ended and whose runbook stops the command, not "until … ends"
+    assert "another host: stopped there, not here), though “Check that the replica answers” was skipped: it " \
+           "waits for the runbook on db-7 to stop it" in show()
     engine.skip(iid, "ana", "repair", "elsewhere")
     assert [(d["how"], d["why"]) for d in stops(engine.resolve(iid, "ana"))] == [("elsewhere", "resolved")]
 

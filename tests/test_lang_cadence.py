@@ -282,6 +282,45 @@ def test_tui_shows_the_next_post_and_an_update_due_and_posts_it(engine, clock):
     assert "UPDATE DUE" not in after and "update written at 11:00" in after
 
 
+def test_tui_offers_the_last_post_as_the_field_holds_it_and_posts_that(engine, clock):
+    """A last post holding control and bidi characters (written through the CLI) is offered with them
+    removed, not escaped (an escape would be posted as a backslash and letters); what is posted is
+    what the field held."""
+    from pilot_helpers import press, settle
+    from textual.widgets import Input
+
+    from runbook.service import EngineService
+    from runbook.tui.app import build_app
+    from runbook.tui.dialogs.prompt import TextPrompt
+
+    iid = engine.open("checkout-outage", "ana", params={"impact": "EU"}).id
+    for role, person in (("comms", "ana"), ("scribes", "ana")):
+        engine.assign(iid, "ana", role, person)
+    engine.approve(iid, "ana", "status")
+    for step in ("status", "support", "written", "execs"):
+        if step == "written":
+            engine.complete(iid, "ana", step, message="Checkout\x1b[2J is\tslow\x07.\u202e\nMore soon.")
+        else:
+            engine.skip(iid, "ana", step, "not in this test")
+    clock.advance(hours=1)
+    engine.tick(iid)
+    app = build_app(EngineService(engine), engine.catalog, "ana", iid)
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await press(pilot, "P")
+            assert isinstance(app.screen, TextPrompt)
+            held = app.screen.query_one("#prompt-input", Input).value
+            await press(pilot, "enter")  # posted unchanged
+            await settle(pilot)
+            return held
+
+    held = asyncio.run(scenario())
+    assert held == "Checkout[2J is slow. More soon."
+    assert posts(engine, iid, "written")[-1] == (1, held)
+
+
 def test_tui_approves_a_stale_update_again_then_posts_it(engine, clock):
     from pilot_helpers import press, settle
 

@@ -8,6 +8,7 @@ import pytest
 
 from runbook.catalog import load
 from runbook.engine import CommandError, Engine, VirtualClock
+from runbook.errors import NotFoundError
 from runbook.plugins import PluginHost
 from runbook.settings import Settings
 from runbook.store import open_store
@@ -126,7 +127,7 @@ def test_a_single_holder_role_is_handed_over_not_left(engine):
     with pytest.raises(CommandError, match=r"commander has one holder: hand it over instead "
                                            r"\(`runbook incident assign INC-\w+ commander PERSON`\)"):
         engine.leave(iid, "ana", "commander")
-    with pytest.raises(CommandError, match="has no role 'smee'; did you mean 'sme'"):
+    with pytest.raises(NotFoundError, match="has no role 'smee'; did you mean 'sme'"):
         engine.leave(iid, "ana", "smee")
     assert engine.state(iid).holders == {"commander": "ana"}
 
@@ -141,6 +142,15 @@ def test_cli_leave_a_shared_role(rb):
     assert "sme: (nobody)" in rb("incident", "show", iid)
     err = rb("incident", "leave", iid, "commander", expect=5)
     assert "commander has one holder: hand it over instead" in err
+
+
+def test_cli_an_unknown_role_is_not_found_in_every_role_command(rb):
+    """Exit 3 like an unknown step, with the playbook's roles and a did-you-mean."""
+    rb.catalogs = [CATALOG]
+    iid = rb("incident", "open", "db-failover").strip()
+    for command in (("assign", iid, "smee", "bo"), ("leave", iid, "smee")):
+        err = rb("incident", *command, expect=3)
+        assert "has no role 'smee'; did you mean 'sme'" in err and "roles: " in err
 
 
 def test_tui_leave_a_shared_role_from_the_assign_key(engine):

@@ -11,7 +11,8 @@ character becomes its Python escape, `\\x1b`, `\\x9b`, `\\u202e`, visible and ne
 rows that must stay one line (timeline rows, table cells): a newline shows as ⏎, a tab as ⇥;
 `markdown` is `one_line` with Markdown's active characters escaped, for any text put into a
 Markdown export (it cannot open a table cell, a link, a code span or raw HTML); `json_shown`
-does the same for JSON output.
+does the same for JSON output. `editable` is for a draft put back into an editing field, where an
+escape would be posted as typed text: there the unsafe characters are removed instead.
 
 Actor names are the exception: they are checked on the way in (`check_actor`, called by the
 engine for every command and by the CLI for --as), because a name is an identity, not prose.
@@ -46,6 +47,13 @@ def _escape(match: re.Match) -> str:
 def shown(text: str) -> str:
     """`text` with every control and bidi character except newline and tab escaped visibly."""
     return _UNSAFE.sub(_escape, text)
+
+
+def editable(text: str) -> str:
+    """`text` to offer in a one-line editing field (a draft to post again): every control and bidi
+    character removed rather than escaped, newlines and tabs as spaces. The field holds what will be
+    posted; an escape would be posted as its backslash and letters."""
+    return _UNSAFE.sub("", text.replace("\n", " ").replace("\t", " ")).strip()
 
 
 def error_message(exc: RunbookError) -> str:

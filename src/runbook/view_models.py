@@ -103,7 +103,7 @@ class UpdateView(NamedTuple):
     due: bool  # due for a person (recorded post_due): the header says so
     next_at: datetime | None = None  # when the next post goes out by itself (None: due)
     compose: bool = False  # written when posted: the post key asks for the text
-    draft: str = ""  # ...offering this (its last post)
+    draft: str = ""  # ...offering this: its last post as an editing field holds it (runbook.text.editable)
     gated: bool = False  # its approval gate approves each text written (compose) or no longer covers it: approve first
     stale: str = ""  # ...why, when it no longer covers it (old → new)
     approval_content: dict | None = None  # ...what approving it now records: P sends it back with the approval

@@ -17,7 +17,7 @@ from runbook.engine.roles import waiting_for
 from runbook.engine.safeguards import AUTO
 from runbook.engine.state import FAILED, IncidentState
 from runbook.errors import RunbookError
-from runbook.text import one_line, shown
+from runbook.text import editable, one_line, shown
 
 # the records themselves live apart, free of the engine (view_models.py); screens import them from here
 from runbook.view_models import (
@@ -226,7 +226,7 @@ def _updates(state: IncidentState, now: datetime) -> tuple[UpdateView, ...]:
         out.append(UpdateView(one_line(step.id), one_line(texts.text(state, step.title, step, now)),
                               one_line(cadence.status(state, step, now)), due,
                               None if due else cadence.next_at(state, step), step.compose,
-                              shown(cadence.posts(state, step.id)[-1].record.text) if step.compose else "",
+                              editable(cadence.posts(state, step.id)[-1].record.text) if step.compose else "",
                               bool(step.approval and (step.compose or stale)), one_line(stale),
                               approvals.covered(state, step) if step.approval else None,
                               format_duration(step.repeat.every), due_at, repeat, one_line(why),

@@ -31,6 +31,7 @@ from runbook.engine.metrics import (
     step_titles,
 )
 from runbook.engine.roles import waiting_for
+from runbook.engine.state import DONE, SKIPPED
 from runbook.errors import CommandError, UsageError
 from runbook.text import json_shown, markdown, one_line, shown
 
@@ -205,8 +206,7 @@ def background_lines(state, now: datetime) -> list[str]:
         if ended is None:
             since = format_duration(round((now - datetime.fromisoformat(run["started_at"])).total_seconds()))
             where = run["host"] if run["host"] == here else f"{run['host']}, another host: stopped there, not here"
-            until = f"“{titles.get(run['until'], run['until'])}” ends" if run["until"] else "resolve"
-            status = f"RUNNING for {since} (pid {run['pid']} on {one_line(where)}), until {one_line(until)}"
+            status = f"RUNNING for {since} (pid {run['pid']} on {one_line(where)}), " + until_line(state, run, titles)
         else:
             code = f" with exit status {ended['exit_code']}" if ended["exit_code"] is not None else ""
             why = f" ({ended['why']})" if ended["why"] else ""
@@ -215,6 +215,19 @@ def background_lines(state, now: datetime) -> list[str]:
         lines.append(f"    {one_line(run['step'])}: {one_line(run['command'])}")
         lines.append(f"        {one_line(status)}; output in {one_line(run['output'])}")
     return lines
+
+
+def until_line(state, run, titles: dict) -> str:
+    """Until when a running background command runs: its until step (or resolve); once that step
+    has ended here, the command runs on only until the runbook on its own host stops it."""
+    if not run["until"]:
+        return "until resolve"
+    title = titles.get(run["until"], run["until"])
+    step = state.steps.get(run["until"])
+    if step is None or step.status not in (DONE, SKIPPED):
+        return f"until “{title}” ends"
+    ended = "is done" if step.status == DONE else "was skipped"
+    return f"though “{title}” {ended}: it waits for the runbook on {one_line(run['host'])} to stop it"
 
 
 def approval_lines(state, step, stale: str) -> list[str]:

@@ -10,17 +10,23 @@ from runbook.catalog.models import Step
 from runbook.catalog.suggest import did_you_mean
 from runbook.engine.events import RoleAssigned, RoleLeft
 from runbook.engine.state import DONE, IncidentState
-from runbook.errors import CommandError, RunbookError
+from runbook.errors import CommandError, NotFoundError, RunbookError
 from runbook.text import check_actor
+
+
+def _refuse_unknown(state: IncidentState, role: str) -> None:
+    """A role the playbook does not declare is not found (exit 3), like an unknown step."""
+    roles = state.playbook.roles
+    if role not in roles:
+        known = ", ".join(roles) or "none (the playbook declares no roles:)"
+        raise NotFoundError(f"playbook {state.playbook.id} has no role '{role}'{did_you_mean(role, list(roles))}; "
+                            f"roles: {known}")
 
 
 def assignment(state: IncidentState, role: str, person: str) -> RoleAssigned:
     """The event that gives `role` to `person` (a handoff when someone held it)."""
     roles = state.playbook.roles
-    if role not in roles:
-        known = ", ".join(roles) or "none (the playbook declares no roles:)"
-        raise CommandError(f"playbook {state.playbook.id} has no role '{role}'{did_you_mean(role, list(roles))}; "
-                           f"roles: {known}")
+    _refuse_unknown(state, role)
     person = person.strip()
     if not person:
         raise CommandError(f"assigning {role} needs a person")
@@ -43,10 +49,7 @@ def leaving(state: IncidentState, role: str, person: str) -> RoleLeft:
     """The event of `person` leaving `role`, one of its several holders; a role with one holder is
     handed over instead (`assign`), so it is never left without saying to whom."""
     roles = state.playbook.roles
-    if role not in roles:
-        known = ", ".join(roles) or "none (the playbook declares no roles:)"
-        raise CommandError(f"playbook {state.playbook.id} has no role '{role}'{did_you_mean(role, list(roles))}; "
-                           f"roles: {known}")
+    _refuse_unknown(state, role)
     if not roles[role].many:
         raise CommandError(f"{role} has one holder: hand it over instead "
                            f"(`runbook incident assign {state.id} {role} PERSON`)")
