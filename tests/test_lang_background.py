@@ -593,3 +593,23 @@ def test_lint_says_an_until_naming_its_own_step_is_that_step(tmp_path):
     (tmp_path / "policies.yaml").write_text((CATALOG / "policies.yaml").read_text())
     assert [p.message for p in load_catalog([str(tmp_path)]).errors] == [
         "step 'forward' is this step itself, so the command would be stopped before it started; name a later step"]
+
+
+def test_a_command_whose_leader_exits_runs_on_as_its_group_until_stopped(engine):
+    """`sh -c "worker & exit 3"`: the shell this runbook started exits at once, its child runs on in
+    the group. A tick must not record the command ended (its child would then never be stopped);
+    resolve stops the group and records the leader's exit status."""
+    iid = engine.open("left-behind", "ana").id
+    engine.run(iid, "ana", "restart")
+    started = handle(engine, iid, "restart")
+    try:
+        wait_until(lambda: process_start(started.pid) is None or _stat_of(started.pid) == "Z",
+                   "the shell to exit")
+        for _ in range(3):
+            assert stops(engine.tick(iid)) == []
+        assert "restart" in engine.state(iid).background and group_alive(started.pgid)
+        resolved = stops(engine.resolve(iid, "ana"))
+        assert [(s["how"], s["exit_code"], s["why"]) for s in resolved] == [("stopped", 3, "resolved")]
+        assert not group_alive(started.pgid)
+    finally:
+        reap_later(started.pgid)

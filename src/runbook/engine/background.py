@@ -67,6 +67,10 @@ def stop_reason(state: IncidentState, handle: Event) -> str:
     return ""
 
 
+# the exit statuses of leaders this process reaped while their groups ran on, by (pid, start time)
+_left: dict[tuple[int, str | None], int] = {}
+
+
 def probe(handle) -> tuple[str, int | None]:
     """What became of a handle's process: RUNNING, EXITED (with its exit status: this process is
     its parent and reaped it), GONE (ended, its pid free or someone else's) or ELSEWHERE."""
@@ -75,10 +79,16 @@ def probe(handle) -> tuple[str, int | None]:
     try:
         pid, status = os.waitpid(handle.pid, os.WNOHANG)
     except ChildProcessError:
-        pass  # not this process's child: another runbook started it
+        pass  # not this process's child (another runbook started it), or reaped here already
     else:
         if pid:
-            return EXITED, os.waitstatus_to_exitcode(status)
+            _left[(handle.pid, handle.start)] = os.waitstatus_to_exitcode(status)
+    if (handle.pid, handle.start) in _left:
+        # its leader ended here; what it left in its group (`cmd &`) still runs as the command, and
+        # the leader's exit status is kept for the record of the group's end
+        if _group_alive(handle.pgid):
+            return RUNNING, None
+        return EXITED, _left.pop((handle.pid, handle.start))
     state, start = _stat(handle.pid)
     if state is None or state == "Z":
         # its leader ended; children it left in its group still run as the command (a pid in use
@@ -166,6 +176,7 @@ def terminate(record) -> tuple[str, int | None]:
     code = None
     deadline = time.monotonic() + GRACE
     how = "stopped"
+    code = _left.pop((record.pid, record.start), None)
     while True:
         code = _reap(record.pid, code)
         if not _group_alive(record.pgid):
