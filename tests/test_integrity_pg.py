@@ -332,3 +332,95 @@ def test_a_responder_opens_an_incident_for_an_alert_by_hand_through_the_ledgers_
                         "NULL)").fetchone()[0] is True
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("UPDATE alerts SET outcome = 'unmatched'")
+
+
+def by_hand_catalog():
+    return load([str(ROOT / "tests" / "serve_catalog"), str(ROOT / "tests" / "fixtures" / "catalog" / "playbooks")])
+
+
+DISK = ("firing", "2026-11-30T10:00:00Z", {"alertname": "DiskAlmostFull", "instance": "db-3.example",
+                                           "severity": "critical"}, {"summary": "93% used"})
+
+
+def run_out_by_hand_claims(owner_store) -> None:
+    """The 60 s a claim made by hand is trusted have passed (on the database's clock, which its
+    "until" is set and compared on)."""
+    owner_store.conn.execute(
+        "UPDATE alerts SET owner = jsonb_set(owner::jsonb, '{until}', to_jsonb(to_char((clock_timestamp() - "
+        "interval '1 second') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')))::text "
+        "WHERE owner::jsonb ? 'until'")
+
+
+@pytest.mark.parametrize("forged", ["a live server on another host", "a live process on this host"])
+def test_a_claim_by_hand_naming_a_live_owner_is_still_taken_over_and_opened(team, forged):
+    """A responder calling runbook_claim_alert with a live server's owner record left the alert
+    pending under that server's name: the server never took it, and no other server would while
+    it lived. The claim is recorded as made by hand, trusted for 60 s on the database's clock
+    whatever the caller passes, then taken over like any owner without a server lease."""
+    import json
+    import os
+
+    from runbook.engine import owner as owners
+    from runbook.engine.clock import iso
+    from runbook.engine.intake import Alert
+    from runbook.pluginapi import process_start
+
+    owner, as_role, _ = team
+    server = Engine(as_role("server"), VirtualClock(), None, by_hand_catalog())
+    (kept,) = server.receive_alerts([Alert("abc12f", *DISK)])
+    assert kept.outcome == "unmatched"
+    if forged == "a live server on another host":
+        live = {"host": "host-a", "pid": 4242, "start": "777", "token": "a70ce2"}
+        server.store.renew_lease(owners.holder(live), "host-a", 4242, 3600, iso(server.clock.now()))
+    else:
+        live = {"host": owners.host(), "pid": os.getppid(), "start": process_start(os.getppid()), "token": "b0b0"}
+    conn = as_role().conn
+    assert conn.execute("SELECT runbook_claim_alert('abc12f', '2026-11-30T10:00:00Z', 'disk-full', 'INC-F0RGED', "
+                        "%s)", [json.dumps({**live, "until": "9999-12-31T00:00:00.000000Z", "by_hand": False})]
+                        ).fetchone()[0] is True
+    (row,) = [r for r in owner.alerts() if r["fingerprint"] == "abc12f"]
+    assert row["outcome"] == "pending" and row["owner"] == {**live, "until": row["owner"]["until"], "by_hand": True}
+    trusted = conn.execute("SELECT extract(epoch FROM (%s::timestamptz - clock_timestamp()))",
+                           [row["owner"]["until"]]).fetchone()[0]
+    assert 50 < trusted <= 60  # the database's 60 s, not the caller's "until"
+    (early,) = server.receive_alerts([Alert("abc12f", *DISK)])
+    assert early.outcome == "repeat"  # within its 60 s the claim is left to whoever made it
+    run_out_by_hand_claims(owner)
+    (outcome,) = server.receive_alerts([Alert("abc12f", *DISK)])
+    assert (outcome.outcome, outcome.incident) == ("opened", "INC-F0RGED")
+    state = server.state("INC-F0RGED")
+    assert state.playbook.id == "disk-full" and state.parameters == {"host": "db-3.example"}
+    assert [e.record.fingerprint for e in state.events if e.type == "alert_received"] == ["abc12f"]
+    (row,) = [r for r in owner.alerts() if r["fingerprint"] == "abc12f"]
+    assert (row["outcome"], row["incident"], row["owner"]) == ("opened", "INC-F0RGED", None)
+
+
+def test_settling_by_hand_leaves_a_servers_own_pending_claim_alone(team):
+    """runbook_settle_by_hand could put back (or mark opened) any pending claim while its incident
+    did not exist yet, the server's own included: it now settles only claims made by hand."""
+    from runbook.engine import owner as owners
+    from runbook.engine.clock import iso
+    from runbook.engine.events.alerts import AlertReceived
+
+    owner, as_role, _ = team
+    server = Engine(as_role("server"), VirtualClock(), None, by_hand_catalog())
+    mine = owners.claim()
+    for fingerprint, incident in (("abc12s", "INC-SRV001"), ("abc12t", "INC-SRV002")):
+        row = {"fingerprint": fingerprint, "starts_at": DISK[1], "status": "firing", "labels": DISK[2],
+               "annotations": DISK[3], "playbook": "disk-full", "symptom": None, "alertname": "DiskAlmostFull",
+               "reason": None}
+        stored, _ = server.store.receive_alert(row, iso(server.clock.now()), lambda i=incident: i, mine)
+        assert stored["outcome"] == "pending"
+    responder = Engine(as_role(), VirtualClock(), None, by_hand_catalog())
+    conn = responder.store.conn
+    assert conn.execute("SELECT runbook_settle_by_hand('abc12s', %s, 'INC-SRV001', 'unmatched', 'undone')",
+                        [DISK[1]]).fetchone()[0] is False
+    # nor "opened" once the responder made the log link it
+    responder.open("disk-full", "ana", labels=DISK[2], incident="INC-SRV002")
+    responder.command("INC-SRV002", "ana", lambda s: [AlertReceived("abc12t", DISK[1], "DiskAlmostFull",
+                                                                    dict(DISK[2]), "", "", True)])
+    assert conn.execute("SELECT runbook_settle_by_hand('abc12t', %s, 'INC-SRV002', 'opened', 'forged')",
+                        [DISK[1]]).fetchone()[0] is False
+    rows = {r["fingerprint"]: r for r in owner.alerts()}
+    assert [(rows[f]["outcome"], rows[f]["owner"]) for f in ("abc12s", "abc12t")] == [("pending", mine)] * 2
+    owners.release(mine)

@@ -47,6 +47,7 @@ FROZEN = {
     "14_append.sql": "21114e7e5486324f4f06a9db56921096057ab49df3efb587c5e92b476b70056f",
     "15_event_check.sql": "4e83c2b3760120540ba93cebc66d3929f79dc0424eec239c0fbb3a92d06fb018",
     "16_event_check.sql": "b00ade4870721196be336c666fface65d669e5bb75565221fead19c4a26bd7c4",
+    "18_alert_by_hand.sql": "643e5045e942a653a043b7f10e1ec11af1b3832a1db583fa80dcf88d39c1719e",
 }
 
 

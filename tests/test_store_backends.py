@@ -125,7 +125,12 @@ def test_the_alert_ledger(open_test_store):
     store.settle_alert("f1", alert["starts_at"], "failed", "no playbook")
     assert store.alerts(outcome="failed")[0]["owner"] is None
     assert store.claim_alert_by_hand("f1", alert["starts_at"], "p", lambda: "INC-D", {"who": "ana"}) == "INC-D"
-    assert store.alerts(pending=True)[0]["incident"] == "INC-D"
+    (claimed,) = store.alerts(pending=True)
+    assert claimed["incident"] == "INC-D" and claimed["owner"]["by_hand"] is True
+    # once a server took the claim over, it is no longer the by-hand claim's to settle
+    assert store.take_over_alert("f1", alert["starts_at"], claimed["owner"], {"pid": 4})
+    assert not store.settle_alert_by_hand("f1", alert["starts_at"], "INC-D", "unmatched")
+    assert store.alerts(pending=True)[0]["owner"] == {"pid": 4}
 
 
 def test_simulations_are_kept(open_test_store):

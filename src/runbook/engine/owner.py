@@ -9,6 +9,10 @@ out. A server holds a lease in the store that it renews (`Lease`; `runbook serve
 that lease alone decides for everything the server owns; a process that holds none (a CLI
 command, the TUI) is trusted until the lease recorded with its intent runs out. An owner on
 another host with neither is gone. A change whose owner is alive is never settled under it.
+A pending alert claimed by hand (`incident open --alert`) is marked so by the store (on PostgreSQL
+by `runbook_claim_alert`, with its own 60 s on the database's clock): the process it names is its
+maker's word, so no server lease holds it, only that time (on this host a process gone ends it
+sooner).
 
 An incident's timers are fired by one server at a time: the one whose lease holds the incident
 (`IncidentLeases`, taken at its first tick, kept while its server lease runs, taken over once that
@@ -92,13 +96,30 @@ def status(owner: dict | None, lease_until: datetime | None, now: datetime, leas
     store, whose server leases decide for an owner on another host (on the store's clock)."""
     if not owner:
         return UNKNOWN
+    if owner.get("by_hand") is True:
+        # a claim made by hand (`incident open --alert`): the process it names is its maker's word
+        # (on PostgreSQL a responder's, who could name a live server), so it holds only until its
+        # own time; on this host a process gone ends it sooner
+        if _ran_out(lease_until, now, leases):
+            return GONE
+        return _here(owner) if owner.get("host") == _host() else LIVE
     if owner.get("host") != _host():
         held = leases.lease_live(holder(owner), iso(now)) if leases is not None else None
         if held is not None:
             return LIVE if held else GONE
-        if lease_until is None:
-            return GONE
-        return LIVE if (parse(leases.lease_clock(iso(now))) if leases is not None else now) < lease_until else GONE
+        return GONE if _ran_out(lease_until, now, leases) else LIVE
+    return _here(owner)
+
+
+def _ran_out(lease_until: datetime | None, now: datetime, leases) -> bool:
+    """Whether the time a process without a server lease is trusted until has passed (none: it has)."""
+    if lease_until is None:
+        return True
+    return (parse(leases.lease_clock(iso(now))) if leases is not None else now) >= lease_until
+
+
+def _here(owner: dict) -> str:
+    """LIVE or GONE for an owner on this host: its process, or in this process its operation."""
     pid = owner.get("pid")
     if pid == os.getpid() and owner.get("start") == process_start(pid):
         with _lock:

@@ -173,21 +173,24 @@ class SqlAlertLedger:
     def claim_alert_by_hand(self, fingerprint: str, starts_at: str, playbook: str, draw, owner: dict) -> str | None:
         """A responder opens an incident for an alert no playbook took: reserve an incident id for
         it, as the intake does (outcome 'pending'), only while it is still unmatched or failed.
-        The id, or None when it already has an incident (someone was quicker)."""
+        `owner` is recorded as a claim made by hand ("by_hand"; engine/owner.py: trusted until its
+        "until", whatever process it names). The id, or None when it already has an incident
+        (someone was quicker)."""
         with self._write("ledger"):
             fresh = self._unused_id(draw)
             cursor = self._run(
                 "UPDATE alerts SET outcome = 'pending', incident = ?, playbook = ?, owner = ?, reason = NULL "
                 "WHERE fingerprint = ? AND starts_at = ? AND outcome IN ('unmatched', 'failed', 'resolved')",
-                [fresh, playbook, json.dumps(owner), fingerprint, starts_at])
+                [fresh, playbook, json.dumps({**owner, "by_hand": True}), fingerprint, starts_at])
             return fresh if cursor.rowcount == 1 else None
 
     @guarded
     def settle_alert_by_hand(self, fingerprint: str, starts_at: str, incident: str, outcome: str,
                              reason: str | None = None) -> bool:
-        """Settle what `claim_alert_by_hand` reserved for `incident`: "opened" (its incident opened
-        and linked to the alert: PostgreSQL checks the log), or back to what it was (unmatched,
-        failed, resolved) while no incident of that id exists. Whether the row moved."""
+        """Settle what `claim_alert_by_hand` reserved for `incident`, while that claim made by hand
+        still holds the row (not once a server took it over): "opened" (its incident opened and
+        linked to the alert: PostgreSQL checks the log), or back to what it was (unmatched, failed,
+        resolved) while no incident of that id exists. Whether the row moved."""
         if outcome == "opened":
             sets, check = "outcome = 'opened', reason = ?, owner = NULL", ""
         elif outcome in ("unmatched", "failed", "resolved"):
@@ -197,8 +200,13 @@ class SqlAlertLedger:
             return False
         params = ([reason] if outcome == "opened" else [outcome, reason]) + [fingerprint, starts_at, incident]
         with self._write("ledger"):
+            held = self._run("SELECT owner FROM alerts WHERE fingerprint = ? AND starts_at = ? AND incident = ? "
+                             "AND outcome = 'pending'", [fingerprint, starts_at, incident]).fetchone()
+            if held is None or not (json.loads(held[0] or "null") or {}).get("by_hand"):
+                return False
             return self._run(f"UPDATE alerts SET {sets} WHERE fingerprint = ? AND starts_at = ? AND incident = ? "
-                             f"AND outcome = 'pending'{check}", params + ([incident] if check else [])).rowcount == 1
+                             f"AND outcome = 'pending' AND owner = ?{check}",
+                             params + [held[0]] + ([incident] if check else [])).rowcount == 1
 
     @guarded
     def alerts(self, outcome: str | None = None, incident: str | None = None, pending: bool = False,

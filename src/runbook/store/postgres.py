@@ -234,6 +234,9 @@ MIGRATIONS = (
                 END LOOP;
             END $$""",
     ]),
+    (18, "a claim made by hand is recorded as such (its owner trusted 60 s on the database's clock, whatever "
+         "the caller says), and only such a claim is settled by hand", frozen("18_alert_by_hand.sql").split(
+             "\n-- next statement\n")),
 )
 
 
