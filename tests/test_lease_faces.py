@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers.flags import video_on
+from helpers.metrics import Metrics
 
 from runbook.catalog.loader import load_catalog
 from runbook.engine import Engine, VirtualClock
@@ -30,22 +31,6 @@ from runbook.tui.gateway import EngineGateway
 ROOT = Path(__file__).resolve().parent.parent
 LEASE = 10.0
 HOLD = timedelta(minutes=5)  # video-call-degraded: escalation level 2 (and the audio-only stage's hold) after 5m
-
-
-class Metrics:
-    """Call drops as Prometheus would answer (fine); `during` runs inside the next query, once."""
-
-    def __init__(self, clock):
-        self.clock, self.asked, self.during = clock, [], None
-
-    def query(self, promql, at=None, timeout=None):
-        from runbook.metric_checks import Series
-
-        self.asked.append(self.clock.now())
-        during, self.during = self.during, None
-        if during is not None:
-            during()
-        return [Series({}, 0.001)]
 
 
 class Server:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers.flags import video_on
+from helpers.metrics import Metrics
 
 from runbook.catalog.loader import load_catalog
 from runbook.engine import Engine, VirtualClock
@@ -28,22 +29,6 @@ from runbook.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 LEASE = 10.0
 HOLD = timedelta(minutes=5)  # video-call-degraded's audio-only: stage held 5m, escalation level 2 after 5m
-
-
-class Metrics:
-    """Call drops as Prometheus would answer (fine); `during` runs inside the next query, once."""
-
-    def __init__(self, clock):
-        self.clock, self.asked, self.during = clock, [], None
-
-    def query(self, promql, at=None, timeout=None):
-        from runbook.metric_checks import Series
-
-        self.asked.append(self.clock.now())
-        during, self.during = self.during, None
-        if during is not None:
-            during()
-        return [Series({}, 0.001)]
 
 
 class Server:

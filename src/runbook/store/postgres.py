@@ -131,6 +131,13 @@ def frozen(name: str) -> str:
     return (Path(__file__).parent / "postgres_migrations" / name).read_text(encoding="utf-8").rstrip("\n")
 
 
+
+def _each_grantee(grants: str, where: str, grant: str, columns: str = "grantee") -> str:
+    """A DO block running `grant` (a format() over the row r) for each role but the owner that
+    information_schema.`grants` lists `where`: a migration extending a grant to roles granted before."""
+    return (f"DO $$ DECLARE r record; BEGIN FOR r IN SELECT DISTINCT {columns} FROM information_schema.{grants} "
+            f"WHERE {where} AND grantee NOT IN (current_user, 'PUBLIC') LOOP EXECUTE {grant}; END LOOP; END $$")
+
 MIGRATIONS = (
     (1, "events, incidents projection, snapshots, simulations, drill schedule, alerts", [
         *(statement for name in ("events", "incidents", "snapshots", "simulations", "drill_schedule", "alerts")
@@ -186,34 +193,18 @@ MIGRATIONS = (
     (12, "incident leases: one server fires an incident's timers, fenced by an epoch", [
         *create_table("incident_leases"),
         # the roles granted to run `runbook serve` before (they keep leases) take incidents' leases too
-        """DO $$
-            DECLARE
-                r record;
-            BEGIN
-                FOR r IN SELECT DISTINCT grantee FROM information_schema.role_table_grants
-                         WHERE table_schema = current_schema() AND table_name = 'leases'
-                           AND privilege_type = 'INSERT' AND grantee NOT IN (current_user, 'PUBLIC')
-                LOOP
-                    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON incident_leases TO %I', r.grantee);
-                END LOOP;
-            END $$""",
+        _each_grantee("role_table_grants", "table_schema = current_schema() AND table_name = 'leases' "
+                      "AND privilege_type = 'INSERT'",
+                      "format('GRANT SELECT, INSERT, UPDATE ON incident_leases TO %I', r.grantee)"),
     ]),
     (13, "a responder opens an incident for an alert by hand through functions that check what it may write "
          "to the alert ledger", [
         *frozen("13_alert_by_hand.sql").split("\n-- next statement\n"),
         # the roles granted before (they may append) may open an incident for an alert by hand again
-        """DO $$
-            DECLARE
-                r record;
-            BEGIN
-                FOR r IN SELECT DISTINCT grantee FROM information_schema.role_routine_grants
-                         WHERE routine_schema = current_schema() AND routine_name = 'runbook_append'
-                           AND privilege_type = 'EXECUTE' AND grantee NOT IN (current_user, 'PUBLIC')
-                LOOP
-                    EXECUTE format('GRANT EXECUTE ON FUNCTION runbook_claim_alert, runbook_settle_by_hand TO %I',
-                                   r.grantee);
-                END LOOP;
-            END $$""",
+        _each_grantee("role_routine_grants", "routine_schema = current_schema() AND routine_name = 'runbook_append' "
+                      "AND privilege_type = 'EXECUTE'",
+                      "format('GRANT EXECUTE ON FUNCTION runbook_claim_alert, runbook_settle_by_hand TO %I', "
+                      "r.grantee)"),
     ]),
     (14, "appends check where the log ends once (the event trigger and the key), not again in runbook_append",
      [frozen("14_append.sql")]),
@@ -222,17 +213,9 @@ MIGRATIONS = (
     (16, "the trigger takes the event types added since migration 10 (a post on a cadence due for a person, "
          "a holder leaving a role held by several)", [frozen("16_event_check.sql")]),
     (17, "servers forget leases that ended long ago and the timers' leases of incidents resolved long ago", [
-        """DO $$
-            DECLARE
-                r record;
-            BEGIN
-                FOR r IN SELECT DISTINCT grantee, table_name FROM information_schema.role_table_grants
-                         WHERE table_schema = current_schema() AND table_name IN ('leases', 'incident_leases')
-                           AND privilege_type = 'INSERT' AND grantee NOT IN (current_user, 'PUBLIC')
-                LOOP
-                    EXECUTE format('GRANT DELETE ON %I TO %I', r.table_name, r.grantee);
-                END LOOP;
-            END $$""",
+        _each_grantee("role_table_grants", "table_schema = current_schema() AND table_name IN ('leases', "
+                      "'incident_leases') AND privilege_type = 'INSERT'",
+                      "format('GRANT DELETE ON %I TO %I', r.table_name, r.grantee)", columns="grantee, table_name"),
     ]),
     (18, "a claim made by hand is recorded as such (its owner trusted 60 s on the database's clock, whatever "
          "the caller says), and only such a claim is settled by hand", frozen("18_alert_by_hand.sql").split(
