@@ -635,12 +635,18 @@ def _interactive(doc, step: Step):
     if step.timeout is not None:
         yield doc.problem(step.path + ("timeout",), "an interactive command runs until the responder ends it; "
                                                     "remove timeout:", at_key=True, code="interactive")
-    read = [name for name, on in (("capture", step.captures), ("expect", step.expect is not None),
-                                  ("retry", step.retry is not None)) if on]
+    read = _reads_its_output(step)
     if read:
         yield doc.problem(step.path + (read[0],), f"{read[0]}: needs what the command printed or a rerun by itself, "
                                                   "but an interactive command's output is the responder's, not "
                                                   "captured; drop one of them", at_key=True, code="interactive")
+
+
+def _reads_its_output(step: Step) -> list[str]:
+    """The fields of `step` that need its command to end with its output read (capture:, expect:,
+    retry:), in that order: what an interactive or a background command cannot have."""
+    return [name for name, on in (("capture", step.captures), ("expect", step.expect is not None),
+                                  ("retry", step.retry is not None)) if on]
 
 
 def _background(doc, step: Step):
@@ -660,8 +666,7 @@ def _background(doc, step: Step):
         yield doc.problem(step.path + ("timeout",), "a background command runs until the incident stops it; remove "
                                                     "timeout: (background: {until: STEP} stops it at a step)",
                           at_key=True, code="background")
-    read = [name for name, on in (("capture", step.captures), ("expect", step.expect is not None),
-                                  ("retry", step.retry is not None)) if on]
+    read = _reads_its_output(step)
     if read:
         yield doc.problem(step.path + (read[0],), f"{read[0]}: needs the command to end, but a background command "
                                                   "runs on after its step is done (its output goes to a file); "
