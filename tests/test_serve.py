@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -473,6 +474,37 @@ def test_timer_pass_fires_due_escalations_and_skips_incidents_with_nothing_due(e
     engine.note(incident, "ana", "looking")  # a change elsewhere: read again at the next pass
     timer_pass(engine)
     assert ticks == [incident] * 3
+
+
+def test_timer_pass_lists_incidents_in_full_only_every_recheck_and_follows_the_log_in_between(engine, monkeypatch):
+    from runbook.service import TimerPass
+
+    listed = []  # the pass's listings in full (intake lists incidents too, with other filters)
+    real_list = engine.list
+
+    def counted(**filters):
+        if filters == {"open_only": True}:
+            listed.append(filters)
+        return real_list(**filters)
+    monkeypatch.setattr(engine, "list", counted)
+    timer_pass = TimerPass()
+    timer_pass.RECHECK = timedelta(hours=1)  # past the escalation's next level
+    timer_pass(engine)
+    assert len(listed) == 1
+    incident = engine.receive_alerts([Alert("abc12c", "firing", "2026-11-30T10:00:00Z",
+                                            {"alertname": "QueueStuck", "service": "jobs"})])[0].incident
+    engine.clock.advance(1)
+    timer_pass(engine)
+    assert len(listed) == 1 and incident in timer_pass.known  # found by what was appended, not a listing
+    engine.clock.set(engine.next_due(incident))
+    assert timer_pass(engine)[0] >= 1 and engine.state(incident).escalation.level == 2
+    assert len(listed) == 1
+    engine.clock.advance(timer_pass.RECHECK.total_seconds())
+    timer_pass(engine)
+    assert len(listed) == 2  # and in full again after RECHECK
+    engine.clock.advance(-3600)  # a clock set back: listed in full at once
+    timer_pass(engine)
+    assert len(listed) == 3
 
 
 def test_timer_pass_lets_go_of_incidents_it_no_longer_works_on(engine):

@@ -577,23 +577,32 @@ class TimerPass:
     owner's lease runs out. With `leases` (a server's IncidentLeases) an incident's timers fire
     only on the server that holds it (Engine.tick), and the pass notes when the next lease of
     another server ends (`lease_ends_in`), so the next pass runs then. Returns (events fired,
-    the ids still worked on)."""
+    the ids still worked on).
+
+    Which incidents those are is listed in full (Engine.list: the summaries, checked against
+    their logs) on the first pass and every RECHECK; in between, a pass asks the log only what
+    was appended since it last looked (Engine.appended_since: one indexed query), and an incident
+    that appears there joins the ones worked on. An idle server with thousands of open incidents
+    so costs one query a pass, not a listing of them all (benchmarks/viewers.py, idle CPU)."""
 
     RECHECK = timedelta(seconds=30)
     RESOLVED_WINDOW = timedelta(minutes=15)
     PAST_LEASE = 0.005  # seconds after another server's lease ends that the pass looks again
+    FEED = 5000  # appended events read from the change feed per query
 
     def __init__(self):
         # id -> (last seq, next due, checked at, something in flight)
         self.known: dict[str, tuple[int, object, object, bool]] = {}
+        self.worked: dict[str, int | None] = {}  # the incidents worked on -> the last seq their log was seen at
+        self.listed_at = None  # when they were last listed in full (the engine's clock)
+        self.cursor = 0  # the change feed's position then, or when it was last asked
         self.leases: owners.IncidentLeases | None = None
         self.lease_ends_in: float | None = None  # seconds from the end of the last pass
         self._take_over_at: float | None = None  # time.monotonic() then
 
     def __call__(self, engine) -> tuple[int, set[str]]:
         now = engine.clock.now()
-        rows = engine.list(open_only=True)
-        rows += engine.list(status="resolved", resolved_since=iso(now - self.RESOLVED_WINDOW))
+        rows = self._rows(engine, now)
         looked = [row for row in rows if not self._skipped(row, now)]
         fired = self._take_over(engine, looked)
         for row in looked:
@@ -641,6 +650,24 @@ class TimerPass:
             self.lease_ends_in = None
             log.warning("could not read other servers' leases: %s", one_line(str(exc)))
         self._take_over_at = None if self.lease_ends_in is None else time.monotonic() + self.lease_ends_in
+
+    def _rows(self, engine, now) -> list[dict]:
+        """The incidents worked on, each as {"id", "last_seq"}: listed in full every RECHECK, else
+        those of the last listing and any whose log was appended to since."""
+        if self.listed_at is None or not timedelta(0) <= now - self.listed_at < self.RECHECK:
+            self.cursor = engine.change_cursor()  # before listing: an append in between is seen next pass
+            rows = engine.list(open_only=True)
+            rows += engine.list(status="resolved", resolved_since=iso(now - self.RESOLVED_WINDOW))
+            self.worked = {row["id"]: row["last_seq"] for row in rows}
+            self.listed_at = now
+        else:
+            while changes := engine.appended_since(self.cursor, self.FEED):
+                for _, incident, seq in changes:
+                    self.worked[incident] = max(seq, self.worked.get(incident) or 0)
+                self.cursor = changes[-1][0]
+                if len(changes) < self.FEED:
+                    break
+        return [{"id": incident, "last_seq": seq} for incident, seq in self.worked.items()]
 
     def _skipped(self, row: dict, now) -> bool:
         seen = self.known.get(row["id"])

@@ -777,6 +777,11 @@ class Engine(StepCommands):
                 out.append((position, incident, event))
         return out
 
+    def appended_since(self, cursor: int, limit: int = 500) -> list[tuple[int, str, int]]:
+        """(position, incident id, seq) of each event appended after `cursor`, oldest first:
+        which logs moved, without reading the events."""
+        return self.store.changes_since(cursor, limit)
+
     def event(self, incident: str, seq: int) -> Event | None:
         """The incident's event `seq` (None when there is none), looked for from the latest back:
         callers ask for events just appended, which a state read from a checkpoint holds at hand."""
