@@ -190,6 +190,43 @@ def test_the_broadcaster_reads_each_change_once_and_fans_it_out_to_every_subscri
         engine.store.close()
 
 
+def test_the_broadcaster_passes_over_changes_nobody_is_subscribed_to_without_describing_them(tmp_path, monkeypatch):
+    path = str(tmp_path / "db.sqlite")
+    engine = Engine(Store(path, key=None), VirtualClock(), None, catalog())
+    incident = engine.open("queue-stuck", "ana").id
+    described = []
+    real = broadcaster_module.changes_after
+    monkeypatch.setattr(broadcaster_module, "changes_after", lambda *a, **k: described.append(a[1]) or real(*a, **k))
+    service = EngineService(engine)
+    broadcaster = service.broadcaster
+    try:
+        broadcaster.cursor = engine.change_cursor()  # as its watcher starts (driven by hand here)
+        engine.note(incident, "bo", "nobody watching")
+        assert broadcaster._publish(service.reads) == 0 and described == []
+        assert broadcaster.cursor == engine.change_cursor()  # passed over
+        told: list = []
+        broadcaster._callbacks.append(told.extend)  # a subscriber, without starting the watcher thread
+        engine.note(incident, "bo", "somebody watching")
+        assert broadcaster._publish(service.reads) == 1
+        assert [change.line for change in told] == [f"{incident} · bo: note: somebody watching"]
+    finally:
+        service.close()
+        engine.store.close()
+
+
+def test_a_burst_goes_out_to_many_viewers_less_often():
+    from runbook.broadcaster import Broadcaster
+
+    class Counted(Broadcaster):
+        def __init__(self, viewers):
+            self.viewers = viewers
+
+        def queues(self):
+            return self.viewers
+    assert Counted(0).burst_gap() == Counted(250).burst_gap() == Broadcaster.GAP == 0.5
+    assert Counted(1000).burst_gap() == 2.0  # 500 viewer-writes a second at most
+
+
 def test_the_open_incident_screen_hears_another_process_on_sqlite_through_the_broadcaster(tmp_path):
     """The screen's refresh timer is off (not live): a note written on another connection can
     only reach it through the broadcaster, which on SQLite looks where the log ends."""

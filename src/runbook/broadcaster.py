@@ -73,11 +73,14 @@ class Broadcaster:
     POLL = 0.1
     QUIET_POLL = 5.0  # with notifications, a look now and then anyway (one lost across a reconnect)
     HEARTBEAT = 15.0  # an empty batch to every queue after this long without changes (keeps proxies open)
-    # After a look that found BURST changes or more, the next look comes GAP later: what people
-    # do goes out at the next look, a burst (an alert storm opening incidents) in two batches a
-    # second, not ten: each batch is a write to every viewer, and those writes share the event
-    # loop with the alert intake.
-    BURST, GAP = 20, 0.5
+    # After a look that found BURST changes or more, the next look comes GAP later, or later still
+    # with many viewers (`burst_gap`): what people do goes out at the next look, a burst (an alert
+    # storm opening incidents) in a batch every GAP seconds or so, not ten a second. Each batch is
+    # a write to every viewer, and those writes share the event loop, the GIL and the cores with
+    # the alert intake: a burst's batches go out at most WRITES viewer-writes a second (with 1,000
+    # viewers, one batch every 2 s), which keeps the intake beside them as fast as without them
+    # (benchmarks/viewers.py).
+    BURST, GAP, WRITES = 20, 0.5, 500
     MOST = 5000  # changes handed out in one batch at most
 
     def __init__(self, service: EngineService):
@@ -159,7 +162,7 @@ class Broadcaster:
         sent, found = time.monotonic(), 0
         while not self._stop.is_set():
             if found >= self.BURST:  # a notification does not cut the gap short
-                self._stop.wait(self.GAP)
+                self._stop.wait(self.burst_gap())
             else:
                 self._wake.wait(wait)
             self._wake.clear()
@@ -176,10 +179,21 @@ class Broadcaster:
                 sent = time.monotonic()
                 self._to_queues(Batch())
 
+    def burst_gap(self) -> float:
+        """Seconds from a look that found a burst to the next: GAP, or one viewer-write in WRITES
+        per viewer."""
+        return max(self.GAP, self.queues() / self.WRITES)
+
     def _publish(self, reads: Lane) -> int:
         """Hand out what was appended since the last look, as one batch (each batch is a write
-        to every viewer); how many changes."""
-        if reads.call(lambda engine: engine.change_cursor()) <= self.cursor:
+        to every viewer); how many changes. With nobody subscribed (the last viewer left) the
+        changes are passed over, not described: whoever subscribes next reads where the log ends
+        after subscribing, and that is at or after this look's end."""
+        end = reads.call(lambda engine: engine.change_cursor())
+        if end <= self.cursor:
+            return 0
+        if not self.subscribers():  # checked after reading the end (see above)
+            self.cursor = end
             return 0
         found: list[Change] = []
         while len(found) < self.MOST and (changes := reads.call(changes_after, self.cursor)):
