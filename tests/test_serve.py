@@ -749,3 +749,22 @@ def test_serve_reminds_the_owners_of_overdue_action_items(engine):
             time.sleep(0.05)
     reminded = [e for e in engine.state(iid).events if e.type == "action_item_reminded"]
     assert len(reminded) == 1 and reminded[0].record.owner == "bo"
+
+
+def test_serve_keeps_what_start_up_made_out_of_full_collections_and_still_collects_what_comes_after():
+    import subprocess
+    import sys
+
+    code = """
+import gc, weakref
+from runbook.cli.serve import keep_startup_out_of_collections
+moved = keep_startup_out_of_collections()
+class Node: pass
+later = Node(); later.me = later  # a cycle made after start-up: garbage the collector must still find
+gone = weakref.ref(later); del later
+gc.collect()
+print(moved, gone() is None)
+"""
+    moved, collected = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                      check=True).stdout.split()
+    assert int(moved) > 10_000 and collected == "True"

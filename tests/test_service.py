@@ -190,6 +190,24 @@ def test_the_broadcaster_reads_each_change_once_and_fans_it_out_to_every_subscri
         engine.store.close()
 
 
+def test_changes_described_for_live_views_leave_no_folded_state_behind(tmp_path):
+    path = str(tmp_path / "db.sqlite")
+    engine = Engine(Store(path, key=None), VirtualClock(), None, catalog())
+    reader = Engine(Store(path, key=None), VirtualClock(), None, catalog())  # the reads lane's, say
+    try:
+        looked_at = engine.open("queue-stuck", "ana").id
+        reader.state(looked_at)  # a page being read
+        new = engine.open("queue-stuck", "bo").id
+        described = broadcaster_module.changes_after(reader, 0)
+        assert {change.incident for change in described} == {looked_at, new}
+        assert set(reader._states) == {looked_at}  # what it held before, and no more
+        reader.changes_since(0)  # kept when asked to
+        assert set(reader._states) == {looked_at, new}
+    finally:
+        engine.store.close()
+        reader.store.close()
+
+
 def test_the_broadcaster_passes_over_changes_nobody_is_subscribed_to_without_describing_them(tmp_path, monkeypatch):
     path = str(tmp_path / "db.sqlite")
     engine = Engine(Store(path, key=None), VirtualClock(), None, catalog())

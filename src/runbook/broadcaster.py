@@ -55,7 +55,7 @@ def changes_after(engine, cursor: int, limit: int = 500) -> list[Change]:
     from runbook.engine.metrics import describe
 
     out = []
-    for position, incident, event in engine.changes_since(cursor, limit):
+    for position, incident, event in engine.changes_since(cursor, limit, keep=False):
         line = one_line(f"{incident} · {event.actor}: {describe(event)}")
         data = json.dumps({"incident": incident, "seq": event.seq, "line": line})
         out.append(Change(position, incident, event.seq, line, f"id: {position}\nevent: change\ndata: {data}\n\n"))

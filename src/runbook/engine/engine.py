@@ -767,14 +767,21 @@ class Engine(StepCommands):
         """Where the log of every incident ends now: live views wait for changes after it."""
         return self.store.change_cursor()
 
-    def changes_since(self, cursor: int, limit: int = 500) -> list:
+    def changes_since(self, cursor: int, limit: int = 500, keep: bool = True) -> list:
         """(position, incident id, the Event) for each event appended after `cursor`, oldest first,
-        whoever appended it (another process, another machine's note)."""
+        whoever appended it (another process, another machine's note). Without `keep`, the folded
+        states read only for this are let go after (a storm's thousand new incidents described
+        once to the live viewers are not also held in memory)."""
+        held = set(self._states)
         out = []
-        for position, incident, seq in self.store.changes_since(cursor, limit):
-            event = self.event(incident, seq)
-            if event is not None:
-                out.append((position, incident, event))
+        try:
+            for position, incident, seq in self.store.changes_since(cursor, limit):
+                event = self.event(incident, seq)
+                if event is not None:
+                    out.append((position, incident, event))
+        finally:
+            if not keep:
+                self.forget(held)
         return out
 
     def appended_since(self, cursor: int, limit: int = 500) -> list[tuple[int, str, int]]:
