@@ -10,7 +10,8 @@ happening, as a share of one core; then ALERTS new alerts posted one at a time (
 incident, whose events every viewer is sent) and their answer times. At the end each viewer must
 have been sent the changes of the alerts posted while it watched. The viewers run in a process
 of their own: reading 1,000 streams in the process that times the alerts would hold its GIL and
-count the client's own waits as the server's.
+count the client's own waits as the server's; at nice 19, so that on this machine they yield the
+cores to the server first, as browsers on other machines would.
 
     .venv/bin/python benchmarks/viewers.py [--viewers 1000] [--idle 10] [--alerts 300] [--rounds 3]
 """
@@ -84,6 +85,7 @@ def _watch_all(port, count, changes, opened, stop, failed) -> None:
     """The viewers' process: open every stream (in batches: the listen backlog is finite), count
     the change events each is sent, until `stop`."""
     os.nice(19)  # browsers are on other machines: here the viewers yield the two cores to the server first
+
     async def watch(n: int, ready):
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
