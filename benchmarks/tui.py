@@ -74,6 +74,8 @@ def show(self, view):
     original(self, view)
 IncidentScreen.show = show
 db, flags, incident = sys.argv[1:4]
+import runbook.cli.tui
+runbook.cli.tui.require_terminal = lambda command, instead: None  # headless here: no terminal to need
 run = RunbookApp.run
 RunbookApp.run = lambda self: run(self, headless=True)
 from runbook.__main__ import main
@@ -201,10 +203,11 @@ def main() -> None:
         engine.state(incident)
         print(f"\nincident with {len(engine.state(incident).events):,} events (built and folded in "
               f"{time.perf_counter() - start:.1f} s)")
+        from runbook.service import EngineService
         from runbook.tui.app import build_app
 
         floor_wall, floor_cpu, _ = asyncio.run(press_costs(Minimal.build(), "tab", 30))
-        app = build_app(engine, None, "bench", incident, live=False)
+        app = build_app(EngineService(engine), engine.catalog, "bench", incident, live=False)
         wall, cpu, engine_key = asyncio.run(press_costs(
             app, "tab", 30, ready=lambda a: a.screen.view is not None and a.screen.view.status == "mitigated"))
         med = statistics.median
