@@ -507,6 +507,26 @@ def test_timer_pass_lists_incidents_in_full_only_every_recheck_and_follows_the_l
     assert len(listed) == 3
 
 
+def test_timer_pass_takes_up_from_the_log_only_incidents_a_listing_would_give(engine):
+    from runbook.service import TimerPass
+
+    (old,) = engine.receive_alerts([Alert("abc12d", "firing", "2026-11-30T10:00:00Z",
+                                          {"alertname": "QueueStuck", "service": "jobs"})])
+    engine.resolve(old.incident, "ana")
+    engine.clock.advance(16 * 60)  # resolved before the window
+    timer_pass = TimerPass()
+    timer_pass.RECHECK = timedelta(hours=1)
+    timer_pass(engine)
+    assert old.incident not in timer_pass.known
+    engine.note(old.incident, "ana", "a late note on a long-resolved incident")
+    (fresh,) = engine.receive_alerts([Alert("abc12e", "firing", "2026-11-30T10:00:00Z",
+                                            {"alertname": "QueueStuck", "service": "jobs"})])
+    engine.clock.advance(1)
+    _, live = timer_pass(engine)  # between listings: from what was appended
+    assert fresh.incident in live and fresh.incident in timer_pass.known
+    assert old.incident not in live and old.incident not in timer_pass.known
+
+
 def test_timer_pass_lets_go_of_incidents_it_no_longer_works_on(engine):
     from runbook.service import TimerPass
 
@@ -749,6 +769,17 @@ def test_serve_reminds_the_owners_of_overdue_action_items(engine):
             time.sleep(0.05)
     reminded = [e for e in engine.state(iid).events if e.type == "action_item_reminded"]
     assert len(reminded) == 1 and reminded[0].record.owner == "bo"
+
+
+def test_serve_moves_what_start_up_made_out_of_collections_before_it_listens(rb, monkeypatch):
+    import runbook.cli.serve as serve_cli
+    from runbook.serve.app import Server
+
+    order = []
+    monkeypatch.setattr(serve_cli, "keep_startup_out_of_collections", lambda: order.append("moved") or 0)
+    monkeypatch.setattr(Server, "run", lambda self, sockets=None: order.append("listening"))
+    rb.inproc.run("serve", "--port", "0", "--tick", "0.5", RUNBOOK_SERVE_TOKEN="intake-token-0123456789abc")
+    assert order == ["moved", "listening"]
 
 
 def test_serve_keeps_what_start_up_made_out_of_full_collections_and_still_collects_what_comes_after():

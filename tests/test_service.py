@@ -198,10 +198,10 @@ def test_changes_described_for_live_views_leave_no_folded_state_behind(tmp_path)
         looked_at = engine.open("queue-stuck", "ana").id
         reader.state(looked_at)  # a page being read
         new = engine.open("queue-stuck", "bo").id
-        described = broadcaster_module.changes_after(reader, 0)
+        described = broadcaster_module.changes_after(reader, 0, keep=False)  # the broadcaster's look
         assert {change.incident for change in described} == {looked_at, new}
         assert set(reader._states) == {looked_at}  # what it held before, and no more
-        reader.changes_since(0)  # kept when asked to
+        broadcaster_module.changes_after(reader, 0)  # a viewer catching up: kept for the next one
         assert set(reader._states) == {looked_at, new}
     finally:
         engine.store.close()
@@ -227,6 +227,7 @@ def test_the_broadcaster_passes_over_changes_nobody_is_subscribed_to_without_des
         engine.note(incident, "bo", "somebody watching")
         assert broadcaster._publish(service.reads) == 1
         assert [change.line for change in told] == [f"{incident} · bo: note: somebody watching"]
+        assert service.reads.call(lambda reader: incident not in reader._states)  # described, not kept
     finally:
         service.close()
         engine.store.close()
@@ -243,6 +244,7 @@ def test_a_burst_goes_out_to_many_viewers_less_often():
             return self.viewers
     assert Counted(0).burst_gap() == Counted(250).burst_gap() == Broadcaster.GAP == 0.5
     assert Counted(1000).burst_gap() == 2.0  # 500 viewer-writes a second at most
+    assert Counted(10_000).burst_gap() == Broadcaster.LONGEST == 5.0  # and a batch every 5 s at least
 
 
 def test_the_open_incident_screen_hears_another_process_on_sqlite_through_the_broadcaster(tmp_path):

@@ -221,6 +221,33 @@ def test_the_incident_it_started_on_stops_refreshing_once_home_covers_it(make):
     assert viewed == [] and ticked == []
 
 
+def test_a_screen_left_and_come_back_to_is_told_of_a_change_once(make):
+    """Leaving the incident screen (unwatch) and coming back (watch) must not subscribe the
+    gateway to the broadcaster again: each subscription would refresh the screen once more."""
+    from runbook.tui.gateway import EngineGateway
+
+    _, engine = make()
+    gateway = EngineGateway(EngineService(engine), engine.catalog)
+    told: list = []
+    try:
+        for _ in range(3):  # incident screen, home, incident screen, ...
+            gateway.watch(told.append)
+            gateway.unwatch(told.append)
+        gateway.watch(told.append)
+        assert gateway.service.broadcaster.subscribers() == 1
+        gateway._changed([broadcaster_change("INC-TEST01")])  # as the broadcaster hands a change out
+        assert told == ["INC-TEST01"]
+    finally:
+        gateway.close()
+        gateway.service.join()
+
+
+def broadcaster_change(incident: str):
+    from runbook.broadcaster import Change
+
+    return Change(1, incident, 2, f"{incident} · ana: note", "")
+
+
 def test_quitting_never_closes_a_connection_under_a_tick_and_the_tick_still_lands(make):
     """Quitting while a tick is appending must not block the screen, must not close the tick's
     connection under it (that crashes the process) and must not lose its event; the command

@@ -51,11 +51,13 @@ class Batch(NamedTuple):
         return cls(tuple(changes), "".join(change.sse for change in changes).encode())
 
 
-def changes_after(engine, cursor: int, limit: int = 500) -> list[Change]:
+def changes_after(engine, cursor: int, limit: int = 500, keep: bool = True) -> list[Change]:
+    """The changes after `cursor`, described; without `keep` the engine lets go of the folded
+    states it read only for this (Engine.changes_since)."""
     from runbook.engine.metrics import describe
 
     out = []
-    for position, incident, event in engine.changes_since(cursor, limit, keep=False):
+    for position, incident, event in engine.changes_since(cursor, limit, keep=keep):
         line = one_line(f"{incident} · {event.actor}: {describe(event)}")
         data = json.dumps({"incident": incident, "seq": event.seq, "line": line})
         out.append(Change(position, incident, event.seq, line, f"id: {position}\nevent: change\ndata: {data}\n\n"))
@@ -80,7 +82,7 @@ class Broadcaster:
     # the alert intake: a burst's batches go out at most WRITES viewer-writes a second (with 1,000
     # viewers, one batch every 2 s), which keeps the intake beside them as fast as without them
     # (benchmarks/viewers.py).
-    BURST, GAP, WRITES = 20, 0.5, 500
+    BURST, GAP, WRITES, LONGEST = 20, 0.5, 500, 5.0
     MOST = 5000  # changes handed out in one batch at most
 
     def __init__(self, service: EngineService):
@@ -181,8 +183,8 @@ class Broadcaster:
 
     def burst_gap(self) -> float:
         """Seconds from a look that found a burst to the next: GAP, or one viewer-write in WRITES
-        per viewer."""
-        return max(self.GAP, self.queues() / self.WRITES)
+        per viewer, LONGEST at most (a batch holds MOST changes: the feed keeps up with a storm)."""
+        return min(self.LONGEST, max(self.GAP, self.queues() / self.WRITES))
 
     def _publish(self, reads: Lane) -> int:
         """Hand out what was appended since the last look, as one batch (each batch is a write
@@ -196,7 +198,9 @@ class Broadcaster:
             self.cursor = end
             return 0
         found: list[Change] = []
-        while len(found) < self.MOST and (changes := reads.call(changes_after, self.cursor)):
+        # described once for every subscriber, the states read for it not kept: a storm's incidents
+        # are not held a second time by the reads lane (a viewer catching up keeps them: the next does too)
+        while len(found) < self.MOST and (changes := reads.call(changes_after, self.cursor, 500, False)):
             found += changes
             self.cursor = changes[-1].position
         with self._lock:

@@ -661,13 +661,31 @@ class TimerPass:
             self.worked = {row["id"]: row["last_seq"] for row in rows}
             self.listed_at = now
         else:
+            new: set[str] = set()
             while changes := engine.appended_since(self.cursor, self.FEED):
                 for _, incident, seq in changes:
+                    if incident not in self.worked:
+                        new.add(incident)
                     self.worked[incident] = max(seq, self.worked.get(incident) or 0)
                 self.cursor = changes[-1][0]
                 if len(changes) < self.FEED:
                     break
+            for incident in new:  # only those a listing would give (a note on a long-closed one is not)
+                if not self._worked_on(engine, incident, now):
+                    del self.worked[incident]
         return [{"id": incident, "last_seq": seq} for incident, seq in self.worked.items()]
+
+    def _worked_on(self, engine, incident: str, now) -> bool:
+        """Whether the listing would give `incident`: open or in its follow-up phase, or resolved
+        within RESOLVED_WINDOW; read from its log."""
+        try:
+            state = engine.state(incident)
+        except RunbookError as exc:
+            log.warning("timers of %s: %s", incident, one_line(str(exc)))
+            return False
+        if state.phase == "closed":
+            return False
+        return state.phase != "resolved" or state.resolved_at >= now - self.RESOLVED_WINDOW
 
     def _skipped(self, row: dict, now) -> bool:
         seen = self.known.get(row["id"])

@@ -53,6 +53,7 @@ class EngineGateway:
         self.closed = False
         self._verified: dict[str, str] = {}
         self._watchers: list = []  # callbacks told of an append to an incident, by anyone
+        self._subscribed = False  # to the broadcaster, for them all
 
     def _ready(self) -> EngineService:
         """The service, once its first engine is made: GatewayClosed once closed; else the error
@@ -79,9 +80,9 @@ class EngineGateway:
         process, another machine) appends to an incident."""
         if self.closed:
             return
-        first = not self._watchers
         self._watchers.append(callback)
-        if first:
+        if not self._subscribed:  # once: a screen left and come back to does not subscribe again
+            self._subscribed = True
             self.service.broadcaster.subscribe(self._changed)
 
     def _changed(self, changes) -> None:
