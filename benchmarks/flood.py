@@ -21,6 +21,8 @@ At the end, SIGTERM with the viewers of a last B phase connected: the time until
 exited, and whether its log holds a traceback (goal: within 2 s, none).
 
     .venv/bin/python benchmarks/flood.py [--viewers 1000] [--deliveries 2000] [--alerts 500] [--senders 10] [--rounds 2]
+
+`--viewers 0`: no viewers on either side, the noise of the measure on this machine (an A A run).
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def main() -> None:
                 first = (r * 2 + (kind == "B") + 1) * 10_000_000
                 pool = list(range(first, first + args.alerts))
                 start_at, before = settled(db), incidents(db)
-                viewers = Viewers(port, args.viewers) if kind == "B" else None
+                viewers = Viewers(port, args.viewers) if kind == "B" and args.viewers else None
                 answers, retries = flood(port, pool, args.deliveries, args.senders)
                 appended = settled(db) - start_at
                 lost, duplicated, counted = tally(db, pool, before)
@@ -128,12 +130,13 @@ def main() -> None:
                         print(f"  round {r + 1}: a viewer was sent {sent} of the {appended} changes appended")
                     viewers.close()
                 results[kind].append((answers, retries, lost, duplicated, counted - args.deliveries, sent, appended))
-        viewers = Viewers(port, args.viewers)
+        viewers = Viewers(port, args.viewers) if args.viewers else None
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
         stopped = time.monotonic() - t0
-        viewers.close()
+        if viewers is not None:
+            viewers.close()
     finally:
         if proc.poll() is None:
             stop(proc)

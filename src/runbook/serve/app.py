@@ -51,6 +51,7 @@ from runbook.engine.owner import DEFAULT_LEASE
 from runbook.errors import RunbookError
 from runbook.read_models import alert_rows
 from runbook.serve.alertmanager import PayloadError, parse
+from runbook.serve.pauses import CollectionsHeldOff
 from runbook.service import EngineService
 from runbook.text import one_line
 
@@ -194,8 +195,11 @@ class Server(uvicorn.Server):
 def build_app(service: EngineService, config: ServeConfig) -> Starlette:
     """The server's app on `service`, which it closes when the server stops."""
 
+    pauses = CollectionsHeldOff()
+
     async def alertmanager(request: Request):
-        with service.broadcaster.first():  # the live streams make room for an alert being taken
+        # the live streams make room for an alert being taken, and so do full garbage collections
+        with service.broadcaster.first(), pauses.taking_delivery():
             return await take(request)
 
     async def take(request: Request):
@@ -361,6 +365,7 @@ def build_app(service: EngineService, config: ServeConfig) -> Starlette:
         finally:
             for task in tasks:
                 task.cancel()
+            pauses.close()
             await asyncio.get_running_loop().run_in_executor(None, service.close)
 
     from runbook.serve import pagerduty, web
