@@ -190,7 +190,7 @@ def test_the_broadcaster_reads_each_change_once_and_fans_it_out_to_every_subscri
         engine.store.close()
 
 
-def test_changes_described_for_live_views_leave_no_folded_state_behind(tmp_path):
+def test_changes_are_described_from_the_log_as_stored_without_folding_any_incident(tmp_path):
     path = str(tmp_path / "db.sqlite")
     engine = Engine(Store(path, key=None), VirtualClock(), None, catalog())
     reader = Engine(Store(path, key=None), VirtualClock(), None, catalog())  # the reads lane's, say
@@ -198,14 +198,41 @@ def test_changes_described_for_live_views_leave_no_folded_state_behind(tmp_path)
         looked_at = engine.open("queue-stuck", "ana").id
         reader.state(looked_at)  # a page being read
         new = engine.open("queue-stuck", "bo").id
-        described = broadcaster_module.changes_after(reader, 0, keep=False)  # the broadcaster's look
+        engine.note(new, "bo", "first look")
+        described = broadcaster_module.changes_after(reader, 0)
         assert {change.incident for change in described} == {looked_at, new}
-        assert set(reader._states) == {looked_at}  # what it held before, and no more
-        broadcaster_module.changes_after(reader, 0)  # a viewer catching up: kept for the next one
-        assert set(reader._states) == {looked_at, new}
+        assert described[-1].line == f"{new} · bo: note: first look"
+        assert set(reader._states) == {looked_at}  # nothing folded for it (a storm's incidents neither)
     finally:
         engine.store.close()
         reader.store.close()
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_a_change_that_does_not_verify_is_named_not_described(tmp_path, signed):
+    path = str(tmp_path / "db.sqlite")
+    key = b"k" * 32 if signed else None
+    engine = Engine(Store(path, key=key, key_created="2000-01-01T00:00:00Z" if signed else None), VirtualClock(),
+                    None, catalog())
+    try:
+        incident = engine.open("queue-stuck", "ana").id
+        seq = engine.note(incident, "ana", "as said")[-1].seq
+        with sqlite3.connect(path) as conn:  # altered behind runbook's back
+            conn.execute("UPDATE events SET data = ? WHERE incident = ? AND seq = ?",
+                         ['{"text": "as forged"}', incident, seq])
+            if signed:  # its hash recomputed too, as a forger without the chain key can: the signature fails
+                from runbook.store import event_hash
+
+                ts, actor, prev = conn.execute("SELECT ts, actor, prev_hash FROM events WHERE incident = ? AND seq = ?",
+                                               [incident, seq]).fetchone()
+                conn.execute("UPDATE events SET hash = ? WHERE incident = ? AND seq = ?",
+                             [event_hash(incident, seq, ts, actor, "note_added", {"text": "as forged"}, prev),
+                              incident, seq])
+        line = broadcaster_module.changes_after(engine, 0)[-1].line
+        assert line == f"{incident}: event {seq} does not verify (runbook incident verify {incident})"
+        assert "forged" not in line
+    finally:
+        engine.store.close()
 
 
 def test_the_broadcaster_passes_over_changes_nobody_is_subscribed_to_without_describing_them(tmp_path, monkeypatch):

@@ -51,16 +51,17 @@ class Batch(NamedTuple):
         return cls(tuple(changes), "".join(change.sse for change in changes).encode())
 
 
-def changes_after(engine, cursor: int, limit: int = 500, keep: bool = True) -> list[Change]:
-    """The changes after `cursor`, described; without `keep` the engine lets go of the folded
-    states it read only for this (Engine.changes_since)."""
+def changes_after(engine, cursor: int, limit: int = 500) -> list[Change]:
+    """The changes after `cursor`, described from the events as stored (Engine.changes_since: one
+    query, no incident folded); an event that does not verify is named as such, not described."""
     from runbook.engine.metrics import describe
 
     out = []
-    for position, incident, event in engine.changes_since(cursor, limit, keep=keep):
-        line = one_line(f"{incident} · {event.actor}: {describe(event)}")
-        data = json.dumps({"incident": incident, "seq": event.seq, "line": line})
-        out.append(Change(position, incident, event.seq, line, f"id: {position}\nevent: change\ndata: {data}\n\n"))
+    for position, incident, seq, event in engine.changes_since(cursor, limit):
+        line = one_line(f"{incident} · {event.actor}: {describe(event)}" if event is not None else
+                        f"{incident}: event {seq} does not verify (runbook incident verify {incident})")
+        data = json.dumps({"incident": incident, "seq": seq, "line": line})
+        out.append(Change(position, incident, seq, line, f"id: {position}\nevent: change\ndata: {data}\n\n"))
     return out
 
 
@@ -198,9 +199,7 @@ class Broadcaster:
             self.cursor = end
             return 0
         found: list[Change] = []
-        # described once for every subscriber, the states read for it not kept: a storm's incidents
-        # are not held a second time by the reads lane (a viewer catching up keeps them: the next does too)
-        while len(found) < self.MOST and (changes := reads.call(changes_after, self.cursor, 500, False)):
+        while len(found) < self.MOST and (changes := reads.call(changes_after, self.cursor)):
             found += changes
             self.cursor = changes[-1].position
         with self._lock:

@@ -767,21 +767,20 @@ class Engine(StepCommands):
         """Where the log of every incident ends now: live views wait for changes after it."""
         return self.store.change_cursor()
 
-    def changes_since(self, cursor: int, limit: int = 500, keep: bool = True) -> list:
-        """(position, incident id, the Event) for each event appended after `cursor`, oldest first,
-        whoever appended it (another process, another machine's note). Without `keep`, the folded
-        states read only for this are let go after (a storm's thousand new incidents described
-        once to the live viewers are not also held in memory)."""
-        held = set(self._states)
+    def changes_since(self, cursor: int, limit: int = 500) -> list:
+        """(position, incident id, seq, the Event) for each event appended after `cursor`, oldest first,
+        whoever appended it (another process, another machine's note), read in one query without
+        folding any incident; an event that does not verify on its own (integrity.one_event_verifies)
+        or cannot be read comes as None in its place, for the caller to say so."""
         out = []
-        try:
-            for position, incident, seq in self.store.changes_since(cursor, limit):
-                event = self.event(incident, seq)
-                if event is not None:
-                    out.append((position, incident, event))
-        finally:
-            if not keep:
-                self.forget(held)
+        for position, stored in self.store.changed_events(cursor, limit):
+            event = None
+            if integrity.one_event_verifies(self.store, stored):
+                try:
+                    event = Event.from_stored(stored)
+                except EventFormatError:
+                    pass
+            out.append((position, stored.incident, stored.seq, event))
         return out
 
     def appended_since(self, cursor: int, limit: int = 500) -> list[tuple[int, str, int]]:

@@ -320,6 +320,21 @@ def _snapshot(stored: dict | None, events: list[StoredEvent], notes: list[str]) 
     return problems
 
 
+def one_event_verifies(store, event: StoredEvent) -> bool:
+    """Whether `event` is as it was appended, on its own: its content matches its hash, and its
+    signature the chain key (one appended since the key was created must be signed). Its link to
+    the event before it is the chain's check (`broken_links`), made when the incident is read."""
+    if event_hash(event.incident, event.seq, event.ts, event.actor, event.type, event.data,
+                  event.prev_hash) != event.hash:
+        return False
+    key = store.key
+    if key is None:
+        return True
+    if event.mac:
+        return hmac.compare_digest(event.mac, event_mac(key, event.hash))
+    return event.ts < (store.key_created or "")
+
+
 def _named(events: list[StoredEvent]) -> str:
     shown = ", ".join(f"{e.seq} ({e.type})" for e in events[:5])
     return shown + (f" and {len(events) - 5} more" if len(events) > 5 else "")

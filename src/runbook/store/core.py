@@ -455,6 +455,14 @@ class SqlStore:
             [int(cursor), int(limit)]).fetchall()]
 
     @guarded
+    def changed_events(self, cursor: int, limit: int = 500) -> list[tuple[int, StoredEvent]]:
+        """(position, the event as stored) of each event committed after `cursor`, oldest first:
+        the change feed with the events themselves, in one query."""
+        rows = self._run(f"SELECT {self.change_column}, {EVENT_COLUMNS} FROM events WHERE {self.change_column} > ? "
+                         f"ORDER BY {self.change_column} LIMIT ?", [int(cursor), int(limit)]).fetchall()
+        return list(zip([row[0] for row in rows], stored_events([tuple(row)[1:] for row in rows])))
+
+    @guarded
     def change_cursor(self) -> int:
         """The position of the last event appended (0 when there is none)."""
         return self._run(f"SELECT coalesce(max({self.change_column}), 0) FROM events").fetchone()[0]

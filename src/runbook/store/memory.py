@@ -157,6 +157,10 @@ class MemoryStore:
     def changes_since(self, cursor, limit=500):
         return self._changes[int(cursor):int(cursor) + int(limit)]
 
+    def changed_events(self, cursor, limit=500):
+        return [(position, self.events(incident, after=seq - 1)[0])
+                for position, incident, seq in self.changes_since(cursor, limit)]
+
     def health(self):
         pass
 
