@@ -7,6 +7,7 @@ resolving, unmatched and ambiguous alerts, a crash between recording an alert an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -799,3 +800,57 @@ print(moved, gone() is None)
     moved, collected = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                       check=True).stdout.split()
     assert int(moved) > 10_000 and collected == "True"
+
+
+def test_automatic_garbage_collection_waits_while_a_delivery_is_taken(client, engine, monkeypatch):
+    import gc
+
+    from runbook.engine import intake
+
+    seen = []
+    real = intake.record
+    monkeypatch.setattr(intake, "record", lambda *a, **k: seen.append(gc.isenabled()) or real(*a, **k))
+    assert gc.isenabled()
+    assert post(client, payload(alert(instance="gc.example"))).status_code == 200
+    assert seen == [False]  # off while the delivery was being recorded
+    wait_for(gc.isenabled, "automatic collection back on, QUIET after the delivery")
+
+
+def test_collections_held_off_come_back_after_a_quiet_moment_and_never_wait_longer_than_longest(monkeypatch):
+    import gc
+
+    from runbook.serve.pauses import CollectionsHeldOff
+
+    collected = []
+    monkeypatch.setattr(gc, "collect", lambda *a: collected.append(a) or 0)
+
+    async def taking():
+        loop = asyncio.get_running_loop()
+        pauses = CollectionsHeldOff()
+        try:
+            with pauses.taking_delivery():
+                with pauses.taking_delivery():  # two at once
+                    assert not gc.isenabled()
+                assert not gc.isenabled() and pauses._resume is None  # one still in flight
+            assert not gc.isenabled()  # not at once: another delivery may be on its way
+            assert pauses._resume.when() == pytest.approx(loop.time() + pauses.QUIET, abs=0.05)
+            with pauses.taking_delivery():  # it came: still off, the turn back on put off
+                assert pauses._resume is None
+            pauses.since -= pauses.LONGEST  # a flood that has not let up for LONGEST
+            with pauses.taking_delivery():
+                assert collected == [()] and not gc.isenabled()  # one collection now, then off again
+            pauses._resume._run()  # the quiet moment came
+            assert gc.isenabled()
+        finally:
+            pauses.close()
+            gc.enable()
+        gc.disable()  # turned off by someone else (a screen starting): left to them
+        try:
+            pauses = CollectionsHeldOff()
+            with pauses.taking_delivery():
+                pass
+            assert pauses.held == 0 and pauses._resume is None and not gc.isenabled()
+        finally:
+            gc.enable()
+
+    asyncio.run(taking())
