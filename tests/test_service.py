@@ -122,7 +122,7 @@ def test_an_alert_storm_is_durable_when_answered_one_commit_per_delivery(tmp_pat
     """Deliveries answered while the ticks lane is held: every alert is in the ledger (seen on
     another connection) by its answer, each delivery one commit; the incidents open after."""
     path = str(tmp_path / "db.sqlite")
-    engine = Engine(Store(path, key=None), VirtualClock(), None, catalog())
+    engine = on_file(path)
     commits = []
     engine.store.conn.set_trace_callback(lambda sql: sql.strip().upper() == "COMMIT" and commits.append(sql))
     service = EngineService(engine)
@@ -150,11 +150,16 @@ def test_an_alert_storm_is_durable_when_answered_one_commit_per_delivery(tmp_pat
         engine.store.close()
 
 
+def on_file(path: str) -> Engine:
+    """An engine on the SQLite file `path`, unsigned, on a virtual clock: one process of several."""
+    return Engine(Store(path, key=None), VirtualClock(), None, catalog())
+
+
 def test_the_broadcaster_reads_each_change_once_and_fans_it_out_to_every_subscriber(tmp_path, monkeypatch):
     path = str(tmp_path / "db.sqlite")
-    engine = Engine(Store(path, key=None), VirtualClock(), None, catalog())
+    engine = on_file(path)
     incident = engine.open("queue-stuck", "ana").id
-    elsewhere = Engine(Store(path, key=None), VirtualClock(), None, catalog())  # another process, say
+    elsewhere = on_file(path)  # another process, say
     reads = []
     real = broadcaster_module.changes_after
     monkeypatch.setattr(broadcaster_module, "changes_after", lambda *a, **k: reads.append(a[1]) or real(*a, **k))
@@ -192,8 +197,8 @@ def test_the_broadcaster_reads_each_change_once_and_fans_it_out_to_every_subscri
 
 def test_changes_are_described_from_the_log_as_stored_without_folding_any_incident(tmp_path):
     path = str(tmp_path / "db.sqlite")
-    engine = Engine(Store(path, key=None), VirtualClock(), None, catalog())
-    reader = Engine(Store(path, key=None), VirtualClock(), None, catalog())  # the reads lane's, say
+    engine = on_file(path)
+    reader = on_file(path)  # the reads lane's, say
     try:
         looked_at = engine.open("queue-stuck", "ana").id
         reader.state(looked_at)  # a page being read
@@ -237,7 +242,7 @@ def test_a_change_that_does_not_verify_is_named_not_described(tmp_path, signed):
 
 def test_the_broadcaster_passes_over_changes_nobody_is_subscribed_to_without_describing_them(tmp_path, monkeypatch):
     path = str(tmp_path / "db.sqlite")
-    engine = Engine(Store(path, key=None), VirtualClock(), None, catalog())
+    engine = on_file(path)
     incident = engine.open("queue-stuck", "ana").id
     described = []
     real = broadcaster_module.changes_after
@@ -284,9 +289,9 @@ def test_the_open_incident_screen_hears_another_process_on_sqlite_through_the_br
     from runbook.tui.app import build_app
 
     path = str(tmp_path / "db.sqlite")
-    engine = Engine(Store(path, key=None), VirtualClock(), None, catalog())
+    engine = on_file(path)
     incident = engine.open("queue-stuck", "ana").id
-    elsewhere = Engine(Store(path, key=None), VirtualClock(), None, catalog())
+    elsewhere = on_file(path)
     app = build_app(EngineService(engine), engine.catalog, "ana", incident, live=False)
 
     def shows() -> bool:
