@@ -788,11 +788,6 @@ class Engine(StepCommands):
         which logs moved, without reading the events."""
         return self.store.changes_since(cursor, limit)
 
-    def event(self, incident: str, seq: int) -> Event | None:
-        """The incident's event `seq` (None when there is none), looked for from the latest back:
-        callers ask for events just appended, which a state read from a checkpoint holds at hand."""
-        return next((e for e in reversed(self.state(incident).events) if e.seq == seq), None)
-
     def forget(self, keep) -> None:
         """Drop the folded states of incidents not in `keep` (a long-running server keeps only
         those it still works on; any other is read again from the log when asked for)."""

@@ -63,9 +63,7 @@ def broken_links(events: list[StoredEvent], prev: str = GENESIS, expected: int =
         elif event.prev_hash != prev:
             problems.append(f"event {event.seq} ({event.type}) does not link to event {event.seq - 1}: "
                             "its previous-hash differs")
-        digest = event_hash(event.incident, event.seq, event.ts, event.actor, event.type, event.data,
-                            event.prev_hash)
-        if digest != event.hash:
+        if _altered(event):
             problems.append(f"event {event.seq} ({event.type} at {event.ts}) was altered: "
                             "its content does not match its hash")
         prev, expected = event.hash, event.seq + 1
@@ -324,15 +322,25 @@ def one_event_verifies(store, event: StoredEvent) -> bool:
     """Whether `event` is as it was appended, on its own: its content matches its hash, and its
     signature the chain key (one appended since the key was created must be signed). Its link to
     the event before it is the chain's check (`broken_links`), made when the incident is read."""
-    if event_hash(event.incident, event.seq, event.ts, event.actor, event.type, event.data,
-                  event.prev_hash) != event.hash:
+    if _altered(event):
         return False
-    key = store.key
-    if key is None:
-        return True
-    if event.mac:
-        return hmac.compare_digest(event.mac, event_mac(key, event.hash))
-    return event.ts < (store.key_created or "")
+    return store.key is None or not (_forged(store.key, event) or _unsigned(store.key_created or "", event))
+
+
+def _altered(event: StoredEvent) -> bool:
+    """Its content does not match its hash."""
+    return event_hash(event.incident, event.seq, event.ts, event.actor, event.type, event.data,
+                      event.prev_hash) != event.hash
+
+
+def _forged(key: bytes, event: StoredEvent) -> bool:
+    """Signed, but not under `key`."""
+    return bool(event.mac) and not hmac.compare_digest(event.mac, event_mac(key, event.hash))
+
+
+def _unsigned(created: str, event: StoredEvent) -> bool:
+    """Not signed, though appended after the chain key was `created`."""
+    return not event.mac and event.ts >= created
 
 
 def _named(events: list[StoredEvent]) -> str:
@@ -349,13 +357,13 @@ def _signatures(store, incident: str, row: dict | None, events: list[StoredEvent
             return f"signatures not checked: {missing}"
         return f"{signed} events signed, not checked (no chain key here)" if signed else ""
     created = store.key_created or ""
-    forged = [e for e in events if e.mac and not hmac.compare_digest(e.mac, event_mac(key, e.hash))]
+    forged = [e for e in events if _forged(key, e)]
     if forged:
         more = f" (and {len(forged) - 1} later event{'s' if len(forged) > 2 else ''}: {_named(forged[1:])})" \
             if len(forged) > 1 else ""
         problems.append(f"event {forged[0].seq} ({forged[0].type}) has a signature that does not match the chain "
                         f"key{more}: the chain was recomputed or the event altered")
-    unsigned = [e for e in events if not e.mac and e.ts >= created]
+    unsigned = [e for e in events if _unsigned(created, e)]
     if unsigned:
         problems.append(f"event{'s' if len(unsigned) > 1 else ''} {_named(unsigned)} "
                         f"{'are' if len(unsigned) > 1 else 'is'} not signed although appended after the chain key "
